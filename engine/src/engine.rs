@@ -1,0 +1,625 @@
+//! The engine: owns every book, the order pool and the id map; turns commands into events.
+//!
+//! This file holds the state and the command front door (validation, cancel, replace, mass
+//! cancel, halts, expiry); `matching.rs` holds what happens to an order once it is accepted.
+
+use core::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+
+use crate::book::Book;
+use crate::command::{CancelOrder, Command, CommandKind, NewOrder, ReplaceOrder};
+use crate::event::{CancelReason, Event, EventKind, EventSink, RejectReason};
+use crate::level::LevelPool;
+use crate::order::{Order, OrderPool, OrderState, NIL};
+use crate::types::{
+    default_symbols, AccountId, ClOrdId, OrdType, OrderId, Price, Qty, Side, SymbolId, SymbolSpec,
+    Tif,
+};
+
+/// Bounds and symbols. Every pool is sized from here at construction; nothing grows past it.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Listed symbols; a symbol's id is its index here.
+    pub symbols: Vec<SymbolSpec>,
+    /// Live orders (resting, stops, and the incoming one) across all symbols.
+    pub orders_max: usize,
+    /// Price levels per side per symbol.
+    pub levels_per_side_max: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig { symbols: default_symbols(), orders_max: 1 << 20, levels_per_side_max: 1 << 14 }
+    }
+}
+
+/// Key of the client-id map: ids are unique per account among live orders.
+type IdKey = (AccountId, ClOrdId);
+
+/// The matching engine for a set of symbols. Single-threaded; see the crate docs.
+pub struct Engine {
+    pub(crate) books: Vec<Book>,
+    pub(crate) orders: OrderPool,
+    pub(crate) levels: LevelPool,
+    /// (account, client id) → slot of a resting or stop order.
+    pub(crate) ids: FxHashMap<IdKey, u32>,
+    /// GTD expiries: (expire_ts, order_id, slot). Entries of orders that left early stay until
+    /// popped or compacted; an entry is live only while the slot still holds that order id.
+    expiries: BinaryHeap<Reverse<(u64, OrderId, u32)>>,
+    expiries_max: usize,
+    /// Scratch list of slots (triggered stops, mass cancels); reserved once.
+    pub(crate) scratch: Vec<u32>,
+    next_order_id: OrderId,
+    next_event_seq: u64,
+    /// Sequence number and timestamp of the command being processed.
+    command_seq: u64,
+    command_ts: u64,
+}
+
+impl Engine {
+    /// An engine with empty books.
+    pub fn new(config: EngineConfig) -> Engine {
+        assert!(config.orders_max > 0, "orders_max must be positive");
+        assert!(config.levels_per_side_max > 0, "levels_per_side_max must be positive");
+        assert!(config.symbols.len() < SymbolId::MAX as usize, "too many symbols");
+        let levels_max = config
+            .orders_max
+            .min(config.symbols.len().saturating_mul(2).saturating_mul(config.levels_per_side_max));
+        let mut ids = FxHashMap::default();
+        ids.reserve(config.orders_max);
+        Engine {
+            books: config
+                .symbols
+                .into_iter()
+                .map(|spec| Book::new(spec, config.levels_per_side_max))
+                .collect(),
+            orders: OrderPool::with_capacity(config.orders_max),
+            levels: LevelPool::with_capacity(levels_max.max(1)),
+            ids,
+            expiries: BinaryHeap::with_capacity(config.orders_max),
+            expiries_max: config.orders_max,
+            scratch: Vec::with_capacity(config.orders_max),
+            next_order_id: 1,
+            next_event_seq: 1,
+            command_seq: 0,
+            command_ts: 0,
+        }
+    }
+
+    /// Listed symbols, indexed by [`SymbolId`].
+    pub fn symbols(&self) -> impl ExactSizeIterator<Item = &SymbolSpec> + '_ {
+        self.books.iter().map(|b| &b.spec)
+    }
+
+    /// The spec of one symbol.
+    pub fn symbol(&self, symbol: SymbolId) -> Option<&SymbolSpec> {
+        self.books.get(symbol as usize).map(|b| &b.spec)
+    }
+
+    /// The id of a symbol by name (a linear scan: for edges, not the hot path).
+    pub fn symbol_id(&self, name: &str) -> Option<SymbolId> {
+        self.books.iter().position(|b| b.spec.name == name).map(|i| i as SymbolId)
+    }
+
+    /// Live orders (resting and stops).
+    pub fn orders_live(&self) -> usize {
+        self.orders.live()
+    }
+
+    /// Sequence number the next event will carry.
+    pub fn next_event_seq(&self) -> u64 {
+        self.next_event_seq
+    }
+
+    /// Price of the last trade of a symbol.
+    pub fn last_trade(&self, symbol: SymbolId) -> Option<Price> {
+        self.books.get(symbol as usize)?.last_trade
+    }
+
+    /// Applies one command, writing its events to `sink` in order.
+    pub fn process<S: EventSink>(&mut self, command: &Command, sink: &mut S) {
+        self.command_seq = command.header.seq;
+        self.command_ts = command.header.ts;
+        self.expire_due(sink);
+        match command.kind {
+            CommandKind::New(new) => self.new_order(&new, sink),
+            CommandKind::Cancel(cancel) => self.cancel_order(&cancel, sink),
+            CommandKind::Replace(replace) => self.replace_order(&replace, sink),
+            CommandKind::CancelAll { account, symbol } => self.cancel_all(account, symbol, sink),
+            CommandKind::Halt { symbol } => self.set_halted(symbol, true, sink),
+            CommandKind::Resume { symbol } => self.set_halted(symbol, false, sink),
+        }
+    }
+
+    // ---- events -------------------------------------------------------------------------
+
+    #[inline]
+    pub(crate) fn emit<S: EventSink>(&mut self, sink: &mut S, kind: EventKind) {
+        let event =
+            Event { seq: self.next_event_seq, command_seq: self.command_seq, ts: self.command_ts, kind };
+        self.next_event_seq += 1;
+        sink.event(&event);
+    }
+
+    #[inline]
+    fn reject<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        account: AccountId,
+        id: ClOrdId,
+        symbol: SymbolId,
+        reason: RejectReason,
+    ) {
+        self.emit(sink, EventKind::Rejected { account, id, symbol, reason });
+    }
+
+    /// Emits `Canceled` for an order that is leaving (the caller unlinks and releases it).
+    #[inline]
+    pub(crate) fn emit_canceled<S: EventSink>(&mut self, sink: &mut S, slot: u32, reason: CancelReason) {
+        let o = *self.orders.get(slot);
+        let id = self.orders.cl_ord_id(slot);
+        self.emit(
+            sink,
+            EventKind::Canceled {
+                account: o.account,
+                id,
+                symbol: o.symbol,
+                order_id: o.order_id,
+                reason,
+                leaves_qty: o.leaves,
+            },
+        );
+    }
+
+    // ---- new order ----------------------------------------------------------------------
+
+    fn new_order<S: EventSink>(&mut self, new: &NewOrder, sink: &mut S) {
+        let (account, id, symbol) = (new.account, new.id, new.symbol);
+        let Some(book) = self.books.get(symbol as usize) else {
+            return self.reject(sink, account, id, symbol, RejectReason::UnknownSymbol);
+        };
+        if book.halted {
+            return self.reject(sink, account, id, symbol, RejectReason::Halted);
+        }
+        let market = new.ord_type == OrdType::Market;
+        let immediate = matches!(new.tif, Tif::Ioc | Tif::Fok);
+        let bad_order = (new.tif == Tif::Gtd && new.expire_ts.is_none())
+            || (new.post_only && (market || immediate || new.stop_price.is_some()))
+            || (new.display_qty.is_some() && (market || immediate));
+        if bad_order {
+            return self.reject(sink, account, id, symbol, RejectReason::BadOrder);
+        }
+        let lot = book.spec.lot;
+        let bad_display = new.display_qty.is_some_and(|d| d == 0 || d > new.qty || d % lot != 0);
+        if new.qty == 0 || new.qty % lot != 0 || bad_display {
+            return self.reject(sink, account, id, symbol, RejectReason::BadQty);
+        }
+        let price = if market {
+            Some(Price(0))
+        } else {
+            book.spec.units_to_ticks(new.price)
+        };
+        let stop_price = match new.stop_price {
+            None => Some(Price(0)),
+            Some(units) => book.spec.units_to_ticks(units),
+        };
+        let (Some(price), Some(stop_price)) = (price, stop_price) else {
+            return self.reject(sink, account, id, symbol, RejectReason::BadPriceTick);
+        };
+        if self.ids.contains_key(&(account, id)) {
+            return self.reject(sink, account, id, symbol, RejectReason::DuplicateId);
+        }
+        if new.post_only && book.crosses(new.side, price) {
+            return self.reject(sink, account, id, symbol, RejectReason::WouldTake);
+        }
+        let may_rest = !market && matches!(new.tif, Tif::Gtc | Tif::Gtd);
+        let ladder = book.ladder(new.side);
+        let needs_level = may_rest && new.stop_price.is_none() && ladder.find(price).is_none();
+        if self.orders.is_full() || (needs_level && (ladder.is_full() || self.levels.is_full())) {
+            return self.reject(sink, account, id, symbol, RejectReason::BookFull);
+        }
+
+        let order_id = self.next_order_id;
+        self.next_order_id += 1;
+        // A market order with a GTC/GTD tif still never rests; record it as IOC so every later
+        // step needs to look at one field only.
+        let tif = if market && new.tif != Tif::Fok { Tif::Ioc } else { new.tif };
+        let mut order = Order::new(order_id, account, symbol, new.side, new.ord_type, tif, price, new.qty);
+        order.stp = new.stp;
+        order.post_only = new.post_only;
+        order.stop_price = stop_price;
+        if let Some(display) = new.display_qty {
+            order.display = display;
+            order.visible = display;
+        }
+        if tif == Tif::Gtd {
+            order.expire_ts = new.expire_ts.unwrap_or(0);
+        }
+        let slot = self.orders.alloc(order, id);
+        self.emit(
+            sink,
+            EventKind::Accepted { account, id, symbol, order_id, side: new.side, price, qty: new.qty },
+        );
+        if new.stop_price.is_some() {
+            self.add_stop(slot);
+            self.trigger_stops(symbol, sink);
+        } else {
+            self.execute(slot, sink);
+            if self.books[symbol as usize].stops_head != NIL {
+                self.trigger_stops(symbol, sink);
+            }
+        }
+    }
+
+    /// Puts a freshly accepted stop at the end of its symbol's stop list.
+    fn add_stop(&mut self, slot: u32) {
+        let symbol = self.orders.get(slot).symbol as usize;
+        let tail = self.books[symbol].stops_tail;
+        {
+            let o = self.orders.get_mut(slot);
+            o.state = OrderState::Stop;
+            o.prev = tail;
+            o.next = NIL;
+        }
+        if tail == NIL {
+            self.books[symbol].stops_head = slot;
+        } else {
+            self.orders.get_mut(tail).next = slot;
+        }
+        self.books[symbol].stops_tail = slot;
+        self.index(slot);
+        self.queue_expiry(slot);
+    }
+
+    /// Adds a live order to the `(account, id)` map.
+    #[inline]
+    pub(crate) fn index(&mut self, slot: u32) {
+        let o = self.orders.get_mut(slot);
+        if !o.indexed {
+            o.indexed = true;
+            let key = (o.account, self.orders.cl_ord_id(slot));
+            self.ids.insert(key, slot);
+        }
+    }
+
+    /// Queues a GTD order's expiry once.
+    pub(crate) fn queue_expiry(&mut self, slot: u32) {
+        let o = *self.orders.get(slot);
+        if o.tif != Tif::Gtd || o.expiry_queued {
+            return;
+        }
+        if self.expiries.len() >= self.expiries_max {
+            // Every live order has at most one entry and live orders ≤ expiries_max, so dropping
+            // the entries of orders that left always makes room.
+            let orders = &self.orders;
+            self.expiries.retain(|Reverse((_, order_id, slot))| {
+                let o = orders.get(*slot);
+                o.state != OrderState::Free && o.order_id == *order_id
+            });
+        }
+        self.expiries.push(Reverse((o.expire_ts, o.order_id, slot)));
+        self.orders.get_mut(slot).expiry_queued = true;
+    }
+
+    /// Releases an order that has left the book: drops it from the id map and frees its slot.
+    #[inline]
+    pub(crate) fn release(&mut self, slot: u32) {
+        let o = self.orders.get(slot);
+        if o.indexed {
+            let key = (o.account, self.orders.cl_ord_id(slot));
+            self.ids.remove(&key);
+        }
+        self.orders.free(slot);
+    }
+
+    /// Takes a resting or stop order out of its queue or list (does not free it).
+    pub(crate) fn unlink(&mut self, slot: u32) {
+        let o = *self.orders.get(slot);
+        match o.state {
+            OrderState::Resting => self.unlink_from_level(slot),
+            OrderState::Stop => {
+                let book = &mut self.books[o.symbol as usize];
+                if o.prev == NIL {
+                    book.stops_head = o.next;
+                } else {
+                    self.orders.get_mut(o.prev).next = o.next;
+                }
+                if o.next == NIL {
+                    book.stops_tail = o.prev;
+                } else {
+                    self.orders.get_mut(o.next).prev = o.prev;
+                }
+                let o = self.orders.get_mut(slot);
+                o.prev = NIL;
+                o.next = NIL;
+                o.state = OrderState::Active;
+            }
+            OrderState::Active | OrderState::Free => {}
+        }
+    }
+
+    /// Removes a resting order from its level, dropping the level when it empties.
+    pub(crate) fn unlink_from_level(&mut self, slot: u32) {
+        let o = *self.orders.get(slot);
+        debug_assert_eq!(o.state, OrderState::Resting);
+        if o.prev == NIL {
+            self.levels.get_mut(o.level).head = o.next;
+        } else {
+            self.orders.get_mut(o.prev).next = o.next;
+        }
+        if o.next == NIL {
+            self.levels.get_mut(o.level).tail = o.prev;
+        } else {
+            self.orders.get_mut(o.next).prev = o.prev;
+        }
+        let level = self.levels.get_mut(o.level);
+        level.count -= 1;
+        if level.count == 0 {
+            let price = level.price;
+            self.books[o.symbol as usize].ladder_mut(o.side).remove(price);
+            self.levels.free(o.level);
+        }
+        let o = self.orders.get_mut(slot);
+        o.prev = NIL;
+        o.next = NIL;
+        o.level = NIL;
+        o.state = OrderState::Active;
+    }
+
+    /// Finds a live order of `account` by client id on `symbol`.
+    #[inline]
+    fn lookup(&self, account: AccountId, id: ClOrdId, symbol: SymbolId) -> Option<u32> {
+        let slot = *self.ids.get(&(account, id))?;
+        (self.orders.get(slot).symbol == symbol).then_some(slot)
+    }
+
+    // ---- cancel -------------------------------------------------------------------------
+
+    fn cancel_order<S: EventSink>(&mut self, cancel: &CancelOrder, sink: &mut S) {
+        let (account, id, symbol) = (cancel.account, cancel.id, cancel.symbol);
+        if self.books.get(symbol as usize).is_none() {
+            return self.reject(sink, account, id, symbol, RejectReason::UnknownSymbol);
+        }
+        let Some(slot) = self.lookup(account, id, symbol) else {
+            return self.reject(sink, account, id, symbol, RejectReason::UnknownOrder);
+        };
+        self.unlink(slot);
+        self.emit_canceled(sink, slot, CancelReason::User);
+        self.release(slot);
+    }
+
+    fn cancel_all<S: EventSink>(&mut self, account: AccountId, symbol: SymbolId, sink: &mut S) {
+        self.scratch.clear();
+        for slot in 0..self.orders.high_water() {
+            let o = self.orders.get(slot);
+            let live = matches!(o.state, OrderState::Resting | OrderState::Stop);
+            if live && o.account == account && (symbol == crate::SYMBOL_UNKNOWN || o.symbol == symbol) {
+                self.scratch.push(slot);
+            }
+        }
+        let orders = &self.orders;
+        self.scratch.sort_unstable_by_key(|&slot| {
+            let o = orders.get(slot);
+            (o.symbol, o.order_id)
+        });
+        for i in 0..self.scratch.len() {
+            let slot = self.scratch[i];
+            self.unlink(slot);
+            self.emit_canceled(sink, slot, CancelReason::MassCancel);
+            self.release(slot);
+        }
+        self.scratch.clear();
+    }
+
+    // ---- replace ------------------------------------------------------------------------
+
+    fn replace_order<S: EventSink>(&mut self, replace: &ReplaceOrder, sink: &mut S) {
+        let (account, id, symbol) = (replace.account, replace.id, replace.symbol);
+        let Some(book) = self.books.get(symbol as usize) else {
+            return self.reject(sink, account, id, symbol, RejectReason::UnknownSymbol);
+        };
+        if book.halted {
+            return self.reject(sink, account, id, symbol, RejectReason::Halted);
+        }
+        let Some(slot) = self.lookup(account, replace.orig_id, symbol) else {
+            return self.reject(sink, account, id, symbol, RejectReason::UnknownOrder);
+        };
+        let book = &self.books[symbol as usize];
+        let lot = book.spec.lot;
+        if replace.qty == 0 || replace.qty % lot != 0 {
+            return self.reject(sink, account, id, symbol, RejectReason::BadQty);
+        }
+        let o = *self.orders.get(slot);
+        let price = match replace.price {
+            Some(units) if o.ord_type == OrdType::Limit => match book.spec.units_to_ticks(units) {
+                Some(price) => price,
+                None => return self.reject(sink, account, id, symbol, RejectReason::BadPriceTick),
+            },
+            _ => o.price,
+        };
+        if id != replace.orig_id && self.ids.contains_key(&(account, id)) {
+            return self.reject(sink, account, id, symbol, RejectReason::DuplicateId);
+        }
+        let resting = o.state == OrderState::Resting;
+        if o.post_only && resting && book.crosses(o.side, price) {
+            return self.reject(sink, account, id, symbol, RejectReason::WouldTake);
+        }
+        let total_qty = o.filled + o.leaves;
+        let keeps_place = price == o.price && replace.qty <= total_qty;
+        let moves = resting && replace.qty > o.filled && !keeps_place;
+        if moves {
+            let ladder = book.ladder(o.side);
+            let frees_a_level = self.levels.get(o.level).count == 1;
+            let full = (ladder.is_full() || self.levels.is_full()) && !frees_a_level;
+            if full && ladder.find(price).is_none() {
+                return self.reject(sink, account, id, symbol, RejectReason::BookFull);
+            }
+        }
+
+        // Accepted: re-key the id map under the new client id.
+        if id != replace.orig_id {
+            self.ids.remove(&(account, replace.orig_id));
+            self.ids.insert((account, id), slot);
+            self.orders.set_cl_ord_id(slot, id);
+        }
+        let done = replace.qty <= o.filled;
+        let leaves = if done { 0 } else { replace.qty - o.filled };
+        self.emit(
+            sink,
+            EventKind::Replaced {
+                account,
+                orig_id: replace.orig_id,
+                id,
+                symbol,
+                order_id: o.order_id,
+                price,
+                qty: replace.qty,
+                leaves_qty: leaves,
+            },
+        );
+        if done {
+            self.unlink(slot);
+            self.release(slot);
+            return;
+        }
+        if !moves {
+            // Priority kept (or an untriggered stop, which keeps its place among the stops).
+            let o = self.orders.get_mut(slot);
+            o.price = price;
+            o.leaves = leaves;
+            o.visible = if o.display > 0 { o.visible.min(leaves) } else { leaves };
+            if o.state == OrderState::Stop {
+                o.visible = if o.display > 0 { o.display.min(leaves) } else { leaves };
+            }
+            return;
+        }
+        self.unlink_from_level(slot);
+        {
+            let o = self.orders.get_mut(slot);
+            o.price = price;
+            o.leaves = leaves;
+            o.visible = if o.display > 0 { o.display.min(leaves) } else { leaves };
+        }
+        self.execute(slot, sink);
+        if self.books[symbol as usize].stops_head != NIL {
+            self.trigger_stops(symbol, sink);
+        }
+    }
+
+    // ---- halts and expiry ---------------------------------------------------------------
+
+    fn set_halted<S: EventSink>(&mut self, symbol: SymbolId, halted: bool, sink: &mut S) {
+        if let Some(book) = self.books.get_mut(symbol as usize) {
+            book.halted = halted;
+            self.emit(sink, EventKind::TradingStatus { symbol, halted });
+        }
+    }
+
+    /// Removes every GTD order whose expiry is at or before the current command's timestamp.
+    fn expire_due<S: EventSink>(&mut self, sink: &mut S) {
+        while let Some(&Reverse((expire_ts, order_id, slot))) = self.expiries.peek() {
+            if expire_ts > self.command_ts {
+                break;
+            }
+            self.expiries.pop();
+            let o = self.orders.get(slot);
+            if o.state == OrderState::Free || o.order_id != order_id {
+                continue; // the order left before it expired
+            }
+            let o = *o;
+            self.unlink(slot);
+            let id = self.orders.cl_ord_id(slot);
+            self.emit(
+                sink,
+                EventKind::Expired {
+                    account: o.account,
+                    id,
+                    symbol: o.symbol,
+                    order_id: o.order_id,
+                    leaves_qty: o.leaves,
+                },
+            );
+            self.release(slot);
+        }
+    }
+
+    // ---- inspection ---------------------------------------------------------------------
+
+    /// A copy of one symbol's book, best price first, orders in queue priority. Allocates: for
+    /// tools, tests and snapshots, not for the matching path. Untriggered stops are not included.
+    pub fn book_snapshot(&self, symbol: SymbolId) -> BookSnapshot {
+        let Some(book) = self.books.get(symbol as usize) else {
+            return BookSnapshot::default();
+        };
+        let side = |side: Side| -> Vec<LevelSnapshot> {
+            book.ladder(side)
+                .iter_best_first()
+                .map(|(price, level)| {
+                    let mut orders = Vec::with_capacity(self.levels.get(level).count as usize);
+                    let mut slot = self.levels.get(level).head;
+                    while slot != NIL {
+                        let o = self.orders.get(slot);
+                        orders.push(OrderSnapshot {
+                            account: o.account,
+                            id: self.orders.cl_ord_id(slot),
+                            order_id: o.order_id,
+                            qty: o.leaves,
+                            visible_qty: o.visible,
+                        });
+                        slot = o.next;
+                    }
+                    LevelSnapshot { price, orders }
+                })
+                .collect()
+        };
+        BookSnapshot { bids: side(Side::Buy), asks: side(Side::Sell) }
+    }
+
+    /// Untriggered stops of a symbol in acceptance order: (account, id, side, stop price, qty).
+    pub fn stops_snapshot(&self, symbol: SymbolId) -> Vec<(AccountId, ClOrdId, Side, Price, Qty)> {
+        let mut out = Vec::new();
+        let Some(book) = self.books.get(symbol as usize) else { return out };
+        let mut slot = book.stops_head;
+        while slot != NIL {
+            let o = self.orders.get(slot);
+            out.push((o.account, self.orders.cl_ord_id(slot), o.side, o.stop_price, o.leaves));
+            slot = o.next;
+        }
+        out
+    }
+}
+
+/// A copy of one book.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BookSnapshot {
+    /// Bid levels, best (highest) first.
+    pub bids: Vec<LevelSnapshot>,
+    /// Ask levels, best (lowest) first.
+    pub asks: Vec<LevelSnapshot>,
+}
+
+/// A copy of one price level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelSnapshot {
+    /// Price in ticks.
+    pub price: Price,
+    /// Orders in queue priority.
+    pub orders: Vec<OrderSnapshot>,
+}
+
+/// A copy of one resting order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderSnapshot {
+    /// Owner.
+    pub account: AccountId,
+    /// Client id.
+    pub id: ClOrdId,
+    /// Engine id.
+    pub order_id: OrderId,
+    /// Open quantity, hidden part included.
+    pub qty: Qty,
+    /// Visible part of `qty`.
+    pub visible_qty: Qty,
+}

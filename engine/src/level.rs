@@ -1,0 +1,227 @@
+//! Price levels: a FIFO queue of order slots per price, and the per-side ladder of levels.
+//!
+//! A [`Ladder`] keeps its levels in a sorted array with the best price at the end, so the hot
+//! operations (look at the best level, drop an emptied best level, add near the top) touch the
+//! tail of the array: O(1) or a short memmove. A level far from the top costs a binary search
+//! and a memmove of the levels better than it; books concentrate near the top, which is why this
+//! beats a tree here (measured in BENCHMARKS.md).
+
+use crate::order::NIL;
+use crate::types::{Price, Side};
+
+/// One price level: a doubly linked FIFO of order slots.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Level {
+    pub(crate) price: Price,
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
+    pub(crate) count: u32,
+}
+
+/// Fixed-capacity pool of levels.
+pub(crate) struct LevelPool {
+    levels: Vec<Level>,
+    free: Vec<u32>,
+    capacity: usize,
+}
+
+impl LevelPool {
+    pub(crate) fn with_capacity(capacity: usize) -> LevelPool {
+        LevelPool { levels: Vec::with_capacity(capacity), free: Vec::with_capacity(capacity), capacity }
+    }
+
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.free.is_empty() && self.levels.len() == self.capacity
+    }
+
+    /// A new empty level at `price` (caller checked `!is_full()`).
+    #[inline]
+    pub(crate) fn alloc(&mut self, price: Price) -> u32 {
+        let level = Level { price, head: NIL, tail: NIL, count: 0 };
+        if let Some(slot) = self.free.pop() {
+            self.levels[slot as usize] = level;
+            slot
+        } else {
+            debug_assert!(self.levels.len() < self.capacity);
+            self.levels.push(level);
+            (self.levels.len() - 1) as u32
+        }
+    }
+
+    #[inline]
+    pub(crate) fn free(&mut self, slot: u32) {
+        debug_assert_eq!(self.levels[slot as usize].count, 0);
+        self.free.push(slot);
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, slot: u32) -> &Level {
+        &self.levels[slot as usize]
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, slot: u32) -> &mut Level {
+        &mut self.levels[slot as usize]
+    }
+}
+
+/// The levels of one side of one book, best last.
+///
+/// `keys` is ascending: the price for bids, the negated price for asks, so that "best" is always
+/// the last element for both sides. Keys and level slots are parallel arrays so the search
+/// touches only the 8-byte keys.
+pub(crate) struct Ladder {
+    side: Side,
+    keys: Vec<i64>,
+    levels: Vec<u32>,
+    len_max: usize,
+}
+
+/// How many levels from the top a lookup scans linearly before it falls back to binary search:
+/// most orders arrive within a few ticks of the best price.
+const LINEAR_SCAN_LEVELS: usize = 8;
+
+impl Ladder {
+    /// Initial reservation; the ladder grows (amortised, during warm-up) up to `len_max`.
+    const INITIAL_LEVELS: usize = 64;
+
+    pub(crate) fn new(side: Side, len_max: usize) -> Ladder {
+        let initial = len_max.min(Self::INITIAL_LEVELS);
+        Ladder { side, keys: Vec::with_capacity(initial), levels: Vec::with_capacity(initial), len_max }
+    }
+
+    #[inline]
+    fn key(&self, price: Price) -> i64 {
+        match self.side {
+            Side::Buy => price.0,
+            Side::Sell => -price.0,
+        }
+    }
+
+    #[inline]
+    fn price_of_key(&self, key: i64) -> Price {
+        match self.side {
+            Side::Buy => Price(key),
+            Side::Sell => Price(-key),
+        }
+    }
+
+    /// Number of levels.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when another level cannot be added.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.keys.len() >= self.len_max
+    }
+
+    /// The best level: its price and slot.
+    #[inline]
+    pub(crate) fn best(&self) -> Option<(Price, u32)> {
+        let last = self.keys.len().checked_sub(1)?;
+        Some((self.price_of_key(self.keys[last]), self.levels[last]))
+    }
+
+    /// The level at `i` positions from the best (0 = best).
+    #[inline]
+    pub(crate) fn nth_from_best(&self, i: usize) -> Option<(Price, u32)> {
+        let idx = self.keys.len().checked_sub(1 + i)?;
+        Some((self.price_of_key(self.keys[idx]), self.levels[idx]))
+    }
+
+    /// Position of `price` in `keys`: `Ok(index)` if present, `Err(insert_index)` otherwise.
+    #[inline]
+    fn search(&self, price: Price) -> Result<usize, usize> {
+        let key = self.key(price);
+        let len = self.keys.len();
+        // Scan down from the best: keys are ascending, so walk while the key is below ours.
+        let scan_end = len.saturating_sub(LINEAR_SCAN_LEVELS);
+        let mut i = len;
+        while i > scan_end {
+            let k = self.keys[i - 1];
+            if k == key {
+                return Ok(i - 1);
+            }
+            if k < key {
+                return Err(i);
+            }
+            i -= 1;
+        }
+        self.keys[..scan_end].binary_search(&key)
+    }
+
+    /// The level slot at `price`, if the level exists.
+    #[inline]
+    pub(crate) fn find(&self, price: Price) -> Option<u32> {
+        self.search(price).ok().map(|i| self.levels[i])
+    }
+
+    /// Inserts a level (caller checked the price is absent and the ladder is not full).
+    #[inline]
+    pub(crate) fn insert(&mut self, price: Price, level: u32) {
+        match self.search(price) {
+            Ok(_) => unreachable!("level at {price:?} already exists"),
+            Err(i) => {
+                debug_assert!(!self.is_full());
+                let key = self.key(price);
+                self.keys.insert(i, key);
+                self.levels.insert(i, level);
+            }
+        }
+    }
+
+    /// Removes the level at `price` (it must exist).
+    #[inline]
+    pub(crate) fn remove(&mut self, price: Price) {
+        let i = self.search(price).expect("removing a level that is not in the ladder");
+        self.keys.remove(i);
+        self.levels.remove(i);
+    }
+
+    /// Level slots, best first.
+    pub(crate) fn iter_best_first(&self) -> impl Iterator<Item = (Price, u32)> + '_ {
+        self.keys.iter().zip(self.levels.iter()).rev().map(|(&k, &l)| (self.price_of_key(k), l))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladder_keeps_best_last_for_both_sides() {
+        let mut bids = Ladder::new(Side::Buy, 100);
+        let mut asks = Ladder::new(Side::Sell, 100);
+        for (i, p) in [100, 98, 102, 99, 101].into_iter().enumerate() {
+            bids.insert(Price(p), i as u32);
+            asks.insert(Price(p), i as u32);
+        }
+        assert_eq!(bids.best(), Some((Price(102), 2)));
+        assert_eq!(asks.best(), Some((Price(98), 1)));
+        let bid_prices: Vec<i64> = bids.iter_best_first().map(|(p, _)| p.0).collect();
+        assert_eq!(bid_prices, vec![102, 101, 100, 99, 98]);
+        let ask_prices: Vec<i64> = asks.iter_best_first().map(|(p, _)| p.0).collect();
+        assert_eq!(ask_prices, vec![98, 99, 100, 101, 102]);
+        assert_eq!(bids.find(Price(99)), Some(3));
+        assert_eq!(bids.find(Price(97)), None);
+        bids.remove(Price(102));
+        assert_eq!(bids.best(), Some((Price(101), 4)));
+    }
+
+    #[test]
+    fn ladder_search_agrees_with_binary_search_past_the_linear_window() {
+        let mut bids = Ladder::new(Side::Buy, 1000);
+        for p in (0..200).map(|i| i * 3) {
+            bids.insert(Price(p), p as u32);
+        }
+        for p in 0..600 {
+            assert_eq!(bids.find(Price(p)), if p % 3 == 0 { Some(p as u32) } else { None }, "{p}");
+        }
+        assert!(!bids.is_full());
+        assert_eq!(bids.len(), 200);
+    }
+}

@@ -1,0 +1,429 @@
+//! What happens to an accepted order: matching as the taker, resting, and stop triggering.
+//!
+//! The rules are DESIGN.md's "Matching semantics", pinned down in `engine/SEMANTICS.md`.
+
+use crate::book::{limit_crosses, stop_triggers};
+use crate::engine::Engine;
+use crate::event::{CancelReason, EventKind, EventSink};
+use crate::order::{OrderState, NIL};
+use crate::types::{OrdType, StpMode, SymbolId, Tif};
+
+/// Bound on trigger rounds after one command. Each round removes at least one stop from a list
+/// that only shrinks during the command, so the stop count bounds it; this names that bound.
+const TRIGGER_ROUNDS_MAX: usize = u32::MAX as usize;
+
+impl Engine {
+    /// Matches the `Active` order in `slot` as the taker, then rests or cancels its remainder.
+    pub(crate) fn execute<S: EventSink>(&mut self, slot: u32, sink: &mut S) {
+        let o = *self.orders.get(slot);
+        if o.tif == Tif::Fok && !self.fok_fillable(slot) {
+            self.emit_canceled(sink, slot, CancelReason::Fok);
+            self.release(slot);
+            return;
+        }
+        if !self.match_taker(slot, sink) {
+            return; // self-trade prevention canceled the taker
+        }
+        let o = *self.orders.get(slot);
+        if o.leaves == 0 {
+            self.release(slot);
+        } else if o.ord_type == OrdType::Market || matches!(o.tif, Tif::Ioc | Tif::Fok) {
+            self.emit_canceled(sink, slot, CancelReason::Ioc);
+            self.release(slot);
+        } else {
+            self.rest(slot, sink);
+        }
+    }
+
+    /// Dry run for fill-or-kill: would matching fill the whole quantity now?
+    fn fok_fillable(&self, slot: u32) -> bool {
+        let taker = self.orders.get(slot);
+        let ladder = self.books[taker.symbol as usize].ladder(taker.side.opposite());
+        let mut available = 0;
+        let mut depth = 0;
+        while let Some((price, level)) = ladder.nth_from_best(depth) {
+            if taker.ord_type == OrdType::Limit && !limit_crosses(taker.side, taker.price, price) {
+                break;
+            }
+            let mut maker = self.levels.get(level).head;
+            while maker != NIL {
+                let m = self.orders.get(maker);
+                if m.account == taker.account {
+                    if taker.stp != StpMode::CancelOldest {
+                        return available >= taker.leaves;
+                    }
+                } else {
+                    available += m.leaves;
+                    if available >= taker.leaves {
+                        return true;
+                    }
+                }
+                maker = m.next;
+            }
+            depth += 1;
+        }
+        available >= taker.leaves
+    }
+
+    /// Trades the taker in `slot` against the opposite side while prices cross. Returns false
+    /// when self-trade prevention canceled (and released) the taker.
+    fn match_taker<S: EventSink>(&mut self, slot: u32, sink: &mut S) -> bool {
+        let taker = *self.orders.get(slot);
+        let symbol = taker.symbol as usize;
+        let maker_side = taker.side.opposite();
+        let market = taker.ord_type == OrdType::Market;
+        let mut taker_leaves = taker.leaves;
+        while taker_leaves > 0 {
+            let Some((price, level)) = self.books[symbol].ladder(maker_side).best() else { break };
+            if !market && !limit_crosses(taker.side, taker.price, price) {
+                break;
+            }
+            let maker_slot = self.levels.get(level).head;
+            let maker = *self.orders.get(maker_slot);
+            if maker.account == taker.account {
+                match taker.stp {
+                    StpMode::CancelNewest => {
+                        self.orders.get_mut(slot).leaves = taker_leaves;
+                        self.emit_canceled(sink, slot, CancelReason::SelfTrade);
+                        self.release(slot);
+                        return false;
+                    }
+                    StpMode::CancelOldest => {
+                        self.unlink_from_level(maker_slot);
+                        self.emit_canceled(sink, maker_slot, CancelReason::SelfTrade);
+                        self.release(maker_slot);
+                        continue;
+                    }
+                    StpMode::CancelBoth => {
+                        self.unlink_from_level(maker_slot);
+                        self.emit_canceled(sink, maker_slot, CancelReason::SelfTrade);
+                        self.release(maker_slot);
+                        self.orders.get_mut(slot).leaves = taker_leaves;
+                        self.emit_canceled(sink, slot, CancelReason::SelfTrade);
+                        self.release(slot);
+                        return false;
+                    }
+                }
+            }
+
+            let qty = taker_leaves.min(maker.visible);
+            taker_leaves -= qty;
+            let maker_leaves = maker.leaves - qty;
+            {
+                let m = self.orders.get_mut(maker_slot);
+                m.leaves = maker_leaves;
+                m.visible -= qty;
+                m.filled += qty;
+            }
+            self.books[symbol].last_trade = Some(price);
+            let maker_id = self.orders.cl_ord_id(maker_slot);
+            let taker_id = self.orders.cl_ord_id(slot);
+            self.emit(
+                sink,
+                EventKind::Trade {
+                    symbol: taker.symbol,
+                    price,
+                    qty,
+                    maker_account: maker.account,
+                    maker_id,
+                    maker_order_id: maker.order_id,
+                    maker_leaves_qty: maker_leaves,
+                    taker_account: taker.account,
+                    taker_id,
+                    taker_order_id: taker.order_id,
+                    taker_leaves_qty: taker_leaves,
+                    aggressor: taker.side,
+                },
+            );
+            if maker.visible == qty {
+                if maker_leaves == 0 {
+                    self.unlink_from_level(maker_slot);
+                    self.release(maker_slot);
+                } else {
+                    // Iceberg: cut a new slice from the hidden rest; it loses its place.
+                    let m = self.orders.get_mut(maker_slot);
+                    m.visible = m.display.min(maker_leaves);
+                    self.move_to_back(maker_slot);
+                }
+            }
+        }
+        let t = self.orders.get_mut(slot);
+        t.filled += t.leaves - taker_leaves;
+        t.leaves = taker_leaves;
+        true
+    }
+
+    /// Moves a resting order to the back of its own level.
+    fn move_to_back(&mut self, slot: u32) {
+        let o = *self.orders.get(slot);
+        let level = *self.levels.get(o.level);
+        if level.tail == slot {
+            return;
+        }
+        // Unlink (the level keeps at least this order, so it never empties here)...
+        if o.prev == NIL {
+            self.levels.get_mut(o.level).head = o.next;
+        } else {
+            self.orders.get_mut(o.prev).next = o.next;
+        }
+        self.orders.get_mut(o.next).prev = o.prev;
+        // ...and append.
+        self.orders.get_mut(level.tail).next = slot;
+        let m = self.orders.get_mut(slot);
+        m.prev = level.tail;
+        m.next = NIL;
+        self.levels.get_mut(o.level).tail = slot;
+    }
+
+    /// Puts the `Active` order in `slot` at the back of its price level.
+    pub(crate) fn rest<S: EventSink>(&mut self, slot: u32, sink: &mut S) {
+        let o = *self.orders.get(slot);
+        let book = &mut self.books[o.symbol as usize];
+        let level = match book.ladder(o.side).find(o.price) {
+            Some(level) => level,
+            None => {
+                // Checked at entry for plain orders; a triggered stop-limit can still meet a
+                // full ladder, and then its rest is canceled rather than the bound exceeded.
+                if book.ladder(o.side).is_full() || self.levels.is_full() {
+                    self.emit_canceled(sink, slot, CancelReason::BookFull);
+                    self.release(slot);
+                    return;
+                }
+                let level = self.levels.alloc(o.price);
+                self.books[o.symbol as usize].ladder_mut(o.side).insert(o.price, level);
+                level
+            }
+        };
+        let tail = self.levels.get(level).tail;
+        {
+            let m = self.orders.get_mut(slot);
+            m.state = OrderState::Resting;
+            m.level = level;
+            m.prev = tail;
+            m.next = NIL;
+        }
+        if tail == NIL {
+            self.levels.get_mut(level).head = slot;
+        } else {
+            self.orders.get_mut(tail).next = slot;
+        }
+        let l = self.levels.get_mut(level);
+        l.tail = slot;
+        l.count += 1;
+        self.index(slot);
+        self.queue_expiry(slot);
+    }
+
+    /// Triggers every stop of `symbol` whose condition holds, in acceptance order, round after
+    /// round until none does (SEMANTICS.md "Stops").
+    pub(crate) fn trigger_stops<S: EventSink>(&mut self, symbol: SymbolId, sink: &mut S) {
+        for _ in 0..TRIGGER_ROUNDS_MAX {
+            let book = &self.books[symbol as usize];
+            let Some(last) = book.last_trade else { return };
+            self.scratch.clear();
+            let mut slot = book.stops_head;
+            while slot != NIL {
+                let o = self.orders.get(slot);
+                if stop_triggers(o.side, o.stop_price, last) {
+                    self.scratch.push(slot);
+                }
+                slot = o.next;
+            }
+            if self.scratch.is_empty() {
+                return;
+            }
+            // All of this round's stops leave the list before the first one matches.
+            for i in 0..self.scratch.len() {
+                self.unlink(self.scratch[i]);
+            }
+            for i in 0..self.scratch.len() {
+                let slot = self.scratch[i];
+                let o = *self.orders.get(slot);
+                let id = self.orders.cl_ord_id(slot);
+                self.emit(
+                    sink,
+                    EventKind::Triggered { account: o.account, id, symbol, order_id: o.order_id },
+                );
+                self.execute(slot, sink);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+        EventKind, NewOrder, Price, ReplaceOrder, Side, StpMode, Tif,
+    };
+
+    const CENT: i64 = 1_000_000;
+
+    struct Harness {
+        engine: Engine,
+        seq: u64,
+    }
+
+    fn id(s: &str) -> ClOrdId {
+        ClOrdId::from_str(s).unwrap()
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            Harness { engine: Engine::new(EngineConfig { orders_max: 64, ..EngineConfig::default() }), seq: 0 }
+        }
+        fn run(&mut self, kind: CommandKind) -> Vec<Event> {
+            self.seq += 1;
+            let cmd = Command { header: CommandHeader { seq: self.seq, ts: self.seq * 10 }, kind };
+            let mut out = Vec::new();
+            self.engine.process(&cmd, &mut out);
+            out
+        }
+        fn limit(&mut self, acct: u32, cid: &str, side: Side, cents: i64, qty: u64) -> Vec<Event> {
+            self.run(CommandKind::New(NewOrder::limit(acct, 0, id(cid), side, cents * CENT, qty)))
+        }
+        fn book(&self) -> (Vec<(i64, Vec<(String, u64)>)>, Vec<(i64, Vec<(String, u64)>)>) {
+            let snap = self.engine.book_snapshot(0);
+            let f = |levels: Vec<crate::LevelSnapshot>| {
+                levels
+                    .into_iter()
+                    .map(|l| (l.price.0, l.orders.into_iter().map(|o| (o.id.to_string(), o.qty)).collect()))
+                    .collect()
+            };
+            (f(snap.bids), f(snap.asks))
+        }
+    }
+
+    fn trades(events: &[Event]) -> Vec<(i64, u64, String, String)> {
+        events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Trade { price, qty, maker_id, taker_id, .. } => {
+                    Some((price.0, qty, maker_id.to_string(), taker_id.to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn price_time_priority_and_maker_price() {
+        let mut h = Harness::new();
+        h.limit(1, "a1", Side::Sell, 10_100, 5);
+        h.limit(2, "b1", Side::Sell, 10_050, 5);
+        h.limit(1, "a2", Side::Sell, 10_050, 5);
+        let ev = h.limit(3, "c1", Side::Buy, 10_100, 12);
+        assert_eq!(
+            trades(&ev),
+            vec![
+                (10_050, 5, "b1".into(), "c1".into()),
+                (10_050, 5, "a2".into(), "c1".into()),
+                (10_100, 2, "a1".into(), "c1".into()),
+            ]
+        );
+        assert_eq!(h.book(), (vec![], vec![(10_100, vec![("a1".into(), 3)])]));
+        assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn iceberg_reslices_to_the_back() {
+        let mut h = Harness::new();
+        let mut ice = NewOrder::limit(1, 0, id("ice"), Side::Sell, 100 * CENT, 10);
+        ice.display_qty = Some(3);
+        h.run(CommandKind::New(ice));
+        h.limit(2, "b", Side::Sell, 100, 4);
+        let ev = h.limit(3, "t", Side::Buy, 100, 5);
+        assert_eq!(trades(&ev), vec![(100, 3, "ice".into(), "t".into()), (100, 2, "b".into(), "t".into())]);
+        assert_eq!(h.book().1, vec![(100, vec![("b".into(), 2), ("ice".into(), 7)])]);
+    }
+
+    #[test]
+    fn replace_keeps_priority_only_on_same_price_size_down() {
+        let mut h = Harness::new();
+        h.limit(1, "a", Side::Buy, 100, 10);
+        h.limit(2, "b", Side::Buy, 100, 10);
+        let r = |orig: &str, new: &str, qty| {
+            CommandKind::Replace(ReplaceOrder { account: 1, symbol: 0, orig_id: id(orig), id: id(new), price: None, qty })
+        };
+        h.run(r("a", "a2", 6));
+        assert_eq!(h.book().0, vec![(100, vec![("a2".into(), 6), ("b".into(), 10)])]);
+        h.run(r("a2", "a3", 8));
+        assert_eq!(h.book().0, vec![(100, vec![("b".into(), 10), ("a3".into(), 8)])]);
+    }
+
+    #[test]
+    fn self_trade_modes() {
+        for (stp, want_book_asks, want_events) in [
+            (StpMode::CancelNewest, 2, "canceled:t"),
+            (StpMode::CancelOldest, 0, "canceled:own trade"),
+            (StpMode::CancelBoth, 1, "canceled:own canceled:t"),
+        ] {
+            let mut h = Harness::new();
+            h.limit(1, "own", Side::Sell, 100, 5);
+            h.limit(2, "other", Side::Sell, 101, 5);
+            let mut t = NewOrder::limit(1, 0, id("t"), Side::Buy, 101 * CENT, 5);
+            t.stp = stp;
+            t.tif = Tif::Ioc;
+            let ev = h.run(CommandKind::New(t));
+            let kinds: Vec<String> = ev[1..]
+                .iter()
+                .map(|e| match e.kind {
+                    EventKind::Canceled { id, .. } => format!("canceled:{id}"),
+                    EventKind::Trade { .. } => "trade".to_string(),
+                    _ => format!("{:?}", e.kind),
+                })
+                .collect();
+            assert_eq!(kinds.join(" "), want_events, "{stp:?}");
+            assert_eq!(h.book().1.len(), want_book_asks, "{stp:?}");
+        }
+    }
+
+    #[test]
+    fn stops_trigger_in_acceptance_order_and_cascade() {
+        let mut h = Harness::new();
+        h.limit(1, "s1", Side::Sell, 100, 1);
+        h.limit(1, "s2", Side::Sell, 101, 1);
+        h.limit(1, "s3", Side::Sell, 102, 1);
+        let mut stop_a = NewOrder::market(2, 0, id("stopA"), Side::Buy, 1);
+        stop_a.stop_price = Some(101 * CENT);
+        let mut stop_b = NewOrder::market(2, 0, id("stopB"), Side::Buy, 1);
+        stop_b.stop_price = Some(100 * CENT);
+        h.run(CommandKind::New(stop_a));
+        h.run(CommandKind::New(stop_b));
+        let ev = h.limit(3, "t", Side::Buy, 100, 1);
+        // t trades at 100 -> stopB triggers (last 100 >= 100) and buys at 101 -> stopA triggers.
+        assert_eq!(
+            trades(&ev),
+            vec![(100, 1, "s1".into(), "t".into()), (101, 1, "s2".into(), "stopB".into()), (102, 1, "s3".into(), "stopA".into())]
+        );
+        assert!(h.book().1.is_empty());
+    }
+
+    #[test]
+    fn fok_changes_nothing_unless_fully_fillable() {
+        let mut h = Harness::new();
+        h.limit(1, "a", Side::Sell, 100, 5);
+        let mut f = NewOrder::limit(2, 0, id("f"), Side::Buy, 100 * CENT, 6);
+        f.tif = Tif::Fok;
+        let ev = h.run(CommandKind::New(f));
+        assert!(matches!(ev.last().unwrap().kind, EventKind::Canceled { leaves_qty: 6, .. }));
+        assert_eq!(h.book().1, vec![(100, vec![("a".into(), 5)])]);
+        f.qty = 5;
+        f.id = id("f2");
+        assert_eq!(trades(&h.run(CommandKind::New(f))).len(), 1);
+    }
+
+    #[test]
+    fn gtd_expires_before_the_next_command_and_cancel_rejects_unknown() {
+        let mut h = Harness::new();
+        let mut g = NewOrder::limit(1, 0, id("g"), Side::Buy, 100 * CENT, 5);
+        g.tif = Tif::Gtd;
+        g.expire_ts = Some(15);
+        h.run(CommandKind::New(g)); // ts 10
+        let ev = h.run(CommandKind::Cancel(CancelOrder { account: 1, symbol: 0, id: id("g") })); // ts 20
+        assert!(matches!(ev[0].kind, EventKind::Expired { leaves_qty: 5, .. }));
+        assert!(matches!(ev[1].kind, EventKind::Rejected { reason: crate::RejectReason::UnknownOrder, .. }));
+        assert_eq!(h.engine.orders_live(), 0);
+        let _ = Price(0);
+    }
+}

@@ -1,0 +1,204 @@
+//! Order storage: a pre-sized pool of order slots addressed by `u32`, with a free list.
+//!
+//! Slots never move, so a slot number is a stable handle for the life of an order; the id map
+//! and the level queues store slot numbers, not pointers. Hot fields live in [`Order`]; the
+//! client id (33 bytes, read only when an event is written) lives in a parallel cold array.
+
+use crate::types::{AccountId, ClOrdId, OrdType, OrderId, Price, Qty, Side, StpMode, SymbolId, Tif};
+
+/// "No slot": the end of a list.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// Where an order is in its life.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum OrderState {
+    /// The slot is free.
+    Free,
+    /// Being matched as the incoming order of the current command.
+    Active,
+    /// In a price level queue.
+    Resting,
+    /// Waiting in its symbol's stop list.
+    Stop,
+}
+
+/// One order's hot state.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Order {
+    pub(crate) order_id: OrderId,
+    /// Limit price in ticks; 0 for a market order.
+    pub(crate) price: Price,
+    /// Stop trigger in ticks; meaningful only while `state == Stop`.
+    pub(crate) stop_price: Price,
+    /// Open quantity, hidden part included.
+    pub(crate) leaves: Qty,
+    /// Open quantity shown in the book (the current slice of an iceberg).
+    pub(crate) visible: Qty,
+    /// Quantity traded so far.
+    pub(crate) filled: Qty,
+    /// Iceberg slice size; 0 for a fully visible order.
+    pub(crate) display: Qty,
+    /// GTD expiry in nanoseconds; 0 when the order does not expire.
+    pub(crate) expire_ts: u64,
+    /// Previous slot in the level queue or stop list.
+    pub(crate) prev: u32,
+    /// Next slot in the level queue or stop list.
+    pub(crate) next: u32,
+    /// Level slot while resting.
+    pub(crate) level: u32,
+    pub(crate) account: AccountId,
+    pub(crate) symbol: SymbolId,
+    pub(crate) side: Side,
+    pub(crate) ord_type: OrdType,
+    pub(crate) tif: Tif,
+    pub(crate) stp: StpMode,
+    pub(crate) post_only: bool,
+    pub(crate) state: OrderState,
+    /// True while the order is in the `(account, id)` map. Orders enter the map only when they
+    /// rest or wait as a stop: an IOC that never rests costs no map insert and removal.
+    pub(crate) indexed: bool,
+    /// True once its expiry is in the expiry queue (a replace must not queue it twice).
+    pub(crate) expiry_queued: bool,
+}
+
+// Two orders per 128-byte pair of cache lines at most; a growing Order is a cost to notice.
+const _: () = assert!(core::mem::size_of::<Order>() <= 128);
+
+impl Order {
+    const FREE: Order = Order {
+        order_id: 0,
+        price: Price(0),
+        stop_price: Price(0),
+        leaves: 0,
+        visible: 0,
+        filled: 0,
+        display: 0,
+        expire_ts: 0,
+        prev: NIL,
+        next: NIL,
+        level: NIL,
+        account: 0,
+        symbol: 0,
+        side: Side::Buy,
+        ord_type: OrdType::Limit,
+        tif: Tif::Gtc,
+        stp: StpMode::CancelNewest,
+        post_only: false,
+        state: OrderState::Free,
+        indexed: false,
+        expiry_queued: false,
+    };
+}
+
+/// Fixed-capacity pool of order slots.
+pub(crate) struct OrderPool {
+    orders: Vec<Order>,
+    cl_ord_ids: Vec<ClOrdId>,
+    free: Vec<u32>,
+    capacity: usize,
+}
+
+impl OrderPool {
+    /// A pool of `capacity` slots. Memory is reserved once; pages are touched as slots are first
+    /// used, so a large bound costs nothing until the book grows into it.
+    pub(crate) fn with_capacity(capacity: usize) -> OrderPool {
+        assert!(capacity < NIL as usize, "order pool bound must fit a u32 slot");
+        OrderPool {
+            orders: Vec::with_capacity(capacity),
+            cl_ord_ids: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// True when no slot is left.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.free.is_empty() && self.orders.len() == self.capacity
+    }
+
+    /// Takes a free slot (caller checked `!is_full()`), storing `order` and its client id.
+    #[inline]
+    pub(crate) fn alloc(&mut self, order: Order, id: ClOrdId) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            self.orders[slot as usize] = order;
+            self.cl_ord_ids[slot as usize] = id;
+            slot
+        } else {
+            debug_assert!(self.orders.len() < self.capacity);
+            let slot = self.orders.len() as u32;
+            // Within the reserved capacity: no reallocation.
+            self.orders.push(order);
+            self.cl_ord_ids.push(id);
+            slot
+        }
+    }
+
+    /// Returns a slot to the free list.
+    #[inline]
+    pub(crate) fn free(&mut self, slot: u32) {
+        let order = &mut self.orders[slot as usize];
+        debug_assert!(order.state != OrderState::Free, "double free of order slot {slot}");
+        *order = Order::FREE;
+        self.free.push(slot);
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, slot: u32) -> &Order {
+        &self.orders[slot as usize]
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, slot: u32) -> &mut Order {
+        &mut self.orders[slot as usize]
+    }
+
+    #[inline]
+    pub(crate) fn cl_ord_id(&self, slot: u32) -> ClOrdId {
+        self.cl_ord_ids[slot as usize]
+    }
+
+    #[inline]
+    pub(crate) fn set_cl_ord_id(&mut self, slot: u32, id: ClOrdId) {
+        self.cl_ord_ids[slot as usize] = id;
+    }
+
+    /// Slots ever used (live or free): the range a full scan must cover.
+    pub(crate) fn high_water(&self) -> u32 {
+        self.orders.len() as u32
+    }
+
+    /// Live orders.
+    pub(crate) fn live(&self) -> usize {
+        self.orders.len() - self.free.len()
+    }
+}
+
+impl Order {
+    /// A fresh order in state `Active` with no links.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        order_id: OrderId,
+        account: AccountId,
+        symbol: SymbolId,
+        side: Side,
+        ord_type: OrdType,
+        tif: Tif,
+        price: Price,
+        qty: Qty,
+    ) -> Order {
+        Order {
+            order_id,
+            account,
+            symbol,
+            side,
+            ord_type,
+            tif,
+            price,
+            leaves: qty,
+            visible: qty,
+            state: OrderState::Active,
+            ..Order::FREE
+        }
+    }
+}
