@@ -107,12 +107,6 @@ impl Ladder {
         }
     }
 
-    /// Number of levels.
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.keys.len()
-    }
-
     /// True when another level cannot be added.
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
@@ -222,6 +216,6 @@ mod tests {
             assert_eq!(bids.find(Price(p)), if p % 3 == 0 { Some(p as u32) } else { None }, "{p}");
         }
         assert!(!bids.is_full());
-        assert_eq!(bids.len(), 200);
+        assert_eq!(bids.iter_best_first().count(), 200);
     }
 }

@@ -1,0 +1,10 @@
+//! The `exchange` package: the edges that wire the engine crates into one command-line tool.
+//!
+//! Text formats (command files, event files, book files) and name tables live here, outside the
+//! sans-IO `engine` crate.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod command_file;
+pub mod event_file;
+pub mod match_run;
+pub mod names;
