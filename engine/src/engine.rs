@@ -51,11 +51,11 @@ pub struct Engine {
     expiries_max: usize,
     /// Scratch list of slots (triggered stops, mass cancels); reserved once.
     pub(crate) scratch: Vec<u32>,
-    next_order_id: OrderId,
-    next_event_seq: u64,
+    pub(crate) next_order_id: OrderId,
+    pub(crate) next_event_seq: u64,
     /// Sequence number and timestamp of the command being processed.
-    command_seq: u64,
-    command_ts: u64,
+    pub(crate) command_seq: u64,
+    pub(crate) command_ts: u64,
 }
 
 impl Engine {
@@ -243,7 +243,7 @@ impl Engine {
             EventKind::Accepted { account, id, symbol, order_id, side: new.side, price, qty: new.qty },
         );
         if new.stop_price.is_some() {
-            self.add_stop(slot);
+            self.push_stop(slot);
             self.trigger_stops(symbol, sink);
         } else {
             self.execute(slot, sink);
@@ -254,7 +254,7 @@ impl Engine {
     }
 
     /// Puts a freshly accepted stop at the end of its symbol's stop list.
-    fn add_stop(&mut self, slot: u32) {
+    pub(crate) fn push_stop(&mut self, slot: u32) {
         let symbol = self.orders.get(slot).symbol as usize;
         let tail = self.books[symbol].stops_tail;
         {

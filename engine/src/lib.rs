@@ -15,10 +15,12 @@ mod event;
 mod level;
 mod matching;
 mod order;
+mod snapshot;
 mod types;
 
 pub use command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
 pub use engine::{BookSnapshot, Engine, EngineConfig, LevelSnapshot, OrderSnapshot};
+pub use snapshot::SnapshotError;
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
 pub use types::{
     default_symbols, AccountId, ClOrdId, ClOrdIdError, OrdType, OrderId, Price, Qty, Side,

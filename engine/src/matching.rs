@@ -31,6 +31,9 @@ impl Engine {
             self.emit_canceled(sink, slot, CancelReason::Ioc);
             self.release(slot);
         } else {
+            // The slice shown is cut from what is left after matching as the taker.
+            let o = self.orders.get_mut(slot);
+            o.visible = if o.display > 0 { o.display.min(o.leaves) } else { o.leaves };
             self.rest(slot, sink);
         }
     }
@@ -80,6 +83,7 @@ impl Engine {
             }
             let maker_slot = self.levels.get(level).head;
             let maker = *self.orders.get(maker_slot);
+            debug_assert!(maker.visible > 0 && maker.visible <= maker.leaves, "{maker:?}");
             if maker.account == taker.account {
                 match taker.stp {
                     StpMode::CancelNewest => {
@@ -178,6 +182,7 @@ impl Engine {
     /// Puts the `Active` order in `slot` at the back of its price level.
     pub(crate) fn rest<S: EventSink>(&mut self, slot: u32, sink: &mut S) {
         let o = *self.orders.get(slot);
+        debug_assert!(o.visible > 0 && o.visible <= o.leaves, "resting {o:?}");
         let book = &mut self.books[o.symbol as usize];
         let level = match book.ladder(o.side).find(o.price) {
             Some(level) => level,
