@@ -192,8 +192,8 @@ impl Engine {
             return self.reject(sink, account, id, symbol, RejectReason::BadOrder);
         }
         let lot = book.spec.lot;
-        let bad_display = new.display_qty.is_some_and(|d| d == 0 || d > new.qty || d % lot != 0);
-        if new.qty == 0 || new.qty % lot != 0 || bad_display {
+        let bad_display = new.display_qty.is_some_and(|d| d == 0 || d > new.qty || !d.is_multiple_of(lot));
+        if new.qty == 0 || !new.qty.is_multiple_of(lot) || bad_display {
             return self.reject(sink, account, id, symbol, RejectReason::BadQty);
         }
         let price = if market {
@@ -428,7 +428,7 @@ impl Engine {
         };
         let book = &self.books[symbol as usize];
         let lot = book.spec.lot;
-        if replace.qty == 0 || replace.qty % lot != 0 {
+        if replace.qty == 0 || !replace.qty.is_multiple_of(lot) {
             return self.reject(sink, account, id, symbol, RejectReason::BadQty);
         }
         let o = *self.orders.get(slot);
