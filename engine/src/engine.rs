@@ -6,11 +6,10 @@
 use core::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use rustc_hash::FxHashMap;
-
 use crate::book::Book;
 use crate::command::{CancelOrder, Command, CommandKind, NewOrder, ReplaceOrder};
 use crate::event::{CancelReason, Event, EventKind, EventSink, RejectReason};
+use crate::id_index::{id_hash, IdIndex};
 use crate::level::LevelPool;
 use crate::order::{Order, OrderPool, OrderState, NIL};
 use crate::types::{
@@ -35,16 +34,13 @@ impl Default for EngineConfig {
     }
 }
 
-/// Key of the client-id map: ids are unique per account among live orders.
-type IdKey = (AccountId, ClOrdId);
-
 /// The matching engine for a set of symbols. Single-threaded; see the crate docs.
 pub struct Engine {
     pub(crate) books: Vec<Book>,
     pub(crate) orders: OrderPool,
     pub(crate) levels: LevelPool,
     /// (account, client id) → slot of a resting or stop order.
-    pub(crate) ids: FxHashMap<IdKey, u32>,
+    pub(crate) ids: IdIndex,
     /// GTD expiries: (expire_ts, order_id, slot). Entries of orders that left early stay until
     /// popped or compacted; an entry is live only while the slot still holds that order id.
     expiries: BinaryHeap<Reverse<(u64, OrderId, u32)>>,
@@ -67,8 +63,7 @@ impl Engine {
         let levels_max = config
             .orders_max
             .min(config.symbols.len().saturating_mul(2).saturating_mul(config.levels_per_side_max));
-        let mut ids = FxHashMap::default();
-        ids.reserve(config.orders_max);
+        let ids = IdIndex::with_capacity(config.orders_max);
         Engine {
             books: config
                 .symbols
@@ -208,7 +203,8 @@ impl Engine {
         let (Some(price), Some(stop_price)) = (price, stop_price) else {
             return self.reject(sink, account, id, symbol, RejectReason::BadPriceTick);
         };
-        if self.ids.contains_key(&(account, id)) {
+        let hash = id_hash(account, &id);
+        if self.ids.find(hash, account, &id, &self.orders).is_some() {
             return self.reject(sink, account, id, symbol, RejectReason::DuplicateId);
         }
         if new.post_only && book.crosses(new.side, price) {
@@ -228,6 +224,7 @@ impl Engine {
         let tif = if market && new.tif != Tif::Fok { Tif::Ioc } else { new.tif };
         let mut order = Order::new(order_id, account, symbol, new.side, new.ord_type, tif, price, new.qty);
         order.stp = new.stp;
+        order.id_hash = hash;
         order.post_only = new.post_only;
         order.stop_price = stop_price;
         if let Some(display) = new.display_qty {
@@ -279,8 +276,8 @@ impl Engine {
         let o = self.orders.get_mut(slot);
         if !o.indexed {
             o.indexed = true;
-            let key = (o.account, self.orders.cl_ord_id(slot));
-            self.ids.insert(key, slot);
+            let hash = o.id_hash;
+            self.ids.insert(hash, slot, &self.orders);
         }
     }
 
@@ -308,8 +305,7 @@ impl Engine {
     pub(crate) fn release(&mut self, slot: u32) {
         let o = self.orders.get(slot);
         if o.indexed {
-            let key = (o.account, self.orders.cl_ord_id(slot));
-            self.ids.remove(&key);
+            self.ids.remove(o.id_hash, slot);
         }
         self.orders.free(slot);
     }
@@ -371,7 +367,7 @@ impl Engine {
     /// Finds a live order of `account` by client id on `symbol`.
     #[inline]
     fn lookup(&self, account: AccountId, id: ClOrdId, symbol: SymbolId) -> Option<u32> {
-        let slot = *self.ids.get(&(account, id))?;
+        let slot = self.ids.find(id_hash(account, &id), account, &id, &self.orders)?;
         (self.orders.get(slot).symbol == symbol).then_some(slot)
     }
 
@@ -439,7 +435,8 @@ impl Engine {
             },
             _ => o.price,
         };
-        if id != replace.orig_id && self.ids.contains_key(&(account, id)) {
+        let new_hash = if id == replace.orig_id { o.id_hash } else { id_hash(account, &id) };
+        if id != replace.orig_id && self.ids.find(new_hash, account, &id, &self.orders).is_some() {
             return self.reject(sink, account, id, symbol, RejectReason::DuplicateId);
         }
         let resting = o.state == OrderState::Resting;
@@ -460,9 +457,10 @@ impl Engine {
 
         // Accepted: re-key the id map under the new client id.
         if id != replace.orig_id {
-            self.ids.remove(&(account, replace.orig_id));
-            self.ids.insert((account, id), slot);
+            self.ids.remove(o.id_hash, slot);
             self.orders.set_cl_ord_id(slot, id);
+            self.orders.get_mut(slot).id_hash = new_hash;
+            self.ids.insert(new_hash, slot, &self.orders);
         }
         let done = replace.qty <= o.filled;
         let leaves = if done { 0 } else { replace.qty - o.filled };

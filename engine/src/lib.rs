@@ -9,21 +9,39 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod book;
+mod codec;
 mod command;
 mod engine;
 mod event;
+mod id_index;
 mod level;
 mod matching;
 mod order;
+mod ring;
+mod runner;
+mod sequencer;
 mod snapshot;
+mod sync;
 mod types;
+mod wait;
 
+pub mod journal;
+
+pub use codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 pub use command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
 pub use engine::{BookSnapshot, Engine, EngineConfig, LevelSnapshot, OrderSnapshot};
-pub use snapshot::SnapshotError;
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
+pub use ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};
+pub use runner::{
+    Clock, PinState, Processor, Runner, RunnerConfig, RunnerError, RunnerHandle, RunnerStats,
+    SteppingClock, SystemClock,
+};
+pub use sequencer::Sequencer;
+pub use snapshot::SnapshotError;
 pub use types::{
-    default_symbols, AccountId, ClOrdId, ClOrdIdError, OrdType, OrderId, Price, Qty, Side,
-    StpMode, SymbolId, SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE,
-    SYMBOL_UNKNOWN,
+    default_symbols, AccountId, ClOrdId, ClOrdIdError, OrdType, OrderId, Price, Qty, Side, StpMode,
+    SymbolId, SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
+};
+pub use wait::{
+    WaitStep, WaitStrategy, Waiter, BACKOFF_SLEEP_MAX, BACKOFF_SLEEP_MIN, SPIN_ROUNDS, YIELD_ROUNDS,
 };

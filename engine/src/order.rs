@@ -40,6 +40,8 @@ pub(crate) struct Order {
     pub(crate) display: Qty,
     /// GTD expiry in nanoseconds; 0 when the order does not expire.
     pub(crate) expire_ts: u64,
+    /// `id_hash(account, client id)`, kept so the id index never rehashes on removal.
+    pub(crate) id_hash: u64,
     /// Previous slot in the level queue or stop list.
     pub(crate) prev: u32,
     /// Next slot in the level queue or stop list.
@@ -74,6 +76,7 @@ impl Order {
         filled: 0,
         display: 0,
         expire_ts: 0,
+        id_hash: 0,
         prev: NIL,
         next: NIL,
         level: NIL,
@@ -156,6 +159,11 @@ impl OrderPool {
     #[inline]
     pub(crate) fn cl_ord_id(&self, slot: u32) -> ClOrdId {
         self.cl_ord_ids[slot as usize]
+    }
+
+    #[inline]
+    pub(crate) fn cl_ord_id_ref(&self, slot: u32) -> &ClOrdId {
+        &self.cl_ord_ids[slot as usize]
     }
 
     #[inline]

@@ -313,10 +313,11 @@ impl Engine {
         if self.orders.is_full() {
             return Err(SnapshotError::TooBig("orders"));
         }
-        if self.ids.contains_key(&(order.account, id)) {
+        let hash = crate::id_index::id_hash(order.account, &id);
+        if self.ids.find(hash, order.account, &id, &self.orders).is_some() {
             return Err(SnapshotError::Invalid("duplicate client id"));
         }
-        Ok(self.orders.alloc(Order { state: OrderState::Active, ..order }, id))
+        Ok(self.orders.alloc(Order { state: OrderState::Active, id_hash: hash, ..order }, id))
     }
 }
 

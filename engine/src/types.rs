@@ -131,6 +131,13 @@ impl ClOrdId {
         core::str::from_utf8(self.as_bytes()).unwrap_or("<non-utf8>")
     }
 
+    /// The id as four little-endian words, zero past its length (for hashing).
+    #[inline]
+    pub(crate) fn words(&self) -> [u64; 4] {
+        let w = |i: usize| u64::from_le_bytes(self.bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        [w(0), w(1), w(2), w(3)]
+    }
+
     /// Copies `bytes` into an id.
     pub fn from_bytes(bytes: &[u8]) -> Result<ClOrdId, ClOrdIdError> {
         if bytes.is_empty() {

@@ -1,0 +1,1318 @@
+//! Compact, fixed-layout, little-endian binary encoding of [`Command`] and [`Event`]: the bytes
+//! the journal stores.
+//!
+//! Every field is written in declaration order at a fixed width; the only variable parts are a
+//! client order id (one length byte, then that many bytes) and optional fields, which are
+//! announced by a flags byte and written only when present. Neither direction allocates.
+//!
+//! Decoding trusts nothing: every tag, enum byte, flag bit, bool and id length is checked, the
+//! input must hold exactly one value (trailing bytes are an error), and a malformed input is a
+//! [`CodecError`] naming the field and byte offset, never a panic.
+//!
+//! ```text
+//! Command = tag:u8 seq:u64 ts:u64 body
+//!   1 New      account:u32 symbol:u32 id side:u8 ord_type:u8 tif:u8 stp:u8 flags:u8
+//!              price:i64 qty:u64 [stop_price:i64] [display_qty:u64] [expire_ts:u64]
+//!              flags: 1 stop_price, 2 display_qty, 4 expire_ts, 8 post_only
+//!   2 Cancel   account:u32 symbol:u32 id
+//!   3 Replace  account:u32 symbol:u32 orig_id id flags:u8 qty:u64 [price:i64]   flags: 1 price
+//!   4 CancelAll account:u32 symbol:u32
+//!   5 Halt     symbol:u32
+//!   6 Resume   symbol:u32
+//! Event = tag:u8 seq:u64 command_seq:u64 ts:u64 body
+//!   1 Accepted account id symbol order_id:u64 side price:i64 qty
+//!   2 Trade    symbol price qty maker_account maker_id maker_order_id maker_leaves_qty
+//!              taker_account taker_id taker_order_id taker_leaves_qty aggressor
+//!   3 Canceled account id symbol order_id reason:u8 leaves_qty
+//!   4 Rejected account id symbol reason:u8
+//!   5 Replaced account orig_id id symbol order_id price qty leaves_qty
+//!   6 Expired  account id symbol order_id leaves_qty
+//!   7 Triggered account id symbol order_id
+//!   8 TradingStatus symbol halted:u8 (0 or 1)
+//! id = len:u8 (1..=32) bytes[len]
+//! ```
+//!
+//! A layout change is a new journal format version (`journal::SEGMENT_FORMAT_VERSION`).
+
+use crate::command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
+use crate::event::{CancelReason, Event, EventKind, RejectReason};
+use crate::types::{ClOrdId, OrdType, Price, Side, StpMode, Tif, CL_ORD_ID_LEN_MAX};
+
+/// Encoded size of the largest command (a replace with two full-length ids and a price).
+pub const COMMAND_ENCODED_LEN_MAX: usize = 1 + 8 + 8 + (4 + 4 + 2 * ID_LEN_MAX + 1 + 8 + 8);
+
+/// Encoded size of the largest event (a trade with two full-length ids).
+pub const EVENT_ENCODED_LEN_MAX: usize =
+    1 + 8 + 8 + 8 + (4 + 8 + 8 + 2 * (4 + ID_LEN_MAX + 8 + 8) + 1);
+
+/// Encoded size of a full-length client order id: its length byte and bytes.
+const ID_LEN_MAX: usize = 1 + CL_ORD_ID_LEN_MAX;
+
+const NEW_ORDER_LEN_MAX: usize = 1 + 8 + 8 + (4 + 4 + ID_LEN_MAX + 5 + 8 + 8 + 3 * 8);
+const _: () = assert!(NEW_ORDER_LEN_MAX <= COMMAND_ENCODED_LEN_MAX);
+// The journal stores one value per record; both must fit comfortably in a record.
+const _: () = assert!(COMMAND_ENCODED_LEN_MAX <= 128 && EVENT_ENCODED_LEN_MAX <= 256);
+
+const CMD_NEW: u8 = 1;
+const CMD_CANCEL: u8 = 2;
+const CMD_REPLACE: u8 = 3;
+const CMD_CANCEL_ALL: u8 = 4;
+const CMD_HALT: u8 = 5;
+const CMD_RESUME: u8 = 6;
+
+const EV_ACCEPTED: u8 = 1;
+const EV_TRADE: u8 = 2;
+const EV_CANCELED: u8 = 3;
+const EV_REJECTED: u8 = 4;
+const EV_REPLACED: u8 = 5;
+const EV_EXPIRED: u8 = 6;
+const EV_TRIGGERED: u8 = 7;
+const EV_TRADING_STATUS: u8 = 8;
+
+const NEW_HAS_STOP_PRICE: u8 = 1;
+const NEW_HAS_DISPLAY_QTY: u8 = 2;
+const NEW_HAS_EXPIRE_TS: u8 = 4;
+const NEW_POST_ONLY: u8 = 8;
+const NEW_FLAGS_ALL: u8 =
+    NEW_HAS_STOP_PRICE | NEW_HAS_DISPLAY_QTY | NEW_HAS_EXPIRE_TS | NEW_POST_ONLY;
+const REPLACE_HAS_PRICE: u8 = 1;
+
+/// Why bytes could not be decoded into a command or an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The input ends inside a field.
+    #[error("input ends inside field `{field}` at byte {offset}")]
+    Truncated {
+        /// Field being read.
+        field: &'static str,
+        /// Byte offset where the field starts.
+        offset: usize,
+    },
+    /// A tag, enum, flags or bool byte holds a value no encoder writes.
+    #[error("field `{field}` at byte {offset} holds invalid value {value}")]
+    InvalidValue {
+        /// Field being read.
+        field: &'static str,
+        /// Byte offset of the field.
+        offset: usize,
+        /// The byte found.
+        value: u8,
+    },
+    /// A client order id's length byte is 0 or above [`CL_ORD_ID_LEN_MAX`].
+    #[error("client order id `{field}` at byte {offset} has length {len}, allowed 1..={max}", max = CL_ORD_ID_LEN_MAX)]
+    ClOrdIdLen {
+        /// Field being read.
+        field: &'static str,
+        /// Byte offset of the length byte.
+        offset: usize,
+        /// The length found.
+        len: u8,
+    },
+    /// Bytes follow a complete value.
+    #[error("{extra} bytes follow the encoded value")]
+    TrailingBytes {
+        /// How many.
+        extra: usize,
+    },
+}
+
+/// Writes fields into a buffer the caller has checked is long enough.
+struct Put<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Put<'_> {
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
+    }
+    #[inline]
+    fn u8(&mut self, v: u8) {
+        self.buf[self.pos] = v;
+        self.pos += 1;
+    }
+    #[inline]
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    #[inline]
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    #[inline]
+    fn i64(&mut self, v: i64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    #[inline]
+    fn id(&mut self, id: &ClOrdId) {
+        let bytes = id.as_bytes();
+        // A `ClOrdId` holds at most CL_ORD_ID_LEN_MAX (< 256) bytes, so the length fits a byte.
+        self.u8(bytes.len() as u8);
+        self.bytes(bytes);
+    }
+}
+
+/// Reads fields, checking every length; never panics.
+struct Get<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Get<'a> {
+    #[inline]
+    fn take<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], CodecError> {
+        let end = self.pos.checked_add(N);
+        match end.and_then(|end| self.buf.get(self.pos..end)) {
+            Some(slice) => {
+                let mut out = [0u8; N];
+                out.copy_from_slice(slice);
+                self.pos += N;
+                Ok(out)
+            }
+            None => Err(CodecError::Truncated {
+                field,
+                offset: self.pos,
+            }),
+        }
+    }
+    #[inline]
+    fn u8(&mut self, field: &'static str) -> Result<u8, CodecError> {
+        Ok(self.take::<1>(field)?[0])
+    }
+    #[inline]
+    fn u32(&mut self, field: &'static str) -> Result<u32, CodecError> {
+        Ok(u32::from_le_bytes(self.take(field)?))
+    }
+    #[inline]
+    fn u64(&mut self, field: &'static str) -> Result<u64, CodecError> {
+        Ok(u64::from_le_bytes(self.take(field)?))
+    }
+    #[inline]
+    fn i64(&mut self, field: &'static str) -> Result<i64, CodecError> {
+        Ok(i64::from_le_bytes(self.take(field)?))
+    }
+    /// Reads a byte that must be one of `0..count`, and maps it through `f`.
+    #[inline]
+    fn enum_u8<T>(&mut self, field: &'static str, f: fn(u8) -> Option<T>) -> Result<T, CodecError> {
+        let offset = self.pos;
+        let value = self.u8(field)?;
+        f(value).ok_or(CodecError::InvalidValue {
+            field,
+            offset,
+            value,
+        })
+    }
+    #[inline]
+    fn flags(&mut self, field: &'static str, allowed: u8) -> Result<u8, CodecError> {
+        let offset = self.pos;
+        let value = self.u8(field)?;
+        if value & !allowed != 0 {
+            return Err(CodecError::InvalidValue {
+                field,
+                offset,
+                value,
+            });
+        }
+        Ok(value)
+    }
+    #[inline]
+    fn id(&mut self, field: &'static str) -> Result<ClOrdId, CodecError> {
+        let offset = self.pos;
+        let len = self.u8(field)?;
+        if len == 0 || len as usize > CL_ORD_ID_LEN_MAX {
+            return Err(CodecError::ClOrdIdLen { field, offset, len });
+        }
+        let start = self.pos;
+        let bytes = self
+            .buf
+            .get(start..start + len as usize)
+            .ok_or(CodecError::Truncated {
+                field,
+                offset: start,
+            })?;
+        self.pos += len as usize;
+        // The length was checked to be 1..=CL_ORD_ID_LEN_MAX just above.
+        ClOrdId::from_bytes(bytes).map_err(|_| CodecError::ClOrdIdLen { field, offset, len })
+    }
+    fn finish(&self) -> Result<(), CodecError> {
+        match self.buf.len() - self.pos {
+            0 => Ok(()),
+            extra => Err(CodecError::TrailingBytes { extra }),
+        }
+    }
+}
+
+fn side_u8(side: Side) -> u8 {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+fn side_from(v: u8) -> Option<Side> {
+    match v {
+        0 => Some(Side::Buy),
+        1 => Some(Side::Sell),
+        _ => None,
+    }
+}
+fn ord_type_u8(t: OrdType) -> u8 {
+    match t {
+        OrdType::Market => 0,
+        OrdType::Limit => 1,
+    }
+}
+fn ord_type_from(v: u8) -> Option<OrdType> {
+    match v {
+        0 => Some(OrdType::Market),
+        1 => Some(OrdType::Limit),
+        _ => None,
+    }
+}
+fn tif_u8(t: Tif) -> u8 {
+    match t {
+        Tif::Gtc => 0,
+        Tif::Ioc => 1,
+        Tif::Fok => 2,
+        Tif::Gtd => 3,
+    }
+}
+fn tif_from(v: u8) -> Option<Tif> {
+    match v {
+        0 => Some(Tif::Gtc),
+        1 => Some(Tif::Ioc),
+        2 => Some(Tif::Fok),
+        3 => Some(Tif::Gtd),
+        _ => None,
+    }
+}
+fn stp_u8(s: StpMode) -> u8 {
+    match s {
+        StpMode::CancelNewest => 0,
+        StpMode::CancelOldest => 1,
+        StpMode::CancelBoth => 2,
+    }
+}
+fn stp_from(v: u8) -> Option<StpMode> {
+    match v {
+        0 => Some(StpMode::CancelNewest),
+        1 => Some(StpMode::CancelOldest),
+        2 => Some(StpMode::CancelBoth),
+        _ => None,
+    }
+}
+fn cancel_reason_u8(r: CancelReason) -> u8 {
+    match r {
+        CancelReason::User => 0,
+        CancelReason::Ioc => 1,
+        CancelReason::Fok => 2,
+        CancelReason::SelfTrade => 3,
+        CancelReason::BookFull => 4,
+        CancelReason::MassCancel => 5,
+    }
+}
+fn cancel_reason_from(v: u8) -> Option<CancelReason> {
+    match v {
+        0 => Some(CancelReason::User),
+        1 => Some(CancelReason::Ioc),
+        2 => Some(CancelReason::Fok),
+        3 => Some(CancelReason::SelfTrade),
+        4 => Some(CancelReason::BookFull),
+        5 => Some(CancelReason::MassCancel),
+        _ => None,
+    }
+}
+fn reject_reason_u8(r: RejectReason) -> u8 {
+    match r {
+        RejectReason::UnknownSymbol => 0,
+        RejectReason::BadPriceTick => 1,
+        RejectReason::BadQty => 2,
+        RejectReason::DuplicateId => 3,
+        RejectReason::UnknownOrder => 4,
+        RejectReason::WouldTake => 5,
+        RejectReason::Halted => 6,
+        RejectReason::BadOrder => 7,
+        RejectReason::BookFull => 8,
+    }
+}
+fn reject_reason_from(v: u8) -> Option<RejectReason> {
+    match v {
+        0 => Some(RejectReason::UnknownSymbol),
+        1 => Some(RejectReason::BadPriceTick),
+        2 => Some(RejectReason::BadQty),
+        3 => Some(RejectReason::DuplicateId),
+        4 => Some(RejectReason::UnknownOrder),
+        5 => Some(RejectReason::WouldTake),
+        6 => Some(RejectReason::Halted),
+        7 => Some(RejectReason::BadOrder),
+        8 => Some(RejectReason::BookFull),
+        _ => None,
+    }
+}
+fn bool_from(v: u8) -> Option<bool> {
+    match v {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+/// Encoded length of a client order id.
+fn id_len(id: &ClOrdId) -> usize {
+    1 + id.as_bytes().len()
+}
+
+impl Command {
+    /// Number of bytes [`Command::encode`] writes for this command (at most
+    /// [`COMMAND_ENCODED_LEN_MAX`]).
+    pub fn encoded_len(&self) -> usize {
+        let body = match &self.kind {
+            CommandKind::New(o) => {
+                4 + 4
+                    + id_len(&o.id)
+                    + 5
+                    + 8
+                    + 8
+                    + 8 * (o.stop_price.is_some() as usize
+                        + o.display_qty.is_some() as usize
+                        + o.expire_ts.is_some() as usize)
+            }
+            CommandKind::Cancel(c) => 4 + 4 + id_len(&c.id),
+            CommandKind::Replace(r) => {
+                4 + 4 + id_len(&r.orig_id) + id_len(&r.id) + 1 + 8 + 8 * r.price.is_some() as usize
+            }
+            CommandKind::CancelAll { .. } => 8,
+            CommandKind::Halt { .. } | CommandKind::Resume { .. } => 4,
+        };
+        1 + 8 + 8 + body
+    }
+
+    /// Writes the command into `buf` and returns the number of bytes written.
+    ///
+    /// # Panics
+    /// When `buf` is shorter than [`Command::encoded_len`]; a buffer of
+    /// [`COMMAND_ENCODED_LEN_MAX`] bytes always fits.
+    pub fn encode(&self, buf: &mut [u8]) -> usize {
+        let len = self.encoded_len();
+        assert!(
+            buf.len() >= len,
+            "command needs {len} bytes, buffer has {}",
+            buf.len()
+        );
+        let mut p = Put { buf, pos: 0 };
+        let tag = match self.kind {
+            CommandKind::New(_) => CMD_NEW,
+            CommandKind::Cancel(_) => CMD_CANCEL,
+            CommandKind::Replace(_) => CMD_REPLACE,
+            CommandKind::CancelAll { .. } => CMD_CANCEL_ALL,
+            CommandKind::Halt { .. } => CMD_HALT,
+            CommandKind::Resume { .. } => CMD_RESUME,
+        };
+        p.u8(tag);
+        p.u64(self.header.seq);
+        p.u64(self.header.ts);
+        match &self.kind {
+            CommandKind::New(o) => {
+                p.u32(o.account);
+                p.u32(o.symbol);
+                p.id(&o.id);
+                p.u8(side_u8(o.side));
+                p.u8(ord_type_u8(o.ord_type));
+                p.u8(tif_u8(o.tif));
+                p.u8(stp_u8(o.stp));
+                let mut flags = 0;
+                if o.stop_price.is_some() {
+                    flags |= NEW_HAS_STOP_PRICE;
+                }
+                if o.display_qty.is_some() {
+                    flags |= NEW_HAS_DISPLAY_QTY;
+                }
+                if o.expire_ts.is_some() {
+                    flags |= NEW_HAS_EXPIRE_TS;
+                }
+                if o.post_only {
+                    flags |= NEW_POST_ONLY;
+                }
+                p.u8(flags);
+                p.i64(o.price);
+                p.u64(o.qty);
+                if let Some(v) = o.stop_price {
+                    p.i64(v);
+                }
+                if let Some(v) = o.display_qty {
+                    p.u64(v);
+                }
+                if let Some(v) = o.expire_ts {
+                    p.u64(v);
+                }
+            }
+            CommandKind::Cancel(c) => {
+                p.u32(c.account);
+                p.u32(c.symbol);
+                p.id(&c.id);
+            }
+            CommandKind::Replace(r) => {
+                p.u32(r.account);
+                p.u32(r.symbol);
+                p.id(&r.orig_id);
+                p.id(&r.id);
+                p.u8(if r.price.is_some() {
+                    REPLACE_HAS_PRICE
+                } else {
+                    0
+                });
+                p.u64(r.qty);
+                if let Some(v) = r.price {
+                    p.i64(v);
+                }
+            }
+            CommandKind::CancelAll { account, symbol } => {
+                p.u32(*account);
+                p.u32(*symbol);
+            }
+            CommandKind::Halt { symbol } | CommandKind::Resume { symbol } => p.u32(*symbol),
+        }
+        debug_assert_eq!(p.pos, len, "encoded_len disagrees with encode");
+        p.pos
+    }
+
+    /// Reads exactly one command from `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<Command, CodecError> {
+        let mut g = Get { buf: bytes, pos: 0 };
+        let tag_offset = g.pos;
+        let tag = g.u8("command.tag")?;
+        let header = CommandHeader {
+            seq: g.u64("command.seq")?,
+            ts: g.u64("command.ts")?,
+        };
+        let kind = match tag {
+            CMD_NEW => {
+                let account = g.u32("new.account")?;
+                let symbol = g.u32("new.symbol")?;
+                let id = g.id("new.id")?;
+                let side = g.enum_u8("new.side", side_from)?;
+                let ord_type = g.enum_u8("new.ord_type", ord_type_from)?;
+                let tif = g.enum_u8("new.tif", tif_from)?;
+                let stp = g.enum_u8("new.stp", stp_from)?;
+                let flags = g.flags("new.flags", NEW_FLAGS_ALL)?;
+                let price = g.i64("new.price")?;
+                let qty = g.u64("new.qty")?;
+                let stop_price = match flags & NEW_HAS_STOP_PRICE {
+                    0 => None,
+                    _ => Some(g.i64("new.stop_price")?),
+                };
+                let display_qty = match flags & NEW_HAS_DISPLAY_QTY {
+                    0 => None,
+                    _ => Some(g.u64("new.display_qty")?),
+                };
+                let expire_ts = match flags & NEW_HAS_EXPIRE_TS {
+                    0 => None,
+                    _ => Some(g.u64("new.expire_ts")?),
+                };
+                CommandKind::New(NewOrder {
+                    account,
+                    symbol,
+                    id,
+                    side,
+                    ord_type,
+                    tif,
+                    price,
+                    qty,
+                    stop_price,
+                    display_qty,
+                    expire_ts,
+                    post_only: flags & NEW_POST_ONLY != 0,
+                    stp,
+                })
+            }
+            CMD_CANCEL => CommandKind::Cancel(CancelOrder {
+                account: g.u32("cancel.account")?,
+                symbol: g.u32("cancel.symbol")?,
+                id: g.id("cancel.id")?,
+            }),
+            CMD_REPLACE => {
+                let account = g.u32("replace.account")?;
+                let symbol = g.u32("replace.symbol")?;
+                let orig_id = g.id("replace.orig_id")?;
+                let id = g.id("replace.id")?;
+                let flags = g.flags("replace.flags", REPLACE_HAS_PRICE)?;
+                let qty = g.u64("replace.qty")?;
+                let price = match flags & REPLACE_HAS_PRICE {
+                    0 => None,
+                    _ => Some(g.i64("replace.price")?),
+                };
+                CommandKind::Replace(ReplaceOrder {
+                    account,
+                    symbol,
+                    orig_id,
+                    id,
+                    price,
+                    qty,
+                })
+            }
+            CMD_CANCEL_ALL => CommandKind::CancelAll {
+                account: g.u32("cancel_all.account")?,
+                symbol: g.u32("cancel_all.symbol")?,
+            },
+            CMD_HALT => CommandKind::Halt {
+                symbol: g.u32("halt.symbol")?,
+            },
+            CMD_RESUME => CommandKind::Resume {
+                symbol: g.u32("resume.symbol")?,
+            },
+            value => {
+                return Err(CodecError::InvalidValue {
+                    field: "command.tag",
+                    offset: tag_offset,
+                    value,
+                })
+            }
+        };
+        g.finish()?;
+        Ok(Command { header, kind })
+    }
+}
+
+impl Event {
+    /// Number of bytes [`Event::encode`] writes for this event (at most
+    /// [`EVENT_ENCODED_LEN_MAX`]).
+    pub fn encoded_len(&self) -> usize {
+        let body = match &self.kind {
+            EventKind::Accepted { id, .. } => 4 + id_len(id) + 4 + 8 + 1 + 8 + 8,
+            EventKind::Trade {
+                maker_id, taker_id, ..
+            } => 4 + 8 + 8 + (4 + id_len(maker_id) + 8 + 8) + (4 + id_len(taker_id) + 8 + 8) + 1,
+            EventKind::Canceled { id, .. } => 4 + id_len(id) + 4 + 8 + 1 + 8,
+            EventKind::Rejected { id, .. } => 4 + id_len(id) + 4 + 1,
+            EventKind::Replaced { orig_id, id, .. } => {
+                4 + id_len(orig_id) + id_len(id) + 4 + 8 + 8 + 8 + 8
+            }
+            EventKind::Expired { id, .. } => 4 + id_len(id) + 4 + 8 + 8,
+            EventKind::Triggered { id, .. } => 4 + id_len(id) + 4 + 8,
+            EventKind::TradingStatus { .. } => 4 + 1,
+        };
+        1 + 8 + 8 + 8 + body
+    }
+
+    /// Writes the event into `buf` and returns the number of bytes written.
+    ///
+    /// # Panics
+    /// When `buf` is shorter than [`Event::encoded_len`]; a buffer of
+    /// [`EVENT_ENCODED_LEN_MAX`] bytes always fits.
+    pub fn encode(&self, buf: &mut [u8]) -> usize {
+        let len = self.encoded_len();
+        assert!(
+            buf.len() >= len,
+            "event needs {len} bytes, buffer has {}",
+            buf.len()
+        );
+        let mut p = Put { buf, pos: 0 };
+        let tag = match self.kind {
+            EventKind::Accepted { .. } => EV_ACCEPTED,
+            EventKind::Trade { .. } => EV_TRADE,
+            EventKind::Canceled { .. } => EV_CANCELED,
+            EventKind::Rejected { .. } => EV_REJECTED,
+            EventKind::Replaced { .. } => EV_REPLACED,
+            EventKind::Expired { .. } => EV_EXPIRED,
+            EventKind::Triggered { .. } => EV_TRIGGERED,
+            EventKind::TradingStatus { .. } => EV_TRADING_STATUS,
+        };
+        p.u8(tag);
+        p.u64(self.seq);
+        p.u64(self.command_seq);
+        p.u64(self.ts);
+        match &self.kind {
+            EventKind::Accepted {
+                account,
+                id,
+                symbol,
+                order_id,
+                side,
+                price,
+                qty,
+            } => {
+                p.u32(*account);
+                p.id(id);
+                p.u32(*symbol);
+                p.u64(*order_id);
+                p.u8(side_u8(*side));
+                p.i64(price.0);
+                p.u64(*qty);
+            }
+            EventKind::Trade {
+                symbol,
+                price,
+                qty,
+                maker_account,
+                maker_id,
+                maker_order_id,
+                maker_leaves_qty,
+                taker_account,
+                taker_id,
+                taker_order_id,
+                taker_leaves_qty,
+                aggressor,
+            } => {
+                p.u32(*symbol);
+                p.i64(price.0);
+                p.u64(*qty);
+                p.u32(*maker_account);
+                p.id(maker_id);
+                p.u64(*maker_order_id);
+                p.u64(*maker_leaves_qty);
+                p.u32(*taker_account);
+                p.id(taker_id);
+                p.u64(*taker_order_id);
+                p.u64(*taker_leaves_qty);
+                p.u8(side_u8(*aggressor));
+            }
+            EventKind::Canceled {
+                account,
+                id,
+                symbol,
+                order_id,
+                reason,
+                leaves_qty,
+            } => {
+                p.u32(*account);
+                p.id(id);
+                p.u32(*symbol);
+                p.u64(*order_id);
+                p.u8(cancel_reason_u8(*reason));
+                p.u64(*leaves_qty);
+            }
+            EventKind::Rejected {
+                account,
+                id,
+                symbol,
+                reason,
+            } => {
+                p.u32(*account);
+                p.id(id);
+                p.u32(*symbol);
+                p.u8(reject_reason_u8(*reason));
+            }
+            EventKind::Replaced {
+                account,
+                orig_id,
+                id,
+                symbol,
+                order_id,
+                price,
+                qty,
+                leaves_qty,
+            } => {
+                p.u32(*account);
+                p.id(orig_id);
+                p.id(id);
+                p.u32(*symbol);
+                p.u64(*order_id);
+                p.i64(price.0);
+                p.u64(*qty);
+                p.u64(*leaves_qty);
+            }
+            EventKind::Expired {
+                account,
+                id,
+                symbol,
+                order_id,
+                leaves_qty,
+            } => {
+                p.u32(*account);
+                p.id(id);
+                p.u32(*symbol);
+                p.u64(*order_id);
+                p.u64(*leaves_qty);
+            }
+            EventKind::Triggered {
+                account,
+                id,
+                symbol,
+                order_id,
+            } => {
+                p.u32(*account);
+                p.id(id);
+                p.u32(*symbol);
+                p.u64(*order_id);
+            }
+            EventKind::TradingStatus { symbol, halted } => {
+                p.u32(*symbol);
+                p.u8(*halted as u8);
+            }
+        }
+        debug_assert_eq!(p.pos, len, "encoded_len disagrees with encode");
+        p.pos
+    }
+
+    /// Reads exactly one event from `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<Event, CodecError> {
+        let mut g = Get { buf: bytes, pos: 0 };
+        let tag_offset = g.pos;
+        let tag = g.u8("event.tag")?;
+        let seq = g.u64("event.seq")?;
+        let command_seq = g.u64("event.command_seq")?;
+        let ts = g.u64("event.ts")?;
+        let kind = match tag {
+            EV_ACCEPTED => EventKind::Accepted {
+                account: g.u32("accepted.account")?,
+                id: g.id("accepted.id")?,
+                symbol: g.u32("accepted.symbol")?,
+                order_id: g.u64("accepted.order_id")?,
+                side: g.enum_u8("accepted.side", side_from)?,
+                price: Price(g.i64("accepted.price")?),
+                qty: g.u64("accepted.qty")?,
+            },
+            EV_TRADE => EventKind::Trade {
+                symbol: g.u32("trade.symbol")?,
+                price: Price(g.i64("trade.price")?),
+                qty: g.u64("trade.qty")?,
+                maker_account: g.u32("trade.maker_account")?,
+                maker_id: g.id("trade.maker_id")?,
+                maker_order_id: g.u64("trade.maker_order_id")?,
+                maker_leaves_qty: g.u64("trade.maker_leaves_qty")?,
+                taker_account: g.u32("trade.taker_account")?,
+                taker_id: g.id("trade.taker_id")?,
+                taker_order_id: g.u64("trade.taker_order_id")?,
+                taker_leaves_qty: g.u64("trade.taker_leaves_qty")?,
+                aggressor: g.enum_u8("trade.aggressor", side_from)?,
+            },
+            EV_CANCELED => EventKind::Canceled {
+                account: g.u32("canceled.account")?,
+                id: g.id("canceled.id")?,
+                symbol: g.u32("canceled.symbol")?,
+                order_id: g.u64("canceled.order_id")?,
+                reason: g.enum_u8("canceled.reason", cancel_reason_from)?,
+                leaves_qty: g.u64("canceled.leaves_qty")?,
+            },
+            EV_REJECTED => EventKind::Rejected {
+                account: g.u32("rejected.account")?,
+                id: g.id("rejected.id")?,
+                symbol: g.u32("rejected.symbol")?,
+                reason: g.enum_u8("rejected.reason", reject_reason_from)?,
+            },
+            EV_REPLACED => EventKind::Replaced {
+                account: g.u32("replaced.account")?,
+                orig_id: g.id("replaced.orig_id")?,
+                id: g.id("replaced.id")?,
+                symbol: g.u32("replaced.symbol")?,
+                order_id: g.u64("replaced.order_id")?,
+                price: Price(g.i64("replaced.price")?),
+                qty: g.u64("replaced.qty")?,
+                leaves_qty: g.u64("replaced.leaves_qty")?,
+            },
+            EV_EXPIRED => EventKind::Expired {
+                account: g.u32("expired.account")?,
+                id: g.id("expired.id")?,
+                symbol: g.u32("expired.symbol")?,
+                order_id: g.u64("expired.order_id")?,
+                leaves_qty: g.u64("expired.leaves_qty")?,
+            },
+            EV_TRIGGERED => EventKind::Triggered {
+                account: g.u32("triggered.account")?,
+                id: g.id("triggered.id")?,
+                symbol: g.u32("triggered.symbol")?,
+                order_id: g.u64("triggered.order_id")?,
+            },
+            EV_TRADING_STATUS => EventKind::TradingStatus {
+                symbol: g.u32("trading_status.symbol")?,
+                halted: g.enum_u8("trading_status.halted", bool_from)?,
+            },
+            value => {
+                return Err(CodecError::InvalidValue {
+                    field: "event.tag",
+                    offset: tag_offset,
+                    value,
+                })
+            }
+        };
+        g.finish()?;
+        Ok(Event {
+            seq,
+            command_seq,
+            ts,
+            kind,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cl_ord_id() -> impl Strategy<Value = ClOrdId> {
+        proptest::collection::vec(any::<u8>(), 1..=CL_ORD_ID_LEN_MAX)
+            .prop_map(|bytes| ClOrdId::from_bytes(&bytes).expect("length in range"))
+    }
+    fn side() -> impl Strategy<Value = Side> {
+        prop_oneof![Just(Side::Buy), Just(Side::Sell)]
+    }
+    fn ord_type() -> impl Strategy<Value = OrdType> {
+        prop_oneof![Just(OrdType::Market), Just(OrdType::Limit)]
+    }
+    fn tif() -> impl Strategy<Value = Tif> {
+        prop_oneof![
+            Just(Tif::Gtc),
+            Just(Tif::Ioc),
+            Just(Tif::Fok),
+            Just(Tif::Gtd)
+        ]
+    }
+    fn stp() -> impl Strategy<Value = StpMode> {
+        prop_oneof![
+            Just(StpMode::CancelNewest),
+            Just(StpMode::CancelOldest),
+            Just(StpMode::CancelBoth)
+        ]
+    }
+    fn cancel_reason() -> impl Strategy<Value = CancelReason> {
+        (0u8..6).prop_map(|v| cancel_reason_from(v).expect("in range"))
+    }
+    fn reject_reason() -> impl Strategy<Value = RejectReason> {
+        (0u8..9).prop_map(|v| reject_reason_from(v).expect("in range"))
+    }
+
+    fn new_order() -> impl Strategy<Value = NewOrder> {
+        (
+            (
+                any::<u32>(),
+                any::<u32>(),
+                cl_ord_id(),
+                side(),
+                ord_type(),
+                tif(),
+                stp(),
+            ),
+            (
+                any::<i64>(),
+                any::<u64>(),
+                any::<Option<i64>>(),
+                any::<Option<u64>>(),
+            ),
+            (any::<Option<u64>>(), any::<bool>()),
+        )
+            .prop_map(
+                |(
+                    (account, symbol, id, side, ord_type, tif, stp),
+                    (price, qty, stop_price, display_qty),
+                    (expire_ts, post_only),
+                )| NewOrder {
+                    account,
+                    symbol,
+                    id,
+                    side,
+                    ord_type,
+                    tif,
+                    price,
+                    qty,
+                    stop_price,
+                    display_qty,
+                    expire_ts,
+                    post_only,
+                    stp,
+                },
+            )
+    }
+
+    fn command_kind() -> impl Strategy<Value = CommandKind> {
+        prop_oneof![
+            new_order().prop_map(CommandKind::New),
+            (any::<u32>(), any::<u32>(), cl_ord_id()).prop_map(|(account, symbol, id)| {
+                CommandKind::Cancel(CancelOrder {
+                    account,
+                    symbol,
+                    id,
+                })
+            }),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                cl_ord_id(),
+                cl_ord_id(),
+                any::<Option<i64>>(),
+                any::<u64>()
+            )
+                .prop_map(|(account, symbol, orig_id, id, price, qty)| {
+                    CommandKind::Replace(ReplaceOrder {
+                        account,
+                        symbol,
+                        orig_id,
+                        id,
+                        price,
+                        qty,
+                    })
+                }),
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(account, symbol)| CommandKind::CancelAll { account, symbol }),
+            any::<u32>().prop_map(|symbol| CommandKind::Halt { symbol }),
+            any::<u32>().prop_map(|symbol| CommandKind::Resume { symbol }),
+        ]
+    }
+
+    fn command() -> impl Strategy<Value = Command> {
+        (any::<u64>(), any::<u64>(), command_kind()).prop_map(|(seq, ts, kind)| Command {
+            header: CommandHeader { seq, ts },
+            kind,
+        })
+    }
+
+    fn event_kind() -> impl Strategy<Value = EventKind> {
+        let price = any::<i64>().prop_map(Price);
+        prop_oneof![
+            (
+                any::<u32>(),
+                cl_ord_id(),
+                any::<u32>(),
+                any::<u64>(),
+                side(),
+                price.clone(),
+                any::<u64>()
+            )
+                .prop_map(|(account, id, symbol, order_id, side, price, qty)| {
+                    EventKind::Accepted {
+                        account,
+                        id,
+                        symbol,
+                        order_id,
+                        side,
+                        price,
+                        qty,
+                    }
+                }),
+            (
+                (any::<u32>(), price.clone(), any::<u64>()),
+                (any::<u32>(), cl_ord_id(), any::<u64>(), any::<u64>()),
+                (any::<u32>(), cl_ord_id(), any::<u64>(), any::<u64>()),
+                side()
+            )
+                .prop_map(|((symbol, price, qty), m, t, aggressor)| EventKind::Trade {
+                    symbol,
+                    price,
+                    qty,
+                    maker_account: m.0,
+                    maker_id: m.1,
+                    maker_order_id: m.2,
+                    maker_leaves_qty: m.3,
+                    taker_account: t.0,
+                    taker_id: t.1,
+                    taker_order_id: t.2,
+                    taker_leaves_qty: t.3,
+                    aggressor,
+                }),
+            (
+                any::<u32>(),
+                cl_ord_id(),
+                any::<u32>(),
+                any::<u64>(),
+                cancel_reason(),
+                any::<u64>()
+            )
+                .prop_map(|(account, id, symbol, order_id, reason, leaves_qty)| {
+                    EventKind::Canceled {
+                        account,
+                        id,
+                        symbol,
+                        order_id,
+                        reason,
+                        leaves_qty,
+                    }
+                }),
+            (any::<u32>(), cl_ord_id(), any::<u32>(), reject_reason()).prop_map(
+                |(account, id, symbol, reason)| EventKind::Rejected {
+                    account,
+                    id,
+                    symbol,
+                    reason
+                }
+            ),
+            (
+                (any::<u32>(), cl_ord_id(), cl_ord_id(), any::<u32>()),
+                (any::<u64>(), price, any::<u64>(), any::<u64>())
+            )
+                .prop_map(
+                    |((account, orig_id, id, symbol), (order_id, price, qty, leaves_qty))| {
+                        EventKind::Replaced {
+                            account,
+                            orig_id,
+                            id,
+                            symbol,
+                            order_id,
+                            price,
+                            qty,
+                            leaves_qty,
+                        }
+                    }
+                ),
+            (
+                any::<u32>(),
+                cl_ord_id(),
+                any::<u32>(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(|(account, id, symbol, order_id, leaves_qty)| {
+                    EventKind::Expired {
+                        account,
+                        id,
+                        symbol,
+                        order_id,
+                        leaves_qty,
+                    }
+                }),
+            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>()).prop_map(
+                |(account, id, symbol, order_id)| EventKind::Triggered {
+                    account,
+                    id,
+                    symbol,
+                    order_id
+                }
+            ),
+            (any::<u32>(), any::<bool>())
+                .prop_map(|(symbol, halted)| EventKind::TradingStatus { symbol, halted }),
+        ]
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        (any::<u64>(), any::<u64>(), any::<u64>(), event_kind()).prop_map(
+            |(seq, command_seq, ts, kind)| Event {
+                seq,
+                command_seq,
+                ts,
+                kind,
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn command_roundtrip(cmd in command()) {
+            let mut buf = [0u8; COMMAND_ENCODED_LEN_MAX];
+            let len = cmd.encode(&mut buf);
+            prop_assert_eq!(len, cmd.encoded_len());
+            prop_assert_eq!(Command::decode(&buf[..len]), Ok(cmd));
+        }
+
+        #[test]
+        fn event_roundtrip(ev in event()) {
+            let mut buf = [0u8; EVENT_ENCODED_LEN_MAX];
+            let len = ev.encode(&mut buf);
+            prop_assert_eq!(len, ev.encoded_len());
+            prop_assert_eq!(Event::decode(&buf[..len]), Ok(ev));
+        }
+
+        /// Every strict prefix of a valid encoding is refused as truncated, and one extra byte
+        /// is refused as trailing.
+        #[test]
+        fn command_prefixes_and_suffix_are_rejected(cmd in command()) {
+            let mut buf = [0u8; COMMAND_ENCODED_LEN_MAX + 1];
+            let len = cmd.encode(&mut buf);
+            for cut in 0..len {
+                let is_truncated = matches!(Command::decode(&buf[..cut]), Err(CodecError::Truncated { .. }));
+                prop_assert!(is_truncated, "prefix of {} bytes", cut);
+            }
+            prop_assert_eq!(
+                Command::decode(&buf[..len + 1]),
+                Err(CodecError::TrailingBytes { extra: 1 })
+            );
+        }
+
+        #[test]
+        fn event_prefixes_and_suffix_are_rejected(ev in event()) {
+            let mut buf = [0u8; EVENT_ENCODED_LEN_MAX + 1];
+            let len = ev.encode(&mut buf);
+            for cut in 0..len {
+                let is_truncated = matches!(Event::decode(&buf[..cut]), Err(CodecError::Truncated { .. }));
+                prop_assert!(is_truncated, "prefix of {} bytes", cut);
+            }
+            prop_assert_eq!(
+                Event::decode(&buf[..len + 1]),
+                Err(CodecError::TrailingBytes { extra: 1 })
+            );
+        }
+
+        /// Arbitrary bytes never panic; what decodes re-encodes to the same bytes (the layout
+        /// has one encoding per value, so garbage cannot alias a value non-canonically).
+        #[test]
+        fn garbage_never_panics_and_is_canonical(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(cmd) = Command::decode(&bytes) {
+                let mut buf = [0u8; COMMAND_ENCODED_LEN_MAX];
+                let len = cmd.encode(&mut buf);
+                prop_assert_eq!(&buf[..len], &bytes[..]);
+            }
+            if let Ok(ev) = Event::decode(&bytes) {
+                let mut buf = [0u8; EVENT_ENCODED_LEN_MAX];
+                let len = ev.encode(&mut buf);
+                prop_assert_eq!(&buf[..len], &bytes[..]);
+            }
+        }
+
+        /// Flipping any one byte of a valid encoding either errors or decodes to something
+        /// that re-encodes to exactly the flipped bytes: never a panic, never a silent change
+        /// of length.
+        #[test]
+        fn mutated_command_never_panics(cmd in command(), at in any::<usize>(), x in 1u8..=255) {
+            let mut buf = [0u8; COMMAND_ENCODED_LEN_MAX];
+            let len = cmd.encode(&mut buf);
+            buf[at % len] ^= x;
+            if let Ok(decoded) = Command::decode(&buf[..len]) {
+                let mut again = [0u8; COMMAND_ENCODED_LEN_MAX];
+                let len2 = decoded.encode(&mut again);
+                prop_assert_eq!(&again[..len2], &buf[..len]);
+            }
+        }
+
+        #[test]
+        fn mutated_event_never_panics(ev in event(), at in any::<usize>(), x in 1u8..=255) {
+            let mut buf = [0u8; EVENT_ENCODED_LEN_MAX];
+            let len = ev.encode(&mut buf);
+            buf[at % len] ^= x;
+            if let Ok(decoded) = Event::decode(&buf[..len]) {
+                let mut again = [0u8; EVENT_ENCODED_LEN_MAX];
+                let len2 = decoded.encode(&mut again);
+                prop_assert_eq!(&again[..len2], &buf[..len]);
+            }
+        }
+    }
+
+    fn sample_new() -> Command {
+        let id = ClOrdId::from_str("a1").unwrap();
+        Command {
+            header: CommandHeader { seq: 7, ts: 9 },
+            kind: CommandKind::New(NewOrder::limit(1, 2, id, Side::Buy, 100, 10)),
+        }
+    }
+
+    #[test]
+    fn empty_input_is_truncated_at_the_tag() {
+        assert_eq!(
+            Command::decode(&[]),
+            Err(CodecError::Truncated {
+                field: "command.tag",
+                offset: 0
+            })
+        );
+        assert_eq!(
+            Event::decode(&[]),
+            Err(CodecError::Truncated {
+                field: "event.tag",
+                offset: 0
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_tags_are_rejected() {
+        for tag in [0u8, 7, 255] {
+            let mut buf = [0u8; COMMAND_ENCODED_LEN_MAX];
+            let len = sample_new().encode(&mut buf);
+            buf[0] = tag;
+            assert_eq!(
+                Command::decode(&buf[..len]),
+                Err(CodecError::InvalidValue {
+                    field: "command.tag",
+                    offset: 0,
+                    value: tag
+                })
+            );
+        }
+        let mut ev = [0u8; 64];
+        ev[0] = 9;
+        assert!(matches!(
+            Event::decode(&ev),
+            Err(CodecError::InvalidValue {
+                field: "event.tag",
+                value: 9,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn bad_enum_flag_and_id_bytes_are_rejected_with_their_offset() {
+        let mut buf = [0u8; COMMAND_ENCODED_LEN_MAX];
+        let len = sample_new().encode(&mut buf);
+        // tag(1) seq(8) ts(8) account(4) symbol(4) = 25: the id's length byte.
+        let id_at = 25;
+        assert_eq!(buf[id_at], 2);
+        let side_at = id_at + 3;
+
+        let mut b = buf;
+        b[id_at] = 0;
+        assert_eq!(
+            Command::decode(&b[..len]),
+            Err(CodecError::ClOrdIdLen {
+                field: "new.id",
+                offset: id_at,
+                len: 0
+            })
+        );
+        b[id_at] = CL_ORD_ID_LEN_MAX as u8 + 1;
+        assert_eq!(
+            Command::decode(&b[..len]),
+            Err(CodecError::ClOrdIdLen {
+                field: "new.id",
+                offset: id_at,
+                len: 33
+            })
+        );
+        // A long but legal length runs past the end of the input.
+        b[id_at] = CL_ORD_ID_LEN_MAX as u8;
+        assert!(matches!(
+            Command::decode(&b[..len]),
+            Err(CodecError::Truncated { .. })
+        ));
+
+        let mut b = buf;
+        b[side_at] = 2;
+        assert_eq!(
+            Command::decode(&b[..len]),
+            Err(CodecError::InvalidValue {
+                field: "new.side",
+                offset: side_at,
+                value: 2
+            })
+        );
+        let mut b = buf;
+        b[side_at + 4] = 0x10; // flags: an undefined bit
+        assert_eq!(
+            Command::decode(&b[..len]),
+            Err(CodecError::InvalidValue {
+                field: "new.flags",
+                offset: side_at + 4,
+                value: 0x10
+            })
+        );
+    }
+
+    #[test]
+    fn halted_flag_must_be_a_bool() {
+        let ev = Event {
+            seq: 1,
+            command_seq: 1,
+            ts: 0,
+            kind: EventKind::TradingStatus {
+                symbol: 3,
+                halted: true,
+            },
+        };
+        let mut buf = [0u8; EVENT_ENCODED_LEN_MAX];
+        let len = ev.encode(&mut buf);
+        buf[len - 1] = 2;
+        assert!(matches!(
+            Event::decode(&buf[..len]),
+            Err(CodecError::InvalidValue {
+                field: "trading_status.halted",
+                value: 2,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "buffer has")]
+    fn encode_into_a_short_buffer_panics_with_a_message() {
+        let mut buf = [0u8; 8];
+        sample_new().encode(&mut buf);
+    }
+}

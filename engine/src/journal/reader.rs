@@ -1,0 +1,240 @@
+//! Reading a journal from a given seq: every record's frame, CRC and seq are checked, and every
+//! error names the segment file and offset.
+//!
+//! The reader stops at the first zero length word of the last segment: it does not look past
+//! it for a torn tail (the writer's open repairs and reports that). A corrupt record anywhere,
+//! even at the very end, is an error here: a reader repairs nothing.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::record::{Framed, Record, RecordKind, Slot, KIND_SEGMENT_END, RECORD_HEADER_LEN};
+use super::segment::{segment_file_name, Listing, SegmentMap, SEGMENT_HEADER_LEN};
+use super::JournalError;
+
+/// What the cursor found next.
+#[derive(Clone, Debug)]
+pub(crate) enum Step {
+    /// A record; the cursor has moved past it.
+    Record(Framed),
+    /// Nothing written at the cursor yet (zero length word, or the end of a truncated file).
+    Empty,
+    /// The segment ended with its end marker but the next segment file does not exist (yet).
+    /// The cursor stays on the marker.
+    NextMissing,
+}
+
+/// A position in a journal, following end markers from segment to segment by file name.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    dir: PathBuf,
+    seg: SegmentMap,
+    offset: usize,
+    next_seq: u64,
+}
+
+impl Cursor {
+    /// At the first record of the segment file `path`, whose name says `first_seq`.
+    pub(crate) fn open(dir: &Path, path: &Path, first_seq: u64) -> Result<Cursor, JournalError> {
+        let seg = SegmentMap::open_read(path, first_seq)?;
+        Ok(Cursor {
+            dir: dir.to_path_buf(),
+            seg,
+            offset: SEGMENT_HEADER_LEN,
+            next_seq: first_seq,
+        })
+    }
+
+    /// Seq of the next record.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The segment file the cursor is in.
+    pub(crate) fn segment(&self) -> &SegmentMap {
+        &self.seg
+    }
+
+    /// Byte offset of the cursor in its segment file.
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Moves to the next record, crossing into the next segment at an end marker.
+    pub(crate) fn step(&mut self) -> Result<Step, JournalError> {
+        // Bounded: each pass either returns or opens the next segment, which starts with a
+        // record (a writer never seals an empty segment) or ends the loop at its first slot;
+        // a chain of empty segments is at most JOURNAL_SEGMENTS_MAX long.
+        loop {
+            if self.offset + RECORD_HEADER_LEN > self.seg.len() {
+                return Ok(Step::Empty);
+            }
+            let frame = match self.seg.slot(self.offset) {
+                Slot::Empty => return Ok(Step::Empty),
+                Slot::Invalid(fault) => {
+                    return Err(JournalError::Corrupt {
+                        segment: self.seg.path().to_path_buf(),
+                        offset: self.offset as u64,
+                        fault,
+                    })
+                }
+                Slot::Record(frame) => frame,
+            };
+            if frame.seq != self.next_seq {
+                return Err(JournalError::SeqBreak {
+                    segment: self.seg.path().to_path_buf(),
+                    offset: self.offset as u64,
+                    expected: self.next_seq,
+                    found: frame.seq,
+                });
+            }
+            if frame.kind != KIND_SEGMENT_END {
+                self.offset += frame.stride;
+                self.next_seq += 1;
+                return Ok(Step::Record(frame));
+            }
+            let path = self.dir.join(segment_file_name(self.next_seq));
+            match SegmentMap::open_read(&path, self.next_seq) {
+                Ok(next) => {
+                    self.seg = next;
+                    self.offset = SEGMENT_HEADER_LEN;
+                }
+                Err(JournalError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                    return Ok(Step::NextMissing)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The record `frame` (returned by [`Cursor::step`] for the current segment).
+    pub(crate) fn record(&self, frame: &Framed) -> Record<'_> {
+        Record {
+            // `validate` only passes known kinds, and `step` never returns the end marker.
+            kind: RecordKind::from_u16(frame.kind).unwrap_or(RecordKind::Command),
+            seq: frame.seq,
+            // SAFETY: `frame` was validated in this segment: its payload range is inside the
+            // mapping and belongs to a published record, which no one writes again.
+            payload: unsafe { self.seg.bytes(frame.payload.clone()) },
+        }
+    }
+}
+
+/// Reads the records of a journal directory in seq order, from a given seq.
+///
+/// [`JournalReader::next_record`] lends each record's payload straight from the mapping (no
+/// copy, no allocation); the [`Iterator`] impl copies each into a [`RecordBuf`].
+#[derive(Debug)]
+pub struct JournalReader {
+    /// The directory as listed at open: to tell the end of the journal from a hole.
+    listing: Listing,
+    /// `None` for an empty journal.
+    cursor: Option<Cursor>,
+    from_seq: u64,
+    /// An error was returned; the iterator ends.
+    failed: bool,
+}
+
+/// An owned copy of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordBuf {
+    /// What it holds.
+    pub kind: RecordKind,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
+impl JournalReader {
+    /// Opens the journal in `dir` to read from `from_seq` on. A `from_seq` before the first
+    /// record still present is [`JournalError::SeqBeforeStart`]; one past the last record
+    /// reads nothing.
+    pub fn open(dir: impl AsRef<Path>, from_seq: u64) -> Result<JournalReader, JournalError> {
+        let dir = dir.as_ref();
+        let listing = Listing::read(dir)?;
+        let cursor = match (listing.segment_for(from_seq), listing.segments.first()) {
+            (Some((first, path)), _) => Some(Cursor::open(dir, path, *first)?),
+            (None, Some((first, _))) => {
+                return Err(JournalError::SeqBeforeStart {
+                    seq: from_seq,
+                    first: *first,
+                })
+            }
+            (None, None) => None,
+        };
+        Ok(JournalReader {
+            listing,
+            cursor,
+            from_seq,
+            failed: false,
+        })
+    }
+
+    /// Opens the journal in `dir` to read from its first record.
+    pub fn open_from_start(dir: impl AsRef<Path>) -> Result<JournalReader, JournalError> {
+        let dir = dir.as_ref();
+        let first = Listing::read(dir)?
+            .segments
+            .first()
+            .map_or(1, |(first, _)| *first);
+        JournalReader::open(dir, first)
+    }
+
+    /// The next record, `None` at the end of the journal.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, JournalError> {
+        let Some(cursor) = self.cursor.as_mut() else {
+            return Ok(None);
+        };
+        // Bounded by the records between the start of the first segment and `from_seq`.
+        loop {
+            match cursor.step()? {
+                Step::Record(frame) if frame.seq < self.from_seq => continue,
+                Step::Record(frame) => return Ok(Some(cursor.record(&frame))),
+                Step::Empty => {
+                    // The end of the data: fine in the last segment, a hole before another.
+                    return match self.listing.segment_after(cursor.segment().first_seq()) {
+                        None => Ok(None),
+                        Some(_) => Err(JournalError::Unterminated {
+                            segment: cursor.segment().path().to_path_buf(),
+                            offset: cursor.offset() as u64,
+                        }),
+                    };
+                }
+                Step::NextMissing => {
+                    // Sealed, and no next file: the end of the journal (a roll the writer's
+                    // next open completes) unless a later segment exists.
+                    return match self.listing.segment_after(cursor.next_seq()) {
+                        None => Ok(None),
+                        Some((_, path)) => Err(JournalError::MissingSegment {
+                            expected: cursor.next_seq(),
+                            found: Some(path.clone()),
+                        }),
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for JournalReader {
+    type Item = Result<RecordBuf, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_record() {
+            Ok(Some(r)) => Some(Ok(RecordBuf {
+                kind: r.kind,
+                seq: r.seq,
+                payload: r.payload.to_vec(),
+            })),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Record framing: the header layout, its checksum and the validation of one record.
+
+use std::ops::Range;
+
+/// Bytes of a record header: length, CRC, seq, kind, reserved.
+pub const RECORD_HEADER_LEN: usize = 24;
+
+/// Every record starts on a multiple of this, so its length word is a naturally aligned
+/// `AtomicU32` and its seq an aligned `u64`.
+pub const RECORD_ALIGN: usize = 8;
+
+/// Largest record, header included. A page: commands and events encode to well under 256 bytes
+/// (`codec`), and a bound this small keeps the torn-tail scan and a reader's buffer small.
+/// Snapshots are not journal records; a snapshot-marker record only names one.
+pub const RECORD_LEN_MAX: usize = 4096;
+
+/// Largest payload of one record.
+pub const RECORD_PAYLOAD_LEN_MAX: usize = RECORD_LEN_MAX - RECORD_HEADER_LEN;
+
+const _: () = assert!(RECORD_HEADER_LEN.is_multiple_of(RECORD_ALIGN));
+const _: () = assert!(RECORD_LEN_MAX.is_multiple_of(RECORD_ALIGN));
+const _: () = assert!(RECORD_LEN_MAX <= u32::MAX as usize);
+
+/// Offset of the CRC field in the header.
+const CRC_AT: usize = 4;
+/// Offset of the seq field; the CRC covers everything from here to the end of the payload.
+pub(crate) const CRC_FROM: usize = 8;
+/// Offset of the kind field.
+const KIND_AT: usize = 16;
+/// Offset of the reserved (zero) bytes.
+const RESERVED_AT: usize = 18;
+
+/// Kind of the end marker the writer puts after the last record of a full segment. Never
+/// returned to readers: it only says "continue in the segment named by my seq".
+pub(crate) const KIND_SEGMENT_END: u16 = 0xFFFF;
+
+/// What a record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum RecordKind {
+    /// An encoded [`crate::Command`].
+    Command = 1,
+    /// An encoded [`crate::Event`].
+    Event = 2,
+    /// A snapshot was taken: the payload names it (where it is, up to which seq it covers).
+    SnapshotMarker = 3,
+}
+
+impl RecordKind {
+    /// The kind's number on disk.
+    #[inline]
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+
+    /// The kind with that number, if any.
+    #[inline]
+    pub fn from_u16(v: u16) -> Option<RecordKind> {
+        match v {
+            1 => Some(RecordKind::Command),
+            2 => Some(RecordKind::Event),
+            3 => Some(RecordKind::SnapshotMarker),
+            _ => None,
+        }
+    }
+}
+
+/// One record as read back, borrowing its payload from the segment's mapping (no copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// What it holds.
+    pub kind: RecordKind,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its payload bytes (checked against the CRC).
+    pub payload: &'a [u8],
+}
+
+/// Why the bytes at a record position are not a valid record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordFault {
+    /// The length word is below the header size or above [`RECORD_LEN_MAX`].
+    #[error("length word {0} outside {min}..={max}", min = RECORD_HEADER_LEN, max = RECORD_LEN_MAX)]
+    BadLength(u32),
+    /// The record would run past the end of the segment (or of a truncated file).
+    #[error("record of {0} bytes runs past the end of the segment")]
+    PastEnd(u32),
+    /// The stored CRC does not match the bytes.
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    Crc {
+        /// CRC in the header.
+        stored: u32,
+        /// CRC of the bytes.
+        computed: u32,
+    },
+    /// The checksum holds but the kind is not one this build knows.
+    #[error("unknown record kind {0}")]
+    UnknownKind(u16),
+    /// The checksum holds but reserved header bytes are not zero.
+    #[error("reserved header bytes are not zero")]
+    Reserved,
+    /// The length word is zero (nothing written here) yet a valid record follows at the
+    /// given offset: a hole in the middle of the data, not a torn tail.
+    #[error("zero length word, yet a valid record follows at offset {0}")]
+    Hole(u64),
+}
+
+/// A record length rounded up to [`RECORD_ALIGN`].
+#[inline]
+pub(crate) const fn aligned(len: usize) -> usize {
+    (len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
+}
+
+/// The header bytes after the length word (CRC, seq, kind, reserved), CRC included.
+#[inline]
+pub(crate) fn header_tail(kind: u16, seq: u64, payload: &[u8]) -> [u8; RECORD_HEADER_LEN - 4] {
+    let mut h = [0u8; RECORD_HEADER_LEN];
+    h[CRC_FROM..KIND_AT].copy_from_slice(&seq.to_le_bytes());
+    h[KIND_AT..RESERVED_AT].copy_from_slice(&kind.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&h[CRC_FROM..]), payload);
+    h[CRC_AT..CRC_FROM].copy_from_slice(&crc.to_le_bytes());
+    let mut tail = [0u8; RECORD_HEADER_LEN - 4];
+    tail.copy_from_slice(&h[4..]);
+    tail
+}
+
+/// A record that passed validation: where it is and what it says. Plain data, so a reader can
+/// decide what to do before borrowing the payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Framed {
+    /// Raw kind (a [`RecordKind`] or [`KIND_SEGMENT_END`]).
+    pub(crate) kind: u16,
+    /// Sequence number.
+    pub(crate) seq: u64,
+    /// Payload bytes within the segment.
+    pub(crate) payload: Range<usize>,
+    /// Bytes from this record's start to the next record's.
+    pub(crate) stride: usize,
+}
+
+/// What lies at a record position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// The length word is zero: nothing (published) here.
+    Empty,
+    /// A valid record.
+    Record(Framed),
+    /// Bytes that are not a valid record.
+    Invalid(RecordFault),
+}
+
+/// Validates the record whose length word `len` was loaded from `offset` of a segment of
+/// `segment_len` bytes; `bytes(range)` yields segment bytes once `len` says they are written.
+#[inline]
+pub(crate) fn validate<'a>(
+    len: u32,
+    offset: usize,
+    segment_len: usize,
+    bytes: impl FnOnce(Range<usize>) -> &'a [u8],
+) -> Slot {
+    if len == 0 {
+        return Slot::Empty;
+    }
+    let len_usize = len as usize;
+    if !(RECORD_HEADER_LEN..=RECORD_LEN_MAX).contains(&len_usize) {
+        return Slot::Invalid(RecordFault::BadLength(len));
+    }
+    // `offset` is below the segment length and `len_usize` ≤ RECORD_LEN_MAX: no overflow.
+    if offset + aligned(len_usize) > segment_len {
+        return Slot::Invalid(RecordFault::PastEnd(len));
+    }
+    let record = bytes(offset..offset + len_usize);
+    let stored = u32::from_le_bytes(record[CRC_AT..CRC_FROM].try_into().expect("4 bytes"));
+    let computed = crc32c::crc32c(&record[CRC_FROM..]);
+    if stored != computed {
+        return Slot::Invalid(RecordFault::Crc { stored, computed });
+    }
+    let seq = u64::from_le_bytes(record[CRC_FROM..KIND_AT].try_into().expect("8 bytes"));
+    let kind = u16::from_le_bytes(record[KIND_AT..RESERVED_AT].try_into().expect("2 bytes"));
+    if kind != KIND_SEGMENT_END && RecordKind::from_u16(kind).is_none() {
+        return Slot::Invalid(RecordFault::UnknownKind(kind));
+    }
+    if record[RESERVED_AT..RECORD_HEADER_LEN]
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return Slot::Invalid(RecordFault::Reserved);
+    }
+    Slot::Record(Framed {
+        kind,
+        seq,
+        payload: offset + RECORD_HEADER_LEN..offset + len_usize,
+        stride: aligned(len_usize),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u16, seq: u64, payload: &[u8]) -> Vec<u8> {
+        let len = RECORD_HEADER_LEN + payload.len();
+        let mut buf = vec![0u8; aligned(len) + 8];
+        buf[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        buf[4..RECORD_HEADER_LEN].copy_from_slice(&header_tail(kind, seq, payload));
+        buf[RECORD_HEADER_LEN..len].copy_from_slice(payload);
+        buf
+    }
+
+    fn check(buf: &[u8]) -> Slot {
+        let len = u32::from_le_bytes(buf[..4].try_into().unwrap());
+        validate(len, 0, buf.len(), |r| &buf[r])
+    }
+
+    #[test]
+    fn a_framed_record_validates_and_any_flipped_bit_does_not() {
+        let buf = frame(RecordKind::Event.as_u16(), 42, b"hello journal");
+        let Slot::Record(f) = check(&buf) else {
+            panic!("valid record refused")
+        };
+        assert_eq!(
+            (f.kind, f.seq, f.stride),
+            (2, 42, aligned(RECORD_HEADER_LEN + 13))
+        );
+        assert_eq!(&buf[f.payload], b"hello journal");
+        let len = RECORD_HEADER_LEN + 13;
+        for bit in 0..len * 8 {
+            let mut bad = buf.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                !matches!(check(&bad), Slot::Record(_)),
+                "flipping bit {bit} went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_payload_and_end_marker_are_records() {
+        let buf = frame(KIND_SEGMENT_END, 7, b"");
+        assert!(matches!(
+            check(&buf),
+            Slot::Record(Framed {
+                kind: KIND_SEGMENT_END,
+                seq: 7,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn lengths_are_bounded() {
+        let mut buf = frame(1, 1, b"x");
+        buf[..4].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(check(&buf), Slot::Invalid(RecordFault::BadLength(3)));
+        buf[..4].copy_from_slice(&(RECORD_LEN_MAX as u32 + 1).to_le_bytes());
+        assert!(matches!(
+            check(&buf),
+            Slot::Invalid(RecordFault::BadLength(_))
+        ));
+        buf[..4].copy_from_slice(&200u32.to_le_bytes());
+        assert_eq!(check(&buf), Slot::Invalid(RecordFault::PastEnd(200)));
+        buf[..4].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(check(&buf), Slot::Empty);
+    }
+
+    #[test]
+    fn unknown_kind_with_a_good_crc_is_named() {
+        let buf = frame(9, 1, b"x");
+        assert_eq!(check(&buf), Slot::Invalid(RecordFault::UnknownKind(9)));
+    }
+}

@@ -1,0 +1,471 @@
+//! The journal writer: appends records to the current segment's mapping and rolls to the next.
+//!
+//! An append is a bounds check, a CRC, a copy into the mapping and three atomic stores: no
+//! system call, no allocation, no lock. Rolling (once per segment) writes an end marker,
+//! renames a spare file prepared by a helper thread into place, and starts preparing the next
+//! spare; only when that helper has not finished does the appending thread wait for it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use super::durability::{JournalProgress, PeriodicSyncer, Shared};
+use super::record::{aligned, header_tail, KIND_SEGMENT_END, RECORD_HEADER_LEN};
+use super::recovery::{recover, RecoveryReport};
+use super::segment::{SegmentMap, Spare, SEGMENT_HEADER_LEN};
+use super::{JournalConfig, JournalError, RecordKind, SyncPolicy, RECORD_PAYLOAD_LEN_MAX, SEQ_MAX};
+
+/// The single writer of a journal directory.
+///
+/// One writer per directory: two writers (threads or processes) on one directory corrupt it.
+/// Nothing enforces this yet (no lock file).
+#[derive(Debug)]
+pub struct JournalWriter {
+    dir: PathBuf,
+    config: JournalConfig,
+    /// The segment being appended to.
+    active: Arc<SegmentMap>,
+    /// Offset of the next record in `active`. Invariant: every byte from here on is zero, and
+    /// `cursor + RECORD_HEADER_LEN <= active.len()` (room for the end marker).
+    cursor: usize,
+    /// Seq the next append must carry.
+    next_seq: u64,
+    /// `PageCache` policy: a record is durable (per policy) once written.
+    durable_on_write: bool,
+    /// The end marker is written: the next append must roll first (set only when a roll
+    /// failed half way, so that a retry does not write a second marker).
+    sealed: bool,
+    shared: Arc<Shared>,
+    /// The next segment file, being prepared by a helper thread.
+    spare: Option<JoinHandle<Result<Spare, JournalError>>>,
+    periodic: Option<PeriodicSyncer>,
+}
+
+impl JournalWriter {
+    /// Opens (or creates) the journal in `dir`: verifies every segment, repairs a torn tail,
+    /// and positions the writer after the last record. The report says what was found and
+    /// repaired; [`RecoveryReport::next_seq`] is the seq the next append must carry.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        config: JournalConfig,
+    ) -> Result<(JournalWriter, RecoveryReport), JournalError> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| JournalError::io(&dir, e))?;
+        let recovered = recover(&dir, config.first_seq)?;
+        let mut report = recovered.report;
+        let next_seq = recovered.next_seq;
+        let (active, cursor) = match recovered.tail {
+            Some((seg, cursor)) => (seg, cursor),
+            None => {
+                let seg =
+                    Spare::create(&dir, config.segment_size_bytes)?.install(&dir, next_seq)?;
+                report.created_segment = Some(seg.path().to_path_buf());
+                (seg, SEGMENT_HEADER_LEN)
+            }
+        };
+        active.written_end.store(cursor, Ordering::Release);
+        let active = Arc::new(active);
+        let last_seq = next_seq - 1;
+        let shared = Arc::new(Shared::new(dir.clone(), Arc::clone(&active), last_seq));
+        let periodic = match config.sync {
+            SyncPolicy::Periodic { interval } => {
+                Some(PeriodicSyncer::start(Arc::clone(&shared), interval)?)
+            }
+            SyncPolicy::PageCache | SyncPolicy::GroupCommit => None,
+        };
+        let mut writer = JournalWriter {
+            spare: None,
+            dir,
+            config,
+            active,
+            cursor,
+            next_seq,
+            sealed: false,
+            durable_on_write: config.sync == SyncPolicy::PageCache,
+            shared,
+            periodic,
+        };
+        writer.prepare_spare(None);
+        if writer.config.sync != SyncPolicy::PageCache {
+            // Make "durable" true of the recovered records too (the last segment, repaired
+            // tail included, and the directory); older segments were flushed by the writer that
+            // rolled them, before it advanced its durable seq past them.
+            writer.shared.sync()?;
+        }
+        Ok((writer, report))
+    }
+
+    /// Appends one record. `seq` must be [`JournalWriter::next_seq`]; the payload at most
+    /// [`RECORD_PAYLOAD_LEN_MAX`] bytes. Once this returns, readers of the directory can see
+    /// the record; it is durable per the sync policy ([`JournalWriter::durable_seq`]).
+    #[inline]
+    pub fn append(
+        &mut self,
+        kind: RecordKind,
+        seq: u64,
+        payload: &[u8],
+    ) -> Result<(), JournalError> {
+        self.append_with(kind, seq, payload.len(), |buf| {
+            buf.copy_from_slice(payload);
+            payload.len()
+        })
+    }
+
+    /// Appends one record whose payload `fill` writes straight into the mapping (no copy): it
+    /// gets a zeroed buffer of `payload_len_max` bytes and returns how many it used, e.g.
+    /// `|buf| command.encode(buf)` with [`crate::COMMAND_ENCODED_LEN_MAX`].
+    ///
+    /// Returning more than `payload_len_max` is [`JournalError::RecordTooLarge`] and appends
+    /// nothing. If `fill` panics, the bytes it wrote are zeroed again and nothing is appended.
+    pub fn append_with(
+        &mut self,
+        kind: RecordKind,
+        seq: u64,
+        payload_len_max: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<(), JournalError> {
+        if seq != self.next_seq || seq > SEQ_MAX {
+            return Err(JournalError::SeqOutOfOrder {
+                expected: self.next_seq,
+                found: seq,
+            });
+        }
+        if payload_len_max > RECORD_PAYLOAD_LEN_MAX {
+            return Err(JournalError::RecordTooLarge {
+                len: payload_len_max,
+            });
+        }
+        let stride_max = aligned(RECORD_HEADER_LEN + payload_len_max);
+        if self.sealed || self.cursor + stride_max + RECORD_HEADER_LEN > self.active.len() {
+            self.roll()?;
+        }
+        let payload_at = self.cursor + RECORD_HEADER_LEN;
+        let used = {
+            // SAFETY: in bounds (the check above leaves room for stride_max and a marker, and a
+            // fresh segment always has it: SEGMENT_SIZE_MIN ≥ header + RECORD_LEN_MAX + marker).
+            // Writable mapping owned by this writer; the range lies past every published
+            // record (it starts after this record's header), and readers only look at bytes of
+            // published records or at length words, none of which are in it.
+            let buf = unsafe {
+                self.active
+                    .bytes_mut(payload_at..payload_at + payload_len_max)
+            };
+            let mut guard = ZeroOnUnwind(Some(buf));
+            let used = fill(guard.buf());
+            let buf = guard.disarm();
+            if used > payload_len_max {
+                buf.fill(0);
+                return Err(JournalError::RecordTooLarge { len: used });
+            }
+            // Keep the invariant that nothing past the cursor is non-zero.
+            buf[used..].fill(0);
+            used
+        };
+        self.publish(kind.as_u16(), seq, used);
+        self.next_seq = seq + 1;
+        self.shared.set_written(seq);
+        if self.durable_on_write {
+            self.shared.set_durable(seq);
+        }
+        Ok(())
+    }
+
+    /// Writes the header of a record whose `payload_len` bytes are already in place at the
+    /// cursor, publishes its length word with `Release`, and moves the cursor past it.
+    #[inline]
+    fn publish(&mut self, kind: u16, seq: u64, payload_len: usize) {
+        let at = self.cursor;
+        let len = RECORD_HEADER_LEN + payload_len;
+        let tail = {
+            // SAFETY: in bounds (checked by the caller); the payload was just written by this
+            // writer and is not published, so no one else looks at it.
+            let payload = unsafe { self.active.bytes(at + RECORD_HEADER_LEN..at + len) };
+            header_tail(kind, seq, payload)
+        };
+        // SAFETY: bytes 4..24 of the unpublished record at the cursor: in bounds, writable,
+        // this writer's alone. The length word (bytes 0..4) is not in the range: readers
+        // poll it, and it is only ever stored atomically below.
+        unsafe { self.active.bytes_mut(at + 4..at + RECORD_HEADER_LEN) }.copy_from_slice(&tail);
+        // Publication: everything above happens-before a reader's Acquire load that sees it.
+        self.active
+            .len_word(at)
+            .store(len as u32, Ordering::Release);
+        self.cursor = at + aligned(len);
+        self.active
+            .written_end
+            .store(self.cursor, Ordering::Release);
+    }
+
+    /// Seals the current segment with an end marker and continues in a new one.
+    #[cold]
+    fn roll(&mut self) -> Result<(), JournalError> {
+        if !self.sealed {
+            // The end marker always fits: the cursor invariant keeps room for its header.
+            self.publish(KIND_SEGMENT_END, self.next_seq, 0);
+            self.sealed = true;
+        }
+        let spare = match self.spare.take() {
+            Some(helper) => helper.join().unwrap_or_else(|_| {
+                Err(JournalError::BackgroundSync(
+                    "spare segment helper panicked".into(),
+                ))
+            })?,
+            None => Spare::create(&self.dir, self.config.segment_size_bytes)?,
+        };
+        let next = Arc::new(spare.install(&self.dir, self.next_seq)?);
+        let old = std::mem::replace(&mut self.active, Arc::clone(&next));
+        self.cursor = SEGMENT_HEADER_LEN;
+        self.sealed = false;
+        if self.durable_on_write {
+            // Nobody syncs the old segment: unmap it on the helper thread, not here.
+            self.shared.rolled(None, next)?;
+            self.prepare_spare(Some(old));
+        } else {
+            // The syncer flushes it, then drops (unmaps) it on its own thread.
+            self.shared.rolled(Some(old), next)?;
+            self.prepare_spare(None);
+        }
+        Ok(())
+    }
+
+    /// Starts making the next segment file on a helper thread, after unmapping `unmap` there
+    /// (an munmap of a large dirty mapping is not free). If the thread cannot be spawned, the
+    /// next roll makes the file itself.
+    fn prepare_spare(&mut self, unmap: Option<Arc<SegmentMap>>) {
+        let dir = self.dir.clone();
+        let size = self.config.segment_size_bytes;
+        self.spare = thread::Builder::new()
+            .name("journal-spare".into())
+            .spawn(move || {
+                drop(unmap);
+                Spare::create(&dir, size)
+            })
+            .ok();
+    }
+
+    /// Msyncs everything appended since the last sync (and any segment rolled since), then
+    /// advances `durable_seq`; returns the seq now durable. Any policy may call it; under
+    /// `GroupCommit` it is the only thing that makes records durable.
+    pub fn sync(&self) -> Result<u64, JournalError> {
+        self.shared.sync()
+    }
+
+    /// Seq the next append must carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Highest seq appended; one less than the journal's first seq when it holds none.
+    pub fn written_seq(&self) -> u64 {
+        self.shared.written_seq()
+    }
+
+    /// Highest seq durable under the sync policy: equal to `written_seq` under `PageCache`,
+    /// advanced by the sync thread under `Periodic` and by [`JournalWriter::sync`] under
+    /// `GroupCommit`.
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable_seq()
+    }
+
+    /// A handle other threads use to read `written_seq` and `durable_seq`.
+    pub fn progress(&self) -> JournalProgress {
+        JournalProgress(Arc::clone(&self.shared))
+    }
+
+    /// The first failure of the periodic sync thread, if any (it keeps retrying).
+    pub fn background_error(&self) -> Option<JournalError> {
+        self.shared.background_error()
+    }
+
+    /// The journal directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The segment file being appended to.
+    pub fn segment_path(&self) -> &Path {
+        self.active.path()
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &JournalConfig {
+        &self.config
+    }
+
+    /// Stops the helper threads and, unless the policy is `PageCache`, syncs once more,
+    /// reporting a failure (dropping the writer does the same but cannot report).
+    pub fn close(mut self) -> Result<(), JournalError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), JournalError> {
+        if let Some(mut periodic) = self.periodic.take() {
+            periodic.stop();
+        }
+        if let Some(helper) = self.spare.take() {
+            // Its file is deleted by the next open; only wait so no thread outlives us.
+            let _ = helper.join();
+        }
+        if self.config.sync != SyncPolicy::PageCache {
+            self.shared.sync()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for JournalWriter {
+    fn drop(&mut self) {
+        // Best effort; `close` reports the error.
+        let _ = self.shutdown();
+    }
+}
+
+/// Zeroes a payload buffer if the closure filling it panics, so no stray non-zero byte is left
+/// past the writer's cursor (where a reader could later mistake it for a length word).
+struct ZeroOnUnwind<'a>(Option<&'a mut [u8]>);
+
+impl<'a> ZeroOnUnwind<'a> {
+    fn buf(&mut self) -> &mut [u8] {
+        self.0.as_deref_mut().unwrap_or_default()
+    }
+
+    fn disarm(mut self) -> &'a mut [u8] {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for ZeroOnUnwind<'_> {
+    fn drop(&mut self) {
+        if let Some(buf) = self.0.take() {
+            buf.fill(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{JournalReader, SEGMENT_SIZE_MIN};
+
+    fn config(sync: SyncPolicy) -> JournalConfig {
+        JournalConfig {
+            segment_size_bytes: SEGMENT_SIZE_MIN,
+            sync,
+            first_seq: 1,
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "engine-journal-writer-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn new_journal_appends_and_reopens_where_it_left_off() {
+        let dir = temp_dir("reopen");
+        let (mut w, report) = JournalWriter::open(&dir, config(SyncPolicy::PageCache)).unwrap();
+        assert_eq!(report.last_seq, None);
+        assert!(report.created_segment.is_some());
+        for seq in 1..=10 {
+            w.append(RecordKind::Command, seq, &seq.to_le_bytes())
+                .unwrap();
+        }
+        assert_eq!((w.written_seq(), w.durable_seq()), (10, 10));
+        assert!(matches!(
+            w.append(RecordKind::Command, 12, b""),
+            Err(JournalError::SeqOutOfOrder {
+                expected: 11,
+                found: 12
+            })
+        ));
+        drop(w);
+        let (w, report) = JournalWriter::open(&dir, config(SyncPolicy::PageCache)).unwrap();
+        assert_eq!(
+            (report.records, report.last_seq, report.torn_tail.clone()),
+            (10, Some(10), None)
+        );
+        assert!(
+            report.removed_spare,
+            "the unused spare of the first writer is cleaned up"
+        );
+        assert_eq!(w.next_seq(), 11);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn group_commit_advances_durable_only_on_sync() {
+        let dir = temp_dir("group");
+        let (mut w, _) = JournalWriter::open(&dir, config(SyncPolicy::GroupCommit)).unwrap();
+        let progress = w.progress();
+        // Enough to roll a few times, so retired segments are synced too.
+        for seq in 1..=400 {
+            w.append(RecordKind::Event, seq, &[7u8; 100]).unwrap();
+        }
+        assert_eq!((progress.written_seq(), progress.durable_seq()), (400, 0));
+        assert_eq!(w.sync().unwrap(), 400);
+        assert_eq!(progress.durable_seq(), 400);
+        w.close().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn periodic_sync_thread_catches_up() {
+        let dir = temp_dir("periodic");
+        let interval = std::time::Duration::from_millis(1);
+        let (mut w, _) =
+            JournalWriter::open(&dir, config(SyncPolicy::Periodic { interval })).unwrap();
+        for seq in 1..=300 {
+            w.append(RecordKind::Event, seq, &[1u8; 64]).unwrap();
+        }
+        // A bounded wait, generous: correctness does not depend on how long it takes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while w.durable_seq() < 300 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sync thread never caught up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(w.background_error().is_none());
+        w.close().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn oversized_or_lying_payloads_append_nothing() {
+        let dir = temp_dir("oversized");
+        let (mut w, _) = JournalWriter::open(&dir, config(SyncPolicy::PageCache)).unwrap();
+        let big = vec![1u8; RECORD_PAYLOAD_LEN_MAX + 1];
+        assert!(matches!(
+            w.append(RecordKind::Event, 1, &big),
+            Err(JournalError::RecordTooLarge { .. })
+        ));
+        let r = w.append_with(RecordKind::Event, 1, 8, |buf| {
+            buf.fill(0xAA);
+            9
+        });
+        assert!(matches!(r, Err(JournalError::RecordTooLarge { len: 9 })));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = w.append_with(RecordKind::Event, 1, 64, |buf| {
+                buf.fill(0xBB);
+                panic!("encoder bug")
+            });
+        }));
+        assert!(panicked.is_err());
+        w.append(RecordKind::Event, 1, b"ok").unwrap();
+        drop(w);
+        // Nothing of the refused payloads is left: reopening finds no torn tail.
+        let (_, report) = JournalWriter::open(&dir, config(SyncPolicy::PageCache)).unwrap();
+        assert_eq!((report.last_seq, report.torn_tail), (Some(1), None));
+        let mut r = JournalReader::open(&dir, 1).unwrap();
+        assert_eq!(r.next_record().unwrap().unwrap().payload, b"ok");
+        assert!(r.next_record().unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
