@@ -231,7 +231,9 @@ impl Engine {
             order.display = display;
             order.visible = display;
         }
-        if tif == Tif::Gtd {
+        // Keyed on the order's own TIF: a GTD stop-market is stored as IOC (it never rests once
+        // triggered) but still expires while it waits.
+        if new.tif == Tif::Gtd {
             order.expire_ts = new.expire_ts.unwrap_or(0);
         }
         let slot = self.orders.alloc(order, id);
@@ -284,7 +286,7 @@ impl Engine {
     /// Queues a GTD order's expiry once.
     pub(crate) fn queue_expiry(&mut self, slot: u32) {
         let o = *self.orders.get(slot);
-        if o.tif != Tif::Gtd || o.expiry_queued {
+        if o.expire_ts == 0 || o.expiry_queued {
             return;
         }
         if self.expiries.len() >= self.expiries_max {

@@ -38,34 +38,39 @@ impl Engine {
         }
     }
 
-    /// Dry run for fill-or-kill: would matching fill the whole quantity now?
+    /// Dry run for fill-or-kill: would matching fill the whole quantity now? Level by level:
+    /// a level where an own order stops matching (`cancel_newest`, `cancel_both`) counts only
+    /// the visible quantity ahead of that order, since an iceberg's next slice would join the
+    /// queue behind it; any other level counts every other account's whole leaves.
     fn fok_fillable(&self, slot: u32) -> bool {
         let taker = self.orders.get(slot);
         let ladder = self.books[taker.symbol as usize].ladder(taker.side.opposite());
+        let stops_at_own = taker.stp != StpMode::CancelOldest;
         let mut available = 0;
         let mut depth = 0;
         while let Some((price, level)) = ladder.nth_from_best(depth) {
             if taker.ord_type == OrdType::Limit && !limit_crosses(taker.side, taker.price, price) {
                 break;
             }
+            let (mut visible_ahead, mut leaves) = (0, 0);
             let mut maker = self.levels.get(level).head;
             while maker != NIL {
                 let m = self.orders.get(maker);
-                if m.account == taker.account {
-                    if taker.stp != StpMode::CancelOldest {
-                        return available >= taker.leaves;
-                    }
-                } else {
-                    available += m.leaves;
-                    if available >= taker.leaves {
-                        return true;
-                    }
+                if m.account != taker.account {
+                    visible_ahead += m.visible;
+                    leaves += m.leaves;
+                } else if stops_at_own {
+                    return available + visible_ahead >= taker.leaves;
                 }
                 maker = m.next;
             }
+            available += leaves;
+            if available >= taker.leaves {
+                return true;
+            }
             depth += 1;
         }
-        available >= taker.leaves
+        false
     }
 
     /// Trades the taker in `slot` against the opposite side while prices cross. Returns false

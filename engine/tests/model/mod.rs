@@ -10,8 +10,8 @@
 
 use engine::{
     AccountId, BookSnapshot, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Event,
-    EventKind, LevelSnapshot, NewOrder, OrdType, OrderId, OrderSnapshot, Price, Qty,
-    RejectReason, ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif, SYMBOL_UNKNOWN,
+    EventKind, LevelSnapshot, NewOrder, OrdType, OrderId, OrderSnapshot, Price, Qty, RejectReason,
+    ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif, SYMBOL_UNKNOWN,
 };
 
 /// One live order: resting in a book or waiting as a stop.
@@ -64,6 +64,13 @@ fn crosses(side: Side, limit: Option<i64>, price: i64) -> bool {
         (Some(l), Side::Buy) => price <= l,
         (Some(l), Side::Sell) => price >= l,
     }
+}
+
+/// Is `qty` a whole number of lots?
+// `u64::is_multiple_of` is Rust 1.87; the workspace's rust-version is 1.85.
+#[allow(clippy::manual_is_multiple_of)]
+fn in_lots(qty: Qty, lot: Qty) -> bool {
+    qty % lot == 0
 }
 
 /// The reference model. Same inputs as `engine::Engine`, same events out.
@@ -125,7 +132,10 @@ impl Model {
 
     /// The book of one symbol: best price first, queue order within a price.
     pub fn book_snapshot(&self, symbol: SymbolId) -> BookSnapshot {
-        BookSnapshot { bids: self.side_snapshot(symbol, Side::Buy), asks: self.side_snapshot(symbol, Side::Sell) }
+        BookSnapshot {
+            bids: self.side_snapshot(symbol, Side::Buy),
+            asks: self.side_snapshot(symbol, Side::Sell),
+        }
     }
 
     /// Every live order (resting and waiting stops) as `(account, symbol, id)`, by order id.
@@ -136,14 +146,12 @@ impl Model {
         live.iter().map(|o| (o.account, o.symbol, o.id)).collect()
     }
 
-    /// Whether a listed symbol is halted.
-    pub fn is_halted(&self, symbol: SymbolId) -> bool {
-        self.halted.get(symbol as usize).copied().unwrap_or(false)
-    }
-
     fn side_snapshot(&self, symbol: SymbolId, side: Side) -> Vec<LevelSnapshot> {
-        let mut orders: Vec<&Order> =
-            self.resting.iter().filter(|o| o.symbol == symbol && o.side == side).collect();
+        let mut orders: Vec<&Order> = self
+            .resting
+            .iter()
+            .filter(|o| o.symbol == symbol && o.side == side)
+            .collect();
         // Best price first (bids high to low, asks low to high), then queue order.
         orders.sort_by_key(|o| (if side == Side::Buy { -o.price } else { o.price }, o.queue));
         let mut levels: Vec<LevelSnapshot> = Vec::new();
@@ -157,7 +165,10 @@ impl Model {
             };
             match levels.last_mut() {
                 Some(level) if level.price == Price(o.price) => level.orders.push(snap),
-                _ => levels.push(LevelSnapshot { price: Price(o.price), orders: vec![snap] }),
+                _ => levels.push(LevelSnapshot {
+                    price: Price(o.price),
+                    orders: vec![snap],
+                }),
             }
         }
         levels
@@ -166,13 +177,23 @@ impl Model {
     // ---- events -------------------------------------------------------------------------
 
     fn emit(&mut self, kind: EventKind) {
-        let event = Event { seq: self.next_event_seq, command_seq: self.cmd_seq, ts: self.cmd_ts, kind };
+        let event = Event {
+            seq: self.next_event_seq,
+            command_seq: self.cmd_seq,
+            ts: self.cmd_ts,
+            kind,
+        };
         self.next_event_seq += 1;
         self.events.push(event);
     }
 
     fn reject(&mut self, account: AccountId, id: ClOrdId, symbol: SymbolId, reason: RejectReason) {
-        self.emit(EventKind::Rejected { account, id, symbol, reason });
+        self.emit(EventKind::Rejected {
+            account,
+            id,
+            symbol,
+            reason,
+        });
     }
 
     fn emit_canceled(&mut self, o: &Order, reason: CancelReason) {
@@ -197,12 +218,19 @@ impl Model {
     }
 
     fn id_is_live(&self, account: AccountId, id: ClOrdId) -> bool {
-        self.resting.iter().chain(self.stops.iter()).any(|o| o.account == account && o.id == id)
+        self.resting
+            .iter()
+            .chain(self.stops.iter())
+            .any(|o| o.account == account && o.id == id)
     }
 
     /// Best price on one side of a symbol's book.
     fn best_price(&self, symbol: SymbolId, side: Side) -> Option<i64> {
-        let prices = self.resting.iter().filter(|o| o.symbol == symbol && o.side == side).map(|o| o.price);
+        let prices = self
+            .resting
+            .iter()
+            .filter(|o| o.symbol == symbol && o.side == side)
+            .map(|o| o.price);
         match side {
             Side::Buy => prices.max(),
             Side::Sell => prices.min(),
@@ -218,12 +246,18 @@ impl Model {
     }
 
     fn level_exists(&self, symbol: SymbolId, side: Side, price: i64) -> bool {
-        self.resting.iter().any(|o| o.symbol == symbol && o.side == side && o.price == price)
+        self.resting
+            .iter()
+            .any(|o| o.symbol == symbol && o.side == side && o.price == price)
     }
 
     fn level_count(&self, symbol: SymbolId, side: Side) -> usize {
-        let mut prices: Vec<i64> =
-            self.resting.iter().filter(|o| o.symbol == symbol && o.side == side).map(|o| o.price).collect();
+        let mut prices: Vec<i64> = self
+            .resting
+            .iter()
+            .filter(|o| o.symbol == symbol && o.side == side)
+            .map(|o| o.price)
+            .collect();
         prices.sort_unstable();
         prices.dedup();
         prices.len()
@@ -231,7 +265,8 @@ impl Model {
 
     /// "a price with no level yet and that side's ladder is full".
     fn ladder_full_for(&self, symbol: SymbolId, side: Side, price: i64) -> bool {
-        !self.level_exists(symbol, side, price) && self.level_count(symbol, side) >= self.levels_per_side_max
+        !self.level_exists(symbol, side, price)
+            && self.level_count(symbol, side) >= self.levels_per_side_max
     }
 
     /// Index in `resting` of the order that trades next against an aggressor on `side`.
@@ -249,9 +284,21 @@ impl Model {
     /// The opposite side of a symbol in priority order.
     fn opposite_in_priority(&self, symbol: SymbolId, side: Side) -> Vec<&Order> {
         let maker_side = side.opposite();
-        let mut v: Vec<&Order> =
-            self.resting.iter().filter(|o| o.symbol == symbol && o.side == maker_side).collect();
-        v.sort_by_key(|o| (if maker_side == Side::Buy { -o.price } else { o.price }, o.queue));
+        let mut v: Vec<&Order> = self
+            .resting
+            .iter()
+            .filter(|o| o.symbol == symbol && o.side == maker_side)
+            .collect();
+        v.sort_by_key(|o| {
+            (
+                if maker_side == Side::Buy {
+                    -o.price
+                } else {
+                    o.price
+                },
+                o.queue,
+            )
+        });
         v
     }
 
@@ -266,7 +313,13 @@ impl Model {
     /// (expire_ts, order_id) order, each with one Expired { leaves_qty }".
     fn expire(&mut self, ts: u64) {
         let due = |o: &Order| o.expire_ts.is_some_and(|e| e <= ts);
-        let mut expired: Vec<Order> = self.resting.iter().chain(self.stops.iter()).filter(|o| due(o)).cloned().collect();
+        let mut expired: Vec<Order> = self
+            .resting
+            .iter()
+            .chain(self.stops.iter())
+            .filter(|o| due(o))
+            .cloned()
+            .collect();
         self.resting.retain(|o| !due(o));
         self.stops.retain(|o| !due(o));
         expired.sort_by_key(|o| (o.expire_ts, o.order_id));
@@ -290,10 +343,20 @@ impl Model {
         }
         let spec = self.spec(n.symbol).expect("checked");
         let is_market = n.ord_type == OrdType::Market;
-        let price = if is_market { 0 } else { spec.units_to_ticks(n.price).expect("checked").0 };
-        let stop = n.stop_price.map(|s| spec.units_to_ticks(s).expect("checked").0);
+        let price = if is_market {
+            0
+        } else {
+            spec.units_to_ticks(n.price).expect("checked").0
+        };
+        let stop = n
+            .stop_price
+            .map(|s| spec.units_to_ticks(s).expect("checked").0);
         // "A market order's TIF is IOC unless FOK; a GTC/GTD market order is treated as IOC."
-        let tif = if is_market && matches!(n.tif, Tif::Gtc | Tif::Gtd) { Tif::Ioc } else { n.tif };
+        let tif = if is_market && matches!(n.tif, Tif::Gtc | Tif::Gtd) {
+            Tif::Ioc
+        } else {
+            n.tif
+        };
         let order_id = self.next_order_id;
         self.next_order_id += 1;
         let order = Order {
@@ -310,7 +373,8 @@ impl Model {
             filled: 0,
             display: n.display_qty,
             visible: 0,
-            // Only a GTD order has an expiry (the generator never sets expire_ts on others).
+            // Only a GTD order has an expiry; `expire_ts` on others is ignored (SEMANTICS.md is
+            // silent; the engine reads it the same way).
             expire_ts: if n.tif == Tif::Gtd { n.expire_ts } else { None },
             post_only: n.post_only,
             stp: n.stp,
@@ -357,16 +421,24 @@ impl Model {
             return Err(RejectReason::BadOrder);
         }
         // 4. bad_qty
-        if n.qty == 0 || n.qty % spec.lot != 0 {
+        if n.qty == 0 || !in_lots(n.qty, spec.lot) {
             return Err(RejectReason::BadQty);
         }
         if let Some(d) = n.display_qty {
-            if d == 0 || d > n.qty || d % spec.lot != 0 {
+            if d == 0 || d > n.qty || !in_lots(d, spec.lot) {
                 return Err(RejectReason::BadQty);
             }
         }
         // 5. bad_price_tick (market orders ignore `price`)
-        let price = if is_market { None } else { Some(spec.units_to_ticks(n.price).ok_or(RejectReason::BadPriceTick)?.0) };
+        let price = if is_market {
+            None
+        } else {
+            Some(
+                spec.units_to_ticks(n.price)
+                    .ok_or(RejectReason::BadPriceTick)?
+                    .0,
+            )
+        };
         if let Some(s) = n.stop_price {
             spec.units_to_ticks(s).ok_or(RejectReason::BadPriceTick)?;
         }
@@ -382,7 +454,8 @@ impl Model {
         if self.live_count() >= self.orders_max {
             return Err(RejectReason::BookFull);
         }
-        let could_rest = !is_market && n.stop_price.is_none() && matches!(n.tif, Tif::Gtc | Tif::Gtd);
+        let could_rest =
+            !is_market && n.stop_price.is_none() && matches!(n.tif, Tif::Gtc | Tif::Gtd);
         if could_rest && self.ladder_full_for(n.symbol, n.side, price.expect("limit")) {
             return Err(RejectReason::BookFull);
         }
@@ -393,13 +466,19 @@ impl Model {
 
     /// "Matching an incoming order (the taker / aggressor)". The order is not in any list.
     fn match_aggressor(&mut self, mut taker: Order) {
-        let limit = if taker.ord_type == OrdType::Market { None } else { Some(taker.price) };
+        let limit = if taker.ord_type == OrdType::Market {
+            None
+        } else {
+            Some(taker.price)
+        };
         if taker.tif == Tif::Fok && self.fok_available(&taker, limit) < taker.leaves() {
             self.emit_canceled(&taker, CancelReason::Fok);
             return;
         }
         while taker.leaves() > 0 {
-            let Some(i) = self.best_maker(taker.symbol, taker.side) else { break };
+            let Some(i) = self.best_maker(taker.symbol, taker.side) else {
+                break;
+            };
             if !crosses(taker.side, limit, self.resting[i].price) {
                 break;
             }
@@ -459,7 +538,12 @@ impl Model {
             return;
         }
         let rests = taker.ord_type == OrdType::Limit && matches!(taker.tif, Tif::Gtc | Tif::Gtd);
-        if rests {
+        if rests && self.ladder_full_for(taker.symbol, taker.side, taker.price) {
+            // "A triggered stop-limit whose level cannot be created because the ladder is full
+            // is Canceled { reason: book_full }". Entry checks make this unreachable for other
+            // orders: matching never adds a level to the taker's own side.
+            self.emit_canceled(&taker, CancelReason::BookFull);
+        } else if rests {
             // "a GTC/GTD limit rest joins the back of its price level, showing
             // min(display_qty, leaves) if iceberg".
             taker.visible = taker.fresh_slice();
@@ -472,21 +556,33 @@ impl Model {
         }
     }
 
-    /// FOK dry run: whole leaves of each crossing order in priority order; an own order stops
-    /// the count (`cancel_newest`, `cancel_both`) or is skipped (`cancel_oldest`).
+    /// FOK dry run, level by level in priority order: a level without an own order that stops
+    /// matching counts every other account's whole leaves (`cancel_oldest` skips own orders);
+    /// on the level where an own order stops matching (`cancel_newest`, `cancel_both`) only the
+    /// visible quantity ahead of it counts (an iceberg's next slice goes behind it), and the
+    /// count ends there.
     fn fok_available(&self, taker: &Order, limit: Option<i64>) -> Qty {
+        let makers: Vec<&Order> = self
+            .opposite_in_priority(taker.symbol, taker.side)
+            .into_iter()
+            .take_while(|m| crosses(taker.side, limit, m.price))
+            .collect();
         let mut available = 0;
-        for maker in self.opposite_in_priority(taker.symbol, taker.side) {
-            if !crosses(taker.side, limit, maker.price) {
-                break;
-            }
-            if maker.account == taker.account {
-                match taker.stp {
-                    StpMode::CancelNewest | StpMode::CancelBoth => break,
-                    StpMode::CancelOldest => continue,
+        let mut i = 0;
+        while i < makers.len() {
+            let price = makers[i].price;
+            let level: Vec<&Order> = makers[i..].iter().take_while(|m| m.price == price).copied().collect();
+            i += level.len();
+            let stopping_own = match taker.stp {
+                StpMode::CancelOldest => None,
+                StpMode::CancelNewest | StpMode::CancelBoth => level.iter().position(|m| m.account == taker.account),
+            };
+            match stopping_own {
+                Some(k) => return available + level[..k].iter().map(|m| m.visible).sum::<Qty>(),
+                None => {
+                    available += level.iter().filter(|m| m.account != taker.account).map(|m| m.leaves()).sum::<Qty>()
                 }
             }
-            available += maker.leaves();
         }
         available
     }
@@ -496,7 +592,9 @@ impl Model {
     /// for each in that order emit Triggered and match it ... Then collect again".
     fn run_stops(&mut self, symbol: SymbolId) {
         loop {
-            let Some(last) = self.last_trade.get(symbol as usize).copied().flatten() else { return };
+            let Some(last) = self.last_trade.get(symbol as usize).copied().flatten() else {
+                return;
+            };
             let holds = |o: &Order| {
                 o.symbol == symbol
                     && match (o.side, o.stop) {
@@ -505,14 +603,20 @@ impl Model {
                         (_, None) => unreachable!("a waiting stop has a stop price"),
                     }
             };
-            let mut triggered: Vec<Order> = self.stops.iter().filter(|o| holds(o)).cloned().collect();
+            let mut triggered: Vec<Order> =
+                self.stops.iter().filter(|o| holds(o)).cloned().collect();
             if triggered.is_empty() {
                 return;
             }
             self.stops.retain(|o| !holds(o));
             triggered.sort_by_key(|o| o.order_id);
             for mut o in triggered {
-                self.emit(EventKind::Triggered { account: o.account, id: o.id, symbol: o.symbol, order_id: o.order_id });
+                self.emit(EventKind::Triggered {
+                    account: o.account,
+                    id: o.id,
+                    symbol: o.symbol,
+                    order_id: o.order_id,
+                });
                 o.stop = None;
                 self.match_aggressor(o);
             }
@@ -622,12 +726,15 @@ impl Model {
             .chain(self.stops.iter())
             .find(|o| o.account == r.account && o.symbol == r.symbol && o.id == r.orig_id)
             .ok_or(RejectReason::UnknownOrder)?;
-        if r.qty == 0 || r.qty % spec.lot != 0 {
+        if r.qty == 0 || !in_lots(r.qty, spec.lot) {
             return Err(RejectReason::BadQty);
         }
         let mut price = order.price;
         if let (OrdType::Limit, Some(units)) = (order.ord_type, r.price) {
-            price = spec.units_to_ticks(units).ok_or(RejectReason::BadPriceTick)?.0;
+            price = spec
+                .units_to_ticks(units)
+                .ok_or(RejectReason::BadPriceTick)?
+                .0;
         }
         if r.id != r.orig_id && self.id_is_live(r.account, r.id) {
             return Err(RejectReason::DuplicateId);
@@ -635,9 +742,22 @@ impl Model {
         if order.post_only && self.would_take(r.symbol, order.side, price) {
             return Err(RejectReason::WouldTake);
         }
-        let is_stop = order.stop.is_some();
-        if !is_stop && price != order.price && self.ladder_full_for(r.symbol, order.side, price) {
-            return Err(RejectReason::BookFull);
+        // "the order would move to a new level of a full ladder". Read with the engine: a level
+        // the move leaves empty does not count (SEMANTICS.md does not say).
+        // An order that a replace ends (qty <= filled) moves nowhere.
+        let moves = order.stop.is_none() && r.qty > order.filled && price != order.price;
+        if moves && !self.level_exists(r.symbol, order.side, price) {
+            let alone = !self.resting.iter().any(|o| {
+                o.symbol == order.symbol
+                    && o.side == order.side
+                    && o.price == order.price
+                    && o.order_id != order.order_id
+            });
+            if self.level_count(r.symbol, order.side) - usize::from(alone)
+                >= self.levels_per_side_max
+            {
+                return Err(RejectReason::BookFull);
+            }
         }
         Ok(())
     }
@@ -647,8 +767,15 @@ impl Model {
     /// "Every live order of the account (resting and stops) on the symbol, or on all symbols,
     /// is Canceled { reason: mass_cancel }, by symbol id then order id."
     fn cancel_all(&mut self, account: AccountId, symbol: SymbolId) {
-        let hit = |o: &Order| o.account == account && (symbol == SYMBOL_UNKNOWN || o.symbol == symbol);
-        let mut gone: Vec<Order> = self.resting.iter().chain(self.stops.iter()).filter(|o| hit(o)).cloned().collect();
+        let hit =
+            |o: &Order| o.account == account && (symbol == SYMBOL_UNKNOWN || o.symbol == symbol);
+        let mut gone: Vec<Order> = self
+            .resting
+            .iter()
+            .chain(self.stops.iter())
+            .filter(|o| hit(o))
+            .cloned()
+            .collect();
         self.resting.retain(|o| !hit(o));
         self.stops.retain(|o| !hit(o));
         gone.sort_by_key(|o| (o.symbol, o.order_id));
@@ -657,8 +784,8 @@ impl Model {
         }
     }
 
-    /// "Emit TradingStatus." A symbol that is not listed is ignored (SEMANTICS.md is silent;
-    /// the generator never sends one).
+    /// "Emit TradingStatus." A symbol that is not listed is ignored: no event (SEMANTICS.md is
+    /// silent; the engine reads it the same way).
     fn set_halted(&mut self, symbol: SymbolId, halted: bool) {
         if let Some(h) = self.halted.get_mut(symbol as usize) {
             *h = halted;
