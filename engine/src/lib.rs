@@ -11,6 +11,7 @@
 mod book;
 mod codec;
 mod command;
+mod durable;
 mod engine;
 mod event;
 mod id_index;
@@ -29,6 +30,7 @@ pub mod journal;
 
 pub use codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 pub use command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
+pub use durable::{DurableConfig, DurableEngine, DurableError, DurableRecovery};
 pub use engine::{BookSnapshot, Engine, EngineConfig, LevelSnapshot, OrderSnapshot};
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
 pub use ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};

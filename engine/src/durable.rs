@@ -1,0 +1,448 @@
+//! The durable engine: the matching core plus its write-ahead journal and snapshots.
+//!
+//! Layout of a data directory:
+//! - `commands/`: the command journal, record seq = command seq. The source of truth.
+//! - `events/`: the event journal, record seq = event seq, for tailers (market data,
+//!   settlement) that must not re-run the engine. Derivable from the commands, so a crash that
+//!   loses its tail loses nothing: recovery regenerates it.
+//! - `snapshots/`: `{command_seq:020}.snap`, an engine snapshot after that command, with a
+//!   CRC32C; written on a background thread through a temporary file and a rename.
+//!
+//! Order of work per command: the command is appended (write-ahead), then processed, then each
+//! event is appended, then the events go to the caller's sink. So anything a caller sees (and
+//! may acknowledge) is in the journal, durable per the sync policy of
+//! [`DurableEngine::commands_progress`].
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::journal::{
+    JournalConfig, JournalError, JournalProgress, JournalReader, JournalWriter, RecordKind,
+    RecoveryReport,
+};
+use crate::{
+    CodecError, Command, Engine, EngineConfig, Event, EventSink, SnapshotError,
+    COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX,
+};
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"EXSNAPF1";
+/// Snapshot file header: magic, CRC32C of the body, body length.
+const SNAPSHOT_HEADER_LEN: usize = 8 + 4 + 8;
+
+/// Settings of a durable engine.
+#[derive(Clone, Debug)]
+pub struct DurableConfig {
+    /// Data directory (created if absent).
+    pub dir: PathBuf,
+    /// Segment size and sync policy, for both journals.
+    pub journal: JournalConfig,
+    /// Take a snapshot every this many commands; 0 never.
+    pub snapshot_every_commands: u64,
+}
+
+impl DurableConfig {
+    /// Defaults for `dir`: 64 MiB segments, page-cache durability, a snapshot every million
+    /// commands.
+    pub fn new(dir: impl Into<PathBuf>) -> DurableConfig {
+        DurableConfig { dir: dir.into(), journal: JournalConfig::default(), snapshot_every_commands: 1_000_000 }
+    }
+}
+
+/// Why the durable engine could not open or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    /// A journal failed (I/O, corruption, sequence).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A journaled record does not decode.
+    #[error("journal record {seq} in {journal}: {source}")]
+    Codec {
+        /// `commands` or `events`.
+        journal: &'static str,
+        /// Record sequence number.
+        seq: u64,
+        /// The decode error.
+        source: CodecError,
+    },
+    /// Replaying the commands produced an event different from the journaled one.
+    #[error("replay diverged at event {seq}: journaled {journaled:?}, replayed {replayed:?}")]
+    Diverged {
+        /// Event sequence number.
+        seq: u64,
+        /// What the event journal holds.
+        journaled: Box<Event>,
+        /// What the engine produced again.
+        replayed: Box<Event>,
+    },
+    /// The event journal holds events past what the command journal produces.
+    #[error("event journal runs ahead of the command journal: it has events up to {events_last}, replay produced up to {replayed_last}")]
+    EventsAhead {
+        /// Last journaled event.
+        events_last: u64,
+        /// Last event the commands produce.
+        replayed_last: u64,
+    },
+    /// A snapshot file is unreadable (other snapshots may still be used).
+    #[error("snapshot {path}: {source}")]
+    Snapshot {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: SnapshotError,
+    },
+    /// Filesystem work outside the journals failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// An earlier journal failure stopped the engine; it processes nothing more.
+    #[error("engine stopped after a journal failure: {0}")]
+    Stopped(String),
+    /// A command arrived with a sequence number other than the next one.
+    #[error("command seq {found} out of order, expected {expected}")]
+    SeqOutOfOrder {
+        /// Expected seq.
+        expected: u64,
+        /// Seq given.
+        found: u64,
+    },
+}
+
+/// What recovery found and did.
+#[derive(Debug)]
+pub struct DurableRecovery {
+    /// The command journal's own report (torn tail, ignored files, ...).
+    pub commands: RecoveryReport,
+    /// The event journal's report.
+    pub events: RecoveryReport,
+    /// Command seq of the snapshot restored from, if any.
+    pub snapshot_seq: Option<u64>,
+    /// Snapshots skipped as unreadable, newest first, with the reason.
+    pub snapshots_skipped: Vec<String>,
+    /// Commands replayed after the snapshot.
+    pub commands_replayed: u64,
+    /// Events checked against the event journal during replay.
+    pub events_verified: u64,
+    /// Events the event journal had lost (crash between a command and its events), rewritten.
+    pub events_regenerated: u64,
+}
+
+/// The engine with its journals. Single-threaded, owned by the engine thread.
+pub struct DurableEngine {
+    engine: Engine,
+    engine_config: EngineConfig,
+    commands: JournalWriter,
+    events: JournalWriter,
+    dir: PathBuf,
+    snapshot_every_commands: u64,
+    commands_since_snapshot: u64,
+    snapshot_in_flight: Arc<AtomicBool>,
+    /// The first journal failure. After it the engine processes nothing more: a command it
+    /// cannot journal must not be acknowledged, and nothing after it may be either.
+    failure: Option<String>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DurableError + '_ {
+    move |source| DurableError::Io { path: path.to_path_buf(), source }
+}
+
+impl DurableEngine {
+    /// Opens the data directory: repairs torn journal tails, restores the newest readable
+    /// snapshot, replays the commands after it, checks every replayed event against the event
+    /// journal and rewrites the events a crash cut off.
+    pub fn open(engine_config: EngineConfig, config: DurableConfig) -> Result<(DurableEngine, DurableRecovery), DurableError> {
+        let dir = config.dir.clone();
+        fs::create_dir_all(dir.join("snapshots")).map_err(io_err(&dir))?;
+        let (commands, commands_report) = JournalWriter::open(dir.join("commands"), config.journal)?;
+        let (mut events, events_report) = JournalWriter::open(dir.join("events"), config.journal)?;
+        let last_command = commands_report.next_seq() - 1;
+
+        let mut snapshots_skipped = Vec::new();
+        let mut restored = None;
+        for (seq, path) in list_snapshots(&dir)?.into_iter().rev() {
+            if seq > last_command {
+                snapshots_skipped.push(format!("{}: newer than the command journal", path.display()));
+                continue;
+            }
+            match read_snapshot(&path).and_then(|bytes| {
+                Engine::from_snapshot(engine_config.clone(), &bytes)
+                    .map_err(|source| DurableError::Snapshot { path: path.clone(), source })
+            }) {
+                Ok(engine) => {
+                    restored = Some((seq, engine));
+                    break;
+                }
+                Err(e) => snapshots_skipped.push(e.to_string()),
+            }
+        }
+        let (snapshot_seq, mut engine) = match restored {
+            Some((seq, engine)) => (Some(seq), engine),
+            None => (None, Engine::new(engine_config.clone())),
+        };
+
+        // Replay the command tail, pairing each event with the journaled one.
+        let first_event = engine.next_event_seq();
+        let events_next = events_report.next_seq();
+        let mut event_reader = if first_event < events_next {
+            Some(JournalReader::open(dir.join("events"), first_event)?)
+        } else {
+            None
+        };
+        let mut commands_replayed = 0;
+        let mut check = ReplayCheck { reader: event_reader.as_mut(), writer: &mut events, events_next, verified: 0, regenerated: 0, error: None };
+        let from = snapshot_seq.map_or(1, |s| s + 1);
+        if from <= last_command {
+            let mut reader = JournalReader::open(dir.join("commands"), from)?;
+            while let Some(record) = reader.next_record()? {
+                let command = Command::decode(record.payload)
+                    .map_err(|source| DurableError::Codec { journal: "commands", seq: record.seq, source })?;
+                engine.process(&command, &mut check);
+                if let Some(e) = check.error.take() {
+                    return Err(e);
+                }
+                commands_replayed += 1;
+            }
+        }
+        let (verified, regenerated) = (check.verified, check.regenerated);
+        if engine.next_event_seq() < events_next {
+            return Err(DurableError::EventsAhead { events_last: events_next - 1, replayed_last: engine.next_event_seq() - 1 });
+        }
+        let durable = DurableEngine {
+            engine,
+            engine_config,
+            commands,
+            events,
+            dir,
+            snapshot_every_commands: config.snapshot_every_commands,
+            commands_since_snapshot: commands_replayed,
+            snapshot_in_flight: Arc::new(AtomicBool::new(false)),
+            failure: None,
+        };
+        let recovery = DurableRecovery {
+            commands: commands_report,
+            events: events_report,
+            snapshot_seq,
+            snapshots_skipped,
+            commands_replayed,
+            events_verified: verified,
+            events_regenerated: regenerated,
+        };
+        Ok((durable, recovery))
+    }
+
+    /// Journals `command`, processes it, journals its events, then hands them to `sink`.
+    /// The command's seq must be [`DurableEngine::next_command_seq`].
+    pub fn process<S: EventSink>(&mut self, command: &Command, sink: &mut S) -> Result<(), DurableError> {
+        if let Some(e) = &self.failure {
+            return Err(DurableError::Stopped(e.clone()));
+        }
+        let expected = self.commands.next_seq();
+        if command.header.seq != expected {
+            return Err(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
+        }
+        if let Err(e) = self.commands.append_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| command.encode(buf)) {
+            self.failure = Some(e.to_string());
+            return Err(e.into());
+        }
+        let mut tee = JournalTee { journal: &mut self.events, sink, error: None };
+        self.engine.process(command, &mut tee);
+        if let Some(e) = tee.error {
+            self.failure = Some(e.to_string());
+            return Err(e.into());
+        }
+        self.commands_since_snapshot += 1;
+        if self.snapshot_every_commands > 0 && self.commands_since_snapshot >= self.snapshot_every_commands {
+            self.snapshot_in_background();
+        }
+        Ok(())
+    }
+
+    /// The seq the next command must carry (the sequencer resumes from here).
+    pub fn next_command_seq(&self) -> u64 {
+        self.commands.next_seq()
+    }
+
+    /// The engine, for inspection.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine configuration (bounds, symbols).
+    pub fn engine_config(&self) -> &EngineConfig {
+        &self.engine_config
+    }
+
+    /// Durability progress of the command journal: acknowledge a command's events only once
+    /// `durable_seq() >= command seq` (always true at once under the page-cache policy).
+    pub fn commands_progress(&self) -> JournalProgress {
+        self.commands.progress()
+    }
+
+    /// Writes a snapshot now, on the calling thread (for tools and shutdown).
+    pub fn snapshot_now(&mut self) -> Result<PathBuf, DurableError> {
+        let mut body = Vec::new();
+        self.engine.write_snapshot(&mut body);
+        let seq = self.commands.next_seq() - 1;
+        self.commands_since_snapshot = 0;
+        write_snapshot_file(&self.dir, seq, &body)
+    }
+
+    /// Serializes on this thread (a copy of the book, fast) and writes the file on another, so
+    /// the engine thread does no file I/O for it. At most one snapshot is in flight; a due
+    /// snapshot is skipped while the previous one is still being written.
+    fn snapshot_in_background(&mut self) {
+        if self.snapshot_in_flight.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.commands_since_snapshot = 0;
+        let mut body = Vec::new();
+        self.engine.write_snapshot(&mut body);
+        let seq = self.commands.next_seq() - 1;
+        let dir = self.dir.clone();
+        let in_flight = Arc::clone(&self.snapshot_in_flight);
+        let spawned = std::thread::Builder::new().name("snapshot-writer".into()).spawn(move || {
+            if let Err(e) = write_snapshot_file(&dir, seq, &body) {
+                // A failed snapshot costs only restart time; the journal is the truth.
+                eprintln!("snapshot at command {seq} failed: {e}");
+            }
+            in_flight.store(false, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.snapshot_in_flight.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl crate::runner::Processor for DurableEngine {
+    fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S) {
+        // The runner has no error path: a journal failure stops processing (logged once), so
+        // nothing after it is acknowledged; `failure` keeps the cause.
+        let already_failed = self.failure.is_some();
+        if let Err(e) = DurableEngine::process(self, cmd, sink) {
+            if !already_failed {
+                eprintln!("engine stopped: {e}");
+            }
+        }
+    }
+}
+
+/// Appends each event to the event journal, then forwards it.
+struct JournalTee<'a, S> {
+    journal: &'a mut JournalWriter,
+    sink: &'a mut S,
+    error: Option<JournalError>,
+}
+
+impl<S: EventSink> EventSink for JournalTee<'_, S> {
+    #[inline]
+    fn event(&mut self, event: &Event) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.journal.append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf)) {
+            Ok(()) => self.sink.event(event),
+            Err(e) => self.error = Some(e),
+        }
+    }
+}
+
+/// During recovery: events already journaled are compared; the rest are appended.
+struct ReplayCheck<'a> {
+    reader: Option<&'a mut JournalReader>,
+    writer: &'a mut JournalWriter,
+    events_next: u64,
+    verified: u64,
+    regenerated: u64,
+    error: Option<DurableError>,
+}
+
+impl EventSink for ReplayCheck<'_> {
+    fn event(&mut self, event: &Event) {
+        if self.error.is_some() {
+            return;
+        }
+        if event.seq < self.events_next {
+            let reader = self.reader.as_mut().expect("a reader exists while journaled events remain");
+            let journaled = match reader.next_record() {
+                Ok(Some(record)) => Event::decode(record.payload)
+                    .map_err(|source| DurableError::Codec { journal: "events", seq: record.seq, source }),
+                Ok(None) => Err(DurableError::EventsAhead { events_last: event.seq - 1, replayed_last: event.seq }),
+                Err(e) => Err(e.into()),
+            };
+            match journaled {
+                Ok(j) if j == *event => self.verified += 1,
+                Ok(j) => {
+                    self.error = Some(DurableError::Diverged { seq: event.seq, journaled: Box::new(j), replayed: Box::new(*event) })
+                }
+                Err(e) => self.error = Some(e),
+            }
+        } else {
+            match self.writer.append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf)) {
+                Ok(()) => self.regenerated += 1,
+                Err(e) => self.error = Some(e.into()),
+            }
+        }
+    }
+}
+
+/// Snapshot files by command seq, oldest first. Other files are ignored.
+fn list_snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, DurableError> {
+    let snap_dir = dir.join("snapshots");
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&snap_dir).map_err(io_err(&snap_dir))? {
+        let path = entry.map_err(io_err(&snap_dir))?.path();
+        let seq = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".snap"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(seq) = seq {
+            out.push((seq, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn write_snapshot_file(dir: &Path, seq: u64, body: &[u8]) -> Result<PathBuf, DurableError> {
+    let snap_dir = dir.join("snapshots");
+    let path = snap_dir.join(format!("{seq:020}.snap"));
+    let tmp = snap_dir.join(format!("{seq:020}.snap.tmp"));
+    let mut bytes = Vec::with_capacity(SNAPSHOT_HEADER_LEN + body.len());
+    bytes.extend_from_slice(SNAPSHOT_MAGIC);
+    bytes.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(body);
+    {
+        use std::io::Write;
+        let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        file.write_all(&bytes).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+    }
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    fs::File::open(&snap_dir).and_then(|d| d.sync_all()).map_err(io_err(&snap_dir))?;
+    Ok(path)
+}
+
+fn read_snapshot(path: &Path) -> Result<Vec<u8>, DurableError> {
+    let bad = |what: &'static str| DurableError::Snapshot { path: path.to_path_buf(), source: SnapshotError::Invalid(what) };
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    if bytes.len() < SNAPSHOT_HEADER_LEN || &bytes[..8] != SNAPSHOT_MAGIC {
+        return Err(bad("file header"));
+    }
+    let crc = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let body = &bytes[SNAPSHOT_HEADER_LEN..];
+    if body.len() as u64 != len {
+        return Err(bad("file length"));
+    }
+    if crc32c::crc32c(body) != crc {
+        return Err(bad("file checksum"));
+    }
+    Ok(body.to_vec())
+}
