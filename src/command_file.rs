@@ -162,8 +162,8 @@ fn bad(field: &'static str, message: String) -> LineError {
 
 fn account(raw: &RawLine, names: &mut Names) -> Result<u32, LineError> {
     let name = raw.account.as_deref().ok_or(LineError::MissingField("account"))?;
-    if name.is_empty() {
-        return Err(bad("account", "empty".to_string()));
+    if name.is_empty() || name.contains(['\n', '\r']) {
+        return Err(bad("account", "empty or contains a line break".to_string()));
     }
     names.account_id(name).ok_or(LineError::TooManyAccounts(names.accounts_max()))
 }

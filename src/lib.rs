@@ -6,5 +6,7 @@
 
 pub mod command_file;
 pub mod event_file;
+pub mod journal_meta;
 pub mod match_run;
 pub mod names;
+pub mod replay_run;

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use engine::EngineConfig;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use engine::journal::{JournalConfig, SyncPolicy};
+use engine::{DurableConfig, EngineConfig};
 use exchange::match_run::{run_match, MatchOptions};
+use exchange::replay_run::{run_replay, ReplayOptions};
 
 #[derive(Parser)]
 #[command(name = "exchange", version, about = "Low-latency exchange core")]
@@ -36,13 +38,101 @@ enum Cmd {
         /// Bound on distinct account names in the file.
         #[arg(long, default_value_t = 1 << 16)]
         accounts_max: usize,
+        /// Journal commands, events and snapshots into this new (or empty) directory.
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        #[command(flatten)]
+        journal_opts: JournalOpts,
     },
+    /// Rebuild state from a journal directory, verify it against the event journal, and emit
+    /// the events (byte-identical to the original run's).
+    Replay {
+        /// Journal directory.
+        #[arg(long)]
+        journal: PathBuf,
+        /// Write events (JSON Lines) here instead of standard output.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Write the final book of every symbol (JSON) here.
+        #[arg(long)]
+        book: Option<PathBuf>,
+        /// Stop after this command sequence number.
+        #[arg(long)]
+        until_seq: Option<u64>,
+        /// Emit no events (verify and time only).
+        #[arg(long)]
+        quiet: bool,
+        /// Bound on live orders.
+        #[arg(long, default_value_t = 1 << 20)]
+        orders_max: usize,
+    },
+}
+
+/// When journal writes count as durable.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SyncMode {
+    /// Process-crash safe: the OS page cache holds every record (the default).
+    PageCache,
+    /// A background thread msyncs every `--sync-interval-ms`.
+    Periodic,
+    /// Records are msynced before their events are acknowledged.
+    GroupCommit,
+}
+
+#[derive(Args)]
+struct JournalOpts {
+    /// Journal segment size in MiB.
+    #[arg(long, default_value_t = 64)]
+    segment_mib: usize,
+    /// Durability policy of the journal.
+    #[arg(long, value_enum, default_value_t = SyncMode::PageCache)]
+    sync: SyncMode,
+    /// Interval of the periodic sync.
+    #[arg(long, default_value_t = 10)]
+    sync_interval_ms: u64,
+    /// Write an engine snapshot every N commands (0: never).
+    #[arg(long, default_value_t = 1_000_000)]
+    snapshot_every: u64,
+}
+
+impl JournalOpts {
+    fn durable_config(&self, dir: PathBuf) -> DurableConfig {
+        let sync = match self.sync {
+            SyncMode::PageCache => SyncPolicy::PageCache,
+            SyncMode::Periodic => {
+                SyncPolicy::Periodic { interval: std::time::Duration::from_millis(self.sync_interval_ms) }
+            }
+            SyncMode::GroupCommit => SyncPolicy::GroupCommit,
+        };
+        DurableConfig {
+            dir,
+            journal: JournalConfig { segment_size_bytes: self.segment_mib << 20, sync, ..JournalConfig::default() },
+            snapshot_every_commands: self.snapshot_every,
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Match { commands, events, book, strict, orders_max, accounts_max } => {
+        Cmd::Replay { journal, events, book, until_seq, quiet, orders_max } => {
+            let started = std::time::Instant::now();
+            match run_replay(&ReplayOptions { journal, events, book, until_seq, quiet, orders_max }) {
+                Ok(s) => {
+                    let secs = started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "replay: {} commands, {} events ({} verified against the event journal) in {:.3} s",
+                        s.commands, s.events, s.events_verified, secs
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("replay: error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Match { commands, events, book, strict, orders_max, accounts_max, journal, journal_opts } => {
             let opts = MatchOptions {
                 commands,
                 events,
@@ -50,6 +140,7 @@ fn main() -> ExitCode {
                 strict,
                 engine: EngineConfig { orders_max, ..EngineConfig::default() },
                 accounts_max,
+                journal: journal.map(|dir| journal_opts.durable_config(dir)),
             };
             match run_match(&opts) {
                 Ok(s) => {

@@ -4,7 +4,10 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
-use engine::{Command, CommandHeader, Engine, EngineConfig, Event, EventKind, EventSink};
+use engine::{
+    Command, CommandHeader, DurableConfig, DurableEngine, Engine, EngineConfig, Event, EventKind,
+    EventSink,
+};
 
 use crate::command_file::parse_line;
 use crate::event_file::{write_books, write_event};
@@ -25,6 +28,8 @@ pub struct MatchOptions {
     pub engine: EngineConfig,
     /// Bound on distinct account names.
     pub accounts_max: usize,
+    /// Journal everything into this (new or empty) directory, for `replay`.
+    pub journal: Option<DurableConfig>,
 }
 
 /// What a run did.
@@ -52,6 +57,14 @@ pub enum MatchError {
         path: String,
         /// The error.
         source: io::Error,
+    },
+    /// The journal could not be opened or written.
+    #[error("journal {path}: {message}")]
+    Journal {
+        /// The journal directory.
+        path: String,
+        /// What went wrong.
+        message: String,
     },
     /// A bad line under `--strict`.
     #[error("{path}:{line}: {message}")]
@@ -119,7 +132,11 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
         None => (Box::new(io::stdout().lock()), "<stdout>".to_string()),
     };
     let mut names = Names::new(&opts.engine.symbols, opts.accounts_max);
-    let mut engine = Engine::new(opts.engine.clone());
+    let mut backend = match &opts.journal {
+        None => Backend::Plain(Engine::new(opts.engine.clone())),
+        Some(config) => Backend::Journaled(open_new_journal(opts, config)?),
+    };
+    let mut accounts_journaled = 0;
     let mut summary = MatchSummary::default();
     let mut sequencer = FileSequencer::default();
     let mut out = BufWriter::new(out);
@@ -142,18 +159,73 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
         };
         let command = Command { header: sequencer.next(parsed.ts), kind: parsed.kind };
         summary.commands += 1;
-        let mut sink = JsonSink { out: &mut out, names: &names, summary: &mut summary, error: None };
-        engine.process(&command, &mut sink);
-        if let Some(e) = sink.error {
-            return Err(MatchError::Io { path: out_path, source: e });
+        if let Backend::Journaled(durable) = &mut backend {
+            let dir = durable_dir(opts);
+            let journal_err = |message: String| MatchError::Journal { path: dir.display().to_string(), message };
+            // A new account's name reaches the directory before its first command.
+            if names.accounts_len() > accounts_journaled {
+                crate::journal_meta::append_accounts(&dir, &names, accounts_journaled)
+                    .map_err(|e| journal_err(e.to_string()))?;
+                accounts_journaled = names.accounts_len();
+            }
+            let mut sink = JsonSink { out: &mut out, names: &names, summary: &mut summary, error: None };
+            durable.process(&command, &mut sink).map_err(|e| journal_err(e.to_string()))?;
+            if let Some(e) = sink.error {
+                return Err(MatchError::Io { path: out_path, source: e });
+            }
+            // Events count as acknowledged once written out, which is after their journal
+            // records: flush per command so a crash never shows an event the journal lacks.
+            out.flush().map_err(io_err(&out_path))?;
+        } else if let Backend::Plain(engine) = &mut backend {
+            let mut sink = JsonSink { out: &mut out, names: &names, summary: &mut summary, error: None };
+            engine.process(&command, &mut sink);
+            if let Some(e) = sink.error {
+                return Err(MatchError::Io { path: out_path, source: e });
+            }
         }
     }
     out.flush().map_err(io_err(&out_path))?;
     if let Some(book_path) = &opts.book {
         let p = book_path.display().to_string();
         let mut w = BufWriter::new(File::create(book_path).map_err(io_err(&p))?);
-        write_books(&mut w, &engine, &names).map_err(io_err(&p))?;
+        write_books(&mut w, backend.engine(), &names).map_err(io_err(&p))?;
         w.flush().map_err(io_err(&p))?;
     }
     Ok(summary)
+}
+
+enum Backend {
+    Plain(Engine),
+    Journaled(Box<DurableEngine>),
+}
+
+impl Backend {
+    fn engine(&self) -> &Engine {
+        match self {
+            Backend::Plain(engine) => engine,
+            Backend::Journaled(durable) => durable.engine(),
+        }
+    }
+}
+
+fn durable_dir(opts: &MatchOptions) -> PathBuf {
+    opts.journal.as_ref().map(|j| j.dir.clone()).unwrap_or_default()
+}
+
+/// Opens a journal for a fresh run: the directory must hold no commands yet, since a command
+/// file always starts from an empty book.
+fn open_new_journal(opts: &MatchOptions, config: &DurableConfig) -> Result<Box<DurableEngine>, MatchError> {
+    let dir = config.dir.display().to_string();
+    let journal_err = |message: String| MatchError::Journal { path: dir.clone(), message };
+    let (durable, _) =
+        DurableEngine::open(opts.engine.clone(), config.clone()).map_err(|e| journal_err(e.to_string()))?;
+    if durable.next_command_seq() != 1 {
+        return Err(journal_err(format!(
+            "already holds {} commands; `match --journal` needs a new or empty directory",
+            durable.next_command_seq() - 1
+        )));
+    }
+    crate::journal_meta::write_meta(&config.dir, &opts.engine.symbols).map_err(|e| journal_err(e.to_string()))?;
+    let _ = std::fs::remove_file(config.dir.join("accounts.txt"));
+    Ok(Box::new(durable))
 }

@@ -46,6 +46,11 @@ impl Names {
         self.account_names.get(id as usize).map(String::as_str).unwrap_or("?")
     }
 
+    /// Accounts known so far (ids are `0..accounts_len()`).
+    pub fn accounts_len(&self) -> usize {
+        self.account_names.len()
+    }
+
     /// Bound on distinct accounts.
     pub fn accounts_max(&self) -> usize {
         self.accounts_max

@@ -1,0 +1,164 @@
+//! `exchange replay`: rebuild state from a journal directory, verify it, emit the events.
+//!
+//! Reads the command journal from the start (every record's CRC and the sequence continuity
+//! are checked by the reader), runs the commands through a fresh engine, and compares every
+//! event with the event journal where it has one: the same journal always yields the same
+//! events, byte for byte, and a difference is an error naming the event.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use engine::journal::JournalReader;
+use engine::{Command, Engine, EngineConfig, Event, EventSink};
+
+use crate::event_file::{write_books, write_event};
+use crate::journal_meta::{read_accounts, read_meta};
+use crate::names::Names;
+
+/// Options of `exchange replay`.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Journal directory (as written by `match --journal` or `serve`).
+    pub journal: PathBuf,
+    /// Events output (JSON Lines); standard output when absent, nothing with `quiet`.
+    pub events: Option<PathBuf>,
+    /// Final book output.
+    pub book: Option<PathBuf>,
+    /// Stop after this command seq.
+    pub until_seq: Option<u64>,
+    /// Write no events (measure or verify only).
+    pub quiet: bool,
+    /// Bound on live orders.
+    pub orders_max: usize,
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Commands replayed.
+    pub commands: u64,
+    /// Events produced.
+    pub events: u64,
+    /// Events compared equal with the event journal.
+    pub events_verified: u64,
+}
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// A journal is corrupt or unreadable.
+    #[error("{0}")]
+    Journal(#[from] engine::journal::JournalError),
+    /// A record does not decode.
+    #[error("{journal} record {seq}: {message}")]
+    Decode {
+        /// Which journal.
+        journal: &'static str,
+        /// Record seq.
+        seq: u64,
+        /// Decoder message.
+        message: String,
+    },
+    /// The replayed events differ from the journaled ones.
+    #[error("replay diverged from the event journal at event {seq}: journaled {journaled}, replayed {replayed}")]
+    Diverged {
+        /// Event seq.
+        seq: u64,
+        /// Journaled event.
+        journaled: String,
+        /// Replayed event.
+        replayed: String,
+    },
+}
+
+struct ReplaySink<'a, W: Write> {
+    out: Option<W>,
+    names: &'a Names,
+    events_journal: Option<JournalReader>,
+    summary: ReplaySummary,
+    error: Option<ReplayError>,
+}
+
+impl<W: Write> EventSink for ReplaySink<'_, W> {
+    fn event(&mut self, event: &Event) {
+        if self.error.is_some() {
+            return;
+        }
+        self.summary.events += 1;
+        if let Some(reader) = &mut self.events_journal {
+            match reader.next_record() {
+                Ok(Some(record)) => match Event::decode(record.payload) {
+                    Ok(journaled) if journaled == *event => self.summary.events_verified += 1,
+                    Ok(journaled) => {
+                        self.error = Some(ReplayError::Diverged {
+                            seq: event.seq,
+                            journaled: format!("{journaled:?}"),
+                            replayed: format!("{event:?}"),
+                        })
+                    }
+                    Err(e) => {
+                        self.error =
+                            Some(ReplayError::Decode { journal: "events", seq: record.seq, message: e.to_string() })
+                    }
+                },
+                // The event journal may end early (a crash between a command and its events).
+                Ok(None) => self.events_journal = None,
+                Err(e) => self.error = Some(e.into()),
+            }
+        }
+        if let Some(out) = &mut self.out {
+            if let Err(e) = write_event(out, event, self.names) {
+                self.error = Some(e.into());
+            }
+        }
+    }
+}
+
+/// Replays a journal directory.
+pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+    let symbols = read_meta(&opts.journal)?;
+    let mut names = Names::new(&symbols, usize::MAX);
+    read_accounts(&opts.journal, &mut names)?;
+    let mut engine = Engine::new(EngineConfig { symbols, orders_max: opts.orders_max, ..EngineConfig::default() });
+    let out: Option<Box<dyn Write>> = match (&opts.events, opts.quiet) {
+        (_, true) => None,
+        (Some(p), false) => Some(Box::new(File::create(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?)),
+        (None, false) => Some(Box::new(io::stdout().lock())),
+    };
+    let events_dir = opts.journal.join("events");
+    let events_journal = if events_dir.exists() { Some(JournalReader::open_from_start(&events_dir)?) } else { None };
+    let mut sink = ReplaySink {
+        out: out.map(BufWriter::new),
+        names: &names,
+        events_journal,
+        summary: ReplaySummary::default(),
+        error: None,
+    };
+    let mut commands = JournalReader::open_from_start(opts.journal.join("commands"))?;
+    while let Some(record) = commands.next_record()? {
+        if opts.until_seq.is_some_and(|until| record.seq > until) {
+            break;
+        }
+        let command = Command::decode(record.payload)
+            .map_err(|e| ReplayError::Decode { journal: "commands", seq: record.seq, message: e.to_string() })?;
+        engine.process(&command, &mut sink);
+        if let Some(e) = sink.error.take() {
+            return Err(e);
+        }
+        sink.summary.commands += 1;
+    }
+    if let Some(out) = &mut sink.out {
+        out.flush()?;
+    }
+    let summary = sink.summary.clone();
+    if let Some(book) = &opts.book {
+        let mut w = BufWriter::new(File::create(book).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", book.display())))?);
+        write_books(&mut w, &engine, &names)?;
+        w.flush()?;
+    }
+    Ok(summary)
+}
