@@ -133,7 +133,7 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
     };
     let mut names = Names::new(&opts.engine.symbols, opts.accounts_max);
     let mut backend = match &opts.journal {
-        None => Backend::Plain(Engine::new(opts.engine.clone())),
+        None => Backend::Plain(Box::new(Engine::new(opts.engine.clone()))),
         Some(config) => Backend::Journaled(open_new_journal(opts, config)?),
     };
     let mut accounts_journaled = 0;
@@ -195,7 +195,7 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
 }
 
 enum Backend {
-    Plain(Engine),
+    Plain(Box<Engine>),
     Journaled(Box<DurableEngine>),
 }
 

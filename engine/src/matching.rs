@@ -269,6 +269,9 @@ mod tests {
 
     const CENT: i64 = 1_000_000;
 
+    /// (price in ticks, [(client id, qty)]) per level, best first.
+    type Levels = Vec<(i64, Vec<(String, u64)>)>;
+
     struct Harness {
         engine: Engine,
         seq: u64,
@@ -292,7 +295,7 @@ mod tests {
         fn limit(&mut self, acct: u32, cid: &str, side: Side, cents: i64, qty: u64) -> Vec<Event> {
             self.run(CommandKind::New(NewOrder::limit(acct, 0, id(cid), side, cents * CENT, qty)))
         }
-        fn book(&self) -> (Vec<(i64, Vec<(String, u64)>)>, Vec<(i64, Vec<(String, u64)>)>) {
+        fn book(&self) -> (Levels, Levels) {
             let snap = self.engine.book_snapshot(0);
             let f = |levels: Vec<crate::LevelSnapshot>| {
                 levels
