@@ -7,8 +7,7 @@
 //! with a sequenced `rejected` event like any other bad order.
 
 use engine::{
-    CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif,
-    PRICE_SCALE,
+    CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif, PRICE_SCALE,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -202,7 +201,8 @@ pub fn price_units(field: &'static str, value: &Value) -> Result<i64, LineError>
         Value::Number(n) => n.to_string(),
         other => return Err(bad(field, format!("{other} is not a price"))),
     };
-    let decimal: Decimal = text.trim().parse().map_err(|_| bad(field, format!("{text:?} is not a decimal price")))?;
+    let decimal: Decimal =
+        text.trim().parse().map_err(|_| bad(field, format!("{text:?} is not a decimal price")))?;
     Ok(decimal_to_units(decimal).unwrap_or(-1))
 }
 
@@ -247,13 +247,19 @@ mod tests {
     fn line_errors_are_precise() {
         let mut n = names();
         assert!(matches!(parse_line("{not json", &mut n), Err(LineError::Json(_))));
-        assert_eq!(parse_line(r#"{"op":"fly","account":"a","symbol":"AAPL"}"#, &mut n), Err(LineError::UnknownOp("fly".into())));
+        assert_eq!(
+            parse_line(r#"{"op":"fly","account":"a","symbol":"AAPL"}"#, &mut n),
+            Err(LineError::UnknownOp("fly".into()))
+        );
         assert_eq!(
             parse_line(r#"{"op":"new","account":"a","symbol":"AAPL","id":"x","side":"buy","qty":1}"#, &mut n),
             Err(LineError::MissingField("price"))
         );
         assert!(matches!(
-            parse_line(r#"{"op":"new","account":"a","symbol":"AAPL","id":"x","side":"up","price":"1","qty":1}"#, &mut n),
+            parse_line(
+                r#"{"op":"new","account":"a","symbol":"AAPL","id":"x","side":"up","price":"1","qty":1}"#,
+                &mut n
+            ),
             Err(LineError::BadField { field: "side", .. })
         ));
         assert_eq!(parse_line(r#"{"account":"a"}"#, &mut n), Err(LineError::MissingField("op")));
@@ -262,7 +268,11 @@ mod tests {
     #[test]
     fn engine_rejectable_values_become_commands() {
         let mut n = names();
-        let l = parse_line(r#"{"op":"new","account":"a","symbol":"NOPE","id":"x","side":"buy","price":"1.001","qty":-3}"#, &mut n).unwrap();
+        let l = parse_line(
+            r#"{"op":"new","account":"a","symbol":"NOPE","id":"x","side":"buy","price":"1.001","qty":-3}"#,
+            &mut n,
+        )
+        .unwrap();
         let CommandKind::New(o) = l.kind else { panic!() };
         assert_eq!((o.symbol, o.price, o.qty), (engine::SYMBOL_UNKNOWN, 100_100_000, 0));
         assert_eq!(decimal_to_units("0.000000001".parse().unwrap()), None);

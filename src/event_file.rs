@@ -121,7 +121,17 @@ pub fn write_event<W: Write>(out: &mut W, event: &Event, names: &Names) -> io::R
                 order_id,
             },
         ),
-        EventKind::Trade { symbol, price, qty, maker_account, maker_id, taker_account, taker_id, aggressor, .. } => {
+        EventKind::Trade {
+            symbol,
+            price,
+            qty,
+            maker_account,
+            maker_id,
+            taker_account,
+            taker_id,
+            aggressor,
+            ..
+        } => {
             let spec = names.symbol(symbol).expect("trades happen on listed symbols");
             serde_json::to_writer(
                 &mut *out,
@@ -141,15 +151,34 @@ pub fn write_event<W: Write>(out: &mut W, event: &Event, names: &Names) -> io::R
         }
         EventKind::Canceled { account, id, reason, leaves_qty, .. } => serde_json::to_writer(
             &mut *out,
-            &Canceled { seq, kind: "canceled", account: acct(account), id: id.as_str(), reason: reason.as_str(), leaves_qty },
+            &Canceled {
+                seq,
+                kind: "canceled",
+                account: acct(account),
+                id: id.as_str(),
+                reason: reason.as_str(),
+                leaves_qty,
+            },
         ),
         EventKind::Rejected { account, id, reason, .. } => serde_json::to_writer(
             &mut *out,
-            &Rejected { seq, kind: "rejected", account: acct(account), id: id.as_str(), reason: reason.as_str() },
+            &Rejected {
+                seq,
+                kind: "rejected",
+                account: acct(account),
+                id: id.as_str(),
+                reason: reason.as_str(),
+            },
         ),
         EventKind::Replaced { account, orig_id, id, .. } => serde_json::to_writer(
             &mut *out,
-            &Replaced { seq, kind: "replaced", account: acct(account), orig_id: orig_id.as_str(), id: id.as_str() },
+            &Replaced {
+                seq,
+                kind: "replaced",
+                account: acct(account),
+                orig_id: orig_id.as_str(),
+                id: id.as_str(),
+            },
         ),
         EventKind::Expired { account, id, leaves_qty, .. } => serde_json::to_writer(
             &mut *out,
@@ -200,12 +229,19 @@ pub fn write_books<W: Write>(out: &mut W, engine: &Engine, names: &Names) -> io:
                     orders: level
                         .orders
                         .into_iter()
-                        .map(|o| BookOrder { account: names.account_name(o.account), id: o.id.to_string(), qty: o.qty })
+                        .map(|o| BookOrder {
+                            account: names.account_name(o.account),
+                            id: o.id.to_string(),
+                            qty: o.qty,
+                        })
                         .collect(),
                 })
                 .collect()
         };
-        books.insert(spec.name.as_str(), BookSides { bids: levels(snapshot.bids), asks: levels(snapshot.asks) });
+        books.insert(
+            spec.name.as_str(),
+            BookSides { bids: levels(snapshot.bids), asks: levels(snapshot.asks) },
+        );
     }
     serde_json::to_writer(&mut *out, &books).map_err(io::Error::other)?;
     out.write_all(b"\n")

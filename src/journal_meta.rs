@@ -32,7 +32,9 @@ pub fn write_meta(dir: &Path, symbols: &[SymbolSpec]) -> io::Result<()> {
             .iter()
             .map(|s| MetaSymbol {
                 name: s.name.clone(),
-                tick: Decimal::from_i128_with_scale(i128::from(s.tick_units), PRICE_SCALE).normalize().to_string(),
+                tick: Decimal::from_i128_with_scale(i128::from(s.tick_units), PRICE_SCALE)
+                    .normalize()
+                    .to_string(),
                 lot: s.lot,
             })
             .collect(),
@@ -47,7 +49,8 @@ pub fn write_meta(dir: &Path, symbols: &[SymbolSpec]) -> io::Result<()> {
 /// Reads the symbol table of a journal directory.
 pub fn read_meta(dir: &Path) -> io::Result<Vec<SymbolSpec>> {
     let path = dir.join("meta.json");
-    let text = fs::read_to_string(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let text = fs::read_to_string(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let meta: Meta = serde_json::from_str(&text)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
     meta.symbols
@@ -59,9 +62,17 @@ pub fn read_meta(dir: &Path) -> io::Result<Vec<SymbolSpec>> {
                 .ok()
                 .and_then(crate::command_file::decimal_to_units)
                 .filter(|&t| t > 0)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: bad tick {:?}", path.display(), s.tick)))?;
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: bad tick {:?}", path.display(), s.tick),
+                    )
+                })?;
             if s.lot == 0 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: lot 0 for {}", path.display(), s.name)));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: lot 0 for {}", path.display(), s.name),
+                ));
             }
             Ok(SymbolSpec::new(&s.name, tick, s.lot))
         })
@@ -88,9 +99,9 @@ pub fn read_accounts(dir: &Path, names: &mut Names) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     for name in text.lines() {
-        names
-            .account_id(name)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: too many accounts", path.display())))?;
+        names.account_id(name).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: too many accounts", path.display()))
+        })?;
     }
     Ok(())
 }

@@ -106,7 +106,11 @@ impl JournalOpts {
         };
         DurableConfig {
             dir,
-            journal: JournalConfig { segment_size_bytes: self.segment_mib << 20, sync, ..JournalConfig::default() },
+            journal: JournalConfig {
+                segment_size_bytes: self.segment_mib << 20,
+                sync,
+                ..JournalConfig::default()
+            },
             snapshot_every_commands: self.snapshot_every,
         }
     }

@@ -5,8 +5,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
 use engine::{
-    Command, CommandHeader, DurableConfig, DurableEngine, Engine, EngineConfig, Event, EventKind,
-    EventSink,
+    Command, CommandHeader, DurableConfig, DurableEngine, Engine, EngineConfig, Event, EventKind, EventSink,
 };
 
 use crate::command_file::parse_line;
@@ -128,7 +127,9 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
     };
     let input = BufReader::new(File::open(&opts.commands).map_err(io_err(&path))?);
     let (out, out_path): (Box<dyn Write>, String) = match &opts.events {
-        Some(p) => (Box::new(File::create(p).map_err(io_err(&p.display().to_string()))?), p.display().to_string()),
+        Some(p) => {
+            (Box::new(File::create(p).map_err(io_err(&p.display().to_string()))?), p.display().to_string())
+        }
         None => (Box::new(io::stdout().lock()), "<stdout>".to_string()),
     };
     let mut names = Names::new(&opts.engine.symbols, opts.accounts_max);
@@ -161,7 +162,8 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
         summary.commands += 1;
         if let Backend::Journaled(durable) = &mut backend {
             let dir = durable_dir(opts);
-            let journal_err = |message: String| MatchError::Journal { path: dir.display().to_string(), message };
+            let journal_err =
+                |message: String| MatchError::Journal { path: dir.display().to_string(), message };
             // A new account's name reaches the directory before its first command.
             if names.accounts_len() > accounts_journaled {
                 crate::journal_meta::append_accounts(&dir, &names, accounts_journaled)
@@ -225,7 +227,8 @@ fn open_new_journal(opts: &MatchOptions, config: &DurableConfig) -> Result<Box<D
             durable.next_command_seq() - 1
         )));
     }
-    crate::journal_meta::write_meta(&config.dir, &opts.engine.symbols).map_err(|e| journal_err(e.to_string()))?;
+    crate::journal_meta::write_meta(&config.dir, &opts.engine.symbols)
+        .map_err(|e| journal_err(e.to_string()))?;
     let _ = std::fs::remove_file(config.dir.join("accounts.txt"));
     Ok(Box::new(durable))
 }

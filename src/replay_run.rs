@@ -64,7 +64,9 @@ pub enum ReplayError {
         message: String,
     },
     /// The replayed events differ from the journaled ones.
-    #[error("replay diverged from the event journal at event {seq}: journaled {journaled}, replayed {replayed}")]
+    #[error(
+        "replay diverged from the event journal at event {seq}: journaled {journaled}, replayed {replayed}"
+    )]
     Diverged {
         /// Event seq.
         seq: u64,
@@ -101,8 +103,11 @@ impl<W: Write> EventSink for ReplaySink<'_, W> {
                         })
                     }
                     Err(e) => {
-                        self.error =
-                            Some(ReplayError::Decode { journal: "events", seq: record.seq, message: e.to_string() })
+                        self.error = Some(ReplayError::Decode {
+                            journal: "events",
+                            seq: record.seq,
+                            message: e.to_string(),
+                        })
                     }
                 },
                 // The event journal may end early (a crash between a command and its events).
@@ -123,14 +128,18 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let symbols = read_meta(&opts.journal)?;
     let mut names = Names::new(&symbols, usize::MAX);
     read_accounts(&opts.journal, &mut names)?;
-    let mut engine = Engine::new(EngineConfig { symbols, orders_max: opts.orders_max, ..EngineConfig::default() });
+    let mut engine =
+        Engine::new(EngineConfig { symbols, orders_max: opts.orders_max, ..EngineConfig::default() });
     let out: Option<Box<dyn Write>> = match (&opts.events, opts.quiet) {
         (_, true) => None,
-        (Some(p), false) => Some(Box::new(File::create(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?)),
+        (Some(p), false) => Some(Box::new(
+            File::create(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
+        )),
         (None, false) => Some(Box::new(io::stdout().lock())),
     };
     let events_dir = opts.journal.join("events");
-    let events_journal = if events_dir.exists() { Some(JournalReader::open_from_start(&events_dir)?) } else { None };
+    let events_journal =
+        if events_dir.exists() { Some(JournalReader::open_from_start(&events_dir)?) } else { None };
     let mut sink = ReplaySink {
         out: out.map(BufWriter::new),
         names: &names,
@@ -143,8 +152,11 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         if opts.until_seq.is_some_and(|until| record.seq > until) {
             break;
         }
-        let command = Command::decode(record.payload)
-            .map_err(|e| ReplayError::Decode { journal: "commands", seq: record.seq, message: e.to_string() })?;
+        let command = Command::decode(record.payload).map_err(|e| ReplayError::Decode {
+            journal: "commands",
+            seq: record.seq,
+            message: e.to_string(),
+        })?;
         engine.process(&command, &mut sink);
         if let Some(e) = sink.error.take() {
             return Err(e);
@@ -156,7 +168,9 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     }
     let summary = sink.summary.clone();
     if let Some(book) = &opts.book {
-        let mut w = BufWriter::new(File::create(book).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", book.display())))?);
+        let mut w = BufWriter::new(
+            File::create(book).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", book.display())))?,
+        );
         write_books(&mut w, &engine, &names)?;
         w.flush()?;
     }

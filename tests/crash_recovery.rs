@@ -73,7 +73,13 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
         let journal = dir.join(format!("journal-{trial}"));
         let acked_path = dir.join(format!("acked-{trial}.jsonl"));
         let mut child = Command::new(exe())
-            .args(["match", "--commands", commands.to_str().unwrap(), "--events", acked_path.to_str().unwrap()])
+            .args([
+                "match",
+                "--commands",
+                commands.to_str().unwrap(),
+                "--events",
+                acked_path.to_str().unwrap(),
+            ])
             .args(["--journal", journal.to_str().unwrap(), "--segment-mib", "1", "--snapshot-every", "4000"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -107,7 +113,12 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
         let acked = complete_lines(&acked_text);
         let replayed_text = std::fs::read_to_string(&replayed_path).unwrap();
         let replayed: Vec<&str> = replayed_text.lines().collect();
-        assert!(replayed.len() >= acked.len(), "trial {trial}: {} acked, {} replayed", acked.len(), replayed.len());
+        assert!(
+            replayed.len() >= acked.len(),
+            "trial {trial}: {} acked, {} replayed",
+            acked.len(),
+            replayed.len()
+        );
         assert_eq!(&replayed[..acked.len()], &acked[..], "trial {trial}: an acknowledged event changed");
 
         // A clean run of exactly the journaled commands gives the same events and book.
@@ -127,7 +138,11 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
             .unwrap();
         assert!(status.success());
         assert_eq!(std::fs::read_to_string(&clean_events).unwrap(), replayed_text, "trial {trial}: events");
-        assert_eq!(std::fs::read(&clean_book).unwrap(), std::fs::read(&book_path).unwrap(), "trial {trial}: book");
+        assert_eq!(
+            std::fs::read(&clean_book).unwrap(),
+            std::fs::read(&book_path).unwrap(),
+            "trial {trial}: book"
+        );
 
         // Recovery as a restarting server does it: repair tails, snapshot + tail, resume.
         let (durable, recovery) = DurableEngine::open(

@@ -76,12 +76,16 @@ fn design_example_events_match_the_contract_lines() {
 }
 
 const WITH_BAD_LINES: &str = concat!(
-    r#"{"op":"new","account":"alice","symbol":"AAPL","id":"a1","side":"buy","price":"10.00","qty":5}"#, "\n",
-    "{this is not json\n",
-    r#"{"op":"teleport","account":"alice","symbol":"AAPL"}"#, "\n",
-    r#"{"op":"new","account":"alice","symbol":"AAPL","id":"a2","side":"buy","qty":5}"#, "\n",
+    r#"{"op":"new","account":"alice","symbol":"AAPL","id":"a1","side":"buy","price":"10.00","qty":5}"#,
     "\n",
-    r#"{"op":"new","account":"bob","symbol":"AAPL","id":"b1","side":"sell","price":"10.00","qty":5}"#, "\n",
+    "{this is not json\n",
+    r#"{"op":"teleport","account":"alice","symbol":"AAPL"}"#,
+    "\n",
+    r#"{"op":"new","account":"alice","symbol":"AAPL","id":"a2","side":"buy","qty":5}"#,
+    "\n",
+    "\n",
+    r#"{"op":"new","account":"bob","symbol":"AAPL","id":"b1","side":"sell","price":"10.00","qty":5}"#,
+    "\n",
 );
 
 #[test]
@@ -152,6 +156,14 @@ fn engine_rejects_carry_their_reasons() {
         .collect();
     assert_eq!(
         reasons,
-        ["unknown_symbol", "bad_price_tick", "bad_qty", "duplicate_id", "would_take", "halted", "unknown_order"]
+        [
+            "unknown_symbol",
+            "bad_price_tick",
+            "bad_qty",
+            "duplicate_id",
+            "would_take",
+            "halted",
+            "unknown_order"
+        ]
     );
 }

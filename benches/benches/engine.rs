@@ -44,10 +44,7 @@ fn workload(mix: Mix, resting: usize, commands: usize, hold_book_size: bool) -> 
     let (mut engine, setup) = venue.build();
     let run = venue.run(&mut engine);
     if let Err(problems) = RunCounts::check(&w, setup, run, None) {
-        panic!(
-            "{}: engine disagrees with the generator's model: {problems}",
-            mix.name
-        );
+        panic!("{}: engine disagrees with the generator's model: {problems}", mix.name);
     }
     w
 }
@@ -79,12 +76,7 @@ fn single_operations(c: &mut Criterion) {
     bench_stream(c, "add", "passive_gtc_1k_book", &add);
 
     // Cancels of random live orders: the book shrinks from 2k to 1k.
-    let cancel = workload(
-        only("cancel", 0, 0, 1_000, makers),
-        BOOK_ORDERS + BATCH,
-        BATCH,
-        false,
-    );
+    let cancel = workload(only("cancel", 0, 0, 1_000, makers), BOOK_ORDERS + BATCH, BATCH, false);
     bench_stream(c, "cancel", "random_live_1k_book", &cancel);
 
     // Moves (cancel/replace to a new price, same quantity, new client id), never crossing.

@@ -22,8 +22,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use engine::{
-    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, NewOrder, Qty,
-    ReplaceOrder, Side, SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, NewOrder, Qty, ReplaceOrder, Side,
+    SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -135,13 +135,7 @@ impl Mix {
 
     /// Looks a mix up by the name printed in reports.
     pub fn by_name(name: &str) -> Option<Mix> {
-        [
-            Mix::exchange_core(),
-            Mix::sweep_heavy(),
-            Mix::cancel_heavy(),
-        ]
-        .into_iter()
-        .find(|m| m.name == name)
+        [Mix::exchange_core(), Mix::sweep_heavy(), Mix::cancel_heavy()].into_iter().find(|m| m.name == name)
     }
 }
 
@@ -314,29 +308,20 @@ impl Workload {
 /// Generates a workload. Deterministic in `config`.
 pub fn generate(config: &GenConfig) -> Workload {
     assert!(config.symbols > 0, "at least one symbol");
-    assert!(
-        config.accounts >= 2,
-        "at least two accounts (takers avoid makers' accounts)"
-    );
+    assert!(config.accounts >= 2, "at least two accounts (takers avoid makers' accounts)");
     let mix = config.mix;
     assert!(
         mix.gtc_permille + mix.ioc_permille + mix.cancel_permille <= 1_000,
         "mix parts exceed 1000 per mille"
     );
     let mut gen = Generator::new(config);
-    let symbols = (0..config.symbols)
-        .map(|i| SymbolSpec::new(&format!("S{i:04}"), TICK_UNITS, 1))
-        .collect();
+    let symbols = (0..config.symbols).map(|i| SymbolSpec::new(&format!("S{i:04}"), TICK_UNITS, 1)).collect();
 
     // Setup: passive orders round-robin over symbols and alternating sides, so every book
     // starts two-sided and the same size.
     for i in 0..config.resting_orders {
         let symbol = (i % config.symbols as usize) as SymbolId;
-        let side = if (i / config.symbols as usize) & 1 == 0 {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        let side = if (i / config.symbols as usize) & 1 == 0 { Side::Buy } else { Side::Sell };
         gen.passive_gtc(symbol, side);
     }
     gen.stats.resting_after_setup = gen.live.len();
@@ -513,11 +498,7 @@ impl Generator {
             commands: Vec::with_capacity(config.resting_orders),
             ops: Vec::with_capacity(config.resting_orders),
             counting: false,
-            stats: GenStats {
-                price_ticks_min: i64::MAX,
-                price_ticks_max: i64::MIN,
-                ..GenStats::default()
-            },
+            stats: GenStats { price_ticks_min: i64::MAX, price_ticks_max: i64::MIN, ..GenStats::default() },
             maker_accounts: Vec::new(),
         }
     }
@@ -542,10 +523,7 @@ impl Generator {
 
     fn emit(&mut self, kind: CommandKind, op: Op) {
         self.seq += 1;
-        let header = CommandHeader {
-            seq: self.seq,
-            ts: self.seq * TS_STEP_NS,
-        };
+        let header = CommandHeader { seq: self.seq, ts: self.seq * TS_STEP_NS };
         self.commands.push(Command { header, kind });
         self.ops.push(op);
         let price = match op {
@@ -625,8 +603,7 @@ impl Generator {
         }
         // Past the limit: a GTC always (it rests its remainder), an IOC one time in four (its
         // rest is canceled). Otherwise exactly what it takes, or part of the last order.
-        let past_limit =
-            !self.takers_within_limit && (tif == Tif::Gtc || self.rng.gen_range(0..4u32) == 0);
+        let past_limit = !self.takers_within_limit && (tif == Tif::Gtc || self.rng.gen_range(0..4u32) == 0);
         let qty = if past_limit {
             qty_sum + self.rng.gen_range(1..=50)
         } else if self.rng.gen::<bool>() {
@@ -692,18 +669,7 @@ impl Generator {
         let price_units = price_ticks * TICK_UNITS;
         let mut new = NewOrder::limit(account, symbol, cl, side, price_units, qty);
         new.tif = tif;
-        self.emit(
-            CommandKind::New(new),
-            Op::Limit {
-                symbol,
-                order,
-                account,
-                side,
-                price_ticks,
-                qty,
-                tif,
-            },
-        );
+        self.emit(CommandKind::New(new), Op::Limit { symbol, order, account, side, price_ticks, qty, tif });
         self.orders.push(ModelOrder {
             symbol,
             side,
@@ -784,13 +750,8 @@ impl Generator {
     fn unrest(&mut self, order: OrderRef) {
         let o = self.orders[order as usize];
         let ladder = self.books[o.symbol as usize].side_mut(o.side);
-        let queue = ladder
-            .get_mut(&o.price_ticks)
-            .expect("resting order's level exists");
-        let pos = queue
-            .iter()
-            .position(|&x| x == order)
-            .expect("resting order is queued");
+        let queue = ladder.get_mut(&o.price_ticks).expect("resting order's level exists");
+        let pos = queue.iter().position(|&x| x == order).expect("resting order is queued");
         queue.remove(pos);
         if queue.is_empty() {
             ladder.remove(&o.price_ticks);
@@ -811,15 +772,8 @@ impl Generator {
             self.stats.cancels += 1;
         }
         self.emit(
-            CommandKind::Cancel(CancelOrder {
-                account: o.account,
-                symbol: o.symbol,
-                id: cl_ord_id(o.cl_id),
-            }),
-            Op::Cancel {
-                symbol: o.symbol,
-                order,
-            },
+            CommandKind::Cancel(CancelOrder { account: o.account, symbol: o.symbol, id: cl_ord_id(o.cl_id) }),
+            Op::Cancel { symbol: o.symbol, order },
         );
     }
 
@@ -830,11 +784,7 @@ impl Generator {
         let order = self.random_live();
         let o = self.orders[order as usize];
         let delta = self.rng.gen_range(1..=MOVE_TICKS_MAX);
-        let delta = if self.rng.gen::<bool>() {
-            delta
-        } else {
-            -delta
-        };
+        let delta = if self.rng.gen::<bool>() { delta } else { -delta };
         let book = &self.books[o.symbol as usize];
         let (lo, hi) = match o.side {
             Side::Buy => {
@@ -874,12 +824,7 @@ impl Generator {
                 price: Some(price * TICK_UNITS),
                 qty: o.qty_total,
             }),
-            Op::Move {
-                symbol: o.symbol,
-                order,
-                price_ticks: price,
-                qty: o.qty_total,
-            },
+            Op::Move { symbol: o.symbol, order, price_ticks: price, qty: o.qty_total },
         );
     }
 }
@@ -950,21 +895,14 @@ mod tests {
         let pct = |x: u64| 100.0 * x as f64 / n;
         assert!((pct(s.moves) - 82.0).abs() < 2.0, "{s:?}");
         assert!((pct(s.ioc) - 3.0).abs() < 1.0, "{s:?}");
-        assert!(
-            (pct(s.gtc_passive + s.gtc_marketable) - 9.0).abs() < 2.0,
-            "{s:?}"
-        );
+        assert!((pct(s.gtc_passive + s.gtc_marketable) - 9.0).abs() < 2.0, "{s:?}");
         assert!((pct(s.cancels) - 6.0).abs() < 2.0, "{s:?}");
         assert!(s.trades > 0);
     }
 
     #[test]
     fn book_size_is_held() {
-        for mix in [
-            Mix::exchange_core(),
-            Mix::sweep_heavy(),
-            Mix::cancel_heavy(),
-        ] {
+        for mix in [Mix::exchange_core(), Mix::sweep_heavy(), Mix::cancel_heavy()] {
             let w = small(mix, 10);
             let end = w.stats.resting_end;
             assert!((900..=1_100).contains(&end), "{}: {end}", mix.name);

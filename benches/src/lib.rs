@@ -49,10 +49,7 @@ impl RunCounts {
             problems.push(format!("setup rejects {}", setup.rejects));
         }
         if run.rejects > 0 {
-            problems.push(format!(
-                "rejects {} (unknown_order {})",
-                run.rejects, run.unknown_order
-            ));
+            problems.push(format!("rejects {} (unknown_order {})", run.rejects, run.unknown_order));
         }
         let mut compare = |what: &str, got: Option<u64>, want: u64| {
             if let Some(got) = got {
@@ -121,10 +118,7 @@ impl EventSink for StatsSink {
                 self.trades += 1;
                 self.traded_qty += qty;
             }
-            EventKind::Canceled {
-                reason: CancelReason::Ioc,
-                ..
-            } => self.ioc_rests += 1,
+            EventKind::Canceled { reason: CancelReason::Ioc, .. } => self.ioc_rests += 1,
             EventKind::Rejected { reason, .. } => {
                 self.rejects += 1;
                 if reason == RejectReason::UnknownOrder {

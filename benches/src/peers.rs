@@ -78,22 +78,13 @@ impl MatchcoreVenue {
                         timestamp: mc::Timestamp(cmd.header.ts),
                     };
                     let kind = match *op {
-                        Op::Limit {
-                            order,
-                            side,
-                            price_ticks,
-                            qty,
-                            tif,
-                            ..
-                        } => {
+                        Op::Limit { order, side, price_ticks, qty, tif, .. } => {
                             // matchcore names an order by the sequence number that submitted it.
                             ids[order as usize] = mc::OrderId(*s);
                             mc::CommandKind::Submit(mc::SubmitCmd {
                                 order: mc::NewOrder::Limit(mc::LimitOrder::new(
                                     mc::Price(price_ticks as u64),
-                                    mc::QuantityPolicy::Standard {
-                                        quantity: mc::Quantity(qty),
-                                    },
+                                    mc::QuantityPolicy::Standard { quantity: mc::Quantity(qty) },
                                     mc::OrderFlags::new(mc_side(side), false, mc_tif(tif)),
                                 )),
                             })
@@ -102,13 +93,10 @@ impl MatchcoreVenue {
                             order_id: ids[order as usize],
                             order_kind: mc::OrderKind::Limit,
                         }),
-                        Op::Move {
-                            order, price_ticks, ..
-                        } => mc::CommandKind::Amend(mc::AmendCmd {
+                        Op::Move { order, price_ticks, .. } => mc::CommandKind::Amend(mc::AmendCmd {
                             order_id: ids[order as usize],
                             patch: mc::AmendPatch::Limit(
-                                mc::LimitOrderPatch::new()
-                                    .with_price(mc::Price(price_ticks as u64)),
+                                mc::LimitOrderPatch::new().with_price(mc::Price(price_ticks as u64)),
                             ),
                         }),
                     };
@@ -119,11 +107,7 @@ impl MatchcoreVenue {
         };
         let setup = translate(&workload.setup, &workload.setup_ops);
         let stream = translate(&workload.stream, &workload.stream_ops);
-        MatchcoreVenue {
-            symbols: workload.symbols.iter().map(|s| s.name.clone()).collect(),
-            setup,
-            stream,
-        }
+        MatchcoreVenue { symbols: workload.symbols.iter().map(|s| s.name.clone()).collect(), setup, stream }
     }
 
     fn execute(books: &mut [mc::OrderBook], cmds: &[(u32, mc::Command)]) -> RunCounts {
@@ -139,9 +123,7 @@ impl MatchcoreVenue {
                         trades += m.trades().len() as u64;
                         traded_qty += m.executed_quantity().0;
                     }
-                    if let Some(mc::CancelReason::InsufficientLiquidity { .. }) =
-                        target.cancel_reason()
-                    {
+                    if let Some(mc::CancelReason::InsufficientLiquidity { .. }) = target.cancel_reason() {
                         ioc_rests += 1;
                     }
                 }
@@ -169,8 +151,7 @@ impl Venue for MatchcoreVenue {
     }
 
     fn build(&self) -> (Self::Book, RunCounts) {
-        let mut books: Vec<mc::OrderBook> =
-            self.symbols.iter().map(|s| mc::OrderBook::new(s)).collect();
+        let mut books: Vec<mc::OrderBook> = self.symbols.iter().map(|s| mc::OrderBook::new(s)).collect();
         let counts = Self::execute(&mut books, &self.setup);
         (books, counts)
     }
@@ -236,15 +217,7 @@ impl OrderbookRsVenue {
         let translate = |ops: &[Op]| -> Vec<ObOp> {
             ops.iter()
                 .map(|op| match *op {
-                    Op::Limit {
-                        symbol,
-                        order,
-                        account,
-                        side,
-                        price_ticks,
-                        qty,
-                        tif,
-                    } => ObOp::Add {
+                    Op::Limit { symbol, order, account, side, price_ticks, qty, tif } => ObOp::Add {
                         symbol,
                         id: ob_id(order),
                         price: price_ticks as u128,
@@ -260,16 +233,8 @@ impl OrderbookRsVenue {
                         },
                         user: ob_user(account),
                     },
-                    Op::Cancel { symbol, order } => ObOp::Cancel {
-                        symbol,
-                        id: ob_id(order),
-                    },
-                    Op::Move {
-                        symbol,
-                        order,
-                        price_ticks,
-                        ..
-                    } => ObOp::Move {
+                    Op::Cancel { symbol, order } => ObOp::Cancel { symbol, id: ob_id(order) },
+                    Op::Move { symbol, order, price_ticks, .. } => ObOp::Move {
                         symbol,
                         id: ob_id(order),
                         price: pricelevel::Price::new(price_ticks as u128),
@@ -289,15 +254,7 @@ impl OrderbookRsVenue {
         let mut counts = RunCounts::default();
         for op in ops {
             match *op {
-                ObOp::Add {
-                    symbol,
-                    id,
-                    price,
-                    qty,
-                    side,
-                    tif,
-                    user,
-                } => {
+                ObOp::Add { symbol, id, price, qty, side, tif, user } => {
                     let book = &books[symbol as usize];
                     match book.add_limit_order_with_user(id, price, qty, side, tif, user, None) {
                         Ok(_) => {}
@@ -318,10 +275,7 @@ impl OrderbookRsVenue {
                     Err(_) => counts.rejects += 1,
                 },
                 ObOp::Move { symbol, id, price } => {
-                    let update = pricelevel::OrderUpdate::UpdatePrice {
-                        order_id: id,
-                        new_price: price,
-                    };
+                    let update = pricelevel::OrderUpdate::UpdatePrice { order_id: id, new_price: price };
                     match books[symbol as usize].update_order(update) {
                         Ok(Some(_)) => {}
                         Ok(None) => {

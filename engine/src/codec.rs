@@ -42,8 +42,7 @@ use crate::types::{ClOrdId, OrdType, Price, Side, StpMode, Tif, CL_ORD_ID_LEN_MA
 pub const COMMAND_ENCODED_LEN_MAX: usize = 1 + 8 + 8 + (4 + 4 + 2 * ID_LEN_MAX + 1 + 8 + 8);
 
 /// Encoded size of the largest event (a trade with two full-length ids).
-pub const EVENT_ENCODED_LEN_MAX: usize =
-    1 + 8 + 8 + 8 + (4 + 8 + 8 + 2 * (4 + ID_LEN_MAX + 8 + 8) + 1);
+pub const EVENT_ENCODED_LEN_MAX: usize = 1 + 8 + 8 + 8 + (4 + 8 + 8 + 2 * (4 + ID_LEN_MAX + 8 + 8) + 1);
 
 /// Encoded size of a full-length client order id: its length byte and bytes.
 const ID_LEN_MAX: usize = 1 + CL_ORD_ID_LEN_MAX;
@@ -73,8 +72,7 @@ const NEW_HAS_STOP_PRICE: u8 = 1;
 const NEW_HAS_DISPLAY_QTY: u8 = 2;
 const NEW_HAS_EXPIRE_TS: u8 = 4;
 const NEW_POST_ONLY: u8 = 8;
-const NEW_FLAGS_ALL: u8 =
-    NEW_HAS_STOP_PRICE | NEW_HAS_DISPLAY_QTY | NEW_HAS_EXPIRE_TS | NEW_POST_ONLY;
+const NEW_FLAGS_ALL: u8 = NEW_HAS_STOP_PRICE | NEW_HAS_DISPLAY_QTY | NEW_HAS_EXPIRE_TS | NEW_POST_ONLY;
 const REPLACE_HAS_PRICE: u8 = 1;
 
 /// Why bytes could not be decoded into a command or an event.
@@ -171,10 +169,7 @@ impl<'a> Get<'a> {
                 self.pos += N;
                 Ok(out)
             }
-            None => Err(CodecError::Truncated {
-                field,
-                offset: self.pos,
-            }),
+            None => Err(CodecError::Truncated { field, offset: self.pos }),
         }
     }
     #[inline]
@@ -198,22 +193,14 @@ impl<'a> Get<'a> {
     fn enum_u8<T>(&mut self, field: &'static str, f: fn(u8) -> Option<T>) -> Result<T, CodecError> {
         let offset = self.pos;
         let value = self.u8(field)?;
-        f(value).ok_or(CodecError::InvalidValue {
-            field,
-            offset,
-            value,
-        })
+        f(value).ok_or(CodecError::InvalidValue { field, offset, value })
     }
     #[inline]
     fn flags(&mut self, field: &'static str, allowed: u8) -> Result<u8, CodecError> {
         let offset = self.pos;
         let value = self.u8(field)?;
         if value & !allowed != 0 {
-            return Err(CodecError::InvalidValue {
-                field,
-                offset,
-                value,
-            });
+            return Err(CodecError::InvalidValue { field, offset, value });
         }
         Ok(value)
     }
@@ -228,10 +215,7 @@ impl<'a> Get<'a> {
         let bytes = self
             .buf
             .get(start..start + len as usize)
-            .ok_or(CodecError::Truncated {
-                field,
-                offset: start,
-            })?;
+            .ok_or(CodecError::Truncated { field, offset: start })?;
         self.pos += len as usize;
         // The length was checked to be 1..=CL_ORD_ID_LEN_MAX just above.
         ClOrdId::from_bytes(bytes).map_err(|_| CodecError::ClOrdIdLen { field, offset, len })
@@ -395,11 +379,7 @@ impl Command {
     /// [`COMMAND_ENCODED_LEN_MAX`] bytes always fits.
     pub fn encode(&self, buf: &mut [u8]) -> usize {
         let len = self.encoded_len();
-        assert!(
-            buf.len() >= len,
-            "command needs {len} bytes, buffer has {}",
-            buf.len()
-        );
+        assert!(buf.len() >= len, "command needs {len} bytes, buffer has {}", buf.len());
         let mut p = Put { buf, pos: 0 };
         let tag = match self.kind {
             CommandKind::New(_) => CMD_NEW,
@@ -457,11 +437,7 @@ impl Command {
                 p.u32(r.symbol);
                 p.id(&r.orig_id);
                 p.id(&r.id);
-                p.u8(if r.price.is_some() {
-                    REPLACE_HAS_PRICE
-                } else {
-                    0
-                });
+                p.u8(if r.price.is_some() { REPLACE_HAS_PRICE } else { 0 });
                 p.u64(r.qty);
                 if let Some(v) = r.price {
                     p.i64(v);
@@ -482,10 +458,7 @@ impl Command {
         let mut g = Get { buf: bytes, pos: 0 };
         let tag_offset = g.pos;
         let tag = g.u8("command.tag")?;
-        let header = CommandHeader {
-            seq: g.u64("command.seq")?,
-            ts: g.u64("command.ts")?,
-        };
+        let header = CommandHeader { seq: g.u64("command.seq")?, ts: g.u64("command.ts")? };
         let kind = match tag {
             CMD_NEW => {
                 let account = g.u32("new.account")?;
@@ -542,31 +515,16 @@ impl Command {
                     0 => None,
                     _ => Some(g.i64("replace.price")?),
                 };
-                CommandKind::Replace(ReplaceOrder {
-                    account,
-                    symbol,
-                    orig_id,
-                    id,
-                    price,
-                    qty,
-                })
+                CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id, price, qty })
             }
             CMD_CANCEL_ALL => CommandKind::CancelAll {
                 account: g.u32("cancel_all.account")?,
                 symbol: g.u32("cancel_all.symbol")?,
             },
-            CMD_HALT => CommandKind::Halt {
-                symbol: g.u32("halt.symbol")?,
-            },
-            CMD_RESUME => CommandKind::Resume {
-                symbol: g.u32("resume.symbol")?,
-            },
+            CMD_HALT => CommandKind::Halt { symbol: g.u32("halt.symbol")? },
+            CMD_RESUME => CommandKind::Resume { symbol: g.u32("resume.symbol")? },
             value => {
-                return Err(CodecError::InvalidValue {
-                    field: "command.tag",
-                    offset: tag_offset,
-                    value,
-                })
+                return Err(CodecError::InvalidValue { field: "command.tag", offset: tag_offset, value })
             }
         };
         g.finish()?;
@@ -580,14 +538,12 @@ impl Event {
     pub fn encoded_len(&self) -> usize {
         let body = match &self.kind {
             EventKind::Accepted { id, .. } => 4 + id_len(id) + 4 + 8 + 1 + 8 + 8,
-            EventKind::Trade {
-                maker_id, taker_id, ..
-            } => 4 + 8 + 8 + (4 + id_len(maker_id) + 8 + 8) + (4 + id_len(taker_id) + 8 + 8) + 1,
+            EventKind::Trade { maker_id, taker_id, .. } => {
+                4 + 8 + 8 + (4 + id_len(maker_id) + 8 + 8) + (4 + id_len(taker_id) + 8 + 8) + 1
+            }
             EventKind::Canceled { id, .. } => 4 + id_len(id) + 4 + 8 + 1 + 8,
             EventKind::Rejected { id, .. } => 4 + id_len(id) + 4 + 1,
-            EventKind::Replaced { orig_id, id, .. } => {
-                4 + id_len(orig_id) + id_len(id) + 4 + 8 + 8 + 8 + 8
-            }
+            EventKind::Replaced { orig_id, id, .. } => 4 + id_len(orig_id) + id_len(id) + 4 + 8 + 8 + 8 + 8,
             EventKind::Expired { id, .. } => 4 + id_len(id) + 4 + 8 + 8,
             EventKind::Triggered { id, .. } => 4 + id_len(id) + 4 + 8,
             EventKind::TradingStatus { .. } => 4 + 1,
@@ -602,11 +558,7 @@ impl Event {
     /// [`EVENT_ENCODED_LEN_MAX`] bytes always fits.
     pub fn encode(&self, buf: &mut [u8]) -> usize {
         let len = self.encoded_len();
-        assert!(
-            buf.len() >= len,
-            "event needs {len} bytes, buffer has {}",
-            buf.len()
-        );
+        assert!(buf.len() >= len, "event needs {len} bytes, buffer has {}", buf.len());
         let mut p = Put { buf, pos: 0 };
         let tag = match self.kind {
             EventKind::Accepted { .. } => EV_ACCEPTED,
@@ -623,15 +575,7 @@ impl Event {
         p.u64(self.command_seq);
         p.u64(self.ts);
         match &self.kind {
-            EventKind::Accepted {
-                account,
-                id,
-                symbol,
-                order_id,
-                side,
-                price,
-                qty,
-            } => {
+            EventKind::Accepted { account, id, symbol, order_id, side, price, qty } => {
                 p.u32(*account);
                 p.id(id);
                 p.u32(*symbol);
@@ -667,14 +611,7 @@ impl Event {
                 p.u64(*taker_leaves_qty);
                 p.u8(side_u8(*aggressor));
             }
-            EventKind::Canceled {
-                account,
-                id,
-                symbol,
-                order_id,
-                reason,
-                leaves_qty,
-            } => {
+            EventKind::Canceled { account, id, symbol, order_id, reason, leaves_qty } => {
                 p.u32(*account);
                 p.id(id);
                 p.u32(*symbol);
@@ -682,27 +619,13 @@ impl Event {
                 p.u8(cancel_reason_u8(*reason));
                 p.u64(*leaves_qty);
             }
-            EventKind::Rejected {
-                account,
-                id,
-                symbol,
-                reason,
-            } => {
+            EventKind::Rejected { account, id, symbol, reason } => {
                 p.u32(*account);
                 p.id(id);
                 p.u32(*symbol);
                 p.u8(reject_reason_u8(*reason));
             }
-            EventKind::Replaced {
-                account,
-                orig_id,
-                id,
-                symbol,
-                order_id,
-                price,
-                qty,
-                leaves_qty,
-            } => {
+            EventKind::Replaced { account, orig_id, id, symbol, order_id, price, qty, leaves_qty } => {
                 p.u32(*account);
                 p.id(orig_id);
                 p.id(id);
@@ -712,25 +635,14 @@ impl Event {
                 p.u64(*qty);
                 p.u64(*leaves_qty);
             }
-            EventKind::Expired {
-                account,
-                id,
-                symbol,
-                order_id,
-                leaves_qty,
-            } => {
+            EventKind::Expired { account, id, symbol, order_id, leaves_qty } => {
                 p.u32(*account);
                 p.id(id);
                 p.u32(*symbol);
                 p.u64(*order_id);
                 p.u64(*leaves_qty);
             }
-            EventKind::Triggered {
-                account,
-                id,
-                symbol,
-                order_id,
-            } => {
+            EventKind::Triggered { account, id, symbol, order_id } => {
                 p.u32(*account);
                 p.id(id);
                 p.u32(*symbol);
@@ -818,21 +730,10 @@ impl Event {
                 symbol: g.u32("trading_status.symbol")?,
                 halted: g.enum_u8("trading_status.halted", bool_from)?,
             },
-            value => {
-                return Err(CodecError::InvalidValue {
-                    field: "event.tag",
-                    offset: tag_offset,
-                    value,
-                })
-            }
+            value => return Err(CodecError::InvalidValue { field: "event.tag", offset: tag_offset, value }),
         };
         g.finish()?;
-        Ok(Event {
-            seq,
-            command_seq,
-            ts,
-            kind,
-        })
+        Ok(Event { seq, command_seq, ts, kind })
     }
 }
 
@@ -852,19 +753,10 @@ mod tests {
         prop_oneof![Just(OrdType::Market), Just(OrdType::Limit)]
     }
     fn tif() -> impl Strategy<Value = Tif> {
-        prop_oneof![
-            Just(Tif::Gtc),
-            Just(Tif::Ioc),
-            Just(Tif::Fok),
-            Just(Tif::Gtd)
-        ]
+        prop_oneof![Just(Tif::Gtc), Just(Tif::Ioc), Just(Tif::Fok), Just(Tif::Gtd)]
     }
     fn stp() -> impl Strategy<Value = StpMode> {
-        prop_oneof![
-            Just(StpMode::CancelNewest),
-            Just(StpMode::CancelOldest),
-            Just(StpMode::CancelBoth)
-        ]
+        prop_oneof![Just(StpMode::CancelNewest), Just(StpMode::CancelOldest), Just(StpMode::CancelBoth)]
     }
     fn cancel_reason() -> impl Strategy<Value = CancelReason> {
         (0u8..6).prop_map(|v| cancel_reason_from(v).expect("in range"))
@@ -875,21 +767,8 @@ mod tests {
 
     fn new_order() -> impl Strategy<Value = NewOrder> {
         (
-            (
-                any::<u32>(),
-                any::<u32>(),
-                cl_ord_id(),
-                side(),
-                ord_type(),
-                tif(),
-                stp(),
-            ),
-            (
-                any::<i64>(),
-                any::<u64>(),
-                any::<Option<i64>>(),
-                any::<Option<u64>>(),
-            ),
+            (any::<u32>(), any::<u32>(), cl_ord_id(), side(), ord_type(), tif(), stp()),
+            (any::<i64>(), any::<u64>(), any::<Option<i64>>(), any::<Option<u64>>()),
             (any::<Option<u64>>(), any::<bool>()),
         )
             .prop_map(
@@ -919,29 +798,11 @@ mod tests {
         prop_oneof![
             new_order().prop_map(CommandKind::New),
             (any::<u32>(), any::<u32>(), cl_ord_id()).prop_map(|(account, symbol, id)| {
-                CommandKind::Cancel(CancelOrder {
-                    account,
-                    symbol,
-                    id,
-                })
+                CommandKind::Cancel(CancelOrder { account, symbol, id })
             }),
-            (
-                any::<u32>(),
-                any::<u32>(),
-                cl_ord_id(),
-                cl_ord_id(),
-                any::<Option<i64>>(),
-                any::<u64>()
-            )
+            (any::<u32>(), any::<u32>(), cl_ord_id(), cl_ord_id(), any::<Option<i64>>(), any::<u64>())
                 .prop_map(|(account, symbol, orig_id, id, price, qty)| {
-                    CommandKind::Replace(ReplaceOrder {
-                        account,
-                        symbol,
-                        orig_id,
-                        id,
-                        price,
-                        qty,
-                    })
+                    CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id, price, qty })
                 }),
             (any::<u32>(), any::<u32>())
                 .prop_map(|(account, symbol)| CommandKind::CancelAll { account, symbol }),
@@ -951,34 +812,16 @@ mod tests {
     }
 
     fn command() -> impl Strategy<Value = Command> {
-        (any::<u64>(), any::<u64>(), command_kind()).prop_map(|(seq, ts, kind)| Command {
-            header: CommandHeader { seq, ts },
-            kind,
-        })
+        (any::<u64>(), any::<u64>(), command_kind())
+            .prop_map(|(seq, ts, kind)| Command { header: CommandHeader { seq, ts }, kind })
     }
 
     fn event_kind() -> impl Strategy<Value = EventKind> {
         let price = any::<i64>().prop_map(Price);
         prop_oneof![
-            (
-                any::<u32>(),
-                cl_ord_id(),
-                any::<u32>(),
-                any::<u64>(),
-                side(),
-                price.clone(),
-                any::<u64>()
-            )
+            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>(), side(), price.clone(), any::<u64>())
                 .prop_map(|(account, id, symbol, order_id, side, price, qty)| {
-                    EventKind::Accepted {
-                        account,
-                        id,
-                        symbol,
-                        order_id,
-                        side,
-                        price,
-                        qty,
-                    }
+                    EventKind::Accepted { account, id, symbol, order_id, side, price, qty }
                 }),
             (
                 (any::<u32>(), price.clone(), any::<u64>()),
@@ -1000,31 +843,13 @@ mod tests {
                     taker_leaves_qty: t.3,
                     aggressor,
                 }),
-            (
-                any::<u32>(),
-                cl_ord_id(),
-                any::<u32>(),
-                any::<u64>(),
-                cancel_reason(),
-                any::<u64>()
-            )
-                .prop_map(|(account, id, symbol, order_id, reason, leaves_qty)| {
-                    EventKind::Canceled {
-                        account,
-                        id,
-                        symbol,
-                        order_id,
-                        reason,
-                        leaves_qty,
-                    }
-                }),
-            (any::<u32>(), cl_ord_id(), any::<u32>(), reject_reason()).prop_map(
-                |(account, id, symbol, reason)| EventKind::Rejected {
-                    account,
-                    id,
-                    symbol,
-                    reason
+            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>(), cancel_reason(), any::<u64>()).prop_map(
+                |(account, id, symbol, order_id, reason, leaves_qty)| {
+                    EventKind::Canceled { account, id, symbol, order_id, reason, leaves_qty }
                 }
+            ),
+            (any::<u32>(), cl_ord_id(), any::<u32>(), reject_reason()).prop_map(
+                |(account, id, symbol, reason)| EventKind::Rejected { account, id, symbol, reason }
             ),
             (
                 (any::<u32>(), cl_ord_id(), cl_ord_id(), any::<u32>()),
@@ -1032,41 +857,16 @@ mod tests {
             )
                 .prop_map(
                     |((account, orig_id, id, symbol), (order_id, price, qty, leaves_qty))| {
-                        EventKind::Replaced {
-                            account,
-                            orig_id,
-                            id,
-                            symbol,
-                            order_id,
-                            price,
-                            qty,
-                            leaves_qty,
-                        }
+                        EventKind::Replaced { account, orig_id, id, symbol, order_id, price, qty, leaves_qty }
                     }
                 ),
-            (
-                any::<u32>(),
-                cl_ord_id(),
-                any::<u32>(),
-                any::<u64>(),
-                any::<u64>()
-            )
-                .prop_map(|(account, id, symbol, order_id, leaves_qty)| {
-                    EventKind::Expired {
-                        account,
-                        id,
-                        symbol,
-                        order_id,
-                        leaves_qty,
-                    }
-                }),
-            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>()).prop_map(
-                |(account, id, symbol, order_id)| EventKind::Triggered {
-                    account,
-                    id,
-                    symbol,
-                    order_id
+            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>(), any::<u64>()).prop_map(
+                |(account, id, symbol, order_id, leaves_qty)| {
+                    EventKind::Expired { account, id, symbol, order_id, leaves_qty }
                 }
+            ),
+            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>()).prop_map(
+                |(account, id, symbol, order_id)| EventKind::Triggered { account, id, symbol, order_id }
             ),
             (any::<u32>(), any::<bool>())
                 .prop_map(|(symbol, halted)| EventKind::TradingStatus { symbol, halted }),
@@ -1074,14 +874,8 @@ mod tests {
     }
 
     fn event() -> impl Strategy<Value = Event> {
-        (any::<u64>(), any::<u64>(), any::<u64>(), event_kind()).prop_map(
-            |(seq, command_seq, ts, kind)| Event {
-                seq,
-                command_seq,
-                ts,
-                kind,
-            },
-        )
+        (any::<u64>(), any::<u64>(), any::<u64>(), event_kind())
+            .prop_map(|(seq, command_seq, ts, kind)| Event { seq, command_seq, ts, kind })
     }
 
     proptest! {
@@ -1185,20 +979,8 @@ mod tests {
 
     #[test]
     fn empty_input_is_truncated_at_the_tag() {
-        assert_eq!(
-            Command::decode(&[]),
-            Err(CodecError::Truncated {
-                field: "command.tag",
-                offset: 0
-            })
-        );
-        assert_eq!(
-            Event::decode(&[]),
-            Err(CodecError::Truncated {
-                field: "event.tag",
-                offset: 0
-            })
-        );
+        assert_eq!(Command::decode(&[]), Err(CodecError::Truncated { field: "command.tag", offset: 0 }));
+        assert_eq!(Event::decode(&[]), Err(CodecError::Truncated { field: "event.tag", offset: 0 }));
     }
 
     #[test]
@@ -1209,22 +991,14 @@ mod tests {
             buf[0] = tag;
             assert_eq!(
                 Command::decode(&buf[..len]),
-                Err(CodecError::InvalidValue {
-                    field: "command.tag",
-                    offset: 0,
-                    value: tag
-                })
+                Err(CodecError::InvalidValue { field: "command.tag", offset: 0, value: tag })
             );
         }
         let mut ev = [0u8; 64];
         ev[0] = 9;
         assert!(matches!(
             Event::decode(&ev),
-            Err(CodecError::InvalidValue {
-                field: "event.tag",
-                value: 9,
-                ..
-            })
+            Err(CodecError::InvalidValue { field: "event.tag", value: 9, .. })
         ));
     }
 
@@ -1241,47 +1015,28 @@ mod tests {
         b[id_at] = 0;
         assert_eq!(
             Command::decode(&b[..len]),
-            Err(CodecError::ClOrdIdLen {
-                field: "new.id",
-                offset: id_at,
-                len: 0
-            })
+            Err(CodecError::ClOrdIdLen { field: "new.id", offset: id_at, len: 0 })
         );
         b[id_at] = CL_ORD_ID_LEN_MAX as u8 + 1;
         assert_eq!(
             Command::decode(&b[..len]),
-            Err(CodecError::ClOrdIdLen {
-                field: "new.id",
-                offset: id_at,
-                len: 33
-            })
+            Err(CodecError::ClOrdIdLen { field: "new.id", offset: id_at, len: 33 })
         );
         // A long but legal length runs past the end of the input.
         b[id_at] = CL_ORD_ID_LEN_MAX as u8;
-        assert!(matches!(
-            Command::decode(&b[..len]),
-            Err(CodecError::Truncated { .. })
-        ));
+        assert!(matches!(Command::decode(&b[..len]), Err(CodecError::Truncated { .. })));
 
         let mut b = buf;
         b[side_at] = 2;
         assert_eq!(
             Command::decode(&b[..len]),
-            Err(CodecError::InvalidValue {
-                field: "new.side",
-                offset: side_at,
-                value: 2
-            })
+            Err(CodecError::InvalidValue { field: "new.side", offset: side_at, value: 2 })
         );
         let mut b = buf;
         b[side_at + 4] = 0x10; // flags: an undefined bit
         assert_eq!(
             Command::decode(&b[..len]),
-            Err(CodecError::InvalidValue {
-                field: "new.flags",
-                offset: side_at + 4,
-                value: 0x10
-            })
+            Err(CodecError::InvalidValue { field: "new.flags", offset: side_at + 4, value: 0x10 })
         );
     }
 
@@ -1291,21 +1046,14 @@ mod tests {
             seq: 1,
             command_seq: 1,
             ts: 0,
-            kind: EventKind::TradingStatus {
-                symbol: 3,
-                halted: true,
-            },
+            kind: EventKind::TradingStatus { symbol: 3, halted: true },
         };
         let mut buf = [0u8; EVENT_ENCODED_LEN_MAX];
         let len = ev.encode(&mut buf);
         buf[len - 1] = 2;
         assert!(matches!(
             Event::decode(&buf[..len]),
-            Err(CodecError::InvalidValue {
-                field: "trading_status.halted",
-                value: 2,
-                ..
-            })
+            Err(CodecError::InvalidValue { field: "trading_status.halted", value: 2, .. })
         ));
     }
 

@@ -143,13 +143,12 @@ impl NewOrder {
     }
 
     /// A market order (IOC) with every optional field at its default.
-    pub fn market(
-        account: AccountId,
-        symbol: SymbolId,
-        id: ClOrdId,
-        side: Side,
-        qty: Qty,
-    ) -> NewOrder {
-        NewOrder { ord_type: OrdType::Market, tif: Tif::Ioc, price: 0, ..Self::limit(account, symbol, id, side, 0, qty) }
+    pub fn market(account: AccountId, symbol: SymbolId, id: ClOrdId, side: Side, qty: Qty) -> NewOrder {
+        NewOrder {
+            ord_type: OrdType::Market,
+            tif: Tif::Ioc,
+            price: 0,
+            ..Self::limit(account, symbol, id, side, 0, qty)
+        }
     }
 }

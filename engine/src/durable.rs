@@ -19,12 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::journal::{
-    JournalConfig, JournalError, JournalProgress, JournalReader, JournalWriter, RecordKind,
-    RecoveryReport,
+    JournalConfig, JournalError, JournalProgress, JournalReader, JournalWriter, RecordKind, RecoveryReport,
 };
 use crate::{
-    CodecError, Command, Engine, EngineConfig, Event, EventSink, SnapshotError,
-    COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX,
+    CodecError, Command, Engine, EngineConfig, Event, EventSink, SnapshotError, COMMAND_ENCODED_LEN_MAX,
+    EVENT_ENCODED_LEN_MAX,
 };
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"EXSNAPF1";
@@ -46,7 +45,11 @@ impl DurableConfig {
     /// Defaults for `dir`: 64 MiB segments, page-cache durability, a snapshot every million
     /// commands.
     pub fn new(dir: impl Into<PathBuf>) -> DurableConfig {
-        DurableConfig { dir: dir.into(), journal: JournalConfig::default(), snapshot_every_commands: 1_000_000 }
+        DurableConfig {
+            dir: dir.into(),
+            journal: JournalConfig::default(),
+            snapshot_every_commands: 1_000_000,
+        }
     }
 }
 
@@ -155,7 +158,10 @@ impl DurableEngine {
     /// Opens the data directory: repairs torn journal tails, restores the newest readable
     /// snapshot, replays the commands after it, checks every replayed event against the event
     /// journal and rewrites the events a crash cut off.
-    pub fn open(engine_config: EngineConfig, config: DurableConfig) -> Result<(DurableEngine, DurableRecovery), DurableError> {
+    pub fn open(
+        engine_config: EngineConfig,
+        config: DurableConfig,
+    ) -> Result<(DurableEngine, DurableRecovery), DurableError> {
         let dir = config.dir.clone();
         fs::create_dir_all(dir.join("snapshots")).map_err(io_err(&dir))?;
         let (commands, commands_report) = JournalWriter::open(dir.join("commands"), config.journal)?;
@@ -194,13 +200,23 @@ impl DurableEngine {
             None
         };
         let mut commands_replayed = 0;
-        let mut check = ReplayCheck { reader: event_reader.as_mut(), writer: &mut events, events_next, verified: 0, regenerated: 0, error: None };
+        let mut check = ReplayCheck {
+            reader: event_reader.as_mut(),
+            writer: &mut events,
+            events_next,
+            verified: 0,
+            regenerated: 0,
+            error: None,
+        };
         let from = snapshot_seq.map_or(1, |s| s + 1);
         if from <= last_command {
             let mut reader = JournalReader::open(dir.join("commands"), from)?;
             while let Some(record) = reader.next_record()? {
-                let command = Command::decode(record.payload)
-                    .map_err(|source| DurableError::Codec { journal: "commands", seq: record.seq, source })?;
+                let command = Command::decode(record.payload).map_err(|source| DurableError::Codec {
+                    journal: "commands",
+                    seq: record.seq,
+                    source,
+                })?;
                 engine.process(&command, &mut check);
                 if let Some(e) = check.error.take() {
                     return Err(e);
@@ -210,7 +226,10 @@ impl DurableEngine {
         }
         let (verified, regenerated) = (check.verified, check.regenerated);
         if engine.next_event_seq() < events_next {
-            return Err(DurableError::EventsAhead { events_last: events_next - 1, replayed_last: engine.next_event_seq() - 1 });
+            return Err(DurableError::EventsAhead {
+                events_last: events_next - 1,
+                replayed_last: engine.next_event_seq() - 1,
+            });
         }
         let durable = DurableEngine {
             engine,
@@ -245,7 +264,11 @@ impl DurableEngine {
         if command.header.seq != expected {
             return Err(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
         }
-        if let Err(e) = self.commands.append_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| command.encode(buf)) {
+        if let Err(e) =
+            self.commands.append_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| {
+                command.encode(buf)
+            })
+        {
             self.failure = Some(e.to_string());
             return Err(e.into());
         }
@@ -344,7 +367,10 @@ impl<S: EventSink> EventSink for JournalTee<'_, S> {
         if self.error.is_some() {
             return;
         }
-        match self.journal.append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf)) {
+        match self
+            .journal
+            .append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
+        {
             Ok(()) => self.sink.event(event),
             Err(e) => self.error = Some(e),
         }
@@ -369,20 +395,32 @@ impl EventSink for ReplayCheck<'_> {
         if event.seq < self.events_next {
             let reader = self.reader.as_mut().expect("a reader exists while journaled events remain");
             let journaled = match reader.next_record() {
-                Ok(Some(record)) => Event::decode(record.payload)
-                    .map_err(|source| DurableError::Codec { journal: "events", seq: record.seq, source }),
-                Ok(None) => Err(DurableError::EventsAhead { events_last: event.seq - 1, replayed_last: event.seq }),
+                Ok(Some(record)) => Event::decode(record.payload).map_err(|source| DurableError::Codec {
+                    journal: "events",
+                    seq: record.seq,
+                    source,
+                }),
+                Ok(None) => {
+                    Err(DurableError::EventsAhead { events_last: event.seq - 1, replayed_last: event.seq })
+                }
                 Err(e) => Err(e.into()),
             };
             match journaled {
                 Ok(j) if j == *event => self.verified += 1,
                 Ok(j) => {
-                    self.error = Some(DurableError::Diverged { seq: event.seq, journaled: Box::new(j), replayed: Box::new(*event) })
+                    self.error = Some(DurableError::Diverged {
+                        seq: event.seq,
+                        journaled: Box::new(j),
+                        replayed: Box::new(*event),
+                    })
                 }
                 Err(e) => self.error = Some(e),
             }
         } else {
-            match self.writer.append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf)) {
+            match self
+                .writer
+                .append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
+            {
                 Ok(()) => self.regenerated += 1,
                 Err(e) => self.error = Some(e.into()),
             }
@@ -430,7 +468,10 @@ fn write_snapshot_file(dir: &Path, seq: u64, body: &[u8]) -> Result<PathBuf, Dur
 }
 
 fn read_snapshot(path: &Path) -> Result<Vec<u8>, DurableError> {
-    let bad = |what: &'static str| DurableError::Snapshot { path: path.to_path_buf(), source: SnapshotError::Invalid(what) };
+    let bad = |what: &'static str| DurableError::Snapshot {
+        path: path.to_path_buf(),
+        source: SnapshotError::Invalid(what),
+    };
     let bytes = fs::read(path).map_err(io_err(path))?;
     if bytes.len() < SNAPSHOT_HEADER_LEN || &bytes[..8] != SNAPSHOT_MAGIC {
         return Err(bad("file header"));

@@ -13,8 +13,7 @@ use crate::id_index::{id_hash, IdIndex};
 use crate::level::LevelPool;
 use crate::order::{Order, OrderPool, OrderState, NIL};
 use crate::types::{
-    default_symbols, AccountId, ClOrdId, OrdType, OrderId, Price, Qty, Side, SymbolId, SymbolSpec,
-    Tif,
+    default_symbols, AccountId, ClOrdId, OrdType, OrderId, Price, Qty, Side, SymbolId, SymbolSpec, Tif,
 };
 
 /// Bounds and symbols. Every pool is sized from here at construction; nothing grows past it.
@@ -191,11 +190,7 @@ impl Engine {
         if new.qty == 0 || !new.qty.is_multiple_of(lot) || bad_display {
             return self.reject(sink, account, id, symbol, RejectReason::BadQty);
         }
-        let price = if market {
-            Some(Price(0))
-        } else {
-            book.spec.units_to_ticks(new.price)
-        };
+        let price = if market { Some(Price(0)) } else { book.spec.units_to_ticks(new.price) };
         let stop_price = match new.stop_price {
             None => Some(Price(0)),
             Some(units) => book.spec.units_to_ticks(units),
@@ -279,7 +274,7 @@ impl Engine {
         if !o.indexed {
             o.indexed = true;
             let hash = o.id_hash;
-            self.ids.insert(hash, slot, &self.orders);
+            self.ids.insert(hash, slot);
         }
     }
 
@@ -462,7 +457,7 @@ impl Engine {
             self.ids.remove(o.id_hash, slot);
             self.orders.set_cl_ord_id(slot, id);
             self.orders.get_mut(slot).id_hash = new_hash;
-            self.ids.insert(new_hash, slot, &self.orders);
+            self.ids.insert(new_hash, slot);
         }
         let done = replace.qty <= o.filled;
         let leaves = if done { 0 } else { replace.qty - o.filled };

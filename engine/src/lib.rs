@@ -35,14 +35,14 @@ pub use engine::{BookSnapshot, Engine, EngineConfig, LevelSnapshot, OrderSnapsho
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
 pub use ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};
 pub use runner::{
-    Clock, PinState, Processor, Runner, RunnerConfig, RunnerError, RunnerHandle, RunnerStats,
-    SteppingClock, SystemClock,
+    Clock, PinState, Processor, Runner, RunnerConfig, RunnerError, RunnerHandle, RunnerStats, SteppingClock,
+    SystemClock,
 };
 pub use sequencer::Sequencer;
 pub use snapshot::SnapshotError;
 pub use types::{
-    default_symbols, AccountId, ClOrdId, ClOrdIdError, OrdType, OrderId, Price, Qty, Side, StpMode,
-    SymbolId, SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
+    default_symbols, AccountId, ClOrdId, ClOrdIdError, OrdType, OrderId, Price, Qty, Side, StpMode, SymbolId,
+    SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
 };
 pub use wait::{
     WaitStep, WaitStrategy, Waiter, BACKOFF_SLEEP_MAX, BACKOFF_SLEEP_MIN, SPIN_ROUNDS, YIELD_ROUNDS,

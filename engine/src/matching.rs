@@ -263,8 +263,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use crate::{
-        CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
-        EventKind, NewOrder, Price, ReplaceOrder, Side, StpMode, Tif,
+        CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, EventKind,
+        NewOrder, Price, ReplaceOrder, Side, StpMode, Tif,
     };
 
     const CENT: i64 = 1_000_000;
@@ -283,7 +283,10 @@ mod tests {
 
     impl Harness {
         fn new() -> Harness {
-            Harness { engine: Engine::new(EngineConfig { orders_max: 64, ..EngineConfig::default() }), seq: 0 }
+            Harness {
+                engine: Engine::new(EngineConfig { orders_max: 64, ..EngineConfig::default() }),
+                seq: 0,
+            }
         }
         fn run(&mut self, kind: CommandKind) -> Vec<Event> {
             self.seq += 1;
@@ -356,7 +359,14 @@ mod tests {
         h.limit(1, "a", Side::Buy, 100, 10);
         h.limit(2, "b", Side::Buy, 100, 10);
         let r = |orig: &str, new: &str, qty| {
-            CommandKind::Replace(ReplaceOrder { account: 1, symbol: 0, orig_id: id(orig), id: id(new), price: None, qty })
+            CommandKind::Replace(ReplaceOrder {
+                account: 1,
+                symbol: 0,
+                orig_id: id(orig),
+                id: id(new),
+                price: None,
+                qty,
+            })
         };
         h.run(r("a", "a2", 6));
         assert_eq!(h.book().0, vec![(100, vec![("a2".into(), 6), ("b".into(), 10)])]);
@@ -407,7 +417,11 @@ mod tests {
         // t trades at 100 -> stopB triggers (last 100 >= 100) and buys at 101 -> stopA triggers.
         assert_eq!(
             trades(&ev),
-            vec![(100, 1, "s1".into(), "t".into()), (101, 1, "s2".into(), "stopB".into()), (102, 1, "s3".into(), "stopA".into())]
+            vec![
+                (100, 1, "s1".into(), "t".into()),
+                (101, 1, "s2".into(), "stopB".into()),
+                (102, 1, "s3".into(), "stopA".into())
+            ]
         );
         assert!(h.book().1.is_empty());
     }

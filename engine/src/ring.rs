@@ -73,9 +73,7 @@ pub fn spsc_ring<T: Send>(capacity_min: usize) -> (Producer<T>, Consumer<T>) {
         "ring capacity {capacity_min} is larger than RING_CAPACITY_MAX ({RING_CAPACITY_MAX})"
     );
     let capacity = capacity_min.max(1).next_power_of_two();
-    let slots: Box<[Slot<T>]> = (0..capacity)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-        .collect();
+    let slots: Box<[Slot<T>]> = (0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
     let shared = Arc::new(Shared {
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
@@ -83,16 +81,8 @@ pub fn spsc_ring<T: Send>(capacity_min: usize) -> (Producer<T>, Consumer<T>) {
         slots,
         index_mask: capacity - 1,
     });
-    let producer = Producer {
-        shared: Arc::clone(&shared),
-        tail: 0,
-        head_cached: 0,
-    };
-    let consumer = Consumer {
-        shared,
-        head: 0,
-        tail_cached: 0,
-    };
+    let producer = Producer { shared: Arc::clone(&shared), tail: 0, head_cached: 0 };
+    let consumer = Consumer { shared, head: 0, tail_cached: 0 };
     (producer, consumer)
 }
 
@@ -190,8 +180,7 @@ impl<T> Producer<T> {
 
     /// Number of values in the ring (a snapshot: the consumer may be popping).
     pub fn len(&self) -> usize {
-        self.tail
-            .wrapping_sub(self.shared.head.load(Ordering::Acquire))
+        self.tail.wrapping_sub(self.shared.head.load(Ordering::Acquire))
     }
 
     /// True when the ring holds no value (a snapshot).
@@ -300,10 +289,7 @@ impl<T> Consumer<T> {
 
     /// Number of values in the ring (a snapshot: the producer may be pushing).
     pub fn len(&self) -> usize {
-        self.shared
-            .tail
-            .load(Ordering::Acquire)
-            .wrapping_sub(self.head)
+        self.shared.tail.load(Ordering::Acquire).wrapping_sub(self.head)
     }
 
     /// True when the ring holds no value (a snapshot: the producer may be pushing).
@@ -352,10 +338,7 @@ struct PublishHeadOnDrop<'a, T> {
 impl<T> Drop for PublishHeadOnDrop<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.consumer
-            .shared
-            .head
-            .store(self.consumer.head, Ordering::Release);
+        self.consumer.shared.head.store(self.consumer.head, Ordering::Release);
     }
 }
 
@@ -379,10 +362,7 @@ mod tests {
     }
 
     fn counted(id: u64, drops: &StdArc<StdAtomicUsize>) -> DropCounted {
-        DropCounted {
-            id,
-            drops: StdArc::clone(drops),
-        }
+        DropCounted { id, drops: StdArc::clone(drops) }
     }
 
     #[test]
@@ -502,17 +482,9 @@ mod tests {
         // Wrap once so the live values straddle the end of the buffer.
         producer.push(counted(4, &drops)).unwrap();
         drop(consumer);
-        assert_eq!(
-            drops.load(Ordering::Relaxed),
-            2,
-            "values outlive one dropped end"
-        );
+        assert_eq!(drops.load(Ordering::Relaxed), 2, "values outlive one dropped end");
         drop(producer);
-        assert_eq!(
-            drops.load(Ordering::Relaxed),
-            2 + 4,
-            "ids 1..=4 dropped with the ring"
-        );
+        assert_eq!(drops.load(Ordering::Relaxed), 2 + 4, "ids 1..=4 dropped with the ring");
     }
 
     #[test]
@@ -575,10 +547,7 @@ mod tests {
                     expected += 1;
                 }
                 None => {
-                    assert!(
-                        !(consumer.is_abandoned() && consumer.is_empty()),
-                        "producer gone early"
-                    );
+                    assert!(!(consumer.is_abandoned() && consumer.is_empty()), "producer gone early");
                     std::thread::yield_now();
                 }
             }

@@ -63,9 +63,7 @@ impl Clock for SystemClock {
         // A clock before 1970 is broken; 0 then lets the sequencer hold the last good time.
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |since_epoch| {
-                u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
-            })
+            .map_or(0, |since_epoch| u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX))
     }
 }
 
@@ -130,10 +128,8 @@ impl RunnerConfig {
         if self.batch_max == 0 {
             return Err(RunnerError::BatchMaxZero);
         }
-        for (ring, capacity) in [
-            ("command", self.command_ring_capacity),
-            ("event", self.event_ring_capacity),
-        ] {
+        for (ring, capacity) in [("command", self.command_ring_capacity), ("event", self.event_ring_capacity)]
+        {
             if capacity == 0 || capacity > RING_CAPACITY_MAX {
                 return Err(RunnerError::RingCapacity { ring, capacity });
             }
@@ -150,10 +146,7 @@ impl RunnerConfig {
                 .map(|core_id| core_id.id)
                 .collect();
             if !cores_allowed.contains(&core) {
-                return Err(RunnerError::CoreNotFound {
-                    core,
-                    cores_allowed,
-                });
+                return Err(RunnerError::CoreNotFound { core, cores_allowed });
             }
         }
         Ok(())
@@ -178,9 +171,7 @@ pub enum RunnerError {
     #[error("seq_first must be at least 1")]
     SeqFirstZero,
     /// `pin_core` names a core that does not exist or that this process may not use.
-    #[error(
-        "cannot pin the engine to core {core}: this process may run on cores {cores_allowed:?}"
-    )]
+    #[error("cannot pin the engine to core {core}: this process may run on cores {cores_allowed:?}")]
     CoreNotFound {
         /// The core asked for.
         core: usize,
@@ -291,10 +282,7 @@ pub struct Runner<P, C> {
 
 impl<P: Processor + 'static> Runner<P, SystemClock> {
     /// Starts the engine thread on the wall clock. See [`Runner::spawn_with_clock`].
-    pub fn spawn(
-        processor: P,
-        config: RunnerConfig,
-    ) -> Result<(RunnerHandle, JoinHandle<P>), RunnerError> {
+    pub fn spawn(processor: P, config: RunnerConfig) -> Result<(RunnerHandle, JoinHandle<P>), RunnerError> {
         Runner::spawn_with_clock(processor, SystemClock, config)
     }
 }
@@ -313,11 +301,7 @@ impl<P: Processor + 'static, C: Clock + 'static> Runner<P, C> {
         config.validate()?;
         let (command_producer, command_consumer) = spsc_ring(config.command_ring_capacity);
         let (event_producer, event_consumer) = spsc_ring(config.event_ring_capacity);
-        let pin_state = if config.pin_core.is_some() {
-            PinState::Pending
-        } else {
-            PinState::NotRequested
-        };
+        let pin_state = if config.pin_core.is_some() { PinState::Pending } else { PinState::NotRequested };
         let stats = Arc::new(RunnerStats::new(pin_state));
         let runner = Runner {
             processor,
@@ -339,11 +323,7 @@ impl<P: Processor + 'static, C: Clock + 'static> Runner<P, C> {
             .name(config.thread_name)
             .spawn(move || runner.run())
             .map_err(RunnerError::Spawn)?;
-        let handle = RunnerHandle {
-            commands: command_producer,
-            events: event_consumer,
-            stats,
-        };
+        let handle = RunnerHandle { commands: command_producer, events: event_consumer, stats };
         Ok((handle, join))
     }
 }
@@ -356,14 +336,7 @@ impl<P: Processor, C: Clock> Runner<P, C> {
         let mut commands_processed: u64 = 0;
         let batch_max = self.batch_max;
         loop {
-            let Runner {
-                processor,
-                clock,
-                sequencer,
-                commands,
-                events,
-                ..
-            } = &mut self;
+            let Runner { processor, clock, sequencer, commands, events, .. } = &mut self;
             // One clock read per batch, and only once there is a command: every command of the
             // batch was already waiting when it was read, and the read (~20 ns) stays off the
             // per-command path.
@@ -394,25 +367,15 @@ impl<P: Processor, C: Clock> Runner<P, C> {
     fn pin(&mut self) {
         let Some(core) = self.pin_core else { return };
         let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: core });
-        let state = if pinned {
-            PinState::Pinned
-        } else {
-            PinState::Failed
-        };
+        let state = if pinned { PinState::Pinned } else { PinState::Failed };
         self.stats.pin_state.store(state as u8, Ordering::Relaxed);
     }
 
     fn publish_stats(&self, commands_processed: u64) {
         let stats = &self.stats;
-        stats
-            .commands_processed
-            .store(commands_processed, Ordering::Relaxed);
-        stats
-            .events_published
-            .store(self.events.published, Ordering::Relaxed);
-        stats
-            .events_discarded
-            .store(self.events.discarded, Ordering::Relaxed);
+        stats.commands_processed.store(commands_processed, Ordering::Relaxed);
+        stats.events_published.store(self.events.published, Ordering::Relaxed);
+        stats.events_discarded.store(self.events.discarded, Ordering::Relaxed);
     }
 }
 
@@ -479,20 +442,14 @@ mod tests {
                     seq: self.event_seq_last,
                     command_seq: cmd.header.seq,
                     ts: cmd.header.ts,
-                    kind: EventKind::TradingStatus {
-                        symbol: 0,
-                        halted: false,
-                    },
+                    kind: EventKind::TradingStatus { symbol: 0, halted: false },
                 });
             }
         }
     }
 
     fn echo(events_per_command: u64) -> EchoProcessor {
-        EchoProcessor {
-            events_per_command,
-            ..EchoProcessor::default()
-        }
+        EchoProcessor { events_per_command, ..EchoProcessor::default() }
     }
 
     fn halt() -> Command {
@@ -507,11 +464,7 @@ mod tests {
         join: JoinHandle<P>,
         count: u64,
     ) -> (Vec<Event>, P, Arc<RunnerStats>) {
-        let RunnerHandle {
-            mut commands,
-            mut events,
-            stats,
-        } = handle;
+        let RunnerHandle { mut commands, mut events, stats } = handle;
         let mut received = Vec::new();
         for _ in 0..count {
             let mut cmd = halt();
@@ -530,11 +483,7 @@ mod tests {
                 std::thread::yield_now();
             }
         }
-        (
-            received,
-            join.join().expect("runner thread panicked"),
-            stats,
-        )
+        (received, join.join().expect("runner thread panicked"), stats)
     }
 
     fn small_config() -> RunnerConfig {
@@ -549,36 +498,16 @@ mod tests {
 
     #[test]
     fn commands_get_gapless_seqs_and_clock_times_in_order() {
-        let config = RunnerConfig {
-            seq_first: 10,
-            ..small_config()
-        };
-        let clock = SteppingClock {
-            next_ns: 1_000,
-            step_ns: 7,
-        };
+        let config = RunnerConfig { seq_first: 10, ..small_config() };
+        let clock = SteppingClock { next_ns: 1_000, step_ns: 7 };
         let (handle, join) = Runner::spawn_with_clock(echo(1), clock, config).unwrap();
         let (events, processor, _) = run_to_end(handle, join, 1_000);
 
-        let seqs: Vec<u64> = processor
-            .headers_seen
-            .iter()
-            .map(|header| header.seq)
-            .collect();
+        let seqs: Vec<u64> = processor.headers_seen.iter().map(|header| header.seq).collect();
         assert_eq!(seqs, (10..1_010).collect::<Vec<_>>());
-        let times: Vec<u64> = processor
-            .headers_seen
-            .iter()
-            .map(|header| header.ts)
-            .collect();
-        assert!(
-            times.iter().all(|ts| *ts >= 1_000 && (ts - 1_000) % 7 == 0),
-            "clock readings"
-        );
-        assert!(
-            times.windows(2).all(|pair| pair[0] <= pair[1]),
-            "time never goes back"
-        );
+        let times: Vec<u64> = processor.headers_seen.iter().map(|header| header.ts).collect();
+        assert!(times.iter().all(|ts| *ts >= 1_000 && (ts - 1_000) % 7 == 0), "clock readings");
+        assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "time never goes back");
         let event_command_seqs: Vec<u64> = events.iter().map(|event| event.command_seq).collect();
         assert_eq!(event_command_seqs, seqs, "events in command order");
     }
@@ -586,30 +515,20 @@ mod tests {
     #[test]
     fn a_full_event_ring_slows_the_engine_but_loses_nothing() {
         // Five events per command into a 2-slot ring: the runner waits on almost every event.
-        let config = RunnerConfig {
-            event_ring_capacity: 2,
-            ..small_config()
-        };
+        let config = RunnerConfig { event_ring_capacity: 2, ..small_config() };
         let (handle, join) = Runner::spawn(echo(5), config).unwrap();
         let (events, processor, stats) = run_to_end(handle, join, 500);
 
         let seqs: Vec<u64> = events.iter().map(|event| event.seq).collect();
         assert_eq!(seqs, (1..=2_500).collect::<Vec<_>>());
         assert_eq!(processor.headers_seen.len(), 500);
-        assert_eq!(
-            (stats.events_published(), stats.events_discarded()),
-            (2_500, 0)
-        );
+        assert_eq!((stats.events_published(), stats.events_discarded()), (2_500, 0));
     }
 
     #[test]
     fn stops_only_after_draining_commands_pushed_before_the_producer_dropped() {
         let (handle, join) = Runner::spawn(echo(0), small_config()).unwrap();
-        let RunnerHandle {
-            mut commands,
-            events,
-            stats,
-        } = handle;
+        let RunnerHandle { mut commands, events, stats } = handle;
         for _ in 0..commands.capacity() {
             commands.push(halt()).unwrap();
         }
@@ -632,16 +551,9 @@ mod tests {
 
     #[test]
     fn a_dropped_event_consumer_does_not_block_the_engine() {
-        let config = RunnerConfig {
-            event_ring_capacity: 4,
-            ..small_config()
-        };
+        let config = RunnerConfig { event_ring_capacity: 4, ..small_config() };
         let (handle, join) = Runner::spawn(echo(2), config).unwrap();
-        let RunnerHandle {
-            mut commands,
-            events,
-            stats,
-        } = handle;
+        let RunnerHandle { mut commands, events, stats } = handle;
         drop(events);
         for _ in 0..100 {
             let mut cmd = halt();
@@ -654,59 +566,25 @@ mod tests {
         let processor = join.join().unwrap();
         assert_eq!(processor.headers_seen.len(), 100);
         assert_eq!(stats.events_published() + stats.events_discarded(), 200);
-        assert_eq!(
-            stats.events_published(),
-            4,
-            "only what fit before the ring filled"
-        );
+        assert_eq!(stats.events_published(), 4, "only what fit before the ring filled");
     }
 
     #[test]
     fn bad_configs_are_errors_not_panics() {
         let bad = [
-            RunnerConfig {
-                batch_max: 0,
-                ..RunnerConfig::default()
-            },
-            RunnerConfig {
-                command_ring_capacity: 0,
-                ..RunnerConfig::default()
-            },
-            RunnerConfig {
-                event_ring_capacity: RING_CAPACITY_MAX + 1,
-                ..RunnerConfig::default()
-            },
-            RunnerConfig {
-                seq_first: 0,
-                ..RunnerConfig::default()
-            },
-            RunnerConfig {
-                pin_core: Some(usize::MAX),
-                ..RunnerConfig::default()
-            },
+            RunnerConfig { batch_max: 0, ..RunnerConfig::default() },
+            RunnerConfig { command_ring_capacity: 0, ..RunnerConfig::default() },
+            RunnerConfig { event_ring_capacity: RING_CAPACITY_MAX + 1, ..RunnerConfig::default() },
+            RunnerConfig { seq_first: 0, ..RunnerConfig::default() },
+            RunnerConfig { pin_core: Some(usize::MAX), ..RunnerConfig::default() },
         ];
         for config in bad {
-            let error = Runner::spawn(echo(1), config.clone())
-                .map(|_| ())
-                .unwrap_err();
+            let error = Runner::spawn(echo(1), config.clone()).map(|_| ()).unwrap_err();
             assert!(!error.to_string().is_empty(), "{config:?}");
         }
-        let error = RunnerConfig {
-            pin_core: Some(usize::MAX),
-            ..RunnerConfig::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(
-            matches!(
-                error,
-                RunnerError::CoreNotFound {
-                    core: usize::MAX,
-                    ..
-                }
-            ),
-            "{error}"
-        );
+        let error =
+            RunnerConfig { pin_core: Some(usize::MAX), ..RunnerConfig::default() }.validate().unwrap_err();
+        assert!(matches!(error, RunnerError::CoreNotFound { core: usize::MAX, .. }), "{error}");
     }
 
     #[test]
@@ -714,10 +592,7 @@ mod tests {
         let Some(core) = core_affinity::get_core_ids().and_then(|ids| ids.first().copied()) else {
             return; // A platform without core listing cannot pin; validate() reports that.
         };
-        let config = RunnerConfig {
-            pin_core: Some(core.id),
-            ..small_config()
-        };
+        let config = RunnerConfig { pin_core: Some(core.id), ..small_config() };
         let (handle, join) = Runner::spawn(echo(1), config).unwrap();
         let (_, _, stats) = run_to_end(handle, join, 10);
         assert_eq!(stats.pin_state(), PinState::Pinned);
@@ -739,21 +614,14 @@ mod tests {
     }
 
     fn small_engine() -> Engine {
-        Engine::new(EngineConfig {
-            orders_max: 4096,
-            levels_per_side_max: 256,
-            ..EngineConfig::default()
-        })
+        Engine::new(EngineConfig { orders_max: 4096, levels_per_side_max: 256, ..EngineConfig::default() })
     }
 
     #[test]
     fn the_engine_behind_the_runner_emits_what_it_emits_when_called_directly() {
         let flow = order_flow(2_000);
         // A clock that stands still: then the stamps do not depend on how commands batch.
-        let clock = SteppingClock {
-            next_ns: 1_700_000_000_000_000_000,
-            step_ns: 0,
-        };
+        let clock = SteppingClock { next_ns: 1_700_000_000_000_000_000, step_ns: 0 };
 
         let mut direct = small_engine();
         let mut sequencer = Sequencer::new(1);
@@ -764,13 +632,8 @@ mod tests {
             direct.process(&cmd, &mut direct_events);
         }
 
-        let (handle, join) =
-            Runner::spawn_with_clock(small_engine(), clock, small_config()).unwrap();
-        let RunnerHandle {
-            mut commands,
-            mut events,
-            stats,
-        } = handle;
+        let (handle, join) = Runner::spawn_with_clock(small_engine(), clock, small_config()).unwrap();
+        let RunnerHandle { mut commands, mut events, stats } = handle;
         let mut runner_events = Vec::new();
         for cmd in &flow {
             let mut cmd = *cmd;
@@ -788,9 +651,7 @@ mod tests {
         events.pop_batch(usize::MAX, |event| runner_events.push(event));
         let engine = join.join().unwrap();
 
-        assert!(runner_events
-            .iter()
-            .any(|event| matches!(event.kind, EventKind::Trade { .. })));
+        assert!(runner_events.iter().any(|event| matches!(event.kind, EventKind::Trade { .. })));
         assert_eq!(runner_events, direct_events);
         assert_eq!(engine.orders_live(), direct.orders_live());
         assert_eq!(engine.next_event_seq(), direct.next_event_seq());
@@ -806,13 +667,7 @@ mod tests {
 
     #[test]
     fn stepping_clock_steps() {
-        let mut clock = SteppingClock {
-            next_ns: 5,
-            step_ns: 10,
-        };
-        assert_eq!(
-            [clock.now_ns(), clock.now_ns(), clock.now_ns()],
-            [5, 15, 25]
-        );
+        let mut clock = SteppingClock { next_ns: 5, step_ns: 10 };
+        assert_eq!([clock.now_ns(), clock.now_ns(), clock.now_ns()], [5, 15, 25]);
     }
 }

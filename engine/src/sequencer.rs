@@ -20,10 +20,7 @@ impl Sequencer {
     /// A sequencer whose first command gets `seq_first`: 1 for a fresh journal, the last
     /// journaled sequence number + 1 when resuming.
     pub fn new(seq_first: u64) -> Sequencer {
-        Sequencer {
-            seq_next: seq_first,
-            ts_last_ns: 0,
-        }
+        Sequencer { seq_next: seq_first, ts_last_ns: 0 }
     }
 
     /// Sequence number the next command gets.

@@ -341,7 +341,14 @@ mod tests {
         let side = if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
         let account = rng.gen_range(0..4);
         let id = ClOrdId::from_str(&format!("o{}", rng.gen_range(0..60))).unwrap();
-        let mut new = NewOrder::limit(account, rng.gen_range(0..2), id, side, rng.gen_range(95..105) * 1_000_000, rng.gen_range(1..20));
+        let mut new = NewOrder::limit(
+            account,
+            rng.gen_range(0..2),
+            id,
+            side,
+            rng.gen_range(95..105) * 1_000_000,
+            rng.gen_range(1..20),
+        );
         match rng.gen_range(0..10) {
             0 => new.display_qty = Some(new.qty.div_ceil(3)),
             1 => new.stop_price = Some(rng.gen_range(95..105) * 1_000_000),
@@ -404,7 +411,10 @@ mod tests {
         }
         let mut bytes = Vec::new();
         engine.write_snapshot(&mut bytes);
-        assert_eq!(Engine::from_snapshot(EngineConfig::default(), b"nope").err(), Some(SnapshotError::Truncated(0)));
+        assert_eq!(
+            Engine::from_snapshot(EngineConfig::default(), b"nope").err(),
+            Some(SnapshotError::Truncated(0))
+        );
         for cut in [8, 20, bytes.len() / 2, bytes.len() - 1] {
             assert!(Engine::from_snapshot(EngineConfig::default(), &bytes[..cut]).is_err(), "cut {cut}");
         }
@@ -413,7 +423,8 @@ mod tests {
             flipped[i] ^= 0x5a;
             let _ = Engine::from_snapshot(EngineConfig::default(), &flipped); // must not panic
         }
-        let other = EngineConfig { symbols: vec![crate::SymbolSpec::new("X", 1, 1)], ..EngineConfig::default() };
+        let other =
+            EngineConfig { symbols: vec![crate::SymbolSpec::new("X", 1, 1)], ..EngineConfig::default() };
         assert!(matches!(Engine::from_snapshot(other, &bytes), Err(SnapshotError::SymbolMismatch { .. })));
     }
 }

@@ -66,10 +66,7 @@ pub struct Waiter {
 impl Waiter {
     /// A waiter that starts with the shortest wait.
     pub fn new(strategy: WaitStrategy) -> Waiter {
-        Waiter {
-            strategy,
-            idle_rounds: 0,
-        }
+        Waiter { strategy, idle_rounds: 0 }
     }
 
     /// The strategy it follows.
@@ -132,21 +129,15 @@ mod tests {
 
     #[test]
     fn busy_spin_never_gives_the_core_away() {
-        assert!(steps(WaitStrategy::BusySpin, 10_000)
-            .iter()
-            .all(|step| *step == WaitStep::Spin(1)));
+        assert!(steps(WaitStrategy::BusySpin, 10_000).iter().all(|step| *step == WaitStep::Spin(1)));
     }
 
     #[test]
     fn yield_spins_with_doubling_counts_then_yields_forever() {
         let steps = steps(WaitStrategy::Yield, 1_000);
-        let spins: Vec<_> = (0..SPIN_ROUNDS)
-            .map(|round| WaitStep::Spin(1 << round))
-            .collect();
+        let spins: Vec<_> = (0..SPIN_ROUNDS).map(|round| WaitStep::Spin(1 << round)).collect();
         assert_eq!(steps[..SPIN_ROUNDS as usize], spins[..]);
-        assert!(steps[SPIN_ROUNDS as usize..]
-            .iter()
-            .all(|step| *step == WaitStep::Yield));
+        assert!(steps[SPIN_ROUNDS as usize..].iter().all(|step| *step == WaitStep::Yield));
     }
 
     #[test]
@@ -154,14 +145,9 @@ mod tests {
         let steps = steps(WaitStrategy::Backoff, 100_000);
         let first_sleep = (SPIN_ROUNDS + YIELD_ROUNDS) as usize;
         assert!(matches!(steps[0], WaitStep::Spin(1)));
-        assert!(steps[SPIN_ROUNDS as usize..first_sleep]
-            .iter()
-            .all(|step| *step == WaitStep::Yield));
+        assert!(steps[SPIN_ROUNDS as usize..first_sleep].iter().all(|step| *step == WaitStep::Yield));
         assert_eq!(steps[first_sleep], WaitStep::Sleep(BACKOFF_SLEEP_MIN));
-        assert_eq!(
-            steps[first_sleep + 1],
-            WaitStep::Sleep(BACKOFF_SLEEP_MIN * 2)
-        );
+        assert_eq!(steps[first_sleep + 1], WaitStep::Sleep(BACKOFF_SLEEP_MIN * 2));
         let sleeps: Vec<Duration> = steps[first_sleep..]
             .iter()
             .map(|step| match step {
@@ -169,19 +155,13 @@ mod tests {
                 other => panic!("expected a sleep, got {other:?}"),
             })
             .collect();
-        assert!(
-            sleeps.windows(2).all(|pair| pair[0] <= pair[1]),
-            "sleeps never shrink"
-        );
+        assert!(sleeps.windows(2).all(|pair| pair[0] <= pair[1]), "sleeps never shrink");
         assert_eq!(*sleeps.last().unwrap(), BACKOFF_SLEEP_MAX);
     }
 
     #[test]
     fn backoff_saturates_instead_of_overflowing() {
-        let mut waiter = Waiter {
-            strategy: WaitStrategy::Backoff,
-            idle_rounds: u32::MAX - 1,
-        };
+        let mut waiter = Waiter { strategy: WaitStrategy::Backoff, idle_rounds: u32::MAX - 1 };
         assert_eq!(waiter.next_step(), WaitStep::Sleep(BACKOFF_SLEEP_MAX));
         assert_eq!(waiter.next_step(), WaitStep::Sleep(BACKOFF_SLEEP_MAX));
     }

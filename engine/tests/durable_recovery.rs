@@ -2,8 +2,8 @@
 
 use engine::journal::JournalConfig;
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, DurableConfig, DurableEngine,
-    Engine, EngineConfig, Event, NewOrder, ReplaceOrder, Side, Tif,
+    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, DurableConfig, DurableEngine, Engine,
+    EngineConfig, Event, NewOrder, ReplaceOrder, Side, Tif,
 };
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
@@ -76,7 +76,8 @@ fn reopen_restores_from_snapshot_and_replays_the_tail() {
     let cmds = commands(1, 3_000);
     let mut seen = Vec::new();
     {
-        let (mut durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 700)).unwrap();
+        let (mut durable, recovery) =
+            DurableEngine::open(EngineConfig::default(), config(&dir, 700)).unwrap();
         assert_eq!(recovery.commands_replayed, 0);
         for c in &cmds {
             durable.process(c, &mut seen).unwrap();
@@ -169,7 +170,10 @@ fn out_of_order_command_is_refused_without_side_effects() {
     let mut sink = Vec::new();
     durable.process(&cmds[0], &mut sink).unwrap();
     let n = sink.len();
-    assert!(matches!(durable.process(&cmds[1], &mut sink), Err(engine::DurableError::SeqOutOfOrder { expected: 2, found: 7 })));
+    assert!(matches!(
+        durable.process(&cmds[1], &mut sink),
+        Err(engine::DurableError::SeqOutOfOrder { expected: 2, found: 7 })
+    ));
     assert_eq!(sink.len(), n);
     assert_eq!(durable.next_command_seq(), 2);
     let _ = std::fs::remove_dir_all(&dir);

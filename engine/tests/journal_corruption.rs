@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use engine::journal::{
-    segment_file_name, JournalConfig, JournalError, JournalReader, JournalWriter, RecordFault,
-    RecordKind, SyncPolicy, Tailer, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    segment_file_name, JournalConfig, JournalError, JournalReader, JournalWriter, RecordFault, RecordKind,
+    SyncPolicy, Tailer, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use engine::{
     ClOrdId, Command, CommandHeader, CommandKind, Event, EventKind, NewOrder, Price, Side,
@@ -25,10 +25,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "engine-journal-corruption-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("engine-journal-corruption-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -47,11 +45,7 @@ impl Drop for TempDir {
 }
 
 fn config() -> JournalConfig {
-    JournalConfig {
-        segment_size_bytes: SEGMENT_BYTES,
-        sync: SyncPolicy::PageCache,
-        first_seq: 1,
-    }
+    JournalConfig { segment_size_bytes: SEGMENT_BYTES, sync: SyncPolicy::PageCache, first_seq: 1 }
 }
 
 /// A fixed-size payload that names its seq, so every record has the same length (and the tests
@@ -125,13 +119,7 @@ fn command(seq: u64) -> Command {
     if seq.is_multiple_of(3) {
         order.display_qty = Some(2);
     }
-    Command {
-        header: CommandHeader {
-            seq,
-            ts: seq * 1000,
-        },
-        kind: CommandKind::New(order),
-    }
+    Command { header: CommandHeader { seq, ts: seq * 1000 }, kind: CommandKind::New(order) }
 }
 
 fn event(seq: u64) -> Event {
@@ -168,10 +156,7 @@ fn many_records_across_segments_read_back_equal() {
         // Commands and events alternate; commands are encoded straight into the mapping.
         if seq % 2 == 1 {
             let cmd = command(seq);
-            w.append_with(RecordKind::Command, seq, COMMAND_ENCODED_LEN_MAX, |buf| {
-                cmd.encode(buf)
-            })
-            .unwrap();
+            w.append_with(RecordKind::Command, seq, COMMAND_ENCODED_LEN_MAX, |buf| cmd.encode(buf)).unwrap();
         } else {
             let mut buf = [0u8; EVENT_ENCODED_LEN_MAX];
             let len = event(seq).encode(&mut buf);
@@ -181,15 +166,8 @@ fn many_records_across_segments_read_back_equal() {
     assert_eq!(w.written_seq(), count);
     w.close().unwrap();
     let files = segments(dir.path());
-    assert!(
-        files.len() >= 3,
-        "expected several segments, got {}",
-        files.len()
-    );
-    assert_eq!(
-        files[0].file_name().unwrap().to_str().unwrap(),
-        segment_file_name(1)
-    );
+    assert!(files.len() >= 3, "expected several segments, got {}", files.len());
+    assert_eq!(files[0].file_name().unwrap().to_str().unwrap(), segment_file_name(1));
 
     let mut reader = JournalReader::open(dir.path(), 1).unwrap();
     let mut seq = 0;
@@ -210,8 +188,7 @@ fn many_records_across_segments_read_back_equal() {
     let (mut w, report) = JournalWriter::open(dir.path(), config()).unwrap();
     assert_eq!((report.segments, report.records), (files.len(), count));
     assert_eq!((report.last_seq, report.torn_tail), (Some(count), None));
-    w.append(RecordKind::Event, count + 1, b"after reopen")
-        .unwrap();
+    w.append(RecordKind::Event, count + 1, b"after reopen").unwrap();
 }
 
 #[test]
@@ -221,25 +198,12 @@ fn reader_seeks_to_the_segment_holding_the_start_seq() {
     let files = segments(dir.path());
     assert!(files.len() >= 3);
     // The third segment's first seq, and one past it.
-    let third: u64 = files[2]
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let third: u64 = files[2].file_stem().unwrap().to_str().unwrap().parse().unwrap();
     for from in [third, third + 1, 4_000] {
-        let seqs: Vec<u64> = JournalReader::open(dir.path(), from)
-            .unwrap()
-            .map(|r| r.unwrap().seq)
-            .collect();
+        let seqs: Vec<u64> = JournalReader::open(dir.path(), from).unwrap().map(|r| r.unwrap().seq).collect();
         assert_eq!(seqs, (from..=4_000).collect::<Vec<_>>());
     }
-    assert!(JournalReader::open(dir.path(), 4_001)
-        .unwrap()
-        .next_record()
-        .unwrap()
-        .is_none());
+    assert!(JournalReader::open(dir.path(), 4_001).unwrap().next_record().unwrap().is_none());
 }
 
 #[test]
@@ -254,11 +218,7 @@ fn flipped_bit_in_the_middle_record_is_an_error_naming_segment_and_offset() {
 
     let err = JournalWriter::open(dir.path(), config()).unwrap_err();
     match &err {
-        JournalError::Corrupt {
-            segment,
-            offset,
-            fault: RecordFault::Crc { .. },
-        } => {
+        JournalError::Corrupt { segment, offset, fault: RecordFault::Crc { .. } } => {
             assert_eq!((segment, *offset), (middle_file, at as u64));
         }
         other => panic!("expected a CRC error, got {other:?}"),
@@ -277,13 +237,7 @@ fn flipped_bit_in_the_middle_record_is_an_error_naming_segment_and_offset() {
         }
     };
     assert!(matches!(err, JournalError::Corrupt { offset, .. } if offset == at as u64));
-    let first_of_file: u64 = middle_file
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let first_of_file: u64 = middle_file.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     assert_eq!(last, first_of_file + offsets.len() as u64 / 2 - 1);
 }
 
@@ -332,12 +286,7 @@ fn truncated_last_segment_is_recovered_with_a_report() {
     let torn_at = offsets[offsets.len() - 1];
     // Cut the last record in half, as a crash during a file copy might.
     let cut = torn_at + 30;
-    OpenOptions::new()
-        .write(true)
-        .open(&last)
-        .unwrap()
-        .set_len(cut as u64)
-        .unwrap();
+    OpenOptions::new().write(true).open(&last).unwrap().set_len(cut as u64).unwrap();
 
     let (mut w, report) = JournalWriter::open(dir.path(), config()).unwrap();
     let torn = report.torn_tail.clone().expect("a torn tail");
@@ -348,32 +297,19 @@ fn truncated_last_segment_is_recovered_with_a_report() {
     assert_eq!(report.truncated_file_len, Some(cut as u64));
     assert_eq!(report.last_seq, Some(999));
     assert_eq!(first_of_file + offsets.len() as u64 - 1, 1_000);
-    assert_eq!(
-        fs::metadata(&last).unwrap().len(),
-        SEGMENT_BYTES as u64,
-        "extended back"
-    );
-    assert!(
-        fs::read(&last).unwrap()[torn_at..].iter().all(|&b| b == 0),
-        "tail zeroed"
-    );
+    assert_eq!(fs::metadata(&last).unwrap().len(), SEGMENT_BYTES as u64, "extended back");
+    assert!(fs::read(&last).unwrap()[torn_at..].iter().all(|&b| b == 0), "tail zeroed");
 
     // Nothing after the tear: numbering resumes at the torn record's seq.
     assert!(matches!(
         w.append(RecordKind::Event, 1_001, &payload(1_001)),
-        Err(JournalError::SeqOutOfOrder {
-            expected: 1_000,
-            found: 1_001
-        })
+        Err(JournalError::SeqOutOfOrder { expected: 1_000, found: 1_001 })
     ));
     for seq in 1_000..=1_200 {
         w.append(RecordKind::Event, seq, &payload(seq)).unwrap();
     }
     w.close().unwrap();
-    assert_eq!(
-        read_all(dir.path()).unwrap(),
-        (1..=1_200).collect::<Vec<_>>()
-    );
+    assert_eq!(read_all(dir.path()).unwrap(), (1..=1_200).collect::<Vec<_>>());
 }
 
 #[test]
@@ -427,13 +363,7 @@ fn deleted_middle_segment_is_an_error() {
     write_journal(dir.path(), 3_000);
     let files = segments(dir.path());
     assert!(files.len() >= 3);
-    let missing_seq: u64 = files[1]
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let missing_seq: u64 = files[1].file_stem().unwrap().to_str().unwrap().parse().unwrap();
     fs::remove_file(&files[1]).unwrap();
 
     let err = JournalWriter::open(dir.path(), config()).unwrap_err();
@@ -454,9 +384,7 @@ fn deleted_middle_segment_is_an_error() {
             Err(e) => break e,
         }
     };
-    assert!(
-        matches!(err, JournalError::MissingSegment { expected, .. } if expected == missing_seq)
-    );
+    assert!(matches!(err, JournalError::MissingSegment { expected, .. } if expected == missing_seq));
 }
 
 #[test]
@@ -465,23 +393,14 @@ fn deleted_first_segments_move_the_start_of_the_journal() {
     write_journal(dir.path(), 3_000);
     let files = segments(dir.path());
     fs::remove_file(&files[0]).unwrap();
-    let start: u64 = files[1]
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let start: u64 = files[1].file_stem().unwrap().to_str().unwrap().parse().unwrap();
     let (_, report) = JournalWriter::open(dir.path(), config()).unwrap();
     assert_eq!((report.first_seq, report.last_seq), (start, Some(3_000)));
     assert!(matches!(
         JournalReader::open(dir.path(), 1),
         Err(JournalError::SeqBeforeStart { seq: 1, first }) if first == start
     ));
-    assert_eq!(
-        read_all(dir.path()).unwrap(),
-        (start..=3_000).collect::<Vec<_>>()
-    );
+    assert_eq!(read_all(dir.path()).unwrap(), (start..=3_000).collect::<Vec<_>>());
 }
 
 #[test]
@@ -489,11 +408,7 @@ fn foreign_files_are_ignored_and_reported_but_a_bad_segment_is_an_error() {
     let dir = TempDir::new("foreign");
     write_journal(dir.path(), 100);
     fs::write(dir.path().join("notes.txt"), b"not a segment").unwrap();
-    fs::write(
-        dir.path().join("1.journal"),
-        b"short name: not a segment either",
-    )
-    .unwrap();
+    fs::write(dir.path().join("1.journal"), b"short name: not a segment either").unwrap();
     let (_, report) = JournalWriter::open(dir.path(), config()).unwrap();
     assert_eq!(report.ignored_count, 2);
     assert!(report.ignored_files.contains(&dir.path().join("notes.txt")));
@@ -510,10 +425,7 @@ fn foreign_files_are_ignored_and_reported_but_a_bad_segment_is_an_error() {
         }
         other => panic!("expected BadHeader, got {other:?}"),
     }
-    assert!(matches!(
-        JournalReader::open_from_start(dir.path()),
-        Err(JournalError::BadHeader { .. })
-    ));
+    assert!(matches!(JournalReader::open_from_start(dir.path()), Err(JournalError::BadHeader { .. })));
 }
 
 #[test]
@@ -525,21 +437,14 @@ fn a_sealed_segment_without_successor_is_completed_on_open() {
     let last = segments(dir.path()).pop().unwrap();
     let lost_from: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     fs::remove_file(&last).unwrap();
-    assert_eq!(
-        read_all(dir.path()).unwrap(),
-        (1..lost_from).collect::<Vec<_>>()
-    );
+    assert_eq!(read_all(dir.path()).unwrap(), (1..lost_from).collect::<Vec<_>>());
 
     let (mut w, report) = JournalWriter::open(dir.path(), config()).unwrap();
     assert_eq!(report.last_seq, Some(lost_from - 1));
     assert_eq!(report.created_segment, Some(last.clone()));
-    w.append(RecordKind::Event, lost_from, &payload(lost_from))
-        .unwrap();
+    w.append(RecordKind::Event, lost_from, &payload(lost_from)).unwrap();
     w.close().unwrap();
-    assert_eq!(
-        read_all(dir.path()).unwrap(),
-        (1..=lost_from).collect::<Vec<_>>()
-    );
+    assert_eq!(read_all(dir.path()).unwrap(), (1..=lost_from).collect::<Vec<_>>());
 }
 
 #[test]
@@ -575,10 +480,7 @@ fn tailer_in_another_thread_sees_every_record_in_order_across_rolls() {
         }
     }
     assert_eq!(tailer.join().unwrap(), count);
-    assert!(
-        segments(dir.path()).len() >= 4,
-        "the writer rolled while tailed"
-    );
+    assert!(segments(dir.path()).len() >= 4, "the writer rolled while tailed");
     w.close().unwrap();
 }
 
@@ -620,20 +522,14 @@ fn tailer_waits_at_an_end_marker_until_the_next_segment_appears() {
     // The writer's open completes the roll; the tailer crosses into the new file.
     let (mut w, _) = JournalWriter::open(dir.path(), config()).unwrap();
     w.append(RecordKind::Event, next, &payload(next)).unwrap();
-    let rec = tailer
-        .poll()
-        .unwrap()
-        .expect("the record in the new segment");
+    let rec = tailer.poll().unwrap().expect("the record in the new segment");
     assert_eq!((rec.seq, rec.payload), (next, &payload(next)[..]));
 }
 
 #[test]
 fn group_commit_durable_seq_is_visible_to_other_threads() {
     let dir = TempDir::new("group-commit");
-    let cfg = JournalConfig {
-        sync: SyncPolicy::GroupCommit,
-        ..config()
-    };
+    let cfg = JournalConfig { sync: SyncPolicy::GroupCommit, ..config() };
     let (mut w, _) = JournalWriter::open(dir.path(), cfg).unwrap();
     let progress = w.progress();
     let acker = std::thread::spawn(move || {

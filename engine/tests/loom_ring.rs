@@ -158,9 +158,7 @@ fn a_consumer_dropped_mid_stream_stops_the_producer_and_drops_every_value_once()
         // Returns how many values it created; it stops once the consumer is gone.
         let pusher = thread::spawn(move || {
             for created in 1..=4 {
-                let value = DropCounted {
-                    drops: Arc::clone(&pusher_drops),
-                };
+                let value = DropCounted { drops: Arc::clone(&pusher_drops) };
                 if !push_waiting(&mut producer, value) {
                     return created;
                 }

@@ -13,10 +13,9 @@
 mod model;
 
 use engine::{
-    AccountId, BookSnapshot, CancelOrder, CancelReason, ClOrdId, Command, CommandHeader,
-    CommandKind, Engine, EngineConfig, Event, EventKind, NewOrder, OrdType, OrderId, Price, Qty,
-    RejectReason, ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
-    SYMBOL_UNKNOWN,
+    AccountId, BookSnapshot, CancelOrder, CancelReason, ClOrdId, Command, CommandHeader, CommandKind, Engine,
+    EngineConfig, Event, EventKind, NewOrder, OrdType, OrderId, Price, Qty, RejectReason, ReplaceOrder, Side,
+    StpMode, SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
 };
 use model::Model;
 use proptest::prelude::*;
@@ -36,10 +35,7 @@ const C: AccountId = 3;
 const TICK_UNITS: i64 = PRICE_UNITS_PER_ONE / 100;
 
 fn symbols() -> Vec<SymbolSpec> {
-    vec![
-        SymbolSpec::new("LOT1", TICK_UNITS, 1),
-        SymbolSpec::new("LOT10", TICK_UNITS, 10),
-    ]
+    vec![SymbolSpec::new("LOT1", TICK_UNITS, 1), SymbolSpec::new("LOT10", TICK_UNITS, 10)]
 }
 
 fn lot(symbol: SymbolId) -> Qty {
@@ -57,14 +53,8 @@ struct Pools {
     levels_per_side_max: usize,
 }
 
-const ROOMY: Pools = Pools {
-    orders_max: 10_000,
-    levels_per_side_max: 1_000,
-};
-const TIGHT: Pools = Pools {
-    orders_max: 12,
-    levels_per_side_max: 3,
-};
+const ROOMY: Pools = Pools { orders_max: 10_000, levels_per_side_max: 1_000 };
+const TIGHT: Pools = Pools { orders_max: 12, levels_per_side_max: 3 };
 
 fn engine_and_model(pools: Pools) -> (Engine, Model) {
     let engine = Engine::new(EngineConfig {
@@ -112,14 +102,7 @@ fn fmt_units(units: i64) -> String {
 }
 
 /// A GTC limit order; chain the `OrderExt` methods for the rest.
-fn order(
-    account: AccountId,
-    symbol: SymbolId,
-    cl_id: &str,
-    side: Side,
-    price: &str,
-    qty: Qty,
-) -> NewOrder {
+fn order(account: AccountId, symbol: SymbolId, cl_id: &str, side: Side, price: &str, qty: Qty) -> NewOrder {
     NewOrder::limit(account, symbol, id(cl_id), side, px(price), qty)
 }
 
@@ -135,37 +118,22 @@ trait OrderExt {
 
 impl OrderExt for NewOrder {
     fn market(self) -> Self {
-        NewOrder {
-            ord_type: OrdType::Market,
-            ..self
-        }
+        NewOrder { ord_type: OrdType::Market, ..self }
     }
     fn tif(self, tif: Tif) -> Self {
         NewOrder { tif, ..self }
     }
     fn stop(self, price: &str) -> Self {
-        NewOrder {
-            stop_price: Some(px(price)),
-            ..self
-        }
+        NewOrder { stop_price: Some(px(price)), ..self }
     }
     fn display(self, qty: Qty) -> Self {
-        NewOrder {
-            display_qty: Some(qty),
-            ..self
-        }
+        NewOrder { display_qty: Some(qty), ..self }
     }
     fn expire(self, ts: u64) -> Self {
-        NewOrder {
-            expire_ts: Some(ts),
-            ..self
-        }
+        NewOrder { expire_ts: Some(ts), ..self }
     }
     fn post_only(self) -> Self {
-        NewOrder {
-            post_only: true,
-            ..self
-        }
+        NewOrder { post_only: true, ..self }
     }
     fn stp(self, stp: StpMode) -> Self {
         NewOrder { stp, ..self }
@@ -173,11 +141,7 @@ impl OrderExt for NewOrder {
 }
 
 fn cancel(account: AccountId, symbol: SymbolId, cl_id: &str) -> CommandKind {
-    CommandKind::Cancel(CancelOrder {
-        account,
-        symbol,
-        id: id(cl_id),
-    })
+    CommandKind::Cancel(CancelOrder { account, symbol, id: id(cl_id) })
 }
 
 fn replace(
@@ -243,12 +207,9 @@ fn fmt_kind(kind: &CommandKind) -> String {
             }
             s + ")"
         }
-        CommandKind::Cancel(c) => format!(
-            "cancel({}, {}, {:?})",
-            c.account,
-            sym_name(c.symbol),
-            c.id.as_str()
-        ),
+        CommandKind::Cancel(c) => {
+            format!("cancel({}, {}, {:?})", c.account, sym_name(c.symbol), c.id.as_str())
+        }
         CommandKind::Replace(r) => format!(
             "replace({}, {}, {:?}, {:?}, {:?}, {})",
             r.account,
@@ -258,10 +219,9 @@ fn fmt_kind(kind: &CommandKind) -> String {
             r.price.map(fmt_units),
             r.qty
         ),
-        CancelAll { account, symbol } => format!(
-            "CancelAll {{ account: {account}, symbol: {} }}",
-            sym_name(*symbol)
-        ),
+        CancelAll { account, symbol } => {
+            format!("CancelAll {{ account: {account}, symbol: {} }}", sym_name(*symbol))
+        }
         Halt { symbol } => format!("Halt {{ symbol: {} }}", sym_name(*symbol)),
         Resume { symbol } => format!("Resume {{ symbol: {} }}", sym_name(*symbol)),
     }
@@ -269,14 +229,7 @@ fn fmt_kind(kind: &CommandKind) -> String {
 
 fn fmt_stream(cmds: &[Command]) -> String {
     cmds.iter()
-        .map(|c| {
-            format!(
-                "    /* #{} */ ({}, {}),\n",
-                c.header.seq,
-                c.header.ts,
-                fmt_kind(&c.kind)
-            )
-        })
+        .map(|c| format!("    /* #{} */ ({}, {}),\n", c.header.seq, c.header.ts, fmt_kind(&c.kind)))
         .collect()
 }
 
@@ -289,48 +242,28 @@ fn book_text(snapshot: &BookSnapshot) -> String {
                 let orders: Vec<String> = l
                     .orders
                     .iter()
-                    .map(|o| {
-                        format!(
-                            "[{} {} #{} {}/{}]",
-                            o.account, o.id, o.order_id, o.qty, o.visible_qty
-                        )
-                    })
+                    .map(|o| format!("[{} {} #{} {}/{}]", o.account, o.id, o.order_id, o.qty, o.visible_qty))
                     .collect();
-                format!(
-                    "{}.{:02} {}",
-                    l.price.0 / 100,
-                    l.price.0 % 100,
-                    orders.join(" ")
-                )
+                format!("{}.{:02} {}", l.price.0 / 100, l.price.0 % 100, orders.join(" "))
             })
             .collect::<Vec<_>>()
             .join(" | ")
     };
-    format!(
-        "bids: {}\nasks: {}",
-        side(&snapshot.bids),
-        side(&snapshot.asks)
-    )
+    format!("bids: {}\nasks: {}", side(&snapshot.bids), side(&snapshot.asks))
 }
 
 // ---- comparing the engine with the model --------------------------------------------------
 
 /// Runs `cmds` through a fresh engine and compares with the model's events (per command) and
 /// the model's final books.
-fn compare(
-    pools: Pools,
-    cmds: &[Command],
-    model_events: &[Vec<Event>],
-    model: &Model,
-) -> Result<(), String> {
+fn compare(pools: Pools, cmds: &[Command], model_events: &[Vec<Event>], model: &Model) -> Result<(), String> {
     let (mut engine, _) = engine_and_model(pools);
     for (k, cmd) in cmds.iter().enumerate() {
         let mut got = Vec::new();
         engine.process(cmd, &mut got);
         if got != model_events[k] {
-            let show = |events: &[Event]| -> String {
-                events.iter().map(|e| format!("      {e:?}\n")).collect()
-            };
+            let show =
+                |events: &[Event]| -> String { events.iter().map(|e| format!("      {e:?}\n")).collect() };
             let first = got
                 .iter()
                 .zip(&model_events[k])
@@ -561,12 +494,7 @@ fn new_strategy() -> impl Strategy<Value = NewSpec> {
             side_strategy(),
             prop::bool::weighted(0.15),
         ),
-        (
-            tif_strategy(),
-            px_strategy(),
-            qty_strategy(),
-            prop::option::weighted(0.15, px_strategy()),
-        ),
+        (tif_strategy(), px_strategy(), qty_strategy(), prop::option::weighted(0.15, px_strategy())),
         (
             prop::option::weighted(0.2, display_strategy()),
             (expire_strategy(), prop::bool::weighted(0.05)),
@@ -646,13 +574,7 @@ impl Resolver {
 
     fn push(&mut self, dt: u64, kind: CommandKind) {
         self.ts += dt;
-        let cmd = Command {
-            header: CommandHeader {
-                seq: self.cmds.len() as u64 + 1,
-                ts: self.ts,
-            },
-            kind,
-        };
+        let cmd = Command { header: CommandHeader { seq: self.cmds.len() as u64 + 1, ts: self.ts }, kind };
         self.events.push(self.model.process(&cmd));
         self.cmds.push(cmd);
     }
@@ -664,19 +586,9 @@ impl Resolver {
     }
 
     fn pick_id(&mut self, account: AccountId, pick: IdPick, orig: Option<ClOrdId>) -> ClOrdId {
-        let used: Vec<ClOrdId> = self
-            .used
-            .iter()
-            .filter(|u| u.0 == account)
-            .map(|u| u.2)
-            .collect();
-        let live: Vec<ClOrdId> = self
-            .model
-            .live_orders()
-            .into_iter()
-            .filter(|l| l.0 == account)
-            .map(|l| l.2)
-            .collect();
+        let used: Vec<ClOrdId> = self.used.iter().filter(|u| u.0 == account).map(|u| u.2).collect();
+        let live: Vec<ClOrdId> =
+            self.model.live_orders().into_iter().filter(|l| l.0 == account).map(|l| l.2).collect();
         match pick {
             IdPick::Same if orig.is_some() => orig.expect("checked"),
             IdPick::Used(k) if !used.is_empty() => used[k as usize % used.len()],
@@ -706,21 +618,12 @@ impl Resolver {
                 (a, if k % 2 == 1 { 1 - s } else { SYMBOL_UNKNOWN }, i)
             }
             // An id nobody used.
-            _ => (
-                t.pick as AccountId % 3 + 1,
-                SymbolId::from(t.pick % 2 == 1),
-                id("zz"),
-            ),
+            _ => (t.pick as AccountId % 3 + 1, SymbolId::from(t.pick % 2 == 1), id("zz")),
         }
     }
 
     fn op(&mut self, index: usize, dt: u64, op: &Op) {
-        let due: Vec<SymbolId> = self
-            .resumes
-            .iter()
-            .filter(|r| r.0 <= index)
-            .map(|r| r.1)
-            .collect();
+        let due: Vec<SymbolId> = self.resumes.iter().filter(|r| r.0 <= index).map(|r| r.1).collect();
         self.resumes.retain(|r| r.0 > index);
         for symbol in due {
             self.push(1, Resume { symbol });
@@ -735,11 +638,7 @@ impl Resolver {
                     symbol: n.symbol,
                     id: cl_id,
                     side: n.side,
-                    ord_type: if n.market {
-                        OrdType::Market
-                    } else {
-                        OrdType::Limit
-                    },
+                    ord_type: if n.market { OrdType::Market } else { OrdType::Limit },
                     tif: n.tif,
                     price: n.price.units(),
                     qty,
@@ -749,8 +648,7 @@ impl Resolver {
                         DisplayPick::Over => qty + l,
                     }),
                     expire_ts: if n.tif == Tif::Gtd || n.expire_any {
-                        n.expire
-                            .map(|e| self.ts.saturating_add_signed(e + dt as i64))
+                        n.expire.map(|e| self.ts.saturating_add_signed(e + dt as i64))
                     } else {
                         None
                     },
@@ -762,21 +660,9 @@ impl Resolver {
             }
             Op::Cancel(t) => {
                 let (account, symbol, cl_id) = self.target(*t);
-                self.push(
-                    dt,
-                    CommandKind::Cancel(CancelOrder {
-                        account,
-                        symbol,
-                        id: cl_id,
-                    }),
-                );
+                self.push(dt, CommandKind::Cancel(CancelOrder { account, symbol, id: cl_id }));
             }
-            Op::Replace {
-                target,
-                id: pick,
-                price,
-                qty,
-            } => {
+            Op::Replace { target, id: pick, price, qty } => {
                 let (account, symbol, orig_id) = self.target(*target);
                 let new_id = self.pick_id(account, *pick, Some(orig_id));
                 self.used.push((account, symbol, new_id));
@@ -784,23 +670,12 @@ impl Resolver {
                 let price = price.map(Px::units);
                 self.push(
                     dt,
-                    CommandKind::Replace(ReplaceOrder {
-                        account,
-                        symbol,
-                        orig_id,
-                        id: new_id,
-                        price,
-                        qty,
-                    }),
+                    CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id: new_id, price, qty }),
                 );
             }
-            Op::CancelAll { account, symbol } => self.push(
-                dt,
-                CancelAll {
-                    account: *account,
-                    symbol: *symbol,
-                },
-            ),
+            Op::CancelAll { account, symbol } => {
+                self.push(dt, CancelAll { account: *account, symbol: *symbol })
+            }
             Op::Halt { symbol, len } => {
                 self.resumes.push((index + *len as usize, *symbol));
                 self.push(dt, Halt { symbol: *symbol });
@@ -818,10 +693,7 @@ fn check_stream(pools: Pools, ops: &[(u64, Op)]) -> Result<(), TestCaseError> {
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn run_property(pools: Pools, cases_default: u32, seed_salt: u64) {
@@ -831,16 +703,8 @@ fn run_property(pools: Pools, cases_default: u32, seed_salt: u64) {
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     // Shrinking a 300-command stream takes thousands of cheap steps; the default cap stops it
     // long before the stream is readable.
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 50_000,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(
-        config,
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
-    );
+    let config = Config { cases, failure_persistence: None, max_shrink_iters: 50_000, ..Config::default() };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
     match runner.run(&stream_strategy(), |ops| check_stream(pools, &ops)) {
         Ok(()) => {}
         // The reason holds the shrunk stream as commands; the ops behind it add nothing.
@@ -873,15 +737,7 @@ fn accepted(
     price: i64,
     qty: Qty,
 ) -> EventKind {
-    EventKind::Accepted {
-        account,
-        id: id(cl_id),
-        symbol: S0,
-        order_id,
-        side,
-        price: Price(price),
-        qty,
-    }
+    EventKind::Accepted { account, id: id(cl_id), symbol: S0, order_id, side, price: Price(price), qty }
 }
 
 /// One side of a trade: (account, id, order_id, leaves after the trade).
@@ -911,23 +767,11 @@ fn canceled(
     reason: CancelReason,
     leaves_qty: Qty,
 ) -> EventKind {
-    EventKind::Canceled {
-        account,
-        id: id(cl_id),
-        symbol: S0,
-        order_id,
-        reason,
-        leaves_qty,
-    }
+    EventKind::Canceled { account, id: id(cl_id), symbol: S0, order_id, reason, leaves_qty }
 }
 
 fn rejected(account: AccountId, cl_id: &str, reason: RejectReason) -> EventKind {
-    EventKind::Rejected {
-        account,
-        id: id(cl_id),
-        symbol: S0,
-        reason,
-    }
+    EventKind::Rejected { account, id: id(cl_id), symbol: S0, reason }
 }
 
 fn replaced(
@@ -952,22 +796,11 @@ fn replaced(
 }
 
 fn expired(account: AccountId, cl_id: &str, order_id: OrderId, leaves_qty: Qty) -> EventKind {
-    EventKind::Expired {
-        account,
-        id: id(cl_id),
-        symbol: S0,
-        order_id,
-        leaves_qty,
-    }
+    EventKind::Expired { account, id: id(cl_id), symbol: S0, order_id, leaves_qty }
 }
 
 fn triggered(account: AccountId, cl_id: &str, order_id: OrderId) -> EventKind {
-    EventKind::Triggered {
-        account,
-        id: id(cl_id),
-        symbol: S0,
-        order_id,
-    }
+    EventKind::Triggered { account, id: id(cl_id), symbol: S0, order_id }
 }
 
 fn status(symbol: SymbolId, halted: bool) -> EventKind {
@@ -1000,10 +833,7 @@ impl Ran {
     fn book(&self, symbol: SymbolId) -> String {
         let engine = book_text(&self.engine.book_snapshot(symbol));
         let model = book_text(&self.model.book_snapshot(symbol));
-        assert_eq!(
-            model, engine,
-            "engine book (right) differs from the model (left)"
-        );
+        assert_eq!(model, engine, "engine book (right) differs from the model (left)");
         engine
     }
 }
@@ -1013,24 +843,13 @@ fn scenario_with(pools: Pools, steps: Vec<(u64, CommandKind, Vec<EventKind>)>) -
     let mut seq = 0;
     let mut cmds = Vec::new();
     for (k, (ts, kind, expected_kinds)) in steps.into_iter().enumerate() {
-        let cmd = Command {
-            header: CommandHeader {
-                seq: k as u64 + 1,
-                ts,
-            },
-            kind,
-        };
+        let cmd = Command { header: CommandHeader { seq: k as u64 + 1, ts }, kind };
         cmds.push(cmd);
         let expected: Vec<Event> = expected_kinds
             .into_iter()
             .map(|kind| {
                 seq += 1;
-                Event {
-                    seq,
-                    command_seq: cmd.header.seq,
-                    ts,
-                    kind,
-                }
+                Event { seq, command_seq: cmd.header.seq, ts, kind }
             })
             .collect();
         let from_model = model.process(&cmd);
@@ -1063,16 +882,8 @@ fn scenario(steps: Vec<(u64, CommandKind, Vec<EventKind>)>) -> Ran {
 #[test]
 fn numbering_rejects_consume_no_order_id_and_events_are_numbered_one_by_one() {
     scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Buy, "100.00", 0)),
-            vec![rejected(A, "a1", RejectReason::BadQty)],
-        ),
-        (
-            2,
-            New(order(A, S0, "a1", Buy, "100.00", 5)),
-            vec![accepted(A, "a1", 1, Buy, 10_000, 5)],
-        ),
+        (1, New(order(A, S0, "a1", Buy, "100.00", 0)), vec![rejected(A, "a1", RejectReason::BadQty)]),
+        (2, New(order(A, S0, "a1", Buy, "100.00", 5)), vec![accepted(A, "a1", 1, Buy, 10_000, 5)]),
         (
             3,
             New(order(B, S0, "b1", Sell, "99.00", 2)),
@@ -1090,13 +901,8 @@ fn new_order_checks_run_in_the_documented_order() {
         // unknown_symbol first, even for an order that is wrong in every other way.
         (
             1,
-            New(order(A, SYMBOL_UNKNOWN, "u", Buy, "0.001", 0)
-                .post_only()
-                .market()),
-            vec![on(
-                SYMBOL_UNKNOWN,
-                rejected(A, "u", RejectReason::UnknownSymbol),
-            )],
+            New(order(A, SYMBOL_UNKNOWN, "u", Buy, "0.001", 0).post_only().market()),
+            vec![on(SYMBOL_UNKNOWN, rejected(A, "u", RejectReason::UnknownSymbol))],
         ),
         (2, Halt { symbol: S1 }, vec![status(S1, true)]),
         (
@@ -1108,9 +914,7 @@ fn new_order_checks_run_in_the_documented_order() {
         // bad_order before bad_qty and bad_price_tick.
         (
             5,
-            New(order(A, S0, "o1", Buy, "0.001", 0)
-                .post_only()
-                .tif(Tif::Ioc)),
+            New(order(A, S0, "o1", Buy, "0.001", 0).post_only().tif(Tif::Ioc)),
             vec![rejected(A, "o1", RejectReason::BadOrder)],
         ),
         (
@@ -1120,9 +924,7 @@ fn new_order_checks_run_in_the_documented_order() {
         ),
         (
             7,
-            New(order(A, S0, "o3", Buy, "100.00", 1)
-                .post_only()
-                .stop("100.00")),
+            New(order(A, S0, "o3", Buy, "100.00", 1).post_only().stop("100.00")),
             vec![rejected(A, "o3", RejectReason::BadOrder)],
         ),
         (
@@ -1132,9 +934,7 @@ fn new_order_checks_run_in_the_documented_order() {
         ),
         (
             9,
-            New(order(A, S0, "o5", Buy, "100.00", 4)
-                .display(2)
-                .tif(Tif::Fok)),
+            New(order(A, S0, "o5", Buy, "100.00", 4).display(2).tif(Tif::Fok)),
             vec![rejected(A, "o5", RejectReason::BadOrder)],
         ),
         (
@@ -1143,11 +943,7 @@ fn new_order_checks_run_in_the_documented_order() {
             vec![rejected(A, "o6", RejectReason::BadOrder)],
         ),
         // bad_qty before bad_price_tick.
-        (
-            11,
-            New(order(A, S0, "q1", Buy, "0.001", 0)),
-            vec![rejected(A, "q1", RejectReason::BadQty)],
-        ),
+        (11, New(order(A, S0, "q1", Buy, "0.001", 0)), vec![rejected(A, "q1", RejectReason::BadQty)]),
         (
             12,
             New(order(A, S1, "q2", Buy, "100.00", 15)),
@@ -1169,16 +965,8 @@ fn new_order_checks_run_in_the_documented_order() {
             vec![on(S1, rejected(A, "q5", RejectReason::BadQty))],
         ),
         // bad_price_tick: limit price, stop price; a market order's price is ignored.
-        (
-            16,
-            New(order(A, S0, "p1", Buy, "100.005", 1)),
-            vec![rejected(A, "p1", RejectReason::BadPriceTick)],
-        ),
-        (
-            17,
-            New(order(A, S0, "p2", Buy, "0", 1)),
-            vec![rejected(A, "p2", RejectReason::BadPriceTick)],
-        ),
+        (16, New(order(A, S0, "p1", Buy, "100.005", 1)), vec![rejected(A, "p1", RejectReason::BadPriceTick)]),
+        (17, New(order(A, S0, "p2", Buy, "0", 1)), vec![rejected(A, "p2", RejectReason::BadPriceTick)]),
         (
             18,
             New(order(A, S0, "p3", Buy, "100.00", 1).stop("-1.00")),
@@ -1186,45 +974,24 @@ fn new_order_checks_run_in_the_documented_order() {
         ),
         (
             19,
-            New(order(A, S0, "p4", Buy, "100.00", 1)
-                .market()
-                .stop("100.001")),
+            New(order(A, S0, "p4", Buy, "100.00", 1).market().stop("100.001")),
             vec![rejected(A, "p4", RejectReason::BadPriceTick)],
         ),
         (
             20,
             New(order(A, S0, "m1", Sell, "0.001", 1).market()),
-            vec![
-                accepted(A, "m1", 1, Sell, 0, 1),
-                canceled(A, "m1", 1, CancelReason::Ioc, 1),
-            ],
+            vec![accepted(A, "m1", 1, Sell, 0, 1), canceled(A, "m1", 1, CancelReason::Ioc, 1)],
         ),
         // duplicate_id (any symbol, resting or stop) after bad_price_tick, before would_take.
-        (
-            21,
-            New(order(A, S1, "d", Sell, "100.00", 10)),
-            vec![on(S1, accepted(A, "d", 2, Sell, 10_000, 10))],
-        ),
+        (21, New(order(A, S1, "d", Sell, "100.00", 10)), vec![on(S1, accepted(A, "d", 2, Sell, 10_000, 10))]),
         (
             22,
             New(order(A, S0, "s", Buy, "101.00", 1).stop("101.00")),
             vec![accepted(A, "s", 3, Buy, 10_100, 1)],
         ),
-        (
-            23,
-            New(order(A, S0, "d", Buy, "100.001", 1)),
-            vec![rejected(A, "d", RejectReason::BadPriceTick)],
-        ),
-        (
-            24,
-            New(order(A, S0, "d", Buy, "100.00", 1)),
-            vec![rejected(A, "d", RejectReason::DuplicateId)],
-        ),
-        (
-            25,
-            New(order(A, S0, "s", Buy, "100.00", 1)),
-            vec![rejected(A, "s", RejectReason::DuplicateId)],
-        ),
+        (23, New(order(A, S0, "d", Buy, "100.001", 1)), vec![rejected(A, "d", RejectReason::BadPriceTick)]),
+        (24, New(order(A, S0, "d", Buy, "100.00", 1)), vec![rejected(A, "d", RejectReason::DuplicateId)]),
+        (25, New(order(A, S0, "s", Buy, "100.00", 1)), vec![rejected(A, "s", RejectReason::DuplicateId)]),
         (
             26,
             New(order(B, S1, "b", Buy, "100.00", 10).post_only()),
@@ -1236,11 +1003,7 @@ fn new_order_checks_run_in_the_documented_order() {
             vec![on(S1, rejected(A, "d", RejectReason::DuplicateId))],
         ),
         // Another account may use the same id.
-        (
-            28,
-            New(order(B, S0, "d", Buy, "99.00", 1)),
-            vec![accepted(B, "d", 4, Buy, 9_900, 1)],
-        ),
+        (28, New(order(B, S0, "d", Buy, "99.00", 1)), vec![accepted(B, "d", 4, Buy, 9_900, 1)]),
     ];
     scenario(steps);
 }
@@ -1250,32 +1013,21 @@ fn gtd_expiry_happens_before_the_command_in_expire_ts_then_order_id_order() {
     let ran = scenario(vec![
         (
             100,
-            New(order(A, S0, "g1", Buy, "99.00", 1)
-                .tif(Tif::Gtd)
-                .expire(400)),
+            New(order(A, S0, "g1", Buy, "99.00", 1).tif(Tif::Gtd).expire(400)),
             vec![accepted(A, "g1", 1, Buy, 9_900, 1)],
         ),
         (
             110,
-            New(order(A, S0, "g2", Buy, "99.00", 2)
-                .tif(Tif::Gtd)
-                .expire(300)),
+            New(order(A, S0, "g2", Buy, "99.00", 2).tif(Tif::Gtd).expire(300)),
             vec![accepted(A, "g2", 2, Buy, 9_900, 2)],
         ),
         // An untriggered stop expires too (no trade yet, so it waits).
         (
             120,
-            New(order(B, S0, "g3", Sell, "90.00", 3)
-                .stop("90.00")
-                .tif(Tif::Gtd)
-                .expire(300)),
+            New(order(B, S0, "g3", Sell, "90.00", 3).stop("90.00").tif(Tif::Gtd).expire(300)),
             vec![accepted(B, "g3", 3, Sell, 9_000, 3)],
         ),
-        (
-            299,
-            New(order(C, S0, "c1", Buy, "98.00", 1)),
-            vec![accepted(C, "c1", 4, Buy, 9_800, 1)],
-        ),
+        (299, New(order(C, S0, "c1", Buy, "98.00", 1)), vec![accepted(C, "c1", 4, Buy, 9_800, 1)]),
         // Any command, even one that is rejected, first expires what is due at its ts.
         (
             450,
@@ -1284,29 +1036,20 @@ fn gtd_expiry_happens_before_the_command_in_expire_ts_then_order_id_order() {
                 expired(A, "g2", 2, 2),
                 expired(B, "g3", 3, 3),
                 expired(A, "g1", 1, 1),
-                on(
-                    SYMBOL_UNKNOWN,
-                    rejected(C, "c1", RejectReason::UnknownSymbol),
-                ),
+                on(SYMBOL_UNKNOWN, rejected(C, "c1", RejectReason::UnknownSymbol)),
             ],
         ),
         // A GTD order already due at its own ts is accepted and processed (here: it trades),
         // then expires before the next command.
         (
             500,
-            New(order(A, S0, "g4", Sell, "98.00", 3)
-                .tif(Tif::Gtd)
-                .expire(500)),
+            New(order(A, S0, "g4", Sell, "98.00", 3).tif(Tif::Gtd).expire(500)),
             vec![
                 accepted(A, "g4", 5, Sell, 9_800, 3),
                 trade(9_800, 1, (C, "c1", 4, 0), (A, "g4", 5, 2), Sell),
             ],
         ),
-        (
-            501,
-            Halt { symbol: S1 },
-            vec![expired(A, "g4", 5, 2), status(S1, true)],
-        ),
+        (501, Halt { symbol: S1 }, vec![expired(A, "g4", 5, 2), status(S1, true)]),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: ");
 }
@@ -1319,30 +1062,15 @@ fn gtd_stop_market_expires_while_untriggered() {
     scenario(vec![
         (
             1,
-            New(order(A, S0, "s1", Sell, "0", 1)
-                .market()
-                .stop("99.00")
-                .tif(Tif::Gtd)
-                .expire(5)),
+            New(order(A, S0, "s1", Sell, "0", 1).market().stop("99.00").tif(Tif::Gtd).expire(5)),
             vec![accepted(A, "s1", 1, Sell, 0, 1)],
         ),
         (
             2,
-            New(order(A, S0, "s2", Sell, "99.00", 1)
-                .stop("99.00")
-                .tif(Tif::Gtd)
-                .expire(5)),
+            New(order(A, S0, "s2", Sell, "99.00", 1).stop("99.00").tif(Tif::Gtd).expire(5)),
             vec![accepted(A, "s2", 2, Sell, 9_900, 1)],
         ),
-        (
-            5,
-            Halt { symbol: S1 },
-            vec![
-                expired(A, "s1", 1, 1),
-                expired(A, "s2", 2, 1),
-                status(S1, true),
-            ],
-        ),
+        (5, Halt { symbol: S1 }, vec![expired(A, "s1", 1, 1), expired(A, "s2", 2, 1), status(S1, true)]),
     ]);
 }
 
@@ -1351,58 +1079,29 @@ fn gtd_stop_market_expires_while_untriggered() {
 #[test]
 fn expire_ts_outside_gtd_and_halts_of_unlisted_symbols_are_ignored() {
     scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Buy, "99.00", 1).expire(2)),
-            vec![accepted(A, "a1", 1, Buy, 9_900, 1)],
-        ),
+        (1, New(order(A, S0, "a1", Buy, "99.00", 1).expire(2)), vec![accepted(A, "a1", 1, Buy, 9_900, 1)]),
         (
             2,
-            New(order(A, S0, "s1", Buy, "0", 1)
-                .market()
-                .stop("101.00")
-                .expire(2)),
+            New(order(A, S0, "s1", Buy, "0", 1).market().stop("101.00").expire(2)),
             vec![accepted(A, "s1", 2, Buy, 0, 1)],
         ),
-        (
-            3,
-            Halt {
-                symbol: SYMBOL_UNKNOWN,
-            },
-            vec![],
-        ),
+        (3, Halt { symbol: SYMBOL_UNKNOWN }, vec![]),
         (4, Resume { symbol: 7 }, vec![]),
-        (
-            5,
-            cancel(A, S0, "s1"),
-            vec![canceled(A, "s1", 2, CancelReason::User, 1)],
-        ),
-        (
-            6,
-            cancel(A, S0, "a1"),
-            vec![canceled(A, "a1", 1, CancelReason::User, 1)],
-        ),
+        (5, cancel(A, S0, "s1"), vec![canceled(A, "s1", 2, CancelReason::User, 1)]),
+        (6, cancel(A, S0, "a1"), vec![canceled(A, "a1", 1, CancelReason::User, 1)]),
     ]);
 }
 
 #[test]
 fn post_only_is_rejected_when_its_price_crosses_the_best_opposite_price() {
     let ran = scenario(vec![
-        (
-            1,
-            New(order(B, S0, "b1", Sell, "100.00", 5)),
-            vec![accepted(B, "b1", 1, Sell, 10_000, 5)],
-        ),
+        (1, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", 1, Sell, 10_000, 5)]),
         (
             2,
             New(order(A, S0, "p1", Buy, "100.00", 1).post_only()),
             vec![rejected(A, "p1", RejectReason::WouldTake)],
         ),
-        (
-            3,
-            New(order(A, S0, "p2", Buy, "99.99", 1).post_only()),
-            vec![accepted(A, "p2", 2, Buy, 9_999, 1)],
-        ),
+        (3, New(order(A, S0, "p2", Buy, "99.99", 1).post_only()), vec![accepted(A, "p2", 2, Buy, 9_999, 1)]),
         // Own orders count: a sell at the best bid crosses it.
         (
             4,
@@ -1411,17 +1110,11 @@ fn post_only_is_rejected_when_its_price_crosses_the_best_opposite_price() {
         ),
         (
             5,
-            New(order(A, S0, "p4", Sell, "100.00", 1)
-                .post_only()
-                .tif(Tif::Gtd)
-                .expire(99)),
+            New(order(A, S0, "p4", Sell, "100.00", 1).post_only().tif(Tif::Gtd).expire(99)),
             vec![accepted(A, "p4", 3, Sell, 10_000, 1)],
         ),
     ]);
-    assert_eq!(
-        ran.book(S0),
-        "bids: 99.99 [1 p2 #2 1/1]\nasks: 100.00 [2 b1 #1 5/5] [1 p4 #3 1/1]"
-    );
+    assert_eq!(ran.book(S0), "bids: 99.99 [1 p2 #2 1/1]\nasks: 100.00 [2 b1 #1 5/5] [1 p4 #3 1/1]");
 }
 
 #[test]
@@ -1430,21 +1123,10 @@ fn market_orders_show_price_zero_and_never_rest() {
         (
             1,
             New(order(A, S0, "m1", Buy, "0", 5).market().tif(Tif::Ioc)),
-            vec![
-                accepted(A, "m1", 1, Buy, 0, 5),
-                canceled(A, "m1", 1, CancelReason::Ioc, 5),
-            ],
+            vec![accepted(A, "m1", 1, Buy, 0, 5), canceled(A, "m1", 1, CancelReason::Ioc, 5)],
         ),
-        (
-            2,
-            New(order(B, S0, "b1", Sell, "100.00", 3)),
-            vec![accepted(B, "b1", 2, Sell, 10_000, 3)],
-        ),
-        (
-            3,
-            New(order(B, S0, "b2", Sell, "101.00", 1)),
-            vec![accepted(B, "b2", 3, Sell, 10_100, 1)],
-        ),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 3)), vec![accepted(B, "b1", 2, Sell, 10_000, 3)]),
+        (3, New(order(B, S0, "b2", Sell, "101.00", 1)), vec![accepted(B, "b2", 3, Sell, 10_100, 1)]),
         // GTC market is treated as IOC.
         (
             4,
@@ -1467,27 +1149,17 @@ fn fok_fills_completely_or_changes_nothing() {
             New(order(B, S0, "b1", Sell, "100.00", 2).display(1)),
             vec![accepted(B, "b1", 1, Sell, 10_000, 2)],
         ),
-        (
-            2,
-            New(order(C, S0, "c1", Sell, "100.01", 2)),
-            vec![accepted(C, "c1", 2, Sell, 10_001, 2)],
-        ),
+        (2, New(order(C, S0, "c1", Sell, "100.01", 2)), vec![accepted(C, "c1", 2, Sell, 10_001, 2)]),
         // 4 cross at 100.01 (hidden quantity counts); 5 do not.
         (
             3,
             New(order(A, S0, "f1", Buy, "100.01", 5).tif(Tif::Fok)),
-            vec![
-                accepted(A, "f1", 3, Buy, 10_001, 5),
-                canceled(A, "f1", 3, CancelReason::Fok, 5),
-            ],
+            vec![accepted(A, "f1", 3, Buy, 10_001, 5), canceled(A, "f1", 3, CancelReason::Fok, 5)],
         ),
         (
             4,
             New(order(A, S0, "f2", Buy, "100.00", 3).tif(Tif::Fok)),
-            vec![
-                accepted(A, "f2", 4, Buy, 10_000, 3),
-                canceled(A, "f2", 4, CancelReason::Fok, 3),
-            ],
+            vec![accepted(A, "f2", 4, Buy, 10_000, 3), canceled(A, "f2", 4, CancelReason::Fok, 3)],
         ),
         (
             5,
@@ -1506,41 +1178,23 @@ fn fok_fills_completely_or_changes_nothing() {
 #[test]
 fn fok_dry_run_applies_self_trade_prevention() {
     scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Sell, "100.00", 5)),
-            vec![accepted(A, "a1", 1, Sell, 10_000, 5)],
-        ),
-        (
-            2,
-            New(order(B, S0, "b1", Sell, "100.00", 5)),
-            vec![accepted(B, "b1", 2, Sell, 10_000, 5)],
-        ),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", 2, Sell, 10_000, 5)]),
         // cancel_newest: the count stops at the own order, though b1 behind it has enough.
         (
             3,
             New(order(A, S0, "f1", Buy, "100.00", 5).tif(Tif::Fok)),
-            vec![
-                accepted(A, "f1", 3, Buy, 10_000, 5),
-                canceled(A, "f1", 3, CancelReason::Fok, 5),
-            ],
+            vec![accepted(A, "f1", 3, Buy, 10_000, 5), canceled(A, "f1", 3, CancelReason::Fok, 5)],
         ),
         (
             4,
-            New(order(A, S0, "f2", Buy, "100.00", 5)
-                .tif(Tif::Fok)
-                .stp(StpMode::CancelBoth)),
-            vec![
-                accepted(A, "f2", 4, Buy, 10_000, 5),
-                canceled(A, "f2", 4, CancelReason::Fok, 5),
-            ],
+            New(order(A, S0, "f2", Buy, "100.00", 5).tif(Tif::Fok).stp(StpMode::CancelBoth)),
+            vec![accepted(A, "f2", 4, Buy, 10_000, 5), canceled(A, "f2", 4, CancelReason::Fok, 5)],
         ),
         // cancel_oldest: the own order is skipped by the count, then canceled by the walk.
         (
             5,
-            New(order(A, S0, "f3", Buy, "100.00", 5)
-                .tif(Tif::Fok)
-                .stp(StpMode::CancelOldest)),
+            New(order(A, S0, "f3", Buy, "100.00", 5).tif(Tif::Fok).stp(StpMode::CancelOldest)),
             vec![
                 accepted(A, "f3", 5, Buy, 10_000, 5),
                 canceled(A, "a1", 1, CancelReason::SelfTrade, 5),
@@ -1548,21 +1202,11 @@ fn fok_dry_run_applies_self_trade_prevention() {
             ],
         ),
         // The count stops at the own order, but what is before it is enough.
-        (
-            6,
-            New(order(B, S0, "b2", Sell, "100.00", 3)),
-            vec![accepted(B, "b2", 6, Sell, 10_000, 3)],
-        ),
-        (
-            7,
-            New(order(A, S0, "a2", Sell, "100.00", 5)),
-            vec![accepted(A, "a2", 7, Sell, 10_000, 5)],
-        ),
+        (6, New(order(B, S0, "b2", Sell, "100.00", 3)), vec![accepted(B, "b2", 6, Sell, 10_000, 3)]),
+        (7, New(order(A, S0, "a2", Sell, "100.00", 5)), vec![accepted(A, "a2", 7, Sell, 10_000, 5)]),
         (
             8,
-            New(order(A, S0, "f4", Buy, "100.00", 3)
-                .tif(Tif::Fok)
-                .stp(StpMode::CancelBoth)),
+            New(order(A, S0, "f4", Buy, "100.00", 3).tif(Tif::Fok).stp(StpMode::CancelBoth)),
             vec![
                 accepted(A, "f4", 8, Buy, 10_000, 3),
                 trade(10_000, 3, (B, "b2", 6, 0), (A, "f4", 8, 0), Buy),
@@ -1574,24 +1218,13 @@ fn fok_dry_run_applies_self_trade_prevention() {
 #[test]
 fn stp_cancel_newest_and_cancel_oldest() {
     let ran = scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Sell, "100.00", 5)),
-            vec![accepted(A, "a1", 1, Sell, 10_000, 5)],
-        ),
-        (
-            2,
-            New(order(B, S0, "b1", Sell, "100.01", 5)),
-            vec![accepted(B, "b1", 2, Sell, 10_001, 5)],
-        ),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.01", 5)), vec![accepted(B, "b1", 2, Sell, 10_001, 5)]),
         // cancel_newest (the default): the aggressor goes, nothing rests, matching stops.
         (
             3,
             New(order(A, S0, "a2", Buy, "100.01", 6)),
-            vec![
-                accepted(A, "a2", 3, Buy, 10_001, 6),
-                canceled(A, "a2", 3, CancelReason::SelfTrade, 6),
-            ],
+            vec![accepted(A, "a2", 3, Buy, 10_001, 6), canceled(A, "a2", 3, CancelReason::SelfTrade, 6)],
         ),
         // cancel_oldest: the resting order goes, matching goes on, the rest rests.
         (
@@ -1610,21 +1243,13 @@ fn stp_cancel_newest_and_cancel_oldest() {
 #[test]
 fn stp_cancel_both_cancels_the_maker_first_then_the_taker() {
     let ran = scenario(vec![
-        (
-            1,
-            New(order(B, S0, "b1", Sell, "100.00", 2)),
-            vec![accepted(B, "b1", 1, Sell, 10_000, 2)],
-        ),
+        (1, New(order(B, S0, "b1", Sell, "100.00", 2)), vec![accepted(B, "b1", 1, Sell, 10_000, 2)]),
         (
             2,
             New(order(A, S0, "a1", Sell, "100.00", 5).display(1)),
             vec![accepted(A, "a1", 2, Sell, 10_000, 5)],
         ),
-        (
-            3,
-            New(order(B, S0, "b2", Sell, "100.00", 5)),
-            vec![accepted(B, "b2", 3, Sell, 10_000, 5)],
-        ),
+        (3, New(order(B, S0, "b2", Sell, "100.00", 5)), vec![accepted(B, "b2", 3, Sell, 10_000, 5)]),
         (
             4,
             New(order(A, S0, "a2", Buy, "100.00", 10).stp(StpMode::CancelBoth)),
@@ -1648,11 +1273,7 @@ fn iceberg_reslice_goes_to_the_back_of_its_level() {
             New(order(A, S0, "i1", Sell, "100.00", 10).display(3)),
             vec![accepted(A, "i1", 1, Sell, 10_000, 10)],
         ),
-        (
-            2,
-            New(order(B, S0, "b1", Sell, "100.00", 2)),
-            vec![accepted(B, "b1", 2, Sell, 10_000, 2)],
-        ),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 2)), vec![accepted(B, "b1", 2, Sell, 10_000, 2)]),
         (
             3,
             New(order(C, S0, "c1", Buy, "100.00", 4).tif(Tif::Ioc)),
@@ -1664,17 +1285,10 @@ fn iceberg_reslice_goes_to_the_back_of_its_level() {
             ],
         ),
     ]);
-    assert_eq!(
-        ran.book(S0),
-        "bids: \nasks: 100.00 [2 b1 #2 1/1] [1 i1 #1 7/3]"
-    );
+    assert_eq!(ran.book(S0), "bids: \nasks: 100.00 [2 b1 #2 1/1] [1 i1 #1 7/3]");
     // An iceberg that rests after trading shows a fresh slice.
     let ran = scenario(vec![
-        (
-            1,
-            New(order(B, S0, "b1", Sell, "100.00", 2)),
-            vec![accepted(B, "b1", 1, Sell, 10_000, 2)],
-        ),
+        (1, New(order(B, S0, "b1", Sell, "100.00", 2)), vec![accepted(B, "b1", 1, Sell, 10_000, 2)]),
         (
             2,
             New(order(A, S0, "i1", Buy, "100.00", 10).display(4)),
@@ -1690,26 +1304,10 @@ fn iceberg_reslice_goes_to_the_back_of_its_level() {
 #[test]
 fn stops_trigger_in_acceptance_order_and_cascade_in_rounds() {
     let ran = scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Sell, "100.00", 1)),
-            vec![accepted(A, "a1", 1, Sell, 10_000, 1)],
-        ),
-        (
-            2,
-            New(order(A, S0, "a2", Sell, "101.00", 1)),
-            vec![accepted(A, "a2", 2, Sell, 10_100, 1)],
-        ),
-        (
-            3,
-            New(order(A, S0, "a3", Sell, "102.00", 1)),
-            vec![accepted(A, "a3", 3, Sell, 10_200, 1)],
-        ),
-        (
-            4,
-            New(order(A, S0, "a4", Sell, "103.00", 1)),
-            vec![accepted(A, "a4", 4, Sell, 10_300, 1)],
-        ),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 1)), vec![accepted(A, "a1", 1, Sell, 10_000, 1)]),
+        (2, New(order(A, S0, "a2", Sell, "101.00", 1)), vec![accepted(A, "a2", 2, Sell, 10_100, 1)]),
+        (3, New(order(A, S0, "a3", Sell, "102.00", 1)), vec![accepted(A, "a3", 3, Sell, 10_200, 1)]),
+        (4, New(order(A, S0, "a4", Sell, "103.00", 1)), vec![accepted(A, "a4", 4, Sell, 10_300, 1)]),
         // No trade yet: there is no last price to test, so every stop waits.
         (
             5,
@@ -1721,11 +1319,7 @@ fn stops_trigger_in_acceptance_order_and_cascade_in_rounds() {
             New(order(B, S0, "z", Buy, "0", 1).market().stop("101.00")),
             vec![accepted(B, "z", 6, Buy, 0, 1)],
         ),
-        (
-            7,
-            New(order(C, S0, "y", Buy, "0", 1).market().stop("99.00")),
-            vec![accepted(C, "y", 7, Buy, 0, 1)],
-        ),
+        (7, New(order(C, S0, "y", Buy, "0", 1).market().stop("99.00")), vec![accepted(C, "y", 7, Buy, 0, 1)]),
         (
             8,
             New(order(C, S0, "t", Buy, "100.00", 1).tif(Tif::Ioc)),
@@ -1771,94 +1365,32 @@ fn stops_trigger_in_acceptance_order_and_cascade_in_rounds() {
 #[test]
 fn replace_same_price_smaller_qty_keeps_priority_otherwise_priority_is_lost() {
     let ran = scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Sell, "100.00", 5)),
-            vec![accepted(A, "a1", 1, Sell, 10_000, 5)],
-        ),
-        (
-            2,
-            New(order(B, S0, "b1", Sell, "100.00", 5)),
-            vec![accepted(B, "b1", 2, Sell, 10_000, 5)],
-        ),
-        (
-            3,
-            replace(A, S0, "a1", "a1r", None, 3),
-            vec![replaced(A, "a1", "a1r", 1, 10_000, 3, 3)],
-        ),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", 2, Sell, 10_000, 5)]),
+        (3, replace(A, S0, "a1", "a1r", None, 3), vec![replaced(A, "a1", "a1r", 1, 10_000, 3, 3)]),
     ]);
-    assert_eq!(
-        ran.book(S0),
-        "bids: \nasks: 100.00 [1 a1r #1 3/3] [2 b1 #2 5/5]"
-    );
+    assert_eq!(ran.book(S0), "bids: \nasks: 100.00 [1 a1r #1 3/3] [2 b1 #2 5/5]");
 
     let ran = scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Sell, "100.00", 5)),
-            vec![accepted(A, "a1", 1, Sell, 10_000, 5)],
-        ),
-        (
-            2,
-            New(order(B, S0, "b1", Sell, "100.00", 5)),
-            vec![accepted(B, "b1", 2, Sell, 10_000, 5)],
-        ),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", 2, Sell, 10_000, 5)]),
         // Same price given explicitly, same qty, same id: priority kept.
-        (
-            3,
-            replace(A, S0, "a1", "a1", Some("100.00"), 5),
-            vec![replaced(A, "a1", "a1", 1, 10_000, 5, 5)],
-        ),
+        (3, replace(A, S0, "a1", "a1", Some("100.00"), 5), vec![replaced(A, "a1", "a1", 1, 10_000, 5, 5)]),
         // A qty increase at the same price: to the back.
-        (
-            4,
-            replace(A, S0, "a1", "a2", None, 6),
-            vec![replaced(A, "a1", "a2", 1, 10_000, 6, 6)],
-        ),
+        (4, replace(A, S0, "a1", "a2", None, 6), vec![replaced(A, "a1", "a2", 1, 10_000, 6, 6)]),
     ]);
-    assert_eq!(
-        ran.book(S0),
-        "bids: \nasks: 100.00 [2 b1 #2 5/5] [1 a2 #1 6/6]"
-    );
+    assert_eq!(ran.book(S0), "bids: \nasks: 100.00 [2 b1 #2 5/5] [1 a2 #1 6/6]");
 
     let ran = scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Sell, "100.00", 5)),
-            vec![accepted(A, "a1", 1, Sell, 10_000, 5)],
-        ),
-        (
-            2,
-            New(order(B, S0, "b1", Sell, "100.01", 5)),
-            vec![accepted(B, "b1", 2, Sell, 10_001, 5)],
-        ),
-        (
-            3,
-            New(order(B, S0, "b2", Sell, "100.00", 5)),
-            vec![accepted(B, "b2", 3, Sell, 10_000, 5)],
-        ),
-        (
-            4,
-            New(order(C, S0, "c1", Sell, "100.00", 1)),
-            vec![accepted(C, "c1", 4, Sell, 10_000, 1)],
-        ),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.01", 5)), vec![accepted(B, "b1", 2, Sell, 10_001, 5)]),
+        (3, New(order(B, S0, "b2", Sell, "100.00", 5)), vec![accepted(B, "b2", 3, Sell, 10_000, 5)]),
+        (4, New(order(C, S0, "c1", Sell, "100.00", 1)), vec![accepted(C, "c1", 4, Sell, 10_000, 1)]),
         // A price change (even with a smaller qty) goes to the back of the new level; moving
         // away and back loses priority too.
-        (
-            5,
-            replace(A, S0, "a1", "a2", Some("100.01"), 4),
-            vec![replaced(A, "a1", "a2", 1, 10_001, 4, 4)],
-        ),
-        (
-            6,
-            replace(B, S0, "b2", "b3", Some("100.02"), 5),
-            vec![replaced(B, "b2", "b3", 3, 10_002, 5, 5)],
-        ),
-        (
-            7,
-            replace(B, S0, "b3", "b4", Some("100.00"), 5),
-            vec![replaced(B, "b3", "b4", 3, 10_000, 5, 5)],
-        ),
+        (5, replace(A, S0, "a1", "a2", Some("100.01"), 4), vec![replaced(A, "a1", "a2", 1, 10_001, 4, 4)]),
+        (6, replace(B, S0, "b2", "b3", Some("100.02"), 5), vec![replaced(B, "b2", "b3", 3, 10_002, 5, 5)]),
+        (7, replace(B, S0, "b3", "b4", Some("100.00"), 5), vec![replaced(B, "b3", "b4", 3, 10_000, 5, 5)]),
     ]);
     assert_eq!(
         ran.book(S0),
@@ -1869,11 +1401,7 @@ fn replace_same_price_smaller_qty_keeps_priority_otherwise_priority_is_lost() {
 #[test]
 fn replace_with_qty_at_or_below_filled_ends_the_order() {
     let ran = scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Sell, "100.00", 10)),
-            vec![accepted(A, "a1", 1, Sell, 10_000, 10)],
-        ),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 10)), vec![accepted(A, "a1", 1, Sell, 10_000, 10)]),
         (
             2,
             New(order(C, S0, "c1", Buy, "100.00", 4).tif(Tif::Ioc)),
@@ -1882,21 +1410,9 @@ fn replace_with_qty_at_or_below_filled_ends_the_order() {
                 trade(10_000, 4, (A, "a1", 1, 6), (C, "c1", 2, 0), Buy),
             ],
         ),
-        (
-            3,
-            replace(A, S0, "a1", "a2", None, 4),
-            vec![replaced(A, "a1", "a2", 1, 10_000, 4, 0)],
-        ),
-        (
-            4,
-            cancel(A, S0, "a2"),
-            vec![rejected(A, "a2", RejectReason::UnknownOrder)],
-        ),
-        (
-            5,
-            New(order(A, S0, "a3", Sell, "100.00", 10)),
-            vec![accepted(A, "a3", 3, Sell, 10_000, 10)],
-        ),
+        (3, replace(A, S0, "a1", "a2", None, 4), vec![replaced(A, "a1", "a2", 1, 10_000, 4, 0)]),
+        (4, cancel(A, S0, "a2"), vec![rejected(A, "a2", RejectReason::UnknownOrder)]),
+        (5, New(order(A, S0, "a3", Sell, "100.00", 10)), vec![accepted(A, "a3", 3, Sell, 10_000, 10)]),
         (
             6,
             New(order(C, S0, "c2", Buy, "100.00", 4).tif(Tif::Ioc)),
@@ -1906,11 +1422,7 @@ fn replace_with_qty_at_or_below_filled_ends_the_order() {
             ],
         ),
         // Below the filled qty, with a price change: still just done.
-        (
-            7,
-            replace(A, S0, "a3", "a4", Some("99.00"), 2),
-            vec![replaced(A, "a3", "a4", 3, 9_900, 2, 0)],
-        ),
+        (7, replace(A, S0, "a3", "a4", Some("99.00"), 2), vec![replaced(A, "a3", "a4", 3, 9_900, 2, 0)]),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: ");
 }
@@ -1918,21 +1430,9 @@ fn replace_with_qty_at_or_below_filled_ends_the_order() {
 #[test]
 fn replace_that_crosses_trades_as_the_aggressor_then_runs_stops() {
     let ran = scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Buy, "99.00", 5)),
-            vec![accepted(A, "a1", 1, Buy, 9_900, 5)],
-        ),
-        (
-            2,
-            New(order(B, S0, "b1", Sell, "100.00", 3)),
-            vec![accepted(B, "b1", 2, Sell, 10_000, 3)],
-        ),
-        (
-            3,
-            New(order(B, S0, "b2", Sell, "100.50", 1)),
-            vec![accepted(B, "b2", 3, Sell, 10_050, 1)],
-        ),
+        (1, New(order(A, S0, "a1", Buy, "99.00", 5)), vec![accepted(A, "a1", 1, Buy, 9_900, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 3)), vec![accepted(B, "b1", 2, Sell, 10_000, 3)]),
+        (3, New(order(B, S0, "b2", Sell, "100.50", 1)), vec![accepted(B, "b2", 3, Sell, 10_050, 1)]),
         (
             4,
             New(order(C, S0, "s", Buy, "0", 1).market().stop("100.00")),
@@ -1955,82 +1455,35 @@ fn replace_that_crosses_trades_as_the_aggressor_then_runs_stops() {
 #[test]
 fn replace_checks_run_in_order_and_rejects_name_the_new_id() {
     scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Buy, "99.00", 5)),
-            vec![accepted(A, "a1", 1, Buy, 9_900, 5)],
-        ),
-        (
-            2,
-            New(order(A, S1, "a2", Buy, "99.00", 10)),
-            vec![on(S1, accepted(A, "a2", 2, Buy, 9_900, 10))],
-        ),
-        (
-            3,
-            New(order(B, S0, "b1", Buy, "98.00", 1)),
-            vec![accepted(B, "b1", 3, Buy, 9_800, 1)],
-        ),
+        (1, New(order(A, S0, "a1", Buy, "99.00", 5)), vec![accepted(A, "a1", 1, Buy, 9_900, 5)]),
+        (2, New(order(A, S1, "a2", Buy, "99.00", 10)), vec![on(S1, accepted(A, "a2", 2, Buy, 9_900, 10))]),
+        (3, New(order(B, S0, "b1", Buy, "98.00", 1)), vec![accepted(B, "b1", 3, Buy, 9_800, 1)]),
         (
             4,
             replace(A, SYMBOL_UNKNOWN, "a1", "n1", None, 0),
-            vec![on(
-                SYMBOL_UNKNOWN,
-                rejected(A, "n1", RejectReason::UnknownSymbol),
-            )],
+            vec![on(SYMBOL_UNKNOWN, rejected(A, "n1", RejectReason::UnknownSymbol))],
         ),
         // Other accounts' orders are invisible; so is an order on another symbol.
-        (
-            5,
-            replace(A, S0, "b1", "n2", None, 1),
-            vec![rejected(A, "n2", RejectReason::UnknownOrder)],
-        ),
-        (
-            6,
-            replace(A, S0, "a2", "n3", None, 10),
-            vec![rejected(A, "n3", RejectReason::UnknownOrder)],
-        ),
+        (5, replace(A, S0, "b1", "n2", None, 1), vec![rejected(A, "n2", RejectReason::UnknownOrder)]),
+        (6, replace(A, S0, "a2", "n3", None, 10), vec![rejected(A, "n3", RejectReason::UnknownOrder)]),
         (
             7,
             replace(A, S0, "zz", "n4", Some("0.001"), 0),
             vec![rejected(A, "n4", RejectReason::UnknownOrder)],
         ),
-        (
-            8,
-            replace(A, S0, "a1", "n5", Some("0.001"), 0),
-            vec![rejected(A, "n5", RejectReason::BadQty)],
-        ),
-        (
-            9,
-            replace(A, S1, "a2", "n6", None, 15),
-            vec![on(S1, rejected(A, "n6", RejectReason::BadQty))],
-        ),
+        (8, replace(A, S0, "a1", "n5", Some("0.001"), 0), vec![rejected(A, "n5", RejectReason::BadQty)]),
+        (9, replace(A, S1, "a2", "n6", None, 15), vec![on(S1, rejected(A, "n6", RejectReason::BadQty))]),
         (
             10,
             replace(A, S0, "a1", "a2", Some("99.005"), 5),
             vec![rejected(A, "a2", RejectReason::BadPriceTick)],
         ),
-        (
-            11,
-            replace(A, S0, "a1", "n7", Some("0"), 5),
-            vec![rejected(A, "n7", RejectReason::BadPriceTick)],
-        ),
+        (11, replace(A, S0, "a1", "n7", Some("0"), 5), vec![rejected(A, "n7", RejectReason::BadPriceTick)]),
         // duplicate_id: live on any symbol of the account; the same id is not a duplicate.
-        (
-            12,
-            replace(A, S0, "a1", "a2", None, 5),
-            vec![rejected(A, "a2", RejectReason::DuplicateId)],
-        ),
-        (
-            13,
-            replace(A, S0, "a1", "a1", None, 4),
-            vec![replaced(A, "a1", "a1", 1, 9_900, 4, 4)],
-        ),
+        (12, replace(A, S0, "a1", "a2", None, 5), vec![rejected(A, "a2", RejectReason::DuplicateId)]),
+        (13, replace(A, S0, "a1", "a1", None, 4), vec![replaced(A, "a1", "a1", 1, 9_900, 4, 4)]),
         (14, Halt { symbol: S0 }, vec![status(S0, true)]),
-        (
-            15,
-            replace(A, S0, "zz", "n8", None, 0),
-            vec![rejected(A, "n8", RejectReason::Halted)],
-        ),
+        (15, replace(A, S0, "zz", "n8", None, 0), vec![rejected(A, "n8", RejectReason::Halted)]),
         (16, Resume { symbol: S0 }, vec![status(S0, false)]),
         // would_take: a post-only order's new price.
         (
@@ -2038,37 +1491,17 @@ fn replace_checks_run_in_order_and_rejects_name_the_new_id() {
             New(order(A, S0, "p", Sell, "101.00", 1).post_only()),
             vec![accepted(A, "p", 4, Sell, 10_100, 1)],
         ),
-        (
-            18,
-            replace(A, S0, "p", "p2", Some("98.00"), 1),
-            vec![rejected(A, "p2", RejectReason::WouldTake)],
-        ),
-        (
-            19,
-            replace(A, S0, "p", "p2", Some("99.01"), 2),
-            vec![replaced(A, "p", "p2", 4, 9_901, 2, 2)],
-        ),
+        (18, replace(A, S0, "p", "p2", Some("98.00"), 1), vec![rejected(A, "p2", RejectReason::WouldTake)]),
+        (19, replace(A, S0, "p", "p2", Some("99.01"), 2), vec![replaced(A, "p", "p2", 4, 9_901, 2, 2)]),
     ]);
 }
 
 #[test]
 fn replacing_a_stop_keeps_its_place_among_the_stops() {
     let ran = scenario(vec![
-        (
-            1,
-            New(order(B, S0, "m1", Sell, "100.00", 1)),
-            vec![accepted(B, "m1", 1, Sell, 10_000, 1)],
-        ),
-        (
-            2,
-            New(order(B, S0, "m2", Sell, "100.00", 1)),
-            vec![accepted(B, "m2", 2, Sell, 10_000, 1)],
-        ),
-        (
-            3,
-            New(order(B, S0, "m3", Sell, "100.05", 3)),
-            vec![accepted(B, "m3", 3, Sell, 10_005, 3)],
-        ),
+        (1, New(order(B, S0, "m1", Sell, "100.00", 1)), vec![accepted(B, "m1", 1, Sell, 10_000, 1)]),
+        (2, New(order(B, S0, "m2", Sell, "100.00", 1)), vec![accepted(B, "m2", 2, Sell, 10_000, 1)]),
+        (3, New(order(B, S0, "m3", Sell, "100.05", 3)), vec![accepted(B, "m3", 3, Sell, 10_005, 3)]),
         (
             4,
             New(order(A, S0, "s1", Buy, "100.00", 1).stop("100.00")),
@@ -2079,17 +1512,9 @@ fn replacing_a_stop_keeps_its_place_among_the_stops() {
             New(order(C, S0, "s2", Buy, "0", 1).market().stop("100.00")),
             vec![accepted(C, "s2", 5, Buy, 0, 1)],
         ),
-        (
-            6,
-            replace(A, S0, "s1", "s1r", Some("100.05"), 2),
-            vec![replaced(A, "s1", "s1r", 4, 10_005, 2, 2)],
-        ),
+        (6, replace(A, S0, "s1", "s1r", Some("100.05"), 2), vec![replaced(A, "s1", "s1r", 4, 10_005, 2, 2)]),
         // A price on a stop-market replace is ignored (even an off-tick one).
-        (
-            7,
-            replace(C, S0, "s2", "s2r", Some("1.005"), 1),
-            vec![replaced(C, "s2", "s2r", 5, 0, 1, 1)],
-        ),
+        (7, replace(C, S0, "s2", "s2r", Some("1.005"), 1), vec![replaced(C, "s2", "s2r", 5, 0, 1, 1)]),
         (
             8,
             New(order(C, S0, "t", Buy, "100.00", 1).tif(Tif::Ioc)),
@@ -2124,11 +1549,7 @@ fn iceberg_replace_in_place_caps_the_visible_slice() {
                 trade(10_000, 1, (A, "i", 1, 5), (C, "c", 2, 0), Buy),
             ],
         ),
-        (
-            3,
-            replace(A, S0, "i", "i2", None, 7),
-            vec![replaced(A, "i", "i2", 1, 10_000, 7, 2)],
-        ),
+        (3, replace(A, S0, "i", "i2", None, 7), vec![replaced(A, "i", "i2", 1, 10_000, 7, 2)]),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: 100.00 [1 i2 #1 2/2]");
 }
@@ -2136,55 +1557,24 @@ fn iceberg_replace_in_place_caps_the_visible_slice() {
 #[test]
 fn cancels_pass_while_halted_and_see_only_the_accounts_own_orders() {
     scenario(vec![
-        (
-            1,
-            New(order(A, S0, "a1", Buy, "99.00", 1)),
-            vec![accepted(A, "a1", 1, Buy, 9_900, 1)],
-        ),
+        (1, New(order(A, S0, "a1", Buy, "99.00", 1)), vec![accepted(A, "a1", 1, Buy, 9_900, 1)]),
         (
             2,
             New(order(A, S0, "s1", Sell, "98.00", 1).stop("98.00")),
             vec![accepted(A, "s1", 2, Sell, 9_800, 1)],
         ),
         (3, Halt { symbol: S0 }, vec![status(S0, true)]),
-        (
-            4,
-            New(order(A, S0, "a2", Buy, "99.00", 1)),
-            vec![rejected(A, "a2", RejectReason::Halted)],
-        ),
-        (
-            5,
-            cancel(B, S0, "a1"),
-            vec![rejected(B, "a1", RejectReason::UnknownOrder)],
-        ),
-        (
-            6,
-            cancel(A, S1, "a1"),
-            vec![on(S1, rejected(A, "a1", RejectReason::UnknownOrder))],
-        ),
+        (4, New(order(A, S0, "a2", Buy, "99.00", 1)), vec![rejected(A, "a2", RejectReason::Halted)]),
+        (5, cancel(B, S0, "a1"), vec![rejected(B, "a1", RejectReason::UnknownOrder)]),
+        (6, cancel(A, S1, "a1"), vec![on(S1, rejected(A, "a1", RejectReason::UnknownOrder))]),
         (
             7,
             cancel(A, SYMBOL_UNKNOWN, "a1"),
-            vec![on(
-                SYMBOL_UNKNOWN,
-                rejected(A, "a1", RejectReason::UnknownSymbol),
-            )],
+            vec![on(SYMBOL_UNKNOWN, rejected(A, "a1", RejectReason::UnknownSymbol))],
         ),
-        (
-            8,
-            cancel(A, S0, "a1"),
-            vec![canceled(A, "a1", 1, CancelReason::User, 1)],
-        ),
-        (
-            9,
-            cancel(A, S0, "s1"),
-            vec![canceled(A, "s1", 2, CancelReason::User, 1)],
-        ),
-        (
-            10,
-            cancel(A, S0, "a1"),
-            vec![rejected(A, "a1", RejectReason::UnknownOrder)],
-        ),
+        (8, cancel(A, S0, "a1"), vec![canceled(A, "a1", 1, CancelReason::User, 1)]),
+        (9, cancel(A, S0, "s1"), vec![canceled(A, "s1", 2, CancelReason::User, 1)]),
+        (10, cancel(A, S0, "a1"), vec![rejected(A, "a1", RejectReason::UnknownOrder)]),
         (11, Resume { symbol: S0 }, vec![status(S0, false)]),
     ]);
 }
@@ -2192,26 +1582,14 @@ fn cancels_pass_while_halted_and_see_only_the_accounts_own_orders() {
 #[test]
 fn cancel_all_goes_by_symbol_then_order_id_and_includes_stops() {
     let ran = scenario(vec![
-        (
-            1,
-            New(order(A, S1, "x1", Buy, "99.00", 10)),
-            vec![on(S1, accepted(A, "x1", 1, Buy, 9_900, 10))],
-        ),
-        (
-            2,
-            New(order(A, S0, "x2", Buy, "99.00", 1)),
-            vec![accepted(A, "x2", 2, Buy, 9_900, 1)],
-        ),
+        (1, New(order(A, S1, "x1", Buy, "99.00", 10)), vec![on(S1, accepted(A, "x1", 1, Buy, 9_900, 10))]),
+        (2, New(order(A, S0, "x2", Buy, "99.00", 1)), vec![accepted(A, "x2", 2, Buy, 9_900, 1)]),
         (
             3,
             New(order(A, S0, "x3", Buy, "0", 1).market().stop("101.00")),
             vec![accepted(A, "x3", 3, Buy, 0, 1)],
         ),
-        (
-            4,
-            New(order(B, S0, "y", Buy, "98.00", 1)),
-            vec![accepted(B, "y", 4, Buy, 9_800, 1)],
-        ),
+        (4, New(order(B, S0, "y", Buy, "98.00", 1)), vec![accepted(B, "y", 4, Buy, 9_800, 1)]),
         (
             5,
             New(order(A, S1, "x4", Sell, "101.00", 20).display(10)),
@@ -2219,10 +1597,7 @@ fn cancel_all_goes_by_symbol_then_order_id_and_includes_stops() {
         ),
         (
             6,
-            CancelAll {
-                account: A,
-                symbol: SYMBOL_UNKNOWN,
-            },
+            CancelAll { account: A, symbol: SYMBOL_UNKNOWN },
             vec![
                 canceled(A, "x2", 2, CancelReason::MassCancel, 1),
                 canceled(A, "x3", 3, CancelReason::MassCancel, 1),
@@ -2230,23 +1605,9 @@ fn cancel_all_goes_by_symbol_then_order_id_and_includes_stops() {
                 on(S1, canceled(A, "x4", 5, CancelReason::MassCancel, 20)),
             ],
         ),
-        (
-            7,
-            CancelAll {
-                account: B,
-                symbol: S1,
-            },
-            vec![],
-        ),
+        (7, CancelAll { account: B, symbol: S1 }, vec![]),
         (8, Halt { symbol: S0 }, vec![status(S0, true)]),
-        (
-            9,
-            CancelAll {
-                account: B,
-                symbol: S0,
-            },
-            vec![canceled(B, "y", 4, CancelReason::MassCancel, 1)],
-        ),
+        (9, CancelAll { account: B, symbol: S0 }, vec![canceled(B, "y", 4, CancelReason::MassCancel, 1)]),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: ");
     assert_eq!(ran.book(S1), "bids: \nasks: ");
@@ -2254,43 +1615,21 @@ fn cancel_all_goes_by_symbol_then_order_id_and_includes_stops() {
 
 #[test]
 fn book_full_when_the_pool_or_a_ladder_is_full() {
-    let pools = Pools {
-        orders_max: 3,
-        levels_per_side_max: 2,
-    };
+    let pools = Pools { orders_max: 3, levels_per_side_max: 2 };
     let ran = scenario_with(
         pools,
         vec![
-            (
-                1,
-                New(order(A, S0, "a1", Buy, "99.00", 1)),
-                vec![accepted(A, "a1", 1, Buy, 9_900, 1)],
-            ),
-            (
-                2,
-                New(order(A, S0, "a2", Buy, "98.00", 1)),
-                vec![accepted(A, "a2", 2, Buy, 9_800, 1)],
-            ),
+            (1, New(order(A, S0, "a1", Buy, "99.00", 1)), vec![accepted(A, "a1", 1, Buy, 9_900, 1)]),
+            (2, New(order(A, S0, "a2", Buy, "98.00", 1)), vec![accepted(A, "a2", 2, Buy, 9_800, 1)]),
             // A third bid level could rest: refused before matching.
-            (
-                3,
-                New(order(A, S0, "a3", Buy, "97.00", 1)),
-                vec![rejected(A, "a3", RejectReason::BookFull)],
-            ),
+            (3, New(order(A, S0, "a3", Buy, "97.00", 1)), vec![rejected(A, "a3", RejectReason::BookFull)]),
             // An IOC cannot rest, and an existing level is no new level.
             (
                 4,
                 New(order(A, S0, "a3", Buy, "97.00", 1).tif(Tif::Ioc)),
-                vec![
-                    accepted(A, "a3", 3, Buy, 9_700, 1),
-                    canceled(A, "a3", 3, CancelReason::Ioc, 1),
-                ],
+                vec![accepted(A, "a3", 3, Buy, 9_700, 1), canceled(A, "a3", 3, CancelReason::Ioc, 1)],
             ),
-            (
-                5,
-                New(order(A, S0, "a4", Buy, "98.00", 1)),
-                vec![accepted(A, "a4", 4, Buy, 9_800, 1)],
-            ),
+            (5, New(order(A, S0, "a4", Buy, "98.00", 1)), vec![accepted(A, "a4", 4, Buy, 9_800, 1)]),
             // The asks have their own ladder, but the pool (3 live orders) is full.
             (
                 6,
@@ -2304,22 +1643,11 @@ fn book_full_when_the_pool_or_a_ladder_is_full() {
                 vec![rejected(A, "a5", RejectReason::BookFull)],
             ),
             // ...but not when the order is alone at its level: the ladder keeps its size.
-            (
-                8,
-                replace(A, S0, "a1", "a5", Some("96.00"), 1),
-                vec![replaced(A, "a1", "a5", 1, 9_600, 1, 1)],
-            ),
-            (
-                9,
-                replace(A, S0, "a5", "a6", Some("98.00"), 1),
-                vec![replaced(A, "a5", "a6", 1, 9_800, 1, 1)],
-            ),
+            (8, replace(A, S0, "a1", "a5", Some("96.00"), 1), vec![replaced(A, "a1", "a5", 1, 9_600, 1, 1)]),
+            (9, replace(A, S0, "a5", "a6", Some("98.00"), 1), vec![replaced(A, "a5", "a6", 1, 9_800, 1, 1)]),
         ],
     );
-    assert_eq!(
-        ran.book(S0),
-        "bids: 98.00 [1 a2 #2 1/1] [1 a4 #4 1/1] [1 a6 #1 1/1]\nasks: "
-    );
+    assert_eq!(ran.book(S0), "bids: 98.00 [1 a2 #2 1/1] [1 a4 #4 1/1] [1 a6 #1 1/1]\nasks: ");
 }
 
 #[test]
@@ -2333,18 +1661,11 @@ fn fok_never_partly_fills_when_an_iceberg_would_reslice_behind_an_own_order() {
             New(order(B, S0, "b1", Sell, "100.00", 10).display(2)),
             vec![accepted(B, "b1", 1, Sell, 10_000, 10)],
         ),
-        (
-            2,
-            New(order(A, S0, "a1", Sell, "100.00", 1)),
-            vec![accepted(A, "a1", 2, Sell, 10_000, 1)],
-        ),
+        (2, New(order(A, S0, "a1", Sell, "100.00", 1)), vec![accepted(A, "a1", 2, Sell, 10_000, 1)]),
         (
             3,
             New(order(A, S0, "f1", Buy, "100.00", 10).tif(Tif::Fok)),
-            vec![
-                accepted(A, "f1", 3, Buy, 10_000, 10),
-                canceled(A, "f1", 3, CancelReason::Fok, 10),
-            ],
+            vec![accepted(A, "f1", 3, Buy, 10_000, 10), canceled(A, "f1", 3, CancelReason::Fok, 10)],
         ),
     ]);
 }

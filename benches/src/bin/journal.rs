@@ -62,7 +62,10 @@ fn main() {
         args.snapshot_every = 100_000;
         args.runs = 3;
     }
-    let root = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("journal-bench-{}", std::process::id())));
+    let root = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("journal-bench-{}", std::process::id())));
     fresh(&root);
 
     let workload = generate(&GenConfig::new(Mix::exchange_core(), 1, 1_000, args.commands, 1));
@@ -92,7 +95,12 @@ fn main() {
     let secs = started.elapsed().as_secs_f64();
     drop(writer);
     report("append records/s", all.len() as f64 / secs, "records/s", "page-cache policy, 64 MiB segments");
-    report("append payload bytes/s", bytes as f64 / secs / 1e6, "MB/s", "payload only (headers add 24 B/record)");
+    report(
+        "append payload bytes/s",
+        bytes as f64 / secs / 1e6,
+        "MB/s",
+        "payload only (headers add 24 B/record)",
+    );
 
     // 2. Engine alone vs engine + both journals, same stream, alternating runs.
     let (mut off, mut on) = (Vec::new(), Vec::new());

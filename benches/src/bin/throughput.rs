@@ -55,45 +55,15 @@ fn scenarios() -> Vec<Scenario> {
     let ec = Mix::exchange_core();
     vec![
         // exchange-core's headline: one symbol, ~1k resting orders.
-        Scenario {
-            name: "ec-1k",
-            mix: ec,
-            symbols: 1,
-            resting_orders: 1_000,
-        },
-        Scenario {
-            name: "sweep-1k",
-            mix: Mix::sweep_heavy(),
-            symbols: 1,
-            resting_orders: 1_000,
-        },
-        Scenario {
-            name: "cancel-1k",
-            mix: Mix::cancel_heavy(),
-            symbols: 1,
-            resting_orders: 1_000,
-        },
+        Scenario { name: "ec-1k", mix: ec, symbols: 1, resting_orders: 1_000 },
+        Scenario { name: "sweep-1k", mix: Mix::sweep_heavy(), symbols: 1, resting_orders: 1_000 },
+        Scenario { name: "cancel-1k", mix: Mix::cancel_heavy(), symbols: 1, resting_orders: 1_000 },
         // Cost growth with book size.
-        Scenario {
-            name: "ec-100k",
-            mix: ec,
-            symbols: 1,
-            resting_orders: 100_000,
-        },
-        Scenario {
-            name: "ec-1m",
-            mix: ec,
-            symbols: 1,
-            resting_orders: 1_000_000,
-        },
+        Scenario { name: "ec-100k", mix: ec, symbols: 1, resting_orders: 100_000 },
+        Scenario { name: "ec-1m", mix: ec, symbols: 1, resting_orders: 1_000_000 },
         // Cost growth with symbol count: 1,000 books of ~1k orders, so each book looks like
         // the headline one and only the spread over symbols (cache footprint) changes.
-        Scenario {
-            name: "ec-1k-symbols",
-            mix: ec,
-            symbols: 1_000,
-            resting_orders: 1_000_000,
-        },
+        Scenario { name: "ec-1k-symbols", mix: ec, symbols: 1_000, resting_orders: 1_000_000 },
     ]
 }
 
@@ -114,18 +84,13 @@ impl Measured {
 
 fn main() {
     let args = Args::parse();
-    let commands = args
-        .commands
-        .unwrap_or(if args.quick { 100_000 } else { 1_000_000 });
+    let commands = args.commands.unwrap_or(if args.quick { 100_000 } else { 1_000_000 });
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 7 }).max(1);
     let wanted = |list: &[String], name: &str| list.is_empty() || list.iter().any(|s| s == name);
 
     let mut table: Vec<(String, Vec<Measured>)> = Vec::new();
     let mut json_lines = Vec::new();
-    for sc in scenarios()
-        .into_iter()
-        .filter(|s| wanted(&args.scenarios, s.name))
-    {
+    for sc in scenarios().into_iter().filter(|s| wanted(&args.scenarios, s.name)) {
         eprintln!(
             "[{}] generating {} resting + {} commands over {} symbol(s)...",
             sc.name, sc.resting_orders, commands, sc.symbols
@@ -134,12 +99,7 @@ fn main() {
         config.takers_within_limit = !args.takers_past_limit;
         let t = Instant::now();
         let workload = generate(&config);
-        eprintln!(
-            "[{}] generated in {:.1}s: {:?}",
-            sc.name,
-            t.elapsed().as_secs_f64(),
-            workload.stats
-        );
+        eprintln!("[{}] generated in {:.1}s: {:?}", sc.name, t.elapsed().as_secs_f64(), workload.stats);
 
         let mut results = Vec::new();
         if wanted(&args.venues, "engine") {
@@ -153,10 +113,7 @@ fn main() {
             let venue = OrderbookRsVenue::new(&workload);
             results.push(measure(&sc, &venue, &workload, runs));
         }
-        let engine_rate = results
-            .iter()
-            .find(|m| m.venue == "engine")
-            .map(Measured::median);
+        let engine_rate = results.iter().find(|m| m.venue == "engine").map(Measured::median);
         for m in &results {
             json_lines.push(json_line(&sc, &workload, m, runs, engine_rate));
         }
@@ -169,16 +126,10 @@ fn main() {
         "scenario", "venue", "Mcmd/s", "ns/cmd", "min..max Mcmd/s", "engine×"
     );
     for (name, results) in &table {
-        let engine_rate = results
-            .iter()
-            .find(|m| m.venue == "engine")
-            .map(Measured::median);
+        let engine_rate = results.iter().find(|m| m.venue == "engine").map(Measured::median);
         for m in results {
             let med = m.median();
-            let (lo, hi) = m
-                .rates
-                .iter()
-                .fold((f64::MAX, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+            let (lo, hi) = m.rates.iter().fold((f64::MAX, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
             let ratio = engine_rate.map_or("-".to_string(), |e| format!("{:.2}", e / med));
             println!(
                 "{:<14} {:<13} {:>10.3} {:>8.1} {:>21} {:>9}  {}",
@@ -231,20 +182,10 @@ fn measure<V: Venue>(sc: &Scenario, venue: &V, workload: &Workload, runs: usize)
             n / elapsed.as_secs_f64() / 1e6
         );
     }
-    Measured {
-        venue: venue.name(),
-        rates,
-        check,
-    }
+    Measured { venue: venue.name(), rates, check }
 }
 
-fn json_line(
-    sc: &Scenario,
-    w: &Workload,
-    m: &Measured,
-    runs: usize,
-    engine_rate: Option<f64>,
-) -> String {
+fn json_line(sc: &Scenario, w: &Workload, m: &Measured, runs: usize, engine_rate: Option<f64>) -> String {
     let med = m.median();
     let s = &w.stats;
     serde_json::json!({

@@ -99,10 +99,7 @@ impl Shared {
             if let Some(seg) = oldest {
                 flush_written(&seg)?;
                 let mut t = lock(&self.targets);
-                if t.retired
-                    .first()
-                    .is_some_and(|first| Arc::ptr_eq(first, &seg))
-                {
+                if t.retired.first().is_some_and(|first| Arc::ptr_eq(first, &seg)) {
                     t.retired.remove(0);
                 }
             }
@@ -150,10 +147,7 @@ impl Shared {
             let Some(seg) = oldest else { break };
             flush_written(&seg)?;
             let mut t = lock(&self.targets);
-            if t.retired
-                .first()
-                .is_some_and(|first| Arc::ptr_eq(first, &seg))
-            {
+            if t.retired.first().is_some_and(|first| Arc::ptr_eq(first, &seg)) {
                 t.retired.remove(0);
             }
         }
@@ -175,9 +169,7 @@ impl Shared {
     }
 
     pub(crate) fn background_error(&self) -> Option<JournalError> {
-        lock(&self.background_error)
-            .clone()
-            .map(JournalError::BackgroundSync)
+        lock(&self.background_error).clone().map(JournalError::BackgroundSync)
     }
 }
 
@@ -242,10 +234,7 @@ impl PeriodicSyncer {
                 }
             })
             .map_err(|e| JournalError::io("journal-sync thread", e))?;
-        Ok(PeriodicSyncer {
-            stop,
-            thread: Some(thread),
-        })
+        Ok(PeriodicSyncer { stop, thread: Some(thread) })
     }
 
     /// Stops the thread after one last sync.

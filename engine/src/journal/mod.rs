@@ -70,13 +70,12 @@ use std::time::Duration;
 pub use durability::JournalProgress;
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{
-    Record, RecordFault, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX,
-    RECORD_PAYLOAD_LEN_MAX,
+    Record, RecordFault, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX,
 };
 pub use recovery::{RecoveryReport, TornTail};
 pub use segment::{
-    segment_file_name, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
-    SEGMENT_SIZE_ALIGN, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, SPARE_FILE_NAME,
+    segment_file_name, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_SIZE_ALIGN,
+    SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, SPARE_FILE_NAME,
 };
 pub use tailer::Tailer;
 pub use writer::JournalWriter;
@@ -132,11 +131,7 @@ pub struct JournalConfig {
 
 impl Default for JournalConfig {
     fn default() -> JournalConfig {
-        JournalConfig {
-            segment_size_bytes: SEGMENT_SIZE_DEFAULT,
-            sync: SyncPolicy::PageCache,
-            first_seq: 1,
-        }
+        JournalConfig { segment_size_bytes: SEGMENT_SIZE_DEFAULT, sync: SyncPolicy::PageCache, first_seq: 1 }
     }
 }
 
@@ -145,23 +140,17 @@ impl JournalConfig {
     pub fn validate(&self) -> Result<(), JournalError> {
         let size = self.segment_size_bytes;
         if !(SEGMENT_SIZE_MIN..=SEGMENT_SIZE_MAX).contains(&size) {
-            return Err(JournalError::Config(
-                "segment size outside SEGMENT_SIZE_MIN..=MAX",
-            ));
+            return Err(JournalError::Config("segment size outside SEGMENT_SIZE_MIN..=MAX"));
         }
         if !size.is_multiple_of(SEGMENT_SIZE_ALIGN) {
-            return Err(JournalError::Config(
-                "segment size not a multiple of SEGMENT_SIZE_ALIGN",
-            ));
+            return Err(JournalError::Config("segment size not a multiple of SEGMENT_SIZE_ALIGN"));
         }
         if self.first_seq == 0 || self.first_seq > SEQ_MAX {
             return Err(JournalError::Config("first_seq must be within 1..=SEQ_MAX"));
         }
         if let SyncPolicy::Periodic { interval } = self.sync {
             if interval.is_zero() {
-                return Err(JournalError::Config(
-                    "periodic sync interval must be positive",
-                ));
+                return Err(JournalError::Config("periodic sync interval must be positive"));
             }
         }
         Ok(())
@@ -221,9 +210,7 @@ pub enum JournalError {
         found: Option<PathBuf>,
     },
     /// A segment other than the last ends without its end marker.
-    #[error(
-        "{segment} offset {offset}: segment ends without an end marker but a later segment exists"
-    )]
+    #[error("{segment} offset {offset}: segment ends without an end marker but a later segment exists")]
     Unterminated {
         /// Segment file.
         segment: PathBuf,
@@ -265,9 +252,6 @@ pub enum JournalError {
 
 impl JournalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> JournalError {
-        JournalError::Io {
-            path: path.into(),
-            source,
-        }
+        JournalError::Io { path: path.into(), source }
     }
 }

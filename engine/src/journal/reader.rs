@@ -37,12 +37,7 @@ impl Cursor {
     /// At the first record of the segment file `path`, whose name says `first_seq`.
     pub(crate) fn open(dir: &Path, path: &Path, first_seq: u64) -> Result<Cursor, JournalError> {
         let seg = SegmentMap::open_read(path, first_seq)?;
-        Ok(Cursor {
-            dir: dir.to_path_buf(),
-            seg,
-            offset: SEGMENT_HEADER_LEN,
-            next_seq: first_seq,
-        })
+        Ok(Cursor { dir: dir.to_path_buf(), seg, offset: SEGMENT_HEADER_LEN, next_seq: first_seq })
     }
 
     /// Seq of the next record.
@@ -156,28 +151,17 @@ impl JournalReader {
         let cursor = match (listing.segment_for(from_seq), listing.segments.first()) {
             (Some((first, path)), _) => Some(Cursor::open(dir, path, *first)?),
             (None, Some((first, _))) => {
-                return Err(JournalError::SeqBeforeStart {
-                    seq: from_seq,
-                    first: *first,
-                })
+                return Err(JournalError::SeqBeforeStart { seq: from_seq, first: *first })
             }
             (None, None) => None,
         };
-        Ok(JournalReader {
-            listing,
-            cursor,
-            from_seq,
-            failed: false,
-        })
+        Ok(JournalReader { listing, cursor, from_seq, failed: false })
     }
 
     /// Opens the journal in `dir` to read from its first record.
     pub fn open_from_start(dir: impl AsRef<Path>) -> Result<JournalReader, JournalError> {
         let dir = dir.as_ref();
-        let first = Listing::read(dir)?
-            .segments
-            .first()
-            .map_or(1, |(first, _)| *first);
+        let first = Listing::read(dir)?.segments.first().map_or(1, |(first, _)| *first);
         JournalReader::open(dir, first)
     }
 
@@ -225,11 +209,7 @@ impl Iterator for JournalReader {
             return None;
         }
         match self.next_record() {
-            Ok(Some(r)) => Some(Ok(RecordBuf {
-                kind: r.kind,
-                seq: r.seq,
-                payload: r.payload.to_vec(),
-            })),
+            Ok(Some(r)) => Some(Ok(RecordBuf { kind: r.kind, seq: r.seq, payload: r.payload.to_vec() })),
             Ok(None) => None,
             Err(e) => {
                 self.failed = true;

@@ -180,10 +180,7 @@ pub(crate) fn validate<'a>(
     if kind != KIND_SEGMENT_END && RecordKind::from_u16(kind).is_none() {
         return Slot::Invalid(RecordFault::UnknownKind(kind));
     }
-    if record[RESERVED_AT..RECORD_HEADER_LEN]
-        .iter()
-        .any(|&b| b != 0)
-    {
+    if record[RESERVED_AT..RECORD_HEADER_LEN].iter().any(|&b| b != 0) {
         return Slot::Invalid(RecordFault::Reserved);
     }
     Slot::Record(Framed {
@@ -215,36 +212,21 @@ mod tests {
     #[test]
     fn a_framed_record_validates_and_any_flipped_bit_does_not() {
         let buf = frame(RecordKind::Event.as_u16(), 42, b"hello journal");
-        let Slot::Record(f) = check(&buf) else {
-            panic!("valid record refused")
-        };
-        assert_eq!(
-            (f.kind, f.seq, f.stride),
-            (2, 42, aligned(RECORD_HEADER_LEN + 13))
-        );
+        let Slot::Record(f) = check(&buf) else { panic!("valid record refused") };
+        assert_eq!((f.kind, f.seq, f.stride), (2, 42, aligned(RECORD_HEADER_LEN + 13)));
         assert_eq!(&buf[f.payload], b"hello journal");
         let len = RECORD_HEADER_LEN + 13;
         for bit in 0..len * 8 {
             let mut bad = buf.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                !matches!(check(&bad), Slot::Record(_)),
-                "flipping bit {bit} went unnoticed"
-            );
+            assert!(!matches!(check(&bad), Slot::Record(_)), "flipping bit {bit} went unnoticed");
         }
     }
 
     #[test]
     fn empty_payload_and_end_marker_are_records() {
         let buf = frame(KIND_SEGMENT_END, 7, b"");
-        assert!(matches!(
-            check(&buf),
-            Slot::Record(Framed {
-                kind: KIND_SEGMENT_END,
-                seq: 7,
-                ..
-            })
-        ));
+        assert!(matches!(check(&buf), Slot::Record(Framed { kind: KIND_SEGMENT_END, seq: 7, .. })));
     }
 
     #[test]
@@ -253,10 +235,7 @@ mod tests {
         buf[..4].copy_from_slice(&3u32.to_le_bytes());
         assert_eq!(check(&buf), Slot::Invalid(RecordFault::BadLength(3)));
         buf[..4].copy_from_slice(&(RECORD_LEN_MAX as u32 + 1).to_le_bytes());
-        assert!(matches!(
-            check(&buf),
-            Slot::Invalid(RecordFault::BadLength(_))
-        ));
+        assert!(matches!(check(&buf), Slot::Invalid(RecordFault::BadLength(_))));
         buf[..4].copy_from_slice(&200u32.to_le_bytes());
         assert_eq!(check(&buf), Slot::Invalid(RecordFault::PastEnd(200)));
         buf[..4].copy_from_slice(&0u32.to_le_bytes());

@@ -81,11 +81,7 @@ pub(crate) enum ScanEnd {
 
 /// Walks a segment's records from its first, checking each against `*next_seq` and advancing
 /// it. Bounded: each step moves at least [`RECORD_HEADER_LEN`] bytes through the mapping.
-pub(crate) fn scan(
-    seg: &SegmentMap,
-    next_seq: &mut u64,
-    records: &mut u64,
-) -> Result<ScanEnd, JournalError> {
+pub(crate) fn scan(seg: &SegmentMap, next_seq: &mut u64, records: &mut u64) -> Result<ScanEnd, JournalError> {
     let mut offset = SEGMENT_HEADER_LEN;
     loop {
         if offset + RECORD_HEADER_LEN > seg.len() {
@@ -139,21 +135,14 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
         report.removed_spare = true;
     }
     let Some((first, _)) = listing.segments.first() else {
-        return Ok(Recovered {
-            report,
-            next_seq: first_seq,
-            tail: None,
-        });
+        return Ok(Recovered { report, next_seq: first_seq, tail: None });
     };
     report.first_seq = *first;
     let mut next_seq = *first;
     let count = listing.segments.len();
     for (i, (name_seq, path)) in listing.segments.iter().enumerate() {
         if *name_seq != next_seq {
-            return Err(JournalError::MissingSegment {
-                expected: next_seq,
-                found: Some(path.clone()),
-            });
+            return Err(JournalError::MissingSegment { expected: next_seq, found: Some(path.clone()) });
         }
         report.segments += 1;
         let is_last = i + 1 == count;
@@ -162,17 +151,10 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
             match scan(&seg, &mut next_seq, &mut report.records)? {
                 ScanEnd::Marker => continue,
                 ScanEnd::Open(offset) => {
-                    return Err(JournalError::Unterminated {
-                        segment: path.clone(),
-                        offset: offset as u64,
-                    })
+                    return Err(JournalError::Unterminated { segment: path.clone(), offset: offset as u64 })
                 }
                 ScanEnd::Invalid(offset, fault) => {
-                    return Err(JournalError::Corrupt {
-                        segment: path.clone(),
-                        offset: offset as u64,
-                        fault,
-                    })
+                    return Err(JournalError::Corrupt { segment: path.clone(), offset: offset as u64, fault })
                 }
             }
         }
@@ -181,13 +163,7 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
         let end = scan(&seg, &mut next_seq, &mut report.records)?;
         report.last_seq = (next_seq > report.first_seq).then(|| next_seq - 1);
         let (offset, fault) = match end {
-            ScanEnd::Marker => {
-                return Ok(Recovered {
-                    report,
-                    next_seq,
-                    tail: None,
-                })
-            }
+            ScanEnd::Marker => return Ok(Recovered { report, next_seq, tail: None }),
             ScanEnd::Open(offset) => (offset, None),
             ScanEnd::Invalid(offset, fault) => (offset, Some(fault)),
         };
@@ -201,11 +177,7 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
         }
         report.torn_tail = repair_tail(&seg, offset, fault, next_seq)?;
         seg.prefault_from(offset);
-        return Ok(Recovered {
-            report,
-            next_seq,
-            tail: Some((seg, offset)),
-        });
+        return Ok(Recovered { report, next_seq, tail: Some((seg, offset)) });
     }
     unreachable!("the loop returns at the last segment")
 }

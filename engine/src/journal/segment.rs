@@ -92,9 +92,7 @@ impl Listing {
             match seq {
                 Some(seq) => {
                     if listing.segments.len() == JOURNAL_SEGMENTS_MAX {
-                        return Err(JournalError::TooManySegments {
-                            dir: dir.to_path_buf(),
-                        });
+                        return Err(JournalError::TooManySegments { dir: dir.to_path_buf() });
                     }
                     listing.segments.push((seq, path));
                 }
@@ -169,10 +167,7 @@ impl SegmentHeader {
         if !size_ok {
             return Err("segment size out of bounds");
         }
-        Ok(SegmentHeader {
-            first_seq,
-            segment_size: size as usize,
-        })
+        Ok(SegmentHeader { first_seq, segment_size: size as usize })
     }
 }
 
@@ -204,24 +199,14 @@ impl SegmentMap {
     /// Maps an existing segment read-write (the writer's last segment). A file shorter than
     /// its header says (truncated) is extended back with zeros first; the returned flag says
     /// so, with the length it had.
-    pub(crate) fn open_write(
-        path: &Path,
-        name_seq: u64,
-    ) -> Result<(SegmentMap, Option<u64>), JournalError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| JournalError::io(path, e))?;
+    pub(crate) fn open_write(path: &Path, name_seq: u64) -> Result<(SegmentMap, Option<u64>), JournalError> {
+        let file =
+            OpenOptions::new().read(true).write(true).open(path).map_err(|e| JournalError::io(path, e))?;
         let header = read_header_from_file(&file, path, name_seq)?;
-        let file_len = file
-            .metadata()
-            .map_err(|e| JournalError::io(path, e))?
-            .len();
+        let file_len = file.metadata().map_err(|e| JournalError::io(path, e))?.len();
         let mut extended = None;
         if file_len < header.segment_size as u64 {
-            file.set_len(header.segment_size as u64)
-                .map_err(|e| JournalError::io(path, e))?;
+            file.set_len(header.segment_size as u64).map_err(|e| JournalError::io(path, e))?;
             extended = Some(file_len);
         }
         Ok((Self::map_existing(file, path, header, true)?, extended))
@@ -233,10 +218,7 @@ impl SegmentMap {
         header: SegmentHeader,
         writable: bool,
     ) -> Result<SegmentMap, JournalError> {
-        let file_len = file
-            .metadata()
-            .map_err(|e| JournalError::io(path, e))?
-            .len();
+        let file_len = file.metadata().map_err(|e| JournalError::io(path, e))?.len();
         if file_len > header.segment_size as u64 {
             return Err(JournalError::BadHeader {
                 path: path.to_path_buf(),
@@ -247,12 +229,8 @@ impl SegmentMap {
         let len = (file_len as usize) & !(RECORD_ALIGN - 1);
         let mut options = MmapOptions::new();
         options.len(len);
-        let map = if writable {
-            options.map_raw(&file)
-        } else {
-            options.map_raw_read_only(&file)
-        }
-        .map_err(|e| JournalError::io(path, e))?;
+        let map = if writable { options.map_raw(&file) } else { options.map_raw_read_only(&file) }
+            .map_err(|e| JournalError::io(path, e))?;
         Ok(SegmentMap {
             map,
             len,
@@ -344,9 +322,7 @@ impl SegmentMap {
     pub(crate) unsafe fn bytes_mut(&self, range: std::ops::Range<usize>) -> &mut [u8] {
         debug_assert!(self.writable && range.start <= range.end && range.end <= self.len);
         // SAFETY: in bounds of the live, writable mapping; exclusive by the caller's contract.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(range.start), range.len())
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(range.start), range.len()) }
     }
 
     /// Flushes `range` of the file to stable storage (msync `MS_SYNC`).
@@ -354,9 +330,7 @@ impl SegmentMap {
         if range.is_empty() {
             return Ok(());
         }
-        self.map
-            .flush_range(range.start, range.len())
-            .map_err(|e| JournalError::io(&self.path, e))
+        self.map.flush_range(range.start, range.len()).map_err(|e| JournalError::io(&self.path, e))
     }
 
     /// Touches every page from `from` on with a write, so that appends never take a page fault
@@ -381,16 +355,9 @@ impl SegmentMap {
     }
 }
 
-fn read_header_from_file(
-    file: &File,
-    path: &Path,
-    name_seq: u64,
-) -> Result<SegmentHeader, JournalError> {
+fn read_header_from_file(file: &File, path: &Path, name_seq: u64) -> Result<SegmentHeader, JournalError> {
     use std::io::Read;
-    let bad = |reason| JournalError::BadHeader {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bad = |reason| JournalError::BadHeader { path: path.to_path_buf(), reason };
     let mut h = [0u8; SEGMENT_HEADER_LEN];
     let mut reader = file;
     match reader.read_exact(&mut h) {
@@ -427,17 +394,9 @@ impl Spare {
             .truncate(true)
             .open(&tmp_path)
             .map_err(|e| JournalError::io(&tmp_path, e))?;
-        file.set_len(size as u64)
-            .map_err(|e| JournalError::io(&tmp_path, e))?;
-        let map = MmapOptions::new()
-            .len(size)
-            .map_raw(&file)
-            .map_err(|e| JournalError::io(&tmp_path, e))?;
-        let spare = Spare {
-            map,
-            size,
-            tmp_path,
-        };
+        file.set_len(size as u64).map_err(|e| JournalError::io(&tmp_path, e))?;
+        let map = MmapOptions::new().len(size).map_raw(&file).map_err(|e| JournalError::io(&tmp_path, e))?;
+        let spare = Spare { map, size, tmp_path };
         spare.prefault();
         Ok(spare)
     }
@@ -456,16 +415,11 @@ impl Spare {
     /// Writes the header for `first_seq` and renames the spare to its segment name. From the
     /// rename on, readers may open it; its header is complete by then.
     pub(crate) fn install(self, dir: &Path, first_seq: u64) -> Result<SegmentMap, JournalError> {
-        let header = SegmentHeader {
-            first_seq,
-            segment_size: self.size,
-        };
+        let header = SegmentHeader { first_seq, segment_size: self.size };
         let bytes = header.encode();
         // SAFETY: the header range is inside the mapping (size ≥ SEGMENT_SIZE_MIN > 64) and
         // the file still has its temporary name, so no one else maps it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_mut_ptr(), bytes.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_mut_ptr(), bytes.len()) };
         let path = dir.join(segment_file_name(first_seq));
         fs::rename(&self.tmp_path, &path).map_err(|e| JournalError::io(&path, e))?;
         Ok(SegmentMap {
@@ -488,10 +442,7 @@ mod tests {
     #[test]
     fn names_roundtrip_and_only_exact_names_parse() {
         assert_eq!(segment_file_name(1), "00000000000000000001.journal");
-        assert_eq!(
-            parse_segment_file_name(&segment_file_name(u64::MAX)),
-            Some(u64::MAX)
-        );
+        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
         for bad in [
             "1.journal",
             "0000000000000000001x.journal",
@@ -506,10 +457,7 @@ mod tests {
 
     #[test]
     fn header_roundtrips_and_rejects_damage() {
-        let h = SegmentHeader {
-            first_seq: 77,
-            segment_size: SEGMENT_SIZE_MIN,
-        };
+        let h = SegmentHeader { first_seq: 77, segment_size: SEGMENT_SIZE_MIN };
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
         for i in 0..SEGMENT_HEADER_LEN {

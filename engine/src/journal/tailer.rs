@@ -27,11 +27,7 @@ impl Tailer {
     /// A tailer of the journal in `dir` that yields records from `from_seq` on. The directory
     /// may be empty still (the writer has not started): polling waits for it.
     pub fn open(dir: impl AsRef<Path>, from_seq: u64) -> Result<Tailer, JournalError> {
-        let mut tailer = Tailer {
-            dir: dir.as_ref().to_path_buf(),
-            from_seq,
-            cursor: None,
-        };
+        let mut tailer = Tailer { dir: dir.as_ref().to_path_buf(), from_seq, cursor: None };
         tailer.find_start()?;
         Ok(tailer)
     }
@@ -43,10 +39,9 @@ impl Tailer {
                 self.cursor = Some(Cursor::open(&self.dir, path, *first)?);
                 Ok(())
             }
-            (None, Some((first, _))) => Err(JournalError::SeqBeforeStart {
-                seq: self.from_seq,
-                first: *first,
-            }),
+            (None, Some((first, _))) => {
+                Err(JournalError::SeqBeforeStart { seq: self.from_seq, first: *first })
+            }
             (None, None) => Ok(()),
         }
     }
@@ -71,8 +66,6 @@ impl Tailer {
 
     /// Seq of the next record the tailer will return (once it exists).
     pub fn next_seq(&self) -> u64 {
-        self.cursor
-            .as_ref()
-            .map_or(self.from_seq, |c| c.next_seq().max(self.from_seq))
+        self.cursor.as_ref().map_or(self.from_seq, |c| c.next_seq().max(self.from_seq))
     }
 }

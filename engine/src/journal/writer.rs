@@ -59,8 +59,7 @@ impl JournalWriter {
         let (active, cursor) = match recovered.tail {
             Some((seg, cursor)) => (seg, cursor),
             None => {
-                let seg =
-                    Spare::create(&dir, config.segment_size_bytes)?.install(&dir, next_seq)?;
+                let seg = Spare::create(&dir, config.segment_size_bytes)?.install(&dir, next_seq)?;
                 report.created_segment = Some(seg.path().to_path_buf());
                 (seg, SEGMENT_HEADER_LEN)
             }
@@ -70,9 +69,7 @@ impl JournalWriter {
         let last_seq = next_seq - 1;
         let shared = Arc::new(Shared::new(dir.clone(), Arc::clone(&active), last_seq));
         let periodic = match config.sync {
-            SyncPolicy::Periodic { interval } => {
-                Some(PeriodicSyncer::start(Arc::clone(&shared), interval)?)
-            }
+            SyncPolicy::Periodic { interval } => Some(PeriodicSyncer::start(Arc::clone(&shared), interval)?),
             SyncPolicy::PageCache | SyncPolicy::GroupCommit => None,
         };
         let mut writer = JournalWriter {
@@ -101,12 +98,7 @@ impl JournalWriter {
     /// [`RECORD_PAYLOAD_LEN_MAX`] bytes. Once this returns, readers of the directory can see
     /// the record; it is durable per the sync policy ([`JournalWriter::durable_seq`]).
     #[inline]
-    pub fn append(
-        &mut self,
-        kind: RecordKind,
-        seq: u64,
-        payload: &[u8],
-    ) -> Result<(), JournalError> {
+    pub fn append(&mut self, kind: RecordKind, seq: u64, payload: &[u8]) -> Result<(), JournalError> {
         self.append_with(kind, seq, payload.len(), |buf| {
             buf.copy_from_slice(payload);
             payload.len()
@@ -127,15 +119,10 @@ impl JournalWriter {
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<(), JournalError> {
         if seq != self.next_seq || seq > SEQ_MAX {
-            return Err(JournalError::SeqOutOfOrder {
-                expected: self.next_seq,
-                found: seq,
-            });
+            return Err(JournalError::SeqOutOfOrder { expected: self.next_seq, found: seq });
         }
         if payload_len_max > RECORD_PAYLOAD_LEN_MAX {
-            return Err(JournalError::RecordTooLarge {
-                len: payload_len_max,
-            });
+            return Err(JournalError::RecordTooLarge { len: payload_len_max });
         }
         let stride_max = aligned(RECORD_HEADER_LEN + payload_len_max);
         if self.sealed || self.cursor + stride_max + RECORD_HEADER_LEN > self.active.len() {
@@ -148,10 +135,7 @@ impl JournalWriter {
             // Writable mapping owned by this writer; the range lies past every published
             // record (it starts after this record's header), and readers only look at bytes of
             // published records or at length words, none of which are in it.
-            let buf = unsafe {
-                self.active
-                    .bytes_mut(payload_at..payload_at + payload_len_max)
-            };
+            let buf = unsafe { self.active.bytes_mut(payload_at..payload_at + payload_len_max) };
             let mut guard = ZeroOnUnwind(Some(buf));
             let used = fill(guard.buf());
             let buf = guard.disarm();
@@ -189,13 +173,9 @@ impl JournalWriter {
         // poll it, and it is only ever stored atomically below.
         unsafe { self.active.bytes_mut(at + 4..at + RECORD_HEADER_LEN) }.copy_from_slice(&tail);
         // Publication: everything above happens-before a reader's Acquire load that sees it.
-        self.active
-            .len_word(at)
-            .store(len as u32, Ordering::Release);
+        self.active.len_word(at).store(len as u32, Ordering::Release);
         self.cursor = at + aligned(len);
-        self.active
-            .written_end
-            .store(self.cursor, Ordering::Release);
+        self.active.written_end.store(self.cursor, Ordering::Release);
     }
 
     /// Seals the current segment with an end marker and continues in a new one.
@@ -208,9 +188,7 @@ impl JournalWriter {
         }
         let spare = match self.spare.take() {
             Some(helper) => helper.join().unwrap_or_else(|_| {
-                Err(JournalError::BackgroundSync(
-                    "spare segment helper panicked".into(),
-                ))
+                Err(JournalError::BackgroundSync("spare segment helper panicked".into()))
             })?,
             None => Spare::create(&self.dir, self.config.segment_size_bytes)?,
         };
@@ -350,18 +328,11 @@ mod tests {
     use crate::journal::{JournalReader, SEGMENT_SIZE_MIN};
 
     fn config(sync: SyncPolicy) -> JournalConfig {
-        JournalConfig {
-            segment_size_bytes: SEGMENT_SIZE_MIN,
-            sync,
-            first_seq: 1,
-        }
+        JournalConfig { segment_size_bytes: SEGMENT_SIZE_MIN, sync, first_seq: 1 }
     }
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "engine-journal-writer-{name}-{}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("engine-journal-writer-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
@@ -373,27 +344,17 @@ mod tests {
         assert_eq!(report.last_seq, None);
         assert!(report.created_segment.is_some());
         for seq in 1..=10 {
-            w.append(RecordKind::Command, seq, &seq.to_le_bytes())
-                .unwrap();
+            w.append(RecordKind::Command, seq, &seq.to_le_bytes()).unwrap();
         }
         assert_eq!((w.written_seq(), w.durable_seq()), (10, 10));
         assert!(matches!(
             w.append(RecordKind::Command, 12, b""),
-            Err(JournalError::SeqOutOfOrder {
-                expected: 11,
-                found: 12
-            })
+            Err(JournalError::SeqOutOfOrder { expected: 11, found: 12 })
         ));
         drop(w);
         let (w, report) = JournalWriter::open(&dir, config(SyncPolicy::PageCache)).unwrap();
-        assert_eq!(
-            (report.records, report.last_seq, report.torn_tail.clone()),
-            (10, Some(10), None)
-        );
-        assert!(
-            report.removed_spare,
-            "the unused spare of the first writer is cleaned up"
-        );
+        assert_eq!((report.records, report.last_seq, report.torn_tail.clone()), (10, Some(10), None));
+        assert!(report.removed_spare, "the unused spare of the first writer is cleaned up");
         assert_eq!(w.next_seq(), 11);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -418,18 +379,14 @@ mod tests {
     fn periodic_sync_thread_catches_up() {
         let dir = temp_dir("periodic");
         let interval = std::time::Duration::from_millis(1);
-        let (mut w, _) =
-            JournalWriter::open(&dir, config(SyncPolicy::Periodic { interval })).unwrap();
+        let (mut w, _) = JournalWriter::open(&dir, config(SyncPolicy::Periodic { interval })).unwrap();
         for seq in 1..=300 {
             w.append(RecordKind::Event, seq, &[1u8; 64]).unwrap();
         }
         // A bounded wait, generous: correctness does not depend on how long it takes.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while w.durable_seq() < 300 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "sync thread never caught up"
-            );
+            assert!(std::time::Instant::now() < deadline, "sync thread never caught up");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert!(w.background_error().is_none());
@@ -442,10 +399,7 @@ mod tests {
         let dir = temp_dir("oversized");
         let (mut w, _) = JournalWriter::open(&dir, config(SyncPolicy::PageCache)).unwrap();
         let big = vec![1u8; RECORD_PAYLOAD_LEN_MAX + 1];
-        assert!(matches!(
-            w.append(RecordKind::Event, 1, &big),
-            Err(JournalError::RecordTooLarge { .. })
-        ));
+        assert!(matches!(w.append(RecordKind::Event, 1, &big), Err(JournalError::RecordTooLarge { .. })));
         let r = w.append_with(RecordKind::Event, 1, 8, |buf| {
             buf.fill(0xAA);
             9

@@ -9,9 +9,9 @@
 //! the text, rule by rule (each rule is quoted where it is implemented).
 
 use engine::{
-    AccountId, BookSnapshot, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Event,
-    EventKind, LevelSnapshot, NewOrder, OrdType, OrderId, OrderSnapshot, Price, Qty, RejectReason,
-    ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif, SYMBOL_UNKNOWN,
+    AccountId, BookSnapshot, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Event, EventKind,
+    LevelSnapshot, NewOrder, OrdType, OrderId, OrderSnapshot, Price, Qty, RejectReason, ReplaceOrder, Side,
+    StpMode, SymbolId, SymbolSpec, Tif, SYMBOL_UNKNOWN,
 };
 
 /// One live order: resting in a book or waiting as a stop.
@@ -147,11 +147,8 @@ impl Model {
     }
 
     fn side_snapshot(&self, symbol: SymbolId, side: Side) -> Vec<LevelSnapshot> {
-        let mut orders: Vec<&Order> = self
-            .resting
-            .iter()
-            .filter(|o| o.symbol == symbol && o.side == side)
-            .collect();
+        let mut orders: Vec<&Order> =
+            self.resting.iter().filter(|o| o.symbol == symbol && o.side == side).collect();
         // Best price first (bids high to low, asks low to high), then queue order.
         orders.sort_by_key(|o| (if side == Side::Buy { -o.price } else { o.price }, o.queue));
         let mut levels: Vec<LevelSnapshot> = Vec::new();
@@ -165,10 +162,7 @@ impl Model {
             };
             match levels.last_mut() {
                 Some(level) if level.price == Price(o.price) => level.orders.push(snap),
-                _ => levels.push(LevelSnapshot {
-                    price: Price(o.price),
-                    orders: vec![snap],
-                }),
+                _ => levels.push(LevelSnapshot { price: Price(o.price), orders: vec![snap] }),
             }
         }
         levels
@@ -177,23 +171,13 @@ impl Model {
     // ---- events -------------------------------------------------------------------------
 
     fn emit(&mut self, kind: EventKind) {
-        let event = Event {
-            seq: self.next_event_seq,
-            command_seq: self.cmd_seq,
-            ts: self.cmd_ts,
-            kind,
-        };
+        let event = Event { seq: self.next_event_seq, command_seq: self.cmd_seq, ts: self.cmd_ts, kind };
         self.next_event_seq += 1;
         self.events.push(event);
     }
 
     fn reject(&mut self, account: AccountId, id: ClOrdId, symbol: SymbolId, reason: RejectReason) {
-        self.emit(EventKind::Rejected {
-            account,
-            id,
-            symbol,
-            reason,
-        });
+        self.emit(EventKind::Rejected { account, id, symbol, reason });
     }
 
     fn emit_canceled(&mut self, o: &Order, reason: CancelReason) {
@@ -218,19 +202,12 @@ impl Model {
     }
 
     fn id_is_live(&self, account: AccountId, id: ClOrdId) -> bool {
-        self.resting
-            .iter()
-            .chain(self.stops.iter())
-            .any(|o| o.account == account && o.id == id)
+        self.resting.iter().chain(self.stops.iter()).any(|o| o.account == account && o.id == id)
     }
 
     /// Best price on one side of a symbol's book.
     fn best_price(&self, symbol: SymbolId, side: Side) -> Option<i64> {
-        let prices = self
-            .resting
-            .iter()
-            .filter(|o| o.symbol == symbol && o.side == side)
-            .map(|o| o.price);
+        let prices = self.resting.iter().filter(|o| o.symbol == symbol && o.side == side).map(|o| o.price);
         match side {
             Side::Buy => prices.max(),
             Side::Sell => prices.min(),
@@ -246,18 +223,12 @@ impl Model {
     }
 
     fn level_exists(&self, symbol: SymbolId, side: Side, price: i64) -> bool {
-        self.resting
-            .iter()
-            .any(|o| o.symbol == symbol && o.side == side && o.price == price)
+        self.resting.iter().any(|o| o.symbol == symbol && o.side == side && o.price == price)
     }
 
     fn level_count(&self, symbol: SymbolId, side: Side) -> usize {
-        let mut prices: Vec<i64> = self
-            .resting
-            .iter()
-            .filter(|o| o.symbol == symbol && o.side == side)
-            .map(|o| o.price)
-            .collect();
+        let mut prices: Vec<i64> =
+            self.resting.iter().filter(|o| o.symbol == symbol && o.side == side).map(|o| o.price).collect();
         prices.sort_unstable();
         prices.dedup();
         prices.len()
@@ -265,8 +236,7 @@ impl Model {
 
     /// "a price with no level yet and that side's ladder is full".
     fn ladder_full_for(&self, symbol: SymbolId, side: Side, price: i64) -> bool {
-        !self.level_exists(symbol, side, price)
-            && self.level_count(symbol, side) >= self.levels_per_side_max
+        !self.level_exists(symbol, side, price) && self.level_count(symbol, side) >= self.levels_per_side_max
     }
 
     /// Index in `resting` of the order that trades next against an aggressor on `side`.
@@ -284,21 +254,9 @@ impl Model {
     /// The opposite side of a symbol in priority order.
     fn opposite_in_priority(&self, symbol: SymbolId, side: Side) -> Vec<&Order> {
         let maker_side = side.opposite();
-        let mut v: Vec<&Order> = self
-            .resting
-            .iter()
-            .filter(|o| o.symbol == symbol && o.side == maker_side)
-            .collect();
-        v.sort_by_key(|o| {
-            (
-                if maker_side == Side::Buy {
-                    -o.price
-                } else {
-                    o.price
-                },
-                o.queue,
-            )
-        });
+        let mut v: Vec<&Order> =
+            self.resting.iter().filter(|o| o.symbol == symbol && o.side == maker_side).collect();
+        v.sort_by_key(|o| (if maker_side == Side::Buy { -o.price } else { o.price }, o.queue));
         v
     }
 
@@ -313,13 +271,8 @@ impl Model {
     /// (expire_ts, order_id) order, each with one Expired { leaves_qty }".
     fn expire(&mut self, ts: u64) {
         let due = |o: &Order| o.expire_ts.is_some_and(|e| e <= ts);
-        let mut expired: Vec<Order> = self
-            .resting
-            .iter()
-            .chain(self.stops.iter())
-            .filter(|o| due(o))
-            .cloned()
-            .collect();
+        let mut expired: Vec<Order> =
+            self.resting.iter().chain(self.stops.iter()).filter(|o| due(o)).cloned().collect();
         self.resting.retain(|o| !due(o));
         self.stops.retain(|o| !due(o));
         expired.sort_by_key(|o| (o.expire_ts, o.order_id));
@@ -343,20 +296,10 @@ impl Model {
         }
         let spec = self.spec(n.symbol).expect("checked");
         let is_market = n.ord_type == OrdType::Market;
-        let price = if is_market {
-            0
-        } else {
-            spec.units_to_ticks(n.price).expect("checked").0
-        };
-        let stop = n
-            .stop_price
-            .map(|s| spec.units_to_ticks(s).expect("checked").0);
+        let price = if is_market { 0 } else { spec.units_to_ticks(n.price).expect("checked").0 };
+        let stop = n.stop_price.map(|s| spec.units_to_ticks(s).expect("checked").0);
         // "A market order's TIF is IOC unless FOK; a GTC/GTD market order is treated as IOC."
-        let tif = if is_market && matches!(n.tif, Tif::Gtc | Tif::Gtd) {
-            Tif::Ioc
-        } else {
-            n.tif
-        };
+        let tif = if is_market && matches!(n.tif, Tif::Gtc | Tif::Gtd) { Tif::Ioc } else { n.tif };
         let order_id = self.next_order_id;
         self.next_order_id += 1;
         let order = Order {
@@ -433,11 +376,7 @@ impl Model {
         let price = if is_market {
             None
         } else {
-            Some(
-                spec.units_to_ticks(n.price)
-                    .ok_or(RejectReason::BadPriceTick)?
-                    .0,
-            )
+            Some(spec.units_to_ticks(n.price).ok_or(RejectReason::BadPriceTick)?.0)
         };
         if let Some(s) = n.stop_price {
             spec.units_to_ticks(s).ok_or(RejectReason::BadPriceTick)?;
@@ -454,8 +393,7 @@ impl Model {
         if self.live_count() >= self.orders_max {
             return Err(RejectReason::BookFull);
         }
-        let could_rest =
-            !is_market && n.stop_price.is_none() && matches!(n.tif, Tif::Gtc | Tif::Gtd);
+        let could_rest = !is_market && n.stop_price.is_none() && matches!(n.tif, Tif::Gtc | Tif::Gtd);
         if could_rest && self.ladder_full_for(n.symbol, n.side, price.expect("limit")) {
             return Err(RejectReason::BookFull);
         }
@@ -466,11 +404,7 @@ impl Model {
 
     /// "Matching an incoming order (the taker / aggressor)". The order is not in any list.
     fn match_aggressor(&mut self, mut taker: Order) {
-        let limit = if taker.ord_type == OrdType::Market {
-            None
-        } else {
-            Some(taker.price)
-        };
+        let limit = if taker.ord_type == OrdType::Market { None } else { Some(taker.price) };
         if taker.tif == Tif::Fok && self.fok_available(&taker, limit) < taker.leaves() {
             self.emit_canceled(&taker, CancelReason::Fok);
             return;
@@ -575,12 +509,15 @@ impl Model {
             i += level.len();
             let stopping_own = match taker.stp {
                 StpMode::CancelOldest => None,
-                StpMode::CancelNewest | StpMode::CancelBoth => level.iter().position(|m| m.account == taker.account),
+                StpMode::CancelNewest | StpMode::CancelBoth => {
+                    level.iter().position(|m| m.account == taker.account)
+                }
             };
             match stopping_own {
                 Some(k) => return available + level[..k].iter().map(|m| m.visible).sum::<Qty>(),
                 None => {
-                    available += level.iter().filter(|m| m.account != taker.account).map(|m| m.leaves()).sum::<Qty>()
+                    available +=
+                        level.iter().filter(|m| m.account != taker.account).map(|m| m.leaves()).sum::<Qty>()
                 }
             }
         }
@@ -603,8 +540,7 @@ impl Model {
                         (_, None) => unreachable!("a waiting stop has a stop price"),
                     }
             };
-            let mut triggered: Vec<Order> =
-                self.stops.iter().filter(|o| holds(o)).cloned().collect();
+            let mut triggered: Vec<Order> = self.stops.iter().filter(|o| holds(o)).cloned().collect();
             if triggered.is_empty() {
                 return;
             }
@@ -731,10 +667,7 @@ impl Model {
         }
         let mut price = order.price;
         if let (OrdType::Limit, Some(units)) = (order.ord_type, r.price) {
-            price = spec
-                .units_to_ticks(units)
-                .ok_or(RejectReason::BadPriceTick)?
-                .0;
+            price = spec.units_to_ticks(units).ok_or(RejectReason::BadPriceTick)?.0;
         }
         if r.id != r.orig_id && self.id_is_live(r.account, r.id) {
             return Err(RejectReason::DuplicateId);
@@ -753,9 +686,7 @@ impl Model {
                     && o.price == order.price
                     && o.order_id != order.order_id
             });
-            if self.level_count(r.symbol, order.side) - usize::from(alone)
-                >= self.levels_per_side_max
-            {
+            if self.level_count(r.symbol, order.side) - usize::from(alone) >= self.levels_per_side_max {
                 return Err(RejectReason::BookFull);
             }
         }
@@ -767,15 +698,9 @@ impl Model {
     /// "Every live order of the account (resting and stops) on the symbol, or on all symbols,
     /// is Canceled { reason: mass_cancel }, by symbol id then order id."
     fn cancel_all(&mut self, account: AccountId, symbol: SymbolId) {
-        let hit =
-            |o: &Order| o.account == account && (symbol == SYMBOL_UNKNOWN || o.symbol == symbol);
-        let mut gone: Vec<Order> = self
-            .resting
-            .iter()
-            .chain(self.stops.iter())
-            .filter(|o| hit(o))
-            .cloned()
-            .collect();
+        let hit = |o: &Order| o.account == account && (symbol == SYMBOL_UNKNOWN || o.symbol == symbol);
+        let mut gone: Vec<Order> =
+            self.resting.iter().chain(self.stops.iter()).filter(|o| hit(o)).cloned().collect();
         self.resting.retain(|o| !hit(o));
         self.stops.retain(|o| !hit(o));
         gone.sort_by_key(|o| (o.symbol, o.order_id));
