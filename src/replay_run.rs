@@ -10,7 +10,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use engine::journal::JournalReader;
-use engine::{Command, Engine, EngineConfig, Event, EventSink};
+use engine::{Command, DurableError, Engine, EngineConfig, Event, EventSink, EventVerifier};
 
 use crate::event_file::{write_books, write_event};
 use crate::journal_meta::{read_accounts, read_meta};
@@ -63,24 +63,15 @@ pub enum ReplayError {
         /// Decoder message.
         message: String,
     },
-    /// The replayed events differ from the journaled ones.
-    #[error(
-        "replay diverged from the event journal at event {seq}: journaled {journaled}, replayed {replayed}"
-    )]
-    Diverged {
-        /// Event seq.
-        seq: u64,
-        /// Journaled event.
-        journaled: String,
-        /// Replayed event.
-        replayed: String,
-    },
+    /// The replayed events differ from the event journal, or it is unreadable.
+    #[error("{0}")]
+    Verify(#[from] DurableError),
 }
 
 struct ReplaySink<'a, W: Write> {
     out: Option<W>,
     names: &'a Names,
-    events_journal: Option<JournalReader>,
+    verifier: EventVerifier,
     summary: ReplaySummary,
     error: Option<ReplayError>,
 }
@@ -91,29 +82,10 @@ impl<W: Write> EventSink for ReplaySink<'_, W> {
             return;
         }
         self.summary.events += 1;
-        if let Some(reader) = &mut self.events_journal {
-            match reader.next_record() {
-                Ok(Some(record)) => match Event::decode(record.payload) {
-                    Ok(journaled) if journaled == *event => self.summary.events_verified += 1,
-                    Ok(journaled) => {
-                        self.error = Some(ReplayError::Diverged {
-                            seq: event.seq,
-                            journaled: format!("{journaled:?}"),
-                            replayed: format!("{event:?}"),
-                        })
-                    }
-                    Err(e) => {
-                        self.error = Some(ReplayError::Decode {
-                            journal: "events",
-                            seq: record.seq,
-                            message: e.to_string(),
-                        })
-                    }
-                },
-                // The event journal may end early (a crash between a command and its events).
-                Ok(None) => self.events_journal = None,
-                Err(e) => self.error = Some(e.into()),
-            }
+        // The event journal may end early (a crash between a command and its events).
+        if let Err(e) = self.verifier.check(event) {
+            self.error = Some(e.into());
+            return;
         }
         if let Some(out) = &mut self.out {
             if let Err(e) = write_event(out, event, self.names) {
@@ -137,13 +109,10 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         )),
         (None, false) => Some(Box::new(io::stdout().lock())),
     };
-    let events_dir = opts.journal.join("events");
-    let events_journal =
-        if events_dir.exists() { Some(JournalReader::open_from_start(&events_dir)?) } else { None };
     let mut sink = ReplaySink {
         out: out.map(BufWriter::new),
         names: &names,
-        events_journal,
+        verifier: EventVerifier::open(&opts.journal.join("events"), 1)?,
         summary: ReplaySummary::default(),
         error: None,
     };
@@ -166,7 +135,7 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     if let Some(out) = &mut sink.out {
         out.flush()?;
     }
-    let summary = sink.summary.clone();
+    let summary = ReplaySummary { events_verified: sink.verifier.verified(), ..sink.summary.clone() };
     if let Some(book) = &opts.book {
         let mut w = BufWriter::new(
             File::create(book).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", book.display())))?,

@@ -194,20 +194,14 @@ impl DurableEngine {
         // Replay the command tail, pairing each event with the journaled one.
         let first_event = engine.next_event_seq();
         let events_next = events_report.next_seq();
-        let mut event_reader = if first_event < events_next {
-            Some(JournalReader::open(dir.join("events"), first_event)?)
+        let verifier = if first_event < events_next {
+            EventVerifier::open(&dir.join("events"), first_event)?
         } else {
-            None
+            EventVerifier::none()
         };
         let mut commands_replayed = 0;
-        let mut check = ReplayCheck {
-            reader: event_reader.as_mut(),
-            writer: &mut events,
-            events_next,
-            verified: 0,
-            regenerated: 0,
-            error: None,
-        };
+        let mut check =
+            ReplayCheck { verifier, writer: &mut events, events_next, regenerated: 0, error: None };
         let from = snapshot_seq.map_or(1, |s| s + 1);
         if from <= last_command {
             let mut reader = JournalReader::open(dir.join("commands"), from)?;
@@ -224,7 +218,7 @@ impl DurableEngine {
                 commands_replayed += 1;
             }
         }
-        let (verified, regenerated) = (check.verified, check.regenerated);
+        let (verified, regenerated) = (check.verifier.verified(), check.regenerated);
         if engine.next_event_seq() < events_next {
             return Err(DurableError::EventsAhead {
                 events_last: events_next - 1,
@@ -379,10 +373,9 @@ impl<S: EventSink> EventSink for JournalTee<'_, S> {
 
 /// During recovery: events already journaled are compared; the rest are appended.
 struct ReplayCheck<'a> {
-    reader: Option<&'a mut JournalReader>,
+    verifier: EventVerifier,
     writer: &'a mut JournalWriter,
     events_next: u64,
-    verified: u64,
     regenerated: u64,
     error: Option<DurableError>,
 }
@@ -392,39 +385,75 @@ impl EventSink for ReplayCheck<'_> {
         if self.error.is_some() {
             return;
         }
-        if event.seq < self.events_next {
-            let reader = self.reader.as_mut().expect("a reader exists while journaled events remain");
-            let journaled = match reader.next_record() {
-                Ok(Some(record)) => Event::decode(record.payload).map_err(|source| DurableError::Codec {
-                    journal: "events",
-                    seq: record.seq,
-                    source,
+        let result = if event.seq < self.events_next {
+            match self.verifier.check(event) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(DurableError::EventsAhead {
+                    events_last: self.events_next - 1,
+                    replayed_last: event.seq,
                 }),
-                Ok(None) => {
-                    Err(DurableError::EventsAhead { events_last: event.seq - 1, replayed_last: event.seq })
-                }
-                Err(e) => Err(e.into()),
-            };
-            match journaled {
-                Ok(j) if j == *event => self.verified += 1,
-                Ok(j) => {
-                    self.error = Some(DurableError::Diverged {
-                        seq: event.seq,
-                        journaled: Box::new(j),
-                        replayed: Box::new(*event),
-                    })
-                }
-                Err(e) => self.error = Some(e),
+                Err(e) => Err(e),
             }
         } else {
-            match self
-                .writer
+            self.writer
                 .append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
-            {
-                Ok(()) => self.regenerated += 1,
-                Err(e) => self.error = Some(e.into()),
-            }
+                .map(|()| self.regenerated += 1)
+                .map_err(DurableError::from)
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
         }
+    }
+}
+
+/// Compares replayed events, in order, with the records of an event journal: the pair check
+/// of "journal write / journal replay". Used by recovery and by the `replay` tool.
+pub struct EventVerifier {
+    reader: Option<JournalReader>,
+    verified: u64,
+}
+
+impl EventVerifier {
+    /// A verifier reading the event journal in `dir` from event `from_seq`; one with nothing to
+    /// compare when the directory holds no journal.
+    pub fn open(dir: &Path, from_seq: u64) -> Result<EventVerifier, DurableError> {
+        let reader = if dir.exists() { Some(JournalReader::open(dir, from_seq)?) } else { None };
+        Ok(EventVerifier { reader, verified: 0 })
+    }
+
+    /// A verifier with nothing to compare.
+    pub fn none() -> EventVerifier {
+        EventVerifier { reader: None, verified: 0 }
+    }
+
+    /// Compares `event` with the next journaled event: `Ok(true)` when equal, `Ok(false)` when
+    /// the journal has no more events (it may end early after a crash), an error when they
+    /// differ or the record is unreadable.
+    pub fn check(&mut self, event: &Event) -> Result<bool, DurableError> {
+        let Some(reader) = &mut self.reader else { return Ok(false) };
+        let Some(record) = reader.next_record()? else {
+            self.reader = None;
+            return Ok(false);
+        };
+        let journaled = Event::decode(record.payload).map_err(|source| DurableError::Codec {
+            journal: "events",
+            seq: record.seq,
+            source,
+        })?;
+        if journaled != *event {
+            return Err(DurableError::Diverged {
+                seq: event.seq,
+                journaled: Box::new(journaled),
+                replayed: Box::new(*event),
+            });
+        }
+        self.verified += 1;
+        Ok(true)
+    }
+
+    /// Events compared equal so far.
+    pub fn verified(&self) -> u64 {
+        self.verified
     }
 }
 

@@ -30,7 +30,7 @@ pub mod journal;
 
 pub use codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 pub use command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
-pub use durable::{DurableConfig, DurableEngine, DurableError, DurableRecovery};
+pub use durable::{DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier};
 pub use engine::{BookSnapshot, Engine, EngineConfig, LevelSnapshot, OrderSnapshot};
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
 pub use ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};
