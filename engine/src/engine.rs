@@ -484,10 +484,10 @@ impl Engine {
             let o = self.orders.get_mut(slot);
             o.price = price;
             o.leaves = leaves;
-            o.visible = if o.display > 0 { o.visible.min(leaves) } else { leaves };
-            if o.state == OrderState::Stop {
-                o.visible = if o.display > 0 { o.display.min(leaves) } else { leaves };
-            }
+            // A resting iceberg keeps its current slice, capped; a stop shows nothing yet, so it
+            // gets the full slice it will show when it rests.
+            let slice = if o.state == OrderState::Stop { o.display } else { o.visible };
+            o.visible = if o.display > 0 { slice.min(leaves) } else { leaves };
             return;
         }
         self.unlink_from_level(slot);

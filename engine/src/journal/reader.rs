@@ -102,6 +102,17 @@ impl Cursor {
         }
     }
 
+    /// Like [`Cursor::step`], but passes over records before `from_seq` (a reader or tailer
+    /// opened mid-segment). Bounded by the records between the segment start and `from_seq`.
+    pub(crate) fn step_from(&mut self, from_seq: u64) -> Result<Step, JournalError> {
+        loop {
+            match self.step()? {
+                Step::Record(frame) if frame.seq < from_seq => continue,
+                step => return Ok(step),
+            }
+        }
+    }
+
     /// The record `frame` (returned by [`Cursor::step`] for the current segment).
     pub(crate) fn record(&self, frame: &Framed) -> Record<'_> {
         Record {
@@ -170,31 +181,27 @@ impl JournalReader {
         let Some(cursor) = self.cursor.as_mut() else {
             return Ok(None);
         };
-        // Bounded by the records between the start of the first segment and `from_seq`.
-        loop {
-            match cursor.step()? {
-                Step::Record(frame) if frame.seq < self.from_seq => continue,
-                Step::Record(frame) => return Ok(Some(cursor.record(&frame))),
-                Step::Empty => {
-                    // The end of the data: fine in the last segment, a hole before another.
-                    return match self.listing.segment_after(cursor.segment().first_seq()) {
-                        None => Ok(None),
-                        Some(_) => Err(JournalError::Unterminated {
-                            segment: cursor.segment().path().to_path_buf(),
-                            offset: cursor.offset() as u64,
-                        }),
-                    };
+        match cursor.step_from(self.from_seq)? {
+            Step::Record(frame) => Ok(Some(cursor.record(&frame))),
+            Step::Empty => {
+                // The end of the data: fine in the last segment, a hole before another.
+                match self.listing.segment_after(cursor.segment().first_seq()) {
+                    None => Ok(None),
+                    Some(_) => Err(JournalError::Unterminated {
+                        segment: cursor.segment().path().to_path_buf(),
+                        offset: cursor.offset() as u64,
+                    }),
                 }
-                Step::NextMissing => {
-                    // Sealed, and no next file: the end of the journal (a roll the writer's
-                    // next open completes) unless a later segment exists.
-                    return match self.listing.segment_after(cursor.next_seq()) {
-                        None => Ok(None),
-                        Some((_, path)) => Err(JournalError::MissingSegment {
-                            expected: cursor.next_seq(),
-                            found: Some(path.clone()),
-                        }),
-                    };
+            }
+            Step::NextMissing => {
+                // Sealed, and no next file: the end of the journal (a roll the writer's
+                // next open completes) unless a later segment exists.
+                match self.listing.segment_after(cursor.next_seq()) {
+                    None => Ok(None),
+                    Some((_, path)) => Err(JournalError::MissingSegment {
+                        expected: cursor.next_seq(),
+                        found: Some(path.clone()),
+                    }),
                 }
             }
         }

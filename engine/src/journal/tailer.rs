@@ -54,13 +54,9 @@ impl Tailer {
         let Some(cursor) = self.cursor.as_mut() else {
             return Ok(None);
         };
-        // Bounded by the records between the start of the first segment and `from_seq`.
-        loop {
-            match cursor.step()? {
-                Step::Record(frame) if frame.seq < self.from_seq => continue,
-                Step::Record(frame) => return Ok(Some(cursor.record(&frame))),
-                Step::Empty | Step::NextMissing => return Ok(None),
-            }
+        match cursor.step_from(self.from_seq)? {
+            Step::Record(frame) => Ok(Some(cursor.record(&frame))),
+            Step::Empty | Step::NextMissing => Ok(None),
         }
     }
 
