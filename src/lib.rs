@@ -4,9 +4,12 @@
 //! sans-IO `engine` crate.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod backtest_run;
 pub mod command_file;
 pub mod event_file;
+pub mod fix_client;
 pub mod journal_meta;
 pub mod match_run;
 pub mod names;
 pub mod replay_run;
+pub mod serve;

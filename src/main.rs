@@ -18,6 +18,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the venue: engine thread, journal, router and FIX gateway (QUIC and TCP), on the
+    /// embedded defaults or a TOML configuration; prints its ports and paths.
+    Serve {
+        /// TOML configuration (symbols, accounts, ports, journal, pinning); every field is
+        /// optional and defaults to the embedded demo venue.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (journal, snapshots, certificate); overrides the configuration's.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Send one order over FIX/QUIC and print its execution reports.
+    Order(exchange::fix_client::OrderArgs),
+    /// Interactive FIX/QUIC client: new, cancel, replace, status.
+    Client(exchange::fix_client::ClientArgs),
     /// Run a command file (JSON Lines) through the engine in-process, no network.
     Match {
         /// Command file, one JSON command per line.
@@ -66,6 +81,13 @@ enum Cmd {
         #[arg(long, default_value_t = 1 << 20)]
         orders_max: usize,
     },
+    /// The latency harness: open loop, HDR histograms, a rate ramp, peers side by side
+    /// (results under --out, default bench-out/).
+    #[command(subcommand)]
+    Bench(exchange_bench::latency::BenchMode),
+    /// Run a built-in strategy against the flow recorded in a journal; write its report (JSON)
+    /// and equity curve (SVG).
+    Backtest(exchange::backtest_run::BacktestArgs),
 }
 
 /// When journal writes count as durable.
@@ -119,6 +141,24 @@ impl JournalOpts {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Serve { config, data } => serve(config, data),
+        Cmd::Order(args) => match exchange::fix_client::order(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("order: error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Client(args) => match exchange::fix_client::client(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("client: error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Bench(mode) => exchange_bench::latency::run(mode),
+        Cmd::Backtest(args) => exchange::backtest_run::main(&args),
         Cmd::Replay { journal, events, book, until_seq, quiet, orders_max } => {
             let started = std::time::Instant::now();
             match run_replay(&ReplayOptions { journal, events, book, until_seq, quiet, orders_max }) {
@@ -161,4 +201,61 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
+    use exchange::serve::{ServeConfig, Server};
+    let config = match config {
+        Some(path) => match ServeConfig::from_file(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("serve: error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => ServeConfig::default(),
+    };
+    let server = match Server::start(&config, data.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("serve: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let info = &server.info;
+    let r = &info.recovery;
+    println!("data: {}", info.data_dir.display());
+    println!(
+        "journal: recovered {} commands after snapshot {:?}; next command seq resumes there",
+        r.commands_replayed, r.snapshot_seq
+    );
+    println!("certificate: {}{}", info.cert.display(), if info.cert_created { " (self-signed, created now)" } else { "" });
+    println!("fix/quic: {}", info.quic_addr);
+    if let Some(tcp) = info.tcp_addr {
+        println!("fix/tcp: {tcp}");
+    }
+    if !info.plain_password_accounts.is_empty() {
+        eprintln!(
+            "warning: accounts {} have plain-text demo passwords (password = account name on the embedded defaults)",
+            info.plain_password_accounts.join(", ")
+        );
+    }
+    println!("ready; Ctrl-C to stop");
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("serve: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    });
+    eprintln!("serve: stopping");
+    server.stop();
+    ExitCode::SUCCESS
 }

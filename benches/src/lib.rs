@@ -1,6 +1,6 @@
 //! Benchmarks of the matching engine: a seeded command generator ([`gen`]), adapters that run
-//! the same stream through peer crates ([`peers`]), and the [`Venue`] interface the throughput
-//! harness times them through.
+//! the same stream through peer crates ([`peers`]), the [`Venue`] interface the throughput
+//! harness times them through, and the latency harness behind `exchange bench` ([`latency`]).
 //!
 //! Every venue is driven the same way: [`Venue::build`] makes fresh books and runs the setup
 //! phase (untimed), then [`Venue::run`] runs the measured stream, which the caller times. Commands
@@ -9,6 +9,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod gen;
+pub mod latency;
 pub mod peers;
 
 use engine::{CancelReason, Engine, EngineConfig, Event, EventKind, EventSink, RejectReason};
@@ -84,16 +85,26 @@ pub trait Venue {
     /// Runs the measured stream once. The caller times this call and nothing else.
     fn run(&self, book: &mut Self::Book) -> RunCounts;
 
+    /// Runs the measured stream once like [`Venue::run`], handing each command's work to
+    /// `timer` as one closure, so the latency harness can time commands one at a time.
+    fn run_each<T: CommandTimer>(&self, book: &mut Self::Book, timer: &mut T) -> RunCounts;
+
     /// Resting orders in the book, for the after-run check; `None` when the venue has no
     /// cheap way to count them.
     fn resting(&self, book: &Self::Book) -> Option<usize>;
+}
+
+/// Times the work of one command at a time (see [`Venue::run_each`]).
+pub trait CommandTimer {
+    /// Runs `work` (one command, outcome included) and records how long it took.
+    fn time<R>(&mut self, work: impl FnOnce() -> R) -> R;
 }
 
 /// Counts what the run must be checked against and drops every event.
 ///
 /// It inspects each event's kind, which is the least any consumer of the event stream does;
 /// peers are likewise asked for their outcome's status.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StatsSink {
     /// Events seen.
     pub events: u64,
@@ -183,6 +194,14 @@ impl Venue for EngineVenue<'_> {
         let mut sink = StatsSink::default();
         for cmd in &self.workload.stream {
             engine.process(cmd, &mut sink);
+        }
+        sink.into()
+    }
+
+    fn run_each<T: CommandTimer>(&self, engine: &mut Engine, timer: &mut T) -> RunCounts {
+        let mut sink = StatsSink::default();
+        for cmd in &self.workload.stream {
+            timer.time(|| engine.process(cmd, &mut sink));
         }
         sink.into()
     }

@@ -53,7 +53,7 @@ use matchcore as mc;
 use orderbook_rs as ob;
 
 use crate::gen::{Op, Workload};
-use crate::{RunCounts, Venue};
+use crate::{CommandTimer, RunCounts, Venue};
 
 /// matchcore: one `OrderBook` per symbol.
 pub struct MatchcoreVenue {
@@ -111,35 +111,57 @@ impl MatchcoreVenue {
     }
 
     fn execute(books: &mut [mc::OrderBook], cmds: &[(u32, mc::Command)]) -> RunCounts {
-        let (mut trades, mut traded_qty, mut ioc_rests) = (0u64, 0u64, 0u64);
-        let mut counts = RunCounts::default();
+        let mut tally = McTally::default();
         for (symbol, cmd) in cmds {
-            match books[*symbol as usize].execute(cmd) {
-                mc::CommandOutcome::Applied(
-                    mc::CommandReport::Submit(effects) | mc::CommandReport::Amend(effects),
-                ) => {
-                    let target = effects.target_order();
-                    if let Some(m) = target.match_result() {
-                        trades += m.trades().len() as u64;
-                        traded_qty += m.executed_quantity().0;
-                    }
-                    if let Some(mc::CancelReason::InsufficientLiquidity { .. }) = target.cancel_reason() {
-                        ioc_rests += 1;
-                    }
+            tally.apply(books[*symbol as usize].execute(cmd));
+        }
+        tally.finish()
+    }
+}
+
+/// What matchcore's outcomes added up to so far.
+#[derive(Default)]
+struct McTally {
+    trades: u64,
+    traded_qty: u64,
+    ioc_rests: u64,
+    counts: RunCounts,
+}
+
+impl McTally {
+    /// Counts one command's outcome (and drops it: freeing its `Vec`s is part of the API's cost).
+    #[inline(always)]
+    fn apply(&mut self, outcome: mc::CommandOutcome) {
+        match outcome {
+            mc::CommandOutcome::Applied(
+                mc::CommandReport::Submit(effects) | mc::CommandReport::Amend(effects),
+            ) => {
+                let target = effects.target_order();
+                if let Some(m) = target.match_result() {
+                    self.trades += m.trades().len() as u64;
+                    self.traded_qty += m.executed_quantity().0;
                 }
-                mc::CommandOutcome::Applied(mc::CommandReport::Cancel) => {}
-                mc::CommandOutcome::Rejected(failure) => {
-                    counts.rejects += 1;
-                    if failure == mc::CommandFailure::OrderNotFound {
-                        counts.unknown_order += 1;
-                    }
+                if let Some(mc::CancelReason::InsufficientLiquidity { .. }) = target.cancel_reason() {
+                    self.ioc_rests += 1;
+                }
+            }
+            mc::CommandOutcome::Applied(mc::CommandReport::Cancel) => {}
+            mc::CommandOutcome::Rejected(failure) => {
+                self.counts.rejects += 1;
+                if failure == mc::CommandFailure::OrderNotFound {
+                    self.counts.unknown_order += 1;
                 }
             }
         }
-        counts.trades = Some(trades);
-        counts.traded_qty = Some(traded_qty);
-        counts.ioc_rests = Some(ioc_rests);
-        counts
+    }
+
+    fn finish(self) -> RunCounts {
+        RunCounts {
+            trades: Some(self.trades),
+            traded_qty: Some(self.traded_qty),
+            ioc_rests: Some(self.ioc_rests),
+            ..self.counts
+        }
     }
 }
 
@@ -158,6 +180,14 @@ impl Venue for MatchcoreVenue {
 
     fn run(&self, books: &mut Self::Book) -> RunCounts {
         Self::execute(books, &self.stream)
+    }
+
+    fn run_each<T: CommandTimer>(&self, books: &mut Self::Book, timer: &mut T) -> RunCounts {
+        let mut tally = McTally::default();
+        for (symbol, cmd) in &self.stream {
+            timer.time(|| tally.apply(books[*symbol as usize].execute(cmd)));
+        }
+        tally.finish()
     }
 
     fn resting(&self, books: &Self::Book) -> Option<usize> {
@@ -250,45 +280,61 @@ impl OrderbookRsVenue {
     }
 
     fn execute(books: &[ob::OrderBook<()>], ops: &[ObOp]) -> RunCounts {
-        let mut ioc_rests = 0u64;
-        let mut counts = RunCounts::default();
+        let mut tally = ObTally::default();
         for op in ops {
-            match *op {
-                ObOp::Add { symbol, id, price, qty, side, tif, user } => {
-                    let book = &books[symbol as usize];
-                    match book.add_limit_order_with_user(id, price, qty, side, tif, user, None) {
-                        Ok(_) => {}
-                        Err(ob::OrderBookError::InsufficientLiquidity { .. })
-                            if tif == ob::TimeInForce::Ioc =>
-                        {
-                            ioc_rests += 1
-                        }
-                        Err(_) => counts.rejects += 1,
+            tally.execute(books, op);
+        }
+        tally.finish()
+    }
+}
+
+/// What orderbook-rs's results added up to so far.
+#[derive(Default)]
+struct ObTally {
+    ioc_rests: u64,
+    counts: RunCounts,
+}
+
+impl ObTally {
+    /// Runs one call and counts its result.
+    #[inline(always)]
+    fn execute(&mut self, books: &[ob::OrderBook<()>], op: &ObOp) {
+        let counts = &mut self.counts;
+        match *op {
+            ObOp::Add { symbol, id, price, qty, side, tif, user } => {
+                let book = &books[symbol as usize];
+                match book.add_limit_order_with_user(id, price, qty, side, tif, user, None) {
+                    Ok(_) => {}
+                    Err(ob::OrderBookError::InsufficientLiquidity { .. }) if tif == ob::TimeInForce::Ioc => {
+                        self.ioc_rests += 1
                     }
+                    Err(_) => counts.rejects += 1,
                 }
-                ObOp::Cancel { symbol, id } => match books[symbol as usize].cancel_order(id) {
+            }
+            ObOp::Cancel { symbol, id } => match books[symbol as usize].cancel_order(id) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    counts.rejects += 1;
+                    counts.unknown_order += 1;
+                }
+                Err(_) => counts.rejects += 1,
+            },
+            ObOp::Move { symbol, id, price } => {
+                let update = pricelevel::OrderUpdate::UpdatePrice { order_id: id, new_price: price };
+                match books[symbol as usize].update_order(update) {
                     Ok(Some(_)) => {}
                     Ok(None) => {
                         counts.rejects += 1;
                         counts.unknown_order += 1;
                     }
                     Err(_) => counts.rejects += 1,
-                },
-                ObOp::Move { symbol, id, price } => {
-                    let update = pricelevel::OrderUpdate::UpdatePrice { order_id: id, new_price: price };
-                    match books[symbol as usize].update_order(update) {
-                        Ok(Some(_)) => {}
-                        Ok(None) => {
-                            counts.rejects += 1;
-                            counts.unknown_order += 1;
-                        }
-                        Err(_) => counts.rejects += 1,
-                    }
                 }
             }
         }
-        counts.ioc_rests = Some(ioc_rests);
-        counts
+    }
+
+    fn finish(self) -> RunCounts {
+        RunCounts { ioc_rests: Some(self.ioc_rests), ..self.counts }
     }
 }
 
@@ -311,6 +357,14 @@ impl Venue for OrderbookRsVenue {
 
     fn run(&self, books: &mut Self::Book) -> RunCounts {
         Self::execute(books, &self.stream)
+    }
+
+    fn run_each<T: CommandTimer>(&self, books: &mut Self::Book, timer: &mut T) -> RunCounts {
+        let mut tally = ObTally::default();
+        for op in &self.stream {
+            timer.time(|| tally.execute(books, op));
+        }
+        tally.finish()
     }
 
     fn resting(&self, books: &Self::Book) -> Option<usize> {

@@ -1,0 +1,387 @@
+//! The application layer of a venue session, transport-agnostic: FIX D/F/G into router
+//! requests (with precise rejects for what is malformed), router answers into ExecutionReport,
+//! OrderCancelReject and BusinessMessageReject. QUIC and TCP sessions both drive this.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
+
+use crate::fix::{self, tag, Message};
+use crate::router::{ExecReport, Outbox, Request, SessionId, ToRouter, ToSession};
+use crate::session::{Poll, Session};
+use crate::venue::{parse_price_units, Venue};
+
+/// Session ids, unique for the process.
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Why an application message was refused before reaching the engine.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Session-level Reject (3): SessionRejectReason (373), the tag, the text.
+    Session(u32, Option<u32>, String),
+    /// ExecutionReport 150=8: OrdRejReason (103) and text.
+    Order(u32, String),
+    /// BusinessMessageReject (j): BusinessRejectReason (380) and text.
+    Business(u32, String),
+}
+
+fn missing(t: u32, name: &str) -> Refusal {
+    Refusal::Session(1, Some(t), format!("Required tag missing: {name} ({t})"))
+}
+
+fn bad_value(t: u32, name: &str, value: &[u8]) -> Refusal {
+    Refusal::Session(5, Some(t), format!("Value is incorrect (out of range) for {name} ({t}): {}", String::from_utf8_lossy(value)))
+}
+
+fn bad_format(t: u32, name: &str) -> Refusal {
+    Refusal::Session(6, Some(t), format!("Incorrect data format for {name} ({t})"))
+}
+
+/// One venue session's application side.
+#[derive(Debug)]
+pub struct AppSession {
+    venue: Arc<Venue>,
+    router: Sender<ToRouter>,
+    id: SessionId,
+    account: Option<AccountId>,
+}
+
+impl AppSession {
+    /// A session not yet logged on.
+    pub fn new(venue: Arc<Venue>, router: Sender<ToRouter>) -> AppSession {
+        AppSession { venue, router, id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed), account: None }
+    }
+
+    /// This session's id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The account logged on, if any.
+    pub fn account(&self) -> Option<AccountId> {
+        self.account
+    }
+
+    /// Runs the session over what it has buffered: logons are decided, application messages
+    /// translated and sent to the router. `outbox` is where this session's reports will go.
+    pub fn drive(&mut self, session: &mut Session, outbox: &Outbox, now_ns: u64) {
+        loop {
+            match session.poll(now_ns) {
+                Poll::Idle => break,
+                Poll::Logon(req) => match self.venue.accounts.authenticate(&req) {
+                    Ok(account) => {
+                        let cancel_on_disconnect =
+                            self.venue.accounts.get(account).is_some_and(|a| a.cancel_on_disconnect);
+                        let attach = ToRouter::Attach {
+                            session: self.id,
+                            account,
+                            outbox: outbox.clone(),
+                            cancel_on_disconnect,
+                        };
+                        if self.router.send(attach).is_err() {
+                            self.venue.accounts.release(account);
+                            session.refuse_logon("venue is shutting down", now_ns);
+                        } else {
+                            self.account = Some(account);
+                            session.accept_logon(now_ns);
+                        }
+                    }
+                    Err(text) => session.refuse_logon(&text, now_ns),
+                },
+                Poll::App(msg) if msg.msg_type() == b"3" => {} // a client's Reject of our message: nothing to undo
+                Poll::App(msg) => {
+                    let account = self.account.expect("application messages come after logon");
+                    let seq = msg.get_u64(tag::MSG_SEQ_NUM).ok().flatten().unwrap_or(0);
+                    let msg_type = msg.msg_type().to_vec();
+                    let cl_ord_id = msg.get(tag::CL_ORD_ID).unwrap_or(b"").to_vec();
+                    let side = msg.get(tag::SIDE).unwrap_or(b"").to_vec();
+                    let symbol = msg.get_str(tag::SYMBOL).unwrap_or("").to_owned();
+                    let qty = msg.get_u64(tag::ORDER_QTY).ok().flatten().unwrap_or(0);
+                    let outcome = self.translate(&msg, account, seq);
+                    match outcome {
+                        Ok(request) => {
+                            let ref_id = ClOrdId::from_bytes(&cl_ord_id).ok();
+                            match self.router.try_send(ToRouter::Request { session: self.id, request }) {
+                                Ok(()) => {}
+                                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                                    let text = "gateway busy, request not accepted".to_owned();
+                                    business_reject(session, seq, &msg_type, ref_id, 0, &text, now_ns);
+                                }
+                            }
+                        }
+                        Err(Refusal::Session(reason, t, text)) => {
+                            session.reject(seq, &msg_type, reason, t, &text, now_ns);
+                        }
+                        Err(Refusal::Business(reason, text)) => {
+                            let ref_id = ClOrdId::from_bytes(&cl_ord_id).ok();
+                            business_reject(session, seq, &msg_type, ref_id, reason, &text, now_ns);
+                        }
+                        Err(Refusal::Order(reason, text)) => {
+                            let cl = String::from_utf8_lossy(&cl_ord_id).into_owned();
+                            session.send(b"8", now_ns, |e| {
+                                e.str(tag::ORDER_ID, "NONE");
+                                e.str(tag::CL_ORD_ID, &cl);
+                                e.str(tag::EXEC_ID, &format!("R{}-{seq}", self.id));
+                                e.char(tag::EXEC_TYPE, b'8');
+                                e.char(tag::ORD_STATUS, b'8');
+                                e.str(tag::SYMBOL, &symbol);
+                                if !side.is_empty() {
+                                    e.bytes(tag::SIDE, &side);
+                                }
+                                e.u64(tag::ORDER_QTY, qty);
+                                e.u64(tag::CUM_QTY, 0);
+                                e.u64(tag::LEAVES_QTY, 0);
+                                e.u64(tag::AVG_PX, 0);
+                                e.u64(tag::ORD_REJ_REASON, u64::from(reason));
+                                e.str(tag::TEXT, &text);
+                                e.time(tag::TRANSACT_TIME, now_ns);
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Encodes a router answer into the session.
+    pub fn deliver(&mut self, session: &mut Session, message: ToSession, now_ns: u64) {
+        match message {
+            ToSession::Exec(report) => self.exec_report(session, &report, now_ns),
+            ToSession::CancelReject(r) => session.send(b"9", now_ns, |e| {
+                match r.order_id {
+                    0 => e.str(tag::ORDER_ID, "NONE"),
+                    id => e.u64(tag::ORDER_ID, id),
+                }
+                e.bytes(tag::CL_ORD_ID, r.cl_ord_id.as_bytes());
+                e.bytes(tag::ORIG_CL_ORD_ID, r.orig_cl_ord_id.as_bytes());
+                e.char(tag::ORD_STATUS, r.ord_status);
+                e.char(tag::CXL_REJ_RESPONSE_TO, r.response_to);
+                e.u64(tag::CXL_REJ_REASON, u64::from(r.reason));
+                e.str(tag::TEXT, &r.text);
+            }),
+            ToSession::BusinessReject { ref_seq, ref_msg_type, ref_id, reason, text } => {
+                business_reject(session, ref_seq, ref_msg_type.as_bytes(), Some(ref_id), reason, &text, now_ns);
+            }
+            ToSession::Logout(text) => session.logout(&text, now_ns),
+        }
+    }
+
+    /// Tells the router the session ended and frees the account's session slot. `graceful`:
+    /// the client logged out (no cancel-on-disconnect).
+    pub fn detach(&mut self, graceful: bool) {
+        if let Some(account) = self.account.take() {
+            let _ = self.router.send(ToRouter::Detach { session: self.id, graceful });
+            self.venue.accounts.release(account);
+        }
+    }
+
+    fn exec_report(&self, session: &mut Session, r: &ExecReport, now_ns: u64) {
+        let symbols = &self.venue.symbols;
+        let symbol = symbols.spec(r.symbol).map_or("?", |s| s.name.as_str());
+        session.send(b"8", now_ns, |e| {
+            match r.order_id {
+                0 => e.str(tag::ORDER_ID, "NONE"),
+                id => e.u64(tag::ORDER_ID, id),
+            }
+            e.bytes(tag::CL_ORD_ID, r.cl_ord_id.as_bytes());
+            if let Some(orig) = &r.orig_cl_ord_id {
+                e.bytes(tag::ORIG_CL_ORD_ID, orig.as_bytes());
+            }
+            e.u64(tag::EXEC_ID, r.exec_id);
+            e.char(tag::EXEC_TYPE, r.exec_type);
+            e.char(tag::ORD_STATUS, r.ord_status);
+            e.str(tag::SYMBOL, symbol);
+            e.char(tag::SIDE, side_code(r.side));
+            e.u64(tag::ORDER_QTY, r.order_qty);
+            match r.price {
+                Some(p) => {
+                    e.char(tag::ORD_TYPE, b'2');
+                    e.str(tag::PRICE, &symbols.format_ticks(r.symbol, p.0));
+                }
+                None => e.char(tag::ORD_TYPE, b'1'),
+            }
+            if let Some((px, qty)) = r.last {
+                e.str(tag::LAST_PX, &symbols.format_ticks(r.symbol, px.0));
+                e.u64(tag::LAST_QTY, qty);
+            }
+            e.u64(tag::LEAVES_QTY, r.leaves_qty);
+            e.u64(tag::CUM_QTY, r.cum_qty);
+            e.str(tag::AVG_PX, &symbols.format_avg(r.symbol, r.notional_ticks, r.cum_qty));
+            if let Some(reason) = r.ord_rej_reason {
+                e.u64(tag::ORD_REJ_REASON, u64::from(reason));
+            }
+            if let Some(text) = &r.text {
+                e.str(tag::TEXT, text);
+            }
+            e.time(tag::TRANSACT_TIME, r.transact_ns);
+        });
+    }
+
+    fn translate(&self, msg: &Message<'_>, account: AccountId, seq: u64) -> Result<Request, Refusal> {
+        match msg.msg_type() {
+            b"D" => self.new_order(msg, account, seq).map(|order| Request::New { order, ref_seq: seq }),
+            b"F" => {
+                let request_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
+                let orig = cl_ord_id(msg, tag::ORIG_CL_ORD_ID, "OrigClOrdID")?;
+                let side = side(msg)?;
+                let symbol = self.symbol(msg)?;
+                Ok(Request::Cancel { cancel: CancelOrder { account, symbol, id: orig }, request_id, side, ref_seq: seq })
+            }
+            b"G" => {
+                let id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
+                let orig_id = cl_ord_id(msg, tag::ORIG_CL_ORD_ID, "OrigClOrdID")?;
+                let side = side(msg)?;
+                let symbol = self.symbol(msg)?;
+                let qty = qty(msg)?;
+                let price = match msg.get_str(tag::PRICE) {
+                    Some(text) => Some(parse_price_units(text).ok_or_else(|| bad_format(tag::PRICE, "Price"))?),
+                    None => None,
+                };
+                if let Some(p) = price {
+                    self.check_tick(symbol, p, tag::PRICE)?;
+                }
+                let replace = ReplaceOrder { account, symbol, orig_id, id, price, qty };
+                Ok(Request::Replace { replace, side, ref_seq: seq })
+            }
+            b"8" | b"9" => Err(Refusal::Business(3, "ExecutionReport and OrderCancelReject are sent by the venue, not to it".into())),
+            other => Err(Refusal::Business(
+                3,
+                format!("Unsupported Message Type {} on the order-entry session", String::from_utf8_lossy(other)),
+            )),
+        }
+    }
+
+    fn symbol(&self, msg: &Message<'_>) -> Result<engine::SymbolId, Refusal> {
+        let name = msg.get_str(tag::SYMBOL).ok_or_else(|| missing(tag::SYMBOL, "Symbol"))?;
+        self.venue.symbols.id(name).ok_or_else(|| Refusal::Order(1, format!("unknown_symbol: {name} is not listed")))
+    }
+
+    /// A precise reject for an off-tick price (the engine would refuse it too, less precisely).
+    fn check_tick(&self, symbol: engine::SymbolId, units: i64, t: u32) -> Result<(), Refusal> {
+        let Some(spec) = self.venue.symbols.spec(symbol) else { return Ok(()) };
+        if units <= 0 || units % spec.tick_units != 0 {
+            let tick = self.venue.symbols.format_ticks(symbol, 1);
+            let what = if t == tag::PRICE { "price" } else { "stop price" };
+            let text = format!("bad_price_tick: {what} is not a positive multiple of {}'s tick {tick}", spec.name);
+            return Err(Refusal::Order(99, text));
+        }
+        Ok(())
+    }
+
+    fn new_order(&self, msg: &Message<'_>, account: AccountId, _seq: u64) -> Result<NewOrder, Refusal> {
+        let id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
+        let side = side(msg)?;
+        let qty = qty(msg)?;
+        let ord_type = msg.get(tag::ORD_TYPE).ok_or_else(|| missing(tag::ORD_TYPE, "OrdType"))?;
+        let (market, stop) = match ord_type {
+            b"1" => (true, false),
+            b"2" => (false, false),
+            b"3" => (true, true),
+            b"4" => (false, true),
+            other => return Err(bad_value(tag::ORD_TYPE, "OrdType", other)),
+        };
+        let price = if market {
+            0
+        } else {
+            let text = msg.get_str(tag::PRICE).ok_or_else(|| missing(tag::PRICE, "Price"))?;
+            parse_price_units(text).ok_or_else(|| bad_format(tag::PRICE, "Price"))?
+        };
+        let stop_price = if stop {
+            let text = msg.get_str(tag::STOP_PX).ok_or_else(|| missing(tag::STOP_PX, "StopPx"))?;
+            Some(parse_price_units(text).ok_or_else(|| bad_format(tag::STOP_PX, "StopPx"))?)
+        } else {
+            None
+        };
+        // TimeInForce: Day (0) is kept as GTC: the venue has no trading-day boundary.
+        let tif = match msg.get(tag::TIME_IN_FORCE) {
+            None if market => Tif::Ioc,
+            None | Some(b"0") | Some(b"1") => Tif::Gtc,
+            Some(b"3") => Tif::Ioc,
+            Some(b"4") => Tif::Fok,
+            Some(b"6") => Tif::Gtd,
+            Some(other) => return Err(bad_value(tag::TIME_IN_FORCE, "TimeInForce", other)),
+        };
+        let expire_ts = match msg.get(tag::EXPIRE_TIME) {
+            Some(v) => Some(fix::parse_utc_timestamp(v).ok_or_else(|| bad_format(tag::EXPIRE_TIME, "ExpireTime"))?),
+            None if tif == Tif::Gtd => return Err(missing(tag::EXPIRE_TIME, "ExpireTime")),
+            None => None,
+        };
+        let display_qty = msg.get_u64(tag::MAX_FLOOR).map_err(|t| bad_format(t, "MaxFloor"))?;
+        let post_only = msg.get(tag::EXEC_INST).is_some_and(|v| v.split(|&b| b == b' ').any(|i| i == b"6"));
+        let symbol = self.symbol(msg)?;
+        if !market {
+            self.check_tick(symbol, price, tag::PRICE)?;
+        }
+        if let Some(stop) = stop_price {
+            self.check_tick(symbol, stop, tag::STOP_PX)?;
+        }
+        Ok(NewOrder {
+            account,
+            symbol,
+            id,
+            side,
+            ord_type: if market { OrdType::Market } else { OrdType::Limit },
+            tif,
+            price,
+            qty,
+            stop_price,
+            display_qty,
+            expire_ts,
+            post_only,
+            stp: StpMode::CancelNewest,
+        })
+    }
+}
+
+fn cl_ord_id(msg: &Message<'_>, t: u32, name: &str) -> Result<ClOrdId, Refusal> {
+    let value = msg.get(t).ok_or_else(|| missing(t, name))?;
+    ClOrdId::from_bytes(value).map_err(|e| Refusal::Session(5, Some(t), format!("{name} ({t}): {e}")))
+}
+
+fn side(msg: &Message<'_>) -> Result<Side, Refusal> {
+    match msg.get(tag::SIDE) {
+        Some(b"1") => Ok(Side::Buy),
+        Some(b"2") => Ok(Side::Sell),
+        Some(other) => Err(bad_value(tag::SIDE, "Side", other)),
+        None => Err(missing(tag::SIDE, "Side")),
+    }
+}
+
+fn qty(msg: &Message<'_>) -> Result<u64, Refusal> {
+    match msg.get_u64(tag::ORDER_QTY) {
+        Ok(Some(q)) if q > 0 => Ok(q),
+        Ok(Some(_)) => Err(bad_value(tag::ORDER_QTY, "OrderQty", b"0")),
+        Ok(None) => Err(missing(tag::ORDER_QTY, "OrderQty")),
+        Err(_) => Err(bad_format(tag::ORDER_QTY, "OrderQty (whole lots)")),
+    }
+}
+
+/// FIX Side code.
+pub fn side_code(side: Side) -> u8 {
+    match side {
+        Side::Buy => b'1',
+        Side::Sell => b'2',
+    }
+}
+
+fn business_reject(
+    session: &mut Session,
+    ref_seq: u64,
+    ref_msg_type: &[u8],
+    ref_id: Option<ClOrdId>,
+    reason: u32,
+    text: &str,
+    now_ns: u64,
+) {
+    session.send(b"j", now_ns, |e| {
+        e.u64(tag::REF_SEQ_NUM, ref_seq);
+        e.bytes(tag::REF_MSG_TYPE, ref_msg_type);
+        if let Some(id) = ref_id {
+            e.bytes(tag::BUSINESS_REJECT_REF_ID, id.as_bytes());
+        }
+        e.u64(tag::BUSINESS_REJECT_REASON, u64::from(reason));
+        e.str(tag::TEXT, text);
+    });
+}

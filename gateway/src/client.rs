@@ -1,0 +1,380 @@
+//! A FIX 4.4 initiator over QUIC or TCP, for `exchange order`, `exchange client`, the
+//! end-to-end tests and the latency harness. It runs the same [`Session`] as the venue.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::fix::{tag, Encoder, Message};
+use crate::server::now_ns;
+use crate::session::{InitiatorLogon, Poll, Session, SessionConfig};
+use crate::tls::{quinn_client_config, TlsError};
+
+/// How to reach the venue.
+#[derive(Clone, Debug)]
+pub enum ClientTransport {
+    /// QUIC with TLS 1.3.
+    Quic {
+        /// PEM file of the CA (or the venue's self-signed certificate) to trust.
+        ca: PathBuf,
+        /// Name the certificate must carry (`localhost` for the self-signed one).
+        server_name: String,
+        /// Client certificate and key, when the venue asks for one.
+        client_cert: Option<(PathBuf, PathBuf)>,
+    },
+    /// Plain TCP.
+    Tcp,
+}
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The venue's address.
+    pub addr: SocketAddr,
+    /// QUIC or TCP.
+    pub transport: ClientTransport,
+    /// Our SenderCompID (the account name unless configured otherwise).
+    pub comp_id: String,
+    /// The venue's CompID.
+    pub target_comp_id: String,
+    /// Username (553).
+    pub username: String,
+    /// Password (554).
+    pub password: String,
+    /// HeartBtInt, seconds.
+    pub heartbeat_s: u64,
+}
+
+/// Client failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// TLS set-up failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The connection failed.
+    #[error("connection: {0}")]
+    Connect(String),
+    /// An I/O error on the stream.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The venue refused the Logon.
+    #[error("{0}")]
+    LogonRefused(String),
+    /// The session ended.
+    #[error("session closed: {0}")]
+    Closed(String),
+}
+
+/// A message received from the venue (owned bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    raw: Vec<u8>,
+}
+
+impl Received {
+    /// Parsed view.
+    pub fn message(&self) -> Message<'_> {
+        Message::parse(&self.raw).expect("the session parsed it already")
+    }
+
+    /// MsgType.
+    pub fn msg_type(&self) -> String {
+        String::from_utf8_lossy(self.message().msg_type()).into_owned()
+    }
+
+    /// A field as text.
+    pub fn get(&self, t: u32) -> Option<String> {
+        self.message().get_str(t).map(str::to_owned)
+    }
+
+    /// The raw message with `|` for SOH.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).replace('\x01', "|")
+    }
+}
+
+enum Io {
+    Quic { send: quinn::SendStream, recv: quinn::RecvStream, _conn: quinn::Connection, endpoint: quinn::Endpoint },
+    Tcp(tokio::net::TcpStream),
+}
+
+/// A logged-on FIX session with the venue.
+pub struct FixClient {
+    session: Session,
+    io: Io,
+    inbox: VecDeque<Received>,
+    buf: Vec<u8>,
+    our_comp_id: String,
+}
+
+impl std::fmt::Debug for FixClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixClient").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
+impl FixClient {
+    /// Connects and logs on; fails with the venue's Logout text when the Logon is refused.
+    pub async fn connect(config: &ClientConfig) -> Result<FixClient, ClientError> {
+        let io = match &config.transport {
+            ClientTransport::Quic { ca, server_name, client_cert } => {
+                let cert = client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+                let client_config = quinn_client_config(ca, cert)?;
+                let bind: SocketAddr = if config.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+                let mut endpoint = quinn::Endpoint::client(bind)?;
+                endpoint.set_default_client_config(client_config);
+                let conn = endpoint
+                    .connect(config.addr, server_name)
+                    .map_err(|e| ClientError::Connect(e.to_string()))?
+                    .await
+                    .map_err(|e| ClientError::Connect(e.to_string()))?;
+                let (send, recv) = conn.open_bi().await.map_err(|e| ClientError::Connect(e.to_string()))?;
+                Io::Quic { send, recv, _conn: conn, endpoint }
+            }
+            ClientTransport::Tcp => {
+                let stream = tokio::net::TcpStream::connect(config.addr).await?;
+                stream.set_nodelay(true)?;
+                Io::Tcp(stream)
+            }
+        };
+        let logon = InitiatorLogon {
+            target_comp_id: config.target_comp_id.clone(),
+            heartbeat_s: config.heartbeat_s,
+            username: config.username.clone(),
+            password: config.password.clone(),
+        };
+        let session = Session::initiator(SessionConfig::default(), &config.comp_id, logon, now_ns());
+        let mut client = FixClient {
+            session,
+            io,
+            inbox: VecDeque::new(),
+            buf: vec![0; 16 * 1024],
+            our_comp_id: config.comp_id.clone(),
+        };
+        client.flush().await?;
+        while !client.session.is_active() {
+            if client.session.is_closed() {
+                let reason = client.session.close_reason().unwrap_or("closed").to_owned();
+                return Err(ClientError::LogonRefused(reason.trim_start_matches("counterparty logged out: ").to_owned()));
+            }
+            if !client.read_once(Duration::from_secs(10)).await? {
+                return Err(ClientError::LogonRefused("no Logon reply within 10 s".into()));
+            }
+        }
+        Ok(client)
+    }
+
+    /// Sends an application message.
+    pub async fn send(&mut self, msg_type: &[u8], fields: impl FnOnce(&mut Encoder)) -> Result<u64, ClientError> {
+        let seq = self.session.out_seq_next();
+        self.session.send(msg_type, now_ns(), fields);
+        self.flush().await?;
+        Ok(seq)
+    }
+
+    /// Writes raw bytes, bypassing the session (tests of garbled input).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.write(bytes).await
+    }
+
+    /// A message built with this session's CompIDs and a chosen MsgSeqNum, bypassing the
+    /// session's numbering (tests of sequence gaps). Returns the bytes.
+    pub fn build_raw(&self, msg_type: &[u8], seq: u64, fields: impl FnOnce(&mut Encoder)) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.begin(msg_type, &self.our_comp_id, self.session.their_comp_id(), seq, now_ns());
+        fields(&mut e);
+        e.finish().to_vec()
+    }
+
+    /// The next application message (8, 9, j, 3 …), or `None` after `timeout`.
+    pub async fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Ok(Some(m));
+            }
+            if self.session.is_closed() {
+                return Err(ClientError::Closed(self.session.close_reason().unwrap_or("closed").to_owned()));
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || !self.read_once(left).await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Logs out and waits (briefly) for the venue's Logout.
+    pub async fn logout(mut self) -> Result<(), ClientError> {
+        self.session.logout("", now_ns());
+        self.flush().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !self.session.is_closed() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || !self.read_once(left).await? {
+                break;
+            }
+        }
+        self.close().await;
+        Ok(())
+    }
+
+    /// Drops the connection without a Logout (tests of cancel-on-disconnect).
+    pub async fn close(self) {
+        match self.io {
+            Io::Quic { mut send, _conn: conn, endpoint, .. } => {
+                let _ = send.finish();
+                conn.close(0u32.into(), b"bye");
+                endpoint.wait_idle().await;
+            }
+            Io::Tcp(mut stream) => {
+                let _ = stream.shutdown().await;
+            }
+        }
+    }
+
+    /// The session state (sequence numbers, close reason).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Reads once (up to `timeout`), runs the session, and writes what it produced.
+    /// False on timeout.
+    async fn read_once(&mut self, timeout: Duration) -> Result<bool, ClientError> {
+        let wait = timeout.min(Duration::from_nanos(self.session.deadline().saturating_sub(now_ns())));
+        let read = match &mut self.io {
+            Io::Quic { recv, .. } => match tokio::time::timeout(wait, recv.read(&mut self.buf)).await {
+                Err(_) => None,
+                Ok(Ok(Some(n))) => Some(n),
+                Ok(Ok(None)) => Some(0),
+                Ok(Err(e)) => return Err(ClientError::Closed(e.to_string())),
+            },
+            Io::Tcp(stream) => match tokio::time::timeout(wait, stream.read(&mut self.buf)).await {
+                Err(_) => None,
+                Ok(r) => Some(r?),
+            },
+        };
+        let now = now_ns();
+        match read {
+            None => {
+                self.session.on_timer(now);
+                self.flush().await?;
+                return Ok(wait < timeout);
+            }
+            Some(0) => self.session.connection_lost(),
+            Some(n) => self.session.feed(&self.buf[..n]),
+        }
+        loop {
+            match self.session.poll(now) {
+                Poll::Idle => break,
+                Poll::App(msg) => self.inbox.push_back(Received { raw: msg.bytes().to_vec() }),
+                Poll::Logon(_) => unreachable!("an initiator is never asked to decide a Logon"),
+            }
+        }
+        self.flush().await?;
+        Ok(true)
+    }
+
+    async fn flush(&mut self) -> Result<(), ClientError> {
+        let tx = self.session.take_tx();
+        if !tx.is_empty() {
+            self.write(&tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        match &mut self.io {
+            Io::Quic { send, .. } => send.write_all(bytes).await.map_err(|e| ClientError::Closed(e.to_string())),
+            Io::Tcp(stream) => Ok(stream.write_all(bytes).await?),
+        }
+    }
+}
+
+/// Writes a NewOrderSingle's fields.
+#[allow(clippy::too_many_arguments)]
+pub fn new_order_fields(
+    e: &mut Encoder,
+    cl_ord_id: &str,
+    symbol: &str,
+    side: engine::Side,
+    qty: u64,
+    price: Option<&str>,
+    tif: Option<u8>,
+    now_ns: u64,
+) {
+    e.str(tag::CL_ORD_ID, cl_ord_id);
+    e.str(tag::SYMBOL, symbol);
+    e.char(tag::SIDE, crate::app::side_code(side));
+    e.time(tag::TRANSACT_TIME, now_ns);
+    e.u64(tag::ORDER_QTY, qty);
+    match price {
+        Some(p) => {
+            e.char(tag::ORD_TYPE, b'2');
+            e.str(tag::PRICE, p);
+        }
+        None => e.char(tag::ORD_TYPE, b'1'),
+    }
+    if let Some(tif) = tif {
+        e.char(tag::TIME_IN_FORCE, tif);
+    }
+}
+
+/// One line describing an ExecutionReport (or other venue message) for people.
+pub fn describe(m: &Received) -> String {
+    let f = |t| m.get(t).unwrap_or_default();
+    match m.msg_type().as_str() {
+        "8" => {
+            let exec = match f(tag::EXEC_TYPE).as_str() {
+                "0" => "NEW",
+                "F" => "TRADE",
+                "4" => "CANCELED",
+                "5" => "REPLACED",
+                "8" => "REJECTED",
+                "C" => "EXPIRED",
+                "L" => "TRIGGERED",
+                other => return format!("exec {other}: {}", m.text()),
+            };
+            let side = if f(tag::SIDE) == "1" { "buy" } else { "sell" };
+            let mut line = format!(
+                "{exec:<9} {} {side} {} {} id={} order={} cum={} leaves={} avg={}",
+                f(tag::SYMBOL),
+                f(tag::ORDER_QTY),
+                m.get(tag::PRICE).map_or("market".to_owned(), |p| format!("@ {p}")),
+                f(tag::CL_ORD_ID),
+                f(tag::ORDER_ID),
+                f(tag::CUM_QTY),
+                f(tag::LEAVES_QTY),
+                f(tag::AVG_PX)
+            );
+            if let Some(px) = m.get(tag::LAST_PX) {
+                line += &format!(" last={}@{px}", f(tag::LAST_QTY));
+            }
+            if let Some(text) = m.get(tag::TEXT) {
+                line += &format!(" reason={text}");
+            }
+            if let Some(code) = m.get(tag::ORD_REJ_REASON) {
+                line += &format!(" (103={code})");
+            }
+            line
+        }
+        "9" => format!(
+            "CANCEL-REJECTED id={} orig={} reason={} (102={})",
+            f(tag::CL_ORD_ID),
+            f(tag::ORIG_CL_ORD_ID),
+            f(tag::TEXT),
+            f(tag::CXL_REJ_REASON)
+        ),
+        "j" => format!("BUSINESS-REJECT ref={} {} (380={})", f(tag::REF_SEQ_NUM), f(tag::TEXT), f(tag::BUSINESS_REJECT_REASON)),
+        "3" => format!("SESSION-REJECT ref={} {} (373={})", f(tag::REF_SEQ_NUM), f(tag::TEXT), f(tag::SESSION_REJECT_REASON)),
+        _ => m.text(),
+    }
+}
+
+/// The value of a ClOrdID made from a prefix and the current time (unique enough for a
+/// one-shot client: nanosecond resolution).
+pub fn fresh_cl_ord_id(prefix: &str) -> String {
+    format!("{prefix}{}", now_ns() % 1_000_000_000_000)
+}

@@ -1,0 +1,596 @@
+//! FIX 4.4 tag=value codec: framing with BodyLength and CheckSum checked, a zero-copy field
+//! view, and an encoder whose output any FIX library parses.
+//!
+//! ```text
+//! 8=FIX.4.4|9=<body length>|35=D|49=alice|56=EXCHANGE|34=2|52=...|...|10=<checksum>|
+//!           ^ body starts after the SOH that ends 9=    body ends with the SOH before 10= ^
+//! ```
+//! `|` stands for SOH (0x01). BodyLength counts the bytes from 35= up to and including the SOH
+//! before `10=`; CheckSum is the sum of every byte before `10=`, modulo 256, as three digits.
+
+use std::fmt::Write as _;
+
+use thiserror::Error;
+
+/// The field separator.
+pub const SOH: u8 = 0x01;
+/// The only BeginString spoken here.
+pub const BEGIN_STRING: &[u8] = b"FIX.4.4";
+/// Most fields one message may carry: a message with more is refused, so a field index never
+/// grows past this bound.
+pub const FIELDS_MAX: usize = 96;
+/// Default largest message accepted, in bytes (configurable per session).
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 4096;
+
+/// The prefix of every message, up to the BodyLength value.
+const PREFIX: &[u8] = b"8=FIX.4.4\x019=";
+/// Length of `10=NNN<SOH>`.
+const TRAILER_LEN: usize = 7;
+
+/// Tag numbers used by this venue.
+#[allow(missing_docs)]
+pub mod tag {
+    pub const ACCOUNT: u32 = 1;
+    pub const AVG_PX: u32 = 6;
+    pub const BEGIN_SEQ_NO: u32 = 7;
+    pub const BEGIN_STRING: u32 = 8;
+    pub const BODY_LENGTH: u32 = 9;
+    pub const CHECK_SUM: u32 = 10;
+    pub const CL_ORD_ID: u32 = 11;
+    pub const CUM_QTY: u32 = 14;
+    pub const END_SEQ_NO: u32 = 16;
+    pub const EXEC_ID: u32 = 17;
+    pub const EXEC_INST: u32 = 18;
+    pub const LAST_PX: u32 = 31;
+    pub const LAST_QTY: u32 = 32;
+    pub const MSG_SEQ_NUM: u32 = 34;
+    pub const MSG_TYPE: u32 = 35;
+    pub const NEW_SEQ_NO: u32 = 36;
+    pub const ORDER_ID: u32 = 37;
+    pub const ORDER_QTY: u32 = 38;
+    pub const ORD_STATUS: u32 = 39;
+    pub const ORD_TYPE: u32 = 40;
+    pub const ORIG_CL_ORD_ID: u32 = 41;
+    pub const POSS_DUP_FLAG: u32 = 43;
+    pub const PRICE: u32 = 44;
+    pub const REF_SEQ_NUM: u32 = 45;
+    pub const SENDER_COMP_ID: u32 = 49;
+    pub const SENDER_SUB_ID: u32 = 50;
+    pub const SENDING_TIME: u32 = 52;
+    pub const SIDE: u32 = 54;
+    pub const SYMBOL: u32 = 55;
+    pub const TARGET_COMP_ID: u32 = 56;
+    pub const TARGET_SUB_ID: u32 = 57;
+    pub const TEXT: u32 = 58;
+    pub const TIME_IN_FORCE: u32 = 59;
+    pub const TRANSACT_TIME: u32 = 60;
+    pub const POSS_RESEND: u32 = 97;
+    pub const ENCRYPT_METHOD: u32 = 98;
+    pub const STOP_PX: u32 = 99;
+    pub const ORD_REJ_REASON: u32 = 103;
+    pub const HEART_BT_INT: u32 = 108;
+    pub const MAX_FLOOR: u32 = 111;
+    pub const TEST_REQ_ID: u32 = 112;
+    pub const ORIG_SENDING_TIME: u32 = 122;
+    pub const GAP_FILL_FLAG: u32 = 123;
+    pub const EXPIRE_TIME: u32 = 126;
+    pub const RESET_SEQ_NUM_FLAG: u32 = 141;
+    pub const EXEC_TYPE: u32 = 150;
+    pub const LEAVES_QTY: u32 = 151;
+    pub const REF_TAG_ID: u32 = 371;
+    pub const REF_MSG_TYPE: u32 = 372;
+    pub const SESSION_REJECT_REASON: u32 = 373;
+    pub const BUSINESS_REJECT_REF_ID: u32 = 379;
+    pub const BUSINESS_REJECT_REASON: u32 = 380;
+    pub const CXL_REJ_RESPONSE_TO: u32 = 434;
+    pub const CXL_REJ_REASON: u32 = 102;
+    pub const USERNAME: u32 = 553;
+    pub const PASSWORD: u32 = 554;
+}
+
+/// Why bytes could not be cut into a message. Framing errors lose the message boundary, or
+/// prove the message was damaged in transit.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum FrameError {
+    /// The message does not start with `8=FIX.4.4<SOH>9=`.
+    #[error("message does not start with 8=FIX.4.4|9=")]
+    BadBeginString,
+    /// BodyLength is not a number, or `10=` is not where it says the body ends.
+    #[error("BodyLength (9) is malformed or does not match the message")]
+    BadBodyLength,
+    /// The message is larger than the session's limit.
+    #[error("message of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Declared total length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The CheckSum field does not match the bytes.
+    #[error("CheckSum (10) is {found:?}, the bytes sum to {computed:03}")]
+    BadChecksum {
+        /// Sum of the bytes, mod 256.
+        computed: u8,
+        /// What the message said.
+        found: String,
+        /// The message's whole length, so the reader can drop exactly it.
+        len: usize,
+    },
+}
+
+/// Finds one whole message at the start of `buf`: `Ok(Some(len))` when `buf[..len]` is a
+/// message with a good BodyLength and CheckSum, `Ok(None)` when more bytes are needed.
+pub fn frame(buf: &[u8], max_len: usize) -> Result<Option<usize>, FrameError> {
+    let prefix_seen = buf.len().min(PREFIX.len());
+    if buf[..prefix_seen] != PREFIX[..prefix_seen] {
+        return Err(FrameError::BadBeginString);
+    }
+    if buf.len() <= PREFIX.len() {
+        return Ok(None);
+    }
+    let digits = &buf[PREFIX.len()..];
+    let Some(digits_len) = digits.iter().position(|&b| b == SOH) else {
+        // BodyLength has at most a handful of digits; more without a SOH is garbage.
+        return if digits.len() > 7 || !digits.iter().all(u8::is_ascii_digit) {
+            Err(FrameError::BadBodyLength)
+        } else {
+            Ok(None)
+        };
+    };
+    let body_len = parse_u64(&digits[..digits_len]).ok_or(FrameError::BadBodyLength)? as usize;
+    let body_start = PREFIX.len() + digits_len + 1;
+    let len = body_start + body_len + TRAILER_LEN;
+    if len > max_len {
+        return Err(FrameError::TooLarge { len, max: max_len });
+    }
+    if buf.len() < len {
+        return Ok(None);
+    }
+    let trailer = &buf[body_start + body_len..len];
+    if body_len == 0 || buf[body_start + body_len - 1] != SOH || &trailer[..3] != b"10=" || trailer[6] != SOH {
+        return Err(FrameError::BadBodyLength);
+    }
+    let computed = checksum(&buf[..body_start + body_len]);
+    let found = &trailer[3..6];
+    if parse_u64(found) != Some(u64::from(computed)) {
+        return Err(FrameError::BadChecksum {
+            computed,
+            found: String::from_utf8_lossy(found).into_owned(),
+            len,
+        });
+    }
+    Ok(Some(len))
+}
+
+/// Sum of the bytes mod 256.
+pub fn checksum(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0u8, |sum, &b| sum.wrapping_add(b))
+}
+
+/// A parse failure inside a well-framed message: answered with a session Reject (35=3) whose
+/// SessionRejectReason (373) is [`ParseError::reject_reason`].
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ParseError {
+    /// A field is not `tag=value`, or the tag is not a positive number.
+    #[error("field {index} is not tag=value with a numeric tag")]
+    BadField {
+        /// 0-based field position.
+        index: usize,
+    },
+    /// A tag appears twice.
+    #[error("tag {0} appears more than once")]
+    DuplicateTag(u32),
+    /// A field has an empty value.
+    #[error("tag {0} has no value")]
+    EmptyValue(u32),
+    /// More than [`FIELDS_MAX`] fields.
+    #[error("more than {FIELDS_MAX} fields")]
+    TooManyFields,
+    /// The header is not 8, 9, 35 in that order.
+    #[error("header fields out of order: 8, 9 and 35 must come first")]
+    HeaderOrder,
+}
+
+impl ParseError {
+    /// SessionRejectReason (373) for this error.
+    pub fn reject_reason(&self) -> u32 {
+        match self {
+            ParseError::BadField { .. } => 0,   // Invalid tag number
+            ParseError::DuplicateTag(_) => 13,  // Tag appears more than once
+            ParseError::EmptyValue(_) => 4,     // Tag specified without a value
+            ParseError::TooManyFields => 99,    // Other
+            ParseError::HeaderOrder => 14,      // Tag specified out of required order
+        }
+    }
+
+    /// The tag at fault, when there is one (RefTagID 371).
+    pub fn tag(&self) -> Option<u32> {
+        match self {
+            ParseError::DuplicateTag(t) | ParseError::EmptyValue(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+/// Tags that may legitimately repeat (repeating groups we tolerate and ignore: parties).
+fn may_repeat(tag: u32) -> bool {
+    matches!(tag, 447 | 448 | 452 | 453)
+}
+
+/// A parsed message: a view of its fields over the original bytes (no copies).
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    bytes: &'a [u8],
+    /// (tag, value start, value end) in message order.
+    fields: [(u32, u32, u32); FIELDS_MAX],
+    count: usize,
+}
+
+impl<'a> Message<'a> {
+    /// Parses a framed message (from [`frame`]): every field `tag=value`, no duplicate tags,
+    /// header in order.
+    pub fn parse(bytes: &'a [u8]) -> Result<Message<'a>, ParseError> {
+        let mut message = Message { bytes, fields: [(0, 0, 0); FIELDS_MAX], count: 0 };
+        let mut start = 0usize;
+        while start < bytes.len() {
+            let end = start + bytes[start..].iter().position(|&b| b == SOH).unwrap_or(bytes.len() - start);
+            let field = &bytes[start..end];
+            let index = message.count;
+            let eq = field.iter().position(|&b| b == b'=').ok_or(ParseError::BadField { index })?;
+            let tag = parse_u64(&field[..eq])
+                .filter(|&t| t > 0 && t <= u64::from(u32::MAX))
+                .ok_or(ParseError::BadField { index })? as u32;
+            if eq + 1 == field.len() {
+                return Err(ParseError::EmptyValue(tag));
+            }
+            if message.count == FIELDS_MAX {
+                return Err(ParseError::TooManyFields);
+            }
+            if !may_repeat(tag) && message.fields[..message.count].iter().any(|f| f.0 == tag) {
+                return Err(ParseError::DuplicateTag(tag));
+            }
+            message.fields[message.count] = (tag, (start + eq + 1) as u32, end as u32);
+            message.count += 1;
+            start = end + 1;
+        }
+        let order_ok = message.count >= 3
+            && message.fields[0].0 == tag::BEGIN_STRING
+            && message.fields[1].0 == tag::BODY_LENGTH
+            && message.fields[2].0 == tag::MSG_TYPE;
+        if !order_ok {
+            return Err(ParseError::HeaderOrder);
+        }
+        Ok(message)
+    }
+
+    /// The whole message's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// MsgType (35).
+    pub fn msg_type(&self) -> &'a [u8] {
+        self.get(tag::MSG_TYPE).unwrap_or_default()
+    }
+
+    /// The value of `tag`, if present (the first one, for repeating tags).
+    pub fn get(&self, tag: u32) -> Option<&'a [u8]> {
+        self.fields[..self.count]
+            .iter()
+            .find(|f| f.0 == tag)
+            .map(|&(_, start, end)| &self.bytes[start as usize..end as usize])
+    }
+
+    /// The value of `tag` as UTF-8 text.
+    pub fn get_str(&self, tag: u32) -> Option<&'a str> {
+        self.get(tag).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The value of `tag` as an unsigned integer: `Err` when present but not a number.
+    pub fn get_u64(&self, tag: u32) -> Result<Option<u64>, u32> {
+        match self.get(tag) {
+            None => Ok(None),
+            Some(v) => parse_u64(v).map(Some).ok_or(tag),
+        }
+    }
+
+    /// True when the Y/N field `tag` is `Y`.
+    pub fn flag(&self, tag: u32) -> bool {
+        self.get(tag) == Some(b"Y")
+    }
+
+    /// Tags in message order.
+    pub fn tags(&self) -> impl Iterator<Item = u32> + '_ {
+        self.fields[..self.count].iter().map(|f| f.0)
+    }
+}
+
+/// Parses ASCII digits (no sign), at most 18 of them.
+pub fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0')))
+}
+
+/// Builds messages: header fields, body fields, then BodyLength and CheckSum.
+///
+/// Reuses its buffers, so a long-lived encoder allocates only while its buffers grow.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    body: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Encoder {
+    /// An empty encoder.
+    pub fn new() -> Encoder {
+        Encoder::default()
+    }
+
+    /// Starts a message: MsgType and the standard header (49, 56, 34, 52).
+    pub fn begin(&mut self, msg_type: &[u8], sender: &str, target: &str, seq: u64, sending_time_ns: u64) {
+        self.body.clear();
+        self.bytes(tag::MSG_TYPE, msg_type);
+        self.str(tag::SENDER_COMP_ID, sender);
+        self.str(tag::TARGET_COMP_ID, target);
+        self.u64(tag::MSG_SEQ_NUM, seq);
+        self.time(tag::SENDING_TIME, sending_time_ns);
+    }
+
+    /// Appends a field whose value is raw bytes (must not contain SOH).
+    pub fn bytes(&mut self, tag: u32, value: &[u8]) {
+        debug_assert!(!value.contains(&SOH), "SOH inside a value of tag {tag}");
+        let _ = write!(Buf(&mut self.body), "{tag}=");
+        self.body.extend_from_slice(value);
+        self.body.push(SOH);
+    }
+
+    /// Appends a text field; SOH and other control bytes in it become spaces, so free text
+    /// (58) can never break framing.
+    pub fn str(&mut self, tag: u32, value: &str) {
+        let _ = write!(Buf(&mut self.body), "{tag}=");
+        self.body.extend(value.bytes().map(|b| if b < 0x20 { b' ' } else { b }));
+        self.body.push(SOH);
+    }
+
+    /// Appends an integer field.
+    pub fn u64(&mut self, tag: u32, value: u64) {
+        let _ = write!(Buf(&mut self.body), "{tag}={value}\x01");
+    }
+
+    /// Appends a single-character field.
+    pub fn char(&mut self, tag: u32, value: u8) {
+        self.bytes(tag, &[value]);
+    }
+
+    /// Appends a UTCTimestamp field (`YYYYMMDD-HH:MM:SS.sss`).
+    pub fn time(&mut self, tag: u32, ns: u64) {
+        let _ = write!(Buf(&mut self.body), "{tag}=");
+        write_utc_timestamp(&mut self.body, ns);
+        self.body.push(SOH);
+    }
+
+    /// Appends a field to the body already begun: anything `Display`.
+    pub fn display(&mut self, tag: u32, value: impl std::fmt::Display) {
+        let _ = write!(Buf(&mut self.body), "{tag}={value}\x01");
+    }
+
+    /// Appends already-encoded fields (`tag=value<SOH>` each), e.g. from a resend store.
+    pub fn raw(&mut self, fields: &[u8]) {
+        debug_assert!(fields.is_empty() || fields.ends_with(&[SOH]));
+        self.body.extend_from_slice(fields);
+    }
+
+    /// Body fields written so far, from 35= on.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Finishes the message: prefixes BeginString and BodyLength, appends CheckSum, and
+    /// returns the whole message.
+    pub fn finish(&mut self) -> &[u8] {
+        self.out.clear();
+        let _ = write!(Buf(&mut self.out), "8=FIX.4.4\x019={}\x01", self.body.len());
+        self.out.extend_from_slice(&self.body);
+        let sum = checksum(&self.out);
+        let _ = write!(Buf(&mut self.out), "10={sum:03}\x01");
+        &self.out
+    }
+}
+
+/// `fmt::Write` over a byte vector (all we write is ASCII).
+struct Buf<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Buf<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Writes nanoseconds since the Unix epoch as a FIX UTCTimestamp with milliseconds.
+pub fn write_utc_timestamp(out: &mut Vec<u8>, ns: u64) {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let _ = write!(
+        Buf(out),
+        "{:04}{:02}{:02}-{:02}:{:02}:{:02}.{:03}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    );
+}
+
+/// Parses a FIX UTCTimestamp (`YYYYMMDD-HH:MM:SS` with optional `.sss`, `.ssssss` or
+/// `.sssssssss`) into nanoseconds since the Unix epoch.
+pub fn parse_utc_timestamp(value: &[u8]) -> Option<u64> {
+    if value.len() < 17 || value[8] != b'-' || value[11] != b':' || value[14] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| parse_u64(&value[r]);
+    let date = time::Date::from_calendar_date(
+        i32::try_from(num(0..4)?).ok()?,
+        time::Month::try_from(u8::try_from(num(4..6)?).ok()?).ok()?,
+        u8::try_from(num(6..8)?).ok()?,
+    )
+    .ok()?;
+    let nanos = match value.get(17) {
+        None => 0,
+        Some(b'.') => {
+            let frac = &value[18..];
+            if frac.is_empty() || frac.len() > 9 {
+                return None;
+            }
+            parse_u64(frac)? * 10u64.pow(9 - frac.len() as u32)
+        }
+        Some(_) => return None,
+    };
+    let clock = time::Time::from_hms_nano(
+        u8::try_from(num(9..11)?).ok()?,
+        u8::try_from(num(12..14)?).ok()?,
+        u8::try_from(num(15..17)?).ok()?,
+        u32::try_from(nanos).ok()?,
+    )
+    .ok()?;
+    let ns = time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp_nanos();
+    u64::try_from(ns).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn soh(s: &str) -> Vec<u8> {
+        s.replace('|', "\x01").into_bytes()
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.begin(b"D", "alice", "EXCHANGE", 2, 1_700_000_000_123_000_000);
+        e.str(tag::CL_ORD_ID, "a1");
+        e.str(tag::SYMBOL, "BTC-USD");
+        e.char(tag::SIDE, b'1');
+        e.finish().to_vec()
+    }
+
+    #[test]
+    fn encodes_a_message_with_the_right_length_and_checksum() {
+        let m = sample();
+        let text = String::from_utf8(m.clone()).unwrap().replace('\x01', "|");
+        assert!(text.starts_with("8=FIX.4.4|9="), "{text}");
+        assert!(text.contains("|52=20231114-22:13:20.123|"), "{text}");
+        assert_eq!(frame(&m, 4096), Ok(Some(m.len())));
+        // Hand-checked against the definition: body from 35= to the SOH before 10=.
+        let body_start = m.iter().position(|&b| b == b'3').unwrap();
+        let body_end = m.len() - 7;
+        assert!(text.contains(&format!("|9={}|", body_end - body_start)));
+        assert_eq!(&m[m.len() - 7..m.len() - 4], b"10=");
+    }
+
+    #[test]
+    fn frames_incrementally_and_rejects_damage() {
+        let m = sample();
+        for cut in 0..m.len() {
+            assert_eq!(frame(&m[..cut], 4096), Ok(None), "cut at {cut}");
+        }
+        let mut two = m.clone();
+        two.extend_from_slice(&m);
+        assert_eq!(frame(&two, 4096), Ok(Some(m.len())));
+
+        let mut flipped = m.clone();
+        let i = m.len() / 2;
+        flipped[i] ^= 0x02;
+        assert!(matches!(frame(&flipped, 4096), Err(FrameError::BadChecksum { len, .. }) if len == m.len()));
+
+        assert_eq!(frame(&m, 40), Err(FrameError::TooLarge { len: m.len(), max: 40 }));
+        assert_eq!(frame(b"8=FIX.4.2\x019=5\x01", 4096), Err(FrameError::BadBeginString));
+        assert_eq!(frame(b"GET / HTTP/1.1", 4096), Err(FrameError::BadBeginString));
+        assert_eq!(frame(b"8=FIX.4.4\x019=x\x01", 4096), Err(FrameError::BadBodyLength));
+        assert_eq!(frame(b"8=FIX.4.4\x019=123456789", 4096), Err(FrameError::BadBodyLength));
+        // BodyLength one short: 10= is not where it should be.
+        let text = String::from_utf8(m.clone()).unwrap();
+        let len_field = text.split('\x01').nth(1).unwrap().to_owned();
+        let n: usize = len_field[2..].parse().unwrap();
+        let wrong = text.replacen(&len_field, &format!("9={}", n - 1), 1);
+        assert_eq!(frame(wrong.as_bytes(), 4096), Err(FrameError::BadBodyLength));
+    }
+
+    #[test]
+    fn parses_fields_without_copying() {
+        let m = sample();
+        let msg = Message::parse(&m).unwrap();
+        assert_eq!(msg.msg_type(), b"D");
+        assert_eq!(msg.get_str(tag::SYMBOL), Some("BTC-USD"));
+        assert_eq!(msg.get_u64(tag::MSG_SEQ_NUM), Ok(Some(2)));
+        assert_eq!(msg.get(tag::PRICE), None);
+        assert_eq!(msg.get_u64(tag::SYMBOL), Err(tag::SYMBOL));
+        assert_eq!(msg.tags().take(3).collect::<Vec<_>>(), [8, 9, 35]);
+    }
+
+    #[test]
+    fn parse_errors_name_the_fault() {
+        let parse = |s: &str| Message::parse(&soh(s)).map(|m| m.msg_type().to_vec());
+        assert_eq!(parse("8=FIX.4.4|9=5|35=0|34=1|34=2|"), Err(ParseError::DuplicateTag(34)));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=0|58=|"), Err(ParseError::EmptyValue(58)));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=0|x=1|"), Err(ParseError::BadField { index: 3 }));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=0|0=1|"), Err(ParseError::BadField { index: 3 }));
+        assert_eq!(parse("8=FIX.4.4|9=5|nothing|"), Err(ParseError::BadField { index: 2 }));
+        assert_eq!(parse("8=FIX.4.4|35=0|9=5|"), Err(ParseError::HeaderOrder));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=0|453=2|448=a|448=b|"), Ok(b"0".to_vec()));
+        let many: String = (0..FIELDS_MAX).map(|i| format!("{}=1|", 1000 + i)).collect();
+        assert_eq!(parse(&format!("8=FIX.4.4|9=5|35=0|{many}")), Err(ParseError::TooManyFields));
+    }
+
+    #[test]
+    fn control_bytes_in_text_cannot_break_framing() {
+        let mut e = Encoder::new();
+        e.begin(b"3", "EXCHANGE", "alice", 9, 0);
+        e.str(tag::TEXT, "bad\x0110=000\x01");
+        let m = e.finish().to_vec();
+        assert_eq!(frame(&m, 4096), Ok(Some(m.len())));
+        assert_eq!(Message::parse(&m).unwrap().get_str(tag::TEXT), Some("bad 10=000 "));
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let ns = 1_700_000_000_123_000_000;
+        let mut out = Vec::new();
+        write_utc_timestamp(&mut out, ns);
+        assert_eq!(out, b"20231114-22:13:20.123");
+        assert_eq!(parse_utc_timestamp(&out), Some(ns));
+        assert_eq!(parse_utc_timestamp(b"20231114-22:13:20"), Some(1_700_000_000_000_000_000));
+        assert_eq!(parse_utc_timestamp(b"20231114-22:13:20.000000001"), Some(1_700_000_000_000_000_001));
+        assert_eq!(parse_utc_timestamp(b"20231314-22:13:20"), None);
+        assert_eq!(parse_utc_timestamp(b"2023-11-14T22:13:20"), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, framing and parsing answer without panicking.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = frame(&bytes, 4096);
+            let _ = Message::parse(&bytes);
+            let mut prefixed = PREFIX.to_vec();
+            prefixed.extend_from_slice(&bytes);
+            let _ = frame(&prefixed, 4096);
+        }
+
+        /// Encoded text fields come back exactly (control bytes aside).
+        #[test]
+        fn encoded_values_parse_back(text in "[ -~]{1,60}", seq in 1u64..1_000_000_000) {
+            let mut e = Encoder::new();
+            e.begin(b"8", "EXCHANGE", "bob", seq, 0);
+            e.str(tag::TEXT, &text);
+            let m = e.finish().to_vec();
+            proptest::prop_assert_eq!(frame(&m, 4096), Ok(Some(m.len())));
+            let msg = Message::parse(&m).unwrap();
+            proptest::prop_assert_eq!(msg.get_str(tag::TEXT), Some(text.as_str()));
+            proptest::prop_assert_eq!(msg.get_u64(tag::MSG_SEQ_NUM), Ok(Some(seq)));
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The order gateway: FIX 4.4 codec, a sans-IO session layer, and the shells around them (QUIC
+//! with quinn, plain TCP with mio, the router thread in front of the engine's rings).
+//!
+//! Architecture invariant: the codec and the session layer do no I/O and read no clock; the
+//! router is the only writer of the engine's command ring and the only reader of its event
+//! ring.
+
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_code)]
+
+pub mod app;
+pub mod client;
+pub mod fix;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod tls;
+pub mod venue;

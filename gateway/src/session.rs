@@ -1,0 +1,1013 @@
+//! The FIX 4.4 session layer as a pure state machine (the shape of `quinn-proto`): bytes and
+//! time in, bytes and decisions out. No sockets, no clock, no threads; the QUIC and TCP
+//! transports drive the same code, and tests drive two of them against each other in memory.
+//!
+//! Driving it:
+//! ```text
+//! session.feed(bytes)                 // what the transport read
+//! loop { match session.poll(now_ns) { // admin messages are answered inside
+//!     Poll::Logon(req) => session.accept_logon(..) / session.refuse_logon(text),
+//!     Poll::App(msg)   => the application; replies via session.send(..),
+//!     Poll::Idle       => break } }
+//! session.on_timer(now_ns)            // at session.deadline(): heartbeats, test requests
+//! write(session.take_tx()); if session.is_closed() { close }
+//! ```
+//!
+//! Rules kept, after FIX 4.4 and QuickFIX:
+//! - Garbled messages (bad CheckSum) are dropped without consuming a MsgSeqNum. A lost frame
+//!   boundary (bad BeginString or BodyLength) or an oversized message ends the session with a
+//!   Logout naming the fault, since the byte stream can no longer be cut reliably.
+//! - MsgSeqNum too low without PossDupFlag: Logout with the reason. Too high: ResendRequest
+//!   for the gap; the message is dropped and arrives again in the resend.
+//! - ResendRequest is answered from a bounded store of sent application messages
+//!   (PossDupFlag=Y, OrigSendingTime); admin messages and messages past the store's bound are
+//!   covered by SequenceReset-GapFill.
+//! - Sequence numbers start at 1 on every connection (no cross-connection recovery);
+//!   ResetSeqNumFlag (141) is accepted and echoed.
+
+use std::collections::VecDeque;
+
+use crate::fix::{self, tag, Encoder, FrameError, Message};
+
+/// Default most application messages kept for resend.
+pub const RESEND_STORE_MAX_DEFAULT: usize = 10_000;
+/// Largest HeartBtInt accepted, in seconds.
+pub const HEARTBEAT_S_MAX: u64 = 300;
+/// How long a connection may stay without a Logon, or wait for the Logout reply.
+pub const HANDSHAKE_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// Session parameters.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Our CompID (SenderCompID of what we send).
+    pub our_comp_id: String,
+    /// Largest message accepted, in bytes.
+    pub message_bytes_max: usize,
+    /// Most sent application messages kept for resend.
+    pub resend_store_max: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig {
+            our_comp_id: "EXCHANGE".to_owned(),
+            message_bytes_max: fix::MESSAGE_BYTES_MAX_DEFAULT,
+            resend_store_max: RESEND_STORE_MAX_DEFAULT,
+        }
+    }
+}
+
+/// What an initiator (client) sends in its Logon.
+#[derive(Clone, Debug)]
+pub struct InitiatorLogon {
+    /// The venue's CompID (TargetCompID).
+    pub target_comp_id: String,
+    /// HeartBtInt in seconds.
+    pub heartbeat_s: u64,
+    /// Username (553).
+    pub username: String,
+    /// Password (554).
+    pub password: String,
+}
+
+/// A Logon received by an acceptor, for the application to decide.
+#[derive(Clone, Copy, Debug)]
+pub struct LogonRequest<'a> {
+    /// SenderCompID (49).
+    pub sender_comp_id: &'a str,
+    /// Username (553); absent means the SenderCompID is the account.
+    pub username: Option<&'a str>,
+    /// Password (554).
+    pub password: Option<&'a str>,
+    /// HeartBtInt (108), seconds.
+    pub heartbeat_s: u64,
+}
+
+/// What [`Session::poll`] found.
+// The field index makes `App` large; boxing it would allocate per message instead.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Poll<'a> {
+    /// Nothing more until more bytes or time arrive.
+    Idle,
+    /// An acceptor got a well-formed Logon: call [`Session::accept_logon`] or
+    /// [`Session::refuse_logon`].
+    Logon(LogonRequest<'a>),
+    /// An in-sequence application message.
+    App(Message<'a>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Acceptor before the Logon, or initiator waiting for the Logon reply.
+    AwaitingLogon,
+    /// Acceptor: the Logon was handed to the application.
+    LogonPending,
+    Active,
+    /// We sent Logout and wait for the reply.
+    LoggingOut,
+    Closed,
+}
+
+#[derive(Debug)]
+struct Stored {
+    seq: u64,
+    msg_type: Vec<u8>,
+    /// Fields after the standard header.
+    fields: Vec<u8>,
+    sent_ns: u64,
+}
+
+/// Counters for monitoring and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Messages dropped for a bad CheckSum.
+    pub garbled: u64,
+    /// Session-level Rejects (35=3) sent.
+    pub rejects_sent: u64,
+    /// ResendRequests received.
+    pub resends_served: u64,
+    /// ResendRequests sent.
+    pub resends_requested: u64,
+}
+
+/// Everything but the receive buffer, so a parsed message (which borrows the buffer) and the
+/// state can be used together.
+#[derive(Debug)]
+struct Core {
+    config: SessionConfig,
+    initiator: Option<InitiatorLogon>,
+    state: State,
+    their_comp_id: String,
+    heartbeat_ns: u64,
+    in_seq_next: u64,
+    out_seq_next: u64,
+    /// Highest seq asked for in an outstanding ResendRequest (no second request for it).
+    resend_asked_until: u64,
+    created_ns: u64,
+    last_rx_ns: u64,
+    last_tx_ns: u64,
+    test_request_sent_ns: Option<u64>,
+    logout_sent_ns: u64,
+    close_reason: Option<String>,
+    /// A Logout arrived: the session ended by agreement, not by losing the connection.
+    logout_received: bool,
+    store: VecDeque<Stored>,
+    encoder: Encoder,
+    tx: Vec<u8>,
+    stats: SessionStats,
+}
+
+/// One FIX session over one connection.
+#[derive(Debug)]
+pub struct Session {
+    rx: Vec<u8>,
+    rx_start: usize,
+    core: Core,
+}
+
+/// How `admit` disposed of a framed message.
+enum Admit {
+    Handled,
+    Logon,
+    App,
+}
+
+impl Session {
+    /// An acceptor (the venue side), waiting for a Logon.
+    pub fn acceptor(config: SessionConfig, now_ns: u64) -> Session {
+        Session::with_core(Core::new(config, None, now_ns))
+    }
+
+    /// An initiator (a client): its Logon is queued in the transmit buffer at once.
+    pub fn initiator(config: SessionConfig, our_comp_id: &str, logon: InitiatorLogon, now_ns: u64) -> Session {
+        let config = SessionConfig { our_comp_id: our_comp_id.to_owned(), ..config };
+        let mut core = Core::new(config, Some(logon.clone()), now_ns);
+        core.their_comp_id = logon.target_comp_id.clone();
+        core.heartbeat_ns = logon.heartbeat_s.max(1) * 1_000_000_000;
+        core.send_admin(b"A", now_ns, |e| {
+            e.u64(tag::ENCRYPT_METHOD, 0);
+            e.u64(tag::HEART_BT_INT, logon.heartbeat_s);
+            e.char(tag::RESET_SEQ_NUM_FLAG, b'Y');
+            e.str(tag::USERNAME, &logon.username);
+            e.str(tag::PASSWORD, &logon.password);
+        });
+        Session::with_core(core)
+    }
+
+    fn with_core(core: Core) -> Session {
+        Session { rx: Vec::with_capacity(core.config.message_bytes_max), rx_start: 0, core }
+    }
+
+    /// Appends bytes read from the transport.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.rx_start > 0 {
+            self.rx.drain(..self.rx_start);
+            self.rx_start = 0;
+        }
+        if self.core.state != State::Closed {
+            self.rx.extend_from_slice(bytes);
+        }
+    }
+
+    /// Processes buffered messages until one needs the application, or none is left.
+    pub fn poll(&mut self, now_ns: u64) -> Poll<'_> {
+        loop {
+            if matches!(self.core.state, State::Closed | State::LogonPending) {
+                return Poll::Idle;
+            }
+            let rest = &self.rx[self.rx_start..];
+            let len = match fix::frame(rest, self.core.config.message_bytes_max) {
+                Ok(None) => return Poll::Idle,
+                Ok(Some(len)) => len,
+                Err(FrameError::BadChecksum { len, .. }) => {
+                    self.core.stats.garbled += 1;
+                    self.rx_start += len;
+                    continue;
+                }
+                Err(e) => {
+                    self.core.logout_and_close(&format!("{e}; closing: the message boundary is lost"), now_ns);
+                    return Poll::Idle;
+                }
+            };
+            let start = self.rx_start;
+            self.rx_start += len;
+            self.core.last_rx_ns = now_ns;
+            self.core.test_request_sent_ns = None;
+            let bytes = &self.rx[start..start + len];
+            let message = match Message::parse(bytes) {
+                Ok(message) => message,
+                Err(e) => {
+                    self.core.reject_unparsed(bytes, &e, now_ns);
+                    continue;
+                }
+            };
+            match self.core.admit(&message, now_ns) {
+                Admit::Handled => continue,
+                Admit::App => return Poll::App(message),
+                Admit::Logon => {
+                    return Poll::Logon(LogonRequest {
+                        sender_comp_id: message.get_str(tag::SENDER_COMP_ID).unwrap_or_default(),
+                        username: message.get_str(tag::USERNAME),
+                        password: message.get_str(tag::PASSWORD),
+                        heartbeat_s: self.core.heartbeat_ns / 1_000_000_000,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Accepts the pending Logon: replies with a Logon and starts the session.
+    pub fn accept_logon(&mut self, now_ns: u64) {
+        debug_assert_eq!(self.core.state, State::LogonPending);
+        let heartbeat_s = self.core.heartbeat_ns / 1_000_000_000;
+        self.core.state = State::Active;
+        self.core.send_admin(b"A", now_ns, |e| {
+            e.u64(tag::ENCRYPT_METHOD, 0);
+            e.u64(tag::HEART_BT_INT, heartbeat_s);
+            e.char(tag::RESET_SEQ_NUM_FLAG, b'Y');
+        });
+    }
+
+    /// Refuses the pending Logon: Logout with `text`, then close.
+    pub fn refuse_logon(&mut self, text: &str, now_ns: u64) {
+        self.core.state = State::Active; // so the Logout goes out normally
+        self.core.logout_and_close(text, now_ns);
+    }
+
+    /// Sends an application message (its header is written here); it is kept for resend.
+    pub fn send(&mut self, msg_type: &[u8], now_ns: u64, fields: impl FnOnce(&mut Encoder)) {
+        if !matches!(self.core.state, State::Active | State::LoggingOut) {
+            return;
+        }
+        self.core.send_app(msg_type, now_ns, fields);
+    }
+
+    /// Sends a session-level Reject (35=3) for message `ref_seq`.
+    pub fn reject(&mut self, ref_seq: u64, ref_msg_type: &[u8], reason: u32, ref_tag: Option<u32>, text: &str, now_ns: u64) {
+        self.core.reject(ref_seq, ref_msg_type, reason, ref_tag, text, now_ns);
+    }
+
+    /// Starts a Logout with `text`; the session closes on the reply or after a timeout.
+    pub fn logout(&mut self, text: &str, now_ns: u64) {
+        if self.core.state == State::Active {
+            self.core.send_logout(text, now_ns);
+            self.core.state = State::LoggingOut;
+            self.core.logout_sent_ns = now_ns;
+        }
+    }
+
+    /// The transport lost the connection: the session ends without a Logout.
+    pub fn connection_lost(&mut self) {
+        self.core.close("connection lost");
+    }
+
+    /// Heartbeats, test requests and timeouts; call at [`Session::deadline`] (or any time).
+    pub fn on_timer(&mut self, now_ns: u64) {
+        self.core.on_timer(now_ns);
+    }
+
+    /// When [`Session::on_timer`] next has work.
+    pub fn deadline(&self) -> u64 {
+        self.core.deadline()
+    }
+
+    /// Bytes to write to the transport (cleared by the call).
+    pub fn take_tx(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.core.tx)
+    }
+
+    /// True when bytes wait to be written.
+    pub fn has_tx(&self) -> bool {
+        !self.core.tx.is_empty()
+    }
+
+    /// True when the session ended: write what is left in the transmit buffer, then close.
+    pub fn is_closed(&self) -> bool {
+        self.core.state == State::Closed
+    }
+
+    /// True once Logon is done (both sides) and until Logout.
+    pub fn is_active(&self) -> bool {
+        self.core.state == State::Active
+    }
+
+    /// True when the counterparty sent a Logout (a graceful end, as opposed to a lost
+    /// connection or a protocol error).
+    pub fn logout_received(&self) -> bool {
+        self.core.logout_received
+    }
+
+    /// Why the session closed, when it did.
+    pub fn close_reason(&self) -> Option<&str> {
+        self.core.close_reason.as_deref()
+    }
+
+    /// The counterparty's CompID (known after Logon).
+    pub fn their_comp_id(&self) -> &str {
+        &self.core.their_comp_id
+    }
+
+    /// Next MsgSeqNum expected from the counterparty.
+    pub fn in_seq_next(&self) -> u64 {
+        self.core.in_seq_next
+    }
+
+    /// MsgSeqNum of the next message sent.
+    pub fn out_seq_next(&self) -> u64 {
+        self.core.out_seq_next
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SessionStats {
+        self.core.stats
+    }
+}
+
+impl Core {
+    fn new(config: SessionConfig, initiator: Option<InitiatorLogon>, now_ns: u64) -> Core {
+        Core {
+            config,
+            initiator,
+            state: State::AwaitingLogon,
+            their_comp_id: String::new(),
+            heartbeat_ns: 30_000_000_000,
+            in_seq_next: 1,
+            out_seq_next: 1,
+            resend_asked_until: 0,
+            created_ns: now_ns,
+            last_rx_ns: now_ns,
+            last_tx_ns: now_ns,
+            test_request_sent_ns: None,
+            logout_sent_ns: 0,
+            close_reason: None,
+            logout_received: false,
+            store: VecDeque::new(),
+            encoder: Encoder::new(),
+            tx: Vec::new(),
+            stats: SessionStats::default(),
+        }
+    }
+
+    fn admit(&mut self, msg: &Message<'_>, now_ns: u64) -> Admit {
+        let msg_type = msg.msg_type();
+        let Ok(Some(seq)) = msg.get_u64(tag::MSG_SEQ_NUM) else {
+            // Without a MsgSeqNum nothing can be referenced or resent: QuickFIX logs out too.
+            self.logout_and_close("MsgSeqNum (34) missing or not a number", now_ns);
+            return Admit::Handled;
+        };
+        let sender = msg.get_str(tag::SENDER_COMP_ID);
+        let target = msg.get_str(tag::TARGET_COMP_ID);
+        if self.state == State::AwaitingLogon {
+            return self.admit_logon(msg, seq, sender, target, now_ns);
+        }
+        if sender != Some(self.their_comp_id.as_str()) || target != Some(self.config.our_comp_id.as_str()) {
+            let tag_at_fault = if sender != Some(self.their_comp_id.as_str()) {
+                tag::SENDER_COMP_ID
+            } else {
+                tag::TARGET_COMP_ID
+            };
+            self.reject(seq, msg_type, 9, Some(tag_at_fault), "CompID problem", now_ns);
+            self.logout_and_close("CompID problem", now_ns);
+            return Admit::Handled;
+        }
+        if msg.get(tag::SENDING_TIME).is_none() {
+            self.reject(seq, msg_type, 1, Some(tag::SENDING_TIME), "Required tag missing: SendingTime", now_ns);
+            self.in_seq_next = self.in_seq_next.max(seq + 1);
+            return Admit::Handled;
+        }
+        if msg_type == b"4" && !msg.flag(tag::GAP_FILL_FLAG) {
+            // SequenceReset-Reset ignores MsgSeqNum.
+            return self.sequence_reset(msg, seq, now_ns);
+        }
+        if seq < self.in_seq_next {
+            if !msg.flag(tag::POSS_DUP_FLAG) {
+                let text = format!("MsgSeqNum too low, expecting {} but received {seq}", self.in_seq_next);
+                self.logout_and_close(&text, now_ns);
+            }
+            return Admit::Handled;
+        }
+        if seq > self.in_seq_next {
+            if msg_type == b"5" {
+                // A Logout beyond a gap still ends the session.
+                self.send_logout("", now_ns);
+                self.close("counterparty logged out");
+                return Admit::Handled;
+            }
+            if self.resend_asked_until < seq {
+                let begin = self.in_seq_next;
+                self.send_admin(b"2", now_ns, |e| {
+                    e.u64(tag::BEGIN_SEQ_NO, begin);
+                    e.u64(tag::END_SEQ_NO, 0);
+                });
+                self.resend_asked_until = seq;
+                self.stats.resends_requested += 1;
+            }
+            return Admit::Handled;
+        }
+        match msg_type {
+            b"4" => return self.sequence_reset(msg, seq, now_ns),
+            _ => self.in_seq_next = seq + 1,
+        }
+        match msg_type {
+            b"0" => {}
+            b"1" => {
+                let id = msg.get(tag::TEST_REQ_ID).unwrap_or(b"").to_vec();
+                self.send_admin(b"0", now_ns, |e| {
+                    if !id.is_empty() {
+                        e.bytes(tag::TEST_REQ_ID, &id);
+                    }
+                });
+            }
+            b"2" => self.serve_resend(msg, seq, now_ns),
+            // Session Rejects go to the application: a client shows them to its user.
+            b"3" if self.state == State::Active => return Admit::App,
+            b"3" => {}
+            b"5" => {
+                if self.state != State::LoggingOut {
+                    self.send_logout("", now_ns);
+                }
+                self.logout_received = true;
+                match msg.get_str(tag::TEXT) {
+                    Some(text) => self.close(&format!("counterparty logged out: {text}")),
+                    None => self.close("counterparty logged out"),
+                }
+            }
+            b"A" => {
+                if self.initiator.is_some() && self.state == State::AwaitingLogon {
+                    self.state = State::Active;
+                } else {
+                    self.logout_and_close("Logon received on an active session", now_ns);
+                }
+            }
+            _ if self.state == State::Active => return Admit::App,
+            _ => {}
+        }
+        Admit::Handled
+    }
+
+    fn admit_logon(
+        &mut self,
+        msg: &Message<'_>,
+        seq: u64,
+        sender: Option<&str>,
+        target: Option<&str>,
+        now_ns: u64,
+    ) -> Admit {
+        if self.initiator.is_some() && msg.msg_type() == b"5" {
+            // The venue refused our Logon; its text says why.
+            self.logout_received = true;
+            let text = msg.get_str(tag::TEXT).unwrap_or("no reason given");
+            self.close(&format!("counterparty logged out: {text}"));
+            return Admit::Handled;
+        }
+        if msg.msg_type() != b"A" {
+            self.close("first message was not a Logon");
+            return Admit::Handled;
+        }
+        if let Some(initiator) = &self.initiator {
+            // Initiator: this is the venue's reply.
+            if sender != Some(initiator.target_comp_id.as_str()) {
+                self.close("Logon reply from an unexpected CompID");
+                return Admit::Handled;
+            }
+            self.state = State::Active;
+            self.in_seq_next = seq + 1;
+            return Admit::Handled;
+        }
+        let heartbeat_s = match msg.get_u64(tag::HEART_BT_INT) {
+            Ok(Some(s)) if (1..=HEARTBEAT_S_MAX).contains(&s) => s,
+            _ => {
+                self.their_comp_id = sender.unwrap_or_default().to_owned();
+                self.state = State::Active;
+                self.logout_and_close(&format!("HeartBtInt (108) must be 1 to {HEARTBEAT_S_MAX} seconds"), now_ns);
+                return Admit::Handled;
+            }
+        };
+        let (Some(sender), true) = (sender, target == Some(self.config.our_comp_id.as_str())) else {
+            self.close("Logon without SenderCompID or with a TargetCompID that is not ours");
+            return Admit::Handled;
+        };
+        if seq != 1 && msg.flag(tag::RESET_SEQ_NUM_FLAG) {
+            self.their_comp_id = sender.to_owned();
+            self.state = State::Active;
+            self.logout_and_close("ResetSeqNumFlag (141) on a Logon whose MsgSeqNum is not 1", now_ns);
+            return Admit::Handled;
+        }
+        self.their_comp_id = sender.to_owned();
+        self.heartbeat_ns = heartbeat_s * 1_000_000_000;
+        self.state = State::LogonPending;
+        if seq == self.in_seq_next {
+            self.in_seq_next = seq + 1;
+        } else {
+            // A higher first MsgSeqNum: accept, then ask for the gap (after the Logon reply).
+            self.resend_asked_until = 0;
+        }
+        Admit::Logon
+    }
+
+    fn sequence_reset(&mut self, msg: &Message<'_>, seq: u64, now_ns: u64) -> Admit {
+        match msg.get_u64(tag::NEW_SEQ_NO) {
+            Ok(Some(new)) if new >= self.in_seq_next => self.in_seq_next = new,
+            Ok(Some(new)) => {
+                let text = format!("NewSeqNo {new} is below the expected {}", self.in_seq_next);
+                self.reject(seq, b"4", 5, Some(tag::NEW_SEQ_NO), &text, now_ns);
+            }
+            _ => self.reject(seq, b"4", 1, Some(tag::NEW_SEQ_NO), "Required tag missing: NewSeqNo", now_ns),
+        }
+        Admit::Handled
+    }
+
+    fn serve_resend(&mut self, msg: &Message<'_>, seq: u64, now_ns: u64) {
+        self.stats.resends_served += 1;
+        let (Ok(Some(begin)), Ok(Some(end))) = (msg.get_u64(tag::BEGIN_SEQ_NO), msg.get_u64(tag::END_SEQ_NO)) else {
+            self.reject(seq, b"2", 1, Some(tag::BEGIN_SEQ_NO), "Required tag missing: BeginSeqNo/EndSeqNo", now_ns);
+            return;
+        };
+        let last = self.out_seq_next - 1;
+        let end = if end == 0 || end > last { last } else { end };
+        if begin == 0 || begin > end {
+            return;
+        }
+        let store = std::mem::take(&mut self.store);
+        let mut gap_from: Option<u64> = None;
+        for s in begin..=end {
+            match store.iter().find(|m| m.seq == s) {
+                Some(stored) => {
+                    if let Some(from) = gap_from.take() {
+                        self.gap_fill(from, s, now_ns);
+                    }
+                    self.encoder.begin(&stored.msg_type, &self.config.our_comp_id, &self.their_comp_id, s, now_ns);
+                    self.encoder.char(tag::POSS_DUP_FLAG, b'Y');
+                    self.encoder.time(tag::ORIG_SENDING_TIME, stored.sent_ns);
+                    self.encoder.raw(&stored.fields);
+                    self.tx.extend_from_slice(self.encoder.finish());
+                }
+                None => {
+                    gap_from.get_or_insert(s);
+                }
+            }
+        }
+        if let Some(from) = gap_from {
+            self.gap_fill(from, end + 1, now_ns);
+        }
+        self.store = store;
+        self.last_tx_ns = now_ns;
+    }
+
+    /// SequenceReset-GapFill sent as message `from`, moving the counterparty to `next`.
+    fn gap_fill(&mut self, from: u64, next: u64, now_ns: u64) {
+        self.encoder.begin(b"4", &self.config.our_comp_id, &self.their_comp_id, from, now_ns);
+        self.encoder.char(tag::POSS_DUP_FLAG, b'Y');
+        self.encoder.char(tag::GAP_FILL_FLAG, b'Y');
+        self.encoder.u64(tag::NEW_SEQ_NO, next);
+        self.tx.extend_from_slice(self.encoder.finish());
+    }
+
+    /// A framed message whose fields do not parse: Reject it if its MsgSeqNum can be read and
+    /// is the expected one (QuickFIX then counts it), else drop it as garbled.
+    fn reject_unparsed(&mut self, bytes: &[u8], e: &fix::ParseError, now_ns: u64) {
+        let seq = find_field(bytes, b"\x0134=").and_then(fix::parse_u64);
+        let msg_type = find_field(bytes, b"\x0135=").unwrap_or(b"");
+        match seq {
+            Some(seq) if seq == self.in_seq_next && self.state == State::Active => {
+                self.in_seq_next += 1;
+                let msg_type = msg_type.to_vec();
+                self.reject(seq, &msg_type, e.reject_reason(), e.tag(), &e.to_string(), now_ns);
+            }
+            _ => self.stats.garbled += 1,
+        }
+    }
+
+    fn reject(&mut self, ref_seq: u64, ref_msg_type: &[u8], reason: u32, ref_tag: Option<u32>, text: &str, now_ns: u64) {
+        self.stats.rejects_sent += 1;
+        let ref_msg_type = ref_msg_type.to_vec();
+        self.send_admin(b"3", now_ns, |e| {
+            e.u64(tag::REF_SEQ_NUM, ref_seq);
+            if let Some(t) = ref_tag {
+                e.u64(tag::REF_TAG_ID, u64::from(t));
+            }
+            if !ref_msg_type.is_empty() && !ref_msg_type.contains(&fix::SOH) {
+                e.bytes(tag::REF_MSG_TYPE, &ref_msg_type);
+            }
+            e.u64(tag::SESSION_REJECT_REASON, u64::from(reason));
+            e.str(tag::TEXT, text);
+        });
+    }
+
+    fn send_logout(&mut self, text: &str, now_ns: u64) {
+        self.send_admin(b"5", now_ns, |e| {
+            if !text.is_empty() {
+                e.str(tag::TEXT, text);
+            }
+        });
+    }
+
+    fn logout_and_close(&mut self, text: &str, now_ns: u64) {
+        if self.state != State::Closed && !self.their_comp_id.is_empty() {
+            self.send_logout(text, now_ns);
+        }
+        self.close(text);
+    }
+
+    fn close(&mut self, reason: &str) {
+        self.state = State::Closed;
+        self.close_reason.get_or_insert_with(|| reason.to_owned());
+    }
+
+    /// Sends a message that is not kept for resend (admin messages are gap-filled).
+    fn send_admin(&mut self, msg_type: &[u8], now_ns: u64, fields: impl FnOnce(&mut Encoder)) {
+        let seq = self.out_seq_next;
+        self.out_seq_next += 1;
+        self.encoder.begin(msg_type, &self.config.our_comp_id, &self.their_comp_id, seq, now_ns);
+        fields(&mut self.encoder);
+        self.tx.extend_from_slice(self.encoder.finish());
+        self.last_tx_ns = now_ns;
+    }
+
+    fn send_app(&mut self, msg_type: &[u8], now_ns: u64, fields: impl FnOnce(&mut Encoder)) {
+        let seq = self.out_seq_next;
+        self.out_seq_next += 1;
+        self.encoder.begin(msg_type, &self.config.our_comp_id, &self.their_comp_id, seq, now_ns);
+        let header_len = self.encoder.body().len();
+        fields(&mut self.encoder);
+        let stored_fields = self.encoder.body()[header_len..].to_vec();
+        self.tx.extend_from_slice(self.encoder.finish());
+        self.last_tx_ns = now_ns;
+        if self.config.resend_store_max > 0 {
+            if self.store.len() == self.config.resend_store_max {
+                self.store.pop_front();
+            }
+            self.store.push_back(Stored { seq, msg_type: msg_type.to_vec(), fields: stored_fields, sent_ns: now_ns });
+        }
+    }
+
+    fn on_timer(&mut self, now_ns: u64) {
+        match self.state {
+            State::AwaitingLogon | State::LogonPending => {
+                if now_ns.saturating_sub(self.created_ns) >= HANDSHAKE_TIMEOUT_NS {
+                    self.close("no Logon in time");
+                }
+            }
+            State::LoggingOut => {
+                if now_ns.saturating_sub(self.logout_sent_ns) >= HANDSHAKE_TIMEOUT_NS {
+                    self.close("no Logout reply in time");
+                }
+            }
+            State::Active => {
+                if let Some(sent) = self.test_request_sent_ns {
+                    if now_ns.saturating_sub(sent) >= self.heartbeat_ns {
+                        self.logout_and_close("heartbeat timeout: no answer to TestRequest", now_ns);
+                        return;
+                    }
+                } else if now_ns.saturating_sub(self.last_rx_ns) >= self.heartbeat_ns + self.heartbeat_ns / 5 {
+                    self.send_admin(b"1", now_ns, |e| e.u64(tag::TEST_REQ_ID, now_ns));
+                    self.test_request_sent_ns = Some(now_ns);
+                }
+                if now_ns.saturating_sub(self.last_tx_ns) >= self.heartbeat_ns {
+                    self.send_admin(b"0", now_ns, |_| {});
+                }
+            }
+            State::Closed => {}
+        }
+    }
+
+    fn deadline(&self) -> u64 {
+        match self.state {
+            State::AwaitingLogon | State::LogonPending => self.created_ns + HANDSHAKE_TIMEOUT_NS,
+            State::LoggingOut => self.logout_sent_ns + HANDSHAKE_TIMEOUT_NS,
+            State::Active => {
+                let rx_due = match self.test_request_sent_ns {
+                    Some(sent) => sent + self.heartbeat_ns,
+                    None => self.last_rx_ns + self.heartbeat_ns + self.heartbeat_ns / 5,
+                };
+                rx_due.min(self.last_tx_ns + self.heartbeat_ns)
+            }
+            State::Closed => u64::MAX,
+        }
+    }
+}
+
+/// The value after `needle` (e.g. `<SOH>34=`) up to the next SOH, scanning raw bytes.
+fn find_field<'a>(bytes: &'a [u8], needle: &[u8]) -> Option<&'a [u8]> {
+    let at = bytes.windows(needle.len()).position(|w| w == needle)? + needle.len();
+    let len = bytes[at..].iter().position(|&b| b == fix::SOH)?;
+    Some(&bytes[at..at + len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn venue(now: u64) -> Session {
+        Session::acceptor(SessionConfig::default(), now)
+    }
+
+    fn client(now: u64) -> Session {
+        let logon = InitiatorLogon {
+            target_comp_id: "EXCHANGE".into(),
+            heartbeat_s: 10,
+            username: "alice".into(),
+            password: "pw".into(),
+        };
+        Session::initiator(SessionConfig::default(), "alice", logon, now)
+    }
+
+    /// Everything `tx` holds, as readable messages.
+    fn messages(tx: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < tx.len() {
+            let len = fix::frame(&tx[at..], 1 << 20).unwrap().unwrap();
+            out.push(String::from_utf8_lossy(&tx[at..at + len]).replace('\x01', "|"));
+            at += len;
+        }
+        out
+    }
+
+    fn has(msg: &str, field: &str) -> bool {
+        msg.contains(&format!("|{field}|"))
+    }
+
+    /// Delivers `from`'s output to `to`, running the venue's logon decision as `accept`.
+    fn pump(from: &mut Session, to: &mut Session, now: u64, accept: bool) -> Vec<String> {
+        let tx = from.take_tx();
+        let seen = messages(&tx);
+        to.feed(&tx);
+        loop {
+            match to.poll(now) {
+                Poll::Idle => break,
+                Poll::Logon(req) => {
+                    assert_eq!(req.sender_comp_id, "alice");
+                    assert_eq!(req.password, Some("pw"));
+                    if accept {
+                        to.accept_logon(now);
+                    } else {
+                        to.refuse_logon("wrong password", now);
+                    }
+                }
+                Poll::App(msg) => {
+                    let id = msg.get_str(tag::CL_ORD_ID).unwrap_or("").to_owned();
+                    to.send(b"8", now, |e| e.str(tag::CL_ORD_ID, &id));
+                }
+            }
+        }
+        seen
+    }
+
+    fn logged_on() -> (Session, Session) {
+        let (mut c, mut v) = (client(0), venue(0));
+        pump(&mut c, &mut v, 0, true);
+        pump(&mut v, &mut c, 0, true);
+        assert!(c.is_active() && v.is_active());
+        (c, v)
+    }
+
+    fn app(c: &mut Session, id: &str, now: u64) {
+        c.send(b"D", now, |e| e.str(tag::CL_ORD_ID, id));
+    }
+
+    #[test]
+    fn logon_handshake_and_application_round_trip() {
+        let (mut c, mut v) = logged_on();
+        app(&mut c, "a1", 1);
+        pump(&mut c, &mut v, 1, true);
+        let replies = pump(&mut v, &mut c, 1, true);
+        assert_eq!(replies.len(), 1);
+        assert!(has(&replies[0], "35=8") && has(&replies[0], "11=a1") && has(&replies[0], "34=2"), "{replies:?}");
+        assert_eq!((v.in_seq_next(), v.out_seq_next()), (3, 3));
+    }
+
+    #[test]
+    fn refused_logon_gets_a_logout_with_the_reason() {
+        let (mut c, mut v) = (client(0), venue(0));
+        pump(&mut c, &mut v, 0, false);
+        assert!(v.is_closed());
+        let out = messages(&v.take_tx());
+        assert!(has(&out[0], "35=5") && has(&out[0], "58=wrong password"), "{out:?}");
+    }
+
+    #[test]
+    fn first_message_must_be_logon() {
+        let mut v = venue(0);
+        let mut c = logged_on().0; // an active client whose next message is not a Logon
+        app(&mut c, "x", 0);
+        v.feed(&c.take_tx());
+        assert!(matches!(v.poll(0), Poll::Idle));
+        assert!(v.is_closed());
+        assert!(v.take_tx().is_empty(), "nothing is said to an unknown peer");
+    }
+
+    #[test]
+    fn too_high_asks_for_resend_and_gap_fill_covers_admin_messages() {
+        let (mut c, mut v) = logged_on();
+        app(&mut c, "lost", 1);
+        let _lost = c.take_tx(); // never delivered
+        app(&mut c, "a2", 2);
+        pump(&mut c, &mut v, 2, true);
+        let out = messages(&v.take_tx());
+        assert!(has(&out[0], "35=2") && has(&out[0], "7=2") && has(&out[0], "16=0"), "{out:?}");
+        assert_eq!(v.in_seq_next(), 2);
+        // The client answers the ResendRequest: both app messages again, PossDup.
+        c.feed(&{
+            let mut e = Encoder::new();
+            e.begin(b"2", "EXCHANGE", "alice", 2, 3);
+            e.u64(tag::BEGIN_SEQ_NO, 2);
+            e.u64(tag::END_SEQ_NO, 0);
+            e.finish().to_vec()
+        });
+        assert!(matches!(c.poll(3), Poll::Idle));
+        let resent = pump(&mut c, &mut v, 3, true);
+        assert_eq!(resent.len(), 2, "{resent:?}");
+        assert!(resent.iter().all(|m| has(m, "43=Y") && m.contains("|122=")), "{resent:?}");
+        assert_eq!(v.in_seq_next(), 4);
+    }
+
+    #[test]
+    fn resend_request_gap_fills_admin_and_resends_app() {
+        let (_c, mut v) = logged_on();
+        v.send(b"8", 1, |e| e.str(tag::CL_ORD_ID, "x")); // seq 2
+        v.on_timer(31 * S); // a TestRequest, seq 3: nothing was received for 1.2 × HeartBtInt
+        v.send(b"8", 31 * S, |e| e.str(tag::CL_ORD_ID, "y"));
+        let _ = v.take_tx();
+        let mut e = Encoder::new();
+        e.begin(b"2", "alice", "EXCHANGE", 2, 0);
+        e.u64(tag::BEGIN_SEQ_NO, 1);
+        e.u64(tag::END_SEQ_NO, 0);
+        v.feed(e.finish());
+        assert!(matches!(v.poll(32 * S), Poll::Idle));
+        let out = messages(&v.take_tx());
+        assert!(has(&out[0], "35=4") && has(&out[0], "34=1") && has(&out[0], "36=2"), "{out:?}");
+        assert!(has(&out[1], "35=8") && has(&out[1], "34=2") && has(&out[1], "11=x"), "{out:?}");
+        assert!(has(&out[2], "35=4") && has(&out[2], "34=3") && has(&out[2], "36=4"), "{out:?}");
+        assert!(has(&out[3], "35=8") && has(&out[3], "34=4") && has(&out[3], "11=y"), "{out:?}");
+    }
+
+    #[test]
+    fn too_low_without_poss_dup_logs_out_with_the_reason() {
+        let (mut c, mut v) = logged_on();
+        app(&mut c, "a", 1);
+        let tx = c.take_tx();
+        v.feed(&tx);
+        while !matches!(v.poll(1), Poll::Idle) {}
+        v.feed(&tx); // the same seq again
+        while !matches!(v.poll(1), Poll::Idle) {}
+        assert!(v.is_closed());
+        let out = messages(&v.take_tx());
+        let logout = out.last().unwrap();
+        assert!(has(logout, "35=5") && has(logout, "58=MsgSeqNum too low, expecting 3 but received 2"), "{out:?}");
+    }
+
+    #[test]
+    fn garbled_message_is_dropped_without_consuming_a_seq() {
+        let (mut c, mut v) = logged_on();
+        app(&mut c, "a", 1);
+        let mut bad = c.take_tx();
+        let i = bad.len() - 12;
+        bad[i] ^= 0x04;
+        v.feed(&bad);
+        assert!(matches!(v.poll(1), Poll::Idle));
+        assert_eq!((v.stats().garbled, v.in_seq_next()), (1, 2));
+        // The client's next message (seq 3) is too high: the venue asks for 2 again.
+        app(&mut c, "b", 2);
+        pump(&mut c, &mut v, 2, true);
+        assert!(v.is_active());
+        assert!(messages(&v.take_tx()).iter().any(|m| has(m, "35=2") && has(m, "7=2")));
+    }
+
+    #[test]
+    fn bad_body_length_and_oversize_end_the_session_with_the_reason() {
+        for (bytes, reason) in [
+            (b"8=FIX.4.4\x019=5\x0135=0\x0134=2\x0152=x\x0110=000\x01".to_vec(), "BodyLength"),
+            (format!("8=FIX.4.4\x019=9000\x0135=D\x01{}", "x".repeat(100)).into_bytes(), "exceeds the 4096-byte"),
+        ] {
+            let (_c, mut v) = logged_on();
+            v.feed(&bytes);
+            assert!(matches!(v.poll(1), Poll::Idle));
+            assert!(v.is_closed());
+            let out = messages(&v.take_tx());
+            assert!(has(&out[0], "35=5") && out[0].contains(reason), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn unparsable_fields_get_a_session_reject_and_consume_the_seq() {
+        let (_c, mut v) = logged_on();
+        let body = "35=D|49=alice|56=EXCHANGE|34=2|52=20240101-00:00:00|11=a|11=b|".replace('|', "\x01");
+        let mut m = format!("8=FIX.4.4\x019={}\x01{body}", body.len()).into_bytes();
+        let sum = fix::checksum(&m);
+        m.extend_from_slice(format!("10={sum:03}\x01").as_bytes());
+        v.feed(&m);
+        assert!(matches!(v.poll(1), Poll::Idle));
+        let out = messages(&v.take_tx());
+        assert!(has(&out[0], "35=3") && has(&out[0], "45=2") && has(&out[0], "373=13") && has(&out[0], "371=11"));
+        assert_eq!(v.in_seq_next(), 3);
+        assert!(v.is_active());
+    }
+
+    #[test]
+    fn heartbeat_then_test_request_then_timeout() {
+        let (_c, mut v) = logged_on();
+        v.on_timer(10 * S); // HeartBtInt 10 s: nothing sent since 0
+        let out = messages(&v.take_tx());
+        assert_eq!(out.len(), 1);
+        assert!(has(&out[0], "35=0"));
+        v.on_timer(12 * S); // 1.2 × HeartBtInt without input: TestRequest
+        let out = messages(&v.take_tx());
+        assert!(has(&out[0], "35=1"), "{out:?}");
+        assert_eq!(v.deadline(), 22 * S);
+        v.on_timer(22 * S);
+        assert!(v.is_closed());
+        assert!(v.close_reason().unwrap().contains("heartbeat timeout"));
+    }
+
+    #[test]
+    fn test_request_is_answered_with_its_id() {
+        let (mut c, mut v) = logged_on();
+        c.core.send_admin(b"1", 1, |e| e.str(tag::TEST_REQ_ID, "ping-7"));
+        pump(&mut c, &mut v, 1, true);
+        let out = messages(&v.take_tx());
+        assert!(has(&out[0], "35=0") && has(&out[0], "112=ping-7"), "{out:?}");
+    }
+
+    #[test]
+    fn logout_is_answered_and_both_close() {
+        let (mut c, mut v) = logged_on();
+        c.logout("bye", 1);
+        pump(&mut c, &mut v, 1, true);
+        assert!(v.is_closed());
+        pump(&mut v, &mut c, 1, true);
+        assert!(c.is_closed());
+    }
+
+    #[test]
+    fn comp_id_mismatch_is_rejected_and_logged_out() {
+        let (_c, mut v) = logged_on();
+        let mut e = Encoder::new();
+        e.begin(b"D", "mallory", "EXCHANGE", 2, 0);
+        v.feed(e.finish());
+        assert!(matches!(v.poll(1), Poll::Idle));
+        let out = messages(&v.take_tx());
+        assert!(has(&out[0], "35=3") && has(&out[0], "373=9"));
+        assert!(has(&out[1], "35=5"));
+        assert!(v.is_closed());
+    }
+
+    proptest::proptest! {
+        /// Random bytes after a logon never panic the session, and it stays consistent:
+        /// either still active with sane seqs or closed.
+        #[test]
+        fn arbitrary_input_never_panics(chunks in proptest::collection::vec(
+            proptest::collection::vec(proptest::num::u8::ANY, 0..200), 1..8)) {
+            let (_c, mut v) = logged_on();
+            for chunk in chunks {
+                v.feed(&chunk);
+                while !matches!(v.poll(1), Poll::Idle) {}
+                v.on_timer(2);
+            }
+            proptest::prop_assert!(v.is_closed() || v.in_seq_next() >= 2);
+        }
+    }
+}

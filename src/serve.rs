@@ -1,0 +1,449 @@
+//! `exchange serve`: the engine thread (with its journal), the router, and the gateway, from a
+//! TOML configuration or the embedded defaults of DESIGN.md.
+//!
+//! Start-up order: data directory → journal recovery (snapshot + replay) → engine thread →
+//! router thread → QUIC endpoint and TCP acceptor. Account and symbol ids are fixed by the
+//! journal (`accounts.txt`, `meta.json`), so a restart with a reordered configuration keeps
+//! every account's orders its own.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use engine::journal::{JournalConfig, SyncPolicy};
+use engine::{
+    DurableConfig, DurableEngine, DurableRecovery, EngineConfig, Runner, RunnerConfig, SymbolSpec, WaitStrategy,
+};
+use gateway::router::{Durability, RouterConfig, RouterHandle};
+use gateway::server::{Gateway, GatewayConfig};
+use gateway::session::SessionConfig;
+use gateway::tls::ServerTls;
+use gateway::venue::{hash_password, AccountConfig, Accounts, Symbols, Venue};
+use serde::Deserialize;
+
+use crate::journal_meta;
+use crate::names::Names;
+
+/// Most accounts a venue lists.
+pub const ACCOUNTS_MAX: usize = 1 << 16;
+
+/// Start-up failures, each naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration file is unreadable or invalid.
+    #[error("config: {0}")]
+    Config(String),
+    /// The data directory or its journal could not be used.
+    #[error("data directory {path}: {what}")]
+    Data {
+        /// The path.
+        path: PathBuf,
+        /// What went wrong.
+        what: String,
+    },
+    /// The engine thread could not start.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// The gateway could not start.
+    #[error("gateway: {0}")]
+    Gateway(#[from] gateway::server::ServerError),
+}
+
+/// The whole configuration; every field has the embedded default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// The venue's CompID.
+    pub comp_id: String,
+    /// Where the journal, snapshots and certificate live (`--data` overrides it).
+    pub data_dir: PathBuf,
+    /// Listening addresses.
+    pub network: NetworkConfig,
+    /// Certificate files; absent: a self-signed certificate in `<data>/tls`.
+    pub tls: Option<TlsConfig>,
+    /// Engine thread.
+    pub engine: EngineSection,
+    /// Journal.
+    pub journal: JournalSection,
+    /// FIX sessions.
+    pub session: SessionSection,
+    /// Listed symbols (ids in this order, fixed by the journal once written).
+    pub symbols: Vec<SymbolEntry>,
+    /// Accounts.
+    pub accounts: Vec<AccountEntry>,
+}
+
+/// Listening addresses.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// QUIC order entry.
+    pub quic: SocketAddr,
+    /// FIX over TCP; empty string disables it.
+    pub tcp: String,
+    /// Tokio worker threads for QUIC.
+    pub quic_threads: usize,
+}
+
+/// Certificate files.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain PEM.
+    pub cert: PathBuf,
+    /// Private key PEM.
+    pub key: PathBuf,
+    /// Require client certificates signed by this CA (PEM).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// The engine thread.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Live orders bound.
+    pub orders_max: usize,
+    /// `backoff` (default, fits 2 cores), `yield` or `busy-spin` (only on an isolated core).
+    pub wait: String,
+    /// Pin the engine thread to this core.
+    pub pin_core: Option<usize>,
+    /// Wait strategy of the router thread.
+    pub router_wait: String,
+}
+
+/// The journal.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSection {
+    /// `page-cache` (default), `periodic` or `group-commit`.
+    pub sync: String,
+    /// Interval of `periodic`.
+    pub sync_interval_ms: u64,
+    /// Segment size in MiB.
+    pub segment_mib: usize,
+    /// Snapshot every N commands (0: never).
+    pub snapshot_every: u64,
+}
+
+/// FIX sessions.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    /// Largest message accepted, bytes.
+    pub message_bytes_max: usize,
+    /// Sent application messages kept for resend.
+    pub resend_store_max: usize,
+}
+
+/// One symbol.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymbolEntry {
+    /// Name.
+    pub name: String,
+    /// Tick size as a decimal (`"0.01"`).
+    pub tick: String,
+    /// Lot size.
+    #[serde(default = "one")]
+    pub lot: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One account.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountEntry {
+    /// Name.
+    pub name: String,
+    /// SenderCompID (default: the name).
+    pub comp_id: Option<String>,
+    /// Plain password (hashed at start-up with Argon2; a warning is printed).
+    pub password: Option<String>,
+    /// Argon2 PHC hash of the password (preferred).
+    pub password_hash: Option<String>,
+    /// Cancel resting orders when the session ends (default true).
+    #[serde(default = "yes")]
+    pub cancel_on_disconnect: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> ServeConfig {
+        let symbol = |name: &str| SymbolEntry { name: name.to_owned(), tick: "0.01".to_owned(), lot: 1 };
+        let account = |name: &str| AccountEntry {
+            name: name.to_owned(),
+            comp_id: None,
+            password: Some(name.to_owned()),
+            password_hash: None,
+            cancel_on_disconnect: true,
+        };
+        ServeConfig {
+            comp_id: "EXCHANGE".to_owned(),
+            data_dir: PathBuf::from("var"),
+            network: NetworkConfig::default(),
+            tls: None,
+            engine: EngineSection::default(),
+            journal: JournalSection::default(),
+            session: SessionSection::default(),
+            symbols: vec![symbol("BTC-USD"), symbol("ETH-USD"), symbol("AAPL")],
+            accounts: ["alice", "bob", "carol", "dave"].into_iter().map(account).collect(),
+        }
+    }
+}
+
+impl Default for NetworkConfig {
+    fn default() -> NetworkConfig {
+        NetworkConfig {
+            quic: "127.0.0.1:9878".parse().expect("literal"),
+            tcp: "127.0.0.1:9877".to_owned(),
+            quic_threads: 1,
+        }
+    }
+}
+
+impl Default for EngineSection {
+    fn default() -> EngineSection {
+        EngineSection { orders_max: 1 << 20, wait: "backoff".into(), pin_core: None, router_wait: "backoff".into() }
+    }
+}
+
+impl Default for JournalSection {
+    fn default() -> JournalSection {
+        JournalSection { sync: "page-cache".into(), sync_interval_ms: 10, segment_mib: 64, snapshot_every: 1_000_000 }
+    }
+}
+
+impl Default for SessionSection {
+    fn default() -> SessionSection {
+        let defaults = SessionConfig::default();
+        SessionSection { message_bytes_max: defaults.message_bytes_max, resend_store_max: defaults.resend_store_max }
+    }
+}
+
+impl ServeConfig {
+    /// Reads a TOML file; fields it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<ServeConfig, ServeError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+fn wait_strategy(name: &str) -> Result<WaitStrategy, ServeError> {
+    match name {
+        "backoff" => Ok(WaitStrategy::Backoff),
+        "yield" => Ok(WaitStrategy::Yield),
+        "busy-spin" => Ok(WaitStrategy::BusySpin),
+        other => Err(ServeError::Config(format!("wait strategy {other:?}: use backoff, yield or busy-spin"))),
+    }
+}
+
+fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeError> {
+    if entries.is_empty() {
+        return Err(ServeError::Config("no symbols listed".into()));
+    }
+    entries
+        .iter()
+        .map(|s| {
+            let tick = gateway::venue::parse_price_units(&s.tick)
+                .filter(|&t| t > 0)
+                .ok_or_else(|| ServeError::Config(format!("symbol {}: tick {:?} is not a positive price", s.name, s.tick)))?;
+            if s.lot == 0 {
+                return Err(ServeError::Config(format!("symbol {}: lot must be positive", s.name)));
+            }
+            Ok(SymbolSpec::new(&s.name, tick, s.lot))
+        })
+        .collect()
+}
+
+/// What `serve` prints and tests read.
+#[derive(Debug)]
+pub struct ServerInfo {
+    /// QUIC address bound.
+    pub quic_addr: SocketAddr,
+    /// TCP address bound.
+    pub tcp_addr: Option<SocketAddr>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The certificate clients must trust.
+    pub cert: PathBuf,
+    /// Whether the certificate was created by this start.
+    pub cert_created: bool,
+    /// Accounts whose password came in plain text.
+    pub plain_password_accounts: Vec<String>,
+    /// Journal recovery at start-up.
+    pub recovery: DurableRecovery,
+}
+
+/// A running venue.
+#[derive(Debug)]
+pub struct Server {
+    /// Addresses and paths.
+    pub info: ServerInfo,
+    gateway: Option<Gateway>,
+    router: Option<RouterHandle>,
+    engine: Option<JoinHandle<DurableEngine>>,
+}
+
+impl Server {
+    /// Starts everything; `data_dir` overrides the configuration's.
+    pub fn start(config: &ServeConfig, data_dir: Option<&Path>) -> Result<Server, ServeError> {
+        let data_dir = data_dir.map_or_else(|| config.data_dir.clone(), Path::to_path_buf);
+        let data_err = |what: String| ServeError::Data { path: data_dir.clone(), what };
+        std::fs::create_dir_all(&data_dir).map_err(|e| data_err(e.to_string()))?;
+        let journal_dir = data_dir.join("journal");
+
+        // Symbols and account ids are the journal's, when it has them.
+        let symbols = symbol_specs(&config.symbols)?;
+        if journal_dir.join("meta.json").exists() {
+            let journaled = journal_meta::read_meta(&journal_dir).map_err(|e| data_err(e.to_string()))?;
+            if journaled != symbols {
+                return Err(data_err(
+                    "the configured symbols differ from the journal's meta.json (ids are fixed once journaled)".into(),
+                ));
+            }
+        } else {
+            journal_meta::write_meta(&journal_dir, &symbols).map_err(|e| data_err(e.to_string()))?;
+        }
+        let mut names = Names::new(&symbols, ACCOUNTS_MAX);
+        journal_meta::read_accounts(&journal_dir, &mut names).map_err(|e| data_err(e.to_string()))?;
+        let known = names.accounts_len();
+        for a in &config.accounts {
+            names.account_id(&a.name).ok_or_else(|| ServeError::Config(format!("more than {ACCOUNTS_MAX} accounts")))?;
+        }
+        journal_meta::append_accounts(&journal_dir, &names, known).map_err(|e| data_err(e.to_string()))?;
+        let mut plain_password_accounts = Vec::new();
+        let mut accounts = Vec::with_capacity(names.accounts_len());
+        for id in 0..names.accounts_len() as u32 {
+            let name = names.account_name(id).to_owned();
+            let entry = config.accounts.iter().find(|a| a.name == name);
+            let account = match entry {
+                Some(a) => {
+                    let password_hash = match (&a.password_hash, &a.password) {
+                        (Some(hash), _) => hash.clone(),
+                        (None, Some(plain)) => {
+                            plain_password_accounts.push(a.name.clone());
+                            hash_password(plain).map_err(ServeError::Config)?
+                        }
+                        (None, None) => {
+                            return Err(ServeError::Config(format!("account {}: password or password_hash needed", a.name)))
+                        }
+                    };
+                    AccountConfig {
+                        comp_id: a.comp_id.clone().unwrap_or_else(|| a.name.clone()),
+                        name,
+                        password_hash,
+                        cancel_on_disconnect: a.cancel_on_disconnect,
+                    }
+                }
+                // Journaled but no longer configured: kept for its id, cannot log on.
+                None => AccountConfig { comp_id: String::new(), name, password_hash: String::new(), cancel_on_disconnect: true },
+            };
+            accounts.push(account);
+        }
+
+        // The engine with its journal.
+        let sync = match config.journal.sync.as_str() {
+            "page-cache" => SyncPolicy::PageCache,
+            "periodic" => SyncPolicy::Periodic {
+                interval: std::time::Duration::from_millis(config.journal.sync_interval_ms.max(1)),
+            },
+            "group-commit" => SyncPolicy::GroupCommit,
+            other => {
+                return Err(ServeError::Config(format!("journal sync {other:?}: use page-cache, periodic or group-commit")))
+            }
+        };
+        let engine_config = EngineConfig { symbols: symbols.clone(), orders_max: config.engine.orders_max, ..EngineConfig::default() };
+        let durable_config = DurableConfig {
+            dir: journal_dir.clone(),
+            journal: JournalConfig { segment_size_bytes: config.journal.segment_mib << 20, sync, ..JournalConfig::default() },
+            snapshot_every_commands: config.journal.snapshot_every,
+        };
+        let (durable, recovery) =
+            DurableEngine::open(engine_config, durable_config).map_err(|e| data_err(format!("journal: {e}")))?;
+        let seq_first = durable.next_command_seq();
+        let progress = durable.commands_progress();
+        let runner_config = RunnerConfig {
+            wait: wait_strategy(&config.engine.wait)?,
+            pin_core: config.engine.pin_core,
+            seq_first,
+            ..RunnerConfig::default()
+        };
+        let (handle, engine) = Runner::spawn(durable, runner_config).map_err(|e| ServeError::Engine(e.to_string()))?;
+
+        let router_config = RouterConfig {
+            seq_first,
+            wait: wait_strategy(&config.engine.router_wait)?,
+            durability: Some(Durability { progress, group_commit: matches!(sync, SyncPolicy::GroupCommit) }),
+            accounts: accounts.len(),
+        };
+        let router = gateway::router::spawn(handle.commands, handle.events, router_config)
+            .map_err(|e| ServeError::Engine(format!("router thread: {e}")))?;
+
+        // The gateway.
+        let (tls, cert_created) = match &config.tls {
+            Some(t) => (ServerTls { cert: t.cert.clone(), key: t.key.clone(), client_ca: t.client_ca.clone() }, false),
+            None => ServerTls::self_signed_in(&data_dir.join("tls")).map_err(|e| ServeError::Gateway(e.into()))?,
+        };
+        let tcp = match config.network.tcp.trim() {
+            "" => None,
+            addr => Some(addr.parse().map_err(|e| ServeError::Config(format!("network.tcp {addr:?}: {e}")))?),
+        };
+        let venue = Arc::new(Venue {
+            symbols: Symbols::new(symbols),
+            accounts: Accounts::new(accounts),
+            session: SessionConfig {
+                our_comp_id: config.comp_id.clone(),
+                message_bytes_max: config.session.message_bytes_max,
+                resend_store_max: config.session.resend_store_max,
+            },
+        });
+        let gateway_config =
+            GatewayConfig { quic: config.network.quic, tcp, tls: tls.clone(), quic_threads: config.network.quic_threads };
+        let gateway = Gateway::start(&gateway_config, venue, router.inbound.clone())?;
+        Ok(Server {
+            info: ServerInfo {
+                quic_addr: gateway.quic_addr,
+                tcp_addr: gateway.tcp_addr,
+                data_dir,
+                cert: tls.cert,
+                cert_created,
+                plain_password_accounts,
+                recovery,
+            },
+            gateway: Some(gateway),
+            router: Some(router),
+            engine: Some(engine),
+        })
+    }
+
+    /// Stops the gateway, then the router, then the engine (which flushes its journal).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(g) = self.gateway.take() {
+            g.stop();
+        }
+        if let Some(r) = self.router.take() {
+            r.stop();
+        }
+        if let Some(e) = self.engine.take() {
+            let _ = e.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

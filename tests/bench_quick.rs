@@ -1,0 +1,115 @@
+//! `exchange bench <mode> --quick` end to end: the real binary writes its files, and they parse.
+//! Timings are never asserted (see STYLE.md); the rates and phases are shrunk so a debug build
+//! finishes in seconds.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+
+fn exchange(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_exchange")).args(args).output().expect("run exchange")
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("exchange-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs one mode into a fresh directory and checks every file it promises; returns the JSON.
+fn bench(mode: &str, extra: &[&str]) -> serde_json::Value {
+    let dir = scratch_dir(&format!("bench-{mode}"));
+    let mut args = vec!["bench", mode, "--quick", "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = exchange(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("p99.99") && stdout.contains("machine:"), "{stdout}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{mode}.json"))).unwrap()).unwrap();
+    assert_eq!(json["mode"], mode);
+    assert_eq!(json["check_passed"], true, "{json:#}");
+    assert!(json["machine"]["cores_available"].as_u64().unwrap() >= 1);
+    let series = json["series"].as_array().unwrap();
+    assert!(!series.is_empty());
+    for s in series {
+        for key in ["p50", "p90", "p95", "p99", "p99_9", "p99_99", "max", "mean", "count"] {
+            assert!(s["latency_us"][key].is_number(), "{key} in {s:#}");
+        }
+        assert_eq!(s["check"]["passed"], true, "{s:#}");
+        let hgrm = std::fs::read_to_string(dir.join(s["hgrm"].as_str().unwrap())).unwrap();
+        assert!(hgrm.contains("Percentile") && hgrm.contains("#[Max"), "{hgrm}");
+    }
+
+    let hlog = std::fs::read(dir.join(format!("{mode}.hlog"))).unwrap();
+    let mut deserializer = Deserializer::new();
+    let mut intervals = 0;
+    for entry in IntervalLogIterator::new(&hlog) {
+        if let LogEntry::Interval(interval) = entry.expect("interval log parses") {
+            let bytes = base64_decode(interval.encoded_histogram());
+            let h: Histogram<u64> =
+                deserializer.deserialize(&mut bytes.as_slice()).expect("histogram decodes");
+            assert_eq!(Some(interval.tag().unwrap().as_str()), series[intervals]["label"].as_str());
+            assert_eq!(h.len(), series[intervals]["latency_us"]["count"].as_u64().unwrap());
+            intervals += 1;
+        }
+    }
+    assert_eq!(intervals, series.len());
+
+    let svg = std::fs::read_to_string(dir.join(format!("{mode}.svg"))).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<path").count(), series.len());
+    let _ = std::fs::remove_dir_all(&dir);
+    json
+}
+
+#[test]
+fn engine_mode_writes_parseable_results_and_passes_its_state_check() {
+    let json = bench("engine", &["--rates", "10000,20000", "--warmup-ms", "20", "--measure-ms", "100"]);
+    let detail = json["series"][0]["check"]["detail"].as_str().unwrap();
+    assert!(detail.contains("identical to the in-process engine"), "{detail}");
+}
+
+#[test]
+fn udp_baseline_mode_writes_parseable_results() {
+    bench("udp-baseline", &["--rates", "2000,5000", "--warmup-ms", "20", "--measure-ms", "100"]);
+}
+
+#[test]
+fn peers_mode_writes_parseable_results_for_every_venue() {
+    let json = bench("peers", &["--commands", "5000"]);
+    let labels: Vec<&str> =
+        json["series"].as_array().unwrap().iter().map(|s| s["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["timer", "engine", "matchcore", "orderbook-rs"]);
+}
+
+/// Standard base64 (what the interval log uses), decoded without another dependency.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let mut out = Vec::new();
+    let clean: Vec<u8> = text.bytes().filter(|&c| c != b'=' && !c.is_ascii_whitespace()).collect();
+    for chunk in clean.chunks(4) {
+        let mut acc = 0u32;
+        for &c in chunk {
+            acc = (acc << 6) | value(c);
+        }
+        acc <<= 6 * (4 - chunk.len() as u32);
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
