@@ -141,7 +141,8 @@ pub struct ExecReport {
     pub cl_ord_id: ClOrdId,
     /// OrigClOrdID (41) on cancel and replace reports.
     pub orig_cl_ord_id: Option<ClOrdId>,
-    /// ExecID (17): the engine event's sequence number, unique and gapless venue-wide.
+    /// ExecID (17), unique venue-wide: twice the engine event's sequence number, plus one on
+    /// the taker's report of a trade (maker and taker reports come from one event).
     pub exec_id: u64,
     /// ExecType (150).
     pub exec_type: u8,
@@ -533,10 +534,11 @@ impl Router {
                     notional_ticks: 0,
                 };
                 self.orders.insert(order_id, state);
-                self.report(order_id, &state, event.seq, b'0', b'0', qty, None, None, ts);
+                self.report(order_id, &state, event.seq * 2, b'0', b'0', qty, None, None, ts);
             }
             EventKind::Trade { price, qty, maker_order_id, maker_leaves_qty, taker_order_id, taker_leaves_qty, .. } => {
-                for (order_id, leaves) in [(maker_order_id, maker_leaves_qty), (taker_order_id, taker_leaves_qty)] {
+                let legs = [(maker_order_id, maker_leaves_qty, 0), (taker_order_id, taker_leaves_qty, 1)];
+                for (order_id, leaves, leg) in legs {
                     let Some(state) = self.orders.get_mut(&order_id) else { continue };
                     state.cum_qty += qty;
                     state.notional_ticks += i128::from(price.0) * i128::from(qty);
@@ -545,7 +547,8 @@ impl Router {
                     if leaves == 0 {
                         self.orders.remove(&order_id);
                     }
-                    self.report(order_id, &state, event.seq, b'F', status, leaves, Some((price, qty)), None, ts);
+                    let exec_id = event.seq * 2 + leg;
+                    self.report(order_id, &state, exec_id, b'F', status, leaves, Some((price, qty)), None, ts);
                 }
             }
             EventKind::Canceled { order_id, reason, .. } => {
@@ -559,17 +562,17 @@ impl Router {
                     _ => None,
                 };
                 let text = (reason != CancelReason::User).then(|| reason.as_str().to_owned());
-                self.report_with(order_id, &state, event.seq, b'4', b'4', 0, None, orig, text, ts);
+                self.report_with(order_id, &state, event.seq * 2, b'4', b'4', 0, None, orig, text, ts);
             }
             EventKind::Expired { order_id, .. } => {
                 if let Some(state) = self.orders.remove(&order_id) {
-                    self.report(order_id, &state, event.seq, b'C', b'C', 0, None, None, ts);
+                    self.report(order_id, &state, event.seq * 2, b'C', b'C', 0, None, None, ts);
                 }
             }
             EventKind::Triggered { order_id, .. } => {
                 if let Some(state) = self.orders.get(&order_id).copied() {
                     let leaves = state.qty - state.cum_qty;
-                    self.report(order_id, &state, event.seq, b'L', b'0', leaves, None, None, ts);
+                    self.report(order_id, &state, event.seq * 2, b'L', b'0', leaves, None, None, ts);
                 }
             }
             EventKind::Replaced { orig_id, id, order_id, price, qty, leaves_qty, .. } => {
@@ -586,7 +589,7 @@ impl Router {
                 if leaves_qty == 0 {
                     self.orders.remove(&order_id);
                 }
-                self.report_with(order_id, &state, event.seq, b'5', status, leaves_qty, None, Some(orig_id), None, ts);
+                self.report_with(order_id, &state, event.seq * 2, b'5', status, leaves_qty, None, Some(orig_id), None, ts);
             }
             EventKind::Rejected { account, id, symbol, reason } => self.on_reject(event, account, id, symbol, reason, request),
             EventKind::TradingStatus { .. } => {}
@@ -616,7 +619,7 @@ impl Router {
                     order_id: 0,
                     cl_ord_id: id,
                     orig_cl_ord_id: None,
-                    exec_id: event.seq,
+                    exec_id: event.seq * 2,
                     exec_type: b'8',
                     ord_status: b'8',
                     symbol,

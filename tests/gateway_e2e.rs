@@ -1,0 +1,358 @@
+//! End-to-end tests of the gateway: the real server (engine thread, journal, router, QUIC and
+//! TCP transports) on loopback ports chosen by the OS, driven by real FIX clients.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use engine::Side;
+use exchange::serve::{ServeConfig, Server};
+use gateway::client::{new_order_fields, ClientConfig, ClientError, ClientTransport, FixClient, Received};
+use gateway::fix::{self, tag};
+use gateway::server::now_ns;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+struct Venue {
+    server: Option<Server>,
+    dir: PathBuf,
+}
+
+impl Drop for Venue {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn venue(name: &str) -> Venue {
+    let dir = std::env::temp_dir().join(format!("exchange-gw-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = ServeConfig::default();
+    config.network.quic = "127.0.0.1:0".parse().unwrap();
+    config.network.tcp = "127.0.0.1:0".into();
+    config.journal.segment_mib = 1;
+    if let Some(dave) = config.accounts.iter_mut().find(|a| a.name == "dave") {
+        dave.cancel_on_disconnect = false;
+    }
+    let server = Server::start(&config, Some(&dir)).expect("server starts");
+    Venue { server: Some(server), dir }
+}
+
+impl Venue {
+    fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    fn config(&self, account: &str, password: &str, tcp: bool) -> ClientConfig {
+        let info = &self.server().info;
+        ClientConfig {
+            addr: if tcp { info.tcp_addr.unwrap() } else { info.quic_addr },
+            transport: if tcp {
+                ClientTransport::Tcp
+            } else {
+                ClientTransport::Quic { ca: info.cert.clone(), server_name: "localhost".into(), client_cert: None }
+            },
+            comp_id: account.into(),
+            target_comp_id: "EXCHANGE".into(),
+            username: account.into(),
+            password: password.into(),
+            heartbeat_s: 30,
+        }
+    }
+
+    async fn login(&self, account: &str) -> FixClient {
+        FixClient::connect(&self.config(account, account, false)).await.expect("logon")
+    }
+
+    async fn login_tcp(&self, account: &str) -> FixClient {
+        FixClient::connect(&self.config(account, account, true)).await.expect("logon")
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+async fn limit(c: &mut FixClient, id: &str, side: Side, qty: u64, price: &str) {
+    c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, qty, Some(price), None, now_ns())).await.unwrap();
+}
+
+async fn market(c: &mut FixClient, id: &str, side: Side, qty: u64) {
+    c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, qty, None, None, now_ns())).await.unwrap();
+}
+
+async fn next(c: &mut FixClient) -> Received {
+    c.recv(WAIT).await.expect("session alive").expect("a message in time")
+}
+
+/// Asserts `tag=value` for every pair.
+fn check(m: &Received, fields: &[(u32, &str)]) {
+    for &(t, v) in fields {
+        assert_eq!(m.get(t).as_deref(), Some(v), "tag {t} in {}", m.text());
+    }
+}
+
+#[test]
+fn two_sessions_cross_and_every_report_field_is_right() {
+    let v = venue("cross");
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login("bob").await;
+        limit(&mut alice, "a1", Side::Buy, 10, "100.50").await;
+        let new = next(&mut alice).await;
+        check(&new, &[(35, "8"), (150, "0"), (39, "0"), (11, "a1"), (55, "BTC-USD"), (54, "1"), (38, "10"), (44, "100.50"), (14, "0"), (151, "10"), (6, "0")]);
+        let order_id = new.get(tag::ORDER_ID).unwrap();
+        market(&mut bob, "b1", Side::Sell, 4).await;
+        let bob_new = next(&mut bob).await;
+        check(&bob_new, &[(150, "0"), (39, "0"), (11, "b1"), (54, "2"), (40, "1")]);
+        let bob_fill = next(&mut bob).await;
+        check(&bob_fill, &[(150, "F"), (39, "2"), (11, "b1"), (14, "4"), (151, "0"), (6, "100.50"), (31, "100.50"), (32, "4")]);
+        let alice_fill = next(&mut alice).await;
+        check(&alice_fill, &[(150, "F"), (39, "1"), (11, "a1"), (37, &order_id), (14, "4"), (151, "6"), (6, "100.50"), (31, "100.50"), (32, "4"), (38, "10")]);
+        assert_ne!(alice_fill.get(tag::EXEC_ID), bob_fill.get(tag::EXEC_ID), "ExecIDs are unique");
+        // A second fill at another price: AvgPx is the weighted average.
+        limit(&mut bob, "b2", Side::Sell, 2, "100.50").await;
+        let _ = next(&mut bob).await; // NEW
+        let _ = next(&mut bob).await; // FILL
+        let second = next(&mut alice).await;
+        check(&second, &[(150, "F"), (39, "1"), (14, "6"), (151, "4"), (32, "2")]);
+        alice.logout().await.unwrap();
+        bob.logout().await.unwrap();
+    });
+}
+
+#[test]
+fn cancel_and_replace_report_orig_ids() {
+    let v = venue("cxl");
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        limit(&mut alice, "a1", Side::Buy, 10, "100.50").await;
+        check(&next(&mut alice).await, &[(150, "0")]);
+        alice
+            .send(b"G", |e| {
+                e.str(tag::ORIG_CL_ORD_ID, "a1");
+                e.str(tag::CL_ORD_ID, "a2");
+                e.str(tag::SYMBOL, "BTC-USD");
+                e.char(tag::SIDE, b'1');
+                e.u64(tag::ORDER_QTY, 8);
+                e.char(tag::ORD_TYPE, b'2');
+                e.str(tag::PRICE, "100.25");
+            })
+            .await
+            .unwrap();
+        check(&next(&mut alice).await, &[(150, "5"), (39, "0"), (11, "a2"), (41, "a1"), (38, "8"), (44, "100.25"), (151, "8")]);
+        alice
+            .send(b"F", |e| {
+                e.str(tag::ORIG_CL_ORD_ID, "a2");
+                e.str(tag::CL_ORD_ID, "a3");
+                e.str(tag::SYMBOL, "BTC-USD");
+                e.char(tag::SIDE, b'1');
+            })
+            .await
+            .unwrap();
+        check(&next(&mut alice).await, &[(150, "4"), (39, "4"), (11, "a3"), (41, "a2"), (151, "0")]);
+        // Cancel of an order that is gone: OrderCancelReject, unknown order.
+        alice
+            .send(b"F", |e| {
+                e.str(tag::ORIG_CL_ORD_ID, "a2");
+                e.str(tag::CL_ORD_ID, "a4");
+                e.str(tag::SYMBOL, "BTC-USD");
+                e.char(tag::SIDE, b'1');
+            })
+            .await
+            .unwrap();
+        check(&next(&mut alice).await, &[(35, "9"), (434, "1"), (102, "1"), (11, "a4"), (41, "a2")]);
+    });
+}
+
+#[test]
+fn another_account_cannot_cancel_or_replace_an_order() {
+    let v = venue("xacct");
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login("bob").await;
+        limit(&mut alice, "a1", Side::Buy, 10, "100.50").await;
+        check(&next(&mut alice).await, &[(150, "0")]);
+        bob.send(b"F", |e| {
+            e.str(tag::ORIG_CL_ORD_ID, "a1");
+            e.str(tag::CL_ORD_ID, "evil");
+            e.str(tag::SYMBOL, "BTC-USD");
+            e.char(tag::SIDE, b'1');
+        })
+        .await
+        .unwrap();
+        check(&next(&mut bob).await, &[(35, "9"), (102, "1"), (37, "NONE")]);
+        // Alice heard nothing, and her order still trades.
+        assert!(alice.recv(Duration::from_millis(200)).await.unwrap().is_none());
+        market(&mut bob, "b1", Side::Sell, 1).await;
+        let _ = next(&mut bob).await;
+        check(&next(&mut bob).await, &[(150, "F")]);
+        check(&next(&mut alice).await, &[(150, "F"), (11, "a1")]);
+    });
+}
+
+#[test]
+fn wrong_password_and_second_logon_are_refused_with_the_reason() {
+    let v = venue("auth");
+    rt().block_on(async {
+        match FixClient::connect(&v.config("alice", "nope", false)).await {
+            Err(ClientError::LogonRefused(text)) => assert_eq!(text, "logon refused: wrong password"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let alice = v.login("alice").await;
+        match FixClient::connect(&v.config("alice", "alice", true)).await {
+            Err(ClientError::LogonRefused(text)) => assert!(text.contains("already has an active session"), "{text}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        alice.logout().await.unwrap();
+        // The slot is free again.
+        v.login("alice").await.logout().await.unwrap();
+    });
+}
+
+#[test]
+fn unknown_symbol_and_off_tick_price_are_rejected_precisely() {
+    let v = venue("reject");
+    rt().block_on(async {
+        let mut bob = v.login_tcp("bob").await;
+        bob.send(b"D", |e| new_order_fields(e, "x1", "DOGE-USD", Side::Buy, 1, Some("1.00"), None, now_ns())).await.unwrap();
+        let m = next(&mut bob).await;
+        check(&m, &[(150, "8"), (39, "8"), (103, "1"), (11, "x1")]);
+        assert!(m.get(tag::TEXT).unwrap().contains("DOGE-USD is not listed"));
+        limit(&mut bob, "x2", Side::Buy, 1, "100.005").await;
+        let m = next(&mut bob).await;
+        check(&m, &[(150, "8"), (103, "99")]);
+        assert!(m.get(tag::TEXT).unwrap().starts_with("bad_price_tick"), "{}", m.text());
+        // Missing required tag: session Reject naming the tag; the session lives on.
+        bob.send(b"D", |e| {
+            e.str(tag::CL_ORD_ID, "x3");
+            e.str(tag::SYMBOL, "BTC-USD");
+            e.u64(tag::ORDER_QTY, 1);
+            e.char(tag::ORD_TYPE, b'1');
+        })
+        .await
+        .unwrap();
+        check(&next(&mut bob).await, &[(35, "3"), (373, "1"), (371, "54")]);
+        limit(&mut bob, "x4", Side::Buy, 1, "100.00").await;
+        check(&next(&mut bob).await, &[(150, "0"), (11, "x4")]);
+    });
+}
+
+#[test]
+fn garbled_checksum_is_dropped_and_the_seq_is_not_consumed() {
+    let v = venue("garbled");
+    rt().block_on(async {
+        let mut bob = v.login("bob").await;
+        let seq = bob.session().out_seq_next();
+        let mut raw = bob.build_raw(b"D", seq, |e| new_order_fields(e, "g1", "BTC-USD", Side::Buy, 1, Some("1.00"), None, now_ns()));
+        let n = raw.len();
+        raw[n - 3] = if raw[n - 3] == b'9' { b'0' } else { raw[n - 3] + 1 }; // wrong CheckSum digit
+        bob.send_raw(&raw).await.unwrap();
+        // The same seq, now well-formed, is accepted.
+        limit(&mut bob, "g2", Side::Buy, 1, "1.00").await;
+        check(&next(&mut bob).await, &[(150, "0"), (11, "g2")]);
+        assert!(bob.recv(Duration::from_millis(200)).await.unwrap().is_none(), "g1 never reached the engine");
+    });
+}
+
+#[test]
+fn bad_body_length_and_oversized_messages_end_only_that_session() {
+    let v = venue("framing");
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login_tcp("bob").await;
+        let seq = bob.session().out_seq_next();
+        let raw = bob.build_raw(b"D", seq, |e| new_order_fields(e, "z1", "BTC-USD", Side::Buy, 1, Some("1.00"), None, now_ns()));
+        let text = String::from_utf8(raw).unwrap();
+        let len: usize = text.split('\x01').nth(1).unwrap()[2..].parse().unwrap();
+        let wrong = text.replacen(&format!("\x019={len}\x01"), &format!("\x019={}\x01", len - 3), 1);
+        bob.send_raw(wrong.as_bytes()).await.unwrap();
+        match bob.recv(WAIT).await {
+            Err(ClientError::Closed(reason)) => assert!(reason.contains("BodyLength"), "{reason}"),
+            other => panic!("expected a Logout naming BodyLength, got {other:?}"),
+        }
+        let mut carol = v.login("carol").await;
+        let big = format!("8=FIX.4.4\x019=6000\x0135=D\x01{}", "1=x\x01".repeat(1500));
+        carol.send_raw(big.as_bytes()).await.unwrap();
+        match carol.recv(WAIT).await {
+            Err(ClientError::Closed(reason)) => assert!(reason.contains("exceeds the 4096-byte limit"), "{reason}"),
+            other => panic!("expected a Logout naming the size, got {other:?}"),
+        }
+        // Alice's session is untouched.
+        limit(&mut alice, "a1", Side::Buy, 1, "1.00").await;
+        check(&next(&mut alice).await, &[(150, "0")]);
+    });
+}
+
+#[test]
+fn sequence_gap_is_resent_and_too_low_logs_out() {
+    let v = venue("seq");
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        limit(&mut alice, "s1", Side::Buy, 1, "1.00").await;
+        check(&next(&mut alice).await, &[(150, "0")]);
+        // A message from the future: the venue asks for a resend from the gap; the client
+        // session answers (gap fill), and the session carries on.
+        let ahead = alice.session().out_seq_next() + 5;
+        let raw = alice.build_raw(b"0", ahead, |_| {});
+        alice.send_raw(&raw).await.unwrap();
+        assert!(alice.recv(Duration::from_millis(300)).await.unwrap().is_none());
+        assert_eq!(alice.session().stats().resends_served, 1, "the venue sent a ResendRequest");
+        limit(&mut alice, "s2", Side::Buy, 1, "1.00").await;
+        check(&next(&mut alice).await, &[(150, "0"), (11, "s2")]);
+        // A message from the past without PossDupFlag: Logout with the reason.
+        let raw = alice.build_raw(b"0", 2, |_| {});
+        alice.send_raw(&raw).await.unwrap();
+        match alice.recv(WAIT).await {
+            Err(ClientError::Closed(reason)) => assert!(reason.contains("MsgSeqNum too low"), "{reason}"),
+            other => panic!("expected a Logout, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn cancel_on_disconnect_applies_to_lost_connections_not_to_logouts() {
+    let v = venue("cod");
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        limit(&mut alice, "a1", Side::Buy, 5, "100.00").await;
+        check(&next(&mut alice).await, &[(150, "0")]);
+        alice.close().await; // connection dropped, no Logout
+        let mut carol = v.login("carol").await;
+        limit(&mut carol, "c1", Side::Buy, 5, "99.00").await;
+        check(&next(&mut carol).await, &[(150, "0")]);
+        carol.logout().await.unwrap(); // graceful: her order stays
+        let mut dave = v.login("dave").await; // dave: cancel_on_disconnect = false
+        limit(&mut dave, "d1", Side::Buy, 5, "98.00").await;
+        check(&next(&mut dave).await, &[(150, "0")]);
+        dave.close().await;
+        let mut bob = v.login("bob").await;
+        // Sweep every bid: alice's (canceled) must not trade; carol's and dave's do.
+        bob.send(b"D", |e| new_order_fields(e, "b1", "BTC-USD", Side::Sell, 15, Some("90.00"), Some(b'3'), now_ns()))
+            .await
+            .unwrap();
+        let mut prices = Vec::new();
+        loop {
+            let m = next(&mut bob).await;
+            match m.get(tag::EXEC_TYPE).as_deref() {
+                Some("F") => prices.push(m.get(tag::LAST_PX).unwrap()),
+                Some("4") => break,
+                _ => {}
+            }
+        }
+        assert_eq!(prices, ["99.00", "98.00"]);
+    });
+}
+
+#[test]
+fn unsupported_message_type_gets_a_business_reject() {
+    let v = venue("bizrej");
+    rt().block_on(async {
+        let mut bob = v.login("bob").await;
+        bob.send(b"V", |e| e.str(262, "md1")).await.unwrap();
+        check(&next(&mut bob).await, &[(35, "j"), (372, "V"), (380, "3")]);
+        let _ = fix::SOH;
+    });
+}
