@@ -188,6 +188,12 @@ pub fn main(args: &BacktestArgs) -> ExitCode {
                 r.pnl.fees,
                 r.max_drawdown
             );
+            if r.flow.first_ts == r.flow.last_ts && r.latency_ns > 0 {
+                eprintln!(
+                    "backtest: note: every recorded command has ts {}, so with a latency every strategy order arrives after the recorded flow",
+                    r.flow.first_ts
+                );
+            }
             eprintln!("backtest: report {}", run.report.display());
             eprintln!("backtest: equity plot {}", run.plot.display());
             ExitCode::SUCCESS

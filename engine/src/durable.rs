@@ -302,6 +302,17 @@ impl DurableEngine {
 
     /// Writes a snapshot now, on the calling thread (for tools and shutdown).
     pub fn snapshot_now(&mut self) -> Result<PathBuf, DurableError> {
+        // Claim the single in-flight slot: a background writer of the same seq would share the
+        // temporary file name, and one rename would fail.
+        while self.snapshot_in_flight.swap(true, Ordering::AcqRel) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let written = self.write_snapshot_here();
+        self.snapshot_in_flight.store(false, Ordering::Release);
+        written
+    }
+
+    fn write_snapshot_here(&mut self) -> Result<PathBuf, DurableError> {
         let mut body = Vec::new();
         self.engine.write_snapshot(&mut body);
         let seq = self.commands.next_seq() - 1;

@@ -32,7 +32,11 @@ fn missing(t: u32, name: &str) -> Refusal {
 }
 
 fn bad_value(t: u32, name: &str, value: &[u8]) -> Refusal {
-    Refusal::Session(5, Some(t), format!("Value is incorrect (out of range) for {name} ({t}): {}", String::from_utf8_lossy(value)))
+    Refusal::Session(
+        5,
+        Some(t),
+        format!("Value is incorrect (out of range) for {name} ({t}): {}", String::from_utf8_lossy(value)),
+    )
 }
 
 fn bad_format(t: u32, name: &str) -> Refusal {
@@ -162,7 +166,15 @@ impl AppSession {
                 e.str(tag::TEXT, &r.text);
             }),
             ToSession::BusinessReject { ref_seq, ref_msg_type, ref_id, reason, text } => {
-                business_reject(session, ref_seq, ref_msg_type.as_bytes(), Some(ref_id), reason, &text, now_ns);
+                business_reject(
+                    session,
+                    ref_seq,
+                    ref_msg_type.as_bytes(),
+                    Some(ref_id),
+                    reason,
+                    &text,
+                    now_ns,
+                );
             }
             ToSession::Logout(text) => session.logout(&text, now_ns),
         }
@@ -227,7 +239,12 @@ impl AppSession {
                 let orig = cl_ord_id(msg, tag::ORIG_CL_ORD_ID, "OrigClOrdID")?;
                 let side = side(msg)?;
                 let symbol = self.symbol(msg)?;
-                Ok(Request::Cancel { cancel: CancelOrder { account, symbol, id: orig }, request_id, side, ref_seq: seq })
+                Ok(Request::Cancel {
+                    cancel: CancelOrder { account, symbol, id: orig },
+                    request_id,
+                    side,
+                    ref_seq: seq,
+                })
             }
             b"G" => {
                 let id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
@@ -236,7 +253,9 @@ impl AppSession {
                 let symbol = self.symbol(msg)?;
                 let qty = qty(msg)?;
                 let price = match msg.get_str(tag::PRICE) {
-                    Some(text) => Some(parse_price_units(text).ok_or_else(|| bad_format(tag::PRICE, "Price"))?),
+                    Some(text) => {
+                        Some(parse_price_units(text).ok_or_else(|| bad_format(tag::PRICE, "Price"))?)
+                    }
                     None => None,
                 };
                 if let Some(p) = price {
@@ -245,17 +264,26 @@ impl AppSession {
                 let replace = ReplaceOrder { account, symbol, orig_id, id, price, qty };
                 Ok(Request::Replace { replace, side, ref_seq: seq })
             }
-            b"8" | b"9" => Err(Refusal::Business(3, "ExecutionReport and OrderCancelReject are sent by the venue, not to it".into())),
+            b"8" | b"9" => Err(Refusal::Business(
+                3,
+                "ExecutionReport and OrderCancelReject are sent by the venue, not to it".into(),
+            )),
             other => Err(Refusal::Business(
                 3,
-                format!("Unsupported Message Type {} on the order-entry session", String::from_utf8_lossy(other)),
+                format!(
+                    "Unsupported Message Type {} on the order-entry session",
+                    String::from_utf8_lossy(other)
+                ),
             )),
         }
     }
 
     fn symbol(&self, msg: &Message<'_>) -> Result<engine::SymbolId, Refusal> {
         let name = msg.get_str(tag::SYMBOL).ok_or_else(|| missing(tag::SYMBOL, "Symbol"))?;
-        self.venue.symbols.id(name).ok_or_else(|| Refusal::Order(1, format!("unknown_symbol: {name} is not listed")))
+        self.venue
+            .symbols
+            .id(name)
+            .ok_or_else(|| Refusal::Order(1, format!("unknown_symbol: {name} is not listed")))
     }
 
     /// A precise reject for an off-tick price (the engine would refuse it too, less precisely).
@@ -264,7 +292,8 @@ impl AppSession {
         if units <= 0 || units % spec.tick_units != 0 {
             let tick = self.venue.symbols.format_ticks(symbol, 1);
             let what = if t == tag::PRICE { "price" } else { "stop price" };
-            let text = format!("bad_price_tick: {what} is not a positive multiple of {}'s tick {tick}", spec.name);
+            let text =
+                format!("bad_price_tick: {what} is not a positive multiple of {}'s tick {tick}", spec.name);
             return Err(Refusal::Order(99, text));
         }
         Ok(())
@@ -304,7 +333,9 @@ impl AppSession {
             Some(other) => return Err(bad_value(tag::TIME_IN_FORCE, "TimeInForce", other)),
         };
         let expire_ts = match msg.get(tag::EXPIRE_TIME) {
-            Some(v) => Some(fix::parse_utc_timestamp(v).ok_or_else(|| bad_format(tag::EXPIRE_TIME, "ExpireTime"))?),
+            Some(v) => {
+                Some(fix::parse_utc_timestamp(v).ok_or_else(|| bad_format(tag::EXPIRE_TIME, "ExpireTime"))?)
+            }
             None if tif == Tif::Gtd => return Err(missing(tag::EXPIRE_TIME, "ExpireTime")),
             None => None,
         };

@@ -97,7 +97,12 @@ impl Received {
 }
 
 enum Io {
-    Quic { send: quinn::SendStream, recv: quinn::RecvStream, _conn: quinn::Connection, endpoint: quinn::Endpoint },
+    Quic {
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        _conn: quinn::Connection,
+        endpoint: quinn::Endpoint,
+    },
     Tcp(tokio::net::TcpStream),
 }
 
@@ -123,7 +128,8 @@ impl FixClient {
             ClientTransport::Quic { ca, server_name, client_cert } => {
                 let cert = client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
                 let client_config = quinn_client_config(ca, cert)?;
-                let bind: SocketAddr = if config.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+                let bind: SocketAddr =
+                    if config.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
                 let mut endpoint = quinn::Endpoint::client(bind)?;
                 endpoint.set_default_client_config(client_config);
                 let conn = endpoint
@@ -158,7 +164,9 @@ impl FixClient {
         while !client.session.is_active() {
             if client.session.is_closed() {
                 let reason = client.session.close_reason().unwrap_or("closed").to_owned();
-                return Err(ClientError::LogonRefused(reason.trim_start_matches("counterparty logged out: ").to_owned()));
+                return Err(ClientError::LogonRefused(
+                    reason.trim_start_matches("counterparty logged out: ").to_owned(),
+                ));
             }
             if !client.read_once(Duration::from_secs(10)).await? {
                 return Err(ClientError::LogonRefused("no Logon reply within 10 s".into()));
@@ -168,7 +176,11 @@ impl FixClient {
     }
 
     /// Sends an application message.
-    pub async fn send(&mut self, msg_type: &[u8], fields: impl FnOnce(&mut Encoder)) -> Result<u64, ClientError> {
+    pub async fn send(
+        &mut self,
+        msg_type: &[u8],
+        fields: impl FnOnce(&mut Encoder),
+    ) -> Result<u64, ClientError> {
         let seq = self.session.out_seq_next();
         self.session.send(msg_type, now_ns(), fields);
         self.flush().await?;
@@ -287,7 +299,9 @@ impl FixClient {
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         match &mut self.io {
-            Io::Quic { send, .. } => send.write_all(bytes).await.map_err(|e| ClientError::Closed(e.to_string())),
+            Io::Quic { send, .. } => {
+                send.write_all(bytes).await.map_err(|e| ClientError::Closed(e.to_string()))
+            }
             Io::Tcp(stream) => Ok(stream.write_all(bytes).await?),
         }
     }
@@ -367,8 +381,18 @@ pub fn describe(m: &Received) -> String {
             f(tag::TEXT),
             f(tag::CXL_REJ_REASON)
         ),
-        "j" => format!("BUSINESS-REJECT ref={} {} (380={})", f(tag::REF_SEQ_NUM), f(tag::TEXT), f(tag::BUSINESS_REJECT_REASON)),
-        "3" => format!("SESSION-REJECT ref={} {} (373={})", f(tag::REF_SEQ_NUM), f(tag::TEXT), f(tag::SESSION_REJECT_REASON)),
+        "j" => format!(
+            "BUSINESS-REJECT ref={} {} (380={})",
+            f(tag::REF_SEQ_NUM),
+            f(tag::TEXT),
+            f(tag::BUSINESS_REJECT_REASON)
+        ),
+        "3" => format!(
+            "SESSION-REJECT ref={} {} (373={})",
+            f(tag::REF_SEQ_NUM),
+            f(tag::TEXT),
+            f(tag::SESSION_REJECT_REASON)
+        ),
         _ => m.text(),
     }
 }

@@ -147,7 +147,8 @@ pub fn frame(buf: &[u8], max_len: usize) -> Result<Option<usize>, FrameError> {
         return Ok(None);
     }
     let trailer = &buf[body_start + body_len..len];
-    if body_len == 0 || buf[body_start + body_len - 1] != SOH || &trailer[..3] != b"10=" || trailer[6] != SOH {
+    if body_len == 0 || buf[body_start + body_len - 1] != SOH || &trailer[..3] != b"10=" || trailer[6] != SOH
+    {
         return Err(FrameError::BadBodyLength);
     }
     let computed = checksum(&buf[..body_start + body_len]);
@@ -195,11 +196,11 @@ impl ParseError {
     /// SessionRejectReason (373) for this error.
     pub fn reject_reason(&self) -> u32 {
         match self {
-            ParseError::BadField { .. } => 0,   // Invalid tag number
-            ParseError::DuplicateTag(_) => 13,  // Tag appears more than once
-            ParseError::EmptyValue(_) => 4,     // Tag specified without a value
-            ParseError::TooManyFields => 99,    // Other
-            ParseError::HeaderOrder => 14,      // Tag specified out of required order
+            ParseError::BadField { .. } => 0,  // Invalid tag number
+            ParseError::DuplicateTag(_) => 13, // Tag appears more than once
+            ParseError::EmptyValue(_) => 4,    // Tag specified without a value
+            ParseError::TooManyFields => 99,   // Other
+            ParseError::HeaderOrder => 14,     // Tag specified out of required order
         }
     }
 

@@ -25,9 +25,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use engine::journal::JournalProgress;
 use engine::{
-    AccountId, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Consumer, Event, EventKind, NewOrder,
-    OrderId, Price, Producer, PushError, Qty, RejectReason, ReplaceOrder, Side, SymbolId, WaitStrategy, Waiter,
-    SYMBOL_UNKNOWN,
+    AccountId, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Consumer, Event, EventKind,
+    NewOrder, OrderId, Price, Producer, PushError, Qty, RejectReason, ReplaceOrder, Side, SymbolId,
+    WaitStrategy, Waiter, SYMBOL_UNKNOWN,
 };
 use rustc_hash::FxHashMap;
 
@@ -400,11 +400,13 @@ impl Router {
                 }
             }
             ToRouter::Detach { session, graceful } => {
-                let found = self.sessions.iter().position(|s| s.as_ref().is_some_and(|a| a.session == session));
+                let found =
+                    self.sessions.iter().position(|s| s.as_ref().is_some_and(|a| a.session == session));
                 if let Some(account) = found {
                     let attached = self.sessions[account].take().expect("found above");
                     if attached.cancel_on_disconnect && !graceful {
-                        let kind = CommandKind::CancelAll { account: account as AccountId, symbol: SYMBOL_UNKNOWN };
+                        let kind =
+                            CommandKind::CancelAll { account: account as AccountId, symbol: SYMBOL_UNKNOWN };
                         self.push(kind, None, None);
                     }
                 }
@@ -429,7 +431,9 @@ impl Router {
     fn refuse_busy(&mut self, session: SessionId, request: &Request) {
         let (ref_seq, ref_msg_type, ref_id, account) = match request {
             Request::New { order, ref_seq } => (*ref_seq, "D", order.id, order.account),
-            Request::Cancel { cancel, request_id, ref_seq, .. } => (*ref_seq, "F", *request_id, cancel.account),
+            Request::Cancel { cancel, request_id, ref_seq, .. } => {
+                (*ref_seq, "F", *request_id, cancel.account)
+            }
             Request::Replace { replace, ref_seq, .. } => (*ref_seq, "G", replace.id, replace.account),
         };
         let text = format!("gateway busy: {IN_FLIGHT_MAX} requests in flight");
@@ -536,7 +540,15 @@ impl Router {
                 self.orders.insert(order_id, state);
                 self.report(order_id, &state, event.seq * 2, b'0', b'0', qty, None, None, ts);
             }
-            EventKind::Trade { price, qty, maker_order_id, maker_leaves_qty, taker_order_id, taker_leaves_qty, .. } => {
+            EventKind::Trade {
+                price,
+                qty,
+                maker_order_id,
+                maker_leaves_qty,
+                taker_order_id,
+                taker_leaves_qty,
+                ..
+            } => {
                 let legs = [(maker_order_id, maker_leaves_qty, 0), (taker_order_id, taker_leaves_qty, 1)];
                 for (order_id, leaves, leg) in legs {
                     let Some(state) = self.orders.get_mut(&order_id) else { continue };
@@ -548,7 +560,17 @@ impl Router {
                         self.orders.remove(&order_id);
                     }
                     let exec_id = event.seq * 2 + leg;
-                    self.report(order_id, &state, exec_id, b'F', status, leaves, Some((price, qty)), None, ts);
+                    self.report(
+                        order_id,
+                        &state,
+                        exec_id,
+                        b'F',
+                        status,
+                        leaves,
+                        Some((price, qty)),
+                        None,
+                        ts,
+                    );
                 }
             }
             EventKind::Canceled { order_id, reason, .. } => {
@@ -589,9 +611,22 @@ impl Router {
                 if leaves_qty == 0 {
                     self.orders.remove(&order_id);
                 }
-                self.report_with(order_id, &state, event.seq * 2, b'5', status, leaves_qty, None, Some(orig_id), None, ts);
+                self.report_with(
+                    order_id,
+                    &state,
+                    event.seq * 2,
+                    b'5',
+                    status,
+                    leaves_qty,
+                    None,
+                    Some(orig_id),
+                    None,
+                    ts,
+                );
             }
-            EventKind::Rejected { account, id, symbol, reason } => self.on_reject(event, account, id, symbol, reason, request),
+            EventKind::Rejected { account, id, symbol, reason } => {
+                self.on_reject(event, account, id, symbol, reason, request)
+            }
             EventKind::TradingStatus { .. } => {}
         }
     }
@@ -607,11 +642,19 @@ impl Router {
     ) {
         match request {
             Some(Request::Cancel { cancel, request_id, .. }) => {
-                let message = self.cancel_reject(cancel.account, cancel.symbol, cancel.id, request_id, b'1', reason);
+                let message =
+                    self.cancel_reject(cancel.account, cancel.symbol, cancel.id, request_id, b'1', reason);
                 self.deliver(account, message);
             }
             Some(Request::Replace { replace, .. }) => {
-                let message = self.cancel_reject(replace.account, replace.symbol, replace.orig_id, replace.id, b'2', reason);
+                let message = self.cancel_reject(
+                    replace.account,
+                    replace.symbol,
+                    replace.orig_id,
+                    replace.id,
+                    b'2',
+                    reason,
+                );
                 self.deliver(account, message);
             }
             Some(Request::New { order, .. }) => {

@@ -30,7 +30,9 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// Wall-clock nanoseconds: sessions stamp SendingTime with it and time heartbeats by it.
 pub fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Gateway start-up failures.
@@ -80,7 +82,11 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds both transports and starts serving sessions.
-    pub fn start(config: &GatewayConfig, venue: Arc<Venue>, router: Sender<ToRouter>) -> Result<Gateway, ServerError> {
+    pub fn start(
+        config: &GatewayConfig,
+        venue: Arc<Venue>,
+        router: Sender<ToRouter>,
+    ) -> Result<Gateway, ServerError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.quic_threads.max(1))
             .thread_name("quic")
@@ -100,7 +106,8 @@ impl Gateway {
         let (tcp_addr, tcp_thread) = match config.tcp {
             None => (None, None),
             Some(addr) => {
-                let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+                let listener =
+                    std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
                 let bound = listener.local_addr().map_err(ServerError::Start)?;
                 listener.set_nonblocking(true).map_err(ServerError::Start)?;
                 let stop = tcp_stop.clone();
@@ -152,14 +159,20 @@ async fn accept_quic(endpoint: quinn::Endpoint, venue: Arc<Venue>, router: Sende
     }
 }
 
-async fn quic_session(venue: Arc<Venue>, router: Sender<ToRouter>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+async fn quic_session(
+    venue: Arc<Venue>,
+    router: Sender<ToRouter>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ToSession>(OUTBOX_CAPACITY);
     let outbox = Outbox::tokio(tx);
     let mut session = Session::acceptor(venue.session.clone(), now_ns());
     let mut app = AppSession::new(venue, router);
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        let wait = Duration::from_nanos(session.deadline().saturating_sub(now_ns())).min(Duration::from_secs(3600));
+        let wait =
+            Duration::from_nanos(session.deadline().saturating_sub(now_ns())).min(Duration::from_secs(3600));
         tokio::select! {
             read = recv.read(&mut buf) => match read {
                 Ok(Some(n)) => {
@@ -212,7 +225,12 @@ struct TcpConn {
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 
-fn run_tcp(mut listener: TcpListener, venue: Arc<Venue>, router: Sender<ToRouter>, stop: &AtomicBool) -> io::Result<()> {
+fn run_tcp(
+    mut listener: TcpListener,
+    venue: Arc<Venue>,
+    router: Sender<ToRouter>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
     let mut poll = MioPoll::new()?;
     poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -239,7 +257,11 @@ fn run_tcp(mut listener: TcpListener, venue: Arc<Venue>, router: Sender<ToRouter
                             let _ = stream.set_nodelay(true);
                             let token = Token(next_token);
                             next_token = (next_token + 1) % (usize::MAX - 2);
-                            poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+                            poll.registry().register(
+                                &mut stream,
+                                token,
+                                Interest::READABLE | Interest::WRITABLE,
+                            )?;
                             let app = AppSession::new(venue.clone(), router.clone());
                             by_session.insert(app.id(), token);
                             let conn = TcpConn {

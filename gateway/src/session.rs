@@ -180,7 +180,12 @@ impl Session {
     }
 
     /// An initiator (a client): its Logon is queued in the transmit buffer at once.
-    pub fn initiator(config: SessionConfig, our_comp_id: &str, logon: InitiatorLogon, now_ns: u64) -> Session {
+    pub fn initiator(
+        config: SessionConfig,
+        our_comp_id: &str,
+        logon: InitiatorLogon,
+        now_ns: u64,
+    ) -> Session {
         let config = SessionConfig { our_comp_id: our_comp_id.to_owned(), ..config };
         let mut core = Core::new(config, Some(logon.clone()), now_ns);
         core.their_comp_id = logon.target_comp_id.clone();
@@ -226,7 +231,8 @@ impl Session {
                     continue;
                 }
                 Err(e) => {
-                    self.core.logout_and_close(&format!("{e}; closing: the message boundary is lost"), now_ns);
+                    self.core
+                        .logout_and_close(&format!("{e}; closing: the message boundary is lost"), now_ns);
                     return Poll::Idle;
                 }
             };
@@ -284,7 +290,15 @@ impl Session {
     }
 
     /// Sends a session-level Reject (35=3) for message `ref_seq`.
-    pub fn reject(&mut self, ref_seq: u64, ref_msg_type: &[u8], reason: u32, ref_tag: Option<u32>, text: &str, now_ns: u64) {
+    pub fn reject(
+        &mut self,
+        ref_seq: u64,
+        ref_msg_type: &[u8],
+        reason: u32,
+        ref_tag: Option<u32>,
+        text: &str,
+        now_ns: u64,
+    ) {
         self.core.reject(ref_seq, ref_msg_type, reason, ref_tag, text, now_ns);
     }
 
@@ -412,7 +426,14 @@ impl Core {
             return Admit::Handled;
         }
         if msg.get(tag::SENDING_TIME).is_none() {
-            self.reject(seq, msg_type, 1, Some(tag::SENDING_TIME), "Required tag missing: SendingTime", now_ns);
+            self.reject(
+                seq,
+                msg_type,
+                1,
+                Some(tag::SENDING_TIME),
+                "Required tag missing: SendingTime",
+                now_ns,
+            );
             self.in_seq_next = self.in_seq_next.max(seq + 1);
             return Admit::Handled;
         }
@@ -520,7 +541,10 @@ impl Core {
             _ => {
                 self.their_comp_id = sender.unwrap_or_default().to_owned();
                 self.state = State::Active;
-                self.logout_and_close(&format!("HeartBtInt (108) must be 1 to {HEARTBEAT_S_MAX} seconds"), now_ns);
+                self.logout_and_close(
+                    &format!("HeartBtInt (108) must be 1 to {HEARTBEAT_S_MAX} seconds"),
+                    now_ns,
+                );
                 return Admit::Handled;
             }
         };
@@ -560,8 +584,16 @@ impl Core {
 
     fn serve_resend(&mut self, msg: &Message<'_>, seq: u64, now_ns: u64) {
         self.stats.resends_served += 1;
-        let (Ok(Some(begin)), Ok(Some(end))) = (msg.get_u64(tag::BEGIN_SEQ_NO), msg.get_u64(tag::END_SEQ_NO)) else {
-            self.reject(seq, b"2", 1, Some(tag::BEGIN_SEQ_NO), "Required tag missing: BeginSeqNo/EndSeqNo", now_ns);
+        let (Ok(Some(begin)), Ok(Some(end))) = (msg.get_u64(tag::BEGIN_SEQ_NO), msg.get_u64(tag::END_SEQ_NO))
+        else {
+            self.reject(
+                seq,
+                b"2",
+                1,
+                Some(tag::BEGIN_SEQ_NO),
+                "Required tag missing: BeginSeqNo/EndSeqNo",
+                now_ns,
+            );
             return;
         };
         let last = self.out_seq_next - 1;
@@ -577,7 +609,13 @@ impl Core {
                     if let Some(from) = gap_from.take() {
                         self.gap_fill(from, s, now_ns);
                     }
-                    self.encoder.begin(&stored.msg_type, &self.config.our_comp_id, &self.their_comp_id, s, now_ns);
+                    self.encoder.begin(
+                        &stored.msg_type,
+                        &self.config.our_comp_id,
+                        &self.their_comp_id,
+                        s,
+                        now_ns,
+                    );
                     self.encoder.char(tag::POSS_DUP_FLAG, b'Y');
                     self.encoder.time(tag::ORIG_SENDING_TIME, stored.sent_ns);
                     self.encoder.raw(&stored.fields);
@@ -619,7 +657,15 @@ impl Core {
         }
     }
 
-    fn reject(&mut self, ref_seq: u64, ref_msg_type: &[u8], reason: u32, ref_tag: Option<u32>, text: &str, now_ns: u64) {
+    fn reject(
+        &mut self,
+        ref_seq: u64,
+        ref_msg_type: &[u8],
+        reason: u32,
+        ref_tag: Option<u32>,
+        text: &str,
+        now_ns: u64,
+    ) {
         self.stats.rejects_sent += 1;
         let ref_msg_type = ref_msg_type.to_vec();
         self.send_admin(b"3", now_ns, |e| {
@@ -678,7 +724,12 @@ impl Core {
             if self.store.len() == self.config.resend_store_max {
                 self.store.pop_front();
             }
-            self.store.push_back(Stored { seq, msg_type: msg_type.to_vec(), fields: stored_fields, sent_ns: now_ns });
+            self.store.push_back(Stored {
+                seq,
+                msg_type: msg_type.to_vec(),
+                fields: stored_fields,
+                sent_ns: now_ns,
+            });
         }
     }
 
@@ -700,7 +751,8 @@ impl Core {
                         self.logout_and_close("heartbeat timeout: no answer to TestRequest", now_ns);
                         return;
                     }
-                } else if now_ns.saturating_sub(self.last_rx_ns) >= self.heartbeat_ns + self.heartbeat_ns / 5 {
+                } else if now_ns.saturating_sub(self.last_rx_ns) >= self.heartbeat_ns + self.heartbeat_ns / 5
+                {
                     self.send_admin(b"1", now_ns, |e| e.u64(tag::TEST_REQ_ID, now_ns));
                     self.test_request_sent_ns = Some(now_ns);
                 }
@@ -816,7 +868,10 @@ mod tests {
         pump(&mut c, &mut v, 1, true);
         let replies = pump(&mut v, &mut c, 1, true);
         assert_eq!(replies.len(), 1);
-        assert!(has(&replies[0], "35=8") && has(&replies[0], "11=a1") && has(&replies[0], "34=2"), "{replies:?}");
+        assert!(
+            has(&replies[0], "35=8") && has(&replies[0], "11=a1") && has(&replies[0], "34=2"),
+            "{replies:?}"
+        );
         assert_eq!((v.in_seq_next(), v.out_seq_next()), (3, 3));
     }
 
@@ -897,7 +952,10 @@ mod tests {
         assert!(v.is_closed());
         let out = messages(&v.take_tx());
         let logout = out.last().unwrap();
-        assert!(has(logout, "35=5") && has(logout, "58=MsgSeqNum too low, expecting 3 but received 2"), "{out:?}");
+        assert!(
+            has(logout, "35=5") && has(logout, "58=MsgSeqNum too low, expecting 3 but received 2"),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -921,7 +979,10 @@ mod tests {
     fn bad_body_length_and_oversize_end_the_session_with_the_reason() {
         for (bytes, reason) in [
             (b"8=FIX.4.4\x019=5\x0135=0\x0134=2\x0152=x\x0110=000\x01".to_vec(), "BodyLength"),
-            (format!("8=FIX.4.4\x019=9000\x0135=D\x01{}", "x".repeat(100)).into_bytes(), "exceeds the 4096-byte"),
+            (
+                format!("8=FIX.4.4\x019=9000\x0135=D\x01{}", "x".repeat(100)).into_bytes(),
+                "exceeds the 4096-byte",
+            ),
         ] {
             let (_c, mut v) = logged_on();
             v.feed(&bytes);
@@ -942,7 +1003,9 @@ mod tests {
         v.feed(&m);
         assert!(matches!(v.poll(1), Poll::Idle));
         let out = messages(&v.take_tx());
-        assert!(has(&out[0], "35=3") && has(&out[0], "45=2") && has(&out[0], "373=13") && has(&out[0], "371=11"));
+        assert!(
+            has(&out[0], "35=3") && has(&out[0], "45=2") && has(&out[0], "373=13") && has(&out[0], "371=11")
+        );
         assert_eq!(v.in_seq_next(), 3);
         assert!(v.is_active());
     }

@@ -66,7 +66,8 @@ impl ServerTls {
             let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
             let made = rcgen::generate_simple_self_signed(names)?;
             write_private(&key, made.key_pair.serialize_pem().as_bytes())?;
-            std::fs::write(&cert, made.cert.pem()).map_err(|source| TlsError::Io { path: cert.clone(), source })?;
+            std::fs::write(&cert, made.cert.pem())
+                .map_err(|source| TlsError::Io { path: cert.clone(), source })?;
             true
         };
         Ok((ServerTls { cert, key, client_ca: None }, created))
@@ -100,7 +101,8 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem { path: path.to_owned(), what: e.to_string() })
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| TlsError::Pem { path: path.to_owned(), what: e.to_string() })
 }
 
 fn roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
@@ -118,9 +120,10 @@ pub fn server_config(tls: &ServerTls) -> Result<rustls::ServerConfig, TlsError> 
     let builder = match &tls.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
-                .build()
-                .map_err(|e| TlsError::Pem { path: ca.clone(), what: e.to_string() })?;
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+                    .build()
+                    .map_err(|e| TlsError::Pem { path: ca.clone(), what: e.to_string() })?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -131,7 +134,10 @@ pub fn server_config(tls: &ServerTls) -> Result<rustls::ServerConfig, TlsError> 
 
 /// The rustls client configuration trusting the CAs (or the self-signed certificate) in
 /// `ca`, with an optional client certificate and key.
-pub fn client_config(ca: &Path, client_cert: Option<(&Path, &Path)>) -> Result<rustls::ClientConfig, TlsError> {
+pub fn client_config(
+    ca: &Path,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, TlsError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(ca)?);
@@ -167,7 +173,10 @@ pub fn quinn_server_config(tls: &ServerTls) -> Result<quinn::ServerConfig, TlsEr
 }
 
 /// quinn client configuration.
-pub fn quinn_client_config(ca: &Path, client_cert: Option<(&Path, &Path)>) -> Result<quinn::ClientConfig, TlsError> {
+pub fn quinn_client_config(
+    ca: &Path,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<quinn::ClientConfig, TlsError> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_config(ca, client_cert)?)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));

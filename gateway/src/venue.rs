@@ -30,7 +30,10 @@ pub fn hash_password(password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
     getrandom::getrandom(&mut salt).map_err(|e| format!("no randomness for a salt: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Symbols by name and id.
@@ -82,7 +85,8 @@ impl Symbols {
         let (Some(spec), true) = (self.spec(id), qty > 0) else {
             return "0".to_owned();
         };
-        let units = Decimal::from_i128_with_scale(notional_ticks * i128::from(spec.tick_units), engine::PRICE_SCALE);
+        let units =
+            Decimal::from_i128_with_scale(notional_ticks * i128::from(spec.tick_units), engine::PRICE_SCALE);
         let mut avg = units / Decimal::from(qty);
         avg = avg.round_dp(engine::PRICE_SCALE).normalize();
         if avg.scale() < spec.price_decimals() {
@@ -146,7 +150,8 @@ impl Accounts {
             }
         }
         let password = req.password.ok_or("logon refused: Password (554) missing")?;
-        let hash = PasswordHash::new(&account.password_hash).map_err(|_| "logon refused: account has no usable password")?;
+        let hash = PasswordHash::new(&account.password_hash)
+            .map_err(|_| "logon refused: account has no usable password")?;
         if Argon2::default().verify_password(password.as_bytes(), &hash).is_err() {
             return Err("logon refused: wrong password".to_owned());
         }
@@ -198,7 +203,12 @@ mod tests {
             password_hash: hash_password("secret").unwrap(),
             cancel_on_disconnect: true,
         }]);
-        let req = |pw| LogonRequest { sender_comp_id: "alice", username: None, password: Some(pw), heartbeat_s: 30 };
+        let req = |pw| LogonRequest {
+            sender_comp_id: "alice",
+            username: None,
+            password: Some(pw),
+            heartbeat_s: 30,
+        };
         assert_eq!(accounts.authenticate(&req("nope")), Err("logon refused: wrong password".into()));
         assert_eq!(accounts.authenticate(&req("secret")), Ok(0));
         assert!(accounts.authenticate(&req("secret")).unwrap_err().contains("already has an active session"));
