@@ -95,6 +95,12 @@ pub enum DurableError {
         /// What is wrong.
         source: SnapshotError,
     },
+    /// Another process (or another `DurableEngine` in this one) has the directory open.
+    #[error("{dir} is in use by another writer (lock file {dir}/LOCK is held); stop it first")]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+    },
     /// Filesystem work outside the journals failed.
     #[error("{path}: {source}")]
     Io {
@@ -145,6 +151,8 @@ pub struct DurableEngine {
     snapshot_every_commands: u64,
     commands_since_snapshot: u64,
     snapshot_in_flight: Arc<AtomicBool>,
+    /// Held for the engine's life: the directory's single-writer lock.
+    _lock: fs::File,
     /// The first journal failure. After it the engine processes nothing more: a command it
     /// cannot journal must not be acknowledged, and nothing after it may be either.
     failure: Option<String>,
@@ -164,6 +172,19 @@ impl DurableEngine {
     ) -> Result<(DurableEngine, DurableRecovery), DurableError> {
         let dir = config.dir.clone();
         fs::create_dir_all(dir.join("snapshots")).map_err(io_err(&dir))?;
+        // One writer per directory: a second would interleave records and corrupt both journals.
+        // The OS releases the lock when the process dies, so a crash never leaves it stuck.
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(io_err(&dir))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(DurableError::Locked { dir }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&dir)(e)),
+        }
         let (commands, commands_report) = JournalWriter::open(dir.join("commands"), config.journal)?;
         let (mut events, events_report) = JournalWriter::open(dir.join("events"), config.journal)?;
         let last_command = commands_report.next_seq() - 1;
@@ -234,6 +255,7 @@ impl DurableEngine {
             snapshot_every_commands: config.snapshot_every_commands,
             commands_since_snapshot: commands_replayed,
             snapshot_in_flight: Arc::new(AtomicBool::new(false)),
+            _lock: lock,
             failure: None,
         };
         let recovery = DurableRecovery {

@@ -178,3 +178,17 @@ fn out_of_order_command_is_refused_without_side_effects() {
     assert_eq!(durable.next_command_seq(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_gone() {
+    let dir = temp_dir("lock");
+    let (first, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    match DurableEngine::open(EngineConfig::default(), config(&dir, 0)) {
+        Err(e @ engine::DurableError::Locked { .. }) => assert!(e.to_string().contains("in use by another writer")),
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("two writers opened the same directory"),
+    }
+    drop(first);
+    DurableEngine::open(EngineConfig::default(), config(&dir, 0)).expect("the lock is released on drop");
+    let _ = std::fs::remove_dir_all(&dir);
+}
