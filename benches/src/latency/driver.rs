@@ -267,6 +267,8 @@ pub struct RampPlan {
     pub p50_limit_ns: u64,
     /// Stop when the recorded requests went out slower than this share of the planned rate.
     pub keep_up_ratio: f64,
+    /// Idle time before each rate.
+    pub pause: Duration,
 }
 
 impl RampPlan {
@@ -321,6 +323,8 @@ pub fn ramp(
 ) -> Result<(Vec<Series>, String), BenchError> {
     let mut all = Vec::new();
     for &rate in &plan.rates {
+        // Before every rate, the first too: generation and checking precede it.
+        std::thread::sleep(plan.pause);
         let series = one_rate(plan.schedule(rate))?;
         on_done(&series);
         let stop = plan.stop_reason(&series);
@@ -387,6 +391,7 @@ mod tests {
             requests_max: 1_000_000,
             p50_limit_ns: 1_000_000,
             keep_up_ratio: 0.95,
+            pause: Duration::ZERO,
         };
         assert_eq!(plan.schedule(1_000), Schedule { rate_per_s: 1_000, warmup: 200, measured: 800 });
         assert_eq!(plan.schedule(10_000_000).total(), 1_000_000);

@@ -116,6 +116,10 @@ pub struct RampArgs {
     /// the phases (default 4,000,000; 1,500,000 with --quick).
     #[arg(long)]
     pub requests_max: Option<u64>,
+    /// Pause before each rate, in milliseconds: lets a shared machine (other processes, or the
+    /// kernel's real-time throttling when run under `chrt`) recover before the next rate.
+    #[arg(long, default_value_t = 0)]
+    pub pause_ms: u64,
     /// How the harness waits between sends: spin (accurate send times, one busy core) or yield.
     #[arg(long, value_enum, default_value_t = SenderWait::Spin)]
     pub sender_wait: SenderWait,
@@ -332,8 +336,9 @@ impl MachineUse {
     }
 }
 
-/// Pins the calling (harness) thread if asked; returns how it runs, for [`MachineUse`].
-pub fn pin_harness(core: Option<usize>, wait: &str) -> Result<String, BenchError> {
+/// Checks that the harness may be pinned to `core` and says how the harness thread runs, for
+/// [`MachineUse`]. The pinning itself happens in [`on_harness_thread`].
+pub fn describe_harness(core: Option<usize>, wait: &str) -> Result<String, BenchError> {
     match core {
         None => Ok(format!("unpinned, {wait}")),
         Some(core) => {
@@ -344,13 +349,34 @@ pub fn pin_harness(core: Option<usize>, wait: &str) -> Result<String, BenchError
                     "--harness-core {core}: allowed cores are {allowed:?}"
                 )));
             }
-            if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                Ok(format!("pinned to core {core}, {wait}"))
-            } else {
-                Ok(format!("pin to core {core} refused by the OS, unpinned, {wait}"))
-            }
+            Ok(format!("pinned to core {core}, {wait}"))
         }
     }
+}
+
+/// Runs `work` as the harness: on the calling thread when `core` is `None`, otherwise on a
+/// scoped thread pinned to `core`. The calling thread itself is never pinned, so the threads it
+/// starts later (the engine runner, which checks its core against the caller's allowed cores,
+/// and the echo thread) are not confined to the harness's core.
+pub fn on_harness_thread<R: Send>(
+    core: Option<usize>,
+    work: impl FnOnce() -> R + Send,
+) -> Result<R, BenchError> {
+    let Some(core) = core else {
+        return Ok(work());
+    };
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("harness".into())
+            .spawn_scoped(scope, move || {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                    eprintln!("bench: the OS refused to pin the harness to core {core}; it runs unpinned");
+                }
+                work()
+            })
+            .map_err(|e| BenchError::io("start the harness thread", e))?;
+        thread.join().map_err(|_| BenchError::Thread("the harness thread panicked".into()))
+    })
 }
 
 /// Whether to draw progress bars: only when a person is watching standard output.

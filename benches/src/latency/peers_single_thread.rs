@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use super::driver::Epoch;
 use super::output::{print_table, table_line, write_all, Progress, Report};
 use super::series::{latency_histogram, Check, Series};
-use super::{pin_harness, progress_visible, BenchError, MachineUse, PeersArgs};
+use super::{describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, PeersArgs};
 use crate::gen::{generate, GenConfig, Workload};
 use crate::peers::{MatchcoreVenue, OrderbookRsVenue};
 use crate::{CommandTimer, EngineVenue, RunCounts, Venue};
@@ -79,7 +79,10 @@ pub fn run(args: &PeersArgs) -> Result<bool, BenchError> {
     let mix = args.workload.mix.mix();
     let resting = args.workload.resting_total();
     let mut machine = MachineUse::detect();
-    machine.thread("harness", pin_harness(args.output.harness_core, "runs every venue in turn, no waiting")?);
+    machine.thread(
+        "harness",
+        describe_harness(args.output.harness_core, "runs every venue in turn, no waiting")?,
+    );
 
     let progress = Progress::new(venues.len() as u64 + 2, progress_visible());
     progress.phase(format!("generating {commands} commands ({} mix, {resting} resting)", mix.name));
@@ -92,15 +95,17 @@ pub fn run(args: &PeersArgs) -> Result<bool, BenchError> {
 
     let mut series = Vec::new();
     progress.phase("timer overhead".into());
-    series.push(timer_series(commands as u64, warmup, &bench_epoch));
+    let core = args.output.harness_core;
+    series.push(on_harness_thread(core, || timer_series(commands as u64, warmup, &bench_epoch))?);
     progress.step_done(&table_line(&series[0]));
     for name in venues {
         progress.phase(format!("{name}: {commands} commands, one at a time"));
-        let s = match name {
-            "engine" => venue_series(&EngineVenue::new(&workload), &workload, warmup, &bench_epoch),
-            "matchcore" => venue_series(&MatchcoreVenue::new(&workload), &workload, warmup, &bench_epoch),
-            _ => venue_series(&OrderbookRsVenue::new(&workload), &workload, warmup, &bench_epoch),
-        };
+        let (w, epoch) = (&workload, &bench_epoch);
+        let s = on_harness_thread(core, move || match name {
+            "engine" => venue_series(&EngineVenue::new(w), w, warmup, epoch),
+            "matchcore" => venue_series(&MatchcoreVenue::new(w), w, warmup, epoch),
+            _ => venue_series(&OrderbookRsVenue::new(w), w, warmup, epoch),
+        })?;
         progress.step_done(&table_line(&s));
         series.push(s);
     }

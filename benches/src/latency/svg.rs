@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use super::output::Report;
 use super::series::format_rate;
 
-const WIDTH: f64 = 960.0;
+const WIDTH: f64 = 1100.0;
 const HEIGHT: f64 = 600.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 190.0;
@@ -19,8 +19,8 @@ const BOTTOM: f64 = 64.0;
 const POINTS_PER_SERIES: usize = 240;
 /// Colours of the lines, in series order (then repeated).
 const PALETTE: [&str; 10] = [
-    "##1f77b4", "##ff7f0e", "##2ca02c", "##d62728", "##9467bd", "##8c564b", "##e377c2", "##7f7f7f",
-    "##bcbd22", "##17becf",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+    "#17becf",
 ];
 
 /// The plot of every series of `report`.
@@ -82,7 +82,7 @@ fn plot(title: &str, subtitle: &str, lines: &[(String, Vec<(f64, f64)>)]) -> Str
     let _ = writeln!(svg, r##"<rect width="100%" height="100%" fill="white"/>"##);
     let _ = writeln!(
         svg,
-        r##"<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{}</text>"##,
+        r##"<text x="{LEFT}" y="22" font-size="14" font-weight="bold">{}</text>"##,
         escape(title)
     );
     let _ =
@@ -96,7 +96,7 @@ fn plot(title: &str, subtitle: &str, lines: &[(String, Vec<(f64, f64)>)]) -> Str
                 continue;
             }
             let y = sy(v);
-            let stroke = if strong { "##ccc" } else { "##eee" };
+            let stroke = if strong { "#ccc" } else { "#eee" };
             let _ = writeln!(
                 svg,
                 r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{stroke}"/>"##,
@@ -117,15 +117,9 @@ fn plot(title: &str, subtitle: &str, lines: &[(String, Vec<(f64, f64)>)]) -> Str
         let x = sx(f64::from(d));
         let label = match d {
             0 => "0%".to_owned(),
-            d => {
-                let nines = "9".repeat(d as usize);
-                let p = format!("{nines}%");
-                if d <= 2 {
-                    p
-                } else {
-                    format!("99.{}%", &nines[2..])
-                }
-            }
+            1 => "90%".to_owned(),
+            2 => "99%".to_owned(),
+            d => format!("99.{}%", "9".repeat(d as usize - 2)),
         };
         let _ = writeln!(
             svg,

@@ -25,7 +25,7 @@ use engine::{
 use super::driver::{ramp, run_open_loop, Epoch, RampPlan, Schedule, Target};
 use super::output::{print_table, table_line, write_all, Progress, Report};
 use super::series::{format_rate, Check, Series};
-use super::{pin_harness, progress_visible, BenchError, EngineArgs, MachineUse};
+use super::{describe_harness, on_harness_thread, progress_visible, BenchError, EngineArgs, MachineUse};
 use crate::gen::{generate, GenConfig, Workload};
 use crate::{EngineVenue, RunCounts, StatsSink, Venue};
 
@@ -157,6 +157,7 @@ pub fn run(args: &EngineArgs) -> Result<bool, BenchError> {
         requests_max,
         p50_limit_ns: (args.ramp.p50_limit_us * 1_000.0) as u64,
         keep_up_ratio: 0.95,
+        pause: Duration::from_millis(args.ramp.pause_ms),
     };
     if args.workload.symbols == 0 {
         return Err(BenchError::Config("--symbols must be at least 1".into()));
@@ -165,7 +166,7 @@ pub fn run(args: &EngineArgs) -> Result<bool, BenchError> {
     let sender_wait = format!("{:?}", args.ramp.sender_wait).to_lowercase();
     machine.thread(
         "harness",
-        pin_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?,
+        describe_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?,
     );
     let engine_how = |pin: &str| format!("{pin}, {}", args.wait.name());
     machine.thread("engine", engine_how(if args.pin_core.is_some() { "pin requested" } else { "unpinned" }));
@@ -242,6 +243,7 @@ pub fn run(args: &EngineArgs) -> Result<bool, BenchError> {
             "warmup_ms": warmup_ms,
             "measure_ms": measure_ms,
             "requests_max": requests_max,
+            "pause_ms": args.ramp.pause_ms,
             "stream_commands": workload.stream.len(),
             "engine_wait": args.wait.name(),
             "engine_pin_core": args.pin_core,
@@ -297,9 +299,13 @@ fn one_rate(
         thread_name: "engine".to_owned(),
     };
     let (handle, join) = Runner::spawn(venue.build().0, config)?;
-    let mut target = RingTarget::new(handle.commands, handle.events, stream, seq_base);
-    let run = run_open_loop(&mut target, schedule, bench_epoch, args.ramp.sender_wait, DRAIN_TIMEOUT)?;
-    target.drain_to_end();
+    let (commands, events, sender_wait) = (handle.commands, handle.events, args.ramp.sender_wait);
+    let (run, sink) = on_harness_thread(args.output.harness_core, move || {
+        let mut target = RingTarget::new(commands, events, stream, seq_base);
+        let run = run_open_loop(&mut target, schedule, bench_epoch, sender_wait, DRAIN_TIMEOUT);
+        target.drain_to_end();
+        run.map(|run| (run, target.sink))
+    })??;
     let engine = join.join().map_err(|_| BenchError::Thread("the engine thread panicked".into()))?;
     let stats = handle.stats;
 
@@ -316,8 +322,8 @@ fn one_rate(
             run.lost, run.duplicates, run.unexpected
         ));
     }
-    if target.sink != direct_sink {
-        problems.push(format!("events read {:?} != in-process {:?}", target.sink, direct_sink));
+    if sink != direct_sink {
+        problems.push(format!("events read {sink:?} != in-process {direct_sink:?}"));
     }
     if direct_sink.rejects > 0 {
         problems.push(format!("{} rejects (the generator makes none)", direct_sink.rejects));
@@ -364,9 +370,9 @@ fn one_rate(
     );
     let extra = serde_json::json!({
         "commands": stream.len(),
-        "events": target.sink.events,
-        "trades": target.sink.trades,
-        "events_per_command": target.sink.events as f64 / stream.len().max(1) as f64,
+        "events": sink.events,
+        "trades": sink.trades,
+        "events_per_command": sink.events as f64 / stream.len().max(1) as f64,
         "engine_pin": format!("{:?}", stats.pin_state()),
     });
     Ok((run.into_series(check, extra), stats.pin_state()))

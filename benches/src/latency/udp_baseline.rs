@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use super::driver::{ramp, run_open_loop, Epoch, RampPlan, Schedule, Target};
 use super::output::{print_table, table_line, write_all, Progress, Report};
 use super::series::{format_rate, Check, Series};
-use super::{pin_harness, progress_visible, BenchError, MachineUse, UdpArgs};
+use super::{describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, UdpArgs};
 
 /// Default ramp, datagrams per second.
 pub const RATES_DEFAULT: [u64; 8] = [10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 500_000];
@@ -144,12 +144,13 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
         requests_max,
         p50_limit_ns: (args.ramp.p50_limit_us * 1_000.0) as u64,
         keep_up_ratio: 0.95,
+        pause: Duration::from_millis(args.ramp.pause_ms),
     };
     let mut machine = MachineUse::detect();
     let sender_wait = format!("{:?}", args.ramp.sender_wait).to_lowercase();
     machine.thread(
         "harness",
-        pin_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?,
+        describe_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?,
     );
     machine.thread(
         "echo",
@@ -191,6 +192,7 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
             "warmup_ms": warmup_ms,
             "measure_ms": measure_ms,
             "requests_max": requests_max,
+            "pause_ms": args.ramp.pause_ms,
             "harness_core": args.output.harness_core,
             "echo_core": args.echo_core,
             "sender_wait": sender_wait,
@@ -217,8 +219,11 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
 fn one_rate(args: &UdpArgs, schedule: Schedule, bench_epoch: &Epoch) -> Result<Series, BenchError> {
     let (echo_addr, echo) = spawn_echo(args.echo_core)?;
     let mut target = UdpTarget::connect(echo_addr, args.payload_bytes)?;
-    let run =
-        run_open_loop(&mut target, schedule, bench_epoch, args.ramp.sender_wait, Duration::from_millis(500));
+    let sender_wait = args.ramp.sender_wait;
+    let (run, target) = on_harness_thread(args.output.harness_core, move || {
+        let run = run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_millis(500));
+        (run, target)
+    })?;
     // Stop the echo thread whatever happened (a full socket buffer can refuse the first try).
     for _ in 0..1_000 {
         match target.socket.send(&STOP) {
