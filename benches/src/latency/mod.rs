@@ -20,6 +20,7 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod driver;
+pub mod e2e;
 pub mod output;
 pub mod peers_single_thread;
 pub mod series;
@@ -75,6 +76,9 @@ pub enum BenchMode {
     /// Raw UDP ping-pong on loopback through an echo thread, open loop, rate ramp: the floor for
     /// any networked mode on this machine.
     UdpBaseline(UdpArgs),
+    /// FIX order → acknowledgement through a running venue (`exchange serve`, started unless
+    /// --addr is given) over QUIC or TCP, open loop, rate ramp.
+    E2e(e2e::E2eArgs),
     /// The same command stream through our engine, matchcore and orderbook-rs, single thread,
     /// each command timed on its own (service time, closed loop).
     Peers(PeersArgs),
@@ -391,6 +395,7 @@ pub fn run(mode: BenchMode) -> ExitCode {
         BenchMode::Engine(args) => through_rings::run(&args),
         BenchMode::UdpBaseline(args) => udp_baseline::run(&args),
         BenchMode::Peers(args) => peers_single_thread::run(&args),
+        BenchMode::E2e(args) => e2e::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,0 +1,503 @@
+//! `exchange bench e2e`: FIX order → acknowledgement round trips through a running venue
+//! (`exchange serve`: gateway, router, journal, engine), over QUIC or TCP, open loop, through the
+//! same driver as the other modes.
+//!
+//! Requests alternate: even `i` is a NewOrderSingle (a buy resting far below any sell, so it never
+//! trades), odd `i` cancels the order of `i - 1`; so the book stays small at every rate. A request
+//! completes when the harness reads the ExecutionReport (or reject) that answers it: latency runs
+//! from the request's planned send time to that moment.
+//!
+//! Without `--addr`, the mode starts `exchange serve` itself (the binary running this, or
+//! `--exchange-bin`) on loopback ports chosen by the OS, with a fresh data directory and the
+//! embedded demo venue, and stops it at the end.
+//!
+//! TCP: the harness thread drives a non-blocking socket and the sans-IO session directly. QUIC:
+//! quinn needs an async runtime, so a client thread runs one and the harness talks to it through
+//! two bounded channels; the client thread stamps each completion (an `Instant`) when it reads
+//! it, so the hop back is not counted, but the hop out is (it is part of the client).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, ValueEnum};
+use gateway::client::{ClientConfig, ClientTransport, FixClient};
+use gateway::fix::{tag, Encoder};
+use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
+
+use super::driver::{ramp, run_open_loop, Epoch, RampPlan, Schedule, Target};
+use super::output::{print_table, table_line, write_all, Progress, Report};
+use super::series::{format_rate, Check, Series};
+use super::{describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, OutputArgs, RampArgs};
+
+/// Default ramp, requests per second.
+pub const RATES_DEFAULT: [u64; 7] = [5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000];
+/// Default ramp with `--quick`.
+pub const RATES_QUICK: [u64; 3] = [5_000, 20_000, 50_000];
+/// Most requests queued between the harness and the QUIC client thread.
+const QUIC_QUEUE_MAX: usize = 1 << 16;
+
+/// Transport of the FIX session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    /// FIX over QUIC (TLS 1.3).
+    Quic,
+    /// FIX over plain TCP.
+    Tcp,
+}
+
+/// `exchange bench e2e` flags.
+#[derive(Args, Debug, Clone)]
+pub struct E2eArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub ramp: RampArgs,
+    /// Transport.
+    #[arg(long, value_enum, default_value_t = TransportArg::Quic)]
+    pub transport: TransportArg,
+    /// A running venue (QUIC or TCP port per --transport); without it, one is started.
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+    /// Certificate to trust (QUIC, with --addr).
+    #[arg(long, default_value = "var/tls/cert.pem")]
+    pub ca: PathBuf,
+    /// The `exchange` binary to start (default: this one).
+    #[arg(long)]
+    pub exchange_bin: Option<PathBuf>,
+    /// Account (and password) to trade as.
+    #[arg(long, default_value = "alice")]
+    pub account: String,
+}
+
+/// A venue started for the run.
+struct Venue {
+    child: Child,
+    quic: SocketAddr,
+    tcp: SocketAddr,
+    cert: PathBuf,
+    dir: PathBuf,
+}
+
+impl Venue {
+    fn start(bin: PathBuf) -> Result<Venue, BenchError> {
+        let dir = std::env::temp_dir().join(format!("exchange-bench-e2e-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the venue's directory", e))?;
+        let config = dir.join("venue.toml");
+        std::fs::write(&config, "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[journal]\nsegment_mib = 64\n")
+            .map_err(|e| BenchError::io("write the venue's config", e))?;
+        let mut child = Command::new(&bin)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(dir.join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| BenchError::io(format!("start {} serve", bin.display()), e))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (mut quic, mut tcp, mut cert) = (None, None, None);
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| BenchError::io("read the venue's output", e))?;
+            if let Some(a) = line.strip_prefix("fix/quic: ") {
+                quic = a.parse().ok();
+            } else if let Some(a) = line.strip_prefix("fix/tcp: ") {
+                tcp = a.parse().ok();
+            } else if let Some(c) = line.strip_prefix("certificate: ") {
+                cert = Some(PathBuf::from(c.split(" (").next().unwrap_or(c)));
+            } else if line.starts_with("ready") {
+                break;
+            }
+        }
+        match (quic, tcp, cert) {
+            (Some(quic), Some(tcp), Some(cert)) => Ok(Venue { child, quic, tcp, cert, dir }),
+            _ => {
+                let _ = child.kill();
+                Err(BenchError::Thread("the venue did not print its ports".into()))
+            }
+        }
+    }
+}
+
+impl Drop for Venue {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes request `i` into `e`: a resting buy (even) or the cancel of the previous one (odd).
+fn encode_request(e: &mut Encoder, i: u64) {
+    if i % 2 == 0 {
+        e.str(tag::CL_ORD_ID, &format!("n{i}"));
+        e.str(tag::SYMBOL, "BTC-USD");
+        e.char(tag::SIDE, b'1');
+        e.u64(tag::ORDER_QTY, 1);
+        e.char(tag::ORD_TYPE, b'2');
+        e.str(tag::PRICE, "1.00");
+    } else {
+        e.str(tag::ORIG_CL_ORD_ID, &format!("n{}", i - 1));
+        e.str(tag::CL_ORD_ID, &format!("x{i}"));
+        e.str(tag::SYMBOL, "BTC-USD");
+        e.char(tag::SIDE, b'1');
+    }
+}
+
+fn msg_type(i: u64) -> &'static [u8] {
+    if i % 2 == 0 {
+        b"D"
+    } else {
+        b"F"
+    }
+}
+
+/// The request a venue message answers, and whether it was a refusal.
+fn answered(msg: &gateway::fix::Message<'_>) -> Option<(u64, bool)> {
+    let id = msg.get_str(tag::CL_ORD_ID)?;
+    let i = id.get(1..)?.parse().ok()?;
+    let refused = match msg.msg_type() {
+        b"8" => msg.get(tag::EXEC_TYPE) == Some(b"8"),
+        _ => true,
+    };
+    Some((i, refused))
+}
+
+/// FIX over TCP, driven from the harness thread.
+struct TcpTarget {
+    stream: TcpStream,
+    session: Session,
+    pending: Vec<u8>,
+    buf: Vec<u8>,
+    refused: u64,
+}
+
+impl TcpTarget {
+    fn connect(addr: SocketAddr, account: &str) -> Result<TcpTarget, BenchError> {
+        let stream = TcpStream::connect(addr).map_err(|e| BenchError::io("connect to the venue", e))?;
+        stream.set_nodelay(true).map_err(|e| BenchError::io("set TCP_NODELAY", e))?;
+        let logon = InitiatorLogon {
+            target_comp_id: "EXCHANGE".into(),
+            heartbeat_s: 30,
+            username: account.into(),
+            password: account.into(),
+        };
+        let now = gateway::server::now_ns();
+        let mut t = TcpTarget {
+            stream,
+            session: Session::initiator(SessionConfig::default(), account, logon, now),
+            pending: Vec::new(),
+            buf: vec![0; 64 * 1024],
+            refused: 0,
+        };
+        let tx = t.session.take_tx();
+        t.stream.write_all(&tx).map_err(|e| BenchError::io("send the Logon", e))?;
+        t.stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| BenchError::io("timeout", e))?;
+        while !t.session.is_active() {
+            let n = t.stream.read(&mut t.buf).map_err(|e| BenchError::io("read the Logon reply", e))?;
+            if n == 0 || t.session.is_closed() {
+                return Err(BenchError::Thread(format!(
+                    "logon refused: {}",
+                    t.session.close_reason().unwrap_or("connection closed")
+                )));
+            }
+            t.session.feed(&t.buf[..n]);
+            while !matches!(t.session.poll(now), Poll::Idle) {}
+        }
+        t.stream.set_nonblocking(true).map_err(|e| BenchError::io("make the socket non-blocking", e))?;
+        Ok(t)
+    }
+
+    fn flush(&mut self) -> Result<(), BenchError> {
+        self.pending.extend_from_slice(&self.session.take_tx());
+        while !self.pending.is_empty() {
+            match self.stream.write(&self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(BenchError::io("write to the venue", e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Target for TcpTarget {
+    fn try_send(&mut self, i: u64) -> Result<bool, BenchError> {
+        if self.pending.len() > 1 << 20 {
+            self.flush()?;
+            return Ok(false);
+        }
+        self.session.send(msg_type(i), gateway::server::now_ns(), |e| encode_request(e, i));
+        self.flush()?;
+        Ok(true)
+    }
+
+    fn poll(&mut self, epoch: &Epoch, done: &mut impl FnMut(u64, u64)) -> Result<(), BenchError> {
+        self.flush()?;
+        loop {
+            match self.stream.read(&mut self.buf) {
+                Ok(0) => return Err(BenchError::Thread("the venue closed the connection".into())),
+                Ok(n) => {
+                    let seen_ns = epoch.now_ns();
+                    self.session.feed(&self.buf[..n]);
+                    loop {
+                        match self.session.poll(0) {
+                            Poll::Idle => break,
+                            Poll::App(msg) => {
+                                if let Some((i, refused)) = answered(&msg) {
+                                    self.refused += u64::from(refused);
+                                    done(i, seen_ns);
+                                }
+                            }
+                            Poll::Logon(_) => {}
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(BenchError::io("read from the venue", e)),
+            }
+        }
+    }
+
+    fn finish_sending(&mut self) -> Result<(), BenchError> {
+        self.flush()
+    }
+}
+
+/// FIX over QUIC through a client thread running tokio.
+struct QuicTarget {
+    requests: tokio::sync::mpsc::Sender<u64>,
+    completions: crossbeam_channel::Receiver<(u64, std::time::Instant, bool)>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+    refused: u64,
+}
+
+impl QuicTarget {
+    fn connect(config: ClientConfig) -> Result<QuicTarget, BenchError> {
+        let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<u64>(QUIC_QUEUE_MAX);
+        let (done_tx, done_rx) = crossbeam_channel::bounded(QUIC_QUEUE_MAX);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("quic-client".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+                rt.block_on(async move {
+                    let mut client = match FixClient::connect(&config).await {
+                        Ok(c) => {
+                            let _ = ready_tx.send(Ok(()));
+                            c
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return Ok(());
+                        }
+                    };
+                    loop {
+                        tokio::select! {
+                            i = req_rx.recv() => {
+                                let Some(i) = i else { break };
+                                client.send(msg_type(i), |e| encode_request(e, i)).await.map_err(|e| e.to_string())?;
+                            }
+                            m = client.recv(Duration::from_secs(3600)) => {
+                                let Some(m) = m.map_err(|e| e.to_string())? else { continue };
+                                let seen = std::time::Instant::now();
+                                if let Some((i, refused)) = answered(&m.message()) {
+                                    if done_tx.send((i, seen, refused)).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    client.logout().await.map_err(|e| e.to_string())
+                })
+            })
+            .map_err(|e| BenchError::io("start the QUIC client thread", e))?;
+        match ready_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(BenchError::Thread(format!("QUIC logon: {e}"))),
+            Err(_) => return Err(BenchError::Thread("QUIC logon: no answer in 20 s".into())),
+        }
+        Ok(QuicTarget { requests: req_tx, completions: done_rx, thread: Some(thread), refused: 0 })
+    }
+
+    fn close(&mut self) -> Result<(), BenchError> {
+        let (closed, _) = tokio::sync::mpsc::channel(1);
+        self.requests = closed; // dropping the real sender ends the client loop
+        if let Some(t) = self.thread.take() {
+            t.join().map_err(|_| BenchError::Thread("the QUIC client panicked".into()))?.map_err(BenchError::Thread)?;
+        }
+        Ok(())
+    }
+}
+
+impl Target for QuicTarget {
+    fn try_send(&mut self, i: u64) -> Result<bool, BenchError> {
+        match self.requests.try_send(i) {
+            Ok(()) => Ok(true),
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Ok(false),
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                Err(BenchError::Thread("the QUIC client stopped".into()))
+            }
+        }
+    }
+
+    fn poll(&mut self, epoch: &Epoch, done: &mut impl FnMut(u64, u64)) -> Result<(), BenchError> {
+        while let Ok((i, seen, refused)) = self.completions.try_recv() {
+            self.refused += u64::from(refused);
+            // The client thread read it at `seen`; the run's clock is `epoch`.
+            done(i, seen.saturating_duration_since(epoch.instant()).as_nanos() as u64);
+        }
+        Ok(())
+    }
+
+    fn finish_sending(&mut self) -> Result<(), BenchError> {
+        Ok(())
+    }
+}
+
+/// Runs the e2e mode; `Ok(false)` when a check failed.
+pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
+    let bench_epoch = Epoch::start();
+    let started = SystemTime::now();
+    let quick = args.output.quick;
+    let venue = match args.addr {
+        Some(_) => None,
+        None => {
+            let bin = match &args.exchange_bin {
+                Some(b) => b.clone(),
+                None => std::env::current_exe().map_err(|e| BenchError::io("find this binary", e))?,
+            };
+            Some(Venue::start(bin)?)
+        }
+    };
+    let (addr, cert) = match (&venue, args.transport) {
+        (Some(v), TransportArg::Quic) => (v.quic, v.cert.clone()),
+        (Some(v), TransportArg::Tcp) => (v.tcp, v.cert.clone()),
+        (None, _) => (args.addr.expect("checked"), args.ca.clone()),
+    };
+    let (warmup_ms, measure_ms, requests_max) = args.ramp.phases(quick);
+    let plan = RampPlan {
+        rates: args.ramp.rates_or(if quick { &RATES_QUICK } else { &RATES_DEFAULT })?,
+        warmup_ms,
+        measure_ms,
+        requests_max,
+        p50_limit_ns: (args.ramp.p50_limit_us * 1_000.0) as u64,
+        keep_up_ratio: 0.95,
+        pause: Duration::from_millis(args.ramp.pause_ms),
+    };
+    let transport = format!("{:?}", args.transport).to_lowercase();
+    let mut machine = MachineUse::detect();
+    let sender_wait = format!("{:?}", args.ramp.sender_wait).to_lowercase();
+    machine.thread("harness", describe_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?);
+    if args.transport == TransportArg::Quic {
+        machine.thread("quic-client", "unpinned, tokio current-thread runtime".into());
+    }
+    machine.thread(
+        "venue",
+        if venue.is_some() { "exchange serve started by the harness: embedded defaults (engine and router backoff, unpinned, page-cache journal)".into() } else { format!("running at {addr}") },
+    );
+
+    let progress = Progress::new(plan.rates.len() as u64, progress_visible());
+    let (series, stop_reason) = ramp(
+        &plan,
+        |schedule| {
+            progress.phase(format!(
+                "{}/s: {} warm-up + {} recorded requests",
+                format_rate(schedule.rate_per_s),
+                schedule.warmup,
+                schedule.measured
+            ));
+            one_rate(args, addr, &cert, schedule, &bench_epoch)
+        },
+        |s| progress.step_done(&table_line(s)),
+    )?;
+    progress.finish();
+    drop(venue);
+
+    let report = Report {
+        mode: "e2e",
+        title: format!("exchange bench e2e: FIX 4.4 over {transport}, one session, new/cancel pairs, open loop"),
+        latency_is: "planned send time → the harness reads the ExecutionReport answering the request".into(),
+        machine,
+        config: serde_json::json!({
+            "transport": transport,
+            "quick": quick,
+            "rates": plan.rates,
+            "p50_limit_us": args.ramp.p50_limit_us,
+            "warmup_ms": warmup_ms,
+            "measure_ms": measure_ms,
+            "requests_max": requests_max,
+            "pause_ms": args.ramp.pause_ms,
+            "harness_core": args.output.harness_core,
+            "account": args.account,
+        }),
+        series,
+        stop_reason: Some(stop_reason),
+        notes: vec![
+            "requests alternate NewOrderSingle (resting, never trading) and OrderCancelRequest of it".into(),
+            "check: every request answered exactly once, none refused".into(),
+        ],
+        started,
+    };
+    print_table(&report);
+    let written = write_all(&report, &args.output.out)?;
+    println!("results: {} (plot {}, log {})", written.json.display(), written.svg.display(), written.hlog.display());
+    Ok(report.check_passed())
+}
+
+fn one_rate(
+    args: &E2eArgs,
+    addr: SocketAddr,
+    cert: &std::path::Path,
+    schedule: Schedule,
+    bench_epoch: &Epoch,
+) -> Result<Series, BenchError> {
+    let sender_wait = args.ramp.sender_wait;
+    let (run, refused) = match args.transport {
+        TransportArg::Tcp => {
+            let mut target = TcpTarget::connect(addr, &args.account)?;
+            let (run, target) = on_harness_thread(args.output.harness_core, move || {
+                let run = run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
+                (run, target)
+            })?;
+            (run?, target.refused)
+        }
+        TransportArg::Quic => {
+            let config = ClientConfig {
+                addr,
+                transport: ClientTransport::Quic { ca: cert.to_path_buf(), server_name: "localhost".into(), client_cert: None },
+                comp_id: args.account.clone(),
+                target_comp_id: "EXCHANGE".into(),
+                username: args.account.clone(),
+                password: args.account.clone(),
+                heartbeat_s: 30,
+            };
+            let mut target = QuicTarget::connect(config)?;
+            let (run, mut target) = on_harness_thread(args.output.harness_core, move || {
+                let run = run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
+                (run, target)
+            })?;
+            target.close()?;
+            (run?, target.refused)
+        }
+    };
+    let mut problems = Vec::new();
+    if run.lost + run.duplicates + run.unexpected > 0 {
+        problems.push(format!("{} unanswered, {} answered twice, {} unexpected", run.lost, run.duplicates, run.unexpected));
+    }
+    if refused > 0 {
+        problems.push(format!("{refused} requests refused"));
+    }
+    let total = schedule.total();
+    let check = Check::from_problems(problems, &format!("all {total} requests answered once, none refused"));
+    Ok(run.into_series(check, serde_json::json!({ "requests": total, "refused": refused })))
+}
