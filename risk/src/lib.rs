@@ -7,7 +7,7 @@
 //! what the engine may still fill and what a pending replace may make it, so no sequence of
 //! orders can slip past a limit while waiting for the engine's answer; every map has a stated
 //! bound (`orders_max` orders, `recent_ids_max` finished ids), and a passing check allocates
-//! nothing.
+//! nothing once the order map has grown to its working set.
 //!
 //! The gateway's router thread owns one [`RiskEngine`] and calls it for every order before the
 //! engine's inbound ring ([`RiskEngine::check_new`], [`RiskEngine::check_replace`]) and for
@@ -22,6 +22,7 @@
 
 mod config;
 mod exposure;
+mod id_key;
 mod limits;
 mod notional;
 mod reject;

@@ -112,7 +112,9 @@ impl<'de> Deserialize<'de> for Notional {
                 Ok(Notional::from_whole(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Notional, E> {
-                u64::try_from(v).map(Notional::from_whole).map_err(|_| E::custom("a notional cannot be negative"))
+                u64::try_from(v)
+                    .map(Notional::from_whole)
+                    .map_err(|_| E::custom("a notional cannot be negative"))
             }
         }
         deserializer.deserialize_any(Visitor)

@@ -235,7 +235,10 @@ mod tests {
         let r = RiskReject::new(RiskReason::Notional, 100_000_000_000, 100_550_000_000);
         assert_eq!(r.text(), "risk_notional: order notional 1005.5 exceeds order_notional_max 1000");
         let r = RiskReject::new(RiskReason::PriceBand, 11_000_000_000, 11_000_000_001);
-        assert_eq!(r.text(), "risk_price_band: price 110.00000001 is above the highest price_band_bps allows, 110");
+        assert_eq!(
+            r.text(),
+            "risk_price_band: price 110.00000001 is above the highest price_band_bps allows, 110"
+        );
         assert_eq!(r.ord_rej_reason(), 3);
         assert_eq!(RiskReject::bare(RiskReason::DuplicateId).ord_rej_reason(), 6);
         assert_eq!(RiskReject::bare(RiskReason::ReplacePending).cxl_rej_reason(), 3);

@@ -1,6 +1,9 @@
 //! Each check at its boundary (exactly at the limit passes, one unit over fails), and the state
 //! that follows the engine: partial fills, replaces, cancels, pending-then-rejected, kill switch.
 
+// Prices are written as dollars_cents (`100_00` is 100.00): the grouping is the point.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 mod common;
 
 use common::*;
@@ -54,7 +57,10 @@ fn price_band_at_the_boundary_and_following_the_last_trade() {
     // 1% around 100.00: buys up to 101.00, sells down to 99.00.
     assert!(h.check_new(limit(ALICE, "b1", Side::Buy, 101_00, 1)).is_ok());
     let r = h.risk.check_new(&limit(ALICE, "b2", Side::Buy, 101_01, 1)).unwrap_err();
-    assert_eq!((r.reason, r.limit, r.value), (RiskReason::PriceBand, 101_00 * CENT as i128, 101_01 * CENT as i128));
+    assert_eq!(
+        (r.reason, r.limit, r.value),
+        (RiskReason::PriceBand, 101_00 * CENT as i128, 101_01 * CENT as i128)
+    );
     assert!(r.text().contains("101.01 is above the highest"), "{}", r.text());
     assert!(h.check_new(limit(ALICE, "s1", Side::Sell, 99_00, 1)).is_ok());
     assert_eq!(reason(h.check_new(limit(ALICE, "s2", Side::Sell, 98_99, 1))), RiskReason::PriceBand);
@@ -108,23 +114,29 @@ fn credit_at_the_boundary_through_fills_and_sales() {
     let mut h = alice_with(limits);
     assert!(h.new_order(limit(ALICE, "a1", Side::Buy, 100_00, 6)).is_ok());
     assert!(h.new_order(limit(ALICE, "a2", Side::Buy, 100_00, 4)).is_ok());
-    let r = h.risk.check_new(&limit(ALICE, "a3", Side::Buy, 0_01, 1)).unwrap_err();
-    assert_eq!((r.reason, r.limit, r.value), (RiskReason::Credit, 1000_00 * CENT as i128, 1000_01 * CENT as i128));
+    let r = h.risk.check_new(&limit(ALICE, "a3", Side::Buy, 1, 1)).unwrap_err();
+    assert_eq!(
+        (r.reason, r.limit, r.value),
+        (RiskReason::Credit, 1000_00 * CENT as i128, 1000_01 * CENT as i128)
+    );
     assert_eq!(r.ord_rej_reason(), 3);
     // Sells use no credit.
     assert!(h.new_order(limit(ALICE, "s1", Side::Sell, 200_00, 3)).is_ok());
     // Bob sells 6 into alice's bids: open notional becomes position cost, credit stays used.
     h.new_order(limit(BOB, "b1", Side::Sell, 100_00, 6)).unwrap();
     let e = h.risk.account_exposure(ALICE).unwrap();
-    assert_eq!((e.open_buy_notional, e.position_cost, e.credit_used), (400_00 * CENT as i128, 600_00 * CENT as i128, 1000_00 * CENT as i128));
-    assert_eq!(reason(h.check_new(limit(ALICE, "a4", Side::Buy, 0_01, 1))), RiskReason::Credit);
+    assert_eq!(
+        (e.open_buy_notional, e.position_cost, e.credit_used),
+        (400_00 * CENT as i128, 600_00 * CENT as i128, 1000_00 * CENT as i128)
+    );
+    assert_eq!(reason(h.check_new(limit(ALICE, "a4", Side::Buy, 1, 1))), RiskReason::Credit);
     // Bob buys alice's 3 at 200.00: proceeds 600.00 pay back the cost of the 6.
     h.new_order(limit(BOB, "b2", Side::Buy, 200_00, 3)).unwrap();
     let e = h.risk.account_exposure(ALICE).unwrap();
     assert_eq!(e.position_cost, 0);
     assert_eq!(h.risk.symbol_exposure(ALICE, BTC).unwrap().position, 3);
     assert!(h.new_order(limit(ALICE, "a5", Side::Buy, 100_00, 6)).is_ok());
-    assert_eq!(reason(h.check_new(limit(ALICE, "a6", Side::Buy, 0_01, 1))), RiskReason::Credit);
+    assert_eq!(reason(h.check_new(limit(ALICE, "a6", Side::Buy, 1, 1))), RiskReason::Credit);
 }
 
 #[test]
@@ -164,7 +176,10 @@ fn duplicate_ids_live_finished_rejected_and_aged_out() {
     // Refused by the engine (off-tick price): the id was used.
     h.check_new(engine::NewOrder::limit(ALICE, BTC, id("a2"), Side::Buy, 100_00 * CENT + 1, 1)).unwrap();
     h.flush();
-    assert!(matches!(h.events.last().unwrap().kind, EventKind::Rejected { reason: RejectReason::BadPriceTick, .. }));
+    assert!(matches!(
+        h.events.last().unwrap().kind,
+        EventKind::Rejected { reason: RejectReason::BadPriceTick, .. }
+    ));
     assert_eq!(reason(h.check_new(limit(ALICE, "a2", Side::Buy, 100_00, 1))), RiskReason::DuplicateId);
     // Two more finished ids push "a1" out of the window of 2.
     h.new_order(limit(ALICE, "a3", Side::Buy, 100_00, 1)).unwrap();
@@ -240,6 +255,8 @@ fn a_pending_replace_reserves_the_larger_and_blocks_a_second_one() {
     assert_eq!(h.risk.account_exposure(ALICE).unwrap().open_buy_notional, 600_00 * CENT as i128);
     let r = h.risk.check_replace(&replace(ALICE, "a1", "a3", None, 1)).unwrap_err();
     assert_eq!((r.reason, r.cxl_rej_reason()), (RiskReason::ReplacePending, 3));
+    // Chaining onto the pending replace's new id must wait too (the engine would apply both).
+    assert_eq!(reason(h.check_replace(replace(ALICE, "a2", "a3", None, 9))), RiskReason::ReplacePending);
     // The new id of the pending replace is taken.
     assert_eq!(reason(h.check_new(limit(ALICE, "a2", Side::Buy, 1_00, 1))), RiskReason::DuplicateId);
     h.flush();
@@ -248,9 +265,19 @@ fn a_pending_replace_reserves_the_larger_and_blocks_a_second_one() {
     // released back to the order's state, here nothing.
     h.check_replace(replace(ALICE, "a2", "a5", None, 9)).unwrap();
     assert_eq!(h.risk.account_exposure(ALICE).unwrap().open_buy_notional, 900_00 * CENT as i128);
-    h.queue.insert(0, engine::Command::new(CommandKind::Cancel(engine::CancelOrder { account: ALICE, symbol: BTC, id: id("a2") })));
+    h.queue.insert(
+        0,
+        engine::Command::new(CommandKind::Cancel(engine::CancelOrder {
+            account: ALICE,
+            symbol: BTC,
+            id: id("a2"),
+        })),
+    );
     h.flush();
-    assert!(matches!(h.events.last().unwrap().kind, EventKind::Rejected { reason: RejectReason::UnknownOrder, .. }));
+    assert!(matches!(
+        h.events.last().unwrap().kind,
+        EventKind::Rejected { reason: RejectReason::UnknownOrder, .. }
+    ));
     let e = h.risk.account_exposure(ALICE).unwrap();
     assert_eq!((e.open_orders, e.open_buy_notional), (0, 0));
     assert_eq!(h.risk.orders_tracked(), 0);

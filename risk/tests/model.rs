@@ -4,6 +4,9 @@
 //! the engine's book and the trade tape: positions and costs equal, reservations at least the
 //! live orders' (equal once nothing is pending), and the position and credit limits hold.
 
+// Prices are written as dollars_cents (`100_00` is 100.00): the grouping is the point.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -155,7 +158,12 @@ fn check(h: &Harness) -> Result<(), TestCaseError> {
         prop_assert_eq!(a.position_cost, net_cost.max(0));
         let (buy, sell, notional, count) = naive_open(h, account);
         if settled {
-            prop_assert_eq!((e.open_buy_qty, e.open_sell_qty, a.open_buy_notional, a.open_orders), (buy, sell, notional, count), "account {}", account);
+            prop_assert_eq!(
+                (e.open_buy_qty, e.open_sell_qty, a.open_buy_notional, a.open_orders),
+                (buy, sell, notional, count),
+                "account {}",
+                account
+            );
         } else {
             prop_assert!(e.open_buy_qty >= buy && e.open_sell_qty >= sell, "account {}", account);
             prop_assert!(a.open_buy_notional >= notional && a.open_orders >= count, "account {}", account);
@@ -166,7 +174,12 @@ fn check(h: &Harness) -> Result<(), TestCaseError> {
         }
         if account == 2 {
             let cap = i128::from(CREDIT_MAX) * i128::from(engine::PRICE_UNITS_PER_ONE);
-            prop_assert!(notional + net_cost.max(0) <= cap, "credit {} > {}", notional + net_cost.max(0), cap);
+            prop_assert!(
+                notional + net_cost.max(0) <= cap,
+                "credit {} > {}",
+                notional + net_cost.max(0),
+                cap
+            );
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! engine event back to the risk engine, as the gateway's router does.
 
 #![allow(dead_code)]
+#![allow(clippy::inconsistent_digit_grouping)] // prices as dollars_cents: `100_00` is 100.00
 
 use engine::{
     default_symbols, AccountId, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder, Qty,
@@ -45,7 +46,13 @@ impl Harness {
 
     pub fn with_config(config: RiskConfig) -> Harness {
         let engine = Engine::new(EngineConfig { orders_max: 4096, ..EngineConfig::default() });
-        Harness { risk: RiskEngine::new(config).unwrap(), engine, queue: Vec::new(), events: Vec::new(), seq: 0 }
+        Harness {
+            risk: RiskEngine::new(config).unwrap(),
+            engine,
+            queue: Vec::new(),
+            events: Vec::new(),
+            seq: 0,
+        }
     }
 
     /// Checks a new order; on a pass queues it for the engine without processing it.

@@ -315,7 +315,10 @@ mod tests {
         k.set_override(1, config()).unwrap();
         k.set_override(1, config()).unwrap();
         assert_eq!(k.set_override(2, config()), Err(RateLimitError::OverridesFull(1)));
-        assert_eq!(k.set_override(1, LimitConfig { rate_per_sec: 0, ..config() }), Err(RateLimitError::ZeroRate));
+        assert_eq!(
+            k.set_override(1, LimitConfig { rate_per_sec: 0, ..config() }),
+            Err(RateLimitError::ZeroRate)
+        );
         assert!(matches!(KeyedLimiter::<u8>::new(config(), 0), Err(RateLimitError::ZeroKeys)));
     }
 }

@@ -89,8 +89,7 @@ mod tests {
 
     #[test]
     fn abuse_after_the_threshold_of_refusals_in_the_window() {
-        let config =
-            LimitConfig { rate_per_sec: 1, burst: 1, abuse_rejects_max: 3, abuse_window_ms: 8_000 };
+        let config = LimitConfig { rate_per_sec: 1, burst: 1, abuse_rejects_max: 3, abuse_window_ms: 8_000 };
         let mut l = Limiter::new(config).unwrap();
         let s = 1_000_000_000;
         assert_eq!(l.check(0), Decision::Allow);

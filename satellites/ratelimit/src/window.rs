@@ -25,7 +25,11 @@ impl RejectWindow {
     /// An empty window for `config` (validated by the caller).
     pub fn new(config: &LimitConfig) -> RejectWindow {
         let window_ns = config.abuse_window_ms.saturating_mul(1_000_000);
-        RejectWindow { head: 0, bucket_ns: (window_ns / WINDOW_BUCKETS as u64).max(1), counts: [0; WINDOW_BUCKETS] }
+        RejectWindow {
+            head: 0,
+            bucket_ns: (window_ns / WINDOW_BUCKETS as u64).max(1),
+            counts: [0; WINDOW_BUCKETS],
+        }
     }
 
     /// Moves the window so its newest bucket holds `now_ns`, dropping buckets that fell out. A

@@ -52,7 +52,7 @@ proptest! {
         let config = LimitConfig { rate_per_sec: rate, burst, ..LimitConfig::default() };
         let mut gcra = Gcra::new(&config);
         let mut bucket = TokenBucket::new(rate, burst);
-        let interval = u64::from(NANOS_PER_SEC) / u64::from(rate);
+        let interval = NANOS_PER_SEC / u64::from(rate);
         let mut now = start;
         // The bucket starts full at `start`, as a fresh GCRA is at any time.
         bucket.last_ns = start;
