@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use engine::Side;
-use gateway::client::{describe, fresh_cl_ord_id, new_order_fields, ClientConfig, ClientTransport, FixClient, Received};
+use gateway::client::{
+    describe, fresh_cl_ord_id, new_order_fields, ClientConfig, ClientTransport, FixClient, Received,
+};
 use gateway::fix::tag;
 use gateway::server::now_ns;
 
@@ -50,7 +52,11 @@ impl ConnectArgs {
             transport: if self.tcp {
                 ClientTransport::Tcp
             } else {
-                ClientTransport::Quic { ca: self.ca.clone(), server_name: self.server_name.clone(), client_cert: None }
+                ClientTransport::Quic {
+                    ca: self.ca.clone(),
+                    server_name: self.server_name.clone(),
+                    client_cert: None,
+                }
             },
             comp_id: self.comp_id.clone().unwrap_or_else(|| self.account.clone()),
             target_comp_id: self.target.clone(),
@@ -146,7 +152,18 @@ pub fn order(args: &OrderArgs) -> Result<bool, String> {
         let id = args.id.clone().unwrap_or_else(|| fresh_cl_ord_id("o"));
         let tif = args.tif.map(tif_code);
         client
-            .send(b"D", |e| new_order_fields(e, &id, &args.symbol, side(args.side), args.qty, args.price.as_deref(), tif, now_ns()))
+            .send(b"D", |e| {
+                new_order_fields(
+                    e,
+                    &id,
+                    &args.symbol,
+                    side(args.side),
+                    args.qty,
+                    args.price.as_deref(),
+                    tif,
+                    now_ns(),
+                )
+            })
             .await
             .map_err(|e| e.to_string())?;
         let mut accepted = true;

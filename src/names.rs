@@ -46,6 +46,11 @@ impl Names {
         self.account_names.get(id as usize).map(String::as_str).unwrap_or("?")
     }
 
+    /// The id of an account name already known (never registers it).
+    pub fn account_id_of(&self, name: &str) -> Option<AccountId> {
+        self.account_names.iter().position(|n| n == name).map(|i| i as AccountId)
+    }
+
     /// Accounts known so far (ids are `0..accounts_len()`).
     pub fn accounts_len(&self) -> usize {
         self.account_names.len()

@@ -13,9 +13,10 @@ use std::thread::JoinHandle;
 
 use engine::journal::{JournalConfig, SyncPolicy};
 use engine::{
-    DurableConfig, DurableEngine, DurableRecovery, EngineConfig, Runner, RunnerConfig, SymbolSpec, WaitStrategy,
+    DurableConfig, DurableEngine, DurableRecovery, EngineConfig, Runner, RunnerConfig, SymbolSpec,
+    WaitStrategy,
 };
-use gateway::router::{Durability, RouterConfig, RouterHandle};
+use gateway::router::{Durability, RateLimits, RouterConfig, RouterHandle};
 use gateway::server::{Gateway, GatewayConfig};
 use gateway::session::SessionConfig;
 use gateway::tls::ServerTls;
@@ -68,6 +69,10 @@ pub struct ServeConfig {
     pub journal: JournalSection,
     /// FIX sessions.
     pub session: SessionSection,
+    /// Pre-trade risk limits of accounts without their own.
+    pub risk: risk::RiskLimits,
+    /// Message rate limits.
+    pub rate_limit: RateLimitSection,
     /// Listed symbols (ids in this order, fixed by the journal once written).
     pub symbols: Vec<SymbolEntry>,
     /// Accounts.
@@ -136,6 +141,30 @@ pub struct SessionSection {
     pub resend_store_max: usize,
 }
 
+/// Message rate limits: every session, every account (overridable per account).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSection {
+    /// Off: no rate limiting at all.
+    pub enabled: bool,
+    /// Each session's limit.
+    pub session: ratelimit::LimitConfig,
+    /// Each account's limit.
+    pub account: ratelimit::LimitConfig,
+    /// Most sessions and accounts tracked at once (idle ones are evicted).
+    pub keys_max: usize,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> RateLimitSection {
+        // A venue default generous enough for algorithmic clients, tight enough to stop a
+        // runaway loop: 10,000 messages/s with bursts of 1,000; 50,000 refusals in 10 s log the
+        // session out.
+        let limit = ratelimit::LimitConfig { rate_per_sec: 10_000, burst: 1_000, abuse_rejects_max: 50_000, abuse_window_ms: 10_000 };
+        RateLimitSection { enabled: true, session: limit, account: limit, keys_max: 65_536 }
+    }
+}
+
 /// One symbol.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +176,8 @@ pub struct SymbolEntry {
     /// Lot size.
     #[serde(default = "one")]
     pub lot: u64,
+    /// Reference price for risk's price band before the first trade (decimal).
+    pub reference_price: Option<String>,
 }
 
 fn one() -> u64 {
@@ -172,17 +203,24 @@ pub struct AccountEntry {
     /// Cancel resting orders when the session ends (default true).
     #[serde(default = "yes")]
     pub cancel_on_disconnect: bool,
+    /// This account's risk limits (default: the `[risk]` table).
+    pub risk: Option<risk::RiskLimits>,
+    /// This account's message rate limit (default: `[rate_limit.account]`).
+    pub rate_limit: Option<ratelimit::LimitConfig>,
 }
 
 impl Default for ServeConfig {
     fn default() -> ServeConfig {
-        let symbol = |name: &str| SymbolEntry { name: name.to_owned(), tick: "0.01".to_owned(), lot: 1 };
+        let symbol =
+            |name: &str| SymbolEntry { name: name.to_owned(), tick: "0.01".to_owned(), lot: 1, reference_price: None };
         let account = |name: &str| AccountEntry {
             name: name.to_owned(),
             comp_id: None,
             password: Some(name.to_owned()),
             password_hash: None,
             cancel_on_disconnect: true,
+            risk: None,
+            rate_limit: None,
         };
         ServeConfig {
             comp_id: "EXCHANGE".to_owned(),
@@ -192,6 +230,8 @@ impl Default for ServeConfig {
             engine: EngineSection::default(),
             journal: JournalSection::default(),
             session: SessionSection::default(),
+            risk: risk::RiskLimits::default(),
+            rate_limit: RateLimitSection::default(),
             symbols: vec![symbol("BTC-USD"), symbol("ETH-USD"), symbol("AAPL")],
             accounts: ["alice", "bob", "carol", "dave"].into_iter().map(account).collect(),
         }
@@ -210,28 +250,41 @@ impl Default for NetworkConfig {
 
 impl Default for EngineSection {
     fn default() -> EngineSection {
-        EngineSection { orders_max: 1 << 20, wait: "backoff".into(), pin_core: None, router_wait: "backoff".into() }
+        EngineSection {
+            orders_max: 1 << 20,
+            wait: "backoff".into(),
+            pin_core: None,
+            router_wait: "backoff".into(),
+        }
     }
 }
 
 impl Default for JournalSection {
     fn default() -> JournalSection {
-        JournalSection { sync: "page-cache".into(), sync_interval_ms: 10, segment_mib: 64, snapshot_every: 1_000_000 }
+        JournalSection {
+            sync: "page-cache".into(),
+            sync_interval_ms: 10,
+            segment_mib: 64,
+            snapshot_every: 1_000_000,
+        }
     }
 }
 
 impl Default for SessionSection {
     fn default() -> SessionSection {
         let defaults = SessionConfig::default();
-        SessionSection { message_bytes_max: defaults.message_bytes_max, resend_store_max: defaults.resend_store_max }
+        SessionSection {
+            message_bytes_max: defaults.message_bytes_max,
+            resend_store_max: defaults.resend_store_max,
+        }
     }
 }
 
 impl ServeConfig {
     /// Reads a TOML file; fields it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<ServeConfig, ServeError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))
     }
 }
@@ -252,9 +305,9 @@ fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeError> 
     entries
         .iter()
         .map(|s| {
-            let tick = gateway::venue::parse_price_units(&s.tick)
-                .filter(|&t| t > 0)
-                .ok_or_else(|| ServeError::Config(format!("symbol {}: tick {:?} is not a positive price", s.name, s.tick)))?;
+            let tick = gateway::venue::parse_price_units(&s.tick).filter(|&t| t > 0).ok_or_else(|| {
+                ServeError::Config(format!("symbol {}: tick {:?} is not a positive price", s.name, s.tick))
+            })?;
             if s.lot == 0 {
                 return Err(ServeError::Config(format!("symbol {}: lot must be positive", s.name)));
             }
@@ -316,7 +369,9 @@ impl Server {
         journal_meta::read_accounts(&journal_dir, &mut names).map_err(|e| data_err(e.to_string()))?;
         let known = names.accounts_len();
         for a in &config.accounts {
-            names.account_id(&a.name).ok_or_else(|| ServeError::Config(format!("more than {ACCOUNTS_MAX} accounts")))?;
+            names
+                .account_id(&a.name)
+                .ok_or_else(|| ServeError::Config(format!("more than {ACCOUNTS_MAX} accounts")))?;
         }
         journal_meta::append_accounts(&journal_dir, &names, known).map_err(|e| data_err(e.to_string()))?;
         let mut plain_password_accounts = Vec::new();
@@ -333,7 +388,10 @@ impl Server {
                             hash_password(plain).map_err(ServeError::Config)?
                         }
                         (None, None) => {
-                            return Err(ServeError::Config(format!("account {}: password or password_hash needed", a.name)))
+                            return Err(ServeError::Config(format!(
+                                "account {}: password or password_hash needed",
+                                a.name
+                            )))
                         }
                     };
                     AccountConfig {
@@ -344,7 +402,12 @@ impl Server {
                     }
                 }
                 // Journaled but no longer configured: kept for its id, cannot log on.
-                None => AccountConfig { comp_id: String::new(), name, password_hash: String::new(), cancel_on_disconnect: true },
+                None => AccountConfig {
+                    comp_id: String::new(),
+                    name,
+                    password_hash: String::new(),
+                    cancel_on_disconnect: true,
+                },
             };
             accounts.push(account);
         }
@@ -357,18 +420,29 @@ impl Server {
             },
             "group-commit" => SyncPolicy::GroupCommit,
             other => {
-                return Err(ServeError::Config(format!("journal sync {other:?}: use page-cache, periodic or group-commit")))
+                return Err(ServeError::Config(format!(
+                    "journal sync {other:?}: use page-cache, periodic or group-commit"
+                )))
             }
         };
-        let engine_config = EngineConfig { symbols: symbols.clone(), orders_max: config.engine.orders_max, ..EngineConfig::default() };
+        let engine_config = EngineConfig {
+            symbols: symbols.clone(),
+            orders_max: config.engine.orders_max,
+            ..EngineConfig::default()
+        };
         let durable_config = DurableConfig {
             dir: journal_dir.clone(),
-            journal: JournalConfig { segment_size_bytes: config.journal.segment_mib << 20, sync, ..JournalConfig::default() },
+            journal: JournalConfig {
+                segment_size_bytes: config.journal.segment_mib << 20,
+                sync,
+                ..JournalConfig::default()
+            },
             snapshot_every_commands: config.journal.snapshot_every,
         };
-        let (durable, recovery) =
-            DurableEngine::open(engine_config, durable_config).map_err(|e| data_err(format!("journal: {e}")))?;
+        let (durable, recovery) = DurableEngine::open(engine_config, durable_config)
+            .map_err(|e| data_err(format!("journal: {e}")))?;
         let seq_first = durable.next_command_seq();
+        let risk = build_risk(config, &symbols, &names, &journal_dir)?;
         let progress = durable.commands_progress();
         let runner_config = RunnerConfig {
             wait: wait_strategy(&config.engine.wait)?,
@@ -376,21 +450,38 @@ impl Server {
             seq_first,
             ..RunnerConfig::default()
         };
-        let (handle, engine) = Runner::spawn(durable, runner_config).map_err(|e| ServeError::Engine(e.to_string()))?;
+        let (handle, engine) =
+            Runner::spawn(durable, runner_config).map_err(|e| ServeError::Engine(e.to_string()))?;
 
         let router_config = RouterConfig {
             seq_first,
             wait: wait_strategy(&config.engine.router_wait)?,
             durability: Some(Durability { progress, group_commit: matches!(sync, SyncPolicy::GroupCommit) }),
             accounts: accounts.len(),
+            risk: Some(risk),
+            rate_limit: config.rate_limit.enabled.then(|| RateLimits {
+                session: config.rate_limit.session,
+                account: config.rate_limit.account,
+                account_overrides: config
+                    .accounts
+                    .iter()
+                    .filter_map(|a| Some((names.account_id_of(&a.name)?, a.rate_limit?)))
+                    .collect(),
+                keys_max: config.rate_limit.keys_max,
+            }),
         };
         let router = gateway::router::spawn(handle.commands, handle.events, router_config)
             .map_err(|e| ServeError::Engine(format!("router thread: {e}")))?;
 
         // The gateway.
         let (tls, cert_created) = match &config.tls {
-            Some(t) => (ServerTls { cert: t.cert.clone(), key: t.key.clone(), client_ca: t.client_ca.clone() }, false),
-            None => ServerTls::self_signed_in(&data_dir.join("tls")).map_err(|e| ServeError::Gateway(e.into()))?,
+            Some(t) => (
+                ServerTls { cert: t.cert.clone(), key: t.key.clone(), client_ca: t.client_ca.clone() },
+                false,
+            ),
+            None => {
+                ServerTls::self_signed_in(&data_dir.join("tls")).map_err(|e| ServeError::Gateway(e.into()))?
+            }
         };
         let tcp = match config.network.tcp.trim() {
             "" => None,
@@ -405,8 +496,12 @@ impl Server {
                 resend_store_max: config.session.resend_store_max,
             },
         });
-        let gateway_config =
-            GatewayConfig { quic: config.network.quic, tcp, tls: tls.clone(), quic_threads: config.network.quic_threads };
+        let gateway_config = GatewayConfig {
+            quic: config.network.quic,
+            tcp,
+            tls: tls.clone(),
+            quic_threads: config.network.quic_threads,
+        };
         let gateway = Gateway::start(&gateway_config, venue, router.inbound.clone())?;
         Ok(Server {
             info: ServerInfo {
@@ -446,4 +541,41 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The risk engine with the configured limits, its exposure rebuilt from the event journal so a
+/// restart keeps every open order's reservation and every position.
+fn build_risk(
+    config: &ServeConfig,
+    symbols: &[SymbolSpec],
+    names: &Names,
+    journal_dir: &Path,
+) -> Result<risk::RiskEngine, ServeError> {
+    let bad = |what: String| ServeError::Config(format!("risk: {what}"));
+    let mut risk_config = risk::RiskConfig::new(symbols.to_vec(), names.accounts_len() as u32);
+    risk_config.default_limits = config.risk.clone();
+    let mut risk = risk::RiskEngine::new(risk_config).map_err(|e| bad(e.to_string()))?;
+    for a in &config.accounts {
+        if let (Some(limits), Some(id)) = (&a.risk, names.account_id_of(&a.name)) {
+            risk.set_limits(id, limits.clone()).map_err(|e| bad(format!("account {}: {e}", a.name)))?;
+        }
+    }
+    for (id, s) in config.symbols.iter().enumerate() {
+        if let Some(text) = &s.reference_price {
+            let units = gateway::venue::parse_price_units(text)
+                .ok_or_else(|| bad(format!("symbol {}: reference_price {text:?} is not a price", s.name)))?;
+            risk.set_reference_price(id as u32, units).map_err(|e| bad(format!("symbol {}: {e}", s.name)))?;
+        }
+    }
+    let events_dir = journal_dir.join("events");
+    let data_err = |what: String| ServeError::Data { path: events_dir.clone(), what };
+    let mut reader =
+        engine::journal::JournalReader::open_from_start(&events_dir).map_err(|e| data_err(e.to_string()))?;
+    while let Some(record) = reader.next_record().map_err(|e| data_err(e.to_string()))? {
+        if record.kind == engine::journal::RecordKind::Event {
+            let event = engine::Event::decode(record.payload).map_err(|e| data_err(e.to_string()))?;
+            risk.on_event(&event);
+        }
+    }
+    Ok(risk)
 }

@@ -27,6 +27,10 @@ impl Drop for Venue {
 }
 
 fn venue(name: &str) -> Venue {
+    venue_with(name, |_| {})
+}
+
+fn venue_with(name: &str, configure: impl FnOnce(&mut ServeConfig)) -> Venue {
     let dir = std::env::temp_dir().join(format!("exchange-gw-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = ServeConfig::default();
@@ -36,6 +40,7 @@ fn venue(name: &str) -> Venue {
     if let Some(dave) = config.accounts.iter_mut().find(|a| a.name == "dave") {
         dave.cancel_on_disconnect = false;
     }
+    configure(&mut config);
     let server = Server::start(&config, Some(&dir)).expect("server starts");
     Venue { server: Some(server), dir }
 }
@@ -52,7 +57,11 @@ impl Venue {
             transport: if tcp {
                 ClientTransport::Tcp
             } else {
-                ClientTransport::Quic { ca: info.cert.clone(), server_name: "localhost".into(), client_cert: None }
+                ClientTransport::Quic {
+                    ca: info.cert.clone(),
+                    server_name: "localhost".into(),
+                    client_cert: None,
+                }
             },
             comp_id: account.into(),
             target_comp_id: "EXCHANGE".into(),
@@ -76,7 +85,9 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 async fn limit(c: &mut FixClient, id: &str, side: Side, qty: u64, price: &str) {
-    c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, qty, Some(price), None, now_ns())).await.unwrap();
+    c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, qty, Some(price), None, now_ns()))
+        .await
+        .unwrap();
 }
 
 async fn market(c: &mut FixClient, id: &str, side: Side, qty: u64) {
@@ -102,15 +113,56 @@ fn two_sessions_cross_and_every_report_field_is_right() {
         let mut bob = v.login("bob").await;
         limit(&mut alice, "a1", Side::Buy, 10, "100.50").await;
         let new = next(&mut alice).await;
-        check(&new, &[(35, "8"), (150, "0"), (39, "0"), (11, "a1"), (55, "BTC-USD"), (54, "1"), (38, "10"), (44, "100.50"), (14, "0"), (151, "10"), (6, "0")]);
+        check(
+            &new,
+            &[
+                (35, "8"),
+                (150, "0"),
+                (39, "0"),
+                (11, "a1"),
+                (55, "BTC-USD"),
+                (54, "1"),
+                (38, "10"),
+                (44, "100.50"),
+                (14, "0"),
+                (151, "10"),
+                (6, "0"),
+            ],
+        );
         let order_id = new.get(tag::ORDER_ID).unwrap();
         market(&mut bob, "b1", Side::Sell, 4).await;
         let bob_new = next(&mut bob).await;
         check(&bob_new, &[(150, "0"), (39, "0"), (11, "b1"), (54, "2"), (40, "1")]);
         let bob_fill = next(&mut bob).await;
-        check(&bob_fill, &[(150, "F"), (39, "2"), (11, "b1"), (14, "4"), (151, "0"), (6, "100.50"), (31, "100.50"), (32, "4")]);
+        check(
+            &bob_fill,
+            &[
+                (150, "F"),
+                (39, "2"),
+                (11, "b1"),
+                (14, "4"),
+                (151, "0"),
+                (6, "100.50"),
+                (31, "100.50"),
+                (32, "4"),
+            ],
+        );
         let alice_fill = next(&mut alice).await;
-        check(&alice_fill, &[(150, "F"), (39, "1"), (11, "a1"), (37, &order_id), (14, "4"), (151, "6"), (6, "100.50"), (31, "100.50"), (32, "4"), (38, "10")]);
+        check(
+            &alice_fill,
+            &[
+                (150, "F"),
+                (39, "1"),
+                (11, "a1"),
+                (37, &order_id),
+                (14, "4"),
+                (151, "6"),
+                (6, "100.50"),
+                (31, "100.50"),
+                (32, "4"),
+                (38, "10"),
+            ],
+        );
         assert_ne!(alice_fill.get(tag::EXEC_ID), bob_fill.get(tag::EXEC_ID), "ExecIDs are unique");
         // A second fill at another price: AvgPx is the weighted average.
         limit(&mut bob, "b2", Side::Sell, 2, "100.50").await;
@@ -142,7 +194,10 @@ fn cancel_and_replace_report_orig_ids() {
             })
             .await
             .unwrap();
-        check(&next(&mut alice).await, &[(150, "5"), (39, "0"), (11, "a2"), (41, "a1"), (38, "8"), (44, "100.25"), (151, "8")]);
+        check(
+            &next(&mut alice).await,
+            &[(150, "5"), (39, "0"), (11, "a2"), (41, "a1"), (38, "8"), (44, "100.25"), (151, "8")],
+        );
         alice
             .send(b"F", |e| {
                 e.str(tag::ORIG_CL_ORD_ID, "a2");
@@ -203,7 +258,9 @@ fn wrong_password_and_second_logon_are_refused_with_the_reason() {
         }
         let alice = v.login("alice").await;
         match FixClient::connect(&v.config("alice", "alice", true)).await {
-            Err(ClientError::LogonRefused(text)) => assert!(text.contains("already has an active session"), "{text}"),
+            Err(ClientError::LogonRefused(text)) => {
+                assert!(text.contains("already has an active session"), "{text}")
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
         alice.logout().await.unwrap();
@@ -217,7 +274,9 @@ fn unknown_symbol_and_off_tick_price_are_rejected_precisely() {
     let v = venue("reject");
     rt().block_on(async {
         let mut bob = v.login_tcp("bob").await;
-        bob.send(b"D", |e| new_order_fields(e, "x1", "DOGE-USD", Side::Buy, 1, Some("1.00"), None, now_ns())).await.unwrap();
+        bob.send(b"D", |e| new_order_fields(e, "x1", "DOGE-USD", Side::Buy, 1, Some("1.00"), None, now_ns()))
+            .await
+            .unwrap();
         let m = next(&mut bob).await;
         check(&m, &[(150, "8"), (39, "8"), (103, "1"), (11, "x1")]);
         assert!(m.get(tag::TEXT).unwrap().contains("DOGE-USD is not listed"));
@@ -246,7 +305,9 @@ fn garbled_checksum_is_dropped_and_the_seq_is_not_consumed() {
     rt().block_on(async {
         let mut bob = v.login("bob").await;
         let seq = bob.session().out_seq_next();
-        let mut raw = bob.build_raw(b"D", seq, |e| new_order_fields(e, "g1", "BTC-USD", Side::Buy, 1, Some("1.00"), None, now_ns()));
+        let mut raw = bob.build_raw(b"D", seq, |e| {
+            new_order_fields(e, "g1", "BTC-USD", Side::Buy, 1, Some("1.00"), None, now_ns())
+        });
         let n = raw.len();
         raw[n - 3] = if raw[n - 3] == b'9' { b'0' } else { raw[n - 3] + 1 }; // wrong CheckSum digit
         bob.send_raw(&raw).await.unwrap();
@@ -264,7 +325,9 @@ fn bad_body_length_and_oversized_messages_end_only_that_session() {
         let mut alice = v.login("alice").await;
         let mut bob = v.login_tcp("bob").await;
         let seq = bob.session().out_seq_next();
-        let raw = bob.build_raw(b"D", seq, |e| new_order_fields(e, "z1", "BTC-USD", Side::Buy, 1, Some("1.00"), None, now_ns()));
+        let raw = bob.build_raw(b"D", seq, |e| {
+            new_order_fields(e, "z1", "BTC-USD", Side::Buy, 1, Some("1.00"), None, now_ns())
+        });
         let text = String::from_utf8(raw).unwrap();
         let len: usize = text.split('\x01').nth(1).unwrap()[2..].parse().unwrap();
         let wrong = text.replacen(&format!("\x019={len}\x01"), &format!("\x019={}\x01", len - 3), 1);
@@ -277,7 +340,9 @@ fn bad_body_length_and_oversized_messages_end_only_that_session() {
         let big = format!("8=FIX.4.4\x019=6000\x0135=D\x01{}", "1=x\x01".repeat(1500));
         carol.send_raw(big.as_bytes()).await.unwrap();
         match carol.recv(WAIT).await {
-            Err(ClientError::Closed(reason)) => assert!(reason.contains("exceeds the 4096-byte limit"), "{reason}"),
+            Err(ClientError::Closed(reason)) => {
+                assert!(reason.contains("exceeds the 4096-byte limit"), "{reason}")
+            }
             other => panic!("expected a Logout naming the size, got {other:?}"),
         }
         // Alice's session is untouched.
@@ -330,9 +395,11 @@ fn cancel_on_disconnect_applies_to_lost_connections_not_to_logouts() {
         dave.close().await;
         let mut bob = v.login("bob").await;
         // Sweep every bid: alice's (canceled) must not trade; carol's and dave's do.
-        bob.send(b"D", |e| new_order_fields(e, "b1", "BTC-USD", Side::Sell, 15, Some("90.00"), Some(b'3'), now_ns()))
-            .await
-            .unwrap();
+        bob.send(b"D", |e| {
+            new_order_fields(e, "b1", "BTC-USD", Side::Sell, 15, Some("90.00"), Some(b'3'), now_ns())
+        })
+        .await
+        .unwrap();
         let mut prices = Vec::new();
         loop {
             let m = next(&mut bob).await;
@@ -354,5 +421,100 @@ fn unsupported_message_type_gets_a_business_reject() {
         bob.send(b"V", |e| e.str(262, "md1")).await.unwrap();
         check(&next(&mut bob).await, &[(35, "j"), (372, "V"), (380, "3")]);
         let _ = fix::SOH;
+    });
+}
+
+fn limit_config(rate_per_sec: u32, burst: u32, abuse_rejects_max: u32) -> ratelimit::LimitConfig {
+    ratelimit::LimitConfig { rate_per_sec, burst, abuse_rejects_max, abuse_window_ms: 10_000 }
+}
+
+#[test]
+fn a_flooding_session_is_rate_limited_while_another_still_trades() {
+    let v = venue_with("flood", |c| c.rate_limit.session = limit_config(20, 5, 1_000));
+    rt().block_on(async {
+        let mut bob = v.login("bob").await;
+        let mut alice = v.login("alice").await;
+        for i in 0..30 {
+            limit(&mut bob, &format!("f{i}"), Side::Sell, 1, "200.00").await;
+        }
+        let (mut acked, mut limited) = (0, 0);
+        for _ in 0..30 {
+            let m = next(&mut bob).await;
+            match m.msg_type().as_str() {
+                "8" => acked += 1,
+                "j" => {
+                    assert!(m.get(tag::TEXT).unwrap().starts_with("rate limited"), "{}", m.text());
+                    check(&m, &[(372, "D")]);
+                    limited += 1;
+                }
+                other => panic!("unexpected {other}: {}", m.text()),
+            }
+        }
+        assert!(limited >= 20 && acked >= 5, "acked {acked}, limited {limited}");
+        // Alice's session has its own budget: her order rests and fills.
+        limit(&mut alice, "a1", Side::Sell, 1, "150.00").await;
+        check(&next(&mut alice).await, &[(150, "0")]);
+        let mut carol = v.login("carol").await;
+        market(&mut carol, "c1", Side::Buy, 1).await;
+        check(&next(&mut carol).await, &[(150, "0")]);
+        check(&next(&mut carol).await, &[(150, "F"), (31, "150.00")]);
+        check(&next(&mut alice).await, &[(150, "F"), (11, "a1")]);
+    });
+}
+
+#[test]
+fn sustained_abuse_of_the_rate_limit_logs_the_session_out() {
+    let v = venue_with("abuse", |c| c.rate_limit.session = limit_config(10, 2, 5));
+    rt().block_on(async {
+        let mut bob = v.login("bob").await;
+        for i in 0..20 {
+            limit(&mut bob, &format!("f{i}"), Side::Sell, 1, "200.00").await;
+        }
+        loop {
+            match bob.recv(WAIT).await {
+                Ok(Some(_)) => continue,
+                Err(ClientError::Closed(reason)) => {
+                    assert!(reason.contains("rate limit abuse"), "{reason}");
+                    break;
+                }
+                other => panic!("expected a Logout, got {other:?}"),
+            }
+        }
+        // The venue still serves others.
+        v.login("alice").await.logout().await.unwrap();
+    });
+}
+
+#[test]
+fn a_breached_credit_limit_is_rejected_with_its_code_and_text() {
+    let v = venue_with("credit", |c| {
+        let alice = c.accounts.iter_mut().find(|a| a.name == "alice").unwrap();
+        alice.risk = Some(toml::from_str("credit_max = \"1000\"\norder_qty_max = 50").unwrap());
+    });
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        limit(&mut alice, "a1", Side::Buy, 10, "100.00").await; // exactly the limit
+        check(&next(&mut alice).await, &[(150, "0")]);
+        limit(&mut alice, "a2", Side::Buy, 1, "1.00").await; // one unit over
+        let m = next(&mut alice).await;
+        check(&m, &[(150, "8"), (39, "8"), (103, "3"), (11, "a2")]);
+        assert!(m.get(tag::TEXT).unwrap().starts_with("risk_credit"), "{}", m.text());
+        limit(&mut alice, "a3", Side::Sell, 51, "300.00").await;
+        let m = next(&mut alice).await;
+        check(&m, &[(150, "8"), (103, "3")]);
+        assert!(m.get(tag::TEXT).unwrap().starts_with("risk_max_qty"), "{}", m.text());
+        // Canceling the open buy frees the credit.
+        alice
+            .send(b"F", |e| {
+                e.str(tag::ORIG_CL_ORD_ID, "a1");
+                e.str(tag::CL_ORD_ID, "a4");
+                e.str(tag::SYMBOL, "BTC-USD");
+                e.char(tag::SIDE, b'1');
+            })
+            .await
+            .unwrap();
+        check(&next(&mut alice).await, &[(150, "4")]);
+        limit(&mut alice, "a5", Side::Buy, 1, "1.00").await;
+        check(&next(&mut alice).await, &[(150, "0"), (11, "a5")]);
     });
 }

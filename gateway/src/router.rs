@@ -243,10 +243,15 @@ pub struct RouterStats {
     pub undeliverable: AtomicU64,
     /// Requests refused because too many were in flight.
     pub busy: AtomicU64,
+    /// Requests refused by pre-trade risk.
+    pub risk_rejects: AtomicU64,
+    /// Requests refused by the rate limit.
+    pub rate_limited: AtomicU64,
+    /// Sessions logged out for sustained abuse of the rate limit.
+    pub abuse_logouts: AtomicU64,
 }
 
 /// How the router runs.
-#[derive(Clone, Debug)]
 pub struct RouterConfig {
     /// Sequence number the engine gives the first command the router pushes.
     pub seq_first: u64,
@@ -256,6 +261,30 @@ pub struct RouterConfig {
     pub durability: Option<Durability>,
     /// Number of accounts (ids `0..accounts`).
     pub accounts: usize,
+    /// Pre-trade risk; `None` checks nothing.
+    pub risk: Option<risk::RiskEngine>,
+    /// Message rate limits per session and per account; `None` limits nothing.
+    pub rate_limit: Option<RateLimits>,
+}
+
+/// Rate limits, per session and per account.
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    /// Every session's limit.
+    pub session: ratelimit::LimitConfig,
+    /// Every account's limit (across its sessions over time).
+    pub account: ratelimit::LimitConfig,
+    /// Accounts with their own account limit.
+    pub account_overrides: Vec<(AccountId, ratelimit::LimitConfig)>,
+    /// Most keys tracked (idle ones are evicted).
+    pub keys_max: usize,
+}
+
+/// What a rate limit is kept for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum LimitKey {
+    Session(SessionId),
+    Account(AccountId),
 }
 
 /// Acknowledgement gating on the command journal.
@@ -306,6 +335,8 @@ struct Router {
     orders: FxHashMap<OrderId, OrderState>,
     sessions: Vec<Option<Attached>>,
     held: VecDeque<Event>,
+    risk: Option<risk::RiskEngine>,
+    limiter: Option<ratelimit::KeyedLimiter<LimitKey>>,
     stats: Arc<RouterStats>,
     stop: Arc<AtomicBool>,
 }
@@ -336,8 +367,23 @@ impl RouterHandle {
 pub fn spawn(
     commands: Producer<Command>,
     events: Consumer<Event>,
-    config: RouterConfig,
+    mut config: RouterConfig,
 ) -> std::io::Result<RouterHandle> {
+    let limiter = match config.rate_limit.take() {
+        None => None,
+        Some(limits) => {
+            let invalid = |e: ratelimit::RateLimitError| std::io::Error::other(format!("rate limit: {e}"));
+            let mut keyed = ratelimit::KeyedLimiter::new(limits.session, limits.keys_max).map_err(invalid)?;
+            // Account keys get the account limit; sessions keep the keyed default.
+            for account in 0..config.accounts as AccountId {
+                let account_limit =
+                    limits.account_overrides.iter().find(|(a, _)| *a == account).map_or(limits.account, |(_, l)| *l);
+                keyed.set_override(LimitKey::Account(account), account_limit).map_err(invalid)?;
+            }
+            Some(keyed)
+        }
+    };
+    let risk = config.risk.take();
     let (tx, rx) = crossbeam_channel::bounded(INBOUND_CHANNEL_CAPACITY);
     let stats = Arc::new(RouterStats::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -351,6 +397,8 @@ pub fn spawn(
         in_flight: VecDeque::new(),
         orders: FxHashMap::default(),
         held: VecDeque::new(),
+        risk,
+        limiter,
         stats: stats.clone(),
         stop: stop.clone(),
     };
@@ -414,7 +462,10 @@ impl Router {
             ToRouter::Request { session, request } => {
                 if self.in_flight.len() >= IN_FLIGHT_MAX {
                     self.stats.busy.fetch_add(1, Ordering::Relaxed);
-                    self.refuse_busy(session, &request);
+                    self.refuse_busy(&request);
+                    return;
+                }
+                if !self.within_rate(session, &request) || !self.passes_risk(&request) {
                     return;
                 }
                 let kind = match request {
@@ -428,17 +479,96 @@ impl Router {
         }
     }
 
-    fn refuse_busy(&mut self, session: SessionId, request: &Request) {
-        let (ref_seq, ref_msg_type, ref_id, account) = match request {
-            Request::New { order, ref_seq } => (*ref_seq, "D", order.id, order.account),
-            Request::Cancel { cancel, request_id, ref_seq, .. } => {
-                (*ref_seq, "F", *request_id, cancel.account)
-            }
-            Request::Replace { replace, ref_seq, .. } => (*ref_seq, "G", replace.id, replace.account),
-        };
+    fn refuse_busy(&mut self, request: &Request) {
         let text = format!("gateway busy: {IN_FLIGHT_MAX} requests in flight");
-        self.deliver(account, ToSession::BusinessReject { ref_seq, ref_msg_type, ref_id, reason: 0, text });
-        let _ = session;
+        self.business_reject(request, text);
+    }
+
+    fn business_reject(&mut self, request: &Request, text: String) {
+        let (ref_seq, ref_msg_type, ref_id) = match request {
+            Request::New { order, ref_seq } => (*ref_seq, "D", order.id),
+            Request::Cancel { request_id, ref_seq, .. } => (*ref_seq, "F", *request_id),
+            Request::Replace { replace, ref_seq, .. } => (*ref_seq, "G", replace.id),
+        };
+        let message = ToSession::BusinessReject { ref_seq, ref_msg_type, ref_id, reason: 0, text };
+        self.deliver(request_account(request), message);
+    }
+
+    /// The rate limits of the session and of its account: a refused message gets 35=j at once
+    /// (never queued); sustained abuse logs the session out.
+    fn within_rate(&mut self, session: SessionId, request: &Request) -> bool {
+        let Some(limiter) = self.limiter.as_mut() else { return true };
+        let account = request_account(request);
+        let now_ns = wall_clock_ns();
+        let mut decision = limiter.check(&LimitKey::Session(session), now_ns);
+        if decision == ratelimit::Decision::Allow {
+            decision = limiter.check(&LimitKey::Account(account), now_ns);
+        }
+        match decision {
+            ratelimit::Decision::Allow => true,
+            ratelimit::Decision::Limited { retry_after_ns } => {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let text = format!("rate limited: retry after {} us", retry_after_ns.div_ceil(1_000));
+                self.business_reject(request, text);
+                false
+            }
+            ratelimit::Decision::Abuse => {
+                limiter.remove(&LimitKey::Session(session));
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                self.stats.abuse_logouts.fetch_add(1, Ordering::Relaxed);
+                self.business_reject(request, "rate limited".into());
+                let text = "rate limit abuse: too many refused messages".to_owned();
+                self.deliver(account, ToSession::Logout(text));
+                false
+            }
+        }
+    }
+
+    /// Pre-trade risk: a refused order gets an ExecutionReport 150=8 (a refused replace an
+    /// OrderCancelReject) naming the limit in 58, with its 103/102 code.
+    fn passes_risk(&mut self, request: &Request) -> bool {
+        let Some(risk) = self.risk.as_mut() else { return true };
+        let refused = match request {
+            Request::New { order, .. } => risk.check_new(order).err(),
+            Request::Replace { replace, .. } => risk.check_replace(replace).err(),
+            Request::Cancel { .. } => None,
+        };
+        let Some(reject) = refused else { return true };
+        self.stats.risk_rejects.fetch_add(1, Ordering::Relaxed);
+        let text = format!("{}: {}", reject.name(), reject.text());
+        let message = match request {
+            Request::New { order, .. } => ToSession::Exec(ExecReport {
+                order_id: 0,
+                cl_ord_id: order.id,
+                orig_cl_ord_id: None,
+                exec_id: 0,
+                exec_type: b'8',
+                ord_status: b'8',
+                symbol: order.symbol,
+                side: order.side,
+                order_qty: order.qty,
+                price: None,
+                cum_qty: 0,
+                leaves_qty: 0,
+                notional_ticks: 0,
+                last: None,
+                ord_rej_reason: Some(reject.ord_rej_reason()),
+                text: Some(text),
+                transact_ns: wall_clock_ns(),
+            }),
+            Request::Replace { replace, .. } => {
+                let (account, symbol, orig, id) = (replace.account, replace.symbol, replace.orig_id, replace.id);
+                let mut message = self.cancel_reject(account, symbol, orig, id, b'2', RejectReason::BadOrder);
+                if let ToSession::CancelReject(r) = &mut message {
+                    r.reason = reject.cxl_rej_reason();
+                    r.text = text;
+                }
+                message
+            }
+            Request::Cancel { .. } => unreachable!("cancels are not risk-checked"),
+        };
+        self.deliver(request_account(request), message);
+        false
     }
 
     /// Pushes one command; while the ring is full, keeps reading events so the engine (which
@@ -471,6 +601,10 @@ impl Router {
         });
         for event in batch.iter().take(n).flatten() {
             self.stats.events.fetch_add(1, Ordering::Relaxed);
+            // Exposure follows the engine at once (not at acknowledgement), so limits are exact.
+            if let Some(risk) = self.risk.as_mut() {
+                risk.on_event(event);
+            }
             if self.held.is_empty() && self.is_durable(event.command_seq) {
                 self.on_event(event);
             } else {
@@ -784,4 +918,19 @@ pub fn ord_rej_reason(reason: RejectReason) -> u32 {
         RejectReason::BookFull => 3,
         RejectReason::BadPriceTick | RejectReason::WouldTake | RejectReason::BadOrder => 99,
     }
+}
+
+fn request_account(request: &Request) -> AccountId {
+    match request {
+        Request::New { order, .. } => order.account,
+        Request::Cancel { cancel, .. } => cancel.account,
+        Request::Replace { replace, .. } => replace.account,
+    }
+}
+
+/// Wall-clock nanoseconds (rate limits and reject timestamps; the engine never sees it).
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -37,6 +37,10 @@ use super::{describe_harness, on_harness_thread, progress_visible, BenchError, M
 pub const RATES_DEFAULT: [u64; 7] = [5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000];
 /// Default ramp with `--quick`.
 pub const RATES_QUICK: [u64; 3] = [5_000, 20_000, 50_000];
+/// The venue the harness starts: OS-chosen loopback ports, and no rate limit (the harness
+/// measures the venue's capacity, not its flood protection; risk checks stay on).
+const VENUE_CONFIG: &str = "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[rate_limit]\nenabled = false\n";
+
 /// Most requests queued between the harness and the QUIC client thread.
 const QUIC_QUEUE_MAX: usize = 1 << 16;
 
@@ -90,7 +94,7 @@ impl Venue {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the venue's directory", e))?;
         let config = dir.join("venue.toml");
-        std::fs::write(&config, "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[journal]\nsegment_mib = 64\n")
+        std::fs::write(&config, VENUE_CONFIG)
             .map_err(|e| BenchError::io("write the venue's config", e))?;
         let mut child = Command::new(&bin)
             .args(["serve", "--config"])
