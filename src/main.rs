@@ -229,7 +229,11 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
         "journal: recovered {} commands after snapshot {:?}; next command seq resumes there",
         r.commands_replayed, r.snapshot_seq
     );
-    println!("certificate: {}{}", info.cert.display(), if info.cert_created { " (self-signed, created now)" } else { "" });
+    println!(
+        "certificate: {}{}",
+        info.cert.display(),
+        if info.cert_created { " (self-signed, created now)" } else { "" }
+    );
     println!("fix/quic: {}", info.quic_addr);
     if let Some(tcp) = info.tcp_addr {
         println!("fix/tcp: {tcp}");

@@ -160,7 +160,12 @@ impl Default for RateLimitSection {
         // A venue default generous enough for algorithmic clients, tight enough to stop a
         // runaway loop: 10,000 messages/s with bursts of 1,000; 50,000 refusals in 10 s log the
         // session out.
-        let limit = ratelimit::LimitConfig { rate_per_sec: 10_000, burst: 1_000, abuse_rejects_max: 50_000, abuse_window_ms: 10_000 };
+        let limit = ratelimit::LimitConfig {
+            rate_per_sec: 10_000,
+            burst: 1_000,
+            abuse_rejects_max: 50_000,
+            abuse_window_ms: 10_000,
+        };
         RateLimitSection { enabled: true, session: limit, account: limit, keys_max: 65_536 }
     }
 }
@@ -211,8 +216,12 @@ pub struct AccountEntry {
 
 impl Default for ServeConfig {
     fn default() -> ServeConfig {
-        let symbol =
-            |name: &str| SymbolEntry { name: name.to_owned(), tick: "0.01".to_owned(), lot: 1, reference_price: None };
+        let symbol = |name: &str| SymbolEntry {
+            name: name.to_owned(),
+            tick: "0.01".to_owned(),
+            lot: 1,
+            reference_price: None,
+        };
         let account = |name: &str| AccountEntry {
             name: name.to_owned(),
             comp_id: None,

@@ -184,7 +184,9 @@ fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_gone() {
     let dir = temp_dir("lock");
     let (first, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
     match DurableEngine::open(EngineConfig::default(), config(&dir, 0)) {
-        Err(e @ engine::DurableError::Locked { .. }) => assert!(e.to_string().contains("in use by another writer")),
+        Err(e @ engine::DurableError::Locked { .. }) => {
+            assert!(e.to_string().contains("in use by another writer"))
+        }
         Err(e) => panic!("expected Locked, got {e}"),
         Ok(_) => panic!("two writers opened the same directory"),
     }

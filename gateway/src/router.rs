@@ -376,8 +376,11 @@ pub fn spawn(
             let mut keyed = ratelimit::KeyedLimiter::new(limits.session, limits.keys_max).map_err(invalid)?;
             // Account keys get the account limit; sessions keep the keyed default.
             for account in 0..config.accounts as AccountId {
-                let account_limit =
-                    limits.account_overrides.iter().find(|(a, _)| *a == account).map_or(limits.account, |(_, l)| *l);
+                let account_limit = limits
+                    .account_overrides
+                    .iter()
+                    .find(|(a, _)| *a == account)
+                    .map_or(limits.account, |(_, l)| *l);
                 keyed.set_override(LimitKey::Account(account), account_limit).map_err(invalid)?;
             }
             Some(keyed)
@@ -557,7 +560,8 @@ impl Router {
                 transact_ns: wall_clock_ns(),
             }),
             Request::Replace { replace, .. } => {
-                let (account, symbol, orig, id) = (replace.account, replace.symbol, replace.orig_id, replace.id);
+                let (account, symbol, orig, id) =
+                    (replace.account, replace.symbol, replace.orig_id, replace.id);
                 let mut message = self.cancel_reject(account, symbol, orig, id, b'2', RejectReason::BadOrder);
                 if let ToSession::CancelReject(r) = &mut message {
                     r.reason = reject.cxl_rej_reason();

@@ -31,7 +31,9 @@ use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
 use super::driver::{ramp, run_open_loop, Epoch, RampPlan, Schedule, Target};
 use super::output::{print_table, table_line, write_all, Progress, Report};
 use super::series::{format_rate, Check, Series};
-use super::{describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, OutputArgs, RampArgs};
+use super::{
+    describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, OutputArgs, RampArgs,
+};
 
 /// Default ramp, requests per second.
 pub const RATES_DEFAULT: [u64; 7] = [5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000];
@@ -39,7 +41,8 @@ pub const RATES_DEFAULT: [u64; 7] = [5_000, 10_000, 25_000, 50_000, 100_000, 250
 pub const RATES_QUICK: [u64; 3] = [5_000, 20_000, 50_000];
 /// The venue the harness starts: OS-chosen loopback ports, and no rate limit (the harness
 /// measures the venue's capacity, not its flood protection; risk checks stay on).
-const VENUE_CONFIG: &str = "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[rate_limit]\nenabled = false\n";
+const VENUE_CONFIG: &str =
+    "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[rate_limit]\nenabled = false\n";
 
 /// Most requests queued between the harness and the QUIC client thread.
 const QUIC_QUEUE_MAX: usize = 1 << 16;
@@ -94,8 +97,7 @@ impl Venue {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the venue's directory", e))?;
         let config = dir.join("venue.toml");
-        std::fs::write(&config, VENUE_CONFIG)
-            .map_err(|e| BenchError::io("write the venue's config", e))?;
+        std::fs::write(&config, VENUE_CONFIG).map_err(|e| BenchError::io("write the venue's config", e))?;
         let mut child = Command::new(&bin)
             .args(["serve", "--config"])
             .arg(&config)
@@ -337,7 +339,9 @@ impl QuicTarget {
         let (closed, _) = tokio::sync::mpsc::channel(1);
         self.requests = closed; // dropping the real sender ends the client loop
         if let Some(t) = self.thread.take() {
-            t.join().map_err(|_| BenchError::Thread("the QUIC client panicked".into()))?.map_err(BenchError::Thread)?;
+            t.join()
+                .map_err(|_| BenchError::Thread("the QUIC client panicked".into()))?
+                .map_err(BenchError::Thread)?;
         }
         Ok(())
     }
@@ -401,7 +405,10 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     let transport = format!("{:?}", args.transport).to_lowercase();
     let mut machine = MachineUse::detect();
     let sender_wait = format!("{:?}", args.ramp.sender_wait).to_lowercase();
-    machine.thread("harness", describe_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?);
+    machine.thread(
+        "harness",
+        describe_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?,
+    );
     if args.transport == TransportArg::Quic {
         machine.thread("quic-client", "unpinned, tokio current-thread runtime".into());
     }
@@ -429,7 +436,9 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
 
     let report = Report {
         mode: "e2e",
-        title: format!("exchange bench e2e: FIX 4.4 over {transport}, one session, new/cancel pairs, open loop"),
+        title: format!(
+            "exchange bench e2e: FIX 4.4 over {transport}, one session, new/cancel pairs, open loop"
+        ),
         latency_is: "planned send time → the harness reads the ExecutionReport answering the request".into(),
         machine,
         config: serde_json::json!({
@@ -454,7 +463,12 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     };
     print_table(&report);
     let written = write_all(&report, &args.output.out)?;
-    println!("results: {} (plot {}, log {})", written.json.display(), written.svg.display(), written.hlog.display());
+    println!(
+        "results: {} (plot {}, log {})",
+        written.json.display(),
+        written.svg.display(),
+        written.hlog.display()
+    );
     Ok(report.check_passed())
 }
 
@@ -470,7 +484,8 @@ fn one_rate(
         TransportArg::Tcp => {
             let mut target = TcpTarget::connect(addr, &args.account)?;
             let (run, target) = on_harness_thread(args.output.harness_core, move || {
-                let run = run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
+                let run =
+                    run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
                 (run, target)
             })?;
             (run?, target.refused)
@@ -478,7 +493,11 @@ fn one_rate(
         TransportArg::Quic => {
             let config = ClientConfig {
                 addr,
-                transport: ClientTransport::Quic { ca: cert.to_path_buf(), server_name: "localhost".into(), client_cert: None },
+                transport: ClientTransport::Quic {
+                    ca: cert.to_path_buf(),
+                    server_name: "localhost".into(),
+                    client_cert: None,
+                },
                 comp_id: args.account.clone(),
                 target_comp_id: "EXCHANGE".into(),
                 username: args.account.clone(),
@@ -487,7 +506,8 @@ fn one_rate(
             };
             let mut target = QuicTarget::connect(config)?;
             let (run, mut target) = on_harness_thread(args.output.harness_core, move || {
-                let run = run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
+                let run =
+                    run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
                 (run, target)
             })?;
             target.close()?;
@@ -496,7 +516,10 @@ fn one_rate(
     };
     let mut problems = Vec::new();
     if run.lost + run.duplicates + run.unexpected > 0 {
-        problems.push(format!("{} unanswered, {} answered twice, {} unexpected", run.lost, run.duplicates, run.unexpected));
+        problems.push(format!(
+            "{} unanswered, {} answered twice, {} unexpected",
+            run.lost, run.duplicates, run.unexpected
+        ));
     }
     if refused > 0 {
         problems.push(format!("{refused} requests refused"));
