@@ -39,10 +39,14 @@ use super::{
 pub const RATES_DEFAULT: [u64; 7] = [5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000];
 /// Default ramp with `--quick`.
 pub const RATES_QUICK: [u64; 3] = [5_000, 20_000, 50_000];
-/// The venue the harness starts: OS-chosen loopback ports, and no rate limit (the harness
-/// measures the venue's capacity, not its flood protection; risk checks stay on).
-const VENUE_CONFIG: &str =
-    "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[rate_limit]\nenabled = false\n";
+/// The venue the harness starts: OS-chosen loopback ports, the engine's and router's wait
+/// strategy from `--venue-wait`, and no rate limit (the harness measures the venue's capacity,
+/// not its flood protection; risk checks stay on).
+fn venue_config(wait: &str) -> String {
+    format!(
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\n[rate_limit]\nenabled = false\n"
+    )
+}
 
 /// Most requests queued between the harness and the QUIC client thread.
 const QUIC_QUEUE_MAX: usize = 1 << 16;
@@ -77,6 +81,10 @@ pub struct E2eArgs {
     /// The `exchange` binary to start (default: this one).
     #[arg(long)]
     pub exchange_bin: Option<PathBuf>,
+    /// Wait strategy of the started venue's engine and router threads: backoff (the default,
+    /// sleeps when idle), yield or busy-spin.
+    #[arg(long, default_value = "backoff")]
+    pub venue_wait: String,
     /// Account (and password) to trade as.
     #[arg(long, default_value = "alice")]
     pub account: String,
@@ -92,12 +100,13 @@ struct Venue {
 }
 
 impl Venue {
-    fn start(bin: PathBuf) -> Result<Venue, BenchError> {
+    fn start(bin: PathBuf, wait: &str) -> Result<Venue, BenchError> {
         let dir = std::env::temp_dir().join(format!("exchange-bench-e2e-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the venue's directory", e))?;
         let config = dir.join("venue.toml");
-        std::fs::write(&config, VENUE_CONFIG).map_err(|e| BenchError::io("write the venue's config", e))?;
+        std::fs::write(&config, venue_config(wait))
+            .map_err(|e| BenchError::io("write the venue's config", e))?;
         let mut child = Command::new(&bin)
             .args(["serve", "--config"])
             .arg(&config)
@@ -140,17 +149,19 @@ impl Drop for Venue {
 }
 
 /// Writes request `i` into `e`: a resting buy (even) or the cancel of the previous one (odd).
-fn encode_request(e: &mut Encoder, i: u64) {
+/// Client order ids carry the run's number: the venue refuses a reused id (risk remembers
+/// recently finished ones), and every rate is a new run.
+fn encode_request(e: &mut Encoder, run: u64, i: u64) {
     if i % 2 == 0 {
-        e.str(tag::CL_ORD_ID, &format!("n{i}"));
+        e.str(tag::CL_ORD_ID, &format!("n{run}_{i}"));
         e.str(tag::SYMBOL, "BTC-USD");
         e.char(tag::SIDE, b'1');
         e.u64(tag::ORDER_QTY, 1);
         e.char(tag::ORD_TYPE, b'2');
         e.str(tag::PRICE, "1.00");
     } else {
-        e.str(tag::ORIG_CL_ORD_ID, &format!("n{}", i - 1));
-        e.str(tag::CL_ORD_ID, &format!("x{i}"));
+        e.str(tag::ORIG_CL_ORD_ID, &format!("n{run}_{}", i - 1));
+        e.str(tag::CL_ORD_ID, &format!("x{run}_{i}"));
         e.str(tag::SYMBOL, "BTC-USD");
         e.char(tag::SIDE, b'1');
     }
@@ -167,7 +178,7 @@ fn msg_type(i: u64) -> &'static [u8] {
 /// The request a venue message answers, and whether it was a refusal.
 fn answered(msg: &gateway::fix::Message<'_>) -> Option<(u64, bool)> {
     let id = msg.get_str(tag::CL_ORD_ID)?;
-    let i = id.get(1..)?.parse().ok()?;
+    let i = id.rsplit('_').next()?.parse().ok()?;
     let refused = match msg.msg_type() {
         b"8" => msg.get(tag::EXEC_TYPE) == Some(b"8"),
         _ => true,
@@ -182,10 +193,11 @@ struct TcpTarget {
     pending: Vec<u8>,
     buf: Vec<u8>,
     refused: u64,
+    run: u64,
 }
 
 impl TcpTarget {
-    fn connect(addr: SocketAddr, account: &str) -> Result<TcpTarget, BenchError> {
+    fn connect(addr: SocketAddr, account: &str, run: u64) -> Result<TcpTarget, BenchError> {
         let stream = TcpStream::connect(addr).map_err(|e| BenchError::io("connect to the venue", e))?;
         stream.set_nodelay(true).map_err(|e| BenchError::io("set TCP_NODELAY", e))?;
         let logon = InitiatorLogon {
@@ -201,6 +213,7 @@ impl TcpTarget {
             pending: Vec::new(),
             buf: vec![0; 64 * 1024],
             refused: 0,
+            run,
         };
         let tx = t.session.take_tx();
         t.stream.write_all(&tx).map_err(|e| BenchError::io("send the Logon", e))?;
@@ -241,7 +254,8 @@ impl Target for TcpTarget {
             self.flush()?;
             return Ok(false);
         }
-        self.session.send(msg_type(i), gateway::server::now_ns(), |e| encode_request(e, i));
+        let run = self.run;
+        self.session.send(msg_type(i), gateway::server::now_ns(), |e| encode_request(e, run, i));
         self.flush()?;
         Ok(true)
     }
@@ -287,7 +301,7 @@ struct QuicTarget {
 }
 
 impl QuicTarget {
-    fn connect(config: ClientConfig) -> Result<QuicTarget, BenchError> {
+    fn connect(config: ClientConfig, run: u64) -> Result<QuicTarget, BenchError> {
         let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<u64>(QUIC_QUEUE_MAX);
         let (done_tx, done_rx) = crossbeam_channel::bounded(QUIC_QUEUE_MAX);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -310,7 +324,7 @@ impl QuicTarget {
                         tokio::select! {
                             i = req_rx.recv() => {
                                 let Some(i) = i else { break };
-                                client.send(msg_type(i), |e| encode_request(e, i)).await.map_err(|e| e.to_string())?;
+                                client.send(msg_type(i), |e| encode_request(e, run, i)).await.map_err(|e| e.to_string())?;
                             }
                             m = client.recv(Duration::from_secs(3600)) => {
                                 let Some(m) = m.map_err(|e| e.to_string())? else { continue };
@@ -384,7 +398,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
                 Some(b) => b.clone(),
                 None => std::env::current_exe().map_err(|e| BenchError::io("find this binary", e))?,
             };
-            Some(Venue::start(bin)?)
+            Some(Venue::start(bin, &args.venue_wait)?)
         }
     };
     let (addr, cert) = match (&venue, args.transport) {
@@ -414,7 +428,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     }
     machine.thread(
         "venue",
-        if venue.is_some() { "exchange serve started by the harness: embedded defaults (engine and router backoff, unpinned, page-cache journal)".into() } else { format!("running at {addr}") },
+        if venue.is_some() { format!("exchange serve started by the harness: embedded defaults, engine and router {}, unpinned, page-cache journal, no rate limit", args.venue_wait) } else { format!("running at {addr}") },
     );
 
     let progress = Progress::new(plan.rates.len() as u64, progress_visible());
@@ -452,6 +466,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
             "pause_ms": args.ramp.pause_ms,
             "harness_core": args.output.harness_core,
             "account": args.account,
+            "venue_wait": args.venue_wait,
         }),
         series,
         stop_reason: Some(stop_reason),
@@ -482,7 +497,7 @@ fn one_rate(
     let sender_wait = args.ramp.sender_wait;
     let (run, refused) = match args.transport {
         TransportArg::Tcp => {
-            let mut target = TcpTarget::connect(addr, &args.account)?;
+            let mut target = TcpTarget::connect(addr, &args.account, gateway::server::now_ns())?;
             let (run, target) = on_harness_thread(args.output.harness_core, move || {
                 let run =
                     run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
@@ -504,7 +519,7 @@ fn one_rate(
                 password: args.account.clone(),
                 heartbeat_s: 30,
             };
-            let mut target = QuicTarget::connect(config)?;
+            let mut target = QuicTarget::connect(config, gateway::server::now_ns())?;
             let (run, mut target) = on_harness_thread(args.output.harness_core, move || {
                 let run =
                     run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
