@@ -152,7 +152,7 @@ impl Drop for Venue {
 /// Client order ids carry the run's number: the venue refuses a reused id (risk remembers
 /// recently finished ones), and every rate is a new run.
 fn encode_request(e: &mut Encoder, run: u64, i: u64) {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         e.str(tag::CL_ORD_ID, &format!("n{run}_{i}"));
         e.str(tag::SYMBOL, "BTC-USD");
         e.char(tag::SIDE, b'1');
@@ -168,7 +168,7 @@ fn encode_request(e: &mut Encoder, run: u64, i: u64) {
 }
 
 fn msg_type(i: u64) -> &'static [u8] {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         b"D"
     } else {
         b"F"
