@@ -29,7 +29,7 @@ use gateway::fix::{tag, Encoder};
 use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
 
 use super::driver::{ramp, run_open_loop, Epoch, RampPlan, Schedule, Target};
-use super::output::{print_table, table_line, write_all, Progress, Report};
+use super::output::{publish, table_line, Progress, Report};
 use super::series::{format_rate, Check, Series};
 use super::{
     describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, OutputArgs, RampArgs,
@@ -476,15 +476,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
         ],
         started,
     };
-    print_table(&report);
-    let written = write_all(&report, &args.output.out)?;
-    println!(
-        "results: {} (plot {}, log {})",
-        written.json.display(),
-        written.svg.display(),
-        written.hlog.display()
-    );
-    Ok(report.check_passed())
+    publish(&report, &args.output.out)
 }
 
 fn one_rate(

@@ -289,3 +289,17 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 }
+
+/// Prints the table, writes every file into `out`, says where they went, and tells whether
+/// every state check passed: the end of every mode's run.
+pub fn publish(report: &Report, out: &std::path::Path) -> Result<bool, BenchError> {
+    print_table(report);
+    let written = write_all(report, out)?;
+    println!(
+        "results: {} (plot {}, log {})",
+        written.json.display(),
+        written.svg.display(),
+        written.hlog.display()
+    );
+    Ok(report.check_passed())
+}

@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime};
 use hdrhistogram::Histogram;
 
 use super::driver::Epoch;
-use super::output::{print_table, table_line, write_all, Progress, Report};
+use super::output::{publish, table_line, Progress, Report};
 use super::series::{latency_histogram, Check, Series};
 use super::{describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, PeersArgs};
 use crate::gen::{generate, GenConfig, Workload};
@@ -142,15 +142,7 @@ pub fn run(args: &PeersArgs) -> Result<bool, BenchError> {
         ],
         started,
     };
-    print_table(&report);
-    let written = write_all(&report, &args.output.out)?;
-    println!(
-        "results: {} (plot {}, log {})",
-        written.json.display(),
-        written.svg.display(),
-        written.hlog.display()
-    );
-    Ok(report.check_passed())
+    publish(&report, &args.output.out)
 }
 
 /// The same loop as the venues', timing no work: what the timer itself costs.

@@ -23,7 +23,7 @@ use engine::{
 };
 
 use super::driver::{ramp, run_open_loop, Epoch, RampPlan, Schedule, Target};
-use super::output::{print_table, table_line, write_all, Progress, Report};
+use super::output::{publish, table_line, Progress, Report};
 use super::series::{format_rate, Check, Series};
 use super::{describe_harness, on_harness_thread, progress_visible, BenchError, EngineArgs, MachineUse};
 use crate::gen::{generate, GenConfig, Workload};
@@ -268,15 +268,7 @@ pub fn run(args: &EngineArgs) -> Result<bool, BenchError> {
         ],
         started,
     };
-    print_table(&report);
-    let written = write_all(&report, &args.output.out)?;
-    println!(
-        "results: {} (plot {}, log {})",
-        written.json.display(),
-        written.svg.display(),
-        written.hlog.display()
-    );
-    Ok(report.check_passed())
+    publish(&report, &args.output.out)
 }
 
 /// One rate: a fresh runner on a freshly built engine, the open-loop run, the state check.
