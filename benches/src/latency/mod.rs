@@ -36,6 +36,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use engine::WaitStrategy;
 
 use crate::gen::Mix;
+use driver::RampPlan;
 
 /// Why a bench run could not be completed.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,25 @@ impl RampArgs {
         let measure_ms = self.measure_ms.unwrap_or(if quick { 250 } else { 1_000 }).max(1);
         let requests_max = self.requests_max.unwrap_or(if quick { 1_500_000 } else { 4_000_000 });
         (warmup_ms, measure_ms, requests_max)
+    }
+
+    /// The whole ramp: the flags' rates (or the mode's defaults), phases and stop rules.
+    pub fn plan(
+        &self,
+        quick: bool,
+        rates_quick: &[u64],
+        rates_default: &[u64],
+    ) -> Result<RampPlan, BenchError> {
+        let (warmup_ms, measure_ms, requests_max) = self.phases(quick);
+        Ok(RampPlan {
+            rates: self.rates_or(if quick { rates_quick } else { rates_default })?,
+            warmup_ms,
+            measure_ms,
+            requests_max,
+            p50_limit_ns: (self.p50_limit_us * 1_000.0) as u64,
+            keep_up_ratio: 0.95,
+            pause: std::time::Duration::from_millis(self.pause_ms),
+        })
     }
 
     /// The ramp's rates: the flag's, or `default`.

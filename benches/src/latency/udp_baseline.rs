@@ -15,7 +15,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use super::driver::{ramp, run_open_loop, Epoch, RampPlan, Schedule, Target};
+use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
 use super::series::{format_rate, Check, Series};
 use super::{describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, UdpArgs};
@@ -136,16 +136,7 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
     let bench_epoch = Epoch::start();
     let started = SystemTime::now();
     let quick = args.output.quick;
-    let (warmup_ms, measure_ms, requests_max) = args.ramp.phases(quick);
-    let plan = RampPlan {
-        rates: args.ramp.rates_or(if quick { &RATES_QUICK } else { &RATES_DEFAULT })?,
-        warmup_ms,
-        measure_ms,
-        requests_max,
-        p50_limit_ns: (args.ramp.p50_limit_us * 1_000.0) as u64,
-        keep_up_ratio: 0.95,
-        pause: Duration::from_millis(args.ramp.pause_ms),
-    };
+    let plan = args.ramp.plan(quick, &RATES_QUICK, &RATES_DEFAULT)?;
     let mut machine = MachineUse::detect();
     let sender_wait = format!("{:?}", args.ramp.sender_wait).to_lowercase();
     machine.thread(
@@ -189,9 +180,9 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
             "quick": quick,
             "rates": plan.rates,
             "p50_limit_us": args.ramp.p50_limit_us,
-            "warmup_ms": warmup_ms,
-            "measure_ms": measure_ms,
-            "requests_max": requests_max,
+            "warmup_ms": plan.warmup_ms,
+            "measure_ms": plan.measure_ms,
+            "requests_max": plan.requests_max,
             "pause_ms": args.ramp.pause_ms,
             "harness_core": args.output.harness_core,
             "echo_core": args.echo_core,
