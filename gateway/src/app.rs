@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
 
 use crate::fix::{self, tag, Message};
@@ -41,6 +41,30 @@ fn bad_value(t: u32, name: &str, value: &[u8]) -> Refusal {
 
 fn bad_format(t: u32, name: &str) -> Refusal {
     Refusal::Session(6, Some(t), format!("Incorrect data format for {name} ({t})"))
+}
+
+/// What a refusal echoes of the refused message, copied before its buffer is released.
+/// Parsed values never hold SOH (it ends a field), so they are echoed as they came.
+#[derive(Debug)]
+struct Echo {
+    msg_type: Vec<u8>,
+    cl_ord_id: Vec<u8>,
+    side: Vec<u8>,
+    symbol: Vec<u8>,
+    qty: u64,
+}
+
+impl Echo {
+    fn of(msg: &Message<'_>) -> Echo {
+        let field = |t| msg.get(t).unwrap_or(b"").to_vec();
+        Echo {
+            msg_type: msg.msg_type().to_vec(),
+            cl_ord_id: field(tag::CL_ORD_ID),
+            side: field(tag::SIDE),
+            symbol: field(tag::SYMBOL),
+            qty: msg.get_u64(tag::ORDER_QTY).ok().flatten().unwrap_or(0),
+        }
+    }
 }
 
 /// One venue session's application side.
@@ -98,54 +122,58 @@ impl AppSession {
                 Poll::App(msg) => {
                     let account = self.account.expect("application messages come after logon");
                     let seq = msg.get_u64(tag::MSG_SEQ_NUM).ok().flatten().unwrap_or(0);
-                    let msg_type = msg.msg_type().to_vec();
-                    let cl_ord_id = msg.get(tag::CL_ORD_ID).unwrap_or(b"").to_vec();
-                    let side = msg.get(tag::SIDE).unwrap_or(b"").to_vec();
-                    let symbol = msg.get_str(tag::SYMBOL).unwrap_or("").to_owned();
-                    let qty = msg.get_u64(tag::ORDER_QTY).ok().flatten().unwrap_or(0);
-                    let outcome = self.translate(&msg, account, seq);
-                    match outcome {
+                    // The accepted path copies nothing out of the message; a refusal keeps what
+                    // its answer echoes before the message's buffer is released.
+                    let refused = match self.translate(&msg, account, seq) {
                         Ok(request) => {
-                            let ref_id = ClOrdId::from_bytes(&cl_ord_id).ok();
-                            match self.router.try_send(ToRouter::Request { session: self.id, request }) {
-                                Ok(()) => {}
-                                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                                    let text = "gateway busy, request not accepted".to_owned();
-                                    business_reject(session, seq, &msg_type, ref_id, 0, &text, now_ns);
-                                }
+                            if self.router.try_send(ToRouter::Request { session: self.id, request }).is_err()
+                            {
+                                let (msg_type, ref_id) = match request {
+                                    Request::New { order, .. } => (b"D", order.id),
+                                    Request::Cancel { request_id, .. } => (b"F", request_id),
+                                    Request::Replace { replace, .. } => (b"G", replace.id),
+                                };
+                                let text = "gateway busy, request not accepted";
+                                business_reject(session, seq, msg_type, Some(ref_id), 0, text, now_ns);
                             }
+                            continue;
                         }
-                        Err(Refusal::Session(reason, t, text)) => {
-                            session.reject(seq, &msg_type, reason, t, &text, now_ns);
-                        }
-                        Err(Refusal::Business(reason, text)) => {
-                            let ref_id = ClOrdId::from_bytes(&cl_ord_id).ok();
-                            business_reject(session, seq, &msg_type, ref_id, reason, &text, now_ns);
-                        }
-                        Err(Refusal::Order(reason, text)) => {
-                            let cl = String::from_utf8_lossy(&cl_ord_id).into_owned();
-                            session.send(b"8", now_ns, |e| {
-                                e.str(tag::ORDER_ID, "NONE");
-                                e.str(tag::CL_ORD_ID, &cl);
-                                e.str(tag::EXEC_ID, &format!("R{}-{seq}", self.id));
-                                e.char(tag::EXEC_TYPE, b'8');
-                                e.char(tag::ORD_STATUS, b'8');
-                                e.str(tag::SYMBOL, &symbol);
-                                if !side.is_empty() {
-                                    e.bytes(tag::SIDE, &side);
-                                }
-                                e.u64(tag::ORDER_QTY, qty);
-                                e.u64(tag::CUM_QTY, 0);
-                                e.u64(tag::LEAVES_QTY, 0);
-                                e.u64(tag::AVG_PX, 0);
-                                e.u64(tag::ORD_REJ_REASON, u64::from(reason));
-                                e.str(tag::TEXT, &text);
-                                e.time(tag::TRANSACT_TIME, now_ns);
-                            });
-                        }
-                    }
+                        Err(refusal) => (refusal, Echo::of(&msg)),
+                    };
+                    self.refuse(session, seq, refused, now_ns);
                 }
             }
+        }
+    }
+
+    /// Answers a refused application message.
+    fn refuse(&self, session: &mut Session, seq: u64, (refusal, echo): (Refusal, Echo), now_ns: u64) {
+        match refusal {
+            Refusal::Session(reason, t, text) => {
+                session.reject(seq, &echo.msg_type, reason, t, &text, now_ns)
+            }
+            Refusal::Business(reason, text) => {
+                let ref_id = ClOrdId::from_bytes(&echo.cl_ord_id).ok();
+                business_reject(session, seq, &echo.msg_type, ref_id, reason, &text, now_ns);
+            }
+            Refusal::Order(reason, text) => session.send(b"8", now_ns, |e| {
+                e.str(tag::ORDER_ID, "NONE");
+                e.bytes(tag::CL_ORD_ID, &echo.cl_ord_id);
+                e.str(tag::EXEC_ID, &format!("R{}-{seq}", self.id));
+                e.char(tag::EXEC_TYPE, b'8');
+                e.char(tag::ORD_STATUS, b'8');
+                e.bytes(tag::SYMBOL, &echo.symbol);
+                if !echo.side.is_empty() {
+                    e.bytes(tag::SIDE, &echo.side);
+                }
+                e.u64(tag::ORDER_QTY, echo.qty);
+                e.u64(tag::CUM_QTY, 0);
+                e.u64(tag::LEAVES_QTY, 0);
+                e.u64(tag::AVG_PX, 0);
+                e.u64(tag::ORD_REJ_REASON, u64::from(reason));
+                e.str(tag::TEXT, &text);
+                e.time(tag::TRANSACT_TIME, now_ns);
+            }),
         }
     }
 
