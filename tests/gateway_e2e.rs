@@ -518,3 +518,33 @@ fn a_breached_credit_limit_is_rejected_with_its_code_and_text() {
         check(&next(&mut alice).await, &[(150, "0"), (11, "a5")]);
     });
 }
+
+#[test]
+fn serve_refuses_a_bad_configuration_with_a_reason() {
+    let dir = std::env::temp_dir().join(format!("exchange-gw-{}-badconfig", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (text, reason) in [
+        ("[network]\nquik = \"127.0.0.1:0\"\n", "unknown field `quik`"),
+        ("[engine]\nwait = \"nap\"\n", "wait strategy \"nap\""),
+        ("[[symbols]]\nname = \"X\"\ntick = \"-1\"\n", "tick \"-1\" is not a positive price"),
+        ("[journal]\nsync = \"sometimes\"\n", "journal sync \"sometimes\""),
+    ] {
+        let config = dir.join("bad.toml");
+        std::fs::write(&config, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+            .args([
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+                "--data",
+                dir.join("data").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(reason), "{text}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
