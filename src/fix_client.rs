@@ -36,6 +36,12 @@ pub struct ConnectArgs {
     /// Name the venue's certificate carries.
     #[arg(long, default_value = "localhost")]
     pub server_name: String,
+    /// Client certificate (PEM), for a venue that requires one (`tls.client_ca`).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
     /// SenderCompID (default: the account name).
     #[arg(long)]
     pub comp_id: Option<String>,
@@ -45,7 +51,8 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    fn config(&self) -> ClientConfig {
+    /// The client settings these arguments describe.
+    pub fn config(&self) -> ClientConfig {
         let default_addr = if self.tcp { "127.0.0.1:9877" } else { "127.0.0.1:9878" };
         ClientConfig {
             addr: self.addr.unwrap_or_else(|| default_addr.parse().expect("literal")),
@@ -55,7 +62,8 @@ impl ConnectArgs {
                 ClientTransport::Quic {
                     ca: self.ca.clone(),
                     server_name: self.server_name.clone(),
-                    client_cert: None,
+                    client_cert: self.cert.clone().zip(self.key.clone()),
+                    tuning: Default::default(),
                 }
             },
             comp_id: self.comp_id.clone().unwrap_or_else(|| self.account.clone()),

@@ -4,6 +4,7 @@
 //! sans-IO `engine` crate.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod admin_cli;
 pub mod backtest_run;
 pub mod command_file;
 pub mod event_file;

@@ -33,6 +33,9 @@ enum Cmd {
     Order(exchange::fix_client::OrderArgs),
     /// Interactive FIX/QUIC client: new, cancel, replace, status.
     Client(exchange::fix_client::ClientArgs),
+    /// Venue administration with an admin account: show and change risk limits, engage and
+    /// release an account's kill switch.
+    Admin(exchange::admin_cli::AdminArgs),
     /// Run a command file (JSON Lines) through the engine in-process, no network.
     Match {
         /// Command file, one JSON command per line.
@@ -147,6 +150,14 @@ fn main() -> ExitCode {
             Ok(false) => ExitCode::from(1),
             Err(e) => {
                 eprintln!("order: error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Admin(args) => match exchange::admin_cli::admin(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("admin: error: {e}");
                 ExitCode::from(2)
             }
         },

@@ -13,9 +13,10 @@ use std::thread::JoinHandle;
 
 use engine::journal::{JournalConfig, SyncPolicy};
 use engine::{
-    DurableConfig, DurableEngine, DurableRecovery, EngineConfig, Runner, RunnerConfig, SymbolSpec,
+    AccountId, DurableConfig, DurableEngine, DurableRecovery, EngineConfig, Runner, RunnerConfig, SymbolSpec,
     WaitStrategy,
 };
+use gateway::admin::AdminConfig;
 use gateway::router::{Durability, RateLimits, RouterConfig, RouterHandle};
 use gateway::server::{Gateway, GatewayConfig};
 use gateway::session::SessionConfig;
@@ -89,6 +90,8 @@ pub struct NetworkConfig {
     pub tcp: String,
     /// Tokio worker threads for QUIC.
     pub quic_threads: usize,
+    /// quinn transport knobs (`[network.quic_tuning]`).
+    pub quic_tuning: gateway::tls::QuicTuning,
 }
 
 /// Certificate files.
@@ -139,6 +142,9 @@ pub struct SessionSection {
     pub message_bytes_max: usize,
     /// Sent application messages kept for resend.
     pub resend_store_max: usize,
+    /// Reject (35=3, 373=0/2) messages with tags the FIX 4.4 data dictionary does not allow in
+    /// their MsgType. Off accepts and ignores such tags.
+    pub validate_fields: bool,
 }
 
 /// Message rate limits: every session, every account (overridable per account).
@@ -212,6 +218,9 @@ pub struct AccountEntry {
     pub risk: Option<risk::RiskLimits>,
     /// This account's message rate limit (default: `[rate_limit.account]`).
     pub rate_limit: Option<ratelimit::LimitConfig>,
+    /// An operator account: it runs `exchange admin` (limits, kill switch) and never trades.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl Default for ServeConfig {
@@ -230,6 +239,7 @@ impl Default for ServeConfig {
             cancel_on_disconnect: true,
             risk: None,
             rate_limit: None,
+            admin: false,
         };
         ServeConfig {
             comp_id: "EXCHANGE".to_owned(),
@@ -242,7 +252,11 @@ impl Default for ServeConfig {
             risk: risk::RiskLimits::default(),
             rate_limit: RateLimitSection::default(),
             symbols: vec![symbol("BTC-USD"), symbol("ETH-USD"), symbol("AAPL")],
-            accounts: ["alice", "bob", "carol", "dave"].into_iter().map(account).collect(),
+            accounts: ["alice", "bob", "carol", "dave"]
+                .into_iter()
+                .map(account)
+                .chain([AccountEntry { admin: true, cancel_on_disconnect: false, ..account("admin") }])
+                .collect(),
         }
     }
 }
@@ -253,6 +267,7 @@ impl Default for NetworkConfig {
             quic: "127.0.0.1:9878".parse().expect("literal"),
             tcp: "127.0.0.1:9877".to_owned(),
             quic_threads: 1,
+            quic_tuning: gateway::tls::QuicTuning::default(),
         }
     }
 }
@@ -285,6 +300,7 @@ impl Default for SessionSection {
         SessionSection {
             message_bytes_max: defaults.message_bytes_max,
             resend_store_max: defaults.resend_store_max,
+            validate_fields: defaults.validate_fields,
         }
     }
 }
@@ -408,6 +424,7 @@ impl Server {
                         name,
                         password_hash,
                         cancel_on_disconnect: a.cancel_on_disconnect,
+                        admin: a.admin,
                     }
                 }
                 // Journaled but no longer configured: kept for its id, cannot log on.
@@ -416,6 +433,7 @@ impl Server {
                     name,
                     password_hash: String::new(),
                     cancel_on_disconnect: true,
+                    admin: false,
                 },
             };
             accounts.push(account);
@@ -451,7 +469,7 @@ impl Server {
         let (durable, recovery) = DurableEngine::open(engine_config, durable_config)
             .map_err(|e| data_err(format!("journal: {e}")))?;
         let seq_first = durable.next_command_seq();
-        let risk = build_risk(config, &symbols, &names, &journal_dir)?;
+        let (risk, admin) = build_risk(config, &symbols, &names, &data_dir)?;
         let progress = durable.commands_progress();
         let runner_config = RunnerConfig {
             wait: wait_strategy(&config.engine.wait)?,
@@ -468,6 +486,7 @@ impl Server {
             durability: Some(Durability { progress, group_commit: matches!(sync, SyncPolicy::GroupCommit) }),
             accounts: accounts.len(),
             risk: Some(risk),
+            admin,
             rate_limit: config.rate_limit.enabled.then(|| RateLimits {
                 session: config.rate_limit.session,
                 account: config.rate_limit.account,
@@ -503,6 +522,7 @@ impl Server {
                 our_comp_id: config.comp_id.clone(),
                 message_bytes_max: config.session.message_bytes_max,
                 resend_store_max: config.session.resend_store_max,
+                validate_fields: config.session.validate_fields,
             },
         });
         let gateway_config = GatewayConfig {
@@ -510,6 +530,7 @@ impl Server {
             tcp,
             tls: tls.clone(),
             quic_threads: config.network.quic_threads,
+            quic_tuning: config.network.quic_tuning.clone(),
         };
         let gateway = Gateway::start(&gateway_config, venue, router.inbound.clone())?;
         Ok(Server {
@@ -552,14 +573,17 @@ impl Drop for Server {
     }
 }
 
-/// The risk engine with the configured limits, its exposure rebuilt from the event journal so a
-/// restart keeps every open order's reservation and every position.
+/// The risk engine with the configured limits, then the run-time admin changes saved in
+/// `<data>/risk-admin.json` (limits set and kill switches engaged by `exchange admin`), its
+/// exposure rebuilt from the event journal so a restart keeps every open order's reservation
+/// and every position.
 fn build_risk(
     config: &ServeConfig,
     symbols: &[SymbolSpec],
     names: &Names,
-    journal_dir: &Path,
-) -> Result<risk::RiskEngine, ServeError> {
+    data_dir: &Path,
+) -> Result<(risk::RiskEngine, AdminConfig), ServeError> {
+    let journal_dir = data_dir.join("journal");
     let bad = |what: String| ServeError::Config(format!("risk: {what}"));
     let mut risk_config = risk::RiskConfig::new(symbols.to_vec(), names.accounts_len() as u32);
     risk_config.default_limits = config.risk.clone();
@@ -567,6 +591,35 @@ fn build_risk(
     for a in &config.accounts {
         if let (Some(limits), Some(id)) = (&a.risk, names.account_id_of(&a.name)) {
             risk.set_limits(id, limits.clone()).map_err(|e| bad(format!("account {}: {e}", a.name)))?;
+        }
+    }
+    let accounts = names.accounts_len();
+    let entry = |id: usize| config.accounts.iter().find(|a| a.name == names.account_name(id as AccountId));
+    let mut admin = AdminConfig {
+        admins: (0..accounts).map(|id| entry(id).is_some_and(|a| a.admin)).collect(),
+        configured: (0..accounts).map(|id| entry(id).and_then(|a| a.risk.clone())).collect(),
+        changed: vec![false; accounts],
+        names: (0..accounts).map(|id| names.account_name(id as AccountId).to_owned()).collect(),
+        state_path: Some(data_dir.join("risk-admin.json")),
+    };
+    let state_path = admin.state_path.clone().expect("set above");
+    let saved = gateway::admin::load_state(&state_path)
+        .map_err(|what| ServeError::Data { path: state_path.clone(), what })?;
+    for (name, saved) in saved.accounts {
+        let Some(id) = names.account_id_of(&name) else {
+            eprintln!(
+                "warning: {} names account {name}, which is not configured; ignored",
+                state_path.display()
+            );
+            continue;
+        };
+        if let Some(limits) = saved.limits {
+            risk.set_limits(id, limits)
+                .map_err(|e| bad(format!("{} account {name}: {e}", state_path.display())))?;
+            admin.changed[id as usize] = true;
+        }
+        if saved.killed {
+            risk.kill(id).map_err(|e| bad(e.to_string()))?;
         }
     }
     for (id, s) in config.symbols.iter().enumerate() {
@@ -586,5 +639,5 @@ fn build_risk(
             risk.on_event(&event);
         }
     }
-    Ok(risk)
+    Ok((risk, admin))
 }

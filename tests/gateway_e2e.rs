@@ -1,109 +1,15 @@
 //! End-to-end tests of the gateway: the real server (engine thread, journal, router, QUIC and
 //! TCP transports) on loopback ports chosen by the OS, driven by real FIX clients.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
+use common::*;
 use engine::Side;
-use exchange::serve::{ServeConfig, Server};
-use gateway::client::{new_order_fields, ClientConfig, ClientError, ClientTransport, FixClient, Received};
+use gateway::client::{new_order_fields, ClientError, FixClient};
 use gateway::fix::{self, tag};
 use gateway::server::now_ns;
-
-const WAIT: Duration = Duration::from_secs(5);
-
-struct Venue {
-    server: Option<Server>,
-    dir: PathBuf,
-}
-
-impl Drop for Venue {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.stop();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn venue(name: &str) -> Venue {
-    venue_with(name, |_| {})
-}
-
-fn venue_with(name: &str, configure: impl FnOnce(&mut ServeConfig)) -> Venue {
-    let dir = std::env::temp_dir().join(format!("exchange-gw-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = ServeConfig::default();
-    config.network.quic = "127.0.0.1:0".parse().unwrap();
-    config.network.tcp = "127.0.0.1:0".into();
-    config.journal.segment_mib = 1;
-    if let Some(dave) = config.accounts.iter_mut().find(|a| a.name == "dave") {
-        dave.cancel_on_disconnect = false;
-    }
-    configure(&mut config);
-    let server = Server::start(&config, Some(&dir)).expect("server starts");
-    Venue { server: Some(server), dir }
-}
-
-impl Venue {
-    fn server(&self) -> &Server {
-        self.server.as_ref().unwrap()
-    }
-
-    fn config(&self, account: &str, password: &str, tcp: bool) -> ClientConfig {
-        let info = &self.server().info;
-        ClientConfig {
-            addr: if tcp { info.tcp_addr.unwrap() } else { info.quic_addr },
-            transport: if tcp {
-                ClientTransport::Tcp
-            } else {
-                ClientTransport::Quic {
-                    ca: info.cert.clone(),
-                    server_name: "localhost".into(),
-                    client_cert: None,
-                }
-            },
-            comp_id: account.into(),
-            target_comp_id: "EXCHANGE".into(),
-            username: account.into(),
-            password: password.into(),
-            heartbeat_s: 30,
-        }
-    }
-
-    async fn login(&self, account: &str) -> FixClient {
-        FixClient::connect(&self.config(account, account, false)).await.expect("logon")
-    }
-
-    async fn login_tcp(&self, account: &str) -> FixClient {
-        FixClient::connect(&self.config(account, account, true)).await.expect("logon")
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-async fn limit(c: &mut FixClient, id: &str, side: Side, qty: u64, price: &str) {
-    c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, qty, Some(price), None, now_ns()))
-        .await
-        .unwrap();
-}
-
-async fn market(c: &mut FixClient, id: &str, side: Side, qty: u64) {
-    c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, qty, None, None, now_ns())).await.unwrap();
-}
-
-async fn next(c: &mut FixClient) -> Received {
-    c.recv(WAIT).await.expect("session alive").expect("a message in time")
-}
-
-/// Asserts `tag=value` for every pair.
-fn check(m: &Received, fields: &[(u32, &str)]) {
-    for &(t, v) in fields {
-        assert_eq!(m.get(t).as_deref(), Some(v), "tag {t} in {}", m.text());
-    }
-}
 
 #[test]
 fn two_sessions_cross_and_every_report_field_is_right() {
@@ -547,4 +453,30 @@ fn serve_refuses_a_bad_configuration_with_a_reason() {
         assert!(stderr.contains(reason), "{text}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_and_misplaced_tags_are_rejected_and_the_session_lives_on() {
+    let v = venue("dictionary");
+    rt().block_on(async {
+        let mut bob = v.login_tcp("bob").await;
+        bob.send(b"D", |e| {
+            new_order_fields(e, "b1", "BTC-USD", Side::Buy, 1, Some("100.00"), None, now_ns());
+            e.str(9999, "x");
+        })
+        .await
+        .unwrap();
+        let m = next(&mut bob).await;
+        check(&m, &[(35, "3"), (371, "9999"), (372, "D"), (373, "0")]);
+        bob.send(b"D", |e| {
+            new_order_fields(e, "b2", "BTC-USD", Side::Buy, 1, Some("100.00"), None, now_ns());
+            e.u64(tag::HEART_BT_INT, 30);
+        })
+        .await
+        .unwrap();
+        check(&next(&mut bob).await, &[(35, "3"), (371, "108"), (373, "2")]);
+        // The rejected messages used their sequence numbers: the next order is in sequence.
+        limit(&mut bob, "b3", Side::Buy, 1, "100.00").await;
+        check(&next(&mut bob).await, &[(35, "8"), (150, "0"), (11, "b3")]);
+    });
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
 
+use crate::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
 use crate::fix::{self, tag, Message};
 use crate::router::{ExecReport, Outbox, Request, SessionId, ToRouter, ToSession};
 use crate::session::{Poll, Session};
@@ -25,6 +26,8 @@ enum Refusal {
     Order(u32, String),
     /// BusinessMessageReject (j): BusinessRejectReason (380) and text.
     Business(u32, String),
+    /// AdminResponse (U2) refused: AdminReqID and text.
+    Admin(String, String),
 }
 
 fn missing(t: u32, name: &str) -> Refusal {
@@ -74,12 +77,20 @@ pub struct AppSession {
     router: Sender<ToRouter>,
     id: SessionId,
     account: Option<AccountId>,
+    /// The account is an admin: it sends AdminRequest and never trades.
+    admin: bool,
 }
 
 impl AppSession {
     /// A session not yet logged on.
     pub fn new(venue: Arc<Venue>, router: Sender<ToRouter>) -> AppSession {
-        AppSession { venue, router, id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed), account: None }
+        AppSession {
+            venue,
+            router,
+            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            account: None,
+            admin: false,
+        }
     }
 
     /// This session's id.
@@ -100,8 +111,9 @@ impl AppSession {
                 Poll::Idle => break,
                 Poll::Logon(req) => match self.venue.accounts.authenticate(&req) {
                     Ok(account) => {
-                        let cancel_on_disconnect =
-                            self.venue.accounts.get(account).is_some_and(|a| a.cancel_on_disconnect);
+                        let config = self.venue.accounts.get(account);
+                        let cancel_on_disconnect = config.is_some_and(|a| a.cancel_on_disconnect && !a.admin);
+                        self.admin = config.is_some_and(|a| a.admin);
                         let attach = ToRouter::Attach {
                             session: self.id,
                             account,
@@ -122,6 +134,13 @@ impl AppSession {
                 Poll::App(msg) => {
                     let account = self.account.expect("application messages come after logon");
                     let seq = msg.get_u64(tag::MSG_SEQ_NUM).ok().flatten().unwrap_or(0);
+                    if let Some(refusal) = self.screen_admin(&msg, account) {
+                        if let Some(refusal) = refusal {
+                            let echo = Echo::of(&msg);
+                            self.refuse(session, seq, (refusal, echo), now_ns);
+                        }
+                        continue;
+                    }
                     // The accepted path copies nothing out of the message; a refusal keeps what
                     // its answer echoes before the message's buffer is released.
                     let refused = match self.translate(&msg, account, seq) {
@@ -155,6 +174,10 @@ impl AppSession {
             Refusal::Business(reason, text) => {
                 let ref_id = ClOrdId::from_bytes(&echo.cl_ord_id).ok();
                 business_reject(session, seq, &echo.msg_type, ref_id, reason, &text, now_ns);
+            }
+            Refusal::Admin(req_id, text) => {
+                let reply = AdminReply { req_id, outcome: Err(text), accounts: Vec::new() };
+                self.admin_response(session, &reply, now_ns);
             }
             Refusal::Order(reason, text) => session.send(b"8", now_ns, |e| {
                 e.str(tag::ORDER_ID, "NONE");
@@ -204,8 +227,87 @@ impl AppSession {
                     now_ns,
                 );
             }
+            ToSession::Admin(reply) => self.admin_response(session, &reply, now_ns),
             ToSession::Logout(text) => session.logout(&text, now_ns),
         }
+    }
+
+    /// Keeps trading and administration apart: an admin's AdminRequest goes to the router
+    /// (`Some(None)`), an admin's order or a trader's AdminRequest is refused (`Some(Some(_))`),
+    /// and anything else is for [`translate`](Self::translate) (`None`).
+    fn screen_admin(&self, msg: &Message<'_>, account: AccountId) -> Option<Option<Refusal>> {
+        let msg_type = msg.msg_type();
+        let admin_request = msg_type == fix::MSG_ADMIN_REQUEST;
+        if !admin_request {
+            return (self.admin && matches!(msg_type, b"D" | b"F" | b"G"))
+                .then(|| Some(Refusal::Business(6, "admin sessions do not trade".into())));
+        }
+        if !self.admin {
+            return Some(Some(Refusal::Business(6, "AdminRequest (U1) needs an admin account".into())));
+        }
+        match self.admin_request(msg) {
+            Ok(request) => {
+                if self.router.try_send(ToRouter::Admin { account, request }).is_err() {
+                    return Some(Some(Refusal::Business(0, "gateway busy, request not accepted".into())));
+                }
+                Some(None)
+            }
+            Err(refusal) => Some(Some(refusal)),
+        }
+    }
+
+    /// Translates an AdminRequest (U1), resolving account names.
+    fn admin_request(&self, msg: &Message<'_>) -> Result<AdminRequest, Refusal> {
+        let req_id = msg
+            .get_str(tag::ADMIN_REQ_ID)
+            .ok_or_else(|| missing(tag::ADMIN_REQ_ID, "AdminReqID"))?
+            .to_owned();
+        let action =
+            msg.get_str(tag::ADMIN_ACTION).ok_or_else(|| missing(tag::ADMIN_ACTION, "AdminAction"))?;
+        let refuse = |text: String| Refusal::Admin(req_id.clone(), text);
+        let target = match msg.get_str(tag::ACCOUNT) {
+            None => None,
+            Some(name) => Some(
+                self.venue
+                    .accounts
+                    .id_by_name(name)
+                    .ok_or_else(|| refuse(format!("unknown account {name}")))?,
+            ),
+        };
+        let target_needed = || target.ok_or_else(|| missing(tag::ACCOUNT, "Account"));
+        let action = match action {
+            "show" => AdminAction::Show { account: target },
+            "set" => {
+                let text = msg
+                    .get_str(tag::ADMIN_LIMITS)
+                    .ok_or_else(|| missing(tag::ADMIN_LIMITS, "AdminLimits"))?;
+                let patch = serde_json::from_str(text)
+                    .map_err(|e| refuse(format!("AdminLimits (5102) is not a JSON object: {e}")))?;
+                AdminAction::Set { account: target_needed()?, patch }
+            }
+            "reset" => AdminAction::Reset { account: target_needed()? },
+            "kill" => AdminAction::Kill { account: target_needed()? },
+            "release" => AdminAction::Release { account: target_needed()? },
+            other => return Err(bad_value(tag::ADMIN_ACTION, "AdminAction", other.as_bytes())),
+        };
+        Ok(AdminRequest { req_id, action })
+    }
+
+    fn admin_response(&self, session: &mut Session, reply: &AdminReply, now_ns: u64) {
+        let accounts = &self.venue.accounts;
+        let data = accounts_json(&reply.accounts, |a| {
+            accounts.get(a).map_or_else(|| a.to_string(), |c| c.name.clone())
+        });
+        session.send(fix::MSG_ADMIN_RESPONSE, now_ns, |e| {
+            e.str(tag::ADMIN_REQ_ID, &reply.req_id);
+            let (status, text) = match &reply.outcome {
+                Ok(text) => (0, text),
+                Err(text) => (1, text),
+            };
+            e.u64(tag::ADMIN_STATUS, status);
+            e.str(tag::TEXT, text);
+            e.str(tag::ADMIN_DATA, &data);
+        });
     }
 
     /// Tells the router the session ended and frees the account's session slot. `graceful`:

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::fix::{tag, Encoder, Message};
 use crate::server::now_ns;
 use crate::session::{InitiatorLogon, Poll, Session, SessionConfig};
-use crate::tls::{quinn_client_config, TlsError};
+use crate::tls::{quinn_client_config, QuicTuning, TlsError};
 
 /// How to reach the venue.
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub enum ClientTransport {
         server_name: String,
         /// Client certificate and key, when the venue asks for one.
         client_cert: Option<(PathBuf, PathBuf)>,
+        /// quinn transport knobs.
+        tuning: QuicTuning,
     },
     /// Plain TCP.
     Tcp,
@@ -125,9 +127,9 @@ impl FixClient {
     /// Connects and logs on; fails with the venue's Logout text when the Logon is refused.
     pub async fn connect(config: &ClientConfig) -> Result<FixClient, ClientError> {
         let io = match &config.transport {
-            ClientTransport::Quic { ca, server_name, client_cert } => {
+            ClientTransport::Quic { ca, server_name, client_cert, tuning } => {
                 let cert = client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
-                let client_config = quinn_client_config(ca, cert)?;
+                let client_config = quinn_client_config(ca, cert, tuning)?;
                 let bind: SocketAddr =
                     if config.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
                 let mut endpoint = quinn::Endpoint::client(bind)?;
@@ -152,7 +154,13 @@ impl FixClient {
             username: config.username.clone(),
             password: config.password.clone(),
         };
-        let session = Session::initiator(SessionConfig::default(), &config.comp_id, logon, now_ns());
+        let session = Session::initiator(
+            // The venue is trusted to size its messages: an admin `show` of many accounts is large.
+            SessionConfig { message_bytes_max: 1 << 20, ..SessionConfig::default() },
+            &config.comp_id,
+            logon,
+            now_ns(),
+        );
         let mut client = FixClient {
             session,
             io,

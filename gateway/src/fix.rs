@@ -86,7 +86,23 @@ pub mod tag {
     pub const CXL_REJ_REASON: u32 = 102;
     pub const USERNAME: u32 = 553;
     pub const PASSWORD: u32 = 554;
+    // Venue-defined (the 5000-9999 range FIX leaves to counterparties): the admin messages.
+    /// AdminReqID: echoed on the answer.
+    pub const ADMIN_REQ_ID: u32 = 5100;
+    /// AdminAction: `show`, `set`, `reset`, `kill`, `release`.
+    pub const ADMIN_ACTION: u32 = 5101;
+    /// AdminLimits: a JSON object of limit fields to change (`null` unsets one).
+    pub const ADMIN_LIMITS: u32 = 5102;
+    /// AdminStatus: 0 done, 1 refused.
+    pub const ADMIN_STATUS: u32 = 5103;
+    /// AdminData: the state after the action, as JSON.
+    pub const ADMIN_DATA: u32 = 5104;
 }
+
+/// MsgType of the venue's AdminRequest (user-defined, `U` prefix): admin session to venue.
+pub const MSG_ADMIN_REQUEST: &[u8] = b"U1";
+/// MsgType of the AdminResponse: venue to admin session.
+pub const MSG_ADMIN_RESPONSE: &[u8] = b"U2";
 
 /// Why bytes could not be cut into a message. Framing errors lose the message boundary, or
 /// prove the message was damaged in transit.

@@ -8,8 +8,10 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod client;
+pub mod dictionary;
 pub mod fix;
 pub mod router;
 pub mod server;

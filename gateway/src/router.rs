@@ -31,6 +31,8 @@ use engine::{
 };
 use rustc_hash::FxHashMap;
 
+use crate::admin::{AdminConfig, AdminReply, AdminRequest};
+
 /// Identifies one session (one connection's FIX session) for the router's lifetime.
 pub type SessionId = u64;
 
@@ -66,6 +68,13 @@ pub enum ToRouter {
         /// It ended with a Logout from the client: cancel-on-disconnect applies only to
         /// connections lost without one.
         graceful: bool,
+    },
+    /// An AdminRequest from an admin account's session.
+    Admin {
+        /// The admin's account (where the answer goes).
+        account: AccountId,
+        /// What it asks.
+        request: AdminRequest,
     },
     /// An order request from a session.
     Request {
@@ -128,6 +137,8 @@ pub enum ToSession {
         /// Text (58).
         text: String,
     },
+    /// An AdminResponse (U2).
+    Admin(AdminReply),
     /// Log the session out with this text.
     Logout(String),
 }
@@ -265,6 +276,8 @@ pub struct RouterConfig {
     pub risk: Option<risk::RiskEngine>,
     /// Message rate limits per session and per account; `None` limits nothing.
     pub rate_limit: Option<RateLimits>,
+    /// Run-time administration of risk (needs `risk`).
+    pub admin: AdminConfig,
 }
 
 /// Rate limits, per session and per account.
@@ -411,6 +424,15 @@ pub fn spawn(
 
 impl Router {
     fn run(mut self) {
+        // A kill switch engaged before a restart: cancel again whatever may have survived it
+        // (a crash between the kill and its CancelAll being journaled).
+        let killed: Vec<AccountId> = match &self.risk {
+            Some(risk) => (0..self.config.accounts as AccountId).filter(|&a| risk.is_killed(a)).collect(),
+            None => Vec::new(),
+        };
+        for account in killed {
+            self.push(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None, None);
+        }
         let mut waiter = Waiter::new(self.config.wait);
         loop {
             let mut busy = self.drain_events();
@@ -461,6 +483,24 @@ impl Router {
                         self.push(kind, None, None);
                     }
                 }
+            }
+            ToRouter::Admin { account, request } => {
+                let reply = match self.risk.as_mut() {
+                    Some(risk) => {
+                        let (reply, cancel) = self.config.admin.apply(risk, request);
+                        if let Some(killed) = cancel {
+                            let kind = CommandKind::CancelAll { account: killed, symbol: SYMBOL_UNKNOWN };
+                            self.push(kind, None, None);
+                        }
+                        reply
+                    }
+                    None => AdminReply {
+                        req_id: request.req_id,
+                        outcome: Err("pre-trade risk is off on this venue".into()),
+                        accounts: Vec::new(),
+                    },
+                };
+                self.deliver(account, ToSession::Admin(reply));
             }
             ToRouter::Request { session, request } => {
                 if self.in_flight.len() >= IN_FLIGHT_MAX {

@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll as MioPoll, Token, Waker};
 use crate::app::AppSession;
 use crate::router::{Outbox, SessionId, ToRouter, ToSession, OUTBOX_CAPACITY};
 use crate::session::Session;
-use crate::tls::{quinn_server_config, ServerTls, TlsError};
+use crate::tls::{quinn_server_config, QuicTuning, ServerTls, TlsError};
 use crate::venue::Venue;
 
 /// Most concurrent connections per transport.
@@ -65,6 +65,8 @@ pub struct GatewayConfig {
     pub tls: ServerTls,
     /// Tokio worker threads for QUIC (1 suits a 2-core machine).
     pub quic_threads: usize,
+    /// quinn transport knobs.
+    pub quic_tuning: QuicTuning,
 }
 
 /// A running gateway.
@@ -93,7 +95,7 @@ impl Gateway {
             .enable_all()
             .build()
             .map_err(ServerError::Start)?;
-        let server_config = quinn_server_config(&config.tls)?;
+        let server_config = quinn_server_config(&config.tls, &config.quic_tuning)?;
         let endpoint = {
             let _guard = runtime.enter();
             quinn::Endpoint::server(server_config, config.quic)

@@ -24,9 +24,14 @@
 //!   covered by SequenceReset-GapFill.
 //! - Sequence numbers start at 1 on every connection (no cross-connection recovery);
 //!   ResetSeqNumFlag (141) is accepted and echoed.
+//! - An acceptor checks each in-sequence message against the FIX 4.4 data dictionary
+//!   ([`crate::dictionary`]): a tag nobody defines (373=0), a tag its MsgType does not carry
+//!   (373=2) or a header tag after the body (373=14) gets a session Reject naming the tag. The
+//!   message consumes its MsgSeqNum (it arrived intact) and never reaches the application.
 
 use std::collections::VecDeque;
 
+use crate::dictionary::{self, FieldViolation};
 use crate::fix::{self, tag, Encoder, FrameError, Message};
 
 /// Default most application messages kept for resend.
@@ -45,6 +50,10 @@ pub struct SessionConfig {
     pub message_bytes_max: usize,
     /// Most sent application messages kept for resend.
     pub resend_store_max: usize,
+    /// Check received messages against the FIX 4.4 data dictionary and reject those with
+    /// unknown or misplaced tags. Acceptors only: an initiator ignores it, since what a venue
+    /// sends it (execution reports, its own admin answers) is the venue's business.
+    pub validate_fields: bool,
 }
 
 impl Default for SessionConfig {
@@ -53,6 +62,7 @@ impl Default for SessionConfig {
             our_comp_id: "EXCHANGE".to_owned(),
             message_bytes_max: fix::MESSAGE_BYTES_MAX_DEFAULT,
             resend_store_max: RESEND_STORE_MAX_DEFAULT,
+            validate_fields: true,
         }
     }
 }
@@ -438,7 +448,11 @@ impl Core {
             return Admit::Handled;
         }
         if msg_type == b"4" && !msg.flag(tag::GAP_FILL_FLAG) {
-            // SequenceReset-Reset ignores MsgSeqNum.
+            // SequenceReset-Reset ignores MsgSeqNum, so a faulty one consumes none either.
+            if let Err(violation) = self.check_fields(msg) {
+                self.reject_fields(seq, msg_type, violation, now_ns);
+                return Admit::Handled;
+            }
             return self.sequence_reset(msg, seq, now_ns);
         }
         if seq < self.in_seq_next {
@@ -464,6 +478,15 @@ impl Core {
                 self.resend_asked_until = seq;
                 self.stats.resends_requested += 1;
             }
+            return Admit::Handled;
+        }
+        // Only an in-sequence message is checked: a duplicate is ignored anyway, and one past a
+        // gap is checked when it comes again in the resend. A Logout is honoured whatever its
+        // fields: rejecting it would only leave the counterparty waiting for its timeout.
+        let violation = if msg_type == b"5" { Ok(()) } else { self.check_fields(msg) };
+        if let Err(violation) = violation {
+            self.in_seq_next = seq + 1;
+            self.reject_fields(seq, msg_type, violation, now_ns);
             return Admit::Handled;
         }
         match msg_type {
@@ -552,6 +575,13 @@ impl Core {
             self.close("Logon without SenderCompID or with a TargetCompID that is not ours");
             return Admit::Handled;
         };
+        if let Err(violation) = self.check_fields(msg) {
+            // No session exists yet to carry a Reject: refuse the Logon, as QuickFIX does.
+            self.their_comp_id = sender.to_owned();
+            self.state = State::Active;
+            self.logout_and_close(&format!("Logon refused: {violation}"), now_ns);
+            return Admit::Handled;
+        }
         if seq != 1 && msg.flag(tag::RESET_SEQ_NUM_FLAG) {
             self.their_comp_id = sender.to_owned();
             self.state = State::Active;
@@ -655,6 +685,21 @@ impl Core {
             }
             _ => self.stats.garbled += 1,
         }
+    }
+
+    /// The data dictionary's verdict on `msg`; always `Ok` for an initiator or when the check
+    /// is configured off.
+    fn check_fields(&self, msg: &Message<'_>) -> Result<(), FieldViolation> {
+        if !self.config.validate_fields || self.initiator.is_some() {
+            return Ok(());
+        }
+        dictionary::check(msg)
+    }
+
+    /// A session Reject for a dictionary violation: RefTagID is the tag, the text names it.
+    fn reject_fields(&mut self, seq: u64, msg_type: &[u8], violation: FieldViolation, now_ns: u64) {
+        let text = violation.to_string();
+        self.reject(seq, msg_type, violation.reject_reason(), Some(violation.tag()), &text, now_ns);
     }
 
     fn reject(
@@ -1056,6 +1101,132 @@ mod tests {
         assert!(has(&out[0], "35=3") && has(&out[0], "373=9"));
         assert!(has(&out[1], "35=5"));
         assert!(v.is_closed());
+    }
+
+    /// The venue's answers to one message from the client.
+    fn answers(c: &mut Session, v: &mut Session, now: u64) -> Vec<String> {
+        pump(c, v, now, true);
+        messages(&v.take_tx())
+    }
+
+    #[test]
+    fn unknown_tag_is_rejected_and_consumes_its_seq() {
+        let (mut c, mut v) = logged_on();
+        c.send(b"D", 1, |e| {
+            e.str(tag::CL_ORD_ID, "bad");
+            e.str(9999, "x");
+        });
+        let out = answers(&mut c, &mut v, 1);
+        assert_eq!(out.len(), 1, "the application never saw it: {out:?}");
+        let reject = &out[0];
+        assert!(has(reject, "35=3") && has(reject, "45=2") && has(reject, "372=D"), "{out:?}");
+        assert!(has(reject, "373=0") && has(reject, "371=9999"), "{out:?}");
+        assert!(has(reject, "58=Invalid tag number: 9999"), "{out:?}");
+        assert_eq!((v.in_seq_next(), v.stats().rejects_sent), (3, 1));
+        // The next message is in sequence (no ResendRequest) and reaches the application.
+        app(&mut c, "good", 2);
+        let out = answers(&mut c, &mut v, 2);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(has(&out[0], "35=8") && has(&out[0], "11=good"), "{out:?}");
+        assert!(v.is_active());
+    }
+
+    #[test]
+    fn defined_tag_outside_its_message_type_is_rejected() {
+        let (mut c, mut v) = logged_on();
+        c.send(b"D", 1, |e| {
+            e.str(tag::CL_ORD_ID, "a");
+            e.u64(tag::HEART_BT_INT, 30);
+        });
+        let out = answers(&mut c, &mut v, 1);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(has(&out[0], "35=3") && has(&out[0], "373=2") && has(&out[0], "371=108"), "{out:?}");
+        assert!(has(&out[0], "58=Tag not defined for this message type: 108"), "{out:?}");
+        // A header tag after the body is out of order.
+        c.send(b"D", 2, |e| {
+            e.str(tag::CL_ORD_ID, "b");
+            e.str(tag::SENDER_SUB_ID, "desk");
+        });
+        let out = answers(&mut c, &mut v, 2);
+        assert!(has(&out[0], "35=3") && has(&out[0], "373=14") && has(&out[0], "371=50"), "{out:?}");
+        assert_eq!(v.in_seq_next(), 4);
+    }
+
+    #[test]
+    fn new_order_with_the_optional_fields_real_engines_send_passes() {
+        let (mut c, mut v) = logged_on();
+        c.send(b"D", 1, |e| {
+            e.str(tag::CL_ORD_ID, "full");
+            e.str(tag::ACCOUNT, "alice");
+            e.char(21, b'1'); // HandlInst
+            e.str(tag::SYMBOL, "BTC-USD");
+            e.str(207, "XEXC"); // SecurityExchange
+            e.char(tag::SIDE, b'1');
+            e.time(tag::TRANSACT_TIME, 1);
+            e.u64(tag::ORDER_QTY, 5);
+            e.char(tag::ORD_TYPE, b'2');
+            e.str(tag::PRICE, "100.5");
+            e.char(tag::TIME_IN_FORCE, b'1');
+            e.u64(453, 1); // NoPartyIDs
+            e.str(448, "TRADER-1");
+            e.char(447, b'D');
+            e.u64(452, 11);
+        });
+        let out = answers(&mut c, &mut v, 1);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(has(&out[0], "35=8") && has(&out[0], "11=full"), "{out:?}");
+        assert_eq!(v.stats().rejects_sent, 0);
+    }
+
+    #[test]
+    fn field_check_can_be_turned_off_and_never_applies_to_initiators() {
+        let config = SessionConfig { validate_fields: false, ..SessionConfig::default() };
+        let mut v = Session::acceptor(config, 0);
+        let mut c = client(0);
+        pump(&mut c, &mut v, 0, true);
+        pump(&mut v, &mut c, 0, true);
+        c.send(b"D", 1, |e| {
+            e.str(tag::CL_ORD_ID, "lax");
+            e.str(9999, "x");
+        });
+        let out = answers(&mut c, &mut v, 1);
+        assert!(has(&out[0], "35=8") && has(&out[0], "11=lax"), "{out:?}");
+        // The client (validate_fields on by default) takes the venue's custom tag as it is.
+        let (mut c, mut v) = logged_on();
+        v.send(b"8", 1, |e| {
+            e.str(tag::CL_ORD_ID, "x");
+            e.str(9999, "venue-specific");
+        });
+        c.feed(&v.take_tx());
+        assert!(matches!(c.poll(1), Poll::App(m) if m.get_str(9999) == Some("venue-specific")));
+        assert!(c.take_tx().is_empty(), "no Reject from the client");
+    }
+
+    #[test]
+    fn logon_with_an_unknown_tag_is_refused_with_the_reason() {
+        let mut v = venue(0);
+        let mut e = Encoder::new();
+        e.begin(b"A", "alice", "EXCHANGE", 1, 0);
+        e.u64(tag::ENCRYPT_METHOD, 0);
+        e.u64(tag::HEART_BT_INT, 10);
+        e.str(9999, "x");
+        v.feed(e.finish());
+        assert!(matches!(v.poll(0), Poll::Idle));
+        assert!(v.is_closed());
+        let out = messages(&v.take_tx());
+        assert!(
+            has(&out[0], "35=5") && has(&out[0], "58=Logon refused: Invalid tag number: 9999"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn logout_with_an_unknown_tag_still_ends_the_session() {
+        let (mut c, mut v) = logged_on();
+        c.core.send_admin(b"5", 1, |e| e.str(9999, "x"));
+        let out = answers(&mut c, &mut v, 1);
+        assert!(v.is_closed());
+        assert!(has(&out[0], "35=5") && !out.iter().any(|m| has(m, "35=3")), "{out:?}");
     }
 
     proptest::proptest! {

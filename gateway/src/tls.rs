@@ -149,26 +149,70 @@ pub fn client_config(
     Ok(config)
 }
 
-/// QUIC transport parameters for small messages on a LAN: a low initial RTT estimate (the
-/// default 333 ms makes the first loss recovery slow), few streams per connection (one FIX
-/// session each), keep-alive below the idle timeout.
-pub fn transport_config() -> quinn::TransportConfig {
+/// The quinn knobs that matter for small messages on a LAN, each measured in BENCHMARKS.md
+/// (`exchange bench e2e --quic NAME=VALUE`). Both ends use the same struct.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuicTuning {
+    /// Initial RTT estimate in µs, before the first sample (quinn's default is 333 ms, which
+    /// makes the first loss recovery on a LAN slow).
+    pub initial_rtt_us: u64,
+    /// ACK frequency extension: ask the peer to acknowledge after this many ack-eliciting
+    /// packets (`None`: do not ask; the peer's default is 1 immediately + its own max ack delay).
+    pub ack_eliciting_threshold: Option<u32>,
+    /// ACK frequency extension: the longest the peer may delay an acknowledgement, µs (with
+    /// `ack_eliciting_threshold`).
+    pub max_ack_delay_us: Option<u64>,
+    /// UDP segmentation offload (GSO) for batches of packets.
+    pub segmentation_offload: bool,
+    /// MTU discovery (probes after the handshake).
+    pub mtu_discovery: bool,
+}
+
+impl Default for QuicTuning {
+    fn default() -> QuicTuning {
+        QuicTuning {
+            initial_rtt_us: 1_000,
+            ack_eliciting_threshold: None,
+            max_ack_delay_us: None,
+            segmentation_offload: true,
+            mtu_discovery: true,
+        }
+    }
+}
+
+/// QUIC transport parameters for small messages on a LAN: the [`QuicTuning`], few streams per
+/// connection (one FIX session each), keep-alive below the idle timeout.
+pub fn transport_config(tuning: &QuicTuning) -> quinn::TransportConfig {
+    use std::time::Duration;
     let mut transport = quinn::TransportConfig::default();
     transport
-        .initial_rtt(std::time::Duration::from_millis(1))
+        .initial_rtt(Duration::from_micros(tuning.initial_rtt_us.max(1)))
         .max_concurrent_bidi_streams(4u32.into())
         .max_concurrent_uni_streams(0u32.into())
-        .keep_alive_interval(Some(std::time::Duration::from_secs(5)))
-        .max_idle_timeout(Some(quinn::VarInt::from_u32(60_000).into()));
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .max_idle_timeout(Some(quinn::VarInt::from_u32(60_000).into()))
+        .enable_segmentation_offload(tuning.segmentation_offload);
+    if !tuning.mtu_discovery {
+        transport.mtu_discovery_config(None);
+    }
+    if tuning.ack_eliciting_threshold.is_some() || tuning.max_ack_delay_us.is_some() {
+        let mut ack = quinn::AckFrequencyConfig::default();
+        if let Some(threshold) = tuning.ack_eliciting_threshold {
+            ack.ack_eliciting_threshold(threshold.into());
+        }
+        ack.max_ack_delay(tuning.max_ack_delay_us.map(Duration::from_micros));
+        transport.ack_frequency_config(Some(ack));
+    }
     transport
 }
 
 /// quinn server configuration from TLS settings.
-pub fn quinn_server_config(tls: &ServerTls) -> Result<quinn::ServerConfig, TlsError> {
+pub fn quinn_server_config(tls: &ServerTls, tuning: &QuicTuning) -> Result<quinn::ServerConfig, TlsError> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(server_config(tls)?)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(Arc::new(transport_config()));
+    config.transport_config(Arc::new(transport_config(tuning)));
     Ok(config)
 }
 
@@ -176,10 +220,11 @@ pub fn quinn_server_config(tls: &ServerTls) -> Result<quinn::ServerConfig, TlsEr
 pub fn quinn_client_config(
     ca: &Path,
     client_cert: Option<(&Path, &Path)>,
+    tuning: &QuicTuning,
 ) -> Result<quinn::ClientConfig, TlsError> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_config(ca, client_cert)?)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport_config()));
+    config.transport_config(Arc::new(transport_config(tuning)));
     Ok(config)
 }

@@ -23,6 +23,8 @@ pub struct AccountConfig {
     pub password_hash: String,
     /// Cancel the account's resting orders when its session ends.
     pub cancel_on_disconnect: bool,
+    /// An operator account: its sessions send AdminRequest (U1) and never trade.
+    pub admin: bool,
 }
 
 /// Hashes `password` with Argon2id and a fresh random salt, as a PHC string.
@@ -202,6 +204,7 @@ mod tests {
             comp_id: "alice".into(),
             password_hash: hash_password("secret").unwrap(),
             cancel_on_disconnect: true,
+            admin: false,
         }]);
         let req = |pw| LogonRequest {
             sender_comp_id: "alice",

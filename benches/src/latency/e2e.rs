@@ -27,6 +27,7 @@ use clap::{Args, ValueEnum};
 use gateway::client::{ClientConfig, ClientTransport, FixClient};
 use gateway::fix::{tag, Encoder};
 use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
+use gateway::tls::QuicTuning;
 
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
@@ -42,10 +43,23 @@ pub const RATES_QUICK: [u64; 3] = [5_000, 20_000, 50_000];
 /// The venue the harness starts: OS-chosen loopback ports, the engine's and router's wait
 /// strategy from `--venue-wait`, and no rate limit (the harness measures the venue's capacity,
 /// not its flood protection; risk checks stay on).
-fn venue_config(wait: &str) -> String {
+fn venue_config(wait: &str, quic_tuning: &str) -> String {
     format!(
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\n[rate_limit]\nenabled = false\n"
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[network.quic_tuning]\n{quic_tuning}[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\n[rate_limit]\nenabled = false\n"
     )
+}
+
+/// `--quic NAME=VALUE` flags as the lines of a TOML table, and the tuning they make.
+fn quic_tuning(pairs: &[String]) -> Result<(String, QuicTuning), BenchError> {
+    let mut table = String::new();
+    for pair in pairs {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| BenchError::Config(format!("--quic {pair:?}: expected NAME=VALUE")))?;
+        table.push_str(&format!("{} = {}\n", name.trim(), value.trim()));
+    }
+    let tuning = toml::from_str(&table).map_err(|e| BenchError::Config(format!("--quic: {e}")))?;
+    Ok((table, tuning))
 }
 
 /// Most requests queued between the harness and the QUIC client thread.
@@ -88,6 +102,10 @@ pub struct E2eArgs {
     /// Account (and password) to trade as.
     #[arg(long, default_value = "alice")]
     pub account: String,
+    /// A quinn knob for both ends (`gateway::tls::QuicTuning`), repeatable:
+    /// `--quic initial_rtt_us=333000 --quic ack_eliciting_threshold=10`.
+    #[arg(long = "quic", value_name = "NAME=VALUE")]
+    pub quic_tuning: Vec<String>,
 }
 
 /// A venue started for the run.
@@ -100,12 +118,12 @@ struct Venue {
 }
 
 impl Venue {
-    fn start(bin: PathBuf, wait: &str) -> Result<Venue, BenchError> {
+    fn start(bin: PathBuf, wait: &str, quic_tuning: &str) -> Result<Venue, BenchError> {
         let dir = std::env::temp_dir().join(format!("exchange-bench-e2e-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the venue's directory", e))?;
         let config = dir.join("venue.toml");
-        std::fs::write(&config, venue_config(wait))
+        std::fs::write(&config, venue_config(wait, quic_tuning))
             .map_err(|e| BenchError::io("write the venue's config", e))?;
         let mut child = Command::new(&bin)
             .args(["serve", "--config"])
@@ -391,6 +409,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     let bench_epoch = Epoch::start();
     let started = SystemTime::now();
     let quick = args.output.quick;
+    let (tuning_table, _) = quic_tuning(&args.quic_tuning)?;
     let venue = match args.addr {
         Some(_) => None,
         None => {
@@ -398,7 +417,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
                 Some(b) => b.clone(),
                 None => std::env::current_exe().map_err(|e| BenchError::io("find this binary", e))?,
             };
-            Some(Venue::start(bin, &args.venue_wait)?)
+            Some(Venue::start(bin, &args.venue_wait, &tuning_table)?)
         }
     };
     let (addr, cert) = match (&venue, args.transport) {
@@ -458,6 +477,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
             "harness_core": args.output.harness_core,
             "account": args.account,
             "venue_wait": args.venue_wait,
+            "quic_tuning": args.quic_tuning,
         }),
         series,
         stop_reason: Some(stop_reason),
@@ -495,6 +515,7 @@ fn one_rate(
                     ca: cert.to_path_buf(),
                     server_name: "localhost".into(),
                     client_cert: None,
+                    tuning: quic_tuning(&args.quic_tuning)?.1,
                 },
                 comp_id: args.account.clone(),
                 target_comp_id: "EXCHANGE".into(),

@@ -1,0 +1,537 @@
+//! The FIX 4.4 data dictionary the acceptor checks every received message against: which tag
+//! numbers exist at all, which the standard header and trailer carry, and which each MsgType
+//! the venue accepts may carry in its body. A message that breaks it gets a session Reject
+//! (35=3) naming the tag, as QuickFIX does with a FIX44 dictionary and unknown fields not
+//! allowed.
+//!
+//! The facts (tag numbers, header, trailer, message bodies with their components and repeating
+//! groups flattened) follow the FIX 4.4 specification (Volume 6, data dictionary; the same as
+//! QuickFIX's FIX44.xml). Group structure is not checked: a group's count tag and member tags
+//! are simply allowed in the messages that carry the group.
+//!
+//! Cost: every set is a bitset over the tag numbers (FIX 4.4's, then a small window of
+//! venue-defined ones), built at compile time. Checking a message is a few bit tests per field:
+//! no allocation, no hashing, no search.
+
+use thiserror::Error;
+
+use crate::fix::{tag, Message};
+
+/// Tag numbers below this map one-to-one onto bits: FIX 4.4 defines tags 1 to 956.
+const FIX_TAGS_END: u32 = 1024;
+/// First tag of the venue's window in the user-defined range (5000-9999).
+const VENUE_TAG_FIRST: u32 = 5100;
+/// Tags in the venue's window: `VENUE_TAG_FIRST..VENUE_TAG_FIRST + VENUE_TAGS_MAX`.
+const VENUE_TAGS_MAX: u32 = 64;
+/// Bits in a [`TagSet`].
+const SLOTS: usize = (FIX_TAGS_END + VENUE_TAGS_MAX) as usize;
+const WORDS: usize = SLOTS.div_ceil(64);
+
+/// Tags FIX 4.4 defines, as inclusive ranges. The gaps are numbers FIX 4.4 no longer uses
+/// (retired in 4.3 or 4.4, e.g. 20 ExecTransType, 47 Rule80A, 76 ExecBroker, 173-187 the old
+/// settlement instructions, 204 CustomerOrFirm, 439/440 ClearingFirm/ClearingAccount) or never
+/// assigned (101, 261): a FIX 4.4 engine rejects them as invalid tag numbers.
+const FIX44_TAG_RANGES: &[(u32, u32)] = &[
+    (1, 19),
+    (21, 23),
+    (25, 45),
+    (48, 50),
+    (52, 75),
+    (77, 85),
+    (87, 91),
+    (93, 100),
+    (102, 104),
+    (106, 108),
+    (110, 124),
+    (126, 165),
+    (167, 172),
+    (188, 203),
+    (206, 218),
+    (220, 260),
+    (262, 313),
+    (315, 318),
+    (320, 369),
+    (371, 438),
+    (441, 448),
+    (451, 464),
+    (466, 652),
+    (654, 684),
+    (686, 808),
+    (810, 830),
+    (832, 956),
+];
+
+/// Tags the venue defines in the user-defined range: its AdminRequest/AdminResponse fields.
+const VENUE_TAGS: &[u32] =
+    &[tag::ADMIN_REQ_ID, tag::ADMIN_ACTION, tag::ADMIN_LIMITS, tag::ADMIN_STATUS, tag::ADMIN_DATA];
+
+// StandardHeader and StandardTrailer.
+
+/// StandardHeader, with the NoHops group (627: 628, 629, 630).
+const HEADER_TAGS: &[u32] = &[
+    8, 9, 35, 49, 56, 115, 128, 90, 91, 34, 50, 142, 57, 143, 116, 144, 129, 145, 43, 97, 52, 122, 212, 213,
+    347, 369, 627, 628, 629, 630,
+];
+/// StandardTrailer: SignatureLength, Signature, CheckSum.
+const TRAILER_TAGS: &[u32] = &[93, 89, 10];
+
+// Components, flattened with their repeating groups (count tag first).
+
+/// Parties: NoPartyIDs (453: 448, 447, 452) with PtysSubGrp (802: 523, 803).
+const PARTIES: &[u32] = &[453, 448, 447, 452, 802, 523, 803];
+/// PreAllocGrp: NoAllocs (78: 79, 661, 736, 467, 80) with NestedParties (539: 524, 525, 538)
+/// and NstdPtysSubGrp (804: 545, 805).
+const PRE_ALLOC_GRP: &[u32] = &[78, 79, 661, 736, 467, 539, 524, 525, 538, 804, 545, 805, 80];
+/// TrdgSesGrp: NoTradingSessions (386: 336, 625).
+const TRDG_SES_GRP: &[u32] = &[386, 336, 625];
+/// Instrument, with SecAltIDGrp (454: 455, 456) and EvntGrp (864: 865-868).
+const INSTRUMENT: &[u32] = &[
+    55, 65, 48, 22, 454, 455, 456, 460, 461, 167, 762, 200, 541, 201, 224, 225, 239, 226, 227, 228, 255, 543,
+    470, 471, 472, 240, 202, 947, 206, 231, 223, 207, 106, 348, 349, 107, 350, 351, 691, 667, 875, 876, 864,
+    865, 866, 867, 868, 873, 874,
+];
+/// FinancingDetails.
+const FINANCING_DETAILS: &[u32] = &[913, 914, 915, 918, 788, 916, 917, 919, 898];
+/// UndInstrmtGrp: NoUnderlyings (711) of UnderlyingInstrument, with UndSecAltIDGrp (457: 458,
+/// 459) and UnderlyingStipulations (887: 888, 889).
+const UND_INSTRMT_GRP: &[u32] = &[
+    711, 311, 312, 309, 305, 457, 458, 459, 462, 463, 310, 763, 313, 542, 315, 241, 242, 243, 244, 245, 246,
+    256, 595, 592, 593, 594, 247, 316, 941, 317, 436, 435, 308, 306, 362, 363, 307, 364, 365, 877, 878, 318,
+    879, 810, 882, 883, 884, 885, 886, 887, 888, 889,
+];
+/// Stipulations: NoStipulations (232: 233, 234).
+const STIPULATIONS: &[u32] = &[232, 233, 234];
+/// OrderQtyData.
+const ORDER_QTY_DATA: &[u32] = &[38, 152, 516, 468, 469];
+/// SpreadOrBenchmarkCurveData.
+const SPREAD_OR_BENCHMARK_CURVE_DATA: &[u32] = &[218, 220, 221, 222, 662, 663, 699, 761];
+/// YieldData.
+const YIELD_DATA: &[u32] = &[235, 236, 701, 696, 697, 698];
+/// CommissionData.
+const COMMISSION_DATA: &[u32] = &[12, 13, 479, 497];
+/// PegInstructions.
+const PEG_INSTRUCTIONS: &[u32] = &[211, 835, 836, 837, 838, 840];
+/// DiscretionInstructions.
+const DISCRETION_INSTRUCTIONS: &[u32] = &[388, 389, 841, 842, 843, 844, 846];
+
+// Message bodies: each message's own fields, then its components.
+
+const HEARTBEAT: TagSet = TagSet::of(&[&[112]]);
+const TEST_REQUEST: TagSet = TagSet::of(&[&[112]]);
+const RESEND_REQUEST: TagSet = TagSet::of(&[&[7, 16]]);
+const REJECT: TagSet = TagSet::of(&[&[45, 371, 372, 373, 58, 354, 355]]);
+const SEQUENCE_RESET: TagSet = TagSet::of(&[&[123, 36]]);
+const LOGOUT: TagSet = TagSet::of(&[&[58, 354, 355]]);
+/// Logon, with NoMsgTypes (384: 372, 385).
+const LOGON: TagSet = TagSet::of(&[&[98, 108, 95, 96, 141, 789, 383, 384, 372, 385, 464, 553, 554]]);
+const NEW_ORDER_SINGLE: TagSet = TagSet::of(&[
+    &[
+        11, 526, 583, 229, 75, 1, 660, 581, 589, 590, 591, 70, 63, 64, 544, 635, 21, 18, 110, 111, 100, 81,
+        140, 54, 114, 60, 854, 40, 423, 44, 99, 15, 376, 377, 23, 117, 59, 168, 432, 126, 427, 528, 529, 582,
+        121, 120, 775, 58, 354, 355, 193, 192, 640, 77, 203, 210, 847, 848, 849, 480, 481, 513, 494,
+    ],
+    PARTIES,
+    PRE_ALLOC_GRP,
+    TRDG_SES_GRP,
+    INSTRUMENT,
+    FINANCING_DETAILS,
+    UND_INSTRMT_GRP,
+    STIPULATIONS,
+    ORDER_QTY_DATA,
+    SPREAD_OR_BENCHMARK_CURVE_DATA,
+    YIELD_DATA,
+    COMMISSION_DATA,
+    PEG_INSTRUCTIONS,
+    DISCRETION_INSTRUCTIONS,
+]);
+const ORDER_CANCEL_REQUEST: TagSet = TagSet::of(&[
+    &[41, 37, 11, 526, 583, 66, 586, 1, 660, 581, 54, 60, 376, 58, 354, 355],
+    PARTIES,
+    INSTRUMENT,
+    FINANCING_DETAILS,
+    UND_INSTRMT_GRP,
+    ORDER_QTY_DATA,
+]);
+const ORDER_CANCEL_REPLACE_REQUEST: TagSet = TagSet::of(&[
+    &[
+        37, 229, 75, 41, 11, 526, 583, 66, 586, 1, 660, 581, 589, 590, 591, 70, 63, 64, 544, 635, 21, 18,
+        110, 111, 100, 54, 60, 854, 40, 423, 44, 99, 847, 848, 849, 376, 377, 15, 59, 168, 432, 126, 427,
+        528, 529, 582, 121, 120, 775, 58, 354, 355, 193, 192, 640, 77, 203, 210, 114, 480, 481, 513, 494,
+    ],
+    PARTIES,
+    PRE_ALLOC_GRP,
+    TRDG_SES_GRP,
+    INSTRUMENT,
+    FINANCING_DETAILS,
+    UND_INSTRMT_GRP,
+    ORDER_QTY_DATA,
+    SPREAD_OR_BENCHMARK_CURVE_DATA,
+    YIELD_DATA,
+    PEG_INSTRUCTIONS,
+    DISCRETION_INSTRUCTIONS,
+    COMMISSION_DATA,
+]);
+/// The venue's AdminRequest (U1): the account it acts on and the admin fields.
+const ADMIN_REQUEST: TagSet =
+    TagSet::of(&[&[tag::ACCOUNT, tag::ADMIN_REQ_ID, tag::ADMIN_ACTION, tag::ADMIN_LIMITS]]);
+
+const DEFINED: TagSet = TagSet::fix44_and(VENUE_TAGS);
+const HEADER: TagSet = TagSet::of(&[HEADER_TAGS]);
+const TRAILER: TagSet = TagSet::of(&[TRAILER_TAGS]);
+
+/// Every checked message: its body's tags are defined, and none is also a header or trailer
+/// tag (which would make the order check ambiguous).
+const CHECKED: &[TagSet] = &[
+    HEARTBEAT,
+    TEST_REQUEST,
+    RESEND_REQUEST,
+    REJECT,
+    SEQUENCE_RESET,
+    LOGOUT,
+    LOGON,
+    NEW_ORDER_SINGLE,
+    ORDER_CANCEL_REQUEST,
+    ORDER_CANCEL_REPLACE_REQUEST,
+    ADMIN_REQUEST,
+];
+
+const _: () = {
+    assert!(FIX44_TAG_RANGES[FIX44_TAG_RANGES.len() - 1].1 < FIX_TAGS_END);
+    assert!(FIX_TAGS_END <= VENUE_TAG_FIRST);
+    assert!(HEADER.is_subset(&DEFINED) && TRAILER.is_subset(&DEFINED) && HEADER.is_disjoint(&TRAILER));
+    let mut i = 0;
+    while i < CHECKED.len() {
+        assert!(CHECKED[i].is_subset(&DEFINED));
+        assert!(CHECKED[i].is_disjoint(&HEADER) && CHECKED[i].is_disjoint(&TRAILER));
+        i += 1;
+    }
+};
+
+/// A set of tag numbers as a bitset: FIX 4.4's tags map to bits `0..FIX_TAGS_END`, the venue's
+/// window after them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TagSet {
+    words: [u64; WORDS],
+}
+
+impl TagSet {
+    /// The bit for `tag`, if the set can hold it.
+    const fn slot(tag: u32) -> Option<usize> {
+        if tag < FIX_TAGS_END {
+            Some(tag as usize)
+        } else if tag >= VENUE_TAG_FIRST && tag - VENUE_TAG_FIRST < VENUE_TAGS_MAX {
+            Some((FIX_TAGS_END + (tag - VENUE_TAG_FIRST)) as usize)
+        } else {
+            None
+        }
+    }
+
+    const EMPTY: TagSet = TagSet { words: [0; WORDS] };
+
+    const fn insert(&mut self, tag: u32) {
+        let Some(slot) = TagSet::slot(tag) else { panic!("tag outside the dictionary's range") };
+        self.words[slot / 64] |= 1 << (slot % 64);
+    }
+
+    /// The union of `parts` (evaluated at compile time: a tag out of range fails the build).
+    const fn of(parts: &[&[u32]]) -> TagSet {
+        let mut set = TagSet::EMPTY;
+        let mut p = 0;
+        while p < parts.len() {
+            let mut i = 0;
+            while i < parts[p].len() {
+                set.insert(parts[p][i]);
+                i += 1;
+            }
+            p += 1;
+        }
+        set
+    }
+
+    /// FIX 4.4's tags and `venue`'s.
+    const fn fix44_and(venue: &[u32]) -> TagSet {
+        let mut set = TagSet::of(&[venue]);
+        let mut r = 0;
+        while r < FIX44_TAG_RANGES.len() {
+            let (first, last) = FIX44_TAG_RANGES[r];
+            let mut t = first;
+            while t <= last {
+                set.insert(t);
+                t += 1;
+            }
+            r += 1;
+        }
+        set
+    }
+
+    const fn is_subset(&self, of: &TagSet) -> bool {
+        let mut w = 0;
+        while w < WORDS {
+            if self.words[w] & !of.words[w] != 0 {
+                return false;
+            }
+            w += 1;
+        }
+        true
+    }
+
+    const fn is_disjoint(&self, other: &TagSet) -> bool {
+        let mut w = 0;
+        while w < WORDS {
+            if self.words[w] & other.words[w] != 0 {
+                return false;
+            }
+            w += 1;
+        }
+        true
+    }
+
+    /// True when `tag` is in the set.
+    #[inline]
+    pub fn contains(&self, tag: u32) -> bool {
+        match TagSet::slot(tag) {
+            Some(slot) => self.words[slot / 64] & (1 << (slot % 64)) != 0,
+            None => false,
+        }
+    }
+}
+
+/// Why a message breaks the dictionary; each maps to a SessionRejectReason (373).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum FieldViolation {
+    /// Neither FIX 4.4 nor the venue defines the tag.
+    #[error("Invalid tag number: {0}")]
+    UndefinedTag(u32),
+    /// A defined tag that this MsgType does not carry.
+    #[error("Tag not defined for this message type: {0}")]
+    NotInMessage(u32),
+    /// A header tag after a body tag, or a body tag after a trailer tag.
+    #[error("Tag specified out of required order: {0}")]
+    OutOfOrder(u32),
+}
+
+impl FieldViolation {
+    /// SessionRejectReason (373).
+    pub fn reject_reason(&self) -> u32 {
+        match self {
+            FieldViolation::UndefinedTag(_) => 0,
+            FieldViolation::NotInMessage(_) => 2,
+            FieldViolation::OutOfOrder(_) => 14,
+        }
+    }
+
+    /// The tag at fault (RefTagID 371).
+    pub fn tag(&self) -> u32 {
+        match *self {
+            FieldViolation::UndefinedTag(t)
+            | FieldViolation::NotInMessage(t)
+            | FieldViolation::OutOfOrder(t) => t,
+        }
+    }
+}
+
+/// True when FIX 4.4 or the venue defines `tag`.
+pub fn is_defined(tag: u32) -> bool {
+    DEFINED.contains(tag)
+}
+
+/// The body tags `msg_type` may carry, for the MsgTypes whose fields are checked: the admin
+/// messages, NewOrderSingle, OrderCancelRequest, OrderCancelReplaceRequest and the venue's
+/// AdminRequest. `None` for any other MsgType, which the application answers as unsupported.
+pub fn body_tags(msg_type: &[u8]) -> Option<&'static TagSet> {
+    match msg_type {
+        b"0" => Some(&HEARTBEAT),
+        b"1" => Some(&TEST_REQUEST),
+        b"2" => Some(&RESEND_REQUEST),
+        b"3" => Some(&REJECT),
+        b"4" => Some(&SEQUENCE_RESET),
+        b"5" => Some(&LOGOUT),
+        b"A" => Some(&LOGON),
+        b"D" => Some(&NEW_ORDER_SINGLE),
+        b"F" => Some(&ORDER_CANCEL_REQUEST),
+        b"G" => Some(&ORDER_CANCEL_REPLACE_REQUEST),
+        b"U1" => Some(&ADMIN_REQUEST),
+        _ => None,
+    }
+}
+
+/// Checks `msg` against the dictionary: every tag defined, allowed in its MsgType (header,
+/// body or trailer), and header, body and trailer in that order. The first fault in message
+/// order is reported. MsgTypes without a body table pass unchecked.
+pub fn check(msg: &Message<'_>) -> Result<(), FieldViolation> {
+    let Some(body) = body_tags(msg.msg_type()) else { return Ok(()) };
+    #[derive(PartialEq, PartialOrd)]
+    enum Part {
+        Header,
+        Body,
+        Trailer,
+    }
+    let mut part = Part::Header;
+    for t in msg.tags() {
+        if HEADER.contains(t) {
+            if part != Part::Header {
+                return Err(FieldViolation::OutOfOrder(t));
+            }
+        } else if body.contains(t) {
+            if part == Part::Trailer {
+                return Err(FieldViolation::OutOfOrder(t));
+            }
+            part = Part::Body;
+        } else if TRAILER.contains(t) {
+            part = Part::Trailer;
+        } else if DEFINED.contains(t) {
+            return Err(FieldViolation::NotInMessage(t));
+        } else {
+            return Err(FieldViolation::UndefinedTag(t));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fix::{self, Encoder};
+
+    /// A framed message of type `msg_type` whose body is `fields` (`|`-separated `tag=value`s,
+    /// each ending in `|`), with the standard header and trailer.
+    fn message(msg_type: &str, fields: &str) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.begin(msg_type.as_bytes(), "alice", "EXCHANGE", 2, 0);
+        e.raw(fields.replace('|', "\x01").as_bytes());
+        e.finish().to_vec()
+    }
+
+    fn check_bytes(bytes: &[u8]) -> Result<(), FieldViolation> {
+        check(&Message::parse(bytes).unwrap())
+    }
+
+    fn check_fields(msg_type: &str, fields: &str) -> Result<(), FieldViolation> {
+        check_bytes(&message(msg_type, fields))
+    }
+
+    #[test]
+    fn fix44_tags_are_defined_and_retired_or_user_defined_ones_are_not() {
+        for t in [1, 11, 35, 55, 448, 453, 553, 554, 789, 956] {
+            assert!(is_defined(t), "{t}");
+        }
+        // Retired (ExecTransType, Rule80A, CustomerOrFirm, ClearingFirm), never assigned,
+        // past the last FIX 4.4 tag, and the user-defined range outside the venue's tags.
+        for t in [0, 20, 47, 204, 439, 101, 261, 957, 1023, 1024, 4999, 5000, 5099, 5105, 9999, 10_000] {
+            assert!(!is_defined(t), "{t}");
+        }
+        assert_eq!((1..FIX_TAGS_END).filter(|&t| is_defined(t)).count(), 912);
+    }
+
+    #[test]
+    fn venue_tags_are_defined() {
+        for t in VENUE_TAGS {
+            assert!(is_defined(*t), "{t}");
+        }
+        assert_eq!(body_tags(fix::MSG_ADMIN_REQUEST), Some(&ADMIN_REQUEST));
+        assert_eq!(check_fields("U1", "1=alice|5100=r1|5101=set|5102={}|"), Ok(()));
+        // AdminStatus belongs to the venue's answer, not the request.
+        assert_eq!(check_fields("U1", "5100=r1|5103=0|"), Err(FieldViolation::NotInMessage(5103)));
+    }
+
+    #[test]
+    fn each_message_type_allows_its_own_body_tags_only() {
+        assert_eq!(check_fields("0", "112=x|"), Ok(()));
+        assert_eq!(check_fields("1", "112=x|"), Ok(()));
+        assert_eq!(check_fields("2", "7=1|16=0|"), Ok(()));
+        assert_eq!(check_fields("3", "45=1|371=55|372=D|373=1|58=missing|"), Ok(()));
+        assert_eq!(check_fields("4", "123=Y|36=9|"), Ok(()));
+        assert_eq!(check_fields("5", "58=bye|"), Ok(()));
+        assert_eq!(check_fields("A", "98=0|108=30|141=Y|789=1|383=4096|553=u|554=p|"), Ok(()));
+        assert_eq!(check_fields("F", "41=a|11=b|37=9|55=X|54=1|60=20240101-00:00:00|38=5|"), Ok(()));
+        assert_eq!(check_fields("G", "41=a|11=b|55=X|54=1|40=2|44=1.5|38=5|59=1|18=6|"), Ok(()));
+        assert_eq!(check_fields("0", "108=30|"), Err(FieldViolation::NotInMessage(108)));
+        assert_eq!(check_fields("D", "11=a|108=30|"), Err(FieldViolation::NotInMessage(108)));
+        // A cancel has no price.
+        assert_eq!(check_fields("F", "41=a|11=b|44=1|"), Err(FieldViolation::NotInMessage(44)));
+        assert_eq!(check_fields("5", "112=x|"), Err(FieldViolation::NotInMessage(112)));
+    }
+
+    #[test]
+    fn a_new_order_with_what_real_engines_send_passes() {
+        let fields = "11=a1|1=ACC|21=1|55=BTC-USD|207=XCME|48=US0378331005|22=4|54=1|\
+                      60=20240101-00:00:00.000|38=10|40=2|44=100.5|59=0|18=6|\
+                      453=2|448=TRADER1|447=D|452=11|448=FIRM|447=D|452=1|58=note|";
+        assert_eq!(check_fields("D", fields), Ok(()));
+    }
+
+    #[test]
+    fn group_and_component_tags_are_allowed_where_their_message_has_them() {
+        // Logon's NoMsgTypes, the order's Parties sub-IDs, trading sessions, underlyings,
+        // stipulations, peg and discretion instructions, commission.
+        assert_eq!(check_fields("A", "98=0|108=30|384=1|372=D|385=S|"), Ok(()));
+        let d = "11=a|453=1|448=p|447=D|452=3|802=1|523=s|803=2|386=1|336=CORE|711=1|311=U|887=1|888=T|\
+                 889=v|232=1|233=A|234=B|211=1|836=0|388=0|389=1|12=0.1|13=3|78=1|79=acc|80=5|";
+        assert_eq!(check_fields("D", d), Ok(()));
+        // NoPartyIDs belongs to orders, not to a heartbeat.
+        assert_eq!(check_fields("0", "453=1|448=p|"), Err(FieldViolation::NotInMessage(453)));
+    }
+
+    #[test]
+    fn optional_header_and_trailer_tags_are_allowed() {
+        let mut e = Encoder::new();
+        e.begin(b"D", "alice", "EXCHANGE", 2, 0);
+        e.str(tag::SENDER_SUB_ID, "desk");
+        e.str(tag::TARGET_SUB_ID, "core");
+        e.str(115, "onbehalf");
+        e.char(tag::POSS_DUP_FLAG, b'Y');
+        e.str(tag::ORIG_SENDING_TIME, "20240101-00:00:00");
+        e.u64(369, 1);
+        e.u64(627, 1);
+        e.str(628, "HOP");
+        e.str(tag::CL_ORD_ID, "a");
+        e.u64(93, 3);
+        e.str(89, "sig");
+        assert_eq!(check_bytes(e.finish()), Ok(()));
+    }
+
+    #[test]
+    fn undefined_tags_are_told_apart_from_misplaced_ones() {
+        assert_eq!(check_fields("D", "11=a|9999=x|"), Err(FieldViolation::UndefinedTag(9999)));
+        assert_eq!(check_fields("D", "11=a|47=A|"), Err(FieldViolation::UndefinedTag(47)));
+        assert_eq!(check_fields("0", "5000=x|"), Err(FieldViolation::UndefinedTag(5000)));
+        // A venue tag is defined, but only its own message carries it.
+        assert_eq!(check_fields("D", "11=a|5101=set|"), Err(FieldViolation::NotInMessage(5101)));
+        // The first fault in message order is the one reported.
+        assert_eq!(check_fields("D", "108=1|9999=x|"), Err(FieldViolation::NotInMessage(108)));
+        let v = FieldViolation::UndefinedTag(9999);
+        assert_eq!((v.reject_reason(), v.tag()), (0, 9999));
+        assert_eq!(v.to_string(), "Invalid tag number: 9999");
+        assert_eq!(FieldViolation::NotInMessage(108).reject_reason(), 2);
+    }
+
+    #[test]
+    fn header_tags_after_the_body_and_body_tags_after_the_trailer_are_out_of_order() {
+        assert_eq!(check_fields("D", "11=a|50=desk|"), Err(FieldViolation::OutOfOrder(50)));
+        assert_eq!(check_fields("D", "11=a|93=3|89=sig|55=X|"), Err(FieldViolation::OutOfOrder(55)));
+    }
+
+    #[test]
+    fn other_message_types_are_not_checked() {
+        assert_eq!(body_tags(b"V"), None);
+        assert_eq!(check_fields("V", "262=md1|9999=x|"), Ok(()));
+        assert_eq!(check_fields("8", "37=1|108=1|"), Ok(()));
+    }
+
+    #[test]
+    #[ignore = "a rough measure, not a test: cargo test -p gateway --release -- --ignored --nocapture"]
+    fn measure_check_cost() {
+        let bytes = message(
+            "D",
+            "11=a1|1=ACC|21=1|55=BTC-USD|54=1|60=20240101-00:00:00.000|38=10|40=2|44=100.5|59=0|",
+        );
+        let msg = Message::parse(&bytes).unwrap();
+        let rounds = 10_000_000u32;
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(check(std::hint::black_box(&msg))).unwrap();
+        }
+        let ns = start.elapsed().as_nanos() as f64 / f64::from(rounds);
+        println!("check: {ns:.1} ns per NewOrderSingle of {} fields", msg.tags().count());
+    }
+}

@@ -1,0 +1,116 @@
+//! What the end-to-end tests share: a real venue (engine thread, journal, router, QUIC and TCP
+//! transports) on loopback ports chosen by the OS, in its own data directory, and FIX clients.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use engine::Side;
+use exchange::serve::{ServeConfig, Server};
+use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient, Received};
+use gateway::server::now_ns;
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct Venue {
+    pub server: Option<Server>,
+    pub dir: PathBuf,
+    pub serve_config: ServeConfig,
+}
+
+impl Drop for Venue {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn venue(name: &str) -> Venue {
+    venue_with(name, |_| {})
+}
+
+pub fn venue_with(name: &str, configure: impl FnOnce(&mut ServeConfig)) -> Venue {
+    let dir = std::env::temp_dir().join(format!("exchange-gw-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = ServeConfig::default();
+    config.network.quic = "127.0.0.1:0".parse().unwrap();
+    config.network.tcp = "127.0.0.1:0".into();
+    config.journal.segment_mib = 1;
+    if let Some(dave) = config.accounts.iter_mut().find(|a| a.name == "dave") {
+        dave.cancel_on_disconnect = false;
+    }
+    configure(&mut config);
+    let server = Server::start(&config, Some(&dir)).expect("server starts");
+    Venue { server: Some(server), dir, serve_config: config }
+}
+
+impl Venue {
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    /// Stops the venue and starts it again on the same data directory (new ports).
+    pub fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+        self.server = Some(Server::start(&self.serve_config, Some(&self.dir)).expect("server restarts"));
+    }
+
+    pub fn config(&self, account: &str, password: &str, tcp: bool) -> ClientConfig {
+        let info = &self.server().info;
+        ClientConfig {
+            addr: if tcp { info.tcp_addr.unwrap() } else { info.quic_addr },
+            transport: if tcp {
+                ClientTransport::Tcp
+            } else {
+                ClientTransport::Quic {
+                    ca: info.cert.clone(),
+                    server_name: "localhost".into(),
+                    client_cert: None,
+                    tuning: Default::default(),
+                }
+            },
+            comp_id: account.into(),
+            target_comp_id: "EXCHANGE".into(),
+            username: account.into(),
+            password: password.into(),
+            heartbeat_s: 30,
+        }
+    }
+
+    pub async fn login(&self, account: &str) -> FixClient {
+        FixClient::connect(&self.config(account, account, false)).await.expect("logon")
+    }
+
+    pub async fn login_tcp(&self, account: &str) -> FixClient {
+        FixClient::connect(&self.config(account, account, true)).await.expect("logon")
+    }
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+pub async fn limit(c: &mut FixClient, id: &str, side: Side, qty: u64, price: &str) {
+    c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, qty, Some(price), None, now_ns()))
+        .await
+        .unwrap();
+}
+
+pub async fn market(c: &mut FixClient, id: &str, side: Side, qty: u64) {
+    c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, qty, None, None, now_ns())).await.unwrap();
+}
+
+pub async fn next(c: &mut FixClient) -> Received {
+    c.recv(WAIT).await.expect("session alive").expect("a message in time")
+}
+
+/// Asserts `tag=value` for every pair.
+pub fn check(m: &Received, fields: &[(u32, &str)]) {
+    for &(t, v) in fields {
+        assert_eq!(m.get(t).as_deref(), Some(v), "tag {t} in {}", m.text());
+    }
+}
