@@ -480,3 +480,28 @@ fn unknown_and_misplaced_tags_are_rejected_and_the_session_lives_on() {
         check(&next(&mut bob).await, &[(35, "8"), (150, "0"), (11, "b3")]);
     });
 }
+
+#[test]
+fn a_market_order_never_fills_outside_its_price_band() {
+    let v = venue_with("band", |c| {
+        c.symbols[0].reference_price = Some("100.00".into());
+        let alice = c.accounts.iter_mut().find(|a| a.name == "alice").unwrap();
+        alice.risk = Some(toml::from_str("price_band_bps = 100").unwrap()); // 1%: buys up to 101.00
+    });
+    rt().block_on(async {
+        let mut bob = v.login("bob").await;
+        for (id, price) in [("b1", "100.50"), ("b2", "101.00"), ("b3", "101.01")] {
+            limit(&mut bob, id, Side::Sell, 1, price).await;
+            check(&next(&mut bob).await, &[(150, "0")]);
+        }
+        let mut alice = v.login("alice").await;
+        market(&mut alice, "a1", Side::Buy, 3).await;
+        check(&next(&mut alice).await, &[(150, "0"), (40, "1")]);
+        check(&next(&mut alice).await, &[(150, "F"), (31, "100.50"), (14, "1")]);
+        check(&next(&mut alice).await, &[(150, "F"), (31, "101.00"), (14, "2")]);
+        // The rest would have paid 101.01, past the band's edge: canceled instead.
+        let m = next(&mut alice).await;
+        check(&m, &[(150, "4"), (39, "4"), (14, "2"), (151, "0"), (40, "1")]);
+        assert_eq!(m.get(tag::PRICE), None, "still reported as a market order: {}", m.text());
+    });
+}

@@ -45,5 +45,6 @@ pub use types::{
     SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
 };
 pub use wait::{
-    WaitStep, WaitStrategy, Waiter, BACKOFF_SLEEP_MAX, BACKOFF_SLEEP_MIN, SPIN_ROUNDS, YIELD_ROUNDS,
+    tighten_timer_slack, WaitStep, WaitStrategy, Waiter, BACKOFF_SLEEP_MAX, BACKOFF_SLEEP_MIN, SPIN_ROUNDS,
+    YIELD_ROUNDS,
 };

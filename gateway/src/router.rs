@@ -433,6 +433,9 @@ impl Router {
         for account in killed {
             self.push(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None, None);
         }
+        if self.config.wait == WaitStrategy::Backoff {
+            engine::tighten_timer_slack();
+        }
         let mut waiter = Waiter::new(self.config.wait);
         loop {
             let mut busy = self.drain_events();
@@ -512,7 +515,7 @@ impl Router {
                     return;
                 }
                 let kind = match request {
-                    Request::New { order, .. } => CommandKind::New(order),
+                    Request::New { order, .. } => CommandKind::New(self.capped(order)),
                     Request::Cancel { cancel, .. } => CommandKind::Cancel(cancel),
                     Request::Replace { replace, .. } => CommandKind::Replace(replace),
                 };
@@ -613,6 +616,20 @@ impl Router {
         };
         self.deliver(request_account(request), message);
         false
+    }
+
+    /// A market order of an account with a price band goes to the engine as an IOC limit at
+    /// the band's edge, so it cannot fill outside the band. (The order's own reports still
+    /// describe a market order: they come from the request, not from the command.)
+    fn capped(&self, mut order: NewOrder) -> NewOrder {
+        let Some(risk) = self.risk.as_ref() else { return order };
+        if let (Some(cap), Some(spec)) = (risk.market_cap(&order), risk.symbols().get(order.symbol as usize))
+        {
+            order.ord_type = engine::OrdType::Limit;
+            order.tif = engine::Tif::Ioc;
+            order.price = cap.0.saturating_mul(spec.tick_units);
+        }
+        order
     }
 
     /// Pushes one command; while the ring is full, keeps reading events so the engine (which

@@ -2,16 +2,14 @@
 //!
 //! Client ids are short ASCII strings that differ in a few trailing digits (`ord-00001234`).
 //! Hashed byte-wise with Fx they clustered badly in the map (the profile showed lookups
-//! dominating a check), so the key hashes itself once, like the engine's `id_index`, with two
-//! folded 64×64→128 multiplies over the zero-padded id words, and the map's hasher passes that
-//! value through.
-
-use core::hash::{BuildHasherDefault, Hash, Hasher};
+//! dominating a check), so the key is hashed like the engine's `id_index` does, with two folded
+//! 64×64→128 multiplies over the zero-padded id words, once per event or check: the id map
+//! takes the hash with the key. (`Hash` is derived only for tests' `std` maps.)
 
 use engine::{AccountId, ClOrdId, CL_ORD_ID_LEN_MAX};
 
 /// An (account, client order id) pair.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct IdKey {
     pub(crate) account: AccountId,
     pub(crate) id: ClOrdId,
@@ -21,6 +19,12 @@ impl IdKey {
     #[inline]
     pub(crate) fn new(account: AccountId, id: ClOrdId) -> IdKey {
         IdKey { account, id }
+    }
+
+    /// The key's hash for the id map ([`crate::id_map::IdMap`]), well mixed in every bit.
+    #[inline]
+    pub(crate) fn id_hash(&self) -> u64 {
+        id_hash(self.account, &self.id)
     }
 }
 
@@ -43,8 +47,8 @@ fn words(b: &[u8]) -> [u64; 4] {
     }
 }
 
-/// Hash of an (account, id) pair, well mixed in every bit (the map uses the high 7 bits as tags
-/// and the low bits as the bucket).
+/// Hash of an (account, id) pair, well mixed in every bit (the id index keeps the high 32 bits,
+/// whose low bits also pick the home bucket).
 #[inline]
 fn id_hash(account: AccountId, id: &ClOrdId) -> u64 {
     const K0: u64 = 0x243f_6a88_85a3_08d3;
@@ -62,40 +66,6 @@ fn id_hash(account: AccountId, id: &ClOrdId) -> u64 {
     let h = fold(w0 ^ K0, w1 ^ K1) ^ fold(w2 ^ K2 ^ tag, w3 ^ K3);
     fold(h ^ K1, K2 ^ tag)
 }
-
-impl Hash for IdKey {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(id_hash(self.account, &self.id));
-    }
-}
-
-/// Passes an [`IdKey`]'s own hash through.
-#[derive(Default)]
-pub(crate) struct PassThroughHasher(u64);
-
-impl Hasher for PassThroughHasher {
-    #[inline]
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
-
-    /// Only `IdKey` is hashed with this hasher, and it writes one `u64`; anything else still
-    /// gets a usable (if slow) hash rather than a constant.
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// The order map's hasher.
-pub(crate) type IdKeyHasher = BuildHasherDefault<PassThroughHasher>;
 
 #[cfg(test)]
 mod tests {

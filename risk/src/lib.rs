@@ -22,7 +22,9 @@
 
 mod config;
 mod exposure;
+mod id_index;
 mod id_key;
+mod id_map;
 mod limits;
 mod notional;
 mod reject;

@@ -1,9 +1,6 @@
 //! The risk engine: checks on the gateway side of the inbound ring, state from the engine's
 //! events on the outbound ring.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
-
 use engine::{
     AccountId, ClOrdId, Event, EventKind, NewOrder, OrdType, Price, Qty, ReplaceOrder, Side, SymbolId,
     SymbolSpec,
@@ -11,7 +8,9 @@ use engine::{
 
 use crate::config::{RiskConfig, RiskError};
 use crate::exposure::{Account, AccountExposure, OpenOrder, PendingReplace, SymbolExposure};
-use crate::id_key::{IdKey, IdKeyHasher};
+use crate::id_index::IdIndex;
+use crate::id_key::IdKey;
+use crate::id_map::IdMap;
 use crate::limits::{LimitSet, OrderLimits, RiskLimits};
 use crate::reject::{RiskReason, RiskReject};
 
@@ -34,8 +33,9 @@ enum IdEntry {
 ///
 /// # Calling sequence
 ///
-/// - New order: [`check_new`](Self::check_new); on `Ok` push the command to the engine's ring.
-///   If it is not pushed after all (ring full, session gone), call
+/// - New order: [`check_new`](Self::check_new); on `Ok` push the command to the engine's ring,
+///   a plain market order for which [`market_cap`](Self::market_cap) gives a price as an IOC
+///   limit order at that price. If it is not pushed after all (ring full, session gone), call
 ///   [`withdraw_new`](Self::withdraw_new). On `Err`, answer the client from the reject.
 /// - Replace: [`check_replace`](Self::check_replace), then likewise, or
 ///   [`withdraw_replace`](Self::withdraw_replace).
@@ -64,13 +64,23 @@ pub struct RiskEngine {
     accounts: Vec<Account>,
     default_limits: LimitSet,
     /// Open orders, pending replaces' new ids and recently finished ids, by (account, id).
-    /// At most `orders_max` orders, one alias per order, `recent_ids_max` finished ids.
-    ids: HashMap<IdKey, IdEntry, IdKeyHasher>,
+    /// At most `orders_max` orders, one alias per pending replace, `recent_ids_max` finished ids.
+    ids: IdMap<IdEntry>,
     orders_tracked: usize,
     orders_max: usize,
-    /// Finished ids, oldest first, with their window sequence.
-    recent: VecDeque<(IdKey, u64)>,
+    /// The duplicate window, a ring of `recent_ids_max` places: finished id number `seq`
+    /// (counted from 1) sits at `(seq - 1) % recent_ids_max` as the `(tag << 32) | (slot + 1)`
+    /// of its `Done` entry, or 0 once that entry was finished again or reused (the place still
+    /// counts, and ages out in turn). Keeping the slot and its hash bits lets the oldest id be
+    /// forgotten without reading its slot; clearing a place when its entry changes is what
+    /// makes that safe.
+    recent: Box<[u64]>,
+    /// Place of the oldest finished id in `recent`.
+    recent_head: usize,
+    /// Finished ids in the window (cleared places included), at most `recent_ids_max`.
+    recent_len: usize,
     recent_ids_max: usize,
+    /// Finished ids so far: the `seq` of the newest.
     recent_seq: u64,
 }
 
@@ -79,9 +89,10 @@ impl RiskEngine {
     const IDS_INITIAL: usize = 1 << 12;
 
     /// A risk engine with no orders, no positions and no reference prices. The duplicate window
-    /// is allocated here for its bound. The order map starts small and grows (amortised) with
-    /// the working set, up to its bound: pre-sized for the bound it was a sparse table of tens of
-    /// megabytes in which every new order touched a cold cache line (measured: ~2× slower).
+    /// is allocated here for its bound (8 bytes an id). The order map starts small and grows
+    /// (amortised) with the working set, up to its bound: pre-sized for the bound it was a
+    /// sparse table of tens of megabytes in which every new order touched a cold cache line
+    /// (measured: ~2× slower).
     pub fn new(config: RiskConfig) -> Result<RiskEngine, RiskError> {
         let default_limits = LimitSet::resolve(config.default_limits, &config.symbols)?;
         let capacity = config.orders_max.saturating_add(config.recent_ids_max).min(Self::IDS_INITIAL);
@@ -90,10 +101,12 @@ impl RiskEngine {
             symbols: config.symbols,
             accounts: (0..config.accounts_max).map(|_| Account::default()).collect(),
             default_limits,
-            ids: HashMap::with_capacity_and_hasher(capacity, IdKeyHasher::default()),
+            ids: IdMap::with_capacity(capacity),
             orders_tracked: 0,
             orders_max: config.orders_max,
-            recent: VecDeque::with_capacity(config.recent_ids_max),
+            recent: vec![0; config.recent_ids_max].into_boxed_slice(),
+            recent_head: 0,
+            recent_len: 0,
             recent_ids_max: config.recent_ids_max,
             recent_seq: 0,
         })
@@ -110,6 +123,13 @@ impl RiskEngine {
     /// credit limit (there is nothing to value it at); with none of those it passes, valued at
     /// 0. Stop orders are checked at entry like any order (the band applies to a stop-limit's
     /// limit price), not when they trigger.
+    ///
+    /// The band bounds a market order's valuation, not its fills: the engine would sweep the
+    /// book at any price. So a plain market order that passes, of an account with a band, goes
+    /// to the engine as an IOC limit at [`market_cap`](Self::market_cap), the band's edge in
+    /// ticks, and cannot fill outside the band. (The cap is at most the price a market buy is
+    /// valued at here, whenever the edge is at least a tick, so the reservation covers every
+    /// fill.)
     pub fn check_new(&mut self, order: &NewOrder) -> Result<(), RiskReject> {
         let accounts_len = self.accounts.len();
         let Some(account) = self.accounts.get_mut(order.account as usize) else {
@@ -127,9 +147,11 @@ impl RiskEngine {
             return Ok(());
         }
         let limits = order_limits(&self.default_limits, account, order.symbol);
-        let Entry::Vacant(slot) = self.ids.entry(IdKey::new(order.account, order.id)) else {
+        let key = IdKey::new(order.account, order.id);
+        let hash = key.id_hash();
+        if self.ids.find(&key, hash).is_some() {
             return Err(RiskReject::bare(RiskReason::DuplicateId));
-        };
+        }
         if self.orders_tracked >= self.orders_max {
             return Err(RiskReject::new(
                 RiskReason::Capacity,
@@ -179,8 +201,34 @@ impl RiskEngine {
         account.reserve(&open, 1, symbols_len);
         account.open_orders += 1;
         self.orders_tracked += 1;
-        slot.insert(IdEntry::Order(open));
+        self.ids.insert(key, hash, IdEntry::Order(open));
         Ok(())
+    }
+
+    /// The limit price, in ticks, at which a plain market order must go to the engine so that
+    /// it cannot fill outside its account's price band: the band's edge on the order's side, as
+    /// an IOC limit (the gateway's router sends it so, after [`check_new`](Self::check_new)
+    /// passed).
+    ///
+    /// A buy pays at most `reference × (1 + bps/10000)`, rounded down to a tick; a sell takes at
+    /// least `reference × (1 - bps/10000)`, rounded up to a tick (so the capped order passes the
+    /// band check as a limit order would); either is at least 1 tick (a band of 100% or more
+    /// leaves a sell no floor but the smallest price; a reference below one tick leaves a buy
+    /// the smallest price). Exact in integers, like the band check.
+    ///
+    /// `None` (send the order as it is) unless the order is `OrdType::Market` without a stop
+    /// price, its account and symbol are configured, the account's limits have a band and the
+    /// symbol has a reference price. A stop-market order is not capped: it trades when it
+    /// triggers, against the reference price of that moment.
+    pub fn market_cap(&self, order: &NewOrder) -> Option<Price> {
+        if order.ord_type != OrdType::Market || order.stop_price.is_some() {
+            return None;
+        }
+        let account = self.accounts.get(order.account as usize)?;
+        let spec = self.symbols.get(order.symbol as usize)?;
+        let reference = self.reference[order.symbol as usize]?;
+        let bps = order_limits(&self.default_limits, account, order.symbol).price_band_bps?;
+        Some(band_edge_ticks(order.side, reference, bps, spec.tick_units))
     }
 
     /// Checks a cancel/replace against the order's current state and, if it passes, reserves
@@ -210,15 +258,24 @@ impl RiskEngine {
         if replace.symbol as usize >= symbols_len {
             return Ok(());
         }
-        if replace.id != replace.orig_id && self.ids.contains_key(&IdKey::new(replace.account, replace.id)) {
-            return Err(RiskReject::bare(RiskReason::DuplicateId));
+        // The new id's key and hash, when it differs from the order's current one.
+        let alias = (replace.id != replace.orig_id).then(|| {
+            let key = IdKey::new(replace.account, replace.id);
+            (key, key.id_hash())
+        });
+        if let Some((key, hash)) = alias {
+            if self.ids.find(&key, hash).is_some() {
+                return Err(RiskReject::bare(RiskReason::DuplicateId));
+            }
         }
         let limits = order_limits(&self.default_limits, account, replace.symbol);
-        let order = match self.ids.get_mut(&IdKey::new(replace.account, replace.orig_id)) {
-            Some(IdEntry::Order(order)) if order.symbol == replace.symbol => order,
+        let orig = IdKey::new(replace.account, replace.orig_id);
+        let Some(slot) = self.ids.find(&orig, orig.id_hash()) else { return Ok(()) };
+        let order = match self.ids.get_mut(slot) {
+            IdEntry::Order(order) if order.symbol == replace.symbol => order,
             // `orig_id` is the new id of a replace still pending: the engine would apply this one
             // on top of it, so it must wait for the first one's answer.
-            Some(IdEntry::ReplaceAlias { .. }) => return Err(RiskReject::bare(RiskReason::ReplacePending)),
+            IdEntry::ReplaceAlias { .. } => return Err(RiskReject::bare(RiskReason::ReplacePending)),
             _ => return Ok(()),
         };
         if order.pending.is_some() {
@@ -255,11 +312,9 @@ impl RiskEngine {
         account.reserve(order, -1, symbols_len);
         *order = replaced;
         account.reserve(order, 1, symbols_len);
-        if replace.id != replace.orig_id {
-            self.ids.insert(
-                IdKey::new(replace.account, replace.id),
-                IdEntry::ReplaceAlias { orig: replace.orig_id },
-            );
+        if let Some((key, hash)) = alias {
+            // Absent: checked above, and nothing was added since.
+            self.ids.insert(key, hash, IdEntry::ReplaceAlias { orig: replace.orig_id });
         }
         Ok(())
     }
@@ -268,17 +323,25 @@ impl RiskEngine {
     /// releases its reservation and forgets its id (the client may send it again).
     pub fn withdraw_new(&mut self, account: AccountId, id: &ClOrdId) {
         let key = IdKey::new(account, *id);
-        if matches!(self.ids.get(&key), Some(IdEntry::Order(o)) if !o.accepted) {
-            self.close(key, false);
+        let hash = key.id_hash();
+        let Some(slot) = self.ids.find(&key, hash) else { return };
+        if let IdEntry::Order(order) = *self.ids.get(slot) {
+            if !order.accepted {
+                self.close_order(key.account, hash, slot, &order, false);
+            }
         }
     }
 
     /// A replace passed [`check_replace`](Self::check_replace) but was not sent to the engine:
     /// the order goes back to its reservation before the replace.
     pub fn withdraw_replace(&mut self, account: AccountId, orig_id: &ClOrdId, id: &ClOrdId) {
-        let alias = IdKey::new(account, *id);
-        if id != orig_id && matches!(self.ids.get(&alias), Some(IdEntry::ReplaceAlias { .. })) {
-            self.ids.remove(&alias);
+        if id != orig_id {
+            let alias = IdKey::new(account, *id);
+            if let Some(slot) = self.ids.find(&alias, alias.id_hash()) {
+                if matches!(self.ids.get(slot), IdEntry::ReplaceAlias { .. }) {
+                    self.ids.remove(slot);
+                }
+            }
         }
         self.clear_pending(IdKey::new(account, *orig_id));
     }
@@ -336,13 +399,15 @@ impl RiskEngine {
     ) {
         let symbols_len = self.symbols.len();
         let Some(acct) = self.accounts.get_mut(account as usize) else { return };
-        match self.ids.entry(IdKey::new(account, id)) {
-            Entry::Occupied(entry) => {
-                if let IdEntry::Order(order) = entry.into_mut() {
+        let key = IdKey::new(account, id);
+        let hash = key.id_hash();
+        match self.ids.find(&key, hash) {
+            Some(slot) => {
+                if let IdEntry::Order(order) = self.ids.get_mut(slot) {
                     order.accepted = true;
                 }
             }
-            Entry::Vacant(slot) => {
+            None => {
                 // Not checked here (entered before a restart, or around the gateway): track it
                 // so the account's exposure stays exact. Beyond the bound it goes untracked.
                 let Some(spec) = self.symbols.get(symbol as usize) else { return };
@@ -369,7 +434,7 @@ impl RiskEngine {
                 acct.reserve(&open, 1, symbols_len);
                 acct.open_orders += 1;
                 self.orders_tracked += 1;
-                slot.insert(IdEntry::Order(open));
+                self.ids.insert(key, hash, IdEntry::Order(open));
             }
         }
     }
@@ -384,7 +449,8 @@ impl RiskEngine {
             self.close(key, true);
             return;
         }
-        let Some(IdEntry::Order(order)) = self.ids.get_mut(&key) else { return };
+        let Some(slot) = self.ids.find(&key, key.id_hash()) else { return };
+        let IdEntry::Order(order) = self.ids.get_mut(slot) else { return };
         account.reserve(order, -1, symbols_len);
         order.filled = order.filled.saturating_add(qty);
         order.leaves = leaves;
@@ -395,14 +461,16 @@ impl RiskEngine {
     /// answered in the order they were sent, so an order still unaccepted under `id` is the
     /// refused new order, and otherwise it is a replace.
     fn on_rejected(&mut self, key: IdKey) {
-        match self.ids.get(&key) {
-            Some(IdEntry::Order(order)) if !order.accepted => self.close(key, true),
-            Some(IdEntry::Order(_)) => self.clear_pending(key),
-            Some(&IdEntry::ReplaceAlias { orig }) => {
-                self.finish(key);
+        let hash = key.id_hash();
+        let Some(slot) = self.ids.find(&key, hash) else { return };
+        match *self.ids.get(slot) {
+            IdEntry::Order(order) if !order.accepted => self.close(key, true),
+            IdEntry::Order(_) => self.clear_pending(key),
+            IdEntry::ReplaceAlias { orig } => {
+                self.finish(key, hash);
                 self.clear_pending(IdKey::new(key.account, orig));
             }
-            Some(IdEntry::Done { .. }) | None => {}
+            IdEntry::Done { .. } => {}
         }
     }
 
@@ -417,7 +485,10 @@ impl RiskEngine {
     ) {
         let symbols_len = self.symbols.len();
         let Some(acct) = self.accounts.get_mut(account as usize) else { return };
-        let Some(&IdEntry::Order(mut order)) = self.ids.get(&IdKey::new(account, orig_id)) else { return };
+        let orig = IdKey::new(account, orig_id);
+        let orig_hash = orig.id_hash();
+        let Some(slot) = self.ids.find(&orig, orig_hash) else { return };
+        let IdEntry::Order(mut order) = *self.ids.get(slot) else { return };
         acct.reserve(&order, -1, symbols_len);
         order.pending = None;
         // A market order's price is the risk engine's estimate; the engine reports 0.
@@ -434,13 +505,15 @@ impl RiskEngine {
             self.orders_tracked -= 1;
         }
         if id != orig_id {
-            self.finish(IdKey::new(account, orig_id));
+            self.finish(orig, orig_hash);
         }
+        let key = IdKey::new(account, id);
+        let hash = if id == orig_id { orig_hash } else { key.id_hash() };
         if leaves > 0 {
             // Replaces the alias the pending replace left under the new id, if any.
-            self.ids.insert(IdKey::new(account, id), IdEntry::Order(order));
+            self.put(key, hash, IdEntry::Order(order));
         } else {
-            self.finish(IdKey::new(account, id));
+            self.finish(key, hash);
         }
     }
 
@@ -448,7 +521,8 @@ impl RiskEngine {
     fn clear_pending(&mut self, key: IdKey) {
         let symbols_len = self.symbols.len();
         let Some(account) = self.accounts.get_mut(key.account as usize) else { return };
-        if let Some(IdEntry::Order(order)) = self.ids.get_mut(&key) {
+        let Some(slot) = self.ids.find(&key, key.id_hash()) else { return };
+        if let IdEntry::Order(order) = self.ids.get_mut(slot) {
             if order.pending.is_some() {
                 account.reserve(order, -1, symbols_len);
                 order.pending = None;
@@ -458,53 +532,108 @@ impl RiskEngine {
     }
 
     /// Removes the open order under `key` (if it is one), releasing its reservation; `remember`
-    /// keeps its id in the duplicate window. One map lookup: the entry turns into `Done` in place.
+    /// keeps its id in the duplicate window.
     fn close(&mut self, key: IdKey, remember: bool) {
         let remember = remember && self.recent_ids_max > 0;
         if remember {
+            // Whether or not `key` turns out to be an open order (the window's contents depend
+            // on it). This forgets a finished id, never an open order, so doing it before the
+            // lookup leaves the slot found below valid.
             self.forget_oldest_if_full();
         }
+        let hash = key.id_hash();
+        let Some(slot) = self.ids.find(&key, hash) else { return };
+        if let IdEntry::Order(order) = *self.ids.get(slot) {
+            self.close_order(key.account, hash, slot, &order, remember);
+        }
+    }
+
+    /// Closes `order`, the open order in `slot` (of `account`, its key hashing to `hash`); with
+    /// `remember` (the caller made room in the window) its entry turns into `Done` in place,
+    /// else it is removed.
+    fn close_order(&mut self, account: AccountId, hash: u64, slot: u32, order: &OpenOrder, remember: bool) {
         let symbols_len = self.symbols.len();
-        let Entry::Occupied(mut entry) = self.ids.entry(key) else { return };
-        let IdEntry::Order(order) = *entry.get() else { return };
-        if let Some(account) = self.accounts.get_mut(key.account as usize) {
-            account.reserve(&order, -1, symbols_len);
+        if let Some(account) = self.accounts.get_mut(account as usize) {
+            account.reserve(order, -1, symbols_len);
             account.open_orders -= 1;
         }
         self.orders_tracked -= 1;
         if remember {
-            self.recent_seq += 1;
-            self.recent.push_back((key, self.recent_seq));
-            *entry.get_mut() = IdEntry::Done { seq: self.recent_seq };
+            let seq = self.push_recent(slot, IdIndex::tag(hash));
+            *self.ids.get_mut(slot) = IdEntry::Done { seq };
         } else {
-            entry.remove();
+            self.ids.remove(slot);
         }
     }
 
-    /// Marks `key` finished: it stays a duplicate until `recent_ids_max` later ids push it out.
-    fn finish(&mut self, key: IdKey) {
+    /// Marks `key` (hashing to `hash`) finished: it stays a duplicate until `recent_ids_max`
+    /// later ids push it out.
+    fn finish(&mut self, key: IdKey, hash: u64) {
         if self.recent_ids_max == 0 {
-            self.ids.remove(&key);
+            if let Some(slot) = self.ids.find(&key, hash) {
+                self.ids.remove(slot);
+            }
             return;
         }
         self.forget_oldest_if_full();
+        let seq = self.recent_seq + 1;
+        let slot = self.put(key, hash, IdEntry::Done { seq });
+        let pushed = self.push_recent(slot, IdIndex::tag(hash));
+        debug_assert_eq!(pushed, seq);
+    }
+
+    /// Sets the entry of `key` (hashing to `hash`), adding it if absent; returns its slot. A
+    /// finished id it overwrites leaves the window (its place is cleared).
+    fn put(&mut self, key: IdKey, hash: u64, entry: IdEntry) -> u32 {
+        let Some(slot) = self.ids.find(&key, hash) else { return self.ids.insert(key, hash, entry) };
+        let old = std::mem::replace(self.ids.get_mut(slot), entry);
+        if let IdEntry::Done { seq } = old {
+            let place = self.recent_place(seq);
+            debug_assert_eq!(self.recent[place], recent_entry(slot, IdIndex::tag(hash)));
+            self.recent[place] = 0;
+        }
+        slot
+    }
+
+    /// The place in `recent` of finished id number `seq` (still in the window).
+    fn recent_place(&self, seq: u64) -> usize {
+        ((seq - 1) % self.recent_ids_max as u64) as usize
+    }
+
+    /// Appends finished id number `recent_seq + 1`, whose `Done` entry is in `slot` with hash
+    /// bits `tag`; returns its number. The caller made room ([`Self::forget_oldest_if_full`]).
+    #[inline]
+    fn push_recent(&mut self, slot: u32, tag: u32) -> u64 {
+        debug_assert!(self.recent_len < self.recent_ids_max, "no room in the duplicate window");
+        let mut place = self.recent_head + self.recent_len;
+        if place >= self.recent_ids_max {
+            place -= self.recent_ids_max;
+        }
+        self.recent[place] = recent_entry(slot, tag);
+        self.recent_len += 1;
         self.recent_seq += 1;
-        self.recent.push_back((key, self.recent_seq));
-        self.ids.insert(key, IdEntry::Done { seq: self.recent_seq });
+        debug_assert_eq!(place, self.recent_place(self.recent_seq));
+        self.recent_seq
     }
 
     /// Makes room in the duplicate window (before a push, so it never grows past its
     /// allocation) by forgetting the oldest finished id.
+    #[inline]
     fn forget_oldest_if_full(&mut self) {
-        if self.recent.len() < self.recent_ids_max {
+        if self.recent_len < self.recent_ids_max || self.recent_len == 0 {
             return;
         }
-        let Some((old, seq)) = self.recent.pop_front() else { return };
-        // Only if that entry is still the finished id this window slot recorded.
-        if let Entry::Occupied(entry) = self.ids.entry(old) {
-            if matches!(entry.get(), &IdEntry::Done { seq: s } if s == seq) {
-                entry.remove();
-            }
+        let e = std::mem::take(&mut self.recent[self.recent_head]);
+        self.recent_head += 1;
+        if self.recent_head == self.recent_ids_max {
+            self.recent_head = 0;
+        }
+        self.recent_len -= 1;
+        // Only if that entry is still the finished id this place recorded (else it was cleared).
+        if e != 0 {
+            let (slot, tag) = ((e as u32) - 1, (e >> 32) as u32);
+            debug_assert!(matches!(self.ids.get(slot), IdEntry::Done { .. }));
+            self.ids.remove_tagged(slot, tag);
         }
     }
 
@@ -600,6 +729,12 @@ impl RiskEngine {
     }
 }
 
+/// A place of the duplicate window: the `Done` entry's slot and hash bits, never 0.
+#[inline]
+fn recent_entry(slot: u32, tag: u32) -> u64 {
+    (u64::from(tag) << 32) | u64::from(slot + 1)
+}
+
 /// The limits for an order of `account` on `symbol`.
 #[inline]
 fn order_limits(default: &LimitSet, account: &Account, symbol: SymbolId) -> OrderLimits {
@@ -616,6 +751,21 @@ fn market_price(reference: i64, side: Side, band_bps: Option<u32>) -> i64 {
         }
         _ => reference,
     }
+}
+
+/// The band's edge on `side` in ticks of `tick_units`, inward (see [`RiskEngine::market_cap`]):
+/// `reference × (10000 ± bps) / (10000 × tick_units)` rounded down for a buy and up for a sell,
+/// at least 1, in `i128` (no overflow: at most 2^63 × 2^33).
+#[inline]
+fn band_edge_ticks(side: Side, reference: i64, bps: u32, tick_units: i64) -> Price {
+    let (reference, bps) = (i128::from(reference), i128::from(bps));
+    let per_tick = BPS_PER_ONE * i128::from(tick_units);
+    let ticks = match side {
+        // `reference > 0` (a set or traded price), so the quotient is not negative: `/` floors.
+        Side::Buy => reference * (BPS_PER_ONE + bps) / per_tick,
+        Side::Sell => div_ceil(reference * (BPS_PER_ONE - bps), per_tick),
+    };
+    Price(i64::try_from(ticks.max(1)).unwrap_or(i64::MAX))
 }
 
 /// `a / b` rounded up, for `b > 0` (signed `div_ceil` is not stable yet).
@@ -683,4 +833,105 @@ fn check_credit(account: &Account, notional_more: i128, limits: &OrderLimits) ->
         return Err(RiskReject::new(RiskReason::Credit, limits.credit_max, used));
     }
     Ok(())
+}
+
+#[cfg(test)]
+// Prices are written as dollars_cents (`100_00` is 100.00): the grouping is the point.
+#[allow(clippy::inconsistent_digit_grouping)]
+mod tests {
+    use engine::{ClOrdId, PRICE_UNITS_PER_ONE};
+
+    use super::*;
+
+    const CENT: i64 = PRICE_UNITS_PER_ONE / 100;
+    /// Symbol 0 ticks at 0.01, symbol 1 at 0.05.
+    const NICKEL: SymbolId = 1;
+
+    fn risk(band_bps: Option<u32>) -> RiskEngine {
+        let symbols = vec![SymbolSpec::new("A", CENT, 1), SymbolSpec::new("B", 5 * CENT, 1)];
+        let limits = RiskLimits { price_band_bps: band_bps, ..RiskLimits::default() };
+        RiskEngine::new(RiskConfig { default_limits: limits, ..RiskConfig::new(symbols, 2) }).unwrap()
+    }
+
+    fn market(symbol: SymbolId, side: Side) -> NewOrder {
+        NewOrder::market(0, symbol, ClOrdId::from_str("m").unwrap(), side, 1)
+    }
+
+    /// The caps of a buy and a sell on `symbol` with this reference price.
+    fn caps(risk: &mut RiskEngine, symbol: SymbolId, reference: i64) -> (Option<Price>, Option<Price>) {
+        risk.set_reference_price(symbol, reference).unwrap();
+        (risk.market_cap(&market(symbol, Side::Buy)), risk.market_cap(&market(symbol, Side::Sell)))
+    }
+
+    #[test]
+    fn market_cap_is_the_band_edge_in_ticks() {
+        let mut risk = risk(Some(100));
+        // On a tick: 100.00 ± 1% is 101.00 / 99.00 exactly.
+        assert_eq!(caps(&mut risk, 0, 100_00 * CENT), (Some(Price(101_00)), Some(Price(99_00))));
+        // Between ticks, inward on both sides: 100.01 ± 1% is 101.0101 / 99.0099, so at most
+        // 101.01 for a buy and at least 99.01 for a sell.
+        assert_eq!(caps(&mut risk, 0, 100_01 * CENT), (Some(Price(101_01)), Some(Price(99_01))));
+        // A reference off the tick grid: 100.005 ± 1% is 101.00505 / 99.00495.
+        assert_eq!(caps(&mut risk, 0, 100_00 * CENT + CENT / 2), (Some(Price(101_00)), Some(Price(99_01))));
+        // A tick of 0.05: 100.00 ± 1% lands on ticks (2020, 1980); ± 0.07% does not: 100.07
+        // rounds down to 100.05, 99.93 up to 99.95.
+        assert_eq!(caps(&mut risk, NICKEL, 100_00 * CENT), (Some(Price(2020)), Some(Price(1980))));
+        risk.set_limits(0, RiskLimits { price_band_bps: Some(7), ..RiskLimits::default() }).unwrap();
+        assert_eq!(caps(&mut risk, NICKEL, 100_00 * CENT), (Some(Price(2001)), Some(Price(1999))));
+        // A zero band caps at the reference, rounded inward.
+        risk.set_limits(0, RiskLimits { price_band_bps: Some(0), ..RiskLimits::default() }).unwrap();
+        assert_eq!(caps(&mut risk, NICKEL, 100_02 * CENT), (Some(Price(2000)), Some(Price(2001))));
+    }
+
+    #[test]
+    fn market_cap_passes_the_band_and_one_tick_more_does_not() {
+        let mut risk = risk(Some(100));
+        risk.set_reference_price(0, 100_01 * CENT).unwrap();
+        let tick = CENT;
+        for (n, side) in [Side::Buy, Side::Sell].into_iter().enumerate() {
+            let cap = risk.market_cap(&market(0, side)).unwrap();
+            let outward = if side == Side::Buy { tick } else { -tick };
+            let id = |s: &str| ClOrdId::from_str(&format!("{s}{n}")).unwrap();
+            let at_cap = NewOrder::limit(0, 0, id("in"), side, cap.0 * tick, 1);
+            assert_eq!(risk.check_new(&at_cap), Ok(()), "{side:?}");
+            let beyond = NewOrder::limit(0, 0, id("out"), side, cap.0 * tick + outward, 1);
+            assert_eq!(risk.check_new(&beyond).unwrap_err().reason, RiskReason::PriceBand, "{side:?}");
+        }
+    }
+
+    #[test]
+    fn market_cap_is_at_least_one_tick() {
+        let mut risk = risk(Some(10_000));
+        // A band of 100% (or more) puts the sell edge at (or below) zero.
+        assert_eq!(caps(&mut risk, 0, 100_00 * CENT), (Some(Price(200_00)), Some(Price(1))));
+        risk.set_default_limits(RiskLimits { price_band_bps: Some(25_000), ..RiskLimits::default() })
+            .unwrap();
+        assert_eq!(caps(&mut risk, 0, 100_00 * CENT), (Some(Price(350_00)), Some(Price(1))));
+        // A reference below one tick puts the buy edge below one tick.
+        risk.set_default_limits(RiskLimits { price_band_bps: Some(0), ..RiskLimits::default() }).unwrap();
+        assert_eq!(caps(&mut risk, 0, CENT / 2), (Some(Price(1)), Some(Price(1))));
+    }
+
+    #[test]
+    fn market_cap_is_none_without_band_reference_or_a_plain_market_order() {
+        // No band (the default limits), even with a reference price.
+        let mut no_band = risk(None);
+        assert_eq!(caps(&mut no_band, 0, 100_00 * CENT), (None, None));
+        // A band but no reference price.
+        let mut risk = risk(Some(100));
+        assert_eq!(risk.market_cap(&market(0, Side::Buy)), None);
+        risk.set_reference_price(0, 100_00 * CENT).unwrap();
+        assert!(risk.market_cap(&market(0, Side::Buy)).is_some());
+        // A limit order, a stop-market order, an unknown account or symbol.
+        let id = ClOrdId::from_str("x").unwrap();
+        assert_eq!(risk.market_cap(&NewOrder::limit(0, 0, id, Side::Buy, 100_00 * CENT, 1)), None);
+        let stop = NewOrder { stop_price: Some(101_00 * CENT), ..market(0, Side::Buy) };
+        assert_eq!(risk.market_cap(&stop), None);
+        assert_eq!(risk.market_cap(&NewOrder { account: 9, ..market(0, Side::Buy) }), None);
+        assert_eq!(risk.market_cap(&market(9, Side::Buy)), None);
+        // An account's own limits without a band, while the default has one.
+        risk.set_limits(1, RiskLimits::default()).unwrap();
+        assert_eq!(risk.market_cap(&NewOrder { account: 1, ..market(0, Side::Buy) }), None);
+        assert!(risk.market_cap(&market(0, Side::Sell)).is_some());
+    }
 }
