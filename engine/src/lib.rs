@@ -45,6 +45,5 @@ pub use types::{
     SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
 };
 pub use wait::{
-    tighten_timer_slack, WaitStep, WaitStrategy, Waiter, BACKOFF_SLEEP_MAX, BACKOFF_SLEEP_MIN, SPIN_ROUNDS,
-    YIELD_ROUNDS,
+    WaitStep, WaitStrategy, Waiter, BACKOFF_SLEEP_MAX, BACKOFF_SLEEP_MIN, SPIN_ROUNDS, YIELD_ROUNDS,
 };

@@ -332,9 +332,6 @@ impl<P: Processor, C: Clock> Runner<P, C> {
     /// The engine thread's body.
     fn run(mut self) -> P {
         self.pin();
-        if self.wait == WaitStrategy::Backoff {
-            crate::wait::tighten_timer_slack();
-        }
         let mut idle = Waiter::new(self.wait);
         let mut commands_processed: u64 = 0;
         let batch_max = self.batch_max;

@@ -44,21 +44,6 @@ pub const BACKOFF_SLEEP_MAX: Duration = Duration::from_micros(50);
 
 const _: () = assert!(BACKOFF_SLEEP_MIN.as_nanos() <= BACKOFF_SLEEP_MAX.as_nanos());
 
-/// Asks the kernel for the least timer slack (1 ns) on the calling thread, so a backoff sleep
-/// lasts what it asks for: Linux's default slack of 50 µs is added to every sleep, which made the
-/// longest idle wake-up ~100 µs instead of [`BACKOFF_SLEEP_MAX`]. True when the kernel agreed;
-/// elsewhere than Linux it does nothing and returns false.
-pub fn tighten_timer_slack() -> bool {
-    #[cfg(all(target_os = "linux", not(loom)))]
-    {
-        // SAFETY: PR_SET_TIMERSLACK takes one integer argument and changes only this thread's
-        // timer slack; no memory is passed to the kernel.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) == 0 }
-    }
-    #[cfg(not(all(target_os = "linux", not(loom))))]
-    false
-}
-
 /// What one idle round does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitStep {

@@ -433,9 +433,6 @@ impl Router {
         for account in killed {
             self.push(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None, None);
         }
-        if self.config.wait == WaitStrategy::Backoff {
-            engine::tighten_timer_slack();
-        }
         let mut waiter = Waiter::new(self.config.wait);
         loop {
             let mut busy = self.drain_events();
