@@ -112,7 +112,8 @@ pub struct TlsConfig {
 pub struct EngineSection {
     /// Live orders bound.
     pub orders_max: usize,
-    /// `backoff` (default, fits 2 cores), `yield` or `busy-spin` (only on an isolated core).
+    /// `park` (default, fits 2 cores: parks when idle, woken by its producers), `backoff` (sleeps and
+    /// polls), `yield` or `busy-spin` (only on an isolated core).
     pub wait: String,
     /// Pin the engine thread to this core.
     pub pin_core: Option<usize>,
@@ -274,12 +275,7 @@ impl Default for NetworkConfig {
 
 impl Default for EngineSection {
     fn default() -> EngineSection {
-        EngineSection {
-            orders_max: 1 << 20,
-            wait: "backoff".into(),
-            pin_core: None,
-            router_wait: "backoff".into(),
-        }
+        EngineSection { orders_max: 1 << 20, wait: "park".into(), pin_core: None, router_wait: "park".into() }
     }
 }
 
@@ -317,9 +313,12 @@ impl ServeConfig {
 fn wait_strategy(name: &str) -> Result<WaitStrategy, ServeError> {
     match name {
         "backoff" => Ok(WaitStrategy::Backoff),
+        "park" => Ok(WaitStrategy::Park),
         "yield" => Ok(WaitStrategy::Yield),
         "busy-spin" => Ok(WaitStrategy::BusySpin),
-        other => Err(ServeError::Config(format!("wait strategy {other:?}: use backoff, yield or busy-spin"))),
+        other => {
+            Err(ServeError::Config(format!("wait strategy {other:?}: use park, backoff, yield or busy-spin")))
+        }
     }
 }
 
@@ -487,6 +486,8 @@ impl Server {
             accounts: accounts.len(),
             risk: Some(risk),
             admin,
+            engine_doorbell: handle.commands_doorbell.clone(),
+            doorbell: handle.events_doorbell.clone(),
             rate_limit: config.rate_limit.enabled.then(|| RateLimits {
                 session: config.rate_limit.session,
                 account: config.rate_limit.account,

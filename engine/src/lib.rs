@@ -11,6 +11,7 @@
 mod book;
 mod codec;
 mod command;
+mod doorbell;
 mod durable;
 mod engine;
 mod event;
@@ -30,6 +31,7 @@ pub mod journal;
 
 pub use codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 pub use command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
+pub use doorbell::Doorbell;
 pub use durable::{DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier};
 pub use engine::{BookSnapshot, Engine, EngineConfig, LevelSnapshot, OrderSnapshot};
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
@@ -45,5 +47,6 @@ pub use types::{
     SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
 };
 pub use wait::{
-    WaitStep, WaitStrategy, Waiter, BACKOFF_SLEEP_MAX, BACKOFF_SLEEP_MIN, SPIN_ROUNDS, YIELD_ROUNDS,
+    WaitStep, WaitStrategy, Waiter, BACKOFF_SLEEP_MAX, BACKOFF_SLEEP_MIN, PARK_TIMEOUT, SPIN_ROUNDS,
+    YIELD_ROUNDS,
 };

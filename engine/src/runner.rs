@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::command::Command;
+use crate::doorbell::Doorbell;
 use crate::event::{Event, EventSink};
 use crate::ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};
 use crate::sequencer::Sequencer;
@@ -265,6 +266,12 @@ pub struct RunnerHandle {
     pub events: Consumer<Event>,
     /// The runner's counters.
     pub stats: Arc<RunnerStats>,
+    /// Ring it after pushing commands: it wakes the engine thread when it parks
+    /// ([`WaitStrategy::Park`]).
+    pub commands_doorbell: Arc<Doorbell>,
+    /// Under [`WaitStrategy::Park`] the engine thread rings it after each batch of events: the
+    /// events' consumer registers on it (and may let its other producers ring it too) to park.
+    pub events_doorbell: Arc<Doorbell>,
 }
 
 /// The engine thread's state: one processor, fed by one command ring, feeding one event ring.
@@ -278,6 +285,8 @@ pub struct Runner<P, C> {
     wait: WaitStrategy,
     pin_core: Option<usize>,
     batch_max: usize,
+    commands_doorbell: Arc<Doorbell>,
+    events_doorbell: Arc<Doorbell>,
 }
 
 impl<P: Processor + 'static> Runner<P, SystemClock> {
@@ -303,6 +312,8 @@ impl<P: Processor + 'static, C: Clock + 'static> Runner<P, C> {
         let (event_producer, event_consumer) = spsc_ring(config.event_ring_capacity);
         let pin_state = if config.pin_core.is_some() { PinState::Pending } else { PinState::NotRequested };
         let stats = Arc::new(RunnerStats::new(pin_state));
+        let commands_doorbell = Arc::new(Doorbell::new());
+        let events_doorbell = Arc::new(Doorbell::new());
         let runner = Runner {
             processor,
             clock,
@@ -318,12 +329,20 @@ impl<P: Processor + 'static, C: Clock + 'static> Runner<P, C> {
             wait: config.wait,
             pin_core: config.pin_core,
             batch_max: config.batch_max,
+            commands_doorbell: Arc::clone(&commands_doorbell),
+            events_doorbell: Arc::clone(&events_doorbell),
         };
         let join = std::thread::Builder::new()
             .name(config.thread_name)
             .spawn(move || runner.run())
             .map_err(RunnerError::Spawn)?;
-        let handle = RunnerHandle { commands: command_producer, events: event_consumer, stats };
+        let handle = RunnerHandle {
+            commands: command_producer,
+            events: event_consumer,
+            stats,
+            commands_doorbell,
+            events_doorbell,
+        };
         Ok((handle, join))
     }
 }
@@ -332,6 +351,7 @@ impl<P: Processor, C: Clock> Runner<P, C> {
     /// The engine thread's body.
     fn run(mut self) -> P {
         self.pin();
+        self.commands_doorbell.register();
         let mut idle = Waiter::new(self.wait);
         let mut commands_processed: u64 = 0;
         let batch_max = self.batch_max;
@@ -347,6 +367,9 @@ impl<P: Processor, C: Clock> Runner<P, C> {
                 processor.process(&cmd, events);
             });
             if count > 0 {
+                if self.wait == WaitStrategy::Park {
+                    self.events_doorbell.ring();
+                }
                 commands_processed += count as u64;
                 self.publish_stats(commands_processed);
                 idle.reset();
@@ -355,7 +378,8 @@ impl<P: Processor, C: Clock> Runner<P, C> {
                 // producer went away is visible, so "empty" then means drained for good.
                 break;
             } else {
-                idle.wait();
+                let commands = &self.commands;
+                idle.wait_on(Some(&self.commands_doorbell), || !commands.is_empty());
             }
         }
         self.publish_stats(commands_processed);
@@ -464,7 +488,7 @@ mod tests {
         join: JoinHandle<P>,
         count: u64,
     ) -> (Vec<Event>, P, Arc<RunnerStats>) {
-        let RunnerHandle { mut commands, mut events, stats } = handle;
+        let RunnerHandle { mut commands, mut events, stats, .. } = handle;
         let mut received = Vec::new();
         for _ in 0..count {
             let mut cmd = halt();
@@ -494,6 +518,30 @@ mod tests {
             event_ring_capacity: 16,
             ..RunnerConfig::default()
         }
+    }
+
+    #[test]
+    fn a_parked_engine_is_woken_by_its_doorbell_and_rings_the_consumer() {
+        let config = RunnerConfig { wait: WaitStrategy::Park, ..small_config() };
+        let (handle, join) = Runner::spawn(echo(1), config).unwrap();
+        let RunnerHandle { mut commands, mut events, commands_doorbell, events_doorbell, .. } = handle;
+        events_doorbell.register();
+        // Let the engine go idle and park, then send one command at a time and park the test
+        // thread with a 5 s timeout: an engine that did not ring after its events would make
+        // this take 200 × 5 s. (A lost ring of the engine's own doorbell costs only its 1 ms
+        // park timeout; the loom model checks that one.)
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let started = std::time::Instant::now();
+        for _ in 0..200 {
+            commands.push(halt()).unwrap();
+            commands_doorbell.ring();
+            while events.pop().is_none() {
+                events_doorbell.sleep(|| !events.is_empty(), std::time::Duration::from_secs(5));
+            }
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        drop(commands);
+        join.join().unwrap();
     }
 
     #[test]
@@ -528,7 +576,7 @@ mod tests {
     #[test]
     fn stops_only_after_draining_commands_pushed_before_the_producer_dropped() {
         let (handle, join) = Runner::spawn(echo(0), small_config()).unwrap();
-        let RunnerHandle { mut commands, events, stats } = handle;
+        let RunnerHandle { mut commands, events, stats, .. } = handle;
         for _ in 0..commands.capacity() {
             commands.push(halt()).unwrap();
         }
@@ -553,7 +601,7 @@ mod tests {
     fn a_dropped_event_consumer_does_not_block_the_engine() {
         let config = RunnerConfig { event_ring_capacity: 4, ..small_config() };
         let (handle, join) = Runner::spawn(echo(2), config).unwrap();
-        let RunnerHandle { mut commands, events, stats } = handle;
+        let RunnerHandle { mut commands, events, stats, .. } = handle;
         drop(events);
         for _ in 0..100 {
             let mut cmd = halt();
@@ -633,7 +681,7 @@ mod tests {
         }
 
         let (handle, join) = Runner::spawn_with_clock(small_engine(), clock, small_config()).unwrap();
-        let RunnerHandle { mut commands, mut events, stats } = handle;
+        let RunnerHandle { mut commands, mut events, stats, .. } = handle;
         let mut runner_events = Vec::new();
         for cmd in &flow {
             let mut cmd = *cmd;

@@ -11,17 +11,27 @@ pub(crate) use loom::{
     cell::UnsafeCell,
     hint::spin_loop,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{fence, AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     thread::yield_now,
 };
 
+/// Parks the current thread. Under loom there is no time, so no timeout: a wake-up the model
+/// can lose shows up as a deadlock.
+#[cfg(loom)]
+pub(crate) fn park_timeout(_timeout: std::time::Duration) {
+    loom::thread::park();
+}
+
+#[cfg(not(loom))]
+pub(crate) use std::thread::park_timeout;
+
 #[cfg(not(loom))]
 pub(crate) use std::{
     hint::spin_loop,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{fence, AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     thread::yield_now,

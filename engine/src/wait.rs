@@ -11,6 +11,7 @@
 
 use core::time::Duration;
 
+use crate::doorbell::Doorbell;
 use crate::sync::{sleep, spin_loop, yield_now};
 
 /// How an idle thread waits for its ring.
@@ -26,6 +27,11 @@ pub enum WaitStrategy {
     /// almost nothing; the first value after a long idle waits at most about one sleep.
     #[default]
     Backoff,
+    /// Spin a little, yield a little, then park until a producer rings the thread's
+    /// [`Doorbell`] (or [`PARK_TIMEOUT`] passes). Wakes within a futex call of new work and costs
+    /// nothing while idle, but every producer of the thread's inputs must ring its doorbell;
+    /// where a thread has none, this is [`WaitStrategy::Backoff`].
+    Park,
 }
 
 /// Rounds of spinning before yielding; round `n` spins `2^n` times (1 + 2 + ... + 64 hints in
@@ -43,6 +49,10 @@ pub const BACKOFF_SLEEP_MIN: Duration = Duration::from_micros(1);
 pub const BACKOFF_SLEEP_MAX: Duration = Duration::from_micros(50);
 
 const _: () = assert!(BACKOFF_SLEEP_MIN.as_nanos() <= BACKOFF_SLEEP_MAX.as_nanos());
+
+/// Longest park of [`WaitStrategy::Park`]: a safety net only (producers ring), so a thread also
+/// notices what nobody rings for (a stop flag, journal progress) this often.
+pub const PARK_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// What one idle round does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,14 +93,17 @@ impl Waiter {
     /// Waits one idle round; the caller re-checks its ring afterwards.
     #[inline]
     pub fn wait(&mut self) {
-        match self.next_step() {
-            WaitStep::Spin(count) => {
-                for _ in 0..count {
-                    spin_loop();
-                }
-            }
-            WaitStep::Yield => yield_now(),
-            WaitStep::Sleep(duration) => sleep(duration),
+        perform(self.next_step());
+    }
+
+    /// Waits one idle round like [`wait`](Self::wait), except that under
+    /// [`WaitStrategy::Park`] the sleeping rounds park on `doorbell` (with `ready` as the last
+    /// look at the inputs before parking) instead of sleeping.
+    #[inline]
+    pub fn wait_on(&mut self, doorbell: Option<&Doorbell>, ready: impl Fn() -> bool) {
+        match (self.next_step(), self.strategy, doorbell) {
+            (WaitStep::Sleep(_), WaitStrategy::Park, Some(bell)) => bell.sleep(ready, PARK_TIMEOUT),
+            (step, ..) => perform(step),
         }
     }
 
@@ -102,14 +115,29 @@ impl Waiter {
             WaitStrategy::BusySpin => WaitStep::Spin(1),
             _ if round < SPIN_ROUNDS => WaitStep::Spin(1 << round),
             WaitStrategy::Yield => WaitStep::Yield,
-            WaitStrategy::Backoff if round < SPIN_ROUNDS + YIELD_ROUNDS => WaitStep::Yield,
-            WaitStrategy::Backoff => {
+            WaitStrategy::Backoff | WaitStrategy::Park if round < SPIN_ROUNDS + YIELD_ROUNDS => {
+                WaitStep::Yield
+            }
+            WaitStrategy::Backoff | WaitStrategy::Park => {
                 let doublings = round - SPIN_ROUNDS - YIELD_ROUNDS;
                 // Past 2^16 the cap is long reached; the clamp keeps the shift in range.
                 let sleep = BACKOFF_SLEEP_MIN.saturating_mul(1 << doublings.min(16));
                 WaitStep::Sleep(sleep.min(BACKOFF_SLEEP_MAX))
             }
         }
+    }
+}
+
+#[inline]
+fn perform(step: WaitStep) {
+    match step {
+        WaitStep::Spin(count) => {
+            for _ in 0..count {
+                spin_loop();
+            }
+        }
+        WaitStep::Yield => yield_now(),
+        WaitStep::Sleep(duration) => sleep(duration),
     }
 }
 
@@ -125,6 +153,16 @@ mod tests {
     #[test]
     fn default_is_backoff_because_shared_cores_must_not_be_starved() {
         assert_eq!(WaitStrategy::default(), WaitStrategy::Backoff);
+    }
+
+    #[test]
+    fn park_takes_the_backoff_steps_and_parks_where_backoff_sleeps() {
+        assert_eq!(steps(WaitStrategy::Park, 64), steps(WaitStrategy::Backoff, 64));
+        // With no doorbell a parking waiter sleeps like the backoff: the call returns.
+        let mut waiter = Waiter::new(WaitStrategy::Park);
+        for _ in 0..64 {
+            waiter.wait_on(None, || false);
+        }
     }
 
     #[test]

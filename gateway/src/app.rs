@@ -5,12 +5,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
 use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
 
 use crate::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
 use crate::fix::{self, tag, Message};
-use crate::router::{ExecReport, Outbox, Request, SessionId, ToRouter, ToSession};
+use crate::router::{ExecReport, Outbox, Request, RouterTx, SessionId, ToRouter, ToSession};
 use crate::session::{Poll, Session};
 use crate::venue::{parse_price_units, Venue};
 
@@ -74,7 +73,7 @@ impl Echo {
 #[derive(Debug)]
 pub struct AppSession {
     venue: Arc<Venue>,
-    router: Sender<ToRouter>,
+    router: RouterTx,
     id: SessionId,
     account: Option<AccountId>,
     /// The account is an admin: it sends AdminRequest and never trades.
@@ -83,7 +82,7 @@ pub struct AppSession {
 
 impl AppSession {
     /// A session not yet logged on.
-    pub fn new(venue: Arc<Venue>, router: Sender<ToRouter>) -> AppSession {
+    pub fn new(venue: Arc<Venue>, router: RouterTx) -> AppSession {
         AppSession {
             venue,
             router,

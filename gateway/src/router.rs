@@ -25,9 +25,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use engine::journal::JournalProgress;
 use engine::{
-    AccountId, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Consumer, Event, EventKind,
-    NewOrder, OrderId, Price, Producer, PushError, Qty, RejectReason, ReplaceOrder, Side, SymbolId,
-    WaitStrategy, Waiter, SYMBOL_UNKNOWN,
+    AccountId, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Consumer, Doorbell, Event,
+    EventKind, NewOrder, OrderId, Price, Producer, PushError, Qty, RejectReason, ReplaceOrder, Side,
+    SymbolId, WaitStrategy, Waiter, SYMBOL_UNKNOWN,
 };
 use rustc_hash::FxHashMap;
 
@@ -278,7 +278,40 @@ pub struct RouterConfig {
     pub rate_limit: Option<RateLimits>,
     /// Run-time administration of risk (needs `risk`).
     pub admin: AdminConfig,
+    /// The engine's command doorbell ([`engine::RunnerHandle::commands_doorbell`]): rung after
+    /// every push, so a parked engine thread wakes.
+    pub engine_doorbell: Arc<Doorbell>,
+    /// The router's own doorbell ([`engine::RunnerHandle::events_doorbell`]): the engine and
+    /// the sessions ring it, and the router parks on it under [`WaitStrategy::Park`].
+    pub doorbell: Arc<Doorbell>,
 }
+
+/// Where sessions send requests: the router's channel, and its doorbell rung after each send.
+#[derive(Clone, Debug)]
+pub struct RouterTx {
+    tx: Sender<ToRouter>,
+    doorbell: Arc<Doorbell>,
+}
+
+impl RouterTx {
+    /// Sends, waiting for room (control messages: attach, detach).
+    pub fn send(&self, message: ToRouter) -> Result<(), NotSent> {
+        self.tx.send(message).map_err(|_| NotSent)?;
+        self.doorbell.ring();
+        Ok(())
+    }
+
+    /// Sends if there is room (requests: a full channel is a "gateway busy" refusal).
+    pub fn try_send(&self, message: ToRouter) -> Result<(), NotSent> {
+        self.tx.try_send(message).map_err(|_| NotSent)?;
+        self.doorbell.ring();
+        Ok(())
+    }
+}
+
+/// The router did not take a message: its channel was full (`try_send`) or it has stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotSent;
 
 /// Rate limits, per session and per account.
 #[derive(Clone, Debug)]
@@ -358,7 +391,7 @@ struct Router {
 #[derive(Debug)]
 pub struct RouterHandle {
     /// Where sessions send requests.
-    pub inbound: Sender<ToRouter>,
+    pub inbound: RouterTx,
     /// Counters.
     pub stats: Arc<RouterStats>,
     stop: Arc<AtomicBool>,
@@ -401,6 +434,7 @@ pub fn spawn(
     };
     let risk = config.risk.take();
     let (tx, rx) = crossbeam_channel::bounded(INBOUND_CHANNEL_CAPACITY);
+    let doorbell_for_sessions = Arc::clone(&config.doorbell);
     let stats = Arc::new(RouterStats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let router = Router {
@@ -419,7 +453,8 @@ pub fn spawn(
         stop: stop.clone(),
     };
     let thread = std::thread::Builder::new().name("router".into()).spawn(move || router.run())?;
-    Ok(RouterHandle { inbound: tx, stats, stop, thread: Some(thread) })
+    let inbound = RouterTx { tx, doorbell: doorbell_for_sessions };
+    Ok(RouterHandle { inbound, stats, stop, thread: Some(thread) })
 }
 
 impl Router {
@@ -433,6 +468,7 @@ impl Router {
         for account in killed {
             self.push(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None, None);
         }
+        self.config.doorbell.register();
         let mut waiter = Waiter::new(self.config.wait);
         loop {
             let mut busy = self.drain_events();
@@ -451,6 +487,10 @@ impl Router {
             }
             if busy {
                 waiter.reset();
+            } else if self.held.is_empty() {
+                // Nothing rings for journal progress: park only with nothing held for it.
+                let (events, inbound) = (&self.events, &self.inbound);
+                waiter.wait_on(Some(&self.config.doorbell), || !events.is_empty() || !inbound.is_empty());
             } else {
                 waiter.wait();
             }
@@ -636,7 +676,10 @@ impl Router {
         let mut waiter = Waiter::new(self.config.wait);
         loop {
             match self.commands.push(command) {
-                Ok(()) => break,
+                Ok(()) => {
+                    self.config.engine_doorbell.ring();
+                    break;
+                }
                 Err(PushError::Full(back)) => {
                     command = back;
                     if !self.drain_events() {

@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::Sender;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll as MioPoll, Token, Waker};
 
 use crate::app::AppSession;
-use crate::router::{Outbox, SessionId, ToRouter, ToSession, OUTBOX_CAPACITY};
+use crate::router::{Outbox, RouterTx, SessionId, ToSession, OUTBOX_CAPACITY};
 use crate::session::Session;
 use crate::tls::{quinn_server_config, QuicTuning, ServerTls, TlsError};
 use crate::venue::Venue;
@@ -87,7 +86,7 @@ impl Gateway {
     pub fn start(
         config: &GatewayConfig,
         venue: Arc<Venue>,
-        router: Sender<ToRouter>,
+        router: RouterTx,
     ) -> Result<Gateway, ServerError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.quic_threads.max(1))
@@ -140,7 +139,7 @@ impl Gateway {
     }
 }
 
-async fn accept_quic(endpoint: quinn::Endpoint, venue: Arc<Venue>, router: Sender<ToRouter>) {
+async fn accept_quic(endpoint: quinn::Endpoint, venue: Arc<Venue>, router: RouterTx) {
     let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     while let Some(incoming) = endpoint.accept().await {
         if live.load(Ordering::Relaxed) >= CONNECTIONS_MAX {
@@ -163,7 +162,7 @@ async fn accept_quic(endpoint: quinn::Endpoint, venue: Arc<Venue>, router: Sende
 
 async fn quic_session(
     venue: Arc<Venue>,
-    router: Sender<ToRouter>,
+    router: RouterTx,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
@@ -230,7 +229,7 @@ const WAKER: Token = Token(usize::MAX - 1);
 fn run_tcp(
     mut listener: TcpListener,
     venue: Arc<Venue>,
-    router: Sender<ToRouter>,
+    router: RouterTx,
     stop: &AtomicBool,
 ) -> io::Result<()> {
     let mut poll = MioPoll::new()?;

@@ -95,9 +95,10 @@ pub struct E2eArgs {
     /// The `exchange` binary to start (default: this one).
     #[arg(long)]
     pub exchange_bin: Option<PathBuf>,
-    /// Wait strategy of the started venue's engine and router threads: backoff (the default,
-    /// sleeps when idle), yield or busy-spin.
-    #[arg(long, default_value = "backoff")]
+    /// Wait strategy of the started venue's engine and router threads: park (the default:
+    /// parks when idle, woken by whoever sends it work), backoff (sleeps and polls), yield or
+    /// busy-spin.
+    #[arg(long, default_value = "park")]
     pub venue_wait: String,
     /// Account (and password) to trade as.
     #[arg(long, default_value = "alice")]
