@@ -35,6 +35,7 @@ pub use doorbell::Doorbell;
 pub use durable::{DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier};
 pub use engine::{BookSnapshot, Engine, EngineConfig, LevelSnapshot, OrderSnapshot};
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
+pub use id_index::id_hash;
 pub use ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};
 pub use runner::{
     Clock, PinState, Processor, Runner, RunnerConfig, RunnerError, RunnerHandle, RunnerStats, SteppingClock,
