@@ -773,7 +773,7 @@ impl Router {
                     notional_ticks: 0,
                 };
                 self.orders.insert(order_id, state);
-                self.report(order_id, &state, event.seq * 2, b'0', b'0', qty, None, None, ts);
+                self.report_with(order_id, &state, event.seq * 2, b'0', b'0', qty, None, None, None, ts);
             }
             EventKind::Trade {
                 price,
@@ -795,7 +795,7 @@ impl Router {
                         self.orders.remove(&order_id);
                     }
                     let exec_id = event.seq * 2 + leg;
-                    self.report(
+                    self.report_with(
                         order_id,
                         &state,
                         exec_id,
@@ -803,6 +803,7 @@ impl Router {
                         status,
                         leaves,
                         Some((price, qty)),
+                        None,
                         None,
                         ts,
                     );
@@ -823,13 +824,24 @@ impl Router {
             }
             EventKind::Expired { order_id, .. } => {
                 if let Some(state) = self.orders.remove(&order_id) {
-                    self.report(order_id, &state, event.seq * 2, b'C', b'C', 0, None, None, ts);
+                    self.report_with(order_id, &state, event.seq * 2, b'C', b'C', 0, None, None, None, ts);
                 }
             }
             EventKind::Triggered { order_id, .. } => {
                 if let Some(state) = self.orders.get(&order_id).copied() {
                     let leaves = state.qty - state.cum_qty;
-                    self.report(order_id, &state, event.seq * 2, b'L', b'0', leaves, None, None, ts);
+                    self.report_with(
+                        order_id,
+                        &state,
+                        event.seq * 2,
+                        b'L',
+                        b'0',
+                        leaves,
+                        None,
+                        None,
+                        None,
+                        ts,
+                    );
                 }
             }
             EventKind::Replaced { orig_id, id, order_id, price, qty, leaves_qty, .. } => {
@@ -942,22 +954,6 @@ impl Router {
             reason: if reason == RejectReason::UnknownOrder { 1 } else { 99 },
             text: reason.as_str().to_owned(),
         })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn report(
-        &mut self,
-        order_id: OrderId,
-        state: &OrderState,
-        exec_id: u64,
-        exec_type: u8,
-        ord_status: u8,
-        leaves_qty: Qty,
-        last: Option<(Price, Qty)>,
-        orig: Option<ClOrdId>,
-        ts: u64,
-    ) {
-        self.report_with(order_id, state, exec_id, exec_type, ord_status, leaves_qty, last, orig, None, ts);
     }
 
     #[allow(clippy::too_many_arguments)]
