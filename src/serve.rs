@@ -13,11 +13,11 @@ use std::thread::JoinHandle;
 
 use engine::journal::{JournalConfig, SyncPolicy};
 use engine::{
-    AccountId, DurableConfig, DurableEngine, DurableRecovery, EngineConfig, Runner, RunnerConfig, SymbolSpec,
-    WaitStrategy,
+    AccountId, Doorbell, DurableConfig, DurableEngine, DurableRecovery, EngineConfig, InlineRunner, Runner,
+    RunnerConfig, RunnerError, SymbolSpec, SystemClock, WaitStrategy,
 };
 use gateway::admin::AdminConfig;
-use gateway::router::{Durability, RateLimits, RouterConfig, RouterHandle};
+use gateway::router::{Durability, EngineLink, RateLimits, RouterConfig, RouterHandle};
 use gateway::server::{Gateway, GatewayConfig};
 use gateway::session::SessionConfig;
 use gateway::tls::ServerTls;
@@ -115,10 +115,15 @@ pub struct EngineSection {
     /// `park` (default, fits 2 cores: parks when idle, woken by its producers), `backoff` (sleeps and
     /// polls), `yield` or `busy-spin` (only on an isolated core).
     pub wait: String,
-    /// Pin the engine thread to this core.
+    /// Pin the engine thread to this core (with `thread = "router"`, the router thread, which
+    /// then runs the engine).
     pub pin_core: Option<usize>,
     /// Wait strategy of the router thread.
     pub router_wait: String,
+    /// Where the matching engine runs: `router` (default: on the router thread, called
+    /// directly, which saves two thread hand-offs per order on a machine with few cores) or
+    /// `own` (its own thread, fed through the command and event rings).
+    pub thread: String,
 }
 
 /// The journal.
@@ -275,7 +280,13 @@ impl Default for NetworkConfig {
 
 impl Default for EngineSection {
     fn default() -> EngineSection {
-        EngineSection { orders_max: 1 << 20, wait: "park".into(), pin_core: None, router_wait: "park".into() }
+        EngineSection {
+            orders_max: 1 << 20,
+            wait: "park".into(),
+            pin_core: None,
+            router_wait: "park".into(),
+            thread: "router".into(),
+        }
     }
 }
 
@@ -470,24 +481,42 @@ impl Server {
         let seq_first = durable.next_command_seq();
         let (risk, admin) = build_risk(config, &symbols, &names, &data_dir)?;
         let progress = durable.commands_progress();
-        let runner_config = RunnerConfig {
-            wait: wait_strategy(&config.engine.wait)?,
-            pin_core: config.engine.pin_core,
-            seq_first,
-            ..RunnerConfig::default()
+        let engine_error = |e: RunnerError| ServeError::Engine(e.to_string());
+        let engine_wait = wait_strategy(&config.engine.wait)?;
+        let (link, doorbell, engine, router_pin) = match config.engine.thread.as_str() {
+            "own" => {
+                let runner_config = RunnerConfig {
+                    wait: engine_wait,
+                    pin_core: config.engine.pin_core,
+                    seq_first,
+                    ..RunnerConfig::default()
+                };
+                let (handle, engine) = Runner::spawn(durable, runner_config).map_err(engine_error)?;
+                let link = EngineLink::Rings {
+                    commands: handle.commands,
+                    events: handle.events,
+                    doorbell: handle.commands_doorbell,
+                };
+                (link, handle.events_doorbell, Some(engine), None)
+            }
+            "router" => {
+                let inline = InlineRunner::new(durable, SystemClock, seq_first).map_err(engine_error)?;
+                let link = EngineLink::Inline(Box::new(inline));
+                (link, Arc::new(Doorbell::new()), None, config.engine.pin_core)
+            }
+            other => {
+                return Err(ServeError::Config(format!("engine.thread {other:?}: use router or own")));
+            }
         };
-        let (handle, engine) =
-            Runner::spawn(durable, runner_config).map_err(|e| ServeError::Engine(e.to_string()))?;
-
         let router_config = RouterConfig {
             seq_first,
+            pin_core: router_pin,
+            doorbell,
             wait: wait_strategy(&config.engine.router_wait)?,
             durability: Some(Durability { progress, group_commit: matches!(sync, SyncPolicy::GroupCommit) }),
             accounts: accounts.len(),
             risk: Some(risk),
             admin,
-            engine_doorbell: handle.commands_doorbell.clone(),
-            doorbell: handle.events_doorbell.clone(),
             rate_limit: config.rate_limit.enabled.then(|| RateLimits {
                 session: config.rate_limit.session,
                 account: config.rate_limit.account,
@@ -499,7 +528,7 @@ impl Server {
                 keys_max: config.rate_limit.keys_max,
             }),
         };
-        let router = gateway::router::spawn(handle.commands, handle.events, router_config)
+        let router = gateway::router::spawn(link, router_config)
             .map_err(|e| ServeError::Engine(format!("router thread: {e}")))?;
 
         // The gateway.
@@ -546,7 +575,7 @@ impl Server {
             },
             gateway: Some(gateway),
             router: Some(router),
-            engine: Some(engine),
+            engine,
         })
     }
 

@@ -433,6 +433,7 @@ fn serve_refuses_a_bad_configuration_with_a_reason() {
     for (text, reason) in [
         ("[network]\nquik = \"127.0.0.1:0\"\n", "unknown field `quik`"),
         ("[engine]\nwait = \"nap\"\n", "wait strategy \"nap\""),
+        ("[engine]\nthread = \"elsewhere\"\n", "engine.thread \"elsewhere\""),
         ("[[symbols]]\nname = \"X\"\ntick = \"-1\"\n", "tick \"-1\" is not a positive price"),
         ("[journal]\nsync = \"sometimes\"\n", "journal sync \"sometimes\""),
     ] {

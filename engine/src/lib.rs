@@ -38,8 +38,8 @@ pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectR
 pub use id_index::id_hash;
 pub use ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};
 pub use runner::{
-    Clock, PinState, Processor, Runner, RunnerConfig, RunnerError, RunnerHandle, RunnerStats, SteppingClock,
-    SystemClock,
+    Clock, EngineStep, InlineRunner, PinState, Processor, Runner, RunnerConfig, RunnerError, RunnerHandle,
+    RunnerStats, SteppingClock, SystemClock,
 };
 pub use sequencer::Sequencer;
 pub use snapshot::SnapshotError;

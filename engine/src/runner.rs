@@ -403,6 +403,75 @@ impl<P: Processor, C: Clock> Runner<P, C> {
     }
 }
 
+/// The engine without a thread of its own: the caller's thread stamps and processes each command
+/// as it submits it, and gets the events back at once. The same [`Sequencer`] and [`Clock`] as
+/// the [`Runner`], so the journal and the events are the same as with a thread; what goes away
+/// is the two hand-offs (caller → engine thread → caller) each command otherwise costs, which on
+/// a machine with fewer cores than busy threads are two scheduler wake-ups. The price is that
+/// the caller's thread does the matching: nothing else runs there meanwhile.
+pub struct InlineRunner<P, C> {
+    processor: P,
+    clock: C,
+    sequencer: Sequencer,
+    stats: Arc<RunnerStats>,
+    commands_processed: u64,
+    events_published: u64,
+}
+
+impl<P: Processor, C: Clock> InlineRunner<P, C> {
+    /// An inline engine whose first command gets `seq_first`.
+    pub fn new(processor: P, clock: C, seq_first: u64) -> Result<InlineRunner<P, C>, RunnerError> {
+        if seq_first == 0 {
+            return Err(RunnerError::SeqFirstZero);
+        }
+        Ok(InlineRunner {
+            processor,
+            clock,
+            sequencer: Sequencer::new(seq_first),
+            stats: Arc::new(RunnerStats::new(PinState::NotRequested)),
+            commands_processed: 0,
+            events_published: 0,
+        })
+    }
+
+    /// Stamps `command` (sequence number and time) and processes it; its events are appended
+    /// to `events`, in order.
+    pub fn submit(&mut self, mut command: Command, events: &mut Vec<Event>) {
+        let before = events.len();
+        self.sequencer.stamp(&mut command, self.clock.now_ns());
+        self.processor.process(&command, events);
+        self.commands_processed += 1;
+        self.events_published += (events.len() - before) as u64;
+        let stats = &self.stats;
+        stats.commands_processed.store(self.commands_processed, Ordering::Relaxed);
+        stats.events_published.store(self.events_published, Ordering::Relaxed);
+    }
+
+    /// The counters, as the threaded runner publishes them.
+    pub fn stats(&self) -> Arc<RunnerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The processor, with its final state.
+    pub fn into_processor(self) -> P {
+        self.processor
+    }
+}
+
+/// An engine its caller drives, behind a trait object so the caller need not be generic over
+/// the processor and the clock ([`InlineRunner`] is the implementation).
+pub trait EngineStep: Send {
+    /// Stamps and processes one command, appending its events to `events`.
+    fn step(&mut self, command: Command, events: &mut Vec<Event>);
+}
+
+impl<P: Processor, C: Clock> EngineStep for InlineRunner<P, C> {
+    #[inline]
+    fn step(&mut self, command: Command, events: &mut Vec<Event>) {
+        self.submit(command, events);
+    }
+}
+
 /// Pushes the processor's events to the event ring, waiting while it is full: back-pressure
 /// slows the engine down, it never loses an event. The one exception is a dropped consumer:
 /// nobody can read those events any more, so they are counted and discarded rather than
@@ -705,6 +774,34 @@ mod tests {
         assert_eq!(engine.next_event_seq(), direct.next_event_seq());
         assert_eq!(stats.commands_processed(), 2_000);
         assert_eq!(stats.events_published(), direct_events.len() as u64);
+    }
+
+    #[test]
+    fn the_inline_runner_emits_what_the_engine_thread_emits() {
+        let flow = order_flow(2_000);
+        let clock = SteppingClock { next_ns: 1_700_000_000_000_000_000, step_ns: 0 };
+        let mut direct = small_engine();
+        let mut sequencer = Sequencer::new(7);
+        let mut direct_events = Vec::new();
+        for cmd in &flow {
+            let mut cmd = *cmd;
+            sequencer.stamp(&mut cmd, clock.next_ns);
+            direct.process(&cmd, &mut direct_events);
+        }
+
+        let mut inline = InlineRunner::new(small_engine(), clock, 7).unwrap();
+        let stats = inline.stats();
+        let mut inline_events = Vec::new();
+        for cmd in &flow {
+            let step: &mut dyn EngineStep = &mut inline;
+            step.step(*cmd, &mut inline_events);
+        }
+        assert_eq!(inline_events, direct_events);
+        assert!(inline_events.iter().any(|event| matches!(event.kind, EventKind::Trade { .. })));
+        assert_eq!(stats.commands_processed(), 2_000);
+        assert_eq!(stats.events_published(), direct_events.len() as u64);
+        assert_eq!(inline.into_processor().orders_live(), direct.orders_live());
+        assert!(matches!(InlineRunner::new(small_engine(), clock, 0), Err(RunnerError::SeqFirstZero)));
     }
 
     #[test]

@@ -25,8 +25,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use engine::journal::JournalProgress;
 use engine::{
-    AccountId, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Consumer, Doorbell, Event,
-    EventKind, NewOrder, OrderId, Price, Producer, PushError, Qty, RejectReason, ReplaceOrder, Side,
+    AccountId, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Consumer, Doorbell, EngineStep,
+    Event, EventKind, NewOrder, OrderId, Price, Producer, PushError, Qty, RejectReason, ReplaceOrder, Side,
     SymbolId, WaitStrategy, Waiter, SYMBOL_UNKNOWN,
 };
 use rustc_hash::FxHashMap;
@@ -278,12 +278,45 @@ pub struct RouterConfig {
     pub rate_limit: Option<RateLimits>,
     /// Run-time administration of risk (needs `risk`).
     pub admin: AdminConfig,
-    /// The engine's command doorbell ([`engine::RunnerHandle::commands_doorbell`]): rung after
-    /// every push, so a parked engine thread wakes.
-    pub engine_doorbell: Arc<Doorbell>,
-    /// The router's own doorbell ([`engine::RunnerHandle::events_doorbell`]): the engine and
-    /// the sessions ring it, and the router parks on it under [`WaitStrategy::Park`].
+    /// The router's own doorbell: the sessions ring it (and the engine thread, with
+    /// [`EngineLink::Rings`], whose [`engine::RunnerHandle::events_doorbell`] it then is), and
+    /// the router parks on it under [`WaitStrategy::Park`].
     pub doorbell: Arc<Doorbell>,
+    /// Core to pin the router thread to (with [`EngineLink::Inline`] it is the engine's
+    /// thread); `None` leaves it to the scheduler.
+    pub pin_core: Option<usize>,
+}
+
+/// How the router reaches the matching engine.
+pub enum EngineLink {
+    /// The engine thread ([`engine::Runner`]), through its two rings.
+    Rings {
+        /// The command ring ([`engine::RunnerHandle::commands`]).
+        commands: Producer<Command>,
+        /// The event ring ([`engine::RunnerHandle::events`]).
+        events: Consumer<Event>,
+        /// Rung after every push so a parked engine thread wakes
+        /// ([`engine::RunnerHandle::commands_doorbell`]).
+        doorbell: Arc<Doorbell>,
+    },
+    /// The engine run on the router's own thread ([`engine::InlineRunner`]): each command is
+    /// matched as the router submits it, saving the two thread hand-offs of the rings.
+    Inline(Box<dyn EngineStep>),
+}
+
+impl std::fmt::Debug for EngineLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineLink::Rings { .. } => "EngineLink::Rings",
+            EngineLink::Inline(_) => "EngineLink::Inline",
+        })
+    }
+}
+
+/// The router's side of [`EngineLink`].
+enum Link {
+    Rings { commands: Producer<Command>, events: Consumer<Event>, doorbell: Arc<Doorbell> },
+    Inline { engine: Box<dyn EngineStep>, events: Vec<Event> },
 }
 
 /// Where sessions send requests: the router's channel, and its doorbell rung after each send.
@@ -372,8 +405,7 @@ struct Attached {
 
 /// The router's state (its thread owns it).
 struct Router {
-    commands: Producer<Command>,
-    events: Consumer<Event>,
+    engine: Link,
     inbound: Receiver<ToRouter>,
     config: RouterConfig,
     next_seq: u64,
@@ -409,12 +441,8 @@ impl RouterHandle {
     }
 }
 
-/// Starts the router thread over the engine's rings.
-pub fn spawn(
-    commands: Producer<Command>,
-    events: Consumer<Event>,
-    mut config: RouterConfig,
-) -> std::io::Result<RouterHandle> {
+/// Starts the router thread, linked to the engine by `engine`.
+pub fn spawn(engine: EngineLink, mut config: RouterConfig) -> std::io::Result<RouterHandle> {
     let limiter = match config.rate_limit.take() {
         None => None,
         Some(limits) => {
@@ -437,9 +465,12 @@ pub fn spawn(
     let doorbell_for_sessions = Arc::clone(&config.doorbell);
     let stats = Arc::new(RouterStats::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let engine = match engine {
+        EngineLink::Rings { commands, events, doorbell } => Link::Rings { commands, events, doorbell },
+        EngineLink::Inline(engine) => Link::Inline { engine, events: Vec::new() },
+    };
     let router = Router {
-        commands,
-        events,
+        engine,
         inbound: rx,
         next_seq: config.seq_first,
         sessions: (0..config.accounts).map(|_| None).collect(),
@@ -468,6 +499,11 @@ impl Router {
         for account in killed {
             self.push(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None, None);
         }
+        if let Some(core) = self.config.pin_core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                eprintln!("router: could not pin to core {core}; running unpinned");
+            }
+        }
         self.config.doorbell.register();
         let mut waiter = Waiter::new(self.config.wait);
         loop {
@@ -489,18 +525,26 @@ impl Router {
                 waiter.reset();
             } else if self.held.is_empty() {
                 // Nothing rings for journal progress: park only with nothing held for it.
-                let (events, inbound) = (&self.events, &self.inbound);
-                waiter.wait_on(Some(&self.config.doorbell), || !events.is_empty() || !inbound.is_empty());
+                let inbound = &self.inbound;
+                match &self.engine {
+                    Link::Rings { events, .. } => waiter
+                        .wait_on(Some(&self.config.doorbell), || !events.is_empty() || !inbound.is_empty()),
+                    Link::Inline { .. } => {
+                        waiter.wait_on(Some(&self.config.doorbell), || !inbound.is_empty())
+                    }
+                }
             } else {
                 waiter.wait();
             }
         }
-        // Shut the engine down: it drains its ring and ends once the producer is gone.
-        let Router { commands, mut events, .. } = self;
-        drop(commands);
-        while !(events.is_abandoned() && events.is_empty()) {
-            if events.pop().is_none() {
-                std::thread::yield_now();
+        // Shut the engine down: the thread drains its ring and ends once the producer is gone;
+        // an inline engine (and its journal) closes as it is dropped here.
+        if let Link::Rings { commands, mut events, .. } = self.engine {
+            drop(commands);
+            while !(events.is_abandoned() && events.is_empty()) {
+                if events.pop().is_none() {
+                    std::thread::yield_now();
+                }
             }
         }
     }
@@ -669,15 +713,34 @@ impl Router {
         order
     }
 
-    /// Pushes one command; while the ring is full, keeps reading events so the engine (which
-    /// may be waiting for room in the event ring) can make progress.
+    /// Sends one command to the engine. Through the rings: while the command ring is full,
+    /// keeps reading events so the engine (which may be waiting for room in the event ring) can
+    /// make progress. Inline: the engine matches it now, and its events are taken at once.
     fn push(&mut self, kind: CommandKind, session: Option<SessionId>, request: Option<Request>) {
+        // Recorded first: an inline engine answers before `push` returns.
+        self.in_flight.push_back(InFlight { seq: self.next_seq, session, request });
+        self.next_seq += 1;
         let mut command = Command::new(kind);
+        if let Link::Inline { engine, events } = &mut self.engine {
+            engine.step(command, events);
+            let mut events = std::mem::take(events);
+            for event in &events {
+                self.take_event(event);
+            }
+            events.clear();
+            if let Link::Inline { events: scratch, .. } = &mut self.engine {
+                *scratch = events; // keeps its capacity
+            }
+            return;
+        }
         let mut waiter = Waiter::new(self.config.wait);
         loop {
-            match self.commands.push(command) {
+            let Link::Rings { commands, doorbell, .. } = &mut self.engine else {
+                unreachable!("inline above")
+            };
+            match commands.push(command) {
                 Ok(()) => {
-                    self.config.engine_doorbell.ring();
+                    doorbell.ring();
                     break;
                 }
                 Err(PushError::Full(back)) => {
@@ -688,31 +751,36 @@ impl Router {
                 }
             }
         }
-        self.in_flight.push_back(InFlight { seq: self.next_seq, session, request });
-        self.next_seq += 1;
     }
 
-    /// Reads a batch of events; true when there were some.
+    /// Reads a batch of events from the event ring; true when there were some. (An inline
+    /// engine's events are taken as it makes them.)
     fn drain_events(&mut self) -> bool {
+        let Link::Rings { events, .. } = &mut self.engine else { return false };
         let mut batch = [None; BATCH_MAX];
         let mut n = 0;
-        self.events.pop_batch(BATCH_MAX, |event| {
+        events.pop_batch(BATCH_MAX, |event| {
             batch[n] = Some(event);
             n += 1;
         });
         for event in batch.iter().take(n).flatten() {
-            self.stats.events.fetch_add(1, Ordering::Relaxed);
-            // Exposure follows the engine at once (not at acknowledgement), so limits are exact.
-            if let Some(risk) = self.risk.as_mut() {
-                risk.on_event(event);
-            }
-            if self.held.is_empty() && self.is_durable(event.command_seq) {
-                self.on_event(event);
-            } else {
-                self.held.push_back(*event);
-            }
+            self.take_event(event);
         }
         n > 0
+    }
+
+    /// One engine event: risk follows it now; the session sees it once its command is durable.
+    fn take_event(&mut self, event: &Event) {
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        // Exposure follows the engine at once (not at acknowledgement), so limits are exact.
+        if let Some(risk) = self.risk.as_mut() {
+            risk.on_event(event);
+        }
+        if self.held.is_empty() && self.is_durable(event.command_seq) {
+            self.on_event(event);
+        } else {
+            self.held.push_back(*event);
+        }
     }
 
     fn is_durable(&self, command_seq: u64) -> bool {
