@@ -17,8 +17,8 @@ use engine::{
     RunnerConfig, RunnerError, SymbolSpec, SystemClock, WaitStrategy,
 };
 use gateway::admin::AdminConfig;
-use gateway::router::{Durability, EngineLink, RateLimits, RouterConfig, RouterHandle};
-use gateway::server::{Gateway, GatewayConfig};
+use gateway::router::{Durability, EngineLink, RateLimits, Router, RouterConfig, RouterHandle};
+use gateway::server::{Gateway, GatewayConfig, Routing};
 use gateway::session::SessionConfig;
 use gateway::tls::ServerTls;
 use gateway::venue::{hash_password, AccountConfig, Accounts, Symbols, Venue};
@@ -88,8 +88,6 @@ pub struct NetworkConfig {
     pub quic: SocketAddr,
     /// FIX over TCP; empty string disables it.
     pub tcp: String,
-    /// Tokio worker threads for QUIC.
-    pub quic_threads: usize,
     /// quinn transport knobs (`[network.quic_tuning]`).
     pub quic_tuning: gateway::tls::QuicTuning,
 }
@@ -120,9 +118,12 @@ pub struct EngineSection {
     pub pin_core: Option<usize>,
     /// Wait strategy of the router thread.
     pub router_wait: String,
-    /// Where the matching engine runs: `router` (default: on the router thread, called
-    /// directly, which saves two thread hand-offs per order on a machine with few cores) or
-    /// `own` (its own thread, fed through the command and event rings).
+    /// Where the matching engine and the router run: `gateway` (default: both on the gateway
+    /// thread, so a request is read, checked, matched, journaled and answered without waking
+    /// another thread, which is what a machine with few cores needs), `router` (both on a
+    /// router thread of their own, the gateway thread hands requests over) or `own` (the
+    /// engine on its own thread fed through the command and event rings, the router on
+    /// another: for a machine with cores to dedicate).
     pub thread: String,
 }
 
@@ -272,7 +273,6 @@ impl Default for NetworkConfig {
         NetworkConfig {
             quic: "127.0.0.1:9878".parse().expect("literal"),
             tcp: "127.0.0.1:9877".to_owned(),
-            quic_threads: 1,
             quic_tuning: gateway::tls::QuicTuning::default(),
         }
     }
@@ -285,7 +285,7 @@ impl Default for EngineSection {
             wait: "park".into(),
             pin_core: None,
             router_wait: "park".into(),
-            thread: "router".into(),
+            thread: "gateway".into(),
         }
     }
 }
@@ -483,6 +483,15 @@ impl Server {
         let progress = durable.commands_progress();
         let engine_error = |e: RunnerError| ServeError::Engine(e.to_string());
         let engine_wait = wait_strategy(&config.engine.wait)?;
+        let hosted = match config.engine.thread.as_str() {
+            "gateway" => true,
+            "router" | "own" => false,
+            other => {
+                return Err(ServeError::Config(format!(
+                    "engine.thread {other:?}: use gateway, router or own"
+                )));
+            }
+        };
         let (link, doorbell, engine, router_pin) = match config.engine.thread.as_str() {
             "own" => {
                 let runner_config = RunnerConfig {
@@ -499,20 +508,18 @@ impl Server {
                 };
                 (link, handle.events_doorbell, Some(engine), None)
             }
-            "router" => {
+            _ => {
                 let inline = InlineRunner::new(durable, SystemClock, seq_first).map_err(engine_error)?;
                 let link = EngineLink::Inline(Box::new(inline));
                 (link, Arc::new(Doorbell::new()), None, config.engine.pin_core)
             }
-            other => {
-                return Err(ServeError::Config(format!("engine.thread {other:?}: use router or own")));
-            }
         };
+        let router_wait = wait_strategy(&config.engine.router_wait)?;
         let router_config = RouterConfig {
             seq_first,
             pin_core: router_pin,
             doorbell,
-            wait: wait_strategy(&config.engine.router_wait)?,
+            wait: router_wait,
             durability: Some(Durability { progress, group_commit: matches!(sync, SyncPolicy::GroupCommit) }),
             accounts: accounts.len(),
             risk: Some(risk),
@@ -528,8 +535,14 @@ impl Server {
                 keys_max: config.rate_limit.keys_max,
             }),
         };
-        let router = gateway::router::spawn(link, router_config)
-            .map_err(|e| ServeError::Engine(format!("router thread: {e}")))?;
+        let router_error = |e: std::io::Error| ServeError::Engine(format!("router: {e}"));
+        let (routing, router) = if hosted {
+            let (router, tx) = Router::new(link, router_config).map_err(router_error)?;
+            (Routing::Hosted(Box::new(router), tx), None)
+        } else {
+            let router = gateway::router::spawn(link, router_config).map_err(router_error)?;
+            (Routing::Thread(router.inbound.clone()), Some(router))
+        };
 
         // The gateway.
         let (tls, cert_created) = match &config.tls {
@@ -559,10 +572,11 @@ impl Server {
             quic: config.network.quic,
             tcp,
             tls: tls.clone(),
-            quic_threads: config.network.quic_threads,
             quic_tuning: config.network.quic_tuning.clone(),
+            // A hosted router waits as configured for it; otherwise the gateway blocks in its poll.
+            wait: if hosted { router_wait } else { WaitStrategy::Park },
         };
-        let gateway = Gateway::start(&gateway_config, venue, router.inbound.clone())?;
+        let gateway = Gateway::start(&gateway_config, venue, routing)?;
         Ok(Server {
             info: ServerInfo {
                 quic_addr: gateway.quic_addr,
@@ -574,7 +588,7 @@ impl Server {
                 recovery,
             },
             gateway: Some(gateway),
-            router: Some(router),
+            router,
             engine,
         })
     }

@@ -13,6 +13,7 @@ pub mod app;
 pub mod client;
 pub mod dictionary;
 pub mod fix;
+pub mod quic;
 pub mod router;
 pub mod server;
 pub mod session;

@@ -212,14 +212,14 @@ pub struct Outbox {
 
 #[derive(Clone, Debug)]
 enum OutboxKind {
-    Tokio(tokio::sync::mpsc::Sender<ToSession>),
+    Local(Sender<(SessionId, ToSession)>),
     Channel { tx: Sender<(SessionId, ToSession)>, waker: Arc<mio::Waker> },
 }
 
 impl Outbox {
-    /// An outbox read by a tokio task.
-    pub fn tokio(tx: tokio::sync::mpsc::Sender<ToSession>) -> Outbox {
-        Outbox { kind: OutboxKind::Tokio(tx), overflowed: Arc::default() }
+    /// An outbox read by the thread that runs the router, after each of the router's turns.
+    pub fn local(tx: Sender<(SessionId, ToSession)>) -> Outbox {
+        Outbox { kind: OutboxKind::Local(tx), overflowed: Arc::default() }
     }
 
     /// An outbox read by a mio poll loop, woken by `waker`.
@@ -229,7 +229,7 @@ impl Outbox {
 
     fn send(&self, session: SessionId, message: ToSession) -> bool {
         let sent = match &self.kind {
-            OutboxKind::Tokio(tx) => tx.try_send(message).is_ok(),
+            OutboxKind::Local(tx) => tx.try_send((session, message)).is_ok(),
             OutboxKind::Channel { tx, waker } => {
                 let sent = tx.try_send((session, message)).is_ok();
                 let _ = waker.wake();
@@ -403,8 +403,9 @@ struct Attached {
     cancel_on_disconnect: bool,
 }
 
-/// The router's state (its thread owns it).
-struct Router {
+/// The router's state. It runs on a thread of its own ([`spawn`]) or is hosted by another
+/// thread's loop (the gateway's), which calls [`Router::turn`].
+pub struct Router {
     engine: Link,
     inbound: Receiver<ToRouter>,
     config: RouterConfig,
@@ -442,56 +443,100 @@ impl RouterHandle {
 }
 
 /// Starts the router thread, linked to the engine by `engine`.
-pub fn spawn(engine: EngineLink, mut config: RouterConfig) -> std::io::Result<RouterHandle> {
-    let limiter = match config.rate_limit.take() {
-        None => None,
-        Some(limits) => {
-            let invalid = |e: ratelimit::RateLimitError| std::io::Error::other(format!("rate limit: {e}"));
-            let mut keyed = ratelimit::KeyedLimiter::new(limits.session, limits.keys_max).map_err(invalid)?;
-            // Account keys get the account limit; sessions keep the keyed default.
-            for account in 0..config.accounts as AccountId {
-                let account_limit = limits
-                    .account_overrides
-                    .iter()
-                    .find(|(a, _)| *a == account)
-                    .map_or(limits.account, |(_, l)| *l);
-                keyed.set_override(LimitKey::Account(account), account_limit).map_err(invalid)?;
-            }
-            Some(keyed)
-        }
-    };
-    let risk = config.risk.take();
-    let (tx, rx) = crossbeam_channel::bounded(INBOUND_CHANNEL_CAPACITY);
-    let doorbell_for_sessions = Arc::clone(&config.doorbell);
-    let stats = Arc::new(RouterStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let engine = match engine {
-        EngineLink::Rings { commands, events, doorbell } => Link::Rings { commands, events, doorbell },
-        EngineLink::Inline(engine) => Link::Inline { engine, events: Vec::new() },
-    };
-    let router = Router {
-        engine,
-        inbound: rx,
-        next_seq: config.seq_first,
-        sessions: (0..config.accounts).map(|_| None).collect(),
-        config,
-        in_flight: VecDeque::new(),
-        orders: FxHashMap::default(),
-        held: VecDeque::new(),
-        risk,
-        limiter,
-        stats: stats.clone(),
-        stop: stop.clone(),
-    };
+pub fn spawn(engine: EngineLink, config: RouterConfig) -> std::io::Result<RouterHandle> {
+    let (router, inbound) = Router::new(engine, config)?;
+    let (stats, stop) = (router.stats.clone(), router.stop.clone());
     let thread = std::thread::Builder::new().name("router".into()).spawn(move || router.run())?;
-    let inbound = RouterTx { tx, doorbell: doorbell_for_sessions };
     Ok(RouterHandle { inbound, stats, stop, thread: Some(thread) })
 }
 
 impl Router {
-    fn run(mut self) {
-        // A kill switch engaged before a restart: cancel again whatever may have survived it
-        // (a crash between the kill and its CancelAll being journaled).
+    /// A router not yet running, and where sessions send it requests. Run it with [`spawn`],
+    /// or host it: call [`Router::begin`] once, then [`Router::turn`] whenever its inputs may
+    /// have changed (and at least every ~100 µs while [`Router::has_held`]), then
+    /// [`Router::end`].
+    pub fn new(engine: EngineLink, mut config: RouterConfig) -> std::io::Result<(Router, RouterTx)> {
+        let limiter = match config.rate_limit.take() {
+            None => None,
+            Some(limits) => {
+                let invalid =
+                    |e: ratelimit::RateLimitError| std::io::Error::other(format!("rate limit: {e}"));
+                let mut keyed =
+                    ratelimit::KeyedLimiter::new(limits.session, limits.keys_max).map_err(invalid)?;
+                // Account keys get the account limit; sessions keep the keyed default.
+                for account in 0..config.accounts as AccountId {
+                    let account_limit = limits
+                        .account_overrides
+                        .iter()
+                        .find(|(a, _)| *a == account)
+                        .map_or(limits.account, |(_, l)| *l);
+                    keyed.set_override(LimitKey::Account(account), account_limit).map_err(invalid)?;
+                }
+                Some(keyed)
+            }
+        };
+        let risk = config.risk.take();
+        let (tx, rx) = crossbeam_channel::bounded(INBOUND_CHANNEL_CAPACITY);
+        let doorbell_for_sessions = Arc::clone(&config.doorbell);
+        let stats = Arc::new(RouterStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = match engine {
+            EngineLink::Rings { commands, events, doorbell } => Link::Rings { commands, events, doorbell },
+            EngineLink::Inline(engine) => Link::Inline { engine, events: Vec::new() },
+        };
+        let router = Router {
+            engine,
+            inbound: rx,
+            next_seq: config.seq_first,
+            sessions: (0..config.accounts).map(|_| None).collect(),
+            config,
+            in_flight: VecDeque::new(),
+            orders: FxHashMap::default(),
+            held: VecDeque::new(),
+            risk,
+            limiter,
+            stats: stats.clone(),
+            stop: stop.clone(),
+        };
+        Ok((router, RouterTx { tx, doorbell: doorbell_for_sessions }))
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Arc<RouterStats> {
+        self.stats.clone()
+    }
+
+    /// Events are waiting for the journal to become durable: turn again soon (nothing rings
+    /// for journal progress).
+    pub fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// One turn: engine events, then a batch of session messages, then held events whose
+    /// commands are now durable. True when it did something.
+    pub fn turn(&mut self) -> bool {
+        let mut busy = self.drain_events();
+        for _ in 0..BATCH_MAX {
+            match self.inbound.try_recv() {
+                Ok(message) => {
+                    busy = true;
+                    self.handle(message);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        busy | self.release_held()
+    }
+
+    /// Before the first turn, on the thread that will turn it: pins that thread if configured,
+    /// and cancels again the orders of accounts whose kill switch was engaged before a restart.
+    pub fn begin(&mut self) {
+        if let Some(core) = self.config.pin_core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                eprintln!("router: could not pin to core {core}; running unpinned");
+            }
+        }
+        // (A crash between the kill and its CancelAll being journaled would leave orders.)
         let killed: Vec<AccountId> = match &self.risk {
             Some(risk) => (0..self.config.accounts as AccountId).filter(|&a| risk.is_killed(a)).collect(),
             None => Vec::new(),
@@ -499,25 +544,14 @@ impl Router {
         for account in killed {
             self.push(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None, None);
         }
-        if let Some(core) = self.config.pin_core {
-            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                eprintln!("router: could not pin to core {core}; running unpinned");
-            }
-        }
+    }
+
+    fn run(mut self) {
+        self.begin();
         self.config.doorbell.register();
         let mut waiter = Waiter::new(self.config.wait);
         loop {
-            let mut busy = self.drain_events();
-            for _ in 0..BATCH_MAX {
-                match self.inbound.try_recv() {
-                    Ok(message) => {
-                        busy = true;
-                        self.handle(message);
-                    }
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
-            }
-            busy |= self.release_held();
+            let busy = self.turn();
             if self.stop.load(Ordering::Acquire) {
                 break;
             }
@@ -537,8 +571,12 @@ impl Router {
                 waiter.wait();
             }
         }
-        // Shut the engine down: the thread drains its ring and ends once the producer is gone;
-        // an inline engine (and its journal) closes as it is dropped here.
+        self.end();
+    }
+
+    /// After the last turn: shuts the engine down. The engine thread drains its ring and ends
+    /// once the producer is gone; an inline engine (and its journal) closes as it is dropped.
+    pub fn end(self) {
         if let Link::Rings { commands, mut events, .. } = self.engine {
             drop(commands);
             while !(events.is_abandoned() && events.is_empty()) {

@@ -1,6 +1,11 @@
-//! The gateway's transports: a QUIC endpoint (quinn on a tokio runtime, one bidirectional
-//! stream per FIX session) and a plain-TCP acceptor (one mio thread for all connections).
-//! Both drive the same [`Session`] and [`AppSession`]; neither holds any trading state.
+//! The gateway thread: one mio poll loop serves every FIX connection, over QUIC (quinn-proto,
+//! see [`crate::quic`]) and over plain TCP, and, when the router is hosted here, the router and
+//! the engine too. A request read from a socket is then checked, matched, journaled and answered
+//! on this one thread, without waking another: on a 2-core machine that is what keeps the round
+//! trip near the network's own.
+//!
+//! Both transports drive the same [`Session`] and [`AppSession`]; neither holds any trading
+//! state.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -8,13 +13,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossbeam_channel::{Receiver, Sender};
+use engine::WaitStrategy;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll as MioPoll, Token, Waker};
 
 use crate::app::AppSession;
-use crate::router::{Outbox, RouterTx, SessionId, ToSession, OUTBOX_CAPACITY};
+use crate::quic::{ConnectionHandle, QuicSocket, QUIC_WRITE_BUFFER_MAX};
+use crate::router::{Outbox, Router, RouterTx, SessionId, ToSession, OUTBOX_CAPACITY};
 use crate::session::Session;
 use crate::tls::{quinn_server_config, QuicTuning, ServerTls, TlsError};
 use crate::venue::Venue;
@@ -26,6 +34,10 @@ pub const CONNECTIONS_MAX: usize = 1024;
 pub const TCP_WRITE_BUFFER_MAX: usize = 4 << 20;
 /// Read buffer per read call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Longest poll while nothing is due (stop requests are noticed this fast).
+const POLL_MAX: Duration = Duration::from_millis(100);
+/// Poll interval while the router holds events for the journal's durability.
+const POLL_HELD: Duration = Duration::from_micros(50);
 
 /// Wall-clock nanoseconds: sessions stamp SendingTime with it and time heartbeats by it.
 pub fn now_ns() -> u64 {
@@ -48,12 +60,12 @@ pub enum ServerError {
         /// The cause.
         source: io::Error,
     },
-    /// A thread or runtime could not start.
+    /// A thread could not start.
     #[error("cannot start the gateway: {0}")]
     Start(io::Error),
 }
 
-/// Where the gateway listens.
+/// Where the gateway listens, and how its thread waits.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     /// QUIC order entry.
@@ -62,10 +74,30 @@ pub struct GatewayConfig {
     pub tcp: Option<SocketAddr>,
     /// The venue's certificate.
     pub tls: ServerTls,
-    /// Tokio worker threads for QUIC (1 suits a 2-core machine).
-    pub quic_threads: usize,
     /// quinn transport knobs.
     pub quic_tuning: QuicTuning,
+    /// How the gateway thread waits for sockets: [`WaitStrategy::Park`] and
+    /// [`WaitStrategy::Backoff`] block in the poll; [`WaitStrategy::Yield`] and
+    /// [`WaitStrategy::BusySpin`] poll without blocking and yield or spin between polls (only
+    /// with a core to spare).
+    pub wait: WaitStrategy,
+}
+
+/// How the gateway reaches the router.
+pub enum Routing {
+    /// The router runs on a thread of its own ([`crate::router::spawn`]).
+    Thread(RouterTx),
+    /// The gateway thread runs the router (and whatever engine it is linked to) in its loop.
+    Hosted(Box<Router>, RouterTx),
+}
+
+impl std::fmt::Debug for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Routing::Thread(_) => "Routing::Thread",
+            Routing::Hosted(..) => "Routing::Hosted",
+        })
+    }
 }
 
 /// A running gateway.
@@ -75,271 +107,396 @@ pub struct Gateway {
     pub quic_addr: SocketAddr,
     /// Bound TCP address.
     pub tcp_addr: Option<SocketAddr>,
-    runtime: Option<tokio::runtime::Runtime>,
-    endpoint: quinn::Endpoint,
-    tcp_stop: Arc<AtomicBool>,
-    tcp_thread: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Gateway {
-    /// Binds both transports and starts serving sessions.
+    /// Binds both transports and starts the gateway thread.
     pub fn start(
         config: &GatewayConfig,
         venue: Arc<Venue>,
-        router: RouterTx,
+        routing: Routing,
     ) -> Result<Gateway, ServerError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.quic_threads.max(1))
-            .thread_name("quic")
-            .enable_all()
-            .build()
-            .map_err(ServerError::Start)?;
         let server_config = quinn_server_config(&config.tls, &config.quic_tuning)?;
-        let endpoint = {
-            let _guard = runtime.enter();
-            quinn::Endpoint::server(server_config, config.quic)
-                .map_err(|source| ServerError::Bind { addr: config.quic, source })?
-        };
-        let quic_addr = endpoint.local_addr().map_err(ServerError::Start)?;
-        runtime.spawn(accept_quic(endpoint.clone(), venue.clone(), router.clone()));
-
-        let tcp_stop = Arc::new(AtomicBool::new(false));
-        let (tcp_addr, tcp_thread) = match config.tcp {
+        let udp = std::net::UdpSocket::bind(config.quic)
+            .map_err(|source| ServerError::Bind { addr: config.quic, source })?;
+        let quic = QuicSocket::server(udp, server_config, CONNECTIONS_MAX).map_err(ServerError::Start)?;
+        let quic_addr = quic.local_addr();
+        let (listener, tcp_addr) = match config.tcp {
             None => (None, None),
             Some(addr) => {
                 let listener =
                     std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
                 let bound = listener.local_addr().map_err(ServerError::Start)?;
                 listener.set_nonblocking(true).map_err(ServerError::Start)?;
-                let stop = tcp_stop.clone();
-                let thread = std::thread::Builder::new()
-                    .name("fix-tcp".into())
-                    .spawn(move || {
-                        if let Err(e) = run_tcp(TcpListener::from_std(listener), venue, router, &stop) {
-                            eprintln!("fix-tcp: stopped: {e}");
-                        }
-                    })
-                    .map_err(ServerError::Start)?;
-                (Some(bound), Some(thread))
+                (Some(TcpListener::from_std(listener)), Some(bound))
             }
         };
-        Ok(Gateway { quic_addr, tcp_addr, runtime: Some(runtime), endpoint, tcp_stop, tcp_thread })
+        let poll = MioPoll::new().map_err(ServerError::Start)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServerError::Start)?);
+        let (router, router_tx) = match routing {
+            Routing::Thread(tx) => (None, tx),
+            Routing::Hosted(router, tx) => (Some(router), tx),
+        };
+        let (outbox_tx, outbox_rx) = crossbeam_channel::bounded(OUTBOX_CAPACITY);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut gateway = GatewayLoop {
+            poll,
+            listener,
+            quic,
+            tcp: HashMap::new(),
+            by_session: HashMap::new(),
+            fixes: FixFactory {
+                venue,
+                router_tx,
+                outbox_tx,
+                outbox_waker: router.is_none().then(|| waker.clone()),
+            },
+            outbox_rx,
+            router,
+            wait: config.wait,
+            next_token: 0,
+            buf: vec![0; READ_CHUNK],
+        };
+        gateway.register().map_err(ServerError::Start)?;
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("gateway".into())
+                .spawn(move || gateway.run(&stop))
+                .map_err(ServerError::Start)?
+        };
+        Ok(Gateway { quic_addr, tcp_addr, stop, waker, thread: Some(thread) })
     }
 
-    /// Closes every connection and stops both transports.
+    /// Closes every connection and stops the gateway thread (and a hosted router, after it has
+    /// taken the sessions' last messages).
     pub fn stop(mut self) {
-        self.endpoint.close(0u32.into(), b"venue shutting down");
-        self.tcp_stop.store(true, Ordering::Release);
-        if let Some(t) = self.tcp_thread.take() {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
-        }
     }
 }
 
-async fn accept_quic(endpoint: quinn::Endpoint, venue: Arc<Venue>, router: RouterTx) {
-    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    while let Some(incoming) = endpoint.accept().await {
-        if live.load(Ordering::Relaxed) >= CONNECTIONS_MAX {
-            incoming.refuse();
-            continue;
-        }
-        let (venue, router, live) = (venue.clone(), router.clone(), live.clone());
-        tokio::spawn(async move {
-            live.fetch_add(1, Ordering::Relaxed);
-            if let Ok(connection) = incoming.await {
-                // One FIX session per bidirectional stream; normally exactly one.
-                while let Ok((send, recv)) = connection.accept_bi().await {
-                    tokio::spawn(quic_session(venue.clone(), router.clone(), send, recv));
-                }
-            }
-            live.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
+/// One FIX session and what it talks to.
+struct Fix {
+    session: Session,
+    app: AppSession,
+    outbox: Outbox,
+    detached: bool,
 }
 
-async fn quic_session(
-    venue: Arc<Venue>,
-    router: RouterTx,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<ToSession>(OUTBOX_CAPACITY);
-    let outbox = Outbox::tokio(tx);
-    let mut session = Session::acceptor(venue.session.clone(), now_ns());
-    let mut app = AppSession::new(venue, router);
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let wait =
-            Duration::from_nanos(session.deadline().saturating_sub(now_ns())).min(Duration::from_secs(3600));
-        tokio::select! {
-            read = recv.read(&mut buf) => match read {
-                Ok(Some(n)) => {
-                    session.feed(&buf[..n]);
-                    if session.is_active() {
-                        app.drive(&mut session, &outbox, now_ns());
-                    } else {
-                        // Logon verifies an Argon2 hash: keep the other sessions on this
-                        // worker running meanwhile.
-                        tokio::task::block_in_place(|| app.drive(&mut session, &outbox, now_ns()));
-                    }
-                }
-                Ok(None) | Err(_) => break,
-            },
-            Some(message) = rx.recv() => {
-                let now = now_ns();
-                app.deliver(&mut session, message, now);
-                while let Ok(message) = rx.try_recv() {
-                    app.deliver(&mut session, message, now);
-                }
-            }
-            () = tokio::time::sleep(wait) => session.on_timer(now_ns()),
-        }
-        if outbox.overflowed.load(Ordering::Acquire) {
-            session.logout("slow consumer: reports not read fast enough", now_ns());
-        }
-        let tx = session.take_tx();
-        if !tx.is_empty() && send.write_all(&tx).await.is_err() {
-            break;
-        }
-        if session.is_closed() {
-            break;
+impl Fix {
+    /// Reports the end of the session to the router, once.
+    fn detach(&mut self) {
+        if !self.detached {
+            self.detached = true;
+            self.app.detach(self.session.logout_received());
         }
     }
-    app.detach(session.logout_received());
-    let _ = send.finish();
-    // Let the last bytes (a Logout) reach the peer before the stream goes away.
-    let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
 }
 
 /// One TCP connection.
 struct TcpConn {
     stream: TcpStream,
-    session: Session,
-    app: AppSession,
-    outbox: Outbox,
+    fix: Fix,
     write_buf: Vec<u8>,
+}
+
+/// Where a session lives.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    Tcp(Token),
+    Quic(ConnectionHandle),
 }
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
+const UDP: Token = Token(usize::MAX - 2);
 
-fn run_tcp(
-    mut listener: TcpListener,
+/// Makes new sessions' state.
+struct FixFactory {
     venue: Arc<Venue>,
-    router: RouterTx,
-    stop: &AtomicBool,
-) -> io::Result<()> {
-    let mut poll = MioPoll::new()?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let (tx, rx) = crossbeam_channel::bounded::<(SessionId, ToSession)>(OUTBOX_CAPACITY);
-    let mut conns: HashMap<Token, TcpConn> = HashMap::new();
-    let mut by_session: HashMap<SessionId, Token> = HashMap::new();
-    let mut next_token = 0usize;
-    let mut events = Events::with_capacity(1024);
-    let mut buf = vec![0u8; READ_CHUNK];
-    while !stop.load(Ordering::Acquire) {
-        let now = now_ns();
-        let deadline = conns.values().map(|c| c.session.deadline()).min().unwrap_or(u64::MAX);
-        let timeout = Duration::from_nanos(deadline.saturating_sub(now)).min(Duration::from_millis(100));
-        poll.poll(&mut events, Some(timeout))?;
-        let now = now_ns();
-        for event in &events {
-            match event.token() {
-                LISTENER => loop {
-                    match listener.accept() {
-                        Ok((mut stream, _)) => {
-                            if conns.len() >= CONNECTIONS_MAX {
-                                continue; // dropped: closes the socket
+    router_tx: RouterTx,
+    outbox_tx: Sender<(SessionId, ToSession)>,
+    /// Wakes the gateway thread after a delivery from the router's own thread; `None` when the
+    /// router is hosted (it delivers on this thread, read in the same turn).
+    outbox_waker: Option<Arc<Waker>>,
+}
+
+impl FixFactory {
+    fn make(&self, now_ns: u64) -> Fix {
+        let outbox = match &self.outbox_waker {
+            None => Outbox::local(self.outbox_tx.clone()),
+            Some(waker) => Outbox::channel(self.outbox_tx.clone(), waker.clone()),
+        };
+        Fix {
+            session: Session::acceptor(self.venue.session.clone(), now_ns),
+            app: AppSession::new(self.venue.clone(), self.router_tx.clone()),
+            outbox,
+            detached: false,
+        }
+    }
+}
+
+struct GatewayLoop {
+    poll: MioPoll,
+    listener: Option<TcpListener>,
+    quic: QuicSocket<Fix>,
+    tcp: HashMap<Token, TcpConn>,
+    by_session: HashMap<SessionId, Place>,
+    fixes: FixFactory,
+    outbox_rx: Receiver<(SessionId, ToSession)>,
+    router: Option<Box<Router>>,
+    wait: WaitStrategy,
+    next_token: usize,
+    buf: Vec<u8>,
+}
+
+impl GatewayLoop {
+    fn register(&mut self) -> io::Result<()> {
+        if let Some(listener) = self.listener.as_mut() {
+            self.poll.registry().register(listener, LISTENER, Interest::READABLE)?;
+        }
+        self.poll.registry().register(self.quic.socket_mut(), UDP, Interest::READABLE)
+    }
+
+    fn new_fix(&self, now_ns: u64) -> Fix {
+        self.fixes.make(now_ns)
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        if let Some(router) = self.router.as_mut() {
+            router.begin();
+        }
+        let mut events = Events::with_capacity(1024);
+        let spin = matches!(self.wait, WaitStrategy::BusySpin | WaitStrategy::Yield);
+        while !stop.load(Ordering::Acquire) {
+            let timeout = if spin { Duration::ZERO } else { self.timeout() };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    eprintln!("gateway: poll failed, stopping: {e}");
+                    break;
+                }
+            }
+            let mut udp_ready = false;
+            for event in &events {
+                match event.token() {
+                    LISTENER => self.accept_tcp(),
+                    WAKER => {}
+                    UDP => udp_ready = true,
+                    token => {
+                        if event.is_readable() {
+                            if let Some(conn) = self.tcp.get_mut(&token) {
+                                read_tcp(conn, &mut self.buf, now_ns());
                             }
-                            let _ = stream.set_nodelay(true);
-                            let token = Token(next_token);
-                            next_token = (next_token + 1) % (usize::MAX - 2);
-                            poll.registry().register(
-                                &mut stream,
-                                token,
-                                Interest::READABLE | Interest::WRITABLE,
-                            )?;
-                            let app = AppSession::new(venue.clone(), router.clone());
-                            by_session.insert(app.id(), token);
-                            let conn = TcpConn {
-                                stream,
-                                session: Session::acceptor(venue.session.clone(), now),
-                                app,
-                                outbox: Outbox::channel(tx.clone(), waker.clone()),
-                                write_buf: Vec::new(),
-                            };
-                            conns.insert(token, conn);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            eprintln!("fix-tcp: accept failed: {e}");
-                            break;
-                        }
-                    }
-                },
-                WAKER => {}
-                token => {
-                    let Some(conn) = conns.get_mut(&token) else { continue };
-                    if event.is_readable() {
-                        read_tcp(conn, &mut buf, now);
                     }
                 }
             }
-        }
-        while let Ok((session, message)) = rx.try_recv() {
-            if let Some(conn) = by_session.get(&session).and_then(|t| conns.get_mut(t)) {
-                conn.app.deliver(&mut conn.session, message, now);
+            let busy = self.turn(udp_ready);
+            if spin && !busy && events.is_empty() {
+                if self.wait == WaitStrategy::Yield {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
             }
         }
+        self.shut_down();
+    }
+
+    /// The poll's timeout: the next session or QUIC timer, soon while the router holds events.
+    fn timeout(&mut self) -> Duration {
+        let now_ns = now_ns();
+        let sessions = self
+            .tcp
+            .values()
+            .map(|c| c.fix.session.deadline())
+            .chain(self.quic.conns_mut().map(|(_, c)| c.state.session.deadline()))
+            .min()
+            .map_or(POLL_MAX, |d| Duration::from_nanos(d.saturating_sub(now_ns)));
+        let quic = self.quic.next_timeout().map_or(POLL_MAX, |t| t.saturating_duration_since(Instant::now()));
+        let held = if self.router.as_ref().is_some_and(|r| r.has_held()) { POLL_HELD } else { POLL_MAX };
+        sessions.min(quic).min(held).min(POLL_MAX)
+    }
+
+    /// Everything after the poll: QUIC input, the router, deliveries, timers, output.
+    fn turn(&mut self, udp_ready: bool) -> bool {
+        let now = Instant::now();
+        let now_ns = now_ns();
+        let mut busy = udp_ready;
+        if udp_ready {
+            let (fixes, by_session) = (&self.fixes, &mut self.by_session);
+            let accepted = self.quic.receive(now, |handle| {
+                let fix = fixes.make(now_ns);
+                by_session.insert(fix.app.id(), Place::Quic(handle));
+                fix
+            });
+            if let Err(e) = accepted {
+                eprintln!("gateway: QUIC socket read failed: {e}");
+            }
+        }
+        self.quic.drive(now);
+        for (_, conn) in self.quic.conns_mut() {
+            let fix = &mut conn.state;
+            if !conn.received.is_empty() {
+                fix.session.feed(&conn.received);
+                conn.received.clear();
+                fix.app.drive(&mut fix.session, &fix.outbox, now_ns);
+                busy = true;
+            }
+            if conn.peer_gone && !fix.session.is_closed() {
+                fix.session.connection_lost();
+            }
+        }
+        if let Some(router) = self.router.as_mut() {
+            // Every request the sessions just queued, and what the engine made of them.
+            for _ in 0..64 {
+                if !router.turn() {
+                    break;
+                }
+                busy = true;
+            }
+        }
+        while let Ok((session, message)) = self.outbox_rx.try_recv() {
+            busy = true;
+            match self.by_session.get(&session) {
+                Some(Place::Tcp(token)) => {
+                    if let Some(conn) = self.tcp.get_mut(token) {
+                        conn.fix.app.deliver(&mut conn.fix.session, message, now_ns);
+                    }
+                }
+                Some(Place::Quic(handle)) => {
+                    if let Some(conn) = self.quic.conn_mut(*handle) {
+                        conn.state.app.deliver(&mut conn.state.session, message, now_ns);
+                    }
+                }
+                None => {}
+            }
+        }
+        self.service_tcp(now_ns);
+        self.service_quic(now, now_ns);
+        busy
+    }
+
+    fn service_quic(&mut self, now: Instant, now_ns: u64) {
+        for (_, conn) in self.quic.conns_mut() {
+            let backlog = conn.backlog();
+            let fix = &mut conn.state;
+            if now_ns >= fix.session.deadline() {
+                fix.session.on_timer(now_ns);
+            }
+            if fix.outbox.overflowed.load(Ordering::Acquire) || backlog > QUIC_WRITE_BUFFER_MAX {
+                fix.session.logout("slow consumer: reports not read fast enough", now_ns);
+            }
+            let tx = fix.session.take_tx();
+            conn.write(&tx);
+            if conn.state.session.is_closed() {
+                conn.state.detach();
+                conn.finish(now);
+            }
+        }
+        for mut fix in self.quic.transmit(now) {
+            self.by_session.remove(&fix.app.id());
+            fix.detach();
+        }
+    }
+
+    fn service_tcp(&mut self, now_ns: u64) {
         let mut closed = Vec::new();
-        for (token, conn) in conns.iter_mut() {
-            if now >= conn.session.deadline() {
-                conn.session.on_timer(now);
+        for (token, conn) in self.tcp.iter_mut() {
+            let session = &mut conn.fix.session;
+            if now_ns >= session.deadline() {
+                session.on_timer(now_ns);
             }
-            if conn.outbox.overflowed.load(Ordering::Acquire) || conn.write_buf.len() > TCP_WRITE_BUFFER_MAX {
-                conn.session.logout("slow consumer: reports not read fast enough", now);
+            if conn.fix.outbox.overflowed.load(Ordering::Acquire)
+                || conn.write_buf.len() > TCP_WRITE_BUFFER_MAX
+            {
+                session.logout("slow consumer: reports not read fast enough", now_ns);
             }
-            let tx = conn.session.take_tx();
+            let tx = session.take_tx();
             conn.write_buf.extend_from_slice(&tx);
             let write_failed = flush_tcp(conn).is_err();
-            let done = conn.session.is_closed() && conn.write_buf.is_empty();
+            let done = conn.fix.session.is_closed() && conn.write_buf.is_empty();
             if write_failed || done || conn.write_buf.len() > 2 * TCP_WRITE_BUFFER_MAX {
                 closed.push(*token);
             }
         }
         for token in closed {
-            if let Some(mut conn) = conns.remove(&token) {
-                by_session.remove(&conn.app.id());
-                conn.app.detach(conn.session.logout_received());
-                let _ = poll.registry().deregister(&mut conn.stream);
+            if let Some(mut conn) = self.tcp.remove(&token) {
+                self.by_session.remove(&conn.fix.app.id());
+                conn.fix.detach();
+                let _ = self.poll.registry().deregister(&mut conn.stream);
             }
         }
     }
-    for (_, mut conn) in conns {
-        conn.app.detach(false);
+
+    fn accept_tcp(&mut self) {
+        let Some(listener) = self.listener.as_ref() else { return };
+        loop {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    if self.tcp.len() >= CONNECTIONS_MAX {
+                        continue; // dropped: closes the socket
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let token = Token(self.next_token);
+                    self.next_token = (self.next_token + 1) % (usize::MAX - 3);
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+                        eprintln!("fix-tcp: cannot register a connection: {e}");
+                        continue;
+                    }
+                    let fix = self.new_fix(now_ns());
+                    self.by_session.insert(fix.app.id(), Place::Tcp(token));
+                    self.tcp.insert(token, TcpConn { stream, fix, write_buf: Vec::new() });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    eprintln!("fix-tcp: accept failed: {e}");
+                    break;
+                }
+            }
+        }
     }
-    Ok(())
+
+    /// Closes every connection, tells the router every session is gone, and lets a hosted
+    /// router take that (cancel-on-disconnect) before it shuts its engine down.
+    fn shut_down(mut self) {
+        for (_, mut conn) in self.tcp.drain() {
+            conn.fix.detach();
+        }
+        for (_, conn) in self.quic.conns_mut() {
+            conn.state.detach();
+        }
+        self.quic.close_all(b"venue shutting down");
+        if let Some(mut router) = self.router.take() {
+            while router.turn() {}
+            router.end();
+        }
+    }
 }
 
 fn read_tcp(conn: &mut TcpConn, buf: &mut [u8], now: u64) {
     loop {
         match conn.stream.read(buf) {
             Ok(0) => {
-                conn.session.connection_lost();
+                conn.fix.session.connection_lost();
                 return;
             }
             Ok(n) => {
-                conn.session.feed(&buf[..n]);
-                conn.app.drive(&mut conn.session, &conn.outbox, now);
+                conn.fix.session.feed(&buf[..n]);
+                conn.fix.app.drive(&mut conn.fix.session, &conn.fix.outbox, now);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => {
-                conn.session.connection_lost();
+                conn.fix.session.connection_lost();
                 return;
             }
         }

@@ -11,21 +11,18 @@
 //! `--exchange-bin`) on loopback ports chosen by the OS, with a fresh data directory and the
 //! embedded demo venue, and stops it at the end.
 //!
-//! TCP: the harness thread drives a non-blocking socket and the sans-IO session directly. QUIC:
-//! quinn needs an async runtime, so a client thread runs one and the harness talks to it through
-//! two bounded channels; the client thread stamps each completion (an `Instant`) when it reads
-//! it, so the hop back is not counted, but the hop out is (it is part of the client).
+//! The harness thread drives the connection itself, as the UDP baseline does: a non-blocking
+//! socket and the sans-IO session, with quinn-proto between them for QUIC.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
-use gateway::client::{ClientConfig, ClientTransport, FixClient};
 use gateway::fix::{tag, Encoder};
+use gateway::quic::{ConnectionHandle, QuicSocket};
 use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
 use gateway::tls::QuicTuning;
 
@@ -61,9 +58,6 @@ fn quic_tuning(pairs: &[String]) -> Result<(String, QuicTuning), BenchError> {
     let tuning = toml::from_str(&table).map_err(|e| BenchError::Config(format!("--quic: {e}")))?;
     Ok((table, tuning))
 }
-
-/// Most requests queued between the harness and the QUIC client thread.
-const QUIC_QUEUE_MAX: usize = 1 << 16;
 
 /// Transport of the FIX session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -311,92 +305,126 @@ impl Target for TcpTarget {
     }
 }
 
-/// FIX over QUIC through a client thread running tokio.
+/// FIX over QUIC, driven from the harness thread: quinn-proto over a non-blocking UDP socket
+/// ([`gateway::quic::QuicSocket`]), the sans-IO session on top, as the TCP target does with its
+/// socket. No client thread, so no hop between the harness and its connection.
 struct QuicTarget {
-    requests: tokio::sync::mpsc::Sender<u64>,
-    completions: crossbeam_channel::Receiver<(u64, std::time::Instant, bool)>,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    quic: QuicSocket<()>,
+    handle: ConnectionHandle,
+    session: Session,
     refused: u64,
+    run: u64,
 }
 
 impl QuicTarget {
-    fn connect(config: ClientConfig, run: u64) -> Result<QuicTarget, BenchError> {
-        let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<u64>(QUIC_QUEUE_MAX);
-        let (done_tx, done_rx) = crossbeam_channel::bounded(QUIC_QUEUE_MAX);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("quic-client".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-                rt.block_on(async move {
-                    let mut client = match FixClient::connect(&config).await {
-                        Ok(c) => {
-                            let _ = ready_tx.send(Ok(()));
-                            c
-                        }
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.to_string()));
-                            return Ok(());
-                        }
-                    };
-                    loop {
-                        tokio::select! {
-                            i = req_rx.recv() => {
-                                let Some(i) = i else { break };
-                                client.send(msg_type(i), |e| encode_request(e, run, i)).await.map_err(|e| e.to_string())?;
-                            }
-                            m = client.recv(Duration::from_secs(3600)) => {
-                                let Some(m) = m.map_err(|e| e.to_string())? else { continue };
-                                let seen = std::time::Instant::now();
-                                if let Some((i, refused)) = answered(&m.message()) {
-                                    if done_tx.send((i, seen, refused)).is_err() {
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    client.logout().await.map_err(|e| e.to_string())
-                })
-            })
-            .map_err(|e| BenchError::io("start the QUIC client thread", e))?;
-        match ready_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(BenchError::Thread(format!("QUIC logon: {e}"))),
-            Err(_) => return Err(BenchError::Thread("QUIC logon: no answer in 20 s".into())),
+    fn connect(
+        addr: SocketAddr,
+        ca: &Path,
+        tuning: &QuicTuning,
+        account: &str,
+        run: u64,
+    ) -> Result<QuicTarget, BenchError> {
+        let config = gateway::tls::quinn_client_config(ca, None, tuning)
+            .map_err(|e| BenchError::Thread(format!("QUIC client configuration: {e}")))?;
+        let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+        let socket = std::net::UdpSocket::bind(bind).map_err(|e| BenchError::io("bind a UDP socket", e))?;
+        let (quic, handle) = QuicSocket::client(socket, config, addr, "localhost", ())
+            .map_err(|e| BenchError::io("start the QUIC connection", e))?;
+        let logon = InitiatorLogon {
+            target_comp_id: "EXCHANGE".into(),
+            heartbeat_s: 30,
+            username: account.into(),
+            password: account.into(),
+        };
+        let session = Session::initiator(SessionConfig::default(), account, logon, gateway::server::now_ns());
+        let mut t = QuicTarget { quic, handle, session, refused: 0, run };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !t.session.is_active() {
+            if t.session.is_closed() {
+                return Err(BenchError::Thread(format!(
+                    "QUIC logon refused: {}",
+                    t.session.close_reason().unwrap_or("connection closed")
+                )));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(BenchError::Thread("QUIC logon: no answer in 20 s".into()));
+            }
+            t.pump(&mut |_| {})?;
+            std::thread::sleep(Duration::from_micros(200));
         }
-        Ok(QuicTarget { requests: req_tx, completions: done_rx, thread: Some(thread), refused: 0 })
+        Ok(t)
     }
 
+    /// Reads what arrived, hands the stream's bytes to the session and its messages to
+    /// `on_message`, and sends what is due.
+    /// Logs out (the venue frees the account for the next run) and closes the connection.
     fn close(&mut self) -> Result<(), BenchError> {
-        let (closed, _) = tokio::sync::mpsc::channel(1);
-        self.requests = closed; // dropping the real sender ends the client loop
-        if let Some(t) = self.thread.take() {
-            t.join()
-                .map_err(|_| BenchError::Thread("the QUIC client panicked".into()))?
-                .map_err(BenchError::Thread)?;
+        self.session.logout("bench done", gateway::server::now_ns());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !self.session.is_closed() && std::time::Instant::now() < deadline {
+            self.pump(&mut |_| {})?;
+            std::thread::sleep(Duration::from_micros(200));
         }
+        let now = std::time::Instant::now();
+        if let Some(conn) = self.quic.conn_mut(self.handle) {
+            conn.close(now, b"bench done");
+        }
+        self.quic.transmit(now);
+        Ok(())
+    }
+
+    fn pump(&mut self, on_message: &mut dyn FnMut(&gateway::fix::Message<'_>)) -> Result<(), BenchError> {
+        let now = std::time::Instant::now();
+        self.quic.receive(now, |_| ()).map_err(|e| BenchError::io("read from the venue", e))?;
+        self.quic.drive(now);
+        let Some(conn) = self.quic.conn_mut(self.handle) else {
+            return Err(BenchError::Thread("the QUIC connection is gone".into()));
+        };
+        if !conn.received.is_empty() {
+            self.session.feed(&conn.received);
+            conn.received.clear();
+            loop {
+                match self.session.poll(gateway::server::now_ns()) {
+                    Poll::Idle => break,
+                    Poll::App(msg) => on_message(&msg),
+                    Poll::Logon(_) => {}
+                }
+            }
+        }
+        if conn.peer_gone && self.session.is_active() {
+            return Err(BenchError::Thread("the venue closed the connection".into()));
+        }
+        conn.write(&self.session.take_tx());
+        self.quic.transmit(now);
         Ok(())
     }
 }
 
 impl Target for QuicTarget {
     fn try_send(&mut self, i: u64) -> Result<bool, BenchError> {
-        match self.requests.try_send(i) {
-            Ok(()) => Ok(true),
-            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Ok(false),
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                Err(BenchError::Thread("the QUIC client stopped".into()))
-            }
+        if self.quic.conn_mut(self.handle).is_some_and(|c| c.backlog() > 1 << 20) {
+            self.pump(&mut |_| {})?;
+            return Ok(false);
         }
+        let run = self.run;
+        self.session.send(msg_type(i), gateway::server::now_ns(), |e| encode_request(e, run, i));
+        let tx = self.session.take_tx();
+        if let Some(conn) = self.quic.conn_mut(self.handle) {
+            conn.write(&tx);
+        }
+        self.quic.transmit(std::time::Instant::now());
+        Ok(true)
     }
 
     fn poll(&mut self, epoch: &Epoch, done: &mut impl FnMut(u64, u64)) -> Result<(), BenchError> {
-        while let Ok((i, seen, refused)) = self.completions.try_recv() {
-            self.refused += u64::from(refused);
-            // The client thread read it at `seen`; the run's clock is `epoch`.
-            done(i, seen.saturating_duration_since(epoch.instant()).as_nanos() as u64);
-        }
+        let mut refused = 0;
+        self.pump(&mut |msg| {
+            if let Some((i, was_refused)) = answered(msg) {
+                refused += u64::from(was_refused);
+                done(i, epoch.now_ns());
+            }
+        })?;
+        self.refused += refused;
         Ok(())
     }
 
@@ -434,9 +462,6 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
         "harness",
         describe_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?,
     );
-    if args.transport == TransportArg::Quic {
-        machine.thread("quic-client", "unpinned, tokio current-thread runtime".into());
-    }
     machine.thread(
         "venue",
         if venue.is_some() { format!("exchange serve started by the harness: embedded defaults, engine and router {}, unpinned, page-cache journal, no rate limit", args.venue_wait) } else { format!("running at {addr}") },
@@ -510,21 +535,9 @@ fn one_rate(
             (run?, target.refused)
         }
         TransportArg::Quic => {
-            let config = ClientConfig {
-                addr,
-                transport: ClientTransport::Quic {
-                    ca: cert.to_path_buf(),
-                    server_name: "localhost".into(),
-                    client_cert: None,
-                    tuning: quic_tuning(&args.quic_tuning)?.1,
-                },
-                comp_id: args.account.clone(),
-                target_comp_id: "EXCHANGE".into(),
-                username: args.account.clone(),
-                password: args.account.clone(),
-                heartbeat_s: 30,
-            };
-            let mut target = QuicTarget::connect(config, gateway::server::now_ns())?;
+            let tuning = quic_tuning(&args.quic_tuning)?.1;
+            let mut target =
+                QuicTarget::connect(addr, cert, &tuning, &args.account, gateway::server::now_ns())?;
             let (run, mut target) = on_harness_thread(args.output.harness_core, move || {
                 let run =
                     run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));

@@ -1,0 +1,397 @@
+//! QUIC without an async runtime: `quinn-proto` (quinn's sans-IO protocol state machine, the
+//! same TLS 1.3 and congestion control as quinn) driven from a caller's poll loop over one
+//! non-blocking UDP socket.
+//!
+//! Why not quinn's tokio driver: there, a datagram passes from the endpoint task to the
+//! connection task to the stream's reader, and a report from the router to the session task,
+//! each a wake-up. On a machine with fewer cores than threads every cross-thread wake-up is a
+//! scheduler round trip of ~10–20 µs. Here the gateway's one thread reads the datagram, runs the
+//! FIX session and the order through the router and the engine, and writes the answer, without
+//! waking anything.
+//!
+//! Each connection carries one long-lived bidirectional stream (the FIX session) and a value of
+//! the caller's, `S`. The loop is, per turn:
+//!
+//! 1. [`QuicSocket::receive`] reads every waiting datagram and hands it to its connection (a new
+//!    one is accepted, up to the bound, with the state `accept` returns);
+//! 2. [`QuicSocket::drive`] runs each connection's timers and events, and moves the stream's
+//!    bytes into [`QuicConn::received`];
+//! 3. the caller consumes `received` and writes its answers with [`QuicConn::write`];
+//! 4. [`QuicSocket::transmit`] sends what the connections have to send and retires the drained
+//!    ones, returning their state.
+//!
+//! Used by the gateway (server side) and by the latency harness (client side, so that the
+//! harness thread drives its own connection without a hop to a runtime thread).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use mio::net::UdpSocket;
+pub use quinn_proto::ConnectionHandle;
+use quinn_proto::{
+    ClientConfig, DatagramEvent, Dir, Endpoint, EndpointConfig, Event, ReadError, ServerConfig, StreamEvent,
+    StreamId,
+};
+
+/// Largest datagram read.
+const DATAGRAM_MAX: usize = 64 * 1024;
+/// Most bytes one connection may have queued for its stream beyond what QUIC flow control took;
+/// past it the caller should close the session as a slow consumer.
+pub const QUIC_WRITE_BUFFER_MAX: usize = 4 << 20;
+/// How long a finished stream waits for the peer to close the connection before we do.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// One connection: quinn-proto's state, its FIX stream, and the caller's state.
+pub struct QuicConn<S> {
+    conn: quinn_proto::Connection,
+    stream: Option<StreamId>,
+    /// Bytes the stream has delivered and the caller has not consumed yet.
+    pub received: Vec<u8>,
+    /// Bytes written but not yet taken by the stream (flow control).
+    pending: Vec<u8>,
+    /// The peer finished or reset its side, or the connection is lost.
+    pub peer_gone: bool,
+    /// When we finished our side of the stream.
+    finished_at: Option<Instant>,
+    /// We are the client: we open the stream once the handshake is done.
+    opens_stream: bool,
+    /// The caller's state.
+    pub state: S,
+}
+
+impl<S> QuicConn<S> {
+    /// Queues `bytes` on the stream (sent at the next [`QuicSocket::transmit`]).
+    pub fn write(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() || self.finished_at.is_some() {
+            return;
+        }
+        self.pending.extend_from_slice(bytes);
+        self.flush_stream();
+    }
+
+    /// Bytes waiting for flow control.
+    pub fn backlog(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The stream is open (the peer opened it and it is not finished).
+    pub fn is_open(&self) -> bool {
+        self.stream.is_some() && !self.peer_gone
+    }
+
+    /// Ends our side of the stream once its bytes are sent; the connection closes when the peer
+    /// closes it or after a short linger.
+    pub fn finish(&mut self, now: Instant) {
+        if self.finished_at.is_none() {
+            self.flush_stream();
+            self.finished_at = Some(now);
+            if let Some(id) = self.stream {
+                if self.pending.is_empty() {
+                    let _ = self.conn.send_stream(id).finish();
+                }
+            }
+        }
+    }
+
+    /// Closes the connection at once with `reason`.
+    pub fn close(&mut self, now: Instant, reason: &'static [u8]) {
+        self.conn.close(now, 0u32.into(), Bytes::from_static(reason));
+    }
+
+    fn flush_stream(&mut self) {
+        let Some(id) = self.stream else { return };
+        while !self.pending.is_empty() {
+            match self.conn.send_stream(id).write(&self.pending) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+            }
+        }
+        if self.pending.is_empty() && self.finished_at.is_some() {
+            let _ = self.conn.send_stream(id).finish();
+        }
+    }
+
+    fn read_stream(&mut self, id: StreamId) {
+        let mut stream = self.conn.recv_stream(id);
+        let Ok(mut chunks) = stream.read(true) else {
+            self.peer_gone = true;
+            return;
+        };
+        loop {
+            match chunks.next(usize::MAX) {
+                Ok(Some(chunk)) => self.received.extend_from_slice(&chunk.bytes),
+                Ok(None) | Err(ReadError::Reset(_)) => {
+                    self.peer_gone = true;
+                    break;
+                }
+                Err(ReadError::Blocked) => break,
+            }
+        }
+        let _ = chunks.finalize();
+    }
+
+    /// quinn-proto's events: the stream opening, data, the connection going away.
+    fn handle_events(&mut self) {
+        while let Some(event) = self.conn.poll() {
+            match event {
+                Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {
+                    while let Some(id) = self.conn.streams().accept(Dir::Bi) {
+                        if self.stream.is_none() {
+                            self.stream = Some(id);
+                            self.read_stream(id);
+                        } else {
+                            // One FIX session per connection: a second stream is refused.
+                            let _ = self.conn.recv_stream(id).stop(0u32.into());
+                        }
+                    }
+                }
+                Event::Stream(StreamEvent::Readable { id }) if Some(id) == self.stream => {
+                    self.read_stream(id)
+                }
+                Event::Stream(StreamEvent::Writable { id }) if Some(id) == self.stream => self.flush_stream(),
+                Event::Connected if self.opens_stream && self.stream.is_none() => {
+                    self.stream = self.conn.streams().open(Dir::Bi);
+                    self.flush_stream();
+                }
+                Event::ConnectionLost { .. } => self.peer_gone = true,
+                Event::Stream(StreamEvent::Stopped { id, .. }) if Some(id) == self.stream => {
+                    self.peer_gone = true;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A UDP socket with its QUIC endpoint and connections.
+pub struct QuicSocket<S> {
+    socket: UdpSocket,
+    endpoint: Endpoint,
+    conns: HashMap<ConnectionHandle, QuicConn<S>>,
+    connections_max: usize,
+    buf: Vec<u8>,
+    send_buf: Vec<u8>,
+    local_addr: SocketAddr,
+}
+
+impl<S> QuicSocket<S> {
+    /// A server endpoint on `socket` (made non-blocking), accepting up to `connections_max`
+    /// connections.
+    pub fn server(
+        socket: std::net::UdpSocket,
+        config: ServerConfig,
+        connections_max: usize,
+    ) -> io::Result<QuicSocket<S>> {
+        let endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), Some(Arc::new(config)), true, None);
+        QuicSocket::with_endpoint(socket, endpoint, connections_max)
+    }
+
+    /// A client endpoint on `socket`, with one connection to `server`. The handshake is in
+    /// progress: drive the socket until [`QuicSocket::is_connected`]; what is written before
+    /// then waits, and goes out on the stream the client opens once connected.
+    pub fn client(
+        socket: std::net::UdpSocket,
+        config: ClientConfig,
+        server: SocketAddr,
+        server_name: &str,
+        state: S,
+    ) -> io::Result<(QuicSocket<S>, ConnectionHandle)> {
+        let endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), None, true, None);
+        let mut quic = QuicSocket::with_endpoint(socket, endpoint, 1)?;
+        let (handle, conn) = quic
+            .endpoint
+            .connect(Instant::now(), config, server, server_name)
+            .map_err(|e| io::Error::other(format!("QUIC connect: {e}")))?;
+        quic.conns.insert(
+            handle,
+            QuicConn {
+                conn,
+                stream: None,
+                received: Vec::new(),
+                pending: Vec::new(),
+                peer_gone: false,
+                finished_at: None,
+                opens_stream: true,
+                state,
+            },
+        );
+        Ok((quic, handle))
+    }
+
+    fn with_endpoint(
+        socket: std::net::UdpSocket,
+        endpoint: Endpoint,
+        connections_max: usize,
+    ) -> io::Result<QuicSocket<S>> {
+        socket.set_nonblocking(true)?;
+        let local_addr = socket.local_addr()?;
+        let socket = UdpSocket::from_std(socket);
+        Ok(QuicSocket {
+            socket,
+            endpoint,
+            conns: HashMap::new(),
+            connections_max,
+            buf: vec![0; DATAGRAM_MAX],
+            send_buf: Vec::with_capacity(DATAGRAM_MAX),
+            local_addr,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The socket, to register with a poll.
+    pub fn socket_mut(&mut self) -> &mut UdpSocket {
+        &mut self.socket
+    }
+
+    /// The connections.
+    pub fn conns_mut(&mut self) -> impl Iterator<Item = (&ConnectionHandle, &mut QuicConn<S>)> {
+        self.conns.iter_mut()
+    }
+
+    /// One connection.
+    pub fn conn_mut(&mut self, handle: ConnectionHandle) -> Option<&mut QuicConn<S>> {
+        self.conns.get_mut(&handle)
+    }
+
+    /// Number of connections.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// No connections.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// The handshake of `handle` is done.
+    pub fn is_connected(&self, handle: ConnectionHandle) -> bool {
+        self.conns.get(&handle).is_some_and(|c| !c.conn.is_handshaking() && !c.conn.is_closed())
+    }
+
+    /// Reads every waiting datagram. A new connection is accepted while there is room, with
+    /// the state `accept` makes for its handle; otherwise it is refused.
+    pub fn receive(&mut self, now: Instant, mut accept: impl FnMut(ConnectionHandle) -> S) -> io::Result<()> {
+        loop {
+            let (n, from) = match self.socket.recv_from(&mut self.buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // An ICMP error from an earlier send (a peer gone): not this socket's fault.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(e),
+            };
+            let data = BytesMut::from(&self.buf[..n]);
+            self.send_buf.clear();
+            match self.endpoint.handle(now, from, None, None, data, &mut self.send_buf) {
+                None => {}
+                Some(DatagramEvent::ConnectionEvent(handle, event)) => {
+                    if let Some(c) = self.conns.get_mut(&handle) {
+                        c.conn.handle_event(event);
+                    }
+                }
+                Some(DatagramEvent::Response(transmit)) => {
+                    let _ = self.socket.send_to(&self.send_buf[..transmit.size], transmit.destination);
+                }
+                Some(DatagramEvent::NewConnection(incoming)) => {
+                    if self.conns.len() >= self.connections_max {
+                        let transmit = self.endpoint.refuse(incoming, &mut self.send_buf);
+                        let _ = self.socket.send_to(&self.send_buf[..transmit.size], transmit.destination);
+                        continue;
+                    }
+                    match self.endpoint.accept(incoming, now, &mut self.send_buf, None) {
+                        Ok((handle, conn)) => {
+                            let state = accept(handle);
+                            let conn = QuicConn {
+                                conn,
+                                stream: None,
+                                received: Vec::new(),
+                                pending: Vec::new(),
+                                peer_gone: false,
+                                finished_at: None,
+                                opens_stream: false,
+                                state,
+                            };
+                            self.conns.insert(handle, conn);
+                        }
+                        Err(e) => {
+                            if let Some(transmit) = e.response {
+                                let _ = self
+                                    .socket
+                                    .send_to(&self.send_buf[..transmit.size], transmit.destination);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs every connection's expired timers and pending events; stream bytes land in
+    /// [`QuicConn::received`].
+    pub fn drive(&mut self, now: Instant) {
+        for (handle, c) in self.conns.iter_mut() {
+            if c.conn.poll_timeout().is_some_and(|t| t <= now) {
+                c.conn.handle_timeout(now);
+            }
+            while let Some(event) = c.conn.poll_endpoint_events() {
+                if let Some(back) = self.endpoint.handle_event(*handle, event) {
+                    c.conn.handle_event(back);
+                }
+            }
+            c.handle_events();
+            if let Some(at) = c.finished_at {
+                if now.saturating_duration_since(at) >= LINGER && !c.conn.is_closed() {
+                    c.close(now, b"session ended");
+                }
+            }
+        }
+    }
+
+    /// Sends what every connection has to send, and retires drained connections, returning
+    /// their states.
+    pub fn transmit(&mut self, now: Instant) -> Vec<S> {
+        let mut drained = Vec::new();
+        for (handle, c) in self.conns.iter_mut() {
+            c.flush_stream();
+            loop {
+                self.send_buf.clear();
+                let Some(transmit) = c.conn.poll_transmit(now, 1, &mut self.send_buf) else { break };
+                // A full socket buffer drops the datagram: QUIC's loss recovery resends it.
+                let _ = self.socket.send_to(&self.send_buf[..transmit.size], transmit.destination);
+            }
+            while let Some(event) = c.conn.poll_endpoint_events() {
+                if let Some(back) = self.endpoint.handle_event(*handle, event) {
+                    c.conn.handle_event(back);
+                }
+            }
+            if c.conn.is_drained() {
+                drained.push(*handle);
+            }
+        }
+        drained.into_iter().filter_map(|h| self.conns.remove(&h)).map(|c| c.state).collect()
+    }
+
+    /// The earliest timer of any connection.
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        self.conns.values_mut().filter_map(|c| c.conn.poll_timeout()).min()
+    }
+
+    /// Closes every connection with `reason` and sends the closes.
+    pub fn close_all(&mut self, reason: &'static [u8]) {
+        let now = Instant::now();
+        for c in self.conns.values_mut() {
+            c.close(now, reason);
+        }
+        let _ = self.transmit(now);
+    }
+}
