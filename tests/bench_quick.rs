@@ -80,6 +80,20 @@ fn udp_baseline_mode_writes_parseable_results() {
     bench("udp-baseline", &["--rates", "2000,5000", "--warmup-ms", "20", "--measure-ms", "100"]);
 }
 
+/// The e2e mode starts `exchange serve` itself and drives one FIX session over each transport
+/// from the harness thread; every request must be answered once, none refused.
+#[test]
+fn e2e_mode_answers_every_request_over_quic_and_tcp() {
+    for transport in ["quic", "tcp"] {
+        let json = bench(
+            "e2e",
+            &["--transport", transport, "--rates", "2000,5000", "--warmup-ms", "20", "--measure-ms", "200"],
+        );
+        assert_eq!(json["config"]["transport"], transport);
+        assert_eq!(json["series"].as_array().unwrap().len(), 2, "{json:#}");
+    }
+}
+
 #[test]
 fn peers_mode_writes_parseable_results_for_every_venue() {
     let json = bench("peers", &["--commands", "5000"]);

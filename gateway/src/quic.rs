@@ -395,3 +395,133 @@ impl<S> QuicSocket<S> {
         let _ = self.transmit(now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{quinn_client_config, quinn_server_config, QuicTuning, ServerTls};
+
+    struct Pair {
+        server: QuicSocket<u32>,
+        client: QuicSocket<()>,
+        handle: ConnectionHandle,
+        ca: std::path::PathBuf,
+    }
+
+    fn tls_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("gateway-quic-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn loopback() -> std::net::UdpSocket {
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap()
+    }
+
+    fn pair(name: &str, connections_max: usize) -> Pair {
+        let dir = tls_dir(name);
+        let (tls, _) = ServerTls::self_signed_in(&dir).unwrap();
+        let config = quinn_server_config(&tls, &QuicTuning::default()).unwrap();
+        let server = QuicSocket::server(loopback(), config, connections_max).unwrap();
+        let (client, handle) = connect(&tls.cert, server.local_addr());
+        Pair { server, client, handle, ca: tls.cert }
+    }
+
+    fn connect(ca: &std::path::Path, to: SocketAddr) -> (QuicSocket<()>, ConnectionHandle) {
+        let config = quinn_client_config(ca, None, &QuicTuning::default()).unwrap();
+        QuicSocket::client(loopback(), config, to, "localhost", ()).unwrap()
+    }
+
+    /// One turn of both ends; the server numbers the connections it accepts.
+    fn turn(server: &mut QuicSocket<u32>, client: &mut QuicSocket<()>, accepted: &mut u32) {
+        let now = Instant::now();
+        client.receive(now, |_| ()).unwrap();
+        client.drive(now);
+        client.transmit(now);
+        server
+            .receive(now, |_| {
+                *accepted += 1;
+                *accepted
+            })
+            .unwrap();
+        server.drive(now);
+        server.transmit(now);
+    }
+
+    fn until(p: &mut Pair, accepted: &mut u32, mut done: impl FnMut(&mut Pair) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(p) {
+            assert!(Instant::now() < deadline, "timed out");
+            turn(&mut p.server, &mut p.client, accepted);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    #[test]
+    fn bytes_cross_both_ways_on_one_stream_and_a_finish_reaches_the_peer() {
+        let mut p = pair("both-ways", 4);
+        let mut accepted = 0;
+        // Written before the handshake: held, then sent on the stream opened once connected.
+        p.client.conn_mut(p.handle).unwrap().write(b"8=FIX.4.4|hello");
+        until(&mut p, &mut accepted, |p| p.server.conns_mut().any(|(_, c)| c.received.ends_with(b"hello")));
+        assert!(p.client.is_connected(p.handle));
+        assert_eq!(p.server.len(), 1);
+        let (_, conn) = p.server.conns_mut().next().unwrap();
+        assert_eq!(conn.state, 1);
+        assert!(conn.is_open());
+        assert_eq!(std::mem::take(&mut conn.received), b"8=FIX.4.4|hello");
+        conn.write(b"answer");
+        until(&mut p, &mut accepted, |p| p.client.conn_mut(p.handle).unwrap().received == b"answer");
+
+        let (_, conn) = p.server.conns_mut().next().unwrap();
+        conn.finish(Instant::now());
+        until(&mut p, &mut accepted, |p| p.client.conn_mut(p.handle).unwrap().peer_gone);
+        assert_eq!(accepted, 1);
+    }
+
+    #[test]
+    fn a_connection_past_the_bound_is_refused_and_the_first_lives_on() {
+        let mut p = pair("bound", 1);
+        let mut accepted = 0;
+        p.client.conn_mut(p.handle).unwrap().write(b"first");
+        until(&mut p, &mut accepted, |p| p.server.conns_mut().any(|(_, c)| c.received == b"first"));
+
+        let (mut second, handle) = connect(&p.ca, p.server.local_addr());
+        second.conn_mut(handle).unwrap().write(b"second");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Refused: the second client's connection ends without ever connecting.
+        while !second.is_empty() {
+            assert!(Instant::now() < deadline, "the second connection was never refused");
+            turn(&mut p.server, &mut second, &mut accepted);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert_eq!(accepted, 1);
+        assert_eq!(p.server.len(), 1);
+        let (_, conn) = p.server.conns_mut().next().unwrap();
+        conn.write(b"still here");
+        until(&mut p, &mut accepted, |p| p.client.conn_mut(p.handle).unwrap().received == b"still here");
+    }
+
+    #[test]
+    fn closing_drains_the_connection_and_returns_its_state() {
+        let mut p = pair("close", 4);
+        let mut accepted = 0;
+        p.client.conn_mut(p.handle).unwrap().write(b"x");
+        until(&mut p, &mut accepted, |p| p.server.len() == 1 && p.client.is_connected(p.handle));
+        p.client.conn_mut(p.handle).unwrap().close(Instant::now(), b"bye");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut returned = Vec::new();
+        while returned.is_empty() {
+            assert!(Instant::now() < deadline, "the server never drained the connection");
+            let now = Instant::now();
+            p.client.transmit(now);
+            p.server.receive(now, |_| 99).unwrap();
+            p.server.drive(now);
+            returned = p.server.transmit(now);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(returned, [1]);
+        assert!(p.server.is_empty());
+    }
+}
