@@ -38,11 +38,11 @@ pub const RATES_DEFAULT: [u64; 7] = [5_000, 10_000, 25_000, 50_000, 100_000, 250
 /// Default ramp with `--quick`.
 pub const RATES_QUICK: [u64; 3] = [5_000, 20_000, 50_000];
 /// The venue the harness starts: OS-chosen loopback ports, the engine's and router's wait
-/// strategy from `--venue-wait`, and no rate limit (the harness measures the venue's capacity,
-/// not its flood protection; risk checks stay on).
-fn venue_config(wait: &str, quic_tuning: &str) -> String {
+/// strategy from `--venue-wait`, where they run from `--venue-engine-thread`, and no rate limit
+/// (the harness measures the venue's capacity, not its flood protection; risk checks stay on).
+fn venue_config(wait: &str, thread: &str, quic_tuning: &str) -> String {
     format!(
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[network.quic_tuning]\n{quic_tuning}[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\n[rate_limit]\nenabled = false\n"
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[network.quic_tuning]\n{quic_tuning}[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\nthread = \"{thread}\"\n[rate_limit]\nenabled = false\n"
     )
 }
 
@@ -94,6 +94,11 @@ pub struct E2eArgs {
     /// busy-spin.
     #[arg(long, default_value = "park")]
     pub venue_wait: String,
+    /// Where the started venue runs its engine and router (`engine.thread`): gateway (the
+    /// default: everything on the gateway thread), router (both on a router thread) or own
+    /// (engine and router on a thread each, linked by the rings).
+    #[arg(long, default_value = "gateway")]
+    pub venue_engine_thread: String,
     /// Account (and password) to trade as.
     #[arg(long, default_value = "alice")]
     pub account: String,
@@ -113,12 +118,12 @@ struct Venue {
 }
 
 impl Venue {
-    fn start(bin: PathBuf, wait: &str, quic_tuning: &str) -> Result<Venue, BenchError> {
+    fn start(bin: PathBuf, wait: &str, thread: &str, quic_tuning: &str) -> Result<Venue, BenchError> {
         let dir = std::env::temp_dir().join(format!("exchange-bench-e2e-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the venue's directory", e))?;
         let config = dir.join("venue.toml");
-        std::fs::write(&config, venue_config(wait, quic_tuning))
+        std::fs::write(&config, venue_config(wait, thread, quic_tuning))
             .map_err(|e| BenchError::io("write the venue's config", e))?;
         let mut child = Command::new(&bin)
             .args(["serve", "--config"])
@@ -412,11 +417,13 @@ impl Target for QuicTarget {
         if let Some(conn) = self.quic.conn_mut(self.handle) {
             conn.write(&tx);
         }
-        self.quic.transmit(std::time::Instant::now());
+        // Sent by the `poll` that follows every round of due sends: requests that fell due
+        // together share packets, as a client library batching its writes would.
         Ok(true)
     }
 
     fn poll(&mut self, epoch: &Epoch, done: &mut impl FnMut(u64, u64)) -> Result<(), BenchError> {
+        self.quic.transmit(std::time::Instant::now());
         let mut refused = 0;
         self.pump(&mut |msg| {
             if let Some((i, was_refused)) = answered(msg) {
@@ -446,7 +453,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
                 Some(b) => b.clone(),
                 None => std::env::current_exe().map_err(|e| BenchError::io("find this binary", e))?,
             };
-            Some(Venue::start(bin, &args.venue_wait, &tuning_table)?)
+            Some(Venue::start(bin, &args.venue_wait, &args.venue_engine_thread, &tuning_table)?)
         }
     };
     let (addr, cert) = match (&venue, args.transport) {
@@ -464,7 +471,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     );
     machine.thread(
         "venue",
-        if venue.is_some() { format!("exchange serve started by the harness: embedded defaults, engine and router {}, unpinned, page-cache journal, no rate limit", args.venue_wait) } else { format!("running at {addr}") },
+        if venue.is_some() { format!("exchange serve started by the harness: embedded defaults, engine.thread {}, waits {}, unpinned, page-cache journal, no rate limit", args.venue_engine_thread, args.venue_wait) } else { format!("running at {addr}") },
     );
 
     let progress = Progress::new(plan.rates.len() as u64, progress_visible());
@@ -503,6 +510,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
             "harness_core": args.output.harness_core,
             "account": args.account,
             "venue_wait": args.venue_wait,
+            "venue_engine_thread": args.venue_engine_thread,
             "quic_tuning": args.quic_tuning,
         }),
         series,
