@@ -506,3 +506,51 @@ fn a_market_order_never_fills_outside_its_price_band() {
         assert_eq!(m.get(tag::PRICE), None, "still reported as a market order: {}", m.text());
     });
 }
+
+/// Logons are verified on a worker thread while the session waits: a NewOrderSingle written in
+/// the same packet as the Logon must wait in the session's buffer and be answered after it.
+#[test]
+fn an_order_written_right_behind_the_logon_is_answered_after_it() {
+    use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
+    use std::io::{Read, Write};
+
+    let v = venue("pipelined-logon");
+    let addr = v.server().info.tcp_addr.unwrap();
+    let logon = InitiatorLogon {
+        target_comp_id: "EXCHANGE".into(),
+        heartbeat_s: 30,
+        username: "alice".into(),
+        password: "alice".into(),
+    };
+    let mut session = Session::initiator(SessionConfig::default(), "alice", logon, now_ns());
+    let mut bytes = session.take_tx();
+    let mut e = fix::Encoder::new();
+    e.begin(b"D", "alice", "EXCHANGE", 2, now_ns());
+    new_order_fields(&mut e, "p1", "BTC-USD", Side::Buy, 3, Some("100.00"), None, now_ns());
+    bytes.extend_from_slice(e.finish());
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(&bytes).unwrap();
+
+    let mut seen = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    while !seen.iter().any(|t: &String| t.starts_with("8 ")) {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the venue closed the connection; seen {seen:?}");
+        session.feed(&buf[..n]);
+        loop {
+            match session.poll(now_ns()) {
+                Poll::Idle => break,
+                Poll::Logon(_) => seen.push("logon".to_owned()),
+                Poll::App(m) => seen.push(format!(
+                    "{} {} {}",
+                    String::from_utf8_lossy(m.msg_type()),
+                    m.get_str(tag::CL_ORD_ID).unwrap_or(""),
+                    m.get_str(tag::EXEC_TYPE).unwrap_or("")
+                )),
+            }
+        }
+    }
+    assert!(session.is_active(), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("8 p1 0"), "{seen:?}");
+}

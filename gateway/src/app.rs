@@ -8,6 +8,7 @@ use std::sync::Arc;
 use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
 
 use crate::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
+use crate::auth::Authenticator;
 use crate::fix::{self, tag, Message};
 use crate::router::{ExecReport, Outbox, Request, RouterTx, SessionId, ToRouter, ToSession};
 use crate::session::{Poll, Session};
@@ -78,6 +79,8 @@ pub struct AppSession {
     account: Option<AccountId>,
     /// The account is an admin: it sends AdminRequest and never trades.
     admin: bool,
+    /// Where Logons are verified off this thread; `None` verifies them here.
+    auth: Option<Authenticator>,
 }
 
 impl AppSession {
@@ -89,6 +92,63 @@ impl AppSession {
             id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             account: None,
             admin: false,
+            auth: None,
+        }
+    }
+
+    /// Verifies Logons on `auth`'s worker instead of in [`AppSession::drive`]: the session
+    /// stays logon-pending until [`AppSession::logon_decided`] is given the verdict.
+    pub fn with_authenticator(mut self, auth: Authenticator) -> AppSession {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Applies the worker's verdict on this session's Logon, then runs what arrived meanwhile.
+    /// A session that closed while it waited gives the account back.
+    pub fn logon_decided(
+        &mut self,
+        session: &mut Session,
+        outbox: &Outbox,
+        verdict: Result<AccountId, String>,
+        now_ns: u64,
+    ) {
+        if session.is_closed() {
+            if let Ok(account) = verdict {
+                self.venue.accounts.release(account);
+            }
+            return;
+        }
+        self.decide_logon(session, outbox, verdict, now_ns);
+        self.drive(session, outbox, now_ns);
+    }
+
+    fn decide_logon(
+        &mut self,
+        session: &mut Session,
+        outbox: &Outbox,
+        verdict: Result<AccountId, String>,
+        now_ns: u64,
+    ) {
+        match verdict {
+            Ok(account) => {
+                let config = self.venue.accounts.get(account);
+                let cancel_on_disconnect = config.is_some_and(|a| a.cancel_on_disconnect && !a.admin);
+                self.admin = config.is_some_and(|a| a.admin);
+                let attach = ToRouter::Attach {
+                    session: self.id,
+                    account,
+                    outbox: outbox.clone(),
+                    cancel_on_disconnect,
+                };
+                if self.router.send(attach).is_err() {
+                    self.venue.accounts.release(account);
+                    session.refuse_logon("venue is shutting down", now_ns);
+                } else {
+                    self.account = Some(account);
+                    session.accept_logon(now_ns);
+                }
+            }
+            Err(text) => session.refuse_logon(&text, now_ns),
         }
     }
 
@@ -108,26 +168,17 @@ impl AppSession {
         loop {
             match session.poll(now_ns) {
                 Poll::Idle => break,
-                Poll::Logon(req) => match self.venue.accounts.authenticate(&req) {
-                    Ok(account) => {
-                        let config = self.venue.accounts.get(account);
-                        let cancel_on_disconnect = config.is_some_and(|a| a.cancel_on_disconnect && !a.admin);
-                        self.admin = config.is_some_and(|a| a.admin);
-                        let attach = ToRouter::Attach {
-                            session: self.id,
-                            account,
-                            outbox: outbox.clone(),
-                            cancel_on_disconnect,
-                        };
-                        if self.router.send(attach).is_err() {
-                            self.venue.accounts.release(account);
-                            session.refuse_logon("venue is shutting down", now_ns);
-                        } else {
-                            self.account = Some(account);
-                            session.accept_logon(now_ns);
+                Poll::Logon(req) => match &self.auth {
+                    // Pending: `poll` answers Idle until the verdict comes back.
+                    Some(auth) => {
+                        if let Err(text) = auth.submit(self.id, &req) {
+                            session.refuse_logon(&text, now_ns);
                         }
                     }
-                    Err(text) => session.refuse_logon(&text, now_ns),
+                    None => {
+                        let verdict = self.venue.accounts.authenticate(&req);
+                        self.decide_logon(session, outbox, verdict, now_ns);
+                    }
                 },
                 Poll::App(msg) if msg.msg_type() == b"3" => {} // a client's Reject of our message: nothing to undo
                 Poll::App(msg) => {

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod client;
 pub mod dictionary;
 pub mod fix;

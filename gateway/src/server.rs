@@ -21,6 +21,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll as MioPoll, Token, Waker};
 
 use crate::app::AppSession;
+use crate::auth::{Authenticator, Verdict};
 use crate::quic::{ConnectionHandle, QuicSocket, QUIC_WRITE_BUFFER_MAX};
 use crate::router::{Outbox, Router, RouterTx, SessionId, ToSession, OUTBOX_CAPACITY};
 use crate::session::Session;
@@ -110,6 +111,7 @@ pub struct Gateway {
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
+    auth_thread: Option<JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -141,6 +143,11 @@ impl Gateway {
             Routing::Hosted(router, tx) => (Some(router), tx),
         };
         let (outbox_tx, outbox_rx) = crossbeam_channel::bounded(OUTBOX_CAPACITY);
+        let auth_waker = waker.clone();
+        let (auth, verdicts, auth_thread) = Authenticator::start(venue.clone(), move || {
+            let _ = auth_waker.wake();
+        })
+        .map_err(ServerError::Start)?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut gateway = GatewayLoop {
             poll,
@@ -151,10 +158,12 @@ impl Gateway {
             fixes: FixFactory {
                 venue,
                 router_tx,
+                auth,
                 outbox_tx,
                 outbox_waker: router.is_none().then(|| waker.clone()),
             },
             outbox_rx,
+            verdicts,
             router,
             wait: config.wait,
             next_token: 0,
@@ -168,7 +177,7 @@ impl Gateway {
                 .spawn(move || gateway.run(&stop))
                 .map_err(ServerError::Start)?
         };
-        Ok(Gateway { quic_addr, tcp_addr, stop, waker, thread: Some(thread) })
+        Ok(Gateway { quic_addr, tcp_addr, stop, waker, thread: Some(thread), auth_thread: Some(auth_thread) })
     }
 
     /// Closes every connection and stops the gateway thread (and a hosted router, after it has
@@ -177,6 +186,10 @@ impl Gateway {
         self.stop.store(true, Ordering::Release);
         let _ = self.waker.wake();
         if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        // Ends once the gateway thread has dropped every session (the job queue's senders).
+        if let Some(t) = self.auth_thread.take() {
             let _ = t.join();
         }
     }
@@ -222,6 +235,7 @@ const UDP: Token = Token(usize::MAX - 2);
 struct FixFactory {
     venue: Arc<Venue>,
     router_tx: RouterTx,
+    auth: Authenticator,
     outbox_tx: Sender<(SessionId, ToSession)>,
     /// Wakes the gateway thread after a delivery from the router's own thread; `None` when the
     /// router is hosted (it delivers on this thread, read in the same turn).
@@ -236,7 +250,8 @@ impl FixFactory {
         };
         Fix {
             session: Session::acceptor(self.venue.session.clone(), now_ns),
-            app: AppSession::new(self.venue.clone(), self.router_tx.clone()),
+            app: AppSession::new(self.venue.clone(), self.router_tx.clone())
+                .with_authenticator(self.auth.clone()),
             outbox,
             detached: false,
         }
@@ -251,6 +266,7 @@ struct GatewayLoop {
     by_session: HashMap<SessionId, Place>,
     fixes: FixFactory,
     outbox_rx: Receiver<(SessionId, ToSession)>,
+    verdicts: Receiver<Verdict>,
     router: Option<Box<Router>>,
     wait: WaitStrategy,
     next_token: usize,
@@ -352,6 +368,23 @@ impl GatewayLoop {
             }
             if conn.peer_gone && !fix.session.is_closed() {
                 fix.session.connection_lost();
+            }
+        }
+        while let Ok((session, verdict)) = self.verdicts.try_recv() {
+            busy = true;
+            let fix = match self.by_session.get(&session) {
+                Some(Place::Tcp(token)) => self.tcp.get_mut(token).map(|c| &mut c.fix),
+                Some(Place::Quic(handle)) => self.quic.conn_mut(*handle).map(|c| &mut c.state),
+                None => None,
+            };
+            match fix {
+                Some(fix) => fix.app.logon_decided(&mut fix.session, &fix.outbox, verdict, now_ns),
+                // The connection went away while its Logon was checked.
+                None => {
+                    if let Ok(account) = verdict {
+                        self.fixes.venue.accounts.release(account);
+                    }
+                }
             }
         }
         if let Some(router) = self.router.as_mut() {
