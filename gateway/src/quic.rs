@@ -64,6 +64,19 @@ pub struct QuicConn<S> {
 }
 
 impl<S> QuicConn<S> {
+    fn new(conn: quinn_proto::Connection, opens_stream: bool, state: S) -> QuicConn<S> {
+        QuicConn {
+            conn,
+            stream: None,
+            received: Vec::new(),
+            pending: Vec::new(),
+            peer_gone: false,
+            finished_at: None,
+            opens_stream,
+            state,
+        }
+    }
+
     /// Queues `bytes` on the stream (sent at the next [`QuicSocket::transmit`]).
     pub fn write(&mut self, bytes: &[u8]) {
         if bytes.is_empty() || self.finished_at.is_some() {
@@ -208,19 +221,7 @@ impl<S> QuicSocket<S> {
             .endpoint
             .connect(Instant::now(), config, server, server_name)
             .map_err(|e| io::Error::other(format!("QUIC connect: {e}")))?;
-        quic.conns.insert(
-            handle,
-            QuicConn {
-                conn,
-                stream: None,
-                received: Vec::new(),
-                pending: Vec::new(),
-                peer_gone: false,
-                finished_at: None,
-                opens_stream: true,
-                state,
-            },
-        );
+        quic.conns.insert(handle, QuicConn::new(conn, true, state));
         Ok((quic, handle))
     }
 
@@ -310,18 +311,7 @@ impl<S> QuicSocket<S> {
                     }
                     match self.endpoint.accept(incoming, now, &mut self.send_buf, None) {
                         Ok((handle, conn)) => {
-                            let state = accept(handle);
-                            let conn = QuicConn {
-                                conn,
-                                stream: None,
-                                received: Vec::new(),
-                                pending: Vec::new(),
-                                peer_gone: false,
-                                finished_at: None,
-                                opens_stream: false,
-                                state,
-                            };
-                            self.conns.insert(handle, conn);
+                            self.conns.insert(handle, QuicConn::new(conn, false, accept(handle)));
                         }
                         Err(e) => {
                             if let Some(transmit) = e.response {
