@@ -313,6 +313,15 @@ impl std::fmt::Debug for EngineLink {
     }
 }
 
+/// See [`Router::turn_due`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TurnDue {
+    /// Session messages are waiting.
+    Now,
+    /// Within ~50 µs: events are held for the journal, or an engine thread may produce some.
+    Soon,
+}
+
 /// The router's side of [`EngineLink`].
 enum Link {
     Rings { commands: Producer<Command>, events: Consumer<Event>, doorbell: Arc<Doorbell> },
@@ -453,8 +462,7 @@ pub fn spawn(engine: EngineLink, config: RouterConfig) -> std::io::Result<Router
 impl Router {
     /// A router not yet running, and where sessions send it requests. Run it with [`spawn`],
     /// or host it: call [`Router::begin`] once, then [`Router::turn`] whenever its inputs may
-    /// have changed (and at least every ~100 µs while [`Router::has_held`]), then
-    /// [`Router::end`].
+    /// have changed and as [`Router::turn_due`] says, then [`Router::end`].
     pub fn new(engine: EngineLink, mut config: RouterConfig) -> std::io::Result<(Router, RouterTx)> {
         let limiter = match config.rate_limit.take() {
             None => None,
@@ -506,10 +514,18 @@ impl Router {
         self.stats.clone()
     }
 
-    /// Events are waiting for the journal to become durable: turn again soon (nothing rings
-    /// for journal progress).
-    pub fn has_held(&self) -> bool {
-        !self.held.is_empty()
+    /// When a host should turn the router again even if nothing wakes it: at once while
+    /// session messages wait (a turn takes a bounded batch), soon while events wait for the
+    /// journal's durability or may come from an engine thread (nothing rings the host for
+    /// those), otherwise `None`.
+    pub fn turn_due(&self) -> Option<TurnDue> {
+        if !self.inbound.is_empty() {
+            Some(TurnDue::Now)
+        } else if !self.held.is_empty() || matches!(self.engine, Link::Rings { .. }) {
+            Some(TurnDue::Soon)
+        } else {
+            None
+        }
     }
 
     /// One turn: engine events, then a batch of session messages, then held events whose

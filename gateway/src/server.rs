@@ -23,7 +23,7 @@ use mio::{Events, Interest, Poll as MioPoll, Token, Waker};
 use crate::app::AppSession;
 use crate::auth::{Authenticator, Verdict};
 use crate::quic::{ConnectionHandle, QuicSocket, QUIC_WRITE_BUFFER_MAX};
-use crate::router::{Outbox, Router, RouterTx, SessionId, ToSession, OUTBOX_CAPACITY};
+use crate::router::{Outbox, Router, RouterTx, SessionId, ToSession, TurnDue, OUTBOX_CAPACITY};
 use crate::session::Session;
 use crate::tls::{quinn_server_config, QuicTuning, ServerTls, TlsError};
 use crate::venue::Venue;
@@ -37,8 +37,9 @@ pub const TCP_WRITE_BUFFER_MAX: usize = 4 << 20;
 const READ_CHUNK: usize = 16 * 1024;
 /// Longest poll while nothing is due (stop requests are noticed this fast).
 const POLL_MAX: Duration = Duration::from_millis(100);
-/// Poll interval while the router holds events for the journal's durability.
-const POLL_HELD: Duration = Duration::from_micros(50);
+/// Poll interval while the router holds events for the journal's durability (or its engine has
+/// a thread of its own, which cannot wake this one).
+const POLL_SOON: Duration = Duration::from_micros(50);
 
 /// Wall-clock nanoseconds: sessions stamp SendingTime with it and time heartbeats by it.
 pub fn now_ns() -> u64 {
@@ -337,8 +338,12 @@ impl GatewayLoop {
             .min()
             .map_or(POLL_MAX, |d| Duration::from_nanos(d.saturating_sub(now_ns)));
         let quic = self.quic.next_timeout().map_or(POLL_MAX, |t| t.saturating_duration_since(Instant::now()));
-        let held = if self.router.as_ref().is_some_and(|r| r.has_held()) { POLL_HELD } else { POLL_MAX };
-        sessions.min(quic).min(held).min(POLL_MAX)
+        let router = match self.router.as_ref().and_then(|r| r.turn_due()) {
+            Some(TurnDue::Now) => Duration::ZERO,
+            Some(TurnDue::Soon) => POLL_SOON,
+            None => POLL_MAX,
+        };
+        sessions.min(quic).min(router).min(POLL_MAX)
     }
 
     /// Everything after the poll: QUIC input, the router, deliveries, timers, output.
