@@ -356,6 +356,8 @@ fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeError> 
 pub struct ServerInfo {
     /// QUIC address bound.
     pub quic_addr: SocketAddr,
+    /// The QUIC socket's kernel receive buffer, bytes (as the kernel reports it).
+    pub quic_recv_buffer_bytes: usize,
     /// TCP address bound.
     pub tcp_addr: Option<SocketAddr>,
     /// The data directory.
@@ -580,6 +582,7 @@ impl Server {
         Ok(Server {
             info: ServerInfo {
                 quic_addr: gateway.quic_addr,
+                quic_recv_buffer_bytes: gateway.quic_buffer_bytes.0,
                 tcp_addr: gateway.tcp_addr,
                 data_dir,
                 cert: tls.cert,

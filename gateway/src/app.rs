@@ -390,17 +390,20 @@ impl AppSession {
             match r.price {
                 Some(p) => {
                     e.char(tag::ORD_TYPE, b'2');
-                    e.str(tag::PRICE, &symbols.format_ticks(r.symbol, p.0));
+                    e.bytes(tag::PRICE, symbols.format_ticks(r.symbol, p.0).as_str().as_bytes());
                 }
                 None => e.char(tag::ORD_TYPE, b'1'),
             }
             if let Some((px, qty)) = r.last {
-                e.str(tag::LAST_PX, &symbols.format_ticks(r.symbol, px.0));
+                e.bytes(tag::LAST_PX, symbols.format_ticks(r.symbol, px.0).as_str().as_bytes());
                 e.u64(tag::LAST_QTY, qty);
             }
             e.u64(tag::LEAVES_QTY, r.leaves_qty);
             e.u64(tag::CUM_QTY, r.cum_qty);
-            e.str(tag::AVG_PX, &symbols.format_avg(r.symbol, r.notional_ticks, r.cum_qty));
+            e.bytes(
+                tag::AVG_PX,
+                symbols.format_avg(r.symbol, r.notional_ticks, r.cum_qty).as_str().as_bytes(),
+            );
             if let Some(reason) = r.ord_rej_reason {
                 e.u64(tag::ORD_REJ_REASON, u64::from(reason));
             }

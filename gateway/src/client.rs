@@ -74,12 +74,13 @@ pub enum ClientError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {
     raw: Vec<u8>,
+    fields: Vec<crate::fix::Field>,
 }
 
 impl Received {
     /// Parsed view.
     pub fn message(&self) -> Message<'_> {
-        Message::parse(&self.raw).expect("the session parsed it already")
+        Message::from_parts(&self.raw, &self.fields)
     }
 
     /// MsgType.
@@ -289,7 +290,9 @@ impl FixClient {
         loop {
             match self.session.poll(now) {
                 Poll::Idle => break,
-                Poll::App(msg) => self.inbox.push_back(Received { raw: msg.bytes().to_vec() }),
+                Poll::App(msg) => self
+                    .inbox
+                    .push_back(Received { raw: msg.bytes().to_vec(), fields: msg.fields().to_vec() }),
                 Poll::Logon(_) => unreachable!("an initiator is never asked to decide a Logon"),
             }
         }

@@ -391,7 +391,7 @@ pub fn check(msg: &Message<'_>) -> Result<(), FieldViolation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fix::{self, Encoder};
+    use crate::fix::{self, Encoder, Fields};
 
     /// A framed message of type `msg_type` whose body is `fields` (`|`-separated `tag=value`s,
     /// each ending in `|`), with the standard header and trailer.
@@ -403,7 +403,7 @@ mod tests {
     }
 
     fn check_bytes(bytes: &[u8]) -> Result<(), FieldViolation> {
-        check(&Message::parse(bytes).unwrap())
+        check(&Message::parse(bytes, &mut Fields::default()).unwrap())
     }
 
     fn check_fields(msg_type: &str, fields: &str) -> Result<(), FieldViolation> {
@@ -525,7 +525,8 @@ mod tests {
             "D",
             "11=a1|1=ACC|21=1|55=BTC-USD|54=1|60=20240101-00:00:00.000|38=10|40=2|44=100.5|59=0|",
         );
-        let msg = Message::parse(&bytes).unwrap();
+        let mut fields = Fields::default();
+        let msg = Message::parse(&bytes, &mut fields).unwrap();
         let rounds = 10_000_000u32;
         let start = std::time::Instant::now();
         for _ in 0..rounds {

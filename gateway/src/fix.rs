@@ -229,55 +229,117 @@ impl ParseError {
     }
 }
 
+/// Tags below this are checked for duplicates with a bitset while parsing.
+const SEEN_TAGS: usize = 1024;
+
 /// Tags that may legitimately repeat (repeating groups we tolerate and ignore: parties).
 fn may_repeat(tag: u32) -> bool {
     matches!(tag, 447 | 448 | 452 | 453)
 }
 
-/// A parsed message: a view of its fields over the original bytes (no copies).
+/// One field of a parsed message: its tag and where its value lies in the message's bytes.
+pub type Field = (u32, u32, u32);
+
+/// Room for the field index of one parsed message, reused from message to message: a session
+/// keeps one, so a parsed [`Message`] is a few words that borrow it instead of a kilobyte
+/// array copied along every return.
 #[derive(Clone, Debug)]
+pub struct Fields {
+    index: [Field; FIELDS_MAX],
+}
+
+impl Fields {
+    /// The first `count` entries, as the last [`Message::parse`] into this left them.
+    pub fn indexed(&self, count: usize) -> &[Field] {
+        &self.index[..count.min(FIELDS_MAX)]
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Fields {
+        Fields { index: [(0, 0, 0); FIELDS_MAX] }
+    }
+}
+
+/// A parsed message: a view of its fields over the original bytes (no copies).
+#[derive(Clone, Copy, Debug)]
 pub struct Message<'a> {
     bytes: &'a [u8],
     /// (tag, value start, value end) in message order.
-    fields: [(u32, u32, u32); FIELDS_MAX],
-    count: usize,
+    fields: &'a [Field],
 }
 
 impl<'a> Message<'a> {
-    /// Parses a framed message (from [`frame`]): every field `tag=value`, no duplicate tags,
-    /// header in order.
-    pub fn parse(bytes: &'a [u8]) -> Result<Message<'a>, ParseError> {
-        let mut message = Message { bytes, fields: [(0, 0, 0); FIELDS_MAX], count: 0 };
+    /// Parses a framed message (from [`frame`]), indexing its fields into `fields`: every field
+    /// `tag=value`, no duplicate tags, header in order.
+    pub fn parse(bytes: &'a [u8], fields: &'a mut Fields) -> Result<Message<'a>, ParseError> {
+        let index = &mut fields.index;
+        let mut count = 0usize;
+        // Tags below `SEEN_TAGS` (every tag the venue reads, and most FIX defines) are checked
+        // for duplicates in a bitset; a rare larger tag is looked up among the fields so far.
+        let mut seen = [0u64; SEEN_TAGS / 64];
         let mut start = 0usize;
         while start < bytes.len() {
-            let end = start + bytes[start..].iter().position(|&b| b == SOH).unwrap_or(bytes.len() - start);
-            let field = &bytes[start..end];
-            let index = message.count;
-            let eq = field.iter().position(|&b| b == b'=').ok_or(ParseError::BadField { index })?;
-            let tag = parse_u64(&field[..eq])
-                .filter(|&t| t > 0 && t <= u64::from(u32::MAX))
-                .ok_or(ParseError::BadField { index })? as u32;
-            if eq + 1 == field.len() {
+            // The tag: 1 to 18 digits, then `=` (what `parse_u64` accepts, read in one pass).
+            let mut tag = 0u64;
+            let mut at = start;
+            while at < bytes.len() && at - start < 18 && bytes[at].is_ascii_digit() {
+                tag = tag * 10 + u64::from(bytes[at] - b'0');
+                at += 1;
+            }
+            if at == start || bytes.get(at) != Some(&b'=') || tag == 0 || tag > u64::from(u32::MAX) {
+                return Err(ParseError::BadField { index: count });
+            }
+            let tag = tag as u32;
+            let value_start = at + 1;
+            // Values are short (ids, numbers, flags): a plain scan beats a vectorised search,
+            // whose set-up cost is paid per field.
+            let end =
+                bytes[value_start..].iter().position(|&b| b == SOH).map_or(bytes.len(), |i| value_start + i);
+            if end == value_start {
                 return Err(ParseError::EmptyValue(tag));
             }
-            if message.count == FIELDS_MAX {
+            if count == FIELDS_MAX {
                 return Err(ParseError::TooManyFields);
             }
-            if !may_repeat(tag) && message.fields[..message.count].iter().any(|f| f.0 == tag) {
-                return Err(ParseError::DuplicateTag(tag));
+            if !may_repeat(tag) {
+                let duplicate = if (tag as usize) < SEEN_TAGS {
+                    let (word, bit) = (tag as usize / 64, 1u64 << (tag % 64));
+                    let was = seen[word] & bit != 0;
+                    seen[word] |= bit;
+                    was
+                } else {
+                    index[..count].iter().any(|f| f.0 == tag)
+                };
+                if duplicate {
+                    return Err(ParseError::DuplicateTag(tag));
+                }
             }
-            message.fields[message.count] = (tag, (start + eq + 1) as u32, end as u32);
-            message.count += 1;
+            index[count] = (tag, value_start as u32, end as u32);
+            count += 1;
             start = end + 1;
         }
-        let order_ok = message.count >= 3
-            && message.fields[0].0 == tag::BEGIN_STRING
-            && message.fields[1].0 == tag::BODY_LENGTH
-            && message.fields[2].0 == tag::MSG_TYPE;
+        let fields = &fields.index[..count];
+        let order_ok = count >= 3
+            && fields[0].0 == tag::BEGIN_STRING
+            && fields[1].0 == tag::BODY_LENGTH
+            && fields[2].0 == tag::MSG_TYPE;
         if !order_ok {
             return Err(ParseError::HeaderOrder);
         }
-        Ok(message)
+        Ok(Message { bytes, fields })
+    }
+
+    /// The field index, to keep beside a copy of the bytes ([`Message::from_parts`]).
+    pub fn fields(&self) -> &'a [Field] {
+        self.fields
+    }
+
+    /// A message from bytes and the index [`Message::parse`] made of them (as kept by
+    /// [`Message::fields`]).
+    pub fn from_parts(bytes: &'a [u8], fields: &'a [Field]) -> Message<'a> {
+        debug_assert!(fields.iter().all(|f| f.1 <= f.2 && f.2 as usize <= bytes.len()));
+        Message { bytes, fields }
     }
 
     /// The whole message's bytes.
@@ -292,7 +354,7 @@ impl<'a> Message<'a> {
 
     /// The value of `tag`, if present (the first one, for repeating tags).
     pub fn get(&self, tag: u32) -> Option<&'a [u8]> {
-        self.fields[..self.count]
+        self.fields
             .iter()
             .find(|f| f.0 == tag)
             .map(|&(_, start, end)| &self.bytes[start as usize..end as usize])
@@ -317,8 +379,8 @@ impl<'a> Message<'a> {
     }
 
     /// Tags in message order.
-    pub fn tags(&self) -> impl Iterator<Item = u32> + '_ {
-        self.fields[..self.count].iter().map(|f| f.0)
+    pub fn tags(&self) -> impl Iterator<Item = u32> + 'a {
+        self.fields.iter().map(|f| f.0)
     }
 }
 
@@ -332,22 +394,36 @@ pub fn parse_u64(digits: &[u8]) -> Option<u64> {
 
 /// Builds messages: header fields, body fields, then BodyLength and CheckSum.
 ///
-/// Reuses its buffers, so a long-lived encoder allocates only while its buffers grow.
-#[derive(Debug, Default)]
+/// The body is written after room left for `8=FIX.4.4|9=<length>|`, which [`Encoder::finish`]
+/// fills in place once the length is known, so the message is never copied to prepend it.
+/// Reuses its buffer, so a long-lived encoder allocates only while the buffer grows.
+#[derive(Debug)]
 pub struct Encoder {
-    body: Vec<u8>,
-    out: Vec<u8>,
+    buf: Vec<u8>,
+    /// Where the finished message starts in `buf` (its prefix is right-aligned in the room).
+    finished_at: Option<usize>,
+}
+
+/// Room before the body: the prefix and the longest BodyLength a `usize` can hold.
+const PREFIX_ROOM: usize = PREFIX.len() + 20 + 1;
+
+impl Default for Encoder {
+    fn default() -> Encoder {
+        Encoder { buf: vec![0; PREFIX_ROOM], finished_at: None }
+    }
 }
 
 impl Encoder {
-    /// An empty encoder.
+    /// An empty encoder; [`Encoder::begin`] starts each message.
     pub fn new() -> Encoder {
         Encoder::default()
     }
 
     /// Starts a message: MsgType and the standard header (49, 56, 34, 52).
     pub fn begin(&mut self, msg_type: &[u8], sender: &str, target: &str, seq: u64, sending_time_ns: u64) {
-        self.body.clear();
+        self.buf.clear();
+        self.buf.resize(PREFIX_ROOM, 0);
+        self.finished_at = None;
         self.bytes(tag::MSG_TYPE, msg_type);
         self.str(tag::SENDER_COMP_ID, sender);
         self.str(tag::TARGET_COMP_ID, target);
@@ -359,30 +435,36 @@ impl Encoder {
     pub fn bytes(&mut self, tag: u32, value: &[u8]) {
         debug_assert!(!value.contains(&SOH), "SOH inside a value of tag {tag}");
         self.tag(tag);
-        self.body.extend_from_slice(value);
-        self.body.push(SOH);
+        self.buf.extend_from_slice(value);
+        self.buf.push(SOH);
     }
 
     /// Appends a text field; SOH and other control bytes in it become spaces, so free text
     /// (58) can never break framing.
     pub fn str(&mut self, tag: u32, value: &str) {
         self.tag(tag);
-        self.body.extend(value.bytes().map(|b| if b < 0x20 { b' ' } else { b }));
-        self.body.push(SOH);
+        let bytes = value.as_bytes();
+        if bytes.iter().all(|&b| b >= 0x20) {
+            // The usual case (ids, symbols, text): one copy instead of a byte-by-byte map.
+            self.buf.extend_from_slice(bytes);
+        } else {
+            self.buf.extend(bytes.iter().map(|&b| if b < 0x20 { b' ' } else { b }));
+        }
+        self.buf.push(SOH);
     }
 
     /// Appends an integer field.
     pub fn u64(&mut self, tag: u32, value: u64) {
         self.tag(tag);
-        self.body.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-        self.body.push(SOH);
+        self.buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.buf.push(SOH);
     }
 
     /// `tag=`: integers through `itoa`, not `core::fmt`, which was a tenth of the gateway
     /// thread's time under load.
     fn tag(&mut self, tag: u32) {
-        self.body.extend_from_slice(itoa::Buffer::new().format(tag).as_bytes());
-        self.body.push(b'=');
+        self.buf.extend_from_slice(itoa::Buffer::new().format(tag).as_bytes());
+        self.buf.push(b'=');
     }
 
     /// Appends a single-character field.
@@ -393,37 +475,42 @@ impl Encoder {
     /// Appends a UTCTimestamp field (`YYYYMMDD-HH:MM:SS.sss`).
     pub fn time(&mut self, tag: u32, ns: u64) {
         self.tag(tag);
-        write_utc_timestamp(&mut self.body, ns);
-        self.body.push(SOH);
+        write_utc_timestamp(&mut self.buf, ns);
+        self.buf.push(SOH);
     }
 
     /// Appends a field to the body already begun: anything `Display`.
     pub fn display(&mut self, tag: u32, value: impl std::fmt::Display) {
         self.tag(tag);
-        let _ = write!(Buf(&mut self.body), "{value}\x01");
+        let _ = write!(Buf(&mut self.buf), "{value}\x01");
     }
 
     /// Appends already-encoded fields (`tag=value<SOH>` each), e.g. from a resend store.
     pub fn raw(&mut self, fields: &[u8]) {
         debug_assert!(fields.is_empty() || fields.ends_with(&[SOH]));
-        self.body.extend_from_slice(fields);
+        self.buf.extend_from_slice(fields);
     }
 
     /// Body fields written so far, from 35= on.
     pub fn body(&self) -> &[u8] {
-        &self.body
+        &self.buf[PREFIX_ROOM.min(self.buf.len())..]
     }
 
-    /// Finishes the message: prefixes BeginString and BodyLength, appends CheckSum, and
-    /// returns the whole message.
+    /// Finishes the message: writes BeginString and BodyLength before the body, appends
+    /// CheckSum, and returns the whole message (again, if called twice).
     pub fn finish(&mut self) -> &[u8] {
-        self.out.clear();
-        self.out.extend_from_slice(b"8=FIX.4.4\x019=");
-        self.out.extend_from_slice(itoa::Buffer::new().format(self.body.len()).as_bytes());
-        self.out.push(SOH);
-        self.out.extend_from_slice(&self.body);
-        let sum = checksum(&self.out);
-        self.out.extend_from_slice(&[
+        if let Some(at) = self.finished_at {
+            return &self.buf[at..];
+        }
+        let body_len = self.buf.len() - PREFIX_ROOM;
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(body_len).as_bytes();
+        let at = PREFIX_ROOM - 1 - digits.len() - PREFIX.len();
+        self.buf[at..at + PREFIX.len()].copy_from_slice(PREFIX);
+        self.buf[at + PREFIX.len()..PREFIX_ROOM - 1].copy_from_slice(digits);
+        self.buf[PREFIX_ROOM - 1] = SOH;
+        let sum = checksum(&self.buf[at..]);
+        self.buf.extend_from_slice(&[
             b'1',
             b'0',
             b'=',
@@ -432,7 +519,8 @@ impl Encoder {
             b'0' + sum % 10,
             SOH,
         ]);
-        &self.out
+        self.finished_at = Some(at);
+        &self.buf[at..]
     }
 }
 
@@ -525,6 +613,7 @@ pub fn parse_utc_timestamp(value: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::{Just, Strategy};
 
     fn soh(s: &str) -> Vec<u8> {
         s.replace('|', "\x01").into_bytes()
@@ -584,7 +673,8 @@ mod tests {
     #[test]
     fn parses_fields_without_copying() {
         let m = sample();
-        let msg = Message::parse(&m).unwrap();
+        let mut fields = Fields::default();
+        let msg = Message::parse(&m, &mut fields).unwrap();
         assert_eq!(msg.msg_type(), b"D");
         assert_eq!(msg.get_str(tag::SYMBOL), Some("BTC-USD"));
         assert_eq!(msg.get_u64(tag::MSG_SEQ_NUM), Ok(Some(2)));
@@ -595,7 +685,7 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_fault() {
-        let parse = |s: &str| Message::parse(&soh(s)).map(|m| m.msg_type().to_vec());
+        let parse = |s: &str| Message::parse(&soh(s), &mut Fields::default()).map(|m| m.msg_type().to_vec());
         assert_eq!(parse("8=FIX.4.4|9=5|35=0|34=1|34=2|"), Err(ParseError::DuplicateTag(34)));
         assert_eq!(parse("8=FIX.4.4|9=5|35=0|58=|"), Err(ParseError::EmptyValue(58)));
         assert_eq!(parse("8=FIX.4.4|9=5|35=0|x=1|"), Err(ParseError::BadField { index: 3 }));
@@ -614,7 +704,10 @@ mod tests {
         e.str(tag::TEXT, "bad\x0110=000\x01");
         let m = e.finish().to_vec();
         assert_eq!(frame(&m, 4096), Ok(Some(m.len())));
-        assert_eq!(Message::parse(&m).unwrap().get_str(tag::TEXT), Some("bad 10=000 "));
+        assert_eq!(
+            Message::parse(&m, &mut Fields::default()).unwrap().get_str(tag::TEXT),
+            Some("bad 10=000 ")
+        );
     }
 
     #[test]
@@ -650,16 +743,100 @@ mod tests {
             assert!(text.contains(&format!("|34={seq}|")) && text.contains(&format!("|38={seq}|")), "{text}");
             let sum = checksum(&m[..m.len() - 7]);
             assert!(text.ends_with(&format!("|10={sum:03}|")), "{text}");
-            Message::parse(&m).expect("parses");
+            Message::parse(&m, &mut Fields::default()).expect("parses");
         }
     }
 
+    /// The parser as first written: a field at a time, `=` found by a scan, duplicates by a
+    /// scan of the fields so far. The real one must agree with it on every input.
+    fn reference_parse(bytes: &[u8]) -> Result<Vec<(u32, u32, u32)>, ParseError> {
+        let mut fields: Vec<(u32, u32, u32)> = Vec::new();
+        let mut start = 0usize;
+        while start < bytes.len() {
+            let end = start + bytes[start..].iter().position(|&b| b == SOH).unwrap_or(bytes.len() - start);
+            let field = &bytes[start..end];
+            let index = fields.len();
+            let eq = field.iter().position(|&b| b == b'=').ok_or(ParseError::BadField { index })?;
+            let tag = parse_u64(&field[..eq])
+                .filter(|&t| t > 0 && t <= u64::from(u32::MAX))
+                .ok_or(ParseError::BadField { index })? as u32;
+            if eq + 1 == field.len() {
+                return Err(ParseError::EmptyValue(tag));
+            }
+            if fields.len() == FIELDS_MAX {
+                return Err(ParseError::TooManyFields);
+            }
+            if !may_repeat(tag) && fields.iter().any(|f| f.0 == tag) {
+                return Err(ParseError::DuplicateTag(tag));
+            }
+            fields.push((tag, (start + eq + 1) as u32, end as u32));
+            start = end + 1;
+        }
+        let order_ok = fields.len() >= 3
+            && fields[0].0 == tag::BEGIN_STRING
+            && fields[1].0 == tag::BODY_LENGTH
+            && fields[2].0 == tag::MSG_TYPE;
+        if !order_ok {
+            return Err(ParseError::HeaderOrder);
+        }
+        Ok(fields)
+    }
+
+    #[test]
+    fn duplicates_of_large_tags_are_found_too() {
+        let parse = |s: &str| Message::parse(&soh(s), &mut Fields::default()).map(|m| m.msg_type().to_vec());
+        assert_eq!(parse("8=FIX.4.4|9=5|35=U1|5100=a|5101=b|5100=c|"), Err(ParseError::DuplicateTag(5100)));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=U1|1023=a|1024=b|1023=c|"), Err(ParseError::DuplicateTag(1023)));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=U1|1023=a|1024=b|4294967295=c|"), Ok(b"U1".to_vec()));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=U1|4294967296=c|"), Err(ParseError::BadField { index: 3 }));
+        assert_eq!(
+            parse("8=FIX.4.4|9=5|35=U1|0000000000000000001=c|"),
+            Err(ParseError::BadField { index: 3 })
+        );
+        assert_eq!(parse("8=FIX.4.4|9=5|35=U1|000000000000000001=c|"), Ok(b"U1".to_vec()));
+    }
+
     proptest::proptest! {
-        /// Whatever the bytes, framing and parsing answer without panicking.
+        /// The parser agrees with the reference on messages built of plausible and broken
+        /// fields: the same fields, or the same error.
+        #[test]
+        fn parse_agrees_with_the_reference(
+            fields in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        Just(String::new()),
+                        (1u32..40).prop_map(|t| t.to_string()),
+                        (440u32..460).prop_map(|t| t.to_string()),
+                        (1000u32..1030).prop_map(|t| t.to_string()),
+                        (5098u32..5106).prop_map(|t| t.to_string()),
+                        "[0-9x=]{0,20}",
+                    ],
+                    proptest::prop_oneof![Just("=".to_owned()), Just(String::new()), Just("x".to_owned())],
+                    "[ -~]{0,4}",
+                ),
+                0..110,
+            )
+        ) {
+            let mut bytes = b"8=FIX.4.4\x019=5\x0135=D\x01".to_vec();
+            for (tag, eq, value) in &fields {
+                bytes.extend_from_slice(tag.as_bytes());
+                bytes.extend_from_slice(eq.as_bytes());
+                bytes.extend_from_slice(value.as_bytes());
+                bytes.push(SOH);
+            }
+            let mut fields = Fields::default();
+            let ours = Message::parse(&bytes, &mut fields).map(|m| m.fields.to_vec());
+            proptest::prop_assert_eq!(ours, reference_parse(&bytes));
+        }
+
+        /// Whatever the bytes, framing and parsing answer without panicking, and parsing
+        /// agrees with the reference.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             let _ = frame(&bytes, 4096);
-            let _ = Message::parse(&bytes);
+            let mut fields = Fields::default();
+            let ours = Message::parse(&bytes, &mut fields).map(|m| m.fields.to_vec());
+            proptest::prop_assert_eq!(ours, reference_parse(&bytes));
             let mut prefixed = PREFIX.to_vec();
             prefixed.extend_from_slice(&bytes);
             let _ = frame(&prefixed, 4096);
@@ -673,7 +850,8 @@ mod tests {
             e.str(tag::TEXT, &text);
             let m = e.finish().to_vec();
             proptest::prop_assert_eq!(frame(&m, 4096), Ok(Some(m.len())));
-            let msg = Message::parse(&m).unwrap();
+            let mut fields = Fields::default();
+            let msg = Message::parse(&m, &mut fields).unwrap();
             proptest::prop_assert_eq!(msg.get_str(tag::TEXT), Some(text.as_str()));
             proptest::prop_assert_eq!(msg.get_u64(tag::MSG_SEQ_NUM), Ok(Some(seq)));
         }

@@ -15,6 +15,7 @@ pub mod client;
 pub mod dictionary;
 pub mod fix;
 pub mod quic;
+pub mod resend_store;
 pub mod router;
 pub mod server;
 pub mod session;

@@ -7,7 +7,7 @@
 //! Both transports drive the same [`Session`] and [`AppSession`]; neither holds any trading
 //! state.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,6 +109,8 @@ pub struct Gateway {
     pub quic_addr: SocketAddr,
     /// Bound TCP address.
     pub tcp_addr: Option<SocketAddr>,
+    /// The QUIC socket's kernel receive and send buffers, bytes.
+    pub quic_buffer_bytes: (usize, usize),
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
@@ -127,6 +129,7 @@ impl Gateway {
             .map_err(|source| ServerError::Bind { addr: config.quic, source })?;
         let quic = QuicSocket::server(udp, server_config, CONNECTIONS_MAX).map_err(ServerError::Start)?;
         let quic_addr = quic.local_addr();
+        let quic_buffer_bytes = quic.buffer_bytes();
         let (listener, tcp_addr) = match config.tcp {
             None => (None, None),
             Some(addr) => {
@@ -154,8 +157,8 @@ impl Gateway {
             poll,
             listener,
             quic,
-            tcp: HashMap::new(),
-            by_session: HashMap::new(),
+            tcp: FxHashMap::default(),
+            by_session: FxHashMap::default(),
             fixes: FixFactory {
                 venue,
                 router_tx,
@@ -169,6 +172,7 @@ impl Gateway {
             wait: config.wait,
             next_token: 0,
             buf: vec![0; READ_CHUNK],
+            tx_scratch: Vec::new(),
         };
         gateway.register().map_err(ServerError::Start)?;
         let thread = {
@@ -178,7 +182,15 @@ impl Gateway {
                 .spawn(move || gateway.run(&stop))
                 .map_err(ServerError::Start)?
         };
-        Ok(Gateway { quic_addr, tcp_addr, stop, waker, thread: Some(thread), auth_thread: Some(auth_thread) })
+        Ok(Gateway {
+            quic_addr,
+            tcp_addr,
+            quic_buffer_bytes,
+            stop,
+            waker,
+            thread: Some(thread),
+            auth_thread: Some(auth_thread),
+        })
     }
 
     /// Closes every connection and stops the gateway thread (and a hosted router, after it has
@@ -263,8 +275,8 @@ struct GatewayLoop {
     poll: MioPoll,
     listener: Option<TcpListener>,
     quic: QuicSocket<Fix>,
-    tcp: HashMap<Token, TcpConn>,
-    by_session: HashMap<SessionId, Place>,
+    tcp: FxHashMap<Token, TcpConn>,
+    by_session: FxHashMap<SessionId, Place>,
     fixes: FixFactory,
     outbox_rx: Receiver<(SessionId, ToSession)>,
     verdicts: Receiver<Verdict>,
@@ -272,6 +284,8 @@ struct GatewayLoop {
     wait: WaitStrategy,
     next_token: usize,
     buf: Vec<u8>,
+    /// A session's bytes on their way into its QUIC stream (kept, so sending allocates nothing).
+    tx_scratch: Vec<u8>,
 }
 
 impl GatewayLoop {
@@ -432,8 +446,10 @@ impl GatewayLoop {
             if fix.outbox.overflowed.load(Ordering::Acquire) || backlog > QUIC_WRITE_BUFFER_MAX {
                 fix.session.logout("slow consumer: reports not read fast enough", now_ns);
             }
-            let tx = fix.session.take_tx();
-            conn.write(&tx);
+            let scratch = &mut self.tx_scratch;
+            fix.session.drain_tx(|tx| scratch.extend_from_slice(tx));
+            conn.write(scratch);
+            scratch.clear();
             if conn.state.session.is_closed() {
                 conn.state.detach();
                 conn.finish(now);
@@ -457,8 +473,7 @@ impl GatewayLoop {
             {
                 session.logout("slow consumer: reports not read fast enough", now_ns);
             }
-            let tx = session.take_tx();
-            conn.write_buf.extend_from_slice(&tx);
+            session.drain_tx(|tx| conn.write_buf.extend_from_slice(tx));
             let write_failed = flush_tcp(conn).is_err();
             let done = conn.fix.session.is_closed() && conn.write_buf.is_empty();
             if write_failed || done || conn.write_buf.len() > 2 * TCP_WRITE_BUFFER_MAX {

@@ -29,10 +29,9 @@
 //!   (373=2) or a header tag after the body (373=14) gets a session Reject naming the tag. The
 //!   message consumes its MsgSeqNum (it arrived intact) and never reaches the application.
 
-use std::collections::VecDeque;
-
 use crate::dictionary::{self, FieldViolation};
 use crate::fix::{self, tag, Encoder, FrameError, Message};
+use crate::resend_store::{ResendStore, RESEND_STORE_BYTES_MAX};
 
 /// Default most application messages kept for resend.
 pub const RESEND_STORE_MAX_DEFAULT: usize = 10_000;
@@ -119,15 +118,6 @@ enum State {
     Closed,
 }
 
-#[derive(Debug)]
-struct Stored {
-    seq: u64,
-    msg_type: Vec<u8>,
-    /// Fields after the standard header.
-    fields: Vec<u8>,
-    sent_ns: u64,
-}
-
 /// Counters for monitoring and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -162,7 +152,7 @@ struct Core {
     close_reason: Option<String>,
     /// A Logout arrived: the session ended by agreement, not by losing the connection.
     logout_received: bool,
-    store: VecDeque<Stored>,
+    store: ResendStore,
     encoder: Encoder,
     tx: Vec<u8>,
     stats: SessionStats,
@@ -173,6 +163,8 @@ struct Core {
 pub struct Session {
     rx: Vec<u8>,
     rx_start: usize,
+    /// The field index of the message being handled (reused: see [`fix::Fields`]).
+    fields: fix::Fields,
     core: Core,
 }
 
@@ -211,7 +203,12 @@ impl Session {
     }
 
     fn with_core(core: Core) -> Session {
-        Session { rx: Vec::with_capacity(core.config.message_bytes_max), rx_start: 0, core }
+        Session {
+            rx: Vec::with_capacity(core.config.message_bytes_max),
+            rx_start: 0,
+            fields: fix::Fields::default(),
+            core,
+        }
     }
 
     /// Appends bytes read from the transport.
@@ -227,7 +224,9 @@ impl Session {
 
     /// Processes buffered messages until one needs the application, or none is left.
     pub fn poll(&mut self, now_ns: u64) -> Poll<'_> {
-        loop {
+        // The loop decides; the message it stops at is viewed again after it, because a borrow
+        // returned from inside a loop that also re-borrows would not pass the borrow checker.
+        let (range, fields, admit) = loop {
             if matches!(self.core.state, State::Closed | State::LogonPending) {
                 return Poll::Idle;
             }
@@ -251,7 +250,7 @@ impl Session {
             self.core.last_rx_ns = now_ns;
             self.core.test_request_sent_ns = None;
             let bytes = &self.rx[start..start + len];
-            let message = match Message::parse(bytes) {
+            let message = match Message::parse(bytes, &mut self.fields) {
                 Ok(message) => message,
                 Err(e) => {
                     self.core.reject_unparsed(bytes, &e, now_ns);
@@ -260,16 +259,18 @@ impl Session {
             };
             match self.core.admit(&message, now_ns) {
                 Admit::Handled => continue,
-                Admit::App => return Poll::App(message),
-                Admit::Logon => {
-                    return Poll::Logon(LogonRequest {
-                        sender_comp_id: message.get_str(tag::SENDER_COMP_ID).unwrap_or_default(),
-                        username: message.get_str(tag::USERNAME),
-                        password: message.get_str(tag::PASSWORD),
-                        heartbeat_s: self.core.heartbeat_ns / 1_000_000_000,
-                    })
-                }
+                admit => break (start..start + len, message.fields().len(), admit),
             }
+        };
+        let message = Message::from_parts(&self.rx[range], self.fields.indexed(fields));
+        match admit {
+            Admit::Logon => Poll::Logon(LogonRequest {
+                sender_comp_id: message.get_str(tag::SENDER_COMP_ID).unwrap_or_default(),
+                username: message.get_str(tag::USERNAME),
+                password: message.get_str(tag::PASSWORD),
+                heartbeat_s: self.core.heartbeat_ns / 1_000_000_000,
+            }),
+            _ => Poll::App(message),
         }
     }
 
@@ -341,6 +342,15 @@ impl Session {
         std::mem::take(&mut self.core.tx)
     }
 
+    /// Hands the bytes to write to `sink` and clears them, keeping the buffer: the transports'
+    /// way, so that sending allocates nothing once the buffer has grown.
+    pub fn drain_tx(&mut self, sink: impl FnOnce(&[u8])) {
+        if !self.core.tx.is_empty() {
+            sink(&self.core.tx);
+            self.core.tx.clear();
+        }
+    }
+
     /// True when bytes wait to be written.
     pub fn has_tx(&self) -> bool {
         !self.core.tx.is_empty()
@@ -391,6 +401,7 @@ impl Session {
 impl Core {
     fn new(config: SessionConfig, initiator: Option<InitiatorLogon>, now_ns: u64) -> Core {
         Core {
+            store: ResendStore::new(config.resend_store_max, RESEND_STORE_BYTES_MAX),
             config,
             initiator,
             state: State::AwaitingLogon,
@@ -406,7 +417,6 @@ impl Core {
             logout_sent_ns: 0,
             close_reason: None,
             logout_received: false,
-            store: VecDeque::new(),
             encoder: Encoder::new(),
             tx: Vec::new(),
             stats: SessionStats::default(),
@@ -632,32 +642,28 @@ impl Core {
             return;
         }
         let store = std::mem::take(&mut self.store);
-        let mut gap_from: Option<u64> = None;
-        for s in begin..=end {
-            match store.iter().find(|m| m.seq == s) {
-                Some(stored) => {
-                    if let Some(from) = gap_from.take() {
-                        self.gap_fill(from, s, now_ns);
-                    }
-                    self.encoder.begin(
-                        &stored.msg_type,
-                        &self.config.our_comp_id,
-                        &self.their_comp_id,
-                        s,
-                        now_ns,
-                    );
-                    self.encoder.char(tag::POSS_DUP_FLAG, b'Y');
-                    self.encoder.time(tag::ORIG_SENDING_TIME, stored.sent_ns);
-                    self.encoder.raw(&stored.fields);
-                    self.tx.extend_from_slice(self.encoder.finish());
-                }
-                None => {
-                    gap_from.get_or_insert(s);
-                }
+        // Every seq in begin..=end is either a stored message, resent, or inside a gap that
+        // one SequenceReset-GapFill covers (admin messages, and messages the store evicted).
+        let mut next = begin;
+        for stored in store.range(begin, end) {
+            if stored.seq > next {
+                self.gap_fill(next, stored.seq, now_ns);
             }
+            self.encoder.begin(
+                stored.msg_type,
+                &self.config.our_comp_id,
+                &self.their_comp_id,
+                stored.seq,
+                now_ns,
+            );
+            self.encoder.char(tag::POSS_DUP_FLAG, b'Y');
+            self.encoder.time(tag::ORIG_SENDING_TIME, stored.sent_ns);
+            self.encoder.raw(stored.fields);
+            self.tx.extend_from_slice(self.encoder.finish());
+            next = stored.seq + 1;
         }
-        if let Some(from) = gap_from {
-            self.gap_fill(from, end + 1, now_ns);
+        if next <= end {
+            self.gap_fill(next, end + 1, now_ns);
         }
         self.store = store;
         self.last_tx_ns = now_ns;
@@ -762,20 +768,9 @@ impl Core {
         self.encoder.begin(msg_type, &self.config.our_comp_id, &self.their_comp_id, seq, now_ns);
         let header_len = self.encoder.body().len();
         fields(&mut self.encoder);
-        let stored_fields = self.encoder.body()[header_len..].to_vec();
+        self.store.push(seq, msg_type, &self.encoder.body()[header_len..], now_ns);
         self.tx.extend_from_slice(self.encoder.finish());
         self.last_tx_ns = now_ns;
-        if self.config.resend_store_max > 0 {
-            if self.store.len() == self.config.resend_store_max {
-                self.store.pop_front();
-            }
-            self.store.push_back(Stored {
-                seq,
-                msg_type: msg_type.to_vec(),
-                fields: stored_fields,
-                sent_ns: now_ns,
-            });
-        }
     }
 
     fn on_timer(&mut self, now_ns: u64) {

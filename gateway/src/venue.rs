@@ -68,33 +68,96 @@ impl Symbols {
     }
 
     /// Price in ticks as decimal text with the symbol's decimals (`100.50`).
-    pub fn format_ticks(&self, id: SymbolId, ticks: i64) -> String {
+    pub fn format_ticks(&self, id: SymbolId, ticks: i64) -> PriceText {
         match self.spec(id) {
-            Some(spec) => {
-                let mut d = Decimal::from_i128_with_scale(
-                    i128::from(ticks) * i128::from(spec.tick_units),
-                    engine::PRICE_SCALE,
-                );
-                d.rescale(spec.price_decimals());
-                d.to_string()
-            }
-            None => ticks.to_string(),
+            Some(spec) => PriceText::new(
+                i128::from(ticks) * i128::from(spec.tick_units),
+                engine::PRICE_SCALE,
+                spec.price_decimals(),
+            ),
+            None => PriceText::new(i128::from(ticks), 0, 0),
         }
     }
 
-    /// Average of `notional_ticks / qty`, in price text with extra precision (AvgPx).
-    pub fn format_avg(&self, id: SymbolId, notional_ticks: i128, qty: u64) -> String {
+    /// Average of `notional_ticks / qty`, in price text with extra precision (AvgPx): rounded
+    /// half to even at the engine's 8 decimals, trailing zeros dropped down to the symbol's
+    /// decimals.
+    pub fn format_avg(&self, id: SymbolId, notional_ticks: i128, qty: u64) -> PriceText {
         let (Some(spec), true) = (self.spec(id), qty > 0) else {
-            return "0".to_owned();
+            return PriceText::new(0, 0, 0);
         };
-        let units =
-            Decimal::from_i128_with_scale(notional_ticks * i128::from(spec.tick_units), engine::PRICE_SCALE);
-        let mut avg = units / Decimal::from(qty);
-        avg = avg.round_dp(engine::PRICE_SCALE).normalize();
-        if avg.scale() < spec.price_decimals() {
-            avg.rescale(spec.price_decimals());
+        let units = notional_ticks.saturating_mul(i128::from(spec.tick_units));
+        let qty = i128::from(qty);
+        let (mut avg, rest) = (units / qty, units % qty);
+        let twice = rest.unsigned_abs() * 2;
+        if twice > qty.unsigned_abs() || (twice == qty.unsigned_abs() && avg % 2 != 0) {
+            avg += units.signum();
         }
-        avg.to_string()
+        let mut decimals = engine::PRICE_SCALE;
+        while decimals > spec.price_decimals() && avg % 10 == 0 {
+            avg /= 10;
+            decimals -= 1;
+        }
+        PriceText::new(avg, decimals, decimals)
+    }
+}
+
+/// A price as decimal text, written on the stack: every ExecutionReport carries two or three,
+/// and text made through `rust_decimal` and a `String` was an allocation each.
+#[derive(Clone, Copy)]
+pub struct PriceText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl PriceText {
+    /// `mantissa / 10^scale` with exactly `decimals` decimals (`decimals <= scale`; the digits
+    /// dropped must be zeros, which holds for a price that is a multiple of its tick).
+    fn new(mantissa: i128, scale: u32, decimals: u32) -> PriceText {
+        debug_assert!(decimals <= scale);
+        let mut text = PriceText { buf: [0; 48], len: 0 };
+        let magnitude = mantissa.unsigned_abs();
+        let one = 10u128.pow(scale);
+        let (whole, fraction) = (magnitude / one, magnitude % one);
+        if mantissa < 0 {
+            text.push(b"-");
+        }
+        text.push(itoa::Buffer::new().format(whole).as_bytes());
+        if decimals > 0 {
+            text.push(b".");
+            let digits = fraction / 10u128.pow(scale - decimals);
+            let mut out = [b'0'; 38];
+            let mut rest = digits;
+            for slot in out[..decimals as usize].iter_mut().rev() {
+                *slot = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            text.push(&out[..decimals as usize]);
+        }
+        text
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, '-' and '.' were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for PriceText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for PriceText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
     }
 }
 
@@ -192,9 +255,62 @@ mod tests {
         assert_eq!(parse_price_units("0.000000001"), None);
         assert_eq!(parse_price_units("abc"), None);
         let s = Symbols::new(engine::default_symbols());
-        assert_eq!(s.format_ticks(0, 10_050), "100.50");
-        assert_eq!(s.format_avg(0, 10_050 * 3 + 10_051, 4), "100.5025");
-        assert_eq!(s.format_avg(0, 10_000 * 2, 2), "100.00");
+        assert_eq!(s.format_ticks(0, 10_050).as_str(), "100.50");
+        assert_eq!(s.format_avg(0, 10_050 * 3 + 10_051, 4).as_str(), "100.5025");
+        assert_eq!(s.format_avg(0, 10_000 * 2, 2).as_str(), "100.00");
+    }
+
+    /// The text `rust_decimal` makes of the same prices (the edge's decimal type, and how
+    /// these were first written): the stack-written text must be the same.
+    fn decimal_ticks(spec: &SymbolSpec, ticks: i64) -> String {
+        let mut d = Decimal::from_i128_with_scale(i128::from(ticks) * i128::from(spec.tick_units), 8);
+        d.rescale(spec.price_decimals());
+        d.to_string()
+    }
+
+    fn decimal_avg(spec: &SymbolSpec, notional_ticks: i128, qty: u64) -> String {
+        let units = Decimal::from_i128_with_scale(notional_ticks * i128::from(spec.tick_units), 8);
+        let mut avg = (units / Decimal::from(qty)).round_dp(8).normalize();
+        if avg.scale() < spec.price_decimals() {
+            avg.rescale(spec.price_decimals());
+        }
+        avg.to_string()
+    }
+
+    #[test]
+    fn price_text_edges() {
+        let s = Symbols::new(vec![SymbolSpec::new("W", 100_000_000, 1), SymbolSpec::new("S", 5, 1)]);
+        assert_eq!(s.format_ticks(0, 42).as_str(), "42");
+        assert_eq!(s.format_ticks(1, 1).as_str(), "0.00000005");
+        assert_eq!(s.format_ticks(1, -3).as_str(), "-0.00000015");
+        assert_eq!(s.format_ticks(9, 7).as_str(), "7");
+        assert_eq!(s.format_avg(0, 0, 3).as_str(), "0");
+        assert_eq!(s.format_avg(0, 5, 0).as_str(), "0");
+        // 1/3 of a unit: 0.33333333; 2/3: 0.66666667; a midpoint rounds to even.
+        assert_eq!(s.format_avg(1, 1, 15).as_str(), "0.00000000");
+        assert_eq!(s.format_avg(1, 1, 10).as_str(), "0.00000000");
+        assert_eq!(s.format_avg(1, 3, 10).as_str(), "0.00000002");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn price_text_matches_rust_decimal(
+            tick_units in proptest::prop_oneof![
+                proptest::strategy::Just(1i64), proptest::strategy::Just(5), proptest::strategy::Just(25),
+                proptest::strategy::Just(1_000_000), proptest::strategy::Just(100_000_000), 1i64..10_000_000
+            ],
+            ticks in -1_000_000_000i64..1_000_000_000,
+            fills in proptest::collection::vec((1i64..1_000_000, 1u64..10_000), 1..6),
+        ) {
+            let spec = SymbolSpec::new("P", tick_units, 1);
+            let s = Symbols::new(vec![spec.clone()]);
+            let text = s.format_ticks(0, ticks);
+            proptest::prop_assert_eq!(text.as_str(), decimal_ticks(&spec, ticks));
+            let notional: i128 = fills.iter().map(|&(t, q)| i128::from(t) * i128::from(q)).sum();
+            let qty: u64 = fills.iter().map(|f| f.1).sum();
+            let avg = s.format_avg(0, notional, qty);
+            proptest::prop_assert_eq!(avg.as_str(), decimal_avg(&spec, notional, qty));
+        }
     }
 
     #[test]

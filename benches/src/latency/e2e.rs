@@ -171,17 +171,44 @@ impl Drop for Venue {
 /// recently finished ones), and every rate is a new run.
 fn encode_request(e: &mut Encoder, run: u64, i: u64) {
     if i.is_multiple_of(2) {
-        e.str(tag::CL_ORD_ID, &format!("n{run}_{i}"));
+        e.bytes(tag::CL_ORD_ID, ClOrdId::new(b'n', run, i).as_bytes());
         e.str(tag::SYMBOL, "BTC-USD");
         e.char(tag::SIDE, b'1');
         e.u64(tag::ORDER_QTY, 1);
         e.char(tag::ORD_TYPE, b'2');
         e.str(tag::PRICE, "1.00");
     } else {
-        e.str(tag::ORIG_CL_ORD_ID, &format!("n{run}_{}", i - 1));
-        e.str(tag::CL_ORD_ID, &format!("x{run}_{i}"));
+        e.bytes(tag::ORIG_CL_ORD_ID, ClOrdId::new(b'n', run, i - 1).as_bytes());
+        e.bytes(tag::CL_ORD_ID, ClOrdId::new(b'x', run, i).as_bytes());
         e.str(tag::SYMBOL, "BTC-USD");
         e.char(tag::SIDE, b'1');
+    }
+}
+
+/// A client order id `<prefix><run>_<i>` written on the stack: the harness's own cost per
+/// request is part of every figure, so it formats without allocating.
+struct ClOrdId {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl ClOrdId {
+    fn new(prefix: u8, run: u64, i: u64) -> ClOrdId {
+        let mut id = ClOrdId { buf: [0; 48], len: 0 };
+        id.push(&[prefix]);
+        id.push(itoa::Buffer::new().format(run).as_bytes());
+        id.push(b"_");
+        id.push(itoa::Buffer::new().format(i).as_bytes());
+        id
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -195,13 +222,64 @@ fn msg_type(i: u64) -> &'static [u8] {
 
 /// The request a venue message answers, and whether it was a refusal.
 fn answered(msg: &gateway::fix::Message<'_>) -> Option<(u64, bool)> {
-    let id = msg.get_str(tag::CL_ORD_ID)?;
-    let i = id.rsplit('_').next()?.parse().ok()?;
+    let id = msg.get(tag::CL_ORD_ID)?;
+    let i = gateway::fix::parse_u64(id.rsplit(|&b| b == b'_').next()?)?;
     let refused = match msg.msg_type() {
         b"8" => msg.get(tag::EXEC_TYPE) == Some(b"8"),
         _ => true,
     };
     Some((i, refused))
+}
+
+/// What the venue answered besides plain acknowledgements: refusals, and messages that answer
+/// no request of the run (a reject without a ClOrdID, an unsolicited message), with the first
+/// text of each, so a failed check says why.
+#[derive(Debug, Default)]
+struct Tally {
+    refused: u64,
+    unmatched: u64,
+    first_refusal: Option<String>,
+    first_unmatched: Option<String>,
+}
+
+impl Tally {
+    /// Counts `msg` and returns the request it answers.
+    fn on_message(&mut self, msg: &gateway::fix::Message<'_>) -> Option<u64> {
+        let describe = || {
+            format!(
+                "35={} 58={}",
+                String::from_utf8_lossy(msg.msg_type()),
+                msg.get_str(tag::TEXT).unwrap_or("(none)")
+            )
+        };
+        match answered(msg) {
+            Some((i, refused)) => {
+                if refused {
+                    self.refused += 1;
+                    self.first_refusal.get_or_insert_with(describe);
+                }
+                Some(i)
+            }
+            None => {
+                self.unmatched += 1;
+                self.first_unmatched.get_or_insert_with(describe);
+                None
+            }
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.refused > 0 {
+            let first = self.first_refusal.as_deref().unwrap_or("");
+            problems.push(format!("{} requests refused (first: {first})", self.refused));
+        }
+        if self.unmatched > 0 {
+            let first = self.first_unmatched.as_deref().unwrap_or("");
+            problems.push(format!("{} venue messages answered no request (first: {first})", self.unmatched));
+        }
+        problems
+    }
 }
 
 /// FIX over TCP, driven from the harness thread.
@@ -210,7 +288,7 @@ struct TcpTarget {
     session: Session,
     pending: Vec<u8>,
     buf: Vec<u8>,
-    refused: u64,
+    tally: Tally,
     run: u64,
 }
 
@@ -230,7 +308,7 @@ impl TcpTarget {
             session: Session::initiator(SessionConfig::default(), account, logon, now),
             pending: Vec::new(),
             buf: vec![0; 64 * 1024],
-            refused: 0,
+            tally: Tally::default(),
             run,
         };
         let tx = t.session.take_tx();
@@ -252,7 +330,8 @@ impl TcpTarget {
     }
 
     fn flush(&mut self) -> Result<(), BenchError> {
-        self.pending.extend_from_slice(&self.session.take_tx());
+        let pending = &mut self.pending;
+        self.session.drain_tx(|tx| pending.extend_from_slice(tx));
         while !self.pending.is_empty() {
             match self.stream.write(&self.pending) {
                 Ok(n) => {
@@ -274,7 +353,9 @@ impl Target for TcpTarget {
         }
         let run = self.run;
         self.session.send(msg_type(i), gateway::server::now_ns(), |e| encode_request(e, run, i));
-        self.flush()?;
+        // Written by the `poll` that follows every round of due sends: requests that fell due
+        // together share one write (and segment), as a client library batching its writes
+        // would; latency still runs from each request's planned time.
         Ok(true)
     }
 
@@ -290,8 +371,7 @@ impl Target for TcpTarget {
                         match self.session.poll(0) {
                             Poll::Idle => break,
                             Poll::App(msg) => {
-                                if let Some((i, refused)) = answered(&msg) {
-                                    self.refused += u64::from(refused);
+                                if let Some(i) = self.tally.on_message(&msg) {
                                     done(i, seen_ns);
                                 }
                             }
@@ -317,7 +397,7 @@ struct QuicTarget {
     quic: QuicSocket<()>,
     handle: ConnectionHandle,
     session: Session,
-    refused: u64,
+    tally: Tally,
     run: u64,
 }
 
@@ -342,7 +422,7 @@ impl QuicTarget {
             password: account.into(),
         };
         let session = Session::initiator(SessionConfig::default(), account, logon, gateway::server::now_ns());
-        let mut t = QuicTarget { quic, handle, session, refused: 0, run };
+        let mut t = QuicTarget { quic, handle, session, tally: Tally::default(), run };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !t.session.is_active() {
             if t.session.is_closed() {
@@ -383,7 +463,10 @@ impl QuicTarget {
         self.quic.receive(now, |_| ()).map_err(|e| BenchError::io("read from the venue", e))?;
         self.quic.drive(now);
         let Some(conn) = self.quic.conn_mut(self.handle) else {
-            return Err(BenchError::Thread("the QUIC connection is gone".into()));
+            return Err(BenchError::Thread(format!(
+                "the QUIC connection is gone (session: {})",
+                self.session.close_reason().unwrap_or("still open")
+            )));
         };
         if !conn.received.is_empty() {
             self.session.feed(&conn.received);
@@ -399,9 +482,28 @@ impl QuicTarget {
         if conn.peer_gone && self.session.is_active() {
             return Err(BenchError::Thread("the venue closed the connection".into()));
         }
-        conn.write(&self.session.take_tx());
+        self.session.drain_tx(|tx| conn.write(tx));
         self.quic.transmit(now);
         Ok(())
+    }
+}
+
+impl QuicTarget {
+    /// The client side's view of the connection (quinn-proto's counters), for the results: a
+    /// tail made of losses and retransmissions shows here.
+    fn stats_json(&mut self) -> serde_json::Value {
+        let Some(conn) = self.quic.conn_mut(self.handle) else { return serde_json::Value::Null };
+        let s = conn.stats();
+        serde_json::json!({
+            "udp_tx_datagrams": s.udp_tx.datagrams,
+            "udp_rx_datagrams": s.udp_rx.datagrams,
+            "lost_packets": s.path.lost_packets,
+            "congestion_events": s.path.congestion_events,
+            "cwnd": s.path.cwnd,
+            "rtt_us": s.path.rtt.as_micros() as u64,
+            "stream_frames_tx": s.frame_tx.stream,
+            "acks_tx": s.frame_tx.acks,
+        })
     }
 }
 
@@ -413,9 +515,8 @@ impl Target for QuicTarget {
         }
         let run = self.run;
         self.session.send(msg_type(i), gateway::server::now_ns(), |e| encode_request(e, run, i));
-        let tx = self.session.take_tx();
         if let Some(conn) = self.quic.conn_mut(self.handle) {
-            conn.write(&tx);
+            self.session.drain_tx(|tx| conn.write(tx));
         }
         // Sent by the `poll` that follows every round of due sends: requests that fell due
         // together share packets, as a client library batching its writes would.
@@ -424,15 +525,14 @@ impl Target for QuicTarget {
 
     fn poll(&mut self, epoch: &Epoch, done: &mut impl FnMut(u64, u64)) -> Result<(), BenchError> {
         self.quic.transmit(std::time::Instant::now());
-        let mut refused = 0;
-        self.pump(&mut |msg| {
-            if let Some((i, was_refused)) = answered(msg) {
-                refused += u64::from(was_refused);
+        let mut tally = std::mem::take(&mut self.tally);
+        let pumped = self.pump(&mut |msg| {
+            if let Some(i) = tally.on_message(msg) {
                 done(i, epoch.now_ns());
             }
-        })?;
-        self.refused += refused;
-        Ok(())
+        });
+        self.tally = tally;
+        pumped
     }
 
     fn finish_sending(&mut self) -> Result<(), BenchError> {
@@ -532,7 +632,8 @@ fn one_rate(
     bench_epoch: &Epoch,
 ) -> Result<Series, BenchError> {
     let sender_wait = args.ramp.sender_wait;
-    let (run, refused) = match args.transport {
+    let mut transport_stats = serde_json::Value::Null;
+    let (run, tally) = match args.transport {
         TransportArg::Tcp => {
             let mut target = TcpTarget::connect(addr, &args.account, gateway::server::now_ns())?;
             let (run, target) = on_harness_thread(args.output.harness_core, move || {
@@ -540,7 +641,7 @@ fn one_rate(
                     run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
                 (run, target)
             })?;
-            (run?, target.refused)
+            (run?, target.tally)
         }
         TransportArg::Quic => {
             let tuning = quic_tuning(&args.quic_tuning)?.1;
@@ -551,8 +652,9 @@ fn one_rate(
                     run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
                 (run, target)
             })?;
+            transport_stats = target.stats_json();
             target.close()?;
-            (run?, target.refused)
+            (run?, target.tally)
         }
     };
     let mut problems = Vec::new();
@@ -562,10 +664,16 @@ fn one_rate(
             run.lost, run.duplicates, run.unexpected
         ));
     }
-    if refused > 0 {
-        problems.push(format!("{refused} requests refused"));
-    }
+    problems.extend(tally.problems());
     let total = schedule.total();
     let check = Check::from_problems(problems, &format!("all {total} requests answered once, none refused"));
-    Ok(run.into_series(check, serde_json::json!({ "requests": total, "refused": refused })))
+    Ok(run.into_series(
+        check,
+        serde_json::json!({
+            "requests": total,
+            "refused": tally.refused,
+            "unmatched": tally.unmatched,
+            "quic": transport_stats,
+        }),
+    ))
 }

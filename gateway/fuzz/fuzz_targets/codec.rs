@@ -2,12 +2,13 @@
 //! re-encode to a message that frames again.
 #![no_main]
 
-use gateway::fix::{frame, Encoder, Message};
+use gateway::fix::{frame, Encoder, Fields, Message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(len)) = frame(data, 1 << 16) {
-        if let Ok(message) = Message::parse(&data[..len]) {
+        let mut fields = Fields::default();
+        if let Ok(message) = Message::parse(&data[..len], &mut fields) {
             let mut e = Encoder::new();
             e.begin(message.msg_type(), "A", "B", 1, 0);
             for tag in message.tags().skip(3) {
@@ -19,5 +20,5 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(frame(&out, 1 << 20), Ok(Some(out.len())));
         }
     }
-    let _ = Message::parse(data);
+    let _ = Message::parse(data, &mut Fields::default());
 });
