@@ -158,6 +158,19 @@ impl Venue {
     }
 }
 
+/// CPU time a process has used so far, in nanoseconds: the sum over its threads of the
+/// scheduler's own account (`/proc/<pid>/task/*/schedstat`, first field), exact to the
+/// nanosecond, unlike the tick-based `utime`/`stime`. `None` where `/proc` does not say.
+fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
 impl Drop for Venue {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -574,6 +587,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
         if venue.is_some() { format!("exchange serve started by the harness: embedded defaults, engine.thread {}, waits {}, unpinned, page-cache journal, no rate limit", args.venue_engine_thread, args.venue_wait) } else { format!("running at {addr}") },
     );
 
+    let venue_pid = venue.as_ref().map(|v| v.child.id());
     let progress = Progress::new(plan.rates.len() as u64, progress_visible());
     let (series, stop_reason) = ramp(
         &plan,
@@ -584,14 +598,14 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
                 schedule.warmup,
                 schedule.measured
             ));
-            one_rate(args, addr, &cert, schedule, &bench_epoch)
+            one_rate(args, addr, &cert, schedule, &bench_epoch, venue_pid)
         },
         |s| progress.step_done(&table_line(s)),
     )?;
     progress.finish();
     drop(venue);
 
-    let report = Report {
+    let mut report = Report {
         mode: "e2e",
         title: format!(
             "exchange bench e2e: FIX 4.4 over {transport}, one session, new/cancel pairs, open loop"
@@ -621,6 +635,17 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
         ],
         started,
     };
+    let cpu: Vec<String> = report
+        .series
+        .iter()
+        .filter_map(|s| {
+            let us = s.extra.get("venue_cpu_us_per_request")?.as_f64()?;
+            Some(format!("{}/s {us:.2}", format_rate(s.rate_target?)))
+        })
+        .collect();
+    if !cpu.is_empty() {
+        report.notes.push(format!("venue CPU per request (all its threads, µs): {}", cpu.join(", ")));
+    }
     publish(&report, &args.output.out)
 }
 
@@ -630,8 +655,10 @@ fn one_rate(
     cert: &std::path::Path,
     schedule: Schedule,
     bench_epoch: &Epoch,
+    venue_pid: Option<u32>,
 ) -> Result<Series, BenchError> {
     let sender_wait = args.ramp.sender_wait;
+    let venue_cpu_before = venue_pid.and_then(process_cpu_ns);
     let mut transport_stats = serde_json::Value::Null;
     let (run, tally) = match args.transport {
         TransportArg::Tcp => {
@@ -657,6 +684,14 @@ fn one_rate(
             (run?, target.tally)
         }
     };
+    // What the venue's threads spent per request of this rate (logon and logout included,
+    // which is noise at these counts): the figure that says how far one thread can go.
+    let venue_cpu_us_per_request = match (venue_cpu_before, venue_pid.and_then(process_cpu_ns)) {
+        (Some(before), Some(after)) => {
+            Some(after.saturating_sub(before) as f64 / 1e3 / schedule.total() as f64)
+        }
+        _ => None,
+    };
     let mut problems = Vec::new();
     if run.lost + run.duplicates + run.unexpected > 0 {
         problems.push(format!(
@@ -673,6 +708,7 @@ fn one_rate(
             "requests": total,
             "refused": tally.refused,
             "unmatched": tally.unmatched,
+            "venue_cpu_us_per_request": venue_cpu_us_per_request,
             "quic": transport_stats,
         }),
     ))
