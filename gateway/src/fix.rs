@@ -229,6 +229,26 @@ impl ParseError {
     }
 }
 
+/// The first SOH at or after `from`, or `bytes.len()`. Values are short (ids, numbers, flags),
+/// so a vectorised search pays its set-up per field for little; this looks at eight bytes per
+/// step with word arithmetic instead (a byte is SOH where `word ^ 0x0101..` has a zero byte).
+fn find_soh(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ ONES;
+        let zero_bytes = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zero_bytes != 0 {
+            // The lowest flagged byte is the first zero byte (flags above it may be false
+            // positives from a borrow, never below it).
+            return at + (zero_bytes.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    bytes[at.min(bytes.len())..].iter().position(|&b| b == SOH).map_or(bytes.len(), |i| at + i)
+}
+
 /// Tags below this are checked for duplicates with a bitset while parsing.
 const SEEN_TAGS: usize = 1024;
 
@@ -292,10 +312,7 @@ impl<'a> Message<'a> {
             }
             let tag = tag as u32;
             let value_start = at + 1;
-            // Values are short (ids, numbers, flags): a plain scan beats a vectorised search,
-            // whose set-up cost is paid per field.
-            let end =
-                bytes[value_start..].iter().position(|&b| b == SOH).map_or(bytes.len(), |i| value_start + i);
+            let end = find_soh(bytes, value_start);
             if end == value_start {
                 return Err(ParseError::EmptyValue(tag));
             }
@@ -780,6 +797,21 @@ mod tests {
             return Err(ParseError::HeaderOrder);
         }
         Ok(fields)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_soh_agrees_with_a_scan(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![Just(SOH), Just(0u8), Just(2u8), Just(0x81u8), proptest::num::u8::ANY],
+                0..40,
+            ),
+            from in 0usize..40,
+        ) {
+            let from = from.min(bytes.len());
+            let scan = bytes[from..].iter().position(|&b| b == SOH).map_or(bytes.len(), |i| from + i);
+            proptest::prop_assert_eq!(find_soh(&bytes, from), scan);
+        }
     }
 
     #[test]

@@ -21,3 +21,4 @@ pub mod server;
 pub mod session;
 pub mod tls;
 pub mod venue;
+pub mod write_queue;

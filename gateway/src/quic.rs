@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::write_queue::WriteQueue;
 use bytes::{Bytes, BytesMut};
 use mio::net::UdpSocket;
 pub use quinn_proto::ConnectionHandle;
@@ -66,7 +67,7 @@ pub struct QuicConn<S> {
     /// Bytes the stream has delivered and the caller has not consumed yet.
     pub received: Vec<u8>,
     /// Bytes written but not yet taken by the stream (flow control).
-    pending: Vec<u8>,
+    pending: WriteQueue,
     /// The peer finished or reset its side, or the connection is lost.
     pub peer_gone: bool,
     /// When we finished our side of the stream.
@@ -83,7 +84,7 @@ impl<S> QuicConn<S> {
             conn,
             stream: None,
             received: Vec::new(),
-            pending: Vec::new(),
+            pending: WriteQueue::new(),
             peer_gone: false,
             finished_at: None,
             opens_stream,
@@ -108,7 +109,7 @@ impl<S> QuicConn<S> {
                 }
             }
         }
-        self.pending.extend_from_slice(&bytes[taken..]);
+        self.pending.push(&bytes[taken..]);
     }
 
     /// quinn-proto's statistics of the connection (packets, losses, congestion, RTT).
@@ -148,11 +149,9 @@ impl<S> QuicConn<S> {
     fn flush_stream(&mut self) {
         let Some(id) = self.stream else { return };
         while !self.pending.is_empty() {
-            match self.conn.send_stream(id).write(&self.pending) {
+            match self.conn.send_stream(id).write(self.pending.front()) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
+                Ok(n) => self.pending.consume(n),
             }
         }
         if self.pending.is_empty() && self.finished_at.is_some() {

@@ -27,6 +27,7 @@ use crate::router::{Outbox, Router, RouterTx, SessionId, ToSession, TurnDue, OUT
 use crate::session::Session;
 use crate::tls::{quinn_server_config, QuicTuning, ServerTls, TlsError};
 use crate::venue::Venue;
+use crate::write_queue::WriteQueue;
 
 /// Most concurrent connections per transport.
 pub const CONNECTIONS_MAX: usize = 1024;
@@ -230,7 +231,7 @@ impl Fix {
 struct TcpConn {
     stream: TcpStream,
     fix: Fix,
-    write_buf: Vec<u8>,
+    write_buf: WriteQueue,
 }
 
 /// Where a session lives.
@@ -473,7 +474,7 @@ impl GatewayLoop {
             {
                 session.logout("slow consumer: reports not read fast enough", now_ns);
             }
-            session.drain_tx(|tx| conn.write_buf.extend_from_slice(tx));
+            session.drain_tx(|tx| conn.write_buf.push(tx));
             let write_failed = flush_tcp(conn).is_err();
             let done = conn.fix.session.is_closed() && conn.write_buf.is_empty();
             if write_failed || done || conn.write_buf.len() > 2 * TCP_WRITE_BUFFER_MAX {
@@ -507,7 +508,7 @@ impl GatewayLoop {
                     }
                     let fix = self.new_fix(now_ns());
                     self.by_session.insert(fix.app.id(), Place::Tcp(token));
-                    self.tcp.insert(token, TcpConn { stream, fix, write_buf: Vec::new() });
+                    self.tcp.insert(token, TcpConn { stream, fix, write_buf: WriteQueue::new() });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -545,6 +546,12 @@ fn read_tcp(conn: &mut TcpConn, buf: &mut [u8], now: u64) {
             Ok(n) => {
                 conn.fix.session.feed(&buf[..n]);
                 conn.fix.app.drive(&mut conn.fix.session, &conn.fix.outbox, now);
+                if n < buf.len() {
+                    // A short read took all the socket had: the read that would say WouldBlock
+                    // is a system call per wake-up for nothing. Bytes arriving later raise a
+                    // new readiness edge (Linux epoll signals every arrival).
+                    return;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -558,11 +565,9 @@ fn read_tcp(conn: &mut TcpConn, buf: &mut [u8], now: u64) {
 
 fn flush_tcp(conn: &mut TcpConn) -> io::Result<()> {
     while !conn.write_buf.is_empty() {
-        match conn.stream.write(&conn.write_buf) {
+        match conn.stream.write(conn.write_buf.front()) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                conn.write_buf.drain(..n);
-            }
+            Ok(n) => conn.write_buf.consume(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),

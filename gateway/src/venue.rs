@@ -42,7 +42,8 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 #[derive(Clone, Debug)]
 pub struct Symbols {
     specs: Vec<SymbolSpec>,
-    by_name: HashMap<String, SymbolId>,
+    /// Looked up per order: a fast hash, not SipHash.
+    by_name: rustc_hash::FxHashMap<String, SymbolId>,
 }
 
 impl Symbols {

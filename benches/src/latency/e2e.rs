@@ -25,6 +25,7 @@ use gateway::fix::{tag, Encoder};
 use gateway::quic::{ConnectionHandle, QuicSocket};
 use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
 use gateway::tls::QuicTuning;
+use gateway::write_queue::WriteQueue;
 
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
@@ -299,7 +300,7 @@ impl Tally {
 struct TcpTarget {
     stream: TcpStream,
     session: Session,
-    pending: Vec<u8>,
+    pending: WriteQueue,
     buf: Vec<u8>,
     tally: Tally,
     run: u64,
@@ -319,7 +320,7 @@ impl TcpTarget {
         let mut t = TcpTarget {
             stream,
             session: Session::initiator(SessionConfig::default(), account, logon, now),
-            pending: Vec::new(),
+            pending: WriteQueue::new(),
             buf: vec![0; 64 * 1024],
             tally: Tally::default(),
             run,
@@ -344,12 +345,10 @@ impl TcpTarget {
 
     fn flush(&mut self) -> Result<(), BenchError> {
         let pending = &mut self.pending;
-        self.session.drain_tx(|tx| pending.extend_from_slice(tx));
+        self.session.drain_tx(|tx| pending.push(tx));
         while !self.pending.is_empty() {
-            match self.stream.write(&self.pending) {
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
+            match self.stream.write(self.pending.front()) {
+                Ok(n) => self.pending.consume(n),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(BenchError::io("write to the venue", e)),
             }
