@@ -13,8 +13,11 @@ fn exchange(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_exchange")).args(args).output().expect("run exchange")
 }
 
+/// A fresh directory of its own for each call (tests of one mode run in parallel).
 fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("exchange-test-{}-{name}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("exchange-test-{}-{name}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -92,6 +95,33 @@ fn e2e_mode_answers_every_request_over_quic_and_tcp() {
         assert_eq!(json["config"]["transport"], transport);
         assert_eq!(json["series"].as_array().unwrap().len(), 2, "{json:#}");
     }
+}
+
+/// Several sessions, one per account, driven by the one harness thread: each new order and its
+/// cancel go down the same session (a cancel from another account would be refused, failing the
+/// check), and every series says how much CPU the hypervisor stole while it ran.
+#[test]
+fn e2e_mode_spreads_requests_over_sessions_of_several_accounts() {
+    let json = bench(
+        "e2e",
+        &[
+            "--transport",
+            "tcp",
+            "--account",
+            "alice,bob,carol",
+            "--rates",
+            "3000",
+            "--warmup-ms",
+            "20",
+            "--measure-ms",
+            "200",
+        ],
+    );
+    assert_eq!(json["config"]["accounts"], serde_json::json!(["alice", "bob", "carol"]));
+    let series = &json["series"][0];
+    assert_eq!(series["check"]["passed"], true, "{series:#}");
+    assert_eq!(series["extra"]["refused"], 0, "{series:#}");
+    assert!(series["steal_ms"].is_u64(), "{series:#}");
 }
 
 #[test]

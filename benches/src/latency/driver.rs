@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::series::{latency_histogram, Check, Series};
+use super::series::{latency_histogram, steal_ms_now, Check, Series};
 use super::{BenchError, SenderWait};
 
 /// The start of a run: every time in the driver is nanoseconds since it.
@@ -129,6 +129,7 @@ impl OpenLoopRun {
             duration: self.duration,
             check,
             extra,
+            steal_ms: None,
         }
     }
 }
@@ -325,7 +326,11 @@ pub fn ramp(
     for &rate in &plan.rates {
         // Before every rate, the first too: generation and checking precede it.
         std::thread::sleep(plan.pause);
-        let series = one_rate(plan.schedule(rate))?;
+        let steal_before = steal_ms_now();
+        let mut series = one_rate(plan.schedule(rate))?;
+        if let (Some(before), Some(after)) = (steal_before, steal_ms_now()) {
+            series.steal_ms = Some(after.saturating_sub(before));
+        }
         on_done(&series);
         let stop = plan.stop_reason(&series);
         all.push(series);

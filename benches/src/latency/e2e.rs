@@ -100,9 +100,11 @@ pub struct E2eArgs {
     /// (engine and router on a thread each, linked by the rings).
     #[arg(long, default_value = "gateway")]
     pub venue_engine_thread: String,
-    /// Account (and password) to trade as.
-    #[arg(long, default_value = "alice")]
-    pub account: String,
+    /// Accounts (password = name) to trade as, one FIX session each, all driven by the harness
+    /// thread: `--account alice,bob,carol,dave` spreads the requests over four sessions (a new
+    /// order and its cancel go down the same one).
+    #[arg(long, default_value = "alice", value_delimiter = ',')]
+    pub account: Vec<String>,
     /// A quinn knob for both ends (`gateway::tls::QuicTuning`), repeatable:
     /// `--quic initial_rtt_us=333000 --quic ack_eliciting_threshold=10`.
     #[arg(long = "quic", value_name = "NAME=VALUE")]
@@ -257,6 +259,13 @@ struct Tally {
 }
 
 impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.refused += other.refused;
+        self.unmatched += other.unmatched;
+        self.first_refusal = self.first_refusal.take().or(other.first_refusal);
+        self.first_unmatched = self.first_unmatched.take().or(other.first_unmatched);
+    }
+
     /// Counts `msg` and returns the request it answers.
     fn on_message(&mut self, msg: &gateway::fix::Message<'_>) -> Option<u64> {
         let describe = || {
@@ -553,6 +562,47 @@ impl Target for QuicTarget {
     }
 }
 
+/// Several sessions as one target: request `i` goes down session `(i / 2) % n`, so a new
+/// order (even `i`) and its cancel (`i + 1`) share a session, as they must (an account cancels
+/// only its own orders). Every session is polled each round.
+struct Sessions<T> {
+    sessions: Vec<T>,
+}
+
+impl<T: Target> Target for Sessions<T> {
+    fn try_send(&mut self, i: u64) -> Result<bool, BenchError> {
+        let n = self.sessions.len() as u64;
+        self.sessions[((i / 2) % n) as usize].try_send(i)
+    }
+
+    fn poll(&mut self, epoch: &Epoch, done: &mut impl FnMut(u64, u64)) -> Result<(), BenchError> {
+        for session in &mut self.sessions {
+            session.poll(epoch, done)?;
+        }
+        Ok(())
+    }
+
+    fn finish_sending(&mut self) -> Result<(), BenchError> {
+        self.sessions.iter_mut().try_for_each(Target::finish_sending)
+    }
+}
+
+/// Runs `schedule` over `sessions` on the harness thread; gives the sessions back.
+fn drive_sessions<T: Target + Send>(
+    args: &E2eArgs,
+    sessions: Vec<T>,
+    schedule: Schedule,
+    bench_epoch: &Epoch,
+) -> Result<(super::driver::OpenLoopRun, Vec<T>), BenchError> {
+    let mut target = Sessions { sessions };
+    let sender_wait = args.ramp.sender_wait;
+    let (run, target) = on_harness_thread(args.output.harness_core, move || {
+        let run = run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
+        (run, target)
+    })?;
+    Ok((run?, target.sessions))
+}
+
 /// Runs the e2e mode; `Ok(false)` when a check failed.
 pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     let bench_epoch = Epoch::start();
@@ -608,7 +658,8 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     let mut report = Report {
         mode: "e2e",
         title: format!(
-            "exchange bench e2e: FIX 4.4 over {transport}, one session, new/cancel pairs, open loop"
+            "exchange bench e2e: FIX 4.4 over {transport}, {} session(s), new/cancel pairs, open loop",
+            args.account.len()
         ),
         latency_is: "planned send time → the harness reads the ExecutionReport answering the request".into(),
         machine,
@@ -622,7 +673,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
             "requests_max": plan.requests_max,
             "pause_ms": args.ramp.pause_ms,
             "harness_core": args.output.harness_core,
-            "account": args.account,
+            "accounts": args.account,
             "venue_wait": args.venue_wait,
             "venue_engine_thread": args.venue_engine_thread,
             "quic_tuning": args.quic_tuning,
@@ -657,31 +708,37 @@ fn one_rate(
     bench_epoch: &Epoch,
     venue_pid: Option<u32>,
 ) -> Result<Series, BenchError> {
-    let sender_wait = args.ramp.sender_wait;
     let venue_cpu_before = venue_pid.and_then(process_cpu_ns);
     let mut transport_stats = serde_json::Value::Null;
-    let (run, tally) = match args.transport {
+    let run_id = gateway::server::now_ns();
+    let mut tally = Tally::default();
+    let run = match args.transport {
         TransportArg::Tcp => {
-            let mut target = TcpTarget::connect(addr, &args.account, gateway::server::now_ns())?;
-            let (run, target) = on_harness_thread(args.output.harness_core, move || {
-                let run =
-                    run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
-                (run, target)
-            })?;
-            (run?, target.tally)
+            let sessions = args
+                .account
+                .iter()
+                .map(|account| TcpTarget::connect(addr, account, run_id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (run, sessions) = drive_sessions(args, sessions, schedule, bench_epoch)?;
+            sessions.into_iter().for_each(|s| tally.merge(s.tally));
+            run
         }
         TransportArg::Quic => {
             let tuning = quic_tuning(&args.quic_tuning)?.1;
-            let mut target =
-                QuicTarget::connect(addr, cert, &tuning, &args.account, gateway::server::now_ns())?;
-            let (run, mut target) = on_harness_thread(args.output.harness_core, move || {
-                let run =
-                    run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_secs(2));
-                (run, target)
-            })?;
-            transport_stats = target.stats_json();
-            target.close()?;
-            (run?, target.tally)
+            let sessions = args
+                .account
+                .iter()
+                .map(|account| QuicTarget::connect(addr, cert, &tuning, account, run_id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (run, sessions) = drive_sessions(args, sessions, schedule, bench_epoch)?;
+            let mut stats = Vec::new();
+            for mut session in sessions {
+                stats.push(session.stats_json());
+                session.close()?;
+                tally.merge(session.tally);
+            }
+            transport_stats = serde_json::Value::Array(stats);
+            run
         }
     };
     // What the venue's threads spent per request of this rate (logon and logout included,

@@ -69,7 +69,7 @@ pub fn print_table(report: &Report) {
     for (title, _, _) in PERCENTILES {
         let _ = write!(head, " {title:>8}");
     }
-    let _ = write!(head, " {:>9} {:>6}  check", "worst", "lost");
+    let _ = write!(head, " {:>9} {:>6} {:>6}  check", "worst", "lost", "steal");
     println!("{head}");
     for s in &report.series {
         println!("{}", table_line(s));
@@ -95,7 +95,8 @@ pub fn table_line(s: &Series) -> String {
         let _ = write!(line, " {:>8}", format_us(s.latency_ns.value_at_quantile(q)));
     }
     let check = if s.check.passed { "ok" } else { "FAILED" };
-    let _ = write!(line, " {:>9} {:>6}  {check}", format_us(s.latency_ns.max()), s.lost);
+    let steal = s.steal_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms"));
+    let _ = write!(line, " {:>9} {:>6} {steal:>6}  {check}", format_us(s.latency_ns.max()), s.lost);
     line
 }
 
@@ -156,6 +157,7 @@ pub fn results_json(report: &Report, written: &Written) -> serde_json::Value {
                 "recorded_at_s": s.start_offset.as_secs_f64(),
                 "duration_s": s.duration.as_secs_f64(),
                 "check": { "passed": s.check.passed, "detail": s.check.detail },
+                "steal_ms": s.steal_ms,
                 "hgrm": file_name(hgrm),
                 "extra": s.extra,
             })

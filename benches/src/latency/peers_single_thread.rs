@@ -167,6 +167,7 @@ fn timer_series(commands: u64, warmup: u64, bench_epoch: &Epoch) -> Series {
         duration,
         check: Check::ok("no work, nothing to check"),
         extra: serde_json::json!({ "what": "two Instant::now() reads around no work" }),
+        steal_ms: None,
     }
 }
 
@@ -204,5 +205,6 @@ fn venue_series<V: Venue>(venue: &V, workload: &Workload, warmup: u64, bench_epo
         extra: serde_json::json!({
             "commands_per_s_with_timer": n as f64 / duration.as_secs_f64().max(1e-9),
         }),
+        steal_ms: None,
     }
 }

@@ -77,6 +77,21 @@ pub struct Series {
     pub check: Check,
     /// Mode-specific figures for the JSON file (events, trades, timer overhead, ...).
     pub extra: serde_json::Value,
+    /// CPU time the hypervisor took from this machine's vCPUs while the series ran, summed over
+    /// the vCPUs, in milliseconds (`steal` of `/proc/stat`); `None` where the OS does not say.
+    /// On a shared VM a stolen slice stalls every thread on that vCPU: a tail made of it is the
+    /// host's, and this says how much of it there was.
+    pub steal_ms: Option<u64>,
+}
+
+/// Steal time of all vCPUs so far, in milliseconds (`/proc/stat`, USER_HZ = 100 ticks a
+/// second on Linux), or `None` off Linux.
+pub fn steal_ms_now() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+    // cpu user nice system idle iowait irq softirq steal ...
+    let ticks: u64 = cpu.split_whitespace().nth(8)?.parse().ok()?;
+    Some(ticks * 10)
 }
 
 /// A latency in nanoseconds as microseconds for the table: three significant digits or so.
