@@ -9,9 +9,11 @@
 use std::collections::VecDeque;
 
 /// Most bytes (MsgType and fields after the standard header) one session keeps for resend,
-/// whatever its message bound: with [`crate::server::CONNECTIONS_MAX`] sessions this caps the
-/// stores at a known size even if every message were large.
-pub const RESEND_STORE_BYTES_MAX: usize = 4 << 20;
+/// whatever its message bound: ~14,000 ExecutionReports of ~150 bytes, more than the default
+/// 10,000-message bound, so the count usually decides. The log holds at most twice this, so
+/// the stores of [`crate::server::CONNECTIONS_MAX`] sessions per transport have a known
+/// ceiling even if every message were large.
+pub const RESEND_STORE_BYTES_MAX: usize = 2 << 20;
 
 /// One stored message: where its bytes are in the log.
 #[derive(Clone, Copy, Debug)]
