@@ -394,6 +394,12 @@ impl<S> QuicSocket<S> {
                     at = end;
                 }
             }
+            if count < RECV_BATCH {
+                // Fewer than asked for: the socket had no more. The call that would say
+                // WouldBlock is a system call per wake-up for nothing; a datagram arriving
+                // later raises a new readiness edge (Linux epoll signals every arrival).
+                return Ok(());
+            }
         }
     }
 
