@@ -247,7 +247,7 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
     );
     println!("fix/quic: {}", info.quic_addr);
     // Linux reports twice what was granted; less than asked means net.core.rmem_max capped it.
-    if info.quic_recv_buffer_bytes < gateway::quic::UDP_BUFFER_BYTES {
+    if info.quic_recv_buffer_bytes / 2 < gateway::quic::UDP_BUFFER_BYTES {
         eprintln!(
             "warning: the QUIC socket's receive buffer is {} bytes (asked for {}): bursts beyond it are \
              dropped and resent after a loss timeout; raise it with sysctl -w net.core.rmem_max={}",

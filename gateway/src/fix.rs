@@ -538,20 +538,21 @@ impl Encoder {
         // before: the date and time of day are worked out once per second, the milliseconds
         // each time.
         let second = ns / 1_000_000_000;
-        if self.second_text.0 != Some(second) {
-            let mut text = Vec::with_capacity(21);
-            write_utc_timestamp(&mut text, second * 1_000_000_000);
-            self.second_text.1.copy_from_slice(&text[..18]);
+        if self.second_text.0 == Some(second) {
+            self.buf.extend_from_slice(&self.second_text.1);
+            let ms = (ns / 1_000_000 % 1_000) as u16;
+            self.buf.extend_from_slice(&[
+                b'0' + (ms / 100) as u8,
+                b'0' + (ms / 10 % 10) as u8,
+                b'0' + (ms % 10) as u8,
+            ]);
+        } else {
+            let at = self.buf.len();
+            write_utc_timestamp(&mut self.buf, ns);
+            self.second_text.1.copy_from_slice(&self.buf[at..at + 18]);
             self.second_text.0 = Some(second);
         }
-        self.buf.extend_from_slice(&self.second_text.1);
-        let ms = (ns / 1_000_000 % 1_000) as u16;
-        self.buf.extend_from_slice(&[
-            b'0' + (ms / 100) as u8,
-            b'0' + (ms / 10 % 10) as u8,
-            b'0' + (ms % 10) as u8,
-            SOH,
-        ]);
+        self.buf.push(SOH);
     }
 
     /// Appends a field to the body already begun: anything `Display`.
