@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::{DurableConfig, DurableEngine, EngineConfig};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
@@ -67,25 +67,28 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
     let dir = scratch("trials");
     let commands = dir.join("commands.jsonl");
     let lines = command_file(&commands, 42);
+    let spawn = |journal: &Path, acked: &Path| {
+        Command::new(exe())
+            .args(["match", "--commands", commands.to_str().unwrap(), "--events", acked.to_str().unwrap()])
+            .args(["--journal", journal.to_str().unwrap(), "--segment-mib", "1", "--snapshot-every", "4000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Kill moments are drawn within one uninterrupted run's duration, so that they land mid-run
+    // whatever the build profile and the machine (a release build runs it ~10x faster).
+    let timed = Instant::now();
+    let status = spawn(&dir.join("journal-timed"), &dir.join("acked-timed.jsonl")).wait().unwrap();
+    assert!(status.success());
+    let run_us = timed.elapsed().as_micros() as u64;
     let mut rng = SmallRng::seed_from_u64(7);
     let mut killed_mid_run = 0;
     for trial in 0..TRIALS {
         let journal = dir.join(format!("journal-{trial}"));
         let acked_path = dir.join(format!("acked-{trial}.jsonl"));
-        let mut child = Command::new(exe())
-            .args([
-                "match",
-                "--commands",
-                commands.to_str().unwrap(),
-                "--events",
-                acked_path.to_str().unwrap(),
-            ])
-            .args(["--journal", journal.to_str().unwrap(), "--segment-mib", "1", "--snapshot-every", "4000"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.gen_range(30..900)));
+        let mut child = spawn(&journal, &acked_path);
+        std::thread::sleep(Duration::from_micros(rng.gen_range(run_us / 20..run_us * 19 / 20)));
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
         }
