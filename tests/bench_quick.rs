@@ -83,8 +83,20 @@ fn udp_baseline_mode_writes_parseable_results() {
     bench("udp-baseline", &["--rates", "2000,5000", "--warmup-ms", "20", "--measure-ms", "100"]);
 }
 
+/// The busy-spinning echo (the floor under a busy-spinning venue) echoes every datagram too.
+#[test]
+fn udp_baseline_with_a_spinning_echo_answers_every_datagram() {
+    let json = bench(
+        "udp-baseline",
+        &["--echo-wait", "busy-spin", "--rates", "2000", "--warmup-ms", "20", "--measure-ms", "100"],
+    );
+    assert_eq!(json["config"]["echo_wait"], "busy-spin");
+    assert_eq!(json["series"][0]["lost"], 0, "{json:#}");
+}
+
 /// The e2e mode starts `exchange serve` itself and drives one FIX session over each transport
-/// from the harness thread; every request must be answered once, none refused. The p50 limit
+/// from the harness thread, each rate followed by the UDP round trip it is compared with; every
+/// request must be answered once, none refused. The p50 limit
 /// that ends a ramp early is lifted: a debug build on a loaded CI machine passed 1 ms at
 /// 2000/s, and how fast it ran is not what this test checks.
 #[test]
@@ -99,6 +111,7 @@ fn e2e_mode_answers_every_request_over_quic_and_tcp() {
                 "2000,5000",
                 "--p50-limit-us",
                 "1000000000",
+                "--udp-baseline",
                 "--warmup-ms",
                 "20",
                 "--measure-ms",
@@ -106,6 +119,12 @@ fn e2e_mode_answers_every_request_over_quic_and_tcp() {
             ],
         );
         assert_eq!(json["config"]["transport"], transport);
+        for series in json["series"].as_array().unwrap() {
+            // The UDP round trip beside each rate, with an echo that blocks as the venue parks.
+            assert_eq!(series["extra"]["udp_baseline"]["echo_wait"], "block", "{series:#}");
+            assert!(series["extra"]["udp_baseline"]["p50_us"].as_f64().unwrap() > 0.0, "{series:#}");
+            assert!(series["extra"]["p50_over_udp"].as_f64().unwrap() > 0.0, "{series:#}");
+        }
         // Both rates run, unless a starved machine kept the sender under the planned rate
         // (a timing, which this test does not judge).
         let reason = json["stop_reason"].as_str().unwrap_or_default();

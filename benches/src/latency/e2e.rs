@@ -30,8 +30,10 @@ use gateway::write_queue::WriteQueue;
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
 use super::series::{format_rate, Check, Series};
+use super::udp_baseline::{echo_series, Echo};
 use super::{
-    describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, OutputArgs, RampArgs,
+    describe_harness, on_harness_thread, progress_visible, BenchError, EchoWait, MachineUse, OutputArgs,
+    RampArgs,
 };
 
 /// Default ramp, requests per second.
@@ -109,6 +111,20 @@ pub struct E2eArgs {
     /// `--quic initial_rtt_us=333000 --quic ack_eliciting_threshold=10`.
     #[arg(long = "quic", value_name = "NAME=VALUE")]
     pub quic_tuning: Vec<String>,
+    /// After each rate, the same schedule as 200-byte UDP datagrams to an echo thread that
+    /// waits as the venue does (a busy-spinning echo for `--venue-wait busy-spin` or `yield`,
+    /// a blocking one otherwise): each series then carries the UDP round trip's p50 and the
+    /// ratio of the venue's p50 to it, measured seconds apart on the same machine.
+    #[arg(long)]
+    pub udp_baseline: bool,
+}
+
+/// The UDP echo that waits as the venue's gateway thread does.
+fn echo_like_venue(venue_wait: &str) -> EchoWait {
+    match venue_wait {
+        "busy-spin" | "yield" => EchoWait::BusySpin,
+        _ => EchoWait::Block,
+    }
 }
 
 /// A venue started for the run.
@@ -677,6 +693,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
             "venue_wait": args.venue_wait,
             "venue_engine_thread": args.venue_engine_thread,
             "quic_tuning": args.quic_tuning,
+            "udp_baseline": args.udp_baseline,
         }),
         series,
         stop_reason: Some(stop_reason),
@@ -686,6 +703,28 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
         ],
         started,
     };
+    if args.udp_baseline {
+        let ratios: Vec<String> = report
+            .series
+            .iter()
+            .filter_map(|s| {
+                let udp = s.extra.get("udp_baseline")?;
+                Some(format!(
+                    "{}/s {:.2}x ({:.1} / {:.1} µs)",
+                    format_rate(s.rate_target?),
+                    s.extra.get("p50_over_udp")?.as_f64()?,
+                    s.latency_ns.value_at_quantile(0.5) as f64 / 1e3,
+                    udp.get("p50_us")?.as_f64()?
+                ))
+            })
+            .collect();
+        let echo = echo_like_venue(&args.venue_wait).to_possible_value().map(|v| v.get_name().to_owned());
+        report.notes.push(format!(
+            "p50 over the UDP round trip at the same rate (echo waits: {}): {}",
+            echo.unwrap_or_default(),
+            ratios.join(", ")
+        ));
+    }
     let cpu: Vec<String> = report
         .series
         .iter()
@@ -758,15 +797,29 @@ fn one_rate(
     }
     problems.extend(tally.problems());
     let total = schedule.total();
+    let mut extra = serde_json::json!({
+        "requests": total,
+        "refused": tally.refused,
+        "unmatched": tally.unmatched,
+        "venue_cpu_us_per_request": venue_cpu_us_per_request,
+        "quic": transport_stats,
+    });
+    if args.udp_baseline {
+        let echo = Echo { core: None, wait: echo_like_venue(&args.venue_wait), payload_bytes: 200 };
+        let udp = echo_series(&echo, args.output.harness_core, args.ramp.sender_wait, schedule, bench_epoch)?;
+        if !udp.check.passed || udp.lost > 0 {
+            problems.push(format!("the UDP baseline beside it: {} ({} lost)", udp.check.detail, udp.lost));
+        }
+        let (p50, udp_p50) = (run.latency_ns.value_at_quantile(0.5), udp.latency_ns.value_at_quantile(0.5));
+        extra["udp_baseline"] = serde_json::json!({
+            "echo_wait": echo.wait.to_possible_value().map(|v| v.get_name().to_owned()),
+            "p50_us": udp_p50 as f64 / 1e3,
+            "p99_us": udp.latency_ns.value_at_quantile(0.99) as f64 / 1e3,
+            "lost": udp.lost,
+            "steal_ms": udp.steal_ms,
+        });
+        extra["p50_over_udp"] = serde_json::json!(p50 as f64 / udp_p50.max(1) as f64);
+    }
     let check = Check::from_problems(problems, &format!("all {total} requests answered once, none refused"));
-    Ok(run.into_series(
-        check,
-        serde_json::json!({
-            "requests": total,
-            "refused": tally.refused,
-            "unmatched": tally.unmatched,
-            "venue_cpu_us_per_request": venue_cpu_us_per_request,
-            "quic": transport_stats,
-        }),
-    ))
+    Ok(run.into_series(check, extra))
 }

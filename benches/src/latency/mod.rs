@@ -295,6 +295,20 @@ pub struct UdpArgs {
     /// Pin the echo thread to this core.
     #[arg(long)]
     pub echo_core: Option<usize>,
+    /// How the echo thread waits for a datagram: block in `recv_from` (like a venue that
+    /// parks, the default) or busy-spin on a non-blocking socket (like `--venue-wait
+    /// busy-spin`): compare each venue wait with the echo that waits the same way.
+    #[arg(long, value_enum, default_value_t = EchoWait::Block)]
+    pub echo_wait: EchoWait,
+}
+
+/// How the UDP baseline's echo thread waits, as a flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EchoWait {
+    /// Blocking `recv_from`: every datagram after an idle gap wakes the thread.
+    Block,
+    /// Non-blocking `recv_from` in a loop: no wake-up, one core busy.
+    BusySpin,
 }
 
 /// `exchange bench peers`.

@@ -9,16 +9,22 @@
 //! reported as lost and ends the ramp; it is not in the histogram, so look at the `lost` column.
 //!
 //! The echo thread blocks in `recv_from` (how a server waits), so every datagram after an idle
-//! gap pays a thread wake-up; the harness polls its non-blocking socket.
+//! gap pays a thread wake-up; with `--echo-wait busy-spin` it polls a non-blocking socket
+//! instead, the floor under a venue that busy-spins. The harness polls its non-blocking socket.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::ValueEnum as _;
 
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
 use super::series::{format_rate, Check, Series};
-use super::{describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, UdpArgs};
+use super::{
+    describe_harness, on_harness_thread, progress_visible, BenchError, EchoWait, MachineUse, SenderWait,
+    UdpArgs,
+};
 
 /// Default ramp, datagrams per second.
 pub const RATES_DEFAULT: [u64; 8] = [10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 500_000];
@@ -101,9 +107,14 @@ impl Target for UdpTarget {
 }
 
 /// Starts the echo thread on a fresh loopback socket; it returns how many datagrams it echoed.
-fn spawn_echo(core: Option<usize>) -> Result<(SocketAddr, JoinHandle<Result<u64, String>>), BenchError> {
+fn spawn_echo(
+    core: Option<usize>,
+    wait: EchoWait,
+) -> Result<(SocketAddr, JoinHandle<Result<u64, String>>), BenchError> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| BenchError::io("bind the echo socket", e))?;
     socket.set_read_timeout(Some(ECHO_IDLE_MAX)).map_err(|e| BenchError::io("set the echo timeout", e))?;
+    let spin = wait == EchoWait::BusySpin;
+    socket.set_nonblocking(spin).map_err(|e| BenchError::io("set the echo socket's mode", e))?;
     let addr = socket.local_addr().map_err(|e| BenchError::io("echo socket address", e))?;
     let join = std::thread::Builder::new()
         .name("udp-echo".into())
@@ -113,8 +124,22 @@ fn spawn_echo(core: Option<usize>) -> Result<(SocketAddr, JoinHandle<Result<u64,
             }
             let mut buf = vec![0u8; PAYLOAD_BYTES_MAX + 1];
             let mut echoed = 0u64;
+            let mut idle_since = Instant::now();
             loop {
-                let (n, from) = socket.recv_from(&mut buf).map_err(|e| format!("echo receive: {e}"))?;
+                let (n, from) = match socket.recv_from(&mut buf) {
+                    Ok(got) => got,
+                    Err(e) if spin && e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if idle_since.elapsed() > ECHO_IDLE_MAX {
+                            return Err(format!("echo receive: nothing for {ECHO_IDLE_MAX:?}"));
+                        }
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    Err(e) => return Err(format!("echo receive: {e}")),
+                };
+                if spin {
+                    idle_since = Instant::now();
+                }
                 if buf[..n] == STOP {
                     return Ok(echoed);
                 }
@@ -145,10 +170,14 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
     );
     machine.thread(
         "echo",
-        match args.echo_core {
-            Some(core) => format!("pinned to core {core}, blocking recv"),
-            None => "unpinned, blocking recv".to_owned(),
-        },
+        format!(
+            "{}, {}",
+            args.echo_core.map_or_else(|| "unpinned".to_owned(), |core| format!("pinned to core {core}")),
+            match args.echo_wait {
+                EchoWait::Block => "blocking recv",
+                EchoWait::BusySpin => "busy-spins on a non-blocking recv",
+            }
+        ),
     );
 
     let progress = Progress::new(plan.rates.len() as u64, progress_visible());
@@ -186,6 +215,7 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
             "pause_ms": args.ramp.pause_ms,
             "harness_core": args.output.harness_core,
             "echo_core": args.echo_core,
+            "echo_wait": args.echo_wait.to_possible_value().map(|v| v.get_name().to_owned()),
             "sender_wait": sender_wait,
         }),
         series,
@@ -200,10 +230,32 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
 }
 
 fn one_rate(args: &UdpArgs, schedule: Schedule, bench_epoch: &Epoch) -> Result<Series, BenchError> {
-    let (echo_addr, echo) = spawn_echo(args.echo_core)?;
-    let mut target = UdpTarget::connect(echo_addr, args.payload_bytes)?;
-    let sender_wait = args.ramp.sender_wait;
-    let (run, target) = on_harness_thread(args.output.harness_core, move || {
+    let echo = Echo { core: args.echo_core, wait: args.echo_wait, payload_bytes: args.payload_bytes };
+    echo_series(&echo, args.output.harness_core, args.ramp.sender_wait, schedule, bench_epoch)
+}
+
+/// The echo side of a run.
+pub(super) struct Echo {
+    /// Pin the echo thread here.
+    pub core: Option<usize>,
+    /// How it waits.
+    pub wait: EchoWait,
+    /// Datagram size.
+    pub payload_bytes: usize,
+}
+
+/// One rate against a fresh echo thread, the harness on its own thread: the series and its
+/// check. Also what `exchange bench e2e --udp-baseline` runs beside each of its rates.
+pub(super) fn echo_series(
+    echo: &Echo,
+    harness_core: Option<usize>,
+    sender_wait: SenderWait,
+    schedule: Schedule,
+    bench_epoch: &Epoch,
+) -> Result<Series, BenchError> {
+    let (echo_addr, echo_thread) = spawn_echo(echo.core, echo.wait)?;
+    let mut target = UdpTarget::connect(echo_addr, echo.payload_bytes)?;
+    let (run, target) = on_harness_thread(harness_core, move || {
         let run = run_open_loop(&mut target, schedule, bench_epoch, sender_wait, Duration::from_millis(500));
         (run, target)
     })?;
@@ -214,7 +266,7 @@ fn one_rate(args: &UdpArgs, schedule: Schedule, bench_epoch: &Epoch) -> Result<S
             Err(_) => std::thread::sleep(Duration::from_millis(1)),
         }
     }
-    let echoed = echo.join().map_err(|_| BenchError::Thread("the echo thread panicked".into()))?;
+    let echoed = echo_thread.join().map_err(|_| BenchError::Thread("the echo thread panicked".into()))?;
     let run = run?;
     let echoed = echoed.map_err(BenchError::Thread)?;
     let mut problems = Vec::new();
@@ -235,7 +287,7 @@ fn one_rate(args: &UdpArgs, schedule: Schedule, bench_epoch: &Epoch) -> Result<S
     let extra = serde_json::json!({
         "datagrams_sent": total,
         "echoed": echoed,
-        "payload_bytes": args.payload_bytes,
+        "payload_bytes": echo.payload_bytes,
     });
     Ok(run.into_series(check, extra))
 }
