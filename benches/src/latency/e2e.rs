@@ -16,6 +16,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -29,7 +30,7 @@ use gateway::write_queue::WriteQueue;
 
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
-use super::series::{format_rate, Check, Series};
+use super::series::{format_rate, steal_ms_now, Check, Series};
 use super::udp_baseline::{echo_series, Echo};
 use super::{
     describe_harness, on_harness_thread, progress_visible, BenchError, EchoWait, MachineUse, OutputArgs,
@@ -114,9 +115,39 @@ pub struct E2eArgs {
     /// After each rate, the same schedule as 200-byte UDP datagrams to an echo thread that
     /// waits as the venue does (a busy-spinning echo for `--venue-wait busy-spin` or `yield`,
     /// a blocking one otherwise): each series then carries the UDP round trip's p50 and the
-    /// ratio of the venue's p50 to it, measured seconds apart on the same machine.
+    /// ratio of the venue's p50 to it, measured seconds apart on the same machine. A venue the
+    /// harness started is stopped (SIGSTOP) while the echo runs.
     #[arg(long)]
     pub udp_baseline: bool,
+}
+
+/// The venue process the harness started, stopped (`SIGSTOP`) while this lives and resumed
+/// (`SIGCONT`) when it drops: a busy-spinning venue would take a core from the UDP baseline
+/// (a p50 of milliseconds on two cores). A venue given by `--addr` is not ours to stop.
+struct Paused(Option<u32>);
+
+impl Paused {
+    fn new(pid: Option<u32>) -> Paused {
+        if let Some(pid) = pid {
+            signal(pid, libc::SIGSTOP);
+        }
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            signal(pid, libc::SIGCONT);
+        }
+    }
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) takes two integers and touches none of our memory; `pid` is our own
+    // child, not yet reaped (`Venue` holds its `Child` until the run ends), so it names no
+    // other process.
+    let _ = unsafe { libc::kill(pid as libc::pid_t, signal) };
 }
 
 /// The UDP echo that waits as the venue's gateway thread does.
@@ -144,7 +175,20 @@ impl Venue {
         let config = dir.join("venue.toml");
         std::fs::write(&config, venue_config(wait, thread, quic_tuning))
             .map_err(|e| BenchError::io("write the venue's config", e))?;
-        let mut child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
+        // is async-signal-safe, allocates nothing and takes no lock.
+        unsafe {
+            command.pre_exec(|| {
+                // The venue dies with the harness: a killed harness (^C, a timeout) would
+                // otherwise leave it running, and a busy-spinning one takes a core for good.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(["serve", "--config"])
             .arg(&config)
             .arg("--data")
@@ -806,7 +850,13 @@ fn one_rate(
     });
     if args.udp_baseline {
         let echo = Echo { core: None, wait: echo_like_venue(&args.venue_wait), payload_bytes: 200 };
-        let udp = echo_series(&echo, args.output.harness_core, args.ramp.sender_wait, schedule, bench_epoch)?;
+        let steal_before = steal_ms_now();
+        let udp = {
+            let _paused = Paused::new(venue_pid);
+            echo_series(&echo, args.output.harness_core, args.ramp.sender_wait, schedule, bench_epoch)?
+        };
+        let udp_steal_ms =
+            steal_before.zip(steal_ms_now()).map(|(before, after)| after.saturating_sub(before));
         if !udp.check.passed || udp.lost > 0 {
             problems.push(format!("the UDP baseline beside it: {} ({} lost)", udp.check.detail, udp.lost));
         }
@@ -816,7 +866,7 @@ fn one_rate(
             "p50_us": udp_p50 as f64 / 1e3,
             "p99_us": udp.latency_ns.value_at_quantile(0.99) as f64 / 1e3,
             "lost": udp.lost,
-            "steal_ms": udp.steal_ms,
+            "steal_ms": udp_steal_ms,
         });
         extra["p50_over_udp"] = serde_json::json!(p50 as f64 / udp_p50.max(1) as f64);
     }
