@@ -137,7 +137,8 @@ fn e2e_mode_answers_every_request_over_quic_and_tcp() {
 
 /// Several sessions, one per account, driven by the one harness thread: each new order and its
 /// cancel go down the same session (a cancel from another account would be refused, failing the
-/// check), and every series says how much CPU the hypervisor stole while it ran.
+/// check), and every series says how much CPU the hypervisor stole while it ran and how busy
+/// each side kept its core.
 #[test]
 fn e2e_mode_spreads_requests_over_sessions_of_several_accounts() {
     let json = bench(
@@ -160,6 +161,9 @@ fn e2e_mode_spreads_requests_over_sessions_of_several_accounts() {
     assert_eq!(series["check"]["passed"], true, "{series:#}");
     assert_eq!(series["extra"]["refused"], 0, "{series:#}");
     assert!(series["steal_ms"].is_u64(), "{series:#}");
+    for side in ["venue_cores_busy", "harness_cores_busy", "harness_cpu_us_per_request"] {
+        assert!(series["extra"][side].as_f64().is_some_and(|v| v > 0.0), "{side} in {series:#}");
+    }
 }
 
 #[test]

@@ -780,6 +780,18 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     if !cpu.is_empty() {
         report.notes.push(format!("venue CPU per request (all its threads, µs): {}", cpu.join(", ")));
     }
+    let busy: Vec<String> = report
+        .series
+        .iter()
+        .filter_map(|s| {
+            let venue = s.extra.get("venue_cores_busy")?.as_f64()?;
+            let harness = s.extra.get("harness_cores_busy")?.as_f64()?;
+            Some(format!("{}/s {venue:.2} / {harness:.2}", format_rate(s.rate_target?)))
+        })
+        .collect();
+    if !busy.is_empty() {
+        report.notes.push(format!("cores kept busy, venue / harness: {}", busy.join(", ")));
+    }
     publish(&report, &args.output.out)
 }
 
@@ -792,6 +804,8 @@ fn one_rate(
     venue_pid: Option<u32>,
 ) -> Result<Series, BenchError> {
     let venue_cpu_before = venue_pid.and_then(process_cpu_ns);
+    let harness_cpu_before = process_cpu_ns(std::process::id());
+    let wall = std::time::Instant::now();
     let mut transport_stats = serde_json::Value::Null;
     let run_id = gateway::server::now_ns();
     let mut tally = Tally::default();
@@ -826,12 +840,15 @@ fn one_rate(
     };
     // What the venue's threads spent per request of this rate (logon and logout included,
     // which is noise at these counts): the figure that says how far one thread can go.
-    let venue_cpu_us_per_request = match (venue_cpu_before, venue_pid.and_then(process_cpu_ns)) {
-        (Some(before), Some(after)) => {
-            Some(after.saturating_sub(before) as f64 / 1e3 / schedule.total() as f64)
-        }
-        _ => None,
-    };
+    // And how much of a core each side kept busy over the run (> 0.9 of each on a two-core
+    // machine: any other runnable thread, the kernel's included, delays one of them).
+    let wall_ns = wall.elapsed().as_nanos().max(1) as f64;
+    let venue_cpu_ns =
+        venue_cpu_before.zip(venue_pid.and_then(process_cpu_ns)).map(|(b, a)| a.saturating_sub(b));
+    let harness_cpu_ns =
+        harness_cpu_before.zip(process_cpu_ns(std::process::id())).map(|(b, a)| a.saturating_sub(b));
+    let per_request = |ns: u64| ns as f64 / 1e3 / schedule.total() as f64;
+    let venue_cpu_us_per_request = venue_cpu_ns.map(per_request);
     let mut problems = Vec::new();
     if run.lost + run.duplicates + run.unexpected > 0 {
         problems.push(format!(
@@ -846,6 +863,9 @@ fn one_rate(
         "refused": tally.refused,
         "unmatched": tally.unmatched,
         "venue_cpu_us_per_request": venue_cpu_us_per_request,
+        "venue_cores_busy": venue_cpu_ns.map(|ns| ns as f64 / wall_ns),
+        "harness_cpu_us_per_request": harness_cpu_ns.map(per_request),
+        "harness_cores_busy": harness_cpu_ns.map(|ns| ns as f64 / wall_ns),
         "quic": transport_stats,
     });
     if args.udp_baseline {
