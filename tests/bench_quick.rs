@@ -135,6 +135,31 @@ fn e2e_mode_answers_every_request_over_quic_and_tcp() {
     }
 }
 
+/// A venue that spins before it blocks (`network.poll_spin_us`) answers every request too,
+/// at a rate whose gaps are shorter than the spin and at one whose gaps are longer.
+#[test]
+fn e2e_mode_through_a_venue_that_spins_before_it_blocks() {
+    let json = bench(
+        "e2e",
+        &[
+            "--transport",
+            "quic",
+            "--venue-spin-us",
+            "300",
+            "--rates",
+            "1000,10000",
+            "--p50-limit-us",
+            "1000000000",
+            "--warmup-ms",
+            "20",
+            "--measure-ms",
+            "200",
+        ],
+    );
+    assert_eq!(json["config"]["venue_spin_us"], 300);
+    assert!(json["machine"]["threads"].to_string().contains("spins 300 µs first"), "{json:#}");
+}
+
 /// Several sessions, one per account, driven by the one harness thread: each new order and its
 /// cancel go down the same session (a cancel from another account would be refused, failing the
 /// check), and every series says how much CPU the hypervisor stole while it ran and how busy

@@ -84,6 +84,9 @@ pub struct GatewayConfig {
     /// [`WaitStrategy::BusySpin`] poll without blocking and yield or spin between polls (only
     /// with a core to spare).
     pub wait: WaitStrategy,
+    /// Under a blocking wait, how long the thread keeps polling without blocking after its
+    /// last work (spin, then block): zero blocks at once.
+    pub poll_spin: Duration,
 }
 
 /// How the gateway reaches the router.
@@ -171,6 +174,7 @@ impl Gateway {
             verdicts,
             router,
             wait: config.wait,
+            poll_spin: config.poll_spin,
             next_token: 0,
             buf: vec![0; READ_CHUNK],
             tx_scratch: Vec::new(),
@@ -283,6 +287,8 @@ struct GatewayLoop {
     verdicts: Receiver<Verdict>,
     router: Option<Box<Router>>,
     wait: WaitStrategy,
+    /// [`GatewayConfig::poll_spin`].
+    poll_spin: Duration,
     next_token: usize,
     buf: Vec<u8>,
     /// A session's bytes on their way into its QUIC stream (kept, so sending allocates nothing).
@@ -307,8 +313,10 @@ impl GatewayLoop {
         }
         let mut events = Events::with_capacity(1024);
         let spin = matches!(self.wait, WaitStrategy::BusySpin | WaitStrategy::Yield);
+        let mut last_work = Instant::now();
         while !stop.load(Ordering::Acquire) {
-            let timeout = if spin { Duration::ZERO } else { self.timeout() };
+            let spinning = spin || (!self.poll_spin.is_zero() && last_work.elapsed() < self.poll_spin);
+            let timeout = if spinning { Duration::ZERO } else { self.timeout() };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     eprintln!("gateway: poll failed, stopping: {e}");
@@ -331,6 +339,9 @@ impl GatewayLoop {
                 }
             }
             let busy = self.turn(udp_ready);
+            if !self.poll_spin.is_zero() && (busy || !events.is_empty()) {
+                last_work = Instant::now();
+            }
             if spin && !busy && events.is_empty() {
                 if self.wait == WaitStrategy::Yield {
                     std::thread::yield_now();

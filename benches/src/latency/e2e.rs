@@ -44,9 +44,9 @@ pub const RATES_QUICK: [u64; 3] = [5_000, 20_000, 50_000];
 /// The venue the harness starts: OS-chosen loopback ports, the engine's and router's wait
 /// strategy from `--venue-wait`, where they run from `--venue-engine-thread`, and no rate limit
 /// (the harness measures the venue's capacity, not its flood protection; risk checks stay on).
-fn venue_config(wait: &str, thread: &str, quic_tuning: &str) -> String {
+fn venue_config(wait: &str, thread: &str, spin_us: u64, quic_tuning: &str) -> String {
     format!(
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n[network.quic_tuning]\n{quic_tuning}[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\nthread = \"{thread}\"\n[rate_limit]\nenabled = false\n"
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\npoll_spin_us = {spin_us}\n[network.quic_tuning]\n{quic_tuning}[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\nthread = \"{thread}\"\n[rate_limit]\nenabled = false\n"
     )
 }
 
@@ -103,6 +103,10 @@ pub struct E2eArgs {
     /// (engine and router on a thread each, linked by the rings).
     #[arg(long, default_value = "gateway")]
     pub venue_engine_thread: String,
+    /// The started venue's `network.poll_spin_us`: its gateway thread keeps polling this many
+    /// µs after its last work before it blocks (default 0: blocks at once).
+    #[arg(long, default_value_t = 0)]
+    pub venue_spin_us: u64,
     /// Accounts (password = name) to trade as, one FIX session each, all driven by the harness
     /// thread: `--account alice,bob,carol,dave` spreads the requests over four sessions (a new
     /// order and its cancel go down the same one).
@@ -168,12 +172,18 @@ struct Venue {
 }
 
 impl Venue {
-    fn start(bin: PathBuf, wait: &str, thread: &str, quic_tuning: &str) -> Result<Venue, BenchError> {
+    fn start(
+        bin: PathBuf,
+        wait: &str,
+        thread: &str,
+        spin_us: u64,
+        quic_tuning: &str,
+    ) -> Result<Venue, BenchError> {
         let dir = std::env::temp_dir().join(format!("exchange-bench-e2e-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the venue's directory", e))?;
         let config = dir.join("venue.toml");
-        std::fs::write(&config, venue_config(wait, thread, quic_tuning))
+        std::fs::write(&config, venue_config(wait, thread, spin_us, quic_tuning))
             .map_err(|e| BenchError::io("write the venue's config", e))?;
         let mut command = Command::new(&bin);
         // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
@@ -676,7 +686,13 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
                 Some(b) => b.clone(),
                 None => std::env::current_exe().map_err(|e| BenchError::io("find this binary", e))?,
             };
-            Some(Venue::start(bin, &args.venue_wait, &args.venue_engine_thread, &tuning_table)?)
+            Some(Venue::start(
+                bin,
+                &args.venue_wait,
+                &args.venue_engine_thread,
+                args.venue_spin_us,
+                &tuning_table,
+            )?)
         }
     };
     let (addr, cert) = match (&venue, args.transport) {
@@ -694,7 +710,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     );
     machine.thread(
         "venue",
-        if venue.is_some() { format!("exchange serve started by the harness: embedded defaults, engine.thread {}, waits {}, unpinned, page-cache journal, no rate limit", args.venue_engine_thread, args.venue_wait) } else { format!("running at {addr}") },
+        if venue.is_some() { format!("exchange serve started by the harness: embedded defaults, engine.thread {}, waits {} (spins {} µs first), unpinned, page-cache journal, no rate limit", args.venue_engine_thread, args.venue_wait, args.venue_spin_us) } else { format!("running at {addr}") },
     );
 
     let venue_pid = venue.as_ref().map(|v| v.child.id());
@@ -736,6 +752,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
             "accounts": args.account,
             "venue_wait": args.venue_wait,
             "venue_engine_thread": args.venue_engine_thread,
+            "venue_spin_us": args.venue_spin_us,
             "quic_tuning": args.quic_tuning,
             "udp_baseline": args.udp_baseline,
         }),
