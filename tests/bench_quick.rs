@@ -147,7 +147,7 @@ fn e2e_mode_through_a_venue_that_spins_before_it_blocks() {
             "--venue-spin-us",
             "300",
             "--rates",
-            "1000,10000",
+            "1000,4000",
             "--p50-limit-us",
             "1000000000",
             "--warmup-ms",
