@@ -90,9 +90,9 @@ pub struct NetworkConfig {
     pub tcp: String,
     /// quinn transport knobs (`[network.quic_tuning]`).
     pub quic_tuning: gateway::tls::QuicTuning,
-    /// Spin before blocking: the gateway thread polls its sockets without blocking for this
-    /// many µs after its last work before it blocks in the poll (with `router_wait` park or
-    /// backoff). Requests closer together than this are served at busy-spin latency, for up to
+    /// Spin before blocking: wherever the gateway thread would block in its poll (always,
+    /// except with `engine.thread = "gateway"` and `router_wait` yield or busy-spin), it first
+    /// keeps polling without blocking for this many µs after its last work. Requests closer together than this are served at busy-spin latency, for up to
     /// this much CPU per idle gap. 0 (the default) blocks at once: a 2-core machine has no core
     /// to spare.
     pub poll_spin_us: u64,
