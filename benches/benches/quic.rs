@@ -20,7 +20,6 @@
 
 use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,13 +34,17 @@ const REQUEST_BYTES: usize = 160;
 /// An ExecutionReport acknowledging it is ~260 bytes.
 const ANSWER_BYTES: usize = 260;
 
-/// A self-signed certificate in a fresh directory of its own: (server TLS, CA to trust).
-fn tls() -> (ServerTls, PathBuf) {
+/// Both ends' configurations, trusting a self-signed certificate made in a directory of its own
+/// (removed again once the configurations hold what they need).
+fn configs() -> (quinn_proto::ServerConfig, quinn_proto::ClientConfig) {
     let dir = std::env::temp_dir().join(format!("exchange-bench-quic-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (tls, _) = ServerTls::self_signed_in(&dir).expect("self-signed certificate");
-    let ca = tls.cert.clone();
-    (tls, ca)
+    let tuning = QuicTuning::default();
+    let server = quinn_server_config(&tls, &tuning).expect("server config");
+    let client = quinn_client_config(&tls.cert, None, &tuning).expect("client config");
+    let _ = std::fs::remove_dir_all(&dir);
+    (server, client)
 }
 
 fn loopback() -> UdpSocket {
@@ -196,13 +199,12 @@ impl End {
 
 /// Client and server connected in memory, handshake done, the stream open both ways.
 fn in_memory_pair() -> (End, End) {
-    let (tls, ca) = tls();
-    let tuning = QuicTuning::default();
-    let server_config = Arc::new(quinn_server_config(&tls, &tuning).expect("server config"));
-    let mut server =
-        End::new(Endpoint::new(Arc::new(EndpointConfig::default()), Some(server_config), true, None), 4433);
+    let (server_config, config) = configs();
+    let mut server = End::new(
+        Endpoint::new(Arc::new(EndpointConfig::default()), Some(Arc::new(server_config)), true, None),
+        4433,
+    );
     let mut client = End::new(Endpoint::new(Arc::new(EndpointConfig::default()), None, true, None), 50000);
-    let config = quinn_client_config(&ca, None, &tuning).expect("client config");
     client.conn =
         Some(client.endpoint.connect(Instant::now(), config, server.addr, "localhost").expect("connect"));
     for _ in 0..100 {
@@ -244,11 +246,8 @@ fn quic_in_memory(c: &mut Criterion) {
 }
 
 fn quic_loopback(c: &mut Criterion) {
-    let (tls, ca) = tls();
-    let tuning = QuicTuning::default();
-    let config = quinn_server_config(&tls, &tuning).expect("server config");
-    let mut server: QuicSocket<()> = QuicSocket::server(loopback(), config, 4).expect("server");
-    let config = quinn_client_config(&ca, None, &tuning).expect("client config");
+    let (server_config, config) = configs();
+    let mut server: QuicSocket<()> = QuicSocket::server(loopback(), server_config, 4).expect("server");
     let (mut client, handle) =
         QuicSocket::client(loopback(), config, server.local_addr(), "localhost", ()).expect("client");
     let (request, answer) = (vec![7u8; REQUEST_BYTES], vec![9u8; ANSWER_BYTES]);
