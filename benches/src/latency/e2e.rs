@@ -33,8 +33,8 @@ use super::output::{publish, table_line, Progress, Report};
 use super::series::{format_rate, steal_ms_now, Check, Series};
 use super::udp_baseline::{echo_series, Echo};
 use super::{
-    describe_harness, on_harness_thread, progress_visible, BenchError, EchoWait, MachineUse, OutputArgs,
-    RampArgs,
+    describe_harness, flag_name, on_harness_thread, progress_visible, BenchError, EchoWait, MachineUse,
+    OutputArgs, RampArgs,
 };
 
 /// Default ramp, requests per second.
@@ -701,9 +701,9 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
         (None, _) => (args.addr.expect("checked"), args.ca.clone()),
     };
     let plan = args.ramp.plan(quick, &RATES_QUICK, &RATES_DEFAULT)?;
-    let transport = format!("{:?}", args.transport).to_lowercase();
+    let transport = flag_name(args.transport);
     let mut machine = MachineUse::detect();
-    let sender_wait = format!("{:?}", args.ramp.sender_wait).to_lowercase();
+    let sender_wait = flag_name(args.ramp.sender_wait);
     machine.thread(
         "harness",
         describe_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?,
@@ -779,10 +779,9 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
                 ))
             })
             .collect();
-        let echo = echo_like_venue(&args.venue_wait).to_possible_value().map(|v| v.get_name().to_owned());
         report.notes.push(format!(
             "p50 over the UDP round trip at the same rate (echo waits: {}): {}",
-            echo.unwrap_or_default(),
+            flag_name(echo_like_venue(&args.venue_wait)),
             ratios.join(", ")
         ));
     }
@@ -899,7 +898,7 @@ fn one_rate(
         }
         let (p50, udp_p50) = (run.latency_ns.value_at_quantile(0.5), udp.latency_ns.value_at_quantile(0.5));
         extra["udp_baseline"] = serde_json::json!({
-            "echo_wait": echo.wait.to_possible_value().map(|v| v.get_name().to_owned()),
+            "echo_wait": flag_name(echo.wait),
             "p50_us": udp_p50 as f64 / 1e3,
             "p99_us": udp.latency_ns.value_at_quantile(0.99) as f64 / 1e3,
             "lost": udp.lost,

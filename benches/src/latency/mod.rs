@@ -374,6 +374,11 @@ impl MachineUse {
     }
 }
 
+/// A flag value as it is written on the command line (`busy-spin`), for the results.
+pub fn flag_name(value: impl ValueEnum) -> String {
+    value.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())
+}
+
 /// Checks that the harness may be pinned to `core` and says how the harness thread runs, for
 /// [`MachineUse`]. The pinning itself happens in [`on_harness_thread`].
 pub fn describe_harness(core: Option<usize>, wait: &str) -> Result<String, BenchError> {

@@ -25,7 +25,9 @@ use engine::{
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
 use super::series::{format_rate, Check, Series};
-use super::{describe_harness, on_harness_thread, progress_visible, BenchError, EngineArgs, MachineUse};
+use super::{
+    describe_harness, flag_name, on_harness_thread, progress_visible, BenchError, EngineArgs, MachineUse,
+};
 use crate::gen::{generate, GenConfig, Workload};
 use crate::{EngineVenue, RunCounts, StatsSink, Venue};
 
@@ -154,7 +156,7 @@ pub fn run(args: &EngineArgs) -> Result<bool, BenchError> {
         return Err(BenchError::Config("--symbols must be at least 1".into()));
     }
     let mut machine = MachineUse::detect();
-    let sender_wait = format!("{:?}", args.ramp.sender_wait).to_lowercase();
+    let sender_wait = flag_name(args.ramp.sender_wait);
     machine.thread(
         "harness",
         describe_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?,

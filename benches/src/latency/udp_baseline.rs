@@ -16,14 +16,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use clap::ValueEnum as _;
-
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
 use super::series::{format_rate, Check, Series};
 use super::{
-    describe_harness, on_harness_thread, progress_visible, BenchError, EchoWait, MachineUse, SenderWait,
-    UdpArgs,
+    describe_harness, flag_name, on_harness_thread, progress_visible, BenchError, EchoWait, MachineUse,
+    SenderWait, UdpArgs,
 };
 
 /// Default ramp, datagrams per second.
@@ -163,7 +161,7 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
     let quick = args.output.quick;
     let plan = args.ramp.plan(quick, &RATES_QUICK, &RATES_DEFAULT)?;
     let mut machine = MachineUse::detect();
-    let sender_wait = format!("{:?}", args.ramp.sender_wait).to_lowercase();
+    let sender_wait = flag_name(args.ramp.sender_wait);
     machine.thread(
         "harness",
         describe_harness(args.output.harness_core, &format!("{sender_wait} (sends and receives)"))?,
@@ -215,7 +213,7 @@ pub fn run(args: &UdpArgs) -> Result<bool, BenchError> {
             "pause_ms": args.ramp.pause_ms,
             "harness_core": args.output.harness_core,
             "echo_core": args.echo_core,
-            "echo_wait": args.echo_wait.to_possible_value().map(|v| v.get_name().to_owned()),
+            "echo_wait": flag_name(args.echo_wait),
             "sender_wait": sender_wait,
         }),
         series,
