@@ -17,9 +17,11 @@ use engine::{
     RunnerConfig, RunnerError, SymbolSpec, SystemClock, WaitStrategy,
 };
 use gateway::admin::AdminConfig;
+use gateway::parking::{OpenedSession, Parking};
 use gateway::router::{Durability, EngineLink, RateLimits, Router, RouterConfig, RouterHandle};
 use gateway::server::{Gateway, GatewayConfig, Routing};
 use gateway::session::SessionConfig;
+use gateway::session_store::{session_day, SessionMeta, SessionStore};
 use gateway::tls::ServerTls;
 use gateway::venue::{hash_password, AccountConfig, Accounts, Symbols, Venue};
 use serde::Deserialize;
@@ -158,6 +160,10 @@ pub struct SessionSection {
     /// Reject (35=3, 373=0/2) messages with tags the FIX 4.4 data dictionary does not allow in
     /// their MsgType. Off accepts and ignores such tags.
     pub validate_fields: bool,
+    /// When a new session day starts, `HH:MM:SS` UTC (QuickFIX's StartTime): sequence numbers
+    /// persist across connections within a day and start again from 1 at the first Logon of
+    /// the next.
+    pub reset_time: String,
 }
 
 /// Message rate limits: every session, every account (overridable per account).
@@ -315,6 +321,7 @@ impl Default for SessionSection {
             message_bytes_max: defaults.message_bytes_max,
             resend_store_max: defaults.resend_store_max,
             validate_fields: defaults.validate_fields,
+            reset_time: "00:00:00".into(),
         }
     }
 }
@@ -377,6 +384,71 @@ pub struct ServerInfo {
     pub plain_password_accounts: Vec<String>,
     /// Journal recovery at start-up.
     pub recovery: DurableRecovery,
+    /// FIX session stores found corrupt at start-up (each named, with its offset; the session
+    /// was reset).
+    pub session_store_warnings: Vec<String>,
+    /// Accounts whose orders were canceled at start-up: cancel-on-disconnect accounts whose
+    /// session was logged on when the venue last stopped without a Logout.
+    pub canceled_at_start: Vec<String>,
+}
+
+/// Seconds after midnight of `HH:MM:SS`.
+fn parse_reset_time(text: &str) -> Result<u32, ServeError> {
+    let bad = || ServeError::Config(format!("session.reset_time {text:?}: use HH:MM:SS (UTC)"));
+    let parts: Vec<&str> = text.split(':').collect();
+    let [h, m, sec] = parts[..] else { return Err(bad()) };
+    let field =
+        |v: &str, max: u32| v.parse::<u32>().ok().filter(|&n| n < max && v.len() == 2).ok_or_else(bad);
+    Ok(field(h, 24)? * 3600 + field(m, 60)? * 60 + field(sec, 60)?)
+}
+
+/// Every journaled command and event, decoded in order, handed to `take`.
+fn read_journals(
+    journal_dir: &Path,
+    take: impl FnOnce(&mut dyn Iterator<Item = engine::Command>, &mut dyn Iterator<Item = engine::Event>),
+) -> Result<(), String> {
+    use engine::journal::JournalReader;
+    let open = |name: &str| -> Result<Option<JournalReader>, String> {
+        let dir = journal_dir.join(name);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        JournalReader::open_from_start(&dir).map(Some).map_err(|e| format!("{name} journal: {e}"))
+    };
+    let (mut commands, mut events) = (open("commands")?, open("events")?);
+    let mut error: Option<String> = None;
+    let mut next_command = std::iter::from_fn(|| {
+        let reader = commands.as_mut()?;
+        match reader.next_record() {
+            Ok(Some(r)) => engine::Command::decode(r.payload)
+                .map_err(|e| error = Some(format!("command {}: {e}", r.seq)))
+                .ok(),
+            Ok(None) => None,
+            Err(e) => {
+                error = Some(format!("commands journal: {e}"));
+                None
+            }
+        }
+    });
+    let mut event_error: Option<String> = None;
+    let mut next_event = std::iter::from_fn(|| {
+        let reader = events.as_mut()?;
+        match reader.next_record() {
+            Ok(Some(r)) => engine::Event::decode(r.payload)
+                .map_err(|e| event_error = Some(format!("event {}: {e}", r.seq)))
+                .ok(),
+            Ok(None) => None,
+            Err(e) => {
+                event_error = Some(format!("events journal: {e}"));
+                None
+            }
+        }
+    });
+    take(&mut next_command, &mut next_event);
+    match error.or(event_error) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// A running venue.
@@ -498,6 +570,48 @@ impl Server {
         let (durable, recovery) = DurableEngine::open(engine_config, durable_config)
             .map_err(|e| data_err(format!("journal: {e}")))?;
         let seq_first = durable.next_command_seq();
+        let event_last = durable.engine().next_event_seq() - 1;
+
+        // Persistent FIX sessions: each account's numbers, sent messages, and the last event
+        // reported to it. A new store starts after every event journaled so far.
+        let reset_offset_s = parse_reset_time(&config.session.reset_time)?;
+        let now = gateway::server::now_ns();
+        let fresh = SessionMeta {
+            in_seq_next: 1,
+            out_seq_next: 1,
+            last_event_seq: event_last,
+            session_day: session_day(now, reset_offset_s),
+            connected: false,
+        };
+        let sessions_dir = data_dir.join("sessions");
+        let mut opened = Vec::new();
+        let mut reported = vec![event_last; accounts.len()];
+        let mut cancel_at_start = Vec::new();
+        let mut canceled_at_start = Vec::new();
+        let mut session_store_warnings = Vec::new();
+        for (id, account) in accounts.iter().enumerate() {
+            if account.comp_id.is_empty() {
+                continue;
+            }
+            let o =
+                SessionStore::open(&sessions_dir, &account.comp_id, fresh, config.session.resend_store_max)
+                    .map_err(|e| data_err(e.to_string()))?;
+            if let Some(e) = o.corruption {
+                session_store_warnings.push(e.to_string());
+            }
+            let meta = o.store.meta();
+            reported[id] = meta.last_event_seq;
+            if meta.connected && account.cancel_on_disconnect && !account.admin {
+                cancel_at_start.push(id as AccountId);
+                canceled_at_start.push(account.name.clone());
+            }
+            opened.push(OpenedSession {
+                account: id as AccountId,
+                comp_id: account.comp_id.clone(),
+                store: o.store,
+                state: o.state,
+            });
+        }
         let (risk, admin) = build_risk(config, &symbols, &names, &data_dir)?;
         let progress = durable.commands_progress();
         let engine_error = |e: RunnerError| ServeError::Engine(e.to_string());
@@ -541,6 +655,7 @@ impl Server {
             wait: router_wait,
             durability: Some(Durability { progress, group_commit: matches!(sync, SyncPolicy::GroupCommit) }),
             accounts: accounts.len(),
+            cancel_at_start,
             risk: Some(risk),
             admin,
             rate_limit: config.rate_limit.enabled.then(|| RateLimits {
@@ -555,12 +670,16 @@ impl Server {
             }),
         };
         let router_error = |e: std::io::Error| ServeError::Engine(format!("router: {e}"));
+        let (mut router, tx) = Router::new(link, router_config).map_err(router_error)?;
+        // Order state and undelivered reports, from the journals: every live order keeps its
+        // owner, ClOrdID chain and fills across the restart.
+        read_journals(&journal_dir, |commands, events| router.rebuild(commands, events, reported))
+            .map_err(|e| data_err(format!("rebuilding order state: {e}")))?;
         let (routing, router) = if hosted {
-            let (router, tx) = Router::new(link, router_config).map_err(router_error)?;
             (Routing::Hosted(Box::new(router), tx), None)
         } else {
-            let router = gateway::router::spawn(link, router_config).map_err(router_error)?;
-            (Routing::Thread(router.inbound.clone()), Some(router))
+            let handle = gateway::router::spawn_built(router, tx).map_err(router_error)?;
+            (Routing::Thread(handle.inbound.clone()), Some(handle))
         };
 
         // The gateway.
@@ -596,7 +715,8 @@ impl Server {
             wait: if hosted { router_wait } else { WaitStrategy::Park },
             poll_spin: std::time::Duration::from_micros(config.network.poll_spin_us),
         };
-        let gateway = Gateway::start(&gateway_config, venue, routing)?;
+        let parking = Parking::new(venue.session.clone(), opened, reset_offset_s, now);
+        let gateway = Gateway::start(&gateway_config, venue, routing, parking)?;
         Ok(Server {
             info: ServerInfo {
                 quic_addr: gateway.quic_addr,
@@ -607,6 +727,8 @@ impl Server {
                 cert_created,
                 plain_password_accounts,
                 recovery,
+                session_store_warnings,
+                canceled_at_start,
             },
             gateway: Some(gateway),
             router,

@@ -10,7 +10,8 @@ use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, S
 use crate::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
 use crate::auth::Authenticator;
 use crate::fix::{self, tag, Message};
-use crate::router::{ExecReport, Outbox, Request, RouterTx, SessionId, ToRouter, ToSession};
+use crate::parking::Parking;
+use crate::router::{ExecReport, Request, RouterTx, SessionId, ToRouter, ToSession};
 use crate::session::{Poll, Session};
 use crate::venue::{parse_price_units, Venue};
 
@@ -108,7 +109,7 @@ impl AppSession {
     pub fn logon_decided(
         &mut self,
         session: &mut Session,
-        outbox: &Outbox,
+        parking: &mut Parking,
         verdict: Result<AccountId, String>,
         now_ns: u64,
     ) {
@@ -118,14 +119,14 @@ impl AppSession {
             }
             return;
         }
-        self.decide_logon(session, outbox, verdict, now_ns);
-        self.drive(session, outbox, now_ns);
+        self.decide_logon(session, parking, verdict, now_ns);
+        self.drive(session, parking, now_ns);
     }
 
     fn decide_logon(
         &mut self,
         session: &mut Session,
-        outbox: &Outbox,
+        parking: &mut Parking,
         verdict: Result<AccountId, String>,
         now_ns: u64,
     ) {
@@ -134,18 +135,14 @@ impl AppSession {
                 let config = self.venue.accounts.get(account);
                 let cancel_on_disconnect = config.is_some_and(|a| a.cancel_on_disconnect && !a.admin);
                 self.admin = config.is_some_and(|a| a.admin);
-                let attach = ToRouter::Attach {
-                    session: self.id,
-                    account,
-                    outbox: outbox.clone(),
-                    cancel_on_disconnect,
-                };
+                let attach = ToRouter::Attach { session: self.id, account, cancel_on_disconnect };
                 if self.router.send(attach).is_err() {
                     self.venue.accounts.release(account);
                     session.refuse_logon("venue is shutting down", now_ns);
                 } else {
                     self.account = Some(account);
-                    session.accept_logon(now_ns);
+                    // The account's persistent session goes on where its last connection left it.
+                    session.accept_logon_resuming(parking.resume(account, self.id, now_ns), now_ns);
                 }
             }
             Err(text) => session.refuse_logon(&text, now_ns),
@@ -164,7 +161,7 @@ impl AppSession {
 
     /// Runs the session over what it has buffered: logons are decided, application messages
     /// translated and sent to the router. `outbox` is where this session's reports will go.
-    pub fn drive(&mut self, session: &mut Session, outbox: &Outbox, now_ns: u64) {
+    pub fn drive(&mut self, session: &mut Session, parking: &mut Parking, now_ns: u64) {
         loop {
             match session.poll(now_ns) {
                 Poll::Idle => break,
@@ -177,7 +174,7 @@ impl AppSession {
                     }
                     None => {
                         let verdict = self.venue.accounts.authenticate(&req);
-                        self.decide_logon(session, outbox, verdict, now_ns);
+                        self.decide_logon(session, parking, verdict, now_ns);
                     }
                 },
                 Poll::App(msg) if msg.msg_type() == b"3" => {} // a client's Reject of our message: nothing to undo
@@ -360,11 +357,14 @@ impl AppSession {
         });
     }
 
-    /// Tells the router the session ended and frees the account's session slot. `graceful`:
-    /// the client logged out (no cancel-on-disconnect).
-    pub fn detach(&mut self, graceful: bool) {
+    /// Tells the router the session ended, parks the account's persistent session for its next
+    /// connection, and frees the account's session slot. A Logout from the client is graceful
+    /// (no cancel-on-disconnect).
+    pub fn detach(&mut self, session: &mut Session, parking: &mut Parking, now_ns: u64) {
         if let Some(account) = self.account.take() {
+            let graceful = session.logout_received();
             let _ = self.router.send(ToRouter::Detach { session: self.id, graceful });
+            parking.park(account, self.id, session, now_ns);
             self.venue.accounts.release(account);
         }
     }

@@ -51,6 +51,7 @@ impl Authenticator {
                     username: job.username.as_deref(),
                     password: job.password.as_deref(),
                     heartbeat_s: 0,
+                    reset_seq_num: false,
                 };
                 let verdict = venue.accounts.authenticate(&request);
                 if verdict_tx.send((job.session, verdict)).is_err() {

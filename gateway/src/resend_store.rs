@@ -76,6 +76,14 @@ impl ResendStore {
         self.entries.is_empty()
     }
 
+    /// Drops every message (a session reset), keeping the bounds and the buffers.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.log.clear();
+        self.base = 0;
+        self.live_bytes = 0;
+    }
+
     /// Keeps message `seq` (greater than every seq kept so far). A message larger than the
     /// byte bound, or a MsgType over 255 bytes, is not kept (a resend gap-fills it).
     pub fn push(&mut self, seq: u64, msg_type: &[u8], fields: &[u8], sent_ns: u64) {

@@ -50,14 +50,15 @@ const BATCH_MAX: usize = 256;
 /// What a session asks of the router.
 #[derive(Debug)]
 pub enum ToRouter {
+    /// Where every account's messages go from now on (sent once by the gateway when it starts;
+    /// messages made before it are kept until then).
+    Outbox(Outbox),
     /// A session logged on as `account`.
     Attach {
         /// The session.
         session: SessionId,
         /// Its account.
         account: AccountId,
-        /// Where its reports go.
-        outbox: Outbox,
         /// Cancel the account's orders when the session ends.
         cancel_on_disconnect: bool,
     },
@@ -202,42 +203,45 @@ pub struct CancelReject {
     pub text: String,
 }
 
-/// Where a session's messages go.
+/// A message for an account's persistent FIX session, connected or not.
 #[derive(Clone, Debug)]
-pub struct Outbox {
-    kind: OutboxKind,
-    /// Set when the outbox overflowed: the session must close (slow consumer).
-    pub overflowed: Arc<AtomicBool>,
+pub struct Delivery {
+    /// The account.
+    pub account: AccountId,
+    /// Sequence number of the engine event it reports, 0 when it reports none (risk and rate
+    /// rejects, status answers): the session records the highest, so a restart regenerates
+    /// exactly the reports a crash kept from it.
+    pub event_seq: u64,
+    /// What to send.
+    pub message: ToSession,
 }
 
+/// Where every account's messages go: the gateway thread, which hands each to the account's
+/// connection or, with none, to its detached session for a resend after the next Logon.
 #[derive(Clone, Debug)]
-enum OutboxKind {
-    Local(Sender<(SessionId, ToSession)>),
-    Channel { tx: Sender<(SessionId, ToSession)>, waker: Arc<mio::Waker> },
+pub struct Outbox {
+    tx: Sender<Delivery>,
+    /// Wakes the gateway's poll loop when the router has a thread of its own; `None` when the
+    /// gateway hosts the router and reads the outbox after each turn.
+    waker: Option<Arc<mio::Waker>>,
 }
 
 impl Outbox {
     /// An outbox read by the thread that runs the router, after each of the router's turns.
-    pub fn local(tx: Sender<(SessionId, ToSession)>) -> Outbox {
-        Outbox { kind: OutboxKind::Local(tx), overflowed: Arc::default() }
+    pub fn local(tx: Sender<Delivery>) -> Outbox {
+        Outbox { tx, waker: None }
     }
 
     /// An outbox read by a mio poll loop, woken by `waker`.
-    pub fn channel(tx: Sender<(SessionId, ToSession)>, waker: Arc<mio::Waker>) -> Outbox {
-        Outbox { kind: OutboxKind::Channel { tx, waker }, overflowed: Arc::default() }
+    pub fn channel(tx: Sender<Delivery>, waker: Arc<mio::Waker>) -> Outbox {
+        Outbox { tx, waker: Some(waker) }
     }
 
-    fn send(&self, session: SessionId, message: ToSession) -> bool {
-        let sent = match &self.kind {
-            OutboxKind::Local(tx) => tx.try_send((session, message)).is_ok(),
-            OutboxKind::Channel { tx, waker } => {
-                let sent = tx.try_send((session, message)).is_ok();
-                let _ = waker.wake();
-                sent
-            }
-        };
-        if !sent {
-            self.overflowed.store(true, Ordering::Release);
+    /// Sends, or hands the message back when the channel is full.
+    fn send(&self, delivery: Delivery) -> Result<(), Delivery> {
+        let sent = self.tx.try_send(delivery).map_err(|e| e.into_inner());
+        if let Some(waker) = &self.waker {
+            let _ = waker.wake();
         }
         sent
     }
@@ -250,8 +254,11 @@ pub struct RouterStats {
     pub requests: AtomicU64,
     /// Events read from the engine.
     pub events: AtomicU64,
-    /// Events for accounts with no session (their reports are not delivered).
-    pub undeliverable: AtomicU64,
+    /// Reports for accounts with no connection (kept in their session for a resend).
+    pub to_detached: AtomicU64,
+    /// Events about an order the router does not know: never expected (order state is rebuilt
+    /// from the journal at start-up); counted, and a debug build stops.
+    pub unknown_order_events: AtomicU64,
     /// Requests refused because too many were in flight.
     pub busy: AtomicU64,
     /// Requests refused by pre-trade risk.
@@ -285,6 +292,9 @@ pub struct RouterConfig {
     /// Core to pin the router thread to (with [`EngineLink::Inline`] it is the engine's
     /// thread); `None` leaves it to the scheduler.
     pub pin_core: Option<usize>,
+    /// Accounts whose orders are canceled before the first turn: cancel-on-disconnect accounts
+    /// whose session was logged on when the process last stopped without a Logout (a crash).
+    pub cancel_at_start: Vec<AccountId>,
 }
 
 /// How the router reaches the matching engine.
@@ -417,9 +427,11 @@ struct OrderState {
 #[derive(Debug)]
 struct Attached {
     session: SessionId,
-    outbox: Outbox,
     cancel_on_disconnect: bool,
 }
+
+/// Most messages waiting for room in the outbox; past it, new requests are refused as busy.
+pub const UNSENT_MAX: usize = 1 << 20;
 
 /// The router's state. It runs on a thread of its own ([`spawn`]) or is hosted by another
 /// thread's loop (the gateway's), which calls [`Router::turn`].
@@ -432,6 +444,11 @@ pub struct Router {
     orders: FxHashMap<OrderId, OrderState>,
     sessions: Vec<Option<Attached>>,
     held: VecDeque<Event>,
+    /// Where messages go ([`ToRouter::Outbox`]), and what waits for it or for room in it.
+    outbox: Option<Outbox>,
+    unsent: VecDeque<Delivery>,
+    /// Per account: reports of events up to this seq were delivered before a restart.
+    reported: Vec<u64>,
     risk: Option<risk::RiskEngine>,
     limiter: Option<ratelimit::KeyedLimiter<LimitKey>>,
     stats: Arc<RouterStats>,
@@ -463,6 +480,12 @@ impl RouterHandle {
 /// Starts the router thread, linked to the engine by `engine`.
 pub fn spawn(engine: EngineLink, config: RouterConfig) -> std::io::Result<RouterHandle> {
     let (router, inbound) = Router::new(engine, config)?;
+    spawn_built(router, inbound)
+}
+
+/// Starts a router made with [`Router::new`] (and perhaps [`Router::rebuild`]) on a thread of
+/// its own.
+pub fn spawn_built(router: Router, inbound: RouterTx) -> std::io::Result<RouterHandle> {
     let (stats, stop) = (router.stats.clone(), router.stop.clone());
     let thread = std::thread::Builder::new().name("router".into()).spawn(move || router.run())?;
     Ok(RouterHandle { inbound, stats, stop, thread: Some(thread) })
@@ -512,6 +535,9 @@ impl Router {
             in_flight: VecDeque::new(),
             orders: FxHashMap::default(),
             held: VecDeque::new(),
+            outbox: None,
+            unsent: VecDeque::new(),
+            reported: Vec::new(),
             risk,
             limiter,
             stats: stats.clone(),
@@ -532,7 +558,10 @@ impl Router {
     pub fn turn_due(&self) -> Option<TurnDue> {
         if !self.inbound.is_empty() {
             Some(TurnDue::Now)
-        } else if !self.held.is_empty() || matches!(self.engine, Link::Rings { .. }) {
+        } else if !self.held.is_empty()
+            || !self.unsent.is_empty()
+            || matches!(self.engine, Link::Rings { .. })
+        {
             Some(TurnDue::Soon)
         } else {
             None
@@ -552,7 +581,46 @@ impl Router {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        busy | self.release_held()
+        busy | self.release_held() | self.flush_unsent()
+    }
+
+    /// Messages that waited for the outbox, oldest first, while it has room.
+    fn flush_unsent(&mut self) -> bool {
+        let Some(outbox) = &self.outbox else { return false };
+        let mut sent = false;
+        while let Some(delivery) = self.unsent.pop_front() {
+            if let Err(back) = outbox.send(delivery) {
+                self.unsent.push_front(back);
+                break;
+            }
+            sent = true;
+        }
+        sent
+    }
+
+    /// Rebuilds order state from the journals before the first turn: every command with the
+    /// events it caused, in order, goes through the same code as live traffic. Reports of events
+    /// at or below `reported[account]` were delivered before the restart and are not made
+    /// again; later ones (a crash kept them from their session) are delivered now.
+    pub fn rebuild(
+        &mut self,
+        commands: impl IntoIterator<Item = Command>,
+        events: impl IntoIterator<Item = Event>,
+        reported: Vec<u64>,
+    ) {
+        self.reported = reported;
+        let mut commands = commands.into_iter().peekable();
+        let mut request = None;
+        for event in events {
+            while let Some(command) = commands.next_if(|c| c.header.seq <= event.command_seq) {
+                request = (command.header.seq == event.command_seq).then(|| request_of(&command)).flatten();
+            }
+            if let Some(risk) = self.risk.as_mut() {
+                risk.on_event(&event);
+            }
+            self.on_event_for(&event, request);
+        }
+        self.reported.clear();
     }
 
     /// Before the first turn, on the thread that will turn it: pins that thread if configured,
@@ -564,11 +632,14 @@ impl Router {
             }
         }
         // (A crash between the kill and its CancelAll being journaled would leave orders.)
-        let killed: Vec<AccountId> = match &self.risk {
+        let mut cancel: Vec<AccountId> = match &self.risk {
             Some(risk) => (0..self.config.accounts as AccountId).filter(|&a| risk.is_killed(a)).collect(),
             None => Vec::new(),
         };
-        for account in killed {
+        cancel.extend(std::mem::take(&mut self.config.cancel_at_start));
+        cancel.sort_unstable();
+        cancel.dedup();
+        for account in cancel {
             self.push(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None, None);
         }
     }
@@ -616,9 +687,13 @@ impl Router {
 
     fn handle(&mut self, message: ToRouter) {
         match message {
-            ToRouter::Attach { session, account, outbox, cancel_on_disconnect } => {
+            ToRouter::Outbox(outbox) => {
+                self.outbox = Some(outbox);
+                self.flush_unsent();
+            }
+            ToRouter::Attach { session, account, cancel_on_disconnect } => {
                 if let Some(slot) = self.sessions.get_mut(account as usize) {
-                    *slot = Some(Attached { session, outbox, cancel_on_disconnect });
+                    *slot = Some(Attached { session, cancel_on_disconnect });
                 }
             }
             ToRouter::Detach { session, graceful } => {
@@ -652,7 +727,7 @@ impl Router {
                 self.deliver(account, ToSession::Admin(reply));
             }
             ToRouter::Request { session, request } => {
-                if self.in_flight.len() >= IN_FLIGHT_MAX {
+                if self.in_flight.len() >= IN_FLIGHT_MAX || self.unsent.len() >= UNSENT_MAX {
                     self.stats.busy.fetch_add(1, Ordering::Relaxed);
                     self.refuse_busy(&request);
                     return;
@@ -891,6 +966,11 @@ impl Router {
     fn on_event(&mut self, event: &Event) {
         let context = self.context(event.command_seq);
         let request = context.and_then(|c| c.1);
+        self.on_event_for(event, request);
+    }
+
+    /// The reports of one event, given the request its command came from.
+    fn on_event_for(&mut self, event: &Event, request: Option<Request>) {
         let ts = event.ts;
         match event.kind {
             EventKind::Accepted { account, id, symbol, order_id, side, price, qty } => {
@@ -922,7 +1002,10 @@ impl Router {
             } => {
                 let legs = [(maker_order_id, maker_leaves_qty, 0), (taker_order_id, taker_leaves_qty, 1)];
                 for (order_id, leaves, leg) in legs {
-                    let Some(state) = self.orders.get_mut(&order_id) else { continue };
+                    let Some(state) = self.orders.get_mut(&order_id) else {
+                        self.unknown_order(order_id);
+                        continue;
+                    };
                     state.cum_qty += qty;
                     state.notional_ticks += i128::from(price.0) * i128::from(qty);
                     let state = *state;
@@ -946,7 +1029,9 @@ impl Router {
                 }
             }
             EventKind::Canceled { order_id, reason, .. } => {
-                let Some(mut state) = self.orders.remove(&order_id) else { return };
+                let Some(mut state) = self.orders.remove(&order_id) else {
+                    return self.unknown_order(order_id);
+                };
                 let orig = match (reason, request) {
                     (CancelReason::User, Some(Request::Cancel { request_id, .. })) => {
                         let orig = state.cl_ord_id;
@@ -959,12 +1044,17 @@ impl Router {
                 self.report_with(order_id, &state, event.seq * 2, b'4', b'4', 0, None, orig, text, ts);
             }
             EventKind::Expired { order_id, .. } => {
-                if let Some(state) = self.orders.remove(&order_id) {
-                    self.report_with(order_id, &state, event.seq * 2, b'C', b'C', 0, None, None, None, ts);
-                }
+                let Some(state) = self.orders.remove(&order_id) else {
+                    return self.unknown_order(order_id);
+                };
+                self.report_with(order_id, &state, event.seq * 2, b'C', b'C', 0, None, None, None, ts);
             }
             EventKind::Triggered { order_id, .. } => {
-                if let Some(state) = self.orders.get(&order_id).copied() {
+                let known = self.orders.get(&order_id).copied();
+                if known.is_none() {
+                    self.unknown_order(order_id);
+                }
+                if let Some(state) = known {
                     let leaves = state.qty - state.cum_qty;
                     self.report_with(
                         order_id,
@@ -981,7 +1071,9 @@ impl Router {
                 }
             }
             EventKind::Replaced { orig_id, id, order_id, price, qty, leaves_qty, .. } => {
-                let Some(state) = self.orders.get_mut(&order_id) else { return };
+                let Some(state) = self.orders.get_mut(&order_id) else {
+                    return self.unknown_order(order_id);
+                };
                 state.cl_ord_id = id;
                 state.qty = qty;
                 state.price = Some(price);
@@ -1027,7 +1119,7 @@ impl Router {
             Some(Request::Cancel { cancel, request_id, .. }) => {
                 let message =
                     self.cancel_reject(cancel.account, cancel.symbol, cancel.id, request_id, b'1', reason);
-                self.deliver(account, message);
+                self.deliver_event(account, event.seq, message);
             }
             Some(Request::Replace { replace, .. }) => {
                 let message = self.cancel_reject(
@@ -1038,7 +1130,7 @@ impl Router {
                     b'2',
                     reason,
                 );
-                self.deliver(account, message);
+                self.deliver_event(account, event.seq, message);
             }
             Some(Request::New { order, .. }) => {
                 let report = ExecReport {
@@ -1060,7 +1152,7 @@ impl Router {
                     text: Some(reason.as_str().to_owned()),
                     transact_ns: event.ts,
                 };
-                self.deliver(account, ToSession::Exec(report));
+                self.deliver_event(account, event.seq, ToSession::Exec(report));
             }
             None => {}
         }
@@ -1125,18 +1217,37 @@ impl Router {
             text,
             transact_ns: ts,
         };
-        self.deliver(state.account, ToSession::Exec(report));
+        self.deliver_event(state.account, exec_id / 2, ToSession::Exec(report));
     }
 
+    /// Sends a message that reports no engine event.
     fn deliver(&mut self, account: AccountId, message: ToSession) {
-        match self.sessions.get(account as usize).and_then(Option::as_ref) {
-            Some(attached) => {
-                attached.outbox.send(attached.session, message);
-            }
-            None => {
-                self.stats.undeliverable.fetch_add(1, Ordering::Relaxed);
-            }
+        self.deliver_event(account, 0, message);
+    }
+
+    /// Sends a message to `account`'s session, connected or not; a report of an event a
+    /// restart found already delivered ([`Router::rebuild`]) is not sent again.
+    fn deliver_event(&mut self, account: AccountId, event_seq: u64, message: ToSession) {
+        if event_seq != 0 && self.reported.get(account as usize).is_some_and(|&r| event_seq <= r) {
+            return;
         }
+        if self.sessions.get(account as usize).is_none_or(Option::is_none) {
+            self.stats.to_detached.fetch_add(1, Ordering::Relaxed);
+        }
+        let delivery = Delivery { account, event_seq, message };
+        match &self.outbox {
+            Some(outbox) if self.unsent.is_empty() => {
+                if let Err(back) = outbox.send(delivery) {
+                    self.unsent.push_back(back);
+                }
+            }
+            _ => self.unsent.push_back(delivery),
+        }
+    }
+
+    fn unknown_order(&self, order_id: OrderId) {
+        self.stats.unknown_order_events.fetch_add(1, Ordering::Relaxed);
+        debug_assert!(false, "an event for order {order_id}, which the router does not know");
     }
 }
 
@@ -1150,6 +1261,19 @@ pub fn ord_rej_reason(reason: RejectReason) -> u32 {
         RejectReason::BadQty => 13,
         RejectReason::BookFull => 3,
         RejectReason::BadPriceTick | RejectReason::WouldTake | RejectReason::BadOrder => 99,
+    }
+}
+
+/// The request a journaled command came from, as far as its reports need it (a cancel's own
+/// ClOrdID is not journaled: its reports after a restart name the order's).
+fn request_of(command: &Command) -> Option<Request> {
+    match command.kind {
+        CommandKind::New(order) => Some(Request::New { order, ref_seq: 0 }),
+        CommandKind::Cancel(cancel) => {
+            Some(Request::Cancel { cancel, request_id: cancel.id, side: Side::Buy, ref_seq: 0 })
+        }
+        CommandKind::Replace(replace) => Some(Request::Replace { replace, side: Side::Buy, ref_seq: 0 }),
+        CommandKind::CancelAll { .. } | CommandKind::Halt { .. } | CommandKind::Resume { .. } => None,
     }
 }
 

@@ -15,15 +15,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use engine::WaitStrategy;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll as MioPoll, Token, Waker};
 
 use crate::app::AppSession;
 use crate::auth::{Authenticator, Verdict};
+use crate::parking::Parking;
 use crate::quic::{ConnectionHandle, QuicSocket, QUIC_WRITE_BUFFER_MAX};
-use crate::router::{Outbox, Router, RouterTx, SessionId, ToSession, TurnDue, OUTBOX_CAPACITY};
+use crate::router::{Delivery, Outbox, Router, RouterTx, SessionId, ToRouter, TurnDue, OUTBOX_CAPACITY};
 use crate::session::Session;
 use crate::tls::{quinn_server_config, QuicTuning, ServerTls, TlsError};
 use crate::venue::Venue;
@@ -127,6 +128,7 @@ impl Gateway {
         config: &GatewayConfig,
         venue: Arc<Venue>,
         routing: Routing,
+        parking: Parking,
     ) -> Result<Gateway, ServerError> {
         let server_config = quinn_server_config(&config.tls, &config.quic_tuning)?;
         let udp = std::net::UdpSocket::bind(config.quic)
@@ -151,6 +153,14 @@ impl Gateway {
             Routing::Hosted(router, tx) => (Some(router), tx),
         };
         let (outbox_tx, outbox_rx) = crossbeam_channel::bounded(OUTBOX_CAPACITY);
+        let outbox = match router {
+            Some(_) => Outbox::local(outbox_tx),
+            None => Outbox::channel(outbox_tx, waker.clone()),
+        };
+        router_tx.send(ToRouter::Outbox(outbox)).map_err(|_| {
+            ServerError::Start(io::Error::other("the router stopped before the gateway started"))
+        })?;
+        let parked_app = AppSession::new(venue.clone(), router_tx.clone());
         let auth_waker = waker.clone();
         let (auth, verdicts, auth_thread) = Authenticator::start(venue.clone(), move || {
             let _ = auth_waker.wake();
@@ -163,14 +173,10 @@ impl Gateway {
             quic,
             tcp: FxHashMap::default(),
             by_session: FxHashMap::default(),
-            fixes: FixFactory {
-                venue,
-                router_tx,
-                auth,
-                outbox_tx,
-                outbox_waker: router.is_none().then(|| waker.clone()),
-            },
+            fixes: FixFactory { venue, router_tx, auth },
             outbox_rx,
+            parking,
+            parked_app,
             verdicts,
             router,
             wait: config.wait,
@@ -217,17 +223,24 @@ impl Gateway {
 struct Fix {
     session: Session,
     app: AppSession,
-    outbox: Outbox,
     detached: bool,
 }
 
 impl Fix {
-    /// Reports the end of the session to the router, once.
-    fn detach(&mut self) {
+    /// Reports the end of the session to the router and parks its persistent state, once.
+    fn detach(&mut self, parking: &mut Parking, now_ns: u64) {
         if !self.detached {
             self.detached = true;
-            self.app.detach(self.session.logout_received());
+            self.app.detach(&mut self.session, parking, now_ns);
         }
+    }
+
+    /// Persists the session's numbers and new messages, then hands its bytes to `sink`.
+    fn drain_tx(&mut self, parking: &mut Parking, sink: impl FnOnce(&[u8])) {
+        if let Some(account) = self.app.account() {
+            parking.persist(account, self.app.id(), &self.session);
+        }
+        self.session.drain_tx(sink);
     }
 }
 
@@ -254,23 +267,14 @@ struct FixFactory {
     venue: Arc<Venue>,
     router_tx: RouterTx,
     auth: Authenticator,
-    outbox_tx: Sender<(SessionId, ToSession)>,
-    /// Wakes the gateway thread after a delivery from the router's own thread; `None` when the
-    /// router is hosted (it delivers on this thread, read in the same turn).
-    outbox_waker: Option<Arc<Waker>>,
 }
 
 impl FixFactory {
     fn make(&self, now_ns: u64) -> Fix {
-        let outbox = match &self.outbox_waker {
-            None => Outbox::local(self.outbox_tx.clone()),
-            Some(waker) => Outbox::channel(self.outbox_tx.clone(), waker.clone()),
-        };
         Fix {
             session: Session::acceptor(self.venue.session.clone(), now_ns),
             app: AppSession::new(self.venue.clone(), self.router_tx.clone())
                 .with_authenticator(self.auth.clone()),
-            outbox,
             detached: false,
         }
     }
@@ -283,7 +287,11 @@ struct GatewayLoop {
     tcp: FxHashMap<Token, TcpConn>,
     by_session: FxHashMap<SessionId, Place>,
     fixes: FixFactory,
-    outbox_rx: Receiver<(SessionId, ToSession)>,
+    outbox_rx: Receiver<Delivery>,
+    /// Every account's persistent session, and the application side that encodes reports for
+    /// those with no connection.
+    parking: Parking,
+    parked_app: AppSession,
     verdicts: Receiver<Verdict>,
     router: Option<Box<Router>>,
     wait: WaitStrategy,
@@ -332,7 +340,7 @@ impl GatewayLoop {
                     token => {
                         if event.is_readable() {
                             if let Some(conn) = self.tcp.get_mut(&token) {
-                                read_tcp(conn, &mut self.buf, now_ns());
+                                read_tcp(conn, &mut self.parking, &mut self.buf, now_ns());
                             }
                         }
                     }
@@ -394,7 +402,7 @@ impl GatewayLoop {
             if !conn.received.is_empty() {
                 fix.session.feed(&conn.received);
                 conn.received.clear();
-                fix.app.drive(&mut fix.session, &fix.outbox, now_ns);
+                fix.app.drive(&mut fix.session, &mut self.parking, now_ns);
                 busy = true;
             }
             if conn.peer_gone && !fix.session.is_closed() {
@@ -409,7 +417,7 @@ impl GatewayLoop {
                 None => None,
             };
             match fix {
-                Some(fix) => fix.app.logon_decided(&mut fix.session, &fix.outbox, verdict, now_ns),
+                Some(fix) => fix.app.logon_decided(&mut fix.session, &mut self.parking, verdict, now_ns),
                 // The connection went away while its Logon was checked.
                 None => {
                     if let Ok(account) = verdict {
@@ -427,21 +435,28 @@ impl GatewayLoop {
                 busy = true;
             }
         }
-        while let Ok((session, message)) = self.outbox_rx.try_recv() {
+        while let Ok(Delivery { account, event_seq, message }) = self.outbox_rx.try_recv() {
             busy = true;
-            match self.by_session.get(&session) {
-                Some(Place::Tcp(token)) => {
-                    if let Some(conn) = self.tcp.get_mut(token) {
-                        conn.fix.app.deliver(&mut conn.fix.session, message, now_ns);
+            self.parking.note_event(account, event_seq);
+            let place = self.parking.connection(account).and_then(|id| self.by_session.get(&id));
+            let fix = match place {
+                Some(Place::Tcp(token)) => self.tcp.get_mut(token).map(|c| &mut c.fix),
+                Some(Place::Quic(handle)) => self.quic.conn_mut(*handle).map(|c| &mut c.state),
+                None => None,
+            };
+            match fix {
+                Some(fix) => fix.app.deliver(&mut fix.session, message, now_ns),
+                // No connection: the account's session numbers and keeps it for a resend.
+                None => {
+                    if let Some(session) = self.parking.detached(account) {
+                        self.parked_app.deliver(session, message, now_ns);
+                        self.parking.persist_detached(account);
                     }
                 }
-                Some(Place::Quic(handle)) => {
-                    if let Some(conn) = self.quic.conn_mut(*handle) {
-                        conn.state.app.deliver(&mut conn.state.session, message, now_ns);
-                    }
-                }
-                None => {}
             }
+        }
+        for e in self.parking.take_errors() {
+            eprintln!("gateway: {e}");
         }
         self.service_tcp(now_ns);
         self.service_quic(now, now_ns);
@@ -455,21 +470,21 @@ impl GatewayLoop {
             if now_ns >= fix.session.deadline() {
                 fix.session.on_timer(now_ns);
             }
-            if fix.outbox.overflowed.load(Ordering::Acquire) || backlog > QUIC_WRITE_BUFFER_MAX {
+            if backlog > QUIC_WRITE_BUFFER_MAX {
                 fix.session.logout("slow consumer: reports not read fast enough", now_ns);
             }
             let scratch = &mut self.tx_scratch;
-            fix.session.drain_tx(|tx| scratch.extend_from_slice(tx));
+            fix.drain_tx(&mut self.parking, |tx| scratch.extend_from_slice(tx));
             conn.write(scratch);
             scratch.clear();
             if conn.state.session.is_closed() {
-                conn.state.detach();
+                conn.state.detach(&mut self.parking, now_ns);
                 conn.finish(now);
             }
         }
         for mut fix in self.quic.transmit(now) {
             self.by_session.remove(&fix.app.id());
-            fix.detach();
+            fix.detach(&mut self.parking, now_ns);
         }
     }
 
@@ -480,12 +495,11 @@ impl GatewayLoop {
             if now_ns >= session.deadline() {
                 session.on_timer(now_ns);
             }
-            if conn.fix.outbox.overflowed.load(Ordering::Acquire)
-                || conn.write_buf.len() > TCP_WRITE_BUFFER_MAX
-            {
+            if conn.write_buf.len() > TCP_WRITE_BUFFER_MAX {
                 session.logout("slow consumer: reports not read fast enough", now_ns);
             }
-            session.drain_tx(|tx| conn.write_buf.push(tx));
+            let write_buf = &mut conn.write_buf;
+            conn.fix.drain_tx(&mut self.parking, |tx| write_buf.push(tx));
             let write_failed = flush_tcp(conn).is_err();
             let done = conn.fix.session.is_closed() && conn.write_buf.is_empty();
             if write_failed || done || conn.write_buf.len() > 2 * TCP_WRITE_BUFFER_MAX {
@@ -495,7 +509,7 @@ impl GatewayLoop {
         for token in closed {
             if let Some(mut conn) = self.tcp.remove(&token) {
                 self.by_session.remove(&conn.fix.app.id());
-                conn.fix.detach();
+                conn.fix.detach(&mut self.parking, now_ns);
                 let _ = self.poll.registry().deregister(&mut conn.stream);
             }
         }
@@ -530,24 +544,44 @@ impl GatewayLoop {
         }
     }
 
-    /// Closes every connection, tells the router every session is gone, and lets a hosted
-    /// router take that (cancel-on-disconnect) before it shuts its engine down.
+    /// Logs every session out and closes its connection, parks the persistent sessions, lets a
+    /// hosted router finish, and writes what it still delivers into the sessions' stores. A
+    /// shutdown is the venue's own Logout, not a lost connection: cancel-on-disconnect does not
+    /// apply (resting orders survive a clean restart; a crash is handled at the next start).
     fn shut_down(mut self) {
+        let now = now_ns();
         for (_, mut conn) in self.tcp.drain() {
-            conn.fix.detach();
+            conn.fix.session.logout("venue shutting down", now);
+            let write_buf = &mut conn.write_buf;
+            conn.fix.drain_tx(&mut self.parking, |tx| write_buf.push(tx));
+            let _ = flush_tcp(&mut conn);
+            conn.fix.session.mark_logout_received();
+            conn.fix.detach(&mut self.parking, now);
         }
         for (_, conn) in self.quic.conns_mut() {
-            conn.state.detach();
+            conn.state.session.logout("venue shutting down", now);
+            conn.state.session.mark_logout_received();
+            conn.state.detach(&mut self.parking, now);
         }
         self.quic.close_all(b"venue shutting down");
         if let Some(mut router) = self.router.take() {
             while router.turn() {}
             router.end();
         }
+        while let Ok(Delivery { account, event_seq, message }) = self.outbox_rx.try_recv() {
+            self.parking.note_event(account, event_seq);
+            if let Some(session) = self.parking.detached(account) {
+                self.parked_app.deliver(session, message, now);
+                self.parking.persist_detached(account);
+            }
+        }
+        for e in self.parking.take_errors() {
+            eprintln!("gateway: {e}");
+        }
     }
 }
 
-fn read_tcp(conn: &mut TcpConn, buf: &mut [u8], now: u64) {
+fn read_tcp(conn: &mut TcpConn, parking: &mut Parking, buf: &mut [u8], now: u64) {
     loop {
         match conn.stream.read(buf) {
             Ok(0) => {
@@ -556,7 +590,7 @@ fn read_tcp(conn: &mut TcpConn, buf: &mut [u8], now: u64) {
             }
             Ok(n) => {
                 conn.fix.session.feed(&buf[..n]);
-                conn.fix.app.drive(&mut conn.fix.session, &conn.fix.outbox, now);
+                conn.fix.app.drive(&mut conn.fix.session, parking, now);
                 if n < buf.len() {
                     // A short read took all the socket had: the read that would say WouldBlock
                     // is a system call per wake-up for nothing. Bytes arriving later raise a

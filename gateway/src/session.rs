@@ -22,8 +22,12 @@
 //! - ResendRequest is answered from a bounded store of sent application messages
 //!   (PossDupFlag=Y, OrigSendingTime); admin messages and messages past the store's bound are
 //!   covered by SequenceReset-GapFill.
-//! - Sequence numbers start at 1 on every connection (no cross-connection recovery);
-//!   ResetSeqNumFlag (141) is accepted and echoed.
+//! - Sequence numbers persist across connections (QuickFIX's `ResetOnLogon=N`): the shell
+//!   keeps a [`SessionState`] per counterparty (durably, in [`crate::session_store`]) and
+//!   resumes it with [`Session::accept_logon_resuming`]; a session with no connection is
+//!   [`Session::detached`] and still numbers and keeps what is sent to it, for a resend after the
+//!   next Logon. ResetSeqNumFlag (141=Y) on a Logon starts both sides again from 1 and is
+//!   echoed.
 //! - An acceptor checks each in-sequence message against the FIX 4.4 data dictionary
 //!   ([`crate::dictionary`]): a tag nobody defines (373=0), a tag its MsgType does not carry
 //!   (373=2) or a header tag after the body (373=14) gets a session Reject naming the tag. The
@@ -79,6 +83,28 @@ pub struct InitiatorLogon {
     pub password: String,
 }
 
+/// What a persistent session keeps between connections.
+#[derive(Debug, Default)]
+pub struct SessionState {
+    /// Next MsgSeqNum expected from the counterparty.
+    pub in_seq_next: u64,
+    /// MsgSeqNum of the next message sent.
+    pub out_seq_next: u64,
+    /// Sent application messages, for resends.
+    pub store: ResendStore,
+}
+
+impl SessionState {
+    /// A new session: both sides start at 1.
+    pub fn new(config: &SessionConfig) -> SessionState {
+        SessionState {
+            in_seq_next: 1,
+            out_seq_next: 1,
+            store: ResendStore::new(config.resend_store_max, RESEND_STORE_BYTES_MAX),
+        }
+    }
+}
+
 /// A Logon received by an acceptor, for the application to decide.
 #[derive(Clone, Copy, Debug)]
 pub struct LogonRequest<'a> {
@@ -90,6 +116,8 @@ pub struct LogonRequest<'a> {
     pub password: Option<&'a str>,
     /// HeartBtInt (108), seconds.
     pub heartbeat_s: u64,
+    /// ResetSeqNumFlag (141=Y): the counterparty starts both sides again from 1.
+    pub reset_seq_num: bool,
 }
 
 /// What [`Session::poll`] found.
@@ -116,6 +144,9 @@ enum State {
     /// We sent Logout and wait for the reply.
     LoggingOut,
     Closed,
+    /// No connection: application messages are numbered and kept for a resend after the next
+    /// Logon, and nothing is transmitted.
+    Detached,
 }
 
 /// Counters for monitoring and tests.
@@ -144,6 +175,12 @@ struct Core {
     out_seq_next: u64,
     /// Highest seq asked for in an outstanding ResendRequest (no second request for it).
     resend_asked_until: u64,
+    /// MsgSeqNum of a Logon that came ahead of the expected number: it was handled already, so
+    /// the resend that fills the gap before it skips it.
+    logon_seq_ahead: Option<u64>,
+    /// MsgSeqNum and ResetSeqNumFlag of the Logon the application is deciding on.
+    logon_seq: u64,
+    logon_reset: bool,
     created_ns: u64,
     last_rx_ns: u64,
     last_tx_ns: u64,
@@ -181,25 +218,74 @@ impl Session {
         Session::with_core(Core::new(config, None, now_ns))
     }
 
-    /// An initiator (a client): its Logon is queued in the transmit buffer at once.
+    /// An initiator (a client): its Logon is queued in the transmit buffer at once, with
+    /// ResetSeqNumFlag (both sides start from 1).
     pub fn initiator(
         config: SessionConfig,
         our_comp_id: &str,
         logon: InitiatorLogon,
         now_ns: u64,
     ) -> Session {
+        Session::initiator_resuming(config, our_comp_id, logon, None, now_ns)
+    }
+
+    /// An initiator that continues `resume`'s sequence numbers (no ResetSeqNumFlag): a venue
+    /// that sent more than it received from us answers the Logon ahead of `in_seq_next`, and the
+    /// session asks for the gap, whose messages then arrive with PossDupFlag.
+    pub fn initiator_resuming(
+        config: SessionConfig,
+        our_comp_id: &str,
+        logon: InitiatorLogon,
+        resume: Option<SessionState>,
+        now_ns: u64,
+    ) -> Session {
         let config = SessionConfig { our_comp_id: our_comp_id.to_owned(), ..config };
         let mut core = Core::new(config, Some(logon.clone()), now_ns);
+        let reset = resume.is_none();
+        if let Some(state) = resume {
+            core.in_seq_next = state.in_seq_next;
+            core.out_seq_next = state.out_seq_next;
+            core.store = state.store;
+        }
         core.their_comp_id = logon.target_comp_id.clone();
         core.heartbeat_ns = logon.heartbeat_s.max(1) * 1_000_000_000;
         core.send_admin(b"A", now_ns, |e| {
             e.u64(tag::ENCRYPT_METHOD, 0);
             e.u64(tag::HEART_BT_INT, logon.heartbeat_s);
-            e.char(tag::RESET_SEQ_NUM_FLAG, b'Y');
+            if reset {
+                e.char(tag::RESET_SEQ_NUM_FLAG, b'Y');
+            }
             e.str(tag::USERNAME, &logon.username);
             e.str(tag::PASSWORD, &logon.password);
         });
         Session::with_core(core)
+    }
+
+    /// A persistent session with no connection: what the application sends it is numbered
+    /// and kept (see [`State::Detached`]) until a connection logs on and resumes it.
+    pub fn detached(config: SessionConfig, their_comp_id: &str, state: SessionState, now_ns: u64) -> Session {
+        let mut core = Core::new(config, None, now_ns);
+        core.their_comp_id = their_comp_id.to_owned();
+        core.in_seq_next = state.in_seq_next;
+        core.out_seq_next = state.out_seq_next;
+        core.store = state.store;
+        core.state = State::Detached;
+        Session::with_core(core)
+    }
+
+    /// The numbers and sent messages, for the session's next connection (the session keeps an
+    /// empty store).
+    pub fn take_state(&mut self) -> SessionState {
+        SessionState {
+            in_seq_next: self.core.in_seq_next,
+            out_seq_next: self.core.out_seq_next,
+            store: std::mem::take(&mut self.core.store),
+        }
+    }
+
+    /// The numbers and sent messages as they are now (for persisting them).
+    pub fn state_view(&self) -> (u64, u64, &ResendStore) {
+        (self.core.in_seq_next, self.core.out_seq_next, &self.core.store)
     }
 
     fn with_core(core: Core) -> Session {
@@ -269,21 +355,60 @@ impl Session {
                 username: message.get_str(tag::USERNAME),
                 password: message.get_str(tag::PASSWORD),
                 heartbeat_s: self.core.heartbeat_ns / 1_000_000_000,
+                reset_seq_num: self.core.logon_reset,
             }),
             _ => Poll::App(message),
         }
     }
 
-    /// Accepts the pending Logon: replies with a Logon and starts the session.
+    /// Accepts the pending Logon of a session that starts from 1: replies with a Logon and
+    /// starts the session.
     pub fn accept_logon(&mut self, now_ns: u64) {
+        let state = SessionState::new(&self.core.config);
+        self.core.logon_reset = true;
+        self.accept_logon_resuming(state, now_ns);
+    }
+
+    /// Accepts the pending Logon, continuing `state` (the counterparty's persistent session):
+    /// with ResetSeqNumFlag both sides start again from 1 and the flag is echoed; a Logon below
+    /// the expected MsgSeqNum is refused with the reason; one above it is accepted and the gap
+    /// asked for. The reply carries our next MsgSeqNum, so a counterparty that missed messages
+    /// sees the gap and asks for them.
+    pub fn accept_logon_resuming(&mut self, state: SessionState, now_ns: u64) {
         debug_assert_eq!(self.core.state, State::LogonPending);
-        let heartbeat_s = self.core.heartbeat_ns / 1_000_000_000;
-        self.core.state = State::Active;
-        self.core.send_admin(b"A", now_ns, |e| {
+        let core = &mut self.core;
+        let heartbeat_s = core.heartbeat_ns / 1_000_000_000;
+        let seq = core.logon_seq;
+        core.state = State::Active;
+        if core.logon_reset {
+            core.in_seq_next = seq + 1;
+            core.out_seq_next = 1;
+            core.store = state.store;
+            core.store.clear();
+        } else {
+            core.in_seq_next = state.in_seq_next;
+            core.out_seq_next = state.out_seq_next;
+            core.store = state.store;
+            if seq < core.in_seq_next {
+                let text = format!("MsgSeqNum too low, expecting {} but received {seq}", core.in_seq_next);
+                core.logout_and_close(&text, now_ns);
+                return;
+            }
+        }
+        let reset = core.logon_reset;
+        core.send_admin(b"A", now_ns, |e| {
             e.u64(tag::ENCRYPT_METHOD, 0);
             e.u64(tag::HEART_BT_INT, heartbeat_s);
-            e.char(tag::RESET_SEQ_NUM_FLAG, b'Y');
+            if reset {
+                e.char(tag::RESET_SEQ_NUM_FLAG, b'Y');
+            }
         });
+        if seq == core.in_seq_next {
+            core.in_seq_next = seq + 1;
+        } else if seq > core.in_seq_next {
+            core.ask_resend(seq, now_ns);
+            core.logon_seq_ahead = Some(seq);
+        }
     }
 
     /// Refuses the pending Logon: Logout with `text`, then close.
@@ -292,12 +417,17 @@ impl Session {
         self.core.logout_and_close(text, now_ns);
     }
 
-    /// Sends an application message (its header is written here); it is kept for resend.
+    /// Sends an application message (its header is written here); it is kept for resend. A
+    /// detached session numbers and keeps it without transmitting it.
     pub fn send(&mut self, msg_type: &[u8], now_ns: u64, fields: impl FnOnce(&mut Encoder)) {
-        if !matches!(self.core.state, State::Active | State::LoggingOut) {
-            return;
+        match self.core.state {
+            State::Active | State::LoggingOut => self.core.send_app(msg_type, now_ns, fields),
+            State::Detached => {
+                self.core.send_app(msg_type, now_ns, fields);
+                self.core.tx.clear();
+            }
+            _ => {}
         }
-        self.core.send_app(msg_type, now_ns, fields);
     }
 
     /// Sends a session-level Reject (35=3) for message `ref_seq`.
@@ -372,6 +502,12 @@ impl Session {
         self.core.logout_received
     }
 
+    /// Counts the end as agreed (the venue's own shutdown Logout): cancel-on-disconnect does not
+    /// apply to it.
+    pub fn mark_logout_received(&mut self) {
+        self.core.logout_received = true;
+    }
+
     /// Why the session closed, when it did.
     pub fn close_reason(&self) -> Option<&str> {
         self.core.close_reason.as_deref()
@@ -410,6 +546,9 @@ impl Core {
             in_seq_next: 1,
             out_seq_next: 1,
             resend_asked_until: 0,
+            logon_seq_ahead: None,
+            logon_seq: 0,
+            logon_reset: false,
             created_ns: now_ns,
             last_rx_ns: now_ns,
             last_tx_ns: now_ns,
@@ -480,13 +619,7 @@ impl Core {
                 return Admit::Handled;
             }
             if self.resend_asked_until < seq {
-                let begin = self.in_seq_next;
-                self.send_admin(b"2", now_ns, |e| {
-                    e.u64(tag::BEGIN_SEQ_NO, begin);
-                    e.u64(tag::END_SEQ_NO, 0);
-                });
-                self.resend_asked_until = seq;
-                self.stats.resends_requested += 1;
+                self.ask_resend(seq, now_ns);
             }
             return Admit::Handled;
         }
@@ -501,7 +634,7 @@ impl Core {
         }
         match msg_type {
             b"4" => return self.sequence_reset(msg, seq, now_ns),
-            _ => self.in_seq_next = seq + 1,
+            _ => self.advance_in(seq + 1),
         }
         match msg_type {
             b"0" => {}
@@ -566,7 +699,13 @@ impl Core {
                 return Admit::Handled;
             }
             self.state = State::Active;
-            self.in_seq_next = seq + 1;
+            if seq > self.in_seq_next && !msg.flag(tag::RESET_SEQ_NUM_FLAG) {
+                // The venue sent what we have not seen (while we were away): ask for it.
+                self.ask_resend(seq, now_ns);
+                self.logon_seq_ahead = Some(seq);
+            } else {
+                self.in_seq_next = seq + 1;
+            }
             return Admit::Handled;
         }
         let heartbeat_s = match msg.get_u64(tag::HEART_BT_INT) {
@@ -601,18 +740,15 @@ impl Core {
         self.their_comp_id = sender.to_owned();
         self.heartbeat_ns = heartbeat_s * 1_000_000_000;
         self.state = State::LogonPending;
-        if seq == self.in_seq_next {
-            self.in_seq_next = seq + 1;
-        } else {
-            // A higher first MsgSeqNum: accept, then ask for the gap (after the Logon reply).
-            self.resend_asked_until = 0;
-        }
+        // The numbers are decided with the session's persisted state, at acceptance.
+        self.logon_seq = seq;
+        self.logon_reset = msg.flag(tag::RESET_SEQ_NUM_FLAG);
         Admit::Logon
     }
 
     fn sequence_reset(&mut self, msg: &Message<'_>, seq: u64, now_ns: u64) -> Admit {
         match msg.get_u64(tag::NEW_SEQ_NO) {
-            Ok(Some(new)) if new >= self.in_seq_next => self.in_seq_next = new,
+            Ok(Some(new)) if new >= self.in_seq_next => self.advance_in(new),
             Ok(Some(new)) => {
                 let text = format!("NewSeqNo {new} is below the expected {}", self.in_seq_next);
                 self.reject(seq, b"4", 5, Some(tag::NEW_SEQ_NO), &text, now_ns);
@@ -667,6 +803,28 @@ impl Core {
         }
         self.store = store;
         self.last_tx_ns = now_ns;
+    }
+
+    /// Asks for everything from the expected MsgSeqNum on, having received `seq` (a message,
+    /// or the Logon, ahead of it).
+    fn ask_resend(&mut self, seq: u64, now_ns: u64) {
+        let begin = self.in_seq_next;
+        self.send_admin(b"2", now_ns, |e| {
+            e.u64(tag::BEGIN_SEQ_NO, begin);
+            e.u64(tag::END_SEQ_NO, 0);
+        });
+        self.resend_asked_until = seq;
+        self.stats.resends_requested += 1;
+    }
+
+    /// The next expected MsgSeqNum is now `next`; the Logon that came ahead of a gap was
+    /// handled already, so reaching it moves past it.
+    fn advance_in(&mut self, next: u64) {
+        self.in_seq_next = next;
+        if self.logon_seq_ahead == Some(next) {
+            self.in_seq_next = next + 1;
+            self.logon_seq_ahead = None;
+        }
     }
 
     /// SequenceReset-GapFill sent as message `from`, moving the counterparty to `next`.
@@ -800,7 +958,7 @@ impl Core {
                     self.send_admin(b"0", now_ns, |_| {});
                 }
             }
-            State::Closed => {}
+            State::Closed | State::Detached => {}
         }
     }
 
@@ -815,7 +973,7 @@ impl Core {
                 };
                 rx_due.min(self.last_tx_ns + self.heartbeat_ns)
             }
-            State::Closed => u64::MAX,
+            State::Closed | State::Detached => u64::MAX,
         }
     }
 }

@@ -328,6 +328,7 @@ mod tests {
             username: None,
             password: Some(pw),
             heartbeat_s: 30,
+            reset_seq_num: false,
         };
         assert_eq!(accounts.authenticate(&req("nope")), Err("logon refused: wrong password".into()));
         assert_eq!(accounts.authenticate(&req("secret")), Ok(0));
