@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fix::{tag, Encoder, Message};
 use crate::server::now_ns;
-use crate::session::{InitiatorLogon, Poll, Session, SessionConfig};
+use crate::session::{InitiatorLogon, Poll, Session, SessionConfig, SessionState};
 use crate::tls::{quinn_client_config, QuicTuning, TlsError};
 
 /// How to reach the venue.
@@ -125,8 +125,19 @@ impl std::fmt::Debug for FixClient {
 }
 
 impl FixClient {
-    /// Connects and logs on; fails with the venue's Logout text when the Logon is refused.
+    /// Connects and logs on with ResetSeqNumFlag (both sides start from 1); fails with the
+    /// venue's Logout text when the Logon is refused.
     pub async fn connect(config: &ClientConfig) -> Result<FixClient, ClientError> {
+        FixClient::connect_resuming(config, None).await
+    }
+
+    /// Connects and logs on continuing `resume`'s sequence numbers (from
+    /// [`FixClient::take_state`] of an earlier connection): reports the venue sent while we
+    /// were away come again through a ResendRequest, with PossDupFlag (43=Y).
+    pub async fn connect_resuming(
+        config: &ClientConfig,
+        resume: Option<SessionState>,
+    ) -> Result<FixClient, ClientError> {
         let io = match &config.transport {
             ClientTransport::Quic { ca, server_name, client_cert, tuning } => {
                 let cert = client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
@@ -155,11 +166,12 @@ impl FixClient {
             username: config.username.clone(),
             password: config.password.clone(),
         };
-        let session = Session::initiator(
+        let session = Session::initiator_resuming(
             // The venue is trusted to size its messages: an admin `show` of many accounts is large.
             SessionConfig { message_bytes_max: 1 << 20, ..SessionConfig::default() },
             &config.comp_id,
             logon,
+            resume,
             now_ns(),
         );
         let mut client = FixClient {
@@ -228,7 +240,12 @@ impl FixClient {
     }
 
     /// Logs out and waits (briefly) for the venue's Logout.
-    pub async fn logout(mut self) -> Result<(), ClientError> {
+    pub async fn logout(self) -> Result<(), ClientError> {
+        self.logout_keeping_state().await.map(drop)
+    }
+
+    /// Logs out, and returns the numbers to resume the session with later.
+    pub async fn logout_keeping_state(mut self) -> Result<SessionState, ClientError> {
         self.session.logout("", now_ns());
         self.flush().await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -238,8 +255,9 @@ impl FixClient {
                 break;
             }
         }
+        let state = self.session.take_state();
         self.close().await;
-        Ok(())
+        Ok(state)
     }
 
     /// Drops the connection without a Logout (tests of cancel-on-disconnect).
@@ -259,6 +277,12 @@ impl FixClient {
     /// The session state (sequence numbers, close reason).
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// The sequence numbers and sent messages, to resume the session on a later connection
+    /// with [`FixClient::connect_resuming`].
+    pub fn take_state(&mut self) -> SessionState {
+        self.session.take_state()
     }
 
     /// Reads once (up to `timeout`), runs the session, and writes what it produced.

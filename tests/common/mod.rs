@@ -114,3 +114,19 @@ pub fn check(m: &Received, fields: &[(u32, &str)]) {
         assert_eq!(m.get(t).as_deref(), Some(v), "tag {t} in {}", m.text());
     }
 }
+
+impl Venue {
+    /// Logs on continuing `state`'s sequence numbers (no ResetSeqNumFlag).
+    pub async fn resume(&self, account: &str, tcp: bool, state: gateway::session::SessionState) -> FixClient {
+        FixClient::connect_resuming(&self.config(account, account, tcp), Some(state)).await.expect("logon")
+    }
+}
+
+/// Every application message that arrives within `quiet` of the previous one.
+pub async fn drain(c: &mut FixClient, quiet: Duration) -> Vec<Received> {
+    let mut out = Vec::new();
+    while let Some(m) = c.recv(quiet).await.expect("session alive") {
+        out.push(m);
+    }
+    out
+}
