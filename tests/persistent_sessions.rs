@@ -138,3 +138,72 @@ fn reset_seq_num_flag_still_starts_again_and_too_low_is_refused() {
         let _ = new_order_fields;
     });
 }
+
+#[test]
+fn order_status_mass_status_and_mass_cancel_answer_every_request() {
+    let v = venue("status");
+    rt().block_on(async {
+        let mut alice = v.login_tcp("alice").await;
+        limit(&mut alice, "a1", Side::Buy, 5, "100.00").await;
+        check(&next(&mut alice).await, &[(150, "0")]);
+        limit(&mut alice, "a2", Side::Buy, 2, "99.00").await;
+        check(&next(&mut alice).await, &[(150, "0")]);
+        let mut bob = v.login_tcp("bob").await;
+        limit(&mut bob, "b1", Side::Sell, 2, "100.00").await;
+        check(&next(&mut alice).await, &[(150, "F"), (11, "a1")]);
+        assert_eq!(drain(&mut bob, QUIET).await.len(), 2, "bob: accepted, filled");
+        let status = |id: &'static str, req: &'static str| {
+            move |e: &mut gateway::fix::Encoder| {
+                e.str(11, id);
+                e.str(790, req);
+                e.str(55, "BTC-USD");
+                e.char(54, b'1');
+            }
+        };
+        alice.send(b"H", status("a1", "s1")).await.unwrap();
+        check(
+            &next(&mut alice).await,
+            &[(150, "I"), (39, "1"), (11, "a1"), (14, "2"), (151, "3"), (790, "s1")],
+        );
+        // Another account's order is an unknown order: never leaked.
+        bob.send(b"H", status("a1", "s2")).await.unwrap();
+        check(&next(&mut bob).await, &[(150, "I"), (39, "8"), (103, "5"), (790, "s2")]);
+        alice
+            .send(b"AF", |e| {
+                e.str(584, "m1");
+                e.char(585, b'7');
+            })
+            .await
+            .unwrap();
+        let first = next(&mut alice).await;
+        let second = next(&mut alice).await;
+        check(&first, &[(150, "I"), (584, "m1"), (911, "2"), (912, "N")]);
+        check(&second, &[(150, "I"), (584, "m1"), (911, "2"), (912, "Y")]);
+        alice
+            .send(b"q", |e| {
+                e.str(11, "mc1");
+                e.char(530, b'7');
+                e.time(60, now_ns());
+            })
+            .await
+            .unwrap();
+        let got = drain(&mut alice, QUIET).await;
+        let cancels = got.iter().filter(|m| m.get(150).as_deref() == Some("4")).count();
+        assert_eq!(cancels, 2, "{:?}", got.iter().map(|m| m.text()).collect::<Vec<_>>());
+        let report = got.iter().find(|m| m.msg_type() == "r").expect("an OrderMassCancelReport");
+        check(report, &[(11, "mc1"), (530, "7"), (531, "7"), (533, "2")]);
+        // A finished order still answers its status.
+        alice.send(b"H", status("a2", "s3")).await.unwrap();
+        check(&next(&mut alice).await, &[(150, "I"), (39, "4"), (11, "a2"), (151, "0")]);
+        // A bad MassCancelRequestType is refused with the tag named.
+        alice
+            .send(b"q", |e| {
+                e.str(11, "mc2");
+                e.char(530, b'9');
+                e.time(60, now_ns());
+            })
+            .await
+            .unwrap();
+        check(&next(&mut alice).await, &[(35, "3"), (371, "530")]);
+    });
+}

@@ -194,10 +194,13 @@ impl AppSession {
                         Ok(request) => {
                             if self.router.try_send(ToRouter::Request { session: self.id, request }).is_err()
                             {
-                                let (msg_type, ref_id) = match request {
+                                let (msg_type, ref_id): (&[u8], _) = match request {
                                     Request::New { order, .. } => (b"D", order.id),
                                     Request::Cancel { request_id, .. } => (b"F", request_id),
                                     Request::Replace { replace, .. } => (b"G", replace.id),
+                                    Request::MassCancel { request_id, .. } => (b"q", request_id),
+                                    Request::Status { cl_ord_id, .. } => (b"H", cl_ord_id),
+                                    Request::MassStatus { req_id, .. } => (b"AF", req_id),
                                 };
                                 let text = "gateway busy, request not accepted";
                                 business_reject(session, seq, msg_type, Some(ref_id), 0, text, now_ns);
@@ -275,6 +278,20 @@ impl AppSession {
                 );
             }
             ToSession::Admin(reply) => self.admin_response(session, &reply, now_ns),
+            ToSession::MassCancelReport(r) => {
+                let symbols = &self.venue.symbols;
+                session.send(b"r", now_ns, |e| {
+                    e.bytes(tag::CL_ORD_ID, r.request_id.as_bytes());
+                    e.str(tag::ORDER_ID, "NONE");
+                    e.char(tag::MASS_CANCEL_REQUEST_TYPE, r.request_type);
+                    e.char(tag::MASS_CANCEL_RESPONSE, r.response);
+                    e.u64(tag::TOTAL_AFFECTED_ORDERS, r.affected);
+                    if let Some(symbol) = r.symbol.and_then(|s| symbols.spec(s)) {
+                        e.str(tag::SYMBOL, &symbol.name);
+                    }
+                    e.time(tag::TRANSACT_TIME, r.transact_ns);
+                })
+            }
             ToSession::Logout(text) => session.logout(&text, now_ns),
         }
     }
@@ -381,7 +398,21 @@ impl AppSession {
             if let Some(orig) = &r.orig_cl_ord_id {
                 e.bytes(tag::ORIG_CL_ORD_ID, orig.as_bytes());
             }
-            e.u64(tag::EXEC_ID, r.exec_id);
+            if let Some(status) = &r.status {
+                if let Some(id) = &status.ord_status_req_id {
+                    e.bytes(tag::ORD_STATUS_REQ_ID, id.as_bytes());
+                }
+                if let Some((id, total, last)) = &status.mass {
+                    e.bytes(tag::MASS_STATUS_REQ_ID, id.as_bytes());
+                    e.u64(tag::TOT_NUM_REPORTS, *total);
+                    e.char(tag::LAST_RPT_REQUESTED, if *last { b'Y' } else { b'N' });
+                }
+            }
+            match r.exec_id {
+                // A status report describes; it executes nothing (ExecID 0, as FIX allows).
+                0 => e.str(tag::EXEC_ID, "0"),
+                id => e.u64(tag::EXEC_ID, id),
+            }
             e.char(tag::EXEC_TYPE, r.exec_type);
             e.char(tag::ORD_STATUS, r.ord_status);
             e.str(tag::SYMBOL, symbol);
@@ -446,6 +477,47 @@ impl AppSession {
                 }
                 let replace = ReplaceOrder { account, symbol, orig_id, id, price, qty };
                 Ok(Request::Replace { replace, side, ref_seq: seq })
+            }
+            b"q" => {
+                let request_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
+                let request_type = match msg.get(tag::MASS_CANCEL_REQUEST_TYPE) {
+                    Some(b"1") => b'1',
+                    Some(b"7") => b'7',
+                    Some(other) => {
+                        return Err(bad_value(
+                            tag::MASS_CANCEL_REQUEST_TYPE,
+                            "MassCancelRequestType (1 or 7)",
+                            other,
+                        ))
+                    }
+                    None => return Err(missing(tag::MASS_CANCEL_REQUEST_TYPE, "MassCancelRequestType")),
+                };
+                let symbol = if request_type == b'1' { Some(self.symbol(msg)?) } else { None };
+                Ok(Request::MassCancel { account, symbol, request_id, request_type, ref_seq: seq })
+            }
+            b"H" => {
+                let cl_ord_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
+                let req_id = match msg.get(tag::ORD_STATUS_REQ_ID) {
+                    Some(_) => Some(self::cl_ord_id(msg, tag::ORD_STATUS_REQ_ID, "OrdStatusReqID")?),
+                    None => None,
+                };
+                let side = side(msg)?;
+                let name = msg.get_str(tag::SYMBOL).ok_or_else(|| missing(tag::SYMBOL, "Symbol"))?;
+                // An unknown symbol names no order: the answer is "unknown order", not a reject.
+                let symbol = self.venue.symbols.id(name).unwrap_or(engine::SYMBOL_UNKNOWN);
+                Ok(Request::Status { account, cl_ord_id, req_id, side, symbol })
+            }
+            b"AF" => {
+                let req_id = cl_ord_id(msg, tag::MASS_STATUS_REQ_ID, "MassStatusReqID")?;
+                let symbol = match msg.get(tag::MASS_STATUS_REQ_TYPE) {
+                    Some(b"1") => Some(self.symbol(msg)?),
+                    Some(b"7") => None,
+                    Some(other) => {
+                        return Err(bad_value(tag::MASS_STATUS_REQ_TYPE, "MassStatusReqType (1 or 7)", other))
+                    }
+                    None => return Err(missing(tag::MASS_STATUS_REQ_TYPE, "MassStatusReqType")),
+                };
+                Ok(Request::MassStatus { account, req_id, symbol })
             }
             b"8" | b"9" => Err(Refusal::Business(
                 3,

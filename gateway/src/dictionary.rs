@@ -171,6 +171,17 @@ const ORDER_CANCEL_REPLACE_REQUEST: TagSet = TagSet::of(&[
     DISCRETION_INSTRUCTIONS,
     COMMISSION_DATA,
 ]);
+const ORDER_STATUS_REQUEST: TagSet = TagSet::of(&[
+    &[37, 11, 526, 198, 790, 1, 660, 581, 54],
+    PARTIES,
+    INSTRUMENT,
+    FINANCING_DETAILS,
+    UND_INSTRMT_GRP,
+]);
+const ORDER_MASS_STATUS_REQUEST: TagSet =
+    TagSet::of(&[&[584, 585, 1, 660, 581, 336, 625, 54], PARTIES, INSTRUMENT, UND_INSTRMT_GRP]);
+const ORDER_MASS_CANCEL_REQUEST: TagSet =
+    TagSet::of(&[&[11, 526, 530, 336, 625, 54, 60, 58, 354, 355], INSTRUMENT, UND_INSTRMT_GRP]);
 /// The venue's AdminRequest (U1): the account it acts on and the admin fields.
 const ADMIN_REQUEST: TagSet =
     TagSet::of(&[&[tag::ACCOUNT, tag::ADMIN_REQ_ID, tag::ADMIN_ACTION, tag::ADMIN_LIMITS]]);
@@ -192,6 +203,9 @@ const CHECKED: &[TagSet] = &[
     NEW_ORDER_SINGLE,
     ORDER_CANCEL_REQUEST,
     ORDER_CANCEL_REPLACE_REQUEST,
+    ORDER_STATUS_REQUEST,
+    ORDER_MASS_STATUS_REQUEST,
+    ORDER_MASS_CANCEL_REQUEST,
     ADMIN_REQUEST,
 ];
 
@@ -350,6 +364,9 @@ pub fn body_tags(msg_type: &[u8]) -> Option<&'static TagSet> {
         b"D" => Some(&NEW_ORDER_SINGLE),
         b"F" => Some(&ORDER_CANCEL_REQUEST),
         b"G" => Some(&ORDER_CANCEL_REPLACE_REQUEST),
+        b"H" => Some(&ORDER_STATUS_REQUEST),
+        b"AF" => Some(&ORDER_MASS_STATUS_REQUEST),
+        b"q" => Some(&ORDER_MASS_CANCEL_REQUEST),
         b"U1" => Some(&ADMIN_REQUEST),
         _ => None,
     }

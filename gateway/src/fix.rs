@@ -85,6 +85,14 @@ pub mod tag {
     pub const CXL_REJ_RESPONSE_TO: u32 = 434;
     pub const CXL_REJ_REASON: u32 = 102;
     pub const USERNAME: u32 = 553;
+    pub const ORD_STATUS_REQ_ID: u32 = 790;
+    pub const MASS_STATUS_REQ_ID: u32 = 584;
+    pub const MASS_STATUS_REQ_TYPE: u32 = 585;
+    pub const TOT_NUM_REPORTS: u32 = 911;
+    pub const LAST_RPT_REQUESTED: u32 = 912;
+    pub const MASS_CANCEL_REQUEST_TYPE: u32 = 530;
+    pub const MASS_CANCEL_RESPONSE: u32 = 531;
+    pub const TOTAL_AFFECTED_ORDERS: u32 = 533;
     pub const PASSWORD: u32 = 554;
     // Venue-defined (the 5000-9999 range FIX leaves to counterparties): the admin messages.
     /// AdminReqID: echoed on the answer.

@@ -116,6 +116,41 @@ pub enum Request {
         /// MsgSeqNum of the G.
         ref_seq: u64,
     },
+    /// OrderMassCancelRequest (q): every live order of the account, or of one symbol.
+    MassCancel {
+        /// The account.
+        account: AccountId,
+        /// One symbol, or `None` for all.
+        symbol: Option<SymbolId>,
+        /// ClOrdID (11) of the request.
+        request_id: ClOrdId,
+        /// MassCancelRequestType (530): `1` one symbol, `7` all orders.
+        request_type: u8,
+        /// MsgSeqNum of the q.
+        ref_seq: u64,
+    },
+    /// OrderStatusRequest (H), answered from the order state without the engine.
+    Status {
+        /// The account.
+        account: AccountId,
+        /// ClOrdID (11) of the order asked about.
+        cl_ord_id: ClOrdId,
+        /// OrdStatusReqID (790), echoed.
+        req_id: Option<ClOrdId>,
+        /// Side given.
+        side: Side,
+        /// Symbol given.
+        symbol: SymbolId,
+    },
+    /// OrderMassStatusRequest (AF): one status report per live order.
+    MassStatus {
+        /// The account.
+        account: AccountId,
+        /// MassStatusReqID (584), echoed.
+        req_id: ClOrdId,
+        /// One symbol (MassStatusReqType 1), or `None` for all orders (7).
+        symbol: Option<SymbolId>,
+    },
 }
 
 /// What the router sends a session.
@@ -140,6 +175,8 @@ pub enum ToSession {
     },
     /// An AdminResponse (U2).
     Admin(AdminReply),
+    /// An OrderMassCancelReport (r).
+    MassCancelReport(MassCancelReport),
     /// Log the session out with this text.
     Logout(String),
 }
@@ -180,6 +217,35 @@ pub struct ExecReport {
     pub ord_rej_reason: Option<u32>,
     /// Text (58).
     pub text: Option<String>,
+    /// TransactTime (60), ns.
+    pub transact_ns: u64,
+    /// On a status report (150=I): the request's id and, for a mass status, the count.
+    pub status: Option<StatusInfo>,
+}
+
+/// What a status report (ExecType I) echoes of its request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusInfo {
+    /// OrdStatusReqID (790) of an OrderStatusRequest.
+    pub ord_status_req_id: Option<ClOrdId>,
+    /// MassStatusReqID (584), TotNumReports (911) and LastRptRequested (912) of a mass
+    /// status answer.
+    pub mass: Option<(ClOrdId, u64, bool)>,
+}
+
+/// Content of an OrderMassCancelReport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MassCancelReport {
+    /// ClOrdID (11) of the request.
+    pub request_id: ClOrdId,
+    /// MassCancelRequestType (530) echoed.
+    pub request_type: u8,
+    /// MassCancelResponse (531): the request type when accepted, `0` when refused.
+    pub response: u8,
+    /// TotalAffectedOrders (533).
+    pub affected: u64,
+    /// The symbol of a per-symbol request.
+    pub symbol: Option<SymbolId>,
     /// TransactTime (60), ns.
     pub transact_ns: u64,
 }
@@ -411,6 +477,25 @@ struct InFlight {
     request: Option<Request>,
 }
 
+/// Most finished orders remembered for status requests (oldest forgotten first).
+pub const DONE_ORDERS_MAX: usize = 100_000;
+
+/// A finished order, for status requests: its last state and OrdStatus.
+#[derive(Clone, Copy, Debug)]
+struct DoneOrder {
+    order_id: OrderId,
+    state: OrderState,
+    ord_status: u8,
+}
+
+/// An OrderMassCancelReport waiting for its CancelAll to be processed and durable.
+#[derive(Debug)]
+struct MassCancelPending {
+    command_seq: u64,
+    report: MassCancelReport,
+    account: AccountId,
+}
+
 /// What the router remembers of a live order, to fill CumQty, AvgPx and OrdStatus.
 #[derive(Clone, Copy, Debug)]
 struct OrderState {
@@ -442,6 +527,13 @@ pub struct Router {
     next_seq: u64,
     in_flight: VecDeque<InFlight>,
     orders: FxHashMap<OrderId, OrderState>,
+    /// (account, ClOrdID) → live order, for status requests and cancel rejects.
+    by_cl_ord_id: FxHashMap<(AccountId, ClOrdId), OrderId>,
+    /// Finished orders by (account, ClOrdID), bounded by [`DONE_ORDERS_MAX`].
+    done: FxHashMap<(AccountId, ClOrdId), DoneOrder>,
+    done_order: VecDeque<(AccountId, ClOrdId)>,
+    /// Mass cancel reports, in command order, sent once their command is processed and durable.
+    mass_cancels: VecDeque<MassCancelPending>,
     sessions: Vec<Option<Attached>>,
     held: VecDeque<Event>,
     /// Where messages go ([`ToRouter::Outbox`]), and what waits for it or for room in it.
@@ -534,6 +626,10 @@ impl Router {
             config,
             in_flight: VecDeque::new(),
             orders: FxHashMap::default(),
+            by_cl_ord_id: FxHashMap::default(),
+            done: FxHashMap::default(),
+            done_order: VecDeque::new(),
+            mass_cancels: VecDeque::new(),
             held: VecDeque::new(),
             outbox: None,
             unsent: VecDeque::new(),
@@ -739,9 +835,31 @@ impl Router {
                     Request::New { order, .. } => CommandKind::New(self.capped(order)),
                     Request::Cancel { cancel, .. } => CommandKind::Cancel(cancel),
                     Request::Replace { replace, .. } => CommandKind::Replace(replace),
+                    Request::MassCancel { account, symbol, request_id, request_type, .. } => {
+                        self.mass_cancels.push_back(MassCancelPending {
+                            command_seq: self.next_seq,
+                            account,
+                            report: MassCancelReport {
+                                request_id,
+                                request_type,
+                                response: request_type,
+                                affected: 0,
+                                symbol,
+                                transact_ns: wall_clock_ns(),
+                            },
+                        });
+                        CommandKind::CancelAll { account, symbol: symbol.unwrap_or(SYMBOL_UNKNOWN) }
+                    }
+                    Request::Status { .. } | Request::MassStatus { .. } => {
+                        return self.answer_status(&request);
+                    }
                 };
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
                 self.push(kind, Some(session), Some(request));
+                if matches!(self.engine, Link::Inline { .. }) {
+                    // An inline engine has processed it (and every command before it).
+                    self.release_mass_cancels(self.next_seq - 1);
+                }
             }
         }
     }
@@ -756,6 +874,9 @@ impl Router {
             Request::New { order, ref_seq } => (*ref_seq, "D", order.id),
             Request::Cancel { request_id, ref_seq, .. } => (*ref_seq, "F", *request_id),
             Request::Replace { replace, ref_seq, .. } => (*ref_seq, "G", replace.id),
+            Request::MassCancel { request_id, ref_seq, .. } => (*ref_seq, "q", *request_id),
+            Request::Status { cl_ord_id, .. } => (0, "H", *cl_ord_id),
+            Request::MassStatus { req_id, .. } => (0, "AF", *req_id),
         };
         let message = ToSession::BusinessReject { ref_seq, ref_msg_type, ref_id, reason: 0, text };
         self.deliver(request_account(request), message);
@@ -798,7 +919,10 @@ impl Router {
         let refused = match request {
             Request::New { order, .. } => risk.check_new(order).err(),
             Request::Replace { replace, .. } => risk.check_replace(replace).err(),
-            Request::Cancel { .. } => None,
+            Request::Cancel { .. }
+            | Request::MassCancel { .. }
+            | Request::Status { .. }
+            | Request::MassStatus { .. } => None,
         };
         let Some(reject) = refused else { return true };
         self.stats.risk_rejects.fetch_add(1, Ordering::Relaxed);
@@ -822,6 +946,7 @@ impl Router {
                 ord_rej_reason: Some(reject.ord_rej_reason()),
                 text: Some(text),
                 transact_ns: wall_clock_ns(),
+                status: None,
             }),
             Request::Replace { replace, .. } => {
                 let (account, symbol, orig, id) =
@@ -833,7 +958,10 @@ impl Router {
                 }
                 message
             }
-            Request::Cancel { .. } => unreachable!("cancels are not risk-checked"),
+            Request::Cancel { .. }
+            | Request::MassCancel { .. }
+            | Request::Status { .. }
+            | Request::MassStatus { .. } => unreachable!("only orders and replaces are risk-checked"),
         };
         self.deliver(request_account(request), message);
         false
@@ -924,6 +1052,10 @@ impl Router {
         } else {
             self.held.push_back(*event);
         }
+        if matches!(self.engine, Link::Rings { .. }) {
+            // Through the rings, a command is known processed once a later one has events.
+            self.release_mass_cancels(event.command_seq - 1);
+        }
     }
 
     fn is_durable(&self, command_seq: u64) -> bool {
@@ -951,6 +1083,9 @@ impl Router {
             self.held.pop_front();
             self.on_event(&event);
             released = true;
+        }
+        if matches!(self.engine, Link::Inline { .. }) {
+            self.release_mass_cancels(self.next_seq - 1);
         }
         released
     }
@@ -989,6 +1124,7 @@ impl Router {
                     notional_ticks: 0,
                 };
                 self.orders.insert(order_id, state);
+                self.by_cl_ord_id.insert((account, id), order_id);
                 self.report_with(order_id, &state, event.seq * 2, b'0', b'0', qty, None, None, None, ts);
             }
             EventKind::Trade {
@@ -1011,7 +1147,7 @@ impl Router {
                     let state = *state;
                     let status = if leaves == 0 { b'2' } else { b'1' };
                     if leaves == 0 {
-                        self.orders.remove(&order_id);
+                        self.finish(order_id, b'2');
                     }
                     let exec_id = event.seq * 2 + leg;
                     self.report_with(
@@ -1029,7 +1165,10 @@ impl Router {
                 }
             }
             EventKind::Canceled { order_id, reason, .. } => {
-                let Some(mut state) = self.orders.remove(&order_id) else {
+                if reason == CancelReason::MassCancel {
+                    self.count_mass_cancel(event.command_seq);
+                }
+                let Some(mut state) = self.finish(order_id, b'4') else {
                     return self.unknown_order(order_id);
                 };
                 let orig = match (reason, request) {
@@ -1044,7 +1183,7 @@ impl Router {
                 self.report_with(order_id, &state, event.seq * 2, b'4', b'4', 0, None, orig, text, ts);
             }
             EventKind::Expired { order_id, .. } => {
-                let Some(state) = self.orders.remove(&order_id) else {
+                let Some(state) = self.finish(order_id, b'C') else {
                     return self.unknown_order(order_id);
                 };
                 self.report_with(order_id, &state, event.seq * 2, b'C', b'C', 0, None, None, None, ts);
@@ -1074,6 +1213,7 @@ impl Router {
                 let Some(state) = self.orders.get_mut(&order_id) else {
                     return self.unknown_order(order_id);
                 };
+                let key = (state.account, state.cl_ord_id);
                 state.cl_ord_id = id;
                 state.qty = qty;
                 state.price = Some(price);
@@ -1083,8 +1223,10 @@ impl Router {
                     (_, 0) => b'0',
                     _ => b'1',
                 };
+                self.by_cl_ord_id.remove(&key);
+                self.by_cl_ord_id.insert((state.account, id), order_id);
                 if leaves_qty == 0 {
-                    self.orders.remove(&order_id);
+                    self.finish(order_id, b'2');
                 }
                 self.report_with(
                     order_id,
@@ -1151,10 +1293,13 @@ impl Router {
                     ord_rej_reason: Some(ord_rej_reason(reason)),
                     text: Some(reason.as_str().to_owned()),
                     transact_ns: event.ts,
+                    status: None,
                 };
                 self.deliver_event(account, event.seq, ToSession::Exec(report));
             }
-            None => {}
+            // A CancelAll is never rejected; status requests never reach the engine.
+            Some(Request::MassCancel { .. } | Request::Status { .. } | Request::MassStatus { .. }) | None => {
+            }
         }
     }
 
@@ -1168,10 +1313,11 @@ impl Router {
         reason: RejectReason,
     ) -> ToSession {
         let live = self
-            .orders
-            .iter()
-            .find(|(_, s)| s.account == account && s.symbol == symbol && s.cl_ord_id == orig)
-            .map(|(id, s)| (*id, if s.cum_qty > 0 { b'1' } else { b'0' }));
+            .by_cl_ord_id
+            .get(&(account, orig))
+            .and_then(|id| self.orders.get(id).map(|s| (*id, s)))
+            .filter(|(_, s)| s.symbol == symbol)
+            .map(|(id, s)| (id, if s.cum_qty > 0 { b'1' } else { b'0' }));
         let (order_id, ord_status) = live.unwrap_or((0, b'8'));
         ToSession::CancelReject(CancelReject {
             order_id,
@@ -1216,8 +1362,147 @@ impl Router {
             ord_rej_reason: None,
             text,
             transact_ns: ts,
+            status: None,
         };
         self.deliver_event(state.account, exec_id / 2, ToSession::Exec(report));
+    }
+
+    /// An order is done: it leaves the live state and is remembered (bounded) for status
+    /// requests with its last OrdStatus.
+    fn finish(&mut self, order_id: OrderId, ord_status: u8) -> Option<OrderState> {
+        let state = self.orders.remove(&order_id)?;
+        let key = (state.account, state.cl_ord_id);
+        self.by_cl_ord_id.remove(&key);
+        if self.done_order.len() >= DONE_ORDERS_MAX {
+            if let Some(oldest) = self.done_order.pop_front() {
+                self.done.remove(&oldest);
+            }
+        }
+        if self.done.insert(key, DoneOrder { order_id, state, ord_status }).is_none() {
+            self.done_order.push_back(key);
+        }
+        Some(state)
+    }
+
+    /// A CancelAll of a mass cancel request canceled one more order.
+    fn count_mass_cancel(&mut self, command_seq: u64) {
+        if let Some(p) = self.mass_cancels.iter_mut().find(|p| p.command_seq == command_seq) {
+            p.report.affected += 1;
+        }
+    }
+
+    /// Sends the mass cancel reports whose commands are processed (`processed_seq`) and durable.
+    fn release_mass_cancels(&mut self, processed_seq: u64) {
+        while let Some(p) = self.mass_cancels.front() {
+            if p.command_seq > processed_seq || !self.is_durable(p.command_seq) || !self.held.is_empty() {
+                break;
+            }
+            let p = self.mass_cancels.pop_front().expect("front exists");
+            self.deliver(p.account, ToSession::MassCancelReport(p.report));
+        }
+    }
+
+    /// A status report (150=I) of the order `cl_ord_id` of `account`: live, recently finished,
+    /// or unknown (OrdStatus 8, OrdRejReason 5). Another account's order is unknown.
+    fn status_report(
+        &self,
+        account: AccountId,
+        cl_ord_id: ClOrdId,
+        side: Side,
+        symbol: SymbolId,
+    ) -> ExecReport {
+        let found = match self.by_cl_ord_id.get(&(account, cl_ord_id)) {
+            Some(id) => self.orders.get(id).map(|s| {
+                let status = if s.cum_qty > 0 { b'1' } else { b'0' };
+                (*id, *s, status)
+            }),
+            None => self.done.get(&(account, cl_ord_id)).map(|d| (d.order_id, d.state, d.ord_status)),
+        };
+        match found {
+            Some((order_id, state, ord_status)) => ExecReport {
+                order_id,
+                cl_ord_id: state.cl_ord_id,
+                orig_cl_ord_id: None,
+                exec_id: 0,
+                exec_type: b'I',
+                ord_status,
+                symbol: state.symbol,
+                side: state.side,
+                order_qty: state.qty,
+                price: state.price,
+                cum_qty: state.cum_qty,
+                leaves_qty: if matches!(ord_status, b'0' | b'1') { state.qty - state.cum_qty } else { 0 },
+                notional_ticks: state.notional_ticks,
+                last: None,
+                ord_rej_reason: None,
+                text: None,
+                transact_ns: wall_clock_ns(),
+                status: None,
+            },
+            None => ExecReport {
+                order_id: 0,
+                cl_ord_id,
+                orig_cl_ord_id: None,
+                exec_id: 0,
+                exec_type: b'I',
+                ord_status: b'8',
+                symbol,
+                side,
+                order_qty: 0,
+                price: None,
+                cum_qty: 0,
+                leaves_qty: 0,
+                notional_ticks: 0,
+                last: None,
+                ord_rej_reason: Some(5),
+                text: Some("unknown order".into()),
+                transact_ns: wall_clock_ns(),
+                status: None,
+            },
+        }
+    }
+
+    /// Answers OrderStatusRequest and OrderMassStatusRequest from the order state.
+    fn answer_status(&mut self, request: &Request) {
+        match *request {
+            Request::Status { account, cl_ord_id, req_id, side, symbol } => {
+                let mut report = self.status_report(account, cl_ord_id, side, symbol);
+                report.status = Some(StatusInfo { ord_status_req_id: req_id, mass: None });
+                self.deliver(account, ToSession::Exec(report));
+            }
+            Request::MassStatus { account, req_id, symbol } => {
+                let mut live: Vec<(OrderId, ClOrdId, Side, SymbolId)> = self
+                    .orders
+                    .iter()
+                    .filter(|(_, s)| s.account == account && symbol.is_none_or(|sym| sym == s.symbol))
+                    .map(|(id, s)| (*id, s.cl_ord_id, s.side, s.symbol))
+                    .collect();
+                live.sort_unstable_by_key(|l| l.0);
+                let total = live.len() as u64;
+                if live.is_empty() {
+                    // No live order: one report saying so, with TotNumReports 0.
+                    let mut report = self.status_report(
+                        account,
+                        ClOrdId::from_str("NONE").expect("literal"),
+                        Side::Buy,
+                        symbol.unwrap_or(0),
+                    );
+                    report.text = Some("no live orders".into());
+                    report.ord_rej_reason = None;
+                    report.status =
+                        Some(StatusInfo { ord_status_req_id: None, mass: Some((req_id, 0, true)) });
+                    self.deliver(account, ToSession::Exec(report));
+                }
+                for (i, (_, cl_ord_id, side, sym)) in live.into_iter().enumerate() {
+                    let mut report = self.status_report(account, cl_ord_id, side, sym);
+                    let last = i as u64 + 1 == total;
+                    report.status =
+                        Some(StatusInfo { ord_status_req_id: None, mass: Some((req_id, total, last)) });
+                    self.deliver(account, ToSession::Exec(report));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Sends a message that reports no engine event.
@@ -1282,6 +1567,9 @@ fn request_account(request: &Request) -> AccountId {
         Request::New { order, .. } => order.account,
         Request::Cancel { cancel, .. } => cancel.account,
         Request::Replace { replace, .. } => replace.account,
+        Request::MassCancel { account, .. }
+        | Request::Status { account, .. }
+        | Request::MassStatus { account, .. } => *account,
     }
 }
 
