@@ -303,7 +303,9 @@ impl Outbox {
         Outbox { tx, waker: Some(waker) }
     }
 
-    /// Sends, or hands the message back when the channel is full.
+    /// Sends, or hands the message back when the channel is full (as rtrb's `PushError::Full`
+    /// does: the caller keeps it, nothing is allocated to carry it).
+    #[allow(clippy::result_large_err)]
     fn send(&self, delivery: Delivery) -> Result<(), Delivery> {
         let sent = self.tx.try_send(delivery).map_err(|e| e.into_inner());
         if let Some(waker) = &self.waker {
