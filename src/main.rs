@@ -259,6 +259,15 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
     if let Some(tcp) = info.tcp_addr {
         println!("fix/tcp: {tcp}");
     }
+    for warning in &info.session_store_warnings {
+        eprintln!("warning: {warning}");
+    }
+    if !info.canceled_at_start.is_empty() {
+        println!(
+            "sessions: orders of {} canceled (cancel-on-disconnect: logged on when the venue stopped without a Logout)",
+            info.canceled_at_start.join(", ")
+        );
+    }
     if !info.plain_password_accounts.is_empty() {
         eprintln!(
             "warning: accounts {} have plain-text demo passwords (password = account name on the embedded defaults)",
