@@ -140,7 +140,13 @@ impl SessionStore {
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(p).map_err(io_err(p))
         };
         let state = open(&state_path)?;
-        let log = open(&log_path)?;
+        // Appends always go to the end, whatever was read.
+        let log = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&log_path)
+            .map_err(io_err(&log_path))?;
         let mut store = SessionStore {
             state_path,
             log_path,
@@ -341,6 +347,13 @@ impl SessionStore {
             if RECORD_HEADER_LEN + type_len > len || seq <= last_seq {
                 return Err(corrupt(at, "a record's fields are inconsistent"));
             }
+            if seq >= out_seq_next {
+                // Appended, but the process died before the numbers that cover it were written:
+                // it was never transmitted (bytes leave only after both). Cut it off.
+                self.log.set_len(at as u64).map_err(io_err(&self.log_path))?;
+                self.log_len = at as u64;
+                return Ok(());
+            }
             let msg_type = &rest[RECORD_HEADER_LEN..RECORD_HEADER_LEN + type_len];
             let fields = &rest[RECORD_HEADER_LEN + type_len..len];
             resend.push(seq, msg_type, fields, sent_ns);
@@ -348,9 +361,6 @@ impl SessionStore {
             at += len;
         }
         self.log_len = bytes.len() as u64;
-        if last_seq >= out_seq_next {
-            return Err(corrupt(at, "the log holds messages past the state's MsgSeqNum"));
-        }
         Ok(())
     }
 }
@@ -472,6 +482,34 @@ mod tests {
         assert!(e.contains("bob.log") && e.contains(&format!("offset {second}")), "{e}");
         assert_eq!((o.state.in_seq_next, o.state.out_seq_next), (1, 1));
         assert!(o.state.store.is_empty());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn messages_logged_past_the_written_numbers_were_never_sent_and_are_cut() {
+        let d = dir("ahead");
+        let mut o = SessionStore::open(&d, "dave", fresh(), 100).unwrap();
+        sent(&mut o.state, 2);
+        o.store.persist((o.state.in_seq_next, o.state.out_seq_next, &o.state.store), 0, true).unwrap();
+        let len_before = std::fs::metadata(d.join("dave.log")).unwrap().len();
+        // A crash between the log append and the state write of the next message.
+        let mut extra = Vec::new();
+        encode_record(&mut extra, 3, 30, b"8", b"11=c3\x01");
+        let mut log = OpenOptions::new().append(true).open(d.join("dave.log")).unwrap();
+        log.write_all(&extra).unwrap();
+        drop((log, o));
+        let o = SessionStore::open(&d, "dave", fresh(), 100).unwrap();
+        assert!(o.corruption.is_none());
+        assert_eq!(o.state.out_seq_next, 3);
+        assert_eq!(o.state.store.range(1, 10).map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(std::fs::metadata(d.join("dave.log")).unwrap().len(), len_before);
+        // Appends after a reopen go after what is there.
+        let mut o = o;
+        sent(&mut o.state, 1);
+        o.store.persist((o.state.in_seq_next, o.state.out_seq_next, &o.state.store), 0, true).unwrap();
+        drop(o);
+        let o = SessionStore::open(&d, "dave", fresh(), 100).unwrap();
+        assert_eq!(o.state.store.range(1, 10).map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
