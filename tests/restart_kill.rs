@@ -169,3 +169,199 @@ fn sigkill_between_orders_and_fills_loses_no_report_and_cancels_cut_sessions() {
     drop(venue);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What one client saw of its orders.
+#[derive(Default)]
+struct Book {
+    /// Every report's ExecID seen without PossDupFlag (a second one is a duplicate).
+    exec_ids: std::collections::HashSet<String>,
+    /// ClOrdID → (acknowledged, done) for each order's current id.
+    orders: std::collections::HashMap<String, (bool, bool)>,
+    duplicates: Vec<String>,
+}
+
+impl Book {
+    fn take(&mut self, m: &Received) {
+        if m.msg_type() != "8" {
+            return;
+        }
+        let exec_type = m.get(150).unwrap_or_default();
+        let exec_id = m.get(17).unwrap_or_default();
+        if exec_type != "I" && exec_id != "0" && !self.exec_ids.insert(exec_id.clone()) && m.get(43).is_none()
+        {
+            self.duplicates.push(m.text());
+        }
+        let id = m.get(11).unwrap_or_default();
+        let done = matches!(m.get(39).as_deref(), Some("2" | "4" | "C" | "8"));
+        match exec_type.as_str() {
+            "0" => {
+                self.orders.insert(id, (true, false));
+            }
+            "5" => {
+                if let Some(orig) = m.get(41) {
+                    self.orders.remove(&orig);
+                }
+                self.orders.insert(id, (true, done));
+            }
+            "4" => {
+                // A cancel names the request's id (or the order's, for mass cancels).
+                let order = m.get(41).unwrap_or(id);
+                self.orders.insert(order, (true, true));
+            }
+            "F" | "C" | "8" => {
+                let entry = self.orders.entry(id).or_insert((exec_type != "8", false));
+                entry.1 |= done;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn repeated_sigkills_under_flow_keep_every_acknowledged_order_reachable_and_reports_exactly_once() {
+    use rand::{rngs::SmallRng, Rng, SeedableRng};
+    let dir = scratch("flow");
+    let config = dir.join("venue.toml");
+    std::fs::write(
+        &config,
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n\n\
+         [[accounts]]\nname = \"alice\"\npassword = \"alice\"\n\n\
+         [[accounts]]\nname = \"bob\"\npassword = \"bob\"\ncancel_on_disconnect = false\n\n\
+         [[accounts]]\nname = \"carol\"\npassword = \"carol\"\ncancel_on_disconnect = false\n",
+    )
+    .unwrap();
+    let accounts = ["alice", "bob", "carol"];
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut books: Vec<Book> = accounts.iter().map(|_| Book::default()).collect();
+    let mut states: Vec<Option<SessionState>> = accounts.iter().map(|_| None).collect();
+    let mut next_id = 0u64;
+    for trial in 0..3 {
+        let venue = serve(&dir.join("data"), &config);
+        let sends: Vec<Vec<(u8, u64, u64, bool)>> = accounts
+            .iter()
+            .map(|_| {
+                (0..40)
+                    .map(|_| (rng.gen_range(0..10), rng.gen_range(1..6), rng.gen_range(97..104), rng.gen()))
+                    .collect()
+            })
+            .collect();
+        let kill_after = Duration::from_millis(rng.gen_range(20..200));
+        let (new_states, new_books) = rt.block_on(async {
+            let mut clients = Vec::new();
+            for (i, account) in accounts.iter().enumerate() {
+                let mut c = connect(venue.tcp, account, states[i].take()).await;
+                // What was missed while away (resends), then the flow.
+                for m in drain(&mut c).await {
+                    books[i].take(&m);
+                }
+                clients.push(c);
+            }
+            let mut books = std::mem::take(&mut books);
+            let started = std::time::Instant::now();
+            let mut killed = false;
+            let mut venue = Some(venue);
+            for round in 0..40 {
+                if started.elapsed() >= kill_after {
+                    drop(venue.take()); // SIGKILL mid-flow, every session still connected
+                    killed = true;
+                    break;
+                }
+                for (i, c) in clients.iter_mut().enumerate() {
+                    let (op, qty, px, buy) = sends[i][round];
+                    let live: Vec<String> = books[i]
+                        .orders
+                        .iter()
+                        .filter(|(_, s)| s.0 && !s.1)
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    let side = if buy { Side::Buy } else { Side::Sell };
+                    let price = format!("{px}.00");
+                    let sent = if op < 2 && !live.is_empty() {
+                        let orig = live[round % live.len()].clone();
+                        next_id += 1;
+                        let id = format!("x{next_id}");
+                        c.send(b"F", |e| {
+                            e.str(11, &id);
+                            e.str(41, &orig);
+                            e.str(55, "BTC-USD");
+                            e.char(54, b'1');
+                            e.time(60, now_ns());
+                        })
+                        .await
+                    } else {
+                        next_id += 1;
+                        let id = format!("o{trial}-{next_id}");
+                        c.send(b"D", |e| {
+                            new_order_fields(e, &id, "BTC-USD", side, qty, Some(&price), None, now_ns())
+                        })
+                        .await
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                    while let Ok(Some(m)) = c.recv(Duration::from_millis(2)).await {
+                        books[i].take(&m);
+                    }
+                }
+            }
+            if !killed {
+                drop(venue.take());
+            }
+            let mut states = Vec::new();
+            for (i, mut c) in clients.into_iter().enumerate() {
+                // What reached the socket before the kill.
+                while let Ok(Some(m)) = c.recv(Duration::from_millis(100)).await {
+                    books[i].take(&m);
+                }
+                states.push(Some(c.take_state()));
+            }
+            (states, books)
+        });
+        states = new_states;
+        books = new_books;
+    }
+    // A last start: every owner gets what it missed, then asks the status of each order it
+    // has not seen end.
+    let venue = serve(&dir.join("data"), &config);
+    rt.block_on(async {
+        for (i, account) in accounts.iter().enumerate() {
+            let mut c = connect(venue.tcp, account, states[i].take()).await;
+            for m in drain(&mut c).await {
+                books[i].take(&m);
+            }
+            let open: Vec<String> =
+                books[i].orders.iter().filter(|(_, s)| s.0 && !s.1).map(|(id, _)| id.clone()).collect();
+            for id in &open {
+                c.send(b"H", |e| {
+                    e.str(11, id);
+                    e.str(55, "BTC-USD");
+                    e.char(54, b'1');
+                })
+                .await
+                .unwrap();
+                let m = next(&mut c).await;
+                let status = m.get(39).unwrap_or_default();
+                assert!(
+                    matches!(status.as_str(), "0" | "1" | "2" | "4" | "C"),
+                    "{account}'s acknowledged order {id} is unknown after the restarts: {}",
+                    m.text()
+                );
+            }
+            eprintln!(
+                "{account}: {} reports, {} orders, {} open asked",
+                books[i].exec_ids.len(),
+                books[i].orders.len(),
+                open.len()
+            );
+            assert!(
+                books[i].duplicates.is_empty(),
+                "{account} got duplicates without 43=Y: {:?}",
+                books[i].duplicates
+            );
+            assert!(!books[i].exec_ids.is_empty(), "{account} got reports");
+        }
+    });
+    drop(venue);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
