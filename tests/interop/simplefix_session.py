@@ -44,6 +44,7 @@ class Session:
         self.parser = simplefix.FixParser()
         self.buf = b""
         self.seq = 1
+        self.in_next = 1  # next MsgSeqNum expected from the venue
 
     def send(self, msg_type, fields):
         m = simplefix.FixMessage()
@@ -70,6 +71,10 @@ class Session:
                 msg = self.parser.get_message()
                 if msg is None:
                     fail(f"simplefix could not parse {raw!r}")
+                if msg.get(35) == b"4" and msg.get(123) == b"Y":
+                    self.in_next = int(msg.get(36))
+                else:
+                    self.in_next = int(msg.get(34)) + 1
                 return msg
             if time.time() > deadline:
                 fail(f"{self.account}: no message within 10 s")
@@ -92,6 +97,20 @@ class Session:
     def logon(self):
         self.send("A", [(98, 0), (108, 30), (141, "Y"), (553, self.account), (554, self.account)])
         self.expect("A", t108="30")
+
+    def reconnect(self, port):
+        """A new connection continuing this session's numbers (no ResetSeqNumFlag). Returns the
+        MsgSeqNum of the venue's Logon reply."""
+        self.sock.close()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+        expected = self.in_next
+        self.send("A", [(98, 0), (108, 30), (553, self.account), (554, self.account)])
+        logon = self.expect("A", t108="30")
+        if logon.get(141) is not None:
+            fail(f"{self.account}: the venue reset the numbers of a continued session: {logon}")
+        self.in_next = expected  # what was missed is still to come
+        return int(logon.get(34))
 
 
 def main():
@@ -129,10 +148,33 @@ def main():
         # A malformed order gets a session Reject naming the missing tag.
         bob.send("D", [(11, "py-b2"), (55, "BTC-USD"), (38, 1), (40, "1")])
         bob.expect("3", t373="1", t371="54")
+        # alice logs out; her order fills while she is away; she reconnects with continued
+        # numbers, sees the gap in the venue's Logon and gets the fill through ResendRequest.
+        alice.send("5", [])
+        alice.expect("5")
+        bob.send("D", [(11, "py-b3"), (55, "BTC-USD"), (54, "2"), (60, "20260101-00:00:00.000"),
+                       (38, 2), (40, "1")])
+        bob.expect("8", t150="0", t11="py-b3")
+        bob.expect("8", t150="F", t39="2", t14="2")
+        missed_from = alice.in_next
+        logon_seq = alice.reconnect(port)
+        if logon_seq <= missed_from:
+            fail(f"alice: the venue's Logon {logon_seq} shows no gap after {missed_from - 1}")
+        alice.send("2", [(7, missed_from), (16, 0)])
+        fill = alice.expect("8", t150="F", t11="py-a1", t14="6", t151="4", t43="Y")
+        if fill.get(122) is None:
+            fail(f"alice: a resent report without OrigSendingTime (122): {fill}")
+        alice.expect("4", t123="Y", t43="Y")
+        if alice.in_next != logon_seq + 1:
+            fail(f"alice: after the resend the next MsgSeqNum is {alice.in_next}, not {logon_seq + 1}")
+        alice.send("D", [(11, "py-a2"), (55, "BTC-USD"), (54, "1"), (60, "20260101-00:00:00.000"),
+                         (38, 1), (40, "2"), (44, "99.00"), (59, "1")])
+        alice.expect("8", t150="0", t11="py-a2")
         for s in (alice, bob):
             s.send("5", [])
             s.expect("5")
-        print("interop: OK: simplefix drove two sessions (logon, orders, fills, test request, reject, logout)")
+        print("interop: OK: simplefix drove two sessions (logon, orders, fills, test request, reject, "
+              "reconnect with continued numbers and a resend of a fill made while away, logout)")
     finally:
         server.terminate()
         server.wait(timeout=10)
