@@ -474,6 +474,7 @@ impl Server {
                 config.network.poll_spin_us
             )));
         }
+        let reset_offset_s = parse_reset_time(&config.session.reset_time)?;
         let data_dir = data_dir.map_or_else(|| config.data_dir.clone(), Path::to_path_buf);
         let data_err = |what: String| ServeError::Data { path: data_dir.clone(), what };
         std::fs::create_dir_all(&data_dir).map_err(|e| data_err(e.to_string()))?;
@@ -574,7 +575,6 @@ impl Server {
 
         // Persistent FIX sessions: each account's numbers, sent messages, and the last event
         // reported to it. A new store starts after every event journaled so far.
-        let reset_offset_s = parse_reset_time(&config.session.reset_time)?;
         let now = gateway::server::now_ns();
         let fresh = SessionMeta {
             in_seq_next: 1,

@@ -207,3 +207,15 @@ fn order_status_mass_status_and_mass_cancel_answer_every_request() {
         check(&next(&mut alice).await, &[(35, "3"), (371, "530")]);
     });
 }
+
+#[test]
+fn a_bad_session_reset_time_is_refused_with_the_field_named() {
+    for bad in ["24:00:00", "9:00:00", "09:60:00", "noon", "09:00"] {
+        let mut config = exchange::serve::ServeConfig::default();
+        config.session.reset_time = bad.into();
+        let dir = std::env::temp_dir().join(format!("exchange-reset-time-{}", std::process::id()));
+        let err = exchange::serve::Server::start(&config, Some(&dir)).expect_err(bad).to_string();
+        assert!(err.contains("session.reset_time") && err.contains(bad), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

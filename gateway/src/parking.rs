@@ -32,6 +32,8 @@ pub struct Parking {
     reset_offset_s: u32,
     /// Store write failures, reported once each by the gateway.
     errors: Vec<SessionStoreError>,
+    /// The session day of the last [`Parking::day_changed`] call.
+    day: Option<i64>,
 }
 
 /// An account's session store as opened at start-up.
@@ -50,7 +52,7 @@ pub struct OpenedSession {
 impl Parking {
     /// No persistence: every Logon starts a fresh session (tests, tools).
     pub fn none(config: SessionConfig) -> Parking {
-        Parking { config, slots: Vec::new(), reset_offset_s: 0, errors: Vec::new() }
+        Parking { config, slots: Vec::new(), reset_offset_s: 0, errors: Vec::new(), day: None }
     }
 
     /// The sessions opened at start-up.
@@ -76,7 +78,8 @@ impl Parking {
                 last_event_seq,
             });
         }
-        Parking { config, slots, reset_offset_s, errors: Vec::new() }
+        let day = Some(session_day(now_ns, reset_offset_s));
+        Parking { config, slots, reset_offset_s, errors: Vec::new(), day }
     }
 
     fn slot(&mut self, account: AccountId) -> Option<&mut Parked> {
@@ -164,8 +167,64 @@ impl Parking {
         }
     }
 
+    /// True once when a new session day starts (persistent sessions only): connected sessions
+    /// are then logged out, and each starts again from 1 at its next Logon.
+    pub fn day_changed(&mut self, now_ns: u64) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let day = session_day(now_ns, self.reset_offset_s);
+        let changed = self.day.is_some_and(|d| d != day);
+        self.day = Some(day);
+        changed
+    }
+
     /// Store failures since the last call.
     pub fn take_errors(&mut self) -> Vec<SessionStoreError> {
         std::mem::take(&mut self.errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session_store::SessionMeta;
+
+    const DAY_NS: u64 = 86_400_000_000_000;
+
+    #[test]
+    fn a_new_session_day_starts_the_numbers_again_and_logs_sessions_out_once() {
+        let dir = std::env::temp_dir().join(format!("exchange-parking-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = SessionConfig::default();
+        let now = 10 * DAY_NS + 5;
+        let fresh = SessionMeta {
+            in_seq_next: 1,
+            out_seq_next: 1,
+            last_event_seq: 0,
+            session_day: session_day(now, 0),
+            connected: false,
+        };
+        let mut o = SessionStore::open(&dir, "alice", fresh, 100).unwrap();
+        o.state.in_seq_next = 7;
+        o.state.out_seq_next = 9;
+        o.store.persist((7, 9, &o.state.store), 0, false).unwrap();
+        let opened =
+            vec![OpenedSession { account: 0, comp_id: "alice".into(), store: o.store, state: o.state }];
+        let mut parking = Parking::new(config.clone(), opened, 0, now);
+        // The same day: the numbers go on.
+        let state = parking.resume(0, 1, now + 1);
+        assert_eq!((state.in_seq_next, state.out_seq_next), (7, 9));
+        let mut session = Session::detached(config.clone(), "alice", state, now);
+        parking.park(0, 1, &mut session, now + 2);
+        assert!(!parking.day_changed(now + 3));
+        assert!(parking.day_changed(now + DAY_NS), "once, when the day turns");
+        assert!(!parking.day_changed(now + DAY_NS + 1));
+        // The next day: from 1.
+        let state = parking.resume(0, 2, now + DAY_NS);
+        assert_eq!((state.in_seq_next, state.out_seq_next), (1, 1));
+        assert_eq!(parking.connection(0), Some(2));
+        assert!(Parking::none(config).resume(3, 1, now).store.is_empty(), "no store: a fresh session");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -458,6 +458,15 @@ impl GatewayLoop {
         for e in self.parking.take_errors() {
             eprintln!("gateway: {e}");
         }
+        if self.parking.day_changed(now_ns) {
+            let text = "end of the session day: sequence numbers start again from 1 at the next Logon";
+            for conn in self.tcp.values_mut() {
+                conn.fix.session.logout(text, now_ns);
+            }
+            for (_, conn) in self.quic.conns_mut() {
+                conn.state.session.logout(text, now_ns);
+            }
+        }
         self.service_tcp(now_ns);
         self.service_quic(now, now_ns);
         busy
