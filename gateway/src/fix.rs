@@ -86,6 +86,8 @@ pub mod tag {
     pub const CXL_REJ_REASON: u32 = 102;
     pub const USERNAME: u32 = 553;
     pub const ORD_STATUS_REQ_ID: u32 = 790;
+    pub const HEADLINE: u32 = 148;
+    pub const NO_LINES_OF_TEXT: u32 = 33;
     pub const MASS_STATUS_REQ_ID: u32 = 584;
     pub const MASS_STATUS_REQ_TYPE: u32 = 585;
     pub const TOT_NUM_REPORTS: u32 = 911;

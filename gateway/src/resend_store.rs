@@ -55,6 +55,9 @@ pub struct ResendStore {
     base: u64,
     /// Bytes of the entries still held.
     live_bytes: usize,
+    /// Highest seq evicted past a bound (0: none): a resend from at or below it asks for
+    /// messages the store no longer has.
+    evicted_until: u64,
     messages_max: usize,
     bytes_max: usize,
 }
@@ -82,6 +85,17 @@ impl ResendStore {
         self.log.clear();
         self.base = 0;
         self.live_bytes = 0;
+        self.evicted_until = 0;
+    }
+
+    /// Highest seq evicted past a bound, 0 when none was.
+    pub fn evicted_until(&self) -> u64 {
+        self.evicted_until
+    }
+
+    /// The most messages kept.
+    pub fn messages_max(&self) -> usize {
+        self.messages_max
     }
 
     /// Keeps message `seq` (greater than every seq kept so far). A message larger than the
@@ -96,6 +110,7 @@ impl ResendStore {
         while self.entries.len() >= self.messages_max || self.live_bytes + len > self.bytes_max {
             let Some(oldest) = self.entries.pop_front() else { break };
             self.live_bytes -= oldest.len();
+            self.evicted_until = oldest.seq;
         }
         self.compact();
         let start = self.base + self.log.len() as u64;

@@ -801,8 +801,24 @@ impl Core {
         if next <= end {
             self.gap_fill(next, end + 1, now_ns);
         }
+        let evicted = store.evicted_until();
+        let kept = store.messages_max();
         self.store = store;
         self.last_tx_ns = now_ns;
+        if begin <= evicted {
+            // Gap-filled, but some of them were application messages: say so in words (News,
+            // 35=B), since a SequenceReset carries no text.
+            let text = format!(
+                "MsgSeqNum {begin} to {} are past this session's resend store (it keeps the last \
+                 {kept} messages): they were gap-filled, not resent",
+                evicted.min(end)
+            );
+            self.send_app(b"B", now_ns, |e| {
+                e.str(tag::HEADLINE, "resend beyond the store");
+                e.u64(tag::NO_LINES_OF_TEXT, 1);
+                e.str(tag::TEXT, &text);
+            });
+        }
     }
 
     /// Asks for everything from the expected MsgSeqNum on, having received `seq` (a message,
@@ -1136,6 +1152,33 @@ mod tests {
         assert!(has(&out[1], "35=8") && has(&out[1], "34=2") && has(&out[1], "11=x"), "{out:?}");
         assert!(has(&out[2], "35=4") && has(&out[2], "34=3") && has(&out[2], "36=4"), "{out:?}");
         assert!(has(&out[3], "35=8") && has(&out[3], "34=4") && has(&out[3], "11=y"), "{out:?}");
+    }
+
+    #[test]
+    fn a_resend_past_the_store_is_gap_filled_and_said_in_words() {
+        let (_c, v) = logged_on();
+        let config = SessionConfig { resend_store_max: 2, ..SessionConfig::default() };
+        let mut state = v_state(v);
+        state.store = ResendStore::new(config.resend_store_max, RESEND_STORE_BYTES_MAX);
+        let mut v = Session::detached(config, "alice", state, 0);
+        for id in ["a", "b", "c"] {
+            v.send(b"8", 1, |e| e.str(tag::CL_ORD_ID, id)); // seqs 2, 3, 4: "a" is evicted
+        }
+        v.core.state = State::Active;
+        let mut e = Encoder::new();
+        e.begin(b"2", "alice", "EXCHANGE", 2, 0);
+        e.u64(tag::BEGIN_SEQ_NO, 1);
+        e.u64(tag::END_SEQ_NO, 0);
+        v.feed(e.finish());
+        assert!(matches!(v.poll(2 * S), Poll::Idle));
+        let out = messages(&v.take_tx());
+        assert!(has(&out[0], "35=4") && has(&out[0], "36=3"), "{out:?}");
+        assert!(has(&out[1], "11=b") && has(&out[2], "11=c"), "{out:?}");
+        assert!(has(&out[3], "35=B") && out[3].contains("MsgSeqNum 1 to 2 are past"), "{out:?}");
+    }
+
+    fn v_state(mut v: Session) -> SessionState {
+        v.take_state()
     }
 
     #[test]
