@@ -80,6 +80,7 @@ pub fn parse_line(line: &str, names: &mut Names) -> Result<ParsedLine, LineError
             account: account(&raw, names)?,
             symbol: symbol(&raw, names)?,
             id: cl_ord_id("id", raw.id.as_deref())?,
+            request_id: None,
         }),
         "replace" => CommandKind::Replace(ReplaceOrder {
             account: account(&raw, names)?,

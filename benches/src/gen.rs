@@ -772,7 +772,12 @@ impl Generator {
             self.stats.cancels += 1;
         }
         self.emit(
-            CommandKind::Cancel(CancelOrder { account: o.account, symbol: o.symbol, id: cl_ord_id(o.cl_id) }),
+            CommandKind::Cancel(CancelOrder {
+                account: o.account,
+                symbol: o.symbol,
+                id: cl_ord_id(o.cl_id),
+                request_id: None,
+            }),
             Op::Cancel { symbol: o.symbol, order },
         );
     }

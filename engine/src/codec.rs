@@ -58,6 +58,10 @@ const CMD_REPLACE: u8 = 3;
 const CMD_CANCEL_ALL: u8 = 4;
 const CMD_HALT: u8 = 5;
 const CMD_RESUME: u8 = 6;
+/// A cancel whose request has a ClOrdID of its own (FIX 11 of an OrderCancelRequest, apart
+/// from the order's 41): a new code rather than a new layout of [`CMD_CANCEL`], so journals
+/// written before it read as they were.
+const CMD_CANCEL_WITH_REQUEST_ID: u8 = 7;
 
 const EV_ACCEPTED: u8 = 1;
 const EV_TRADE: u8 = 2;
@@ -362,7 +366,7 @@ impl Command {
                         + o.display_qty.is_some() as usize
                         + o.expire_ts.is_some() as usize)
             }
-            CommandKind::Cancel(c) => 4 + 4 + id_len(&c.id),
+            CommandKind::Cancel(c) => 4 + 4 + id_len(&c.id) + c.request_id.as_ref().map_or(0, id_len),
             CommandKind::Replace(r) => {
                 4 + 4 + id_len(&r.orig_id) + id_len(&r.id) + 1 + 8 + 8 * r.price.is_some() as usize
             }
@@ -383,6 +387,7 @@ impl Command {
         let mut p = Put { buf, pos: 0 };
         let tag = match self.kind {
             CommandKind::New(_) => CMD_NEW,
+            CommandKind::Cancel(c) if c.request_id.is_some() => CMD_CANCEL_WITH_REQUEST_ID,
             CommandKind::Cancel(_) => CMD_CANCEL,
             CommandKind::Replace(_) => CMD_REPLACE,
             CommandKind::CancelAll { .. } => CMD_CANCEL_ALL,
@@ -431,6 +436,9 @@ impl Command {
                 p.u32(c.account);
                 p.u32(c.symbol);
                 p.id(&c.id);
+                if let Some(request_id) = &c.request_id {
+                    p.id(request_id);
+                }
             }
             CommandKind::Replace(r) => {
                 p.u32(r.account);
@@ -499,10 +507,14 @@ impl Command {
                     stp,
                 })
             }
-            CMD_CANCEL => CommandKind::Cancel(CancelOrder {
+            CMD_CANCEL | CMD_CANCEL_WITH_REQUEST_ID => CommandKind::Cancel(CancelOrder {
                 account: g.u32("cancel.account")?,
                 symbol: g.u32("cancel.symbol")?,
                 id: g.id("cancel.id")?,
+                request_id: match tag {
+                    CMD_CANCEL_WITH_REQUEST_ID => Some(g.id("cancel.request_id")?),
+                    _ => None,
+                },
             }),
             CMD_REPLACE => {
                 let account = g.u32("replace.account")?;
@@ -797,9 +809,14 @@ mod tests {
     fn command_kind() -> impl Strategy<Value = CommandKind> {
         prop_oneof![
             new_order().prop_map(CommandKind::New),
-            (any::<u32>(), any::<u32>(), cl_ord_id()).prop_map(|(account, symbol, id)| {
-                CommandKind::Cancel(CancelOrder { account, symbol, id })
-            }),
+            (any::<u32>(), any::<u32>(), cl_ord_id(), proptest::option::of(cl_ord_id())).prop_map(
+                |(account, symbol, id, request_id)| CommandKind::Cancel(CancelOrder {
+                    account,
+                    symbol,
+                    id,
+                    request_id
+                })
+            ),
             (any::<u32>(), any::<u32>(), cl_ord_id(), cl_ord_id(), any::<Option<i64>>(), any::<u64>())
                 .prop_map(|(account, symbol, orig_id, id, price, qty)| {
                     CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id, price, qty })
@@ -985,7 +1002,7 @@ mod tests {
 
     #[test]
     fn unknown_tags_are_rejected() {
-        for tag in [0u8, 7, 255] {
+        for tag in [0u8, 8, 255] {
             let mut buf = [0u8; COMMAND_ENCODED_LEN_MAX];
             let len = sample_new().encode(&mut buf);
             buf[0] = tag;

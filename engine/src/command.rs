@@ -51,6 +51,9 @@ pub struct CancelOrder {
     pub symbol: SymbolId,
     /// Client id of the live order.
     pub id: ClOrdId,
+    /// The cancel request's own client id, when it has one apart from the order's (FIX's 11
+    /// beside 41); journaled, so its report names it after a restart too. Not used in matching.
+    pub request_id: Option<ClOrdId>,
 }
 
 /// Cancel/replace: change price and/or total quantity, giving the order a new client id.

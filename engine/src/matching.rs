@@ -447,7 +447,8 @@ mod tests {
         g.tif = Tif::Gtd;
         g.expire_ts = Some(15);
         h.run(CommandKind::New(g)); // ts 10
-        let ev = h.run(CommandKind::Cancel(CancelOrder { account: 1, symbol: 0, id: id("g") })); // ts 20
+        let ev =
+            h.run(CommandKind::Cancel(CancelOrder { account: 1, symbol: 0, id: id("g"), request_id: None })); // ts 20
         assert!(matches!(ev[0].kind, EventKind::Expired { leaves_qty: 5, .. }));
         assert!(matches!(ev[1].kind, EventKind::Rejected { reason: crate::RejectReason::UnknownOrder, .. }));
         assert_eq!(h.engine.orders_live(), 0);

@@ -360,7 +360,9 @@ mod tests {
         }
         let kind = match rng.gen_range(0..10) {
             0..=5 => CommandKind::New(new),
-            6..=7 => CommandKind::Cancel(crate::CancelOrder { account, symbol: new.symbol, id }),
+            6..=7 => {
+                CommandKind::Cancel(crate::CancelOrder { account, symbol: new.symbol, id, request_id: None })
+            }
             _ => CommandKind::Replace(crate::ReplaceOrder {
                 account,
                 symbol: new.symbol,

@@ -26,7 +26,7 @@ fn commands(seed: u64, n: u64) -> Vec<Command> {
             }
             let kind = match rng.gen_range(0..10) {
                 0..=5 => CommandKind::New(new),
-                6 | 7 => CommandKind::Cancel(CancelOrder { account, symbol, id }),
+                6 | 7 => CommandKind::Cancel(CancelOrder { account, symbol, id, request_id: None }),
                 _ => CommandKind::Replace(ReplaceOrder {
                     account,
                     symbol,

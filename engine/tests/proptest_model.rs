@@ -141,7 +141,7 @@ impl OrderExt for NewOrder {
 }
 
 fn cancel(account: AccountId, symbol: SymbolId, cl_id: &str) -> CommandKind {
-    CommandKind::Cancel(CancelOrder { account, symbol, id: id(cl_id) })
+    CommandKind::Cancel(CancelOrder { account, symbol, id: id(cl_id), request_id: None })
 }
 
 fn replace(
@@ -660,7 +660,10 @@ impl Resolver {
             }
             Op::Cancel(t) => {
                 let (account, symbol, cl_id) = self.target(*t);
-                self.push(dt, CommandKind::Cancel(CancelOrder { account, symbol, id: cl_id }));
+                self.push(
+                    dt,
+                    CommandKind::Cancel(CancelOrder { account, symbol, id: cl_id, request_id: None }),
+                );
             }
             Op::Replace { target, id: pick, price, qty } => {
                 let (account, symbol, orig_id) = self.target(*target);

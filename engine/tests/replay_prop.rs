@@ -174,7 +174,7 @@ fn commands(ops: &[(u64, Op)]) -> Vec<Command> {
                     CommandKind::New(new)
                 }
                 Op::Cancel { account, symbol, id: n } => {
-                    CommandKind::Cancel(CancelOrder { account, symbol, id: id(n) })
+                    CommandKind::Cancel(CancelOrder { account, symbol, id: id(n), request_id: None })
                 }
                 Op::Replace { account, symbol, orig, id: n, px: k, lots } => {
                     CommandKind::Replace(ReplaceOrder {

@@ -454,7 +454,12 @@ impl AppSession {
                 let side = side(msg)?;
                 let symbol = self.symbol(msg)?;
                 Ok(Request::Cancel {
-                    cancel: CancelOrder { account, symbol, id: orig },
+                    cancel: CancelOrder {
+                        account,
+                        symbol,
+                        id: orig,
+                        request_id: (request_id != orig).then_some(request_id),
+                    },
                     request_id,
                     side,
                     ref_seq: seq,

@@ -1551,13 +1551,13 @@ pub fn ord_rej_reason(reason: RejectReason) -> u32 {
     }
 }
 
-/// The request a journaled command came from, as far as its reports need it (a cancel's own
-/// ClOrdID is not journaled: its reports after a restart name the order's).
+/// The request a journaled command came from, as far as its reports need it.
 fn request_of(command: &Command) -> Option<Request> {
     match command.kind {
         CommandKind::New(order) => Some(Request::New { order, ref_seq: 0 }),
         CommandKind::Cancel(cancel) => {
-            Some(Request::Cancel { cancel, request_id: cancel.id, side: Side::Buy, ref_seq: 0 })
+            let request_id = cancel.request_id.unwrap_or(cancel.id);
+            Some(Request::Cancel { cancel, request_id, side: Side::Buy, ref_seq: 0 })
         }
         CommandKind::Replace(replace) => Some(Request::Replace { replace, side: Side::Buy, ref_seq: 0 }),
         CommandKind::CancelAll { .. } | CommandKind::Halt { .. } | CommandKind::Resume { .. } => None,

@@ -349,7 +349,12 @@ impl<'s, S: Strategy + ?Sized> Backtest<'s, S> {
             }
             Outgoing::Cancel(id) => {
                 self.orders.cancels += 1;
-                CommandKind::Cancel(CancelOrder { account, symbol, id: Self::client_id(id) })
+                CommandKind::Cancel(CancelOrder {
+                    account,
+                    symbol,
+                    id: Self::client_id(id),
+                    request_id: None,
+                })
             }
             Outgoing::Replace { orig, id, price, qty } => {
                 self.orders.replaces += 1;

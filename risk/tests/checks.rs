@@ -271,6 +271,7 @@ fn a_pending_replace_reserves_the_larger_and_blocks_a_second_one() {
             account: ALICE,
             symbol: BTC,
             id: id("a2"),
+            request_id: None,
         })),
     );
     h.flush();

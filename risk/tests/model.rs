@@ -122,7 +122,7 @@ proptest! {
                 }
                 Op::Cancel { account, pick } => {
                     if let Some(name) = pick_id(&ids[account as usize], pick) {
-                        h.send_unchecked(CommandKind::Cancel(CancelOrder { account, symbol: BTC, id: id(&name) }));
+                        h.send_unchecked(CommandKind::Cancel(CancelOrder { account, symbol: BTC, id: id(&name), request_id: None }));
                     }
                 }
                 Op::Replace { account, pick, cents, qty, keep_id } => {

@@ -107,7 +107,12 @@ impl Harness {
     }
 
     pub fn cancel(&mut self, account: AccountId, name: &str) {
-        self.send_unchecked(CommandKind::Cancel(engine::CancelOrder { account, symbol: BTC, id: id(name) }));
+        self.send_unchecked(CommandKind::Cancel(engine::CancelOrder {
+            account,
+            symbol: BTC,
+            id: id(name),
+            request_id: None,
+        }));
         self.flush();
     }
 }
