@@ -16,14 +16,15 @@ use engine::{
     AccountId, Doorbell, DurableConfig, DurableEngine, DurableRecovery, EngineConfig, InlineRunner, Runner,
     RunnerConfig, RunnerError, SymbolSpec, SystemClock, WaitStrategy,
 };
-use gateway::admin::AdminConfig;
 use gateway::parking::{OpenedSession, Parking};
-use gateway::router::{Durability, EngineLink, RateLimits, Router, RouterConfig, RouterHandle};
+use gateway::router::{Durability, EngineLink, Router, RouterConfig, RouterHandle};
 use gateway::server::{Gateway, GatewayConfig, Routing};
 use gateway::session::SessionConfig;
 use gateway::session_store::{session_day, SessionMeta, SessionStore};
 use gateway::tls::ServerTls;
 use gateway::venue::{hash_password, AccountConfig, Accounts, Symbols, Venue};
+use oms::admin::AdminConfig;
+use oms::{OmsConfig, RateLimits};
 use serde::Deserialize;
 
 use crate::journal_meta;
@@ -648,13 +649,10 @@ impl Server {
             }
         };
         let router_wait = wait_strategy(&config.engine.router_wait)?;
-        let router_config = RouterConfig {
+        let oms = OmsConfig {
             seq_first,
-            pin_core: router_pin,
-            doorbell,
-            wait: router_wait,
-            durability: Some(Durability { progress, group_commit: matches!(sync, SyncPolicy::GroupCommit) }),
             accounts: accounts.len(),
+            symbols: symbols.clone(),
             cancel_at_start,
             risk: Some(risk),
             admin,
@@ -668,6 +666,13 @@ impl Server {
                     .collect(),
                 keys_max: config.rate_limit.keys_max,
             }),
+        };
+        let router_config = RouterConfig {
+            oms,
+            pin_core: router_pin,
+            doorbell,
+            wait: router_wait,
+            durability: Some(Durability { progress, group_commit: matches!(sync, SyncPolicy::GroupCommit) }),
         };
         let router_error = |e: std::io::Error| ServeError::Engine(format!("router: {e}"));
         let (mut router, tx) = Router::new(link, router_config).map_err(router_error)?;
@@ -790,7 +795,7 @@ fn build_risk(
         state_path: Some(data_dir.join("risk-admin.json")),
     };
     let state_path = admin.state_path.clone().expect("set above");
-    let saved = gateway::admin::load_state(&state_path)
+    let saved = oms::admin::load_state(&state_path)
         .map_err(|what| ServeError::Data { path: state_path.clone(), what })?;
     for (name, saved) in saved.accounts {
         let Some(id) = names.account_id_of(&name) else {

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
 
-use crate::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
 use crate::auth::Authenticator;
 use crate::fix::{self, tag, Message};
 use crate::parking::Parking;
-use crate::router::{ExecReport, Request, RouterTx, SessionId, ToRouter, ToSession};
+use crate::router::{Request, RouterTx, SessionId, ToRouter};
 use crate::session::{Poll, Session};
 use crate::venue::{parse_price_units, Venue};
+use oms::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
+use oms::{ExecReport, Report};
 
 /// Session ids, unique for the process.
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -251,10 +252,10 @@ impl AppSession {
     }
 
     /// Encodes a router answer into the session.
-    pub fn deliver(&mut self, session: &mut Session, message: ToSession, now_ns: u64) {
+    pub fn deliver(&mut self, session: &mut Session, message: Report, now_ns: u64) {
         match message {
-            ToSession::Exec(report) => self.exec_report(session, &report, now_ns),
-            ToSession::CancelReject(r) => session.send(b"9", now_ns, |e| {
+            Report::Exec(report) => self.exec_report(session, &report, now_ns),
+            Report::CancelReject(r) => session.send(b"9", now_ns, |e| {
                 match r.order_id {
                     0 => e.str(tag::ORDER_ID, "NONE"),
                     id => e.u64(tag::ORDER_ID, id),
@@ -266,7 +267,7 @@ impl AppSession {
                 e.u64(tag::CXL_REJ_REASON, u64::from(r.reason));
                 e.str(tag::TEXT, &r.text);
             }),
-            ToSession::BusinessReject { ref_seq, ref_msg_type, ref_id, reason, text } => {
+            Report::BusinessReject { ref_seq, ref_msg_type, ref_id, reason, text } => {
                 business_reject(
                     session,
                     ref_seq,
@@ -277,8 +278,8 @@ impl AppSession {
                     now_ns,
                 );
             }
-            ToSession::Admin(reply) => self.admin_response(session, &reply, now_ns),
-            ToSession::MassCancelReport(r) => {
+            Report::Admin(reply) => self.admin_response(session, &reply, now_ns),
+            Report::MassCancelReport(r) => {
                 let symbols = &self.venue.symbols;
                 session.send(b"r", now_ns, |e| {
                     e.bytes(tag::CL_ORD_ID, r.request_id.as_bytes());
@@ -292,7 +293,7 @@ impl AppSession {
                     e.time(tag::TRANSACT_TIME, r.transact_ns);
                 })
             }
-            ToSession::Logout(text) => session.logout(&text, now_ns),
+            Report::Logout(text) => session.logout(&text, now_ns),
         }
     }
 

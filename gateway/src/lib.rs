@@ -8,7 +8,6 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
 
-pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod client;

@@ -1,51 +1,44 @@
-//! The router thread: the single writer of the engine's command ring and the single reader of
-//! its event ring. Sessions (QUIC tasks, the TCP thread) hand it requests over one bounded
-//! channel; it sends each engine event back to the session of the account concerned, as the
-//! data of an ExecutionReport or OrderCancelReject.
+//! The router: the host of order management ([`oms::OrderManager`]) and the engine's only
+//! client. It owns what the sans-IO core does not: the link to the engine (its rings, or an
+//! engine stepped inline on this thread), acknowledgement gating on the journal, the outbox to
+//! the gateway thread, the clock, and its own thread when it has one.
 //!
 //! ```text
 //! sessions ──ToRouter (bounded MPSC)──▶ router ──Producer<Command>──▶ engine thread
-//! sessions ◀──ToSession (per session)── router ◀──Consumer<Event>──── engine thread
+//! sessions ◀──Delivery (bounded outbox)── router ◀──Consumer<Event>──── engine thread
 //! ```
 //!
-//! The router knows each command's sequence number without being told: it is the ring's only
-//! producer and the engine's sequencer numbers commands in ring order from `seq_first`. So a
-//! FIFO of in-flight requests, keyed by that number, says which request every event answers.
-//!
-//! Acknowledgement gating: an event is sent to a session only once the command journal is
-//! durable up to the event's command (`JournalProgress::durable_seq`), so nothing is
+//! Acknowledgement gating: an event reaches order management's reports only once the command
+//! journal is durable up to the event's command (`JournalProgress::durable_seq`), so nothing is
 //! acknowledged before its sync policy is met. Under group commit the router itself is the
 //! journal thread: it syncs once per batch of held events.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use engine::journal::JournalProgress;
 use engine::{
-    AccountId, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Consumer, Doorbell, EngineStep,
-    Event, EventKind, NewOrder, OrderId, Price, Producer, PushError, Qty, RejectReason, ReplaceOrder, Side,
-    SymbolId, WaitStrategy, Waiter, SYMBOL_UNKNOWN,
+    AccountId, Command, CommandKind, Consumer, Doorbell, EngineStep, Event, Producer, PushError,
+    WaitStrategy, Waiter,
 };
-use rustc_hash::FxHashMap;
+use oms::admin::{AdminRequest, SavedState};
+use oms::{OmsConfig, OmsStats, OrderManager};
 
-use crate::admin::{AdminConfig, AdminReply, AdminRequest};
+pub use oms::{Delivery, Request, SessionId};
 
-/// Identifies one session (one connection's FIX session) for the router's lifetime.
-pub type SessionId = u64;
-
-/// Most requests sent to the engine and not yet answered; past it, requests are refused
-/// ("gateway busy") rather than queued.
-pub const IN_FLIGHT_MAX: usize = 65_536;
 /// Capacity of the channel from sessions to the router.
 pub const INBOUND_CHANNEL_CAPACITY: usize = 65_536;
-/// Capacity of each session's outbox; a session that falls this far behind is closed as a
-/// slow consumer rather than let the router wait or drop reports.
+/// Capacity of the outbox to the gateway thread; past it deliveries wait in order management's
+/// bounded queue ([`oms::OUTPUT_MAX`]).
 pub const OUTBOX_CAPACITY: usize = 65_536;
 /// Most messages handled per loop turn from either side, so neither starves the other.
 const BATCH_MAX: usize = 256;
+/// Admin state saves waiting for the writer thread.
+const ADMIN_SAVES_MAX: usize = 16;
 
 /// What a session asks of the router.
 #[derive(Debug)]
@@ -86,202 +79,6 @@ pub enum ToRouter {
     },
 }
 
-/// An order request, already translated from FIX and checked for form.
-#[derive(Clone, Copy, Debug)]
-pub enum Request {
-    /// NewOrderSingle (D).
-    New {
-        /// The order.
-        order: NewOrder,
-        /// MsgSeqNum of the D, for a BusinessMessageReject.
-        ref_seq: u64,
-    },
-    /// OrderCancelRequest (F).
-    Cancel {
-        /// The order to cancel (by its ClOrdID, OrigClOrdID in FIX).
-        cancel: CancelOrder,
-        /// ClOrdID (11) of the cancel request itself.
-        request_id: ClOrdId,
-        /// Side given in the request.
-        side: Side,
-        /// MsgSeqNum of the F.
-        ref_seq: u64,
-    },
-    /// OrderCancelReplaceRequest (G).
-    Replace {
-        /// The replace.
-        replace: ReplaceOrder,
-        /// Side given in the request.
-        side: Side,
-        /// MsgSeqNum of the G.
-        ref_seq: u64,
-    },
-    /// OrderMassCancelRequest (q): every live order of the account, or of one symbol.
-    MassCancel {
-        /// The account.
-        account: AccountId,
-        /// One symbol, or `None` for all.
-        symbol: Option<SymbolId>,
-        /// ClOrdID (11) of the request.
-        request_id: ClOrdId,
-        /// MassCancelRequestType (530): `1` one symbol, `7` all orders.
-        request_type: u8,
-        /// MsgSeqNum of the q.
-        ref_seq: u64,
-    },
-    /// OrderStatusRequest (H), answered from the order state without the engine.
-    Status {
-        /// The account.
-        account: AccountId,
-        /// ClOrdID (11) of the order asked about.
-        cl_ord_id: ClOrdId,
-        /// OrdStatusReqID (790), echoed.
-        req_id: Option<ClOrdId>,
-        /// Side given.
-        side: Side,
-        /// Symbol given.
-        symbol: SymbolId,
-    },
-    /// OrderMassStatusRequest (AF): one status report per live order.
-    MassStatus {
-        /// The account.
-        account: AccountId,
-        /// MassStatusReqID (584), echoed.
-        req_id: ClOrdId,
-        /// One symbol (MassStatusReqType 1), or `None` for all orders (7).
-        symbol: Option<SymbolId>,
-    },
-}
-
-/// What the router sends a session.
-#[derive(Clone, Debug)]
-pub enum ToSession {
-    /// An ExecutionReport (8).
-    Exec(ExecReport),
-    /// An OrderCancelReject (9).
-    CancelReject(CancelReject),
-    /// A BusinessMessageReject (j).
-    BusinessReject {
-        /// MsgSeqNum of the refused message.
-        ref_seq: u64,
-        /// Its MsgType.
-        ref_msg_type: &'static str,
-        /// Its ClOrdID.
-        ref_id: ClOrdId,
-        /// BusinessRejectReason (380).
-        reason: u32,
-        /// Text (58).
-        text: String,
-    },
-    /// An AdminResponse (U2).
-    Admin(AdminReply),
-    /// An OrderMassCancelReport (r).
-    MassCancelReport(MassCancelReport),
-    /// Log the session out with this text.
-    Logout(String),
-}
-
-/// Content of an ExecutionReport.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExecReport {
-    /// Engine order id (37); 0 when the order never got one.
-    pub order_id: OrderId,
-    /// ClOrdID (11).
-    pub cl_ord_id: ClOrdId,
-    /// OrigClOrdID (41) on cancel and replace reports.
-    pub orig_cl_ord_id: Option<ClOrdId>,
-    /// ExecID (17), unique venue-wide: twice the engine event's sequence number, plus one on
-    /// the taker's report of a trade (maker and taker reports come from one event).
-    pub exec_id: u64,
-    /// ExecType (150).
-    pub exec_type: u8,
-    /// OrdStatus (39).
-    pub ord_status: u8,
-    /// Symbol.
-    pub symbol: SymbolId,
-    /// Side.
-    pub side: Side,
-    /// OrderQty (38).
-    pub order_qty: Qty,
-    /// Limit price in ticks; `None` for market orders.
-    pub price: Option<Price>,
-    /// CumQty (14).
-    pub cum_qty: Qty,
-    /// LeavesQty (151).
-    pub leaves_qty: Qty,
-    /// Sum of fill price × qty in ticks (AvgPx = this / CumQty).
-    pub notional_ticks: i128,
-    /// LastPx (31) in ticks and LastQty (32) on fills.
-    pub last: Option<(Price, Qty)>,
-    /// OrdRejReason (103) on rejects.
-    pub ord_rej_reason: Option<u32>,
-    /// Text (58).
-    pub text: Option<String>,
-    /// TransactTime (60), ns.
-    pub transact_ns: u64,
-    /// On a status report (150=I): the request's id and, for a mass status, the count.
-    pub status: Option<StatusInfo>,
-}
-
-/// What a status report (ExecType I) echoes of its request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StatusInfo {
-    /// OrdStatusReqID (790) of an OrderStatusRequest.
-    pub ord_status_req_id: Option<ClOrdId>,
-    /// MassStatusReqID (584), TotNumReports (911) and LastRptRequested (912) of a mass
-    /// status answer.
-    pub mass: Option<(ClOrdId, u64, bool)>,
-}
-
-/// Content of an OrderMassCancelReport.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MassCancelReport {
-    /// ClOrdID (11) of the request.
-    pub request_id: ClOrdId,
-    /// MassCancelRequestType (530) echoed.
-    pub request_type: u8,
-    /// MassCancelResponse (531): the request type when accepted, `0` when refused.
-    pub response: u8,
-    /// TotalAffectedOrders (533).
-    pub affected: u64,
-    /// The symbol of a per-symbol request.
-    pub symbol: Option<SymbolId>,
-    /// TransactTime (60), ns.
-    pub transact_ns: u64,
-}
-
-/// Content of an OrderCancelReject.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CancelReject {
-    /// Engine order id, 0 when unknown.
-    pub order_id: OrderId,
-    /// ClOrdID of the cancel/replace request.
-    pub cl_ord_id: ClOrdId,
-    /// OrigClOrdID it named.
-    pub orig_cl_ord_id: ClOrdId,
-    /// OrdStatus (39) of the order, `8` when unknown.
-    pub ord_status: u8,
-    /// CxlRejResponseTo (434): `1` cancel, `2` replace.
-    pub response_to: u8,
-    /// CxlRejReason (102): 0 too late, 1 unknown order, 99 other.
-    pub reason: u32,
-    /// Text (58).
-    pub text: String,
-}
-
-/// A message for an account's persistent FIX session, connected or not.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    /// The account.
-    pub account: AccountId,
-    /// Sequence number of the engine event it reports, 0 when it reports none (risk and rate
-    /// rejects, status answers): the session records the highest, so a restart regenerates
-    /// exactly the reports a crash kept from it.
-    pub event_seq: u64,
-    /// What to send.
-    pub message: ToSession,
-}
-
 /// Where every account's messages go: the gateway thread, which hands each to the account's
 /// connection or, with none, to its detached session for a resend after the next Logon.
 #[derive(Clone, Debug)]
@@ -315,54 +112,24 @@ impl Outbox {
     }
 }
 
-/// Router counters (monitoring).
-#[derive(Debug, Default)]
-pub struct RouterStats {
-    /// Requests pushed to the engine.
-    pub requests: AtomicU64,
-    /// Events read from the engine.
-    pub events: AtomicU64,
-    /// Reports for accounts with no connection (kept in their session for a resend).
-    pub to_detached: AtomicU64,
-    /// Events about an order the router does not know: never expected (order state is rebuilt
-    /// from the journal at start-up); counted, and a debug build stops.
-    pub unknown_order_events: AtomicU64,
-    /// Requests refused because too many were in flight.
-    pub busy: AtomicU64,
-    /// Requests refused by pre-trade risk.
-    pub risk_rejects: AtomicU64,
-    /// Requests refused by the rate limit.
-    pub rate_limited: AtomicU64,
-    /// Sessions logged out for sustained abuse of the rate limit.
-    pub abuse_logouts: AtomicU64,
-}
+/// Router counters: order management's.
+pub type RouterStats = OmsStats;
 
 /// How the router runs.
 pub struct RouterConfig {
-    /// Sequence number the engine gives the first command the router pushes.
-    pub seq_first: u64,
+    /// Order management: its numbering, gates, admin and start-up cancels.
+    pub oms: OmsConfig,
     /// How the thread waits when idle.
     pub wait: WaitStrategy,
     /// The command journal's progress, for acknowledgement gating; `None` with no journal.
     pub durability: Option<Durability>,
-    /// Number of accounts (ids `0..accounts`).
-    pub accounts: usize,
-    /// Pre-trade risk; `None` checks nothing.
-    pub risk: Option<risk::RiskEngine>,
-    /// Message rate limits per session and per account; `None` limits nothing.
-    pub rate_limit: Option<RateLimits>,
-    /// Run-time administration of risk (needs `risk`).
-    pub admin: AdminConfig,
     /// The router's own doorbell: the sessions ring it (and the engine thread, with
-    /// [`EngineLink::Rings`], whose [`engine::RunnerHandle::events_doorbell`] it then is), and
-    /// the router parks on it under [`WaitStrategy::Park`].
+    /// [`EngineLink::Rings`], whose `RunnerHandle::events_doorbell` it then is), and the router
+    /// parks on it under [`WaitStrategy::Park`].
     pub doorbell: Arc<Doorbell>,
     /// Core to pin the router thread to (with [`EngineLink::Inline`] it is the engine's
     /// thread); `None` leaves it to the scheduler.
     pub pin_core: Option<usize>,
-    /// Accounts whose orders are canceled before the first turn: cancel-on-disconnect accounts
-    /// whose session was logged on when the process last stopped without a Logout (a crash).
-    pub cancel_at_start: Vec<AccountId>,
 }
 
 /// How the router reaches the matching engine.
@@ -442,26 +209,6 @@ impl RouterTx {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotSent;
 
-/// Rate limits, per session and per account.
-#[derive(Clone, Debug)]
-pub struct RateLimits {
-    /// Every session's limit.
-    pub session: ratelimit::LimitConfig,
-    /// Every account's limit (across its sessions over time).
-    pub account: ratelimit::LimitConfig,
-    /// Accounts with their own account limit.
-    pub account_overrides: Vec<(AccountId, ratelimit::LimitConfig)>,
-    /// Most keys tracked (idle ones are evicted).
-    pub keys_max: usize,
-}
-
-/// What a rate limit is kept for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum LimitKey {
-    Session(SessionId),
-    Account(AccountId),
-}
-
 /// Acknowledgement gating on the command journal.
 #[derive(Clone, Debug)]
 pub struct Durability {
@@ -471,81 +218,73 @@ pub struct Durability {
     pub group_commit: bool,
 }
 
-/// A request sent to the engine and not yet fully answered.
+/// Writes the admin state file off the matching thread; the outcome of the last write is kept
+/// for the next AdminResponse.
 #[derive(Debug)]
-struct InFlight {
-    seq: u64,
-    session: Option<SessionId>,
-    request: Option<Request>,
+struct AdminSaver {
+    tx: Sender<(PathBuf, SavedState)>,
+    last_error: Arc<Mutex<Option<String>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
-/// Most finished orders remembered for status requests (oldest forgotten first).
-pub const DONE_ORDERS_MAX: usize = 100_000;
+impl AdminSaver {
+    fn start() -> std::io::Result<AdminSaver> {
+        let (tx, rx) = crossbeam_channel::bounded::<(PathBuf, SavedState)>(ADMIN_SAVES_MAX);
+        let last_error: Arc<Mutex<Option<String>>> = Arc::default();
+        let errors = last_error.clone();
+        let thread = std::thread::Builder::new().name("admin-state".into()).spawn(move || {
+            for (path, state) in rx {
+                let outcome =
+                    oms::admin::write_state(&path, &state).err().map(|e| format!("{}: {e}", path.display()));
+                *errors.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
+            }
+        })?;
+        Ok(AdminSaver { tx, last_error, thread: Some(thread) })
+    }
 
-/// A finished order, for status requests: its last state and OrdStatus.
-#[derive(Clone, Copy, Debug)]
-struct DoneOrder {
-    order_id: OrderId,
-    state: OrderState,
-    ord_status: u8,
+    /// Queues a save; with the queue full (a burst of admin requests) it writes here.
+    fn save(&self, path: PathBuf, state: SavedState) {
+        if let Err(e) = self.tx.try_send((path, state)) {
+            let (path, state) = e.into_inner();
+            let outcome =
+                oms::admin::write_state(&path, &state).err().map(|e| format!("{}: {e}", path.display()));
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
+        }
+    }
+
+    /// Why the last save failed, if it did.
+    fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
-/// An OrderMassCancelReport waiting for its CancelAll to be processed and durable.
-#[derive(Debug)]
-struct MassCancelPending {
-    command_seq: u64,
-    report: MassCancelReport,
-    account: AccountId,
+impl Drop for AdminSaver {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has written what is queued.
+        let (dead, _) = crossbeam_channel::bounded(0);
+        drop(std::mem::replace(&mut self.tx, dead));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
-
-/// What the router remembers of a live order, to fill CumQty, AvgPx and OrdStatus.
-#[derive(Clone, Copy, Debug)]
-struct OrderState {
-    account: AccountId,
-    cl_ord_id: ClOrdId,
-    symbol: SymbolId,
-    side: Side,
-    qty: Qty,
-    price: Option<Price>,
-    cum_qty: Qty,
-    notional_ticks: i128,
-}
-
-#[derive(Debug)]
-struct Attached {
-    session: SessionId,
-    cancel_on_disconnect: bool,
-}
-
-/// Most messages waiting for room in the outbox; past it, new requests are refused as busy.
-pub const UNSENT_MAX: usize = 1 << 20;
 
 /// The router's state. It runs on a thread of its own ([`spawn`]) or is hosted by another
 /// thread's loop (the gateway's), which calls [`Router::turn`].
 pub struct Router {
     engine: Link,
     inbound: Receiver<ToRouter>,
-    config: RouterConfig,
-    next_seq: u64,
-    in_flight: VecDeque<InFlight>,
-    orders: FxHashMap<OrderId, OrderState>,
-    /// (account, ClOrdID) → live order, for status requests and cancel rejects.
-    by_cl_ord_id: FxHashMap<(AccountId, ClOrdId), OrderId>,
-    /// Finished orders by (account, ClOrdID), bounded by [`DONE_ORDERS_MAX`].
-    done: FxHashMap<(AccountId, ClOrdId), DoneOrder>,
-    done_order: VecDeque<(AccountId, ClOrdId)>,
-    /// Mass cancel reports, in command order, sent once their command is processed and durable.
-    mass_cancels: VecDeque<MassCancelPending>,
-    sessions: Vec<Option<Attached>>,
+    oms: OrderManager,
+    wait: WaitStrategy,
+    durability: Option<Durability>,
+    doorbell: Arc<Doorbell>,
+    pin_core: Option<usize>,
+    /// Events out of the engine whose commands are not durable yet.
     held: VecDeque<Event>,
-    /// Where messages go ([`ToRouter::Outbox`]), and what waits for it or for room in it.
+    /// Where deliveries go ([`ToRouter::Outbox`]); until then they wait in order management.
     outbox: Option<Outbox>,
-    unsent: VecDeque<Delivery>,
-    /// Per account: reports of events up to this seq were delivered before a restart.
-    reported: Vec<u64>,
-    risk: Option<risk::RiskEngine>,
-    limiter: Option<ratelimit::KeyedLimiter<LimitKey>>,
-    stats: Arc<RouterStats>,
+    admin_saver: AdminSaver,
+    stats: Arc<OmsStats>,
     stop: Arc<AtomicBool>,
 }
 
@@ -589,31 +328,9 @@ impl Router {
     /// A router not yet running, and where sessions send it requests. Run it with [`spawn`],
     /// or host it: call [`Router::begin`] once, then [`Router::turn`] whenever its inputs may
     /// have changed and as [`Router::turn_due`] says, then [`Router::end`].
-    pub fn new(engine: EngineLink, mut config: RouterConfig) -> std::io::Result<(Router, RouterTx)> {
-        let limiter = match config.rate_limit.take() {
-            None => None,
-            Some(limits) => {
-                let invalid =
-                    |e: ratelimit::RateLimitError| std::io::Error::other(format!("rate limit: {e}"));
-                let mut keyed =
-                    ratelimit::KeyedLimiter::new(limits.session, limits.keys_max).map_err(invalid)?;
-                // Account keys get the account limit; sessions keep the keyed default.
-                for account in 0..config.accounts as AccountId {
-                    let account_limit = limits
-                        .account_overrides
-                        .iter()
-                        .find(|(a, _)| *a == account)
-                        .map_or(limits.account, |(_, l)| *l);
-                    keyed.set_override(LimitKey::Account(account), account_limit).map_err(invalid)?;
-                }
-                Some(keyed)
-            }
-        };
-        let risk = config.risk.take();
+    pub fn new(engine: EngineLink, config: RouterConfig) -> std::io::Result<(Router, RouterTx)> {
+        let oms = OrderManager::new(config.oms).map_err(std::io::Error::other)?;
         let (tx, rx) = crossbeam_channel::bounded(INBOUND_CHANNEL_CAPACITY);
-        let doorbell_for_sessions = Arc::clone(&config.doorbell);
-        let stats = Arc::new(RouterStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
         let engine = match engine {
             EngineLink::Rings { commands, events, doorbell } => {
                 Link::Rings { commands, events, doorbell, scratch: Vec::with_capacity(BATCH_MAX) }
@@ -623,41 +340,45 @@ impl Router {
         let router = Router {
             engine,
             inbound: rx,
-            next_seq: config.seq_first,
-            sessions: (0..config.accounts).map(|_| None).collect(),
-            config,
-            in_flight: VecDeque::new(),
-            orders: FxHashMap::default(),
-            by_cl_ord_id: FxHashMap::default(),
-            done: FxHashMap::default(),
-            done_order: VecDeque::new(),
-            mass_cancels: VecDeque::new(),
+            stats: oms.stats(),
+            oms,
+            wait: config.wait,
+            durability: config.durability,
+            doorbell: config.doorbell.clone(),
+            pin_core: config.pin_core,
             held: VecDeque::new(),
             outbox: None,
-            unsent: VecDeque::new(),
-            reported: Vec::new(),
-            risk,
-            limiter,
-            stats: stats.clone(),
-            stop: stop.clone(),
+            admin_saver: AdminSaver::start()?,
+            stop: Arc::new(AtomicBool::new(false)),
         };
-        Ok((router, RouterTx { tx, doorbell: doorbell_for_sessions }))
+        Ok((router, RouterTx { tx, doorbell: config.doorbell }))
     }
 
     /// Counters.
-    pub fn stats(&self) -> Arc<RouterStats> {
+    pub fn stats(&self) -> Arc<OmsStats> {
         self.stats.clone()
+    }
+
+    /// Rebuilds order state from the journals before the first turn (see
+    /// [`OrderManager::rebuild`]).
+    pub fn rebuild(
+        &mut self,
+        commands: impl IntoIterator<Item = Command>,
+        events: impl IntoIterator<Item = Event>,
+        reported: Vec<u64>,
+    ) {
+        self.oms.rebuild(commands, events, reported);
     }
 
     /// When a host should turn the router again even if nothing wakes it: at once while
     /// session messages wait (a turn takes a bounded batch), soon while events wait for the
-    /// journal's durability or may come from an engine thread (nothing rings the host for
-    /// those), otherwise `None`.
+    /// journal's durability, deliveries wait for room, or an engine thread may produce events
+    /// (nothing rings the host for those), otherwise `None`.
     pub fn turn_due(&self) -> Option<TurnDue> {
         if !self.inbound.is_empty() {
             Some(TurnDue::Now)
         } else if !self.held.is_empty()
-            || !self.unsent.is_empty()
+            || self.oms.has_deliveries()
             || matches!(self.engine, Link::Rings { .. })
         {
             Some(TurnDue::Soon)
@@ -667,7 +388,7 @@ impl Router {
     }
 
     /// One turn: engine events, then a batch of session messages, then held events whose
-    /// commands are now durable. True when it did something.
+    /// commands are now durable, then deliveries. True when it did something.
     pub fn turn(&mut self) -> bool {
         let mut busy = self.drain_events();
         for _ in 0..BATCH_MAX {
@@ -679,16 +400,17 @@ impl Router {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        busy | self.release_held() | self.flush_unsent()
+        busy |= self.release_held();
+        busy | self.flush_deliveries()
     }
 
-    /// Messages that waited for the outbox, oldest first, while it has room.
-    fn flush_unsent(&mut self) -> bool {
+    /// Deliveries into the outbox, oldest first, while it has room.
+    fn flush_deliveries(&mut self) -> bool {
         let Some(outbox) = &self.outbox else { return false };
         let mut sent = false;
-        while let Some(delivery) = self.unsent.pop_front() {
+        while let Some(delivery) = self.oms.pop_delivery() {
             if let Err(back) = outbox.send(delivery) {
-                self.unsent.push_front(back);
+                self.oms.unpop_delivery(back);
                 break;
             }
             sent = true;
@@ -696,56 +418,24 @@ impl Router {
         sent
     }
 
-    /// Rebuilds order state from the journals before the first turn: every command with the
-    /// events it caused, in order, goes through the same code as live traffic. Reports of events
-    /// at or below `reported[account]` were delivered before the restart and are not made
-    /// again; later ones (a crash kept them from their session) are delivered now.
-    pub fn rebuild(
-        &mut self,
-        commands: impl IntoIterator<Item = Command>,
-        events: impl IntoIterator<Item = Event>,
-        reported: Vec<u64>,
-    ) {
-        self.reported = reported;
-        let mut commands = commands.into_iter().peekable();
-        let mut request = None;
-        for event in events {
-            while let Some(command) = commands.next_if(|c| c.header.seq <= event.command_seq) {
-                request = (command.header.seq == event.command_seq).then(|| request_of(&command)).flatten();
-            }
-            if let Some(risk) = self.risk.as_mut() {
-                risk.on_event(&event);
-            }
-            self.on_event_for(&event, request);
-        }
-        self.reported.clear();
-    }
-
     /// Before the first turn, on the thread that will turn it: pins that thread if configured,
-    /// and cancels again the orders of accounts whose kill switch was engaged before a restart.
+    /// and pushes order management's start-up cancels.
     pub fn begin(&mut self) {
-        if let Some(core) = self.config.pin_core {
+        if let Some(core) = self.pin_core {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                 eprintln!("router: could not pin to core {core}; running unpinned");
             }
         }
-        // (A crash between the kill and its CancelAll being journaled would leave orders.)
-        let mut cancel: Vec<AccountId> = match &self.risk {
-            Some(risk) => (0..self.config.accounts as AccountId).filter(|&a| risk.is_killed(a)).collect(),
-            None => Vec::new(),
-        };
-        cancel.extend(std::mem::take(&mut self.config.cancel_at_start));
-        cancel.sort_unstable();
-        cancel.dedup();
-        for account in cancel {
-            self.push(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None, None);
+        for kind in self.oms.start() {
+            self.push(kind);
         }
+        self.commands_done();
     }
 
     fn run(mut self) {
         self.begin();
-        self.config.doorbell.register();
-        let mut waiter = Waiter::new(self.config.wait);
+        self.doorbell.register();
+        let mut waiter = Waiter::new(self.wait);
         loop {
             let busy = self.turn();
             if self.stop.load(Ordering::Acquire) {
@@ -757,11 +447,10 @@ impl Router {
                 // Nothing rings for journal progress: park only with nothing held for it.
                 let inbound = &self.inbound;
                 match &self.engine {
-                    Link::Rings { events, .. } => waiter
-                        .wait_on(Some(&self.config.doorbell), || !events.is_empty() || !inbound.is_empty()),
-                    Link::Inline { .. } => {
-                        waiter.wait_on(Some(&self.config.doorbell), || !inbound.is_empty())
+                    Link::Rings { events, .. } => {
+                        waiter.wait_on(Some(&self.doorbell), || !events.is_empty() || !inbound.is_empty())
                     }
+                    Link::Inline { .. } => waiter.wait_on(Some(&self.doorbell), || !inbound.is_empty()),
                 }
             } else {
                 waiter.wait();
@@ -784,212 +473,39 @@ impl Router {
     }
 
     fn handle(&mut self, message: ToRouter) {
-        match message {
+        let now_ns = wall_clock_ns();
+        let command = match message {
             ToRouter::Outbox(outbox) => {
                 self.outbox = Some(outbox);
-                self.flush_unsent();
+                None
             }
             ToRouter::Attach { session, account, cancel_on_disconnect } => {
-                if let Some(slot) = self.sessions.get_mut(account as usize) {
-                    *slot = Some(Attached { session, cancel_on_disconnect });
-                }
+                self.oms.attach(session, account, cancel_on_disconnect);
+                None
             }
-            ToRouter::Detach { session, graceful } => {
-                let found =
-                    self.sessions.iter().position(|s| s.as_ref().is_some_and(|a| a.session == session));
-                if let Some(account) = found {
-                    let attached = self.sessions[account].take().expect("found above");
-                    if attached.cancel_on_disconnect && !graceful {
-                        let kind =
-                            CommandKind::CancelAll { account: account as AccountId, symbol: SYMBOL_UNKNOWN };
-                        self.push(kind, None, None);
-                    }
-                }
-            }
+            ToRouter::Detach { session, graceful } => self.oms.detach(session, graceful),
             ToRouter::Admin { account, request } => {
-                let reply = match self.risk.as_mut() {
-                    Some(risk) => {
-                        let (reply, cancel) = self.config.admin.apply(risk, request);
-                        if let Some(killed) = cancel {
-                            let kind = CommandKind::CancelAll { account: killed, symbol: SYMBOL_UNKNOWN };
-                            self.push(kind, None, None);
-                        }
-                        reply
-                    }
-                    None => AdminReply {
-                        req_id: request.req_id,
-                        outcome: Err("pre-trade risk is off on this venue".into()),
-                        accounts: Vec::new(),
-                    },
-                };
-                self.deliver(account, ToSession::Admin(reply));
+                // A failed save is said in the next answer's text: the admin sees it, and which.
+                let warning =
+                    self.admin_saver.last_error().map(|e| format!("the last admin state save failed: {e}"));
+                let kill = self.oms.admin(account, request, warning);
+                if let Some((path, state)) = self.oms.take_state_to_save() {
+                    self.admin_saver.save(path, state);
+                }
+                kill
             }
-            ToRouter::Request { session, request } => {
-                if self.in_flight.len() >= IN_FLIGHT_MAX || self.unsent.len() >= UNSENT_MAX {
-                    self.stats.busy.fetch_add(1, Ordering::Relaxed);
-                    self.refuse_busy(&request);
-                    return;
-                }
-                if !self.within_rate(session, &request) || !self.passes_risk(&request) {
-                    return;
-                }
-                let kind = match request {
-                    Request::New { order, .. } => CommandKind::New(self.capped(order)),
-                    Request::Cancel { cancel, .. } => CommandKind::Cancel(cancel),
-                    Request::Replace { replace, .. } => CommandKind::Replace(replace),
-                    Request::MassCancel { account, symbol, request_id, request_type, .. } => {
-                        self.mass_cancels.push_back(MassCancelPending {
-                            command_seq: self.next_seq,
-                            account,
-                            report: MassCancelReport {
-                                request_id,
-                                request_type,
-                                response: request_type,
-                                affected: 0,
-                                symbol,
-                                transact_ns: wall_clock_ns(),
-                            },
-                        });
-                        CommandKind::CancelAll { account, symbol: symbol.unwrap_or(SYMBOL_UNKNOWN) }
-                    }
-                    Request::Status { .. } | Request::MassStatus { .. } => {
-                        return self.answer_status(&request);
-                    }
-                };
-                self.stats.requests.fetch_add(1, Ordering::Relaxed);
-                self.push(kind, Some(session), Some(request));
-                if matches!(self.engine, Link::Inline { .. }) {
-                    // An inline engine has processed it (and every command before it).
-                    self.release_mass_cancels(self.next_seq - 1);
-                }
-            }
-        }
-    }
-
-    fn refuse_busy(&mut self, request: &Request) {
-        let text = format!("gateway busy: {IN_FLIGHT_MAX} requests in flight");
-        self.business_reject(request, text);
-    }
-
-    fn business_reject(&mut self, request: &Request, text: String) {
-        let (ref_seq, ref_msg_type, ref_id) = match request {
-            Request::New { order, ref_seq } => (*ref_seq, "D", order.id),
-            Request::Cancel { request_id, ref_seq, .. } => (*ref_seq, "F", *request_id),
-            Request::Replace { replace, ref_seq, .. } => (*ref_seq, "G", replace.id),
-            Request::MassCancel { request_id, ref_seq, .. } => (*ref_seq, "q", *request_id),
-            Request::Status { cl_ord_id, .. } => (0, "H", *cl_ord_id),
-            Request::MassStatus { req_id, .. } => (0, "AF", *req_id),
+            ToRouter::Request { session, request } => self.oms.request(session, request, now_ns),
         };
-        let message = ToSession::BusinessReject { ref_seq, ref_msg_type, ref_id, reason: 0, text };
-        self.deliver(request_account(request), message);
-    }
-
-    /// The rate limits of the session and of its account: a refused message gets 35=j at once
-    /// (never queued); sustained abuse logs the session out.
-    fn within_rate(&mut self, session: SessionId, request: &Request) -> bool {
-        let Some(limiter) = self.limiter.as_mut() else { return true };
-        let account = request_account(request);
-        let now_ns = wall_clock_ns();
-        let mut decision = limiter.check(&LimitKey::Session(session), now_ns);
-        if decision == ratelimit::Decision::Allow {
-            decision = limiter.check(&LimitKey::Account(account), now_ns);
+        if let Some(kind) = command {
+            self.push(kind);
+            self.commands_done();
         }
-        match decision {
-            ratelimit::Decision::Allow => true,
-            ratelimit::Decision::Limited { retry_after_ns } => {
-                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                let text = format!("rate limited: retry after {} us", retry_after_ns.div_ceil(1_000));
-                self.business_reject(request, text);
-                false
-            }
-            ratelimit::Decision::Abuse => {
-                limiter.remove(&LimitKey::Session(session));
-                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                self.stats.abuse_logouts.fetch_add(1, Ordering::Relaxed);
-                self.business_reject(request, "rate limited".into());
-                let text = "rate limit abuse: too many refused messages".to_owned();
-                self.deliver(account, ToSession::Logout(text));
-                false
-            }
-        }
-    }
-
-    /// Pre-trade risk: a refused order gets an ExecutionReport 150=8 (a refused replace an
-    /// OrderCancelReject) naming the limit in 58, with its 103/102 code.
-    fn passes_risk(&mut self, request: &Request) -> bool {
-        let Some(risk) = self.risk.as_mut() else { return true };
-        let refused = match request {
-            Request::New { order, .. } => risk.check_new(order).err(),
-            Request::Replace { replace, .. } => risk.check_replace(replace).err(),
-            Request::Cancel { .. }
-            | Request::MassCancel { .. }
-            | Request::Status { .. }
-            | Request::MassStatus { .. } => None,
-        };
-        let Some(reject) = refused else { return true };
-        self.stats.risk_rejects.fetch_add(1, Ordering::Relaxed);
-        let text = format!("{}: {}", reject.name(), reject.text());
-        let message = match request {
-            Request::New { order, .. } => ToSession::Exec(ExecReport {
-                order_id: 0,
-                cl_ord_id: order.id,
-                orig_cl_ord_id: None,
-                exec_id: 0,
-                exec_type: b'8',
-                ord_status: b'8',
-                symbol: order.symbol,
-                side: order.side,
-                order_qty: order.qty,
-                price: None,
-                cum_qty: 0,
-                leaves_qty: 0,
-                notional_ticks: 0,
-                last: None,
-                ord_rej_reason: Some(reject.ord_rej_reason()),
-                text: Some(text),
-                transact_ns: wall_clock_ns(),
-                status: None,
-            }),
-            Request::Replace { replace, .. } => {
-                let (account, symbol, orig, id) =
-                    (replace.account, replace.symbol, replace.orig_id, replace.id);
-                let mut message = self.cancel_reject(account, symbol, orig, id, b'2', RejectReason::BadOrder);
-                if let ToSession::CancelReject(r) = &mut message {
-                    r.reason = reject.cxl_rej_reason();
-                    r.text = text;
-                }
-                message
-            }
-            Request::Cancel { .. }
-            | Request::MassCancel { .. }
-            | Request::Status { .. }
-            | Request::MassStatus { .. } => unreachable!("only orders and replaces are risk-checked"),
-        };
-        self.deliver(request_account(request), message);
-        false
-    }
-
-    /// A market order of an account with a price band goes to the engine as an IOC limit at
-    /// the band's edge, so it cannot fill outside the band. (The order's own reports still
-    /// describe a market order: they come from the request, not from the command.)
-    fn capped(&self, mut order: NewOrder) -> NewOrder {
-        let Some(risk) = self.risk.as_ref() else { return order };
-        if let (Some(cap), Some(spec)) = (risk.market_cap(&order), risk.symbols().get(order.symbol as usize))
-        {
-            order.ord_type = engine::OrdType::Limit;
-            order.tif = engine::Tif::Ioc;
-            order.price = cap.0.saturating_mul(spec.tick_units);
-        }
-        order
     }
 
     /// Sends one command to the engine. Through the rings: while the command ring is full,
     /// keeps reading events so the engine (which may be waiting for room in the event ring) can
     /// make progress. Inline: the engine matches it now, and its events are taken at once.
-    fn push(&mut self, kind: CommandKind, session: Option<SessionId>, request: Option<Request>) {
-        // Recorded first: an inline engine answers before `push` returns.
-        self.in_flight.push_back(InFlight { seq: self.next_seq, session, request });
-        self.next_seq += 1;
+    fn push(&mut self, kind: CommandKind) {
         let mut command = Command::new(kind);
         if let Link::Inline { engine, events } = &mut self.engine {
             engine.step(command, events);
@@ -1003,7 +519,7 @@ impl Router {
             }
             return;
         }
-        let mut waiter = Waiter::new(self.config.wait);
+        let mut waiter = Waiter::new(self.wait);
         loop {
             let Link::Rings { commands, doorbell, .. } = &mut self.engine else {
                 unreachable!("inline above")
@@ -1042,26 +558,31 @@ impl Router {
         busy
     }
 
-    /// One engine event: risk follows it now; the session sees it once its command is durable.
+    /// One engine event: exposure follows it now; its reports once its command is durable.
     fn take_event(&mut self, event: &Event) {
-        self.stats.events.fetch_add(1, Ordering::Relaxed);
-        // Exposure follows the engine at once (not at acknowledgement), so limits are exact.
-        if let Some(risk) = self.risk.as_mut() {
-            risk.on_event(event);
-        }
+        self.oms.on_engine_event(event);
         if self.held.is_empty() && self.is_durable(event.command_seq) {
-            self.on_event(event);
+            self.oms.on_event(event);
         } else {
             self.held.push_back(*event);
-        }
-        if matches!(self.engine, Link::Rings { .. }) {
-            // Through the rings, a command is known processed once a later one has events.
-            self.release_mass_cancels(event.command_seq - 1);
         }
     }
 
     fn is_durable(&self, command_seq: u64) -> bool {
-        self.config.durability.as_ref().is_none_or(|d| d.progress.durable_seq() >= command_seq)
+        self.durability.as_ref().is_none_or(|d| d.progress.durable_seq() >= command_seq)
+    }
+
+    /// Tells order management how far commands are processed, durable and reported: an inline
+    /// engine has processed every command pushed; through the rings a command is known
+    /// processed once a later one has events, so the oldest held event bounds it.
+    fn commands_done(&mut self) {
+        let processed = match (&self.engine, self.held.front()) {
+            (_, Some(first_held)) => first_held.command_seq - 1,
+            (Link::Inline { .. }, None) => self.oms.next_seq() - 1,
+            (Link::Rings { .. }, None) => return,
+        };
+        let durable = self.durability.as_ref().map_or(u64::MAX, |d| d.progress.durable_seq());
+        self.oms.commands_done(processed.min(durable));
     }
 
     /// Releases held events whose commands are durable; syncs first under group commit.
@@ -1069,7 +590,7 @@ impl Router {
         let Some(last) = self.held.back().map(|e| e.command_seq) else {
             return false;
         };
-        if let Some(d) = &self.config.durability {
+        if let Some(d) = &self.durability {
             if d.group_commit && d.progress.durable_seq() < last {
                 if let Err(e) = d.progress.sync() {
                     eprintln!("router: journal sync failed, acknowledgements withheld: {e}");
@@ -1083,495 +604,11 @@ impl Router {
                 break;
             }
             self.held.pop_front();
-            self.on_event(&event);
+            self.oms.on_event(&event);
             released = true;
         }
-        if matches!(self.engine, Link::Inline { .. }) {
-            self.release_mass_cancels(self.next_seq - 1);
-        }
+        self.commands_done();
         released
-    }
-
-    /// The in-flight request `event` answers (requests with no more events are retired).
-    fn context(&mut self, command_seq: u64) -> Option<(Option<SessionId>, Option<Request>)> {
-        while self.in_flight.front().is_some_and(|f| f.seq < command_seq) {
-            self.in_flight.pop_front();
-        }
-        self.in_flight.front().filter(|f| f.seq == command_seq).map(|f| (f.session, f.request))
-    }
-
-    fn on_event(&mut self, event: &Event) {
-        let context = self.context(event.command_seq);
-        let request = context.and_then(|c| c.1);
-        self.on_event_for(event, request);
-    }
-
-    /// The reports of one event, given the request its command came from.
-    fn on_event_for(&mut self, event: &Event, request: Option<Request>) {
-        let ts = event.ts;
-        match event.kind {
-            EventKind::Accepted { account, id, symbol, order_id, side, price, qty } => {
-                let price = match request {
-                    Some(Request::New { order, .. }) if order.ord_type == engine::OrdType::Market => None,
-                    _ => Some(price),
-                };
-                let state = OrderState {
-                    account,
-                    cl_ord_id: id,
-                    symbol,
-                    side,
-                    qty,
-                    price,
-                    cum_qty: 0,
-                    notional_ticks: 0,
-                };
-                self.orders.insert(order_id, state);
-                self.by_cl_ord_id.insert((account, id), order_id);
-                self.report_with(order_id, &state, event.seq * 2, b'0', b'0', qty, None, None, None, ts);
-            }
-            EventKind::Trade {
-                price,
-                qty,
-                maker_order_id,
-                maker_leaves_qty,
-                taker_order_id,
-                taker_leaves_qty,
-                ..
-            } => {
-                let legs = [(maker_order_id, maker_leaves_qty, 0), (taker_order_id, taker_leaves_qty, 1)];
-                for (order_id, leaves, leg) in legs {
-                    let Some(state) = self.orders.get_mut(&order_id) else {
-                        self.unknown_order(order_id);
-                        continue;
-                    };
-                    state.cum_qty += qty;
-                    state.notional_ticks += i128::from(price.0) * i128::from(qty);
-                    let state = *state;
-                    let status = if leaves == 0 { b'2' } else { b'1' };
-                    if leaves == 0 {
-                        self.finish(order_id, b'2');
-                    }
-                    let exec_id = event.seq * 2 + leg;
-                    self.report_with(
-                        order_id,
-                        &state,
-                        exec_id,
-                        b'F',
-                        status,
-                        leaves,
-                        Some((price, qty)),
-                        None,
-                        None,
-                        ts,
-                    );
-                }
-            }
-            EventKind::Canceled { order_id, reason, .. } => {
-                if reason == CancelReason::MassCancel {
-                    self.count_mass_cancel(event.command_seq);
-                }
-                let Some(mut state) = self.finish(order_id, b'4') else {
-                    return self.unknown_order(order_id);
-                };
-                let orig = match (reason, request) {
-                    (CancelReason::User, Some(Request::Cancel { request_id, .. })) => {
-                        let orig = state.cl_ord_id;
-                        state.cl_ord_id = request_id;
-                        Some(orig)
-                    }
-                    _ => None,
-                };
-                let text = (reason != CancelReason::User).then(|| reason.as_str().to_owned());
-                self.report_with(order_id, &state, event.seq * 2, b'4', b'4', 0, None, orig, text, ts);
-            }
-            EventKind::Expired { order_id, .. } => {
-                let Some(state) = self.finish(order_id, b'C') else {
-                    return self.unknown_order(order_id);
-                };
-                self.report_with(order_id, &state, event.seq * 2, b'C', b'C', 0, None, None, None, ts);
-            }
-            EventKind::Triggered { order_id, .. } => {
-                let known = self.orders.get(&order_id).copied();
-                if known.is_none() {
-                    self.unknown_order(order_id);
-                }
-                if let Some(state) = known {
-                    let leaves = state.qty - state.cum_qty;
-                    self.report_with(
-                        order_id,
-                        &state,
-                        event.seq * 2,
-                        b'L',
-                        b'0',
-                        leaves,
-                        None,
-                        None,
-                        None,
-                        ts,
-                    );
-                }
-            }
-            EventKind::Replaced { orig_id, id, order_id, price, qty, leaves_qty, .. } => {
-                let Some(state) = self.orders.get_mut(&order_id) else {
-                    return self.unknown_order(order_id);
-                };
-                let key = (state.account, state.cl_ord_id);
-                state.cl_ord_id = id;
-                state.qty = qty;
-                state.price = Some(price);
-                let state = *state;
-                let status = match (leaves_qty, state.cum_qty) {
-                    (0, _) => b'2',
-                    (_, 0) => b'0',
-                    _ => b'1',
-                };
-                self.by_cl_ord_id.remove(&key);
-                self.by_cl_ord_id.insert((state.account, id), order_id);
-                if leaves_qty == 0 {
-                    self.finish(order_id, b'2');
-                }
-                self.report_with(
-                    order_id,
-                    &state,
-                    event.seq * 2,
-                    b'5',
-                    status,
-                    leaves_qty,
-                    None,
-                    Some(orig_id),
-                    None,
-                    ts,
-                );
-            }
-            EventKind::Rejected { account, id, symbol, reason } => {
-                self.on_reject(event, account, id, symbol, reason, request)
-            }
-            EventKind::TradingStatus { .. } => {}
-        }
-    }
-
-    fn on_reject(
-        &mut self,
-        event: &Event,
-        account: AccountId,
-        id: ClOrdId,
-        symbol: SymbolId,
-        reason: RejectReason,
-        request: Option<Request>,
-    ) {
-        match request {
-            Some(Request::Cancel { cancel, request_id, .. }) => {
-                let message =
-                    self.cancel_reject(cancel.account, cancel.symbol, cancel.id, request_id, b'1', reason);
-                self.deliver_event(account, event.seq, message);
-            }
-            Some(Request::Replace { replace, .. }) => {
-                let message = self.cancel_reject(
-                    replace.account,
-                    replace.symbol,
-                    replace.orig_id,
-                    replace.id,
-                    b'2',
-                    reason,
-                );
-                self.deliver_event(account, event.seq, message);
-            }
-            Some(Request::New { order, .. }) => {
-                let report = ExecReport {
-                    order_id: 0,
-                    cl_ord_id: id,
-                    orig_cl_ord_id: None,
-                    exec_id: event.seq * 2,
-                    exec_type: b'8',
-                    ord_status: b'8',
-                    symbol,
-                    side: order.side,
-                    order_qty: order.qty,
-                    price: None,
-                    cum_qty: 0,
-                    leaves_qty: 0,
-                    notional_ticks: 0,
-                    last: None,
-                    ord_rej_reason: Some(ord_rej_reason(reason)),
-                    text: Some(reason.as_str().to_owned()),
-                    transact_ns: event.ts,
-                    status: None,
-                };
-                self.deliver_event(account, event.seq, ToSession::Exec(report));
-            }
-            // A CancelAll is never rejected; status requests never reach the engine.
-            Some(Request::MassCancel { .. } | Request::Status { .. } | Request::MassStatus { .. }) | None => {
-            }
-        }
-    }
-
-    fn cancel_reject(
-        &self,
-        account: AccountId,
-        symbol: SymbolId,
-        orig: ClOrdId,
-        request_id: ClOrdId,
-        response_to: u8,
-        reason: RejectReason,
-    ) -> ToSession {
-        let live = self
-            .by_cl_ord_id
-            .get(&(account, orig))
-            .and_then(|id| self.orders.get(id).map(|s| (*id, s)))
-            .filter(|(_, s)| s.symbol == symbol)
-            .map(|(id, s)| (id, if s.cum_qty > 0 { b'1' } else { b'0' }));
-        let (order_id, ord_status) = live.unwrap_or((0, b'8'));
-        ToSession::CancelReject(CancelReject {
-            order_id,
-            cl_ord_id: request_id,
-            orig_cl_ord_id: orig,
-            ord_status,
-            response_to,
-            reason: if reason == RejectReason::UnknownOrder { 1 } else { 99 },
-            text: reason.as_str().to_owned(),
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn report_with(
-        &mut self,
-        order_id: OrderId,
-        state: &OrderState,
-        exec_id: u64,
-        exec_type: u8,
-        ord_status: u8,
-        leaves_qty: Qty,
-        last: Option<(Price, Qty)>,
-        orig: Option<ClOrdId>,
-        text: Option<String>,
-        ts: u64,
-    ) {
-        let report = ExecReport {
-            order_id,
-            cl_ord_id: state.cl_ord_id,
-            orig_cl_ord_id: orig,
-            exec_id,
-            exec_type,
-            ord_status,
-            symbol: state.symbol,
-            side: state.side,
-            order_qty: state.qty,
-            price: state.price,
-            cum_qty: state.cum_qty,
-            leaves_qty,
-            notional_ticks: state.notional_ticks,
-            last,
-            ord_rej_reason: None,
-            text,
-            transact_ns: ts,
-            status: None,
-        };
-        self.deliver_event(state.account, exec_id / 2, ToSession::Exec(report));
-    }
-
-    /// An order is done: it leaves the live state and is remembered (bounded) for status
-    /// requests with its last OrdStatus.
-    fn finish(&mut self, order_id: OrderId, ord_status: u8) -> Option<OrderState> {
-        let state = self.orders.remove(&order_id)?;
-        let key = (state.account, state.cl_ord_id);
-        self.by_cl_ord_id.remove(&key);
-        if self.done_order.len() >= DONE_ORDERS_MAX {
-            if let Some(oldest) = self.done_order.pop_front() {
-                self.done.remove(&oldest);
-            }
-        }
-        if self.done.insert(key, DoneOrder { order_id, state, ord_status }).is_none() {
-            self.done_order.push_back(key);
-        }
-        Some(state)
-    }
-
-    /// A CancelAll of a mass cancel request canceled one more order.
-    fn count_mass_cancel(&mut self, command_seq: u64) {
-        if let Some(p) = self.mass_cancels.iter_mut().find(|p| p.command_seq == command_seq) {
-            p.report.affected += 1;
-        }
-    }
-
-    /// Sends the mass cancel reports whose commands are processed (`processed_seq`) and durable.
-    fn release_mass_cancels(&mut self, processed_seq: u64) {
-        while let Some(p) = self.mass_cancels.front() {
-            if p.command_seq > processed_seq || !self.is_durable(p.command_seq) || !self.held.is_empty() {
-                break;
-            }
-            let p = self.mass_cancels.pop_front().expect("front exists");
-            self.deliver(p.account, ToSession::MassCancelReport(p.report));
-        }
-    }
-
-    /// A status report (150=I) of the order `cl_ord_id` of `account`: live, recently finished,
-    /// or unknown (OrdStatus 8, OrdRejReason 5). Another account's order is unknown.
-    fn status_report(
-        &self,
-        account: AccountId,
-        cl_ord_id: ClOrdId,
-        side: Side,
-        symbol: SymbolId,
-    ) -> ExecReport {
-        let found = match self.by_cl_ord_id.get(&(account, cl_ord_id)) {
-            Some(id) => self.orders.get(id).map(|s| {
-                let status = if s.cum_qty > 0 { b'1' } else { b'0' };
-                (*id, *s, status)
-            }),
-            None => self.done.get(&(account, cl_ord_id)).map(|d| (d.order_id, d.state, d.ord_status)),
-        };
-        match found {
-            Some((order_id, state, ord_status)) => ExecReport {
-                order_id,
-                cl_ord_id: state.cl_ord_id,
-                orig_cl_ord_id: None,
-                exec_id: 0,
-                exec_type: b'I',
-                ord_status,
-                symbol: state.symbol,
-                side: state.side,
-                order_qty: state.qty,
-                price: state.price,
-                cum_qty: state.cum_qty,
-                leaves_qty: if matches!(ord_status, b'0' | b'1') { state.qty - state.cum_qty } else { 0 },
-                notional_ticks: state.notional_ticks,
-                last: None,
-                ord_rej_reason: None,
-                text: None,
-                transact_ns: wall_clock_ns(),
-                status: None,
-            },
-            None => ExecReport {
-                order_id: 0,
-                cl_ord_id,
-                orig_cl_ord_id: None,
-                exec_id: 0,
-                exec_type: b'I',
-                ord_status: b'8',
-                symbol,
-                side,
-                order_qty: 0,
-                price: None,
-                cum_qty: 0,
-                leaves_qty: 0,
-                notional_ticks: 0,
-                last: None,
-                ord_rej_reason: Some(5),
-                text: Some("unknown order".into()),
-                transact_ns: wall_clock_ns(),
-                status: None,
-            },
-        }
-    }
-
-    /// Answers OrderStatusRequest and OrderMassStatusRequest from the order state.
-    fn answer_status(&mut self, request: &Request) {
-        match *request {
-            Request::Status { account, cl_ord_id, req_id, side, symbol } => {
-                let mut report = self.status_report(account, cl_ord_id, side, symbol);
-                report.status = Some(StatusInfo { ord_status_req_id: req_id, mass: None });
-                self.deliver(account, ToSession::Exec(report));
-            }
-            Request::MassStatus { account, req_id, symbol } => {
-                let mut live: Vec<(OrderId, ClOrdId, Side, SymbolId)> = self
-                    .orders
-                    .iter()
-                    .filter(|(_, s)| s.account == account && symbol.is_none_or(|sym| sym == s.symbol))
-                    .map(|(id, s)| (*id, s.cl_ord_id, s.side, s.symbol))
-                    .collect();
-                live.sort_unstable_by_key(|l| l.0);
-                let total = live.len() as u64;
-                if live.is_empty() {
-                    // No live order: one report saying so, with TotNumReports 0.
-                    let mut report = self.status_report(
-                        account,
-                        ClOrdId::from_str("NONE").expect("literal"),
-                        Side::Buy,
-                        symbol.unwrap_or(0),
-                    );
-                    report.text = Some("no live orders".into());
-                    report.ord_rej_reason = None;
-                    report.status =
-                        Some(StatusInfo { ord_status_req_id: None, mass: Some((req_id, 0, true)) });
-                    self.deliver(account, ToSession::Exec(report));
-                }
-                for (i, (_, cl_ord_id, side, sym)) in live.into_iter().enumerate() {
-                    let mut report = self.status_report(account, cl_ord_id, side, sym);
-                    let last = i as u64 + 1 == total;
-                    report.status =
-                        Some(StatusInfo { ord_status_req_id: None, mass: Some((req_id, total, last)) });
-                    self.deliver(account, ToSession::Exec(report));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Sends a message that reports no engine event.
-    fn deliver(&mut self, account: AccountId, message: ToSession) {
-        self.deliver_event(account, 0, message);
-    }
-
-    /// Sends a message to `account`'s session, connected or not; a report of an event a
-    /// restart found already delivered ([`Router::rebuild`]) is not sent again.
-    fn deliver_event(&mut self, account: AccountId, event_seq: u64, message: ToSession) {
-        if event_seq != 0 && self.reported.get(account as usize).is_some_and(|&r| event_seq <= r) {
-            return;
-        }
-        if self.sessions.get(account as usize).is_none_or(Option::is_none) {
-            self.stats.to_detached.fetch_add(1, Ordering::Relaxed);
-        }
-        let delivery = Delivery { account, event_seq, message };
-        match &self.outbox {
-            Some(outbox) if self.unsent.is_empty() => {
-                if let Err(back) = outbox.send(delivery) {
-                    self.unsent.push_back(back);
-                }
-            }
-            _ => self.unsent.push_back(delivery),
-        }
-    }
-
-    fn unknown_order(&self, order_id: OrderId) {
-        self.stats.unknown_order_events.fetch_add(1, Ordering::Relaxed);
-        debug_assert!(false, "an event for order {order_id}, which the router does not know");
-    }
-}
-
-/// OrdRejReason (103) for an engine reject.
-pub fn ord_rej_reason(reason: RejectReason) -> u32 {
-    match reason {
-        RejectReason::UnknownSymbol => 1,
-        RejectReason::Halted => 2,
-        RejectReason::UnknownOrder => 5,
-        RejectReason::DuplicateId => 6,
-        RejectReason::BadQty => 13,
-        RejectReason::BookFull => 3,
-        RejectReason::BadPriceTick | RejectReason::WouldTake | RejectReason::BadOrder => 99,
-    }
-}
-
-/// The request a journaled command came from, as far as its reports need it.
-fn request_of(command: &Command) -> Option<Request> {
-    match command.kind {
-        CommandKind::New(order) => Some(Request::New { order, ref_seq: 0 }),
-        CommandKind::Cancel(cancel) => {
-            let request_id = cancel.request_id.unwrap_or(cancel.id);
-            Some(Request::Cancel { cancel, request_id, side: Side::Buy, ref_seq: 0 })
-        }
-        CommandKind::Replace(replace) => Some(Request::Replace { replace, side: Side::Buy, ref_seq: 0 }),
-        CommandKind::CancelAll { .. } | CommandKind::Halt { .. } | CommandKind::Resume { .. } => None,
-    }
-}
-
-fn request_account(request: &Request) -> AccountId {
-    match request {
-        Request::New { order, .. } => order.account,
-        Request::Cancel { cancel, .. } => cancel.account,
-        Request::Replace { replace, .. } => replace.account,
-        Request::MassCancel { account, .. }
-        | Request::Status { account, .. }
-        | Request::MassStatus { account, .. } => *account,
     }
 }
 

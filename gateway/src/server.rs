@@ -435,7 +435,7 @@ impl GatewayLoop {
                 busy = true;
             }
         }
-        while let Ok(Delivery { account, event_seq, message }) = self.outbox_rx.try_recv() {
+        while let Ok(Delivery { account, event_seq, report: message }) = self.outbox_rx.try_recv() {
             busy = true;
             self.parking.note_event(account, event_seq);
             let place = self.parking.connection(account).and_then(|id| self.by_session.get(&id));
@@ -577,7 +577,7 @@ impl GatewayLoop {
             while router.turn() {}
             router.end();
         }
-        while let Ok(Delivery { account, event_seq, message }) = self.outbox_rx.try_recv() {
+        while let Ok(Delivery { account, event_seq, report: message }) = self.outbox_rx.try_recv() {
             self.parking.note_event(account, event_seq);
             if let Some(session) = self.parking.detached(account) {
                 self.parked_app.deliver(session, message, now);

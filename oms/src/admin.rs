@@ -11,9 +11,10 @@
 //! U2  5100 AdminReqID  5103 AdminStatus (0 done, 1 refused)  58 Text  5104 AdminData (JSON)
 //! ```
 //!
-//! The router owns the risk engine, so it applies every action (one writer, no locks) and
-//! saves the run-time state (own limits, kill switches) to a small JSON file after each change,
-//! so a restart keeps them. A `kill` also sends the engine a `CancelAll` for the account.
+//! Order management owns the risk engine, so it applies every action (one writer, no locks);
+//! after each change it hands the run-time state (own limits, kill switches) to its host, which
+//! writes it to a small JSON file off the matching thread ([`write_state`]), so a restart keeps
+//! it. A `kill` also sends the engine a `CancelAll` for the account.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -188,10 +189,6 @@ impl AdminConfig {
             Ok(text) => text,
             Err(text) => return (refuse(text), None),
         };
-        let summary = match self.save(risk) {
-            Ok(()) => summary,
-            Err(e) => format!("{summary} (warning: not saved, a restart will forget it: {e})"),
-        };
         let accounts = match target {
             Some(account) => vec![self.state(risk, account)],
             None => (0..self.names.len().max(self.admins.len()) as AccountId)
@@ -238,9 +235,10 @@ impl AdminConfig {
         }
     }
 
-    /// Writes the run-time state (changed limits, engaged kill switches) atomically.
-    fn save(&self, risk: &RiskEngine) -> std::io::Result<()> {
-        let Some(path) = &self.state_path else { return Ok(()) };
+    /// The run-time state to save after a change (changed limits, engaged kill switches), and
+    /// where; `None` when changes are kept in memory only.
+    pub fn saved_state(&self, risk: &RiskEngine) -> Option<(PathBuf, SavedState)> {
+        let path = self.state_path.clone()?;
         let mut state = SavedState::default();
         for (id, name) in self.names.iter().enumerate() {
             let account = id as AccountId;
@@ -250,15 +248,21 @@ impl AdminConfig {
                 state.accounts.insert(name.clone(), SavedAccount { killed, limits });
             }
         }
-        let text = serde_json::to_string_pretty(&state).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("json.tmp");
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut file, text.as_bytes())?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
+        Some((path, state))
     }
+}
+
+/// Writes a saved state atomically (a temporary file, synced, then renamed): the host calls it
+/// off the matching thread.
+pub fn write_state(path: &Path, state: &SavedState) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(state).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
 }
 
 /// The run-time admin state as saved: by account name.
@@ -409,12 +413,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut risk = risk();
         let mut admin = config(Some(&dir));
+        let save = |admin: &AdminConfig, risk: &RiskEngine| {
+            let (path, state) = admin.saved_state(risk).unwrap();
+            write_state(&path, &state).unwrap();
+        };
         let (reply, cancel) = admin.apply(&mut risk, request(AdminAction::Kill { account: 1 }));
         assert_eq!(cancel, Some(1));
         assert!(reply.outcome.unwrap().starts_with("kill switch engaged"));
         assert!(risk.is_killed(1));
         let set = AdminAction::Set { account: 0, patch: patch(r#"{"open_orders_max":3}"#) };
         admin.apply(&mut risk, request(set));
+        save(&admin, &risk);
 
         let saved = load_state(admin.state_path.as_ref().unwrap()).unwrap();
         assert!(saved.accounts["bob"].killed);
@@ -425,6 +434,7 @@ mod tests {
         let (_, cancel) = admin.apply(&mut risk, request(AdminAction::Release { account: 1 }));
         assert_eq!(cancel, None);
         assert!(!risk.is_killed(1));
+        save(&admin, &risk);
         let saved = load_state(admin.state_path.as_ref().unwrap()).unwrap();
         assert!(!saved.accounts.contains_key("bob"));
         assert_eq!(load_state(&dir.join("missing.json")).unwrap(), SavedState::default());

@@ -1,0 +1,140 @@
+//! The gates every request passes before the engine: message rate limits (per session and per
+//! account) and pre-trade risk. A refusal is answered at once and never queued.
+
+use engine::{AccountId, NewOrder, OrdType, Tif};
+use ratelimit::{Decision, KeyedLimiter, LimitConfig};
+use risk::{RiskEngine, RiskReject};
+
+use crate::request::{Request, SessionId};
+use crate::OmsError;
+
+/// Rate limits, per session and per account.
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    /// Every session's limit.
+    pub session: LimitConfig,
+    /// Every account's limit (across its sessions over time).
+    pub account: LimitConfig,
+    /// Accounts with their own account limit.
+    pub account_overrides: Vec<(AccountId, LimitConfig)>,
+    /// Most keys tracked (idle ones are evicted).
+    pub keys_max: usize,
+}
+
+/// What a rate limit is kept for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum LimitKey {
+    Session(SessionId),
+    Account(AccountId),
+}
+
+/// Why a gate refused a request.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// Over the rate: retry after this long.
+    RateLimited { retry_after_ns: u64 },
+    /// Sustained abuse of the rate limit: the session is logged out.
+    Abuse,
+    /// A pre-trade limit.
+    Risk(RiskReject),
+}
+
+/// Rate limits and risk, both optional.
+pub(crate) struct Gates {
+    risk: Option<RiskEngine>,
+    limiter: Option<KeyedLimiter<LimitKey>>,
+}
+
+impl std::fmt::Debug for Gates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gates")
+            .field("risk", &self.risk.is_some())
+            .field("rate_limit", &self.limiter.is_some())
+            .finish()
+    }
+}
+
+impl Gates {
+    pub(crate) fn new(
+        risk: Option<RiskEngine>,
+        rate_limit: Option<RateLimits>,
+        accounts: usize,
+    ) -> Result<Gates, OmsError> {
+        let limiter = match rate_limit {
+            None => None,
+            Some(limits) => {
+                let mut keyed = KeyedLimiter::new(limits.session, limits.keys_max)?;
+                // Account keys get the account limit; sessions keep the keyed default.
+                for account in 0..accounts as AccountId {
+                    let account_limit = limits
+                        .account_overrides
+                        .iter()
+                        .find(|(a, _)| *a == account)
+                        .map_or(limits.account, |(_, l)| *l);
+                    keyed.set_override(LimitKey::Account(account), account_limit)?;
+                }
+                Some(keyed)
+            }
+        };
+        Ok(Gates { risk, limiter })
+    }
+
+    pub(crate) fn risk_mut(&mut self) -> Option<&mut RiskEngine> {
+        self.risk.as_mut()
+    }
+
+    /// Accounts whose kill switch is engaged.
+    pub(crate) fn killed_accounts(&self, accounts: usize) -> Vec<AccountId> {
+        match &self.risk {
+            Some(risk) => (0..accounts as AccountId).filter(|&a| risk.is_killed(a)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The rate limits of the session and of its account, then risk for orders and replaces.
+    pub(crate) fn admit(
+        &mut self,
+        session: SessionId,
+        request: &Request,
+        now_ns: u64,
+    ) -> Result<(), Refusal> {
+        if let Some(limiter) = self.limiter.as_mut() {
+            let mut decision = limiter.check(&LimitKey::Session(session), now_ns);
+            if decision == Decision::Allow {
+                decision = limiter.check(&LimitKey::Account(request.account()), now_ns);
+            }
+            match decision {
+                Decision::Allow => {}
+                Decision::Limited { retry_after_ns } => return Err(Refusal::RateLimited { retry_after_ns }),
+                Decision::Abuse => {
+                    limiter.remove(&LimitKey::Session(session));
+                    return Err(Refusal::Abuse);
+                }
+            }
+        }
+        let Some(risk) = self.risk.as_mut() else { return Ok(()) };
+        let checked = match request {
+            Request::New { order, .. } => risk.check_new(order),
+            Request::Replace { replace, .. } => risk.check_replace(replace),
+            Request::Cancel { .. }
+            | Request::MassCancel { .. }
+            | Request::Status { .. }
+            | Request::MassStatus { .. } => Ok(()),
+        };
+        checked.map_err(Refusal::Risk)
+    }
+
+    /// A market order of an account with a price band goes to the engine as an IOC limit at
+    /// the band's edge, so it cannot fill outside the band. (The order's own reports still
+    /// describe a market order: they come from the request, not from the command.)
+    pub(crate) fn capped(&self, mut order: NewOrder) -> NewOrder {
+        let Some(risk) = self.risk.as_ref() else { return order };
+        if let (Some(cap), Some(spec)) = (risk.market_cap(&order), risk.symbols().get(order.symbol as usize))
+        {
+            order.ord_type = OrdType::Limit;
+            order.tif = Tif::Ioc;
+            order.price = cap.0.saturating_mul(spec.tick_units);
+        }
+        order
+    }
+}
