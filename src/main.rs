@@ -84,10 +84,10 @@ enum Cmd {
         #[arg(long, default_value_t = 1 << 20)]
         orders_max: usize,
     },
-    /// The latency harness: open loop, HDR histograms, a rate ramp, peers side by side
+    /// The latency harness: open loop, HDR histograms and a rate ramp
     /// (results under --out, default bench-out/).
     #[command(subcommand)]
-    Bench(exchange_bench::latency::BenchMode),
+    Bench(harness::latency::BenchMode),
     /// Run a built-in strategy against the flow recorded in a journal; write its report (JSON)
     /// and equity curve (SVG).
     Backtest(exchange::backtest_run::BacktestArgs),
@@ -168,7 +168,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::Bench(mode) => exchange_bench::latency::run(mode),
+        Cmd::Bench(mode) => harness::latency::run(mode),
         Cmd::Backtest(args) => exchange::backtest_run::main(&args),
         Cmd::Replay { journal, events, book, until_seq, quiet, orders_max } => {
             let started = std::time::Instant::now();

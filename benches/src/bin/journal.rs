@@ -12,7 +12,7 @@ use engine::journal::{JournalConfig, JournalReader, JournalWriter, RecordKind};
 use engine::{
     Command, CountingSink, DurableConfig, DurableEngine, Engine, EngineConfig, COMMAND_ENCODED_LEN_MAX,
 };
-use exchange_bench::gen::{generate, GenConfig, Mix};
+use harness::gen::{generate, GenConfig, Mix};
 
 #[derive(Parser)]
 #[command(about = "Journal append, journaling overhead, replay speed and restart time")]
