@@ -132,7 +132,8 @@ impl JournalOpts {
         DurableConfig {
             dir,
             journal: JournalConfig {
-                segment_size_bytes: self.segment_mib << 20,
+                // Saturates so an absurd size is the journal's range error, not an overflow.
+                segment_size_bytes: self.segment_mib.saturating_mul(1 << 20),
                 sync,
                 ..JournalConfig::default()
             },

@@ -49,6 +49,9 @@ pub struct MatchSummary {
 /// Why `match` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {
+    /// A bound of the engine's configuration (`--orders-max`) is out of range.
+    #[error("{0}")]
+    Config(#[from] engine::ConfigError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -120,6 +123,7 @@ impl<W: Write> EventSink for JsonSink<'_, W> {
 
 /// Runs a command file through a fresh engine.
 pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
+    opts.engine.validate()?;
     let path = opts.commands.display().to_string();
     let io_err = |path: &str| {
         let path = path.to_string();

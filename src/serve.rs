@@ -389,19 +389,10 @@ pub struct Server {
     engine: Option<JoinHandle<DurableEngine>>,
 }
 
-/// Longest `network.poll_spin_us`: past a second, spinning first is busy-spinning.
-const POLL_SPIN_US_MAX: u64 = 1_000_000;
-
 impl Server {
     /// Starts everything; `data_dir` overrides the configuration's.
     pub fn start(config: &ServeConfig, data_dir: Option<&Path>) -> Result<Server, ServeError> {
-        if config.network.poll_spin_us > POLL_SPIN_US_MAX {
-            return Err(ServeError::Config(format!(
-                "network.poll_spin_us {}: at most {POLL_SPIN_US_MAX} (1 s); to never block, set \
-                 engine.router_wait = \"busy-spin\"",
-                config.network.poll_spin_us
-            )));
-        }
+        config.validate().map_err(|e| ServeError::Config(e.to_string()))?;
         let data_dir = data_dir.map_or_else(|| config.data_dir.clone(), Path::to_path_buf);
         let data_err = |what: String| ServeError::Data { path: data_dir.clone(), what };
         std::fs::create_dir_all(&data_dir).map_err(|e| data_err(e.to_string()))?;
@@ -486,6 +477,7 @@ impl Server {
             orders_max: config.engine.orders_max,
             ..EngineConfig::default()
         };
+        engine_config.validate().map_err(|e| ServeError::Config(format!("engine: {e}")))?;
         let durable_config = DurableConfig {
             dir: journal_dir.clone(),
             journal: JournalConfig {

@@ -33,7 +33,10 @@ pub use codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 pub use command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
 pub use doorbell::Doorbell;
 pub use durable::{DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier};
-pub use engine::{BookSnapshot, Engine, EngineConfig, LevelSnapshot, OrderSnapshot};
+pub use engine::{
+    BookSnapshot, ConfigError, Engine, EngineConfig, LevelSnapshot, OrderSnapshot, LEVELS_PER_SIDE_MAX_LIMIT,
+    ORDERS_MAX_LIMIT, SYMBOLS_MAX,
+};
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
 pub use id_index::id_hash;
 pub use ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};

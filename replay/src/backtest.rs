@@ -672,6 +672,13 @@ pub fn run_journal<S: Strategy + ?Sized>(
     if !journal.is_dir() {
         return Err(BacktestError::NoJournal(journal.to_path_buf()));
     }
+    // The bounds first: a typo should not cost a pass over a large journal.
+    let engine = EngineConfig {
+        symbols: options.symbols.clone(),
+        orders_max: options.orders_max,
+        ..options.config.engine.clone()
+    };
+    engine.validate()?;
     let commands = journal.join("commands");
     let flow = scan_journal(&commands, options.symbols.len())?;
     if flow.commands == 0 {
@@ -679,17 +686,7 @@ pub fn run_journal<S: Strategy + ?Sized>(
     }
     let symbol = pick_symbol(&options.symbols, options.symbol.as_deref(), &flow)?;
     let (account, account_name) = pick_account(&options.accounts, options.account.as_deref(), &flow)?;
-    let config = BacktestConfig {
-        engine: EngineConfig {
-            symbols: options.symbols.clone(),
-            orders_max: options.orders_max,
-            ..options.config.engine.clone()
-        },
-        symbol,
-        account,
-        account_name,
-        ..options.config.clone()
-    };
+    let config = BacktestConfig { engine, symbol, account, account_name, ..options.config.clone() };
     let mut backtest = Backtest::new(config, &flow, strategy);
     for_each_command(&commands, |command| backtest.recorded(command))?;
     Ok(backtest.finish())

@@ -50,4 +50,7 @@ pub enum BacktestError {
     /// No account id is left for the strategy.
     #[error("no account id is free for the strategy")]
     NoAccountId,
+    /// A bound of the engine's configuration is out of range.
+    #[error("engine configuration: {0}")]
+    Config(#[from] engine::ConfigError),
 }
