@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use engine::journal::{JournalConfig, SyncPolicy};
-use engine::{DurableConfig, EngineConfig};
+use engine::EngineConfig;
 use exchange::match_run::{run_match, MatchOptions};
 use exchange::replay_run::{run_replay, ReplayOptions};
+use journal::{DurableConfig, JournalConfig, SyncPolicy};
 
 #[derive(Parser)]
 #[command(name = "exchange", version, about = "Low-latency exchange core")]

@@ -4,9 +4,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
-use engine::{
-    Command, CommandHeader, DurableConfig, DurableEngine, Engine, EngineConfig, Event, EventKind, EventSink,
-};
+use engine::{Command, CommandHeader, Engine, EngineConfig, Event, EventKind, EventSink};
+use journal::{DurableConfig, DurableEngine};
 
 use crate::command_file::parse_line;
 use crate::event_file::{write_books, write_event};

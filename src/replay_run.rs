@@ -9,8 +9,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
-use engine::journal::JournalReader;
-use engine::{Command, DurableError, Engine, EngineConfig, Event, EventSink, EventVerifier};
+use engine::{Command, Engine, EngineConfig, Event, EventSink};
+use journal::{DurableError, EventVerifier, JournalReader};
 
 use crate::event_file::{write_books, write_event};
 use crate::journal_meta::{read_accounts, read_meta};
@@ -52,7 +52,7 @@ pub enum ReplayError {
     Io(#[from] io::Error),
     /// A journal is corrupt or unreadable.
     #[error("{0}")]
-    Journal(#[from] engine::journal::JournalError),
+    Journal(#[from] journal::JournalError),
     /// A record does not decode.
     #[error("{journal} record {seq}: {message}")]
     Decode {

@@ -11,17 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use engine::journal::{JournalConfig, SyncPolicy};
-use engine::{
-    AccountId, Doorbell, DurableConfig, DurableEngine, DurableRecovery, EngineConfig, InlineRunner, Runner,
-    RunnerConfig, RunnerError, SymbolSpec, SystemClock, WaitStrategy,
-};
+use engine::{AccountId, EngineConfig, SymbolSpec};
 use gateway::admin::AdminConfig;
 use gateway::router::{Durability, EngineLink, RateLimits, Router, RouterConfig, RouterHandle};
 use gateway::server::{Gateway, GatewayConfig, Routing};
 use gateway::session::SessionConfig;
 use gateway::tls::ServerTls;
 use gateway::venue::{hash_password, AccountConfig, Accounts, Symbols, Venue};
+use journal::{DurableConfig, DurableEngine, DurableRecovery, JournalConfig, SyncPolicy};
+use runtime::{Doorbell, InlineRunner, Runner, RunnerConfig, RunnerError, SystemClock, WaitStrategy};
 use serde::Deserialize;
 
 use crate::journal_meta;
@@ -689,9 +687,9 @@ fn build_risk(
     let events_dir = journal_dir.join("events");
     let data_err = |what: String| ServeError::Data { path: events_dir.clone(), what };
     let mut reader =
-        engine::journal::JournalReader::open_from_start(&events_dir).map_err(|e| data_err(e.to_string()))?;
+        journal::JournalReader::open_from_start(&events_dir).map_err(|e| data_err(e.to_string()))?;
     while let Some(record) = reader.next_record().map_err(|e| data_err(e.to_string()))? {
-        if record.kind == engine::journal::RecordKind::Event {
+        if record.kind == journal::RecordKind::Event {
             let event = engine::Event::decode(record.payload).map_err(|e| data_err(e.to_string()))?;
             risk.on_event(&event);
         }

@@ -26,7 +26,7 @@ pub const MAX_ACK_DELAY_US_MAX: u64 = (1 << 14) * 1_000 - 1;
 pub const SYNC_INTERVAL_MS_MAX: u64 = 60_000;
 
 /// Largest `journal.segment_mib`: the journal's segment size bound.
-pub const SEGMENT_MIB_MAX: usize = engine::journal::SEGMENT_SIZE_MAX >> 20;
+pub const SEGMENT_MIB_MAX: usize = journal::SEGMENT_SIZE_MAX >> 20;
 
 /// Smallest `session.message_bytes_max`: a Logon with its password fits.
 pub const MESSAGE_BYTES_MIN: usize = 256;

@@ -23,12 +23,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use engine::journal::JournalProgress;
 use engine::{
-    AccountId, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Consumer, Doorbell, EngineStep,
-    Event, EventKind, NewOrder, OrderId, Price, Producer, PushError, Qty, RejectReason, ReplaceOrder, Side,
-    SymbolId, WaitStrategy, Waiter, SYMBOL_UNKNOWN,
+    AccountId, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Event, EventKind, NewOrder, OrderId,
+    Price, Qty, RejectReason, ReplaceOrder, Side, SymbolId, SYMBOL_UNKNOWN,
 };
+use journal::JournalProgress;
+use runtime::{Consumer, Doorbell, EngineStep, Producer, PushError, WaitStrategy, Waiter};
 use rustc_hash::FxHashMap;
 
 use crate::admin::{AdminConfig, AdminReply, AdminRequest};

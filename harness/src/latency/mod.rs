@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use engine::WaitStrategy;
+use runtime::WaitStrategy;
 
 use crate::gen::Mix;
 use driver::RampPlan;
@@ -53,7 +53,7 @@ pub enum BenchError {
     },
     /// The engine thread could not be started.
     #[error("engine runner: {0}")]
-    Runner(#[from] engine::RunnerError),
+    Runner(#[from] runtime::RunnerError),
     /// A flag's value cannot be used.
     #[error("bad arguments: {0}")]
     Config(String),

@@ -1,5 +1,5 @@
 //! `exchange bench engine`: commands through the command ring into the engine thread
-//! ([`engine::Runner`] driving [`engine::Engine`]) and events back through the event ring.
+//! ([`runtime::Runner`] driving [`engine::Engine`]) and events back through the event ring.
 //!
 //! # What a latency is
 //! From a command's planned send time to the moment the harness reads the command's **last**
@@ -18,9 +18,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use engine::{
-    Command, Consumer, Engine, Event, EventSink, PinState, Producer, PushError, Runner, RunnerConfig,
-};
+use engine::{Command, Engine, Event, EventSink};
+use runtime::{Consumer, PinState, Producer, PushError, Runner, RunnerConfig};
 
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
