@@ -170,6 +170,8 @@ pub fn run(args: &EngineArgs) -> Result<bool, BenchError> {
     progress.phase(format!("generating {commands} commands ({} mix, {resting} resting)", mix.name));
     let workload = generate(&GenConfig::new(mix, args.workload.symbols, resting, commands, args.output.seed));
     let venue = EngineVenue::new(&workload);
+    // Engine::new panics on bounds it refuses; a flag (--resting, --symbols) must be a message.
+    venue.config().validate().map_err(|e| BenchError::Config(format!("--resting/--symbols: {e}")))?;
     progress.phase("checking the in-process engine against the generator's model".into());
     let model_check = {
         let (mut full, setup_counts) = venue.build();
