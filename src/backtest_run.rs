@@ -10,14 +10,37 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use engine::Side;
+use engine::{Command, Side};
 use replay::{
-    run_journal, strategy_by_name, BacktestError, BacktestOptions, BacktestOutcome, FeeSchedule,
+    run_flow, strategy_by_name, BacktestError, BacktestOptions, BacktestOutcome, FeeSchedule, Flow,
     MarketMakerConfig, StrategyParams, TwapConfig,
 };
 
 use crate::journal_meta::{read_accounts, read_meta};
 use crate::names::Names;
+
+/// The command journal of a data directory (`<journal>/commands`) as a backtest's flow: each
+/// record's CRC and the seq continuity checked by the reader.
+struct JournalFlow(PathBuf);
+
+impl Flow for JournalFlow {
+    fn for_each_command<F: FnMut(&Command)>(&mut self, mut f: F) -> Result<u64, BacktestError> {
+        let flow_err = |e: journal::JournalError| BacktestError::Flow(Box::new(e));
+        let mut reader = journal::JournalReader::open_from_start(&self.0).map_err(flow_err)?;
+        let mut n = 0;
+        while let Some(record) = reader.next_record().map_err(flow_err)? {
+            let command = Command::decode(record.payload)
+                .map_err(|source| BacktestError::Decode { seq: record.seq, source })?;
+            f(&command);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn name(&self) -> String {
+        self.0.display().to_string()
+    }
+}
 
 /// Side of the TWAP.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -160,7 +183,7 @@ pub fn run_backtest(args: &BacktestArgs) -> Result<BacktestRun, BacktestRunError
     options.config.jitter_ns = args.jitter_us.saturating_mul(1_000);
     options.config.seed = args.seed;
     options.config.fees = FeeSchedule { maker_bps: args.maker_bps, taker_bps: args.taker_bps };
-    let outcome = run_journal(&args.journal, &options, &mut strategy)?;
+    let outcome = run_flow(&mut JournalFlow(args.journal.join("commands")), &options, &mut strategy)?;
     let report =
         args.report.clone().unwrap_or_else(|| PathBuf::from(format!("backtest-{}.json", args.strategy)));
     let plot = args.plot.clone().unwrap_or_else(|| PathBuf::from(format!("backtest-{}.svg", args.strategy)));

@@ -14,3 +14,4 @@ pub mod match_run;
 pub mod names;
 pub mod replay_run;
 pub mod serve;
+pub mod serve_bounds;

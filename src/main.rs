@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use engine::journal::{JournalConfig, SyncPolicy};
-use engine::{DurableConfig, EngineConfig};
+use engine::EngineConfig;
 use exchange::match_run::{run_match, MatchOptions};
 use exchange::replay_run::{run_replay, ReplayOptions};
+use journal::{DurableConfig, JournalConfig, SyncPolicy};
 
 #[derive(Parser)]
 #[command(name = "exchange", version, about = "Low-latency exchange core")]
@@ -84,10 +84,10 @@ enum Cmd {
         #[arg(long, default_value_t = 1 << 20)]
         orders_max: usize,
     },
-    /// The latency harness: open loop, HDR histograms, a rate ramp, peers side by side
+    /// The latency harness: open loop, HDR histograms and a rate ramp
     /// (results under --out, default bench-out/).
     #[command(subcommand)]
-    Bench(exchange_bench::latency::BenchMode),
+    Bench(harness::latency::BenchMode),
     /// Run a built-in strategy against the flow recorded in a journal; write its report (JSON)
     /// and equity curve (SVG).
     Backtest(exchange::backtest_run::BacktestArgs),
@@ -132,7 +132,8 @@ impl JournalOpts {
         DurableConfig {
             dir,
             journal: JournalConfig {
-                segment_size_bytes: self.segment_mib << 20,
+                // Saturates so an absurd size is the journal's range error, not an overflow.
+                segment_size_bytes: self.segment_mib.saturating_mul(1 << 20),
                 sync,
                 ..JournalConfig::default()
             },
@@ -168,7 +169,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::Bench(mode) => exchange_bench::latency::run(mode),
+        Cmd::Bench(mode) => harness::latency::run(mode),
         Cmd::Backtest(args) => exchange::backtest_run::main(&args),
         Cmd::Replay { journal, events, book, until_seq, quiet, orders_max } => {
             let started = std::time::Instant::now();

@@ -4,9 +4,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
-use engine::{
-    Command, CommandHeader, DurableConfig, DurableEngine, Engine, EngineConfig, Event, EventKind, EventSink,
-};
+use engine::{Command, CommandHeader, Engine, EngineConfig, Event, EventKind, EventSink};
+use journal::{DurableConfig, DurableEngine};
 
 use crate::command_file::parse_line;
 use crate::event_file::{write_books, write_event};
@@ -49,6 +48,9 @@ pub struct MatchSummary {
 /// Why `match` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {
+    /// A bound of the engine's configuration (`--orders-max`) is out of range.
+    #[error("{0}")]
+    Config(#[from] engine::ConfigError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -120,6 +122,7 @@ impl<W: Write> EventSink for JsonSink<'_, W> {
 
 /// Runs a command file through a fresh engine.
 pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
+    opts.engine.validate()?;
     let path = opts.commands.display().to_string();
     let io_err = |path: &str| {
         let path = path.to_string();

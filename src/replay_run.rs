@@ -9,8 +9,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
-use engine::journal::JournalReader;
-use engine::{Command, DurableError, Engine, EngineConfig, Event, EventSink, EventVerifier};
+use engine::{Command, Engine, EngineConfig, Event, EventSink};
+use journal::{DurableError, EventVerifier, JournalReader};
 
 use crate::event_file::{write_books, write_event};
 use crate::journal_meta::{read_accounts, read_meta};
@@ -52,7 +52,7 @@ pub enum ReplayError {
     Io(#[from] io::Error),
     /// A journal is corrupt or unreadable.
     #[error("{0}")]
-    Journal(#[from] engine::journal::JournalError),
+    Journal(#[from] journal::JournalError),
     /// A record does not decode.
     #[error("{journal} record {seq}: {message}")]
     Decode {
@@ -66,6 +66,9 @@ pub enum ReplayError {
     /// The replayed events differ from the event journal, or it is unreadable.
     #[error("{0}")]
     Verify(#[from] DurableError),
+    /// A bound of the engine's configuration (`--orders-max`) is out of range.
+    #[error("{0}")]
+    Config(#[from] engine::ConfigError),
 }
 
 struct ReplaySink<'a, W: Write> {
@@ -100,8 +103,9 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let symbols = read_meta(&opts.journal)?;
     let mut names = Names::new(&symbols, usize::MAX);
     read_accounts(&opts.journal, &mut names)?;
-    let mut engine =
-        Engine::new(EngineConfig { symbols, orders_max: opts.orders_max, ..EngineConfig::default() });
+    let config = EngineConfig { symbols, orders_max: opts.orders_max, ..EngineConfig::default() };
+    config.validate()?;
+    let mut engine = Engine::new(config);
     let out: Option<Box<dyn Write>> = match (&opts.events, opts.quiet) {
         (_, true) => None,
         (Some(p), false) => Some(Box::new(

@@ -11,11 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use engine::journal::{JournalConfig, SyncPolicy};
-use engine::{
-    AccountId, Doorbell, DurableConfig, DurableEngine, DurableRecovery, EngineConfig, InlineRunner, Runner,
-    RunnerConfig, RunnerError, SymbolSpec, SystemClock, WaitStrategy,
-};
+use engine::{AccountId, EngineConfig, SymbolSpec};
 use gateway::parking::{OpenedSession, Parking};
 use gateway::router::{Durability, EngineLink, Router, RouterConfig, RouterHandle};
 use gateway::server::{Gateway, GatewayConfig, Routing};
@@ -23,8 +19,10 @@ use gateway::session::SessionConfig;
 use gateway::session_store::{session_day, SessionMeta, SessionStore};
 use gateway::tls::ServerTls;
 use gateway::venue::{hash_password, AccountConfig, Accounts, Symbols, Venue};
+use journal::{DurableConfig, DurableEngine, DurableRecovery, JournalConfig, SyncPolicy};
 use oms::admin::AdminConfig;
 use oms::{OmsConfig, RateLimits};
+use runtime::{Doorbell, InlineRunner, Runner, RunnerConfig, RunnerError, SystemClock, WaitStrategy};
 use serde::Deserialize;
 
 use crate::journal_meta;
@@ -408,7 +406,7 @@ fn read_journals(
     journal_dir: &Path,
     take: impl FnOnce(&mut dyn Iterator<Item = engine::Command>, &mut dyn Iterator<Item = engine::Event>),
 ) -> Result<(), String> {
-    use engine::journal::JournalReader;
+    use journal::JournalReader;
     let open = |name: &str| -> Result<Option<JournalReader>, String> {
         let dir = journal_dir.join(name);
         if !dir.exists() {
@@ -462,19 +460,10 @@ pub struct Server {
     engine: Option<JoinHandle<DurableEngine>>,
 }
 
-/// Longest `network.poll_spin_us`: past a second, spinning first is busy-spinning.
-const POLL_SPIN_US_MAX: u64 = 1_000_000;
-
 impl Server {
     /// Starts everything; `data_dir` overrides the configuration's.
     pub fn start(config: &ServeConfig, data_dir: Option<&Path>) -> Result<Server, ServeError> {
-        if config.network.poll_spin_us > POLL_SPIN_US_MAX {
-            return Err(ServeError::Config(format!(
-                "network.poll_spin_us {}: at most {POLL_SPIN_US_MAX} (1 s); to never block, set \
-                 engine.router_wait = \"busy-spin\"",
-                config.network.poll_spin_us
-            )));
-        }
+        config.validate().map_err(|e| ServeError::Config(e.to_string()))?;
         let reset_offset_s = parse_reset_time(&config.session.reset_time)?;
         let data_dir = data_dir.map_or_else(|| config.data_dir.clone(), Path::to_path_buf);
         let data_err = |what: String| ServeError::Data { path: data_dir.clone(), what };
@@ -560,6 +549,7 @@ impl Server {
             orders_max: config.engine.orders_max,
             ..EngineConfig::default()
         };
+        engine_config.validate().map_err(|e| ServeError::Config(format!("engine: {e}")))?;
         let durable_config = DurableConfig {
             dir: journal_dir.clone(),
             journal: JournalConfig {
@@ -824,9 +814,9 @@ fn build_risk(
     let events_dir = journal_dir.join("events");
     let data_err = |what: String| ServeError::Data { path: events_dir.clone(), what };
     let mut reader =
-        engine::journal::JournalReader::open_from_start(&events_dir).map_err(|e| data_err(e.to_string()))?;
+        journal::JournalReader::open_from_start(&events_dir).map_err(|e| data_err(e.to_string()))?;
     while let Some(record) = reader.next_record().map_err(|e| data_err(e.to_string()))? {
-        if record.kind == engine::journal::RecordKind::Event {
+        if record.kind == journal::RecordKind::Event {
             let event = engine::Event::decode(record.payload).map_err(|e| data_err(e.to_string()))?;
             risk.on_event(&event);
         }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use engine::{DurableConfig, DurableEngine, EngineConfig};
+use engine::EngineConfig;
+use journal::{DurableConfig, DurableEngine};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
 const COMMANDS: usize = 30_000;

@@ -436,7 +436,7 @@ fn serve_refuses_a_bad_configuration_with_a_reason() {
         ("[engine]\nthread = \"elsewhere\"\n", "engine.thread \"elsewhere\""),
         ("[[symbols]]\nname = \"X\"\ntick = \"-1\"\n", "tick \"-1\" is not a positive price"),
         ("[journal]\nsync = \"sometimes\"\n", "journal sync \"sometimes\""),
-        ("[network]\npoll_spin_us = 5000000\n", "network.poll_spin_us 5000000: at most 1000000"),
+        ("[network]\npoll_spin_us = 5000000\n", "network.poll_spin_us 5000000: must be within 0..=1000000"),
         ("[network]\npoll_spin_us = -1\n", "poll_spin_us"),
     ] {
         let config = dir.join("bad.toml");

@@ -14,8 +14,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use exchange_bench::gen::{generate, GenConfig, Mix, Sweep, Workload};
-use exchange_bench::{EngineVenue, RunCounts, Venue};
+use harness::gen::{generate, GenConfig, Mix, Sweep, Workload};
+use harness::{EngineVenue, RunCounts, Venue};
 
 /// Resting orders in the book each operation runs against (exchange-core's headline size).
 const BOOK_ORDERS: usize = 1_000;

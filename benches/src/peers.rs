@@ -2,7 +2,7 @@
 //! single-threaded path, so the harness can print side-by-side ratios.
 //!
 //! Both adapters translate the whole workload into the peer's own command values up front
-//! (untimed), exactly as [`crate::EngineVenue`] receives pre-built [`engine::Command`]s.
+//! (untimed), exactly as [`harness::EngineVenue`] receives pre-built [`engine::Command`]s.
 //!
 //! # matchcore 0.4
 //! A single-threaded, deterministic `OrderBook` per instrument; `execute(&Command)` returns a
@@ -52,8 +52,8 @@ use engine::{Side, Tif};
 use matchcore as mc;
 use orderbook_rs as ob;
 
-use crate::gen::{Op, Workload};
-use crate::{CommandTimer, RunCounts, Venue};
+use harness::gen::{Op, Workload};
+use harness::{CommandTimer, RunCounts, Venue};
 
 /// matchcore: one `OrderBook` per symbol.
 pub struct MatchcoreVenue {
@@ -379,7 +379,7 @@ fn ob_user(account: engine::AccountId) -> pricelevel::Hash32 {
     pricelevel::Hash32::new(bytes)
 }
 
-fn ob_id(order: crate::gen::OrderRef) -> ob::Id {
+fn ob_id(order: harness::gen::OrderRef) -> ob::Id {
     ob::Id::Sequential(u64::from(order))
 }
 

@@ -33,6 +33,49 @@ impl Default for EngineConfig {
     }
 }
 
+/// Most live orders an engine takes ([`EngineConfig::orders_max`]). Every pool is reserved for
+/// the bound at construction (about 160 bytes of address space per order, touched only as the
+/// book grows), so the bound is what one allocation of the order pool may ask of the OS.
+pub const ORDERS_MAX_LIMIT: usize = 1 << 24;
+
+/// Most price levels per side per symbol ([`EngineConfig::levels_per_side_max`]): a level holds at
+/// least one order, so more levels than [`ORDERS_MAX_LIMIT`] could never be used.
+pub const LEVELS_PER_SIDE_MAX_LIMIT: usize = ORDERS_MAX_LIMIT;
+
+/// Most symbols (order books) of one engine.
+pub const SYMBOLS_MAX: usize = 1 << 16;
+
+/// A bound of an [`EngineConfig`] outside its range; each names the field and its range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `orders_max` is 0 or beyond [`ORDERS_MAX_LIMIT`].
+    #[error("orders_max {0}: must be within 1..={ORDERS_MAX_LIMIT}")]
+    OrdersMax(usize),
+    /// `levels_per_side_max` is 0 or beyond [`LEVELS_PER_SIDE_MAX_LIMIT`].
+    #[error("levels_per_side_max {0}: must be within 1..={LEVELS_PER_SIDE_MAX_LIMIT}")]
+    LevelsPerSideMax(usize),
+    /// No symbol, or more than [`SYMBOLS_MAX`].
+    #[error("symbols: {0} listed, must be within 1..={SYMBOLS_MAX}")]
+    Symbols(usize),
+}
+
+impl EngineConfig {
+    /// Checks every bound; [`Engine::new`] panics on a configuration this refuses, so call it
+    /// wherever a configuration comes from a user.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=ORDERS_MAX_LIMIT).contains(&self.orders_max) {
+            return Err(ConfigError::OrdersMax(self.orders_max));
+        }
+        if !(1..=LEVELS_PER_SIDE_MAX_LIMIT).contains(&self.levels_per_side_max) {
+            return Err(ConfigError::LevelsPerSideMax(self.levels_per_side_max));
+        }
+        if !(1..=SYMBOLS_MAX).contains(&self.symbols.len()) {
+            return Err(ConfigError::Symbols(self.symbols.len()));
+        }
+        Ok(())
+    }
+}
+
 /// The matching engine for a set of symbols. Single-threaded; see the crate docs.
 pub struct Engine {
     pub(crate) books: Vec<Book>,
@@ -55,10 +98,13 @@ pub struct Engine {
 
 impl Engine {
     /// An engine with empty books.
+    ///
+    /// # Panics
+    /// When [`EngineConfig::validate`] refuses `config`.
     pub fn new(config: EngineConfig) -> Engine {
-        assert!(config.orders_max > 0, "orders_max must be positive");
-        assert!(config.levels_per_side_max > 0, "levels_per_side_max must be positive");
-        assert!(config.symbols.len() < SymbolId::MAX as usize, "too many symbols");
+        if let Err(e) = config.validate() {
+            panic!("engine configuration: {e}");
+        }
         let levels_max = config
             .orders_max
             .min(config.symbols.len().saturating_mul(2).saturating_mul(config.levels_per_side_max));
@@ -617,4 +663,41 @@ pub struct OrderSnapshot {
     pub qty: Qty,
     /// Visible part of `qty`.
     pub visible_qty: Qty,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_each_bound_at_zero_and_past_its_maximum() {
+        let ok = EngineConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let with = |f: fn(&mut EngineConfig)| {
+            let mut c = EngineConfig::default();
+            f(&mut c);
+            c.validate()
+        };
+        assert_eq!(with(|c| c.orders_max = 0), Err(ConfigError::OrdersMax(0)));
+        assert_eq!(
+            with(|c| c.orders_max = ORDERS_MAX_LIMIT + 1),
+            Err(ConfigError::OrdersMax(ORDERS_MAX_LIMIT + 1))
+        );
+        assert_eq!(with(|c| c.orders_max = ORDERS_MAX_LIMIT), Ok(()));
+        assert_eq!(with(|c| c.levels_per_side_max = 0), Err(ConfigError::LevelsPerSideMax(0)));
+        assert_eq!(
+            with(|c| c.levels_per_side_max = LEVELS_PER_SIDE_MAX_LIMIT + 1),
+            Err(ConfigError::LevelsPerSideMax(LEVELS_PER_SIDE_MAX_LIMIT + 1))
+        );
+        assert_eq!(with(|c| c.symbols.clear()), Err(ConfigError::Symbols(0)));
+        let many = |c: &mut EngineConfig| c.symbols = vec![c.symbols[0].clone(); SYMBOLS_MAX + 1];
+        assert_eq!(with(many), Err(ConfigError::Symbols(SYMBOLS_MAX + 1)));
+        assert!(ConfigError::OrdersMax(0).to_string().contains("orders_max"));
+    }
+
+    #[test]
+    #[should_panic(expected = "orders_max 0")]
+    fn new_refuses_what_validate_refuses() {
+        Engine::new(EngineConfig { orders_max: 0, ..EngineConfig::default() });
+    }
 }

@@ -1,53 +1,69 @@
-//! Sans-IO matching engine: order book, price-time matching, commands and events, plus the
-//! shell pieces that move commands in and events out (rings, sequencer, pinned runner).
+//! Sans-IO matching engine: order books, price-time matching, commands in and events out, their
+//! binary [`codec`], and snapshots to and from bytes.
 //!
 //! The matching core ([`Engine`]) does no I/O, reads no clock and allocates nothing per command
-//! once constructed: every pool is pre-sized from [`EngineConfig`], and a full pool is a
-//! `book_full` reject. Time enters as [`CommandHeader::ts`], stamped by the sequencer.
+//! once constructed: every pool is pre-sized from [`EngineConfig`] (checked by
+//! [`EngineConfig::validate`]), and a full pool is a `book_full` reject. Time enters as
+//! [`CommandHeader::ts`], stamped by whoever drives the engine. The shell around it lives in
+//! other crates: `journal` (the write-ahead journal, snapshots on disk, `DurableEngine`) and
+//! `runtime` (rings, wait strategies, the sequencer, pinned and inline runners, which drive any
+//! [`Processor`]).
+//!
+//! ```
+//! use engine::{ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, EventKind, NewOrder, Side};
+//!
+//! // BTC-USD, ETH-USD and AAPL, ticks of 0.01, lots of 1.
+//! let mut engine = Engine::new(EngineConfig::default());
+//! let btc = engine.symbol_id("BTC-USD").unwrap();
+//! let cents = |c: i64| c * engine::PRICE_UNITS_PER_ONE / 100;
+//! let (alice, bob) = (1, 2);
+//!
+//! let mut events: Vec<Event> = Vec::new();
+//! let orders = [
+//!     NewOrder::limit(alice, btc, ClOrdId::from_str("a1").unwrap(), Side::Sell, cents(100_00), 5),
+//!     NewOrder::limit(bob, btc, ClOrdId::from_str("b1").unwrap(), Side::Buy, cents(100_05), 3),
+//! ];
+//! for (seq, order) in (1..).zip(orders) {
+//!     // The sequencer's job in a venue: a gapless seq and a timestamp per command.
+//!     let header = CommandHeader { seq, ts: 1_700_000_000_000_000_000 + seq };
+//!     engine.process(&Command { header, kind: CommandKind::New(order) }, &mut events);
+//! }
+//!
+//! let trade = events.iter().find_map(|e| match e.kind {
+//!     EventKind::Trade { price, qty, maker_account, .. } => Some((price, qty, maker_account)),
+//!     _ => None,
+//! });
+//! // Bob's buy crosses Alice's resting sell: 3 at her price, 100.00 (10,000 ticks of 0.01).
+//! println!("trade: {trade:?}");
+//! assert_eq!(trade, Some((engine::Price(100_00), 3, alice)));
+//! ```
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod book;
-mod codec;
+pub mod codec;
 mod command;
-mod doorbell;
-mod durable;
 mod engine;
 mod event;
 mod id_index;
 mod level;
 mod matching;
 mod order;
-mod ring;
-mod runner;
-mod sequencer;
+mod processor;
 mod snapshot;
-mod sync;
 mod types;
-mod wait;
 
-pub mod journal;
-
-pub use codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 pub use command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
-pub use doorbell::Doorbell;
-pub use durable::{DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier};
-pub use engine::{BookSnapshot, Engine, EngineConfig, LevelSnapshot, OrderSnapshot};
+pub use engine::{
+    BookSnapshot, ConfigError, Engine, EngineConfig, LevelSnapshot, OrderSnapshot, LEVELS_PER_SIDE_MAX_LIMIT,
+    ORDERS_MAX_LIMIT, SYMBOLS_MAX,
+};
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
 pub use id_index::id_hash;
-pub use ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};
-pub use runner::{
-    Clock, EngineStep, InlineRunner, PinState, Processor, Runner, RunnerConfig, RunnerError, RunnerHandle,
-    RunnerStats, SteppingClock, SystemClock,
-};
-pub use sequencer::Sequencer;
+pub use processor::Processor;
 pub use snapshot::SnapshotError;
 pub use types::{
     default_symbols, AccountId, ClOrdId, ClOrdIdError, OrdType, OrderId, Price, Qty, Side, StpMode, SymbolId,
     SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
-};
-pub use wait::{
-    WaitStep, WaitStrategy, Waiter, BACKOFF_SLEEP_MAX, BACKOFF_SLEEP_MIN, PARK_TIMEOUT, SPIN_ROUNDS,
-    YIELD_ROUNDS,
 };

@@ -20,13 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use engine::journal::JournalProgress;
-use engine::{
-    AccountId, Command, CommandKind, Consumer, Doorbell, EngineStep, Event, Producer, PushError,
-    WaitStrategy, Waiter,
-};
+use engine::{AccountId, Command, CommandKind, Event};
+use journal::JournalProgress;
 use oms::admin::{AdminRequest, SavedState};
 use oms::{OmsConfig, OmsStats, OrderManager};
+use runtime::{Consumer, Doorbell, EngineStep, Producer, PushError, WaitStrategy, Waiter};
 
 pub use oms::{Delivery, Request, SessionId};
 
@@ -134,17 +132,17 @@ pub struct RouterConfig {
 
 /// How the router reaches the matching engine.
 pub enum EngineLink {
-    /// The engine thread ([`engine::Runner`]), through its two rings.
+    /// The engine thread ([`runtime::Runner`]), through its two rings.
     Rings {
-        /// The command ring ([`engine::RunnerHandle::commands`]).
+        /// The command ring ([`runtime::RunnerHandle::commands`]).
         commands: Producer<Command>,
-        /// The event ring ([`engine::RunnerHandle::events`]).
+        /// The event ring ([`runtime::RunnerHandle::events`]).
         events: Consumer<Event>,
         /// Rung after every push so a parked engine thread wakes
-        /// ([`engine::RunnerHandle::commands_doorbell`]).
+        /// ([`runtime::RunnerHandle::commands_doorbell`]).
         doorbell: Arc<Doorbell>,
     },
-    /// The engine run on the router's own thread ([`engine::InlineRunner`]): each command is
+    /// The engine run on the router's own thread ([`runtime::InlineRunner`]): each command is
     /// matched as the router submits it, saving the two thread hand-offs of the rings.
     Inline(Box<dyn EngineStep>),
 }

@@ -16,9 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
-use engine::WaitStrategy;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll as MioPoll, Token, Waker};
+use runtime::WaitStrategy;
 
 use crate::app::AppSession;
 use crate::auth::{Authenticator, Verdict};

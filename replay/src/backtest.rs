@@ -13,7 +13,6 @@
 //! and the strategy may send nothing more ([`SendError::Closed`](crate::SendError::Closed)).
 
 use std::collections::VecDeque;
-use std::path::Path;
 
 use engine::{
     AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
@@ -22,7 +21,7 @@ use engine::{
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::flow::{for_each_command, scan_journal, FlowInfo};
+use crate::flow::{scan, Flow, FlowInfo};
 use crate::plot::equity_svg;
 use crate::portfolio::{Drawdown, EquityCurve, FeeSchedule, Portfolio};
 use crate::report::{
@@ -607,7 +606,7 @@ pub struct BacktestOptions {
     /// Bound on live orders of the engine.
     pub orders_max: usize,
     /// Latency, jitter, seed, fees and bounds; its `engine`, `symbol` and `account` fields are
-    /// filled in by [`run_journal`].
+    /// filled in by [`run_flow`].
     pub config: BacktestConfig,
 }
 
@@ -667,36 +666,29 @@ pub fn pick_symbol(
     }
 }
 
-/// Backtests `strategy` on the journal directory `journal` (its `commands/`): one pass to learn
-/// the flow's span, the symbol and a free account, a second to run it.
-pub fn run_journal<S: Strategy + ?Sized>(
-    journal: &Path,
+/// Backtests `strategy` on the recorded `flow`: one pass to learn the flow's span, the symbol
+/// and a free account, a second to run it.
+pub fn run_flow<F: Flow, S: Strategy + ?Sized>(
+    flow: &mut F,
     options: &BacktestOptions,
     strategy: &mut S,
 ) -> Result<BacktestOutcome, BacktestError> {
-    if !journal.is_dir() {
-        return Err(BacktestError::NoJournal(journal.to_path_buf()));
-    }
-    let commands = journal.join("commands");
-    let flow = scan_journal(&commands, options.symbols.len())?;
-    if flow.commands == 0 {
-        return Err(BacktestError::EmptyFlow(commands));
-    }
-    let symbol = pick_symbol(&options.symbols, options.symbol.as_deref(), &flow)?;
-    let (account, account_name) = pick_account(&options.accounts, options.account.as_deref(), &flow)?;
-    let config = BacktestConfig {
-        engine: EngineConfig {
-            symbols: options.symbols.clone(),
-            orders_max: options.orders_max,
-            ..options.config.engine.clone()
-        },
-        symbol,
-        account,
-        account_name,
-        ..options.config.clone()
+    // The bounds first: a typo should not cost a pass over a large journal.
+    let engine = EngineConfig {
+        symbols: options.symbols.clone(),
+        orders_max: options.orders_max,
+        ..options.config.engine.clone()
     };
-    let mut backtest = Backtest::new(config, &flow, strategy);
-    for_each_command(&commands, |command| backtest.recorded(command))?;
+    engine.validate()?;
+    let info = scan(flow, options.symbols.len())?;
+    if info.commands == 0 {
+        return Err(BacktestError::EmptyFlow(flow.name()));
+    }
+    let symbol = pick_symbol(&options.symbols, options.symbol.as_deref(), &info)?;
+    let (account, account_name) = pick_account(&options.accounts, options.account.as_deref(), &info)?;
+    let config = BacktestConfig { engine, symbol, account, account_name, ..options.config.clone() };
+    let mut backtest = Backtest::new(config, &info, strategy);
+    flow.for_each_command(|command| backtest.recorded(command))?;
     Ok(backtest.finish())
 }
 
@@ -745,6 +737,21 @@ mod tests {
         let mut bt = Backtest::new(config, &info, s);
         commands.iter().for_each(|c| bt.recorded(c));
         bt.finish()
+    }
+
+    #[test]
+    fn run_flow_reads_an_in_memory_flow_twice_and_refuses_an_empty_one() {
+        let accounts: Vec<String> = ["alice", "bob"].map(String::from).to_vec();
+        let options = BacktestOptions::new(default_symbols(), accounts);
+        let mut strategy = MarketMaker::new(MarketMakerConfig::default());
+        let mut empty: &[Command] = &[];
+        let refused = run_flow(&mut empty, &options, &mut strategy).unwrap_err();
+        assert!(matches!(refused, BacktestError::EmptyFlow(_)), "{refused}");
+
+        let (commands, _) =
+            flow(&[(1, new(ALICE, "a1", Side::Buy, 99, 5)), (2, new(BOB, "b1", Side::Sell, 101, 5))]);
+        let outcome = run_flow(&mut commands.as_slice(), &options, &mut strategy).unwrap();
+        assert_eq!(outcome.report.flow.recorded_commands, 2);
     }
 
     /// Sends one order at start; records every update it gets.

@@ -2,15 +2,14 @@
 
 use std::path::PathBuf;
 
-use engine::journal::JournalError;
-use engine::CodecError;
+use engine::codec::CodecError;
 
 /// Why a backtest could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
-    /// The command journal is missing, unreadable or corrupt.
+    /// The recorded flow could not be read (the command journal is unreadable or corrupt).
     #[error("{0}")]
-    Journal(#[from] JournalError),
+    Flow(Box<dyn std::error::Error + Send + Sync>),
     /// The journal directory does not exist.
     #[error("journal directory {0} does not exist")]
     NoJournal(PathBuf),
@@ -22,9 +21,9 @@ pub enum BacktestError {
         /// What the decoder said.
         source: CodecError,
     },
-    /// The journal holds no commands: there is no flow to run against.
-    #[error("the command journal {0} holds no commands")]
-    EmptyFlow(PathBuf),
+    /// The recorded flow holds no commands: there is nothing to run against.
+    #[error("the recorded flow {0} holds no commands")]
+    EmptyFlow(String),
     /// No strategy has this name.
     #[error("unknown strategy {name:?}; known strategies: {known}")]
     UnknownStrategy {
@@ -50,4 +49,7 @@ pub enum BacktestError {
     /// No account id is left for the strategy.
     #[error("no account id is free for the strategy")]
     NoAccountId,
+    /// A bound of the engine's configuration is out of range.
+    #[error("engine configuration: {0}")]
+    Config(#[from] engine::ConfigError),
 }

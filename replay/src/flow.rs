@@ -1,13 +1,12 @@
-//! The recorded flow: the command journal of a data directory, read in seq order.
+//! The recorded flow: commands in seq order, from wherever the caller keeps them (the `exchange`
+//! binary reads a data directory's command journal; tests hold them in memory). This crate reads
+//! no file itself.
 
-use std::path::Path;
-
-use engine::journal::JournalReader;
 use engine::{AccountId, Command, CommandKind, SymbolId};
 
 use crate::BacktestError;
 
-/// What one pass over a command journal learns before the backtest runs.
+/// What one pass over a recorded flow learns before the backtest runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlowInfo {
     /// Commands in the journal.
@@ -59,23 +58,32 @@ impl FlowInfo {
     }
 }
 
-/// Calls `f` with every command of the command journal in `dir`, in seq order (each record's
-/// CRC and the seq continuity checked by the reader). Returns the number of commands.
-pub fn for_each_command(dir: &Path, mut f: impl FnMut(&Command)) -> Result<u64, BacktestError> {
-    let mut reader = JournalReader::open_from_start(dir)?;
-    let mut n = 0;
-    while let Some(record) = reader.next_record()? {
-        let command = Command::decode(record.payload)
-            .map_err(|source| BacktestError::Decode { seq: record.seq, source })?;
-        f(&command);
-        n += 1;
-    }
-    Ok(n)
+/// A recorded command flow, read in seq order as many times as a backtest asks (twice: once to
+/// learn its span, symbol and accounts, once to run it).
+pub trait Flow {
+    /// Calls `f` with every command in seq order; returns how many. A source that cannot be
+    /// read returns [`BacktestError::Flow`] (or [`BacktestError::Decode`] for a bad record).
+    fn for_each_command<F: FnMut(&Command)>(&mut self, f: F) -> Result<u64, BacktestError>;
+
+    /// The flow's name in messages (a journal's path).
+    fn name(&self) -> String;
 }
 
-/// One pass over the command journal in `dir`, for a venue of `symbols_len` listed symbols.
-pub fn scan_journal(dir: &Path, symbols_len: usize) -> Result<FlowInfo, BacktestError> {
+/// Commands held in memory.
+impl Flow for &[Command] {
+    fn for_each_command<F: FnMut(&Command)>(&mut self, mut f: F) -> Result<u64, BacktestError> {
+        self.iter().for_each(&mut f);
+        Ok(self.len() as u64)
+    }
+
+    fn name(&self) -> String {
+        "in memory".into()
+    }
+}
+
+/// One pass over `flow`, for a venue of `symbols_len` listed symbols.
+pub fn scan<F: Flow>(flow: &mut F, symbols_len: usize) -> Result<FlowInfo, BacktestError> {
     let mut info = FlowInfo { new_orders_by_symbol: vec![0; symbols_len], ..FlowInfo::default() };
-    for_each_command(dir, |command| info.observe(command))?;
+    flow.for_each_command(|command| info.observe(command))?;
     Ok(info)
 }

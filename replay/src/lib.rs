@@ -1,6 +1,7 @@
 //! Journal tools beyond replay: backtesting a [`Strategy`] against recorded flow.
 //!
-//! A backtest reads the command journal of a data directory and runs it through a fresh
+//! A backtest reads a recorded command [`Flow`] (the `exchange` binary reads a data directory's
+//! command journal; this crate does no file I/O) and runs it through a fresh
 //! [`engine::Engine`], the same code as every live and replayed run, with the strategy's own
 //! commands injected at their sequence point plus a simulated latency (see [`backtest`] for
 //! the exact timing rule). The strategy trades one symbol under an account of its own and gets
@@ -21,12 +22,12 @@ mod strategy;
 mod twap;
 
 pub use backtest::{
-    pick_account, pick_symbol, run_journal, Backtest, BacktestConfig, BacktestOptions, BacktestOutcome,
+    pick_account, pick_symbol, run_flow, Backtest, BacktestConfig, BacktestOptions, BacktestOutcome,
     ACCOUNT_DEFAULT, CURVE_POINTS_MAX_DEFAULT, FILLS_LISTED_MAX_DEFAULT, IN_FLIGHT_MAX_DEFAULT,
     LIVE_ORDERS_MAX_DEFAULT,
 };
 pub use error::BacktestError;
-pub use flow::FlowInfo;
+pub use flow::{Flow, FlowInfo};
 pub use market_maker::{MarketMaker, MarketMakerConfig};
 pub use portfolio::FeeSchedule;
 pub use report::Report;

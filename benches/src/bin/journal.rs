@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
-use engine::journal::{JournalConfig, JournalReader, JournalWriter, RecordKind};
-use engine::{
-    Command, CountingSink, DurableConfig, DurableEngine, Engine, EngineConfig, COMMAND_ENCODED_LEN_MAX,
-};
-use exchange_bench::gen::{generate, GenConfig, Mix};
+use engine::codec::COMMAND_ENCODED_LEN_MAX;
+use engine::{Command, CountingSink, Engine, EngineConfig};
+use harness::gen::{generate, GenConfig, Mix};
+use journal::{DurableConfig, DurableEngine, JournalConfig, JournalReader, JournalWriter, RecordKind};
 
 #[derive(Parser)]
 #[command(about = "Journal append, journaling overhead, replay speed and restart time")]

@@ -11,9 +11,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use exchange_bench::gen::{generate, GenConfig, Mix, Workload};
 use exchange_bench::peers::{MatchcoreVenue, OrderbookRsVenue};
-use exchange_bench::{EngineVenue, RunCounts, Venue};
+use harness::gen::{generate, GenConfig, Mix, Workload};
+use harness::{EngineVenue, RunCounts, Venue};
 
 #[derive(Parser, Debug)]
 #[command(about = "Engine throughput vs matchcore and orderbook-rs on the exchange-core mix")]

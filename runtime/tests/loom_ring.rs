@@ -4,13 +4,13 @@
 //!
 //! Capacity 2 with 3 or 4 values makes each model cross the full, empty and wraparound cases.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p engine --test loom_ring --release`
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p runtime --test loom_ring --release`
 #![cfg(loom)]
 
-use engine::{spsc_ring, Consumer, Producer, PushError};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
+use runtime::{spsc_ring, Consumer, Producer, PushError};
 
 /// Ring capacity in every model: the smallest that still has a wraparound between two values.
 const CAPACITY: usize = 2;

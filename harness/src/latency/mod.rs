@@ -6,8 +6,10 @@
 //!  mode          path measured                                    loop
 //!  engine        harness ─▶ command ring ─▶ engine thread ─▶ event ring ─▶ harness   open, rate ramp
 //!  udp-baseline  harness ─▶ loopback UDP ─▶ echo thread ─▶ loopback UDP ─▶ harness   open, rate ramp
-//!  peers         Engine / matchcore / orderbook-rs called directly, one command at a time   closed
 //! ```
+//!
+//! `exchange-bench` adds a closed-loop `peers` mode on the same output (our engine, matchcore and
+//! orderbook-rs called directly, one command at a time), so the venue never links a peer.
 //!
 //! Open loop ([`driver`]): request `i` of a run at `rate` has the planned send time
 //! `t0 + i / rate`; the harness sends it as soon as that time has come, whether or not earlier
@@ -22,7 +24,6 @@
 pub mod driver;
 pub mod e2e;
 pub mod output;
-pub mod peers_single_thread;
 pub mod series;
 pub mod svg;
 pub mod through_rings;
@@ -33,7 +34,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use engine::WaitStrategy;
+use runtime::WaitStrategy;
 
 use crate::gen::Mix;
 use driver::RampPlan;
@@ -52,7 +53,7 @@ pub enum BenchError {
     },
     /// The engine thread could not be started.
     #[error("engine runner: {0}")]
-    Runner(#[from] engine::RunnerError),
+    Runner(#[from] runtime::RunnerError),
     /// A flag's value cannot be used.
     #[error("bad arguments: {0}")]
     Config(String),
@@ -80,9 +81,6 @@ pub enum BenchMode {
     /// FIX order → acknowledgement through a running venue (`exchange serve`, started unless
     /// --addr is given) over QUIC or TCP, open loop, rate ramp.
     E2e(e2e::E2eArgs),
-    /// The same command stream through our engine, matchcore and orderbook-rs, single thread,
-    /// each command timed on its own (service time, closed loop).
-    Peers(PeersArgs),
 }
 
 /// Flags every mode has: where results go, how long, which seed.
@@ -311,24 +309,6 @@ pub enum EchoWait {
     BusySpin,
 }
 
-/// `exchange bench peers`.
-#[derive(Args, Debug, Clone)]
-pub struct PeersArgs {
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub workload: WorkloadArgs,
-    /// Commands in the stream (default 1,000,000; 200,000 with --quick); the first tenth is
-    /// warm-up and not recorded.
-    #[arg(long)]
-    pub commands: Option<usize>,
-    /// Venues to run (default all): engine, matchcore, orderbook-rs.
-    #[arg(long, value_delimiter = ',')]
-    pub venues: Vec<String>,
-}
-
 /// How the run used the machine: printed before the results and stored in the JSON.
 #[derive(Clone, Debug)]
 pub struct MachineUse {
@@ -430,12 +410,16 @@ pub fn progress_visible() -> bool {
 /// Runs one `exchange bench` mode. Exit status: 0 when every state check passed, 1 when a check
 /// failed, 2 when the run could not be done (bad flags, I/O).
 pub fn run(mode: BenchMode) -> ExitCode {
-    let result = match mode {
+    exit_code(match mode {
         BenchMode::Engine(args) => through_rings::run(&args),
         BenchMode::UdpBaseline(args) => udp_baseline::run(&args),
-        BenchMode::Peers(args) => peers_single_thread::run(&args),
         BenchMode::E2e(args) => e2e::run(&args),
-    };
+    })
+}
+
+/// The exit status of a mode's outcome: 0 when every state check passed, 1 when one failed
+/// (said on stderr), 2 when the run could not be done (the error on stderr).
+pub fn exit_code(result: Result<bool, BenchError>) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {

@@ -15,12 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use engine::journal::{JournalConfig, JournalReader};
 use engine::{
-    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, DurableConfig, DurableEngine,
-    Engine, EngineConfig, Event, NewOrder, OrdType, Qty, ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec,
-    Tif, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, OrdType, Qty, ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
+    SYMBOL_UNKNOWN,
 };
+use journal::{DurableConfig, DurableEngine, JournalConfig, JournalReader};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 

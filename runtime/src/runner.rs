@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The runner is shell, not core: it owns the thread, the core pinning, the clock and the waiting,
-//! so that the [`Processor`] it drives (the [`Engine`](crate::Engine)) stays a pure state
+//! so that the [`Processor`] it drives (the [`Engine`](engine::Engine)) stays a pure state
 //! machine. It is generic over the processor and the clock (static dispatch, no `dyn` per
 //! command), and tests drive it with a fake processor and a stepping clock.
 //!
@@ -24,27 +24,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::command::Command;
+use engine::{Command, Event, EventSink, Processor};
+
 use crate::doorbell::Doorbell;
-use crate::event::{Event, EventSink};
 use crate::ring::{spsc_ring, Consumer, Producer, PushError, RING_CAPACITY_MAX};
 use crate::sequencer::Sequencer;
 use crate::wait::{WaitStrategy, Waiter};
-
-/// What the runner drives: something that turns one command into events. The
-/// [`Engine`](crate::Engine) is the real one; tests use fakes.
-pub trait Processor: Send {
-    /// Processes one stamped command, writing its events to `sink` in order.
-    fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S);
-}
-
-impl Processor for crate::Engine {
-    #[inline]
-    fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S) {
-        // Inherent methods win over trait methods: this calls `Engine::process`.
-        crate::Engine::process(self, cmd, sink);
-    }
-}
 
 /// Where the runner gets time for the sequencer. Only the runner reads it, never the engine.
 pub trait Clock: Send {
@@ -512,10 +497,7 @@ impl EventSink for EventRingSink {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::command::{CommandHeader, CommandKind, NewOrder};
-    use crate::event::EventKind;
-    use crate::types::{ClOrdId, Side};
-    use crate::{Engine, EngineConfig};
+    use engine::{ClOrdId, CommandHeader, CommandKind, Engine, EngineConfig, EventKind, NewOrder, Side};
 
     /// Emits `events_per_command` events per command, each echoing the command's header, and
     /// keeps every header it saw.
@@ -717,7 +699,7 @@ mod tests {
 
     /// A deterministic mix of limit orders around one price, both sides, some crossing.
     fn order_flow(count: u64) -> Vec<Command> {
-        let cent = crate::PRICE_UNITS_PER_ONE / 100;
+        let cent = engine::PRICE_UNITS_PER_ONE / 100;
         (0..count)
             .map(|i| {
                 let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };

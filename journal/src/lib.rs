@@ -1,5 +1,8 @@
-//! The write-ahead journal's storage layer: memory-mapped, preallocated segment files of
-//! checksummed, sequenced records. Shell code (it does I/O); the matching core never calls it.
+//! Durability for the matching engine: the write-ahead journal (memory-mapped, preallocated
+//! segment files of checksummed, sequenced records), snapshots on disk, and the
+//! [`DurableEngine`] that journals every command before the [`engine::Engine`] processes it and
+//! every event before anyone sees it. Shell code (it does I/O, holds a lock file and runs a
+//! snapshot thread); the matching core in `engine` never calls it.
 //!
 //! # On disk
 //!
@@ -55,7 +58,12 @@
 //! [`JOURNAL_SEGMENTS_MAX`] segment files per directory, [`RETIRED_SEGMENTS_MAX`] rolled
 //! segments waiting for a sync.
 
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod durability;
+mod durable;
 mod reader;
 mod record;
 mod recovery;
@@ -68,6 +76,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use durability::JournalProgress;
+pub use durable::{DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier};
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{
     Record, RecordFault, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX,

@@ -1,4 +1,4 @@
-//! `exchange bench peers`: one command stream through our engine, matchcore and orderbook-rs,
+//! `latency peers` (`cargo run --release -p exchange-bench --bin latency -- peers`): one command stream through our engine, matchcore and orderbook-rs,
 //! each called directly on one thread, every command timed on its own.
 //!
 //! This is service time (closed loop: the next command starts when the previous one returns),
@@ -14,15 +14,36 @@
 use std::hint::black_box;
 use std::time::{Instant, SystemTime};
 
+use clap::Args;
+use harness::gen::{generate, GenConfig, Workload};
+use harness::latency::driver::Epoch;
+use harness::latency::output::{publish, table_line, Progress, Report};
+use harness::latency::series::{latency_histogram, Check, Series};
+use harness::latency::{
+    describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, OutputArgs, WorkloadArgs,
+};
+use harness::{CommandTimer, EngineVenue, RunCounts, Venue};
 use hdrhistogram::Histogram;
 
-use super::driver::Epoch;
-use super::output::{publish, table_line, Progress, Report};
-use super::series::{latency_histogram, Check, Series};
-use super::{describe_harness, on_harness_thread, progress_visible, BenchError, MachineUse, PeersArgs};
-use crate::gen::{generate, GenConfig, Workload};
 use crate::peers::{MatchcoreVenue, OrderbookRsVenue};
-use crate::{CommandTimer, EngineVenue, RunCounts, Venue};
+
+/// `latency peers`.
+#[derive(Args, Debug, Clone)]
+pub struct PeersArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub workload: WorkloadArgs,
+    /// Commands in the stream (default 1,000,000; 200,000 with --quick); the first tenth is
+    /// warm-up and not recorded.
+    #[arg(long)]
+    pub commands: Option<usize>,
+    /// Venues to run (default all): engine, matchcore, orderbook-rs.
+    #[arg(long, value_delimiter = ',')]
+    pub venues: Vec<String>,
+}
 
 /// Every venue this mode knows, in the order they run.
 pub const VENUES: [&str; 3] = ["engine", "matchcore", "orderbook-rs"];
@@ -115,7 +136,7 @@ pub fn run(args: &PeersArgs) -> Result<bool, BenchError> {
     let report = Report {
         mode: "peers",
         title: format!(
-            "exchange bench peers: one command at a time, single thread, {} mix, {} symbol(s), {} resting",
+            "latency peers: one command at a time, single thread, {} mix, {} symbol(s), {} resting",
             mix.name, args.workload.symbols, resting
         ),
         latency_is: "service time of one command (call to return, outcome dropped), closed loop".into(),

@@ -38,9 +38,9 @@ pub(crate) const KIND_SEGMENT_END: u16 = 0xFFFF;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum RecordKind {
-    /// An encoded [`crate::Command`].
+    /// An encoded [`engine::Command`].
     Command = 1,
-    /// An encoded [`crate::Event`].
+    /// An encoded [`engine::Event`].
     Event = 2,
     /// A snapshot was taken: the payload names it (where it is, up to which seq it covers).
     SnapshotMarker = 3,

@@ -1,11 +1,11 @@
 //! The sequencer: gives every command its place in the total order, and its time.
 //!
 //! The engine reads no clock (design invariant 1); time and order enter as the command's
-//! [`CommandHeader`](crate::CommandHeader), and this is where they are written. The sequencer
+//! [`CommandHeader`](engine::CommandHeader), and this is where they are written. The sequencer
 //! itself reads no clock either: the caller passes `now_ns`, so it is deterministic and tested
 //! with plain numbers. The runner calls it on the engine thread, right before `process`.
 
-use crate::command::Command;
+use engine::Command;
 
 /// Stamps commands with a gapless sequence number and a never-decreasing timestamp.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl Default for Sequencer {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::command::{CommandHeader, CommandKind};
+    use engine::{CommandHeader, CommandKind};
 
     fn halt() -> Command {
         Command::new(CommandKind::Halt { symbol: 0 })

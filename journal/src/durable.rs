@@ -18,13 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::journal::{
+use crate::{
     JournalConfig, JournalError, JournalProgress, JournalReader, JournalWriter, RecordKind, RecoveryReport,
 };
-use crate::{
-    CodecError, Command, Engine, EngineConfig, Event, EventSink, SnapshotError, COMMAND_ENCODED_LEN_MAX,
-    EVENT_ENCODED_LEN_MAX,
-};
+use engine::codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
+use engine::{Command, Engine, EngineConfig, Event, EventSink, SnapshotError};
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"EXSNAPF1";
 /// Snapshot file header: magic, CRC32C of the body, body length.
@@ -368,7 +366,7 @@ impl DurableEngine {
     }
 }
 
-impl crate::runner::Processor for DurableEngine {
+impl engine::Processor for DurableEngine {
     fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S) {
         // The runner has no error path: a journal failure stops processing (logged once), so
         // nothing after it is acknowledged; `failure` keeps the cause.

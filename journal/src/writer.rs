@@ -107,7 +107,7 @@ impl JournalWriter {
 
     /// Appends one record whose payload `fill` writes straight into the mapping (no copy): it
     /// gets a zeroed buffer of `payload_len_max` bytes and returns how many it used, e.g.
-    /// `|buf| command.encode(buf)` with [`crate::COMMAND_ENCODED_LEN_MAX`].
+    /// `|buf| command.encode(buf)` with [`engine::codec::COMMAND_ENCODED_LEN_MAX`].
     ///
     /// Returning more than `payload_len_max` is [`JournalError::RecordTooLarge`] and appends
     /// nothing. If `fill` panics, the bytes it wrote are zeroed again and nothing is appended.
@@ -325,7 +325,7 @@ impl Drop for ZeroOnUnwind<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{JournalReader, SEGMENT_SIZE_MIN};
+    use crate::{JournalReader, SEGMENT_SIZE_MIN};
 
     fn config(sync: SyncPolicy) -> JournalConfig {
         JournalConfig { segment_size_bytes: SEGMENT_SIZE_MIN, sync, first_seq: 1 }

@@ -2,14 +2,14 @@
 //! rings. Under loom a park has no timeout, so a lost wake-up is a deadlock the model reports:
 //! every interleaving (up to the preemption bound) must end with every value received.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p engine --test loom_doorbell --release`
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p runtime --test loom_doorbell --release`
 #![cfg(loom)]
 
 use std::time::Duration;
 
-use engine::{spsc_ring, Doorbell};
 use loom::sync::Arc;
 use loom::thread;
+use runtime::{spsc_ring, Doorbell};
 
 fn model(body: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();

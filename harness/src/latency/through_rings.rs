@@ -1,5 +1,5 @@
 //! `exchange bench engine`: commands through the command ring into the engine thread
-//! ([`engine::Runner`] driving [`engine::Engine`]) and events back through the event ring.
+//! ([`runtime::Runner`] driving [`engine::Engine`]) and events back through the event ring.
 //!
 //! # What a latency is
 //! From a command's planned send time to the moment the harness reads the command's **last**
@@ -18,9 +18,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use engine::{
-    Command, Consumer, Engine, Event, EventSink, PinState, Producer, PushError, Runner, RunnerConfig,
-};
+use engine::{Command, Engine, Event, EventSink};
+use runtime::{Consumer, PinState, Producer, PushError, Runner, RunnerConfig};
 
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
@@ -171,6 +170,8 @@ pub fn run(args: &EngineArgs) -> Result<bool, BenchError> {
     progress.phase(format!("generating {commands} commands ({} mix, {resting} resting)", mix.name));
     let workload = generate(&GenConfig::new(mix, args.workload.symbols, resting, commands, args.output.seed));
     let venue = EngineVenue::new(&workload);
+    // Engine::new panics on bounds it refuses; a flag (--resting, --symbols) must be a message.
+    venue.config().validate().map_err(|e| BenchError::Config(format!("--resting/--symbols: {e}")))?;
     progress.phase("checking the in-process engine against the generator's model".into());
     let model_check = {
         let (mut full, setup_counts) = venue.build();

@@ -9,13 +9,11 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use engine::journal::{
+use engine::codec::{COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
+use engine::{ClOrdId, Command, CommandHeader, CommandKind, Event, EventKind, NewOrder, Price, Side};
+use journal::{
     segment_file_name, JournalConfig, JournalError, JournalReader, JournalWriter, RecordFault, RecordKind,
     SyncPolicy, Tailer, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
-};
-use engine::{
-    ClOrdId, Command, CommandHeader, CommandKind, Event, EventKind, NewOrder, Price, Side,
-    COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX,
 };
 
 const SEGMENT_BYTES: usize = 64 * 1024;

@@ -17,7 +17,7 @@
 //! stream means the same thing to every venue.
 //!
 //! The output is the engine's own [`Command`]s plus a neutral [`Op`] per command, from which
-//! the peer adapters in [`crate::peers`] build their native commands.
+//! the peer adapters in `exchange-bench` build their native commands.
 
 use std::collections::{BTreeMap, VecDeque};
 

@@ -1,10 +1,10 @@
 //! Recovery of the durable engine: snapshots + command tail + event-journal check.
 
-use engine::journal::JournalConfig;
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, DurableConfig, DurableEngine, Engine,
-    EngineConfig, Event, NewOrder, ReplaceOrder, Side, Tif,
+    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder,
+    ReplaceOrder, Side, Tif,
 };
+use journal::{DurableConfig, DurableEngine, JournalConfig};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
 fn commands(seed: u64, n: u64) -> Vec<Command> {
@@ -172,7 +172,7 @@ fn out_of_order_command_is_refused_without_side_effects() {
     let n = sink.len();
     assert!(matches!(
         durable.process(&cmds[1], &mut sink),
-        Err(engine::DurableError::SeqOutOfOrder { expected: 2, found: 7 })
+        Err(journal::DurableError::SeqOutOfOrder { expected: 2, found: 7 })
     ));
     assert_eq!(sink.len(), n);
     assert_eq!(durable.next_command_seq(), 2);
@@ -184,7 +184,7 @@ fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_gone() {
     let dir = temp_dir("lock");
     let (first, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
     match DurableEngine::open(EngineConfig::default(), config(&dir, 0)) {
-        Err(e @ engine::DurableError::Locked { .. }) => {
+        Err(e @ journal::DurableError::Locked { .. }) => {
             assert!(e.to_string().contains("in use by another writer"))
         }
         Err(e) => panic!("expected Locked, got {e}"),

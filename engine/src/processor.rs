@@ -1,0 +1,20 @@
+//! The one interface between the matching core and whatever drives it.
+
+use crate::command::Command;
+use crate::event::EventSink;
+
+/// Something that turns one stamped command into events: the [`Engine`](crate::Engine), the
+/// journaling engine of the `journal` crate, or a test's fake. The `runtime` crate's runners
+/// drive any of them (static dispatch, no `dyn` per command).
+pub trait Processor: Send {
+    /// Processes one stamped command, writing its events to `sink` in order.
+    fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S);
+}
+
+impl Processor for crate::Engine {
+    #[inline]
+    fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S) {
+        // Inherent methods win over trait methods: this calls `Engine::process`.
+        crate::Engine::process(self, cmd, sink);
+    }
+}
