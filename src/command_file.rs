@@ -1,4 +1,4 @@
-//! The command file format (JSON Lines, DESIGN.md "Command file"): parsing lines into engine
+//! The command file format (JSON Lines, `docs/formats.md`): parsing lines into engine
 //! commands, with names resolved through [`Names`].
 //!
 //! A line that cannot become a command (malformed JSON, unknown op, missing or malformed field)

@@ -1,5 +1,5 @@
 //! `exchange serve`: the engine thread (with its journal), the router, and the gateway, from a
-//! TOML configuration or the embedded defaults of DESIGN.md.
+//! TOML configuration or the embedded defaults (`docs/config.md`).
 //!
 //! Start-up order: data directory → journal recovery (snapshot + replay) → engine thread →
 //! router thread → QUIC endpoint and TCP acceptor. Account and symbol ids are fixed by the
