@@ -18,16 +18,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the venue: engine thread, journal, router and FIX gateway (QUIC and TCP), on the
-    /// embedded defaults or a TOML configuration; prints its ports and paths.
+    /// Run the venue: matching engine, journal, router and FIX gateway (QUIC and TCP), on the
+    /// embedded defaults or a TOML configuration; prints its ports, paths and the `--ca` clients
+    /// need. By default one gateway thread reads, checks, matches, journals and answers each
+    /// request (`[engine] thread` moves the engine and router to threads of their own).
     Serve {
         /// TOML configuration (symbols, accounts, ports, journal, pinning); every field is
-        /// optional and defaults to the embedded demo venue.
+        /// optional and defaults to the embedded demo venue (see --print-config, docs/config.md).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Data directory (journal, snapshots, certificate); overrides the configuration's.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Print the embedded default configuration (a commented TOML file that runs
+        /// unchanged with --config) and exit.
+        #[arg(long, conflicts_with_all = ["config", "data"])]
+        print_config: bool,
     },
     /// Send one order over FIX/QUIC and print its execution reports.
     Order(exchange::fix_client::OrderArgs),
@@ -144,7 +150,11 @@ impl JournalOpts {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Serve { config, data } => serve(config, data),
+        Cmd::Serve { print_config: true, .. } => {
+            print!("{}", exchange::serve::DEFAULT_CONFIG_TOML);
+            ExitCode::SUCCESS
+        }
+        Cmd::Serve { config, data, .. } => serve(config, data),
         Cmd::Order(args) => match exchange::fix_client::order(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
