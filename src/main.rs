@@ -213,6 +213,12 @@ fn main() -> ExitCode {
                         "match: {} commands, {} events ({} trades, {} rejects), {} lines skipped",
                         s.commands, s.events, s.trades, s.rejects, s.lines_skipped
                     );
+                    if s.lines_with_unknown_fields > 0 {
+                        eprintln!(
+                            "match: {} lines name fields the command format does not have (see the warnings)",
+                            s.lines_with_unknown_fields
+                        );
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -44,7 +44,13 @@ pub struct MatchSummary {
     pub trades: u64,
     /// Rejects among them.
     pub rejects: u64,
+    /// Lines run although they name a field the format does not have (warned about).
+    pub lines_with_unknown_fields: u64,
 }
+
+/// Lines warned about for unknown fields before the rest are only counted: a generated file
+/// with one misspelling on every line would otherwise bury the output.
+const UNKNOWN_FIELD_WARNINGS_MAX: u64 = 10;
 
 /// Why `match` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +164,18 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
                 continue;
             }
         };
+        if let Some(e) = parsed.unknown_field_error() {
+            if opts.strict {
+                return Err(MatchError::BadLine { path, line: line_no, message: e.to_string() });
+            }
+            summary.lines_with_unknown_fields += 1;
+            if summary.lines_with_unknown_fields <= UNKNOWN_FIELD_WARNINGS_MAX {
+                eprintln!("{path}:{line_no}: warning: {e}: ignored (--strict refuses it)");
+            }
+            if summary.lines_with_unknown_fields == UNKNOWN_FIELD_WARNINGS_MAX {
+                eprintln!("{path}: further lines with unknown fields are counted, not shown");
+            }
+        }
         let command = Command { header: sequencer.next(parsed.ts), kind: parsed.kind };
         summary.commands += 1;
         if let Backend::Journaled(durable) = &mut backend {
