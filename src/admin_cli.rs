@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use gateway::client::{describe, fresh_cl_ord_id, FixClient};
+use gateway::client::{describe, fresh_cl_ord_id};
 use gateway::fix::{self, tag};
 use serde_json::{Map, Value};
 
@@ -93,7 +93,7 @@ pub fn admin(args: &AdminArgs) -> Result<bool, String> {
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let mut client = FixClient::connect(&args.connect.config()).await.map_err(|e| e.to_string())?;
+        let mut client = args.connect.connect().await?;
         let req_id = fresh_cl_ord_id("adm");
         client
             .send(fix::MSG_ADMIN_REQUEST, |e| {

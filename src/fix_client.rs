@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use engine::Side;
 use gateway::client::{
-    describe, fresh_cl_ord_id, new_order_fields, ClientConfig, ClientTransport, FixClient, Received,
+    describe, fresh_cl_ord_id, new_order_fields, ClientConfig, ClientError, ClientTransport, FixClient,
+    Received,
 };
 use gateway::fix::tag;
 use gateway::server::now_ns;
@@ -30,9 +31,17 @@ pub struct ConnectArgs {
     /// Plain TCP instead of QUIC.
     #[arg(long)]
     pub tcp: bool,
-    /// Certificate to trust (the venue's self-signed one by default).
-    #[arg(long, default_value = "var/tls/cert.pem")]
-    pub ca: PathBuf,
+    /// Certificate to trust: the path `exchange serve` prints at start-up. Default:
+    /// DIR/tls/cert.pem with --data DIR or EXCHANGE_DATA=DIR, else var/tls/cert.pem.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// The venue's data directory (its `serve --data`): trust DIR/tls/cert.pem. The environment
+    /// variable EXCHANGE_DATA does the same.
+    #[arg(long, value_name = "DIR", conflicts_with = "ca")]
+    pub data: Option<PathBuf>,
+    /// Seconds to wait for the QUIC handshake (or TCP connect) before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = connect_timeout_secs)]
+    pub connect_timeout: f64,
     /// Name the venue's certificate carries.
     #[arg(long, default_value = "localhost")]
     pub server_name: String,
@@ -50,7 +59,65 @@ pub struct ConnectArgs {
     pub target: String,
 }
 
+/// The environment variable naming the venue's data directory, for clients.
+pub const DATA_DIR_ENV: &str = "EXCHANGE_DATA";
+
+/// Longest `--connect-timeout`: past it, the QUIC idle timeout (60 s) ends the attempt anyway.
+const CONNECT_TIMEOUT_S_MAX: f64 = 60.0;
+
+fn connect_timeout_secs(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= CONNECT_TIMEOUT_S_MAX => Ok(s),
+        _ => Err(format!("{text:?}: seconds, more than 0 and at most {CONNECT_TIMEOUT_S_MAX}")),
+    }
+}
+
+/// The certificate a client trusts: `--ca`, else `--data DIR`, else `$EXCHANGE_DATA`, each
+/// giving `DIR/tls/cert.pem`, else `var/tls/cert.pem` (the default data directory, relative to
+/// the working directory, as `serve` makes it). Also says where the choice came from.
+pub fn resolve_ca(
+    ca: Option<&Path>,
+    data: Option<&Path>,
+    env_data: Option<&std::ffi::OsStr>,
+) -> (PathBuf, String) {
+    let in_data = |dir: &Path| dir.join("tls").join("cert.pem");
+    match (ca, data, env_data.filter(|d| !d.is_empty())) {
+        (Some(ca), _, _) => (ca.to_path_buf(), "--ca".into()),
+        (None, Some(dir), _) => (in_data(dir), format!("--data {}", dir.display())),
+        (None, None, Some(dir)) => {
+            (in_data(Path::new(dir)), format!("{DATA_DIR_ENV}={}", Path::new(dir).display()))
+        }
+        (None, None, None) => (PathBuf::from("var/tls/cert.pem"), "the default".into()),
+    }
+}
+
 impl ConnectArgs {
+    /// The certificate to trust and where that choice came from.
+    pub fn ca(&self) -> (PathBuf, String) {
+        let env = std::env::var_os(DATA_DIR_ENV);
+        resolve_ca(self.ca.as_deref(), self.data.as_deref(), env.as_deref())
+    }
+
+    /// Connects and logs on; a failure is one message saying what was tried and what to do.
+    pub async fn connect(&self) -> Result<FixClient, String> {
+        let timeout = Duration::from_secs_f64(self.connect_timeout);
+        match FixClient::connect_within(&self.config(), timeout).await {
+            Ok(client) => Ok(client),
+            Err(e @ (ClientError::Tls(_) | ClientError::Certificate { .. })) => {
+                let (ca, source) = self.ca();
+                Err(format!(
+                    "{e}\n  trusted {} ({source}). Pass the certificate `exchange serve` printed at start-up \
+                     with --ca PATH, or --data DIR (or {DATA_DIR_ENV}=DIR) for a venue started with --data DIR",
+                    ca.display()
+                ))
+            }
+            Err(e @ ClientError::Timeout { .. }) if !self.tcp => {
+                Err(format!("{e} (--connect-timeout sets the wait; --tcp uses FIX/TCP)"))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// The client settings these arguments describe.
     pub fn config(&self) -> ClientConfig {
         let default_addr = if self.tcp { "127.0.0.1:9877" } else { "127.0.0.1:9878" };
@@ -60,7 +127,7 @@ impl ConnectArgs {
                 ClientTransport::Tcp
             } else {
                 ClientTransport::Quic {
-                    ca: self.ca.clone(),
+                    ca: self.ca().0,
                     server_name: self.server_name.clone(),
                     client_cert: self.cert.clone().zip(self.key.clone()),
                     tuning: Default::default(),
@@ -156,7 +223,7 @@ fn is_final(m: &Received) -> bool {
 pub fn order(args: &OrderArgs) -> Result<bool, String> {
     let rt = runtime().map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let mut client = FixClient::connect(&args.connect.config()).await.map_err(|e| e.to_string())?;
+        let mut client = args.connect.connect().await?;
         let id = args.id.clone().unwrap_or_else(|| fresh_cl_ord_id("o"));
         let tif = args.tif.map(tif_code);
         client
@@ -230,7 +297,7 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
         }
     });
     rt.block_on(async {
-        let mut client = FixClient::connect(&args.connect.config()).await.map_err(|e| e.to_string())?;
+        let mut client = args.connect.connect().await?;
         println!("logged on as {}; type help", args.connect.account);
         let mut orders: BTreeMap<String, Tracked> = BTreeMap::new();
         let mut next = 1u64;
@@ -309,4 +376,26 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
         }
         client.logout().await.map_err(|e| e.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_certificate_comes_from_ca_then_data_then_the_environment_then_var() {
+        let (ca, data, env) = (Path::new("/x/ca.pem"), Path::new("/d"), std::ffi::OsStr::new("/e"));
+        assert_eq!(resolve_ca(Some(ca), Some(data), Some(env)), (ca.to_path_buf(), "--ca".into()));
+        assert_eq!(
+            resolve_ca(None, Some(data), Some(env)),
+            (PathBuf::from("/d/tls/cert.pem"), "--data /d".into())
+        );
+        assert_eq!(
+            resolve_ca(None, None, Some(env)),
+            (PathBuf::from("/e/tls/cert.pem"), "EXCHANGE_DATA=/e".into())
+        );
+        let default = (PathBuf::from("var/tls/cert.pem"), "the default".into());
+        assert_eq!(resolve_ca(None, None, Some(std::ffi::OsStr::new(""))), default);
+        assert_eq!(resolve_ca(None, None, None), default);
+    }
 }

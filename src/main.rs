@@ -261,6 +261,7 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
         info.cert.display(),
         if info.cert_created { " (self-signed, created now)" } else { "" }
     );
+    println!("clients: {}", client_trust_hint(info));
     println!("fix/quic: {}", info.quic_addr);
     // Linux reports twice what was granted; less than asked means net.core.rmem_max capped it.
     if info.quic_recv_buffer_bytes / 2 < gateway::quic::UDP_BUFFER_BYTES {
@@ -299,4 +300,16 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
     eprintln!("serve: stopping");
     server.stop();
     ExitCode::SUCCESS
+}
+
+/// The exact flag a client needs to trust this venue's certificate, as absolute paths, so it
+/// works from any directory.
+fn client_trust_hint(info: &exchange::serve::ServerInfo) -> String {
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let ca = format!("--ca {}", absolute(&info.cert).display());
+    if info.cert == info.data_dir.join("tls").join("cert.pem") {
+        format!("{ca}   (or --data {})", absolute(&info.data_dir).display())
+    } else {
+        ca
+    }
 }

@@ -76,6 +76,12 @@ fn printed_config_runs_unchanged_with_serve() {
     let _ = child.wait();
     assert!(lines.iter().any(|l| l.starts_with("ready")), "{lines:?}");
     assert!(lines.iter().any(|l| l.starts_with("fix/quic: 127.0.0.1:")), "{lines:?}");
+    // The exact flag clients need, as an absolute path that exists.
+    let data = std::path::absolute(dir.0.join("data")).unwrap();
+    let ca = data.join("tls").join("cert.pem");
+    let expected = format!("clients: --ca {}   (or --data {})", ca.display(), data.display());
+    assert!(lines.contains(&expected), "{expected:?} in {lines:?}");
+    assert!(ca.exists());
 }
 
 #[test]
