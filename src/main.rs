@@ -37,7 +37,9 @@ enum Cmd {
     },
     /// Send one order over FIX/QUIC and print its execution reports.
     Order(exchange::fix_client::OrderArgs),
-    /// Interactive FIX/QUIC client: new, cancel, replace, status.
+    /// Interactive FIX/QUIC client: new orders of every type, cancel, replace, status; reads
+    /// commands from a terminal or a script.
+    #[command(after_help = exchange::fix_client::CLIENT_HELP)]
     Client(exchange::fix_client::ClientArgs),
     /// Venue administration with an admin account: show and change risk limits, engage and
     /// release an account's kill switch.

@@ -420,7 +420,15 @@ pub fn new_order_fields(
 
 /// One line describing an ExecutionReport (or other venue message) for people.
 pub fn describe(m: &Received) -> String {
+    describe_sent(m, None)
+}
+
+/// [`describe`], given the limit price the client sent for this order (if any): a reject does
+/// not always echo the price (a refusal before the engine carries no 44), and the order then
+/// still prints as the limit order it was rather than as a market order.
+pub fn describe_sent(m: &Received, sent_price: Option<&str>) -> String {
     let f = |t| m.get(t).unwrap_or_default();
+    let rejected = m.get(tag::EXEC_TYPE).as_deref() == Some("8");
     match m.msg_type().as_str() {
         "8" => {
             let exec = match f(tag::EXEC_TYPE).as_str() {
@@ -438,7 +446,11 @@ pub fn describe(m: &Received) -> String {
                 "{exec:<9} {} {side} {} {} id={} order={} cum={} leaves={} avg={}",
                 f(tag::SYMBOL),
                 f(tag::ORDER_QTY),
-                m.get(tag::PRICE).map_or("market".to_owned(), |p| format!("@ {p}")),
+                match (m.get(tag::PRICE), sent_price) {
+                    (Some(p), _) => format!("@ {p}"),
+                    (None, Some(p)) if rejected => format!("@ {p}"),
+                    (None, _) => "market".to_owned(),
+                },
                 f(tag::CL_ORD_ID),
                 f(tag::ORDER_ID),
                 f(tag::CUM_QTY),
