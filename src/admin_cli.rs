@@ -16,8 +16,9 @@ use crate::fix_client::ConnectArgs;
 pub struct AdminArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Print the venue's answer as JSON (AdminData) instead of a table.
-    #[arg(long)]
+    /// Print the venue's answer as JSON (AdminData) instead of a table (before or after the
+    /// action: `admin show alice --json`).
+    #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     action: AdminCmd,

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use engine::journal::JournalReader;
 use engine::{Command, DurableError, Engine, EngineConfig, Event, EventSink, EventVerifier};
@@ -66,6 +66,40 @@ pub enum ReplayError {
     /// The replayed events differ from the event journal, or it is unreadable.
     #[error("{0}")]
     Verify(#[from] DurableError),
+    /// The directory given is not a journal directory.
+    #[error("{}: {what}", path.display())]
+    NotAJournal {
+        /// The directory given.
+        path: PathBuf,
+        /// What was expected there, and the likely right path.
+        what: String,
+    },
+}
+
+/// What a journal directory holds, for the message when `--journal` names something else.
+const JOURNAL_LAYOUT: &str = "a journal directory holds meta.json, accounts.txt, commands/ and events/ \
+     (written by `exchange match --journal DIR`, or by `exchange serve` in DATA/journal)";
+
+/// Refuses a path that is not a journal directory with what was expected, and the right path
+/// when it is a `serve` data directory (whose journal is one level down).
+fn check_journal_dir(dir: &Path) -> Result<(), ReplayError> {
+    let refuse = |what: String| Err(ReplayError::NotAJournal { path: dir.to_path_buf(), what });
+    if !dir.exists() {
+        return refuse(format!("no such directory; {JOURNAL_LAYOUT}"));
+    }
+    if !dir.is_dir() {
+        return refuse(format!("not a directory; {JOURNAL_LAYOUT}"));
+    }
+    if dir.join("meta.json").is_file() {
+        return Ok(());
+    }
+    if dir.join("journal").join("meta.json").is_file() {
+        return refuse(format!(
+            "this is a serve data directory; its journal is {}",
+            dir.join("journal").display()
+        ));
+    }
+    refuse(format!("no meta.json here; {JOURNAL_LAYOUT}"))
 }
 
 struct ReplaySink<'a, W: Write> {
@@ -97,6 +131,7 @@ impl<W: Write> EventSink for ReplaySink<'_, W> {
 
 /// Replays a journal directory.
 pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+    check_journal_dir(&opts.journal)?;
     let symbols = read_meta(&opts.journal)?;
     let mut names = Names::new(&symbols, usize::MAX);
     read_accounts(&opts.journal, &mut names)?;
