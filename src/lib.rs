@@ -9,6 +9,7 @@ pub mod backtest_run;
 pub mod command_file;
 pub mod event_file;
 pub mod fix_client;
+pub mod gen_run;
 pub mod journal_meta;
 pub mod match_run;
 pub mod names;

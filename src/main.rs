@@ -99,6 +99,31 @@ enum Cmd {
     /// Run a built-in strategy against the flow recorded in a journal; write its report (JSON)
     /// and equity curve (SVG).
     Backtest(exchange::backtest_run::BacktestArgs),
+    /// Write a seeded command file of a few minutes of multi-account flow on the built-in
+    /// symbols (books, sweeps, cancels, price moves), for match, replay and backtest.
+    Gen {
+        /// Output file (JSON Lines); standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed: the same options give the same file, byte for byte.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Commands after the book-building phase.
+        #[arg(long, default_value_t = 50_000)]
+        commands: usize,
+        /// Resting orders the books are built to and held near.
+        #[arg(long, default_value_t = 600)]
+        resting: usize,
+        /// Accounts (acct01 …).
+        #[arg(long, default_value_t = 20)]
+        accounts: u32,
+        /// Symbols, from BTC-USD, ETH-USD, AAPL (1 to 3).
+        #[arg(long, default_value_t = 3)]
+        symbols: u32,
+        /// Minutes the timestamps span.
+        #[arg(long, default_value_t = 5)]
+        minutes: u64,
+    },
 }
 
 /// When journal writes count as durable.
@@ -182,6 +207,27 @@ fn main() -> ExitCode {
         },
         Cmd::Bench(mode) => exchange_bench::latency::run(mode),
         Cmd::Backtest(args) => exchange::backtest_run::main(&args),
+        Cmd::Gen { out, seed, commands, resting, accounts, symbols, minutes } => {
+            let opts = exchange::gen_run::GenOptions {
+                seed,
+                accounts,
+                symbols,
+                commands,
+                resting_orders: resting,
+                minutes,
+                out,
+            };
+            match exchange::gen_run::run_gen(&opts) {
+                Ok(s) => {
+                    eprintln!("gen: {} commands; matched, they make {} trades", s.lines, s.trades);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gen: error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Replay { journal, events, book, until_seq, quiet, orders_max } => {
             let started = std::time::Instant::now();
             match run_replay(&ReplayOptions { journal, events, book, until_seq, quiet, orders_max }) {
