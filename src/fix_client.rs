@@ -402,6 +402,7 @@ pub const CLIENT_HELP: &str = "commands:
   cancel ID                                      cancel an order (ID: as printed, or its number)
   replace ID QTY [PRICE]                         change quantity (total) and/or price
   status                                         your orders and their state
+  wait                                           wait for the answers to every request sent
   help                                           this list
   quit                                           wait for outstanding answers, log out
 At the end of input the client waits for outstanding answers (--answer-timeout), so it can be
@@ -414,6 +415,7 @@ enum Input {
     Quit,
     Help,
     Status,
+    Wait,
     New(OrderSpec),
     Cancel(String),
     Replace { id: String, qty: u64, price: Option<String> },
@@ -428,6 +430,7 @@ fn parse_input(line: &str) -> Result<Input, String> {
         ["quit" | "exit"] => Input::Quit,
         ["help" | "?"] => Input::Help,
         ["status"] => Input::Status,
+        ["wait"] => Input::Wait,
         [s @ ("buy" | "sell"), q, symbol, price, options @ ..] => {
             let mut spec = OrderSpec {
                 symbol: symbol.to_string(),
@@ -472,6 +475,9 @@ fn parse_input(line: &str) -> Result<Input, String> {
 struct Tracked {
     /// The order's current ClOrdID (changes with each replace).
     id: String,
+    /// The ClOrdID of a replace sent and not yet answered: the venue handles requests in
+    /// order, so a cancel or replace sent meanwhile names this one (FIX chaining).
+    pending_id: Option<String>,
     spec: OrderSpec,
     /// `sent`, then the venue's OrdStatus (39) in words.
     status: &'static str,
@@ -530,7 +536,14 @@ impl Desk {
         let id = self.fresh_id();
         let leaves = spec.qty.to_string();
         self.by_id.insert(id.clone(), self.orders.len());
-        self.orders.push(Tracked { id: id.clone(), spec, status: "sent", cum: "0".into(), leaves });
+        self.orders.push(Tracked {
+            id: id.clone(),
+            pending_id: None,
+            spec,
+            status: "sent",
+            cum: "0".into(),
+            leaves,
+        });
         id
     }
 
@@ -559,6 +572,15 @@ impl Desk {
                 }
             }
         }
+        if m.msg_type() == "9" {
+            // A refused replace: the order keeps its id.
+            let refused = m.get(tag::CL_ORD_ID);
+            if let Some(o) = refused.as_ref().and_then(|id| self.find(id)).map(|i| &mut self.orders[i]) {
+                if o.pending_id == refused {
+                    o.pending_id = None;
+                }
+            }
+        }
         if m.msg_type() != "8" {
             return;
         }
@@ -572,6 +594,9 @@ impl Desk {
         if m.get(tag::EXEC_TYPE).as_deref() == Some("5") {
             // The replace took effect: the order now goes by its new id, quantity and price.
             o.id = m.get(tag::CL_ORD_ID).unwrap_or_default();
+            if o.pending_id.as_ref() == Some(&o.id) {
+                o.pending_id = None;
+            }
             if let Some(q) = m.get(tag::ORDER_QTY).and_then(|q| q.parse().ok()) {
                 o.spec.qty = q;
             }
@@ -659,6 +684,7 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
                         Input::Quit => break,
                         Input::Help => println!("{CLIENT_HELP}"),
                         Input::Status => println!("{}", desk.status()),
+                        Input::Wait => await_answers(&mut client, &mut desk, args.answer_timeout).await?,
                         Input::New(spec) => {
                             let now = now_ns();
                             match spec.check(now) {
@@ -676,7 +702,7 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
                             let request = desk.fresh_id();
                             desk.by_id.insert(request.clone(), index);
                             let seq = client.send(b"F", |e| {
-                                e.str(tag::ORIG_CL_ORD_ID, &o.id);
+                                e.str(tag::ORIG_CL_ORD_ID, o.pending_id.as_ref().unwrap_or(&o.id));
                                 e.str(tag::CL_ORD_ID, &request);
                                 e.str(tag::SYMBOL, &o.spec.symbol);
                                 e.char(tag::SIDE, side_code(o.spec.side));
@@ -689,9 +715,10 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
                             let o = desk.orders[index].clone();
                             let new_id = desk.fresh_id();
                             desk.by_id.insert(new_id.clone(), index);
+                            desk.orders[index].pending_id = Some(new_id.clone());
                             let price = price.or(o.spec.price.clone());
                             let seq = client.send(b"G", |e| {
-                                e.str(tag::ORIG_CL_ORD_ID, &o.id);
+                                e.str(tag::ORIG_CL_ORD_ID, o.pending_id.as_ref().unwrap_or(&o.id));
                                 e.str(tag::CL_ORD_ID, &new_id);
                                 e.str(tag::SYMBOL, &o.spec.symbol);
                                 e.char(tag::SIDE, side_code(o.spec.side));
@@ -715,23 +742,29 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
             }
         }
         // A script's last line is often an order: its answer is what the script is for.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(args.answer_timeout);
-        while !desk.outstanding.is_empty() {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match client.recv(left).await.map_err(|e| e.to_string())? {
-                Some(m) => {
-                    println!("{}", desk.describe(&m));
-                    desk.on_message(&m);
-                }
-                None => {
-                    let ids: Vec<&str> = desk.outstanding.keys().map(String::as_str).collect();
-                    eprintln!("client: no answer within {} s for {}", args.answer_timeout, ids.join(", "));
-                    break;
-                }
-            }
-        }
+        await_answers(&mut client, &mut desk, args.answer_timeout).await?;
         client.logout().await.map_err(|e| e.to_string())
     })
+}
+
+/// Prints venue messages until every request sent has its answer, or `timeout_s` passes.
+async fn await_answers(client: &mut FixClient, desk: &mut Desk, timeout_s: u64) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s);
+    while !desk.outstanding.is_empty() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.recv(left).await.map_err(|e| e.to_string())? {
+            Some(m) => {
+                println!("{}", desk.describe(&m));
+                desk.on_message(&m);
+            }
+            None => {
+                let ids: Vec<&str> = desk.outstanding.keys().map(String::as_str).collect();
+                eprintln!("client: no answer within {timeout_s} s for {}", ids.join(", "));
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -189,6 +189,24 @@ fn a_script_gets_its_answers_and_a_second_run_never_reuses_an_id() {
 }
 
 #[test]
+fn a_cancel_right_after_a_replace_names_the_replacement_and_wait_gives_a_true_status() {
+    let v = venue("client-chain");
+    // Sent back to back: the cancel leaves before the replace is answered, so it must name the
+    // replace's id (the venue handles them in order), not the id the replace retires.
+    let (code, out) = scripted(
+        &v,
+        "dave",
+        &["--id-prefix", "r"],
+        "buy 5 BTC-USD 90.00\nreplace 1 3 90.25\ncancel 1\nwait\nstatus\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("CANCELED") && l.contains("id=r3")), "{out}");
+    assert!(!out.contains("CANCEL-REJECTED"), "{out}");
+    let status = out.lines().find(|l| l.starts_with("r2 ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(status.contains("BTC-USD buy 3 @ 90.25 canceled cum=0 leaves=0"), "{status}");
+}
+
+#[test]
 fn every_order_type_goes_out_from_the_client_and_the_order_command() {
     let v = venue("client-types");
     let script = "sell 10 BTC-USD 101.00 show=2 post\n\
