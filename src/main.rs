@@ -32,8 +32,14 @@ enum Cmd {
         data: Option<PathBuf>,
         /// Print the embedded default configuration (a commented TOML file that runs
         /// unchanged with --config) and exit.
-        #[arg(long, conflicts_with_all = ["config", "data"])]
+        #[arg(long, conflicts_with_all = ["config", "data", "quic", "tcp"])]
         print_config: bool,
+        /// FIX over QUIC listening address; overrides `[network] quic`.
+        #[arg(long, value_name = "ADDR")]
+        quic: Option<std::net::SocketAddr>,
+        /// FIX over TCP listening address, "" to turn TCP off; overrides `[network] tcp`.
+        #[arg(long, value_name = "ADDR")]
+        tcp: Option<String>,
     },
     /// Send one order over FIX/QUIC and print its execution reports.
     Order(exchange::fix_client::OrderArgs),
@@ -181,7 +187,7 @@ fn main() -> ExitCode {
             print!("{}", exchange::serve::DEFAULT_CONFIG_TOML);
             ExitCode::SUCCESS
         }
-        Cmd::Serve { config, data, .. } => serve(config, data),
+        Cmd::Serve { config, data, quic, tcp, .. } => serve(config, data, quic, tcp),
         Cmd::Order(args) => match exchange::fix_client::order(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
@@ -278,9 +284,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
+fn serve(
+    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+    quic: Option<std::net::SocketAddr>,
+    tcp: Option<String>,
+) -> ExitCode {
     use exchange::serve::{ServeConfig, Server};
-    let config = match config {
+    let mut config = match config {
         Some(path) => match ServeConfig::from_file(&path) {
             Ok(c) => c,
             Err(e) => {
@@ -290,6 +301,12 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
         },
         None => ServeConfig::default(),
     };
+    if let Some(quic) = quic {
+        config.network.quic = quic;
+    }
+    if let Some(tcp) = tcp {
+        config.network.tcp = tcp;
+    }
     let server = match Server::start(&config, data.as_deref()) {
         Ok(s) => s,
         Err(e) => {

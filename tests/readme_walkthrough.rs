@@ -5,7 +5,7 @@
 //! What differs from a person at a terminal, and why:
 //! - `cargo run --release --` is this build's binary.
 //! - `serve` runs in the background with its embedded defaults except the two ports, which the
-//!   OS chooses (other venues may run on this machine); clients get `--addr` for them. The
+//!   OS chooses (`--quic`/`--tcp`: other venues may run on this machine); clients get `--addr`. The
 //!   certificate is found exactly as the README says (`var/tls/cert.pem`).
 //! - Lines showing syntax (`[--flag]`) are not commands and are skipped; `bench` lines are run by
 //!   `tests/bench_quick.rs` instead (they take minutes without `--quick`).
@@ -90,16 +90,9 @@ impl Drop for Walk {
 
 /// Starts `serve` on OS-chosen ports; returns its QUIC address once it says `ready`.
 fn serve(walk: &mut Walk, args: &[String]) -> String {
-    let exe = env!("CARGO_BIN_EXE_exchange");
-    let printed = Command::new(exe).args(["serve", "--print-config"]).output().unwrap().stdout;
-    let config = String::from_utf8(printed)
-        .unwrap()
-        .replace("127.0.0.1:9878", "127.0.0.1:0")
-        .replace("127.0.0.1:9877", "127.0.0.1:0");
-    std::fs::write(walk.dir.join("ports.toml"), config).unwrap();
-    let mut child = Command::new(exe)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
         .args(args)
-        .args(["--config", "ports.toml"])
+        .args(["--quic", "127.0.0.1:0", "--tcp", "127.0.0.1:0"])
         .current_dir(&walk.dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -172,13 +165,16 @@ fn the_readme_runs_top_to_bottom() {
     for report in ["NEW", "REPLACED", "CANCELED"] {
         assert!(client.lines().any(|l| l.starts_with(report)), "{report} in {client}");
     }
-    assert!(client.lines().any(|l| l.contains("BTC-USD buy 3 @ 100.25 canceled")), "status after wait: {client}");
+    assert!(
+        client.lines().any(|l| l.contains("BTC-USD buy 3 @ 100.25 canceled")),
+        "status after wait: {client}"
+    );
     assert!(walk.dir.join("var/mm.svg").exists() && walk.dir.join("var/book.json").exists());
-    // Everything the walk wrote is under var/ (ignored by git), apart from its own config.
+    // Everything the walk wrote is under var/ (ignored by git).
     let mut left: Vec<String> = std::fs::read_dir(&walk.dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["examples", "ports.toml", "var"]);
+    assert_eq!(left, ["examples", "var"]);
 }
