@@ -13,5 +13,6 @@ pub mod gen_run;
 pub mod journal_meta;
 pub mod match_run;
 pub mod names;
+mod progress;
 pub mod replay_run;
 pub mod serve;

@@ -75,6 +75,9 @@ enum Cmd {
         journal: Option<PathBuf>,
         #[command(flatten)]
         journal_opts: JournalOpts,
+        /// No progress display (shown on a terminal only) and no summary line.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Rebuild state from a journal directory, verify it against the event journal, and emit
     /// the events (byte-identical to the original run's).
@@ -91,7 +94,7 @@ enum Cmd {
         /// Stop after this command sequence number.
         #[arg(long)]
         until_seq: Option<u64>,
-        /// Emit no events (verify and time only).
+        /// Emit no events and no progress display (verify and time only).
         #[arg(long)]
         quiet: bool,
         /// Bound on live orders.
@@ -251,7 +254,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Match { commands, events, book, strict, orders_max, accounts_max, journal, journal_opts } => {
+        Cmd::Match {
+            commands,
+            events,
+            book,
+            strict,
+            orders_max,
+            accounts_max,
+            journal,
+            journal_opts,
+            quiet,
+        } => {
             let opts = MatchOptions {
                 commands,
                 events,
@@ -260,8 +273,10 @@ fn main() -> ExitCode {
                 engine: EngineConfig { orders_max, ..EngineConfig::default() },
                 accounts_max,
                 journal: journal.map(|dir| journal_opts.durable_config(dir)),
+                progress: !quiet,
             };
             match run_match(&opts) {
+                Ok(_) if quiet => ExitCode::SUCCESS,
                 Ok(s) => {
                     eprintln!(
                         "match: {} commands, {} events ({} trades, {} rejects), {} lines skipped",

@@ -29,6 +29,8 @@ pub struct MatchOptions {
     pub accounts_max: usize,
     /// Journal everything into this (new or empty) directory, for `replay`.
     pub journal: Option<DurableConfig>,
+    /// Show progress on standard error when it is a terminal.
+    pub progress: bool,
 }
 
 /// What a run did.
@@ -131,7 +133,11 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
         let path = path.to_string();
         move |source| MatchError::Io { path: path.clone(), source }
     };
-    let input = BufReader::new(File::open(&opts.commands).map_err(io_err(&path))?);
+    let file = File::open(&opts.commands).map_err(io_err(&path))?;
+    let total_bytes = file.metadata().map_or(0, |m| m.len());
+    let progress = crate::progress::Progress::bytes(total_bytes, opts.progress);
+    let mut bytes_read = 0u64;
+    let input = BufReader::new(file);
     let (out, out_path): (Box<dyn Write>, String) = match &opts.events {
         Some(p) => {
             (Box::new(File::create(p).map_err(io_err(&p.display().to_string()))?), p.display().to_string())
@@ -150,6 +156,11 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
     for (index, line) in input.lines().enumerate() {
         let line_no = index as u64 + 1;
         let line = line.map_err(io_err(&path))?;
+        bytes_read += line.len() as u64 + 1;
+        if line_no.is_multiple_of(crate::progress::PROGRESS_STEP) {
+            progress.set(bytes_read);
+            progress.message(format!("{} trades", summary.trades));
+        }
         if line.trim().is_empty() {
             continue;
         }

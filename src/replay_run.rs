@@ -152,7 +152,11 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         error: None,
     };
     let mut commands = JournalReader::open_from_start(opts.journal.join("commands"))?;
+    let progress = crate::progress::Progress::count("commands", !opts.quiet);
     while let Some(record) = commands.next_record()? {
+        if record.seq.is_multiple_of(crate::progress::PROGRESS_STEP) {
+            progress.set(sink.summary.commands);
+        }
         if opts.until_seq.is_some_and(|until| record.seq > until) {
             break;
         }
