@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use gateway::client::{describe, fresh_cl_ord_id, FixClient};
+use gateway::client::{describe, fresh_cl_ord_id};
 use gateway::fix::{self, tag};
 use serde_json::{Map, Value};
 
@@ -16,8 +16,9 @@ use crate::fix_client::ConnectArgs;
 pub struct AdminArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Print the venue's answer as JSON (AdminData) instead of a table.
-    #[arg(long)]
+    /// Print the venue's answer as JSON (AdminData) instead of a table (before or after the
+    /// action: `admin show alice --json`).
+    #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     action: AdminCmd,
@@ -93,7 +94,7 @@ pub fn admin(args: &AdminArgs) -> Result<bool, String> {
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let mut client = FixClient::connect(&args.connect.config()).await.map_err(|e| e.to_string())?;
+        let mut client = args.connect.connect().await?;
         let req_id = fresh_cl_ord_id("adm");
         client
             .send(fix::MSG_ADMIN_REQUEST, |e| {

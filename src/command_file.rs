@@ -1,4 +1,4 @@
-//! The command file format (JSON Lines, DESIGN.md "Command file"): parsing lines into engine
+//! The command file format (JSON Lines, `docs/formats.md`): parsing lines into engine
 //! commands, with names resolved through [`Names`].
 //!
 //! A line that cannot become a command (malformed JSON, unknown op, missing or malformed field)
@@ -38,15 +38,88 @@ pub enum LineError {
     /// More distinct account names than the name table holds.
     #[error("too many accounts (at most {0})")]
     TooManyAccounts(usize),
+    /// A field name the format does not have (a misspelling would otherwise be ignored, and a
+    /// `"post_onyl": true` order would trade as a taker).
+    #[error("unknown field {field:?}{}", suggestion.map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default())]
+    UnknownField {
+        /// The field as written.
+        field: String,
+        /// The known field it is closest to, if any is close.
+        suggestion: Option<&'static str>,
+    },
 }
 
-/// One parsed line: the command and its optional timestamp (`ts`, nanoseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Every field name a command line may carry.
+pub const FIELDS: [&str; 16] = [
+    "op",
+    "account",
+    "symbol",
+    "id",
+    "orig_id",
+    "side",
+    "type",
+    "tif",
+    "price",
+    "qty",
+    "post_only",
+    "stop_price",
+    "display_qty",
+    "expire_ts",
+    "stp",
+    "ts",
+];
+
+/// One parsed line: the command, its optional timestamp (`ts`, nanoseconds) and the field names
+/// the format does not have, which the caller refuses (`--strict`) or warns about.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedLine {
     /// The command.
     pub kind: CommandKind,
     /// `ts` from the line; the sequencer stamps one when absent.
     pub ts: Option<u64>,
+    /// Unknown field names, sorted (usually none).
+    pub unknown_fields: Vec<String>,
+}
+
+impl ParsedLine {
+    /// The first unknown field as an error, if the line has one.
+    pub fn unknown_field_error(&self) -> Option<LineError> {
+        let field = self.unknown_fields.first()?;
+        Some(LineError::UnknownField { field: field.clone(), suggestion: closest_field(field) })
+    }
+}
+
+/// The known field within two edits of `field` (`post_onyl` → `post_only`, `tfi` → `tif`).
+fn closest_field(field: &str) -> Option<&'static str> {
+    FIELDS
+        .iter()
+        .map(|known| (edit_distance(field, known), *known))
+        .filter(|&(d, _)| d <= 2)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, known)| known)
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+/// adjacent characters each cost 1.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[derive(Deserialize)]
@@ -68,6 +141,9 @@ struct RawLine {
     expire_ts: Option<u64>,
     stp: Option<String>,
     ts: Option<u64>,
+    /// Whatever else the line names; kept in order to report, never used.
+    #[serde(flatten)]
+    unknown: serde_json::Map<String, Value>,
 }
 
 /// Parses one line of a command file.
@@ -101,7 +177,7 @@ pub fn parse_line(line: &str, names: &mut Names) -> Result<ParsedLine, LineError
         "resume" => CommandKind::Resume { symbol: symbol(&raw, names)? },
         other => return Err(LineError::UnknownOp(other.to_string())),
     };
-    Ok(ParsedLine { kind, ts: raw.ts })
+    Ok(ParsedLine { kind, ts: raw.ts, unknown_fields: raw.unknown.keys().cloned().collect() })
 }
 
 fn parse_new(raw: &RawLine, names: &mut Names) -> Result<NewOrder, LineError> {
@@ -264,6 +340,29 @@ mod tests {
             Err(LineError::BadField { field: "side", .. })
         ));
         assert_eq!(parse_line(r#"{"account":"a"}"#, &mut n), Err(LineError::MissingField("op")));
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_with_the_closest_known_field() {
+        let mut n = names();
+        let l = parse_line(
+            r#"{"op":"new","account":"a","symbol":"AAPL","id":"x","side":"buy","price":"1","qty":1,"post_onyl":true,"tfi":"ioc"}"#,
+            &mut n,
+        )
+        .unwrap();
+        assert_eq!(l.unknown_fields, ["post_onyl", "tfi"]);
+        assert_eq!(
+            l.unknown_field_error(),
+            Some(LineError::UnknownField { field: "post_onyl".into(), suggestion: Some("post_only") })
+        );
+        assert_eq!(
+            l.unknown_field_error().unwrap().to_string(),
+            r#"unknown field "post_onyl" (did you mean "post_only"?)"#
+        );
+        assert_eq!(closest_field("tfi"), Some("tif"));
+        assert_eq!(closest_field("colour"), None);
+        let clean = parse_line(r#"{"op":"halt","symbol":"AAPL"}"#, &mut n).unwrap();
+        assert!(clean.unknown_fields.is_empty() && clean.unknown_field_error().is_none());
     }
 
     #[test]

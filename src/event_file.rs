@@ -1,8 +1,7 @@
-//! The events file (JSON Lines) and the book file (JSON), DESIGN.md "Events file".
+//! The events file (JSON Lines) and the book file (JSON), `docs/formats.md`.
 //!
-//! Field sets and order are the contract: the fields DESIGN.md shows, in that order, and no
-//! others, so two runs compare byte for byte and other tools can rely on the shape. Event types
-//! DESIGN.md does not show (`expired`, `triggered`, `halted`, `resumed`) follow the same style.
+//! Field sets and order are the contract: the fields docs/formats.md shows, in that order, and no
+//! others, so two runs compare byte for byte and other tools can rely on the shape.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};

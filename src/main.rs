@@ -18,20 +18,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the venue: engine thread, journal, router and FIX gateway (QUIC and TCP), on the
-    /// embedded defaults or a TOML configuration; prints its ports and paths.
+    /// Run the venue: matching engine, journal, router and FIX gateway (QUIC and TCP), on the
+    /// embedded defaults or a TOML configuration; prints its ports, paths and the `--ca` clients
+    /// need. By default one gateway thread reads, checks, matches, journals and answers each
+    /// request (`[engine] thread` moves the engine and router to threads of their own).
     Serve {
         /// TOML configuration (symbols, accounts, ports, journal, pinning); every field is
-        /// optional and defaults to the embedded demo venue.
+        /// optional and defaults to the embedded demo venue (see --print-config, docs/config.md).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Data directory (journal, snapshots, certificate); overrides the configuration's.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Print the embedded default configuration (a commented TOML file that runs
+        /// unchanged with --config) and exit.
+        #[arg(long, conflicts_with_all = ["config", "data", "quic", "tcp"])]
+        print_config: bool,
+        /// FIX over QUIC listening address; overrides `[network] quic`.
+        #[arg(long, value_name = "ADDR")]
+        quic: Option<std::net::SocketAddr>,
+        /// FIX over TCP listening address, "" to turn TCP off; overrides `[network] tcp`.
+        #[arg(long, value_name = "ADDR")]
+        tcp: Option<String>,
     },
     /// Send one order over FIX/QUIC and print its execution reports.
     Order(exchange::fix_client::OrderArgs),
-    /// Interactive FIX/QUIC client: new, cancel, replace, status.
+    /// Interactive FIX/QUIC client: new orders of every type, cancel, replace, status; reads
+    /// commands from a terminal or a script.
+    #[command(after_help = exchange::fix_client::CLIENT_HELP)]
     Client(exchange::fix_client::ClientArgs),
     /// Venue administration with an admin account: show and change risk limits, engage and
     /// release an account's kill switch.
@@ -61,6 +75,9 @@ enum Cmd {
         journal: Option<PathBuf>,
         #[command(flatten)]
         journal_opts: JournalOpts,
+        /// No progress display (shown on a terminal only) and no summary line.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Rebuild state from a journal directory, verify it against the event journal, and emit
     /// the events (byte-identical to the original run's).
@@ -77,7 +94,7 @@ enum Cmd {
         /// Stop after this command sequence number.
         #[arg(long)]
         until_seq: Option<u64>,
-        /// Emit no events (verify and time only).
+        /// Emit no events and no progress display (verify and time only).
         #[arg(long)]
         quiet: bool,
         /// Bound on live orders.
@@ -91,6 +108,31 @@ enum Cmd {
     /// Run a built-in strategy against the flow recorded in a journal; write its report (JSON)
     /// and equity curve (SVG).
     Backtest(exchange::backtest_run::BacktestArgs),
+    /// Write a seeded command file of a few minutes of multi-account flow on the built-in
+    /// symbols (books, sweeps, cancels, price moves), for match, replay and backtest.
+    Gen {
+        /// Output file (JSON Lines); standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed: the same options give the same file, byte for byte.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Commands after the book-building phase.
+        #[arg(long, default_value_t = 50_000)]
+        commands: usize,
+        /// Resting orders the books are built to and held near.
+        #[arg(long, default_value_t = 600)]
+        resting: usize,
+        /// Accounts (acct01 …).
+        #[arg(long, default_value_t = 20)]
+        accounts: u32,
+        /// Symbols, from BTC-USD, ETH-USD, AAPL (1 to 3).
+        #[arg(long, default_value_t = 3)]
+        symbols: u32,
+        /// Minutes the timestamps span.
+        #[arg(long, default_value_t = 5)]
+        minutes: u64,
+    },
 }
 
 /// When journal writes count as durable.
@@ -145,7 +187,11 @@ impl JournalOpts {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Serve { config, data } => serve(config, data),
+        Cmd::Serve { print_config: true, .. } => {
+            print!("{}", exchange::serve::DEFAULT_CONFIG_TOML);
+            ExitCode::SUCCESS
+        }
+        Cmd::Serve { config, data, quic, tcp, .. } => serve(config, data, quic, tcp),
         Cmd::Order(args) => match exchange::fix_client::order(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
@@ -171,6 +217,27 @@ fn main() -> ExitCode {
         },
         Cmd::Bench(mode) => harness::latency::run(mode),
         Cmd::Backtest(args) => exchange::backtest_run::main(&args),
+        Cmd::Gen { out, seed, commands, resting, accounts, symbols, minutes } => {
+            let opts = exchange::gen_run::GenOptions {
+                seed,
+                accounts,
+                symbols,
+                commands,
+                resting_orders: resting,
+                minutes,
+                out,
+            };
+            match exchange::gen_run::run_gen(&opts) {
+                Ok(s) => {
+                    eprintln!("gen: {} commands; matched, they make {} trades", s.lines, s.trades);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gen: error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Replay { journal, events, book, until_seq, quiet, orders_max } => {
             let started = std::time::Instant::now();
             match run_replay(&ReplayOptions { journal, events, book, until_seq, quiet, orders_max }) {
@@ -188,7 +255,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Match { commands, events, book, strict, orders_max, accounts_max, journal, journal_opts } => {
+        Cmd::Match {
+            commands,
+            events,
+            book,
+            strict,
+            orders_max,
+            accounts_max,
+            journal,
+            journal_opts,
+            quiet,
+        } => {
             let opts = MatchOptions {
                 commands,
                 events,
@@ -197,13 +274,21 @@ fn main() -> ExitCode {
                 engine: EngineConfig { orders_max, ..EngineConfig::default() },
                 accounts_max,
                 journal: journal.map(|dir| journal_opts.durable_config(dir)),
+                progress: !quiet,
             };
             match run_match(&opts) {
+                Ok(_) if quiet => ExitCode::SUCCESS,
                 Ok(s) => {
                     eprintln!(
                         "match: {} commands, {} events ({} trades, {} rejects), {} lines skipped",
                         s.commands, s.events, s.trades, s.rejects, s.lines_skipped
                     );
+                    if s.lines_with_unknown_fields > 0 {
+                        eprintln!(
+                            "match: {} lines name fields the command format does not have (see the warnings)",
+                            s.lines_with_unknown_fields
+                        );
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -215,9 +300,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
+fn serve(
+    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+    quic: Option<std::net::SocketAddr>,
+    tcp: Option<String>,
+) -> ExitCode {
     use exchange::serve::{ServeConfig, Server};
-    let config = match config {
+    let mut config = match config {
         Some(path) => match ServeConfig::from_file(&path) {
             Ok(c) => c,
             Err(e) => {
@@ -227,6 +317,12 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
         },
         None => ServeConfig::default(),
     };
+    if let Some(quic) = quic {
+        config.network.quic = quic;
+    }
+    if let Some(tcp) = tcp {
+        config.network.tcp = tcp;
+    }
     let server = match Server::start(&config, data.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -246,6 +342,7 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
         info.cert.display(),
         if info.cert_created { " (self-signed, created now)" } else { "" }
     );
+    println!("clients: {}", client_trust_hint(info));
     println!("fix/quic: {}", info.quic_addr);
     // Linux reports twice what was granted; less than asked means net.core.rmem_max capped it.
     if info.quic_recv_buffer_bytes / 2 < gateway::quic::UDP_BUFFER_BYTES {
@@ -293,4 +390,16 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>) -> ExitCode {
     eprintln!("serve: stopping");
     server.stop();
     ExitCode::SUCCESS
+}
+
+/// The exact flag a client needs to trust this venue's certificate, as absolute paths, so it
+/// works from any directory.
+fn client_trust_hint(info: &exchange::serve::ServerInfo) -> String {
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let ca = format!("--ca {}", absolute(&info.cert).display());
+    if info.cert == info.data_dir.join("tls").join("cert.pem") {
+        format!("{ca}   (or --data {})", absolute(&info.data_dir).display())
+    } else {
+        ca
+    }
 }

@@ -28,6 +28,8 @@ pub struct MatchOptions {
     pub accounts_max: usize,
     /// Journal everything into this (new or empty) directory, for `replay`.
     pub journal: Option<DurableConfig>,
+    /// Show progress on standard error when it is a terminal.
+    pub progress: bool,
 }
 
 /// What a run did.
@@ -43,7 +45,13 @@ pub struct MatchSummary {
     pub trades: u64,
     /// Rejects among them.
     pub rejects: u64,
+    /// Lines run although they name a field the format does not have (warned about).
+    pub lines_with_unknown_fields: u64,
 }
+
+/// Lines warned about for unknown fields before the rest are only counted: a generated file
+/// with one misspelling on every line would otherwise bury the output.
+const UNKNOWN_FIELD_WARNINGS_MAX: u64 = 10;
 
 /// Why `match` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +136,11 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
         let path = path.to_string();
         move |source| MatchError::Io { path: path.clone(), source }
     };
-    let input = BufReader::new(File::open(&opts.commands).map_err(io_err(&path))?);
+    let file = File::open(&opts.commands).map_err(io_err(&path))?;
+    let total_bytes = file.metadata().map_or(0, |m| m.len());
+    let progress = crate::progress::Progress::bytes(total_bytes, opts.progress);
+    let mut bytes_read = 0u64;
+    let input = BufReader::new(file);
     let (out, out_path): (Box<dyn Write>, String) = match &opts.events {
         Some(p) => {
             (Box::new(File::create(p).map_err(io_err(&p.display().to_string()))?), p.display().to_string())
@@ -147,6 +159,11 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
     for (index, line) in input.lines().enumerate() {
         let line_no = index as u64 + 1;
         let line = line.map_err(io_err(&path))?;
+        bytes_read += line.len() as u64 + 1;
+        if line_no.is_multiple_of(crate::progress::PROGRESS_STEP) {
+            progress.set(bytes_read);
+            progress.message(format!("{} trades", summary.trades));
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -161,6 +178,18 @@ pub fn run_match(opts: &MatchOptions) -> Result<MatchSummary, MatchError> {
                 continue;
             }
         };
+        if let Some(e) = parsed.unknown_field_error() {
+            if opts.strict {
+                return Err(MatchError::BadLine { path, line: line_no, message: e.to_string() });
+            }
+            summary.lines_with_unknown_fields += 1;
+            if summary.lines_with_unknown_fields <= UNKNOWN_FIELD_WARNINGS_MAX {
+                eprintln!("{path}:{line_no}: warning: {e}: ignored (--strict refuses it)");
+            }
+            if summary.lines_with_unknown_fields == UNKNOWN_FIELD_WARNINGS_MAX {
+                eprintln!("{path}: further lines with unknown fields are counted, not shown");
+            }
+        }
         let command = Command { header: sequencer.next(parsed.ts), kind: parsed.kind };
         summary.commands += 1;
         if let Backend::Journaled(durable) = &mut backend {

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use engine::{Command, Engine, EngineConfig, Event, EventSink};
 use journal::{DurableError, EventVerifier, JournalReader};
@@ -69,6 +69,40 @@ pub enum ReplayError {
     /// A bound of the engine's configuration (`--orders-max`) is out of range.
     #[error("{0}")]
     Config(#[from] engine::ConfigError),
+    /// The directory given is not a journal directory.
+    #[error("{}: {what}", path.display())]
+    NotAJournal {
+        /// The directory given.
+        path: PathBuf,
+        /// What was expected there, and the likely right path.
+        what: String,
+    },
+}
+
+/// What a journal directory holds, for the message when `--journal` names something else.
+const JOURNAL_LAYOUT: &str = "a journal directory holds meta.json, accounts.txt, commands/ and events/ \
+     (written by `exchange match --journal DIR`, or by `exchange serve` in DATA/journal)";
+
+/// Refuses a path that is not a journal directory with what was expected, and the right path
+/// when it is a `serve` data directory (whose journal is one level down).
+fn check_journal_dir(dir: &Path) -> Result<(), ReplayError> {
+    let refuse = |what: String| Err(ReplayError::NotAJournal { path: dir.to_path_buf(), what });
+    if !dir.exists() {
+        return refuse(format!("no such directory; {JOURNAL_LAYOUT}"));
+    }
+    if !dir.is_dir() {
+        return refuse(format!("not a directory; {JOURNAL_LAYOUT}"));
+    }
+    if dir.join("meta.json").is_file() {
+        return Ok(());
+    }
+    if dir.join("journal").join("meta.json").is_file() {
+        return refuse(format!(
+            "this is a serve data directory; its journal is {}",
+            dir.join("journal").display()
+        ));
+    }
+    refuse(format!("no meta.json here; {JOURNAL_LAYOUT}"))
 }
 
 struct ReplaySink<'a, W: Write> {
@@ -100,6 +134,7 @@ impl<W: Write> EventSink for ReplaySink<'_, W> {
 
 /// Replays a journal directory.
 pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+    check_journal_dir(&opts.journal)?;
     let symbols = read_meta(&opts.journal)?;
     let mut names = Names::new(&symbols, usize::MAX);
     read_accounts(&opts.journal, &mut names)?;
@@ -121,7 +156,11 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         error: None,
     };
     let mut commands = JournalReader::open_from_start(opts.journal.join("commands"))?;
+    let progress = crate::progress::Progress::count("commands", !opts.quiet);
     while let Some(record) = commands.next_record()? {
+        if record.seq.is_multiple_of(crate::progress::PROGRESS_STEP) {
+            progress.set(sink.summary.commands);
+        }
         if opts.until_seq.is_some_and(|until| record.seq > until) {
             break;
         }

@@ -1,5 +1,5 @@
 //! `exchange serve`: the engine thread (with its journal), the router, and the gateway, from a
-//! TOML configuration or the embedded defaults of DESIGN.md.
+//! TOML configuration or the embedded defaults (`docs/config.md`).
 //!
 //! Start-up order: data directory → journal recovery (snapshot + replay) → engine thread →
 //! router thread → QUIC endpoint and TCP acceptor. Account and symbol ids are fixed by the
@@ -325,13 +325,38 @@ impl Default for SessionSection {
     }
 }
 
+/// The embedded defaults as a commented TOML file (`exchange serve --print-config`): parsing it
+/// gives exactly [`ServeConfig::default`] (a unit test holds the two together).
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("serve_default.toml");
+
 impl ServeConfig {
     /// Reads a TOML file; fields it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<ServeConfig, ServeError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))
+        ServeConfig::from_toml(&text, &path.display().to_string())
     }
+
+    /// Parses TOML text; `origin` (a file name) prefixes the error.
+    pub fn from_toml(text: &str, origin: &str) -> Result<ServeConfig, ServeError> {
+        toml::from_str(text).map_err(|e| ServeError::Config(format!("{origin}: {e}")))
+    }
+}
+
+/// Refuses a `password_hash` that is not an Argon2 PHC string at start-up: accepted silently, it
+/// would fail every logon of the account later with no hint why.
+fn checked_password_hash(account: &str, hash: &str) -> Result<String, ServeError> {
+    let refuse = |why: String| {
+        ServeError::Config(format!(
+            "account {account}: password_hash {why}; write the whole PHC string \
+             ($argon2id$v=19$m=...,t=...,p=...$SALT$HASH) or use password = \"...\""
+        ))
+    };
+    let parsed = argon2::PasswordHash::new(hash).map_err(|e| refuse(format!("does not parse ({e})")))?;
+    if !parsed.algorithm.as_str().starts_with("argon2") || parsed.hash.is_none() {
+        return Err(refuse(format!("is not an Argon2 hash (algorithm {})", parsed.algorithm)));
+    }
+    Ok(hash.to_owned())
 }
 
 fn wait_strategy(name: &str) -> Result<WaitStrategy, ServeError> {
@@ -499,7 +524,7 @@ impl Server {
             let account = match entry {
                 Some(a) => {
                     let password_hash = match (&a.password_hash, &a.password) {
-                        (Some(hash), _) => hash.clone(),
+                        (Some(hash), _) => checked_password_hash(&a.name, hash)?,
                         (None, Some(plain)) => {
                             plain_password_accounts.push(a.name.clone());
                             hash_password(plain).map_err(ServeError::Config)?
@@ -822,4 +847,25 @@ fn build_risk(
         }
     }
     Ok((risk, admin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_defaults_are_the_embedded_defaults() {
+        let printed = ServeConfig::from_toml(DEFAULT_CONFIG_TOML, "embedded").unwrap();
+        assert_eq!(format!("{printed:#?}"), format!("{:#?}", ServeConfig::default()));
+    }
+
+    #[test]
+    fn a_password_hash_that_does_not_parse_names_the_account() {
+        let e = checked_password_hash("alice", "$argon2id$v=19$...").unwrap_err().to_string();
+        assert!(e.contains("account alice") && e.contains("does not parse"), "{e}");
+        let e = checked_password_hash("bob", "hunter2").unwrap_err().to_string();
+        assert!(e.contains("account bob"), "{e}");
+        let good = hash_password("alice").unwrap();
+        assert_eq!(checked_password_hash("alice", &good).unwrap(), good);
+    }
 }

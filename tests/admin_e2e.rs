@@ -205,6 +205,11 @@ fn admin_command_kills_shows_and_releases() {
     assert_eq!(code, Some(0), "{out}");
     let json: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(json["accounts"][0]["killed"], true);
+    // --json also after the action, where people type it.
+    let (code, out) = run(&["show", "dave", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let json: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(json["accounts"][0]["killed"], true);
     let (code, out) = run(&["set", "bob", "order_qty_max=lots"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("refused: limits: invalid type"), "{out}");

@@ -7,11 +7,27 @@ fn exchange(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_exchange")).args(args).output().expect("run exchange")
 }
 
-fn scratch_dir(name: &str) -> PathBuf {
+/// A scratch directory, removed when the test ends (passing or not).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("exchange-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn repo(path: &str) -> PathBuf {
@@ -114,6 +130,42 @@ fn strict_mode_aborts_at_the_first_bad_line() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("c.jsonl:2: malformed JSON"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+const MISSPELLED: &str = r#"{"op":"new","account":"a","symbol":"AAPL","id":"m1","side":"sell","price":"10.00","qty":5}
+{"op":"new","account":"b","symbol":"AAPL","id":"p1","side":"buy","price":"10.00","qty":5,"post_onyl":true}
+{"op":"new","account":"b","symbol":"AAPL","id":"p2","side":"buy","price":"9.00","qty":5,"tfi":"ioc"}
+"#;
+
+#[test]
+fn unknown_fields_are_warned_about_with_line_and_field() {
+    let dir = scratch_dir("unknown-warn");
+    let commands = dir.join("c.jsonl");
+    std::fs::write(&commands, MISSPELLED).unwrap();
+    let out = exchange(&["match", "--commands", commands.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(r#"c.jsonl:2: warning: unknown field "post_onyl" (did you mean "post_only"?)"#),
+        "{stderr}"
+    );
+    assert!(stderr.contains(r#"c.jsonl:3: warning: unknown field "tfi" (did you mean "tif"?)"#), "{stderr}");
+    assert!(stderr.contains("2 lines name fields"), "{stderr}");
+    // Without --strict the lines still run as written (the misspelled post-only order takes).
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().filter(|l| l.contains("\"type\":\"trade\"")).count(), 1, "{stdout}");
+}
+
+#[test]
+fn strict_mode_refuses_unknown_fields() {
+    let dir = scratch_dir("unknown-strict");
+    let commands = dir.join("c.jsonl");
+    std::fs::write(&commands, MISSPELLED).unwrap();
+    let out = exchange(&["match", "--strict", "--commands", commands.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(r#"c.jsonl:2: unknown field "post_onyl""#), "{stderr}");
+    assert!(out.stdout.is_empty() || !String::from_utf8_lossy(&out.stdout).contains("trade"));
 }
 
 #[test]

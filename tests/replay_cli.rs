@@ -67,3 +67,21 @@ fn a_missing_journal_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/journal"));
 }
+
+#[test]
+fn a_directory_that_is_not_a_journal_says_what_was_expected() {
+    let (dir, journal) = journal_of_demo("wrong");
+    let stderr = |path: &Path| {
+        let out = exchange(&["replay", "--journal", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A data directory (as `serve --data` makes): the journal is one level down.
+    let e = stderr(&dir);
+    assert!(e.contains(&format!("its journal is {}", journal.display())), "{e}");
+    let e = stderr(&journal.join("commands"));
+    assert!(e.contains("no meta.json here; a journal directory holds meta.json, accounts.txt"), "{e}");
+    let e = stderr(Path::new("/nonexistent/journal"));
+    assert!(e.contains("/nonexistent/journal: no such directory; a journal directory holds"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,6 @@
 //! What happens to an accepted order: matching as the taker, resting, and stop triggering.
 //!
-//! The rules are DESIGN.md's "Matching semantics", pinned down in `engine/SEMANTICS.md`.
+//! The rules are the matching semantics pinned down in `engine/SEMANTICS.md`.
 
 use crate::book::{limit_crosses, stop_triggers};
 use crate::engine::Engine;

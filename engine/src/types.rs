@@ -225,7 +225,7 @@ impl SymbolSpec {
     }
 }
 
-/// The embedded default symbols of DESIGN.md: `BTC-USD`, `ETH-USD`, `AAPL`, tick 0.01, lot 1.
+/// The embedded default symbols: `BTC-USD`, `ETH-USD`, `AAPL`, tick 0.01, lot 1.
 pub fn default_symbols() -> Vec<SymbolSpec> {
     let cent = PRICE_UNITS_PER_ONE / 100;
     vec![

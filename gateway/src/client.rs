@@ -68,6 +68,45 @@ pub enum ClientError {
     /// The session ended.
     #[error("session closed: {0}")]
     Closed(String),
+    /// Nothing answered at the address within the connect timeout (a QUIC handshake to a
+    /// silent address would otherwise wait for the idle timeout, a minute, in silence).
+    #[error(
+        "no answer from {addr} over {transport} within {timeout_ms} ms: is the venue running there, and is it \
+         its {transport} port?"
+    )]
+    Timeout {
+        /// The address tried.
+        addr: SocketAddr,
+        /// `QUIC` or `TCP`.
+        transport: &'static str,
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// The TLS handshake failed on a certificate: the venue's is not signed by the trusted one,
+    /// or the venue wants a client certificate.
+    #[error("TLS handshake with {addr} failed ({detail}); the certificate trusted was {}", ca.display())]
+    Certificate {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The PEM file trusted.
+        ca: PathBuf,
+        /// What TLS said.
+        detail: String,
+    },
+}
+
+/// How long [`FixClient::connect`] waits for the transport (QUIC handshake or TCP connect).
+pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Whether a QUIC connection error is a TLS failure (QUIC carries TLS alerts as the
+/// `CRYPTO_ERROR` codes 0x100–0x1ff, RFC 9001 §4.8).
+fn is_tls_failure(e: &quinn::ConnectionError) -> bool {
+    let code = match e {
+        quinn::ConnectionError::TransportError(t) => u64::from(t.code),
+        quinn::ConnectionError::ConnectionClosed(c) => u64::from(c.error_code),
+        _ => return false,
+    };
+    (0x100..=0x1ff).contains(&code)
 }
 
 /// A message received from the venue (owned bytes).
@@ -125,41 +164,49 @@ impl std::fmt::Debug for FixClient {
 }
 
 impl FixClient {
-    /// Connects and logs on with ResetSeqNumFlag (both sides start from 1); fails with the
-    /// venue's Logout text when the Logon is refused.
+    /// Connects and logs on; fails with the venue's Logout text when the Logon is refused, and
+    /// with [`ClientError::Timeout`] when the transport does not connect within
+    /// [`CONNECT_TIMEOUT_DEFAULT`].
     pub async fn connect(config: &ClientConfig) -> Result<FixClient, ClientError> {
-        FixClient::connect_resuming(config, None).await
+        FixClient::connect_within(config, CONNECT_TIMEOUT_DEFAULT).await
+    }
+
+    /// [`FixClient::connect`] with a chosen transport connect timeout (the Logon reply has its
+    /// own 10 s).
+    pub async fn connect_within(config: &ClientConfig, timeout: Duration) -> Result<FixClient, ClientError> {
+        FixClient::connect_resuming_within(config, None, timeout).await
     }
 
     /// Connects and logs on continuing `resume`'s sequence numbers (from
-    /// [`FixClient::take_state`] of an earlier connection): reports the venue sent while we
-    /// were away come again through a ResendRequest, with PossDupFlag (43=Y).
+    /// [`FixClient::take_state`] of an earlier connection), without ResetSeqNumFlag: reports the
+    /// venue sent while we were away come again through a ResendRequest, with PossDupFlag (43=Y).
     pub async fn connect_resuming(
         config: &ClientConfig,
         resume: Option<SessionState>,
     ) -> Result<FixClient, ClientError> {
-        let io = match &config.transport {
-            ClientTransport::Quic { ca, server_name, client_cert, tuning } => {
-                let cert = client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
-                let client_config = quinn_client_config(ca, cert, tuning)?;
-                let bind: SocketAddr =
-                    if config.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
-                let mut endpoint = quinn::Endpoint::client(bind)?;
-                endpoint.set_default_client_config(client_config);
-                let conn = endpoint
-                    .connect(config.addr, server_name)
-                    .map_err(|e| ClientError::Connect(e.to_string()))?
-                    .await
-                    .map_err(|e| ClientError::Connect(e.to_string()))?;
-                let (send, recv) = conn.open_bi().await.map_err(|e| ClientError::Connect(e.to_string()))?;
-                Io::Quic { send, recv, _conn: conn, endpoint }
-            }
-            ClientTransport::Tcp => {
-                let stream = tokio::net::TcpStream::connect(config.addr).await?;
-                stream.set_nodelay(true)?;
-                Io::Tcp(stream)
-            }
+        FixClient::connect_resuming_within(config, resume, CONNECT_TIMEOUT_DEFAULT).await
+    }
+
+    async fn connect_resuming_within(
+        config: &ClientConfig,
+        resume: Option<SessionState>,
+        timeout: Duration,
+    ) -> Result<FixClient, ClientError> {
+        let transport = match config.transport {
+            ClientTransport::Quic { .. } => "QUIC",
+            ClientTransport::Tcp => "TCP",
         };
+        let timed_out =
+            || ClientError::Timeout { addr: config.addr, transport, timeout_ms: timeout.as_millis() as u64 };
+        let io = tokio::time::timeout(timeout, open_transport(config)).await.map_err(|_| timed_out())??;
+        FixClient::log_on(config, io, resume).await
+    }
+
+    async fn log_on(
+        config: &ClientConfig,
+        io: Io,
+        resume: Option<SessionState>,
+    ) -> Result<FixClient, ClientError> {
         let logon = InitiatorLogon {
             target_comp_id: config.target_comp_id.clone(),
             heartbeat_s: config.heartbeat_s,
@@ -342,6 +389,41 @@ impl FixClient {
     }
 }
 
+/// Connects the transport: a QUIC connection with its one stream, or a TCP stream.
+async fn open_transport(config: &ClientConfig) -> Result<Io, ClientError> {
+    match &config.transport {
+        ClientTransport::Quic { ca, server_name, client_cert, tuning } => {
+            let cert = client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            let client_config = quinn_client_config(ca, cert, tuning)?;
+            let bind: SocketAddr =
+                if config.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+            let mut endpoint = quinn::Endpoint::client(bind)?;
+            endpoint.set_default_client_config(client_config);
+            let failed = |e: quinn::ConnectionError| {
+                if is_tls_failure(&e) {
+                    ClientError::Certificate { addr: config.addr, ca: ca.clone(), detail: e.to_string() }
+                } else {
+                    ClientError::Connect(format!("{}: {e}", config.addr))
+                }
+            };
+            let conn = endpoint
+                .connect(config.addr, server_name)
+                .map_err(|e| ClientError::Connect(format!("{}: {e}", config.addr)))?
+                .await
+                .map_err(failed)?;
+            let (send, recv) = conn.open_bi().await.map_err(failed)?;
+            Ok(Io::Quic { send, recv, _conn: conn, endpoint })
+        }
+        ClientTransport::Tcp => {
+            let stream = tokio::net::TcpStream::connect(config.addr)
+                .await
+                .map_err(|e| ClientError::Connect(format!("{}: {e}", config.addr)))?;
+            stream.set_nodelay(true)?;
+            Ok(Io::Tcp(stream))
+        }
+    }
+}
+
 /// Writes a NewOrderSingle's fields.
 #[allow(clippy::too_many_arguments)]
 pub fn new_order_fields(
@@ -373,7 +455,15 @@ pub fn new_order_fields(
 
 /// One line describing an ExecutionReport (or other venue message) for people.
 pub fn describe(m: &Received) -> String {
+    describe_sent(m, None)
+}
+
+/// [`describe`], given the limit price the client sent for this order (if any): a reject does
+/// not always echo the price (a refusal before the engine carries no 44), and the order then
+/// still prints as the limit order it was rather than as a market order.
+pub fn describe_sent(m: &Received, sent_price: Option<&str>) -> String {
     let f = |t| m.get(t).unwrap_or_default();
+    let rejected = m.get(tag::EXEC_TYPE).as_deref() == Some("8");
     match m.msg_type().as_str() {
         "8" => {
             let exec = match f(tag::EXEC_TYPE).as_str() {
@@ -391,7 +481,11 @@ pub fn describe(m: &Received) -> String {
                 "{exec:<9} {} {side} {} {} id={} order={} cum={} leaves={} avg={}",
                 f(tag::SYMBOL),
                 f(tag::ORDER_QTY),
-                m.get(tag::PRICE).map_or("market".to_owned(), |p| format!("@ {p}")),
+                match (m.get(tag::PRICE), sent_price) {
+                    (Some(p), _) => format!("@ {p}"),
+                    (None, Some(p)) if rejected => format!("@ {p}"),
+                    (None, _) => "market".to_owned(),
+                },
                 f(tag::CL_ORD_ID),
                 f(tag::ORDER_ID),
                 f(tag::CUM_QTY),

@@ -540,6 +540,13 @@ mod tests {
         client: QuicSocket<()>,
         handle: ConnectionHandle,
         ca: std::path::PathBuf,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Pair {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     fn tls_dir(name: &str) -> std::path::PathBuf {
@@ -559,7 +566,7 @@ mod tests {
         let config = quinn_server_config(&tls, &QuicTuning::default()).unwrap();
         let server = QuicSocket::server(loopback(), config, connections_max).unwrap();
         let (client, handle) = connect(&tls.cert, server.local_addr());
-        Pair { server, client, handle, ca: tls.cert }
+        Pair { server, client, handle, ca: tls.cert, dir }
     }
 
     fn connect(ca: &std::path::Path, to: SocketAddr) -> (QuicSocket<()>, ConnectionHandle) {
