@@ -1,0 +1,21 @@
+//! Settlement: a double-entry ledger fed by the engine's events.
+//!
+//! - [`ledger`]: the sans-IO core (TigerBeetle's model): accounts per (owner, asset), integer
+//!   minor units, client-minted transfer ids with idempotent retries, two-phase transfers,
+//!   linked chains, holds, and the per-asset zero-sum invariant asserted at every commit.
+//! - [`store`]: where commits go, in one transaction each: redb by default, PostgreSQL when
+//!   configured; both pass one conformance suite.
+//!
+//! Deposits and withdrawals are transfers from and to an asset's external account (a system
+//! account that may go negative, because its balance mirrors money outside the ledger).
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod asset;
+pub mod ledger;
+
+pub use asset::{format_amount, parse_amount, AmountError, Asset, AssetId};
+pub use ledger::{
+    codes, AccountError, AccountIdx, AccountKind, AccountRecord, Balances, Commit, Created, Hold, HoldError,
+    HoldId, Ledger, LedgerLimits, PendingState, RestoreError, Snapshot, StoredTransfer, Transfer,
+    TransferError, TransferId, TransferKind,
+};
