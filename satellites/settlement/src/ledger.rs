@@ -241,8 +241,20 @@ pub struct Commit {
     pub holds_placed: Vec<Hold>,
     /// Holds released.
     pub holds_released: Vec<HoldId>,
+    /// Inputs that could not be booked, kept with their reason.
+    pub rejections: Vec<Rejection>,
     /// The follower cursor to store with these postings (last applied engine event seq).
     pub cursor: Option<u64>,
+}
+
+/// An input (an engine event) the follower could not book, stored with its reason so that it
+/// is reported rather than lost (e.g. a trade whose seller had not the assets to deliver).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Engine event seq.
+    pub seq: u64,
+    /// Why, in words.
+    pub reason: String,
 }
 
 impl Commit {
@@ -253,6 +265,7 @@ impl Commit {
             && self.pending_states.is_empty()
             && self.holds_placed.is_empty()
             && self.holds_released.is_empty()
+            && self.rejections.is_empty()
             && self.cursor.is_none()
     }
 }
@@ -587,7 +600,7 @@ impl Ledger {
         snapshot: Snapshot,
     ) -> Result<Ledger, RestoreError> {
         let mut ledger = Ledger::new(assets, limits);
-        let Snapshot { mut accounts, transfers, holds, cursor } = snapshot;
+        let Snapshot { mut accounts, transfers, holds, cursor, .. } = snapshot;
         if accounts.len() as u64 > u64::from(limits.accounts_max) {
             return Err(RestoreError::OverLimit("accounts"));
         }
@@ -904,6 +917,11 @@ impl Ledger {
         Ok(left)
     }
 
+    /// Records an input that could not be booked, to store with this commit.
+    pub fn record_rejection(&mut self, rejection: Rejection) {
+        self.commit.rejections.push(rejection);
+    }
+
     /// Records the follower cursor to store with this commit's postings.
     pub fn set_cursor(&mut self, seq: u64) {
         self.cursor = seq;
@@ -1126,6 +1144,8 @@ pub struct Snapshot {
     pub transfers: Vec<StoredTransfer>,
     /// Open holds.
     pub holds: Vec<Hold>,
+    /// Inputs that could not be booked.
+    pub rejections: Vec<Rejection>,
     /// Last applied engine event seq (0 before the first).
     pub cursor: u64,
 }
@@ -1423,6 +1443,7 @@ mod tests {
                 .collect(),
             transfers: l.transfers().copied().collect(),
             holds: l.holds.values().copied().collect(),
+            rejections: Vec::new(),
             cursor: l.cursor(),
         }
     }

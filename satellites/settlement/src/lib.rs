@@ -12,10 +12,12 @@
 
 pub mod asset;
 pub mod ledger;
+pub mod store;
 
 pub use asset::{format_amount, parse_amount, AmountError, Asset, AssetId};
 pub use ledger::{
     codes, AccountError, AccountIdx, AccountKind, AccountRecord, Balances, Commit, Created, Hold, HoldError,
-    HoldId, Ledger, LedgerLimits, PendingState, RestoreError, Snapshot, StoredTransfer, Transfer,
+    HoldId, Ledger, LedgerLimits, PendingState, Rejection, RestoreError, Snapshot, StoredTransfer, Transfer,
     TransferError, TransferId, TransferKind,
 };
+pub use store::{AnyStore, PgStore, RedbStore, Store, StoreConfig, StoreError};
