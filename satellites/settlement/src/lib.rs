@@ -3,6 +3,8 @@
 //! - [`ledger`]: the sans-IO core (TigerBeetle's model): accounts per (owner, asset), integer
 //!   minor units, client-minted transfer ids with idempotent retries, two-phase transfers,
 //!   linked chains, holds, and the per-asset zero-sum invariant asserted at every commit.
+//! - [`follower`]: trade settlement: engine events in seq order → delivery-versus-payment
+//!   legs in pending balances → posted on T+N business days, with a durable cursor.
 //! - [`store`]: where commits go, in one transaction each: redb by default, PostgreSQL when
 //!   configured; both pass one conformance suite.
 //!
@@ -11,10 +13,16 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod asset;
+pub mod calendar;
+pub mod config;
+pub mod follower;
 pub mod ledger;
 pub mod store;
 
 pub use asset::{format_amount, parse_amount, AmountError, Asset, AssetId};
+pub use calendar::Calendar;
+pub use config::{ConfigError, SettlementConfig, SymbolConfig};
+pub use follower::{Applied, PaymentError, ReportLine, Settlement, SettlementError, SettlementReport};
 pub use ledger::{
     codes, AccountError, AccountIdx, AccountKind, AccountRecord, Balances, Commit, Created, Hold, HoldError,
     HoldId, Ledger, LedgerLimits, PendingState, Rejection, RestoreError, Snapshot, StoredTransfer, Transfer,

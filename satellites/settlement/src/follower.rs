@@ -1,0 +1,600 @@
+//! Trade settlement: follows the engine's events in seq order, books each trade as delivery
+//! versus payment into pending ("unsettled") balances, and settles them on T+N.
+//!
+//! Each batch of events is one commit: the postings and the cursor (the last applied seq) go
+//! to the store in one transaction, so after a crash the follower resumes after the cursor and
+//! events at or below it are skipped. Transfer ids are derived from the event seq as well, so
+//! even a second booking attempt of one trade would be answered "already exists".
+
+use std::collections::BTreeMap;
+
+use engine::{AccountId, Event, EventKind, Side, SymbolId};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use time::Date;
+
+use crate::asset::{format_amount, AssetId};
+use crate::calendar::{date_of_day, day_number};
+use crate::config::{ConfigError, Rules, SettlementConfig, SymbolRule, EXTERNAL_OWNER};
+use crate::ledger::{
+    codes, AccountError, AccountIdx, AccountKind, Created, HoldError, Ledger, PendingState, Rejection,
+    RestoreError, Transfer, TransferError, TransferId, TransferKind,
+};
+use crate::store::{Store, StoreError};
+
+/// Transfer ids the follower mints carry this tag in their top byte, apart from client ids
+/// (which must keep that byte zero; see [`CLIENT_ID_MAX`]).
+const TRADE_ID_TAG: u128 = 0x01 << 120;
+/// Tag of the posts that settle trade legs.
+const SETTLE_ID_TAG: u128 = 0x02 << 120;
+/// Largest transfer id a client (deposits, withdrawals) may mint.
+pub const CLIENT_ID_MAX: u128 = (1 << 120) - 1;
+
+/// Legs of one trade, each with its own id: `tag | seq << 2 | leg`.
+const LEG_ASSET: u128 = 0;
+const LEG_CASH: u128 = 1;
+const LEG_FEE_MAKER: u128 = 2;
+const LEG_FEE_TAKER: u128 = 3;
+
+/// Why the follower stopped. Input it cannot book is not an error: it becomes a
+/// [`Rejection`], stored and reported, and the follower goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum SettlementError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store failed; the in-memory ledger may be ahead of it, so reopen.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored ledger does not restore.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// An account could not be opened.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// Events skipped a seq: the feed lost one.
+    #[error("event seq {got} follows {cursor}: a gap in the feed")]
+    Gap {
+        /// Last applied.
+        cursor: u64,
+        /// Arrived.
+        got: u64,
+    },
+    /// A batch longer than the ledger accepts at once.
+    #[error(transparent)]
+    Batch(TransferError),
+}
+
+/// Why a deposit or withdrawal was refused; each names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// The owner has no account for that asset.
+    #[error("owner: {owner:?} has no {asset} account")]
+    UnknownAccount {
+        /// Owner.
+        owner: String,
+        /// Asset.
+        asset: String,
+    },
+    /// The asset is not configured.
+    #[error("asset: {0:?} is not configured")]
+    UnknownAsset(String),
+    /// The id is in the range the follower reserves for itself.
+    #[error("id: must be at most {CLIENT_ID_MAX:#x}")]
+    IdReserved,
+    /// The ledger refused the transfer.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// The ledger refused the hold.
+    #[error(transparent)]
+    Hold(#[from] HoldError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a batch of events did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Events at or below the cursor, skipped (already applied before a restart).
+    pub skipped: u64,
+    /// Trades booked.
+    pub trades: u64,
+    /// Trades that could not be booked (stored as rejections).
+    pub rejected: u64,
+    /// Other events (cursor advanced, nothing booked).
+    pub other: u64,
+}
+
+/// A settlement batch: what moved per account and asset when the due trades settled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SettlementReport {
+    /// Settlement date (`YYYY-MM-DD`).
+    pub settle_date: String,
+    /// Trades settled.
+    pub trades: u64,
+    /// Pending legs posted.
+    pub legs_posted: u64,
+    /// Net per owner and asset, sorted by owner then asset.
+    pub lines: Vec<ReportLine>,
+}
+
+/// One owner's net in one asset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReportLine {
+    /// Owner.
+    pub owner: String,
+    /// Asset.
+    pub asset: String,
+    /// Received (credits), decimal text.
+    pub receive: String,
+    /// Delivered or paid (debits), decimal text.
+    pub deliver: String,
+    /// Receive − deliver, decimal text.
+    pub net: String,
+    /// Net in minor units.
+    pub net_minor: i128,
+}
+
+impl SettlementReport {
+    /// The report as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report is plain data")
+    }
+
+    /// The lines as CSV with a header: `settle_date,owner,asset,receive,deliver,net`.
+    pub fn to_csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let header = ["settle_date", "owner", "asset", "receive", "deliver", "net"];
+        w.write_record(header).expect("writing to a Vec");
+        for l in &self.lines {
+            w.write_record([&self.settle_date, &l.owner, &l.asset, &l.receive, &l.deliver, &l.net])
+                .expect("writing to a Vec");
+        }
+        String::from_utf8(w.into_inner().expect("a Vec flushes")).expect("CSV of UTF-8 fields")
+    }
+}
+
+/// The trade-settlement follower over a store.
+pub struct Settlement<S: Store> {
+    ledger: Ledger,
+    store: S,
+    rules: Rules,
+    /// Engine symbol id → rule (None: the symbol does not settle here).
+    symbol_rules: Vec<Option<SymbolRule>>,
+    /// Engine account id → its account per asset (`[account * assets + asset]`).
+    user_accounts: Vec<AccountIdx>,
+    account_names: Vec<String>,
+    fee_accounts: Vec<AccountIdx>,
+    external_accounts: Vec<AccountIdx>,
+    /// Pending trade legs by settlement day.
+    unsettled: BTreeMap<u32, Vec<TransferId>>,
+    rejections: Vec<Rejection>,
+    legs: Vec<Transfer>,
+    batch_max: usize,
+}
+
+impl<S: Store> Settlement<S> {
+    /// Opens the follower: restores the ledger from `store`, opens the accounts of every venue
+    /// account (`accounts[engine id]`) and system owner in every asset, and maps the venue's
+    /// symbols (`symbols[engine id]`, by name) to their settlement rules.
+    pub fn open(
+        config: &SettlementConfig,
+        mut store: S,
+        accounts: &[String],
+        symbols: &[String],
+    ) -> Result<Settlement<S>, SettlementError> {
+        let rules = config.rules()?;
+        if let Some(bad) =
+            accounts.iter().find(|a| a.is_empty() || a.starts_with(crate::config::SYSTEM_OWNER_PREFIX))
+        {
+            return Err(ConfigError::AccountName(bad.clone()).into());
+        }
+        let snapshot = store.load()?;
+        let rejections = snapshot.rejections.clone();
+        let mut ledger = Ledger::restore(rules.assets.clone(), config.limits, snapshot)?;
+        let names: Vec<String> = rules.assets.iter().map(|a| a.name.clone()).collect();
+        let mut fee_accounts = Vec::with_capacity(names.len());
+        let mut external_accounts = Vec::with_capacity(names.len());
+        for asset in &names {
+            fee_accounts.push(ledger.open_account(&rules.fee_owner, asset, AccountKind::User)?);
+            external_accounts.push(ledger.open_account(EXTERNAL_OWNER, asset, AccountKind::System)?);
+        }
+        let mut user_accounts = Vec::with_capacity(accounts.len() * names.len());
+        for owner in accounts {
+            for asset in &names {
+                user_accounts.push(ledger.open_account(owner, asset, AccountKind::User)?);
+            }
+        }
+        store.commit(&ledger.take_commit())?;
+        let by_name: FxHashMap<&str, SymbolRule> =
+            rules.symbols.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+        let symbol_rules = symbols.iter().map(|s| by_name.get(s.as_str()).copied()).collect();
+        let mut unsettled: BTreeMap<u32, Vec<TransferId>> = BTreeMap::new();
+        for t in ledger.transfers() {
+            let trade_leg = t.transfer.id & !CLIENT_ID_MAX == TRADE_ID_TAG;
+            if trade_leg && t.state == Some(PendingState::Pending) {
+                unsettled.entry(t.transfer.user_data_32).or_default().push(t.transfer.id);
+            }
+        }
+        // Restored in hash order; settle legs in id (= seq) order, as they were booked.
+        unsettled.values_mut().for_each(|ids| ids.sort_unstable());
+        Ok(Settlement {
+            ledger,
+            store,
+            rules,
+            symbol_rules,
+            user_accounts,
+            account_names: accounts.to_vec(),
+            fee_accounts,
+            external_accounts,
+            unsettled,
+            rejections,
+            legs: Vec::with_capacity(4),
+            batch_max: config.limits.batch_transfers_max as usize,
+        })
+    }
+
+    /// The ledger (read-only).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Last applied event seq.
+    pub fn cursor(&self) -> u64 {
+        self.ledger.cursor()
+    }
+
+    /// Trades that could not be booked, oldest first.
+    pub fn rejections(&self) -> &[Rejection] {
+        &self.rejections
+    }
+
+    /// Venue account names by engine account id.
+    pub fn account_names(&self) -> &[String] {
+        &self.account_names
+    }
+
+    /// Pending (unsettled) trade legs.
+    pub fn unsettled_legs(&self) -> usize {
+        self.unsettled.values().map(Vec::len).sum()
+    }
+
+    /// What `owner` may spend of `asset` now (posted − pending debits − holds), in minor
+    /// units; `None` when the owner has no such account. The pre-trade check reads this.
+    pub fn available(&self, owner: &str, asset: &str) -> Option<i128> {
+        let asset = self.ledger.asset_id(asset)?;
+        let idx = self.ledger.account(owner, asset)?;
+        self.ledger.balances(idx).map(|b| b.available())
+    }
+
+    /// Applies one event (one commit).
+    pub fn apply(&mut self, event: &Event) -> Result<Applied, SettlementError> {
+        self.apply_batch(std::slice::from_ref(event))
+    }
+
+    /// Applies events in seq order and writes their postings with the new cursor in one
+    /// transaction. Events at or below the cursor are skipped; a gap is an error.
+    pub fn apply_batch(&mut self, events: &[Event]) -> Result<Applied, SettlementError> {
+        let mut applied = Applied::default();
+        // Check the seqs before touching the ledger, so a gap leaves nothing half-applied.
+        let mut cursor = self.ledger.cursor();
+        for event in events.iter().filter(|e| e.seq > self.ledger.cursor()) {
+            if event.seq != cursor + 1 {
+                return Err(SettlementError::Gap { cursor, got: event.seq });
+            }
+            cursor = event.seq;
+        }
+        let mut cursor = self.ledger.cursor();
+        let mut booked_days: Vec<(u32, TransferId)> = Vec::new();
+        for event in events {
+            if event.seq <= cursor {
+                applied.skipped += 1;
+                continue;
+            }
+            cursor = event.seq;
+            match event.kind {
+                EventKind::Trade { .. } => match self.book_trade(event)? {
+                    Ok(day) => {
+                        applied.trades += 1;
+                        for leg in &self.legs {
+                            booked_days.push((day, leg.id));
+                        }
+                    }
+                    Err(reason) => {
+                        applied.rejected += 1;
+                        let rejection = Rejection { seq: event.seq, reason };
+                        self.ledger.record_rejection(rejection.clone());
+                        self.rejections.push(rejection);
+                    }
+                },
+                _ => applied.other += 1,
+            }
+        }
+        if cursor != self.ledger.cursor() {
+            self.ledger.set_cursor(cursor);
+        }
+        self.store.commit(&self.ledger.take_commit())?;
+        for (day, id) in booked_days {
+            self.unsettled.entry(day).or_default().push(id);
+        }
+        Ok(applied)
+    }
+
+    /// Books one trade's legs as one linked chain; `Err(reason)` when it cannot.
+    fn book_trade(&mut self, event: &Event) -> Result<Result<u32, String>, SettlementError> {
+        let EventKind::Trade { symbol, price, qty, maker_account, taker_account, aggressor, .. } = event.kind
+        else {
+            return Ok(Err("not a trade".into()));
+        };
+        let Some(rule) = self.symbol_rule(symbol) else {
+            return Ok(Err(format!("symbol {symbol} has no settlement rule")));
+        };
+        let (Some(maker), Some(taker)) = (self.owner_of(maker_account), self.owner_of(taker_account)) else {
+            return Ok(Err(format!("account {maker_account} or {taker_account} is not a venue account")));
+        };
+        let (buyer, seller) = match aggressor {
+            Side::Buy => (taker, maker),
+            Side::Sell => (maker, taker),
+        };
+        let Ok(price_ticks) = u64::try_from(price.0) else {
+            return Ok(Err(format!("price {} ticks is not positive", price.0)));
+        };
+        let asset_amount = qty.checked_mul(rule.base_minor_per_qty);
+        let cash = price_ticks.checked_mul(qty).and_then(|x| x.checked_mul(rule.quote_minor_per_tick_qty));
+        let (Some(asset_amount), Some(cash)) = (asset_amount, cash) else {
+            return Ok(Err("amount overflows u64 minor units".into()));
+        };
+        let day = day_number(self.rules.calendar.settle_date(event.ts, rule.settle_days));
+        let id = |leg: u128| TRADE_ID_TAG | u128::from(event.seq) << 2 | leg;
+        let leg = |id, debit, credit, amount, code| Transfer {
+            id,
+            debit,
+            credit,
+            amount,
+            kind: TransferKind::Pending { timeout_ns: 0 },
+            linked: true,
+            code,
+            user_data_64: event.seq,
+            user_data_32: day,
+        };
+        let (b, q) = (rule.base.0 as usize, rule.quote.0 as usize);
+        let n = self.rules.assets.len();
+        let acct = |owner: usize, asset: usize| self.user_accounts[owner * n + asset];
+        let (maker_fee, taker_fee) =
+            (fee_minor(cash, rule.maker_fee_bps), fee_minor(cash, rule.taker_fee_bps));
+        let seller_fee = if seller == maker { maker_fee } else { taker_fee };
+        self.legs.clear();
+        // A self-trade moves nothing between the two sides; only its fees are due.
+        if buyer != seller {
+            self.legs.push(leg(
+                id(LEG_ASSET),
+                acct(seller, b),
+                acct(buyer, b),
+                asset_amount,
+                codes::TRADE_ASSET,
+            ));
+            // The seller's fee is netted out of its proceeds: the buyer's cash goes part to the
+            // seller, part to the fee account, so a seller need not hold cash to sell.
+            if cash > seller_fee {
+                self.legs.push(leg(
+                    id(LEG_CASH),
+                    acct(buyer, q),
+                    acct(seller, q),
+                    cash - seller_fee,
+                    codes::TRADE_CASH,
+                ));
+            }
+        }
+        let fee_payer = acct(buyer, q);
+        for (fee, leg_no, code) in
+            [(maker_fee, LEG_FEE_MAKER, codes::FEE_MAKER), (taker_fee, LEG_FEE_TAKER, codes::FEE_TAKER)]
+        {
+            if fee > 0 {
+                self.legs.push(leg(id(leg_no), fee_payer, self.fee_accounts[q], fee, code));
+            }
+        }
+        let Some(last) = self.legs.last_mut() else {
+            return Ok(Err("a self-trade without fees books nothing".into()));
+        };
+        last.linked = false;
+        let results = self.ledger.create_transfers(&self.legs, event.ts).map_err(SettlementError::Batch)?;
+        if let Some(error) = results.iter().find_map(|r| match r {
+            Err(TransferError::LinkedEventFailed) | Ok(_) => None,
+            Err(e) => Some(e),
+        }) {
+            let what = self.describe_failure(&results, buyer, seller);
+            return Ok(Err(format!("{what}: {error}")));
+        }
+        // A replay of a leg already stored (`AlreadyExists`) must not be queued again.
+        if results.iter().any(|r| *r == Ok(Created::AlreadyExists)) {
+            self.legs.clear();
+        }
+        Ok(Ok(day))
+    }
+
+    fn describe_failure(
+        &self,
+        results: &[Result<Created, TransferError>],
+        buyer: usize,
+        seller: usize,
+    ) -> String {
+        let failed = results.iter().position(|r| !matches!(r, Err(TransferError::LinkedEventFailed)));
+        match failed.map(|i| self.legs[i].code) {
+            Some(codes::TRADE_ASSET) => format!("seller {} cannot deliver", self.account_names[seller]),
+            Some(codes::TRADE_CASH) => format!("buyer {} cannot pay", self.account_names[buyer]),
+            Some(_) => "a fee cannot be paid".to_string(),
+            None => "the trade".to_string(),
+        }
+    }
+
+    fn symbol_rule(&self, symbol: SymbolId) -> Option<SymbolRule> {
+        self.symbol_rules.get(symbol as usize).copied().flatten()
+    }
+
+    fn owner_of(&self, account: AccountId) -> Option<usize> {
+        ((account as usize) < self.account_names.len()).then_some(account as usize)
+    }
+
+    /// Settles every unsettled trade leg due on or before `date`: posts each pending leg (so
+    /// every trade keeps its own record) in one commit, and reports the net per owner and
+    /// asset. Run it again for the same date and it settles nothing more.
+    pub fn settle(&mut self, date: Date, now_ns: u64) -> Result<SettlementReport, SettlementError> {
+        let today = day_number(date);
+        let due_days: Vec<u32> = self.unsettled.range(..=today).map(|(d, _)| *d).collect();
+        let mut receive: BTreeMap<(String, String), (u128, u128)> = BTreeMap::new();
+        let mut trades = rustc_hash::FxHashSet::default();
+        let mut posts = Vec::new();
+        for day in &due_days {
+            for id in &self.unsettled[day] {
+                let Some(pending) = self.ledger.transfer(*id).copied() else { continue };
+                if pending.state != Some(PendingState::Pending) {
+                    continue;
+                }
+                let p = pending.transfer;
+                trades.insert(p.user_data_64);
+                posts.push(Transfer::post_of(SETTLE_ID_TAG | (p.id & CLIENT_ID_MAX), &p));
+                for (idx, credit) in [(p.debit, false), (p.credit, true)] {
+                    let (owner, asset, _) =
+                        self.ledger.account_info(idx).expect("a stored transfer's account");
+                    let key = (owner.to_string(), self.ledger.asset(asset).name.clone());
+                    let entry = receive.entry(key).or_default();
+                    if credit {
+                        entry.0 += u128::from(p.amount);
+                    } else {
+                        entry.1 += u128::from(p.amount);
+                    }
+                }
+            }
+        }
+        let chunk = self.batch_max.max(1);
+        for batch in posts.chunks(chunk) {
+            let results = self.ledger.create_transfers(batch, now_ns).map_err(SettlementError::Batch)?;
+            // A pending with no timeout cannot expire, and one still pending can always post.
+            assert!(results.iter().all(Result::is_ok), "posting a due trade leg failed: {results:?}");
+        }
+        self.store.commit(&self.ledger.take_commit())?;
+        for day in due_days {
+            self.unsettled.remove(&day);
+        }
+        let lines = receive
+            .into_iter()
+            .map(|((owner, asset), (credits, debits))| {
+                let scale = self.ledger.asset_id(&asset).map_or(0, |a| self.ledger.asset(a).scale);
+                let net = credits as i128 - debits as i128;
+                ReportLine {
+                    owner,
+                    asset,
+                    receive: format_amount(credits as i128, scale),
+                    deliver: format_amount(debits as i128, scale),
+                    net: format_amount(net, scale),
+                    net_minor: net,
+                }
+            })
+            .collect();
+        let settle_date = date.to_string();
+        Ok(SettlementReport {
+            settle_date,
+            trades: trades.len() as u64,
+            legs_posted: posts.len() as u64,
+            lines,
+        })
+    }
+
+    /// Moves `amount` minor units of `asset` from the external account to `owner` (a deposit
+    /// that has cleared), under the client's transfer id; a retry is answered as stored.
+    pub fn deposit(
+        &mut self,
+        id: TransferId,
+        owner: &str,
+        asset: &str,
+        amount: u64,
+        now_ns: u64,
+    ) -> Result<Created, PaymentError> {
+        let (account, external) = self.payment_accounts(id, owner, asset)?;
+        let t = Transfer { code: codes::DEPOSIT, ..Transfer::posted(id, external, account, amount) };
+        self.single(t, now_ns)
+    }
+
+    /// Moves `amount` minor units of `asset` from `owner` to the external account; refused
+    /// when more than the owner's available (holds and unsettled sales count against it).
+    pub fn withdraw(
+        &mut self,
+        id: TransferId,
+        owner: &str,
+        asset: &str,
+        amount: u64,
+        now_ns: u64,
+    ) -> Result<Created, PaymentError> {
+        let (account, external) = self.payment_accounts(id, owner, asset)?;
+        let t = Transfer { code: codes::WITHDRAWAL, ..Transfer::posted(id, account, external, amount) };
+        self.single(t, now_ns)
+    }
+
+    fn payment_accounts(
+        &self,
+        id: TransferId,
+        owner: &str,
+        asset: &str,
+    ) -> Result<(AccountIdx, AccountIdx), PaymentError> {
+        if id > CLIENT_ID_MAX {
+            return Err(PaymentError::IdReserved);
+        }
+        let asset_id: AssetId =
+            self.ledger.asset_id(asset).ok_or_else(|| PaymentError::UnknownAsset(asset.to_string()))?;
+        let account = self
+            .ledger
+            .account(owner, asset_id)
+            .filter(|idx| self.ledger.account_info(*idx).is_some_and(|(_, _, k)| k == AccountKind::User))
+            .ok_or_else(|| PaymentError::UnknownAccount {
+                owner: owner.to_string(),
+                asset: asset.to_string(),
+            })?;
+        Ok((account, self.external_accounts[asset_id.0 as usize]))
+    }
+
+    fn single(&mut self, t: Transfer, now_ns: u64) -> Result<Created, PaymentError> {
+        let result = self.ledger.create_transfers(&[t], now_ns)?.remove(0);
+        self.store.commit(&self.ledger.take_commit())?;
+        Ok(result?)
+    }
+
+    /// Reserves `amount` of `owner`'s `asset` for an open order under `id`.
+    pub fn place_hold(
+        &mut self,
+        id: u128,
+        owner: &str,
+        asset: &str,
+        amount: u64,
+    ) -> Result<Created, PaymentError> {
+        let (account, _) = self.payment_accounts(0, owner, asset)?;
+        let r = self.ledger.place_hold(crate::ledger::Hold { id, account, amount });
+        self.store.commit(&self.ledger.take_commit())?;
+        Ok(r?)
+    }
+
+    /// Releases `amount` (all when `None`) of hold `id`; returns what is still held.
+    pub fn release_hold(&mut self, id: u128, amount: Option<u64>) -> Result<u64, PaymentError> {
+        let r = self.ledger.release_hold(id, amount);
+        self.store.commit(&self.ledger.take_commit())?;
+        Ok(r?)
+    }
+
+    /// Gives the store back (to reopen it, as after a restart).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+}
+
+/// A fee of `bps` basis points on `cash`, rounded up to the minor unit: a venue never
+/// undercharges by rounding, and a fee on a positive trade is never zero when bps is not.
+pub fn fee_minor(cash: u64, bps: u32) -> u64 {
+    let fee = (u128::from(cash) * u128::from(bps)).div_ceil(10_000);
+    // bps ≤ FEE_BPS_MAX (10%), so the fee is below cash and fits.
+    fee as u64
+}
+
+/// The settlement date of a day number, as text (for reports of stored legs).
+pub fn settle_date_text(day: u32) -> String {
+    date_of_day(day).to_string()
+}
