@@ -407,7 +407,7 @@ impl<S: Store> Settlement<S> {
             return Ok(Err(format!("{what}: {error}")));
         }
         // A replay of a leg already stored (`AlreadyExists`) must not be queued again.
-        if results.iter().any(|r| *r == Ok(Created::AlreadyExists)) {
+        if results.contains(&Ok(Created::AlreadyExists)) {
             self.legs.clear();
         }
         Ok(Ok(day))
