@@ -7,6 +7,7 @@
 //! even a second booking attempt of one trade would be answered "already exists".
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use engine::{AccountId, Event, EventKind, Side, SymbolId};
 use rustc_hash::FxHashMap;
@@ -14,11 +15,12 @@ use serde::Serialize;
 use time::Date;
 
 use crate::asset::{format_amount, AssetId};
+use crate::buying_power::BuyingPower;
 use crate::calendar::{date_of_day, day_number};
 use crate::config::{ConfigError, Rules, SettlementConfig, SymbolRule, EXTERNAL_OWNER};
 use crate::ledger::{
-    codes, AccountError, AccountIdx, AccountKind, Created, HoldError, Ledger, PendingState, Rejection,
-    RestoreError, Transfer, TransferError, TransferId, TransferKind,
+    codes, AccountError, AccountIdx, AccountKind, Created, Hold, HoldError, HoldId, Ledger, PendingState,
+    Rejection, RestoreError, Transfer, TransferError, TransferId, TransferKind,
 };
 use crate::store::{Store, StoreError};
 
@@ -27,6 +29,8 @@ use crate::store::{Store, StoreError};
 const TRADE_ID_TAG: u128 = 0x01 << 120;
 /// Tag of the posts that settle trade legs.
 const SETTLE_ID_TAG: u128 = 0x02 << 120;
+/// Tag of the holds the follower places for open orders (`tag | order_id`).
+const ORDER_HOLD_TAG: u128 = 0x03 << 120;
 /// Largest transfer id a client (deposits, withdrawals) may mint.
 pub const CLIENT_ID_MAX: u128 = (1 << 120) - 1;
 
@@ -104,6 +108,10 @@ pub struct Applied {
     pub rejected: u64,
     /// Other events (cursor advanced, nothing booked).
     pub other: u64,
+    /// Open-order holds placed or resized.
+    pub holds: u64,
+    /// Accepted orders whose hold did not fit the account's available (no hold placed).
+    pub holds_refused: u64,
 }
 
 /// A settlement batch: what moved per account and asset when the due trades settled.
@@ -172,6 +180,9 @@ pub struct Settlement<S: Store> {
     rejections: Vec<Rejection>,
     legs: Vec<Transfer>,
     batch_max: usize,
+    buying_power: Arc<BuyingPower>,
+    /// Ledger account → its buying-power cell (`u32::MAX`: not a venue account).
+    cell_of: Vec<u32>,
 }
 
 impl<S: Store> Settlement<S> {
@@ -206,6 +217,12 @@ impl<S: Store> Settlement<S> {
                 user_accounts.push(ledger.open_account(owner, asset, AccountKind::User)?);
             }
         }
+        let buying_power = Arc::new(BuyingPower::new(accounts.len(), names.clone()));
+        let mut cell_of = vec![u32::MAX; ledger.account_count() as usize];
+        for (cell, idx) in user_accounts.iter().enumerate() {
+            cell_of[idx.0 as usize] = cell as u32;
+            buying_power.publish(cell, ledger.balances(*idx).map_or(0, |b| b.available()));
+        }
         store.commit(&ledger.take_commit())?;
         let by_name: FxHashMap<&str, SymbolRule> =
             rules.symbols.iter().map(|(n, r)| (n.as_str(), *r)).collect();
@@ -232,7 +249,27 @@ impl<S: Store> Settlement<S> {
             rejections,
             legs: Vec::with_capacity(4),
             batch_max: config.limits.batch_transfers_max as usize,
+            buying_power,
+            cell_of,
         })
+    }
+
+    /// Writes the ledger's changes in one transaction, then publishes the changed accounts'
+    /// available amounts (durable first, visible second).
+    fn commit(&mut self) -> Result<(), StoreError> {
+        let commit = self.ledger.take_commit();
+        self.store.commit(&commit)?;
+        for a in &commit.accounts {
+            if let Some(&cell) = self.cell_of.get(a.idx.0 as usize).filter(|c| **c != u32::MAX) {
+                self.buying_power.publish(cell as usize, a.balances.available());
+            }
+        }
+        Ok(())
+    }
+
+    /// The buying-power table the pre-trade check reads (shared, lock-free).
+    pub fn buying_power(&self) -> Arc<BuyingPower> {
+        Arc::clone(&self.buying_power)
     }
 
     /// The ledger (read-only).
@@ -294,27 +331,67 @@ impl<S: Store> Settlement<S> {
             }
             cursor = event.seq;
             match event.kind {
-                EventKind::Trade { .. } => match self.book_trade(event)? {
-                    Ok(day) => {
-                        applied.trades += 1;
-                        for leg in &self.legs {
-                            booked_days.push((day, leg.id));
+                EventKind::Accepted { account, symbol, order_id, side, price, qty, .. } => {
+                    applied.other += 1;
+                    match self.hold_order(account, symbol, order_id, side, price.0, qty) {
+                        Some(true) => applied.holds += 1,
+                        Some(false) => applied.holds_refused += 1,
+                        None => {}
+                    }
+                }
+                EventKind::Replaced { account, symbol, order_id, price, leaves_qty, .. } => {
+                    applied.other += 1;
+                    // A replace keeps the side; the old hold says which it was.
+                    let side = self
+                        .ledger
+                        .hold(ORDER_HOLD_TAG | u128::from(order_id))
+                        .and_then(|h| self.side_of(h, symbol));
+                    self.resize_order_hold(order_id, 0);
+                    if let Some(side) = side {
+                        match self.hold_order(account, symbol, order_id, side, price.0, leaves_qty) {
+                            Some(true) => applied.holds += 1,
+                            Some(false) => applied.holds_refused += 1,
+                            None => {}
                         }
                     }
-                    Err(reason) => {
-                        applied.rejected += 1;
-                        let rejection = Rejection { seq: event.seq, reason };
-                        self.ledger.record_rejection(rejection.clone());
-                        self.rejections.push(rejection);
+                }
+                EventKind::Canceled { order_id, .. } | EventKind::Expired { order_id, .. } => {
+                    applied.other += 1;
+                    self.resize_order_hold(order_id, 0);
+                }
+                EventKind::Trade {
+                    maker_order_id,
+                    maker_leaves_qty,
+                    taker_order_id,
+                    taker_leaves_qty,
+                    ..
+                } => {
+                    // The orders' holds shrink to what their rest may still cost before the
+                    // trade's legs need those funds.
+                    self.resize_order_hold(maker_order_id, maker_leaves_qty);
+                    self.resize_order_hold(taker_order_id, taker_leaves_qty);
+                    match self.book_trade(event)? {
+                        Ok(day) => {
+                            applied.trades += 1;
+                            for leg in &self.legs {
+                                booked_days.push((day, leg.id));
+                            }
+                        }
+                        Err(reason) => {
+                            applied.rejected += 1;
+                            let rejection = Rejection { seq: event.seq, reason };
+                            self.ledger.record_rejection(rejection.clone());
+                            self.rejections.push(rejection);
+                        }
                     }
-                },
+                }
                 _ => applied.other += 1,
             }
         }
         if cursor != self.ledger.cursor() {
             self.ledger.set_cursor(cursor);
         }
-        self.store.commit(&self.ledger.take_commit())?;
+        self.commit()?;
         for (day, id) in booked_days {
             self.unsettled.entry(day).or_default().push(id);
         }
@@ -413,6 +490,55 @@ impl<S: Store> Settlement<S> {
         Ok(Ok(day))
     }
 
+    /// Places the hold of an accepted limit order: a buy holds its worst-case cash (limit
+    /// price, the larger fee), a sell its assets. `None` when nothing is held (market buy,
+    /// unknown symbol or account), else whether the hold fit the account's available.
+    fn hold_order(
+        &mut self,
+        account: AccountId,
+        symbol: SymbolId,
+        order_id: u64,
+        side: Side,
+        price_ticks: i64,
+        qty: u64,
+    ) -> Option<bool> {
+        let rule = self.symbol_rule(symbol)?;
+        let owner = self.owner_of(account)?;
+        let n = self.rules.assets.len();
+        let (asset, unit) = match side {
+            Side::Sell => (rule.base, rule.base_minor_per_qty),
+            Side::Buy => {
+                let price = u64::try_from(price_ticks).ok().filter(|p| *p > 0)?;
+                let cash = price.checked_mul(rule.quote_minor_per_tick_qty)?;
+                let fee = fee_minor(cash, rule.maker_fee_bps.max(rule.taker_fee_bps));
+                (rule.quote, cash.checked_add(fee)?)
+            }
+        };
+        let amount = qty.checked_mul(unit).filter(|a| *a > 0)?;
+        let account = self.user_accounts[owner * n + asset.0 as usize];
+        let hold = Hold { id: ORDER_HOLD_TAG | u128::from(order_id), account, amount, user_data_64: unit };
+        Some(self.ledger.place_hold(hold).is_ok())
+    }
+
+    /// Shrinks an order's hold to `leaves_qty` times its unit cost (releases it at 0).
+    fn resize_order_hold(&mut self, order_id: u64, leaves_qty: u64) {
+        let id: HoldId = ORDER_HOLD_TAG | u128::from(order_id);
+        let Some(hold) = self.ledger.hold(id) else { return };
+        let target = leaves_qty.saturating_mul(hold.user_data_64);
+        if target < hold.amount {
+            // Cannot fail: the hold exists and the amount is positive and at most its own.
+            let _ = self.ledger.release_hold(id, Some(hold.amount - target));
+        }
+    }
+
+    /// The side of an order's hold: it holds the symbol's quote asset for a buy, its base
+    /// for a sell (the two differ, config validation says so).
+    fn side_of(&self, hold: Hold, symbol: SymbolId) -> Option<Side> {
+        let rule = self.symbol_rule(symbol)?;
+        let (_, asset, _) = self.ledger.account_info(hold.account)?;
+        Some(if asset == rule.quote { Side::Buy } else { Side::Sell })
+    }
+
     fn describe_failure(
         &self,
         results: &[Result<Created, TransferError>],
@@ -473,7 +599,7 @@ impl<S: Store> Settlement<S> {
             // A pending with no timeout cannot expire, and one still pending can always post.
             assert!(results.iter().all(Result::is_ok), "posting a due trade leg failed: {results:?}");
         }
-        self.store.commit(&self.ledger.take_commit())?;
+        self.commit()?;
         for day in due_days {
             self.unsettled.remove(&day);
         }
@@ -555,7 +681,7 @@ impl<S: Store> Settlement<S> {
 
     fn single(&mut self, t: Transfer, now_ns: u64) -> Result<Created, PaymentError> {
         let result = self.ledger.create_transfers(&[t], now_ns)?.remove(0);
-        self.store.commit(&self.ledger.take_commit())?;
+        self.commit()?;
         Ok(result?)
     }
 
@@ -568,15 +694,15 @@ impl<S: Store> Settlement<S> {
         amount: u64,
     ) -> Result<Created, PaymentError> {
         let (account, _) = self.payment_accounts(0, owner, asset)?;
-        let r = self.ledger.place_hold(crate::ledger::Hold { id, account, amount });
-        self.store.commit(&self.ledger.take_commit())?;
+        let r = self.ledger.place_hold(crate::ledger::Hold { id, account, amount, user_data_64: 0 });
+        self.commit()?;
         Ok(r?)
     }
 
     /// Releases `amount` (all when `None`) of hold `id`; returns what is still held.
     pub fn release_hold(&mut self, id: u128, amount: Option<u64>) -> Result<u64, PaymentError> {
         let r = self.ledger.release_hold(id, amount);
-        self.store.commit(&self.ledger.take_commit())?;
+        self.commit()?;
         Ok(r?)
     }
 

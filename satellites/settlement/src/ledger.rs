@@ -211,6 +211,8 @@ pub struct Hold {
     pub account: AccountIdx,
     /// Minor units held, positive.
     pub amount: u64,
+    /// Free for the caller (the follower stores an open order's cost per unit here).
+    pub user_data_64: u64,
 }
 
 /// An account as stored: identity and counters.
@@ -871,6 +873,9 @@ impl Ledger {
             if existing.amount != hold.amount {
                 return Err(HoldError::IdReused { field: "amount" });
             }
+            if existing.user_data_64 != hold.user_data_64 {
+                return Err(HoldError::IdReused { field: "user_data_64" });
+            }
             return Ok(Created::AlreadyExists);
         }
         if self.holds.len() as u32 >= self.limits.holds_max {
@@ -1366,19 +1371,22 @@ mod tests {
     #[test]
     fn holds_lower_available_and_block_overdraft() {
         let (mut l, _, a, b) = funded();
-        l.place_hold(Hold { id: 7, account: a, amount: 900 }).unwrap();
+        l.place_hold(Hold { id: 7, account: a, amount: 900, user_data_64: 0 }).unwrap();
         assert_eq!(l.balances(a).unwrap().available(), 100);
         assert_eq!(
             l.create_transfers(&[Transfer::posted(2, a, b, 101)], 0).unwrap()[0],
             Err(TransferError::Overdraft { available: 100, amount: 101 })
         );
         assert_eq!(
-            l.place_hold(Hold { id: 8, account: a, amount: 101 }),
+            l.place_hold(Hold { id: 8, account: a, amount: 101, user_data_64: 0 }),
             Err(HoldError::Overdraft { available: 100, amount: 101 })
         );
-        assert_eq!(l.place_hold(Hold { id: 7, account: a, amount: 900 }), Ok(Created::AlreadyExists));
         assert_eq!(
-            l.place_hold(Hold { id: 7, account: a, amount: 1 }),
+            l.place_hold(Hold { id: 7, account: a, amount: 900, user_data_64: 0 }),
+            Ok(Created::AlreadyExists)
+        );
+        assert_eq!(
+            l.place_hold(Hold { id: 7, account: a, amount: 1, user_data_64: 0 }),
             Err(HoldError::IdReused { field: "amount" })
         );
         assert_eq!(l.release_hold(7, Some(400)), Ok(500));
@@ -1396,7 +1404,7 @@ mod tests {
         let (mut l, _, a, b) = funded();
         let p = Transfer { kind: TransferKind::Pending { timeout_ns: 0 }, ..Transfer::posted(2, a, b, 100) };
         l.create_transfers(&[p], 0).unwrap();
-        l.place_hold(Hold { id: 1, account: a, amount: 50 }).unwrap();
+        l.place_hold(Hold { id: 1, account: a, amount: 50, user_data_64: 0 }).unwrap();
         l.set_cursor(42);
         l.take_commit();
         let snapshot = snapshot_of(&l);
@@ -1424,7 +1432,10 @@ mod tests {
             l.create_transfers(&[t(3), t(4), t(5)], 0),
             Err(TransferError::BatchTooLong { .. })
         ));
-        assert_eq!(l.place_hold(Hold { id: 1, account: x, amount: 1 }), Err(HoldError::Full(0)));
+        assert_eq!(
+            l.place_hold(Hold { id: 1, account: x, amount: 1, user_data_64: 0 }),
+            Err(HoldError::Full(0))
+        );
     }
 
     pub(crate) fn snapshot_of(l: &Ledger) -> Snapshot {

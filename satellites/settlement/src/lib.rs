@@ -13,6 +13,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod asset;
+pub mod buying_power;
 pub mod calendar;
 pub mod config;
 pub mod follower;
@@ -20,6 +21,7 @@ pub mod ledger;
 pub mod store;
 
 pub use asset::{format_amount, parse_amount, AmountError, Asset, AssetId};
+pub use buying_power::BuyingPower;
 pub use calendar::Calendar;
 pub use config::{ConfigError, SettlementConfig, SymbolConfig};
 pub use follower::{Applied, PaymentError, ReportLine, Settlement, SettlementError, SettlementReport};

@@ -102,7 +102,7 @@ fn round_trip(b: &dyn Backend) {
         ..Transfer::posted(big, bank, alice, u64::MAX / 2)
     };
     l.create_transfers(&[deposit, pending(2, alice, bob, 500)], 10).unwrap();
-    l.place_hold(Hold { id: big, account: alice, amount: 250 }).unwrap();
+    l.place_hold(Hold { id: big, account: alice, amount: 250, user_data_64: u64::MAX }).unwrap();
     l.record_rejection(Rejection { seq: 6, reason: "seller short of BTC".into() });
     l.set_cursor(7);
     let c = l.take_commit();
@@ -115,7 +115,7 @@ fn round_trip(b: &dyn Backend) {
     assert_eq!(snapshot.rejections, vec![Rejection { seq: 6, reason: "seller short of BTC".into() }]);
     assert_eq!(snapshot.transfers.len(), 2);
     assert_eq!(snapshot.transfers[1].transfer, deposit);
-    assert_eq!(snapshot.holds, vec![Hold { id: big, account: alice, amount: 250 }]);
+    assert_eq!(snapshot.holds, vec![Hold { id: big, account: alice, amount: 250, user_data_64: u64::MAX }]);
     let back = Ledger::restore(assets(), LedgerLimits::default(), snapshot).unwrap();
     for idx in [bank, alice, bob] {
         assert_eq!(back.balances(idx), l.balances(idx));
@@ -153,8 +153,8 @@ fn holds(b: &dyn Backend) {
     let bank = l.open_account("bank", "BTC", AccountKind::System).unwrap();
     let a = l.open_account("a", "BTC", AccountKind::User).unwrap();
     l.create_transfers(&[Transfer::posted(1, bank, a, 1_000)], 0).unwrap();
-    l.place_hold(Hold { id: 5, account: a, amount: 600 }).unwrap();
-    l.place_hold(Hold { id: 6, account: a, amount: 100 }).unwrap();
+    l.place_hold(Hold { id: 5, account: a, amount: 600, user_data_64: 0 }).unwrap();
+    l.place_hold(Hold { id: 6, account: a, amount: 100, user_data_64: 0 }).unwrap();
     let mut s = b.open();
     s.commit(&l.take_commit()).unwrap();
     l.release_hold(5, Some(200)).unwrap();
@@ -162,7 +162,7 @@ fn holds(b: &dyn Backend) {
     s.commit(&l.take_commit()).unwrap();
     drop(s);
     let back = restore(&mut b.open());
-    assert_eq!(back.hold(5), Some(Hold { id: 5, account: a, amount: 400 }));
+    assert_eq!(back.hold(5), Some(Hold { id: 5, account: a, amount: 400, user_data_64: 0 }));
     assert_eq!(back.hold(6), None);
     assert_eq!(back.balances(a).unwrap().available(), 600);
 }

@@ -15,7 +15,7 @@ pub(crate) const LAYOUT_VERSION: u64 = 1;
 pub(crate) const TRANSFER_BYTES: usize = 4 + 4 + 8 + 1 + 16 + 1 + 2 + 8 + 4 + 8 + 1;
 
 /// Bytes of an encoded hold.
-pub(crate) const HOLD_BYTES: usize = 4 + 8;
+pub(crate) const HOLD_BYTES: usize = 4 + 8 + 8;
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -178,11 +178,12 @@ pub(crate) fn decode_account(idx: u32, bytes: &[u8]) -> Result<AccountRecord, St
 pub(crate) fn encode_hold(h: &Hold) -> [u8; HOLD_BYTES] {
     let mut out = [0u8; HOLD_BYTES];
     out[..4].copy_from_slice(&h.account.0.to_le_bytes());
-    out[4..].copy_from_slice(&h.amount.to_le_bytes());
+    out[4..12].copy_from_slice(&h.amount.to_le_bytes());
+    out[12..].copy_from_slice(&h.user_data_64.to_le_bytes());
     out
 }
 
 pub(crate) fn decode_hold(id: u128, bytes: &[u8]) -> Result<Hold, StoreError> {
     let mut r = Reader { bytes, what: "hold" };
-    Ok(Hold { id, account: AccountIdx(r.u32()?), amount: r.u64()? })
+    Ok(Hold { id, account: AccountIdx(r.u32()?), amount: r.u64()?, user_data_64: r.u64()? })
 }

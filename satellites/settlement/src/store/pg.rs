@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS ledger_transfers (
 CREATE TABLE IF NOT EXISTS ledger_holds (
     id NUMERIC(39, 0) PRIMARY KEY,
     account INTEGER NOT NULL,
-    amount NUMERIC(20, 0) NOT NULL
+    amount NUMERIC(20, 0) NOT NULL,
+    user_data_64 NUMERIC(20, 0) NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settlement_rejections (
     seq NUMERIC(20, 0) PRIMARY KEY,
@@ -173,12 +174,16 @@ impl Store for PgStore {
                 state,
             });
         }
-        for row in self.client.query("SELECT id::text, account, amount::text FROM ledger_holds", &[])? {
+        for row in self
+            .client
+            .query("SELECT id::text, account, amount::text, user_data_64::text FROM ledger_holds", &[])?
+        {
             let account: i32 = row.get(1);
             snapshot.holds.push(Hold {
                 id: num(row.get(0), "hold")?,
                 account: AccountIdx(account as u32),
                 amount: num64(row.get(2), "hold amount")?,
+                user_data_64: num64(row.get(3), "hold user_data_64")?,
             });
         }
         for row in
@@ -303,9 +308,10 @@ impl Store for PgStore {
         }
         for h in &commit.holds_placed {
             tx.execute(
-                "INSERT INTO ledger_holds VALUES ($1::text::numeric, $2, $3::text::numeric)
-                 ON CONFLICT (id) DO UPDATE SET account = EXCLUDED.account, amount = EXCLUDED.amount",
-                &[&h.id.to_string(), &(h.account.0 as i32), &h.amount.to_string()],
+                "INSERT INTO ledger_holds VALUES ($1::text::numeric, $2, $3::text::numeric, $4::text::numeric)
+                 ON CONFLICT (id) DO UPDATE SET account = EXCLUDED.account, amount = EXCLUDED.amount,
+                     user_data_64 = EXCLUDED.user_data_64",
+                &[&h.id.to_string(), &(h.account.0 as i32), &h.amount.to_string(), &h.user_data_64.to_string()],
             )?;
         }
         if !commit.holds_released.is_empty() {

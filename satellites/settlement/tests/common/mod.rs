@@ -86,3 +86,69 @@ pub fn trade(
 pub fn status(seq: u64, ts: u64) -> Event {
     Event { seq, command_seq: seq, ts, kind: EventKind::TradingStatus { symbol: 0, halted: false } }
 }
+
+/// An order accepted.
+pub fn accepted(
+    seq: u64,
+    account: u32,
+    symbol: u32,
+    order_id: u64,
+    side: Side,
+    price_ticks: i64,
+    qty: u64,
+) -> Event {
+    let id = ClOrdId::from_bytes(b"x").expect("id");
+    let kind = EventKind::Accepted { account, id, symbol, order_id, side, price: Price(price_ticks), qty };
+    Event { seq, command_seq: seq, ts: MONDAY_10H_NS, kind }
+}
+
+/// An order canceled by its owner.
+pub fn canceled(seq: u64, account: u32, symbol: u32, order_id: u64, leaves_qty: u64) -> Event {
+    let id = ClOrdId::from_bytes(b"x").expect("id");
+    let reason = engine::CancelReason::User;
+    let kind = EventKind::Canceled { account, id, symbol, order_id, reason, leaves_qty };
+    Event { seq, command_seq: seq, ts: MONDAY_10H_NS, kind }
+}
+
+/// An order replaced.
+pub fn replaced(
+    seq: u64,
+    account: u32,
+    symbol: u32,
+    order_id: u64,
+    price_ticks: i64,
+    leaves_qty: u64,
+) -> Event {
+    let id = ClOrdId::from_bytes(b"y").expect("id");
+    let kind = EventKind::Replaced {
+        account,
+        orig_id: ClOrdId::from_bytes(b"x").expect("id"),
+        id,
+        symbol,
+        order_id,
+        price: Price(price_ticks),
+        qty: leaves_qty,
+        leaves_qty,
+    };
+    Event { seq, command_seq: seq, ts: MONDAY_10H_NS, kind }
+}
+
+/// A trade against specific orders.
+#[allow(clippy::too_many_arguments)]
+pub fn fill(
+    seq: u64,
+    price_ticks: i64,
+    qty: u64,
+    maker: (u32, u64, u64),
+    taker: (u32, u64, u64),
+    aggressor: Side,
+) -> Event {
+    let mut e = trade(seq, MONDAY_10H_NS, 0, price_ticks, qty, maker.0, taker.0, aggressor);
+    if let EventKind::Trade { maker_order_id, maker_leaves_qty, taker_order_id, taker_leaves_qty, .. } =
+        &mut e.kind
+    {
+        (*maker_order_id, *maker_leaves_qty) = (maker.1, maker.2);
+        (*taker_order_id, *taker_leaves_qty) = (taker.1, taker.2);
+    }
+    e
+}
