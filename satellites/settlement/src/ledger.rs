@@ -9,7 +9,7 @@
 //! [`Store`](crate::Store) writes in one transaction.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -558,6 +558,8 @@ pub struct Ledger {
     balances: Vec<Balances>,
     by_key: FxHashMap<(String, AssetId), AccountIdx>,
     transfers: FxHashMap<TransferId, StoredTransfer>,
+    /// Transfer ids in order, for paged reads of the entries.
+    ordered: BTreeSet<TransferId>,
     /// Pending transfers with a timeout, by expiry time. Entries of pendings that were posted
     /// or voided stay until popped; an entry is live only while its transfer is still pending.
     expiries: BinaryHeap<Reverse<(u64, TransferId)>>,
@@ -583,6 +585,7 @@ impl Ledger {
             balances: Vec::new(),
             by_key: FxHashMap::default(),
             transfers: FxHashMap::default(),
+            ordered: BTreeSet::new(),
             expiries: BinaryHeap::new(),
             holds: FxHashMap::default(),
             cursor: 0,
@@ -660,6 +663,7 @@ impl Ledger {
                 _ => {}
             }
             ledger.transfers.insert(t.transfer.id, *t);
+            ledger.ordered.insert(t.transfer.id);
         }
         for h in holds {
             if h.account.0 >= n {
@@ -734,6 +738,15 @@ impl Ledger {
     /// Iterates over stored transfers (any order).
     pub fn transfers(&self) -> impl Iterator<Item = &StoredTransfer> {
         self.transfers.values()
+    }
+
+    /// Stored transfers in id order, starting after `after` (from the first when `None`).
+    pub fn transfers_after(&self, after: Option<TransferId>) -> impl Iterator<Item = &StoredTransfer> {
+        let start = match after {
+            Some(id) => std::ops::Bound::Excluded(id),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.ordered.range((start, std::ops::Bound::Unbounded)).filter_map(|id| self.transfers.get(id))
     }
 
     /// An open hold.
@@ -1027,6 +1040,7 @@ impl Ledger {
                 Undo::Balances(i, b) => self.balances[i as usize] = b,
                 Undo::TransferInserted(id) => {
                     self.transfers.remove(&id);
+                    self.ordered.remove(&id);
                 }
                 Undo::PendingState(id, s) => {
                     if let Some(t) = self.transfers.get_mut(&id) {
@@ -1134,6 +1148,7 @@ impl Ledger {
         }
         let stored = StoredTransfer { transfer: *t, ts_ns: now_ns, state };
         self.transfers.insert(t.id, stored);
+        self.ordered.insert(t.id);
         self.undo.push(Undo::TransferInserted(t.id));
         self.commit.transfers.push(stored);
         Ok(Created::New)

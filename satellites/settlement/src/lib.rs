@@ -5,6 +5,8 @@
 //!   linked chains, holds, and the per-asset zero-sum invariant asserted at every commit.
 //! - [`follower`]: trade settlement: engine events in seq order → delivery-versus-payment
 //!   legs in pending balances → posted on T+N business days, with a durable cursor.
+//! - [`buying_power`]: available per venue account and asset, for the pre-trade check.
+//! - [`api`]: read endpoints (axum) and their OpenAPI document.
 //! - [`store`]: where commits go, in one transaction each: redb by default, PostgreSQL when
 //!   configured; both pass one conformance suite.
 //!
@@ -12,6 +14,7 @@
 //! account that may go negative, because its balance mirrors money outside the ledger).
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod api;
 pub mod asset;
 pub mod buying_power;
 pub mod calendar;
