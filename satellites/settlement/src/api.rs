@@ -260,7 +260,6 @@ fn code_name(code: u16) -> &'static str {
         codes::TRADE_CASH => "trade_cash",
         codes::FEE_MAKER => "fee_maker",
         codes::FEE_TAKER => "fee_taker",
-        codes::SETTLEMENT_NET => "settlement_net",
         _ => "other",
     }
 }
@@ -379,7 +378,7 @@ pub fn openapi_document() -> serde_json::Value {
                 "kind": { "type": "string", "enum": ["posted", "pending", "post_pending", "void_pending"] },
                 "pending_id": { "type": "string" },
                 "state": { "type": "string", "enum": ["pending", "posted", "voided", "expired"] },
-                "code": { "type": "string", "enum": ["deposit", "withdrawal", "trade_asset", "trade_cash", "fee_maker", "fee_taker", "settlement_net", "other"] },
+                "code": { "type": "string", "enum": ["deposit", "withdrawal", "trade_asset", "trade_cash", "fee_maker", "fee_taker", "other"] },
                 "event_seq": { "type": "integer" }, "settle_date": { "type": "string", "format": "date" },
                 "ts_ns": { "type": "integer" } } }
         } }

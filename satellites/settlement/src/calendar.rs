@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use time::{Date, Duration, OffsetDateTime, Time, Weekday};
+use time::{Date, OffsetDateTime, Time, Weekday};
 
 /// Julian day number of 1970-01-01, to turn dates into day numbers and back.
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
@@ -77,11 +77,6 @@ pub fn day_number(date: Date) -> u32 {
 /// The date of a day number.
 pub fn date_of_day(day: u32) -> Date {
     Date::from_julian_day(UNIX_EPOCH_JULIAN_DAY + day as i32).unwrap_or(Date::MIN)
-}
-
-/// The date `days` after `date` (calendar days), for tests and reports.
-pub fn plus_days(date: Date, days: i64) -> Date {
-    date.checked_add(Duration::days(days)).unwrap_or(date)
 }
 
 #[cfg(test)]

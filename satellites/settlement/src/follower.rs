@@ -16,7 +16,7 @@ use time::Date;
 
 use crate::asset::{format_amount, AssetId};
 use crate::buying_power::BuyingPower;
-use crate::calendar::{date_of_day, day_number};
+use crate::calendar::day_number;
 use crate::config::{ConfigError, Rules, SettlementConfig, SymbolRule, EXTERNAL_OWNER};
 use crate::ledger::{
     codes, AccountError, AccountIdx, AccountKind, Created, Hold, HoldError, HoldId, Ledger, PendingState,
@@ -718,9 +718,4 @@ pub fn fee_minor(cash: u64, bps: u32) -> u64 {
     let fee = (u128::from(cash) * u128::from(bps)).div_ceil(10_000);
     // bps ≤ FEE_BPS_MAX (10%), so the fee is below cash and fits.
     fee as u64
-}
-
-/// The settlement date of a day number, as text (for reports of stored legs).
-pub fn settle_date_text(day: u32) -> String {
-    date_of_day(day).to_string()
 }

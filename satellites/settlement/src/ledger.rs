@@ -150,8 +150,6 @@ pub mod codes {
     pub const FEE_MAKER: u16 = 12;
     /// Taker fee to the venue's fee account.
     pub const FEE_TAKER: u16 = 13;
-    /// Net movement of one account in a settlement batch, through the clearing account.
-    pub const SETTLEMENT_NET: u16 = 20;
 }
 
 /// Where a pending transfer stands.
