@@ -354,3 +354,26 @@ pub(crate) mod tests {
         assert!(matches!(c.rules(), Err(ConfigError::FeeOwner(_))));
     }
 }
+
+#[cfg(test)]
+mod toml_tests {
+    use super::*;
+
+    /// The example in docs/settlement.md parses and checks.
+    #[test]
+    fn the_documented_table_parses() {
+        let doc = include_str!("../../../docs/settlement.md");
+        let start = doc.find("```toml\n[settlement]").expect("a toml example") + "```toml\n".len();
+        let text = &doc[start..start + doc[start..].find("```").expect("closed")];
+        #[derive(Deserialize)]
+        struct Venue {
+            settlement: SettlementConfig,
+        }
+        let venue: Venue = toml::from_str(text).expect("the documented TOML parses");
+        let rules = venue.settlement.rules().expect("and checks");
+        assert_eq!(rules.symbols[0].1.base_minor_per_qty, 1_000_000);
+        assert_eq!(venue.settlement.store, StoreConfig::Redb { path: "var/settlement.redb".into() });
+        let unknown = toml::from_str::<Venue>(&text.replace("cutoff_utc", "cutoff"));
+        assert!(unknown.is_err(), "unknown keys are refused");
+    }
+}
