@@ -27,6 +27,9 @@ enum Op {
     Trade { symbol: u32, price: i64, qty: u64, maker: u32, taker: u32, buy: bool, day: u64, minute: u64 },
     Status,
     Settle { day: u64 },
+    Order { owner: usize, buy: bool, price: i64, qty: u64 },
+    Cancel { pick: usize },
+    Fill { pick: usize, qty: u64, taker: u32 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,6 +43,9 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         1 => Just(Op::Status),
         2 => (0..12u64).prop_map(|day| Op::Settle { day }),
+        3 => (0..3usize, any::<bool>(), 1..2_000i64, 1..40u64).prop_map(|(owner, buy, price, qty)| Op::Order { owner, buy, price, qty }),
+        1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
+        3 => (any::<usize>(), 1..40u64, 0..3u32).prop_map(|(pick, qty, taker)| Op::Fill { pick, qty, taker }),
     ]
 }
 
@@ -49,6 +55,8 @@ struct Model {
     b: HashMap<(String, String), Balances>,
     legs: Vec<(u32, String, String, String, u64)>, // (day, debit owner, credit owner, asset, amount)
     holds: Vec<(u128, String, String, u64)>,
+    /// Open orders with a hold: (order id, owner, buy, price, leaves, unit, held).
+    orders: Vec<(u64, usize, bool, i64, u64, u64, u64)>,
 }
 
 impl Model {
@@ -62,6 +70,67 @@ impl Model {
 
 fn day_of(date: time::Date) -> u32 {
     (date.to_julian_day() - 2_440_588) as u32
+}
+
+/// Books a trade in the model: the rules, written out plainly.
+#[allow(clippy::too_many_arguments)]
+fn model_trade(
+    m: &mut Model,
+    calendar: &Calendar,
+    booked: bool,
+    rejected: u64,
+    symbol: u32,
+    price: i64,
+    qty: u64,
+    maker: u32,
+    taker: u32,
+    buy: bool,
+    ts: u64,
+) -> Result<(), TestCaseError> {
+    // The rules, written out: BTC-USD 1 USD tick, 0.01 BTC, 1/5 bps, T+1;
+    // AAPL 0.01 tick, 1 share, 0/10 bps, T+2; ETH-USD does not settle here.
+    let (base, base_per, quote_per, maker_bps, taker_bps, days) = match symbol {
+        0 => ("BTC", 1_000_000u64, 1u64, 1u64, 5u64, 1u32),
+        1 => ("AAPL", 1, 1, 0, 10, 2),
+        _ => {
+            prop_assert_eq!(rejected, 1);
+            return Ok(());
+        }
+    };
+    let (maker, taker) = (OWNERS[maker as usize], OWNERS[taker as usize]);
+    let (buyer, seller) = if buy { (taker, maker) } else { (maker, taker) };
+    let cash = price as u64 * qty * quote_per;
+    let fee = |bps: u64| (cash * bps).div_ceil(10_000);
+    let (maker_fee, taker_fee) = (fee(maker_bps), fee(taker_bps));
+    let seller_fee = if seller == maker { maker_fee } else { taker_fee };
+    let mut legs = Vec::new();
+    if buyer != seller {
+        legs.push((seller, buyer, base, qty * base_per));
+        legs.push((buyer, seller, "USD", cash - seller_fee));
+    }
+    for f in [maker_fee, taker_fee] {
+        if f > 0 {
+            legs.push((buyer, FEES, "USD", f));
+        }
+    }
+    // A leg can be booked only if its debit's available covers it after the
+    // chain's earlier legs (all the buyer's USD legs come out of one account).
+    let mut need: HashMap<(&str, &str), u64> = HashMap::new();
+    for (d, _, a, amt) in &legs {
+        *need.entry((*d, *a)).or_default() += amt;
+    }
+    let ok =
+        !legs.is_empty() && need.iter().all(|((o, a), n)| *o == FEES || m.available(o, a) >= i128::from(*n));
+    prop_assert_eq!(booked, ok, "trade legs {:?}", legs);
+    if ok {
+        let day = day_of(calendar.settle_date(ts, days));
+        for (d, c, a, amt) in legs {
+            m.get(d, a).debits_pending += u128::from(amt);
+            m.get(c, a).credits_pending += u128::from(amt);
+            m.legs.push((day, d.to_string(), c.to_string(), a.to_string(), amt));
+        }
+    }
+    Ok(())
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -124,49 +193,91 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let ts = MONDAY_10H_NS - 10 * 3_600_000_000_000 + day * DAY_NS + minute * 60_000_000_000;
                 let aggressor = if buy { Side::Buy } else { Side::Sell };
                 let applied = s.apply(&trade(seq, ts, symbol, price, qty, maker, taker, aggressor)).unwrap();
-                // The rules, written out: BTC-USD 1 USD tick, 0.01 BTC, 1/5 bps, T+1;
-                // AAPL 0.01 tick, 1 share, 0/10 bps, T+2; ETH-USD does not settle here.
-                let (base, base_per, quote_per, maker_bps, taker_bps, days) = match symbol {
-                    0 => ("BTC", 1_000_000u64, 1u64, 1u64, 5u64, 1u32),
-                    1 => ("AAPL", 1, 1, 0, 10, 2),
-                    _ => {
-                        prop_assert_eq!(applied.rejected, 1);
-                        continue;
-                    }
+                model_trade(
+                    &mut m,
+                    &calendar,
+                    applied.trades == 1,
+                    applied.rejected,
+                    symbol,
+                    price,
+                    qty,
+                    maker,
+                    taker,
+                    buy,
+                    ts,
+                )?;
+            }
+            Op::Order { owner, buy, price, qty } => {
+                seq += 1;
+                let order_id = seq;
+                let side = if buy { Side::Buy } else { Side::Sell };
+                let a = s.apply(&accepted(seq, owner as u32, 0, order_id, side, price, qty)).unwrap();
+                // A buy holds limit price + the larger fee (5 bps, rounded up) per unit of
+                // 0.01 BTC; a sell holds its 1 000 000 satoshi per unit.
+                let (asset, unit) = if buy {
+                    ("USD", price as u64 + (price as u64 * 5).div_ceil(10_000))
+                } else {
+                    ("BTC", 1_000_000)
                 };
-                let (maker, taker) = (OWNERS[maker as usize], OWNERS[taker as usize]);
-                let (buyer, seller) = if buy { (taker, maker) } else { (maker, taker) };
-                let cash = price as u64 * qty * quote_per;
-                let fee = |bps: u64| (cash * bps).div_ceil(10_000);
-                let (maker_fee, taker_fee) = (fee(maker_bps), fee(taker_bps));
-                let seller_fee = if seller == maker { maker_fee } else { taker_fee };
-                let mut legs = Vec::new();
-                if buyer != seller {
-                    legs.push((seller, buyer, base, qty * base_per));
-                    legs.push((buyer, seller, "USD", cash - seller_fee));
-                }
-                for f in [maker_fee, taker_fee] {
-                    if f > 0 {
-                        legs.push((buyer, FEES, "USD", f));
-                    }
-                }
-                // A leg can be booked only if its debit's available covers it after the
-                // chain's earlier legs (all the buyer's USD legs come out of one account).
-                let mut need: HashMap<(&str, &str), u64> = HashMap::new();
-                for (d, _, a, amt) in &legs {
-                    *need.entry((*d, *a)).or_default() += amt;
-                }
-                let ok = !legs.is_empty()
-                    && need.iter().all(|((o, a), n)| *o == FEES || m.available(o, a) >= i128::from(*n));
-                prop_assert_eq!(applied.trades == 1, ok, "trade {:?} legs {:?}", applied, legs);
+                let held = qty * unit;
+                let ok = m.available(OWNERS[owner], asset) >= i128::from(held);
+                prop_assert_eq!((a.holds, a.holds_refused), (u64::from(ok), u64::from(!ok)));
                 if ok {
-                    let day = day_of(calendar.settle_date(ts, days));
-                    for (d, c, a, amt) in legs {
-                        m.get(d, a).debits_pending += u128::from(amt);
-                        m.get(c, a).credits_pending += u128::from(amt);
-                        m.legs.push((day, d.to_string(), c.to_string(), a.to_string(), amt));
-                    }
+                    m.get(OWNERS[owner], asset).held += u128::from(held);
+                    m.orders.push((order_id, owner, buy, price, qty, unit, held));
                 }
+            }
+            Op::Cancel { pick } => {
+                if m.orders.is_empty() {
+                    continue;
+                }
+                let (order_id, owner, buy, _, leaves, _, held) = m.orders.remove(pick % m.orders.len());
+                seq += 1;
+                s.apply(&canceled(seq, owner as u32, 0, order_id, leaves)).unwrap();
+                m.get(OWNERS[owner], if buy { "USD" } else { "BTC" }).held -= u128::from(held);
+            }
+            Op::Fill { pick, qty, taker } => {
+                if m.orders.is_empty() {
+                    continue;
+                }
+                let i = pick % m.orders.len();
+                let (order_id, owner, buy, price, leaves, unit, held) = m.orders[i];
+                let qty = qty.min(leaves);
+                let left = leaves - qty;
+                seq += 1;
+                let aggressor = if buy { Side::Sell } else { Side::Buy };
+                let event = fill(
+                    seq,
+                    price,
+                    qty,
+                    (owner as u32, order_id, left),
+                    (taker, 1_000_000 + seq, 0),
+                    aggressor,
+                );
+                let applied = s.apply(&event).unwrap();
+                // The maker's hold shrinks to its rest before the legs need the funds.
+                let asset = if buy { "USD" } else { "BTC" };
+                m.get(OWNERS[owner], asset).held -= u128::from(held - left * unit);
+                if left == 0 {
+                    m.orders.remove(i);
+                } else {
+                    m.orders[i].4 = left;
+                    m.orders[i].6 = left * unit;
+                }
+                let maker = owner as u32;
+                model_trade(
+                    &mut m,
+                    &calendar,
+                    applied.trades == 1,
+                    applied.rejected,
+                    0,
+                    price,
+                    qty,
+                    maker,
+                    taker,
+                    !buy,
+                    MONDAY_10H_NS,
+                )?;
             }
             Op::Settle { day } => {
                 let date = time::macros::date!(2026 - 12 - 06)
