@@ -51,7 +51,7 @@ fn open(dir: &std::path::Path) -> Settlement<AnyStore> {
     // Funding under fixed ids: after a restart these are answered "already exists".
     for (i, owner) in ["alice", "bob", "carol"].iter().enumerate() {
         let id = 10 * i as u128;
-        s.deposit(id + 1, owner, "USD", 5_000_000_00, 0).unwrap();
+        s.deposit(id + 1, owner, "USD", 5_000_000 * 100, 0).unwrap();
         s.deposit(id + 2, owner, "BTC", 50 * 100_000_000, 0).unwrap();
         s.deposit(id + 3, owner, "AAPL", 5_000, 0).unwrap();
     }
