@@ -3,8 +3,9 @@
 //! three times over; then the stream is fed once more to completion. The ledger must equal
 //! one built from the whole stream in a single run: every trade booked exactly once.
 //!
-//! The child is this test binary run again with `crash_child` and the store's directory in
-//! `SETTLEMENT_CRASH_DIR`.
+//! The child is this test binary run again with `crash_child` and the store in
+//! `SETTLEMENT_CRASH_STORE` (`redb:<dir>` or `postgres:<schema>`). The PostgreSQL round runs
+//! when `SETTLEMENT_PG_URL` is set (`scripts/pg-test.sh`).
 
 mod common;
 
@@ -18,7 +19,7 @@ use settlement::{AccountIdx, AnyStore, Settlement, StoreConfig};
 
 const EVENTS: u64 = 3_000;
 const BATCH: usize = 25;
-const CHILD_ENV: &str = "SETTLEMENT_CRASH_DIR";
+const CHILD_ENV: &str = "SETTLEMENT_CRASH_STORE";
 
 fn events() -> Vec<Event> {
     let mut rng = SmallRng::seed_from_u64(42);
@@ -45,8 +46,20 @@ fn events() -> Vec<Event> {
         .collect()
 }
 
-fn open(dir: &std::path::Path) -> Settlement<AnyStore> {
-    let store = AnyStore::open(&StoreConfig::Redb { path: dir.join("ledger.redb") }).unwrap();
+/// The store named by `spec`: `redb:<dir>` or `postgres:<schema>`.
+fn store_config(spec: &str) -> StoreConfig {
+    match spec.split_once(':') {
+        Some(("redb", dir)) => StoreConfig::Redb { path: std::path::Path::new(dir).join("ledger.redb") },
+        Some(("postgres", schema)) => StoreConfig::Postgres {
+            url: std::env::var("SETTLEMENT_PG_URL").expect("SETTLEMENT_PG_URL"),
+            schema: schema.to_string(),
+        },
+        _ => panic!("bad store spec {spec:?}"),
+    }
+}
+
+fn open(spec: &str) -> Settlement<AnyStore> {
+    let store = AnyStore::open(&store_config(spec)).unwrap();
     let mut s = Settlement::open(&config(), store, &accounts(), &symbols()).unwrap();
     // Funding under fixed ids: after a restart these are answered "already exists".
     for (i, owner) in ["alice", "bob", "carol"].iter().enumerate() {
@@ -60,10 +73,10 @@ fn open(dir: &std::path::Path) -> Settlement<AnyStore> {
 
 /// The child: feed the stream in batches from the stored cursor, saying after each commit.
 #[test]
-#[ignore = "run by `crash_restart_books_every_trade_once` as a child process"]
+#[ignore = "run as a child process by the crash_restart tests"]
 fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let mut s = open(std::path::Path::new(&dir));
+    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let mut s = open(&spec);
     let events = events();
     let from = s.cursor() as usize;
     for batch in events[from..].chunks(BATCH) {
@@ -74,8 +87,24 @@ fn crash_child() {
 }
 
 #[test]
-fn crash_restart_books_every_trade_once() {
+fn crash_restart_books_every_trade_once_redb() {
     let dir = tempfile::tempdir().unwrap();
+    crash_restart(&format!("redb:{}", dir.path().display()));
+}
+
+#[test]
+fn crash_restart_books_every_trade_once_postgres() {
+    let Ok(url) = std::env::var("SETTLEMENT_PG_URL") else {
+        println!("skipping the PostgreSQL crash test: SETTLEMENT_PG_URL is not set (see scripts/pg-test.sh)");
+        return;
+    };
+    let schema = format!("crash_{}", std::process::id());
+    let _ = settlement::PgStore::drop_schema(&url, &schema);
+    crash_restart(&format!("postgres:{schema}"));
+    settlement::PgStore::drop_schema(&url, &schema).unwrap();
+}
+
+fn crash_restart(spec: &str) {
     let exe = std::env::current_exe().unwrap();
     let mut rng = SmallRng::seed_from_u64(7);
     let mut last = 0;
@@ -83,7 +112,7 @@ fn crash_restart_books_every_trade_once() {
         let kill_after = rng.gen_range(2..20);
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--include-ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
+            .env(CHILD_ENV, spec)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -107,13 +136,13 @@ fn crash_restart_books_every_trade_once() {
     assert!(last < EVENTS, "the kills landed before the end of the stream");
 
     let events = events();
-    let mut resumed = open(dir.path());
+    let mut resumed = open(spec);
     assert!(resumed.cursor() >= last, "a committed batch survives SIGKILL");
     resumed.apply_batch(&events).unwrap();
     assert_eq!(resumed.cursor(), EVENTS);
 
     let fresh_dir = tempfile::tempdir().unwrap();
-    let mut once = open(fresh_dir.path());
+    let mut once = open(&format!("redb:{}", fresh_dir.path().display()));
     once.apply_batch(&events).unwrap();
 
     let (a, b) = (resumed.ledger(), once.ledger());
