@@ -117,7 +117,7 @@ fn main() {
     let mut booked = 0;
     for batch in events.chunks(args.batch.max(1)) {
         let applied = s.apply_batch(batch).expect("apply");
-        assert_eq!(applied.rejected, 0, "{:?}", s.rejections().first());
+        assert_eq!(applied.rejected, 0, "{:?}", s.rejections().front());
         booked += applied.trades;
     }
     let book_s = start.elapsed().as_secs_f64();

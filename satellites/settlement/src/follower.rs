@@ -6,7 +6,7 @@
 //! events at or below it are skipped. Transfer ids are derived from the event seq as well, so
 //! even a second booking attempt of one trade would be answered "already exists".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use engine::{AccountId, Event, EventKind, Side, SymbolId};
@@ -33,6 +33,9 @@ const SETTLE_ID_TAG: u128 = 0x02 << 120;
 const ORDER_HOLD_TAG: u128 = 0x03 << 120;
 /// Largest transfer id a client (deposits, withdrawals) may mint.
 pub const CLIENT_ID_MAX: u128 = (1 << 120) - 1;
+
+/// Most recent rejections kept in memory for [`Settlement::rejections`]; the store keeps all.
+pub const REJECTIONS_KEPT_MAX: usize = 10_000;
 
 /// Legs of one trade, each with its own id: `tag | seq << 2 | leg`.
 const LEG_ASSET: u128 = 0;
@@ -177,7 +180,7 @@ pub struct Settlement<S: Store> {
     external_accounts: Vec<AccountIdx>,
     /// Pending trade legs by settlement day.
     unsettled: BTreeMap<u32, Vec<TransferId>>,
-    rejections: Vec<Rejection>,
+    rejections: VecDeque<Rejection>,
     legs: Vec<Transfer>,
     batch_max: usize,
     buying_power: Arc<BuyingPower>,
@@ -202,7 +205,8 @@ impl<S: Store> Settlement<S> {
             return Err(ConfigError::AccountName(bad.clone()).into());
         }
         let snapshot = store.load()?;
-        let rejections = snapshot.rejections.clone();
+        let kept_from = snapshot.rejections.len().saturating_sub(REJECTIONS_KEPT_MAX);
+        let rejections = snapshot.rejections[kept_from..].iter().cloned().collect();
         let mut ledger = Ledger::restore(rules.assets.clone(), config.limits, snapshot)?;
         let names: Vec<String> = rules.assets.iter().map(|a| a.name.clone()).collect();
         let mut fee_accounts = Vec::with_capacity(names.len());
@@ -282,8 +286,8 @@ impl<S: Store> Settlement<S> {
         self.ledger.cursor()
     }
 
-    /// Trades that could not be booked, oldest first.
-    pub fn rejections(&self) -> &[Rejection] {
+    /// Trades that could not be booked, oldest first (the last [`REJECTIONS_KEPT_MAX`]).
+    pub fn rejections(&self) -> &VecDeque<Rejection> {
         &self.rejections
     }
 
@@ -381,7 +385,10 @@ impl<S: Store> Settlement<S> {
                             applied.rejected += 1;
                             let rejection = Rejection { seq: event.seq, reason };
                             self.ledger.record_rejection(rejection.clone());
-                            self.rejections.push(rejection);
+                            if self.rejections.len() == REJECTIONS_KEPT_MAX {
+                                self.rejections.pop_front();
+                            }
+                            self.rejections.push_back(rejection);
                         }
                     }
                 }
