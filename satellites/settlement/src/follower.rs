@@ -100,6 +100,42 @@ pub enum PaymentError {
     Store(#[from] StoreError),
 }
 
+/// Why a trade could not be booked; stored (as text) as a [`Rejection`] and reported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TradeRejection {
+    /// The symbol has no `[[settlement.symbols]]` entry.
+    #[error("symbol {0} has no settlement rule")]
+    NoRule(SymbolId),
+    /// An engine account id past the venue's account table.
+    #[error("account {0} is not a venue account")]
+    UnknownAccount(AccountId),
+    /// A price of zero or less.
+    #[error("price {0} ticks is not positive")]
+    BadPrice(i64),
+    /// An amount past `u64` minor units.
+    #[error("an amount overflows u64 minor units")]
+    Overflow,
+    /// A self-trade on a symbol without fees: nothing to book.
+    #[error("a self-trade without fees books nothing")]
+    NothingToBook,
+    /// The seller's available base does not cover the delivery.
+    #[error("seller {seller} cannot deliver: {error}")]
+    CannotDeliver {
+        /// Seller's account name.
+        seller: String,
+        /// The ledger's refusal.
+        error: TransferError,
+    },
+    /// The buyer's available quote does not cover cash and fees.
+    #[error("buyer {buyer} cannot pay: {error}")]
+    CannotPay {
+        /// Buyer's account name.
+        buyer: String,
+        /// The ledger's refusal.
+        error: TransferError,
+    },
+}
+
 /// What a batch of events did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -383,7 +419,7 @@ impl<S: Store> Settlement<S> {
                         }
                         Err(reason) => {
                             applied.rejected += 1;
-                            let rejection = Rejection { seq: event.seq, reason };
+                            let rejection = Rejection { seq: event.seq, reason: reason.to_string() };
                             self.ledger.record_rejection(rejection.clone());
                             if self.rejections.len() == REJECTIONS_KEPT_MAX {
                                 self.rejections.pop_front();
@@ -405,29 +441,32 @@ impl<S: Store> Settlement<S> {
         Ok(applied)
     }
 
-    /// Books one trade's legs as one linked chain; `Err(reason)` when it cannot.
-    fn book_trade(&mut self, event: &Event) -> Result<Result<u32, String>, SettlementError> {
+    /// Books one trade's legs as one linked chain: its settlement day, or why it cannot be.
+    fn book_trade(&mut self, event: &Event) -> Result<Result<u32, TradeRejection>, SettlementError> {
         let EventKind::Trade { symbol, price, qty, maker_account, taker_account, aggressor, .. } = event.kind
         else {
-            return Ok(Err("not a trade".into()));
+            unreachable!("book_trade is called with trades only");
         };
         let Some(rule) = self.symbol_rule(symbol) else {
-            return Ok(Err(format!("symbol {symbol} has no settlement rule")));
+            return Ok(Err(TradeRejection::NoRule(symbol)));
         };
-        let (Some(maker), Some(taker)) = (self.owner_of(maker_account), self.owner_of(taker_account)) else {
-            return Ok(Err(format!("account {maker_account} or {taker_account} is not a venue account")));
+        let Some(maker) = self.owner_of(maker_account) else {
+            return Ok(Err(TradeRejection::UnknownAccount(maker_account)));
+        };
+        let Some(taker) = self.owner_of(taker_account) else {
+            return Ok(Err(TradeRejection::UnknownAccount(taker_account)));
         };
         let (buyer, seller) = match aggressor {
             Side::Buy => (taker, maker),
             Side::Sell => (maker, taker),
         };
         let Ok(price_ticks) = u64::try_from(price.0) else {
-            return Ok(Err(format!("price {} ticks is not positive", price.0)));
+            return Ok(Err(TradeRejection::BadPrice(price.0)));
         };
         let asset_amount = qty.checked_mul(rule.base_minor_per_qty);
         let cash = price_ticks.checked_mul(qty).and_then(|x| x.checked_mul(rule.quote_minor_per_tick_qty));
         let (Some(asset_amount), Some(cash)) = (asset_amount, cash) else {
-            return Ok(Err("amount overflows u64 minor units".into()));
+            return Ok(Err(TradeRejection::Overflow));
         };
         let day = day_number(self.rules.calendar.settle_date(event.ts, rule.settle_days));
         let id = |leg: u128| TRADE_ID_TAG | u128::from(event.seq) << 2 | leg;
@@ -479,16 +518,21 @@ impl<S: Store> Settlement<S> {
             }
         }
         let Some(last) = self.legs.last_mut() else {
-            return Ok(Err("a self-trade without fees books nothing".into()));
+            return Ok(Err(TradeRejection::NothingToBook));
         };
         last.linked = false;
         let results = self.ledger.create_transfers(&self.legs, event.ts).map_err(SettlementError::Batch)?;
-        if let Some(error) = results.iter().find_map(|r| match r {
+        let failed = results.iter().enumerate().find_map(|(i, r)| match r {
             Err(TransferError::LinkedEventFailed) | Ok(_) => None,
-            Err(e) => Some(e),
-        }) {
-            let what = self.describe_failure(&results, buyer, seller);
-            return Ok(Err(format!("{what}: {error}")));
+            Err(e) => Some((i, e.clone())),
+        });
+        if let Some((i, error)) = failed {
+            // Only a debit can fail here: the delivery is the seller's, every other leg the buyer's.
+            return Ok(Err(if self.legs[i].code == codes::TRADE_ASSET {
+                TradeRejection::CannotDeliver { seller: self.account_names[seller].clone(), error }
+            } else {
+                TradeRejection::CannotPay { buyer: self.account_names[buyer].clone(), error }
+            }));
         }
         // A replay of a leg already stored (`AlreadyExists`) must not be queued again.
         if results.contains(&Ok(Created::AlreadyExists)) {
@@ -544,21 +588,6 @@ impl<S: Store> Settlement<S> {
         let rule = self.symbol_rule(symbol)?;
         let (_, asset, _) = self.ledger.account_info(hold.account)?;
         Some(if asset == rule.quote { Side::Buy } else { Side::Sell })
-    }
-
-    fn describe_failure(
-        &self,
-        results: &[Result<Created, TransferError>],
-        buyer: usize,
-        seller: usize,
-    ) -> String {
-        let failed = results.iter().position(|r| !matches!(r, Err(TransferError::LinkedEventFailed)));
-        match failed.map(|i| self.legs[i].code) {
-            Some(codes::TRADE_ASSET) => format!("seller {} cannot deliver", self.account_names[seller]),
-            Some(codes::TRADE_CASH) => format!("buyer {} cannot pay", self.account_names[buyer]),
-            Some(_) => "a fee cannot be paid".to_string(),
-            None => "the trade".to_string(),
-        }
     }
 
     fn symbol_rule(&self, symbol: SymbolId) -> Option<SymbolRule> {

@@ -554,7 +554,8 @@ pub struct Ledger {
     asset_by_name: FxHashMap<String, AssetId>,
     metas: Vec<AccountMeta>,
     balances: Vec<Balances>,
-    by_key: FxHashMap<(String, AssetId), AccountIdx>,
+    /// Per asset, owner → account (a map per asset so a lookup by `&str` allocates nothing).
+    by_owner: Vec<FxHashMap<String, AccountIdx>>,
     transfers: FxHashMap<TransferId, StoredTransfer>,
     /// Transfer ids in order, for paged reads of the entries.
     ordered: BTreeSet<TransferId>,
@@ -573,6 +574,7 @@ pub struct Ledger {
 impl Ledger {
     /// An empty ledger over `assets` (ids in list order).
     pub fn new(assets: Vec<Asset>, limits: LedgerLimits) -> Ledger {
+        let asset_count = assets.len();
         let asset_by_name =
             assets.iter().enumerate().map(|(i, a)| (a.name.clone(), AssetId(i as u16))).collect();
         Ledger {
@@ -581,7 +583,7 @@ impl Ledger {
             asset_by_name,
             metas: Vec::new(),
             balances: Vec::new(),
-            by_key: FxHashMap::default(),
+            by_owner: vec![FxHashMap::default(); asset_count],
             transfers: FxHashMap::default(),
             ordered: BTreeSet::new(),
             expiries: BinaryHeap::new(),
@@ -623,7 +625,7 @@ impl Ledger {
                 .asset_by_name
                 .get(&a.asset)
                 .ok_or_else(|| RestoreError::UnknownAsset { idx: a.idx.0, asset: a.asset.clone() })?;
-            if ledger.by_key.insert((a.owner.clone(), asset), a.idx).is_some() {
+            if ledger.by_owner[asset.0 as usize].insert(a.owner.clone(), a.idx).is_some() {
                 return Err(RestoreError::DuplicateAccount { owner: a.owner, asset: a.asset });
             }
             ledger.metas.push(AccountMeta { owner: a.owner, asset, kind: a.kind });
@@ -703,9 +705,7 @@ impl Ledger {
 
     /// The account of (owner, asset), if opened.
     pub fn account(&self, owner: &str, asset: AssetId) -> Option<AccountIdx> {
-        // The key owns its String; a lookup by &str would need a borrowed-key map. Lookups by
-        // name happen per request at the edge, not per trade (the follower resolves once).
-        self.by_key.get(&(owner.to_string(), asset)).copied()
+        self.by_owner.get(asset.0 as usize)?.get(owner).copied()
     }
 
     /// Number of accounts.
@@ -786,7 +786,7 @@ impl Ledger {
         self.metas.push(AccountMeta { owner: owner.to_string(), asset: asset_id, kind });
         self.balances.push(Balances::default());
         self.dirty.push(false);
-        self.by_key.insert((owner.to_string(), asset_id), idx);
+        self.by_owner[asset_id.0 as usize].insert(owner.to_string(), idx);
         self.touch(idx.0);
         Ok(idx)
     }
@@ -1308,6 +1308,9 @@ mod tests {
         assert_eq!(r[1], Err(TransferError::Overdraft { available: 400, amount: 600 }));
         assert_eq!(r[2], Ok(Created::New), "the next chain is independent");
         assert!(l.transfer(2).is_none(), "the first of the failed chain is not kept");
+        let ids: Vec<_> = l.transfers_after(None).map(|t| t.transfer.id).collect();
+        assert_eq!(ids, vec![1, 4], "nor listed");
+        assert_eq!(l.transfers_after(Some(1)).map(|t| t.transfer.id).collect::<Vec<_>>(), vec![4]);
         let c = l.take_commit();
         assert_eq!(c.transfers.len(), 1);
         assert_eq!(l.balances(a).unwrap().posted(), 999);

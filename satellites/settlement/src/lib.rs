@@ -27,7 +27,9 @@ pub use asset::{format_amount, parse_amount, AmountError, Asset, AssetId};
 pub use buying_power::BuyingPower;
 pub use calendar::Calendar;
 pub use config::{ConfigError, SettlementConfig, SymbolConfig};
-pub use follower::{Applied, PaymentError, ReportLine, Settlement, SettlementError, SettlementReport};
+pub use follower::{
+    Applied, PaymentError, ReportLine, Settlement, SettlementError, SettlementReport, TradeRejection,
+};
 pub use ledger::{
     codes, AccountError, AccountIdx, AccountKind, AccountRecord, Balances, Commit, Created, Hold, HoldError,
     HoldId, Ledger, LedgerLimits, PendingState, Rejection, RestoreError, Snapshot, StoredTransfer, Transfer,
