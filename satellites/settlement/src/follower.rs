@@ -693,6 +693,41 @@ impl<S: Store> Settlement<S> {
         self.single(t, now_ns)
     }
 
+    /// The user account of (owner, asset), for transfers built by the caller.
+    pub fn user_account(&self, owner: &str, asset: &str) -> Result<AccountIdx, PaymentError> {
+        self.payment_accounts(0, owner, asset).map(|(account, _)| account)
+    }
+
+    /// The external account of an asset (the other side of every deposit and withdrawal).
+    pub fn external_account(&self, asset: &str) -> Result<AccountIdx, PaymentError> {
+        let asset_id =
+            self.ledger.asset_id(asset).ok_or_else(|| PaymentError::UnknownAsset(asset.to_string()))?;
+        Ok(self.external_accounts[asset_id.0 as usize])
+    }
+
+    /// Applies a batch of client transfers (two-phase deposits and withdrawals, linked
+    /// chains) in one commit. Ids above [`CLIENT_ID_MAX`] are the follower's own and refused.
+    pub fn create_transfers(
+        &mut self,
+        batch: &[Transfer],
+        now_ns: u64,
+    ) -> Result<Vec<Result<Created, TransferError>>, PaymentError> {
+        if batch.iter().any(|t| t.id > CLIENT_ID_MAX) {
+            return Err(PaymentError::IdReserved);
+        }
+        let results = self.ledger.create_transfers(batch, now_ns)?;
+        self.commit()?;
+        Ok(results)
+    }
+
+    /// Voids every pending transfer whose timeout has passed at `now_ns`, in one commit;
+    /// returns how many.
+    pub fn expire_pending(&mut self, now_ns: u64) -> Result<usize, PaymentError> {
+        let expired = self.ledger.expire_pending(now_ns);
+        self.commit()?;
+        Ok(expired)
+    }
+
     fn payment_accounts(
         &self,
         id: TransferId,

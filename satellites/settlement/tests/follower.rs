@@ -267,3 +267,26 @@ fn a_bid_larger_than_available_places_no_hold() {
     assert_eq!((a.holds, a.holds_refused), (0, 1));
     assert_eq!(s.cursor(), 1);
 }
+
+#[test]
+fn a_two_phase_deposit_is_spendable_only_once_posted_and_expires_otherwise() {
+    use settlement::{Transfer, TransferKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    let (alice, bank) = (s.user_account("alice", "USD").unwrap(), s.external_account("USD").unwrap());
+    let pending = |id, amount| Transfer {
+        kind: TransferKind::Pending { timeout_ns: 1_000 },
+        ..Transfer::posted(id, bank, alice, amount)
+    };
+    let r = s.create_transfers(&[pending(1, 500), pending(2, 700)], 10).unwrap();
+    assert_eq!(r, vec![Ok(Created::New), Ok(Created::New)]);
+    assert_eq!(avail(&s, "alice", "USD"), 0, "a deposit in flight is not spendable");
+    s.create_transfers(&[Transfer::post_of(3, &pending(1, 500))], 20).unwrap();
+    assert_eq!(avail(&s, "alice", "USD"), 500);
+    assert_eq!(s.expire_pending(1_010).unwrap(), 1);
+    drop(s);
+    let s = open(&dir);
+    assert_eq!(s.ledger().transfer(2).unwrap().state, Some(settlement::PendingState::Expired));
+    assert_eq!(s.ledger().balances(alice).unwrap().credits_pending, 0);
+    assert_eq!(avail(&s, "alice", "USD"), 500);
+}
