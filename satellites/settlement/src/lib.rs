@@ -10,6 +10,18 @@
 //! - [`store`]: where commits go, in one transaction each: redb by default, PostgreSQL when
 //!   configured; both pass one conformance suite.
 //!
+//! # Why redb by default (and not SQLite in WAL mode)
+//!
+//! The embedded store must make a commit durable when it returns, so that the cursor stored
+//! with the postings never runs ahead of what a crash keeps. redb does that by default
+//! (`Durability::Immediate`: fsync of a copy-on-write B-tree, then a flip of the commit slot;
+//! no log to replay, no checkpoints). SQLite gives the same only in WAL mode with
+//! `synchronous=FULL` (WAL's usual `NORMAL` may drop the last commits on power loss), brings a
+//! C library and SQL text to a process that needs five key → value tables, and checkpoints
+//! when it chooses. redb is pure Rust and one file: `serve` runs on a fresh machine with no
+//! service. PostgreSQL is the production backend, for operators who back up, replicate and
+//! query it. See [`store`].
+//!
 //! Deposits and withdrawals are transfers from and to an asset's external account (a system
 //! account that may go negative, because its balance mirrors money outside the ledger).
 #![warn(missing_docs, unreachable_pub)]
