@@ -28,6 +28,8 @@
 use std::path::{Path, PathBuf};
 
 pub mod buckets;
+pub mod health;
+pub mod http;
 pub mod layout;
 pub mod metrics;
 pub mod prometheus;
