@@ -29,6 +29,8 @@ enum Cmd {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Print every counter of the venue's shared-memory counters file each second.
+    Stat(monitor::stat::StatArgs),
     /// Send one order over FIX/QUIC and print its execution reports.
     Order(exchange::fix_client::OrderArgs),
     /// Interactive FIX/QUIC client: new, cancel, replace, status.
@@ -145,6 +147,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Serve { config, data } => serve(config, data),
+        Cmd::Stat(args) => monitor::stat::main(&args),
         Cmd::Order(args) => match exchange::fix_client::order(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

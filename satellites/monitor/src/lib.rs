@@ -36,6 +36,7 @@ pub mod prometheus;
 mod reader;
 mod region;
 mod registry;
+pub mod stat;
 #[cfg(test)]
 mod testing;
 
