@@ -155,11 +155,12 @@ pub const GAUGES: &[GaugeDef] = &[
 /// Every histogram.
 pub const HISTOGRAMS: &[HistogramDef] = &[STAGE_LATENCY, ORDER_LATENCY, ENGINE_CYCLE];
 
-/// Every name a scrape can contain, with the series suffixes Prometheus adds.
+/// Every name a scrape can contain: families, and the series names histograms add.
 pub fn exposed_names() -> Vec<String> {
     let mut names: Vec<String> = COUNTERS.iter().map(|c| c.name.to_owned()).collect();
     names.extend(GAUGES.iter().map(|g| g.name.to_owned()));
     for h in HISTOGRAMS {
+        names.push(h.name.to_owned());
         for suffix in ["_bucket", "_sum", "_count"] {
             names.push(format!("{}{suffix}", h.name));
         }
