@@ -1,6 +1,7 @@
 //! The monitoring routes the binary merges into its HTTP server on `[network] http`:
 //! `/metrics` (Prometheus text), `/livez` and `/readyz` (`?verbose` lists every check; the
-//! status says it: 200 passing, 503 failing).
+//! status says it: 200 passing, 503 failing), and the live dashboard at `/`, whose page, script
+//! and vendored uPlot are compiled into the binary (no CDN, no files to deploy).
 //!
 //! Every request reads a fresh snapshot on the server's own thread: a scrape costs the stages
 //! nothing, and a slow or stuck scraper holds nothing they need.
@@ -30,7 +31,21 @@ pub fn router(state: MonitorState) -> Router {
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .route("/", get(|| asset(DASHBOARD_HTML, "text/html; charset=utf-8")))
+        .route("/dashboard/dashboard.js", get(|| asset(DASHBOARD_JS, JS)))
+        .route("/dashboard/uPlot.iife.min.js", get(|| asset(UPLOT_JS, JS)))
+        .route("/dashboard/uPlot.min.css", get(|| asset(UPLOT_CSS, "text/css; charset=utf-8")))
         .with_state(state)
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+const DASHBOARD_HTML: &str = include_str!("../dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("../dashboard/dashboard.js");
+const UPLOT_JS: &str = include_str!("../dashboard/vendor/uplot/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../dashboard/vendor/uplot/uPlot.min.css");
+
+async fn asset(body: &'static str, content_type: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn metrics(State(state): State<MonitorState>) -> Response {

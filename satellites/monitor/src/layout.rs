@@ -97,6 +97,8 @@ const _: () = assert!(M_HELP + HELP_BYTES_MAX == META_RECORD_BYTES);
 const _: () = assert!(HELP_BYTES_MAX <= u8::MAX as usize, "lengths are stored in a u8");
 const _: () = assert!(VALUES_OFFSET.is_multiple_of(CACHE_LINE_BYTES));
 const _: () = assert!(VALUES_BYTES <= u32::MAX as usize);
+// docs/monitoring.md states the layout's offsets and size: change them together.
+const _: () = assert!(VALUES_OFFSET == 262_272 && FILE_BYTES == 1_310_848);
 // Every metric takes at most a histogram's whole cache lines, so the values region can never
 // fill before the metadata records do: the only "full" a registration can meet is METRICS_MAX.
 const _: () = assert!(METRICS_MAX * HISTOGRAM_SLOTS.div_ceil(8) * CACHE_LINE_BYTES <= VALUES_BYTES);

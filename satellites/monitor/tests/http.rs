@@ -71,3 +71,24 @@ fn metrics_livez_and_readyz_over_http() {
     assert_eq!(get(addr, "/livez?verbose").2, "livez check passed\n");
     assert_eq!(get(addr, "/nothing").0, 404);
 }
+
+#[test]
+fn the_dashboard_and_its_vendored_assets_are_served() {
+    let registry = Registry::anonymous().unwrap();
+    let addr = serve(MonitorState { counters: registry.reader(), health: Health::new() });
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard");
+    let (status, content_type, page) = get(addr, "/");
+    assert_eq!((status, content_type.as_str()), (200, "text/html; charset=utf-8"));
+    for (path, file, kind) in [
+        ("/dashboard/dashboard.js", "dashboard.js", "text/javascript; charset=utf-8"),
+        ("/dashboard/uPlot.iife.min.js", "vendor/uplot/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+        ("/dashboard/uPlot.min.css", "vendor/uplot/uPlot.min.css", "text/css; charset=utf-8"),
+    ] {
+        assert!(page.contains(&format!("\"{path}\"")), "the page does not load {path}");
+        let (status, content_type, body) = get(addr, path);
+        assert_eq!((status, content_type.as_str()), (200, kind), "{path}");
+        assert_eq!(body, std::fs::read_to_string(dir.join(file)).unwrap(), "{path}");
+    }
+    // No CDN: everything the page loads comes from this server.
+    assert!(!page.contains("http://") && !page.contains("https://"));
+}
