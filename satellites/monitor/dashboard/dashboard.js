@@ -139,7 +139,7 @@ if (typeof document !== "undefined") {
       if (!s.name.endsWith("_bucket")) continue;
       const family = s.name.slice(0, -"_bucket".length);
       const key = labelKey(s.labels);
-      const option = `${family}{${key}}`;
+      const option = key ? `${family}{${key}}` : family;
       if (!families.has(option)) {
         families.add(option);
         options.push({ option, family, key });
@@ -163,7 +163,8 @@ if (typeof document !== "undefined") {
 
     const ordersNow = sumBy(samples, "exchange_orders_in_total", "").get("") ?? 0;
     const tradesNow = sumBy(samples, "exchange_trades_total", "").get("") ?? 0;
-    push("rates", "orders in /s", rate(ordersNow, previous?.orders, seconds));
+    const ordersRate = rate(ordersNow, previous?.orders, seconds);
+    push("rates", "orders in /s", ordersRate);
     push("rates", "trades /s", rate(tradesNow, previous?.trades, seconds));
 
     const rejects = sumBy(samples, "exchange_rejects_total", "reason");
@@ -190,8 +191,11 @@ if (typeof document !== "undefined") {
       : "no checks registered";
     polls += 1;
     document.getElementById("status").textContent =
-      `polls ${polls} · last ${new Date(nowMs).toLocaleTimeString()} · orders in ${ordersNow} · trades ${tradesNow}`;
+      `polls ${polls} · last ${new Date(nowMs).toLocaleTimeString()} · orders in ${ordersNow}` +
+      ` (${ordersRate === null ? "–" : ordersRate.toFixed(0)}/s) · trades ${tradesNow}`;
+    // For the browser test: how many scrapes were drawn and the last order rate seen.
     document.body.dataset.polls = String(polls);
+    document.body.dataset.ordersRate = ordersRate === null ? "" : String(ordersRate);
 
     draw("rates", "Order and trade rate", "per second");
     draw("latency", "Latency percentiles (last interval)", "µs");
