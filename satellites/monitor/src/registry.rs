@@ -470,6 +470,114 @@ mod tests {
         assert_eq!(r.values_used, 6 * 64 + histograms * 15 * 64);
     }
 
+    /// What the snapshot should hold for one registered metric.
+    #[derive(Debug)]
+    enum Model {
+        Counter(u64),
+        Gauge(i64),
+        Histogram { count: u64, sum_ns: u64, max_ns: u64, buckets: Vec<u64> },
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Register { kind: u8, owner: u8, label: u8 },
+        Record { metric: usize, value: u64 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..3, 0u8..4, 0u8..6).prop_map(|(kind, owner, label)| Op::Register { kind, owner, label }),
+            (any::<usize>(), 0u64..300_000_000_000).prop_map(|(metric, value)| Op::Record { metric, value }),
+        ]
+    }
+
+    enum Handle {
+        Counter(Counter),
+        Gauge(Gauge),
+        Histogram(Histogram),
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x18),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Any sequence of registrations and records reads back exactly as a plain model says,
+        /// and duplicates are refused where the model has the metric already.
+        #[test]
+        fn snapshot_matches_a_reference_model(ops in proptest::collection::vec(op(), 1..120)) {
+            use crate::metrics::GaugeDef;
+            use crate::Value;
+            const G: GaugeDef = GaugeDef { name: "test_level", help: "Level.", nanoseconds: false };
+            let mut r = Registry::anonymous().unwrap();
+            let mut handles: Vec<Handle> = Vec::new();
+            let mut model: Vec<(u8, String, String, Model)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Register { kind, owner, label } => {
+                        let owner = format!("stage{owner}");
+                        let label = label.to_string();
+                        let labels = format!("l=\"{label}\"");
+                        let exists = model.iter().any(|(k, _, l, _)| *k == kind && *l == labels);
+                        let result = match kind {
+                            0 => r.counter(&C, &owner, &[("l", &label)]).map(Handle::Counter),
+                            1 => r.gauge(&G, &owner, &[("l", &label)]).map(Handle::Gauge),
+                            _ => r.histogram(&H, &owner, &[("l", &label)]).map(Handle::Histogram),
+                        };
+                        match result {
+                            Ok(h) => {
+                                proptest::prop_assert!(!exists);
+                                handles.push(h);
+                                let m = match kind {
+                                    0 => Model::Counter(0),
+                                    1 => Model::Gauge(0),
+                                    _ => Model::Histogram { count: 0, sum_ns: 0, max_ns: 0, buckets: vec![0; crate::buckets::BUCKETS] },
+                                };
+                                model.push((kind, owner, labels, m));
+                            }
+                            Err(e) => proptest::prop_assert!(exists && matches!(e, CountersError::Duplicate { .. }), "{e}"),
+                        }
+                    }
+                    Op::Record { metric, value } => {
+                        if handles.is_empty() {
+                            continue;
+                        }
+                        let i = metric % handles.len();
+                        match (&handles[i], &mut model[i].3) {
+                            (Handle::Counter(c), Model::Counter(v)) => { c.add(value); *v += value; }
+                            (Handle::Gauge(g), Model::Gauge(v)) => { g.add(value as i64 - 1_000); *v += value as i64 - 1_000; }
+                            (Handle::Histogram(h), Model::Histogram { count, sum_ns, max_ns, buckets }) => {
+                                h.record_ns(value);
+                                *count += 1;
+                                *sum_ns += value;
+                                *max_ns = (*max_ns).max(value);
+                                buckets[crate::buckets::bucket_index(value)] += 1;
+                            }
+                            _ => unreachable!("handles and model are pushed together"),
+                        }
+                    }
+                }
+            }
+            let snapshot = r.reader().snapshot().unwrap();
+            proptest::prop_assert_eq!(snapshot.metrics.len(), model.len());
+            for (m, (_, owner, labels, want)) in snapshot.metrics.iter().zip(&model) {
+                proptest::prop_assert_eq!(&m.owner, owner);
+                proptest::prop_assert_eq!(&m.labels, labels);
+                match (&m.value, want) {
+                    (Value::Counter(v), Model::Counter(w)) => proptest::prop_assert_eq!(v, w),
+                    (Value::Gauge(v), Model::Gauge(w)) => proptest::prop_assert_eq!(v, w),
+                    (Value::Histogram(h), Model::Histogram { count, sum_ns, max_ns, buckets }) => {
+                        proptest::prop_assert_eq!((h.count, h.sum_ns, h.max_ns), (*count, *sum_ns, *max_ns));
+                        proptest::prop_assert_eq!(&h.buckets[..], &buckets[..]);
+                    }
+                    (v, w) => proptest::prop_assert!(false, "kind differs: {:?} vs {:?}", v, w),
+                }
+            }
+        }
+    }
+
     #[test]
     fn bad_names_duplicates_and_mixed_families_are_refused() {
         let mut r = Registry::anonymous().unwrap();
