@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub mod buckets;
 pub mod health;
+#[cfg(feature = "http")]
 pub mod http;
 pub mod layout;
 pub mod metrics;
