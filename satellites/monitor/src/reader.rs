@@ -14,6 +14,7 @@
 //! Each 8-byte value is itself never torn: it is one aligned atomic load.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
@@ -126,7 +127,25 @@ impl CountersReader {
     /// Maps the counters file at `path` read-only and checks its header.
     pub fn open(path: &Path) -> Result<CountersReader, CountersError> {
         let io = |source| CountersError::Io { path: path.to_path_buf(), source };
-        let file = File::open(path).map_err(io)?;
+        let mut file = File::open(path).map_err(io)?;
+        // Magic and version first, by a plain read: a file of another version may have another
+        // size, and should be reported as such.
+        let mut start = [0u8; H_VERSION + 4];
+        if file.read_exact(&mut start).is_err() {
+            return Err(CountersError::Corrupt { path: path.to_path_buf(), what: "file size" });
+        }
+        if start[H_MAGIC..H_MAGIC + 8] != MAGIC.to_ne_bytes() {
+            return Err(CountersError::Corrupt { path: path.to_path_buf(), what: "magic" });
+        }
+        let version = u32::from_ne_bytes([
+            start[H_VERSION],
+            start[H_VERSION + 1],
+            start[H_VERSION + 2],
+            start[H_VERSION + 3],
+        ]);
+        if version != FORMAT_VERSION {
+            return Err(CountersError::Version { path: path.to_path_buf(), found: version });
+        }
         let len = file.metadata().map_err(io)?.len();
         if len != FILE_BYTES as u64 {
             return Err(CountersError::Corrupt { path: path.to_path_buf(), what: "file size" });
@@ -238,5 +257,41 @@ impl CountersReader {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_files_are_refused_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("monitor-reader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("counters.bin");
+        let open = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            CountersReader::open(&path)
+        };
+        assert!(matches!(open(b"short"), Err(CountersError::Corrupt { what: "file size", .. })));
+        assert!(matches!(open(&[7u8; 64]), Err(CountersError::Corrupt { what: "magic", .. })));
+        let mut next_version = MAGIC.to_ne_bytes().to_vec();
+        next_version.extend_from_slice(&(FORMAT_VERSION + 1).to_ne_bytes());
+        next_version.resize(FILE_BYTES + 4096, 0);
+        assert!(
+            matches!(open(&next_version), Err(CountersError::Version { found, .. }) if found == FORMAT_VERSION + 1)
+        );
+        let mut same_version_wrong_size = MAGIC.to_ne_bytes().to_vec();
+        same_version_wrong_size.extend_from_slice(&FORMAT_VERSION.to_ne_bytes());
+        same_version_wrong_size.resize(4096, 0);
+        assert!(matches!(
+            open(&same_version_wrong_size),
+            Err(CountersError::Corrupt { what: "file size", .. })
+        ));
+        // A whole file whose header disagrees with this build's layout.
+        let mut bad_layout = same_version_wrong_size;
+        bad_layout.resize(FILE_BYTES, 0);
+        assert!(matches!(open(&bad_layout), Err(CountersError::Corrupt { what: "metrics_max", .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
