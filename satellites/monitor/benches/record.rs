@@ -144,5 +144,45 @@ fn engine_loop(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, micro, engine_loop);
+/// What one scrape costs the serving thread: snapshot and render of a venue-sized registry
+/// (every catalogued counter with 4 label values, every gauge, 8 stage histograms per histogram
+/// family). Runs off the stages' threads; here to size the scraper's own cost.
+fn scrape(c: &mut Criterion) {
+    use monitor::metrics::{COUNTERS, GAUGES, HISTOGRAMS};
+    let mut registry = Registry::anonymous().unwrap();
+    let mut handles = (Vec::new(), Vec::new(), Vec::new());
+    for def in COUNTERS {
+        for label in ["a", "b", "c", "d"] {
+            handles.0.push(registry.counter(def, "gateway", &[("kind", label)]).unwrap());
+        }
+    }
+    for def in GAUGES {
+        handles.1.push(registry.gauge(def, "engine", &[]).unwrap());
+    }
+    for def in HISTOGRAMS {
+        for stage in ["decode", "session", "risk", "ratelimit", "match", "append", "sync", "report"] {
+            let h = registry.histogram(def, stage, &[("stage", stage)]).unwrap();
+            for i in 0..1_000u64 {
+                h.record_ns(1_000 + i * 997 % 200_000);
+            }
+            handles.2.push(h);
+        }
+    }
+    let reader = registry.reader();
+    let mut text = String::new();
+    monitor::prometheus::render(&reader.snapshot().unwrap(), &mut text);
+    let mut g = c.benchmark_group("scrape");
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("snapshot_and_render", |b| {
+        b.iter(|| {
+            let mut out = String::with_capacity(text.len());
+            monitor::prometheus::render(&reader.snapshot().unwrap(), &mut out);
+            black_box(out)
+        })
+    });
+    g.finish();
+    black_box(handles);
+}
+
+criterion_group!(benches, micro, engine_loop, scrape);
 criterion_main!(benches);

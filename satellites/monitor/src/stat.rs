@@ -110,7 +110,7 @@ pub fn table(
     let mut out = String::new();
     let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let up_s = now_ns.saturating_sub(snapshot.start_time_unix_ns) / 1_000_000_000;
-    let alive = Path::new(&format!("/proc/{}", snapshot.pid)).exists();
+    let alive = process_alive(snapshot.pid);
     let _ = writeln!(
         out,
         "{}  pid {} ({})  started {}h{:02}m{:02}s ago  {} metrics",
@@ -165,6 +165,19 @@ pub fn table(
         };
     }
     out
+}
+
+/// Whether `pid` is a live process: present in /proc and not a zombie (a killed venue whose
+/// parent has not reaped it yet is gone for our purpose).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may contain spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|s| s != "Z" && s != "X"),
+        Err(_) => false,
+    }
 }
 
 fn series_len(name: usize, labels: &str) -> usize {
@@ -228,6 +241,21 @@ mod tests {
                 "100.0µs"
             ]
         );
+    }
+
+    #[test]
+    fn a_zombie_or_missing_writer_is_not_running() {
+        assert!(process_alive(std::process::id()));
+        assert!(!process_alive(u32::MAX));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        // Not reaped yet: the child is a zombie once it exits.
+        let started = std::time::Instant::now();
+        while process_alive(child.id()) {
+            assert!(started.elapsed() < Duration::from_secs(30), "`true` did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(Path::new(&format!("/proc/{}", child.id())).exists(), "a zombie still has its /proc entry");
+        child.wait().unwrap();
     }
 
     #[test]
