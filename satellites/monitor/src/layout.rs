@@ -24,7 +24,8 @@
 //! 160  help   [HELP_BYTES_MAX]
 //! offset VALUES_OFFSET  values, VALUES_BYTES bytes of u64 slots
 //!   counter: 1 slot; gauge: 1 slot (i64 bits)
-//!   histogram: count, sum_ns, max_ns, then BUCKETS bucket counts (not cumulative)
+//!   histogram: sum_ns, max_ns, then BUCKETS bucket counts (not cumulative); the count is
+//!   their total, so a record stores no separate count
 //! ```
 //!
 //! A stage's values are packed together and no cache line holds values of two stages, so two
@@ -85,12 +86,11 @@ pub(crate) const M_LABELS: usize = M_NAME + NAME_BYTES_MAX;
 pub(crate) const M_OWNER: usize = M_LABELS + LABELS_BYTES_MAX;
 pub(crate) const M_HELP: usize = M_OWNER + OWNER_BYTES_MAX;
 
-/// Slots of a histogram: count, sum, max, then the buckets.
-pub(crate) const HISTOGRAM_SLOTS: usize = 3 + BUCKETS;
-pub(crate) const HIST_COUNT: usize = 0;
-pub(crate) const HIST_SUM_NS: usize = 1;
-pub(crate) const HIST_MAX_NS: usize = 2;
-pub(crate) const HIST_BUCKETS: usize = 3;
+/// Slots of a histogram: sum, max, then the buckets.
+pub(crate) const HISTOGRAM_SLOTS: usize = 2 + BUCKETS;
+pub(crate) const HIST_SUM_NS: usize = 0;
+pub(crate) const HIST_MAX_NS: usize = 1;
+pub(crate) const HIST_BUCKETS: usize = 2;
 
 const _: () = assert!(H_METRICS_COUNT + 8 <= HEADER_BYTES);
 const _: () = assert!(M_HELP + HELP_BYTES_MAX == META_RECORD_BYTES);

@@ -59,8 +59,7 @@ pub fn render(snapshot: &Snapshot, out: &mut String) {
                         sample(out, name, "_bucket", &m.labels, &le, |o| write!(o, "{cumulative}"));
                     }
                     sample(out, name, "_sum", &m.labels, "", |o| write_seconds(o, h.sum_ns as i64));
-                    // The buckets' total, not the count read: keeps `+Inf` == `_count` even when
-                    // the read raced a record (see the reader's docs).
+                    // The count is the buckets' total, so `+Inf` == `_count` in every read.
                     sample(out, name, "_count", &m.labels, "", |o| write!(o, "{cumulative}"));
                 }
             }

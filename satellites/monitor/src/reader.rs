@@ -4,11 +4,10 @@
 //! What a torn read can show, and why it is harmless:
 //! - two counters read a moment apart (orders in and rejects from slightly different instants):
 //!   rates over a scrape interval are unaffected;
-//! - a histogram whose buckets already include an observation its count does not yet cover: the
-//!   writer stores the buckets before the count (release) and the reader loads the count first
-//!   (then an acquire fence), so the buckets hold *at least* `count` observations; the rendering
-//!   takes the buckets' total as `_count`, which keeps `+Inf` equal to `_count`; `_sum` and
-//!   `max` may be one observation ahead of or behind the buckets;
+//! - a histogram read while it is recorded into: its slots are read one after another, so the
+//!   observations recorded during the read (a microsecond or so) may be in the sum and max but
+//!   not the buckets, or in one bucket but not another; its count is the buckets' total, so
+//!   `+Inf` and `_count` always agree, and the next snapshot includes everything;
 //! - a metric registered after the count was read is simply absent until the next snapshot.
 //!
 //! Each 8-byte value is itself never torn: it is one aligned atomic load.
@@ -86,8 +85,6 @@ pub enum Value {
 /// A histogram's slots as read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistogramSnapshot {
-    /// Observations the count covered when read (the buckets may hold a few more).
-    pub count: u64,
     /// Sum of observations, ns.
     pub sum_ns: u64,
     /// Largest observation, ns.
@@ -97,7 +94,7 @@ pub struct HistogramSnapshot {
 }
 
 impl HistogramSnapshot {
-    /// Observations in the buckets: the count a consistent rendering uses.
+    /// Observations recorded: the buckets' total.
     pub fn total(&self) -> u64 {
         self.buckets.iter().sum()
     }
@@ -242,15 +239,11 @@ impl CountersReader {
             Kind::Counter => Value::Counter(self.region.load(at)),
             Kind::Gauge | Kind::GaugeNs => Value::Gauge(self.region.load(at) as i64),
             Kind::Histogram => {
-                // Count first, then the rest: see the module docs.
-                let count = self.region.load(at + HIST_COUNT * 8);
-                fence(Ordering::Acquire);
                 let mut buckets = [0u64; BUCKETS];
                 for (i, b) in buckets.iter_mut().enumerate() {
                     *b = self.region.load(at + (HIST_BUCKETS + i) * 8);
                 }
                 Value::Histogram(Box::new(HistogramSnapshot {
-                    count,
                     sum_ns: self.region.load(at + HIST_SUM_NS * 8),
                     max_ns: self.region.load(at + HIST_MAX_NS * 8),
                     buckets,
