@@ -7,11 +7,14 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use engine::{Command, CommandKind, Event, EventKind, EventSink};
 use exchange_bench::gen::{generate, GenConfig, Mix};
-use exchange_bench::{EngineVenue, StatsSink, Venue};
-use monitor::metrics::{ENGINE_CYCLE, ORDERS_IN, REJECTS, TRADES};
-use monitor::{Counter, Histogram, Registry};
+use exchange_bench::{EngineVenue, Venue};
+use monitor::metrics::{ENGINE_CYCLE, ORDERS_IN};
+use monitor::Registry;
+
+#[path = "common/engine_loop.rs"]
+mod engine_loop;
+use engine_loop::{run, StageCounters};
 
 /// Records per iteration of the micro-benches: one record costs about a nanosecond, too close
 /// to criterion's own per-iteration cost to time alone.
@@ -53,52 +56,6 @@ fn micro(c: &mut Criterion) {
     black_box((counter.get(), histogram.count(), shared.load(Ordering::Relaxed)));
 }
 
-/// The engine's events, counted as the engine stage would: trades and rejects.
-struct CountingSink<'a> {
-    inner: StatsSink,
-    trades: &'a Counter,
-    rejects: &'a Counter,
-}
-
-impl EventSink for CountingSink<'_> {
-    #[inline]
-    fn event(&mut self, event: &Event) {
-        self.inner.event(event);
-        match event.kind {
-            EventKind::Trade { .. } => self.trades.inc(),
-            EventKind::Rejected { .. } => self.rejects.inc(),
-            _ => {}
-        }
-    }
-}
-
-/// Per command: an orders-in counter by kind, the events' counters, and a cycle histogram
-/// record (of a synthetic duration: a real stage's clock read is its own cost, not the
-/// counters').
-struct StageCounters {
-    new: Counter,
-    cancel: Counter,
-    replace: Counter,
-    trades: Counter,
-    rejects: Counter,
-    cycle: Histogram,
-}
-
-fn run_counted(engine: &mut engine::Engine, stream: &[Command], m: &StageCounters) -> StatsSink {
-    let mut sink = CountingSink { inner: StatsSink::default(), trades: &m.trades, rejects: &m.rejects };
-    for (i, cmd) in stream.iter().enumerate() {
-        match cmd.kind {
-            CommandKind::New(_) => m.new.inc(),
-            CommandKind::Cancel(_) => m.cancel.inc(),
-            CommandKind::Replace(_) => m.replace.inc(),
-            _ => {}
-        }
-        engine.process(cmd, &mut sink);
-        m.cycle.record_ns(200 + (i as u64 * 7_919) % 20_000);
-    }
-    sink.inner
-}
-
 fn engine_loop(c: &mut Criterion) {
     let mut config = GenConfig::new(Mix::exchange_core(), 1, 1_000, 10_000, 42);
     config.hold_book_size = true;
@@ -106,26 +63,24 @@ fn engine_loop(c: &mut Criterion) {
     let venue = EngineVenue::new(&workload);
 
     let mut registry = Registry::anonymous().unwrap();
-    let counters = StageCounters {
-        new: registry.counter(&ORDERS_IN, "engine", &[("type", "new")]).unwrap(),
-        cancel: registry.counter(&ORDERS_IN, "engine", &[("type", "cancel")]).unwrap(),
-        replace: registry.counter(&ORDERS_IN, "engine", &[("type", "replace")]).unwrap(),
-        trades: registry.counter(&TRADES, "engine", &[]).unwrap(),
-        rejects: registry.counter(&REJECTS, "engine", &[]).unwrap(),
-        cycle: registry.histogram(&ENGINE_CYCLE, "engine", &[]).unwrap(),
-    };
+    let counters = StageCounters::register(&mut registry);
     // Both loops must do the same matching work.
-    let plain = venue.run(&mut venue.build().0);
-    let counted = run_counted(&mut venue.build().0, &workload.stream, &counters);
-    assert_eq!((plain.trades, plain.rejects), (Some(counted.trades), counted.rejects));
+    let (plain, counted) = (
+        run(&mut venue.build().0, &workload.stream, &()),
+        run(&mut venue.build().0, &workload.stream, &counters),
+    );
+    assert_eq!(
+        (plain.events, plain.trades, plain.rejects),
+        (counted.events, counted.trades, counted.rejects)
+    );
 
     let mut g = c.benchmark_group("engine_exchange_core_1k_book");
     g.throughput(Throughput::Elements(workload.stream.len() as u64));
-    g.bench_function("counters_off", |b| {
+    g.bench_function("counters_compiled_out", |b| {
         b.iter_batched(
             || venue.build().0,
             |mut engine| {
-                black_box(venue.run(&mut engine));
+                black_box(run(&mut engine, &workload.stream, &()).events);
                 engine
             },
             BatchSize::PerIteration,
@@ -135,7 +90,7 @@ fn engine_loop(c: &mut Criterion) {
         b.iter_batched(
             || venue.build().0,
             |mut engine| {
-                black_box(run_counted(&mut engine, &workload.stream, &counters).events);
+                black_box(run(&mut engine, &workload.stream, &counters).events);
                 engine
             },
             BatchSize::PerIteration,
