@@ -2,7 +2,7 @@
 //! so that drift on a shared machine (other builds, frequency changes) hits both alike; prints
 //! the minimum and median per command of each and the median ratio.
 //!
-//! `cargo bench -p monitor --bench onoff` (about 10 s).
+//! `cargo bench -p monitor --bench onoff` (a few seconds).
 
 use std::hint::black_box;
 use std::time::Instant;
