@@ -41,6 +41,8 @@ enum Cmd {
         #[arg(long, value_name = "ADDR")]
         tcp: Option<String>,
     },
+    /// Print every counter of the venue's shared-memory counters file each second.
+    Stat(monitor::stat::StatArgs),
     /// Send one order over FIX/QUIC and print its execution reports.
     Order(exchange::fix_client::OrderArgs),
     /// Interactive FIX/QUIC client: new orders of every type, cancel, replace, status; reads
@@ -192,6 +194,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Serve { config, data, quic, tcp, .. } => serve(config, data, quic, tcp),
+        Cmd::Stat(args) => monitor::stat::main(&args),
         Cmd::Order(args) => match exchange::fix_client::order(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

@@ -1,0 +1,171 @@
+//! Every metric the venue emits, defined once: stages register these definitions, and the alert
+//! rules (`prometheus/alerts.yml`) query exactly these names (a test checks that every name the
+//! rules use is defined here).
+//!
+//! Labels are given at registration; the ones each metric expects are in its help's brackets.
+
+/// A counter's name and help.
+#[derive(Clone, Copy, Debug)]
+pub struct CounterDef {
+    /// Prometheus name, ending in `_total`.
+    pub name: &'static str,
+    /// One line for `# HELP`.
+    pub help: &'static str,
+}
+
+/// A gauge's name and help.
+#[derive(Clone, Copy, Debug)]
+pub struct GaugeDef {
+    /// Prometheus name.
+    pub name: &'static str,
+    /// One line for `# HELP`.
+    pub help: &'static str,
+    /// The value is set in nanoseconds and rendered in seconds (the name ends in `_seconds`).
+    pub nanoseconds: bool,
+}
+
+/// A histogram's name and help; values are recorded in nanoseconds and rendered in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct HistogramDef {
+    /// Prometheus name, ending in `_seconds`.
+    pub name: &'static str,
+    /// One line for `# HELP`.
+    pub help: &'static str,
+}
+
+const fn counter(name: &'static str, help: &'static str) -> CounterDef {
+    CounterDef { name, help }
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> GaugeDef {
+    GaugeDef { name, help, nanoseconds: false }
+}
+
+const fn histogram(name: &'static str, help: &'static str) -> HistogramDef {
+    HistogramDef { name, help }
+}
+
+/// Orders received, after decoding [type=limit|market|stop|cancel|replace].
+pub const ORDERS_IN: CounterDef = counter("exchange_orders_in_total", "Orders received [type].");
+/// Rejects sent [reason].
+pub const REJECTS: CounterDef = counter("exchange_rejects_total", "Rejects sent [reason].");
+/// Trades executed.
+pub const TRADES: CounterDef = counter("exchange_trades_total", "Trades executed.");
+/// Logons accepted.
+pub const LOGONS: CounterDef = counter("exchange_logons_total", "Logons accepted.");
+/// Logons refused.
+pub const LOGONS_FAILED: CounterDef = counter("exchange_logons_failed_total", "Logons refused [reason].");
+/// Messages refused by the rate limiter.
+pub const RATELIMIT_REFUSALS: CounterDef =
+    counter("exchange_ratelimit_refusals_total", "Messages refused by the rate limiter [scope].");
+/// Bytes appended to the journals.
+pub const JOURNAL_BYTES: CounterDef = counter("exchange_journal_bytes_total", "Bytes appended [journal].");
+/// Journal syncs (msync/fdatasync) done.
+pub const JOURNAL_SYNCS: CounterDef =
+    counter("exchange_journal_syncs_total", "Journal syncs done [journal].");
+/// Market-data messages sent.
+pub const MD_MESSAGES: CounterDef =
+    counter("exchange_marketdata_messages_total", "Market-data messages sent.");
+/// Sequence gaps seen by market-data consumers.
+pub const MD_GAPS: CounterDef =
+    counter("exchange_marketdata_gaps_total", "Market-data sequence gaps detected.");
+/// Market-data retransmissions served.
+pub const MD_RETRANSMISSIONS: CounterDef =
+    counter("exchange_marketdata_retransmissions_total", "Market-data retransmissions served.");
+/// Subscribers cut off for being slow.
+pub const MD_SLOW_CUTS: CounterDef =
+    counter("exchange_marketdata_slow_subscriber_cuts_total", "Subscribers cut off for falling behind.");
+/// Ledger postings written.
+pub const LEDGER_POSTINGS: CounterDef = counter("exchange_ledger_postings_total", "Ledger postings written.");
+/// Requests answered from the idempotency store instead of executed again.
+pub const IDEMPOTENT_REPLAYS: CounterDef =
+    counter("exchange_idempotent_replays_total", "Requests answered from the idempotency store.");
+
+/// Entries waiting in a ring [ring].
+pub const RING_OCCUPANCY: GaugeDef = gauge("exchange_ring_occupancy", "Entries waiting in a ring [ring].");
+/// Resting orders [symbol].
+pub const RESTING_ORDERS: GaugeDef = gauge("exchange_resting_orders", "Resting orders [symbol].");
+/// Last command sequence number journaled.
+pub const JOURNAL_POSITION: GaugeDef =
+    gauge("exchange_journal_position", "Last sequence number appended [journal].");
+/// Age of the oldest journaled record not yet synced.
+pub const JOURNAL_SYNC_LAG: GaugeDef = GaugeDef {
+    name: "exchange_journal_sync_lag_seconds",
+    help: "Age of the oldest appended record not yet synced [journal].",
+    nanoseconds: true,
+};
+/// FIX sessions logged on.
+pub const SESSIONS: GaugeDef = gauge("exchange_sessions", "FIX sessions logged on [transport].");
+/// Market-data subscribers.
+pub const MD_SUBSCRIBERS: GaugeDef = gauge("exchange_marketdata_subscribers", "Market-data subscribers.");
+/// Settlements pending [age].
+pub const SETTLEMENT_PENDING: GaugeDef =
+    gauge("exchange_settlement_pending", "Settlements pending [age=lt_1m|lt_1h|ge_1h].");
+/// Sum of all ledger balances in minor units: anything but 0 is a bug.
+pub const LEDGER_IMBALANCE: GaugeDef =
+    gauge("exchange_ledger_imbalance_minor_units", "Sum of all ledger balances; must be 0 [currency].");
+/// 1 while a kill switch is engaged [scope].
+pub const KILL_SWITCH: GaugeDef =
+    gauge("exchange_kill_switch_engaged", "1 while a kill switch is engaged [scope].");
+
+/// Time spent in one stage [stage=decode|session|risk|ratelimit|match|journal_append|journal_sync].
+pub const STAGE_LATENCY: HistogramDef =
+    histogram("exchange_stage_latency_seconds", "Time spent in one stage per message [stage].");
+/// End to end: order in → report out.
+pub const ORDER_LATENCY: HistogramDef =
+    histogram("exchange_order_latency_seconds", "Order received to report sent.");
+/// One turn of the engine loop (its max is the longest cycle).
+pub const ENGINE_CYCLE: HistogramDef =
+    histogram("exchange_engine_cycle_seconds", "One turn of the engine loop.");
+
+/// Rendered from the health checks, not the counters file: 1 while a check passes [check, probe].
+pub const HEALTH_CHECK: &str = "exchange_health_check";
+
+/// Every counter name, for checks and documentation.
+pub const COUNTERS: &[CounterDef] = &[
+    ORDERS_IN,
+    REJECTS,
+    TRADES,
+    LOGONS,
+    LOGONS_FAILED,
+    RATELIMIT_REFUSALS,
+    JOURNAL_BYTES,
+    JOURNAL_SYNCS,
+    MD_MESSAGES,
+    MD_GAPS,
+    MD_RETRANSMISSIONS,
+    MD_SLOW_CUTS,
+    LEDGER_POSTINGS,
+    IDEMPOTENT_REPLAYS,
+];
+
+/// Every gauge.
+pub const GAUGES: &[GaugeDef] = &[
+    RING_OCCUPANCY,
+    RESTING_ORDERS,
+    JOURNAL_POSITION,
+    JOURNAL_SYNC_LAG,
+    SESSIONS,
+    MD_SUBSCRIBERS,
+    SETTLEMENT_PENDING,
+    LEDGER_IMBALANCE,
+    KILL_SWITCH,
+];
+
+/// Every histogram.
+pub const HISTOGRAMS: &[HistogramDef] = &[STAGE_LATENCY, ORDER_LATENCY, ENGINE_CYCLE];
+
+/// Every name a scrape can contain: families, and the series names histograms add.
+pub fn exposed_names() -> Vec<String> {
+    let mut names: Vec<String> = COUNTERS.iter().map(|c| c.name.to_owned()).collect();
+    names.extend(GAUGES.iter().map(|g| g.name.to_owned()));
+    for h in HISTOGRAMS {
+        names.push(h.name.to_owned());
+        for suffix in ["_bucket", "_sum", "_count"] {
+            names.push(format!("{}{suffix}", h.name));
+        }
+        names.push(crate::prometheus::max_name(h.name));
+    }
+    names.push(HEALTH_CHECK.to_owned());
+    names
+}
