@@ -893,7 +893,7 @@ impl Router {
         let request = context.and_then(|c| c.1);
         let ts = event.ts;
         match event.kind {
-            EventKind::Accepted { account, id, symbol, order_id, side, price, qty } => {
+            EventKind::Accepted { account, id, symbol, order_id, side, price, qty, .. } => {
                 let price = match request {
                     Some(Request::New { order, .. }) if order.ord_type == engine::OrdType::Market => None,
                     _ => Some(price),
