@@ -1,0 +1,19 @@
+//! Sans-IO market data: the engine's event stream projected into public books (L3 order by
+//! order, L2 levels, L1 best bid and offer), a trade tape and OHLCV bars; sequenced feeds with
+//! snapshots, gap detection and a book checksum; a subscriber-side book builder; a binary
+//! order-by-order codec; and a fan-out publisher with bounded per-subscriber queues.
+//!
+//! Nothing here does I/O or reads a clock: events carry the time. The shell (journal tailer,
+//! sockets) drives [`Projection::apply`] or [`Publisher::on_event`] with events in sequence order.
+#![warn(missing_docs, unreachable_pub)]
+
+mod book;
+mod projection;
+mod tape;
+
+pub use book::{Bbo, BookError, BookOrder, Level, OrderBook};
+pub use projection::{BookOp, Projection, ProjectionConfig, ProjectionError, ProjectionSink, SYMBOLS_MAX};
+pub use tape::{Bar, BarPeriod, TradeTick};
+
+// The engine's vocabulary, imported in one place so a change of its id types touches one line.
+pub use engine::{OrderId, Price, Qty, Side, SymbolId};
