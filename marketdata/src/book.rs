@@ -264,15 +264,73 @@ impl OrderBook {
     /// CRC32 of the top `depth` levels of each side; the exact input is in `docs/marketdata.md`:
     /// `A` then `price_ticks:qty;` for each ask level best first, then `B` and the same for bids.
     pub fn checksum(&self, depth: usize) -> u32 {
-        let mut hasher = crc32fast::Hasher::new();
-        let mut digits = [0u8; 48];
-        for (marker, side) in [(b'A', Side::Sell), (b'B', Side::Buy)] {
-            hasher.update(&[marker]);
-            for level in self.levels(side).take(depth) {
-                hasher.update(format_level(&mut digits, level.price, level.qty));
-            }
+        checksum(depth, |side| self.levels(side))
+    }
+}
+
+/// The checksum of `docs/marketdata.md` over the levels `levels(side)` yields, best first.
+fn checksum<'a, I: Iterator<Item = Level> + 'a>(depth: usize, levels: impl Fn(Side) -> I) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut digits = [0u8; 48];
+    for (marker, side) in [(b'A', Side::Sell), (b'B', Side::Buy)] {
+        hasher.update(&[marker]);
+        for level in levels(side).take(depth) {
+            hasher.update(format_level(&mut digits, level.price, level.qty));
         }
-        hasher.finalize()
+    }
+    hasher.finalize()
+}
+
+/// An L2 book: displayed quantity and order count per price level, as a levels feed builds it.
+#[derive(Clone, Debug, Default)]
+pub struct LevelBook {
+    bids: BTreeMap<Price, (Qty, u32)>,
+    asks: BTreeMap<Price, (Qty, u32)>,
+}
+
+impl LevelBook {
+    /// An empty book.
+    pub fn new() -> LevelBook {
+        LevelBook::default()
+    }
+
+    /// Removes everything.
+    pub fn clear(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+    }
+
+    /// Sets a level to its new total; quantity 0 removes it.
+    pub fn set(&mut self, level: Level) {
+        let side = match level.side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        if level.qty == 0 {
+            side.remove(&level.price);
+        } else {
+            side.insert(level.price, (level.qty, level.count));
+        }
+    }
+
+    /// Levels of a side, best first.
+    pub fn levels(&self, side: Side) -> impl Iterator<Item = Level> + '_ {
+        let map = move |(price, (qty, count)): (&Price, &(Qty, u32))| Level {
+            side,
+            price: *price,
+            qty: *qty,
+            count: *count,
+        };
+        let (bids, asks) = match side {
+            Side::Buy => (Some(self.bids.iter().rev().map(map)), None),
+            Side::Sell => (None, Some(self.asks.iter().map(map))),
+        };
+        bids.into_iter().flatten().chain(asks.into_iter().flatten())
+    }
+
+    /// The same checksum as [`OrderBook::checksum`].
+    pub fn checksum(&self, depth: usize) -> u32 {
+        checksum(depth, |side| self.levels(side))
     }
 }
 

@@ -8,10 +8,16 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod book;
+mod builder;
+mod feed;
+mod message;
 mod projection;
 mod tape;
 
-pub use book::{Bbo, BookError, BookOrder, Level, OrderBook};
+pub use book::{Bbo, BookError, BookOrder, Level, LevelBook, OrderBook};
+pub use builder::{BookBuilder, BuildError, Progress, PENDING_MAX};
+pub use feed::{FeedConfig, MarketData};
+pub use message::{Body, Channel, Header, Message, Sink};
 pub use projection::{BookOp, Projection, ProjectionConfig, ProjectionError, ProjectionSink, SYMBOLS_MAX};
 pub use tape::{Bar, BarPeriod, TradeTick};
 
