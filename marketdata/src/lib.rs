@@ -9,6 +9,7 @@
 
 mod book;
 mod builder;
+pub mod codec;
 mod feed;
 mod message;
 mod projection;

@@ -7,8 +7,8 @@ mod common;
 
 use engine::{Event, Side};
 use marketdata::{
-    Body, BookBuilder, BuildError, Channel, FeedConfig, Level, MarketData, Message, Progress, Projection,
-    ProjectionConfig,
+    codec, Body, BookBuilder, BuildError, Channel, FeedConfig, Level, MarketData, Message, Progress,
+    Projection, ProjectionConfig,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestError};
@@ -50,6 +50,15 @@ fn compare(
     }
     prop_assert_eq!(builder.halted(), projection.halted(symbol));
     Ok(())
+}
+
+/// The message after a trip through the binary codec.
+fn wire(m: &Message) -> Message {
+    let mut buf = [0u8; codec::MESSAGE_LEN_MAX];
+    let n = codec::encode(m, &mut buf).expect("fits");
+    let (decoded, used) = codec::decode(&buf[..n]).expect("decodes");
+    assert_eq!(used, n);
+    decoded
 }
 
 /// (channel, symbol) of every builder under test.
@@ -96,6 +105,8 @@ fn rebuild(events: &[Event], k: usize, early: usize) -> Result<(), TestCaseError
             }
             continue;
         }
+        // The subscribers read the binary encoding, as they would off the wire.
+        let out: Vec<Message> = out.iter().map(wire).collect();
         for b in builders.iter_mut() {
             for m in &out {
                 b.apply(m).map_err(|e| TestCaseError::fail(format!("{e} at event {n}: {m:?}")))?;
