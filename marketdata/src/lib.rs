@@ -13,6 +13,7 @@ pub mod codec;
 mod feed;
 mod message;
 mod projection;
+mod publisher;
 mod tape;
 
 pub use book::{Bbo, BookError, BookOrder, Level, LevelBook, OrderBook};
@@ -20,6 +21,10 @@ pub use builder::{BookBuilder, BuildError, Progress, PENDING_MAX};
 pub use feed::{FeedConfig, MarketData};
 pub use message::{Body, Channel, Header, Message, Sink};
 pub use projection::{BookOp, Projection, ProjectionConfig, ProjectionError, ProjectionSink, SYMBOLS_MAX};
+pub use publisher::{
+    DisconnectReason, DrainError, Publisher, PublisherConfig, PublisherStats, SlowPolicy, SubscribeError,
+    SubscriberId, Subscription,
+};
 pub use tape::{Bar, BarPeriod, TradeTick};
 
 // The engine's vocabulary, imported in one place so a change of its id types touches one line.
