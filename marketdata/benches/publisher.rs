@@ -1,16 +1,18 @@
 //! Messages per second one publisher core sustains from a generated engine event stream: the
 //! feed alone (projection + sequencing + checksums into a counting sink), and fanned out to 1,
-//! 10 and 100 subscriber queues that are drained every 64 events.
+//! 10 and 100 subscriber queues that are drained every 64 events. Throughput counts feed
+//! messages (with checksums); with the fan-out each is delivered to about half the subscribers.
+//! `feed_core_no_checksum` counts the same elements, so it reads as the same stream's rate.
 //!
 //! `cargo bench -p marketdata --bench publisher -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side, Tif,
-    PRICE_UNITS_PER_ONE,
+    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side,
+    Tif, PRICE_UNITS_PER_ONE,
 };
 use marketdata::{
-    Channel, FeedConfig, MarketData, Message, Publisher, PublisherConfig, SlowPolicy, Sink, Subscription,
+    Channel, FeedConfig, MarketData, Message, Publisher, PublisherConfig, Sink, SlowPolicy, Subscription,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -81,6 +83,20 @@ fn bench(c: &mut Criterion) {
     group.bench_function("feed_core", |b| {
         b.iter_batched(
             || MarketData::new(feed_config()),
+            |mut md| {
+                let mut count = Count::default();
+                for e in &events {
+                    md.on_event(e, &mut count).expect("engine stream");
+                }
+                count.0
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The same without checksums: what the CRC of the top 10 levels costs per book change.
+    group.bench_function("feed_core_no_checksum", |b| {
+        b.iter_batched(
+            || MarketData::new(FeedConfig { checksum_depth: None, ..feed_config() }),
             |mut md| {
                 let mut count = Count::default();
                 for e in &events {

@@ -3,11 +3,15 @@
 //! (its queue is replaced by a fresh snapshot, after which its stream goes on gapless) or
 //! disconnected with a reason, per [`SlowPolicy`]; either is counted, neither is silent.
 //!
+//! The queues are windows of one shared log, as in a Disruptor: every message is written once,
+//! and each subscriber has a cursor into the log and reads (filtered to its subscription) when
+//! drained. Its queue is `log[cursor..head]`, so the bound is on how far behind the head a
+//! subscriber may be, counted in feed messages. Publishing costs the same for 1 or 1000
+//! subscribers; a drain costs a scan of the messages since the subscriber's last drain.
+//!
 //! Sans-IO and single-threaded: the thread that owns the `Publisher` calls [`Publisher::on_event`]
 //! with each engine event and [`Publisher::drain`] for each subscriber whose socket can take
-//! more; nothing here blocks or allocates per message once the queues are warm.
-
-use std::collections::VecDeque;
+//! more; nothing here blocks or allocates per message once the log is full-sized.
 
 use engine::Event;
 
@@ -30,8 +34,8 @@ pub enum SlowPolicy {
 pub struct PublisherConfig {
     /// The feed.
     pub feed: FeedConfig,
-    /// Incremental messages a subscriber may have waiting (a snapshot is held apart from them,
-    /// bounded by the book, which the engine's order pool bounds).
+    /// Feed messages a subscriber may be behind: the shared log's length (a snapshot is held
+    /// apart from them, bounded by the book, which the engine's order pool bounds).
     pub queue_len_max: usize,
     /// Subscribers at once.
     pub subscribers_max: usize,
@@ -104,8 +108,8 @@ pub enum DrainError {
 pub struct PublisherStats {
     /// Messages the feed produced.
     pub messages: u64,
-    /// Messages put in subscriber queues.
-    pub enqueued: u64,
+    /// Messages handed to subscribers by [`Publisher::drain`].
+    pub delivered: u64,
     /// Times a subscriber's queue was replaced by a snapshot.
     pub conflations: u64,
     /// Subscribers dropped for falling behind.
@@ -115,14 +119,21 @@ pub struct PublisherStats {
 #[derive(Debug)]
 struct Subscriber {
     subscription: Subscription,
-    /// Snapshot messages, delivered before `queue`; `snapshot_sent` of them already went out.
+    /// Snapshot messages, delivered before the log; `snapshot_sent` of them already went out.
     snapshot: Vec<Message>,
     snapshot_sent: usize,
-    queue: VecDeque<Message>,
-    /// Set when the queue overflowed during the current event: a snapshot follows it.
-    resync: bool,
+    /// Absolute log position of the next message to read.
+    cursor: u64,
     disconnected: Option<DisconnectReason>,
     conflations: u64,
+}
+
+impl Subscriber {
+    fn wants(&self, message: &Message) -> bool {
+        let h = &message.header;
+        h.channel == self.subscription.channel
+            && (h.symbol.is_none() || self.subscription.symbol.is_none_or(|s| Some(s) == h.symbol))
+    }
 }
 
 #[derive(Debug)]
@@ -137,6 +148,12 @@ pub struct Publisher {
     md: MarketData,
     slots: Vec<Slot>,
     live: usize,
+    /// The shared log: message at absolute position `p` is at `log[p % queue_len_max]`.
+    log: Vec<Message>,
+    /// Absolute position of the next message written.
+    head: u64,
+    /// No live subscriber's cursor is below this (a lower bound, refreshed when it matters).
+    cursor_min: u64,
     queue_len_max: usize,
     subscribers_max: usize,
     slow_policy: SlowPolicy,
@@ -145,8 +162,8 @@ pub struct Publisher {
     stats: PublisherStats,
 }
 
-/// Scratch bound: the messages one engine event makes (a trade makes at most 8, a replace
-/// that rests 4, plus checksums); larger is fine, it only grows once.
+/// Scratch reservation: the messages one engine event makes (a trade makes at most 8, a
+/// replace that rests 4, plus checksums); a larger event only grows it once.
 const EVENT_MESSAGES_RESERVED: usize = 64;
 
 impl Publisher {
@@ -161,6 +178,9 @@ impl Publisher {
             md: MarketData::new(config.feed),
             slots: Vec::new(),
             live: 0,
+            log: Vec::with_capacity(config.queue_len_max.min(1 << 16)),
+            head: 0,
+            cursor_min: 0,
             queue_len_max: config.queue_len_max,
             subscribers_max: config.subscribers_max,
             slow_policy: config.slow_policy,
@@ -179,7 +199,7 @@ impl Publisher {
         self.stats
     }
 
-    /// Subscribers connected (disconnected ones not yet taken included).
+    /// Subscribers connected (disconnected ones not yet drained included).
     pub fn subscribers(&self) -> usize {
         self.live
     }
@@ -201,8 +221,7 @@ impl Publisher {
             subscription,
             snapshot: Vec::new(),
             snapshot_sent: 0,
-            queue: VecDeque::with_capacity(self.queue_len_max.min(4096)),
-            resync: false,
+            cursor: self.head,
             disconnected: None,
             conflations: 0,
         };
@@ -231,84 +250,93 @@ impl Publisher {
         }
     }
 
-    fn subscriber_mut(&mut self, id: SubscriberId) -> Option<&mut Subscriber> {
-        let slot = self.slots.get_mut(id.index as usize)?;
-        if slot.generation != id.generation {
-            return None;
-        }
-        slot.subscriber.as_mut()
-    }
-
     /// Conflations of one subscriber so far.
     pub fn conflations(&self, id: SubscriberId) -> Option<u64> {
         let slot = self.slots.get(id.index as usize).filter(|s| s.generation == id.generation)?;
         slot.subscriber.as_ref().map(|s| s.conflations)
     }
 
-    /// Applies one engine event and queues its messages to every subscriber that wants them.
+    /// Applies one engine event and publishes its messages to the log.
     pub fn on_event(&mut self, event: &Event) -> Result<(), ProjectionError> {
         self.scratch.clear();
         self.md.on_event(event, &mut self.scratch)?;
-        self.fan_out();
+        self.publish();
         Ok(())
     }
 
-    /// Queues a heartbeat on every subscriber's channel.
+    /// Publishes a heartbeat on both channels.
     pub fn heartbeat(&mut self, ts_ns: u64) {
         self.scratch.clear();
         for channel in Channel::ALL {
             self.md.heartbeat(channel, ts_ns, &mut self.scratch);
         }
-        self.fan_out();
+        self.publish();
     }
 
-    fn fan_out(&mut self) {
-        self.stats.messages += self.scratch.len() as u64;
-        let (queue_len_max, policy) = (self.queue_len_max, self.slow_policy);
-        for slot in &mut self.slots {
-            let Some(sub) = slot.subscriber.as_mut() else { continue };
+    /// Appends `scratch` to the log, first dealing with every subscriber it would overrun.
+    fn publish(&mut self) {
+        let n = self.scratch.len() as u64;
+        self.stats.messages += n;
+        let capacity = self.queue_len_max as u64;
+        // After the append the log holds positions head + n - capacity .. head + n.
+        let oldest_kept = (self.head + n).saturating_sub(capacity);
+        if oldest_kept > self.cursor_min {
+            self.overrun(oldest_kept);
+        }
+        for message in &self.scratch {
+            let at = (self.head % capacity) as usize;
+            if at == self.log.len() {
+                self.log.push(*message);
+            } else {
+                self.log[at] = *message;
+            }
+            self.head += 1;
+        }
+    }
+
+    /// Conflates or disconnects every subscriber whose cursor is below `oldest_kept`, then
+    /// refreshes `cursor_min`.
+    fn overrun(&mut self, oldest_kept: u64) {
+        let (policy, queue_len_max) = (self.slow_policy, self.queue_len_max);
+        let after = self.head + self.scratch.len() as u64;
+        let ts_ns = self.scratch.last().map_or(0, |m| m.header.ts_ns);
+        let mut cursor_min = after;
+        for sub in self.slots.iter_mut().filter_map(|s| s.subscriber.as_mut()) {
             if sub.disconnected.is_some() {
                 continue;
             }
-            for message in &self.scratch {
-                let h = &message.header;
-                let wanted = h.channel == sub.subscription.channel
-                    && (h.symbol.is_none() || sub.subscription.symbol.is_none_or(|s| Some(s) == h.symbol));
-                if !wanted || sub.resync {
-                    continue; // a resync's snapshot, taken after this event, includes it
-                }
-                if sub.queue.len() == queue_len_max {
-                    match policy {
-                        SlowPolicy::Conflate => {
-                            sub.queue.clear();
-                            sub.resync = true;
-                            sub.conflations += 1;
-                            self.stats.conflations += 1;
-                        }
-                        SlowPolicy::Disconnect => {
-                            sub.queue = VecDeque::new();
-                            sub.snapshot = Vec::new();
-                            sub.disconnected = Some(DisconnectReason::QueueFull { queue_len_max });
-                            self.stats.disconnections += 1;
-                        }
+            if sub.cursor < oldest_kept {
+                match policy {
+                    SlowPolicy::Conflate => {
+                        // The projection already includes this event: the snapshot replaces
+                        // everything up to and including its messages.
+                        write_snapshot(&self.md, sub, ts_ns);
+                        sub.cursor = after;
+                        sub.conflations += 1;
+                        self.stats.conflations += 1;
                     }
-                    break;
+                    SlowPolicy::Disconnect => {
+                        sub.snapshot = Vec::new();
+                        sub.disconnected = Some(DisconnectReason::QueueFull { queue_len_max });
+                        self.stats.disconnections += 1;
+                        continue;
+                    }
                 }
-                sub.queue.push_back(*message);
-                self.stats.enqueued += 1;
             }
-            if sub.resync {
-                sub.resync = false;
-                let ts_ns = self.scratch.last().map_or(0, |m| m.header.ts_ns);
-                write_snapshot(&self.md, sub, ts_ns);
-            }
+            cursor_min = cursor_min.min(sub.cursor);
         }
+        self.cursor_min = cursor_min;
     }
 
     /// Moves up to `max` of a subscriber's waiting messages, oldest first (snapshot first), to
     /// `out`; returns how many. A disconnected subscriber gets its reason once, then is gone.
     pub fn drain<S: Sink>(&mut self, id: SubscriberId, out: &mut S, max: usize) -> Result<usize, DrainError> {
-        let sub = self.subscriber_mut(id).ok_or(DrainError::UnknownSubscriber)?;
+        let slot = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .ok_or(DrainError::UnknownSubscriber)?;
+        let sub = slot.subscriber.as_mut().ok_or(DrainError::UnknownSubscriber)?;
         if let Some(reason) = sub.disconnected {
             self.unsubscribe(id);
             return Err(DrainError::Disconnected(reason));
@@ -323,11 +351,16 @@ impl Publisher {
             sub.snapshot.clear();
             sub.snapshot_sent = 0;
         }
-        while n < max {
-            let Some(message) = sub.queue.pop_front() else { break };
-            out.message(&message);
-            n += 1;
+        let capacity = self.queue_len_max as u64;
+        while n < max && sub.cursor < self.head {
+            let message = &self.log[(sub.cursor % capacity) as usize];
+            sub.cursor += 1;
+            if sub.wants(message) {
+                out.message(message);
+                n += 1;
+            }
         }
+        self.stats.delivered += n as u64;
         Ok(n)
     }
 
@@ -340,9 +373,8 @@ impl Publisher {
     }
 }
 
-/// Replaces a subscriber's pending snapshot and queue with a fresh snapshot of its subscription.
+/// Replaces a subscriber's pending snapshot with a fresh snapshot of its subscription.
 fn write_snapshot(md: &MarketData, sub: &mut Subscriber, ts_ns: u64) {
-    sub.queue.clear();
     sub.snapshot.clear();
     sub.snapshot_sent = 0;
     let channel = sub.subscription.channel;
@@ -437,7 +469,7 @@ mod tests {
 
     #[test]
     fn a_slow_subscriber_is_conflated_and_its_book_stays_exact_while_others_go_on() {
-        let mut p = publisher(8, SlowPolicy::Conflate);
+        let mut p = publisher(32, SlowPolicy::Conflate);
         let slow = p.subscribe(all(), 0).unwrap();
         let fast = p.subscribe(all(), 0).unwrap();
         let (mut b_slow, mut b_fast) =
@@ -460,7 +492,7 @@ mod tests {
 
     #[test]
     fn a_slow_subscriber_is_disconnected_with_its_reason_under_that_policy() {
-        let mut p = publisher(8, SlowPolicy::Disconnect);
+        let mut p = publisher(32, SlowPolicy::Disconnect);
         let slow = p.subscribe(all(), 0).unwrap();
         let fast = p.subscribe(all(), 0).unwrap();
         let mut b_fast = BookBuilder::new(Channel::Orders, 0);
@@ -468,7 +500,7 @@ mod tests {
             p.on_event(e).unwrap();
             drain_into(&mut p, fast, &mut b_fast);
         }
-        let reason = DisconnectReason::QueueFull { queue_len_max: 8 };
+        let reason = DisconnectReason::QueueFull { queue_len_max: 32 };
         assert_eq!(p.disconnected().collect::<Vec<_>>(), vec![(slow, reason)]);
         assert_eq!(p.stats().disconnections, 1);
         assert_eq!(p.drain(slow, &mut Vec::new(), 10), Err(DrainError::Disconnected(reason)));
