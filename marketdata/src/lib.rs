@@ -15,6 +15,8 @@ mod message;
 mod projection;
 mod publisher;
 mod tape;
+#[cfg(feature = "ws")]
+mod ws;
 
 pub use book::{Bbo, BookError, BookOrder, Level, LevelBook, OrderBook};
 pub use builder::{BookBuilder, BuildError, Progress, PENDING_MAX};
@@ -26,6 +28,10 @@ pub use publisher::{
     SubscriberId, Subscription,
 };
 pub use tape::{Bar, BarPeriod, TradeTick};
+#[cfg(feature = "ws")]
+pub use ws::{
+    ws_router, WsChannel, WsEntry, WsFeed, WsMessage, WsPeriod, WsRequest, WsSeq, WS_SUBSCRIPTIONS_MAX,
+};
 
 // The engine's vocabulary, imported in one place so a change of its id types touches one line.
 pub use engine::{OrderId, Price, Qty, Side, SymbolId};

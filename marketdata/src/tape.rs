@@ -104,6 +104,15 @@ impl Bars {
         }
     }
 
+    /// Appends a finished or forming bar (a subscriber seeding its bars from the projection).
+    #[cfg_attr(not(feature = "ws"), allow(dead_code))]
+    pub(crate) fn push(&mut self, bar: Bar) {
+        if self.bars.len() == self.len_max {
+            self.bars.pop_front();
+        }
+        self.bars.push_back(bar);
+    }
+
     pub(crate) fn iter(&self) -> std::collections::vec_deque::Iter<'_, Bar> {
         self.bars.iter()
     }
