@@ -61,6 +61,83 @@ pub enum BuildError {
     PendingFull,
 }
 
+/// Follows one channel's `channel_seq` for a subscriber of the whole channel (every symbol), as
+/// the binary feed is: any lost message, the tail included (heartbeats carry the last sequence),
+/// is reported. A subscriber of one symbol sees only that symbol's messages and relies on
+/// [`BookBuilder`]'s per-symbol sequence instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelTracker {
+    epoch: Option<u64>,
+    last: Option<u64>,
+}
+
+/// A break in a channel's sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelGap {
+    /// Messages `expected..=last_missing` were lost.
+    #[error("channel gap: expected seq {expected}, next known is {next}")]
+    Lost {
+        /// First missing sequence.
+        expected: u64,
+        /// Sequence of the message that revealed it (a heartbeat's: the last sent).
+        next: u64,
+    },
+    /// The publisher's epoch changed: every book of the channel must be rebuilt.
+    #[error("epoch changed from {was} to {now}")]
+    EpochChanged {
+        /// Before.
+        was: u64,
+        /// Now.
+        now: u64,
+    },
+}
+
+impl ChannelTracker {
+    /// A tracker that accepts any first sequence (joining a running feed).
+    pub fn new() -> ChannelTracker {
+        ChannelTracker::default()
+    }
+
+    /// Last channel sequence seen.
+    pub fn last(&self) -> Option<u64> {
+        self.last
+    }
+
+    /// Checks one message of the channel (snapshot parts are not part of the sequence).
+    pub fn check(&mut self, message: &Message) -> Result<(), ChannelGap> {
+        let h = &message.header;
+        if let Some(was) = self.epoch.filter(|&was| was != h.epoch) {
+            self.epoch = Some(h.epoch);
+            self.last = None;
+            return Err(ChannelGap::EpochChanged { was, now: h.epoch });
+        }
+        self.epoch = Some(h.epoch);
+        let seq = h.channel_seq;
+        match message.body {
+            Body::Heartbeat => match self.last {
+                Some(last) if seq > last => {
+                    self.last = Some(seq);
+                    Err(ChannelGap::Lost { expected: last + 1, next: seq })
+                }
+                _ => Ok(()),
+            },
+            body if body.is_sequenced() => {
+                let expected = self.last.map_or(seq, |last| last + 1);
+                if seq < expected {
+                    return Ok(()); // a duplicate
+                }
+                self.last = Some(seq);
+                if seq == expected {
+                    Ok(())
+                } else {
+                    Err(ChannelGap::Lost { expected, next: seq })
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// What applying a message did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -154,11 +231,12 @@ impl BookBuilder {
     }
 
     /// Levels of a side, best first (either channel).
-    pub fn levels(&self, side: Side) -> Box<dyn Iterator<Item = Level> + '_> {
-        match &self.book {
-            Book::Orders(book) => Box::new(book.levels(side)),
-            Book::Levels(book) => Box::new(book.levels(side)),
-        }
+    pub fn levels(&self, side: Side) -> impl Iterator<Item = Level> + '_ {
+        let (orders, levels) = match &self.book {
+            Book::Orders(book) => (Some(book.levels(side)), None),
+            Book::Levels(book) => (None, Some(book.levels(side))),
+        };
+        orders.into_iter().flatten().chain(levels.into_iter().flatten())
     }
 
     fn checksum(&self, depth: u16) -> u32 {

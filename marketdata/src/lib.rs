@@ -19,7 +19,7 @@ mod tape;
 mod ws;
 
 pub use book::{Bbo, BookError, BookOrder, Level, LevelBook, OrderBook};
-pub use builder::{BookBuilder, BuildError, Progress, PENDING_MAX};
+pub use builder::{BookBuilder, BuildError, ChannelGap, ChannelTracker, Progress, PENDING_MAX};
 pub use feed::{FeedConfig, MarketData};
 pub use message::{Body, Channel, Header, Message, Sink};
 pub use projection::{BookOp, Projection, ProjectionConfig, ProjectionError, ProjectionSink, SYMBOLS_MAX};

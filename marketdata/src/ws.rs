@@ -364,9 +364,11 @@ impl Stream {
         let id = self.symbol;
         let price = |p| feed.price(id, p);
         if let Some(book) = self.book.as_mut() {
-            // A feed we produced ourselves cannot disagree with itself; if it ever did, the
-            // builder waits for the next snapshot and the ticker pauses rather than lie.
-            let _ = book.apply(m);
+            // Our own feed disagreeing with itself is a bug: say so, and the ticker pauses
+            // (the builder waits for a snapshot) rather than show a book it cannot prove.
+            if let Err(e) = book.apply(m) {
+                out.push_back(WsMessage::Error { reason: format!("ticker book for {}: {e}", self.name) });
+            }
         }
         match (self.channel, m.body) {
             (WsChannel::Level2 | WsChannel::Level3, Body::SnapshotBegin { halted, .. }) => {

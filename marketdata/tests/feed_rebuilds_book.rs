@@ -7,8 +7,8 @@ mod common;
 
 use engine::{Event, Side};
 use marketdata::{
-    codec, Body, BookBuilder, BuildError, Channel, FeedConfig, Level, MarketData, Message, Progress,
-    Projection, ProjectionConfig,
+    codec, Body, BookBuilder, BuildError, Channel, ChannelGap, ChannelTracker, FeedConfig, Level, MarketData,
+    Message, Progress, Projection, ProjectionConfig,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestError};
@@ -250,4 +250,50 @@ fn a_wrong_book_fails_its_checksum_and_a_new_epoch_drops_the_book() {
     other_epoch.header.epoch += 1;
     assert_eq!(builder.apply(&other_epoch), Err(BuildError::EpochChanged { was: 7, now: 8 }));
     assert!(!builder.is_live());
+}
+
+#[test]
+fn a_whole_channel_subscriber_sees_every_lost_message_even_the_last() {
+    let mut md = feed();
+    let commands: Vec<engine::Command> = {
+        let cent = engine::PRICE_UNITS_PER_ONE / 100;
+        (1..=6u64)
+            .map(|seq| {
+                let side = if seq % 2 == 0 { Side::Buy } else { Side::Sell };
+                let id = engine::ClOrdId::from_str(&format!("c{seq}")).unwrap();
+                let order =
+                    engine::NewOrder::limit(seq as u32 % 2, (seq % 2) as u32, id, side, 100 * cent, 1);
+                engine::Command {
+                    header: engine::CommandHeader { seq, ts: seq },
+                    kind: engine::CommandKind::New(order),
+                }
+            })
+            .collect()
+    };
+    let mut all = Vec::new();
+    for e in events(&commands) {
+        md.on_event(&e, &mut all).unwrap();
+    }
+    let orders: Vec<Message> = all.into_iter().filter(|m| m.header.channel == Channel::Orders).collect();
+    assert!(orders.len() > 4);
+
+    let mut tracker = ChannelTracker::new();
+    for m in &orders {
+        tracker.check(m).unwrap();
+    }
+    // The last message is lost: only the heartbeat can tell.
+    let mut tracker = ChannelTracker::new();
+    for m in &orders[..orders.len() - 1] {
+        tracker.check(m).unwrap();
+    }
+    let mut heartbeat = Vec::new();
+    md.heartbeat(Channel::Orders, 99, &mut heartbeat);
+    let last = orders.last().unwrap().header.channel_seq;
+    assert_eq!(tracker.check(&heartbeat[0]), Err(ChannelGap::Lost { expected: last, next: last }));
+    // One in the middle is lost.
+    let mut tracker = ChannelTracker::new();
+    let results: Vec<_> =
+        orders.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, m)| tracker.check(m)).collect();
+    let lost = orders[2].header.channel_seq;
+    assert_eq!(results[2], Err(ChannelGap::Lost { expected: lost, next: lost + 1 }));
 }

@@ -5,7 +5,10 @@
 mod common;
 
 use engine::{BookSnapshot, Command, Engine, Side};
-use marketdata::{Bbo, BookOrder, Level, Projection, ProjectionConfig};
+use std::collections::BTreeMap;
+
+use engine::{Event, EventKind};
+use marketdata::{Bar, BarPeriod, Bbo, BookOrder, Level, Projection, ProjectionConfig, TradeTick};
 use proptest::test_runner::{TestCaseError, TestError};
 
 /// The engine's book as the public sees it: (side, price, order id, displayed qty) in priority.
@@ -59,14 +62,78 @@ fn check(engine: &Engine, projection: &Projection, after: &Command) -> Result<()
     Ok(())
 }
 
+const TAPE_LEN_MAX: usize = 16;
+const BARS_LEN_MAX: usize = 4;
+
+/// The tape and bars, computed the obvious way from every trade event: they must equal the
+/// projection's bounded, incremental ones.
+fn check_tape_and_bars(events: &[Event], projection: &Projection) -> Result<(), TestCaseError> {
+    for symbol in 0..common::SYMBOLS {
+        let trades: Vec<TradeTick> = events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Trade {
+                    symbol: s, price, qty, aggressor, maker_order_id, taker_order_id, ..
+                } if s == symbol => Some(TradeTick {
+                    seq: e.seq,
+                    ts: e.ts,
+                    price,
+                    qty,
+                    aggressor,
+                    maker_order_id,
+                    taker_order_id,
+                }),
+                _ => None,
+            })
+            .collect();
+        let tape: Vec<TradeTick> = projection.tape(symbol).copied().collect();
+        proptest::prop_assert_eq!(&tape[..], &trades[trades.len().saturating_sub(TAPE_LEN_MAX)..]);
+        for period in [BarPeriod::OneSecond, BarPeriod::OneMinute] {
+            let mut bars: BTreeMap<u64, Bar> = BTreeMap::new();
+            for t in &trades {
+                let start_ts = t.ts / period.ns() * period.ns();
+                let bar = bars.entry(start_ts).or_insert(Bar {
+                    start_ts,
+                    open: t.price,
+                    high: t.price,
+                    low: t.price,
+                    close: t.price,
+                    volume: 0,
+                    trades: 0,
+                });
+                bar.high = bar.high.max(t.price);
+                bar.low = bar.low.min(t.price);
+                bar.close = t.price;
+                bar.volume += t.qty;
+                bar.trades += 1;
+            }
+            let want: Vec<Bar> = bars.into_values().collect();
+            let got: Vec<Bar> = projection.bars(symbol, period).copied().collect();
+            proptest::prop_assert_eq!(
+                &got[..],
+                &want[want.len().saturating_sub(BARS_LEN_MAX)..],
+                "{:?}",
+                period
+            );
+        }
+    }
+    Ok(())
+}
+
 fn property(tight: bool, cases: u32, salt: u64) {
     let (mut runner, seed) = common::runner(cases, salt);
     let result = runner.run(&common::stream(200), |commands| {
         let mut engine = common::engine(tight);
-        let mut projection = Projection::new(ProjectionConfig { symbols: 2, ..ProjectionConfig::default() });
+        let mut projection = Projection::new(ProjectionConfig {
+            symbols: 2,
+            tape_len_max: TAPE_LEN_MAX,
+            bars_len_max: BARS_LEN_MAX,
+        });
+        let mut all = Vec::new();
         for command in &commands {
             let mut events = Vec::new();
             engine.process(command, &mut events);
+            all.extend_from_slice(&events);
             for event in &events {
                 projection
                     .apply(event, &mut ())
@@ -82,7 +149,7 @@ fn property(tight: bool, cases: u32, salt: u64) {
             }
             check(&engine, &projection, command)?;
         }
-        Ok(())
+        check_tape_and_bars(&all, &projection)
     });
     match result {
         Ok(()) => {}
