@@ -268,16 +268,42 @@ impl OrderBook {
     }
 }
 
+/// Longest `price:qty;` text: an i64 with its sign, a u64 and two separators.
+const LEVEL_TEXT_LEN_MAX: usize = 20 + 1 + 20 + 1;
+
+/// The text is hashed in chunks of this many bytes: one CRC call per chunk, not per level.
+const CHECKSUM_CHUNK_BYTES: usize = 1024;
+
 /// The checksum of `docs/marketdata.md` over the levels `levels(side)` yields, best first.
+/// Allocates nothing: the text goes through a stack buffer.
 fn checksum<'a, I: Iterator<Item = Level> + 'a>(depth: usize, levels: impl Fn(Side) -> I) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
-    let mut digits = [0u8; 48];
+    let mut chunk = [0u8; CHECKSUM_CHUNK_BYTES];
+    let mut len = 0;
+    let mut ints = itoa::Buffer::new();
     for (marker, side) in [(b'A', Side::Sell), (b'B', Side::Buy)] {
-        hasher.update(&[marker]);
+        if len == chunk.len() {
+            hasher.update(&chunk);
+            len = 0;
+        }
+        chunk[len] = marker;
+        len += 1;
         for level in levels(side).take(depth) {
-            hasher.update(format_level(&mut digits, level.price, level.qty));
+            if len + LEVEL_TEXT_LEN_MAX > chunk.len() {
+                hasher.update(&chunk[..len]);
+                len = 0;
+            }
+            let mut put = |text: &[u8], separator: u8| {
+                chunk[len..len + text.len()].copy_from_slice(text);
+                len += text.len();
+                chunk[len] = separator;
+                len += 1;
+            };
+            put(ints.format(level.price.0).as_bytes(), b':');
+            put(ints.format(level.qty).as_bytes(), b';');
         }
     }
+    hasher.update(&chunk[..len]);
     hasher.finalize()
 }
 
@@ -334,38 +360,6 @@ impl LevelBook {
     }
 }
 
-/// Writes `price:qty;` in decimal ASCII into `buf` without allocating; returns the bytes.
-fn format_level(buf: &mut [u8; 48], price: Price, qty: Qty) -> &[u8] {
-    let mut len = 0;
-    let push_i64 = |buf: &mut [u8; 48], len: &mut usize, v: i128| {
-        let mut tmp = [0u8; 40];
-        let mut n = v.unsigned_abs();
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        if v < 0 {
-            i -= 1;
-            tmp[i] = b'-';
-        }
-        let digits = &tmp[i..];
-        buf[*len..*len + digits.len()].copy_from_slice(digits);
-        *len += digits.len();
-    };
-    push_i64(buf, &mut len, i128::from(price.0));
-    buf[len] = b':';
-    len += 1;
-    push_i64(buf, &mut len, i128::from(qty));
-    buf[len] = b';';
-    len += 1;
-    &buf[..len]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,5 +399,24 @@ mod tests {
         assert_eq!(b.checksum(1), crc32fast::hash(b"A101:2;B100:5;"));
         assert_eq!(b.checksum(10), crc32fast::hash(b"A101:2;102:1;B100:5;99:7;"));
         assert_eq!(OrderBook::new().checksum(10), crc32fast::hash(b"AB"));
+    }
+
+    #[test]
+    fn checksum_of_a_deep_book_equals_the_text_hashed_at_once() {
+        // Deep enough that the text spans several chunks, with a chunk ending at every offset.
+        for extra in 0..45 {
+            let mut b = OrderBook::new();
+            let mut text = String::from("A");
+            for i in 0..(60 + extra) {
+                add(&mut b, 2 * i + 1, Side::Sell, 1_000_000 + i as i64, 123_456_789 + i);
+                text += &format!("{}:{};", 1_000_000 + i, 123_456_789 + i);
+            }
+            text += "B";
+            for i in 0..(60 + extra) {
+                add(&mut b, 2 * i + 2, Side::Buy, 999_999 - i as i64, 7);
+                text += &format!("{}:7;", 999_999 - i);
+            }
+            assert_eq!(b.checksum(usize::MAX), crc32fast::hash(text.as_bytes()), "extra {extra}");
+        }
     }
 }
