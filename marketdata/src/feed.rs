@@ -10,7 +10,7 @@ use crate::book::{BookOrder, Level};
 use crate::message::{Body, Channel, Header, Message, Sink};
 use crate::projection::{BookOp, Projection, ProjectionConfig, ProjectionError, ProjectionSink};
 use crate::tape::TradeTick;
-use crate::{Side, SymbolId};
+use crate::{Price, Side, SymbolId};
 
 /// Settings of a [`MarketData`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,10 +57,41 @@ impl Sequences {
     }
 }
 
+/// A symbol's last checksum, kept while no change reaches the top N levels: a level worse than
+/// the Nth best cannot enter the top N unless a level in it changes, which clears the cache.
+#[derive(Clone, Copy, Debug, Default)]
+struct ChecksumCache {
+    crc32: Option<u32>,
+    /// The Nth best price per side (buy, sell) when it was computed; `None`: fewer levels, so
+    /// any change on that side reaches the top N.
+    cutoff: [Option<Price>; 2],
+}
+
+impl ChecksumCache {
+    fn on_level(&mut self, level: &Level) {
+        let reaches_top = match (level.side, self.cutoff[side_index(level.side)]) {
+            (_, None) => true,
+            (Side::Buy, Some(cutoff)) => level.price >= cutoff,
+            (Side::Sell, Some(cutoff)) => level.price <= cutoff,
+        };
+        if reaches_top {
+            self.crc32 = None;
+        }
+    }
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
 /// Turns projection output into messages on both channels.
 struct Stamper<'a, S> {
     seqs: &'a mut Sequences,
     out: &'a mut S,
+    checksums: &'a mut [ChecksumCache],
     /// The symbol whose book the event changed, if any (one event touches one symbol).
     touched: Option<(SymbolId, u64)>,
 }
@@ -77,6 +108,7 @@ impl<S: Sink> ProjectionSink for Stamper<'_, S> {
         self.seqs.stamp(self.out, Channel::Orders, symbol, ts, body);
         for level in levels {
             self.seqs.stamp(self.out, Channel::Levels, symbol, ts, Body::Level(*level));
+            self.checksums[symbol as usize].on_level(level);
         }
         self.touched = Some((symbol, ts));
     }
@@ -107,6 +139,7 @@ pub struct MarketData {
     projection: Projection,
     seqs: Sequences,
     checksum_depth: Option<u16>,
+    checksums: Vec<ChecksumCache>,
 }
 
 impl MarketData {
@@ -118,7 +151,8 @@ impl MarketData {
             channel: [0; 2],
             symbol: vec![[0; 2]; config.projection.symbols],
         };
-        MarketData { projection, seqs, checksum_depth: config.checksum_depth }
+        let checksums = vec![ChecksumCache::default(); config.projection.symbols];
+        MarketData { projection, seqs, checksum_depth: config.checksum_depth, checksums }
     }
 
     /// The projected books, tapes and bars.
@@ -144,11 +178,24 @@ impl MarketData {
     /// Applies the next engine event and writes its messages, both channels interleaved in the
     /// order they happened, to `out`. After a book change, a checksum on each channel if enabled.
     pub fn on_event<S: Sink>(&mut self, event: &Event, out: &mut S) -> Result<(), ProjectionError> {
-        let mut stamper = Stamper { seqs: &mut self.seqs, out, touched: None };
+        let mut stamper =
+            Stamper { seqs: &mut self.seqs, out, checksums: &mut self.checksums, touched: None };
         self.projection.apply(event, &mut stamper)?;
         if let (Some(depth), Some((symbol, ts))) = (self.checksum_depth, stamper.touched) {
             let book = self.projection.book(symbol).expect("touched symbols are listed");
-            let body = Body::Checksum { depth, crc32: book.checksum(usize::from(depth)) };
+            let cache = &mut stamper.checksums[symbol as usize];
+            let crc32 = match cache.crc32 {
+                Some(crc32) => crc32,
+                None => {
+                    let depth = usize::from(depth);
+                    let crc32 = book.checksum(depth);
+                    let nth =
+                        |side| depth.checked_sub(1).and_then(|n| book.levels(side).nth(n)).map(|l| l.price);
+                    *cache = ChecksumCache { crc32: Some(crc32), cutoff: [nth(Side::Buy), nth(Side::Sell)] };
+                    crc32
+                }
+            };
+            let body = Body::Checksum { depth, crc32 };
             for channel in Channel::ALL {
                 stamper.seqs.stamp(stamper.out, channel, symbol, ts, body);
             }
