@@ -42,12 +42,12 @@ pub enum BuildError {
         /// Ours.
         computed: u32,
     },
-    /// A snapshot ended with a different count than it announced, or was interrupted.
+    /// A snapshot ended with a different count than it announced.
     #[error("snapshot announced {announced} items, {received} arrived")]
     SnapshotTruncated {
         /// Announced in the begin message.
         announced: u32,
-        /// Received before the end (or the interruption).
+        /// Received before the end.
         received: u32,
     },
     /// An update does not fit the book (the stream and the book disagree).
@@ -277,11 +277,8 @@ impl BookBuilder {
         self.epoch = Some(h.epoch);
         match (self.state, message.body) {
             (_, Body::Heartbeat) => Ok(Progress::Ignored),
-            (State::Receiving { announced, received, .. }, Body::SnapshotBegin { .. }) => {
-                self.reset();
-                self.begin(message);
-                Err(BuildError::SnapshotTruncated { announced, received })
-            }
+            // A new snapshot supersedes one being received (a conflated subscriber gets a fresh
+            // one): the partial one is dropped, never used, so it cannot leave stale entries.
             (_, Body::SnapshotBegin { .. }) => {
                 self.reset();
                 self.begin(message);

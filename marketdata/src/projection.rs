@@ -175,6 +175,7 @@ pub struct Projection {
     symbols: Vec<SymbolState>,
     tape_len_max: usize,
     last_seq: u64,
+    last_ts: u64,
 }
 
 impl Projection {
@@ -197,7 +198,7 @@ impl Projection {
                 bars_1m: Bars::new(BarPeriod::OneMinute, config.bars_len_max),
             })
             .collect();
-        Projection { symbols, tape_len_max: config.tape_len_max, last_seq: 0 }
+        Projection { symbols, tape_len_max: config.tape_len_max, last_seq: 0, last_ts: 0 }
     }
 
     /// Symbols in the table.
@@ -208,6 +209,11 @@ impl Projection {
     /// Sequence of the last event applied (0 before any).
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+
+    /// Time of the last event applied, nanoseconds (0 before any).
+    pub fn last_ts(&self) -> u64 {
+        self.last_ts
     }
 
     /// A symbol's public book.
@@ -243,6 +249,7 @@ impl Projection {
         // An error leaves the projection unusable in part; the sequence still moves so the
         // caller sees each failure once and can rebuild from a snapshot or from seq 1.
         self.last_seq = event.seq;
+        self.last_ts = event.ts;
         result
     }
 

@@ -542,10 +542,12 @@ fn request(feed: &WsFeed, streams: &mut Vec<Stream>, text: &str) -> WsMessage {
             }
             let core = if channel == WsChannel::Level3 { Channel::Orders } else { Channel::Levels };
             let mut publisher = feed.lock();
-            let subscriber = match publisher.subscribe(Subscription { channel: core, symbol: Some(id) }, 0) {
-                Ok(subscriber) => subscriber,
-                Err(e) => return error(e.to_string()),
-            };
+            let ts_ns = publisher.market_data().projection().last_ts();
+            let subscriber =
+                match publisher.subscribe(Subscription { channel: core, symbol: Some(id) }, ts_ns) {
+                    Ok(subscriber) => subscriber,
+                    Err(e) => return error(e.to_string()),
+                };
             let period = period.unwrap_or(WsPeriod::OneMinute);
             let bars = (channel == WsChannel::Candles).then(|| {
                 let core_period = match period {

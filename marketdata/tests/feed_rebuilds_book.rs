@@ -297,3 +297,41 @@ fn a_whole_channel_subscriber_sees_every_lost_message_even_the_last() {
     let lost = orders[2].header.channel_seq;
     assert_eq!(results[2], Err(ChannelGap::Lost { expected: lost, next: lost + 1 }));
 }
+
+#[test]
+fn a_truncated_snapshot_is_refused_and_a_superseded_one_is_dropped_unused() {
+    let commands: Vec<engine::Command> = (1..=6u64)
+        .map(|seq| {
+            let cent = engine::PRICE_UNITS_PER_ONE / 100;
+            let id = engine::ClOrdId::from_str(&format!("r{seq}")).unwrap();
+            let order = engine::NewOrder::limit(1, 0, id, Side::Buy, (90 + seq as i64) * cent, 2);
+            engine::Command {
+                header: engine::CommandHeader { seq, ts: seq },
+                kind: engine::CommandKind::New(order),
+            }
+        })
+        .collect();
+    let mut md = feed();
+    for e in events(&commands) {
+        md.on_event(&e, &mut Vec::new()).unwrap();
+    }
+    let mut snapshot = Vec::new();
+    md.snapshot(Channel::Orders, 0, 0, &mut snapshot);
+    assert_eq!(snapshot.len(), 6 + 2);
+
+    let mut b = BookBuilder::new(Channel::Orders, 0);
+    let mut truncated = snapshot.clone();
+    truncated.remove(3);
+    let results: Vec<_> = truncated.iter().map(|m| b.apply(m)).collect();
+    assert_eq!(results.last(), Some(&Err(BuildError::SnapshotTruncated { announced: 6, received: 5 })));
+    assert!(!b.is_live());
+
+    // Half a snapshot, then a whole one: the whole one alone makes the book.
+    let mut b = BookBuilder::new(Channel::Orders, 0);
+    for m in snapshot[..4].iter().chain(&snapshot) {
+        b.apply(m).unwrap();
+    }
+    assert!(b.is_live());
+    let want: Vec<_> = md.projection().book(0).unwrap().orders(Side::Buy).collect();
+    assert_eq!(b.order_book().unwrap().orders(Side::Buy).collect::<Vec<_>>(), want);
+}
