@@ -146,6 +146,8 @@ pub enum WsMessage {
         /// Sequences it includes.
         #[serde(flatten)]
         seq: WsSeq,
+        /// The symbol's tick: the checksum is over prices in ticks (`price / tick_size`).
+        tick_size: String,
         /// Trading status.
         halted: bool,
         /// Bids.
@@ -318,6 +320,10 @@ impl WsFeed {
         f(&self.lock())
     }
 
+    fn tick_size(&self, symbol: SymbolId) -> String {
+        Decimal::new(self.symbols[symbol as usize].tick_units, PRICE_SCALE).normalize().to_string()
+    }
+
     fn price(&self, symbol: SymbolId, price: Price) -> String {
         let spec = &self.symbols[symbol as usize];
         let units = spec.ticks_to_units(price);
@@ -388,7 +394,15 @@ impl Stream {
             }
             (WsChannel::Level2 | WsChannel::Level3, Body::SnapshotEnd { .. }) => {
                 let (bids, asks) = std::mem::take(&mut self.snapshot);
-                out.push_back(WsMessage::Snapshot { symbol, seq, halted: self.halted, bids, asks });
+                let tick_size = feed.tick_size(id);
+                out.push_back(WsMessage::Snapshot {
+                    symbol,
+                    seq,
+                    tick_size,
+                    halted: self.halted,
+                    bids,
+                    asks,
+                });
             }
             (WsChannel::Level2, Body::Level(l)) => out.push_back(WsMessage::L2update {
                 symbol,
