@@ -18,7 +18,7 @@ const CENT: i64 = PRICE_UNITS_PER_ONE / 100;
 fn command(seq: u64) -> Command {
     let id = |n: u64| ClOrdId::from_str(&format!("o{n}")).expect("short");
     let account = (seq % 3) as u32;
-    let side = if seq % 2 == 0 { Side::Buy } else { Side::Sell };
+    let side = if seq.is_multiple_of(2) { Side::Buy } else { Side::Sell };
     let off = (seq * 7 % 13) as i64;
     let ticks = if side == Side::Buy { 10_003 - off } else { 9_998 + off };
     let kind = match seq % 11 {
@@ -33,7 +33,7 @@ fn command(seq: u64) -> Command {
         }),
         _ => {
             let mut o = NewOrder::limit(account, 0, id(seq), side, ticks * CENT, 1 + seq % 6);
-            if seq % 5 == 0 {
+            if seq.is_multiple_of(5) {
                 o.qty = 12;
                 o.display_qty = Some(4);
             }
