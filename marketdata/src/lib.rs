@@ -24,8 +24,8 @@ pub use feed::{FeedConfig, MarketData};
 pub use message::{Body, Channel, Header, Message, Sink};
 pub use projection::{BookOp, Projection, ProjectionConfig, ProjectionError, ProjectionSink, SYMBOLS_MAX};
 pub use publisher::{
-    DisconnectReason, DrainError, Publisher, PublisherConfig, PublisherStats, SlowPolicy, SubscribeError,
-    SubscriberId, Subscription,
+    DisconnectReason, DrainError, Publisher, PublisherConfig, PublisherStats, RetransmitError, SlowPolicy,
+    SubscribeError, SubscriberId, Subscription,
 };
 pub use tape::{Bar, BarPeriod, TradeTick};
 #[cfg(feature = "ws")]

@@ -103,6 +103,25 @@ pub enum DrainError {
     Disconnected(DisconnectReason),
 }
 
+/// Why a retransmission cannot be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RetransmitError {
+    /// The range starts after the last message published (or at 0).
+    #[error("channel seq {from} not published yet; last is {last}")]
+    NotPublished {
+        /// Asked from.
+        from: u64,
+        /// Last published.
+        last: u64,
+    },
+    /// The log no longer holds the start of the range: take a snapshot instead.
+    #[error("channel seq {from} is older than the log holds; take a snapshot")]
+    TooOld {
+        /// Asked from.
+        from: u64,
+    },
+}
+
 /// Counters since start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PublisherStats {
@@ -152,6 +171,9 @@ pub struct Publisher {
     log: Vec<Message>,
     /// Absolute position of the next message written.
     head: u64,
+    /// Per channel: absolute log position of channel seq `s` at `[s % queue_len_max]`, for
+    /// retransmissions.
+    positions: [Vec<u64>; 2],
     /// No live subscriber's cursor is below this (a lower bound, refreshed when it matters).
     cursor_min: u64,
     queue_len_max: usize,
@@ -180,6 +202,7 @@ impl Publisher {
             live: 0,
             log: Vec::with_capacity(config.queue_len_max.min(1 << 16)),
             head: 0,
+            positions: [Vec::new(), Vec::new()],
             cursor_min: 0,
             queue_len_max: config.queue_len_max,
             subscribers_max: config.subscribers_max,
@@ -290,8 +313,55 @@ impl Publisher {
             } else {
                 self.log[at] = *message;
             }
+            if message.body.is_sequenced() {
+                let positions = &mut self.positions[message.header.channel.index()];
+                let slot = (message.header.channel_seq % capacity) as usize;
+                if slot >= positions.len() {
+                    positions.resize(slot + 1, 0);
+                }
+                positions[slot] = self.head;
+            }
             self.head += 1;
         }
+    }
+
+    /// Writes up to `max` messages of `channel` with channel seq `from` onwards, as first sent
+    /// (a subscriber that saw a gap asks for the missing range, as MoldUDP64's re-request);
+    /// returns how many. Served from the log, so only the last `queue_len_max` messages.
+    pub fn retransmit<S: Sink>(
+        &self,
+        channel: Channel,
+        from: u64,
+        max: usize,
+        out: &mut S,
+    ) -> Result<usize, RetransmitError> {
+        let last = self.md.channel_seq(channel);
+        if from == 0 || from > last {
+            return Err(RetransmitError::NotPublished { from, last });
+        }
+        let capacity = self.queue_len_max as u64;
+        let too_old = RetransmitError::TooOld { from };
+        if last - from >= capacity {
+            return Err(too_old);
+        }
+        let position = self.positions[channel.index()][(from % capacity) as usize];
+        let found = &self.log[(position % capacity) as usize];
+        let still_held = position + capacity >= self.head;
+        if !still_held || found.header.channel != channel || found.header.channel_seq != from {
+            return Err(too_old);
+        }
+        let mut n = 0;
+        for p in position..self.head {
+            if n == max {
+                break;
+            }
+            let message = &self.log[(p % capacity) as usize];
+            if message.header.channel == channel && message.body.is_sequenced() {
+                out.message(message);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Conflates or disconnects every subscriber whose cursor is below `oldest_kept`, then
@@ -507,6 +577,37 @@ mod tests {
         assert_eq!(p.drain(slow, &mut Vec::new(), 10), Err(DrainError::UnknownSubscriber));
         assert_eq!(p.subscribers(), 1);
         same_as_projection(&p, &b_fast);
+    }
+
+    #[test]
+    fn a_lost_range_is_retransmitted_from_the_log_until_it_is_overwritten() {
+        let mut p = publisher(256, SlowPolicy::Conflate);
+        let watcher = p.subscribe(Subscription { channel: Channel::Levels, symbol: None }, 0).unwrap();
+        let mut seen = Vec::new();
+        for e in &events(20) {
+            p.on_event(e).unwrap();
+        }
+        p.drain(watcher, &mut seen, usize::MAX).unwrap();
+        let sequenced: Vec<Message> = seen.into_iter().filter(|m| m.body.is_sequenced()).collect();
+        let last = sequenced.last().unwrap().header.channel_seq;
+        assert!(last > 10);
+        let mut again = Vec::new();
+        assert_eq!(p.retransmit(Channel::Levels, 4, 5, &mut again), Ok(5));
+        assert_eq!(again, sequenced[3..8].to_vec());
+        let mut tail = Vec::new();
+        assert_eq!(p.retransmit(Channel::Levels, last, 10, &mut tail), Ok(1));
+        assert_eq!(
+            p.retransmit(Channel::Levels, last + 1, 1, &mut tail),
+            Err(RetransmitError::NotPublished { from: last + 1, last })
+        );
+        assert_eq!(
+            p.retransmit(Channel::Levels, 0, 1, &mut tail),
+            Err(RetransmitError::NotPublished { from: 0, last })
+        );
+        for e in &events(300)[events(20).len()..] {
+            p.on_event(e).unwrap();
+        }
+        assert_eq!(p.retransmit(Channel::Levels, 4, 5, &mut tail), Err(RetransmitError::TooOld { from: 4 }));
     }
 
     #[test]
