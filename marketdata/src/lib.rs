@@ -4,7 +4,10 @@
 //! order-by-order codec; and a fan-out publisher with bounded per-subscriber queues.
 //!
 //! Nothing here does I/O or reads a clock: events carry the time. The shell (journal tailer,
-//! sockets) drives [`Projection::apply`] or [`Publisher::on_event`] with events in sequence order.
+//! sockets) drives [`Projection::apply`], [`MarketData::on_event`] or [`Publisher::on_event`]
+//! with events in sequence order from event 1. The one exception is the WebSocket shell
+//! (`ws_router`, feature `ws`, on by default), which links axum and tokio; build with
+//! `default-features = false` for the sans-IO core alone.
 #![warn(missing_docs, unreachable_pub)]
 
 mod book;
