@@ -13,6 +13,7 @@
 mod book;
 mod builder;
 pub mod codec;
+mod depth;
 mod feed;
 mod message;
 mod projection;
@@ -23,6 +24,7 @@ mod ws;
 
 pub use book::{Bbo, BookError, BookOrder, Level, LevelBook, OrderBook};
 pub use builder::{BookBuilder, BuildError, ChannelGap, ChannelTracker, Progress, PENDING_MAX};
+pub use depth::DepthWindow;
 pub use feed::{FeedConfig, MarketData};
 pub use message::{Body, Channel, Header, Message, Sink};
 pub use projection::{BookOp, Projection, ProjectionConfig, ProjectionError, ProjectionSink, SYMBOLS_MAX};

@@ -7,8 +7,8 @@ mod common;
 
 use engine::{Event, Side};
 use marketdata::{
-    codec, Body, BookBuilder, BuildError, Channel, ChannelGap, ChannelTracker, FeedConfig, Level, MarketData,
-    Message, Progress, Projection, ProjectionConfig,
+    codec, Body, BookBuilder, BuildError, Channel, ChannelGap, ChannelTracker, DepthWindow, FeedConfig,
+    Level, LevelBook, MarketData, Message, Progress, Projection, ProjectionConfig,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestError};
@@ -334,4 +334,31 @@ fn a_truncated_snapshot_is_refused_and_a_superseded_one_is_dropped_unused() {
     assert!(b.is_live());
     let want: Vec<_> = md.projection().book(0).unwrap().orders(Side::Buy).collect();
     assert_eq!(b.order_book().unwrap().orders(Side::Buy).collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn a_depth_window_copy_equals_the_top_n_after_every_event() {
+    run_property(96, 0xd3b7, common::stream(150), |commands| {
+        let events = events(&commands);
+        let mut md = feed();
+        let depths = [1usize, 2, 3, 5];
+        let mut windows: Vec<(DepthWindow, LevelBook)> =
+            depths.iter().map(|&d| (DepthWindow::new(d), LevelBook::new())).collect();
+        let mut changes = Vec::new();
+        for event in &events {
+            md.on_event(event, &mut Vec::new()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let book = md.projection().book(0).expect("listed");
+            for (window, copy) in &mut windows {
+                changes.clear();
+                window.update(book, &mut changes);
+                changes.iter().for_each(|l| copy.set(*l));
+                for side in [Side::Buy, Side::Sell] {
+                    let want: Vec<Level> = book.levels(side).take(window.depth()).collect();
+                    prop_assert_eq!(copy.levels(side).collect::<Vec<_>>(), want.clone());
+                    prop_assert_eq!(window.levels(side), &want[..]);
+                }
+            }
+        }
+        Ok(())
+    });
 }
