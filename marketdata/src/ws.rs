@@ -320,6 +320,12 @@ impl WsFeed {
         f(&self.lock())
     }
 
+    /// Runs `f` on the publisher under its lock, mutably: other feeds (binary, FIX) subscribe,
+    /// drain and retransmit through the same publisher. Keep `f` short: event delivery waits.
+    pub fn with_publisher_mut<R>(&self, f: impl FnOnce(&mut Publisher) -> R) -> R {
+        f(&mut self.lock())
+    }
+
     fn tick_size(&self, symbol: SymbolId) -> String {
         Decimal::new(self.symbols[symbol as usize].tick_units, PRICE_SCALE).normalize().to_string()
     }
