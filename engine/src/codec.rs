@@ -20,7 +20,8 @@
 //!   5 Halt     symbol:u32
 //!   6 Resume   symbol:u32
 //! Event = tag:u8 seq:u64 command_seq:u64 ts:u64 body
-//!   1 Accepted account id symbol order_id:u64 side price:i64 qty
+//!   1 Accepted account id symbol order_id:u64 side price:i64 qty tif:u8 flags:u8
+//!              [stop_price:i64] [display_qty:u64]   flags: 1 stop_price, 2 display_qty
 //!   2 Trade    symbol price qty maker_account maker_id maker_order_id maker_leaves_qty
 //!              taker_account taker_id taker_order_id taker_leaves_qty aggressor
 //!   3 Canceled account id symbol order_id reason:u8 leaves_qty
@@ -78,6 +79,9 @@ const NEW_HAS_EXPIRE_TS: u8 = 4;
 const NEW_POST_ONLY: u8 = 8;
 const NEW_FLAGS_ALL: u8 = NEW_HAS_STOP_PRICE | NEW_HAS_DISPLAY_QTY | NEW_HAS_EXPIRE_TS | NEW_POST_ONLY;
 const REPLACE_HAS_PRICE: u8 = 1;
+const ACCEPTED_HAS_STOP_PRICE: u8 = 1;
+const ACCEPTED_HAS_DISPLAY_QTY: u8 = 2;
+const ACCEPTED_FLAGS_ALL: u8 = ACCEPTED_HAS_STOP_PRICE | ACCEPTED_HAS_DISPLAY_QTY;
 
 /// Why bytes could not be decoded into a command or an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -549,7 +553,18 @@ impl Event {
     /// [`EVENT_ENCODED_LEN_MAX`]).
     pub fn encoded_len(&self) -> usize {
         let body = match &self.kind {
-            EventKind::Accepted { id, .. } => 4 + id_len(id) + 4 + 8 + 1 + 8 + 8,
+            EventKind::Accepted { id, stop_price, display_qty, .. } => {
+                4 + id_len(id)
+                    + 4
+                    + 8
+                    + 1
+                    + 8
+                    + 8
+                    + 1
+                    + 1
+                    + 8 * usize::from(stop_price.is_some())
+                    + 8 * usize::from(display_qty.is_some())
+            }
             EventKind::Trade { maker_id, taker_id, .. } => {
                 4 + 8 + 8 + (4 + id_len(maker_id) + 8 + 8) + (4 + id_len(taker_id) + 8 + 8) + 1
             }
@@ -587,7 +602,18 @@ impl Event {
         p.u64(self.command_seq);
         p.u64(self.ts);
         match &self.kind {
-            EventKind::Accepted { account, id, symbol, order_id, side, price, qty } => {
+            EventKind::Accepted {
+                account,
+                id,
+                symbol,
+                order_id,
+                side,
+                price,
+                qty,
+                tif,
+                stop_price,
+                display_qty,
+            } => {
                 p.u32(*account);
                 p.id(id);
                 p.u32(*symbol);
@@ -595,6 +621,16 @@ impl Event {
                 p.u8(side_u8(*side));
                 p.i64(price.0);
                 p.u64(*qty);
+                p.u8(tif_u8(*tif));
+                let flags = if stop_price.is_some() { ACCEPTED_HAS_STOP_PRICE } else { 0 }
+                    | if display_qty.is_some() { ACCEPTED_HAS_DISPLAY_QTY } else { 0 };
+                p.u8(flags);
+                if let Some(stop) = stop_price {
+                    p.i64(stop.0);
+                }
+                if let Some(display) = display_qty {
+                    p.u64(*display);
+                }
             }
             EventKind::Trade {
                 symbol,
@@ -678,15 +714,39 @@ impl Event {
         let command_seq = g.u64("event.command_seq")?;
         let ts = g.u64("event.ts")?;
         let kind = match tag {
-            EV_ACCEPTED => EventKind::Accepted {
-                account: g.u32("accepted.account")?,
-                id: g.id("accepted.id")?,
-                symbol: g.u32("accepted.symbol")?,
-                order_id: g.u64("accepted.order_id")?,
-                side: g.enum_u8("accepted.side", side_from)?,
-                price: Price(g.i64("accepted.price")?),
-                qty: g.u64("accepted.qty")?,
-            },
+            EV_ACCEPTED => {
+                let account = g.u32("accepted.account")?;
+                let id = g.id("accepted.id")?;
+                let symbol = g.u32("accepted.symbol")?;
+                let order_id = g.u64("accepted.order_id")?;
+                let side = g.enum_u8("accepted.side", side_from)?;
+                let price = Price(g.i64("accepted.price")?);
+                let qty = g.u64("accepted.qty")?;
+                let tif = g.enum_u8("accepted.tif", tif_from)?;
+                let flags = g.flags("accepted.flags", ACCEPTED_FLAGS_ALL)?;
+                let stop_price = if flags & ACCEPTED_HAS_STOP_PRICE != 0 {
+                    Some(Price(g.i64("accepted.stop_price")?))
+                } else {
+                    None
+                };
+                let display_qty = if flags & ACCEPTED_HAS_DISPLAY_QTY != 0 {
+                    Some(g.u64("accepted.display_qty")?)
+                } else {
+                    None
+                };
+                EventKind::Accepted {
+                    account,
+                    id,
+                    symbol,
+                    order_id,
+                    side,
+                    price,
+                    qty,
+                    tif,
+                    stop_price,
+                    display_qty,
+                }
+            }
             EV_TRADE => EventKind::Trade {
                 symbol: g.u32("trade.symbol")?,
                 price: Price(g.i64("trade.price")?),
@@ -836,10 +896,26 @@ mod tests {
     fn event_kind() -> impl Strategy<Value = EventKind> {
         let price = any::<i64>().prop_map(Price);
         prop_oneof![
-            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>(), side(), price.clone(), any::<u64>())
-                .prop_map(|(account, id, symbol, order_id, side, price, qty)| {
-                    EventKind::Accepted { account, id, symbol, order_id, side, price, qty }
-                }),
+            (
+                (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>(), side(), price.clone(), any::<u64>()),
+                (tif(), proptest::option::of(price.clone()), proptest::option::of(any::<u64>()))
+            )
+                .prop_map(
+                    |((account, id, symbol, order_id, side, price, qty), (tif, stop_price, display_qty))| {
+                        EventKind::Accepted {
+                            account,
+                            id,
+                            symbol,
+                            order_id,
+                            side,
+                            price,
+                            qty,
+                            tif,
+                            stop_price,
+                            display_qty,
+                        }
+                    }
+                ),
             (
                 (any::<u32>(), price.clone(), any::<u64>()),
                 (any::<u32>(), cl_ord_id(), any::<u64>(), any::<u64>()),

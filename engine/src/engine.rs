@@ -280,7 +280,18 @@ impl Engine {
         let slot = self.orders.alloc(order, id);
         self.emit(
             sink,
-            EventKind::Accepted { account, id, symbol, order_id, side: new.side, price, qty: new.qty },
+            EventKind::Accepted {
+                account,
+                id,
+                symbol,
+                order_id,
+                side: new.side,
+                price,
+                qty: new.qty,
+                tif,
+                stop_price: new.stop_price.map(|_| stop_price),
+                display_qty: new.display_qty,
+            },
         );
         if new.stop_price.is_some() {
             self.push_stop(slot);

@@ -1,6 +1,6 @@
 //! Events out of the engine, in engine sequence order.
 
-use crate::types::{AccountId, ClOrdId, OrderId, Price, Qty, Side, SymbolId};
+use crate::types::{AccountId, ClOrdId, OrderId, Price, Qty, Side, SymbolId, Tif};
 
 /// Why an order left the book without trading out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,6 +92,14 @@ pub enum EventKind {
         price: Price,
         /// Total quantity.
         qty: Qty,
+        /// Time in force the order works under: a market order's is IOC unless FOK. With
+        /// `stop_price` and `display_qty` this says where the order goes after matching, so a
+        /// book can be rebuilt from events alone (only a GTC/GTD limit order rests).
+        tif: Tif,
+        /// Stop trigger in ticks: the order waits, off the book, until `Triggered`.
+        stop_price: Option<Price>,
+        /// Iceberg slice: the book shows at most this much of the open quantity.
+        display_qty: Option<Qty>,
     },
     /// A trade between a resting maker and an incoming taker, at the maker's price.
     Trade {

@@ -740,7 +740,45 @@ fn accepted(
     price: i64,
     qty: Qty,
 ) -> EventKind {
-    EventKind::Accepted { account, id: id(cl_id), symbol: S0, order_id, side, price: Price(price), qty }
+    // The order's terms (tif, stop, display) are filled in from the step's command by
+    // `with_terms`, so a scenario states them once, in the command.
+    EventKind::Accepted {
+        account,
+        id: id(cl_id),
+        symbol: S0,
+        order_id,
+        side,
+        price: Price(price),
+        qty,
+        tif: Tif::Gtc,
+        stop_price: None,
+        display_qty: None,
+    }
+}
+
+/// An expected `Accepted` carrying the terms of the new order that caused it: the tif the engine
+/// works it under (SEMANTICS.md: a market order's is IOC unless FOK), its stop in ticks and its
+/// display quantity.
+fn with_terms(expected: EventKind, command: &CommandKind, engine: &Engine) -> EventKind {
+    let (EventKind::Accepted { account, id, symbol, order_id, side, price, qty, .. }, CommandKind::New(n)) =
+        (expected, command)
+    else {
+        return expected;
+    };
+    let tick = engine.symbol(n.symbol).map_or(1, |s| s.tick_units);
+    let tif = if n.ord_type == OrdType::Market && n.tif != Tif::Fok { Tif::Ioc } else { n.tif };
+    EventKind::Accepted {
+        account,
+        id,
+        symbol,
+        order_id,
+        side,
+        price,
+        qty,
+        tif,
+        stop_price: n.stop_price.map(|units| Price(units / tick)),
+        display_qty: n.display_qty,
+    }
 }
 
 /// One side of a trade: (account, id, order_id, leaves after the trade).
@@ -850,9 +888,9 @@ fn scenario_with(pools: Pools, steps: Vec<(u64, CommandKind, Vec<EventKind>)>) -
         cmds.push(cmd);
         let expected: Vec<Event> = expected_kinds
             .into_iter()
-            .map(|kind| {
+            .map(|expected| {
                 seq += 1;
-                Event { seq, command_seq: cmd.header.seq, ts, kind }
+                Event { seq, command_seq: cmd.header.seq, ts, kind: with_terms(expected, &kind, &engine) }
             })
             .collect();
         let from_model = model.process(&cmd);

@@ -20,7 +20,7 @@ use super::{JournalError, IGNORED_FILES_LISTED_MAX, JOURNAL_SEGMENTS_MAX};
 pub const SEGMENT_MAGIC: [u8; 8] = *b"XJOURNL\0";
 
 /// Version of the segment and record layout (and of the `codec` payloads); bumped on change.
-pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
 
 /// Bytes of the segment header; records start right after it.
 pub const SEGMENT_HEADER_LEN: usize = 64;

@@ -431,7 +431,7 @@ impl OrderManager {
     fn on_event_for(&mut self, event: &Event, request: Option<Request>) {
         let (seq, ts) = (event.seq, event.ts);
         match event.kind {
-            EventKind::Accepted { account, id, symbol, order_id, side, price, qty } => {
+            EventKind::Accepted { account, id, symbol, order_id, side, price, qty, .. } => {
                 let price = match request {
                     Some(Request::New { order, .. }) if order.ord_type == OrdType::Market => None,
                     _ => Some(price),

@@ -84,6 +84,9 @@ impl Bench {
             side,
             price: Price(price / CENT),
             qty: 10,
+            tif: engine::Tif::Gtc,
+            stop_price: None,
+            display_qty: None,
         };
         self.risk.on_event(&event(accepted));
         self.live[account as usize].push_back(id);

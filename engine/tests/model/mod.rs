@@ -331,6 +331,9 @@ impl Model {
             side: n.side,
             price: Price(price),
             qty: n.qty,
+            tif,
+            stop_price: stop.map(Price),
+            display_qty: n.display_qty,
         });
         if stop.is_some() {
             // "An order with stop_price waits after Accepted."

@@ -98,7 +98,18 @@ pub fn accepted(
     qty: u64,
 ) -> Event {
     let id = ClOrdId::from_bytes(b"x").expect("id");
-    let kind = EventKind::Accepted { account, id, symbol, order_id, side, price: Price(price_ticks), qty };
+    let kind = EventKind::Accepted {
+        account,
+        id,
+        symbol,
+        order_id,
+        side,
+        price: Price(price_ticks),
+        qty,
+        tif: engine::Tif::Gtc,
+        stop_price: None,
+        display_qty: None,
+    };
     Event { seq, command_seq: seq, ts: MONDAY_10H_NS, kind }
 }
 
