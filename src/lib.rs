@@ -10,6 +10,7 @@ pub mod command_file;
 pub mod event_file;
 pub mod fix_client;
 pub mod gen_run;
+pub mod http;
 pub mod journal_meta;
 pub mod match_run;
 pub mod names;

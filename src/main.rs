@@ -32,7 +32,7 @@ enum Cmd {
         data: Option<PathBuf>,
         /// Print the embedded default configuration (a commented TOML file that runs
         /// unchanged with --config) and exit.
-        #[arg(long, conflicts_with_all = ["config", "data", "quic", "tcp"])]
+        #[arg(long, conflicts_with_all = ["config", "data", "quic", "tcp", "http"])]
         print_config: bool,
         /// FIX over QUIC listening address; overrides `[network] quic`.
         #[arg(long, value_name = "ADDR")]
@@ -40,6 +40,10 @@ enum Cmd {
         /// FIX over TCP listening address, "" to turn TCP off; overrides `[network] tcp`.
         #[arg(long, value_name = "ADDR")]
         tcp: Option<String>,
+        /// HTTP address (metrics, health, dashboard, ledger API, WebSocket market data), "" to
+        /// turn it off; overrides `[network] http`.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
     },
     /// Print every counter of the venue's shared-memory counters file each second.
     Stat(monitor::stat::StatArgs),
@@ -193,7 +197,7 @@ fn main() -> ExitCode {
             print!("{}", exchange::serve::DEFAULT_CONFIG_TOML);
             ExitCode::SUCCESS
         }
-        Cmd::Serve { config, data, quic, tcp, .. } => serve(config, data, quic, tcp),
+        Cmd::Serve { config, data, quic, tcp, http, .. } => serve(config, data, quic, tcp, http),
         Cmd::Stat(args) => monitor::stat::main(&args),
         Cmd::Order(args) => match exchange::fix_client::order(&args) {
             Ok(true) => ExitCode::SUCCESS,
@@ -308,6 +312,7 @@ fn serve(
     data: Option<PathBuf>,
     quic: Option<std::net::SocketAddr>,
     tcp: Option<String>,
+    http: Option<String>,
 ) -> ExitCode {
     use exchange::serve::{ServeConfig, Server};
     let mut config = match config {
@@ -325,6 +330,9 @@ fn serve(
     }
     if let Some(tcp) = tcp {
         config.network.tcp = tcp;
+    }
+    if let Some(http) = http {
+        config.network.http = http;
     }
     let server = match Server::start(&config, data.as_deref()) {
         Ok(s) => s,
@@ -359,6 +367,9 @@ fn serve(
     }
     if let Some(tcp) = info.tcp_addr {
         println!("fix/tcp: {tcp}");
+    }
+    if let Some(http) = info.http_addr {
+        println!("http: http://{http}/ (metrics, health, dashboard)");
     }
     for warning in &info.session_store_warnings {
         eprintln!("warning: {warning}");

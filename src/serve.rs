@@ -89,6 +89,9 @@ pub struct NetworkConfig {
     pub quic: SocketAddr,
     /// FIX over TCP; empty string disables it.
     pub tcp: String,
+    /// The HTTP endpoint (metrics, health, dashboard, ledger API, WebSocket market data);
+    /// empty string disables it.
+    pub http: String,
     /// quinn transport knobs (`[network.quic_tuning]`).
     pub quic_tuning: gateway::tls::QuicTuning,
     /// Spin before blocking: wherever the gateway thread would block in its poll (always,
@@ -284,6 +287,7 @@ impl Default for NetworkConfig {
         NetworkConfig {
             quic: "127.0.0.1:9878".parse().expect("literal"),
             tcp: "127.0.0.1:9877".to_owned(),
+            http: "127.0.0.1:9880".to_owned(),
             quic_tuning: gateway::tls::QuicTuning::default(),
             poll_spin_us: 0,
         }
@@ -398,6 +402,8 @@ pub struct ServerInfo {
     pub quic_recv_buffer_bytes: usize,
     /// TCP address bound.
     pub tcp_addr: Option<SocketAddr>,
+    /// HTTP address bound.
+    pub http_addr: Option<SocketAddr>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// The certificate clients must trust.
@@ -475,11 +481,64 @@ fn read_journals(
     }
 }
 
+/// What monitoring gets from `serve`: the counters file stages register into
+/// (`DATA/monitor/counters.bin`, read by `exchange stat` and `/metrics`) and the health checks of
+/// `/livez` and `/readyz`.
+pub struct Monitor {
+    /// Where stages register their counters, gauges and histograms (at start-up).
+    pub registry: monitor::Registry,
+    /// The named checks.
+    pub health: monitor::health::Health,
+    /// Ready once the journal is recovered (it is, by the time `serve` is up).
+    pub journal_recovered: monitor::health::CheckHandle,
+    /// Ready once the gateway listens.
+    pub gateway_listening: monitor::health::CheckHandle,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor").field("metrics", &self.registry.len()).finish_non_exhaustive()
+    }
+}
+
+impl Monitor {
+    fn create(data_dir: &Path) -> Result<Monitor, MonitorError> {
+        use monitor::health::{Health, Probe};
+        let registry = monitor::Registry::create(&monitor::counters_path(data_dir))?;
+        let health = Health::new();
+        let journal_recovered = health.register(Probe::Ready, "journal_recovered", true)?;
+        let gateway_listening = health.register(Probe::Ready, "gateway_listening", false)?;
+        Ok(Monitor { registry, health, journal_recovered, gateway_listening })
+    }
+
+    /// `/metrics`, `/livez`, `/readyz` and the dashboard.
+    fn routes(&self) -> axum::Router {
+        monitor::http::router(monitor::http::MonitorState {
+            counters: self.registry.reader(),
+            health: self.health.clone(),
+        })
+    }
+}
+
+/// Why monitoring could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The counters file.
+    #[error("monitor counters: {0}")]
+    Counters(#[from] monitor::CountersError),
+    /// A health check.
+    #[error("monitor health: {0}")]
+    Health(#[from] monitor::health::HealthError),
+}
+
 /// A running venue.
 #[derive(Debug)]
 pub struct Server {
     /// Addresses and paths.
     pub info: ServerInfo,
+    /// Health checks and the counters registry stages register into.
+    pub monitor: Monitor,
+    http: Option<crate::http::HttpServer>,
     gateway: Option<Gateway>,
     router: Option<RouterHandle>,
     engine: Option<JoinHandle<DurableEngine>>,
@@ -736,12 +795,27 @@ impl Server {
             poll_spin: std::time::Duration::from_micros(config.network.poll_spin_us),
         };
         let parking = Parking::new(venue.session.clone(), opened, reset_offset_s, now);
+        let monitor = Monitor::create(&data_dir).map_err(|e| data_err(e.to_string()))?;
         let gateway = Gateway::start(&gateway_config, venue, routing, parking)?;
+        monitor.gateway_listening.set(true);
+        let http = match config.network.http.trim() {
+            "" => None,
+            addr => {
+                let addr =
+                    addr.parse().map_err(|e| ServeError::Config(format!("network.http {addr:?}: {e}")))?;
+                let routes = crate::http::HttpRoutes::new().merge(monitor.routes());
+                Some(
+                    crate::http::HttpServer::start(addr, routes)
+                        .map_err(|e| ServeError::Config(e.to_string()))?,
+                )
+            }
+        };
         Ok(Server {
             info: ServerInfo {
                 quic_addr: gateway.quic_addr,
                 quic_recv_buffer_bytes: gateway.quic_buffer_bytes.0,
                 tcp_addr: gateway.tcp_addr,
+                http_addr: http.as_ref().map(|h| h.addr),
                 data_dir,
                 cert: tls.cert,
                 cert_created,
@@ -750,6 +824,8 @@ impl Server {
                 session_store_warnings,
                 canceled_at_start,
             },
+            monitor,
+            http,
             gateway: Some(gateway),
             router,
             engine,
@@ -762,6 +838,7 @@ impl Server {
     }
 
     fn shutdown(&mut self) {
+        self.http.take();
         if let Some(g) = self.gateway.take() {
             g.stop();
         }

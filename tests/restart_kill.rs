@@ -109,7 +109,7 @@ fn sigkill_between_orders_and_fills_loses_no_report_and_cancels_cut_sessions() {
     let config = dir.join("venue.toml");
     std::fs::write(
         &config,
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n\n\
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n\n\
          [[accounts]]\nname = \"alice\"\npassword = \"alice\"\n\n\
          [[accounts]]\nname = \"bob\"\npassword = \"bob\"\n\n\
          [[accounts]]\nname = \"dave\"\npassword = \"dave\"\ncancel_on_disconnect = false\n",
@@ -224,7 +224,7 @@ fn repeated_sigkills_under_flow_keep_every_acknowledged_order_reachable_and_repo
     let config = dir.join("venue.toml");
     std::fs::write(
         &config,
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n\n\
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n\n\
          [[accounts]]\nname = \"alice\"\npassword = \"alice\"\n\n\
          [[accounts]]\nname = \"bob\"\npassword = \"bob\"\ncancel_on_disconnect = false\n\n\
          [[accounts]]\nname = \"carol\"\npassword = \"carol\"\ncancel_on_disconnect = false\n",

@@ -32,7 +32,9 @@ impl Drop for TempDir {
 /// The listening addresses on OS-chosen ports: tests run next to other venues on the machine, so
 /// the one line each sample must change is its ports.
 fn loopback_any_port(toml: &str) -> String {
-    toml.replace("127.0.0.1:9878", "127.0.0.1:0").replace("127.0.0.1:9877", "127.0.0.1:0")
+    toml.replace("127.0.0.1:9878", "127.0.0.1:0")
+        .replace("127.0.0.1:9877", "127.0.0.1:0")
+        .replace("127.0.0.1:9880", "127.0.0.1:0")
 }
 
 /// The ```toml block of README.md that follows `marker`.
