@@ -242,6 +242,10 @@ pub struct AccountEntry {
     /// An operator account: it runs `exchange admin` (limits, kill switch) and never trades.
     #[serde(default)]
     pub admin: bool,
+    /// A drop-copy account: its session receives a copy of every ExecutionReport of these
+    /// accounts (by name), and it never trades.
+    #[serde(default)]
+    pub drop_copy: Vec<String>,
 }
 
 impl Default for ServeConfig {
@@ -261,6 +265,7 @@ impl Default for ServeConfig {
             risk: None,
             rate_limit: None,
             admin: false,
+            drop_copy: Vec::new(),
         };
         ServeConfig {
             comp_id: "EXCHANGE".to_owned(),
@@ -420,6 +425,24 @@ pub struct ServerInfo {
     /// Accounts whose orders were canceled at start-up: cancel-on-disconnect accounts whose
     /// session was logged on when the venue last stopped without a Logout.
     pub canceled_at_start: Vec<String>,
+}
+
+/// The `(watched, receiver)` pairs of every account's `drop_copy` list, by id.
+fn drop_copies(config: &ServeConfig, names: &Names) -> Result<Vec<(AccountId, AccountId)>, ServeError> {
+    let mut pairs = Vec::new();
+    for a in config.accounts.iter().filter(|a| !a.drop_copy.is_empty()) {
+        let receiver = names.account_id_of(&a.name).expect("configured accounts have ids");
+        for watched in &a.drop_copy {
+            let id = names.account_id_of(watched).ok_or_else(|| {
+                ServeError::Config(format!(
+                    "account {}: drop_copy names {watched:?}, which is not an account",
+                    a.name
+                ))
+            })?;
+            pairs.push((id, receiver));
+        }
+    }
+    Ok(pairs)
 }
 
 /// Seconds after midnight of `HH:MM:SS`.
@@ -601,6 +624,7 @@ impl Server {
                         password_hash,
                         cancel_on_disconnect: a.cancel_on_disconnect,
                         admin: a.admin,
+                        drop_copy: !a.drop_copy.is_empty(),
                     }
                 }
                 // Journaled but no longer configured: kept for its id, cannot log on.
@@ -610,6 +634,7 @@ impl Server {
                     password_hash: String::new(),
                     cancel_on_disconnect: true,
                     admin: false,
+                    drop_copy: false,
                 },
             };
             accounts.push(account);
@@ -728,6 +753,7 @@ impl Server {
             accounts: accounts.len(),
             symbols: symbols.clone(),
             cancel_at_start,
+            drop_copies: drop_copies(config, &names)?,
             risk: Some(risk),
             admin,
             rate_limit: config.rate_limit.enabled.then(|| RateLimits {

@@ -219,3 +219,36 @@ fn a_bad_session_reset_time_is_refused_with_the_field_named() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn a_drop_copy_session_receives_the_reports_of_the_accounts_it_watches_and_cannot_trade() {
+    let v = venue_with("dropcopy", |c| {
+        let carol = c.accounts.iter_mut().find(|a| a.name == "carol").unwrap();
+        carol.drop_copy = vec!["alice".into()];
+    });
+    rt().block_on(async {
+        let mut carol = v.login_tcp("carol").await;
+        let mut alice = v.login_tcp("alice").await;
+        let mut bob = v.login_tcp("bob").await;
+        limit(&mut alice, "a1", Side::Buy, 2, "100.00").await;
+        limit(&mut bob, "b1", Side::Sell, 2, "100.00").await;
+        let copies = drain(&mut carol, QUIET).await;
+        let kinds: Vec<_> = copies.iter().map(|m| (m.get(11).unwrap(), m.get(150).unwrap())).collect();
+        assert_eq!(kinds, [("a1".to_string(), "0".to_string()), ("a1".to_string(), "F".to_string())]);
+        assert!(copies.iter().all(|m| m.get(56).as_deref() == Some("carol")), "sent on carol's session");
+        limit(&mut carol, "c1", Side::Buy, 1, "1.00").await;
+        check(&next(&mut carol).await, &[(35, "j"), (380, "6"), (58, "drop-copy sessions do not trade")]);
+        assert_eq!(drain(&mut bob, QUIET).await.len(), 2);
+        assert_eq!(drain(&mut alice, QUIET).await.len(), 2);
+    });
+}
+
+#[test]
+fn a_drop_copy_of_an_unknown_account_is_refused_at_start() {
+    let mut config = exchange::serve::ServeConfig::default();
+    config.accounts[2].drop_copy = vec!["nobody".into()];
+    let dir = std::env::temp_dir().join(format!("exchange-dropcopy-bad-{}", std::process::id()));
+    let err = exchange::serve::Server::start(&config, Some(&dir)).expect_err("refused").to_string();
+    assert!(err.contains("drop_copy") && err.contains("nobody"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -81,6 +81,8 @@ pub struct AppSession {
     account: Option<AccountId>,
     /// The account is an admin: it sends AdminRequest and never trades.
     admin: bool,
+    /// The account is a drop copy: it receives other accounts' reports and never trades.
+    drop_copy: bool,
     /// Where Logons are verified off this thread; `None` verifies them here.
     auth: Option<Authenticator>,
 }
@@ -94,6 +96,7 @@ impl AppSession {
             id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             account: None,
             admin: false,
+            drop_copy: false,
             auth: None,
         }
     }
@@ -136,6 +139,7 @@ impl AppSession {
                 let config = self.venue.accounts.get(account);
                 let cancel_on_disconnect = config.is_some_and(|a| a.cancel_on_disconnect && !a.admin);
                 self.admin = config.is_some_and(|a| a.admin);
+                self.drop_copy = config.is_some_and(|a| a.drop_copy);
                 let attach = ToRouter::Attach { session: self.id, account, cancel_on_disconnect };
                 if self.router.send(attach).is_err() {
                     self.venue.accounts.release(account);
@@ -304,8 +308,16 @@ impl AppSession {
         let msg_type = msg.msg_type();
         let admin_request = msg_type == fix::MSG_ADMIN_REQUEST;
         if !admin_request {
-            return (self.admin && matches!(msg_type, b"D" | b"F" | b"G"))
-                .then(|| Some(Refusal::Business(6, "admin sessions do not trade".into())));
+            let trading = matches!(msg_type, b"D" | b"F" | b"G" | b"q");
+            return match (self.admin, self.drop_copy) {
+                (true, _) if trading => {
+                    Some(Some(Refusal::Business(6, "admin sessions do not trade".into())))
+                }
+                (_, true) if trading => {
+                    Some(Some(Refusal::Business(6, "drop-copy sessions do not trade".into())))
+                }
+                _ => None,
+            };
         }
         if !self.admin {
             return Some(Some(Refusal::Business(6, "AdminRequest (U1) needs an admin account".into())));

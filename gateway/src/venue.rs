@@ -25,6 +25,9 @@ pub struct AccountConfig {
     pub cancel_on_disconnect: bool,
     /// An operator account: its sessions send AdminRequest (U1) and never trade.
     pub admin: bool,
+    /// A drop-copy account: its session receives copies of other accounts' ExecutionReports and
+    /// never trades.
+    pub drop_copy: bool,
 }
 
 /// Hashes `password` with Argon2id and a fresh random salt, as a PHC string.
@@ -322,6 +325,7 @@ mod tests {
             password_hash: hash_password("secret").unwrap(),
             cancel_on_disconnect: true,
             admin: false,
+            drop_copy: false,
         }]);
         let req = |pw| LogonRequest {
             sender_comp_id: "alice",

@@ -81,6 +81,9 @@ pub struct OmsConfig {
     /// Accounts whose orders are canceled at [`OrderManager::start`]: cancel-on-disconnect
     /// accounts whose session was logged on when the process last stopped without a Logout.
     pub cancel_at_start: Vec<AccountId>,
+    /// Drop copies: `(watched, receiver)` pairs; the receiver's session gets a copy of every
+    /// ExecutionReport of the watched account's orders.
+    pub drop_copies: Vec<(AccountId, AccountId)>,
 }
 
 /// A request sent to the engine and not yet fully answered.
@@ -118,6 +121,8 @@ pub struct OrderManager {
     gates: Gates,
     admin: AdminConfig,
     cancel_at_start: Vec<AccountId>,
+    /// Per watched account, the drop-copy accounts that receive its ExecutionReports.
+    drop_copies: Vec<Vec<AccountId>>,
     out: VecDeque<Delivery>,
     to_save: Option<(PathBuf, SavedState)>,
     stats: Arc<OmsStats>,
@@ -138,6 +143,15 @@ impl OrderManager {
             gates,
             admin: config.admin,
             cancel_at_start: config.cancel_at_start,
+            drop_copies: {
+                let mut copies = vec![Vec::new(); config.accounts];
+                for (watched, receiver) in config.drop_copies {
+                    if let Some(list) = copies.get_mut(watched as usize) {
+                        list.push(receiver);
+                    }
+                }
+                copies
+            },
             out: VecDeque::new(),
             to_save: None,
             stats: Arc::default(),
@@ -725,9 +739,21 @@ impl OrderManager {
         self.deliver_event(account, 0, report);
     }
 
-    /// Queues a report for `account`'s session, connected or not; a report of an event a
-    /// restart found already delivered ([`OrderManager::rebuild`]) is not made again.
+    /// Queues a report for `account`'s session, connected or not, and a copy of an
+    /// ExecutionReport for each of its drop-copy accounts; a report of an event a restart found
+    /// already delivered ([`OrderManager::rebuild`]) is not made again.
     fn deliver_event(&mut self, account: AccountId, event_seq: u64, report: Report) {
+        if event_seq != 0 && matches!(report, Report::Exec(_)) {
+            let receivers = self.drop_copies.get(account as usize).map_or(0, Vec::len);
+            for i in 0..receivers {
+                let receiver = self.drop_copies[account as usize][i];
+                self.push(receiver, event_seq, report.clone());
+            }
+        }
+        self.push(account, event_seq, report);
+    }
+
+    fn push(&mut self, account: AccountId, event_seq: u64, report: Report) {
         if event_seq != 0 && self.reported.get(account as usize).is_some_and(|&r| event_seq <= r) {
             return;
         }

@@ -27,6 +27,7 @@ fn config(rate_limit: Option<RateLimits>) -> OmsConfig {
         rate_limit,
         admin: AdminConfig::default(),
         cancel_at_start: Vec::new(),
+        drop_copies: Vec::new(),
     }
 }
 
@@ -183,6 +184,22 @@ fn the_rate_limit_follows_the_time_it_is_given() {
     );
     p.now_ns += SECOND_NS;
     assert_eq!(exec(&p.send(1, limit(0, "a3", Side::Buy, 1, 100))[0]).exec_type, b'0');
+}
+
+#[test]
+fn a_drop_copy_account_gets_a_copy_of_every_execution_report_of_the_accounts_it_watches() {
+    let mut p = Pair::new(OmsConfig { drop_copies: vec![(0, 2)], ..config(None) });
+    p.send(1, limit(0, "a1", Side::Buy, 5, 100));
+    let out = p.send(2, limit(1, "b1", Side::Sell, 5, 100));
+    let to = |account| out.iter().filter(|d| d.account == account).count();
+    assert_eq!((to(0), to(1), to(2)), (1, 2, 1), "alice's fill is copied to carol, bob's reports are not");
+    let copy = out.iter().find(|d| d.account == 2).unwrap();
+    let original = out.iter().find(|d| d.account == 0).unwrap();
+    assert_eq!(format!("{:?}", copy.report), format!("{:?}", original.report));
+    // Status answers are not copied (they report no event).
+    let status =
+        Request::Status { account: 0, cl_ord_id: id("a1"), req_id: None, side: Side::Buy, symbol: BTC };
+    assert!(p.send(1, status).iter().all(|d| d.account == 0));
 }
 
 #[test]
