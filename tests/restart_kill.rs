@@ -20,6 +20,8 @@ const QUIET: Duration = Duration::from_millis(500);
 struct Serve {
     child: Child,
     tcp: SocketAddr,
+    quic: SocketAddr,
+    cert: PathBuf,
     stdout: Vec<String>,
 }
 
@@ -39,11 +41,17 @@ fn serve(dir: &Path, config: &Path) -> Serve {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut stdout = Vec::new();
-    let mut tcp = None;
+    let (mut tcp, mut quic, mut cert) = (None, None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(addr) = line.strip_prefix("fix/tcp: ") {
             tcp = Some(addr.parse().unwrap());
+        }
+        if let Some(addr) = line.strip_prefix("fix/quic: ") {
+            quic = Some(addr.parse().unwrap());
+        }
+        if let Some(path) = line.strip_prefix("certificate: ") {
+            cert = Some(PathBuf::from(path.split(" (").next().unwrap()));
         }
         let ready = line.starts_with("ready");
         stdout.push(line);
@@ -53,13 +61,35 @@ fn serve(dir: &Path, config: &Path) -> Serve {
     }
     // Keep reading so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Serve { child, tcp: tcp.unwrap_or_else(|| panic!("no fix/tcp line in {stdout:?}")), stdout }
+    let (Some(tcp), Some(quic), Some(cert)) = (tcp, quic, cert) else {
+        panic!("no fix/tcp, fix/quic or certificate line in {stdout:?}");
+    };
+    Serve { child, tcp, quic, cert, stdout }
 }
 
-fn client(addr: SocketAddr, account: &str) -> ClientConfig {
+/// FIX over TCP or over QUIC (trusting the venue's certificate).
+#[derive(Clone, Copy)]
+enum Over {
+    Tcp,
+    Quic,
+}
+
+fn client(venue: &Serve, over: Over, account: &str) -> ClientConfig {
+    let (addr, transport) = match over {
+        Over::Tcp => (venue.tcp, ClientTransport::Tcp),
+        Over::Quic => (
+            venue.quic,
+            ClientTransport::Quic {
+                ca: venue.cert.clone(),
+                server_name: "localhost".into(),
+                client_cert: None,
+                tuning: Default::default(),
+            },
+        ),
+    };
     ClientConfig {
         addr,
-        transport: ClientTransport::Tcp,
+        transport,
         comp_id: account.into(),
         target_comp_id: "EXCHANGE".into(),
         username: account.into(),
@@ -68,8 +98,21 @@ fn client(addr: SocketAddr, account: &str) -> ClientConfig {
     }
 }
 
-async fn connect(addr: SocketAddr, account: &str, resume: Option<SessionState>) -> FixClient {
-    FixClient::connect_resuming(&client(addr, account), resume).await.expect("logon")
+async fn connect(venue: &Serve, over: Over, account: &str, resume: Option<SessionState>) -> FixClient {
+    FixClient::connect_resuming(&client(venue, over, account), resume).await.expect("logon")
+}
+
+/// A venue configuration: every port chosen by the OS, small journal segments, and `accounts`
+/// (name, cancel_on_disconnect).
+fn write_config(path: &Path, accounts: &[(&str, bool)]) {
+    let mut text =
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n".to_owned();
+    for (name, cod) in accounts {
+        text.push_str(&format!(
+            "\n[[accounts]]\nname = \"{name}\"\npassword = \"{name}\"\ncancel_on_disconnect = {cod}\n"
+        ));
+    }
+    std::fs::write(path, text).unwrap();
 }
 
 async fn next(c: &mut FixClient) -> Received {
@@ -103,27 +146,19 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-#[test]
-fn sigkill_between_orders_and_fills_loses_no_report_and_cancels_cut_sessions() {
-    let dir = scratch("one");
+fn sigkill_between_orders_and_fills(over: Over, name: &str) {
+    let dir = scratch(name);
     let config = dir.join("venue.toml");
-    std::fs::write(
-        &config,
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n\n\
-         [[accounts]]\nname = \"alice\"\npassword = \"alice\"\n\n\
-         [[accounts]]\nname = \"bob\"\npassword = \"bob\"\n\n\
-         [[accounts]]\nname = \"dave\"\npassword = \"dave\"\ncancel_on_disconnect = false\n",
-    )
-    .unwrap();
+    write_config(&config, &[("alice", true), ("bob", true), ("dave", false)]);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let venue = serve(&dir.join("data"), &config);
     let (alice_state, dave_state) = rt.block_on(async {
         // alice (cancel-on-disconnect) stays logged on through the crash.
-        let mut alice = connect(venue.tcp, "alice", None).await;
+        let mut alice = connect(&venue, over, "alice", None).await;
         limit(&mut alice, "a1", Side::Buy, 5, "100.00").await;
         check(&next(&mut alice).await, &[(150, "0"), (11, "a1")]);
         // dave (no cancel-on-disconnect) rests and logs out.
-        let mut dave = connect(venue.tcp, "dave", None).await;
+        let mut dave = connect(&venue, over, "dave", None).await;
         limit(&mut dave, "d1", Side::Buy, 3, "99.00").await;
         check(&next(&mut dave).await, &[(150, "0"), (11, "d1")]);
         let dave_state = dave.logout_keeping_state().await.unwrap();
@@ -139,7 +174,7 @@ fn sigkill_between_orders_and_fills_loses_no_report_and_cancels_cut_sessions() {
         venue.stdout
     );
     rt.block_on(async {
-        let mut bob = connect(venue.tcp, "bob", None).await;
+        let mut bob = connect(&venue, over, "bob", None).await;
         limit(&mut bob, "b1", Side::Sell, 5, "99.00").await;
         let bob_got = drain(&mut bob).await;
         let fills: Vec<_> = bob_got.iter().filter(|m| m.get(150).as_deref() == Some("F")).collect();
@@ -147,11 +182,11 @@ fn sigkill_between_orders_and_fills_loses_no_report_and_cancels_cut_sessions() {
         check(fills[0], &[(31, "99.00"), (32, "3")]);
 
         // Each owner gets what happened while away, exactly once, as possible duplicates.
-        let mut alice = connect(venue.tcp, "alice", Some(alice_state)).await;
+        let mut alice = connect(&venue, over, "alice", Some(alice_state)).await;
         let got = drain(&mut alice).await;
         assert_eq!(got.len(), 1, "{:?}", got.iter().map(|m| m.text()).collect::<Vec<_>>());
         check(&got[0], &[(150, "4"), (11, "a1"), (58, "mass_cancel"), (43, "Y")]);
-        let mut dave = connect(venue.tcp, "dave", Some(dave_state)).await;
+        let mut dave = connect(&venue, over, "dave", Some(dave_state)).await;
         let got = drain(&mut dave).await;
         assert_eq!(got.len(), 1, "{:?}", got.iter().map(|m| m.text()).collect::<Vec<_>>());
         check(&got[0], &[(150, "F"), (11, "d1"), (39, "2"), (14, "3"), (43, "Y")]);
@@ -168,6 +203,16 @@ fn sigkill_between_orders_and_fills_loses_no_report_and_cancels_cut_sessions() {
     });
     drop(venue);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigkill_between_orders_and_fills_loses_no_report_and_cancels_cut_sessions_over_tcp() {
+    sigkill_between_orders_and_fills(Over::Tcp, "one-tcp");
+}
+
+#[test]
+fn sigkill_between_orders_and_fills_loses_no_report_and_cancels_cut_sessions_over_quic() {
+    sigkill_between_orders_and_fills(Over::Quic, "one-quic");
 }
 
 /// What one client saw of its orders.
@@ -222,14 +267,7 @@ fn repeated_sigkills_under_flow_keep_every_acknowledged_order_reachable_and_repo
     use rand::{rngs::SmallRng, Rng, SeedableRng};
     let dir = scratch("flow");
     let config = dir.join("venue.toml");
-    std::fs::write(
-        &config,
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n\n\
-         [[accounts]]\nname = \"alice\"\npassword = \"alice\"\n\n\
-         [[accounts]]\nname = \"bob\"\npassword = \"bob\"\ncancel_on_disconnect = false\n\n\
-         [[accounts]]\nname = \"carol\"\npassword = \"carol\"\ncancel_on_disconnect = false\n",
-    )
-    .unwrap();
+    write_config(&config, &[("alice", true), ("bob", false), ("carol", false)]);
     let accounts = ["alice", "bob", "carol"];
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut rng = SmallRng::seed_from_u64(11);
@@ -250,7 +288,7 @@ fn repeated_sigkills_under_flow_keep_every_acknowledged_order_reachable_and_repo
         let (new_states, new_books) = rt.block_on(async {
             let mut clients = Vec::new();
             for (i, account) in accounts.iter().enumerate() {
-                let mut c = connect(venue.tcp, account, states[i].take()).await;
+                let mut c = connect(&venue, Over::Tcp, account, states[i].take()).await;
                 // What was missed while away (resends), then the flow.
                 for m in drain(&mut c).await {
                     books[i].take(&m);
@@ -326,7 +364,7 @@ fn repeated_sigkills_under_flow_keep_every_acknowledged_order_reachable_and_repo
     let venue = serve(&dir.join("data"), &config);
     rt.block_on(async {
         for (i, account) in accounts.iter().enumerate() {
-            let mut c = connect(venue.tcp, account, states[i].take()).await;
+            let mut c = connect(&venue, Over::Tcp, account, states[i].take()).await;
             for m in drain(&mut c).await {
                 books[i].take(&m);
             }
