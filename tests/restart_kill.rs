@@ -161,6 +161,8 @@ fn sigkill_between_orders_and_fills(over: Over, name: &str) {
         let mut dave = connect(&venue, over, "dave", None).await;
         limit(&mut dave, "d1", Side::Buy, 3, "99.00").await;
         check(&next(&mut dave).await, &[(150, "0"), (11, "d1")]);
+        limit(&mut dave, "d2", Side::Buy, 4, "98.00").await;
+        check(&next(&mut dave).await, &[(150, "0"), (11, "d2")]);
         let dave_state = dave.logout_keeping_state().await.unwrap();
         // SIGKILL while alice's connection is still open (dropping her client first would end
         // her session before the crash).
@@ -190,6 +192,30 @@ fn sigkill_between_orders_and_fills(over: Over, name: &str) {
         let got = drain(&mut dave).await;
         assert_eq!(got.len(), 1, "{:?}", got.iter().map(|m| m.text()).collect::<Vec<_>>());
         check(&got[0], &[(150, "F"), (11, "d1"), (39, "2"), (14, "3"), (43, "Y")]);
+        // dave's other order, from before the crash, is his to replace and cancel.
+        dave.send(b"G", |e| {
+            e.str(11, "d3");
+            e.str(41, "d2");
+            e.str(55, "BTC-USD");
+            e.char(54, b'1');
+            e.u64(38, 2);
+            e.char(40, b'2');
+            e.str(44, "98.00");
+            e.time(60, now_ns());
+        })
+        .await
+        .unwrap();
+        check(&next(&mut dave).await, &[(150, "5"), (11, "d3"), (41, "d2"), (151, "2")]);
+        dave.send(b"F", |e| {
+            e.str(11, "d4");
+            e.str(41, "d3");
+            e.str(55, "BTC-USD");
+            e.char(54, b'1');
+            e.time(60, now_ns());
+        })
+        .await
+        .unwrap();
+        check(&next(&mut dave).await, &[(150, "4"), (11, "d4"), (41, "d3")]);
         // The status of each order answers from the rebuilt state.
         alice
             .send(b"H", |e| {
