@@ -82,24 +82,58 @@ pub fn equity_svg(title: &str, points: &[(u64, i128)], money_decimals: u32) -> S
         "<line x1=\"{MARGIN_LEFT}\" y1=\"{zero:.2}\" x2=\"{:.2}\" y2=\"{zero:.2}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>",
         MARGIN_LEFT + plot_w
     );
-    // Axis labels: the extremes of the curve and of time.
+    // Axes: gridlines and labels at fifths of each span (the extremes of the curve and of time
+    // among them), zero labelled on its own line, and a title on each axis.
+    const TICKS: i128 = 5;
     let label_x = MARGIN_LEFT - 6.0;
-    // Zero is labelled once, on its own line.
-    let extremes = [(hi, MARGIN_TOP + 4.0), (lo, MARGIN_TOP + plot_h)];
-    for (value, anchor_y) in extremes.into_iter().filter(|e| e.0 != 0).chain([(0, zero + 4.0)]) {
+    let base_y = MARGIN_TOP + plot_h + 18.0;
+    for i in 0..=TICKS {
+        let value = lo + (hi - lo) * i / TICKS;
+        let vy = y(value);
+        if i > 0 && i < TICKS {
+            let _ = writeln!(
+                svg,
+                "<line x1=\"{MARGIN_LEFT}\" y1=\"{vy:.2}\" x2=\"{:.2}\" y2=\"{vy:.2}\" stroke=\"#eee\"/>",
+                MARGIN_LEFT + plot_w
+            );
+        }
+        if value != 0 && (vy - zero).abs() > 10.0 {
+            let _ = writeln!(
+                svg,
+                "<text x=\"{label_x}\" y=\"{:.2}\" text-anchor=\"end\">{}</text>",
+                vy + 4.0,
+                escape(&format_money(value, money_decimals))
+            );
+        }
+        let t = t0 + (t1 - t0) * i as u64 / TICKS as u64;
+        let tx = x(t);
+        let anchor = match i {
+            0 => "start",
+            TICKS => "end",
+            _ => "middle",
+        };
         let _ = writeln!(
             svg,
-            "<text x=\"{label_x}\" y=\"{anchor_y:.2}\" text-anchor=\"end\">{}</text>",
-            escape(&format_money(value, money_decimals))
+            "<text x=\"{tx:.2}\" y=\"{base_y}\" text-anchor=\"{anchor}\">{}</text>",
+            format_duration(t - t0)
         );
     }
-    let base_y = MARGIN_TOP + plot_h + 18.0;
-    let _ = writeln!(svg, "<text x=\"{MARGIN_LEFT}\" y=\"{base_y}\">0</text>");
     let _ = writeln!(
         svg,
-        "<text x=\"{:.2}\" y=\"{base_y}\" text-anchor=\"end\">{}</text>",
-        MARGIN_LEFT + plot_w,
-        format_duration(t1 - t0)
+        "<text x=\"{label_x}\" y=\"{:.2}\" text-anchor=\"end\">{}</text>",
+        zero + 4.0,
+        escape(&format_money(0, money_decimals))
+    );
+    let _ = writeln!(
+        svg,
+        "<text x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"middle\">flow time (from the first recorded command)</text>",
+        MARGIN_LEFT + plot_w / 2.0,
+        base_y + 18.0
+    );
+    let _ = writeln!(
+        svg,
+        "<text transform=\"translate(14 {:.2}) rotate(-90)\" text-anchor=\"middle\">PnL, fees included (quote currency)</text>",
+        MARGIN_TOP + plot_h / 2.0
     );
     // The curve, as steps: equity holds its value until the next sample.
     if !points.is_empty() {
@@ -135,6 +169,8 @@ mod tests {
         assert!(svg.contains("a&lt;b &amp; c"));
         assert!(svg.contains(">2.00<") && svg.contains(">-1.00<") && svg.contains(">0.00<"));
         assert!(svg.contains(">3.000 s<"));
+        assert!(svg.contains(">1.200 s<"), "time ticks at fifths of the span");
+        assert!(svg.contains(">flow time") && svg.contains(">PnL, fees included"), "axis titles");
         assert_eq!(format_duration(999), "999 ns");
         assert_eq!(format_duration(250_000), "250.000 µs");
         assert_eq!(format_duration(1_234_567), "1.234 ms");
