@@ -1,4 +1,4 @@
-//! Progress of long runs (`match`, `replay`) on a terminal: a bar drawn on standard error by
+//! Progress of long runs (`match`, `replay`, the recovery of `serve`) on a terminal: a bar drawn on standard error by
 //! indicatif, and nothing at all when standard error is not a terminal (a pipe, a file, a test)
 //! or the run is `--quiet`, so logs and captured output never hold redraw sequences.
 
@@ -42,6 +42,26 @@ impl Progress {
             ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         Progress(Some(bar))
+    }
+
+    /// Progress through `total` of `what`, the total set later with [`Progress::set_total`].
+    pub(crate) fn of(what: &'static str, wanted: bool) -> Progress {
+        if !Progress::enabled(wanted) {
+            return Progress(None);
+        }
+        let bar = ProgressBar::new(0);
+        let template = format!("{{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}) eta {{eta}}");
+        bar.set_style(
+            ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Progress(Some(bar))
+    }
+
+    /// Sets the total.
+    pub(crate) fn set_total(&self, total: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(total);
+        }
     }
 
     /// Sets the position (bytes or count).

@@ -668,8 +668,16 @@ impl Server {
             },
             snapshot_every_commands: config.journal.snapshot_every,
         };
-        let (durable, recovery) = DurableEngine::open(engine_config, durable_config)
-            .map_err(|e| data_err(format!("journal: {e}")))?;
+        // A long replay shows its progress on a terminal (never in a pipe or a log).
+        let bar = crate::progress::Progress::of("commands replayed", true);
+        let mut progress = |replayed: u64, total: u64| {
+            bar.set_total(total);
+            bar.set(replayed);
+        };
+        let (durable, recovery) =
+            DurableEngine::open_with_progress(engine_config, durable_config, &mut progress)
+                .map_err(|e| data_err(format!("journal: {e}")))?;
+        drop(bar);
         let seq_first = durable.next_command_seq();
         let event_last = durable.engine().next_event_seq() - 1;
 

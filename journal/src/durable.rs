@@ -28,6 +28,9 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"EXSNAPF1";
 /// Snapshot file header: magic, CRC32C of the body, body length.
 const SNAPSHOT_HEADER_LEN: usize = 8 + 4 + 8;
 
+/// How often (in replayed commands) [`DurableEngine::open_with_progress`] reports.
+pub const PROGRESS_EVERY_COMMANDS: u64 = 1 << 16;
+
 /// Settings of a durable engine.
 #[derive(Clone, Debug)]
 pub struct DurableConfig {
@@ -168,6 +171,17 @@ impl DurableEngine {
         engine_config: EngineConfig,
         config: DurableConfig,
     ) -> Result<(DurableEngine, DurableRecovery), DurableError> {
+        DurableEngine::open_with_progress(engine_config, config, &mut |_, _| {})
+    }
+
+    /// [`DurableEngine::open`], telling `progress(replayed, to_replay)` how far the replay of the
+    /// command tail is (every [`PROGRESS_EVERY_COMMANDS`] commands, and once at the end), so a
+    /// long recovery can show it.
+    pub fn open_with_progress(
+        engine_config: EngineConfig,
+        config: DurableConfig,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(DurableEngine, DurableRecovery), DurableError> {
         let dir = config.dir.clone();
         fs::create_dir_all(dir.join("snapshots")).map_err(io_err(&dir))?;
         // One writer per directory: a second would interleave records and corrupt both journals.
@@ -235,7 +249,13 @@ impl DurableEngine {
                     return Err(e);
                 }
                 commands_replayed += 1;
+                if commands_replayed % PROGRESS_EVERY_COMMANDS == 0 {
+                    progress(commands_replayed, last_command - from + 1);
+                }
             }
+        }
+        if from <= last_command {
+            progress(commands_replayed, last_command - from + 1);
         }
         let (verified, regenerated) = (check.verifier.verified(), check.regenerated);
         if engine.next_event_seq() < events_next {

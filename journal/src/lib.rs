@@ -76,7 +76,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use durability::JournalProgress;
-pub use durable::{DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier};
+pub use durable::{
+    DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier, PROGRESS_EVERY_COMMANDS,
+};
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{
     Record, RecordFault, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX,

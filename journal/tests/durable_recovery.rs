@@ -117,7 +117,13 @@ fn reopen_restores_from_snapshot_and_replays_the_tail() {
     for entry in std::fs::read_dir(dir.join("snapshots")).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();
     }
-    let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    let mut reported = Vec::new();
+    let (durable, recovery) =
+        DurableEngine::open_with_progress(EngineConfig::default(), config(&dir, 0), &mut |done, total| {
+            reported.push((done, total))
+        })
+        .unwrap();
+    assert_eq!(reported.last(), Some(&(3_500, 3_500)), "the replay's progress ends at its total");
     assert_eq!(recovery.snapshot_seq, None);
     assert_eq!(recovery.commands_replayed, 3_500);
     assert_eq!(recovery.events_verified as usize, reference_events.len());
