@@ -609,7 +609,8 @@ impl Server {
                         (Some(hash), _) => checked_password_hash(&a.name, hash)?,
                         (None, Some(plain)) => {
                             plain_password_accounts.push(a.name.clone());
-                            hash_password(plain).map_err(ServeError::Config)?
+                            hash_password(plain)
+                                .map_err(|e| ServeError::Config(format!("account {}: {e}", a.name)))?
                         }
                         (None, None) => {
                             return Err(ServeError::Config(format!(

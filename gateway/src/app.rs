@@ -12,7 +12,7 @@ use crate::fix::{self, tag, Message};
 use crate::parking::Parking;
 use crate::router::{Request, RouterTx, SessionId, ToRouter};
 use crate::session::{Poll, Session};
-use crate::venue::{parse_price_units, Venue};
+use crate::venue::{parse_price_units, LogonRefused, Venue};
 use oms::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
 use oms::{ExecReport, Report};
 
@@ -114,7 +114,7 @@ impl AppSession {
         &mut self,
         session: &mut Session,
         parking: &mut Parking,
-        verdict: Result<AccountId, String>,
+        verdict: Result<AccountId, LogonRefused>,
         now_ns: u64,
     ) {
         if session.is_closed() {
@@ -131,7 +131,7 @@ impl AppSession {
         &mut self,
         session: &mut Session,
         parking: &mut Parking,
-        verdict: Result<AccountId, String>,
+        verdict: Result<AccountId, LogonRefused>,
         now_ns: u64,
     ) {
         match verdict {
@@ -150,7 +150,7 @@ impl AppSession {
                     session.accept_logon_resuming(parking.resume(account, self.id, now_ns), now_ns);
                 }
             }
-            Err(text) => session.refuse_logon(&text, now_ns),
+            Err(refused) => session.refuse_logon(&refused.to_string(), now_ns),
         }
     }
 
@@ -173,8 +173,8 @@ impl AppSession {
                 Poll::Logon(req) => match &self.auth {
                     // Pending: `poll` answers Idle until the verdict comes back.
                     Some(auth) => {
-                        if let Err(text) = auth.submit(self.id, &req) {
-                            session.refuse_logon(&text, now_ns);
+                        if let Err(refused) = auth.submit(self.id, &req) {
+                            session.refuse_logon(&refused.to_string(), now_ns);
                         }
                     }
                     None => {

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::router::SessionId;
 use crate::session::LogonRequest;
-use crate::venue::Venue;
+use crate::venue::{LogonRefused, Venue};
 use engine::AccountId;
 
 /// Most logons waiting for the worker; past it a Logon is refused at once ("retry").
@@ -27,7 +27,7 @@ struct Job {
 }
 
 /// The worker's answer for one session: the account claimed, or why not.
-pub type Verdict = (SessionId, Result<AccountId, String>);
+pub type Verdict = (SessionId, Result<AccountId, LogonRefused>);
 
 /// The sessions' side: where Logons go.
 #[derive(Clone, Debug)]
@@ -65,7 +65,7 @@ impl Authenticator {
 
     /// Queues a Logon; `Err` with the refusal text when too many are waiting or the worker
     /// has stopped.
-    pub fn submit(&self, session: SessionId, request: &LogonRequest<'_>) -> Result<(), String> {
+    pub fn submit(&self, session: SessionId, request: &LogonRequest<'_>) -> Result<(), LogonRefused> {
         let job = Job {
             session,
             sender_comp_id: request.sender_comp_id.to_owned(),
@@ -74,8 +74,8 @@ impl Authenticator {
         };
         match self.jobs.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err("logon refused: too many logons in progress, retry".into()),
-            Err(TrySendError::Disconnected(_)) => Err("logon refused: venue is shutting down".into()),
+            Err(TrySendError::Full(_)) => Err(LogonRefused::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(LogonRefused::ShuttingDown),
         }
     }
 }

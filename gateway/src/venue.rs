@@ -30,15 +30,60 @@ pub struct AccountConfig {
     pub drop_copy: bool,
 }
 
+/// Why a password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordHashError {
+    /// The system gave no randomness for the salt.
+    #[error("no randomness for a password salt: {0}")]
+    Randomness(getrandom::Error),
+    /// Argon2 refused the input or the salt.
+    #[error("password hashing failed: {0}")]
+    Argon2(argon2::password_hash::Error),
+}
+
+/// Why a Logon was refused; the text is the Logout's 58.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LogonRefused {
+    /// No account logs on with this SenderCompID.
+    #[error("logon refused: unknown SenderCompID {0}")]
+    UnknownCompId(String),
+    /// Username (553) names another account.
+    #[error("logon refused: Username {username} does not own {comp_id}")]
+    UsernameMismatch {
+        /// The Username sent.
+        username: String,
+        /// The SenderCompID sent.
+        comp_id: String,
+    },
+    /// No Password (554).
+    #[error("logon refused: Password (554) missing")]
+    PasswordMissing,
+    /// The account's stored hash does not parse (journaled, no longer configured).
+    #[error("logon refused: account has no usable password")]
+    NoUsablePassword,
+    /// The password does not match.
+    #[error("logon refused: wrong password")]
+    WrongPassword,
+    /// The account already has a session (one per account).
+    #[error("logon refused: account {0} already has an active session")]
+    AlreadyActive(String),
+    /// The password-check worker's bounded queue is full.
+    #[error("logon refused: too many logons in progress, retry")]
+    Busy,
+    /// The venue is stopping.
+    #[error("logon refused: venue is shutting down")]
+    ShuttingDown,
+}
+
 /// Hashes `password` with Argon2id and a fresh random salt, as a PHC string.
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, PasswordHashError> {
     let mut salt = [0u8; 16];
-    getrandom::getrandom(&mut salt).map_err(|e| format!("no randomness for a salt: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    getrandom::getrandom(&mut salt).map_err(PasswordHashError::Randomness)?;
+    let salt = SaltString::encode_b64(&salt).map_err(PasswordHashError::Argon2)?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(PasswordHashError::Argon2)
 }
 
 /// Symbols by name and id.
@@ -206,27 +251,28 @@ impl Accounts {
         &self.list
     }
 
-    /// Checks a Logon's credentials and claims the account's single session slot. The error
-    /// is the Logout text.
-    pub fn authenticate(&self, req: &LogonRequest<'_>) -> Result<AccountId, String> {
+    /// Checks a Logon's credentials and claims the account's single session slot.
+    pub fn authenticate(&self, req: &LogonRequest<'_>) -> Result<AccountId, LogonRefused> {
         let Some(&id) = self.by_comp_id.get(req.sender_comp_id) else {
-            return Err(format!("logon refused: unknown SenderCompID {}", req.sender_comp_id));
+            return Err(LogonRefused::UnknownCompId(req.sender_comp_id.to_owned()));
         };
         let account = &self.list[id as usize];
         if let Some(user) = req.username {
             if user != account.name {
-                return Err(format!("logon refused: Username {user} does not own {}", req.sender_comp_id));
+                return Err(LogonRefused::UsernameMismatch {
+                    username: user.to_owned(),
+                    comp_id: req.sender_comp_id.to_owned(),
+                });
             }
         }
-        let password = req.password.ok_or("logon refused: Password (554) missing")?;
-        let hash = PasswordHash::new(&account.password_hash)
-            .map_err(|_| "logon refused: account has no usable password")?;
+        let password = req.password.ok_or(LogonRefused::PasswordMissing)?;
+        let hash = PasswordHash::new(&account.password_hash).map_err(|_| LogonRefused::NoUsablePassword)?;
         if Argon2::default().verify_password(password.as_bytes(), &hash).is_err() {
-            return Err("logon refused: wrong password".to_owned());
+            return Err(LogonRefused::WrongPassword);
         }
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         if !active.insert(id) {
-            return Err(format!("logon refused: account {} already has an active session", account.name));
+            return Err(LogonRefused::AlreadyActive(account.name.clone()));
         }
         Ok(id)
     }
@@ -334,12 +380,17 @@ mod tests {
             heartbeat_s: 30,
             reset_seq_num: false,
         };
-        assert_eq!(accounts.authenticate(&req("nope")), Err("logon refused: wrong password".into()));
+        assert_eq!(accounts.authenticate(&req("nope")), Err(LogonRefused::WrongPassword));
+        assert_eq!(LogonRefused::WrongPassword.to_string(), "logon refused: wrong password");
         assert_eq!(accounts.authenticate(&req("secret")), Ok(0));
-        assert!(accounts.authenticate(&req("secret")).unwrap_err().contains("already has an active session"));
+        assert!(accounts
+            .authenticate(&req("secret"))
+            .unwrap_err()
+            .to_string()
+            .contains("already has an active session"));
         accounts.release(0);
         assert_eq!(accounts.authenticate(&req("secret")), Ok(0));
         let mallory = LogonRequest { sender_comp_id: "mallory", ..req("x") };
-        assert!(accounts.authenticate(&mallory).unwrap_err().contains("unknown SenderCompID"));
+        assert_eq!(accounts.authenticate(&mallory), Err(LogonRefused::UnknownCompId("mallory".into())));
     }
 }
