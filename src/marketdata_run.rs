@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use engine::SymbolSpec;
-use marketdata::{FeedConfig, ProjectionConfig, Publisher, PublisherConfig, WsFeed};
+use marketdata::{FeedConfig, ProjectionConfig, Publisher, PublisherConfig, SlowPolicy, WsFeed};
 
 /// How long the thread sleeps when the journal has nothing new: the bound on the delay it adds
 /// to an event's publication when idle.
@@ -58,15 +58,71 @@ struct Status {
     failure: Mutex<Option<String>>,
 }
 
-/// The publisher settings `serve` uses for a symbol table.
-pub fn publisher_config(symbols: &[SymbolSpec]) -> PublisherConfig {
-    PublisherConfig {
+/// `[marketdata]` of the serve configuration.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarketDataSection {
+    /// Feed messages a subscriber may fall behind before `slow_policy` applies (the length of
+    /// the publisher's shared log, which also bounds what a retransmission can serve).
+    pub queue_len_max: usize,
+    /// `conflate` (the slow subscriber's queue becomes a fresh snapshot) or `disconnect`
+    /// (dropped with the reason).
+    pub slow_policy: String,
+    /// Levels per side the book checksum covers; 0 sends no checksums.
+    pub checksum_depth: u16,
+    /// Subscribers at once, over every feed.
+    pub subscribers_max: usize,
+}
+
+impl Default for MarketDataSection {
+    fn default() -> MarketDataSection {
+        let d = PublisherConfig::default();
+        MarketDataSection {
+            queue_len_max: d.queue_len_max,
+            slow_policy: "conflate".to_owned(),
+            checksum_depth: d.feed.checksum_depth.unwrap_or(0),
+            subscribers_max: d.subscribers_max,
+        }
+    }
+}
+
+/// Why a `[marketdata]` setting is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MarketDataConfigError {
+    /// `slow_policy` is neither `conflate` nor `disconnect`.
+    #[error("marketdata.slow_policy {0:?}: use conflate or disconnect")]
+    SlowPolicy(String),
+    /// A bound is zero.
+    #[error("marketdata.{0} must be positive")]
+    Zero(&'static str),
+}
+
+/// The publisher settings for `section` and a symbol table.
+pub fn publisher_config(
+    section: &MarketDataSection,
+    symbols: &[SymbolSpec],
+) -> Result<PublisherConfig, MarketDataConfigError> {
+    let slow_policy = match section.slow_policy.as_str() {
+        "conflate" => SlowPolicy::Conflate,
+        "disconnect" => SlowPolicy::Disconnect,
+        other => return Err(MarketDataConfigError::SlowPolicy(other.to_owned())),
+    };
+    if section.queue_len_max == 0 {
+        return Err(MarketDataConfigError::Zero("queue_len_max"));
+    }
+    if section.subscribers_max == 0 {
+        return Err(MarketDataConfigError::Zero("subscribers_max"));
+    }
+    Ok(PublisherConfig {
         feed: FeedConfig {
             projection: ProjectionConfig { symbols: symbols.len(), ..ProjectionConfig::default() },
+            checksum_depth: (section.checksum_depth > 0).then_some(section.checksum_depth),
             ..FeedConfig::default()
         },
-        ..PublisherConfig::default()
-    }
+        queue_len_max: section.queue_len_max,
+        subscribers_max: section.subscribers_max,
+        slow_policy,
+    })
 }
 
 impl MarketDataRun {

@@ -75,6 +75,8 @@ pub struct ServeConfig {
     pub risk: risk::RiskLimits,
     /// Message rate limits.
     pub rate_limit: RateLimitSection,
+    /// Market-data publisher bounds and policy.
+    pub marketdata: crate::marketdata_run::MarketDataSection,
     /// Listed symbols (ids in this order, fixed by the journal once written).
     pub symbols: Vec<SymbolEntry>,
     /// Accounts.
@@ -272,6 +274,7 @@ impl Default for ServeConfig {
             session: SessionSection::default(),
             risk: risk::RiskLimits::default(),
             rate_limit: RateLimitSection::default(),
+            marketdata: Default::default(),
             symbols: vec![symbol("BTC-USD"), symbol("ETH-USD"), symbol("AAPL")],
             accounts: ["alice", "bob", "carol", "dave"]
                 .into_iter()
@@ -650,7 +653,7 @@ impl Server {
             .map_err(|e| data_err(format!("journal: {e}")))?;
         let seq_first = durable.next_command_seq();
         let event_last = durable.engine().next_event_seq() - 1;
-        let marketdata = start_marketdata(&journal_dir, &symbols)?;
+        let marketdata = start_marketdata(&config.marketdata, &journal_dir, &symbols)?;
 
         // Persistent FIX sessions: each account's numbers, sent messages, and the last event
         // reported to it. A new store starts after every event journaled so far.
@@ -866,12 +869,14 @@ impl Drop for Server {
 
 /// The market-data thread on the event journal, from event 1.
 fn start_marketdata(
+    section: &crate::marketdata_run::MarketDataSection,
     journal_dir: &Path,
     symbols: &[SymbolSpec],
 ) -> Result<crate::marketdata_run::MarketDataRun, ServeError> {
     use crate::marketdata_run::{publisher_config, MarketDataRun};
+    let config = publisher_config(section, symbols).map_err(|e| ServeError::Config(e.to_string()))?;
     let events_dir = journal_dir.join("events");
-    MarketDataRun::start(&events_dir, symbols.to_vec(), publisher_config(symbols))
+    MarketDataRun::start(&events_dir, symbols.to_vec(), config)
         .map_err(|e| ServeError::Data { path: events_dir, what: e.to_string() })
 }
 

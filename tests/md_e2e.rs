@@ -50,6 +50,7 @@ struct Books {
     l3_qty: BTreeMap<u64, u64>,
     l3_seq: Option<u64>,
     checksums: u64,
+    snapshots: u64,
 }
 
 fn u(v: &Value) -> u64 {
@@ -66,7 +67,15 @@ impl Books {
         let seq = u(&m["symbol_seq"]);
         let slot = if channel == "level2" { &mut self.l2_seq } else { &mut self.l3_seq };
         if m["type"] == "snapshot" {
+            // A snapshot replaces the channel's book (the first one, or one after a conflation).
             *slot = Some(seq);
+            self.snapshots += 1;
+            if channel == "level2" {
+                self.l2.clear();
+            } else {
+                self.l3_levels.clear();
+                self.l3_qty.clear();
+            }
             for (key, side) in [("bids", "buy"), ("asks", "sell")] {
                 for e in m[key].as_array().unwrap() {
                     let at = (side.to_owned(), s(&e["price"]));
@@ -315,6 +324,22 @@ async fn flow(alice: &mut gateway::client::FixClient, bob: &mut gateway::client:
     }
 }
 
+/// Once the flow has stopped and the feed has published every event: level2 and level3 as the
+/// client rebuilt them from the messages `next` yields.
+async fn rebuilt(v: &Venue, next: &mut impl AsyncFnMut() -> Value) -> Books {
+    let (levels_seq, orders_seq) = settled(v);
+    let mut books = Books::default();
+    while books.l2_seq != Some(levels_seq) || books.l3_seq != Some(orders_seq) {
+        let m = next().await;
+        match m["type"].as_str().unwrap() {
+            "subscribed" => {}
+            "error" => panic!("feed error: {m}"),
+            _ => books.on(&m),
+        }
+    }
+    books
+}
+
 #[test]
 fn ws_books_equal_the_engines_book_with_orders_through_the_gateway() {
     let v = venue("md-ws-book");
@@ -332,16 +357,8 @@ fn ws_books_equal_the_engines_book_with_orders_through_the_gateway() {
         flow(&mut alice, &mut bob, 2).await;
         let _ = drain(&mut alice, Duration::from_millis(300)).await;
         let _ = drain(&mut bob, Duration::from_millis(300)).await;
-        let (levels_seq, orders_seq) = settled(&v);
-        let mut books = Books::default();
-        while books.l2_seq != Some(levels_seq) || books.l3_seq != Some(orders_seq) {
-            let m = ws_next(&mut ws).await;
-            match m["type"].as_str().unwrap() {
-                "subscribed" => {}
-                "error" => panic!("feed error: {m}"),
-                _ => books.on(&m),
-            }
-        }
+        let mut next = async || ws_next(&mut ws).await;
+        let books = rebuilt(&v, &mut next).await;
         assert!(books.checksums > 10, "checksums verified: {}", books.checksums);
         let (l3, l2) = engine_book(&v, &specs);
         assert!(l3.len() >= 4, "a book worth comparing: {l3:?}");
@@ -402,5 +419,106 @@ fn bad_subscriptions_get_a_reject_naming_the_reason() {
             }
         }
         assert_eq!(subscribed, marketdata::WS_SUBSCRIPTIONS_MAX, "the bound was reached and refused");
+    });
+}
+
+/// Reads reports until the one acknowledging `cl_ord_id`.
+async fn acked(c: &mut gateway::client::FixClient, cl_ord_id: &str) {
+    loop {
+        let m = next(c).await;
+        if m.get(11).as_deref() == Some(cl_ord_id) && m.get(150).as_deref() == Some("0") {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_stalled_subscriber_is_conflated_while_another_and_order_entry_go_on() {
+    let v = venue_with("md-ws-stall", |c| c.marketdata.queue_len_max = 4096);
+    let specs = exchange::serve::symbol_specs(&v.serve_config.symbols).unwrap();
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login("bob").await;
+        // The stalled subscriber: a small receive buffer, and it never reads.
+        let addr = v.server().info.http_addr.unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(2048).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let (mut stalled, _) =
+            tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream).await.unwrap();
+        for channel in ["level2", "level3", "trades"] {
+            let subscribe = json!({"type": "subscribe", "channel": channel, "symbol": "BTC-USD"});
+            stalled.send(Frame::Text(subscribe.to_string().into())).await.unwrap();
+        }
+        // The healthy subscriber reads everything as it comes, on a task of its own.
+        let mut ws = ws_connect(&v).await;
+        for channel in ["level2", "level3"] {
+            ws_send(&mut ws, json!({"type": "subscribe", "channel": channel, "symbol": "BTC-USD"})).await;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // Snapshots the healthy subscriber received: each beyond its two subscriptions' is a
+        // conflation of its own.
+        let healthy_snapshots = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // The level3 symbol_seq the healthy subscriber has reached: the flow waits for it, so
+        // that it is never a whole queue behind (in a debug build it renders slowly).
+        let healthy_seq = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (counted, reached) = (healthy_snapshots.clone(), healthy_seq.clone());
+        let reader = tokio::spawn(async move {
+            loop {
+                let m = ws_next(&mut ws).await;
+                if m["type"] == "snapshot" {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if m["channel"] == "level3" {
+                    if let Some(seq) = m["symbol_seq"].as_u64() {
+                        reached.store(seq, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        let md = v.server().marketdata.as_ref().unwrap();
+        // Conflations that were not the healthy subscriber's: the stalled one's.
+        let stalled_conflations = || {
+            let all = md.feed().with_publisher(|p| p.stats().conflations);
+            let healthy = healthy_snapshots.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(2);
+            all.saturating_sub(healthy)
+        };
+        let mut round = 0;
+        while stalled_conflations() == 0 {
+            assert!(round < 1000, "no conflation of the stalled subscriber after {round} rounds of orders");
+            flow(&mut alice, &mut bob, round).await;
+            // Order entry goes on: each round's last orders are acknowledged.
+            acked(&mut alice, &format!("a{round}-11")).await;
+            acked(&mut bob, &format!("b{round}-11")).await;
+            round += 1;
+            let deadline = Instant::now() + WAIT;
+            let published = md.feed().with_publisher(|p| p.market_data().symbol_seq(Channel::Orders, 0));
+            while healthy_seq.load(std::sync::atomic::Ordering::Relaxed) < published {
+                assert!(Instant::now() < deadline, "the healthy subscriber stopped receiving");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        flow(&mut alice, &mut bob, round).await;
+        let _ = drain(&mut alice, Duration::from_millis(300)).await;
+        let _ = drain(&mut bob, Duration::from_millis(300)).await;
+        let mut next =
+            async || tokio::time::timeout(WAIT, rx.recv()).await.expect("in time").expect("reader alive");
+        let books = rebuilt(&v, &mut next).await;
+        let (l3, l2) = engine_book(&v, &specs);
+        assert_eq!(normalized(books.l3(), books.l2()), normalized(l3, l2), "the healthy subscriber kept up");
+        // Each conflation of the healthy subscriber gave it one snapshot beyond the two of its
+        // subscriptions: the conflations counted beyond those were the stalled one's.
+        let conflations = md.feed().with_publisher(|p| p.stats().conflations);
+        assert!(
+            conflations > books.snapshots - 2,
+            "{conflations} conflations, {} snapshots",
+            books.snapshots
+        );
+        eprintln!("the stalled subscriber was conflated after {round} rounds of orders");
+        reader.abort();
+        drop(stalled);
     });
 }
