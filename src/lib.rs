@@ -14,6 +14,7 @@ pub mod http;
 pub mod journal_meta;
 pub mod marketdata_run;
 pub mod match_run;
+pub mod md_cli;
 pub mod names;
 mod progress;
 pub mod replay_run;

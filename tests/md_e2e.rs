@@ -522,3 +522,48 @@ fn a_stalled_subscriber_is_conflated_while_another_and_order_entry_go_on() {
         drop(stalled);
     });
 }
+
+#[test]
+fn exchange_md_check_verifies_the_live_feed_and_records_it() {
+    let v = venue("md-cli");
+    let addr = v.server().info.http_addr.unwrap().to_string();
+    let record = v.dir.join("md-record.jsonl");
+    let mut md = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["md", "--symbol", "BTC-USD", "--addr", &addr, "--check", "--count", "400", "--record"])
+        .arg(&record)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login("bob").await;
+        // Orders until `md` has seen its 400 messages and stopped.
+        let mut round = 0;
+        while md.try_wait().unwrap().is_none() {
+            assert!(round < 200, "exchange md did not finish");
+            flow(&mut alice, &mut bob, round).await;
+            acked(&mut alice, &format!("a{round}-11")).await;
+            acked(&mut bob, &format!("b{round}-11")).await;
+            round += 1;
+        }
+    });
+    let out = md.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("TRADE BTC-USD") && text.contains("BOOK seq"),
+        "plain lines when not a terminal: {text}"
+    );
+    let summary = text.lines().find(|l| l.starts_with("check:")).expect("a summary");
+    assert!(summary.ends_with(" 0 problem(s)") && !summary.contains(" 0 checksums"), "{summary}");
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    assert!(recorded.lines().count() >= 400, "every message recorded");
+    assert!(recorded.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+
+    let binary = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["md", "--symbol", "BTC-USD", "--addr", &addr, "--feed", "binary"])
+        .output()
+        .unwrap();
+    assert_eq!(binary.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&binary.stderr).contains("not yet"));
+}
