@@ -47,6 +47,9 @@ enum Cmd {
     },
     /// Print every counter of the venue's shared-memory counters file each second.
     Stat(monitor::stat::StatArgs),
+    /// The live book and tape of one symbol from the market-data feed, redrawn in place on a
+    /// terminal; `--check` verifies every sequence number and checksum.
+    Md(exchange::md_cli::MdArgs),
     /// Send one order over FIX/QUIC and print its execution reports.
     Order(exchange::fix_client::OrderArgs),
     /// Interactive FIX/QUIC client: new orders of every type, cancel, replace, status; reads
@@ -199,6 +202,17 @@ fn main() -> ExitCode {
         }
         Cmd::Serve { config, data, quic, tcp, http, .. } => serve(config, data, quic, tcp, http),
         Cmd::Stat(args) => monitor::stat::main(&args),
+        Cmd::Md(args) => match exchange::md_cli::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ exchange::md_cli::MdError::Check(_)) => {
+                eprintln!("md: {e}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("md: error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Order(args) => match exchange::fix_client::order(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

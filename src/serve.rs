@@ -75,6 +75,8 @@ pub struct ServeConfig {
     pub risk: risk::RiskLimits,
     /// Message rate limits.
     pub rate_limit: RateLimitSection,
+    /// Market-data publisher bounds and policy.
+    pub marketdata: crate::marketdata_run::MarketDataSection,
     /// Listed symbols (ids in this order, fixed by the journal once written).
     pub symbols: Vec<SymbolEntry>,
     /// Accounts.
@@ -277,6 +279,7 @@ impl Default for ServeConfig {
             session: SessionSection::default(),
             risk: risk::RiskLimits::default(),
             rate_limit: RateLimitSection::default(),
+            marketdata: Default::default(),
             symbols: vec![symbol("BTC-USD"), symbol("ETH-USD"), symbol("AAPL")],
             accounts: ["alice", "bob", "carol", "dave"]
                 .into_iter()
@@ -380,7 +383,8 @@ fn wait_strategy(name: &str) -> Result<WaitStrategy, ServeError> {
     }
 }
 
-fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeError> {
+/// The engine's symbol table from the configured symbols.
+pub fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeError> {
     if entries.is_empty() {
         return Err(ServeError::Config("no symbols listed".into()));
     }
@@ -562,6 +566,8 @@ pub struct Server {
     /// Health checks and the counters registry stages register into.
     pub monitor: Monitor,
     http: Option<crate::http::HttpServer>,
+    /// The market-data thread (journal follower feeding the WebSocket feed).
+    pub marketdata: Option<crate::marketdata_run::MarketDataRun>,
     gateway: Option<Gateway>,
     router: Option<RouterHandle>,
     engine: Option<JoinHandle<DurableEngine>>,
@@ -681,6 +687,7 @@ impl Server {
         drop(bar);
         let seq_first = durable.next_command_seq();
         let event_last = durable.engine().next_event_seq() - 1;
+        let marketdata = start_marketdata(&config.marketdata, &journal_dir, &symbols)?;
 
         // Persistent FIX sessions: each account's numbers, sent messages, and the last event
         // reported to it. A new store starts after every event journaled so far.
@@ -838,7 +845,8 @@ impl Server {
             addr => {
                 let addr =
                     addr.parse().map_err(|e| ServeError::Config(format!("network.http {addr:?}: {e}")))?;
-                let routes = crate::http::HttpRoutes::new().merge(monitor.routes());
+                let routes =
+                    crate::http::HttpRoutes::new().merge(monitor.routes()).merge(marketdata.routes());
                 Some(
                     crate::http::HttpServer::start(addr, routes)
                         .map_err(|e| ServeError::Config(e.to_string()))?,
@@ -861,6 +869,7 @@ impl Server {
             },
             monitor,
             http,
+            marketdata: Some(marketdata),
             gateway: Some(gateway),
             router,
             engine,
@@ -874,6 +883,7 @@ impl Server {
 
     fn shutdown(&mut self) {
         self.http.take();
+        self.marketdata.take();
         if let Some(g) = self.gateway.take() {
             g.stop();
         }
@@ -890,6 +900,19 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The market-data thread on the event journal, from event 1.
+fn start_marketdata(
+    section: &crate::marketdata_run::MarketDataSection,
+    journal_dir: &Path,
+    symbols: &[SymbolSpec],
+) -> Result<crate::marketdata_run::MarketDataRun, ServeError> {
+    use crate::marketdata_run::{publisher_config, MarketDataRun};
+    let config = publisher_config(section, symbols).map_err(|e| ServeError::Config(e.to_string()))?;
+    let events_dir = journal_dir.join("events");
+    MarketDataRun::start(&events_dir, symbols.to_vec(), config)
+        .map_err(|e| ServeError::Data { path: events_dir, what: e.to_string() })
 }
 
 /// The risk engine with the configured limits, then the run-time admin changes saved in

@@ -1,0 +1,373 @@
+//! `exchange md`: the live book and tape of one symbol from the venue's WebSocket feed, redrawn
+//! in place on a terminal (plain lines otherwise); `--check` verifies every sequence number and
+//! checksum, `--record` writes every message as it arrived (JSON Lines).
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+/// Trades kept for the display.
+const TAPE_SHOWN: usize = 10;
+/// Fastest redraw on a terminal.
+const REDRAW_EVERY: Duration = Duration::from_millis(100);
+
+/// `exchange md` arguments.
+#[derive(Debug, clap::Args)]
+pub struct MdArgs {
+    /// The symbol.
+    #[arg(long)]
+    pub symbol: String,
+    /// Levels per side shown.
+    #[arg(long, default_value_t = 10)]
+    pub depth: usize,
+    /// Which feed: `ws` (the WebSocket JSON feed on the HTTP port); `binary` and `fix` are not
+    /// available yet.
+    #[arg(long, default_value = "ws")]
+    pub feed: String,
+    /// The venue's HTTP address (`[network] http`).
+    #[arg(long, default_value = "127.0.0.1:9880")]
+    pub addr: String,
+    /// Rebuild the book (level2 and level3) and verify every sequence number and checksum;
+    /// report each gap or mismatch and exit 1 if there was any.
+    #[arg(long)]
+    pub check: bool,
+    /// Write every message received, one JSON object a line.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Stop after this many feed messages (0: run until interrupted or the feed closes).
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+}
+
+/// Why `exchange md` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MdError {
+    /// The feed named is not served yet.
+    #[error("--feed {0}: not yet available (only ws)")]
+    Feed(String),
+    /// The connection failed or broke.
+    #[error("ws://{addr}/ws: {source}")]
+    Connect {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
+    /// The venue refused a subscription or closed the connection with a reason.
+    #[error("the venue says: {0}")]
+    Refused(String),
+    /// A message that is not the feed's JSON.
+    #[error("unreadable message {0:?}")]
+    Malformed(String),
+    /// Output or the record file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// `--check` found gaps or mismatches (each was printed).
+    #[error("{0} problem(s) found")]
+    Check(u64),
+}
+
+/// One channel's rebuilt book: levels (level2) or orders (level3), prices in ticks.
+#[derive(Default)]
+struct Book {
+    seq: Option<u64>,
+    tick: Option<Decimal>,
+    /// (side is buy, price ticks) -> qty.
+    levels: BTreeMap<(bool, i64), u64>,
+    /// order id -> (side is buy, price ticks, qty).
+    orders: BTreeMap<u64, (bool, i64, u64)>,
+}
+
+impl Book {
+    fn ticks(&self, price: &Value) -> Option<i64> {
+        let price: Decimal = price.as_str()?.parse().ok()?;
+        let units = price / self.tick?;
+        (units.fract().is_zero()).then(|| units.trunc().try_into().ok()).flatten()
+    }
+
+    fn aggregate(&self, level3: bool) -> BTreeMap<(bool, i64), u64> {
+        if !level3 {
+            return self.levels.clone();
+        }
+        let mut out = BTreeMap::new();
+        for &(buy, price, qty) in self.orders.values() {
+            *out.entry((buy, price)).or_insert(0) += qty;
+        }
+        out
+    }
+
+    fn crc32(&self, level3: bool, depth: usize) -> u32 {
+        let levels = self.aggregate(level3);
+        let mut text = String::from("A");
+        for ((_, p), q) in levels.iter().filter(|((buy, _), _)| !buy).take(depth) {
+            text += &format!("{p}:{q};");
+        }
+        text += "B";
+        for ((_, p), q) in levels.iter().rev().filter(|((buy, _), _)| *buy).take(depth) {
+            text += &format!("{p}:{q};");
+        }
+        crc32fast::hash(text.as_bytes())
+    }
+
+    /// Applies one message; `Err` names what does not fit (then the book waits for a snapshot).
+    fn apply(&mut self, level3: bool, m: &Value) -> Result<(), String> {
+        let seq = m["symbol_seq"].as_u64().ok_or("no symbol_seq")?;
+        if m["type"] == "snapshot" {
+            self.tick = m["tick_size"].as_str().and_then(|t| t.parse().ok());
+            self.levels.clear();
+            self.orders.clear();
+            for (key, buy) in [("bids", true), ("asks", false)] {
+                for e in m[key].as_array().ok_or("snapshot without sides")? {
+                    let price = self.ticks(&e["price"]).ok_or("snapshot price off the tick")?;
+                    let qty = e["qty"].as_u64().ok_or("snapshot qty")?;
+                    if level3 {
+                        self.orders.insert(e["order_id"].as_u64().ok_or("order_id")?, (buy, price, qty));
+                    } else {
+                        self.levels.insert((buy, price), qty);
+                    }
+                }
+            }
+            self.seq = Some(seq);
+            return Ok(());
+        }
+        let Some(last) = self.seq else { return Ok(()) };
+        if seq != last + 1 {
+            self.seq = None;
+            return Err(format!("gap: symbol_seq {seq} after {last}"));
+        }
+        self.seq = Some(seq);
+        let buy = m["side"] == "buy";
+        match m["type"].as_str() {
+            Some("l2update") => {
+                let price = self.ticks(&m["price"]).ok_or("price off the tick")?;
+                match m["qty"].as_u64().ok_or("qty")? {
+                    0 => self.levels.remove(&(buy, price)).map(drop).ok_or("removed level unknown")?,
+                    qty => drop(self.levels.insert((buy, price), qty)),
+                }
+            }
+            Some("l3update") => {
+                let id = m["order_id"].as_u64().ok_or("order_id")?;
+                let qty = m["qty"].as_u64().unwrap_or(0);
+                match m["op"].as_str() {
+                    Some("add" | "replace") => {
+                        let price = self.ticks(&m["price"]).ok_or("price off the tick")?;
+                        self.orders.insert(id, (buy, price, qty));
+                    }
+                    Some("execute" | "reduce") => {
+                        let order = self.orders.get_mut(&id).ok_or("unknown order")?;
+                        order.2 = order.2.checked_sub(qty).ok_or("more than the order shows")?;
+                        if order.2 == 0 {
+                            self.orders.remove(&id);
+                        }
+                    }
+                    Some("delete") => drop(self.orders.remove(&id).ok_or("deleted order unknown")?),
+                    _ => return Err("unknown op".into()),
+                }
+            }
+            Some("checksum") => {
+                let depth = m["depth"].as_u64().ok_or("depth")? as usize;
+                let ours = self.crc32(level3, depth);
+                if u64::from(ours) != m["crc32"].as_u64().ok_or("crc32")? {
+                    self.seq = None;
+                    return Err(format!("checksum {ours:#010x} ≠ feed's {} at symbol_seq {seq}", m["crc32"]));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Runs `exchange md` until `--count` messages, the feed closes, or an error.
+pub fn main(args: &MdArgs) -> Result<(), MdError> {
+    if args.feed != "ws" {
+        return Err(MdError::Feed(args.feed.clone()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: &MdArgs) -> Result<(), MdError> {
+    let connect_err = |e| MdError::Connect { addr: args.addr.clone(), source: Box::new(e) };
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws", args.addr)).await.map_err(connect_err)?;
+    let mut channels = vec!["level2", "trades"];
+    if args.check {
+        channels.push("level3");
+    }
+    for channel in &channels {
+        let request = json!({"type": "subscribe", "channel": channel, "symbol": args.symbol});
+        ws.send(Frame::Text(request.to_string().into())).await.map_err(connect_err)?;
+    }
+    let mut record = match &args.record {
+        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => None,
+    };
+    let terminal = std::io::stdout().is_terminal();
+    let (mut l2, mut l3) = (Book::default(), Book::default());
+    let mut tape: Vec<String> = Vec::new();
+    let (mut received, mut problems, mut checksums) = (0u64, 0u64, 0u64);
+    let mut last_draw = Instant::now() - REDRAW_EVERY;
+    while let Some(frame) = ws.next().await {
+        let text = match frame.map_err(connect_err)? {
+            Frame::Text(text) => text,
+            Frame::Close(_) => break,
+            _ => continue,
+        };
+        if let Some(file) = record.as_mut() {
+            writeln!(file, "{}", text.as_str())?;
+        }
+        let m: Value =
+            serde_json::from_str(text.as_str()).map_err(|_| MdError::Malformed(text.to_string()))?;
+        match (m["type"].as_str(), m["channel"].as_str()) {
+            (Some("error"), _) => {
+                return Err(MdError::Refused(m["reason"].as_str().unwrap_or("").to_owned()))
+            }
+            (Some("subscribed" | "unsubscribed"), _) => continue,
+            (Some(kind), Some(channel)) => {
+                received += 1;
+                if kind == "checksum" {
+                    checksums += 1;
+                }
+                if kind == "trade" && channel == "trades" {
+                    let side = m["aggressor"].as_str().unwrap_or("");
+                    let line =
+                        format!("{} {}@{} {side}", m["symbol"].as_str().unwrap_or(""), m["qty"], m["price"]);
+                    if !terminal {
+                        println!("TRADE {line}");
+                    }
+                    tape.insert(0, line);
+                    tape.truncate(TAPE_SHOWN);
+                }
+                let book = match channel {
+                    "level2" => Some((&mut l2, false)),
+                    "level3" => Some((&mut l3, true)),
+                    _ => None,
+                };
+                if let Some((book, level3)) = book {
+                    if let Err(e) = book.apply(level3, &m) {
+                        problems += 1;
+                        println!("CHECK {channel}: {e}; waiting for a snapshot (resubscribing)");
+                        for request in [
+                            json!({"type": "unsubscribe", "channel": channel, "symbol": args.symbol}),
+                            json!({"type": "subscribe", "channel": channel, "symbol": args.symbol}),
+                        ] {
+                            ws.send(Frame::Text(request.to_string().into())).await.map_err(connect_err)?;
+                        }
+                    } else if !terminal && channel == "level2" && kind == "checksum" {
+                        println!("BOOK seq {} {}", book.seq.unwrap_or(0), top_line(book, args.depth));
+                    }
+                }
+                if terminal && last_draw.elapsed() >= REDRAW_EVERY {
+                    draw(args, &l2, &tape, checksums, problems)?;
+                    last_draw = Instant::now();
+                }
+            }
+            _ => {}
+        }
+        if args.count > 0 && received >= args.count {
+            break;
+        }
+    }
+    if let Some(mut file) = record {
+        file.flush()?;
+    }
+    if terminal {
+        draw(args, &l2, &tape, checksums, problems)?;
+    }
+    if args.check {
+        println!("check: {received} messages, {checksums} checksums verified, {problems} problem(s)");
+        if problems > 0 {
+            return Err(MdError::Check(problems));
+        }
+    }
+    Ok(())
+}
+
+fn price_text(book: &Book, ticks: i64) -> String {
+    book.tick.map_or_else(|| ticks.to_string(), |t| (t * Decimal::from(ticks)).normalize().to_string())
+}
+
+/// `bid Q@P | ask Q@P` of the best level each side, then the depth levels.
+fn top_line(book: &Book, depth: usize) -> String {
+    let bids: Vec<String> = book
+        .levels
+        .iter()
+        .rev()
+        .filter(|((buy, _), _)| *buy)
+        .take(depth)
+        .map(|((_, p), q)| format!("{q}@{}", price_text(book, *p)))
+        .collect();
+    let asks: Vec<String> = book
+        .levels
+        .iter()
+        .filter(|((buy, _), _)| !buy)
+        .take(depth)
+        .map(|((_, p), q)| format!("{q}@{}", price_text(book, *p)))
+        .collect();
+    format!("bids {} | asks {}", bids.join(" "), asks.join(" "))
+}
+
+fn draw(args: &MdArgs, book: &Book, tape: &[String], checksums: u64, problems: u64) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    // Home and clear, then the frame: redrawn in place.
+    write!(out, "\x1b[H\x1b[2J")?;
+    writeln!(
+        out,
+        "{}  seq {}  checksums {checksums}  problems {problems}",
+        args.symbol,
+        book.seq.unwrap_or(0)
+    )?;
+    writeln!(out, "{:>12} {:>14} | {:<14} {:<12}", "bid qty", "bid", "ask", "ask qty")?;
+    let bids: Vec<_> = book.levels.iter().rev().filter(|((buy, _), _)| *buy).take(args.depth).collect();
+    let asks: Vec<_> = book.levels.iter().filter(|((buy, _), _)| !buy).take(args.depth).collect();
+    for i in 0..args.depth {
+        let bid = bids.get(i).map(|((_, p), q)| (q.to_string(), price_text(book, *p)));
+        let ask = asks.get(i).map(|((_, p), q)| (q.to_string(), price_text(book, *p)));
+        let (bq, bp) = bid.unwrap_or_default();
+        let (aq, ap) = ask.unwrap_or_default();
+        writeln!(out, "{bq:>12} {bp:>14} | {ap:<14} {aq:<12}")?;
+    }
+    writeln!(out, "trades:")?;
+    for line in tape {
+        writeln!(out, "  {line}")?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Value {
+        json!({"type": "snapshot", "channel": "level2", "symbol_seq": 5, "tick_size": "0.01",
+               "bids": [{"price": "100.00", "qty": 5, "count": 1}, {"price": "99.99", "qty": 7, "count": 2}],
+               "asks": [{"price": "100.01", "qty": 2, "count": 1}]})
+    }
+
+    #[test]
+    fn the_check_accepts_a_consistent_stream_and_names_a_gap_or_a_bad_checksum() {
+        let mut book = Book::default();
+        book.apply(false, &snapshot()).unwrap();
+        let text = "A10001:2;B10000:5;9999:7;";
+        let crc = crc32fast::hash(text.as_bytes());
+        book.apply(false, &json!({"type": "checksum", "symbol_seq": 6, "depth": 10, "crc32": crc})).unwrap();
+        let update =
+            json!({"type": "l2update", "symbol_seq": 7, "side": "sell", "price": "100.01", "qty": 0});
+        book.apply(false, &update).unwrap();
+        let e = book.apply(false, &json!({"type": "checksum", "symbol_seq": 8, "depth": 10, "crc32": crc}));
+        assert!(e.unwrap_err().contains("checksum"), "the ask left: the old checksum no longer fits");
+        book.apply(false, &snapshot()).unwrap();
+        let e = book.apply(
+            false,
+            &json!({"type": "l2update", "symbol_seq": 7, "side": "buy", "price": "1", "qty": 1}),
+        );
+        assert!(e.unwrap_err().contains("gap: symbol_seq 7 after 5"));
+    }
+}
