@@ -290,13 +290,16 @@ fn may_see(key: &ApiKey, account: &str) -> bool {
     key.account.as_deref().is_none_or(|a| a == account)
 }
 
+/// The work of a mutating request, run on the blocking pool.
+type Work<S> = fn(&Service<S>, &ApiKey, &Value) -> Result<(StatusCode, Value), ApiError>;
+
 /// Runs a mutating request under its idempotency key.
 async fn idempotent<S: Store + Send + 'static>(
     svc: Arc<Service<S>>,
     headers: HeaderMap,
     route: String,
     body: Bytes,
-    work: fn(&Service<S>, &ApiKey, &Value) -> Result<(StatusCode, Value), ApiError>,
+    work: Work<S>,
 ) -> Response {
     let key = match authenticate(&svc, &headers) {
         Ok(k) => k,

@@ -220,7 +220,7 @@ pub fn check_webhook_url(url: &str) -> Result<(), ConfigError> {
 }
 
 fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl PaymentsConfig {

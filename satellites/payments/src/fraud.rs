@@ -141,6 +141,7 @@ impl Fraud {
 }
 
 #[cfg(test)]
+#[allow(clippy::inconsistent_digit_grouping)] // amounts in cents: 1_000_00 is 1000.00
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! The HTTP API on loopback over a real settlement ledger (redb; PostgreSQL when configured),
 //! with a webhook receiver on loopback that checks every signature and answers 500 once.
+#![allow(clippy::inconsistent_digit_grouping)] // amounts in cents: 100_00 is 100.00
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Random payment and refund streams over the seeded simulated rails: after every step each
 //! asset sums to zero, no refund exceeds its payment, and every balance equals a reference
 //! model built from the payments' own outcomes.
+#![allow(clippy::inconsistent_digit_grouping)] // amounts in cents: 100_00 is 100.00
 
 mod common;
 
