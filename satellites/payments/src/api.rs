@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::PaymentsConfig;
 use crate::connector::{Connector, PaymentKind};
-use crate::core::{NewPayment, Payment, Payments, PaymentsError};
+use crate::core::{Begun, NewPayment, Payment, Payments, PaymentsError};
 use crate::webhook::{hex, unhex, DeliveryLog, WebhookSender};
 
 /// Rows per page unless `limit` says otherwise.
@@ -400,9 +400,20 @@ fn create<S: Store>(
     let amount_minor = amount_field(v, asset_scale(svc, asset)?)?;
     let now = (svc.clock)();
     let mut core = svc.core.lock().expect("payments lock");
-    let payment = {
+    let begun = {
         let mut s = svc.settlement.lock().expect("settlement lock");
-        core.create(&mut s, &NewPayment { kind, account, asset, method, amount_minor }, now)?
+        core.begin(&mut s, &NewPayment { kind, account, asset, method, amount_minor }, now)?
+    };
+    // The rails call runs without the settlement lock: trade settlement and the read API go
+    // on meanwhile (a withdrawal's funds are already reserved).
+    let payment = match begun {
+        Begun::Done(p) => p,
+        Begun::Rails(mut f) => {
+            let approved = core.call_rails(&mut f, now);
+            let now = (svc.clock)();
+            let mut s = svc.settlement.lock().expect("settlement lock");
+            core.complete(&mut s, f, approved, now)?
+        }
     };
     announce(svc, &mut core);
     Ok((StatusCode::CREATED, view(&payment)))

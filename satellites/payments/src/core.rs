@@ -146,6 +146,24 @@ pub struct FinalEvent {
     pub payment: Payment,
 }
 
+/// A payment between [`Payments::begin`] and [`Payments::complete`]: its record and the
+/// ledger legs each answer of the rails leads to (ids fixed in advance).
+#[derive(Clone, Debug)]
+pub struct InFlight {
+    payment: Payment,
+    on_success: Vec<Transfer>,
+    on_failure: Vec<Transfer>,
+}
+
+/// What [`Payments::begin`] decided.
+#[derive(Clone, Debug)]
+pub enum Begun {
+    /// Final already (a fraud decline).
+    Done(Payment),
+    /// To the rails.
+    Rails(InFlight),
+}
+
 /// A payment request, amounts already in minor units.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewPayment<'a> {
@@ -367,15 +385,32 @@ impl Payments {
         Ok((user, external, fee, ledger.asset(asset_id).scale))
     }
 
-    /// Runs a deposit or withdrawal to its final status: validation (an error writes
-    /// nothing), fraud rules, the funds reservation of a withdrawal, the rails call through
-    /// the breaker, and the postings. Returns the record.
+    /// Runs a deposit or withdrawal to its final status: [`Payments::begin`], then (unless
+    /// that already decided) [`Payments::call_rails`] and [`Payments::complete`].
     pub fn create<S: Store>(
         &mut self,
         s: &mut Settlement<S>,
         req: &NewPayment<'_>,
         now_ns: u64,
     ) -> Result<Payment, PaymentsError> {
+        match self.begin(s, req, now_ns)? {
+            Begun::Done(p) => Ok(p),
+            Begun::Rails(mut f) => {
+                let approved = self.call_rails(&mut f, now_ns);
+                self.complete(s, f, approved, now_ns)
+            }
+        }
+    }
+
+    /// Phase one, with the ledger: validation (an error writes nothing), fraud rules (a
+    /// decline is final here), and a withdrawal's funds reservation. The caller may release
+    /// the ledger for the rails call that follows.
+    pub fn begin<S: Store>(
+        &mut self,
+        s: &mut Settlement<S>,
+        req: &NewPayment<'_>,
+        now_ns: u64,
+    ) -> Result<Begun, PaymentsError> {
         let bps = self
             .methods
             .iter()
@@ -450,23 +485,41 @@ impl Payments {
         if p.fraud.declined {
             p.failure =
                 Some(format!("fraud: score {} above {}", p.fraud.score_milli, p.fraud.decline_above_milli));
-            return Ok(self.finish(p, Status::Failed, now_ns));
+            return Ok(Begun::Done(self.finish(p, Status::Failed, now_ns)));
         }
-        let reservation = if req.kind == PaymentKind::Withdrawal {
+        let (on_success, on_failure) = if req.kind == PaymentKind::Withdrawal {
             let pending = legs(TransferKind::Pending { timeout_ns: 0 }, 0);
             self.book(s, &pending, now_ns)?;
-            Some(pending)
+            let second = |ok: bool| -> Vec<Transfer> {
+                let phase = if ok { LEG_POST } else { LEG_VOID };
+                pending
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let base = if ok { Transfer::post_of(0, t) } else { Transfer::void_of(0, t) };
+                        Transfer { id: transfer_id(id, phase * 2 + i as u128), linked: t.linked, ..base }
+                    })
+                    .collect()
+            };
+            (second(true), second(false))
         } else {
-            None
+            (legs(TransferKind::Posted, 0), Vec::new())
         };
         p.set(Status::Processing, now_ns);
+        Ok(Begun::Rails(InFlight { payment: p, on_success, on_failure }))
+    }
+
+    /// Phase two, without the ledger: the rails call through the breaker. True when the
+    /// rails approved.
+    pub fn call_rails(&mut self, f: &mut InFlight, now_ns: u64) -> bool {
+        let p = &mut f.payment;
         let outcome = if self.breaker.allow(now_ns) {
             let call = RailCall {
-                payment_id: id,
-                kind: req.kind,
-                method: req.method,
-                asset: req.asset,
-                amount_minor: req.amount_minor,
+                payment_id: p.id,
+                kind: p.kind,
+                method: &p.method,
+                asset: &p.asset,
+                amount_minor: p.amount_minor,
             };
             let r = self.connector.execute(&call, self.call_timeout_ms);
             self.breaker.record(r.is_ok(), now_ns);
@@ -474,7 +527,7 @@ impl Payments {
         } else {
             Err(RailError::Unavailable("circuit breaker open".into()))
         };
-        let approved = match outcome {
+        match outcome {
             Ok(RailOutcome::Approved(reference)) => {
                 p.rail_reference = Some(reference);
                 true
@@ -487,24 +540,22 @@ impl Payments {
                 p.failure = Some(e.to_string());
                 false
             }
-        };
-        let second: Vec<Transfer> = match (&reservation, approved) {
-            (None, true) => legs(TransferKind::Posted, 0),
-            (None, false) => Vec::new(),
-            (Some(pending), ok) => pending
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let leg = if ok { LEG_POST } else { LEG_VOID } * 2 + i as u128;
-                    let base = if ok { Transfer::post_of(0, t) } else { Transfer::void_of(0, t) };
-                    Transfer { id: transfer_id(id, leg), linked: t.linked, ..base }
-                })
-                .collect(),
-        };
-        if !second.is_empty() {
-            self.book(s, &second, now_ns)?;
         }
-        Ok(self.finish(p, if approved { Status::Succeeded } else { Status::Failed }, now_ns))
+    }
+
+    /// Phase three, with the ledger: posts (or voids) the legs and records the final status.
+    pub fn complete<S: Store>(
+        &mut self,
+        s: &mut Settlement<S>,
+        f: InFlight,
+        approved: bool,
+        now_ns: u64,
+    ) -> Result<Payment, PaymentsError> {
+        let legs = if approved { &f.on_success } else { &f.on_failure };
+        if !legs.is_empty() {
+            self.book(s, legs, now_ns)?;
+        }
+        Ok(self.finish(f.payment, if approved { Status::Succeeded } else { Status::Failed }, now_ns))
     }
 
     fn finish(&mut self, mut p: Payment, status: Status, now_ns: u64) -> Payment {

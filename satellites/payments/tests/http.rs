@@ -299,6 +299,7 @@ fn run(place: &Place) {
         }
     });
     entered_rx.recv().unwrap();
+    assert!(settlement.try_lock().is_ok(), "the rails call does not hold the ledger");
     let (status, e) =
         c.json("POST", "/v1/withdrawals", alice, Some("w1"), Some(pay("alice", "10.00", "wallet")));
     assert_eq!((status, e["field"].as_str()), (409, Some("Idempotency-Key")));
