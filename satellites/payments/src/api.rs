@@ -92,16 +92,18 @@ enum Begin {
 
 impl Idempotency {
     fn begin(&mut self, scope: (String, String), fingerprint: [u8; 32], now_ns: u64) -> Begin {
-        while let Some((created, _)) = self.order.front() {
-            if now_ns.saturating_sub(*created) < self.retention_ns {
+        while let Some((created, front)) = self.order.front() {
+            let entry = self.map.get(front).filter(|e| e.created_ns == *created);
+            // An expired key still in flight stays (and so do the keys behind it) until its
+            // answer is stored: every request finishes, a panicked one with a 500.
+            if now_ns.saturating_sub(*created) < self.retention_ns
+                || entry.is_some_and(|e| matches!(e.slot, Slot::InFlight))
+            {
                 break;
             }
-            let (created, scope) = self.order.pop_front().expect("front exists");
-            if self
-                .map
-                .get(&scope)
-                .is_some_and(|e| e.created_ns == created && !matches!(e.slot, Slot::InFlight))
-            {
+            let stored = entry.is_some();
+            let (_, scope) = self.order.pop_front().expect("front exists");
+            if stored {
                 self.map.remove(&scope);
             }
         }
@@ -673,4 +675,56 @@ pub fn openapi_document() -> Value {
                 "responses": { "200": { "description": "{rails, webhooks}" }, "401": err } } }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_NS: u64 = 86_400 * 1_000_000_000;
+
+    fn table(keys_max: usize) -> Idempotency {
+        Idempotency { map: FxHashMap::default(), order: VecDeque::new(), keys_max, retention_ns: DAY_NS }
+    }
+
+    fn scope(k: &str) -> (String, String) {
+        ("alice-1".into(), k.into())
+    }
+
+    #[test]
+    fn keys_replay_for_a_day_then_expire_and_in_flight_ones_stay() {
+        let mut t = table(2);
+        assert!(matches!(t.begin(scope("a"), [1; 32], 0), Begin::Run));
+        assert!(matches!(
+            t.begin(scope("a"), [1; 32], 1),
+            Begin::Refuse(ApiError { status: StatusCode::CONFLICT, .. })
+        ));
+        assert!(matches!(
+            t.begin(scope("a"), [2; 32], 1),
+            Begin::Refuse(ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, .. })
+        ));
+        t.finish(&scope("a"), StatusCode::CREATED, Bytes::from_static(b"{\"id\":1}"));
+        match t.begin(scope("a"), [1; 32], DAY_NS - 1) {
+            Begin::Replay(status, body) => {
+                assert_eq!((status, &body[..]), (StatusCode::CREATED, &b"{\"id\":1}"[..]))
+            }
+            _ => panic!("a stored key replays within 24 h"),
+        }
+        // Another key still in flight, then the table is full.
+        assert!(matches!(t.begin(scope("b"), [3; 32], 10), Begin::Run));
+        assert!(matches!(
+            t.begin(scope("c"), [4; 32], 11),
+            Begin::Refuse(ApiError { status: StatusCode::SERVICE_UNAVAILABLE, .. })
+        ));
+        // A day later "a" has expired and goes; "b", expired but still in flight, stays.
+        assert!(matches!(t.begin(scope("c"), [4; 32], DAY_NS + 10), Begin::Run));
+        assert!(matches!(
+            t.begin(scope("b"), [3; 32], DAY_NS + 10),
+            Begin::Refuse(ApiError { status: StatusCode::CONFLICT, .. })
+        ));
+        // Once answered it expires too, making room.
+        t.finish(&scope("b"), StatusCode::CREATED, Bytes::from_static(b"{}"));
+        assert!(matches!(t.begin(scope("d"), [5; 32], DAY_NS + 11), Begin::Run));
+        assert!(matches!(t.begin(scope("a"), [1; 32], DAY_NS + 11), Begin::Refuse(_)), "c and d fill it");
+    }
 }
