@@ -1,0 +1,98 @@
+//! Payment requests per second over HTTP on loopback: deposits with fresh idempotency keys
+//! (each one a fraud check, a simulated rails call and a durable ledger commit), then retries
+//! of stored keys (answered from the idempotency table), from `CLIENTS` threads.
+//!
+//! `cargo run --release -p payments --example http_bench -- [requests] [clients]`
+//! (redb in a temp dir; PostgreSQL when `SETTLEMENT_PG_URL` is set).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use payments::api::{hash_key, system_clock};
+use payments::config::ApiKeyConfig;
+use payments::connector::{SimulatedConnector, SimulatorConfig};
+use payments::{PaymentsConfig, Service};
+use settlement::{AnyStore, Asset, Settlement, SettlementConfig, StoreConfig};
+
+fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
+    let requests = args.first().copied().unwrap_or(4_000);
+    let clients = args.get(1).copied().unwrap_or(4);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, backend) = match std::env::var("SETTLEMENT_PG_URL") {
+        Ok(url) => {
+            let schema = format!("payments_bench_{}", std::process::id());
+            (StoreConfig::Postgres { url, schema }, "postgres")
+        }
+        Err(_) => (StoreConfig::Redb { path: dir.path().join("ledger.redb") }, "redb"),
+    };
+    let config = SettlementConfig {
+        store: Default::default(),
+        limits: Default::default(),
+        fee_owner: "venue:fees".into(),
+        cutoff_utc: "16:00".into(),
+        holidays: vec![],
+        assets: vec![Asset { name: "USD".into(), scale: 2 }],
+        symbols: vec![],
+    };
+    let accounts: Vec<String> = (0..clients).map(|c| format!("acct{c}")).collect();
+    let settlement =
+        Settlement::open(&config, AnyStore::open(&store).expect("store"), &accounts, &[]).expect("open");
+    let shared = Arc::new(Mutex::new(settlement));
+    let salt = "00112233445566778899aabbccddeeff";
+    let pc = PaymentsConfig {
+        api_keys: vec![ApiKeyConfig {
+            id: "op".into(),
+            account: None,
+            salt: salt.into(),
+            sha256: hash_key(&payments::webhook::unhex(salt).expect("hex"), "op-key"),
+        }],
+        ..PaymentsConfig::default()
+    };
+    let connector = Box::new(SimulatedConnector::new(SimulatorConfig::default()));
+    let service = Service::start(&pc, Arc::clone(&shared), connector, system_clock()).expect("service");
+    let app = payments::router(service);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(l.local_addr().expect("addr")).expect("send");
+            axum::serve(l, app).await.expect("serve");
+        });
+    });
+    let base = format!("http://{}/v1/deposits", rx.recv().expect("addr"));
+    for phase in ["new", "retry"] {
+        let start = Instant::now();
+        let threads: Vec<_> = (0..clients)
+            .map(|c| {
+                let base = base.clone();
+                std::thread::spawn(move || {
+                    let agent = ureq::AgentBuilder::new().build();
+                    let body =
+                        format!(r#"{{"account":"acct{c}","asset":"USD","amount":"10.00","method":"card"}}"#);
+                    for i in 0..requests / clients {
+                        let r = agent
+                            .post(&base)
+                            .set("Authorization", "Bearer op-key")
+                            .set("Idempotency-Key", &format!("{c}-{i}"))
+                            .send_string(&body)
+                            .expect("201");
+                        assert_eq!(r.status(), 201);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().expect("client"));
+        let secs = start.elapsed().as_secs_f64();
+        let n = requests / clients * clients;
+        println!(
+            "{backend} {phase:>5}: {n} requests, {clients} clients, {secs:.2} s, {:.0} requests/s",
+            n as f64 / secs
+        );
+    }
+    if let StoreConfig::Postgres { url, schema } = store {
+        drop(shared);
+        let _ = settlement::PgStore::drop_schema(&url, &schema);
+    }
+}

@@ -1,0 +1,730 @@
+//! The HTTP JSON API (axum 0.8): deposits, withdrawals, refunds, payment reads, webhook
+//! deliveries and breaker states, and its OpenAPI document at `/openapi/payments.json`.
+//!
+//! Every request carries `Authorization: Bearer <key>`; keys are stored as
+//! `SHA-256(salt ‖ key)` and each is scoped to one account (an operator key, with no account,
+//! sees all). Every mutating request carries an `Idempotency-Key`: the first request with a
+//! key runs and its answer (success or error) is stored for at least 24 h; a retry with the
+//! same body gets the stored answer, byte for byte; with another body, 422; while the first
+//! is still running, 409.
+//!
+//! The work of a request (ledger commit with fsync, rails call) runs on the blocking pool,
+//! never on the runtime thread shared with the other satellites' routes.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use settlement::{format_amount, Store};
+use sha2::{Digest, Sha256};
+
+use crate::config::PaymentsConfig;
+use crate::connector::{Connector, PaymentKind};
+use crate::core::{Begun, NewPayment, Payment, Payments, PaymentsError};
+use crate::webhook::{hex, unhex, DeliveryLog, WebhookSender};
+
+/// Rows per page unless `limit` says otherwise.
+pub const PAGE_LIMIT_DEFAULT: usize = 100;
+/// Most rows per page.
+pub const PAGE_LIMIT_MAX: usize = 1_000;
+/// Longest `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
+/// Largest request body.
+pub const BODY_LEN_MAX: usize = 16 * 1024;
+
+/// The clock of the service, in ns since the Unix epoch (tests pass their own).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    })
+}
+
+/// `hex(SHA-256(salt ‖ key))`, the `sha256` of an `[[payments.api_keys]]` entry.
+pub fn hash_key(salt: &[u8], key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(key.as_bytes());
+    hex(&h.finalize())
+}
+
+struct ApiKey {
+    id: String,
+    account: Option<String>,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+enum Slot {
+    InFlight,
+    Done(StatusCode, Bytes),
+}
+
+struct IdemEntry {
+    fingerprint: [u8; 32],
+    created_ns: u64,
+    slot: Slot,
+}
+
+/// Idempotency keys by (API key id, Idempotency-Key), expiring in insertion order.
+struct Idempotency {
+    map: FxHashMap<(String, String), IdemEntry>,
+    order: VecDeque<(u64, (String, String))>,
+    keys_max: usize,
+    retention_ns: u64,
+}
+
+enum Begin {
+    Run,
+    Replay(StatusCode, Bytes),
+    Refuse(ApiError),
+}
+
+impl Idempotency {
+    fn begin(&mut self, scope: (String, String), fingerprint: [u8; 32], now_ns: u64) -> Begin {
+        while let Some((created, front)) = self.order.front() {
+            let entry = self.map.get(front).filter(|e| e.created_ns == *created);
+            // An expired key still in flight stays (and so do the keys behind it) until its
+            // answer is stored: every request finishes, a panicked one with a 500.
+            if now_ns.saturating_sub(*created) < self.retention_ns
+                || entry.is_some_and(|e| matches!(e.slot, Slot::InFlight))
+            {
+                break;
+            }
+            let stored = entry.is_some();
+            let (_, scope) = self.order.pop_front().expect("front exists");
+            if stored {
+                self.map.remove(&scope);
+            }
+        }
+        if let Some(e) = self.map.get(&scope) {
+            if e.fingerprint != fingerprint {
+                return Begin::Refuse(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Idempotency-Key",
+                    "was used with a different request body".into(),
+                ));
+            }
+            return match &e.slot {
+                Slot::InFlight => Begin::Refuse(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "Idempotency-Key",
+                    "a request with this key is still in flight".into(),
+                )),
+                Slot::Done(status, body) => Begin::Replay(*status, body.clone()),
+            };
+        }
+        if self.map.len() >= self.keys_max {
+            return Begin::Refuse(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Idempotency-Key",
+                format!("the table holds its maximum of {} keys", self.keys_max),
+            ));
+        }
+        self.order.push_back((now_ns, scope.clone()));
+        self.map.insert(scope, IdemEntry { fingerprint, created_ns: now_ns, slot: Slot::InFlight });
+        Begin::Run
+    }
+
+    fn finish(&mut self, scope: &(String, String), status: StatusCode, body: Bytes) {
+        if let Some(e) = self.map.get_mut(scope) {
+            e.slot = Slot::Done(status, body);
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct Service<S: Store> {
+    settlement: settlement::api::Shared<S>,
+    core: Mutex<Payments>,
+    idempotency: Mutex<Idempotency>,
+    keys: Vec<ApiKey>,
+    webhooks: WebhookSender,
+    clock: Clock,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The webhook worker thread.
+    #[error("payments: webhook worker: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+impl<S: Store + Send + 'static> Service<S> {
+    /// The service over the shared settlement, with `connector` as the rails.
+    pub fn start(
+        config: &PaymentsConfig,
+        settlement: settlement::api::Shared<S>,
+        connector: Box<dyn Connector>,
+        clock: Clock,
+    ) -> Result<Arc<Service<S>>, StartError> {
+        let core = Payments::new(config, &settlement.lock().expect("settlement lock"), connector)?;
+        let keys = config
+            .api_keys
+            .iter()
+            .map(|k| ApiKey {
+                id: k.id.clone(),
+                account: k.account.clone(),
+                salt: unhex(&k.salt).expect("validated hex"),
+                hash: unhex(&k.sha256).expect("validated hex"),
+            })
+            .collect();
+        let webhooks =
+            WebhookSender::start(config.webhooks.clone(), config.delivery, config.webhook_breaker)?;
+        Ok(Arc::new(Service {
+            settlement,
+            core: Mutex::new(core),
+            idempotency: Mutex::new(Idempotency {
+                map: FxHashMap::default(),
+                order: VecDeque::new(),
+                keys_max: config.idempotency_keys_max,
+                retention_ns: config.idempotency_retention_s.saturating_mul(1_000_000_000),
+            }),
+            keys,
+            webhooks,
+            clock,
+        }))
+    }
+
+    /// The webhook delivery records.
+    pub fn deliveries(&self) -> Arc<Mutex<DeliveryLog>> {
+        self.webhooks.log()
+    }
+}
+
+/// The routes: `POST /v1/deposits`, `/v1/withdrawals`, `/v1/payments/{id}/refunds`;
+/// `GET /v1/payments`, `/v1/payments/{id}`, `/v1/webhooks/deliveries`, `/v1/breakers`,
+/// `/openapi/payments.json`.
+pub fn router<S: Store + Send + 'static>(service: Arc<Service<S>>) -> Router {
+    Router::new()
+        .route("/v1/deposits", post(deposit::<S>))
+        .route("/v1/withdrawals", post(withdrawal::<S>))
+        .route("/v1/payments/{id}/refunds", post(refund::<S>))
+        .route("/v1/payments", get(list::<S>))
+        .route("/v1/payments/{id}", get(one::<S>))
+        .route("/v1/webhooks/deliveries", get(deliveries::<S>))
+        .route("/v1/breakers", get(breakers::<S>))
+        .route("/openapi/payments.json", get(|| async { axum::Json(openapi_document()) }))
+        .with_state(service)
+}
+
+/// A refused request: status and a JSON body naming the field.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    field: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, field: &'static str, message: String) -> ApiError {
+        ApiError { status, field, message }
+    }
+
+    fn parts(&self) -> (StatusCode, Bytes) {
+        let body = json!({ "error": self.message, "field": self.field });
+        (self.status, Bytes::from(body.to_string()))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json_response(self.parts())
+    }
+}
+
+impl From<PaymentsError> for ApiError {
+    fn from(e: PaymentsError) -> ApiError {
+        let message = e.to_string();
+        match (&e, e.field()) {
+            (PaymentsError::NotFound(_), Some(f)) => ApiError::new(StatusCode::NOT_FOUND, f, message),
+            (_, Some(f)) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, f, message),
+            (PaymentsError::Full(_), None) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "payments", message)
+            }
+            (_, None) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", message),
+        }
+    }
+}
+
+fn json_response((status, body): (StatusCode, Bytes)) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+fn authenticate<'a, S: Store>(svc: &'a Service<S>, headers: &HeaderMap) -> Result<&'a ApiKey, ApiError> {
+    let unauthorized =
+        || ApiError::new(StatusCode::UNAUTHORIZED, "Authorization", "missing or unknown API key".into());
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    svc.keys
+        .iter()
+        .find(|k| {
+            let mut h = Sha256::new();
+            h.update(&k.salt);
+            h.update(presented.as_bytes());
+            let got = h.finalize();
+            // Constant time: no early exit on the first differing byte.
+            got.len() == k.hash.len() && got.iter().zip(&k.hash).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        })
+        .ok_or_else(unauthorized)
+}
+
+fn may_see(key: &ApiKey, account: &str) -> bool {
+    key.account.as_deref().is_none_or(|a| a == account)
+}
+
+/// The work of a mutating request, run on the blocking pool.
+type Work<S> = fn(&Service<S>, &ApiKey, &Value) -> Result<(StatusCode, Value), ApiError>;
+
+/// Runs a mutating request under its idempotency key.
+async fn idempotent<S: Store + Send + 'static>(
+    svc: Arc<Service<S>>,
+    headers: HeaderMap,
+    route: String,
+    body: Bytes,
+    work: Work<S>,
+) -> Response {
+    let key = match authenticate(&svc, &headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let idem_key = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        Some(k) if !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX => k.to_string(),
+        _ => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Idempotency-Key",
+                format!("header required, 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters"),
+            )
+            .into_response()
+        }
+    };
+    let mut h = Sha256::new();
+    h.update(route.as_bytes());
+    h.update(b"\n");
+    h.update(&body);
+    let fingerprint: [u8; 32] = h.finalize().into();
+    let scope = (key.id.clone(), idem_key);
+    let now = (svc.clock)();
+    match svc.idempotency.lock().expect("idempotency lock").begin(scope.clone(), fingerprint, now) {
+        Begin::Run => {}
+        Begin::Replay(status, body) => return json_response((status, body)),
+        Begin::Refuse(e) => return e.into_response(),
+    }
+    let key_index = svc.keys.iter().position(|k| k.id == key.id).expect("a key of the service");
+    let task = tokio::task::spawn_blocking({
+        let svc = Arc::clone(&svc);
+        move || {
+            let key = &svc.keys[key_index];
+            let parsed = if body.len() > BODY_LEN_MAX {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body",
+                    format!("over {BODY_LEN_MAX} bytes"),
+                ))
+            } else {
+                serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .filter(Value::is_object)
+                    .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "body", "not a JSON object".into()))
+            };
+            match parsed.and_then(|v| work(&svc, key, &v)) {
+                Ok((status, v)) => (status, Bytes::from(v.to_string())),
+                Err(e) => e.parts(),
+            }
+        }
+    });
+    let parts = match task.await {
+        Ok(parts) => parts,
+        Err(e) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", format!("request failed: {e}")).parts()
+        }
+    };
+    svc.idempotency.lock().expect("idempotency lock").finish(&scope, parts.0, parts.1.clone());
+    json_response(parts)
+}
+
+fn text_field<'a>(v: &'a Value, field: &'static str) -> Result<&'a str, ApiError> {
+    v.get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, field, format!("{field}: required, a string")))
+}
+
+fn amount_field(v: &Value, scale: u32) -> Result<u64, ApiError> {
+    // Text only: a JSON number would pass through a float on many clients.
+    let text = text_field(v, "amount")?;
+    settlement::parse_amount(text, scale)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "amount", format!("amount: {e}")))
+}
+
+fn asset_scale<S: Store>(svc: &Service<S>, asset: &str) -> Result<u32, ApiError> {
+    let s = svc.settlement.lock().expect("settlement lock");
+    let ledger = s.ledger();
+    let id = ledger.asset_id(asset).ok_or_else(|| PaymentsError::UnknownAsset(asset.to_string()))?;
+    Ok(ledger.asset(id).scale)
+}
+
+fn create<S: Store>(
+    svc: &Service<S>,
+    key: &ApiKey,
+    v: &Value,
+    kind: PaymentKind,
+) -> Result<(StatusCode, Value), ApiError> {
+    let account = text_field(v, "account")?;
+    let asset = text_field(v, "asset")?;
+    let method = text_field(v, "method")?;
+    if !may_see(key, account) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account",
+            format!("account: this key may not act for {account:?}"),
+        ));
+    }
+    let amount_minor = amount_field(v, asset_scale(svc, asset)?)?;
+    let now = (svc.clock)();
+    let mut core = svc.core.lock().expect("payments lock");
+    let begun = {
+        let mut s = svc.settlement.lock().expect("settlement lock");
+        core.begin(&mut s, &NewPayment { kind, account, asset, method, amount_minor }, now)?
+    };
+    // The rails call runs without the settlement lock: trade settlement and the read API go
+    // on meanwhile (a withdrawal's funds are already reserved).
+    let payment = match begun {
+        Begun::Done(p) => p,
+        Begun::Rails(mut f) => {
+            let approved = core.call_rails(&mut f, now);
+            let now = (svc.clock)();
+            let mut s = svc.settlement.lock().expect("settlement lock");
+            core.complete(&mut s, f, approved, now)?
+        }
+    };
+    announce(svc, &mut core);
+    Ok((StatusCode::CREATED, view(&payment)))
+}
+
+fn announce<S: Store>(svc: &Service<S>, core: &mut Payments) {
+    for e in core.drain_events() {
+        let p = &e.payment;
+        let body = json!({ "type": format!("payment.{}", p.status.as_str()), "payment": view(p) });
+        svc.webhooks.send(p.id, &p.account, p.status.as_str(), body.to_string().as_bytes());
+    }
+}
+
+fn do_deposit<S: Store>(svc: &Service<S>, key: &ApiKey, v: &Value) -> Result<(StatusCode, Value), ApiError> {
+    create(svc, key, v, PaymentKind::Deposit)
+}
+
+fn do_withdrawal<S: Store>(
+    svc: &Service<S>,
+    key: &ApiKey,
+    v: &Value,
+) -> Result<(StatusCode, Value), ApiError> {
+    create(svc, key, v, PaymentKind::Withdrawal)
+}
+
+fn do_refund<S: Store>(svc: &Service<S>, key: &ApiKey, v: &Value) -> Result<(StatusCode, Value), ApiError> {
+    let id = v.get("id").and_then(Value::as_u64).expect("the handler sets id");
+    let mut core = svc.core.lock().expect("payments lock");
+    let p = core.get(id).filter(|p| may_see(key, &p.account)).ok_or(PaymentsError::NotFound(id))?;
+    let amount_minor = amount_field(v, p.scale)?;
+    let now = (svc.clock)();
+    let payment = {
+        let mut s = svc.settlement.lock().expect("settlement lock");
+        core.refund(&mut s, id, amount_minor, now)?
+    };
+    announce(svc, &mut core);
+    Ok((StatusCode::CREATED, view(&payment)))
+}
+
+async fn deposit<S: Store + Send + 'static>(
+    State(svc): State<Arc<Service<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    idempotent(svc, headers, "POST /v1/deposits".into(), body, do_deposit::<S>).await
+}
+
+async fn withdrawal<S: Store + Send + 'static>(
+    State(svc): State<Arc<Service<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    idempotent(svc, headers, "POST /v1/withdrawals".into(), body, do_withdrawal::<S>).await
+}
+
+async fn refund<S: Store + Send + 'static>(
+    State(svc): State<Arc<Service<S>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "id", format!("id: {id:?} is not a payment id"))
+            .into_response();
+    };
+    // The path id rides inside the body the work sees, and in the fingerprint's route.
+    let route = format!("POST /v1/payments/{id}/refunds");
+    let body = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(mut m)) => {
+            m.insert("id".into(), json!(id));
+            Bytes::from(Value::Object(m).to_string())
+        }
+        _ => body,
+    };
+    idempotent(svc, headers, route, body, do_refund::<S>).await
+}
+
+/// A payment as JSON, amounts as decimal text in the asset's decimals.
+pub fn view(p: &Payment) -> Value {
+    let amount = |m: u64| format_amount(i128::from(m), p.scale);
+    json!({
+        "id": p.id,
+        "kind": p.kind,
+        "account": p.account,
+        "asset": p.asset,
+        "method": p.method,
+        "amount": amount(p.amount_minor),
+        "fee": amount(p.fee_minor),
+        "status": p.status,
+        "refunded": amount(p.refunded_minor),
+        "refunds": p.refunds.iter().map(|r| json!({
+            "number": r.number, "amount": amount(r.amount_minor), "fee": amount(r.fee_minor), "ts_ns": r.ts_ns,
+        })).collect::<Vec<_>>(),
+        "history": p.history.iter().map(|(s, ts)| json!({ "status": s, "ts_ns": ts })).collect::<Vec<_>>(),
+        "fraud": p.fraud,
+        "failure": p.failure,
+        "rail_reference": p.rail_reference,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    account: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+fn page(q: &PageQuery) -> Result<(u64, usize), ApiError> {
+    let after = match &q.after {
+        None => 0,
+        Some(t) => t.parse().map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "after", format!("after: {t:?} is not an id"))
+        })?,
+    };
+    let limit = match &q.limit {
+        None => PAGE_LIMIT_DEFAULT,
+        Some(t) => t.parse::<usize>().ok().filter(|l| (1..=PAGE_LIMIT_MAX).contains(l)).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "limit", format!("limit: 1 to {PAGE_LIMIT_MAX}"))
+        })?,
+    };
+    Ok((after, limit))
+}
+
+fn scoped<'a>(key: &'a ApiKey, asked: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+    match (key.account.as_deref(), asked) {
+        (Some(own), Some(a)) if own != a => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account",
+            format!("account: this key may not read {a:?}"),
+        )),
+        (Some(own), _) => Ok(Some(own)),
+        (None, a) => Ok(a),
+    }
+}
+
+async fn list<S: Store + Send + 'static>(
+    State(svc): State<Arc<Service<S>>>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let key = authenticate(&svc, &headers)?;
+    let (after, limit) = page(&q)?;
+    let account = scoped(key, q.account.as_deref())?;
+    let core = svc.core.lock().expect("payments lock");
+    let rows: Vec<&Payment> = core.list(account, after).take(limit + 1).collect();
+    let next_after = (rows.len() > limit).then(|| rows[limit - 1].id);
+    let payments: Vec<Value> = rows.iter().take(limit).map(|p| view(p)).collect();
+    Ok(axum::Json(json!({ "payments": payments, "next_after": next_after })).into_response())
+}
+
+async fn one<S: Store + Send + 'static>(
+    State(svc): State<Arc<Service<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = authenticate(&svc, &headers)?;
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "id", format!("id: {id:?} is not a payment id"))
+    })?;
+    let core = svc.core.lock().expect("payments lock");
+    let p = core.get(id).ok_or(PaymentsError::NotFound(id))?;
+    if !may_see(key, &p.account) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "id",
+            format!("id: payment {id} belongs to another account"),
+        ));
+    }
+    Ok(axum::Json(view(p)).into_response())
+}
+
+async fn deliveries<S: Store + Send + 'static>(
+    State(svc): State<Arc<Service<S>>>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let key = authenticate(&svc, &headers)?;
+    let (after, limit) = page(&q)?;
+    let account = scoped(key, q.account.as_deref())?;
+    let log = svc.webhooks.log();
+    let log = log.lock().expect("delivery log");
+    let rows: Vec<Value> = log
+        .records()
+        .filter(|d| d.id > after && account.is_none_or(|a| d.account == a))
+        .take(limit)
+        .map(|d| json!(d))
+        .collect();
+    Ok(axum::Json(json!({ "deliveries": rows, "breaker": log.breaker() })).into_response())
+}
+
+async fn breakers<S: Store + Send + 'static>(
+    State(svc): State<Arc<Service<S>>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authenticate(&svc, &headers)?;
+    let rails = svc.core.lock().expect("payments lock").breaker();
+    let webhooks = svc.webhooks.log().lock().expect("delivery log").breaker();
+    Ok(axum::Json(json!({ "rails": rails, "webhooks": webhooks })).into_response())
+}
+
+/// The OpenAPI 3.1 document of these routes.
+pub fn openapi_document() -> Value {
+    let err = json!({ "description": "refused; the body names the field",
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let payment = json!({ "description": "the payment",
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Payment" } } } });
+    let idem = json!({ "name": "Idempotency-Key", "in": "header", "required": true, "schema": { "type": "string", "maxLength": IDEMPOTENCY_KEY_LEN_MAX } });
+    let id = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } });
+    let create = |summary: &str| {
+        json!({ "post": {
+        "summary": summary, "parameters": [idem],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewPayment" } } } },
+        "responses": { "201": payment, "400": err, "401": err, "403": err, "409": err, "422": err, "503": err } } })
+    };
+    let paging = json!([
+        { "name": "account", "in": "query", "schema": { "type": "string" } },
+        { "name": "after", "in": "query", "schema": { "type": "integer" } },
+        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": PAGE_LIMIT_MAX } } ]);
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "exchange payments", "version": env!("CARGO_PKG_VERSION") },
+        "components": {
+            "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error", "field"],
+                    "properties": { "error": { "type": "string" }, "field": { "type": "string" } } },
+                "NewPayment": { "type": "object", "required": ["account", "asset", "amount", "method"], "properties": {
+                    "account": { "type": "string" }, "asset": { "type": "string" },
+                    "amount": { "type": "string", "description": "positive decimal, at most the asset's decimals" },
+                    "method": { "type": "string", "description": "card, bank_transfer, upi, wallet (as configured)" } } },
+                "Payment": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "kind": { "enum": ["deposit", "withdrawal"] },
+                    "account": { "type": "string" }, "asset": { "type": "string" }, "method": { "type": "string" },
+                    "amount": { "type": "string" }, "fee": { "type": "string" }, "refunded": { "type": "string" },
+                    "status": { "enum": ["pending", "processing", "succeeded", "failed", "partially_refunded", "refunded"] },
+                    "refunds": { "type": "array" }, "history": { "type": "array" },
+                    "fraud": { "type": "object", "properties": { "score_milli": { "type": "integer" },
+                        "decline_above_milli": { "type": "integer" }, "declined": { "type": "boolean" }, "rules": { "type": "array" } } },
+                    "failure": { "type": ["string", "null"] }, "rail_reference": { "type": ["string", "null"] } } }
+            }
+        },
+        "security": [{ "apiKey": [] }],
+        "paths": {
+            "/v1/deposits": create("deposit into an account"),
+            "/v1/withdrawals": create("withdraw from an account"),
+            "/v1/payments/{id}/refunds": { "post": { "summary": "refund part or all of a deposit", "parameters": [id, idem],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object",
+                    "required": ["amount"], "properties": { "amount": { "type": "string" } } } } } },
+                "responses": { "201": payment, "400": err, "401": err, "404": err, "409": err, "422": err } } },
+            "/v1/payments": { "get": { "summary": "payments, paged by id", "parameters": paging,
+                "responses": { "200": { "description": "{payments, next_after}" }, "400": err, "401": err, "403": err } } },
+            "/v1/payments/{id}": { "get": { "summary": "one payment", "parameters": [id],
+                "responses": { "200": payment, "401": err, "403": err, "404": err } } },
+            "/v1/webhooks/deliveries": { "get": { "summary": "webhook deliveries and their breaker", "parameters": paging,
+                "responses": { "200": { "description": "{deliveries, breaker}" }, "401": err, "403": err } } },
+            "/v1/breakers": { "get": { "summary": "circuit breakers of the rails and of webhook deliveries",
+                "responses": { "200": { "description": "{rails, webhooks}" }, "401": err } } }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_NS: u64 = 86_400 * 1_000_000_000;
+
+    fn table(keys_max: usize) -> Idempotency {
+        Idempotency { map: FxHashMap::default(), order: VecDeque::new(), keys_max, retention_ns: DAY_NS }
+    }
+
+    fn scope(k: &str) -> (String, String) {
+        ("alice-1".into(), k.into())
+    }
+
+    #[test]
+    fn keys_replay_for_a_day_then_expire_and_in_flight_ones_stay() {
+        let mut t = table(2);
+        assert!(matches!(t.begin(scope("a"), [1; 32], 0), Begin::Run));
+        assert!(matches!(
+            t.begin(scope("a"), [1; 32], 1),
+            Begin::Refuse(ApiError { status: StatusCode::CONFLICT, .. })
+        ));
+        assert!(matches!(
+            t.begin(scope("a"), [2; 32], 1),
+            Begin::Refuse(ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, .. })
+        ));
+        t.finish(&scope("a"), StatusCode::CREATED, Bytes::from_static(b"{\"id\":1}"));
+        match t.begin(scope("a"), [1; 32], DAY_NS - 1) {
+            Begin::Replay(status, body) => {
+                assert_eq!((status, &body[..]), (StatusCode::CREATED, &b"{\"id\":1}"[..]))
+            }
+            _ => panic!("a stored key replays within 24 h"),
+        }
+        // Another key still in flight, then the table is full.
+        assert!(matches!(t.begin(scope("b"), [3; 32], 10), Begin::Run));
+        assert!(matches!(
+            t.begin(scope("c"), [4; 32], 11),
+            Begin::Refuse(ApiError { status: StatusCode::SERVICE_UNAVAILABLE, .. })
+        ));
+        // A day later "a" has expired and goes; "b", expired but still in flight, stays.
+        assert!(matches!(t.begin(scope("c"), [4; 32], DAY_NS + 10), Begin::Run));
+        assert!(matches!(
+            t.begin(scope("b"), [3; 32], DAY_NS + 10),
+            Begin::Refuse(ApiError { status: StatusCode::CONFLICT, .. })
+        ));
+        // Once answered it expires too, making room.
+        t.finish(&scope("b"), StatusCode::CREATED, Bytes::from_static(b"{}"));
+        assert!(matches!(t.begin(scope("d"), [5; 32], DAY_NS + 11), Begin::Run));
+        assert!(matches!(t.begin(scope("a"), [1; 32], DAY_NS + 11), Begin::Refuse(_)), "c and d fill it");
+    }
+}

@@ -1,0 +1,204 @@
+//! The payments core against a real settlement ledger (redb; PostgreSQL when configured):
+//! fees, refunds, the status machine, fraud declines, the breaker, and that a refused
+//! request writes nothing.
+#![allow(clippy::inconsistent_digit_grouping)] // amounts in cents: 100_00 is 100.00
+
+mod common;
+
+use common::{available, posted_sum, Place, Scripted};
+use payments::breaker::{BreakerConfig, BreakerState};
+use payments::connector::{PaymentKind, RailError, RailOutcome};
+use payments::core::{NewPayment, Payments, PaymentsError, Status};
+use payments::fraud::FraudConfig;
+use payments::PaymentsConfig;
+
+const T0: u64 = 1_800_000_000_000_000_000;
+
+fn deposit<'a>(account: &'a str, method: &'a str, amount_minor: u64) -> NewPayment<'a> {
+    NewPayment { kind: PaymentKind::Deposit, account, asset: "USD", method, amount_minor }
+}
+
+fn withdrawal<'a>(account: &'a str, amount_minor: u64) -> NewPayment<'a> {
+    NewPayment { kind: PaymentKind::Withdrawal, account, asset: "USD", method: "bank_transfer", amount_minor }
+}
+
+#[test]
+fn fees_per_method_go_to_the_fee_account() {
+    for place in Place::all("fees") {
+        let mut s = place.open();
+        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+        let card = p.create(&mut s, &deposit("alice", "card", 100_00), T0).unwrap();
+        assert_eq!((card.status, card.fee_minor), (Status::Succeeded, 2_00));
+        let h: Vec<Status> = card.history.iter().map(|(s, _)| *s).collect();
+        assert_eq!(h, [Status::Pending, Status::Processing, Status::Succeeded]);
+        // UPI 0.5% of 10.01 is 5.005 cents: rounded up, never under-charged.
+        assert_eq!(p.create(&mut s, &deposit("alice", "upi", 10_01), T0).unwrap().fee_minor, 6);
+        assert_eq!(p.create(&mut s, &deposit("alice", "bank_transfer", 50_00), T0).unwrap().fee_minor, 0);
+        assert_eq!(p.create(&mut s, &deposit("alice", "wallet", 10_00), T0).unwrap().fee_minor, 10);
+        assert_eq!(available(&s, "alice", "USD"), 100_00 - 2_00 + 10_01 - 6 + 50_00 + 10_00 - 10);
+        assert_eq!(available(&s, "venue:fees", "USD"), 2_00 + 6 + 10);
+        let w = p.create(&mut s, &NewPayment { method: "card", ..withdrawal("alice", 20_00) }, T0).unwrap();
+        assert_eq!((w.status, w.fee_minor), (Status::Succeeded, 40));
+        assert_eq!(available(&s, "alice", "USD"), 167_85 - 20_00);
+        assert_eq!(available(&s, "venue:fees", "USD"), 216 + 40);
+        assert_eq!(posted_sum(&s, "USD"), 0);
+        s.ledger().verify().unwrap();
+    }
+}
+
+#[test]
+fn refunds_are_partial_repeated_and_never_above_the_original() {
+    for place in Place::all("refunds") {
+        let mut s = place.open();
+        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+        let d = p.create(&mut s, &deposit("bob", "card", 100_00), T0).unwrap();
+        let r = p.refund(&mut s, d.id, 30_00, T0 + 1).unwrap();
+        assert_eq!(
+            (r.status, r.refunded_minor, r.refunds[0].fee_minor),
+            (Status::PartiallyRefunded, 30_00, 60)
+        );
+        let r = p.refund(&mut s, d.id, 50_00, T0 + 2).unwrap();
+        assert_eq!((r.status, r.refunded_minor), (Status::PartiallyRefunded, 80_00));
+        let before = s.ledger().transfer_count();
+        let e = p.refund(&mut s, d.id, 20_01, T0 + 3).unwrap_err();
+        assert!(matches!(e, PaymentsError::OverRefund { left_minor: 20_00, .. }), "{e}");
+        assert_eq!(e.field(), Some("amount"));
+        assert_eq!(s.ledger().transfer_count(), before, "a refused refund writes nothing");
+        let r = p.refund(&mut s, d.id, 20_00, T0 + 4).unwrap();
+        assert_eq!((r.status, r.fee_refunded_minor), (Status::Refunded, 2_00));
+        // A full refund undoes the deposit, fee included.
+        assert_eq!(available(&s, "bob", "USD"), 0);
+        assert_eq!(available(&s, "venue:fees", "USD"), 0);
+        assert!(matches!(p.refund(&mut s, d.id, 1, T0), Err(PaymentsError::NotRefundable { .. })));
+        // Withdrawals are not refundable.
+        let d2 = p.create(&mut s, &deposit("bob", "bank_transfer", 10_00), T0).unwrap();
+        let w = p.create(&mut s, &withdrawal("bob", 5_00), T0).unwrap();
+        assert!(matches!(p.refund(&mut s, w.id, 1, T0), Err(PaymentsError::NotRefundable { .. })));
+        // Refunding what was already spent is an overdraft, refused whole.
+        assert!(matches!(p.refund(&mut s, d2.id, 6_00, T0), Err(PaymentsError::Overdraft { .. })));
+        assert_eq!(posted_sum(&s, "USD"), 0);
+    }
+}
+
+#[test]
+fn bad_requests_write_nothing() {
+    for place in Place::all("bad") {
+        let mut s = place.open();
+        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+        let cases: [(NewPayment<'_>, &str); 5] = [
+            (withdrawal("carol", 1), "amount"),
+            (deposit("carol", "cheque", 100), "method"),
+            (deposit("mallory", "card", 100), "account"),
+            (deposit("venue:fees", "card", 100), "account"),
+            (deposit("carol", "card", 1), "amount"), // a 2% fee rounded up takes all of 1 cent
+        ];
+        for (req, field) in cases {
+            let e = p.create(&mut s, &req, T0).unwrap_err();
+            assert_eq!(e.field(), Some(field), "{e}");
+        }
+        let e =
+            p.create(&mut s, &NewPayment { asset: "EUR", ..deposit("carol", "card", 100) }, T0).unwrap_err();
+        assert_eq!(e.field(), Some("asset"));
+        assert_eq!(s.ledger().transfer_count(), 0);
+        assert_eq!(p.list(None, 0).count(), 0);
+        assert!(p.drain_events().is_empty());
+    }
+}
+
+#[test]
+fn a_failed_withdrawal_voids_its_reservation() {
+    for place in Place::all("void") {
+        let mut s = place.open();
+        let rails = Scripted::default();
+        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(rails.clone())).unwrap();
+        p.create(&mut s, &deposit("alice", "bank_transfer", 100_00), T0).unwrap();
+        rails.script.lock().unwrap().push(Ok(RailOutcome::Declined("bank says no".into())));
+        let w = p.create(&mut s, &NewPayment { method: "card", ..withdrawal("alice", 60_00) }, T0).unwrap();
+        assert_eq!(w.status, Status::Failed);
+        assert_eq!(w.failure.as_deref(), Some("declined: bank says no"));
+        assert_eq!(available(&s, "alice", "USD"), 100_00, "the reservation is voided, fee included");
+        assert_eq!(available(&s, "venue:fees", "USD"), 0);
+        let events: Vec<Status> = p.drain_events().iter().map(|e| e.payment.status).collect();
+        assert_eq!(events, [Status::Succeeded, Status::Failed], "one event per final status");
+    }
+}
+
+#[test]
+fn fraud_declines_above_the_threshold_and_records_the_rules() {
+    for place in Place::all("fraud") {
+        let mut s = place.open();
+        let rails = Scripted::default();
+        let config = PaymentsConfig {
+            fraud: FraudConfig {
+                large_amount: [("USD".to_string(), "1000".to_string())].into(),
+                ..FraudConfig::default()
+            },
+            ..PaymentsConfig::default()
+        };
+        let mut p = Payments::new(&config, &s, Box::new(rails.clone())).unwrap();
+        let big = p.create(&mut s, &deposit("alice", "card", 2_000_00), T0).unwrap();
+        assert_eq!((big.status, big.fraud.score_milli), (Status::Succeeded, 500), "0.5 alone passes");
+        for _ in 0..3 {
+            rails.script.lock().unwrap().push(Ok(RailOutcome::Declined("no".into())));
+            assert_eq!(
+                p.create(&mut s, &deposit("alice", "card", 10_00), T0).unwrap().status,
+                Status::Failed
+            );
+        }
+        let calls = *rails.calls.lock().unwrap();
+        let before = s.ledger().transfer_count();
+        let d = p.create(&mut s, &deposit("alice", "card", 2_000_00), T0 + 1).unwrap();
+        assert_eq!(d.status, Status::Failed);
+        assert!(d.fraud.declined);
+        assert_eq!(d.fraud.score_milli, 900);
+        let rules: Vec<&str> = d.fraud.rules.iter().map(|r| r.rule).collect();
+        assert_eq!(rules, ["large_amount", "repeated_failures"]);
+        assert_eq!(*rails.calls.lock().unwrap(), calls, "a declined payment never reaches the rails");
+        assert_eq!(s.ledger().transfer_count(), before);
+        assert!(d.history.iter().all(|(st, _)| *st != Status::Processing));
+    }
+}
+
+#[test]
+fn the_breaker_opens_after_consecutive_rail_failures_and_probes_later() {
+    for place in Place::all("breaker") {
+        let mut s = place.open();
+        let rails = Scripted::default();
+        let config = PaymentsConfig {
+            breaker: BreakerConfig { failures_max: 2, open_ms: 1_000, probes_max: 1 },
+            ..PaymentsConfig::default()
+        };
+        let mut p = Payments::new(&config, &s, Box::new(rails.clone())).unwrap();
+        rails.script.lock().unwrap().extend([
+            Err(RailError::Timeout { timeout_ms: 2_000 }),
+            Err(RailError::Unavailable("down".into())),
+        ]);
+        for _ in 0..2 {
+            assert_eq!(p.create(&mut s, &deposit("bob", "upi", 10_00), T0).unwrap().status, Status::Failed);
+        }
+        assert_eq!(p.breaker().state, BreakerState::Open);
+        let d = p.create(&mut s, &deposit("bob", "upi", 10_00), T0 + 999_000_000).unwrap();
+        assert_eq!(d.failure.as_deref(), Some("rails: unavailable: circuit breaker open"));
+        assert_eq!(*rails.calls.lock().unwrap(), 2, "an open breaker does not call the rails");
+        let d = p.create(&mut s, &deposit("bob", "upi", 10_00), T0 + 1_000_000_000).unwrap();
+        assert_eq!(d.status, Status::Succeeded, "the half-open probe goes through");
+        assert_eq!(p.breaker().state, BreakerState::Closed);
+        assert_eq!(available(&s, "bob", "USD"), 10_00 - 5);
+    }
+}
+
+#[test]
+fn ids_continue_after_a_restart() {
+    let place = &Place::all("restart")[0];
+    let id = {
+        let mut s = place.open();
+        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+        p.create(&mut s, &deposit("alice", "card", 10_00), T0).unwrap();
+        p.create(&mut s, &deposit("alice", "card", 10_00), T0).unwrap().id
+    };
+    let mut s = place.open();
+    let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+    let next = p.create(&mut s, &deposit("alice", "card", 10_00), T0).unwrap();
+    assert_eq!((next.id, next.status), (id + 1, Status::Succeeded));
+    assert_eq!(available(&s, "alice", "USD"), 3 * 9_80);
+}
