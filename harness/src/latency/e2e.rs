@@ -816,13 +816,14 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
                 let peer = s.extra.get("peer")?;
                 peer_failed |= !peer.get("passed")?.as_bool()?;
                 Some(format!(
-                    "{}/s p50 {:.2}x ({:.1} / {:.1} µs), p99 {:.1} / {:.1} µs",
+                    "{}/s p50 {:.3}x ({:.1} / {:.1} µs), p99 {:.1} / {:.1} µs, peer steal {} ms",
                     format_rate(s.rate_target?),
                     s.extra.get("p50_over_peer")?.as_f64()?,
                     s.latency_ns.value_at_quantile(0.5) as f64 / 1e3,
                     peer.get("p50_us")?.as_f64()?,
                     s.latency_ns.value_at_quantile(0.99) as f64 / 1e3,
                     peer.get("p99_us")?.as_f64()?,
+                    peer.get("steal_ms")?.as_u64().map_or("?".into(), |ms| ms.to_string()),
                 ))
             })
             .collect();
