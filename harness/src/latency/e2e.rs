@@ -30,6 +30,7 @@ use gateway::write_queue::WriteQueue;
 
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
 use super::output::{publish, table_line, Progress, Report};
+use super::peer::{PeerAcceptor, PeerArg};
 use super::series::{format_rate, steal_ms_now, Check, Series};
 use super::udp_baseline::{echo_series, Echo};
 use super::{
@@ -123,6 +124,15 @@ pub struct E2eArgs {
     /// harness started is stopped (SIGSTOP) while the echo runs.
     #[arg(long)]
     pub udp_baseline: bool,
+    /// After each rate (and its UDP baseline), the same schedule and client against a peer FIX
+    /// engine started by the harness on loopback (TCP only): each series then carries the
+    /// peer's p50/p99, its own check and the ratio of the venue's p50 to the peer's. The venue
+    /// is stopped (SIGSTOP) while the peer runs, and the peer while the venue runs.
+    #[arg(long, value_enum)]
+    pub peer: Option<PeerArg>,
+    /// The peer's binary; its settings are `BIN.cfg` (benches/peers/quickfix/build.sh writes both).
+    #[arg(long, default_value = "target/quickfix-acceptor")]
+    pub peer_bin: PathBuf,
 }
 
 /// The venue process the harness started, stopped (`SIGSTOP`) while this lives and resumed
@@ -679,6 +689,13 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     let started = SystemTime::now();
     let quick = args.output.quick;
     let (tuning_table, _) = quic_tuning(&args.quic_tuning)?;
+    if args.peer.is_some() && args.transport != TransportArg::Tcp {
+        return Err(BenchError::Config("--peer drives FIX over TCP: add --transport tcp".into()));
+    }
+    let peer = match args.peer {
+        Some(PeerArg::Quickfix) => Some(PeerAcceptor::start_quickfix(&args.peer_bin)?),
+        None => None,
+    };
     let venue = match args.addr {
         Some(_) => None,
         None => {
@@ -714,6 +731,10 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     );
 
     let venue_pid = venue.as_ref().map(|v| v.child.id());
+    let peer_run = peer.as_ref().map(|p| PeerRun { addr: p.addr, pid: p.pid() });
+    if let Some(p) = &peer {
+        machine.thread("peer", format!("QuickFIX acceptor ({}) started by the harness at {}: SocketAcceptor, one thread, memory store, no log, no data dictionary", args.peer_bin.display(), p.addr));
+    }
     let progress = Progress::new(plan.rates.len() as u64, progress_visible());
     let (series, stop_reason) = ramp(
         &plan,
@@ -724,12 +745,13 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
                 schedule.warmup,
                 schedule.measured
             ));
-            one_rate(args, addr, &cert, schedule, &bench_epoch, venue_pid)
+            one_rate(args, addr, &cert, schedule, &bench_epoch, venue_pid, peer_run)
         },
         |s| progress.step_done(&table_line(s)),
     )?;
     progress.finish();
     drop(venue);
+    drop(peer);
 
     let mut report = Report {
         mode: "e2e",
@@ -785,6 +807,31 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
             ratios.join(", ")
         ));
     }
+    let mut peer_failed = false;
+    if args.peer.is_some() {
+        let ratios: Vec<String> = report
+            .series
+            .iter()
+            .filter_map(|s| {
+                let peer = s.extra.get("peer")?;
+                peer_failed |= !peer.get("passed")?.as_bool()?;
+                Some(format!(
+                    "{}/s p50 {:.3}x ({:.1} / {:.1} µs), p99 {:.1} / {:.1} µs, peer steal {} ms",
+                    format_rate(s.rate_target?),
+                    s.extra.get("p50_over_peer")?.as_f64()?,
+                    s.latency_ns.value_at_quantile(0.5) as f64 / 1e3,
+                    peer.get("p50_us")?.as_f64()?,
+                    s.latency_ns.value_at_quantile(0.99) as f64 / 1e3,
+                    peer.get("p99_us")?.as_f64()?,
+                    peer.get("steal_ms")?.as_u64().map_or("?".into(), |ms| ms.to_string()),
+                ))
+            })
+            .collect();
+        report.notes.push(format!(
+            "venue over the QuickFIX acceptor, same client and schedule, seconds apart: {}; the venue does risk checks, matching and journaling, the peer only acknowledges",
+            ratios.join(", ")
+        ));
+    }
     let cpu: Vec<String> = report
         .series
         .iter()
@@ -808,7 +855,62 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     if !busy.is_empty() {
         report.notes.push(format!("cores kept busy, venue / harness: {}", busy.join(", ")));
     }
-    publish(&report, &args.output.out)
+    let venue_passed = publish(&report, &args.output.out)?;
+    if peer_failed {
+        eprintln!("the peer's own check failed at some rate (see each series' \"peer\".\"check\")");
+    }
+    Ok(venue_passed && !peer_failed)
+}
+
+/// The peer acceptor a rate is also run against.
+#[derive(Clone, Copy)]
+struct PeerRun {
+    addr: SocketAddr,
+    pid: u32,
+}
+
+/// Runs `schedule` against the peer over TCP with the venue paused; its latency series, check
+/// and the steal seen meanwhile.
+fn peer_rate(
+    args: &E2eArgs,
+    peer: PeerRun,
+    schedule: Schedule,
+    bench_epoch: &Epoch,
+    venue_pid: Option<u32>,
+) -> Result<serde_json::Value, BenchError> {
+    let steal_before = steal_ms_now();
+    let run_id = gateway::server::now_ns();
+    let mut tally = Tally::default();
+    let run = {
+        let _paused = Paused::new(venue_pid);
+        let sessions = args
+            .account
+            .iter()
+            .map(|account| TcpTarget::connect(peer.addr, account, run_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (run, sessions) = drive_sessions(args, sessions, schedule, bench_epoch)?;
+        sessions.into_iter().for_each(|s| tally.merge(s.tally));
+        run
+    };
+    let steal_ms = steal_before.zip(steal_ms_now()).map(|(before, after)| after.saturating_sub(before));
+    let mut problems = Vec::new();
+    if run.lost + run.duplicates + run.unexpected > 0 {
+        problems.push(format!(
+            "{} unanswered, {} answered twice, {} unexpected",
+            run.lost, run.duplicates, run.unexpected
+        ));
+    }
+    problems.extend(tally.problems());
+    let total = schedule.total();
+    let check = Check::from_problems(problems, &format!("all {total} requests answered once, none refused"));
+    Ok(serde_json::json!({
+        "name": "quickfix",
+        "p50_us": run.latency_ns.value_at_quantile(0.5) as f64 / 1e3,
+        "p99_us": run.latency_ns.value_at_quantile(0.99) as f64 / 1e3,
+        "steal_ms": steal_ms,
+        "passed": check.passed,
+        "check": check.detail,
+    }))
 }
 
 fn one_rate(
@@ -818,7 +920,10 @@ fn one_rate(
     schedule: Schedule,
     bench_epoch: &Epoch,
     venue_pid: Option<u32>,
+    peer: Option<PeerRun>,
 ) -> Result<Series, BenchError> {
+    // The peer is stopped while the venue runs, as the venue is while the peer runs.
+    let peer_paused = Paused::new(peer.map(|p| p.pid));
     let venue_cpu_before = venue_pid.and_then(process_cpu_ns);
     let harness_cpu_before = process_cpu_ns(std::process::id());
     let wall = std::time::Instant::now();
@@ -915,6 +1020,14 @@ fn one_rate(
             "check": udp.check.detail,
         });
         extra["p50_over_udp"] = serde_json::json!(p50 as f64 / udp_p50.max(1) as f64);
+    }
+    drop(peer_paused);
+    if let Some(peer) = peer {
+        let peer_json = peer_rate(args, peer, schedule, bench_epoch, venue_pid)?;
+        let peer_p50_ns = peer_json["p50_us"].as_f64().unwrap_or(0.0) * 1e3;
+        extra["p50_over_peer"] =
+            serde_json::json!(run.latency_ns.value_at_quantile(0.5) as f64 / peer_p50_ns.max(1.0));
+        extra["peer"] = peer_json;
     }
     let check = Check::from_problems(problems, &format!("all {total} requests answered once, none refused"));
     Ok(run.into_series(check, extra))

@@ -24,6 +24,7 @@
 pub mod driver;
 pub mod e2e;
 pub mod output;
+pub mod peer;
 pub mod series;
 pub mod svg;
 pub mod through_rings;
