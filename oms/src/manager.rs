@@ -81,6 +81,8 @@ pub struct OmsConfig {
     /// Accounts whose orders are canceled at [`OrderManager::start`]: cancel-on-disconnect
     /// accounts whose session was logged on when the process last stopped without a Logout.
     pub cancel_at_start: Vec<AccountId>,
+    /// The funds gate (available cash and assets from the ledger); `None` checks nothing.
+    pub funds: Option<crate::funds::FundsConfig>,
 }
 
 /// A request sent to the engine and not yet fully answered.
@@ -126,7 +128,7 @@ pub struct OrderManager {
 impl OrderManager {
     /// A manager with no order yet (see [`OrderManager::rebuild`] after a restart).
     pub fn new(config: OmsConfig) -> Result<OrderManager, OmsError> {
-        let gates = Gates::new(config.risk, config.rate_limit, config.accounts)?;
+        let gates = Gates::new(config.risk, config.rate_limit, config.funds, config.accounts)?;
         Ok(OrderManager {
             next_seq: config.seq_first,
             in_flight: VecDeque::new(),
@@ -248,7 +250,7 @@ impl OrderManager {
             self.business_reject(&request, text);
             return None;
         }
-        if let Err(refusal) = self.gates.admit(session, &request, now_ns) {
+        if let Err(refusal) = self.gates.admit(session, &request, now_ns, self.next_seq) {
             self.refuse(&request, refusal, now_ns);
             return None;
         }
@@ -320,6 +322,17 @@ impl OrderManager {
                 };
                 self.deliver(request.account(), report);
             }
+            Refusal::Funds(text) => {
+                self.stats.risk_rejects.fetch_add(1, Ordering::Relaxed);
+                let Request::New { order, .. } = request else {
+                    unreachable!("only new orders are funds-checked")
+                };
+                let mut r = self.order_reject(order, now_ns);
+                // 3: order exceeds limit.
+                r.ord_rej_reason = Some(3);
+                r.text = Some(format!("risk_funds: {text}"));
+                self.deliver(request.account(), Report::Exec(r));
+            }
         }
     }
 
@@ -336,6 +349,7 @@ impl OrderManager {
         if let Some(risk) = self.gates.risk_mut() {
             risk.on_event(event);
         }
+        self.gates.on_engine_event(event);
     }
 
     /// An engine event whose command is durable: its reports.

@@ -27,6 +27,7 @@ fn config(rate_limit: Option<RateLimits>) -> OmsConfig {
         rate_limit,
         admin: AdminConfig::default(),
         cancel_at_start: Vec::new(),
+        funds: None,
     }
 }
 
