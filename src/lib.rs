@@ -18,3 +18,4 @@ mod progress;
 pub mod replay_run;
 pub mod serve;
 pub mod serve_bounds;
+pub mod settlement_run;
