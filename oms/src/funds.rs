@@ -150,7 +150,7 @@ impl Funds {
     fn release_seen(&mut self) {
         let cursor = self.config.source.cursor();
         while let Some(r) = self.reservations.front() {
-            if !r.event_seq.is_some_and(|s| s <= cursor) {
+            if r.event_seq.is_none_or(|s| s > cursor) {
                 break;
             }
             self.reserved[r.cell] -= r.amount;
