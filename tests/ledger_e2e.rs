@@ -238,6 +238,29 @@ fn a_clean_restart_books_every_trade_once() {
     let alice_btc = live[&("alice".to_string(), "BTC".to_string())];
     assert_eq!(alice_btc.credits_pending, 10 * 100_000_000, "ten trades, each booked once");
     assert_eq!(live, rebuilt(&v.serve_config, &v.dir, &account_names(&v.serve_config)));
+    // With the venue stopped, the terminal reads the same ledger from the store.
+    v.server.take().unwrap().stop();
+    let ledger = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_exchange"))
+            .arg("ledger")
+            .args(args)
+            .args(["--data", v.dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    if store.is_none() {
+        let balances = ledger(&["balances", "--owner", "alice"]);
+        assert!(balances.contains("alice,BTC,1000000.00000000,0.00000000,10.00000000,"), "{balances}");
+        let entries = ledger(&["entries", "--last", "3"]);
+        assert_eq!(entries.lines().count(), 4, "a header and three entries: {entries}");
+        let later = (time::OffsetDateTime::now_utc().date() + time::Duration::days(5)).to_string();
+        let report = ledger(&["settle", "--date", &later]);
+        assert!(report.contains("alice,BTC,10.00000000,0.00000000,10.00000000"), "{report}");
+        let again = ledger(&["settle", "--date", &later]);
+        assert_eq!(again.lines().count(), 1, "settled once: {again}");
+    }
     drop(v);
     drop_store(&store);
 }
