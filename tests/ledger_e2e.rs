@@ -200,7 +200,10 @@ fn a_deposit_turns_a_funds_refusal_into_an_accepted_order() {
         assert!(m.get(58).unwrap().starts_with("risk_funds: BTC needed 1.00000000"), "{}", m.text());
         // 100.05 USD covers 1 × 100.00 plus the larger fee (5 bp, rounded up to a cent).
         let run = v.server().settlement.as_ref().unwrap();
-        run.ledger().lock().unwrap().deposit(7, "carol", "USD", 10_005, now_ns()).unwrap();
+        // The PostgreSQL client blocks: off the runtime's worker.
+        tokio::task::block_in_place(|| {
+            run.ledger().lock().unwrap().deposit(7, "carol", "USD", 10_005, now_ns()).unwrap()
+        });
         limit(&mut carol, "b2", Side::Buy, 1, "100.00").await;
         check(&next(&mut carol).await, &[(35, "8"), (150, "0")]);
         // The order's reservation (then the follower's hold) leaves nothing for a second one.
