@@ -478,3 +478,33 @@ fn funds_config(
         rules: funds_rules,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn venue_symbols() -> Vec<SymbolSpec> {
+        // 0.01 in price units (PRICE_SCALE decimals).
+        let tick = 10i64.pow(engine::PRICE_SCALE - 2);
+        ["BTC-USD", "ETH-USD", "AAPL"].into_iter().map(|n| SymbolSpec::new(n, tick, 1)).collect()
+    }
+
+    #[test]
+    fn the_defaults_check_and_match_the_default_venue_ticks() {
+        let section = SettlementSection::default();
+        settlement_config(&section, Path::new("var")).rules().expect("the embedded defaults check");
+        check_ticks(&section, &venue_symbols()).expect("same ticks as the venue");
+        let mut wrong = section.clone();
+        wrong.symbols[1].tick = "1".into();
+        let e = check_ticks(&wrong, &venue_symbols()).unwrap_err().to_string();
+        assert!(e.contains("symbols[ETH-USD].tick is 1, the venue's tick is 0.01"), "{e}");
+    }
+
+    #[test]
+    fn opening_ids_are_stable_and_in_the_client_range() {
+        let id = OPENING_ID_TAG | u128::from(fnv64("alice\u{0}USD"));
+        assert_eq!(id, OPENING_ID_TAG | u128::from(fnv64("alice\u{0}USD")));
+        assert_ne!(id, OPENING_ID_TAG | u128::from(fnv64("alice\u{0}BTC")));
+        assert!(id <= settlement::follower::CLIENT_ID_MAX);
+    }
+}
