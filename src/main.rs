@@ -59,6 +59,9 @@ enum Cmd {
     /// Venue administration with an admin account: show and change risk limits, engage and
     /// release an account's kill switch.
     Admin(exchange::admin_cli::AdminArgs),
+    /// The settlement ledger from its store (while the venue is stopped; HTTP /v1/... while it
+    /// runs): balances, entries, or a settlement batch.
+    Ledger(exchange::ledger_cli::LedgerArgs),
     /// Run a command file (JSON Lines) through the engine in-process, no network.
     Match {
         /// Command file, one JSON command per line.
@@ -218,6 +221,13 @@ fn main() -> ExitCode {
             Ok(false) => ExitCode::from(1),
             Err(e) => {
                 eprintln!("order: error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Ledger(args) => match exchange::ledger_cli::ledger(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ledger: error: {e}");
                 ExitCode::from(2)
             }
         },

@@ -81,6 +81,8 @@ pub struct ServeConfig {
     pub symbols: Vec<SymbolEntry>,
     /// Accounts.
     pub accounts: Vec<AccountEntry>,
+    /// The ledger following the event journal (`[settlement]`).
+    pub settlement: crate::settlement_run::SettlementSection,
 }
 
 /// Listening addresses.
@@ -286,6 +288,7 @@ impl Default for ServeConfig {
                 .map(account)
                 .chain([AccountEntry { admin: true, cancel_on_disconnect: false, ..account("admin") }])
                 .collect(),
+            settlement: crate::settlement_run::SettlementSection::default(),
         }
     }
 }
@@ -565,6 +568,8 @@ pub struct Server {
     pub info: ServerInfo,
     /// Health checks and the counters registry stages register into.
     pub monitor: Monitor,
+    /// The ledger following the journal; `None` with `[settlement] enabled = false`.
+    pub settlement: Option<crate::settlement_run::SettlementRun>,
     http: Option<crate::http::HttpServer>,
     /// The market-data thread (journal follower feeding the WebSocket feed).
     pub marketdata: Option<crate::marketdata_run::MarketDataRun>,
@@ -764,7 +769,16 @@ impl Server {
             }
         };
         let router_wait = wait_strategy(&config.engine.router_wait)?;
+        let account_names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
+        let mut settlement = crate::settlement_run::SettlementRun::open(
+            &config.settlement,
+            &data_dir,
+            &account_names,
+            &symbols,
+        )
+        .map_err(|e| ServeError::Config(e.to_string()))?;
         let oms = OmsConfig {
+            funds: settlement.as_ref().map(|s| s.funds()),
             seq_first,
             accounts: accounts.len(),
             symbols: symbols.clone(),
@@ -840,13 +854,19 @@ impl Server {
         let monitor = Monitor::create(&data_dir).map_err(|e| data_err(e.to_string()))?;
         let gateway = Gateway::start(&gateway_config, venue, routing, parking)?;
         monitor.gateway_listening.set(true);
+        if let Some(s) = settlement.as_mut() {
+            s.start().map_err(|e| ServeError::Config(e.to_string()))?;
+        }
         let http = match config.network.http.trim() {
             "" => None,
             addr => {
                 let addr =
                     addr.parse().map_err(|e| ServeError::Config(format!("network.http {addr:?}: {e}")))?;
-                let routes =
+                let mut routes =
                     crate::http::HttpRoutes::new().merge(monitor.routes()).merge(marketdata.routes());
+                if let Some(s) = &settlement {
+                    routes = routes.merge(s.routes());
+                }
                 Some(
                     crate::http::HttpServer::start(addr, routes)
                         .map_err(|e| ServeError::Config(e.to_string()))?,
@@ -868,6 +888,7 @@ impl Server {
                 canceled_at_start,
             },
             monitor,
+            settlement,
             http,
             marketdata: Some(marketdata),
             gateway: Some(gateway),
@@ -884,6 +905,7 @@ impl Server {
     fn shutdown(&mut self) {
         self.http.take();
         self.marketdata.take();
+        self.settlement.take();
         if let Some(g) = self.gateway.take() {
             g.stop();
         }

@@ -5,6 +5,7 @@ use engine::{AccountId, NewOrder, OrdType, Tif};
 use ratelimit::{Decision, KeyedLimiter, LimitConfig};
 use risk::{RiskEngine, RiskReject};
 
+use crate::funds::{Funds, FundsConfig};
 use crate::request::{Request, SessionId};
 use crate::OmsError;
 
@@ -37,12 +38,15 @@ pub(crate) enum Refusal {
     Abuse,
     /// A pre-trade limit.
     Risk(RiskReject),
+    /// The account's available funds (`risk_funds`); the text names the asset and amounts.
+    Funds(String),
 }
 
 /// Rate limits and risk, both optional.
 pub(crate) struct Gates {
     risk: Option<RiskEngine>,
     limiter: Option<KeyedLimiter<LimitKey>>,
+    funds: Option<Funds>,
 }
 
 impl std::fmt::Debug for Gates {
@@ -50,6 +54,7 @@ impl std::fmt::Debug for Gates {
         f.debug_struct("Gates")
             .field("risk", &self.risk.is_some())
             .field("rate_limit", &self.limiter.is_some())
+            .field("funds", &self.funds.is_some())
             .finish()
     }
 }
@@ -58,6 +63,7 @@ impl Gates {
     pub(crate) fn new(
         risk: Option<RiskEngine>,
         rate_limit: Option<RateLimits>,
+        funds: Option<FundsConfig>,
         accounts: usize,
     ) -> Result<Gates, OmsError> {
         let limiter = match rate_limit {
@@ -76,7 +82,7 @@ impl Gates {
                 Some(keyed)
             }
         };
-        Ok(Gates { risk, limiter })
+        Ok(Gates { risk, limiter, funds: funds.map(|f| Funds::new(f, accounts)) })
     }
 
     pub(crate) fn risk_mut(&mut self) -> Option<&mut RiskEngine> {
@@ -91,12 +97,21 @@ impl Gates {
         }
     }
 
-    /// The rate limits of the session and of its account, then risk for orders and replaces.
+    /// An engine event for the funds gate's reservations.
+    pub(crate) fn on_engine_event(&mut self, event: &engine::Event) {
+        if let Some(funds) = self.funds.as_mut() {
+            funds.on_event(event);
+        }
+    }
+
+    /// The rate limits of the session and of its account, then risk for orders and replaces,
+    /// then (new orders) the account's funds; a passed order is reserved under `command_seq`.
     pub(crate) fn admit(
         &mut self,
         session: SessionId,
         request: &Request,
         now_ns: u64,
+        command_seq: u64,
     ) -> Result<(), Refusal> {
         if let Some(limiter) = self.limiter.as_mut() {
             let mut decision = limiter.check(&LimitKey::Session(session), now_ns);
@@ -112,16 +127,26 @@ impl Gates {
                 }
             }
         }
-        let Some(risk) = self.risk.as_mut() else { return Ok(()) };
-        let checked = match request {
-            Request::New { order, .. } => risk.check_new(order),
-            Request::Replace { replace, .. } => risk.check_replace(replace),
-            Request::Cancel { .. }
-            | Request::MassCancel { .. }
-            | Request::Status { .. }
-            | Request::MassStatus { .. } => Ok(()),
-        };
-        checked.map_err(Refusal::Risk)
+        if let Some(risk) = self.risk.as_mut() {
+            let checked = match request {
+                Request::New { order, .. } => risk.check_new(order),
+                Request::Replace { replace, .. } => risk.check_replace(replace),
+                Request::Cancel { .. }
+                | Request::MassCancel { .. }
+                | Request::Status { .. }
+                | Request::MassStatus { .. } => Ok(()),
+            };
+            checked.map_err(Refusal::Risk)?;
+        }
+        if let (Some(funds), Request::New { order, .. }) = (self.funds.as_mut(), request) {
+            // A market order costs at most its band edge, else the reference price.
+            let cap = self
+                .risk
+                .as_ref()
+                .and_then(|r| r.market_cap(order).map(|p| p.0).or_else(|| r.reference_price(order.symbol)));
+            funds.check(order, cap, command_seq).map_err(|r| Refusal::Funds(r.text))?;
+        }
+        Ok(())
     }
 
     /// A market order of an account with a price band goes to the engine as an IOC limit at

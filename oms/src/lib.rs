@@ -13,6 +13,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod admin;
+pub mod funds;
 mod gates;
 mod manager;
 mod orders;

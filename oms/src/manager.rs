@@ -84,6 +84,8 @@ pub struct OmsConfig {
     /// Drop copies: `(watched, receiver)` pairs; the receiver's session gets a copy of every
     /// ExecutionReport of the watched account's orders.
     pub drop_copies: Vec<(AccountId, AccountId)>,
+    /// The funds gate (available cash and assets from the ledger); `None` checks nothing.
+    pub funds: Option<crate::funds::FundsConfig>,
 }
 
 /// A request sent to the engine and not yet fully answered.
@@ -131,7 +133,7 @@ pub struct OrderManager {
 impl OrderManager {
     /// A manager with no order yet (see [`OrderManager::rebuild`] after a restart).
     pub fn new(config: OmsConfig) -> Result<OrderManager, OmsError> {
-        let gates = Gates::new(config.risk, config.rate_limit, config.accounts)?;
+        let gates = Gates::new(config.risk, config.rate_limit, config.funds, config.accounts)?;
         Ok(OrderManager {
             next_seq: config.seq_first,
             in_flight: VecDeque::new(),
@@ -262,7 +264,7 @@ impl OrderManager {
             self.business_reject(&request, text);
             return None;
         }
-        if let Err(refusal) = self.gates.admit(session, &request, now_ns) {
+        if let Err(refusal) = self.gates.admit(session, &request, now_ns, self.next_seq) {
             self.refuse(&request, refusal, now_ns);
             return None;
         }
@@ -334,6 +336,17 @@ impl OrderManager {
                 };
                 self.deliver(request.account(), report);
             }
+            Refusal::Funds(text) => {
+                self.stats.risk_rejects.fetch_add(1, Ordering::Relaxed);
+                let Request::New { order, .. } = request else {
+                    unreachable!("only new orders are funds-checked")
+                };
+                let mut r = self.order_reject(order, now_ns);
+                // 3: order exceeds limit.
+                r.ord_rej_reason = Some(3);
+                r.text = Some(format!("risk_funds: {text}"));
+                self.deliver(request.account(), Report::Exec(r));
+            }
         }
     }
 
@@ -350,6 +363,7 @@ impl OrderManager {
         if let Some(risk) = self.gates.risk_mut() {
             risk.on_event(event);
         }
+        self.gates.on_engine_event(event);
     }
 
     /// An engine event whose command is durable: its reports.

@@ -28,6 +28,7 @@ fn config(rate_limit: Option<RateLimits>) -> OmsConfig {
         admin: AdminConfig::default(),
         cancel_at_start: Vec::new(),
         drop_copies: Vec::new(),
+        funds: None,
     }
 }
 

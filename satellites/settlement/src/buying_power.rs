@@ -2,7 +2,7 @@
 //! published by the follower after every durable commit and read lock-free by the risk
 //! thread (one atomic load per check; no lock, no allocation, no store access).
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use engine::AccountId;
 
@@ -18,12 +18,14 @@ use crate::asset::AssetId;
 pub struct BuyingPower {
     assets: Vec<String>,
     cells: Box<[AtomicI64]>,
+    /// Last event seq the published values include.
+    cursor: AtomicU64,
 }
 
 impl BuyingPower {
     pub(crate) fn new(accounts: usize, assets: Vec<String>) -> BuyingPower {
         let cells = (0..accounts * assets.len()).map(|_| AtomicI64::new(0)).collect();
-        BuyingPower { assets, cells }
+        BuyingPower { assets, cells, cursor: AtomicU64::new(0) }
     }
 
     /// Id of an asset by name (resolve once, at configuration time).
@@ -41,6 +43,22 @@ impl BuyingPower {
             return None;
         }
         self.cells.get(cell).map(|c| c.load(Ordering::Acquire))
+    }
+
+    /// The last event seq whose effects the values include: a pre-trade check keeps its own
+    /// reservation of an order until the follower's cursor passes the order's events.
+    #[inline]
+    pub fn cursor(&self) -> u64 {
+        self.cursor.load(Ordering::Acquire)
+    }
+
+    /// Asset names, ids in order.
+    pub fn assets(&self) -> &[String] {
+        &self.assets
+    }
+
+    pub(crate) fn publish_cursor(&self, seq: u64) {
+        self.cursor.store(seq, Ordering::Release);
     }
 
     pub(crate) fn publish(&self, cell: usize, available: i128) {

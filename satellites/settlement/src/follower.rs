@@ -263,6 +263,7 @@ impl<S: Store> Settlement<S> {
             cell_of[idx.0 as usize] = cell as u32;
             buying_power.publish(cell, ledger.balances(*idx).map_or(0, |b| b.available()));
         }
+        buying_power.publish_cursor(ledger.cursor());
         store.commit(&ledger.take_commit())?;
         let by_name: FxHashMap<&str, SymbolRule> =
             rules.symbols.iter().map(|(n, r)| (n.as_str(), *r)).collect();
@@ -304,6 +305,8 @@ impl<S: Store> Settlement<S> {
                 self.buying_power.publish(cell as usize, a.balances.available());
             }
         }
+        // After the values: a reader that sees the cursor sees what it covers.
+        self.buying_power.publish_cursor(self.ledger.cursor());
         Ok(())
     }
 

@@ -1,0 +1,267 @@
+//! The funds gate: an order may not spend more than its account holds. A buy needs its cash
+//! (limit price × quantity) plus the larger of the symbol's fees in the quote asset, a sell
+//! its quantity in the base asset.
+//!
+//! The ledger's follower publishes each account's available amount after every durable commit
+//! ([`FundsSource`]); it runs behind the engine by the journal's lag, so the gate keeps its own
+//! reservation of every order it passed until the follower's cursor has passed that order's
+//! events (from then on the follower's own hold or trade legs count against the account).
+//! Sans-IO: one read of a shared snapshot per check, no lock, no allocation on the pass path.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use engine::{AccountId, Event, NewOrder, OrdType, Side};
+
+/// Most reservations of orders the follower has not seen yet; past it orders are refused
+/// (the follower is that far behind).
+pub const RESERVATIONS_MAX: usize = 65_536;
+
+/// Available amounts per (account, asset) as of a cursor, read lock-free.
+pub trait FundsSource: Send + Sync + std::fmt::Debug {
+    /// What `account` may spend of `asset`, in the asset's minor units; `None` when unknown.
+    fn available(&self, account: AccountId, asset: u16) -> Option<i64>;
+    /// The last event seq whose effects [`FundsSource::available`] includes.
+    fn cursor(&self) -> u64;
+}
+
+/// How one symbol's orders spend funds, in integers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FundsRule {
+    /// Asset a sell delivers.
+    pub base: u16,
+    /// Asset a buy pays.
+    pub quote: u16,
+    /// Base minor units per engine quantity unit.
+    pub base_minor_per_qty: u64,
+    /// Quote minor units per tick per engine quantity unit.
+    pub quote_minor_per_tick_qty: u64,
+    /// Fee charged on a buy's cash at most (the larger of maker and taker), bps.
+    pub fee_bps: u32,
+    /// Price units per tick (engine prices are in price units).
+    pub tick_units: i64,
+}
+
+/// The funds gate's configuration.
+#[derive(Clone, Debug)]
+pub struct FundsConfig {
+    /// Where available amounts come from.
+    pub source: Arc<dyn FundsSource>,
+    /// Asset names and scales (decimals), by asset id, for reject texts.
+    pub assets: Vec<(String, u32)>,
+    /// Rule by engine symbol id; `None`: the symbol does not settle, nothing is checked.
+    pub rules: Vec<Option<FundsRule>>,
+}
+
+#[derive(Debug)]
+struct Reservation {
+    command_seq: u64,
+    /// Last event seq of the command seen so far.
+    event_seq: Option<u64>,
+    cell: usize,
+    amount: i64,
+}
+
+/// Why the funds gate refused an order; its text names the asset and the amounts.
+#[derive(Debug)]
+pub(crate) struct FundsReject {
+    pub(crate) text: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Funds {
+    config: FundsConfig,
+    accounts: usize,
+    reserved: Vec<i64>,
+    reservations: VecDeque<Reservation>,
+}
+
+impl Funds {
+    pub(crate) fn new(config: FundsConfig, accounts: usize) -> Funds {
+        let cells = accounts * config.assets.len();
+        Funds { config, accounts, reserved: vec![0; cells], reservations: VecDeque::new() }
+    }
+
+    /// Checks a new order (after any market cap: `price_ticks` bounds a market order's price,
+    /// `None` when nothing bounds it) and reserves its cost under `command_seq`.
+    pub(crate) fn check(
+        &mut self,
+        order: &NewOrder,
+        cap_ticks: Option<i64>,
+        command_seq: u64,
+    ) -> Result<(), FundsReject> {
+        self.release_seen();
+        let Some(rule) = self.config.rules.get(order.symbol as usize).copied().flatten() else {
+            return Ok(());
+        };
+        if order.account as usize >= self.accounts {
+            return Ok(());
+        }
+        let (asset, amount) = match order.side {
+            Side::Sell => (rule.base, i128::from(order.qty) * i128::from(rule.base_minor_per_qty)),
+            Side::Buy => {
+                let ticks = match (order.ord_type, cap_ticks) {
+                    (OrdType::Market, Some(cap)) => cap,
+                    // A market buy with no band or reference price has no price to bound it;
+                    // the follower refuses its trade if the buyer cannot pay.
+                    (OrdType::Market, None) => return Ok(()),
+                    _ => order.price / rule.tick_units.max(1),
+                };
+                let cash = i128::from(ticks.max(0))
+                    * i128::from(order.qty)
+                    * i128::from(rule.quote_minor_per_tick_qty);
+                let fee = (cash * i128::from(rule.fee_bps) + 9_999) / 10_000;
+                (rule.quote, cash + fee)
+            }
+        };
+        let cell = order.account as usize * self.config.assets.len() + asset as usize;
+        let available = i128::from(self.config.source.available(order.account, asset).unwrap_or(0));
+        let reserved = i128::from(self.reserved[cell]);
+        if amount > available - reserved || amount > i128::from(i64::MAX) {
+            let (name, scale) = &self.config.assets[asset as usize];
+            let text = format!(
+                "{name} needed {}, available {} ({} reserved by orders not yet booked)",
+                decimal(amount, *scale),
+                decimal(available - reserved, *scale),
+                decimal(reserved, *scale),
+            );
+            return Err(FundsReject { text });
+        }
+        if self.reservations.len() >= RESERVATIONS_MAX {
+            let text = format!("{RESERVATIONS_MAX} orders wait for the ledger to book them; retry");
+            return Err(FundsReject { text });
+        }
+        let amount = amount as i64;
+        self.reserved[cell] += amount;
+        self.reservations.push_back(Reservation { command_seq, event_seq: None, cell, amount });
+        Ok(())
+    }
+
+    /// An engine event: the reservation of its command now waits for the follower to pass it.
+    pub(crate) fn on_event(&mut self, event: &Event) {
+        let i = self.reservations.partition_point(|r| r.command_seq < event.command_seq);
+        if let Some(r) = self.reservations.get_mut(i).filter(|r| r.command_seq == event.command_seq) {
+            r.event_seq = Some(r.event_seq.map_or(event.seq, |s| s.max(event.seq)));
+        }
+        self.release_seen();
+    }
+
+    /// Drops reservations whose events the follower has booked (they count in its amounts).
+    fn release_seen(&mut self) {
+        let cursor = self.config.source.cursor();
+        while let Some(r) = self.reservations.front() {
+            if r.event_seq.is_none_or(|s| s > cursor) {
+                break;
+            }
+            self.reserved[r.cell] -= r.amount;
+            self.reservations.pop_front();
+        }
+    }
+}
+
+fn decimal(minor: i128, scale: u32) -> String {
+    if scale == 0 {
+        return minor.to_string();
+    }
+    let p = 10i128.pow(scale);
+    let sign = if minor < 0 { "-" } else { "" };
+    let m = minor.unsigned_abs();
+    format!("{sign}{}.{:0width$}", m / p as u128, m % p as u128, width = scale as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::{CancelReason, Event, EventKind, StpMode, Tif};
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+    #[derive(Debug, Default)]
+    struct Table {
+        usd: AtomicI64,
+        btc: AtomicI64,
+        cursor: AtomicU64,
+    }
+
+    impl FundsSource for Table {
+        fn available(&self, _account: AccountId, asset: u16) -> Option<i64> {
+            Some(if asset == 0 { self.usd.load(Ordering::Relaxed) } else { self.btc.load(Ordering::Relaxed) })
+        }
+        fn cursor(&self) -> u64 {
+            self.cursor.load(Ordering::Relaxed)
+        }
+    }
+
+    fn order(side: Side, price: i64, qty: u64) -> NewOrder {
+        NewOrder {
+            account: 0,
+            symbol: 0,
+            id: engine::ClOrdId::from_str("o1").unwrap(),
+            side,
+            ord_type: OrdType::Limit,
+            tif: Tif::Gtc,
+            price,
+            qty,
+            stop_price: None,
+            display_qty: None,
+            expire_ts: None,
+            post_only: false,
+            stp: StpMode::default(),
+        }
+    }
+
+    fn gate(table: Arc<Table>) -> Funds {
+        let rule = FundsRule {
+            base: 1,
+            quote: 0,
+            base_minor_per_qty: 100,
+            quote_minor_per_tick_qty: 1,
+            fee_bps: 10,
+            tick_units: 1,
+        };
+        let config = FundsConfig {
+            source: table,
+            assets: vec![("USD".into(), 2), ("BTC".into(), 2)],
+            rules: vec![Some(rule)],
+        };
+        Funds::new(config, 1)
+    }
+
+    #[test]
+    fn buys_need_cash_and_fee_sells_need_the_asset_and_reservations_last_until_booked() {
+        let table = Arc::new(Table::default());
+        table.usd.store(10_010, Ordering::Relaxed); // 100.10 USD
+        table.btc.store(500, Ordering::Relaxed);
+        let mut g = gate(table.clone());
+        // 100 ticks × 100 qty = 10 000 cents + 10 bps fee (10) = 10 010: exactly enough.
+        g.check(&order(Side::Buy, 100, 100), None, 7).unwrap();
+        // The reservation stays until the follower passes the order's events.
+        let e = g.check(&order(Side::Buy, 1, 1), None, 8).unwrap_err();
+        assert!(e.text.starts_with("USD needed 0.02, available 0.00 (100.10 reserved"), "{}", e.text);
+        let event = Event {
+            seq: 40,
+            command_seq: 7,
+            ts: 0,
+            kind: EventKind::Canceled {
+                account: 0,
+                symbol: 0,
+                order_id: 1,
+                id: engine::ClOrdId::from_str("o1").unwrap(),
+                reason: CancelReason::User,
+                leaves_qty: 0,
+            },
+        };
+        g.on_event(&event);
+        assert_eq!(g.reserved[0], 10_010, "the follower has not reached seq 40");
+        table.cursor.store(40, Ordering::Relaxed);
+        g.check(&order(Side::Buy, 1, 1), None, 9).unwrap();
+        assert_eq!(g.reserved[0], 2, "released at the cursor; the new one reserved");
+        // Sells: 6 qty × 100 = 600 > 500.
+        let e = g.check(&order(Side::Sell, 100, 6), None, 10).unwrap_err();
+        assert!(e.text.starts_with("BTC needed 6.00, available 5.00"), "{}", e.text);
+        g.check(&order(Side::Sell, 100, 5), None, 11).unwrap();
+        // A market buy uses the cap.
+        let mut market = order(Side::Buy, 0, 1);
+        market.ord_type = OrdType::Market;
+        assert!(g.check(&market, Some(1_000_000), 12).is_err());
+    }
+}

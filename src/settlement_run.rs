@@ -1,0 +1,510 @@
+//! Settlement inside `serve`: the ledger follows the event journal on a thread of its own.
+//!
+//! The thread tails `DATA/journal/events` from the ledger's cursor + 1 and applies bounded
+//! batches; each batch's postings and the new cursor are one store transaction, so a restart
+//! (clean or killed) resumes after the last durable batch and books no trade twice. It only
+//! reads the journal: matching never waits on it. When idle it sleeps
+//! ([`SettlementSection::idle_wait_ms`]), and when a business day's cut-off has passed it runs
+//! that day's settlement batch (posting the trade legs due by then).
+//!
+//! It also hands the pre-trade check its [`BuyingPower`] (as an [`oms::funds::FundsConfig`])
+//! and the HTTP endpoint the ledger's read API.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use engine::{AccountId, Event, SymbolSpec};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use settlement::config::SymbolConfig;
+use settlement::{
+    AnyStore, Asset, BuyingPower, LedgerLimits, Settlement, SettlementConfig, SettlementError, StoreConfig,
+};
+
+/// Transfer ids of opening balances carry this tag (inside the client id range, apart from
+/// ids the payments API mints from its own counters).
+const OPENING_ID_TAG: u128 = 0x4F50_454E << 88; // "OPEN"
+
+/// The `[settlement]` table of the serve configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SettlementSection {
+    /// Run settlement (the ledger, the funds check, the ledger API).
+    pub enabled: bool,
+    /// Where the ledger lives; absent: redb at `DATA/settlement/ledger.redb`.
+    pub store: Option<StoreConfig>,
+    /// In-memory bounds of the ledger.
+    pub limits: LedgerLimits,
+    /// Owner that receives fees (`venue:...`).
+    pub fee_owner: String,
+    /// UTC time of day (`HH:MM`) closing a business day.
+    pub cutoff_utc: String,
+    /// Dates (`YYYY-MM-DD`) that are not business days.
+    pub holidays: Vec<String>,
+    /// Assets (ids in list order).
+    pub assets: Vec<Asset>,
+    /// How each symbol settles (its tick must be the venue's).
+    pub symbols: Vec<SymbolConfig>,
+    /// Opening balances, deposited once (idempotent by owner and asset).
+    pub opening: Vec<OpeningBalance>,
+    /// Most events applied in one store transaction.
+    pub batch_events_max: usize,
+    /// How long the follower sleeps when the journal has nothing new.
+    pub idle_wait_ms: u64,
+}
+
+/// One owner's opening balances (`[[settlement.opening]]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpeningBalance {
+    /// Venue account.
+    pub owner: String,
+    /// Asset name → decimal amount.
+    pub amounts: BTreeMap<String, String>,
+}
+
+impl Default for SettlementSection {
+    fn default() -> SettlementSection {
+        let symbol = |name: &str, base: &str| SymbolConfig {
+            name: name.into(),
+            base: base.into(),
+            quote: "USD".into(),
+            tick: "0.01".into(),
+            qty_unit: "1".into(),
+            maker_fee_bps: 1,
+            taker_fee_bps: 5,
+            settle_days: 1,
+        };
+        let amounts: BTreeMap<String, String> =
+            [("AAPL", "1000000"), ("BTC", "1000000"), ("ETH", "1000000"), ("USD", "1000000000")]
+                .into_iter()
+                .map(|(a, v)| (a.to_owned(), v.to_owned()))
+                .collect();
+        SettlementSection {
+            enabled: true,
+            store: None,
+            limits: LedgerLimits::default(),
+            fee_owner: "venue:fees".into(),
+            cutoff_utc: "16:00".into(),
+            holidays: Vec::new(),
+            assets: vec![
+                Asset { name: "USD".into(), scale: 2 },
+                Asset { name: "BTC".into(), scale: 8 },
+                Asset { name: "ETH".into(), scale: 8 },
+                Asset { name: "AAPL".into(), scale: 0 },
+            ],
+            symbols: vec![symbol("BTC-USD", "BTC"), symbol("ETH-USD", "ETH"), symbol("AAPL", "AAPL")],
+            opening: ["alice", "bob", "carol", "dave"]
+                .into_iter()
+                .map(|o| OpeningBalance { owner: o.into(), amounts: amounts.clone() })
+                .collect(),
+            batch_events_max: 4096,
+            idle_wait_ms: 5,
+        }
+    }
+}
+
+/// Why settlement could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SettlementRunError {
+    /// A key of `[settlement]` is wrong.
+    #[error("settlement: {0}")]
+    Config(String),
+    /// The ledger could not be opened or fed.
+    #[error("settlement: {0}")]
+    Ledger(#[from] SettlementError),
+    /// The store could not be opened.
+    #[error("settlement store: {0}")]
+    Store(#[from] settlement::StoreError),
+    /// The event journal could not be read.
+    #[error("settlement: event journal: {0}")]
+    Journal(String),
+    /// An opening balance was refused.
+    #[error("settlement.opening: {0}")]
+    Opening(String),
+    /// The thread could not start.
+    #[error("settlement thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The follower, shared with the HTTP handlers.
+pub type SharedSettlement = Arc<Mutex<Settlement<AnyStore>>>;
+
+/// The store a section names, with the default under `data_dir`.
+pub fn store_config(section: &SettlementSection, data_dir: &Path) -> StoreConfig {
+    section.store.clone().unwrap_or_else(|| StoreConfig::Redb { path: default_store_path(data_dir) })
+}
+
+/// `DATA/settlement/ledger.redb`.
+pub fn default_store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("settlement").join("ledger.redb")
+}
+
+/// The crate's configuration from the section.
+pub fn settlement_config(section: &SettlementSection, data_dir: &Path) -> SettlementConfig {
+    SettlementConfig {
+        store: store_config(section, data_dir),
+        limits: section.limits,
+        fee_owner: section.fee_owner.clone(),
+        cutoff_utc: section.cutoff_utc.clone(),
+        holidays: section.holidays.clone(),
+        assets: section.assets.clone(),
+        symbols: section.symbols.clone(),
+    }
+}
+
+/// Opens the ledger over its store, without opening balances or catching up.
+pub fn open_ledger(
+    section: &SettlementSection,
+    data_dir: &Path,
+    accounts: &[String],
+    symbols: &[SymbolSpec],
+) -> Result<Settlement<AnyStore>, SettlementRunError> {
+    let config = settlement_config(section, data_dir);
+    if let StoreConfig::Redb { path } = &config.store {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                SettlementRunError::Config(format!("store directory {}: {e}", parent.display()))
+            })?;
+        }
+    }
+    let store = AnyStore::open(&config.store)?;
+    let names: Vec<String> = symbols.iter().map(|s| s.name.clone()).collect();
+    Ok(Settlement::open(&config, store, accounts, &names)?)
+}
+
+/// Applies every event journaled after the ledger's cursor, in bounded batches; returns how
+/// many events it read.
+pub fn catch_up(
+    ledger: &Mutex<Settlement<AnyStore>>,
+    events_dir: &Path,
+    batch_max: usize,
+) -> Result<u64, SettlementRunError> {
+    let cursor = lock(ledger).cursor();
+    let mut tailer = journal::Tailer::open(events_dir, cursor + 1)
+        .map_err(|e| SettlementRunError::Journal(e.to_string()))?;
+    let mut batch = Vec::with_capacity(batch_max.max(1));
+    let mut read = 0;
+    loop {
+        fill(&mut tailer, &mut batch, batch_max)?;
+        if batch.is_empty() {
+            return Ok(read);
+        }
+        read += batch.len() as u64;
+        lock(ledger).apply_batch(&batch)?;
+    }
+}
+
+fn lock(ledger: &Mutex<Settlement<AnyStore>>) -> std::sync::MutexGuard<'_, Settlement<AnyStore>> {
+    // A handler that panicked left nothing half-done in the follower (it only reads).
+    ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn fill(
+    tailer: &mut journal::Tailer,
+    batch: &mut Vec<Event>,
+    batch_max: usize,
+) -> Result<(), SettlementRunError> {
+    batch.clear();
+    while batch.len() < batch_max.max(1) {
+        let Some(record) = tailer.poll().map_err(|e| SettlementRunError::Journal(e.to_string()))? else {
+            break;
+        };
+        if record.kind != journal::RecordKind::Event {
+            continue;
+        }
+        let event = Event::decode(record.payload).map_err(|e| SettlementRunError::Journal(e.to_string()))?;
+        batch.push(event);
+    }
+    Ok(())
+}
+
+/// Running settlement: the follower thread, the shared ledger, and what the gate reads.
+pub struct SettlementRun {
+    ledger: SharedSettlement,
+    buying_power: Arc<BuyingPower>,
+    funds: oms::funds::FundsConfig,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    section: SettlementSection,
+    events_dir: PathBuf,
+}
+
+impl std::fmt::Debug for SettlementRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettlementRun").field("cursor", &self.buying_power.cursor()).finish()
+    }
+}
+
+/// [`BuyingPower`] as the funds gate's source.
+#[derive(Debug)]
+struct Source(Arc<BuyingPower>);
+
+impl oms::funds::FundsSource for Source {
+    #[inline]
+    fn available(&self, account: AccountId, asset: u16) -> Option<i64> {
+        self.0.available(account, settlement::AssetId(asset))
+    }
+
+    #[inline]
+    fn cursor(&self) -> u64 {
+        self.0.cursor()
+    }
+}
+
+impl SettlementRun {
+    /// Opens the ledger, deposits the opening balances (once), and applies everything the
+    /// journal holds past the cursor, so the funds check starts from the journal's state.
+    /// `None` when `[settlement] enabled = false`.
+    pub fn open(
+        section: &SettlementSection,
+        data_dir: &Path,
+        accounts: &[String],
+        symbols: &[SymbolSpec],
+    ) -> Result<Option<SettlementRun>, SettlementRunError> {
+        if !section.enabled {
+            return Ok(None);
+        }
+        check_ticks(section, symbols)?;
+        let mut ledger = open_ledger(section, data_dir, accounts, symbols)?;
+        deposit_opening(&mut ledger, section, accounts)?;
+        let buying_power = ledger.buying_power();
+        let funds = funds_config(section, data_dir, &buying_power, symbols)?;
+        let ledger = Arc::new(Mutex::new(ledger));
+        let events_dir = data_dir.join("journal").join("events");
+        catch_up(&ledger, &events_dir, section.batch_events_max)?;
+        Ok(Some(SettlementRun {
+            ledger,
+            buying_power,
+            funds,
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+            section: section.clone(),
+            events_dir,
+        }))
+    }
+
+    /// The funds gate's configuration (for [`oms::OmsConfig::funds`]).
+    pub fn funds(&self) -> oms::funds::FundsConfig {
+        self.funds.clone()
+    }
+
+    /// The buying-power table.
+    pub fn buying_power(&self) -> Arc<BuyingPower> {
+        Arc::clone(&self.buying_power)
+    }
+
+    /// The ledger, shared.
+    pub fn ledger(&self) -> SharedSettlement {
+        Arc::clone(&self.ledger)
+    }
+
+    /// The ledger's read API (`/v1/balances`, `/v1/positions`, `/v1/entries`, `/openapi.json`).
+    pub fn routes(&self) -> axum::Router {
+        settlement::api::router(Arc::clone(&self.ledger))
+    }
+
+    /// Starts the follower thread.
+    pub fn start(&mut self) -> Result<(), SettlementRunError> {
+        let ledger = Arc::clone(&self.ledger);
+        let stop = Arc::clone(&self.stop);
+        let section = self.section.clone();
+        let events_dir = self.events_dir.clone();
+        let thread = std::thread::Builder::new()
+            .name("settlement".into())
+            .spawn(move || {
+                if let Err(e) = follow(&ledger, &events_dir, &section, &stop) {
+                    // The venue keeps matching; the ledger stops where its store stopped, and
+                    // the next start resumes from its cursor.
+                    eprintln!("settlement stopped: {e}");
+                }
+            })
+            .map_err(SettlementRunError::Thread)?;
+        self.thread = Some(thread);
+        Ok(())
+    }
+}
+
+impl Drop for SettlementRun {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The follower loop: batches while the journal has events, the day's settlement after the
+/// cut-off, a sleep when idle.
+fn follow(
+    ledger: &Mutex<Settlement<AnyStore>>,
+    events_dir: &Path,
+    section: &SettlementSection,
+    stop: &AtomicBool,
+) -> Result<(), SettlementRunError> {
+    let cursor = lock(ledger).cursor();
+    let mut tailer = journal::Tailer::open(events_dir, cursor + 1)
+        .map_err(|e| SettlementRunError::Journal(e.to_string()))?;
+    let batch_max = section.batch_events_max.max(1);
+    let mut batch = Vec::with_capacity(batch_max);
+    let cutoff = parse_cutoff(&section.cutoff_utc)
+        .ok_or_else(|| SettlementRunError::Config(format!("cutoff_utc {:?}", section.cutoff_utc)))?;
+    let mut settled: Option<time::Date> = None;
+    let idle = Duration::from_millis(section.idle_wait_ms.max(1));
+    while !stop.load(Ordering::Acquire) {
+        fill(&mut tailer, &mut batch, batch_max)?;
+        if !batch.is_empty() {
+            lock(ledger).apply_batch(&batch)?;
+            continue;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        // The last business day whose cut-off has passed.
+        let day =
+            if now.time() >= cutoff { now.date() } else { now.date().previous_day().unwrap_or(now.date()) };
+        if settled != Some(day) {
+            let now_ns = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);
+            let report = lock(ledger).settle(day, now_ns)?;
+            if report.trades > 0 {
+                println!(
+                    "settlement: {} settled {} trades ({} legs)",
+                    report.settle_date, report.trades, report.legs_posted
+                );
+            }
+            settled = Some(day);
+        }
+        std::thread::sleep(idle);
+    }
+    Ok(())
+}
+
+fn parse_cutoff(text: &str) -> Option<time::Time> {
+    let (h, m) = text.split_once(':')?;
+    time::Time::from_hms(h.parse().ok()?, m.parse().ok()?, 0).ok()
+}
+
+/// A symbol's settlement tick must be the venue's: prices arrive in the venue's ticks.
+fn check_ticks(section: &SettlementSection, symbols: &[SymbolSpec]) -> Result<(), SettlementRunError> {
+    for s in &section.symbols {
+        let Some(spec) = symbols.iter().find(|v| v.name == s.name) else { continue };
+        let tick: Decimal = s.tick.parse().map_err(|_| {
+            SettlementRunError::Config(format!("symbols[{}].tick {:?} is not a decimal", s.name, s.tick))
+        })?;
+        // The venue's prices are in units of 10^-PRICE_SCALE; a tick is tick_units of them.
+        let venue = Decimal::new(spec.tick_units, engine::PRICE_SCALE);
+        if tick.normalize() != venue.normalize() {
+            return Err(SettlementRunError::Config(format!(
+                "symbols[{}].tick is {tick}, the venue's tick is {venue}",
+                s.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn deposit_opening(
+    ledger: &mut Settlement<AnyStore>,
+    section: &SettlementSection,
+    accounts: &[String],
+) -> Result<(), SettlementRunError> {
+    for o in &section.opening {
+        if !accounts.contains(&o.owner) {
+            // The embedded defaults name the demo accounts, which a venue's own list may drop.
+            eprintln!("warning: settlement.opening names {}, which is not a venue account; skipped", o.owner);
+            continue;
+        }
+        for (asset, text) in &o.amounts {
+            let scale = section
+                .assets
+                .iter()
+                .find(|a| &a.name == asset)
+                .ok_or_else(|| {
+                    SettlementRunError::Opening(format!("{}: asset {asset} is not configured", o.owner))
+                })?
+                .scale;
+            let amount = settlement::parse_amount(text, scale)
+                .map_err(|e| SettlementRunError::Opening(format!("{} {asset} {text:?}: {e}", o.owner)))?;
+            if amount == 0 {
+                continue;
+            }
+            let id = OPENING_ID_TAG | u128::from(fnv64(&format!("{}\u{0}{asset}", o.owner)));
+            let now_ns = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(0);
+            match ledger.deposit(id, &o.owner, asset, amount, now_ns) {
+                Ok(_) => {}
+                // Deposited at an earlier start with another amount: the ledger keeps the first.
+                Err(settlement::PaymentError::Transfer(e)) if is_exists(&e) => {}
+                Err(e) => return Err(SettlementRunError::Opening(format!("{} {asset}: {e}", o.owner))),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_exists(e: &settlement::TransferError) -> bool {
+    matches!(e, settlement::TransferError::IdReused { .. })
+}
+
+/// FNV-1a: a stable 64-bit id from a name (not a security boundary; ids only need to differ).
+fn fnv64(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn funds_config(
+    section: &SettlementSection,
+    data_dir: &Path,
+    buying_power: &Arc<BuyingPower>,
+    symbols: &[SymbolSpec],
+) -> Result<oms::funds::FundsConfig, SettlementRunError> {
+    let rules = settlement_config(section, data_dir).rules().map_err(SettlementError::from)?;
+    let funds_rules = symbols
+        .iter()
+        .map(|spec| {
+            rules.symbols.iter().find(|(n, _)| *n == spec.name).map(|(_, r)| oms::funds::FundsRule {
+                base: r.base.0,
+                quote: r.quote.0,
+                base_minor_per_qty: r.base_minor_per_qty,
+                quote_minor_per_tick_qty: r.quote_minor_per_tick_qty,
+                fee_bps: r.maker_fee_bps.max(r.taker_fee_bps),
+                tick_units: spec.tick_units,
+            })
+        })
+        .collect();
+    Ok(oms::funds::FundsConfig {
+        source: Arc::new(Source(Arc::clone(buying_power))),
+        assets: rules.assets.iter().map(|a| (a.name.clone(), a.scale)).collect(),
+        rules: funds_rules,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn venue_symbols() -> Vec<SymbolSpec> {
+        // 0.01 in price units (PRICE_SCALE decimals).
+        let tick = 10i64.pow(engine::PRICE_SCALE - 2);
+        ["BTC-USD", "ETH-USD", "AAPL"].into_iter().map(|n| SymbolSpec::new(n, tick, 1)).collect()
+    }
+
+    #[test]
+    fn the_defaults_check_and_match_the_default_venue_ticks() {
+        let section = SettlementSection::default();
+        settlement_config(&section, Path::new("var")).rules().expect("the embedded defaults check");
+        check_ticks(&section, &venue_symbols()).expect("same ticks as the venue");
+        let mut wrong = section.clone();
+        wrong.symbols[1].tick = "1".into();
+        let e = check_ticks(&wrong, &venue_symbols()).unwrap_err().to_string();
+        assert!(e.contains("symbols[ETH-USD].tick is 1, the venue's tick is 0.01"), "{e}");
+    }
+
+    #[test]
+    fn opening_ids_are_stable_and_in_the_client_range() {
+        let id = OPENING_ID_TAG | u128::from(fnv64("alice\u{0}USD"));
+        assert_eq!(id, OPENING_ID_TAG | u128::from(fnv64("alice\u{0}USD")));
+        assert_ne!(id, OPENING_ID_TAG | u128::from(fnv64("alice\u{0}BTC")));
+        assert!(id <= settlement::follower::CLIENT_ID_MAX);
+    }
+}
