@@ -12,6 +12,7 @@ pub mod fix_client;
 pub mod gen_run;
 pub mod http;
 pub mod journal_meta;
+pub mod logging;
 pub mod match_run;
 pub mod names;
 mod progress;

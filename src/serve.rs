@@ -906,10 +906,7 @@ fn build_risk(
         .map_err(|what| ServeError::Data { path: state_path.clone(), what })?;
     for (name, saved) in saved.accounts {
         let Some(id) = names.account_id_of(&name) else {
-            eprintln!(
-                "warning: {} names account {name}, which is not configured; ignored",
-                state_path.display()
-            );
+            tracing::warn!("{} names account {name}, which is not configured; ignored", state_path.display());
             continue;
         };
         if let Some(limits) = saved.limits {

@@ -149,12 +149,14 @@ impl AppSession {
                     metrics.logon_failed();
                 } else {
                     metrics.logon();
+                    tracing::info!(account, session = self.id, "logon");
                     self.account = Some(account);
                     // The account's persistent session goes on where its last connection left it.
                     session.accept_logon_resuming(parking.resume(account, self.id, now_ns), now_ns);
                 }
             }
             Err(text) => {
+                tracing::info!(session = self.id, reason = %text, "logon refused");
                 metrics.logon_failed();
                 session.refuse_logon(&text, now_ns);
             }
@@ -432,6 +434,7 @@ impl AppSession {
     ) {
         if let Some(account) = self.account.take() {
             metrics.session_ended();
+            tracing::info!(account, session = self.id, graceful = session.logout_received(), "logout");
             let graceful = session.logout_received();
             let _ = self.router.send(ToRouter::Detach { session: self.id, graceful });
             parking.park(account, self.id, session, now_ns);
