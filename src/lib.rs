@@ -13,6 +13,7 @@ pub mod gen_run;
 pub mod http;
 pub mod journal_meta;
 pub mod ledger_cli;
+pub mod logging;
 pub mod marketdata_run;
 pub mod match_run;
 pub mod md_cli;

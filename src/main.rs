@@ -44,6 +44,9 @@ enum Cmd {
         /// turn it off; overrides `[network] http`.
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
+        /// Log lines (start-up, recovery, logons, admin, stop) on stderr as text or JSON lines.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: exchange::logging::LogFormat,
     },
     /// Print every counter of the venue's shared-memory counters file each second.
     Stat(monitor::stat::StatArgs),
@@ -203,7 +206,10 @@ fn main() -> ExitCode {
             print!("{}", exchange::serve::DEFAULT_CONFIG_TOML);
             ExitCode::SUCCESS
         }
-        Cmd::Serve { config, data, quic, tcp, http, .. } => serve(config, data, quic, tcp, http),
+        Cmd::Serve { config, data, quic, tcp, http, log_format, .. } => {
+            exchange::logging::init(log_format);
+            serve(config, data, quic, tcp, http)
+        }
         Cmd::Stat(args) => monitor::stat::main(&args),
         Cmd::Md(args) => match exchange::md_cli::main(&args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -367,6 +373,12 @@ fn serve(
     };
     let info = &server.info;
     let r = &info.recovery;
+    tracing::info!(
+        commands_replayed = r.commands_replayed,
+        snapshot_seq = ?r.snapshot_seq,
+        data = %info.data_dir.display(),
+        "journal recovered"
+    );
     println!("data: {}", info.data_dir.display());
     println!(
         "journal: recovered {} commands after snapshot {:?}; next command seq resumes there",
@@ -381,8 +393,8 @@ fn serve(
     println!("fix/quic: {}", info.quic_addr);
     // Linux reports twice what was granted; less than asked means net.core.rmem_max capped it.
     if info.quic_recv_buffer_bytes / 2 < gateway::quic::UDP_BUFFER_BYTES {
-        eprintln!(
-            "warning: the QUIC socket's receive buffer is {} bytes (asked for {}): bursts beyond it are \
+        tracing::warn!(
+            "the QUIC socket's receive buffer is {} bytes (asked for {}): bursts beyond it are \
              dropped and resent after a loss timeout; raise it with sysctl -w net.core.rmem_max={}",
             info.quic_recv_buffer_bytes / 2,
             gateway::quic::UDP_BUFFER_BYTES,
@@ -396,7 +408,7 @@ fn serve(
         println!("http: http://{http}/ (metrics, health, dashboard)");
     }
     for warning in &info.session_store_warnings {
-        eprintln!("warning: {warning}");
+        tracing::warn!("{warning}");
     }
     if !info.canceled_at_start.is_empty() {
         println!(
@@ -405,8 +417,8 @@ fn serve(
         );
     }
     if !info.plain_password_accounts.is_empty() {
-        eprintln!(
-            "warning: accounts {} have plain-text demo passwords (password = account name on the embedded defaults)",
+        tracing::warn!(
+            "accounts {} have plain-text demo passwords (password = account name on the embedded defaults)",
             info.plain_password_accounts.join(", ")
         );
     }
@@ -425,7 +437,7 @@ fn serve(
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
     });
-    eprintln!("serve: stopping");
+    tracing::info!("stopping");
     server.stop();
     ExitCode::SUCCESS
 }

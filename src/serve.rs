@@ -542,6 +542,17 @@ impl Monitor {
     }
 
     /// `/metrics`, `/livez`, `/readyz` and the dashboard.
+    /// The router's and the gateway's handles, registered in the counters file.
+    fn stage_metrics(
+        &mut self,
+    ) -> Result<(gateway::metrics::RouterMetrics, gateway::metrics::GatewayMetrics), monitor::CountersError>
+    {
+        Ok((
+            gateway::metrics::RouterMetrics::register(&mut self.registry)?,
+            gateway::metrics::GatewayMetrics::register(&mut self.registry)?,
+        ))
+    }
+
     fn routes(&self) -> axum::Router {
         monitor::http::router(monitor::http::MonitorState {
             counters: self.registry.reader(),
@@ -769,6 +780,10 @@ impl Server {
             }
         };
         let router_wait = wait_strategy(&config.engine.router_wait)?;
+        // Monitoring first: each stage registers its handles before its thread starts.
+        let mut monitor = Monitor::create(&data_dir).map_err(|e| data_err(e.to_string()))?;
+        let (router_metrics, gateway_metrics) =
+            monitor.stage_metrics().map_err(|e| data_err(e.to_string()))?;
         let account_names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
         let mut settlement = crate::settlement_run::SettlementRun::open(
             &config.settlement,
@@ -803,6 +818,7 @@ impl Server {
             doorbell,
             wait: router_wait,
             durability: Some(Durability { progress, group_commit: matches!(sync, SyncPolicy::GroupCommit) }),
+            metrics: Some(router_metrics),
         };
         let router_error = |e: std::io::Error| ServeError::Engine(format!("router: {e}"));
         let (mut router, tx) = Router::new(link, router_config).map_err(router_error)?;
@@ -851,8 +867,7 @@ impl Server {
             poll_spin: std::time::Duration::from_micros(config.network.poll_spin_us),
         };
         let parking = Parking::new(venue.session.clone(), opened, reset_offset_s, now);
-        let monitor = Monitor::create(&data_dir).map_err(|e| data_err(e.to_string()))?;
-        let gateway = Gateway::start(&gateway_config, venue, routing, parking)?;
+        let gateway = Gateway::start_monitored(&gateway_config, venue, routing, parking, gateway_metrics)?;
         monitor.gateway_listening.set(true);
         if let Some(s) = settlement.as_mut() {
             s.start().map_err(|e| ServeError::Config(e.to_string()))?;
@@ -971,10 +986,7 @@ fn build_risk(
         .map_err(|what| ServeError::Data { path: state_path.clone(), what })?;
     for (name, saved) in saved.accounts {
         let Some(id) = names.account_id_of(&name) else {
-            eprintln!(
-                "warning: {} names account {name}, which is not configured; ignored",
-                state_path.display()
-            );
+            tracing::warn!("{} names account {name}, which is not configured; ignored", state_path.display());
             continue;
         };
         if let Some(limits) = saved.limits {

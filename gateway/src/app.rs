@@ -9,6 +9,7 @@ use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, S
 
 use crate::auth::Authenticator;
 use crate::fix::{self, tag, Message};
+use crate::metrics::{GatewayMetrics, GatewayReject, OrderKind, RequestTimes};
 use crate::parking::Parking;
 use crate::router::{Request, RouterTx, SessionId, ToRouter};
 use crate::session::{Poll, Session};
@@ -85,6 +86,8 @@ pub struct AppSession {
     drop_copy: bool,
     /// Where Logons are verified off this thread; `None` verifies them here.
     auth: Option<Authenticator>,
+    /// When the requests waiting for their first report were read (end-to-end latency).
+    times: RequestTimes,
 }
 
 impl AppSession {
@@ -98,6 +101,7 @@ impl AppSession {
             admin: false,
             drop_copy: false,
             auth: None,
+            times: RequestTimes::default(),
         }
     }
 
@@ -116,6 +120,7 @@ impl AppSession {
         parking: &mut Parking,
         verdict: Result<AccountId, LogonRefused>,
         now_ns: u64,
+        metrics: &GatewayMetrics,
     ) {
         if session.is_closed() {
             if let Ok(account) = verdict {
@@ -123,8 +128,8 @@ impl AppSession {
             }
             return;
         }
-        self.decide_logon(session, parking, verdict, now_ns);
-        self.drive(session, parking, now_ns);
+        self.decide_logon(session, parking, verdict, now_ns, metrics);
+        self.drive(session, parking, now_ns, metrics);
     }
 
     fn decide_logon(
@@ -133,6 +138,7 @@ impl AppSession {
         parking: &mut Parking,
         verdict: Result<AccountId, LogonRefused>,
         now_ns: u64,
+        metrics: &GatewayMetrics,
     ) {
         match verdict {
             Ok(account) => {
@@ -144,13 +150,20 @@ impl AppSession {
                 if self.router.send(attach).is_err() {
                     self.venue.accounts.release(account);
                     session.refuse_logon("venue is shutting down", now_ns);
+                    metrics.logon_failed();
                 } else {
+                    metrics.logon();
+                    tracing::info!(account, session = self.id, "logon");
                     self.account = Some(account);
                     // The account's persistent session goes on where its last connection left it.
                     session.accept_logon_resuming(parking.resume(account, self.id, now_ns), now_ns);
                 }
             }
-            Err(refused) => session.refuse_logon(&refused.to_string(), now_ns),
+            Err(refused) => {
+                tracing::info!(session = self.id, reason = %refused, "logon refused");
+                metrics.logon_failed();
+                session.refuse_logon(&refused.to_string(), now_ns);
+            }
         }
     }
 
@@ -166,7 +179,14 @@ impl AppSession {
 
     /// Runs the session over what it has buffered: logons are decided, application messages
     /// translated and sent to the router. `outbox` is where this session's reports will go.
-    pub fn drive(&mut self, session: &mut Session, parking: &mut Parking, now_ns: u64) {
+    /// `now_ns` is when the bytes were read: the start of each request's end-to-end latency.
+    pub fn drive(
+        &mut self,
+        session: &mut Session,
+        parking: &mut Parking,
+        now_ns: u64,
+        metrics: &GatewayMetrics,
+    ) {
         loop {
             match session.poll(now_ns) {
                 Poll::Idle => break,
@@ -174,12 +194,13 @@ impl AppSession {
                     // Pending: `poll` answers Idle until the verdict comes back.
                     Some(auth) => {
                         if let Err(refused) = auth.submit(self.id, &req) {
+                            metrics.logon_failed();
                             session.refuse_logon(&refused.to_string(), now_ns);
                         }
                     }
                     None => {
                         let verdict = self.venue.accounts.authenticate(&req);
-                        self.decide_logon(session, parking, verdict, now_ns);
+                        self.decide_logon(session, parking, verdict, now_ns, metrics);
                     }
                 },
                 Poll::App(msg) if msg.msg_type() == b"3" => {} // a client's Reject of our message: nothing to undo
@@ -189,7 +210,7 @@ impl AppSession {
                     if let Some(refusal) = self.screen_admin(&msg, account) {
                         if let Some(refusal) = refusal {
                             let echo = Echo::of(&msg);
-                            self.refuse(session, seq, (refusal, echo), now_ns);
+                            self.refuse(session, seq, (refusal, echo), now_ns, metrics);
                         }
                         continue;
                     }
@@ -197,8 +218,12 @@ impl AppSession {
                     // its answer echoes before the message's buffer is released.
                     let refused = match self.translate(&msg, account, seq) {
                         Ok(request) => {
-                            if self.router.try_send(ToRouter::Request { session: self.id, request }).is_err()
-                            {
+                            let sent = self.router.try_send(ToRouter::Request { session: self.id, request });
+                            if sent.is_ok() {
+                                metrics.order_in(OrderKind::of(&request));
+                                self.times.start(request_id(&request), now_ns);
+                            } else {
+                                metrics.reject(GatewayReject::GatewayBusy);
                                 let (msg_type, ref_id): (&[u8], _) = match request {
                                     Request::New { order, .. } => (b"D", order.id),
                                     Request::Cancel { request_id, .. } => (b"F", request_id),
@@ -214,14 +239,26 @@ impl AppSession {
                         }
                         Err(refusal) => (refusal, Echo::of(&msg)),
                     };
-                    self.refuse(session, seq, refused, now_ns);
+                    self.refuse(session, seq, refused, now_ns, metrics);
                 }
             }
         }
     }
 
     /// Answers a refused application message.
-    fn refuse(&self, session: &mut Session, seq: u64, (refusal, echo): (Refusal, Echo), now_ns: u64) {
+    fn refuse(
+        &self,
+        session: &mut Session,
+        seq: u64,
+        (refusal, echo): (Refusal, Echo),
+        now_ns: u64,
+        metrics: &GatewayMetrics,
+    ) {
+        metrics.reject(match refusal {
+            Refusal::Session(..) => GatewayReject::Session,
+            Refusal::Business(..) | Refusal::Admin(..) => GatewayReject::Business,
+            Refusal::Order(..) => GatewayReject::InvalidOrder,
+        });
         match refusal {
             Refusal::Session(reason, t, text) => {
                 session.reject(seq, &echo.msg_type, reason, t, &text, now_ns)
@@ -256,7 +293,17 @@ impl AppSession {
     }
 
     /// Encodes a router answer into the session.
-    pub fn deliver(&mut self, session: &mut Session, message: Report, now_ns: u64) {
+    pub fn deliver(&mut self, session: &mut Session, message: Report, now_ns: u64, metrics: &GatewayMetrics) {
+        let answers = match &message {
+            Report::Exec(r) => Some(&r.cl_ord_id),
+            Report::CancelReject(r) => Some(&r.cl_ord_id),
+            Report::BusinessReject { ref_id, .. } => Some(ref_id),
+            _ => None,
+        };
+        if let Some(read_ns) = answers.and_then(|id| self.times.take(id)) {
+            // The report is encoded just below: a vDSO clock read, no system call.
+            metrics.order_latency(read_ns, crate::server::now_ns());
+        }
         match message {
             Report::Exec(report) => self.exec_report(session, &report, now_ns),
             Report::CancelReject(r) => session.send(b"9", now_ns, |e| {
@@ -390,8 +437,16 @@ impl AppSession {
     /// Tells the router the session ended, parks the account's persistent session for its next
     /// connection, and frees the account's session slot. A Logout from the client is graceful
     /// (no cancel-on-disconnect).
-    pub fn detach(&mut self, session: &mut Session, parking: &mut Parking, now_ns: u64) {
+    pub fn detach(
+        &mut self,
+        session: &mut Session,
+        parking: &mut Parking,
+        now_ns: u64,
+        metrics: &GatewayMetrics,
+    ) {
         if let Some(account) = self.account.take() {
+            metrics.session_ended();
+            tracing::info!(account, session = self.id, graceful = session.logout_received(), "logout");
             let graceful = session.logout_received();
             let _ = self.router.send(ToRouter::Detach { session: self.id, graceful });
             parking.park(account, self.id, session, now_ns);
@@ -636,6 +691,17 @@ impl AppSession {
             post_only,
             stp: StpMode::CancelNewest,
         })
+    }
+}
+
+/// The client's id of a request: what its first report names.
+fn request_id(request: &Request) -> ClOrdId {
+    match request {
+        Request::New { order, .. } => order.id,
+        Request::Cancel { request_id, .. } | Request::MassCancel { request_id, .. } => *request_id,
+        Request::Replace { replace, .. } => replace.id,
+        Request::Status { cl_ord_id, .. } => *cl_ord_id,
+        Request::MassStatus { req_id, .. } => *req_id,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod client;
 pub mod dictionary;
 pub mod fix;
+pub mod metrics;
 pub mod parking;
 pub mod quic;
 pub mod resend_store;

@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
+pub use crate::metrics::RouterMetrics;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use engine::{AccountId, Command, CommandKind, Event};
 use journal::JournalProgress;
@@ -128,6 +130,9 @@ pub struct RouterConfig {
     /// Core to pin the router thread to (with [`EngineLink::Inline`] it is the engine's
     /// thread); `None` leaves it to the scheduler.
     pub pin_core: Option<usize>,
+    /// Monitoring handles for the router's thread ([`RouterMetrics::register`]); `None` records
+    /// into handles nobody reads.
+    pub metrics: Option<RouterMetrics>,
 }
 
 /// How the router reaches the matching engine.
@@ -283,6 +288,7 @@ pub struct Router {
     outbox: Option<Outbox>,
     admin_saver: AdminSaver,
     stats: Arc<OmsStats>,
+    metrics: RouterMetrics,
     stop: Arc<AtomicBool>,
 }
 
@@ -328,6 +334,10 @@ impl Router {
     /// have changed and as [`Router::turn_due`] says, then [`Router::end`].
     pub fn new(engine: EngineLink, config: RouterConfig) -> std::io::Result<(Router, RouterTx)> {
         let oms = OrderManager::new(config.oms).map_err(std::io::Error::other)?;
+        let metrics = match config.metrics {
+            Some(m) => m,
+            None => RouterMetrics::unobserved().map_err(std::io::Error::other)?,
+        };
         let (tx, rx) = crossbeam_channel::bounded(INBOUND_CHANNEL_CAPACITY);
         let engine = match engine {
             EngineLink::Rings { commands, events, doorbell } => {
@@ -347,6 +357,7 @@ impl Router {
             held: VecDeque::new(),
             outbox: None,
             admin_saver: AdminSaver::start()?,
+            metrics,
             stop: Arc::new(AtomicBool::new(false)),
         };
         Ok((router, RouterTx { tx, doorbell: config.doorbell }))
@@ -388,6 +399,18 @@ impl Router {
     /// One turn: engine events, then a batch of session messages, then held events whose
     /// commands are now durable, then deliveries. True when it did something.
     pub fn turn(&mut self) -> bool {
+        let started = Instant::now();
+        let busy = self.turn_inner();
+        if busy {
+            let journal =
+                self.durability.as_ref().map(|d| (d.progress.written_seq(), d.progress.durable_seq()));
+            let live = self.oms.orders().live_len();
+            self.metrics.turn_done(started, &self.stats, self.inbound.len(), live, journal);
+        }
+        busy
+    }
+
+    fn turn_inner(&mut self) -> bool {
         let mut busy = self.drain_events();
         for _ in 0..BATCH_MAX {
             match self.inbound.try_recv() {
@@ -483,6 +506,7 @@ impl Router {
             }
             ToRouter::Detach { session, graceful } => self.oms.detach(session, graceful),
             ToRouter::Admin { account, request } => {
+                tracing::info!(account, ?request, "admin request");
                 // A failed save is said in the next answer's text: the admin sees it, and which.
                 let warning =
                     self.admin_saver.last_error().map(|e| format!("the last admin state save failed: {e}"));
@@ -558,6 +582,7 @@ impl Router {
 
     /// One engine event: exposure follows it now; its reports once its command is durable.
     fn take_event(&mut self, event: &Event) {
+        self.metrics.event(event);
         self.oms.on_engine_event(event);
         if self.held.is_empty() && self.is_durable(event.command_seq) {
             self.oms.on_event(event);

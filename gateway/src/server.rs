@@ -22,6 +22,7 @@ use runtime::WaitStrategy;
 
 use crate::app::AppSession;
 use crate::auth::{Authenticator, Verdict};
+use crate::metrics::GatewayMetrics;
 use crate::parking::Parking;
 use crate::quic::{ConnectionHandle, QuicSocket, QUIC_WRITE_BUFFER_MAX};
 use crate::router::{Delivery, Outbox, Router, RouterTx, SessionId, ToRouter, TurnDue, OUTBOX_CAPACITY};
@@ -123,12 +124,25 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Binds both transports and starts the gateway thread.
+    /// Binds both transports and starts the gateway thread, recording into handles nobody reads.
     pub fn start(
         config: &GatewayConfig,
         venue: Arc<Venue>,
         routing: Routing,
         parking: Parking,
+    ) -> Result<Gateway, ServerError> {
+        let metrics = GatewayMetrics::unobserved().map_err(|e| ServerError::Start(io::Error::other(e)))?;
+        Gateway::start_monitored(config, venue, routing, parking, metrics)
+    }
+
+    /// Binds both transports and starts the gateway thread, which records into `metrics`
+    /// (registered in the venue's counters file).
+    pub fn start_monitored(
+        config: &GatewayConfig,
+        venue: Arc<Venue>,
+        routing: Routing,
+        parking: Parking,
+        metrics: GatewayMetrics,
     ) -> Result<Gateway, ServerError> {
         let server_config = quinn_server_config(&config.tls, &config.quic_tuning)?;
         let udp = std::net::UdpSocket::bind(config.quic)
@@ -184,6 +198,7 @@ impl Gateway {
             next_token: 0,
             buf: vec![0; READ_CHUNK],
             tx_scratch: Vec::new(),
+            metrics,
         };
         gateway.register().map_err(ServerError::Start)?;
         let thread = {
@@ -228,10 +243,10 @@ struct Fix {
 
 impl Fix {
     /// Reports the end of the session to the router and parks its persistent state, once.
-    fn detach(&mut self, parking: &mut Parking, now_ns: u64) {
+    fn detach(&mut self, parking: &mut Parking, now_ns: u64, metrics: &GatewayMetrics) {
         if !self.detached {
             self.detached = true;
-            self.app.detach(&mut self.session, parking, now_ns);
+            self.app.detach(&mut self.session, parking, now_ns, metrics);
         }
     }
 
@@ -301,6 +316,7 @@ struct GatewayLoop {
     buf: Vec<u8>,
     /// A session's bytes on their way into its QUIC stream (kept, so sending allocates nothing).
     tx_scratch: Vec<u8>,
+    metrics: GatewayMetrics,
 }
 
 impl GatewayLoop {
@@ -340,7 +356,7 @@ impl GatewayLoop {
                     token => {
                         if event.is_readable() {
                             if let Some(conn) = self.tcp.get_mut(&token) {
-                                read_tcp(conn, &mut self.parking, &mut self.buf, now_ns());
+                                read_tcp(conn, &mut self.parking, &mut self.buf, now_ns(), &self.metrics);
                             }
                         }
                     }
@@ -402,7 +418,7 @@ impl GatewayLoop {
             if !conn.received.is_empty() {
                 fix.session.feed(&conn.received);
                 conn.received.clear();
-                fix.app.drive(&mut fix.session, &mut self.parking, now_ns);
+                fix.app.drive(&mut fix.session, &mut self.parking, now_ns, &self.metrics);
                 busy = true;
             }
             if conn.peer_gone && !fix.session.is_closed() {
@@ -417,7 +433,9 @@ impl GatewayLoop {
                 None => None,
             };
             match fix {
-                Some(fix) => fix.app.logon_decided(&mut fix.session, &mut self.parking, verdict, now_ns),
+                Some(fix) => {
+                    fix.app.logon_decided(&mut fix.session, &mut self.parking, verdict, now_ns, &self.metrics)
+                }
                 // The connection went away while its Logon was checked.
                 None => {
                     if let Ok(account) = verdict {
@@ -445,11 +463,11 @@ impl GatewayLoop {
                 None => None,
             };
             match fix {
-                Some(fix) => fix.app.deliver(&mut fix.session, message, now_ns),
+                Some(fix) => fix.app.deliver(&mut fix.session, message, now_ns, &self.metrics),
                 // No connection: the account's session numbers and keeps it for a resend.
                 None => {
                     if let Some(session) = self.parking.detached(account) {
-                        self.parked_app.deliver(session, message, now_ns);
+                        self.parked_app.deliver(session, message, now_ns, &self.metrics);
                         self.parking.persist_detached(account);
                     }
                 }
@@ -487,13 +505,13 @@ impl GatewayLoop {
             conn.write(scratch);
             scratch.clear();
             if conn.state.session.is_closed() {
-                conn.state.detach(&mut self.parking, now_ns);
+                conn.state.detach(&mut self.parking, now_ns, &self.metrics);
                 conn.finish(now);
             }
         }
         for mut fix in self.quic.transmit(now) {
             self.by_session.remove(&fix.app.id());
-            fix.detach(&mut self.parking, now_ns);
+            fix.detach(&mut self.parking, now_ns, &self.metrics);
         }
     }
 
@@ -518,7 +536,7 @@ impl GatewayLoop {
         for token in closed {
             if let Some(mut conn) = self.tcp.remove(&token) {
                 self.by_session.remove(&conn.fix.app.id());
-                conn.fix.detach(&mut self.parking, now_ns);
+                conn.fix.detach(&mut self.parking, now_ns, &self.metrics);
                 let _ = self.poll.registry().deregister(&mut conn.stream);
             }
         }
@@ -565,12 +583,12 @@ impl GatewayLoop {
             conn.fix.drain_tx(&mut self.parking, |tx| write_buf.push(tx));
             let _ = flush_tcp(&mut conn);
             conn.fix.session.mark_logout_received();
-            conn.fix.detach(&mut self.parking, now);
+            conn.fix.detach(&mut self.parking, now, &self.metrics);
         }
         for (_, conn) in self.quic.conns_mut() {
             conn.state.session.logout("venue shutting down", now);
             conn.state.session.mark_logout_received();
-            conn.state.detach(&mut self.parking, now);
+            conn.state.detach(&mut self.parking, now, &self.metrics);
         }
         self.quic.close_all(b"venue shutting down");
         if let Some(mut router) = self.router.take() {
@@ -580,7 +598,7 @@ impl GatewayLoop {
         while let Ok(Delivery { account, event_seq, report: message }) = self.outbox_rx.try_recv() {
             self.parking.note_event(account, event_seq);
             if let Some(session) = self.parking.detached(account) {
-                self.parked_app.deliver(session, message, now);
+                self.parked_app.deliver(session, message, now, &self.metrics);
                 self.parking.persist_detached(account);
             }
         }
@@ -590,7 +608,7 @@ impl GatewayLoop {
     }
 }
 
-fn read_tcp(conn: &mut TcpConn, parking: &mut Parking, buf: &mut [u8], now: u64) {
+fn read_tcp(conn: &mut TcpConn, parking: &mut Parking, buf: &mut [u8], now: u64, metrics: &GatewayMetrics) {
     loop {
         match conn.stream.read(buf) {
             Ok(0) => {
@@ -599,7 +617,7 @@ fn read_tcp(conn: &mut TcpConn, parking: &mut Parking, buf: &mut [u8], now: u64)
             }
             Ok(n) => {
                 conn.fix.session.feed(&buf[..n]);
-                conn.fix.app.drive(&mut conn.fix.session, parking, now);
+                conn.fix.app.drive(&mut conn.fix.session, parking, now, metrics);
                 if n < buf.len() {
                     // A short read took all the socket had: the read that would say WouldBlock
                     // is a system call per wake-up for nothing. Bytes arriving later raise a

@@ -80,6 +80,15 @@ pub const LEDGER_POSTINGS: CounterDef = counter("exchange_ledger_postings_total"
 /// Requests answered from the idempotency store instead of executed again.
 pub const IDEMPOTENT_REPLAYS: CounterDef =
     counter("exchange_idempotent_replays_total", "Requests answered from the idempotency store.");
+/// Requests order management sent to the engine.
+pub const ROUTER_REQUESTS: CounterDef =
+    counter("exchange_router_requests_total", "Requests order management sent to the engine.");
+/// Reports kept for accounts with no connection (sent on their next Logon).
+pub const REPORTS_TO_DETACHED: CounterDef =
+    counter("exchange_reports_to_detached_total", "Reports kept for accounts with no connection.");
+/// Engine events about an order order management does not know: never expected.
+pub const UNKNOWN_ORDER_EVENTS: CounterDef =
+    counter("exchange_unknown_order_events_total", "Engine events about an unknown order (a bug).");
 
 /// Entries waiting in a ring [ring].
 pub const RING_OCCUPANCY: GaugeDef = gauge("exchange_ring_occupancy", "Entries waiting in a ring [ring].");
@@ -88,6 +97,13 @@ pub const RESTING_ORDERS: GaugeDef = gauge("exchange_resting_orders", "Resting o
 /// Last command sequence number journaled.
 pub const JOURNAL_POSITION: GaugeDef =
     gauge("exchange_journal_position", "Last sequence number appended [journal].");
+/// Records appended to a journal and not yet durable under its sync policy.
+pub const JOURNAL_UNSYNCED: GaugeDef = gauge(
+    "exchange_journal_unsynced_records",
+    "Records appended and not yet durable (written minus durable sequence) [journal].",
+);
+/// Orders live in order management (resting, or on their way to the book).
+pub const LIVE_ORDERS: GaugeDef = gauge("exchange_live_orders", "Orders live in order management.");
 /// Age of the oldest journaled record not yet synced.
 pub const JOURNAL_SYNC_LAG: GaugeDef = GaugeDef {
     name: "exchange_journal_sync_lag_seconds",
@@ -137,6 +153,9 @@ pub const COUNTERS: &[CounterDef] = &[
     MD_SLOW_CUTS,
     LEDGER_POSTINGS,
     IDEMPOTENT_REPLAYS,
+    ROUTER_REQUESTS,
+    REPORTS_TO_DETACHED,
+    UNKNOWN_ORDER_EVENTS,
 ];
 
 /// Every gauge.
@@ -144,6 +163,8 @@ pub const GAUGES: &[GaugeDef] = &[
     RING_OCCUPANCY,
     RESTING_ORDERS,
     JOURNAL_POSITION,
+    JOURNAL_UNSYNCED,
+    LIVE_ORDERS,
     JOURNAL_SYNC_LAG,
     SESSIONS,
     MD_SUBSCRIBERS,

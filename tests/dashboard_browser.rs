@@ -1,0 +1,156 @@
+//! The dashboard of the real `serve` in a real browser: headless Chromium loads `/` while two
+//! FIX clients trade through the venue, and the page must have drawn its charts from several
+//! scrapes, and a later load must show more orders than the first. Saves a screenshot to
+//! `target/serve-dashboard.png`. Skipped (and says so) when Chromium is not installed
+//! (`apt-get install chromium`; `.ci/run` installs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use engine::Side;
+use gateway::client::FixClient;
+
+/// Bound on one browser run: a stuck browser fails the test instead of hanging it.
+const BROWSER_RUN_MAX: Duration = Duration::from_secs(90);
+
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs headless Chromium with `extra` flags on `url`, with a fresh profile and a time bound.
+fn browse(chrome: &Path, profile: &Path, extra: &[String], url: &str) -> Output {
+    let mut child = Command::new(chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        // The page polls every second of page time; 6 s of virtual time gives about six scrapes
+        // (taken within milliseconds of real time: "changing" is checked across two loads).
+        .arg("--virtual-time-budget=6000")
+        .args(extra)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > BROWSER_RUN_MAX {
+            let _ = child.kill();
+            panic!("chromium did not finish within {BROWSER_RUN_MAX:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The order count the status line shows ("orders in N").
+fn orders_shown(dom: &str) -> Option<u64> {
+    let start = dom.find("orders in ")? + "orders in ".len();
+    dom[start..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// The value of `data-NAME="..."` in the dumped DOM.
+fn data_attribute<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("data-{name}=\""))? + name.len() + 7;
+    dom[start..].split('"').next()
+}
+
+#[test]
+fn the_served_dashboard_shows_live_order_flow_in_chromium() {
+    let Some(chrome) = chromium() else {
+        println!("skipped: chromium not installed (apt-get install chromium)");
+        return;
+    };
+    let v = venue("dashboard");
+    let http = v.server().info.http_addr.expect("an HTTP endpoint");
+    let (alice_config, bob_config) = (v.config("alice", "alice", false), v.config("bob", "bob", false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flow_stop = Arc::clone(&stop);
+    let traded = Arc::new(AtomicBool::new(false));
+    let flow_traded = Arc::clone(&traded);
+    // Order flow until told to stop: alice rests a bid, bob's market sell takes it.
+    let flow = std::thread::spawn(move || {
+        rt().block_on(async {
+            let mut alice = FixClient::connect(&alice_config).await.expect("logon");
+            let mut bob = FixClient::connect(&bob_config).await.expect("logon");
+            let mut i = 0u64;
+            while !flow_stop.load(Ordering::Relaxed) {
+                i += 1;
+                limit(&mut alice, &format!("a{i}"), Side::Buy, 1, "100.50").await;
+                let _ = next(&mut alice).await;
+                market(&mut bob, &format!("b{i}"), Side::Sell, 1).await;
+                let _ = next(&mut bob).await;
+                let _ = next(&mut bob).await;
+                let _ = next(&mut alice).await;
+                flow_traded.store(true, Ordering::Relaxed);
+            }
+            alice.logout().await.unwrap();
+            bob.logout().await.unwrap();
+            i
+        })
+    });
+
+    let started = Instant::now();
+    while !traded.load(Ordering::Relaxed) {
+        assert!(started.elapsed() < WAIT, "no trade within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let profile = TempDir(std::env::temp_dir().join(format!("serve-chromium-{}", std::process::id())));
+    let url = format!("http://{http}/");
+    let dump = browse(&chrome, &profile.0, &["--dump-dom".to_owned()], &url);
+    let dom = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/serve-dashboard.png");
+    let shot = browse(
+        &chrome,
+        &profile.0,
+        &[format!("--screenshot={}", screenshot.display()), "--window-size=1280,1000".to_owned()],
+        &url,
+    );
+    let later = browse(&chrome, &profile.0, &["--dump-dom".to_owned()], &url);
+    let later = String::from_utf8_lossy(&later.stdout).into_owned();
+    stop.store(true, Ordering::Relaxed);
+    let rounds = flow.join().unwrap();
+    assert!(rounds > 0, "no order flowed");
+
+    assert!(dump.status.success(), "chromium --dump-dom failed:\n{}", String::from_utf8_lossy(&dump.stderr));
+    let polls: u32 = data_attribute(&dom, "polls").and_then(|p| p.parse().ok()).unwrap_or(0);
+    assert!(polls >= 3, "the page drew {polls} scrapes:\n{dom}");
+    let (first, second) = (orders_shown(&dom), orders_shown(&later));
+    assert!(first.is_some_and(|f| f > 0), "no orders shown:\n{dom}");
+    assert!(
+        second > first,
+        "the order count did not move between two loads ({first:?}, {second:?}):\n{later}"
+    );
+    assert!(dom.matches("<canvas").count() >= 5, "charts missing:\n{dom}");
+    assert!(dom.contains("readyz/gateway_listening"), "health checks missing:\n{dom}");
+    assert!(
+        shot.status.success() && screenshot.is_file(),
+        "no screenshot:\n{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    println!("screenshot: {}", screenshot.display());
+}
