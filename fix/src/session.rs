@@ -33,8 +33,8 @@
 //!   (373=2) or a header tag after the body (373=14) gets a session Reject naming the tag. The
 //!   message consumes its MsgSeqNum (it arrived intact) and never reaches the application.
 
+use crate::codec::{self, tag, Encoder, FrameError, Message};
 use crate::dictionary::{self, FieldViolation};
-use crate::fix::{self, tag, Encoder, FrameError, Message};
 use crate::resend_store::{ResendStore, RESEND_STORE_BYTES_MAX};
 
 /// Default most application messages kept for resend.
@@ -63,7 +63,7 @@ impl Default for SessionConfig {
     fn default() -> SessionConfig {
         SessionConfig {
             our_comp_id: "EXCHANGE".to_owned(),
-            message_bytes_max: fix::MESSAGE_BYTES_MAX_DEFAULT,
+            message_bytes_max: codec::MESSAGE_BYTES_MAX_DEFAULT,
             resend_store_max: RESEND_STORE_MAX_DEFAULT,
             validate_fields: true,
         }
@@ -200,8 +200,8 @@ struct Core {
 pub struct Session {
     rx: Vec<u8>,
     rx_start: usize,
-    /// The field index of the message being handled (reused: see [`fix::Fields`]).
-    fields: fix::Fields,
+    /// The field index of the message being handled (reused: see [`codec::Fields`]).
+    fields: codec::Fields,
     core: Core,
 }
 
@@ -292,7 +292,7 @@ impl Session {
         Session {
             rx: Vec::with_capacity(core.config.message_bytes_max),
             rx_start: 0,
-            fields: fix::Fields::default(),
+            fields: codec::Fields::default(),
             core,
         }
     }
@@ -317,7 +317,7 @@ impl Session {
                 return Poll::Idle;
             }
             let rest = &self.rx[self.rx_start..];
-            let len = match fix::frame(rest, self.core.config.message_bytes_max) {
+            let len = match codec::frame(rest, self.core.config.message_bytes_max) {
                 Ok(None) => return Poll::Idle,
                 Ok(Some(len)) => len,
                 Err(FrameError::BadChecksum { len, .. }) => {
@@ -854,8 +854,8 @@ impl Core {
 
     /// A framed message whose fields do not parse: Reject it if its MsgSeqNum can be read and
     /// is the expected one (QuickFIX then counts it), else drop it as garbled.
-    fn reject_unparsed(&mut self, bytes: &[u8], e: &fix::ParseError, now_ns: u64) {
-        let seq = find_field(bytes, b"\x0134=").and_then(fix::parse_u64);
+    fn reject_unparsed(&mut self, bytes: &[u8], e: &codec::ParseError, now_ns: u64) {
+        let seq = find_field(bytes, b"\x0134=").and_then(codec::parse_u64);
         let msg_type = find_field(bytes, b"\x0135=").unwrap_or(b"");
         match seq {
             Some(seq) if seq == self.in_seq_next && self.state == State::Active => {
@@ -898,7 +898,7 @@ impl Core {
             if let Some(t) = ref_tag {
                 e.u64(tag::REF_TAG_ID, u64::from(t));
             }
-            if !ref_msg_type.is_empty() && !ref_msg_type.contains(&fix::SOH) {
+            if !ref_msg_type.is_empty() && !ref_msg_type.contains(&codec::SOH) {
                 e.bytes(tag::REF_MSG_TYPE, &ref_msg_type);
             }
             e.u64(tag::SESSION_REJECT_REASON, u64::from(reason));
@@ -997,7 +997,7 @@ impl Core {
 /// The value after `needle` (e.g. `<SOH>34=`) up to the next SOH, scanning raw bytes.
 fn find_field<'a>(bytes: &'a [u8], needle: &[u8]) -> Option<&'a [u8]> {
     let at = bytes.windows(needle.len()).position(|w| w == needle)? + needle.len();
-    let len = bytes[at..].iter().position(|&b| b == fix::SOH)?;
+    let len = bytes[at..].iter().position(|&b| b == codec::SOH)?;
     Some(&bytes[at..at + len])
 }
 
@@ -1026,7 +1026,7 @@ mod tests {
         let mut out = Vec::new();
         let mut at = 0;
         while at < tx.len() {
-            let len = fix::frame(&tx[at..], 1 << 20).unwrap().unwrap();
+            let len = codec::frame(&tx[at..], 1 << 20).unwrap().unwrap();
             out.push(String::from_utf8_lossy(&tx[at..at + len]).replace('\x01', "|"));
             at += len;
         }
@@ -1239,7 +1239,7 @@ mod tests {
         let (_c, mut v) = logged_on();
         let body = "35=D|49=alice|56=EXCHANGE|34=2|52=20240101-00:00:00|11=a|11=b|".replace('|', "\x01");
         let mut m = format!("8=FIX.4.4\x019={}\x01{body}", body.len()).into_bytes();
-        let sum = fix::checksum(&m);
+        let sum = codec::checksum(&m);
         m.extend_from_slice(format!("10={sum:03}\x01").as_bytes());
         v.feed(&m);
         assert!(matches!(v.poll(1), Poll::Idle));

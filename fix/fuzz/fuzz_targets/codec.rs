@@ -2,7 +2,7 @@
 //! re-encode to a message that frames again.
 #![no_main]
 
-use gateway::fix::{frame, Encoder, Fields, Message};
+use fix::codec::{frame, Encoder, Fields, Message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -15,7 +15,7 @@
 
 use thiserror::Error;
 
-use crate::fix::{tag, Message};
+use crate::codec::{tag, Message};
 
 /// Tag numbers below this map one-to-one onto bits: FIX 4.4 defines tags 1 to 956.
 const FIX_TAGS_END: u32 = 1024;
@@ -408,7 +408,7 @@ pub fn check(msg: &Message<'_>) -> Result<(), FieldViolation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fix::{self, Encoder, Fields};
+    use crate::codec::{self, Encoder, Fields};
 
     /// A framed message of type `msg_type` whose body is `fields` (`|`-separated `tag=value`s,
     /// each ending in `|`), with the standard header and trailer.
@@ -445,7 +445,7 @@ mod tests {
         for t in VENUE_TAGS {
             assert!(is_defined(*t), "{t}");
         }
-        assert_eq!(body_tags(fix::MSG_ADMIN_REQUEST), Some(&ADMIN_REQUEST));
+        assert_eq!(body_tags(codec::MSG_ADMIN_REQUEST), Some(&ADMIN_REQUEST));
         assert_eq!(check_fields("U1", "1=alice|5100=r1|5101=set|5102={}|"), Ok(()));
         // AdminStatus belongs to the venue's answer, not the request.
         assert_eq!(check_fields("U1", "5100=r1|5103=0|"), Err(FieldViolation::NotInMessage(5103)));
