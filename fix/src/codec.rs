@@ -263,9 +263,11 @@ fn find_soh(bytes: &[u8], from: usize) -> usize {
 /// Tags below this are checked for duplicates with a bitset while parsing.
 const SEEN_TAGS: usize = 1024;
 
-/// Tags that may legitimately repeat (repeating groups we tolerate and ignore: parties).
+/// Tags that may legitimately repeat: members of the repeating groups the dictionary describes
+/// (whose structure [`crate::dictionary::check`] then checks).
+#[inline]
 fn may_repeat(tag: u32) -> bool {
-    matches!(tag, 447 | 448 | 452 | 453)
+    crate::dictionary::may_repeat(tag)
 }
 
 /// One field of a parsed message: its tag and where its value lies in the message's bytes.
@@ -409,6 +411,67 @@ impl<'a> Message<'a> {
     /// Tags in message order.
     pub fn tags(&self) -> impl Iterator<Item = u32> + 'a {
         self.fields.iter().map(|f| f.0)
+    }
+
+    /// The entries of the repeating group whose NumInGroup tag is `count` (as the dictionary
+    /// describes it for this MsgType), each a [`Message`] view over that entry's fields (nested
+    /// groups included), in message order. Empty when the message has no such group. The
+    /// entries are what the message carries; [`crate::dictionary::check`] is what says their
+    /// number matches the count.
+    pub fn group(&self, count: u32) -> GroupEntries<'a> {
+        let msg_type = self.msg_type();
+        let group = crate::dictionary::group(msg_type, count);
+        let at = match group {
+            Some(_) => self.fields.iter().position(|f| f.0 == count).map_or(self.fields.len(), |i| i + 1),
+            None => self.fields.len(),
+        };
+        GroupEntries { bytes: self.bytes, fields: self.fields, at, group, msg_type }
+    }
+}
+
+/// The entries of one repeating group ([`Message::group`]).
+#[derive(Clone, Debug)]
+pub struct GroupEntries<'a> {
+    bytes: &'a [u8],
+    fields: &'a [Field],
+    /// The next field to look at.
+    at: usize,
+    group: Option<&'static crate::dictionary::Group>,
+    msg_type: &'a [u8],
+}
+
+impl GroupEntries<'_> {
+    /// True when `tag` belongs in an entry of `group`: a member, or (recursively) a member of a
+    /// nested group that one of its members counts.
+    fn belongs(&self, group: &crate::dictionary::Group, tag: u32, depth: usize) -> bool {
+        group.member_index(tag).is_some()
+            || (depth < crate::dictionary::GROUP_DEPTH_MAX
+                && group.members.iter().any(|&m| {
+                    crate::dictionary::group(self.msg_type, m)
+                        .is_some_and(|nested| self.belongs(nested, tag, depth + 1))
+                }))
+    }
+}
+
+impl<'a> Iterator for GroupEntries<'a> {
+    type Item = Message<'a>;
+
+    fn next(&mut self) -> Option<Message<'a>> {
+        let group = self.group?;
+        let first = *self.fields.get(self.at)?;
+        if first.0 != group.delimiter {
+            self.group = None;
+            return None;
+        }
+        let start = self.at;
+        self.at += 1;
+        while let Some(&(t, _, _)) = self.fields.get(self.at) {
+            if t == group.delimiter || !self.belongs(group, t, 1) {
+                break;
+            }
+            self.at += 1;
+        }
+        Some(Message { bytes: self.bytes, fields: &self.fields[start..self.at] })
     }
 }
 

@@ -6,8 +6,15 @@
 //!
 //! The facts (tag numbers, header, trailer, message bodies with their components and repeating
 //! groups flattened) follow the FIX 4.4 specification (Volume 6, data dictionary; the same as
-//! QuickFIX's FIX44.xml). Group structure is not checked: a group's count tag and member tags
-//! are simply allowed in the messages that carry the group.
+//! QuickFIX's FIX44.xml).
+//!
+//! Repeating groups: the groups the venue uses are described ([`Group`]: count tag, delimiter
+//! tag, member tags, per MsgType since a group's delimiter can differ between messages) and
+//! their structure is checked: an entry starts with its delimiter, a member tag appears at most
+//! once per entry and only inside its group, and the number of entries equals the count.
+//! Members of these groups are the only tags the codec lets repeat ([`may_repeat`]). Groups not
+//! described (NoAllocs, NoUnderlyings, ...) are allowed as flat tags, so a second entry of one
+//! is still a duplicate tag (373=13).
 //!
 //! Cost: every set is a bitset over the tag numbers (FIX 4.4's, then a small window of
 //! venue-defined ones), built at compile time. Checking a message is a few bit tests per field:
@@ -114,6 +121,167 @@ const PEG_INSTRUCTIONS: &[u32] = &[211, 835, 836, 837, 838, 840];
 /// DiscretionInstructions.
 const DISCRETION_INSTRUCTIONS: &[u32] = &[388, 389, 841, 842, 843, 844, 846];
 
+// Repeating groups the venue describes (FIX 4.4 names).
+
+/// A repeating group: `count` (NumInGroup) says how many entries follow; each entry starts
+/// with `delimiter` and then carries `members` (the delimiter among them) at most once each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// The NumInGroup tag (e.g. 268 NoMDEntries).
+    pub count: u32,
+    /// The first tag of every entry.
+    pub delimiter: u32,
+    /// Every tag an entry may carry, the delimiter first; a member may itself be the count tag
+    /// of a nested group (described in the same table).
+    pub members: &'static [u32],
+}
+
+impl Group {
+    /// The position of `tag` among the members, if it is one.
+    #[inline]
+    pub fn member_index(&self, tag: u32) -> Option<usize> {
+        self.members.iter().position(|&m| m == tag)
+    }
+}
+
+/// Members an entry may carry at most: the per-entry duplicate check is a `u64` bitmask.
+const GROUP_MEMBERS_MAX: usize = 64;
+/// Nesting depth the checker follows (Parties → PtysSubGrp is 2).
+pub const GROUP_DEPTH_MAX: usize = 4;
+
+/// NoPartyIDs (453): Parties, with PtysSubGrp nested.
+pub const NO_PARTY_IDS: Group = Group { count: 453, delimiter: 448, members: &[448, 447, 452, 802] };
+/// NoPartySubIDs (802), nested in NoPartyIDs.
+pub const NO_PARTY_SUB_IDS: Group = Group { count: 802, delimiter: 523, members: &[523, 803] };
+/// NoMsgTypes (384) in Logon.
+pub const NO_MSG_TYPES: Group = Group { count: 384, delimiter: 372, members: &[372, 385] };
+/// NoMDEntryTypes (267) in MarketDataRequest.
+pub const NO_MD_ENTRY_TYPES: Group = Group { count: 267, delimiter: 269, members: &[269] };
+/// The Instrument fields the venue reads in a NoRelatedSym entry (Symbol first).
+const RELATED_SYM_MEMBERS: &[u32] = &[55, 65, 48, 22, 460, 461, 167, 207, 106, 107];
+/// NoRelatedSym (146) in MarketDataRequest: one entry per symbol.
+pub const NO_RELATED_SYM: Group = Group { count: 146, delimiter: 55, members: RELATED_SYM_MEMBERS };
+/// The entry fields of MarketDataSnapshotFullRefresh's and MarketDataIncrementalRefresh's
+/// NoMDEntries (268) the venue writes or a peer may send, plus 83 RptSeq (FIX 4.4 has it in
+/// incremental entries only; the venue also puts it in snapshot entries, docs/fix.md).
+const MD_ENTRY_MEMBERS: &[u32] = &[
+    269, 279, 278, 280, 55, 48, 22, 270, 15, 271, 272, 273, 274, 275, 336, 625, 326, 276, 277, 282, 283, 284,
+    286, 59, 432, 126, 110, 18, 287, 37, 299, 288, 289, 346, 290, 546, 811, 451, 58, 83, 285,
+];
+/// NoMDEntries (268) in a snapshot (W): entries start with MDEntryType (269).
+pub const NO_MD_ENTRIES_SNAPSHOT: Group = Group {
+    count: 268,
+    delimiter: 269,
+    members: &[
+        269, 278, 280, 55, 48, 22, 270, 15, 271, 272, 273, 274, 275, 336, 625, 326, 276, 277, 282, 283, 284,
+        286, 59, 432, 126, 110, 18, 287, 37, 299, 288, 289, 346, 290, 546, 811, 451, 58, 83, 285,
+    ],
+};
+/// NoMDEntries (268) in an incremental refresh (X): entries start with MDUpdateAction (279).
+pub const NO_MD_ENTRIES_INCREMENTAL: Group = Group {
+    count: 268,
+    delimiter: 279,
+    members: &[
+        279, 269, 278, 280, 55, 48, 22, 270, 15, 271, 272, 273, 274, 275, 336, 625, 326, 276, 277, 282, 283,
+        284, 286, 59, 432, 126, 110, 18, 287, 37, 299, 288, 289, 346, 290, 546, 811, 451, 58, 83, 285,
+    ],
+};
+/// NoAltMDSource (816) in MarketDataRequestReject.
+pub const NO_ALT_MD_SOURCE: Group = Group { count: 816, delimiter: 817, members: &[817] };
+/// NoLinesOfText (33) in News.
+pub const NO_LINES_OF_TEXT: Group = Group { count: 33, delimiter: 58, members: &[58, 354, 355] };
+/// NoRoutingIDs (215) in News.
+pub const NO_ROUTING_IDS: Group = Group { count: 215, delimiter: 216, members: &[216, 217] };
+
+/// Every described group, for the repeatable-tag set and the build-time checks.
+const ALL_GROUPS: &[Group] = &[
+    NO_PARTY_IDS,
+    NO_PARTY_SUB_IDS,
+    NO_MSG_TYPES,
+    NO_MD_ENTRY_TYPES,
+    NO_RELATED_SYM,
+    NO_MD_ENTRIES_SNAPSHOT,
+    NO_MD_ENTRIES_INCREMENTAL,
+    NO_ALT_MD_SOURCE,
+    NO_LINES_OF_TEXT,
+    NO_ROUTING_IDS,
+];
+
+const ORDER_GROUPS: &[Group] = &[NO_PARTY_IDS, NO_PARTY_SUB_IDS];
+const LOGON_GROUPS: &[Group] = &[NO_MSG_TYPES];
+const MD_REQUEST_GROUPS: &[Group] = &[NO_MD_ENTRY_TYPES, NO_RELATED_SYM];
+const MD_SNAPSHOT_GROUPS: &[Group] = &[NO_MD_ENTRIES_SNAPSHOT];
+const MD_INCREMENTAL_GROUPS: &[Group] = &[NO_MD_ENTRIES_INCREMENTAL];
+const MD_REJECT_GROUPS: &[Group] = &[NO_ALT_MD_SOURCE];
+const NEWS_GROUPS: &[Group] = &[NO_ROUTING_IDS, NO_LINES_OF_TEXT];
+
+/// The described groups `msg_type` carries (empty for the others).
+pub fn groups(msg_type: &[u8]) -> &'static [Group] {
+    match msg_type {
+        b"D" | b"F" | b"G" | b"H" | b"AF" | b"q" => ORDER_GROUPS,
+        b"A" => LOGON_GROUPS,
+        b"V" => MD_REQUEST_GROUPS,
+        b"W" => MD_SNAPSHOT_GROUPS,
+        b"X" => MD_INCREMENTAL_GROUPS,
+        b"Y" => MD_REJECT_GROUPS,
+        b"B" => NEWS_GROUPS,
+        _ => &[],
+    }
+}
+
+/// Tags `msg_type` carries only inside one of its groups: one of them outside is misplaced.
+fn group_only(msg_type: &[u8]) -> &'static TagSet {
+    const ORDER: TagSet = TagSet::of(&[NO_PARTY_IDS.members, NO_PARTY_SUB_IDS.members]);
+    const LOGON: TagSet = TagSet::of(&[NO_MSG_TYPES.members]);
+    const MD_REQUEST: TagSet = TagSet::of(&[NO_MD_ENTRY_TYPES.members, NO_RELATED_SYM.members]);
+    // A snapshot names its instrument at the top as well as in entries.
+    const MD_SNAPSHOT: TagSet = TagSet::of(&[&[
+        269, 278, 280, 270, 15, 271, 272, 273, 274, 275, 336, 625, 326, 276, 277, 282, 283, 284, 286, 59,
+        432, 126, 110, 18, 287, 37, 299, 288, 289, 346, 290, 546, 811, 83, 285,
+    ]]);
+    const MD_INCREMENTAL: TagSet = TagSet::of(&[NO_MD_ENTRIES_INCREMENTAL.members]);
+    const MD_REJECT: TagSet = TagSet::of(&[NO_ALT_MD_SOURCE.members]);
+    const NEWS: TagSet = TagSet::of(&[NO_LINES_OF_TEXT.members, NO_ROUTING_IDS.members]);
+    match msg_type {
+        b"D" | b"F" | b"G" | b"H" | b"AF" | b"q" => &ORDER,
+        b"A" => &LOGON,
+        b"V" => &MD_REQUEST,
+        b"W" => &MD_SNAPSHOT,
+        b"X" => &MD_INCREMENTAL,
+        b"Y" => &MD_REJECT,
+        b"B" => &NEWS,
+        _ => &TagSet::EMPTY,
+    }
+}
+
+/// The described group of `msg_type` whose count tag is `count`.
+pub fn group(msg_type: &[u8], count: u32) -> Option<&'static Group> {
+    groups(msg_type).iter().find(|g| g.count == count)
+}
+
+/// Tags that may appear more than once in a message: the members of the described groups. The
+/// codec's duplicate check skips them; [`check`] then checks them entry by entry.
+const REPEATABLE: TagSet = {
+    let mut set = TagSet::EMPTY;
+    let mut g = 0;
+    while g < ALL_GROUPS.len() {
+        let mut m = 0;
+        while m < ALL_GROUPS[g].members.len() {
+            set.insert(ALL_GROUPS[g].members[m]);
+            m += 1;
+        }
+        g += 1;
+    }
+    set
+};
+
+/// True when `tag` is a member of a described repeating group, so it may legitimately appear
+/// more than once in a message.
+#[inline]
+pub fn may_repeat(tag: u32) -> bool {
+    REPEATABLE.contains(tag)
+}
+
 // Message bodies: each message's own fields, then its components.
 
 const HEARTBEAT: TagSet = TagSet::of(&[&[112]]);
@@ -186,6 +354,20 @@ const ORDER_MASS_CANCEL_REQUEST: TagSet =
 const ADMIN_REQUEST: TagSet =
     TagSet::of(&[&[tag::ACCOUNT, tag::ADMIN_REQ_ID, tag::ADMIN_ACTION, tag::ADMIN_LIMITS]]);
 
+/// MarketDataRequest: its own fields, NoMDEntryTypes, NoRelatedSym (the Instrument fields the
+/// venue reads), NoTradingSessions.
+const MARKET_DATA_REQUEST: TagSet = TagSet::of(&[
+    &[262, 263, 264, 265, 266, 286, 815, 812, 267, 269, 146, 386, 336, 625],
+    RELATED_SYM_MEMBERS,
+]);
+/// MarketDataSnapshotFullRefresh: MDReqID, Instrument, NoMDEntries, and 83 RptSeq.
+const MARKET_DATA_SNAPSHOT: TagSet =
+    TagSet::of(&[&[262, 291, 292, 451, 813, 268], INSTRUMENT, MD_ENTRY_MEMBERS]);
+/// MarketDataIncrementalRefresh: MDReqID, NoMDEntries (with Instrument fields per entry).
+const MARKET_DATA_INCREMENTAL: TagSet = TagSet::of(&[&[262, 813, 268], INSTRUMENT, MD_ENTRY_MEMBERS]);
+/// MarketDataRequestReject: MDReqID, MDReqRejReason, NoAltMDSource, Text.
+const MARKET_DATA_REQUEST_REJECT: TagSet = TagSet::of(&[&[262, 281, 816, 817, 58, 354, 355]]);
+
 const DEFINED: TagSet = TagSet::fix44_and(VENUE_TAGS);
 const HEADER: TagSet = TagSet::of(&[HEADER_TAGS]);
 const TRAILER: TagSet = TagSet::of(&[TRAILER_TAGS]);
@@ -207,9 +389,23 @@ const CHECKED: &[TagSet] = &[
     ORDER_MASS_STATUS_REQUEST,
     ORDER_MASS_CANCEL_REQUEST,
     ADMIN_REQUEST,
+    MARKET_DATA_REQUEST,
+    MARKET_DATA_SNAPSHOT,
+    MARKET_DATA_INCREMENTAL,
+    MARKET_DATA_REQUEST_REJECT,
 ];
 
 const _: () = {
+    // Every described group: members within the dictionary, few enough for the per-entry
+    // bitmask, delimiter first.
+    let mut g = 0;
+    while g < ALL_GROUPS.len() {
+        let group = &ALL_GROUPS[g];
+        assert!(group.members.len() <= GROUP_MEMBERS_MAX && !group.members.is_empty());
+        assert!(group.members[0] == group.delimiter);
+        assert!(TagSet::of(&[group.members]).is_subset(&DEFINED));
+        g += 1;
+    }
     assert!(FIX44_TAG_RANGES[FIX44_TAG_RANGES.len() - 1].1 < FIX_TAGS_END);
     assert!(FIX_TAGS_END <= VENUE_TAG_FIRST);
     assert!(HEADER.is_subset(&DEFINED) && TRAILER.is_subset(&DEFINED) && HEADER.is_disjoint(&TRAILER));
@@ -322,6 +518,15 @@ pub enum FieldViolation {
     /// A header tag after a body tag, or a body tag after a trailer tag.
     #[error("Tag specified out of required order: {0}")]
     OutOfOrder(u32),
+    /// A tag twice at the top level, or twice in one group entry.
+    #[error("Tag appears more than once: {0}")]
+    Duplicate(u32),
+    /// A group member before its entry's delimiter, or outside its group.
+    #[error("Repeating group fields out of order: {0}")]
+    GroupOrder(u32),
+    /// A group's NumInGroup (the tag named) is not a number, or not the number of entries.
+    #[error("Incorrect NumInGroup count for repeating group: {0}")]
+    GroupCount(u32),
 }
 
 impl FieldViolation {
@@ -331,6 +536,9 @@ impl FieldViolation {
             FieldViolation::UndefinedTag(_) => 0,
             FieldViolation::NotInMessage(_) => 2,
             FieldViolation::OutOfOrder(_) => 14,
+            FieldViolation::Duplicate(_) => 13,
+            FieldViolation::GroupOrder(_) => 15,
+            FieldViolation::GroupCount(_) => 16,
         }
     }
 
@@ -339,7 +547,10 @@ impl FieldViolation {
         match *self {
             FieldViolation::UndefinedTag(t)
             | FieldViolation::NotInMessage(t)
-            | FieldViolation::OutOfOrder(t) => t,
+            | FieldViolation::OutOfOrder(t)
+            | FieldViolation::Duplicate(t)
+            | FieldViolation::GroupOrder(t)
+            | FieldViolation::GroupCount(t) => t,
         }
     }
 }
@@ -368,15 +579,23 @@ pub fn body_tags(msg_type: &[u8]) -> Option<&'static TagSet> {
         b"AF" => Some(&ORDER_MASS_STATUS_REQUEST),
         b"q" => Some(&ORDER_MASS_CANCEL_REQUEST),
         b"U1" => Some(&ADMIN_REQUEST),
+        b"V" => Some(&MARKET_DATA_REQUEST),
+        b"W" => Some(&MARKET_DATA_SNAPSHOT),
+        b"X" => Some(&MARKET_DATA_INCREMENTAL),
+        b"Y" => Some(&MARKET_DATA_REQUEST_REJECT),
         _ => None,
     }
 }
 
 /// Checks `msg` against the dictionary: every tag defined, allowed in its MsgType (header,
-/// body or trailer), and header, body and trailer in that order. The first fault in message
-/// order is reported. MsgTypes without a body table pass unchecked.
+/// body or trailer), header, body and trailer in that order, and the described repeating groups
+/// well formed (entries start with the delimiter, members once per entry and only inside their
+/// group, as many entries as the count says). The first fault in message order is reported.
+/// MsgTypes without a body table pass unchecked.
 pub fn check(msg: &Message<'_>) -> Result<(), FieldViolation> {
-    let Some(body) = body_tags(msg.msg_type()) else { return Ok(()) };
+    let msg_type = msg.msg_type();
+    let Some(body) = body_tags(msg_type) else { return Ok(()) };
+    let mut groups = GroupChecker::new(msg_type);
     #[derive(PartialEq, PartialOrd)]
     enum Part {
         Header,
@@ -384,7 +603,10 @@ pub fn check(msg: &Message<'_>) -> Result<(), FieldViolation> {
         Trailer,
     }
     let mut part = Part::Header;
-    for t in msg.tags() {
+    for &(t, start, end) in msg.fields() {
+        if groups.inside(t, &msg.bytes()[start as usize..end as usize])? {
+            continue;
+        }
         if HEADER.contains(t) {
             if part != Part::Header {
                 return Err(FieldViolation::OutOfOrder(t));
@@ -402,7 +624,122 @@ pub fn check(msg: &Message<'_>) -> Result<(), FieldViolation> {
             return Err(FieldViolation::UndefinedTag(t));
         }
     }
-    Ok(())
+    groups.finish()
+}
+
+/// One open group while checking: which group, how many entries it announced and has, and the
+/// members the current entry has had (bit per member index).
+#[derive(Clone, Copy)]
+struct OpenGroup {
+    group: &'static Group,
+    expected: u64,
+    entries: u64,
+    seen: u64,
+}
+
+/// The repeating-group part of [`check`]: a stack of open groups, bounded by
+/// [`GROUP_DEPTH_MAX`], and the repeatable tags met at the top level.
+struct GroupChecker {
+    groups: &'static [Group],
+    group_only: &'static TagSet,
+    stack: [Option<OpenGroup>; GROUP_DEPTH_MAX],
+    depth: usize,
+    top_seen: TagSet,
+}
+
+impl GroupChecker {
+    fn new(msg_type: &[u8]) -> GroupChecker {
+        GroupChecker {
+            groups: groups(msg_type),
+            group_only: group_only(msg_type),
+            stack: [None; GROUP_DEPTH_MAX],
+            depth: 0,
+            top_seen: TagSet::EMPTY,
+        }
+    }
+
+    /// Takes field `t` with `value`: `Ok(true)` when it belonged to a group (or opened one) and
+    /// needs no other check, `Ok(false)` when it is a top-level field for the caller.
+    fn inside(&mut self, t: u32, value: &[u8]) -> Result<bool, FieldViolation> {
+        while self.depth > 0 {
+            let open = self.stack[self.depth - 1].as_mut().expect("open group below depth");
+            if t == open.group.delimiter {
+                open.entries += 1;
+                if open.entries > open.expected {
+                    return Err(FieldViolation::GroupCount(open.group.count));
+                }
+                open.seen = 1;
+                return Ok(true);
+            }
+            if let Some(i) = open.group.member_index(t) {
+                if open.entries == 0 {
+                    return Err(FieldViolation::GroupOrder(t));
+                }
+                if open.seen & (1 << i) != 0 {
+                    return Err(FieldViolation::Duplicate(t));
+                }
+                open.seen |= 1 << i;
+                self.open_nested(t, value)?;
+                return Ok(true);
+            }
+            self.close()?;
+        }
+        if let Some(group) = self.groups.iter().find(|g| g.count == t) {
+            self.note_top(t)?;
+            self.push(group, value)?;
+            return Ok(true);
+        }
+        if self.group_only.contains(t) {
+            return Err(FieldViolation::GroupOrder(t));
+        }
+        if may_repeat(t) {
+            self.note_top(t)?;
+        }
+        Ok(false)
+    }
+
+    /// A member that is itself a count tag opens its nested group.
+    fn open_nested(&mut self, t: u32, value: &[u8]) -> Result<(), FieldViolation> {
+        match self.groups.iter().find(|g| g.count == t) {
+            Some(group) => self.push(group, value),
+            None => Ok(()),
+        }
+    }
+
+    fn push(&mut self, group: &'static Group, value: &[u8]) -> Result<(), FieldViolation> {
+        let expected = crate::codec::parse_u64(value).ok_or(FieldViolation::GroupCount(group.count))?;
+        if self.depth == GROUP_DEPTH_MAX {
+            return Err(FieldViolation::GroupOrder(group.count));
+        }
+        self.stack[self.depth] = Some(OpenGroup { group, expected, entries: 0, seen: 0 });
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), FieldViolation> {
+        self.depth -= 1;
+        let open = self.stack[self.depth].take().expect("open group at depth");
+        if open.entries != open.expected {
+            return Err(FieldViolation::GroupCount(open.group.count));
+        }
+        Ok(())
+    }
+
+    fn note_top(&mut self, t: u32) -> Result<(), FieldViolation> {
+        if self.top_seen.contains(t) {
+            return Err(FieldViolation::Duplicate(t));
+        }
+        self.top_seen.insert(t);
+        Ok(())
+    }
+
+    /// At the end of the message: every open group has its count.
+    fn finish(mut self) -> Result<(), FieldViolation> {
+        while self.depth > 0 {
+            self.close()?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -530,13 +867,164 @@ mod tests {
 
     #[test]
     fn other_message_types_are_not_checked() {
-        assert_eq!(body_tags(b"V"), None);
-        assert_eq!(check_fields("V", "262=md1|9999=x|"), Ok(()));
+        assert_eq!(body_tags(b"R"), None);
+        assert_eq!(check_fields("R", "131=q1|9999=x|"), Ok(()));
         assert_eq!(check_fields("8", "37=1|108=1|"), Ok(()));
     }
 
     #[test]
-    #[ignore = "a rough measure, not a test: cargo test -p gateway --release -- --ignored --nocapture"]
+    fn every_group_member_is_allowed_in_the_messages_that_carry_the_group() {
+        for msg_type in [&b"D"[..], b"F", b"G", b"A", b"V", b"W", b"X", b"Y"] {
+            let body = body_tags(msg_type).unwrap();
+            for g in groups(msg_type) {
+                assert!(body.contains(g.count), "{:?} {}", msg_type, g.count);
+                for &m in g.members {
+                    assert!(body.contains(m), "{:?} {m}", std::str::from_utf8(msg_type));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn market_data_request_with_several_entry_types_and_symbols_passes() {
+        let v = "262=r1|263=1|264=0|265=1|267=3|269=0|269=1|269=2|146=2|55=BTC-USD|55=ETH-USD|";
+        assert_eq!(check_fields("V", v), Ok(()));
+        let bytes = message("V", v);
+        let mut fields = Fields::default();
+        let msg = Message::parse(&bytes, &mut fields).unwrap();
+        let types: Vec<&[u8]> = msg.group(267).map(|e| e.get(269).unwrap()).collect();
+        assert_eq!(types, [&b"0"[..], b"1", b"2"]);
+        let symbols: Vec<&str> = msg.group(146).map(|e| e.get_str(55).unwrap()).collect();
+        assert_eq!(symbols, ["BTC-USD", "ETH-USD"]);
+        assert_eq!(msg.group(268).count(), 0, "V has no NoMDEntries");
+    }
+
+    #[test]
+    fn wrong_counts_are_refused_naming_the_count_tag() {
+        // Fewer entries than announced, more, and a count that is not a number.
+        let few = check_fields("V", "262=r|263=0|264=0|267=3|269=0|269=1|146=1|55=A|");
+        assert_eq!(few, Err(FieldViolation::GroupCount(267)));
+        let many = check_fields("V", "262=r|263=0|264=0|267=1|269=0|269=1|146=1|55=A|");
+        assert_eq!(many, Err(FieldViolation::GroupCount(267)));
+        let nan = check_fields("V", "262=r|263=0|264=0|267=x|269=0|146=1|55=A|");
+        assert_eq!(nan, Err(FieldViolation::GroupCount(267)));
+        // The last group of the message is closed at the end.
+        let last = check_fields("V", "262=r|263=0|264=0|267=1|269=0|146=2|55=A|");
+        assert_eq!(last, Err(FieldViolation::GroupCount(146)));
+        assert_eq!(FieldViolation::GroupCount(146).reject_reason(), 16);
+    }
+
+    #[test]
+    fn members_outside_their_group_or_before_the_delimiter_are_out_of_order() {
+        // Symbol before NoRelatedSym: V carries 55 only inside the group.
+        let outside = check_fields("V", "262=r|263=0|264=0|55=A|267=1|269=0|146=1|55=B|");
+        assert_eq!(outside, Err(FieldViolation::GroupOrder(55)));
+        assert_eq!(FieldViolation::GroupOrder(55).reject_reason(), 15);
+        // A party role with no PartyID before it.
+        let order = "11=a|55=X|54=1|60=20240101-00:00:00.000|38=1|40=1|453=1|452=3|448=p|";
+        assert_eq!(check_fields("D", order), Err(FieldViolation::GroupOrder(452)));
+        // A party field after the group has ended.
+        let after = "11=a|453=1|448=p|55=X|447=D|54=1|60=20240101-00:00:00.000|38=1|40=1|";
+        assert_eq!(check_fields("D", after), Err(FieldViolation::GroupOrder(447)));
+    }
+
+    #[test]
+    fn a_member_twice_in_one_entry_or_a_top_level_tag_twice_is_a_duplicate() {
+        let twice = check_fields("D", "11=a|453=1|448=p|447=D|447=C|55=X|");
+        assert_eq!(twice, Err(FieldViolation::Duplicate(447)));
+        assert_eq!(FieldViolation::Duplicate(447).reject_reason(), 13);
+        // Symbol may repeat inside groups, so the codec lets it through; the top of a
+        // NewOrderSingle still carries it once.
+        let top = check_fields("D", "11=a|55=X|55=Y|54=1|");
+        assert_eq!(top, Err(FieldViolation::Duplicate(55)));
+        // Groups not described stay flat: a second allocation is a duplicate in the codec.
+        let alloc = message("D", "11=a|78=2|79=a|80=1|79=b|80=2|");
+        assert_eq!(
+            Message::parse(&alloc, &mut Fields::default()).err(),
+            Some(codec::ParseError::DuplicateTag(79))
+        );
+    }
+
+    #[test]
+    fn nested_party_sub_ids_and_snapshot_and_incremental_entries_check_and_iterate() {
+        let d = "11=a|453=2|448=p|447=D|452=3|802=2|523=s|803=2|523=t|803=3|448=q|452=1|55=X|54=1|";
+        assert_eq!(check_fields("D", d), Ok(()));
+        let bytes = message("D", d);
+        let mut fields = Fields::default();
+        let msg = Message::parse(&bytes, &mut fields).unwrap();
+        let parties: Vec<(String, usize)> =
+            msg.group(453).map(|e| (e.get_str(448).unwrap().to_string(), e.group(802).count())).collect();
+        // An entry is a view without MsgType, so its nested group is not found through it;
+        // its sub-ID fields are in the entry.
+        assert_eq!(parties.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["p", "q"]);
+        let first = msg.group(453).next().unwrap();
+        assert_eq!(first.tags().filter(|&t| t == 523).count(), 2);
+        // Nested count wrong.
+        let bad = "11=a|453=1|448=p|802=2|523=s|55=X|";
+        assert_eq!(check_fields("D", bad), Err(FieldViolation::GroupCount(802)));
+
+        let w = "262=r|55=BTC-USD|268=2|269=0|270=100|271=5|83=7|269=1|270=101|271=3|83=7|";
+        assert_eq!(check_fields("W", w), Ok(()));
+        let x = "262=r|268=2|279=0|269=0|55=BTC-USD|270=99|271=1|83=8|279=2|269=1|55=BTC-USD|270=101|83=9|";
+        assert_eq!(check_fields("X", x), Ok(()));
+        let bytes = message("X", x);
+        let mut fields = Fields::default();
+        let msg = Message::parse(&bytes, &mut fields).unwrap();
+        let actions: Vec<(&str, &str, Option<&str>)> = msg
+            .group(268)
+            .map(|e| (e.get_str(279).unwrap(), e.get_str(270).unwrap(), e.get_str(271)))
+            .collect();
+        assert_eq!(actions, [("0", "99", Some("1")), ("2", "101", None)]);
+        // In X an entry starts with MDUpdateAction, not MDEntryType.
+        let x_bad = "262=r|268=1|269=0|279=0|55=A|270=1|";
+        assert_eq!(check_fields("X", x_bad), Err(FieldViolation::GroupOrder(269)));
+    }
+
+    proptest::proptest! {
+        /// Any number of entries of any subset of members, written in member order, checks;
+        /// announcing one entry more or fewer fails with 373=16 naming the count tag; the
+        /// iterator gives back exactly the entries written.
+        #[test]
+        fn generated_groups_check_and_iterate(
+            entries in proptest::collection::vec((0u8..3, proptest::option::of(1u32..1000)), 1..12),
+            off_by in proptest::sample::select(vec![-1i64, 0, 1]),
+        ) {
+            let mut body = String::from("262=r|263=1|264=0|");
+            let announced = entries.len() as i64 + off_by;
+            body.push_str(&format!("267={announced}|"));
+            for (t, _) in &entries {
+                body.push_str(&format!("269={t}|"));
+            }
+            body.push_str(&format!("146={}|", entries.len()));
+            for (i, (_, sec)) in entries.iter().enumerate() {
+                body.push_str(&format!("55=S{i}|"));
+                if let Some(sec) = sec {
+                    body.push_str(&format!("48={sec}|"));
+                }
+            }
+            let verdict = check_fields("V", &body);
+            if off_by == 0 {
+                proptest::prop_assert_eq!(verdict, Ok(()));
+            } else {
+                proptest::prop_assert_eq!(verdict, Err(FieldViolation::GroupCount(267)));
+            }
+            let bytes = message("V", &body);
+            let mut fields = Fields::default();
+            let msg = Message::parse(&bytes, &mut fields).unwrap();
+            let got: Vec<(String, Option<u32>)> = msg
+                .group(146)
+                .map(|e| (e.get_str(55).unwrap().to_string(), e.get_str(48).map(|v| v.parse().unwrap())))
+                .collect();
+            let want: Vec<(String, Option<u32>)> =
+                entries.iter().enumerate().map(|(i, (_, sec))| (format!("S{i}"), *sec)).collect();
+            proptest::prop_assert_eq!(got, want);
+            let types: Vec<u8> = msg.group(267).map(|e| e.get(269).unwrap()[0] - b'0').collect();
+            proptest::prop_assert_eq!(types, entries.iter().map(|e| e.0).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    #[ignore = "a rough measure, not a test: cargo test -p fix --release -- --ignored --nocapture"]
     fn measure_check_cost() {
         let bytes = message(
             "D",

@@ -1349,6 +1349,56 @@ mod tests {
     }
 
     #[test]
+    fn market_data_request_groups_pass_or_are_rejected_naming_the_group() {
+        let (mut c, mut v) = logged_on();
+        // Three entry types and two symbols: the session hands it to the application.
+        c.send(b"V", 1, |e| {
+            e.str(262, "md1");
+            e.char(263, b'1');
+            e.u64(264, 0);
+            e.u64(267, 3);
+            for t in [b'0', b'1', b'2'] {
+                e.char(269, t);
+            }
+            e.u64(146, 2);
+            e.str(tag::SYMBOL, "BTC-USD");
+            e.str(tag::SYMBOL, "ETH-USD");
+        });
+        let tx = c.take_tx();
+        v.feed(&tx);
+        match v.poll(1) {
+            Poll::App(msg) => {
+                assert_eq!(msg.msg_type(), b"V");
+                let symbols: Vec<&str> = msg.group(146).filter_map(|e| e.get_str(tag::SYMBOL)).collect();
+                assert_eq!(symbols, ["BTC-USD", "ETH-USD"]);
+            }
+            other => panic!("expected the request, got {other:?}"),
+        }
+        // Two entry types announced, one sent: 373=16 naming NoMDEntryTypes.
+        c.send(b"V", 2, |e| {
+            e.str(262, "md2");
+            e.char(263, b'0');
+            e.u64(264, 0);
+            e.u64(267, 2);
+            e.char(269, b'0');
+            e.u64(146, 1);
+            e.str(tag::SYMBOL, "BTC-USD");
+        });
+        let out = answers(&mut c, &mut v, 2);
+        assert!(has(&out[0], "35=3") && has(&out[0], "373=16") && has(&out[0], "371=267"), "{out:?}");
+        // A symbol outside NoRelatedSym: 373=15 naming Symbol.
+        c.send(b"V", 3, |e| {
+            e.str(262, "md3");
+            e.char(263, b'0');
+            e.u64(264, 0);
+            e.str(tag::SYMBOL, "BTC-USD");
+        });
+        let out = answers(&mut c, &mut v, 3);
+        assert!(has(&out[0], "35=3") && has(&out[0], "373=15") && has(&out[0], "371=55"), "{out:?}");
+        assert_eq!(v.in_seq_next(), 5);
+    }
+
+    #[test]
     fn new_order_with_the_optional_fields_real_engines_send_passes() {
         let (mut c, mut v) = logged_on();
         c.send(b"D", 1, |e| {
