@@ -218,7 +218,7 @@ const NEWS_GROUPS: &[Group] = &[NO_ROUTING_IDS, NO_LINES_OF_TEXT];
 /// The described groups `msg_type` carries (empty for the others).
 pub fn groups(msg_type: &[u8]) -> &'static [Group] {
     match msg_type {
-        b"D" | b"F" | b"G" | b"H" | b"AF" | b"q" => ORDER_GROUPS,
+        b"D" | b"F" | b"G" | b"H" | b"AF" => ORDER_GROUPS,
         b"A" => LOGON_GROUPS,
         b"V" => MD_REQUEST_GROUPS,
         b"W" => MD_SNAPSHOT_GROUPS,
@@ -243,7 +243,7 @@ fn group_only(msg_type: &[u8]) -> &'static TagSet {
     const MD_REJECT: TagSet = TagSet::of(&[NO_ALT_MD_SOURCE.members]);
     const NEWS: TagSet = TagSet::of(&[NO_LINES_OF_TEXT.members, NO_ROUTING_IDS.members]);
     match msg_type {
-        b"D" | b"F" | b"G" | b"H" | b"AF" | b"q" => &ORDER,
+        b"D" | b"F" | b"G" | b"H" | b"AF" => &ORDER,
         b"A" => &LOGON,
         b"V" => &MD_REQUEST,
         b"W" => &MD_SNAPSHOT,
@@ -367,6 +367,8 @@ const MARKET_DATA_SNAPSHOT: TagSet =
 const MARKET_DATA_INCREMENTAL: TagSet = TagSet::of(&[&[262, 813, 268], INSTRUMENT, MD_ENTRY_MEMBERS]);
 /// MarketDataRequestReject: MDReqID, MDReqRejReason, NoAltMDSource, Text.
 const MARKET_DATA_REQUEST_REJECT: TagSet = TagSet::of(&[&[262, 281, 816, 817, 58, 354, 355]]);
+/// News: OrigTime, Urgency, Headline, NoRoutingIDs, NoLinesOfText, URLLink, RawData.
+const NEWS: TagSet = TagSet::of(&[&[42, 61, 148, 358, 359, 215, 216, 217, 33, 58, 354, 355, 149, 95, 96]]);
 
 const DEFINED: TagSet = TagSet::fix44_and(VENUE_TAGS);
 const HEADER: TagSet = TagSet::of(&[HEADER_TAGS]);
@@ -393,6 +395,7 @@ const CHECKED: &[TagSet] = &[
     MARKET_DATA_SNAPSHOT,
     MARKET_DATA_INCREMENTAL,
     MARKET_DATA_REQUEST_REJECT,
+    NEWS,
 ];
 
 const _: () = {
@@ -583,6 +586,7 @@ pub fn body_tags(msg_type: &[u8]) -> Option<&'static TagSet> {
         b"W" => Some(&MARKET_DATA_SNAPSHOT),
         b"X" => Some(&MARKET_DATA_INCREMENTAL),
         b"Y" => Some(&MARKET_DATA_REQUEST_REJECT),
+        b"B" => Some(&NEWS),
         _ => None,
     }
 }
@@ -874,7 +878,7 @@ mod tests {
 
     #[test]
     fn every_group_member_is_allowed_in_the_messages_that_carry_the_group() {
-        for msg_type in [&b"D"[..], b"F", b"G", b"A", b"V", b"W", b"X", b"Y"] {
+        for msg_type in [&b"D"[..], b"F", b"G", b"H", b"AF", b"A", b"V", b"W", b"X", b"Y", b"B"] {
             let body = body_tags(msg_type).unwrap();
             for g in groups(msg_type) {
                 assert!(body.contains(g.count), "{:?} {}", msg_type, g.count);
@@ -897,6 +901,13 @@ mod tests {
         let symbols: Vec<&str> = msg.group(146).map(|e| e.get_str(55).unwrap()).collect();
         assert_eq!(symbols, ["BTC-USD", "ETH-USD"]);
         assert_eq!(msg.group(268).count(), 0, "V has no NoMDEntries");
+    }
+
+    #[test]
+    fn news_lines_of_text_repeat() {
+        let b = "148=hello|33=2|58=line one|58=line two|";
+        assert_eq!(check_fields("B", b), Ok(()));
+        assert_eq!(check_fields("B", "148=h|33=3|58=a|58=b|"), Err(FieldViolation::GroupCount(33)));
     }
 
     #[test]
