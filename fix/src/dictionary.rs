@@ -12,7 +12,7 @@
 //! tag, member tags, per MsgType since a group's delimiter can differ between messages) and
 //! their structure is checked: an entry starts with its delimiter, a member tag appears at most
 //! once per entry and only inside its group, and the number of entries equals the count.
-//! Members of these groups are the only tags the codec lets repeat ([`may_repeat`]). Groups not
+//! Members of a MsgType's groups are the only tags the codec lets repeat in it ([`repeatable`]). Groups not
 //! described (NoAllocs, NoUnderlyings, ...) are allowed as flat tags, so a second entry of one
 //! is still a duplicate tag (373=13).
 //!
@@ -259,39 +259,118 @@ pub fn group(msg_type: &[u8], count: u32) -> Option<&'static Group> {
     groups(msg_type).iter().find(|g| g.count == count)
 }
 
-/// Tags that may appear more than once in a message: the members of the described groups. The
-/// codec's duplicate check skips them; [`check`] then checks them entry by entry.
-const REPEATABLE: TagSet = {
+/// The members of `groups` (with their nested groups' members, which are in the same list).
+const fn members_of(groups: &[Group]) -> TagSet {
     let mut set = TagSet::EMPTY;
     let mut g = 0;
-    while g < ALL_GROUPS.len() {
+    while g < groups.len() {
         let mut m = 0;
-        while m < ALL_GROUPS[g].members.len() {
-            set.insert(ALL_GROUPS[g].members[m]);
+        while m < groups[g].members.len() {
+            set.insert(groups[g].members[m]);
             m += 1;
         }
         g += 1;
     }
     set
-};
+}
 
-/// The repeatable tags and every described group's count tag: the only tags [`check`] has to
-/// look at with the group machinery while no group is open.
-const GROUP_TAGS: TagSet = {
-    let mut set = REPEATABLE;
+/// [`members_of`] and the count tags: what [`check`] looks at with the group machinery.
+const fn group_tags_of(groups: &[Group]) -> TagSet {
+    let mut set = members_of(groups);
     let mut g = 0;
-    while g < ALL_GROUPS.len() {
-        set.insert(ALL_GROUPS[g].count);
+    while g < groups.len() {
+        set.insert(groups[g].count);
         g += 1;
     }
     set
-};
+}
 
-/// True when `tag` is a member of a described repeating group, so it may legitimately appear
-/// more than once in a message.
-#[inline]
-pub fn may_repeat(tag: u32) -> bool {
-    REPEATABLE.contains(tag)
+/// The tags that may appear more than once in a message of `msg_type`: the members of its
+/// described groups. The codec's duplicate check skips them; [`check`] then checks them entry
+/// by entry. Any other tag twice is a duplicate (373=13) found by the codec.
+pub fn repeatable(msg_type: &[u8]) -> &'static TagSet {
+    const ORDER: TagSet = members_of(ORDER_GROUPS);
+    const LOGON: TagSet = members_of(LOGON_GROUPS);
+    const MD_REQUEST: TagSet = members_of(MD_REQUEST_GROUPS);
+    const MD_SNAPSHOT: TagSet = members_of(MD_SNAPSHOT_GROUPS);
+    const MD_INCREMENTAL: TagSet = members_of(MD_INCREMENTAL_GROUPS);
+    const MD_REJECT: TagSet = members_of(MD_REJECT_GROUPS);
+    const NEWS: TagSet = members_of(NEWS_GROUPS);
+    match msg_type {
+        b"D" | b"F" | b"G" | b"H" | b"AF" => &ORDER,
+        b"A" => &LOGON,
+        b"V" => &MD_REQUEST,
+        b"W" => &MD_SNAPSHOT,
+        b"X" => &MD_INCREMENTAL,
+        b"Y" => &MD_REJECT,
+        b"B" => &NEWS,
+        _ => &TagSet::EMPTY,
+    }
+}
+
+/// The repeatable tags and count tags of a MsgType, and the range they lie in (so most fields
+/// are passed over with two comparisons).
+struct GroupTags {
+    set: TagSet,
+    low: u32,
+    high: u32,
+}
+
+impl GroupTags {
+    const fn of(groups: &[Group]) -> GroupTags {
+        let set = group_tags_of(groups);
+        let (mut low, mut high) = (u32::MAX, 0);
+        let mut g = 0;
+        while g < groups.len() {
+            let group = &groups[g];
+            if group.count < low {
+                low = group.count;
+            }
+            if group.count > high {
+                high = group.count;
+            }
+            let mut m = 0;
+            while m < group.members.len() {
+                if group.members[m] < low {
+                    low = group.members[m];
+                }
+                if group.members[m] > high {
+                    high = group.members[m];
+                }
+                m += 1;
+            }
+            g += 1;
+        }
+        GroupTags { set, low, high }
+    }
+
+    #[inline]
+    fn contains(&self, tag: u32) -> bool {
+        tag >= self.low && tag <= self.high && self.set.contains(tag)
+    }
+}
+
+/// The repeatable tags and count tags of `msg_type`: the only fields [`check`] has to look at
+/// with the group machinery while no group is open.
+fn group_tags(msg_type: &[u8]) -> &'static GroupTags {
+    const ORDER: GroupTags = GroupTags::of(ORDER_GROUPS);
+    const LOGON: GroupTags = GroupTags::of(LOGON_GROUPS);
+    const MD_REQUEST: GroupTags = GroupTags::of(MD_REQUEST_GROUPS);
+    const MD_SNAPSHOT: GroupTags = GroupTags::of(MD_SNAPSHOT_GROUPS);
+    const MD_INCREMENTAL: GroupTags = GroupTags::of(MD_INCREMENTAL_GROUPS);
+    const MD_REJECT: GroupTags = GroupTags::of(MD_REJECT_GROUPS);
+    const NEWS: GroupTags = GroupTags::of(NEWS_GROUPS);
+    const NONE: GroupTags = GroupTags::of(&[]);
+    match msg_type {
+        b"D" | b"F" | b"G" | b"H" | b"AF" => &ORDER,
+        b"A" => &LOGON,
+        b"V" => &MD_REQUEST,
+        b"W" => &MD_SNAPSHOT,
+        b"X" => &MD_INCREMENTAL,
+        b"Y" => &MD_REJECT,
+        b"B" => &NEWS,
+        _ => &NONE,
+    }
 }
 
 // Message bodies: each message's own fields, then its components.
@@ -451,7 +530,8 @@ impl TagSet {
         }
     }
 
-    const EMPTY: TagSet = TagSet { words: [0; WORDS] };
+    /// The empty set.
+    pub const EMPTY: TagSet = TagSet { words: [0; WORDS] };
 
     const fn insert(&mut self, tag: u32) {
         let Some(slot) = TagSet::slot(tag) else { panic!("tag outside the dictionary's range") };
@@ -611,7 +691,9 @@ pub fn body_tags(msg_type: &[u8]) -> Option<&'static TagSet> {
 pub fn check(msg: &Message<'_>) -> Result<(), FieldViolation> {
     let msg_type = msg.msg_type();
     let Some(body) = body_tags(msg_type) else { return Ok(()) };
-    let mut groups = GroupChecker::new(msg_type);
+    // Built on the first group tag only: most orders carry none.
+    let mut groups: Option<GroupChecker> = None;
+    let group_tags = group_tags(msg_type);
     #[derive(PartialEq, PartialOrd)]
     enum Part {
         Header,
@@ -622,10 +704,11 @@ pub fn check(msg: &Message<'_>) -> Result<(), FieldViolation> {
     for &(t, start, end) in msg.fields() {
         // Most fields are neither group members nor count tags: one bit test, then the usual
         // checks (this keeps `check` as cheap as before groups were checked).
-        if (groups.depth > 0 || GROUP_TAGS.contains(t))
-            && groups.inside(t, &msg.bytes()[start as usize..end as usize])?
-        {
-            continue;
+        if groups.as_ref().is_some_and(|g| g.depth > 0) || group_tags.contains(t) {
+            let checker = groups.get_or_insert_with(|| GroupChecker::new(msg_type));
+            if checker.inside(t, &msg.bytes()[start as usize..end as usize])? {
+                continue;
+            }
         }
         if HEADER.contains(t) {
             if part != Part::Header {
@@ -644,7 +727,7 @@ pub fn check(msg: &Message<'_>) -> Result<(), FieldViolation> {
             return Err(FieldViolation::UndefinedTag(t));
         }
     }
-    groups.finish()
+    groups.map_or(Ok(()), GroupChecker::finish)
 }
 
 /// One open group while checking: which group, how many entries it announced and has, and the
@@ -662,6 +745,7 @@ struct OpenGroup {
 struct GroupChecker {
     groups: &'static [Group],
     group_only: &'static TagSet,
+    repeatable: &'static TagSet,
     stack: [Option<OpenGroup>; GROUP_DEPTH_MAX],
     depth: usize,
     top_seen: TagSet,
@@ -672,6 +756,7 @@ impl GroupChecker {
         GroupChecker {
             groups: groups(msg_type),
             group_only: group_only(msg_type),
+            repeatable: repeatable(msg_type),
             stack: [None; GROUP_DEPTH_MAX],
             depth: 0,
             top_seen: TagSet::EMPTY,
@@ -712,7 +797,7 @@ impl GroupChecker {
         if self.group_only.contains(t) {
             return Err(FieldViolation::GroupOrder(t));
         }
-        if may_repeat(t) {
+        if self.repeatable.contains(t) {
             self.note_top(t)?;
         }
         Ok(false)
@@ -960,10 +1045,16 @@ mod tests {
         let twice = check_fields("D", "11=a|453=1|448=p|447=D|447=C|55=X|");
         assert_eq!(twice, Err(FieldViolation::Duplicate(447)));
         assert_eq!(FieldViolation::Duplicate(447).reject_reason(), 13);
-        // Symbol may repeat inside groups, so the codec lets it through; the top of a
-        // NewOrderSingle still carries it once.
-        let top = check_fields("D", "11=a|55=X|55=Y|54=1|");
-        assert_eq!(top, Err(FieldViolation::Duplicate(55)));
+        // Symbol repeats inside a V's NoRelatedSym, but in a NewOrderSingle it is a plain tag:
+        // the codec refuses it twice.
+        let top = message("D", "11=a|55=X|55=Y|54=1|");
+        assert_eq!(
+            Message::parse(&top, &mut Fields::default()).err(),
+            Some(codec::ParseError::DuplicateTag(55))
+        );
+        // In a snapshot Symbol is both at the top and in entries: twice at the top is refused.
+        let w = check_fields("W", "262=r|55=X|55=Y|268=1|269=0|270=1|271=1|");
+        assert_eq!(w, Err(FieldViolation::Duplicate(55)));
         // Groups not described stay flat: a second allocation is a duplicate in the codec.
         let alloc = message("D", "11=a|78=2|79=a|80=1|79=b|80=2|");
         assert_eq!(
