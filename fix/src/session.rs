@@ -262,7 +262,7 @@ impl Session {
     }
 
     /// A persistent session with no connection: what the application sends it is numbered
-    /// and kept (see [`State::Detached`]) until a connection logs on and resumes it.
+    /// and kept (the session's detached state) until a connection logs on and resumes it.
     pub fn detached(config: SessionConfig, their_comp_id: &str, state: SessionState, now_ns: u64) -> Session {
         let mut core = Core::new(config, None, now_ns);
         core.their_comp_id = their_comp_id.to_owned();
