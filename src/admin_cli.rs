@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use fix::codec::{self, tag};
 use gateway::client::{describe, fresh_cl_ord_id};
-use gateway::fix::{self, tag};
 use serde_json::{Map, Value};
 
 use crate::fix_client::ConnectArgs;
@@ -97,7 +97,7 @@ pub fn admin(args: &AdminArgs) -> Result<bool, String> {
         let mut client = args.connect.connect().await?;
         let req_id = fresh_cl_ord_id("adm");
         client
-            .send(fix::MSG_ADMIN_REQUEST, |e| {
+            .send(codec::MSG_ADMIN_REQUEST, |e| {
                 e.str(tag::ADMIN_REQ_ID, &req_id);
                 e.str(tag::ADMIN_ACTION, action);
                 if let Some(a) = account {
@@ -114,7 +114,7 @@ pub fn admin(args: &AdminArgs) -> Result<bool, String> {
                 break Err("no answer from the venue within 10 s".to_owned());
             };
             match m.msg_type().as_bytes() {
-                fix::MSG_ADMIN_RESPONSE if m.get(tag::ADMIN_REQ_ID).as_deref() == Some(req_id.as_str()) => {
+                codec::MSG_ADMIN_RESPONSE if m.get(tag::ADMIN_REQ_ID).as_deref() == Some(req_id.as_str()) => {
                     break Ok(m);
                 }
                 b"3" | b"j" => break Err(describe(&m)),

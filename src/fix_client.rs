@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use fix::codec::tag;
 use gateway::client::{
     describe_sent, fresh_cl_ord_id, ClientConfig, ClientError, ClientTransport, FixClient, Received,
 };
-use gateway::fix::tag;
 use gateway::server::now_ns;
 
 /// How to reach and log on to the venue.
@@ -178,7 +178,7 @@ fn expire_time(text: &str, now_ns: u64) -> Result<u64, String> {
         let secs: u64 = secs.parse().map_err(|_| format!("{text:?}: +SECONDS must be a whole number"))?;
         return Ok(now_ns.saturating_add(secs.saturating_mul(1_000_000_000)));
     }
-    gateway::fix::parse_utc_timestamp(text.as_bytes())
+    fix::codec::parse_utc_timestamp(text.as_bytes())
         .ok_or_else(|| format!("{text:?}: expected +SECONDS or YYYYMMDD-HH:MM:SS (UTC)"))
 }
 
@@ -220,7 +220,7 @@ impl OrderSpec {
     }
 
     /// Writes the NewOrderSingle's fields.
-    fn encode(&self, e: &mut gateway::fix::Encoder, cl_ord_id: &str, expire_ns: Option<u64>, now_ns: u64) {
+    fn encode(&self, e: &mut fix::codec::Encoder, cl_ord_id: &str, expire_ns: Option<u64>, now_ns: u64) {
         e.str(tag::CL_ORD_ID, cl_ord_id);
         e.str(tag::SYMBOL, &self.symbol);
         e.char(tag::SIDE, side_code(self.side));

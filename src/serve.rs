@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use engine::{AccountId, EngineConfig, SymbolSpec};
+use fix::session::SessionConfig;
+use fix::session_store::{session_day, SessionMeta, SessionStore};
 use gateway::parking::{OpenedSession, Parking};
 use gateway::router::{Durability, EngineLink, Router, RouterConfig, RouterHandle};
 use gateway::server::{Gateway, GatewayConfig, Routing};
-use gateway::session::SessionConfig;
-use gateway::session_store::{session_day, SessionMeta, SessionStore};
 use gateway::tls::ServerTls;
 use gateway::venue::{hash_password, AccountConfig, Accounts, Symbols, Venue};
 use journal::{DurableConfig, DurableEngine, DurableRecovery, JournalConfig, SyncPolicy};

@@ -5,13 +5,13 @@ mod common;
 
 use common::*;
 use engine::Side;
+use fix::codec::{self, tag};
 use gateway::client::{FixClient, Received};
-use gateway::fix::{self, tag};
 use serde_json::Value;
 
 /// Sends an AdminRequest and returns the AdminResponse (or the reject) to it.
 async fn admin(c: &mut FixClient, action: &str, account: Option<&str>, limits: Option<&str>) -> Received {
-    c.send(fix::MSG_ADMIN_REQUEST, |e| {
+    c.send(codec::MSG_ADMIN_REQUEST, |e| {
         e.str(tag::ADMIN_REQ_ID, &format!("r-{action}"));
         e.str(tag::ADMIN_ACTION, action);
         if let Some(a) = account {

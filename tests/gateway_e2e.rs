@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use engine::Side;
+use fix::codec::{self, tag};
 use gateway::client::{new_order_fields, ClientError, FixClient};
-use gateway::fix::{self, tag};
 use gateway::server::now_ns;
 
 #[test]
@@ -326,7 +326,7 @@ fn unsupported_message_type_gets_a_business_reject() {
         let mut bob = v.login("bob").await;
         bob.send(b"V", |e| e.str(262, "md1")).await.unwrap();
         check(&next(&mut bob).await, &[(35, "j"), (372, "V"), (380, "3")]);
-        let _ = fix::SOH;
+        let _ = codec::SOH;
     });
 }
 
@@ -513,7 +513,7 @@ fn a_market_order_never_fills_outside_its_price_band() {
 /// the same packet as the Logon must wait in the session's buffer and be answered after it.
 #[test]
 fn an_order_written_right_behind_the_logon_is_answered_after_it() {
-    use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
+    use fix::session::{InitiatorLogon, Poll, Session, SessionConfig};
     use std::io::{Read, Write};
 
     let v = venue("pipelined-logon");
@@ -526,7 +526,7 @@ fn an_order_written_right_behind_the_logon_is_answered_after_it() {
     };
     let mut session = Session::initiator(SessionConfig::default(), "alice", logon, now_ns());
     let mut bytes = session.take_tx();
-    let mut e = fix::Encoder::new();
+    let mut e = codec::Encoder::new();
     e.begin(b"D", "alice", "EXCHANGE", 2, now_ns());
     new_order_fields(&mut e, "p1", "BTC-USD", Side::Buy, 3, Some("100.00"), None, now_ns());
     bytes.extend_from_slice(e.finish());

@@ -53,11 +53,11 @@ fn order_flow_moves_the_counters_and_the_scrape_is_valid() {
         // A cancel of an order nobody knows: the engine's unknown_order.
         alice
             .send(b"F", |e| {
-                e.str(gateway::fix::tag::ORIG_CL_ORD_ID, "nothing");
-                e.str(gateway::fix::tag::CL_ORD_ID, "c1");
-                e.str(gateway::fix::tag::SYMBOL, "BTC-USD");
-                e.char(gateway::fix::tag::SIDE, b'1');
-                e.time(gateway::fix::tag::TRANSACT_TIME, gateway::server::now_ns());
+                e.str(fix::codec::tag::ORIG_CL_ORD_ID, "nothing");
+                e.str(fix::codec::tag::CL_ORD_ID, "c1");
+                e.str(fix::codec::tag::SYMBOL, "BTC-USD");
+                e.char(fix::codec::tag::SIDE, b'1');
+                e.time(fix::codec::tag::TRANSACT_TIME, gateway::server::now_ns());
             })
             .await
             .unwrap();

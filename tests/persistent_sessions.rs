@@ -153,7 +153,7 @@ fn order_status_mass_status_and_mass_cancel_answer_every_request() {
         check(&next(&mut alice).await, &[(150, "F"), (11, "a1")]);
         assert_eq!(drain(&mut bob, QUIET).await.len(), 2, "bob: accepted, filled");
         let status = |id: &'static str, req: &'static str| {
-            move |e: &mut gateway::fix::Encoder| {
+            move |e: &mut fix::codec::Encoder| {
                 e.str(11, id);
                 e.str(790, req);
                 e.str(55, "BTC-USD");

@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use engine::Side;
+use fix::session::SessionState;
 use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient, Received};
 use gateway::server::now_ns;
-use gateway::session::SessionState;
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(500);

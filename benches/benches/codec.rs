@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gateway::fix::{frame, tag, Encoder, Fields, Message};
+use fix::codec::{frame, tag, Encoder, Fields, Message};
 
 /// A NewOrderSingle as a client sends it: standard header, 10 body fields.
 fn new_order_single() -> Vec<u8> {

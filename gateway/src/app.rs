@@ -8,12 +8,12 @@ use std::sync::Arc;
 use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
 
 use crate::auth::Authenticator;
-use crate::fix::{self, tag, Message};
 use crate::metrics::{GatewayMetrics, GatewayReject, OrderKind, RequestTimes};
 use crate::parking::Parking;
 use crate::router::{Request, RouterTx, SessionId, ToRouter};
-use crate::session::{Poll, Session};
 use crate::venue::{parse_price_units, LogonRefused, Venue};
+use fix::codec::{self, tag, Message};
+use fix::session::{Poll, Session};
 use oms::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
 use oms::{ExecReport, Report};
 
@@ -353,7 +353,7 @@ impl AppSession {
     /// and anything else is for [`translate`](Self::translate) (`None`).
     fn screen_admin(&self, msg: &Message<'_>, account: AccountId) -> Option<Option<Refusal>> {
         let msg_type = msg.msg_type();
-        let admin_request = msg_type == fix::MSG_ADMIN_REQUEST;
+        let admin_request = msg_type == codec::MSG_ADMIN_REQUEST;
         if !admin_request {
             let trading = matches!(msg_type, b"D" | b"F" | b"G" | b"q");
             return match (self.admin, self.drop_copy) {
@@ -422,7 +422,7 @@ impl AppSession {
         let data = accounts_json(&reply.accounts, |a| {
             accounts.get(a).map_or_else(|| a.to_string(), |c| c.name.clone())
         });
-        session.send(fix::MSG_ADMIN_RESPONSE, now_ns, |e| {
+        session.send(codec::MSG_ADMIN_RESPONSE, now_ns, |e| {
             e.str(tag::ADMIN_REQ_ID, &reply.req_id);
             let (status, text) = match &reply.outcome {
                 Ok(text) => (0, text),
@@ -661,9 +661,9 @@ impl AppSession {
             Some(other) => return Err(bad_value(tag::TIME_IN_FORCE, "TimeInForce", other)),
         };
         let expire_ts = match msg.get(tag::EXPIRE_TIME) {
-            Some(v) => {
-                Some(fix::parse_utc_timestamp(v).ok_or_else(|| bad_format(tag::EXPIRE_TIME, "ExpireTime"))?)
-            }
+            Some(v) => Some(
+                codec::parse_utc_timestamp(v).ok_or_else(|| bad_format(tag::EXPIRE_TIME, "ExpireTime"))?,
+            ),
             None if tif == Tif::Gtd => return Err(missing(tag::EXPIRE_TIME, "ExpireTime")),
             None => None,
         };

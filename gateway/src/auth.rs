@@ -10,9 +10,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::router::SessionId;
-use crate::session::LogonRequest;
 use crate::venue::{LogonRefused, Venue};
 use engine::AccountId;
+use fix::session::LogonRequest;
 
 /// Most logons waiting for the worker; past it a Logon is refused at once ("retry").
 pub const LOGONS_PENDING_MAX: usize = 1024;

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::fix::{tag, Encoder, Message};
 use crate::server::now_ns;
-use crate::session::{InitiatorLogon, Poll, Session, SessionConfig, SessionState};
 use crate::tls::{quinn_client_config, QuicTuning, TlsError};
+use fix::codec::{tag, Encoder, Message};
+use fix::session::{InitiatorLogon, Poll, Session, SessionConfig, SessionState};
 
 /// How to reach the venue.
 #[derive(Clone, Debug)]
@@ -113,7 +113,7 @@ fn is_tls_failure(e: &quinn::ConnectionError) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {
     raw: Vec<u8>,
-    fields: Vec<crate::fix::Field>,
+    fields: Vec<fix::codec::Field>,
 }
 
 impl Received {

@@ -6,8 +6,8 @@
 
 use engine::AccountId;
 
-use crate::session::{Session, SessionConfig, SessionState};
-use crate::session_store::{session_day, SessionStore, SessionStoreError};
+use fix::session::{Session, SessionConfig, SessionState};
+use fix::session_store::{session_day, SessionStore, SessionStoreError};
 
 /// One account's persistent session.
 #[derive(Debug)]
@@ -188,7 +188,7 @@ impl Parking {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session_store::SessionMeta;
+    use fix::session_store::SessionMeta;
 
     const DAY_NS: u64 = 86_400_000_000_000;
 

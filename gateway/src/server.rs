@@ -26,10 +26,10 @@ use crate::metrics::GatewayMetrics;
 use crate::parking::Parking;
 use crate::quic::{ConnectionHandle, QuicSocket, QUIC_WRITE_BUFFER_MAX};
 use crate::router::{Delivery, Outbox, Router, RouterTx, SessionId, ToRouter, TurnDue, OUTBOX_CAPACITY};
-use crate::session::Session;
 use crate::tls::{quinn_server_config, QuicTuning, ServerTls, TlsError};
 use crate::venue::Venue;
 use crate::write_queue::WriteQueue;
+use fix::session::Session;
 
 /// Most concurrent connections per transport.
 pub const CONNECTIONS_MAX: usize = 1024;

@@ -10,7 +10,7 @@ use argon2::Argon2;
 use engine::{AccountId, SymbolId, SymbolSpec};
 use rust_decimal::Decimal;
 
-use crate::session::{LogonRequest, SessionConfig};
+use fix::session::{LogonRequest, SessionConfig};
 
 /// One trading account.
 #[derive(Clone, Debug)]

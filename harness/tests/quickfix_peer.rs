@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use gateway::fix::tag;
-use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
+use fix::codec::tag;
+use fix::session::{InitiatorLogon, Poll, Session, SessionConfig};
 use harness::latency::peer::PeerAcceptor;
 
 /// Reads until the session yields an application message; returns (35, 150, 11, 41).

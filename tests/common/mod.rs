@@ -118,7 +118,7 @@ pub fn check(m: &Received, fields: &[(u32, &str)]) {
 
 impl Venue {
     /// Logs on continuing `state`'s sequence numbers (no ResetSeqNumFlag).
-    pub async fn resume(&self, account: &str, tcp: bool, state: gateway::session::SessionState) -> FixClient {
+    pub async fn resume(&self, account: &str, tcp: bool, state: fix::session::SessionState) -> FixClient {
         FixClient::connect_resuming(&self.config(account, account, tcp), Some(state)).await.expect("logon")
     }
 }

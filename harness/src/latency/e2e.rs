@@ -22,9 +22,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
-use gateway::fix::{tag, Encoder};
+use fix::codec::{tag, Encoder};
+use fix::session::{InitiatorLogon, Poll, Session, SessionConfig};
 use gateway::quic::{ConnectionHandle, QuicSocket};
-use gateway::session::{InitiatorLogon, Poll, Session, SessionConfig};
 use gateway::tls::QuicTuning;
 use gateway::write_queue::WriteQueue;
 
@@ -317,9 +317,9 @@ fn msg_type(i: u64) -> &'static [u8] {
 }
 
 /// The request a venue message answers, and whether it was a refusal.
-fn answered(msg: &gateway::fix::Message<'_>) -> Option<(u64, bool)> {
+fn answered(msg: &fix::codec::Message<'_>) -> Option<(u64, bool)> {
     let id = msg.get(tag::CL_ORD_ID)?;
-    let i = gateway::fix::parse_u64(id.rsplit(|&b| b == b'_').next()?)?;
+    let i = fix::codec::parse_u64(id.rsplit(|&b| b == b'_').next()?)?;
     let refused = match msg.msg_type() {
         b"8" => msg.get(tag::EXEC_TYPE) == Some(b"8"),
         _ => true,
@@ -347,7 +347,7 @@ impl Tally {
     }
 
     /// Counts `msg` and returns the request it answers.
-    fn on_message(&mut self, msg: &gateway::fix::Message<'_>) -> Option<u64> {
+    fn on_message(&mut self, msg: &fix::codec::Message<'_>) -> Option<u64> {
         let describe = || {
             format!(
                 "35={} 58={}",
@@ -559,7 +559,7 @@ impl QuicTarget {
         Ok(())
     }
 
-    fn pump(&mut self, on_message: &mut dyn FnMut(&gateway::fix::Message<'_>)) -> Result<(), BenchError> {
+    fn pump(&mut self, on_message: &mut dyn FnMut(&fix::codec::Message<'_>)) -> Result<(), BenchError> {
         let now = std::time::Instant::now();
         self.quic.receive(now, |_| ()).map_err(|e| BenchError::io("read from the venue", e))?;
         self.quic.drive(now);

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 /// Most bytes (MsgType and fields after the standard header) one session keeps for resend,
 /// whatever its message bound: ~14,000 ExecutionReports of ~150 bytes, more than the default
 /// 10,000-message bound, so the count usually decides. The log holds at most twice this, so
-/// the stores of [`crate::server::CONNECTIONS_MAX`] sessions per transport have a known
+/// the stores of the gateway's `CONNECTIONS_MAX` sessions per transport have a known
 /// ceiling even if every message were large.
 pub const RESEND_STORE_BYTES_MAX: usize = 2 << 20;
 

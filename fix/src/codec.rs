@@ -263,11 +263,6 @@ fn find_soh(bytes: &[u8], from: usize) -> usize {
 /// Tags below this are checked for duplicates with a bitset while parsing.
 const SEEN_TAGS: usize = 1024;
 
-/// Tags that may legitimately repeat (repeating groups we tolerate and ignore: parties).
-fn may_repeat(tag: u32) -> bool {
-    matches!(tag, 447 | 448 | 452 | 453)
-}
-
 /// One field of a parsed message: its tag and where its value lies in the message's bytes.
 pub type Field = (u32, u32, u32);
 
@@ -309,6 +304,9 @@ impl<'a> Message<'a> {
         // Tags below `SEEN_TAGS` (every tag the venue reads, and most FIX defines) are checked
         // for duplicates in a bitset; a rare larger tag is looked up among the fields so far.
         let mut seen = [0u64; SEEN_TAGS / 64];
+        // Tags that may repeat: the members of the MsgType's repeating groups, known once 35 is
+        // read (the dictionary then checks their structure).
+        let mut repeatable = &crate::dictionary::TagSet::EMPTY;
         let mut start = 0usize;
         while start < bytes.len() {
             // The tag: 1 to 18 digits, then `=` (what `parse_u64` accepts, read in one pass).
@@ -330,7 +328,7 @@ impl<'a> Message<'a> {
             if count == FIELDS_MAX {
                 return Err(ParseError::TooManyFields);
             }
-            if !may_repeat(tag) {
+            if !repeatable.contains(tag) {
                 let duplicate = if (tag as usize) < SEEN_TAGS {
                     let (word, bit) = (tag as usize / 64, 1u64 << (tag % 64));
                     let was = seen[word] & bit != 0;
@@ -344,6 +342,9 @@ impl<'a> Message<'a> {
                 }
             }
             index[count] = (tag, value_start as u32, end as u32);
+            if count == 2 && tag == tag::MSG_TYPE {
+                repeatable = crate::dictionary::repeatable(&bytes[value_start..end]);
+            }
             count += 1;
             start = end + 1;
         }
@@ -409,6 +410,67 @@ impl<'a> Message<'a> {
     /// Tags in message order.
     pub fn tags(&self) -> impl Iterator<Item = u32> + 'a {
         self.fields.iter().map(|f| f.0)
+    }
+
+    /// The entries of the repeating group whose NumInGroup tag is `count` (as the dictionary
+    /// describes it for this MsgType), each a [`Message`] view over that entry's fields (nested
+    /// groups included), in message order. Empty when the message has no such group. The
+    /// entries are what the message carries; [`crate::dictionary::check`] is what says their
+    /// number matches the count.
+    pub fn group(&self, count: u32) -> GroupEntries<'a> {
+        let msg_type = self.msg_type();
+        let group = crate::dictionary::group(msg_type, count);
+        let at = match group {
+            Some(_) => self.fields.iter().position(|f| f.0 == count).map_or(self.fields.len(), |i| i + 1),
+            None => self.fields.len(),
+        };
+        GroupEntries { bytes: self.bytes, fields: self.fields, at, group, msg_type }
+    }
+}
+
+/// The entries of one repeating group ([`Message::group`]).
+#[derive(Clone, Debug)]
+pub struct GroupEntries<'a> {
+    bytes: &'a [u8],
+    fields: &'a [Field],
+    /// The next field to look at.
+    at: usize,
+    group: Option<&'static crate::dictionary::Group>,
+    msg_type: &'a [u8],
+}
+
+impl GroupEntries<'_> {
+    /// True when `tag` belongs in an entry of `group`: a member, or (recursively) a member of a
+    /// nested group that one of its members counts.
+    fn belongs(&self, group: &crate::dictionary::Group, tag: u32, depth: usize) -> bool {
+        group.member_index(tag).is_some()
+            || (depth < crate::dictionary::GROUP_DEPTH_MAX
+                && group.members.iter().any(|&m| {
+                    crate::dictionary::group(self.msg_type, m)
+                        .is_some_and(|nested| self.belongs(nested, tag, depth + 1))
+                }))
+    }
+}
+
+impl<'a> Iterator for GroupEntries<'a> {
+    type Item = Message<'a>;
+
+    fn next(&mut self) -> Option<Message<'a>> {
+        let group = self.group?;
+        let first = *self.fields.get(self.at)?;
+        if first.0 != group.delimiter {
+            self.group = None;
+            return None;
+        }
+        let start = self.at;
+        self.at += 1;
+        while let Some(&(t, _, _)) = self.fields.get(self.at) {
+            if t == group.delimiter || !self.belongs(group, t, 1) {
+                break;
+            }
+            self.at += 1;
+        }
+        Some(Message { bytes: self.bytes, fields: &self.fields[start..self.at] })
     }
 }
 
@@ -778,7 +840,11 @@ mod tests {
         assert_eq!(parse("8=FIX.4.4|9=5|35=0|0=1|"), Err(ParseError::BadField { index: 3 }));
         assert_eq!(parse("8=FIX.4.4|9=5|nothing|"), Err(ParseError::BadField { index: 2 }));
         assert_eq!(parse("8=FIX.4.4|35=0|9=5|"), Err(ParseError::HeaderOrder));
-        assert_eq!(parse("8=FIX.4.4|9=5|35=0|453=2|448=a|448=b|"), Ok(b"0".to_vec()));
+        // Group members repeat in the MsgTypes that carry their group, and only there.
+        assert_eq!(parse("8=FIX.4.4|9=5|35=D|453=2|448=a|448=b|"), Ok(b"D".to_vec()));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=0|453=2|448=a|448=b|"), Err(ParseError::DuplicateTag(448)));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=V|146=2|55=A|55=B|"), Ok(b"V".to_vec()));
+        assert_eq!(parse("8=FIX.4.4|9=5|35=D|55=A|55=B|"), Err(ParseError::DuplicateTag(55)));
         let many: String = (0..FIELDS_MAX).map(|i| format!("{}=1|", 1000 + i)).collect();
         assert_eq!(parse(&format!("8=FIX.4.4|9=5|35=0|{many}")), Err(ParseError::TooManyFields));
     }
@@ -884,7 +950,13 @@ mod tests {
             if fields.len() == FIELDS_MAX {
                 return Err(ParseError::TooManyFields);
             }
-            if !may_repeat(tag) && fields.iter().any(|f| f.0 == tag) {
+            let repeatable = match fields.get(2) {
+                Some(&(t, s, e)) if t == tag::MSG_TYPE => {
+                    crate::dictionary::repeatable(&bytes[s as usize..e as usize])
+                }
+                _ => &crate::dictionary::TagSet::EMPTY,
+            };
+            if !repeatable.contains(tag) && fields.iter().any(|f| f.0 == tag) {
                 return Err(ParseError::DuplicateTag(tag));
             }
             fields.push((tag, (start + eq + 1) as u32, end as u32));

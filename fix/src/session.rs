@@ -33,8 +33,8 @@
 //!   (373=2) or a header tag after the body (373=14) gets a session Reject naming the tag. The
 //!   message consumes its MsgSeqNum (it arrived intact) and never reaches the application.
 
+use crate::codec::{self, tag, Encoder, FrameError, Message};
 use crate::dictionary::{self, FieldViolation};
-use crate::fix::{self, tag, Encoder, FrameError, Message};
 use crate::resend_store::{ResendStore, RESEND_STORE_BYTES_MAX};
 
 /// Default most application messages kept for resend.
@@ -63,7 +63,7 @@ impl Default for SessionConfig {
     fn default() -> SessionConfig {
         SessionConfig {
             our_comp_id: "EXCHANGE".to_owned(),
-            message_bytes_max: fix::MESSAGE_BYTES_MAX_DEFAULT,
+            message_bytes_max: codec::MESSAGE_BYTES_MAX_DEFAULT,
             resend_store_max: RESEND_STORE_MAX_DEFAULT,
             validate_fields: true,
         }
@@ -200,8 +200,8 @@ struct Core {
 pub struct Session {
     rx: Vec<u8>,
     rx_start: usize,
-    /// The field index of the message being handled (reused: see [`fix::Fields`]).
-    fields: fix::Fields,
+    /// The field index of the message being handled (reused: see [`codec::Fields`]).
+    fields: codec::Fields,
     core: Core,
 }
 
@@ -262,7 +262,7 @@ impl Session {
     }
 
     /// A persistent session with no connection: what the application sends it is numbered
-    /// and kept (see [`State::Detached`]) until a connection logs on and resumes it.
+    /// and kept (the session's detached state) until a connection logs on and resumes it.
     pub fn detached(config: SessionConfig, their_comp_id: &str, state: SessionState, now_ns: u64) -> Session {
         let mut core = Core::new(config, None, now_ns);
         core.their_comp_id = their_comp_id.to_owned();
@@ -292,7 +292,7 @@ impl Session {
         Session {
             rx: Vec::with_capacity(core.config.message_bytes_max),
             rx_start: 0,
-            fields: fix::Fields::default(),
+            fields: codec::Fields::default(),
             core,
         }
     }
@@ -317,7 +317,7 @@ impl Session {
                 return Poll::Idle;
             }
             let rest = &self.rx[self.rx_start..];
-            let len = match fix::frame(rest, self.core.config.message_bytes_max) {
+            let len = match codec::frame(rest, self.core.config.message_bytes_max) {
                 Ok(None) => return Poll::Idle,
                 Ok(Some(len)) => len,
                 Err(FrameError::BadChecksum { len, .. }) => {
@@ -854,8 +854,8 @@ impl Core {
 
     /// A framed message whose fields do not parse: Reject it if its MsgSeqNum can be read and
     /// is the expected one (QuickFIX then counts it), else drop it as garbled.
-    fn reject_unparsed(&mut self, bytes: &[u8], e: &fix::ParseError, now_ns: u64) {
-        let seq = find_field(bytes, b"\x0134=").and_then(fix::parse_u64);
+    fn reject_unparsed(&mut self, bytes: &[u8], e: &codec::ParseError, now_ns: u64) {
+        let seq = find_field(bytes, b"\x0134=").and_then(codec::parse_u64);
         let msg_type = find_field(bytes, b"\x0135=").unwrap_or(b"");
         match seq {
             Some(seq) if seq == self.in_seq_next && self.state == State::Active => {
@@ -898,7 +898,7 @@ impl Core {
             if let Some(t) = ref_tag {
                 e.u64(tag::REF_TAG_ID, u64::from(t));
             }
-            if !ref_msg_type.is_empty() && !ref_msg_type.contains(&fix::SOH) {
+            if !ref_msg_type.is_empty() && !ref_msg_type.contains(&codec::SOH) {
                 e.bytes(tag::REF_MSG_TYPE, &ref_msg_type);
             }
             e.u64(tag::SESSION_REJECT_REASON, u64::from(reason));
@@ -997,7 +997,7 @@ impl Core {
 /// The value after `needle` (e.g. `<SOH>34=`) up to the next SOH, scanning raw bytes.
 fn find_field<'a>(bytes: &'a [u8], needle: &[u8]) -> Option<&'a [u8]> {
     let at = bytes.windows(needle.len()).position(|w| w == needle)? + needle.len();
-    let len = bytes[at..].iter().position(|&b| b == fix::SOH)?;
+    let len = bytes[at..].iter().position(|&b| b == codec::SOH)?;
     Some(&bytes[at..at + len])
 }
 
@@ -1026,7 +1026,7 @@ mod tests {
         let mut out = Vec::new();
         let mut at = 0;
         while at < tx.len() {
-            let len = fix::frame(&tx[at..], 1 << 20).unwrap().unwrap();
+            let len = codec::frame(&tx[at..], 1 << 20).unwrap().unwrap();
             out.push(String::from_utf8_lossy(&tx[at..at + len]).replace('\x01', "|"));
             at += len;
         }
@@ -1239,7 +1239,7 @@ mod tests {
         let (_c, mut v) = logged_on();
         let body = "35=D|49=alice|56=EXCHANGE|34=2|52=20240101-00:00:00|11=a|11=b|".replace('|', "\x01");
         let mut m = format!("8=FIX.4.4\x019={}\x01{body}", body.len()).into_bytes();
-        let sum = fix::checksum(&m);
+        let sum = codec::checksum(&m);
         m.extend_from_slice(format!("10={sum:03}\x01").as_bytes());
         v.feed(&m);
         assert!(matches!(v.poll(1), Poll::Idle));
@@ -1346,6 +1346,56 @@ mod tests {
         let out = answers(&mut c, &mut v, 2);
         assert!(has(&out[0], "35=3") && has(&out[0], "373=14") && has(&out[0], "371=50"), "{out:?}");
         assert_eq!(v.in_seq_next(), 4);
+    }
+
+    #[test]
+    fn market_data_request_groups_pass_or_are_rejected_naming_the_group() {
+        let (mut c, mut v) = logged_on();
+        // Three entry types and two symbols: the session hands it to the application.
+        c.send(b"V", 1, |e| {
+            e.str(262, "md1");
+            e.char(263, b'1');
+            e.u64(264, 0);
+            e.u64(267, 3);
+            for t in [b'0', b'1', b'2'] {
+                e.char(269, t);
+            }
+            e.u64(146, 2);
+            e.str(tag::SYMBOL, "BTC-USD");
+            e.str(tag::SYMBOL, "ETH-USD");
+        });
+        let tx = c.take_tx();
+        v.feed(&tx);
+        match v.poll(1) {
+            Poll::App(msg) => {
+                assert_eq!(msg.msg_type(), b"V");
+                let symbols: Vec<&str> = msg.group(146).filter_map(|e| e.get_str(tag::SYMBOL)).collect();
+                assert_eq!(symbols, ["BTC-USD", "ETH-USD"]);
+            }
+            other => panic!("expected the request, got {other:?}"),
+        }
+        // Two entry types announced, one sent: 373=16 naming NoMDEntryTypes.
+        c.send(b"V", 2, |e| {
+            e.str(262, "md2");
+            e.char(263, b'0');
+            e.u64(264, 0);
+            e.u64(267, 2);
+            e.char(269, b'0');
+            e.u64(146, 1);
+            e.str(tag::SYMBOL, "BTC-USD");
+        });
+        let out = answers(&mut c, &mut v, 2);
+        assert!(has(&out[0], "35=3") && has(&out[0], "373=16") && has(&out[0], "371=267"), "{out:?}");
+        // A symbol outside NoRelatedSym: 373=15 naming Symbol.
+        c.send(b"V", 3, |e| {
+            e.str(262, "md3");
+            e.char(263, b'0');
+            e.u64(264, 0);
+            e.str(tag::SYMBOL, "BTC-USD");
+        });
+        let out = answers(&mut c, &mut v, 3);
+        assert!(has(&out[0], "35=3") && has(&out[0], "373=15") && has(&out[0], "371=55"), "{out:?}");
+        assert_eq!(v.in_seq_next(), 5);
     }
 
     #[test]

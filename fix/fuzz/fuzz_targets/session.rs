@@ -3,8 +3,8 @@
 //! numbers only move forward.
 #![no_main]
 
-use gateway::fix::{tag, Encoder};
-use gateway::session::{Poll, Session, SessionConfig};
+use fix::codec::{tag, Encoder};
+use fix::session::{Poll, Session, SessionConfig};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
