@@ -763,3 +763,424 @@ fn write_snapshot(
     }
     fragments as u64
 }
+
+/// The client side: books rebuilt from 35=W and 35=X, checking every RptSeq (what
+/// `exchange md --feed fix --check` and the tests use). Prices are kept in price units
+/// ([`engine::PRICE_SCALE`] decimals), keyed by (is bid, price).
+#[derive(Clone, Debug, Default)]
+pub struct MdBooks {
+    books: std::collections::BTreeMap<String, MdBook>,
+}
+
+/// One symbol's rebuilt book.
+#[derive(Clone, Debug, Default)]
+pub struct MdBook {
+    /// The last RptSeq applied; `None` until a 35=W (or after a gap).
+    pub rpt_seq: Option<u64>,
+    /// (is bid, price units) → size.
+    pub levels: std::collections::BTreeMap<(bool, i64), u64>,
+    /// The last trade (price units, size).
+    pub last_trade: Option<(i64, u64)>,
+    /// A fragmented 35=W is being received (its last fragment has 893=Y).
+    in_snapshot: bool,
+}
+
+impl MdBook {
+    /// Levels of one side, best first: (price units, size).
+    pub fn side(&self, bid: bool) -> Vec<(i64, u64)> {
+        let side = self.levels.iter().filter(|((b, _), _)| *b == bid).map(|(&(_, p), &q)| (p, q));
+        if bid {
+            side.rev().collect()
+        } else {
+            side.collect()
+        }
+    }
+}
+
+/// Why a market-data message did not fit the rebuilt book.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MdBookError {
+    /// An X entry's RptSeq is not one more than the last.
+    #[error("RptSeq gap on {symbol}: {got} after {last}")]
+    Gap {
+        /// The symbol.
+        symbol: String,
+        /// RptSeq received.
+        got: u64,
+        /// RptSeq last applied.
+        last: u64,
+    },
+    /// A field is missing or malformed.
+    #[error("malformed market data: {0}")]
+    Malformed(String),
+    /// An entry does not fit the book (a change or delete of a level it does not hold, a new
+    /// level it already holds).
+    #[error("{symbol}: {what}")]
+    Mismatch {
+        /// The symbol.
+        symbol: String,
+        /// What does not fit.
+        what: String,
+    },
+}
+
+impl MdBooks {
+    /// No books.
+    pub fn new() -> MdBooks {
+        MdBooks::default()
+    }
+
+    /// A symbol's book, once a 35=W for it arrived.
+    pub fn book(&self, symbol: &str) -> Option<&MdBook> {
+        self.books.get(symbol)
+    }
+
+    /// Applies a 35=W or 35=X (other messages are ignored). After an error the symbol's book
+    /// waits for its next 35=W (`rpt_seq` is `None`).
+    pub fn apply(&mut self, msg: &Message<'_>) -> Result<(), MdBookError> {
+        let malformed = |what: &str| MdBookError::Malformed(what.to_owned());
+        let units = |entry: &Message<'_>| {
+            entry
+                .get_str(tags::MD_ENTRY_PX)
+                .and_then(crate::venue::parse_price_units)
+                .ok_or_else(|| malformed("MDEntryPx (270)"))
+        };
+        let size = |entry: &Message<'_>| {
+            entry.get_u64(tags::MD_ENTRY_SIZE).ok().flatten().ok_or_else(|| malformed("MDEntrySize (271)"))
+        };
+        match msg.msg_type() {
+            b"W" => {
+                let symbol = msg.get_str(SYMBOL).ok_or_else(|| malformed("Symbol (55) in a 35=W"))?;
+                let book = self.books.entry(symbol.to_owned()).or_default();
+                if !book.in_snapshot {
+                    book.levels.clear();
+                }
+                book.in_snapshot = msg.get(tags::LAST_FRAGMENT) == Some(b"N");
+                for entry in msg.group(tags::NO_MD_ENTRIES) {
+                    match entry.get(tags::MD_ENTRY_TYPE) {
+                        Some(b"0") => drop(book.levels.insert((true, units(&entry)?), size(&entry)?)),
+                        Some(b"1") => drop(book.levels.insert((false, units(&entry)?), size(&entry)?)),
+                        Some(b"2") => book.last_trade = Some((units(&entry)?, size(&entry)?)),
+                        _ => return Err(malformed("MDEntryType (269)")),
+                    }
+                }
+                book.rpt_seq = msg.get_u64(tags::RPT_SEQ).ok().flatten().or(Some(0));
+                Ok(())
+            }
+            b"X" => {
+                for entry in msg.group(tags::NO_MD_ENTRIES) {
+                    let symbol = entry.get_str(SYMBOL).ok_or_else(|| malformed("Symbol (55) in an entry"))?;
+                    let Some(book) = self.books.get_mut(symbol) else { continue };
+                    let Some(last) = book.rpt_seq else { continue };
+                    let got =
+                        entry.get_u64(tags::RPT_SEQ).ok().flatten().ok_or_else(|| malformed("RptSeq (83)"))?;
+                    if got != last + 1 {
+                        book.rpt_seq = None;
+                        return Err(MdBookError::Gap { symbol: symbol.to_owned(), got, last });
+                    }
+                    book.rpt_seq = Some(got);
+                    let bid = match entry.get(tags::MD_ENTRY_TYPE) {
+                        Some(b"0") => true,
+                        Some(b"1") => false,
+                        Some(b"2") => {
+                            book.last_trade = Some((units(&entry)?, size(&entry)?));
+                            continue;
+                        }
+                        _ => return Err(malformed("MDEntryType (269)")),
+                    };
+                    let key = (bid, units(&entry)?);
+                    let mismatch = |what: &str| {
+                        let text = entry.get_str(tags::MD_ENTRY_PX).unwrap_or("");
+                        MdBookError::Mismatch { symbol: symbol.to_owned(), what: format!("{what} at {text}") }
+                    };
+                    let held = book.levels.contains_key(&key);
+                    match entry.get(tags::MD_UPDATE_ACTION) {
+                        Some(b"0") if !held => drop(book.levels.insert(key, size(&entry)?)),
+                        Some(b"1") if held => drop(book.levels.insert(key, size(&entry)?)),
+                        Some(b"2") if held => drop(book.levels.remove(&key)),
+                        Some(b"0") => {
+                            book.rpt_seq = None;
+                            return Err(mismatch("a new level the book already holds"));
+                        }
+                        Some(b"1" | b"2") => {
+                            book.rpt_seq = None;
+                            return Err(mismatch("a change or delete of a level the book does not hold"));
+                        }
+                        _ => return Err(malformed("MDUpdateAction (279)")),
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::{ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, NewOrder};
+    use fix::codec::Fields;
+
+    const CENT: i64 = engine::PRICE_UNITS_PER_ONE / 100;
+
+    /// Encodes like a session would and keeps the framed bytes.
+    #[derive(Default)]
+    struct Wire {
+        sent: Vec<(SessionId, Vec<u8>)>,
+        backlog: FxHashMap<SessionId, usize>,
+        gone: FxHashSet<SessionId>,
+    }
+
+    impl MdSink for Wire {
+        fn backlog(&mut self, session: SessionId) -> Option<usize> {
+            (!self.gone.contains(&session)).then(|| self.backlog.get(&session).copied().unwrap_or(0))
+        }
+
+        fn send(&mut self, session: SessionId, msg_type: &[u8], fields: &mut dyn FnMut(&mut Encoder)) {
+            let mut e = Encoder::new();
+            e.begin(msg_type, "EXCHANGE", "client", 1, 0);
+            fields(&mut e);
+            self.sent.push((session, e.finish().to_vec()));
+        }
+    }
+
+    impl Wire {
+        /// Every message sent so far, parsed and checked against the dictionary (its groups
+        /// included), handed to `each`; then forgotten.
+        fn take(&mut self, mut each: impl FnMut(SessionId, &Message<'_>)) {
+            for (session, bytes) in std::mem::take(&mut self.sent) {
+                let mut fields = Fields::default();
+                let msg = Message::parse(&bytes, &mut fields).expect("parses");
+                fix::dictionary::check(&msg).unwrap_or_else(|e| panic!("{e:?} in {}", text(&bytes)));
+                each(session, &msg);
+            }
+        }
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).replace('\x01', "|")
+    }
+
+    fn symbols() -> Symbols {
+        Symbols::new(engine::default_symbols())
+    }
+
+    /// A 35=V built from `tag=value` pairs (`|`-separated), parsed.
+    fn request(body: &str) -> Result<MdRequest, MdRequestError> {
+        let mut e = Encoder::new();
+        e.begin(b"V", "client", "EXCHANGE", 2, 0);
+        for field in body.split('|').filter(|f| !f.is_empty()) {
+            let (t, v) = field.split_once('=').unwrap();
+            e.str(t.parse().unwrap(), v);
+        }
+        let bytes = e.finish().to_vec();
+        let mut fields = Fields::default();
+        let msg = Message::parse(&bytes, &mut fields).unwrap();
+        fix::dictionary::check(&msg).unwrap();
+        parse_request(&msg, &symbols())
+    }
+
+    fn reason(r: Result<MdRequest, MdRequestError>) -> (Option<u8>, String) {
+        match r {
+            Err(MdRequestError::Reject(reject)) => (reject.reason.map(RejectReason::code), reject.text),
+            other => panic!("not a 35=Y: {other:?}"),
+        }
+    }
+
+    const BOOK: &str = "267=3|269=0|269=1|269=2";
+
+    #[test]
+    fn requests_parse_with_several_symbols_and_entry_types() {
+        let r = request(&format!("262=a|263=1|264=0|265=1|{BOOK}|146=2|55=BTC-USD|55=ETH-USD")).unwrap();
+        assert_eq!(r.kind, SubscriptionType::Subscribe);
+        assert_eq!(r.depth, None);
+        assert_eq!(r.types, EntryTypes { bid: true, offer: true, trade: true });
+        assert_eq!(r.symbols, vec![0, 1]);
+        let r = request("262=b|263=0|264=5|267=1|269=1|146=1|55=AAPL").unwrap();
+        assert_eq!((r.kind, r.depth, r.types.offer, r.types.bid, r.symbols), (SubscriptionType::Snapshot, Some(5), true, false, vec![2]));
+        assert_eq!(request("262=a|263=2").unwrap().kind, SubscriptionType::Unsubscribe);
+    }
+
+    #[test]
+    fn bad_requests_are_refused_naming_the_reason() {
+        let (code, text) = reason(request(&format!("262=a|263=1|264=0|{BOOK}|146=1|55=NOPE")));
+        assert_eq!(code, Some(b'0'));
+        assert!(text.contains("unknown symbol \"NOPE\""), "{text}");
+        let (code, text) = reason(request(&format!("262=a|263=1|264=-1|{BOOK}|146=1|55=AAPL")));
+        assert_eq!(code, Some(b'5'));
+        assert!(text.contains("MarketDepth (264) -1"), "{text}");
+        assert_eq!(reason(request(&format!("262=a|263=1|264=99999999|{BOOK}|146=1|55=AAPL"))).0, Some(b'5'));
+        let (code, text) = reason(request("262=a|263=1|264=0|267=1|269=9|146=1|55=AAPL"));
+        assert_eq!(code, Some(b'8'));
+        assert!(text.contains("MDEntryType (269) 9"), "{text}");
+        assert_eq!(reason(request(&format!("262=a|263=7|264=0|{BOOK}|146=1|55=AAPL"))).0, Some(b'4'));
+        assert_eq!(reason(request(&format!("262=a|263=1|264=0|265=4|{BOOK}|146=1|55=AAPL"))).0, Some(b'6'));
+        assert_eq!(request("263=1|264=0"), Err(MdRequestError::Missing(262, "MDReqID")));
+        assert_eq!(request(&format!("262=a|263=1|264=0|{BOOK}")), Err(MdRequestError::Missing(146, "NoRelatedSym")));
+        assert_eq!(request("262=a|263=1|146=1|55=AAPL"), Err(MdRequestError::Missing(264, "MarketDepth")));
+    }
+
+    /// Events of `n` seeded random limit orders on symbol 0 around 100.00 that rest and trade.
+    fn events(n: u64, seed: u64) -> Vec<Event> {
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut out = Vec::new();
+        let mut x = seed;
+        for seq in 1..=n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let side = if x % 2 == 0 { Side::Sell } else { Side::Buy };
+            let ticks = 10_000 + (x % 15) as i64 - 7;
+            let id = ClOrdId::from_str(&format!("o{seq}")).unwrap();
+            let order = NewOrder::limit((x % 3) as u32, 0, id, side, ticks * CENT, 1 + (x >> 8) % 9);
+            let command = Command { header: CommandHeader { seq, ts: seq * 1_000 }, kind: CommandKind::New(order) };
+            engine.process(&command, &mut out);
+        }
+        out
+    }
+
+    /// The desk's own book of symbol 0, top `depth` per side, in price units.
+    fn top(desk: &MarketDataDesk, depth: usize, side: Side) -> Vec<(i64, u64)> {
+        let book = desk.md.projection().book(0).unwrap();
+        book.levels(side).take(depth).map(|l| (l.price.0 * CENT, l.qty)).collect()
+    }
+
+    fn feed(desk: &mut MarketDataDesk, wire: &mut Wire, events: &[Event], books: &mut [(SessionId, MdBooks)]) {
+        for event in events {
+            desk.on_event(event, wire).unwrap();
+            wire.take(|session, msg| {
+                let (_, b) = books.iter_mut().find(|(s, _)| *s == session).unwrap();
+                b.apply(msg).unwrap_or_else(|e| panic!("{e}"));
+            });
+        }
+    }
+
+    #[test]
+    fn snapshot_then_increments_rebuild_the_book_at_every_depth() {
+        let evs = events(600, 7);
+        let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+        let mut wire = Wire::default();
+        let mut books: Vec<(SessionId, MdBooks)> = (1..=3).map(|s| (s, MdBooks::new())).collect();
+        feed(&mut desk, &mut wire, &evs[..200], &mut books);
+        for (session, depth) in [(1, "0"), (2, "2"), (3, "5")] {
+            let r = request(&format!("262=r{session}|263=1|264={depth}|{BOOK}|146=1|55=BTC-USD")).unwrap();
+            desk.request(session, r, &mut wire);
+        }
+        feed(&mut desk, &mut wire, &[], &mut books);
+        feed(&mut desk, &mut wire, &evs[200..], &mut books);
+        for (session, depth) in [(1, usize::MAX), (2, 2), (3, 5)] {
+            let book = books[session as usize - 1].1.book("BTC-USD").unwrap();
+            assert_eq!(book.side(true), top(&desk, depth, Side::Buy), "session {session}");
+            assert_eq!(book.side(false), top(&desk, depth, Side::Sell), "session {session}");
+            assert!(book.rpt_seq.unwrap() > 0);
+            assert!(book.last_trade.is_some(), "trades are entries too");
+        }
+        assert_eq!(desk.stats().conflations, 0);
+    }
+
+    #[test]
+    fn a_big_snapshot_comes_in_fragments_and_a_gap_is_named() {
+        // 40 resting bids at 40 prices: 40 entries, two 893=N fragments then 893=Y.
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut evs = Vec::new();
+        for seq in 1..=40u64 {
+            let id = ClOrdId::from_str(&format!("b{seq}")).unwrap();
+            let order = NewOrder::limit(0, 0, id, Side::Buy, (9_000 + seq as i64) * CENT, 1);
+            let command = Command { header: CommandHeader { seq, ts: seq }, kind: CommandKind::New(order) };
+            engine.process(&command, &mut evs);
+        }
+        let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+        let mut wire = Wire::default();
+        for e in &evs {
+            desk.on_event(e, &mut wire).unwrap();
+        }
+        desk.request(9, request(&format!("262=big|263=1|264=0|{BOOK}|146=1|55=BTC-USD")).unwrap(), &mut wire);
+        let mut books = MdBooks::new();
+        let mut fragments = Vec::new();
+        wire.take(|_, msg| {
+            fragments.push(msg.get(tags::LAST_FRAGMENT).map(|v| v.to_vec()));
+            books.apply(msg).unwrap();
+        });
+        assert_eq!(fragments, vec![Some(b"N".to_vec()), Some(b"Y".to_vec())]);
+        assert_eq!(books.book("BTC-USD").unwrap().side(true), top(&desk, usize::MAX, Side::Buy));
+        // An X whose RptSeq skips one is a gap, named.
+        let mut e = Encoder::new();
+        e.begin(b"X", "EXCHANGE", "client", 3, 0);
+        for (t, v) in [(262, "big"), (268, "1"), (279, "2"), (269, "0"), (55, "BTC-USD"), (270, "90.40"), (271, "0"), (83, "2")] {
+            e.str(t, v);
+        }
+        let bytes = e.finish().to_vec();
+        let mut fields = Fields::default();
+        let msg = Message::parse(&bytes, &mut fields).unwrap();
+        let gap = books.apply(&msg).unwrap_err();
+        assert_eq!(gap.to_string(), "RptSeq gap on BTC-USD: 2 after 0");
+    }
+
+    #[test]
+    fn duplicate_ids_too_many_subscriptions_and_unknown_unsubscribes_get_a_35_y() {
+        let config = MdConfig { subscriptions_max: 3, ..MdConfig::default() };
+        let mut desk = MarketDataDesk::new(symbols(), config);
+        let mut wire = Wire::default();
+        let sub = |id: &str, syms: &str| request(&format!("262={id}|263=1|264=1|{BOOK}|{syms}")).unwrap();
+        desk.request(1, sub("a", "146=2|55=BTC-USD|55=ETH-USD"), &mut wire);
+        desk.request(1, sub("a", "146=1|55=AAPL"), &mut wire);
+        desk.request(1, sub("b", "146=2|55=AAPL|55=BTC-USD"), &mut wire);
+        desk.request(1, request("262=zz|263=2").unwrap(), &mut wire);
+        let mut ys = Vec::new();
+        wire.take(|_, msg| {
+            if msg.msg_type() == b"Y" {
+                ys.push((msg.get_str(281).map(str::to_owned), msg.get_str(58).unwrap().to_owned()));
+            }
+        });
+        assert_eq!(ys.len(), 3, "{ys:?}");
+        assert_eq!(ys[0].0.as_deref(), Some("1"));
+        assert!(ys[0].1.contains("duplicate MDReqID \"a\""));
+        assert_eq!(ys[1].0.as_deref(), Some("2"));
+        assert!(ys[1].1.contains("too many subscriptions: this session holds 2 of at most 3"), "{}", ys[1].1);
+        assert_eq!(ys[2].0, None);
+        assert!(ys[2].1.contains("unknown MDReqID \"zz\""));
+        assert_eq!(desk.subscriptions(1), 2);
+        desk.request(1, request("262=a|263=2").unwrap(), &mut wire);
+        assert_eq!(desk.subscriptions(1), 0);
+        assert_eq!(desk.stats().rejects, 3);
+    }
+
+    #[test]
+    fn a_slow_session_is_conflated_then_refreshed_while_others_go_on() {
+        let evs = events(400, 11);
+        let config = MdConfig { backlog_bytes_max: 1000, ..MdConfig::default() };
+        let mut desk = MarketDataDesk::new(symbols(), config);
+        let mut wire = Wire::default();
+        let mut books: Vec<(SessionId, MdBooks)> = vec![(1, MdBooks::new()), (2, MdBooks::new())];
+        for session in [1, 2] {
+            desk.request(session, request(&format!("262=x|263=1|264=3|{BOOK}|146=1|55=BTC-USD")).unwrap(), &mut wire);
+        }
+        feed(&mut desk, &mut wire, &evs[..100], &mut books);
+        wire.backlog.insert(1, 5000); // session 1 stops reading
+        feed(&mut desk, &mut wire, &evs[100..300], &mut books);
+        assert_eq!(desk.stats().conflations, 1, "one subscription made stale, once");
+        // It is still behind: no refresh yet; then it drains to half the bound: one fresh W.
+        desk.refresh_stale(&mut wire);
+        assert!(wire.sent.is_empty());
+        wire.backlog.insert(1, 400);
+        desk.refresh_stale(&mut wire);
+        let mut types = Vec::new();
+        wire.take(|s, msg| {
+            types.push((s, msg.msg_type().to_vec()));
+            books[0].1.apply(msg).unwrap();
+        });
+        assert_eq!(types, vec![(1, b"W".to_vec())]);
+        feed(&mut desk, &mut wire, &evs[300..390], &mut books);
+        for (_, b) in &books {
+            let book = b.book("BTC-USD").unwrap();
+            assert_eq!(book.side(true), top(&desk, 3, Side::Buy));
+            assert_eq!(book.side(false), top(&desk, 3, Side::Sell));
+        }
+        // A session that is gone loses its subscriptions at the next event for them.
+        wire.gone.insert(2);
+        feed(&mut desk, &mut wire, &evs[390..], &mut books);
+        assert_eq!(desk.subscriptions(2), 0);
+        assert_eq!(desk.subscriptions(1), 1);
+    }
+}
