@@ -272,3 +272,45 @@ fn a_subscriber_that_never_reads_is_conflated_while_another_session_trades() {
         stalled.logout().await.unwrap();
     });
 }
+
+#[test]
+fn exchange_md_feed_fix_check_rebuilds_and_records_the_book() {
+    let v = venue_for("fixmd-cli", |_| {});
+    let record = v.dir.join("md-fix-record.txt");
+    let tcp = v.server().info.tcp_addr.unwrap().to_string();
+    let mut md = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["md", "--feed", "fix", "--symbol", "BTC-USD", "--account", "watcher", "--password", "watcher"])
+        .args(["--tcp", "--fix-addr", &tcp, "--check", "--count", "150", "--record"])
+        .arg(&record)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login("bob").await;
+        let mut round = 0;
+        while md.try_wait().unwrap().is_none() {
+            assert!(round < 100, "exchange md did not finish");
+            flow(&mut alice, &mut bob, 20, 100 + round).await;
+            let _ = drain(&mut alice, Duration::from_millis(50)).await;
+            let _ = drain(&mut bob, Duration::from_millis(50)).await;
+            round += 1;
+        }
+    });
+    let out = md.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("check: 150 messages, 1 snapshots, 0 problem(s)"), "{text}");
+    assert!(text.contains("TRADE BTC-USD") && text.contains("BOOK rptseq"), "{text}");
+    let recorded = std::fs::read(&record).unwrap();
+    let lines: Vec<&[u8]> = recorded.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    assert!(lines.len() >= 150, "every message recorded: {}", lines.len());
+    assert!(lines.iter().any(|l| l.windows(5).any(|w| w == b"\x0135=W")));
+    // Without credentials it says what is missing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["md", "--feed", "fix", "--symbol", "BTC-USD", "--tcp", "--fix-addr", &tcp])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--feed fix needs --account"));
+}
