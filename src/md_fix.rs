@@ -159,7 +159,12 @@ fn price(units: i64) -> String {
 /// `bids Q@P … | asks Q@P …`, `depth` levels each side.
 fn top_line(book: &MdBook, depth: usize) -> String {
     let side = |bid| {
-        book.side(bid).iter().take(depth).map(|&(p, q)| format!("{q}@{}", price(p))).collect::<Vec<_>>().join(" ")
+        book.side(bid)
+            .iter()
+            .take(depth)
+            .map(|&(p, q)| format!("{q}@{}", price(p)))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     format!("bids {} | asks {}", side(true), side(false))
 }

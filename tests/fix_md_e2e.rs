@@ -80,10 +80,15 @@ async fn flow(alice: &mut FixClient, bob: &mut FixClient, n: u64, seed: u64) {
         x ^= x << 17;
         let price = format!("100.{:02}", 5 + x % 15);
         let qty = 1 + (x >> 8) % 6;
-        let (c, side, id) =
-            if x % 2 == 0 { (&mut *alice, Side::Buy, format!("a{seed}-{i}")) } else { (&mut *bob, Side::Sell, format!("b{seed}-{i}")) };
+        let (c, side, id) = if x.is_multiple_of(2) {
+            (&mut *alice, Side::Buy, format!("a{seed}-{i}"))
+        } else {
+            (&mut *bob, Side::Sell, format!("b{seed}-{i}"))
+        };
         let symbol = if i % 10 == 9 { "ETH-USD" } else { "BTC-USD" };
-        c.send(b"D", |e| new_order_fields(e, &id, symbol, side, qty, Some(&price), None, now_ns())).await.unwrap();
+        c.send(b"D", |e| new_order_fields(e, &id, symbol, side, qty, Some(&price), None, now_ns()))
+            .await
+            .unwrap();
     }
 }
 

@@ -7,11 +7,11 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side, Tif,
-    PRICE_UNITS_PER_ONE,
+    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side,
+    Tif, PRICE_UNITS_PER_ONE,
 };
 use fix::codec::Encoder;
-use gateway::md::{MarketDataDesk, MdConfig, MdRequest, MdSink, SubscriptionType, EntryTypes};
+use gateway::md::{EntryTypes, MarketDataDesk, MdConfig, MdRequest, MdSink, SubscriptionType};
 use gateway::router::SessionId;
 use gateway::venue::Symbols;
 use rand::rngs::SmallRng;

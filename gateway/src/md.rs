@@ -257,7 +257,9 @@ pub fn parse_request(msg: &Message<'_>, symbols: &Symbols) -> Result<MdRequest, 
                 let text = String::from_utf8_lossy(other.unwrap_or(b""));
                 return Err(refuse(
                     Some(RejectReason::UnsupportedMdEntryType),
-                    format!("unsupported MDEntryType (269) {text}: the venue publishes 0 bid, 1 offer, 2 trade"),
+                    format!(
+                        "unsupported MDEntryType (269) {text}: the venue publishes 0 bid, 1 offer, 2 trade"
+                    ),
                 ));
             }
         }
@@ -456,7 +458,10 @@ impl MarketDataDesk {
                     MdReject::new(
                         &request.req_id,
                         Some(RejectReason::DuplicateMdReqId),
-                        format!("duplicate MDReqID {:?}: a subscription of this session has it", request.req_id),
+                        format!(
+                            "duplicate MDReqID {:?}: a subscription of this session has it",
+                            request.req_id
+                        ),
                     )
                 } else if held + request.symbols.len() > self.config.subscriptions_max {
                     MdReject::new(
@@ -572,7 +577,12 @@ impl MarketDataDesk {
                         }
                         for side in [Side::Buy, Side::Sell] {
                             if types.side(side) {
-                                window_diff(&mut one.window[side_index(side)], book.levels(side).take(depth), side, entries);
+                                window_diff(
+                                    &mut one.window[side_index(side)],
+                                    book.levels(side).take(depth),
+                                    side,
+                                    entries,
+                                );
                             }
                         }
                     }
@@ -606,7 +616,10 @@ impl MarketDataDesk {
                             e.char(tags::MD_UPDATE_ACTION, entry.action);
                             e.char(tags::MD_ENTRY_TYPE, entry.kind);
                             e.str(SYMBOL, name);
-                            e.bytes(tags::MD_ENTRY_PX, symbols.format_ticks(symbol, entry.price).as_str().as_bytes());
+                            e.bytes(
+                                tags::MD_ENTRY_PX,
+                                symbols.format_ticks(symbol, entry.price).as_str().as_bytes(),
+                            );
                             e.u64(tags::MD_ENTRY_SIZE, entry.qty);
                             e.u64(tags::RPT_SEQ, first + i as u64);
                         }
@@ -732,7 +745,12 @@ fn write_snapshot(
             if request.depth.is_some() {
                 window.push(level);
             }
-            entries.push(Entry { action: b'0', kind: entry_kind(side), price: level.price.0, qty: level.qty });
+            entries.push(Entry {
+                action: b'0',
+                kind: entry_kind(side),
+                price: level.price.0,
+                qty: level.qty,
+            });
         }
     }
     if request.types.trade {
@@ -743,7 +761,8 @@ fn write_snapshot(
     let name = symbols.spec(symbol).map_or("?", |s| s.name.as_str());
     let fragments = entries.len().div_ceil(SNAPSHOT_ENTRIES_MAX).max(1);
     for f in 0..fragments {
-        let chunk = &entries[(f * SNAPSHOT_ENTRIES_MAX).min(entries.len())..((f + 1) * SNAPSHOT_ENTRIES_MAX).min(entries.len())];
+        let chunk = &entries[(f * SNAPSHOT_ENTRIES_MAX).min(entries.len())
+            ..((f + 1) * SNAPSHOT_ENTRIES_MAX).min(entries.len())];
         sink.send(session, b"W", &mut |e| {
             e.str(tags::MD_REQ_ID, &request.req_id);
             e.str(SYMBOL, name);
@@ -872,8 +891,11 @@ impl MdBooks {
                     let symbol = entry.get_str(SYMBOL).ok_or_else(|| malformed("Symbol (55) in an entry"))?;
                     let Some(book) = self.books.get_mut(symbol) else { continue };
                     let Some(last) = book.rpt_seq else { continue };
-                    let got =
-                        entry.get_u64(tags::RPT_SEQ).ok().flatten().ok_or_else(|| malformed("RptSeq (83)"))?;
+                    let got = entry
+                        .get_u64(tags::RPT_SEQ)
+                        .ok()
+                        .flatten()
+                        .ok_or_else(|| malformed("RptSeq (83)"))?;
                     if got != last + 1 {
                         book.rpt_seq = None;
                         return Err(MdBookError::Gap { symbol: symbol.to_owned(), got, last });
@@ -998,7 +1020,10 @@ mod tests {
         assert_eq!(r.types, EntryTypes { bid: true, offer: true, trade: true });
         assert_eq!(r.symbols, vec![0, 1]);
         let r = request("262=b|263=0|264=5|267=1|269=1|146=1|55=AAPL").unwrap();
-        assert_eq!((r.kind, r.depth, r.types.offer, r.types.bid, r.symbols), (SubscriptionType::Snapshot, Some(5), true, false, vec![2]));
+        assert_eq!(
+            (r.kind, r.depth, r.types.offer, r.types.bid, r.symbols),
+            (SubscriptionType::Snapshot, Some(5), true, false, vec![2])
+        );
         assert_eq!(request("262=a|263=2").unwrap().kind, SubscriptionType::Unsubscribe);
     }
 
@@ -1017,7 +1042,10 @@ mod tests {
         assert_eq!(reason(request(&format!("262=a|263=7|264=0|{BOOK}|146=1|55=AAPL"))).0, Some(b'4'));
         assert_eq!(reason(request(&format!("262=a|263=1|264=0|265=4|{BOOK}|146=1|55=AAPL"))).0, Some(b'6'));
         assert_eq!(request("263=1|264=0"), Err(MdRequestError::Missing(262, "MDReqID")));
-        assert_eq!(request(&format!("262=a|263=1|264=0|{BOOK}")), Err(MdRequestError::Missing(146, "NoRelatedSym")));
+        assert_eq!(
+            request(&format!("262=a|263=1|264=0|{BOOK}")),
+            Err(MdRequestError::Missing(146, "NoRelatedSym"))
+        );
         assert_eq!(request("262=a|263=1|146=1|55=AAPL"), Err(MdRequestError::Missing(264, "MarketDepth")));
     }
 
@@ -1030,11 +1058,12 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let side = if x % 2 == 0 { Side::Sell } else { Side::Buy };
+            let side = if x.is_multiple_of(2) { Side::Sell } else { Side::Buy };
             let ticks = 10_000 + (x % 15) as i64 - 7;
             let id = ClOrdId::from_str(&format!("o{seq}")).unwrap();
             let order = NewOrder::limit((x % 3) as u32, 0, id, side, ticks * CENT, 1 + (x >> 8) % 9);
-            let command = Command { header: CommandHeader { seq, ts: seq * 1_000 }, kind: CommandKind::New(order) };
+            let command =
+                Command { header: CommandHeader { seq, ts: seq * 1_000 }, kind: CommandKind::New(order) };
             engine.process(&command, &mut out);
         }
         out
@@ -1046,7 +1075,12 @@ mod tests {
         book.levels(side).take(depth).map(|l| (l.price.0 * CENT, l.qty)).collect()
     }
 
-    fn feed(desk: &mut MarketDataDesk, wire: &mut Wire, events: &[Event], books: &mut [(SessionId, MdBooks)]) {
+    fn feed(
+        desk: &mut MarketDataDesk,
+        wire: &mut Wire,
+        events: &[Event],
+        books: &mut [(SessionId, MdBooks)],
+    ) {
         for event in events {
             desk.on_event(event, wire).unwrap();
             wire.take(|session, msg| {
@@ -1107,7 +1141,16 @@ mod tests {
         // An X whose RptSeq skips one is a gap, named.
         let mut e = Encoder::new();
         e.begin(b"X", "EXCHANGE", "client", 3, 0);
-        for (t, v) in [(262, "big"), (268, "1"), (279, "2"), (269, "0"), (55, "BTC-USD"), (270, "90.40"), (271, "0"), (83, "2")] {
+        for (t, v) in [
+            (262, "big"),
+            (268, "1"),
+            (279, "2"),
+            (269, "0"),
+            (55, "BTC-USD"),
+            (270, "90.40"),
+            (271, "0"),
+            (83, "2"),
+        ] {
             e.str(t, v);
         }
         let bytes = e.finish().to_vec();
@@ -1154,7 +1197,11 @@ mod tests {
         let mut wire = Wire::default();
         let mut books: Vec<(SessionId, MdBooks)> = vec![(1, MdBooks::new()), (2, MdBooks::new())];
         for session in [1, 2] {
-            desk.request(session, request(&format!("262=x|263=1|264=3|{BOOK}|146=1|55=BTC-USD")).unwrap(), &mut wire);
+            desk.request(
+                session,
+                request(&format!("262=x|263=1|264=3|{BOOK}|146=1|55=BTC-USD")).unwrap(),
+                &mut wire,
+            );
         }
         feed(&mut desk, &mut wire, &evs[..100], &mut books);
         wire.backlog.insert(1, 5000); // session 1 stops reading

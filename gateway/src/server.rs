@@ -444,7 +444,12 @@ impl MdSink for SessionsSink<'_> {
         self.fix(session).map(|(_, backlog)| backlog)
     }
 
-    fn send(&mut self, session: SessionId, msg_type: &[u8], fields: &mut dyn FnMut(&mut fix::codec::Encoder)) {
+    fn send(
+        &mut self,
+        session: SessionId,
+        msg_type: &[u8],
+        fields: &mut dyn FnMut(&mut fix::codec::Encoder),
+    ) {
         let now_ns = self.now_ns;
         if let Some((fix, _)) = self.fix(session) {
             if msg_type == b"Y" {
@@ -671,8 +676,11 @@ impl GatewayLoop {
                 None => md.desk.request(session, request, &mut sink),
                 Some(what) => {
                     let text = format!("market data unavailable: {what}");
-                    let reject =
-                        MdReject { req_id: request.req_id, reason: Some(RejectReason::InsufficientBandwidth), text };
+                    let reject = MdReject {
+                        req_id: request.req_id,
+                        reason: Some(RejectReason::InsufficientBandwidth),
+                        text,
+                    };
                     md.desk.reject(session, &reject, &mut sink);
                 }
             }
