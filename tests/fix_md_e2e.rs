@@ -319,3 +319,21 @@ fn exchange_md_feed_fix_check_rebuilds_and_records_the_book() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--feed fix needs --account"));
 }
+
+#[test]
+fn a_zero_fix_market_data_bound_is_refused_at_start_naming_the_field() {
+    for field in ["fix_subscriptions_max", "fix_backlog_bytes_max"] {
+        let mut config = exchange::serve::ServeConfig::default();
+        config.network.quic = "127.0.0.1:0".parse().unwrap();
+        config.network.tcp = "127.0.0.1:0".into();
+        config.network.http = "".into();
+        match field {
+            "fix_subscriptions_max" => config.marketdata.fix_subscriptions_max = 0,
+            _ => config.marketdata.fix_backlog_bytes_max = 0,
+        }
+        let dir = std::env::temp_dir().join(format!("exchange-fixmd-zero-{}-{field}", std::process::id()));
+        let err = exchange::serve::Server::start(&config, Some(&dir)).err().expect("refused");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(err.to_string().contains(&format!("marketdata.{field} must be positive")), "{err}");
+    }
+}

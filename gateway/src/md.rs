@@ -591,6 +591,8 @@ impl MarketDataDesk {
                     continue;
                 }
                 if sub.full_refresh_updates {
+                    // As of the entries a 35=X would have carried: a skipped refresh is a gap.
+                    one.rpt_seq += entries.len() as u64;
                     let request = MdRequest {
                         req_id: sub.req_id.clone(),
                         kind: SubscriptionType::Subscribe,
@@ -1111,6 +1113,34 @@ mod tests {
             assert!(book.last_trade.is_some(), "trades are entries too");
         }
         assert_eq!(desk.stats().conflations, 0);
+    }
+
+    #[test]
+    fn full_refresh_updates_send_a_fresh_35_w_per_change() {
+        let evs = events(200, 5);
+        let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+        let mut wire = Wire::default();
+        let mut books = vec![(1, MdBooks::new())];
+        desk.request(
+            1,
+            request(&format!("262=f|263=1|264=2|265=0|{BOOK}|146=1|55=BTC-USD")).unwrap(),
+            &mut wire,
+        );
+        let mut last_rpt = 0;
+        for event in &evs {
+            desk.on_event(event, &mut wire).unwrap();
+            wire.take(|_, msg| {
+                assert_eq!(msg.msg_type(), b"W", "265=0: no 35=X");
+                let rpt = msg.get_u64(tags::RPT_SEQ).unwrap().unwrap();
+                assert!(rpt > last_rpt || rpt == 0, "RptSeq moves on with each refresh");
+                last_rpt = rpt;
+                books[0].1.apply(msg).unwrap();
+            });
+        }
+        assert!(last_rpt > 10);
+        let book = books[0].1.book("BTC-USD").unwrap();
+        assert_eq!(book.side(true), top(&desk, 2, Side::Buy));
+        assert_eq!(book.side(false), top(&desk, 2, Side::Sell));
     }
 
     #[test]
