@@ -366,6 +366,7 @@ pub struct MarketDataDesk {
     /// The entries a full-depth subscription gets for the current event (levels and trades).
     full: Vec<Entry>,
     entries: Vec<Entry>,
+    window_scratch: WindowScratch,
     stats: MdStats,
     /// Seq of the last event applied.
     applied_seq: u64,
@@ -390,6 +391,7 @@ impl MarketDataDesk {
             scratch: Vec::new(),
             full: Vec::new(),
             entries: Vec::new(),
+            window_scratch: WindowScratch::default(),
             stats: MdStats::default(),
             applied_seq: 0,
         }
@@ -544,7 +546,9 @@ impl MarketDataDesk {
         if self.full.is_empty() || self.sessions.is_empty() {
             return Ok(());
         }
-        let Self { md, symbols, config, sessions, stale_sessions, full, entries, stats, .. } = self;
+        let Self {
+            md, symbols, config, sessions, stale_sessions, full, entries, window_scratch, stats, ..
+        } = self;
         let book = md.projection().book(symbol).expect("an event's symbol is listed");
         sessions.retain(|&session, subs| {
             let wants = subs.iter().any(|s| !s.stale && s.symbols.iter().any(|o| o.symbol == symbol));
@@ -582,6 +586,7 @@ impl MarketDataDesk {
                                     book.levels(side).take(depth),
                                     side,
                                     entries,
+                                    window_scratch,
                                 );
                             }
                         }
@@ -680,8 +685,20 @@ impl MarketDataDesk {
 }
 
 /// Brings a depth window to `now` (best first), writing New/Change/Delete entries for what moved.
-fn window_diff(sent: &mut Vec<Level>, now: impl Iterator<Item = Level>, side: Side, out: &mut Vec<Entry>) {
-    let now: Vec<Level> = now.collect();
+/// `scratch` is reused from call to call, so a diff allocates nothing once the buffers have
+/// grown to the depth.
+fn window_diff(
+    sent: &mut Vec<Level>,
+    now: impl Iterator<Item = Level>,
+    side: Side,
+    out: &mut Vec<Entry>,
+    scratch: &mut WindowScratch,
+) {
+    let WindowScratch { levels, adds } = scratch;
+    levels.clear();
+    levels.extend(now);
+    adds.clear();
+    let now = &*levels;
     let kind = entry_kind(side);
     let better = |a: &Level, b: &Level| match side {
         Side::Buy => a.price > b.price,
@@ -690,7 +707,6 @@ fn window_diff(sent: &mut Vec<Level>, now: impl Iterator<Item = Level>, side: Si
     let (mut i, mut j) = (0, 0);
     // Deletes first, then News and Changes: a client applying them in order never holds more
     // than N levels.
-    let mut adds = Vec::new();
     loop {
         match (sent.get(i), now.get(j)) {
             (Some(old), Some(new)) if old.price == new.price => {
@@ -715,8 +731,16 @@ fn window_diff(sent: &mut Vec<Level>, now: impl Iterator<Item = Level>, side: Si
             (None, None) => break,
         }
     }
-    out.extend(adds);
-    *sent = now;
+    out.extend(adds.iter());
+    // The window becomes `now`; the old window's buffer is the next call's scratch.
+    std::mem::swap(sent, levels);
+}
+
+/// The buffers [`window_diff`] reuses.
+#[derive(Debug, Default)]
+struct WindowScratch {
+    levels: Vec<Level>,
+    adds: Vec<Entry>,
 }
 
 /// Writes the 35=W (in fragments of [`SNAPSHOT_ENTRIES_MAX`]) of one symbol of a request and
@@ -1120,7 +1144,7 @@ mod tests {
         let evs = events(200, 5);
         let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
         let mut wire = Wire::default();
-        let mut books = vec![(1, MdBooks::new())];
+        let mut books = [(1, MdBooks::new())];
         desk.request(
             1,
             request(&format!("262=f|263=1|264=2|265=0|{BOOK}|146=1|55=BTC-USD")).unwrap(),
