@@ -17,6 +17,7 @@ pub mod logging;
 pub mod marketdata_run;
 pub mod match_run;
 pub mod md_cli;
+pub mod md_fix;
 pub mod names;
 mod progress;
 pub mod replay_run;

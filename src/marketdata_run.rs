@@ -72,6 +72,11 @@ pub struct MarketDataSection {
     pub checksum_depth: u16,
     /// Subscribers at once, over every feed.
     pub subscribers_max: usize,
+    /// FIX market data: symbol subscriptions (MDReqID × symbol) one session may hold.
+    pub fix_subscriptions_max: usize,
+    /// FIX market data: bytes waiting for a session's transport past which its subscriptions
+    /// are conflated (updates skipped, a fresh 35=W once it has drained to half of this).
+    pub fix_backlog_bytes_max: usize,
 }
 
 impl Default for MarketDataSection {
@@ -82,8 +87,24 @@ impl Default for MarketDataSection {
             slow_policy: "conflate".to_owned(),
             checksum_depth: d.feed.checksum_depth.unwrap_or(0),
             subscribers_max: d.subscribers_max,
+            fix_subscriptions_max: gateway::md::MdConfig::default().subscriptions_max,
+            fix_backlog_bytes_max: gateway::md::MdConfig::default().backlog_bytes_max,
         }
     }
+}
+
+/// The FIX market-data bounds of `section`.
+pub fn fix_md_config(section: &MarketDataSection) -> Result<gateway::md::MdConfig, MarketDataConfigError> {
+    if section.fix_subscriptions_max == 0 {
+        return Err(MarketDataConfigError::Zero("fix_subscriptions_max"));
+    }
+    if section.fix_backlog_bytes_max == 0 {
+        return Err(MarketDataConfigError::Zero("fix_backlog_bytes_max"));
+    }
+    Ok(gateway::md::MdConfig {
+        subscriptions_max: section.fix_subscriptions_max,
+        backlog_bytes_max: section.fix_backlog_bytes_max,
+    })
 }
 
 /// Why a `[marketdata]` setting is refused.

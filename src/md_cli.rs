@@ -26,8 +26,8 @@ pub struct MdArgs {
     /// Levels per side shown.
     #[arg(long, default_value_t = 10)]
     pub depth: usize,
-    /// Which feed: `ws` (the WebSocket JSON feed on the HTTP port); `binary` and `fix` are not
-    /// available yet.
+    /// Which feed: `ws` (the WebSocket JSON feed on the HTTP port), `fix` (FIX market data on an
+    /// order-entry session: needs --account and --password); `binary` is not available yet.
     #[arg(long, default_value = "ws")]
     pub feed: String,
     /// The venue's HTTP address (`[network] http`).
@@ -43,13 +43,32 @@ pub struct MdArgs {
     /// Stop after this many feed messages (0: run until interrupted or the feed closes).
     #[arg(long, default_value_t = 0)]
     pub count: u64,
+    /// `--feed fix`: the account to log on with (a trader's or a `market_data_only` one).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// `--feed fix`: its password.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// `--feed fix`: the venue's FIX address (QUIC, default 127.0.0.1:9878; with --tcp the
+    /// FIX/TCP port, default 127.0.0.1:9877).
+    #[arg(long, value_name = "ADDR")]
+    pub fix_addr: Option<std::net::SocketAddr>,
+    /// `--feed fix`: FIX over plain TCP instead of QUIC.
+    #[arg(long)]
+    pub tcp: bool,
+    /// `--feed fix`: the certificate to trust (QUIC).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// `--feed fix`: the venue's data directory: trust DIR/tls/cert.pem (QUIC).
+    #[arg(long, value_name = "DIR", conflicts_with = "ca")]
+    pub data: Option<PathBuf>,
 }
 
 /// Why `exchange md` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum MdError {
     /// The feed named is not served yet.
-    #[error("--feed {0}: not yet available (only ws)")]
+    #[error("--feed {0}: not yet available (only ws and fix)")]
     Feed(String),
     /// The connection failed or broke.
     #[error("ws://{addr}/ws: {source}")]
@@ -68,6 +87,9 @@ pub enum MdError {
     /// Output or the record file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// `--feed fix`: missing arguments, or the FIX session failed.
+    #[error("{0}")]
+    Fix(String),
     /// `--check` found gaps or mismatches (each was printed).
     #[error("{0} problem(s) found")]
     Check(u64),
@@ -186,6 +208,9 @@ impl Book {
 
 /// Runs `exchange md` until `--count` messages, the feed closes, or an error.
 pub fn main(args: &MdArgs) -> Result<(), MdError> {
+    if args.feed == "fix" {
+        return crate::md_fix::main(args);
+    }
     if args.feed != "ws" {
         return Err(MdError::Feed(args.feed.clone()));
     }

@@ -250,6 +250,10 @@ pub struct AccountEntry {
     /// accounts (by name), and it never trades.
     #[serde(default)]
     pub drop_copy: Vec<String>,
+    /// A market-data-only account: its session subscribes to FIX market data (35=V) and every
+    /// order it sends is refused.
+    #[serde(default)]
+    pub market_data_only: bool,
 }
 
 impl Default for ServeConfig {
@@ -270,6 +274,7 @@ impl Default for ServeConfig {
             rate_limit: None,
             admin: false,
             drop_copy: Vec::new(),
+            market_data_only: false,
         };
         ServeConfig {
             comp_id: "EXCHANGE".to_owned(),
@@ -648,6 +653,7 @@ impl Server {
                         cancel_on_disconnect: a.cancel_on_disconnect,
                         admin: a.admin,
                         drop_copy: !a.drop_copy.is_empty(),
+                        market_data_only: a.market_data_only,
                     }
                 }
                 // Journaled but no longer configured: kept for its id, cannot log on.
@@ -658,6 +664,7 @@ impl Server {
                     cancel_on_disconnect: true,
                     admin: false,
                     drop_copy: false,
+                    market_data_only: false,
                 },
             };
             accounts.push(account);
@@ -865,6 +872,11 @@ impl Server {
             // A hosted router waits as configured for it; otherwise the gateway blocks in its poll.
             wait: if hosted { router_wait } else { WaitStrategy::Park },
             poll_spin: std::time::Duration::from_micros(config.network.poll_spin_us),
+            market_data: Some(gateway::server::GatewayMarketData {
+                events_dir: journal_dir.join("events"),
+                config: crate::marketdata_run::fix_md_config(&config.marketdata)
+                    .map_err(|e| ServeError::Config(e.to_string()))?,
+            }),
         };
         let parking = Parking::new(venue.session.clone(), opened, reset_offset_s, now);
         let gateway = Gateway::start_monitored(&gateway_config, venue, routing, parking, gateway_metrics)?;

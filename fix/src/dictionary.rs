@@ -163,7 +163,8 @@ const RELATED_SYM_MEMBERS: &[u32] = &[55, 65, 48, 22, 460, 461, 167, 207, 106, 1
 pub const NO_RELATED_SYM: Group = Group { count: 146, delimiter: 55, members: RELATED_SYM_MEMBERS };
 /// The entry fields of MarketDataSnapshotFullRefresh's and MarketDataIncrementalRefresh's
 /// NoMDEntries (268) the venue writes or a peer may send, plus 83 RptSeq (FIX 4.4 has it in
-/// incremental entries only; the venue also puts it in snapshot entries, docs/fix.md).
+/// incremental entries only; a peer may put it in snapshot entries, the venue puts it at the top
+/// of a snapshot as FIX 5.0 does, docs/fix.md).
 const MD_ENTRY_MEMBERS: &[u32] = &[
     269, 279, 278, 280, 55, 48, 22, 270, 15, 271, 272, 273, 274, 275, 336, 625, 326, 276, 277, 282, 283, 284,
     286, 59, 432, 126, 110, 18, 287, 37, 299, 288, 289, 346, 290, 546, 811, 451, 58, 83, 285,
@@ -234,10 +235,11 @@ fn group_only(msg_type: &[u8]) -> &'static TagSet {
     const ORDER: TagSet = TagSet::of(&[NO_PARTY_IDS.members, NO_PARTY_SUB_IDS.members]);
     const LOGON: TagSet = TagSet::of(&[NO_MSG_TYPES.members]);
     const MD_REQUEST: TagSet = TagSet::of(&[NO_MD_ENTRY_TYPES.members, NO_RELATED_SYM.members]);
-    // A snapshot names its instrument at the top as well as in entries.
+    // A snapshot names its instrument at the top as well as in entries, and may carry its
+    // RptSeq (83) at the top, where FIX 5.0 puts it (the venue does: docs/fix.md).
     const MD_SNAPSHOT: TagSet = TagSet::of(&[&[
         269, 278, 280, 270, 15, 271, 272, 273, 274, 275, 336, 625, 326, 276, 277, 282, 283, 284, 286, 59,
-        432, 126, 110, 18, 287, 37, 299, 288, 289, 346, 290, 546, 811, 83, 285,
+        432, 126, 110, 18, 287, 37, 299, 288, 289, 346, 290, 546, 811, 285,
     ]]);
     const MD_INCREMENTAL: TagSet = TagSet::of(&[NO_MD_ENTRIES_INCREMENTAL.members]);
     const MD_REJECT: TagSet = TagSet::of(&[NO_ALT_MD_SOURCE.members]);
@@ -452,8 +454,9 @@ const MARKET_DATA_REQUEST: TagSet = TagSet::of(&[
     RELATED_SYM_MEMBERS,
 ]);
 /// MarketDataSnapshotFullRefresh: MDReqID, Instrument, NoMDEntries, and 83 RptSeq.
+// 893 LastFragment: a snapshot too large for one message is sent in fragments (docs/fix.md).
 const MARKET_DATA_SNAPSHOT: TagSet =
-    TagSet::of(&[&[262, 291, 292, 451, 813, 268], INSTRUMENT, MD_ENTRY_MEMBERS]);
+    TagSet::of(&[&[262, 291, 292, 451, 813, 268, 893], INSTRUMENT, MD_ENTRY_MEMBERS]);
 /// MarketDataIncrementalRefresh: MDReqID, NoMDEntries (with Instrument fields per entry).
 const MARKET_DATA_INCREMENTAL: TagSet = TagSet::of(&[&[262, 813, 268], INSTRUMENT, MD_ENTRY_MEMBERS]);
 /// MarketDataRequestReject: MDReqID, MDReqRejReason, NoAltMDSource, Text.

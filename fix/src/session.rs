@@ -430,6 +430,16 @@ impl Session {
         }
     }
 
+    /// Sends an application message that is numbered but not kept for resend: a ResendRequest
+    /// over it is answered with a gap fill. For market data (35=W, 35=X), stale once missed:
+    /// a client that lost some asks for a fresh snapshot instead. A detached session sends and
+    /// numbers nothing (its subscriptions ended with its connection).
+    pub fn send_unstored(&mut self, msg_type: &[u8], now_ns: u64, fields: impl FnOnce(&mut Encoder)) {
+        if matches!(self.core.state, State::Active | State::LoggingOut) {
+            self.core.send_admin(msg_type, now_ns, fields);
+        }
+    }
+
     /// Sends a session-level Reject (35=3) for message `ref_seq`.
     pub fn reject(
         &mut self,
@@ -1152,6 +1162,25 @@ mod tests {
         assert!(has(&out[1], "35=8") && has(&out[1], "34=2") && has(&out[1], "11=x"), "{out:?}");
         assert!(has(&out[2], "35=4") && has(&out[2], "34=3") && has(&out[2], "36=4"), "{out:?}");
         assert!(has(&out[3], "35=8") && has(&out[3], "34=4") && has(&out[3], "11=y"), "{out:?}");
+    }
+
+    #[test]
+    fn market_data_is_numbered_but_gap_filled_on_resend() {
+        let (_c, mut v) = logged_on();
+        v.send_unstored(b"X", 1, |e| e.str(262, "md1")); // seq 2
+        v.send(b"8", 1, |e| e.str(tag::CL_ORD_ID, "x")); // seq 3
+        let sent = messages(&v.take_tx());
+        assert!(has(&sent[0], "35=X") && has(&sent[0], "34=2"), "{sent:?}");
+        let mut e = Encoder::new();
+        e.begin(b"2", "alice", "EXCHANGE", 2, 0);
+        e.u64(tag::BEGIN_SEQ_NO, 2);
+        e.u64(tag::END_SEQ_NO, 0);
+        v.feed(e.finish());
+        assert!(matches!(v.poll(2), Poll::Idle));
+        let out = messages(&v.take_tx());
+        assert!(has(&out[0], "35=4") && has(&out[0], "34=2") && has(&out[0], "36=3"), "{out:?}");
+        assert!(has(&out[1], "35=8") && has(&out[1], "34=3") && has(&out[1], "11=x"), "{out:?}");
+        assert_eq!(out.len(), 2, "{out:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
 
 use crate::auth::Authenticator;
+use crate::md::{MdReject, MdRequest, MdRequestError, RejectReason};
 use crate::metrics::{GatewayMetrics, GatewayReject, OrderKind, RequestTimes};
 use crate::parking::Parking;
 use crate::router::{Request, RouterTx, SessionId, ToRouter};
@@ -84,6 +85,10 @@ pub struct AppSession {
     admin: bool,
     /// The account is a drop copy: it receives other accounts' reports and never trades.
     drop_copy: bool,
+    /// The account reads market data and never trades.
+    market_data_only: bool,
+    /// Where MarketDataRequests go (the gateway loop's market-data desk); `None`: not served.
+    md: Option<MdTx>,
     /// Where Logons are verified off this thread; `None` verifies them here.
     auth: Option<Authenticator>,
     /// When the requests waiting for their first report were read (end-to-end latency).
@@ -100,6 +105,8 @@ impl AppSession {
             account: None,
             admin: false,
             drop_copy: false,
+            market_data_only: false,
+            md: None,
             auth: None,
             times: RequestTimes::default(),
         }
@@ -109,6 +116,12 @@ impl AppSession {
     /// stays logon-pending until [`AppSession::logon_decided`] is given the verdict.
     pub fn with_authenticator(mut self, auth: Authenticator) -> AppSession {
         self.auth = Some(auth);
+        self
+    }
+
+    /// Sends this session's parsed MarketDataRequests to `md` (the gateway loop answers them).
+    pub fn with_market_data(mut self, md: MdTx) -> AppSession {
+        self.md = Some(md);
         self
     }
 
@@ -146,6 +159,7 @@ impl AppSession {
                 let cancel_on_disconnect = config.is_some_and(|a| a.cancel_on_disconnect && !a.admin);
                 self.admin = config.is_some_and(|a| a.admin);
                 self.drop_copy = config.is_some_and(|a| a.drop_copy);
+                self.market_data_only = config.is_some_and(|a| a.market_data_only);
                 let attach = ToRouter::Attach { session: self.id, account, cancel_on_disconnect };
                 if self.router.send(attach).is_err() {
                     self.venue.accounts.release(account);
@@ -212,6 +226,13 @@ impl AppSession {
                             let echo = Echo::of(&msg);
                             self.refuse(session, seq, (refusal, echo), now_ns, metrics);
                         }
+                        continue;
+                    }
+                    if msg.msg_type() == b"V" {
+                        // Parsed into owned values first: the answer needs the session again.
+                        let parsed = crate::md::parse_request(&msg, &self.venue.symbols)
+                            .map_err(|e| (e, Echo::of(&msg)));
+                        self.market_data_request(session, parsed, seq, now_ns, metrics);
                         continue;
                     }
                     // The accepted path copies nothing out of the message; a refusal keeps what
@@ -363,6 +384,10 @@ impl AppSession {
                 (_, true) if trading => {
                     Some(Some(Refusal::Business(6, "drop-copy sessions do not trade".into())))
                 }
+                _ if trading && self.market_data_only => Some(Some(Refusal::Business(
+                    6,
+                    "market-data-only account: it may subscribe to market data (35=V) but not trade".into(),
+                ))),
                 _ => None,
             };
         }
@@ -378,6 +403,48 @@ impl AppSession {
             }
             Err(refusal) => Some(Some(refusal)),
         }
+    }
+
+    /// A MarketDataRequest (35=V): parsed here, answered by the gateway loop's desk; a request
+    /// that cannot be taken gets its 35=Y (or a session Reject for a missing field) at once.
+    fn market_data_request(
+        &self,
+        session: &mut Session,
+        parsed: Result<MdRequest, (MdRequestError, Echo)>,
+        seq: u64,
+        now_ns: u64,
+        metrics: &GatewayMetrics,
+    ) {
+        let refusal = match parsed {
+            Ok(request) => {
+                let Some(md) = &self.md else {
+                    let text = "market data is not served on this gateway".to_owned();
+                    let reject = MdReject {
+                        req_id: request.req_id,
+                        reason: Some(RejectReason::InsufficientBandwidth),
+                        text,
+                    };
+                    return md_reject(session, &reject, now_ns);
+                };
+                match md.try_send((self.id, request)) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        let (_, request) = e.into_inner();
+                        MdReject {
+                            req_id: request.req_id,
+                            reason: Some(RejectReason::InsufficientBandwidth),
+                            text: "gateway busy, market data request not accepted".into(),
+                        }
+                    }
+                }
+            }
+            Err((MdRequestError::Missing(t, name), echo)) => {
+                return self.refuse(session, seq, (missing(t, name), echo), now_ns, metrics);
+            }
+            Err((MdRequestError::Reject(reject), _)) => reject,
+        };
+        metrics.reject(GatewayReject::Business);
+        md_reject(session, &refusal, now_ns);
     }
 
     /// Translates an AdminRequest (U1), resolving account names.
@@ -734,6 +801,14 @@ pub fn side_code(side: Side) -> u8 {
         Side::Buy => b'1',
         Side::Sell => b'2',
     }
+}
+
+/// Where sessions send parsed MarketDataRequests: the gateway loop, which answers them.
+pub type MdTx = crossbeam_channel::Sender<(SessionId, MdRequest)>;
+
+/// A MarketDataRequestReject (35=Y), kept for resend like any answer to a request.
+fn md_reject(session: &mut Session, reject: &MdReject, now_ns: u64) {
+    session.send(b"Y", now_ns, |e| reject.encode(e));
 }
 
 fn business_reject(

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod auth;
 pub mod client;
+pub mod md;
 pub mod metrics;
 pub mod parking;
 pub mod quic;

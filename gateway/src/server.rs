@@ -21,7 +21,9 @@ use mio::{Events, Interest, Poll as MioPoll, Token, Waker};
 use runtime::WaitStrategy;
 
 use crate::app::AppSession;
+use crate::app::MdTx;
 use crate::auth::{Authenticator, Verdict};
+use crate::md::{MarketDataDesk, MdConfig, MdReject, MdRequest, MdSink, RejectReason};
 use crate::metrics::GatewayMetrics;
 use crate::parking::Parking;
 use crate::quic::{ConnectionHandle, QuicSocket, QUIC_WRITE_BUFFER_MAX};
@@ -43,6 +45,15 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 /// Poll interval while the router holds events for the journal's durability (or its engine has
 /// a thread of its own, which cannot wake this one).
 const POLL_SOON: Duration = Duration::from_micros(50);
+/// Longest poll while FIX market-data subscriptions exist: with the router on another thread
+/// nothing wakes this one for an event that makes no report, so the journal is looked at this
+/// often at least.
+const POLL_MARKET_DATA: Duration = Duration::from_millis(5);
+/// Journal events the market-data desk applies per loop turn: the bound on the time one turn
+/// spends on market data before order entry is served again.
+const MD_EVENTS_PER_TURN: usize = 1024;
+/// MarketDataRequests waiting for the loop (sessions parse them; a full queue is a 35=Y).
+const MD_REQUESTS_MAX: usize = 4096;
 
 /// Wall-clock nanoseconds: sessions stamp SendingTime with it and time heartbeats by it.
 pub fn now_ns() -> u64 {
@@ -68,6 +79,24 @@ pub enum ServerError {
     /// A thread could not start.
     #[error("cannot start the gateway: {0}")]
     Start(io::Error),
+    /// The event journal could not be followed for FIX market data.
+    #[error("FIX market data: cannot follow the event journal {path}: {what}")]
+    MarketData {
+        /// The journal's directory.
+        path: std::path::PathBuf,
+        /// What failed.
+        what: String,
+    },
+}
+
+/// FIX market data on the order-entry sessions: where the gateway thread reads events from, and
+/// the desk's bounds.
+#[derive(Clone, Debug)]
+pub struct GatewayMarketData {
+    /// The event journal's directory; the gateway thread follows it from event 1.
+    pub events_dir: std::path::PathBuf,
+    /// Subscription and slow-session bounds.
+    pub config: MdConfig,
 }
 
 /// Where the gateway listens, and how its thread waits.
@@ -89,6 +118,9 @@ pub struct GatewayConfig {
     /// Under a blocking wait, how long the thread keeps polling without blocking after its
     /// last work (spin, then block): zero blocks at once.
     pub poll_spin: Duration,
+    /// FIX market data (35=V/W/X/Y) on the order-entry sessions; `None` answers every
+    /// MarketDataRequest with a 35=Y.
+    pub market_data: Option<GatewayMarketData>,
 }
 
 /// How the gateway reaches the router.
@@ -174,6 +206,13 @@ impl Gateway {
         router_tx.send(ToRouter::Outbox(outbox)).map_err(|_| {
             ServerError::Start(io::Error::other("the router stopped before the gateway started"))
         })?;
+        let (md, md_tx) = match &config.market_data {
+            Some(m) => {
+                let (tx, rx) = crossbeam_channel::bounded(MD_REQUESTS_MAX);
+                (Some(MdFeed::open(m, &venue, rx)?), Some(tx))
+            }
+            None => (None, None),
+        };
         let parked_app = AppSession::new(venue.clone(), router_tx.clone());
         let auth_waker = waker.clone();
         let (auth, verdicts, auth_thread) = Authenticator::start(venue.clone(), move || {
@@ -187,7 +226,8 @@ impl Gateway {
             quic,
             tcp: FxHashMap::default(),
             by_session: FxHashMap::default(),
-            fixes: FixFactory { venue, router_tx, auth },
+            fixes: FixFactory { venue, router_tx, auth, md_tx },
+            md,
             outbox_rx,
             parking,
             parked_app,
@@ -282,15 +322,141 @@ struct FixFactory {
     venue: Arc<Venue>,
     router_tx: RouterTx,
     auth: Authenticator,
+    md_tx: Option<MdTx>,
 }
 
 impl FixFactory {
     fn make(&self, now_ns: u64) -> Fix {
-        Fix {
-            session: Session::acceptor(self.venue.session.clone(), now_ns),
-            app: AppSession::new(self.venue.clone(), self.router_tx.clone())
-                .with_authenticator(self.auth.clone()),
-            detached: false,
+        let mut app =
+            AppSession::new(self.venue.clone(), self.router_tx.clone()).with_authenticator(self.auth.clone());
+        if let Some(md) = &self.md_tx {
+            app = app.with_market_data(md.clone());
+        }
+        Fix { session: Session::acceptor(self.venue.session.clone(), now_ns), app, detached: false }
+    }
+}
+
+/// The FIX market-data desk and what feeds it: the event journal, and the sessions' requests.
+struct MdFeed {
+    desk: MarketDataDesk,
+    tailer: journal::Tailer,
+    requests: Receiver<(SessionId, MdRequest)>,
+    /// Why the desk stopped (an unreadable event): it then refuses requests with this text.
+    failure: Option<String>,
+}
+
+impl MdFeed {
+    /// Opens the journal and applies every event in it before the gateway serves anyone, so the
+    /// first snapshot is of the book as it is.
+    fn open(
+        m: &GatewayMarketData,
+        venue: &Venue,
+        requests: Receiver<(SessionId, MdRequest)>,
+    ) -> Result<MdFeed, ServerError> {
+        let err = |what: String| ServerError::MarketData { path: m.events_dir.clone(), what };
+        let tailer = journal::Tailer::open(&m.events_dir, 1).map_err(|e| err(e.to_string()))?;
+        let desk = MarketDataDesk::new(venue.symbols.clone(), m.config);
+        let mut feed = MdFeed { desk, tailer, requests, failure: None };
+        while feed.apply_events(usize::MAX, &mut NoSessions) {}
+        match feed.failure.take() {
+            Some(what) => Err(err(what)),
+            None => Ok(feed),
+        }
+    }
+
+    /// Applies up to `max` journaled events; true when it applied any.
+    fn apply_events(&mut self, max: usize, sink: &mut impl MdSink) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        let mut applied = 0;
+        while applied < max {
+            let record = match self.tailer.poll() {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(e) => {
+                    self.fail(format!("event journal: {e}"));
+                    break;
+                }
+            };
+            if record.kind != journal::RecordKind::Event {
+                continue;
+            }
+            let seq = record.seq;
+            let applied_ok = engine::Event::decode(record.payload)
+                .map_err(|e| e.to_string())
+                .and_then(|event| self.desk.on_event(&event, sink).map_err(|e| e.to_string()));
+            if let Err(e) = applied_ok {
+                self.fail(format!("event {seq}: {e}"));
+                break;
+            }
+            applied += 1;
+        }
+        applied > 0
+    }
+
+    /// Stops publishing past an event the desk could not apply: a book it cannot prove would lie.
+    fn fail(&mut self, what: String) {
+        eprintln!("gateway: FIX market data stopped: {what}");
+        self.failure = Some(what);
+    }
+}
+
+/// The sink of the start-up catch-up: no session exists yet.
+struct NoSessions;
+
+impl MdSink for NoSessions {
+    fn backlog(&mut self, _: SessionId) -> Option<usize> {
+        None
+    }
+
+    fn send(&mut self, _: SessionId, _: &[u8], _: &mut dyn FnMut(&mut fix::codec::Encoder)) {}
+}
+
+/// The gateway loop's sessions as the market-data desk sees them.
+struct SessionsSink<'a> {
+    tcp: &'a mut FxHashMap<Token, TcpConn>,
+    quic: &'a mut QuicSocket<Fix>,
+    by_session: &'a FxHashMap<SessionId, Place>,
+    now_ns: u64,
+}
+
+impl SessionsSink<'_> {
+    fn fix(&mut self, session: SessionId) -> Option<(&mut Fix, usize)> {
+        let (fix, backlog) = match self.by_session.get(&session)? {
+            Place::Tcp(token) => {
+                let conn = self.tcp.get_mut(token)?;
+                let backlog = conn.write_buf.len();
+                (&mut conn.fix, backlog)
+            }
+            Place::Quic(handle) => {
+                let conn = self.quic.conn_mut(*handle)?;
+                let backlog = conn.backlog();
+                (&mut conn.state, backlog)
+            }
+        };
+        fix.session.is_active().then_some((fix, backlog))
+    }
+}
+
+impl MdSink for SessionsSink<'_> {
+    fn backlog(&mut self, session: SessionId) -> Option<usize> {
+        self.fix(session).map(|(_, backlog)| backlog)
+    }
+
+    fn send(
+        &mut self,
+        session: SessionId,
+        msg_type: &[u8],
+        fields: &mut dyn FnMut(&mut fix::codec::Encoder),
+    ) {
+        let now_ns = self.now_ns;
+        if let Some((fix, _)) = self.fix(session) {
+            if msg_type == b"Y" {
+                fix.session.send(msg_type, now_ns, fields);
+            } else {
+                fix.session.send_unstored(msg_type, now_ns, fields);
+            }
         }
     }
 }
@@ -302,6 +468,8 @@ struct GatewayLoop {
     tcp: FxHashMap<Token, TcpConn>,
     by_session: FxHashMap<SessionId, Place>,
     fixes: FixFactory,
+    /// FIX market data, when served.
+    md: Option<MdFeed>,
     outbox_rx: Receiver<Delivery>,
     /// Every account's persistent session, and the application side that encodes reports for
     /// those with no connection.
@@ -393,7 +561,11 @@ impl GatewayLoop {
             Some(TurnDue::Soon) => POLL_SOON,
             None => POLL_MAX,
         };
-        sessions.min(quic).min(router).min(POLL_MAX)
+        let md = match &self.md {
+            Some(md) if md.desk.has_subscriptions() => POLL_MARKET_DATA,
+            _ => POLL_MAX,
+        };
+        sessions.min(quic).min(router).min(md).min(POLL_MAX)
     }
 
     /// Everything after the poll: QUIC input, the router, deliveries, timers, output.
@@ -473,6 +645,7 @@ impl GatewayLoop {
                 }
             }
         }
+        busy |= self.pump_market_data(now_ns);
         for e in self.parking.take_errors() {
             eprintln!("gateway: {e}");
         }
@@ -487,6 +660,32 @@ impl GatewayLoop {
         }
         self.service_tcp(now_ns);
         self.service_quic(now, now_ns);
+        busy
+    }
+
+    /// Market data: the events journaled since the last turn (a bounded batch), then the
+    /// sessions' MarketDataRequests, then the 35=W owed to slow sessions that caught up.
+    fn pump_market_data(&mut self, now_ns: u64) -> bool {
+        let Some(md) = self.md.as_mut() else { return false };
+        let mut sink =
+            SessionsSink { tcp: &mut self.tcp, quic: &mut self.quic, by_session: &self.by_session, now_ns };
+        let mut busy = md.apply_events(MD_EVENTS_PER_TURN, &mut sink);
+        while let Ok((session, request)) = md.requests.try_recv() {
+            busy = true;
+            match &md.failure {
+                None => md.desk.request(session, request, &mut sink),
+                Some(what) => {
+                    let text = format!("market data unavailable: {what}");
+                    let reject = MdReject {
+                        req_id: request.req_id,
+                        reason: Some(RejectReason::InsufficientBandwidth),
+                        text,
+                    };
+                    md.desk.reject(session, &reject, &mut sink);
+                }
+            }
+        }
+        md.desk.refresh_stale(&mut sink);
         busy
     }
 
@@ -511,6 +710,9 @@ impl GatewayLoop {
         }
         for mut fix in self.quic.transmit(now) {
             self.by_session.remove(&fix.app.id());
+            if let Some(md) = self.md.as_mut() {
+                md.desk.end_session(fix.app.id());
+            }
             fix.detach(&mut self.parking, now_ns, &self.metrics);
         }
     }
@@ -536,6 +738,9 @@ impl GatewayLoop {
         for token in closed {
             if let Some(mut conn) = self.tcp.remove(&token) {
                 self.by_session.remove(&conn.fix.app.id());
+                if let Some(md) = self.md.as_mut() {
+                    md.desk.end_session(conn.fix.app.id());
+                }
                 conn.fix.detach(&mut self.parking, now_ns, &self.metrics);
                 let _ = self.poll.registry().deregister(&mut conn.stream);
             }

@@ -167,6 +167,9 @@ pub struct QuicTuning {
     pub segmentation_offload: bool,
     /// MTU discovery (probes after the handshake).
     pub mtu_discovery: bool,
+    /// Flow-control window of a stream this end receives on, bytes (`None`: quinn's default,
+    /// about 1.25 MB). How much the peer may send that this end has not read.
+    pub stream_receive_window_bytes: Option<u32>,
 }
 
 impl Default for QuicTuning {
@@ -177,6 +180,7 @@ impl Default for QuicTuning {
             max_ack_delay_us: None,
             segmentation_offload: true,
             mtu_discovery: true,
+            stream_receive_window_bytes: None,
         }
     }
 }
@@ -195,6 +199,9 @@ pub fn transport_config(tuning: &QuicTuning) -> quinn::TransportConfig {
         .enable_segmentation_offload(tuning.segmentation_offload);
     if !tuning.mtu_discovery {
         transport.mtu_discovery_config(None);
+    }
+    if let Some(window) = tuning.stream_receive_window_bytes {
+        transport.stream_receive_window(window.into());
     }
     if tuning.ack_eliciting_threshold.is_some() || tuning.max_ack_delay_us.is_some() {
         let mut ack = quinn::AckFrequencyConfig::default();

@@ -28,6 +28,9 @@ pub struct AccountConfig {
     /// A drop-copy account: its session receives copies of other accounts' ExecutionReports and
     /// never trades.
     pub drop_copy: bool,
+    /// A market-data-only account: its session may subscribe to market data (35=V) and is
+    /// refused every order (BusinessMessageReject 380=6).
+    pub market_data_only: bool,
 }
 
 /// Why a password could not be hashed.
@@ -372,6 +375,7 @@ mod tests {
             cancel_on_disconnect: true,
             admin: false,
             drop_copy: false,
+            market_data_only: false,
         }]);
         let req = |pw| LogonRequest {
             sender_comp_id: "alice",

@@ -1,0 +1,115 @@
+//! What FIX market data costs the gateway thread per engine event: the desk applying a
+//! generated event stream with no subscriber (the price every venue pays: the projection), and
+//! with 1 and 10 full-depth sessions subscribed to every symbol (each 35=X encoded into a
+//! reused buffer, as a session's encoder does). Throughput counts engine events.
+//!
+//! `cargo bench -p gateway --bench md_desk -- --warm-up-time 1 --measurement-time 3`
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use engine::{
+    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side,
+    Tif, PRICE_UNITS_PER_ONE,
+};
+use fix::codec::Encoder;
+use gateway::md::{EntryTypes, MarketDataDesk, MdConfig, MdRequest, MdSink, SubscriptionType};
+use gateway::router::SessionId;
+use gateway::venue::Symbols;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const COMMANDS: u64 = 50_000;
+const CENT: i64 = PRICE_UNITS_PER_ONE / 100;
+
+/// Orders around 100.00 on three symbols: passive limits, cancels and marketable IOCs.
+fn event_stream() -> Vec<Event> {
+    let mut rng = SmallRng::seed_from_u64(17);
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut events = Vec::new();
+    let mut sent: Vec<(u32, u32, ClOrdId)> = Vec::new();
+    for seq in 1..=COMMANDS {
+        let account = rng.gen_range(0..16);
+        let symbol = rng.gen_range(0..3);
+        let side = if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
+        let roll = rng.gen_range(0..100);
+        let kind = if roll < 60 || sent.is_empty() {
+            let off = rng.gen_range(1..20);
+            let ticks = if side == Side::Buy { 10_000 - off } else { 10_000 + off };
+            let id = ClOrdId::from_str(&format!("c{seq}")).expect("short");
+            sent.push((account, symbol, id));
+            CommandKind::New(NewOrder::limit(account, symbol, id, side, ticks * CENT, rng.gen_range(1..10)))
+        } else if roll < 88 {
+            let from = sent.len().saturating_sub(2_000);
+            let (account, symbol, id) = sent[rng.gen_range(from..sent.len())];
+            CommandKind::Cancel(CancelOrder { account, symbol, id, request_id: None })
+        } else {
+            let ticks = if side == Side::Buy { 10_010 } else { 9_990 };
+            let id = ClOrdId::from_str(&format!("t{seq}")).expect("short");
+            let mut order = NewOrder::limit(account, symbol, id, side, ticks * CENT, rng.gen_range(1..15));
+            order.tif = Tif::Ioc;
+            CommandKind::New(order)
+        };
+        engine.process(&Command { header: CommandHeader { seq, ts: seq * 1_000 }, kind }, &mut events);
+    }
+    events
+}
+
+/// Encodes every message as a session would, into one reused encoder.
+struct Encode {
+    encoder: Encoder,
+    bytes: u64,
+}
+
+impl MdSink for Encode {
+    fn backlog(&mut self, _: SessionId) -> Option<usize> {
+        Some(0)
+    }
+
+    fn send(&mut self, _: SessionId, msg_type: &[u8], fields: &mut dyn FnMut(&mut Encoder)) {
+        self.encoder.begin(msg_type, "EXCHANGE", "client", 1, 0);
+        fields(&mut self.encoder);
+        self.bytes += self.encoder.finish().len() as u64;
+    }
+}
+
+fn desk(sessions: u64) -> MarketDataDesk {
+    let symbols = Symbols::new(engine::default_symbols());
+    let mut desk = MarketDataDesk::new(symbols, MdConfig::default());
+    let mut sink = Encode { encoder: Encoder::new(), bytes: 0 };
+    for session in 1..=sessions {
+        let request = MdRequest {
+            req_id: format!("r{session}"),
+            kind: SubscriptionType::Subscribe,
+            depth: None,
+            full_refresh_updates: false,
+            types: EntryTypes { bid: true, offer: true, trade: true },
+            symbols: vec![0, 1, 2],
+        };
+        desk.request(session, request, &mut sink);
+    }
+    desk
+}
+
+fn bench(c: &mut Criterion) {
+    let events = event_stream();
+    let mut group = c.benchmark_group("md_desk");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.sample_size(10);
+    for sessions in [0u64, 1, 10] {
+        group.bench_function(format!("events_{sessions}_sessions"), |b| {
+            b.iter_batched(
+                || (desk(sessions), Encode { encoder: Encoder::new(), bytes: 0 }),
+                |(mut desk, mut sink)| {
+                    for e in &events {
+                        desk.on_event(e, &mut sink).expect("engine stream");
+                    }
+                    sink.bytes
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

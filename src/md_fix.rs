@@ -1,0 +1,220 @@
+//! `exchange md --feed fix`: the book and tape of one symbol from FIX market data on an
+//! order-entry session (QUIC, or TCP with `--tcp`): logs on, sends a MarketDataRequest (35=V),
+//! rebuilds the book from 35=W and 35=X, redraws it in place on a terminal (plain lines
+//! otherwise). `--check` verifies every RptSeq (83) and that every update fits the book, asking
+//! for a fresh snapshot after a problem; `--record` writes every message as it arrived, one a
+//! line.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use fix::codec::Encoder;
+use gateway::client::FixClient;
+use gateway::md::{tags, MdBook, MdBooks};
+use rust_decimal::Decimal;
+
+use crate::fix_client::ConnectArgs;
+use crate::md_cli::{MdArgs, MdError};
+
+/// Trades kept for the display.
+const TAPE_SHOWN: usize = 10;
+/// Fastest redraw on a terminal.
+const REDRAW_EVERY: Duration = Duration::from_millis(100);
+/// How long one wait for a message lasts before the loop looks again.
+const RECV_WAIT: Duration = Duration::from_secs(1);
+
+/// The MDReqID this client uses.
+fn req_id(symbol: &str) -> String {
+    format!("md-{symbol}")
+}
+
+fn request(e: &mut Encoder, req_id: &str, kind: &str, depth: usize, symbol: &str) {
+    e.str(tags::MD_REQ_ID, req_id);
+    e.str(tags::SUBSCRIPTION_REQUEST_TYPE, kind);
+    if kind != "2" {
+        e.u64(tags::MARKET_DEPTH, depth as u64);
+        e.str(tags::MD_UPDATE_TYPE, "1");
+        e.u64(tags::NO_MD_ENTRY_TYPES, 3);
+        for t in ["0", "1", "2"] {
+            e.str(tags::MD_ENTRY_TYPE, t);
+        }
+        e.u64(tags::NO_RELATED_SYM, 1);
+        e.str(fix::codec::tag::SYMBOL, symbol);
+    }
+}
+
+/// The connection arguments `md --feed fix` was given.
+fn connect_args(args: &MdArgs) -> Result<ConnectArgs, MdError> {
+    let needed = |what: &str| MdError::Fix(format!("--feed fix needs --{what}"));
+    Ok(ConnectArgs {
+        account: args.account.clone().ok_or_else(|| needed("account"))?,
+        password: args.password.clone().ok_or_else(|| needed("password"))?,
+        addr: args.fix_addr,
+        tcp: args.tcp,
+        ca: args.ca.clone(),
+        data: args.data.clone(),
+        connect_timeout: 5.0,
+        server_name: "localhost".into(),
+        cert: None,
+        key: None,
+        comp_id: None,
+        target: "EXCHANGE".into(),
+    })
+}
+
+/// Runs `exchange md --feed fix` until `--count` messages, the session ends, or an error.
+pub fn main(args: &MdArgs) -> Result<(), MdError> {
+    let connect = connect_args(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut client = connect.connect().await.map_err(MdError::Fix)?;
+        let outcome = run(args, &mut client).await;
+        let _ = client.logout().await;
+        outcome
+    })
+}
+
+async fn run(args: &MdArgs, client: &mut FixClient) -> Result<(), MdError> {
+    let fix_err = |e: gateway::client::ClientError| MdError::Fix(e.to_string());
+    let id = req_id(&args.symbol);
+    // `--check` verifies the whole book; the display needs only `--depth` levels.
+    let depth = if args.check { 0 } else { args.depth };
+    client.send(b"V", |e| request(e, &id, "1", depth, &args.symbol)).await.map_err(fix_err)?;
+    let mut record = match &args.record {
+        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => None,
+    };
+    let terminal = std::io::stdout().is_terminal();
+    let mut books = MdBooks::new();
+    let mut tape: Vec<String> = Vec::new();
+    let (mut received, mut snapshots, mut problems) = (0u64, 0u64, 0u64);
+    let mut last_draw = Instant::now() - REDRAW_EVERY;
+    loop {
+        let Some(m) = client.recv(RECV_WAIT).await.map_err(fix_err)? else { continue };
+        let msg = m.message();
+        if let Some(file) = record.as_mut() {
+            // The message as it arrived (SOH-separated), one a line.
+            file.write_all(msg.bytes())?;
+            file.write_all(b"\n")?;
+        }
+        match msg.msg_type() {
+            b"Y" => return Err(MdError::Refused(m.get(58).unwrap_or_default())),
+            b"W" | b"X" => {}
+            _ => continue,
+        }
+        received += 1;
+        if msg.msg_type() == b"W" {
+            snapshots += 1;
+        }
+        for entry in msg.group(tags::NO_MD_ENTRIES) {
+            if msg.msg_type() == b"X" && entry.get(tags::MD_ENTRY_TYPE) == Some(b"2") {
+                let line = format!(
+                    "{} {}@{}",
+                    entry.get_str(fix::codec::tag::SYMBOL).unwrap_or(""),
+                    entry.get_str(tags::MD_ENTRY_SIZE).unwrap_or(""),
+                    entry.get_str(tags::MD_ENTRY_PX).unwrap_or("")
+                );
+                if !terminal {
+                    println!("TRADE {line}");
+                }
+                tape.insert(0, line);
+                tape.truncate(TAPE_SHOWN);
+            }
+        }
+        if let Err(e) = books.apply(&msg) {
+            problems += 1;
+            println!("CHECK {e}; asking for a fresh snapshot");
+            client.send(b"V", |e| request(e, &id, "2", depth, &args.symbol)).await.map_err(fix_err)?;
+            client.send(b"V", |e| request(e, &id, "1", depth, &args.symbol)).await.map_err(fix_err)?;
+        } else if let Some(book) = books.book(&args.symbol).filter(|_| !terminal) {
+            println!("BOOK rptseq {} {}", book.rpt_seq.unwrap_or(0), top_line(book, args.depth));
+        }
+        if terminal && last_draw.elapsed() >= REDRAW_EVERY {
+            draw(args, books.book(&args.symbol), &tape, snapshots, problems)?;
+            last_draw = Instant::now();
+        }
+        if args.count > 0 && received >= args.count {
+            break;
+        }
+    }
+    if let Some(mut file) = record {
+        file.flush()?;
+    }
+    if terminal {
+        draw(args, books.book(&args.symbol), &tape, snapshots, problems)?;
+    }
+    if args.check {
+        println!("check: {received} messages, {snapshots} snapshots, {problems} problem(s)");
+        if problems > 0 {
+            return Err(MdError::Check(problems));
+        }
+    }
+    Ok(())
+}
+
+fn price(units: i64) -> String {
+    Decimal::new(units, engine::PRICE_SCALE).normalize().to_string()
+}
+
+/// `bids Q@P … | asks Q@P …`, `depth` levels each side.
+fn top_line(book: &MdBook, depth: usize) -> String {
+    let side = |bid| {
+        book.side(bid)
+            .iter()
+            .take(depth)
+            .map(|&(p, q)| format!("{q}@{}", price(p)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!("bids {} | asks {}", side(true), side(false))
+}
+
+fn draw(
+    args: &MdArgs,
+    book: Option<&MdBook>,
+    tape: &[String],
+    snapshots: u64,
+    problems: u64,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    // Home and clear, then the frame: redrawn in place.
+    write!(out, "\x1b[H\x1b[2J")?;
+    let rpt_seq = book.and_then(|b| b.rpt_seq).unwrap_or(0);
+    writeln!(out, "{} (FIX)  RptSeq {rpt_seq}  snapshots {snapshots}  problems {problems}", args.symbol)?;
+    writeln!(out, "{:>12} {:>14} | {:<14} {:<12}", "bid qty", "bid", "ask", "ask qty")?;
+    let (bids, asks) = book.map(|b| (b.side(true), b.side(false))).unwrap_or_default();
+    for i in 0..args.depth {
+        let cell = |levels: &Vec<(i64, u64)>| levels.get(i).map(|&(p, q)| (q.to_string(), price(p)));
+        let (bq, bp) = cell(&bids).unwrap_or_default();
+        let (aq, ap) = cell(&asks).unwrap_or_default();
+        writeln!(out, "{bq:>12} {bp:>14} | {ap:<14} {aq:<12}")?;
+    }
+    writeln!(out, "trades:")?;
+    for line in tape {
+        writeln!(out, "  {line}")?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_asks_for_bids_offers_and_trades_of_one_symbol() {
+        let mut e = Encoder::new();
+        e.begin(b"V", "me", "EXCHANGE", 2, 0);
+        request(&mut e, "md-BTC-USD", "1", 0, "BTC-USD");
+        let text = String::from_utf8_lossy(e.finish()).replace('\x01', "|");
+        assert!(
+            text.contains("|262=md-BTC-USD|263=1|264=0|265=1|267=3|269=0|269=1|269=2|146=1|55=BTC-USD|"),
+            "{text}"
+        );
+        let mut e = Encoder::new();
+        e.begin(b"V", "me", "EXCHANGE", 3, 0);
+        request(&mut e, "md-BTC-USD", "2", 0, "BTC-USD");
+        let text = String::from_utf8_lossy(e.finish()).replace('\x01', "|");
+        assert!(text.contains("|262=md-BTC-USD|263=2|10="), "{text}");
+        assert_eq!(price(10_050_000_000), "100.5");
+    }
+}

@@ -1,0 +1,341 @@
+//! End-to-end tests of FIX market data on the order-entry sessions of `serve`, over QUIC and
+//! TCP: orders through the gateway, books rebuilt from 35=W/35=X compared with the engine's book
+//! (the command journal replayed through a fresh engine), bad subscriptions refused with 35=Y, a
+//! market-data-only account refused when it orders, and a subscriber that never reads conflated
+//! while another session keeps trading.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use engine::{Engine, EngineConfig, Side, SymbolSpec};
+use fix::codec::{tag, Encoder};
+use gateway::client::{new_order_fields, FixClient, Received};
+use gateway::md::MdBooks;
+use gateway::server::now_ns;
+
+/// (is bid, price units, size), best first, bids then offers.
+type L2 = Vec<(bool, i64, u64)>;
+
+/// The engine's book of `symbol`, from the command journal replayed through a fresh engine.
+fn engine_l2(v: &Venue, specs: &[SymbolSpec], symbol: u32) -> L2 {
+    let mut engine = Engine::new(EngineConfig {
+        symbols: specs.to_vec(),
+        orders_max: v.serve_config.engine.orders_max,
+        ..EngineConfig::default()
+    });
+    let mut reader = journal::JournalReader::open_from_start(v.dir.join("journal/commands")).unwrap();
+    let mut events = Vec::new();
+    while let Some(r) = reader.next_record().unwrap() {
+        if r.kind == journal::RecordKind::Command {
+            engine.process(&engine::Command::decode(r.payload).unwrap(), &mut events);
+        }
+    }
+    let spec = &specs[symbol as usize];
+    let book = engine.book_snapshot(symbol);
+    let mut out = Vec::new();
+    for (bid, levels) in [(true, &book.bids), (false, &book.asks)] {
+        for level in levels {
+            let qty = level.orders.iter().map(|o| o.visible_qty).sum();
+            out.push((bid, spec.ticks_to_units(level.price), qty));
+        }
+    }
+    out
+}
+
+fn fix_l2(books: &MdBooks, symbol: &str) -> L2 {
+    let book = books.book(symbol).unwrap_or_else(|| panic!("no 35=W for {symbol}"));
+    let side = |bid| book.side(bid).into_iter().map(move |(p, q)| (bid, p, q));
+    side(true).chain(side(false)).collect()
+}
+
+/// A MarketDataRequest body: `types` are 269 values, `symbols` the 146 entries.
+fn md_request(e: &mut Encoder, req_id: &str, kind: &str, depth: &str, types: &[&str], symbols: &[&str]) {
+    e.str(262, req_id);
+    e.str(263, kind);
+    e.str(264, depth);
+    e.str(265, "1");
+    e.u64(267, types.len() as u64);
+    for t in types {
+        e.str(269, t);
+    }
+    e.u64(146, symbols.len() as u64);
+    for s in symbols {
+        e.str(tag::SYMBOL, s);
+    }
+}
+
+async fn subscribe(c: &mut FixClient, req_id: &str, depth: &str, types: &[&str], symbols: &[&str]) {
+    c.send(b"V", |e| md_request(e, req_id, "1", depth, types, symbols)).await.unwrap();
+}
+
+/// Seeded order flow: `n` limit orders from alice and bob around 100.00 on BTC-USD (resting
+/// and crossing), a few on ETH-USD.
+async fn flow(alice: &mut FixClient, bob: &mut FixClient, n: u64, seed: u64) {
+    let mut x = seed;
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let price = format!("100.{:02}", 5 + x % 15);
+        let qty = 1 + (x >> 8) % 6;
+        let (c, side, id) = if x.is_multiple_of(2) {
+            (&mut *alice, Side::Buy, format!("a{seed}-{i}"))
+        } else {
+            (&mut *bob, Side::Sell, format!("b{seed}-{i}"))
+        };
+        let symbol = if i % 10 == 9 { "ETH-USD" } else { "BTC-USD" };
+        c.send(b"D", |e| new_order_fields(e, &id, symbol, side, qty, Some(&price), None, now_ns()))
+            .await
+            .unwrap();
+    }
+}
+
+/// Applies every 35=W/35=X that arrives until `quiet` passes without one.
+async fn rebuild(c: &mut FixClient, books: &mut MdBooks, quiet: Duration) -> (u64, u64) {
+    let (mut snapshots, mut increments) = (0, 0);
+    for m in drain(c, quiet).await {
+        let msg_type = m.msg_type();
+        assert!(msg_type == "W" || msg_type == "X", "unexpected {}", m.text());
+        if msg_type == "W" {
+            snapshots += 1;
+        } else {
+            increments += 1;
+        }
+        books.apply(&m.message()).unwrap_or_else(|e| panic!("{e} at {}", m.text()));
+    }
+    (snapshots, increments)
+}
+
+fn venue_for(name: &str, configure: impl FnOnce(&mut exchange::serve::ServeConfig)) -> Venue {
+    venue_with(name, |c| {
+        let mut watcher = c.accounts[0].clone();
+        watcher.name = "watcher".into();
+        watcher.password = Some("watcher".into());
+        watcher.market_data_only = true;
+        watcher.cancel_on_disconnect = false;
+        c.accounts.push(watcher);
+        c.marketdata.fix_subscriptions_max = 4;
+        configure(c);
+    })
+}
+
+#[test]
+fn fix_books_equal_the_engines_book_over_tcp_and_quic() {
+    let v = venue_for("fixmd-books", |_| {});
+    let specs = exchange::serve::symbol_specs(&v.serve_config.symbols).unwrap();
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login_tcp("bob").await;
+        // Orders before the subscriptions (their 35=W carry them) and after (35=X).
+        flow(&mut alice, &mut bob, 60, 1).await;
+        let mut watcher = v.login_tcp("watcher").await; // TCP, market-data-only
+        let mut carol = v.login("carol").await; // QUIC, a trader who also watches
+        subscribe(&mut watcher, "w-all", "0", &["0", "1", "2"], &["BTC-USD", "ETH-USD"]).await;
+        subscribe(&mut carol, "c-top3", "3", &["0", "1"], &["BTC-USD"]).await;
+        flow(&mut alice, &mut bob, 120, 2).await;
+        let _ = drain(&mut alice, Duration::from_millis(300)).await;
+        let _ = drain(&mut bob, Duration::from_millis(300)).await;
+        let (mut wb, mut cb) = (MdBooks::new(), MdBooks::new());
+        let (w_snapshots, w_increments) = rebuild(&mut watcher, &mut wb, Duration::from_millis(700)).await;
+        let (c_snapshots, _) = rebuild(&mut carol, &mut cb, Duration::from_millis(300)).await;
+        assert_eq!((w_snapshots, c_snapshots), (2, 1), "one 35=W per symbol, no conflation");
+        assert!(w_increments > 50, "increments: {w_increments}");
+        let btc = engine_l2(&v, &specs, 0);
+        assert!(btc.len() >= 4, "a book worth comparing: {btc:?}");
+        assert_eq!(fix_l2(&wb, "BTC-USD"), btc);
+        assert_eq!(fix_l2(&wb, "ETH-USD"), engine_l2(&v, &specs, 1));
+        assert!(wb.book("BTC-USD").unwrap().last_trade.is_some(), "trades arrive as 269=2 entries");
+        let top3: L2 = ["bids", "asks"]
+            .iter()
+            .flat_map(|side| btc.iter().filter(move |l| l.0 == (*side == "bids")).take(3).copied())
+            .collect();
+        assert_eq!(fix_l2(&cb, "BTC-USD"), top3, "depth 3 keeps the top three levels exactly");
+
+        // The market-data-only account may not trade.
+        limit(&mut watcher, "w1", Side::Buy, 1, "100.00").await;
+        let refused = next(&mut watcher).await;
+        check(&refused, &[(35, "j"), (380, "6"), (372, "D")]);
+        assert!(refused.get(58).unwrap().contains("market-data-only account"), "{}", refused.text());
+        // And unsubscribing stops the updates.
+        watcher.send(b"V", |e| md_request(e, "w-all", "2", "0", &[], &[])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        flow(&mut alice, &mut bob, 10, 3).await;
+        assert!(drain(&mut watcher, Duration::from_millis(400)).await.is_empty());
+        for c in [alice, bob, watcher, carol] {
+            c.logout().await.unwrap();
+        }
+    });
+}
+
+/// The 35=Y answering the last request: (281, 58).
+async fn refusal(c: &mut FixClient) -> (Option<String>, String) {
+    let m: Received = next(c).await;
+    assert_eq!(m.msg_type(), "Y", "{}", m.text());
+    (m.get(281), m.get(58).unwrap_or_default())
+}
+
+#[test]
+fn bad_subscriptions_are_refused_with_35_y_naming_the_reason() {
+    let v = venue_for("fixmd-bad", |_| {});
+    rt().block_on(async {
+        for tcp in [false, true] {
+            let mut c = if tcp { v.login_tcp("alice").await } else { v.login("alice").await };
+            let book = ["0", "1"];
+            subscribe(&mut c, "u", "0", &book, &["NO-SUCH"]).await;
+            let (code, text) = refusal(&mut c).await;
+            assert_eq!(code.as_deref(), Some("0"));
+            assert!(text.contains("unknown symbol \"NO-SUCH\""), "{text}");
+            subscribe(&mut c, "d", "-3", &book, &["BTC-USD"]).await;
+            let (code, text) = refusal(&mut c).await;
+            assert_eq!(code.as_deref(), Some("5"));
+            assert!(text.contains("MarketDepth (264) -3"), "{text}");
+            subscribe(&mut c, "t", "0", &["9"], &["BTC-USD"]).await;
+            let (code, text) = refusal(&mut c).await;
+            assert_eq!(code.as_deref(), Some("8"));
+            assert!(text.contains("MDEntryType (269) 9"), "{text}");
+            c.send(b"V", |e| md_request(e, "nobody", "2", "0", &[], &[])).await.unwrap();
+            let (code, text) = refusal(&mut c).await;
+            assert_eq!(code, None, "FIX 4.4 has no code for it");
+            assert!(text.contains("unknown MDReqID \"nobody\""), "{text}");
+            // Four symbol subscriptions at most: three, then two more is one too many.
+            subscribe(&mut c, "s1", "1", &book, &["BTC-USD", "ETH-USD", "AAPL"]).await;
+            for _ in 0..3 {
+                assert_eq!(next(&mut c).await.msg_type(), "W");
+            }
+            subscribe(&mut c, "s1", "1", &book, &["AAPL"]).await;
+            let (code, text) = refusal(&mut c).await;
+            assert_eq!(code.as_deref(), Some("1"));
+            assert!(text.contains("duplicate MDReqID \"s1\""), "{text}");
+            subscribe(&mut c, "s2", "1", &book, &["AAPL", "BTC-USD"]).await;
+            let (code, text) = refusal(&mut c).await;
+            assert_eq!(code.as_deref(), Some("2"));
+            assert!(text.contains("too many subscriptions: this session holds 3 of at most 4"), "{text}");
+            // A snapshot-only request is answered and holds nothing.
+            c.send(b"V", |e| md_request(e, "snap", "0", "1", &book, &["AAPL"])).await.unwrap();
+            let w = next(&mut c).await;
+            check(&w, &[(35, "W"), (262, "snap"), (55, "AAPL"), (268, "0")]);
+            // The session keeps serving: a missing MDReqID is a session-level Reject.
+            c.send(b"V", |e| e.str(263, "1")).await.unwrap();
+            let r = next(&mut c).await;
+            check(&r, &[(35, "3"), (373, "1"), (371, "262")]);
+            c.logout().await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_subscriber_that_never_reads_is_conflated_while_another_session_trades() {
+    let v = venue_for("fixmd-slow", |c| c.marketdata.fix_backlog_bytes_max = 16 << 10);
+    let specs = exchange::serve::symbol_specs(&v.serve_config.symbols).unwrap();
+    rt().block_on(async {
+        // A QUIC subscriber that reads nothing: with a 16 KiB stream window, the venue's bytes
+        // for it soon wait in the venue's own buffer, past the 16 KiB market-data bound.
+        let mut config = v.config("watcher", "watcher", false);
+        if let gateway::client::ClientTransport::Quic { tuning, .. } = &mut config.transport {
+            tuning.stream_receive_window_bytes = Some(16 << 10);
+        }
+        let mut stalled = FixClient::connect(&config).await.expect("logon");
+        for i in 0..4 {
+            subscribe(&mut stalled, &format!("s{i}"), "0", &["0", "1", "2"], &["BTC-USD"]).await;
+        }
+        let started = Instant::now();
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login_tcp("bob").await;
+        // Alice and bob keep trading and get every report while the subscriber is stalled.
+        for round in 0..4 {
+            flow(&mut alice, &mut bob, 100, 10 + round).await;
+            let reports = drain(&mut alice, Duration::from_millis(200)).await.len()
+                + drain(&mut bob, Duration::from_millis(200)).await.len();
+            assert!(reports > 0, "order entry goes on while the subscriber is stalled");
+        }
+        assert!(started.elapsed() < Duration::from_secs(25), "well within the stalled session's heartbeat");
+        alice.logout().await.unwrap();
+        bob.logout().await.unwrap();
+        // Now it reads: increments, then (after the conflation) a fresh 35=W per subscription,
+        // then increments again; the book it rebuilds is the engine's.
+        let mut books: Vec<MdBooks> = (0..4).map(|_| MdBooks::new()).collect();
+        let mut snapshots = [0u32; 4];
+        let mut messages = 0;
+        for m in drain(&mut stalled, Duration::from_millis(1000)).await {
+            messages += 1;
+            let i: usize = m.get(262).unwrap()[1..].parse().unwrap();
+            if m.msg_type() == "W" {
+                snapshots[i] += 1;
+            }
+            books[i].apply(&m.message()).unwrap_or_else(|e| panic!("{e} at {}", m.text()));
+        }
+        assert!(
+            snapshots.iter().all(|&n| n >= 2),
+            "each subscription was conflated (a second 35=W): {snapshots:?} over {messages} messages"
+        );
+        let btc = engine_l2(&v, &specs, 0);
+        for b in &books {
+            assert_eq!(fix_l2(b, "BTC-USD"), btc);
+        }
+        stalled.logout().await.unwrap();
+    });
+}
+
+#[test]
+fn exchange_md_feed_fix_check_rebuilds_and_records_the_book() {
+    let v = venue_for("fixmd-cli", |_| {});
+    let record = v.dir.join("md-fix-record.txt");
+    let tcp = v.server().info.tcp_addr.unwrap().to_string();
+    let mut md = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["md", "--feed", "fix", "--symbol", "BTC-USD", "--account", "watcher", "--password", "watcher"])
+        .args(["--tcp", "--fix-addr", &tcp, "--check", "--count", "150", "--record"])
+        .arg(&record)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login("bob").await;
+        let mut round = 0;
+        while md.try_wait().unwrap().is_none() {
+            assert!(round < 100, "exchange md did not finish");
+            flow(&mut alice, &mut bob, 20, 100 + round).await;
+            let _ = drain(&mut alice, Duration::from_millis(50)).await;
+            let _ = drain(&mut bob, Duration::from_millis(50)).await;
+            round += 1;
+        }
+    });
+    let out = md.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("check: 150 messages, 1 snapshots, 0 problem(s)"), "{text}");
+    assert!(text.contains("TRADE BTC-USD") && text.contains("BOOK rptseq"), "{text}");
+    let recorded = std::fs::read(&record).unwrap();
+    let lines: Vec<&[u8]> = recorded.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    assert!(lines.len() >= 150, "every message recorded: {}", lines.len());
+    assert!(lines.iter().any(|l| l.windows(5).any(|w| w == b"\x0135=W")));
+    // Without credentials it says what is missing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["md", "--feed", "fix", "--symbol", "BTC-USD", "--tcp", "--fix-addr", &tcp])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--feed fix needs --account"));
+}
+
+#[test]
+fn a_zero_fix_market_data_bound_is_refused_at_start_naming_the_field() {
+    for field in ["fix_subscriptions_max", "fix_backlog_bytes_max"] {
+        let mut config = exchange::serve::ServeConfig::default();
+        config.network.quic = "127.0.0.1:0".parse().unwrap();
+        config.network.tcp = "127.0.0.1:0".into();
+        config.network.http = "".into();
+        match field {
+            "fix_subscriptions_max" => config.marketdata.fix_subscriptions_max = 0,
+            _ => config.marketdata.fix_backlog_bytes_max = 0,
+        }
+        let dir = std::env::temp_dir().join(format!("exchange-fixmd-zero-{}-{field}", std::process::id()));
+        let Err(err) = exchange::serve::Server::start(&config, Some(&dir)) else {
+            panic!("{field} = 0 was accepted")
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(err.to_string().contains(&format!("marketdata.{field} must be positive")), "{err}");
+    }
+}
