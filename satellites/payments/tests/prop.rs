@@ -39,7 +39,7 @@ proptest! {
         for place in Place::all("prop") {
             let mut s = place.open();
             let rails = SimulatedConnector::new(SimulatorConfig { seed, decline_milli: 200, unavailable_milli: 50, latency_max_ms: 3_000 });
-            let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(rails)).unwrap();
+            let mut p = Payments::new(&PaymentsConfig::default(), &mut s, Box::new(rails)).unwrap();
             let mut model: BTreeMap<(&str, &str), i128> = BTreeMap::new();
             let mut done: Vec<u64> = Vec::new();
             for (step, op) in ops.iter().enumerate() {
