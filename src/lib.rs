@@ -18,6 +18,7 @@ pub mod marketdata_run;
 pub mod match_run;
 pub mod md_cli;
 pub mod names;
+pub mod payments_run;
 mod progress;
 pub mod replay_run;
 pub mod serve;
