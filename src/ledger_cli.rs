@@ -318,15 +318,16 @@ impl Http {
         }
         let addr = args.url.clone().unwrap_or_else(|| config.network.http.clone());
         if addr.trim().is_empty() {
-            return Err(LedgerCliError::Config("the venue's HTTP endpoint is off ([network] http = \"\"); pass --url".into()));
+            return Err(LedgerCliError::Config(
+                "the venue's HTTP endpoint is off ([network] http = \"\"); pass --url".into(),
+            ));
         }
         let base = if addr.starts_with("http://") || addr.starts_with("https://") {
             addr.trim_end_matches('/').to_string()
         } else {
             format!("http://{addr}")
         };
-        let agent =
-            ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(HTTP_TIMEOUT_S)).build();
+        let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(HTTP_TIMEOUT_S)).build();
         Ok(Http { base, key, agent })
     }
 
@@ -359,8 +360,10 @@ impl Http {
     }
 
     fn get(&self, path: &str) -> Result<(), LedgerCliError> {
-        let request =
-            self.agent.get(&format!("{}{path}", self.base)).set("Authorization", &format!("Bearer {}", self.key));
+        let request = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.key));
         self.answer(request.call())
     }
 
@@ -396,7 +399,9 @@ impl Http {
 /// A new random key and the config entry holding its salted hash.
 fn new_key_entry(id: &str, account: Option<&str>) -> String {
     let mut bytes = [0u8; 40];
-    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)) {
+    if let Err(e) =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+    {
         // Without an entropy source there is no safe key to print.
         panic!("/dev/urandom: {e}");
     }
