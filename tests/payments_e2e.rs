@@ -118,11 +118,14 @@ fn pay(account: &str, asset: &str, amount: Value, method: &str) -> Value {
     json!({ "account": account, "asset": asset, "amount": amount, "method": method })
 }
 
+/// One request the receiver got: its signature header, its body, and the status it answered.
+type Hit = (Option<String>, Vec<u8>, u16);
+
 /// A webhook receiver on loopback: answers 500 to the first delivery, 200 after; keeps every
 /// request's signature header and body.
 struct Receiver {
     addr: SocketAddr,
-    got: Arc<Mutex<Vec<(Option<String>, Vec<u8>, u16)>>>,
+    got: Arc<Mutex<Vec<Hit>>>,
 }
 
 impl Receiver {

@@ -72,20 +72,41 @@ fn scope<S: Store>(
     api: &Api<S>,
     headers: &HeaderMap,
     asked: Option<String>,
-) -> Result<Option<String>, Response> {
+) -> Result<Option<String>, Refused> {
     let Some(authorize) = &api.authorize else { return Ok(asked) };
     match authorize(headers) {
-        Err((status, body)) => Err((status, Json(body)).into_response()),
+        Err((status, body)) => Err(Refused::Auth(status, body)),
         Ok(None) => Ok(asked),
         Ok(Some(own)) => match asked {
-            Some(a) if a != own => Err(ApiError {
+            Some(a) if a != own => Err(Refused::Api(ApiError {
                 status: StatusCode::FORBIDDEN,
                 field: "owner",
                 message: format!("owner: this key may not read {a:?}"),
-            }
-            .into_response()),
+            })),
             _ => Ok(Some(own)),
         },
+    }
+}
+
+/// A refused read: a bad parameter, or the authorizer's answer.
+#[derive(Debug)]
+enum Refused {
+    Api(ApiError),
+    Auth(StatusCode, serde_json::Value),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused::Api(e)
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Api(e) => e.into_response(),
+            Refused::Auth(status, body) => (status, Json(body)).into_response(),
+        }
     }
 }
 
@@ -229,11 +250,11 @@ async fn balances<S: Store + Send + 'static>(
     State(api): State<Api<S>>,
     headers: HeaderMap,
     Query(mut q): Query<AccountQuery>,
-) -> Result<Json<Page<BalanceRow>>, Response> {
+) -> Result<Json<Page<BalanceRow>>, Refused> {
     q.owner = scope(&api, &headers, q.owner.take())?;
     let s = api.settlement.lock().unwrap_or_else(|p| p.into_inner());
     let ledger = s.ledger();
-    let (idxs, next_after) = account_page(ledger, &q, false).map_err(IntoResponse::into_response)?;
+    let (idxs, next_after) = account_page(ledger, &q, false)?;
     let rows = idxs
         .into_iter()
         .filter_map(|idx| {
@@ -260,11 +281,11 @@ async fn positions<S: Store + Send + 'static>(
     State(api): State<Api<S>>,
     headers: HeaderMap,
     Query(mut q): Query<AccountQuery>,
-) -> Result<Json<Page<PositionRow>>, Response> {
+) -> Result<Json<Page<PositionRow>>, Refused> {
     q.owner = scope(&api, &headers, q.owner.take())?;
     let s = api.settlement.lock().unwrap_or_else(|p| p.into_inner());
     let ledger = s.ledger();
-    let (idxs, next_after) = account_page(ledger, &q, true).map_err(IntoResponse::into_response)?;
+    let (idxs, next_after) = account_page(ledger, &q, true)?;
     let rows = idxs
         .into_iter()
         .filter_map(|idx| {
@@ -347,11 +368,11 @@ async fn entries<S: Store + Send + 'static>(
     State(api): State<Api<S>>,
     headers: HeaderMap,
     Query(mut q): Query<EntryQuery>,
-) -> Result<Json<Page<EntryRow>>, Response> {
+) -> Result<Json<Page<EntryRow>>, Refused> {
     q.owner = scope(&api, &headers, q.owner.take())?;
     let s = api.settlement.lock().unwrap_or_else(|p| p.into_inner());
     let ledger = s.ledger();
-    entries_page(ledger, &q).map(Json).map_err(IntoResponse::into_response)
+    Ok(Json(entries_page(ledger, &q)?))
 }
 
 fn entries_page(ledger: &Ledger, q: &EntryQuery) -> Result<Page<EntryRow>, ApiError> {
