@@ -502,3 +502,164 @@ fn a_bad_payments_config_stops_serve_with_exit_2_naming_the_field() {
         assert!(stderr.contains(field), "{to}: {stderr}");
     }
 }
+
+/// Trades in the event journal.
+fn count_trades(data: &Path) -> u64 {
+    let mut reader = journal::JournalReader::open_from_start(data.join("journal").join("events")).unwrap();
+    let mut n = 0;
+    while let Some(r) = reader.next_record().unwrap() {
+        if r.kind == journal::RecordKind::Event
+            && matches!(engine::Event::decode(r.payload).unwrap().kind, engine::EventKind::Trade { .. })
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Minor units of a decimal text with `scale` decimals.
+fn minor(text: &str, scale: u32) -> i128 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let frac = format!("{frac:0<width$}", width = scale as usize);
+    whole.parse::<i128>().unwrap() * 10i128.pow(scale) + frac.parse::<i128>().unwrap_or(0)
+}
+
+/// A deposit sent before a kill: its key, body, and the answer if one came back.
+type Sent = (String, Value, Option<(u16, String)>);
+
+/// SIGKILL at seeded moments while trades (FIX) and deposits (HTTP) flow, twice; after a
+/// restart every deposit request retried with its key yields exactly one payment (the stored
+/// answer where one was given, byte for byte), carol's balance is the sum of her succeeded
+/// deposits, and every journaled trade is booked once.
+#[test]
+fn sigkill_while_payments_and_trades_flow_books_each_once() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 =
+        std::env::var("PAYMENTS_E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_205);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let place = place("kill");
+    let receiver = Receiver::start();
+    let config = place.dir.join("serve.toml");
+    // The carol deposits go by bank transfer (no fee), each with the rails taking 2 ms.
+    std::fs::write(&config, config_toml(&place, receiver.addr, 2)).unwrap();
+    let data = place.dir.join("data");
+    let rt = common::rt();
+    let sent: Arc<Mutex<Vec<Sent>>> = Arc::new(Mutex::new(Vec::new()));
+    for round in 0..2 {
+        let serve = spawn_serve(&data, &config);
+        let http = serve.http;
+        let answered_before_kill: usize = rng.gen_range(3..30);
+        let orders: usize = rng.gen_range(10..40);
+        let depositor = std::thread::spawn({
+            let sent = Arc::clone(&sent);
+            let amounts: Vec<u32> = (0..200).map(|_| rng.gen_range(1..10_000)).collect();
+            move || {
+                for (i, cents) in amounts.into_iter().enumerate() {
+                    let key = format!("k{round}-{i}");
+                    let body = pay(
+                        "carol",
+                        "USD",
+                        json!(format!("{}.{:02}", cents / 100, cents % 100)),
+                        "bank_transfer",
+                    );
+                    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+                    let result = agent
+                        .post(&format!("http://{http}/v1/deposits"))
+                        .set("Authorization", "Bearer demo-carol")
+                        .set("Idempotency-Key", &key)
+                        .send_string(&body.to_string());
+                    match result {
+                        Ok(r) => {
+                            let answer = (r.status(), r.into_string().unwrap());
+                            sent.lock().unwrap().push((key, body, Some(answer)));
+                        }
+                        Err(_) => {
+                            // Killed while it was in flight: its fate is for the retry to tell.
+                            sent.lock().unwrap().push((key, body, None));
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        rt.block_on(async {
+            let mut bob = FixClient::connect(&tcp_client(serve.tcp, "bob")).await.expect("logon");
+            let mut alice = FixClient::connect(&tcp_client(serve.tcp, "alice")).await.expect("logon");
+            for i in 0..orders {
+                let (s, b) = (format!("ks{round}-{i}"), format!("kb{round}-{i}"));
+                bob.send(b"D", |e| {
+                    new_order_fields(e, &s, "BTC-USD", Side::Sell, 1, Some("10.00"), None, now_ns())
+                })
+                .await
+                .unwrap();
+                alice
+                    .send(b"D", |e| {
+                        new_order_fields(e, &b, "BTC-USD", Side::Buy, 1, Some("10.00"), None, now_ns())
+                    })
+                    .await
+                    .unwrap();
+            }
+            alice.recv(WAIT).await.expect("session alive").expect("a report in time");
+        });
+        let answered_from = sent.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sent.lock().unwrap().len() < answered_from + answered_before_kill {
+            assert!(Instant::now() < deadline, "deposits flow");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(serve); // SIGKILL, deposits and trades in flight
+        depositor.join().unwrap();
+    }
+
+    let serve = spawn_serve(&data, &config);
+    let http = serve.http;
+    let sent = sent.lock().unwrap().clone();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut succeeded_minor = 0i128;
+    for (key, body, answer) in &sent {
+        let again = call(http, "POST", "/v1/deposits", "demo-carol", Some(key), Some(body));
+        assert_eq!(again.0, 201, "{key}: {}", again.1);
+        if let Some(answer) = answer {
+            assert_eq!(&again, answer, "{key}: the stored answer, byte for byte (seed {seed})");
+        }
+        let p: Value = serde_json::from_str(&again.1).unwrap();
+        assert!(ids.insert(p["id"].as_u64().unwrap()), "{key}: a payment of its own");
+        match p["status"].as_str().unwrap() {
+            "succeeded" => succeeded_minor += minor(p["amount"].as_str().unwrap(), 2),
+            "failed" => assert!(answer.is_none(), "{key}: only a request cut by the kill fails: {p}"),
+            other => panic!("{key}: {other}"),
+        }
+    }
+    let cut = sent.iter().filter(|s| s.2.is_none()).count();
+    println!("{} deposits sent, {cut} cut by a kill, {} payments (seed {seed})", sent.len(), ids.len());
+    // carol's payments are exactly those: no payment without its key, none twice.
+    let (_, listed) =
+        json_call(http, "GET", "/v1/payments?account=carol&limit=1000", "demo-operator", None, None);
+    let listed: std::collections::BTreeSet<u64> =
+        listed["payments"].as_array().unwrap().iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    assert_eq!(listed, ids, "seed {seed}");
+    let (_, carol) =
+        json_call(http, "GET", "/v1/balances?owner=carol&asset=USD", "demo-operator", None, None);
+    let posted = minor(carol["rows"][0]["posted"].as_str().unwrap(), 2);
+    assert_eq!(
+        posted,
+        1_000_000_000 * 100 + succeeded_minor,
+        "each succeeded deposit booked once (seed {seed})"
+    );
+    // Every journaled trade is booked once: alice's unsettled BTC is one per trade.
+    let trades = count_trades(&data);
+    assert!(trades > 0, "trades flowed before the kills");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, alice) =
+            json_call(http, "GET", "/v1/balances?owner=alice&asset=BTC", "demo-operator", None, None);
+        let credits = minor(alice["rows"][0]["pending_credits"].as_str().unwrap(), 8);
+        if credits == i128::from(trades) * 100_000_000 {
+            break;
+        }
+        assert!(credits < i128::from(trades) * 100_000_000, "a trade booked twice (seed {seed})");
+        assert!(Instant::now() < deadline, "{credits} of {trades} trades booked (seed {seed})");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(serve);
+}
