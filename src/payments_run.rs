@@ -101,6 +101,15 @@ impl PaymentsRun {
             return Ok(None);
         }
         config.validate()?;
+        let demo = demo_api_keys();
+        let in_use: Vec<&str> =
+            config.api_keys.iter().filter(|k| demo.contains(k)).map(|k| k.id.as_str()).collect();
+        if !in_use.is_empty() {
+            tracing::warn!(
+                keys = %in_use.join(", "),
+                "payments: demo API keys in use (the key is its id; replace them on a real venue)"
+            );
+        }
         let connector = Box::new(SimulatedConnector::new(config.simulator));
         let service = payments::Service::start(config, ledger, connector, payments::api::system_clock())?;
         Ok(Some(PaymentsRun { service }))
