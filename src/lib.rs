@@ -19,6 +19,7 @@ pub mod match_run;
 pub mod md_cli;
 pub mod md_fix;
 pub mod names;
+pub mod payments_run;
 mod progress;
 pub mod replay_run;
 pub mod serve;

@@ -62,8 +62,9 @@ enum Cmd {
     /// Venue administration with an admin account: show and change risk limits, engage and
     /// release an account's kill switch.
     Admin(exchange::admin_cli::AdminArgs),
-    /// The settlement ledger from its store (while the venue is stopped; HTTP /v1/... while it
-    /// runs): balances, entries, or a settlement batch.
+    /// The settlement ledger: balances, entries or a settlement batch from its store (while the
+    /// venue is stopped); deposits, withdrawals, refunds and payments through a running venue's
+    /// HTTP API; a new API key.
     Ledger(exchange::ledger_cli::LedgerArgs),
     /// Run a command file (JSON Lines) through the engine in-process, no network.
     Match {

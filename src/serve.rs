@@ -83,6 +83,8 @@ pub struct ServeConfig {
     pub accounts: Vec<AccountEntry>,
     /// The ledger following the event journal (`[settlement]`).
     pub settlement: crate::settlement_run::SettlementSection,
+    /// Deposits, withdrawals and refunds over the ledger (`[payments]`).
+    pub payments: payments::PaymentsConfig,
 }
 
 /// Listening addresses.
@@ -294,6 +296,7 @@ impl Default for ServeConfig {
                 .chain([AccountEntry { admin: true, cancel_on_disconnect: false, ..account("admin") }])
                 .collect(),
             settlement: crate::settlement_run::SettlementSection::default(),
+            payments: crate::payments_run::default_section(),
         }
     }
 }
@@ -799,6 +802,9 @@ impl Server {
             &symbols,
         )
         .map_err(|e| ServeError::Config(e.to_string()))?;
+        if let Some(s) = settlement.as_mut() {
+            s.start_payments(&config.payments).map_err(|e| ServeError::Config(e.to_string()))?;
+        }
         let oms = OmsConfig {
             funds: settlement.as_ref().map(|s| s.funds()),
             seq_first,

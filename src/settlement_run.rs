@@ -8,7 +8,8 @@
 //! that day's settlement batch (posting the trade legs due by then).
 //!
 //! It also hands the pre-trade check its [`BuyingPower`] (as an [`oms::funds::FundsConfig`])
-//! and the HTTP endpoint the ledger's read API.
+//! and the HTTP endpoint the ledger's read API, with the payments API beside it
+//! ([`SettlementRun::start_payments`], [`crate::payments_run`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -232,6 +233,7 @@ pub struct SettlementRun {
     thread: Option<JoinHandle<()>>,
     section: SettlementSection,
     events_dir: PathBuf,
+    payments: Option<crate::payments_run::PaymentsRun>,
 }
 
 impl std::fmt::Debug for SettlementRun {
@@ -285,7 +287,18 @@ impl SettlementRun {
             thread: None,
             section: section.clone(),
             events_dir,
+            payments: None,
         }))
+    }
+
+    /// Starts the payments API over this ledger (`[payments]`; nothing when disabled): a bad
+    /// key of the table is refused here, before the venue serves.
+    pub fn start_payments(
+        &mut self,
+        config: &payments::PaymentsConfig,
+    ) -> Result<(), crate::payments_run::PaymentsRunError> {
+        self.payments = crate::payments_run::PaymentsRun::start(config, Arc::clone(&self.ledger))?;
+        Ok(())
     }
 
     /// The funds gate's configuration (for [`oms::OmsConfig::funds`]).
@@ -303,9 +316,16 @@ impl SettlementRun {
         Arc::clone(&self.ledger)
     }
 
-    /// The ledger's read API (`/v1/balances`, `/v1/positions`, `/v1/entries`, `/openapi.json`).
+    /// The ledger's read API (`/v1/balances`, `/v1/positions`, `/v1/entries`), the payments API
+    /// when started (then API keys guard both), and their OpenAPI document at `/openapi.json`.
     pub fn routes(&self) -> axum::Router {
-        settlement::api::router(Arc::clone(&self.ledger))
+        let doc = crate::payments_run::openapi_document(self.payments.is_some());
+        let openapi = axum::routing::get(move || async move { axum::Json(doc) });
+        let routes = match &self.payments {
+            Some(p) => p.routes(Arc::clone(&self.ledger)),
+            None => settlement::api::routes(Arc::clone(&self.ledger), None),
+        };
+        routes.route("/openapi.json", openapi)
     }
 
     /// Starts the follower thread.

@@ -1,6 +1,7 @@
 //! The funds gate: an order may not spend more than its account holds. A buy needs its cash
 //! (limit price × quantity) plus the larger of the symbol's fees in the quote asset, a sell
-//! its quantity in the base asset.
+//! its quantity in the base asset. A replace needs what it adds to the order's cost (a higher
+//! price or a larger leaves quantity); one that lowers the cost needs nothing.
 //!
 //! The ledger's follower publishes each account's available amount after every durable commit
 //! ([`FundsSource`]); it runs behind the engine by the journal's lag, so the gate keeps its own
@@ -11,7 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use engine::{AccountId, Event, NewOrder, OrdType, Side};
+use engine::{AccountId, Event, NewOrder, OrdType, Qty, ReplaceOrder, Side};
 
 /// Most reservations of orders the follower has not seen yet; past it orders are refused
 /// (the follower is that far behind).
@@ -62,6 +63,20 @@ struct Reservation {
     amount: i64,
 }
 
+/// The live order a replace changes, as the order state knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Replaced {
+    /// Side.
+    pub(crate) side: Side,
+    /// Limit price in ticks, as the engine's events carry it (a market order has none and is
+    /// not funds-checked).
+    pub(crate) price_ticks: i64,
+    /// OrderQty, filled part included.
+    pub(crate) qty: Qty,
+    /// CumQty.
+    pub(crate) cum_qty: Qty,
+}
+
 /// Why the funds gate refused an order; its text names the asset and the amounts.
 #[derive(Debug)]
 pub(crate) struct FundsReject {
@@ -97,30 +112,64 @@ impl Funds {
         if order.account as usize >= self.accounts {
             return Ok(());
         }
-        let (asset, amount) = match order.side {
-            Side::Sell => (rule.base, i128::from(order.qty) * i128::from(rule.base_minor_per_qty)),
-            Side::Buy => {
-                let ticks = match (order.ord_type, cap_ticks) {
-                    (OrdType::Market, Some(cap)) => cap,
-                    // A market buy with no band or reference price has no price to bound it;
-                    // the follower refuses its trade if the buyer cannot pay.
-                    (OrdType::Market, None) => return Ok(()),
-                    _ => order.price / rule.tick_units.max(1),
-                };
-                let cash = i128::from(ticks.max(0))
-                    * i128::from(order.qty)
-                    * i128::from(rule.quote_minor_per_tick_qty);
-                let fee = (cash * i128::from(rule.fee_bps) + 9_999) / 10_000;
-                (rule.quote, cash + fee)
-            }
+        let ticks = match (order.side, order.ord_type, cap_ticks) {
+            (Side::Buy, OrdType::Market, Some(cap)) => cap,
+            // A market buy with no band or reference price has no price to bound it;
+            // the follower refuses its trade if the buyer cannot pay.
+            (Side::Buy, OrdType::Market, None) => return Ok(()),
+            _ => order.price / rule.tick_units.max(1),
         };
-        let cell = order.account as usize * self.config.assets.len() + asset as usize;
-        let available = i128::from(self.config.source.available(order.account, asset).unwrap_or(0));
+        let (asset, amount) = cost(&rule, order.side, ticks, order.qty);
+        self.reserve(order.account, asset, amount, command_seq, "")
+    }
+
+    /// Checks a replace of the live order `old` and reserves what it adds to the order's cost
+    /// (new leaves at the new price, less the old leaves at the old price) under
+    /// `command_seq`; a replace that costs no more passes without a reservation.
+    pub(crate) fn check_replace(
+        &mut self,
+        replace: &ReplaceOrder,
+        old: Replaced,
+        command_seq: u64,
+    ) -> Result<(), FundsReject> {
+        self.release_seen();
+        let Some(rule) = self.config.rules.get(replace.symbol as usize).copied().flatten() else {
+            return Ok(());
+        };
+        if replace.account as usize >= self.accounts {
+            return Ok(());
+        }
+        let tick = rule.tick_units.max(1);
+        let old_leaves = old.qty.saturating_sub(old.cum_qty);
+        // The engine refuses a quantity below the filled part; nothing is held for it here.
+        let new_leaves = replace.qty.saturating_sub(old.cum_qty);
+        let (asset, before) = cost(&rule, old.side, old.price_ticks, old_leaves);
+        // The replace's price is in price units, like a new order's.
+        let new_ticks = replace.price.map_or(old.price_ticks, |p| p / tick);
+        let (_, after) = cost(&rule, old.side, new_ticks, new_leaves);
+        if after <= before {
+            return Ok(());
+        }
+        self.reserve(replace.account, asset, after - before, command_seq, " more for the replace")
+    }
+
+    /// Reserves `amount` of `asset` for `account` under `command_seq`, or refuses when it is
+    /// above what is available less what is already reserved.
+    fn reserve(
+        &mut self,
+        account: AccountId,
+        asset: u16,
+        amount: i128,
+        command_seq: u64,
+        what: &str,
+    ) -> Result<(), FundsReject> {
+        let cell = account as usize * self.config.assets.len() + asset as usize;
+        let available = i128::from(self.config.source.available(account, asset).unwrap_or(0));
         let reserved = i128::from(self.reserved[cell]);
         if amount > available - reserved || amount > i128::from(i64::MAX) {
             let (name, scale) = &self.config.assets[asset as usize];
             let text = format!(
-                "{name} needed {}, available {} ({} reserved by orders not yet booked)",
+                "{name} needed {}{what}, available {} ({} reserved by orders not yet booked)",
                 decimal(amount, *scale),
                 decimal(available - reserved, *scale),
                 decimal(reserved, *scale),
@@ -155,6 +204,19 @@ impl Funds {
             }
             self.reserved[r.cell] -= r.amount;
             self.reservations.pop_front();
+        }
+    }
+}
+
+/// What `qty` at `ticks` costs on `side`: a buy its cash and the larger fee in the quote
+/// asset, a sell its quantity in the base asset.
+fn cost(rule: &FundsRule, side: Side, ticks: i64, qty: Qty) -> (u16, i128) {
+    match side {
+        Side::Sell => (rule.base, i128::from(qty) * i128::from(rule.base_minor_per_qty)),
+        Side::Buy => {
+            let cash = i128::from(ticks.max(0)) * i128::from(qty) * i128::from(rule.quote_minor_per_tick_qty);
+            let fee = (cash * i128::from(rule.fee_bps) + 9_999) / 10_000;
+            (rule.quote, cash + fee)
         }
     }
 }
@@ -263,5 +325,43 @@ mod tests {
         let mut market = order(Side::Buy, 0, 1);
         market.ord_type = OrdType::Market;
         assert!(g.check(&market, Some(1_000_000), 12).is_err());
+    }
+
+    fn replace(price: Option<i64>, qty: u64) -> ReplaceOrder {
+        ReplaceOrder {
+            account: 0,
+            symbol: 0,
+            orig_id: engine::ClOrdId::from_str("o1").unwrap(),
+            id: engine::ClOrdId::from_str("o2").unwrap(),
+            price,
+            qty,
+        }
+    }
+
+    #[test]
+    fn replaces_pay_only_what_they_add_and_are_refused_beyond_available() {
+        let table = Arc::new(Table::default());
+        table.usd.store(1_000, Ordering::Relaxed); // 10.00 USD left after the resting order
+        table.btc.store(300, Ordering::Relaxed);
+        let mut g = gate(table.clone());
+        // A resting buy of 100 at 100 ticks, 40 filled: 60 leaves cost 6 000 + 6 fee.
+        let old = Replaced { side: Side::Buy, price_ticks: 100, qty: 100, cum_qty: 40 };
+        // Lower price or quantity: nothing more needed, nothing reserved.
+        g.check_replace(&replace(Some(90), 100), old, 1).unwrap();
+        g.check_replace(&replace(None, 50), old, 2).unwrap();
+        assert_eq!(g.reserved[0], 0);
+        // 60 leaves at 116: 6 960 + 7 − 6 006 = 961 more: fits in 1 000, and is reserved.
+        g.check_replace(&replace(Some(116), 100), old, 3).unwrap();
+        assert_eq!(g.reserved[0], 961);
+        // Another raise now finds only 0.39 left: refused, naming the extra and what is left.
+        let e = g.check_replace(&replace(None, 101), old, 4).unwrap_err();
+        assert!(e.text.starts_with("USD needed 1.01 more for the replace, available 0.39"), "{}", e.text);
+        assert_eq!(g.reserved[0], 961, "a refused replace reserves nothing");
+        // A sell's raise needs the base asset: 40 leaves → 45 is 500 more, 300 available.
+        let sell = Replaced { side: Side::Sell, price_ticks: 100, qty: 40, cum_qty: 0 };
+        let e = g.check_replace(&replace(Some(1), 45), sell, 5).unwrap_err();
+        assert!(e.text.starts_with("BTC needed 5.00 more for the replace, available 3.00"), "{}", e.text);
+        g.check_replace(&replace(Some(1), 43), sell, 6).unwrap();
+        assert_eq!(g.reserved[1], 300);
     }
 }

@@ -5,7 +5,7 @@ use engine::{AccountId, NewOrder, OrdType, Tif};
 use ratelimit::{Decision, KeyedLimiter, LimitConfig};
 use risk::{RiskEngine, RiskReject};
 
-use crate::funds::{Funds, FundsConfig};
+use crate::funds::{Funds, FundsConfig, Replaced};
 use crate::request::{Request, SessionId};
 use crate::OmsError;
 
@@ -105,11 +105,13 @@ impl Gates {
     }
 
     /// The rate limits of the session and of its account, then risk for orders and replaces,
-    /// then (new orders) the account's funds; a passed order is reserved under `command_seq`.
+    /// then the account's funds (new orders, and replaces of the live order `replaced`); a
+    /// passed order is reserved under `command_seq`.
     pub(crate) fn admit(
         &mut self,
         session: SessionId,
         request: &Request,
+        replaced: Option<Replaced>,
         now_ns: u64,
         command_seq: u64,
     ) -> Result<(), Refusal> {
@@ -138,13 +140,30 @@ impl Gates {
             };
             checked.map_err(Refusal::Risk)?;
         }
-        if let (Some(funds), Request::New { order, .. }) = (self.funds.as_mut(), request) {
-            // A market order costs at most its band edge, else the reference price.
-            let cap = self
-                .risk
-                .as_ref()
-                .and_then(|r| r.market_cap(order).map(|p| p.0).or_else(|| r.reference_price(order.symbol)));
-            funds.check(order, cap, command_seq).map_err(|r| Refusal::Funds(r.text))?;
+        let Some(funds) = self.funds.as_mut() else { return Ok(()) };
+        let checked = match (request, replaced) {
+            (Request::New { order, .. }, _) => {
+                // A market order costs at most its band edge, else the reference price.
+                let cap = self.risk.as_ref().and_then(|r| {
+                    r.market_cap(order).map(|p| p.0).or_else(|| r.reference_price(order.symbol))
+                });
+                funds.check(order, cap, command_seq)
+            }
+            (Request::Replace { replace, .. }, Some(old)) => funds.check_replace(replace, old, command_seq),
+            _ => Ok(()),
+        };
+        if let Err(r) = checked {
+            // Risk passed it and reserved for it: give that back, nothing goes to the engine.
+            if let Some(risk) = self.risk.as_mut() {
+                match request {
+                    Request::New { order, .. } => risk.withdraw_new(order.account, &order.id),
+                    Request::Replace { replace, .. } => {
+                        risk.withdraw_replace(replace.account, &replace.orig_id, &replace.id)
+                    }
+                    _ => {}
+                }
+            }
+            return Err(Refusal::Funds(r.text));
         }
         Ok(())
     }

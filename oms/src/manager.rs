@@ -264,7 +264,19 @@ impl OrderManager {
             self.business_reject(&request, text);
             return None;
         }
-        if let Err(refusal) = self.gates.admit(session, &request, now_ns, self.next_seq) {
+        // The live order a replace changes (its side, price and fills), for the funds gate.
+        let replaced = match &request {
+            Request::Replace { replace, .. } => self
+                .orders
+                .live_by_cl_ord_id(replace.account, replace.orig_id)
+                .filter(|(_, s)| s.symbol == replace.symbol)
+                .and_then(|(_, s)| {
+                    let price_ticks = s.price?.0;
+                    Some(crate::funds::Replaced { side: s.side, price_ticks, qty: s.qty, cum_qty: s.cum_qty })
+                }),
+            _ => None,
+        };
+        if let Err(refusal) = self.gates.admit(session, &request, replaced, now_ns, self.next_seq) {
             self.refuse(&request, refusal, now_ns);
             return None;
         }
@@ -338,14 +350,25 @@ impl OrderManager {
             }
             Refusal::Funds(text) => {
                 self.stats.risk_rejects.fetch_add(1, Ordering::Relaxed);
-                let Request::New { order, .. } = request else {
-                    unreachable!("only new orders are funds-checked")
+                let report = match request {
+                    Request::New { order, .. } => {
+                        let mut r = self.order_reject(order, now_ns);
+                        // 3: order exceeds limit.
+                        r.ord_rej_reason = Some(3);
+                        r.text = Some(format!("risk_funds: {text}"));
+                        Report::Exec(r)
+                    }
+                    Request::Replace { replace, .. } => {
+                        let (account, symbol, orig, id) =
+                            (replace.account, replace.symbol, replace.orig_id, replace.id);
+                        let mut r =
+                            self.cancel_reject(account, symbol, orig, id, b'2', RejectReason::BadOrder);
+                        r.text = format!("risk_funds: {text}");
+                        Report::CancelReject(r)
+                    }
+                    _ => unreachable!("only orders and replaces are funds-checked"),
                 };
-                let mut r = self.order_reject(order, now_ns);
-                // 3: order exceeds limit.
-                r.ord_rej_reason = Some(3);
-                r.text = Some(format!("risk_funds: {text}"));
-                self.deliver(request.account(), Report::Exec(r));
+                self.deliver(request.account(), report);
             }
         }
     }

@@ -273,3 +273,81 @@ proptest! {
         }
     }
 }
+
+/// Available amounts that never move (the follower is not running), so every passed order
+/// keeps its reservation in the gate.
+#[derive(Debug)]
+struct Fixed {
+    usd_minor: i64,
+}
+
+impl oms::funds::FundsSource for Fixed {
+    fn available(&self, _account: u32, asset: u16) -> Option<i64> {
+        Some(if asset == 0 { self.usd_minor } else { 0 })
+    }
+    fn cursor(&self) -> u64 {
+        0
+    }
+}
+
+fn replace(account: u32, orig: &str, new: &str, cents: Option<i64>, qty: u64) -> Request {
+    let replace = ReplaceOrder {
+        account,
+        symbol: BTC,
+        orig_id: id(orig),
+        id: id(new),
+        price: cents.map(|c| c * CENT),
+        qty,
+    };
+    Request::Replace { replace, side: Side::Buy, ref_seq: 0 }
+}
+
+/// A replace that raises an order's cost beyond the account's available funds is refused
+/// before the book (a CancelReject naming risk_funds; the engine never sees it); one within
+/// them passes and reserves only what it adds.
+#[test]
+fn a_replace_raising_the_hold_beyond_available_funds_is_refused_before_the_book() {
+    let symbols = EngineConfig::default().symbols;
+    let tick_units = symbols[BTC as usize].tick_units;
+    let rule = oms::funds::FundsRule {
+        base: 1,
+        quote: 0,
+        base_minor_per_qty: 1,
+        // One minor unit per cent: a tick of one cent costs 1 per quantity unit.
+        quote_minor_per_tick_qty: (tick_units / CENT).max(1) as u64,
+        fee_bps: 0,
+        tick_units,
+    };
+    let funds = oms::funds::FundsConfig {
+        source: std::sync::Arc::new(Fixed { usd_minor: 1_000 }),
+        assets: vec![("USD".into(), 2), ("BTC".into(), 8)],
+        rules: vec![Some(rule)],
+    };
+    let mut p = Pair::new(OmsConfig { funds: Some(funds), ..config(None) });
+    // 5 at 1.00: 500 of the 1 000.
+    let out = p.send(1, limit(0, "a1", Side::Buy, 5, 100));
+    assert_eq!(exec(&out[0]).exec_type, b'0');
+    let commands = p.commands.len();
+    // To 12: 700 more, with 500 left.
+    let out = p.send(1, replace(0, "a1", "a2", None, 12));
+    match &out[0].report {
+        Report::CancelReject(r) => {
+            assert_eq!((r.response_to, r.cl_ord_id, r.orig_cl_ord_id), (b'2', id("a2"), id("a1")));
+            assert!(
+                r.text.starts_with("risk_funds: USD needed 7.00 more for the replace, available 5.00"),
+                "{}",
+                r.text
+            );
+        }
+        other => panic!("not a CancelReject: {other:?}"),
+    }
+    assert_eq!(p.commands.len(), commands, "refused before the book");
+    // A lower price costs nothing more (5 at 0.90); then 9 at 1.00 adds 900 − 450 of the 500 left.
+    let out = p.send(1, replace(0, "a1", "a3", Some(90), 5));
+    assert_eq!(exec(&out[0]).exec_type, b'5');
+    let out = p.send(1, replace(0, "a3", "a4", Some(100), 9));
+    assert_eq!(exec(&out[0]).exec_type, b'5', "{:?}", out[0].report);
+    // Until the ledger books them the gate counts the order's first 500 and the raise's 450.
+    let out = p.send(1, limit(0, "b1", Side::Buy, 2, 100));
+    assert!(exec(&out[0]).text.as_deref().unwrap_or("").contains("available 0.50"), "{:?}", out[0].report);
+}

@@ -4,6 +4,11 @@
 //!
 //! `cargo run --release -p payments --example http_bench -- [requests] [clients]`
 //! (redb in a temp dir; PostgreSQL when `SETTLEMENT_PG_URL` is set).
+//!
+//! With `PAYMENTS_BENCH_URL=http://127.0.0.1:9880` it drives a running `exchange serve` instead
+//! (key `PAYMENTS_BENCH_KEY`, default `demo-operator`; client `c` pays into the demo account
+//! `alice`, `bob`, `carol` or `dave`, `c mod 4`); keys carry the process id, so runs do not
+//! collide.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -18,6 +23,13 @@ fn main() {
     let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
     let requests = args.first().copied().unwrap_or(4_000);
     let clients = args.get(1).copied().unwrap_or(4);
+    if let Ok(url) = std::env::var("PAYMENTS_BENCH_URL") {
+        let key = std::env::var("PAYMENTS_BENCH_KEY").unwrap_or_else(|_| "demo-operator".into());
+        let demo = ["alice", "bob", "carol", "dave"];
+        let accounts: Vec<String> = (0..clients).map(|c| demo[c as usize % demo.len()].to_string()).collect();
+        drive(&format!("{}/v1/deposits", url.trim_end_matches('/')), &key, &accounts, requests, "serve");
+        return;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, backend) = match std::env::var("SETTLEMENT_PG_URL") {
         Ok(url) => {
@@ -62,20 +74,32 @@ fn main() {
         });
     });
     let base = format!("http://{}/v1/deposits", rx.recv().expect("addr"));
+    drive(&base, "op-key", &accounts, requests, backend);
+    if let StoreConfig::Postgres { url, schema } = store {
+        drop(shared);
+        let _ = settlement::PgStore::drop_schema(&url, &schema);
+    }
+}
+
+/// New deposits, then the same keys again, from one thread per account; prints requests/s.
+fn drive(base: &str, key: &str, accounts: &[String], requests: u64, backend: &str) {
+    let clients = accounts.len() as u64;
+    let run = std::process::id();
     for phase in ["new", "retry"] {
         let start = Instant::now();
         let threads: Vec<_> = (0..clients)
             .map(|c| {
-                let base = base.clone();
+                let (base, key, account) = (base.to_string(), key.to_string(), accounts[c as usize].clone());
                 std::thread::spawn(move || {
                     let agent = ureq::AgentBuilder::new().build();
-                    let body =
-                        format!(r#"{{"account":"acct{c}","asset":"USD","amount":"10.00","method":"card"}}"#);
+                    let body = format!(
+                        r#"{{"account":"{account}","asset":"USD","amount":"10.00","method":"card"}}"#
+                    );
                     for i in 0..requests / clients {
                         let r = agent
                             .post(&base)
-                            .set("Authorization", "Bearer op-key")
-                            .set("Idempotency-Key", &format!("{c}-{i}"))
+                            .set("Authorization", &format!("Bearer {key}"))
+                            .set("Idempotency-Key", &format!("{run}-{c}-{i}"))
                             .send_string(&body)
                             .expect("201");
                         assert_eq!(r.status(), 201);
@@ -90,9 +114,5 @@ fn main() {
             "{backend} {phase:>5}: {n} requests, {clients} clients, {secs:.2} s, {:.0} requests/s",
             n as f64 / secs
         );
-    }
-    if let StoreConfig::Postgres { url, schema } = store {
-        drop(shared);
-        let _ = settlement::PgStore::drop_schema(&url, &schema);
     }
 }

@@ -8,6 +8,12 @@
 //! same body gets the stored answer, byte for byte; with another body, 422; while the first
 //! is still running, 409.
 //!
+//! A key whose request began to move money (a payment record was written) is durable: it is
+//! written in the ledger's store in the same transaction as the payment's record and postings
+//! (in flight at the rails call, with its answer at the end), so a retry after a restart gets
+//! the stored answer too. A request refused by validation wrote nothing, and after a restart
+//! its key is free again (as Stripe does: only requests that began executing are saved).
+//!
 //! The work of a request (ledger commit with fsync, rails call) runs on the blocking pool,
 //! never on the runtime thread shared with the other satellites' routes.
 
@@ -21,14 +27,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rustc_hash::FxHashMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use settlement::{format_amount, Store};
+use settlement::{format_amount, RecordTable, RecordWrite, Store};
 use sha2::{Digest, Sha256};
 
 use crate::config::PaymentsConfig;
 use crate::connector::{Connector, PaymentKind};
-use crate::core::{Begun, NewPayment, Payment, Payments, PaymentsError};
+use crate::core::{Begun, NewPayment, OpenError, Payment, Payments, PaymentsError, Status};
 use crate::webhook::{hex, unhex, DeliveryLog, WebhookSender};
 
 /// Rows per page unless `limit` says otherwise.
@@ -82,6 +88,67 @@ struct Idempotency {
     order: VecDeque<(u64, (String, String))>,
     keys_max: usize,
     retention_ns: u64,
+    /// Store keys of expired entries, to delete with the next write.
+    evicted: Vec<String>,
+}
+
+/// An idempotency key as stored (table [`RecordTable::Idempotency`]), under
+/// [`stored_key`] of its scope.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredIdem {
+    api_key: String,
+    key: String,
+    fingerprint: String,
+    created_ns: u64,
+    payment_id: Option<u64>,
+    /// The answer; absent while in flight.
+    status: Option<u16>,
+    body: Option<String>,
+}
+
+/// The store key of a scope: a digest, so any header text fits the store's key rules.
+fn stored_key(scope: &(String, String)) -> String {
+    let mut h = Sha256::new();
+    h.update(scope.0.as_bytes());
+    h.update(b"\n");
+    h.update(scope.1.as_bytes());
+    hex(&h.finalize())
+}
+
+/// What the work of a request needs to store its idempotency key with its payment.
+struct Stamp {
+    scope: (String, String),
+    fingerprint: [u8; 32],
+    created_ns: u64,
+    evicted: Vec<String>,
+}
+
+impl Stamp {
+    /// The key's record after `p` changed (in flight while `p` is at the rails, else answered
+    /// with `p`, as the handler answers), and the deletes of expired keys.
+    fn records(&self, p: &Payment) -> Vec<RecordWrite> {
+        let answered = p.status != Status::Processing;
+        let stored = StoredIdem {
+            api_key: self.scope.0.clone(),
+            key: self.scope.1.clone(),
+            fingerprint: hex(&self.fingerprint),
+            created_ns: self.created_ns,
+            payment_id: Some(p.id),
+            status: answered.then_some(StatusCode::CREATED.as_u16()),
+            body: answered.then(|| view(p).to_string()),
+        };
+        let mut v = vec![RecordWrite {
+            table: RecordTable::Idempotency,
+            key: stored_key(&self.scope),
+            value: Some(serde_json::to_vec(&stored).expect("serializes")),
+        }];
+        v.extend(self.evicted.iter().map(|k| RecordWrite {
+            table: RecordTable::Idempotency,
+            key: k.clone(),
+            value: None,
+        }));
+        v
+    }
 }
 
 enum Begin {
@@ -104,6 +171,7 @@ impl Idempotency {
             let stored = entry.is_some();
             let (_, scope) = self.order.pop_front().expect("front exists");
             if stored {
+                self.evicted.push(stored_key(&scope));
                 self.map.remove(&scope);
             }
         }
@@ -162,6 +230,17 @@ pub enum StartError {
     /// The webhook worker thread.
     #[error("payments: webhook worker: {0}")]
     Thread(#[from] std::io::Error),
+    /// The stored payment records.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The stored idempotency keys.
+    #[error("payments: stored idempotency key {key}: {detail}")]
+    Idempotency {
+        /// Its store key.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 impl<S: Store + Send + 'static> Service<S> {
@@ -172,7 +251,12 @@ impl<S: Store + Send + 'static> Service<S> {
         connector: Box<dyn Connector>,
         clock: Clock,
     ) -> Result<Arc<Service<S>>, StartError> {
-        let core = Payments::new(config, &settlement.lock().expect("settlement lock"), connector)?;
+        let mut s = settlement.lock().expect("settlement lock");
+        let core = Payments::new(config, &mut s, connector)?;
+        let retention_ns = config.idempotency_retention_s.saturating_mul(1_000_000_000);
+        let idempotency =
+            load_idempotency(&mut s, &core, config.idempotency_keys_max, retention_ns, clock())?;
+        drop(s);
         let keys = config
             .api_keys
             .iter()
@@ -185,25 +269,98 @@ impl<S: Store + Send + 'static> Service<S> {
             .collect();
         let webhooks =
             WebhookSender::start(config.webhooks.clone(), config.delivery, config.webhook_breaker)?;
-        Ok(Arc::new(Service {
+        let svc = Arc::new(Service {
             settlement,
             core: Mutex::new(core),
-            idempotency: Mutex::new(Idempotency {
-                map: FxHashMap::default(),
-                order: VecDeque::new(),
-                keys_max: config.idempotency_keys_max,
-                retention_ns: config.idempotency_retention_s.saturating_mul(1_000_000_000),
-            }),
+            idempotency: Mutex::new(idempotency),
             keys,
             webhooks,
             clock,
-        }))
+        });
+        // Payments a stop interrupted were failed while opening: announce them.
+        announce(&svc, &mut svc.core.lock().expect("payments lock"));
+        Ok(svc)
+    }
+
+    /// The account an API key may act for: `Ok(None)` for an operator key; `Err` for a
+    /// missing or unknown key (for other satellites' routes, e.g. the ledger's reads).
+    pub fn key_account(&self, headers: &HeaderMap) -> Result<Option<String>, (StatusCode, Value)> {
+        authenticate(self, headers).map(|k| k.account.clone()).map_err(|e| {
+            let body = json!({ "error": e.message, "field": e.field });
+            (e.status, body)
+        })
     }
 
     /// The webhook delivery records.
     pub fn deliveries(&self) -> Arc<Mutex<DeliveryLog>> {
         self.webhooks.log()
     }
+}
+
+/// The stored idempotency keys, as the in-memory table: expired answered ones deleted, and
+/// in-flight ones whose payment was finished while opening answered with it.
+fn load_idempotency<S: Store>(
+    s: &mut settlement::Settlement<S>,
+    core: &Payments,
+    keys_max: usize,
+    retention_ns: u64,
+    now_ns: u64,
+) -> Result<Idempotency, StartError> {
+    let mut rows = Vec::new();
+    let corrupt = |key: &str, detail: String| StartError::Idempotency { key: key.to_string(), detail };
+    let stored = s.load_records(RecordTable::Idempotency).map_err(|e| corrupt("(all)", e.to_string()))?;
+    for (key, value) in stored {
+        let mut r: StoredIdem = serde_json::from_slice(&value).map_err(|e| corrupt(&key, e.to_string()))?;
+        let scope = (r.api_key.clone(), r.key.clone());
+        let fingerprint: [u8; 32] = unhex(&r.fingerprint)
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| corrupt(&key, "fingerprint is not 32 bytes of hex".into()))?;
+        if r.status.is_none() {
+            match r.payment_id.and_then(|id| core.get(id)).filter(|p| p.status != Status::Processing) {
+                Some(p) => {
+                    r.status = Some(StatusCode::CREATED.as_u16());
+                    r.body = Some(view(p).to_string());
+                    let value = serde_json::to_vec(&r).expect("serializes");
+                    s.stage_record(RecordWrite {
+                        table: RecordTable::Idempotency,
+                        key: key.clone(),
+                        value: Some(value),
+                    });
+                }
+                None => {
+                    return Err(corrupt(
+                        &key,
+                        format!("in flight on payment {:?}, which is not final", r.payment_id),
+                    ))
+                }
+            }
+        }
+        if now_ns.saturating_sub(r.created_ns) >= retention_ns {
+            s.stage_record(RecordWrite { table: RecordTable::Idempotency, key, value: None });
+            continue;
+        }
+        let status = r.status.and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::CREATED);
+        let body = Bytes::from(r.body.unwrap_or_default());
+        rows.push((
+            r.created_ns,
+            scope,
+            IdemEntry { fingerprint, created_ns: r.created_ns, slot: Slot::Done(status, body) },
+        ));
+    }
+    s.commit_records().map_err(|e| corrupt("(commit)", e.to_string()))?;
+    rows.sort_by_key(|r| r.0);
+    let mut table = Idempotency {
+        map: FxHashMap::default(),
+        order: VecDeque::new(),
+        keys_max,
+        retention_ns,
+        evicted: Vec::new(),
+    };
+    for (created_ns, scope, entry) in rows {
+        table.order.push_back((created_ns, scope.clone()));
+        table.map.insert(scope, entry);
+    }
+    Ok(table)
 }
 
 /// The routes: `POST /v1/deposits`, `/v1/withdrawals`, `/v1/payments/{id}/refunds`;
@@ -293,7 +450,7 @@ fn may_see(key: &ApiKey, account: &str) -> bool {
 }
 
 /// The work of a mutating request, run on the blocking pool.
-type Work<S> = fn(&Service<S>, &ApiKey, &Value) -> Result<(StatusCode, Value), ApiError>;
+type Work<S> = fn(&Service<S>, &ApiKey, &Value, &Stamp) -> Result<(StatusCode, Value), ApiError>;
 
 /// Runs a mutating request under its idempotency key.
 async fn idempotent<S: Store + Send + 'static>(
@@ -325,11 +482,15 @@ async fn idempotent<S: Store + Send + 'static>(
     let fingerprint: [u8; 32] = h.finalize().into();
     let scope = (key.id.clone(), idem_key);
     let now = (svc.clock)();
-    match svc.idempotency.lock().expect("idempotency lock").begin(scope.clone(), fingerprint, now) {
-        Begin::Run => {}
-        Begin::Replay(status, body) => return json_response((status, body)),
-        Begin::Refuse(e) => return e.into_response(),
-    }
+    let evicted = {
+        let mut table = svc.idempotency.lock().expect("idempotency lock");
+        match table.begin(scope.clone(), fingerprint, now) {
+            Begin::Run => std::mem::take(&mut table.evicted),
+            Begin::Replay(status, body) => return json_response((status, body)),
+            Begin::Refuse(e) => return e.into_response(),
+        }
+    };
+    let stamp = Stamp { scope: scope.clone(), fingerprint, created_ns: now, evicted };
     let key_index = svc.keys.iter().position(|k| k.id == key.id).expect("a key of the service");
     let task = tokio::task::spawn_blocking({
         let svc = Arc::clone(&svc);
@@ -347,7 +508,7 @@ async fn idempotent<S: Store + Send + 'static>(
                     .filter(Value::is_object)
                     .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "body", "not a JSON object".into()))
             };
-            match parsed.and_then(|v| work(&svc, key, &v)) {
+            match parsed.and_then(|v| work(&svc, key, &v, &stamp)) {
                 Ok((status, v)) => (status, Bytes::from(v.to_string())),
                 Err(e) => e.parts(),
             }
@@ -388,7 +549,9 @@ fn create<S: Store>(
     key: &ApiKey,
     v: &Value,
     kind: PaymentKind,
+    stamp: &Stamp,
 ) -> Result<(StatusCode, Value), ApiError> {
+    let extra = |p: &Payment| stamp.records(p);
     let account = text_field(v, "account")?;
     let asset = text_field(v, "asset")?;
     let method = text_field(v, "method")?;
@@ -404,7 +567,7 @@ fn create<S: Store>(
     let mut core = svc.core.lock().expect("payments lock");
     let begun = {
         let mut s = svc.settlement.lock().expect("settlement lock");
-        core.begin(&mut s, &NewPayment { kind, account, asset, method, amount_minor }, now)?
+        core.begin(&mut s, &NewPayment { kind, account, asset, method, amount_minor }, now, &extra)?
     };
     // The rails call runs without the settlement lock: trade settlement and the read API go
     // on meanwhile (a withdrawal's funds are already reserved).
@@ -414,7 +577,7 @@ fn create<S: Store>(
             let approved = core.call_rails(&mut f, now);
             let now = (svc.clock)();
             let mut s = svc.settlement.lock().expect("settlement lock");
-            core.complete(&mut s, f, approved, now)?
+            core.complete(&mut s, f, approved, now, &extra)?
         }
     };
     announce(svc, &mut core);
@@ -429,19 +592,30 @@ fn announce<S: Store>(svc: &Service<S>, core: &mut Payments) {
     }
 }
 
-fn do_deposit<S: Store>(svc: &Service<S>, key: &ApiKey, v: &Value) -> Result<(StatusCode, Value), ApiError> {
-    create(svc, key, v, PaymentKind::Deposit)
+fn do_deposit<S: Store>(
+    svc: &Service<S>,
+    key: &ApiKey,
+    v: &Value,
+    stamp: &Stamp,
+) -> Result<(StatusCode, Value), ApiError> {
+    create(svc, key, v, PaymentKind::Deposit, stamp)
 }
 
 fn do_withdrawal<S: Store>(
     svc: &Service<S>,
     key: &ApiKey,
     v: &Value,
+    stamp: &Stamp,
 ) -> Result<(StatusCode, Value), ApiError> {
-    create(svc, key, v, PaymentKind::Withdrawal)
+    create(svc, key, v, PaymentKind::Withdrawal, stamp)
 }
 
-fn do_refund<S: Store>(svc: &Service<S>, key: &ApiKey, v: &Value) -> Result<(StatusCode, Value), ApiError> {
+fn do_refund<S: Store>(
+    svc: &Service<S>,
+    key: &ApiKey,
+    v: &Value,
+    stamp: &Stamp,
+) -> Result<(StatusCode, Value), ApiError> {
     let id = v.get("id").and_then(Value::as_u64).expect("the handler sets id");
     let mut core = svc.core.lock().expect("payments lock");
     let p = core.get(id).filter(|p| may_see(key, &p.account)).ok_or(PaymentsError::NotFound(id))?;
@@ -449,7 +623,7 @@ fn do_refund<S: Store>(svc: &Service<S>, key: &ApiKey, v: &Value) -> Result<(Sta
     let now = (svc.clock)();
     let payment = {
         let mut s = svc.settlement.lock().expect("settlement lock");
-        core.refund(&mut s, id, amount_minor, now)?
+        core.refund_with(&mut s, id, amount_minor, now, &|p: &Payment| stamp.records(p))?
     };
     announce(svc, &mut core);
     Ok((StatusCode::CREATED, view(&payment)))
@@ -684,7 +858,13 @@ mod tests {
     const DAY_NS: u64 = 86_400 * 1_000_000_000;
 
     fn table(keys_max: usize) -> Idempotency {
-        Idempotency { map: FxHashMap::default(), order: VecDeque::new(), keys_max, retention_ns: DAY_NS }
+        Idempotency {
+            map: FxHashMap::default(),
+            order: VecDeque::new(),
+            keys_max,
+            retention_ns: DAY_NS,
+            evicted: Vec::new(),
+        }
     }
 
     fn scope(k: &str) -> (String, String) {

@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! [payments]
+//! enabled = true
 //! call_timeout_ms = 2000
 //! methods = [
 //!   { name = "card", fee_bps = 200 }, { name = "bank_transfer", fee_bps = 0 },
@@ -93,6 +94,9 @@ pub struct ApiKeyConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentsConfig {
+    /// Serve the payments API (with the ledger; `[settlement] enabled = false` turns both off).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
     /// Methods and their fees.
     #[serde(default = "default_methods")]
     pub methods: Vec<MethodConfig>,
@@ -134,6 +138,9 @@ pub struct PaymentsConfig {
     pub payments_max: usize,
 }
 
+fn default_enabled() -> bool {
+    true
+}
 fn default_methods() -> Vec<MethodConfig> {
     [("card", 200), ("bank_transfer", 0), ("upi", 50), ("wallet", 100)]
         .iter()
@@ -159,6 +166,7 @@ fn default_payments_max() -> usize {
 impl Default for PaymentsConfig {
     fn default() -> PaymentsConfig {
         PaymentsConfig {
+            enabled: default_enabled(),
             methods: default_methods(),
             fee_owner: default_fee_owner(),
             fraud: FraudConfig::default(),

@@ -76,16 +76,19 @@ pub struct SimulatorConfig {
     /// Simulated latency is uniform in `0..=latency_max_ms`; above the call's timeout it
     /// becomes a timeout.
     pub latency_max_ms: u64,
+    /// Every call really takes this long (sleeps; up to the call's timeout, past it the call
+    /// times out): a slow rail, for load and concurrency tests. 0: instant.
+    pub sleep_ms: u64,
 }
 
 impl Default for SimulatorConfig {
     fn default() -> SimulatorConfig {
-        SimulatorConfig { seed: 1, decline_milli: 0, unavailable_milli: 0, latency_max_ms: 0 }
+        SimulatorConfig { seed: 1, decline_milli: 0, unavailable_milli: 0, latency_max_ms: 0, sleep_ms: 0 }
     }
 }
 
 /// Simulated rails: seeded, deterministic, and instant (latency is drawn, compared with the
-/// timeout, never slept).
+/// timeout, never slept) unless `sleep_ms` asks for a slow rail.
 #[derive(Debug)]
 pub struct SimulatedConnector {
     config: SimulatorConfig,
@@ -101,6 +104,12 @@ impl SimulatedConnector {
 
 impl Connector for SimulatedConnector {
     fn execute(&mut self, call: &RailCall<'_>, timeout_ms: u64) -> Result<RailOutcome, RailError> {
+        if self.config.sleep_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(self.config.sleep_ms.min(timeout_ms)));
+            if self.config.sleep_ms > timeout_ms {
+                return Err(RailError::Timeout { timeout_ms });
+            }
+        }
         let latency_ms = self.rng.gen_range(0..=self.config.latency_max_ms);
         let roll = self.rng.gen_range(0..1_000u32);
         if latency_ms > timeout_ms {

@@ -12,9 +12,10 @@
 //! - refund of a deposit: account → external and fee account → external in proportion, so a
 //!   full refund undoes the deposit exactly.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use settlement::{
-    AccountIdx, Created, PaymentError, Settlement, Store, Transfer, TransferError, TransferKind,
+    AccountIdx, Created, PaymentError, PendingState, RecordTable, RecordWrite, Settlement, Store, StoreError,
+    Transfer, TransferError, TransferKind,
 };
 
 use crate::breaker::{Breaker, BreakerView};
@@ -51,7 +52,7 @@ fn transfer_id(payment: u64, leg: u128) -> u128 {
 }
 
 /// Where a payment stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Accepted, not yet sent to the rails.
@@ -83,7 +84,7 @@ impl Status {
 }
 
 /// One refund.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     /// 1, 2, ... within the payment.
     pub number: u32,
@@ -95,8 +96,8 @@ pub struct Refund {
     pub ts_ns: u64,
 }
 
-/// A payment record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A payment record (stored as JSON in the ledger's store, table [`RecordTable::Payments`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
     /// Id, from 1.
     pub id: u64,
@@ -137,6 +138,63 @@ impl Payment {
         self.status = status;
         self.history.push((status, now_ns));
     }
+
+    /// The store key of payment `id`: zero-padded, so key order is id order.
+    pub fn record_key(id: u64) -> String {
+        format!("{id:020}")
+    }
+
+    /// This payment as a record write.
+    pub fn record(&self) -> RecordWrite {
+        RecordWrite {
+            table: RecordTable::Payments,
+            key: Payment::record_key(self.id),
+            value: Some(serde_json::to_vec(self).expect("a payment serializes")),
+        }
+    }
+}
+
+/// Records the caller commits with a payment's change, built from the payment after it (the
+/// API's idempotency entry): durable exactly when the change is.
+pub type Extra<'a> = &'a dyn Fn(&Payment) -> Vec<RecordWrite>;
+
+fn no_extra(_: &Payment) -> Vec<RecordWrite> {
+    Vec::new()
+}
+
+/// Why stored payment records could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// The store failed.
+    #[error("payments: store: {0}")]
+    Store(#[from] StoreError),
+    /// A record that does not parse, or ids that are not contiguous.
+    #[error("payments: stored record {key}: {detail}")]
+    Corrupt {
+        /// Its key.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Voiding an interrupted withdrawal failed.
+    #[error("payments: recovering payment {id}: {detail}")]
+    Recover {
+        /// The payment.
+        id: u64,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// Why the core could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The config.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The stored records.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
 }
 
 /// A final status to announce by webhook.
@@ -265,6 +323,24 @@ impl PaymentsError {
     }
 }
 
+/// Final statuses (refunds move a final payment between final statuses).
+fn is_final(status: Status) -> bool {
+    !matches!(status, Status::Pending | Status::Processing)
+}
+
+/// The post (`ok`) or void of a withdrawal's pending legs, ids fixed by the payment id.
+fn second_phase(id: u64, pending: &[Transfer], ok: bool) -> Vec<Transfer> {
+    let phase = if ok { LEG_POST } else { LEG_VOID };
+    pending
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let base = if ok { Transfer::post_of(0, t) } else { Transfer::void_of(0, t) };
+            Transfer { id: transfer_id(id, phase * 2 + i as u128), linked: t.linked, ..base }
+        })
+        .collect()
+}
+
 /// A fee of `bps` on `amount`, rounded up (never undercharged), as the settlement rounds.
 pub fn fee_minor(amount: u64, bps: u32) -> u64 {
     settlement::follower::fee_minor(amount, bps)
@@ -286,13 +362,15 @@ pub struct Payments {
 }
 
 impl Payments {
-    /// The core over `settlement`'s ledger: checks the config against it and continues payment
-    /// ids after the highest one the ledger holds (so ids never collide after a restart).
+    /// The core over `settlement`'s ledger: checks the config against it, reads the stored
+    /// payment records back, and finishes the payments a stop interrupted during the rails call
+    /// (failed; a withdrawal's reserved funds voided), all before serving. Ids continue after
+    /// the highest stored one, so they never collide after a restart.
     pub fn new<S: Store>(
         config: &PaymentsConfig,
-        settlement: &Settlement<S>,
+        settlement: &mut Settlement<S>,
         connector: Box<dyn Connector>,
-    ) -> Result<Payments, ConfigError> {
+    ) -> Result<Payments, OpenError> {
         config.validate()?;
         let ledger = settlement.ledger();
         let mut large = vec![None; ledger.assets().len()];
@@ -315,7 +393,25 @@ impl Payments {
             .map(|t| ((t.transfer.id >> 16) & u128::from(u64::MAX)) as u64)
             .max()
             .unwrap_or(0);
-        Ok(Payments {
+        let mut records = Vec::new();
+        for (key, value) in settlement.load_records(RecordTable::Payments).map_err(RecoveryError::from)? {
+            let corrupt = |detail: String| RecoveryError::Corrupt { key: key.clone(), detail };
+            let p: Payment = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+            if key != Payment::record_key(p.id) {
+                return Err(corrupt(format!("holds payment {}", p.id)).into());
+            }
+            records.push(p);
+        }
+        // Stored in key (= id) order; they must follow each other.
+        let first_id = records.first().map_or(last + 1, |p| p.id);
+        if let Some((i, p)) = records.iter().enumerate().find(|(i, p)| p.id != first_id + *i as u64) {
+            return Err(RecoveryError::Corrupt {
+                key: Payment::record_key(p.id),
+                detail: format!("expected payment {}", first_id + i as u64),
+            }
+            .into());
+        }
+        let mut core = Payments {
             methods: config.methods.iter().map(|m| (m.name.clone(), m.fee_bps)).collect(),
             fee_owner: config.fee_owner.clone(),
             call_timeout_ms: config.call_timeout_ms,
@@ -323,10 +419,62 @@ impl Payments {
             fraud: Fraud::new(config.fraud.clone(), large),
             breaker: Breaker::new(config.breaker),
             connector,
-            records: Vec::new(),
-            first_id: last + 1,
+            records,
+            first_id,
             outbox: Vec::new(),
-        })
+        };
+        for p in &core.records {
+            if let Some(&(status, ts)) = p.history.iter().rev().find(|(s, _)| is_final(*s)) {
+                core.fraud.record(&p.account, ts, status == Status::Failed);
+            }
+        }
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let interrupted: Vec<u64> =
+            core.records.iter().filter(|p| !is_final(p.status)).map(|p| p.id).collect();
+        for id in interrupted {
+            core.recover(settlement, id, now_ns)?;
+        }
+        Ok(core)
+    }
+
+    /// Fails payment `id`, left in `processing` by a stop during its rails call: the rails'
+    /// answer is unknown here (a connector to real rails would ask them by payment id), so the
+    /// reserved funds of a withdrawal return to the account and a deposit credits nothing.
+    fn recover<S: Store>(
+        &mut self,
+        s: &mut Settlement<S>,
+        id: u64,
+        now_ns: u64,
+    ) -> Result<(), RecoveryError> {
+        let i = (id - self.first_id) as usize;
+        let mut p = self.records[i].clone();
+        p.failure = Some("interrupted: the venue stopped before the rails answered".into());
+        p.set(Status::Failed, now_ns);
+        let pending: Vec<Transfer> = [LEG_MAIN, LEG_FEE]
+            .into_iter()
+            .filter_map(|leg| s.ledger().transfer(transfer_id(id, leg)))
+            .filter(|t| t.state == Some(PendingState::Pending))
+            .map(|t| t.transfer)
+            .collect();
+        let fail = |detail: String| RecoveryError::Recover { id, detail };
+        if pending.is_empty() {
+            s.stage_record(p.record());
+            s.commit_records()?;
+        } else {
+            let voids = second_phase(id, &pending, false);
+            let results = s
+                .create_transfers_with_records(&voids, now_ns, vec![p.record()])
+                .map_err(|e| fail(e.to_string()))?;
+            if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+                return Err(fail(e.to_string()));
+            }
+        }
+        self.fraud.record(&p.account, now_ns, true);
+        self.records[i] = p.clone();
+        self.outbox.push(FinalEvent { payment: p });
+        Ok(())
     }
 
     /// A payment by id.
@@ -393,23 +541,25 @@ impl Payments {
         req: &NewPayment<'_>,
         now_ns: u64,
     ) -> Result<Payment, PaymentsError> {
-        match self.begin(s, req, now_ns)? {
+        match self.begin(s, req, now_ns, &no_extra)? {
             Begun::Done(p) => Ok(p),
             Begun::Rails(mut f) => {
                 let approved = self.call_rails(&mut f, now_ns);
-                self.complete(s, f, approved, now_ns)
+                self.complete(s, f, approved, now_ns, &no_extra)
             }
         }
     }
 
     /// Phase one, with the ledger: validation (an error writes nothing), fraud rules (a
-    /// decline is final here), and a withdrawal's funds reservation. The caller may release
-    /// the ledger for the rails call that follows.
+    /// decline is final here), and the `processing` record (with a withdrawal's funds
+    /// reservation, in one commit with `extra`'s records) before the rails are called. The
+    /// caller may release the ledger for the rails call that follows.
     pub fn begin<S: Store>(
         &mut self,
         s: &mut Settlement<S>,
         req: &NewPayment<'_>,
         now_ns: u64,
+        extra: Extra<'_>,
     ) -> Result<Begun, PaymentsError> {
         let bps = self
             .methods
@@ -485,27 +635,21 @@ impl Payments {
         if p.fraud.declined {
             p.failure =
                 Some(format!("fraud: score {} above {}", p.fraud.score_milli, p.fraud.decline_above_milli));
-            return Ok(Begun::Done(self.finish(p, Status::Failed, now_ns)));
+            p.set(Status::Failed, now_ns);
+            self.book(s, &[], &p, extra, now_ns)?;
+            self.records.push(p.clone());
+            return Ok(Begun::Done(self.finished(p)));
         }
+        p.set(Status::Processing, now_ns);
         let (on_success, on_failure) = if req.kind == PaymentKind::Withdrawal {
             let pending = legs(TransferKind::Pending { timeout_ns: 0 }, 0);
-            self.book(s, &pending, now_ns)?;
-            let second = |ok: bool| -> Vec<Transfer> {
-                let phase = if ok { LEG_POST } else { LEG_VOID };
-                pending
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| {
-                        let base = if ok { Transfer::post_of(0, t) } else { Transfer::void_of(0, t) };
-                        Transfer { id: transfer_id(id, phase * 2 + i as u128), linked: t.linked, ..base }
-                    })
-                    .collect()
-            };
-            (second(true), second(false))
+            self.book(s, &pending, &p, extra, now_ns)?;
+            (second_phase(id, &pending, true), second_phase(id, &pending, false))
         } else {
+            self.book(s, &[], &p, extra, now_ns)?;
             (legs(TransferKind::Posted, 0), Vec::new())
         };
-        p.set(Status::Processing, now_ns);
+        self.records.push(p.clone());
         Ok(Begun::Rails(InFlight { payment: p, on_success, on_failure }))
     }
 
@@ -543,36 +687,49 @@ impl Payments {
         }
     }
 
-    /// Phase three, with the ledger: posts (or voids) the legs and records the final status.
+    /// Phase three, with the ledger: posts (or voids) the legs and records the final status,
+    /// in one commit with `extra`'s records.
     pub fn complete<S: Store>(
         &mut self,
         s: &mut Settlement<S>,
         f: InFlight,
         approved: bool,
         now_ns: u64,
+        extra: Extra<'_>,
     ) -> Result<Payment, PaymentsError> {
         let legs = if approved { &f.on_success } else { &f.on_failure };
-        if !legs.is_empty() {
-            self.book(s, legs, now_ns)?;
-        }
-        Ok(self.finish(f.payment, if approved { Status::Succeeded } else { Status::Failed }, now_ns))
+        let mut p = f.payment;
+        p.set(if approved { Status::Succeeded } else { Status::Failed }, now_ns);
+        self.book(s, legs, &p, extra, now_ns)?;
+        let i = (p.id - self.first_id) as usize;
+        self.records[i] = p.clone();
+        Ok(self.finished(p))
     }
 
-    fn finish(&mut self, mut p: Payment, status: Status, now_ns: u64) -> Payment {
-        p.set(status, now_ns);
-        self.fraud.record(&p.account, now_ns, status == Status::Failed);
-        self.records.push(p.clone());
+    /// A payment that reached its final status: remembered by the fraud rules, announced.
+    fn finished(&mut self, p: Payment) -> Payment {
+        let ts = p.history.last().map_or(0, |h| h.1);
+        self.fraud.record(&p.account, ts, p.status == Status::Failed);
         self.outbox.push(FinalEvent { payment: p.clone() });
         p
     }
 
+    /// Commits `batch` (possibly empty) with `p`'s record and `extra`'s, in one transaction.
     fn book<S: Store>(
         &mut self,
         s: &mut Settlement<S>,
         batch: &[Transfer],
+        p: &Payment,
+        extra: Extra<'_>,
         now_ns: u64,
     ) -> Result<(), PaymentsError> {
-        for r in s.create_transfers(batch, now_ns)? {
+        let mut records = vec![p.record()];
+        records.extend(extra(p));
+        if batch.is_empty() {
+            records.into_iter().for_each(|r| s.stage_record(r));
+            return s.commit_records().map_err(|e| PaymentsError::Ledger(e.into()));
+        }
+        for r in s.create_transfers_with_records(batch, now_ns, records)? {
             match r {
                 Ok(Created::New | Created::AlreadyExists) => {}
                 Err(TransferError::Overdraft { available, amount }) => {
@@ -593,6 +750,18 @@ impl Payments {
         id: u64,
         amount_minor: u64,
         now_ns: u64,
+    ) -> Result<Payment, PaymentsError> {
+        self.refund_with(s, id, amount_minor, now_ns, &no_extra)
+    }
+
+    /// [`Payments::refund`], committing `extra`'s records with it.
+    pub fn refund_with<S: Store>(
+        &mut self,
+        s: &mut Settlement<S>,
+        id: u64,
+        amount_minor: u64,
+        now_ns: u64,
+        extra: Extra<'_>,
     ) -> Result<Payment, PaymentsError> {
         let p = self.get(id).ok_or(PaymentsError::NotFound(id))?;
         if p.kind != PaymentKind::Deposit
@@ -642,16 +811,16 @@ impl Payments {
         if i128::from(main) > available {
             return Err(PaymentsError::Overdraft { amount_minor, available_minor: available });
         }
-        self.book(s, &batch, now_ns)?;
         let i = (id - self.first_id) as usize;
-        let p = &mut self.records[i];
+        let mut p = self.records[i].clone();
         p.refunded_minor = refunded_after;
         p.fee_refunded_minor = fee_after;
         p.refunds.push(Refund { number, amount_minor, fee_minor: fee_part, ts_ns: now_ns });
         let status =
             if refunded_after == p.amount_minor { Status::Refunded } else { Status::PartiallyRefunded };
         p.set(status, now_ns);
-        let p = p.clone();
+        self.book(s, &batch, &p, extra, now_ns)?;
+        self.records[i] = p.clone();
         self.outbox.push(FinalEvent { payment: p.clone() });
         Ok(p)
     }

@@ -55,6 +55,9 @@ impl Default for FraudConfig {
     }
 }
 
+/// The names of the rules.
+pub const RULES: [&str; 3] = ["large_amount", "repeated_failures", "velocity"];
+
 /// One rule that fired.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FiredRule {
@@ -64,8 +67,26 @@ pub struct FiredRule {
     pub score_milli: u32,
 }
 
+/// A [`FiredRule`] as stored, its name back as one of [`RULES`].
+#[derive(Deserialize)]
+struct StoredRule {
+    rule: String,
+    score_milli: u32,
+}
+
+impl<'de> Deserialize<'de> for FiredRule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FiredRule, D::Error> {
+        let r = StoredRule::deserialize(d)?;
+        let rule = RULES
+            .iter()
+            .find(|n| **n == r.rule)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown fraud rule {:?}", r.rule)))?;
+        Ok(FiredRule { rule, score_milli: r.score_milli })
+    }
+}
+
 /// The decision on one payment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FraudDecision {
     /// Sum of the fired rules' scores, thousandths.
     pub score_milli: u32,

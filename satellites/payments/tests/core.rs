@@ -26,7 +26,7 @@ fn withdrawal<'a>(account: &'a str, amount_minor: u64) -> NewPayment<'a> {
 fn fees_per_method_go_to_the_fee_account() {
     for place in Place::all("fees") {
         let mut s = place.open();
-        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+        let mut p = Payments::new(&PaymentsConfig::default(), &mut s, Box::new(Scripted::default())).unwrap();
         let card = p.create(&mut s, &deposit("alice", "card", 100_00), T0).unwrap();
         assert_eq!((card.status, card.fee_minor), (Status::Succeeded, 2_00));
         let h: Vec<Status> = card.history.iter().map(|(s, _)| *s).collect();
@@ -50,7 +50,7 @@ fn fees_per_method_go_to_the_fee_account() {
 fn refunds_are_partial_repeated_and_never_above_the_original() {
     for place in Place::all("refunds") {
         let mut s = place.open();
-        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+        let mut p = Payments::new(&PaymentsConfig::default(), &mut s, Box::new(Scripted::default())).unwrap();
         let d = p.create(&mut s, &deposit("bob", "card", 100_00), T0).unwrap();
         let r = p.refund(&mut s, d.id, 30_00, T0 + 1).unwrap();
         assert_eq!(
@@ -84,7 +84,7 @@ fn refunds_are_partial_repeated_and_never_above_the_original() {
 fn bad_requests_write_nothing() {
     for place in Place::all("bad") {
         let mut s = place.open();
-        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+        let mut p = Payments::new(&PaymentsConfig::default(), &mut s, Box::new(Scripted::default())).unwrap();
         let cases: [(NewPayment<'_>, &str); 5] = [
             (withdrawal("carol", 1), "amount"),
             (deposit("carol", "cheque", 100), "method"),
@@ -110,7 +110,7 @@ fn a_failed_withdrawal_voids_its_reservation() {
     for place in Place::all("void") {
         let mut s = place.open();
         let rails = Scripted::default();
-        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(rails.clone())).unwrap();
+        let mut p = Payments::new(&PaymentsConfig::default(), &mut s, Box::new(rails.clone())).unwrap();
         p.create(&mut s, &deposit("alice", "bank_transfer", 100_00), T0).unwrap();
         rails.script.lock().unwrap().push(Ok(RailOutcome::Declined("bank says no".into())));
         let w = p.create(&mut s, &NewPayment { method: "card", ..withdrawal("alice", 60_00) }, T0).unwrap();
@@ -135,7 +135,7 @@ fn fraud_declines_above_the_threshold_and_records_the_rules() {
             },
             ..PaymentsConfig::default()
         };
-        let mut p = Payments::new(&config, &s, Box::new(rails.clone())).unwrap();
+        let mut p = Payments::new(&config, &mut s, Box::new(rails.clone())).unwrap();
         let big = p.create(&mut s, &deposit("alice", "card", 2_000_00), T0).unwrap();
         assert_eq!((big.status, big.fraud.score_milli), (Status::Succeeded, 500), "0.5 alone passes");
         for _ in 0..3 {
@@ -168,7 +168,7 @@ fn the_breaker_opens_after_consecutive_rail_failures_and_probes_later() {
             breaker: BreakerConfig { failures_max: 2, open_ms: 1_000, probes_max: 1 },
             ..PaymentsConfig::default()
         };
-        let mut p = Payments::new(&config, &s, Box::new(rails.clone())).unwrap();
+        let mut p = Payments::new(&config, &mut s, Box::new(rails.clone())).unwrap();
         rails.script.lock().unwrap().extend([
             Err(RailError::Timeout { timeout_ms: 2_000 }),
             Err(RailError::Unavailable("down".into())),
@@ -192,13 +192,58 @@ fn ids_continue_after_a_restart() {
     let place = &Place::all("restart")[0];
     let id = {
         let mut s = place.open();
-        let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+        let mut p = Payments::new(&PaymentsConfig::default(), &mut s, Box::new(Scripted::default())).unwrap();
         p.create(&mut s, &deposit("alice", "card", 10_00), T0).unwrap();
         p.create(&mut s, &deposit("alice", "card", 10_00), T0).unwrap().id
     };
     let mut s = place.open();
-    let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(Scripted::default())).unwrap();
+    let mut p = Payments::new(&PaymentsConfig::default(), &mut s, Box::new(Scripted::default())).unwrap();
     let next = p.create(&mut s, &deposit("alice", "card", 10_00), T0).unwrap();
     assert_eq!((next.id, next.status), (id + 1, Status::Succeeded));
     assert_eq!(available(&s, "alice", "USD"), 3 * 9_80);
+}
+
+/// Payment records live in the ledger's store: after a restart every record reads back as it
+/// was, and a payment stopped during its rails call (here: begun, never completed, as when the
+/// process is killed) is failed at the next start with a withdrawal's reservation voided.
+#[test]
+fn records_survive_a_restart_and_interrupted_payments_fail() {
+    for place in Place::all("durable") {
+        let (d, r, w_id) = {
+            let mut s = place.open();
+            let mut p =
+                Payments::new(&PaymentsConfig::default(), &mut s, Box::new(Scripted::default())).unwrap();
+            let d = p.create(&mut s, &deposit("carol", "card", 100_00), T0).unwrap();
+            let r = p.refund(&mut s, d.id, 10_00, T0 + 1).unwrap();
+            assert_eq!(available(&s, "carol", "USD"), 98_00 - 9_80);
+            let no_extra = |_: &payments::Payment| Vec::new();
+            let begun = p.begin(&mut s, &withdrawal("carol", 50_00), T0 + 2, &no_extra).unwrap();
+            let payments::core::Begun::Rails(f) = begun else { panic!("to the rails") };
+            assert_eq!(available(&s, "carol", "USD"), 88_20 - 50_00, "reserved while at the rails");
+            assert_eq!(p.get(r.id + 1).map(|w| w.status), Some(Status::Processing));
+            drop(f);
+            let w_id = r.id + 1;
+            (d, r, w_id)
+        };
+        let mut s = place.open();
+        let mut p = Payments::new(&PaymentsConfig::default(), &mut s, Box::new(Scripted::default())).unwrap();
+        assert_eq!(p.get(d.id), Some(&r), "the record as the refund left it");
+        let w = p.get(w_id).unwrap().clone();
+        assert_eq!(w.status, Status::Failed);
+        assert!(w.failure.as_deref().unwrap().starts_with("interrupted"), "{:?}", w.failure);
+        assert_eq!(available(&s, "carol", "USD"), 88_20, "the reservation is voided");
+        let events = p.drain_events();
+        assert_eq!(events.len(), 1, "the interrupted payment is announced");
+        assert_eq!(events[0].payment.id, w_id);
+        // Once: a second start finds nothing to recover.
+        drop(p);
+        let mut s2 = s;
+        let mut p =
+            Payments::new(&PaymentsConfig::default(), &mut s2, Box::new(Scripted::default())).unwrap();
+        assert!(p.drain_events().is_empty());
+        let next = p.create(&mut s2, &deposit("carol", "bank_transfer", 1_00), T0 + 3).unwrap();
+        assert_eq!(next.id, w_id + 1);
+        assert_eq!(posted_sum(&s2, "USD"), 0);
+        s2.ledger().verify().unwrap();
+    }
 }

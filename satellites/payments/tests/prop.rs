@@ -38,8 +38,8 @@ proptest! {
     fn streams_balance_and_match_the_model(seed in any::<u64>(), ops in prop::collection::vec(op(), 1..40)) {
         for place in Place::all("prop") {
             let mut s = place.open();
-            let rails = SimulatedConnector::new(SimulatorConfig { seed, decline_milli: 200, unavailable_milli: 50, latency_max_ms: 3_000 });
-            let mut p = Payments::new(&PaymentsConfig::default(), &s, Box::new(rails)).unwrap();
+            let rails = SimulatedConnector::new(SimulatorConfig { seed, decline_milli: 200, unavailable_milli: 50, latency_max_ms: 3_000, sleep_ms: 0 });
+            let mut p = Payments::new(&PaymentsConfig::default(), &mut s, Box::new(rails)).unwrap();
             let mut model: BTreeMap<(&str, &str), i128> = BTreeMap::new();
             let mut done: Vec<u64> = Vec::new();
             for (step, op) in ops.iter().enumerate() {

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -32,14 +32,82 @@ pub const ENTRIES_SCAN_MAX: usize = 100_000;
 /// The follower, shared between its feeding thread and the HTTP handlers.
 pub type Shared<S> = Arc<Mutex<Settlement<S>>>;
 
-/// The read API: `GET /v1/balances`, `/v1/positions`, `/v1/entries`, `/openapi.json`.
+/// Who a request reads for, from its headers: `Ok(None)` sees every account (an operator
+/// key, or no authentication configured), `Ok(Some(owner))` only that owner's accounts and
+/// entries; `Err` is the refusal to send (status and JSON body).
+pub type Authorize =
+    Arc<dyn Fn(&HeaderMap) -> Result<Option<String>, (StatusCode, serde_json::Value)> + Send + Sync>;
+
+/// What the handlers share.
+struct Api<S: Store> {
+    settlement: Shared<S>,
+    authorize: Option<Authorize>,
+}
+
+impl<S: Store> Clone for Api<S> {
+    fn clone(&self) -> Api<S> {
+        Api { settlement: Arc::clone(&self.settlement), authorize: self.authorize.clone() }
+    }
+}
+
+/// The read API: `GET /v1/balances`, `/v1/positions`, `/v1/entries`, `/openapi.json`, open to
+/// any caller.
 pub fn router<S: Store + Send + 'static>(settlement: Shared<S>) -> Router {
+    routes(settlement, None).route("/openapi.json", get(openapi))
+}
+
+/// `GET /v1/balances`, `/v1/positions`, `/v1/entries` (without the OpenAPI route, for a binary
+/// that serves one document of several APIs), each request checked by `authorize` when given.
+pub fn routes<S: Store + Send + 'static>(settlement: Shared<S>, authorize: Option<Authorize>) -> Router {
     Router::new()
         .route("/v1/balances", get(balances::<S>))
         .route("/v1/positions", get(positions::<S>))
         .route("/v1/entries", get(entries::<S>))
-        .route("/openapi.json", get(openapi))
-        .with_state(settlement)
+        .with_state(Api { settlement, authorize })
+}
+
+/// The owner filter a request may use: its key's owner (another one asked for is 403), or
+/// what it asked for when it may see all.
+fn scope<S: Store>(
+    api: &Api<S>,
+    headers: &HeaderMap,
+    asked: Option<String>,
+) -> Result<Option<String>, Refused> {
+    let Some(authorize) = &api.authorize else { return Ok(asked) };
+    match authorize(headers) {
+        Err((status, body)) => Err(Refused::Auth(status, body)),
+        Ok(None) => Ok(asked),
+        Ok(Some(own)) => match asked {
+            Some(a) if a != own => Err(Refused::Api(ApiError {
+                status: StatusCode::FORBIDDEN,
+                field: "owner",
+                message: format!("owner: this key may not read {a:?}"),
+            })),
+            _ => Ok(Some(own)),
+        },
+    }
+}
+
+/// A refused read: a bad parameter, or the authorizer's answer.
+#[derive(Debug)]
+enum Refused {
+    Api(ApiError),
+    Auth(StatusCode, serde_json::Value),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused::Api(e)
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Api(e) => e.into_response(),
+            Refused::Auth(status, body) => (status, Json(body)).into_response(),
+        }
+    }
 }
 
 /// A refused request: status and a JSON body naming the field.
@@ -179,10 +247,12 @@ fn account_page(
 }
 
 async fn balances<S: Store + Send + 'static>(
-    State(shared): State<Shared<S>>,
-    Query(q): Query<AccountQuery>,
-) -> Result<Json<Page<BalanceRow>>, ApiError> {
-    let s = shared.lock().unwrap_or_else(|p| p.into_inner());
+    State(api): State<Api<S>>,
+    headers: HeaderMap,
+    Query(mut q): Query<AccountQuery>,
+) -> Result<Json<Page<BalanceRow>>, Refused> {
+    q.owner = scope(&api, &headers, q.owner.take())?;
+    let s = api.settlement.lock().unwrap_or_else(|p| p.into_inner());
     let ledger = s.ledger();
     let (idxs, next_after) = account_page(ledger, &q, false)?;
     let rows = idxs
@@ -208,10 +278,12 @@ async fn balances<S: Store + Send + 'static>(
 }
 
 async fn positions<S: Store + Send + 'static>(
-    State(shared): State<Shared<S>>,
-    Query(q): Query<AccountQuery>,
-) -> Result<Json<Page<PositionRow>>, ApiError> {
-    let s = shared.lock().unwrap_or_else(|p| p.into_inner());
+    State(api): State<Api<S>>,
+    headers: HeaderMap,
+    Query(mut q): Query<AccountQuery>,
+) -> Result<Json<Page<PositionRow>>, Refused> {
+    q.owner = scope(&api, &headers, q.owner.take())?;
+    let s = api.settlement.lock().unwrap_or_else(|p| p.into_inner());
     let ledger = s.ledger();
     let (idxs, next_after) = account_page(ledger, &q, true)?;
     let rows = idxs
@@ -293,11 +365,17 @@ fn entry_row(ledger: &Ledger, s: &StoredTransfer) -> Option<EntryRow> {
 }
 
 async fn entries<S: Store + Send + 'static>(
-    State(shared): State<Shared<S>>,
-    Query(q): Query<EntryQuery>,
-) -> Result<Json<Page<EntryRow>>, ApiError> {
-    let s = shared.lock().unwrap_or_else(|p| p.into_inner());
+    State(api): State<Api<S>>,
+    headers: HeaderMap,
+    Query(mut q): Query<EntryQuery>,
+) -> Result<Json<Page<EntryRow>>, Refused> {
+    q.owner = scope(&api, &headers, q.owner.take())?;
+    let s = api.settlement.lock().unwrap_or_else(|p| p.into_inner());
     let ledger = s.ledger();
+    Ok(Json(entries_page(ledger, &q)?))
+}
+
+fn entries_page(ledger: &Ledger, q: &EntryQuery) -> Result<Page<EntryRow>, ApiError> {
     let (owner, asset) = filters(ledger, q.owner.as_deref(), q.asset.as_deref())?;
     let limit = limit(q.limit.as_deref())?;
     let after = match q.after.as_deref() {
@@ -322,7 +400,7 @@ async fn entries<S: Store + Send + 'static>(
         }
     }
     let next_after = if more { last.map(|id| id.to_string()) } else { None };
-    Ok(Json(Page { rows, next_after }))
+    Ok(Page { rows, next_after })
 }
 
 async fn openapi() -> Json<serde_json::Value> {

@@ -222,6 +222,8 @@ pub struct Settlement<S: Store> {
     buying_power: Arc<BuyingPower>,
     /// Ledger account → its buying-power cell (`u32::MAX`: not a venue account).
     cell_of: Vec<u32>,
+    /// Records to write with the next commit ([`Settlement::stage_record`]).
+    staged: Vec<crate::store::RecordWrite>,
 }
 
 impl<S: Store> Settlement<S> {
@@ -292,13 +294,16 @@ impl<S: Store> Settlement<S> {
             batch_max: config.limits.batch_transfers_max as usize,
             buying_power,
             cell_of,
+            staged: Vec::new(),
         })
     }
 
     /// Writes the ledger's changes in one transaction, then publishes the changed accounts'
     /// available amounts (durable first, visible second).
     fn commit(&mut self) -> Result<(), StoreError> {
-        let commit = self.ledger.take_commit();
+        let mut commit = self.ledger.take_commit();
+        // Taken even when the write fails: a record never outlives the commit it went with.
+        commit.records = std::mem::take(&mut self.staged);
         self.store.commit(&commit)?;
         for a in &commit.accounts {
             if let Some(&cell) = self.cell_of.get(a.idx.0 as usize).filter(|c| **c != u32::MAX) {
@@ -308,6 +313,30 @@ impl<S: Store> Settlement<S> {
         // After the values: a reader that sees the cursor sees what it covers.
         self.buying_power.publish_cursor(self.ledger.cursor());
         Ok(())
+    }
+
+    /// Adds a record to the next commit (of postings, or [`Settlement::commit_records`]): it
+    /// is durable exactly when that commit is.
+    pub fn stage_record(&mut self, record: crate::store::RecordWrite) {
+        self.staged.push(record);
+    }
+
+    /// Drops the staged records (their commit will not happen).
+    pub fn discard_staged(&mut self) {
+        self.staged.clear();
+    }
+
+    /// Writes the staged records (and any ledger change not yet written) in one transaction.
+    pub fn commit_records(&mut self) -> Result<(), StoreError> {
+        self.commit()
+    }
+
+    /// Every stored record of `table`, in key order.
+    pub fn load_records(
+        &mut self,
+        table: crate::store::RecordTable,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.store.records(table)
     }
 
     /// The buying-power table the pre-trade check reads (shared, lock-free).
@@ -719,6 +748,25 @@ impl<S: Store> Settlement<S> {
             return Err(PaymentError::IdReserved);
         }
         let results = self.ledger.create_transfers(batch, now_ns)?;
+        self.commit()?;
+        Ok(results)
+    }
+
+    /// [`Settlement::create_transfers`] with `records` in the same transaction when every
+    /// transfer is created (or already was); when one fails, the records are not written.
+    pub fn create_transfers_with_records(
+        &mut self,
+        batch: &[Transfer],
+        now_ns: u64,
+        records: Vec<crate::store::RecordWrite>,
+    ) -> Result<Vec<Result<Created, TransferError>>, PaymentError> {
+        if batch.iter().any(|t| t.id > CLIENT_ID_MAX) {
+            return Err(PaymentError::IdReserved);
+        }
+        let results = self.ledger.create_transfers(batch, now_ns)?;
+        if results.iter().all(Result::is_ok) {
+            self.staged.extend(records);
+        }
         self.commit()?;
         Ok(results)
     }

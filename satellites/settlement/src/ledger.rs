@@ -245,6 +245,9 @@ pub struct Commit {
     pub rejections: Vec<Rejection>,
     /// The follower cursor to store with these postings (last applied engine event seq).
     pub cursor: Option<u64>,
+    /// Records of the satellites that write beside the ledger (payment records, idempotency
+    /// keys), in the same transaction as the postings they go with.
+    pub records: Vec<crate::store::RecordWrite>,
 }
 
 /// An input (an engine event) the follower could not book, stored with its reason so that it
@@ -267,6 +270,7 @@ impl Commit {
             && self.holds_released.is_empty()
             && self.rejections.is_empty()
             && self.cursor.is_none()
+            && self.records.is_empty()
     }
 }
 

@@ -47,4 +47,4 @@ pub use ledger::{
     HoldId, Ledger, LedgerLimits, PendingState, Rejection, RestoreError, Snapshot, StoredTransfer, Transfer,
     TransferError, TransferId, TransferKind,
 };
-pub use store::{AnyStore, PgStore, RedbStore, Store, StoreConfig, StoreError};
+pub use store::{AnyStore, PgStore, RecordTable, RecordWrite, RedbStore, Store, StoreConfig, StoreError};

@@ -111,3 +111,50 @@ async fn the_openapi_document_describes_every_route() {
         assert_eq!(status, StatusCode::OK, "{path} answers");
     }
 }
+
+/// With an authorizer, an account's key reads only its own accounts and entries (another
+/// owner asked for is 403 naming the field), an operator reads all, a bad key is refused.
+#[tokio::test]
+async fn keys_scope_reads_to_their_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let authorize: settlement::api::Authorize =
+        Arc::new(|h: &axum::http::HeaderMap| match h.get("authorization").and_then(|v| v.to_str().ok()) {
+            Some("Bearer alice-key") => Ok(Some("alice".to_string())),
+            Some("Bearer op-key") => Ok(None),
+            _ => Err((
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({ "error": "no key", "field": "Authorization" }),
+            )),
+        });
+    let app = settlement::api::routes(shared(&dir), Some(authorize));
+    let call = |uri: &str, key: Option<&str>| {
+        let mut r = Request::get(uri);
+        if let Some(k) = key {
+            r = r.header("authorization", format!("Bearer {k}"));
+        }
+        let app = app.clone();
+        let req = r.body(Body::empty()).unwrap();
+        async move {
+            let response = app.oneshot(req).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let (status, body) = call("/v1/balances", Some("alice-key")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["rows"].as_array().unwrap().iter().all(|r| r["owner"] == "alice"), "{body}");
+    let (_, body) = call("/v1/entries", Some("alice-key")).await;
+    let rows = body["rows"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["debit_owner"] == "alice" || r["credit_owner"] == "alice"), "{body}");
+    for uri in ["/v1/balances?owner=bob", "/v1/positions?owner=bob", "/v1/entries?owner=bob"] {
+        let (status, body) = call(uri, Some("alice-key")).await;
+        assert_eq!((status, body["field"].as_str()), (StatusCode::FORBIDDEN, Some("owner")), "{uri}");
+    }
+    let (status, body) = call("/v1/balances?owner=bob", Some("op-key")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["rows"][0]["owner"], "bob");
+    let (status, body) = call("/v1/balances", None).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::UNAUTHORIZED, Some("Authorization")));
+}

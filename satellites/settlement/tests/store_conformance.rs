@@ -4,8 +4,8 @@
 //! and "reopen" is a new store over the same file or schema, as after a restart.
 
 use settlement::{
-    AccountKind, AnyStore, Asset, Commit, Hold, Ledger, LedgerLimits, PendingState, Rejection, Snapshot,
-    Store, StoreConfig, StoreError, Transfer, TransferKind,
+    AccountKind, AnyStore, Asset, Commit, Hold, Ledger, LedgerLimits, PendingState, RecordTable, RecordWrite,
+    Rejection, Snapshot, Store, StoreConfig, StoreError, Transfer, TransferKind,
 };
 
 /// A place to open the same store again and again.
@@ -200,6 +200,78 @@ fn missing_transfer_state_is_refused(b: &dyn Backend) {
     assert_eq!(s.cursor().unwrap(), 0);
 }
 
+fn record(table: RecordTable, key: &str, value: Option<&[u8]>) -> RecordWrite {
+    RecordWrite { table, key: key.into(), value: value.map(<[u8]>::to_vec) }
+}
+
+/// Records (payment records, idempotency keys) come back in key order per table after a
+/// reopen; a later write replaces, a delete removes, and within one commit the last wins.
+fn records(b: &dyn Backend) {
+    let mut s = b.open();
+    for t in RecordTable::ALL {
+        assert_eq!(s.records(t).unwrap(), vec![]);
+    }
+    let c = Commit {
+        records: vec![
+            record(RecordTable::Payments, "00000000000000000002", Some(b"{\"id\":2}")),
+            record(RecordTable::Payments, "00000000000000000001", Some(&[0, 255, 1])),
+            record(RecordTable::Idempotency, "k", Some(b"first")),
+            record(RecordTable::Idempotency, "gone", Some(b"x")),
+            record(RecordTable::Idempotency, "gone", None),
+        ],
+        ..Commit::default()
+    };
+    s.commit(&c).unwrap();
+    drop(s);
+    let mut s = b.open();
+    assert_eq!(
+        s.records(RecordTable::Payments).unwrap(),
+        vec![
+            ("00000000000000000001".to_string(), vec![0, 255, 1]),
+            ("00000000000000000002".to_string(), b"{\"id\":2}".to_vec())
+        ]
+    );
+    assert_eq!(s.records(RecordTable::Idempotency).unwrap(), vec![("k".to_string(), b"first".to_vec())]);
+    let c = Commit {
+        records: vec![
+            record(RecordTable::Idempotency, "k", Some(b"second")),
+            record(RecordTable::Payments, "00000000000000000001", None),
+        ],
+        ..Commit::default()
+    };
+    s.commit(&c).unwrap();
+    assert_eq!(s.records(RecordTable::Idempotency).unwrap(), vec![("k".to_string(), b"second".to_vec())]);
+    assert_eq!(s.records(RecordTable::Payments).unwrap().len(), 1);
+    // A bad key refuses the whole commit, postings and cursor included.
+    let c = Commit {
+        records: vec![record(RecordTable::Payments, "a\0b", Some(b"x"))],
+        cursor: Some(9),
+        ..Commit::default()
+    };
+    assert!(matches!(s.commit(&c), Err(StoreError::BadRecordKey(_))));
+    assert_eq!(s.cursor().unwrap(), 0);
+}
+
+/// Records ride in the ledger's transaction: a commit refused for its postings keeps none.
+fn records_commit_with_postings(b: &dyn Backend) {
+    let mut l = Ledger::new(assets(), LedgerLimits::default());
+    let bank = l.open_account("bank", "USD", AccountKind::System).unwrap();
+    let a = l.open_account("a", "USD", AccountKind::User).unwrap();
+    l.create_transfers(&[Transfer::posted(1, bank, a, 10)], 0).unwrap();
+    let mut first = l.take_commit();
+    first.records = vec![record(RecordTable::Payments, "1", Some(b"one"))];
+    let mut s = b.open();
+    s.commit(&first).unwrap();
+    l.create_transfers(&[Transfer::posted(2, bank, a, 20)], 0).unwrap();
+    let mut second = l.take_commit();
+    second.transfers.push(first.transfers[0]);
+    second.records = vec![record(RecordTable::Payments, "2", Some(b"two"))];
+    assert!(s.commit(&second).is_err());
+    drop(s);
+    let mut s = b.open();
+    assert_eq!(s.records(RecordTable::Payments).unwrap(), vec![("1".to_string(), b"one".to_vec())]);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod redb_backend {
@@ -219,5 +291,7 @@ conformance!(
     pending_states,
     holds,
     failed_commit_writes_nothing,
-    missing_transfer_state_is_refused
+    missing_transfer_state_is_refused,
+    records,
+    records_commit_with_postings
 );

@@ -54,6 +54,9 @@ pub enum StoreError {
     /// A commit changed the state of a transfer that is not stored.
     #[error("transfer {0} is not stored")]
     MissingTransfer(u128),
+    /// A record key that is empty, too long or holds a NUL.
+    #[error("record key {0:?} is empty, longer than {RECORD_KEY_LEN_MAX} bytes or holds a NUL")]
+    BadRecordKey(String),
     /// A PostgreSQL schema name that is not a plain identifier.
     #[error("schema {0:?} is not a lower-case identifier")]
     BadSchema(String),
@@ -69,6 +72,63 @@ pub trait Store {
 
     /// The stored follower cursor (0 before the first).
     fn cursor(&mut self) -> Result<u64, StoreError>;
+
+    /// Every record of `table`, in key order.
+    fn records(&mut self, table: RecordTable) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
+/// A table of records kept beside the ledger, written in the ledger's transactions (see
+/// [`Commit::records`]): a payment's record commits with its postings, so a crash keeps both
+/// or neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordTable {
+    /// Payment records by zero-padded id.
+    Payments,
+    /// Idempotency keys of the payments API.
+    Idempotency,
+}
+
+impl RecordTable {
+    /// Every table (each backend creates them all on open).
+    pub const ALL: [RecordTable; 2] = [RecordTable::Payments, RecordTable::Idempotency];
+
+    /// Name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordTable::Payments => "payment_records",
+            RecordTable::Idempotency => "idempotency_keys",
+        }
+    }
+}
+
+/// Longest record key (PostgreSQL's and redb's limits are far above; a bound keeps a bad
+/// caller from writing megabyte keys).
+pub const RECORD_KEY_LEN_MAX: usize = 512;
+
+/// One record written (`Some`) or deleted (`None`) by a commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordWrite {
+    /// Table.
+    pub table: RecordTable,
+    /// Key: text without NUL, at most [`RECORD_KEY_LEN_MAX`] bytes.
+    pub key: String,
+    /// New value; `None` deletes the key.
+    pub value: Option<Vec<u8>>,
+}
+
+impl RecordWrite {
+    /// Checks the key (before anything of the commit is written).
+    fn check(&self) -> Result<(), StoreError> {
+        if self.key.is_empty() || self.key.len() > RECORD_KEY_LEN_MAX || self.key.contains('\0') {
+            return Err(StoreError::BadRecordKey(self.key.chars().take(64).collect()));
+        }
+        Ok(())
+    }
+}
+
+/// Checks every record key of a commit.
+fn check_records(commit: &Commit) -> Result<(), StoreError> {
+    commit.records.iter().try_for_each(RecordWrite::check)
 }
 
 /// Which backend, from the `[settlement.store]` table of the venue config.
@@ -139,6 +199,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::Redb(s) => s.cursor(),
             AnyStore::Postgres(s) => s.cursor(),
+        }
+    }
+
+    fn records(&mut self, table: RecordTable) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match self {
+            AnyStore::Redb(s) => s.records(table),
+            AnyStore::Postgres(s) => s.records(table),
         }
     }
 }

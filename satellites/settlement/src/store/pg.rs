@@ -5,7 +5,7 @@
 
 use postgres::{Client, NoTls};
 
-use super::{Store, StoreError};
+use super::{check_records, RecordTable, Store, StoreError};
 use crate::ledger::{
     AccountIdx, AccountKind, AccountRecord, Balances, Commit, Hold, PendingState, Rejection, Snapshot,
     StoredTransfer, Transfer, TransferKind,
@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS ledger_holds (
 CREATE TABLE IF NOT EXISTS settlement_rejections (
     seq NUMERIC(20, 0) PRIMARY KEY,
     reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settlement_records (
+    tbl TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BYTEA NOT NULL,
+    PRIMARY KEY (tbl, key)
 );
 CREATE TABLE IF NOT EXISTS settlement_cursor (
     one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
@@ -199,6 +205,7 @@ impl Store for PgStore {
         if commit.is_empty() {
             return Ok(());
         }
+        check_records(commit)?;
         let mut tx = self.client.transaction()?;
         if !commit.transfers.is_empty() {
             let n = commit.transfers.len();
@@ -331,8 +338,31 @@ impl Store for PgStore {
                 &[&seq.to_string()],
             )?;
         }
+        // In order: a key written then deleted in one commit ends deleted.
+        for r in &commit.records {
+            match &r.value {
+                Some(v) => tx.execute(
+                    "INSERT INTO settlement_records (tbl, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&r.table.as_str(), &r.key, v],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM settlement_records WHERE tbl = $1 AND key = $2",
+                    &[&r.table.as_str(), &r.key],
+                )?,
+            };
+        }
         tx.commit()?;
         Ok(())
+    }
+
+    fn records(&mut self, table: RecordTable) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // COLLATE "C": byte order, as redb orders its keys.
+        let rows = self.client.query(
+            "SELECT key, value FROM settlement_records WHERE tbl = $1 ORDER BY key COLLATE \"C\"",
+            &[&table.as_str()],
+        )?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     fn cursor(&mut self) -> Result<u64, StoreError> {

@@ -6,7 +6,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::codec::{self, TRANSFER_BYTES};
-use super::{Store, StoreError};
+use super::{check_records, RecordTable, Store, StoreError};
 use crate::ledger::{Commit, Rejection, Snapshot};
 
 const ACCOUNTS: TableDefinition<u32, &[u8]> = TableDefinition::new("accounts");
@@ -14,6 +14,10 @@ const TRANSFERS: TableDefinition<u128, &[u8]> = TableDefinition::new("transfers"
 const HOLDS: TableDefinition<u128, &[u8]> = TableDefinition::new("holds");
 const REJECTIONS: TableDefinition<u64, &str> = TableDefinition::new("rejections");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+fn record_table(table: RecordTable) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(table.as_str())
+}
 
 const META_CURSOR: &str = "cursor";
 const META_LAYOUT: &str = "layout_version";
@@ -36,6 +40,9 @@ impl RedbStore {
             tx.open_table(TRANSFERS).map_err(redb::Error::from)?;
             tx.open_table(HOLDS).map_err(redb::Error::from)?;
             tx.open_table(REJECTIONS).map_err(redb::Error::from)?;
+            for table in RecordTable::ALL {
+                tx.open_table(record_table(table)).map_err(redb::Error::from)?;
+            }
             let mut meta = tx.open_table(META).map_err(redb::Error::from)?;
             let layout = meta.get(META_LAYOUT).map_err(redb::Error::from)?.map(|v| v.value());
             match layout {
@@ -96,6 +103,13 @@ impl RedbStore {
             if let Some(seq) = commit.cursor {
                 tx.open_table(META)?.insert(META_CURSOR, seq)?;
             }
+            for r in &commit.records {
+                let mut table = tx.open_table(record_table(r.table))?;
+                match &r.value {
+                    Some(v) => table.insert(r.key.as_str(), v.as_slice())?,
+                    None => table.remove(r.key.as_str())?,
+                };
+            }
         }
         tx.commit()?;
         Ok(())
@@ -154,7 +168,18 @@ impl Store for RedbStore {
         if commit.is_empty() {
             return Ok(());
         }
+        check_records(commit)?;
         self.write(commit)
+    }
+
+    fn records(&mut self, table: RecordTable) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(record_table(table))?.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     fn cursor(&mut self) -> Result<u64, StoreError> {
