@@ -68,6 +68,7 @@ mod reader;
 mod record;
 mod recovery;
 mod segment;
+mod stats;
 mod tailer;
 mod writer;
 
@@ -76,6 +77,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use durability::JournalProgress;
+pub use stats::{JournalStats, JournalStatsSnapshot, APPEND_SAMPLE_EVERY};
 pub use durable::{
     DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier, PROGRESS_EVERY_COMMANDS,
 };
