@@ -125,9 +125,9 @@ pub const ENGINE_CYCLE_MAX: GaugeDef = GaugeDef {
 pub const SESSIONS: GaugeDef = gauge("exchange_sessions", "FIX sessions logged on [transport].");
 /// Market-data subscribers.
 pub const MD_SUBSCRIBERS: GaugeDef = gauge("exchange_marketdata_subscribers", "Market-data subscribers.");
-/// Settlements pending [age].
+/// Trade legs applied to the ledger and waiting for the daily settlement run.
 pub const SETTLEMENT_PENDING: GaugeDef =
-    gauge("exchange_settlement_pending", "Settlements pending [age=lt_1m|lt_1h|ge_1h].");
+    gauge("exchange_settlement_pending", "Trade legs waiting for the daily settlement run.");
 /// Sum of all ledger balances in minor units: anything but 0 is a bug.
 pub const LEDGER_IMBALANCE: GaugeDef =
     gauge("exchange_ledger_imbalance_minor_units", "Sum of all ledger balances; must be 0 [currency].");
