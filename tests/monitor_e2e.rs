@@ -71,6 +71,17 @@ fn order_flow_moves_the_counters_and_the_scrape_is_valid() {
             let _ = next(&mut alice).await; // New
         }
 
+        // An admin engages carol's kill switch: the gauge counts one account.
+        let mut ops = v.login("admin").await;
+        ops.send(fix::codec::MSG_ADMIN_REQUEST, |e| {
+            e.str(fix::codec::tag::ADMIN_REQ_ID, "k1");
+            e.str(fix::codec::tag::ADMIN_ACTION, "kill");
+            e.str(fix::codec::tag::ACCOUNT, "carol");
+        })
+        .await
+        .unwrap();
+        check(&next(&mut ops).await, &[(35, "U2"), (fix::codec::tag::ADMIN_STATUS, "0")]);
+
         // The satellites copy their numbers every 100 ms: wait for market data to show.
         let deadline = std::time::Instant::now() + WAIT;
         let scrape = loop {
@@ -118,7 +129,7 @@ fn order_flow_moves_the_counters_and_the_scrape_is_valid() {
         // The 70 resting buys; the crossing orders above all filled.
         at_least("exchange_resting_orders{symbol=\"BTC-USD\"}", 70.0);
         assert_eq!(value(&scrape, "exchange_resting_orders{symbol=\"BTC-USD\"}"), Some(70.0), "{scrape}");
-        assert_eq!(value(&scrape, "exchange_kill_switch_engaged{scope=\"account\"}"), Some(0.0), "{scrape}");
+        assert_eq!(value(&scrape, "exchange_kill_switch_engaged{scope=\"account\"}"), Some(1.0), "{scrape}");
         // Market data and settlement, from their own threads.
         at_least("exchange_marketdata_messages_total", 10.0);
         assert_eq!(value(&scrape, "exchange_marketdata_gaps_total"), Some(0.0), "{scrape}");
@@ -148,6 +159,7 @@ fn order_flow_moves_the_counters_and_the_scrape_is_valid() {
 
         alice.logout().await.unwrap();
         bob.logout().await.unwrap();
+        ops.logout().await.unwrap();
     });
 }
 
