@@ -597,7 +597,7 @@ mod tests {
         // Two timed requests of 3 µs each in risk.
         assert!(text.contains("exchange_stage_latency_seconds_count{stage=\"risk\"} 2"), "{text}");
         assert!(text.contains("exchange_stage_latency_seconds_sum{stage=\"risk\"} 0.000006"), "{text}");
-        assert!(text.contains("exchange_engine_cycle_max_seconds "), "{text}");
+        assert!(text.contains("exchange_engine_cycle_recent_max_seconds "), "{text}");
     }
 
     #[test]

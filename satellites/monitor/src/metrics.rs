@@ -117,7 +117,7 @@ pub const JOURNAL_SYNC_LAG: GaugeDef = GaugeDef {
 };
 /// The longest engine loop turn over the last one to two seconds.
 pub const ENGINE_CYCLE_MAX: GaugeDef = GaugeDef {
-    name: "exchange_engine_cycle_max_seconds",
+    name: "exchange_engine_cycle_recent_max_seconds",
     help: "Longest engine loop turn in the current and the previous second.",
     nanoseconds: true,
 };
@@ -202,4 +202,18 @@ pub fn exposed_names() -> Vec<String> {
     }
     names.push(HEALTH_CHECK.to_owned());
     names
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two definitions, or a definition and the series a histogram adds (`_max_seconds`), with
+    /// one name would render two HELP lines for it: promtool refuses such a scrape.
+    #[test]
+    fn every_exposed_name_is_unique() {
+        let mut names = super::exposed_names();
+        let all = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all, "a name is exposed twice");
+    }
 }
