@@ -552,7 +552,11 @@ impl Monitor {
     {
         let mut router = gateway::metrics::RouterMetrics::register(&mut self.registry)?;
         for (name, progress) in journals {
-            router.watch_journal(gateway::metrics::JournalMetrics::register(&mut self.registry, name, progress)?);
+            router.watch_journal(gateway::metrics::JournalMetrics::register(
+                &mut self.registry,
+                name,
+                progress,
+            )?);
         }
         let names: Vec<&str> = symbols.iter().map(|s| s.name.as_str()).collect();
         router.watch_symbols(&mut self.registry, &names)?;
@@ -791,8 +795,9 @@ impl Server {
             }
         };
         let router_wait = wait_strategy(&config.engine.router_wait)?;
-        let (router_metrics, gateway_metrics) =
-            monitor.stage_metrics([("commands", progress.clone()), ("events", events_progress)], &symbols).map_err(|e| data_err(e.to_string()))?;
+        let (router_metrics, gateway_metrics) = monitor
+            .stage_metrics([("commands", progress.clone()), ("events", events_progress)], &symbols)
+            .map_err(|e| data_err(e.to_string()))?;
         let account_names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
         let mut settlement = crate::settlement_run::SettlementRun::open(
             &config.settlement,

@@ -313,7 +313,8 @@ impl SettlementRun {
 
     /// Registers the ledger's metrics; the follower thread started next records them.
     pub fn monitor(&mut self, registry: &mut monitor::Registry) -> Result<(), monitor::CountersError> {
-        let assets: Vec<String> = lock(&self.ledger).ledger().assets().iter().map(|a| a.name.clone()).collect();
+        let assets: Vec<String> =
+            lock(&self.ledger).ledger().assets().iter().map(|a| a.name.clone()).collect();
         let names: Vec<&str> = assets.iter().map(String::as_str).collect();
         self.metrics = Some(crate::stage_metrics::SettlementMetrics::register(registry, &names)?);
         Ok(())

@@ -115,8 +115,11 @@ fn order_flow_moves_the_counters_and_the_scrape_is_valid() {
             at_least(&format!("exchange_journal_bytes_total{{journal=\"{journal}\"}}"), 1_000.0);
             at_least(&format!("exchange_journal_position{{journal=\"{journal}\"}}"), 80.0);
             at_least(&format!("exchange_journal_syncs_total{{journal=\"{journal}\"}}"), 1.0);
-            assert!(value(&scrape, &format!("exchange_journal_sync_lag_seconds{{journal=\"{journal}\"}}")).is_some());
-            let append = format!("exchange_stage_latency_seconds_count{{stage=\"journal_append\",journal=\"{journal}\"}}");
+            assert!(value(&scrape, &format!("exchange_journal_sync_lag_seconds{{journal=\"{journal}\"}}"))
+                .is_some());
+            let append = format!(
+                "exchange_stage_latency_seconds_count{{stage=\"journal_append\",journal=\"{journal}\"}}"
+            );
             at_least(&append, 1.0);
         }
         at_least("exchange_journal_syncs_total{journal=\"commands\"}", 10.0);
@@ -145,7 +148,9 @@ fn order_flow_moves_the_counters_and_the_scrape_is_valid() {
 
         match Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).output_with(&scrape) {
             // Lint findings are printed with a success status: none is allowed either.
-            Some((ok, text)) => assert!(ok && text.trim().is_empty(), "promtool check metrics:\n{text}\n{scrape}"),
+            Some((ok, text)) => {
+                assert!(ok && text.trim().is_empty(), "promtool check metrics:\n{text}\n{scrape}")
+            }
             None => println!("skipped: promtool check metrics (promtool not installed)"),
         }
 

@@ -106,11 +106,13 @@ fn router() -> (Router, RouterTx, Receiver<Delivery>) {
         pin_core: None,
         metrics: Some(metrics),
     };
-    let (mut router, tx) = Router::new(gateway::router::EngineLink::Inline(Box::new(engine)), config).unwrap();
+    let (mut router, tx) =
+        Router::new(gateway::router::EngineLink::Inline(Box::new(engine)), config).unwrap();
     let (out_tx, out_rx) = crossbeam_channel::bounded(gateway::router::OUTBOX_CAPACITY);
     tx.send(ToRouter::Outbox(Outbox::local(out_tx))).unwrap();
     for account in 0..ACCOUNTS as u32 {
-        let attach = ToRouter::Attach { session: u64::from(account) + 1, account, cancel_on_disconnect: false };
+        let attach =
+            ToRouter::Attach { session: u64::from(account) + 1, account, cancel_on_disconnect: false };
         tx.send(attach).unwrap();
     }
     router.begin();

@@ -682,11 +682,16 @@ mod tests {
             text
         };
         let behind = text(&registry);
-        assert!(behind.contains("exchange_journal_sync_lag_seconds{journal=\"commands\"} 0.03\n"), "{behind}");
+        assert!(
+            behind.contains("exchange_journal_sync_lag_seconds{journal=\"commands\"} 0.03\n"),
+            "{behind}"
+        );
         assert!(behind.contains("exchange_journal_unsynced_records{journal=\"commands\"} 64"), "{behind}");
         assert!(behind.contains("exchange_journal_position{journal=\"commands\"} 64"), "{behind}");
         assert!(
-            behind.contains("exchange_stage_latency_seconds_count{stage=\"journal_append\",journal=\"commands\"} 1"),
+            behind.contains(
+                "exchange_stage_latency_seconds_count{stage=\"journal_append\",journal=\"commands\"} 1"
+            ),
             "{behind}"
         );
         writer.sync().unwrap();
@@ -696,11 +701,16 @@ mod tests {
         // The open's sync and this one.
         assert!(synced.contains("exchange_journal_syncs_total{journal=\"commands\"} 2"), "{synced}");
         assert!(
-            synced.contains("exchange_stage_latency_seconds_count{stage=\"journal_sync\",journal=\"commands\"} 2"),
+            synced.contains(
+                "exchange_stage_latency_seconds_count{stage=\"journal_sync\",journal=\"commands\"} 2"
+            ),
             "{synced}"
         );
         let bytes = 64 * writer.progress().stats().bytes_appended / 64;
-        assert!(synced.contains(&format!("exchange_journal_bytes_total{{journal=\"commands\"}} {bytes}")), "{synced}");
+        assert!(
+            synced.contains(&format!("exchange_journal_bytes_total{{journal=\"commands\"}} {bytes}")),
+            "{synced}"
+        );
         drop(writer);
         std::fs::remove_dir_all(&dir).unwrap();
     }

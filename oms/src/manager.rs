@@ -281,8 +281,10 @@ impl OrderManager {
         // One request in GATE_SAMPLE_EVERY has its gates timed for the stage histograms.
         let timed = self.next_seq & (crate::gates::GATE_SAMPLE_EVERY - 1) == 0;
         let admitted = if timed {
-            let (admitted, ratelimit_ns, risk_ns) = self.gates.admit_timed(session, &request, now_ns, self.next_seq);
-            let bump = |v: &AtomicU64, n: u64| v.store(v.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            let (admitted, ratelimit_ns, risk_ns) =
+                self.gates.admit_timed(session, &request, now_ns, self.next_seq);
+            let bump =
+                |v: &AtomicU64, n: u64| v.store(v.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
             bump(&self.stats.gates_timed, 1);
             bump(&self.stats.ratelimit_ns, ratelimit_ns);
             bump(&self.stats.risk_ns, risk_ns);

@@ -73,10 +73,8 @@ pub const MD_GAPS: CounterDef =
 pub const MD_RETRANSMISSIONS: CounterDef =
     counter("exchange_marketdata_retransmissions_total", "Market-data retransmissions served.");
 /// Times a slow subscriber's queue was replaced by a snapshot.
-pub const MD_CONFLATIONS: CounterDef = counter(
-    "exchange_marketdata_conflations_total",
-    "Slow subscribers' queues replaced by a snapshot.",
-);
+pub const MD_CONFLATIONS: CounterDef =
+    counter("exchange_marketdata_conflations_total", "Slow subscribers' queues replaced by a snapshot.");
 /// Subscribers cut off for being slow.
 pub const MD_SLOW_CUTS: CounterDef =
     counter("exchange_marketdata_slow_subscriber_cuts_total", "Subscribers cut off for falling behind.");
