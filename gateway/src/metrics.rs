@@ -405,8 +405,7 @@ impl RouterMetrics {
         let n = timed[0].wrapping_sub(self.gates_copied[0]);
         if n > 0 {
             for (i, histogram) in self.gates.iter().enumerate() {
-                let total = timed[i + 1].wrapping_sub(self.gates_copied[i + 1]);
-                histogram.record_ns_n(total / n, n);
+                record_mean(histogram, timed[i + 1].wrapping_sub(self.gates_copied[i + 1]), n);
             }
             self.gates_copied = timed;
         }
@@ -506,17 +505,20 @@ impl JournalMetrics {
         let stats = self.progress.stats();
         self.bytes.add(stats.bytes_appended.wrapping_sub(self.last.bytes_appended));
         let syncs = stats.syncs.wrapping_sub(self.last.syncs);
-        if syncs > 0 {
-            // Several syncs since the last copy are recorded at their mean: count and sum exact.
-            self.syncs.add(syncs);
-            self.sync.record_ns_n(stats.sync_ns.wrapping_sub(self.last.sync_ns) / syncs, syncs);
-        }
+        self.syncs.add(syncs);
+        record_mean(&self.sync, stats.sync_ns.wrapping_sub(self.last.sync_ns), syncs);
         let appends = stats.append_samples.wrapping_sub(self.last.append_samples);
-        if appends > 0 {
-            let total = stats.append_sampled_ns.wrapping_sub(self.last.append_sampled_ns);
-            self.append.record_ns_n(total / appends, appends);
-        }
+        record_mean(&self.append, stats.append_sampled_ns.wrapping_sub(self.last.append_sampled_ns), appends);
         self.last = stats;
+    }
+}
+
+/// Records `n` observations whose total is `total_ns`, each at their mean: what several samples
+/// copied at once from plain counters become, so `_count` and `_sum` stay exact (the buckets see
+/// the mean). Nothing when `n` is 0.
+fn record_mean(histogram: &Histogram, total_ns: u64, n: u64) {
+    if let Some(mean) = total_ns.checked_div(n) {
+        histogram.record_ns_n(mean, n);
     }
 }
 
