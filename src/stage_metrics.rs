@@ -134,3 +134,21 @@ impl SettlementMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jump_in_the_event_sequence_counts_one_gap() {
+        let mut registry = Registry::anonymous().unwrap();
+        let mut m = MarketDataMetrics::register(&mut registry).unwrap();
+        for seq in [1, 2, 3, 7, 8, 8] {
+            m.event_read(seq);
+        }
+        let mut text = String::new();
+        monitor::prometheus::render(&registry.reader().snapshot().unwrap(), &mut text);
+        // 3 → 7 skips, 8 → 8 repeats: both are not the event after the last.
+        assert!(text.contains("exchange_marketdata_gaps_total 2\n"), "{text}");
+    }
+}
