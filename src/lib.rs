@@ -25,3 +25,4 @@ pub mod replay_run;
 pub mod serve;
 pub mod serve_bounds;
 pub mod settlement_run;
+pub mod stage_metrics;

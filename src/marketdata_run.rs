@@ -152,6 +152,7 @@ impl MarketDataRun {
         events_dir: &Path,
         symbols: Vec<SymbolSpec>,
         config: PublisherConfig,
+        mut metrics: crate::stage_metrics::MarketDataMetrics,
     ) -> Result<MarketDataRun, MarketDataError> {
         let journal_err = |source| MarketDataError::Journal { path: events_dir.to_path_buf(), source };
         let tailer = journal::Tailer::open(events_dir, 1).map_err(journal_err)?;
@@ -162,7 +163,7 @@ impl MarketDataRun {
             let (feed, stop, status) = (feed.clone(), stop.clone(), status.clone());
             std::thread::Builder::new()
                 .name("marketdata".into())
-                .spawn(move || run(tailer, &feed, &stop, &status))
+                .spawn(move || run(tailer, &feed, &stop, &status, &mut metrics))
                 .map_err(MarketDataError::Spawn)?
         };
         Ok(MarketDataRun { feed, stop, status, thread: Some(thread) })
@@ -207,7 +208,13 @@ impl Drop for MarketDataRun {
     }
 }
 
-fn run(mut tailer: journal::Tailer, feed: &WsFeed, stop: &AtomicBool, status: &Status) {
+fn run(
+    mut tailer: journal::Tailer,
+    feed: &WsFeed,
+    stop: &AtomicBool,
+    status: &Status,
+    metrics: &mut crate::stage_metrics::MarketDataMetrics,
+) {
     let fail = |what: String| {
         // Publishing past an event it could not read would show a book it cannot prove: stop,
         // say why once on stderr (serve's log) and keep the reason for `failure()`.
@@ -227,6 +234,7 @@ fn run(mut tailer: journal::Tailer, feed: &WsFeed, stop: &AtomicBool, status: &S
                 continue;
             }
             let seq = record.seq;
+            metrics.event_read(seq);
             let event = match engine::Event::decode(record.payload) {
                 Ok(event) => event,
                 Err(e) => return fail(format!("event {seq}: {e}")),
@@ -237,6 +245,7 @@ fn run(mut tailer: journal::Tailer, feed: &WsFeed, stop: &AtomicBool, status: &S
             status.applied_seq.store(seq, Ordering::Release);
             applied += 1;
         }
+        metrics.refresh(feed, Instant::now());
         if last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
             feed.heartbeat(gateway::server::now_ns());
             last_heartbeat = Instant::now();

@@ -551,14 +551,24 @@ impl Monitor {
 
     /// `/metrics`, `/livez`, `/readyz` and the dashboard.
     /// The router's and the gateway's handles, registered in the counters file.
+    /// The router also refreshes the journals' metrics and counts open orders per symbol.
     fn stage_metrics(
         &mut self,
+        journals: [(&str, journal::JournalProgress); 2],
+        symbols: &[SymbolSpec],
     ) -> Result<(gateway::metrics::RouterMetrics, gateway::metrics::GatewayMetrics), monitor::CountersError>
     {
-        Ok((
-            gateway::metrics::RouterMetrics::register(&mut self.registry)?,
-            gateway::metrics::GatewayMetrics::register(&mut self.registry)?,
-        ))
+        let mut router = gateway::metrics::RouterMetrics::register(&mut self.registry)?;
+        for (name, progress) in journals {
+            router.watch_journal(gateway::metrics::JournalMetrics::register(
+                &mut self.registry,
+                name,
+                progress,
+            )?);
+        }
+        let names: Vec<&str> = symbols.iter().map(|s| s.name.as_str()).collect();
+        router.watch_symbols(&mut self.registry, &names)?;
+        Ok((router, gateway::metrics::GatewayMetrics::register(&mut self.registry)?))
     }
 
     fn routes(&self) -> axum::Router {
@@ -713,7 +723,11 @@ impl Server {
         drop(bar);
         let seq_first = durable.next_command_seq();
         let event_last = durable.engine().next_event_seq() - 1;
-        let marketdata = start_marketdata(&config.marketdata, &journal_dir, &symbols)?;
+        // Monitoring first: each stage registers its handles before its thread starts.
+        let mut monitor = Monitor::create(&data_dir).map_err(|e| data_err(e.to_string()))?;
+        let md_metrics = crate::stage_metrics::MarketDataMetrics::register(&mut monitor.registry)
+            .map_err(|e| data_err(e.to_string()))?;
+        let marketdata = start_marketdata(&config.marketdata, &journal_dir, &symbols, md_metrics)?;
 
         // Persistent FIX sessions: each account's numbers, sent messages, and the last event
         // reported to it. A new store starts after every event journaled so far.
@@ -756,6 +770,7 @@ impl Server {
         }
         let (risk, admin) = build_risk(config, &symbols, &names, &data_dir)?;
         let progress = durable.commands_progress();
+        let events_progress = durable.events_progress();
         let engine_error = |e: RunnerError| ServeError::Engine(e.to_string());
         let engine_wait = wait_strategy(&config.engine.wait)?;
         let hosted = match config.engine.thread.as_str() {
@@ -790,10 +805,9 @@ impl Server {
             }
         };
         let router_wait = wait_strategy(&config.engine.router_wait)?;
-        // Monitoring first: each stage registers its handles before its thread starts.
-        let mut monitor = Monitor::create(&data_dir).map_err(|e| data_err(e.to_string()))?;
-        let (router_metrics, gateway_metrics) =
-            monitor.stage_metrics().map_err(|e| data_err(e.to_string()))?;
+        let (router_metrics, gateway_metrics) = monitor
+            .stage_metrics([("commands", progress.clone()), ("events", events_progress)], &symbols)
+            .map_err(|e| data_err(e.to_string()))?;
         let account_names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
         let mut settlement = crate::settlement_run::SettlementRun::open(
             &config.settlement,
@@ -888,6 +902,7 @@ impl Server {
         let gateway = Gateway::start_monitored(&gateway_config, venue, routing, parking, gateway_metrics)?;
         monitor.gateway_listening.set(true);
         if let Some(s) = settlement.as_mut() {
+            s.monitor(&mut monitor.registry).map_err(|e| data_err(e.to_string()))?;
             s.start().map_err(|e| ServeError::Config(e.to_string()))?;
         }
         let http = match config.network.http.trim() {
@@ -962,11 +977,12 @@ fn start_marketdata(
     section: &crate::marketdata_run::MarketDataSection,
     journal_dir: &Path,
     symbols: &[SymbolSpec],
+    metrics: crate::stage_metrics::MarketDataMetrics,
 ) -> Result<crate::marketdata_run::MarketDataRun, ServeError> {
     use crate::marketdata_run::{publisher_config, MarketDataRun};
     let config = publisher_config(section, symbols).map_err(|e| ServeError::Config(e.to_string()))?;
     let events_dir = journal_dir.join("events");
-    MarketDataRun::start(&events_dir, symbols.to_vec(), config)
+    MarketDataRun::start(&events_dir, symbols.to_vec(), config, metrics)
         .map_err(|e| ServeError::Data { path: events_dir, what: e.to_string() })
 }
 

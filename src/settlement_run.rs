@@ -231,6 +231,8 @@ pub struct SettlementRun {
     funds: oms::funds::FundsConfig,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Registered by [`SettlementRun::monitor`], moved to the thread by `start`.
+    metrics: Option<crate::stage_metrics::SettlementMetrics>,
     section: SettlementSection,
     events_dir: PathBuf,
     payments: Option<crate::payments_run::PaymentsRun>,
@@ -285,6 +287,7 @@ impl SettlementRun {
             funds,
             stop: Arc::new(AtomicBool::new(false)),
             thread: None,
+            metrics: None,
             section: section.clone(),
             events_dir,
             payments: None,
@@ -328,16 +331,26 @@ impl SettlementRun {
         routes.route("/openapi.json", openapi)
     }
 
+    /// Registers the ledger's metrics; the follower thread started next records them.
+    pub fn monitor(&mut self, registry: &mut monitor::Registry) -> Result<(), monitor::CountersError> {
+        let assets: Vec<String> =
+            lock(&self.ledger).ledger().assets().iter().map(|a| a.name.clone()).collect();
+        let names: Vec<&str> = assets.iter().map(String::as_str).collect();
+        self.metrics = Some(crate::stage_metrics::SettlementMetrics::register(registry, &names)?);
+        Ok(())
+    }
+
     /// Starts the follower thread.
     pub fn start(&mut self) -> Result<(), SettlementRunError> {
         let ledger = Arc::clone(&self.ledger);
         let stop = Arc::clone(&self.stop);
         let section = self.section.clone();
         let events_dir = self.events_dir.clone();
+        let mut metrics = self.metrics.take();
         let thread = std::thread::Builder::new()
             .name("settlement".into())
             .spawn(move || {
-                if let Err(e) = follow(&ledger, &events_dir, &section, &stop) {
+                if let Err(e) = follow(&ledger, &events_dir, &section, &stop, &mut metrics) {
                     // The venue keeps matching; the ledger stops where its store stopped, and
                     // the next start resumes from its cursor.
                     eprintln!("settlement stopped: {e}");
@@ -365,6 +378,7 @@ fn follow(
     events_dir: &Path,
     section: &SettlementSection,
     stop: &AtomicBool,
+    metrics: &mut Option<crate::stage_metrics::SettlementMetrics>,
 ) -> Result<(), SettlementRunError> {
     let cursor = lock(ledger).cursor();
     let mut tailer = journal::Tailer::open(events_dir, cursor + 1)
@@ -376,6 +390,9 @@ fn follow(
     let mut settled: Option<time::Date> = None;
     let idle = Duration::from_millis(section.idle_wait_ms.max(1));
     while !stop.load(Ordering::Acquire) {
+        if let Some(m) = metrics.as_mut().filter(|m| m.due(std::time::Instant::now())) {
+            m.refresh(&lock(ledger), std::time::Instant::now());
+        }
         fill(&mut tailer, &mut batch, batch_max)?;
         if !batch.is_empty() {
             lock(ledger).apply_batch(&batch)?;

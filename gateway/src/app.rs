@@ -202,6 +202,8 @@ impl AppSession {
         metrics: &GatewayMetrics,
     ) {
         loop {
+            // One poll in STAGE_SAMPLE_EVERY times its message's decode and session stages.
+            let sampled = metrics.sample();
             match session.poll(now_ns) {
                 Poll::Idle => break,
                 Poll::Logon(req) => match &self.auth {
@@ -219,6 +221,7 @@ impl AppSession {
                 },
                 Poll::App(msg) if msg.msg_type() == b"3" => {} // a client's Reject of our message: nothing to undo
                 Poll::App(msg) => {
+                    let translating = sampled.map(|started| metrics.decoded(started));
                     let account = self.account.expect("application messages come after logon");
                     let seq = msg.get_u64(tag::MSG_SEQ_NUM).ok().flatten().unwrap_or(0);
                     if let Some(refusal) = self.screen_admin(&msg, account) {
@@ -243,6 +246,9 @@ impl AppSession {
                             if sent.is_ok() {
                                 metrics.order_in(OrderKind::of(&request));
                                 self.times.start(request_id(&request), now_ns);
+                                if let Some(started) = translating {
+                                    metrics.translated(started);
+                                }
                             } else {
                                 metrics.reject(GatewayReject::GatewayBusy);
                                 let (msg_type, ref_id): (&[u8], _) = match request {

@@ -5,10 +5,12 @@
 //!
 //! Without a registry (tests, benches) the handles live in an anonymous mapping nobody reads.
 
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use engine::{Event, EventKind, OrdType, RejectReason};
+use journal::{JournalProgress, JournalStatsSnapshot};
 use monitor::{metrics, Counter, CountersError, Gauge, Histogram, Registry};
 use oms::{OmsStats, Request};
 
@@ -16,6 +18,22 @@ use oms::{OmsStats, Request};
 const GATEWAY: &str = "gateway";
 /// The owner name of the router thread's metrics.
 const ROUTER: &str = "router";
+
+/// One message in this many that the gateway reads has its decode and session stages timed
+/// (three monotonic clock reads, vDSO calls, no system call); the others read no clock for them.
+pub const STAGE_SAMPLE_EVERY: u32 = 64;
+const _: () = assert!(STAGE_SAMPLE_EVERY.is_power_of_two());
+
+/// One command in this many that the router hands an inline engine has its engine step timed.
+pub const MATCH_SAMPLE_EVERY: u64 = 64;
+const _: () = assert!(MATCH_SAMPLE_EVERY.is_power_of_two());
+
+/// The window of [`metrics::ENGINE_CYCLE_MAX`]: the gauge shows the longest turn of the current
+/// window and the one before it.
+const CYCLE_MAX_WINDOW: Duration = Duration::from_secs(1);
+
+/// How often an idle router refreshes the journal gauges (a busy one does every turn).
+const IDLE_REFRESH: Duration = Duration::from_millis(10);
 
 /// Requests a session may have waiting for their first report while the end-to-end latency is
 /// timed; past it the oldest is no longer timed (one sample lost, nothing refused).
@@ -84,6 +102,10 @@ pub struct GatewayMetrics {
     logons_failed: Counter,
     sessions: Gauge,
     order_latency: Histogram,
+    decode: Histogram,
+    session: Histogram,
+    /// Messages polled, for [`STAGE_SAMPLE_EVERY`] (the handles are `!Sync`: one thread).
+    polls: Cell<u32>,
 }
 
 impl GatewayMetrics {
@@ -104,7 +126,32 @@ impl GatewayMetrics {
             logons_failed: registry.counter(&metrics::LOGONS_FAILED, GATEWAY, &[("reason", "refused")])?,
             sessions: registry.gauge(&metrics::SESSIONS, GATEWAY, &[])?,
             order_latency: registry.histogram(&metrics::ORDER_LATENCY, GATEWAY, &[])?,
+            decode: registry.histogram(&metrics::STAGE_LATENCY, GATEWAY, &[("stage", "decode")])?,
+            session: registry.histogram(&metrics::STAGE_LATENCY, GATEWAY, &[("stage", "session")])?,
+            polls: Cell::new(0),
         })
+    }
+
+    /// Before polling a session for its next message: the start time when this poll is one of
+    /// the sampled ones ([`STAGE_SAMPLE_EVERY`]), else `None` and no clock read.
+    #[inline]
+    pub fn sample(&self) -> Option<Instant> {
+        let n = self.polls.get().wrapping_add(1);
+        self.polls.set(n);
+        (cfg!(feature = "metrics") && n & (STAGE_SAMPLE_EVERY - 1) == 0).then(Instant::now)
+    }
+
+    /// A sampled message was framed, parsed and passed the session layer, which started at
+    /// `started`; returns now, the start of its session (translation) stage.
+    pub fn decoded(&self, started: Instant) -> Instant {
+        let now = Instant::now();
+        self.decode.record_ns(ns_between(started, now));
+        now
+    }
+
+    /// A sampled message was translated and handed to the router, starting at `started`.
+    pub fn translated(&self, started: Instant) {
+        self.session.record_ns(ns_since(started));
     }
 
     /// Handles in an anonymous mapping: for a gateway started without monitoring.
@@ -145,7 +192,8 @@ impl GatewayMetrics {
 }
 
 /// The router thread's handles: engine outcomes recorded as events pass, order management's
-/// [`OmsStats`] copied once per busy turn, and the journal's progress.
+/// [`OmsStats`] copied once per busy turn, the journals' progress and counters, the engine
+/// loop's turns.
 #[derive(Debug)]
 pub struct RouterMetrics {
     trades: Counter,
@@ -153,10 +201,45 @@ pub struct RouterMetrics {
     /// risk, rate_limited, busy, then the plain counters, with the values last copied.
     copied: [(Counter, u64); 7],
     inbound: Gauge,
+    /// The engine's command and event rings (`engine.thread = "own"`).
+    engine_rings: [Gauge; 2],
     live_orders: Gauge,
-    journal_position: Gauge,
-    journal_unsynced: Gauge,
+    kill_switch: Gauge,
+    /// Open orders per symbol (resting or waiting as stops), kept from the events; symbols
+    /// past the registered ones are not counted.
+    resting: Vec<(Gauge, i64)>,
     cycle: Histogram,
+    cycle_max: CycleMax,
+    match_stage: Histogram,
+    /// Rate limit and risk, copied from order management's sampled gate times.
+    gates: [Histogram; 2],
+    gates_copied: [u64; 3],
+    journals: Vec<JournalMetrics>,
+    last_refresh: Option<Instant>,
+}
+
+/// The longest turn in the current window and the one before.
+#[derive(Debug)]
+struct CycleMax {
+    gauge: Gauge,
+    window_start: Option<Instant>,
+    current_ns: u64,
+    previous_ns: u64,
+}
+
+impl CycleMax {
+    fn turn(&mut self, at: Instant, ns: u64) {
+        let start = *self.window_start.get_or_insert(at);
+        let age = at.saturating_duration_since(start);
+        if age >= CYCLE_MAX_WINDOW {
+            // A window with no turn at all shows 0, not a maximum older than two windows.
+            self.previous_ns = if age < 2 * CYCLE_MAX_WINDOW { self.current_ns } else { 0 };
+            self.current_ns = 0;
+            self.window_start = Some(at);
+        }
+        self.current_ns = self.current_ns.max(ns);
+        self.gauge.set(i64::try_from(self.current_ns.max(self.previous_ns)).unwrap_or(i64::MAX));
+    }
 }
 
 const ENGINE_REJECTS: [RejectReason; 9] = [
@@ -170,6 +253,17 @@ const ENGINE_REJECTS: [RejectReason; 9] = [
     RejectReason::BadOrder,
     RejectReason::BookFull,
 ];
+
+/// Where a turn's queues stood, for the occupancy gauges.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Queues {
+    /// Session messages waiting for the router.
+    pub inbound: usize,
+    /// Commands and events waiting in the engine's rings (0 with an inline engine).
+    pub engine_rings: (usize, usize),
+    /// Orders live in order management.
+    pub live_orders: usize,
+}
 
 impl RouterMetrics {
     /// Registers the router's metrics.
@@ -189,23 +283,33 @@ impl RouterMetrics {
             (registry.counter(&metrics::REPORTS_TO_DETACHED, ROUTER, &[])?, 0),
             (registry.counter(&metrics::UNKNOWN_ORDER_EVENTS, ROUTER, &[])?, 0),
         ];
+        let stage = |registry: &mut Registry, name| {
+            registry.histogram(&metrics::STAGE_LATENCY, ROUTER, &[("stage", name)])
+        };
         Ok(RouterMetrics {
             trades: registry.counter(&metrics::TRADES, ROUTER, &[])?,
             engine_rejects: engine_rejects.try_into().expect("one per reason"),
             copied,
             inbound: registry.gauge(&metrics::RING_OCCUPANCY, ROUTER, &[("ring", "router_inbound")])?,
+            engine_rings: [
+                registry.gauge(&metrics::RING_OCCUPANCY, ROUTER, &[("ring", "engine_commands")])?,
+                registry.gauge(&metrics::RING_OCCUPANCY, ROUTER, &[("ring", "engine_events")])?,
+            ],
             live_orders: registry.gauge(&metrics::LIVE_ORDERS, ROUTER, &[])?,
-            journal_position: registry.gauge(
-                &metrics::JOURNAL_POSITION,
-                ROUTER,
-                &[("journal", "commands")],
-            )?,
-            journal_unsynced: registry.gauge(
-                &metrics::JOURNAL_UNSYNCED,
-                ROUTER,
-                &[("journal", "commands")],
-            )?,
+            kill_switch: registry.gauge(&metrics::KILL_SWITCH, ROUTER, &[("scope", "account")])?,
+            resting: Vec::new(),
             cycle: registry.histogram(&metrics::ENGINE_CYCLE, ROUTER, &[])?,
+            cycle_max: CycleMax {
+                gauge: registry.gauge(&metrics::ENGINE_CYCLE_MAX, ROUTER, &[])?,
+                window_start: None,
+                current_ns: 0,
+                previous_ns: 0,
+            },
+            match_stage: stage(registry, "match")?,
+            gates: [stage(registry, "ratelimit")?, stage(registry, "risk")?],
+            gates_copied: [0; 3],
+            journals: Vec::new(),
+            last_refresh: None,
         })
     }
 
@@ -214,8 +318,22 @@ impl RouterMetrics {
         RouterMetrics::register(&mut Registry::anonymous()?)
     }
 
+    /// Also counts open orders per symbol, `symbols` naming ids `0..` in order.
+    pub fn watch_symbols(&mut self, registry: &mut Registry, symbols: &[&str]) -> Result<(), CountersError> {
+        for symbol in symbols {
+            self.resting.push((registry.gauge(&metrics::RESTING_ORDERS, ROUTER, &[("symbol", symbol)])?, 0));
+        }
+        Ok(())
+    }
+
+    /// Also refreshes `journal`'s metrics on this thread.
+    pub fn watch_journal(&mut self, journal: JournalMetrics) {
+        self.journals.push(journal);
+    }
+
     /// An engine event on its way to order management.
-    pub fn event(&self, event: &Event) {
+    #[inline]
+    pub fn event(&mut self, event: &Event) {
         match event.kind {
             EventKind::Trade { .. } => self.trades.inc(),
             EventKind::Rejected { reason, .. } => {
@@ -225,41 +343,191 @@ impl RouterMetrics {
             }
             _ => {}
         }
+        self.replayed_event(event);
+    }
+
+    /// An event replayed at start-up: only the open-order counts follow it (the counters count
+    /// what this process does). An order is open from its acceptance until a trade leaves it
+    /// nothing, a cancel or an expiry.
+    #[inline]
+    pub fn replayed_event(&mut self, event: &Event) {
+        match event.kind {
+            EventKind::Trade { symbol, maker_leaves_qty, taker_leaves_qty, .. } => {
+                let done = i64::from(maker_leaves_qty == 0) + i64::from(taker_leaves_qty == 0);
+                self.open_orders(symbol, -done);
+            }
+            EventKind::Accepted { symbol, .. } => self.open_orders(symbol, 1),
+            EventKind::Canceled { symbol, .. } | EventKind::Expired { symbol, .. } => {
+                self.open_orders(symbol, -1)
+            }
+            _ => {}
+        }
+    }
+
+    #[inline]
+    fn open_orders(&mut self, symbol: engine::SymbolId, delta: i64) {
+        if let Some((gauge, count)) = self.resting.get_mut(symbol as usize) {
+            *count += delta;
+            gauge.set(*count);
+        }
+    }
+
+    /// A sampled engine step ([`MATCH_SAMPLE_EVERY`]) that started at `started`: sequencing,
+    /// the command's journal append, matching and the events' appends.
+    pub fn match_timed(&self, started: Instant) {
+        self.match_stage.record_ns(ns_since(started));
     }
 
     /// After a busy turn that started at `started`: its duration, order management's counters,
-    /// the queues and the journal's progress (`written`, `durable` sequence numbers).
-    pub fn turn_done(
-        &mut self,
-        started: Instant,
-        stats: &OmsStats,
-        inbound_len: usize,
-        live_orders: usize,
-        journal: Option<(u64, u64)>,
-    ) {
-        self.cycle.record_ns(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
-        let now = [
-            stats.risk_rejects.load(Ordering::Relaxed),
-            stats.rate_limited.load(Ordering::Relaxed),
-            stats.busy.load(Ordering::Relaxed),
-            stats.rate_limited.load(Ordering::Relaxed),
-            stats.requests.load(Ordering::Relaxed),
-            stats.to_detached.load(Ordering::Relaxed),
-            stats.unknown_order_events.load(Ordering::Relaxed),
+    /// the queues and the journals.
+    pub fn turn_done(&mut self, started: Instant, stats: &OmsStats, queues: Queues) {
+        let now = Instant::now();
+        let ns = ns_between(started, now);
+        self.cycle.record_ns(ns);
+        self.cycle_max.turn(started, ns);
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        let values = [
+            load(&stats.risk_rejects),
+            load(&stats.rate_limited),
+            load(&stats.busy),
+            load(&stats.rate_limited),
+            load(&stats.requests),
+            load(&stats.to_detached),
+            load(&stats.unknown_order_events),
         ];
-        for ((counter, last), value) in self.copied.iter_mut().zip(now) {
+        for ((counter, last), value) in self.copied.iter_mut().zip(values) {
             if value > *last {
                 counter.add(value - *last);
                 *last = value;
             }
         }
-        self.inbound.set(i64::try_from(inbound_len).unwrap_or(i64::MAX));
-        self.live_orders.set(i64::try_from(live_orders).unwrap_or(i64::MAX));
-        if let Some((written, durable)) = journal {
-            self.journal_position.set(i64::try_from(written).unwrap_or(i64::MAX));
-            self.journal_unsynced.set(i64::try_from(written.saturating_sub(durable)).unwrap_or(i64::MAX));
+        let timed = [load(&stats.gates_timed), load(&stats.ratelimit_ns), load(&stats.risk_ns)];
+        let n = timed[0].wrapping_sub(self.gates_copied[0]);
+        if n > 0 {
+            for (i, histogram) in self.gates.iter().enumerate() {
+                record_mean(histogram, timed[i + 1].wrapping_sub(self.gates_copied[i + 1]), n);
+            }
+            self.gates_copied = timed;
+        }
+        self.kill_switch.set(i64::try_from(load(&stats.accounts_killed)).unwrap_or(i64::MAX));
+        let gauge = |g: &Gauge, n: usize| g.set(i64::try_from(n).unwrap_or(i64::MAX));
+        gauge(&self.inbound, queues.inbound);
+        gauge(&self.engine_rings[0], queues.engine_rings.0);
+        gauge(&self.engine_rings[1], queues.engine_rings.1);
+        gauge(&self.live_orders, queues.live_orders);
+        self.refresh_journals(now);
+    }
+
+    /// After an idle turn at `now`: the journal gauges (at most every [`IDLE_REFRESH`]; a
+    /// journal syncs in the background, so its lag changes while the router has nothing to do)
+    /// and the longest-cycle window.
+    pub fn idle_turn(&mut self, now: Instant) {
+        if self.last_refresh.is_some_and(|t| now.saturating_duration_since(t) < IDLE_REFRESH) {
+            return;
+        }
+        self.cycle_max.turn(now, 0);
+        self.refresh_journals(now);
+    }
+
+    fn refresh_journals(&mut self, now: Instant) {
+        self.last_refresh = Some(now);
+        for journal in &mut self.journals {
+            journal.refresh(now);
         }
     }
+}
+
+/// One journal's metrics, refreshed on the router's thread from the journal's
+/// [`JournalProgress`] (plain atomics the journal keeps; the journal links no monitoring).
+#[derive(Debug)]
+pub struct JournalMetrics {
+    progress: JournalProgress,
+    bytes: Counter,
+    syncs: Counter,
+    position: Gauge,
+    unsynced: Gauge,
+    sync_lag: Gauge,
+    append: Histogram,
+    sync: Histogram,
+    last: JournalStatsSnapshot,
+    /// While records are unsynced: the durable seq then, and since when no sync has completed.
+    behind_since: Option<(u64, Instant)>,
+}
+
+impl JournalMetrics {
+    /// Registers the metrics of the journal named `journal` (`commands`, `events`).
+    pub fn register(
+        registry: &mut Registry,
+        journal: &str,
+        progress: JournalProgress,
+    ) -> Result<JournalMetrics, CountersError> {
+        let labels = [("journal", journal)];
+        let stage = |registry: &mut Registry, stage| {
+            registry.histogram(&metrics::STAGE_LATENCY, ROUTER, &[("stage", stage), ("journal", journal)])
+        };
+        Ok(JournalMetrics {
+            bytes: registry.counter(&metrics::JOURNAL_BYTES, ROUTER, &labels)?,
+            syncs: registry.counter(&metrics::JOURNAL_SYNCS, ROUTER, &labels)?,
+            position: registry.gauge(&metrics::JOURNAL_POSITION, ROUTER, &labels)?,
+            unsynced: registry.gauge(&metrics::JOURNAL_UNSYNCED, ROUTER, &labels)?,
+            sync_lag: registry.gauge(&metrics::JOURNAL_SYNC_LAG, ROUTER, &labels)?,
+            append: stage(registry, "journal_append")?,
+            sync: stage(registry, "journal_sync")?,
+            last: JournalStatsSnapshot::default(),
+            behind_since: None,
+            progress,
+        })
+    }
+
+    /// Copies the journal's progress and counters as they are at `now`.
+    ///
+    /// The lag is the time since the journal was first seen with unsynced records and no sync
+    /// completing since: 0 while everything appended is synced, growing while a sync stalls.
+    /// It is as fine as the router's turns (a busy router refreshes every turn, an idle one
+    /// every 10 ms).
+    pub fn refresh(&mut self, now: Instant) {
+        let (written, durable) = (self.progress.written_seq(), self.progress.durable_seq());
+        self.position.set(i64::try_from(written).unwrap_or(i64::MAX));
+        self.unsynced.set(i64::try_from(written.saturating_sub(durable)).unwrap_or(i64::MAX));
+        let lag_ns = if written <= durable {
+            self.behind_since = None;
+            0
+        } else {
+            match self.behind_since {
+                Some((seen_durable, since)) if seen_durable == durable => ns_between(since, now),
+                _ => {
+                    self.behind_since = Some((durable, now));
+                    0
+                }
+            }
+        };
+        self.sync_lag.set(i64::try_from(lag_ns).unwrap_or(i64::MAX));
+        let stats = self.progress.stats();
+        self.bytes.add(stats.bytes_appended.wrapping_sub(self.last.bytes_appended));
+        let syncs = stats.syncs.wrapping_sub(self.last.syncs);
+        self.syncs.add(syncs);
+        record_mean(&self.sync, stats.sync_ns.wrapping_sub(self.last.sync_ns), syncs);
+        let appends = stats.append_samples.wrapping_sub(self.last.append_samples);
+        record_mean(&self.append, stats.append_sampled_ns.wrapping_sub(self.last.append_sampled_ns), appends);
+        self.last = stats;
+    }
+}
+
+/// Records `n` observations whose total is `total_ns`, each at their mean: what several samples
+/// copied at once from plain counters become, so `_count` and `_sum` stay exact (the buckets see
+/// the mean). Nothing when `n` is 0.
+fn record_mean(histogram: &Histogram, total_ns: u64, n: u64) {
+    if let Some(mean) = total_ns.checked_div(n) {
+        histogram.record_ns_n(mean, n);
+    }
+}
+
+fn ns_between(from: Instant, to: Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn ns_since(from: Instant) -> u64 {
+    ns_between(from, Instant::now())
 }
 
 /// Per session: when each request waiting for its first report was read, by its id.
@@ -308,20 +576,144 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(feature = "metrics"), ignore = "records nothing with the counters compiled out")]
     fn router_counters_copy_only_what_changed() {
         let mut registry = Registry::anonymous().unwrap();
         let mut m = RouterMetrics::register(&mut registry).unwrap();
         let stats = OmsStats::default();
         stats.risk_rejects.store(3, Ordering::Relaxed);
-        m.turn_done(Instant::now(), &stats, 2, 5, Some((10, 7)));
-        m.turn_done(Instant::now(), &stats, 0, 5, Some((10, 10)));
+        stats.accounts_killed.store(1, Ordering::Relaxed);
+        let queues = Queues { inbound: 2, engine_rings: (0, 0), live_orders: 5 };
+        m.turn_done(Instant::now(), &stats, queues);
+        m.turn_done(Instant::now(), &stats, queues);
         stats.risk_rejects.store(4, Ordering::Relaxed);
-        m.turn_done(Instant::now(), &stats, 0, 5, None);
+        stats.gates_timed.store(2, Ordering::Relaxed);
+        stats.risk_ns.store(6_000, Ordering::Relaxed);
+        m.turn_done(Instant::now(), &stats, queues);
         let snapshot = registry.reader().snapshot().unwrap();
         let mut text = String::new();
         monitor::prometheus::render(&snapshot, &mut text);
         assert!(text.contains("exchange_rejects_total{reason=\"risk\"} 4"), "{text}");
-        assert!(text.contains("exchange_journal_unsynced_records{journal=\"commands\"} 0"), "{text}");
         assert!(text.contains("exchange_engine_cycle_seconds_count 3"), "{text}");
+        assert!(text.contains("exchange_kill_switch_engaged{scope=\"account\"} 1"), "{text}");
+        // Two timed requests of 3 µs each in risk.
+        assert!(text.contains("exchange_stage_latency_seconds_count{stage=\"risk\"} 2"), "{text}");
+        assert!(text.contains("exchange_stage_latency_seconds_sum{stage=\"risk\"} 0.000006"), "{text}");
+        assert!(text.contains("exchange_engine_cycle_recent_max_seconds "), "{text}");
+    }
+
+    #[test]
+    #[cfg_attr(not(feature = "metrics"), ignore = "records nothing with the counters compiled out")]
+    fn open_orders_per_symbol_follow_the_events() {
+        use engine::{AccountId, ClOrdId, Price, Side, Tif};
+        let mut registry = Registry::anonymous().unwrap();
+        let mut m = RouterMetrics::register(&mut registry).unwrap();
+        m.watch_symbols(&mut registry, &["A", "B"]).unwrap();
+        let id = ClOrdId::from_bytes(b"x").unwrap();
+        let accepted = |symbol, order| EventKind::Accepted {
+            account: 0 as AccountId,
+            id,
+            symbol,
+            order_id: order,
+            side: Side::Buy,
+            price: Price(1),
+            qty: 1,
+            tif: Tif::Gtc,
+            stop_price: None,
+            display_qty: None,
+        };
+        let event = |kind| Event { seq: 1, command_seq: 1, ts: 0, kind };
+        for order in 1..=3 {
+            m.replayed_event(&event(accepted(0, order)));
+        }
+        m.event(&event(accepted(1, 4)));
+        // Order 4 takes order 1 out completely; the taker is done too.
+        m.event(&event(EventKind::Trade {
+            symbol: 0,
+            price: Price(1),
+            qty: 1,
+            maker_account: 0,
+            maker_id: id,
+            maker_order_id: 1,
+            maker_leaves_qty: 0,
+            taker_account: 0,
+            taker_id: id,
+            taker_order_id: 4,
+            taker_leaves_qty: 0,
+            aggressor: Side::Sell,
+        }));
+        m.event(&event(EventKind::Canceled {
+            account: 0,
+            id,
+            symbol: 0,
+            order_id: 2,
+            reason: engine::CancelReason::User,
+            leaves_qty: 1,
+        }));
+        let mut text = String::new();
+        monitor::prometheus::render(&registry.reader().snapshot().unwrap(), &mut text);
+        // A: 3 accepted, one traded out, one canceled; B: 1 accepted; the trade (booked on A
+        // here) also finished its taker.
+        assert!(text.contains("exchange_resting_orders{symbol=\"A\"} 0"), "{text}");
+        assert!(text.contains("exchange_resting_orders{symbol=\"B\"} 1"), "{text}");
+        assert!(text.contains("exchange_trades_total 1"), "{text}");
+    }
+
+    #[test]
+    #[cfg_attr(not(feature = "metrics"), ignore = "records nothing with the counters compiled out")]
+    fn journal_lag_grows_only_while_no_sync_completes() {
+        let dir = std::env::temp_dir().join(format!("gateway-journal-metrics-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = journal::JournalConfig {
+            segment_size_bytes: journal::SEGMENT_SIZE_MIN,
+            sync: journal::SyncPolicy::GroupCommit,
+            first_seq: 1,
+        };
+        let (mut writer, _) = journal::JournalWriter::open(&dir, config).unwrap();
+        let mut registry = Registry::anonymous().unwrap();
+        let mut m = JournalMetrics::register(&mut registry, "commands", writer.progress()).unwrap();
+        let t0 = Instant::now();
+        for seq in 1..=64 {
+            writer.append(journal::RecordKind::Command, seq, &[1u8; 40]).unwrap();
+        }
+        m.refresh(t0);
+        m.refresh(t0 + Duration::from_millis(30));
+        let text = |registry: &Registry| {
+            let mut text = String::new();
+            monitor::prometheus::render(&registry.reader().snapshot().unwrap(), &mut text);
+            text
+        };
+        let behind = text(&registry);
+        assert!(
+            behind.contains("exchange_journal_sync_lag_seconds{journal=\"commands\"} 0.03\n"),
+            "{behind}"
+        );
+        assert!(behind.contains("exchange_journal_unsynced_records{journal=\"commands\"} 64"), "{behind}");
+        assert!(behind.contains("exchange_journal_position{journal=\"commands\"} 64"), "{behind}");
+        assert!(
+            behind.contains(
+                "exchange_stage_latency_seconds_count{stage=\"journal_append\",journal=\"commands\"} 1"
+            ),
+            "{behind}"
+        );
+        writer.sync().unwrap();
+        m.refresh(t0 + Duration::from_millis(40));
+        let synced = text(&registry);
+        assert!(synced.contains("exchange_journal_sync_lag_seconds{journal=\"commands\"} 0\n"), "{synced}");
+        // The open's sync and this one.
+        assert!(synced.contains("exchange_journal_syncs_total{journal=\"commands\"} 2"), "{synced}");
+        assert!(
+            synced.contains(
+                "exchange_stage_latency_seconds_count{stage=\"journal_sync\",journal=\"commands\"} 2"
+            ),
+            "{synced}"
+        );
+        let bytes = 64 * writer.progress().stats().bytes_appended / 64;
+        assert!(
+            synced.contains(&format!("exchange_journal_bytes_total{{journal=\"commands\"}} {bytes}")),
+            "{synced}"
+        );
+        drop(writer);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

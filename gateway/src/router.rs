@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 pub use crate::metrics::RouterMetrics;
+use crate::metrics::{Queues, MATCH_SAMPLE_EVERY};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use engine::{AccountId, Command, CommandKind, Event};
 use journal::JournalProgress;
@@ -289,6 +290,8 @@ pub struct Router {
     admin_saver: AdminSaver,
     stats: Arc<OmsStats>,
     metrics: RouterMetrics,
+    /// Commands pushed to an inline engine (which of them to time).
+    pushed: u64,
     stop: Arc<AtomicBool>,
 }
 
@@ -358,6 +361,7 @@ impl Router {
             outbox: None,
             admin_saver: AdminSaver::start()?,
             metrics,
+            pushed: 0,
             stop: Arc::new(AtomicBool::new(false)),
         };
         Ok((router, RouterTx { tx, doorbell: config.doorbell }))
@@ -376,6 +380,8 @@ impl Router {
         events: impl IntoIterator<Item = Event>,
         reported: Vec<u64>,
     ) {
+        let metrics = &mut self.metrics;
+        let events = events.into_iter().inspect(|event| metrics.replayed_event(event));
         self.oms.rebuild(commands, events, reported);
     }
 
@@ -402,10 +408,18 @@ impl Router {
         let started = Instant::now();
         let busy = self.turn_inner();
         if busy {
-            let journal =
-                self.durability.as_ref().map(|d| (d.progress.written_seq(), d.progress.durable_seq()));
-            let live = self.oms.orders().live_len();
-            self.metrics.turn_done(started, &self.stats, self.inbound.len(), live, journal);
+            let engine_rings = match &self.engine {
+                Link::Rings { commands, events, .. } => (commands.len(), events.len()),
+                Link::Inline { .. } => (0, 0),
+            };
+            let queues = Queues {
+                inbound: self.inbound.len(),
+                engine_rings,
+                live_orders: self.oms.orders().live_len(),
+            };
+            self.metrics.turn_done(started, &self.stats, queues);
+        } else {
+            self.metrics.idle_turn(started);
         }
         busy
     }
@@ -530,8 +544,15 @@ impl Router {
     fn push(&mut self, kind: CommandKind) {
         let mut command = Command::new(kind);
         if let Link::Inline { engine, events } = &mut self.engine {
+            // One command in MATCH_SAMPLE_EVERY has its engine step timed.
+            self.pushed = self.pushed.wrapping_add(1);
+            let timed =
+                (cfg!(feature = "metrics") && self.pushed & (MATCH_SAMPLE_EVERY - 1) == 0).then(Instant::now);
             engine.step(command, events);
             let mut events = std::mem::take(events);
+            if let Some(started) = timed {
+                self.metrics.match_timed(started);
+            }
             for event in &events {
                 self.take_event(event);
             }

@@ -340,6 +340,12 @@ impl DurableEngine {
         self.commands.progress()
     }
 
+    /// Progress and counters of the event journal (for monitoring; acknowledgements wait on
+    /// the command journal only).
+    pub fn events_progress(&self) -> JournalProgress {
+        self.events.progress()
+    }
+
     /// Writes a snapshot now, on the calling thread (for tools and shutdown).
     pub fn snapshot_now(&mut self) -> Result<PathBuf, DurableError> {
         // Claim the single in-flight slot: a background writer of the same seq would share the

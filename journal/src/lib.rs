@@ -68,6 +68,7 @@ mod reader;
 mod record;
 mod recovery;
 mod segment;
+mod stats;
 mod tailer;
 mod writer;
 
@@ -88,6 +89,7 @@ pub use segment::{
     segment_file_name, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_SIZE_ALIGN,
     SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, SPARE_FILE_NAME,
 };
+pub use stats::{JournalStats, JournalStatsSnapshot, APPEND_SAMPLE_EVERY};
 pub use tailer::Tailer;
 pub use writer::JournalWriter;
 

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 use super::durability::{JournalProgress, PeriodicSyncer, Shared};
 use super::record::{aligned, header_tail, KIND_SEGMENT_END, RECORD_HEADER_LEN};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{SegmentMap, Spare, SEGMENT_HEADER_LEN};
+use super::stats::APPEND_SAMPLE_EVERY;
 use super::{JournalConfig, JournalError, RecordKind, SyncPolicy, RECORD_PAYLOAD_LEN_MAX, SEQ_MAX};
 
 /// The single writer of a journal directory.
@@ -124,6 +126,8 @@ impl JournalWriter {
         if payload_len_max > RECORD_PAYLOAD_LEN_MAX {
             return Err(JournalError::RecordTooLarge { len: payload_len_max });
         }
+        // One append in APPEND_SAMPLE_EVERY is timed for monitoring; the others read no clock.
+        let timed = (seq & (APPEND_SAMPLE_EVERY - 1) == 0).then(Instant::now);
         let stride_max = aligned(RECORD_HEADER_LEN + payload_len_max);
         if self.sealed || self.cursor + stride_max + RECORD_HEADER_LEN > self.active.len() {
             self.roll()?;
@@ -153,6 +157,9 @@ impl JournalWriter {
         if self.durable_on_write {
             self.shared.set_durable(seq);
         }
+        if let Some(started) = timed {
+            self.shared.stats.append_timed(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
         Ok(())
     }
 
@@ -174,6 +181,7 @@ impl JournalWriter {
         unsafe { self.active.bytes_mut(at + 4..at + RECORD_HEADER_LEN) }.copy_from_slice(&tail);
         // Publication: everything above happens-before a reader's Acquire load that sees it.
         self.active.len_word(at).store(len as u32, Ordering::Release);
+        self.shared.stats.appended(aligned(len));
         self.cursor = at + aligned(len);
         self.active.written_end.store(self.cursor, Ordering::Release);
     }
@@ -371,6 +379,30 @@ mod tests {
         assert_eq!((progress.written_seq(), progress.durable_seq()), (400, 0));
         assert_eq!(w.sync().unwrap(), 400);
         assert_eq!(progress.durable_seq(), 400);
+        w.close().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stats_count_bytes_syncs_and_sampled_appends() {
+        let dir = temp_dir("stats");
+        let (mut w, _) = JournalWriter::open(&dir, config(SyncPolicy::GroupCommit)).unwrap();
+        let progress = w.progress();
+        let opened = progress.stats();
+        assert_eq!(opened.bytes_appended, 0);
+        assert_eq!(opened.syncs, 1, "open syncs the recovered journal once");
+        // 100-byte payloads: a header, aligned, per record, and no roll in 70 records (a roll
+        // would add its end marker).
+        for seq in 1..=70 {
+            w.append(RecordKind::Event, seq, &[3u8; 100]).unwrap();
+        }
+        let stats = progress.stats();
+        assert_eq!(stats.bytes_appended, 70 * aligned(RECORD_HEADER_LEN + 100) as u64);
+        assert_eq!(stats.append_samples, 1, "seq 64");
+        assert_eq!(stats.syncs, 1);
+        w.sync().unwrap();
+        w.sync().unwrap();
+        assert_eq!(progress.stats().syncs, 3);
         w.close().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -2,6 +2,8 @@
 //! account) and pre-trade risk. A refusal is answered at once and never queued.
 
 use engine::{AccountId, NewOrder, OrdType, Tif};
+use std::time::Instant;
+
 use ratelimit::{Decision, KeyedLimiter, LimitConfig};
 use risk::{RiskEngine, RiskReject};
 
@@ -41,6 +43,12 @@ pub(crate) enum Refusal {
     /// The account's available funds (`risk_funds`); the text names the asset and amounts.
     Funds(String),
 }
+
+/// One request in this many has its rate-limit and risk checks timed (four monotonic clock
+/// reads, vDSO calls, no system call), so the stage histograms cost the others nothing. A power
+/// of two: the test is a mask.
+pub const GATE_SAMPLE_EVERY: u64 = 64;
+const _: () = assert!(GATE_SAMPLE_EVERY.is_power_of_two());
 
 /// Rate limits and risk, both optional.
 pub(crate) struct Gates {
@@ -115,6 +123,33 @@ impl Gates {
         now_ns: u64,
         command_seq: u64,
     ) -> Result<(), Refusal> {
+        self.rate_limit(session, request, now_ns)?;
+        self.risk_and_funds(request, replaced, command_seq)
+    }
+
+    /// [`Gates::admit`], timed: the outcome, then the nanoseconds the rate limits took and the
+    /// nanoseconds risk and funds took (0 when a gate before them refused).
+    pub(crate) fn admit_timed(
+        &mut self,
+        session: SessionId,
+        request: &Request,
+        replaced: Option<Replaced>,
+        now_ns: u64,
+        command_seq: u64,
+    ) -> (Result<(), Refusal>, u64, u64) {
+        let ns = |t: Instant| u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let started = Instant::now();
+        if let Err(refusal) = self.rate_limit(session, request, now_ns) {
+            return (Err(refusal), ns(started), 0);
+        }
+        let ratelimit_ns = ns(started);
+        let started = Instant::now();
+        let admitted = self.risk_and_funds(request, replaced, command_seq);
+        (admitted, ratelimit_ns, ns(started))
+    }
+
+    /// The rate limits of the session and of its account.
+    fn rate_limit(&mut self, session: SessionId, request: &Request, now_ns: u64) -> Result<(), Refusal> {
         if let Some(limiter) = self.limiter.as_mut() {
             let mut decision = limiter.check(&LimitKey::Session(session), now_ns);
             if decision == Decision::Allow {
@@ -129,6 +164,16 @@ impl Gates {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Pre-trade risk for orders and replaces, then (new orders) the account's funds.
+    fn risk_and_funds(
+        &mut self,
+        request: &Request,
+        replaced: Option<Replaced>,
+        command_seq: u64,
+    ) -> Result<(), Refusal> {
         if let Some(risk) = self.risk.as_mut() {
             let checked = match request {
                 Request::New { order, .. } => risk.check_new(order),

@@ -20,7 +20,7 @@ mod orders;
 mod report;
 mod request;
 
-pub use gates::RateLimits;
+pub use gates::{RateLimits, GATE_SAMPLE_EVERY};
 pub use manager::{OmsConfig, OmsStats, OrderManager, IN_FLIGHT_MAX, OUTPUT_MAX};
 pub use orders::{DoneOrder, OrderState, Orders, DONE_ORDERS_MAX};
 pub use report::{ord_rej_reason, CancelReject, Delivery, ExecReport, MassCancelReport, Report, StatusInfo};

@@ -62,6 +62,16 @@ pub struct OmsStats {
     pub rate_limited: AtomicU64,
     /// Sessions logged out for sustained abuse of the rate limit.
     pub abuse_logouts: AtomicU64,
+    /// Accounts whose kill switch is engaged now (a gauge; set at start and after each admin
+    /// request).
+    pub accounts_killed: AtomicU64,
+    /// Requests whose gates were timed (one in [`crate::GATE_SAMPLE_EVERY`]), and the
+    /// total nanoseconds their rate-limit and risk checks took.
+    pub gates_timed: AtomicU64,
+    /// See [`OmsStats::gates_timed`].
+    pub ratelimit_ns: AtomicU64,
+    /// See [`OmsStats::gates_timed`].
+    pub risk_ns: AtomicU64,
 }
 
 /// How order management starts.
@@ -187,6 +197,7 @@ impl OrderManager {
     /// leave orders) and of [`OmsConfig::cancel_at_start`].
     pub fn start(&mut self) -> Vec<CommandKind> {
         let mut cancel = self.gates.killed_accounts(self.sessions.len());
+        self.stats.accounts_killed.store(cancel.len() as u64, Ordering::Relaxed);
         cancel.extend(std::mem::take(&mut self.cancel_at_start));
         cancel.sort_unstable();
         cancel.dedup();
@@ -228,6 +239,9 @@ impl OrderManager {
                 if reply.outcome.is_ok() {
                     self.to_save = self.admin.saved_state(risk);
                 }
+                // Control plane: counting every account here is fine.
+                let killed = (0..self.sessions.len() as AccountId).filter(|&a| risk.is_killed(a)).count();
+                self.stats.accounts_killed.store(killed as u64, Ordering::Relaxed);
                 (reply, cancel)
             }
             None => (
@@ -276,7 +290,21 @@ impl OrderManager {
                 }),
             _ => None,
         };
-        if let Err(refusal) = self.gates.admit(session, &request, replaced, now_ns, self.next_seq) {
+        // One request in GATE_SAMPLE_EVERY has its gates timed for the stage histograms.
+        let timed = self.next_seq & (crate::gates::GATE_SAMPLE_EVERY - 1) == 0;
+        let admitted = if timed {
+            let (admitted, ratelimit_ns, risk_ns) =
+                self.gates.admit_timed(session, &request, replaced, now_ns, self.next_seq);
+            let bump =
+                |v: &AtomicU64, n: u64| v.store(v.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            bump(&self.stats.gates_timed, 1);
+            bump(&self.stats.ratelimit_ns, ratelimit_ns);
+            bump(&self.stats.risk_ns, risk_ns);
+            admitted
+        } else {
+            self.gates.admit(session, &request, replaced, now_ns, self.next_seq)
+        };
+        if let Err(refusal) = admitted {
             self.refuse(&request, refusal, now_ns);
             return None;
         }

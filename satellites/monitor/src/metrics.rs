@@ -72,6 +72,9 @@ pub const MD_GAPS: CounterDef =
 /// Market-data retransmissions served.
 pub const MD_RETRANSMISSIONS: CounterDef =
     counter("exchange_marketdata_retransmissions_total", "Market-data retransmissions served.");
+/// Times a slow subscriber's queue was replaced by a snapshot.
+pub const MD_CONFLATIONS: CounterDef =
+    counter("exchange_marketdata_conflations_total", "Slow subscribers' queues replaced by a snapshot.");
 /// Subscribers cut off for being slow.
 pub const MD_SLOW_CUTS: CounterDef =
     counter("exchange_marketdata_slow_subscriber_cuts_total", "Subscribers cut off for falling behind.");
@@ -104,25 +107,31 @@ pub const JOURNAL_UNSYNCED: GaugeDef = gauge(
 );
 /// Orders live in order management (resting, or on their way to the book).
 pub const LIVE_ORDERS: GaugeDef = gauge("exchange_live_orders", "Orders live in order management.");
-/// Age of the oldest journaled record not yet synced.
+/// How long the journal has had unsynced records without a sync completing (0 while synced).
 pub const JOURNAL_SYNC_LAG: GaugeDef = GaugeDef {
     name: "exchange_journal_sync_lag_seconds",
-    help: "Age of the oldest appended record not yet synced [journal].",
+    help: "Time with unsynced records and no sync completing [journal].",
+    nanoseconds: true,
+};
+/// The longest engine loop turn over the last one to two seconds.
+pub const ENGINE_CYCLE_MAX: GaugeDef = GaugeDef {
+    name: "exchange_engine_cycle_recent_max_seconds",
+    help: "Longest engine loop turn in the current and the previous second.",
     nanoseconds: true,
 };
 /// FIX sessions logged on.
 pub const SESSIONS: GaugeDef = gauge("exchange_sessions", "FIX sessions logged on [transport].");
 /// Market-data subscribers.
 pub const MD_SUBSCRIBERS: GaugeDef = gauge("exchange_marketdata_subscribers", "Market-data subscribers.");
-/// Settlements pending [age].
+/// Trade legs applied to the ledger and waiting for the daily settlement run.
 pub const SETTLEMENT_PENDING: GaugeDef =
-    gauge("exchange_settlement_pending", "Settlements pending [age=lt_1m|lt_1h|ge_1h].");
+    gauge("exchange_settlement_pending", "Trade legs waiting for the daily settlement run.");
 /// Sum of all ledger balances in minor units: anything but 0 is a bug.
 pub const LEDGER_IMBALANCE: GaugeDef =
     gauge("exchange_ledger_imbalance_minor_units", "Sum of all ledger balances; must be 0 [currency].");
-/// 1 while a kill switch is engaged [scope].
+/// Kill switches engaged now: for `scope="account"`, the accounts whose switch is on.
 pub const KILL_SWITCH: GaugeDef =
-    gauge("exchange_kill_switch_engaged", "1 while a kill switch is engaged [scope].");
+    gauge("exchange_kill_switch_engaged", "Kill switches engaged; above 0 while any is [scope].");
 
 /// Time spent in one stage [stage=decode|session|risk|ratelimit|match|journal_append|journal_sync].
 pub const STAGE_LATENCY: HistogramDef =
@@ -150,6 +159,7 @@ pub const COUNTERS: &[CounterDef] = &[
     MD_MESSAGES,
     MD_GAPS,
     MD_RETRANSMISSIONS,
+    MD_CONFLATIONS,
     MD_SLOW_CUTS,
     LEDGER_POSTINGS,
     IDEMPOTENT_REPLAYS,
@@ -166,6 +176,7 @@ pub const GAUGES: &[GaugeDef] = &[
     JOURNAL_UNSYNCED,
     LIVE_ORDERS,
     JOURNAL_SYNC_LAG,
+    ENGINE_CYCLE_MAX,
     SESSIONS,
     MD_SUBSCRIBERS,
     SETTLEMENT_PENDING,
@@ -189,4 +200,18 @@ pub fn exposed_names() -> Vec<String> {
     }
     names.push(HEALTH_CHECK.to_owned());
     names
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two definitions, or a definition and the series a histogram adds (`_max_seconds`), with
+    /// one name would render two HELP lines for it: promtool refuses such a scrape.
+    #[test]
+    fn every_exposed_name_is_unique() {
+        let mut names = super::exposed_names();
+        let all = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all, "a name is exposed twice");
+    }
 }

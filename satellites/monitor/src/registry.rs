@@ -325,6 +325,9 @@ impl Counter {
     /// Adds `n`. A load and a store: this thread is the slot's only writer.
     #[inline(always)]
     pub fn add(&self, n: u64) {
+        if !cfg!(feature = "record") {
+            return;
+        }
         // SAFETY: the slot lives as long as `_region`, which `self` holds.
         let slot = unsafe { self.slot.as_ref() };
         slot.store(slot.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
@@ -357,6 +360,9 @@ impl Gauge {
     /// Sets the value (nanoseconds, for a gauge defined in nanoseconds).
     #[inline(always)]
     pub fn set(&self, value: i64) {
+        if !cfg!(feature = "record") {
+            return;
+        }
         // SAFETY: the slot lives as long as `_region`, which `self` holds.
         unsafe { self.slot.as_ref() }.store(value as u64, Ordering::Relaxed);
     }
@@ -364,6 +370,9 @@ impl Gauge {
     /// Adds `delta`, which may be negative.
     #[inline(always)]
     pub fn add(&self, delta: i64) {
+        if !cfg!(feature = "record") {
+            return;
+        }
         // SAFETY: as in `set`.
         let slot = unsafe { self.slot.as_ref() };
         slot.store((slot.load(Ordering::Relaxed) as i64).wrapping_add(delta) as u64, Ordering::Relaxed);
@@ -409,8 +418,26 @@ impl Histogram {
     /// disagree with the buckets in a torn read, where their total cannot.
     #[inline(always)]
     pub fn record_ns(&self, ns: u64) {
+        if !cfg!(feature = "record") {
+            return;
+        }
         self.bump(HIST_BUCKETS + bucket_index(ns), 1);
         self.bump(HIST_SUM_NS, ns);
+        let max = self.slot(HIST_MAX_NS);
+        if ns > max.load(Ordering::Relaxed) {
+            max.store(ns, Ordering::Relaxed);
+        }
+    }
+
+    /// Records `n` durations of `ns` nanoseconds each: for a stage that copies a count and a
+    /// total from plain counters once per loop turn and records their mean.
+    #[inline]
+    pub fn record_ns_n(&self, ns: u64, n: u64) {
+        if n == 0 || !cfg!(feature = "record") {
+            return;
+        }
+        self.bump(HIST_BUCKETS + bucket_index(ns), n);
+        self.bump(HIST_SUM_NS, ns.saturating_mul(n));
         let max = self.slot(HIST_MAX_NS);
         if ns > max.load(Ordering::Relaxed) {
             max.store(ns, Ordering::Relaxed);
