@@ -1,8 +1,10 @@
 //! Durability for the matching engine: the write-ahead journal (memory-mapped, preallocated
 //! segment files of checksummed, sequenced records), snapshots on disk, and the
-//! [`DurableEngine`] that journals every command before the [`engine::Engine`] processes it and
-//! every event before anyone sees it. Shell code (it does I/O, holds a lock file and runs a
-//! snapshot thread); the matching core in `engine` never calls it.
+//! [`DurableEngine`] that journals every command before the [`engine::Engine`] processes it,
+//! and every event on a thread of its own (events are derivable from the commands: recovery
+//! rewrites any a crash cut off before anyone reads the event journal). Shell code (it does
+//! I/O, holds a lock file and runs a snapshot thread and an event-journal thread); the matching
+//! core in `engine` never calls it.
 //!
 //! # On disk
 //!
@@ -64,6 +66,7 @@
 
 mod durability;
 mod durable;
+mod event_thread;
 mod reader;
 mod record;
 mod recovery;
@@ -76,6 +79,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use durability::JournalProgress;
+pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use durable::{
     DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier, PROGRESS_EVERY_COMMANDS,
 };

@@ -39,6 +39,8 @@ pub struct JournalWriter {
     shared: Arc<Shared>,
     /// The next segment file, being prepared by a helper thread.
     spare: Option<JoinHandle<Result<Spare, JournalError>>>,
+    /// The next segment file, ready ([`JournalWriter::wait_spare`] collected it).
+    spare_ready: Option<Spare>,
     periodic: Option<PeriodicSyncer>,
 }
 
@@ -74,6 +76,7 @@ impl JournalWriter {
         };
         let mut writer = JournalWriter {
             spare: None,
+            spare_ready: None,
             dir,
             config,
             active,
@@ -186,11 +189,10 @@ impl JournalWriter {
             self.publish(KIND_SEGMENT_END, self.next_seq, 0);
             self.sealed = true;
         }
-        let spare = match self.spare.take() {
-            Some(helper) => helper.join().unwrap_or_else(|_| {
-                Err(JournalError::BackgroundSync("spare segment helper panicked".into()))
-            })?,
-            None => Spare::create(&self.dir, self.config.segment_size_bytes)?,
+        let spare = match (self.spare_ready.take(), self.spare.take()) {
+            (Some(ready), _) => ready,
+            (None, Some(helper)) => join_spare(helper)?,
+            (None, None) => Spare::create(&self.dir, self.config.segment_size_bytes)?,
         };
         let next = Arc::new(spare.install(&self.dir, self.next_seq)?);
         let old = std::mem::replace(&mut self.active, Arc::clone(&next));
@@ -221,6 +223,17 @@ impl JournalWriter {
                 Spare::create(&dir, size)
             })
             .ok();
+    }
+
+    /// Waits until the helper thread has made the next segment file (it zeroes and maps a whole
+    /// segment, which takes milliseconds of a core). Appends never need this; it is for a
+    /// thread that would rather pay that wait now than have the helper compete with what comes
+    /// next (a benchmark's timed loop, a journal thread before it starts taking records).
+    pub fn wait_spare(&mut self) -> Result<(), JournalError> {
+        if let Some(helper) = self.spare.take() {
+            self.spare_ready = Some(join_spare(helper)?);
+        }
+        Ok(())
     }
 
     /// Msyncs everything appended since the last sync (and any segment rolled since), then
@@ -298,6 +311,10 @@ impl Drop for JournalWriter {
         // Best effort; `close` reports the error.
         let _ = self.shutdown();
     }
+}
+
+fn join_spare(helper: JoinHandle<Result<Spare, JournalError>>) -> Result<Spare, JournalError> {
+    helper.join().unwrap_or_else(|_| Err(JournalError::BackgroundSync("spare segment helper panicked".into())))
 }
 
 /// Zeroes a payload buffer if the closure filling it panics, so no stray non-zero byte is left
