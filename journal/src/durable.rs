@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::command_batches::{CommandBatches, COMMAND_BATCH_DEFAULT};
 use crate::event_thread::{EventJournal, FailureSlot, JournalHealth};
 use crate::{
     JournalConfig, JournalError, JournalProgress, JournalReader, JournalWriter, RecordKind, RecoveryReport,
@@ -121,6 +122,14 @@ pub enum DurableError {
     /// An earlier journal failure stopped the engine; it processes nothing more.
     #[error("engine stopped after a journal failure: {0}")]
     Stopped(String),
+    /// A command record's seq differs from the seq inside the command it holds.
+    #[error("command journal record {record_seq} holds command seq {command_seq}")]
+    CommandSeqMismatch {
+        /// The record's seq.
+        record_seq: u64,
+        /// The decoded command's seq.
+        command_seq: u64,
+    },
     /// A command arrived with a sequence number other than the next one.
     #[error("command seq {found} out of order, expected {expected}")]
     SeqOutOfOrder {
@@ -256,20 +265,18 @@ impl DurableEngine {
             ReplayCheck { verifier, writer: &mut events, events_next, regenerated: 0, error: None };
         let from = snapshot_seq.map_or(1, |s| s + 1);
         if from <= last_command {
-            let mut reader = JournalReader::open(dir.join("commands"), from)?;
-            while let Some(record) = reader.next_record()? {
-                let command = Command::decode(record.payload).map_err(|source| DurableError::Codec {
-                    journal: "commands",
-                    seq: record.seq,
-                    source,
-                })?;
-                engine.process(&command, &mut check);
-                if let Some(e) = check.error.take() {
-                    return Err(e);
-                }
-                commands_replayed += 1;
-                if commands_replayed % PROGRESS_EVERY_COMMANDS == 0 {
-                    progress(commands_replayed, last_command - from + 1);
+            let mut reader = CommandBatches::open(dir.join("commands"), from)?;
+            let mut batch = Vec::with_capacity(COMMAND_BATCH_DEFAULT);
+            while reader.next_batch(&mut batch, COMMAND_BATCH_DEFAULT)? > 0 {
+                for command in &batch {
+                    engine.process(command, &mut check);
+                    if let Some(e) = check.error.take() {
+                        return Err(e);
+                    }
+                    commands_replayed += 1;
+                    if commands_replayed % PROGRESS_EVERY_COMMANDS == 0 {
+                        progress(commands_replayed, last_command - from + 1);
+                    }
                 }
             }
         }

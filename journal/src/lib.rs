@@ -64,6 +64,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod command_batches;
 mod durability;
 mod durable;
 mod event_thread;
@@ -78,6 +79,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use command_batches::{CommandBatches, COMMAND_BATCH_DEFAULT};
 pub use durability::JournalProgress;
 pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use durable::{

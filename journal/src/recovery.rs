@@ -148,6 +148,7 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
         let is_last = i + 1 == count;
         if !is_last {
             let seg = SegmentMap::open_read(path, *name_seq)?;
+            seg.advise_sequential_read();
             match scan(&seg, &mut next_seq, &mut report.records)? {
                 ScanEnd::Marker => continue,
                 ScanEnd::Open(offset) => {

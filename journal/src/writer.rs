@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use super::durability::{JournalProgress, PeriodicSyncer, Shared};
-use super::record::{aligned, header_tail, KIND_SEGMENT_END, RECORD_HEADER_LEN};
+use super::record::{aligned, frame_in_place, KIND_SEGMENT_END, RECORD_HEADER_LEN};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{SegmentMap, Spare, SEGMENT_HEADER_LEN};
 use super::{JournalConfig, JournalError, RecordKind, SyncPolicy, RECORD_PAYLOAD_LEN_MAX, SEQ_MAX};
@@ -165,16 +165,11 @@ impl JournalWriter {
     fn publish(&mut self, kind: u16, seq: u64, payload_len: usize) {
         let at = self.cursor;
         let len = RECORD_HEADER_LEN + payload_len;
-        let tail = {
-            // SAFETY: in bounds (checked by the caller); the payload was just written by this
-            // writer and is not published, so no one else looks at it.
-            let payload = unsafe { self.active.bytes(at + RECORD_HEADER_LEN..at + len) };
-            header_tail(kind, seq, payload)
-        };
-        // SAFETY: bytes 4..24 of the unpublished record at the cursor: in bounds, writable,
-        // this writer's alone. The length word (bytes 0..4) is not in the range: readers
-        // poll it, and it is only ever stored atomically below.
-        unsafe { self.active.bytes_mut(at + 4..at + RECORD_HEADER_LEN) }.copy_from_slice(&tail);
+        // SAFETY: bytes 4..len of the unpublished record at the cursor: in bounds (checked by
+        // the caller), writable, this writer's alone (the payload was just written by it). The
+        // length word (bytes 0..4) is not in the range: readers poll it, and it is only ever
+        // stored atomically below.
+        frame_in_place(unsafe { self.active.bytes_mut(at + 4..at + len) }, kind, seq);
         // Publication: everything above happens-before a reader's Acquire load that sees it.
         self.active.len_word(at).store(len as u32, Ordering::Release);
         self.cursor = at + aligned(len);
