@@ -200,3 +200,99 @@ fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_gone() {
     DurableEngine::open(EngineConfig::default(), config(&dir, 0)).expect("the lock is released on drop");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_snapshot_past_the_end_of_the_event_journal_is_skipped_and_its_events_regenerated() {
+    // The event journal is written off the matching thread, so a crash can leave it behind a
+    // snapshot. Recovery must not start from such a snapshot: it could not write the events
+    // between the journal's end and the snapshot again.
+    let dir = temp_dir("behind");
+    let cmds = commands(5, 1_500);
+    let keep_events;
+    {
+        let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+        let mut sink = Vec::new();
+        for c in &cmds[..500] {
+            durable.process(c, &mut sink).unwrap();
+        }
+        keep_events = sink.len() as u64;
+        for c in &cmds[500..1_000] {
+            durable.process(c, &mut sink).unwrap();
+        }
+        durable.snapshot_now().unwrap();
+        for c in &cmds[1_000..] {
+            durable.process(c, &mut sink).unwrap();
+        }
+        durable.close().unwrap();
+    }
+    // As a crash leaves it: the event journal holds only the first 500 commands' events. Rewrite
+    // it that way (a fresh journal of those events) rather than editing segment bytes.
+    let (_, reference_events) = reference(&cmds);
+    std::fs::remove_dir_all(dir.join("events")).unwrap();
+    {
+        let (mut w, _) = journal::JournalWriter::open(
+            dir.join("events"),
+            JournalConfig { segment_size_bytes: 64 * 1024, ..JournalConfig::default() },
+        )
+        .unwrap();
+        for e in &reference_events[..keep_events as usize] {
+            w.append_with(journal::RecordKind::Event, e.seq, engine::codec::EVENT_ENCODED_LEN_MAX, |buf| e.encode(buf))
+                .unwrap();
+        }
+    }
+
+    let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    assert_eq!(recovery.snapshot_seq, None, "the snapshot at 1000 is past the event journal's end");
+    assert_eq!(recovery.snapshots_skipped.len(), 1, "{:?}", recovery.snapshots_skipped);
+    assert!(
+        recovery.snapshots_skipped[0].contains(&format!("event journal ends at event {keep_events}")),
+        "{:?}",
+        recovery.snapshots_skipped
+    );
+    assert_eq!(recovery.events_verified, keep_events);
+    assert_eq!(recovery.events_regenerated as usize, reference_events.len() - keep_events as usize);
+    let (reference_engine, _) = reference(&cmds);
+    assert_same_books(durable.engine(), &reference_engine);
+    durable.close().unwrap();
+    let events: Vec<Event> = journal::JournalReader::open_from_start(dir.join("events"))
+        .unwrap()
+        .map(|r| Event::decode(&r.unwrap().payload).unwrap())
+        .collect();
+    assert_eq!(events, reference_events, "the event journal is whole again");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_journal_write_failure_stops_the_engine_and_the_host_sees_why() {
+    let dir = temp_dir("fail");
+    let cmds = commands(6, 20_000);
+    let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    let health = durable.health();
+    let mut sink = Vec::new();
+    for c in &cmds[..100] {
+        durable.process(c, &mut sink).unwrap();
+    }
+    assert_eq!(health.failure(), None);
+    // The data directory disappears under the venue: the next segment cannot be put in place.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let mut failed_at = None;
+    for (i, c) in cmds[100..].iter().enumerate() {
+        // The runner's path: no error return, the failure goes to the shared health.
+        engine::Processor::process(&mut durable, c, &mut sink);
+        if health.is_failed() {
+            failed_at = Some(100 + i);
+            break;
+        }
+    }
+    let failed_at = failed_at.expect("a journal without its directory must fail at the next segment");
+    let message = health.failure().unwrap();
+    assert!(message.contains("journal") && message.contains("No such file"), "{message}");
+    // Nothing more is processed or forwarded, and the caller that can see errors is told why.
+    let n = sink.len();
+    match durable.process(&cmds[failed_at + 1], &mut sink) {
+        Err(journal::DurableError::Stopped(why)) => assert_eq!(why, message),
+        other => panic!("expected Stopped, got {other:?}"),
+    }
+    assert_eq!(sink.len(), n);
+    assert!(matches!(durable.close(), Err(journal::DurableError::Stopped(_))));
+}
