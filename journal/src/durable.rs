@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::command_batches::{CommandBatches, COMMAND_BATCH_DEFAULT};
+use crate::command_batches::{CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT};
 use crate::event_thread::{EventJournal, FailureSlot, JournalHealth};
 use crate::{
     JournalConfig, JournalError, JournalProgress, JournalReader, JournalWriter, RecordKind, RecoveryReport,
@@ -265,10 +265,15 @@ impl DurableEngine {
             ReplayCheck { verifier, writer: &mut events, events_next, regenerated: 0, error: None };
         let from = snapshot_seq.map_or(1, |s| s + 1);
         if from <= last_command {
-            let mut reader = CommandBatches::open(dir.join("commands"), from)?;
-            let mut batch = Vec::with_capacity(COMMAND_BATCH_DEFAULT);
-            while reader.next_batch(&mut batch, COMMAND_BATCH_DEFAULT)? > 0 {
-                for command in &batch {
+            // Read ahead on the feed thread: validating and decoding the next batch overlaps
+            // matching this one.
+            let mut feed = CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_BATCH_DEFAULT)?;
+            loop {
+                let batch = feed.next_batch()?;
+                if batch.is_empty() {
+                    break;
+                }
+                for command in batch {
                     engine.process(command, &mut check);
                     if let Some(e) = check.error.take() {
                         return Err(e);

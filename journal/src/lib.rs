@@ -79,7 +79,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use command_batches::{CommandBatches, COMMAND_BATCH_DEFAULT};
+pub use command_batches::{CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT, COMMAND_FEED_DEPTH};
 pub use durability::JournalProgress;
 pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use durable::{

@@ -140,6 +140,10 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
     report.first_seq = *first;
     let mut next_seq = *first;
     let count = listing.segments.len();
+    // The sealed segments (all but the last) are verified on a few threads at once: each starts
+    // at the seq its file name says, so they do not depend on each other, and the results are
+    // then taken in segment order, so the first problem reported is the same as one thread's.
+    let mut sealed = verify_sealed(&listing.segments[..count - 1]).into_iter();
     for (i, (name_seq, path)) in listing.segments.iter().enumerate() {
         if *name_seq != next_seq {
             return Err(JournalError::MissingSegment { expected: next_seq, found: Some(path.clone()) });
@@ -147,9 +151,11 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
         report.segments += 1;
         let is_last = i + 1 == count;
         if !is_last {
-            let seg = SegmentMap::open_read(path, *name_seq)?;
-            seg.advise_sequential_read();
-            match scan(&seg, &mut next_seq, &mut report.records)? {
+            let Some(verified) = sealed.next() else { unreachable!("one result per sealed segment") };
+            let (end, records_in_segment) = verified?;
+            next_seq += records_in_segment;
+            report.records += records_in_segment;
+            match end {
                 ScanEnd::Marker => continue,
                 ScanEnd::Open(offset) => {
                     return Err(JournalError::Unterminated { segment: path.clone(), offset: offset as u64 })
@@ -181,6 +187,43 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
         return Ok(Recovered { report, next_seq, tail: Some((seg, offset)) });
     }
     unreachable!("the loop returns at the last segment")
+}
+
+/// Most threads verifying sealed segments at once.
+const VERIFY_THREADS_MAX: usize = 4;
+
+/// Scans each sealed segment from the seq its name says; per segment, how its records end and
+/// how many there are. In segment order, whatever thread did the work.
+fn verify_sealed(segments: &[(u64, PathBuf)]) -> Vec<Result<(ScanEnd, u64), JournalError>> {
+    let verify_one = |(name_seq, path): &(u64, PathBuf)| {
+        let seg = SegmentMap::open_read(path, *name_seq)?;
+        seg.advise_sequential_read();
+        let (mut next_seq, mut records) = (*name_seq, 0);
+        let end = scan(&seg, &mut next_seq, &mut records)?;
+        Ok((end, records))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(VERIFY_THREADS_MAX);
+    if threads <= 1 || segments.len() <= 1 {
+        return segments.iter().map(verify_one).collect();
+    }
+    // Segment i goes to thread i % threads: neighbours run side by side.
+    let mut results: Vec<Option<Result<(ScanEnd, u64), JournalError>>> = (0..segments.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    segments.iter().enumerate().skip(t).step_by(threads).map(|(i, s)| (i, verify_one(s))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for worker in workers {
+            let done = worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (i, result) in done {
+                results[i] = Some(result);
+            }
+        }
+    });
+    results.into_iter().map(|r| r.unwrap_or_else(|| unreachable!("every segment is verified"))).collect()
 }
 
 /// Zeroes the non-zero bytes from `offset` to the end of the last segment, unless a valid
