@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use engine::{Command, Engine, EngineConfig, Event, EventSink};
+use engine::{Engine, EngineConfig, Event, EventSink};
 use journal::{CommandBatches, CommandFeed, DurableError, EventVerifier, COMMAND_BATCH_DEFAULT};
 
 use crate::event_file::{write_books, write_event};

@@ -101,7 +101,9 @@ fn a_journal_that_cannot_be_written_stops_the_venue_with_the_reason() {
                 n += 1;
                 let id = format!("o{n}");
                 let sent = alice
-                    .send(b"D", |e| new_order_fields(e, &id, "BTC-USD", Side::Buy, 1, Some("100.00"), None, now_ns()))
+                    .send(b"D", |e| {
+                        new_order_fields(e, &id, "BTC-USD", Side::Buy, 1, Some("100.00"), None, now_ns())
+                    })
                     .await;
                 if sent.is_err() {
                     break;

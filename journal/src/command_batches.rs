@@ -50,7 +50,10 @@ impl CommandBatches {
             })?;
             // Pair check of write and read: the record's seq is the command's own.
             if command.header.seq != seq {
-                return Err(DurableError::CommandSeqMismatch { record_seq: seq, command_seq: command.header.seq });
+                return Err(DurableError::CommandSeqMismatch {
+                    record_seq: seq,
+                    command_seq: command.header.seq,
+                });
             }
             batch.push(command);
             self.next_seq = Some(seq + 1);

@@ -267,7 +267,8 @@ impl DurableEngine {
         if from <= last_command {
             // Read ahead on the feed thread: validating and decoding the next batch overlaps
             // matching this one.
-            let mut feed = CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_BATCH_DEFAULT)?;
+            let mut feed =
+                CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_BATCH_DEFAULT)?;
             loop {
                 let batch = feed.next_batch()?;
                 if batch.is_empty() {

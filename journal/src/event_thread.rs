@@ -38,6 +38,10 @@ const EVENT_BATCH_MAX: usize = 1024;
 /// Longest the journal thread sleeps without being woken (bounds a missed wake-up).
 pub const EVENT_THREAD_PARK: Duration = Duration::from_micros(200);
 
+/// How long the matching thread sleeps, after yielding [`IDLE_YIELDS`] times, while the ring
+/// stays full.
+const FULL_RING_SLEEP: Duration = Duration::from_micros(20);
+
 /// Spins, then yields, before parking: a busy venue keeps the thread awake without syscalls.
 const IDLE_SPINS: u32 = 256;
 const IDLE_YIELDS: u32 = 64;
@@ -109,7 +113,10 @@ pub(crate) struct EventJournal {
 
 impl EventJournal {
     /// Starts the thread that owns `writer` from now on.
-    pub(crate) fn start(writer: JournalWriter, failure: Arc<FailureSlot>) -> Result<EventJournal, JournalError> {
+    pub(crate) fn start(
+        writer: JournalWriter,
+        failure: Arc<FailureSlot>,
+    ) -> Result<EventJournal, JournalError> {
         let (producer, consumer) = spsc_ring(EVENT_RING_CAPACITY);
         let wake = Arc::new(Wake { sleeping: AtomicBool::new(false), ready: AtomicBool::new(false) });
         let progress = writer.progress();
@@ -129,6 +136,7 @@ impl EventJournal {
     pub(crate) fn push(&mut self, event: &Event) -> bool {
         let Some(ring) = self.ring.as_mut() else { return false };
         let mut pending = *event;
+        let mut full_rounds: u32 = 0;
         loop {
             match ring.push(pending) {
                 Ok(()) => return true,
@@ -140,7 +148,14 @@ impl EventJournal {
                     if let Some(t) = &self.thread {
                         t.thread().unpark();
                     }
-                    thread::yield_now();
+                    // The journal thread is a whole ring behind (it lost its core, or the disk
+                    // is slow): yield a while, then sleep, rather than burn the CPU it needs.
+                    full_rounds += 1;
+                    if full_rounds <= IDLE_YIELDS {
+                        thread::yield_now();
+                    } else {
+                        thread::sleep(FULL_RING_SLEEP);
+                    }
                 }
             }
         }
@@ -191,7 +206,9 @@ impl EventJournal {
         self.ring.take();
         let Some(thread) = self.thread.take() else { return Ok(()) };
         thread.thread().unpark();
-        thread.join().unwrap_or_else(|_| Err(JournalError::BackgroundSync("event journal thread panicked".into())))
+        thread
+            .join()
+            .unwrap_or_else(|_| Err(JournalError::BackgroundSync("event journal thread panicked".into())))
     }
 }
 
@@ -226,8 +243,8 @@ fn run(
             if failed {
                 return;
             }
-            if let Err(e) =
-                writer.append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
+            if let Err(e) = writer
+                .append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
             {
                 failure.record(format!("event journal: {e}"));
                 failed = true;

@@ -81,10 +81,10 @@ use std::time::Duration;
 
 pub use command_batches::{CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT, COMMAND_FEED_DEPTH};
 pub use durability::JournalProgress;
-pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use durable::{
     DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier, PROGRESS_EVERY_COMMANDS,
 };
+pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{
     Record, RecordFault, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX,

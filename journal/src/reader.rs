@@ -38,12 +38,23 @@ pub(crate) struct Cursor {
 
 impl Cursor {
     /// At the first record of the segment file `path`, whose name says `first_seq`.
-    pub(crate) fn open(dir: &Path, path: &Path, first_seq: u64, read_ahead: bool) -> Result<Cursor, JournalError> {
+    pub(crate) fn open(
+        dir: &Path,
+        path: &Path,
+        first_seq: u64,
+        read_ahead: bool,
+    ) -> Result<Cursor, JournalError> {
         let seg = SegmentMap::open_read(path, first_seq)?;
         if read_ahead {
             seg.advise_sequential_read();
         }
-        Ok(Cursor { dir: dir.to_path_buf(), seg, offset: SEGMENT_HEADER_LEN, next_seq: first_seq, read_ahead })
+        Ok(Cursor {
+            dir: dir.to_path_buf(),
+            seg,
+            offset: SEGMENT_HEADER_LEN,
+            next_seq: first_seq,
+            read_ahead,
+        })
     }
 
     /// Seq of the next record.

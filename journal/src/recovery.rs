@@ -207,12 +207,19 @@ fn verify_sealed(segments: &[(u64, PathBuf)]) -> Vec<Result<(ScanEnd, u64), Jour
         return segments.iter().map(verify_one).collect();
     }
     // Segment i goes to thread i % threads: neighbours run side by side.
-    let mut results: Vec<Option<Result<(ScanEnd, u64), JournalError>>> = (0..segments.len()).map(|_| None).collect();
+    let mut results: Vec<Option<Result<(ScanEnd, u64), JournalError>>> =
+        (0..segments.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
-                    segments.iter().enumerate().skip(t).step_by(threads).map(|(i, s)| (i, verify_one(s))).collect::<Vec<_>>()
+                    segments
+                        .iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, s)| (i, verify_one(s)))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();

@@ -309,7 +309,9 @@ impl Drop for JournalWriter {
 }
 
 fn join_spare(helper: JoinHandle<Result<Spare, JournalError>>) -> Result<Spare, JournalError> {
-    helper.join().unwrap_or_else(|_| Err(JournalError::BackgroundSync("spare segment helper panicked".into())))
+    helper
+        .join()
+        .unwrap_or_else(|_| Err(JournalError::BackgroundSync("spare segment helper panicked".into())))
 }
 
 /// Zeroes a payload buffer if the closure filling it panics, so no stray non-zero byte is left

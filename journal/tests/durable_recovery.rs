@@ -236,8 +236,10 @@ fn a_snapshot_past_the_end_of_the_event_journal_is_skipped_and_its_events_regene
         )
         .unwrap();
         for e in &reference_events[..keep_events as usize] {
-            w.append_with(journal::RecordKind::Event, e.seq, engine::codec::EVENT_ENCODED_LEN_MAX, |buf| e.encode(buf))
-                .unwrap();
+            w.append_with(journal::RecordKind::Event, e.seq, engine::codec::EVENT_ENCODED_LEN_MAX, |buf| {
+                e.encode(buf)
+            })
+            .unwrap();
         }
     }
 

@@ -12,7 +12,8 @@ use engine::codec::COMMAND_ENCODED_LEN_MAX;
 use engine::{Command, CountingSink, Engine, EngineConfig};
 use harness::gen::{generate, GenConfig, Mix};
 use journal::{
-    CommandBatches, CommandFeed, DurableConfig, DurableEngine, JournalConfig, JournalWriter, RecordKind, COMMAND_BATCH_DEFAULT,
+    CommandBatches, CommandFeed, DurableConfig, DurableEngine, JournalConfig, JournalWriter, RecordKind,
+    COMMAND_BATCH_DEFAULT,
 };
 
 #[derive(Parser)]
