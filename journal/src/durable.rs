@@ -216,22 +216,63 @@ impl DurableEngine {
             Err(fs::TryLockError::WouldBlock) => return Err(DurableError::Locked { dir }),
             Err(fs::TryLockError::Error(e)) => return Err(io_err(&dir)(e)),
         }
-        let (commands, commands_report) = JournalWriter::open(dir.join("commands"), config.journal)?;
-        let (mut events, events_report) = JournalWriter::open(dir.join("events"), config.journal)?;
+        // Records a snapshot covers are never replayed, so opening a journal need not read the
+        // sealed segments that hold only such records (their headers are still checked, and
+        // every record recovery does read is checked by its reader): restart time follows the
+        // journal's tail, not its length. If the newest snapshot turns out unusable, recovery
+        // replays from an older one through a reader, which checks each record it reads.
+        let snapshots = list_snapshots(&dir)?;
+        let commands_scan_from = snapshots.last().map_or(0, |(seq, _)| seq + 1);
+        let (commands, commands_report) =
+            JournalWriter::open_scanning_from(dir.join("commands"), config.journal, commands_scan_from)?;
         let last_command = commands_report.next_seq() - 1;
-        let events_next = events_report.next_seq();
 
+        let load = |path: &Path| {
+            read_snapshot(path).and_then(|bytes| {
+                Engine::from_snapshot(engine_config.clone(), &bytes)
+                    .map_err(|source| DurableError::Snapshot { path: path.to_path_buf(), source })
+            })
+        };
         let mut snapshots_skipped = Vec::new();
-        let mut restored = None;
-        for (seq, path) in list_snapshots(&dir)?.into_iter().rev() {
+        let mut usable = Vec::new();
+        for (seq, path) in snapshots.into_iter().rev() {
             if seq > last_command {
                 snapshots_skipped.push(format!("{}: newer than the command journal", path.display()));
-                continue;
+            } else {
+                usable.push((seq, path));
             }
-            match read_snapshot(&path).and_then(|bytes| {
-                Engine::from_snapshot(engine_config.clone(), &bytes)
-                    .map_err(|source| DurableError::Snapshot { path: path.clone(), source })
-            }) {
+        }
+        let mut candidates = usable.into_iter();
+        // The newest readable snapshot decides where the event journal is read from.
+        let mut newest_readable = None;
+        for (seq, path) in candidates.by_ref() {
+            match load(&path) {
+                Ok(engine) => {
+                    newest_readable = Some((seq, path, engine));
+                    break;
+                }
+                Err(e) => snapshots_skipped.push(e.to_string()),
+            }
+        }
+        let events_scan_from = newest_readable.as_ref().map_or(0, |(_, _, engine)| engine.next_event_seq());
+        let (mut events, events_report) =
+            JournalWriter::open_scanning_from(dir.join("events"), config.journal, events_scan_from)?;
+        let events_next = events_report.next_seq();
+
+        let mut restored = None;
+        let mut next = newest_readable.map(|(seq, path, engine)| (seq, path, Ok(engine)));
+        loop {
+            let (seq, path, loaded) = match next.take() {
+                Some(candidate) => candidate,
+                None => match candidates.next() {
+                    Some((seq, path)) => {
+                        let loaded = load(&path);
+                        (seq, path, loaded)
+                    }
+                    None => break,
+                },
+            };
+            match loaded {
                 // The event journal is written off the matching thread, so it may end before a
                 // snapshot's first event (a crash with events still in the ring). Replaying from
                 // this snapshot could not regenerate those; an older one (or the start) can.

@@ -52,10 +52,23 @@ impl JournalWriter {
         dir: impl AsRef<Path>,
         config: JournalConfig,
     ) -> Result<(JournalWriter, RecoveryReport), JournalError> {
+        JournalWriter::open_scanning_from(dir, config, 0)
+    }
+
+    /// [`JournalWriter::open`], but a sealed segment whose records all come before
+    /// `scan_from_seq` is not read: its header is checked, its records are left to whoever
+    /// reads them (a reader checks every frame and CRC it reads). For an owner that will never
+    /// read those records, such as a durable engine restoring a snapshot that covers them: the
+    /// time to open then depends on the journal's tail, not its length.
+    pub fn open_scanning_from(
+        dir: impl AsRef<Path>,
+        config: JournalConfig,
+        scan_from_seq: u64,
+    ) -> Result<(JournalWriter, RecoveryReport), JournalError> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| JournalError::io(&dir, e))?;
-        let recovered = recover(&dir, config.first_seq)?;
+        let recovered = recover(&dir, config.first_seq, scan_from_seq)?;
         let mut report = recovered.report;
         let next_seq = recovered.next_seq;
         let (active, cursor) = match recovered.tail {

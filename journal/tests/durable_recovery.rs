@@ -298,3 +298,31 @@ fn a_journal_write_failure_stops_the_engine_and_the_host_sees_why() {
     assert_eq!(sink.len(), n);
     assert!(matches!(durable.close(), Err(journal::DurableError::Stopped(_))));
 }
+
+#[test]
+fn restart_reads_only_the_segments_past_the_snapshot() {
+    let dir = temp_dir("covered");
+    let cmds = commands(7, 3_000);
+    {
+        let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+        let mut sink = Vec::new();
+        for (i, c) in cmds.iter().enumerate() {
+            durable.process(c, &mut sink).unwrap();
+            if i + 1 == 2_500 {
+                durable.snapshot_now().unwrap();
+            }
+        }
+        durable.close().unwrap();
+    }
+    let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    assert_eq!(recovery.snapshot_seq, Some(2_500));
+    assert!(recovery.commands.segments_not_scanned > 0, "{:?}", recovery.commands);
+    assert!(recovery.events.segments_not_scanned > 0, "{:?}", recovery.events);
+    assert!(recovery.commands.segments_not_scanned < recovery.commands.segments);
+    assert_eq!(recovery.commands.last_seq, Some(3_000));
+    let (reference_engine, reference_events) = reference(&cmds);
+    assert_eq!(recovery.events.last_seq, Some(reference_events.len() as u64));
+    assert_same_books(durable.engine(), &reference_engine);
+    drop(durable);
+    let _ = std::fs::remove_dir_all(&dir);
+}
