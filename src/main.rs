@@ -195,6 +195,7 @@ impl JournalOpts {
                 ..JournalConfig::default()
             },
             snapshot_every_commands: self.snapshot_every,
+            event_thread: false,
         }
     }
 }

@@ -700,6 +700,7 @@ impl Server {
                 ..JournalConfig::default()
             },
             snapshot_every_commands: config.journal.snapshot_every,
+            event_thread: false,
         };
         // A long replay shows its progress on a terminal (never in a pipe or a log).
         let bar = crate::progress::Progress::of("commands replayed", true);

@@ -49,6 +49,10 @@ pub struct DurableConfig {
     pub journal: JournalConfig,
     /// Take a snapshot every this many commands; 0 never.
     pub snapshot_every_commands: u64,
+    /// Journal events on a thread of their own instead of the matching thread (see
+    /// `BENCHMARKS.md`: on a 2-vCPU machine it saves the matching thread little and costs the
+    /// process more, so it is off by default; it may pay with a core to spare).
+    pub event_thread: bool,
 }
 
 impl DurableConfig {
@@ -59,6 +63,7 @@ impl DurableConfig {
             dir: dir.into(),
             journal: JournalConfig::default(),
             snapshot_every_commands: 1_000_000,
+            event_thread: false,
         }
     }
 }
@@ -338,7 +343,7 @@ impl DurableEngine {
             });
         }
         let failure = Arc::new(FailureSlot::default());
-        let events = EventJournal::start(events, Arc::clone(&failure))?;
+        let events = EventJournal::start(events, Arc::clone(&failure), config.event_thread)?;
         let durable = DurableEngine {
             engine,
             engine_config,

@@ -46,6 +46,7 @@ fn config(dir: &std::path::Path, snapshot_every: u64) -> DurableConfig {
         dir: dir.to_path_buf(),
         journal: JournalConfig { segment_size_bytes: 64 * 1024, ..JournalConfig::default() },
         snapshot_every_commands: snapshot_every,
+        event_thread: false,
     }
 }
 
@@ -266,9 +267,17 @@ fn a_snapshot_past_the_end_of_the_event_journal_is_skipped_and_its_events_regene
 
 #[test]
 fn a_journal_write_failure_stops_the_engine_and_the_host_sees_why() {
-    let dir = temp_dir("fail");
+    for event_thread in [false, true] {
+        journal_write_failure_stops_the_engine(event_thread);
+    }
+}
+
+fn journal_write_failure_stops_the_engine(event_thread: bool) {
+    let dir = temp_dir(&format!("fail-{event_thread}"));
     let cmds = commands(6, 20_000);
-    let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    let (mut durable, _) =
+        DurableEngine::open(EngineConfig::default(), DurableConfig { event_thread, ..config(&dir, 0) })
+            .unwrap();
     let health = durable.health();
     let mut sink = Vec::new();
     for c in &cmds[..100] {

@@ -11,6 +11,9 @@
 //!   stops, and resumes at the next command seq.
 //!
 //!
+//! Each case journals its events either on the matching thread or on the event-journal thread
+//! (`DurableConfig::event_thread`, drawn per case).
+//!
 //! A second property plays a crash of the event journal's thread: the event journal (written off
 //! the matching thread, so it may trail the engine) is cut at a random event, as a crash with
 //! events still in the ring leaves it. Re-opening must regenerate exactly the missing events,
@@ -212,7 +215,7 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-fn durable_config(dir: &Path) -> DurableConfig {
+fn durable_config(dir: &Path, event_thread: bool) -> DurableConfig {
     DurableConfig {
         dir: dir.to_path_buf(),
         // Small segments so that streams roll over several of them.
@@ -220,6 +223,7 @@ fn durable_config(dir: &Path) -> DurableConfig {
         // Background snapshots too, so they meet the explicit ones below (this found a race
         // on the shared temporary file, now fixed in `snapshot_now`).
         snapshot_every_commands: 17,
+        event_thread,
     }
 }
 
@@ -231,7 +235,7 @@ fn state(engine: &Engine) -> Vec<String> {
         .collect()
 }
 
-fn check(cmds: &[Command]) -> Result<(), TestCaseError> {
+fn check(cmds: &[Command], event_thread: bool) -> Result<(), TestCaseError> {
     let mut plain = Engine::new(engine_config());
     let mut want = Vec::new();
     for c in cmds {
@@ -239,16 +243,22 @@ fn check(cmds: &[Command]) -> Result<(), TestCaseError> {
     }
 
     let dir = temp_dir();
-    let result = check_in(&dir, cmds, &plain, &want);
+    let result = check_in(&dir, cmds, &plain, &want, event_thread);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn check_in(dir: &Path, cmds: &[Command], plain: &Engine, want: &[Event]) -> Result<(), TestCaseError> {
+fn check_in(
+    dir: &Path,
+    cmds: &[Command],
+    plain: &Engine,
+    want: &[Event],
+    event_thread: bool,
+) -> Result<(), TestCaseError> {
     let fail = |what: &str| TestCaseError::fail(format!("{what} ({} commands)", cmds.len()));
     {
-        let (mut durable, _) =
-            DurableEngine::open(engine_config(), durable_config(dir)).map_err(|e| fail(&e.to_string()))?;
+        let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
+            .map_err(|e| fail(&e.to_string()))?;
         let mut got = Vec::new();
         for (i, c) in cmds.iter().enumerate() {
             durable.process(c, &mut got).map_err(|e| fail(&e.to_string()))?;
@@ -285,8 +295,8 @@ fn check_in(dir: &Path, cmds: &[Command], plain: &Engine, want: &[Event]) -> Res
     prop_assert_eq!(&journaled, want, "event journal differs");
 
     // Recovery: newest snapshot plus the command tail, every event checked on the way.
-    let (durable, recovery) =
-        DurableEngine::open(engine_config(), durable_config(dir)).map_err(|e| fail(&e.to_string()))?;
+    let (durable, recovery) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
+        .map_err(|e| fail(&e.to_string()))?;
     prop_assert_eq!(state(durable.engine()), state(plain), "recovered books differ");
     prop_assert_eq!(durable.next_command_seq(), cmds.len() as u64 + 1);
     prop_assert_eq!(durable.engine().next_event_seq(), want.len() as u64 + 1);
@@ -340,14 +350,14 @@ fn cut_event_journal(dir: &Path, keep: u64) {
     }
 }
 
-fn check_cut(cmds: &[Command], cut_permille: u64) -> Result<(), TestCaseError> {
+fn check_cut(cmds: &[Command], cut_permille: u64, event_thread: bool) -> Result<(), TestCaseError> {
     let mut plain = Engine::new(engine_config());
     let mut want = Vec::new();
     for c in cmds {
         plain.process(c, &mut want);
     }
     let dir = temp_dir();
-    let result = check_cut_in(&dir, cmds, &plain, &want, cut_permille);
+    let result = check_cut_in(&dir, cmds, &plain, &want, cut_permille, event_thread);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -358,11 +368,12 @@ fn check_cut_in(
     plain: &Engine,
     want: &[Event],
     cut_permille: u64,
+    event_thread: bool,
 ) -> Result<(), TestCaseError> {
     let fail = |what: &str| TestCaseError::fail(format!("{what} ({} commands)", cmds.len()));
     {
-        let (mut durable, _) =
-            DurableEngine::open(engine_config(), durable_config(dir)).map_err(|e| fail(&e.to_string()))?;
+        let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
+            .map_err(|e| fail(&e.to_string()))?;
         let mut got = Vec::new();
         for (i, c) in cmds.iter().enumerate() {
             durable.process(c, &mut got).map_err(|e| fail(&e.to_string()))?;
@@ -376,8 +387,8 @@ fn check_cut_in(
     let keep = want.len() as u64 * cut_permille / 1000;
     cut_event_journal(&dir.join("events"), keep);
 
-    let (durable, recovery) =
-        DurableEngine::open(engine_config(), durable_config(dir)).map_err(|e| fail(&e.to_string()))?;
+    let (durable, recovery) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
+        .map_err(|e| fail(&e.to_string()))?;
     prop_assert_eq!(state(durable.engine()), state(plain), "recovered books differ");
     prop_assert_eq!(durable.engine().next_event_seq(), want.len() as u64 + 1);
     prop_assert_eq!(recovery.events.next_seq(), keep + 1, "the cut did not take");
@@ -402,15 +413,19 @@ proptest! {
     #![proptest_config(Config { cases: cases(), failure_persistence: None, ..Config::default() })]
 
     #[test]
-    fn replay_of_the_journal_is_the_original_run(ops in proptest::collection::vec((dt(), op()), 1..300)) {
-        check(&commands(&ops))?;
+    fn replay_of_the_journal_is_the_original_run(
+        ops in proptest::collection::vec((dt(), op()), 1..300),
+        event_thread in any::<bool>(),
+    ) {
+        check(&commands(&ops), event_thread)?;
     }
 
     #[test]
     fn a_cut_event_journal_is_regenerated_to_the_live_run(
         ops in proptest::collection::vec((dt(), op()), 1..300),
         cut_permille in 0u64..=1000,
+        event_thread in any::<bool>(),
     ) {
-        check_cut(&commands(&ops), cut_permille)?;
+        check_cut(&commands(&ops), cut_permille, event_thread)?;
     }
 }

@@ -119,6 +119,7 @@ fn main() {
     // 2. Engine alone vs engine + both journals, same stream, alternating runs.
     let (mut off, mut on) = (Vec::new(), Vec::new());
     let (mut off_cpu, mut on_cpu, mut on_all_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut thread_on, mut thread_cpu, mut thread_all_cpu) = (Vec::new(), Vec::new(), Vec::new());
     let n = workload.stream.len() as f64;
     for run in 0..=args.runs {
         let mut engine = Engine::new(engine_config.clone());
@@ -134,33 +135,43 @@ fn main() {
         let off_cpu_rate = n / (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0);
         let off_rate = workload.stream.len() as f64 / started.elapsed().as_secs_f64();
 
-        let dir = root.join("durable");
-        fresh(&dir);
-        let config = DurableConfig { snapshot_every_commands: 0, ..DurableConfig::new(&dir) };
-        let (mut durable, _) = DurableEngine::open(engine_config.clone(), config).unwrap();
-        let mut sink = CountingSink::default();
-        for c in &workload.setup {
-            durable.process(c, &mut sink).unwrap();
-        }
-        // The helpers making each journal's next segment file (tens of MiB of page zeroing)
-        // start at open; a venue opens once, so they are kept out of the timed loop.
-        durable.wait_background().unwrap();
-        let started = Instant::now();
-        let (cpu0, all0) = (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID), cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID));
-        for c in &workload.stream {
-            durable.process(c, &mut sink).unwrap();
-        }
-        let on_cpu_rate = n / (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0);
-        // The event journal is written by its own thread: the run ends when it has every event.
-        durable.flush_events().unwrap();
-        let on_all_cpu_rate = n / (cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID) - all0);
-        let on_rate = workload.stream.len() as f64 / started.elapsed().as_secs_f64();
+        // Journal on, events on the matching thread (the default), then on their own thread.
+        let measure_on = |event_thread: bool| {
+            let dir = root.join(if event_thread { "durable-event-thread" } else { "durable" });
+            fresh(&dir);
+            let config =
+                DurableConfig { snapshot_every_commands: 0, event_thread, ..DurableConfig::new(&dir) };
+            let (mut durable, _) = DurableEngine::open(engine_config.clone(), config).unwrap();
+            let mut sink = CountingSink::default();
+            for c in &workload.setup {
+                durable.process(c, &mut sink).unwrap();
+            }
+            // The helpers making each journal's next segment file (tens of MiB of page zeroing)
+            // start at open; a venue opens once, so they are kept out of the timed loop.
+            durable.wait_background().unwrap();
+            let started = Instant::now();
+            let (cpu0, all0) = (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID), cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID));
+            for c in &workload.stream {
+                durable.process(c, &mut sink).unwrap();
+            }
+            let cpu_rate = n / (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0);
+            // With an event thread the run ends when it has journaled every event.
+            durable.flush_events().unwrap();
+            let all_cpu_rate = n / (cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID) - all0);
+            let rate = n / started.elapsed().as_secs_f64();
+            (rate, cpu_rate, all_cpu_rate)
+        };
+        let (on_rate, on_cpu_rate, on_all_cpu_rate) = measure_on(false);
+        let (thread_rate, thread_cpu_rate, thread_all_cpu_rate) = measure_on(true);
         if run > 0 {
             off.push(off_rate);
             on.push(on_rate);
             off_cpu.push(off_cpu_rate);
             on_cpu.push(on_cpu_rate);
             on_all_cpu.push(on_all_cpu_rate);
+            thread_on.push(thread_rate);
+            thread_cpu.push(thread_cpu_rate);
+            thread_all_cpu.push(thread_all_cpu_rate);
         }
     }
     let (off, on) = (median(off), median(on));
@@ -174,6 +185,26 @@ fn main() {
     report(
         "journaling loss, all threads CPU",
         (1.0 - on_all_cpu / off_cpu) * 100.0,
+        "%",
+        "process CPU vs engine alone",
+    );
+    let (thread_on, thread_cpu, thread_all_cpu) =
+        (median(thread_on), median(thread_cpu), median(thread_all_cpu));
+    report(
+        "journaling loss, event thread, wall",
+        (1.0 - thread_on / off) * 100.0,
+        "%",
+        "until every event is journaled",
+    );
+    report(
+        "journaling loss, event thread, matching thread CPU",
+        (1.0 - thread_cpu / off_cpu) * 100.0,
+        "%",
+        "events journaled by their own thread",
+    );
+    report(
+        "journaling loss, event thread, all threads CPU",
+        (1.0 - thread_all_cpu / off_cpu) * 100.0,
         "%",
         "process CPU (event-journal thread included) vs engine alone",
     );
