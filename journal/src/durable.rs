@@ -4,17 +4,22 @@
 //! - `commands/`: the command journal, record seq = command seq. The source of truth.
 //! - `events/`: the event journal, record seq = event seq, for tailers (market data,
 //!   settlement) that must not re-run the engine. Derivable from the commands, so a crash that
-//!   loses its tail loses nothing: recovery regenerates it. Written by its own thread
-//!   (`event_thread.rs`), so it may trail the engine by what that thread's ring holds.
+//!   loses its tail loses nothing: recovery regenerates it. With
+//!   [`DurableConfig::event_thread`] it is written by a thread of its own (`event_thread.rs`)
+//!   and may trail the engine by what that thread's ring holds.
 //! - `snapshots/`: `{command_seq:020}.snap`, an engine snapshot after that command, with a
 //!   CRC32C; written on a background thread through a temporary file and a rename.
 //!
 //! Order of work per command, on the matching thread: the command is appended (write-ahead), then
-//! processed; each event is handed to the event-journal thread (a copy into a ring) and to the
-//! caller's sink. So anything a caller sees (and may acknowledge) has its command in the command
-//! journal, durable per the sync policy of [`DurableEngine::commands_progress`]. The event
-//! journal follows on its own thread: per command the matching thread pays one framed record,
-//! not one per event.
+//! processed; each event is appended to the event journal (or, with an event thread, copied into
+//! its ring) and handed to the caller's sink. So anything a caller sees (and may acknowledge) has
+//! its command in the command journal, durable per the sync policy of
+//! [`DurableEngine::commands_progress`]; the event journal holds a gapless prefix of the events,
+//! complete whenever the engine is between commands unless an event thread is still catching up.
+//!
+//! Opening reads only what recovery needs: the sealed segments that hold nothing but records the
+//! newest snapshot covers are checked by header (their records are checked by whoever reads
+//! them), so restart time follows the journal's tail, not its length.
 //!
 //! A journal failure (of either journal) stops the engine for good: it processes nothing more,
 //! [`DurableEngine::process`] returns [`DurableError::Stopped`], and the host learns it from

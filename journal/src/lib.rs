@@ -1,10 +1,10 @@
 //! Durability for the matching engine: the write-ahead journal (memory-mapped, preallocated
 //! segment files of checksummed, sequenced records), snapshots on disk, and the
-//! [`DurableEngine`] that journals every command before the [`engine::Engine`] processes it,
-//! and every event on a thread of its own (events are derivable from the commands: recovery
-//! rewrites any a crash cut off before anyone reads the event journal). Shell code (it does
-//! I/O, holds a lock file and runs a snapshot thread and an event-journal thread); the matching
-//! core in `engine` never calls it.
+//! [`DurableEngine`] that journals every command before the [`engine::Engine`] processes it
+//! and every event after (on the matching thread, or on a thread of its own: events are
+//! derivable from the commands, and recovery rewrites any a crash cut off before anyone reads
+//! the event journal). Shell code (it does I/O, holds a lock file, runs a snapshot thread and
+//! optionally an event-journal thread); the matching core in `engine` never calls it.
 //!
 //! # On disk
 //!
