@@ -34,6 +34,7 @@ use crate::command_batches::{CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT}
 use crate::event_thread::{EventJournal, FailureSlot, JournalHealth};
 use crate::{
     JournalConfig, JournalError, JournalProgress, JournalReader, JournalWriter, RecordKind, RecoveryReport,
+    SyncPolicy,
 };
 use engine::codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 use engine::{Command, Engine, EngineConfig, Event, EventSink, SnapshotError};
@@ -445,7 +446,9 @@ impl DurableEngine {
         if let Some(e) = self.failure.message() {
             return Err(DurableError::Stopped(e));
         }
-        self.commands.sync()?;
+        if self.commands.config().sync != SyncPolicy::PageCache {
+            self.commands.sync()?;
+        }
         Ok(())
     }
 
