@@ -196,6 +196,7 @@ impl JournalOpts {
                 ..JournalConfig::default()
             },
             snapshot_every_commands: self.snapshot_every,
+            event_thread: false,
         }
     }
 }
@@ -431,13 +432,30 @@ fn serve(
             return ExitCode::from(2);
         }
     };
-    rt.block_on(async {
+    let journal_failed = rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        // A journal write failure stops the engine; orders it cannot journal must not be taken,
+        // so the venue stops too, saying why (checked every 50 ms: one atomic load).
+        let journal_failure = async {
+            loop {
+                if let Some(why) = server.journal_failure() {
+                    break why;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            _ = tokio::signal::ctrl_c() => None,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => None,
+            why = journal_failure => Some(why),
         }
     });
+    if let Some(why) = journal_failed {
+        tracing::error!("journal write failed, the venue stops taking orders: {why}");
+        eprintln!("serve: error: the journal cannot be written ({why}); the venue stopped so that no order is acknowledged unjournaled");
+        server.stop();
+        return ExitCode::from(1);
+    }
     tracing::info!("stopping");
     server.stop();
     ExitCode::SUCCESS

@@ -9,8 +9,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use engine::{Command, Engine, EngineConfig, Event, EventSink};
-use journal::{DurableError, EventVerifier, JournalReader};
+use engine::{Engine, EngineConfig, Event, EventSink};
+use journal::{CommandBatches, CommandFeed, DurableError, EventVerifier, COMMAND_BATCH_DEFAULT};
 
 use crate::event_file::{write_books, write_event};
 use crate::journal_meta::{read_accounts, read_meta};
@@ -155,25 +155,35 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         summary: ReplaySummary::default(),
         error: None,
     };
-    let mut commands = JournalReader::open_from_start(opts.journal.join("commands"))?;
+    // The feed thread reads ahead (CRC, seq, decode) while this one matches, batch by batch.
+    let batches = CommandBatches::open_from_start(opts.journal.join("commands"))?;
+    let mut commands = CommandFeed::start(batches, COMMAND_BATCH_DEFAULT)?;
     let progress = crate::progress::Progress::count("commands", !opts.quiet);
-    while let Some(record) = commands.next_record()? {
-        if record.seq.is_multiple_of(crate::progress::PROGRESS_STEP) {
-            progress.set(sink.summary.commands);
-        }
-        if opts.until_seq.is_some_and(|until| record.seq > until) {
+    'replay: loop {
+        let batch = commands.next_batch().map_err(|e| match e {
+            DurableError::Codec { journal, seq, source } => {
+                ReplayError::Decode { journal, seq, message: source.to_string() }
+            }
+            DurableError::Journal(e) => ReplayError::Journal(e),
+            e => ReplayError::Verify(e),
+        })?;
+        if batch.is_empty() {
             break;
         }
-        let command = Command::decode(record.payload).map_err(|e| ReplayError::Decode {
-            journal: "commands",
-            seq: record.seq,
-            message: e.to_string(),
-        })?;
-        engine.process(&command, &mut sink);
-        if let Some(e) = sink.error.take() {
-            return Err(e);
+        for command in batch {
+            let seq = command.header.seq;
+            if seq.is_multiple_of(crate::progress::PROGRESS_STEP) {
+                progress.set(sink.summary.commands);
+            }
+            if opts.until_seq.is_some_and(|until| seq > until) {
+                break 'replay;
+            }
+            engine.process(command, &mut sink);
+            if let Some(e) = sink.error.take() {
+                return Err(e);
+            }
+            sink.summary.commands += 1;
         }
-        sink.summary.commands += 1;
     }
     if let Some(out) = &mut sink.out {
         out.flush()?;

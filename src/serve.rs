@@ -605,9 +605,19 @@ pub struct Server {
     gateway: Option<Gateway>,
     router: Option<RouterHandle>,
     engine: Option<JoinHandle<DurableEngine>>,
+    /// Whether the journals still take writes: once one fails the engine stops, and the host
+    /// must stop the venue with the reason (`journal_failure`).
+    journal_health: journal::JournalHealth,
 }
 
 impl Server {
+    /// Why the engine stopped, once a journal write failed (disk full, I/O error, the data
+    /// directory gone): the venue can no longer journal orders, so it must not take them.
+    /// `None` while the journals work.
+    pub fn journal_failure(&self) -> Option<String> {
+        self.journal_health.failure()
+    }
+
     /// Starts everything; `data_dir` overrides the configuration's.
     pub fn start(config: &ServeConfig, data_dir: Option<&Path>) -> Result<Server, ServeError> {
         config.validate().map_err(|e| ServeError::Config(e.to_string()))?;
@@ -710,6 +720,7 @@ impl Server {
                 ..JournalConfig::default()
             },
             snapshot_every_commands: config.journal.snapshot_every,
+            event_thread: false,
         };
         // A long replay shows its progress on a terminal (never in a pipe or a log).
         let bar = crate::progress::Progress::of("commands replayed", true);
@@ -722,6 +733,7 @@ impl Server {
                 .map_err(|e| data_err(format!("journal: {e}")))?;
         drop(bar);
         let seq_first = durable.next_command_seq();
+        let journal_health = durable.health();
         let event_last = durable.engine().next_event_seq() - 1;
         // Monitoring first: each stage registers its handles before its thread starts.
         let mut monitor = Monitor::create(&data_dir).map_err(|e| data_err(e.to_string()))?;
@@ -942,6 +954,7 @@ impl Server {
             gateway: Some(gateway),
             router,
             engine,
+            journal_health,
         })
     }
 

@@ -4,22 +4,37 @@
 //! - `commands/`: the command journal, record seq = command seq. The source of truth.
 //! - `events/`: the event journal, record seq = event seq, for tailers (market data,
 //!   settlement) that must not re-run the engine. Derivable from the commands, so a crash that
-//!   loses its tail loses nothing: recovery regenerates it.
+//!   loses its tail loses nothing: recovery regenerates it. With
+//!   [`DurableConfig::event_thread`] it is written by a thread of its own (`event_thread.rs`)
+//!   and may trail the engine by what that thread's ring holds.
 //! - `snapshots/`: `{command_seq:020}.snap`, an engine snapshot after that command, with a
 //!   CRC32C; written on a background thread through a temporary file and a rename.
 //!
-//! Order of work per command: the command is appended (write-ahead), then processed, then each
-//! event is appended, then the events go to the caller's sink. So anything a caller sees (and
-//! may acknowledge) is in the journal, durable per the sync policy of
-//! [`DurableEngine::commands_progress`].
+//! Order of work per command, on the matching thread: the command is appended (write-ahead), then
+//! processed; each event is appended to the event journal (or, with an event thread, copied into
+//! its ring) and handed to the caller's sink. So anything a caller sees (and may acknowledge) has
+//! its command in the command journal, durable per the sync policy of
+//! [`DurableEngine::commands_progress`]; the event journal holds a gapless prefix of the events,
+//! complete whenever the engine is between commands unless an event thread is still catching up.
+//!
+//! Opening reads only what recovery needs: the sealed segments that hold nothing but records the
+//! newest snapshot covers are checked by header (their records are checked by whoever reads
+//! them), so restart time follows the journal's tail, not its length.
+//!
+//! A journal failure (of either journal) stops the engine for good: it processes nothing more,
+//! [`DurableEngine::process`] returns [`DurableError::Stopped`], and the host learns it from
+//! [`DurableEngine::health`], since a runner thread has no error path.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::command_batches::{CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT};
+use crate::event_thread::{EventJournal, FailureSlot, JournalHealth};
 use crate::{
     JournalConfig, JournalError, JournalProgress, JournalReader, JournalWriter, RecordKind, RecoveryReport,
+    SyncPolicy,
 };
 use engine::codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 use engine::{Command, Engine, EngineConfig, Event, EventSink, SnapshotError};
@@ -40,6 +55,10 @@ pub struct DurableConfig {
     pub journal: JournalConfig,
     /// Take a snapshot every this many commands; 0 never.
     pub snapshot_every_commands: u64,
+    /// Journal events on a thread of their own instead of the matching thread (see
+    /// `BENCHMARKS.md`: on a 2-vCPU machine it saves the matching thread little and costs the
+    /// process more, so it is off by default; it may pay with a core to spare).
+    pub event_thread: bool,
 }
 
 impl DurableConfig {
@@ -50,6 +69,7 @@ impl DurableConfig {
             dir: dir.into(),
             journal: JournalConfig::default(),
             snapshot_every_commands: 1_000_000,
+            event_thread: false,
         }
     }
 }
@@ -113,6 +133,14 @@ pub enum DurableError {
     /// An earlier journal failure stopped the engine; it processes nothing more.
     #[error("engine stopped after a journal failure: {0}")]
     Stopped(String),
+    /// A command record's seq differs from the seq inside the command it holds.
+    #[error("command journal record {record_seq} holds command seq {command_seq}")]
+    CommandSeqMismatch {
+        /// The record's seq.
+        record_seq: u64,
+        /// The decoded command's seq.
+        command_seq: u64,
+    },
     /// A command arrived with a sequence number other than the next one.
     #[error("command seq {found} out of order, expected {expected}")]
     SeqOutOfOrder {
@@ -147,16 +175,18 @@ pub struct DurableEngine {
     engine: Engine,
     engine_config: EngineConfig,
     commands: JournalWriter,
-    events: JournalWriter,
+    /// The event journal, on its own thread.
+    events: EventJournal,
     dir: PathBuf,
     snapshot_every_commands: u64,
     commands_since_snapshot: u64,
     snapshot_in_flight: Arc<AtomicBool>,
     /// Held for the engine's life: the directory's single-writer lock.
     _lock: fs::File,
-    /// The first journal failure. After it the engine processes nothing more: a command it
-    /// cannot journal must not be acknowledged, and nothing after it may be either.
-    failure: Option<String>,
+    /// The first journal failure (shared with the event-journal thread and the host). After it
+    /// the engine processes nothing more: a command it cannot journal must not be acknowledged,
+    /// and nothing after it may be either.
+    failure: Arc<FailureSlot>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DurableError + '_ {
@@ -197,21 +227,72 @@ impl DurableEngine {
             Err(fs::TryLockError::WouldBlock) => return Err(DurableError::Locked { dir }),
             Err(fs::TryLockError::Error(e)) => return Err(io_err(&dir)(e)),
         }
-        let (commands, commands_report) = JournalWriter::open(dir.join("commands"), config.journal)?;
-        let (mut events, events_report) = JournalWriter::open(dir.join("events"), config.journal)?;
+        // Records a snapshot covers are never replayed, so opening a journal need not read the
+        // sealed segments that hold only such records (their headers are still checked, and
+        // every record recovery does read is checked by its reader): restart time follows the
+        // journal's tail, not its length. If the newest snapshot turns out unusable, recovery
+        // replays from an older one through a reader, which checks each record it reads.
+        let snapshots = list_snapshots(&dir)?;
+        let commands_scan_from = snapshots.last().map_or(0, |(seq, _)| seq + 1);
+        let (commands, commands_report) =
+            JournalWriter::open_scanning_from(dir.join("commands"), config.journal, commands_scan_from)?;
         let last_command = commands_report.next_seq() - 1;
 
+        let load = |path: &Path| {
+            read_snapshot(path).and_then(|bytes| {
+                Engine::from_snapshot(engine_config.clone(), &bytes)
+                    .map_err(|source| DurableError::Snapshot { path: path.to_path_buf(), source })
+            })
+        };
         let mut snapshots_skipped = Vec::new();
-        let mut restored = None;
-        for (seq, path) in list_snapshots(&dir)?.into_iter().rev() {
+        let mut usable = Vec::new();
+        for (seq, path) in snapshots.into_iter().rev() {
             if seq > last_command {
                 snapshots_skipped.push(format!("{}: newer than the command journal", path.display()));
-                continue;
+            } else {
+                usable.push((seq, path));
             }
-            match read_snapshot(&path).and_then(|bytes| {
-                Engine::from_snapshot(engine_config.clone(), &bytes)
-                    .map_err(|source| DurableError::Snapshot { path: path.clone(), source })
-            }) {
+        }
+        let mut candidates = usable.into_iter();
+        // The newest readable snapshot decides where the event journal is read from.
+        let mut newest_readable = None;
+        for (seq, path) in candidates.by_ref() {
+            match load(&path) {
+                Ok(engine) => {
+                    newest_readable = Some((seq, path, engine));
+                    break;
+                }
+                Err(e) => snapshots_skipped.push(e.to_string()),
+            }
+        }
+        let events_scan_from = newest_readable.as_ref().map_or(0, |(_, _, engine)| engine.next_event_seq());
+        let (mut events, events_report) =
+            JournalWriter::open_scanning_from(dir.join("events"), config.journal, events_scan_from)?;
+        let events_next = events_report.next_seq();
+
+        let mut restored = None;
+        let mut next = newest_readable.map(|(seq, path, engine)| (seq, path, Ok(engine)));
+        loop {
+            let (seq, path, loaded) = match next.take() {
+                Some(candidate) => candidate,
+                None => match candidates.next() {
+                    Some((seq, path)) => {
+                        let loaded = load(&path);
+                        (seq, path, loaded)
+                    }
+                    None => break,
+                },
+            };
+            match loaded {
+                // The event journal is written off the matching thread, so it may end before a
+                // snapshot's first event (a crash with events still in the ring). Replaying from
+                // this snapshot could not regenerate those; an older one (or the start) can.
+                Ok(engine) if engine.next_event_seq() > events_next => snapshots_skipped.push(format!(
+                    "{}: the event journal ends at event {}, before this snapshot's event {}",
+                    path.display(),
+                    events_next - 1,
+                    engine.next_event_seq()
+                )),
                 Ok(engine) => {
                     restored = Some((seq, engine));
                     break;
@@ -226,7 +307,6 @@ impl DurableEngine {
 
         // Replay the command tail, pairing each event with the journaled one.
         let first_event = engine.next_event_seq();
-        let events_next = events_report.next_seq();
         let verifier = if first_event < events_next {
             EventVerifier::open(&dir.join("events"), first_event)?
         } else {
@@ -237,20 +317,24 @@ impl DurableEngine {
             ReplayCheck { verifier, writer: &mut events, events_next, regenerated: 0, error: None };
         let from = snapshot_seq.map_or(1, |s| s + 1);
         if from <= last_command {
-            let mut reader = JournalReader::open(dir.join("commands"), from)?;
-            while let Some(record) = reader.next_record()? {
-                let command = Command::decode(record.payload).map_err(|source| DurableError::Codec {
-                    journal: "commands",
-                    seq: record.seq,
-                    source,
-                })?;
-                engine.process(&command, &mut check);
-                if let Some(e) = check.error.take() {
-                    return Err(e);
+            // Read ahead on the feed thread: validating and decoding the next batch overlaps
+            // matching this one.
+            let mut feed =
+                CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_BATCH_DEFAULT)?;
+            loop {
+                let batch = feed.next_batch()?;
+                if batch.is_empty() {
+                    break;
                 }
-                commands_replayed += 1;
-                if commands_replayed % PROGRESS_EVERY_COMMANDS == 0 {
-                    progress(commands_replayed, last_command - from + 1);
+                for command in batch {
+                    engine.process(command, &mut check);
+                    if let Some(e) = check.error.take() {
+                        return Err(e);
+                    }
+                    commands_replayed += 1;
+                    if commands_replayed % PROGRESS_EVERY_COMMANDS == 0 {
+                        progress(commands_replayed, last_command - from + 1);
+                    }
                 }
             }
         }
@@ -264,6 +348,8 @@ impl DurableEngine {
                 replayed_last: engine.next_event_seq() - 1,
             });
         }
+        let failure = Arc::new(FailureSlot::default());
+        let events = EventJournal::start(events, Arc::clone(&failure), config.event_thread)?;
         let durable = DurableEngine {
             engine,
             engine_config,
@@ -274,7 +360,7 @@ impl DurableEngine {
             commands_since_snapshot: commands_replayed,
             snapshot_in_flight: Arc::new(AtomicBool::new(false)),
             _lock: lock,
-            failure: None,
+            failure,
         };
         let recovery = DurableRecovery {
             commands: commands_report,
@@ -288,11 +374,11 @@ impl DurableEngine {
         Ok((durable, recovery))
     }
 
-    /// Journals `command`, processes it, journals its events, then hands them to `sink`.
-    /// The command's seq must be [`DurableEngine::next_command_seq`].
+    /// Journals `command`, processes it, hands its events to the event-journal thread and to
+    /// `sink`. The command's seq must be [`DurableEngine::next_command_seq`].
     pub fn process<S: EventSink>(&mut self, command: &Command, sink: &mut S) -> Result<(), DurableError> {
-        if let Some(e) = &self.failure {
-            return Err(DurableError::Stopped(e.clone()));
+        if self.failure.is_failed() {
+            return Err(self.stopped());
         }
         let expected = self.commands.next_seq();
         if command.header.seq != expected {
@@ -303,18 +389,65 @@ impl DurableEngine {
                 command.encode(buf)
             })
         {
-            self.failure = Some(e.to_string());
+            self.failure.record(format!("command journal: {e}"));
             return Err(e.into());
         }
-        let mut tee = JournalTee { journal: &mut self.events, sink, error: None };
+        let mut tee = JournalTee { journal: &mut self.events, sink, lost: false };
         self.engine.process(command, &mut tee);
-        if let Some(e) = tee.error {
-            self.failure = Some(e.to_string());
-            return Err(e.into());
+        let lost = tee.lost;
+        self.events.wake();
+        if lost {
+            return Err(self.stopped());
         }
         self.commands_since_snapshot += 1;
         if self.snapshot_every_commands > 0 && self.commands_since_snapshot >= self.snapshot_every_commands {
             self.snapshot_in_background();
+        }
+        Ok(())
+    }
+
+    fn stopped(&self) -> DurableError {
+        DurableError::Stopped(self.failure.message().unwrap_or_else(|| "journal failure".into()))
+    }
+
+    /// A handle on the journals' health for the host: once a journal write fails the engine
+    /// stops, and the host must stop taking orders and say why.
+    pub fn health(&self) -> JournalHealth {
+        JournalHealth(Arc::clone(&self.failure))
+    }
+
+    /// Waits for the journals' background work started by `open` (the next segment file of each
+    /// journal, made by helper threads): a benchmark calls it before a timed loop so that the
+    /// helpers' page zeroing does not compete with it. A venue never needs to.
+    pub fn wait_background(&mut self) -> Result<(), DurableError> {
+        self.commands.wait_spare()?;
+        self.events.wait_ready();
+        match self.failure.message() {
+            Some(e) => Err(DurableError::Stopped(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Highest event seq the event-journal thread has appended so far (it trails the engine).
+    pub fn events_written_seq(&self) -> u64 {
+        self.events.written_seq()
+    }
+
+    /// Waits until every event produced so far is in the event journal (tools and tests that
+    /// read the event journal while the engine is open).
+    pub fn flush_events(&self) -> Result<(), DurableError> {
+        self.events.wait_written(self.engine.next_event_seq() - 1).map_err(DurableError::Stopped)
+    }
+
+    /// Stops the event-journal thread after it has appended every event, and syncs both journals
+    /// unless the policy is page-cache. Dropping the engine does the same but cannot report.
+    pub fn close(mut self) -> Result<(), DurableError> {
+        self.events.stop()?;
+        if let Some(e) = self.failure.message() {
+            return Err(DurableError::Stopped(e));
+        }
+        if self.commands.config().sync != SyncPolicy::PageCache {
+            self.commands.sync()?;
         }
         Ok(())
     }
@@ -394,36 +527,31 @@ impl DurableEngine {
 
 impl engine::Processor for DurableEngine {
     fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S) {
-        // The runner has no error path: a journal failure stops processing (logged once), so
-        // nothing after it is acknowledged; `failure` keeps the cause.
-        let already_failed = self.failure.is_some();
-        if let Err(e) = DurableEngine::process(self, cmd, sink) {
-            if !already_failed {
-                eprintln!("engine stopped: {e}");
-            }
-        }
+        // The runner has no error path. A journal failure stops processing, so nothing after it
+        // is acknowledged; the cause is in the shared failure slot, which the host watches
+        // through `health()` and reports (and stops taking orders).
+        let _ = DurableEngine::process(self, cmd, sink);
     }
 }
 
-/// Appends each event to the event journal, then forwards it.
+/// Hands each event to the event-journal thread, then forwards it. Once the event journal has
+/// failed nothing more is forwarded: the venue is stopping.
 struct JournalTee<'a, S> {
-    journal: &'a mut JournalWriter,
+    journal: &'a mut EventJournal,
     sink: &'a mut S,
-    error: Option<JournalError>,
+    lost: bool,
 }
 
 impl<S: EventSink> EventSink for JournalTee<'_, S> {
     #[inline]
     fn event(&mut self, event: &Event) {
-        if self.error.is_some() {
+        if self.lost {
             return;
         }
-        match self
-            .journal
-            .append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
-        {
-            Ok(()) => self.sink.event(event),
-            Err(e) => self.error = Some(e),
+        if self.journal.push(event) {
+            self.sink.event(event);
+        } else {
+            self.lost = true;
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Durability for the matching engine: the write-ahead journal (memory-mapped, preallocated
 //! segment files of checksummed, sequenced records), snapshots on disk, and the
-//! [`DurableEngine`] that journals every command before the [`engine::Engine`] processes it and
-//! every event before anyone sees it. Shell code (it does I/O, holds a lock file and runs a
-//! snapshot thread); the matching core in `engine` never calls it.
+//! [`DurableEngine`] that journals every command before the [`engine::Engine`] processes it
+//! and every event after (on the matching thread, or on a thread of its own: events are
+//! derivable from the commands, and recovery rewrites any a crash cut off before anyone reads
+//! the event journal). Shell code (it does I/O, holds a lock file, runs a snapshot thread and
+//! optionally an event-journal thread); the matching core in `engine` never calls it.
 //!
 //! # On disk
 //!
@@ -62,8 +64,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod command_batches;
 mod durability;
 mod durable;
+mod event_thread;
 mod reader;
 mod record;
 mod recovery;
@@ -76,10 +80,12 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use command_batches::{CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT, COMMAND_FEED_DEPTH};
 pub use durability::JournalProgress;
 pub use durable::{
     DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier, PROGRESS_EVERY_COMMANDS,
 };
+pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{
     Record, RecordFault, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX,

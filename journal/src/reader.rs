@@ -31,13 +31,30 @@ pub(crate) struct Cursor {
     seg: SegmentMap,
     offset: usize,
     next_seq: u64,
+    /// Each segment will be read through to its end (a reader, not a tailer waiting at the
+    /// live end): ask the kernel for read-ahead and every page mapped at once.
+    read_ahead: bool,
 }
 
 impl Cursor {
     /// At the first record of the segment file `path`, whose name says `first_seq`.
-    pub(crate) fn open(dir: &Path, path: &Path, first_seq: u64) -> Result<Cursor, JournalError> {
+    pub(crate) fn open(
+        dir: &Path,
+        path: &Path,
+        first_seq: u64,
+        read_ahead: bool,
+    ) -> Result<Cursor, JournalError> {
         let seg = SegmentMap::open_read(path, first_seq)?;
-        Ok(Cursor { dir: dir.to_path_buf(), seg, offset: SEGMENT_HEADER_LEN, next_seq: first_seq })
+        if read_ahead {
+            seg.advise_sequential_read();
+        }
+        Ok(Cursor {
+            dir: dir.to_path_buf(),
+            seg,
+            offset: SEGMENT_HEADER_LEN,
+            next_seq: first_seq,
+            read_ahead,
+        })
     }
 
     /// Seq of the next record.
@@ -91,6 +108,9 @@ impl Cursor {
             let path = self.dir.join(segment_file_name(self.next_seq));
             match SegmentMap::open_read(&path, self.next_seq) {
                 Ok(next) => {
+                    if self.read_ahead {
+                        next.advise_sequential_read();
+                    }
                     self.seg = next;
                     self.offset = SEGMENT_HEADER_LEN;
                 }
@@ -160,7 +180,7 @@ impl JournalReader {
         let dir = dir.as_ref();
         let listing = Listing::read(dir)?;
         let cursor = match (listing.segment_for(from_seq), listing.segments.first()) {
-            (Some((first, path)), _) => Some(Cursor::open(dir, path, *first)?),
+            (Some((first, path)), _) => Some(Cursor::open(dir, path, *first, true)?),
             (None, Some((first, _))) => {
                 return Err(JournalError::SeqBeforeStart { seq: from_seq, first: *first })
             }

@@ -111,7 +111,22 @@ pub(crate) const fn aligned(len: usize) -> usize {
     (len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
 }
 
+/// Writes the header fields after the length word (CRC, seq, kind, reserved) of a record whose
+/// payload is already in place. `after_len_word` is the record from byte 4 (just past the length
+/// word, which only atomic accesses may touch) to its end. One CRC pass over the contiguous
+/// seq..payload bytes; the same bytes as [`header_tail`] would give.
+#[inline]
+pub(crate) fn frame_in_place(after_len_word: &mut [u8], kind: u16, seq: u64) {
+    const AT: usize = 4;
+    after_len_word[CRC_FROM - AT..KIND_AT - AT].copy_from_slice(&seq.to_le_bytes());
+    after_len_word[KIND_AT - AT..RESERVED_AT - AT].copy_from_slice(&kind.to_le_bytes());
+    after_len_word[RESERVED_AT - AT..RECORD_HEADER_LEN - AT].fill(0);
+    let crc = crc32c::crc32c(&after_len_word[CRC_FROM - AT..]);
+    after_len_word[CRC_AT - AT..CRC_FROM - AT].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// The header bytes after the length word (CRC, seq, kind, reserved), CRC included.
+#[cfg(test)]
 #[inline]
 pub(crate) fn header_tail(kind: u16, seq: u64, payload: &[u8]) -> [u8; RECORD_HEADER_LEN - 4] {
     let mut h = [0u8; RECORD_HEADER_LEN];
@@ -220,6 +235,17 @@ mod tests {
             let mut bad = buf.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
             assert!(!matches!(check(&bad), Slot::Record(_)), "flipping bit {bit} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn framing_in_place_writes_the_same_header() {
+        for payload in [&b""[..], b"x", b"hello journal, a longer payload than one u64"] {
+            let len = RECORD_HEADER_LEN + payload.len();
+            let mut rec = vec![0u8; len];
+            rec[RECORD_HEADER_LEN..].copy_from_slice(payload);
+            frame_in_place(&mut rec[4..], 2, 0x0102_0304_0506);
+            assert_eq!(rec[4..RECORD_HEADER_LEN], header_tail(2, 0x0102_0304_0506, payload));
         }
     }
 

@@ -11,6 +11,11 @@
 //!   non-zero bytes follow it and none of them is a valid record, they are a torn tail: zeroed
 //!   and reported ([`TornTail`]). If a valid record follows, the damage is in the middle of the
 //!   data: [`JournalError::Corrupt`], never a silent skip.
+//!
+//! One exception, asked for by the caller: a sealed segment whose records all lie before
+//! `scan_from_seq` (records a snapshot covers, which recovery will never read) has its header
+//! checked and its record count taken from the next segment's name, without reading its records.
+//! Their frames and CRCs are still checked by every reader that reads them.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +50,10 @@ pub struct RecoveryReport {
     pub ignored_count: usize,
     /// A spare segment left by an earlier writer was deleted.
     pub removed_spare: bool,
+    /// Sealed segments not read at open because every record in them lies before the seq the
+    /// caller asked to scan from ([`super::JournalWriter::open_scanning_from`]): their headers
+    /// were checked, their records are checked by whoever reads them.
+    pub segments_not_scanned: usize,
 }
 
 impl RecoveryReport {
@@ -122,7 +131,7 @@ pub(crate) struct Recovered {
 
 /// Verifies the journal in `dir` and repairs its torn tail. `first_seq` names the first
 /// segment of an empty journal.
-pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalError> {
+pub(crate) fn recover(dir: &Path, first_seq: u64, scan_from_seq: u64) -> Result<Recovered, JournalError> {
     let listing = Listing::read(dir)?;
     let mut report = RecoveryReport {
         ignored_files: listing.ignored.clone(),
@@ -140,6 +149,10 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
     report.first_seq = *first;
     let mut next_seq = *first;
     let count = listing.segments.len();
+    // The sealed segments (all but the last) are verified on a few threads at once: each starts
+    // at the seq its file name says, so they do not depend on each other, and the results are
+    // then taken in segment order, so the first problem reported is the same as one thread's.
+    let mut sealed = verify_sealed(&listing.segments, scan_from_seq).into_iter();
     for (i, (name_seq, path)) in listing.segments.iter().enumerate() {
         if *name_seq != next_seq {
             return Err(JournalError::MissingSegment { expected: next_seq, found: Some(path.clone()) });
@@ -147,8 +160,12 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
         report.segments += 1;
         let is_last = i + 1 == count;
         if !is_last {
-            let seg = SegmentMap::open_read(path, *name_seq)?;
-            match scan(&seg, &mut next_seq, &mut report.records)? {
+            let Some(verified) = sealed.next() else { unreachable!("one result per sealed segment") };
+            let (end, records_in_segment, scanned) = verified?;
+            report.segments_not_scanned += usize::from(!scanned);
+            next_seq += records_in_segment;
+            report.records += records_in_segment;
+            match end {
                 ScanEnd::Marker => continue,
                 ScanEnd::Open(offset) => {
                     return Err(JournalError::Unterminated { segment: path.clone(), offset: offset as u64 })
@@ -180,6 +197,57 @@ pub(crate) fn recover(dir: &Path, first_seq: u64) -> Result<Recovered, JournalEr
         return Ok(Recovered { report, next_seq, tail: Some((seg, offset)) });
     }
     unreachable!("the loop returns at the last segment")
+}
+
+/// Most threads verifying sealed segments at once.
+const VERIFY_THREADS_MAX: usize = 4;
+
+/// What verifying one sealed segment found: how its records end, how many there are, and
+/// whether they were read (`false`: only the header, see [`verify_sealed`]).
+type SealedResult = Result<(ScanEnd, u64, bool), JournalError>;
+
+/// Scans each sealed segment (every segment of `segments` but the last) from the seq its name
+/// says; per segment, how its records end and how many there are. In segment order, whatever
+/// thread did the work. A segment whose records all lie before `scan_from_seq` (the next
+/// segment's name is at most `scan_from_seq`) is not read: its header is checked and its
+/// record count is the difference of the two names.
+fn verify_sealed(segments: &[(u64, PathBuf)], scan_from_seq: u64) -> Vec<SealedResult> {
+    let count = segments.len().saturating_sub(1);
+    let verify_one = |i: usize| -> SealedResult {
+        let (name_seq, path) = &segments[i];
+        let seg = SegmentMap::open_read(path, *name_seq)?;
+        let next_name = segments[i + 1].0;
+        if next_name <= scan_from_seq && next_name > *name_seq {
+            return Ok((ScanEnd::Marker, next_name - name_seq, false));
+        }
+        seg.advise_sequential_read();
+        let (mut next_seq, mut records) = (*name_seq, 0);
+        let end = scan(&seg, &mut next_seq, &mut records)?;
+        Ok((end, records, true))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(VERIFY_THREADS_MAX);
+    if threads <= 1 || count <= 1 {
+        return (0..count).map(verify_one).collect();
+    }
+    // Segment i goes to thread i % threads: neighbours run side by side.
+    let mut results: Vec<Option<SealedResult>> = (0..count).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let verify_one = &verify_one;
+                scope.spawn(move || {
+                    (t..count).step_by(threads).map(|i| (i, verify_one(i))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for worker in workers {
+            let done = worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (i, result) in done {
+                results[i] = Some(result);
+            }
+        }
+    });
+    results.into_iter().map(|r| r.unwrap_or_else(|| unreachable!("every segment is verified"))).collect()
 }
 
 /// Zeroes the non-zero bytes from `offset` to the end of the last segment, unless a valid

@@ -242,6 +242,16 @@ impl SegmentMap {
         })
     }
 
+    /// Tells the kernel this mapping is about to be read front to back: read ahead
+    /// aggressively (`MADV_SEQUENTIAL`) and map every page now (`MADV_POPULATE_READ`, one
+    /// system call instead of a fault per 64 KiB). Advice only: a kernel that does not know it
+    /// refuses it and reading works as before, so errors are ignored.
+    pub(crate) fn advise_sequential_read(&self) {
+        let _ = self.map.advise(memmap2::Advice::Sequential);
+        #[cfg(target_os = "linux")]
+        let _ = self.map.advise(memmap2::Advice::PopulateRead);
+    }
+
     /// The file.
     pub(crate) fn path(&self) -> &Path {
         &self.path

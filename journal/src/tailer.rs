@@ -36,7 +36,7 @@ impl Tailer {
         let listing = Listing::read(&self.dir)?;
         match (listing.segment_for(self.from_seq), listing.segments.first()) {
             (Some((first, path)), _) => {
-                self.cursor = Some(Cursor::open(&self.dir, path, *first)?);
+                self.cursor = Some(Cursor::open(&self.dir, path, *first, false)?);
                 Ok(())
             }
             (None, Some((first, _))) => {

@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use super::durability::{JournalProgress, PeriodicSyncer, Shared};
-use super::record::{aligned, header_tail, KIND_SEGMENT_END, RECORD_HEADER_LEN};
+use super::record::{aligned, frame_in_place, KIND_SEGMENT_END, RECORD_HEADER_LEN};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{SegmentMap, Spare, SEGMENT_HEADER_LEN};
 use super::stats::APPEND_SAMPLE_EVERY;
@@ -41,6 +41,8 @@ pub struct JournalWriter {
     shared: Arc<Shared>,
     /// The next segment file, being prepared by a helper thread.
     spare: Option<JoinHandle<Result<Spare, JournalError>>>,
+    /// The next segment file, ready ([`JournalWriter::wait_spare`] collected it).
+    spare_ready: Option<Spare>,
     periodic: Option<PeriodicSyncer>,
 }
 
@@ -52,10 +54,23 @@ impl JournalWriter {
         dir: impl AsRef<Path>,
         config: JournalConfig,
     ) -> Result<(JournalWriter, RecoveryReport), JournalError> {
+        JournalWriter::open_scanning_from(dir, config, 0)
+    }
+
+    /// [`JournalWriter::open`], but a sealed segment whose records all come before
+    /// `scan_from_seq` is not read: its header is checked, its records are left to whoever
+    /// reads them (a reader checks every frame and CRC it reads). For an owner that will never
+    /// read those records, such as a durable engine restoring a snapshot that covers them: the
+    /// time to open then depends on the journal's tail, not its length.
+    pub fn open_scanning_from(
+        dir: impl AsRef<Path>,
+        config: JournalConfig,
+        scan_from_seq: u64,
+    ) -> Result<(JournalWriter, RecoveryReport), JournalError> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| JournalError::io(&dir, e))?;
-        let recovered = recover(&dir, config.first_seq)?;
+        let recovered = recover(&dir, config.first_seq, scan_from_seq)?;
         let mut report = recovered.report;
         let next_seq = recovered.next_seq;
         let (active, cursor) = match recovered.tail {
@@ -76,6 +91,7 @@ impl JournalWriter {
         };
         let mut writer = JournalWriter {
             spare: None,
+            spare_ready: None,
             dir,
             config,
             active,
@@ -169,16 +185,11 @@ impl JournalWriter {
     fn publish(&mut self, kind: u16, seq: u64, payload_len: usize) {
         let at = self.cursor;
         let len = RECORD_HEADER_LEN + payload_len;
-        let tail = {
-            // SAFETY: in bounds (checked by the caller); the payload was just written by this
-            // writer and is not published, so no one else looks at it.
-            let payload = unsafe { self.active.bytes(at + RECORD_HEADER_LEN..at + len) };
-            header_tail(kind, seq, payload)
-        };
-        // SAFETY: bytes 4..24 of the unpublished record at the cursor: in bounds, writable,
-        // this writer's alone. The length word (bytes 0..4) is not in the range: readers
-        // poll it, and it is only ever stored atomically below.
-        unsafe { self.active.bytes_mut(at + 4..at + RECORD_HEADER_LEN) }.copy_from_slice(&tail);
+        // SAFETY: bytes 4..len of the unpublished record at the cursor: in bounds (checked by
+        // the caller), writable, this writer's alone (the payload was just written by it). The
+        // length word (bytes 0..4) is not in the range: readers poll it, and it is only ever
+        // stored atomically below.
+        frame_in_place(unsafe { self.active.bytes_mut(at + 4..at + len) }, kind, seq);
         // Publication: everything above happens-before a reader's Acquire load that sees it.
         self.active.len_word(at).store(len as u32, Ordering::Release);
         self.shared.stats.appended(aligned(len));
@@ -194,11 +205,10 @@ impl JournalWriter {
             self.publish(KIND_SEGMENT_END, self.next_seq, 0);
             self.sealed = true;
         }
-        let spare = match self.spare.take() {
-            Some(helper) => helper.join().unwrap_or_else(|_| {
-                Err(JournalError::BackgroundSync("spare segment helper panicked".into()))
-            })?,
-            None => Spare::create(&self.dir, self.config.segment_size_bytes)?,
+        let spare = match (self.spare_ready.take(), self.spare.take()) {
+            (Some(ready), _) => ready,
+            (None, Some(helper)) => join_spare(helper)?,
+            (None, None) => Spare::create(&self.dir, self.config.segment_size_bytes)?,
         };
         let next = Arc::new(spare.install(&self.dir, self.next_seq)?);
         let old = std::mem::replace(&mut self.active, Arc::clone(&next));
@@ -229,6 +239,17 @@ impl JournalWriter {
                 Spare::create(&dir, size)
             })
             .ok();
+    }
+
+    /// Waits until the helper thread has made the next segment file (it zeroes and maps a whole
+    /// segment, which takes milliseconds of a core). Appends never need this; it is for a
+    /// thread that would rather pay that wait now than have the helper compete with what comes
+    /// next (a benchmark's timed loop, a journal thread before it starts taking records).
+    pub fn wait_spare(&mut self) -> Result<(), JournalError> {
+        if let Some(helper) = self.spare.take() {
+            self.spare_ready = Some(join_spare(helper)?);
+        }
+        Ok(())
     }
 
     /// Msyncs everything appended since the last sync (and any segment rolled since), then
@@ -306,6 +327,12 @@ impl Drop for JournalWriter {
         // Best effort; `close` reports the error.
         let _ = self.shutdown();
     }
+}
+
+fn join_spare(helper: JoinHandle<Result<Spare, JournalError>>) -> Result<Spare, JournalError> {
+    helper
+        .join()
+        .unwrap_or_else(|_| Err(JournalError::BackgroundSync("spare segment helper panicked".into())))
 }
 
 /// Zeroes a payload buffer if the closure filling it panics, so no stray non-zero byte is left

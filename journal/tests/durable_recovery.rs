@@ -46,6 +46,7 @@ fn config(dir: &std::path::Path, snapshot_every: u64) -> DurableConfig {
         dir: dir.to_path_buf(),
         journal: JournalConfig { segment_size_bytes: 64 * 1024, ..JournalConfig::default() },
         snapshot_every_commands: snapshot_every,
+        event_thread: false,
     }
 }
 
@@ -198,5 +199,139 @@ fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_gone() {
     }
     drop(first);
     DurableEngine::open(EngineConfig::default(), config(&dir, 0)).expect("the lock is released on drop");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_snapshot_past_the_end_of_the_event_journal_is_skipped_and_its_events_regenerated() {
+    // The event journal is written off the matching thread, so a crash can leave it behind a
+    // snapshot. Recovery must not start from such a snapshot: it could not write the events
+    // between the journal's end and the snapshot again.
+    let dir = temp_dir("behind");
+    let cmds = commands(5, 1_500);
+    let keep_events;
+    {
+        let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+        let mut sink = Vec::new();
+        for c in &cmds[..500] {
+            durable.process(c, &mut sink).unwrap();
+        }
+        keep_events = sink.len() as u64;
+        for c in &cmds[500..1_000] {
+            durable.process(c, &mut sink).unwrap();
+        }
+        durable.snapshot_now().unwrap();
+        for c in &cmds[1_000..] {
+            durable.process(c, &mut sink).unwrap();
+        }
+        durable.close().unwrap();
+    }
+    // As a crash leaves it: the event journal holds only the first 500 commands' events. Rewrite
+    // it that way (a fresh journal of those events) rather than editing segment bytes.
+    let (_, reference_events) = reference(&cmds);
+    std::fs::remove_dir_all(dir.join("events")).unwrap();
+    {
+        let (mut w, _) = journal::JournalWriter::open(
+            dir.join("events"),
+            JournalConfig { segment_size_bytes: 64 * 1024, ..JournalConfig::default() },
+        )
+        .unwrap();
+        for e in &reference_events[..keep_events as usize] {
+            w.append_with(journal::RecordKind::Event, e.seq, engine::codec::EVENT_ENCODED_LEN_MAX, |buf| {
+                e.encode(buf)
+            })
+            .unwrap();
+        }
+    }
+
+    let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    assert_eq!(recovery.snapshot_seq, None, "the snapshot at 1000 is past the event journal's end");
+    assert_eq!(recovery.snapshots_skipped.len(), 1, "{:?}", recovery.snapshots_skipped);
+    assert!(
+        recovery.snapshots_skipped[0].contains(&format!("event journal ends at event {keep_events}")),
+        "{:?}",
+        recovery.snapshots_skipped
+    );
+    assert_eq!(recovery.events_verified, keep_events);
+    assert_eq!(recovery.events_regenerated as usize, reference_events.len() - keep_events as usize);
+    let (reference_engine, _) = reference(&cmds);
+    assert_same_books(durable.engine(), &reference_engine);
+    durable.close().unwrap();
+    let events: Vec<Event> = journal::JournalReader::open_from_start(dir.join("events"))
+        .unwrap()
+        .map(|r| Event::decode(&r.unwrap().payload).unwrap())
+        .collect();
+    assert_eq!(events, reference_events, "the event journal is whole again");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_journal_write_failure_stops_the_engine_and_the_host_sees_why() {
+    for event_thread in [false, true] {
+        journal_write_failure_stops_the_engine(event_thread);
+    }
+}
+
+fn journal_write_failure_stops_the_engine(event_thread: bool) {
+    let dir = temp_dir(&format!("fail-{event_thread}"));
+    let cmds = commands(6, 20_000);
+    let (mut durable, _) =
+        DurableEngine::open(EngineConfig::default(), DurableConfig { event_thread, ..config(&dir, 0) })
+            .unwrap();
+    let health = durable.health();
+    let mut sink = Vec::new();
+    for c in &cmds[..100] {
+        durable.process(c, &mut sink).unwrap();
+    }
+    assert_eq!(health.failure(), None);
+    // The data directory disappears under the venue: the next segment cannot be put in place.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let mut failed_at = None;
+    for (i, c) in cmds[100..].iter().enumerate() {
+        // The runner's path: no error return, the failure goes to the shared health.
+        engine::Processor::process(&mut durable, c, &mut sink);
+        if health.is_failed() {
+            failed_at = Some(100 + i);
+            break;
+        }
+    }
+    let failed_at = failed_at.expect("a journal without its directory must fail at the next segment");
+    let message = health.failure().unwrap();
+    assert!(message.contains("journal") && message.contains("No such file"), "{message}");
+    // Nothing more is processed or forwarded, and the caller that can see errors is told why.
+    let n = sink.len();
+    match durable.process(&cmds[failed_at + 1], &mut sink) {
+        Err(journal::DurableError::Stopped(why)) => assert_eq!(why, message),
+        other => panic!("expected Stopped, got {other:?}"),
+    }
+    assert_eq!(sink.len(), n);
+    assert!(matches!(durable.close(), Err(journal::DurableError::Stopped(_))));
+}
+
+#[test]
+fn restart_reads_only_the_segments_past_the_snapshot() {
+    let dir = temp_dir("covered");
+    let cmds = commands(7, 3_000);
+    {
+        let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+        let mut sink = Vec::new();
+        for (i, c) in cmds.iter().enumerate() {
+            durable.process(c, &mut sink).unwrap();
+            if i + 1 == 2_500 {
+                durable.snapshot_now().unwrap();
+            }
+        }
+        durable.close().unwrap();
+    }
+    let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    assert_eq!(recovery.snapshot_seq, Some(2_500));
+    assert!(recovery.commands.segments_not_scanned > 0, "{:?}", recovery.commands);
+    assert!(recovery.events.segments_not_scanned > 0, "{:?}", recovery.events);
+    assert!(recovery.commands.segments_not_scanned < recovery.commands.segments);
+    assert_eq!(recovery.commands.last_seq, Some(3_000));
+    let (reference_engine, reference_events) = reference(&cmds);
+    assert_eq!(recovery.events.last_seq, Some(reference_events.len() as u64));
+    assert_same_books(durable.engine(), &reference_engine);
+    drop(durable);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -240,6 +240,41 @@ fn flipped_bit_in_the_middle_record_is_an_error_naming_segment_and_offset() {
 }
 
 #[test]
+fn segments_before_the_scan_start_are_not_read_at_open_but_their_readers_still_check() {
+    let dir = TempDir::new("scanfrom");
+    write_journal(dir.path(), 6_000);
+    let files = segments(dir.path());
+    assert!(files.len() >= 4, "the test needs several sealed segments");
+    let second: u64 = files[1].file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let third: u64 = files[2].file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let offsets = record_offsets(&files[1]);
+    let at = offsets[offsets.len() / 2];
+    patch(&files[1], at + RECORD_HEADER_LEN + 5, |b| b[0] ^= 0x10);
+
+    // Scanning from the first record of the third segment: the damaged second segment holds
+    // only earlier records, so opening does not read it (nor the first).
+    let (w, report) = JournalWriter::open_scanning_from(dir.path(), config(), third).unwrap();
+    assert_eq!((report.segments_not_scanned, report.records, report.last_seq), (2, 6_000, Some(6_000)));
+    assert_eq!(w.next_seq(), 6_001);
+    drop(w);
+    // One record further back and the second segment is read: the damage is found.
+    let err = JournalWriter::open_scanning_from(dir.path(), config(), third - 1).unwrap_err();
+    assert!(
+        matches!(&err, JournalError::Corrupt { segment, offset, .. } if segment == &files[1] && *offset == at as u64)
+    );
+    // A reader of those records still checks them, naming the segment and offset.
+    let mut reader = JournalReader::open(dir.path(), second).unwrap();
+    let err = loop {
+        match reader.next_record() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("reader missed the corruption"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, JournalError::Corrupt { offset, .. } if offset == at as u64));
+}
+
+#[test]
 fn corruption_in_the_last_segment_followed_by_valid_records_is_not_a_torn_tail() {
     let dir = TempDir::new("lastmiddle");
     write_journal(dir.path(), 1_000);

@@ -11,7 +11,10 @@ use clap::Parser;
 use engine::codec::COMMAND_ENCODED_LEN_MAX;
 use engine::{Command, CountingSink, Engine, EngineConfig};
 use harness::gen::{generate, GenConfig, Mix};
-use journal::{DurableConfig, DurableEngine, JournalConfig, JournalReader, JournalWriter, RecordKind};
+use journal::{
+    CommandBatches, CommandFeed, DurableConfig, DurableEngine, JournalConfig, JournalWriter, RecordKind,
+    COMMAND_BATCH_DEFAULT,
+};
 
 #[derive(Parser)]
 #[command(about = "Journal append, journaling overhead, replay speed and restart time")]
@@ -39,6 +42,18 @@ struct Args {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// CPU seconds used so far by `clock` (`CLOCK_THREAD_CPUTIME_ID`: this thread;
+/// `CLOCK_PROCESS_CPUTIME_ID`: every thread of the process). On a machine shared with other
+/// work, wall-clock rates fall with every time slice the loop loses; CPU time does not, so the
+/// CPU figures are the ones to compare when the machine is loaded.
+fn cpu_s(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; both clock ids exist on every Linux.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime failed");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 fn fresh(dir: &Path) {
@@ -103,6 +118,9 @@ fn main() {
 
     // 2. Engine alone vs engine + both journals, same stream, alternating runs.
     let (mut off, mut on) = (Vec::new(), Vec::new());
+    let (mut off_cpu, mut on_cpu, mut on_all_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut thread_on, mut thread_cpu, mut thread_all_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let n = workload.stream.len() as f64;
     for run in 0..=args.runs {
         let mut engine = Engine::new(engine_config.clone());
         let mut sink = CountingSink::default();
@@ -110,48 +128,139 @@ fn main() {
             engine.process(c, &mut sink);
         }
         let started = Instant::now();
+        let cpu0 = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID);
         for c in &workload.stream {
             engine.process(c, &mut sink);
         }
+        let off_cpu_rate = n / (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0);
         let off_rate = workload.stream.len() as f64 / started.elapsed().as_secs_f64();
 
-        let dir = root.join("durable");
-        fresh(&dir);
-        let config = DurableConfig { snapshot_every_commands: 0, ..DurableConfig::new(&dir) };
-        let (mut durable, _) = DurableEngine::open(engine_config.clone(), config).unwrap();
-        let mut sink = CountingSink::default();
-        for c in &workload.setup {
-            durable.process(c, &mut sink).unwrap();
-        }
-        let started = Instant::now();
-        for c in &workload.stream {
-            durable.process(c, &mut sink).unwrap();
-        }
-        let on_rate = workload.stream.len() as f64 / started.elapsed().as_secs_f64();
+        // Journal on, events on the matching thread (the default), then on their own thread.
+        let measure_on = |event_thread: bool| {
+            let dir = root.join(if event_thread { "durable-event-thread" } else { "durable" });
+            fresh(&dir);
+            let config =
+                DurableConfig { snapshot_every_commands: 0, event_thread, ..DurableConfig::new(&dir) };
+            let (mut durable, _) = DurableEngine::open(engine_config.clone(), config).unwrap();
+            let mut sink = CountingSink::default();
+            for c in &workload.setup {
+                durable.process(c, &mut sink).unwrap();
+            }
+            // The helpers making each journal's next segment file (tens of MiB of page zeroing)
+            // start at open; a venue opens once, so they are kept out of the timed loop.
+            durable.wait_background().unwrap();
+            let started = Instant::now();
+            let (cpu0, all0) = (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID), cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID));
+            for c in &workload.stream {
+                durable.process(c, &mut sink).unwrap();
+            }
+            let cpu_rate = n / (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0);
+            // With an event thread the run ends when it has journaled every event.
+            durable.flush_events().unwrap();
+            let all_cpu_rate = n / (cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID) - all0);
+            let rate = n / started.elapsed().as_secs_f64();
+            (rate, cpu_rate, all_cpu_rate)
+        };
+        let (on_rate, on_cpu_rate, on_all_cpu_rate) = measure_on(false);
+        let (thread_rate, thread_cpu_rate, thread_all_cpu_rate) = measure_on(true);
         if run > 0 {
             off.push(off_rate);
             on.push(on_rate);
+            off_cpu.push(off_cpu_rate);
+            on_cpu.push(on_cpu_rate);
+            on_all_cpu.push(on_all_cpu_rate);
+            thread_on.push(thread_rate);
+            thread_cpu.push(thread_cpu_rate);
+            thread_all_cpu.push(thread_all_cpu_rate);
         }
     }
     let (off, on) = (median(off), median(on));
     report("engine, journal off", off / 1e6, "Mcmd/s", "exchange-core mix, 1k resting");
     report("engine, journal on", on / 1e6, "Mcmd/s", "commands + events journaled, page cache");
     report("journaling throughput loss", (1.0 - on / off) * 100.0, "%", "target <= 10%");
+    let (off_cpu, on_cpu, on_all_cpu) = (median(off_cpu), median(on_cpu), median(on_all_cpu));
+    report("engine, journal off, per CPU second", off_cpu / 1e6, "Mcmd/cpu-s", "matching thread CPU time");
+    report("engine, journal on, per CPU second", on_cpu / 1e6, "Mcmd/cpu-s", "matching thread CPU time");
+    report("journaling loss, matching thread CPU", (1.0 - on_cpu / off_cpu) * 100.0, "%", "target <= 10%");
+    report(
+        "journaling loss, all threads CPU",
+        (1.0 - on_all_cpu / off_cpu) * 100.0,
+        "%",
+        "process CPU vs engine alone",
+    );
+    let (thread_on, thread_cpu, thread_all_cpu) =
+        (median(thread_on), median(thread_cpu), median(thread_all_cpu));
+    report(
+        "journaling loss, event thread, wall",
+        (1.0 - thread_on / off) * 100.0,
+        "%",
+        "until every event is journaled",
+    );
+    report(
+        "journaling loss, event thread, matching thread CPU",
+        (1.0 - thread_cpu / off_cpu) * 100.0,
+        "%",
+        "events journaled by their own thread",
+    );
+    report(
+        "journaling loss, event thread, all threads CPU",
+        (1.0 - thread_all_cpu / off_cpu) * 100.0,
+        "%",
+        "process CPU (event-journal thread included) vs engine alone",
+    );
 
     // 3. Replay speed: read + decode the command journal and run the engine.
     let dir = root.join("durable");
     let started = Instant::now();
+    let cpu0 = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID);
     let mut engine = Engine::new(engine_config.clone());
     let mut sink = CountingSink::default();
-    let mut reader = JournalReader::open_from_start(dir.join("commands")).unwrap();
+    // Decoded in batches on this thread, matched batch by batch.
+    let mut batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
+    let mut batch = Vec::with_capacity(COMMAND_BATCH_DEFAULT);
     let mut replayed = 0u64;
-    while let Some(record) = reader.next_record().unwrap() {
-        engine.process(&Command::decode(record.payload).unwrap(), &mut sink);
-        replayed += 1;
+    while batches.next_batch(&mut batch, COMMAND_BATCH_DEFAULT).unwrap() > 0 {
+        for command in &batch {
+            engine.process(command, &mut sink);
+        }
+        replayed += batch.len() as u64;
     }
     let secs = started.elapsed().as_secs_f64();
+    let replay_cpu = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0;
     report("replay commands/s", replayed as f64 / secs / 1e6, "Mcmd/s", "read + CRC + decode + match");
     report("replay events/s", sink.events as f64 / secs / 1e6, "Mevents/s", "events produced by replay");
+    report(
+        "replay events per CPU second",
+        sink.events as f64 / replay_cpu / 1e6,
+        "Mevents/cpu-s",
+        "replay thread CPU time",
+    );
+    // The same replay with the journal read ahead on a thread of its own (CommandFeed): it
+    // gains only when a core is free for the feed thread.
+    let started = Instant::now();
+    let cpu0 = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID);
+    let mut engine = Engine::new(engine_config.clone());
+    let mut sink = CountingSink::default();
+    let batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
+    let mut feed = CommandFeed::start(batches, COMMAND_BATCH_DEFAULT).unwrap();
+    loop {
+        let batch = feed.next_batch().unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for command in batch {
+            engine.process(command, &mut sink);
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let feed_cpu = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    report("replay events/s, read-ahead thread", sink.events as f64 / secs / 1e6, "Mevents/s", "CommandFeed");
+    report(
+        "replay events per CPU second, read-ahead thread",
+        sink.events as f64 / feed_cpu / 1e6,
+        "Mevents/cpu-s",
+        "matching thread CPU time; the feed thread reads and decodes",
+    );
 
     // 4. Restart time: a large journal with periodic snapshots, then open() again.
     let restart = generate(&GenConfig::new(Mix::exchange_core(), 1, 1_000, args.restart_commands, 2));

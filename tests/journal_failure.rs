@@ -1,0 +1,123 @@
+//! A journal that cannot be written stops the venue: the real `exchange serve`, its data
+//! directory's journal removed under it, gets orders until the journal needs its next segment
+//! file. The engine must stop (no order acknowledged without its journal record), and the
+//! process must exit non-zero with a message that says the journal failed and why, instead of a
+//! line on stderr and a venue that silently stops answering.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use engine::Side;
+use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient};
+use gateway::server::now_ns;
+
+struct Serve {
+    child: Child,
+    tcp: SocketAddr,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, config: &Path) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["serve", "--config", config.to_str().unwrap(), "--data", dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut tcp = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(addr) = line.strip_prefix("fix/tcp: ") {
+            tcp = Some(addr.parse().unwrap());
+        }
+        if line.starts_with("ready") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Serve { child, tcp: tcp.expect("a fix/tcp line before ready") }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("exchange-journal-fail-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_stops_the_venue_with_the_reason() {
+    let dir = scratch("gone");
+    let config = dir.join("venue.toml");
+    // 1 MiB segments: the journal needs a new segment file after some thousand orders.
+    std::fs::write(
+        &config,
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"\"\n\n[journal]\nsegment_mib = 1\n\n\
+         [rate_limit]\nenabled = false\n\n[[accounts]]\nname = \"alice\"\npassword = \"alice\"\n",
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let mut venue = serve(&data, &config);
+    let mut stderr = venue.child.stderr.take().unwrap();
+    let stderr_text = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    std::fs::remove_dir_all(data.join("journal")).unwrap();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = ClientConfig {
+        addr: venue.tcp,
+        transport: ClientTransport::Tcp,
+        comp_id: "alice".into(),
+        target_comp_id: "EXCHANGE".into(),
+        username: "alice".into(),
+        password: "alice".into(),
+        heartbeat_s: 30,
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = rt.block_on(async {
+        let mut alice = FixClient::connect_resuming(&client, None).await.expect("logon");
+        // Resting buys, never crossing: each is one command record and one event record. Send
+        // in bursts, reading what comes back, until the venue exits (bounded by the deadline).
+        let mut n = 0u32;
+        loop {
+            if let Some(status) = venue.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the venue kept running after {n} orders without its journal");
+            for _ in 0..200 {
+                n += 1;
+                let id = format!("o{n}");
+                let sent = alice
+                    .send(b"D", |e| {
+                        new_order_fields(e, &id, "BTC-USD", Side::Buy, 1, Some("100.00"), None, now_ns())
+                    })
+                    .await;
+                if sent.is_err() {
+                    break;
+                }
+            }
+            while let Ok(Some(_)) = alice.recv(Duration::from_millis(1)).await {}
+        }
+    });
+    assert_eq!(status.code(), Some(1), "the venue must exit with an error");
+    let text = stderr_text.join().unwrap();
+    assert!(
+        text.contains("the journal cannot be written") && text.contains("No such file"),
+        "stderr names the journal failure and its cause: {text}"
+    );
+    drop(venue);
+    let _ = std::fs::remove_dir_all(&dir);
+}
