@@ -113,6 +113,8 @@ pub(crate) enum EventJournal {
         writer: Option<JournalWriter>,
         /// Where a failed append is recorded.
         failure: Arc<FailureSlot>,
+        /// The writer's progress and counters (readable after it is stopped).
+        progress: JournalProgress,
     },
     /// Handed over a ring to the event-journal thread.
     Thread(EventThread),
@@ -128,7 +130,15 @@ impl EventJournal {
         if thread {
             Ok(EventJournal::Thread(EventThread::start(writer, failure)?))
         } else {
-            Ok(EventJournal::Inline { writer: Some(writer), failure })
+            Ok(EventJournal::Inline { progress: writer.progress(), writer: Some(writer), failure })
+        }
+    }
+
+    /// Progress and counters of the event journal, wherever it is written.
+    pub(crate) fn progress(&self) -> JournalProgress {
+        match self {
+            EventJournal::Inline { progress, .. } => progress.clone(),
+            EventJournal::Thread(thread) => thread.progress.clone(),
         }
     }
 
@@ -136,7 +146,7 @@ impl EventJournal {
     #[inline]
     pub(crate) fn push(&mut self, event: &Event) -> bool {
         match self {
-            EventJournal::Inline { writer: Some(writer), failure } => {
+            EventJournal::Inline { writer: Some(writer), failure, .. } => {
                 match writer
                     .append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
                 {
@@ -163,7 +173,7 @@ impl EventJournal {
     /// Waits for the background work started at open (the next segment file).
     pub(crate) fn wait_ready(&mut self) {
         match self {
-            EventJournal::Inline { writer: Some(writer), failure } => {
+            EventJournal::Inline { writer: Some(writer), failure, .. } => {
                 if let Err(e) = writer.wait_spare() {
                     failure.record(format!("event journal: {e}"));
                 }
