@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,68 +14,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use engine::Side;
 use gateway::client::FixClient;
-
-/// Bound on one browser run: a stuck browser fails the test instead of hanging it.
-const BROWSER_RUN_MAX: Duration = Duration::from_secs(90);
-
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|p| p.is_file())
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs headless Chromium with `extra` flags on `url`, with a fresh profile and a time bound.
-fn browse(chrome: &Path, profile: &Path, extra: &[String], url: &str) -> Output {
-    let mut child = Command::new(chrome)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        // The page polls every second of page time; 6 s of virtual time gives about six scrapes
-        // (taken within milliseconds of real time: "changing" is checked across two loads).
-        .arg("--virtual-time-budget=6000")
-        .args(extra)
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > BROWSER_RUN_MAX {
-            let _ = child.kill();
-            panic!("chromium did not finish within {BROWSER_RUN_MAX:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
+use monitor::browser::{browse, chromium, data_attribute, Profile};
 
 /// The order count the status line shows ("orders in N").
 fn orders_shown(dom: &str) -> Option<u64> {
     let start = dom.find("orders in ")? + "orders in ".len();
     dom[start..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
-
-/// The value of `data-NAME="..."` in the dumped DOM.
-fn data_attribute<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
-    let start = dom.find(&format!("data-{name}=\""))? + name.len() + 7;
-    dom[start..].split('"').next()
 }
 
 #[test]
@@ -119,18 +62,18 @@ fn the_served_dashboard_shows_live_order_flow_in_chromium() {
         assert!(started.elapsed() < WAIT, "no trade within {WAIT:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let profile = TempDir(std::env::temp_dir().join(format!("serve-chromium-{}", std::process::id())));
+    let profile = Profile::new("serve");
     let url = format!("http://{http}/");
-    let dump = browse(&chrome, &profile.0, &["--dump-dom".to_owned()], &url);
+    let dump = browse(&chrome, &profile, &["--dump-dom".to_owned()], &url);
     let dom = String::from_utf8_lossy(&dump.stdout).into_owned();
     let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/serve-dashboard.png");
     let shot = browse(
         &chrome,
-        &profile.0,
+        &profile,
         &[format!("--screenshot={}", screenshot.display()), "--window-size=1280,1000".to_owned()],
         &url,
     );
-    let later = browse(&chrome, &profile.0, &["--dump-dom".to_owned()], &url);
+    let later = browse(&chrome, &profile, &["--dump-dom".to_owned()], &url);
     let later = String::from_utf8_lossy(&later.stdout).into_owned();
     stop.store(true, Ordering::Relaxed);
     let rounds = flow.join().unwrap();

@@ -27,6 +27,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod browser;
 pub mod buckets;
 pub mod health;
 #[cfg(feature = "http")]

@@ -5,36 +5,16 @@
 //! (`apt-get install chromium`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use monitor::browser::{browse, chromium, data_attribute, Profile};
 use monitor::health::{Health, Probe};
 use monitor::http::{router, MonitorState};
 use monitor::metrics::{ORDERS_IN, ORDER_LATENCY, REJECTS, SESSIONS, TRADES};
 use monitor::Registry;
-
-/// Bound on one browser run: a stuck browser fails the test instead of hanging it.
-const BROWSER_RUN_MAX: Duration = Duration::from_secs(90);
-
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|p| p.is_file())
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn serve(state: MonitorState) -> SocketAddr {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -44,42 +24,6 @@ fn serve(state: MonitorState) -> SocketAddr {
         runtime.block_on(async { axum::serve(listener, router(state)).await.unwrap() })
     });
     addr
-}
-
-/// Runs headless Chromium with `extra` flags on `url`, with a fresh profile and a time bound.
-fn browse(chrome: &Path, profile: &Path, extra: &[String], url: &str) -> Output {
-    let mut child = Command::new(chrome)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        // Polls every second of page time; 6 s of virtual time gives about six scrapes.
-        .arg("--virtual-time-budget=6000")
-        .args(extra)
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > BROWSER_RUN_MAX {
-            let _ = child.kill();
-            panic!("chromium did not finish within {BROWSER_RUN_MAX:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// The value of `data-NAME="..."` in the dumped DOM.
-fn data_attribute<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
-    let start = dom.find(&format!("data-{name}=\""))? + name.len() + 7;
-    dom[start..].split('"').next()
 }
 
 #[test]
@@ -117,14 +61,14 @@ fn dashboard_draws_live_changing_numbers_in_chromium() {
         }
     });
 
-    let profile = TempDir(std::env::temp_dir().join(format!("monitor-chromium-{}", std::process::id())));
+    let profile = Profile::new("monitor");
     let url = format!("http://{addr}/");
-    let dump = browse(&chrome, &profile.0, &["--dump-dom".to_owned()], &url);
+    let dump = browse(&chrome, &profile, &["--dump-dom".to_owned()], &url);
     let dom = String::from_utf8_lossy(&dump.stdout).into_owned();
     let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/monitor-dashboard.png");
     let shot = browse(
         &chrome,
-        &profile.0,
+        &profile,
         &[format!("--screenshot={}", screenshot.display()), "--window-size=1280,1000".to_owned()],
         &url,
     );
