@@ -407,6 +407,9 @@ fn serve(
     if let Some(http) = info.http_addr {
         println!("http: http://{http}/ (metrics, health, dashboard)");
     }
+    if let Some(md) = info.md_addr {
+        println!("md/quic: {md} (binary market data, ALPN itch-md)");
+    }
     for warning in &info.session_store_warnings {
         tracing::warn!("{warning}");
     }

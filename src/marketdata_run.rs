@@ -72,6 +72,9 @@ pub struct MarketDataSection {
     pub checksum_depth: u16,
     /// Subscribers at once, over every feed.
     pub subscribers_max: usize,
+    /// For testing recovery only: the binary feed drops every n-th datagram of each connection
+    /// instead of sending it (deterministic loss); 0, the default, drops none.
+    pub drop_datagram_every: u64,
 }
 
 impl Default for MarketDataSection {
@@ -82,6 +85,7 @@ impl Default for MarketDataSection {
             slow_policy: "conflate".to_owned(),
             checksum_depth: d.feed.checksum_depth.unwrap_or(0),
             subscribers_max: d.subscribers_max,
+            drop_datagram_every: 0,
         }
     }
 }

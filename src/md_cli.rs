@@ -26,8 +26,9 @@ pub struct MdArgs {
     /// Levels per side shown.
     #[arg(long, default_value_t = 10)]
     pub depth: usize,
-    /// Which feed: `ws` (the WebSocket JSON feed on the HTTP port); `binary` and `fix` are not
-    /// available yet.
+    /// Which feed: `ws` (the WebSocket JSON feed on the HTTP port) or `binary` (the order-by-order
+    /// feed over QUIC datagrams on `[network] md`, at --md-addr; --symbol may list several,
+    /// comma-separated); `fix` is not available yet.
     #[arg(long, default_value = "ws")]
     pub feed: String,
     /// The venue's HTTP address (`[network] http`).
@@ -43,13 +44,23 @@ pub struct MdArgs {
     /// Stop after this many feed messages (0: run until interrupted or the feed closes).
     #[arg(long, default_value_t = 0)]
     pub count: u64,
+    /// The venue's binary market-data address (`[network] md`), for `--feed binary`.
+    #[arg(long, default_value = "127.0.0.1:9879")]
+    pub md_addr: std::net::SocketAddr,
+    /// Certificate to trust for `--feed binary` (the path `exchange serve` prints). Default:
+    /// DIR/tls/cert.pem with --data DIR or EXCHANGE_DATA=DIR, else var/tls/cert.pem.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// The venue's data directory, for its certificate (`--feed binary`).
+    #[arg(long, value_name = "DIR", conflicts_with = "ca")]
+    pub data: Option<PathBuf>,
 }
 
 /// Why `exchange md` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum MdError {
     /// The feed named is not served yet.
-    #[error("--feed {0}: not yet available (only ws)")]
+    #[error("--feed {0}: not yet available (only ws and binary)")]
     Feed(String),
     /// The connection failed or broke.
     #[error("ws://{addr}/ws: {source}")]
@@ -68,6 +79,9 @@ pub enum MdError {
     /// Output or the record file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The binary feed failed.
+    #[error(transparent)]
+    Binary(#[from] crate::md_binary::BinaryFeedError),
     /// `--check` found gaps or mismatches (each was printed).
     #[error("{0} problem(s) found")]
     Check(u64),
@@ -186,6 +200,9 @@ impl Book {
 
 /// Runs `exchange md` until `--count` messages, the feed closes, or an error.
 pub fn main(args: &MdArgs) -> Result<(), MdError> {
+    if args.feed == "binary" {
+        return crate::md_binary::main(args);
+    }
     if args.feed != "ws" {
         return Err(MdError::Feed(args.feed.clone()));
     }

@@ -659,6 +659,19 @@ impl Resequencer {
         }
     }
 
+    /// The book of `symbol` cannot be trusted (its builder refused an update or a checksum):
+    /// hold its messages and ask for a snapshot.
+    pub fn ask_snapshot(&mut self, symbol: SymbolId) {
+        if let Some(st) = self.symbols.get_mut(&symbol) {
+            if !st.snapshot_asked {
+                st.snapshot_asked = true;
+                st.symbol_seq = None;
+                st.in_snapshot = false;
+                self.snapshots_asked += 1;
+            }
+        }
+    }
+
     /// Last symbol seq handed on for a symbol.
     pub fn symbol_seq(&self, symbol: SymbolId) -> Option<u64> {
         self.symbols.get(&symbol).and_then(|s| s.symbol_seq)
