@@ -204,6 +204,10 @@ impl BinaryFeedClient {
     /// Waits for the next datagram or stream bytes and processes everything that arrived; sends
     /// the request the resequencer needs, if any.
     pub async fn step(&mut self) -> Result<(), BinaryFeedError> {
+        // Frames that came with an earlier read (behind the subscription's acknowledgement).
+        if self.process_frames()? {
+            return self.send_needed().await;
+        }
         let mut buf = [0u8; 16 * 1024];
         tokio::select! {
             datagram = self.conn.read_datagram() => {
@@ -220,12 +224,24 @@ impl BinaryFeedClient {
                     Ok(None) => return Err(self.closed("the venue finished the stream")),
                     Err(e) => return Err(self.closed(&e.to_string())),
                 }
-                while let Some((kind, payload)) = next_frame(&mut self.received) {
-                    let reply = Reply::decode(kind, &payload).map_err(|e| BinaryFeedError::Protocol(e.to_string()))?;
-                    self.on_reply(reply);
-                }
+                self.process_frames()?;
             }
         }
+        self.send_needed().await
+    }
+
+    /// Handles every whole frame received; true if there was one.
+    fn process_frames(&mut self) -> Result<bool, BinaryFeedError> {
+        let mut any = false;
+        while let Some((kind, payload)) = next_frame(&mut self.received) {
+            let reply = Reply::decode(kind, &payload).map_err(|e| BinaryFeedError::Protocol(e.to_string()))?;
+            self.on_reply(reply);
+            any = true;
+        }
+        Ok(any)
+    }
+
+    async fn send_needed(&mut self) -> Result<(), BinaryFeedError> {
         if let Some(request) = self.reseq.poll_request() {
             self.request(&request).await?;
         }
