@@ -320,3 +320,41 @@ async fn retransmitted(client: &mut BinaryFeedClient) -> (Vec<marketdata::Messag
         }
     }
 }
+
+#[test]
+fn exchange_md_feed_binary_prints_gaps_and_recoveries_and_checks_the_book() {
+    let v = venue_with("md-binary-cli", |c| c.marketdata.drop_datagram_every = 3);
+    let info = &v.server().info;
+    let record = v.dir.join("md-binary.txt");
+    let mut md = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["md", "--feed", "binary", "--symbol", "BTC-USD", "--check", "--count", "600", "--md-addr"])
+        .arg(info.md_addr.unwrap().to_string())
+        .arg("--ca")
+        .arg(&info.cert)
+        .arg("--record")
+        .arg(&record)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login("bob").await;
+        let mut round = 0;
+        while md.try_wait().unwrap().is_none() {
+            assert!(round < 200, "exchange md did not finish");
+            flow(&mut alice, &mut bob, round).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            round += 1;
+        }
+    });
+    let out = md.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for line in ["GAP BTC-USD: expected symbol seq", "RECOVERED BTC-USD", "RETRANSMIT channel seq", "BOOK BTC-USD seq"] {
+        assert!(text.contains(line), "{line:?} missing from: {text}");
+    }
+    let summary = text.lines().find(|l| l.starts_with("check:")).expect("a summary");
+    assert!(summary.ends_with(" 0 problem(s)") && !summary.contains(" 0 checksums"), "{summary}");
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    assert!(recorded.lines().any(|l| l.starts_with("D ")) && recorded.lines().any(|l| l.starts_with("S ")));
+}

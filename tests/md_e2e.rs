@@ -561,7 +561,7 @@ fn exchange_md_check_verifies_the_live_feed_and_records_it() {
     assert!(recorded.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
 
     let binary = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["md", "--symbol", "BTC-USD", "--addr", &addr, "--feed", "binary"])
+        .args(["md", "--symbol", "BTC-USD", "--addr", &addr, "--feed", "fix"])
         .output()
         .unwrap();
     assert_eq!(binary.status.code(), Some(2));
