@@ -10,7 +10,7 @@ use std::path::Path;
 
 use gateway::tls::{quinn_client_config_alpn, QuicTuning, ALPN_ITCH_MD};
 use marketdata::datagram::unpack;
-use marketdata::recovery::{next_frame, Note, Reply, Request, Resequencer, Source};
+use marketdata::recovery::{next_frame, Listed, Note, Reply, Request, Resequencer, Source};
 use marketdata::{Body, BookBuilder, Channel, Message, SymbolId};
 
 /// Why the binary feed client stopped.
@@ -83,7 +83,7 @@ pub struct BinaryFeedClient {
     received: Vec<u8>,
     reseq: Resequencer,
     books: BTreeMap<SymbolId, BookBuilder>,
-    symbols: Vec<(SymbolId, String)>,
+    symbols: Vec<Listed>,
     notes: Vec<FeedNote>,
     /// Every message as it arrived (`D` datagram, `S` stream), when recording.
     pub record: Option<Vec<(char, Message)>>,
@@ -127,7 +127,7 @@ impl BinaryFeedClient {
         client.request(&Request::Subscribe(symbols.to_vec())).await?;
         match client.next_reply().await? {
             Reply::Subscribed(ids) => {
-                let id_list: Vec<SymbolId> = ids.iter().map(|(id, _)| *id).collect();
+                let id_list: Vec<SymbolId> = ids.iter().map(|l| l.symbol).collect();
                 client.reseq = Resequencer::new(&id_list);
                 client.books = id_list.iter().map(|&id| (id, BookBuilder::new(Channel::Orders, id))).collect();
                 client.symbols = ids;
@@ -138,8 +138,8 @@ impl BinaryFeedClient {
         }
     }
 
-    /// The symbols subscribed to, with their ids.
-    pub fn symbols(&self) -> &[(SymbolId, String)] {
+    /// The symbols subscribed to, with their ids and ticks.
+    pub fn symbols(&self) -> &[Listed] {
         &self.symbols
     }
 
@@ -249,7 +249,7 @@ impl BinaryFeedClient {
     }
 
     fn name(&self, symbol: SymbolId) -> &str {
-        self.symbols.iter().find(|(id, _)| *id == symbol).map_or("?", |(_, n)| n.as_str())
+        self.symbols.iter().find(|l| l.symbol == symbol).map_or("?", |l| l.name.as_str())
     }
 
     fn on_reply(&mut self, reply: Reply) {
@@ -345,7 +345,11 @@ async fn run_cli(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdEr
         Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => None,
     };
-    let first = client.symbols()[0].0;
+    let first = client.symbols()[0].clone();
+    let price = |ticks: i64| {
+        let units = ticks.saturating_mul(first.tick_units);
+        rust_decimal::Decimal::new(units, engine::PRICE_SCALE).normalize().to_string()
+    };
     let mut shown_seq = 0;
     let result = loop {
         if args.count > 0 && client.stats.messages >= args.count {
@@ -373,15 +377,15 @@ async fn run_cli(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdEr
                 FeedNote::Problem(t) => println!("CHECK {t}"),
             }
         }
-        let book = client.book(first).expect("subscribed");
+        let book = client.book(first.symbol).expect("subscribed");
         if let Some(seq) = book.symbol_seq().filter(|&s| s != shown_seq) {
             shown_seq = seq;
             let side = |side| {
-                book.levels(side).take(args.depth).map(|l| format!("{}@{}", l.qty, l.price.0)).collect::<Vec<_>>()
+                book.levels(side).take(args.depth).map(|l| format!("{}@{}", l.qty, price(l.price.0))).collect::<Vec<_>>()
             };
             println!(
-                "BOOK {} seq {seq} bids {} | asks {} (prices in ticks)",
-                client.symbols()[0].1,
+                "BOOK {} seq {seq} bids {} | asks {}",
+                first.name,
                 side(engine::Side::Buy).join(" "),
                 side(engine::Side::Sell).join(" ")
             );
@@ -391,7 +395,7 @@ async fn run_cli(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdEr
         file.flush()?;
     }
     let s = client.stats;
-    let checksums: u64 = client.symbols().iter().filter_map(|(id, _)| client.book(*id)).map(|b| b.checksums_verified()).sum();
+    let checksums: u64 = client.symbols().iter().filter_map(|l| client.book(l.symbol)).map(|b| b.checksums_verified()).sum();
     if args.check {
         println!(
             "check: {} messages in {} datagrams, {checksums} checksums verified, {} gap(s), {} recovered, {} retransmission(s) from the log, {} from the journal, {} snapshot(s), {} problem(s)",

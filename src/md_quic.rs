@@ -27,7 +27,7 @@ use engine::SymbolSpec;
 use gateway::quic::{QuicSocket, QUIC_WRITE_BUFFER_MAX};
 use gateway::tls::{QuicTuning, ServerTls, ALPN_ITCH_MD};
 use marketdata::datagram::Packer;
-use marketdata::recovery::{check_retransmit, next_frame, Reply, Request, RequestError, Source};
+use marketdata::recovery::{check_retransmit, next_frame, Listed, Reply, Request, RequestError, Source};
 use marketdata::{
     codec, Body, Channel, DrainError, FeedConfig, MarketData, Message, RetransmitError, SubscriberId,
     Subscription, WsFeed,
@@ -336,7 +336,7 @@ fn serve(
                     .position(|s| s.name == name)
                     .ok_or_else(|| RequestError::UnknownSymbol(name.clone()))?;
                 symbols[id] = true;
-                ids.push((id as u32, name));
+                ids.push(Listed { symbol: id as u32, tick_units: config.symbols[id].tick_units, name });
             }
             let ts_ns = gateway::server::now_ns();
             let subscription = Subscription { channel: Channel::Orders, symbol: None };

@@ -125,7 +125,8 @@ fn books_equal_the_engines(v: &Venue) -> exchange::md_binary::BinaryFeedStats {
     let specs = exchange::serve::symbol_specs(&v.serve_config.symbols).unwrap();
     rt().block_on(async {
         let mut client = connect(v, &["BTC-USD", "ETH-USD"]).await;
-        assert_eq!(client.symbols(), [(0, "BTC-USD".to_owned()), (1, "ETH-USD".to_owned())]);
+        let listed: Vec<(u32, &str)> = client.symbols().iter().map(|l| (l.symbol, l.name.as_str())).collect();
+        assert_eq!(listed, [(0, "BTC-USD"), (1, "ETH-USD")]);
         let mut alice = v.login("alice").await;
         let mut bob = v.login("bob").await;
         let mut notes = Vec::new();

@@ -71,11 +71,22 @@ pub enum Source {
     Journal,
 }
 
+/// A subscribed symbol as the server acknowledges it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// The id every message carries.
+    pub symbol: SymbolId,
+    /// Its tick in price units (`engine::PRICE_SCALE` decimals): prices on the feed are ticks.
+    pub tick_units: i64,
+    /// Its name.
+    pub name: String,
+}
+
 /// A server's answer on the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    /// The subscription took effect: ids of the symbols, in the order asked.
-    Subscribed(Vec<(SymbolId, String)>),
+    /// The subscription took effect: the symbols, in the order asked.
+    Subscribed(Vec<Listed>),
     /// A snapshot part or a retransmitted message.
     Message(Message),
     /// A retransmission is done.
@@ -270,9 +281,10 @@ impl Reply {
         match self {
             Reply::Subscribed(symbols) => frame(out, K_SUBSCRIBED, |o| {
                 o.push(symbols.len().min(u8::MAX as usize) as u8);
-                for (id, name) in symbols.iter().take(u8::MAX as usize) {
-                    o.extend_from_slice(&id.to_le_bytes());
-                    put_name(o, name);
+                for listed in symbols.iter().take(u8::MAX as usize) {
+                    o.extend_from_slice(&listed.symbol.to_le_bytes());
+                    o.extend_from_slice(&listed.tick_units.to_le_bytes());
+                    put_name(o, &listed.name);
                 }
             }),
             Reply::Message(m) => frame(out, K_MESSAGE, |o| {
@@ -309,8 +321,9 @@ impl Reply {
                 let n = r.u8().ok_or(bad)?;
                 let mut symbols = Vec::with_capacity(usize::from(n));
                 for _ in 0..n {
-                    let id = r.u32().ok_or(bad)?;
-                    symbols.push((id, r.name().ok_or(bad)?));
+                    let symbol = r.u32().ok_or(bad)?;
+                    let tick_units = r.u64().ok_or(bad)? as i64;
+                    symbols.push(Listed { symbol, tick_units, name: r.name().ok_or(bad)? });
                 }
                 Reply::Subscribed(symbols)
             }
@@ -734,7 +747,10 @@ mod tests {
     fn replies_round_trip() {
         let m = message(3, 9, 4);
         for reply in [
-            Reply::Subscribed(vec![(0, "BTC-USD".into()), (2, "AAPL".into())]),
+            Reply::Subscribed(vec![
+                Listed { symbol: 0, tick_units: 1_000_000, name: "BTC-USD".into() },
+                Listed { symbol: 2, tick_units: -1, name: "AAPL".into() },
+            ]),
             Reply::Message(m),
             Reply::Complete { from: 5, count: 7, sent: 2, source: Source::Journal },
             RequestError::UnknownSymbol("DOGE".into()).reply(),
