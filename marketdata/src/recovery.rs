@@ -614,7 +614,10 @@ impl Resequencer {
             // nothing of ours was lost at the tail.
             let floor = self.symbols.values().filter_map(|s| s.symbol_seq.map(|_| s.channel_seq)).min();
             if let Some(floor) = floor {
-                let from = self.channel_seq_covered.max(floor) + 1;
+                // Every symbol has everything up to its own last channel seq, so up to the
+                // lowest of them nothing of ours is missing.
+                self.channel_seq_covered = self.channel_seq_covered.max(floor);
+                let from = self.channel_seq_covered + 1;
                 if from <= self.channel_seq_seen {
                     let count = (self.channel_seq_seen - from + 1).min(u64::from(RETRANSMIT_COUNT_MAX)) as u32;
                     request = Some(Request::Retransmit { from, count });
