@@ -75,9 +75,10 @@ async fn run(orders: usize, subscribers: usize, round: usize) {
     let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let mut readers = Vec::new();
     for i in 0..subscribers {
-        let mut client = BinaryFeedClient::connect(md_addr, &server.info.cert, "localhost", &["BTC-USD".into()])
-            .await
-            .expect("subscribes");
+        let mut client =
+            BinaryFeedClient::connect(md_addr, &server.info.cert, "localhost", &["BTC-USD".into()])
+                .await
+                .expect("subscribes");
         let arrivals = (i == 0).then(|| arrivals.clone());
         readers.push(tokio::spawn(async move {
             let mut seen = 0;

@@ -129,7 +129,8 @@ impl BinaryFeedClient {
             Reply::Subscribed(ids) => {
                 let id_list: Vec<SymbolId> = ids.iter().map(|l| l.symbol).collect();
                 client.reseq = Resequencer::new(&id_list);
-                client.books = id_list.iter().map(|&id| (id, BookBuilder::new(Channel::Orders, id))).collect();
+                client.books =
+                    id_list.iter().map(|&id| (id, BookBuilder::new(Channel::Orders, id))).collect();
                 client.symbols = ids;
                 Ok(client)
             }
@@ -234,7 +235,8 @@ impl BinaryFeedClient {
     fn process_frames(&mut self) -> Result<bool, BinaryFeedError> {
         let mut any = false;
         while let Some((kind, payload)) = next_frame(&mut self.received) {
-            let reply = Reply::decode(kind, &payload).map_err(|e| BinaryFeedError::Protocol(e.to_string()))?;
+            let reply =
+                Reply::decode(kind, &payload).map_err(|e| BinaryFeedError::Protocol(e.to_string()))?;
             self.on_reply(reply);
             any = true;
         }
@@ -313,7 +315,10 @@ impl BinaryFeedClient {
                 }
                 Note::Healed { symbol, symbol_seq } => {
                     self.stats.recovered += 1;
-                    FeedNote::Recovered(format!("{}: gapless again through symbol seq {symbol_seq}", self.name(symbol)))
+                    FeedNote::Recovered(format!(
+                        "{}: gapless again through symbol seq {symbol_seq}",
+                        self.name(symbol)
+                    ))
                 }
                 Note::Snapshot { symbol, symbol_seq } => {
                     FeedNote::Snapshot(format!("{}: at symbol seq {symbol_seq}", self.name(symbol)))
@@ -381,7 +386,10 @@ async fn run_cli(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdEr
         if let Some(seq) = book.symbol_seq().filter(|&s| s != shown_seq) {
             shown_seq = seq;
             let side = |side| {
-                book.levels(side).take(args.depth).map(|l| format!("{}@{}", l.qty, price(l.price.0))).collect::<Vec<_>>()
+                book.levels(side)
+                    .take(args.depth)
+                    .map(|l| format!("{}@{}", l.qty, price(l.price.0)))
+                    .collect::<Vec<_>>()
             };
             println!(
                 "BOOK {} seq {seq} bids {} | asks {}",
@@ -395,7 +403,8 @@ async fn run_cli(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdEr
         file.flush()?;
     }
     let s = client.stats;
-    let checksums: u64 = client.symbols().iter().filter_map(|l| client.book(l.symbol)).map(|b| b.checksums_verified()).sum();
+    let checksums: u64 =
+        client.symbols().iter().filter_map(|l| client.book(l.symbol)).map(|b| b.checksums_verified()).sum();
     if args.check {
         println!(
             "check: {} messages in {} datagrams, {checksums} checksums verified, {} gap(s), {} recovered, {} retransmission(s) from the log, {} from the journal, {} snapshot(s), {} problem(s)",

@@ -152,9 +152,11 @@ impl MdQuic {
     pub fn start(config: MdQuicConfig, feed: Arc<WsFeed>) -> Result<MdQuic, MdQuicError> {
         let bind = config.addr;
         let io_err = move |source| MdQuicError::Io { addr: bind, source };
-        let server_config = gateway::tls::quinn_server_config_alpn(&config.tls, &config.tuning, ALPN_ITCH_MD)?;
+        let server_config =
+            gateway::tls::quinn_server_config_alpn(&config.tls, &config.tuning, ALPN_ITCH_MD)?;
         let socket = std::net::UdpSocket::bind(config.addr).map_err(io_err)?;
-        let quic: QuicSocket<Conn> = QuicSocket::server(socket, server_config, CONNECTIONS_MAX).map_err(io_err)?;
+        let quic: QuicSocket<Conn> =
+            QuicSocket::server(socket, server_config, CONNECTIONS_MAX).map_err(io_err)?;
         let addr = quic.local_addr();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(MdQuicStats::default());
@@ -192,7 +194,8 @@ impl Run {
         while !stop.load(Ordering::Acquire) {
             let now = Instant::now();
             let wait = if self.quic.is_empty() { IDLE_POLL } else { SUBSCRIBER_POLL };
-            let timeout = self.quic.next_timeout().map_or(wait, |t| t.saturating_duration_since(now).min(wait));
+            let timeout =
+                self.quic.next_timeout().map_or(wait, |t| t.saturating_duration_since(now).min(wait));
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(e);
@@ -404,7 +407,8 @@ fn serve(
 /// from event 1 through a feed core with the publisher's settings.
 fn from_journal(config: &MdQuicConfig, from: u64, count: u32, out: &mut Vec<Message>) -> Result<(), String> {
     let end = from + u64::from(count); // exclusive
-    let mut reader = journal::JournalReader::open_from_start(&config.events_dir).map_err(|e| e.to_string())?;
+    let mut reader =
+        journal::JournalReader::open_from_start(&config.events_dir).map_err(|e| e.to_string())?;
     let mut md = MarketData::new(config.feed);
     let mut messages = Vec::new();
     let mut events = 0u64;
@@ -416,7 +420,8 @@ fn from_journal(config: &MdQuicConfig, from: u64, count: u32, out: &mut Vec<Mess
         if events > JOURNAL_REPLAY_EVENTS_MAX {
             return Err(format!("more than {JOURNAL_REPLAY_EVENTS_MAX} journal events to replay"));
         }
-        let event = engine::Event::decode(record.payload).map_err(|e| format!("event {}: {e}", record.seq))?;
+        let event =
+            engine::Event::decode(record.payload).map_err(|e| format!("event {}: {e}", record.seq))?;
         messages.clear();
         md.on_event(&event, &mut messages).map_err(|e| format!("event {}: {e}", record.seq))?;
         for m in &messages {

@@ -988,7 +988,9 @@ fn start_md_quic(
         symbols: symbols.to_vec(),
         drop_datagram_every: config.marketdata.drop_datagram_every,
     };
-    MdQuic::start(md_config, marketdata.feed().clone()).map(Some).map_err(|e| ServeError::Config(e.to_string()))
+    MdQuic::start(md_config, marketdata.feed().clone())
+        .map(Some)
+        .map_err(|e| ServeError::Config(e.to_string()))
 }
 
 /// The risk engine with the configured limits, then the run-time admin changes saved in

@@ -136,7 +136,9 @@ fn books_equal_the_engines(v: &Venue) -> exchange::md_binary::BinaryFeedStats {
         }
         let orders_seq = tokio::task::block_in_place(|| settled(v));
         let deadline = Instant::now() + 3 * WAIT;
-        while client.resequencer().symbol_seq(0) != Some(orders_seq) || client.resequencer().outstanding().is_some() {
+        while client.resequencer().symbol_seq(0) != Some(orders_seq)
+            || client.resequencer().outstanding().is_some()
+        {
             assert!(
                 Instant::now() < deadline,
                 "the subscriber never caught up: at {:?} of {orders_seq}; {:?}; notes {notes:?}",
@@ -168,7 +170,8 @@ fn binary_books_equal_the_engines_book_and_every_dropped_datagram_is_healed() {
 fn a_subscriber_overrun_by_a_burst_is_conflated_and_its_book_stays_exact() {
     let v = venue_with("md-binary-conflate", |c| c.marketdata.queue_len_max = 8);
     let s = books_equal_the_engines(&v);
-    let conflations = v.server().marketdata.as_ref().unwrap().feed().with_publisher(|p| p.stats().conflations);
+    let conflations =
+        v.server().marketdata.as_ref().unwrap().feed().with_publisher(|p| p.stats().conflations);
     assert!(conflations > 0 && s.snapshots > 2, "a log of 8 messages never overrun? {s:?}");
 }
 
@@ -234,17 +237,32 @@ fn bad_requests_get_a_reason_and_the_connection_keeps_serving_old_ranges_come_fr
             flow(&mut alice, &mut bob, round).await;
         }
         tokio::task::block_in_place(|| settled(&v));
-        let last = v.server().marketdata.as_ref().unwrap().feed().with_publisher(|p| p.market_data().channel_seq(Channel::Orders));
+        let last = v
+            .server()
+            .marketdata
+            .as_ref()
+            .unwrap()
+            .feed()
+            .with_publisher(|p| p.market_data().channel_seq(Channel::Orders));
         assert!(last > 200, "enough messages to overrun a log of 64: {last}");
 
         // Each bad request is answered with its reason, on the same connection.
         let too_many = RETRANSMIT_COUNT_MAX + 1;
         let cases: Vec<(Vec<u8>, String)> = vec![
-            (encode(&Request::Retransmit { from: 1, count: too_many }), format!("retransmit count {too_many} outside")),
-            (encode(&Request::Retransmit { from: last, count: 5 }), format!("reaches past the last published seq {last}")),
+            (
+                encode(&Request::Retransmit { from: 1, count: too_many }),
+                format!("retransmit count {too_many} outside"),
+            ),
+            (
+                encode(&Request::Retransmit { from: last, count: 5 }),
+                format!("reaches past the last published seq {last}"),
+            ),
             (encode(&Request::Retransmit { from: 0, count: 1 }), "reaches past".into()),
             (encode(&Request::Snapshot(2)), "symbol 2 is not subscribed".into()),
-            (encode(&Request::Subscribe(vec!["BTC-USD".into(), "NOPE".into()])), "unknown symbol \"NOPE\"".into()),
+            (
+                encode(&Request::Subscribe(vec!["BTC-USD".into(), "NOPE".into()])),
+                "unknown symbol \"NOPE\"".into(),
+            ),
             (vec![5, 0, b'R', 1, 2, 3, 4], "malformed request: retransmit: truncated".into()),
             (vec![1, 0, b'?'], "unknown request type 0x3f".into()),
             (vec![0, 0], "malformed request: empty frame".into()),
@@ -253,7 +271,9 @@ fn bad_requests_get_a_reason_and_the_connection_keeps_serving_old_ranges_come_fr
             client.send_raw(&bytes).await.unwrap();
             let reply = next_non_message(&mut client).await;
             match reply {
-                Reply::Error { reason, .. } => assert!(reason.contains(&want), "{reason:?} should say {want:?}"),
+                Reply::Error { reason, .. } => {
+                    assert!(reason.contains(&want), "{reason:?} should say {want:?}")
+                }
                 other => panic!("{other:?} instead of a refusal saying {want:?}"),
             }
         }
@@ -262,8 +282,14 @@ fn bad_requests_get_a_reason_and_the_connection_keeps_serving_old_ranges_come_fr
         // one from the log, and a snapshot.
         client.request(&Request::Retransmit { from: 1, count: 40 }).await.unwrap();
         let (old, complete) = retransmitted(&mut client).await;
-        assert_eq!(complete, Reply::Complete { from: 1, count: 40, sent: old.len() as u32, source: Source::Journal });
-        assert!(!old.is_empty() && old.iter().all(|m| m.header.symbol == Some(0) && (1..=40).contains(&m.header.channel_seq)));
+        assert_eq!(
+            complete,
+            Reply::Complete { from: 1, count: 40, sent: old.len() as u32, source: Source::Journal }
+        );
+        assert!(
+            !old.is_empty()
+                && old.iter().all(|m| m.header.symbol == Some(0) && (1..=40).contains(&m.header.channel_seq))
+        );
         assert_eq!(old[0].header.symbol_seq, 1, "the first message of the symbol, numbered as it was live");
         client.request(&Request::Retransmit { from: last - 9, count: 10 }).await.unwrap();
         let (recent, complete) = retransmitted(&mut client).await;
@@ -351,7 +377,12 @@ fn exchange_md_feed_binary_prints_gaps_and_recoveries_and_checks_the_book() {
     let out = md.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    for line in ["GAP BTC-USD: expected symbol seq", "RECOVERED BTC-USD", "RETRANSMIT channel seq", "BOOK BTC-USD seq"] {
+    for line in [
+        "GAP BTC-USD: expected symbol seq",
+        "RECOVERED BTC-USD",
+        "RETRANSMIT channel seq",
+        "BOOK BTC-USD seq",
+    ] {
         assert!(text.contains(line), "{line:?} missing from: {text}");
     }
     let summary = text.lines().find(|l| l.starts_with("check:")).expect("a summary");

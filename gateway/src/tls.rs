@@ -257,8 +257,9 @@ pub fn quinn_client_config_alpn(
     tuning: &QuicTuning,
     alpn: &[u8],
 ) -> Result<quinn::ClientConfig, TlsError> {
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_config_alpn(ca, client_cert, alpn)?)
-        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(client_config_alpn(ca, client_cert, alpn)?)
+            .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config(tuning)));
     Ok(config)

@@ -70,8 +70,14 @@ mod tests {
     use crate::message::{Body, Channel, Header};
 
     fn m(seq: u64) -> Message {
-        let header =
-            Header { epoch: 1, channel: Channel::Orders, channel_seq: seq, symbol_seq: seq, symbol: Some(0), ts_ns: seq };
+        let header = Header {
+            epoch: 1,
+            channel: Channel::Orders,
+            channel_seq: seq,
+            symbol_seq: seq,
+            symbol: Some(0),
+            ts_ns: seq,
+        };
         Message { header, body: Body::Delete { order_id: seq } }
     }
 

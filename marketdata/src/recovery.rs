@@ -232,7 +232,9 @@ impl Request {
                 o.extend_from_slice(&from.to_le_bytes());
                 o.extend_from_slice(&count.to_le_bytes());
             }),
-            Request::Snapshot(symbol) => frame(out, K_SNAPSHOT, |o| o.extend_from_slice(&symbol.to_le_bytes())),
+            Request::Snapshot(symbol) => {
+                frame(out, K_SNAPSHOT, |o| o.extend_from_slice(&symbol.to_le_bytes()))
+            }
         }
     }
 
@@ -619,7 +621,8 @@ impl Resequencer {
                 self.channel_seq_covered = self.channel_seq_covered.max(floor);
                 let from = self.channel_seq_covered + 1;
                 if from <= self.channel_seq_seen {
-                    let count = (self.channel_seq_seen - from + 1).min(u64::from(RETRANSMIT_COUNT_MAX)) as u32;
+                    let count =
+                        (self.channel_seq_seen - from + 1).min(u64::from(RETRANSMIT_COUNT_MAX)) as u32;
                     request = Some(Request::Retransmit { from, count });
                 } else {
                     self.channel_seq_covered = self.channel_seq_seen;
@@ -703,14 +706,27 @@ mod tests {
 
     fn message(symbol: SymbolId, channel_seq: u64, symbol_seq: u64) -> Message {
         Message {
-            header: Header { epoch: 1, channel: Channel::Orders, channel_seq, symbol_seq, symbol: Some(symbol), ts_ns: 0 },
+            header: Header {
+                epoch: 1,
+                channel: Channel::Orders,
+                channel_seq,
+                symbol_seq,
+                symbol: Some(symbol),
+                ts_ns: 0,
+            },
             body: Body::Delete { order_id: channel_seq },
         }
     }
 
     fn snapshot(symbol: SymbolId, channel_seq: u64, symbol_seq: u64) -> [Message; 2] {
-        let header =
-            Header { epoch: 1, channel: Channel::Orders, channel_seq, symbol_seq, symbol: Some(symbol), ts_ns: 0 };
+        let header = Header {
+            epoch: 1,
+            channel: Channel::Orders,
+            channel_seq,
+            symbol_seq,
+            symbol: Some(symbol),
+            ts_ns: 0,
+        };
         [
             Message { header, body: Body::SnapshotBegin { items: 0, halted: false } },
             Message { header, body: Body::SnapshotEnd { items: 0 } },
@@ -769,7 +785,10 @@ mod tests {
     #[test]
     fn malformed_requests_are_named() {
         assert_eq!(Request::decode(b'R', &[1, 2, 3]), Err(RequestError::Malformed("retransmit: truncated")));
-        assert_eq!(Request::decode(b'S', &[2, 3, b'A']), Err(RequestError::Malformed("subscribe: truncated symbol name")));
+        assert_eq!(
+            Request::decode(b'S', &[2, 3, b'A']),
+            Err(RequestError::Malformed("subscribe: truncated symbol name"))
+        );
         assert_eq!(Request::decode(b'Q', &[0; 5]), Err(RequestError::Malformed("bytes after the request")));
         assert_eq!(Request::decode(b'?', &[]), Err(RequestError::UnknownType(b'?')));
         // A zero-length frame is taken off whole and has no kind.
@@ -785,9 +804,18 @@ mod tests {
     fn retransmit_ranges_are_bounded_and_never_in_the_future() {
         assert_eq!(check_retransmit(5, 10, 20), Ok(()));
         assert_eq!(check_retransmit(11, 10, 20), Ok(()));
-        assert_eq!(check_retransmit(12, 10, 20), Err(RequestError::InTheFuture { from: 12, count: 10, last: 20 }));
-        assert_eq!(check_retransmit(0, 1, 20), Err(RequestError::InTheFuture { from: 0, count: 1, last: 20 }));
-        assert_eq!(check_retransmit(u64::MAX, 2, 20), Err(RequestError::InTheFuture { from: u64::MAX, count: 2, last: 20 }));
+        assert_eq!(
+            check_retransmit(12, 10, 20),
+            Err(RequestError::InTheFuture { from: 12, count: 10, last: 20 })
+        );
+        assert_eq!(
+            check_retransmit(0, 1, 20),
+            Err(RequestError::InTheFuture { from: 0, count: 1, last: 20 })
+        );
+        assert_eq!(
+            check_retransmit(u64::MAX, 2, 20),
+            Err(RequestError::InTheFuture { from: u64::MAX, count: 2, last: 20 })
+        );
         assert_eq!(check_retransmit(1, 0, 20), Err(RequestError::RangeTooLarge { count: 0 }));
         let big = RETRANSMIT_COUNT_MAX + 1;
         assert_eq!(check_retransmit(1, big, u64::MAX), Err(RequestError::RangeTooLarge { count: big }));
@@ -852,7 +880,14 @@ mod tests {
             apply(&mut r, &m, &mut got);
         }
         assert_eq!(r.poll_request(), None);
-        let header = Header { epoch: 1, channel: Channel::Orders, channel_seq: 14, symbol_seq: 0, symbol: None, ts_ns: 0 };
+        let header = Header {
+            epoch: 1,
+            channel: Channel::Orders,
+            channel_seq: 14,
+            symbol_seq: 0,
+            symbol: None,
+            ts_ns: 0,
+        };
         apply(&mut r, &Message { header, body: Body::Heartbeat }, &mut got);
         assert_eq!(r.poll_request(), Some(Request::Retransmit { from: 10, count: 5 }));
         apply(&mut r, &message(0, 11, 5), &mut got);
