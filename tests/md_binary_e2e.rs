@@ -390,3 +390,16 @@ fn exchange_md_feed_binary_prints_gaps_and_recoveries_and_checks_the_book() {
     let recorded = std::fs::read_to_string(&record).unwrap();
     assert!(recorded.lines().any(|l| l.starts_with("D ")) && recorded.lines().any(|l| l.starts_with("S ")));
 }
+
+#[test]
+fn a_bad_md_address_is_refused_naming_the_field() {
+    let mut config = exchange::serve::ServeConfig::default();
+    config.network.quic = "127.0.0.1:0".parse().unwrap();
+    config.network.tcp = String::new();
+    config.network.http = String::new();
+    config.network.md = "not-an-address".into();
+    let dir = std::env::temp_dir().join(format!("exchange-md-bad-addr-{}", std::process::id()));
+    let err = exchange::serve::Server::start(&config, Some(&dir)).expect_err("refused").to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(err.contains("network.md \"not-an-address\""), "{err}");
+}
