@@ -38,6 +38,9 @@ use marketdata::{
 pub const CONNECTIONS_MAX: usize = 256;
 /// Requests read from one connection per turn: a flood of them waits its turn.
 const REQUESTS_PER_TURN: usize = 64;
+/// Unread request bytes a connection may have waiting; past it the peer sends faster than it is
+/// served and is cut off (QUIC flow control alone would let it queue a window's worth per turn).
+const REQUEST_BYTES_MAX: usize = 1 << 20;
 /// Feed messages moved to one connection per turn (then the others get theirs).
 const DRAIN_PER_TURN: usize = 8192;
 /// How long the thread waits for a datagram before looking at the publisher again while it has
@@ -220,6 +223,9 @@ impl Run {
     fn requests(&mut self, now: Instant) {
         let Run { quic, feed, config, stats, scratch } = self;
         for (_, c) in quic.conns_mut() {
+            if c.state.gone {
+                continue; // closing: nothing more is read or sent
+            }
             for _ in 0..REQUESTS_PER_TURN {
                 let Some((kind, payload)) = next_frame(&mut c.received) else { break };
                 scratch.clear();
@@ -234,12 +240,17 @@ impl Run {
                 }
                 c.write(scratch);
             }
+            if c.received.len() > REQUEST_BYTES_MAX && !c.state.gone {
+                c.received.clear();
+                c.close(now, b"requests arrive faster than they are served");
+                c.state.gone = true;
+            }
             if c.backlog() > QUIC_WRITE_BUFFER_MAX && !c.state.gone {
                 // It asks for more than it reads: cut it off rather than hold its bytes.
                 c.close(now, b"slow consumer: the stream's backlog is full");
                 c.state.gone = true;
             }
-            if c.peer_gone {
+            if c.peer_gone || c.state.gone {
                 if let Some(id) = c.state.subscriber.take() {
                     feed.with_publisher_mut(|p| p.unsubscribe(id));
                 }
