@@ -53,6 +53,23 @@ async fn acked(c: &mut FixClient, id: &str) {
     }
 }
 
+/// CPU time (user + system, clock ticks) of this process's threads by name, from /proc.
+fn thread_cpu() -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        *out.entry(name).or_insert(0) += ticks;
+    }
+    out
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -69,6 +86,7 @@ async fn run(orders: usize, subscribers: usize, round: usize) {
     config.network.http = String::new();
     config.network.md = "127.0.0.1:0".into();
     config.rate_limit.enabled = false;
+    let cpu_before = thread_cpu();
     let server = Server::start(&config, Some(&dir)).expect("venue starts");
     let md_addr = server.info.md_addr.unwrap();
     // Arrival times of subscriber 0's new orders-channel messages.
@@ -143,6 +161,15 @@ async fn run(orders: usize, subscribers: usize, round: usize) {
         md_ns.len(),
         throughput
     );
+    // Where the CPU went during the run (clock ticks, usually 10 ms): the venue's threads are
+    // new each run; the client side (load generator and subscribers) is the tokio workers.
+    let cpu: Vec<String> = thread_cpu()
+        .into_iter()
+        .map(|(name, ticks)| (ticks.saturating_sub(cpu_before.get(&name).copied().unwrap_or(0)), name))
+        .filter(|(ticks, _)| *ticks > 0)
+        .map(|(ticks, name)| format!("{name} {ticks}"))
+        .collect();
+    println!("    cpu ticks by thread: {}", cpu.join(", "));
     for r in readers {
         r.abort();
     }
