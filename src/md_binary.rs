@@ -50,6 +50,8 @@ pub enum FeedNote {
     Refused(String),
     /// The rebuilt book disagrees with the feed (a checksum, an update that does not fit).
     Problem(String),
+    /// A trade, in sequence: `SYMBOL QTY@PRICE AGGRESSOR-SIDE`.
+    Trade(String),
 }
 
 /// Counters of a [`BinaryFeedClient`].
@@ -286,10 +288,14 @@ impl BinaryFeedClient {
         }
         let BinaryFeedClient { reseq, books, stats, .. } = self;
         let mut failed = Vec::new();
+        let mut trades = Vec::new();
         reseq.on_message(m, &mut |m: &Message| {
             let Some(symbol) = m.header.symbol else { return };
             let Some(book) = books.get_mut(&symbol) else { return };
             stats.messages += 1;
+            if let Body::Trade { price, qty, aggressor, .. } = m.body {
+                trades.push((symbol, price, qty, aggressor));
+            }
             if matches!(m.body, Body::SnapshotEnd { .. }) {
                 stats.snapshots += 1;
             }
@@ -297,6 +303,14 @@ impl BinaryFeedClient {
                 failed.push((symbol, e));
             }
         });
+        for (symbol, price, qty, aggressor) in trades {
+            let listed = self.symbols.iter().find(|l| l.symbol == symbol);
+            let tick_units = listed.map_or(1, |l| l.tick_units);
+            let price = rust_decimal::Decimal::new(price.0.saturating_mul(tick_units), engine::PRICE_SCALE)
+                .normalize();
+            let side = if aggressor == engine::Side::Buy { "buy" } else { "sell" };
+            self.notes.push(FeedNote::Trade(format!("{} {qty}@{price} {side}", self.name(symbol))));
+        }
         for (symbol, e) in failed {
             self.stats.problems += 1;
             let text = format!("{}: {e} (asking for a snapshot)", self.name(symbol));
@@ -380,6 +394,7 @@ async fn run_cli(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdEr
                 FeedNote::Snapshot(t) => println!("SNAPSHOT {t}"),
                 FeedNote::Refused(t) => println!("REFUSED {t}"),
                 FeedNote::Problem(t) => println!("CHECK {t}"),
+                FeedNote::Trade(t) => println!("TRADE {t}"),
             }
         }
         let book = client.book(first.symbol).expect("subscribed");

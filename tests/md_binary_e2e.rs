@@ -301,7 +301,8 @@ fn bad_requests_get_a_reason_and_the_connection_keeps_serving_old_ranges_come_fr
         let (recent, complete) = retransmitted(&mut client).await;
         assert!(matches!(complete, Reply::Complete { source: Source::Log, .. }), "{complete:?}");
         assert!(!recent.is_empty(), "the last 10 orders-channel messages include BTC-USD's");
-        let replayed_tail: Vec<_> = replayed.into_iter().filter(|m| m.header.channel_seq > last - 10).collect();
+        let replayed_tail: Vec<_> =
+            replayed.into_iter().filter(|m| m.header.channel_seq > last - 10).collect();
         assert_eq!(replayed_tail, recent);
         client.request(&Request::Snapshot(0)).await.unwrap();
         match next_non_message_or_snapshot(&mut client).await {
