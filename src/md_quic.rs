@@ -360,7 +360,7 @@ fn serve(
                 }
                 p.subscribe(subscription, ts_ns)
             });
-            let id = id.map_err(|e| RequestError::Unavailable { from: 0, why: e.to_string() })?;
+            let id = id.map_err(|e| RequestError::SubscriptionRefused(e.to_string()))?;
             conn.subscriber = Some(id);
             conn.symbols = symbols;
             // The acknowledgement goes before the snapshot the next drain brings.

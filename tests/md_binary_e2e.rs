@@ -410,3 +410,22 @@ fn a_bad_md_address_is_refused_naming_the_field() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(err.contains("network.md \"not-an-address\""), "{err}");
 }
+
+#[test]
+fn a_subscriber_past_the_bound_is_refused_with_the_reason_and_the_first_goes_on() {
+    let v = venue_with("md-binary-bound", |c| c.marketdata.subscribers_max = 1);
+    rt().block_on(async {
+        let mut first = connect(&v, &["BTC-USD"]).await;
+        let info = &v.server().info;
+        let second =
+            BinaryFeedClient::connect(info.md_addr.unwrap(), &info.cert, "localhost", &["ETH-USD".into()])
+                .await;
+        let e = second.err().expect("the second subscription is refused").to_string();
+        assert!(e.contains("subscription refused: already 1 subscribers"), "{e}");
+        first.request(&Request::Snapshot(0)).await.unwrap();
+        match next_non_message_or_snapshot(&mut first).await {
+            Reply::Message(m) => assert!(matches!(m.body, marketdata::Body::SnapshotBegin { .. })),
+            other => panic!("{other:?}"),
+        }
+    });
+}

@@ -161,6 +161,9 @@ pub enum RequestError {
     /// The subscriber fell too far behind and is cut off (the connection closes after this).
     #[error("disconnected: {0}")]
     Disconnected(String),
+    /// The publisher refused the subscription (it has its most subscribers).
+    #[error("subscription refused: {0}")]
+    SubscriptionRefused(String),
 }
 
 impl RequestError {
@@ -177,6 +180,7 @@ impl RequestError {
             RequestError::InTheFuture { .. } => 8,
             RequestError::Unavailable { .. } => 9,
             RequestError::Disconnected(_) => 10,
+            RequestError::SubscriptionRefused(_) => 11,
         }
     }
 
