@@ -32,7 +32,7 @@ enum Cmd {
         data: Option<PathBuf>,
         /// Print the embedded default configuration (a commented TOML file that runs
         /// unchanged with --config) and exit.
-        #[arg(long, conflicts_with_all = ["config", "data", "quic", "tcp", "http"])]
+        #[arg(long, conflicts_with_all = ["config", "data", "quic", "tcp", "http", "md"])]
         print_config: bool,
         /// FIX over QUIC listening address; overrides `[network] quic`.
         #[arg(long, value_name = "ADDR")]
@@ -44,6 +44,10 @@ enum Cmd {
         /// turn it off; overrides `[network] http`.
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
+        /// Binary market-data feed address (QUIC datagrams), "" to turn it off; overrides
+        /// `[network] md`.
+        #[arg(long, value_name = "ADDR")]
+        md: Option<String>,
         /// Log lines (start-up, recovery, logons, admin, stop) on stderr as text or JSON lines.
         #[arg(long, value_enum, default_value = "text")]
         log_format: exchange::logging::LogFormat,
@@ -208,9 +212,9 @@ fn main() -> ExitCode {
             print!("{}", exchange::serve::DEFAULT_CONFIG_TOML);
             ExitCode::SUCCESS
         }
-        Cmd::Serve { config, data, quic, tcp, http, log_format, .. } => {
+        Cmd::Serve { config, data, quic, tcp, http, md, log_format, .. } => {
             exchange::logging::init(log_format);
-            serve(config, data, quic, tcp, http)
+            serve(config, data, Listen { quic, tcp, http, md })
         }
         Cmd::Stat(args) => monitor::stat::main(&args),
         Cmd::Md(args) => match exchange::md_cli::main(&args) {
@@ -339,13 +343,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(
-    config: Option<PathBuf>,
-    data: Option<PathBuf>,
+/// The listening addresses given on the command line, each overriding its `[network]` field.
+struct Listen {
     quic: Option<std::net::SocketAddr>,
     tcp: Option<String>,
     http: Option<String>,
-) -> ExitCode {
+    md: Option<String>,
+}
+
+fn serve(config: Option<PathBuf>, data: Option<PathBuf>, listen: Listen) -> ExitCode {
     use exchange::serve::{ServeConfig, Server};
     let mut config = match config {
         Some(path) => match ServeConfig::from_file(&path) {
@@ -357,14 +363,17 @@ fn serve(
         },
         None => ServeConfig::default(),
     };
-    if let Some(quic) = quic {
+    if let Some(quic) = listen.quic {
         config.network.quic = quic;
     }
-    if let Some(tcp) = tcp {
+    if let Some(tcp) = listen.tcp {
         config.network.tcp = tcp;
     }
-    if let Some(http) = http {
+    if let Some(http) = listen.http {
         config.network.http = http;
+    }
+    if let Some(md) = listen.md {
+        config.network.md = md;
     }
     let server = match Server::start(&config, data.as_deref()) {
         Ok(s) => s,
@@ -408,6 +417,9 @@ fn serve(
     }
     if let Some(http) = info.http_addr {
         println!("http: http://{http}/ (metrics, health, dashboard)");
+    }
+    if let Some(md) = info.md_addr {
+        println!("md/quic: {md} (binary market data, ALPN itch-md)");
     }
     for warning in &info.session_store_warnings {
         tracing::warn!("{warning}");

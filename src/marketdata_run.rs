@@ -77,6 +77,9 @@ pub struct MarketDataSection {
     /// FIX market data: bytes waiting for a session's transport past which its subscriptions
     /// are conflated (updates skipped, a fresh 35=W once it has drained to half of this).
     pub fix_backlog_bytes_max: usize,
+    /// For testing recovery only: the binary feed drops every n-th datagram of each connection
+    /// instead of sending it (deterministic loss); 0, the default, drops none.
+    pub drop_datagram_every: u64,
 }
 
 impl Default for MarketDataSection {
@@ -89,6 +92,7 @@ impl Default for MarketDataSection {
             subscribers_max: d.subscribers_max,
             fix_subscriptions_max: gateway::md::MdConfig::default().subscriptions_max,
             fix_backlog_bytes_max: gateway::md::MdConfig::default().backlog_bytes_max,
+            drop_datagram_every: 0,
         }
     }
 }

@@ -27,7 +27,9 @@ pub struct MdArgs {
     #[arg(long, default_value_t = 10)]
     pub depth: usize,
     /// Which feed: `ws` (the WebSocket JSON feed on the HTTP port), `fix` (FIX market data on an
-    /// order-entry session: needs --account and --password); `binary` is not available yet.
+    /// order-entry session: needs --account and --password) or `binary` (the order-by-order feed
+    /// over QUIC datagrams on `[network] md`, at --md-addr; --symbol may list several,
+    /// comma-separated).
     #[arg(long, default_value = "ws")]
     pub feed: String,
     /// The venue's HTTP address (`[network] http`).
@@ -56,10 +58,15 @@ pub struct MdArgs {
     /// `--feed fix`: FIX over plain TCP instead of QUIC.
     #[arg(long)]
     pub tcp: bool,
-    /// `--feed fix`: the certificate to trust (QUIC).
+    /// The venue's binary market-data address (`[network] md`), for `--feed binary`.
+    #[arg(long, default_value = "127.0.0.1:9879")]
+    pub md_addr: std::net::SocketAddr,
+    /// The certificate to trust (`--feed fix` over QUIC, `--feed binary`; the path `exchange
+    /// serve` prints). Default: DIR/tls/cert.pem with --data DIR or EXCHANGE_DATA=DIR, else
+    /// var/tls/cert.pem.
     #[arg(long)]
     pub ca: Option<PathBuf>,
-    /// `--feed fix`: the venue's data directory: trust DIR/tls/cert.pem (QUIC).
+    /// The venue's data directory, for its certificate (`--feed fix` over QUIC, `--feed binary`).
     #[arg(long, value_name = "DIR", conflicts_with = "ca")]
     pub data: Option<PathBuf>,
 }
@@ -67,8 +74,8 @@ pub struct MdArgs {
 /// Why `exchange md` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum MdError {
-    /// The feed named is not served yet.
-    #[error("--feed {0}: not yet available (only ws and fix)")]
+    /// The feed named is not one of ws, fix and binary.
+    #[error("--feed {0}: unknown feed (ws, fix or binary)")]
     Feed(String),
     /// The connection failed or broke.
     #[error("ws://{addr}/ws: {source}")]
@@ -90,6 +97,9 @@ pub enum MdError {
     /// `--feed fix`: missing arguments, or the FIX session failed.
     #[error("{0}")]
     Fix(String),
+    /// The binary feed failed.
+    #[error(transparent)]
+    Binary(#[from] crate::md_binary::BinaryFeedError),
     /// `--check` found gaps or mismatches (each was printed).
     #[error("{0} problem(s) found")]
     Check(u64),
@@ -210,6 +220,9 @@ impl Book {
 pub fn main(args: &MdArgs) -> Result<(), MdError> {
     if args.feed == "fix" {
         return crate::md_fix::main(args);
+    }
+    if args.feed == "binary" {
+        return crate::md_binary::main(args);
     }
     if args.feed != "ws" {
         return Err(MdError::Feed(args.feed.clone()));

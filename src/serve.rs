@@ -98,6 +98,9 @@ pub struct NetworkConfig {
     /// The HTTP endpoint (metrics, health, dashboard, ledger API, WebSocket market data);
     /// empty string disables it.
     pub http: String,
+    /// The binary order-by-order market-data feed (QUIC datagrams, ALPN `itch-md`); empty
+    /// string disables it.
+    pub md: String,
     /// quinn transport knobs (`[network.quic_tuning]`).
     pub quic_tuning: gateway::tls::QuicTuning,
     /// Spin before blocking: wherever the gateway thread would block in its poll (always,
@@ -307,6 +310,7 @@ impl Default for NetworkConfig {
             quic: "127.0.0.1:9878".parse().expect("literal"),
             tcp: "127.0.0.1:9877".to_owned(),
             http: "127.0.0.1:9880".to_owned(),
+            md: "127.0.0.1:9879".to_owned(),
             quic_tuning: gateway::tls::QuicTuning::default(),
             poll_spin_us: 0,
         }
@@ -424,6 +428,8 @@ pub struct ServerInfo {
     pub tcp_addr: Option<SocketAddr>,
     /// HTTP address bound.
     pub http_addr: Option<SocketAddr>,
+    /// The binary market-data feed's address, when enabled (`[network] md`).
+    pub md_addr: Option<SocketAddr>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// The certificate clients must trust.
@@ -602,6 +608,8 @@ pub struct Server {
     http: Option<crate::http::HttpServer>,
     /// The market-data thread (journal follower feeding the WebSocket feed).
     pub marketdata: Option<crate::marketdata_run::MarketDataRun>,
+    /// The binary market-data feed's endpoint (`[network] md`).
+    pub md_quic: Option<crate::md_quic::MdQuic>,
     gateway: Option<Gateway>,
     router: Option<RouterHandle>,
     engine: Option<JoinHandle<DurableEngine>>,
@@ -882,6 +890,7 @@ impl Server {
                 ServerTls::self_signed_in(&data_dir.join("tls")).map_err(|e| ServeError::Gateway(e.into()))?
             }
         };
+        let md_quic = start_md_quic(config, &marketdata, &tls, &journal_dir, &symbols)?;
         let tcp = match config.network.tcp.trim() {
             "" => None,
             addr => Some(addr.parse().map_err(|e| ServeError::Config(format!("network.tcp {addr:?}: {e}")))?),
@@ -939,6 +948,7 @@ impl Server {
                 quic_recv_buffer_bytes: gateway.quic_buffer_bytes.0,
                 tcp_addr: gateway.tcp_addr,
                 http_addr: http.as_ref().map(|h| h.addr),
+                md_addr: md_quic.as_ref().map(|m| m.addr),
                 data_dir,
                 cert: tls.cert,
                 cert_created,
@@ -951,6 +961,7 @@ impl Server {
             settlement,
             http,
             marketdata: Some(marketdata),
+            md_quic,
             gateway: Some(gateway),
             router,
             engine,
@@ -965,6 +976,7 @@ impl Server {
 
     fn shutdown(&mut self) {
         self.http.take();
+        self.md_quic.take();
         self.marketdata.take();
         self.settlement.take();
         if let Some(g) = self.gateway.take() {
@@ -997,6 +1009,35 @@ fn start_marketdata(
     let events_dir = journal_dir.join("events");
     MarketDataRun::start(&events_dir, symbols.to_vec(), config, metrics)
         .map_err(|e| ServeError::Data { path: events_dir, what: e.to_string() })
+}
+
+/// The binary market-data feed on `[network] md`, reading the market-data thread's publisher.
+fn start_md_quic(
+    config: &ServeConfig,
+    marketdata: &crate::marketdata_run::MarketDataRun,
+    tls: &ServerTls,
+    journal_dir: &Path,
+    symbols: &[SymbolSpec],
+) -> Result<Option<crate::md_quic::MdQuic>, ServeError> {
+    use crate::md_quic::{MdQuic, MdQuicConfig};
+    let addr = match config.network.md.trim() {
+        "" => return Ok(None),
+        addr => addr.parse().map_err(|e| ServeError::Config(format!("network.md {addr:?}: {e}")))?,
+    };
+    let publisher = crate::marketdata_run::publisher_config(&config.marketdata, symbols)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let md_config = MdQuicConfig {
+        addr,
+        tls: tls.clone(),
+        tuning: config.network.quic_tuning.clone(),
+        events_dir: journal_dir.join("events"),
+        feed: publisher.feed,
+        symbols: symbols.to_vec(),
+        drop_datagram_every: config.marketdata.drop_datagram_every,
+    };
+    MdQuic::start(md_config, marketdata.feed().clone())
+        .map(Some)
+        .map_err(|e| ServeError::Config(e.to_string()))
 }
 
 /// The risk engine with the configured limits, then the run-time admin changes saved in

@@ -112,7 +112,8 @@ fn serve_refuses_every_bound_at_zero_and_past_its_maximum() {
     for (toml, field) in serve_cases() {
         // Ports of its own, so a configuration wrongly accepted cannot collide with another test;
         // after the case, whose top-level keys must come before any table.
-        let ports = "quic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n";
+        let ports =
+            "quic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\n";
         let text = match toml.strip_prefix("[network]\n") {
             Some(rest) => format!("[network]\n{ports}{rest}"),
             None => format!("{toml}\n[network]\n{ports}"),

@@ -327,6 +327,7 @@ fn a_zero_fix_market_data_bound_is_refused_at_start_naming_the_field() {
         config.network.quic = "127.0.0.1:0".parse().unwrap();
         config.network.tcp = "127.0.0.1:0".into();
         config.network.http = "".into();
+        config.network.md = "".into();
         match field {
             "fix_subscriptions_max" => config.marketdata.fix_subscriptions_max = 0,
             _ => config.marketdata.fix_backlog_bytes_max = 0,

@@ -62,7 +62,7 @@ fn a_journal_that_cannot_be_written_stops_the_venue_with_the_reason() {
     // 1 MiB segments: the journal needs a new segment file after some thousand orders.
     std::fs::write(
         &config,
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"\"\n\n[journal]\nsegment_mib = 1\n\n\
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"\"\nmd = \"\"\n\n[journal]\nsegment_mib = 1\n\n\
          [rate_limit]\nenabled = false\n\n[[accounts]]\nname = \"alice\"\npassword = \"alice\"\n",
     )
     .unwrap();

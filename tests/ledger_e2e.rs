@@ -326,7 +326,8 @@ fn sigkill_while_trades_flow_books_every_trade_exactly_once() {
     let mut toml = exchange::serve::DEFAULT_CONFIG_TOML
         .replace("127.0.0.1:9878", "127.0.0.1:0")
         .replace("127.0.0.1:9877", "127.0.0.1:0")
-        .replace("127.0.0.1:9880", "127.0.0.1:0");
+        .replace("127.0.0.1:9880", "127.0.0.1:0")
+        .replace("127.0.0.1:9879", "127.0.0.1:0");
     if let Some(StoreConfig::Postgres { url, schema }) = &store {
         toml = toml.replace(
             "[settlement]\nenabled = true\n",

@@ -560,12 +560,12 @@ fn exchange_md_check_verifies_the_live_feed_and_records_it() {
     assert!(recorded.lines().count() >= 400, "every message recorded");
     assert!(recorded.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
 
-    let binary = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["md", "--symbol", "BTC-USD", "--addr", &addr, "--feed", "binary"])
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+        .args(["md", "--symbol", "BTC-USD", "--addr", &addr, "--feed", "itch"])
         .output()
         .unwrap();
-    assert_eq!(binary.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&binary.stderr).contains("not yet"));
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("--feed itch: unknown feed (ws, fix or binary)"));
 }
 
 #[test]

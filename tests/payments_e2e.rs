@@ -232,6 +232,7 @@ fn config_toml(place: &Place, hooks: SocketAddr, sleep_ms: u64) -> String {
         .replace("127.0.0.1:9878", "127.0.0.1:0")
         .replace("127.0.0.1:9877", "127.0.0.1:0")
         .replace("127.0.0.1:9880", "127.0.0.1:0")
+        .replace("127.0.0.1:9879", "127.0.0.1:0")
         .replace(
             "[[settlement.opening]]\nowner = \"dave\"\namounts = { USD = \"1000000000\", BTC = \"1000000\", ETH = \"1000000\", AAPL = \"1000000\" }\n",
             "",

@@ -106,7 +106,7 @@ async fn connect(venue: &Serve, over: Over, account: &str, resume: Option<Sessio
 /// (name, cancel_on_disconnect).
 fn write_config(path: &Path, accounts: &[(&str, bool)]) {
     let mut text =
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n".to_owned();
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n".to_owned();
     for (name, cod) in accounts {
         text.push_str(&format!(
             "\n[[accounts]]\nname = \"{name}\"\npassword = \"{name}\"\ncancel_on_disconnect = {cod}\n"

@@ -35,6 +35,7 @@ fn loopback_any_port(toml: &str) -> String {
     toml.replace("127.0.0.1:9878", "127.0.0.1:0")
         .replace("127.0.0.1:9877", "127.0.0.1:0")
         .replace("127.0.0.1:9880", "127.0.0.1:0")
+        .replace("127.0.0.1:9879", "127.0.0.1:0")
 }
 
 /// The ```toml block of README.md that follows `marker`.

@@ -17,6 +17,8 @@ fn json_logs_are_one_object_per_line_from_start_to_stop() {
             "",
             "--http",
             "127.0.0.1:0",
+            "--md",
+            "",
             "--log-format",
             "json",
         ])

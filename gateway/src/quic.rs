@@ -119,6 +119,25 @@ impl<S> QuicConn<S> {
         self.pending.push(&bytes[taken..]);
     }
 
+    /// The largest datagram (QUIC DATAGRAM frame payload) the peer accepts now; `None` when
+    /// the peer does not take datagrams (or the handshake is not done).
+    pub fn datagram_max_bytes(&mut self) -> Option<usize> {
+        self.conn.datagrams().max_size()
+    }
+
+    /// Bytes of datagrams that can be queued before [`QuicConn::send_datagram`] refuses.
+    pub fn datagram_space_bytes(&mut self) -> usize {
+        self.conn.datagrams().send_buffer_space()
+    }
+
+    /// Queues one unreliable datagram (sent at the next [`QuicSocket::transmit`]); never
+    /// drops an older one to make room: a full buffer hands the datagram back
+    /// (`SendDatagramError::Blocked`), so the caller keeps its own bound.
+    pub fn send_datagram(&mut self, bytes: Bytes) -> Result<(), quinn_proto::SendDatagramError> {
+        self.dirty = true;
+        self.conn.datagrams().send(bytes, false)
+    }
+
     /// quinn-proto's statistics of the connection (packets, losses, congestion, RTT).
     pub fn stats(&self) -> quinn_proto::ConnectionStats {
         self.conn.stats()

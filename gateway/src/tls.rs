@@ -11,6 +11,8 @@ use thiserror::Error;
 
 /// The ALPN protocol id of FIX 4.4 sessions.
 pub const ALPN_FIX44: &[u8] = b"fix44";
+/// The ALPN protocol id of the binary order-by-order market-data feed (`[network] md`).
+pub const ALPN_ITCH_MD: &[u8] = b"itch-md";
 
 /// TLS set-up failures.
 #[derive(Debug, Error)]
@@ -115,6 +117,11 @@ fn roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
 
 /// The rustls server configuration: TLS 1.3 only, ALPN `fix44`.
 pub fn server_config(tls: &ServerTls) -> Result<rustls::ServerConfig, TlsError> {
+    server_config_alpn(tls, ALPN_FIX44)
+}
+
+/// The rustls server configuration: TLS 1.3 only, the given ALPN protocol id.
+pub fn server_config_alpn(tls: &ServerTls, alpn: &[u8]) -> Result<rustls::ServerConfig, TlsError> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let builder = match &tls.client_ca {
@@ -128,7 +135,7 @@ pub fn server_config(tls: &ServerTls) -> Result<rustls::ServerConfig, TlsError> 
         }
     };
     let mut config = builder.with_single_cert(read_certs(&tls.cert)?, read_key(&tls.key)?)?;
-    config.alpn_protocols = vec![ALPN_FIX44.to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(config)
 }
 
@@ -138,6 +145,15 @@ pub fn client_config(
     ca: &Path,
     client_cert: Option<(&Path, &Path)>,
 ) -> Result<rustls::ClientConfig, TlsError> {
+    client_config_alpn(ca, client_cert, ALPN_FIX44)
+}
+
+/// [`client_config`] with another ALPN protocol id.
+pub fn client_config_alpn(
+    ca: &Path,
+    client_cert: Option<(&Path, &Path)>,
+    alpn: &[u8],
+) -> Result<rustls::ClientConfig, TlsError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(ca)?);
@@ -145,7 +161,7 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
         Some((cert, key)) => builder.with_client_auth_cert(read_certs(cert)?, read_key(key)?)?,
     };
-    config.alpn_protocols = vec![ALPN_FIX44.to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(config)
 }
 
@@ -216,7 +232,16 @@ pub fn transport_config(tuning: &QuicTuning) -> quinn::TransportConfig {
 
 /// quinn server configuration from TLS settings.
 pub fn quinn_server_config(tls: &ServerTls, tuning: &QuicTuning) -> Result<quinn::ServerConfig, TlsError> {
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(server_config(tls)?)
+    quinn_server_config_alpn(tls, tuning, ALPN_FIX44)
+}
+
+/// [`quinn_server_config`] with another ALPN protocol id.
+pub fn quinn_server_config_alpn(
+    tls: &ServerTls,
+    tuning: &QuicTuning,
+    alpn: &[u8],
+) -> Result<quinn::ServerConfig, TlsError> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(server_config_alpn(tls, alpn)?)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config(tuning)));
@@ -229,8 +254,19 @@ pub fn quinn_client_config(
     client_cert: Option<(&Path, &Path)>,
     tuning: &QuicTuning,
 ) -> Result<quinn::ClientConfig, TlsError> {
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_config(ca, client_cert)?)
-        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    quinn_client_config_alpn(ca, client_cert, tuning, ALPN_FIX44)
+}
+
+/// [`quinn_client_config`] with another ALPN protocol id.
+pub fn quinn_client_config_alpn(
+    ca: &Path,
+    client_cert: Option<(&Path, &Path)>,
+    tuning: &QuicTuning,
+    alpn: &[u8],
+) -> Result<quinn::ClientConfig, TlsError> {
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(client_config_alpn(ca, client_cert, alpn)?)
+            .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config(tuning)));
     Ok(config)

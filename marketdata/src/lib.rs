@@ -13,11 +13,13 @@
 mod book;
 mod builder;
 pub mod codec;
+pub mod datagram;
 mod depth;
 mod feed;
 mod message;
 mod projection;
 mod publisher;
+pub mod recovery;
 mod tape;
 #[cfg(feature = "ws")]
 mod ws;

@@ -38,6 +38,7 @@ pub fn venue_with(name: &str, configure: impl FnOnce(&mut ServeConfig)) -> Venue
     config.network.quic = "127.0.0.1:0".parse().unwrap();
     config.network.tcp = "127.0.0.1:0".into();
     config.network.http = "127.0.0.1:0".into();
+    config.network.md = "127.0.0.1:0".into();
     config.journal.segment_mib = 1;
     if let Some(dave) = config.accounts.iter_mut().find(|a| a.name == "dave") {
         dave.cancel_on_disconnect = false;

@@ -18,6 +18,7 @@ CONFIG = """[network]
 quic = "127.0.0.1:0"
 tcp = "127.0.0.1:0"
 http = "127.0.0.1:0"
+md = "127.0.0.1:0"
 [journal]
 segment_mib = 1
 [[accounts]]

@@ -118,7 +118,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="exchange-interop-")
     config = os.path.join(tmp, "serve.toml")
     with open(config, "w") as f:
-        f.write('[network]\nquic = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\nhttp = "127.0.0.1:0"\n[journal]\nsegment_mib = 1\n')
+        f.write('[network]\nquic = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\nhttp = "127.0.0.1:0"\nmd = "127.0.0.1:0"\n[journal]\nsegment_mib = 1\n')
     server = subprocess.Popen([exe, "serve", "--config", config, "--data", os.path.join(tmp, "data")],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -47,7 +47,7 @@ pub const RATES_QUICK: [u64; 3] = [5_000, 20_000, 50_000];
 /// (the harness measures the venue's capacity, not its flood protection; risk checks stay on).
 fn venue_config(wait: &str, thread: &str, spin_us: u64, quic_tuning: &str) -> String {
     format!(
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\npoll_spin_us = {spin_us}\n[network.quic_tuning]\n{quic_tuning}[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\nthread = \"{thread}\"\n[rate_limit]\nenabled = false\n"
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\npoll_spin_us = {spin_us}\n[network.quic_tuning]\n{quic_tuning}[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\nthread = \"{thread}\"\n[rate_limit]\nenabled = false\n"
     )
 }
 
