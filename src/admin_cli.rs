@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use fix::codec::{self, tag};
-use gateway::client::{describe, fresh_cl_ord_id};
+use fixclient::{describe, fresh_cl_ord_id};
 use serde_json::{Map, Value};
 
 use crate::fix_client::ConnectArgs;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use fix::codec::tag;
-use gateway::client::{
+use fixclient::{
     describe_sent, fresh_cl_ord_id, ClientConfig, ClientError, ClientTransport, FixClient, Received,
 };
 use gateway::server::now_ns;

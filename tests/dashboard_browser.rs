@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use engine::Side;
-use gateway::client::FixClient;
+use fixclient::FixClient;
 
 /// Bound on one browser run: a stuck browser fails the test instead of hanging it.
 const BROWSER_RUN_MAX: Duration = Duration::from_secs(90);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use engine::Side;
 use fix::codec::{self, tag};
-use gateway::client::{new_order_fields, ClientError, FixClient};
+use fixclient::{new_order_fields, ClientError, FixClient};
 use gateway::server::now_ns;
 
 #[test]

@@ -18,7 +18,7 @@ use common::*;
 use engine::Side;
 use exchange::serve::{ServeConfig, Server};
 use exchange::settlement_run::{OpeningBalance, SettlementRun};
-use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient};
+use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
 use gateway::server::now_ns;
 use rand::{Rng, SeedableRng};
 use settlement::{Balances, StoreConfig};

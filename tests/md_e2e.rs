@@ -311,7 +311,7 @@ fn settled(v: &Venue) -> (u64, u64) {
 
 /// Orders from two FIX sessions: resting bids and asks at several prices, crosses, a market
 /// order; `round` shifts the prices so that rounds overlap.
-async fn flow(alice: &mut gateway::client::FixClient, bob: &mut gateway::client::FixClient, round: u64) {
+async fn flow(alice: &mut fixclient::FixClient, bob: &mut fixclient::FixClient, round: u64) {
     for i in 0..12u64 {
         let off = (i * 7 + round * 3) % 9;
         let bid = format!("100.{:02}", 10 + off);
@@ -423,7 +423,7 @@ fn bad_subscriptions_get_a_reject_naming_the_reason() {
 }
 
 /// Reads reports until the one acknowledging `cl_ord_id`.
-async fn acked(c: &mut gateway::client::FixClient, cl_ord_id: &str) {
+async fn acked(c: &mut fixclient::FixClient, cl_ord_id: &str) {
     loop {
         let m = next(c).await;
         if m.get(11).as_deref() == Some(cl_ord_id) && m.get(150).as_deref() == Some("0") {
