@@ -7,8 +7,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use engine::price_text::{self, PriceText};
 use futures_util::{SinkExt, StreamExt};
-use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
@@ -77,7 +77,8 @@ pub enum MdError {
 #[derive(Default)]
 struct Book {
     seq: Option<u64>,
-    tick: Option<Decimal>,
+    /// Tick size in price units.
+    tick: Option<i64>,
     /// (side is buy, price ticks) -> qty.
     levels: BTreeMap<(bool, i64), u64>,
     /// order id -> (side is buy, price ticks, qty).
@@ -86,9 +87,9 @@ struct Book {
 
 impl Book {
     fn ticks(&self, price: &Value) -> Option<i64> {
-        let price: Decimal = price.as_str()?.parse().ok()?;
-        let units = price / self.tick?;
-        (units.fract().is_zero()).then(|| units.trunc().try_into().ok()).flatten()
+        let units = price_text::parse_units(price.as_str()?).ok()?;
+        let tick = self.tick?;
+        (units % tick == 0).then_some(units / tick)
     }
 
     fn aggregate(&self, level3: bool) -> BTreeMap<(bool, i64), u64> {
@@ -119,7 +120,8 @@ impl Book {
     fn apply(&mut self, level3: bool, m: &Value) -> Result<(), String> {
         let seq = m["symbol_seq"].as_u64().ok_or("no symbol_seq")?;
         if m["type"] == "snapshot" {
-            self.tick = m["tick_size"].as_str().and_then(|t| t.parse().ok());
+            self.tick =
+                m["tick_size"].as_str().and_then(|t| price_text::parse_units(t).ok()).filter(|&t| t > 0);
             self.levels.clear();
             self.orders.clear();
             for (key, buy) in [("bids", true), ("asks", false)] {
@@ -291,7 +293,10 @@ async fn run(args: &MdArgs) -> Result<(), MdError> {
 }
 
 fn price_text(book: &Book, ticks: i64) -> String {
-    book.tick.map_or_else(|| ticks.to_string(), |t| (t * Decimal::from(ticks)).normalize().to_string())
+    book.tick.map_or_else(
+        || ticks.to_string(),
+        |t| PriceText::trimmed(i128::from(t) * i128::from(ticks), 0).to_string(),
+    )
 }
 
 /// `bid Q@P | ask Q@P` of the best level each side, then the depth levels.

@@ -394,9 +394,15 @@ pub fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeErr
     entries
         .iter()
         .map(|s| {
-            let tick = gateway::venue::parse_price_units(&s.tick).filter(|&t| t > 0).ok_or_else(|| {
-                ServeError::Config(format!("symbol {}: tick {:?} is not a positive price", s.name, s.tick))
-            })?;
+            let tick = engine::price_text::parse_units(&s.tick)
+                .map_err(|e| e.to_string())
+                .and_then(|t| if t > 0 { Ok(t) } else { Err("not positive".into()) })
+                .map_err(|why| {
+                    ServeError::Config(format!(
+                        "symbol {}: tick {:?} is not a positive price: {why}",
+                        s.name, s.tick
+                    ))
+                })?;
             if s.lot == 0 {
                 return Err(ServeError::Config(format!("symbol {}: lot must be positive", s.name)));
             }
@@ -1000,8 +1006,9 @@ fn build_risk(
     }
     for (id, s) in config.symbols.iter().enumerate() {
         if let Some(text) = &s.reference_price {
-            let units = gateway::venue::parse_price_units(text)
-                .ok_or_else(|| bad(format!("symbol {}: reference_price {text:?} is not a price", s.name)))?;
+            let units = engine::price_text::parse_units(text).map_err(|e| {
+                bad(format!("symbol {}: reference_price {text:?} is not a price: {e}", s.name))
+            })?;
             risk.set_reference_price(id as u32, units).map_err(|e| bad(format!("symbol {}: {e}", s.name)))?;
         }
     }

@@ -107,7 +107,7 @@ fn rebuilt(config: &ServeConfig, dir: &Path, accounts: &[String]) -> BTreeMap<(S
     let symbols = config
         .symbols
         .iter()
-        .map(|s| engine::SymbolSpec::new(&s.name, gateway::venue::parse_price_units(&s.tick).unwrap(), s.lot))
+        .map(|s| engine::SymbolSpec::new(&s.name, engine::price_text::parse_units(&s.tick).unwrap(), s.lot))
         .collect::<Vec<_>>();
     let run = SettlementRun::open(&section, dir, accounts, &symbols).unwrap().unwrap();
     let out = snapshot(&run);

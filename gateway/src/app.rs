@@ -11,7 +11,8 @@ use crate::auth::Authenticator;
 use crate::metrics::{GatewayMetrics, GatewayReject, OrderKind, RequestTimes};
 use crate::parking::Parking;
 use crate::router::{Request, RouterTx, SessionId, ToRouter};
-use crate::venue::{parse_price_units, LogonRefused, Venue};
+use crate::venue::{LogonRefused, Venue};
+use engine::price_text::{parse_units, PriceTextError};
 use fix::codec::{self, tag, Message};
 use fix::session::{Poll, Session};
 use oms::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
@@ -47,6 +48,11 @@ fn bad_value(t: u32, name: &str, value: &[u8]) -> Refusal {
 
 fn bad_format(t: u32, name: &str) -> Refusal {
     Refusal::Session(6, Some(t), format!("Incorrect data format for {name} ({t})"))
+}
+
+/// [`bad_format`] for a price, saying what is wrong with it (`9 decimals: a price has at most 8`).
+fn bad_price(t: u32, name: &str, e: PriceTextError) -> Refusal {
+    Refusal::Session(6, Some(t), format!("Incorrect data format for {name} ({t}): {e}"))
 }
 
 /// What a refusal echoes of the refused message, copied before its buffer is released.
@@ -541,7 +547,7 @@ impl AppSession {
                 let qty = qty(msg)?;
                 let price = match msg.get_str(tag::PRICE) {
                     Some(text) => {
-                        Some(parse_price_units(text).ok_or_else(|| bad_format(tag::PRICE, "Price"))?)
+                        Some(parse_units(text).map_err(|e| bad_price(tag::PRICE, "Price", e))?)
                     }
                     None => None,
                 };
@@ -643,11 +649,11 @@ impl AppSession {
             0
         } else {
             let text = msg.get_str(tag::PRICE).ok_or_else(|| missing(tag::PRICE, "Price"))?;
-            parse_price_units(text).ok_or_else(|| bad_format(tag::PRICE, "Price"))?
+            parse_units(text).map_err(|e| bad_price(tag::PRICE, "Price", e))?
         };
         let stop_price = if stop {
             let text = msg.get_str(tag::STOP_PX).ok_or_else(|| missing(tag::STOP_PX, "StopPx"))?;
-            Some(parse_price_units(text).ok_or_else(|| bad_format(tag::STOP_PX, "StopPx"))?)
+            Some(parse_units(text).map_err(|e| bad_price(tag::STOP_PX, "StopPx", e))?)
         } else {
             None
         };

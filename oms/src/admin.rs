@@ -19,9 +19,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use engine::{AccountId, PRICE_SCALE};
+use engine::price_text::PriceText;
+use engine::AccountId;
 use risk::{AccountExposure, RiskEngine, RiskLimits};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -296,8 +296,7 @@ pub fn load_state(path: &Path) -> Result<SavedState, String> {
 
 /// Amount in price units × quantity as decimal text (`1005.5`).
 fn amount(units: i128) -> String {
-    Decimal::try_from_i128_with_scale(units, PRICE_SCALE)
-        .map_or_else(|_| units.to_string(), |d| d.normalize().to_string())
+    PriceText::trimmed(units, 0).to_string()
 }
 
 /// AdminData (5104): the accounts as JSON, named by `name_of`.
