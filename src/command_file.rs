@@ -6,10 +6,8 @@
 //! (unknown symbol, off-tick price, zero quantity) becomes a command, so the engine rejects it
 //! with a sequenced `rejected` event like any other bad order.
 
-use engine::{
-    CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif,
-};
 use engine::price_text::{self, PriceTextError};
+use engine::{CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use engine::{BookSnapshot, Engine, Event, EventKind, Price, SymbolId, SymbolSpec};
 use engine::price_text::PriceText;
+use engine::{BookSnapshot, Engine, Event, EventKind, Price, SymbolId, SymbolSpec};
 use serde::Serialize;
 
 use crate::names::Names;

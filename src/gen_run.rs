@@ -11,9 +11,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
+use engine::price_text::PriceText;
 use engine::{default_symbols, Command, CommandKind, Side, SymbolSpec, Tif};
 use harness::gen::{generate, GenConfig, Mix, Sweep, MID_TICKS, TICK_UNITS};
-use engine::price_text::PriceText;
 use serde::Serialize;
 
 /// Mid price of each built-in symbol in the generated flow, in ticks of 0.01 (same order as

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use gateway::server::now_ns;
-use gateway::tls::{quinn_client_config, QuicTuning, TlsError};
 use fix::codec::{tag, Encoder, Message};
 use fix::session::{InitiatorLogon, Poll, Session, SessionConfig, SessionState};
+use gateway::server::now_ns;
+use gateway::tls::{quinn_client_config, QuicTuning, TlsError};
 
 /// How to reach the venue.
 #[derive(Clone, Debug)]

@@ -15,7 +15,7 @@ use crate::venue::{LogonRefused, Venue};
 use engine::price_text::{parse_units, PriceTextError};
 use fix::codec::{self, tag, Message};
 use fix::session::{Poll, Session};
-use oms::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
+use oms::admin::{accounts_json, AdminAction, AdminRefusal, AdminReply, AdminRequest};
 use oms::{ExecReport, Report};
 
 /// Session ids, unique for the process.
@@ -274,7 +274,8 @@ impl AppSession {
                 business_reject(session, seq, &echo.msg_type, ref_id, reason, &text, now_ns);
             }
             Refusal::Admin(req_id, text) => {
-                let reply = AdminReply { req_id, outcome: Err(text), accounts: Vec::new() };
+                let reply =
+                    AdminReply { req_id, outcome: Err(AdminRefusal::BadRequest(text)), accounts: Vec::new() };
                 self.admin_response(session, &reply, now_ns);
             }
             Refusal::Order(reason, text) => session.send(b"8", now_ns, |e| {
@@ -431,11 +432,11 @@ impl AppSession {
         session.send(codec::MSG_ADMIN_RESPONSE, now_ns, |e| {
             e.str(tag::ADMIN_REQ_ID, &reply.req_id);
             let (status, text) = match &reply.outcome {
-                Ok(text) => (0, text),
-                Err(text) => (1, text),
+                Ok(text) => (0, std::borrow::Cow::Borrowed(text.as_str())),
+                Err(refusal) => (1, std::borrow::Cow::Owned(refusal.to_string())),
             };
             e.u64(tag::ADMIN_STATUS, status);
-            e.str(tag::TEXT, text);
+            e.str(tag::TEXT, &text);
             e.str(tag::ADMIN_DATA, &data);
         });
     }
@@ -546,9 +547,7 @@ impl AppSession {
                 let symbol = self.symbol(msg)?;
                 let qty = qty(msg)?;
                 let price = match msg.get_str(tag::PRICE) {
-                    Some(text) => {
-                        Some(parse_units(text).map_err(|e| bad_price(tag::PRICE, "Price", e))?)
-                    }
+                    Some(text) => Some(parse_units(text).map_err(|e| bad_price(tag::PRICE, "Price", e))?),
                     None => None,
                 };
                 if let Some(p) = price {

@@ -208,7 +208,10 @@ pub fn transport_config(tuning: &QuicTuning) -> quinn_proto::TransportConfig {
 }
 
 /// quinn server configuration from TLS settings.
-pub fn quinn_server_config(tls: &ServerTls, tuning: &QuicTuning) -> Result<quinn_proto::ServerConfig, TlsError> {
+pub fn quinn_server_config(
+    tls: &ServerTls,
+    tuning: &QuicTuning,
+) -> Result<quinn_proto::ServerConfig, TlsError> {
     let crypto = quinn_proto::crypto::rustls::QuicServerConfig::try_from(server_config(tls)?)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn_proto::ServerConfig::with_crypto(Arc::new(crypto));

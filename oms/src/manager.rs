@@ -27,7 +27,7 @@ use engine::{
     Price, Qty, RejectReason, Side, SymbolId, SymbolSpec, SYMBOL_UNKNOWN,
 };
 
-use crate::admin::{AdminConfig, AdminReply, AdminRequest, SavedState};
+use crate::admin::{AdminConfig, AdminRefusal, AdminReply, AdminRequest, SavedState};
 use crate::gates::{Gates, RateLimits};
 use crate::orders::{OrderState, Orders};
 use crate::report::{
@@ -233,7 +233,7 @@ impl OrderManager {
             None => (
                 AdminReply {
                     req_id: request.req_id,
-                    outcome: Err("pre-trade risk is off on this venue".into()),
+                    outcome: Err(AdminRefusal::RiskOff),
                     accounts: Vec::new(),
                 },
                 None,
