@@ -16,7 +16,10 @@ use crate::types::{Price, SymbolSpec, PRICE_SCALE};
 /// part and decimals together) and a point fit, and so does `-0.` before [`PRICE_SCALE`] digits.
 pub const PRICE_TEXT_BYTES_MAX: usize = 48;
 
-const _: () = assert!(1 + 39 + 1 <= PRICE_TEXT_BYTES_MAX && 3 + PRICE_SCALE as usize <= PRICE_TEXT_BYTES_MAX);
+/// Sign, digits and point; and `-0.` with the decimals.
+const PRICE_TEXT_BYTES_NEEDED: [usize; 2] = [1 + 39 + 1, 3 + PRICE_SCALE as usize];
+const _: () = assert!(PRICE_TEXT_BYTES_NEEDED[0] <= PRICE_TEXT_BYTES_MAX);
+const _: () = assert!(PRICE_TEXT_BYTES_NEEDED[1] <= PRICE_TEXT_BYTES_MAX);
 
 /// Why a text is not a price.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
