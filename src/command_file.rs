@@ -166,9 +166,13 @@ pub fn parse_line(line: &str, names: &mut Names) -> Result<ParsedLine, LineError
         }),
         "cancel_all" => CommandKind::CancelAll {
             account: account(&raw, names)?,
-            symbol: match raw.symbol {
-                Some(_) => symbol(&raw, names)?,
-                None => engine::SYMBOL_UNKNOWN,
+            // No symbol: every symbol. An unlisted one has nothing to cancel, but it must not
+            // pass as "every symbol" (the journal writes None as SYMBOL_UNKNOWN): refused.
+            symbol: match raw.symbol.as_deref() {
+                Some(name) => Some(names.symbol_id(name).ok_or_else(|| {
+                    bad("symbol", format!("{name:?} is not listed: cancel_all names a listed symbol or none"))
+                })?),
+                None => None,
             },
         },
         "halt" => CommandKind::Halt { symbol: symbol(&raw, names)? },
@@ -353,6 +357,18 @@ mod tests {
         assert_eq!(closest_field("colour"), None);
         let clean = parse_line(r#"{"op":"halt","symbol":"AAPL"}"#, &mut n).unwrap();
         assert!(clean.unknown_fields.is_empty() && clean.unknown_field_error().is_none());
+    }
+
+    #[test]
+    fn cancel_all_names_one_listed_symbol_or_every_symbol() {
+        let mut n = names();
+        let all = parse_line(r#"{"op":"cancel_all","account":"a"}"#, &mut n).unwrap();
+        assert!(matches!(all.kind, CommandKind::CancelAll { symbol: None, .. }));
+        let one = parse_line(r#"{"op":"cancel_all","account":"a","symbol":"AAPL"}"#, &mut n).unwrap();
+        assert!(matches!(one.kind, CommandKind::CancelAll { symbol: Some(_), .. }));
+        // An unlisted symbol must not turn into "every symbol".
+        let err = parse_line(r#"{"op":"cancel_all","account":"a","symbol":"NOPE"}"#, &mut n).unwrap_err();
+        assert!(err.to_string().contains("\"NOPE\" is not listed"), "{err}");
     }
 
     #[test]

@@ -457,12 +457,12 @@ impl Engine {
         self.release(slot);
     }
 
-    fn cancel_all<S: EventSink>(&mut self, account: AccountId, symbol: SymbolId, sink: &mut S) {
+    fn cancel_all<S: EventSink>(&mut self, account: AccountId, symbol: Option<SymbolId>, sink: &mut S) {
         self.scratch.clear();
         for slot in 0..self.orders.high_water() {
             let o = self.orders.get(slot);
             let live = matches!(o.state, OrderState::Resting | OrderState::Stop);
-            if live && o.account == account && (symbol == crate::SYMBOL_UNKNOWN || o.symbol == symbol) {
+            if live && o.account == account && symbol.is_none_or(|s| o.symbol == s) {
                 self.scratch.push(slot);
             }
         }

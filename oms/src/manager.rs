@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use engine::{
     AccountId, CancelReason, ClOrdId, Command, CommandKind, Event, EventKind, NewOrder, OrdType, OrderId,
-    Price, Qty, RejectReason, Side, SymbolId, SymbolSpec, SYMBOL_UNKNOWN,
+    Price, Qty, RejectReason, Side, SymbolId, SymbolSpec,
 };
 
 use crate::admin::{AdminConfig, AdminRefusal, AdminReply, AdminRequest, SavedState};
@@ -192,7 +192,7 @@ impl OrderManager {
         cancel.dedup();
         cancel
             .into_iter()
-            .map(|account| self.issue(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None))
+            .map(|account| self.issue(CommandKind::CancelAll { account, symbol: None }, None))
             .collect()
     }
 
@@ -208,9 +208,8 @@ impl OrderManager {
     pub fn detach(&mut self, session: SessionId, graceful: bool) -> Option<CommandKind> {
         let account = self.sessions.iter().position(|s| s.as_ref().is_some_and(|a| a.session == session))?;
         let attached = self.sessions[account].take()?;
-        (attached.cancel_on_disconnect && !graceful).then(|| {
-            self.issue(CommandKind::CancelAll { account: account as AccountId, symbol: SYMBOL_UNKNOWN }, None)
-        })
+        (attached.cancel_on_disconnect && !graceful)
+            .then(|| self.issue(CommandKind::CancelAll { account: account as AccountId, symbol: None }, None))
     }
 
     /// An AdminRequest of admin `account`: applied to risk at once, answered with an
@@ -243,9 +242,7 @@ impl OrderManager {
             text.push_str(&format!(" (warning: {warning})"));
         }
         self.deliver(account, Report::Admin(reply));
-        cancel.map(|killed| {
-            self.issue(CommandKind::CancelAll { account: killed, symbol: SYMBOL_UNKNOWN }, None)
-        })
+        cancel.map(|killed| self.issue(CommandKind::CancelAll { account: killed, symbol: None }, None))
     }
 
     /// The run-time admin state to write after a change (the host writes it off the matching
@@ -286,7 +283,7 @@ impl OrderManager {
                     account,
                     report,
                 });
-                CommandKind::CancelAll { account, symbol: symbol.unwrap_or(SYMBOL_UNKNOWN) }
+                CommandKind::CancelAll { account, symbol }
             }
             Request::Status { .. } | Request::MassStatus { .. } => {
                 self.answer_status(&request, now_ns);
