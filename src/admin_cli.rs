@@ -85,7 +85,7 @@ pub enum AdminCliError {
     Connect(#[from] ClientCliError),
     /// The session failed after logon.
     #[error(transparent)]
-    Session(#[from] fixclient::ClientError),
+    Session(Box<fixclient::ClientError>),
     /// The async runtime could not start.
     #[error("starting the I/O runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -99,6 +99,12 @@ pub enum AdminCliError {
     /// The AdminData (5104) of the answer is not JSON: the venue and this client disagree.
     #[error("AdminData is not JSON: {0}")]
     AdminData(#[source] serde_json::Error),
+}
+
+impl From<fixclient::ClientError> for AdminCliError {
+    fn from(e: fixclient::ClientError) -> AdminCliError {
+        AdminCliError::Session(Box::new(e))
+    }
 }
 
 /// `NAME=VALUE` pairs into the AdminLimits object: whole numbers are numbers, `none` (or

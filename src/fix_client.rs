@@ -75,8 +75,8 @@ pub enum ClientCliError {
         env = DATA_DIR_ENV
     )]
     Untrusted {
-        /// What the client saw.
-        source: ClientError,
+        /// What the client saw (boxed: a client error is large, and errors travel by value).
+        source: Box<ClientError>,
         /// The certificate file trusted.
         ca: PathBuf,
         /// Where that choice came from (`--ca`, `--data DIR`, the default).
@@ -84,10 +84,10 @@ pub enum ClientCliError {
     },
     /// Nothing answered in time over QUIC.
     #[error("{0} (--connect-timeout sets the wait; --tcp uses FIX/TCP)")]
-    Timeout(ClientError),
+    Timeout(Box<ClientError>),
     /// The connection or the session failed.
     #[error(transparent)]
-    Session(#[from] ClientError),
+    Session(Box<ClientError>),
     /// The async runtime could not start.
     #[error("starting the I/O runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -133,6 +133,12 @@ pub enum ClientCliError {
     UnknownCommand(String),
 }
 
+impl From<ClientError> for ClientCliError {
+    fn from(e: ClientError) -> ClientCliError {
+        ClientCliError::Session(Box::new(e))
+    }
+}
+
 fn connect_timeout_secs(text: &str) -> Result<f64, ClientCliError> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s <= CONNECT_TIMEOUT_S_MAX => Ok(s),
@@ -173,9 +179,9 @@ impl ConnectArgs {
             Ok(client) => Ok(client),
             Err(e @ (ClientError::Tls(_) | ClientError::Certificate { .. })) => {
                 let (ca, ca_source) = self.ca();
-                Err(ClientCliError::Untrusted { source: e, ca, ca_source })
+                Err(ClientCliError::Untrusted { source: Box::new(e), ca, ca_source })
             }
-            Err(e @ ClientError::Timeout { .. }) if !self.tcp => Err(ClientCliError::Timeout(e)),
+            Err(e @ ClientError::Timeout { .. }) if !self.tcp => Err(ClientCliError::Timeout(Box::new(e))),
             Err(e) => Err(e.into()),
         }
     }
