@@ -353,11 +353,21 @@ fn ws_books_equal_the_engines_book_with_orders_through_the_gateway() {
         for channel in ["level2", "level3"] {
             ws_send(&mut ws, json!({"type": "subscribe", "channel": channel, "symbol": "BTC-USD"})).await;
         }
+        // Both snapshots before more orders: otherwise, on a loaded machine, every order can
+        // land before the subscriptions do and only snapshots (no update, no checksum) remain.
+        let mut early = Vec::new();
+        while early.iter().filter(|m: &&Value| m["type"] == "snapshot").count() < 2 {
+            early.push(ws_next(&mut ws).await);
+        }
         flow(&mut alice, &mut bob, 1).await;
         flow(&mut alice, &mut bob, 2).await;
         let _ = drain(&mut alice, Duration::from_millis(300)).await;
         let _ = drain(&mut bob, Duration::from_millis(300)).await;
-        let mut next = async || ws_next(&mut ws).await;
+        let mut early = early.into_iter();
+        let mut next = async || match early.next() {
+            Some(m) => m,
+            None => ws_next(&mut ws).await,
+        };
         let books = rebuilt(&v, &mut next).await;
         assert!(books.checksums > 10, "checksums verified: {}", books.checksums);
         let (l3, l2) = engine_book(&v, &specs);
