@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use engine::Side;
 use exchange::md_binary::BinaryFeedClient;
 use exchange::serve::{ServeConfig, Server};
-use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient};
+use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
 use gateway::server::now_ns;
 
 fn client_config(server: &Server, account: &str) -> ClientConfig {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use fix::codec::{self, tag};
-use gateway::client::{describe, fresh_cl_ord_id};
+use fixclient::{describe, fresh_cl_ord_id};
 use serde_json::{Map, Value};
 
-use crate::fix_client::ConnectArgs;
+use crate::fix_client::{ClientCliError, ConnectArgs};
 
 /// `exchange admin`.
 #[derive(Args, Clone, Debug)]
@@ -58,21 +58,74 @@ pub enum AdminCmd {
     },
 }
 
+/// Why `exchange admin` failed (a refusal by the venue is not an error: exit 1, not 2).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminCliError {
+    /// A limit not written `NAME=VALUE`.
+    #[error("{0:?}: expected NAME=VALUE")]
+    NotNameValue(String),
+    /// A whole number too large for a limit.
+    #[error("{name}: {source}")]
+    Number {
+        /// The limit.
+        name: String,
+        /// Why.
+        source: std::num::ParseIntError,
+    },
+    /// A `{...}` value that is not JSON.
+    #[error("{name}: {source}")]
+    Json {
+        /// The limit.
+        name: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// Connecting, logging on or the session failed.
+    #[error(transparent)]
+    Connect(#[from] ClientCliError),
+    /// The session failed after logon.
+    #[error(transparent)]
+    Session(Box<fixclient::ClientError>),
+    /// The async runtime could not start.
+    #[error("starting the I/O runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    /// No AdminResponse came back.
+    #[error("no answer from the venue within 10 s")]
+    NoAnswer,
+    /// The venue rejected the message itself (session or business reject): not an admin
+    /// session, or a malformed request.
+    #[error("{0}")]
+    Rejected(String),
+    /// The AdminData (5104) of the answer is not JSON: the venue and this client disagree.
+    #[error("AdminData is not JSON: {0}")]
+    AdminData(#[source] serde_json::Error),
+}
+
+impl From<fixclient::ClientError> for AdminCliError {
+    fn from(e: fixclient::ClientError) -> AdminCliError {
+        AdminCliError::Session(Box::new(e))
+    }
+}
+
 /// `NAME=VALUE` pairs into the AdminLimits object: whole numbers are numbers, `none` (or
 /// `null`) unsets, `{...}` is JSON (`position_max_by_symbol={"BTC-USD":5}`), anything else a
 /// string (decimal notionals such as `250000.50`, which are never floats).
-pub fn limits_patch(pairs: &[String]) -> Result<Map<String, Value>, String> {
+pub fn limits_patch(pairs: &[String]) -> Result<Map<String, Value>, AdminCliError> {
     let mut patch = Map::new();
     for pair in pairs {
         let Some((name, value)) = pair.split_once('=') else {
-            return Err(format!("{pair:?}: expected NAME=VALUE"));
+            return Err(AdminCliError::NotNameValue(pair.clone()));
         };
         let value = match value {
             "none" | "null" => Value::Null,
             v if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-                Value::Number(v.parse::<u64>().map_err(|e| format!("{name}: {e}"))?.into())
+                let number =
+                    v.parse::<u64>().map_err(|source| AdminCliError::Number { name: name.into(), source })?;
+                Value::Number(number.into())
             }
-            v if v.starts_with('{') => serde_json::from_str(v).map_err(|e| format!("{name}: {e}"))?,
+            v if v.starts_with('{') => {
+                serde_json::from_str(v).map_err(|source| AdminCliError::Json { name: name.into(), source })?
+            }
             v => Value::String(v.to_owned()),
         };
         patch.insert(name.to_owned(), value);
@@ -81,7 +134,7 @@ pub fn limits_patch(pairs: &[String]) -> Result<Map<String, Value>, String> {
 }
 
 /// Runs `exchange admin`: true when the venue did it, false when it refused.
-pub fn admin(args: &AdminArgs) -> Result<bool, String> {
+pub fn admin(args: &AdminArgs) -> Result<bool, AdminCliError> {
     let (action, account, limits) = match &args.action {
         AdminCmd::Show { account } => ("show", account.as_deref(), None),
         AdminCmd::Set { account, limits } => {
@@ -92,7 +145,7 @@ pub fn admin(args: &AdminArgs) -> Result<bool, String> {
         AdminCmd::Kill { account } => ("kill", Some(account.as_str()), None),
         AdminCmd::Release { account } => ("release", Some(account.as_str()), None),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut client = args.connect.connect().await?;
         let req_id = fresh_cl_ord_id("adm");
@@ -107,21 +160,20 @@ pub fn admin(args: &AdminArgs) -> Result<bool, String> {
                     e.str(tag::ADMIN_LIMITS, l);
                 }
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let outcome = loop {
-            let Some(m) = client.recv(Duration::from_secs(10)).await.map_err(|e| e.to_string())? else {
-                break Err("no answer from the venue within 10 s".to_owned());
+            let Some(m) = client.recv(Duration::from_secs(10)).await? else {
+                break Err(AdminCliError::NoAnswer);
             };
             match m.msg_type().as_bytes() {
                 codec::MSG_ADMIN_RESPONSE if m.get(tag::ADMIN_REQ_ID).as_deref() == Some(req_id.as_str()) => {
                     break Ok(m);
                 }
-                b"3" | b"j" => break Err(describe(&m)),
+                b"3" | b"j" => break Err(AdminCliError::Rejected(describe(&m))),
                 _ => {}
             }
         };
-        client.logout().await.map_err(|e| e.to_string())?;
+        client.logout().await?;
         let m = outcome?;
         let done = m.get(tag::ADMIN_STATUS).as_deref() == Some("0");
         let text = m.get(tag::TEXT).unwrap_or_default();
@@ -141,8 +193,8 @@ pub fn admin(args: &AdminArgs) -> Result<bool, String> {
 }
 
 /// AdminData as a table: one line per account.
-pub fn render(data: &str) -> Result<String, String> {
-    let value: Value = serde_json::from_str(data).map_err(|e| format!("AdminData is not JSON: {e}"))?;
+pub fn render(data: &str) -> Result<String, AdminCliError> {
+    let value: Value = serde_json::from_str(data).map_err(AdminCliError::AdminData)?;
     let mut out = format!(
         "{:<12} {:<7} {:>11} {:>18} {:>18}  limits ({})\n",
         "account", "killed", "open_orders", "open_buy_notional", "credit_used", "from"
@@ -192,7 +244,12 @@ mod tests {
             patch,
             serde_json::json!({"order_qty_max": 500, "credit_max": "250000.50", "price_band_bps": null, "position_max_by_symbol": {"BTC-USD": 5}})
         );
-        assert!(limits_patch(&["order_qty_max".into()]).unwrap_err().contains("NAME=VALUE"));
+        assert!(matches!(limits_patch(&["order_qty_max".into()]), Err(AdminCliError::NotNameValue(_))));
+        let err = limits_patch(&["order_qty_max=99999999999999999999".into()]).unwrap_err();
+        assert!(matches!(err, AdminCliError::Number { .. }), "{err}");
+        let err = limits_patch(&["position_max_by_symbol={oops".into()]).unwrap_err();
+        assert!(err.to_string().starts_with("position_max_by_symbol: "), "{err}");
+        assert!(matches!(render("not json"), Err(AdminCliError::AdminData(_))));
     }
 
     #[test]

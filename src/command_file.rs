@@ -6,10 +6,8 @@
 //! (unknown symbol, off-tick price, zero quantity) becomes a command, so the engine rejects it
 //! with a sequenced `rejected` event like any other bad order.
 
-use engine::{
-    CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif, PRICE_SCALE,
-};
-use rust_decimal::Decimal;
+use engine::price_text::{self, PriceTextError};
+use engine::{CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -168,9 +166,13 @@ pub fn parse_line(line: &str, names: &mut Names) -> Result<ParsedLine, LineError
         }),
         "cancel_all" => CommandKind::CancelAll {
             account: account(&raw, names)?,
-            symbol: match raw.symbol {
-                Some(_) => symbol(&raw, names)?,
-                None => engine::SYMBOL_UNKNOWN,
+            // No symbol: every symbol. An unlisted one has nothing to cancel, but it must not
+            // pass as "every symbol" (the journal writes None as SYMBOL_UNKNOWN): refused.
+            symbol: match raw.symbol.as_deref() {
+                Some(name) => Some(names.symbol_id(name).ok_or_else(|| {
+                    bad("symbol", format!("{name:?} is not listed: cancel_all names a listed symbol or none"))
+                })?),
+                None => None,
             },
         },
         "halt" => CommandKind::Halt { symbol: symbol(&raw, names)? },
@@ -260,7 +262,7 @@ fn cl_ord_id(field: &'static str, value: Option<&str>) -> Result<ClOrdId, LineEr
 fn qty(field: &'static str, value: &Value) -> Result<u64, LineError> {
     match value {
         Value::Number(n) => Ok(n.as_u64().unwrap_or(0)),
-        Value::String(s) => match (s.trim().parse::<u64>(), s.trim().parse::<Decimal>()) {
+        Value::String(s) => match (s.trim().parse::<u64>(), price_text::parse_units_wide(s.trim())) {
             (Ok(q), _) => Ok(q),
             (Err(_), Ok(_)) => Ok(0),
             (Err(_), Err(_)) => Err(bad(field, format!("{s:?} is not a quantity"))),
@@ -278,19 +280,11 @@ pub fn price_units(field: &'static str, value: &Value) -> Result<i64, LineError>
         Value::Number(n) => n.to_string(),
         other => return Err(bad(field, format!("{other} is not a price"))),
     };
-    let decimal: Decimal =
-        text.trim().parse().map_err(|_| bad(field, format!("{text:?} is not a decimal price")))?;
-    Ok(decimal_to_units(decimal).unwrap_or(-1))
-}
-
-/// Converts a decimal price to engine price units exactly, or `None` if that is impossible.
-pub fn decimal_to_units(decimal: Decimal) -> Option<i64> {
-    let mut scaled = decimal.checked_mul(Decimal::from(10i64.pow(PRICE_SCALE)))?;
-    scaled = scaled.normalize();
-    if !scaled.is_integer() {
-        return None;
+    match price_text::parse_units(text.trim()) {
+        Ok(units) => Ok(units),
+        Err(PriceTextError::TooManyDecimals { .. } | PriceTextError::Overflow) => Ok(-1),
+        Err(e) => Err(bad(field, format!("{text:?} is not a decimal price: {e}"))),
     }
-    i64::try_from(scaled.mantissa() / 10i128.pow(scaled.scale())).ok()
 }
 
 #[cfg(test)]
@@ -366,6 +360,18 @@ mod tests {
     }
 
     #[test]
+    fn cancel_all_names_one_listed_symbol_or_every_symbol() {
+        let mut n = names();
+        let all = parse_line(r#"{"op":"cancel_all","account":"a"}"#, &mut n).unwrap();
+        assert!(matches!(all.kind, CommandKind::CancelAll { symbol: None, .. }));
+        let one = parse_line(r#"{"op":"cancel_all","account":"a","symbol":"AAPL"}"#, &mut n).unwrap();
+        assert!(matches!(one.kind, CommandKind::CancelAll { symbol: Some(_), .. }));
+        // An unlisted symbol must not turn into "every symbol".
+        let err = parse_line(r#"{"op":"cancel_all","account":"a","symbol":"NOPE"}"#, &mut n).unwrap_err();
+        assert!(err.to_string().contains("\"NOPE\" is not listed"), "{err}");
+    }
+
+    #[test]
     fn engine_rejectable_values_become_commands() {
         let mut n = names();
         let l = parse_line(
@@ -375,7 +381,11 @@ mod tests {
         .unwrap();
         let CommandKind::New(o) = l.kind else { panic!() };
         assert_eq!((o.symbol, o.price, o.qty), (engine::SYMBOL_UNKNOWN, 100_100_000, 0));
-        assert_eq!(decimal_to_units("0.000000001".parse().unwrap()), None);
-        assert_eq!(decimal_to_units("100.50".parse().unwrap()), Some(10_050_000_000));
+        let price = |text: &str| price_units("price", &Value::String(text.into()));
+        assert_eq!(price("0.000000001").unwrap(), -1);
+        assert_eq!(price("99999999999999").unwrap(), -1);
+        assert_eq!(price(" 100.50 ").unwrap(), 10_050_000_000);
+        let err = price("+1").unwrap_err().to_string();
+        assert!(err.contains("misplaced sign"), "{err}");
     }
 }

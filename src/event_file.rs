@@ -6,17 +6,15 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use engine::price_text::PriceText;
 use engine::{BookSnapshot, Engine, Event, EventKind, Price, SymbolId, SymbolSpec};
-use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::names::Names;
 
 /// Formats a price in ticks of `spec` as a decimal string with the tick's decimals ("100.50").
 pub fn format_price(spec: &SymbolSpec, price: Price) -> String {
-    let mut d = Decimal::from_i128_with_scale(i128::from(spec.ticks_to_units(price)), engine::PRICE_SCALE);
-    d.rescale(spec.price_decimals());
-    d.to_string()
+    PriceText::ticks(spec, price).to_string()
 }
 
 #[derive(Serialize)]

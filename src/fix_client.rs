@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use engine::price_text::{self, PriceTextError};
 use fix::codec::tag;
-use gateway::client::{
+use fixclient::{
     describe_sent, fresh_cl_ord_id, ClientConfig, ClientError, ClientTransport, FixClient, Received,
 };
 use gateway::server::now_ns;
@@ -63,10 +64,85 @@ pub const DATA_DIR_ENV: &str = "EXCHANGE_DATA";
 /// Longest `--connect-timeout`: past it, the QUIC idle timeout (60 s) ends the attempt anyway.
 const CONNECT_TIMEOUT_S_MAX: f64 = 60.0;
 
-fn connect_timeout_secs(text: &str) -> Result<f64, String> {
+/// Why `exchange order` or `exchange client` could not do what was asked; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientCliError {
+    /// The TLS handshake failed: the certificate trusted is not the venue's.
+    #[error(
+        "{source}\n  trusted {} ({ca_source}). Pass the certificate `exchange serve` printed at start-up \
+         with --ca PATH, or --data DIR (or {env}=DIR) for a venue started with --data DIR",
+        ca.display(),
+        env = DATA_DIR_ENV
+    )]
+    Untrusted {
+        /// What the client saw (boxed: a client error is large, and errors travel by value).
+        source: Box<ClientError>,
+        /// The certificate file trusted.
+        ca: PathBuf,
+        /// Where that choice came from (`--ca`, `--data DIR`, the default).
+        ca_source: String,
+    },
+    /// Nothing answered in time over QUIC.
+    #[error("{0} (--connect-timeout sets the wait; --tcp uses FIX/TCP)")]
+    Timeout(Box<ClientError>),
+    /// The connection or the session failed.
+    #[error(transparent)]
+    Session(Box<ClientError>),
+    /// The async runtime could not start.
+    #[error("starting the I/O runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    /// `--connect-timeout` out of range.
+    #[error("{0:?}: seconds, more than 0 and at most {max}", max = CONNECT_TIMEOUT_S_MAX)]
+    ConnectTimeout(String),
+    /// A quantity that is not a positive whole number of lots.
+    #[error("quantity must be a positive whole number of lots, got {0:?}")]
+    Qty(String),
+    /// A limit or stop price the venue would refuse as malformed.
+    #[error("{field} {text:?}: {source}")]
+    Price {
+        /// `price` or `stop`.
+        field: &'static str,
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        source: PriceTextError,
+    },
+    /// `+SECONDS` that is not a whole number.
+    #[error("{0:?}: +SECONDS must be a whole number")]
+    ExpirySeconds(String),
+    /// An expiry neither `+SECONDS` nor a UTCTimestamp.
+    #[error("{0:?}: expected +SECONDS or YYYYMMDD-HH:MM:SS (UTC)")]
+    ExpiryFormat(String),
+    /// Time in force GTD without an expiry.
+    #[error("a GTD order needs an expiry (--expire-time / gtd=+SECS)")]
+    GtdWithoutExpiry,
+    /// An expiry with a time in force other than GTD.
+    #[error("an expiry needs time in force gtd")]
+    ExpiryWithoutGtd,
+    /// An order option of the interactive client not known.
+    #[error("unknown order option {0:?} (type help)")]
+    UnknownOption(String),
+    /// `buy`/`sell` with too few words.
+    #[error("usage: buy|sell QTY SYMBOL PRICE|market [OPTION...]")]
+    OrderUsage,
+    /// `cancel`/`replace` with the wrong words.
+    #[error("usage: cancel ID | replace ID QTY [PRICE]")]
+    CancelUsage,
+    /// A command of the interactive client not known.
+    #[error("unknown command {0:?} (type help)")]
+    UnknownCommand(String),
+}
+
+impl From<ClientError> for ClientCliError {
+    fn from(e: ClientError) -> ClientCliError {
+        ClientCliError::Session(Box::new(e))
+    }
+}
+
+fn connect_timeout_secs(text: &str) -> Result<f64, ClientCliError> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s <= CONNECT_TIMEOUT_S_MAX => Ok(s),
-        _ => Err(format!("{text:?}: seconds, more than 0 and at most {CONNECT_TIMEOUT_S_MAX}")),
+        _ => Err(ClientCliError::ConnectTimeout(text.to_owned())),
     }
 }
 
@@ -97,22 +173,16 @@ impl ConnectArgs {
     }
 
     /// Connects and logs on; a failure is one message saying what was tried and what to do.
-    pub async fn connect(&self) -> Result<FixClient, String> {
+    pub async fn connect(&self) -> Result<FixClient, ClientCliError> {
         let timeout = Duration::from_secs_f64(self.connect_timeout);
         match FixClient::connect_within(&self.config(), timeout).await {
             Ok(client) => Ok(client),
             Err(e @ (ClientError::Tls(_) | ClientError::Certificate { .. })) => {
-                let (ca, source) = self.ca();
-                Err(format!(
-                    "{e}\n  trusted {} ({source}). Pass the certificate `exchange serve` printed at start-up \
-                     with --ca PATH, or --data DIR (or {DATA_DIR_ENV}=DIR) for a venue started with --data DIR",
-                    ca.display()
-                ))
+                let (ca, ca_source) = self.ca();
+                Err(ClientCliError::Untrusted { source: Box::new(e), ca, ca_source })
             }
-            Err(e @ ClientError::Timeout { .. }) if !self.tcp => {
-                Err(format!("{e} (--connect-timeout sets the wait; --tcp uses FIX/TCP)"))
-            }
-            Err(e) => Err(e.to_string()),
+            Err(e @ ClientError::Timeout { .. }) if !self.tcp => Err(ClientCliError::Timeout(Box::new(e))),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -164,22 +234,22 @@ pub enum TifArg {
 
 /// Parses a quantity of whole lots, with a message a person can act on (`-5` would otherwise
 /// read as an unknown flag).
-fn qty_lots(text: &str) -> Result<u64, String> {
+fn qty_lots(text: &str) -> Result<u64, ClientCliError> {
     match text.trim().parse::<u64>() {
         Ok(q) if q > 0 => Ok(q),
-        _ => Err(format!("quantity must be a positive whole number of lots, got {text:?}")),
+        _ => Err(ClientCliError::Qty(text.to_owned())),
     }
 }
 
 /// When a GTD order expires: `+SECONDS` from now, or a FIX UTCTimestamp
 /// (`YYYYMMDD-HH:MM:SS[.sss]`, UTC). Returns nanoseconds since the epoch.
-fn expire_time(text: &str, now_ns: u64) -> Result<u64, String> {
+fn expire_time(text: &str, now_ns: u64) -> Result<u64, ClientCliError> {
     if let Some(secs) = text.strip_prefix('+') {
-        let secs: u64 = secs.parse().map_err(|_| format!("{text:?}: +SECONDS must be a whole number"))?;
+        let secs: u64 = secs.parse().map_err(|_| ClientCliError::ExpirySeconds(text.to_owned()))?;
         return Ok(now_ns.saturating_add(secs.saturating_mul(1_000_000_000)));
     }
     fix::codec::parse_utc_timestamp(text.as_bytes())
-        .ok_or_else(|| format!("{text:?}: expected +SECONDS or YYYYMMDD-HH:MM:SS (UTC)"))
+        .ok_or_else(|| ClientCliError::ExpiryFormat(text.to_owned()))
 }
 
 /// Everything a NewOrderSingle of these clients can say.
@@ -207,14 +277,21 @@ pub struct OrderSpec {
 
 impl OrderSpec {
     /// Checks what the venue would refuse as a malformed message, before sending.
-    fn check(&self, now_ns: u64) -> Result<Option<u64>, String> {
+    fn check(&self, now_ns: u64) -> Result<Option<u64>, ClientCliError> {
+        for (field, text) in [("price", &self.price), ("stop", &self.stop_price)] {
+            if let Some(text) = text {
+                price_text::parse_units(text).map_err(|source| ClientCliError::Price {
+                    field,
+                    text: text.clone(),
+                    source,
+                })?;
+            }
+        }
         let expire_ns = self.expire.as_deref().map(|t| expire_time(t, now_ns)).transpose()?;
         match (self.tif, expire_ns) {
-            (Some(TifArg::Gtd), None) => {
-                return Err("a GTD order needs an expiry (--expire-time / gtd=+SECS)".into())
-            }
+            (Some(TifArg::Gtd), None) => return Err(ClientCliError::GtdWithoutExpiry),
             (Some(TifArg::Gtd), Some(_)) | (_, None) => {}
-            (_, Some(_)) => return Err("an expiry needs time in force gtd".into()),
+            (_, Some(_)) => return Err(ClientCliError::ExpiryWithoutGtd),
         }
         Ok(expire_ns)
     }
@@ -352,17 +429,17 @@ fn is_final(m: &Received) -> bool {
 
 /// Runs `exchange order`: prints each report; exit code 0 unless the order was rejected or
 /// the session failed.
-pub fn order(args: &OrderArgs) -> Result<bool, String> {
+pub fn order(args: &OrderArgs) -> Result<bool, ClientCliError> {
     let spec = args.spec();
     let expire_ns = spec.check(now_ns())?;
-    let rt = runtime().map_err(|e| e.to_string())?;
+    let rt = runtime()?;
     rt.block_on(async {
         let mut client = args.connect.connect().await?;
         let id = args.id.clone().unwrap_or_else(|| fresh_cl_ord_id("o"));
-        client.send(b"D", |e| spec.encode(e, &id, expire_ns, now_ns())).await.map_err(|e| e.to_string())?;
+        client.send(b"D", |e| spec.encode(e, &id, expire_ns, now_ns())).await?;
         let mut accepted = true;
         let mut wait = Duration::from_secs(10);
-        while let Some(m) = client.recv(wait).await.map_err(|e| e.to_string())? {
+        while let Some(m) = client.recv(wait).await? {
             println!("{}", describe_sent(&m, spec.price.as_deref()));
             if m.msg_type() != "8" || m.get(tag::EXEC_TYPE).as_deref() == Some("8") {
                 accepted = false;
@@ -372,7 +449,7 @@ pub fn order(args: &OrderArgs) -> Result<bool, String> {
             }
             wait = Duration::from_millis(args.wait_ms);
         }
-        client.logout().await.map_err(|e| e.to_string())?;
+        client.logout().await?;
         Ok(accepted)
     })
 }
@@ -422,7 +499,7 @@ enum Input {
 }
 
 /// Reads one command line; the error is what to tell the user.
-fn parse_input(line: &str) -> Result<Input, String> {
+fn parse_input(line: &str) -> Result<Input, ClientCliError> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let qty = |q: &str| qty_lots(q);
     Ok(match words.as_slice() {
@@ -455,18 +532,18 @@ fn parse_input(line: &str) -> Result<Input, String> {
                     }
                     Some(("stop", p)) => spec.stop_price = Some(p.to_owned()),
                     Some(("show", q)) => spec.display_qty = Some(qty(q)?),
-                    _ => return Err(format!("unknown order option {option:?} (type help)")),
+                    _ => return Err(ClientCliError::UnknownOption(option.to_string())),
                 }
             }
             Input::New(spec)
         }
-        ["buy" | "sell", ..] => return Err("usage: buy|sell QTY SYMBOL PRICE|market [OPTION...]".into()),
+        ["buy" | "sell", ..] => return Err(ClientCliError::OrderUsage),
         ["cancel", id] => Input::Cancel(id.to_string()),
         ["replace", id, q, rest @ ..] if rest.len() <= 1 => {
             Input::Replace { id: id.to_string(), qty: qty(q)?, price: rest.first().map(|p| p.to_string()) }
         }
-        ["cancel" | "replace", ..] => return Err("usage: cancel ID | replace ID QTY [PRICE]".into()),
-        _ => return Err(format!("unknown command {:?} (type help)", words[0])),
+        ["cancel" | "replace", ..] => return Err(ClientCliError::CancelUsage),
+        _ => return Err(ClientCliError::UnknownCommand(words[0].to_owned())),
     })
 }
 
@@ -647,9 +724,9 @@ fn run_prefix(now_ns: u64) -> String {
 }
 
 /// Runs the interactive client until `quit` or end of input, then waits for outstanding answers.
-pub fn client(args: &ClientArgs) -> Result<(), String> {
+pub fn client(args: &ClientArgs) -> Result<(), ClientCliError> {
     use std::io::{IsTerminal, Write};
-    let rt = runtime().map_err(|e| e.to_string())?;
+    let rt = runtime()?;
     let interactive = std::io::stdin().is_terminal();
     let (line_tx, mut line_rx) = tokio::sync::mpsc::channel::<String>(64);
     std::thread::spawn(move || {
@@ -691,7 +768,7 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
                                 Err(e) => println!("{e}"),
                                 Ok(expire_ns) => {
                                     let id = desk.new_order(spec.clone());
-                                    let seq = client.send(b"D", |e| spec.encode(e, &id, expire_ns, now)).await.map_err(|e| e.to_string())?;
+                                    let seq = client.send(b"D", |e| spec.encode(e, &id, expire_ns, now)).await?;
                                     desk.sent(&id, seq);
                                 }
                             }
@@ -707,7 +784,7 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
                                 e.str(tag::SYMBOL, &o.spec.symbol);
                                 e.char(tag::SIDE, side_code(o.spec.side));
                                 e.time(tag::TRANSACT_TIME, now_ns());
-                            }).await.map_err(|e| e.to_string())?;
+                            }).await?;
                             desk.sent(&request, seq);
                         }
                         Input::Replace { id, qty, price } => {
@@ -726,14 +803,14 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
                                 e.char(tag::ORD_TYPE, if price.is_some() { b'2' } else { b'1' });
                                 if let Some(p) = &price { e.str(tag::PRICE, p); }
                                 e.time(tag::TRANSACT_TIME, now_ns());
-                            }).await.map_err(|e| e.to_string())?;
+                            }).await?;
                             desk.sent(&new_id, seq);
                         }
                     }
                     prompt();
                 }
                 m = client.recv(Duration::from_secs(3600)) => {
-                    let Some(m) = m.map_err(|e| e.to_string())? else { continue };
+                    let Some(m) = m? else { continue };
                     if interactive { println!(); }
                     println!("{}", desk.describe(&m));
                     desk.on_message(&m);
@@ -743,16 +820,20 @@ pub fn client(args: &ClientArgs) -> Result<(), String> {
         }
         // A script's last line is often an order: its answer is what the script is for.
         await_answers(&mut client, &mut desk, args.answer_timeout).await?;
-        client.logout().await.map_err(|e| e.to_string())
+        client.logout().await.map_err(ClientCliError::from)
     })
 }
 
 /// Prints venue messages until every request sent has its answer, or `timeout_s` passes.
-async fn await_answers(client: &mut FixClient, desk: &mut Desk, timeout_s: u64) -> Result<(), String> {
+async fn await_answers(
+    client: &mut FixClient,
+    desk: &mut Desk,
+    timeout_s: u64,
+) -> Result<(), ClientCliError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s);
     while !desk.outstanding.is_empty() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match client.recv(left).await.map_err(|e| e.to_string())? {
+        match client.recv(left).await? {
             Some(m) => {
                 println!("{}", desk.describe(&m));
                 desk.on_message(&m);
@@ -786,28 +867,43 @@ mod tests {
         assert_eq!(spec.price_text(), "@ 101.00 stop 100.5");
         let Ok(Input::New(market)) = parse_input("buy 1 AAPL market ioc") else { panic!() };
         assert_eq!((market.price, market.tif), (None, Some(TifArg::Ioc)));
-        assert_eq!(parse_input("replace 3 8"), Ok(Input::Replace { id: "3".into(), qty: 8, price: None }));
-        assert!(parse_input("buy -5 AAPL 1").unwrap_err().contains("positive whole number"));
-        assert!(parse_input("buy 1 AAPL 1 hidden").unwrap_err().contains("unknown order option"));
-        assert!(parse_input("fly").unwrap_err().contains("type help"));
-        assert_eq!(parse_input("  "), Ok(Input::Nothing));
+        assert_eq!(
+            parse_input("replace 3 8").unwrap(),
+            Input::Replace { id: "3".into(), qty: 8, price: None }
+        );
+        let err = |line: &str| parse_input(line).unwrap_err().to_string();
+        assert!(err("buy -5 AAPL 1").contains("positive whole number"));
+        assert!(err("buy 1 AAPL 1 hidden").contains("unknown order option"));
+        assert!(err("fly").contains("type help"));
+        assert!(matches!(parse_input("buy 1"), Err(ClientCliError::OrderUsage)));
+        assert!(matches!(parse_input("cancel"), Err(ClientCliError::CancelUsage)));
+        assert_eq!(parse_input("  ").unwrap(), Input::Nothing);
     }
 
     #[test]
     fn expiry_is_relative_or_a_utc_timestamp_and_needs_gtd() {
-        assert_eq!(expire_time("+60", 1_000), Ok(60_000_001_000));
-        assert_eq!(expire_time("19700101-00:00:02", 0), Ok(2_000_000_000));
-        assert!(expire_time("tomorrow", 0).is_err());
+        assert_eq!(expire_time("+60", 1_000).unwrap(), 60_000_001_000);
+        assert_eq!(expire_time("19700101-00:00:02", 0).unwrap(), 2_000_000_000);
+        assert!(matches!(expire_time("tomorrow", 0), Err(ClientCliError::ExpiryFormat(_))));
+        assert!(matches!(expire_time("+1.5", 0), Err(ClientCliError::ExpirySeconds(_))));
         let mut spec = match parse_input("buy 1 AAPL 1 gtd=+1") {
             Ok(Input::New(spec)) => spec,
             other => panic!("{other:?}"),
         };
-        assert_eq!(spec.check(0), Ok(Some(1_000_000_000)));
+        assert_eq!(spec.check(0).unwrap(), Some(1_000_000_000));
         spec.tif = Some(TifArg::Ioc);
-        assert!(spec.check(0).is_err());
+        assert!(matches!(spec.check(0), Err(ClientCliError::ExpiryWithoutGtd)));
         spec.expire = None;
         spec.tif = Some(TifArg::Gtd);
-        assert!(spec.check(0).is_err());
+        assert!(matches!(spec.check(0), Err(ClientCliError::GtdWithoutExpiry)));
+        // Price text the venue would refuse is caught before sending, naming the rule.
+        spec.tif = None;
+        spec.price = Some("1.000000001".into());
+        let e = spec.check(0).unwrap_err().to_string();
+        assert_eq!(e, "price \"1.000000001\": 9 decimals: a price has at most 8 (PRICE_SCALE)");
+        spec.price = Some("1".into());
+        spec.stop_price = Some("+1".into());
+        assert!(matches!(spec.check(0), Err(ClientCliError::Price { field: "stop", .. })));
     }
 
     #[test]

@@ -11,9 +11,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
-use engine::{default_symbols, Command, CommandKind, Side, SymbolSpec, Tif, PRICE_SCALE};
+use engine::price_text::PriceText;
+use engine::{default_symbols, Command, CommandKind, Side, SymbolSpec, Tif};
 use harness::gen::{generate, GenConfig, Mix, Sweep, MID_TICKS, TICK_UNITS};
-use rust_decimal::Decimal;
 use serde::Serialize;
 
 /// Mid price of each built-in symbol in the generated flow, in ticks of 0.01 (same order as
@@ -107,9 +107,7 @@ fn account_name(id: u32) -> String {
 /// Price units of the generator's symbol → the decimal text of `spec`, shifted to its mid.
 fn price_text(spec: &SymbolSpec, units: i64, shift_ticks: i64) -> String {
     let shifted = units + shift_ticks * TICK_UNITS;
-    let mut d = Decimal::from_i128_with_scale(i128::from(shifted), PRICE_SCALE);
-    d.rescale(spec.price_decimals());
-    d.to_string()
+    PriceText::fixed(i128::from(shifted), spec.price_decimals()).to_string()
 }
 
 /// Writes the command file.

@@ -6,8 +6,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use engine::{SymbolSpec, PRICE_SCALE};
-use rust_decimal::Decimal;
+use engine::price_text::{self, PriceText};
+use engine::SymbolSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::names::Names;
@@ -32,9 +32,7 @@ pub fn write_meta(dir: &Path, symbols: &[SymbolSpec]) -> io::Result<()> {
             .iter()
             .map(|s| MetaSymbol {
                 name: s.name.clone(),
-                tick: Decimal::from_i128_with_scale(i128::from(s.tick_units), PRICE_SCALE)
-                    .normalize()
-                    .to_string(),
+                tick: PriceText::trimmed(i128::from(s.tick_units), 0).to_string(),
                 lot: s.lot,
             })
             .collect(),
@@ -56,18 +54,11 @@ pub fn read_meta(dir: &Path) -> io::Result<Vec<SymbolSpec>> {
     meta.symbols
         .into_iter()
         .map(|s| {
-            let tick = s
-                .tick
-                .parse::<Decimal>()
-                .ok()
-                .and_then(crate::command_file::decimal_to_units)
-                .filter(|&t| t > 0)
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: bad tick {:?}", path.display(), s.tick),
-                    )
-                })?;
+            let tick = match price_text::parse_units(&s.tick) {
+                Ok(units) if units > 0 => units,
+                Ok(_) => return Err(bad_tick(&path, &s.tick, "not positive".into())),
+                Err(e) => return Err(bad_tick(&path, &s.tick, e.to_string())),
+            };
             if s.lot == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -77,6 +68,10 @@ pub fn read_meta(dir: &Path) -> io::Result<Vec<SymbolSpec>> {
             Ok(SymbolSpec::new(&s.name, tick, s.lot))
         })
         .collect()
+}
+
+fn bad_tick(path: &Path, tick: &str, why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{}: bad tick {tick:?}: {why}", path.display()))
 }
 
 /// Appends account names `from..` of `names` to `accounts.txt` and flushes them to the OS.

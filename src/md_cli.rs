@@ -7,8 +7,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use engine::price_text::{self, PriceText};
 use futures_util::{SinkExt, StreamExt};
-use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
@@ -94,9 +94,15 @@ pub enum MdError {
     /// Output or the record file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// `--feed fix`: missing arguments, or the FIX session failed.
-    #[error("{0}")]
-    Fix(String),
+    /// `--feed fix` without an argument it needs.
+    #[error("--feed fix needs --{0}")]
+    FixArgument(&'static str),
+    /// `--feed fix`: the logon failed.
+    #[error(transparent)]
+    FixLogon(Box<crate::fix_client::ClientCliError>),
+    /// `--feed fix`: the session failed after logon.
+    #[error("FIX session: {0}")]
+    FixSession(Box<fixclient::ClientError>),
     /// The binary feed failed.
     #[error(transparent)]
     Binary(#[from] crate::md_binary::BinaryFeedError),
@@ -105,11 +111,39 @@ pub enum MdError {
     Check(u64),
 }
 
+/// Why a feed message does not fit the book `--check` rebuilt (the book then waits for a
+/// snapshot).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum BookMismatch {
+    /// A field the message type must carry is missing or not a number.
+    #[error("no {0}")]
+    Missing(&'static str),
+    /// A price that is not a whole number of the snapshot's ticks.
+    #[error("{0} price off the tick")]
+    OffTick(&'static str),
+    /// A symbol_seq skipped.
+    #[error("gap: symbol_seq {seq} after {last}")]
+    Gap { seq: u64, last: u64 },
+    /// A level removed, or an order executed, reduced or deleted, that the book does not have.
+    #[error("{0} unknown")]
+    Unknown(&'static str),
+    /// An execution or reduction larger than what the order shows.
+    #[error("more than the order shows")]
+    Overfill,
+    /// An `l3update` op not in the feed's vocabulary.
+    #[error("unknown op")]
+    UnknownOp,
+    /// The feed's checksum of the top levels differs from ours.
+    #[error("checksum {ours:#010x} ≠ feed's {theirs} at symbol_seq {seq}")]
+    Checksum { ours: u32, theirs: u64, seq: u64 },
+}
+
 /// One channel's rebuilt book: levels (level2) or orders (level3), prices in ticks.
 #[derive(Default)]
 struct Book {
     seq: Option<u64>,
-    tick: Option<Decimal>,
+    /// Tick size in price units.
+    tick: Option<i64>,
     /// (side is buy, price ticks) -> qty.
     levels: BTreeMap<(bool, i64), u64>,
     /// order id -> (side is buy, price ticks, qty).
@@ -118,9 +152,9 @@ struct Book {
 
 impl Book {
     fn ticks(&self, price: &Value) -> Option<i64> {
-        let price: Decimal = price.as_str()?.parse().ok()?;
-        let units = price / self.tick?;
-        (units.fract().is_zero()).then(|| units.trunc().try_into().ok()).flatten()
+        let units = price_text::parse_units(price.as_str()?).ok()?;
+        let tick = self.tick?;
+        (units % tick == 0).then_some(units / tick)
     }
 
     fn aggregate(&self, level3: bool) -> BTreeMap<(bool, i64), u64> {
@@ -148,18 +182,21 @@ impl Book {
     }
 
     /// Applies one message; `Err` names what does not fit (then the book waits for a snapshot).
-    fn apply(&mut self, level3: bool, m: &Value) -> Result<(), String> {
-        let seq = m["symbol_seq"].as_u64().ok_or("no symbol_seq")?;
+    fn apply(&mut self, level3: bool, m: &Value) -> Result<(), BookMismatch> {
+        use BookMismatch::{Missing, OffTick, Unknown};
+        let seq = m["symbol_seq"].as_u64().ok_or(Missing("symbol_seq"))?;
         if m["type"] == "snapshot" {
-            self.tick = m["tick_size"].as_str().and_then(|t| t.parse().ok());
+            self.tick =
+                m["tick_size"].as_str().and_then(|t| price_text::parse_units(t).ok()).filter(|&t| t > 0);
             self.levels.clear();
             self.orders.clear();
             for (key, buy) in [("bids", true), ("asks", false)] {
-                for e in m[key].as_array().ok_or("snapshot without sides")? {
-                    let price = self.ticks(&e["price"]).ok_or("snapshot price off the tick")?;
-                    let qty = e["qty"].as_u64().ok_or("snapshot qty")?;
+                for e in m[key].as_array().ok_or(Missing(key))? {
+                    let price = self.ticks(&e["price"]).ok_or(OffTick("snapshot"))?;
+                    let qty = e["qty"].as_u64().ok_or(Missing("qty"))?;
                     if level3 {
-                        self.orders.insert(e["order_id"].as_u64().ok_or("order_id")?, (buy, price, qty));
+                        self.orders
+                            .insert(e["order_id"].as_u64().ok_or(Missing("order_id"))?, (buy, price, qty));
                     } else {
                         self.levels.insert((buy, price), qty);
                     }
@@ -171,43 +208,44 @@ impl Book {
         let Some(last) = self.seq else { return Ok(()) };
         if seq != last + 1 {
             self.seq = None;
-            return Err(format!("gap: symbol_seq {seq} after {last}"));
+            return Err(BookMismatch::Gap { seq, last });
         }
         self.seq = Some(seq);
         let buy = m["side"] == "buy";
         match m["type"].as_str() {
             Some("l2update") => {
-                let price = self.ticks(&m["price"]).ok_or("price off the tick")?;
-                match m["qty"].as_u64().ok_or("qty")? {
-                    0 => self.levels.remove(&(buy, price)).map(drop).ok_or("removed level unknown")?,
+                let price = self.ticks(&m["price"]).ok_or(OffTick("update"))?;
+                match m["qty"].as_u64().ok_or(Missing("qty"))? {
+                    0 => self.levels.remove(&(buy, price)).map(drop).ok_or(Unknown("removed level"))?,
                     qty => drop(self.levels.insert((buy, price), qty)),
                 }
             }
             Some("l3update") => {
-                let id = m["order_id"].as_u64().ok_or("order_id")?;
+                let id = m["order_id"].as_u64().ok_or(Missing("order_id"))?;
                 let qty = m["qty"].as_u64().unwrap_or(0);
                 match m["op"].as_str() {
                     Some("add" | "replace") => {
-                        let price = self.ticks(&m["price"]).ok_or("price off the tick")?;
+                        let price = self.ticks(&m["price"]).ok_or(OffTick("update"))?;
                         self.orders.insert(id, (buy, price, qty));
                     }
                     Some("execute" | "reduce") => {
-                        let order = self.orders.get_mut(&id).ok_or("unknown order")?;
-                        order.2 = order.2.checked_sub(qty).ok_or("more than the order shows")?;
+                        let order = self.orders.get_mut(&id).ok_or(Unknown("order"))?;
+                        order.2 = order.2.checked_sub(qty).ok_or(BookMismatch::Overfill)?;
                         if order.2 == 0 {
                             self.orders.remove(&id);
                         }
                     }
-                    Some("delete") => drop(self.orders.remove(&id).ok_or("deleted order unknown")?),
-                    _ => return Err("unknown op".into()),
+                    Some("delete") => drop(self.orders.remove(&id).ok_or(Unknown("deleted order"))?),
+                    _ => return Err(BookMismatch::UnknownOp),
                 }
             }
             Some("checksum") => {
-                let depth = m["depth"].as_u64().ok_or("depth")? as usize;
+                let depth = m["depth"].as_u64().ok_or(Missing("depth"))? as usize;
                 let ours = self.crc32(level3, depth);
-                if u64::from(ours) != m["crc32"].as_u64().ok_or("crc32")? {
+                let theirs = m["crc32"].as_u64().ok_or(Missing("crc32"))?;
+                if u64::from(ours) != theirs {
                     self.seq = None;
-                    return Err(format!("checksum {ours:#010x} ≠ feed's {} at symbol_seq {seq}", m["crc32"]));
+                    return Err(BookMismatch::Checksum { ours, theirs, seq });
                 }
             }
             _ => {}
@@ -329,7 +367,10 @@ async fn run(args: &MdArgs) -> Result<(), MdError> {
 }
 
 fn price_text(book: &Book, ticks: i64) -> String {
-    book.tick.map_or_else(|| ticks.to_string(), |t| (t * Decimal::from(ticks)).normalize().to_string())
+    book.tick.map_or_else(
+        || ticks.to_string(),
+        |t| PriceText::trimmed(i128::from(t) * i128::from(ticks), 0).to_string(),
+    )
 }
 
 /// `bid Q@P | ask Q@P` of the best level each side, then the depth levels.
@@ -400,12 +441,15 @@ mod tests {
             json!({"type": "l2update", "symbol_seq": 7, "side": "sell", "price": "100.01", "qty": 0});
         book.apply(false, &update).unwrap();
         let e = book.apply(false, &json!({"type": "checksum", "symbol_seq": 8, "depth": 10, "crc32": crc}));
-        assert!(e.unwrap_err().contains("checksum"), "the ask left: the old checksum no longer fits");
+        assert!(
+            matches!(e, Err(BookMismatch::Checksum { seq: 8, .. })),
+            "the ask left: the old checksum no longer fits"
+        );
         book.apply(false, &snapshot()).unwrap();
         let e = book.apply(
             false,
             &json!({"type": "l2update", "symbol_seq": 7, "side": "buy", "price": "1", "qty": 1}),
         );
-        assert!(e.unwrap_err().contains("gap: symbol_seq 7 after 5"));
+        assert_eq!(e.unwrap_err().to_string(), "gap: symbol_seq 7 after 5");
     }
 }

@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use fix::codec::Encoder;
-use gateway::client::FixClient;
+use fixclient::FixClient;
 use gateway::md::{tags, MdBook, MdBooks};
 use rust_decimal::Decimal;
 
@@ -45,7 +45,7 @@ fn request(e: &mut Encoder, req_id: &str, kind: &str, depth: usize, symbol: &str
 
 /// The connection arguments `md --feed fix` was given.
 fn connect_args(args: &MdArgs) -> Result<ConnectArgs, MdError> {
-    let needed = |what: &str| MdError::Fix(format!("--feed fix needs --{what}"));
+    let needed = MdError::FixArgument;
     Ok(ConnectArgs {
         account: args.account.clone().ok_or_else(|| needed("account"))?,
         password: args.password.clone().ok_or_else(|| needed("password"))?,
@@ -67,7 +67,7 @@ pub fn main(args: &MdArgs) -> Result<(), MdError> {
     let connect = connect_args(args)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let mut client = connect.connect().await.map_err(MdError::Fix)?;
+        let mut client = connect.connect().await.map_err(|e| MdError::FixLogon(Box::new(e)))?;
         let outcome = run(args, &mut client).await;
         let _ = client.logout().await;
         outcome
@@ -75,7 +75,7 @@ pub fn main(args: &MdArgs) -> Result<(), MdError> {
 }
 
 async fn run(args: &MdArgs, client: &mut FixClient) -> Result<(), MdError> {
-    let fix_err = |e: gateway::client::ClientError| MdError::Fix(e.to_string());
+    let fix_err = |e: fixclient::ClientError| MdError::FixSession(Box::new(e));
     let id = req_id(&args.symbol);
     // `--check` verifies the whole book; the display needs only `--depth` levels.
     let depth = if args.check { 0 } else { args.depth };

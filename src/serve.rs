@@ -51,6 +51,40 @@ pub enum ServeError {
     /// The gateway could not start.
     #[error("gateway: {0}")]
     Gateway(#[from] gateway::server::ServerError),
+    /// The saved risk admin state (`DATA/risk-admin.json`) cannot be used.
+    #[error("risk admin state {0}")]
+    AdminState(#[from] oms::admin::StateFileError),
+}
+
+/// Why the journals could not be read back to rebuild order state.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalReadError {
+    /// A journal directory exists but cannot be opened.
+    #[error("{journal} journal: {source}")]
+    Open {
+        /// `commands` or `events`.
+        journal: &'static str,
+        /// Why.
+        source: journal::JournalError,
+    },
+    /// Reading a record failed (damage past recovery's reach).
+    #[error("{journal} journal: {source}")]
+    Read {
+        /// `commands` or `events`.
+        journal: &'static str,
+        /// Why.
+        source: journal::JournalError,
+    },
+    /// A record does not decode as what its journal holds.
+    #[error("{what} {seq}: {source}")]
+    Decode {
+        /// `command` or `event`.
+        what: &'static str,
+        /// The record's sequence number.
+        seq: u64,
+        /// Why.
+        source: engine::codec::CodecError,
+    },
 }
 
 /// The whole configuration; every field has the embedded default.
@@ -406,9 +440,15 @@ pub fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeErr
     entries
         .iter()
         .map(|s| {
-            let tick = gateway::venue::parse_price_units(&s.tick).filter(|&t| t > 0).ok_or_else(|| {
-                ServeError::Config(format!("symbol {}: tick {:?} is not a positive price", s.name, s.tick))
-            })?;
+            let tick = engine::price_text::parse_units(&s.tick)
+                .map_err(|e| e.to_string())
+                .and_then(|t| if t > 0 { Ok(t) } else { Err("not positive".into()) })
+                .map_err(|why| {
+                    ServeError::Config(format!(
+                        "symbol {}: tick {:?} is not a positive price: {why}",
+                        s.name, s.tick
+                    ))
+                })?;
             if s.lot == 0 {
                 return Err(ServeError::Config(format!("symbol {}: lot must be positive", s.name)));
             }
@@ -480,40 +520,46 @@ fn parse_reset_time(text: &str) -> Result<u32, ServeError> {
 fn read_journals(
     journal_dir: &Path,
     take: impl FnOnce(&mut dyn Iterator<Item = engine::Command>, &mut dyn Iterator<Item = engine::Event>),
-) -> Result<(), String> {
+) -> Result<(), JournalReadError> {
     use journal::JournalReader;
-    let open = |name: &str| -> Result<Option<JournalReader>, String> {
-        let dir = journal_dir.join(name);
+    let open = |journal: &'static str| -> Result<Option<JournalReader>, JournalReadError> {
+        let dir = journal_dir.join(journal);
         if !dir.exists() {
             return Ok(None);
         }
-        JournalReader::open_from_start(&dir).map(Some).map_err(|e| format!("{name} journal: {e}"))
+        JournalReader::open_from_start(&dir)
+            .map(Some)
+            .map_err(|source| JournalReadError::Open { journal, source })
     };
     let (mut commands, mut events) = (open("commands")?, open("events")?);
-    let mut error: Option<String> = None;
+    let mut error: Option<JournalReadError> = None;
     let mut next_command = std::iter::from_fn(|| {
         let reader = commands.as_mut()?;
         match reader.next_record() {
             Ok(Some(r)) => engine::Command::decode(r.payload)
-                .map_err(|e| error = Some(format!("command {}: {e}", r.seq)))
+                .map_err(|source| {
+                    error = Some(JournalReadError::Decode { what: "command", seq: r.seq, source })
+                })
                 .ok(),
             Ok(None) => None,
             Err(e) => {
-                error = Some(format!("commands journal: {e}"));
+                error = Some(JournalReadError::Read { journal: "commands", source: e });
                 None
             }
         }
     });
-    let mut event_error: Option<String> = None;
+    let mut event_error: Option<JournalReadError> = None;
     let mut next_event = std::iter::from_fn(|| {
         let reader = events.as_mut()?;
         match reader.next_record() {
             Ok(Some(r)) => engine::Event::decode(r.payload)
-                .map_err(|e| event_error = Some(format!("event {}: {e}", r.seq)))
+                .map_err(|source| {
+                    event_error = Some(JournalReadError::Decode { what: "event", seq: r.seq, source })
+                })
                 .ok(),
             Ok(None) => None,
             Err(e) => {
-                event_error = Some(format!("events journal: {e}"));
+                event_error = Some(JournalReadError::Read { journal: "events", source: e });
                 None
             }
         }
@@ -1070,8 +1116,7 @@ fn build_risk(
         state_path: Some(data_dir.join("risk-admin.json")),
     };
     let state_path = admin.state_path.clone().expect("set above");
-    let saved = oms::admin::load_state(&state_path)
-        .map_err(|what| ServeError::Data { path: state_path.clone(), what })?;
+    let saved = oms::admin::load_state(&state_path)?;
     for (name, saved) in saved.accounts {
         let Some(id) = names.account_id_of(&name) else {
             tracing::warn!("{} names account {name}, which is not configured; ignored", state_path.display());
@@ -1088,8 +1133,9 @@ fn build_risk(
     }
     for (id, s) in config.symbols.iter().enumerate() {
         if let Some(text) = &s.reference_price {
-            let units = gateway::venue::parse_price_units(text)
-                .ok_or_else(|| bad(format!("symbol {}: reference_price {text:?} is not a price", s.name)))?;
+            let units = engine::price_text::parse_units(text).map_err(|e| {
+                bad(format!("symbol {}: reference_price {text:?} is not a price: {e}", s.name))
+            })?;
             risk.set_reference_price(id as u32, units).map_err(|e| bad(format!("symbol {}: {e}", s.name)))?;
         }
     }

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use engine::price_text::PriceText;
 use engine::{AccountId, Event, SymbolSpec};
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use settlement::config::SymbolConfig;
 use settlement::{
@@ -427,12 +427,12 @@ fn parse_cutoff(text: &str) -> Option<time::Time> {
 fn check_ticks(section: &SettlementSection, symbols: &[SymbolSpec]) -> Result<(), SettlementRunError> {
     for s in &section.symbols {
         let Some(spec) = symbols.iter().find(|v| v.name == s.name) else { continue };
-        let tick: Decimal = s.tick.parse().map_err(|_| {
-            SettlementRunError::Config(format!("symbols[{}].tick {:?} is not a decimal", s.name, s.tick))
+        let tick = engine::price_text::parse_units(&s.tick).map_err(|e| {
+            SettlementRunError::Config(format!("symbols[{}].tick {:?} is not a price: {e}", s.name, s.tick))
         })?;
-        // The venue's prices are in units of 10^-PRICE_SCALE; a tick is tick_units of them.
-        let venue = Decimal::new(spec.tick_units, engine::PRICE_SCALE);
-        if tick.normalize() != venue.normalize() {
+        if tick != spec.tick_units {
+            let (tick, venue) =
+                (PriceText::trimmed(tick.into(), 0), PriceText::trimmed(spec.tick_units.into(), 0));
             return Err(SettlementRunError::Config(format!(
                 "symbols[{}].tick is {tick}, the venue's tick is {venue}",
                 s.name

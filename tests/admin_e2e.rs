@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use engine::Side;
 use fix::codec::{self, tag};
-use gateway::client::{FixClient, Received};
+use fixclient::{FixClient, Received};
 use serde_json::Value;
 
 /// Sends an AdminRequest and returns the AdminResponse (or the reject) to it.
@@ -66,7 +66,7 @@ fn kill_switch_cancels_resting_orders_blocks_new_ones_and_release_restores() {
         // The bid is gone from the book: bob's sell finds nothing to cross.
         let mut bob = v.login("bob").await;
         bob.send(b"D", |e| {
-            gateway::client::new_order_fields(e, "b1", "BTC-USD", Side::Sell, 1, Some("90.00"), Some(b'3'), 0)
+            fixclient::new_order_fields(e, "b1", "BTC-USD", Side::Sell, 1, Some("90.00"), Some(b'3'), 0)
         })
         .await
         .unwrap();

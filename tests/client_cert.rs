@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::*;
 use exchange::serve::TlsConfig;
-use gateway::client::{ClientTransport, FixClient};
+use fixclient::{ClientTransport, FixClient};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
 /// A CA: its certificate PEM written to `dir/<name>-ca.pem`, and what signs with it.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use engine::Side;
-use gateway::client::FixClient;
+use fixclient::FixClient;
 use monitor::browser::{browse, chromium, data_attribute, Profile};
 
 /// The order count the status line shows ("orders in N").

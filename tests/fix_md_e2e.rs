@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use engine::{Engine, EngineConfig, Side, SymbolSpec};
 use fix::codec::{tag, Encoder};
-use gateway::client::{new_order_fields, FixClient, Received};
+use fixclient::{new_order_fields, FixClient, Received};
 use gateway::md::MdBooks;
 use gateway::server::now_ns;
 
@@ -233,7 +233,7 @@ fn a_subscriber_that_never_reads_is_conflated_while_another_session_trades() {
         // A QUIC subscriber that reads nothing: with a 16 KiB stream window, the venue's bytes
         // for it soon wait in the venue's own buffer, past the 16 KiB market-data bound.
         let mut config = v.config("watcher", "watcher", false);
-        if let gateway::client::ClientTransport::Quic { tuning, .. } = &mut config.transport {
+        if let fixclient::ClientTransport::Quic { tuning, .. } = &mut config.transport {
             tuning.stream_receive_window_bytes = Some(16 << 10);
         }
         let mut stalled = FixClient::connect(&config).await.expect("logon");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use engine::Side;
 use fix::codec::{self, tag};
-use gateway::client::{new_order_fields, ClientError, FixClient};
+use fixclient::{new_order_fields, ClientError, FixClient};
 use gateway::server::now_ns;
 
 #[test]
@@ -202,6 +202,19 @@ fn unknown_symbol_and_off_tick_price_are_rejected_precisely() {
         check(&next(&mut bob).await, &[(35, "3"), (373, "1"), (371, "54")]);
         limit(&mut bob, "x4", Side::Buy, 1, "100.00").await;
         check(&next(&mut bob).await, &[(150, "0"), (11, "x4")]);
+        // Price text the engine cannot hold: a session Reject on Price (44) saying why.
+        for (id, price, why) in [
+            ("x5", "100.000000001", "9 decimals"),
+            ("x6", "+100", "misplaced sign"),
+            ("x7", "1e2", "not a decimal number"),
+        ] {
+            limit(&mut bob, id, Side::Buy, 1, price).await;
+            let m = next(&mut bob).await;
+            check(&m, &[(35, "3"), (373, "6"), (371, "44")]);
+            assert!(m.get(tag::TEXT).unwrap().contains(why), "{}", m.text());
+        }
+        limit(&mut bob, "x8", Side::Buy, 1, "100.00").await;
+        check(&next(&mut bob).await, &[(150, "0"), (11, "x8")]);
     });
 }
 

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engine::Side;
-use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient};
+use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
 use gateway::server::now_ns;
 
 struct Serve {

@@ -18,7 +18,7 @@ use common::*;
 use engine::Side;
 use exchange::serve::{ServeConfig, Server};
 use exchange::settlement_run::{OpeningBalance, SettlementRun};
-use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient};
+use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
 use gateway::server::now_ns;
 use rand::{Rng, SeedableRng};
 use settlement::{Balances, StoreConfig};
@@ -107,7 +107,7 @@ fn rebuilt(config: &ServeConfig, dir: &Path, accounts: &[String]) -> BTreeMap<(S
     let symbols = config
         .symbols
         .iter()
-        .map(|s| engine::SymbolSpec::new(&s.name, gateway::venue::parse_price_units(&s.tick).unwrap(), s.lot))
+        .map(|s| engine::SymbolSpec::new(&s.name, engine::price_text::parse_units(&s.tick).unwrap(), s.lot))
         .collect::<Vec<_>>();
     let run = SettlementRun::open(&section, dir, accounts, &symbols).unwrap().unwrap();
     let out = snapshot(&run);

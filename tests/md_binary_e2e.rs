@@ -91,7 +91,7 @@ fn settled(v: &Venue) -> u64 {
     md.feed().with_publisher(|p| p.market_data().symbol_seq(Channel::Orders, 0))
 }
 
-async fn flow(alice: &mut gateway::client::FixClient, bob: &mut gateway::client::FixClient, round: u64) {
+async fn flow(alice: &mut fixclient::FixClient, bob: &mut fixclient::FixClient, round: u64) {
     for i in 0..12u64 {
         let off = (i * 7 + round * 3) % 9;
         limit(alice, &format!("a{round}-{i}"), Side::Buy, 1 + i % 4, &format!("100.{:02}", 10 + off)).await;

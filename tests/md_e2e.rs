@@ -311,7 +311,7 @@ fn settled(v: &Venue) -> (u64, u64) {
 
 /// Orders from two FIX sessions: resting bids and asks at several prices, crosses, a market
 /// order; `round` shifts the prices so that rounds overlap.
-async fn flow(alice: &mut gateway::client::FixClient, bob: &mut gateway::client::FixClient, round: u64) {
+async fn flow(alice: &mut fixclient::FixClient, bob: &mut fixclient::FixClient, round: u64) {
     for i in 0..12u64 {
         let off = (i * 7 + round * 3) % 9;
         let bid = format!("100.{:02}", 10 + off);
@@ -353,11 +353,21 @@ fn ws_books_equal_the_engines_book_with_orders_through_the_gateway() {
         for channel in ["level2", "level3"] {
             ws_send(&mut ws, json!({"type": "subscribe", "channel": channel, "symbol": "BTC-USD"})).await;
         }
+        // Both snapshots before more orders: otherwise, on a loaded machine, every order can
+        // land before the subscriptions do and only snapshots (no update, no checksum) remain.
+        let mut early = Vec::new();
+        while early.iter().filter(|m: &&Value| m["type"] == "snapshot").count() < 2 {
+            early.push(ws_next(&mut ws).await);
+        }
         flow(&mut alice, &mut bob, 1).await;
         flow(&mut alice, &mut bob, 2).await;
         let _ = drain(&mut alice, Duration::from_millis(300)).await;
         let _ = drain(&mut bob, Duration::from_millis(300)).await;
-        let mut next = async || ws_next(&mut ws).await;
+        let mut early = early.into_iter();
+        let mut next = async || match early.next() {
+            Some(m) => m,
+            None => ws_next(&mut ws).await,
+        };
         let books = rebuilt(&v, &mut next).await;
         assert!(books.checksums > 10, "checksums verified: {}", books.checksums);
         let (l3, l2) = engine_book(&v, &specs);
@@ -423,7 +433,7 @@ fn bad_subscriptions_get_a_reject_naming_the_reason() {
 }
 
 /// Reads reports until the one acknowledging `cl_ord_id`.
-async fn acked(c: &mut gateway::client::FixClient, cl_ord_id: &str) {
+async fn acked(c: &mut fixclient::FixClient, cl_ord_id: &str) {
     loop {
         let m = next(c).await;
         if m.get(11).as_deref() == Some(cl_ord_id) && m.get(150).as_deref() == Some("0") {
@@ -565,7 +575,9 @@ fn exchange_md_check_verifies_the_live_feed_and_records_it() {
         .output()
         .unwrap();
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("--feed itch: unknown feed (ws, fix or binary)"));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("--feed itch: unknown feed (ws, fix or binary)")
+    );
 }
 
 #[test]

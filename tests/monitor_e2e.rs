@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use common::*;
 use engine::Side;
-use gateway::client::FixClient;
+use fixclient::FixClient;
 
 /// GET `path` over a fresh connection: (status, body).
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::{check, WAIT};
 use engine::Side;
-use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient};
+use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
 use gateway::server::now_ns;
 use serde_json::{json, Value};
 use settlement::StoreConfig;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use engine::Side;
-use gateway::client::{new_order_fields, FixClient};
+use fixclient::{new_order_fields, FixClient};
 use gateway::server::now_ns;
 
 const QUIET: Duration = Duration::from_millis(400);

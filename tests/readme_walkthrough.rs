@@ -92,7 +92,16 @@ impl Drop for Walk {
 fn serve(walk: &mut Walk, args: &[String]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
         .args(args)
-        .args(["--quic", "127.0.0.1:0", "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--md", "127.0.0.1:0"])
+        .args([
+            "--quic",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--md",
+            "127.0.0.1:0",
+        ])
         .current_dir(&walk.dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use engine::Side;
 use fix::session::SessionState;
-use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient, Received};
+use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient, Received};
 use gateway::server::now_ns;
 
 const WAIT: Duration = Duration::from_secs(5);

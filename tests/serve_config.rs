@@ -101,7 +101,7 @@ fn readme_sample_config_runs_and_its_password_hash_logs_on() {
     let rt = rt();
     rt.block_on(async {
         // The sample's hash is of "alice": the logon proves it is a usable hash, not a placeholder.
-        let client = gateway::client::FixClient::connect(&v.config("alice", "alice", false)).await;
+        let client = fixclient::FixClient::connect(&v.config("alice", "alice", false)).await;
         assert!(client.is_ok(), "alice logs on with the README's hash: {:?}", client.err());
     });
     v.server.take().unwrap().stop();

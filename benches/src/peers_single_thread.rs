@@ -208,7 +208,7 @@ fn venue_series<V: Venue>(venue: &V, workload: &Workload, warmup: u64, bench_epo
             workload.stats.traded_qty,
             resting.map_or(String::new(), |r| format!(", {r} resting"))
         )),
-        Err(problems) => Check { passed: false, detail: problems },
+        Err(problems) => Check { passed: false, detail: problems.to_string() },
     };
     let n = workload.stream.len() as u64;
     Series {

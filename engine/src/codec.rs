@@ -16,7 +16,7 @@
 //!              flags: 1 stop_price, 2 display_qty, 4 expire_ts, 8 post_only
 //!   2 Cancel   account:u32 symbol:u32 id
 //!   3 Replace  account:u32 symbol:u32 orig_id id flags:u8 qty:u64 [price:i64]   flags: 1 price
-//!   4 CancelAll account:u32 symbol:u32
+//!   4 CancelAll account:u32 symbol:u32 (u32::MAX, SYMBOL_UNKNOWN: every symbol)
 //!   5 Halt     symbol:u32
 //!   6 Resume   symbol:u32
 //! Event = tag:u8 seq:u64 command_seq:u64 ts:u64 body
@@ -37,7 +37,7 @@
 
 use crate::command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
 use crate::event::{CancelReason, Event, EventKind, RejectReason};
-use crate::types::{ClOrdId, OrdType, Price, Side, StpMode, Tif, CL_ORD_ID_LEN_MAX};
+use crate::types::{ClOrdId, OrdType, Price, Side, StpMode, Tif, CL_ORD_ID_LEN_MAX, SYMBOL_UNKNOWN};
 
 /// Encoded size of the largest command (a replace with two full-length ids and a price).
 pub const COMMAND_ENCODED_LEN_MAX: usize = 1 + 8 + 8 + (4 + 4 + 2 * ID_LEN_MAX + 1 + 8 + 8);
@@ -457,7 +457,7 @@ impl Command {
             }
             CommandKind::CancelAll { account, symbol } => {
                 p.u32(*account);
-                p.u32(*symbol);
+                p.u32(symbol.unwrap_or(SYMBOL_UNKNOWN));
             }
             CommandKind::Halt { symbol } | CommandKind::Resume { symbol } => p.u32(*symbol),
         }
@@ -535,7 +535,7 @@ impl Command {
             }
             CMD_CANCEL_ALL => CommandKind::CancelAll {
                 account: g.u32("cancel_all.account")?,
-                symbol: g.u32("cancel_all.symbol")?,
+                symbol: Some(g.u32("cancel_all.symbol")?).filter(|&s| s != SYMBOL_UNKNOWN),
             },
             CMD_HALT => CommandKind::Halt { symbol: g.u32("halt.symbol")? },
             CMD_RESUME => CommandKind::Resume { symbol: g.u32("resume.symbol")? },
@@ -881,7 +881,7 @@ mod tests {
                 .prop_map(|(account, symbol, orig_id, id, price, qty)| {
                     CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id, price, qty })
                 }),
-            (any::<u32>(), any::<u32>())
+            (any::<u32>(), proptest::option::of(0..SYMBOL_UNKNOWN))
                 .prop_map(|(account, symbol)| CommandKind::CancelAll { account, symbol }),
             any::<u32>().prop_map(|symbol| CommandKind::Halt { symbol }),
             any::<u32>().prop_map(|symbol| CommandKind::Resume { symbol }),

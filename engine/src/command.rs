@@ -83,12 +83,12 @@ pub enum CommandKind {
     /// Cancel/replace an order.
     Replace(ReplaceOrder),
     /// Cancel every live order of an account, on every symbol (cancel-on-disconnect, kill
-    /// switch). `symbol` restricts it to one symbol when not [`crate::SYMBOL_UNKNOWN`].
+    /// switch), or on one symbol.
     CancelAll {
         /// Owner.
         account: AccountId,
-        /// One symbol, or [`crate::SYMBOL_UNKNOWN`] for all.
-        symbol: SymbolId,
+        /// One symbol, or `None` for all.
+        symbol: Option<SymbolId>,
     },
     /// Stop trading a symbol: new orders and replaces are rejected `halted`; cancels pass.
     Halt {

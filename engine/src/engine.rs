@@ -216,12 +216,20 @@ impl Engine {
     // ---- new order ----------------------------------------------------------------------
 
     fn new_order<S: EventSink>(&mut self, new: &NewOrder, sink: &mut S) {
+        match self.check_new(new) {
+            Ok(prices) => self.accept_new(new, prices, sink),
+            Err(reason) => self.reject(sink, new.account, new.id, new.symbol, reason),
+        }
+    }
+
+    /// Every reason to refuse `new`, in the order SEMANTICS.md gives them; on success the limit
+    /// and stop prices in ticks (0 for none) and the id's hash. Changes nothing.
+    #[inline(always)]
+    fn check_new(&self, new: &NewOrder) -> Result<NewPrices, RejectReason> {
         let (account, id, symbol) = (new.account, new.id, new.symbol);
-        let Some(book) = self.books.get(symbol as usize) else {
-            return self.reject(sink, account, id, symbol, RejectReason::UnknownSymbol);
-        };
+        let book = self.books.get(symbol as usize).ok_or(RejectReason::UnknownSymbol)?;
         if book.halted {
-            return self.reject(sink, account, id, symbol, RejectReason::Halted);
+            return Err(RejectReason::Halted);
         }
         let market = new.ord_type == OrdType::Market;
         let immediate = matches!(new.tif, Tif::Ioc | Tif::Fok);
@@ -229,12 +237,12 @@ impl Engine {
             || (new.post_only && (market || immediate || new.stop_price.is_some()))
             || (new.display_qty.is_some() && (market || immediate));
         if bad_order {
-            return self.reject(sink, account, id, symbol, RejectReason::BadOrder);
+            return Err(RejectReason::BadOrder);
         }
         let lot = book.spec.lot;
         let bad_display = new.display_qty.is_some_and(|d| d == 0 || d > new.qty || !d.is_multiple_of(lot));
         if new.qty == 0 || !new.qty.is_multiple_of(lot) || bad_display {
-            return self.reject(sink, account, id, symbol, RejectReason::BadQty);
+            return Err(RejectReason::BadQty);
         }
         let price = if market { Some(Price(0)) } else { book.spec.units_to_ticks(new.price) };
         let stop_price = match new.stop_price {
@@ -242,22 +250,31 @@ impl Engine {
             Some(units) => book.spec.units_to_ticks(units),
         };
         let (Some(price), Some(stop_price)) = (price, stop_price) else {
-            return self.reject(sink, account, id, symbol, RejectReason::BadPriceTick);
+            return Err(RejectReason::BadPriceTick);
         };
         let hash = id_hash(account, &id);
         if self.ids.find(hash, account, &id, &self.orders).is_some() {
-            return self.reject(sink, account, id, symbol, RejectReason::DuplicateId);
+            return Err(RejectReason::DuplicateId);
         }
         if new.post_only && book.crosses(new.side, price) {
-            return self.reject(sink, account, id, symbol, RejectReason::WouldTake);
+            return Err(RejectReason::WouldTake);
         }
         let may_rest = !market && matches!(new.tif, Tif::Gtc | Tif::Gtd);
         let ladder = book.ladder(new.side);
         let needs_level = may_rest && new.stop_price.is_none() && ladder.find(price).is_none();
         if self.orders.is_full() || (needs_level && (ladder.is_full() || self.levels.is_full())) {
-            return self.reject(sink, account, id, symbol, RejectReason::BookFull);
+            return Err(RejectReason::BookFull);
         }
+        Ok(NewPrices { price, stop_price, hash })
+    }
 
+    /// Carries out an accepted new order: allocates it, reports `Accepted`, then files a stop
+    /// or matches the order, and triggers any stops its trades reached.
+    #[inline(always)]
+    fn accept_new<S: EventSink>(&mut self, new: &NewOrder, prices: NewPrices, sink: &mut S) {
+        let (account, id, symbol) = (new.account, new.id, new.symbol);
+        let NewPrices { price, stop_price, hash } = prices;
+        let market = new.ord_type == OrdType::Market;
         let order_id = self.next_order_id;
         self.next_order_id += 1;
         // A market order with a GTC/GTD tif still never rests; record it as IOC so every later
@@ -440,12 +457,12 @@ impl Engine {
         self.release(slot);
     }
 
-    fn cancel_all<S: EventSink>(&mut self, account: AccountId, symbol: SymbolId, sink: &mut S) {
+    fn cancel_all<S: EventSink>(&mut self, account: AccountId, symbol: Option<SymbolId>, sink: &mut S) {
         self.scratch.clear();
         for slot in 0..self.orders.high_water() {
             let o = self.orders.get(slot);
             let live = matches!(o.state, OrderState::Resting | OrderState::Stop);
-            if live && o.account == account && (symbol == crate::SYMBOL_UNKNOWN || o.symbol == symbol) {
+            if live && o.account == account && symbol.is_none_or(|s| o.symbol == s) {
                 self.scratch.push(slot);
             }
         }
@@ -466,36 +483,39 @@ impl Engine {
     // ---- replace ------------------------------------------------------------------------
 
     fn replace_order<S: EventSink>(&mut self, replace: &ReplaceOrder, sink: &mut S) {
-        let (account, id, symbol) = (replace.account, replace.id, replace.symbol);
-        let Some(book) = self.books.get(symbol as usize) else {
-            return self.reject(sink, account, id, symbol, RejectReason::UnknownSymbol);
-        };
-        if book.halted {
-            return self.reject(sink, account, id, symbol, RejectReason::Halted);
+        match self.check_replace(replace) {
+            Ok(plan) => self.apply_replace(replace, plan, sink),
+            Err(reason) => self.reject(sink, replace.account, replace.id, replace.symbol, reason),
         }
-        let Some(slot) = self.lookup(account, replace.orig_id, symbol) else {
-            return self.reject(sink, account, id, symbol, RejectReason::UnknownOrder);
-        };
-        let book = &self.books[symbol as usize];
-        let lot = book.spec.lot;
-        if replace.qty == 0 || !replace.qty.is_multiple_of(lot) {
-            return self.reject(sink, account, id, symbol, RejectReason::BadQty);
+    }
+
+    /// Every reason to refuse `replace`, in the order SEMANTICS.md gives them; on success, what
+    /// [`Engine::apply_replace`] needs. Changes nothing.
+    #[inline(always)]
+    fn check_replace(&self, replace: &ReplaceOrder) -> Result<ReplacePlan, RejectReason> {
+        let (account, id, symbol) = (replace.account, replace.id, replace.symbol);
+        let book = self.books.get(symbol as usize).ok_or(RejectReason::UnknownSymbol)?;
+        if book.halted {
+            return Err(RejectReason::Halted);
+        }
+        let slot = self.lookup(account, replace.orig_id, symbol).ok_or(RejectReason::UnknownOrder)?;
+        if replace.qty == 0 || !replace.qty.is_multiple_of(book.spec.lot) {
+            return Err(RejectReason::BadQty);
         }
         let o = *self.orders.get(slot);
         let price = match replace.price {
-            Some(units) if o.ord_type == OrdType::Limit => match book.spec.units_to_ticks(units) {
-                Some(price) => price,
-                None => return self.reject(sink, account, id, symbol, RejectReason::BadPriceTick),
-            },
+            Some(units) if o.ord_type == OrdType::Limit => {
+                book.spec.units_to_ticks(units).ok_or(RejectReason::BadPriceTick)?
+            }
             _ => o.price,
         };
         let new_hash = if id == replace.orig_id { o.id_hash } else { id_hash(account, &id) };
         if id != replace.orig_id && self.ids.find(new_hash, account, &id, &self.orders).is_some() {
-            return self.reject(sink, account, id, symbol, RejectReason::DuplicateId);
+            return Err(RejectReason::DuplicateId);
         }
         let resting = o.state == OrderState::Resting;
         if o.post_only && resting && book.crosses(o.side, price) {
-            return self.reject(sink, account, id, symbol, RejectReason::WouldTake);
+            return Err(RejectReason::WouldTake);
         }
         let total_qty = o.filled + o.leaves;
         let keeps_place = price == o.price && replace.qty <= total_qty;
@@ -505,11 +525,19 @@ impl Engine {
             let frees_a_level = self.levels.get(o.level).count == 1;
             let full = (ladder.is_full() || self.levels.is_full()) && !frees_a_level;
             if full && ladder.find(price).is_none() {
-                return self.reject(sink, account, id, symbol, RejectReason::BookFull);
+                return Err(RejectReason::BookFull);
             }
         }
+        Ok(ReplacePlan { slot, order: o, price, new_hash, moves })
+    }
 
-        // Accepted: re-key the id map under the new client id.
+    /// Carries out an accepted replace: re-keys the id, reports `Replaced`, then ends the order
+    /// (new quantity already filled), changes it in place (priority kept), or takes it off its
+    /// level and matches it again at its new price.
+    #[inline(always)]
+    fn apply_replace<S: EventSink>(&mut self, replace: &ReplaceOrder, plan: ReplacePlan, sink: &mut S) {
+        let (account, id, symbol) = (replace.account, replace.id, replace.symbol);
+        let ReplacePlan { slot, order: o, price, new_hash, moves } = plan;
         if id != replace.orig_id {
             self.ids.remove(o.id_hash, slot);
             self.orders.set_cl_ord_id(slot, id);
@@ -674,6 +702,25 @@ pub struct OrderSnapshot {
     pub qty: Qty,
     /// Visible part of `qty`.
     pub visible_qty: Qty,
+}
+
+/// A new order that passed every check: its prices in ticks (0 for none) and its id's hash.
+#[derive(Clone, Copy)]
+struct NewPrices {
+    price: Price,
+    stop_price: Price,
+    hash: u64,
+}
+
+/// A replace that passed every check: the order as it was, its new price, its new id's hash,
+/// and whether it loses its place (leaves its level and matches again).
+#[derive(Clone, Copy)]
+struct ReplacePlan {
+    slot: u32,
+    order: Order,
+    price: Price,
+    new_hash: u64,
+    moves: bool,
 }
 
 #[cfg(test)]

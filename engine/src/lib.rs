@@ -50,6 +50,7 @@ mod id_index;
 mod level;
 mod matching;
 mod order;
+pub mod price_text;
 mod processor;
 mod snapshot;
 mod types;

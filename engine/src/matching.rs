@@ -5,8 +5,8 @@
 use crate::book::{limit_crosses, stop_triggers};
 use crate::engine::Engine;
 use crate::event::{CancelReason, EventKind, EventSink};
-use crate::order::{OrderState, NIL};
-use crate::types::{OrdType, StpMode, SymbolId, Tif};
+use crate::order::{Order, OrderState, NIL};
+use crate::types::{OrdType, Price, StpMode, SymbolId, Tif};
 
 /// Bound on trigger rounds after one command. Each round removes at least one stop from a list
 /// that only shrinks during the command, so the stop count bounds it; this names that bound.
@@ -90,76 +90,102 @@ impl Engine {
             let maker = *self.orders.get(maker_slot);
             debug_assert!(maker.visible > 0 && maker.visible <= maker.leaves, "{maker:?}");
             if maker.account == taker.account {
-                match taker.stp {
-                    StpMode::CancelNewest => {
-                        self.orders.get_mut(slot).leaves = taker_leaves;
-                        self.emit_canceled(sink, slot, CancelReason::SelfTrade);
-                        self.release(slot);
-                        return false;
-                    }
-                    StpMode::CancelOldest => {
-                        self.unlink_from_level(maker_slot);
-                        self.emit_canceled(sink, maker_slot, CancelReason::SelfTrade);
-                        self.release(maker_slot);
-                        continue;
-                    }
-                    StpMode::CancelBoth => {
-                        self.unlink_from_level(maker_slot);
-                        self.emit_canceled(sink, maker_slot, CancelReason::SelfTrade);
-                        self.release(maker_slot);
-                        self.orders.get_mut(slot).leaves = taker_leaves;
-                        self.emit_canceled(sink, slot, CancelReason::SelfTrade);
-                        self.release(slot);
-                        return false;
-                    }
+                if self.prevent_self_trade(sink, taker.stp, slot, taker_leaves, maker_slot) {
+                    return false;
                 }
+                continue;
             }
-
-            let qty = taker_leaves.min(maker.visible);
-            taker_leaves -= qty;
-            let maker_leaves = maker.leaves - qty;
-            {
-                let m = self.orders.get_mut(maker_slot);
-                m.leaves = maker_leaves;
-                m.visible -= qty;
-                m.filled += qty;
-            }
-            self.books[symbol].last_trade = Some(price);
-            let maker_id = self.orders.cl_ord_id(maker_slot);
-            let taker_id = self.orders.cl_ord_id(slot);
-            self.emit(
-                sink,
-                EventKind::Trade {
-                    symbol: taker.symbol,
-                    price,
-                    qty,
-                    maker_account: maker.account,
-                    maker_id,
-                    maker_order_id: maker.order_id,
-                    maker_leaves_qty: maker_leaves,
-                    taker_account: taker.account,
-                    taker_id,
-                    taker_order_id: taker.order_id,
-                    taker_leaves_qty: taker_leaves,
-                    aggressor: taker.side,
-                },
-            );
-            if maker.visible == qty {
-                if maker_leaves == 0 {
-                    self.unlink_from_level(maker_slot);
-                    self.release(maker_slot);
-                } else {
-                    // Iceberg: cut a new slice from the hidden rest; it loses its place.
-                    let m = self.orders.get_mut(maker_slot);
-                    m.visible = m.display.min(maker_leaves);
-                    self.move_to_back(maker_slot);
-                }
-            }
+            taker_leaves = self.trade(sink, &taker, slot, taker_leaves, &maker, maker_slot, price);
         }
         let t = self.orders.get_mut(slot);
         t.filled += t.leaves - taker_leaves;
         t.leaves = taker_leaves;
         true
+    }
+
+    /// The taker in `slot` (with `taker_leaves` left) met a maker of its own account: cancels
+    /// the newest (the taker), the oldest (the maker) or both, as the taker's `stp` says.
+    /// Returns true when the taker was canceled and released.
+    #[inline(always)]
+    fn prevent_self_trade<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        stp: StpMode,
+        slot: u32,
+        taker_leaves: u64,
+        maker_slot: u32,
+    ) -> bool {
+        if matches!(stp, StpMode::CancelOldest | StpMode::CancelBoth) {
+            self.unlink_from_level(maker_slot);
+            self.emit_canceled(sink, maker_slot, CancelReason::SelfTrade);
+            self.release(maker_slot);
+        }
+        if matches!(stp, StpMode::CancelNewest | StpMode::CancelBoth) {
+            self.orders.get_mut(slot).leaves = taker_leaves;
+            self.emit_canceled(sink, slot, CancelReason::SelfTrade);
+            self.release(slot);
+            return true;
+        }
+        false
+    }
+
+    /// One trade between the taker in `slot` (with `taker_leaves` left) and the maker at the
+    /// head of the best level, at the maker's `price`: updates the maker, reports the `Trade`,
+    /// then takes a filled maker off the book or cuts its iceberg's next slice. Returns the
+    /// taker's leaves after the trade.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)] // one trade's facts, each used once
+    fn trade<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        taker: &Order,
+        slot: u32,
+        taker_leaves: u64,
+        maker: &Order,
+        maker_slot: u32,
+        price: Price,
+    ) -> u64 {
+        let qty = taker_leaves.min(maker.visible);
+        let taker_leaves = taker_leaves - qty;
+        let maker_leaves = maker.leaves - qty;
+        {
+            let m = self.orders.get_mut(maker_slot);
+            m.leaves = maker_leaves;
+            m.visible -= qty;
+            m.filled += qty;
+        }
+        self.books[taker.symbol as usize].last_trade = Some(price);
+        let maker_id = self.orders.cl_ord_id(maker_slot);
+        let taker_id = self.orders.cl_ord_id(slot);
+        self.emit(
+            sink,
+            EventKind::Trade {
+                symbol: taker.symbol,
+                price,
+                qty,
+                maker_account: maker.account,
+                maker_id,
+                maker_order_id: maker.order_id,
+                maker_leaves_qty: maker_leaves,
+                taker_account: taker.account,
+                taker_id,
+                taker_order_id: taker.order_id,
+                taker_leaves_qty: taker_leaves,
+                aggressor: taker.side,
+            },
+        );
+        if maker.visible == qty {
+            if maker_leaves == 0 {
+                self.unlink_from_level(maker_slot);
+                self.release(maker_slot);
+            } else {
+                // Iceberg: cut a new slice from the hidden rest; it loses its place.
+                let m = self.orders.get_mut(maker_slot);
+                m.visible = m.display.min(maker_leaves);
+                self.move_to_back(maker_slot);
+            }
+        }
+        taker_leaves
     }
 
     /// Moves a resting order to the back of its own level.

@@ -220,7 +220,7 @@ fn fmt_kind(kind: &CommandKind) -> String {
             r.qty
         ),
         CancelAll { account, symbol } => {
-            format!("CancelAll {{ account: {account}, symbol: {} }}", sym_name(*symbol))
+            format!("CancelAll {{ account: {account}, symbol: {} }}", symbol.map_or("all".into(), sym_name))
         }
         Halt { symbol } => format!("Halt {{ symbol: {} }}", sym_name(*symbol)),
         Resume { symbol } => format!("Resume {{ symbol: {} }}", sym_name(*symbol)),
@@ -408,7 +408,7 @@ enum Op {
     },
     CancelAll {
         account: AccountId,
-        symbol: SymbolId,
+        symbol: Option<SymbolId>,
     },
     /// Halt a symbol, and resume it `len` ops later.
     Halt {
@@ -534,7 +534,7 @@ fn op_strategy() -> impl Strategy<Value = (u64, Op)> {
         12 => target_strategy().prop_map(Op::Cancel),
         16 => (target_strategy(), replace_id_strategy(), prop::option::weighted(0.6, px_strategy()), qty_strategy())
             .prop_map(|(target, id, price, qty)| Op::Replace { target, id, price, qty }),
-        2 => (account_strategy(), prop_oneof![Just(S0), Just(S1), Just(SYMBOL_UNKNOWN)])
+        2 => (account_strategy(), prop_oneof![Just(Some(S0)), Just(Some(S1)), Just(None)])
             .prop_map(|(account, symbol)| Op::CancelAll { account, symbol }),
         2 => (prop_oneof![9 => Just(S0), 9 => Just(S1), 1 => Just(SYMBOL_UNKNOWN)], 1u8..=12)
             .prop_map(|(symbol, len)| Op::Halt { symbol, len }),
@@ -1638,7 +1638,7 @@ fn cancel_all_goes_by_symbol_then_order_id_and_includes_stops() {
         ),
         (
             6,
-            CancelAll { account: A, symbol: SYMBOL_UNKNOWN },
+            CancelAll { account: A, symbol: None },
             vec![
                 canceled(A, "x2", 2, CancelReason::MassCancel, 1),
                 canceled(A, "x3", 3, CancelReason::MassCancel, 1),
@@ -1646,9 +1646,13 @@ fn cancel_all_goes_by_symbol_then_order_id_and_includes_stops() {
                 on(S1, canceled(A, "x4", 5, CancelReason::MassCancel, 20)),
             ],
         ),
-        (7, CancelAll { account: B, symbol: S1 }, vec![]),
+        (7, CancelAll { account: B, symbol: Some(S1) }, vec![]),
         (8, Halt { symbol: S0 }, vec![status(S0, true)]),
-        (9, CancelAll { account: B, symbol: S0 }, vec![canceled(B, "y", 4, CancelReason::MassCancel, 1)]),
+        (
+            9,
+            CancelAll { account: B, symbol: Some(S0) },
+            vec![canceled(B, "y", 4, CancelReason::MassCancel, 1)],
+        ),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: ");
     assert_eq!(ran.book(S1), "bids: \nasks: ");

@@ -584,6 +584,30 @@ impl Core {
         if self.state == State::AwaitingLogon {
             return self.admit_logon(msg, seq, sender, target, now_ns);
         }
+        if let Some(done) = self.check_header(msg, seq, sender, target, now_ns) {
+            return done;
+        }
+        if let Some(done) = self.check_sequence(msg, seq, now_ns) {
+            return done;
+        }
+        match msg_type {
+            b"4" => return self.sequence_reset(msg, seq, now_ns),
+            _ => self.advance_in(seq + 1),
+        }
+        self.on_session_message(msg, seq, now_ns)
+    }
+
+    /// CompIDs and SendingTime of a message on an established session: `Some` when the
+    /// message was refused (and the session possibly ended), `None` to go on.
+    fn check_header(
+        &mut self,
+        msg: &Message<'_>,
+        seq: u64,
+        sender: Option<&str>,
+        target: Option<&str>,
+        now_ns: u64,
+    ) -> Option<Admit> {
+        let msg_type = msg.msg_type();
         if sender != Some(self.their_comp_id.as_str()) || target != Some(self.config.our_comp_id.as_str()) {
             let tag_at_fault = if sender != Some(self.their_comp_id.as_str()) {
                 tag::SENDER_COMP_ID
@@ -592,7 +616,7 @@ impl Core {
             };
             self.reject(seq, msg_type, 9, Some(tag_at_fault), "CompID problem", now_ns);
             self.logout_and_close("CompID problem", now_ns);
-            return Admit::Handled;
+            return Some(Admit::Handled);
         }
         if msg.get(tag::SENDING_TIME).is_none() {
             self.reject(
@@ -604,34 +628,42 @@ impl Core {
                 now_ns,
             );
             self.in_seq_next = self.in_seq_next.max(seq + 1);
-            return Admit::Handled;
+            return Some(Admit::Handled);
         }
+        None
+    }
+
+    /// MsgSeqNum against the expected one (a SequenceReset-Reset, a duplicate, a gap) and the
+    /// fields of an in-sequence message: `Some` when the message was handled here, `None` when
+    /// it is the next in sequence and well formed.
+    fn check_sequence(&mut self, msg: &Message<'_>, seq: u64, now_ns: u64) -> Option<Admit> {
+        let msg_type = msg.msg_type();
         if msg_type == b"4" && !msg.flag(tag::GAP_FILL_FLAG) {
             // SequenceReset-Reset ignores MsgSeqNum, so a faulty one consumes none either.
             if let Err(violation) = self.check_fields(msg) {
                 self.reject_fields(seq, msg_type, violation, now_ns);
-                return Admit::Handled;
+                return Some(Admit::Handled);
             }
-            return self.sequence_reset(msg, seq, now_ns);
+            return Some(self.sequence_reset(msg, seq, now_ns));
         }
         if seq < self.in_seq_next {
             if !msg.flag(tag::POSS_DUP_FLAG) {
                 let text = format!("MsgSeqNum too low, expecting {} but received {seq}", self.in_seq_next);
                 self.logout_and_close(&text, now_ns);
             }
-            return Admit::Handled;
+            return Some(Admit::Handled);
         }
         if seq > self.in_seq_next {
             if msg_type == b"5" {
                 // A Logout beyond a gap still ends the session.
                 self.send_logout("", now_ns);
                 self.close("counterparty logged out");
-                return Admit::Handled;
+                return Some(Admit::Handled);
             }
             if self.resend_asked_until < seq {
                 self.ask_resend(seq, now_ns);
             }
-            return Admit::Handled;
+            return Some(Admit::Handled);
         }
         // Only an in-sequence message is checked: a duplicate is ignored anyway, and one past a
         // gap is checked when it comes again in the resend. A Logout is honoured whatever its
@@ -640,13 +672,15 @@ impl Core {
         if let Err(violation) = violation {
             self.in_seq_next = seq + 1;
             self.reject_fields(seq, msg_type, violation, now_ns);
-            return Admit::Handled;
+            return Some(Admit::Handled);
         }
-        match msg_type {
-            b"4" => return self.sequence_reset(msg, seq, now_ns),
-            _ => self.advance_in(seq + 1),
-        }
-        match msg_type {
+        None
+    }
+
+    /// An in-sequence, well-formed message: the session messages are answered here, the rest
+    /// go to the application once the session is active.
+    fn on_session_message(&mut self, msg: &Message<'_>, seq: u64, now_ns: u64) -> Admit {
+        match msg.msg_type() {
             b"0" => {}
             b"1" => {
                 let id = msg.get(tag::TEST_REQ_ID).unwrap_or(b"").to_vec();

@@ -12,10 +12,11 @@ use crate::md::{MdReject, MdRequest, MdRequestError, RejectReason};
 use crate::metrics::{GatewayMetrics, GatewayReject, OrderKind, RequestTimes};
 use crate::parking::Parking;
 use crate::router::{Request, RouterTx, SessionId, ToRouter};
-use crate::venue::{parse_price_units, LogonRefused, Venue};
+use crate::venue::{LogonRefused, Venue};
+use engine::price_text::{parse_units, PriceTextError};
 use fix::codec::{self, tag, Message};
 use fix::session::{Poll, Session};
-use oms::admin::{accounts_json, AdminAction, AdminReply, AdminRequest};
+use oms::admin::{accounts_json, AdminAction, AdminRefusal, AdminReply, AdminRequest};
 use oms::{ExecReport, Report};
 
 /// Session ids, unique for the process.
@@ -48,6 +49,11 @@ fn bad_value(t: u32, name: &str, value: &[u8]) -> Refusal {
 
 fn bad_format(t: u32, name: &str) -> Refusal {
     Refusal::Session(6, Some(t), format!("Incorrect data format for {name} ({t})"))
+}
+
+/// [`bad_format`] for a price, saying what is wrong with it (`9 decimals: a price has at most 8`).
+fn bad_price(t: u32, name: &str, e: PriceTextError) -> Refusal {
+    Refusal::Session(6, Some(t), format!("Incorrect data format for {name} ({t}): {e}"))
 }
 
 /// What a refusal echoes of the refused message, copied before its buffer is released.
@@ -295,7 +301,8 @@ impl AppSession {
                 business_reject(session, seq, &echo.msg_type, ref_id, reason, &text, now_ns);
             }
             Refusal::Admin(req_id, text) => {
-                let reply = AdminReply { req_id, outcome: Err(text), accounts: Vec::new() };
+                let reply =
+                    AdminReply { req_id, outcome: Err(AdminRefusal::BadRequest(text)), accounts: Vec::new() };
                 self.admin_response(session, &reply, now_ns);
             }
             Refusal::Order(reason, text) => session.send(b"8", now_ns, |e| {
@@ -498,11 +505,11 @@ impl AppSession {
         session.send(codec::MSG_ADMIN_RESPONSE, now_ns, |e| {
             e.str(tag::ADMIN_REQ_ID, &reply.req_id);
             let (status, text) = match &reply.outcome {
-                Ok(text) => (0, text),
-                Err(text) => (1, text),
+                Ok(text) => (0, std::borrow::Cow::Borrowed(text.as_str())),
+                Err(refusal) => (1, std::borrow::Cow::Owned(refusal.to_string())),
             };
             e.u64(tag::ADMIN_STATUS, status);
-            e.str(tag::TEXT, text);
+            e.str(tag::TEXT, &text);
             e.str(tag::ADMIN_DATA, &data);
         });
     }
@@ -613,9 +620,7 @@ impl AppSession {
                 let symbol = self.symbol(msg)?;
                 let qty = qty(msg)?;
                 let price = match msg.get_str(tag::PRICE) {
-                    Some(text) => {
-                        Some(parse_price_units(text).ok_or_else(|| bad_format(tag::PRICE, "Price"))?)
-                    }
+                    Some(text) => Some(parse_units(text).map_err(|e| bad_price(tag::PRICE, "Price", e))?),
                     None => None,
                 };
                 if let Some(p) = price {
@@ -716,11 +721,11 @@ impl AppSession {
             0
         } else {
             let text = msg.get_str(tag::PRICE).ok_or_else(|| missing(tag::PRICE, "Price"))?;
-            parse_price_units(text).ok_or_else(|| bad_format(tag::PRICE, "Price"))?
+            parse_units(text).map_err(|e| bad_price(tag::PRICE, "Price", e))?
         };
         let stop_price = if stop {
             let text = msg.get_str(tag::STOP_PX).ok_or_else(|| missing(tag::STOP_PX, "StopPx"))?;
-            Some(parse_price_units(text).ok_or_else(|| bad_format(tag::STOP_PX, "StopPx"))?)
+            Some(parse_units(text).map_err(|e| bad_price(tag::STOP_PX, "StopPx", e))?)
         } else {
             None
         };

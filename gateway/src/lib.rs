@@ -9,7 +9,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod client;
 pub mod md;
 pub mod metrics;
 pub mod parking;

@@ -885,10 +885,9 @@ impl MdBooks {
     pub fn apply(&mut self, msg: &Message<'_>) -> Result<(), MdBookError> {
         let malformed = |what: &str| MdBookError::Malformed(what.to_owned());
         let units = |entry: &Message<'_>| {
-            entry
-                .get_str(tags::MD_ENTRY_PX)
-                .and_then(crate::venue::parse_price_units)
-                .ok_or_else(|| malformed("MDEntryPx (270)"))
+            let text = entry.get_str(tags::MD_ENTRY_PX).ok_or_else(|| malformed("MDEntryPx (270)"))?;
+            engine::price_text::parse_units(text)
+                .map_err(|e| MdBookError::Malformed(format!("MDEntryPx (270) {text:?}: {e}")))
         };
         let size = |entry: &Message<'_>| {
             entry.get_u64(tags::MD_ENTRY_SIZE).ok().flatten().ok_or_else(|| malformed("MDEntrySize (271)"))

@@ -155,6 +155,37 @@ pub struct Gateway {
     auth_thread: Option<JoinHandle<()>>,
 }
 
+/// Binds the FIX/TCP listener, when one is configured: the listener and the address it got.
+fn bind_tcp(addr: Option<SocketAddr>) -> Result<(Option<TcpListener>, Option<SocketAddr>), ServerError> {
+    let Some(addr) = addr else { return Ok((None, None)) };
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(ServerError::Start)?;
+    listener.set_nonblocking(true).map_err(ServerError::Start)?;
+    Ok((Some(TcpListener::from_std(listener)), Some(bound)))
+}
+
+/// What [`connect_router`] hands the gateway loop: the hosted router (if any), the router's
+/// inbound queue, and the outbox's receiving end.
+type RouterLink = (Option<Box<Router>>, RouterTx, Receiver<Delivery>);
+
+/// Gives the router the gateway's outbox (a plain queue when the gateway thread hosts the
+/// router, a queue with a waker when the router has its own thread).
+fn connect_router(routing: Routing, waker: &Arc<Waker>) -> Result<RouterLink, ServerError> {
+    let (router, router_tx) = match routing {
+        Routing::Thread(tx) => (None, tx),
+        Routing::Hosted(router, tx) => (Some(router), tx),
+    };
+    let (outbox_tx, outbox_rx) = crossbeam_channel::bounded(OUTBOX_CAPACITY);
+    let outbox = match router {
+        Some(_) => Outbox::local(outbox_tx),
+        None => Outbox::channel(outbox_tx, waker.clone()),
+    };
+    router_tx
+        .send(ToRouter::Outbox(outbox))
+        .map_err(|_| ServerError::Start(io::Error::other("the router stopped before the gateway started")))?;
+    Ok((router, router_tx, outbox_rx))
+}
+
 impl Gateway {
     /// Binds both transports and starts the gateway thread, recording into handles nobody reads.
     pub fn start(
@@ -182,30 +213,10 @@ impl Gateway {
         let quic = QuicSocket::server(udp, server_config, CONNECTIONS_MAX).map_err(ServerError::Start)?;
         let quic_addr = quic.local_addr();
         let quic_buffer_bytes = quic.buffer_bytes();
-        let (listener, tcp_addr) = match config.tcp {
-            None => (None, None),
-            Some(addr) => {
-                let listener =
-                    std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
-                let bound = listener.local_addr().map_err(ServerError::Start)?;
-                listener.set_nonblocking(true).map_err(ServerError::Start)?;
-                (Some(TcpListener::from_std(listener)), Some(bound))
-            }
-        };
+        let (listener, tcp_addr) = bind_tcp(config.tcp)?;
         let poll = MioPoll::new().map_err(ServerError::Start)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServerError::Start)?);
-        let (router, router_tx) = match routing {
-            Routing::Thread(tx) => (None, tx),
-            Routing::Hosted(router, tx) => (Some(router), tx),
-        };
-        let (outbox_tx, outbox_rx) = crossbeam_channel::bounded(OUTBOX_CAPACITY);
-        let outbox = match router {
-            Some(_) => Outbox::local(outbox_tx),
-            None => Outbox::channel(outbox_tx, waker.clone()),
-        };
-        router_tx.send(ToRouter::Outbox(outbox)).map_err(|_| {
-            ServerError::Start(io::Error::other("the router stopped before the gateway started"))
-        })?;
+        let (router, router_tx, outbox_rx) = connect_router(routing, &waker)?;
         let (md, md_tx) = match &config.market_data {
             Some(m) => {
                 let (tx, rx) = crossbeam_channel::bounded(MD_REQUESTS_MAX);

@@ -203,15 +203,15 @@ impl Default for QuicTuning {
 
 /// QUIC transport parameters for small messages on a LAN: the [`QuicTuning`], few streams per
 /// connection (one FIX session each), keep-alive below the idle timeout.
-pub fn transport_config(tuning: &QuicTuning) -> quinn::TransportConfig {
+pub fn transport_config(tuning: &QuicTuning) -> quinn_proto::TransportConfig {
     use std::time::Duration;
-    let mut transport = quinn::TransportConfig::default();
+    let mut transport = quinn_proto::TransportConfig::default();
     transport
         .initial_rtt(Duration::from_micros(tuning.initial_rtt_us.max(1)))
         .max_concurrent_bidi_streams(4u32.into())
         .max_concurrent_uni_streams(0u32.into())
         .keep_alive_interval(Some(Duration::from_secs(5)))
-        .max_idle_timeout(Some(quinn::VarInt::from_u32(60_000).into()))
+        .max_idle_timeout(Some(quinn_proto::VarInt::from_u32(60_000).into()))
         .enable_segmentation_offload(tuning.segmentation_offload);
     if !tuning.mtu_discovery {
         transport.mtu_discovery_config(None);
@@ -220,7 +220,7 @@ pub fn transport_config(tuning: &QuicTuning) -> quinn::TransportConfig {
         transport.stream_receive_window(window.into());
     }
     if tuning.ack_eliciting_threshold.is_some() || tuning.max_ack_delay_us.is_some() {
-        let mut ack = quinn::AckFrequencyConfig::default();
+        let mut ack = quinn_proto::AckFrequencyConfig::default();
         if let Some(threshold) = tuning.ack_eliciting_threshold {
             ack.ack_eliciting_threshold(threshold.into());
         }
@@ -231,7 +231,10 @@ pub fn transport_config(tuning: &QuicTuning) -> quinn::TransportConfig {
 }
 
 /// quinn server configuration from TLS settings.
-pub fn quinn_server_config(tls: &ServerTls, tuning: &QuicTuning) -> Result<quinn::ServerConfig, TlsError> {
+pub fn quinn_server_config(
+    tls: &ServerTls,
+    tuning: &QuicTuning,
+) -> Result<quinn_proto::ServerConfig, TlsError> {
     quinn_server_config_alpn(tls, tuning, ALPN_FIX44)
 }
 
@@ -240,10 +243,10 @@ pub fn quinn_server_config_alpn(
     tls: &ServerTls,
     tuning: &QuicTuning,
     alpn: &[u8],
-) -> Result<quinn::ServerConfig, TlsError> {
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(server_config_alpn(tls, alpn)?)
+) -> Result<quinn_proto::ServerConfig, TlsError> {
+    let crypto = quinn_proto::crypto::rustls::QuicServerConfig::try_from(server_config_alpn(tls, alpn)?)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut config = quinn_proto::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config(tuning)));
     Ok(config)
 }
@@ -253,7 +256,7 @@ pub fn quinn_client_config(
     ca: &Path,
     client_cert: Option<(&Path, &Path)>,
     tuning: &QuicTuning,
-) -> Result<quinn::ClientConfig, TlsError> {
+) -> Result<quinn_proto::ClientConfig, TlsError> {
     quinn_client_config_alpn(ca, client_cert, tuning, ALPN_FIX44)
 }
 
@@ -263,11 +266,11 @@ pub fn quinn_client_config_alpn(
     client_cert: Option<(&Path, &Path)>,
     tuning: &QuicTuning,
     alpn: &[u8],
-) -> Result<quinn::ClientConfig, TlsError> {
+) -> Result<quinn_proto::ClientConfig, TlsError> {
     let crypto =
-        quinn::crypto::rustls::QuicClientConfig::try_from(client_config_alpn(ca, client_cert, alpn)?)
+        quinn_proto::crypto::rustls::QuicClientConfig::try_from(client_config_alpn(ca, client_cert, alpn)?)
             .map_err(|e| TlsError::Quic(e.to_string()))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut config = quinn_proto::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config(tuning)));
     Ok(config)
 }

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use engine::price_text::{self, PriceText};
 use engine::{AccountId, SymbolId, SymbolSpec};
-use rust_decimal::Decimal;
 
 use fix::session::{LogonRequest, SessionConfig};
 
@@ -119,15 +119,12 @@ impl Symbols {
         &self.specs
     }
 
-    /// Price in ticks as decimal text with the symbol's decimals (`100.50`).
+    /// Price in ticks as decimal text with the symbol's decimals (`100.50`); the bare number of
+    /// ticks for an unknown symbol.
     pub fn format_ticks(&self, id: SymbolId, ticks: i64) -> PriceText {
         match self.spec(id) {
-            Some(spec) => PriceText::new(
-                i128::from(ticks) * i128::from(spec.tick_units),
-                engine::PRICE_SCALE,
-                spec.price_decimals(),
-            ),
-            None => PriceText::new(i128::from(ticks), 0, 0),
+            Some(spec) => PriceText::ticks(spec, engine::Price(ticks)),
+            None => PriceText::fixed(i128::from(ticks) * i128::from(engine::PRICE_UNITS_PER_ONE), 0),
         }
     }
 
@@ -136,92 +133,11 @@ impl Symbols {
     /// decimals.
     pub fn format_avg(&self, id: SymbolId, notional_ticks: i128, qty: u64) -> PriceText {
         let (Some(spec), true) = (self.spec(id), qty > 0) else {
-            return PriceText::new(0, 0, 0);
+            return PriceText::fixed(0, 0);
         };
         let units = notional_ticks.saturating_mul(i128::from(spec.tick_units));
-        let qty = i128::from(qty);
-        let (mut avg, rest) = (units / qty, units % qty);
-        let twice = rest.unsigned_abs() * 2;
-        if twice > qty.unsigned_abs() || (twice == qty.unsigned_abs() && avg % 2 != 0) {
-            avg += units.signum();
-        }
-        let mut decimals = engine::PRICE_SCALE;
-        while decimals > spec.price_decimals() && avg % 10 == 0 {
-            avg /= 10;
-            decimals -= 1;
-        }
-        PriceText::new(avg, decimals, decimals)
+        PriceText::trimmed(price_text::average_units(units, qty), spec.price_decimals())
     }
-}
-
-/// A price as decimal text, written on the stack: every ExecutionReport carries two or three,
-/// and text made through `rust_decimal` and a `String` was an allocation each.
-#[derive(Clone, Copy)]
-pub struct PriceText {
-    buf: [u8; 48],
-    len: usize,
-}
-
-impl PriceText {
-    /// `mantissa / 10^scale` with exactly `decimals` decimals (`decimals <= scale`; the digits
-    /// dropped must be zeros, which holds for a price that is a multiple of its tick).
-    fn new(mantissa: i128, scale: u32, decimals: u32) -> PriceText {
-        debug_assert!(decimals <= scale);
-        let mut text = PriceText { buf: [0; 48], len: 0 };
-        let magnitude = mantissa.unsigned_abs();
-        let one = 10u128.pow(scale);
-        let (whole, fraction) = (magnitude / one, magnitude % one);
-        if mantissa < 0 {
-            text.push(b"-");
-        }
-        text.push(itoa::Buffer::new().format(whole).as_bytes());
-        if decimals > 0 {
-            text.push(b".");
-            let digits = fraction / 10u128.pow(scale - decimals);
-            let mut out = [b'0'; 38];
-            let mut rest = digits;
-            for slot in out[..decimals as usize].iter_mut().rev() {
-                *slot = b'0' + (rest % 10) as u8;
-                rest /= 10;
-            }
-            text.push(&out[..decimals as usize]);
-        }
-        text
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        // Only ASCII digits, '-' and '.' were written.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl std::fmt::Display for PriceText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Debug for PriceText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.as_str())
-    }
-}
-
-/// Parses decimal price text into price units ([`engine::PRICE_SCALE`] decimals), exactly:
-/// `None` when it is not a number or has more decimals than the engine keeps.
-pub fn parse_price_units(text: &str) -> Option<i64> {
-    let d: Decimal = text.parse().ok()?;
-    let scaled = d.checked_mul(Decimal::from(engine::PRICE_UNITS_PER_ONE))?.normalize();
-    if !scaled.is_integer() {
-        return None;
-    }
-    i64::try_from(scaled.mantissa() / 10i128.pow(scaled.scale())).ok()
 }
 
 /// The accounts, their credentials, and who is logged on.
@@ -300,13 +216,10 @@ pub struct Venue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
 
     #[test]
-    fn prices_parse_exactly_and_print_with_the_symbols_decimals() {
-        assert_eq!(parse_price_units("100.50"), Some(10_050_000_000));
-        assert_eq!(parse_price_units("0.00000001"), Some(1));
-        assert_eq!(parse_price_units("0.000000001"), None);
-        assert_eq!(parse_price_units("abc"), None);
+    fn prices_print_with_the_symbols_decimals() {
         let s = Symbols::new(engine::default_symbols());
         assert_eq!(s.format_ticks(0, 10_050).as_str(), "100.50");
         assert_eq!(s.format_avg(0, 10_050 * 3 + 10_051, 4).as_str(), "100.5025");

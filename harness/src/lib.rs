@@ -43,19 +43,19 @@ impl RunCounts {
         setup: RunCounts,
         run: RunCounts,
         resting: Option<usize>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ModelMismatch> {
         let s = &workload.stats;
         let mut problems = Vec::new();
         if setup.rejects > 0 {
-            problems.push(format!("setup rejects {}", setup.rejects));
+            problems.push(Difference::SetupRejects(setup.rejects));
         }
         if run.rejects > 0 {
-            problems.push(format!("rejects {} (unknown_order {})", run.rejects, run.unknown_order));
+            problems.push(Difference::Rejects { rejects: run.rejects, unknown_order: run.unknown_order });
         }
-        let mut compare = |what: &str, got: Option<u64>, want: u64| {
+        let mut compare = |what: &'static str, got: Option<u64>, want: u64| {
             if let Some(got) = got {
                 if got != want {
-                    problems.push(format!("{what} {got} != {want}"));
+                    problems.push(Difference::Count { what, got, want });
                 }
             }
         };
@@ -66,9 +66,55 @@ impl RunCounts {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(ModelMismatch(problems))
         }
     }
+}
+
+/// A venue did not do what the generator's model predicts: every difference found, in the order
+/// checked (`setup rejects 2; trades 10 != 12`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelMismatch(pub Vec<Difference>);
+
+impl std::fmt::Display for ModelMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ModelMismatch {}
+
+/// One way a venue's counts differ from the model's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Difference {
+    /// Setup orders (which only rest) were refused: the venue's bounds or symbols differ.
+    #[error("setup rejects {0}")]
+    SetupRejects(u64),
+    /// Stream commands were refused; `unknown_order` of them named an order the venue did not
+    /// have (the venue and the generator disagree on which orders are live).
+    #[error("rejects {rejects} (unknown_order {unknown_order})")]
+    Rejects {
+        /// All refusals.
+        rejects: u64,
+        /// Of those, unknown orders.
+        unknown_order: u64,
+    },
+    /// A count (`trades`, `traded_qty`, `ioc_rests`, `resting`) differs.
+    #[error("{what} {got} != {want}")]
+    Count {
+        /// Which count.
+        what: &'static str,
+        /// The venue's.
+        got: u64,
+        /// The model's.
+        want: u64,
+    },
 }
 
 /// One implementation of a limit order book, driven by a pre-translated workload.

@@ -197,7 +197,7 @@ fn commands(ops: &[(u64, Op)]) -> Vec<Command> {
                     })
                 }
                 Op::CancelAll { account, all } => {
-                    CommandKind::CancelAll { account, symbol: if all { SYMBOL_UNKNOWN } else { 0 } }
+                    CommandKind::CancelAll { account, symbol: if all { None } else { Some(0) } }
                 }
                 Op::Halt { symbol, halted: true } => CommandKind::Halt { symbol },
                 Op::Halt { symbol, halted: false } => CommandKind::Resume { symbol },

@@ -16,8 +16,8 @@ use axum::extract::ws::{Message as WsFrame, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use engine::{Event, SymbolSpec, PRICE_SCALE};
-use rust_decimal::Decimal;
+use engine::price_text::PriceText;
+use engine::{Event, SymbolSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -327,13 +327,11 @@ impl WsFeed {
     }
 
     fn tick_size(&self, symbol: SymbolId) -> String {
-        Decimal::new(self.symbols[symbol as usize].tick_units, PRICE_SCALE).normalize().to_string()
+        PriceText::trimmed(i128::from(self.symbols[symbol as usize].tick_units), 0).to_string()
     }
 
     fn price(&self, symbol: SymbolId, price: Price) -> String {
-        let spec = &self.symbols[symbol as usize];
-        let units = spec.ticks_to_units(price);
-        Decimal::new(units, PRICE_SCALE).round_dp(spec.price_decimals()).to_string()
+        PriceText::ticks(&self.symbols[symbol as usize], price).to_string()
     }
 }
 

@@ -19,9 +19,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use engine::{AccountId, PRICE_SCALE};
+use engine::price_text::PriceText;
+use engine::AccountId;
 use risk::{AccountExposure, RiskEngine, RiskLimits};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -100,9 +100,55 @@ pub struct AdminReply {
     /// AdminReqID of the request.
     pub req_id: String,
     /// Done with a summary, or refused with the reason.
-    pub outcome: Result<String, String>,
+    pub outcome: Result<String, AdminRefusal>,
     /// The state of the accounts concerned, after the action.
     pub accounts: Vec<AccountState>,
+}
+
+/// Why an AdminRequest was refused (AdminStatus 1, the message in Text).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminRefusal {
+    /// The request itself is malformed (a missing or unknown field, an unknown account name);
+    /// refused by the gateway before it reaches order management.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The account id has no risk state: it is not in the configuration.
+    #[error("account {0} is not configured")]
+    NotConfigured(AccountId),
+    /// Admin accounts are not limited or killed.
+    #[error("admin accounts do not trade: they have no limits")]
+    AdminAccount,
+    /// The patched limits do not make a valid AdminLimits object.
+    #[error("limits: {0}")]
+    BadLimits(String),
+    /// The venue runs without pre-trade risk (`risk.enabled = false`): there is nothing to
+    /// administer.
+    #[error("pre-trade risk is off on this venue")]
+    RiskOff,
+    /// The risk engine refused the change.
+    #[error(transparent)]
+    Risk(#[from] risk::RiskError),
+}
+
+/// Why the saved admin state file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    /// The file exists but cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The state file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not a saved state (hand-edited, or from another version): fix or remove it.
+    #[error("{}: {source} (fix the file, or remove it to start from the configuration)", path.display())]
+    Parse {
+        /// The state file.
+        path: PathBuf,
+        /// What JSON said.
+        source: serde_json::Error,
+    },
 }
 
 /// What the router needs to administer risk.
@@ -148,14 +194,17 @@ impl AdminConfig {
             | AdminAction::Kill { account }
             | AdminAction::Release { account } => Some(*account),
         };
-        let refuse =
-            |text: String| AdminReply { req_id: req_id.clone(), outcome: Err(text), accounts: vec![] };
+        let refuse = |refusal: AdminRefusal| AdminReply {
+            req_id: req_id.clone(),
+            outcome: Err(refusal),
+            accounts: vec![],
+        };
         if let Some(account) = target {
             if risk.limits(account).is_none() {
-                return (refuse(format!("account {account} is not configured")), None);
+                return (refuse(AdminRefusal::NotConfigured(account)), None);
             }
             if self.is_admin(account) {
-                return (refuse("admin accounts do not trade: they have no limits".into()), None);
+                return (refuse(AdminRefusal::AdminAccount), None);
             }
         }
         let mut cancel = None;
@@ -168,12 +217,12 @@ impl AdminConfig {
                     Some(limits) => risk.set_limits(account, limits),
                     None => risk.reset_limits(account),
                 };
-                done.map_err(|e| e.to_string()).map(|()| {
+                done.map_err(AdminRefusal::from).map(|()| {
                     self.set_changed(account, false);
                     "limits reset to the configuration".to_owned()
                 })
             }
-            AdminAction::Kill { account } => risk.kill(account).map_err(|e| e.to_string()).map(|()| {
+            AdminAction::Kill { account } => risk.kill(account).map_err(AdminRefusal::from).map(|()| {
                 cancel = Some(account);
                 let open = risk.account_exposure(account).map_or(0, |e| e.open_orders);
                 format!(
@@ -182,7 +231,7 @@ impl AdminConfig {
             }),
             AdminAction::Release { account } => risk
                 .release(account)
-                .map_err(|e| e.to_string())
+                .map_err(AdminRefusal::from)
                 .map(|()| "kill switch released: orders accepted again".to_owned()),
         };
         let summary = match summary {
@@ -204,10 +253,11 @@ impl AdminConfig {
         risk: &mut RiskEngine,
         account: AccountId,
         patch: Map<String, Value>,
-    ) -> Result<String, String> {
+    ) -> Result<String, AdminRefusal> {
         let current = risk.limits(account).cloned().unwrap_or_default();
-        let Value::Object(mut fields) = serde_json::to_value(&current).map_err(|e| e.to_string())? else {
-            return Err("limits are not an object".into());
+        let bad = |e: serde_json::Error| AdminRefusal::BadLimits(e.to_string());
+        let Value::Object(mut fields) = serde_json::to_value(&current).map_err(bad)? else {
+            unreachable!("RiskLimits serializes as a JSON object");
         };
         let mut names = Vec::with_capacity(patch.len());
         for (name, value) in patch {
@@ -218,9 +268,8 @@ impl AdminConfig {
                 fields.insert(name, value);
             }
         }
-        let limits: RiskLimits =
-            serde_json::from_value(Value::Object(fields)).map_err(|e| format!("limits: {e}"))?;
-        risk.set_limits(account, limits).map_err(|e| e.to_string())?;
+        let limits: RiskLimits = serde_json::from_value(Value::Object(fields)).map_err(bad)?;
+        risk.set_limits(account, limits)?;
         self.set_changed(account, true);
         Ok(format!("limits changed: {}", names.join(", ")))
     }
@@ -286,18 +335,19 @@ pub struct SavedAccount {
 }
 
 /// Reads a saved state; a missing file is an empty state.
-pub fn load_state(path: &Path) -> Result<SavedState, String> {
+pub fn load_state(path: &Path) -> Result<SavedState, StateFileError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|source| StateFileError::Parse { path: path.into(), source })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SavedState::default()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(source) => Err(StateFileError::Read { path: path.into(), source }),
     }
 }
 
 /// Amount in price units × quantity as decimal text (`1005.5`).
 fn amount(units: i128) -> String {
-    Decimal::try_from_i128_with_scale(units, PRICE_SCALE)
-        .map_or_else(|_| units.to_string(), |d| d.normalize().to_string())
+    PriceText::trimmed(units, 0).to_string()
 }
 
 /// AdminData (5104): the accounts as JSON, named by `name_of`.
@@ -384,10 +434,12 @@ mod tests {
             let set = AdminAction::Set { account: 1, patch: patch(bad) };
             let (reply, _) = admin.apply(&mut risk, request(set));
             let err = reply.outcome.unwrap_err();
-            assert!(err.starts_with("limits: "), "{bad}: {err}");
+            assert!(matches!(err, AdminRefusal::BadLimits(_)), "{bad}: {err}");
+            assert!(err.to_string().starts_with("limits: "), "{bad}: {err}");
         }
         let set = AdminAction::Set { account: 1, patch: patch(r#"{"position_max_by_symbol":{"DOGE":1}}"#) };
-        assert!(admin.apply(&mut risk, request(set)).0.outcome.unwrap_err().contains("DOGE"));
+        let err = admin.apply(&mut risk, request(set)).0.outcome.unwrap_err();
+        assert!(err.to_string().contains("DOGE"), "{err}");
         assert_eq!(risk.limits(1).unwrap(), &RiskLimits::default());
     }
 
@@ -396,9 +448,10 @@ mod tests {
         let mut risk = risk();
         let mut admin = config(None);
         let (reply, _) = admin.apply(&mut risk, request(AdminAction::Kill { account: 2 }));
-        assert!(reply.outcome.unwrap_err().contains("admin accounts"));
+        assert_eq!(reply.outcome, Err(AdminRefusal::AdminAccount));
         let (reply, _) = admin.apply(&mut risk, request(AdminAction::Kill { account: 7 }));
-        assert_eq!(reply.outcome, Err("account 7 is not configured".into()));
+        assert_eq!(reply.outcome, Err(AdminRefusal::NotConfigured(7)));
+        assert_eq!(AdminRefusal::NotConfigured(7).to_string(), "account 7 is not configured");
         let (reply, _) = admin.apply(&mut risk, request(AdminAction::Show { account: None }));
         assert_eq!(reply.accounts.iter().map(|a| a.account).collect::<Vec<_>>(), [0, 1]);
         let json = accounts_json(&reply.accounts, |a| admin.names[a as usize].clone());
@@ -438,6 +491,14 @@ mod tests {
         let saved = load_state(admin.state_path.as_ref().unwrap()).unwrap();
         assert!(!saved.accounts.contains_key("bob"));
         assert_eq!(load_state(&dir.join("missing.json")).unwrap(), SavedState::default());
+        // A damaged file is an error naming the file and what to do, never an empty state.
+        let damaged = dir.join("damaged.json");
+        std::fs::write(&damaged, r#"{"accounts": {"bob": {"killed": "yes"}}}"#).unwrap();
+        let err = load_state(&damaged).unwrap_err();
+        assert!(matches!(err, StateFileError::Parse { .. }), "{err}");
+        assert!(err.to_string().contains("damaged.json") && err.to_string().contains("remove it"), "{err}");
+        // A directory where the file should be cannot be read.
+        assert!(matches!(load_state(&dir), Err(StateFileError::Read { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -24,10 +24,10 @@ use std::sync::Arc;
 
 use engine::{
     AccountId, CancelReason, ClOrdId, Command, CommandKind, Event, EventKind, NewOrder, OrdType, OrderId,
-    Price, Qty, RejectReason, Side, SymbolId, SymbolSpec, SYMBOL_UNKNOWN,
+    Price, Qty, RejectReason, Side, SymbolId, SymbolSpec,
 };
 
-use crate::admin::{AdminConfig, AdminReply, AdminRequest, SavedState};
+use crate::admin::{AdminConfig, AdminRefusal, AdminReply, AdminRequest, SavedState};
 use crate::gates::{Gates, RateLimits};
 use crate::orders::{OrderState, Orders};
 use crate::report::{
@@ -203,7 +203,7 @@ impl OrderManager {
         cancel.dedup();
         cancel
             .into_iter()
-            .map(|account| self.issue(CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }, None))
+            .map(|account| self.issue(CommandKind::CancelAll { account, symbol: None }, None))
             .collect()
     }
 
@@ -219,9 +219,8 @@ impl OrderManager {
     pub fn detach(&mut self, session: SessionId, graceful: bool) -> Option<CommandKind> {
         let account = self.sessions.iter().position(|s| s.as_ref().is_some_and(|a| a.session == session))?;
         let attached = self.sessions[account].take()?;
-        (attached.cancel_on_disconnect && !graceful).then(|| {
-            self.issue(CommandKind::CancelAll { account: account as AccountId, symbol: SYMBOL_UNKNOWN }, None)
-        })
+        (attached.cancel_on_disconnect && !graceful)
+            .then(|| self.issue(CommandKind::CancelAll { account: account as AccountId, symbol: None }, None))
     }
 
     /// An AdminRequest of admin `account`: applied to risk at once, answered with an
@@ -247,7 +246,7 @@ impl OrderManager {
             None => (
                 AdminReply {
                     req_id: request.req_id,
-                    outcome: Err("pre-trade risk is off on this venue".into()),
+                    outcome: Err(AdminRefusal::RiskOff),
                     accounts: Vec::new(),
                 },
                 None,
@@ -257,9 +256,7 @@ impl OrderManager {
             text.push_str(&format!(" (warning: {warning})"));
         }
         self.deliver(account, Report::Admin(reply));
-        cancel.map(|killed| {
-            self.issue(CommandKind::CancelAll { account: killed, symbol: SYMBOL_UNKNOWN }, None)
-        })
+        cancel.map(|killed| self.issue(CommandKind::CancelAll { account: killed, symbol: None }, None))
     }
 
     /// The run-time admin state to write after a change (the host writes it off the matching
@@ -326,7 +323,7 @@ impl OrderManager {
                     account,
                     report,
                 });
-                CommandKind::CancelAll { account, symbol: symbol.unwrap_or(SYMBOL_UNKNOWN) }
+                CommandKind::CancelAll { account, symbol }
             }
             Request::Status { .. } | Request::MassStatus { .. } => {
                 self.answer_status(&request, now_ns);
@@ -537,46 +534,11 @@ impl OrderManager {
                 taker_leaves_qty,
                 ..
             } => {
-                let legs = [(maker_order_id, maker_leaves_qty, 0), (taker_order_id, taker_leaves_qty, 1)];
-                for (order_id, leaves, leg) in legs {
-                    let Some(state) = self.orders.get_mut(order_id) else {
-                        self.unknown_order(order_id);
-                        continue;
-                    };
-                    state.cum_qty += qty;
-                    state.notional_ticks += i128::from(price.0) * i128::from(qty);
-                    let state = *state;
-                    let status = if leaves == 0 { b'2' } else { b'1' };
-                    if leaves == 0 {
-                        self.orders.finish(order_id, b'2');
-                    }
-                    let exec = Exec {
-                        last: Some((price, qty)),
-                        ..Exec::new(seq * 2 + leg, b'F', status, leaves, ts)
-                    };
-                    self.report(order_id, &state, exec);
-                }
+                self.on_fill(event, price, qty, maker_order_id, maker_leaves_qty, 0);
+                self.on_fill(event, price, qty, taker_order_id, taker_leaves_qty, 1);
             }
             EventKind::Canceled { order_id, reason, .. } => {
-                if reason == CancelReason::MassCancel {
-                    if let Some(p) = self.mass_cancels.iter_mut().find(|p| p.command_seq == event.command_seq)
-                    {
-                        p.report.affected += 1;
-                    }
-                }
-                let Some(mut state) = self.orders.finish(order_id, b'4') else {
-                    return self.unknown_order(order_id);
-                };
-                let orig = match (reason, request) {
-                    (CancelReason::User, Some(Request::Cancel { request_id, .. })) => {
-                        let orig = state.cl_ord_id;
-                        state.cl_ord_id = request_id;
-                        Some(orig)
-                    }
-                    _ => None,
-                };
-                let text = (reason != CancelReason::User).then(|| reason.as_str().to_owned());
-                self.report(order_id, &state, Exec { orig, text, ..Exec::new(seq * 2, b'4', b'4', 0, ts) });
+                self.on_canceled(event, order_id, reason, request)
             }
             EventKind::Expired { order_id, .. } => {
                 let Some(state) = self.orders.finish(order_id, b'C') else {
@@ -592,25 +554,91 @@ impl OrderManager {
                 self.report(order_id, &state, Exec::new(seq * 2, b'L', b'0', leaves, ts));
             }
             EventKind::Replaced { orig_id, id, order_id, price, qty, leaves_qty, .. } => {
-                let Some(state) = self.orders.replace(order_id, id, qty, price) else {
-                    return self.unknown_order(order_id);
-                };
-                let status = match (leaves_qty, state.cum_qty) {
-                    (0, _) => b'2',
-                    (_, 0) => b'0',
-                    _ => b'1',
-                };
-                if leaves_qty == 0 {
-                    self.orders.finish(order_id, b'2');
-                }
-                let exec = Exec { orig: Some(orig_id), ..Exec::new(seq * 2, b'5', status, leaves_qty, ts) };
-                self.report(order_id, &state, exec);
+                self.on_replaced(event, orig_id, id, order_id, price, qty, leaves_qty)
             }
             EventKind::Rejected { account, id, symbol, reason } => {
                 self.on_reject(event, account, id, symbol, reason, request)
             }
             EventKind::TradingStatus { .. } => {}
         }
+    }
+
+    /// One leg of a trade (`leg` 0: the maker, 1: the taker; the ExecID is `seq * 2 + leg`):
+    /// adds the fill to the order's CumQty and notional, reports 150=F, and ends a filled order.
+    fn on_fill(&mut self, event: &Event, price: Price, qty: u64, order_id: OrderId, leaves: u64, leg: u64) {
+        let Some(state) = self.orders.get_mut(order_id) else {
+            return self.unknown_order(order_id);
+        };
+        state.cum_qty += qty;
+        state.notional_ticks += i128::from(price.0) * i128::from(qty);
+        let state = *state;
+        let status = if leaves == 0 { b'2' } else { b'1' };
+        if leaves == 0 {
+            self.orders.finish(order_id, b'2');
+        }
+        let exec = Exec {
+            last: Some((price, qty)),
+            ..Exec::new(event.seq * 2 + leg, b'F', status, leaves, event.ts)
+        };
+        self.report(order_id, &state, exec);
+    }
+
+    /// A cancel: counted in its mass cancel's report when it is one, reported 150=4 naming the
+    /// cancel request's ClOrdID (a user cancel) or the reason (anything else).
+    fn on_canceled(
+        &mut self,
+        event: &Event,
+        order_id: OrderId,
+        reason: CancelReason,
+        request: Option<Request>,
+    ) {
+        if reason == CancelReason::MassCancel {
+            if let Some(p) = self.mass_cancels.iter_mut().find(|p| p.command_seq == event.command_seq) {
+                p.report.affected += 1;
+            }
+        }
+        let Some(mut state) = self.orders.finish(order_id, b'4') else {
+            return self.unknown_order(order_id);
+        };
+        let orig = match (reason, request) {
+            (CancelReason::User, Some(Request::Cancel { request_id, .. })) => {
+                let orig = state.cl_ord_id;
+                state.cl_ord_id = request_id;
+                Some(orig)
+            }
+            _ => None,
+        };
+        let text = (reason != CancelReason::User).then(|| reason.as_str().to_owned());
+        let exec = Exec { orig, text, ..Exec::new(event.seq * 2, b'4', b'4', 0, event.ts) };
+        self.report(order_id, &state, exec);
+    }
+
+    /// A replace: the order's new id, quantity and price, reported 150=5 with its status.
+    #[allow(clippy::too_many_arguments)] // the Replaced event's fields, each used once
+    fn on_replaced(
+        &mut self,
+        event: &Event,
+        orig_id: ClOrdId,
+        id: ClOrdId,
+        order_id: OrderId,
+        price: Price,
+        qty: u64,
+        leaves_qty: u64,
+    ) {
+        let Some(state) = self.orders.replace(order_id, id, qty, price) else {
+            return self.unknown_order(order_id);
+        };
+        let status = match (leaves_qty, state.cum_qty) {
+            (0, _) => b'2',
+            (_, 0) => b'0',
+            _ => b'1',
+        };
+        if leaves_qty == 0 {
+            self.orders.finish(order_id, b'2');
+        }
+        let exec =
+            Exec { orig: Some(orig_id), ..Exec::new(event.seq * 2, b'5', status, leaves_qty, event.ts) };
+        self.report(order_id, &state, exec);
     }
 
     fn on_reject(

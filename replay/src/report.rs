@@ -1,28 +1,17 @@
 //! The backtest report: what the strategy did and earned, as JSON.
 //!
-//! Money is printed as decimal strings (exact: converted from integer price units with
-//! `rust_decimal`), counts as integers; maps are sorted by key, so the same run always prints
+//! Money is printed as decimal strings (exact: integer price units through
+//! `engine::price_text`), counts as integers; maps are sorted by key, so the same run always prints
 //! the same bytes.
 
 use std::collections::BTreeMap;
 
-use rust_decimal::Decimal;
 use serde::Serialize;
 
 /// An amount in price units as a decimal string with at least `decimals` places
 /// ("12.50", "-0.00050250").
 pub fn format_money(units: i128, decimals: u32) -> String {
-    match Decimal::try_from_i128_with_scale(units, engine::PRICE_SCALE) {
-        Ok(d) => {
-            let mut d = d.normalize();
-            if d.scale() < decimals {
-                d.rescale(decimals);
-            }
-            d.to_string()
-        }
-        // Beyond 96 bits (~7.9e20 at 8 decimals): print the exact integer of units instead.
-        Err(_) => format!("{units}e-{}", engine::PRICE_SCALE),
-    }
+    engine::price_text::PriceText::trimmed(units, decimals).to_string()
 }
 
 /// The whole report.
@@ -182,6 +171,7 @@ mod tests {
         assert_eq!(format_money(0, 2), "0.00");
         assert_eq!(format_money(-50_250, 2), "-0.0005025");
         assert_eq!(format_money(7 * one, 0), "7");
-        assert_eq!(format_money(i128::MAX, 2), format!("{}e-8", i128::MAX));
+        // Beyond rust_decimal's 96 bits, still exact.
+        assert_eq!(format_money(i128::MAX, 2), "1701411834604692317316873037158.84105727");
     }
 }

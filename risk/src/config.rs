@@ -58,6 +58,11 @@ pub enum RiskError {
     #[error("reference price {0} is not positive")]
     BadPrice(i64),
     /// A notional that is not a non-negative decimal with at most 8 places.
-    #[error("{0:?} is not a notional (a non-negative decimal with at most 8 places)")]
-    BadNotional(String),
+    #[error("{text:?} is not a notional (a non-negative decimal with at most 8 places): {why}")]
+    BadNotional {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }

@@ -4,12 +4,13 @@
 use core::fmt;
 use core::str::FromStr;
 
-use engine::{PRICE_SCALE, PRICE_UNITS_PER_ONE};
+use engine::price_text::{self, PriceText};
+use engine::PRICE_UNITS_PER_ONE;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::RiskError;
 
-/// A non-negative notional in price units × quantity ([`PRICE_SCALE`] decimals).
+/// A non-negative notional in price units × quantity ([`engine::PRICE_SCALE`] decimals).
 ///
 /// In configuration it is written as a decimal string (`"250000.50"`) or an integer of whole
 /// currency units (`250000`); it is never a float.
@@ -42,22 +43,10 @@ impl Notional {
     }
 }
 
-/// Writes `units` (with [`PRICE_SCALE`] decimals) as a decimal, trailing zeros trimmed:
+/// Writes `units` (with [`engine::PRICE_SCALE`] decimals) as a decimal, trailing zeros trimmed:
 /// `10_050_000_000` is `100.5`. Used for prices and notionals in reject texts.
 pub(crate) fn write_fixed(f: &mut fmt::Formatter<'_>, units: i128) -> fmt::Result {
-    let one = i128::from(PRICE_UNITS_PER_ONE);
-    let sign = if units < 0 { "-" } else { "" };
-    let abs = units.unsigned_abs();
-    let (whole, mut frac) = (abs / one as u128, abs % one as u128);
-    if frac == 0 {
-        return write!(f, "{sign}{whole}");
-    }
-    let mut digits = PRICE_SCALE as usize;
-    while frac % 10 == 0 {
-        frac /= 10;
-        digits -= 1;
-    }
-    write!(f, "{sign}{whole}.{frac:0digits$}")
+    f.write_str(PriceText::trimmed(units, 0).as_str())
 }
 
 impl fmt::Display for Notional {
@@ -69,25 +58,12 @@ impl fmt::Display for Notional {
 impl FromStr for Notional {
     type Err = RiskError;
 
-    /// Parses `123`, `123.` or `123.45678901` (at most [`PRICE_SCALE`] decimals, no sign, no
-    /// exponent) exactly.
+    /// Parses `123`, `123.` or `123.45678901` (at most [`engine::PRICE_SCALE`] decimals, no sign, no
+    /// exponent) exactly, through `engine::price_text`.
     fn from_str(s: &str) -> Result<Notional, RiskError> {
-        let bad = || RiskError::BadNotional(s.to_string());
-        let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-        let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !all_digits(whole) || !all_digits(frac) || frac.len() > PRICE_SCALE as usize {
-            return Err(bad());
-        }
-        let whole: u128 = whole.parse().map_err(|_| bad())?;
-        let mut frac_units: u128 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
-        for _ in frac.len()..PRICE_SCALE as usize {
-            frac_units *= 10;
-        }
-        whole
-            .checked_mul(PRICE_UNITS_PER_ONE as u128)
-            .and_then(|w| w.checked_add(frac_units))
-            .map(Notional)
-            .ok_or_else(bad)
+        let bad = |why: String| RiskError::BadNotional { text: s.to_string(), why };
+        let units = price_text::parse_units_wide(s).map_err(|e| bad(e.to_string()))?;
+        u128::try_from(units).map(Notional).map_err(|_| bad("a notional cannot be negative".into()))
     }
 }
 

@@ -43,7 +43,7 @@ enum IdEntry {
 /// - Every event the engine emits, in sequence order: [`on_event`](Self::on_event). To rebuild
 ///   state after a restart, feed the event journal from the start the same way.
 /// - Kill switch: [`kill`](Self::kill) blocks new orders and replaces of the account; the
-///   caller then sends the engine `CommandKind::CancelAll { account, symbol: SYMBOL_UNKNOWN }`,
+///   caller then sends the engine `CommandKind::CancelAll { account, symbol: None }`,
 ///   whose `Canceled` events release the exposure. [`release`](Self::release) unblocks.
 ///
 /// A passing check reserves the order's exposure at once (as pending), so two orders checked
@@ -667,8 +667,8 @@ impl RiskEngine {
 
     /// Engages the kill switch: the account's new orders and replaces are refused `risk_killed`
     /// until [`release`](Self::release). Cancels still pass. This does not cancel anything by
-    /// itself: the caller sends the engine `CommandKind::CancelAll { account, symbol:
-    /// SYMBOL_UNKNOWN }` right after, and its events release the exposure.
+    /// itself: the caller sends the engine `CommandKind::CancelAll { account, symbol: None }`
+    /// right after, and its events release the exposure.
     pub fn kill(&mut self, account: AccountId) -> Result<(), RiskError> {
         self.account_mut(account)?.killed = true;
         Ok(())

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use engine::{CommandKind, EventKind, RejectReason, Side, SYMBOL_UNKNOWN};
+use engine::{CommandKind, EventKind, RejectReason, Side};
 use risk::{Notional, RiskConfig, RiskEngine, RiskLimits, RiskReason};
 
 const ALICE: u32 = 0;
@@ -330,7 +330,7 @@ fn kill_blocks_new_orders_and_replaces_until_released() {
     assert_eq!(reason(h.check_replace(replace(ALICE, "a1", "a3", None, 1))), RiskReason::Killed);
     assert!(h.check_new(limit(BOB, "b1", Side::Buy, 100_00, 1)).is_ok());
     // The caller's mass cancel releases the exposure.
-    h.send_unchecked(CommandKind::CancelAll { account: ALICE, symbol: SYMBOL_UNKNOWN });
+    h.send_unchecked(CommandKind::CancelAll { account: ALICE, symbol: None });
     h.flush();
     assert_eq!(h.risk.account_exposure(ALICE).unwrap().open_orders, 0);
     h.risk.release(ALICE).unwrap();

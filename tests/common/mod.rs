@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use engine::Side;
 use exchange::serve::{ServeConfig, Server};
-use gateway::client::{new_order_fields, ClientConfig, ClientTransport, FixClient, Received};
+use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient, Received};
 use gateway::server::now_ns;
 
 pub const WAIT: Duration = Duration::from_secs(5);

@@ -170,7 +170,7 @@ fn measure<V: Venue>(sc: &Scenario, venue: &V, workload: &Workload, runs: usize)
             // The warm-up run is the one checked: every run replays the same stream.
             check = match RunCounts::check(workload, setup_counts, counts, resting) {
                 Ok(()) => "ok".to_string(),
-                Err(problems) => problems,
+                Err(problems) => problems.to_string(),
             };
             continue;
         }

@@ -11,7 +11,7 @@
 use engine::{
     AccountId, BookSnapshot, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Event, EventKind,
     LevelSnapshot, NewOrder, OrdType, OrderId, OrderSnapshot, Price, Qty, RejectReason, ReplaceOrder, Side,
-    StpMode, SymbolId, SymbolSpec, Tif, SYMBOL_UNKNOWN,
+    StpMode, SymbolId, SymbolSpec, Tif,
 };
 
 /// One live order: resting in a book or waiting as a stop.
@@ -700,8 +700,8 @@ impl Model {
 
     /// "Every live order of the account (resting and stops) on the symbol, or on all symbols,
     /// is Canceled { reason: mass_cancel }, by symbol id then order id."
-    fn cancel_all(&mut self, account: AccountId, symbol: SymbolId) {
-        let hit = |o: &Order| o.account == account && (symbol == SYMBOL_UNKNOWN || o.symbol == symbol);
+    fn cancel_all(&mut self, account: AccountId, symbol: Option<SymbolId>) {
+        let hit = |o: &Order| o.account == account && symbol.is_none_or(|s| o.symbol == s);
         let mut gone: Vec<Order> =
             self.resting.iter().chain(self.stops.iter()).filter(|o| hit(o)).cloned().collect();
         self.resting.retain(|o| !hit(o));

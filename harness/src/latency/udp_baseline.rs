@@ -104,11 +104,25 @@ impl Target for UdpTarget {
     }
 }
 
+/// Why the echo thread stopped before the harness told it to.
+#[derive(Debug, thiserror::Error)]
+pub enum EchoError {
+    /// Busy-spinning, no datagram came for the idle bound: the harness side is gone.
+    #[error("echo receive: nothing for {0:?} (the harness stopped sending)")]
+    Idle(Duration),
+    /// Receiving failed.
+    #[error("echo receive: {0}")]
+    Receive(#[source] std::io::Error),
+    /// Sending the echo back failed.
+    #[error("echo send: {0}")]
+    Send(#[source] std::io::Error),
+}
+
 /// Starts the echo thread on a fresh loopback socket; it returns how many datagrams it echoed.
 fn spawn_echo(
     core: Option<usize>,
     wait: EchoWait,
-) -> Result<(SocketAddr, JoinHandle<Result<u64, String>>), BenchError> {
+) -> Result<(SocketAddr, JoinHandle<Result<u64, EchoError>>), BenchError> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| BenchError::io("bind the echo socket", e))?;
     socket.set_read_timeout(Some(ECHO_IDLE_MAX)).map_err(|e| BenchError::io("set the echo timeout", e))?;
     let spin = wait == EchoWait::BusySpin;
@@ -128,12 +142,12 @@ fn spawn_echo(
                     Ok(got) => got,
                     Err(e) if spin && e.kind() == std::io::ErrorKind::WouldBlock => {
                         if idle_since.elapsed() > ECHO_IDLE_MAX {
-                            return Err(format!("echo receive: nothing for {ECHO_IDLE_MAX:?}"));
+                            return Err(EchoError::Idle(ECHO_IDLE_MAX));
                         }
                         std::hint::spin_loop();
                         continue;
                     }
-                    Err(e) => return Err(format!("echo receive: {e}")),
+                    Err(e) => return Err(EchoError::Receive(e)),
                 };
                 if spin {
                     idle_since = Instant::now();
@@ -141,7 +155,7 @@ fn spawn_echo(
                 if buf[..n] == STOP {
                     return Ok(echoed);
                 }
-                socket.send_to(&buf[..n], from).map_err(|e| format!("echo send: {e}"))?;
+                socket.send_to(&buf[..n], from).map_err(EchoError::Send)?;
                 echoed += 1;
             }
         })
@@ -266,7 +280,7 @@ pub(super) fn echo_series(
     }
     let echoed = echo_thread.join().map_err(|_| BenchError::Thread("the echo thread panicked".into()))?;
     let run = run?;
-    let echoed = echoed.map_err(BenchError::Thread)?;
+    let echoed = echoed.map_err(|e| BenchError::Thread(e.to_string()))?;
     let mut problems = Vec::new();
     if target.corrupt + run.duplicates + run.unexpected > 0 {
         problems.push(format!(

@@ -5,7 +5,7 @@
 
 use engine::{
     CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder,
-    OrdType, ReplaceOrder, Side, StpMode, SymbolSpec, Tif, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
+    OrdType, ReplaceOrder, Side, StpMode, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -93,7 +93,7 @@ fn command_kind() -> impl Strategy<Value = CommandKind> {
             .prop_map(|(account, symbol, id)| CommandKind::Cancel(CancelOrder { account, symbol, id: cl_id(id), request_id: None })),
         1 => (0..ACCOUNTS, proptest::option::of(0..SYMBOLS)).prop_map(|(account, symbol)| CommandKind::CancelAll {
             account,
-            symbol: symbol.unwrap_or(SYMBOL_UNKNOWN),
+            symbol,
         }),
         // Mostly resumes: a halted symbol rejects everything, which tests little.
         1 => (0..SYMBOLS, 0u8..4).prop_map(|(symbol, roll)| if roll == 0 {

@@ -45,7 +45,13 @@ impl Drop for Profile {
 /// When Chromium cannot be started or does not finish within [`RUN_MAX`].
 pub fn browse(chrome: &Path, profile: &Profile, extra: &[String], url: &str) -> Output {
     let mut child = Command::new(chrome)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+        ])
         .arg(format!("--user-data-dir={}", profile.0.display()))
         .arg("--virtual-time-budget=6000")
         .args(extra)

@@ -1,5 +1,11 @@
-//! A FIX 4.4 initiator over QUIC or TCP, for `exchange order`, `exchange client`, the
-//! end-to-end tests and the latency harness. It runs the same [`Session`] as the venue.
+//! A FIX 4.4 initiator over QUIC or TCP, for `exchange order`, `exchange client` and the
+//! end-to-end tests. It runs the same [`Session`] as the venue.
+//!
+//! Architecture invariant: this is the only crate of the workspace's libraries that links tokio
+//! and quinn's async driver; the venue (`gateway`) drives quinn-proto itself and links neither.
+
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -8,10 +14,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::server::now_ns;
-use crate::tls::{quinn_client_config, QuicTuning, TlsError};
 use fix::codec::{tag, Encoder, Message};
 use fix::session::{InitiatorLogon, Poll, Session, SessionConfig, SessionState};
+use gateway::server::now_ns;
+use gateway::tls::{quinn_client_config, QuicTuning, TlsError};
 
 /// How to reach the venue.
 #[derive(Clone, Debug)]
@@ -438,7 +444,7 @@ pub fn new_order_fields(
 ) {
     e.str(tag::CL_ORD_ID, cl_ord_id);
     e.str(tag::SYMBOL, symbol);
-    e.char(tag::SIDE, crate::app::side_code(side));
+    e.char(tag::SIDE, gateway::app::side_code(side));
     e.time(tag::TRANSACT_TIME, now_ns);
     e.u64(tag::ORDER_QTY, qty);
     match price {
