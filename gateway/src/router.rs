@@ -292,6 +292,11 @@ pub struct Router {
     metrics: RouterMetrics,
     /// Commands pushed to an inline engine (which of them to time).
     pushed: u64,
+    /// Rung after a turn that took events from the engine (which has journaled them by then):
+    /// a journal tailer parked for new events ([`Router::ring_after_events`]).
+    events_bell: Option<Arc<Doorbell>>,
+    /// Events taken since the last ring of `events_bell`.
+    events_unrung: bool,
     stop: Arc<AtomicBool>,
 }
 
@@ -362,9 +367,19 @@ impl Router {
             admin_saver: AdminSaver::start()?,
             metrics,
             pushed: 0,
+            events_bell: None,
+            events_unrung: false,
             stop: Arc::new(AtomicBool::new(false)),
         };
         Ok((router, RouterTx { tx, doorbell: config.doorbell }))
+    }
+
+    /// Rings `bell` after each turn in which the engine produced events, once per turn however
+    /// many: a thread following the event journal (market data) parks on it instead of
+    /// polling. A turn with no events costs nothing more; one with events, a fence and a load,
+    /// plus a futex wake only while that thread is parked.
+    pub fn ring_after_events(&mut self, bell: Arc<Doorbell>) {
+        self.events_bell = Some(bell);
     }
 
     /// Counters.
@@ -407,6 +422,7 @@ impl Router {
     pub fn turn(&mut self) -> bool {
         let started = Instant::now();
         let busy = self.turn_inner();
+        self.ring_events_bell();
         if busy {
             let engine_rings = match &self.engine {
                 Link::Rings { commands, events, .. } => (commands.len(), events.len()),
@@ -439,6 +455,14 @@ impl Router {
         busy | self.flush_deliveries()
     }
 
+    fn ring_events_bell(&mut self) {
+        if std::mem::take(&mut self.events_unrung) {
+            if let Some(bell) = &self.events_bell {
+                bell.ring();
+            }
+        }
+    }
+
     /// Deliveries into the outbox, oldest first, while it has room.
     fn flush_deliveries(&mut self) -> bool {
         let Some(outbox) = &self.outbox else { return false };
@@ -465,6 +489,7 @@ impl Router {
             self.push(kind);
         }
         self.commands_done();
+        self.ring_events_bell();
     }
 
     fn run(mut self) {
@@ -603,6 +628,7 @@ impl Router {
 
     /// One engine event: exposure follows it now; its reports once its command is durable.
     fn take_event(&mut self, event: &Event) {
+        self.events_unrung = true;
         self.metrics.event(event);
         self.oms.on_engine_event(event);
         if self.held.is_empty() && self.is_durable(event.command_seq) {
