@@ -688,3 +688,75 @@ fn wall_clock_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use engine::{ClOrdId, Engine, EngineConfig, NewOrder, Side, PRICE_UNITS_PER_ONE};
+    use oms::admin::AdminConfig;
+    use runtime::{InlineRunner, SystemClock};
+
+    use super::*;
+
+    fn inline_router() -> (Router, RouterTx) {
+        let engine_config = EngineConfig::default();
+        let symbols = engine_config.symbols.clone();
+        let engine = InlineRunner::new(Engine::new(engine_config), SystemClock, 1).unwrap();
+        let config = RouterConfig {
+            oms: OmsConfig {
+                seq_first: 1,
+                accounts: 1,
+                symbols,
+                risk: None,
+                rate_limit: None,
+                admin: AdminConfig::default(),
+                cancel_at_start: Vec::new(),
+                drop_copies: Vec::new(),
+                funds: None,
+            },
+            wait: WaitStrategy::BusySpin,
+            durability: None,
+            doorbell: Arc::new(Doorbell::new()),
+            pin_core: None,
+            metrics: None,
+        };
+        Router::new(EngineLink::Inline(Box::new(engine)), config).unwrap()
+    }
+
+    #[test]
+    fn a_turn_with_events_rings_the_events_bell() {
+        let (mut router, tx) = inline_router();
+        let bell = Arc::new(Doorbell::new());
+        router.ring_after_events(bell.clone());
+        router.begin();
+        tx.send(ToRouter::Attach { session: 1, account: 0, cancel_on_disconnect: false }).unwrap();
+        while router.turn() {}
+        // A sleeper parked for a minute: it returns within the test's patience only if a turn
+        // that made events rings it. Orders keep coming until it is awake, so a ring landing
+        // before it parked cannot make the test wait out the minute.
+        let woken = Arc::new(AtomicBool::new(false));
+        let sleeper = {
+            let (bell, woken) = (bell.clone(), woken.clone());
+            std::thread::spawn(move || {
+                bell.register();
+                let started = Instant::now();
+                bell.sleep(|| false, Duration::from_secs(60));
+                woken.store(true, Ordering::Release);
+                started.elapsed()
+            })
+        };
+        let price = 100 * PRICE_UNITS_PER_ONE;
+        for i in 0..400 {
+            if woken.load(Ordering::Acquire) {
+                break;
+            }
+            let order = NewOrder::limit(0, 0, ClOrdId::from_str(&format!("o{i}")).unwrap(), Side::Buy, price, 1);
+            tx.send(ToRouter::Request { session: 1, request: Request::New { order, ref_seq: i } }).unwrap();
+            while router.turn() {}
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let waited = sleeper.join().unwrap();
+        assert!(waited < Duration::from_secs(30), "woken by the ring, not the 60 s park: {waited:?}");
+    }
+}
