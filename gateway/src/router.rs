@@ -751,7 +751,8 @@ mod tests {
             if woken.load(Ordering::Acquire) {
                 break;
             }
-            let order = NewOrder::limit(0, 0, ClOrdId::from_str(&format!("o{i}")).unwrap(), Side::Buy, price, 1);
+            let order =
+                NewOrder::limit(0, 0, ClOrdId::from_str(&format!("o{i}")).unwrap(), Side::Buy, price, 1);
             tx.send(ToRouter::Request { session: 1, request: Request::New { order, ref_seq: i } }).unwrap();
             while router.turn() {}
             std::thread::sleep(Duration::from_millis(50));
