@@ -6,7 +6,10 @@
 //! Its own thread (`md-quic`) drives a [`gateway::quic::QuicSocket`] (quinn-proto, no async
 //! runtime). It reads the publisher the market-data thread feeds — under the publisher's lock,
 //! briefly, to drain each subscriber's queue — and never touches the engine, the router or the
-//! gateway: a slow or broken subscriber costs order entry nothing. Each connection is one
+//! gateway: a slow or broken subscriber costs order entry nothing. It blocks in `mio::Poll`
+//! between turns; the market-data thread wakes it after publishing
+//! ([`PublishedWake`](crate::marketdata_run::PublishedWake), armed each turn while there are
+//! subscribers), so a new event does not wait for a poll interval. Each connection is one
 //! subscriber of the publisher with its bounded queue; one that falls behind is conflated (a
 //! fresh snapshot on its stream) or disconnected with the reason, per `[marketdata] slow_policy`.
 //! A datagram the connection has no room for is dropped: the subscriber sees the hole in its
