@@ -6,7 +6,10 @@
 //! Its own thread (`md-quic`) drives a [`gateway::quic::QuicSocket`] (quinn-proto, no async
 //! runtime). It reads the publisher the market-data thread feeds — under the publisher's lock,
 //! briefly, to drain each subscriber's queue — and never touches the engine, the router or the
-//! gateway: a slow or broken subscriber costs order entry nothing. Each connection is one
+//! gateway: a slow or broken subscriber costs order entry nothing. It blocks in `mio::Poll`
+//! between turns; the market-data thread wakes it after publishing
+//! ([`PublishedWake`](crate::marketdata_run::PublishedWake), armed each turn while there are
+//! subscribers), so a new event does not wait for a poll interval. Each connection is one
 //! subscriber of the publisher with its bounded queue; one that falls behind is conflated (a
 //! fresh snapshot on its stream) or disconnected with the reason, per `[marketdata] slow_policy`.
 //! A datagram the connection has no room for is dropped: the subscriber sees the hole in its
@@ -33,6 +36,8 @@ use marketdata::{
     Subscription, WsFeed,
 };
 
+use crate::marketdata_run::PublishedWake;
+
 /// Connections at once on the endpoint (each is also one of the publisher's subscribers, which
 /// `[marketdata] subscribers_max` bounds too).
 pub const CONNECTIONS_MAX: usize = 256;
@@ -43,9 +48,12 @@ const REQUESTS_PER_TURN: usize = 64;
 const REQUEST_BYTES_MAX: usize = 1 << 20;
 /// Feed messages moved to one connection per turn (then the others get theirs).
 const DRAIN_PER_TURN: usize = 8192;
-/// How long the thread waits for a datagram before looking at the publisher again while it has
-/// subscribers: the most this feed adds to an event's delay when idle.
-const SUBSCRIBER_POLL: Duration = Duration::from_micros(500);
+/// How long the thread waits before looking at the publisher again while a subscriber's queue
+/// may hold more than its last turn took (it was drained to its bound, or had no datagram room).
+const BACKLOG_POLL: Duration = Duration::from_micros(500);
+/// The longest wait with subscribers and nothing left to deliver: the market-data thread wakes
+/// the poll when it publishes ([`PublishedWake`]), so this only bounds a missed wake-up.
+const SUBSCRIBER_POLL_MAX: Duration = Duration::from_millis(10);
 /// The wait with no subscriber (only handshakes and timers to serve).
 const IDLE_POLL: Duration = Duration::from_millis(50);
 /// Journal events a retransmission may replay to regenerate an old range; past it the
@@ -151,8 +159,13 @@ impl Conn {
 }
 
 impl MdQuic {
-    /// Binds the endpoint and starts its thread on `feed` (the market-data thread's publisher).
-    pub fn start(config: MdQuicConfig, feed: Arc<WsFeed>) -> Result<MdQuic, MdQuicError> {
+    /// Binds the endpoint and starts its thread on `feed` (the market-data thread's publisher),
+    /// which wakes it through `published` when it has published.
+    pub fn start(
+        config: MdQuicConfig,
+        feed: Arc<WsFeed>,
+        published: Arc<PublishedWake>,
+    ) -> Result<MdQuic, MdQuicError> {
         let bind = config.addr;
         let io_err = move |source| MdQuicError::Io { addr: bind, source };
         let server_config =
@@ -161,6 +174,11 @@ impl MdQuic {
         let quic: QuicSocket<Conn> =
             QuicSocket::server(socket, server_config, CONNECTIONS_MAX).map_err(io_err)?;
         let addr = quic.local_addr();
+        let poll = mio::Poll::new().map_err(io_err)?;
+        let waker = mio::Waker::new(poll.registry(), WAKER).map_err(io_err)?;
+        if published.set_waker(waker).is_err() {
+            return Err(io_err(std::io::Error::other("the publisher already wakes another endpoint")));
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(MdQuicStats::default());
         let thread = {
@@ -168,8 +186,8 @@ impl MdQuic {
             std::thread::Builder::new()
                 .name("md-quic".into())
                 .spawn(move || {
-                    let mut run = Run { quic, feed, config, stats, scratch: Vec::new() };
-                    if let Err(e) = run.run(&stop) {
+                    let mut run = Run { quic, feed, published, config, stats, scratch: Vec::new() };
+                    if let Err(e) = run.run(poll, &stop) {
                         // The endpoint's socket failed: the feed is gone, order entry is not.
                         tracing::error!("md endpoint stopped: {e}");
                     }
@@ -180,23 +198,33 @@ impl MdQuic {
     }
 }
 
+/// The poll token of the market-data thread's wake-up ([`PublishedWake`]).
+const WAKER: mio::Token = mio::Token(1);
+
 struct Run {
     quic: QuicSocket<Conn>,
     feed: Arc<WsFeed>,
+    published: Arc<PublishedWake>,
     config: MdQuicConfig,
     stats: Arc<MdQuicStats>,
     scratch: Vec<u8>,
 }
 
 impl Run {
-    fn run(&mut self, stop: &AtomicBool) -> std::io::Result<()> {
+    fn run(&mut self, mut poll: mio::Poll, stop: &AtomicBool) -> std::io::Result<()> {
         const UDP: mio::Token = mio::Token(0);
-        let mut poll = mio::Poll::new()?;
         poll.registry().register(self.quic.socket_mut(), UDP, mio::Interest::READABLE)?;
         let mut events = mio::Events::with_capacity(16);
+        let mut backlog = false;
         while !stop.load(Ordering::Acquire) {
             let now = Instant::now();
-            let wait = if self.quic.is_empty() { IDLE_POLL } else { SUBSCRIBER_POLL };
+            let wait = if self.quic.is_empty() {
+                IDLE_POLL
+            } else if backlog {
+                BACKLOG_POLL
+            } else {
+                SUBSCRIBER_POLL_MAX
+            };
             let timeout =
                 self.quic.next_timeout().map_or(wait, |t| t.saturating_duration_since(now).min(wait));
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
@@ -208,7 +236,7 @@ impl Run {
             self.quic.receive(now, |_| Conn::default())?;
             self.quic.drive(now);
             self.requests(now);
-            self.deliver(now);
+            backlog = self.deliver(now);
             for gone in self.quic.transmit(now) {
                 if let Some(id) = gone.subscriber {
                     self.feed.with_publisher_mut(|p| p.unsubscribe(id));
@@ -221,7 +249,7 @@ impl Run {
 
     /// Reads and answers every connection's waiting requests.
     fn requests(&mut self, now: Instant) {
-        let Run { quic, feed, config, stats, scratch } = self;
+        let Run { quic, feed, config, stats, scratch, .. } = self;
         for (_, c) in quic.conns_mut() {
             if c.state.gone {
                 continue; // closing: nothing more is read or sent
@@ -259,9 +287,13 @@ impl Run {
     }
 
     /// Moves each subscriber's waiting messages out: snapshot parts on its stream, the rest in
-    /// datagrams.
-    fn deliver(&mut self, now: Instant) {
-        let Run { quic, feed, config, stats, scratch } = self;
+    /// datagrams. True when a queue may hold more than this turn took.
+    fn deliver(&mut self, now: Instant) -> bool {
+        let Run { quic, feed, published, config, stats, scratch } = self;
+        let mut backlog = false;
+        // Armed before the drain takes the publisher's lock: what is published after the drain
+        // wakes the poll (see PublishedWake).
+        published.arm(quic.conns_mut().any(|(_, c)| c.state.subscriber.is_some()));
         feed.with_publisher_mut(|p| {
             for (_, c) in quic.conns_mut() {
                 let Some(id) = c.state.subscriber else { continue };
@@ -273,10 +305,11 @@ impl Run {
                 // at most MESSAGE_LEN_MAX bytes), bounded per turn; the rest wait in its queue.
                 let max = (c.datagram_space_bytes() / codec::MESSAGE_LEN_MAX).min(DRAIN_PER_TURN);
                 if max == 0 {
+                    backlog = true;
                     continue;
                 }
                 match p.drain(id, &mut c.state.drained, max) {
-                    Ok(_) => {}
+                    Ok(n) => backlog |= n == max,
                     Err(DrainError::Disconnected(reason)) => {
                         stats.disconnected.fetch_add(1, Ordering::Relaxed);
                         c.state.subscriber = None;
@@ -324,6 +357,7 @@ impl Run {
             c.state.drained = drained;
             c.state.drained.clear();
         }
+        backlog
     }
 }
 

@@ -793,7 +793,13 @@ impl Server {
         let mut monitor = Monitor::create(&data_dir).map_err(|e| data_err(e.to_string()))?;
         let md_metrics = crate::stage_metrics::MarketDataMetrics::register(&mut monitor.registry)
             .map_err(|e| data_err(e.to_string()))?;
-        let marketdata = start_marketdata(&config.marketdata, &journal_dir, &symbols, md_metrics)?;
+        let marketdata = start_marketdata(
+            &config.marketdata,
+            &journal_dir,
+            durable.events_progress(),
+            &symbols,
+            md_metrics,
+        )?;
 
         // Persistent FIX sessions: each account's numbers, sent messages, and the last event
         // reported to it. A new store starts after every event journaled so far.
@@ -915,6 +921,8 @@ impl Server {
         };
         let router_error = |e: std::io::Error| ServeError::Engine(format!("router: {e}"));
         let (mut router, tx) = Router::new(link, router_config).map_err(router_error)?;
+        // The market-data thread parks until events are journaled: the router rings it.
+        router.ring_after_events(marketdata.doorbell().clone());
         // Order state and undelivered reports, from the journals: every live order keeps its
         // owner, ClOrdID chain and fills across the restart.
         read_journals(&journal_dir, |commands, events| router.rebuild(commands, events, reported))
@@ -1047,13 +1055,14 @@ impl Drop for Server {
 fn start_marketdata(
     section: &crate::marketdata_run::MarketDataSection,
     journal_dir: &Path,
+    events_written: journal::JournalProgress,
     symbols: &[SymbolSpec],
     metrics: crate::stage_metrics::MarketDataMetrics,
 ) -> Result<crate::marketdata_run::MarketDataRun, ServeError> {
     use crate::marketdata_run::{publisher_config, MarketDataRun};
     let config = publisher_config(section, symbols).map_err(|e| ServeError::Config(e.to_string()))?;
     let events_dir = journal_dir.join("events");
-    MarketDataRun::start(&events_dir, symbols.to_vec(), config, metrics)
+    MarketDataRun::start(&events_dir, Some(events_written), symbols.to_vec(), config, metrics)
         .map_err(|e| ServeError::Data { path: events_dir, what: e.to_string() })
 }
 
@@ -1081,7 +1090,7 @@ fn start_md_quic(
         symbols: symbols.to_vec(),
         drop_datagram_every: config.marketdata.drop_datagram_every,
     };
-    MdQuic::start(md_config, marketdata.feed().clone())
+    MdQuic::start(md_config, marketdata.feed().clone(), marketdata.published_wake().clone())
         .map(Some)
         .map_err(|e| ServeError::Config(e.to_string()))
 }

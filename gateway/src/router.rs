@@ -292,6 +292,11 @@ pub struct Router {
     metrics: RouterMetrics,
     /// Commands pushed to an inline engine (which of them to time).
     pushed: u64,
+    /// Rung after a turn that took events from the engine (which has journaled them by then):
+    /// a journal tailer parked for new events ([`Router::ring_after_events`]).
+    events_bell: Option<Arc<Doorbell>>,
+    /// Events taken since the last ring of `events_bell`.
+    events_unrung: bool,
     stop: Arc<AtomicBool>,
 }
 
@@ -362,9 +367,19 @@ impl Router {
             admin_saver: AdminSaver::start()?,
             metrics,
             pushed: 0,
+            events_bell: None,
+            events_unrung: false,
             stop: Arc::new(AtomicBool::new(false)),
         };
         Ok((router, RouterTx { tx, doorbell: config.doorbell }))
+    }
+
+    /// Rings `bell` after each turn in which the engine produced events, once per turn however
+    /// many: a thread following the event journal (market data) parks on it instead of
+    /// polling. A turn with no events costs nothing more; one with events, a fence and a load,
+    /// plus a futex wake only while that thread is parked.
+    pub fn ring_after_events(&mut self, bell: Arc<Doorbell>) {
+        self.events_bell = Some(bell);
     }
 
     /// Counters.
@@ -407,6 +422,7 @@ impl Router {
     pub fn turn(&mut self) -> bool {
         let started = Instant::now();
         let busy = self.turn_inner();
+        self.ring_events_bell();
         if busy {
             let engine_rings = match &self.engine {
                 Link::Rings { commands, events, .. } => (commands.len(), events.len()),
@@ -439,6 +455,14 @@ impl Router {
         busy | self.flush_deliveries()
     }
 
+    fn ring_events_bell(&mut self) {
+        if std::mem::take(&mut self.events_unrung) {
+            if let Some(bell) = &self.events_bell {
+                bell.ring();
+            }
+        }
+    }
+
     /// Deliveries into the outbox, oldest first, while it has room.
     fn flush_deliveries(&mut self) -> bool {
         let Some(outbox) = &self.outbox else { return false };
@@ -465,6 +489,7 @@ impl Router {
             self.push(kind);
         }
         self.commands_done();
+        self.ring_events_bell();
     }
 
     fn run(mut self) {
@@ -603,6 +628,7 @@ impl Router {
 
     /// One engine event: exposure follows it now; its reports once its command is durable.
     fn take_event(&mut self, event: &Event) {
+        self.events_unrung = true;
         self.metrics.event(event);
         self.oms.on_engine_event(event);
         if self.held.is_empty() && self.is_durable(event.command_seq) {
@@ -661,4 +687,77 @@ fn wall_clock_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use engine::{ClOrdId, Engine, EngineConfig, NewOrder, Side, PRICE_UNITS_PER_ONE};
+    use oms::admin::AdminConfig;
+    use runtime::{InlineRunner, SystemClock};
+
+    use super::*;
+
+    fn inline_router() -> (Router, RouterTx) {
+        let engine_config = EngineConfig::default();
+        let symbols = engine_config.symbols.clone();
+        let engine = InlineRunner::new(Engine::new(engine_config), SystemClock, 1).unwrap();
+        let config = RouterConfig {
+            oms: OmsConfig {
+                seq_first: 1,
+                accounts: 1,
+                symbols,
+                risk: None,
+                rate_limit: None,
+                admin: AdminConfig::default(),
+                cancel_at_start: Vec::new(),
+                drop_copies: Vec::new(),
+                funds: None,
+            },
+            wait: WaitStrategy::BusySpin,
+            durability: None,
+            doorbell: Arc::new(Doorbell::new()),
+            pin_core: None,
+            metrics: None,
+        };
+        Router::new(EngineLink::Inline(Box::new(engine)), config).unwrap()
+    }
+
+    #[test]
+    fn a_turn_with_events_rings_the_events_bell() {
+        let (mut router, tx) = inline_router();
+        let bell = Arc::new(Doorbell::new());
+        router.ring_after_events(bell.clone());
+        router.begin();
+        tx.send(ToRouter::Attach { session: 1, account: 0, cancel_on_disconnect: false }).unwrap();
+        while router.turn() {}
+        // A sleeper parked for a minute: it returns within the test's patience only if a turn
+        // that made events rings it. Orders keep coming until it is awake, so a ring landing
+        // before it parked cannot make the test wait out the minute.
+        let woken = Arc::new(AtomicBool::new(false));
+        let sleeper = {
+            let (bell, woken) = (bell.clone(), woken.clone());
+            std::thread::spawn(move || {
+                bell.register();
+                let started = Instant::now();
+                bell.sleep(|| false, Duration::from_secs(60));
+                woken.store(true, Ordering::Release);
+                started.elapsed()
+            })
+        };
+        let price = 100 * PRICE_UNITS_PER_ONE;
+        for i in 0..400 {
+            if woken.load(Ordering::Acquire) {
+                break;
+            }
+            let order =
+                NewOrder::limit(0, 0, ClOrdId::from_str(&format!("o{i}")).unwrap(), Side::Buy, price, 1);
+            tx.send(ToRouter::Request { session: 1, request: Request::New { order, ref_seq: i } }).unwrap();
+            while router.turn() {}
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let waited = sleeper.join().unwrap();
+        assert!(waited < Duration::from_secs(30), "woken by the ring, not the 60 s park: {waited:?}");
+    }
 }
