@@ -375,6 +375,28 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>, listen: Listen) -> Exit
     if let Some(md) = listen.md {
         config.network.md = md;
     }
+    // SIGINT and SIGTERM are caught from here on, before recovery: one that arrives while the
+    // venue starts stops it cleanly once it has started (a Logout to every session, no
+    // cancel-on-disconnect at the next start) instead of killing it half-way.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("serve: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let signals = {
+        let _entered = rt.enter();
+        use tokio::signal::unix::{signal, SignalKind};
+        signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
+    };
+    let (mut interrupt, mut terminate) = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("serve: error: cannot catch SIGINT/SIGTERM: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let server = match Server::start(&config, data.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -437,15 +459,7 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>, listen: Listen) -> Exit
         );
     }
     println!("ready; Ctrl-C to stop");
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("serve: error: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let journal_failed = rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         // A journal write failure stops the engine; orders it cannot journal must not be taken,
         // so the venue stops too, saying why (checked every 50 ms: one atomic load).
         let journal_failure = async {
@@ -457,8 +471,8 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>, listen: Listen) -> Exit
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => None,
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => None,
+            _ = interrupt.recv() => None,
+            _ = terminate.recv() => None,
             why = journal_failure => Some(why),
         }
     });
