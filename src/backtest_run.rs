@@ -18,6 +18,7 @@ use replay::{
 
 use crate::journal_meta::{read_accounts, read_meta};
 use crate::names::Names;
+use engine::AccountId;
 
 /// The command journal of a data directory (`<journal>/commands`) as a backtest's flow: each
 /// record's CRC and the seq continuity checked by the reader.
@@ -174,7 +175,8 @@ pub fn run_backtest(args: &BacktestArgs) -> Result<BacktestRun, BacktestRunError
     let symbols = read_meta(&args.journal)?;
     let mut names = Names::new(&symbols, usize::MAX);
     read_accounts(&args.journal, &mut names)?;
-    let accounts = (0..names.accounts_len()).map(|id| names.account_name(id as u32).to_string()).collect();
+    let accounts =
+        (0..names.accounts_len()).map(|id| names.account_name(AccountId(id as u32)).to_string()).collect();
     let mut options = BacktestOptions::new(symbols, accounts);
     options.symbol = args.symbol.clone();
     options.account = args.account.clone();

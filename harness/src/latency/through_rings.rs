@@ -29,6 +29,7 @@ use super::{
 };
 use crate::gen::{generate, GenConfig, Workload};
 use crate::{EngineVenue, RunCounts, StatsSink, Venue};
+use engine::SymbolId;
 
 /// Default ramp, commands per second.
 pub const RATES_DEFAULT: [u64; 9] =
@@ -339,8 +340,9 @@ fn one_rate(
         ));
     }
     let symbols = workload.symbols.len() as u32;
-    let books_differing =
-        (0..symbols).filter(|&s| engine.book_snapshot(s) != direct.book_snapshot(s)).count();
+    let books_differing = (0..symbols)
+        .filter(|&s| engine.book_snapshot(SymbolId(s)) != direct.book_snapshot(SymbolId(s)))
+        .count();
     if books_differing > 0 {
         problems.push(format!("{books_differing} of {symbols} books differ from the in-process engine's"));
     }
