@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use engine::{Command, Side};
+use engine::{AccountId, Command, Side};
 use replay::{
     run_flow, strategy_by_name, BacktestError, BacktestOptions, BacktestOutcome, FeeSchedule, Flow,
     MarketMakerConfig, StrategyParams, TwapConfig,
@@ -18,7 +18,6 @@ use replay::{
 
 use crate::journal_meta::{read_accounts, read_meta};
 use crate::names::Names;
-use engine::AccountId;
 
 /// The command journal of a data directory (`<journal>/commands`) as a backtest's flow: each
 /// record's CRC and the seq continuity checked by the reader.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use engine::{AccountId, EngineConfig, SymbolSpec};
+use engine::{AccountId, EngineConfig, SymbolId, SymbolSpec};
 use fix::session::SessionConfig;
 use fix::session_store::{session_day, SessionMeta, SessionStore};
 use gateway::parking::{OpenedSession, Parking};
@@ -27,7 +27,6 @@ use serde::Deserialize;
 
 use crate::journal_meta;
 use crate::names::Names;
-use engine::SymbolId;
 
 /// Most accounts a venue lists.
 pub const ACCOUNTS_MAX: usize = 1 << 16;

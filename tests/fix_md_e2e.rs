@@ -9,8 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use engine::SymbolId;
-use engine::{Engine, EngineConfig, Side, SymbolSpec};
+use engine::{Engine, EngineConfig, Side, SymbolId, SymbolSpec};
 use fix::codec::{tag, Encoder};
 use fixclient::{new_order_fields, FixClient, Received};
 use gateway::md::MdBooks;

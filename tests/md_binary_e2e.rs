@@ -9,8 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use engine::SymbolId;
-use engine::{Engine, EngineConfig, Side, SymbolSpec};
+use engine::{Engine, EngineConfig, Side, SymbolId, SymbolSpec};
 use exchange::md_binary::{BinaryFeedClient, FeedNote};
 use marketdata::recovery::{Reply, Request, Source, RETRANSMIT_COUNT_MAX};
 use marketdata::{Channel, Level};

@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use engine::SymbolId;
-use engine::{Engine, EngineConfig, Side, SymbolSpec, PRICE_SCALE};
+use engine::{Engine, EngineConfig, Side, SymbolId, SymbolSpec, PRICE_SCALE};
 use futures_util::{SinkExt, StreamExt};
 use marketdata::Channel;
 use rust_decimal::Decimal;

@@ -6,10 +6,9 @@
 //! `cargo bench -p gateway --bench md_desk -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use engine::{AccountId, SymbolId};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side,
-    Tif, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
 };
 use fix::codec::Encoder;
 use gateway::md::{EntryTypes, MarketDataDesk, MdConfig, MdRequest, MdSink, SubscriptionType};

@@ -17,9 +17,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
-use engine::AccountId;
-use engine::SymbolId;
-use engine::{CancelOrder, ClOrdId, Engine, EngineConfig, NewOrder, Side, PRICE_UNITS_PER_ONE};
+use engine::{
+    AccountId, CancelOrder, ClOrdId, Engine, EngineConfig, NewOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
+};
 use gateway::metrics::RouterMetrics;
 use gateway::router::{Delivery, Outbox, Request, Router, RouterConfig, RouterTx, ToRouter};
 use monitor::Registry;

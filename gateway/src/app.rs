@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
+use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, OrderId, ReplaceOrder, Side, StpMode, Tif};
 
 use crate::auth::Authenticator;
 use crate::md::{MdReject, MdRequest, MdRequestError, RejectReason};
@@ -14,7 +14,6 @@ use crate::parking::Parking;
 use crate::router::{Request, RouterTx, SessionId, ToRouter};
 use crate::venue::{LogonRefused, Venue};
 use engine::price_text::{parse_units, PriceTextError};
-use engine::OrderId;
 use fix::codec::{self, tag, Message};
 use fix::session::{Poll, Session};
 use oms::admin::{accounts_json, AdminAction, AdminRefusal, AdminReply, AdminRequest};

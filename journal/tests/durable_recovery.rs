@@ -1,9 +1,8 @@
 //! Recovery of the durable engine: snapshots + command tail + event-journal check.
 
-use engine::{AccountId, SymbolId};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder,
-    ReplaceOrder, Side, Tif,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, ReplaceOrder, Side, SymbolId, Tif,
 };
 use journal::{DurableConfig, DurableEngine, JournalConfig};
 use rand::{rngs::SmallRng, Rng, SeedableRng};

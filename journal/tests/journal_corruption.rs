@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use engine::codec::{COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
-use engine::{AccountId, OrderId, SymbolId};
-use engine::{ClOrdId, Command, CommandHeader, CommandKind, Event, EventKind, NewOrder, Price, Side};
+use engine::{
+    AccountId, ClOrdId, Command, CommandHeader, CommandKind, Event, EventKind, NewOrder, OrderId, Price,
+    Side, SymbolId,
+};
 use journal::{
     segment_file_name, JournalConfig, JournalError, JournalReader, JournalWriter, RecordFault, RecordKind,
     SyncPolicy, Tailer, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,

@@ -8,10 +8,9 @@
 //! `cargo bench -p marketdata --bench binary -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use engine::{AccountId, SymbolId};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side,
-    Tif, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
 };
 use marketdata::datagram::Packer;
 use marketdata::{Channel, FeedConfig, Message, Publisher, PublisherConfig, SlowPolicy, Subscription};

@@ -7,10 +7,9 @@
 //! `cargo bench -p marketdata --bench publisher -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use engine::{AccountId, SymbolId};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side,
-    Tif, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
 };
 use marketdata::{
     Channel, FeedConfig, MarketData, Message, Publisher, PublisherConfig, Sink, SlowPolicy, Subscription,

@@ -7,10 +7,9 @@
 use std::time::Duration;
 
 use engine::{
-    default_symbols, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig,
-    NewOrder, ReplaceOrder, Side, PRICE_UNITS_PER_ONE,
+    default_symbols, AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine,
+    EngineConfig, NewOrder, ReplaceOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
 };
-use engine::{AccountId, SymbolId};
 use marketdata::{ws_router, Publisher, PublisherConfig, WsFeed};
 
 const CENT: i64 = PRICE_UNITS_PER_ONE / 100;

@@ -5,8 +5,7 @@
 
 mod common;
 
-use engine::{AccountId, SymbolId};
-use engine::{Event, Side};
+use engine::{AccountId, Event, Side, SymbolId};
 use marketdata::{
     codec, Body, BookBuilder, BuildError, Channel, ChannelGap, ChannelTracker, DepthWindow, FeedConfig,
     Level, LevelBook, MarketData, Message, Progress, Projection, ProjectionConfig,

@@ -4,10 +4,9 @@
 
 mod common;
 
-use engine::{BookSnapshot, Command, Engine, Side};
+use engine::{BookSnapshot, Command, Engine, Side, SymbolId};
 use std::collections::BTreeMap;
 
-use engine::SymbolId;
 use engine::{Event, EventKind};
 use marketdata::{Bar, BarPeriod, Bbo, BookOrder, Level, Projection, ProjectionConfig, TradeTick};
 use proptest::test_runner::{TestCaseError, TestError};

@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use engine::{
-    default_symbols, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder,
-    ReplaceOrder, Side, PRICE_UNITS_PER_ONE,
+    default_symbols, AccountId, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, ReplaceOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
 };
-use engine::{AccountId, SymbolId};
 use futures_util::{SinkExt, StreamExt};
 use marketdata::{ws_router, Channel, Publisher, PublisherConfig, WsFeed};
 use serde_json::{json, Value};

@@ -2,10 +2,9 @@
 //! matching engine at the other (the way quinn-proto's tests pump two endpoints in memory),
 //! time stepped by the test.
 
-use engine::{AccountId, SymbolId};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder, ReplaceOrder, Side,
-    PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder,
+    ReplaceOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
 };
 use oms::admin::AdminConfig;
 use oms::{Delivery, OmsConfig, OrderManager, RateLimits, Report, Request};

@@ -12,9 +12,10 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use engine::AccountId;
-use engine::SymbolId;
-use engine::{default_symbols, CancelReason, ClOrdId, Event, EventKind, NewOrder, OrderId, Price, Side};
+use engine::{
+    default_symbols, AccountId, CancelReason, ClOrdId, Event, EventKind, NewOrder, OrderId, Price, Side,
+    SymbolId,
+};
 use risk::{Notional, RiskConfig, RiskEngine, RiskLimits};
 
 const OPEN_PER_ACCOUNT: usize = 100;

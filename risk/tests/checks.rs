@@ -7,8 +7,7 @@
 mod common;
 
 use common::*;
-use engine::{AccountId, SymbolId};
-use engine::{CommandKind, EventKind, RejectReason, Side};
+use engine::{AccountId, CommandKind, EventKind, RejectReason, Side, SymbolId};
 use risk::{Notional, RiskConfig, RiskEngine, RiskLimits, RiskReason};
 
 const ALICE: AccountId = AccountId(0);

@@ -497,9 +497,10 @@ impl EventSink for EventRingSink {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use engine::AccountId;
-    use engine::SymbolId;
-    use engine::{ClOrdId, CommandHeader, CommandKind, Engine, EngineConfig, EventKind, NewOrder, Side};
+    use engine::{
+        AccountId, ClOrdId, CommandHeader, CommandKind, Engine, EngineConfig, EventKind, NewOrder, Side,
+        SymbolId,
+    };
 
     /// Emits `events_per_command` events per command, each echoing the command's header, and
     /// keeps every header it saw.

@@ -18,7 +18,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use engine::{Command, Engine, Event, EventSink};
+use engine::{Command, Engine, Event, EventSink, SymbolId};
 use runtime::{Consumer, PinState, Producer, PushError, Runner, RunnerConfig};
 
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
@@ -29,7 +29,6 @@ use super::{
 };
 use crate::gen::{generate, GenConfig, Workload};
 use crate::{EngineVenue, RunCounts, StatsSink, Venue};
-use engine::SymbolId;
 
 /// Default ramp, commands per second.
 pub const RATES_DEFAULT: [u64; 9] =

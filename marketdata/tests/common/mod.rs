@@ -3,10 +3,9 @@
 //! replace each other often.
 #![allow(dead_code)]
 
-use engine::{AccountId, SymbolId};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder,
-    OrdType, ReplaceOrder, Side, StpMode, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, OrdType, ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};

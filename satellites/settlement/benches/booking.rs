@@ -10,8 +10,7 @@
 
 use std::time::Instant;
 
-use engine::{AccountId, OrderId, SymbolId};
-use engine::{ClOrdId, Event, EventKind, Price, Side};
+use engine::{AccountId, ClOrdId, Event, EventKind, OrderId, Price, Side, SymbolId};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use settlement::{AnyStore, Asset, Settlement, SettlementConfig, StoreConfig, SymbolConfig};
 

@@ -1,8 +1,7 @@
 //! Shared by the integration tests: a venue config and engine events.
 #![allow(dead_code)]
 
-use engine::{AccountId, OrderId, SymbolId};
-use engine::{ClOrdId, Event, EventKind, Price, Side};
+use engine::{AccountId, ClOrdId, Event, EventKind, OrderId, Price, Side, SymbolId};
 use settlement::{Asset, SettlementConfig, SymbolConfig};
 
 /// alice, bob, carol by engine account id.
