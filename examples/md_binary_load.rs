@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::Side;
+use engine::SymbolId;
 use exchange::md_binary::BinaryFeedClient;
 use exchange::serve::{ServeConfig, Server};
 use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
@@ -102,7 +103,7 @@ async fn run(orders: usize, subscribers: usize, round: usize) {
             let mut seen = 0;
             while client.step().await.is_ok() {
                 if let Some(arrivals) = &arrivals {
-                    let seq = client.resequencer().symbol_seq(0).unwrap_or(0);
+                    let seq = client.resequencer().symbol_seq(SymbolId(0)).unwrap_or(0);
                     if seq > seen {
                         let now = Instant::now();
                         arrivals.lock().unwrap().extend((seen..seq).map(|_| now));

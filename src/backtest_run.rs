@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use engine::{Command, Side};
+use engine::{AccountId, Command, Side};
 use replay::{
     run_flow, strategy_by_name, BacktestError, BacktestOptions, BacktestOutcome, FeeSchedule, Flow,
     MarketMakerConfig, StrategyParams, TwapConfig,
@@ -174,7 +174,8 @@ pub fn run_backtest(args: &BacktestArgs) -> Result<BacktestRun, BacktestRunError
     let symbols = read_meta(&args.journal)?;
     let mut names = Names::new(&symbols, usize::MAX);
     read_accounts(&args.journal, &mut names)?;
-    let accounts = (0..names.accounts_len()).map(|id| names.account_name(id as u32).to_string()).collect();
+    let accounts =
+        (0..names.accounts_len()).map(|id| names.account_name(AccountId(id as u32)).to_string()).collect();
     let mut options = BacktestOptions::new(symbols, accounts);
     options.symbol = args.symbol.clone();
     options.account = args.account.clone();

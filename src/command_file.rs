@@ -7,7 +7,10 @@
 //! with a sequenced `rejected` event like any other bad order.
 
 use engine::price_text::{self, PriceTextError};
-use engine::{CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
+use engine::{
+    AccountId, CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, SymbolId,
+    Tif,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -238,7 +241,7 @@ fn bad(field: &'static str, message: String) -> LineError {
     LineError::BadField { field, message }
 }
 
-fn account(raw: &RawLine, names: &mut Names) -> Result<u32, LineError> {
+fn account(raw: &RawLine, names: &mut Names) -> Result<AccountId, LineError> {
     let name = raw.account.as_deref().ok_or(LineError::MissingField("account"))?;
     if name.is_empty() || name.contains(['\n', '\r']) {
         return Err(bad("account", "empty or contains a line break".to_string()));
@@ -246,7 +249,7 @@ fn account(raw: &RawLine, names: &mut Names) -> Result<u32, LineError> {
     names.account_id(name).ok_or(LineError::TooManyAccounts(names.accounts_max()))
 }
 
-fn symbol(raw: &RawLine, names: &Names) -> Result<u32, LineError> {
+fn symbol(raw: &RawLine, names: &Names) -> Result<SymbolId, LineError> {
     let name = raw.symbol.as_deref().ok_or(LineError::MissingField("symbol"))?;
     // An unlisted symbol is a well-formed command the engine rejects `unknown_symbol`.
     Ok(names.symbol_id(name).unwrap_or(engine::SYMBOL_UNKNOWN))
@@ -308,7 +311,7 @@ mod tests {
         assert_eq!((o.price, o.qty, o.side, o.tif), (10_050_000_000, 10, Side::Buy, Tif::Gtc));
         let l = parse_line(r#"{"op":"new","account":"bob","symbol":"BTC-USD","id":"b1","side":"sell","type":"market","qty":4}"#, &mut n).unwrap();
         let CommandKind::New(o) = l.kind else { panic!() };
-        assert_eq!((o.ord_type, o.tif, o.account), (OrdType::Market, Tif::Ioc, 1));
+        assert_eq!((o.ord_type, o.tif, o.account), (OrdType::Market, Tif::Ioc, AccountId(1)));
         let l = parse_line(r#"{"op":"replace","account":"alice","symbol":"BTC-USD","orig_id":"a1","id":"a2","price":"100.25","qty":8}"#, &mut n).unwrap();
         let CommandKind::Replace(r) = l.kind else { panic!() };
         assert_eq!((r.price, r.qty), (Some(10_025_000_000), 8));

@@ -115,7 +115,7 @@ pub fn write_event<W: Write>(out: &mut W, event: &Event, names: &Names) -> io::R
                 account: acct(account),
                 id: id.as_str(),
                 symbol: symbol_name(symbol),
-                order_id,
+                order_id: order_id.0,
             },
         ),
         EventKind::Trade {
@@ -217,7 +217,7 @@ struct BookSides<'a> {
 pub fn write_books<W: Write>(out: &mut W, engine: &Engine, names: &Names) -> io::Result<()> {
     let mut books = BTreeMap::new();
     for (i, spec) in engine.symbols().enumerate() {
-        let snapshot: BookSnapshot = engine.book_snapshot(i as SymbolId);
+        let snapshot: BookSnapshot = engine.book_snapshot(SymbolId(i as u32));
         let levels = |levels: Vec<engine::LevelSnapshot>| -> Vec<BookLevel<'_>> {
             levels
                 .into_iter()
@@ -247,6 +247,7 @@ pub fn write_books<W: Write>(out: &mut W, engine: &Engine, names: &Names) -> io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::OrderId;
     use engine::{default_symbols, ClOrdId};
 
     #[test]
@@ -262,16 +263,16 @@ mod tests {
         };
         assert_eq!(
             line(EventKind::Trade {
-                symbol: 0,
+                symbol: SymbolId(0),
                 price: Price(10_050),
                 qty: 4,
                 maker_account: alice,
                 maker_id: id("a1"),
-                maker_order_id: 1,
+                maker_order_id: OrderId(1),
                 maker_leaves_qty: 6,
                 taker_account: bob,
                 taker_id: id("b1"),
-                taker_order_id: 2,
+                taker_order_id: OrderId(2),
                 taker_leaves_qty: 0,
                 aggressor: engine::Side::Sell,
             }),
@@ -282,8 +283,8 @@ mod tests {
                 account: alice,
                 orig_id: id("a1"),
                 id: id("a2"),
-                symbol: 0,
-                order_id: 1,
+                symbol: SymbolId(0),
+                order_id: OrderId(1),
                 price: Price(1),
                 qty: 1,
                 leaves_qty: 1

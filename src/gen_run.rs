@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use engine::price_text::PriceText;
-use engine::{default_symbols, Command, CommandKind, Side, SymbolSpec, Tif};
+use engine::{default_symbols, AccountId, Command, CommandKind, Side, SymbolId, SymbolSpec, Tif};
 use harness::gen::{generate, GenConfig, Mix, Sweep, MID_TICKS, TICK_UNITS};
 use serde::Serialize;
 
@@ -100,8 +100,8 @@ struct Line<'a> {
     ts: u64,
 }
 
-fn account_name(id: u32) -> String {
-    format!("acct{:02}", id + 1)
+fn account_name(id: AccountId) -> String {
+    format!("acct{:02}", id.0 + 1)
 }
 
 /// Price units of the generator's symbol → the decimal text of `spec`, shifted to its mid.
@@ -154,8 +154,8 @@ pub fn run_gen(opts: &GenOptions) -> Result<GenSummary, GenError> {
 }
 
 fn line_of<'a>(command: &Command, symbols: &'a [SymbolSpec], ts: u64) -> Line<'a> {
-    let spec = |id: u32| &symbols[id as usize];
-    let shift = |id: u32| MIDS_TICKS[id as usize] - MID_TICKS;
+    let spec = |id: SymbolId| &symbols[id.index()];
+    let shift = |id: SymbolId| MIDS_TICKS[id.index()] - MID_TICKS;
     match &command.kind {
         CommandKind::New(o) => Line {
             op: "new",

@@ -11,6 +11,7 @@ use engine::SymbolSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::names::Names;
+use engine::AccountId;
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -79,7 +80,7 @@ pub fn append_accounts(dir: &Path, names: &Names, from: usize) -> io::Result<()>
     let mut file = OpenOptions::new().create(true).append(true).open(dir.join("accounts.txt"))?;
     let mut text = String::new();
     for id in from..names.accounts_len() {
-        text.push_str(names.account_name(id as u32));
+        text.push_str(names.account_name(AccountId(id as u32)));
         text.push('\n');
     }
     file.write_all(text.as_bytes())

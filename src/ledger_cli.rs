@@ -15,6 +15,7 @@ use clap::{Args, Subcommand};
 use crate::names::Names;
 use crate::serve::{ServeConfig, ACCOUNTS_MAX};
 use crate::settlement_run::{open_ledger, SettlementRunError};
+use engine::AccountId;
 
 /// `exchange ledger`.
 #[derive(Args, Debug)]
@@ -225,7 +226,7 @@ fn read_store(args: &LedgerArgs, config: &ServeConfig) -> Result<(), LedgerCliEr
     crate::journal_meta::read_accounts(&journal_dir, &mut names)
         .map_err(|e| LedgerCliError::Config(format!("{}: {e}", journal_dir.display())))?;
     let accounts: Vec<String> =
-        (0..names.accounts_len() as u32).map(|id| names.account_name(id).to_owned()).collect();
+        (0..names.accounts_len() as u32).map(|id| names.account_name(AccountId(id)).to_owned()).collect();
     let mut s = open_ledger(&config.settlement, &data, &accounts, &symbols)?;
     match &args.command {
         LedgerCommand::Balances { owner } => {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use engine::SymbolId;
 use engine::SymbolSpec;
 use gateway::quic::{QuicSocket, QUIC_WRITE_BUFFER_MAX};
 use gateway::tls::{QuicTuning, ServerTls, ALPN_ITCH_MD};
@@ -154,7 +155,7 @@ struct Conn {
 
 impl Conn {
     fn wants(&self, m: &Message) -> bool {
-        m.header.symbol.is_none_or(|s| self.symbols.get(s as usize).copied().unwrap_or(false))
+        m.header.symbol.is_none_or(|s| self.symbols.get(s.index()).copied().unwrap_or(false))
     }
 }
 
@@ -384,7 +385,11 @@ fn serve(
                     .position(|s| s.name == name)
                     .ok_or_else(|| RequestError::UnknownSymbol(name.clone()))?;
                 symbols[id] = true;
-                ids.push(Listed { symbol: id as u32, tick_units: config.symbols[id].tick_units, name });
+                ids.push(Listed {
+                    symbol: SymbolId(id as u32),
+                    tick_units: config.symbols[id].tick_units,
+                    name,
+                });
             }
             let ts_ns = gateway::server::now_ns();
             let subscription = Subscription { channel: Channel::Orders, symbol: None };
@@ -403,7 +408,7 @@ fn serve(
         }
         Request::Snapshot(symbol) => {
             conn.subscriber.ok_or(RequestError::NoSubscription)?;
-            if !conn.symbols.get(symbol as usize).copied().unwrap_or(false) {
+            if !conn.symbols.get(symbol.index()).copied().unwrap_or(false) {
                 return Err(RequestError::NotSubscribed(symbol));
             }
             let mut messages = Vec::new();

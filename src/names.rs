@@ -22,7 +22,7 @@ impl Names {
             accounts: HashMap::new(),
             account_names: Vec::new(),
             accounts_max,
-            symbols: symbols.iter().enumerate().map(|(i, s)| (s.name.clone(), i as SymbolId)).collect(),
+            symbols: symbols.iter().enumerate().map(|(i, s)| (s.name.clone(), SymbolId(i as u32))).collect(),
             symbol_specs: symbols.to_vec(),
         }
     }
@@ -35,7 +35,7 @@ impl Names {
         if self.account_names.len() >= self.accounts_max {
             return None;
         }
-        let id = self.account_names.len() as AccountId;
+        let id = AccountId(self.account_names.len() as u32);
         self.accounts.insert(name.to_string(), id);
         self.account_names.push(name.to_string());
         Some(id)
@@ -43,12 +43,12 @@ impl Names {
 
     /// The name of a known account id.
     pub fn account_name(&self, id: AccountId) -> &str {
-        self.account_names.get(id as usize).map(String::as_str).unwrap_or("?")
+        self.account_names.get(id.index()).map(String::as_str).unwrap_or("?")
     }
 
     /// The id of an account name already known (never registers it).
     pub fn account_id_of(&self, name: &str) -> Option<AccountId> {
-        self.account_names.iter().position(|n| n == name).map(|i| i as AccountId)
+        self.account_names.iter().position(|n| n == name).map(|i| AccountId(i as u32))
     }
 
     /// Accounts known so far (ids are `0..accounts_len()`).
@@ -68,7 +68,7 @@ impl Names {
 
     /// The spec of a listed symbol id.
     pub fn symbol(&self, id: SymbolId) -> Option<&SymbolSpec> {
-        self.symbol_specs.get(id as usize)
+        self.symbol_specs.get(id.index())
     }
 
     /// All listed symbols, by id.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use engine::{AccountId, EngineConfig, SymbolSpec};
+use engine::{AccountId, EngineConfig, SymbolId, SymbolSpec};
 use fix::session::SessionConfig;
 use fix::session_store::{session_day, SessionMeta, SessionStore};
 use gateway::parking::{OpenedSession, Parking};
@@ -705,7 +705,7 @@ impl Server {
         let mut plain_password_accounts = Vec::new();
         let mut accounts = Vec::with_capacity(names.accounts_len());
         for id in 0..names.accounts_len() as u32 {
-            let name = names.account_name(id).to_owned();
+            let name = names.account_name(AccountId(id)).to_owned();
             let entry = config.accounts.iter().find(|a| a.name == name);
             let account = match entry {
                 Some(a) => {
@@ -830,11 +830,11 @@ impl Server {
             let meta = o.store.meta();
             reported[id] = meta.last_event_seq;
             if meta.connected && account.cancel_on_disconnect && !account.admin {
-                cancel_at_start.push(id as AccountId);
+                cancel_at_start.push(AccountId(id as u32));
                 canceled_at_start.push(account.name.clone());
             }
             opened.push(OpenedSession {
-                account: id as AccountId,
+                account: AccountId(id as u32),
                 comp_id: account.comp_id.clone(),
                 store: o.store,
                 state: o.state,
@@ -1116,12 +1116,13 @@ fn build_risk(
         }
     }
     let accounts = names.accounts_len();
-    let entry = |id: usize| config.accounts.iter().find(|a| a.name == names.account_name(id as AccountId));
+    let entry =
+        |id: usize| config.accounts.iter().find(|a| a.name == names.account_name(AccountId(id as u32)));
     let mut admin = AdminConfig {
         admins: (0..accounts).map(|id| entry(id).is_some_and(|a| a.admin)).collect(),
         configured: (0..accounts).map(|id| entry(id).and_then(|a| a.risk.clone())).collect(),
         changed: vec![false; accounts],
-        names: (0..accounts).map(|id| names.account_name(id as AccountId).to_owned()).collect(),
+        names: (0..accounts).map(|id| names.account_name(AccountId(id as u32)).to_owned()).collect(),
         state_path: Some(data_dir.join("risk-admin.json")),
     };
     let state_path = admin.state_path.clone().expect("set above");
@@ -1134,7 +1135,7 @@ fn build_risk(
         if let Some(limits) = saved.limits {
             risk.set_limits(id, limits)
                 .map_err(|e| bad(format!("{} account {name}: {e}", state_path.display())))?;
-            admin.changed[id as usize] = true;
+            admin.changed[id.index()] = true;
         }
         if saved.killed {
             risk.kill(id).map_err(|e| bad(e.to_string()))?;
@@ -1145,7 +1146,8 @@ fn build_risk(
             let units = engine::price_text::parse_units(text).map_err(|e| {
                 bad(format!("symbol {}: reference_price {text:?} is not a price: {e}", s.name))
             })?;
-            risk.set_reference_price(id as u32, units).map_err(|e| bad(format!("symbol {}: {e}", s.name)))?;
+            risk.set_reference_price(SymbolId(id as u32), units)
+                .map_err(|e| bad(format!("symbol {}: {e}", s.name)))?;
         }
     }
     let events_dir = journal_dir.join("events");

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use engine::{Engine, EngineConfig, Side, SymbolSpec};
+use engine::{Engine, EngineConfig, Side, SymbolId, SymbolSpec};
 use fix::codec::{tag, Encoder};
 use fixclient::{new_order_fields, FixClient, Received};
 use gateway::md::MdBooks;
@@ -33,7 +33,7 @@ fn engine_l2(v: &Venue, specs: &[SymbolSpec], symbol: u32) -> L2 {
         }
     }
     let spec = &specs[symbol as usize];
-    let book = engine.book_snapshot(symbol);
+    let book = engine.book_snapshot(SymbolId(symbol));
     let mut out = Vec::new();
     for (bid, levels) in [(true, &book.bids), (false, &book.asks)] {
         for level in levels {

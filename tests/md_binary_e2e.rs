@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use engine::{Engine, EngineConfig, Side, SymbolSpec};
+use engine::{Engine, EngineConfig, Side, SymbolId, SymbolSpec};
 use exchange::md_binary::{BinaryFeedClient, FeedNote};
 use marketdata::recovery::{Reply, Request, Source, RETRANSMIT_COUNT_MAX};
 use marketdata::{Channel, Level};
@@ -32,11 +32,12 @@ fn engine_book(v: &Venue, symbols: &[SymbolSpec]) -> (L3, Vec<Level>) {
             engine.process(&engine::Command::decode(r.payload).unwrap(), &mut events);
         }
     }
-    let book = engine.book_snapshot(0);
+    let book = engine.book_snapshot(SymbolId(0));
     let (mut l3, mut l2) = (Vec::new(), Vec::new());
     for (side, levels) in [(Side::Buy, &book.bids), (Side::Sell, &book.asks)] {
         for level in levels {
-            let orders: Vec<(u64, u64)> = level.orders.iter().map(|o| (o.order_id, o.visible_qty)).collect();
+            let orders: Vec<(u64, u64)> =
+                level.orders.iter().map(|o| (o.order_id.0, o.visible_qty)).collect();
             let qty = orders.iter().map(|o| o.1).sum();
             l2.push(Level { side, price: level.price, qty, count: orders.len() as u32 });
             l3.push((side, level.price.0, orders));
@@ -47,14 +48,14 @@ fn engine_book(v: &Venue, symbols: &[SymbolSpec]) -> (L3, Vec<Level>) {
 
 /// The subscriber's book of symbol 0 in the same shapes.
 fn client_book(client: &BinaryFeedClient) -> (L3, Vec<Level>) {
-    let book = client.book(0).expect("subscribed to symbol 0");
+    let book = client.book(SymbolId(0)).expect("subscribed to symbol 0");
     let orders = book.order_book().expect("the orders channel");
     let mut l3: L3 = Vec::new();
     for side in [Side::Buy, Side::Sell] {
         for o in orders.orders(side) {
             match l3.last_mut() {
-                Some((s, p, ids)) if *s == side && *p == o.price.0 => ids.push((o.order_id, o.qty)),
-                _ => l3.push((side, o.price.0, vec![(o.order_id, o.qty)])),
+                Some((s, p, ids)) if *s == side && *p == o.price.0 => ids.push((o.order_id.0, o.qty)),
+                _ => l3.push((side, o.price.0, vec![(o.order_id.0, o.qty)])),
             }
         }
     }
@@ -88,7 +89,7 @@ fn settled(v: &Venue) -> u64 {
         assert!(Instant::now() < deadline, "market data did not catch up");
         std::thread::sleep(Duration::from_millis(20));
     }
-    md.feed().with_publisher(|p| p.market_data().symbol_seq(Channel::Orders, 0))
+    md.feed().with_publisher(|p| p.market_data().symbol_seq(Channel::Orders, SymbolId(0)))
 }
 
 async fn flow(alice: &mut fixclient::FixClient, bob: &mut fixclient::FixClient, round: u64) {
@@ -125,7 +126,8 @@ fn books_equal_the_engines(v: &Venue) -> exchange::md_binary::BinaryFeedStats {
     let specs = exchange::serve::symbol_specs(&v.serve_config.symbols).unwrap();
     rt().block_on(async {
         let mut client = connect(v, &["BTC-USD", "ETH-USD"]).await;
-        let listed: Vec<(u32, &str)> = client.symbols().iter().map(|l| (l.symbol, l.name.as_str())).collect();
+        let listed: Vec<(u32, &str)> =
+            client.symbols().iter().map(|l| (l.symbol.0, l.name.as_str())).collect();
         assert_eq!(listed, [(0, "BTC-USD"), (1, "ETH-USD")]);
         let mut alice = v.login("alice").await;
         let mut bob = v.login("bob").await;
@@ -136,13 +138,13 @@ fn books_equal_the_engines(v: &Venue) -> exchange::md_binary::BinaryFeedStats {
         }
         let orders_seq = tokio::task::block_in_place(|| settled(v));
         let deadline = Instant::now() + 3 * WAIT;
-        while client.resequencer().symbol_seq(0) != Some(orders_seq)
+        while client.resequencer().symbol_seq(SymbolId(0)) != Some(orders_seq)
             || client.resequencer().outstanding().is_some()
         {
             assert!(
                 Instant::now() < deadline,
                 "the subscriber never caught up: at {:?} of {orders_seq}; {:?}; notes {notes:?}",
-                client.resequencer().symbol_seq(0),
+                client.resequencer().symbol_seq(SymbolId(0)),
                 client.stats
             );
             pump(&mut client, 50, &mut notes).await;
@@ -151,7 +153,7 @@ fn books_equal_the_engines(v: &Venue) -> exchange::md_binary::BinaryFeedStats {
         assert!(!l3.is_empty(), "the flow leaves orders resting");
         assert_eq!(client_book(&client), (l3, l2), "L3 and L2 at symbol seq {orders_seq}");
         assert_eq!(client.stats.problems, 0, "{notes:?}");
-        assert!(client.book(0).unwrap().checksums_verified() > 0);
+        assert!(client.book(SymbolId(0)).unwrap().checksums_verified() > 0);
         client.stats
     })
 }
@@ -258,7 +260,7 @@ fn bad_requests_get_a_reason_and_the_connection_keeps_serving_old_ranges_come_fr
                 format!("reaches past the last published seq {last}"),
             ),
             (encode(&Request::Retransmit { from: 0, count: 1 }), "reaches past".into()),
-            (encode(&Request::Snapshot(2)), "symbol 2 is not subscribed".into()),
+            (encode(&Request::Snapshot(SymbolId(2))), "symbol 2 is not subscribed".into()),
             (
                 encode(&Request::Subscribe(vec!["BTC-USD".into(), "NOPE".into()])),
                 "unknown symbol \"NOPE\"".into(),
@@ -288,7 +290,7 @@ fn bad_requests_get_a_reason_and_the_connection_keeps_serving_old_ranges_come_fr
         );
         assert!(
             !old.is_empty()
-                && old.iter().all(|m| m.header.symbol == Some(0) && (1..=40).contains(&m.header.channel_seq))
+                && old.iter().all(|m| m.header.symbol == Some(SymbolId(0)) && (1..=40).contains(&m.header.channel_seq))
         );
         assert_eq!(old[0].header.symbol_seq, 1, "the first message of the symbol, numbered as it was live");
         // A range reaching back past the log comes from the journal; its recent end, asked again,
@@ -304,7 +306,7 @@ fn bad_requests_get_a_reason_and_the_connection_keeps_serving_old_ranges_come_fr
         let replayed_tail: Vec<_> =
             replayed.into_iter().filter(|m| m.header.channel_seq > last - 10).collect();
         assert_eq!(replayed_tail, recent);
-        client.request(&Request::Snapshot(0)).await.unwrap();
+        client.request(&Request::Snapshot(SymbolId(0))).await.unwrap();
         match next_non_message_or_snapshot(&mut client).await {
             Reply::Message(m) => assert!(matches!(m.body, marketdata::Body::SnapshotBegin { .. })),
             other => panic!("{other:?}"),
@@ -422,7 +424,7 @@ fn a_subscriber_past_the_bound_is_refused_with_the_reason_and_the_first_goes_on(
                 .await;
         let e = second.err().expect("the second subscription is refused").to_string();
         assert!(e.contains("subscription refused: already 1 subscribers"), "{e}");
-        first.request(&Request::Snapshot(0)).await.unwrap();
+        first.request(&Request::Snapshot(SymbolId(0))).await.unwrap();
         match next_non_message_or_snapshot(&mut first).await {
             Reply::Message(m) => assert!(matches!(m.body, marketdata::Body::SnapshotBegin { .. })),
             other => panic!("{other:?}"),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use engine::{Engine, EngineConfig, Side, SymbolSpec, PRICE_SCALE};
+use engine::{Engine, EngineConfig, Side, SymbolId, SymbolSpec, PRICE_SCALE};
 use futures_util::{SinkExt, StreamExt};
 use marketdata::Channel;
 use rust_decimal::Decimal;
@@ -249,11 +249,12 @@ fn engine_book(v: &Venue, symbols: &[SymbolSpec]) -> (L3, L2) {
     let spec = &symbols[0];
     let price =
         |p| Decimal::new(spec.ticks_to_units(p), PRICE_SCALE).round_dp(spec.price_decimals()).normalize();
-    let book = engine.book_snapshot(0);
+    let book = engine.book_snapshot(SymbolId(0));
     let (mut l3, mut l2) = (Vec::new(), Vec::new());
     for (side, levels) in [("buy", &book.bids), ("sell", &book.asks)] {
         for level in levels {
-            let orders: Vec<(u64, u64)> = level.orders.iter().map(|o| (o.order_id, o.visible_qty)).collect();
+            let orders: Vec<(u64, u64)> =
+                level.orders.iter().map(|o| (o.order_id.0, o.visible_qty)).collect();
             let qty = orders.iter().map(|o| o.1).sum();
             l2.push((side.to_owned(), price(level.price), qty, orders.len() as u64));
             l3.push((side.to_owned(), price(level.price), orders));
@@ -305,7 +306,7 @@ fn settled(v: &Venue) -> (u64, u64) {
     }
     md.feed().with_publisher(|p| {
         let m = p.market_data();
-        (m.symbol_seq(Channel::Levels, 0), m.symbol_seq(Channel::Orders, 0))
+        (m.symbol_seq(Channel::Levels, SymbolId(0)), m.symbol_seq(Channel::Orders, SymbolId(0)))
     })
 }
 
@@ -505,7 +506,8 @@ fn a_stalled_subscriber_is_conflated_while_another_and_order_entry_go_on() {
             acked(&mut bob, &format!("b{round}-11")).await;
             round += 1;
             let deadline = Instant::now() + WAIT;
-            let published = md.feed().with_publisher(|p| p.market_data().symbol_seq(Channel::Orders, 0));
+            let published =
+                md.feed().with_publisher(|p| p.market_data().symbol_seq(Channel::Orders, SymbolId(0)));
             while healthy_seq.load(std::sync::atomic::Ordering::Relaxed) < published {
                 assert!(Instant::now() < deadline, "the healthy subscriber stopped receiving");
                 tokio::time::sleep(Duration::from_millis(5)).await;

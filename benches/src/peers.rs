@@ -248,7 +248,7 @@ impl OrderbookRsVenue {
             ops.iter()
                 .map(|op| match *op {
                     Op::Limit { symbol, order, account, side, price_ticks, qty, tif } => ObOp::Add {
-                        symbol,
+                        symbol: symbol.0,
                         id: ob_id(order),
                         price: price_ticks as u128,
                         qty,
@@ -263,9 +263,9 @@ impl OrderbookRsVenue {
                         },
                         user: ob_user(account),
                     },
-                    Op::Cancel { symbol, order } => ObOp::Cancel { symbol, id: ob_id(order) },
+                    Op::Cancel { symbol, order } => ObOp::Cancel { symbol: symbol.0, id: ob_id(order) },
                     Op::Move { symbol, order, price_ticks, .. } => ObOp::Move {
-                        symbol,
+                        symbol: symbol.0,
                         id: ob_id(order),
                         price: pricelevel::Price::new(price_ticks as u128),
                     },
@@ -375,7 +375,7 @@ impl Venue for OrderbookRsVenue {
 /// The orderbook-rs owner of `account`'s orders; never the zero hash, which means "no user".
 fn ob_user(account: engine::AccountId) -> pricelevel::Hash32 {
     let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&(u64::from(account) + 1).to_le_bytes());
+    bytes[..8].copy_from_slice(&(u64::from(account.0) + 1).to_le_bytes());
     pricelevel::Hash32::new(bytes)
 }
 
@@ -385,6 +385,6 @@ fn ob_id(order: harness::gen::OrderRef) -> ob::Id {
 
 fn op_symbol(op: &Op) -> u32 {
     match *op {
-        Op::Limit { symbol, .. } | Op::Cancel { symbol, .. } | Op::Move { symbol, .. } => symbol,
+        Op::Limit { symbol, .. } | Op::Cancel { symbol, .. } | Op::Move { symbol, .. } => symbol.0,
     }
 }

@@ -37,7 +37,10 @@
 
 use crate::command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
 use crate::event::{CancelReason, Event, EventKind, RejectReason};
-use crate::types::{ClOrdId, OrdType, Price, Side, StpMode, Tif, CL_ORD_ID_LEN_MAX, SYMBOL_UNKNOWN};
+use crate::types::{
+    AccountId, ClOrdId, OrdType, OrderId, Price, Side, StpMode, SymbolId, Tif, CL_ORD_ID_LEN_MAX,
+    SYMBOL_UNKNOWN,
+};
 
 /// Encoded size of the largest command (a replace with two full-length ids and a price).
 pub const COMMAND_ENCODED_LEN_MAX: usize = 1 + 8 + 8 + (4 + 4 + 2 * ID_LEN_MAX + 1 + 8 + 8);
@@ -151,6 +154,19 @@ impl Put<'_> {
     fn i64(&mut self, v: i64) {
         self.bytes(&v.to_le_bytes());
     }
+    // Ids go on the wire as their inner integers: the newtypes changed no byte of the format.
+    #[inline]
+    fn account(&mut self, v: AccountId) {
+        self.u32(v.0);
+    }
+    #[inline]
+    fn symbol(&mut self, v: SymbolId) {
+        self.u32(v.0);
+    }
+    #[inline]
+    fn order_id(&mut self, v: OrderId) {
+        self.u64(v.0);
+    }
     #[inline]
     fn id(&mut self, id: &ClOrdId) {
         let bytes = id.as_bytes();
@@ -195,6 +211,18 @@ impl<'a> Get<'a> {
     #[inline]
     fn i64(&mut self, field: &'static str) -> Result<i64, CodecError> {
         Ok(i64::from_le_bytes(self.take(field)?))
+    }
+    #[inline]
+    fn account(&mut self, field: &'static str) -> Result<AccountId, CodecError> {
+        self.u32(field).map(AccountId)
+    }
+    #[inline]
+    fn symbol(&mut self, field: &'static str) -> Result<SymbolId, CodecError> {
+        self.u32(field).map(SymbolId)
+    }
+    #[inline]
+    fn order_id(&mut self, field: &'static str) -> Result<OrderId, CodecError> {
+        self.u64(field).map(OrderId)
     }
     /// Reads a byte that must be one of `0..count`, and maps it through `f`.
     #[inline]
@@ -403,8 +431,8 @@ impl Command {
         p.u64(self.header.ts);
         match &self.kind {
             CommandKind::New(o) => {
-                p.u32(o.account);
-                p.u32(o.symbol);
+                p.account(o.account);
+                p.symbol(o.symbol);
                 p.id(&o.id);
                 p.u8(side_u8(o.side));
                 p.u8(ord_type_u8(o.ord_type));
@@ -437,16 +465,16 @@ impl Command {
                 }
             }
             CommandKind::Cancel(c) => {
-                p.u32(c.account);
-                p.u32(c.symbol);
+                p.account(c.account);
+                p.symbol(c.symbol);
                 p.id(&c.id);
                 if let Some(request_id) = &c.request_id {
                     p.id(request_id);
                 }
             }
             CommandKind::Replace(r) => {
-                p.u32(r.account);
-                p.u32(r.symbol);
+                p.account(r.account);
+                p.symbol(r.symbol);
                 p.id(&r.orig_id);
                 p.id(&r.id);
                 p.u8(if r.price.is_some() { REPLACE_HAS_PRICE } else { 0 });
@@ -456,10 +484,10 @@ impl Command {
                 }
             }
             CommandKind::CancelAll { account, symbol } => {
-                p.u32(*account);
-                p.u32(symbol.unwrap_or(SYMBOL_UNKNOWN));
+                p.account(*account);
+                p.symbol(symbol.unwrap_or(SYMBOL_UNKNOWN));
             }
-            CommandKind::Halt { symbol } | CommandKind::Resume { symbol } => p.u32(*symbol),
+            CommandKind::Halt { symbol } | CommandKind::Resume { symbol } => p.symbol(*symbol),
         }
         debug_assert_eq!(p.pos, len, "encoded_len disagrees with encode");
         p.pos
@@ -473,8 +501,8 @@ impl Command {
         let header = CommandHeader { seq: g.u64("command.seq")?, ts: g.u64("command.ts")? };
         let kind = match tag {
             CMD_NEW => {
-                let account = g.u32("new.account")?;
-                let symbol = g.u32("new.symbol")?;
+                let account = g.account("new.account")?;
+                let symbol = g.symbol("new.symbol")?;
                 let id = g.id("new.id")?;
                 let side = g.enum_u8("new.side", side_from)?;
                 let ord_type = g.enum_u8("new.ord_type", ord_type_from)?;
@@ -512,8 +540,8 @@ impl Command {
                 })
             }
             CMD_CANCEL | CMD_CANCEL_WITH_REQUEST_ID => CommandKind::Cancel(CancelOrder {
-                account: g.u32("cancel.account")?,
-                symbol: g.u32("cancel.symbol")?,
+                account: g.account("cancel.account")?,
+                symbol: g.symbol("cancel.symbol")?,
                 id: g.id("cancel.id")?,
                 request_id: match tag {
                     CMD_CANCEL_WITH_REQUEST_ID => Some(g.id("cancel.request_id")?),
@@ -521,8 +549,8 @@ impl Command {
                 },
             }),
             CMD_REPLACE => {
-                let account = g.u32("replace.account")?;
-                let symbol = g.u32("replace.symbol")?;
+                let account = g.account("replace.account")?;
+                let symbol = g.symbol("replace.symbol")?;
                 let orig_id = g.id("replace.orig_id")?;
                 let id = g.id("replace.id")?;
                 let flags = g.flags("replace.flags", REPLACE_HAS_PRICE)?;
@@ -534,11 +562,11 @@ impl Command {
                 CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id, price, qty })
             }
             CMD_CANCEL_ALL => CommandKind::CancelAll {
-                account: g.u32("cancel_all.account")?,
-                symbol: Some(g.u32("cancel_all.symbol")?).filter(|&s| s != SYMBOL_UNKNOWN),
+                account: g.account("cancel_all.account")?,
+                symbol: Some(g.symbol("cancel_all.symbol")?).filter(|&s| s != SYMBOL_UNKNOWN),
             },
-            CMD_HALT => CommandKind::Halt { symbol: g.u32("halt.symbol")? },
-            CMD_RESUME => CommandKind::Resume { symbol: g.u32("resume.symbol")? },
+            CMD_HALT => CommandKind::Halt { symbol: g.symbol("halt.symbol")? },
+            CMD_RESUME => CommandKind::Resume { symbol: g.symbol("resume.symbol")? },
             value => {
                 return Err(CodecError::InvalidValue { field: "command.tag", offset: tag_offset, value })
             }
@@ -614,10 +642,10 @@ impl Event {
                 stop_price,
                 display_qty,
             } => {
-                p.u32(*account);
+                p.account(*account);
                 p.id(id);
-                p.u32(*symbol);
-                p.u64(*order_id);
+                p.symbol(*symbol);
+                p.order_id(*order_id);
                 p.u8(side_u8(*side));
                 p.i64(price.0);
                 p.u64(*qty);
@@ -646,58 +674,58 @@ impl Event {
                 taker_leaves_qty,
                 aggressor,
             } => {
-                p.u32(*symbol);
+                p.symbol(*symbol);
                 p.i64(price.0);
                 p.u64(*qty);
-                p.u32(*maker_account);
+                p.account(*maker_account);
                 p.id(maker_id);
-                p.u64(*maker_order_id);
+                p.order_id(*maker_order_id);
                 p.u64(*maker_leaves_qty);
-                p.u32(*taker_account);
+                p.account(*taker_account);
                 p.id(taker_id);
-                p.u64(*taker_order_id);
+                p.order_id(*taker_order_id);
                 p.u64(*taker_leaves_qty);
                 p.u8(side_u8(*aggressor));
             }
             EventKind::Canceled { account, id, symbol, order_id, reason, leaves_qty } => {
-                p.u32(*account);
+                p.account(*account);
                 p.id(id);
-                p.u32(*symbol);
-                p.u64(*order_id);
+                p.symbol(*symbol);
+                p.order_id(*order_id);
                 p.u8(cancel_reason_u8(*reason));
                 p.u64(*leaves_qty);
             }
             EventKind::Rejected { account, id, symbol, reason } => {
-                p.u32(*account);
+                p.account(*account);
                 p.id(id);
-                p.u32(*symbol);
+                p.symbol(*symbol);
                 p.u8(reject_reason_u8(*reason));
             }
             EventKind::Replaced { account, orig_id, id, symbol, order_id, price, qty, leaves_qty } => {
-                p.u32(*account);
+                p.account(*account);
                 p.id(orig_id);
                 p.id(id);
-                p.u32(*symbol);
-                p.u64(*order_id);
+                p.symbol(*symbol);
+                p.order_id(*order_id);
                 p.i64(price.0);
                 p.u64(*qty);
                 p.u64(*leaves_qty);
             }
             EventKind::Expired { account, id, symbol, order_id, leaves_qty } => {
-                p.u32(*account);
+                p.account(*account);
                 p.id(id);
-                p.u32(*symbol);
-                p.u64(*order_id);
+                p.symbol(*symbol);
+                p.order_id(*order_id);
                 p.u64(*leaves_qty);
             }
             EventKind::Triggered { account, id, symbol, order_id } => {
-                p.u32(*account);
+                p.account(*account);
                 p.id(id);
-                p.u32(*symbol);
-                p.u64(*order_id);
+                p.symbol(*symbol);
+                p.order_id(*order_id);
             }
             EventKind::TradingStatus { symbol, halted } => {
-                p.u32(*symbol);
+                p.symbol(*symbol);
                 p.u8(*halted as u8);
             }
         }
@@ -715,10 +743,10 @@ impl Event {
         let ts = g.u64("event.ts")?;
         let kind = match tag {
             EV_ACCEPTED => {
-                let account = g.u32("accepted.account")?;
+                let account = g.account("accepted.account")?;
                 let id = g.id("accepted.id")?;
-                let symbol = g.u32("accepted.symbol")?;
-                let order_id = g.u64("accepted.order_id")?;
+                let symbol = g.symbol("accepted.symbol")?;
+                let order_id = g.order_id("accepted.order_id")?;
                 let side = g.enum_u8("accepted.side", side_from)?;
                 let price = Price(g.i64("accepted.price")?);
                 let qty = g.u64("accepted.qty")?;
@@ -748,58 +776,58 @@ impl Event {
                 }
             }
             EV_TRADE => EventKind::Trade {
-                symbol: g.u32("trade.symbol")?,
+                symbol: g.symbol("trade.symbol")?,
                 price: Price(g.i64("trade.price")?),
                 qty: g.u64("trade.qty")?,
-                maker_account: g.u32("trade.maker_account")?,
+                maker_account: g.account("trade.maker_account")?,
                 maker_id: g.id("trade.maker_id")?,
-                maker_order_id: g.u64("trade.maker_order_id")?,
+                maker_order_id: g.order_id("trade.maker_order_id")?,
                 maker_leaves_qty: g.u64("trade.maker_leaves_qty")?,
-                taker_account: g.u32("trade.taker_account")?,
+                taker_account: g.account("trade.taker_account")?,
                 taker_id: g.id("trade.taker_id")?,
-                taker_order_id: g.u64("trade.taker_order_id")?,
+                taker_order_id: g.order_id("trade.taker_order_id")?,
                 taker_leaves_qty: g.u64("trade.taker_leaves_qty")?,
                 aggressor: g.enum_u8("trade.aggressor", side_from)?,
             },
             EV_CANCELED => EventKind::Canceled {
-                account: g.u32("canceled.account")?,
+                account: g.account("canceled.account")?,
                 id: g.id("canceled.id")?,
-                symbol: g.u32("canceled.symbol")?,
-                order_id: g.u64("canceled.order_id")?,
+                symbol: g.symbol("canceled.symbol")?,
+                order_id: g.order_id("canceled.order_id")?,
                 reason: g.enum_u8("canceled.reason", cancel_reason_from)?,
                 leaves_qty: g.u64("canceled.leaves_qty")?,
             },
             EV_REJECTED => EventKind::Rejected {
-                account: g.u32("rejected.account")?,
+                account: g.account("rejected.account")?,
                 id: g.id("rejected.id")?,
-                symbol: g.u32("rejected.symbol")?,
+                symbol: g.symbol("rejected.symbol")?,
                 reason: g.enum_u8("rejected.reason", reject_reason_from)?,
             },
             EV_REPLACED => EventKind::Replaced {
-                account: g.u32("replaced.account")?,
+                account: g.account("replaced.account")?,
                 orig_id: g.id("replaced.orig_id")?,
                 id: g.id("replaced.id")?,
-                symbol: g.u32("replaced.symbol")?,
-                order_id: g.u64("replaced.order_id")?,
+                symbol: g.symbol("replaced.symbol")?,
+                order_id: g.order_id("replaced.order_id")?,
                 price: Price(g.i64("replaced.price")?),
                 qty: g.u64("replaced.qty")?,
                 leaves_qty: g.u64("replaced.leaves_qty")?,
             },
             EV_EXPIRED => EventKind::Expired {
-                account: g.u32("expired.account")?,
+                account: g.account("expired.account")?,
                 id: g.id("expired.id")?,
-                symbol: g.u32("expired.symbol")?,
-                order_id: g.u64("expired.order_id")?,
+                symbol: g.symbol("expired.symbol")?,
+                order_id: g.order_id("expired.order_id")?,
                 leaves_qty: g.u64("expired.leaves_qty")?,
             },
             EV_TRIGGERED => EventKind::Triggered {
-                account: g.u32("triggered.account")?,
+                account: g.account("triggered.account")?,
                 id: g.id("triggered.id")?,
-                symbol: g.u32("triggered.symbol")?,
-                order_id: g.u64("triggered.order_id")?,
+                symbol: g.symbol("triggered.symbol")?,
+                order_id: g.order_id("triggered.order_id")?,
             },
             EV_TRADING_STATUS => EventKind::TradingStatus {
-                symbol: g.u32("trading_status.symbol")?,
+                symbol: g.symbol("trading_status.symbol")?,
                 halted: g.enum_u8("trading_status.halted", bool_from)?,
             },
             value => return Err(CodecError::InvalidValue { field: "event.tag", offset: tag_offset, value }),
@@ -837,9 +865,19 @@ mod tests {
         (0u8..9).prop_map(|v| reject_reason_from(v).expect("in range"))
     }
 
+    fn account() -> impl Strategy<Value = AccountId> {
+        any::<u32>().prop_map(AccountId)
+    }
+    fn symbol() -> impl Strategy<Value = SymbolId> {
+        any::<u32>().prop_map(SymbolId)
+    }
+    fn order_id() -> impl Strategy<Value = OrderId> {
+        any::<u64>().prop_map(OrderId)
+    }
+
     fn new_order() -> impl Strategy<Value = NewOrder> {
         (
-            (any::<u32>(), any::<u32>(), cl_ord_id(), side(), ord_type(), tif(), stp()),
+            (account(), symbol(), cl_ord_id(), side(), ord_type(), tif(), stp()),
             (any::<i64>(), any::<u64>(), any::<Option<i64>>(), any::<Option<u64>>()),
             (any::<Option<u64>>(), any::<bool>()),
         )
@@ -869,7 +907,7 @@ mod tests {
     fn command_kind() -> impl Strategy<Value = CommandKind> {
         prop_oneof![
             new_order().prop_map(CommandKind::New),
-            (any::<u32>(), any::<u32>(), cl_ord_id(), proptest::option::of(cl_ord_id())).prop_map(
+            (account(), symbol(), cl_ord_id(), proptest::option::of(cl_ord_id())).prop_map(
                 |(account, symbol, id, request_id)| CommandKind::Cancel(CancelOrder {
                     account,
                     symbol,
@@ -877,14 +915,15 @@ mod tests {
                     request_id
                 })
             ),
-            (any::<u32>(), any::<u32>(), cl_ord_id(), cl_ord_id(), any::<Option<i64>>(), any::<u64>())
-                .prop_map(|(account, symbol, orig_id, id, price, qty)| {
+            (account(), symbol(), cl_ord_id(), cl_ord_id(), any::<Option<i64>>(), any::<u64>()).prop_map(
+                |(account, symbol, orig_id, id, price, qty)| {
                     CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id, price, qty })
-                }),
-            (any::<u32>(), proptest::option::of(0..SYMBOL_UNKNOWN))
+                }
+            ),
+            (account(), proptest::option::of((0..SYMBOL_UNKNOWN.0).prop_map(SymbolId)))
                 .prop_map(|(account, symbol)| CommandKind::CancelAll { account, symbol }),
-            any::<u32>().prop_map(|symbol| CommandKind::Halt { symbol }),
-            any::<u32>().prop_map(|symbol| CommandKind::Resume { symbol }),
+            symbol().prop_map(|symbol| CommandKind::Halt { symbol }),
+            symbol().prop_map(|symbol| CommandKind::Resume { symbol }),
         ]
     }
 
@@ -897,7 +936,7 @@ mod tests {
         let price = any::<i64>().prop_map(Price);
         prop_oneof![
             (
-                (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>(), side(), price.clone(), any::<u64>()),
+                (account(), cl_ord_id(), symbol(), order_id(), side(), price.clone(), any::<u64>()),
                 (tif(), proptest::option::of(price.clone()), proptest::option::of(any::<u64>()))
             )
                 .prop_map(
@@ -917,9 +956,9 @@ mod tests {
                     }
                 ),
             (
-                (any::<u32>(), price.clone(), any::<u64>()),
-                (any::<u32>(), cl_ord_id(), any::<u64>(), any::<u64>()),
-                (any::<u32>(), cl_ord_id(), any::<u64>(), any::<u64>()),
+                (symbol(), price.clone(), any::<u64>()),
+                (account(), cl_ord_id(), order_id(), any::<u64>()),
+                (account(), cl_ord_id(), order_id(), any::<u64>()),
                 side()
             )
                 .prop_map(|((symbol, price, qty), m, t, aggressor)| EventKind::Trade {
@@ -936,32 +975,32 @@ mod tests {
                     taker_leaves_qty: t.3,
                     aggressor,
                 }),
-            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>(), cancel_reason(), any::<u64>()).prop_map(
+            (account(), cl_ord_id(), symbol(), order_id(), cancel_reason(), any::<u64>()).prop_map(
                 |(account, id, symbol, order_id, reason, leaves_qty)| {
                     EventKind::Canceled { account, id, symbol, order_id, reason, leaves_qty }
                 }
             ),
-            (any::<u32>(), cl_ord_id(), any::<u32>(), reject_reason()).prop_map(
-                |(account, id, symbol, reason)| EventKind::Rejected { account, id, symbol, reason }
-            ),
+            (account(), cl_ord_id(), symbol(), reject_reason()).prop_map(|(account, id, symbol, reason)| {
+                EventKind::Rejected { account, id, symbol, reason }
+            }),
             (
-                (any::<u32>(), cl_ord_id(), cl_ord_id(), any::<u32>()),
-                (any::<u64>(), price, any::<u64>(), any::<u64>())
+                (account(), cl_ord_id(), cl_ord_id(), symbol()),
+                (order_id(), price, any::<u64>(), any::<u64>())
             )
                 .prop_map(
                     |((account, orig_id, id, symbol), (order_id, price, qty, leaves_qty))| {
                         EventKind::Replaced { account, orig_id, id, symbol, order_id, price, qty, leaves_qty }
                     }
                 ),
-            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>(), any::<u64>()).prop_map(
+            (account(), cl_ord_id(), symbol(), order_id(), any::<u64>()).prop_map(
                 |(account, id, symbol, order_id, leaves_qty)| {
                     EventKind::Expired { account, id, symbol, order_id, leaves_qty }
                 }
             ),
-            (any::<u32>(), cl_ord_id(), any::<u32>(), any::<u64>()).prop_map(
-                |(account, id, symbol, order_id)| EventKind::Triggered { account, id, symbol, order_id }
-            ),
-            (any::<u32>(), any::<bool>())
+            (account(), cl_ord_id(), symbol(), order_id()).prop_map(|(account, id, symbol, order_id)| {
+                EventKind::Triggered { account, id, symbol, order_id }
+            }),
+            (symbol(), any::<bool>())
                 .prop_map(|(symbol, halted)| EventKind::TradingStatus { symbol, halted }),
         ]
     }
@@ -1066,7 +1105,7 @@ mod tests {
         let id = ClOrdId::from_str("a1").unwrap();
         Command {
             header: CommandHeader { seq: 7, ts: 9 },
-            kind: CommandKind::New(NewOrder::limit(1, 2, id, Side::Buy, 100, 10)),
+            kind: CommandKind::New(NewOrder::limit(AccountId(1), SymbolId(2), id, Side::Buy, 100, 10)),
         }
     }
 
@@ -1139,7 +1178,7 @@ mod tests {
             seq: 1,
             command_seq: 1,
             ts: 0,
-            kind: EventKind::TradingStatus { symbol: 3, halted: true },
+            kind: EventKind::TradingStatus { symbol: SymbolId(3), halted: true },
         };
         let mut buf = [0u8; EVENT_ENCODED_LEN_MAX];
         let len = ev.encode(&mut buf);

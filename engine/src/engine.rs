@@ -121,7 +121,7 @@ impl Engine {
             expiries: BinaryHeap::with_capacity(config.orders_max),
             expiries_max: config.orders_max,
             scratch: Vec::with_capacity(config.orders_max),
-            next_order_id: 1,
+            next_order_id: OrderId(1),
             next_event_seq: 1,
             command_seq: 0,
             command_ts: 0,
@@ -135,12 +135,12 @@ impl Engine {
 
     /// The spec of one symbol.
     pub fn symbol(&self, symbol: SymbolId) -> Option<&SymbolSpec> {
-        self.books.get(symbol as usize).map(|b| &b.spec)
+        self.books.get(symbol.index()).map(|b| &b.spec)
     }
 
     /// The id of a symbol by name (a linear scan: for edges, not the hot path).
     pub fn symbol_id(&self, name: &str) -> Option<SymbolId> {
-        self.books.iter().position(|b| b.spec.name == name).map(|i| i as SymbolId)
+        self.books.iter().position(|b| b.spec.name == name).map(|i| SymbolId(i as u32))
     }
 
     /// Live orders (resting and stops).
@@ -155,7 +155,7 @@ impl Engine {
 
     /// Price of the last trade of a symbol.
     pub fn last_trade(&self, symbol: SymbolId) -> Option<Price> {
-        self.books.get(symbol as usize)?.last_trade
+        self.books.get(symbol.index())?.last_trade
     }
 
     /// Applies one command, writing its events to `sink` in order.
@@ -227,7 +227,7 @@ impl Engine {
     #[inline(always)]
     fn check_new(&self, new: &NewOrder) -> Result<NewPrices, RejectReason> {
         let (account, id, symbol) = (new.account, new.id, new.symbol);
-        let book = self.books.get(symbol as usize).ok_or(RejectReason::UnknownSymbol)?;
+        let book = self.books.get(symbol.index()).ok_or(RejectReason::UnknownSymbol)?;
         if book.halted {
             return Err(RejectReason::Halted);
         }
@@ -276,7 +276,7 @@ impl Engine {
         let NewPrices { price, stop_price, hash } = prices;
         let market = new.ord_type == OrdType::Market;
         let order_id = self.next_order_id;
-        self.next_order_id += 1;
+        self.next_order_id.0 += 1;
         // A market order with a GTC/GTD tif still never rests; record it as IOC so every later
         // step needs to look at one field only.
         let tif = if market && new.tif != Tif::Fok { Tif::Ioc } else { new.tif };
@@ -315,7 +315,7 @@ impl Engine {
             self.trigger_stops(symbol, sink);
         } else {
             self.execute(slot, sink);
-            if self.books[symbol as usize].stops_head != NIL {
+            if self.books[symbol.index()].stops_head != NIL {
                 self.trigger_stops(symbol, sink);
             }
         }
@@ -323,7 +323,7 @@ impl Engine {
 
     /// Puts a freshly accepted stop at the end of its symbol's stop list.
     pub(crate) fn push_stop(&mut self, slot: u32) {
-        let symbol = self.orders.get(slot).symbol as usize;
+        let symbol = self.orders.get(slot).symbol.index();
         let tail = self.books[symbol].stops_tail;
         {
             let o = self.orders.get_mut(slot);
@@ -387,7 +387,7 @@ impl Engine {
         match o.state {
             OrderState::Resting => self.unlink_from_level(slot),
             OrderState::Stop => {
-                let book = &mut self.books[o.symbol as usize];
+                let book = &mut self.books[o.symbol.index()];
                 if o.prev == NIL {
                     book.stops_head = o.next;
                 } else {
@@ -425,7 +425,7 @@ impl Engine {
         level.count -= 1;
         if level.count == 0 {
             let price = level.price;
-            self.books[o.symbol as usize].ladder_mut(o.side).remove(price);
+            self.books[o.symbol.index()].ladder_mut(o.side).remove(price);
             self.levels.free(o.level);
         }
         let o = self.orders.get_mut(slot);
@@ -446,7 +446,7 @@ impl Engine {
 
     fn cancel_order<S: EventSink>(&mut self, cancel: &CancelOrder, sink: &mut S) {
         let (account, id, symbol) = (cancel.account, cancel.id, cancel.symbol);
-        if self.books.get(symbol as usize).is_none() {
+        if self.books.get(symbol.index()).is_none() {
             return self.reject(sink, account, id, symbol, RejectReason::UnknownSymbol);
         }
         let Some(slot) = self.lookup(account, id, symbol) else {
@@ -494,7 +494,7 @@ impl Engine {
     #[inline(always)]
     fn check_replace(&self, replace: &ReplaceOrder) -> Result<ReplacePlan, RejectReason> {
         let (account, id, symbol) = (replace.account, replace.id, replace.symbol);
-        let book = self.books.get(symbol as usize).ok_or(RejectReason::UnknownSymbol)?;
+        let book = self.books.get(symbol.index()).ok_or(RejectReason::UnknownSymbol)?;
         if book.halted {
             return Err(RejectReason::Halted);
         }
@@ -583,7 +583,7 @@ impl Engine {
             o.visible = if o.display > 0 { o.display.min(leaves) } else { leaves };
         }
         self.execute(slot, sink);
-        if self.books[symbol as usize].stops_head != NIL {
+        if self.books[symbol.index()].stops_head != NIL {
             self.trigger_stops(symbol, sink);
         }
     }
@@ -591,7 +591,7 @@ impl Engine {
     // ---- halts and expiry ---------------------------------------------------------------
 
     fn set_halted<S: EventSink>(&mut self, symbol: SymbolId, halted: bool, sink: &mut S) {
-        if let Some(book) = self.books.get_mut(symbol as usize) {
+        if let Some(book) = self.books.get_mut(symbol.index()) {
             book.halted = halted;
             self.emit(sink, EventKind::TradingStatus { symbol, halted });
         }
@@ -630,7 +630,7 @@ impl Engine {
     /// A copy of one symbol's book, best price first, orders in queue priority. Allocates: for
     /// tools, tests and snapshots, not for the matching path. Untriggered stops are not included.
     pub fn book_snapshot(&self, symbol: SymbolId) -> BookSnapshot {
-        let Some(book) = self.books.get(symbol as usize) else {
+        let Some(book) = self.books.get(symbol.index()) else {
             return BookSnapshot::default();
         };
         let side = |side: Side| -> Vec<LevelSnapshot> {
@@ -660,7 +660,7 @@ impl Engine {
     /// Untriggered stops of a symbol in acceptance order: (account, id, side, stop price, qty).
     pub fn stops_snapshot(&self, symbol: SymbolId) -> Vec<(AccountId, ClOrdId, Side, Price, Qty)> {
         let mut out = Vec::new();
-        let Some(book) = self.books.get(symbol as usize) else { return out };
+        let Some(book) = self.books.get(symbol.index()) else { return out };
         let mut slot = book.stops_head;
         while slot != NIL {
             let o = self.orders.get(slot);

@@ -27,7 +27,7 @@ pub fn id_hash(account: AccountId, id: &ClOrdId) -> u64 {
         (p as u64) ^ ((p >> 64) as u64)
     }
     let [w0, w1, w2, w3] = id.words();
-    let tag = u64::from(account) | ((id.as_bytes().len() as u64) << 32);
+    let tag = u64::from(account.0) | ((id.as_bytes().len() as u64) << 32);
     let h = fold(w0 ^ K0, w1 ^ K1) ^ fold(w2 ^ K2 ^ tag, w3 ^ K3);
     fold(h ^ K1, K2 ^ tag)
 }
@@ -142,6 +142,7 @@ impl IdIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{OrderId, SymbolId};
 
     #[test]
     fn index_agrees_with_a_map_through_clusters_and_wraparound() {
@@ -155,7 +156,16 @@ mod tests {
         let id = |n: u32| ClOrdId::from_str(&format!("c{n}")).unwrap();
         let hash_of = |n: u32| (u64::from(120 + n % 11) << 32) | u64::from(n);
         for n in 0..ORDERS {
-            let order = Order::new(u64::from(n), n % 3, 0, Side::Buy, OrdType::Limit, Tif::Gtc, Price(1), 1);
+            let order = Order::new(
+                OrderId(u64::from(n)),
+                AccountId(n % 3),
+                SymbolId(0),
+                Side::Buy,
+                OrdType::Limit,
+                Tif::Gtc,
+                Price(1),
+                1,
+            );
             assert_eq!(pool.alloc(order, id(n)), n);
         }
         let mut live = std::collections::HashSet::new();
@@ -173,10 +183,10 @@ mod tests {
                 live.insert(n);
             }
             for m in 0..ORDERS {
-                let got = index.find(hash_of(m), m % 3, &id(m), &pool);
+                let got = index.find(hash_of(m), AccountId(m % 3), &id(m), &pool);
                 assert_eq!(got, live.contains(&m).then_some(m), "order {m}");
                 // Same hash and id, other account: never found.
-                assert_eq!(index.find(hash_of(m), m % 3 + 1, &id(m), &pool), None);
+                assert_eq!(index.find(hash_of(m), AccountId(m % 3 + 1), &id(m), &pool), None);
             }
         }
     }
@@ -187,10 +197,13 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for account in 0..50u32 {
             for n in 0..200 {
-                assert!(seen.insert(id_hash(account, &id(&format!("o{n}")))));
+                assert!(seen.insert(id_hash(AccountId(account), &id(&format!("o{n}")))));
             }
         }
         // A trailing zero byte is part of the id, not padding.
-        assert_ne!(id_hash(1, &id("a")), id_hash(1, &ClOrdId::from_bytes(b"a\0").unwrap()));
+        assert_ne!(
+            id_hash(AccountId(1), &id("a")),
+            id_hash(AccountId(1), &ClOrdId::from_bytes(b"a\0").unwrap())
+        );
     }
 }

@@ -10,13 +10,16 @@
 //! [`Processor`]).
 //!
 //! ```
-//! use engine::{ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, EventKind, NewOrder, Side};
+//! use engine::{
+//!     AccountId, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, EventKind, NewOrder, Side,
+//! };
 //!
 //! // BTC-USD, ETH-USD and AAPL, ticks of 0.01, lots of 1.
 //! let mut engine = Engine::new(EngineConfig::default());
 //! let btc = engine.symbol_id("BTC-USD").unwrap();
 //! let cents = |c: i64| c * engine::PRICE_UNITS_PER_ONE / 100;
-//! let (alice, bob) = (1, 2);
+//! // Ids are newtypes: an account id cannot be passed where a symbol id is expected.
+//! let (alice, bob) = (AccountId(1), AccountId(2));
 //!
 //! let mut events: Vec<Event> = Vec::new();
 //! let orders = [
@@ -36,6 +39,14 @@
 //! // Bob's buy crosses Alice's resting sell: 3 at her price, 100.00 (10,000 ticks of 0.01).
 //! println!("trade: {trade:?}");
 //! assert_eq!(trade, Some((engine::Price(100_00), 3, alice)));
+//! ```
+//!
+//! Account, symbol and order ids are distinct types, so mixing them up does not compile:
+//!
+//! ```compile_fail,E0308
+//! let engine = engine::Engine::new(engine::EngineConfig::default());
+//! let account = engine::AccountId(0);
+//! engine.symbol(account); // expects a SymbolId
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -44,7 +44,7 @@ impl Engine {
     /// queue behind it; any other level counts every other account's whole leaves.
     fn fok_fillable(&self, slot: u32) -> bool {
         let taker = self.orders.get(slot);
-        let ladder = self.books[taker.symbol as usize].ladder(taker.side.opposite());
+        let ladder = self.books[taker.symbol.index()].ladder(taker.side.opposite());
         let stops_at_own = taker.stp != StpMode::CancelOldest;
         let mut available = 0;
         let mut depth = 0;
@@ -77,7 +77,7 @@ impl Engine {
     /// when self-trade prevention canceled (and released) the taker.
     fn match_taker<S: EventSink>(&mut self, slot: u32, sink: &mut S) -> bool {
         let taker = *self.orders.get(slot);
-        let symbol = taker.symbol as usize;
+        let symbol = taker.symbol.index();
         let maker_side = taker.side.opposite();
         let market = taker.ord_type == OrdType::Market;
         let mut taker_leaves = taker.leaves;
@@ -154,7 +154,7 @@ impl Engine {
             m.visible -= qty;
             m.filled += qty;
         }
-        self.books[taker.symbol as usize].last_trade = Some(price);
+        self.books[taker.symbol.index()].last_trade = Some(price);
         let maker_id = self.orders.cl_ord_id(maker_slot);
         let taker_id = self.orders.cl_ord_id(slot);
         self.emit(
@@ -214,7 +214,7 @@ impl Engine {
     pub(crate) fn rest<S: EventSink>(&mut self, slot: u32, sink: &mut S) {
         let o = *self.orders.get(slot);
         debug_assert!(o.visible > 0 && o.visible <= o.leaves, "resting {o:?}");
-        let book = &mut self.books[o.symbol as usize];
+        let book = &mut self.books[o.symbol.index()];
         let level = match book.ladder(o.side).find(o.price) {
             Some(level) => level,
             None => {
@@ -226,7 +226,7 @@ impl Engine {
                     return;
                 }
                 let level = self.levels.alloc(o.price);
-                self.books[o.symbol as usize].ladder_mut(o.side).insert(o.price, level);
+                self.books[o.symbol.index()].ladder_mut(o.side).insert(o.price, level);
                 level
             }
         };
@@ -254,7 +254,7 @@ impl Engine {
     /// round until none does (SEMANTICS.md "Stops").
     pub(crate) fn trigger_stops<S: EventSink>(&mut self, symbol: SymbolId, sink: &mut S) {
         for _ in 0..TRIGGER_ROUNDS_MAX {
-            let book = &self.books[symbol as usize];
+            let book = &self.books[symbol.index()];
             let Some(last) = book.last_trade else { return };
             self.scratch.clear();
             let mut slot = book.stops_head;
@@ -289,8 +289,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use crate::{
-        CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, EventKind,
-        NewOrder, Price, ReplaceOrder, Side, StpMode, Tif,
+        AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+        EventKind, NewOrder, Price, ReplaceOrder, Side, StpMode, SymbolId, Tif,
     };
 
     const CENT: i64 = 1_000_000;
@@ -321,11 +321,11 @@ mod tests {
             self.engine.process(&cmd, &mut out);
             out
         }
-        fn limit(&mut self, acct: u32, cid: &str, side: Side, cents: i64, qty: u64) -> Vec<Event> {
-            self.run(CommandKind::New(NewOrder::limit(acct, 0, id(cid), side, cents * CENT, qty)))
+        fn limit(&mut self, acct: AccountId, cid: &str, side: Side, cents: i64, qty: u64) -> Vec<Event> {
+            self.run(CommandKind::New(NewOrder::limit(acct, SymbolId(0), id(cid), side, cents * CENT, qty)))
         }
         fn book(&self) -> (Levels, Levels) {
-            let snap = self.engine.book_snapshot(0);
+            let snap = self.engine.book_snapshot(SymbolId(0));
             let f = |levels: Vec<crate::LevelSnapshot>| {
                 levels
                     .into_iter()
@@ -351,10 +351,10 @@ mod tests {
     #[test]
     fn price_time_priority_and_maker_price() {
         let mut h = Harness::new();
-        h.limit(1, "a1", Side::Sell, 10_100, 5);
-        h.limit(2, "b1", Side::Sell, 10_050, 5);
-        h.limit(1, "a2", Side::Sell, 10_050, 5);
-        let ev = h.limit(3, "c1", Side::Buy, 10_100, 12);
+        h.limit(AccountId(1), "a1", Side::Sell, 10_100, 5);
+        h.limit(AccountId(2), "b1", Side::Sell, 10_050, 5);
+        h.limit(AccountId(1), "a2", Side::Sell, 10_050, 5);
+        let ev = h.limit(AccountId(3), "c1", Side::Buy, 10_100, 12);
         assert_eq!(
             trades(&ev),
             vec![
@@ -370,11 +370,11 @@ mod tests {
     #[test]
     fn iceberg_reslices_to_the_back() {
         let mut h = Harness::new();
-        let mut ice = NewOrder::limit(1, 0, id("ice"), Side::Sell, 100 * CENT, 10);
+        let mut ice = NewOrder::limit(AccountId(1), SymbolId(0), id("ice"), Side::Sell, 100 * CENT, 10);
         ice.display_qty = Some(3);
         h.run(CommandKind::New(ice));
-        h.limit(2, "b", Side::Sell, 100, 4);
-        let ev = h.limit(3, "t", Side::Buy, 100, 5);
+        h.limit(AccountId(2), "b", Side::Sell, 100, 4);
+        let ev = h.limit(AccountId(3), "t", Side::Buy, 100, 5);
         assert_eq!(trades(&ev), vec![(100, 3, "ice".into(), "t".into()), (100, 2, "b".into(), "t".into())]);
         assert_eq!(h.book().1, vec![(100, vec![("b".into(), 2), ("ice".into(), 7)])]);
     }
@@ -382,12 +382,12 @@ mod tests {
     #[test]
     fn replace_keeps_priority_only_on_same_price_size_down() {
         let mut h = Harness::new();
-        h.limit(1, "a", Side::Buy, 100, 10);
-        h.limit(2, "b", Side::Buy, 100, 10);
+        h.limit(AccountId(1), "a", Side::Buy, 100, 10);
+        h.limit(AccountId(2), "b", Side::Buy, 100, 10);
         let r = |orig: &str, new: &str, qty| {
             CommandKind::Replace(ReplaceOrder {
-                account: 1,
-                symbol: 0,
+                account: AccountId(1),
+                symbol: SymbolId(0),
                 orig_id: id(orig),
                 id: id(new),
                 price: None,
@@ -408,9 +408,9 @@ mod tests {
             (StpMode::CancelBoth, 1, "canceled:own canceled:t"),
         ] {
             let mut h = Harness::new();
-            h.limit(1, "own", Side::Sell, 100, 5);
-            h.limit(2, "other", Side::Sell, 101, 5);
-            let mut t = NewOrder::limit(1, 0, id("t"), Side::Buy, 101 * CENT, 5);
+            h.limit(AccountId(1), "own", Side::Sell, 100, 5);
+            h.limit(AccountId(2), "other", Side::Sell, 101, 5);
+            let mut t = NewOrder::limit(AccountId(1), SymbolId(0), id("t"), Side::Buy, 101 * CENT, 5);
             t.stp = stp;
             t.tif = Tif::Ioc;
             let ev = h.run(CommandKind::New(t));
@@ -430,16 +430,16 @@ mod tests {
     #[test]
     fn stops_trigger_in_acceptance_order_and_cascade() {
         let mut h = Harness::new();
-        h.limit(1, "s1", Side::Sell, 100, 1);
-        h.limit(1, "s2", Side::Sell, 101, 1);
-        h.limit(1, "s3", Side::Sell, 102, 1);
-        let mut stop_a = NewOrder::market(2, 0, id("stopA"), Side::Buy, 1);
+        h.limit(AccountId(1), "s1", Side::Sell, 100, 1);
+        h.limit(AccountId(1), "s2", Side::Sell, 101, 1);
+        h.limit(AccountId(1), "s3", Side::Sell, 102, 1);
+        let mut stop_a = NewOrder::market(AccountId(2), SymbolId(0), id("stopA"), Side::Buy, 1);
         stop_a.stop_price = Some(101 * CENT);
-        let mut stop_b = NewOrder::market(2, 0, id("stopB"), Side::Buy, 1);
+        let mut stop_b = NewOrder::market(AccountId(2), SymbolId(0), id("stopB"), Side::Buy, 1);
         stop_b.stop_price = Some(100 * CENT);
         h.run(CommandKind::New(stop_a));
         h.run(CommandKind::New(stop_b));
-        let ev = h.limit(3, "t", Side::Buy, 100, 1);
+        let ev = h.limit(AccountId(3), "t", Side::Buy, 100, 1);
         // t trades at 100 -> stopB triggers (last 100 >= 100) and buys at 101 -> stopA triggers.
         assert_eq!(
             trades(&ev),
@@ -455,8 +455,8 @@ mod tests {
     #[test]
     fn fok_changes_nothing_unless_fully_fillable() {
         let mut h = Harness::new();
-        h.limit(1, "a", Side::Sell, 100, 5);
-        let mut f = NewOrder::limit(2, 0, id("f"), Side::Buy, 100 * CENT, 6);
+        h.limit(AccountId(1), "a", Side::Sell, 100, 5);
+        let mut f = NewOrder::limit(AccountId(2), SymbolId(0), id("f"), Side::Buy, 100 * CENT, 6);
         f.tif = Tif::Fok;
         let ev = h.run(CommandKind::New(f));
         assert!(matches!(ev.last().unwrap().kind, EventKind::Canceled { leaves_qty: 6, .. }));
@@ -469,12 +469,16 @@ mod tests {
     #[test]
     fn gtd_expires_before_the_next_command_and_cancel_rejects_unknown() {
         let mut h = Harness::new();
-        let mut g = NewOrder::limit(1, 0, id("g"), Side::Buy, 100 * CENT, 5);
+        let mut g = NewOrder::limit(AccountId(1), SymbolId(0), id("g"), Side::Buy, 100 * CENT, 5);
         g.tif = Tif::Gtd;
         g.expire_ts = Some(15);
         h.run(CommandKind::New(g)); // ts 10
-        let ev =
-            h.run(CommandKind::Cancel(CancelOrder { account: 1, symbol: 0, id: id("g"), request_id: None })); // ts 20
+        let ev = h.run(CommandKind::Cancel(CancelOrder {
+            account: AccountId(1),
+            symbol: SymbolId(0),
+            id: id("g"),
+            request_id: None,
+        })); // ts 20
         assert!(matches!(ev[0].kind, EventKind::Expired { leaves_qty: 5, .. }));
         assert!(matches!(ev[1].kind, EventKind::Rejected { reason: crate::RejectReason::UnknownOrder, .. }));
         assert_eq!(h.engine.orders_live(), 0);

@@ -68,7 +68,7 @@ const _: () = assert!(core::mem::size_of::<Order>() <= 128);
 
 impl Order {
     const FREE: Order = Order {
-        order_id: 0,
+        order_id: OrderId(0),
         price: Price(0),
         stop_price: Price(0),
         leaves: 0,
@@ -80,8 +80,8 @@ impl Order {
         prev: NIL,
         next: NIL,
         level: NIL,
-        account: 0,
-        symbol: 0,
+        account: AccountId(0),
+        symbol: SymbolId(0),
         side: Side::Buy,
         ord_type: OrdType::Limit,
         tif: Tif::Gtc,

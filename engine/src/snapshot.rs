@@ -12,7 +12,7 @@
 
 use crate::engine::Engine;
 use crate::order::{Order, OrderState, NIL};
-use crate::types::{ClOrdId, OrdType, Price, Side, StpMode, SymbolId, Tif};
+use crate::types::{AccountId, ClOrdId, OrdType, OrderId, Price, Side, StpMode, SymbolId, Tif};
 use crate::EngineConfig;
 
 const MAGIC: &[u8; 8] = b"EXSNAP01";
@@ -97,8 +97,8 @@ impl<'a> Reader<'a> {
 }
 
 fn write_order(w: &mut Writer<'_>, o: &Order, id: &ClOrdId) {
-    w.u64(o.order_id);
-    w.u32(o.account);
+    w.u64(o.order_id.0);
+    w.u32(o.account.0);
     w.u8(match o.side {
         Side::Buy => 0,
         Side::Sell => 1,
@@ -130,8 +130,8 @@ fn write_order(w: &mut Writer<'_>, o: &Order, id: &ClOrdId) {
 }
 
 fn read_order(r: &mut Reader<'_>, symbol: SymbolId) -> Result<(Order, ClOrdId), SnapshotError> {
-    let order_id = r.u64()?;
-    let account = r.u32()?;
+    let order_id = OrderId(r.u64()?);
+    let account = AccountId(r.u32()?);
     let side = match r.u8()? {
         0 => Side::Buy,
         1 => Side::Sell,
@@ -182,7 +182,7 @@ impl Engine {
     pub fn write_snapshot(&self, out: &mut Vec<u8>) {
         let mut w = Writer(out);
         w.0.extend_from_slice(MAGIC);
-        w.u64(self.next_order_id);
+        w.u64(self.next_order_id.0);
         w.u64(self.next_event_seq);
         w.u64(self.command_seq);
         w.u64(self.command_ts);
@@ -236,7 +236,7 @@ impl Engine {
             return Err(SnapshotError::BadMagic);
         }
         let mut engine = Engine::new(config);
-        engine.next_order_id = r.u64()?;
+        engine.next_order_id = OrderId(r.u64()?);
         engine.next_event_seq = r.u64()?;
         engine.command_seq = r.u64()?;
         engine.command_ts = r.u64()?;
@@ -270,7 +270,7 @@ impl Engine {
                 let count = r.u64()?;
                 let mut last_price = None;
                 for _ in 0..count {
-                    let (order, id) = read_order(&mut r, index as SymbolId)?;
+                    let (order, id) = read_order(&mut r, SymbolId(index as u32))?;
                     if order.side != side || order.ord_type != OrdType::Limit {
                         return Err(SnapshotError::Invalid("resting order side or type"));
                     }
@@ -298,7 +298,7 @@ impl Engine {
             }
             let stops = r.u64()?;
             for _ in 0..stops {
-                let (order, id) = read_order(&mut r, index as SymbolId)?;
+                let (order, id) = read_order(&mut r, SymbolId(index as u32))?;
                 let slot = engine.restore_slot(order, id)?;
                 engine.push_stop(slot);
             }
@@ -339,11 +339,11 @@ mod tests {
 
     fn random_command(rng: &mut SmallRng, seq: u64) -> Command {
         let side = if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
-        let account = rng.gen_range(0..4);
+        let account = AccountId(rng.gen_range(0..4));
         let id = ClOrdId::from_str(&format!("o{}", rng.gen_range(0..60))).unwrap();
         let mut new = NewOrder::limit(
             account,
-            rng.gen_range(0..2),
+            SymbolId(rng.gen_range(0..2)),
             id,
             side,
             rng.gen_range(95..105) * 1_000_000,
@@ -398,7 +398,7 @@ mod tests {
             }
             assert_eq!(a, b, "seed {seed}");
             for s in 0..3 {
-                assert_eq!(original.book_snapshot(s), restored.book_snapshot(s));
+                assert_eq!(original.book_snapshot(SymbolId(s)), restored.book_snapshot(SymbolId(s)));
             }
         }
     }

@@ -15,14 +15,101 @@ pub const PRICE_SCALE: u32 = 8;
 /// Price units per 1.0 of price.
 pub const PRICE_UNITS_PER_ONE: i64 = 10i64.pow(PRICE_SCALE);
 
-/// Dense account number, assigned by the edge (config or command-file reader).
-pub type AccountId = u32;
+/// Defines an id newtype over an unsigned integer.
+///
+/// The ids were `u32`/`u64` aliases, so an account id passed where a symbol id was meant
+/// compiled and failed only at run time. As `#[repr(transparent)]` newtypes they cost nothing
+/// (same layout, same hash, same codec bytes) and the compiler tells the two apart. `Debug` and
+/// `Display` print the bare number, as the aliases did, so event dumps and logs read the same.
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident($int:ty)) => {
+        $(#[$doc])*
+        #[repr(transparent)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub $int);
 
-/// Dense symbol number: the index of the symbol in the engine's symbol table.
-pub type SymbolId = u32;
+        impl $name {
+            /// The largest id.
+            pub const MAX: $name = $name(<$int>::MAX);
 
-/// Engine-assigned order number, unique for the life of an engine (never reused).
-pub type OrderId = u64;
+            /// The id with this number.
+            #[inline]
+            pub const fn new(n: $int) -> $name {
+                $name(n)
+            }
+
+            /// The number of this id (what the codec writes).
+            #[inline]
+            pub const fn get(self) -> $int {
+                self.0
+            }
+
+            /// The number's little-endian bytes (what the codecs write).
+            #[inline]
+            pub const fn to_le_bytes(self) -> [u8; core::mem::size_of::<$int>()] {
+                self.0.to_le_bytes()
+            }
+
+            /// The number as an index into a dense table.
+            #[inline]
+            pub const fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+
+        impl From<$int> for $name {
+            #[inline]
+            fn from(n: $int) -> $name {
+                $name(n)
+            }
+        }
+
+        impl From<$name> for $int {
+            #[inline]
+            fn from(id: $name) -> $int {
+                id.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl core::str::FromStr for $name {
+            type Err = core::num::ParseIntError;
+            fn from_str(s: &str) -> Result<$name, Self::Err> {
+                s.parse::<$int>().map($name)
+            }
+        }
+    };
+}
+
+id_newtype! {
+    /// Dense account number, assigned by the edge (config or command-file reader).
+    AccountId(u32)
+}
+
+id_newtype! {
+    /// Dense symbol number: the index of the symbol in the engine's symbol table.
+    SymbolId(u32)
+}
+
+id_newtype! {
+    /// Engine-assigned order number, unique for the life of an engine (never reused).
+    OrderId(u64)
+}
+
+const _: () = assert!(core::mem::size_of::<AccountId>() == 4);
+const _: () = assert!(core::mem::size_of::<SymbolId>() == 4);
+const _: () = assert!(core::mem::size_of::<OrderId>() == 8);
 
 /// Quantity in units (shares, contracts, coins); always a multiple of the symbol's lot.
 pub type Qty = u64;

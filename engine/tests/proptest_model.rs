@@ -26,12 +26,12 @@ use Side::{Buy, Sell};
 // ---- the test venue -----------------------------------------------------------------------
 
 /// Tick 0.01, lot 1.
-const S0: SymbolId = 0;
+const S0: SymbolId = SymbolId(0);
 /// Tick 0.01, lot 10.
-const S1: SymbolId = 1;
-const A: AccountId = 1;
-const B: AccountId = 2;
-const C: AccountId = 3;
+const S1: SymbolId = SymbolId(1);
+const A: AccountId = AccountId(1);
+const B: AccountId = AccountId(2);
+const C: AccountId = AccountId(3);
 const TICK_UNITS: i64 = PRICE_UNITS_PER_ONE / 100;
 
 fn symbols() -> Vec<SymbolSpec> {
@@ -445,7 +445,7 @@ fn display_strategy() -> impl Strategy<Value = DisplayPick> {
 }
 
 fn account_strategy() -> impl Strategy<Value = AccountId> {
-    1u32..=3
+    (1u32..=3).prop_map(AccountId)
 }
 
 fn symbol_strategy() -> impl Strategy<Value = SymbolId> {
@@ -581,7 +581,7 @@ impl Resolver {
 
     fn fresh_id(&mut self, account: AccountId) -> ClOrdId {
         self.fresh += 1;
-        let letter = ["x", "a", "b", "c"][account as usize % 4];
+        let letter = ["x", "a", "b", "c"][account.index() % 4];
         id(&format!("{letter}{}", self.fresh))
     }
 
@@ -601,7 +601,7 @@ impl Resolver {
     fn target(&self, t: Target) -> (AccountId, SymbolId, ClOrdId) {
         let live = self.model.live_orders();
         let k = t.pick as usize;
-        let other_account = |a: AccountId| a % 3 + 1;
+        let other_account = |a: AccountId| AccountId(a.0 % 3 + 1);
         match t.how {
             // A live order, by its owner.
             0..70 if !live.is_empty() => live[k % live.len()],
@@ -615,10 +615,10 @@ impl Resolver {
             // A live order on the wrong symbol.
             95.. if !live.is_empty() => {
                 let (a, s, i) = live[k % live.len()];
-                (a, if k % 2 == 1 { 1 - s } else { SYMBOL_UNKNOWN }, i)
+                (a, if k % 2 == 1 { SymbolId(1 - s.0) } else { SYMBOL_UNKNOWN }, i)
             }
             // An id nobody used.
-            _ => (t.pick as AccountId % 3 + 1, SymbolId::from(t.pick % 2 == 1), id("zz")),
+            _ => (AccountId(t.pick as u32 % 3 + 1), SymbolId(u32::from(t.pick % 2 == 1)), id("zz")),
         }
     }
 
@@ -924,13 +924,13 @@ fn scenario(steps: Vec<(u64, CommandKind, Vec<EventKind>)>) -> Ran {
 fn numbering_rejects_consume_no_order_id_and_events_are_numbered_one_by_one() {
     scenario(vec![
         (1, New(order(A, S0, "a1", Buy, "100.00", 0)), vec![rejected(A, "a1", RejectReason::BadQty)]),
-        (2, New(order(A, S0, "a1", Buy, "100.00", 5)), vec![accepted(A, "a1", 1, Buy, 10_000, 5)]),
+        (2, New(order(A, S0, "a1", Buy, "100.00", 5)), vec![accepted(A, "a1", OrderId(1), Buy, 10_000, 5)]),
         (
             3,
             New(order(B, S0, "b1", Sell, "99.00", 2)),
             vec![
-                accepted(B, "b1", 2, Sell, 9_900, 2),
-                trade(10_000, 2, (A, "a1", 1, 3), (B, "b1", 2, 0), Sell),
+                accepted(B, "b1", OrderId(2), Sell, 9_900, 2),
+                trade(10_000, 2, (A, "a1", OrderId(1), 3), (B, "b1", OrderId(2), 0), Sell),
             ],
         ),
     ]);
@@ -1021,14 +1021,21 @@ fn new_order_checks_run_in_the_documented_order() {
         (
             20,
             New(order(A, S0, "m1", Sell, "0.001", 1).market()),
-            vec![accepted(A, "m1", 1, Sell, 0, 1), canceled(A, "m1", 1, CancelReason::Ioc, 1)],
+            vec![
+                accepted(A, "m1", OrderId(1), Sell, 0, 1),
+                canceled(A, "m1", OrderId(1), CancelReason::Ioc, 1),
+            ],
         ),
         // duplicate_id (any symbol, resting or stop) after bad_price_tick, before would_take.
-        (21, New(order(A, S1, "d", Sell, "100.00", 10)), vec![on(S1, accepted(A, "d", 2, Sell, 10_000, 10))]),
+        (
+            21,
+            New(order(A, S1, "d", Sell, "100.00", 10)),
+            vec![on(S1, accepted(A, "d", OrderId(2), Sell, 10_000, 10))],
+        ),
         (
             22,
             New(order(A, S0, "s", Buy, "101.00", 1).stop("101.00")),
-            vec![accepted(A, "s", 3, Buy, 10_100, 1)],
+            vec![accepted(A, "s", OrderId(3), Buy, 10_100, 1)],
         ),
         (23, New(order(A, S0, "d", Buy, "100.001", 1)), vec![rejected(A, "d", RejectReason::BadPriceTick)]),
         (24, New(order(A, S0, "d", Buy, "100.00", 1)), vec![rejected(A, "d", RejectReason::DuplicateId)]),
@@ -1044,7 +1051,7 @@ fn new_order_checks_run_in_the_documented_order() {
             vec![on(S1, rejected(A, "d", RejectReason::DuplicateId))],
         ),
         // Another account may use the same id.
-        (28, New(order(B, S0, "d", Buy, "99.00", 1)), vec![accepted(B, "d", 4, Buy, 9_900, 1)]),
+        (28, New(order(B, S0, "d", Buy, "99.00", 1)), vec![accepted(B, "d", OrderId(4), Buy, 9_900, 1)]),
     ];
     scenario(steps);
 }
@@ -1055,28 +1062,28 @@ fn gtd_expiry_happens_before_the_command_in_expire_ts_then_order_id_order() {
         (
             100,
             New(order(A, S0, "g1", Buy, "99.00", 1).tif(Tif::Gtd).expire(400)),
-            vec![accepted(A, "g1", 1, Buy, 9_900, 1)],
+            vec![accepted(A, "g1", OrderId(1), Buy, 9_900, 1)],
         ),
         (
             110,
             New(order(A, S0, "g2", Buy, "99.00", 2).tif(Tif::Gtd).expire(300)),
-            vec![accepted(A, "g2", 2, Buy, 9_900, 2)],
+            vec![accepted(A, "g2", OrderId(2), Buy, 9_900, 2)],
         ),
         // An untriggered stop expires too (no trade yet, so it waits).
         (
             120,
             New(order(B, S0, "g3", Sell, "90.00", 3).stop("90.00").tif(Tif::Gtd).expire(300)),
-            vec![accepted(B, "g3", 3, Sell, 9_000, 3)],
+            vec![accepted(B, "g3", OrderId(3), Sell, 9_000, 3)],
         ),
-        (299, New(order(C, S0, "c1", Buy, "98.00", 1)), vec![accepted(C, "c1", 4, Buy, 9_800, 1)]),
+        (299, New(order(C, S0, "c1", Buy, "98.00", 1)), vec![accepted(C, "c1", OrderId(4), Buy, 9_800, 1)]),
         // Any command, even one that is rejected, first expires what is due at its ts.
         (
             450,
             cancel(C, SYMBOL_UNKNOWN, "c1"),
             vec![
-                expired(A, "g2", 2, 2),
-                expired(B, "g3", 3, 3),
-                expired(A, "g1", 1, 1),
+                expired(A, "g2", OrderId(2), 2),
+                expired(B, "g3", OrderId(3), 3),
+                expired(A, "g1", OrderId(1), 1),
                 on(SYMBOL_UNKNOWN, rejected(C, "c1", RejectReason::UnknownSymbol)),
             ],
         ),
@@ -1086,11 +1093,11 @@ fn gtd_expiry_happens_before_the_command_in_expire_ts_then_order_id_order() {
             500,
             New(order(A, S0, "g4", Sell, "98.00", 3).tif(Tif::Gtd).expire(500)),
             vec![
-                accepted(A, "g4", 5, Sell, 9_800, 3),
-                trade(9_800, 1, (C, "c1", 4, 0), (A, "g4", 5, 2), Sell),
+                accepted(A, "g4", OrderId(5), Sell, 9_800, 3),
+                trade(9_800, 1, (C, "c1", OrderId(4), 0), (A, "g4", OrderId(5), 2), Sell),
             ],
         ),
-        (501, Halt { symbol: S1 }, vec![expired(A, "g4", 5, 2), status(S1, true)]),
+        (501, Halt { symbol: S1 }, vec![expired(A, "g4", OrderId(5), 2), status(S1, true)]),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: ");
 }
@@ -1104,14 +1111,18 @@ fn gtd_stop_market_expires_while_untriggered() {
         (
             1,
             New(order(A, S0, "s1", Sell, "0", 1).market().stop("99.00").tif(Tif::Gtd).expire(5)),
-            vec![accepted(A, "s1", 1, Sell, 0, 1)],
+            vec![accepted(A, "s1", OrderId(1), Sell, 0, 1)],
         ),
         (
             2,
             New(order(A, S0, "s2", Sell, "99.00", 1).stop("99.00").tif(Tif::Gtd).expire(5)),
-            vec![accepted(A, "s2", 2, Sell, 9_900, 1)],
+            vec![accepted(A, "s2", OrderId(2), Sell, 9_900, 1)],
         ),
-        (5, Halt { symbol: S1 }, vec![expired(A, "s1", 1, 1), expired(A, "s2", 2, 1), status(S1, true)]),
+        (
+            5,
+            Halt { symbol: S1 },
+            vec![expired(A, "s1", OrderId(1), 1), expired(A, "s2", OrderId(2), 1), status(S1, true)],
+        ),
     ]);
 }
 
@@ -1120,29 +1131,37 @@ fn gtd_stop_market_expires_while_untriggered() {
 #[test]
 fn expire_ts_outside_gtd_and_halts_of_unlisted_symbols_are_ignored() {
     scenario(vec![
-        (1, New(order(A, S0, "a1", Buy, "99.00", 1).expire(2)), vec![accepted(A, "a1", 1, Buy, 9_900, 1)]),
+        (
+            1,
+            New(order(A, S0, "a1", Buy, "99.00", 1).expire(2)),
+            vec![accepted(A, "a1", OrderId(1), Buy, 9_900, 1)],
+        ),
         (
             2,
             New(order(A, S0, "s1", Buy, "0", 1).market().stop("101.00").expire(2)),
-            vec![accepted(A, "s1", 2, Buy, 0, 1)],
+            vec![accepted(A, "s1", OrderId(2), Buy, 0, 1)],
         ),
         (3, Halt { symbol: SYMBOL_UNKNOWN }, vec![]),
-        (4, Resume { symbol: 7 }, vec![]),
-        (5, cancel(A, S0, "s1"), vec![canceled(A, "s1", 2, CancelReason::User, 1)]),
-        (6, cancel(A, S0, "a1"), vec![canceled(A, "a1", 1, CancelReason::User, 1)]),
+        (4, Resume { symbol: SymbolId(7) }, vec![]),
+        (5, cancel(A, S0, "s1"), vec![canceled(A, "s1", OrderId(2), CancelReason::User, 1)]),
+        (6, cancel(A, S0, "a1"), vec![canceled(A, "a1", OrderId(1), CancelReason::User, 1)]),
     ]);
 }
 
 #[test]
 fn post_only_is_rejected_when_its_price_crosses_the_best_opposite_price() {
     let ran = scenario(vec![
-        (1, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", 1, Sell, 10_000, 5)]),
+        (1, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", OrderId(1), Sell, 10_000, 5)]),
         (
             2,
             New(order(A, S0, "p1", Buy, "100.00", 1).post_only()),
             vec![rejected(A, "p1", RejectReason::WouldTake)],
         ),
-        (3, New(order(A, S0, "p2", Buy, "99.99", 1).post_only()), vec![accepted(A, "p2", 2, Buy, 9_999, 1)]),
+        (
+            3,
+            New(order(A, S0, "p2", Buy, "99.99", 1).post_only()),
+            vec![accepted(A, "p2", OrderId(2), Buy, 9_999, 1)],
+        ),
         // Own orders count: a sell at the best bid crosses it.
         (
             4,
@@ -1152,7 +1171,7 @@ fn post_only_is_rejected_when_its_price_crosses_the_best_opposite_price() {
         (
             5,
             New(order(A, S0, "p4", Sell, "100.00", 1).post_only().tif(Tif::Gtd).expire(99)),
-            vec![accepted(A, "p4", 3, Sell, 10_000, 1)],
+            vec![accepted(A, "p4", OrderId(3), Sell, 10_000, 1)],
         ),
     ]);
     assert_eq!(ran.book(S0), "bids: 99.99 [1 p2 #2 1/1]\nasks: 100.00 [2 b1 #1 5/5] [1 p4 #3 1/1]");
@@ -1164,19 +1183,22 @@ fn market_orders_show_price_zero_and_never_rest() {
         (
             1,
             New(order(A, S0, "m1", Buy, "0", 5).market().tif(Tif::Ioc)),
-            vec![accepted(A, "m1", 1, Buy, 0, 5), canceled(A, "m1", 1, CancelReason::Ioc, 5)],
+            vec![
+                accepted(A, "m1", OrderId(1), Buy, 0, 5),
+                canceled(A, "m1", OrderId(1), CancelReason::Ioc, 5),
+            ],
         ),
-        (2, New(order(B, S0, "b1", Sell, "100.00", 3)), vec![accepted(B, "b1", 2, Sell, 10_000, 3)]),
-        (3, New(order(B, S0, "b2", Sell, "101.00", 1)), vec![accepted(B, "b2", 3, Sell, 10_100, 1)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 3)), vec![accepted(B, "b1", OrderId(2), Sell, 10_000, 3)]),
+        (3, New(order(B, S0, "b2", Sell, "101.00", 1)), vec![accepted(B, "b2", OrderId(3), Sell, 10_100, 1)]),
         // GTC market is treated as IOC.
         (
             4,
             New(order(A, S0, "m2", Buy, "1.00", 5).market()),
             vec![
-                accepted(A, "m2", 4, Buy, 0, 5),
-                trade(10_000, 3, (B, "b1", 2, 0), (A, "m2", 4, 2), Buy),
-                trade(10_100, 1, (B, "b2", 3, 0), (A, "m2", 4, 1), Buy),
-                canceled(A, "m2", 4, CancelReason::Ioc, 1),
+                accepted(A, "m2", OrderId(4), Buy, 0, 5),
+                trade(10_000, 3, (B, "b1", OrderId(2), 0), (A, "m2", OrderId(4), 2), Buy),
+                trade(10_100, 1, (B, "b2", OrderId(3), 0), (A, "m2", OrderId(4), 1), Buy),
+                canceled(A, "m2", OrderId(4), CancelReason::Ioc, 1),
             ],
         ),
     ]);
@@ -1188,28 +1210,34 @@ fn fok_fills_completely_or_changes_nothing() {
         (
             1,
             New(order(B, S0, "b1", Sell, "100.00", 2).display(1)),
-            vec![accepted(B, "b1", 1, Sell, 10_000, 2)],
+            vec![accepted(B, "b1", OrderId(1), Sell, 10_000, 2)],
         ),
-        (2, New(order(C, S0, "c1", Sell, "100.01", 2)), vec![accepted(C, "c1", 2, Sell, 10_001, 2)]),
+        (2, New(order(C, S0, "c1", Sell, "100.01", 2)), vec![accepted(C, "c1", OrderId(2), Sell, 10_001, 2)]),
         // 4 cross at 100.01 (hidden quantity counts); 5 do not.
         (
             3,
             New(order(A, S0, "f1", Buy, "100.01", 5).tif(Tif::Fok)),
-            vec![accepted(A, "f1", 3, Buy, 10_001, 5), canceled(A, "f1", 3, CancelReason::Fok, 5)],
+            vec![
+                accepted(A, "f1", OrderId(3), Buy, 10_001, 5),
+                canceled(A, "f1", OrderId(3), CancelReason::Fok, 5),
+            ],
         ),
         (
             4,
             New(order(A, S0, "f2", Buy, "100.00", 3).tif(Tif::Fok)),
-            vec![accepted(A, "f2", 4, Buy, 10_000, 3), canceled(A, "f2", 4, CancelReason::Fok, 3)],
+            vec![
+                accepted(A, "f2", OrderId(4), Buy, 10_000, 3),
+                canceled(A, "f2", OrderId(4), CancelReason::Fok, 3),
+            ],
         ),
         (
             5,
             New(order(A, S0, "f3", Buy, "100.01", 4).tif(Tif::Fok)),
             vec![
-                accepted(A, "f3", 5, Buy, 10_001, 4),
-                trade(10_000, 1, (B, "b1", 1, 1), (A, "f3", 5, 3), Buy),
-                trade(10_000, 1, (B, "b1", 1, 0), (A, "f3", 5, 2), Buy),
-                trade(10_001, 2, (C, "c1", 2, 0), (A, "f3", 5, 0), Buy),
+                accepted(A, "f3", OrderId(5), Buy, 10_001, 4),
+                trade(10_000, 1, (B, "b1", OrderId(1), 1), (A, "f3", OrderId(5), 3), Buy),
+                trade(10_000, 1, (B, "b1", OrderId(1), 0), (A, "f3", OrderId(5), 2), Buy),
+                trade(10_001, 2, (C, "c1", OrderId(2), 0), (A, "f3", OrderId(5), 0), Buy),
             ],
         ),
     ]);
@@ -1219,38 +1247,44 @@ fn fok_fills_completely_or_changes_nothing() {
 #[test]
 fn fok_dry_run_applies_self_trade_prevention() {
     scenario(vec![
-        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
-        (2, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", 2, Sell, 10_000, 5)]),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", OrderId(1), Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", OrderId(2), Sell, 10_000, 5)]),
         // cancel_newest: the count stops at the own order, though b1 behind it has enough.
         (
             3,
             New(order(A, S0, "f1", Buy, "100.00", 5).tif(Tif::Fok)),
-            vec![accepted(A, "f1", 3, Buy, 10_000, 5), canceled(A, "f1", 3, CancelReason::Fok, 5)],
+            vec![
+                accepted(A, "f1", OrderId(3), Buy, 10_000, 5),
+                canceled(A, "f1", OrderId(3), CancelReason::Fok, 5),
+            ],
         ),
         (
             4,
             New(order(A, S0, "f2", Buy, "100.00", 5).tif(Tif::Fok).stp(StpMode::CancelBoth)),
-            vec![accepted(A, "f2", 4, Buy, 10_000, 5), canceled(A, "f2", 4, CancelReason::Fok, 5)],
+            vec![
+                accepted(A, "f2", OrderId(4), Buy, 10_000, 5),
+                canceled(A, "f2", OrderId(4), CancelReason::Fok, 5),
+            ],
         ),
         // cancel_oldest: the own order is skipped by the count, then canceled by the walk.
         (
             5,
             New(order(A, S0, "f3", Buy, "100.00", 5).tif(Tif::Fok).stp(StpMode::CancelOldest)),
             vec![
-                accepted(A, "f3", 5, Buy, 10_000, 5),
-                canceled(A, "a1", 1, CancelReason::SelfTrade, 5),
-                trade(10_000, 5, (B, "b1", 2, 0), (A, "f3", 5, 0), Buy),
+                accepted(A, "f3", OrderId(5), Buy, 10_000, 5),
+                canceled(A, "a1", OrderId(1), CancelReason::SelfTrade, 5),
+                trade(10_000, 5, (B, "b1", OrderId(2), 0), (A, "f3", OrderId(5), 0), Buy),
             ],
         ),
         // The count stops at the own order, but what is before it is enough.
-        (6, New(order(B, S0, "b2", Sell, "100.00", 3)), vec![accepted(B, "b2", 6, Sell, 10_000, 3)]),
-        (7, New(order(A, S0, "a2", Sell, "100.00", 5)), vec![accepted(A, "a2", 7, Sell, 10_000, 5)]),
+        (6, New(order(B, S0, "b2", Sell, "100.00", 3)), vec![accepted(B, "b2", OrderId(6), Sell, 10_000, 3)]),
+        (7, New(order(A, S0, "a2", Sell, "100.00", 5)), vec![accepted(A, "a2", OrderId(7), Sell, 10_000, 5)]),
         (
             8,
             New(order(A, S0, "f4", Buy, "100.00", 3).tif(Tif::Fok).stp(StpMode::CancelBoth)),
             vec![
-                accepted(A, "f4", 8, Buy, 10_000, 3),
-                trade(10_000, 3, (B, "b2", 6, 0), (A, "f4", 8, 0), Buy),
+                accepted(A, "f4", OrderId(8), Buy, 10_000, 3),
+                trade(10_000, 3, (B, "b2", OrderId(6), 0), (A, "f4", OrderId(8), 0), Buy),
             ],
         ),
     ]);
@@ -1259,22 +1293,25 @@ fn fok_dry_run_applies_self_trade_prevention() {
 #[test]
 fn stp_cancel_newest_and_cancel_oldest() {
     let ran = scenario(vec![
-        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
-        (2, New(order(B, S0, "b1", Sell, "100.01", 5)), vec![accepted(B, "b1", 2, Sell, 10_001, 5)]),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", OrderId(1), Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.01", 5)), vec![accepted(B, "b1", OrderId(2), Sell, 10_001, 5)]),
         // cancel_newest (the default): the aggressor goes, nothing rests, matching stops.
         (
             3,
             New(order(A, S0, "a2", Buy, "100.01", 6)),
-            vec![accepted(A, "a2", 3, Buy, 10_001, 6), canceled(A, "a2", 3, CancelReason::SelfTrade, 6)],
+            vec![
+                accepted(A, "a2", OrderId(3), Buy, 10_001, 6),
+                canceled(A, "a2", OrderId(3), CancelReason::SelfTrade, 6),
+            ],
         ),
         // cancel_oldest: the resting order goes, matching goes on, the rest rests.
         (
             4,
             New(order(A, S0, "a3", Buy, "100.01", 6).stp(StpMode::CancelOldest)),
             vec![
-                accepted(A, "a3", 4, Buy, 10_001, 6),
-                canceled(A, "a1", 1, CancelReason::SelfTrade, 5),
-                trade(10_001, 5, (B, "b1", 2, 0), (A, "a3", 4, 1), Buy),
+                accepted(A, "a3", OrderId(4), Buy, 10_001, 6),
+                canceled(A, "a1", OrderId(1), CancelReason::SelfTrade, 5),
+                trade(10_001, 5, (B, "b1", OrderId(2), 0), (A, "a3", OrderId(4), 1), Buy),
             ],
         ),
     ]);
@@ -1284,22 +1321,22 @@ fn stp_cancel_newest_and_cancel_oldest() {
 #[test]
 fn stp_cancel_both_cancels_the_maker_first_then_the_taker() {
     let ran = scenario(vec![
-        (1, New(order(B, S0, "b1", Sell, "100.00", 2)), vec![accepted(B, "b1", 1, Sell, 10_000, 2)]),
+        (1, New(order(B, S0, "b1", Sell, "100.00", 2)), vec![accepted(B, "b1", OrderId(1), Sell, 10_000, 2)]),
         (
             2,
             New(order(A, S0, "a1", Sell, "100.00", 5).display(1)),
-            vec![accepted(A, "a1", 2, Sell, 10_000, 5)],
+            vec![accepted(A, "a1", OrderId(2), Sell, 10_000, 5)],
         ),
-        (3, New(order(B, S0, "b2", Sell, "100.00", 5)), vec![accepted(B, "b2", 3, Sell, 10_000, 5)]),
+        (3, New(order(B, S0, "b2", Sell, "100.00", 5)), vec![accepted(B, "b2", OrderId(3), Sell, 10_000, 5)]),
         (
             4,
             New(order(A, S0, "a2", Buy, "100.00", 10).stp(StpMode::CancelBoth)),
             vec![
-                accepted(A, "a2", 4, Buy, 10_000, 10),
-                trade(10_000, 2, (B, "b1", 1, 0), (A, "a2", 4, 8), Buy),
+                accepted(A, "a2", OrderId(4), Buy, 10_000, 10),
+                trade(10_000, 2, (B, "b1", OrderId(1), 0), (A, "a2", OrderId(4), 8), Buy),
                 // The maker's whole leaves, hidden part included.
-                canceled(A, "a1", 2, CancelReason::SelfTrade, 5),
-                canceled(A, "a2", 4, CancelReason::SelfTrade, 8),
+                canceled(A, "a1", OrderId(2), CancelReason::SelfTrade, 5),
+                canceled(A, "a2", OrderId(4), CancelReason::SelfTrade, 8),
             ],
         ),
     ]);
@@ -1312,30 +1349,30 @@ fn iceberg_reslice_goes_to_the_back_of_its_level() {
         (
             1,
             New(order(A, S0, "i1", Sell, "100.00", 10).display(3)),
-            vec![accepted(A, "i1", 1, Sell, 10_000, 10)],
+            vec![accepted(A, "i1", OrderId(1), Sell, 10_000, 10)],
         ),
-        (2, New(order(B, S0, "b1", Sell, "100.00", 2)), vec![accepted(B, "b1", 2, Sell, 10_000, 2)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 2)), vec![accepted(B, "b1", OrderId(2), Sell, 10_000, 2)]),
         (
             3,
             New(order(C, S0, "c1", Buy, "100.00", 4).tif(Tif::Ioc)),
             vec![
-                accepted(C, "c1", 3, Buy, 10_000, 4),
+                accepted(C, "c1", OrderId(3), Buy, 10_000, 4),
                 // The visible 3 of i1, whose new slice then queues behind b1.
-                trade(10_000, 3, (A, "i1", 1, 7), (C, "c1", 3, 1), Buy),
-                trade(10_000, 1, (B, "b1", 2, 1), (C, "c1", 3, 0), Buy),
+                trade(10_000, 3, (A, "i1", OrderId(1), 7), (C, "c1", OrderId(3), 1), Buy),
+                trade(10_000, 1, (B, "b1", OrderId(2), 1), (C, "c1", OrderId(3), 0), Buy),
             ],
         ),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: 100.00 [2 b1 #2 1/1] [1 i1 #1 7/3]");
     // An iceberg that rests after trading shows a fresh slice.
     let ran = scenario(vec![
-        (1, New(order(B, S0, "b1", Sell, "100.00", 2)), vec![accepted(B, "b1", 1, Sell, 10_000, 2)]),
+        (1, New(order(B, S0, "b1", Sell, "100.00", 2)), vec![accepted(B, "b1", OrderId(1), Sell, 10_000, 2)]),
         (
             2,
             New(order(A, S0, "i1", Buy, "100.00", 10).display(4)),
             vec![
-                accepted(A, "i1", 2, Buy, 10_000, 10),
-                trade(10_000, 2, (B, "b1", 1, 0), (A, "i1", 2, 8), Buy),
+                accepted(A, "i1", OrderId(2), Buy, 10_000, 10),
+                trade(10_000, 2, (B, "b1", OrderId(1), 0), (A, "i1", OrderId(2), 8), Buy),
             ],
         ),
     ]);
@@ -1345,37 +1382,41 @@ fn iceberg_reslice_goes_to_the_back_of_its_level() {
 #[test]
 fn stops_trigger_in_acceptance_order_and_cascade_in_rounds() {
     let ran = scenario(vec![
-        (1, New(order(A, S0, "a1", Sell, "100.00", 1)), vec![accepted(A, "a1", 1, Sell, 10_000, 1)]),
-        (2, New(order(A, S0, "a2", Sell, "101.00", 1)), vec![accepted(A, "a2", 2, Sell, 10_100, 1)]),
-        (3, New(order(A, S0, "a3", Sell, "102.00", 1)), vec![accepted(A, "a3", 3, Sell, 10_200, 1)]),
-        (4, New(order(A, S0, "a4", Sell, "103.00", 1)), vec![accepted(A, "a4", 4, Sell, 10_300, 1)]),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 1)), vec![accepted(A, "a1", OrderId(1), Sell, 10_000, 1)]),
+        (2, New(order(A, S0, "a2", Sell, "101.00", 1)), vec![accepted(A, "a2", OrderId(2), Sell, 10_100, 1)]),
+        (3, New(order(A, S0, "a3", Sell, "102.00", 1)), vec![accepted(A, "a3", OrderId(3), Sell, 10_200, 1)]),
+        (4, New(order(A, S0, "a4", Sell, "103.00", 1)), vec![accepted(A, "a4", OrderId(4), Sell, 10_300, 1)]),
         // No trade yet: there is no last price to test, so every stop waits.
         (
             5,
             New(order(B, S0, "x", Buy, "0", 1).market().stop("100.00")),
-            vec![accepted(B, "x", 5, Buy, 0, 1)],
+            vec![accepted(B, "x", OrderId(5), Buy, 0, 1)],
         ),
         (
             6,
             New(order(B, S0, "z", Buy, "0", 1).market().stop("101.00")),
-            vec![accepted(B, "z", 6, Buy, 0, 1)],
+            vec![accepted(B, "z", OrderId(6), Buy, 0, 1)],
         ),
-        (7, New(order(C, S0, "y", Buy, "0", 1).market().stop("99.00")), vec![accepted(C, "y", 7, Buy, 0, 1)]),
+        (
+            7,
+            New(order(C, S0, "y", Buy, "0", 1).market().stop("99.00")),
+            vec![accepted(C, "y", OrderId(7), Buy, 0, 1)],
+        ),
         (
             8,
             New(order(C, S0, "t", Buy, "100.00", 1).tif(Tif::Ioc)),
             vec![
-                accepted(C, "t", 8, Buy, 10_000, 1),
-                trade(10_000, 1, (A, "a1", 1, 0), (C, "t", 8, 0), Buy),
+                accepted(C, "t", OrderId(8), Buy, 10_000, 1),
+                trade(10_000, 1, (A, "a1", OrderId(1), 0), (C, "t", OrderId(8), 0), Buy),
                 // Round 1 (last 100.00): x and y, in acceptance order; y still runs after x
                 // moved the price, and z (stop 101.00) is not in this round.
-                triggered(B, "x", 5),
-                trade(10_100, 1, (A, "a2", 2, 0), (B, "x", 5, 0), Buy),
-                triggered(C, "y", 7),
-                trade(10_200, 1, (A, "a3", 3, 0), (C, "y", 7, 0), Buy),
+                triggered(B, "x", OrderId(5)),
+                trade(10_100, 1, (A, "a2", OrderId(2), 0), (B, "x", OrderId(5), 0), Buy),
+                triggered(C, "y", OrderId(7)),
+                trade(10_200, 1, (A, "a3", OrderId(3), 0), (C, "y", OrderId(7), 0), Buy),
                 // Round 2 (last 102.00): z.
-                triggered(B, "z", 6),
-                trade(10_300, 1, (A, "a4", 4, 0), (B, "z", 6, 0), Buy),
+                triggered(B, "z", OrderId(6)),
+                trade(10_300, 1, (A, "a4", OrderId(4), 0), (B, "z", OrderId(6), 0), Buy),
             ],
         ),
         // A stop whose condition already holds triggers right after its own acceptance.
@@ -1383,21 +1424,21 @@ fn stops_trigger_in_acceptance_order_and_cascade_in_rounds() {
             9,
             New(order(B, S0, "w", Buy, "0", 2).market().stop("100.00")),
             vec![
-                accepted(B, "w", 9, Buy, 0, 2),
-                triggered(B, "w", 9),
-                canceled(B, "w", 9, CancelReason::Ioc, 2),
+                accepted(B, "w", OrderId(9), Buy, 0, 2),
+                triggered(B, "w", OrderId(9)),
+                canceled(B, "w", OrderId(9), CancelReason::Ioc, 2),
             ],
         ),
         // A stop-limit rests at its limit after triggering; a sell stop needs last <= stop.
         (
             10,
             New(order(C, S0, "v", Sell, "104.00", 2).stop("103.00")),
-            vec![accepted(C, "v", 10, Sell, 10_400, 2), triggered(C, "v", 10)],
+            vec![accepted(C, "v", OrderId(10), Sell, 10_400, 2), triggered(C, "v", OrderId(10))],
         ),
         (
             11,
             New(order(C, S0, "u", Sell, "104.00", 2).stop("102.99")),
-            vec![accepted(C, "u", 11, Sell, 10_400, 2)],
+            vec![accepted(C, "u", OrderId(11), Sell, 10_400, 2)],
         ),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: 104.00 [3 v #10 2/2]");
@@ -1406,32 +1447,48 @@ fn stops_trigger_in_acceptance_order_and_cascade_in_rounds() {
 #[test]
 fn replace_same_price_smaller_qty_keeps_priority_otherwise_priority_is_lost() {
     let ran = scenario(vec![
-        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
-        (2, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", 2, Sell, 10_000, 5)]),
-        (3, replace(A, S0, "a1", "a1r", None, 3), vec![replaced(A, "a1", "a1r", 1, 10_000, 3, 3)]),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", OrderId(1), Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", OrderId(2), Sell, 10_000, 5)]),
+        (3, replace(A, S0, "a1", "a1r", None, 3), vec![replaced(A, "a1", "a1r", OrderId(1), 10_000, 3, 3)]),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: 100.00 [1 a1r #1 3/3] [2 b1 #2 5/5]");
 
     let ran = scenario(vec![
-        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
-        (2, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", 2, Sell, 10_000, 5)]),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", OrderId(1), Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 5)), vec![accepted(B, "b1", OrderId(2), Sell, 10_000, 5)]),
         // Same price given explicitly, same qty, same id: priority kept.
-        (3, replace(A, S0, "a1", "a1", Some("100.00"), 5), vec![replaced(A, "a1", "a1", 1, 10_000, 5, 5)]),
+        (
+            3,
+            replace(A, S0, "a1", "a1", Some("100.00"), 5),
+            vec![replaced(A, "a1", "a1", OrderId(1), 10_000, 5, 5)],
+        ),
         // A qty increase at the same price: to the back.
-        (4, replace(A, S0, "a1", "a2", None, 6), vec![replaced(A, "a1", "a2", 1, 10_000, 6, 6)]),
+        (4, replace(A, S0, "a1", "a2", None, 6), vec![replaced(A, "a1", "a2", OrderId(1), 10_000, 6, 6)]),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: 100.00 [2 b1 #2 5/5] [1 a2 #1 6/6]");
 
     let ran = scenario(vec![
-        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", 1, Sell, 10_000, 5)]),
-        (2, New(order(B, S0, "b1", Sell, "100.01", 5)), vec![accepted(B, "b1", 2, Sell, 10_001, 5)]),
-        (3, New(order(B, S0, "b2", Sell, "100.00", 5)), vec![accepted(B, "b2", 3, Sell, 10_000, 5)]),
-        (4, New(order(C, S0, "c1", Sell, "100.00", 1)), vec![accepted(C, "c1", 4, Sell, 10_000, 1)]),
+        (1, New(order(A, S0, "a1", Sell, "100.00", 5)), vec![accepted(A, "a1", OrderId(1), Sell, 10_000, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.01", 5)), vec![accepted(B, "b1", OrderId(2), Sell, 10_001, 5)]),
+        (3, New(order(B, S0, "b2", Sell, "100.00", 5)), vec![accepted(B, "b2", OrderId(3), Sell, 10_000, 5)]),
+        (4, New(order(C, S0, "c1", Sell, "100.00", 1)), vec![accepted(C, "c1", OrderId(4), Sell, 10_000, 1)]),
         // A price change (even with a smaller qty) goes to the back of the new level; moving
         // away and back loses priority too.
-        (5, replace(A, S0, "a1", "a2", Some("100.01"), 4), vec![replaced(A, "a1", "a2", 1, 10_001, 4, 4)]),
-        (6, replace(B, S0, "b2", "b3", Some("100.02"), 5), vec![replaced(B, "b2", "b3", 3, 10_002, 5, 5)]),
-        (7, replace(B, S0, "b3", "b4", Some("100.00"), 5), vec![replaced(B, "b3", "b4", 3, 10_000, 5, 5)]),
+        (
+            5,
+            replace(A, S0, "a1", "a2", Some("100.01"), 4),
+            vec![replaced(A, "a1", "a2", OrderId(1), 10_001, 4, 4)],
+        ),
+        (
+            6,
+            replace(B, S0, "b2", "b3", Some("100.02"), 5),
+            vec![replaced(B, "b2", "b3", OrderId(3), 10_002, 5, 5)],
+        ),
+        (
+            7,
+            replace(B, S0, "b3", "b4", Some("100.00"), 5),
+            vec![replaced(B, "b3", "b4", OrderId(3), 10_000, 5, 5)],
+        ),
     ]);
     assert_eq!(
         ran.book(S0),
@@ -1442,28 +1499,40 @@ fn replace_same_price_smaller_qty_keeps_priority_otherwise_priority_is_lost() {
 #[test]
 fn replace_with_qty_at_or_below_filled_ends_the_order() {
     let ran = scenario(vec![
-        (1, New(order(A, S0, "a1", Sell, "100.00", 10)), vec![accepted(A, "a1", 1, Sell, 10_000, 10)]),
+        (
+            1,
+            New(order(A, S0, "a1", Sell, "100.00", 10)),
+            vec![accepted(A, "a1", OrderId(1), Sell, 10_000, 10)],
+        ),
         (
             2,
             New(order(C, S0, "c1", Buy, "100.00", 4).tif(Tif::Ioc)),
             vec![
-                accepted(C, "c1", 2, Buy, 10_000, 4),
-                trade(10_000, 4, (A, "a1", 1, 6), (C, "c1", 2, 0), Buy),
+                accepted(C, "c1", OrderId(2), Buy, 10_000, 4),
+                trade(10_000, 4, (A, "a1", OrderId(1), 6), (C, "c1", OrderId(2), 0), Buy),
             ],
         ),
-        (3, replace(A, S0, "a1", "a2", None, 4), vec![replaced(A, "a1", "a2", 1, 10_000, 4, 0)]),
+        (3, replace(A, S0, "a1", "a2", None, 4), vec![replaced(A, "a1", "a2", OrderId(1), 10_000, 4, 0)]),
         (4, cancel(A, S0, "a2"), vec![rejected(A, "a2", RejectReason::UnknownOrder)]),
-        (5, New(order(A, S0, "a3", Sell, "100.00", 10)), vec![accepted(A, "a3", 3, Sell, 10_000, 10)]),
+        (
+            5,
+            New(order(A, S0, "a3", Sell, "100.00", 10)),
+            vec![accepted(A, "a3", OrderId(3), Sell, 10_000, 10)],
+        ),
         (
             6,
             New(order(C, S0, "c2", Buy, "100.00", 4).tif(Tif::Ioc)),
             vec![
-                accepted(C, "c2", 4, Buy, 10_000, 4),
-                trade(10_000, 4, (A, "a3", 3, 6), (C, "c2", 4, 0), Buy),
+                accepted(C, "c2", OrderId(4), Buy, 10_000, 4),
+                trade(10_000, 4, (A, "a3", OrderId(3), 6), (C, "c2", OrderId(4), 0), Buy),
             ],
         ),
         // Below the filled qty, with a price change: still just done.
-        (7, replace(A, S0, "a3", "a4", Some("99.00"), 2), vec![replaced(A, "a3", "a4", 3, 9_900, 2, 0)]),
+        (
+            7,
+            replace(A, S0, "a3", "a4", Some("99.00"), 2),
+            vec![replaced(A, "a3", "a4", OrderId(3), 9_900, 2, 0)],
+        ),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: ");
 }
@@ -1471,22 +1540,22 @@ fn replace_with_qty_at_or_below_filled_ends_the_order() {
 #[test]
 fn replace_that_crosses_trades_as_the_aggressor_then_runs_stops() {
     let ran = scenario(vec![
-        (1, New(order(A, S0, "a1", Buy, "99.00", 5)), vec![accepted(A, "a1", 1, Buy, 9_900, 5)]),
-        (2, New(order(B, S0, "b1", Sell, "100.00", 3)), vec![accepted(B, "b1", 2, Sell, 10_000, 3)]),
-        (3, New(order(B, S0, "b2", Sell, "100.50", 1)), vec![accepted(B, "b2", 3, Sell, 10_050, 1)]),
+        (1, New(order(A, S0, "a1", Buy, "99.00", 5)), vec![accepted(A, "a1", OrderId(1), Buy, 9_900, 5)]),
+        (2, New(order(B, S0, "b1", Sell, "100.00", 3)), vec![accepted(B, "b1", OrderId(2), Sell, 10_000, 3)]),
+        (3, New(order(B, S0, "b2", Sell, "100.50", 1)), vec![accepted(B, "b2", OrderId(3), Sell, 10_050, 1)]),
         (
             4,
             New(order(C, S0, "s", Buy, "0", 1).market().stop("100.00")),
-            vec![accepted(C, "s", 4, Buy, 0, 1)],
+            vec![accepted(C, "s", OrderId(4), Buy, 0, 1)],
         ),
         (
             5,
             replace(A, S0, "a1", "a1x", Some("100.00"), 5),
             vec![
-                replaced(A, "a1", "a1x", 1, 10_000, 5, 5),
-                trade(10_000, 3, (B, "b1", 2, 0), (A, "a1x", 1, 2), Buy),
-                triggered(C, "s", 4),
-                trade(10_050, 1, (B, "b2", 3, 0), (C, "s", 4, 0), Buy),
+                replaced(A, "a1", "a1x", OrderId(1), 10_000, 5, 5),
+                trade(10_000, 3, (B, "b1", OrderId(2), 0), (A, "a1x", OrderId(1), 2), Buy),
+                triggered(C, "s", OrderId(4)),
+                trade(10_050, 1, (B, "b2", OrderId(3), 0), (C, "s", OrderId(4), 0), Buy),
             ],
         ),
     ]);
@@ -1496,9 +1565,13 @@ fn replace_that_crosses_trades_as_the_aggressor_then_runs_stops() {
 #[test]
 fn replace_checks_run_in_order_and_rejects_name_the_new_id() {
     scenario(vec![
-        (1, New(order(A, S0, "a1", Buy, "99.00", 5)), vec![accepted(A, "a1", 1, Buy, 9_900, 5)]),
-        (2, New(order(A, S1, "a2", Buy, "99.00", 10)), vec![on(S1, accepted(A, "a2", 2, Buy, 9_900, 10))]),
-        (3, New(order(B, S0, "b1", Buy, "98.00", 1)), vec![accepted(B, "b1", 3, Buy, 9_800, 1)]),
+        (1, New(order(A, S0, "a1", Buy, "99.00", 5)), vec![accepted(A, "a1", OrderId(1), Buy, 9_900, 5)]),
+        (
+            2,
+            New(order(A, S1, "a2", Buy, "99.00", 10)),
+            vec![on(S1, accepted(A, "a2", OrderId(2), Buy, 9_900, 10))],
+        ),
+        (3, New(order(B, S0, "b1", Buy, "98.00", 1)), vec![accepted(B, "b1", OrderId(3), Buy, 9_800, 1)]),
         (
             4,
             replace(A, SYMBOL_UNKNOWN, "a1", "n1", None, 0),
@@ -1522,7 +1595,7 @@ fn replace_checks_run_in_order_and_rejects_name_the_new_id() {
         (11, replace(A, S0, "a1", "n7", Some("0"), 5), vec![rejected(A, "n7", RejectReason::BadPriceTick)]),
         // duplicate_id: live on any symbol of the account; the same id is not a duplicate.
         (12, replace(A, S0, "a1", "a2", None, 5), vec![rejected(A, "a2", RejectReason::DuplicateId)]),
-        (13, replace(A, S0, "a1", "a1", None, 4), vec![replaced(A, "a1", "a1", 1, 9_900, 4, 4)]),
+        (13, replace(A, S0, "a1", "a1", None, 4), vec![replaced(A, "a1", "a1", OrderId(1), 9_900, 4, 4)]),
         (14, Halt { symbol: S0 }, vec![status(S0, true)]),
         (15, replace(A, S0, "zz", "n8", None, 0), vec![rejected(A, "n8", RejectReason::Halted)]),
         (16, Resume { symbol: S0 }, vec![status(S0, false)]),
@@ -1530,43 +1603,55 @@ fn replace_checks_run_in_order_and_rejects_name_the_new_id() {
         (
             17,
             New(order(A, S0, "p", Sell, "101.00", 1).post_only()),
-            vec![accepted(A, "p", 4, Sell, 10_100, 1)],
+            vec![accepted(A, "p", OrderId(4), Sell, 10_100, 1)],
         ),
         (18, replace(A, S0, "p", "p2", Some("98.00"), 1), vec![rejected(A, "p2", RejectReason::WouldTake)]),
-        (19, replace(A, S0, "p", "p2", Some("99.01"), 2), vec![replaced(A, "p", "p2", 4, 9_901, 2, 2)]),
+        (
+            19,
+            replace(A, S0, "p", "p2", Some("99.01"), 2),
+            vec![replaced(A, "p", "p2", OrderId(4), 9_901, 2, 2)],
+        ),
     ]);
 }
 
 #[test]
 fn replacing_a_stop_keeps_its_place_among_the_stops() {
     let ran = scenario(vec![
-        (1, New(order(B, S0, "m1", Sell, "100.00", 1)), vec![accepted(B, "m1", 1, Sell, 10_000, 1)]),
-        (2, New(order(B, S0, "m2", Sell, "100.00", 1)), vec![accepted(B, "m2", 2, Sell, 10_000, 1)]),
-        (3, New(order(B, S0, "m3", Sell, "100.05", 3)), vec![accepted(B, "m3", 3, Sell, 10_005, 3)]),
+        (1, New(order(B, S0, "m1", Sell, "100.00", 1)), vec![accepted(B, "m1", OrderId(1), Sell, 10_000, 1)]),
+        (2, New(order(B, S0, "m2", Sell, "100.00", 1)), vec![accepted(B, "m2", OrderId(2), Sell, 10_000, 1)]),
+        (3, New(order(B, S0, "m3", Sell, "100.05", 3)), vec![accepted(B, "m3", OrderId(3), Sell, 10_005, 3)]),
         (
             4,
             New(order(A, S0, "s1", Buy, "100.00", 1).stop("100.00")),
-            vec![accepted(A, "s1", 4, Buy, 10_000, 1)],
+            vec![accepted(A, "s1", OrderId(4), Buy, 10_000, 1)],
         ),
         (
             5,
             New(order(C, S0, "s2", Buy, "0", 1).market().stop("100.00")),
-            vec![accepted(C, "s2", 5, Buy, 0, 1)],
+            vec![accepted(C, "s2", OrderId(5), Buy, 0, 1)],
         ),
-        (6, replace(A, S0, "s1", "s1r", Some("100.05"), 2), vec![replaced(A, "s1", "s1r", 4, 10_005, 2, 2)]),
+        (
+            6,
+            replace(A, S0, "s1", "s1r", Some("100.05"), 2),
+            vec![replaced(A, "s1", "s1r", OrderId(4), 10_005, 2, 2)],
+        ),
         // A price on a stop-market replace is ignored (even an off-tick one).
-        (7, replace(C, S0, "s2", "s2r", Some("1.005"), 1), vec![replaced(C, "s2", "s2r", 5, 0, 1, 1)]),
+        (
+            7,
+            replace(C, S0, "s2", "s2r", Some("1.005"), 1),
+            vec![replaced(C, "s2", "s2r", OrderId(5), 0, 1, 1)],
+        ),
         (
             8,
             New(order(C, S0, "t", Buy, "100.00", 1).tif(Tif::Ioc)),
             vec![
-                accepted(C, "t", 6, Buy, 10_000, 1),
-                trade(10_000, 1, (B, "m1", 1, 0), (C, "t", 6, 0), Buy),
-                triggered(A, "s1r", 4),
-                trade(10_000, 1, (B, "m2", 2, 0), (A, "s1r", 4, 1), Buy),
-                trade(10_005, 1, (B, "m3", 3, 2), (A, "s1r", 4, 0), Buy),
-                triggered(C, "s2r", 5),
-                trade(10_005, 1, (B, "m3", 3, 1), (C, "s2r", 5, 0), Buy),
+                accepted(C, "t", OrderId(6), Buy, 10_000, 1),
+                trade(10_000, 1, (B, "m1", OrderId(1), 0), (C, "t", OrderId(6), 0), Buy),
+                triggered(A, "s1r", OrderId(4)),
+                trade(10_000, 1, (B, "m2", OrderId(2), 0), (A, "s1r", OrderId(4), 1), Buy),
+                trade(10_005, 1, (B, "m3", OrderId(3), 2), (A, "s1r", OrderId(4), 0), Buy),
+                triggered(C, "s2r", OrderId(5)),
+                trade(10_005, 1, (B, "m3", OrderId(3), 1), (C, "s2r", OrderId(5), 0), Buy),
             ],
         ),
     ]);
@@ -1579,18 +1664,18 @@ fn iceberg_replace_in_place_caps_the_visible_slice() {
         (
             1,
             New(order(A, S0, "i", Sell, "100.00", 10).display(4)),
-            vec![accepted(A, "i", 1, Sell, 10_000, 10)],
+            vec![accepted(A, "i", OrderId(1), Sell, 10_000, 10)],
         ),
         (
             2,
             New(order(C, S0, "c", Buy, "100.00", 5).tif(Tif::Ioc)),
             vec![
-                accepted(C, "c", 2, Buy, 10_000, 5),
-                trade(10_000, 4, (A, "i", 1, 6), (C, "c", 2, 1), Buy),
-                trade(10_000, 1, (A, "i", 1, 5), (C, "c", 2, 0), Buy),
+                accepted(C, "c", OrderId(2), Buy, 10_000, 5),
+                trade(10_000, 4, (A, "i", OrderId(1), 6), (C, "c", OrderId(2), 1), Buy),
+                trade(10_000, 1, (A, "i", OrderId(1), 5), (C, "c", OrderId(2), 0), Buy),
             ],
         ),
-        (3, replace(A, S0, "i", "i2", None, 7), vec![replaced(A, "i", "i2", 1, 10_000, 7, 2)]),
+        (3, replace(A, S0, "i", "i2", None, 7), vec![replaced(A, "i", "i2", OrderId(1), 10_000, 7, 2)]),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: 100.00 [1 i2 #1 2/2]");
 }
@@ -1598,11 +1683,11 @@ fn iceberg_replace_in_place_caps_the_visible_slice() {
 #[test]
 fn cancels_pass_while_halted_and_see_only_the_accounts_own_orders() {
     scenario(vec![
-        (1, New(order(A, S0, "a1", Buy, "99.00", 1)), vec![accepted(A, "a1", 1, Buy, 9_900, 1)]),
+        (1, New(order(A, S0, "a1", Buy, "99.00", 1)), vec![accepted(A, "a1", OrderId(1), Buy, 9_900, 1)]),
         (
             2,
             New(order(A, S0, "s1", Sell, "98.00", 1).stop("98.00")),
-            vec![accepted(A, "s1", 2, Sell, 9_800, 1)],
+            vec![accepted(A, "s1", OrderId(2), Sell, 9_800, 1)],
         ),
         (3, Halt { symbol: S0 }, vec![status(S0, true)]),
         (4, New(order(A, S0, "a2", Buy, "99.00", 1)), vec![rejected(A, "a2", RejectReason::Halted)]),
@@ -1613,8 +1698,8 @@ fn cancels_pass_while_halted_and_see_only_the_accounts_own_orders() {
             cancel(A, SYMBOL_UNKNOWN, "a1"),
             vec![on(SYMBOL_UNKNOWN, rejected(A, "a1", RejectReason::UnknownSymbol))],
         ),
-        (8, cancel(A, S0, "a1"), vec![canceled(A, "a1", 1, CancelReason::User, 1)]),
-        (9, cancel(A, S0, "s1"), vec![canceled(A, "s1", 2, CancelReason::User, 1)]),
+        (8, cancel(A, S0, "a1"), vec![canceled(A, "a1", OrderId(1), CancelReason::User, 1)]),
+        (9, cancel(A, S0, "s1"), vec![canceled(A, "s1", OrderId(2), CancelReason::User, 1)]),
         (10, cancel(A, S0, "a1"), vec![rejected(A, "a1", RejectReason::UnknownOrder)]),
         (11, Resume { symbol: S0 }, vec![status(S0, false)]),
     ]);
@@ -1623,27 +1708,31 @@ fn cancels_pass_while_halted_and_see_only_the_accounts_own_orders() {
 #[test]
 fn cancel_all_goes_by_symbol_then_order_id_and_includes_stops() {
     let ran = scenario(vec![
-        (1, New(order(A, S1, "x1", Buy, "99.00", 10)), vec![on(S1, accepted(A, "x1", 1, Buy, 9_900, 10))]),
-        (2, New(order(A, S0, "x2", Buy, "99.00", 1)), vec![accepted(A, "x2", 2, Buy, 9_900, 1)]),
+        (
+            1,
+            New(order(A, S1, "x1", Buy, "99.00", 10)),
+            vec![on(S1, accepted(A, "x1", OrderId(1), Buy, 9_900, 10))],
+        ),
+        (2, New(order(A, S0, "x2", Buy, "99.00", 1)), vec![accepted(A, "x2", OrderId(2), Buy, 9_900, 1)]),
         (
             3,
             New(order(A, S0, "x3", Buy, "0", 1).market().stop("101.00")),
-            vec![accepted(A, "x3", 3, Buy, 0, 1)],
+            vec![accepted(A, "x3", OrderId(3), Buy, 0, 1)],
         ),
-        (4, New(order(B, S0, "y", Buy, "98.00", 1)), vec![accepted(B, "y", 4, Buy, 9_800, 1)]),
+        (4, New(order(B, S0, "y", Buy, "98.00", 1)), vec![accepted(B, "y", OrderId(4), Buy, 9_800, 1)]),
         (
             5,
             New(order(A, S1, "x4", Sell, "101.00", 20).display(10)),
-            vec![on(S1, accepted(A, "x4", 5, Sell, 10_100, 20))],
+            vec![on(S1, accepted(A, "x4", OrderId(5), Sell, 10_100, 20))],
         ),
         (
             6,
             CancelAll { account: A, symbol: None },
             vec![
-                canceled(A, "x2", 2, CancelReason::MassCancel, 1),
-                canceled(A, "x3", 3, CancelReason::MassCancel, 1),
-                on(S1, canceled(A, "x1", 1, CancelReason::MassCancel, 10)),
-                on(S1, canceled(A, "x4", 5, CancelReason::MassCancel, 20)),
+                canceled(A, "x2", OrderId(2), CancelReason::MassCancel, 1),
+                canceled(A, "x3", OrderId(3), CancelReason::MassCancel, 1),
+                on(S1, canceled(A, "x1", OrderId(1), CancelReason::MassCancel, 10)),
+                on(S1, canceled(A, "x4", OrderId(5), CancelReason::MassCancel, 20)),
             ],
         ),
         (7, CancelAll { account: B, symbol: Some(S1) }, vec![]),
@@ -1651,7 +1740,7 @@ fn cancel_all_goes_by_symbol_then_order_id_and_includes_stops() {
         (
             9,
             CancelAll { account: B, symbol: Some(S0) },
-            vec![canceled(B, "y", 4, CancelReason::MassCancel, 1)],
+            vec![canceled(B, "y", OrderId(4), CancelReason::MassCancel, 1)],
         ),
     ]);
     assert_eq!(ran.book(S0), "bids: \nasks: ");
@@ -1664,17 +1753,20 @@ fn book_full_when_the_pool_or_a_ladder_is_full() {
     let ran = scenario_with(
         pools,
         vec![
-            (1, New(order(A, S0, "a1", Buy, "99.00", 1)), vec![accepted(A, "a1", 1, Buy, 9_900, 1)]),
-            (2, New(order(A, S0, "a2", Buy, "98.00", 1)), vec![accepted(A, "a2", 2, Buy, 9_800, 1)]),
+            (1, New(order(A, S0, "a1", Buy, "99.00", 1)), vec![accepted(A, "a1", OrderId(1), Buy, 9_900, 1)]),
+            (2, New(order(A, S0, "a2", Buy, "98.00", 1)), vec![accepted(A, "a2", OrderId(2), Buy, 9_800, 1)]),
             // A third bid level could rest: refused before matching.
             (3, New(order(A, S0, "a3", Buy, "97.00", 1)), vec![rejected(A, "a3", RejectReason::BookFull)]),
             // An IOC cannot rest, and an existing level is no new level.
             (
                 4,
                 New(order(A, S0, "a3", Buy, "97.00", 1).tif(Tif::Ioc)),
-                vec![accepted(A, "a3", 3, Buy, 9_700, 1), canceled(A, "a3", 3, CancelReason::Ioc, 1)],
+                vec![
+                    accepted(A, "a3", OrderId(3), Buy, 9_700, 1),
+                    canceled(A, "a3", OrderId(3), CancelReason::Ioc, 1),
+                ],
             ),
-            (5, New(order(A, S0, "a4", Buy, "98.00", 1)), vec![accepted(A, "a4", 4, Buy, 9_800, 1)]),
+            (5, New(order(A, S0, "a4", Buy, "98.00", 1)), vec![accepted(A, "a4", OrderId(4), Buy, 9_800, 1)]),
             // The asks have their own ladder, but the pool (3 live orders) is full.
             (
                 6,
@@ -1688,8 +1780,16 @@ fn book_full_when_the_pool_or_a_ladder_is_full() {
                 vec![rejected(A, "a5", RejectReason::BookFull)],
             ),
             // ...but not when the order is alone at its level: the ladder keeps its size.
-            (8, replace(A, S0, "a1", "a5", Some("96.00"), 1), vec![replaced(A, "a1", "a5", 1, 9_600, 1, 1)]),
-            (9, replace(A, S0, "a5", "a6", Some("98.00"), 1), vec![replaced(A, "a5", "a6", 1, 9_800, 1, 1)]),
+            (
+                8,
+                replace(A, S0, "a1", "a5", Some("96.00"), 1),
+                vec![replaced(A, "a1", "a5", OrderId(1), 9_600, 1, 1)],
+            ),
+            (
+                9,
+                replace(A, S0, "a5", "a6", Some("98.00"), 1),
+                vec![replaced(A, "a5", "a6", OrderId(1), 9_800, 1, 1)],
+            ),
         ],
     );
     assert_eq!(ran.book(S0), "bids: 98.00 [1 a2 #2 1/1] [1 a4 #4 1/1] [1 a6 #1 1/1]\nasks: ");
@@ -1704,13 +1804,16 @@ fn fok_never_partly_fills_when_an_iceberg_would_reslice_behind_an_own_order() {
         (
             1,
             New(order(B, S0, "b1", Sell, "100.00", 10).display(2)),
-            vec![accepted(B, "b1", 1, Sell, 10_000, 10)],
+            vec![accepted(B, "b1", OrderId(1), Sell, 10_000, 10)],
         ),
-        (2, New(order(A, S0, "a1", Sell, "100.00", 1)), vec![accepted(A, "a1", 2, Sell, 10_000, 1)]),
+        (2, New(order(A, S0, "a1", Sell, "100.00", 1)), vec![accepted(A, "a1", OrderId(2), Sell, 10_000, 1)]),
         (
             3,
             New(order(A, S0, "f1", Buy, "100.00", 10).tif(Tif::Fok)),
-            vec![accepted(A, "f1", 3, Buy, 10_000, 10), canceled(A, "f1", 3, CancelReason::Fok, 10)],
+            vec![
+                accepted(A, "f1", OrderId(3), Buy, 10_000, 10),
+                canceled(A, "f1", OrderId(3), CancelReason::Fok, 10),
+            ],
         ),
     ]);
 }

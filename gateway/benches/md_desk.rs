@@ -7,8 +7,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side,
-    Tif, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
 };
 use fix::codec::Encoder;
 use gateway::md::{EntryTypes, MarketDataDesk, MdConfig, MdRequest, MdSink, SubscriptionType};
@@ -25,10 +25,10 @@ fn event_stream() -> Vec<Event> {
     let mut rng = SmallRng::seed_from_u64(17);
     let mut engine = Engine::new(EngineConfig::default());
     let mut events = Vec::new();
-    let mut sent: Vec<(u32, u32, ClOrdId)> = Vec::new();
+    let mut sent: Vec<(AccountId, SymbolId, ClOrdId)> = Vec::new();
     for seq in 1..=COMMANDS {
-        let account = rng.gen_range(0..16);
-        let symbol = rng.gen_range(0..3);
+        let account = AccountId(rng.gen_range(0..16));
+        let symbol = SymbolId(rng.gen_range(0..3));
         let side = if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
         let roll = rng.gen_range(0..100);
         let kind = if roll < 60 || sent.is_empty() {
@@ -82,7 +82,7 @@ fn desk(sessions: u64) -> MarketDataDesk {
             depth: None,
             full_refresh_updates: false,
             types: EntryTypes { bid: true, offer: true, trade: true },
-            symbols: vec![0, 1, 2],
+            symbols: vec![SymbolId(0), SymbolId(1), SymbolId(2)],
         };
         desk.request(session, request, &mut sink);
     }

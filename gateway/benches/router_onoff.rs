@@ -17,7 +17,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
-use engine::{CancelOrder, ClOrdId, Engine, EngineConfig, NewOrder, Side, PRICE_UNITS_PER_ONE};
+use engine::{
+    AccountId, CancelOrder, ClOrdId, Engine, EngineConfig, NewOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
+};
 use gateway::metrics::RouterMetrics;
 use gateway::router::{Delivery, Outbox, Request, Router, RouterConfig, RouterTx, ToRouter};
 use monitor::Registry;
@@ -54,8 +56,8 @@ fn stream() -> Vec<Request> {
             let target = i - 4 - (r as usize % 4) * 2; // same account, an earlier order
             out.push(Request::Cancel {
                 cancel: CancelOrder {
-                    account,
-                    symbol: 0,
+                    account: AccountId(account),
+                    symbol: SymbolId(0),
                     id: ClOrdId::from_str(&format!("o{target}")).unwrap(),
                     request_id: Some(ClOrdId::from_str(&format!("c{i}")).unwrap()),
                 },
@@ -73,7 +75,7 @@ fn stream() -> Vec<Request> {
         };
         let id = ClOrdId::from_str(&format!("o{i}")).unwrap();
         out.push(Request::New {
-            order: NewOrder::limit(account, 0, id, side, price, 1 + (r >> 20) % 5),
+            order: NewOrder::limit(AccountId(account), SymbolId(0), id, side, price, 1 + (r >> 20) % 5),
             ref_seq: i as u64,
         });
     }
@@ -111,8 +113,11 @@ fn router() -> (Router, RouterTx, Receiver<Delivery>) {
     let (out_tx, out_rx) = crossbeam_channel::bounded(gateway::router::OUTBOX_CAPACITY);
     tx.send(ToRouter::Outbox(Outbox::local(out_tx))).unwrap();
     for account in 0..ACCOUNTS as u32 {
-        let attach =
-            ToRouter::Attach { session: u64::from(account) + 1, account, cancel_on_disconnect: false };
+        let attach = ToRouter::Attach {
+            session: u64::from(account) + 1,
+            account: AccountId(account),
+            cancel_on_disconnect: false,
+        };
         tx.send(attach).unwrap();
     }
     router.begin();
@@ -127,7 +132,7 @@ fn round(stream: &[Request]) -> (f64, usize) {
     let started = Instant::now();
     for (i, chunk) in stream.chunks(BURST).enumerate() {
         for request in chunk {
-            let session = u64::from(request.account()) + 1;
+            let session = u64::from(request.account().0) + 1;
             tx.try_send(ToRouter::Request { session, request: *request }).unwrap();
         }
         while router.turn() {}

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, ReplaceOrder, Side, StpMode, Tif};
+use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, OrderId, ReplaceOrder, Side, StpMode, Tif};
 
 use crate::auth::Authenticator;
 use crate::md::{MdReject, MdRequest, MdRequestError, RejectReason};
@@ -173,7 +173,7 @@ impl AppSession {
                     metrics.logon_failed();
                 } else {
                     metrics.logon();
-                    tracing::info!(account, session = self.id, "logon");
+                    tracing::info!(account = account.0, session = self.id, "logon");
                     self.account = Some(account);
                     // The account's persistent session goes on where its last connection left it.
                     session.accept_logon_resuming(parking.resume(account, self.id, now_ns), now_ns);
@@ -342,8 +342,8 @@ impl AppSession {
             Report::Exec(report) => self.exec_report(session, &report, now_ns),
             Report::CancelReject(r) => session.send(b"9", now_ns, |e| {
                 match r.order_id {
-                    0 => e.str(tag::ORDER_ID, "NONE"),
-                    id => e.u64(tag::ORDER_ID, id),
+                    OrderId(0) => e.str(tag::ORDER_ID, "NONE"),
+                    id => e.u64(tag::ORDER_ID, id.0),
                 }
                 e.bytes(tag::CL_ORD_ID, r.cl_ord_id.as_bytes());
                 e.bytes(tag::ORIG_CL_ORD_ID, r.orig_cl_ord_id.as_bytes());
@@ -526,7 +526,12 @@ impl AppSession {
     ) {
         if let Some(account) = self.account.take() {
             metrics.session_ended();
-            tracing::info!(account, session = self.id, graceful = session.logout_received(), "logout");
+            tracing::info!(
+                account = account.0,
+                session = self.id,
+                graceful = session.logout_received(),
+                "logout"
+            );
             let graceful = session.logout_received();
             let _ = self.router.send(ToRouter::Detach { session: self.id, graceful });
             parking.park(account, self.id, session, now_ns);
@@ -539,8 +544,8 @@ impl AppSession {
         let symbol = symbols.spec(r.symbol).map_or("?", |s| s.name.as_str());
         session.send(b"8", now_ns, |e| {
             match r.order_id {
-                0 => e.str(tag::ORDER_ID, "NONE"),
-                id => e.u64(tag::ORDER_ID, id),
+                OrderId(0) => e.str(tag::ORDER_ID, "NONE"),
+                id => e.u64(tag::ORDER_ID, id.0),
             }
             e.bytes(tag::CL_ORD_ID, r.cl_ord_id.as_bytes());
             if let Some(orig) = &r.orig_cl_ord_id {

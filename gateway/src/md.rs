@@ -521,7 +521,7 @@ impl MarketDataDesk {
         let Some(symbol) = self.scratch.iter().find_map(|m| m.header.symbol) else { return Ok(()) };
         // Every level change and trade, in order, as a full-depth subscriber sees them.
         self.full.clear();
-        let present = &mut self.present[symbol as usize];
+        let present = &mut self.present[symbol.index()];
         for m in self.scratch.iter().filter(|m| m.header.channel == Channel::Levels) {
             match m.body {
                 Body::Level(level) => {
@@ -966,6 +966,7 @@ impl MdBooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::{AccountId, SymbolId};
     use engine::{ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, NewOrder};
     use fix::codec::Fields;
 
@@ -1043,11 +1044,11 @@ mod tests {
         assert_eq!(r.kind, SubscriptionType::Subscribe);
         assert_eq!(r.depth, None);
         assert_eq!(r.types, EntryTypes { bid: true, offer: true, trade: true });
-        assert_eq!(r.symbols, vec![0, 1]);
+        assert_eq!(r.symbols, vec![SymbolId(0), SymbolId(1)]);
         let r = request("262=b|263=0|264=5|267=1|269=1|146=1|55=AAPL").unwrap();
         assert_eq!(
             (r.kind, r.depth, r.types.offer, r.types.bid, r.symbols),
-            (SubscriptionType::Snapshot, Some(5), true, false, vec![2])
+            (SubscriptionType::Snapshot, Some(5), true, false, vec![SymbolId(2)])
         );
         assert_eq!(request("262=a|263=2").unwrap().kind, SubscriptionType::Unsubscribe);
     }
@@ -1086,7 +1087,14 @@ mod tests {
             let side = if x.is_multiple_of(2) { Side::Sell } else { Side::Buy };
             let ticks = 10_000 + (x % 15) as i64 - 7;
             let id = ClOrdId::from_str(&format!("o{seq}")).unwrap();
-            let order = NewOrder::limit((x % 3) as u32, 0, id, side, ticks * CENT, 1 + (x >> 8) % 9);
+            let order = NewOrder::limit(
+                AccountId((x % 3) as u32),
+                SymbolId(0),
+                id,
+                side,
+                ticks * CENT,
+                1 + (x >> 8) % 9,
+            );
             let command =
                 Command { header: CommandHeader { seq, ts: seq * 1_000 }, kind: CommandKind::New(order) };
             engine.process(&command, &mut out);
@@ -1096,7 +1104,7 @@ mod tests {
 
     /// The desk's own book of symbol 0, top `depth` per side, in price units.
     fn top(desk: &MarketDataDesk, depth: usize, side: Side) -> Vec<(i64, u64)> {
-        let book = desk.md.projection().book(0).unwrap();
+        let book = desk.md.projection().book(SymbolId(0)).unwrap();
         book.levels(side).take(depth).map(|l| (l.price.0 * CENT, l.qty)).collect()
     }
 
@@ -1173,7 +1181,8 @@ mod tests {
         let mut evs = Vec::new();
         for seq in 1..=40u64 {
             let id = ClOrdId::from_str(&format!("b{seq}")).unwrap();
-            let order = NewOrder::limit(0, 0, id, Side::Buy, (9_000 + seq as i64) * CENT, 1);
+            let order =
+                NewOrder::limit(AccountId(0), SymbolId(0), id, Side::Buy, (9_000 + seq as i64) * CENT, 1);
             let command = Command { header: CommandHeader { seq, ts: seq }, kind: CommandKind::New(order) };
             engine.process(&command, &mut evs);
         }

@@ -366,7 +366,7 @@ impl RouterMetrics {
 
     #[inline]
     fn open_orders(&mut self, symbol: engine::SymbolId, delta: i64) {
-        if let Some((gauge, count)) = self.resting.get_mut(symbol as usize) {
+        if let Some((gauge, count)) = self.resting.get_mut(symbol.index()) {
             *count += delta;
             gauge.set(*count);
         }
@@ -560,6 +560,7 @@ impl RequestTimes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::{OrderId, SymbolId};
 
     #[test]
     fn a_request_is_timed_once_and_the_oldest_gives_way() {
@@ -611,10 +612,10 @@ mod tests {
         m.watch_symbols(&mut registry, &["A", "B"]).unwrap();
         let id = ClOrdId::from_bytes(b"x").unwrap();
         let accepted = |symbol, order| EventKind::Accepted {
-            account: 0 as AccountId,
+            account: AccountId(0),
             id,
-            symbol,
-            order_id: order,
+            symbol: SymbolId(symbol),
+            order_id: OrderId(order),
             side: Side::Buy,
             price: Price(1),
             qty: 1,
@@ -629,24 +630,24 @@ mod tests {
         m.event(&event(accepted(1, 4)));
         // Order 4 takes order 1 out completely; the taker is done too.
         m.event(&event(EventKind::Trade {
-            symbol: 0,
+            symbol: SymbolId(0),
             price: Price(1),
             qty: 1,
-            maker_account: 0,
+            maker_account: AccountId(0),
             maker_id: id,
-            maker_order_id: 1,
+            maker_order_id: OrderId(1),
             maker_leaves_qty: 0,
-            taker_account: 0,
+            taker_account: AccountId(0),
             taker_id: id,
-            taker_order_id: 4,
+            taker_order_id: OrderId(4),
             taker_leaves_qty: 0,
             aggressor: Side::Sell,
         }));
         m.event(&event(EventKind::Canceled {
-            account: 0,
+            account: AccountId(0),
             id,
-            symbol: 0,
-            order_id: 2,
+            symbol: SymbolId(0),
+            order_id: OrderId(2),
             reason: engine::CancelReason::User,
             leaves_qty: 1,
         }));

@@ -64,7 +64,7 @@ impl Parking {
     ) -> Parking {
         let mut slots: Vec<Option<Parked>> = Vec::new();
         for o in opened {
-            let index = o.account as usize;
+            let index = o.account.index();
             if slots.len() <= index {
                 slots.resize_with(index + 1, || None);
             }
@@ -83,7 +83,7 @@ impl Parking {
     }
 
     fn slot(&mut self, account: AccountId) -> Option<&mut Parked> {
-        self.slots.get_mut(account as usize).and_then(Option::as_mut)
+        self.slots.get_mut(account.index()).and_then(Option::as_mut)
     }
 
     /// A connection logged on as `account`: its session continues the persisted one (a new
@@ -91,7 +91,7 @@ impl Parking {
     pub fn resume(&mut self, account: AccountId, connection: u64, now_ns: u64) -> SessionState {
         let day = session_day(now_ns, self.reset_offset_s);
         let config = self.config.clone();
-        let Some(slot) = self.slots.get_mut(account as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.slots.get_mut(account.index()).and_then(Option::as_mut) else {
             return SessionState::new(&config);
         };
         let mut state = match slot.detached.take() {
@@ -130,7 +130,7 @@ impl Parking {
 
     /// The connection that has `account`'s session, if one does.
     pub fn connection(&self, account: AccountId) -> Option<u64> {
-        self.slots.get(account as usize).and_then(Option::as_ref).and_then(|s| s.connection)
+        self.slots.get(account.index()).and_then(Option::as_ref).and_then(|s| s.connection)
     }
 
     /// Notes that the report of engine event `event_seq` is being sent to `account`.
@@ -209,22 +209,29 @@ mod tests {
         o.state.in_seq_next = 7;
         o.state.out_seq_next = 9;
         o.store.persist((7, 9, &o.state.store), 0, false).unwrap();
-        let opened =
-            vec![OpenedSession { account: 0, comp_id: "alice".into(), store: o.store, state: o.state }];
+        let opened = vec![OpenedSession {
+            account: AccountId(0),
+            comp_id: "alice".into(),
+            store: o.store,
+            state: o.state,
+        }];
         let mut parking = Parking::new(config.clone(), opened, 0, now);
         // The same day: the numbers go on.
-        let state = parking.resume(0, 1, now + 1);
+        let state = parking.resume(AccountId(0), 1, now + 1);
         assert_eq!((state.in_seq_next, state.out_seq_next), (7, 9));
         let mut session = Session::detached(config.clone(), "alice", state, now);
-        parking.park(0, 1, &mut session, now + 2);
+        parking.park(AccountId(0), 1, &mut session, now + 2);
         assert!(!parking.day_changed(now + 3));
         assert!(parking.day_changed(now + DAY_NS), "once, when the day turns");
         assert!(!parking.day_changed(now + DAY_NS + 1));
         // The next day: from 1.
-        let state = parking.resume(0, 2, now + DAY_NS);
+        let state = parking.resume(AccountId(0), 2, now + DAY_NS);
         assert_eq!((state.in_seq_next, state.out_seq_next), (1, 1));
-        assert_eq!(parking.connection(0), Some(2));
-        assert!(Parking::none(config).resume(3, 1, now).store.is_empty(), "no store: a fresh session");
+        assert_eq!(parking.connection(AccountId(0)), Some(2));
+        assert!(
+            Parking::none(config).resume(AccountId(3), 1, now).store.is_empty(),
+            "no store: a fresh session"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -545,7 +545,7 @@ impl Router {
             }
             ToRouter::Detach { session, graceful } => self.oms.detach(session, graceful),
             ToRouter::Admin { account, request } => {
-                tracing::info!(account, ?request, "admin request");
+                tracing::info!(account = account.0, ?request, "admin request");
                 // A failed save is said in the next answer's text: the admin sees it, and which.
                 let warning =
                     self.admin_saver.last_error().map(|e| format!("the last admin state save failed: {e}"));

@@ -100,7 +100,7 @@ pub struct Symbols {
 impl Symbols {
     /// The symbols, ids in list order (the engine's order).
     pub fn new(specs: Vec<SymbolSpec>) -> Symbols {
-        let by_name = specs.iter().enumerate().map(|(i, s)| (s.name.clone(), i as SymbolId)).collect();
+        let by_name = specs.iter().enumerate().map(|(i, s)| (s.name.clone(), SymbolId(i as u32))).collect();
         Symbols { specs, by_name }
     }
 
@@ -111,7 +111,7 @@ impl Symbols {
 
     /// Spec of an id.
     pub fn spec(&self, id: SymbolId) -> Option<&SymbolSpec> {
-        self.specs.get(id as usize)
+        self.specs.get(id.index())
     }
 
     /// All specs.
@@ -151,18 +151,19 @@ pub struct Accounts {
 impl Accounts {
     /// Accounts with ids in list order.
     pub fn new(list: Vec<AccountConfig>) -> Accounts {
-        let by_comp_id = list.iter().enumerate().map(|(i, a)| (a.comp_id.clone(), i as AccountId)).collect();
+        let by_comp_id =
+            list.iter().enumerate().map(|(i, a)| (a.comp_id.clone(), AccountId(i as u32))).collect();
         Accounts { list, by_comp_id, active: Mutex::new(HashSet::new()) }
     }
 
     /// An account's configuration.
     pub fn get(&self, id: AccountId) -> Option<&AccountConfig> {
-        self.list.get(id as usize)
+        self.list.get(id.index())
     }
 
     /// Id of an account by name.
     pub fn id_by_name(&self, name: &str) -> Option<AccountId> {
-        self.list.iter().position(|a| a.name == name).map(|i| i as AccountId)
+        self.list.iter().position(|a| a.name == name).map(|i| AccountId(i as u32))
     }
 
     /// All accounts.
@@ -175,7 +176,7 @@ impl Accounts {
         let Some(&id) = self.by_comp_id.get(req.sender_comp_id) else {
             return Err(LogonRefused::UnknownCompId(req.sender_comp_id.to_owned()));
         };
-        let account = &self.list[id as usize];
+        let account = &self.list[id.index()];
         if let Some(user) = req.username {
             if user != account.name {
                 return Err(LogonRefused::UsernameMismatch {
@@ -221,9 +222,9 @@ mod tests {
     #[test]
     fn prices_print_with_the_symbols_decimals() {
         let s = Symbols::new(engine::default_symbols());
-        assert_eq!(s.format_ticks(0, 10_050).as_str(), "100.50");
-        assert_eq!(s.format_avg(0, 10_050 * 3 + 10_051, 4).as_str(), "100.5025");
-        assert_eq!(s.format_avg(0, 10_000 * 2, 2).as_str(), "100.00");
+        assert_eq!(s.format_ticks(SymbolId(0), 10_050).as_str(), "100.50");
+        assert_eq!(s.format_avg(SymbolId(0), 10_050 * 3 + 10_051, 4).as_str(), "100.5025");
+        assert_eq!(s.format_avg(SymbolId(0), 10_000 * 2, 2).as_str(), "100.00");
     }
 
     /// The text `rust_decimal` makes of the same prices (the edge's decimal type, and how
@@ -246,16 +247,16 @@ mod tests {
     #[test]
     fn price_text_edges() {
         let s = Symbols::new(vec![SymbolSpec::new("W", 100_000_000, 1), SymbolSpec::new("S", 5, 1)]);
-        assert_eq!(s.format_ticks(0, 42).as_str(), "42");
-        assert_eq!(s.format_ticks(1, 1).as_str(), "0.00000005");
-        assert_eq!(s.format_ticks(1, -3).as_str(), "-0.00000015");
-        assert_eq!(s.format_ticks(9, 7).as_str(), "7");
-        assert_eq!(s.format_avg(0, 0, 3).as_str(), "0");
-        assert_eq!(s.format_avg(0, 5, 0).as_str(), "0");
+        assert_eq!(s.format_ticks(SymbolId(0), 42).as_str(), "42");
+        assert_eq!(s.format_ticks(SymbolId(1), 1).as_str(), "0.00000005");
+        assert_eq!(s.format_ticks(SymbolId(1), -3).as_str(), "-0.00000015");
+        assert_eq!(s.format_ticks(SymbolId(9), 7).as_str(), "7");
+        assert_eq!(s.format_avg(SymbolId(0), 0, 3).as_str(), "0");
+        assert_eq!(s.format_avg(SymbolId(0), 5, 0).as_str(), "0");
         // 1/3 of a unit: 0.33333333; 2/3: 0.66666667; a midpoint rounds to even.
-        assert_eq!(s.format_avg(1, 1, 15).as_str(), "0.00000000");
-        assert_eq!(s.format_avg(1, 1, 10).as_str(), "0.00000000");
-        assert_eq!(s.format_avg(1, 3, 10).as_str(), "0.00000002");
+        assert_eq!(s.format_avg(SymbolId(1), 1, 15).as_str(), "0.00000000");
+        assert_eq!(s.format_avg(SymbolId(1), 1, 10).as_str(), "0.00000000");
+        assert_eq!(s.format_avg(SymbolId(1), 3, 10).as_str(), "0.00000002");
     }
 
     proptest::proptest! {
@@ -270,11 +271,11 @@ mod tests {
         ) {
             let spec = SymbolSpec::new("P", tick_units, 1);
             let s = Symbols::new(vec![spec.clone()]);
-            let text = s.format_ticks(0, ticks);
+            let text = s.format_ticks(SymbolId(0), ticks);
             proptest::prop_assert_eq!(text.as_str(), decimal_ticks(&spec, ticks));
             let notional: i128 = fills.iter().map(|&(t, q)| i128::from(t) * i128::from(q)).sum();
             let qty: u64 = fills.iter().map(|f| f.1).sum();
-            let avg = s.format_avg(0, notional, qty);
+            let avg = s.format_avg(SymbolId(0), notional, qty);
             proptest::prop_assert_eq!(avg.as_str(), decimal_avg(&spec, notional, qty));
         }
     }
@@ -299,14 +300,14 @@ mod tests {
         };
         assert_eq!(accounts.authenticate(&req("nope")), Err(LogonRefused::WrongPassword));
         assert_eq!(LogonRefused::WrongPassword.to_string(), "logon refused: wrong password");
-        assert_eq!(accounts.authenticate(&req("secret")), Ok(0));
+        assert_eq!(accounts.authenticate(&req("secret")), Ok(AccountId(0)));
         assert!(accounts
             .authenticate(&req("secret"))
             .unwrap_err()
             .to_string()
             .contains("already has an active session"));
-        accounts.release(0);
-        assert_eq!(accounts.authenticate(&req("secret")), Ok(0));
+        accounts.release(AccountId(0));
+        assert_eq!(accounts.authenticate(&req("secret")), Ok(AccountId(0)));
         let mallory = LogonRequest { sender_comp_id: "mallory", ..req("x") };
         assert_eq!(accounts.authenticate(&mallory), Err(LogonRefused::UnknownCompId("mallory".into())));
     }

@@ -320,7 +320,7 @@ pub fn generate(config: &GenConfig) -> Workload {
     // Setup: passive orders round-robin over symbols and alternating sides, so every book
     // starts two-sided and the same size.
     for i in 0..config.resting_orders {
-        let symbol = (i % config.symbols as usize) as SymbolId;
+        let symbol = SymbolId((i % config.symbols as usize) as u32);
         let side = if (i / config.symbols as usize) & 1 == 0 { Side::Buy } else { Side::Sell };
         gen.passive_gtc(symbol, side);
     }
@@ -354,18 +354,18 @@ pub fn generate(config: &GenConfig) -> Workload {
                 let symbol = gen.rng.gen_range(0..config.symbols);
                 let side = gen.random_side();
                 let marketable = gen.rng.gen_range(0..1_000u32) < mix.gtc_marketable_permille;
-                if !(marketable && gen.aggressive(symbol, side, Tif::Gtc)) {
-                    gen.passive_gtc(symbol, side);
+                if !(marketable && gen.aggressive(SymbolId(symbol), side, Tif::Gtc)) {
+                    gen.passive_gtc(SymbolId(symbol), side);
                 }
             }
             Kind::Ioc => {
                 let symbol = gen.rng.gen_range(0..config.symbols);
                 let side = gen.random_side();
-                if !gen.aggressive(symbol, side, Tif::Ioc)
-                    && !gen.aggressive(symbol, side.opposite(), Tif::Ioc)
+                if !gen.aggressive(SymbolId(symbol), side, Tif::Ioc)
+                    && !gen.aggressive(SymbolId(symbol), side.opposite(), Tif::Ioc)
                 {
                     // Both sides of that book are empty: nothing to take.
-                    gen.passive_gtc(symbol, side);
+                    gen.passive_gtc(SymbolId(symbol), side);
                 }
             }
             Kind::Cancel => gen.cancel_random(),
@@ -538,7 +538,7 @@ impl Generator {
     /// pulled back behind the opposite best if that has crossed the mid.
     fn passive_gtc(&mut self, symbol: SymbolId, side: Side) {
         let offset = self.rng.gen_range(0..self.band_levels);
-        let book = &self.books[symbol as usize];
+        let book = &self.books[symbol.index()];
         let price = match side {
             Side::Buy => {
                 let p = MID_TICKS - 1 - offset;
@@ -554,14 +554,14 @@ impl Generator {
         if self.counting {
             self.stats.gtc_passive += 1;
         }
-        self.new_limit(symbol, side, price, qty, account, Tif::Gtc);
+        self.new_limit(symbol, side, price, qty, AccountId(account), Tif::Gtc);
     }
 
     /// An order that crosses: an IOC, or a GTC that trades and (unless
     /// `takers_within_limit`) rests the remainder.
     /// Returns false (emitting nothing) when the opposite side is empty.
     fn aggressive(&mut self, symbol: SymbolId, side: Side, tif: Tif) -> bool {
-        let book = &self.books[symbol as usize];
+        let book = &self.books[symbol.index()];
         if book.side(side.opposite()).is_empty() {
             return false;
         }
@@ -576,7 +576,7 @@ impl Generator {
             Sweep::Makers { lo, hi } | Sweep::Levels { lo, hi } => (lo, hi),
         };
         let take = self.rng.gen_range(take..=hi);
-        let book = &self.books[symbol as usize];
+        let book = &self.books[symbol.index()];
         let (mut limit, mut qty_sum, mut last_leaves, mut taken) = (0i64, 0u64, 0u64, 0u32);
         'walk: for (&price, queue) in book.levels(side.opposite()) {
             if let Sweep::Levels { .. } = sweep {
@@ -625,7 +625,7 @@ impl Generator {
     /// An account that owns none of the makers an order would meet (see the module docs).
     fn taker_account(&mut self, symbol: SymbolId, side: Side, limit: i64, qty: Qty) -> AccountId {
         self.maker_accounts.clear();
-        let book = &self.books[symbol as usize];
+        let book = &self.books[symbol.index()];
         let mut left = qty;
         'walk: for (&price, queue) in book.levels(side.opposite()) {
             if !crosses(side, limit, price) {
@@ -643,12 +643,13 @@ impl Generator {
         // Rejection sampling terminates fast: a sweep meets a few dozen makers at most,
         // against 1,000 accounts by default. The scan after it is the guarantee.
         for _ in 0..64 {
-            let a = self.rng.gen_range(0..self.accounts);
+            let a = AccountId(self.rng.gen_range(0..self.accounts));
             if !self.maker_accounts.contains(&a) {
                 return a;
             }
         }
         (0..self.accounts)
+            .map(AccountId)
             .find(|a| !self.maker_accounts.contains(a))
             .expect("more makers in one sweep than accounts: raise GenConfig::accounts")
     }
@@ -701,7 +702,7 @@ impl Generator {
     fn match_incoming(&mut self, symbol: SymbolId, side: Side, limit: i64, qty: Qty) -> Qty {
         let mut left = qty;
         while left > 0 {
-            let book = &mut self.books[symbol as usize];
+            let book = &mut self.books[symbol.index()];
             let Some(price) = book.best(side.opposite()) else {
                 break;
             };
@@ -737,7 +738,7 @@ impl Generator {
     /// Puts `order` at the back of its price level and into the live set.
     fn rest(&mut self, order: OrderRef) {
         let o = self.orders[order as usize];
-        let ladder = self.books[o.symbol as usize].side_mut(o.side);
+        let ladder = self.books[o.symbol.index()].side_mut(o.side);
         ladder.entry(o.price_ticks).or_default().push_back(order);
         let levels = ladder.len();
         self.orders[order as usize].live_idx = self.live.len() as u32;
@@ -749,7 +750,7 @@ impl Generator {
     /// Takes `order` out of its price level and the live set.
     fn unrest(&mut self, order: OrderRef) {
         let o = self.orders[order as usize];
-        let ladder = self.books[o.symbol as usize].side_mut(o.side);
+        let ladder = self.books[o.symbol.index()].side_mut(o.side);
         let queue = ladder.get_mut(&o.price_ticks).expect("resting order's level exists");
         let pos = queue.iter().position(|&x| x == order).expect("resting order is queued");
         queue.remove(pos);
@@ -790,7 +791,7 @@ impl Generator {
         let o = self.orders[order as usize];
         let delta = self.rng.gen_range(1..=MOVE_TICKS_MAX);
         let delta = if self.rng.gen::<bool>() { delta } else { -delta };
-        let book = &self.books[o.symbol as usize];
+        let book = &self.books[o.symbol.index()];
         let (lo, hi) = match o.side {
             Side::Buy => {
                 let hi = book.best(Side::Sell).map_or(MID_TICKS - 1, |ask| ask - 1);

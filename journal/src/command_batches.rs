@@ -156,13 +156,17 @@ mod tests {
     use super::*;
     use crate::{JournalConfig, JournalWriter, RecordKind, SEGMENT_SIZE_MIN};
     use engine::codec::COMMAND_ENCODED_LEN_MAX;
+    use engine::SymbolId;
     use engine::{CommandHeader, CommandKind};
 
     fn write(dir: &Path, n: u64, bad_at: Option<u64>) {
         let config = JournalConfig { segment_size_bytes: SEGMENT_SIZE_MIN, ..JournalConfig::default() };
         let (mut w, _) = JournalWriter::open(dir, config).unwrap();
         for seq in 1..=n {
-            let c = Command { header: CommandHeader { seq, ts: seq }, kind: CommandKind::Halt { symbol: 0 } };
+            let c = Command {
+                header: CommandHeader { seq, ts: seq },
+                kind: CommandKind::Halt { symbol: SymbolId(0) },
+            };
             if bad_at == Some(seq) {
                 w.append(RecordKind::Command, seq, &[0xEE]).unwrap();
             } else {

@@ -1,8 +1,8 @@
 //! Recovery of the durable engine: snapshots + command tail + event-journal check.
 
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder,
-    ReplaceOrder, Side, Tif,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, ReplaceOrder, Side, SymbolId, Tif,
 };
 use journal::{DurableConfig, DurableEngine, JournalConfig};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
@@ -11,8 +11,8 @@ fn commands(seed: u64, n: u64) -> Vec<Command> {
     let mut rng = SmallRng::seed_from_u64(seed);
     (1..=n)
         .map(|seq| {
-            let account = rng.gen_range(0..4);
-            let symbol = rng.gen_range(0..2);
+            let account = AccountId(rng.gen_range(0..4));
+            let symbol = SymbolId(rng.gen_range(0..2));
             let id = ClOrdId::from_str(&format!("o{}", rng.gen_range(0..80))).unwrap();
             let side = if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
             let price = rng.gen_range(95..106) * 1_000_000;
@@ -67,7 +67,7 @@ fn reference(cmds: &[Command]) -> (Engine, Vec<Event>) {
 
 fn assert_same_books(a: &Engine, b: &Engine) {
     for s in 0..3 {
-        assert_eq!(a.book_snapshot(s), b.book_snapshot(s), "symbol {s}");
+        assert_eq!(a.book_snapshot(SymbolId(s)), b.book_snapshot(SymbolId(s)), "symbol {s}");
     }
 }
 

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use engine::codec::{COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
-use engine::{ClOrdId, Command, CommandHeader, CommandKind, Event, EventKind, NewOrder, Price, Side};
+use engine::{
+    AccountId, ClOrdId, Command, CommandHeader, CommandKind, Event, EventKind, NewOrder, OrderId, Price,
+    Side, SymbolId,
+};
 use journal::{
     segment_file_name, JournalConfig, JournalError, JournalReader, JournalWriter, RecordFault, RecordKind,
     SyncPolicy, Tailer, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
@@ -113,7 +116,8 @@ fn read_all(dir: &Path) -> Result<Vec<u64>, JournalError> {
 
 fn command(seq: u64) -> Command {
     let id = ClOrdId::from_str(&format!("ord-{seq}")).unwrap();
-    let mut order = NewOrder::limit(seq as u32 % 7, 1, id, Side::Buy, 100 + seq as i64, 10);
+    let mut order =
+        NewOrder::limit(AccountId(seq as u32 % 7), SymbolId(1), id, Side::Buy, 100 + seq as i64, 10);
     if seq.is_multiple_of(3) {
         order.display_qty = Some(2);
     }
@@ -128,16 +132,16 @@ fn event(seq: u64) -> Event {
         command_seq: seq / 2,
         ts: seq * 1000,
         kind: EventKind::Trade {
-            symbol: 2,
+            symbol: SymbolId(2),
             price: Price(seq as i64),
             qty: 5,
-            maker_account: 1,
+            maker_account: AccountId(1),
             maker_id,
-            maker_order_id: seq,
+            maker_order_id: OrderId(seq),
             maker_leaves_qty: 0,
-            taker_account: 2,
+            taker_account: AccountId(2),
             taker_id,
-            taker_order_id: seq + 1,
+            taker_order_id: OrderId(seq + 1),
             taker_leaves_qty: 3,
             aggressor: Side::Sell,
         },

@@ -35,7 +35,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 const TICK_UNITS: i64 = PRICE_UNITS_PER_ONE / 100;
-const SYMBOLS: [SymbolId; 2] = [0, 1];
+const SYMBOLS: [SymbolId; 2] = [SymbolId(0), SymbolId(1)];
 
 fn engine_config() -> EngineConfig {
     EngineConfig {
@@ -46,7 +46,7 @@ fn engine_config() -> EngineConfig {
 }
 
 fn lot(symbol: SymbolId) -> Qty {
-    if symbol == 1 {
+    if symbol == SymbolId(1) {
         10
     } else {
         1
@@ -133,8 +133,8 @@ fn stp() -> impl Strategy<Value = StpMode> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let account = 0u32..3;
-    let symbol = prop_oneof![48 => Just(0u32), 48 => Just(1u32), 4 => Just(SYMBOL_UNKNOWN)];
+    let account = (0u32..3).prop_map(AccountId);
+    let symbol = prop_oneof![48 => Just(SymbolId(0)), 48 => Just(SymbolId(1)), 4 => Just(SYMBOL_UNKNOWN)];
     prop_oneof![
         60 => (account.clone(), symbol.clone(), 0u8..24, side(), flavor(), -6i8..=6, 0u8..=8, stp()).prop_map(
             |(account, symbol, id, side, flavor, px, lots, stp)| Op::New { account, symbol, id, side, flavor, px, lots, stp }
@@ -144,7 +144,7 @@ fn op() -> impl Strategy<Value = Op> {
             |(account, symbol, orig, id, px, lots)| Op::Replace { account, symbol, orig, id, px, lots }
         ),
         3 => (account, any::<bool>()).prop_map(|(account, all)| Op::CancelAll { account, all }),
-        3 => (0u32..2, any::<bool>()).prop_map(|(symbol, halted)| Op::Halt { symbol, halted }),
+        3 => (0u32..2, any::<bool>()).prop_map(|(symbol, halted)| Op::Halt { symbol: SymbolId(symbol), halted }),
     ]
 }
 
@@ -161,7 +161,7 @@ fn commands(ops: &[(u64, Op)]) -> Vec<Command> {
             ts += dt;
             let kind = match *op {
                 Op::New { account, symbol, id: n, side, flavor, px: k, lots, stp } => {
-                    let qty = Qty::from(lots) * lot(symbol % 2);
+                    let qty = Qty::from(lots) * lot(SymbolId(symbol.0 % 2));
                     let mut new = NewOrder::limit(account, symbol, id(n), side, px(k), qty);
                     new.stp = stp;
                     match flavor {
@@ -178,7 +178,9 @@ fn commands(ops: &[(u64, Op)]) -> Vec<Command> {
                             new.stop_price = Some(px(s));
                         }
                         Flavor::StopLimit(s) => new.stop_price = Some(px(s)),
-                        Flavor::Iceberg(d) => new.display_qty = Some(Qty::from(d) * lot(symbol % 2)),
+                        Flavor::Iceberg(d) => {
+                            new.display_qty = Some(Qty::from(d) * lot(SymbolId(symbol.0 % 2)))
+                        }
                         Flavor::PostOnly => new.post_only = true,
                     }
                     CommandKind::New(new)
@@ -193,11 +195,11 @@ fn commands(ops: &[(u64, Op)]) -> Vec<Command> {
                         orig_id: id(orig),
                         id: id(n),
                         price: k.map(px),
-                        qty: Qty::from(lots) * lot(symbol % 2),
+                        qty: Qty::from(lots) * lot(SymbolId(symbol.0 % 2)),
                     })
                 }
                 Op::CancelAll { account, all } => {
-                    CommandKind::CancelAll { account, symbol: if all { None } else { Some(0) } }
+                    CommandKind::CancelAll { account, symbol: if all { None } else { Some(SymbolId(0)) } }
                 }
                 Op::Halt { symbol, halted: true } => CommandKind::Halt { symbol },
                 Op::Halt { symbol, halted: false } => CommandKind::Resume { symbol },

@@ -8,8 +8,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder, Side,
-    Tif, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
 };
 use marketdata::{
     Channel, FeedConfig, MarketData, Message, Publisher, PublisherConfig, Sink, SlowPolicy, Subscription,
@@ -26,10 +26,10 @@ fn event_stream() -> Vec<Event> {
     let mut rng = SmallRng::seed_from_u64(17);
     let mut engine = Engine::new(EngineConfig::default());
     let mut events = Vec::new();
-    let mut sent: Vec<(u32, u32, ClOrdId)> = Vec::new();
+    let mut sent: Vec<(AccountId, SymbolId, ClOrdId)> = Vec::new();
     for seq in 1..=COMMANDS {
-        let account = rng.gen_range(0..16);
-        let symbol = rng.gen_range(0..3);
+        let account = AccountId(rng.gen_range(0..16));
+        let symbol = SymbolId(rng.gen_range(0..3));
         let side = if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
         let roll = rng.gen_range(0..100);
         let kind = if roll < 60 || sent.is_empty() {

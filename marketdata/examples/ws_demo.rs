@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use engine::{
-    default_symbols, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig,
-    NewOrder, ReplaceOrder, Side, PRICE_UNITS_PER_ONE,
+    default_symbols, AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine,
+    EngineConfig, NewOrder, ReplaceOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
 };
 use marketdata::{ws_router, Publisher, PublisherConfig, WsFeed};
 
@@ -22,19 +22,23 @@ fn command(seq: u64) -> Command {
     let off = (seq * 7 % 13) as i64;
     let ticks = if side == Side::Buy { 10_003 - off } else { 9_998 + off };
     let kind = match seq % 11 {
-        3 if seq > 6 => {
-            CommandKind::Cancel(CancelOrder { account, symbol: 0, id: id(seq - 6), request_id: None })
-        }
+        3 if seq > 6 => CommandKind::Cancel(CancelOrder {
+            account: AccountId(account),
+            symbol: SymbolId(0),
+            id: id(seq - 6),
+            request_id: None,
+        }),
         7 if seq > 6 => CommandKind::Replace(ReplaceOrder {
-            account,
-            symbol: 0,
+            account: AccountId(account),
+            symbol: SymbolId(0),
             orig_id: id(seq - 6),
             id: id(seq),
             price: Some((ticks - 1) * CENT),
             qty: 9,
         }),
         _ => {
-            let mut o = NewOrder::limit(account, 0, id(seq), side, ticks * CENT, 1 + seq % 6);
+            let mut o =
+                NewOrder::limit(AccountId(account), SymbolId(0), id(seq), side, ticks * CENT, 1 + seq % 6);
             if seq.is_multiple_of(5) {
                 o.qty = 12;
                 o.display_qty = Some(4);

@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use crate::{OrderId, Price, Qty, Side};
 
 /// "No order": the end of a level's queue. Engine order ids start at 1.
-const NONE: OrderId = 0;
+const NONE: OrderId = OrderId(0);
 
 /// One resting order as the public sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -371,31 +371,40 @@ mod tests {
     #[test]
     fn queue_priority_levels_and_bbo() {
         let mut b = OrderBook::new();
-        add(&mut b, 1, Side::Buy, 100, 5);
-        add(&mut b, 2, Side::Buy, 101, 3);
-        add(&mut b, 3, Side::Buy, 101, 4);
-        add(&mut b, 4, Side::Sell, 103, 1);
+        add(&mut b, OrderId(1), Side::Buy, 100, 5);
+        add(&mut b, OrderId(2), Side::Buy, 101, 3);
+        add(&mut b, OrderId(3), Side::Buy, 101, 4);
+        add(&mut b, OrderId(4), Side::Sell, 103, 1);
         assert_eq!(b.bbo(), Bbo { bid: Some((Price(101), 7)), ask: Some((Price(103), 1)) });
         let ids: Vec<_> = b.orders(Side::Buy).map(|o| o.order_id).collect();
-        assert_eq!(ids, vec![2, 3, 1]);
-        assert_eq!(b.remove(2).unwrap().1, Level { side: Side::Buy, price: Price(101), qty: 4, count: 1 });
-        assert_eq!(b.reduce(3, 4).unwrap(), Level { side: Side::Buy, price: Price(101), qty: 0, count: 0 });
+        assert_eq!(ids, vec![OrderId(2), OrderId(3), OrderId(1)]);
+        assert_eq!(
+            b.remove(OrderId(2)).unwrap().1,
+            Level { side: Side::Buy, price: Price(101), qty: 4, count: 1 }
+        );
+        assert_eq!(
+            b.reduce(OrderId(3), 4).unwrap(),
+            Level { side: Side::Buy, price: Price(101), qty: 0, count: 0 }
+        );
         assert_eq!(b.best_price(Side::Buy), Some(Price(100)));
         assert_eq!(
-            b.add(BookOrder { order_id: 1, side: Side::Buy, price: Price(1), qty: 1 }),
-            Err(BookError::DuplicateOrder(1))
+            b.add(BookOrder { order_id: OrderId(1), side: Side::Buy, price: Price(1), qty: 1 }),
+            Err(BookError::DuplicateOrder(OrderId(1)))
         );
-        assert_eq!(b.reduce(1, 6), Err(BookError::QtyTooLarge { order_id: 1, displayed: 5, qty: 6 }));
-        assert_eq!(b.remove(9), Err(BookError::UnknownOrder(9)));
+        assert_eq!(
+            b.reduce(OrderId(1), 6),
+            Err(BookError::QtyTooLarge { order_id: OrderId(1), displayed: 5, qty: 6 })
+        );
+        assert_eq!(b.remove(OrderId(9)), Err(BookError::UnknownOrder(OrderId(9))));
     }
 
     #[test]
     fn checksum_input_is_the_documented_text() {
         let mut b = OrderBook::new();
-        add(&mut b, 1, Side::Buy, 100, 5);
-        add(&mut b, 2, Side::Buy, 99, 7);
-        add(&mut b, 3, Side::Sell, 102, 1);
-        add(&mut b, 4, Side::Sell, 101, 2);
+        add(&mut b, OrderId(1), Side::Buy, 100, 5);
+        add(&mut b, OrderId(2), Side::Buy, 99, 7);
+        add(&mut b, OrderId(3), Side::Sell, 102, 1);
+        add(&mut b, OrderId(4), Side::Sell, 101, 2);
         assert_eq!(b.checksum(1), crc32fast::hash(b"A101:2;B100:5;"));
         assert_eq!(b.checksum(10), crc32fast::hash(b"A101:2;102:1;B100:5;99:7;"));
         assert_eq!(OrderBook::new().checksum(10), crc32fast::hash(b"AB"));
@@ -408,12 +417,12 @@ mod tests {
             let mut b = OrderBook::new();
             let mut text = String::from("A");
             for i in 0..(60 + extra) {
-                add(&mut b, 2 * i + 1, Side::Sell, 1_000_000 + i as i64, 123_456_789 + i);
+                add(&mut b, OrderId(2 * i + 1), Side::Sell, 1_000_000 + i as i64, 123_456_789 + i);
                 text += &format!("{}:{};", 1_000_000 + i, 123_456_789 + i);
             }
             text += "B";
             for i in 0..(60 + extra) {
-                add(&mut b, 2 * i + 2, Side::Buy, 999_999 - i as i64, 7);
+                add(&mut b, OrderId(2 * i + 2), Side::Buy, 999_999 - i as i64, 7);
                 text += &format!("{}:7;", 999_999 - i);
             }
             assert_eq!(b.checksum(usize::MAX), crc32fast::hash(text.as_bytes()), "extra {extra}");

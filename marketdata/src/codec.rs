@@ -29,6 +29,7 @@
 use crate::book::{BookOrder, Level};
 use crate::message::{Body, Channel, Header, Message};
 use crate::{Price, Side};
+use engine::{OrderId, SymbolId};
 
 /// Bytes of the header.
 pub const HEADER_LEN: usize = 40;
@@ -191,7 +192,7 @@ pub fn encode(message: &Message, buf: &mut [u8]) -> Result<usize, BufferTooSmall
     p.bytes(&h.epoch.to_le_bytes());
     p.bytes(&h.channel_seq.to_le_bytes());
     p.bytes(&h.symbol_seq.to_le_bytes());
-    p.bytes(&h.symbol.unwrap_or(NO_SYMBOL).to_le_bytes());
+    p.bytes(&h.symbol.unwrap_or(SymbolId(NO_SYMBOL)).to_le_bytes());
     p.bytes(&h.ts_ns.to_le_bytes());
     match &message.body {
         Body::AddOrder(o) | Body::Replace(o) | Body::SnapshotOrder(o) => p.order(o),
@@ -269,7 +270,7 @@ impl Get<'_> {
     fn order(&mut self) -> Result<BookOrder, DecodeError> {
         let order_id = self.u64();
         let side = self.side("side")?;
-        Ok(BookOrder { order_id, side, price: self.price(), qty: self.u64() })
+        Ok(BookOrder { order_id: OrderId(order_id), side, price: self.price(), qty: self.u64() })
     }
     fn level(&mut self) -> Result<Level, DecodeError> {
         let side = self.side("side")?;
@@ -305,23 +306,29 @@ pub fn decode(buf: &[u8]) -> Result<(Message, usize), DecodeError> {
     let ts_ns = g.u64();
     let symbol = match (t == T_HEARTBEAT, symbol == NO_SYMBOL) {
         (true, true) => None,
-        (false, false) => Some(symbol),
+        (false, false) => Some(SymbolId(symbol)),
         _ => return Err(DecodeError::BadSymbol(t)),
     };
     let body = match t {
         T_ADD => Body::AddOrder(g.order()?),
         T_REPLACE => Body::Replace(g.order()?),
         T_SNAPSHOT_ORDER => Body::SnapshotOrder(g.order()?),
-        T_EXECUTE => Body::Execute { order_id: g.u64(), qty: g.u64() },
-        T_REDUCE => Body::Reduce { order_id: g.u64(), qty: g.u64() },
-        T_DELETE => Body::Delete { order_id: g.u64() },
+        T_EXECUTE => Body::Execute { order_id: OrderId(g.u64()), qty: g.u64() },
+        T_REDUCE => Body::Reduce { order_id: OrderId(g.u64()), qty: g.u64() },
+        T_DELETE => Body::Delete { order_id: OrderId(g.u64()) },
         T_LEVEL => Body::Level(g.level()?),
         T_SNAPSHOT_LEVEL => Body::SnapshotLevel(g.level()?),
         T_TRADE => {
             let price = g.price();
             let qty = g.u64();
             let aggressor = g.side("aggressor")?;
-            Body::Trade { price, qty, aggressor, maker_order_id: g.u64(), taker_order_id: g.u64() }
+            Body::Trade {
+                price,
+                qty,
+                aggressor,
+                maker_order_id: OrderId(g.u64()),
+                taker_order_id: OrderId(g.u64()),
+            }
         }
         T_STATUS => Body::TradingStatus { halted: g.bool("halted")? },
         T_CHECKSUM => Body::Checksum { depth: g.u16(), crc32: g.u32() },
@@ -346,7 +353,7 @@ mod tests {
     }
     fn order() -> impl Strategy<Value = BookOrder> {
         (any::<u64>(), side(), any::<i64>(), any::<u64>()).prop_map(|(order_id, side, p, qty)| BookOrder {
-            order_id,
+            order_id: OrderId(order_id),
             side,
             price: Price(p),
             qty,
@@ -363,14 +370,22 @@ mod tests {
     fn body() -> impl Strategy<Value = Body> {
         prop_oneof![
             order().prop_map(Body::AddOrder),
-            (any::<u64>(), any::<u64>()).prop_map(|(order_id, qty)| Body::Execute { order_id, qty }),
-            (any::<u64>(), any::<u64>()).prop_map(|(order_id, qty)| Body::Reduce { order_id, qty }),
-            any::<u64>().prop_map(|order_id| Body::Delete { order_id }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(order_id, qty)| Body::Execute { order_id: OrderId(order_id), qty }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(order_id, qty)| Body::Reduce { order_id: OrderId(order_id), qty }),
+            any::<u64>().prop_map(|order_id| Body::Delete { order_id: OrderId(order_id) }),
             order().prop_map(Body::Replace),
             level().prop_map(Body::Level),
             (any::<i64>(), any::<u64>(), side(), any::<u64>(), any::<u64>()).prop_map(
                 |(p, qty, aggressor, m, t)| {
-                    Body::Trade { price: Price(p), qty, aggressor, maker_order_id: m, taker_order_id: t }
+                    Body::Trade {
+                        price: Price(p),
+                        qty,
+                        aggressor,
+                        maker_order_id: OrderId(m),
+                        taker_order_id: OrderId(t),
+                    }
                 }
             ),
             any::<bool>().prop_map(|halted| Body::TradingStatus { halted }),
@@ -386,7 +401,7 @@ mod tests {
         (body(), any::<bool>(), any::<u64>(), any::<u64>(), any::<u64>(), 0..NO_SYMBOL, any::<u64>())
             .prop_map(|(body, orders, epoch, channel_seq, symbol_seq, symbol, ts_ns)| {
                 let channel = if orders { Channel::Orders } else { Channel::Levels };
-                let symbol = (body != Body::Heartbeat).then_some(symbol);
+                let symbol = (body != Body::Heartbeat).then_some(SymbolId(symbol));
                 Message { header: Header { epoch, channel, channel_seq, symbol_seq, symbol, ts_ns }, body }
             })
     }
@@ -433,10 +448,10 @@ mod tests {
                 channel: Channel::Orders,
                 channel_seq: 2,
                 symbol_seq: 3,
-                symbol: Some(4),
+                symbol: Some(SymbolId(4)),
                 ts_ns: 5,
             },
-            body: Body::Delete { order_id: 9 },
+            body: Body::Delete { order_id: OrderId(9) },
         };
         let mut buf = [0u8; MESSAGE_LEN_MAX];
         let n = encode(&m, &mut buf).unwrap();

@@ -68,6 +68,7 @@ pub fn unpack(mut datagram: &[u8]) -> impl Iterator<Item = Result<Message, Decod
 mod tests {
     use super::*;
     use crate::message::{Body, Channel, Header};
+    use engine::{OrderId, SymbolId};
 
     fn m(seq: u64) -> Message {
         let header = Header {
@@ -75,10 +76,10 @@ mod tests {
             channel: Channel::Orders,
             channel_seq: seq,
             symbol_seq: seq,
-            symbol: Some(0),
+            symbol: Some(SymbolId(0)),
             ts_ns: seq,
         };
-        Message { header, body: Body::Delete { order_id: seq } }
+        Message { header, body: Body::Delete { order_id: OrderId(seq) } }
     }
 
     #[test]

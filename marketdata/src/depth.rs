@@ -94,19 +94,21 @@ mod tests {
     use super::*;
     use crate::book::{BookOrder, LevelBook};
     use crate::Price;
+    use engine::OrderId;
 
     #[test]
     fn a_level_leaving_the_window_brings_the_next_one_in() {
         let mut book = OrderBook::new();
         for (id, price) in [(1, 100), (2, 99), (3, 98)] {
-            book.add(BookOrder { order_id: id, side: Side::Buy, price: Price(price), qty: 5 }).unwrap();
+            book.add(BookOrder { order_id: OrderId(id), side: Side::Buy, price: Price(price), qty: 5 })
+                .unwrap();
         }
         let mut window = DepthWindow::new(2);
         let mut out = Vec::new();
         window.update(&book, &mut out);
         assert_eq!(out.iter().map(|l| l.price.0).collect::<Vec<_>>(), vec![100, 99]);
         out.clear();
-        book.remove(1).unwrap();
+        book.remove(OrderId(1)).unwrap();
         window.update(&book, &mut out);
         let level = |price, qty, count| Level { side: Side::Buy, price: Price(price), qty, count };
         assert_eq!(out, vec![level(100, 0, 0), level(98, 5, 1)]);

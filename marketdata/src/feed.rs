@@ -43,7 +43,7 @@ impl Sequences {
     fn stamp<S: Sink>(&mut self, out: &mut S, channel: Channel, symbol: SymbolId, ts_ns: u64, body: Body) {
         let c = channel.index();
         self.channel[c] += 1;
-        let symbol_seq = &mut self.symbol[symbol as usize][c];
+        let symbol_seq = &mut self.symbol[symbol.index()][c];
         *symbol_seq += 1;
         let header = Header {
             epoch: self.epoch,
@@ -108,7 +108,7 @@ impl<S: Sink> ProjectionSink for Stamper<'_, S> {
         self.seqs.stamp(self.out, Channel::Orders, symbol, ts, body);
         for level in levels {
             self.seqs.stamp(self.out, Channel::Levels, symbol, ts, Body::Level(*level));
-            self.checksums[symbol as usize].on_level(level);
+            self.checksums[symbol.index()].on_level(level);
         }
         self.touched = Some((symbol, ts));
     }
@@ -172,7 +172,7 @@ impl MarketData {
 
     /// Last symbol sequence assigned on a channel (0 before any or for an unknown symbol).
     pub fn symbol_seq(&self, channel: Channel, symbol: SymbolId) -> u64 {
-        self.seqs.symbol.get(symbol as usize).map_or(0, |s| s[channel.index()])
+        self.seqs.symbol.get(symbol.index()).map_or(0, |s| s[channel.index()])
     }
 
     /// Applies the next engine event and writes its messages, both channels interleaved in the
@@ -183,7 +183,7 @@ impl MarketData {
         self.projection.apply(event, &mut stamper)?;
         if let (Some(depth), Some((symbol, ts))) = (self.checksum_depth, stamper.touched) {
             let book = self.projection.book(symbol).expect("touched symbols are listed");
-            let cache = &mut stamper.checksums[symbol as usize];
+            let cache = &mut stamper.checksums[symbol.index()];
             let crc32 = match cache.crc32 {
                 Some(crc32) => crc32,
                 None => {

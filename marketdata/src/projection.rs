@@ -218,22 +218,22 @@ impl Projection {
 
     /// A symbol's public book.
     pub fn book(&self, symbol: SymbolId) -> Option<&OrderBook> {
-        self.symbols.get(symbol as usize).map(|s| &s.book)
+        self.symbols.get(symbol.index()).map(|s| &s.book)
     }
 
     /// True while the symbol is halted.
     pub fn halted(&self, symbol: SymbolId) -> bool {
-        self.symbols.get(symbol as usize).is_some_and(|s| s.halted)
+        self.symbols.get(symbol.index()).is_some_and(|s| s.halted)
     }
 
     /// The symbol's recent trades, oldest first.
     pub fn tape(&self, symbol: SymbolId) -> impl Iterator<Item = &TradeTick> + '_ {
-        self.symbols.get(symbol as usize).into_iter().flat_map(|s| s.tape.iter())
+        self.symbols.get(symbol.index()).into_iter().flat_map(|s| s.tape.iter())
     }
 
     /// The symbol's recent bars of one period, oldest first (the last may still be forming).
     pub fn bars(&self, symbol: SymbolId, period: BarPeriod) -> impl Iterator<Item = &Bar> + '_ {
-        self.symbols.get(symbol as usize).into_iter().flat_map(move |s| match period {
+        self.symbols.get(symbol.index()).into_iter().flat_map(move |s| match period {
             BarPeriod::OneSecond => s.bars_1s.iter(),
             BarPeriod::OneMinute => s.bars_1m.iter(),
         })
@@ -254,7 +254,7 @@ impl Projection {
     }
 
     fn state(&mut self, symbol: SymbolId) -> Result<&mut SymbolState, ProjectionError> {
-        self.symbols.get_mut(symbol as usize).ok_or(ProjectionError::UnknownSymbol(symbol))
+        self.symbols.get_mut(symbol.index()).ok_or(ProjectionError::UnknownSymbol(symbol))
     }
 
     fn apply_kind<S: ProjectionSink>(&mut self, event: &Event, sink: &mut S) -> Result<(), ProjectionError> {

@@ -234,7 +234,7 @@ impl Publisher {
         ts_ns: u64,
     ) -> Result<SubscriberId, SubscribeError> {
         let symbols = self.md.projection().symbols();
-        if let Some(symbol) = subscription.symbol.filter(|&s| s as usize >= symbols) {
+        if let Some(symbol) = subscription.symbol.filter(|&s| s.index() >= symbols) {
             return Err(SubscribeError::UnknownSymbol(symbol));
         }
         if self.live >= self.subscribers_max {
@@ -452,7 +452,7 @@ fn write_snapshot(md: &MarketData, sub: &mut Subscriber, ts_ns: u64) {
         Some(symbol) => md.snapshot(channel, symbol, ts_ns, &mut sub.snapshot),
         None => {
             for symbol in 0..md.projection().symbols() {
-                md.snapshot(channel, symbol as SymbolId, ts_ns, &mut sub.snapshot);
+                md.snapshot(channel, SymbolId(symbol as u32), ts_ns, &mut sub.snapshot);
             }
         }
     }
@@ -460,6 +460,7 @@ fn write_snapshot(md: &MarketData, sub: &mut Subscriber, ts_ns: u64) {
 
 #[cfg(test)]
 mod tests {
+    use engine::AccountId;
     use engine::{ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, NewOrder, Side};
 
     use super::*;
@@ -476,7 +477,14 @@ mod tests {
             let side = if seq % 3 == 0 { Side::Sell } else { Side::Buy };
             let ticks = 10_000 + (seq % 7) as i64 - 3;
             let id = ClOrdId::from_str(&format!("o{seq}")).unwrap();
-            let order = NewOrder::limit((seq % 4) as u32, 0, id, side, ticks * CENT, 1 + seq % 5);
+            let order = NewOrder::limit(
+                AccountId((seq % 4) as u32),
+                SymbolId(0),
+                id,
+                side,
+                ticks * CENT,
+                1 + seq % 5,
+            );
             engine.process(
                 &Command { header: CommandHeader { seq, ts: seq * 1_000 }, kind: CommandKind::New(order) },
                 &mut out,
@@ -491,7 +499,7 @@ mod tests {
     }
 
     fn all() -> Subscription {
-        Subscription { channel: Channel::Orders, symbol: Some(0) }
+        Subscription { channel: Channel::Orders, symbol: Some(SymbolId(0)) }
     }
 
     /// Drains everything a subscriber has into a builder; the builder must stay consistent.
@@ -505,7 +513,7 @@ mod tests {
     }
 
     fn same_as_projection(p: &Publisher, builder: &BookBuilder) {
-        let book = p.market_data().projection().book(0).unwrap();
+        let book = p.market_data().projection().book(SymbolId(0)).unwrap();
         for side in [Side::Buy, Side::Sell] {
             let want: Vec<_> = book.orders(side).collect();
             let got: Vec<_> = builder.order_book().unwrap().orders(side).collect();
@@ -522,18 +530,20 @@ mod tests {
         }
         let orders = p.subscribe(all(), 0).unwrap();
         let levels_other =
-            p.subscribe(Subscription { channel: Channel::Levels, symbol: Some(1) }, 0).unwrap();
+            p.subscribe(Subscription { channel: Channel::Levels, symbol: Some(SymbolId(1)) }, 0).unwrap();
         for e in &evs[20..] {
             p.on_event(e).unwrap();
         }
-        let mut b = BookBuilder::new(Channel::Orders, 0);
+        let mut b = BookBuilder::new(Channel::Orders, SymbolId(0));
         assert!(drain_into(&mut p, orders, &mut b) > 0);
         assert!(b.is_live());
         same_as_projection(&p, &b);
         // Symbol 1 saw no event: its subscriber has the (empty) snapshot and nothing else.
         let mut out = Vec::new();
         assert_eq!(p.drain(levels_other, &mut out, usize::MAX), Ok(2));
-        assert!(out.iter().all(|m| m.header.symbol == Some(1) && m.header.channel == Channel::Levels));
+        assert!(out
+            .iter()
+            .all(|m| m.header.symbol == Some(SymbolId(1)) && m.header.channel == Channel::Levels));
         assert_eq!(p.stats().conflations, 0);
     }
 
@@ -543,7 +553,7 @@ mod tests {
         let slow = p.subscribe(all(), 0).unwrap();
         let fast = p.subscribe(all(), 0).unwrap();
         let (mut b_slow, mut b_fast) =
-            (BookBuilder::new(Channel::Orders, 0), BookBuilder::new(Channel::Orders, 0));
+            (BookBuilder::new(Channel::Orders, SymbolId(0)), BookBuilder::new(Channel::Orders, SymbolId(0)));
         for (i, e) in events(300).iter().enumerate() {
             p.on_event(e).unwrap();
             drain_into(&mut p, fast, &mut b_fast);
@@ -565,7 +575,7 @@ mod tests {
         let mut p = publisher(32, SlowPolicy::Disconnect);
         let slow = p.subscribe(all(), 0).unwrap();
         let fast = p.subscribe(all(), 0).unwrap();
-        let mut b_fast = BookBuilder::new(Channel::Orders, 0);
+        let mut b_fast = BookBuilder::new(Channel::Orders, SymbolId(0));
         for e in &events(100) {
             p.on_event(e).unwrap();
             drain_into(&mut p, fast, &mut b_fast);
@@ -614,8 +624,8 @@ mod tests {
     fn subscriptions_are_bounded_and_checked_and_stale_ids_refused() {
         let mut p = publisher(8, SlowPolicy::Conflate);
         assert_eq!(
-            p.subscribe(Subscription { channel: Channel::Orders, symbol: Some(99) }, 0),
-            Err(SubscribeError::UnknownSymbol(99))
+            p.subscribe(Subscription { channel: Channel::Orders, symbol: Some(SymbolId(99)) }, 0),
+            Err(SubscribeError::UnknownSymbol(SymbolId(99)))
         );
         let a = p.subscribe(all(), 0).unwrap();
         p.subscribe(all(), 0).unwrap();

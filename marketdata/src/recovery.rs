@@ -260,7 +260,9 @@ impl Request {
                 let count = r.u32().ok_or(RequestError::Malformed("retransmit: truncated"))?;
                 Request::Retransmit { from, count }
             }
-            K_SNAPSHOT => Request::Snapshot(r.u32().ok_or(RequestError::Malformed("snapshot: truncated"))?),
+            K_SNAPSHOT => {
+                Request::Snapshot(SymbolId(r.u32().ok_or(RequestError::Malformed("snapshot: truncated"))?))
+            }
             other => return Err(RequestError::UnknownType(other)),
         };
         if !r.buf.is_empty() {
@@ -329,7 +331,7 @@ impl Reply {
                 for _ in 0..n {
                     let symbol = r.u32().ok_or(bad)?;
                     let tick_units = r.u64().ok_or(bad)? as i64;
-                    symbols.push(Listed { symbol, tick_units, name: r.name().ok_or(bad)? });
+                    symbols.push(Listed { symbol: SymbolId(symbol), tick_units, name: r.name().ok_or(bad)? });
                 }
                 Reply::Subscribed(symbols)
             }
@@ -703,6 +705,7 @@ impl Resequencer {
 
 #[cfg(test)]
 mod tests {
+    use engine::OrderId;
     use proptest::prelude::*;
 
     use super::*;
@@ -718,7 +721,7 @@ mod tests {
                 symbol: Some(symbol),
                 ts_ns: 0,
             },
-            body: Body::Delete { order_id: channel_seq },
+            body: Body::Delete { order_id: OrderId(channel_seq) },
         }
     }
 
@@ -741,7 +744,7 @@ mod tests {
         prop_oneof![
             proptest::collection::vec("[A-Z]{1,8}-[A-Z]{3}", 0..5).prop_map(Request::Subscribe),
             (any::<u64>(), any::<u32>()).prop_map(|(from, count)| Request::Retransmit { from, count }),
-            any::<u32>().prop_map(Request::Snapshot),
+            any::<u32>().prop_map(|s| Request::Snapshot(SymbolId(s))),
         ]
     }
 
@@ -768,11 +771,11 @@ mod tests {
 
     #[test]
     fn replies_round_trip() {
-        let m = message(3, 9, 4);
+        let m = message(SymbolId(3), 9, 4);
         for reply in [
             Reply::Subscribed(vec![
-                Listed { symbol: 0, tick_units: 1_000_000, name: "BTC-USD".into() },
-                Listed { symbol: 2, tick_units: -1, name: "AAPL".into() },
+                Listed { symbol: SymbolId(0), tick_units: 1_000_000, name: "BTC-USD".into() },
+                Listed { symbol: SymbolId(2), tick_units: -1, name: "AAPL".into() },
             ]),
             Reply::Message(m),
             Reply::Complete { from: 5, count: 7, sent: 2, source: Source::Journal },
@@ -831,56 +834,56 @@ mod tests {
 
     #[test]
     fn a_hole_asks_for_the_channel_range_around_it_and_the_retransmission_heals_it() {
-        let mut r = Resequencer::new(&[0]);
+        let mut r = Resequencer::new(&[SymbolId(0)]);
         let mut got = Vec::new();
         // Symbol 0's messages are at channel seqs 10, 12, 13, 15 (symbol seqs 5..=8).
-        for m in snapshot(0, 9, 4) {
+        for m in snapshot(SymbolId(0), 9, 4) {
             apply(&mut r, &m, &mut got);
         }
-        apply(&mut r, &message(0, 10, 5), &mut got);
-        apply(&mut r, &message(0, 15, 8), &mut got); // 12 and 13 lost
+        apply(&mut r, &message(SymbolId(0), 10, 5), &mut got);
+        apply(&mut r, &message(SymbolId(0), 15, 8), &mut got); // 12 and 13 lost
         assert_eq!(got.len(), 3);
-        assert_eq!(r.take_notes()[1], Note::Gap { symbol: 0, expected: 6, got: 8 });
+        assert_eq!(r.take_notes()[1], Note::Gap { symbol: SymbolId(0), expected: 6, got: 8 });
         assert_eq!(r.poll_request(), Some(Request::Retransmit { from: 11, count: 4 }));
         assert_eq!(r.poll_request(), None, "one request at a time");
-        apply(&mut r, &message(0, 12, 6), &mut got);
-        apply(&mut r, &message(0, 13, 7), &mut got);
+        apply(&mut r, &message(SymbolId(0), 12, 6), &mut got);
+        apply(&mut r, &message(SymbolId(0), 13, 7), &mut got);
         r.on_complete(11, 4);
         let seqs: Vec<u64> = got.iter().skip(2).map(|m| m.header.symbol_seq).collect();
         assert_eq!(seqs, [5, 6, 7, 8]);
-        assert_eq!(r.take_notes(), [Note::Healed { symbol: 0, symbol_seq: 8 }]);
+        assert_eq!(r.take_notes(), [Note::Healed { symbol: SymbolId(0), symbol_seq: 8 }]);
         assert_eq!((r.gaps, r.healed, r.snapshots_asked), (1, 1, 0));
     }
 
     #[test]
     fn a_hole_the_retransmission_cannot_fill_gets_a_snapshot() {
-        let mut r = Resequencer::new(&[0]);
+        let mut r = Resequencer::new(&[SymbolId(0)]);
         let mut got = Vec::new();
-        for m in snapshot(0, 9, 4) {
+        for m in snapshot(SymbolId(0), 9, 4) {
             apply(&mut r, &m, &mut got);
         }
-        apply(&mut r, &message(0, 12, 6), &mut got);
+        apply(&mut r, &message(SymbolId(0), 12, 6), &mut got);
         assert_eq!(r.poll_request(), Some(Request::Retransmit { from: 10, count: 2 }));
         r.on_complete(10, 2); // nothing came
-        assert_eq!(r.poll_request(), Some(Request::Snapshot(0)));
-        for m in snapshot(0, 20, 9) {
+        assert_eq!(r.poll_request(), Some(Request::Snapshot(SymbolId(0))));
+        for m in snapshot(SymbolId(0), 20, 9) {
             apply(&mut r, &m, &mut got);
         }
-        r.on_snapshot_done(0);
-        apply(&mut r, &message(0, 21, 10), &mut got);
+        r.on_snapshot_done(SymbolId(0));
+        apply(&mut r, &message(SymbolId(0), 21, 10), &mut got);
         assert_eq!(got.last().unwrap().header.symbol_seq, 10);
         // A refused retransmission falls back to a snapshot as well.
-        apply(&mut r, &message(0, 30, 12), &mut got);
+        apply(&mut r, &message(SymbolId(0), 30, 12), &mut got);
         assert_eq!(r.poll_request(), Some(Request::Retransmit { from: 22, count: 8 }));
         r.on_refused();
-        assert_eq!(r.poll_request(), Some(Request::Snapshot(0)));
+        assert_eq!(r.poll_request(), Some(Request::Snapshot(SymbolId(0))));
     }
 
     #[test]
     fn a_heartbeat_past_our_last_message_asks_for_the_tail() {
-        let mut r = Resequencer::new(&[0]);
+        let mut r = Resequencer::new(&[SymbolId(0)]);
         let mut got = Vec::new();
-        for m in snapshot(0, 9, 4) {
+        for m in snapshot(SymbolId(0), 9, 4) {
             apply(&mut r, &m, &mut got);
         }
         assert_eq!(r.poll_request(), None);
@@ -894,7 +897,7 @@ mod tests {
         };
         apply(&mut r, &Message { header, body: Body::Heartbeat }, &mut got);
         assert_eq!(r.poll_request(), Some(Request::Retransmit { from: 10, count: 5 }));
-        apply(&mut r, &message(0, 11, 5), &mut got);
+        apply(&mut r, &message(SymbolId(0), 11, 5), &mut got);
         r.on_complete(10, 5);
         assert_eq!(r.poll_request(), None, "the tail is verified");
         assert_eq!(got.last().unwrap().header.symbol_seq, 5);

@@ -327,11 +327,11 @@ impl WsFeed {
     }
 
     fn tick_size(&self, symbol: SymbolId) -> String {
-        PriceText::trimmed(i128::from(self.symbols[symbol as usize].tick_units), 0).to_string()
+        PriceText::trimmed(i128::from(self.symbols[symbol.index()].tick_units), 0).to_string()
     }
 
     fn price(&self, symbol: SymbolId, price: Price) -> String {
-        PriceText::ticks(&self.symbols[symbol as usize], price).to_string()
+        PriceText::ticks(&self.symbols[symbol.index()], price).to_string()
     }
 }
 
@@ -393,7 +393,7 @@ impl Stream {
             }
             (WsChannel::Level3, Body::SnapshotOrder(o)) => {
                 let entry =
-                    WsEntry { price: price(o.price), qty: o.qty, count: None, order_id: Some(o.order_id) };
+                    WsEntry { price: price(o.price), qty: o.qty, count: None, order_id: Some(o.order_id.0) };
                 if o.side == Side::Buy { &mut self.snapshot.0 } else { &mut self.snapshot.1 }.push(entry);
             }
             (WsChannel::Level2 | WsChannel::Level3, Body::SnapshotEnd { .. }) => {
@@ -427,7 +427,7 @@ impl Stream {
                             symbol,
                             seq,
                             op: "delete".into(),
-                            order_id,
+                            order_id: order_id.0,
                             side: None,
                             price: None,
                             qty: None,
@@ -447,8 +447,8 @@ impl Stream {
                             price: price(p),
                             qty,
                             aggressor: side_str(aggressor),
-                            maker_order_id,
-                            taker_order_id,
+                            maker_order_id: maker_order_id.0,
+                            taker_order_id: taker_order_id.0,
                         })
                     }
                     _ => return,
@@ -457,7 +457,7 @@ impl Stream {
                     symbol,
                     seq,
                     op: op.into(),
-                    order_id,
+                    order_id: order_id.0,
                     side: order.map(|o| side_str(o.side)),
                     price: order.map(|o| price(o.price)),
                     qty: Some(qty),
@@ -479,8 +479,8 @@ impl Stream {
                 price: price(p),
                 qty,
                 aggressor: side_str(aggressor),
-                maker_order_id,
-                taker_order_id,
+                maker_order_id: maker_order_id.0,
+                taker_order_id: taker_order_id.0,
             }),
             (WsChannel::Ticker, body) => {
                 if let Body::Trade { price: p, .. } = body {
@@ -548,7 +548,7 @@ fn request(feed: &WsFeed, streams: &mut Vec<Stream>, text: &str) -> WsMessage {
             let Some(id) = feed.symbols.iter().position(|s| s.name == symbol) else {
                 return error(format!("unknown symbol {symbol}"));
             };
-            let id = id as SymbolId;
+            let id = SymbolId(id as u32);
             if period.is_some() && channel != WsChannel::Candles {
                 return error("period applies to the candles channel only".into());
             }

@@ -29,7 +29,7 @@ impl Subscriber {
         let mut failed = None;
         self.reseq.on_message(m, &mut |m: &Message| {
             if let Some(s) = m.header.symbol {
-                if let Err(e) = books[s as usize].apply(m) {
+                if let Err(e) = books[s.index()].apply(m) {
                     failed = Some(format!("{e} at {m:?}"));
                 }
             }
@@ -73,7 +73,7 @@ fn recover(events: &[Event], k: usize, loss_pct: u32, seed: u64) -> Result<(u64,
         projection: ProjectionConfig { symbols: symbols as usize, ..ProjectionConfig::default() },
         checksum_depth: Some(3),
     });
-    let ids: Vec<SymbolId> = (0..symbols).collect();
+    let ids: Vec<SymbolId> = (0..symbols).map(SymbolId).collect();
     let mut sub = Subscriber {
         reseq: Resequencer::new(&ids),
         books: ids.iter().map(|&s| BookBuilder::new(Channel::Orders, s)).collect(),
@@ -140,7 +140,7 @@ fn recover(events: &[Event], k: usize, loss_pct: u32, seed: u64) -> Result<(u64,
     sub.on(&beat[0])?;
     serve(&mut sub, &md, &published)?;
     for &s in &ids {
-        let b = &sub.books[s as usize];
+        let b = &sub.books[s.index()];
         prop_assert!(b.is_live(), "symbol {s} not live");
         prop_assert_eq!(b.symbol_seq(), Some(md.symbol_seq(Channel::Orders, s)));
         let book = md.projection().book(s).unwrap();

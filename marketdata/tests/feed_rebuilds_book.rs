@@ -5,7 +5,7 @@
 
 mod common;
 
-use engine::{Event, Side};
+use engine::{AccountId, Event, Side, SymbolId};
 use marketdata::{
     codec, Body, BookBuilder, BuildError, Channel, ChannelGap, ChannelTracker, DepthWindow, FeedConfig,
     Level, LevelBook, MarketData, Message, Progress, Projection, ProjectionConfig,
@@ -35,7 +35,7 @@ fn compare(
     at: u64,
 ) -> Result<(), TestCaseError> {
     prop_assert!(builder.is_live(), "builder not live at event {}", at);
-    let book = projection.book(symbol).expect("listed");
+    let book = projection.book(SymbolId(symbol)).expect("listed");
     for side in [Side::Buy, Side::Sell] {
         for depth in [1, 2, 3, 5, 8, usize::MAX] {
             let want: Vec<Level> = book.levels(side).take(depth).collect();
@@ -48,7 +48,7 @@ fn compare(
             prop_assert_eq!(got, want, "L3 symbol {} {:?} at event {}", symbol, side, at);
         }
     }
-    prop_assert_eq!(builder.halted(), projection.halted(symbol));
+    prop_assert_eq!(builder.halted(), projection.halted(SymbolId(symbol)));
     Ok(())
 }
 
@@ -69,7 +69,7 @@ fn subscriptions() -> Vec<(Channel, u32)> {
 fn rebuild(events: &[Event], k: usize, early: usize) -> Result<(), TestCaseError> {
     let mut md = feed();
     let mut builders: Vec<BookBuilder> =
-        subscriptions().into_iter().map(|(c, s)| BookBuilder::new(c, s)).collect();
+        subscriptions().into_iter().map(|(c, s)| BookBuilder::new(c, SymbolId(s))).collect();
     let mut before_snapshot: Vec<Message> = Vec::new();
     let take_snapshot = |md: &MarketData, before: &mut Vec<Message>, builders: &mut Vec<BookBuilder>| {
         for b in builders.iter_mut() {
@@ -80,7 +80,7 @@ fn rebuild(events: &[Event], k: usize, early: usize) -> Result<(), TestCaseError
         }
         for (b, (channel, symbol)) in builders.iter_mut().zip(subscriptions()) {
             let mut snapshot = Vec::new();
-            md.snapshot(channel, symbol, 0, &mut snapshot);
+            md.snapshot(channel, SymbolId(symbol), 0, &mut snapshot);
             for m in &snapshot {
                 b.apply(m).map_err(|e| TestCaseError::fail(format!("{e} in the snapshot")))?;
             }
@@ -202,8 +202,8 @@ fn a_wrong_book_fails_its_checksum_and_a_new_epoch_drops_the_book() {
         let cent = engine::PRICE_UNITS_PER_ONE / 100;
         let order = |id: &str, side, ticks: i64, qty| {
             engine::CommandKind::New(engine::NewOrder::limit(
-                1,
-                0,
+                AccountId(1),
+                SymbolId(0),
                 engine::ClOrdId::from_str(id).unwrap(),
                 side,
                 ticks * cent,
@@ -220,9 +220,9 @@ fn a_wrong_book_fails_its_checksum_and_a_new_epoch_drops_the_book() {
             .collect();
         common::run(&mut engine, &commands).into_iter().flatten().collect::<Vec<_>>()
     };
-    let mut builder = BookBuilder::new(Channel::Levels, 0);
+    let mut builder = BookBuilder::new(Channel::Levels, SymbolId(0));
     let mut snapshot = Vec::new();
-    md.snapshot(Channel::Levels, 0, 0, &mut snapshot);
+    md.snapshot(Channel::Levels, SymbolId(0), 0, &mut snapshot);
     for m in &snapshot {
         builder.apply(m).unwrap();
     }
@@ -240,7 +240,7 @@ fn a_wrong_book_fails_its_checksum_and_a_new_epoch_drops_the_book() {
     );
     assert!(!builder.is_live());
 
-    let mut builder = BookBuilder::new(Channel::Levels, 0);
+    let mut builder = BookBuilder::new(Channel::Levels, SymbolId(0));
     for m in &snapshot {
         builder.apply(m).unwrap();
     }
@@ -261,8 +261,14 @@ fn a_whole_channel_subscriber_sees_every_lost_message_even_the_last() {
             .map(|seq| {
                 let side = if seq % 2 == 0 { Side::Buy } else { Side::Sell };
                 let id = engine::ClOrdId::from_str(&format!("c{seq}")).unwrap();
-                let order =
-                    engine::NewOrder::limit(seq as u32 % 2, (seq % 2) as u32, id, side, 100 * cent, 1);
+                let order = engine::NewOrder::limit(
+                    AccountId(seq as u32 % 2),
+                    SymbolId((seq % 2) as u32),
+                    id,
+                    side,
+                    100 * cent,
+                    1,
+                );
                 engine::Command {
                     header: engine::CommandHeader { seq, ts: seq },
                     kind: engine::CommandKind::New(order),
@@ -304,7 +310,14 @@ fn a_truncated_snapshot_is_refused_and_a_superseded_one_is_dropped_unused() {
         .map(|seq| {
             let cent = engine::PRICE_UNITS_PER_ONE / 100;
             let id = engine::ClOrdId::from_str(&format!("r{seq}")).unwrap();
-            let order = engine::NewOrder::limit(1, 0, id, Side::Buy, (90 + seq as i64) * cent, 2);
+            let order = engine::NewOrder::limit(
+                AccountId(1),
+                SymbolId(0),
+                id,
+                Side::Buy,
+                (90 + seq as i64) * cent,
+                2,
+            );
             engine::Command {
                 header: engine::CommandHeader { seq, ts: seq },
                 kind: engine::CommandKind::New(order),
@@ -316,10 +329,10 @@ fn a_truncated_snapshot_is_refused_and_a_superseded_one_is_dropped_unused() {
         md.on_event(&e, &mut Vec::new()).unwrap();
     }
     let mut snapshot = Vec::new();
-    md.snapshot(Channel::Orders, 0, 0, &mut snapshot);
+    md.snapshot(Channel::Orders, SymbolId(0), 0, &mut snapshot);
     assert_eq!(snapshot.len(), 6 + 2);
 
-    let mut b = BookBuilder::new(Channel::Orders, 0);
+    let mut b = BookBuilder::new(Channel::Orders, SymbolId(0));
     let mut truncated = snapshot.clone();
     truncated.remove(3);
     let results: Vec<_> = truncated.iter().map(|m| b.apply(m)).collect();
@@ -327,12 +340,12 @@ fn a_truncated_snapshot_is_refused_and_a_superseded_one_is_dropped_unused() {
     assert!(!b.is_live());
 
     // Half a snapshot, then a whole one: the whole one alone makes the book.
-    let mut b = BookBuilder::new(Channel::Orders, 0);
+    let mut b = BookBuilder::new(Channel::Orders, SymbolId(0));
     for m in snapshot[..4].iter().chain(&snapshot) {
         b.apply(m).unwrap();
     }
     assert!(b.is_live());
-    let want: Vec<_> = md.projection().book(0).unwrap().orders(Side::Buy).collect();
+    let want: Vec<_> = md.projection().book(SymbolId(0)).unwrap().orders(Side::Buy).collect();
     assert_eq!(b.order_book().unwrap().orders(Side::Buy).collect::<Vec<_>>(), want);
 }
 
@@ -347,7 +360,7 @@ fn a_depth_window_copy_equals_the_top_n_after_every_event() {
         let mut changes = Vec::new();
         for event in &events {
             md.on_event(event, &mut Vec::new()).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let book = md.projection().book(0).expect("listed");
+            let book = md.projection().book(SymbolId(0)).expect("listed");
             for (window, copy) in &mut windows {
                 changes.clear();
                 window.update(book, &mut changes);

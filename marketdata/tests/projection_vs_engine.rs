@@ -4,7 +4,7 @@
 
 mod common;
 
-use engine::{BookSnapshot, Command, Engine, Side};
+use engine::{BookSnapshot, Command, Engine, Side, SymbolId};
 use std::collections::BTreeMap;
 
 use engine::{Event, EventKind};
@@ -40,8 +40,8 @@ fn engine_l2(snapshot: &BookSnapshot, side: Side, depth: usize) -> Vec<Level> {
 
 fn check(engine: &Engine, projection: &Projection, after: &Command) -> Result<(), TestCaseError> {
     for symbol in 0..common::SYMBOLS {
-        let snapshot = engine.book_snapshot(symbol);
-        let book = projection.book(symbol).expect("listed");
+        let snapshot = engine.book_snapshot(SymbolId(symbol));
+        let book = projection.book(SymbolId(symbol)).expect("listed");
         let l3: Vec<BookOrder> = book.orders(Side::Buy).chain(book.orders(Side::Sell)).collect();
         proptest::prop_assert_eq!(&l3, &engine_l3(&snapshot), "L3 of symbol {} after {:?}", symbol, after);
         for side in [Side::Buy, Side::Sell] {
@@ -74,7 +74,7 @@ fn check_tape_and_bars(events: &[Event], projection: &Projection) -> Result<(), 
             .filter_map(|e| match e.kind {
                 EventKind::Trade {
                     symbol: s, price, qty, aggressor, maker_order_id, taker_order_id, ..
-                } if s == symbol => Some(TradeTick {
+                } if s == SymbolId(symbol) => Some(TradeTick {
                     seq: e.seq,
                     ts: e.ts,
                     price,
@@ -86,7 +86,7 @@ fn check_tape_and_bars(events: &[Event], projection: &Projection) -> Result<(), 
                 _ => None,
             })
             .collect();
-        let tape: Vec<TradeTick> = projection.tape(symbol).copied().collect();
+        let tape: Vec<TradeTick> = projection.tape(SymbolId(symbol)).copied().collect();
         proptest::prop_assert_eq!(&tape[..], &trades[trades.len().saturating_sub(TAPE_LEN_MAX)..]);
         for period in [BarPeriod::OneSecond, BarPeriod::OneMinute] {
             let mut bars: BTreeMap<u64, Bar> = BTreeMap::new();
@@ -108,7 +108,7 @@ fn check_tape_and_bars(events: &[Event], projection: &Projection) -> Result<(), 
                 bar.trades += 1;
             }
             let want: Vec<Bar> = bars.into_values().collect();
-            let got: Vec<Bar> = projection.bars(symbol, period).copied().collect();
+            let got: Vec<Bar> = projection.bars(SymbolId(symbol), period).copied().collect();
             proptest::prop_assert_eq!(
                 &got[..],
                 &want[want.len().saturating_sub(BARS_LEN_MAX)..],
@@ -141,7 +141,7 @@ fn property(tight: bool, cases: u32, salt: u64) {
                 // Resting happens at the event where matching ends, so the public book is never
                 // crossed, not even between the events of one command.
                 for symbol in 0..common::SYMBOLS {
-                    let bbo = projection.book(symbol).expect("listed").bbo();
+                    let bbo = projection.book(SymbolId(symbol)).expect("listed").bbo();
                     if let (Some((bid, _)), Some((ask, _))) = (bbo.bid, bbo.ask) {
                         proptest::prop_assert!(bid < ask, "crossed after {:?}", event);
                     }

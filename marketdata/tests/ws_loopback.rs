@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use engine::{
-    default_symbols, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder,
-    ReplaceOrder, Side, PRICE_UNITS_PER_ONE,
+    default_symbols, AccountId, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, ReplaceOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
 };
 use futures_util::{SinkExt, StreamExt};
 use marketdata::{ws_router, Channel, Publisher, PublisherConfig, WsFeed};
@@ -26,15 +26,16 @@ fn flow(engine: &mut Engine, from: u64, to: u64) -> Vec<Event> {
         let ticks = if side == Side::Buy { 10_000 - (seq % 5) as i64 } else { 9_998 + (seq % 6) as i64 };
         let kind = if seq % 7 == 0 && seq > 2 {
             CommandKind::Replace(ReplaceOrder {
-                account: (seq - 2) as u32 % 3,
-                symbol: 0,
+                account: AccountId((seq - 2) as u32 % 3),
+                symbol: SymbolId(0),
                 orig_id: ClOrdId::from_str(&format!("o{}", seq - 2)).unwrap(),
                 id,
                 price: Some((ticks - 1) * CENT),
                 qty: 9,
             })
         } else {
-            let mut o = NewOrder::limit(seq as u32 % 3, 0, id, side, ticks * CENT, 1 + seq % 6);
+            let mut o =
+                NewOrder::limit(AccountId(seq as u32 % 3), SymbolId(0), id, side, ticks * CENT, 1 + seq % 6);
             if seq % 5 == 0 {
                 o.qty = 12;
                 o.display_qty = Some(4);
@@ -194,7 +195,7 @@ async fn websocket_feed_rebuilds_the_book_and_refuses_bad_requests() {
         if fed {
             let (l2, l3) = feed.with_publisher(|p| {
                 let md = p.market_data();
-                (md.symbol_seq(Channel::Levels, 0), md.symbol_seq(Channel::Orders, 0))
+                (md.symbol_seq(Channel::Levels, SymbolId(0)), md.symbol_seq(Channel::Orders, SymbolId(0)))
             });
             if client.l2_seq == Some(l2) && client.l3_seq == Some(l3) {
                 break;
@@ -216,7 +217,7 @@ async fn websocket_feed_rebuilds_the_book_and_refuses_bad_requests() {
     }
 
     feed.with_publisher(|p| {
-        let book = p.market_data().projection().book(0).unwrap();
+        let book = p.market_data().projection().book(SymbolId(0)).unwrap();
         let mut want_l2 = BTreeMap::new();
         let mut want_l3: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
         for side in [Side::Buy, Side::Sell] {
@@ -228,8 +229,8 @@ async fn websocket_feed_rebuilds_the_book_and_refuses_bad_requests() {
                 want_l3
                     .entry((side.as_str().to_string(), price_text(o.price.0)))
                     .or_default()
-                    .push(o.order_id);
-                assert_eq!(client.l3_qty.get(&o.order_id), Some(&o.qty), "order {}", o.order_id);
+                    .push(o.order_id.0);
+                assert_eq!(client.l3_qty.get(&o.order_id.0), Some(&o.qty), "order {}", o.order_id);
             }
         }
         assert_eq!(client.l2, want_l2);

@@ -168,15 +168,15 @@ pub struct AdminConfig {
 
 impl AdminConfig {
     fn is_admin(&self, account: AccountId) -> bool {
-        self.admins.get(account as usize).copied().unwrap_or(false)
+        self.admins.get(account.index()).copied().unwrap_or(false)
     }
 
     fn changed(&self, account: AccountId) -> bool {
-        self.changed.get(account as usize).copied().unwrap_or(false)
+        self.changed.get(account.index()).copied().unwrap_or(false)
     }
 
     fn set_changed(&mut self, account: AccountId, changed: bool) {
-        let i = account as usize;
+        let i = account.index();
         if self.changed.len() <= i {
             self.changed.resize(i + 1, false);
         }
@@ -212,7 +212,7 @@ impl AdminConfig {
             AdminAction::Show { .. } => Ok("ok".to_owned()),
             AdminAction::Set { account, patch } => self.set(risk, account, patch),
             AdminAction::Reset { account } => {
-                let configured = self.configured.get(account as usize).cloned().flatten();
+                let configured = self.configured.get(account.index()).cloned().flatten();
                 let done = match configured {
                     Some(limits) => risk.set_limits(account, limits),
                     None => risk.reset_limits(account),
@@ -240,7 +240,8 @@ impl AdminConfig {
         };
         let accounts = match target {
             Some(account) => vec![self.state(risk, account)],
-            None => (0..self.names.len().max(self.admins.len()) as AccountId)
+            None => (0..self.names.len().max(self.admins.len()) as u32)
+                .map(AccountId)
                 .filter(|&a| !self.is_admin(a) && risk.limits(a).is_some())
                 .map(|a| self.state(risk, a))
                 .collect(),
@@ -290,7 +291,7 @@ impl AdminConfig {
         let path = self.state_path.clone()?;
         let mut state = SavedState::default();
         for (id, name) in self.names.iter().enumerate() {
-            let account = id as AccountId;
+            let account = AccountId(id as u32);
             let killed = risk.is_killed(account);
             let limits = self.changed(account).then(|| risk.limits(account).cloned()).flatten();
             if killed || limits.is_some() {
@@ -404,25 +405,27 @@ mod tests {
     fn set_merges_fields_and_reset_returns_to_the_configuration() {
         let mut risk = risk();
         let mut admin = config(None);
-        risk.set_limits(0, admin.configured[0].clone().unwrap()).unwrap();
-        let set =
-            AdminAction::Set { account: 0, patch: patch(r#"{"credit_max":"5000.5","price_band_bps":200}"#) };
+        risk.set_limits(AccountId(0), admin.configured[0].clone().unwrap()).unwrap();
+        let set = AdminAction::Set {
+            account: AccountId(0),
+            patch: patch(r#"{"credit_max":"5000.5","price_band_bps":200}"#),
+        };
         let (reply, cancel) = admin.apply(&mut risk, request(set));
         assert_eq!(cancel, None);
         assert_eq!(reply.outcome, Ok("limits changed: credit_max, price_band_bps".into()));
-        let limits = risk.limits(0).unwrap();
+        let limits = risk.limits(AccountId(0)).unwrap();
         assert_eq!(limits.order_qty_max, Some(100), "fields not named stay");
         assert_eq!(limits.price_band_bps, Some(200));
         assert_eq!(limits.credit_max, Some(risk::Notional::from_units(500_050_000_000)));
         assert!(reply.accounts[0].changed);
 
-        let unset = AdminAction::Set { account: 0, patch: patch(r#"{"order_qty_max":null}"#) };
+        let unset = AdminAction::Set { account: AccountId(0), patch: patch(r#"{"order_qty_max":null}"#) };
         admin.apply(&mut risk, request(unset));
-        assert_eq!(risk.limits(0).unwrap().order_qty_max, None);
+        assert_eq!(risk.limits(AccountId(0)).unwrap().order_qty_max, None);
 
-        let (reply, _) = admin.apply(&mut risk, request(AdminAction::Reset { account: 0 }));
+        let (reply, _) = admin.apply(&mut risk, request(AdminAction::Reset { account: AccountId(0) }));
         assert!(reply.outcome.is_ok());
-        assert_eq!(risk.limits(0).unwrap(), admin.configured[0].as_ref().unwrap());
+        assert_eq!(risk.limits(AccountId(0)).unwrap(), admin.configured[0].as_ref().unwrap());
         assert!(!reply.accounts[0].changed);
     }
 
@@ -431,30 +434,36 @@ mod tests {
         let mut risk = risk();
         let mut admin = config(None);
         for bad in [r#"{"order_qty":5}"#, r#"{"credit_max":1.5}"#, r#"{"order_qty_max":"many"}"#] {
-            let set = AdminAction::Set { account: 1, patch: patch(bad) };
+            let set = AdminAction::Set { account: AccountId(1), patch: patch(bad) };
             let (reply, _) = admin.apply(&mut risk, request(set));
             let err = reply.outcome.unwrap_err();
             assert!(matches!(err, AdminRefusal::BadLimits(_)), "{bad}: {err}");
             assert!(err.to_string().starts_with("limits: "), "{bad}: {err}");
         }
-        let set = AdminAction::Set { account: 1, patch: patch(r#"{"position_max_by_symbol":{"DOGE":1}}"#) };
+        let set = AdminAction::Set {
+            account: AccountId(1),
+            patch: patch(r#"{"position_max_by_symbol":{"DOGE":1}}"#),
+        };
         let err = admin.apply(&mut risk, request(set)).0.outcome.unwrap_err();
         assert!(err.to_string().contains("DOGE"), "{err}");
-        assert_eq!(risk.limits(1).unwrap(), &RiskLimits::default());
+        assert_eq!(risk.limits(AccountId(1)).unwrap(), &RiskLimits::default());
     }
 
     #[test]
     fn admin_and_unknown_accounts_are_refused_and_show_lists_traders() {
         let mut risk = risk();
         let mut admin = config(None);
-        let (reply, _) = admin.apply(&mut risk, request(AdminAction::Kill { account: 2 }));
+        let (reply, _) = admin.apply(&mut risk, request(AdminAction::Kill { account: AccountId(2) }));
         assert_eq!(reply.outcome, Err(AdminRefusal::AdminAccount));
-        let (reply, _) = admin.apply(&mut risk, request(AdminAction::Kill { account: 7 }));
-        assert_eq!(reply.outcome, Err(AdminRefusal::NotConfigured(7)));
-        assert_eq!(AdminRefusal::NotConfigured(7).to_string(), "account 7 is not configured");
+        let (reply, _) = admin.apply(&mut risk, request(AdminAction::Kill { account: AccountId(7) }));
+        assert_eq!(reply.outcome, Err(AdminRefusal::NotConfigured(AccountId(7))));
+        assert_eq!(AdminRefusal::NotConfigured(AccountId(7)).to_string(), "account 7 is not configured");
         let (reply, _) = admin.apply(&mut risk, request(AdminAction::Show { account: None }));
-        assert_eq!(reply.accounts.iter().map(|a| a.account).collect::<Vec<_>>(), [0, 1]);
-        let json = accounts_json(&reply.accounts, |a| admin.names[a as usize].clone());
+        assert_eq!(
+            reply.accounts.iter().map(|a| a.account).collect::<Vec<_>>(),
+            [AccountId(0), AccountId(1)]
+        );
+        let json = accounts_json(&reply.accounts, |a| admin.names[a.index()].clone());
         let value: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["accounts"][0]["account"], "alice");
         assert_eq!(value["accounts"][0]["credit_used"], "0");
@@ -470,11 +479,11 @@ mod tests {
             let (path, state) = admin.saved_state(risk).unwrap();
             write_state(&path, &state).unwrap();
         };
-        let (reply, cancel) = admin.apply(&mut risk, request(AdminAction::Kill { account: 1 }));
-        assert_eq!(cancel, Some(1));
+        let (reply, cancel) = admin.apply(&mut risk, request(AdminAction::Kill { account: AccountId(1) }));
+        assert_eq!(cancel, Some(AccountId(1)));
         assert!(reply.outcome.unwrap().starts_with("kill switch engaged"));
-        assert!(risk.is_killed(1));
-        let set = AdminAction::Set { account: 0, patch: patch(r#"{"open_orders_max":3}"#) };
+        assert!(risk.is_killed(AccountId(1)));
+        let set = AdminAction::Set { account: AccountId(0), patch: patch(r#"{"open_orders_max":3}"#) };
         admin.apply(&mut risk, request(set));
         save(&admin, &risk);
 
@@ -484,9 +493,9 @@ mod tests {
         assert_eq!(saved.accounts["alice"].limits.as_ref().unwrap().open_orders_max, Some(3));
         assert!(!saved.accounts["alice"].killed);
 
-        let (_, cancel) = admin.apply(&mut risk, request(AdminAction::Release { account: 1 }));
+        let (_, cancel) = admin.apply(&mut risk, request(AdminAction::Release { account: AccountId(1) }));
         assert_eq!(cancel, None);
-        assert!(!risk.is_killed(1));
+        assert!(!risk.is_killed(AccountId(1)));
         save(&admin, &risk);
         let saved = load_state(admin.state_path.as_ref().unwrap()).unwrap();
         assert!(!saved.accounts.contains_key("bob"));

@@ -106,10 +106,10 @@ impl Funds {
         command_seq: u64,
     ) -> Result<(), FundsReject> {
         self.release_seen();
-        let Some(rule) = self.config.rules.get(order.symbol as usize).copied().flatten() else {
+        let Some(rule) = self.config.rules.get(order.symbol.index()).copied().flatten() else {
             return Ok(());
         };
-        if order.account as usize >= self.accounts {
+        if order.account.index() >= self.accounts {
             return Ok(());
         }
         let ticks = match (order.side, order.ord_type, cap_ticks) {
@@ -133,10 +133,10 @@ impl Funds {
         command_seq: u64,
     ) -> Result<(), FundsReject> {
         self.release_seen();
-        let Some(rule) = self.config.rules.get(replace.symbol as usize).copied().flatten() else {
+        let Some(rule) = self.config.rules.get(replace.symbol.index()).copied().flatten() else {
             return Ok(());
         };
-        if replace.account as usize >= self.accounts {
+        if replace.account.index() >= self.accounts {
             return Ok(());
         }
         let tick = rule.tick_units.max(1);
@@ -163,7 +163,7 @@ impl Funds {
         command_seq: u64,
         what: &str,
     ) -> Result<(), FundsReject> {
-        let cell = account as usize * self.config.assets.len() + asset as usize;
+        let cell = account.index() * self.config.assets.len() + asset as usize;
         let available = i128::from(self.config.source.available(account, asset).unwrap_or(0));
         let reserved = i128::from(self.reserved[cell]);
         if amount > available - reserved || amount > i128::from(i64::MAX) {
@@ -235,6 +235,7 @@ fn decimal(minor: i128, scale: u32) -> String {
 mod tests {
     use super::*;
     use engine::{CancelReason, Event, EventKind, StpMode, Tif};
+    use engine::{OrderId, SymbolId};
     use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
     #[derive(Debug, Default)]
@@ -255,8 +256,8 @@ mod tests {
 
     fn order(side: Side, price: i64, qty: u64) -> NewOrder {
         NewOrder {
-            account: 0,
-            symbol: 0,
+            account: AccountId(0),
+            symbol: SymbolId(0),
             id: engine::ClOrdId::from_str("o1").unwrap(),
             side,
             ord_type: OrdType::Limit,
@@ -304,9 +305,9 @@ mod tests {
             command_seq: 7,
             ts: 0,
             kind: EventKind::Canceled {
-                account: 0,
-                symbol: 0,
-                order_id: 1,
+                account: AccountId(0),
+                symbol: SymbolId(0),
+                order_id: OrderId(1),
                 id: engine::ClOrdId::from_str("o1").unwrap(),
                 reason: CancelReason::User,
                 leaves_qty: 0,
@@ -329,8 +330,8 @@ mod tests {
 
     fn replace(price: Option<i64>, qty: u64) -> ReplaceOrder {
         ReplaceOrder {
-            account: 0,
-            symbol: 0,
+            account: AccountId(0),
+            symbol: SymbolId(0),
             orig_id: engine::ClOrdId::from_str("o1").unwrap(),
             id: engine::ClOrdId::from_str("o2").unwrap(),
             price,

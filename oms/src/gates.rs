@@ -79,7 +79,7 @@ impl Gates {
             Some(limits) => {
                 let mut keyed = KeyedLimiter::new(limits.session, limits.keys_max)?;
                 // Account keys get the account limit; sessions keep the keyed default.
-                for account in 0..accounts as AccountId {
+                for account in (0..accounts as u32).map(AccountId) {
                     let account_limit = limits
                         .account_overrides
                         .iter()
@@ -100,7 +100,7 @@ impl Gates {
     /// Accounts whose kill switch is engaged.
     pub(crate) fn killed_accounts(&self, accounts: usize) -> Vec<AccountId> {
         match &self.risk {
-            Some(risk) => (0..accounts as AccountId).filter(|&a| risk.is_killed(a)).collect(),
+            Some(risk) => (0..accounts as u32).map(AccountId).filter(|&a| risk.is_killed(a)).collect(),
             None => Vec::new(),
         }
     }
@@ -218,8 +218,7 @@ impl Gates {
     /// describe a market order: they come from the request, not from the command.)
     pub(crate) fn capped(&self, mut order: NewOrder) -> NewOrder {
         let Some(risk) = self.risk.as_ref() else { return order };
-        if let (Some(cap), Some(spec)) = (risk.market_cap(&order), risk.symbols().get(order.symbol as usize))
-        {
+        if let (Some(cap), Some(spec)) = (risk.market_cap(&order), risk.symbols().get(order.symbol.index())) {
             order.ord_type = OrdType::Limit;
             order.tif = Tif::Ioc;
             order.price = cap.0.saturating_mul(spec.tick_units);

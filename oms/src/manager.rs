@@ -158,7 +158,7 @@ impl OrderManager {
             drop_copies: {
                 let mut copies = vec![Vec::new(); config.accounts];
                 for (watched, receiver) in config.drop_copies {
-                    if let Some(list) = copies.get_mut(watched as usize) {
+                    if let Some(list) = copies.get_mut(watched.index()) {
                         list.push(receiver);
                     }
                 }
@@ -209,7 +209,7 @@ impl OrderManager {
 
     /// A session logged on as `account`.
     pub fn attach(&mut self, session: SessionId, account: AccountId, cancel_on_disconnect: bool) {
-        if let Some(slot) = self.sessions.get_mut(account as usize) {
+        if let Some(slot) = self.sessions.get_mut(account.index()) {
             *slot = Some(Attached { session, cancel_on_disconnect });
         }
     }
@@ -219,8 +219,9 @@ impl OrderManager {
     pub fn detach(&mut self, session: SessionId, graceful: bool) -> Option<CommandKind> {
         let account = self.sessions.iter().position(|s| s.as_ref().is_some_and(|a| a.session == session))?;
         let attached = self.sessions[account].take()?;
-        (attached.cancel_on_disconnect && !graceful)
-            .then(|| self.issue(CommandKind::CancelAll { account: account as AccountId, symbol: None }, None))
+        (attached.cancel_on_disconnect && !graceful).then(|| {
+            self.issue(CommandKind::CancelAll { account: AccountId(account as u32), symbol: None }, None)
+        })
     }
 
     /// An AdminRequest of admin `account`: applied to risk at once, answered with an
@@ -239,7 +240,8 @@ impl OrderManager {
                     self.to_save = self.admin.saved_state(risk);
                 }
                 // Control plane: counting every account here is fine.
-                let killed = (0..self.sessions.len() as AccountId).filter(|&a| risk.is_killed(a)).count();
+                let killed =
+                    (0..self.sessions.len() as u32).map(AccountId).filter(|&a| risk.is_killed(a)).count();
                 self.stats.accounts_killed.store(killed as u64, Ordering::Relaxed);
                 (reply, cancel)
             }
@@ -476,13 +478,13 @@ impl OrderManager {
         if order.ord_type == OrdType::Market {
             return None;
         }
-        self.symbols.get(order.symbol as usize).and_then(|s| s.units_to_ticks(order.price))
+        self.symbols.get(order.symbol.index()).and_then(|s| s.units_to_ticks(order.price))
     }
 
     /// An ExecutionReport 150=8 of a refused new order, echoing what it asked.
     fn order_reject(&self, order: &NewOrder, transact_ns: u64) -> ExecReport {
         ExecReport {
-            order_id: 0,
+            order_id: OrderId(0),
             cl_ord_id: order.id,
             orig_cl_ord_id: None,
             exec_id: 0,
@@ -698,7 +700,7 @@ impl OrderManager {
             .live_by_cl_ord_id(account, orig)
             .filter(|(_, s)| s.symbol == symbol)
             .map(|(id, s)| (id, if s.cum_qty > 0 { b'1' } else { b'0' }));
-        let (order_id, ord_status) = live.unwrap_or((0, b'8'));
+        let (order_id, ord_status) = live.unwrap_or((OrderId(0), b'8'));
         CancelReject {
             order_id,
             cl_ord_id: request_id,
@@ -770,7 +772,7 @@ impl OrderManager {
                 }
             }
             None => ExecReport {
-                order_id: 0,
+                order_id: OrderId(0),
                 cl_ord_id,
                 orig_cl_ord_id: None,
                 exec_id: 0,
@@ -807,7 +809,7 @@ impl OrderManager {
                     // No live order: one report saying so, with TotNumReports 0.
                     let none = ClOrdId::from_str("NONE").expect("a valid id");
                     let mut report =
-                        self.status_report(account, none, Side::Buy, symbol.unwrap_or(0), now_ns);
+                        self.status_report(account, none, Side::Buy, symbol.unwrap_or(SymbolId(0)), now_ns);
                     report.text = Some("no live orders".into());
                     report.ord_rej_reason = None;
                     report.status =
@@ -837,9 +839,9 @@ impl OrderManager {
     /// already delivered ([`OrderManager::rebuild`]) is not made again.
     fn deliver_event(&mut self, account: AccountId, event_seq: u64, report: Report) {
         if event_seq != 0 && matches!(report, Report::Exec(_)) {
-            let receivers = self.drop_copies.get(account as usize).map_or(0, Vec::len);
+            let receivers = self.drop_copies.get(account.index()).map_or(0, Vec::len);
             for i in 0..receivers {
-                let receiver = self.drop_copies[account as usize][i];
+                let receiver = self.drop_copies[account.index()][i];
                 self.push(receiver, event_seq, report.clone());
             }
         }
@@ -847,10 +849,10 @@ impl OrderManager {
     }
 
     fn push(&mut self, account: AccountId, event_seq: u64, report: Report) {
-        if event_seq != 0 && self.reported.get(account as usize).is_some_and(|&r| event_seq <= r) {
+        if event_seq != 0 && self.reported.get(account.index()).is_some_and(|&r| event_seq <= r) {
             return;
         }
-        if self.sessions.get(account as usize).is_none_or(Option::is_none) {
+        if self.sessions.get(account.index()).is_none_or(Option::is_none) {
             self.stats.to_detached.fetch_add(1, Ordering::Relaxed);
         }
         self.out.push_back(Delivery { account, event_seq, report });

@@ -138,7 +138,7 @@ mod tests {
         OrderState {
             account,
             cl_ord_id: ClOrdId::from_str(id).unwrap(),
-            symbol: 0,
+            symbol: SymbolId(0),
             side: Side::Buy,
             qty: 10,
             price: Some(Price(100)),
@@ -150,18 +150,21 @@ mod tests {
     #[test]
     fn replace_moves_the_id_and_finish_remembers_the_last_state() {
         let mut orders = Orders::default();
-        orders.track(7, state(1, "a"));
+        orders.track(OrderId(7), state(AccountId(1), "a"));
         let a = ClOrdId::from_str("a").unwrap();
         let b = ClOrdId::from_str("b").unwrap();
-        orders.replace(7, b, 8, Price(99)).unwrap();
-        assert!(orders.live_by_cl_ord_id(1, a).is_none());
-        assert_eq!(orders.lookup(1, b).unwrap().ord_status, b'0');
-        assert!(orders.lookup(2, b).is_none(), "another account's id is not this order");
-        orders.get_mut(7).unwrap().cum_qty = 3;
-        assert_eq!(orders.lookup(1, b).unwrap().ord_status, b'1');
-        orders.finish(7, b'4').unwrap();
-        let done = orders.lookup(1, b).unwrap();
-        assert_eq!((done.order_id, done.ord_status, done.state.qty, done.state.cum_qty), (7, b'4', 8, 3));
+        orders.replace(OrderId(7), b, 8, Price(99)).unwrap();
+        assert!(orders.live_by_cl_ord_id(AccountId(1), a).is_none());
+        assert_eq!(orders.lookup(AccountId(1), b).unwrap().ord_status, b'0');
+        assert!(orders.lookup(AccountId(2), b).is_none(), "another account's id is not this order");
+        orders.get_mut(OrderId(7)).unwrap().cum_qty = 3;
+        assert_eq!(orders.lookup(AccountId(1), b).unwrap().ord_status, b'1');
+        orders.finish(OrderId(7), b'4').unwrap();
+        let done = orders.lookup(AccountId(1), b).unwrap();
+        assert_eq!(
+            (done.order_id, done.ord_status, done.state.qty, done.state.cum_qty),
+            (OrderId(7), b'4', 8, 3)
+        );
         assert_eq!(orders.live_len(), 0);
     }
 
@@ -169,11 +172,14 @@ mod tests {
     fn finished_orders_are_bounded() {
         let mut orders = Orders::default();
         for i in 0..DONE_ORDERS_MAX as u64 + 5 {
-            orders.track(i, state(0, &format!("o{i}")));
-            orders.finish(i, b'2');
+            orders.track(OrderId(i), state(AccountId(0), &format!("o{i}")));
+            orders.finish(OrderId(i), b'2');
         }
         assert_eq!(orders.done.len(), DONE_ORDERS_MAX);
-        assert!(orders.lookup(0, ClOrdId::from_str("o0").unwrap()).is_none(), "the oldest is forgotten");
-        assert!(orders.lookup(0, ClOrdId::from_str("o5").unwrap()).is_some());
+        assert!(
+            orders.lookup(AccountId(0), ClOrdId::from_str("o0").unwrap()).is_none(),
+            "the oldest is forgotten"
+        );
+        assert!(orders.lookup(AccountId(0), ClOrdId::from_str("o5").unwrap()).is_some());
     }
 }

@@ -3,15 +3,15 @@
 //! time stepped by the test.
 
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder, ReplaceOrder, Side,
-    PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder,
+    ReplaceOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
 };
 use oms::admin::AdminConfig;
 use oms::{Delivery, OmsConfig, OrderManager, RateLimits, Report, Request};
 use proptest::prelude::*;
 
 const CENT: i64 = PRICE_UNITS_PER_ONE / 100;
-const BTC: u32 = 0;
+const BTC: SymbolId = SymbolId(0);
 const SECOND_NS: u64 = 1_000_000_000;
 
 fn id(s: &str) -> ClOrdId {
@@ -84,11 +84,15 @@ impl Pair {
 }
 
 fn limit(account: u32, cl: &str, side: Side, qty: u64, cents: i64) -> Request {
-    Request::New { order: NewOrder::limit(account, BTC, id(cl), side, cents * CENT, qty), ref_seq: 0 }
+    Request::New {
+        order: NewOrder::limit(AccountId(account), BTC, id(cl), side, cents * CENT, qty),
+        ref_seq: 0,
+    }
 }
 
 fn cancel(account: u32, request: &str, orig: &str) -> Request {
-    let cancel = CancelOrder { account, symbol: BTC, id: id(orig), request_id: Some(id(request)) };
+    let cancel =
+        CancelOrder { account: AccountId(account), symbol: BTC, id: id(orig), request_id: Some(id(request)) };
     Request::Cancel { cancel, request_id: id(request), side: Side::Buy, ref_seq: 0 }
 }
 
@@ -103,11 +107,11 @@ fn exec(d: &Delivery) -> &oms::ExecReport {
 fn a_cross_reports_both_sides_with_cum_qty_and_avg_px_and_a_cancel_names_its_request() {
     let mut p = Pair::new(config(None));
     let out = p.send(1, limit(0, "a1", Side::Buy, 10, 10_000));
-    assert_eq!((out.len(), exec(&out[0]).exec_type, out[0].account), (1, b'0', 0));
+    assert_eq!((out.len(), exec(&out[0]).exec_type, out[0].account), (1, b'0', AccountId(0)));
     let out = p.send(2, limit(1, "b1", Side::Sell, 4, 9_900));
     let fills: Vec<_> = out.iter().filter(|d| exec(d).exec_type == b'F').collect();
     assert_eq!(fills.len(), 2);
-    let maker = fills.iter().find(|d| d.account == 0).unwrap();
+    let maker = fills.iter().find(|d| d.account == AccountId(0)).unwrap();
     let r = exec(maker);
     assert_eq!((r.cum_qty, r.leaves_qty, r.ord_status, r.notional_ticks), (4, 6, b'1', 4 * 10_000));
     assert_eq!(maker.event_seq, r.exec_id / 2, "a report names the event it reports");
@@ -126,15 +130,31 @@ fn every_request_is_answered_unknown_orders_included() {
         Report::CancelReject(r) => assert_eq!((r.reason, r.ord_status, r.cl_ord_id), (1, b'8', id("x1"))),
         other => panic!("{other:?}"),
     }
-    let status =
-        Request::Status { account: 1, cl_ord_id: id("a1"), req_id: None, side: Side::Buy, symbol: BTC };
+    let status = Request::Status {
+        account: AccountId(1),
+        cl_ord_id: id("a1"),
+        req_id: None,
+        side: Side::Buy,
+        symbol: BTC,
+    };
     let r = exec(&p.send(2, status)[0]).clone();
     assert_eq!((r.exec_type, r.ord_status, r.ord_rej_reason), (b'I', b'8', Some(5)));
-    let status =
-        Request::Status { account: 0, cl_ord_id: id("a1"), req_id: None, side: Side::Buy, symbol: BTC };
+    let status = Request::Status {
+        account: AccountId(0),
+        cl_ord_id: id("a1"),
+        req_id: None,
+        side: Side::Buy,
+        symbol: BTC,
+    };
     assert_eq!(exec(&p.send(1, status)[0]).ord_status, b'0');
-    let replace =
-        ReplaceOrder { account: 0, symbol: BTC, orig_id: id("zz"), id: id("a2"), price: None, qty: 1 };
+    let replace = ReplaceOrder {
+        account: AccountId(0),
+        symbol: BTC,
+        orig_id: id("zz"),
+        id: id("a2"),
+        price: None,
+        qty: 1,
+    };
     let out = p.send(1, Request::Replace { replace, side: Side::Buy, ref_seq: 0 });
     assert!(matches!(&out[0].report, Report::CancelReject(r) if r.response_to == b'2' && r.reason == 1));
     assert_eq!(p.oms.stats().unknown_order_events.load(std::sync::atomic::Ordering::Relaxed), 0);
@@ -146,7 +166,7 @@ fn a_mass_cancel_is_answered_after_its_cancels_with_the_count() {
     p.send(1, limit(0, "a1", Side::Buy, 1, 100));
     p.send(1, limit(0, "a2", Side::Buy, 1, 101));
     let mass = Request::MassCancel {
-        account: 0,
+        account: AccountId(0),
         symbol: None,
         request_id: id("m1"),
         request_type: b'7',
@@ -160,7 +180,7 @@ fn a_mass_cancel_is_answered_after_its_cancels_with_the_count() {
     );
     // With nothing left, the answer still comes, counting none.
     let mass = Request::MassCancel {
-        account: 0,
+        account: AccountId(0),
         symbol: None,
         request_id: id("m2"),
         request_type: b'7',
@@ -189,28 +209,37 @@ fn the_rate_limit_follows_the_time_it_is_given() {
 
 #[test]
 fn a_drop_copy_account_gets_a_copy_of_every_execution_report_of_the_accounts_it_watches() {
-    let mut p = Pair::new(OmsConfig { drop_copies: vec![(0, 2)], ..config(None) });
+    let mut p = Pair::new(OmsConfig { drop_copies: vec![(AccountId(0), AccountId(2))], ..config(None) });
     p.send(1, limit(0, "a1", Side::Buy, 5, 100));
     let out = p.send(2, limit(1, "b1", Side::Sell, 5, 100));
     let to = |account| out.iter().filter(|d| d.account == account).count();
-    assert_eq!((to(0), to(1), to(2)), (1, 2, 1), "alice's fill is copied to carol, bob's reports are not");
-    let copy = out.iter().find(|d| d.account == 2).unwrap();
-    let original = out.iter().find(|d| d.account == 0).unwrap();
+    assert_eq!(
+        (to(AccountId(0)), to(AccountId(1)), to(AccountId(2))),
+        (1, 2, 1),
+        "alice's fill is copied to carol, bob's reports are not"
+    );
+    let copy = out.iter().find(|d| d.account == AccountId(2)).unwrap();
+    let original = out.iter().find(|d| d.account == AccountId(0)).unwrap();
     assert_eq!(format!("{:?}", copy.report), format!("{:?}", original.report));
     // Status answers are not copied (they report no event).
-    let status =
-        Request::Status { account: 0, cl_ord_id: id("a1"), req_id: None, side: Side::Buy, symbol: BTC };
-    assert!(p.send(1, status).iter().all(|d| d.account == 0));
+    let status = Request::Status {
+        account: AccountId(0),
+        cl_ord_id: id("a1"),
+        req_id: None,
+        side: Side::Buy,
+        symbol: BTC,
+    };
+    assert!(p.send(1, status).iter().all(|d| d.account == AccountId(0)));
 }
 
 #[test]
 fn cancel_on_disconnect_applies_to_lost_connections_only() {
     let mut p = Pair::new(config(None));
-    p.oms.attach(7, 0, true);
+    p.oms.attach(7, AccountId(0), true);
     assert!(p.oms.detach(7, true).is_none(), "a Logout keeps the orders");
-    p.oms.attach(8, 0, true);
-    assert!(matches!(p.oms.detach(8, false), Some(CommandKind::CancelAll { account: 0, .. })));
-    p.oms.attach(9, 1, false);
+    p.oms.attach(8, AccountId(0), true);
+    assert!(matches!(p.oms.detach(8, false), Some(CommandKind::CancelAll { account: AccountId(0), .. })));
+    p.oms.attach(9, AccountId(1), false);
     assert!(p.oms.detach(9, false).is_none(), "an account without cancel-on-disconnect keeps them");
 }
 
@@ -227,15 +256,15 @@ fn run(p: &mut Pair, steps: &[(u8, u32, u8, u64, i64, bool)]) -> Vec<Delivery> {
         let request = match op {
             0..=5 => limit(account, &format!("{name}-{i}"), side, qty, px * 100),
             6 | 7 => {
-                let live = p.oms.orders().live_of(account, None);
+                let live = p.oms.orders().live_of(AccountId(account), None);
                 let Some((_, s)) = live.get(n as usize % live.len().max(1)) else { continue };
                 cancel(account, &format!("c{i}"), s.cl_ord_id.as_str())
             }
             _ => {
-                let live = p.oms.orders().live_of(account, None);
+                let live = p.oms.orders().live_of(AccountId(account), None);
                 let Some((_, s)) = live.get(n as usize % live.len().max(1)) else { continue };
                 let replace = ReplaceOrder {
-                    account,
+                    account: AccountId(account),
                     symbol: BTC,
                     orig_id: s.cl_ord_id,
                     id: id(&format!("r{i}")),
@@ -262,7 +291,7 @@ proptest! {
         let reported = vec![cut; 3];
         rebuilt.rebuild(live.commands.clone(), live.events.clone(), reported);
         for account in 0..3 {
-            prop_assert_eq!(rebuilt.orders().live_of(account, None), live.oms.orders().live_of(account, None));
+            prop_assert_eq!(rebuilt.orders().live_of(AccountId(account), None), live.oms.orders().live_of(AccountId(account), None));
         }
         let again: Vec<Delivery> = std::iter::from_fn(|| rebuilt.pop_delivery()).collect();
         let expected: Vec<&Delivery> = delivered.iter().filter(|d| d.event_seq > cut).collect();
@@ -282,7 +311,7 @@ struct Fixed {
 }
 
 impl oms::funds::FundsSource for Fixed {
-    fn available(&self, _account: u32, asset: u16) -> Option<i64> {
+    fn available(&self, _account: AccountId, asset: u16) -> Option<i64> {
         Some(if asset == 0 { self.usd_minor } else { 0 })
     }
     fn cursor(&self) -> u64 {
@@ -292,7 +321,7 @@ impl oms::funds::FundsSource for Fixed {
 
 fn replace(account: u32, orig: &str, new: &str, cents: Option<i64>, qty: u64) -> Request {
     let replace = ReplaceOrder {
-        account,
+        account: AccountId(account),
         symbol: BTC,
         orig_id: id(orig),
         id: id(new),
@@ -308,7 +337,7 @@ fn replace(account: u32, orig: &str, new: &str, cents: Option<i64>, qty: u64) ->
 #[test]
 fn a_replace_raising_the_hold_beyond_available_funds_is_refused_before_the_book() {
     let symbols = EngineConfig::default().symbols;
-    let tick_units = symbols[BTC as usize].tick_units;
+    let tick_units = symbols[BTC.index()].tick_units;
     let rule = oms::funds::FundsRule {
         base: 1,
         quote: 0,

@@ -171,7 +171,7 @@ impl<'s, S: Strategy + ?Sized> Backtest<'s, S> {
     /// # Panics
     /// If `config.symbol` is not in `config.engine.symbols`.
     pub fn new(config: BacktestConfig, flow: &FlowInfo, strategy: &'s mut S) -> Backtest<'s, S> {
-        let spec = config.engine.symbols[config.symbol as usize].clone();
+        let spec = config.engine.symbols[config.symbol.index()].clone();
         let session = Session {
             symbol: spec.clone(),
             first_ts: flow.first_ts,
@@ -616,7 +616,7 @@ impl BacktestOptions {
         let engine = EngineConfig { symbols: symbols.clone(), ..EngineConfig::default() };
         BacktestOptions {
             orders_max: engine.orders_max,
-            config: BacktestConfig::new(engine, 0, 0, ACCOUNT_DEFAULT),
+            config: BacktestConfig::new(engine, SymbolId(0), AccountId(0), ACCOUNT_DEFAULT),
             symbols,
             accounts,
             symbol: None,
@@ -643,10 +643,10 @@ pub fn pick_account(
     };
     let after_names = u32::try_from(accounts.len()).map_err(|_| BacktestError::NoAccountId)?;
     let after_commands = match flow.account_id_max {
-        Some(max) => max.checked_add(1).ok_or(BacktestError::NoAccountId)?,
+        Some(max) => max.0.checked_add(1).ok_or(BacktestError::NoAccountId)?,
         None => 0,
     };
-    Ok((after_names.max(after_commands), name))
+    Ok((AccountId(after_names.max(after_commands)), name))
 }
 
 /// The symbol to trade: `requested` by name, or the busiest.
@@ -656,12 +656,14 @@ pub fn pick_symbol(
     flow: &FlowInfo,
 ) -> Result<SymbolId, BacktestError> {
     match requested {
-        Some(name) => symbols.iter().position(|s| s.name == name).map(|i| i as SymbolId).ok_or_else(|| {
-            BacktestError::UnknownSymbol {
-                name: name.to_string(),
-                known: symbols.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
-            }
-        }),
+        Some(name) => {
+            symbols.iter().position(|s| s.name == name).map(|i| SymbolId(i as u32)).ok_or_else(|| {
+                BacktestError::UnknownSymbol {
+                    name: name.to_string(),
+                    known: symbols.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                }
+            })
+        }
         None => flow.busiest_symbol().ok_or(BacktestError::NoSymbols),
     }
 }
@@ -699,17 +701,24 @@ mod tests {
     use crate::{MarketMaker, MarketMakerConfig, Twap, TwapConfig};
     use engine::{default_symbols, Price, RejectReason, Tif, PRICE_UNITS_PER_ONE};
 
-    const ALICE: AccountId = 0;
-    const BOB: AccountId = 1;
-    const ME: AccountId = 7;
+    const ALICE: AccountId = AccountId(0);
+    const BOB: AccountId = AccountId(1);
+    const ME: AccountId = AccountId(7);
     const CENT: i64 = PRICE_UNITS_PER_ONE / 100;
 
     fn new(account: AccountId, id: &str, side: Side, cents: i64, qty: Qty) -> CommandKind {
-        CommandKind::New(NewOrder::limit(account, 0, ClOrdId::from_str(id).unwrap(), side, cents * CENT, qty))
+        CommandKind::New(NewOrder::limit(
+            account,
+            SymbolId(0),
+            ClOrdId::from_str(id).unwrap(),
+            side,
+            cents * CENT,
+            qty,
+        ))
     }
 
     fn market(account: AccountId, id: &str, side: Side, qty: Qty) -> CommandKind {
-        CommandKind::New(NewOrder::market(account, 0, ClOrdId::from_str(id).unwrap(), side, qty))
+        CommandKind::New(NewOrder::market(account, SymbolId(0), ClOrdId::from_str(id).unwrap(), side, qty))
     }
 
     fn flow(kinds: &[(u64, CommandKind)]) -> (Vec<Command>, FlowInfo) {
@@ -725,7 +734,7 @@ mod tests {
 
     fn config(latency_ns: u64) -> BacktestConfig {
         let engine = EngineConfig { symbols: default_symbols(), orders_max: 1_000, levels_per_side_max: 100 };
-        BacktestConfig { latency_ns, ..BacktestConfig::new(engine, 0, ME, "me") }
+        BacktestConfig { latency_ns, ..BacktestConfig::new(engine, SymbolId(0), ME, "me") }
     }
 
     fn run<S: Strategy + ?Sized>(
@@ -907,12 +916,12 @@ mod tests {
 
     #[test]
     fn the_strategy_account_never_collides() {
-        let info = FlowInfo { account_id_max: Some(9), ..FlowInfo::default() };
+        let info = FlowInfo { account_id_max: Some(AccountId(9)), ..FlowInfo::default() };
         let names = vec!["alice".to_string(), "backtest".to_string(), "backtest-2".to_string()];
-        assert_eq!(pick_account(&names, None, &info).unwrap(), (10, "backtest-3".to_string()));
+        assert_eq!(pick_account(&names, None, &info).unwrap(), (AccountId(10), "backtest-3".to_string()));
         assert!(matches!(pick_account(&names, Some("alice"), &info), Err(BacktestError::AccountTaken(_))));
         let info = FlowInfo::default();
-        assert_eq!(pick_account(&names, Some("zed"), &info).unwrap(), (3, "zed".to_string()));
+        assert_eq!(pick_account(&names, Some("zed"), &info).unwrap(), (AccountId(3), "zed".to_string()));
         let info = FlowInfo { account_id_max: Some(AccountId::MAX), ..FlowInfo::default() };
         assert!(matches!(pick_account(&names, None, &info), Err(BacktestError::NoAccountId)));
     }

@@ -31,7 +31,7 @@ impl FlowInfo {
         self.last_ts = command.header.ts;
         let account = match command.kind {
             CommandKind::New(new) => {
-                if let Some(n) = self.new_orders_by_symbol.get_mut(new.symbol as usize) {
+                if let Some(n) = self.new_orders_by_symbol.get_mut(new.symbol.index()) {
                     *n += 1;
                 }
                 Some(new.account)
@@ -51,7 +51,7 @@ impl FlowInfo {
         let mut best: Option<(u64, SymbolId)> = None;
         for (id, &n) in self.new_orders_by_symbol.iter().enumerate() {
             if best.is_none_or(|(most, _)| n > most) {
-                best = Some((n, id as SymbolId));
+                best = Some((n, SymbolId(id as u32)));
             }
         }
         best.map(|(_, id)| id)

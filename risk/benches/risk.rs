@@ -12,7 +12,10 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use engine::{default_symbols, CancelReason, ClOrdId, Event, EventKind, NewOrder, OrderId, Price, Side};
+use engine::{
+    default_symbols, AccountId, CancelReason, ClOrdId, Event, EventKind, NewOrder, OrderId, Price, Side,
+    SymbolId,
+};
 use risk::{Notional, RiskConfig, RiskEngine, RiskLimits};
 
 const OPEN_PER_ACCOUNT: usize = 100;
@@ -52,10 +55,10 @@ impl Bench {
             ..RiskConfig::new(default_symbols(), accounts)
         };
         let mut risk = RiskEngine::new(config).unwrap();
-        risk.set_reference_price(0, 100_00 * CENT).unwrap();
+        risk.set_reference_price(SymbolId(0), 100_00 * CENT).unwrap();
         let ids = (0..ID_POOL).map(|n| ClOrdId::from_str(&format!("ord-{n:08}")).unwrap()).collect();
         let live = (0..accounts).map(|_| VecDeque::with_capacity(OPEN_PER_ACCOUNT + 1)).collect();
-        let mut bench = Bench { accounts, risk, ids, live, next: 0, order_id: 0 };
+        let mut bench = Bench { accounts, risk, ids, live, next: 0, order_id: OrderId(0) };
         for _ in 0..OPEN_PER_ACCOUNT {
             for _ in 0..accounts {
                 bench.enter();
@@ -73,13 +76,13 @@ impl Bench {
         let id = self.ids[n % ID_POOL];
         let side = if n & 1 == 0 { Side::Buy } else { Side::Sell };
         let price = (100_00 + (n % 7) as i64 - 3) * CENT;
-        let order = NewOrder::limit(account, 0, id, side, price, 10);
+        let order = NewOrder::limit(AccountId(account), SymbolId(0), id, side, price, 10);
         self.risk.check_new(black_box(&order)).expect("within limits");
-        self.order_id += 1;
+        self.order_id.0 += 1;
         let accepted = EventKind::Accepted {
-            account,
+            account: AccountId(account),
             id,
-            symbol: 0,
+            symbol: SymbolId(0),
             order_id: self.order_id,
             side,
             price: Price(price / CENT),
@@ -98,10 +101,10 @@ impl Bench {
     fn cancel_oldest(&mut self, account: u32) {
         let id = self.live[account as usize].pop_front().expect("an open order");
         let canceled = EventKind::Canceled {
-            account,
+            account: AccountId(account),
             id,
-            symbol: 0,
-            order_id: 0,
+            symbol: SymbolId(0),
+            order_id: OrderId(0),
             reason: CancelReason::User,
             leaves_qty: 10,
         };
@@ -132,9 +135,10 @@ fn risk_per_order(c: &mut Criterion) {
                 bench.next += 1;
                 let account = (n % accounts as usize) as u32;
                 let id = bench.ids[n % ID_POOL];
-                let order = NewOrder::limit(account, 0, id, Side::Buy, 100_00 * CENT, 10);
+                let order =
+                    NewOrder::limit(AccountId(account), SymbolId(0), id, Side::Buy, 100_00 * CENT, 10);
                 let result = bench.risk.check_new(black_box(&order));
-                bench.risk.withdraw_new(account, &id);
+                bench.risk.withdraw_new(AccountId(account), &id);
                 black_box(result)
             })
         });

@@ -111,11 +111,11 @@ impl Account {
         if self.symbols.is_empty() {
             self.symbols = vec![SymbolExposure::default(); symbols_len];
         }
-        &mut self.symbols[symbol as usize]
+        &mut self.symbols[symbol.index()]
     }
 
     pub(crate) fn symbol(&self, symbol: SymbolId) -> SymbolExposure {
-        self.symbols.get(symbol as usize).copied().unwrap_or_default()
+        self.symbols.get(symbol.index()).copied().unwrap_or_default()
     }
 
     /// Adds (`sign` 1) or removes (`sign` -1) an order's reservation.

@@ -38,9 +38,12 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for account in 0..50u32 {
             for n in 0..200 {
-                assert!(seen.insert(id_hash(account, &id(&format!("ord-{n:08}")))));
+                assert!(seen.insert(id_hash(AccountId(account), &id(&format!("ord-{n:08}")))));
             }
         }
-        assert_ne!(id_hash(1, &id("a")), id_hash(1, &ClOrdId::from_bytes(b"a\0").unwrap()));
+        assert_ne!(
+            id_hash(AccountId(1), &id("a")),
+            id_hash(AccountId(1), &ClOrdId::from_bytes(b"a\0").unwrap())
+        );
     }
 }

@@ -120,6 +120,7 @@ impl<V: Copy> IdMap<V> {
 
 #[cfg(test)]
 mod tests {
+    use engine::AccountId;
     use std::collections::HashMap;
 
     use engine::ClOrdId;
@@ -149,9 +150,9 @@ mod tests {
         for account in 0..3 {
             for n in 0..24u32 {
                 let id = format!("{n:0>width$}", width = 1 + (n as usize * 31 / 23));
-                keys.push(IdKey::new(account, ClOrdId::from_str(&id).unwrap()));
+                keys.push(IdKey::new(AccountId(account), ClOrdId::from_str(&id).unwrap()));
             }
-            keys.push(IdKey::new(account, ClOrdId::from_bytes(b"0\0").unwrap()));
+            keys.push(IdKey::new(AccountId(account), ClOrdId::from_bytes(b"0\0").unwrap()));
         }
         keys
     }

@@ -96,7 +96,7 @@ impl LimitSet {
     #[inline]
     pub(crate) fn for_symbol(&self, symbol: SymbolId) -> OrderLimits {
         let mut limits = self.base;
-        limits.position_max = i128::from(self.position_max[symbol as usize]);
+        limits.position_max = i128::from(self.position_max[symbol.index()]);
         limits
     }
 }
@@ -133,8 +133,8 @@ mod tests {
         let mut limits = RiskLimits { position_max: Some(10), ..RiskLimits::default() };
         limits.position_max_by_symbol.insert("ETH-USD".into(), 3);
         let set = LimitSet::resolve(limits.clone(), &symbols).unwrap();
-        assert_eq!(set.for_symbol(0).position_max, 10);
-        assert_eq!(set.for_symbol(1).position_max, 3);
+        assert_eq!(set.for_symbol(SymbolId(0)).position_max, 10);
+        assert_eq!(set.for_symbol(SymbolId(1)).position_max, 3);
         limits.position_max_by_symbol.insert("DOGE".into(), 3);
         assert_eq!(LimitSet::resolve(limits, &symbols).unwrap_err(), RiskError::UnknownSymbol("DOGE".into()));
     }

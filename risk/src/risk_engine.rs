@@ -132,18 +132,18 @@ impl RiskEngine {
     /// fill.)
     pub fn check_new(&mut self, order: &NewOrder) -> Result<(), RiskReject> {
         let accounts_len = self.accounts.len();
-        let Some(account) = self.accounts.get_mut(order.account as usize) else {
+        let Some(account) = self.accounts.get_mut(order.account.index()) else {
             return Err(RiskReject::new(
                 RiskReason::UnknownAccount,
                 accounts_len as i128,
-                i128::from(order.account),
+                i128::from(order.account.0),
             ));
         };
         if account.killed {
             return Err(RiskReject::bare(RiskReason::Killed));
         }
         let symbols_len = self.symbols.len();
-        if order.symbol as usize >= symbols_len {
+        if order.symbol.index() >= symbols_len {
             return Ok(());
         }
         let limits = order_limits(&self.default_limits, account, order.symbol);
@@ -167,7 +167,7 @@ impl RiskEngine {
             return Err(RiskReject::new(RiskReason::MaxQty, limits.order_qty_max.into(), order.qty.into()));
         }
         let market = order.ord_type == OrdType::Market;
-        let reference = self.reference[order.symbol as usize];
+        let reference = self.reference[order.symbol.index()];
         let price = if market {
             match reference {
                 Some(reference) => market_price(reference, order.side, limits.price_band_bps),
@@ -224,9 +224,9 @@ impl RiskEngine {
         if order.ord_type != OrdType::Market || order.stop_price.is_some() {
             return None;
         }
-        let account = self.accounts.get(order.account as usize)?;
-        let spec = self.symbols.get(order.symbol as usize)?;
-        let reference = self.reference[order.symbol as usize]?;
+        let account = self.accounts.get(order.account.index())?;
+        let spec = self.symbols.get(order.symbol.index())?;
+        let reference = self.reference[order.symbol.index()]?;
         let bps = order_limits(&self.default_limits, account, order.symbol).price_band_bps?;
         Some(band_edge_ticks(order.side, reference, bps, spec.tick_units))
     }
@@ -244,18 +244,18 @@ impl RiskEngine {
     /// is refused `risk_replace_pending` until the engine has answered the first.
     pub fn check_replace(&mut self, replace: &ReplaceOrder) -> Result<(), RiskReject> {
         let accounts_len = self.accounts.len();
-        let Some(account) = self.accounts.get_mut(replace.account as usize) else {
+        let Some(account) = self.accounts.get_mut(replace.account.index()) else {
             return Err(RiskReject::new(
                 RiskReason::UnknownAccount,
                 accounts_len as i128,
-                i128::from(replace.account),
+                i128::from(replace.account.0),
             ));
         };
         if account.killed {
             return Err(RiskReject::bare(RiskReason::Killed));
         }
         let symbols_len = self.symbols.len();
-        if replace.symbol as usize >= symbols_len {
+        if replace.symbol.index() >= symbols_len {
             return Ok(());
         }
         // The new id's key and hash, when it differs from the order's current one.
@@ -290,7 +290,7 @@ impl RiskEngine {
             _ => order.price,
         };
         if price != order.price {
-            let reference = self.reference[replace.symbol as usize];
+            let reference = self.reference[replace.symbol.index()];
             if let (Some(bps), Some(reference)) = (limits.price_band_bps, reference) {
                 check_band(order.side, price, reference, bps)?;
             }
@@ -369,9 +369,9 @@ impl RiskEngine {
                 aggressor,
                 ..
             } => {
-                let Some(spec) = self.symbols.get(symbol as usize) else { return };
+                let Some(spec) = self.symbols.get(symbol.index()) else { return };
                 let price = spec.ticks_to_units(price);
-                self.reference[symbol as usize] = Some(price);
+                self.reference[symbol.index()] = Some(price);
                 let (maker, taker) =
                     (IdKey::new(maker_account, maker_id), IdKey::new(taker_account, taker_id));
                 self.on_fill(maker, symbol, aggressor.opposite(), qty, price, maker_leaves_qty);
@@ -398,7 +398,7 @@ impl RiskEngine {
         qty: Qty,
     ) {
         let symbols_len = self.symbols.len();
-        let Some(acct) = self.accounts.get_mut(account as usize) else { return };
+        let Some(acct) = self.accounts.get_mut(account.index()) else { return };
         let key = IdKey::new(account, id);
         let hash = key.id_hash();
         match self.ids.find(&key, hash) {
@@ -410,14 +410,14 @@ impl RiskEngine {
             None => {
                 // Not checked here (entered before a restart, or around the gateway): track it
                 // so the account's exposure stays exact. Beyond the bound it goes untracked.
-                let Some(spec) = self.symbols.get(symbol as usize) else { return };
+                let Some(spec) = self.symbols.get(symbol.index()) else { return };
                 if self.orders_tracked >= self.orders_max {
                     return;
                 }
                 // The engine reports a market order's price as 0.
                 let market = price == Price(0);
                 let price = if market {
-                    self.reference[symbol as usize].unwrap_or(0)
+                    self.reference[symbol.index()].unwrap_or(0)
                 } else {
                     spec.ticks_to_units(price)
                 };
@@ -441,7 +441,7 @@ impl RiskEngine {
 
     fn on_fill(&mut self, key: IdKey, symbol: SymbolId, side: Side, qty: Qty, price: i64, leaves: Qty) {
         let symbols_len = self.symbols.len();
-        let Some(account) = self.accounts.get_mut(key.account as usize) else { return };
+        let Some(account) = self.accounts.get_mut(key.account.index()) else { return };
         // The position moves whether or not the order is tracked.
         account.fill(symbol, side, qty, price, symbols_len);
         if leaves == 0 {
@@ -484,7 +484,7 @@ impl RiskEngine {
         leaves: Qty,
     ) {
         let symbols_len = self.symbols.len();
-        let Some(acct) = self.accounts.get_mut(account as usize) else { return };
+        let Some(acct) = self.accounts.get_mut(account.index()) else { return };
         let orig = IdKey::new(account, orig_id);
         let orig_hash = orig.id_hash();
         let Some(slot) = self.ids.find(&orig, orig_hash) else { return };
@@ -493,7 +493,7 @@ impl RiskEngine {
         order.pending = None;
         // A market order's price is the risk engine's estimate; the engine reports 0.
         if !order.market {
-            if let Some(spec) = self.symbols.get(symbol as usize) {
+            if let Some(spec) = self.symbols.get(symbol.index()) {
                 order.price = spec.ticks_to_units(price);
             }
         }
@@ -520,7 +520,7 @@ impl RiskEngine {
     /// Drops a pending replace of the order under `key`, if any.
     fn clear_pending(&mut self, key: IdKey) {
         let symbols_len = self.symbols.len();
-        let Some(account) = self.accounts.get_mut(key.account as usize) else { return };
+        let Some(account) = self.accounts.get_mut(key.account.index()) else { return };
         let Some(slot) = self.ids.find(&key, key.id_hash()) else { return };
         if let IdEntry::Order(order) = self.ids.get_mut(slot) {
             if order.pending.is_some() {
@@ -553,7 +553,7 @@ impl RiskEngine {
     /// else it is removed.
     fn close_order(&mut self, account: AccountId, hash: u64, slot: u32, order: &OpenOrder, remember: bool) {
         let symbols_len = self.symbols.len();
-        if let Some(account) = self.accounts.get_mut(account as usize) {
+        if let Some(account) = self.accounts.get_mut(account.index()) {
             account.reserve(order, -1, symbols_len);
             account.open_orders -= 1;
         }
@@ -661,7 +661,7 @@ impl RiskEngine {
 
     /// The limits that apply to an account (its own, else the default).
     pub fn limits(&self, account: AccountId) -> Option<&RiskLimits> {
-        let account = self.accounts.get(account as usize)?;
+        let account = self.accounts.get(account.index())?;
         Some(&account.limits.as_deref().unwrap_or(&self.default_limits).source)
     }
 
@@ -682,7 +682,7 @@ impl RiskEngine {
 
     /// True while the account's kill switch is engaged.
     pub fn is_killed(&self, account: AccountId) -> bool {
-        self.accounts.get(account as usize).is_some_and(|a| a.killed)
+        self.accounts.get(account.index()).is_some_and(|a| a.killed)
     }
 
     /// Sets a symbol's reference price in price units (used until, and replaced by, its next
@@ -691,27 +691,27 @@ impl RiskEngine {
         if price <= 0 {
             return Err(RiskError::BadPrice(price));
         }
-        let slot = self.reference.get_mut(symbol as usize).ok_or(RiskError::UnknownSymbolId(symbol))?;
+        let slot = self.reference.get_mut(symbol.index()).ok_or(RiskError::UnknownSymbolId(symbol))?;
         *slot = Some(price);
         Ok(())
     }
 
     /// A symbol's reference price in price units.
     pub fn reference_price(&self, symbol: SymbolId) -> Option<i64> {
-        self.reference.get(symbol as usize).copied().flatten()
+        self.reference.get(symbol.index()).copied().flatten()
     }
 
     /// An account's exposure over all symbols.
     pub fn account_exposure(&self, account: AccountId) -> Option<AccountExposure> {
-        self.accounts.get(account as usize).map(Account::exposure)
+        self.accounts.get(account.index()).map(Account::exposure)
     }
 
     /// An account's exposure on one symbol.
     pub fn symbol_exposure(&self, account: AccountId, symbol: SymbolId) -> Option<SymbolExposure> {
-        if symbol as usize >= self.symbols.len() {
+        if symbol.index() >= self.symbols.len() {
             return None;
         }
-        self.accounts.get(account as usize).map(|a| a.symbol(symbol))
+        self.accounts.get(account.index()).map(|a| a.symbol(symbol))
     }
 
     /// Open orders tracked across all accounts (at most `orders_max`).
@@ -725,7 +725,7 @@ impl RiskEngine {
     }
 
     fn account_mut(&mut self, account: AccountId) -> Result<&mut Account, RiskError> {
-        self.accounts.get_mut(account as usize).ok_or(RiskError::UnknownAccount(account))
+        self.accounts.get_mut(account.index()).ok_or(RiskError::UnknownAccount(account))
     }
 }
 
@@ -845,7 +845,7 @@ mod tests {
 
     const CENT: i64 = PRICE_UNITS_PER_ONE / 100;
     /// Symbol 0 ticks at 0.01, symbol 1 at 0.05.
-    const NICKEL: SymbolId = 1;
+    const NICKEL: SymbolId = SymbolId(1);
 
     fn risk(band_bps: Option<u32>) -> RiskEngine {
         let symbols = vec![SymbolSpec::new("A", CENT, 1), SymbolSpec::new("B", 5 * CENT, 1)];
@@ -854,7 +854,7 @@ mod tests {
     }
 
     fn market(symbol: SymbolId, side: Side) -> NewOrder {
-        NewOrder::market(0, symbol, ClOrdId::from_str("m").unwrap(), side, 1)
+        NewOrder::market(AccountId(0), symbol, ClOrdId::from_str("m").unwrap(), side, 1)
     }
 
     /// The caps of a buy and a sell on `symbol` with this reference price.
@@ -867,34 +867,40 @@ mod tests {
     fn market_cap_is_the_band_edge_in_ticks() {
         let mut risk = risk(Some(100));
         // On a tick: 100.00 ± 1% is 101.00 / 99.00 exactly.
-        assert_eq!(caps(&mut risk, 0, 100_00 * CENT), (Some(Price(101_00)), Some(Price(99_00))));
+        assert_eq!(caps(&mut risk, SymbolId(0), 100_00 * CENT), (Some(Price(101_00)), Some(Price(99_00))));
         // Between ticks, inward on both sides: 100.01 ± 1% is 101.0101 / 99.0099, so at most
         // 101.01 for a buy and at least 99.01 for a sell.
-        assert_eq!(caps(&mut risk, 0, 100_01 * CENT), (Some(Price(101_01)), Some(Price(99_01))));
+        assert_eq!(caps(&mut risk, SymbolId(0), 100_01 * CENT), (Some(Price(101_01)), Some(Price(99_01))));
         // A reference off the tick grid: 100.005 ± 1% is 101.00505 / 99.00495.
-        assert_eq!(caps(&mut risk, 0, 100_00 * CENT + CENT / 2), (Some(Price(101_00)), Some(Price(99_01))));
+        assert_eq!(
+            caps(&mut risk, SymbolId(0), 100_00 * CENT + CENT / 2),
+            (Some(Price(101_00)), Some(Price(99_01)))
+        );
         // A tick of 0.05: 100.00 ± 1% lands on ticks (2020, 1980); ± 0.07% does not: 100.07
         // rounds down to 100.05, 99.93 up to 99.95.
         assert_eq!(caps(&mut risk, NICKEL, 100_00 * CENT), (Some(Price(2020)), Some(Price(1980))));
-        risk.set_limits(0, RiskLimits { price_band_bps: Some(7), ..RiskLimits::default() }).unwrap();
+        risk.set_limits(AccountId(0), RiskLimits { price_band_bps: Some(7), ..RiskLimits::default() })
+            .unwrap();
         assert_eq!(caps(&mut risk, NICKEL, 100_00 * CENT), (Some(Price(2001)), Some(Price(1999))));
         // A zero band caps at the reference, rounded inward.
-        risk.set_limits(0, RiskLimits { price_band_bps: Some(0), ..RiskLimits::default() }).unwrap();
+        risk.set_limits(AccountId(0), RiskLimits { price_band_bps: Some(0), ..RiskLimits::default() })
+            .unwrap();
         assert_eq!(caps(&mut risk, NICKEL, 100_02 * CENT), (Some(Price(2000)), Some(Price(2001))));
     }
 
     #[test]
     fn market_cap_passes_the_band_and_one_tick_more_does_not() {
         let mut risk = risk(Some(100));
-        risk.set_reference_price(0, 100_01 * CENT).unwrap();
+        risk.set_reference_price(SymbolId(0), 100_01 * CENT).unwrap();
         let tick = CENT;
         for (n, side) in [Side::Buy, Side::Sell].into_iter().enumerate() {
-            let cap = risk.market_cap(&market(0, side)).unwrap();
+            let cap = risk.market_cap(&market(SymbolId(0), side)).unwrap();
             let outward = if side == Side::Buy { tick } else { -tick };
             let id = |s: &str| ClOrdId::from_str(&format!("{s}{n}")).unwrap();
-            let at_cap = NewOrder::limit(0, 0, id("in"), side, cap.0 * tick, 1);
+            let at_cap = NewOrder::limit(AccountId(0), SymbolId(0), id("in"), side, cap.0 * tick, 1);
             assert_eq!(risk.check_new(&at_cap), Ok(()), "{side:?}");
-            let beyond = NewOrder::limit(0, 0, id("out"), side, cap.0 * tick + outward, 1);
+            let beyond =
+                NewOrder::limit(AccountId(0), SymbolId(0), id("out"), side, cap.0 * tick + outward, 1);
             assert_eq!(risk.check_new(&beyond).unwrap_err().reason, RiskReason::PriceBand, "{side:?}");
         }
     }
@@ -903,35 +909,44 @@ mod tests {
     fn market_cap_is_at_least_one_tick() {
         let mut risk = risk(Some(10_000));
         // A band of 100% (or more) puts the sell edge at (or below) zero.
-        assert_eq!(caps(&mut risk, 0, 100_00 * CENT), (Some(Price(200_00)), Some(Price(1))));
+        assert_eq!(caps(&mut risk, SymbolId(0), 100_00 * CENT), (Some(Price(200_00)), Some(Price(1))));
         risk.set_default_limits(RiskLimits { price_band_bps: Some(25_000), ..RiskLimits::default() })
             .unwrap();
-        assert_eq!(caps(&mut risk, 0, 100_00 * CENT), (Some(Price(350_00)), Some(Price(1))));
+        assert_eq!(caps(&mut risk, SymbolId(0), 100_00 * CENT), (Some(Price(350_00)), Some(Price(1))));
         // A reference below one tick puts the buy edge below one tick.
         risk.set_default_limits(RiskLimits { price_band_bps: Some(0), ..RiskLimits::default() }).unwrap();
-        assert_eq!(caps(&mut risk, 0, CENT / 2), (Some(Price(1)), Some(Price(1))));
+        assert_eq!(caps(&mut risk, SymbolId(0), CENT / 2), (Some(Price(1)), Some(Price(1))));
     }
 
     #[test]
     fn market_cap_is_none_without_band_reference_or_a_plain_market_order() {
         // No band (the default limits), even with a reference price.
         let mut no_band = risk(None);
-        assert_eq!(caps(&mut no_band, 0, 100_00 * CENT), (None, None));
+        assert_eq!(caps(&mut no_band, SymbolId(0), 100_00 * CENT), (None, None));
         // A band but no reference price.
         let mut risk = risk(Some(100));
-        assert_eq!(risk.market_cap(&market(0, Side::Buy)), None);
-        risk.set_reference_price(0, 100_00 * CENT).unwrap();
-        assert!(risk.market_cap(&market(0, Side::Buy)).is_some());
+        assert_eq!(risk.market_cap(&market(SymbolId(0), Side::Buy)), None);
+        risk.set_reference_price(SymbolId(0), 100_00 * CENT).unwrap();
+        assert!(risk.market_cap(&market(SymbolId(0), Side::Buy)).is_some());
         // A limit order, a stop-market order, an unknown account or symbol.
         let id = ClOrdId::from_str("x").unwrap();
-        assert_eq!(risk.market_cap(&NewOrder::limit(0, 0, id, Side::Buy, 100_00 * CENT, 1)), None);
-        let stop = NewOrder { stop_price: Some(101_00 * CENT), ..market(0, Side::Buy) };
+        assert_eq!(
+            risk.market_cap(&NewOrder::limit(AccountId(0), SymbolId(0), id, Side::Buy, 100_00 * CENT, 1)),
+            None
+        );
+        let stop = NewOrder { stop_price: Some(101_00 * CENT), ..market(SymbolId(0), Side::Buy) };
         assert_eq!(risk.market_cap(&stop), None);
-        assert_eq!(risk.market_cap(&NewOrder { account: 9, ..market(0, Side::Buy) }), None);
-        assert_eq!(risk.market_cap(&market(9, Side::Buy)), None);
+        assert_eq!(
+            risk.market_cap(&NewOrder { account: AccountId(9), ..market(SymbolId(0), Side::Buy) }),
+            None
+        );
+        assert_eq!(risk.market_cap(&market(SymbolId(9), Side::Buy)), None);
         // An account's own limits without a band, while the default has one.
-        risk.set_limits(1, RiskLimits::default()).unwrap();
-        assert_eq!(risk.market_cap(&NewOrder { account: 1, ..market(0, Side::Buy) }), None);
-        assert!(risk.market_cap(&market(0, Side::Sell)).is_some());
+        risk.set_limits(AccountId(1), RiskLimits::default()).unwrap();
+        assert_eq!(
+            risk.market_cap(&NewOrder { account: AccountId(1), ..market(SymbolId(0), Side::Buy) }),
+            None
+        );
+        assert!(risk.market_cap(&market(SymbolId(0), Side::Sell)).is_some());
     }
 }

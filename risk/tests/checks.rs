@@ -7,11 +7,11 @@
 mod common;
 
 use common::*;
-use engine::{CommandKind, EventKind, RejectReason, Side};
+use engine::{AccountId, CommandKind, EventKind, RejectReason, Side, SymbolId};
 use risk::{Notional, RiskConfig, RiskEngine, RiskLimits, RiskReason};
 
-const ALICE: u32 = 0;
-const BOB: u32 = 1;
+const ALICE: AccountId = AccountId(0);
+const BOB: AccountId = AccountId(1);
 
 /// A harness whose account ALICE has `limits` (everyone else none).
 fn alice_with(limits: RiskLimits) -> Harness {
@@ -67,7 +67,7 @@ fn price_band_at_the_boundary_and_following_the_last_trade() {
     h.flush();
     // A trade at 120.00 (between two other accounts) moves the band.
     h.new_order(limit(BOB, "m", Side::Sell, 120_00, 1)).unwrap();
-    h.new_order(limit(2, "t", Side::Buy, 120_00, 1)).unwrap();
+    h.new_order(limit(AccountId(2), "t", Side::Buy, 120_00, 1)).unwrap();
     assert_eq!(h.risk.reference_price(BTC), Some(120_00 * CENT));
     assert!(h.check_new(limit(ALICE, "b3", Side::Buy, 121_20, 1)).is_ok());
     assert_eq!(reason(h.check_new(limit(ALICE, "b4", Side::Buy, 121_21, 1))), RiskReason::PriceBand);
@@ -156,7 +156,9 @@ fn position_at_the_boundary_per_side_and_per_symbol() {
     assert!(h.new_order(limit(ALICE, "s3", Side::Sell, 200_00, 10)).is_ok());
     assert_eq!(reason(h.check_new(limit(ALICE, "s4", Side::Sell, 200_00, 1))), RiskReason::Position);
     // ETH-USD has its own limit.
-    let eth = |name: &str, qty| engine::NewOrder::limit(ALICE, 1, id(name), Side::Buy, 100_00 * CENT, qty);
+    let eth = |name: &str, qty| {
+        engine::NewOrder::limit(ALICE, SymbolId(1), id(name), Side::Buy, 100_00 * CENT, qty)
+    };
     assert!(h.risk.check_new(&eth("e1", 2)).is_ok());
     assert_eq!(reason(h.risk.check_new(&eth("e2", 1))), RiskReason::Position);
 }
@@ -336,21 +338,24 @@ fn kill_blocks_new_orders_and_replaces_until_released() {
     h.risk.release(ALICE).unwrap();
     assert!(!h.risk.is_killed(ALICE));
     assert!(h.new_order(limit(ALICE, "a2", Side::Buy, 100_00, 1)).is_ok());
-    assert!(h.risk.kill(99).is_err());
+    assert!(h.risk.kill(AccountId(99)).is_err());
 }
 
 #[test]
 fn unknown_accounts_and_the_venue_bound() {
     let config = RiskConfig { orders_max: 2, ..RiskConfig::new(engine::default_symbols(), 2) };
     let mut h = Harness::with_config(config);
-    let r = h.risk.check_new(&limit(7, "x", Side::Buy, 100_00, 1)).unwrap_err();
+    let r = h.risk.check_new(&limit(AccountId(7), "x", Side::Buy, 100_00, 1)).unwrap_err();
     assert_eq!((r.reason, r.limit, r.value, r.ord_rej_reason()), (RiskReason::UnknownAccount, 2, 7, 15));
     h.new_order(limit(ALICE, "a1", Side::Buy, 100_00, 1)).unwrap();
     h.new_order(limit(BOB, "b1", Side::Buy, 100_00, 1)).unwrap();
     let r = h.risk.check_new(&limit(ALICE, "a2", Side::Buy, 100_00, 1)).unwrap_err();
     assert_eq!((r.reason, r.limit, r.value), (RiskReason::Capacity, 2, 2));
     // An unknown symbol passes, for the engine to refuse with its own reason.
-    assert!(h.risk.check_new(&engine::NewOrder::limit(ALICE, 99, id("z"), Side::Buy, CENT, 1)).is_ok());
+    assert!(h
+        .risk
+        .check_new(&engine::NewOrder::limit(ALICE, SymbolId(99), id("z"), Side::Buy, CENT, 1))
+        .is_ok());
 }
 
 #[test]
@@ -360,14 +365,21 @@ fn replaying_the_events_rebuilds_the_same_exposure() {
     h.new_order(limit(BOB, "b1", Side::Sell, 100_00, 4)).unwrap();
     h.new_order(limit(BOB, "b2", Side::Sell, 105_00, 7)).unwrap();
     h.replace(replace(ALICE, "a1", "a2", Some(101_00), 12)).unwrap();
-    h.new_order(market(2, "c1", Side::Buy, 3)).unwrap();
+    h.new_order(market(AccountId(2), "c1", Side::Buy, 3)).unwrap();
     let mut fresh = RiskEngine::new(RiskConfig::new(engine::default_symbols(), 4)).unwrap();
     for event in &h.events {
         fresh.on_event(event);
     }
     for account in 0..4 {
-        assert_eq!(fresh.account_exposure(account), h.risk.account_exposure(account), "account {account}");
-        assert_eq!(fresh.symbol_exposure(account, BTC), h.risk.symbol_exposure(account, BTC));
+        assert_eq!(
+            fresh.account_exposure(AccountId(account)),
+            h.risk.account_exposure(AccountId(account)),
+            "account {account}"
+        );
+        assert_eq!(
+            fresh.symbol_exposure(AccountId(account), BTC),
+            h.risk.symbol_exposure(AccountId(account), BTC)
+        );
     }
     assert_eq!(fresh.reference_price(BTC), Some(105_00 * CENT));
 }

@@ -46,7 +46,7 @@ fn config() -> RiskConfig {
 /// the engine's book.
 fn naive_open(h: &Harness, account: AccountId) -> (i128, i128, i128, u32) {
     let book = h.engine.book_snapshot(BTC);
-    let tick = h.risk.symbols()[BTC as usize].tick_units;
+    let tick = h.risk.symbols()[BTC.index()].tick_units;
     let (mut buy, mut sell, mut notional, mut count) = (0i128, 0i128, 0i128, 0u32);
     for (levels, is_buy) in [(&book.bids, true), (&book.asks, false)] {
         for level in levels {
@@ -66,7 +66,7 @@ fn naive_open(h: &Harness, account: AccountId) -> (i128, i128, i128, u32) {
 
 /// Position and net cost of each account from the trade tape.
 fn naive_positions(h: &Harness) -> HashMap<AccountId, (i128, i128)> {
-    let tick = h.risk.symbols()[BTC as usize].tick_units;
+    let tick = h.risk.symbols()[BTC.index()].tick_units;
     let mut out: HashMap<AccountId, (i128, i128)> = HashMap::new();
     for e in &h.events {
         if let EventKind::Trade { price, qty, maker_account, taker_account, aggressor, .. } = e.kind {
@@ -89,13 +89,13 @@ proptest! {
     fn exposure_matches_a_naive_recomputation(ops in prop::collection::vec(op(), 1..120)) {
         let mut h = Harness::with_config(config());
         h.risk.set_reference_price(BTC, 100_00 * CENT).unwrap();
-        h.risk.set_limits(1, RiskLimits { position_max: Some(POSITION_MAX as u64), ..RiskLimits::default() }).unwrap();
-        h.risk.set_limits(2, RiskLimits {
+        h.risk.set_limits(AccountId(1), RiskLimits { position_max: Some(POSITION_MAX as u64), ..RiskLimits::default() }).unwrap();
+        h.risk.set_limits(AccountId(2), RiskLimits {
             credit_max: Some(Notional::from_whole(CREDIT_MAX)),
             price_band_bps: Some(200),
             ..RiskLimits::default()
         }).unwrap();
-        h.risk.set_limits(3, RiskLimits { open_orders_max: Some(3), order_qty_max: Some(8), ..RiskLimits::default() }).unwrap();
+        h.risk.set_limits(AccountId(3), RiskLimits { open_orders_max: Some(3), order_qty_max: Some(8), ..RiskLimits::default() }).unwrap();
         let mut ids: Vec<Vec<String>> = vec![Vec::new(); 4];
         let mut next = 0u32;
         for op in ops {
@@ -110,8 +110,8 @@ proptest! {
                     let name = format!("o{next}");
                     let side = if buy { Side::Buy } else { Side::Sell };
                     let mut order = match cents {
-                        Some(c) => limit(account, &name, side, c, qty),
-                        None => market(account, &name, side, qty),
+                        Some(c) => limit(AccountId(account), &name, side, c, qty),
+                        None => market(AccountId(account), &name, side, qty),
                     };
                     if ioc && cents.is_some() {
                         order.tif = Tif::Ioc;
@@ -122,13 +122,13 @@ proptest! {
                 }
                 Op::Cancel { account, pick } => {
                     if let Some(name) = pick_id(&ids[account as usize], pick) {
-                        h.send_unchecked(CommandKind::Cancel(CancelOrder { account, symbol: BTC, id: id(&name), request_id: None }));
+                        h.send_unchecked(CommandKind::Cancel(CancelOrder { account: AccountId(account), symbol: BTC, id: id(&name), request_id: None }));
                     }
                 }
                 Op::Replace { account, pick, cents, qty, keep_id } => {
                     if let Some(orig) = pick_id(&ids[account as usize], pick) {
                         let new = if keep_id { orig.clone() } else { next += 1; format!("o{next}") };
-                        if h.check_replace(replace(account, &orig, &new, cents, qty)).is_ok() && !keep_id {
+                        if h.check_replace(replace(AccountId(account), &orig, &new, cents, qty)).is_ok() && !keep_id {
                             ids[account as usize].push(new);
                         }
                     }
@@ -139,7 +139,7 @@ proptest! {
         }
         h.flush();
         check(&h)?;
-        prop_assert_eq!(h.risk.orders_tracked(), (0..4).map(|a| naive_open(&h, a).3 as usize).sum::<usize>());
+        prop_assert_eq!(h.risk.orders_tracked(), (0..4).map(|a| naive_open(&h, AccountId(a)).3 as usize).sum::<usize>());
     }
 }
 
@@ -151,12 +151,12 @@ fn check(h: &Harness) -> Result<(), TestCaseError> {
     let positions = naive_positions(h);
     let settled = h.queue.is_empty();
     for account in 0..4 {
-        let e = h.risk.symbol_exposure(account, BTC).unwrap();
-        let a = h.risk.account_exposure(account).unwrap();
-        let (position, net_cost) = positions.get(&account).copied().unwrap_or_default();
+        let e = h.risk.symbol_exposure(AccountId(account), BTC).unwrap();
+        let a = h.risk.account_exposure(AccountId(account)).unwrap();
+        let (position, net_cost) = positions.get(&AccountId(account)).copied().unwrap_or_default();
         prop_assert_eq!((e.position, e.net_cost), (position, net_cost), "account {}", account);
         prop_assert_eq!(a.position_cost, net_cost.max(0));
-        let (buy, sell, notional, count) = naive_open(h, account);
+        let (buy, sell, notional, count) = naive_open(h, AccountId(account));
         if settled {
             prop_assert_eq!(
                 (e.open_buy_qty, e.open_sell_qty, a.open_buy_notional, a.open_orders),

@@ -497,7 +497,10 @@ impl EventSink for EventRingSink {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use engine::{ClOrdId, CommandHeader, CommandKind, Engine, EngineConfig, EventKind, NewOrder, Side};
+    use engine::{
+        AccountId, ClOrdId, CommandHeader, CommandKind, Engine, EngineConfig, EventKind, NewOrder, Side,
+        SymbolId,
+    };
 
     /// Emits `events_per_command` events per command, each echoing the command's header, and
     /// keeps every header it saw.
@@ -517,7 +520,7 @@ mod tests {
                     seq: self.event_seq_last,
                     command_seq: cmd.header.seq,
                     ts: cmd.header.ts,
-                    kind: EventKind::TradingStatus { symbol: 0, halted: false },
+                    kind: EventKind::TradingStatus { symbol: SymbolId(0), halted: false },
                 });
             }
         }
@@ -528,7 +531,7 @@ mod tests {
     }
 
     fn halt() -> Command {
-        Command::new(CommandKind::Halt { symbol: 0 })
+        Command::new(CommandKind::Halt { symbol: SymbolId(0) })
     }
 
     /// Pushes `count` commands while draining events (so a full event ring cannot deadlock the
@@ -706,7 +709,7 @@ mod tests {
                 let price = (10_000 + (i * 7 % 11) as i64 - 5) * cent;
                 let id = ClOrdId::from_str(&format!("o{i}")).unwrap();
                 let account = (i % 4) as u32;
-                let order = NewOrder::limit(account, 0, id, side, price, 1 + i % 5);
+                let order = NewOrder::limit(AccountId(account), SymbolId(0), id, side, price, 1 + i % 5);
                 Command::new(CommandKind::New(order))
             })
             .collect()

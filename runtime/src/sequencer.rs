@@ -55,10 +55,11 @@ impl Default for Sequencer {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use engine::SymbolId;
     use engine::{CommandHeader, CommandKind};
 
     fn halt() -> Command {
-        Command::new(CommandKind::Halt { symbol: 0 })
+        Command::new(CommandKind::Halt { symbol: SymbolId(0) })
     }
 
     #[test]

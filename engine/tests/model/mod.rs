@@ -105,7 +105,7 @@ impl Model {
             last_trade: vec![None; n],
             resting: Vec::new(),
             stops: Vec::new(),
-            next_order_id: 1,
+            next_order_id: OrderId(1),
             next_event_seq: 1,
             next_queue: 0,
             cmd_seq: 0,
@@ -194,7 +194,7 @@ impl Model {
     // ---- small queries --------------------------------------------------------------------
 
     fn spec(&self, symbol: SymbolId) -> Option<&SymbolSpec> {
-        self.symbols.get(symbol as usize)
+        self.symbols.get(symbol.index())
     }
 
     fn live_count(&self) -> usize {
@@ -301,7 +301,7 @@ impl Model {
         // "A market order's TIF is IOC unless FOK; a GTC/GTD market order is treated as IOC."
         let tif = if is_market && matches!(n.tif, Tif::Gtc | Tif::Gtd) { Tif::Ioc } else { n.tif };
         let order_id = self.next_order_id;
-        self.next_order_id += 1;
+        self.next_order_id.0 += 1;
         let order = Order {
             account: n.account,
             id: n.id,
@@ -351,7 +351,7 @@ impl Model {
         // 1. unknown_symbol
         let spec = self.spec(n.symbol).ok_or(RejectReason::UnknownSymbol)?;
         // 2. halted
-        if self.halted[n.symbol as usize] {
+        if self.halted[n.symbol.index()] {
             return Err(RejectReason::Halted);
         }
         // 3. bad_order
@@ -444,7 +444,7 @@ impl Model {
             maker.filled += qty;
             maker.visible -= qty;
             let maker_copy = maker.clone();
-            self.last_trade[taker.symbol as usize] = Some(maker_copy.price);
+            self.last_trade[taker.symbol.index()] = Some(maker_copy.price);
             self.emit(EventKind::Trade {
                 symbol: taker.symbol,
                 price: Price(maker_copy.price),
@@ -532,7 +532,7 @@ impl Model {
     /// for each in that order emit Triggered and match it ... Then collect again".
     fn run_stops(&mut self, symbol: SymbolId) {
         loop {
-            let Some(last) = self.last_trade.get(symbol as usize).copied().flatten() else {
+            let Some(last) = self.last_trade.get(symbol.index()).copied().flatten() else {
                 return;
             };
             let holds = |o: &Order| {
@@ -656,7 +656,7 @@ impl Model {
     /// The checks of SEMANTICS.md "Replace", in its order.
     fn check_replace(&self, r: &ReplaceOrder) -> Result<(), RejectReason> {
         let spec = self.spec(r.symbol).ok_or(RejectReason::UnknownSymbol)?;
-        if self.halted[r.symbol as usize] {
+        if self.halted[r.symbol.index()] {
             return Err(RejectReason::Halted);
         }
         let order = self
@@ -715,7 +715,7 @@ impl Model {
     /// "Emit TradingStatus." A symbol that is not listed is ignored: no event (SEMANTICS.md is
     /// silent; the engine reads it the same way).
     fn set_halted(&mut self, symbol: SymbolId, halted: bool) {
-        if let Some(h) = self.halted.get_mut(symbol as usize) {
+        if let Some(h) = self.halted.get_mut(symbol.index()) {
             *h = halted;
             self.emit(EventKind::TradingStatus { symbol, halted });
         }

@@ -18,7 +18,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use engine::{Command, Engine, Event, EventSink};
+use engine::{Command, Engine, Event, EventSink, SymbolId};
 use runtime::{Consumer, PinState, Producer, PushError, Runner, RunnerConfig};
 
 use super::driver::{ramp, run_open_loop, Epoch, Schedule, Target};
@@ -339,8 +339,9 @@ fn one_rate(
         ));
     }
     let symbols = workload.symbols.len() as u32;
-    let books_differing =
-        (0..symbols).filter(|&s| engine.book_snapshot(s) != direct.book_snapshot(s)).count();
+    let books_differing = (0..symbols)
+        .filter(|&s| engine.book_snapshot(SymbolId(s)) != direct.book_snapshot(SymbolId(s)))
+        .count();
     if books_differing > 0 {
         problems.push(format!("{books_differing} of {symbols} books differ from the in-process engine's"));
     }

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use engine::{
-    CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event, NewOrder,
-    OrdType, ReplaceOrder, Side, StpMode, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
+    NewOrder, OrdType, ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -41,7 +41,8 @@ fn new_order() -> impl Strategy<Value = CommandKind> {
         .prop_map(
             |((account, symbol, id, buy, kind, ticks, qty), (tif, extra, display, stp, dq, gtd))| {
                 let side = if buy { Side::Buy } else { Side::Sell };
-                let mut o = NewOrder::limit(account, symbol, cl_id(id), side, price(ticks), qty);
+                let mut o =
+                    NewOrder::limit(AccountId(account), SymbolId(symbol), cl_id(id), side, price(ticks), qty);
                 if kind < 2 {
                     o.ord_type = OrdType::Market;
                     o.price = 0;
@@ -81,8 +82,8 @@ fn command_kind() -> impl Strategy<Value = CommandKind> {
         10 => new_order(),
         5 => (0..ACCOUNTS, 0..SYMBOLS, 0..IDS, 0..IDS, proptest::option::of(95i64..106), 1u64..14).prop_map(
             |(account, symbol, orig, id, ticks, qty)| CommandKind::Replace(ReplaceOrder {
-                account,
-                symbol,
+                account: AccountId(account),
+                symbol: SymbolId(symbol),
                 orig_id: cl_id(orig),
                 id: cl_id(id),
                 price: ticks.map(price),
@@ -90,16 +91,16 @@ fn command_kind() -> impl Strategy<Value = CommandKind> {
             })
         ),
         2 => (0..ACCOUNTS, 0..SYMBOLS, 0..IDS)
-            .prop_map(|(account, symbol, id)| CommandKind::Cancel(CancelOrder { account, symbol, id: cl_id(id), request_id: None })),
+            .prop_map(|(account, symbol, id)| CommandKind::Cancel(CancelOrder { account: AccountId(account), symbol: SymbolId(symbol), id: cl_id(id), request_id: None })),
         1 => (0..ACCOUNTS, proptest::option::of(0..SYMBOLS)).prop_map(|(account, symbol)| CommandKind::CancelAll {
-            account,
-            symbol,
+            account: AccountId(account),
+            symbol: symbol.map(SymbolId),
         }),
         // Mostly resumes: a halted symbol rejects everything, which tests little.
         1 => (0..SYMBOLS, 0u8..4).prop_map(|(symbol, roll)| if roll == 0 {
-            CommandKind::Halt { symbol }
+            CommandKind::Halt { symbol: SymbolId(symbol) }
         } else {
-            CommandKind::Resume { symbol }
+            CommandKind::Resume { symbol: SymbolId(symbol) }
         }),
     ]
 }

@@ -12,7 +12,7 @@ use risk::{RiskConfig, RiskEngine, RiskLimits, RiskReject};
 
 /// One cent in price units (the default symbols tick at 0.01).
 pub const CENT: i64 = 1_000_000;
-pub const BTC: SymbolId = 0;
+pub const BTC: SymbolId = SymbolId(0);
 
 pub fn id(s: &str) -> ClOrdId {
     ClOrdId::from_str(s).unwrap()

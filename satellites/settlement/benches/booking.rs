@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use engine::{ClOrdId, Event, EventKind, Price, Side};
+use engine::{AccountId, ClOrdId, Event, EventKind, OrderId, Price, Side, SymbolId};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use settlement::{AnyStore, Asset, Settlement, SettlementConfig, StoreConfig, SymbolConfig};
 
@@ -96,16 +96,16 @@ fn main() {
                 command_seq: seq,
                 ts: ts + seq,
                 kind: EventKind::Trade {
-                    symbol: 0,
+                    symbol: SymbolId(0),
                     price: Price(rng.gen_range(40_000..60_000)),
                     qty: rng.gen_range(1..100),
-                    maker_account: maker,
+                    maker_account: AccountId(maker),
                     maker_id: cl,
-                    maker_order_id: seq,
+                    maker_order_id: OrderId(seq),
                     maker_leaves_qty: 0,
-                    taker_account: taker,
+                    taker_account: AccountId(taker),
                     taker_id: cl,
-                    taker_order_id: seq,
+                    taker_order_id: OrderId(seq),
                     taker_leaves_qty: 0,
                     aggressor: if rng.gen() { Side::Buy } else { Side::Sell },
                 },

@@ -38,7 +38,7 @@ impl BuyingPower {
     /// `i64::MAX`, which no check needs to tell apart from more.
     #[inline]
     pub fn available(&self, account: AccountId, asset: AssetId) -> Option<i64> {
-        let cell = (account as usize).checked_mul(self.assets.len())? + asset.0 as usize;
+        let cell = account.index().checked_mul(self.assets.len())? + asset.0 as usize;
         if asset.0 as usize >= self.assets.len() {
             return None;
         }

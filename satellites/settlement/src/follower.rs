@@ -405,7 +405,7 @@ impl<S: Store> Settlement<S> {
             match event.kind {
                 EventKind::Accepted { account, symbol, order_id, side, price, qty, .. } => {
                     applied.other += 1;
-                    match self.hold_order(account, symbol, order_id, side, price.0, qty) {
+                    match self.hold_order(account, symbol, order_id.0, side, price.0, qty) {
                         Some(true) => applied.holds += 1,
                         Some(false) => applied.holds_refused += 1,
                         None => {}
@@ -416,11 +416,11 @@ impl<S: Store> Settlement<S> {
                     // A replace keeps the side; the old hold says which it was.
                     let side = self
                         .ledger
-                        .hold(ORDER_HOLD_TAG | u128::from(order_id))
+                        .hold(ORDER_HOLD_TAG | u128::from(order_id.0))
                         .and_then(|h| self.side_of(h, symbol));
-                    self.resize_order_hold(order_id, 0);
+                    self.resize_order_hold(order_id.0, 0);
                     if let Some(side) = side {
-                        match self.hold_order(account, symbol, order_id, side, price.0, leaves_qty) {
+                        match self.hold_order(account, symbol, order_id.0, side, price.0, leaves_qty) {
                             Some(true) => applied.holds += 1,
                             Some(false) => applied.holds_refused += 1,
                             None => {}
@@ -429,7 +429,7 @@ impl<S: Store> Settlement<S> {
                 }
                 EventKind::Canceled { order_id, .. } | EventKind::Expired { order_id, .. } => {
                     applied.other += 1;
-                    self.resize_order_hold(order_id, 0);
+                    self.resize_order_hold(order_id.0, 0);
                 }
                 EventKind::Trade {
                     maker_order_id,
@@ -440,8 +440,8 @@ impl<S: Store> Settlement<S> {
                 } => {
                     // The orders' holds shrink to what their rest may still cost before the
                     // trade's legs need those funds.
-                    self.resize_order_hold(maker_order_id, maker_leaves_qty);
-                    self.resize_order_hold(taker_order_id, taker_leaves_qty);
+                    self.resize_order_hold(maker_order_id.0, maker_leaves_qty);
+                    self.resize_order_hold(taker_order_id.0, taker_leaves_qty);
                     match self.book_trade(event)? {
                         Ok(day) => {
                             applied.trades += 1;
@@ -623,11 +623,11 @@ impl<S: Store> Settlement<S> {
     }
 
     fn symbol_rule(&self, symbol: SymbolId) -> Option<SymbolRule> {
-        self.symbol_rules.get(symbol as usize).copied().flatten()
+        self.symbol_rules.get(symbol.index()).copied().flatten()
     }
 
     fn owner_of(&self, account: AccountId) -> Option<usize> {
-        ((account as usize) < self.account_names.len()).then_some(account as usize)
+        (account.index() < self.account_names.len()).then_some(account.index())
     }
 
     /// Settles every unsettled trade leg due on or before `date`: posts each pending leg (so

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use engine::AccountId;
 use engine::Side;
 use settlement::{
     AnyStore, Created, PaymentError, RedbStore, Settlement, SettlementError, StoreConfig, TransferError,
@@ -224,15 +225,15 @@ fn open_orders_hold_funds_and_buying_power_follows_every_commit() {
     let usd = bp.asset_id("USD").unwrap();
     let btc = bp.asset_id("BTC").unwrap();
     let total = 10_000 * USD as i64;
-    assert_eq!(bp.available(0, usd), Some(total), "the deposit is visible to the risk check");
+    assert_eq!(bp.available(AccountId(0), usd), Some(total), "the deposit is visible to the risk check");
     // alice bids 10 units at 50 000: each unit may cost 50 000 cents + the 5 bps taker fee.
     let unit = 50_000 + 25;
     let a = s.apply(&accepted(1, 0, 0, 100, Side::Buy, 50_000, 10)).unwrap();
     assert_eq!(a.holds, 1);
-    assert_eq!(bp.available(0, usd), Some(total - 10 * unit));
+    assert_eq!(bp.available(AccountId(0), usd), Some(total - 10 * unit));
     // bob offers 10 units: his BTC is held.
     s.apply(&accepted(2, 1, 0, 200, Side::Sell, 60_000, 10)).unwrap();
-    assert_eq!(bp.available(1, btc), Some((BTC - BTC / 10) as i64));
+    assert_eq!(bp.available(AccountId(1), btc), Some((BTC - BTC / 10) as i64));
 
     // A withdrawal that would eat into the held funds is refused.
     let w = s.withdraw(50, "alice", "USD", (total - 10 * unit + 1) as u64, 0);
@@ -244,19 +245,19 @@ fn open_orders_hold_funds_and_buying_power_follows_every_commit() {
     s.apply(&fill(3, 50_000, 4, (0, 100, 6), (2, 300, 0), Side::Sell)).unwrap();
     // The cash (carol's taker fee is netted out of it) and alice's own maker fee.
     let paid = 4 * 50_000 + 20;
-    assert_eq!(bp.available(0, usd), Some(total - 6 * unit - paid));
+    assert_eq!(bp.available(AccountId(0), usd), Some(total - 6 * unit - paid));
     assert_eq!(s.ledger().verify(), Ok(()));
 
     // A replace re-prices the rest; after a restart, the cancel still finds the hold.
     s.apply(&replaced(4, 0, 0, 100, 40_000, 6)).unwrap();
-    assert_eq!(bp.available(0, usd), Some(total - 6 * (40_000 + 20) - paid));
+    assert_eq!(bp.available(AccountId(0), usd), Some(total - 6 * (40_000 + 20) - paid));
     drop(s);
     let mut s = open(&dir);
     let bp = s.buying_power();
-    assert_eq!(bp.available(0, usd), Some(total - 6 * (40_000 + 20) - paid), "published on open");
+    assert_eq!(bp.available(AccountId(0), usd), Some(total - 6 * (40_000 + 20) - paid), "published on open");
     s.apply(&canceled(5, 0, 0, 100, 6)).unwrap();
-    assert_eq!(bp.available(0, usd), Some(total - paid));
-    assert_eq!(bp.available(9, usd), None, "not a venue account");
+    assert_eq!(bp.available(AccountId(0), usd), Some(total - paid));
+    assert_eq!(bp.available(AccountId(9), usd), None, "not a venue account");
 }
 
 #[test]

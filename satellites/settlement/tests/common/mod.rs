@@ -1,7 +1,7 @@
 //! Shared by the integration tests: a venue config and engine events.
 #![allow(dead_code)]
 
-use engine::{ClOrdId, Event, EventKind, Price, Side};
+use engine::{AccountId, ClOrdId, Event, EventKind, OrderId, Price, Side, SymbolId};
 use settlement::{Asset, SettlementConfig, SymbolConfig};
 
 /// alice, bob, carol by engine account id.
@@ -66,16 +66,16 @@ pub fn trade(
         command_seq: seq,
         ts,
         kind: EventKind::Trade {
-            symbol,
+            symbol: SymbolId(symbol),
             price: Price(price_ticks),
             qty,
-            maker_account: maker,
+            maker_account: AccountId(maker),
             maker_id: id,
-            maker_order_id: 1,
+            maker_order_id: OrderId(1),
             maker_leaves_qty: 0,
-            taker_account: taker,
+            taker_account: AccountId(taker),
             taker_id: id,
-            taker_order_id: 2,
+            taker_order_id: OrderId(2),
             taker_leaves_qty: 0,
             aggressor,
         },
@@ -84,7 +84,7 @@ pub fn trade(
 
 /// A non-trade event.
 pub fn status(seq: u64, ts: u64) -> Event {
-    Event { seq, command_seq: seq, ts, kind: EventKind::TradingStatus { symbol: 0, halted: false } }
+    Event { seq, command_seq: seq, ts, kind: EventKind::TradingStatus { symbol: SymbolId(0), halted: false } }
 }
 
 /// An order accepted.
@@ -99,10 +99,10 @@ pub fn accepted(
 ) -> Event {
     let id = ClOrdId::from_bytes(b"x").expect("id");
     let kind = EventKind::Accepted {
-        account,
+        account: AccountId(account),
         id,
-        symbol,
-        order_id,
+        symbol: SymbolId(symbol),
+        order_id: OrderId(order_id),
         side,
         price: Price(price_ticks),
         qty,
@@ -117,7 +117,14 @@ pub fn accepted(
 pub fn canceled(seq: u64, account: u32, symbol: u32, order_id: u64, leaves_qty: u64) -> Event {
     let id = ClOrdId::from_bytes(b"x").expect("id");
     let reason = engine::CancelReason::User;
-    let kind = EventKind::Canceled { account, id, symbol, order_id, reason, leaves_qty };
+    let kind = EventKind::Canceled {
+        account: AccountId(account),
+        id,
+        symbol: SymbolId(symbol),
+        order_id: OrderId(order_id),
+        reason,
+        leaves_qty,
+    };
     Event { seq, command_seq: seq, ts: MONDAY_10H_NS, kind }
 }
 
@@ -132,11 +139,11 @@ pub fn replaced(
 ) -> Event {
     let id = ClOrdId::from_bytes(b"y").expect("id");
     let kind = EventKind::Replaced {
-        account,
+        account: AccountId(account),
         orig_id: ClOrdId::from_bytes(b"x").expect("id"),
         id,
-        symbol,
-        order_id,
+        symbol: SymbolId(symbol),
+        order_id: OrderId(order_id),
         price: Price(price_ticks),
         qty: leaves_qty,
         leaves_qty,
@@ -158,8 +165,8 @@ pub fn fill(
     if let EventKind::Trade { maker_order_id, maker_leaves_qty, taker_order_id, taker_leaves_qty, .. } =
         &mut e.kind
     {
-        (*maker_order_id, *maker_leaves_qty) = (maker.1, maker.2);
-        (*taker_order_id, *taker_leaves_qty) = (taker.1, taker.2);
+        (*maker_order_id, *maker_leaves_qty) = (OrderId(maker.1), maker.2);
+        (*taker_order_id, *taker_leaves_qty) = (OrderId(taker.1), taker.2);
     }
     e
 }
