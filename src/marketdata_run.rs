@@ -431,7 +431,7 @@ mod tests {
             seq: 1,
             command_seq: 1,
             ts: 1,
-            kind: EventKind::TradingStatus { symbol: 0, halted: false },
+            kind: EventKind::TradingStatus { symbol: engine::SymbolId(0), halted: false },
         };
         let mut buf = vec![0; event.encoded_len()];
         let len = event.encode(&mut buf);

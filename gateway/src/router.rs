@@ -730,7 +730,8 @@ mod tests {
         let bell = Arc::new(Doorbell::new());
         router.ring_after_events(bell.clone());
         router.begin();
-        tx.send(ToRouter::Attach { session: 1, account: 0, cancel_on_disconnect: false }).unwrap();
+        tx.send(ToRouter::Attach { session: 1, account: engine::AccountId(0), cancel_on_disconnect: false })
+            .unwrap();
         while router.turn() {}
         // A sleeper parked for a minute: it returns within the test's patience only if a turn
         // that made events rings it. Orders keep coming until it is awake, so a ring landing
@@ -751,8 +752,14 @@ mod tests {
             if woken.load(Ordering::Acquire) {
                 break;
             }
-            let order =
-                NewOrder::limit(0, 0, ClOrdId::from_str(&format!("o{i}")).unwrap(), Side::Buy, price, 1);
+            let order = NewOrder::limit(
+                engine::AccountId(0),
+                engine::SymbolId(0),
+                ClOrdId::from_str(&format!("o{i}")).unwrap(),
+                Side::Buy,
+                price,
+                1,
+            );
             tx.send(ToRouter::Request { session: 1, request: Request::New { order, ref_seq: i } }).unwrap();
             while router.turn() {}
             std::thread::sleep(Duration::from_millis(50));
