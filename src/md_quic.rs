@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::stage_metrics::{BinaryCut, BinaryFeedMetrics};
 use engine::SymbolSpec;
 use gateway::quic::{QuicSocket, QUIC_WRITE_BUFFER_MAX};
 use gateway::tls::{QuicTuning, ServerTls, ALPN_ITCH_MD};
@@ -151,8 +152,13 @@ impl Conn {
 }
 
 impl MdQuic {
-    /// Binds the endpoint and starts its thread on `feed` (the market-data thread's publisher).
-    pub fn start(config: MdQuicConfig, feed: Arc<WsFeed>) -> Result<MdQuic, MdQuicError> {
+    /// Binds the endpoint and starts its thread on `feed` (the market-data thread's publisher);
+    /// the thread owns `metrics` and bumps them.
+    pub fn start(
+        config: MdQuicConfig,
+        feed: Arc<WsFeed>,
+        metrics: crate::stage_metrics::BinaryFeedMetrics,
+    ) -> Result<MdQuic, MdQuicError> {
         let bind = config.addr;
         let io_err = move |source| MdQuicError::Io { addr: bind, source };
         let server_config =
@@ -168,7 +174,7 @@ impl MdQuic {
             std::thread::Builder::new()
                 .name("md-quic".into())
                 .spawn(move || {
-                    let mut run = Run { quic, feed, config, stats, scratch: Vec::new() };
+                    let mut run = Run { quic, feed, config, stats, scratch: Vec::new(), metrics };
                     if let Err(e) = run.run(&stop) {
                         // The endpoint's socket failed: the feed is gone, order entry is not.
                         tracing::error!("md endpoint stopped: {e}");
@@ -186,6 +192,7 @@ struct Run {
     config: MdQuicConfig,
     stats: Arc<MdQuicStats>,
     scratch: Vec<u8>,
+    metrics: crate::stage_metrics::BinaryFeedMetrics,
 }
 
 impl Run {
@@ -214,6 +221,7 @@ impl Run {
                     self.feed.with_publisher_mut(|p| p.unsubscribe(id));
                 }
             }
+            self.metrics.connections(self.quic.len());
         }
         self.quic.close_all(b"venue stopping");
         Ok(())
@@ -221,7 +229,7 @@ impl Run {
 
     /// Reads and answers every connection's waiting requests.
     fn requests(&mut self, now: Instant) {
-        let Run { quic, feed, config, stats, scratch } = self;
+        let Run { quic, feed, config, stats, scratch, metrics } = self;
         for (_, c) in quic.conns_mut() {
             if c.state.gone {
                 continue; // closing: nothing more is read or sent
@@ -231,11 +239,13 @@ impl Run {
                 scratch.clear();
                 let answer = match kind {
                     0 => Err(RequestError::Malformed("empty frame")),
-                    _ => Request::decode(kind, &payload)
-                        .and_then(|request| serve(request, &mut c.state, feed, config, stats, scratch)),
+                    _ => Request::decode(kind, &payload).and_then(|request| {
+                        serve(request, &mut c.state, feed, config, stats, metrics, scratch)
+                    }),
                 };
                 if let Err(e) = answer {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
+                    metrics.refused(&e);
                     e.reply().encode(scratch);
                 }
                 c.write(scratch);
@@ -244,11 +254,13 @@ impl Run {
                 c.received.clear();
                 c.close(now, b"requests arrive faster than they are served");
                 c.state.gone = true;
+                metrics.cut(BinaryCut::RequestFlood);
             }
             if c.backlog() > QUIC_WRITE_BUFFER_MAX && !c.state.gone {
                 // It asks for more than it reads: cut it off rather than hold its bytes.
                 c.close(now, b"slow consumer: the stream's backlog is full");
                 c.state.gone = true;
+                metrics.cut(BinaryCut::StreamBacklog);
             }
             if c.peer_gone || c.state.gone {
                 if let Some(id) = c.state.subscriber.take() {
@@ -261,7 +273,7 @@ impl Run {
     /// Moves each subscriber's waiting messages out: snapshot parts on its stream, the rest in
     /// datagrams.
     fn deliver(&mut self, now: Instant) {
-        let Run { quic, feed, config, stats, scratch } = self;
+        let Run { quic, feed, config, stats, scratch, metrics } = self;
         feed.with_publisher_mut(|p| {
             for (_, c) in quic.conns_mut() {
                 let Some(id) = c.state.subscriber else { continue };
@@ -279,6 +291,7 @@ impl Run {
                     Ok(_) => {}
                     Err(DrainError::Disconnected(reason)) => {
                         stats.disconnected.fetch_add(1, Ordering::Relaxed);
+                        metrics.cut(BinaryCut::SlowSubscriber);
                         c.state.subscriber = None;
                         c.state.gone = true;
                         scratch.clear();
@@ -334,6 +347,7 @@ fn serve(
     feed: &WsFeed,
     config: &MdQuicConfig,
     stats: &MdQuicStats,
+    metrics: &BinaryFeedMetrics,
     out: &mut Vec<u8>,
 ) -> Result<(), RequestError> {
     match request {
@@ -378,6 +392,7 @@ fn serve(
             for m in &messages {
                 Reply::Message(*m).encode(out);
             }
+            metrics.snapshot();
             Ok(())
         }
         Request::Retransmit { from, count } => {
@@ -390,6 +405,7 @@ fn serve(
             let source = match from_log {
                 Ok(_) => {
                     stats.retransmits_log.fetch_add(1, Ordering::Relaxed);
+                    metrics.retransmitted(false);
                     Source::Log
                 }
                 Err(RetransmitError::TooOld { .. }) => {
@@ -397,6 +413,7 @@ fn serve(
                     from_journal(config, from, count, &mut messages)
                         .map_err(|why| RequestError::Unavailable { from, why })?;
                     stats.retransmits_journal.fetch_add(1, Ordering::Relaxed);
+                    metrics.retransmitted(true);
                     Source::Journal
                 }
                 Err(e @ RetransmitError::NotPublished { .. }) => {

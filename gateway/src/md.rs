@@ -136,7 +136,34 @@ pub enum RejectReason {
     UnsupportedMdEntryType,
 }
 
+/// The `reason` label of a 35=Y, by [`RejectReason::index`]; the last is a refusal without a
+/// 281 code (unsubscribing an unknown MDReqID).
+pub const REJECT_REASON_LABELS: [&str; 8] = [
+    "unknown_symbol",
+    "duplicate_md_req_id",
+    "insufficient_bandwidth",
+    "unsupported_subscription_request_type",
+    "unsupported_market_depth",
+    "unsupported_md_update_type",
+    "unsupported_md_entry_type",
+    "unknown_md_req_id",
+];
+
 impl RejectReason {
+    /// Where `reason` counts in [`MdStats::rejects_by_reason`] and [`REJECT_REASON_LABELS`].
+    pub fn index(reason: Option<RejectReason>) -> usize {
+        match reason {
+            Some(RejectReason::UnknownSymbol) => 0,
+            Some(RejectReason::DuplicateMdReqId) => 1,
+            Some(RejectReason::InsufficientBandwidth) => 2,
+            Some(RejectReason::UnsupportedSubscriptionRequestType) => 3,
+            Some(RejectReason::UnsupportedMarketDepth) => 4,
+            Some(RejectReason::UnsupportedMdUpdateType) => 5,
+            Some(RejectReason::UnsupportedMdEntryType) => 6,
+            None => 7,
+        }
+    }
+
     /// The 281 code.
     pub fn code(self) -> u8 {
         match self {
@@ -301,6 +328,8 @@ pub struct MdStats {
     pub incrementals: u64,
     /// 35=Y messages.
     pub rejects: u64,
+    /// 35=Y messages by reason ([`RejectReason::index`]).
+    pub rejects_by_reason: [u64; REJECT_REASON_LABELS.len()],
     /// Subscriptions made stale by a slow session (each later refreshed by a 35=W).
     pub conflations: u64,
 }
@@ -368,6 +397,8 @@ pub struct MarketDataDesk {
     entries: Vec<Entry>,
     window_scratch: WindowScratch,
     stats: MdStats,
+    /// A session with subscriptions ended since [`MarketDataDesk::take_ended`].
+    ended: bool,
     /// Seq of the last event applied.
     applied_seq: u64,
 }
@@ -393,6 +424,7 @@ impl MarketDataDesk {
             entries: Vec::new(),
             window_scratch: WindowScratch::default(),
             stats: MdStats::default(),
+            ended: false,
             applied_seq: 0,
         }
     }
@@ -412,6 +444,17 @@ impl MarketDataDesk {
         self.sessions.get(&session).map_or(0, |subs| subs.iter().map(|s| s.symbols.len()).sum())
     }
 
+    /// Symbol subscriptions (MDReqID × symbol) every session holds together: a walk over the
+    /// sessions, for the metrics copy.
+    pub fn subscriptions_held(&self) -> usize {
+        self.sessions.values().flatten().map(|s| s.symbols.len()).sum()
+    }
+
+    /// True once after a session ended since the last call (its subscriptions went with it).
+    pub fn take_ended(&mut self) -> bool {
+        std::mem::take(&mut self.ended)
+    }
+
     /// True while any session holds a subscription.
     pub fn has_subscriptions(&self) -> bool {
         self.sessions.values().any(|subs| !subs.is_empty())
@@ -419,7 +462,7 @@ impl MarketDataDesk {
 
     /// The session ended: its subscriptions end with it.
     pub fn end_session(&mut self, session: SessionId) {
-        self.sessions.remove(&session);
+        self.ended |= self.sessions.remove(&session).is_some();
         self.stale_sessions.remove(&session);
     }
 
@@ -510,6 +553,7 @@ impl MarketDataDesk {
     /// Sends a 35=Y.
     pub fn reject(&mut self, session: SessionId, refusal: &MdReject, sink: &mut impl MdSink) {
         self.stats.rejects += 1;
+        self.stats.rejects_by_reason[RejectReason::index(refusal.reason)] += 1;
         sink.send(session, b"Y", &mut |e| refusal.encode(e));
     }
 
@@ -1237,9 +1281,20 @@ mod tests {
         assert_eq!(ys[2].0, None);
         assert!(ys[2].1.contains("unknown MDReqID \"zz\""));
         assert_eq!(desk.subscriptions(1), 2);
+        assert_eq!(desk.subscriptions_held(), 2);
         desk.request(1, request("262=a|263=2").unwrap(), &mut wire);
         assert_eq!(desk.subscriptions(1), 0);
+        assert_eq!(desk.subscriptions_held(), 0);
         assert_eq!(desk.stats().rejects, 3);
+        // One each: duplicate id (281=1), bandwidth (281=2), unknown MDReqID (no 281).
+        let by_reason = desk.stats().rejects_by_reason;
+        assert_eq!(by_reason, [0, 1, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(REJECT_REASON_LABELS[RejectReason::index(None)], "unknown_md_req_id");
+        assert!(!desk.take_ended(), "no session ended yet");
+        desk.request(2, sub("c", "146=1|55=AAPL"), &mut wire);
+        desk.end_session(2);
+        assert!(desk.take_ended() && !desk.take_ended(), "reported once");
+        assert_eq!(desk.subscriptions_held(), 0);
     }
 
     #[test]
