@@ -206,6 +206,8 @@ const SETTLEMENT: &str = "settlement";
 pub struct SettlementMetrics {
     postings: Counter,
     pending: Gauge,
+    /// Pending legs by due date ([`settlement::UNSETTLED_DUE`]).
+    pending_due: [Gauge; settlement::UNSETTLED_DUE.len()],
     /// One gauge per asset, in the ledger's asset order.
     imbalance: Vec<Gauge>,
     last_postings: Option<u64>,
@@ -233,7 +235,12 @@ impl SettlementMetrics {
         for asset in assets {
             imbalance.push(registry.gauge(&metrics::LEDGER_IMBALANCE, SETTLEMENT, &[("currency", asset)])?);
         }
+        let mut pending_due = Vec::with_capacity(settlement::UNSETTLED_DUE.len());
+        for due in settlement::UNSETTLED_DUE {
+            pending_due.push(registry.gauge(&metrics::SETTLEMENT_PENDING_DUE, SETTLEMENT, &[("due", due)])?);
+        }
         Ok(SettlementMetrics {
+            pending_due: pending_due.try_into().expect("one per bucket"),
             postings: registry.counter(&metrics::LEDGER_POSTINGS, SETTLEMENT, &[])?,
             pending: registry.gauge(&metrics::SETTLEMENT_PENDING, SETTLEMENT, &[])?,
             sums: vec![0; assets.len()],
@@ -273,6 +280,10 @@ impl SettlementMetrics {
         self.postings.add(stored.saturating_sub(self.last_postings.unwrap_or(0)));
         self.last_postings = Some(stored.max(self.last_postings.unwrap_or(0)));
         self.pending.set(i64::try_from(ledger.unsettled_legs()).unwrap_or(i64::MAX));
+        let today = time::OffsetDateTime::now_utc().date();
+        for (gauge, legs) in self.pending_due.iter().zip(ledger.unsettled_legs_by_due(today)) {
+            gauge.set(i64::try_from(legs).unwrap_or(i64::MAX));
+        }
         self.sums.iter_mut().for_each(|s| *s = 0);
         for i in 0..book.account_count() {
             let idx = settlement::AccountIdx(i);

@@ -142,7 +142,8 @@ fn feeds_and_payments_show_in_one_scrape() {
                 "exchange_marketdata_snapshots_total{feed=\"binary\"}",
             ]
             .iter()
-            .all(|s| value(&scrape, s).unwrap_or(0.0) > 0.0);
+            .all(|s| value(&scrape, s).unwrap_or(0.0) > 0.0)
+                && value(&scrape, "exchange_settlement_pending").unwrap_or(0.0) >= 20.0;
             if ready || Instant::now() > deadline {
                 break scrape;
             }

@@ -165,6 +165,11 @@ pub const MD_SUBSCRIBERS: GaugeDef = gauge("exchange_marketdata_subscribers", "M
 /// Trade legs applied to the ledger and waiting for the daily settlement run.
 pub const SETTLEMENT_PENDING: GaugeDef =
     gauge("exchange_settlement_pending", "Trade legs waiting for the daily settlement run.");
+/// Trade legs waiting for settlement, by when they settle.
+pub const SETTLEMENT_PENDING_DUE: GaugeDef = gauge(
+    "exchange_settlement_pending_legs",
+    "Trade legs waiting for settlement by due date [due=overdue|today|next_business_day|later].",
+);
 /// Sum of all ledger balances in minor units: anything but 0 is a bug.
 pub const LEDGER_IMBALANCE: GaugeDef =
     gauge("exchange_ledger_imbalance_minor_units", "Sum of all ledger balances; must be 0 [currency].");
@@ -230,6 +235,7 @@ pub const GAUGES: &[GaugeDef] = &[
     BREAKER_STATE,
     MD_SUBSCRIBERS,
     SETTLEMENT_PENDING,
+    SETTLEMENT_PENDING_DUE,
     LEDGER_IMBALANCE,
     KILL_SWITCH,
 ];
