@@ -237,7 +237,11 @@ impl SettlementMetrics {
         }
         let mut pending_due = Vec::with_capacity(settlement::UNSETTLED_DUE.len());
         for due in settlement::UNSETTLED_DUE {
-            pending_due.push(registry.gauge(&metrics::SETTLEMENT_PENDING_DUE, SETTLEMENT, &[("due", due)])?);
+            pending_due.push(registry.gauge(
+                &metrics::SETTLEMENT_PENDING_DUE,
+                SETTLEMENT,
+                &[("due", due)],
+            )?);
         }
         Ok(SettlementMetrics {
             pending_due: pending_due.try_into().expect("one per bucket"),

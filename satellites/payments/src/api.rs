@@ -927,9 +927,6 @@ mod tests {
             replays: 0,
             refused_in_flight: 0,
             refused_other_body: 0,
-            replays: 0,
-            refused_in_flight: 0,
-            refused_other_body: 0,
         }
     }
 
