@@ -635,6 +635,37 @@ mod tests {
 
     #[test]
     #[cfg_attr(not(feature = "metrics"), ignore = "records nothing with the counters compiled out")]
+    fn the_fix_desk_copy_adds_what_changed_and_counts_session_layer_rejects() {
+        use crate::md::RejectReason;
+        let mut registry = Registry::anonymous().unwrap();
+        let m = GatewayMetrics::register(&mut registry).unwrap();
+        let mut stats = MdStats { snapshots: 2, incrementals: 10, ..MdStats::default() };
+        stats.rejects_by_reason[RejectReason::index(Some(RejectReason::DuplicateMdReqId))] = 1;
+        m.md_desk(stats, 3);
+        stats.incrementals = 15;
+        stats.conflations = 1;
+        m.md_desk(stats, 2);
+        m.md_desk(stats, 2); // nothing new
+        m.md_rejected(Some(RejectReason::UnknownSymbol));
+        m.md_rejected(None);
+        let mut text = String::new();
+        monitor::prometheus::render(&registry.reader().snapshot().unwrap(), &mut text);
+        for line in [
+            "exchange_marketdata_snapshots_total{feed=\"fix\"} 2\n",
+            "exchange_marketdata_incrementals_total{feed=\"fix\"} 15\n",
+            "exchange_marketdata_stale_subscriptions_total{feed=\"fix\"} 1\n",
+            "exchange_marketdata_subscriptions{feed=\"fix\"} 2\n",
+            "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"duplicate_md_req_id\"} 1\n",
+            "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"unknown_symbol\"} 1\n",
+            "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"unknown_md_req_id\"} 1\n",
+            "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"unsupported_market_depth\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line}{text}");
+        }
+    }
+
+    #[test]
+    #[cfg_attr(not(feature = "metrics"), ignore = "records nothing with the counters compiled out")]
     fn router_counters_copy_only_what_changed() {
         let mut registry = Registry::anonymous().unwrap();
         let mut m = RouterMetrics::register(&mut registry).unwrap();
