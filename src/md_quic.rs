@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::stage_metrics::{BinaryCut, BinaryFeedMetrics};
 use engine::SymbolSpec;
 use gateway::quic::{QuicSocket, QUIC_WRITE_BUFFER_MAX};
 use gateway::tls::{QuicTuning, ServerTls, ALPN_ITCH_MD};
@@ -33,6 +32,8 @@ use marketdata::{
     codec, Body, Channel, DrainError, FeedConfig, MarketData, Message, RetransmitError, SubscriberId,
     Subscription, WsFeed,
 };
+
+use crate::stage_metrics::{BinaryCut, BinaryFeedMetrics};
 
 /// Connections at once on the endpoint (each is also one of the publisher's subscribers, which
 /// `[marketdata] subscribers_max` bounds too).
@@ -157,7 +158,7 @@ impl MdQuic {
     pub fn start(
         config: MdQuicConfig,
         feed: Arc<WsFeed>,
-        metrics: crate::stage_metrics::BinaryFeedMetrics,
+        metrics: BinaryFeedMetrics,
     ) -> Result<MdQuic, MdQuicError> {
         let bind = config.addr;
         let io_err = move |source| MdQuicError::Io { addr: bind, source };
@@ -192,7 +193,7 @@ struct Run {
     config: MdQuicConfig,
     stats: Arc<MdQuicStats>,
     scratch: Vec<u8>,
-    metrics: crate::stage_metrics::BinaryFeedMetrics,
+    metrics: BinaryFeedMetrics,
 }
 
 impl Run {
