@@ -38,6 +38,7 @@ use marketdata::{
 };
 
 use crate::marketdata_run::PublishedWake;
+use crate::stage_metrics::{BinaryCut, BinaryFeedMetrics};
 
 /// Connections at once on the endpoint (each is also one of the publisher's subscribers, which
 /// `[marketdata] subscribers_max` bounds too).
@@ -161,11 +162,13 @@ impl Conn {
 
 impl MdQuic {
     /// Binds the endpoint and starts its thread on `feed` (the market-data thread's publisher),
-    /// which wakes it through `published` when it has published.
+    /// which wakes it through `published` when it has published; the thread owns `metrics` and
+    /// bumps them.
     pub fn start(
         config: MdQuicConfig,
         feed: Arc<WsFeed>,
         published: Arc<PublishedWake>,
+        metrics: BinaryFeedMetrics,
     ) -> Result<MdQuic, MdQuicError> {
         let bind = config.addr;
         let io_err = move |source| MdQuicError::Io { addr: bind, source };
@@ -187,7 +190,7 @@ impl MdQuic {
             std::thread::Builder::new()
                 .name("md-quic".into())
                 .spawn(move || {
-                    let mut run = Run { quic, feed, published, config, stats, scratch: Vec::new() };
+                    let mut run = Run { quic, feed, published, config, stats, scratch: Vec::new(), metrics };
                     if let Err(e) = run.run(poll, &stop) {
                         // The endpoint's socket failed: the feed is gone, order entry is not.
                         tracing::error!("md endpoint stopped: {e}");
@@ -209,6 +212,7 @@ struct Run {
     config: MdQuicConfig,
     stats: Arc<MdQuicStats>,
     scratch: Vec<u8>,
+    metrics: BinaryFeedMetrics,
 }
 
 impl Run {
@@ -243,6 +247,7 @@ impl Run {
                     self.feed.with_publisher_mut(|p| p.unsubscribe(id));
                 }
             }
+            self.metrics.connections(self.quic.len());
         }
         self.quic.close_all(b"venue stopping");
         Ok(())
@@ -250,7 +255,7 @@ impl Run {
 
     /// Reads and answers every connection's waiting requests.
     fn requests(&mut self, now: Instant) {
-        let Run { quic, feed, config, stats, scratch, .. } = self;
+        let Run { quic, feed, config, stats, scratch, metrics, .. } = self;
         for (_, c) in quic.conns_mut() {
             if c.state.gone {
                 continue; // closing: nothing more is read or sent
@@ -260,11 +265,13 @@ impl Run {
                 scratch.clear();
                 let answer = match kind {
                     0 => Err(RequestError::Malformed("empty frame")),
-                    _ => Request::decode(kind, &payload)
-                        .and_then(|request| serve(request, &mut c.state, feed, config, stats, scratch)),
+                    _ => Request::decode(kind, &payload).and_then(|request| {
+                        serve(request, &mut c.state, feed, config, stats, metrics, scratch)
+                    }),
                 };
                 if let Err(e) = answer {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
+                    metrics.refused(&e);
                     e.reply().encode(scratch);
                 }
                 c.write(scratch);
@@ -273,11 +280,13 @@ impl Run {
                 c.received.clear();
                 c.close(now, b"requests arrive faster than they are served");
                 c.state.gone = true;
+                metrics.cut(BinaryCut::RequestFlood);
             }
             if c.backlog() > QUIC_WRITE_BUFFER_MAX && !c.state.gone {
                 // It asks for more than it reads: cut it off rather than hold its bytes.
                 c.close(now, b"slow consumer: the stream's backlog is full");
                 c.state.gone = true;
+                metrics.cut(BinaryCut::StreamBacklog);
             }
             if c.peer_gone || c.state.gone {
                 if let Some(id) = c.state.subscriber.take() {
@@ -290,7 +299,7 @@ impl Run {
     /// Moves each subscriber's waiting messages out: snapshot parts on its stream, the rest in
     /// datagrams. True when a queue may hold more than this turn took.
     fn deliver(&mut self, now: Instant) -> bool {
-        let Run { quic, feed, published, config, stats, scratch } = self;
+        let Run { quic, feed, published, config, stats, scratch, metrics } = self;
         let mut backlog = false;
         // Armed before the drain takes the publisher's lock: what is published after the drain
         // wakes the poll (see PublishedWake).
@@ -313,6 +322,7 @@ impl Run {
                     Ok(n) => backlog |= n == max,
                     Err(DrainError::Disconnected(reason)) => {
                         stats.disconnected.fetch_add(1, Ordering::Relaxed);
+                        metrics.cut(BinaryCut::SlowSubscriber);
                         c.state.subscriber = None;
                         c.state.gone = true;
                         scratch.clear();
@@ -369,6 +379,7 @@ fn serve(
     feed: &WsFeed,
     config: &MdQuicConfig,
     stats: &MdQuicStats,
+    metrics: &BinaryFeedMetrics,
     out: &mut Vec<u8>,
 ) -> Result<(), RequestError> {
     match request {
@@ -417,6 +428,7 @@ fn serve(
             for m in &messages {
                 Reply::Message(*m).encode(out);
             }
+            metrics.snapshot();
             Ok(())
         }
         Request::Retransmit { from, count } => {
@@ -429,6 +441,7 @@ fn serve(
             let source = match from_log {
                 Ok(_) => {
                     stats.retransmits_log.fetch_add(1, Ordering::Relaxed);
+                    metrics.retransmitted(false);
                     Source::Log
                 }
                 Err(RetransmitError::TooOld { .. }) => {
@@ -436,6 +449,7 @@ fn serve(
                     from_journal(config, from, count, &mut messages)
                         .map_err(|why| RequestError::Unavailable { from, why })?;
                     stats.retransmits_journal.fetch_add(1, Ordering::Relaxed);
+                    metrics.retransmitted(true);
                     Source::Journal
                 }
                 Err(e @ RetransmitError::NotPublished { .. }) => {

@@ -115,6 +115,12 @@ impl PaymentsRun {
         Ok(Some(PaymentsRun { service }))
     }
 
+    /// A reader of the service's counters and breaker states, for the metrics copy.
+    pub fn stats_source(&self) -> crate::stage_metrics::PaymentsSource {
+        let service = Arc::clone(&self.service);
+        crate::stage_metrics::PaymentsSource(Arc::new(move || service.stats()))
+    }
+
     /// The payments routes, and the ledger's read routes checked by the same API keys.
     pub fn routes(&self, ledger: SharedSettlement) -> axum::Router {
         let service = Arc::clone(&self.service);

@@ -944,7 +944,8 @@ impl Server {
                 ServerTls::self_signed_in(&data_dir.join("tls")).map_err(|e| ServeError::Gateway(e.into()))?
             }
         };
-        let md_quic = start_md_quic(config, &marketdata, &tls, &journal_dir, &symbols)?;
+        let md_quic =
+            start_md_quic(config, &marketdata, &tls, &journal_dir, &symbols, &mut monitor.registry)?;
         let tcp = match config.network.tcp.trim() {
             "" => None,
             addr => Some(addr.parse().map_err(|e| ServeError::Config(format!("network.tcp {addr:?}: {e}")))?),
@@ -1073,6 +1074,7 @@ fn start_md_quic(
     tls: &ServerTls,
     journal_dir: &Path,
     symbols: &[SymbolSpec],
+    registry: &mut monitor::Registry,
 ) -> Result<Option<crate::md_quic::MdQuic>, ServeError> {
     use crate::md_quic::{MdQuic, MdQuicConfig};
     let addr = match config.network.md.trim() {
@@ -1090,7 +1092,9 @@ fn start_md_quic(
         symbols: symbols.to_vec(),
         drop_datagram_every: config.marketdata.drop_datagram_every,
     };
-    MdQuic::start(md_config, marketdata.feed().clone(), marketdata.published_wake().clone())
+    let metrics = crate::stage_metrics::BinaryFeedMetrics::register(registry)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    MdQuic::start(md_config, marketdata.feed().clone(), marketdata.published_wake().clone(), metrics)
         .map(Some)
         .map_err(|e| ServeError::Config(e.to_string()))
 }

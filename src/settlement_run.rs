@@ -336,7 +336,12 @@ impl SettlementRun {
         let assets: Vec<String> =
             lock(&self.ledger).ledger().assets().iter().map(|a| a.name.clone()).collect();
         let names: Vec<&str> = assets.iter().map(String::as_str).collect();
-        self.metrics = Some(crate::stage_metrics::SettlementMetrics::register(registry, &names)?);
+        let mut metrics = crate::stage_metrics::SettlementMetrics::register(registry, &names)?;
+        if let Some(p) = &self.payments {
+            metrics
+                .with_payments(crate::stage_metrics::PaymentsMetrics::register(registry)?, p.stats_source());
+        }
+        self.metrics = Some(metrics);
         Ok(())
     }
 
@@ -392,6 +397,7 @@ fn follow(
     while !stop.load(Ordering::Acquire) {
         if let Some(m) = metrics.as_mut().filter(|m| m.due(std::time::Instant::now())) {
             m.refresh(&lock(ledger), std::time::Instant::now());
+            m.refresh_payments();
         }
         fill(&mut tailer, &mut batch, batch_max)?;
         if !batch.is_empty() {

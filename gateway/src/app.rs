@@ -437,6 +437,7 @@ impl AppSession {
                         reason: Some(RejectReason::InsufficientBandwidth),
                         text,
                     };
+                    metrics.md_rejected(reject.reason);
                     return md_reject(session, &reject, now_ns);
                 };
                 match md.try_send((self.id, request)) {
@@ -457,6 +458,7 @@ impl AppSession {
             Err((MdRequestError::Reject(reject), _)) => reject,
         };
         metrics.reject(GatewayReject::Business);
+        metrics.md_rejected(refusal.reason);
         md_reject(session, &refusal, now_ns);
     }
 

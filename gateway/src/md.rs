@@ -136,7 +136,34 @@ pub enum RejectReason {
     UnsupportedMdEntryType,
 }
 
+/// The `reason` label of a 35=Y, by [`RejectReason::index`]; the last is a refusal without a
+/// 281 code (unsubscribing an unknown MDReqID).
+pub const REJECT_REASON_LABELS: [&str; 8] = [
+    "unknown_symbol",
+    "duplicate_md_req_id",
+    "insufficient_bandwidth",
+    "unsupported_subscription_request_type",
+    "unsupported_market_depth",
+    "unsupported_md_update_type",
+    "unsupported_md_entry_type",
+    "unknown_md_req_id",
+];
+
 impl RejectReason {
+    /// Where `reason` counts in [`MdStats::rejects_by_reason`] and [`REJECT_REASON_LABELS`].
+    pub fn index(reason: Option<RejectReason>) -> usize {
+        match reason {
+            Some(RejectReason::UnknownSymbol) => 0,
+            Some(RejectReason::DuplicateMdReqId) => 1,
+            Some(RejectReason::InsufficientBandwidth) => 2,
+            Some(RejectReason::UnsupportedSubscriptionRequestType) => 3,
+            Some(RejectReason::UnsupportedMarketDepth) => 4,
+            Some(RejectReason::UnsupportedMdUpdateType) => 5,
+            Some(RejectReason::UnsupportedMdEntryType) => 6,
+            None => 7,
+        }
+    }
+
     /// The 281 code.
     pub fn code(self) -> u8 {
         match self {
@@ -292,6 +319,11 @@ pub trait MdSink {
     fn send(&mut self, session: SessionId, msg_type: &[u8], fields: &mut dyn FnMut(&mut Encoder));
 }
 
+/// Symbol subscriptions in `subs`.
+fn held_by(subs: &[Subscription]) -> usize {
+    subs.iter().map(|s| s.symbols.len()).sum()
+}
+
 /// Counters since start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MdStats {
@@ -301,6 +333,8 @@ pub struct MdStats {
     pub incrementals: u64,
     /// 35=Y messages.
     pub rejects: u64,
+    /// 35=Y messages by reason ([`RejectReason::index`]).
+    pub rejects_by_reason: [u64; REJECT_REASON_LABELS.len()],
     /// Subscriptions made stale by a slow session (each later refreshed by a 35=W).
     pub conflations: u64,
 }
@@ -368,6 +402,10 @@ pub struct MarketDataDesk {
     entries: Vec<Entry>,
     window_scratch: WindowScratch,
     stats: MdStats,
+    /// A session with subscriptions ended since [`MarketDataDesk::take_ended`].
+    ended: bool,
+    /// Symbol subscriptions all sessions hold ([`MarketDataDesk::subscriptions_held`]).
+    held: usize,
     /// Seq of the last event applied.
     applied_seq: u64,
 }
@@ -393,6 +431,8 @@ impl MarketDataDesk {
             entries: Vec::new(),
             window_scratch: WindowScratch::default(),
             stats: MdStats::default(),
+            ended: false,
+            held: 0,
             applied_seq: 0,
         }
     }
@@ -412,6 +452,18 @@ impl MarketDataDesk {
         self.sessions.get(&session).map_or(0, |subs| subs.iter().map(|s| s.symbols.len()).sum())
     }
 
+    /// Symbol subscriptions (MDReqID × symbol) every session holds together (kept as they
+    /// change, so the metrics copy reads one number).
+    pub fn subscriptions_held(&self) -> usize {
+        debug_assert_eq!(self.held, self.sessions.values().map(|subs| held_by(subs)).sum::<usize>());
+        self.held
+    }
+
+    /// True once after a session ended since the last call (its subscriptions went with it).
+    pub fn take_ended(&mut self) -> bool {
+        std::mem::take(&mut self.ended)
+    }
+
     /// True while any session holds a subscription.
     pub fn has_subscriptions(&self) -> bool {
         self.sessions.values().any(|subs| !subs.is_empty())
@@ -419,7 +471,10 @@ impl MarketDataDesk {
 
     /// The session ended: its subscriptions end with it.
     pub fn end_session(&mut self, session: SessionId) {
-        self.sessions.remove(&session);
+        if let Some(subs) = self.sessions.remove(&session) {
+            self.held -= held_by(&subs);
+            self.ended = true;
+        }
         self.stale_sessions.remove(&session);
     }
 
@@ -429,7 +484,7 @@ impl MarketDataDesk {
         let refusal = match request.kind {
             SubscriptionType::Unsubscribe => match subs.iter().position(|s| s.req_id == request.req_id) {
                 Some(i) => {
-                    subs.remove(i);
+                    self.held -= subs.remove(i).symbols.len();
                     return;
                 }
                 None => MdReject::new(
@@ -499,6 +554,7 @@ impl MarketDataDesk {
                             &mut self.entries,
                         );
                     }
+                    self.held += sub.symbols.len();
                     subs.push(sub);
                     return;
                 }
@@ -510,6 +566,7 @@ impl MarketDataDesk {
     /// Sends a 35=Y.
     pub fn reject(&mut self, session: SessionId, refusal: &MdReject, sink: &mut impl MdSink) {
         self.stats.rejects += 1;
+        self.stats.rejects_by_reason[RejectReason::index(refusal.reason)] += 1;
         sink.send(session, b"Y", &mut |e| refusal.encode(e));
     }
 
@@ -547,7 +604,17 @@ impl MarketDataDesk {
             return Ok(());
         }
         let Self {
-            md, symbols, config, sessions, stale_sessions, full, entries, window_scratch, stats, ..
+            md,
+            symbols,
+            config,
+            sessions,
+            stale_sessions,
+            full,
+            entries,
+            window_scratch,
+            stats,
+            held,
+            ..
         } = self;
         let book = md.projection().book(symbol).expect("an event's symbol is listed");
         sessions.retain(|&session, subs| {
@@ -555,7 +622,10 @@ impl MarketDataDesk {
             if !wants {
                 return true;
             }
-            let Some(backlog) = sink.backlog(session) else { return false };
+            let Some(backlog) = sink.backlog(session) else {
+                *held -= held_by(subs);
+                return false;
+            };
             if backlog > config.backlog_bytes_max {
                 for sub in subs.iter_mut().filter(|s| !s.stale) {
                     sub.stale = true;
@@ -1246,9 +1316,20 @@ mod tests {
         assert_eq!(ys[2].0, None);
         assert!(ys[2].1.contains("unknown MDReqID \"zz\""));
         assert_eq!(desk.subscriptions(1), 2);
+        assert_eq!(desk.subscriptions_held(), 2);
         desk.request(1, request("262=a|263=2").unwrap(), &mut wire);
         assert_eq!(desk.subscriptions(1), 0);
+        assert_eq!(desk.subscriptions_held(), 0);
         assert_eq!(desk.stats().rejects, 3);
+        // One each: duplicate id (281=1), bandwidth (281=2), unknown MDReqID (no 281).
+        let by_reason = desk.stats().rejects_by_reason;
+        assert_eq!(by_reason, [0, 1, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(REJECT_REASON_LABELS[RejectReason::index(None)], "unknown_md_req_id");
+        assert!(!desk.take_ended(), "no session ended yet");
+        desk.request(2, sub("c", "146=1|55=AAPL"), &mut wire);
+        desk.end_session(2);
+        assert!(desk.take_ended() && !desk.take_ended(), "reported once");
+        assert_eq!(desk.subscriptions_held(), 0);
     }
 
     #[test]
@@ -1291,5 +1372,7 @@ mod tests {
         feed(&mut desk, &mut wire, &evs[390..], &mut books);
         assert_eq!(desk.subscriptions(2), 0);
         assert_eq!(desk.subscriptions(1), 1);
+        // The running count (checked against a walk in debug builds) lost session 2's one.
+        assert_eq!(desk.subscriptions_held(), 1);
     }
 }

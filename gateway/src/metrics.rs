@@ -14,6 +14,8 @@ use journal::{JournalProgress, JournalStatsSnapshot};
 use monitor::{metrics, Counter, CountersError, Gauge, Histogram, Registry};
 use oms::{OmsStats, Request};
 
+use crate::md::{MdStats, REJECT_REASON_LABELS};
+
 /// The owner name of the gateway thread's metrics in the counters file.
 const GATEWAY: &str = "gateway";
 /// The owner name of the router thread's metrics.
@@ -106,6 +108,40 @@ pub struct GatewayMetrics {
     session: Histogram,
     /// Messages polled, for [`STAGE_SAMPLE_EVERY`] (the handles are `!Sync`: one thread).
     polls: Cell<u32>,
+    /// The FIX market-data desk's numbers (it runs on the gateway thread).
+    md: FixMdMetrics,
+}
+
+const FIX: (&str, &str) = ("feed", "fix");
+
+/// The FIX market-data desk's handles: its [`MdStats`] copied after each busy turn of the
+/// desk, plus the 35=Y the session layer sends itself before a request reaches the desk.
+#[derive(Debug)]
+struct FixMdMetrics {
+    subscriptions: Gauge,
+    snapshots: Counter,
+    incrementals: Counter,
+    stale: Counter,
+    rejects: [Counter; REJECT_REASON_LABELS.len()],
+    /// The desk's counters at the last copy.
+    last: Cell<MdStats>,
+}
+
+impl FixMdMetrics {
+    fn register(registry: &mut Registry) -> Result<FixMdMetrics, CountersError> {
+        let mut rejects = Vec::with_capacity(REJECT_REASON_LABELS.len());
+        for r in REJECT_REASON_LABELS {
+            rejects.push(registry.counter(&metrics::MD_REFUSALS, GATEWAY, &[FIX, ("reason", r)])?);
+        }
+        Ok(FixMdMetrics {
+            subscriptions: registry.gauge(&metrics::MD_SUBSCRIPTIONS, GATEWAY, &[FIX])?,
+            snapshots: registry.counter(&metrics::MD_SNAPSHOTS, GATEWAY, &[FIX])?,
+            incrementals: registry.counter(&metrics::MD_INCREMENTALS, GATEWAY, &[FIX])?,
+            stale: registry.counter(&metrics::MD_STALE_SUBSCRIPTIONS, GATEWAY, &[FIX])?,
+            rejects: rejects.try_into().expect("one per reason"),
+            last: Cell::new(MdStats::default()),
+        })
+    }
 }
 
 impl GatewayMetrics {
@@ -129,7 +165,29 @@ impl GatewayMetrics {
             decode: registry.histogram(&metrics::STAGE_LATENCY, GATEWAY, &[("stage", "decode")])?,
             session: registry.histogram(&metrics::STAGE_LATENCY, GATEWAY, &[("stage", "session")])?,
             polls: Cell::new(0),
+            md: FixMdMetrics::register(registry)?,
         })
+    }
+
+    /// Copies the FIX market-data desk's counters (what changed since the last copy) and the
+    /// subscriptions it holds: after a busy turn of the desk, off any order's path.
+    pub fn md_desk(&self, stats: MdStats, subscriptions_held: usize) {
+        let md = &self.md;
+        let last = md.last.replace(stats);
+        md.snapshots.add(stats.snapshots.saturating_sub(last.snapshots));
+        md.incrementals.add(stats.incrementals.saturating_sub(last.incrementals));
+        md.stale.add(stats.conflations.saturating_sub(last.conflations));
+        for ((counter, now), was) in
+            md.rejects.iter().zip(stats.rejects_by_reason).zip(last.rejects_by_reason)
+        {
+            counter.add(now.saturating_sub(was));
+        }
+        md.subscriptions.set(i64::try_from(subscriptions_held).unwrap_or(i64::MAX));
+    }
+
+    /// A 35=Y sent by the session layer itself (a request the desk never saw).
+    pub fn md_rejected(&self, reason: Option<crate::md::RejectReason>) {
+        self.md.rejects[crate::md::RejectReason::index(reason)].inc();
     }
 
     /// Before polling a session for its next message: the start time when this poll is one of
@@ -574,6 +632,37 @@ mod tests {
         }
         assert_eq!(times.take(&id("o0")), None, "overwritten by the newest");
         assert_eq!(times.take(&id(&format!("o{TIMED_REQUESTS_MAX}"))), Some(100 + TIMED_REQUESTS_MAX as u64));
+    }
+
+    #[test]
+    #[cfg_attr(not(feature = "metrics"), ignore = "records nothing with the counters compiled out")]
+    fn the_fix_desk_copy_adds_what_changed_and_counts_session_layer_rejects() {
+        use crate::md::RejectReason;
+        let mut registry = Registry::anonymous().unwrap();
+        let m = GatewayMetrics::register(&mut registry).unwrap();
+        let mut stats = MdStats { snapshots: 2, incrementals: 10, ..MdStats::default() };
+        stats.rejects_by_reason[RejectReason::index(Some(RejectReason::DuplicateMdReqId))] = 1;
+        m.md_desk(stats, 3);
+        stats.incrementals = 15;
+        stats.conflations = 1;
+        m.md_desk(stats, 2);
+        m.md_desk(stats, 2); // nothing new
+        m.md_rejected(Some(RejectReason::UnknownSymbol));
+        m.md_rejected(None);
+        let mut text = String::new();
+        monitor::prometheus::render(&registry.reader().snapshot().unwrap(), &mut text);
+        for line in [
+            "exchange_marketdata_snapshots_total{feed=\"fix\"} 2\n",
+            "exchange_marketdata_incrementals_total{feed=\"fix\"} 15\n",
+            "exchange_marketdata_stale_subscriptions_total{feed=\"fix\"} 1\n",
+            "exchange_marketdata_subscriptions{feed=\"fix\"} 2\n",
+            "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"duplicate_md_req_id\"} 1\n",
+            "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"unknown_symbol\"} 1\n",
+            "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"unknown_md_req_id\"} 1\n",
+            "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"unsupported_market_depth\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line}{text}");
+        }
     }
 
     #[test]

@@ -697,6 +697,9 @@ impl GatewayLoop {
             }
         }
         md.desk.refresh_stale(&mut sink);
+        if busy | md.desk.take_ended() {
+            self.metrics.md_desk(md.desk.stats(), md.desk.subscriptions_held());
+        }
         busy
     }
 

@@ -69,9 +69,26 @@ pub const MD_MESSAGES: CounterDef =
 /// Sequence gaps seen by market-data consumers.
 pub const MD_GAPS: CounterDef =
     counter("exchange_marketdata_gaps_total", "Market-data sequence gaps detected.");
-/// Market-data retransmissions served.
+/// Market-data retransmissions served [source=log|journal].
 pub const MD_RETRANSMISSIONS: CounterDef =
-    counter("exchange_marketdata_retransmissions_total", "Market-data retransmissions served.");
+    counter("exchange_marketdata_retransmissions_total", "Market-data retransmissions served [source].");
+/// Snapshots served: the binary feed's on request, the FIX desk's 35=W (fragments one each).
+pub const MD_SNAPSHOTS: CounterDef =
+    counter("exchange_marketdata_snapshots_total", "Market-data snapshots sent [feed].");
+/// Incremental refreshes sent (the FIX desk's 35=X).
+pub const MD_INCREMENTALS: CounterDef =
+    counter("exchange_marketdata_incrementals_total", "Market-data incremental refreshes sent [feed].");
+/// Market-data requests refused, each with its reason on the wire.
+pub const MD_REFUSALS: CounterDef =
+    counter("exchange_marketdata_refusals_total", "Market-data requests refused [feed, reason].");
+/// Connections a feed cut off itself (beyond the publisher's slow-subscriber cuts).
+pub const MD_CUTS: CounterDef =
+    counter("exchange_marketdata_cuts_total", "Market-data connections cut off by the feed [feed, reason].");
+/// FIX subscriptions conflated for a slow session (each later refreshed by a 35=W).
+pub const MD_STALE_SUBSCRIPTIONS: CounterDef = counter(
+    "exchange_marketdata_stale_subscriptions_total",
+    "Subscriptions conflated for a slow session, refreshed by a snapshot later [feed].",
+);
 /// Times a slow subscriber's queue was replaced by a snapshot.
 pub const MD_CONFLATIONS: CounterDef =
     counter("exchange_marketdata_conflations_total", "Slow subscribers' queues replaced by a snapshot.");
@@ -80,9 +97,22 @@ pub const MD_SLOW_CUTS: CounterDef =
     counter("exchange_marketdata_slow_subscriber_cuts_total", "Subscribers cut off for falling behind.");
 /// Ledger postings written.
 pub const LEDGER_POSTINGS: CounterDef = counter("exchange_ledger_postings_total", "Ledger postings written.");
-/// Requests answered from the idempotency store instead of executed again.
+/// Requests answered from the idempotency store instead of executed again [service].
 pub const IDEMPOTENT_REPLAYS: CounterDef =
-    counter("exchange_idempotent_replays_total", "Requests answered from the idempotency store.");
+    counter("exchange_idempotent_replays_total", "Requests answered from the idempotency store [service].");
+/// Requests refused for their Idempotency-Key: 409 still in flight, 422 another body.
+pub const IDEMPOTENCY_REFUSALS: CounterDef = counter(
+    "exchange_idempotency_refusals_total",
+    "Requests refused for their Idempotency-Key (409 in flight, 422 other body) [service, code].",
+);
+/// Payments that reached a final status (a refund counts again under its new status).
+pub const PAYMENTS: CounterDef =
+    counter("exchange_payments_total", "Payments reaching a final status [kind, status].");
+/// Webhook deliveries finished.
+pub const WEBHOOK_DELIVERIES: CounterDef = counter(
+    "exchange_webhook_deliveries_total",
+    "Webhook deliveries finished [outcome=delivered|failed|dropped].",
+);
 /// Requests order management sent to the engine.
 pub const ROUTER_REQUESTS: CounterDef =
     counter("exchange_router_requests_total", "Requests order management sent to the engine.");
@@ -121,11 +151,25 @@ pub const ENGINE_CYCLE_MAX: GaugeDef = GaugeDef {
 };
 /// FIX sessions logged on.
 pub const SESSIONS: GaugeDef = gauge("exchange_sessions", "FIX sessions logged on [transport].");
+/// Binary-feed connections open.
+pub const MD_CONNECTIONS: GaugeDef =
+    gauge("exchange_marketdata_connections", "Market-data connections open [feed].");
+/// FIX market-data symbol subscriptions held (one per MDReqID and symbol).
+pub const MD_SUBSCRIPTIONS: GaugeDef =
+    gauge("exchange_marketdata_subscriptions", "Market-data symbol subscriptions held [feed].");
+/// A circuit breaker's state: 0 closed, 1 half-open, 2 open.
+pub const BREAKER_STATE: GaugeDef =
+    gauge("exchange_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open [breaker].");
 /// Market-data subscribers.
 pub const MD_SUBSCRIBERS: GaugeDef = gauge("exchange_marketdata_subscribers", "Market-data subscribers.");
 /// Trade legs applied to the ledger and waiting for the daily settlement run.
 pub const SETTLEMENT_PENDING: GaugeDef =
     gauge("exchange_settlement_pending", "Trade legs waiting for the daily settlement run.");
+/// Trade legs waiting for settlement, by when they settle.
+pub const SETTLEMENT_PENDING_DUE: GaugeDef = gauge(
+    "exchange_settlement_pending_legs",
+    "Trade legs waiting for settlement by due date [due=overdue|today|next_business_day|later].",
+);
 /// Sum of all ledger balances in minor units: anything but 0 is a bug.
 pub const LEDGER_IMBALANCE: GaugeDef =
     gauge("exchange_ledger_imbalance_minor_units", "Sum of all ledger balances; must be 0 [currency].");
@@ -159,10 +203,18 @@ pub const COUNTERS: &[CounterDef] = &[
     MD_MESSAGES,
     MD_GAPS,
     MD_RETRANSMISSIONS,
+    MD_SNAPSHOTS,
+    MD_INCREMENTALS,
+    MD_REFUSALS,
+    MD_CUTS,
+    MD_STALE_SUBSCRIPTIONS,
     MD_CONFLATIONS,
     MD_SLOW_CUTS,
     LEDGER_POSTINGS,
     IDEMPOTENT_REPLAYS,
+    IDEMPOTENCY_REFUSALS,
+    PAYMENTS,
+    WEBHOOK_DELIVERIES,
     ROUTER_REQUESTS,
     REPORTS_TO_DETACHED,
     UNKNOWN_ORDER_EVENTS,
@@ -178,8 +230,12 @@ pub const GAUGES: &[GaugeDef] = &[
     JOURNAL_SYNC_LAG,
     ENGINE_CYCLE_MAX,
     SESSIONS,
+    MD_CONNECTIONS,
+    MD_SUBSCRIPTIONS,
+    BREAKER_STATE,
     MD_SUBSCRIBERS,
     SETTLEMENT_PENDING,
+    SETTLEMENT_PENDING_DUE,
     LEDGER_IMBALANCE,
     KILL_SWITCH,
 ];

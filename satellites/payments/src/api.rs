@@ -32,6 +32,7 @@ use serde_json::{json, Value};
 use settlement::{format_amount, RecordTable, RecordWrite, Store};
 use sha2::{Digest, Sha256};
 
+use crate::breaker::BreakerState;
 use crate::config::PaymentsConfig;
 use crate::connector::{Connector, PaymentKind};
 use crate::core::{Begun, NewPayment, OpenError, Payment, Payments, PaymentsError, Status};
@@ -90,6 +91,12 @@ struct Idempotency {
     retention_ns: u64,
     /// Store keys of expired entries, to delete with the next write.
     evicted: Vec<String>,
+    /// Retries answered with the stored answer.
+    replays: u64,
+    /// Refused: the first request with the key is still running (409).
+    refused_in_flight: u64,
+    /// Refused: the key came with another body (422).
+    refused_other_body: u64,
 }
 
 /// An idempotency key as stored (table [`RecordTable::Idempotency`]), under
@@ -177,6 +184,7 @@ impl Idempotency {
         }
         if let Some(e) = self.map.get(&scope) {
             if e.fingerprint != fingerprint {
+                self.refused_other_body += 1;
                 return Begin::Refuse(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "Idempotency-Key",
@@ -184,12 +192,18 @@ impl Idempotency {
                 ));
             }
             return match &e.slot {
-                Slot::InFlight => Begin::Refuse(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "Idempotency-Key",
-                    "a request with this key is still in flight".into(),
-                )),
-                Slot::Done(status, body) => Begin::Replay(*status, body.clone()),
+                Slot::InFlight => {
+                    self.refused_in_flight += 1;
+                    Begin::Refuse(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "Idempotency-Key",
+                        "a request with this key is still in flight".into(),
+                    ))
+                }
+                Slot::Done(status, body) => {
+                    self.replays += 1;
+                    Begin::Replay(*status, body.clone())
+                }
             };
         }
         if self.map.len() >= self.keys_max {
@@ -295,6 +309,49 @@ impl<S: Store + Send + 'static> Service<S> {
     pub fn deliveries(&self) -> Arc<Mutex<DeliveryLog>> {
         self.webhooks.log()
     }
+
+    /// The service's counters and breaker states now: each of its locks taken in turn,
+    /// briefly (for a metrics copy, not per request).
+    pub fn stats(&self) -> PaymentsStats {
+        let (replays, refused_in_flight, refused_other_body) = {
+            let t = self.idempotency.lock().expect("idempotency lock");
+            (t.replays, t.refused_in_flight, t.refused_other_body)
+        };
+        let (finals, rails_breaker) = {
+            let core = self.core.lock().expect("payments lock");
+            (core.finals(), core.breaker().state)
+        };
+        let log = self.webhooks.log();
+        let log = log.lock().expect("delivery log");
+        PaymentsStats {
+            replays,
+            refused_in_flight,
+            refused_other_body,
+            finals,
+            rails_breaker,
+            webhook_breaker: log.breaker().map_or(BreakerState::Closed, |b| b.state),
+            webhooks: log.outcomes(),
+        }
+    }
+}
+
+/// What [`Service::stats`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentsStats {
+    /// Retries answered with the stored answer of their Idempotency-Key.
+    pub replays: u64,
+    /// Requests refused with 409: their key's first request is still running.
+    pub refused_in_flight: u64,
+    /// Requests refused with 422: their key came with another body.
+    pub refused_other_body: u64,
+    /// Final statuses announced, by [`Status::index`].
+    pub finals: [u64; Status::ALL.len()],
+    /// The rails breaker.
+    pub rails_breaker: BreakerState,
+    /// The webhook delivery breaker (closed before the first delivery).
+    pub webhook_breaker: BreakerState,
+    /// Webhook deliveries finished: delivered, failed, dropped.
+    pub webhooks: crate::webhook::DeliveryOutcomes,
 }
 
 /// The stored idempotency keys, as the in-memory table: expired answered ones deleted, and
@@ -355,6 +412,9 @@ fn load_idempotency<S: Store>(
         keys_max,
         retention_ns,
         evicted: Vec::new(),
+        replays: 0,
+        refused_in_flight: 0,
+        refused_other_body: 0,
     };
     for (created_ns, scope, entry) in rows {
         table.order.push_back((created_ns, scope.clone()));
@@ -864,6 +924,9 @@ mod tests {
             keys_max,
             retention_ns: DAY_NS,
             evicted: Vec::new(),
+            replays: 0,
+            refused_in_flight: 0,
+            refused_other_body: 0,
         }
     }
 
@@ -906,5 +969,8 @@ mod tests {
         t.finish(&scope("b"), StatusCode::CREATED, Bytes::from_static(b"{}"));
         assert!(matches!(t.begin(scope("d"), [5; 32], DAY_NS + 11), Begin::Run));
         assert!(matches!(t.begin(scope("a"), [1; 32], DAY_NS + 11), Begin::Refuse(_)), "c and d fill it");
+        // The counters: one replay; 409 twice ("a", then "b" in flight); 422 once. The 503s
+        // for a full table are neither.
+        assert_eq!((t.replays, t.refused_in_flight, t.refused_other_body), (1, 2, 1));
     }
 }

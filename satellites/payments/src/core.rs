@@ -70,6 +70,21 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in [`Status::index`] order.
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Processing,
+        Status::Succeeded,
+        Status::Failed,
+        Status::PartiallyRefunded,
+        Status::Refunded,
+    ];
+
+    /// Its place in [`Status::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Name as shown.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -359,6 +374,8 @@ pub struct Payments {
     records: Vec<Payment>,
     first_id: u64,
     outbox: Vec<FinalEvent>,
+    /// Final statuses passed to the outbox since start, by [`Status::index`].
+    finals: [u64; Status::ALL.len()],
 }
 
 impl Payments {
@@ -422,6 +439,7 @@ impl Payments {
             records,
             first_id,
             outbox: Vec::new(),
+            finals: [0; Status::ALL.len()],
         };
         for p in &core.records {
             if let Some(&(status, ts)) = p.history.iter().rev().find(|(s, _)| is_final(*s)) {
@@ -497,9 +515,19 @@ impl Payments {
         self.breaker.view()
     }
 
-    /// Final statuses since the last call, for the webhook sender.
+    /// Final statuses since the last call, for the webhook sender (each is counted in
+    /// [`Payments::finals`] as it passes).
     pub fn drain_events(&mut self) -> Vec<FinalEvent> {
+        for e in &self.outbox {
+            self.finals[e.payment.status.index()] += 1;
+        }
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Final statuses announced since start, by [`Status::index`] (a refund counts again under
+    /// its new status).
+    pub fn finals(&self) -> [u64; Status::ALL.len()] {
+        self.finals
     }
 
     /// Does `method` exist? (For the API's validation order.)

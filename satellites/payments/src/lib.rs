@@ -18,7 +18,7 @@ pub mod core;
 pub mod fraud;
 pub mod webhook;
 
-pub use api::{router, Service};
+pub use api::{router, PaymentsStats, Service};
 pub use config::PaymentsConfig;
 pub use connector::{Connector, PaymentKind, SimulatedConnector};
 pub use core::{Payment, Payments, PaymentsError, Status};

@@ -110,6 +110,29 @@ pub struct DeliveryLog {
     kept_max: usize,
     next_id: u64,
     breaker: Option<BreakerView>,
+    outcomes: DeliveryOutcomes,
+}
+
+/// Deliveries finished since start, by how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryOutcomes {
+    /// The endpoint answered 2xx.
+    pub delivered: u64,
+    /// Every attempt failed.
+    pub failed: u64,
+    /// The queue was full: never attempted.
+    pub dropped: u64,
+}
+
+impl DeliveryOutcomes {
+    fn count(&mut self, state: DeliveryState) {
+        match state {
+            DeliveryState::Pending => {}
+            DeliveryState::Delivered => self.delivered += 1,
+            DeliveryState::Failed => self.failed += 1,
+            DeliveryState::Dropped => self.dropped += 1,
+        }
+    }
 }
 
 impl DeliveryLog {
@@ -121,6 +144,20 @@ impl DeliveryLog {
     /// The delivery breaker.
     pub fn breaker(&self) -> Option<BreakerView> {
         self.breaker
+    }
+
+    /// Deliveries finished since start (also those whose records were since let go).
+    pub fn outcomes(&self) -> DeliveryOutcomes {
+        self.outcomes
+    }
+
+    /// Sets delivery `id`'s final state and counts it.
+    fn finish(&mut self, id: u64, state: DeliveryState, f: impl FnOnce(&mut Delivery)) {
+        self.outcomes.count(state);
+        self.update(id, |d| {
+            d.state = state;
+            f(d);
+        });
     }
 
     fn add(&mut self, mut d: Delivery) -> u64 {
@@ -197,8 +234,7 @@ impl WebhookSender {
             let delivery_id = self.log.lock().expect("delivery log").add(delivery);
             let job = Job { delivery_id, endpoint, body: body.to_vec() };
             if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) = queue.try_send(job) {
-                self.log.lock().expect("delivery log").update(job.delivery_id, |d| {
-                    d.state = DeliveryState::Dropped;
+                self.log.lock().expect("delivery log").finish(job.delivery_id, DeliveryState::Dropped, |d| {
                     d.last_result = Some("queue full".into());
                 });
             }
@@ -267,7 +303,7 @@ fn worker(
             let backoff = config.backoff_ms.saturating_mul(1 << (attempt - 1).min(20));
             std::thread::sleep(Duration::from_millis(backoff));
         };
-        log.lock().expect("delivery log").update(job.delivery_id, |d| d.state = final_state);
+        log.lock().expect("delivery log").finish(job.delivery_id, final_state, |_| {});
     }
 }
 

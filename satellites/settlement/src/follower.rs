@@ -17,6 +17,9 @@ use time::Date;
 use crate::asset::{format_amount, AssetId};
 use crate::buying_power::BuyingPower;
 use crate::calendar::day_number;
+
+/// The buckets of [`Settlement::unsettled_legs_by_due`], as labels.
+pub const UNSETTLED_DUE: [&str; 4] = ["overdue", "today", "next_business_day", "later"];
 use crate::config::{ConfigError, Rules, SettlementConfig, SymbolRule, EXTERNAL_OWNER};
 use crate::ledger::{
     codes, AccountError, AccountIdx, AccountKind, Created, Hold, HoldError, HoldId, Ledger, PendingState,
@@ -367,6 +370,24 @@ impl<S: Store> Settlement<S> {
     /// Pending (unsettled) trade legs.
     pub fn unsettled_legs(&self) -> usize {
         self.unsettled.values().map(Vec::len).sum()
+    }
+
+    /// Pending trade legs by when they settle, seen on `today` ([`UNSETTLED_DUE`] order):
+    /// overdue (their date passed and no run settled them), due today, on the next business
+    /// day, or later. A walk over the settlement dates, not the legs.
+    pub fn unsettled_legs_by_due(&self, today: Date) -> [usize; UNSETTLED_DUE.len()] {
+        let (today, next) = (day_number(today), day_number(self.rules.calendar.next_business_day(today)));
+        let mut by_due = [0; UNSETTLED_DUE.len()];
+        for (&day, legs) in &self.unsettled {
+            let bucket = match day {
+                d if d < today => 0,
+                d if d == today => 1,
+                d if d <= next => 2,
+                _ => 3,
+            };
+            by_due[bucket] += legs.len();
+        }
+        by_due
     }
 
     /// What `owner` may spend of `asset` now (posted − pending debits − holds), in minor

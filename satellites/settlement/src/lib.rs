@@ -41,6 +41,7 @@ pub use calendar::Calendar;
 pub use config::{ConfigError, SettlementConfig, SymbolConfig};
 pub use follower::{
     Applied, PaymentError, ReportLine, Settlement, SettlementError, SettlementReport, TradeRejection,
+    UNSETTLED_DUE,
 };
 pub use ledger::{
     codes, AccountError, AccountIdx, AccountKind, AccountRecord, Balances, Commit, Created, Hold, HoldError,

@@ -45,6 +45,12 @@ fn a_trade_books_delivery_versus_payment_and_settles_on_t_plus_1() {
     assert_eq!(avail(&s, "bob", "BTC"), (BTC - BTC / 10) as i128);
     assert_eq!(avail(&s, "bob", "USD"), 0, "proceeds are unsettled");
     assert_eq!(s.unsettled_legs(), 4);
+    // By when they settle (Tuesday), as the metrics see them from Sunday to Wednesday.
+    assert_eq!(s.unsettled_legs_by_due(date!(2026 - 12 - 06)), [0, 0, 0, 4], "Sunday: later");
+    assert_eq!(s.unsettled_legs_by_due(date!(2026 - 12 - 07)), [0, 0, 4, 0], "Monday: next business day");
+    assert_eq!(s.unsettled_legs_by_due(date!(2026 - 12 - 08)), [0, 4, 0, 0], "Tuesday: today");
+    assert_eq!(s.unsettled_legs_by_due(date!(2026 - 12 - 09)), [4, 0, 0, 0], "Wednesday: overdue");
+    assert_eq!(settlement::UNSETTLED_DUE[0], "overdue");
 
     // Monday's trade settles Tuesday, not before.
     let early = s.settle(date!(2026 - 12 - 07), MONDAY_10H_NS).unwrap();
