@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use engine::{Engine, EngineConfig, Side, SymbolId, SymbolSpec};
+use engine::{Side, SymbolId, SymbolSpec};
 use fix::codec::{tag, Encoder};
 use fixclient::{new_order_fields, FixClient, Received};
 use gateway::md::MdBooks;
@@ -20,18 +20,7 @@ type L2 = Vec<(bool, i64, u64)>;
 
 /// The engine's book of `symbol`, from the command journal replayed through a fresh engine.
 fn engine_l2(v: &Venue, specs: &[SymbolSpec], symbol: u32) -> L2 {
-    let mut engine = Engine::new(EngineConfig {
-        symbols: specs.to_vec(),
-        orders_max: v.serve_config.engine.orders_max,
-        ..EngineConfig::default()
-    });
-    let mut reader = journal::JournalReader::open_from_start(v.dir.join("journal/commands")).unwrap();
-    let mut events = Vec::new();
-    while let Some(r) = reader.next_record().unwrap() {
-        if r.kind == journal::RecordKind::Command {
-            engine.process(&engine::Command::decode(r.payload).unwrap(), &mut events);
-        }
-    }
+    let engine = replayed_engine(v, specs);
     let spec = &specs[symbol as usize];
     let book = engine.book_snapshot(SymbolId(symbol));
     let mut out = Vec::new();

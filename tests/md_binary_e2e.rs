@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use engine::{Engine, EngineConfig, Side, SymbolId, SymbolSpec};
+use engine::{Side, SymbolId, SymbolSpec};
 use exchange::md_binary::{BinaryFeedClient, FeedNote};
 use marketdata::recovery::{Reply, Request, Source, RETRANSMIT_COUNT_MAX};
 use marketdata::{Channel, Level};
@@ -20,18 +20,7 @@ type L3 = Vec<(Side, i64, Vec<(u64, u64)>)>;
 /// The engine's book of symbol 0 from the command journal replayed through a fresh engine:
 /// level3, and level2 as (side, price ticks, qty, count).
 fn engine_book(v: &Venue, symbols: &[SymbolSpec]) -> (L3, Vec<Level>) {
-    let mut engine = Engine::new(EngineConfig {
-        symbols: symbols.to_vec(),
-        orders_max: v.serve_config.engine.orders_max,
-        ..EngineConfig::default()
-    });
-    let mut reader = journal::JournalReader::open_from_start(v.dir.join("journal/commands")).unwrap();
-    let mut events = Vec::new();
-    while let Some(r) = reader.next_record().unwrap() {
-        if r.kind == journal::RecordKind::Command {
-            engine.process(&engine::Command::decode(r.payload).unwrap(), &mut events);
-        }
-    }
+    let engine = replayed_engine(v, symbols);
     let book = engine.book_snapshot(SymbolId(0));
     let (mut l3, mut l2) = (Vec::new(), Vec::new());
     for (side, levels) in [(Side::Buy, &book.bids), (Side::Sell, &book.asks)] {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use engine::{Engine, EngineConfig, Side, SymbolId, SymbolSpec, PRICE_SCALE};
+use engine::{Side, SymbolId, SymbolSpec, PRICE_SCALE};
 use futures_util::{SinkExt, StreamExt};
 use marketdata::Channel;
 use rust_decimal::Decimal;
@@ -234,18 +234,7 @@ type L2 = Vec<(String, Decimal, u64, u64)>;
 /// The engine's book of symbol 0, from the command journal replayed through a fresh engine:
 /// level3 and level2 in the shapes [`Books`] gives.
 fn engine_book(v: &Venue, symbols: &[SymbolSpec]) -> (L3, L2) {
-    let mut engine = Engine::new(EngineConfig {
-        symbols: symbols.to_vec(),
-        orders_max: v.serve_config.engine.orders_max,
-        ..EngineConfig::default()
-    });
-    let mut reader = journal::JournalReader::open_from_start(v.dir.join("journal/commands")).unwrap();
-    let mut events = Vec::new();
-    while let Some(r) = reader.next_record().unwrap() {
-        if r.kind == journal::RecordKind::Command {
-            engine.process(&engine::Command::decode(r.payload).unwrap(), &mut events);
-        }
-    }
+    let engine = replayed_engine(v, symbols);
     let spec = &symbols[0];
     let price =
         |p| Decimal::new(spec.ticks_to_units(p), PRICE_SCALE).round_dp(spec.price_decimals()).normalize();

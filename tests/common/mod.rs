@@ -27,6 +27,24 @@ impl Drop for Venue {
     }
 }
 
+/// A fresh engine with `v`'s symbols and bounds that has processed `v`'s whole command journal:
+/// the book the venue's feeds must agree with.
+pub fn replayed_engine(v: &Venue, symbols: &[engine::SymbolSpec]) -> engine::Engine {
+    let mut engine = engine::Engine::new(engine::EngineConfig {
+        symbols: symbols.to_vec(),
+        orders_max: v.serve_config.engine.orders_max,
+        ..engine::EngineConfig::default()
+    });
+    let mut reader = journal::JournalReader::open_from_start(v.dir.join("journal/commands")).unwrap();
+    let mut events = Vec::new();
+    while let Some(r) = reader.next_record().unwrap() {
+        if r.kind == journal::RecordKind::Command {
+            engine.process(&engine::Command::decode(r.payload).unwrap(), &mut events);
+        }
+    }
+    engine
+}
+
 pub fn venue(name: &str) -> Venue {
     venue_with(name, |_| {})
 }
