@@ -5,53 +5,17 @@
 //!
 //! `cargo bench -p gateway --bench md_desk -- --warm-up-time 1 --measurement-time 3`
 
+#[path = "../../marketdata/benches/common/mod.rs"]
+mod common;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use engine::{
-    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
-    NewOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
-};
+use engine::SymbolId;
 use fix::codec::Encoder;
 use gateway::md::{EntryTypes, MarketDataDesk, MdConfig, MdRequest, MdSink, SubscriptionType};
 use gateway::router::SessionId;
 use gateway::venue::Symbols;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 
 const COMMANDS: u64 = 50_000;
-const CENT: i64 = PRICE_UNITS_PER_ONE / 100;
-
-/// Orders around 100.00 on three symbols: passive limits, cancels and marketable IOCs.
-fn event_stream() -> Vec<Event> {
-    let mut rng = SmallRng::seed_from_u64(17);
-    let mut engine = Engine::new(EngineConfig::default());
-    let mut events = Vec::new();
-    let mut sent: Vec<(AccountId, SymbolId, ClOrdId)> = Vec::new();
-    for seq in 1..=COMMANDS {
-        let account = AccountId(rng.gen_range(0..16));
-        let symbol = SymbolId(rng.gen_range(0..3));
-        let side = if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
-        let roll = rng.gen_range(0..100);
-        let kind = if roll < 60 || sent.is_empty() {
-            let off = rng.gen_range(1..20);
-            let ticks = if side == Side::Buy { 10_000 - off } else { 10_000 + off };
-            let id = ClOrdId::from_str(&format!("c{seq}")).expect("short");
-            sent.push((account, symbol, id));
-            CommandKind::New(NewOrder::limit(account, symbol, id, side, ticks * CENT, rng.gen_range(1..10)))
-        } else if roll < 88 {
-            let from = sent.len().saturating_sub(2_000);
-            let (account, symbol, id) = sent[rng.gen_range(from..sent.len())];
-            CommandKind::Cancel(CancelOrder { account, symbol, id, request_id: None })
-        } else {
-            let ticks = if side == Side::Buy { 10_010 } else { 9_990 };
-            let id = ClOrdId::from_str(&format!("t{seq}")).expect("short");
-            let mut order = NewOrder::limit(account, symbol, id, side, ticks * CENT, rng.gen_range(1..15));
-            order.tif = Tif::Ioc;
-            CommandKind::New(order)
-        };
-        engine.process(&Command { header: CommandHeader { seq, ts: seq * 1_000 }, kind }, &mut events);
-    }
-    events
-}
 
 /// Encodes every message as a session would, into one reused encoder.
 struct Encode {
@@ -90,7 +54,7 @@ fn desk(sessions: u64) -> MarketDataDesk {
 }
 
 fn bench(c: &mut Criterion) {
-    let events = event_stream();
+    let events = common::event_stream(COMMANDS);
     let mut group = c.benchmark_group("md_desk");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.sample_size(10);
