@@ -40,6 +40,12 @@ fn the_served_dashboard_shows_live_order_flow_in_chromium() {
         rt().block_on(async {
             let mut alice = FixClient::connect(&alice_config).await.expect("logon");
             let mut bob = FixClient::connect(&bob_config).await.expect("logon");
+            // Two levels that stay (bob's market sells take the better bid each round): the
+            // depth panel has something to show.
+            limit(&mut alice, "rest-bid", Side::Buy, 5, "99.00").await;
+            let _ = next(&mut alice).await;
+            limit(&mut bob, "rest-ask", Side::Sell, 7, "105.00").await;
+            let _ = next(&mut bob).await;
             let mut i = 0u64;
             while !flow_stop.load(Ordering::Relaxed) {
                 i += 1;
@@ -90,6 +96,10 @@ fn the_served_dashboard_shows_live_order_flow_in_chromium() {
     );
     assert!(dom.matches("<canvas").count() >= 5, "charts missing:\n{dom}");
     assert!(dom.contains("readyz/gateway_listening"), "health checks missing:\n{dom}");
+    // The book depth panel, from /ws level2: at least the two levels that stay.
+    let levels: u32 = data_attribute(&later, "depth-levels").and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(levels >= 2, "the depth panel shows {levels} levels:\n{later}");
+    assert!(later.contains("99.00") && later.contains("105.00"), "resting levels not shown:\n{later}");
     assert!(
         shot.status.success() && screenshot.is_file(),
         "no screenshot:\n{}",

@@ -1,5 +1,6 @@
 // The venue's live dashboard: polls /metrics each second and charts rates, latency percentiles,
-// rejects by reason, sessions and journal sync lag with uPlot (vendored, no CDN).
+// rejects by reason, sessions and journal sync lag with uPlot (vendored, no CDN); shows the book
+// depth of a chosen symbol from the market-data WebSocket (`/ws`, level2) when the venue serves it.
 // The pure functions (parsing, quantiles, rates) are exported for the node test beside this file.
 "use strict";
 
@@ -82,8 +83,39 @@ function bucketDelta(now, before) {
   return now.map((b, i) => ({ le: b.le, count: Math.max(0, b.count - before[i].count) }));
 }
 
+/** Levels shown per side in the depth panel. */
+const DEPTH_LEVELS = 10;
+
+/**
+ * Applies one level2 message of the WebSocket feed to `book` ({bids, asks}: Map price → {qty,
+ * count}, prices as the feed's decimal strings): a snapshot replaces it, an l2update sets or (qty
+ * 0) removes a level; other messages leave it. Returns the book.
+ */
+function applyL2(book, msg) {
+  if (msg.type === "snapshot") {
+    const side = (levels) => new Map((levels || []).map((l) => [l.price, { qty: l.qty, count: l.count }]));
+    return { bids: side(msg.bids), asks: side(msg.asks) };
+  }
+  if (msg.type === "l2update" && book) {
+    const levels = msg.side === "buy" ? book.bids : book.asks;
+    if (msg.qty === 0) levels.delete(msg.price);
+    else levels.set(msg.price, { qty: msg.qty, count: msg.count });
+  }
+  return book;
+}
+
+/** The best `n` levels of each side, best first: {bids: [[price, qty]], asks: [[price, qty]]}. */
+function depthRows(book, n) {
+  const best = (levels, descending) =>
+    [...levels.entries()]
+      .sort((a, b) => (descending ? Number(b[0]) - Number(a[0]) : Number(a[0]) - Number(b[0])))
+      .slice(0, n)
+      .map(([price, l]) => [price, l.qty]);
+  return book ? { bids: best(book.bids, true), asks: best(book.asks, false) } : { bids: [], asks: [] };
+}
+
 if (typeof module !== "undefined") {
-  module.exports = { parseMetrics, labelKey, sumBy, rate, bucketsOf, quantile, bucketDelta };
+  module.exports = { parseMetrics, labelKey, sumBy, rate, bucketsOf, quantile, bucketDelta, applyL2, depthRows };
 }
 
 // ---- the page -----------------------------------------------------------------------------
@@ -197,12 +229,71 @@ if (typeof document !== "undefined") {
     document.body.dataset.polls = String(polls);
     document.body.dataset.ordersRate = ordersRate === null ? "" : String(ordersRate);
 
+    depthSymbols(samples);
     draw("rates", "Order and trade rate", "per second");
     draw("latency", "Latency percentiles (last interval)", "µs");
     draw("rejects", "Rejects by reason", "per second");
     draw("sessions", "FIX sessions", "sessions");
     draw("journal", "Journal sync lag", "ms");
     previous = { at: nowMs, orders: ordersNow, trades: tradesNow, rejects, chosen: chosen?.option, buckets };
+  }
+
+  // Book depth: the symbols come from the resting-orders gauge; the book from /ws level2.
+  const depth = { symbol: null, socket: null, book: null };
+
+  function depthSymbols(samples) {
+    const select = document.getElementById("depth-symbol");
+    const resting = sumBy(samples, "exchange_resting_orders", "symbol");
+    const symbols = [...resting.keys()].filter((s) => s).sort();
+    if (select.options.length !== symbols.length) {
+      const chosen = select.value;
+      select.textContent = "";
+      for (const s of symbols) select.add(new Option(s, s));
+      // At first the symbol with the most resting orders; later the user's choice.
+      const busiest = symbols.reduce((a, b) => ((resting.get(b) ?? 0) > (resting.get(a) ?? 0) ? b : a), symbols[0]);
+      select.value = symbols.includes(chosen) ? chosen : busiest ?? "";
+    }
+    if (select.value && select.value !== depth.symbol) subscribeDepth(select.value);
+  }
+
+  document.getElementById("depth-symbol").onchange = (e) => subscribeDepth(e.target.value);
+
+  function subscribeDepth(symbol) {
+    if (depth.socket) depth.socket.close();
+    depth.symbol = symbol;
+    depth.book = null;
+    drawDepth();
+    const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+    socket.onopen = () => socket.send(JSON.stringify({ type: "subscribe", channel: "level2", symbol }));
+    socket.onmessage = (m) => {
+      const msg = JSON.parse(m.data);
+      if (msg.type === "error") {
+        document.getElementById("depth").textContent = `market data: ${msg.reason}`;
+        return;
+      }
+      depth.book = applyL2(depth.book, msg);
+      drawDepth();
+    };
+    socket.onerror = () => {
+      document.getElementById("depth").textContent = "no market-data feed (/ws) on this endpoint";
+    };
+    depth.socket = socket;
+  }
+
+  function drawDepth() {
+    const el = document.getElementById("depth");
+    const { bids, asks } = depthRows(depth.book, DEPTH_LEVELS);
+    const most = Math.max(1, ...bids.map((r) => r[1]), ...asks.map((r) => r[1]));
+    const row = (side, [price, qty]) =>
+      `<tr class="${side}"><td>${side}</td><td>${price}</td><td>${qty}</td>` +
+      `<td><div class="bar" style="width:${Math.round((qty / most) * 200)}px"></div></td></tr>`;
+    el.innerHTML = depth.book
+      ? `<table><tr><th>side</th><th>price</th><th>qty</th><th></th></tr>` +
+        [...asks].reverse().map((r) => row("ask", r)).join("") +
+        bids.map((r) => row("bid", r)).join("") + "</table>"
+      : `waiting for the ${depth.symbol ?? ""} snapshot…`;
+    // For the browser test: how many levels the panel shows.
+    el.dataset.depthLevels = String(bids.length + asks.length);
   }
 
   async function poll() {

@@ -2,7 +2,9 @@
 // tests/dashboard.rs when node is installed).
 "use strict";
 const assert = require("node:assert/strict");
-const { parseMetrics, labelKey, sumBy, rate, bucketsOf, quantile, bucketDelta } = require("./dashboard.js");
+const {
+  parseMetrics, labelKey, sumBy, rate, bucketsOf, quantile, bucketDelta, applyL2, depthRows,
+} = require("./dashboard.js");
 
 const text = [
   "# HELP exchange_orders_in_total Orders.",
@@ -41,4 +43,18 @@ assert.equal(quantile(0.5, [{ le: 1, count: 0 }, { le: Infinity, count: 0 }]), n
 const before = buckets.map((b) => ({ le: b.le, count: b.count / 2 }));
 assert.deepEqual(bucketDelta(buckets, before).map((b) => b.count), [5, 45, 50]);
 assert.equal(bucketDelta(buckets, null), null);
+// The depth panel's book: a level2 snapshot, then updates (qty 0 removes a level).
+let book = applyL2(null, { type: "l2update", side: "buy", price: "1.00", qty: 1, count: 1 });
+assert.equal(book, null, "an update before the snapshot is ignored");
+book = applyL2(book, {
+  type: "snapshot",
+  bids: [{ price: "100.50", qty: 3, count: 2 }, { price: "99.00", qty: 5, count: 1 }],
+  asks: [{ price: "101.00", qty: 2, count: 1 }],
+});
+book = applyL2(book, { type: "l2update", side: "buy", price: "100.75", qty: 4, count: 1 });
+book = applyL2(book, { type: "l2update", side: "sell", price: "101.00", qty: 0, count: 0 });
+book = applyL2(book, { type: "l2update", side: "sell", price: "101.25", qty: 7, count: 2 });
+book = applyL2(book, { type: "trade", price: "100.50", qty: 1 });
+assert.deepEqual(depthRows(book, 2), { bids: [["100.75", 4], ["100.50", 3]], asks: [["101.25", 7]] });
+assert.deepEqual(depthRows(null, 2), { bids: [], asks: [] });
 console.log("dashboard.test.js: ok");
