@@ -69,6 +69,9 @@ struct Status {
     applied_seq: AtomicU64,
     /// Set when the thread stopped on an error it cannot continue past (the feed would lie).
     failure: Mutex<Option<String>>,
+    /// The `/readyz` check `marketdata_caught_up`, once given: passes from the first time the
+    /// thread has read everything journaled, fails for good if it stops.
+    ready: std::sync::OnceLock<monitor::health::CheckHandle>,
 }
 
 /// `[marketdata]` of the serve configuration.
@@ -270,6 +273,13 @@ impl MarketDataRun {
         marketdata::ws_router(self.feed.clone())
     }
 
+    /// The readiness check this thread keeps: it passes once the thread has caught up with the
+    /// event journal (read everything journaled since the venue started) and fails if it stops.
+    pub fn ready_check(&self, check: monitor::health::CheckHandle) {
+        check.set(false);
+        let _ = self.status.ready.set(check);
+    }
+
     /// Seq of the last event published (0 before the first).
     pub fn applied_seq(&self) -> u64 {
         self.status.applied_seq.load(Ordering::Acquire)
@@ -321,6 +331,9 @@ fn run(
         // say why once on stderr (serve's log) and keep the reason for `failure()`.
         eprintln!("marketdata: stopped: {what}");
         *status.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
+        if let Some(check) = status.ready.get() {
+            check.set(false);
+        }
     };
     wait.doorbell.register();
     let mut last_heartbeat = Instant::now();
@@ -360,6 +373,10 @@ fn run(
             last_heartbeat = Instant::now();
         }
         if applied == 0 {
+            // Nothing more to read: caught up with the journal.
+            if let Some(check) = status.ready.get().filter(|c| !c.is_ok()) {
+                check.set(true);
+            }
             let next = tailer.next_seq();
             let trust_written = !written_ahead;
             let ready = || trust_written && wait.written.as_ref().is_some_and(|w| w.written_seq() >= next);

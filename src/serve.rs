@@ -601,7 +601,13 @@ impl Monitor {
         Ok(Monitor { registry, health, journal_recovered, gateway_listening })
     }
 
-    /// `/metrics`, `/livez`, `/readyz` and the dashboard.
+    /// A `/readyz` check a satellite keeps (registered failing).
+    fn ready_check(&self, name: &str) -> Result<monitor::health::CheckHandle, ServeError> {
+        self.health
+            .register(monitor::health::Probe::Ready, name, false)
+            .map_err(|e| ServeError::Config(format!("monitor health: {e}")))
+    }
+
     /// The router's and the gateway's handles, registered in the counters file.
     /// The router also refreshes the journals' metrics and counts open orders per symbol.
     fn stage_metrics(
@@ -800,6 +806,7 @@ impl Server {
             &symbols,
             md_metrics,
         )?;
+        marketdata.ready_check(monitor.ready_check("marketdata_caught_up")?);
 
         // Persistent FIX sessions: each account's numbers, sent messages, and the last event
         // reported to it. A new store starts after every event journaled so far.
@@ -979,6 +986,7 @@ impl Server {
         monitor.gateway_listening.set(true);
         if let Some(s) = settlement.as_mut() {
             s.monitor(&mut monitor.registry).map_err(|e| data_err(e.to_string()))?;
+            s.ready_check(monitor.ready_check("settlement_caught_up")?);
             s.start().map_err(|e| ServeError::Config(e.to_string()))?;
         }
         let http = match config.network.http.trim() {

@@ -233,6 +233,8 @@ pub struct SettlementRun {
     thread: Option<JoinHandle<()>>,
     /// Registered by [`SettlementRun::monitor`], moved to the thread by `start`.
     metrics: Option<crate::stage_metrics::SettlementMetrics>,
+    /// Given by [`SettlementRun::ready_check`], moved to the thread by `start`.
+    ready: Option<monitor::health::CheckHandle>,
     section: SettlementSection,
     events_dir: PathBuf,
     payments: Option<crate::payments_run::PaymentsRun>,
@@ -288,6 +290,7 @@ impl SettlementRun {
             stop: Arc::new(AtomicBool::new(false)),
             thread: None,
             metrics: None,
+            ready: None,
             section: section.clone(),
             events_dir,
             payments: None,
@@ -345,6 +348,13 @@ impl SettlementRun {
         Ok(())
     }
 
+    /// The `/readyz` check the follower keeps (`settlement_caught_up`): it passes once the
+    /// follower has booked everything journaled, and fails if it stops. Call before `start`.
+    pub fn ready_check(&mut self, check: monitor::health::CheckHandle) {
+        check.set(false);
+        self.ready = Some(check);
+    }
+
     /// Starts the follower thread.
     pub fn start(&mut self) -> Result<(), SettlementRunError> {
         let ledger = Arc::clone(&self.ledger);
@@ -352,10 +362,14 @@ impl SettlementRun {
         let section = self.section.clone();
         let events_dir = self.events_dir.clone();
         let mut metrics = self.metrics.take();
+        let ready = self.ready.take();
         let thread = std::thread::Builder::new()
             .name("settlement".into())
             .spawn(move || {
-                if let Err(e) = follow(&ledger, &events_dir, &section, &stop, &mut metrics) {
+                if let Err(e) = follow(&ledger, &events_dir, &section, &stop, &mut metrics, ready.as_ref()) {
+                    if let Some(check) = &ready {
+                        check.set(false);
+                    }
                     // The venue keeps matching; the ledger stops where its store stopped, and
                     // the next start resumes from its cursor.
                     eprintln!("settlement stopped: {e}");
@@ -384,6 +398,7 @@ fn follow(
     section: &SettlementSection,
     stop: &AtomicBool,
     metrics: &mut Option<crate::stage_metrics::SettlementMetrics>,
+    ready: Option<&monitor::health::CheckHandle>,
 ) -> Result<(), SettlementRunError> {
     let cursor = lock(ledger).cursor();
     let mut tailer = journal::Tailer::open(events_dir, cursor + 1)
@@ -403,6 +418,10 @@ fn follow(
         if !batch.is_empty() {
             lock(ledger).apply_batch(&batch)?;
             continue;
+        }
+        // Nothing more to book: caught up with the journal.
+        if let Some(check) = ready.filter(|c| !c.is_ok()) {
+            check.set(true);
         }
         let now = time::OffsetDateTime::now_utc();
         // The last business day whose cut-off has passed.

@@ -154,13 +154,23 @@ fn order_flow_moves_the_counters_and_the_scrape_is_valid() {
             None => println!("skipped: promtool check metrics (promtool not installed)"),
         }
 
-        for probe in ["/livez", "/readyz"] {
-            assert_eq!(get(http, probe).0, 200, "{probe}");
-        }
-        let (status, verbose) = get(http, "/readyz?verbose");
-        assert_eq!(status, 200);
-        for check in ["journal_recovered", "gateway_listening"] {
-            assert!(verbose.contains(check), "{check} listed:\n{verbose}");
+        assert_eq!(get(http, "/livez").0, 200, "/livez");
+        // Ready once the satellites have caught up with the journal (they follow it on threads
+        // of their own, so this may take a moment after the flow).
+        let started = std::time::Instant::now();
+        let (status, verbose) = loop {
+            let (status, verbose) = get(http, "/readyz?verbose");
+            if status == 200 || started.elapsed() > std::time::Duration::from_secs(10) {
+                break (status, verbose);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(status, 200, "{verbose}");
+        assert_eq!(get(http, "/readyz").0, 200, "/readyz");
+        for check in
+            ["journal_recovered", "gateway_listening", "marketdata_caught_up", "settlement_caught_up"]
+        {
+            assert!(verbose.contains(&format!("[+]{check} ok")), "{check} passing:\n{verbose}");
         }
 
         alice.logout().await.unwrap();
