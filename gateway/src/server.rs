@@ -324,6 +324,19 @@ enum Place {
     Quic(ConnectionHandle),
 }
 
+/// The FIX half of `session`'s connection, over whichever transport it came.
+fn fix_of<'a>(
+    by_session: &FxHashMap<SessionId, Place>,
+    tcp: &'a mut FxHashMap<Token, TcpConn>,
+    quic: &'a mut QuicSocket<Fix>,
+    session: SessionId,
+) -> Option<&'a mut Fix> {
+    match by_session.get(&session)? {
+        Place::Tcp(token) => tcp.get_mut(token).map(|c| &mut c.fix),
+        Place::Quic(handle) => quic.conn_mut(*handle).map(|c| &mut c.state),
+    }
+}
+
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 const UDP: Token = Token(usize::MAX - 2);
@@ -585,17 +598,40 @@ impl GatewayLoop {
         let now_ns = now_ns();
         let mut busy = udp_ready;
         if udp_ready {
-            let (fixes, by_session) = (&self.fixes, &mut self.by_session);
-            let accepted = self.quic.receive(now, |handle| {
-                let fix = fixes.make(now_ns);
-                by_session.insert(fix.app.id(), Place::Quic(handle));
-                fix
-            });
-            if let Err(e) = accepted {
-                eprintln!("gateway: QUIC socket read failed: {e}");
-            }
+            self.accept_quic(now, now_ns);
         }
         self.quic.drive(now);
+        busy |= self.feed_quic_sessions(now_ns);
+        busy |= self.apply_logon_verdicts(now_ns);
+        busy |= self.run_router();
+        busy |= self.deliver_reports(now_ns);
+        busy |= self.pump_market_data(now_ns);
+        for e in self.parking.take_errors() {
+            eprintln!("gateway: {e}");
+        }
+        self.end_session_day(now_ns);
+        self.service_tcp(now_ns);
+        self.service_quic(now, now_ns);
+        busy
+    }
+
+    /// Datagrams in: packets of known connections, and new connections with a fresh session.
+    fn accept_quic(&mut self, now: Instant, now_ns: u64) {
+        let (fixes, by_session) = (&self.fixes, &mut self.by_session);
+        let accepted = self.quic.receive(now, |handle| {
+            let fix = fixes.make(now_ns);
+            by_session.insert(fix.app.id(), Place::Quic(handle));
+            fix
+        });
+        if let Err(e) = accepted {
+            eprintln!("gateway: QUIC socket read failed: {e}");
+        }
+    }
+
+    /// What each QUIC connection received, through its FIX session; a peer gone is a lost
+    /// connection to the session.
+    fn feed_quic_sessions(&mut self, now_ns: u64) -> bool {
+        let mut busy = false;
         for (_, conn) in self.quic.conns_mut() {
             let fix = &mut conn.state;
             if !conn.received.is_empty() {
@@ -608,14 +644,15 @@ impl GatewayLoop {
                 fix.session.connection_lost();
             }
         }
+        busy
+    }
+
+    /// The password checks' verdicts, to the sessions whose Logon waited for them.
+    fn apply_logon_verdicts(&mut self, now_ns: u64) -> bool {
+        let mut busy = false;
         while let Ok((session, verdict)) = self.verdicts.try_recv() {
             busy = true;
-            let fix = match self.by_session.get(&session) {
-                Some(Place::Tcp(token)) => self.tcp.get_mut(token).map(|c| &mut c.fix),
-                Some(Place::Quic(handle)) => self.quic.conn_mut(*handle).map(|c| &mut c.state),
-                None => None,
-            };
-            match fix {
+            match fix_of(&self.by_session, &mut self.tcp, &mut self.quic, session) {
                 Some(fix) => {
                     fix.app.logon_decided(&mut fix.session, &mut self.parking, verdict, now_ns, &self.metrics)
                 }
@@ -627,27 +664,34 @@ impl GatewayLoop {
                 }
             }
         }
-        if let Some(router) = self.router.as_mut() {
-            // Every request the sessions just queued, and what the engine made of them.
-            for _ in 0..64 {
-                if !router.turn() {
-                    break;
-                }
-                busy = true;
+        busy
+    }
+
+    /// Every request the sessions just queued, and what the engine made of them (a hosted
+    /// router only; at most 64 of its turns).
+    fn run_router(&mut self) -> bool {
+        let Some(router) = self.router.as_mut() else { return false };
+        let mut busy = false;
+        for _ in 0..64 {
+            if !router.turn() {
+                break;
             }
+            busy = true;
         }
+        busy
+    }
+
+    /// The router's reports, each to its account's connection, or, with none, to the account's
+    /// detached session, which numbers and keeps it for a resend.
+    fn deliver_reports(&mut self, now_ns: u64) -> bool {
+        let mut busy = false;
         while let Ok(Delivery { account, event_seq, report: message }) = self.outbox_rx.try_recv() {
             busy = true;
             self.parking.note_event(account, event_seq);
-            let place = self.parking.connection(account).and_then(|id| self.by_session.get(&id));
-            let fix = match place {
-                Some(Place::Tcp(token)) => self.tcp.get_mut(token).map(|c| &mut c.fix),
-                Some(Place::Quic(handle)) => self.quic.conn_mut(*handle).map(|c| &mut c.state),
-                None => None,
-            };
+            let connected = self.parking.connection(account);
+            let fix = connected.and_then(|id| fix_of(&self.by_session, &mut self.tcp, &mut self.quic, id));
             match fix {
                 Some(fix) => fix.app.deliver(&mut fix.session, message, now_ns, &self.metrics),
-                // No connection: the account's session numbers and keeps it for a resend.
                 None => {
                     if let Some(session) = self.parking.detached(account) {
                         self.parked_app.deliver(session, message, now_ns, &self.metrics);
@@ -656,10 +700,12 @@ impl GatewayLoop {
                 }
             }
         }
-        busy |= self.pump_market_data(now_ns);
-        for e in self.parking.take_errors() {
-            eprintln!("gateway: {e}");
-        }
+        busy
+    }
+
+    /// At the configured session reset time, every connected session is logged out (numbers
+    /// start again from 1 at the next Logon).
+    fn end_session_day(&mut self, now_ns: u64) {
         if self.parking.day_changed(now_ns) {
             let text = "end of the session day: sequence numbers start again from 1 at the next Logon";
             for conn in self.tcp.values_mut() {
@@ -669,9 +715,6 @@ impl GatewayLoop {
                 conn.state.session.logout(text, now_ns);
             }
         }
-        self.service_tcp(now_ns);
-        self.service_quic(now, now_ns);
-        busy
     }
 
     /// Market data: the events journaled since the last turn (a bounded batch), then the
