@@ -4,48 +4,20 @@
 //! process must exit non-zero with a message that says the journal failed and why, instead of a
 //! line on stderr and a venue that silently stops answering.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+mod common;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::ServeProcess;
 use engine::Side;
 use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
 use gateway::server::now_ns;
 
-struct Serve {
-    child: Child,
-    tcp: SocketAddr,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path, config: &Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--data", dir.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut tcp = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("fix/tcp: ") {
-            tcp = Some(addr.parse().unwrap());
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Serve { child, tcp: tcp.expect("a fix/tcp line before ready") }
+fn serve(dir: &Path, config: &Path) -> ServeProcess {
+    ServeProcess::start(dir, config, Stdio::piped())
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -78,7 +50,7 @@ fn a_journal_that_cannot_be_written_stops_the_venue_with_the_reason() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let client = ClientConfig {
-        addr: venue.tcp,
+        addr: venue.tcp(),
         transport: ClientTransport::Tcp,
         comp_id: "alice".into(),
         target_comp_id: "EXCHANGE".into(),

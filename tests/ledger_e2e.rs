@@ -8,10 +8,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -272,35 +272,11 @@ fn a_clean_restart_books_every_trade_once() {
     drop_store(&store);
 }
 
-struct Child9(Child);
-
-impl Drop for Child9 {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_serve(dir: &Path, config: &Path) -> (Child9, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--data", dir.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut tcp = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("fix/tcp: ") {
-            tcp = Some(addr.parse().unwrap());
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (Child9(child), tcp.expect("a fix/tcp line"))
+/// `serve` and its FIX/TCP address.
+fn spawn_serve(dir: &Path, config: &Path) -> (ServeProcess, SocketAddr) {
+    let serve = ServeProcess::start(dir, config, Stdio::null());
+    let tcp = serve.tcp();
+    (serve, tcp)
 }
 
 fn tcp_client(addr: SocketAddr, account: &str) -> ClientConfig {

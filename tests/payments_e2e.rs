@@ -12,11 +12,11 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{check, WAIT};
+use common::{check, ServeProcess, WAIT};
 use engine::Side;
 use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
 use gateway::server::now_ns;
@@ -25,43 +25,17 @@ use settlement::StoreConfig;
 
 const SECRET: &str = "whsec_e2e";
 
-/// A serve process, SIGKILLed when dropped.
+/// A serve process (SIGKILLed when dropped) and its FIX/TCP and HTTP addresses.
 struct Serve {
-    child: Child,
+    _process: ServeProcess,
     tcp: SocketAddr,
     http: SocketAddr,
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn spawn_serve(data: &Path, config: &Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--data", data.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut tcp, mut http) = (None, None);
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("fix/tcp: ") {
-            tcp = Some(addr.parse().unwrap());
-        }
-        if let Some(rest) = line.strip_prefix("http: http://") {
-            http = Some(rest.split('/').next().unwrap().parse().unwrap());
-        }
-        if line.starts_with("ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Serve { child, tcp: tcp.expect("a fix/tcp line"), http: http.expect("an http line") }
+    let process = ServeProcess::start(data, config, Stdio::null());
+    let http = process.printed("http: http://").split('/').next().unwrap().parse().unwrap();
+    Serve { tcp: process.tcp(), http, _process: process }
 }
 
 fn tcp_client(addr: SocketAddr, account: &str) -> ClientConfig {

@@ -3,12 +3,14 @@
 //! applies to sessions the crash cut, and each owner hears every report exactly once (a
 //! duplicate without PossDupFlag fails the test).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::ServeProcess;
 use engine::Side;
 use fix::session::SessionState;
 use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient, Received};
@@ -17,54 +19,19 @@ use gateway::server::now_ns;
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(500);
 
+/// A serve process (SIGKILLed when dropped), its addresses and certificate.
 struct Serve {
-    child: Child,
+    process: ServeProcess,
     tcp: SocketAddr,
     quic: SocketAddr,
     cert: PathBuf,
-    stdout: Vec<String>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve(dir: &Path, config: &Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--data", dir.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut stdout = Vec::new();
-    let (mut tcp, mut quic, mut cert) = (None, None, None);
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("fix/tcp: ") {
-            tcp = Some(addr.parse().unwrap());
-        }
-        if let Some(addr) = line.strip_prefix("fix/quic: ") {
-            quic = Some(addr.parse().unwrap());
-        }
-        if let Some(path) = line.strip_prefix("certificate: ") {
-            cert = Some(PathBuf::from(path.split(" (").next().unwrap()));
-        }
-        let ready = line.starts_with("ready");
-        stdout.push(line);
-        if ready {
-            break;
-        }
-    }
-    // Keep reading so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let (Some(tcp), Some(quic), Some(cert)) = (tcp, quic, cert) else {
-        panic!("no fix/tcp, fix/quic or certificate line in {stdout:?}");
-    };
-    Serve { child, tcp, quic, cert, stdout }
+    let process = ServeProcess::start(dir, config, Stdio::null());
+    let quic = process.printed("fix/quic: ").parse().unwrap();
+    let cert = PathBuf::from(process.printed("certificate: ").split(" (").next().unwrap());
+    Serve { tcp: process.tcp(), quic, cert, process }
 }
 
 /// FIX over TCP or over QUIC (trusting the venue's certificate).
@@ -171,9 +138,13 @@ fn sigkill_between_orders_and_fills(over: Over, name: &str) {
     });
     let venue = serve(&dir.join("data"), &config);
     assert!(
-        venue.stdout.iter().any(|l| l.starts_with("sessions:") && l.contains("alice") && !l.contains("dave")),
+        venue
+            .process
+            .stdout
+            .iter()
+            .any(|l| l.starts_with("sessions:") && l.contains("alice") && !l.contains("dave")),
         "alice's orders canceled at start: {:?}",
-        venue.stdout
+        venue.process.stdout
     );
     rt.block_on(async {
         let mut bob = connect(&venue, over, "bob", None).await;

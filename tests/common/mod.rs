@@ -2,7 +2,10 @@
 //! transports) on loopback ports chosen by the OS, in its own data directory, and FIX clients.
 #![allow(dead_code)] // each test file uses its own part
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use engine::Side;
@@ -11,6 +14,57 @@ use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient, Rece
 use gateway::server::now_ns;
 
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A real `exchange serve --config CONFIG --data DIR` process, SIGKILLed when dropped, and the
+/// lines it printed up to `ready` (the rest of its stdout is drained so it never blocks).
+pub struct ServeProcess {
+    pub child: Child,
+    pub stdout: Vec<String>,
+}
+
+impl ServeProcess {
+    /// Starts it and waits for `ready`; `stderr` is the child's (piped when a test reads it).
+    pub fn start(data: &Path, config: &Path, stderr: Stdio) -> ServeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
+            .args(["serve", "--config", config.to_str().unwrap(), "--data", data.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stdout = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let ready = line.starts_with("ready");
+            stdout.push(line);
+            if ready {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        ServeProcess { child, stdout }
+    }
+
+    /// The rest of the first line printed before `ready` that starts with `prefix`.
+    pub fn printed(&self, prefix: &str) -> &str {
+        self.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line before ready in {:?}", self.stdout))
+    }
+
+    /// The FIX/TCP address it listens on.
+    pub fn tcp(&self) -> SocketAddr {
+        self.printed("fix/tcp: ").parse().unwrap()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 pub struct Venue {
     pub server: Option<Server>,
