@@ -24,6 +24,8 @@ use serde_json::{json, Value};
 use settlement::StoreConfig;
 
 const SECRET: &str = "whsec_e2e";
+/// The card method of the embedded config.
+const CARD_FEE: &str = "{ name = \"card\", fee_percent = \"2\" }";
 
 /// A serve process (SIGKILLed when dropped) and its FIX/TCP and HTTP addresses.
 struct Serve {
@@ -455,8 +457,14 @@ fn a_bad_payments_config_stops_serve_with_exit_2_naming_the_field() {
             "idempotency_retention_s = 60",
             "payments.idempotency_retention_s",
         ),
-        ("{ name = \"card\", fee_bps = 200 }", "{ name = \"card\", fee_bps = 20000 }", "payments.methods"),
-        ("{ name = \"card\", fee_bps = 200 }", "{ name = \"card\", fee_percent = 2 }", "fee_percent"),
+        // Fees are percent as decimal text: a number, a %, negative, above 100, a third decimal
+        // and the old basis-point key are each refused naming the field.
+        (CARD_FEE, "{ name = \"card\", fee_percent = 2 }", "fee_percent"),
+        (CARD_FEE, "{ name = \"card\", fee_percent = \"2%\" }", "payments.methods: card.fee_percent"),
+        (CARD_FEE, "{ name = \"card\", fee_percent = \"-1\" }", "card.fee_percent: \"-1\" is negative"),
+        (CARD_FEE, "{ name = \"card\", fee_percent = \"100.5\" }", "card.fee_percent: \"100.5\" is above 100"),
+        (CARD_FEE, "{ name = \"card\", fee_percent = \"0.125\" }", "card.fee_percent: \"0.125\" has more than two decimals"),
+        (CARD_FEE, "{ name = \"card\", fee_bps = 200 }", "card.fee_bps: fees are set in percent"),
     ] {
         let toml = config_toml(&place, "127.0.0.1:9".parse().unwrap(), 0);
         assert!(toml.contains(from), "{from}");

@@ -29,14 +29,15 @@ use axum::Router;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use settlement::{format_amount, RecordTable, RecordWrite, Store};
+use settlement::{RecordTable, RecordWrite, Store};
 use sha2::{Digest, Sha256};
 
 use crate::breaker::BreakerState;
 use crate::config::PaymentsConfig;
 use crate::connector::{Connector, PaymentKind};
+pub use crate::core::view;
 use crate::core::{Begun, NewPayment, OpenError, Payment, Payments, PaymentsError, Status};
-use crate::webhook::{hex, unhex, DeliveryLog, WebhookSender};
+use crate::webhook::{hex, unhex, DeliveryLog, Persist, WebhookSender};
 
 /// Rows per page unless `limit` says otherwise.
 pub const PAGE_LIMIT_DEFAULT: usize = 100;
@@ -266,7 +267,7 @@ impl<S: Store + Send + 'static> Service<S> {
         clock: Clock,
     ) -> Result<Arc<Service<S>>, StartError> {
         let mut s = settlement.lock().expect("settlement lock");
-        let core = Payments::new(config, &mut s, connector)?;
+        let mut core = Payments::new(config, &mut s, connector)?;
         let retention_ns = config.idempotency_retention_s.saturating_mul(1_000_000_000);
         let idempotency =
             load_idempotency(&mut s, &core, config.idempotency_keys_max, retention_ns, clock())?;
@@ -281,8 +282,22 @@ impl<S: Store + Send + 'static> Service<S> {
                 hash: unhex(&k.sha256).expect("validated hex"),
             })
             .collect();
-        let webhooks =
-            WebhookSender::start(config.webhooks.clone(), config.delivery, config.webhook_breaker)?;
+        // The worker stores each attempt in a transaction of its own.
+        let persist: Persist = {
+            let settlement = Arc::clone(&settlement);
+            Arc::new(move |d| {
+                let mut s = settlement.lock().expect("settlement lock");
+                s.stage_record(d.record());
+                s.commit_records().map_err(|e| e.to_string())
+            })
+        };
+        let webhooks = WebhookSender::start(
+            config.webhooks.clone(),
+            config.delivery,
+            config.webhook_breaker,
+            core.take_stored_deliveries(),
+            persist,
+        )?;
         let svc = Arc::new(Service {
             settlement,
             core: Mutex::new(core),
@@ -291,7 +306,7 @@ impl<S: Store + Send + 'static> Service<S> {
             webhooks,
             clock,
         });
-        // Payments a stop interrupted were failed while opening: announce them.
+        // Payments a stop interrupted were finished while opening: announce them.
         announce(&svc, &mut svc.core.lock().expect("payments lock"));
         Ok(svc)
     }
@@ -644,11 +659,10 @@ fn create<S: Store>(
     Ok((StatusCode::CREATED, view(&payment)))
 }
 
+/// Hands the deliveries of the final statuses just committed to the webhook worker.
 fn announce<S: Store>(svc: &Service<S>, core: &mut Payments) {
     for e in core.drain_events() {
-        let p = &e.payment;
-        let body = json!({ "type": format!("payment.{}", p.status.as_str()), "payment": view(p) });
-        svc.webhooks.send(p.id, &p.account, p.status.as_str(), body.to_string().as_bytes());
+        svc.webhooks.send(e.deliveries);
     }
 }
 
@@ -725,29 +739,6 @@ async fn refund<S: Store + Send + 'static>(
         _ => body,
     };
     idempotent(svc, headers, route, body, do_refund::<S>).await
-}
-
-/// A payment as JSON, amounts as decimal text in the asset's decimals.
-pub fn view(p: &Payment) -> Value {
-    let amount = |m: u64| format_amount(i128::from(m), p.scale);
-    json!({
-        "id": p.id,
-        "kind": p.kind,
-        "account": p.account,
-        "asset": p.asset,
-        "method": p.method,
-        "amount": amount(p.amount_minor),
-        "fee": amount(p.fee_minor),
-        "status": p.status,
-        "refunded": amount(p.refunded_minor),
-        "refunds": p.refunds.iter().map(|r| json!({
-            "number": r.number, "amount": amount(r.amount_minor), "fee": amount(r.fee_minor), "ts_ns": r.ts_ns,
-        })).collect::<Vec<_>>(),
-        "history": p.history.iter().map(|(s, ts)| json!({ "status": s, "ts_ns": ts })).collect::<Vec<_>>(),
-        "fraud": p.fraud,
-        "failure": p.failure,
-        "rail_reference": p.rail_reference,
-    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -837,7 +828,14 @@ async fn deliveries<S: Store + Send + 'static>(
         .take(limit)
         .map(|d| json!(d))
         .collect();
-    Ok(axum::Json(json!({ "deliveries": rows, "breaker": log.breaker() })).into_response())
+    let (store_errors, last_store_error) = log.store_errors();
+    Ok(axum::Json(json!({
+        "deliveries": rows,
+        "breaker": log.breaker(),
+        "store_errors": store_errors,
+        "last_store_error": last_store_error,
+    }))
+    .into_response())
 }
 
 async fn breakers<S: Store + Send + 'static>(

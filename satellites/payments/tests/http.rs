@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::Place;
 use payments::api::{hash_key, system_clock};
 use payments::config::{ApiKeyConfig, DeliveryConfig, WebhookEndpoint};
-use payments::connector::{Connector, RailCall, RailError, RailOutcome};
+use payments::connector::{RailStatus, Connector, RailCall, RailError, RailOutcome};
 use payments::webhook::{verify, SIGNATURE_HEADER};
 use payments::{PaymentsConfig, Service};
 use serde_json::{json, Value};
@@ -36,6 +36,10 @@ impl Connector for Gate {
             self.release.lock().unwrap().recv().unwrap();
         }
         Ok(RailOutcome::Approved(format!("gate-{}", call.payment_id)))
+    }
+
+    fn status(&mut self, call: &RailCall<'_>, _timeout_ms: u64) -> Result<RailStatus, RailError> {
+        Ok(RailStatus::Approved(format!("gate-{}", call.payment_id)))
     }
 }
 
