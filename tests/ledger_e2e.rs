@@ -279,7 +279,6 @@ fn spawn_serve(dir: &Path, config: &Path) -> (ServeProcess, SocketAddr) {
     (serve, tcp)
 }
 
-
 #[test]
 fn sigkill_while_trades_flow_books_every_trade_exactly_once() {
     let seed: u64 = std::env::var("LEDGER_E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_205);
@@ -323,11 +322,14 @@ fn sigkill_while_trades_flow_books_every_trade_exactly_once() {
     let trades = common::count_trades(&data);
     assert!(trades > 0, "trades flowed before the kills");
     let alice_btc = live[&("alice".to_string(), "BTC".to_string())];
-    assert_eq!(alice_btc.credits_pending, u128::from(trades) * 100_000_000, "each journaled trade booked once");
+    assert_eq!(
+        alice_btc.credits_pending,
+        u128::from(trades) * 100_000_000,
+        "each journaled trade booked once"
+    );
     let accounts = account_names(&config);
     assert_eq!(live, rebuilt(&config, &data, &accounts), "seed {seed}");
     drop(run);
     drop_store(&store);
     let _ = std::fs::remove_dir_all(&dir);
 }
-

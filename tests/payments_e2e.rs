@@ -40,7 +40,6 @@ fn spawn_serve(data: &Path, config: &Path) -> Serve {
     Serve { tcp: process.tcp(), http, _process: process }
 }
 
-
 /// One request; the status and the body as text.
 fn call(
     http: SocketAddr,
@@ -451,8 +450,16 @@ fn a_bad_payments_config_stops_serve_with_exit_2_naming_the_field() {
         (CARD_FEE, "{ name = \"card\", fee_percent = 2 }", "fee_percent"),
         (CARD_FEE, "{ name = \"card\", fee_percent = \"2%\" }", "payments.methods: card.fee_percent"),
         (CARD_FEE, "{ name = \"card\", fee_percent = \"-1\" }", "card.fee_percent: \"-1\" is negative"),
-        (CARD_FEE, "{ name = \"card\", fee_percent = \"100.5\" }", "card.fee_percent: \"100.5\" is above 100"),
-        (CARD_FEE, "{ name = \"card\", fee_percent = \"0.125\" }", "card.fee_percent: \"0.125\" has more than two decimals"),
+        (
+            CARD_FEE,
+            "{ name = \"card\", fee_percent = \"100.5\" }",
+            "card.fee_percent: \"100.5\" is above 100",
+        ),
+        (
+            CARD_FEE,
+            "{ name = \"card\", fee_percent = \"0.125\" }",
+            "card.fee_percent: \"0.125\" has more than two decimals",
+        ),
         (CARD_FEE, "{ name = \"card\", fee_bps = 200 }", "card.fee_bps: fees are set in percent"),
     ] {
         let toml = config_toml(&place, "127.0.0.1:9".parse().unwrap(), 0);
@@ -474,7 +481,6 @@ fn a_bad_payments_config_stops_serve_with_exit_2_naming_the_field() {
         assert!(stderr.contains(field), "{to}: {stderr}");
     }
 }
-
 
 /// Minor units of a decimal text with `scale` decimals.
 fn minor(text: &str, scale: u32) -> i128 {
@@ -655,13 +661,16 @@ impl Flaky {
                     got.lock().unwrap().push(Hook {
                         delivery: headers.get("x-payments-delivery").and_then(|v| v.parse().ok()),
                         attempt: headers.get("x-payments-attempt").and_then(|v| v.parse().ok()),
-                        signed: headers
-                            .get("x-payments-signature")
-                            .is_some_and(|h| payments::webhook::verify(SECRET.as_bytes(), h, &body).is_some()),
+                        signed: headers.get("x-payments-signature").is_some_and(|h| {
+                            payments::webhook::verify(SECRET.as_bytes(), h, &body).is_some()
+                        }),
                         event: serde_json::from_slice(&body).unwrap_or(Value::Null),
                         status,
                     });
-                    let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
                 }
             }
         });
@@ -693,7 +702,8 @@ fn webhooks_and_payments_at_the_rails_resume_after_a_sigkill() {
     let hooks = Flaky::start();
     let config = place.dir.join("serve.toml");
     // The rails take 1.8 s per call (the timeout is 2 s); retries wait 3 s, then 6 s.
-    let toml = |sleep_ms| config_toml(&place, hooks.addr, sleep_ms).replace("backoff_ms = 20", "backoff_ms = 3000");
+    let toml =
+        |sleep_ms| config_toml(&place, hooks.addr, sleep_ms).replace("backoff_ms = 20", "backoff_ms = 3000");
     std::fs::write(&config, toml(1_800)).unwrap();
     let data = place.dir.join("data");
     let serve = spawn_serve(&data, &config);
@@ -756,7 +766,10 @@ fn webhooks_and_payments_at_the_rails_resume_after_a_sigkill() {
     assert_eq!(dave_usd(http)["posted"], "12.00");
     // Its idempotency key answers with it.
     let (status, again) = json_call(http, "POST", "/v1/deposits", "demo-dave", Some("r2"), Some(&slow));
-    assert_eq!((status, again["id"].as_u64(), again["status"].as_str()), (201, Some(d2_id), Some("succeeded")));
+    assert_eq!(
+        (status, again["id"].as_u64(), again["status"].as_str()),
+        (201, Some(d2_id), Some("succeeded"))
+    );
 
     // Both events reach the receiver, signed; the first under its id of before the kill, at
     // its second attempt.
@@ -769,7 +782,8 @@ fn webhooks_and_payments_at_the_rails_resume_after_a_sigkill() {
     assert_eq!(h1.event["type"], "payment.succeeded");
     assert_eq!(h2.event["payment"]["status"], "succeeded");
     assert!(h2.delivery.unwrap() > first_delivery);
-    let refused: Vec<Option<u64>> = hooks.hits().iter().filter(|h| h.status == 500).map(|h| h.delivery).collect();
+    let refused: Vec<Option<u64>> =
+        hooks.hits().iter().filter(|h| h.status == 500).map(|h| h.delivery).collect();
     assert_eq!(refused, [Some(first_delivery)], "one refused attempt, the first");
     let (_, list) = json_call(http, "GET", "/v1/webhooks/deliveries", "demo-operator", None, None);
     let rows = list["deliveries"].as_array().unwrap();

@@ -348,7 +348,9 @@ mod tests {
 
     #[test]
     fn fees_are_percent_text_to_exact_basis_points() {
-        for (text, bps) in [("2", 200), ("2.0", 200), ("0.5", 50), ("0.01", 1), ("0", 0), ("100", 10_000), ("1.50", 150)] {
+        for (text, bps) in
+            [("2", 200), ("2.0", 200), ("0.5", 50), ("0.01", 1), ("0", 0), ("100", 10_000), ("1.50", 150)]
+        {
             assert_eq!(MethodConfig::new("card", text).fee_bps(), Ok(bps), "{text}");
         }
         for (text, why) in [
@@ -364,7 +366,10 @@ mod tests {
             let e = MethodConfig::new("card", text).fee_bps().unwrap_err().to_string();
             assert!(e.starts_with("payments.methods: card.fee_percent:"), "{text}: {e}");
             assert!(e.contains(why), "{text}: {e}");
-            let c = PaymentsConfig { methods: vec![MethodConfig::new("card", text)], ..PaymentsConfig::default() };
+            let c = PaymentsConfig {
+                methods: vec![MethodConfig::new("card", text)],
+                ..PaymentsConfig::default()
+            };
             assert_eq!(c.validate().map_err(|e| e.to_string()), Err(e), "validate refuses {text}");
         }
         let old = MethodConfig { fee_bps: Some(200), ..MethodConfig::new("card", "2") };

@@ -207,7 +207,12 @@ mod tests {
     /// from its reference alone, whatever was called before.
     #[test]
     fn the_simulator_answers_status_queries_as_it_answered_the_call() {
-        let config = SimulatorConfig { seed: 7, decline_milli: 300, unavailable_milli: 200, ..SimulatorConfig::default() };
+        let config = SimulatorConfig {
+            seed: 7,
+            decline_milli: 300,
+            unavailable_milli: 200,
+            ..SimulatorConfig::default()
+        };
         let mut first = SimulatedConnector::new(config);
         let outcomes: Vec<_> = (1..=200).map(|id| first.execute(&call(id), 1_000)).collect();
         let mut restarted = SimulatedConnector::new(config);

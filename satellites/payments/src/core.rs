@@ -431,7 +431,8 @@ fn load_deliveries<S: Store>(
 ) -> Result<Vec<StoredDelivery>, RecoveryError> {
     let mut all = Vec::new();
     for (key, value) in s.load_records(RecordTable::WebhookDeliveries)? {
-        let d = StoredDelivery::parse(&key, &value).map_err(|detail| RecoveryError::Corrupt { key, detail })?;
+        let d =
+            StoredDelivery::parse(&key, &value).map_err(|detail| RecoveryError::Corrupt { key, detail })?;
         all.push(d);
     }
     let cut = all.len().saturating_sub(kept_max.max(1));
@@ -537,7 +538,11 @@ impl Payments {
         let stored_deliveries = load_deliveries(settlement, config.delivery.kept_max)?;
         let next_delivery_id = stored_deliveries.last().map_or(1, |d| d.delivery.id + 1);
         let mut core = Payments {
-            methods: config.methods.iter().map(|m| (m.name.clone(), m.fee_bps().expect("validated"))).collect(),
+            methods: config
+                .methods
+                .iter()
+                .map(|m| (m.name.clone(), m.fee_bps().expect("validated")))
+                .collect(),
             fee_owner: config.fee_owner.clone(),
             call_timeout_ms: config.call_timeout_ms,
             payments_max: config.payments_max,
@@ -619,7 +624,9 @@ impl Payments {
                 p.failure = Some(match other {
                     Ok(RailStatus::Declined(reason)) => format!("declined: {reason} (asked after a restart)"),
                     Ok(_) => "interrupted: the venue stopped before the call reached the rails".into(),
-                    Err(e) => format!("interrupted: the venue stopped during the rails call, and asking them failed: {e}"),
+                    Err(e) => format!(
+                        "interrupted: the venue stopped during the rails call, and asking them failed: {e}"
+                    ),
                 });
                 p.set(Status::Failed, now_ns);
                 second_phase(id, &pending, false)

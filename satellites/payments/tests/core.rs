@@ -249,7 +249,11 @@ fn records_survive_a_restart_and_interrupted_payments_fail() {
 }
 
 /// Begins `req` and leaves it at the rails, as a process killed during the call does.
-fn cut_at_the_rails(p: &mut Payments, s: &mut settlement::Settlement<settlement::AnyStore>, req: &NewPayment<'_>) -> u64 {
+fn cut_at_the_rails(
+    p: &mut Payments,
+    s: &mut settlement::Settlement<settlement::AnyStore>,
+    req: &NewPayment<'_>,
+) -> u64 {
     let no_extra = |_: &payments::Payment| Vec::new();
     match p.begin(s, req, T0, &no_extra).unwrap() {
         payments::core::Begun::Rails(f) => {
@@ -302,10 +306,10 @@ fn payments_cut_off_at_the_rails_are_resolved_by_asking_them() {
         // The deposit is credited net of its 2% fee; the withdrawal's reservation is posted.
         assert_eq!(available(&s, "carol", "USD"), before + 98_00);
         let events = p.drain_events();
-        assert_eq!(events.iter().map(|e| (e.payment.id, e.payment.status)).collect::<Vec<_>>(), [
-            (dep, Status::Succeeded),
-            (wd, Status::Succeeded)
-        ]);
+        assert_eq!(
+            events.iter().map(|e| (e.payment.id, e.payment.status)).collect::<Vec<_>>(),
+            [(dep, Status::Succeeded), (wd, Status::Succeeded)]
+        );
         drop(p);
         // Declined by the rails, unknown to them, and a query that times out.
         for (rails, want) in [
@@ -318,7 +322,7 @@ fn payments_cut_off_at_the_rails_are_resolved_by_asking_them() {
                 cut_at_the_rails(&mut p, &mut s, &withdrawal("carol", 10_00))
             };
             let held = available(&s, "carol", "USD");
-            let mut p = Payments::new(&config, &mut s, rails).unwrap();
+            let p = Payments::new(&config, &mut s, rails).unwrap();
             let got = p.get(w).unwrap();
             assert_eq!((got.status, got.failure.as_deref()), (Status::Failed, Some(want)));
             assert_eq!(available(&s, "carol", "USD"), held + 10_00, "the reservation is voided");
@@ -362,7 +366,8 @@ fn final_statuses_store_their_webhook_deliveries_with_them() {
             let d = p.create(&mut s, &deposit("alice", "card", 10_00), T0).unwrap();
             let r = p.refund(&mut s, d.id, 1_00, T0 + 1).unwrap();
             let events = p.drain_events();
-            let ids: Vec<u64> = events.iter().flat_map(|e| e.deliveries.iter().map(|x| x.delivery.id)).collect();
+            let ids: Vec<u64> =
+                events.iter().flat_map(|e| e.deliveries.iter().map(|x| x.delivery.id)).collect();
             assert_eq!(ids, [1, 2, 3, 4]);
             cut_at_the_rails(&mut p, &mut s, &deposit("alice", "card", 5_00));
             (d, r)
@@ -377,12 +382,15 @@ fn final_statuses_store_their_webhook_deliveries_with_them() {
                 (d.id, d.payment_id, d.status.as_str(), d.url.as_str(), d.state)
             })
             .collect();
-        assert_eq!(seen, [
-            (1, d.id, "succeeded", "http://127.0.0.1:9/a", DeliveryState::Pending),
-            (2, d.id, "succeeded", "http://127.0.0.1:9/b", DeliveryState::Pending),
-            (3, r.id, "partially_refunded", "http://127.0.0.1:9/a", DeliveryState::Pending),
-            (4, r.id, "partially_refunded", "http://127.0.0.1:9/b", DeliveryState::Pending),
-        ]);
+        assert_eq!(
+            seen,
+            [
+                (1, d.id, "succeeded", "http://127.0.0.1:9/a", DeliveryState::Pending),
+                (2, d.id, "succeeded", "http://127.0.0.1:9/b", DeliveryState::Pending),
+                (3, r.id, "partially_refunded", "http://127.0.0.1:9/a", DeliveryState::Pending),
+                (4, r.id, "partially_refunded", "http://127.0.0.1:9/b", DeliveryState::Pending),
+            ]
+        );
         let body: serde_json::Value = serde_json::from_str(&stored[2].body).unwrap();
         assert_eq!(body["type"], "payment.partially_refunded");
         assert_eq!(body["payment"]["refunded"], "1.00");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::Place;
 use payments::api::{hash_key, system_clock};
 use payments::config::{ApiKeyConfig, DeliveryConfig, WebhookEndpoint};
-use payments::connector::{RailStatus, Connector, RailCall, RailError, RailOutcome};
+use payments::connector::{Connector, RailCall, RailError, RailOutcome, RailStatus};
 use payments::webhook::{verify, SIGNATURE_HEADER};
 use payments::{PaymentsConfig, Service};
 use serde_json::{json, Value};

@@ -319,10 +319,8 @@ fn a_redb_file_without_the_delivery_table_gains_it() {
     let path = dir.path().join("old.redb");
     {
         let mut s = AnyStore::open(&StoreConfig::Redb { path: path.clone() }).unwrap();
-        let c = Commit {
-            records: vec![record(RecordTable::Payments, "1", Some(b"one"))],
-            ..Commit::default()
-        };
+        let c =
+            Commit { records: vec![record(RecordTable::Payments, "1", Some(b"one"))], ..Commit::default() };
         s.commit(&c).unwrap();
     }
     {
