@@ -18,7 +18,6 @@ use common::*;
 use engine::Side;
 use exchange::serve::{ServeConfig, Server};
 use exchange::settlement_run::{OpeningBalance, SettlementRun};
-use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
 use gateway::server::now_ns;
 use rand::{Rng, SeedableRng};
 use settlement::{Balances, StoreConfig};

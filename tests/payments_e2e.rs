@@ -736,6 +736,7 @@ fn webhooks_and_payments_at_the_rails_resume_after_a_sigkill() {
             .set("Idempotency-Key", "r2")
             .send_string(&pay("dave", "USD", json!("5.00"), "bank_transfer").to_string())
             .map(|r| r.status())
+            .map_err(|e| e.to_string())
     });
     // The payments API waits for the rails call to read payments: wait a third of the call.
     std::thread::sleep(Duration::from_millis(500));
