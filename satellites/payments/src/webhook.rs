@@ -456,6 +456,90 @@ impl Worker {
 mod tests {
     use super::*;
 
+    fn stored(id: u64, url: &str, attempts: u32, next_attempt_ns: u64) -> StoredDelivery {
+        StoredDelivery {
+            delivery: Delivery {
+                id,
+                payment_id: 7,
+                account: "alice".into(),
+                status: "succeeded".into(),
+                url: url.into(),
+                state: DeliveryState::Pending,
+                attempts,
+                next_attempt_ns,
+                http_status: Some(500),
+                last_result: Some("500".into()),
+            },
+            body: "{\"type\":\"payment.succeeded\"}".into(),
+        }
+    }
+
+    /// A persist that keeps what it is given.
+    fn kept() -> (Persist, Arc<Mutex<Vec<StoredDelivery>>>) {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let k = Arc::clone(&kept);
+        (Arc::new(move |d: &StoredDelivery| Ok(k.lock().unwrap().push(d.clone()))), kept)
+    }
+
+    /// A stored pending delivery resumes with the attempts it had, not before its stored due
+    /// time (the third and last attempt here: the receiver's 500 fails it for good, stored so);
+    /// one to an endpoint no longer configured is failed at start.
+    #[test]
+    fn stored_deliveries_resume_with_their_attempts_and_due_time() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        std::thread::spawn({
+            let seen = Arc::clone(&seen);
+            move || {
+                use std::io::{BufRead, BufReader, Write};
+                for stream in listener.incoming() {
+                    let mut stream = stream.unwrap();
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut head = Vec::new();
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                        head.push(line.trim().to_ascii_lowercase());
+                        line.clear();
+                    }
+                    seen.lock().unwrap().push((now_ns(), head));
+                    let _ =
+                        write!(stream, "HTTP/1.1 500 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                }
+            }
+        });
+        let due_ns = now_ns() + 300_000_000;
+        let (persist, kept) = kept();
+        let endpoint = WebhookEndpoint { url: url.clone(), secret: "whsec".into() };
+        let config = DeliveryConfig { attempts_max: 3, backoff_ms: 10, ..DeliveryConfig::default() };
+        let gone = "http://127.0.0.1:9/gone";
+        let sender = WebhookSender::start(
+            vec![endpoint],
+            config,
+            BreakerConfig::default(),
+            vec![stored(4, gone, 1, 0), stored(5, &url, 2, due_ns)],
+            persist,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while kept.lock().unwrap().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", kept.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(sender);
+        let kept = kept.lock().unwrap().clone();
+        assert_eq!(kept[0].delivery.id, 4);
+        assert_eq!(kept[0].delivery.state, DeliveryState::Failed);
+        assert_eq!(kept[0].delivery.last_result.as_deref(), Some("endpoint no longer configured"));
+        let d = &kept[1].delivery;
+        assert_eq!((d.id, d.attempts, d.state, d.http_status), (5, 3, DeliveryState::Failed, Some(500)));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "one attempt left of three");
+        assert!(seen[0].0 >= due_ns, "not before its stored due time");
+        assert!(seen[0].1.contains(&"x-payments-delivery: 5".to_string()), "{:?}", seen[0].1);
+        assert!(seen[0].1.contains(&"x-payments-attempt: 3".to_string()), "{:?}", seen[0].1);
+    }
+
     #[test]
     fn signatures_verify_and_any_change_breaks_them() {
         let h = header_value(b"whsec", 1_700_000_000, b"{\"a\":1}");
