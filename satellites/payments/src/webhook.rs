@@ -478,7 +478,11 @@ mod tests {
     fn kept() -> (Persist, Arc<Mutex<Vec<StoredDelivery>>>) {
         let kept = Arc::new(Mutex::new(Vec::new()));
         let k = Arc::clone(&kept);
-        (Arc::new(move |d: &StoredDelivery| Ok(k.lock().unwrap().push(d.clone()))), kept)
+        let persist: Persist = Arc::new(move |d: &StoredDelivery| {
+            k.lock().unwrap().push(d.clone());
+            Ok(())
+        });
+        (persist, kept)
     }
 
     /// A stored pending delivery resumes with the attempts it had, not before its stored due
