@@ -18,7 +18,8 @@
 //! never on the runtime thread shared with the other satellites' routes.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -36,7 +37,7 @@ use crate::breaker::BreakerState;
 use crate::config::PaymentsConfig;
 use crate::connector::{Connector, PaymentKind};
 pub use crate::core::view;
-use crate::core::{Begun, NewPayment, OpenError, Payment, Payments, PaymentsError, Status};
+use crate::core::{Begun, NewPayment, OpenError, Payment, Payments, PaymentsError, Rails, Status};
 use crate::webhook::{hex, unhex, DeliveryLog, Persist, WebhookSender};
 
 /// Rows per page unless `limit` says otherwise.
@@ -226,10 +227,89 @@ impl Idempotency {
     }
 }
 
+/// Group commit: the payment steps of concurrent requests, applied and staged in the
+/// settlement one after another, made durable by one transaction. A request whose step is not
+/// yet durable either waits for the commit in progress or, when none is, commits everything
+/// staged so far itself (the leader), so a commit covers every step staged while the previous
+/// one was being written: one fsync for many under load, one per step when alone.
+struct GroupCommit {
+    /// Steps staged so far (bumped by the core under the settlement's lock).
+    staged: Arc<AtomicU64>,
+    state: Mutex<GroupState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Steps durable so far.
+    durable: u64,
+    /// A leader is committing.
+    leading: bool,
+    /// Steps whose commit failed (the last few ranges, with the error): answered 500.
+    failed: VecDeque<(u64, u64, String)>,
+    /// Commits made, and steps they covered (for the stats).
+    commits: u64,
+    steps: u64,
+}
+
+/// Failed commit ranges remembered (a store that refuses commits fails every request anyway).
+const FAILED_RANGES_MAX: usize = 64;
+
+impl GroupCommit {
+    /// Returns once step `step` is durable, committing as the leader when no one is.
+    fn wait<S: Store>(&self, settlement: &settlement::api::Shared<S>, step: u64) -> Result<(), ApiError> {
+        let mut st = self.state.lock().expect("group commit lock");
+        loop {
+            if st.durable >= step {
+                return match st.failed.iter().find(|(from, to, _)| (*from..=*to).contains(&step)) {
+                    Some((_, _, e)) => Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server",
+                        format!("ledger store: {e}"),
+                    )),
+                    None => Ok(()),
+                };
+            }
+            if st.leading {
+                st = self.done.wait(st).expect("group commit lock");
+                continue;
+            }
+            st.leading = true;
+            let from = st.durable + 1;
+            drop(st);
+            let (upto, result) = {
+                let mut s = settlement.lock().expect("settlement lock");
+                // Read under the settlement's lock: every step staged is counted, and none
+                // counted is still being staged.
+                let upto = self.staged.load(Ordering::SeqCst);
+                (upto, s.commit_records())
+            };
+            st = self.state.lock().expect("group commit lock");
+            st.leading = false;
+            if let Err(e) = result {
+                if st.failed.len() >= FAILED_RANGES_MAX {
+                    st.failed.pop_front();
+                }
+                st.failed.push_back((from, upto, e.to_string()));
+            }
+            st.commits += 1;
+            st.steps += upto.saturating_sub(st.durable);
+            st.durable = st.durable.max(upto);
+            self.done.notify_all();
+        }
+    }
+
+    fn durable(&self) -> u64 {
+        self.state.lock().expect("group commit lock").durable
+    }
+}
+
 /// Everything the handlers share.
 pub struct Service<S: Store> {
     settlement: settlement::api::Shared<S>,
     core: Mutex<Payments>,
+    rails: Arc<Rails>,
+    group: GroupCommit,
     idempotency: Mutex<Idempotency>,
     keys: Vec<ApiKey>,
     webhooks: WebhookSender,
@@ -298,8 +378,15 @@ impl<S: Store + Send + 'static> Service<S> {
             core.take_stored_deliveries(),
             persist,
         )?;
+        // Payments a stop interrupted were finished while opening, each committed at once;
+        // from here on, steps wait for a group commit.
+        let staged = core.defer_commits();
+        let group = GroupCommit { staged, state: Mutex::new(GroupState::default()), done: Condvar::new() };
+        let rails = core.rails();
         let svc = Arc::new(Service {
             settlement,
+            rails,
+            group,
             core: Mutex::new(core),
             idempotency: Mutex::new(idempotency),
             keys,
@@ -307,7 +394,7 @@ impl<S: Store + Send + 'static> Service<S> {
             clock,
         });
         // Payments a stop interrupted were finished while opening: announce them.
-        announce(&svc, &mut svc.core.lock().expect("payments lock"));
+        announce(&svc);
         Ok(svc)
     }
 
@@ -318,6 +405,13 @@ impl<S: Store + Send + 'static> Service<S> {
             let body = json!({ "error": e.message, "field": e.field });
             (e.status, body)
         })
+    }
+
+    /// Group commits made since start, and the payment steps they made durable (steps per
+    /// commit is the batching).
+    pub fn group_commits(&self) -> (u64, u64) {
+        let g = self.group.state.lock().expect("group commit lock");
+        (g.commits, g.steps)
     }
 
     /// The webhook delivery records.
@@ -639,29 +733,42 @@ fn create<S: Store>(
     }
     let amount_minor = amount_field(v, asset_scale(svc, asset)?)?;
     let now = (svc.clock)();
-    let mut core = svc.core.lock().expect("payments lock");
-    let begun = {
+    // Each step holds the core and the settlement only to apply and stage; the commit that
+    // makes it durable (shared with concurrent requests) and the rails call hold neither.
+    let (begun, step) = {
+        let mut core = svc.core.lock().expect("payments lock");
         let mut s = svc.settlement.lock().expect("settlement lock");
-        core.begin(&mut s, &NewPayment { kind, account, asset, method, amount_minor }, now, &extra)?
+        let req = NewPayment { kind, account, asset, method, amount_minor };
+        let begun = core.begin(&mut s, &req, now, &extra)?;
+        (begun, core.last_step())
     };
-    // The rails call runs without the settlement lock: trade settlement and the read API go
-    // on meanwhile (a withdrawal's funds are already reserved).
+    // `processing` is durable before the rails are called: a stop during the call finds it.
+    svc.group.wait(&svc.settlement, step)?;
     let payment = match begun {
         Begun::Done(p) => p,
         Begun::Rails(mut f) => {
-            let approved = core.call_rails(&mut f, now);
+            let approved = svc.rails.call(&mut f, now);
             let now = (svc.clock)();
-            let mut s = svc.settlement.lock().expect("settlement lock");
-            core.complete(&mut s, f, approved, now, &extra)?
+            let (p, step) = {
+                let mut core = svc.core.lock().expect("payments lock");
+                let mut s = svc.settlement.lock().expect("settlement lock");
+                let p = core.complete(&mut s, f, approved, now, &extra)?;
+                (p, core.last_step())
+            };
+            svc.group.wait(&svc.settlement, step)?;
+            p
         }
     };
-    announce(svc, &mut core);
+    announce(svc);
     Ok((StatusCode::CREATED, view(&payment)))
 }
 
-/// Hands the deliveries of the final statuses just committed to the webhook worker.
-fn announce<S: Store>(svc: &Service<S>, core: &mut Payments) {
-    for e in core.drain_events() {
+/// Hands the deliveries of the final statuses made durable so far to the webhook worker (a
+/// status still waiting for its commit is announced by the request that commits or follows it).
+fn announce<S: Store>(svc: &Service<S>) {
+    let durable = svc.group.durable();
+    let events = svc.core.lock().expect("payments lock").drain_events_upto(durable);
+    for e in events {
         svc.webhooks.send(e.deliveries);
     }
 }
@@ -691,15 +798,17 @@ fn do_refund<S: Store>(
     stamp: &Stamp,
 ) -> Result<(StatusCode, Value), ApiError> {
     let id = v.get("id").and_then(Value::as_u64).expect("the handler sets id");
-    let mut core = svc.core.lock().expect("payments lock");
-    let p = core.get(id).filter(|p| may_see(key, &p.account)).ok_or(PaymentsError::NotFound(id))?;
-    let amount_minor = amount_field(v, p.scale)?;
-    let now = (svc.clock)();
-    let payment = {
+    let (payment, step) = {
+        let mut core = svc.core.lock().expect("payments lock");
+        let p = core.get(id).filter(|p| may_see(key, &p.account)).ok_or(PaymentsError::NotFound(id))?;
+        let amount_minor = amount_field(v, p.scale)?;
+        let now = (svc.clock)();
         let mut s = svc.settlement.lock().expect("settlement lock");
-        core.refund_with(&mut s, id, amount_minor, now, &|p: &Payment| stamp.records(p))?
+        let payment = core.refund_with(&mut s, id, amount_minor, now, &|p: &Payment| stamp.records(p))?;
+        (payment, core.last_step())
     };
-    announce(svc, &mut core);
+    svc.group.wait(&svc.settlement, step)?;
+    announce(svc);
     Ok((StatusCode::CREATED, view(&payment)))
 }
 

@@ -78,14 +78,14 @@ pub enum RailError {
     Unavailable(String),
 }
 
-/// The rails.
-pub trait Connector: Send {
+/// The rails: shared by the requests in flight, called concurrently (no lock around a call).
+pub trait Connector: Send + Sync {
     /// Moves the money of `call`, answering within `timeout_ms`.
-    fn execute(&mut self, call: &RailCall<'_>, timeout_ms: u64) -> Result<RailOutcome, RailError>;
+    fn execute(&self, call: &RailCall<'_>, timeout_ms: u64) -> Result<RailOutcome, RailError>;
 
     /// What became of `call` (looked up by [`RailCall::reference`]), answering within
     /// `timeout_ms`: for a payment whose [`Connector::execute`] was cut off.
-    fn status(&mut self, call: &RailCall<'_>, timeout_ms: u64) -> Result<RailStatus, RailError>;
+    fn status(&self, call: &RailCall<'_>, timeout_ms: u64) -> Result<RailStatus, RailError>;
 }
 
 /// `[payments.simulator]`: the simulated rails' odds, in thousandths.
@@ -164,7 +164,7 @@ impl SimulatedConnector {
 }
 
 impl Connector for SimulatedConnector {
-    fn execute(&mut self, call: &RailCall<'_>, timeout_ms: u64) -> Result<RailOutcome, RailError> {
+    fn execute(&self, call: &RailCall<'_>, timeout_ms: u64) -> Result<RailOutcome, RailError> {
         if !self.sleep(timeout_ms) {
             return Err(RailError::Timeout { timeout_ms });
         }
@@ -180,7 +180,7 @@ impl Connector for SimulatedConnector {
 
     /// An outage drawn for the payment means the call never reached the rails (unknown);
     /// otherwise they decided, whether or not their answer came back in time.
-    fn status(&mut self, call: &RailCall<'_>, timeout_ms: u64) -> Result<RailStatus, RailError> {
+    fn status(&self, call: &RailCall<'_>, timeout_ms: u64) -> Result<RailStatus, RailError> {
         if !self.sleep(timeout_ms) {
             return Err(RailError::Timeout { timeout_ms });
         }
@@ -213,9 +213,9 @@ mod tests {
             unavailable_milli: 200,
             ..SimulatorConfig::default()
         };
-        let mut first = SimulatedConnector::new(config);
+        let first = SimulatedConnector::new(config);
         let outcomes: Vec<_> = (1..=200).map(|id| first.execute(&call(id), 1_000)).collect();
-        let mut restarted = SimulatedConnector::new(config);
+        let restarted = SimulatedConnector::new(config);
         let (mut approved, mut declined, mut unknown) = (0, 0, 0);
         for (id, outcome) in (1..=200u64).zip(&outcomes).collect::<Vec<_>>().into_iter().rev() {
             let status = restarted.status(&call(id), 1_000).unwrap();

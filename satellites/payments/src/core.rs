@@ -19,6 +19,9 @@ use settlement::{
     Transfer, TransferError, TransferKind,
 };
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use crate::breaker::{Breaker, BreakerView};
 use crate::config::{ConfigError, PaymentsConfig};
 use crate::connector::{Connector, PaymentKind, RailCall, RailError, RailOutcome, RailStatus};
@@ -250,6 +253,8 @@ pub struct FinalEvent {
     pub payment: Payment,
     /// Its webhook deliveries, one per endpoint, committed with the change.
     pub deliveries: Vec<StoredDelivery>,
+    /// The staged step it was booked in (0: committed at once); see [`Payments::defer_commits`].
+    pub step: u64,
 }
 
 /// A payment between [`Payments::begin`] and [`Payments::complete`]: its record and the
@@ -457,6 +462,22 @@ fn load_deliveries<S: Store>(
     Ok(all)
 }
 
+/// The ledger's answers to a payment's postings: created or already there (a re-driven step),
+/// else the refusal the request's checks should have caught.
+fn check_postings(results: Vec<Result<Created, TransferError>>) -> Result<(), PaymentsError> {
+    for r in results {
+        match r {
+            Ok(Created::New | Created::AlreadyExists) => {}
+            Err(TransferError::Overdraft { available, amount }) => {
+                return Err(PaymentsError::Overdraft { amount_minor: amount, available_minor: available })
+            }
+            Err(TransferError::LinkedEventFailed) => {}
+            Err(e) => return Err(PaymentsError::Posting(e)),
+        }
+    }
+    Ok(())
+}
+
 /// A fee of `bps` on `amount`, rounded up (never undercharged), as the settlement rounds.
 pub fn fee_minor(amount: u64, bps: u32) -> u64 {
     settlement::follower::fee_minor(amount, bps)
@@ -466,11 +487,9 @@ pub fn fee_minor(amount: u64, bps: u32) -> u64 {
 pub struct Payments {
     methods: Vec<(String, u32)>,
     fee_owner: String,
-    call_timeout_ms: u64,
     payments_max: usize,
     fraud: Fraud,
-    breaker: Breaker,
-    connector: Box<dyn Connector>,
+    rails: Arc<Rails>,
     /// Records of this process, `records[i].id == first_id + i`.
     records: Vec<Payment>,
     first_id: u64,
@@ -483,6 +502,64 @@ pub struct Payments {
     next_delivery_id: u64,
     /// Deliveries read back at start, until [`Payments::take_stored_deliveries`].
     stored_deliveries: Vec<StoredDelivery>,
+    /// Set by [`Payments::defer_commits`]: steps staged so far (shared with the committer).
+    staged_steps: Option<Arc<AtomicU64>>,
+    /// The step of the last change booked (0 while commits are immediate).
+    last_step: u64,
+}
+
+/// The rails behind their breaker, shared with the requests at the rails: a slow call holds no
+/// lock (the breaker's only briefly, before and after it).
+pub struct Rails {
+    connector: Box<dyn Connector>,
+    breaker: Mutex<Breaker>,
+    call_timeout_ms: u64,
+}
+
+impl Rails {
+    /// Phase two, without the ledger or the core: the rails call through the breaker. True
+    /// when the rails approved.
+    pub fn call(&self, f: &mut InFlight, now_ns: u64) -> bool {
+        let p = &mut f.payment;
+        let call = RailCall {
+            payment_id: p.id,
+            kind: p.kind,
+            method: &p.method,
+            asset: &p.asset,
+            amount_minor: p.amount_minor,
+        };
+        let outcome = self.guarded(now_ns, || self.connector.execute(&call, self.call_timeout_ms));
+        match outcome {
+            Ok(RailOutcome::Approved(reference)) => {
+                p.rail_reference = Some(reference);
+                true
+            }
+            Ok(RailOutcome::Declined(reason)) => {
+                p.failure = Some(format!("declined: {reason}"));
+                false
+            }
+            Err(e) => {
+                p.failure = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// `f` through the breaker: refused at once while it is open; its success or failure
+    /// recorded.
+    fn guarded<T>(&self, now_ns: u64, f: impl FnOnce() -> Result<T, RailError>) -> Result<T, RailError> {
+        if !self.breaker.lock().expect("breaker lock").allow(now_ns) {
+            return Err(RailError::Unavailable("circuit breaker open".into()));
+        }
+        let r = f();
+        self.breaker.lock().expect("breaker lock").record(r.is_ok(), now_ns);
+        r
+    }
+
+    /// The breaker.
+    pub fn breaker(&self) -> BreakerView {
+        self.breaker.lock().expect("breaker lock").view()
+    }
 }
 
 impl Payments {
@@ -544,11 +621,15 @@ impl Payments {
                 .map(|m| (m.name.clone(), m.fee_bps().expect("validated")))
                 .collect(),
             fee_owner: config.fee_owner.clone(),
-            call_timeout_ms: config.call_timeout_ms,
             payments_max: config.payments_max,
             fraud: Fraud::new(config.fraud.clone(), large),
-            breaker: Breaker::new(config.breaker),
-            connector,
+            rails: Arc::new(Rails {
+                connector,
+                breaker: Mutex::new(Breaker::new(config.breaker)),
+                call_timeout_ms: config.call_timeout_ms,
+            }),
+            staged_steps: None,
+            last_step: 0,
             records,
             first_id,
             outbox: Vec::new(),
@@ -586,20 +667,15 @@ impl Payments {
         let i = (id - self.first_id) as usize;
         let mut p = self.records[i].clone();
         let fail = |detail: String| RecoveryError::Recover { id, detail };
-        let asked = if self.breaker.allow(now_ns) {
-            let call = RailCall {
-                payment_id: p.id,
-                kind: p.kind,
-                method: &p.method,
-                asset: &p.asset,
-                amount_minor: p.amount_minor,
-            };
-            let r = self.connector.status(&call, self.call_timeout_ms);
-            self.breaker.record(r.is_ok(), now_ns);
-            r
-        } else {
-            Err(RailError::Unavailable("circuit breaker open".into()))
+        let call = RailCall {
+            payment_id: p.id,
+            kind: p.kind,
+            method: &p.method,
+            asset: &p.asset,
+            amount_minor: p.amount_minor,
         };
+        let rails = Arc::clone(&self.rails);
+        let asked = rails.guarded(now_ns, || rails.connector.status(&call, rails.call_timeout_ms));
         let pending: Vec<Transfer> = [LEG_MAIN, LEG_FEE]
             .into_iter()
             .filter_map(|leg| s.ledger().transfer(transfer_id(id, leg)))
@@ -661,7 +737,25 @@ impl Payments {
 
     /// The rails breaker.
     pub fn breaker(&self) -> BreakerView {
-        self.breaker.view()
+        self.rails.breaker()
+    }
+
+    /// The rails, for calling them without holding the core.
+    pub fn rails(&self) -> Arc<Rails> {
+        Arc::clone(&self.rails)
+    }
+
+    /// From now on each change is applied and staged in the settlement but not committed: the
+    /// caller commits (several callers' changes in one transaction, group commit) and answers
+    /// only once the commit covering [`Payments::last_step`] is durable. The counter returned
+    /// is the number of steps staged, bumped under the settlement's lock.
+    pub fn defer_commits(&mut self) -> Arc<AtomicU64> {
+        Arc::clone(self.staged_steps.get_or_insert_with(|| Arc::new(AtomicU64::new(0))))
+    }
+
+    /// The step of the last change booked (0 while commits are immediate).
+    pub fn last_step(&self) -> u64 {
+        self.last_step
     }
 
     /// Final statuses since the last call, for the webhook sender (each is counted in
@@ -671,6 +765,17 @@ impl Payments {
             self.finals[e.payment.status.index()] += 1;
         }
         std::mem::take(&mut self.outbox)
+    }
+
+    /// [`Payments::drain_events`] of the changes durable so far: those staged at step
+    /// `durable_step` or before (all of them while commits are immediate).
+    pub fn drain_events_upto(&mut self, durable_step: u64) -> Vec<FinalEvent> {
+        let n = self.outbox.iter().take_while(|e| e.step <= durable_step).count();
+        let events: Vec<FinalEvent> = self.outbox.drain(..n).collect();
+        for e in &events {
+            self.finals[e.payment.status.index()] += 1;
+        }
+        events
     }
 
     /// Final statuses announced since start, by [`Status::index`] (a refund counts again under
@@ -804,38 +909,10 @@ impl Payments {
         Ok(Begun::Rails(InFlight { payment: p, on_success, on_failure }))
     }
 
-    /// Phase two, without the ledger: the rails call through the breaker. True when the
-    /// rails approved.
+    /// Phase two, without the ledger: the rails call through the breaker ([`Rails::call`]).
+    /// True when the rails approved.
     pub fn call_rails(&mut self, f: &mut InFlight, now_ns: u64) -> bool {
-        let p = &mut f.payment;
-        let outcome = if self.breaker.allow(now_ns) {
-            let call = RailCall {
-                payment_id: p.id,
-                kind: p.kind,
-                method: &p.method,
-                asset: &p.asset,
-                amount_minor: p.amount_minor,
-            };
-            let r = self.connector.execute(&call, self.call_timeout_ms);
-            self.breaker.record(r.is_ok(), now_ns);
-            r
-        } else {
-            Err(RailError::Unavailable("circuit breaker open".into()))
-        };
-        match outcome {
-            Ok(RailOutcome::Approved(reference)) => {
-                p.rail_reference = Some(reference);
-                true
-            }
-            Ok(RailOutcome::Declined(reason)) => {
-                p.failure = Some(format!("declined: {reason}"));
-                false
-            }
-            Err(e) => {
-                p.failure = Some(e.to_string());
-                false
-            }
-        }
+        self.rails.call(f, now_ns)
     }
 
     /// Phase three, with the ledger: posts (or voids) the legs and records the final status,
@@ -861,7 +938,7 @@ impl Payments {
     fn finished(&mut self, p: Payment, deliveries: Vec<StoredDelivery>) -> Payment {
         let ts = p.history.last().map_or(0, |h| h.1);
         self.fraud.record(&p.account, ts, p.status == Status::Failed);
-        self.outbox.push(FinalEvent { payment: p.clone(), deliveries });
+        self.outbox.push(FinalEvent { payment: p.clone(), deliveries, step: self.last_step });
         p
     }
 
@@ -907,21 +984,21 @@ impl Payments {
         let mut records = vec![p.record()];
         records.extend(extra(p));
         records.extend(deliveries.iter().map(StoredDelivery::record));
+        let deferred = self.staged_steps.clone();
         if batch.is_empty() {
             records.into_iter().for_each(|r| s.stage_record(r));
-            s.commit_records().map_err(|e| PaymentsError::Ledger(e.into()))?;
-            self.next_delivery_id += deliveries.len() as u64;
-            return Ok(deliveries);
-        }
-        for r in s.create_transfers_with_records(batch, now_ns, records)? {
-            match r {
-                Ok(Created::New | Created::AlreadyExists) => {}
-                Err(TransferError::Overdraft { available, amount }) => {
-                    return Err(PaymentsError::Overdraft { amount_minor: amount, available_minor: available })
-                }
-                Err(TransferError::LinkedEventFailed) => {}
-                Err(e) => return Err(PaymentsError::Posting(e)),
+            if deferred.is_none() {
+                s.commit_records().map_err(|e| PaymentsError::Ledger(e.into()))?;
             }
+        } else {
+            let results = match &deferred {
+                Some(_) => s.apply_transfers_with_records(batch, now_ns, records)?,
+                None => s.create_transfers_with_records(batch, now_ns, records)?,
+            };
+            check_postings(results)?;
+        }
+        if let Some(steps) = deferred {
+            self.last_step = steps.fetch_add(1, Ordering::SeqCst) + 1;
         }
         self.next_delivery_id += deliveries.len() as u64;
         Ok(deliveries)
@@ -1006,7 +1083,7 @@ impl Payments {
         p.set(status, now_ns);
         let deliveries = self.book(s, &batch, &p, extra, now_ns)?;
         self.records[i] = p.clone();
-        self.outbox.push(FinalEvent { payment: p.clone(), deliveries });
+        self.outbox.push(FinalEvent { payment: p.clone(), deliveries, step: self.last_step });
         Ok(p)
     }
 }

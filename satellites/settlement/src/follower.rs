@@ -792,6 +792,27 @@ impl<S: Store> Settlement<S> {
         Ok(results)
     }
 
+    /// [`Settlement::create_transfers_with_records`] without the commit: the transfers apply
+    /// in memory and wait, with the records, for the next commit (of anyone:
+    /// [`Settlement::commit_records`], the follower's, another payment's), so that several
+    /// callers' batches share one durable transaction (group commit). Nothing of it is durable,
+    /// nor published to the buying-power table, before that commit.
+    pub fn apply_transfers_with_records(
+        &mut self,
+        batch: &[Transfer],
+        now_ns: u64,
+        records: Vec<crate::store::RecordWrite>,
+    ) -> Result<Vec<Result<Created, TransferError>>, PaymentError> {
+        if batch.iter().any(|t| t.id > CLIENT_ID_MAX) {
+            return Err(PaymentError::IdReserved);
+        }
+        let results = self.ledger.create_transfers(batch, now_ns)?;
+        if results.iter().all(Result::is_ok) {
+            self.staged.extend(records);
+        }
+        Ok(results)
+    }
+
     /// Voids every pending transfer whose timeout has passed at `now_ns`, in one commit;
     /// returns how many.
     pub fn expire_pending(&mut self, now_ns: u64) -> Result<usize, PaymentError> {

@@ -84,7 +84,7 @@ pub struct Scripted {
 }
 
 impl Connector for Scripted {
-    fn execute(&mut self, call: &RailCall<'_>, _timeout_ms: u64) -> Result<RailOutcome, RailError> {
+    fn execute(&self, call: &RailCall<'_>, _timeout_ms: u64) -> Result<RailOutcome, RailError> {
         *self.calls.lock().unwrap() += 1;
         let mut s = self.script.lock().unwrap();
         if s.is_empty() {
@@ -95,7 +95,7 @@ impl Connector for Scripted {
     }
 
     /// Scripted rails keep no books: a cut-off payment is unknown to them (and so failed).
-    fn status(&mut self, _call: &RailCall<'_>, _timeout_ms: u64) -> Result<RailStatus, RailError> {
+    fn status(&self, _call: &RailCall<'_>, _timeout_ms: u64) -> Result<RailStatus, RailError> {
         Ok(RailStatus::Unknown)
     }
 }
