@@ -738,7 +738,7 @@ fn webhooks_and_payments_at_the_rails_resume_after_a_sigkill() {
             .map(|r| r.status())
             .map_err(|e| e.to_string())
     });
-    // The payments API waits for the rails call to read payments: wait a third of the call.
+    // Let it reach the rails (a third of the call).
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(dave_usd(http)["posted"], "7.00");
     drop(serve); // SIGKILL: one delivery pending, one payment at the rails
