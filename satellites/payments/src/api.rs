@@ -245,52 +245,74 @@ struct GroupState {
     durable: u64,
     /// A leader is committing.
     leading: bool,
-    /// Steps whose commit failed (the last few ranges, with the error): answered 500.
-    failed: VecDeque<(u64, u64, String)>,
+    /// The settlement's refused commits, as the last leader saw them after its commit.
+    failures: u64,
+    /// The last refusal's text.
+    last_error: Option<String>,
     /// Commits made, and steps they covered (for the stats).
     commits: u64,
     steps: u64,
 }
 
-/// Failed commit ranges remembered (a store that refuses commits fails every request anyway).
-const FAILED_RANGES_MAX: usize = 64;
+/// A step staged in the settlement, to wait for.
+#[derive(Clone, Copy, Debug)]
+struct Staged {
+    /// Its number ([`Payments::last_step`]).
+    step: u64,
+    /// The settlement's refused commits when it was staged.
+    failures: u64,
+}
+
+impl Staged {
+    fn of<S: Store>(core: &Payments, s: &settlement::Settlement<S>) -> Staged {
+        Staged { step: core.last_step(), failures: s.commit_failures() }
+    }
+}
 
 impl GroupCommit {
-    /// Returns once step `step` is durable, committing as the leader when no one is.
-    fn wait<S: Store>(&self, settlement: &settlement::api::Shared<S>, step: u64) -> Result<(), ApiError> {
+    /// Returns once `staged` is durable, committing as the leader when no one is. Any commit
+    /// refused after it was staged (this leader's, or another writer's of the settlement, such
+    /// as the trade follower or the webhook worker, which take what is staged with theirs) may
+    /// have carried it: then it is answered as a server error.
+    fn wait<S: Store>(
+        &self,
+        settlement: &settlement::api::Shared<S>,
+        staged: Staged,
+    ) -> Result<(), ApiError> {
         let mut st = self.state.lock().expect("group commit lock");
         loop {
-            if st.durable >= step {
-                return match st.failed.iter().find(|(from, to, _)| (*from..=*to).contains(&step)) {
-                    Some((_, _, e)) => Err(ApiError::new(
+            if st.durable >= staged.step {
+                if st.failures > staged.failures {
+                    return Err(ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "server",
-                        format!("ledger store: {e}"),
-                    )),
-                    None => Ok(()),
-                };
+                        format!(
+                            "ledger store: a commit was refused after this request's step: {}",
+                            st.last_error.as_deref().unwrap_or("(by another writer)")
+                        ),
+                    ));
+                }
+                return Ok(());
             }
             if st.leading {
                 st = self.done.wait(st).expect("group commit lock");
                 continue;
             }
             st.leading = true;
-            let from = st.durable + 1;
             drop(st);
-            let (upto, result) = {
+            let (upto, result, failures) = {
                 let mut s = settlement.lock().expect("settlement lock");
                 // Read under the settlement's lock: every step staged is counted, and none
                 // counted is still being staged.
                 let upto = self.staged.load(Ordering::SeqCst);
-                (upto, s.commit_records())
+                let result = s.commit_records();
+                (upto, result, s.commit_failures())
             };
             st = self.state.lock().expect("group commit lock");
             st.leading = false;
+            st.failures = st.failures.max(failures);
             if let Err(e) = result {
-                if st.failed.len() >= FAILED_RANGES_MAX {
-                    st.failed.pop_front();
-                }
-                st.failed.push_back((from, upto, e.to_string()));
+                st.last_error = Some(e.to_string());
             }
             st.commits += 1;
             st.steps += upto.saturating_sub(st.durable);
@@ -740,7 +762,7 @@ fn create<S: Store>(
         let mut s = svc.settlement.lock().expect("settlement lock");
         let req = NewPayment { kind, account, asset, method, amount_minor };
         let begun = core.begin(&mut s, &req, now, &extra)?;
-        (begun, core.last_step())
+        (begun, Staged::of(&core, &s))
     };
     // `processing` is durable before the rails are called: a stop during the call finds it.
     svc.group.wait(&svc.settlement, step)?;
@@ -753,7 +775,7 @@ fn create<S: Store>(
                 let mut core = svc.core.lock().expect("payments lock");
                 let mut s = svc.settlement.lock().expect("settlement lock");
                 let p = core.complete(&mut s, f, approved, now, &extra)?;
-                (p, core.last_step())
+                (p, Staged::of(&core, &s))
             };
             svc.group.wait(&svc.settlement, step)?;
             p
@@ -805,7 +827,7 @@ fn do_refund<S: Store>(
         let now = (svc.clock)();
         let mut s = svc.settlement.lock().expect("settlement lock");
         let payment = core.refund_with(&mut s, id, amount_minor, now, &|p: &Payment| stamp.records(p))?;
-        (payment, core.last_step())
+        (payment, Staged::of(&core, &s))
     };
     svc.group.wait(&svc.settlement, step)?;
     announce(svc);
