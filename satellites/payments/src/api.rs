@@ -263,6 +263,21 @@ struct Staged {
     failures: u64,
 }
 
+/// Refuses new payment work once the settlement has refused a commit: what that commit carried
+/// is lost from the store but not from memory, so anything staged after it could be written
+/// over a gap (a payment id missing, balances counting lost postings). Fail closed until a
+/// restart rebuilds memory from the store.
+fn refuse_after_store_failure<S: Store>(s: &settlement::Settlement<S>) -> Result<(), ApiError> {
+    if s.commit_failures() > 0 {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server",
+            "payments stopped: the ledger store refused a commit; restart serve".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Staged {
     fn of<S: Store>(core: &Payments, s: &settlement::Settlement<S>) -> Staged {
         Staged { step: core.last_step(), failures: s.commit_failures() }
@@ -760,6 +775,7 @@ fn create<S: Store>(
     let (begun, step) = {
         let mut core = svc.core.lock().expect("payments lock");
         let mut s = svc.settlement.lock().expect("settlement lock");
+        refuse_after_store_failure(&s)?;
         let req = NewPayment { kind, account, asset, method, amount_minor };
         let begun = core.begin(&mut s, &req, now, &extra)?;
         (begun, Staged::of(&core, &s))
@@ -774,6 +790,8 @@ fn create<S: Store>(
             let (p, step) = {
                 let mut core = svc.core.lock().expect("payments lock");
                 let mut s = svc.settlement.lock().expect("settlement lock");
+                // Left `processing` (durable) if refused: the next start asks the rails.
+                refuse_after_store_failure(&s)?;
                 let p = core.complete(&mut s, f, approved, now, &extra)?;
                 (p, Staged::of(&core, &s))
             };
@@ -826,6 +844,7 @@ fn do_refund<S: Store>(
         let amount_minor = amount_field(v, p.scale)?;
         let now = (svc.clock)();
         let mut s = svc.settlement.lock().expect("settlement lock");
+        refuse_after_store_failure(&s)?;
         let payment = core.refund_with(&mut s, id, amount_minor, now, &|p: &Payment| stamp.records(p))?;
         (payment, Staged::of(&core, &s))
     };

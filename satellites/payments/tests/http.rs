@@ -462,3 +462,116 @@ fn concurrent_payments_share_commits_and_are_durable_when_answered() {
         assert_eq!(common::posted_sum(&s, "USD"), 0);
     }
 }
+
+/// A store that refuses commits while told to (a full disk, a lost database connection).
+struct Refusing {
+    inner: settlement::AnyStore,
+    refuse: Arc<AtomicBool>,
+}
+
+impl settlement::Store for Refusing {
+    fn load(&mut self) -> Result<settlement::Snapshot, settlement::StoreError> {
+        self.inner.load()
+    }
+    fn commit(&mut self, commit: &settlement::Commit) -> Result<(), settlement::StoreError> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(settlement::StoreError::Corrupt {
+                what: "commit",
+                detail: "disk full (simulated)".into(),
+            });
+        }
+        self.inner.commit(commit)
+    }
+    fn cursor(&mut self) -> Result<u64, settlement::StoreError> {
+        self.inner.cursor()
+    }
+    fn records(
+        &mut self,
+        table: settlement::RecordTable,
+    ) -> Result<Vec<(String, Vec<u8>)>, settlement::StoreError> {
+        self.inner.records(table)
+    }
+}
+
+/// A refused commit fails the request whose step it carried (500, never a success), and the
+/// service then refuses new payment work (503) until a restart, so nothing is written over the
+/// lost step: after a restart the store holds exactly what was answered, and payments go on.
+#[test]
+fn a_refused_commit_fails_its_request_and_stops_payments_until_a_restart() {
+    for place in Place::all("refused") {
+        let refuse = Arc::new(AtomicBool::new(false));
+        let store = Refusing {
+            inner: settlement::AnyStore::open(&place.store()).unwrap(),
+            refuse: Arc::clone(&refuse),
+        };
+        let opened =
+            settlement::Settlement::open(&common::config(), store, &common::accounts(), &[]).unwrap();
+        let settlement = Arc::new(Mutex::new(opened));
+        let config =
+            PaymentsConfig { api_keys: vec![key("op", None, "op-key")], ..PaymentsConfig::default() };
+        let service = Service::start(
+            &config,
+            Arc::clone(&settlement),
+            Box::new(common::Scripted::default()),
+            system_clock(),
+        )
+        .unwrap();
+        let app = payments::router(Arc::clone(&service));
+        let (addr_tx, addr_rx) = sync_channel(1);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async { stop_rx.await.unwrap_or(()) })
+                    .await
+                    .unwrap();
+            });
+        });
+        let c = Client {
+            base: format!("http://{}", addr_rx.recv().unwrap()),
+            agent: ureq::AgentBuilder::new().build(),
+        };
+        let op = Some("op-key");
+        let (status, first) =
+            c.json("POST", "/v1/deposits", op, Some("a"), Some(pay("alice", "10.00", "bank_transfer")));
+        assert_eq!((status, first["id"].as_u64()), (201, Some(1)), "{first}");
+        refuse.store(true, Ordering::SeqCst);
+        let (status, e) =
+            c.json("POST", "/v1/deposits", op, Some("b"), Some(pay("alice", "20.00", "bank_transfer")));
+        assert_eq!((status, e["field"].as_str()), (500, Some("server")), "{e}");
+        assert!(e["error"].as_str().unwrap().contains("disk full (simulated)"), "{e}");
+        refuse.store(false, Ordering::SeqCst);
+        let (status, e) =
+            c.json("POST", "/v1/deposits", op, Some("c"), Some(pay("alice", "30.00", "bank_transfer")));
+        assert_eq!((status, e["field"].as_str()), (503, Some("server")), "{e}");
+        assert!(e["error"].as_str().unwrap().contains("restart"), "{e}");
+        stop_tx.send(()).unwrap();
+        server.join().unwrap();
+        drop(service);
+        drop(Arc::try_unwrap(settlement).ok().expect("the service let go of the settlement"));
+        // Restarted from the store: the answered deposit alone, and ids go on after it.
+        let mut s = place.open();
+        let mut core =
+            payments::Payments::new(&config, &mut s, Box::new(common::Scripted::default())).unwrap();
+        assert_eq!(core.list(None, 0).map(|p| p.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(common::available(&s, "alice", "USD"), 10_00);
+        let next = core
+            .create(
+                &mut s,
+                &payments::core::NewPayment {
+                    kind: payments::PaymentKind::Deposit,
+                    account: "alice",
+                    asset: "USD",
+                    method: "bank_transfer",
+                    amount_minor: 5_00,
+                },
+                1,
+            )
+            .unwrap();
+        assert_eq!((next.id, next.status), (2, payments::Status::Succeeded));
+        assert_eq!(common::posted_sum(&s, "USD"), 0);
+    }
+}
