@@ -14,8 +14,10 @@
 //! the stored answer too. A request refused by validation wrote nothing, and after a restart
 //! its key is free again (as Stripe does: only requests that began executing are saved).
 //!
-//! The work of a request (ledger commit with fsync, rails call) runs on the blocking pool,
-//! never on the runtime thread shared with the other satellites' routes.
+//! The work of a request (ledger steps, their commit, the rails call) runs on the blocking
+//! pool, never on the runtime thread shared with the other satellites' routes. Concurrent
+//! requests share commits ([`GroupCommit`]): each answers only once the commit holding its
+//! steps is durable, and after a refused commit the service fails closed until a restart.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

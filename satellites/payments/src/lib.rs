@@ -9,7 +9,8 @@
 //!   seeded simulator whose answers depend on the seed and the payment alone.
 //! - [`webhook`]: HMAC-SHA256-signed deliveries of final statuses by a worker thread, stored in
 //!   the ledger's store with the status they announce and resumed after a restart.
-//! - [`api`]: the idempotent HTTP JSON API (axum) and its OpenAPI document.
+//! - [`api`]: the idempotent HTTP JSON API (axum) and its OpenAPI document; concurrent
+//!   requests' steps made durable by shared commits (group commit) before they answer.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
