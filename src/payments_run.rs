@@ -4,7 +4,8 @@
 //!
 //! Payments run over the ledger [`SettlementRun`](crate::settlement_run::SettlementRun) opened:
 //! the same store (redb by default, PostgreSQL when `[settlement.store]` says so) holds the
-//! postings, the payment records and the idempotency keys, each payment's in one transaction.
+//! postings, the payment records, the idempotency keys and the webhook deliveries, each payment
+//! step's in one transaction.
 //! The rails are the seeded simulator (`[payments.simulator]`).
 
 use std::sync::Arc;
@@ -90,8 +91,9 @@ impl std::fmt::Debug for PaymentsRun {
 }
 
 impl PaymentsRun {
-    /// Checks `[payments]`, reads the stored payment records and idempotency keys back (failing
-    /// the payments a stop interrupted) and starts the webhook worker. `None` when
+    /// Checks `[payments]`, reads the stored payment records, idempotency keys and webhook
+    /// deliveries back (resolving the payments a stop cut off at the rails by asking the rails)
+    /// and starts the webhook worker, which resumes the pending deliveries. `None` when
     /// `enabled = false`.
     pub fn start(
         config: &PaymentsConfig,

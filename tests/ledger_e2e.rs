@@ -18,7 +18,6 @@ use common::*;
 use engine::Side;
 use exchange::serve::{ServeConfig, Server};
 use exchange::settlement_run::{OpeningBalance, SettlementRun};
-use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
 use gateway::server::now_ns;
 use rand::{Rng, SeedableRng};
 use settlement::{Balances, StoreConfig};
@@ -279,18 +278,6 @@ fn spawn_serve(dir: &Path, config: &Path) -> (ServeProcess, SocketAddr) {
     (serve, tcp)
 }
 
-fn tcp_client(addr: SocketAddr, account: &str) -> ClientConfig {
-    ClientConfig {
-        addr,
-        transport: ClientTransport::Tcp,
-        comp_id: account.into(),
-        target_comp_id: "EXCHANGE".into(),
-        username: account.into(),
-        password: account.into(),
-        heartbeat_s: 30,
-    }
-}
-
 #[test]
 fn sigkill_while_trades_flow_books_every_trade_exactly_once() {
     let seed: u64 = std::env::var("LEDGER_E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_205);
@@ -319,28 +306,8 @@ fn sigkill_while_trades_flow_books_every_trade_exactly_once() {
         // Kill after a seeded number of orders, with orders still in flight.
         let kill_after: usize = rng.gen_range(10..60);
         let reports_before_kill: usize = rng.gen_range(1..kill_after);
-        rt.block_on(async {
-            let mut bob = FixClient::connect(&tcp_client(tcp, "bob")).await.expect("logon");
-            let mut alice = FixClient::connect(&tcp_client(tcp, "alice")).await.expect("logon");
-            for i in 0..kill_after {
-                let (s, b) = (format!("ks{round}-{i}"), format!("kb{round}-{i}"));
-                bob.send(b"D", |e| {
-                    new_order_fields(e, &s, "BTC-USD", Side::Sell, 1, Some("10.00"), None, now_ns())
-                })
-                .await
-                .unwrap();
-                alice
-                    .send(b"D", |e| {
-                        new_order_fields(e, &b, "BTC-USD", Side::Buy, 1, Some("10.00"), None, now_ns())
-                    })
-                    .await
-                    .unwrap();
-            }
-            // Some trades are through; the rest are in flight when the kill lands.
-            for _ in 0..reports_before_kill {
-                alice.recv(WAIT).await.expect("session alive").expect("a report in time");
-            }
-        });
+        // Some trades are through; the rest are in flight when the kill lands.
+        rt.block_on(common::cross_bob_and_alice(tcp, &round.to_string(), kill_after, reports_before_kill));
         drop(child); // SIGKILL
     }
     // Start in process: the follower catches up from its cursor before the venue opens.
@@ -351,26 +318,17 @@ fn sigkill_while_trades_flow_books_every_trade_exactly_once() {
     server.stop();
     wait_cursor(&run, journal_last_seq(&data));
     let live = snapshot(&run);
-    let trades = count_trades(&data);
+    let trades = common::count_trades(&data);
     assert!(trades > 0, "trades flowed before the kills");
     let alice_btc = live[&("alice".to_string(), "BTC".to_string())];
-    assert_eq!(alice_btc.credits_pending, trades * 100_000_000, "each journaled trade booked once");
+    assert_eq!(
+        alice_btc.credits_pending,
+        u128::from(trades) * 100_000_000,
+        "each journaled trade booked once"
+    );
     let accounts = account_names(&config);
     assert_eq!(live, rebuilt(&config, &data, &accounts), "seed {seed}");
     drop(run);
     drop_store(&store);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn count_trades(data: &Path) -> u128 {
-    let mut reader = journal::JournalReader::open_from_start(data.join("journal").join("events")).unwrap();
-    let mut n = 0;
-    while let Some(r) = reader.next_record().unwrap() {
-        if r.kind == journal::RecordKind::Event
-            && matches!(engine::Event::decode(r.payload).unwrap().kind, engine::EventKind::Trade { .. })
-        {
-            n += 1;
-        }
-    }
-    n
 }

@@ -16,14 +16,16 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{check, ServeProcess, WAIT};
+use common::{check, tcp_client, ServeProcess, WAIT};
 use engine::Side;
-use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
+use fixclient::{new_order_fields, FixClient};
 use gateway::server::now_ns;
 use serde_json::{json, Value};
 use settlement::StoreConfig;
 
 const SECRET: &str = "whsec_e2e";
+/// The card method of the embedded config.
+const CARD_FEE: &str = "{ name = \"card\", fee_percent = \"2\" }";
 
 /// A serve process (SIGKILLed when dropped) and its FIX/TCP and HTTP addresses.
 struct Serve {
@@ -36,18 +38,6 @@ fn spawn_serve(data: &Path, config: &Path) -> Serve {
     let process = ServeProcess::start(data, config, Stdio::null());
     let http = process.printed("http: http://").split('/').next().unwrap().parse().unwrap();
     Serve { tcp: process.tcp(), http, _process: process }
-}
-
-fn tcp_client(addr: SocketAddr, account: &str) -> ClientConfig {
-    ClientConfig {
-        addr,
-        transport: ClientTransport::Tcp,
-        comp_id: account.into(),
-        target_comp_id: "EXCHANGE".into(),
-        username: account.into(),
-        password: account.into(),
-        heartbeat_s: 30,
-    }
 }
 
 /// One request; the status and the body as text.
@@ -455,8 +445,22 @@ fn a_bad_payments_config_stops_serve_with_exit_2_naming_the_field() {
             "idempotency_retention_s = 60",
             "payments.idempotency_retention_s",
         ),
-        ("{ name = \"card\", fee_bps = 200 }", "{ name = \"card\", fee_bps = 20000 }", "payments.methods"),
-        ("{ name = \"card\", fee_bps = 200 }", "{ name = \"card\", fee_percent = 2 }", "fee_percent"),
+        // Fees are percent as decimal text: a number, a %, negative, above 100, a third decimal
+        // and the old basis-point key are each refused naming the field.
+        (CARD_FEE, "{ name = \"card\", fee_percent = 2 }", "fee_percent"),
+        (CARD_FEE, "{ name = \"card\", fee_percent = \"2%\" }", "payments.methods: card.fee_percent"),
+        (CARD_FEE, "{ name = \"card\", fee_percent = \"-1\" }", "card.fee_percent: \"-1\" is negative"),
+        (
+            CARD_FEE,
+            "{ name = \"card\", fee_percent = \"100.5\" }",
+            "card.fee_percent: \"100.5\" is above 100",
+        ),
+        (
+            CARD_FEE,
+            "{ name = \"card\", fee_percent = \"0.125\" }",
+            "card.fee_percent: \"0.125\" has more than two decimals",
+        ),
+        (CARD_FEE, "{ name = \"card\", fee_bps = 200 }", "card.fee_bps: fees are set in percent"),
     ] {
         let toml = config_toml(&place, "127.0.0.1:9".parse().unwrap(), 0);
         assert!(toml.contains(from), "{from}");
@@ -476,20 +480,6 @@ fn a_bad_payments_config_stops_serve_with_exit_2_naming_the_field() {
         assert_eq!(out.status.code(), Some(2), "{to}: {stderr}");
         assert!(stderr.contains(field), "{to}: {stderr}");
     }
-}
-
-/// Trades in the event journal.
-fn count_trades(data: &Path) -> u64 {
-    let mut reader = journal::JournalReader::open_from_start(data.join("journal").join("events")).unwrap();
-    let mut n = 0;
-    while let Some(r) = reader.next_record().unwrap() {
-        if r.kind == journal::RecordKind::Event
-            && matches!(engine::Event::decode(r.payload).unwrap().kind, engine::EventKind::Trade { .. })
-        {
-            n += 1;
-        }
-    }
-    n
 }
 
 /// Minor units of a decimal text with `scale` decimals.
@@ -557,25 +547,7 @@ fn sigkill_while_payments_and_trades_flow_books_each_once() {
                 }
             }
         });
-        rt.block_on(async {
-            let mut bob = FixClient::connect(&tcp_client(serve.tcp, "bob")).await.expect("logon");
-            let mut alice = FixClient::connect(&tcp_client(serve.tcp, "alice")).await.expect("logon");
-            for i in 0..orders {
-                let (s, b) = (format!("ks{round}-{i}"), format!("kb{round}-{i}"));
-                bob.send(b"D", |e| {
-                    new_order_fields(e, &s, "BTC-USD", Side::Sell, 1, Some("10.00"), None, now_ns())
-                })
-                .await
-                .unwrap();
-                alice
-                    .send(b"D", |e| {
-                        new_order_fields(e, &b, "BTC-USD", Side::Buy, 1, Some("10.00"), None, now_ns())
-                    })
-                    .await
-                    .unwrap();
-            }
-            alice.recv(WAIT).await.expect("session alive").expect("a report in time");
-        });
+        rt.block_on(common::cross_bob_and_alice(serve.tcp, &round.to_string(), orders, 1));
         let answered_from = sent.lock().unwrap().len();
         let deadline = Instant::now() + Duration::from_secs(30);
         while sent.lock().unwrap().len() < answered_from + answered_before_kill {
@@ -622,7 +594,7 @@ fn sigkill_while_payments_and_trades_flow_books_each_once() {
         "each succeeded deposit booked once (seed {seed})"
     );
     // Every journaled trade is booked once: alice's unsettled BTC is one per trade.
-    let trades = count_trades(&data);
+    let trades = common::count_trades(&data);
     assert!(trades > 0, "trades flowed before the kills");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -636,5 +608,191 @@ fn sigkill_while_payments_and_trades_flow_books_each_once() {
         assert!(Instant::now() < deadline, "{credits} of {trades} trades booked (seed {seed})");
         std::thread::sleep(Duration::from_millis(20));
     }
+    drop(serve);
+}
+
+/// One webhook request: its delivery id and attempt headers, whether its signature verified,
+/// its event, and the status answered.
+#[derive(Clone, Debug)]
+struct Hook {
+    delivery: Option<u64>,
+    attempt: Option<u32>,
+    signed: bool,
+    event: Value,
+    status: u16,
+}
+
+/// A webhook receiver on loopback that answers 500 ("down") until told it is up, then 200.
+struct Flaky {
+    addr: SocketAddr,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    got: Arc<Mutex<Vec<Hook>>>,
+}
+
+impl Flaky {
+    fn start() -> Flaky {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        std::thread::spawn({
+            let (up, got) = (Arc::clone(&up), Arc::clone(&got));
+            move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { continue };
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut headers = std::collections::HashMap::new();
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':') {
+                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                        }
+                    }
+                    let length = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        continue;
+                    }
+                    let status = if up.load(std::sync::atomic::Ordering::SeqCst) { 200 } else { 500 };
+                    got.lock().unwrap().push(Hook {
+                        delivery: headers.get("x-payments-delivery").and_then(|v| v.parse().ok()),
+                        attempt: headers.get("x-payments-attempt").and_then(|v| v.parse().ok()),
+                        signed: headers.get("x-payments-signature").is_some_and(|h| {
+                            payments::webhook::verify(SECRET.as_bytes(), h, &body).is_some()
+                        }),
+                        event: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                        status,
+                    });
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        });
+        Flaky { addr, up, got }
+    }
+
+    fn hits(&self) -> Vec<Hook> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+/// Waits until `f` holds, up to 30 s.
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Webhook deliveries and payments cut off at the rails survive a SIGKILL: a deposit succeeds
+/// while the receiver answers 500 (its delivery stored with one attempt, the next due seconds
+/// later), a second deposit is at the slow rails; SIGKILL; the receiver comes up; after the
+/// restart the second deposit is resolved by asking the rails (succeeded, credited once), and
+/// the receiver gets both events signed, with the delivery ids of before the kill.
+#[test]
+fn webhooks_and_payments_at_the_rails_resume_after_a_sigkill() {
+    let place = place("resume");
+    let hooks = Flaky::start();
+    let config = place.dir.join("serve.toml");
+    // The rails take 1.8 s per call (the timeout is 2 s); retries wait 3 s, then 6 s.
+    let toml =
+        |sleep_ms| config_toml(&place, hooks.addr, sleep_ms).replace("backoff_ms = 20", "backoff_ms = 3000");
+    std::fs::write(&config, toml(1_800)).unwrap();
+    let data = place.dir.join("data");
+    let serve = spawn_serve(&data, &config);
+    let http = serve.http;
+    let (status, d1) = json_call(
+        http,
+        "POST",
+        "/v1/deposits",
+        "demo-dave",
+        Some("r1"),
+        Some(&pay("dave", "USD", json!("7.00"), "bank_transfer")),
+    );
+    assert_eq!((status, d1["status"].as_str()), (201, Some("succeeded")), "{d1}");
+    let d1_id = d1["id"].as_u64().unwrap();
+    // The first attempt met a 500, and that is stored (the API shows the worker's record after
+    // it stored it).
+    let mut first_delivery = 0;
+    until("the first attempt is answered 500 and recorded", || {
+        let (_, list) = json_call(http, "GET", "/v1/webhooks/deliveries", "demo-operator", None, None);
+        let d = &list["deliveries"][0];
+        first_delivery = d["id"].as_u64().unwrap_or(0);
+        d["attempts"] == 1 && d["http_status"] == 500 && d["state"] == "pending"
+    });
+    let slow = pay("dave", "USD", json!("5.00"), "bank_transfer");
+    let cut = std::thread::spawn(move || {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+        agent
+            .post(&format!("http://{http}/v1/deposits"))
+            .set("Authorization", "Bearer demo-dave")
+            .set("Idempotency-Key", "r2")
+            .send_string(&pay("dave", "USD", json!("5.00"), "bank_transfer").to_string())
+            .map(|r| r.status())
+            .map_err(|e| e.to_string())
+    });
+    // Let it reach the rails (a third of the call).
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dave_usd(http)["posted"], "7.00");
+    drop(serve); // SIGKILL: one delivery pending, one payment at the rails
+    assert!(cut.join().unwrap().is_err(), "the request was cut by the kill");
+    assert!(hooks.hits().iter().all(|h| h.status == 500), "nothing delivered before the kill");
+
+    hooks.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    std::fs::write(&config, toml(0)).unwrap();
+    let restarted_ns = now_ns();
+    let serve = spawn_serve(&data, &config);
+    let http = serve.http;
+    // Asked at start, the rails said approved: succeeded (after the restart) and booked once.
+    let (_, list) = json_call(http, "GET", "/v1/payments?account=dave", "demo-operator", None, None);
+    let p2 = list["payments"].as_array().unwrap().last().unwrap().clone();
+    let d2_id = p2["id"].as_u64().unwrap();
+    assert_eq!((d2_id, p2["status"].as_str()), (d1_id + 1, Some("succeeded")), "{p2}");
+    let history: Vec<(&str, u64)> = p2["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["status"].as_str().unwrap(), h["ts_ns"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(history.iter().map(|h| h.0).collect::<Vec<_>>(), ["pending", "processing", "succeeded"]);
+    assert!(history[2].1 >= restarted_ns, "finished by the restart: {p2}");
+    assert!(p2["rail_reference"].as_str().unwrap().starts_with(&format!("sim-{d2_id}-")), "{p2}");
+    assert_eq!(dave_usd(http)["posted"], "12.00");
+    // Its idempotency key answers with it.
+    let (status, again) = json_call(http, "POST", "/v1/deposits", "demo-dave", Some("r2"), Some(&slow));
+    assert_eq!(
+        (status, again["id"].as_u64(), again["status"].as_str()),
+        (201, Some(d2_id), Some("succeeded"))
+    );
+
+    // Both events reach the receiver, signed; the first under its id of before the kill, at
+    // its second attempt.
+    until("both webhooks delivered", || hooks.hits().iter().filter(|h| h.status == 200).count() >= 2);
+    let delivered: Vec<Hook> = hooks.hits().into_iter().filter(|h| h.status == 200).collect();
+    assert!(delivered.iter().all(|h| h.signed), "{delivered:?}");
+    let of = |id: u64| delivered.iter().find(|h| h.event["payment"]["id"] == id).cloned().unwrap();
+    let (h1, h2) = (of(d1_id), of(d2_id));
+    assert_eq!((h1.delivery, h1.attempt), (Some(first_delivery), Some(2)), "{h1:?}");
+    assert_eq!(h1.event["type"], "payment.succeeded");
+    assert_eq!(h2.event["payment"]["status"], "succeeded");
+    assert!(h2.delivery.unwrap() > first_delivery);
+    let refused: Vec<Option<u64>> =
+        hooks.hits().iter().filter(|h| h.status == 500).map(|h| h.delivery).collect();
+    assert_eq!(refused, [Some(first_delivery)], "one refused attempt, the first");
+    let (_, list) = json_call(http, "GET", "/v1/webhooks/deliveries", "demo-operator", None, None);
+    let rows = list["deliveries"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(rows.iter().all(|d| d["state"] == "delivered" && d["http_status"] == 200), "{list}");
+    assert_eq!(rows[0]["attempts"], 2);
+    // Nothing more comes: delivered ones are not sent again.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(hooks.hits().iter().filter(|h| h.status == 200).count(), 2);
     drop(serve);
 }

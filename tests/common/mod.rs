@@ -204,3 +204,52 @@ pub async fn drain(c: &mut FixClient, quiet: Duration) -> Vec<Received> {
     }
     out
 }
+
+/// A FIX/TCP client of `account` (its password is its name, as on the demo venue).
+pub fn tcp_client(addr: SocketAddr, account: &str) -> ClientConfig {
+    ClientConfig {
+        addr,
+        transport: ClientTransport::Tcp,
+        comp_id: account.into(),
+        target_comp_id: "EXCHANGE".into(),
+        username: account.into(),
+        password: account.into(),
+        heartbeat_s: 30,
+    }
+}
+
+/// Trades flowing through a `serve` at `tcp`: bob sells and alice buys 1 BTC-USD at 10.00,
+/// `pairs` times (ids `ks{tag}-{i}` and `kb{tag}-{i}`, sent without waiting), then waits for
+/// `alice_reports` of alice's reports, so some trades are through and the rest in flight when
+/// the caller kills the process.
+pub async fn cross_bob_and_alice(tcp: SocketAddr, tag: &str, pairs: usize, alice_reports: usize) {
+    let mut bob = FixClient::connect(&tcp_client(tcp, "bob")).await.expect("logon");
+    let mut alice = FixClient::connect(&tcp_client(tcp, "alice")).await.expect("logon");
+    for i in 0..pairs {
+        let (s, b) = (format!("ks{tag}-{i}"), format!("kb{tag}-{i}"));
+        bob.send(b"D", |e| new_order_fields(e, &s, "BTC-USD", Side::Sell, 1, Some("10.00"), None, now_ns()))
+            .await
+            .unwrap();
+        alice
+            .send(b"D", |e| new_order_fields(e, &b, "BTC-USD", Side::Buy, 1, Some("10.00"), None, now_ns()))
+            .await
+            .unwrap();
+    }
+    for _ in 0..alice_reports {
+        alice.recv(WAIT).await.expect("session alive").expect("a report in time");
+    }
+}
+
+/// Trades in the event journal under `data`.
+pub fn count_trades(data: &Path) -> u64 {
+    let mut reader = journal::JournalReader::open_from_start(data.join("journal").join("events")).unwrap();
+    let mut n = 0;
+    while let Some(r) = reader.next_record().unwrap() {
+        if r.kind == journal::RecordKind::Event
+            && matches!(engine::Event::decode(r.payload).unwrap().kind, engine::EventKind::Trade { .. })
+        {
+            n += 1;
+        }
+    }
+    n
+}

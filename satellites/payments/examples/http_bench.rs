@@ -5,6 +5,10 @@
 //! `cargo run --release -p payments --example http_bench -- [requests] [clients]`
 //! (redb in a temp dir; PostgreSQL when `SETTLEMENT_PG_URL` is set).
 //!
+//! With `PAYMENTS_BENCH_WEBHOOK=1` every final status is also delivered to a webhook receiver
+//! on loopback that answers 200 (a delivery record committed with the status, one more commit
+//! per attempt by the worker), to measure what durable deliveries cost.
+//!
 //! With `PAYMENTS_BENCH_URL=http://127.0.0.1:9880` it drives a running `exchange serve` instead
 //! (key `PAYMENTS_BENCH_KEY`, default `demo-operator`; client `c` pays into the demo account
 //! `alice`, `bob`, `carol` or `dave`, `c mod 4`); keys carry the process id, so runs do not
@@ -59,8 +63,16 @@ fn main() {
             salt: salt.into(),
             sha256: hash_key(&payments::webhook::unhex(salt).expect("hex"), "op-key"),
         }],
+        webhooks: match std::env::var("PAYMENTS_BENCH_WEBHOOK").as_deref() {
+            Ok("1") => vec![payments::config::WebhookEndpoint {
+                url: format!("http://{}/hooks", webhook_receiver()),
+                secret: "whsec_bench".into(),
+            }],
+            _ => Vec::new(),
+        },
         ..PaymentsConfig::default()
     };
+    let webhooks = !pc.webhooks.is_empty();
     let connector = Box::new(SimulatedConnector::new(SimulatorConfig::default()));
     let service = Service::start(&pc, Arc::clone(&shared), connector, system_clock()).expect("service");
     let app = payments::router(service);
@@ -74,7 +86,8 @@ fn main() {
         });
     });
     let base = format!("http://{}/v1/deposits", rx.recv().expect("addr"));
-    drive(&base, "op-key", &accounts, requests, backend);
+    let label = if webhooks { format!("{backend}+webhook") } else { backend.to_string() };
+    drive(&base, "op-key", &accounts, requests, &label);
     if let StoreConfig::Postgres { url, schema } = store {
         drop(shared);
         let _ = settlement::PgStore::drop_schema(&url, &schema);
@@ -115,4 +128,31 @@ fn drive(base: &str, key: &str, accounts: &[String], requests: u64, backend: &st
             n as f64 / secs
         );
     }
+}
+
+/// A webhook receiver on loopback answering 200 to every POST (one connection per request).
+fn webhook_receiver() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let (mut line, mut length) = (String::new(), 0usize);
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    addr
 }

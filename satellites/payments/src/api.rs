@@ -14,11 +14,14 @@
 //! the stored answer too. A request refused by validation wrote nothing, and after a restart
 //! its key is free again (as Stripe does: only requests that began executing are saved).
 //!
-//! The work of a request (ledger commit with fsync, rails call) runs on the blocking pool,
-//! never on the runtime thread shared with the other satellites' routes.
+//! The work of a request (ledger steps, their commit, the rails call) runs on the blocking
+//! pool, never on the runtime thread shared with the other satellites' routes. Concurrent
+//! requests share commits ([`GroupCommit`]): each answers only once the commit holding its
+//! steps is durable, and after a refused commit the service fails closed until a restart.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -29,14 +32,15 @@ use axum::Router;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use settlement::{format_amount, RecordTable, RecordWrite, Store};
+use settlement::{RecordTable, RecordWrite, Store};
 use sha2::{Digest, Sha256};
 
 use crate::breaker::BreakerState;
 use crate::config::PaymentsConfig;
 use crate::connector::{Connector, PaymentKind};
-use crate::core::{Begun, NewPayment, OpenError, Payment, Payments, PaymentsError, Status};
-use crate::webhook::{hex, unhex, DeliveryLog, WebhookSender};
+pub use crate::core::view;
+use crate::core::{Begun, NewPayment, OpenError, Payment, Payments, PaymentsError, Rails, Status};
+use crate::webhook::{hex, unhex, DeliveryLog, Persist, WebhookSender};
 
 /// Rows per page unless `limit` says otherwise.
 pub const PAGE_LIMIT_DEFAULT: usize = 100;
@@ -225,10 +229,126 @@ impl Idempotency {
     }
 }
 
+/// Group commit: the payment steps of concurrent requests, applied and staged in the
+/// settlement one after another, made durable by one transaction. A request whose step is not
+/// yet durable either waits for the commit in progress or, when none is, commits everything
+/// staged so far itself (the leader), so a commit covers every step staged while the previous
+/// one was being written: one fsync for many under load, one per step when alone.
+struct GroupCommit {
+    /// Steps staged so far (bumped by the core under the settlement's lock).
+    staged: Arc<AtomicU64>,
+    state: Mutex<GroupState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Steps durable so far.
+    durable: u64,
+    /// A leader is committing.
+    leading: bool,
+    /// The settlement's refused commits, as the last leader saw them after its commit.
+    failures: u64,
+    /// The last refusal's text.
+    last_error: Option<String>,
+    /// Commits made, and steps they covered (for the stats).
+    commits: u64,
+    steps: u64,
+}
+
+/// A step staged in the settlement, to wait for.
+#[derive(Clone, Copy, Debug)]
+struct Staged {
+    /// Its number ([`Payments::last_step`]).
+    step: u64,
+    /// The settlement's refused commits when it was staged.
+    failures: u64,
+}
+
+/// Refuses new payment work once the settlement has refused a commit: what that commit carried
+/// is lost from the store but not from memory, so anything staged after it could be written
+/// over a gap (a payment id missing, balances counting lost postings). Fail closed until a
+/// restart rebuilds memory from the store.
+fn refuse_after_store_failure<S: Store>(s: &settlement::Settlement<S>) -> Result<(), ApiError> {
+    if s.commit_failures() > 0 {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server",
+            "payments stopped: the ledger store refused a commit; restart serve".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Staged {
+    fn of<S: Store>(core: &Payments, s: &settlement::Settlement<S>) -> Staged {
+        Staged { step: core.last_step(), failures: s.commit_failures() }
+    }
+}
+
+impl GroupCommit {
+    /// Returns once `staged` is durable, committing as the leader when no one is. Any commit
+    /// refused after it was staged (this leader's, or another writer's of the settlement, such
+    /// as the trade follower or the webhook worker, which take what is staged with theirs) may
+    /// have carried it: then it is answered as a server error.
+    fn wait<S: Store>(
+        &self,
+        settlement: &settlement::api::Shared<S>,
+        staged: Staged,
+    ) -> Result<(), ApiError> {
+        let mut st = self.state.lock().expect("group commit lock");
+        loop {
+            if st.durable >= staged.step {
+                if st.failures > staged.failures {
+                    return Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server",
+                        format!(
+                            "ledger store: a commit was refused after this request's step: {}",
+                            st.last_error.as_deref().unwrap_or("(by another writer)")
+                        ),
+                    ));
+                }
+                return Ok(());
+            }
+            if st.leading {
+                st = self.done.wait(st).expect("group commit lock");
+                continue;
+            }
+            st.leading = true;
+            drop(st);
+            let (upto, result, failures) = {
+                let mut s = settlement.lock().expect("settlement lock");
+                // Read under the settlement's lock: every step staged is counted, and none
+                // counted is still being staged.
+                let upto = self.staged.load(Ordering::SeqCst);
+                let result = s.commit_records();
+                (upto, result, s.commit_failures())
+            };
+            st = self.state.lock().expect("group commit lock");
+            st.leading = false;
+            st.failures = st.failures.max(failures);
+            if let Err(e) = result {
+                st.last_error = Some(e.to_string());
+            }
+            st.commits += 1;
+            st.steps += upto.saturating_sub(st.durable);
+            st.durable = st.durable.max(upto);
+            self.done.notify_all();
+        }
+    }
+
+    fn durable(&self) -> u64 {
+        self.state.lock().expect("group commit lock").durable
+    }
+}
+
 /// Everything the handlers share.
 pub struct Service<S: Store> {
     settlement: settlement::api::Shared<S>,
     core: Mutex<Payments>,
+    rails: Arc<Rails>,
+    group: GroupCommit,
     idempotency: Mutex<Idempotency>,
     keys: Vec<ApiKey>,
     webhooks: WebhookSender,
@@ -266,7 +386,7 @@ impl<S: Store + Send + 'static> Service<S> {
         clock: Clock,
     ) -> Result<Arc<Service<S>>, StartError> {
         let mut s = settlement.lock().expect("settlement lock");
-        let core = Payments::new(config, &mut s, connector)?;
+        let mut core = Payments::new(config, &mut s, connector)?;
         let retention_ns = config.idempotency_retention_s.saturating_mul(1_000_000_000);
         let idempotency =
             load_idempotency(&mut s, &core, config.idempotency_keys_max, retention_ns, clock())?;
@@ -281,18 +401,39 @@ impl<S: Store + Send + 'static> Service<S> {
                 hash: unhex(&k.sha256).expect("validated hex"),
             })
             .collect();
-        let webhooks =
-            WebhookSender::start(config.webhooks.clone(), config.delivery, config.webhook_breaker)?;
+        // The worker stores each attempt in a transaction of its own.
+        let persist: Persist = {
+            let settlement = Arc::clone(&settlement);
+            Arc::new(move |d| {
+                let mut s = settlement.lock().expect("settlement lock");
+                s.stage_record(d.record());
+                s.commit_records().map_err(|e| e.to_string())
+            })
+        };
+        let webhooks = WebhookSender::start(
+            config.webhooks.clone(),
+            config.delivery,
+            config.webhook_breaker,
+            core.take_stored_deliveries(),
+            persist,
+        )?;
+        // Payments a stop interrupted were finished while opening, each committed at once;
+        // from here on, steps wait for a group commit.
+        let staged = core.defer_commits();
+        let group = GroupCommit { staged, state: Mutex::new(GroupState::default()), done: Condvar::new() };
+        let rails = core.rails();
         let svc = Arc::new(Service {
             settlement,
+            rails,
+            group,
             core: Mutex::new(core),
             idempotency: Mutex::new(idempotency),
             keys,
             webhooks,
             clock,
         });
-        // Payments a stop interrupted were failed while opening: announce them.
-        announce(&svc, &mut svc.core.lock().expect("payments lock"));
+        // Payments a stop interrupted were finished while opening: announce them.
+        announce(&svc);
         Ok(svc)
     }
 
@@ -303,6 +444,13 @@ impl<S: Store + Send + 'static> Service<S> {
             let body = json!({ "error": e.message, "field": e.field });
             (e.status, body)
         })
+    }
+
+    /// Group commits made since start, and the payment steps they made durable (steps per
+    /// commit is the batching).
+    pub fn group_commits(&self) -> (u64, u64) {
+        let g = self.group.state.lock().expect("group commit lock");
+        (g.commits, g.steps)
     }
 
     /// The webhook delivery records.
@@ -624,31 +772,46 @@ fn create<S: Store>(
     }
     let amount_minor = amount_field(v, asset_scale(svc, asset)?)?;
     let now = (svc.clock)();
-    let mut core = svc.core.lock().expect("payments lock");
-    let begun = {
+    // Each step holds the core and the settlement only to apply and stage; the commit that
+    // makes it durable (shared with concurrent requests) and the rails call hold neither.
+    let (begun, step) = {
+        let mut core = svc.core.lock().expect("payments lock");
         let mut s = svc.settlement.lock().expect("settlement lock");
-        core.begin(&mut s, &NewPayment { kind, account, asset, method, amount_minor }, now, &extra)?
+        refuse_after_store_failure(&s)?;
+        let req = NewPayment { kind, account, asset, method, amount_minor };
+        let begun = core.begin(&mut s, &req, now, &extra)?;
+        (begun, Staged::of(&core, &s))
     };
-    // The rails call runs without the settlement lock: trade settlement and the read API go
-    // on meanwhile (a withdrawal's funds are already reserved).
+    // `processing` is durable before the rails are called: a stop during the call finds it.
+    svc.group.wait(&svc.settlement, step)?;
     let payment = match begun {
         Begun::Done(p) => p,
         Begun::Rails(mut f) => {
-            let approved = core.call_rails(&mut f, now);
+            let approved = svc.rails.call(&mut f, now);
             let now = (svc.clock)();
-            let mut s = svc.settlement.lock().expect("settlement lock");
-            core.complete(&mut s, f, approved, now, &extra)?
+            let (p, step) = {
+                let mut core = svc.core.lock().expect("payments lock");
+                let mut s = svc.settlement.lock().expect("settlement lock");
+                // Left `processing` (durable) if refused: the next start asks the rails.
+                refuse_after_store_failure(&s)?;
+                let p = core.complete(&mut s, f, approved, now, &extra)?;
+                (p, Staged::of(&core, &s))
+            };
+            svc.group.wait(&svc.settlement, step)?;
+            p
         }
     };
-    announce(svc, &mut core);
+    announce(svc);
     Ok((StatusCode::CREATED, view(&payment)))
 }
 
-fn announce<S: Store>(svc: &Service<S>, core: &mut Payments) {
-    for e in core.drain_events() {
-        let p = &e.payment;
-        let body = json!({ "type": format!("payment.{}", p.status.as_str()), "payment": view(p) });
-        svc.webhooks.send(p.id, &p.account, p.status.as_str(), body.to_string().as_bytes());
+/// Hands the deliveries of the final statuses made durable so far to the webhook worker (a
+/// status still waiting for its commit is announced by the request that commits or follows it).
+fn announce<S: Store>(svc: &Service<S>) {
+    let durable = svc.group.durable();
+    let events = svc.core.lock().expect("payments lock").drain_events_upto(durable);
+    for e in events {
+        svc.webhooks.send(e.deliveries);
     }
 }
 
@@ -677,15 +840,18 @@ fn do_refund<S: Store>(
     stamp: &Stamp,
 ) -> Result<(StatusCode, Value), ApiError> {
     let id = v.get("id").and_then(Value::as_u64).expect("the handler sets id");
-    let mut core = svc.core.lock().expect("payments lock");
-    let p = core.get(id).filter(|p| may_see(key, &p.account)).ok_or(PaymentsError::NotFound(id))?;
-    let amount_minor = amount_field(v, p.scale)?;
-    let now = (svc.clock)();
-    let payment = {
+    let (payment, step) = {
+        let mut core = svc.core.lock().expect("payments lock");
+        let p = core.get(id).filter(|p| may_see(key, &p.account)).ok_or(PaymentsError::NotFound(id))?;
+        let amount_minor = amount_field(v, p.scale)?;
+        let now = (svc.clock)();
         let mut s = svc.settlement.lock().expect("settlement lock");
-        core.refund_with(&mut s, id, amount_minor, now, &|p: &Payment| stamp.records(p))?
+        refuse_after_store_failure(&s)?;
+        let payment = core.refund_with(&mut s, id, amount_minor, now, &|p: &Payment| stamp.records(p))?;
+        (payment, Staged::of(&core, &s))
     };
-    announce(svc, &mut core);
+    svc.group.wait(&svc.settlement, step)?;
+    announce(svc);
     Ok((StatusCode::CREATED, view(&payment)))
 }
 
@@ -725,29 +891,6 @@ async fn refund<S: Store + Send + 'static>(
         _ => body,
     };
     idempotent(svc, headers, route, body, do_refund::<S>).await
-}
-
-/// A payment as JSON, amounts as decimal text in the asset's decimals.
-pub fn view(p: &Payment) -> Value {
-    let amount = |m: u64| format_amount(i128::from(m), p.scale);
-    json!({
-        "id": p.id,
-        "kind": p.kind,
-        "account": p.account,
-        "asset": p.asset,
-        "method": p.method,
-        "amount": amount(p.amount_minor),
-        "fee": amount(p.fee_minor),
-        "status": p.status,
-        "refunded": amount(p.refunded_minor),
-        "refunds": p.refunds.iter().map(|r| json!({
-            "number": r.number, "amount": amount(r.amount_minor), "fee": amount(r.fee_minor), "ts_ns": r.ts_ns,
-        })).collect::<Vec<_>>(),
-        "history": p.history.iter().map(|(s, ts)| json!({ "status": s, "ts_ns": ts })).collect::<Vec<_>>(),
-        "fraud": p.fraud,
-        "failure": p.failure,
-        "rail_reference": p.rail_reference,
-    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -837,7 +980,14 @@ async fn deliveries<S: Store + Send + 'static>(
         .take(limit)
         .map(|d| json!(d))
         .collect();
-    Ok(axum::Json(json!({ "deliveries": rows, "breaker": log.breaker() })).into_response())
+    let (store_errors, last_store_error) = log.store_errors();
+    Ok(axum::Json(json!({
+        "deliveries": rows,
+        "breaker": log.breaker(),
+        "store_errors": store_errors,
+        "last_store_error": last_store_error,
+    }))
+    .into_response())
 }
 
 async fn breakers<S: Store + Send + 'static>(

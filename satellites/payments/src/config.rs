@@ -5,8 +5,8 @@
 //! enabled = true
 //! call_timeout_ms = 2000
 //! methods = [
-//!   { name = "card", fee_bps = 200 }, { name = "bank_transfer", fee_bps = 0 },
-//!   { name = "upi", fee_bps = 50 },   { name = "wallet", fee_bps = 100 },
+//!   { name = "card", fee_percent = "2" }, { name = "bank_transfer", fee_percent = "0" },
+//!   { name = "upi", fee_percent = "0.5" }, { name = "wallet", fee_percent = "1" },
 //! ]
 //! fraud = { decline_above_milli = 800, large_amount = { USD = "10000" } }
 //! breaker = { failures_max = 5, open_ms = 10000, probes_max = 1 }
@@ -14,14 +14,19 @@
 //! api_keys = [{ id = "alice-1", account = "alice", salt = "9f1c...", sha256 = "..." }]
 //! ```
 
+use std::str::FromStr;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerConfig;
 use crate::connector::SimulatorConfig;
 use crate::fraud::FraudConfig;
 
-/// Most fee a method may charge, in basis points (10%).
-pub const FEE_BPS_MAX: u32 = 1_000;
+/// Most fee a method may charge, in basis points (100%: a fee that takes all of a payment is
+/// refused per request, `amount: ... do not cover the fee`).
+pub const FEE_BPS_MAX: u32 = 10_000;
 /// Least time an idempotency key is kept (Stripe's 24 h).
 pub const IDEMPOTENCY_RETENTION_MIN_S: u64 = 86_400;
 /// Most methods, webhook endpoints and API keys each.
@@ -33,8 +38,62 @@ pub const CONFIG_LIST_MAX: usize = 1_024;
 pub struct MethodConfig {
     /// Name in requests.
     pub name: String,
-    /// Fee in basis points of the gross amount, to the venue's fee account.
-    pub fee_bps: u32,
+    /// Fee in percent of the gross amount, to the venue's fee account: an exact decimal string
+    /// (`"2"`, `"0.5"`, `"0.01"`), 0 to 100, at most two decimals (one basis point). Text, not
+    /// a TOML number, so that no float stands between the config and the integer arithmetic.
+    #[serde(default)]
+    pub fee_percent: String,
+    /// Read only to refuse it with a message: fees were once set in basis points.
+    #[serde(default, skip_serializing)]
+    pub fee_bps: Option<u32>,
+}
+
+impl MethodConfig {
+    /// A method charging `fee_percent` (decimal text).
+    pub fn new(name: &str, fee_percent: &str) -> MethodConfig {
+        MethodConfig { name: name.to_string(), fee_percent: fee_percent.to_string(), fee_bps: None }
+    }
+
+    /// The fee in basis points (the integer the arithmetic uses), or why the text is refused.
+    pub fn fee_bps(&self) -> Result<u32, ConfigError> {
+        let bad = |detail: String| {
+            ConfigError::Method(format!("{}.fee_percent: {:?} {detail}", self.name, self.fee_percent))
+        };
+        if self.fee_bps.is_some() {
+            return Err(ConfigError::Method(format!(
+                "{}.fee_bps: fees are set in percent, e.g. fee_percent = \"2\" for 2%",
+                self.name
+            )));
+        }
+        let text = self.fee_percent.trim();
+        if text.is_empty() {
+            return Err(ConfigError::Method(format!(
+                "{}.fee_percent: required, a decimal string such as \"2\" for 2%",
+                self.name
+            )));
+        }
+        if text.ends_with('%') {
+            return Err(bad("has a %: write the number alone, e.g. \"2\" for 2%".into()));
+        }
+        // Plain decimal digits only (no exponent, no sign): what a person writes for a percent.
+        if !text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+            return Err(bad("is not a decimal number such as \"2\" or \"0.5\"".into()));
+        }
+        let percent = Decimal::from_str(text).map_err(|e| bad(format!("is not a decimal number: {e}")))?;
+        if percent.is_sign_negative() && !percent.is_zero() {
+            return Err(bad("is negative".into()));
+        }
+        if percent > Decimal::ONE_HUNDRED {
+            return Err(bad("is above 100".into()));
+        }
+        let bps = percent * Decimal::ONE_HUNDRED;
+        if !bps.fract().is_zero() {
+            return Err(bad("has more than two decimals (the unit is 0.01%, one basis point)".into()));
+        }
+        let bps = bps.to_u32().ok_or_else(|| bad("is out of range".into()))?;
+        debug_assert!(bps <= FEE_BPS_MAX);
+        Ok(bps)
+    }
 }
 
 /// One webhook endpoint.
@@ -142,9 +201,9 @@ fn default_enabled() -> bool {
     true
 }
 fn default_methods() -> Vec<MethodConfig> {
-    [("card", 200), ("bank_transfer", 0), ("upi", 50), ("wallet", 100)]
+    [("card", "2"), ("bank_transfer", "0"), ("upi", "0.5"), ("wallet", "1")]
         .iter()
-        .map(|(n, b)| MethodConfig { name: n.to_string(), fee_bps: *b })
+        .map(|(n, p)| MethodConfig::new(n, p))
         .collect()
 }
 fn default_fee_owner() -> String {
@@ -241,12 +300,7 @@ impl PaymentsConfig {
             if m.name.is_empty() || self.methods[..i].iter().any(|o| o.name == m.name) {
                 return Err(ConfigError::Method(format!("{:?} is empty or repeated", m.name)));
             }
-            if m.fee_bps > FEE_BPS_MAX {
-                return Err(ConfigError::Method(format!(
-                    "{}.fee_bps {} is above {FEE_BPS_MAX}",
-                    m.name, m.fee_bps
-                )));
-            }
+            m.fee_bps()?;
         }
         if self.webhooks.len() > CONFIG_LIST_MAX || self.api_keys.len() > CONFIG_LIST_MAX {
             return Err(ConfigError::Bound("webhooks"));
@@ -290,6 +344,36 @@ mod tests {
             let e = check_webhook_url(bad).unwrap_err();
             assert!(e.to_string().starts_with("payments.webhooks.url"), "{e}");
         }
+    }
+
+    #[test]
+    fn fees_are_percent_text_to_exact_basis_points() {
+        for (text, bps) in
+            [("2", 200), ("2.0", 200), ("0.5", 50), ("0.01", 1), ("0", 0), ("100", 10_000), ("1.50", 150)]
+        {
+            assert_eq!(MethodConfig::new("card", text).fee_bps(), Ok(bps), "{text}");
+        }
+        for (text, why) in [
+            ("2%", "has a %"),
+            ("-1", "is negative"),
+            ("100.01", "above 100"),
+            ("0.005", "more than two decimals"),
+            ("1e2", "not a decimal number"),
+            ("", "required"),
+            ("two", "not a decimal number"),
+            ("1.2.3", "not a decimal number"),
+        ] {
+            let e = MethodConfig::new("card", text).fee_bps().unwrap_err().to_string();
+            assert!(e.starts_with("payments.methods: card.fee_percent:"), "{text}: {e}");
+            assert!(e.contains(why), "{text}: {e}");
+            let c = PaymentsConfig {
+                methods: vec![MethodConfig::new("card", text)],
+                ..PaymentsConfig::default()
+            };
+            assert_eq!(c.validate().map_err(|e| e.to_string()), Err(e), "validate refuses {text}");
+        }
+        let old = MethodConfig { fee_bps: Some(200), ..MethodConfig::new("card", "2") };
+        assert!(old.fee_bps().unwrap_err().to_string().contains("card.fee_bps: fees are set in percent"));
     }
 
     #[test]

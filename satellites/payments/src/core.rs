@@ -13,15 +13,20 @@
 //!   full refund undoes the deposit exactly.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use settlement::{
     AccountIdx, Created, PaymentError, PendingState, RecordTable, RecordWrite, Settlement, Store, StoreError,
     Transfer, TransferError, TransferKind,
 };
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use crate::breaker::{Breaker, BreakerView};
 use crate::config::{ConfigError, PaymentsConfig};
-use crate::connector::{Connector, PaymentKind, RailCall, RailError, RailOutcome};
+use crate::connector::{Connector, PaymentKind, RailCall, RailError, RailOutcome, RailStatus};
 use crate::fraud::{Fraud, FraudDecision};
+use crate::webhook::{Delivery, DeliveryState, StoredDelivery};
 
 /// Tag of payment transfer ids (below the settlement's `CLIENT_ID_MAX`, above any id a
 /// client of the settlement mints by hand in practice).
@@ -169,6 +174,35 @@ impl Payment {
     }
 }
 
+/// A payment as JSON, amounts as decimal text in the asset's decimals (the API's answer and
+/// the `payment` of a webhook event).
+pub fn view(p: &Payment) -> Value {
+    let amount = |m: u64| settlement::format_amount(i128::from(m), p.scale);
+    json!({
+        "id": p.id,
+        "kind": p.kind,
+        "account": p.account,
+        "asset": p.asset,
+        "method": p.method,
+        "amount": amount(p.amount_minor),
+        "fee": amount(p.fee_minor),
+        "status": p.status,
+        "refunded": amount(p.refunded_minor),
+        "refunds": p.refunds.iter().map(|r| json!({
+            "number": r.number, "amount": amount(r.amount_minor), "fee": amount(r.fee_minor), "ts_ns": r.ts_ns,
+        })).collect::<Vec<_>>(),
+        "history": p.history.iter().map(|(s, ts)| json!({ "status": s, "ts_ns": ts })).collect::<Vec<_>>(),
+        "fraud": p.fraud,
+        "failure": p.failure,
+        "rail_reference": p.rail_reference,
+    })
+}
+
+/// The webhook event of `p`'s current (final) status.
+pub fn event_body(p: &Payment) -> String {
+    json!({ "type": format!("payment.{}", p.status.as_str()), "payment": view(p) }).to_string()
+}
+
 /// Records the caller commits with a payment's change, built from the payment after it (the
 /// API's idempotency entry): durable exactly when the change is.
 pub type Extra<'a> = &'a dyn Fn(&Payment) -> Vec<RecordWrite>;
@@ -217,6 +251,10 @@ pub enum OpenError {
 pub struct FinalEvent {
     /// The payment after the change.
     pub payment: Payment,
+    /// Its webhook deliveries, one per endpoint, committed with the change.
+    pub deliveries: Vec<StoredDelivery>,
+    /// The staged step it was booked in (0: committed at once); see [`Payments::defer_commits`].
+    pub step: u64,
 }
 
 /// A payment between [`Payments::begin`] and [`Payments::complete`]: its record and the
@@ -356,6 +394,90 @@ fn second_phase(id: u64, pending: &[Transfer], ok: bool) -> Vec<Transfer> {
         .collect()
 }
 
+/// The accounts a payment's legs move money between.
+#[derive(Clone, Copy, Debug)]
+struct LegAccounts {
+    user: AccountIdx,
+    external: AccountIdx,
+    fee: AccountIdx,
+}
+
+/// The legs of payment `p` (`kind`: posted for a deposit's success, pending for a withdrawal's
+/// reservation): the net amount to or from the account, linked to the fee when there is one.
+fn payment_legs(p: &Payment, a: LegAccounts, kind: TransferKind) -> Vec<Transfer> {
+    let (debit, credit_main, code, fee_debit) = match p.kind {
+        PaymentKind::Deposit => (a.external, a.user, codes::DEPOSIT, a.external),
+        PaymentKind::Withdrawal => (a.user, a.external, codes::WITHDRAWAL, a.user),
+    };
+    let net = p.amount_minor - p.fee_minor;
+    let mut v = vec![Transfer {
+        kind,
+        code,
+        user_data_64: p.id,
+        ..Transfer::posted(transfer_id(p.id, LEG_MAIN), debit, credit_main, net)
+    }];
+    if p.fee_minor > 0 {
+        v[0].linked = true;
+        v.push(Transfer {
+            kind,
+            code: codes::FEE,
+            user_data_64: p.id,
+            ..Transfer::posted(transfer_id(p.id, LEG_FEE), fee_debit, a.fee, p.fee_minor)
+        });
+    }
+    v
+}
+
+/// The stored webhook deliveries (id order), after deleting finished ones older than the
+/// newest `kept_max` (pending ones are all kept): the table stays bounded across restarts.
+fn load_deliveries<S: Store>(
+    s: &mut Settlement<S>,
+    kept_max: usize,
+) -> Result<Vec<StoredDelivery>, RecoveryError> {
+    let mut all = Vec::new();
+    for (key, value) in s.load_records(RecordTable::WebhookDeliveries)? {
+        let d =
+            StoredDelivery::parse(&key, &value).map_err(|detail| RecoveryError::Corrupt { key, detail })?;
+        all.push(d);
+    }
+    let cut = all.len().saturating_sub(kept_max.max(1));
+    let (old, _) = all.split_at(cut);
+    let gone: Vec<u64> =
+        old.iter().filter(|d| d.delivery.state != DeliveryState::Pending).map(|d| d.delivery.id).collect();
+    if !gone.is_empty() {
+        let mut index = 0;
+        all.retain(|d| {
+            index += 1;
+            index > cut || d.delivery.state == DeliveryState::Pending
+        });
+        for id in &gone {
+            s.stage_record(RecordWrite {
+                table: RecordTable::WebhookDeliveries,
+                key: StoredDelivery::record_key(*id),
+                value: None,
+            });
+        }
+        s.commit_records()?;
+    }
+    Ok(all)
+}
+
+/// The ledger's answers to a payment's postings: created or already there (a re-driven step),
+/// else the refusal the request's checks should have caught.
+fn check_postings(results: Vec<Result<Created, TransferError>>) -> Result<(), PaymentsError> {
+    for r in results {
+        match r {
+            Ok(Created::New | Created::AlreadyExists) => {}
+            Err(TransferError::Overdraft { available, amount }) => {
+                return Err(PaymentsError::Overdraft { amount_minor: amount, available_minor: available })
+            }
+            Err(TransferError::LinkedEventFailed) => {}
+            Err(e) => return Err(PaymentsError::Posting(e)),
+        }
+    }
+    Ok(())
+}
+
 /// A fee of `bps` on `amount`, rounded up (never undercharged), as the settlement rounds.
 pub fn fee_minor(amount: u64, bps: u32) -> u64 {
     settlement::follower::fee_minor(amount, bps)
@@ -365,17 +487,79 @@ pub fn fee_minor(amount: u64, bps: u32) -> u64 {
 pub struct Payments {
     methods: Vec<(String, u32)>,
     fee_owner: String,
-    call_timeout_ms: u64,
     payments_max: usize,
     fraud: Fraud,
-    breaker: Breaker,
-    connector: Box<dyn Connector>,
+    rails: Arc<Rails>,
     /// Records of this process, `records[i].id == first_id + i`.
     records: Vec<Payment>,
     first_id: u64,
     outbox: Vec<FinalEvent>,
     /// Final statuses passed to the outbox since start, by [`Status::index`].
     finals: [u64; Status::ALL.len()],
+    /// Webhook endpoint URLs: each final status gets a delivery to each.
+    webhook_urls: Vec<String>,
+    /// Id of the next webhook delivery (after the highest stored).
+    next_delivery_id: u64,
+    /// Deliveries read back at start, until [`Payments::take_stored_deliveries`].
+    stored_deliveries: Vec<StoredDelivery>,
+    /// Set by [`Payments::defer_commits`]: steps staged so far (shared with the committer).
+    staged_steps: Option<Arc<AtomicU64>>,
+    /// The step of the last change booked (0 while commits are immediate).
+    last_step: u64,
+}
+
+/// The rails behind their breaker, shared with the requests at the rails: a slow call holds no
+/// lock (the breaker's only briefly, before and after it).
+pub struct Rails {
+    connector: Box<dyn Connector>,
+    breaker: Mutex<Breaker>,
+    call_timeout_ms: u64,
+}
+
+impl Rails {
+    /// Phase two, without the ledger or the core: the rails call through the breaker. True
+    /// when the rails approved.
+    pub fn call(&self, f: &mut InFlight, now_ns: u64) -> bool {
+        let p = &mut f.payment;
+        let call = RailCall {
+            payment_id: p.id,
+            kind: p.kind,
+            method: &p.method,
+            asset: &p.asset,
+            amount_minor: p.amount_minor,
+        };
+        let outcome = self.guarded(now_ns, || self.connector.execute(&call, self.call_timeout_ms));
+        match outcome {
+            Ok(RailOutcome::Approved(reference)) => {
+                p.rail_reference = Some(reference);
+                true
+            }
+            Ok(RailOutcome::Declined(reason)) => {
+                p.failure = Some(format!("declined: {reason}"));
+                false
+            }
+            Err(e) => {
+                p.failure = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// `f` through the breaker: refused at once while it is open; its success or failure
+    /// recorded.
+    fn guarded<T>(&self, now_ns: u64, f: impl FnOnce() -> Result<T, RailError>) -> Result<T, RailError> {
+        if !self.breaker.lock().expect("breaker lock").allow(now_ns) {
+            return Err(RailError::Unavailable("circuit breaker open".into()));
+        }
+        let r = f();
+        self.breaker.lock().expect("breaker lock").record(r.is_ok(), now_ns);
+        r
+    }
+
+    /// The breaker.
+    pub fn breaker(&self) -> BreakerView {
+        self.breaker.lock().expect("breaker lock").view()
+    }
 }
 
 impl Payments {
@@ -428,18 +612,31 @@ impl Payments {
             }
             .into());
         }
+        let stored_deliveries = load_deliveries(settlement, config.delivery.kept_max)?;
+        let next_delivery_id = stored_deliveries.last().map_or(1, |d| d.delivery.id + 1);
         let mut core = Payments {
-            methods: config.methods.iter().map(|m| (m.name.clone(), m.fee_bps)).collect(),
+            methods: config
+                .methods
+                .iter()
+                .map(|m| (m.name.clone(), m.fee_bps().expect("validated")))
+                .collect(),
             fee_owner: config.fee_owner.clone(),
-            call_timeout_ms: config.call_timeout_ms,
             payments_max: config.payments_max,
             fraud: Fraud::new(config.fraud.clone(), large),
-            breaker: Breaker::new(config.breaker),
-            connector,
+            rails: Arc::new(Rails {
+                connector,
+                breaker: Mutex::new(Breaker::new(config.breaker)),
+                call_timeout_ms: config.call_timeout_ms,
+            }),
+            staged_steps: None,
+            last_step: 0,
             records,
             first_id,
             outbox: Vec::new(),
             finals: [0; Status::ALL.len()],
+            webhook_urls: config.webhooks.iter().map(|w| w.url.clone()).collect(),
+            next_delivery_id,
+            stored_deliveries,
         };
         for p in &core.records {
             if let Some(&(status, ts)) = p.history.iter().rev().find(|(s, _)| is_final(*s)) {
@@ -457,9 +654,10 @@ impl Payments {
         Ok(core)
     }
 
-    /// Fails payment `id`, left in `processing` by a stop during its rails call: the rails'
-    /// answer is unknown here (a connector to real rails would ask them by payment id), so the
-    /// reserved funds of a withdrawal return to the account and a deposit credits nothing.
+    /// Finishes payment `id`, left in `processing` by a stop during its rails call, with what
+    /// the rails say of it (asked by reference, through the breaker, within the call timeout):
+    /// approved → succeeded, its legs posted; declined, unknown to them, or no answer → failed,
+    /// a withdrawal's reserved funds returned. Announced like any final status.
     fn recover<S: Store>(
         &mut self,
         s: &mut Settlement<S>,
@@ -468,31 +666,58 @@ impl Payments {
     ) -> Result<(), RecoveryError> {
         let i = (id - self.first_id) as usize;
         let mut p = self.records[i].clone();
-        p.failure = Some("interrupted: the venue stopped before the rails answered".into());
-        p.set(Status::Failed, now_ns);
+        let fail = |detail: String| RecoveryError::Recover { id, detail };
+        let call = RailCall {
+            payment_id: p.id,
+            kind: p.kind,
+            method: &p.method,
+            asset: &p.asset,
+            amount_minor: p.amount_minor,
+        };
+        let rails = Arc::clone(&self.rails);
+        let asked = rails.guarded(now_ns, || rails.connector.status(&call, rails.call_timeout_ms));
         let pending: Vec<Transfer> = [LEG_MAIN, LEG_FEE]
             .into_iter()
             .filter_map(|leg| s.ledger().transfer(transfer_id(id, leg)))
             .filter(|t| t.state == Some(PendingState::Pending))
             .map(|t| t.transfer)
             .collect();
-        let fail = |detail: String| RecoveryError::Recover { id, detail };
-        if pending.is_empty() {
-            s.stage_record(p.record());
-            s.commit_records()?;
-        } else {
-            let voids = second_phase(id, &pending, false);
-            let results = s
-                .create_transfers_with_records(&voids, now_ns, vec![p.record()])
-                .map_err(|e| fail(e.to_string()))?;
-            if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-                return Err(fail(e.to_string()));
+        let legs = match asked {
+            Ok(RailStatus::Approved(reference)) => {
+                p.rail_reference = Some(reference);
+                p.set(Status::Succeeded, now_ns);
+                match p.kind {
+                    PaymentKind::Withdrawal => second_phase(id, &pending, true),
+                    PaymentKind::Deposit => {
+                        let (user, external, fee_account, _) =
+                            self.accounts(s, &p.account, &p.asset).map_err(|e| fail(e.to_string()))?;
+                        let accounts = LegAccounts { user, external, fee: fee_account };
+                        payment_legs(&p, accounts, TransferKind::Posted)
+                    }
+                }
             }
-        }
-        self.fraud.record(&p.account, now_ns, true);
+            other => {
+                p.failure = Some(match other {
+                    Ok(RailStatus::Declined(reason)) => format!("declined: {reason} (asked after a restart)"),
+                    Ok(_) => "interrupted: the venue stopped before the call reached the rails".into(),
+                    Err(e) => format!(
+                        "interrupted: the venue stopped during the rails call, and asking them failed: {e}"
+                    ),
+                });
+                p.set(Status::Failed, now_ns);
+                second_phase(id, &pending, false)
+            }
+        };
+        let deliveries = self.book(s, &legs, &p, &no_extra, now_ns).map_err(|e| fail(e.to_string()))?;
         self.records[i] = p.clone();
-        self.outbox.push(FinalEvent { payment: p });
+        self.finished(p, deliveries);
         Ok(())
+    }
+
+    /// The webhook deliveries read back at start (id order), for the webhook worker: pending
+    /// ones resume. Empty after the first call.
+    pub fn take_stored_deliveries(&mut self) -> Vec<StoredDelivery> {
+        std::mem::take(&mut self.stored_deliveries)
     }
 
     /// A payment by id.
@@ -512,7 +737,25 @@ impl Payments {
 
     /// The rails breaker.
     pub fn breaker(&self) -> BreakerView {
-        self.breaker.view()
+        self.rails.breaker()
+    }
+
+    /// The rails, for calling them without holding the core.
+    pub fn rails(&self) -> Arc<Rails> {
+        Arc::clone(&self.rails)
+    }
+
+    /// From now on each change is applied and staged in the settlement but not committed: the
+    /// caller commits (several callers' changes in one transaction, group commit) and answers
+    /// only once the commit covering [`Payments::last_step`] is durable. The counter returned
+    /// is the number of steps staged, bumped under the settlement's lock.
+    pub fn defer_commits(&mut self) -> Arc<AtomicU64> {
+        Arc::clone(self.staged_steps.get_or_insert_with(|| Arc::new(AtomicU64::new(0))))
+    }
+
+    /// The step of the last change booked (0 while commits are immediate).
+    pub fn last_step(&self) -> u64 {
+        self.last_step
     }
 
     /// Final statuses since the last call, for the webhook sender (each is counted in
@@ -522,6 +765,17 @@ impl Payments {
             self.finals[e.payment.status.index()] += 1;
         }
         std::mem::take(&mut self.outbox)
+    }
+
+    /// [`Payments::drain_events`] of the changes durable so far: those staged at step
+    /// `durable_step` or before (all of them while commits are immediate).
+    pub fn drain_events_upto(&mut self, durable_step: u64) -> Vec<FinalEvent> {
+        let n = self.outbox.iter().take_while(|e| e.step <= durable_step).count();
+        let events: Vec<FinalEvent> = self.outbox.drain(..n).collect();
+        for e in &events {
+            self.finals[e.payment.status.index()] += 1;
+        }
+        events
     }
 
     /// Final statuses announced since start, by [`Status::index`] (a refund counts again under
@@ -633,86 +887,32 @@ impl Payments {
             failure: None,
             rail_reference: None,
         };
-        let net = req.amount_minor - fee;
-        let legs = |kind: TransferKind, leg: u128| -> Vec<Transfer> {
-            let (debit, credit_main, code) = match req.kind {
-                PaymentKind::Deposit => (external, user, codes::DEPOSIT),
-                PaymentKind::Withdrawal => (user, external, codes::WITHDRAWAL),
-            };
-            let (fee_debit, fee_credit) = match req.kind {
-                PaymentKind::Deposit => (external, fee_account),
-                PaymentKind::Withdrawal => (user, fee_account),
-            };
-            let mut v = vec![Transfer {
-                kind,
-                code,
-                user_data_64: id,
-                ..Transfer::posted(transfer_id(id, leg + LEG_MAIN), debit, credit_main, net)
-            }];
-            if fee > 0 {
-                v[0].linked = true;
-                v.push(Transfer {
-                    kind,
-                    code: codes::FEE,
-                    user_data_64: id,
-                    ..Transfer::posted(transfer_id(id, leg + LEG_FEE), fee_debit, fee_credit, fee)
-                });
-            }
-            v
-        };
+        let accounts = LegAccounts { user, external, fee: fee_account };
         if p.fraud.declined {
             p.failure =
                 Some(format!("fraud: score {} above {}", p.fraud.score_milli, p.fraud.decline_above_milli));
             p.set(Status::Failed, now_ns);
-            self.book(s, &[], &p, extra, now_ns)?;
+            let deliveries = self.book(s, &[], &p, extra, now_ns)?;
             self.records.push(p.clone());
-            return Ok(Begun::Done(self.finished(p)));
+            return Ok(Begun::Done(self.finished(p, deliveries)));
         }
         p.set(Status::Processing, now_ns);
         let (on_success, on_failure) = if req.kind == PaymentKind::Withdrawal {
-            let pending = legs(TransferKind::Pending { timeout_ns: 0 }, 0);
+            let pending = payment_legs(&p, accounts, TransferKind::Pending { timeout_ns: 0 });
             self.book(s, &pending, &p, extra, now_ns)?;
             (second_phase(id, &pending, true), second_phase(id, &pending, false))
         } else {
             self.book(s, &[], &p, extra, now_ns)?;
-            (legs(TransferKind::Posted, 0), Vec::new())
+            (payment_legs(&p, accounts, TransferKind::Posted), Vec::new())
         };
         self.records.push(p.clone());
         Ok(Begun::Rails(InFlight { payment: p, on_success, on_failure }))
     }
 
-    /// Phase two, without the ledger: the rails call through the breaker. True when the
-    /// rails approved.
+    /// Phase two, without the ledger: the rails call through the breaker ([`Rails::call`]).
+    /// True when the rails approved.
     pub fn call_rails(&mut self, f: &mut InFlight, now_ns: u64) -> bool {
-        let p = &mut f.payment;
-        let outcome = if self.breaker.allow(now_ns) {
-            let call = RailCall {
-                payment_id: p.id,
-                kind: p.kind,
-                method: &p.method,
-                asset: &p.asset,
-                amount_minor: p.amount_minor,
-            };
-            let r = self.connector.execute(&call, self.call_timeout_ms);
-            self.breaker.record(r.is_ok(), now_ns);
-            r
-        } else {
-            Err(RailError::Unavailable("circuit breaker open".into()))
-        };
-        match outcome {
-            Ok(RailOutcome::Approved(reference)) => {
-                p.rail_reference = Some(reference);
-                true
-            }
-            Ok(RailOutcome::Declined(reason)) => {
-                p.failure = Some(format!("declined: {reason}"));
-                false
-            }
-            Err(e) => {
-                p.failure = Some(e.to_string());
-                false
-            }
-        }
+        self.rails.call(f, now_ns)
     }
 
     /// Phase three, with the ledger: posts (or voids) the legs and records the final status,
@@ -728,21 +928,50 @@ impl Payments {
         let legs = if approved { &f.on_success } else { &f.on_failure };
         let mut p = f.payment;
         p.set(if approved { Status::Succeeded } else { Status::Failed }, now_ns);
-        self.book(s, legs, &p, extra, now_ns)?;
+        let deliveries = self.book(s, legs, &p, extra, now_ns)?;
         let i = (p.id - self.first_id) as usize;
         self.records[i] = p.clone();
-        Ok(self.finished(p))
+        Ok(self.finished(p, deliveries))
     }
 
     /// A payment that reached its final status: remembered by the fraud rules, announced.
-    fn finished(&mut self, p: Payment) -> Payment {
+    fn finished(&mut self, p: Payment, deliveries: Vec<StoredDelivery>) -> Payment {
         let ts = p.history.last().map_or(0, |h| h.1);
         self.fraud.record(&p.account, ts, p.status == Status::Failed);
-        self.outbox.push(FinalEvent { payment: p.clone() });
+        self.outbox.push(FinalEvent { payment: p.clone(), deliveries, step: self.last_step });
         p
     }
 
-    /// Commits `batch` (possibly empty) with `p`'s record and `extra`'s, in one transaction.
+    /// The webhook deliveries of `p`'s status when it is final, one per endpoint, ids from
+    /// `next_delivery_id` (taken only once they are committed).
+    fn deliveries_of(&self, p: &Payment, now_ns: u64) -> Vec<StoredDelivery> {
+        if !is_final(p.status) || self.webhook_urls.is_empty() {
+            return Vec::new();
+        }
+        let body = event_body(p);
+        self.webhook_urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| StoredDelivery {
+                delivery: Delivery {
+                    id: self.next_delivery_id + i as u64,
+                    payment_id: p.id,
+                    account: p.account.clone(),
+                    status: p.status.as_str().to_string(),
+                    url: url.clone(),
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_attempt_ns: now_ns,
+                    http_status: None,
+                    last_result: None,
+                },
+                body: body.clone(),
+            })
+            .collect()
+    }
+
+    /// Commits `batch` (possibly empty) with `p`'s record, `extra`'s, and the webhook
+    /// deliveries of its status when final, in one transaction; the deliveries once committed.
     fn book<S: Store>(
         &mut self,
         s: &mut Settlement<S>,
@@ -750,24 +979,29 @@ impl Payments {
         p: &Payment,
         extra: Extra<'_>,
         now_ns: u64,
-    ) -> Result<(), PaymentsError> {
+    ) -> Result<Vec<StoredDelivery>, PaymentsError> {
+        let deliveries = self.deliveries_of(p, now_ns);
         let mut records = vec![p.record()];
         records.extend(extra(p));
+        records.extend(deliveries.iter().map(StoredDelivery::record));
+        let deferred = self.staged_steps.clone();
         if batch.is_empty() {
             records.into_iter().for_each(|r| s.stage_record(r));
-            return s.commit_records().map_err(|e| PaymentsError::Ledger(e.into()));
-        }
-        for r in s.create_transfers_with_records(batch, now_ns, records)? {
-            match r {
-                Ok(Created::New | Created::AlreadyExists) => {}
-                Err(TransferError::Overdraft { available, amount }) => {
-                    return Err(PaymentsError::Overdraft { amount_minor: amount, available_minor: available })
-                }
-                Err(TransferError::LinkedEventFailed) => {}
-                Err(e) => return Err(PaymentsError::Posting(e)),
+            if deferred.is_none() {
+                s.commit_records().map_err(|e| PaymentsError::Ledger(e.into()))?;
             }
+        } else {
+            let results = match &deferred {
+                Some(_) => s.apply_transfers_with_records(batch, now_ns, records)?,
+                None => s.create_transfers_with_records(batch, now_ns, records)?,
+            };
+            check_postings(results)?;
         }
-        Ok(())
+        if let Some(steps) = deferred {
+            self.last_step = steps.fetch_add(1, Ordering::SeqCst) + 1;
+        }
+        self.next_delivery_id += deliveries.len() as u64;
+        Ok(deliveries)
     }
 
     /// Refunds `amount_minor` of deposit `id` (partial and repeated, never above the original):
@@ -847,9 +1081,9 @@ impl Payments {
         let status =
             if refunded_after == p.amount_minor { Status::Refunded } else { Status::PartiallyRefunded };
         p.set(status, now_ns);
-        self.book(s, &batch, &p, extra, now_ns)?;
+        let deliveries = self.book(s, &batch, &p, extra, now_ns)?;
         self.records[i] = p.clone();
-        self.outbox.push(FinalEvent { payment: p.clone() });
+        self.outbox.push(FinalEvent { payment: p.clone(), deliveries, step: self.last_step });
         Ok(p)
     }
 }

@@ -1,25 +1,38 @@
-//! Signed webhooks on each final status, delivered by one worker thread from a bounded queue,
-//! retried with exponential backoff behind a circuit breaker; every delivery's state is kept
-//! (bounded) for `GET /v1/webhooks/deliveries`.
+//! Signed webhooks on each final status, delivered by one worker thread, retried with
+//! exponential backoff behind a circuit breaker.
+//!
+//! Deliveries are durable: each is a record of the ledger's store (table
+//! [`RecordTable::WebhookDeliveries`]), written by the core in the same transaction as the
+//! status it announces, rewritten by the worker after every attempt (attempts, next attempt
+//! time, last HTTP status, state), and read back at start-up, where the pending ones resume at
+//! their stored next-attempt time with the attempts they already had. Delivery is at least
+//! once: a stop between an attempt and its record repeats the attempt, so every request carries
+//! the delivery id in [`DELIVERY_HEADER`] for a receiver to drop repeats.
 //!
 //! Signature: `X-Payments-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`
 //! (the timestamp is signed with the body so that a captured delivery cannot be replayed
 //! later with a fresh timestamp). [`verify`] is what a receiver runs.
 
-use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit, Mac};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use settlement::{RecordTable, RecordWrite};
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerView};
 use crate::config::{DeliveryConfig, WebhookEndpoint};
 
 /// Header carrying the timestamp and signature.
 pub const SIGNATURE_HEADER: &str = "X-Payments-Signature";
+/// Header carrying the delivery id: the same on every attempt of a delivery (and across
+/// restarts), so a receiver can de-duplicate.
+pub const DELIVERY_HEADER: &str = "X-Payments-Delivery";
+/// Header carrying the attempt number, from 1.
+pub const ATTEMPT_HEADER: &str = "X-Payments-Attempt";
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -69,48 +82,91 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Where a delivery stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
-    /// Waiting in the queue or for its next attempt.
+    /// Waiting for its next attempt.
     Pending,
     /// The endpoint answered 2xx.
     Delivered,
-    /// Every attempt failed.
+    /// Every attempt failed, or its endpoint is no longer configured.
     Failed,
-    /// The queue was full: never attempted.
+    /// The worker's queue was full: never attempted.
     Dropped,
 }
 
-/// One delivery (one event to one endpoint).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One delivery (one event to one endpoint), as `GET /v1/webhooks/deliveries` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    /// Sequence, from 1.
+    /// Id, from 1, never reused (also across restarts): [`DELIVERY_HEADER`].
     pub id: u64,
     /// The payment.
     pub payment_id: u64,
     /// Its account (for scoping the listing).
     pub account: String,
     /// The status announced.
-    pub status: &'static str,
+    pub status: String,
     /// Endpoint URL.
     pub url: String,
     /// State.
     pub state: DeliveryState,
     /// Attempts made.
     pub attempts: u32,
-    /// The last attempt's HTTP status or error.
+    /// When the next attempt is due (ns since the Unix epoch), while pending.
+    pub next_attempt_ns: u64,
+    /// The last attempt's HTTP status, when one came back.
+    pub http_status: Option<u16>,
+    /// The last attempt's HTTP status or error, as text.
     pub last_result: Option<String>,
 }
+
+/// A delivery as stored: its state and the exact body it posts (signed afresh per attempt).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredDelivery {
+    /// The state.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    /// The event JSON.
+    pub body: String,
+}
+
+impl StoredDelivery {
+    /// The store key of delivery `id`: zero-padded, so key order is id order.
+    pub fn record_key(id: u64) -> String {
+        format!("{id:020}")
+    }
+
+    /// This delivery as a record write.
+    pub fn record(&self) -> RecordWrite {
+        RecordWrite {
+            table: RecordTable::WebhookDeliveries,
+            key: StoredDelivery::record_key(self.delivery.id),
+            value: Some(serde_json::to_vec(self).expect("a delivery serializes")),
+        }
+    }
+
+    /// Reads a stored record back, checking it is filed under its own id.
+    pub fn parse(key: &str, value: &[u8]) -> Result<StoredDelivery, String> {
+        let d: StoredDelivery = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+        if key != StoredDelivery::record_key(d.delivery.id) {
+            return Err(format!("holds delivery {}", d.delivery.id));
+        }
+        Ok(d)
+    }
+}
+
+/// Writes a delivery's record to the store (its own transaction); the error as text.
+pub type Persist = Arc<dyn Fn(&StoredDelivery) -> Result<(), String> + Send + Sync>;
 
 /// The delivery records, shared by the worker and the API.
 #[derive(Debug, Default)]
 pub struct DeliveryLog {
     records: VecDeque<Delivery>,
     kept_max: usize,
-    next_id: u64,
     breaker: Option<BreakerView>,
     outcomes: DeliveryOutcomes,
+    store_errors: u64,
+    last_store_error: Option<String>,
 }
 
 /// Deliveries finished since start, by how.
@@ -136,7 +192,8 @@ impl DeliveryOutcomes {
 }
 
 impl DeliveryLog {
-    /// Records, oldest first.
+    /// Records, oldest first (the last `delivery.kept_max`; the store keeps them all until the
+    /// next start prunes finished ones).
     pub fn records(&self) -> impl Iterator<Item = &Delivery> {
         self.records.iter()
     }
@@ -151,64 +208,93 @@ impl DeliveryLog {
         self.outcomes
     }
 
-    /// Sets delivery `id`'s final state and counts it.
-    fn finish(&mut self, id: u64, state: DeliveryState, f: impl FnOnce(&mut Delivery)) {
-        self.outcomes.count(state);
-        self.update(id, |d| {
-            d.state = state;
-            f(d);
-        });
+    /// Delivery records the store refused since start, and the last refusal: such a delivery
+    /// goes on in memory, and after a restart resumes from its last stored state.
+    pub fn store_errors(&self) -> (u64, Option<&str>) {
+        (self.store_errors, self.last_store_error.as_deref())
     }
 
-    fn add(&mut self, mut d: Delivery) -> u64 {
-        self.next_id += 1;
-        d.id = self.next_id;
+    fn add(&mut self, d: Delivery) {
         if self.records.len() >= self.kept_max.max(1) {
             self.records.pop_front();
         }
+        self.outcomes.count(d.state);
         self.records.push_back(d);
-        self.next_id
     }
 
-    fn update(&mut self, id: u64, f: impl FnOnce(&mut Delivery)) {
-        if let Some(d) = self.records.iter_mut().rev().find(|d| d.id == id) {
-            f(d);
+    /// Replaces delivery `d.id`'s record, counting it when it just finished.
+    fn set(&mut self, d: &Delivery) {
+        if let Some(old) = self.records.iter_mut().rev().find(|o| o.id == d.id) {
+            if old.state == DeliveryState::Pending {
+                self.outcomes.count(d.state);
+            }
+            *old = d.clone();
+        } else {
+            self.outcomes.count(d.state);
         }
     }
+
+    fn store_failed(&mut self, e: String) {
+        self.store_errors += 1;
+        self.last_store_error = Some(e);
+    }
 }
 
-struct Job {
-    delivery_id: u64,
-    endpoint: usize,
-    body: Vec<u8>,
+fn persist_into(persist: &Persist, log: &Mutex<DeliveryLog>, d: &StoredDelivery) {
+    if let Err(e) = persist(d) {
+        log.lock().expect("delivery log").store_failed(format!("delivery {}: {e}", d.delivery.id));
+    }
 }
 
-/// The sending side: enqueues deliveries for the worker thread.
+/// The sending side: hands committed deliveries to the worker thread.
 pub struct WebhookSender {
-    endpoints: Arc<Vec<WebhookEndpoint>>,
-    queue: Option<SyncSender<Job>>,
+    queue: Option<SyncSender<StoredDelivery>>,
     log: Arc<Mutex<DeliveryLog>>,
+    persist: Persist,
     worker: Option<JoinHandle<()>>,
 }
 
 impl WebhookSender {
-    /// Starts the worker thread (when there are endpoints).
+    /// Starts the worker thread (when there are endpoints) with the `stored` deliveries (read
+    /// back from the store, id order): the pending ones resume; those whose endpoint is no
+    /// longer configured are failed (and stored so).
     pub fn start(
         endpoints: Vec<WebhookEndpoint>,
         delivery: DeliveryConfig,
         breaker: BreakerConfig,
+        stored: Vec<StoredDelivery>,
+        persist: Persist,
     ) -> std::io::Result<WebhookSender> {
         let log = Arc::new(Mutex::new(DeliveryLog { kept_max: delivery.kept_max, ..DeliveryLog::default() }));
-        let endpoints = Arc::new(endpoints);
+        let mut resume = Vec::new();
+        for mut d in stored {
+            if d.delivery.state == DeliveryState::Pending {
+                if endpoints.iter().any(|e| e.url == d.delivery.url) {
+                    resume.push(d.clone());
+                } else {
+                    d.delivery.state = DeliveryState::Failed;
+                    d.delivery.last_result = Some("endpoint no longer configured".into());
+                    persist_into(&persist, &log, &d);
+                }
+            }
+            // Counted only from here on: `outcomes` counts what finishes after this start.
+            let mut log = log.lock().expect("delivery log");
+            let outcomes = log.outcomes;
+            log.add(d.delivery);
+            log.outcomes = outcomes;
+        }
         if endpoints.is_empty() {
-            return Ok(WebhookSender { endpoints, queue: None, log, worker: None });
+            return Ok(WebhookSender { queue: None, log, persist, worker: None });
         }
         let (tx, rx) = sync_channel(delivery.queue_max);
         let worker = std::thread::Builder::new().name("payments-webhooks".into()).spawn({
-            let (endpoints, log) = (Arc::clone(&endpoints), Arc::clone(&log));
-            move || worker(rx, &endpoints, delivery, Breaker::new(breaker), &log)
+            let (log, persist) = (Arc::clone(&log), Arc::clone(&persist));
+            move || {
+                Worker { endpoints, config: delivery, breaker: Breaker::new(breaker), log, persist }
+                    .run(rx, resume)
+            }
         })?;
-        Ok(WebhookSender { endpoints, queue: Some(tx), log, worker: Some(worker) })
+        Ok(WebhookSender { queue: Some(tx), log, persist, worker: Some(worker) })
     }
 
     /// The delivery records.
@@ -216,27 +302,17 @@ impl WebhookSender {
         Arc::clone(&self.log)
     }
 
-    /// Queues `body` (the event JSON) for every endpoint; a full queue records the delivery
-    /// as dropped rather than blocking the request.
-    pub fn send(&self, payment_id: u64, account: &str, status: &'static str, body: &[u8]) {
+    /// Hands deliveries (already committed with their payment's status) to the worker; a full
+    /// queue finishes one as dropped (stored so) rather than blocking the request.
+    pub fn send(&self, deliveries: Vec<StoredDelivery>) {
         let Some(queue) = &self.queue else { return };
-        for (endpoint, e) in self.endpoints.iter().enumerate() {
-            let delivery = Delivery {
-                id: 0,
-                payment_id,
-                account: account.to_string(),
-                status,
-                url: e.url.clone(),
-                state: DeliveryState::Pending,
-                attempts: 0,
-                last_result: None,
-            };
-            let delivery_id = self.log.lock().expect("delivery log").add(delivery);
-            let job = Job { delivery_id, endpoint, body: body.to_vec() };
-            if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) = queue.try_send(job) {
-                self.log.lock().expect("delivery log").finish(job.delivery_id, DeliveryState::Dropped, |d| {
-                    d.last_result = Some("queue full".into());
-                });
+        for d in deliveries {
+            self.log.lock().expect("delivery log").add(d.delivery.clone());
+            if let Err(TrySendError::Full(mut d) | TrySendError::Disconnected(mut d)) = queue.try_send(d) {
+                d.delivery.state = DeliveryState::Dropped;
+                d.delivery.last_result = Some("queue full".into());
+                persist_into(&self.persist, &self.log, &d);
+                self.log.lock().expect("delivery log").set(&d.delivery);
             }
         }
     }
@@ -244,7 +320,8 @@ impl WebhookSender {
 
 impl Drop for WebhookSender {
     fn drop(&mut self) {
-        // Closing the queue ends the worker after what is queued.
+        // Closing the queue ends the worker at its next wake-up; what is pending stays stored
+        // and resumes at the next start.
         self.queue.take();
         if let Some(w) = self.worker.take() {
             let _ = w.join();
@@ -256,60 +333,216 @@ fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn worker(
-    rx: Receiver<Job>,
-    endpoints: &[WebhookEndpoint],
+/// The delivering thread: deliveries by due time, one attempt at a time.
+struct Worker {
+    endpoints: Vec<WebhookEndpoint>,
     config: DeliveryConfig,
-    mut breaker: Breaker,
-    log: &Mutex<DeliveryLog>,
-) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_millis(config.timeout_ms)).build();
-    while let Ok(job) = rx.recv() {
-        let endpoint = &endpoints[job.endpoint];
-        let mut attempt = 0;
-        let final_state = loop {
-            // An open breaker: wait out its cool-down instead of spending an attempt.
-            while !breaker.allow(now_ns()) {
-                let wait_ns = breaker.open_until_ns().saturating_sub(now_ns()).max(1_000_000);
-                std::thread::sleep(Duration::from_nanos(wait_ns));
-            }
-            attempt += 1;
-            let ts_s = now_ns() / 1_000_000_000;
-            let result = agent
-                .post(&endpoint.url)
-                .set("Content-Type", "application/json")
-                .set(SIGNATURE_HEADER, &header_value(endpoint.secret.as_bytes(), ts_s, &job.body))
-                .send_bytes(&job.body);
-            let (ok, text) = match result {
-                Ok(r) => (true, r.status().to_string()),
-                Err(ureq::Error::Status(code, _)) => (false, code.to_string()),
-                Err(e) => (false, e.to_string()),
+    breaker: Breaker,
+    log: Arc<Mutex<DeliveryLog>>,
+    persist: Persist,
+}
+
+impl Worker {
+    fn run(mut self, rx: Receiver<StoredDelivery>, resume: Vec<StoredDelivery>) {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_millis(self.config.timeout_ms)).build();
+        // By (due time, id): the earliest first, and in id order among equals.
+        let mut due: BTreeMap<(u64, u64), StoredDelivery> = BTreeMap::new();
+        for d in resume {
+            self.schedule(&mut due, d);
+        }
+        loop {
+            let now = now_ns();
+            let wait = due.keys().next().map(|&(at, _)| at.saturating_sub(now));
+            let received = match wait {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(0) => rx.try_recv().map_err(|e| match e {
+                    std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                }),
+                Some(ns) => rx.recv_timeout(Duration::from_nanos(ns)),
             };
-            breaker.record(ok, now_ns());
-            {
-                let mut log = log.lock().expect("delivery log");
-                log.breaker = Some(breaker.view());
-                log.update(job.delivery_id, |d| {
-                    d.attempts = attempt;
-                    d.last_result = Some(text);
-                });
+            match received {
+                Ok(d) => {
+                    self.schedule(&mut due, d);
+                    continue;
+                }
+                // Stopping: the pending deliveries are stored and resume at the next start.
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {}
             }
-            if ok {
-                break DeliveryState::Delivered;
+            let Some(entry) = due.first_entry() else { continue };
+            let now = now_ns();
+            if entry.key().0 > now {
+                continue;
             }
-            if attempt >= config.attempts_max.max(1) {
-                break DeliveryState::Failed;
+            // An open breaker: wait out its cool-down instead of spending an attempt.
+            if !self.breaker.allow(now) {
+                let at = self.breaker.open_until_ns().max(now + 1_000_000);
+                let mut d = entry.remove();
+                d.delivery.next_attempt_ns = at;
+                due.insert((at, d.delivery.id), d);
+                continue;
             }
-            let backoff = config.backoff_ms.saturating_mul(1 << (attempt - 1).min(20));
-            std::thread::sleep(Duration::from_millis(backoff));
+            let d = entry.remove();
+            if let Some(d) = self.attempt(&agent, d) {
+                due.insert((d.delivery.next_attempt_ns, d.delivery.id), d);
+            }
+        }
+    }
+
+    /// Takes `d` into the schedule; past `queue_max` pending it is dropped (and stored so).
+    fn schedule(&mut self, due: &mut BTreeMap<(u64, u64), StoredDelivery>, mut d: StoredDelivery) {
+        if due.len() >= self.config.queue_max.max(1) {
+            d.delivery.state = DeliveryState::Dropped;
+            d.delivery.last_result = Some("queue full".into());
+            persist_into(&self.persist, &self.log, &d);
+            self.log.lock().expect("delivery log").set(&d.delivery);
+            return;
+        }
+        due.insert((d.delivery.next_attempt_ns, d.delivery.id), d);
+    }
+
+    /// One attempt, stored; the delivery back when it is to be tried again.
+    fn attempt(&mut self, agent: &ureq::Agent, mut d: StoredDelivery) -> Option<StoredDelivery> {
+        // The endpoints are fixed for the process, and stored deliveries to one no longer
+        // configured were failed at start: this is only a guard.
+        let Some(secret) = self.endpoints.iter().find(|e| e.url == d.delivery.url).map(|e| e.secret.clone())
+        else {
+            d.delivery.state = DeliveryState::Failed;
+            d.delivery.last_result = Some("endpoint no longer configured".into());
+            persist_into(&self.persist, &self.log, &d);
+            self.log.lock().expect("delivery log").set(&d.delivery);
+            return None;
         };
-        log.lock().expect("delivery log").finish(job.delivery_id, final_state, |_| {});
+        let attempt = d.delivery.attempts + 1;
+        let ts_s = now_ns() / 1_000_000_000;
+        let result = agent
+            .post(&d.delivery.url)
+            .set("Content-Type", "application/json")
+            .set(SIGNATURE_HEADER, &header_value(secret.as_bytes(), ts_s, d.body.as_bytes()))
+            .set(DELIVERY_HEADER, &d.delivery.id.to_string())
+            .set(ATTEMPT_HEADER, &attempt.to_string())
+            .send_bytes(d.body.as_bytes());
+        let (ok, http_status, text) = match result {
+            Ok(r) => (true, Some(r.status()), r.status().to_string()),
+            Err(ureq::Error::Status(code, _)) => (false, Some(code), code.to_string()),
+            Err(e) => (false, None, e.to_string()),
+        };
+        let now = now_ns();
+        self.breaker.record(ok, now);
+        let x = &mut d.delivery;
+        x.attempts = attempt;
+        x.http_status = http_status;
+        x.last_result = Some(text);
+        if ok {
+            x.state = DeliveryState::Delivered;
+        } else if attempt >= self.config.attempts_max.max(1) {
+            x.state = DeliveryState::Failed;
+        } else {
+            let backoff_ms = self.config.backoff_ms.saturating_mul(1 << (attempt - 1).min(20));
+            x.next_attempt_ns = now.saturating_add(backoff_ms.saturating_mul(1_000_000));
+        }
+        persist_into(&self.persist, &self.log, &d);
+        {
+            let mut log = self.log.lock().expect("delivery log");
+            log.breaker = Some(self.breaker.view());
+            log.set(&d.delivery);
+        }
+        (d.delivery.state == DeliveryState::Pending).then_some(d)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stored(id: u64, url: &str, attempts: u32, next_attempt_ns: u64) -> StoredDelivery {
+        StoredDelivery {
+            delivery: Delivery {
+                id,
+                payment_id: 7,
+                account: "alice".into(),
+                status: "succeeded".into(),
+                url: url.into(),
+                state: DeliveryState::Pending,
+                attempts,
+                next_attempt_ns,
+                http_status: Some(500),
+                last_result: Some("500".into()),
+            },
+            body: "{\"type\":\"payment.succeeded\"}".into(),
+        }
+    }
+
+    /// A persist that keeps what it is given.
+    fn kept() -> (Persist, Arc<Mutex<Vec<StoredDelivery>>>) {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let k = Arc::clone(&kept);
+        let persist: Persist = Arc::new(move |d: &StoredDelivery| {
+            k.lock().unwrap().push(d.clone());
+            Ok(())
+        });
+        (persist, kept)
+    }
+
+    /// A stored pending delivery resumes with the attempts it had, not before its stored due
+    /// time (the third and last attempt here: the receiver's 500 fails it for good, stored so);
+    /// one to an endpoint no longer configured is failed at start.
+    #[test]
+    fn stored_deliveries_resume_with_their_attempts_and_due_time() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        std::thread::spawn({
+            let seen = Arc::clone(&seen);
+            move || {
+                use std::io::{BufRead, BufReader, Write};
+                for stream in listener.incoming() {
+                    let mut stream = stream.unwrap();
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut head = Vec::new();
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                        head.push(line.trim().to_ascii_lowercase());
+                        line.clear();
+                    }
+                    seen.lock().unwrap().push((now_ns(), head));
+                    let _ =
+                        write!(stream, "HTTP/1.1 500 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                }
+            }
+        });
+        let due_ns = now_ns() + 300_000_000;
+        let (persist, kept) = kept();
+        let endpoint = WebhookEndpoint { url: url.clone(), secret: "whsec".into() };
+        let config = DeliveryConfig { attempts_max: 3, backoff_ms: 10, ..DeliveryConfig::default() };
+        let gone = "http://127.0.0.1:9/gone";
+        let sender = WebhookSender::start(
+            vec![endpoint],
+            config,
+            BreakerConfig::default(),
+            vec![stored(4, gone, 1, 0), stored(5, &url, 2, due_ns)],
+            persist,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while kept.lock().unwrap().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", kept.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(sender);
+        let kept = kept.lock().unwrap().clone();
+        assert_eq!(kept[0].delivery.id, 4);
+        assert_eq!(kept[0].delivery.state, DeliveryState::Failed);
+        assert_eq!(kept[0].delivery.last_result.as_deref(), Some("endpoint no longer configured"));
+        let d = &kept[1].delivery;
+        assert_eq!((d.id, d.attempts, d.state, d.http_status), (5, 3, DeliveryState::Failed, Some(500)));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "one attempt left of three");
+        assert!(seen[0].0 >= due_ns, "not before its stored due time");
+        assert!(seen[0].1.contains(&"x-payments-delivery: 5".to_string()), "{:?}", seen[0].1);
+        assert!(seen[0].1.contains(&"x-payments-attempt: 3".to_string()), "{:?}", seen[0].1);
+    }
 
     #[test]
     fn signatures_verify_and_any_change_breaks_them() {

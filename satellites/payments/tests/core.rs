@@ -247,3 +247,159 @@ fn records_survive_a_restart_and_interrupted_payments_fail() {
         s2.ledger().verify().unwrap();
     }
 }
+
+/// Begins `req` and leaves it at the rails, as a process killed during the call does.
+fn cut_at_the_rails(
+    p: &mut Payments,
+    s: &mut settlement::Settlement<settlement::AnyStore>,
+    req: &NewPayment<'_>,
+) -> u64 {
+    let no_extra = |_: &payments::Payment| Vec::new();
+    match p.begin(s, req, T0, &no_extra).unwrap() {
+        payments::core::Begun::Rails(f) => {
+            drop(f);
+            p.list(None, 0).last().unwrap().id
+        }
+        payments::core::Begun::Done(d) => panic!("to the rails: {d:?}"),
+    }
+}
+
+/// A payment cut off at the rails is resolved at the next start by asking the rails (the
+/// seeded simulator, which recomputes its decision from the seed and the payment's reference):
+/// approved → succeeded and booked (a deposit credited, a withdrawal's reservation posted),
+/// declined → failed and voided, never reached them → failed; a query that times out or meets
+/// an open breaker fails it as before, saying why.
+#[test]
+fn payments_cut_off_at_the_rails_are_resolved_by_asking_them() {
+    use payments::connector::SimulatorConfig;
+    use payments::SimulatedConnector;
+    let sim = |decline_milli, unavailable_milli, sleep_ms| {
+        Box::new(SimulatedConnector::new(SimulatorConfig {
+            seed: 42,
+            decline_milli,
+            unavailable_milli,
+            latency_max_ms: 0,
+            sleep_ms,
+        }))
+    };
+    let config = PaymentsConfig { call_timeout_ms: 50, ..PaymentsConfig::default() };
+    for place in Place::all("ask") {
+        // Approved at the rails: a card deposit and a withdrawal.
+        let (dep, wd) = {
+            let mut s = place.open();
+            let mut p = Payments::new(&config, &mut s, sim(0, 0, 0)).unwrap();
+            p.create(&mut s, &deposit("carol", "bank_transfer", 200_00), T0).unwrap();
+            let dep = cut_at_the_rails(&mut p, &mut s, &deposit("carol", "card", 100_00));
+            let wd = cut_at_the_rails(&mut p, &mut s, &withdrawal("carol", 30_00));
+            (dep, wd)
+        };
+        let before = {
+            let s = place.open();
+            available(&s, "carol", "USD")
+        };
+        let mut s = place.open();
+        let mut p = Payments::new(&config, &mut s, sim(0, 0, 0)).unwrap();
+        let d = p.get(dep).unwrap().clone();
+        assert_eq!(d.status, Status::Succeeded, "{d:?}");
+        assert!(d.rail_reference.as_deref().unwrap().starts_with(&format!("sim-{dep}-")));
+        assert_eq!(p.get(wd).unwrap().status, Status::Succeeded);
+        // The deposit is credited net of its 2% fee; the withdrawal's reservation is posted.
+        assert_eq!(available(&s, "carol", "USD"), before + 98_00);
+        let events = p.drain_events();
+        assert_eq!(
+            events.iter().map(|e| (e.payment.id, e.payment.status)).collect::<Vec<_>>(),
+            [(dep, Status::Succeeded), (wd, Status::Succeeded)]
+        );
+        drop(p);
+        // Declined by the rails, unknown to them, and a query that times out.
+        for (rails, want) in [
+            (sim(1_000, 0, 0), "declined: simulated decline (asked after a restart)"),
+            (sim(0, 1_000, 0), "interrupted: the venue stopped before the call reached the rails"),
+            (sim(0, 0, 200), "interrupted: the venue stopped during the rails call, and asking them failed: rails: no answer within 50 ms"),
+        ] {
+            let w = {
+                let mut p = Payments::new(&config, &mut s, sim(0, 0, 0)).unwrap();
+                cut_at_the_rails(&mut p, &mut s, &withdrawal("carol", 10_00))
+            };
+            let held = available(&s, "carol", "USD");
+            let p = Payments::new(&config, &mut s, rails).unwrap();
+            let got = p.get(w).unwrap();
+            assert_eq!((got.status, got.failure.as_deref()), (Status::Failed, Some(want)));
+            assert_eq!(available(&s, "carol", "USD"), held + 10_00, "the reservation is voided");
+        }
+        // An open breaker: no query at all.
+        let open = PaymentsConfig {
+            breaker: BreakerConfig { failures_max: 1, open_ms: 60_000, probes_max: 1 },
+            ..config.clone()
+        };
+        let (a, b) = {
+            let mut p = Payments::new(&open, &mut s, sim(0, 0, 0)).unwrap();
+            let a = cut_at_the_rails(&mut p, &mut s, &deposit("carol", "bank_transfer", 1_00));
+            let b = cut_at_the_rails(&mut p, &mut s, &deposit("carol", "bank_transfer", 2_00));
+            (a, b)
+        };
+        let p = Payments::new(&open, &mut s, sim(0, 0, 200)).unwrap();
+        assert!(p.get(a).unwrap().failure.as_deref().unwrap().ends_with("no answer within 50 ms"));
+        assert!(p.get(b).unwrap().failure.as_deref().unwrap().ends_with("circuit breaker open"));
+        assert_eq!(p.breaker().state, BreakerState::Open);
+        assert_eq!(posted_sum(&s, "USD"), 0);
+        s.ledger().verify().unwrap();
+    }
+}
+
+/// Each final status enqueues one webhook delivery per endpoint in its own transaction: the
+/// records are there at the next start (pending, with the event body), ids continue after
+/// them, and a payment still at the rails has none.
+#[test]
+fn final_statuses_store_their_webhook_deliveries_with_them() {
+    use payments::config::WebhookEndpoint;
+    use payments::webhook::DeliveryState;
+    let endpoint = |url: &str| WebhookEndpoint { url: url.into(), secret: "whsec".into() };
+    let config = PaymentsConfig {
+        webhooks: vec![endpoint("http://127.0.0.1:9/a"), endpoint("http://127.0.0.1:9/b")],
+        ..PaymentsConfig::default()
+    };
+    for place in Place::all("deliveries") {
+        let (d, r) = {
+            let mut s = place.open();
+            let mut p = Payments::new(&config, &mut s, Box::new(Scripted::default())).unwrap();
+            let d = p.create(&mut s, &deposit("alice", "card", 10_00), T0).unwrap();
+            let r = p.refund(&mut s, d.id, 1_00, T0 + 1).unwrap();
+            let events = p.drain_events();
+            let ids: Vec<u64> =
+                events.iter().flat_map(|e| e.deliveries.iter().map(|x| x.delivery.id)).collect();
+            assert_eq!(ids, [1, 2, 3, 4]);
+            cut_at_the_rails(&mut p, &mut s, &deposit("alice", "card", 5_00));
+            (d, r)
+        };
+        let mut s = place.open();
+        let mut p = Payments::new(&config, &mut s, Box::new(Scripted::default())).unwrap();
+        let stored = p.take_stored_deliveries();
+        let seen: Vec<(u64, u64, &str, &str, DeliveryState)> = stored
+            .iter()
+            .map(|x| {
+                let d = &x.delivery;
+                (d.id, d.payment_id, d.status.as_str(), d.url.as_str(), d.state)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, d.id, "succeeded", "http://127.0.0.1:9/a", DeliveryState::Pending),
+                (2, d.id, "succeeded", "http://127.0.0.1:9/b", DeliveryState::Pending),
+                (3, r.id, "partially_refunded", "http://127.0.0.1:9/a", DeliveryState::Pending),
+                (4, r.id, "partially_refunded", "http://127.0.0.1:9/b", DeliveryState::Pending),
+            ]
+        );
+        let body: serde_json::Value = serde_json::from_str(&stored[2].body).unwrap();
+        assert_eq!(body["type"], "payment.partially_refunded");
+        assert_eq!(body["payment"]["refunded"], "1.00");
+        // The payment cut at the rails was resolved at this start (Scripted rails: unknown, so
+        // failed), its deliveries numbered after the stored ones.
+        let events = p.drain_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].payment.status, Status::Failed);
+        let ids: Vec<u64> = events[0].deliveries.iter().map(|x| x.delivery.id).collect();
+        assert_eq!(ids, [5, 6]);
+    }
+}

@@ -227,6 +227,8 @@ pub struct Settlement<S: Store> {
     cell_of: Vec<u32>,
     /// Records to write with the next commit ([`Settlement::stage_record`]).
     staged: Vec<crate::store::RecordWrite>,
+    /// Commits the store refused since open: what was staged before one is lost.
+    commit_failures: u64,
 }
 
 impl<S: Store> Settlement<S> {
@@ -298,6 +300,7 @@ impl<S: Store> Settlement<S> {
             buying_power,
             cell_of,
             staged: Vec::new(),
+            commit_failures: 0,
         })
     }
 
@@ -307,7 +310,10 @@ impl<S: Store> Settlement<S> {
         let mut commit = self.ledger.take_commit();
         // Taken even when the write fails: a record never outlives the commit it went with.
         commit.records = std::mem::take(&mut self.staged);
-        self.store.commit(&commit)?;
+        if let Err(e) = self.store.commit(&commit) {
+            self.commit_failures += 1;
+            return Err(e);
+        }
         for a in &commit.accounts {
             if let Some(&cell) = self.cell_of.get(a.idx.0 as usize).filter(|c| **c != u32::MAX) {
                 self.buying_power.publish(cell as usize, a.balances.available());
@@ -327,6 +333,13 @@ impl<S: Store> Settlement<S> {
     /// Drops the staged records (their commit will not happen).
     pub fn discard_staged(&mut self) {
         self.staged.clear();
+    }
+
+    /// Commits the store refused since open. A caller that staged work and later finds this
+    /// count higher than when it staged cannot tell whether its work was in the refused
+    /// commit, and must treat it as lost.
+    pub fn commit_failures(&self) -> u64 {
+        self.commit_failures
     }
 
     /// Writes the staged records (and any ledger change not yet written) in one transaction.
@@ -789,6 +802,27 @@ impl<S: Store> Settlement<S> {
             self.staged.extend(records);
         }
         self.commit()?;
+        Ok(results)
+    }
+
+    /// [`Settlement::create_transfers_with_records`] without the commit: the transfers apply
+    /// in memory and wait, with the records, for the next commit (of anyone:
+    /// [`Settlement::commit_records`], the follower's, another payment's), so that several
+    /// callers' batches share one durable transaction (group commit). Nothing of it is durable,
+    /// nor published to the buying-power table, before that commit.
+    pub fn apply_transfers_with_records(
+        &mut self,
+        batch: &[Transfer],
+        now_ns: u64,
+        records: Vec<crate::store::RecordWrite>,
+    ) -> Result<Vec<Result<Created, TransferError>>, PaymentError> {
+        if batch.iter().any(|t| t.id > CLIENT_ID_MAX) {
+            return Err(PaymentError::IdReserved);
+        }
+        let results = self.ledger.create_transfers(batch, now_ns)?;
+        if results.iter().all(Result::is_ok) {
+            self.staged.extend(records);
+        }
         Ok(results)
     }
 

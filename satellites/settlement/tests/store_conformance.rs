@@ -272,6 +272,72 @@ fn records_commit_with_postings(b: &dyn Backend) {
     assert_eq!(s.records(RecordTable::Payments).unwrap(), vec![("1".to_string(), b"one".to_vec())]);
 }
 
+/// Webhook deliveries: enqueued in the transaction of the payment status they announce (a
+/// commit refused for its postings keeps neither), then rewritten after each attempt; a key
+/// shared with another table is another row.
+fn webhook_deliveries(b: &dyn Backend) {
+    let mut l = Ledger::new(assets(), LedgerLimits::default());
+    let bank = l.open_account("bank", "USD", AccountKind::System).unwrap();
+    let a = l.open_account("a", "USD", AccountKind::User).unwrap();
+    l.create_transfers(&[Transfer::posted(1, bank, a, 10)], 0).unwrap();
+    let mut first = l.take_commit();
+    let key = "00000000000000000001";
+    first.records = vec![
+        record(RecordTable::Payments, key, Some(b"succeeded")),
+        record(RecordTable::WebhookDeliveries, key, Some(b"pending, 0 attempts")),
+    ];
+    let mut s = b.open();
+    s.commit(&first).unwrap();
+    // A refused commit (a transfer stored twice) enqueues nothing.
+    l.create_transfers(&[Transfer::posted(2, bank, a, 20)], 0).unwrap();
+    let mut second = l.take_commit();
+    second.transfers.push(first.transfers[0]);
+    second.records = vec![record(RecordTable::WebhookDeliveries, "00000000000000000002", Some(b"x"))];
+    assert!(s.commit(&second).is_err());
+    // An attempt rewrites its delivery alone.
+    let attempt = Commit {
+        records: vec![record(RecordTable::WebhookDeliveries, key, Some(b"pending, 1 attempt, 500"))],
+        ..Commit::default()
+    };
+    s.commit(&attempt).unwrap();
+    drop(s);
+    let mut s = b.open();
+    assert_eq!(
+        s.records(RecordTable::WebhookDeliveries).unwrap(),
+        vec![(key.to_string(), b"pending, 1 attempt, 500".to_vec())]
+    );
+    assert_eq!(s.records(RecordTable::Payments).unwrap(), vec![(key.to_string(), b"succeeded".to_vec())]);
+    assert_eq!(restore(&mut s).transfer(1).map(|t| t.transfer.amount), Some(10));
+}
+
+/// A redb file written before the webhook delivery table existed opens, gains the table empty
+/// and keeps what it had (PostgreSQL keeps every record table in one relation: nothing to add).
+#[test]
+fn a_redb_file_without_the_delivery_table_gains_it() {
+    use redb::{ReadableDatabase, TableDefinition};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    {
+        let mut s = AnyStore::open(&StoreConfig::Redb { path: path.clone() }).unwrap();
+        let c =
+            Commit { records: vec![record(RecordTable::Payments, "1", Some(b"one"))], ..Commit::default() };
+        s.commit(&c).unwrap();
+    }
+    {
+        // Take the table away again, as a file of the previous version has none.
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        let table: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_deliveries");
+        assert!(tx.delete_table(table).unwrap());
+        tx.commit().unwrap();
+        let r = db.begin_read().unwrap();
+        assert!(r.open_table(table).is_err(), "the file has no delivery table now");
+    }
+    let mut s = AnyStore::open(&StoreConfig::Redb { path }).unwrap();
+    assert_eq!(s.records(RecordTable::WebhookDeliveries).unwrap(), vec![]);
+    assert_eq!(s.records(RecordTable::Payments).unwrap(), vec![("1".to_string(), b"one".to_vec())]);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod redb_backend {
@@ -293,5 +359,6 @@ conformance!(
     failed_commit_writes_nothing,
     missing_transfer_state_is_refused,
     records,
-    records_commit_with_postings
+    records_commit_with_postings,
+    webhook_deliveries
 );

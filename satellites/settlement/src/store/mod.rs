@@ -86,17 +86,22 @@ pub enum RecordTable {
     Payments,
     /// Idempotency keys of the payments API.
     Idempotency,
+    /// Webhook deliveries of the payments API by zero-padded delivery id: each written with the
+    /// final status it announces, then after every attempt.
+    WebhookDeliveries,
 }
 
 impl RecordTable {
     /// Every table (each backend creates them all on open).
-    pub const ALL: [RecordTable; 2] = [RecordTable::Payments, RecordTable::Idempotency];
+    pub const ALL: [RecordTable; 3] =
+        [RecordTable::Payments, RecordTable::Idempotency, RecordTable::WebhookDeliveries];
 
     /// Name in the store.
     pub fn as_str(self) -> &'static str {
         match self {
             RecordTable::Payments => "payment_records",
             RecordTable::Idempotency => "idempotency_keys",
+            RecordTable::WebhookDeliveries => "webhook_deliveries",
         }
     }
 }
