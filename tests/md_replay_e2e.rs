@@ -3,7 +3,8 @@
 //! afterwards from the event journal alone (the replay path: `journal::JournalReader` over
 //! `DATA/journal/events`, each record decoded and fed to a fresh `marketdata::MarketData`).
 //! Compared: every trade (time, price, size, aggressor, both order ids), every 1 s OHLCV bar,
-//! and every level2 message at the same symbol sequence, hence the book at each of them.
+//! and every level2 message at the same symbol sequence (a halt and a resume among them), hence
+//! the book at each of them.
 
 mod common;
 
@@ -242,7 +243,15 @@ fn live_trades_candles_and_level2_equal_a_replay_of_the_event_journal() {
         while live.snapshot_seq.is_none() {
             live.on(&ws_next(&mut ws).await);
         }
+        let mut ops = v.login("admin").await;
         for round in 1..4 {
+            if round == 2 {
+                // A halt and a resume between rounds: status messages are compared too.
+                for action in ["halt", "resume"] {
+                    let m = halt(&mut ops, action, Some("BTC-USD")).await;
+                    assert_eq!(m.get(fix::codec::tag::ADMIN_STATUS).as_deref(), Some("0"), "{}", m.text());
+                }
+            }
             flow(&mut alice, &mut bob, round).await;
             // Bars of more than one second.
             tokio::time::sleep(Duration::from_millis(400)).await;
@@ -260,14 +269,17 @@ fn live_trades_candles_and_level2_equal_a_replay_of_the_event_journal() {
         {
             live.on(&ws_next(&mut ws).await);
         }
-        alice.logout().await.unwrap();
-        bob.logout().await.unwrap();
+        for c in [alice, bob, ops] {
+            c.logout().await.unwrap();
+        }
         let after = live.snapshot_seq.unwrap();
         // level2: the same message at every symbol sequence after the snapshot, so the same
         // book at each; and the same book at the end.
         let replayed: Seqd = r.levels.range(after + 1..).map(|(k, v)| (*k, v.clone())).collect();
         assert!(replayed.len() > 40, "a stream worth comparing: {}", replayed.len());
         assert_eq!(live.levels, replayed, "level2 live vs replay");
+        let statuses: Vec<_> = live.levels.values().filter(|m| m.starts_with("status")).collect();
+        assert_eq!(statuses, ["status true", "status false"], "the halt and the resume");
         assert_eq!(live.book, r.book, "level2 book at symbol_seq {levels_last}");
         // trades: every trade after the subscription, in order, with the same fields.
         let replayed: Vec<_> = r.trades.iter().filter(|t| t.0 > after).cloned().collect();

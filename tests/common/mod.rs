@@ -230,3 +230,17 @@ pub async fn ws_next(ws: &mut Ws) -> Value {
         }
     }
 }
+
+/// An admin's AdminRequest `halt` / `resume` of `symbol` (None: without Symbol), answered.
+pub async fn halt(ops: &mut FixClient, action: &str, symbol: Option<&str>) -> Received {
+    ops.send(fix::codec::MSG_ADMIN_REQUEST, |e| {
+        e.str(fix::codec::tag::ADMIN_REQ_ID, &format!("r-{action}"));
+        e.str(fix::codec::tag::ADMIN_ACTION, action);
+        if let Some(s) = symbol {
+            e.str(fix::codec::tag::SYMBOL, s);
+        }
+    })
+    .await
+    .unwrap();
+    next(ops).await
+}
