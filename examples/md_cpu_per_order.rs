@@ -73,7 +73,8 @@ fn thread_cpu_ns() -> BTreeMap<String, u64> {
         if unsafe { libc::clock_gettime(clock as libc::clockid_t, &mut ts) } != 0 {
             continue;
         }
-        *out.entry(name.trim().to_owned()).or_insert(0) += ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        *out.entry(name.trim().to_owned()).or_insert(0) +=
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
     }
     out
 }
@@ -155,12 +156,16 @@ async fn run(orders: usize, subscribers: Subscribers, round: usize) {
         let bid = format!("{:.2}", 100.00 - (i % 5) as f64 * 0.01);
         let ask = format!("{:.2}", 99.98 + (i % 5) as f64 * 0.01);
         alice
-            .send(b"D", |e| new_order_fields(e, &format!("a{i}"), "BTC-USD", Side::Buy, 1, Some(&bid), None, now_ns()))
+            .send(b"D", |e| {
+                new_order_fields(e, &format!("a{i}"), "BTC-USD", Side::Buy, 1, Some(&bid), None, now_ns())
+            })
             .await
             .unwrap();
-        bob.send(b"D", |e| new_order_fields(e, &format!("b{i}"), "BTC-USD", Side::Sell, 1, Some(&ask), None, now_ns()))
-            .await
-            .unwrap();
+        bob.send(b"D", |e| {
+            new_order_fields(e, &format!("b{i}"), "BTC-USD", Side::Sell, 1, Some(&ask), None, now_ns())
+        })
+        .await
+        .unwrap();
     }
     acked(&mut alice, &format!("a{}", orders - 1)).await;
     acked(&mut bob, &format!("b{}", orders - 1)).await;
@@ -174,11 +179,14 @@ async fn run(orders: usize, subscribers: Subscribers, round: usize) {
         let ns = cpu1.get(name).copied().unwrap_or(0).saturating_sub(cpu0.get(name).copied().unwrap_or(0));
         ns as f64 / 1_000.0 / n
     };
-    let client_threads = ["tokio-runtime-w", "md_cpu_per_ord"];
-    let venue: f64 = cpu1.keys().filter(|k| !client_threads.contains(&k.as_str())).map(|k| used(k)).sum();
+    // The client side: the tokio workers and the main thread, which drives the orders'
+    // future (`block_on`); thread names are cut at 15 bytes.
+    let client = |k: &str| k.starts_with("tokio-") || k.starts_with("md_cpu_per_ord");
+    let client_side: f64 = cpu1.keys().filter(|k| client(k)).map(|k| used(k)).sum();
+    let venue: f64 = cpu1.keys().filter(|k| !client(k)).map(|k| used(k)).sum();
     let others: Vec<String> = cpu1
         .keys()
-        .filter(|k| !client_threads.contains(&k.as_str()))
+        .filter(|k| !client(k))
         .filter(|k| !["gateway", "router", "marketdata", "md-quic"].contains(&k.as_str()))
         .filter(|k| used(k) >= 0.05)
         .map(|k| format!("{k} {:.2}", used(k)))
@@ -197,7 +205,7 @@ async fn run(orders: usize, subscribers: Subscribers, round: usize) {
         used("marketdata"),
         used("md-quic"),
         if others.is_empty() { "-".to_owned() } else { others.join(", ") },
-        used("tokio-runtime-w"),
+        client_side,
         n / wall.as_secs_f64(),
     );
     for r in readers {
