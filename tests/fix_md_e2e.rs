@@ -413,3 +413,30 @@ fn an_admin_halt_and_resume_reach_the_symbols_fix_subscribers_as_35_f() {
         }
     });
 }
+
+#[test]
+fn a_halt_holds_across_a_restart_and_a_new_subscriber_is_told() {
+    let mut v = venue_for("fixmd-halt-restart", |_| {});
+    rt().block_on(async {
+        let mut ops = v.login("admin").await;
+        check(&halt(&mut ops, "halt", Some("BTC-USD")).await, &[(tag::ADMIN_STATUS, "0")]);
+        ops.logout().await.unwrap();
+    });
+    v.restart();
+    rt().block_on(async {
+        // The halt is in the command journal: the restarted engine refuses orders, and the FIX
+        // desk, rebuilt from the event journal, tells a new subscriber after its 35=W.
+        let mut alice = v.login("alice").await;
+        limit(&mut alice, "r1", Side::Buy, 1, "100.00").await;
+        let er = next_not_book(&mut alice).await;
+        check(&er, &[(35, "8"), (39, "8")]);
+        assert!(er.get(58).unwrap_or_default().contains("halted"), "{}", er.text());
+        let mut watcher = v.login_tcp("watcher").await;
+        subscribe(&mut watcher, "w", "0", &["0", "1"], &["BTC-USD"]).await;
+        assert_eq!(next(&mut watcher).await.msg_type(), "W");
+        check(&next(&mut watcher).await, &[(35, "f"), (55, "BTC-USD"), (326, "2")]);
+        for c in [alice, watcher] {
+            c.logout().await.unwrap();
+        }
+    });
+}
