@@ -1,5 +1,5 @@
 //! `exchange admin`: show and change an account's risk limits, engage and release its kill
-//! switch, over the venue's FIX endpoint with an admin account (AdminRequest U1, see
+//! switch, halt and resume a symbol, over the venue's FIX endpoint with an admin account (AdminRequest U1, see
 //! `gateway::admin`).
 
 use std::time::Duration;
@@ -55,6 +55,17 @@ pub enum AdminCmd {
     Release {
         /// Account name.
         account: String,
+    },
+    /// Halt a symbol: new orders and replaces are refused `halted`, cancels pass; every
+    /// market-data feed publishes the halt (FIX: SecurityStatus 35=f, 326=2).
+    Halt {
+        /// Symbol name.
+        symbol: String,
+    },
+    /// Resume a halted symbol (FIX: 35=f, 326=17).
+    Resume {
+        /// Symbol name.
+        symbol: String,
     },
 }
 
@@ -135,8 +146,13 @@ pub fn limits_patch(pairs: &[String]) -> Result<Map<String, Value>, AdminCliErro
 
 /// Runs `exchange admin`: true when the venue did it, false when it refused.
 pub fn admin(args: &AdminArgs) -> Result<bool, AdminCliError> {
+    let mut symbol = None;
     let (action, account, limits) = match &args.action {
         AdminCmd::Show { account } => ("show", account.as_deref(), None),
+        AdminCmd::Halt { symbol: s } | AdminCmd::Resume { symbol: s } => {
+            symbol = Some(s.as_str());
+            (if matches!(args.action, AdminCmd::Halt { .. }) { "halt" } else { "resume" }, None, None)
+        }
         AdminCmd::Set { account, limits } => {
             let patch = Value::Object(limits_patch(limits)?).to_string();
             ("set", Some(account.as_str()), Some(patch))
@@ -158,6 +174,9 @@ pub fn admin(args: &AdminArgs) -> Result<bool, AdminCliError> {
                 }
                 if let Some(l) = &limits {
                     e.str(tag::ADMIN_LIMITS, l);
+                }
+                if let Some(s) = symbol {
+                    e.str(tag::SYMBOL, s);
                 }
             })
             .await?;
@@ -186,7 +205,10 @@ pub fn admin(args: &AdminArgs) -> Result<bool, AdminCliError> {
             println!("{data}");
         } else {
             println!("{action}: {text}");
-            print!("{}", render(&data)?);
+            // A halt or resume concerns a symbol: no account table.
+            if symbol.is_none() {
+                print!("{}", render(&data)?);
+            }
         }
         Ok(true)
     })

@@ -343,9 +343,36 @@ impl BinaryFeedClient {
     }
 }
 
+/// The first symbol's book as `exchange md` shows it, with the client's counters.
+fn shown(
+    client: &BinaryFeedClient,
+    first: &Listed,
+    price: &impl Fn(i64) -> String,
+    depth: usize,
+) -> crate::md_cli::Shown {
+    let s = client.stats;
+    let book = client.book(first.symbol).expect("subscribed");
+    let side = |side| book.levels(side).take(depth).map(|l| (l.qty, price(l.price.0))).collect();
+    crate::md_cli::Shown {
+        header: format!(
+            "{} (binary)  seq {}  datagrams {}  gaps {}  recovered {}  problems {}",
+            first.name,
+            book.symbol_seq().unwrap_or(0),
+            s.datagrams,
+            s.gaps,
+            s.recovered,
+            s.problems
+        ),
+        halted: book.halted(),
+        bids: side(engine::Side::Buy),
+        asks: side(engine::Side::Sell),
+    }
+}
+
 /// `exchange md --feed binary`: the book of the first symbol (and the tape) from the binary
-/// feed; every gap, recovery and snapshot printed as it happens; with `--check`, a summary and
-/// exit status 1 when the rebuilt book disagreed with the feed.
+/// feed, redrawn in place on a terminal by the screen every feed shares; otherwise every gap,
+/// recovery, snapshot and trade as a line as it happens, and a `BOOK` line per change; with
+/// `--check`, a summary and exit status 1 when the rebuilt book disagreed with the feed.
 pub fn main(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(run_cli(args))
@@ -369,6 +396,7 @@ async fn run_cli(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdEr
         let units = ticks.saturating_mul(first.tick_units);
         rust_decimal::Decimal::new(units, engine::PRICE_SCALE).normalize().to_string()
     };
+    let mut screen = crate::md_cli::Screen::new(args.depth);
     let mut shown_seq = 0;
     let result = loop {
         if args.count > 0 && client.stats.messages >= args.count {
@@ -388,32 +416,39 @@ async fn run_cli(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdEr
         }
         for note in client.take_notes() {
             match note {
-                FeedNote::Gap(t) => println!("GAP {t}"),
-                FeedNote::Recovered(t) => println!("RECOVERED {t}"),
-                FeedNote::Retransmitted(t) => println!("RETRANSMIT {t}"),
-                FeedNote::Snapshot(t) => println!("SNAPSHOT {t}"),
-                FeedNote::Refused(t) => println!("REFUSED {t}"),
-                FeedNote::Problem(t) => println!("CHECK {t}"),
-                FeedNote::Trade(t) => println!("TRADE {t}"),
+                FeedNote::Gap(t) => screen.note(format!("GAP {t}")),
+                FeedNote::Recovered(t) => screen.note(format!("RECOVERED {t}")),
+                FeedNote::Retransmitted(t) => screen.note(format!("RETRANSMIT {t}")),
+                FeedNote::Snapshot(t) => screen.note(format!("SNAPSHOT {t}")),
+                FeedNote::Refused(t) => screen.note(format!("REFUSED {t}")),
+                FeedNote::Problem(t) => screen.note(format!("CHECK {t}")),
+                FeedNote::Trade(t) => screen.trade(t),
             }
         }
         let book = client.book(first.symbol).expect("subscribed");
+        if book.is_live() {
+            screen.status(&first.name, book.halted());
+        }
+        let side = |side, depth| {
+            book.levels(side).take(depth).map(|l| (l.qty, price(l.price.0))).collect::<Vec<(u64, String)>>()
+        };
         if let Some(seq) = book.symbol_seq().filter(|&s| s != shown_seq) {
             shown_seq = seq;
-            let side = |side| {
-                book.levels(side)
-                    .take(args.depth)
-                    .map(|l| format!("{}@{}", l.qty, price(l.price.0)))
-                    .collect::<Vec<_>>()
-            };
-            println!(
-                "BOOK {} seq {seq} bids {} | asks {}",
-                first.name,
-                side(engine::Side::Buy).join(" "),
-                side(engine::Side::Sell).join(" ")
-            );
+            if !screen.terminal() {
+                let text = |levels: Vec<(u64, String)>| {
+                    levels.iter().map(|(q, p)| format!("{q}@{p}")).collect::<Vec<_>>().join(" ")
+                };
+                println!(
+                    "BOOK {} seq {seq} bids {} | asks {}",
+                    first.name,
+                    text(side(engine::Side::Buy, args.depth)),
+                    text(side(engine::Side::Sell, args.depth))
+                );
+            }
         }
+        screen.draw(false, |depth| shown(&client, &first, &price, depth))?;
     };
+    screen.draw(true, |depth| shown(&client, &first, &price, depth))?;
     if let Some(mut file) = record {
         file.flush()?;
     }

@@ -2,7 +2,7 @@
 //! in place on a terminal (plain lines otherwise); `--check` verifies every sequence number and
 //! checksum, `--record` writes every message as it arrived (JSON Lines).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -285,11 +285,10 @@ async fn run(args: &MdArgs) -> Result<(), MdError> {
         Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => None,
     };
-    let terminal = std::io::stdout().is_terminal();
+    let mut screen = Screen::new(args.depth);
     let (mut l2, mut l3) = (Book::default(), Book::default());
-    let mut tape: Vec<String> = Vec::new();
+    let mut halted = false;
     let (mut received, mut problems, mut checksums) = (0u64, 0u64, 0u64);
-    let mut last_draw = Instant::now() - REDRAW_EVERY;
     while let Some(frame) = ws.next().await {
         let text = match frame.map_err(connect_err)? {
             Frame::Text(text) => text,
@@ -313,13 +312,16 @@ async fn run(args: &MdArgs) -> Result<(), MdError> {
                 }
                 if kind == "trade" && channel == "trades" {
                     let side = m["aggressor"].as_str().unwrap_or("");
-                    let line =
-                        format!("{} {}@{} {side}", m["symbol"].as_str().unwrap_or(""), m["qty"], m["price"]);
-                    if !terminal {
-                        println!("TRADE {line}");
-                    }
-                    tape.insert(0, line);
-                    tape.truncate(TAPE_SHOWN);
+                    screen.trade(format!(
+                        "{} {}@{} {side}",
+                        m["symbol"].as_str().unwrap_or(""),
+                        m["qty"],
+                        m["price"]
+                    ));
+                }
+                if channel == "level2" && matches!(kind, "status" | "snapshot") {
+                    halted = m["halted"].as_bool().unwrap_or(false);
+                    screen.status(&args.symbol, halted);
                 }
                 let book = match channel {
                     "level2" => Some((&mut l2, false)),
@@ -329,21 +331,18 @@ async fn run(args: &MdArgs) -> Result<(), MdError> {
                 if let Some((book, level3)) = book {
                     if let Err(e) = book.apply(level3, &m) {
                         problems += 1;
-                        println!("CHECK {channel}: {e}; waiting for a snapshot (resubscribing)");
+                        screen.note(format!("CHECK {channel}: {e}; waiting for a snapshot (resubscribing)"));
                         for request in [
                             json!({"type": "unsubscribe", "channel": channel, "symbol": args.symbol}),
                             json!({"type": "subscribe", "channel": channel, "symbol": args.symbol}),
                         ] {
                             ws.send(Frame::Text(request.to_string().into())).await.map_err(connect_err)?;
                         }
-                    } else if !terminal && channel == "level2" && kind == "checksum" {
+                    } else if !screen.terminal() && channel == "level2" && kind == "checksum" {
                         println!("BOOK seq {} {}", book.seq.unwrap_or(0), top_line(book, args.depth));
                     }
                 }
-                if terminal && last_draw.elapsed() >= REDRAW_EVERY {
-                    draw(args, &l2, &tape, checksums, problems)?;
-                    last_draw = Instant::now();
-                }
+                screen.draw(false, |depth| shown(args, &l2, halted, checksums, problems, depth))?;
             }
             _ => {}
         }
@@ -354,9 +353,7 @@ async fn run(args: &MdArgs) -> Result<(), MdError> {
     if let Some(mut file) = record {
         file.flush()?;
     }
-    if terminal {
-        draw(args, &l2, &tape, checksums, problems)?;
-    }
+    screen.draw(true, |depth| shown(args, &l2, halted, checksums, problems, depth))?;
     if args.check {
         println!("check: {received} messages, {checksums} checksums verified, {problems} problem(s)");
         if problems > 0 {
@@ -393,31 +390,141 @@ fn top_line(book: &Book, depth: usize) -> String {
     format!("bids {} | asks {}", bids.join(" "), asks.join(" "))
 }
 
-fn draw(args: &MdArgs, book: &Book, tape: &[String], checksums: u64, problems: u64) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    // Home and clear, then the frame: redrawn in place.
-    write!(out, "\x1b[H\x1b[2J")?;
-    writeln!(
-        out,
-        "{}  seq {}  checksums {checksums}  problems {problems}",
-        args.symbol,
-        book.seq.unwrap_or(0)
-    )?;
-    writeln!(out, "{:>12} {:>14} | {:<14} {:<12}", "bid qty", "bid", "ask", "ask qty")?;
-    let bids: Vec<_> = book.levels.iter().rev().filter(|((buy, _), _)| *buy).take(args.depth).collect();
-    let asks: Vec<_> = book.levels.iter().filter(|((buy, _), _)| !buy).take(args.depth).collect();
-    for i in 0..args.depth {
-        let bid = bids.get(i).map(|((_, p), q)| (q.to_string(), price_text(book, *p)));
-        let ask = asks.get(i).map(|((_, p), q)| (q.to_string(), price_text(book, *p)));
-        let (bq, bp) = bid.unwrap_or_default();
-        let (aq, ap) = ask.unwrap_or_default();
-        writeln!(out, "{bq:>12} {bp:>14} | {ap:<14} {aq:<12}")?;
+/// Notes (gaps, recoveries, refusals) the terminal frame keeps.
+const NOTES_SHOWN: usize = 5;
+
+/// One symbol's book as the screen shows it: `(qty, price text)` per level, best first.
+#[derive(Debug, Default)]
+pub(crate) struct Shown {
+    /// First line: the symbol, the feed's sequence and its counters.
+    pub header: String,
+    /// The symbol is halted.
+    pub halted: bool,
+    /// Bids, best first.
+    pub bids: Vec<(u64, String)>,
+    /// Asks, best first.
+    pub asks: Vec<(u64, String)>,
+}
+
+/// What every feed of `exchange md` prints, in one place: on a terminal, a frame redrawn in
+/// place (the book, `--depth` levels a side, the last trades and notes) at most every
+/// [`REDRAW_EVERY`]; otherwise plain lines (`TRADE`, a note's own line, `STATUS`), each as it
+/// happens, the feed printing its `BOOK` lines itself.
+pub(crate) struct Screen {
+    depth: usize,
+    terminal: bool,
+    tape: VecDeque<String>,
+    notes: VecDeque<String>,
+    halted: Option<bool>,
+    last_draw: Option<Instant>,
+}
+
+impl Screen {
+    /// A screen for standard output.
+    pub(crate) fn new(depth: usize) -> Screen {
+        Screen::with_terminal(depth, std::io::stdout().is_terminal())
     }
-    writeln!(out, "trades:")?;
-    for line in tape {
-        writeln!(out, "  {line}")?;
+
+    fn with_terminal(depth: usize, terminal: bool) -> Screen {
+        Screen {
+            depth,
+            terminal,
+            tape: VecDeque::with_capacity(TAPE_SHOWN),
+            notes: VecDeque::with_capacity(NOTES_SHOWN),
+            halted: None,
+            last_draw: None,
+        }
     }
-    out.flush()
+
+    /// Standard output is a terminal: frames, not lines.
+    pub(crate) fn terminal(&self) -> bool {
+        self.terminal
+    }
+
+    /// A trade (`SYMBOL QTY@PRICE ...`): a `TRADE` line, or the top of the frame's tape.
+    pub(crate) fn trade(&mut self, line: String) {
+        if !self.terminal {
+            println!("TRADE {line}");
+        }
+        push_bounded(&mut self.tape, line, TAPE_SHOWN);
+    }
+
+    /// Something the feed's client did or saw (`GAP ...`, `CHECK ...`): its own line, or one of
+    /// the frame's last notes.
+    pub(crate) fn note(&mut self, line: String) {
+        if !self.terminal {
+            println!("{line}");
+        }
+        push_bounded(&mut self.notes, line, NOTES_SHOWN);
+    }
+
+    /// The symbol's trading status: a `STATUS SYMBOL halted|trading` line when it changes.
+    pub(crate) fn status(&mut self, symbol: &str, halted: bool) {
+        if self.halted != Some(halted) {
+            if !self.terminal && (self.halted.is_some() || halted) {
+                println!("STATUS {symbol} {}", if halted { "halted" } else { "trading" });
+            }
+            self.halted = Some(halted);
+        }
+    }
+
+    /// Redraws the frame on a terminal if the last one is older than [`REDRAW_EVERY`] (always
+    /// with `force`, for the last frame); `shown` is asked for only then.
+    pub(crate) fn draw(&mut self, force: bool, shown: impl FnOnce(usize) -> Shown) -> std::io::Result<()> {
+        if !self.terminal || !(force || self.last_draw.is_none_or(|t| t.elapsed() >= REDRAW_EVERY)) {
+            return Ok(());
+        }
+        self.last_draw = Some(Instant::now());
+        let mut out = std::io::stdout().lock();
+        self.frame(&shown(self.depth), &mut out)?;
+        out.flush()
+    }
+
+    /// One frame: home and clear, then the header, the book, the tape and the notes.
+    fn frame(&self, shown: &Shown, out: &mut impl Write) -> std::io::Result<()> {
+        write!(out, "\x1b[H\x1b[2J")?;
+        let halted = if shown.halted { "  HALTED" } else { "" };
+        writeln!(out, "{}{halted}", shown.header)?;
+        writeln!(out, "{:>12} {:>14} | {:<14} {:<12}", "bid qty", "bid", "ask", "ask qty")?;
+        for i in 0..self.depth {
+            let cell = |levels: &[(u64, String)]| levels.get(i).map(|(q, p)| (q.to_string(), p.clone()));
+            let (bq, bp) = cell(&shown.bids).unwrap_or_default();
+            let (aq, ap) = cell(&shown.asks).unwrap_or_default();
+            writeln!(out, "{bq:>12} {bp:>14} | {ap:<14} {aq:<12}")?;
+        }
+        writeln!(out, "trades:")?;
+        for line in &self.tape {
+            writeln!(out, "  {line}")?;
+        }
+        if !self.notes.is_empty() {
+            writeln!(out, "notes:")?;
+            for line in &self.notes {
+                writeln!(out, "  {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Newest first, at most `len_max`.
+fn push_bounded(list: &mut VecDeque<String>, line: String, len_max: usize) {
+    list.push_front(line);
+    list.truncate(len_max);
+}
+
+/// The WebSocket level2 book as the screen shows it.
+fn shown(args: &MdArgs, book: &Book, halted: bool, checksums: u64, problems: u64, depth: usize) -> Shown {
+    let level = |((_, p), q): (&(bool, i64), &u64)| (*q, price_text(book, *p));
+    Shown {
+        header: format!(
+            "{}  seq {}  checksums {checksums}  problems {problems}",
+            args.symbol,
+            book.seq.unwrap_or(0)
+        ),
+        halted,
+        bids: book.levels.iter().rev().filter(|((buy, _), _)| *buy).take(depth).map(level).collect(),
+        asks: book.levels.iter().filter(|((buy, _), _)| !buy).take(depth).map(level).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -428,6 +535,32 @@ mod tests {
         json!({"type": "snapshot", "channel": "level2", "symbol_seq": 5, "tick_size": "0.01",
                "bids": [{"price": "100.00", "qty": 5, "count": 1}, {"price": "99.99", "qty": 7, "count": 2}],
                "asks": [{"price": "100.01", "qty": 2, "count": 1}]})
+    }
+
+    #[test]
+    fn a_frame_shows_depth_levels_the_tape_newest_first_notes_and_a_halt() {
+        let mut screen = Screen::with_terminal(2, true);
+        for i in 0..(TAPE_SHOWN + 3) {
+            screen.trade(format!("BTC-USD {i}@100.00"));
+        }
+        screen.note("GAP BTC-USD: expected symbol seq 5".into());
+        let shown = Shown {
+            header: "BTC-USD  seq 9".into(),
+            halted: true,
+            bids: vec![(5, "100.00".into()), (7, "99.99".into()), (1, "99.98".into())],
+            asks: vec![(2, "100.01".into())],
+        };
+        let mut out = Vec::new();
+        screen.frame(&shown, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.strip_prefix("\x1b[H\x1b[2J").expect("home, clear").lines().collect();
+        assert_eq!(lines[0], "BTC-USD  seq 9  HALTED");
+        assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["5", "100.00", "|", "100.01", "2"]);
+        assert_eq!(lines[3].split_whitespace().collect::<Vec<_>>(), ["7", "99.99", "|"]);
+        assert_eq!(lines[4], "trades:");
+        assert_eq!(lines[5].trim(), format!("BTC-USD {}@100.00", TAPE_SHOWN + 2));
+        assert_eq!(lines.len(), 5 + TAPE_SHOWN + 2, "two levels a side, the last trades, one note");
+        assert_eq!(lines.last().unwrap().trim(), "GAP BTC-USD: expected symbol seq 5");
     }
 
     #[test]

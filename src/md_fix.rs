@@ -5,8 +5,8 @@
 //! for a fresh snapshot after a problem; `--record` writes every message as it arrived, one a
 //! line.
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Duration;
 
 use fix::codec::Encoder;
 use fixclient::FixClient;
@@ -14,12 +14,7 @@ use gateway::md::{tags, MdBook, MdBooks};
 use rust_decimal::Decimal;
 
 use crate::fix_client::ConnectArgs;
-use crate::md_cli::{MdArgs, MdError};
-
-/// Trades kept for the display.
-const TAPE_SHOWN: usize = 10;
-/// Fastest redraw on a terminal.
-const REDRAW_EVERY: Duration = Duration::from_millis(100);
+use crate::md_cli::{MdArgs, MdError, Screen, Shown};
 /// How long one wait for a message lasts before the loop looks again.
 const RECV_WAIT: Duration = Duration::from_secs(1);
 
@@ -84,11 +79,9 @@ async fn run(args: &MdArgs, client: &mut FixClient) -> Result<(), MdError> {
         Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => None,
     };
-    let terminal = std::io::stdout().is_terminal();
+    let mut screen = Screen::new(args.depth);
     let mut books = MdBooks::new();
-    let mut tape: Vec<String> = Vec::new();
     let (mut received, mut snapshots, mut problems) = (0u64, 0u64, 0u64);
-    let mut last_draw = Instant::now() - REDRAW_EVERY;
     loop {
         let Some(m) = client.recv(RECV_WAIT).await.map_err(fix_err)? else { continue };
         let msg = m.message();
@@ -100,6 +93,18 @@ async fn run(args: &MdArgs, client: &mut FixClient) -> Result<(), MdError> {
         match msg.msg_type() {
             b"Y" => return Err(MdError::Refused(m.get(58).unwrap_or_default())),
             b"W" | b"X" => {}
+            b"f" => {
+                // A halt or resume (SecurityStatus): kept by the books, shown by the screen.
+                if let Err(e) = books.apply(&msg) {
+                    screen.note(format!("CHECK {e}"));
+                }
+                if let Some(book) = books.book(&args.symbol) {
+                    screen.status(&args.symbol, book.halted);
+                }
+                screen
+                    .draw(false, |depth| shown(args, books.book(&args.symbol), snapshots, problems, depth))?;
+                continue;
+            }
             _ => continue,
         }
         received += 1;
@@ -108,31 +113,23 @@ async fn run(args: &MdArgs, client: &mut FixClient) -> Result<(), MdError> {
         }
         for entry in msg.group(tags::NO_MD_ENTRIES) {
             if msg.msg_type() == b"X" && entry.get(tags::MD_ENTRY_TYPE) == Some(b"2") {
-                let line = format!(
+                screen.trade(format!(
                     "{} {}@{}",
                     entry.get_str(fix::codec::tag::SYMBOL).unwrap_or(""),
                     entry.get_str(tags::MD_ENTRY_SIZE).unwrap_or(""),
                     entry.get_str(tags::MD_ENTRY_PX).unwrap_or("")
-                );
-                if !terminal {
-                    println!("TRADE {line}");
-                }
-                tape.insert(0, line);
-                tape.truncate(TAPE_SHOWN);
+                ));
             }
         }
         if let Err(e) = books.apply(&msg) {
             problems += 1;
-            println!("CHECK {e}; asking for a fresh snapshot");
+            screen.note(format!("CHECK {e}; asking for a fresh snapshot"));
             client.send(b"V", |e| request(e, &id, "2", depth, &args.symbol)).await.map_err(fix_err)?;
             client.send(b"V", |e| request(e, &id, "1", depth, &args.symbol)).await.map_err(fix_err)?;
-        } else if let Some(book) = books.book(&args.symbol).filter(|_| !terminal) {
+        } else if let Some(book) = books.book(&args.symbol).filter(|_| !screen.terminal()) {
             println!("BOOK rptseq {} {}", book.rpt_seq.unwrap_or(0), top_line(book, args.depth));
         }
-        if terminal && last_draw.elapsed() >= REDRAW_EVERY {
-            draw(args, books.book(&args.symbol), &tape, snapshots, problems)?;
-            last_draw = Instant::now();
-        }
+        screen.draw(false, |depth| shown(args, books.book(&args.symbol), snapshots, problems, depth))?;
         if args.count > 0 && received >= args.count {
             break;
         }
@@ -140,9 +137,7 @@ async fn run(args: &MdArgs, client: &mut FixClient) -> Result<(), MdError> {
     if let Some(mut file) = record {
         file.flush()?;
     }
-    if terminal {
-        draw(args, books.book(&args.symbol), &tape, snapshots, problems)?;
-    }
+    screen.draw(true, |depth| shown(args, books.book(&args.symbol), snapshots, problems, depth))?;
     if args.check {
         println!("check: {received} messages, {snapshots} snapshots, {problems} problem(s)");
         if problems > 0 {
@@ -169,31 +164,22 @@ fn top_line(book: &MdBook, depth: usize) -> String {
     format!("bids {} | asks {}", side(true), side(false))
 }
 
-fn draw(
-    args: &MdArgs,
-    book: Option<&MdBook>,
-    tape: &[String],
-    snapshots: u64,
-    problems: u64,
-) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    // Home and clear, then the frame: redrawn in place.
-    write!(out, "\x1b[H\x1b[2J")?;
+/// The FIX book as the screen shows it.
+fn shown(args: &MdArgs, book: Option<&MdBook>, snapshots: u64, problems: u64, depth: usize) -> Shown {
     let rpt_seq = book.and_then(|b| b.rpt_seq).unwrap_or(0);
-    writeln!(out, "{} (FIX)  RptSeq {rpt_seq}  snapshots {snapshots}  problems {problems}", args.symbol)?;
-    writeln!(out, "{:>12} {:>14} | {:<14} {:<12}", "bid qty", "bid", "ask", "ask qty")?;
-    let (bids, asks) = book.map(|b| (b.side(true), b.side(false))).unwrap_or_default();
-    for i in 0..args.depth {
-        let cell = |levels: &Vec<(i64, u64)>| levels.get(i).map(|&(p, q)| (q.to_string(), price(p)));
-        let (bq, bp) = cell(&bids).unwrap_or_default();
-        let (aq, ap) = cell(&asks).unwrap_or_default();
-        writeln!(out, "{bq:>12} {bp:>14} | {ap:<14} {aq:<12}")?;
+    let side = |bid| -> Vec<(u64, String)> {
+        book.map(|b| b.side(bid).into_iter().take(depth).map(|(p, q)| (q, price(p))).collect())
+            .unwrap_or_default()
+    };
+    Shown {
+        header: format!(
+            "{} (FIX)  RptSeq {rpt_seq}  snapshots {snapshots}  problems {problems}",
+            args.symbol
+        ),
+        halted: book.is_some_and(|b| b.halted),
+        bids: side(true),
+        asks: side(false),
     }
-    writeln!(out, "trades:")?;
-    for line in tape {
-        writeln!(out, "  {line}")?;
-    }
-    out.flush()
 }
 
 #[cfg(test)]

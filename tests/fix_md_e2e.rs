@@ -329,3 +329,114 @@ fn a_zero_fix_market_data_bound_is_refused_at_start_naming_the_field() {
         assert!(err.to_string().contains(&format!("marketdata.{field} must be positive")), "{err}");
     }
 }
+
+/// The next message other than market data on the book (35=W/X): the one a test waits for.
+async fn next_not_book(c: &mut FixClient) -> Received {
+    loop {
+        let m = next(c).await;
+        if m.msg_type() != "W" && m.msg_type() != "X" {
+            return m;
+        }
+    }
+}
+
+#[test]
+fn an_admin_halt_and_resume_reach_the_symbols_fix_subscribers_as_35_f() {
+    let v = venue_for("fixmd-halt", |_| {});
+    rt().block_on(async {
+        let mut watcher = v.login_tcp("watcher").await;
+        subscribe(&mut watcher, "w", "0", &["0", "1", "2"], &["BTC-USD"]).await;
+        assert_eq!(next(&mut watcher).await.msg_type(), "W");
+        // alice follows ETH-USD only: a BTC-USD halt is not hers to hear.
+        let mut alice = v.login("alice").await;
+        subscribe(&mut alice, "a", "0", &["0", "1"], &["ETH-USD"]).await;
+        assert_eq!(next(&mut alice).await.msg_type(), "W");
+        let mut ops = v.login("admin").await;
+
+        // Refusals first, naming the reason; nothing is halted by them.
+        let m = halt(&mut ops, "halt", Some("NO-SUCH")).await;
+        check(&m, &[(tag::ADMIN_STATUS, "1")]);
+        assert!(m.get(tag::TEXT).unwrap().contains("unknown symbol NO-SUCH"), "{}", m.text());
+        let m = halt(&mut ops, "halt", None).await;
+        check(&m, &[(35, "3"), (373, "1"), (371, "55")]);
+
+        let m = halt(&mut ops, "halt", Some("BTC-USD")).await;
+        check(&m, &[(tag::ADMIN_STATUS, "0")]);
+        let f = next_not_book(&mut watcher).await;
+        check(&f, &[(35, "f"), (55, "BTC-USD"), (326, "2")]);
+        assert!(f.get(60).is_some_and(|t| t.len() >= 17), "TransactTime: {}", f.text());
+        // The halt is the engine's: a BTC-USD order is refused `halted`.
+        limit(&mut alice, "h1", Side::Buy, 1, "100.00").await;
+        let er = next_not_book(&mut alice).await;
+        check(&er, &[(35, "8"), (39, "8")]);
+        assert!(er.get(58).unwrap_or_default().contains("halted"), "{}", er.text());
+        // A subscriber joining while halted is told after its 35=W.
+        let mut bob = v.login("bob").await;
+        subscribe(&mut bob, "b", "5", &["0", "1"], &["BTC-USD"]).await;
+        assert_eq!(next(&mut bob).await.msg_type(), "W");
+        check(&next(&mut bob).await, &[(35, "f"), (55, "BTC-USD"), (326, "2")]);
+
+        // Resumed with `exchange admin resume` (one session per account: ops logs out first); a
+        // refusal there exits 1 with the reason.
+        ops.logout().await.unwrap();
+        let (addr, ca) = (v.server().info.quic_addr.to_string(), v.server().info.cert.clone());
+        let admin_cli = move |args: &'static [&'static str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"))
+                .args(["admin", "--account", "admin", "--password", "admin"])
+                .args(["--addr", &addr, "--ca", ca.to_str().unwrap()])
+                .args(args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &stderr)
+        };
+        let (code, out) = tokio::task::spawn_blocking({
+            let admin_cli = admin_cli.clone();
+            move || admin_cli(&["resume", "NO-SUCH"])
+        })
+        .await
+        .unwrap();
+        assert_eq!((code, out.trim()), (Some(1), "refused: unknown symbol NO-SUCH"));
+        let (code, out) =
+            tokio::task::spawn_blocking(move || admin_cli(&["resume", "BTC-USD"])).await.unwrap();
+        assert_eq!((code, out.trim()), (Some(0), "resume: resume of BTC-USD sent to the engine"));
+        check(&next_not_book(&mut watcher).await, &[(35, "f"), (55, "BTC-USD"), (326, "17")]);
+        check(&next_not_book(&mut bob).await, &[(35, "f"), (55, "BTC-USD"), (326, "17")]);
+        limit(&mut alice, "h2", Side::Buy, 1, "100.00").await;
+        check(&next_not_book(&mut alice).await, &[(35, "8"), (39, "0")]);
+        // alice, subscribed to ETH-USD only, heard of neither.
+        for m in drain(&mut alice, Duration::from_millis(300)).await {
+            assert_ne!(m.msg_type(), "f", "{}", m.text());
+        }
+        for c in [watcher, alice, bob] {
+            c.logout().await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_halt_holds_across_a_restart_and_a_new_subscriber_is_told() {
+    let mut v = venue_for("fixmd-halt-restart", |_| {});
+    rt().block_on(async {
+        let mut ops = v.login("admin").await;
+        check(&halt(&mut ops, "halt", Some("BTC-USD")).await, &[(tag::ADMIN_STATUS, "0")]);
+        ops.logout().await.unwrap();
+    });
+    v.restart();
+    rt().block_on(async {
+        // The halt is in the command journal: the restarted engine refuses orders, and the FIX
+        // desk, rebuilt from the event journal, tells a new subscriber after its 35=W.
+        let mut alice = v.login("alice").await;
+        limit(&mut alice, "r1", Side::Buy, 1, "100.00").await;
+        let er = next_not_book(&mut alice).await;
+        check(&er, &[(35, "8"), (39, "8")]);
+        assert!(er.get(58).unwrap_or_default().contains("halted"), "{}", er.text());
+        let mut watcher = v.login_tcp("watcher").await;
+        subscribe(&mut watcher, "w", "0", &["0", "1"], &["BTC-USD"]).await;
+        assert_eq!(next(&mut watcher).await.msg_type(), "W");
+        check(&next(&mut watcher).await, &[(35, "f"), (55, "BTC-USD"), (326, "2")]);
+        for c in [alice, watcher] {
+            c.logout().await.unwrap();
+        }
+    });
+}

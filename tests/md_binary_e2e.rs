@@ -390,6 +390,53 @@ fn exchange_md_feed_binary_prints_gaps_and_recoveries_and_checks_the_book() {
 }
 
 #[test]
+fn on_a_terminal_exchange_md_feed_binary_redraws_the_book_in_place_and_shows_a_halt() {
+    // `script` gives the command a pseudo-terminal, as a person's shell would.
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` (util-linux) to give exchange md a terminal");
+        return;
+    }
+    let v = venue("md-binary-tty");
+    let info = &v.server().info;
+    let command = format!(
+        "{} md --feed binary --symbol BTC-USD --depth 3 --md-addr {} --ca {}",
+        env!("CARGO_BIN_EXE_exchange"),
+        info.md_addr.unwrap(),
+        info.cert.display()
+    );
+    let mut md = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login("bob").await;
+        let mut ops = v.login("admin").await;
+        for round in 0..5 {
+            flow(&mut alice, &mut bob, round).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        let m = halt(&mut ops, "halt", Some("BTC-USD")).await;
+        assert_eq!(m.get(fix::codec::tag::ADMIN_STATUS).as_deref(), Some("0"), "{}", m.text());
+        // Frames are drawn at most every 100 ms, on a message: the next heartbeat (1 s) draws
+        // the halted one at the latest.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    });
+    let _ = md.kill();
+    let out = md.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames: Vec<&str> = text.split("\x1b[H\x1b[2J").skip(1).collect();
+    assert!(frames.len() >= 3, "frames redrawn in place (home, clear): {text:?}");
+    let last = frames.last().unwrap();
+    assert!(last.starts_with("BTC-USD (binary)  seq ") && last.contains("HALTED"), "{last:?}");
+    assert!(last.contains("bid qty") && last.contains("trades:") && last.contains("BTC-USD "), "{last:?}");
+    assert!(!text.contains("BOOK BTC-USD seq") && !text.contains("TRADE "), "no plain lines: {text:?}");
+    assert!(frames.iter().any(|f| !f.contains("HALTED")), "HALTED only once halted");
+}
+
+#[test]
 fn a_bad_md_address_is_refused_naming_the_field() {
     let mut config = exchange::serve::ServeConfig::default();
     config.network.quic = "127.0.0.1:0".parse().unwrap();

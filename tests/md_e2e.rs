@@ -10,33 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use engine::{Side, SymbolId, SymbolSpec, PRICE_SCALE};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use marketdata::Channel;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Frame;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn ws_connect(v: &Venue) -> Ws {
-    let addr = v.server().info.http_addr.expect("http endpoint");
-    tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("ws connects").0
-}
-
-async fn ws_send(ws: &mut Ws, value: Value) {
-    ws.send(Frame::Text(value.to_string().into())).await.unwrap();
-}
-
-async fn ws_next(ws: &mut Ws) -> Value {
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next()).await.expect("a ws message in time");
-        match frame.expect("ws open").expect("ws frame") {
-            Frame::Text(text) => return serde_json::from_str(text.as_str()).expect("json"),
-            Frame::Close(_) => panic!("ws closed"),
-            _ => {}
-        }
-    }
-}
 
 /// A JSON-only rebuild of level2 and level3 (shares no code with the server), checking gapless
 /// `symbol_seq` and every checksum.

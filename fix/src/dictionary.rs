@@ -445,7 +445,7 @@ const ORDER_MASS_CANCEL_REQUEST: TagSet =
     TagSet::of(&[&[11, 526, 530, 336, 625, 54, 60, 58, 354, 355], INSTRUMENT, UND_INSTRMT_GRP]);
 /// The venue's AdminRequest (U1): the account it acts on and the admin fields.
 const ADMIN_REQUEST: TagSet =
-    TagSet::of(&[&[tag::ACCOUNT, tag::ADMIN_REQ_ID, tag::ADMIN_ACTION, tag::ADMIN_LIMITS]]);
+    TagSet::of(&[&[tag::ACCOUNT, tag::ADMIN_REQ_ID, tag::ADMIN_ACTION, tag::ADMIN_LIMITS, tag::SYMBOL]]);
 
 /// MarketDataRequest: its own fields, NoMDEntryTypes, NoRelatedSym (the Instrument fields the
 /// venue reads), NoTradingSessions.

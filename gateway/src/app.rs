@@ -407,6 +407,13 @@ impl AppSession {
         if !self.admin {
             return Some(Some(Refusal::Business(6, "AdminRequest (U1) needs an admin account".into())));
         }
+        if let Some(status) = self.trading_status_request(msg, account) {
+            return Some(match status.map(|m| self.router.try_send(m)) {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) => Some(Refusal::Business(0, "gateway busy, request not accepted".into())),
+                Err(refusal) => Some(refusal),
+            });
+        }
         match self.admin_request(msg) {
             Ok(request) => {
                 if self.router.try_send(ToRouter::Admin { account, request }).is_err() {
@@ -460,6 +467,29 @@ impl AppSession {
         metrics.reject(GatewayReject::Business);
         metrics.md_rejected(refusal.reason);
         md_reject(session, &refusal, now_ns);
+    }
+
+    /// An AdminRequest (U1) `halt` or `resume` of the symbol in Symbol (55), for the router;
+    /// `None` for the other actions (the account ones, [`admin_request`](Self::admin_request)).
+    fn trading_status_request(
+        &self,
+        msg: &Message<'_>,
+        account: AccountId,
+    ) -> Option<Result<ToRouter, Refusal>> {
+        let halted = match msg.get(tag::ADMIN_ACTION) {
+            Some(b"halt") => true,
+            Some(b"resume") => false,
+            _ => return None,
+        };
+        let Some(req_id) = msg.get_str(tag::ADMIN_REQ_ID) else {
+            return Some(Err(missing(tag::ADMIN_REQ_ID, "AdminReqID")));
+        };
+        let Some(name) = msg.get_str(tag::SYMBOL) else { return Some(Err(missing(tag::SYMBOL, "Symbol"))) };
+        let Some(symbol) = self.venue.symbols.id(name) else {
+            return Some(Err(Refusal::Admin(req_id.to_owned(), format!("unknown symbol {name}"))));
+        };
+        let req_id = req_id.to_owned();
+        Some(Ok(ToRouter::TradingStatus { account, req_id, symbol, name: name.to_owned(), halted }))
     }
 
     /// Translates an AdminRequest (U1), resolving account names.

@@ -39,9 +39,15 @@ pub mod tags {
     pub const MD_UPDATE_ACTION: u32 = 279;
     pub const MD_REQ_REJ_REASON: u32 = 281;
     pub const LAST_FRAGMENT: u32 = 893;
+    pub const SECURITY_TRADING_STATUS: u32 = 326;
 }
 
-use fix::codec::tag::{SYMBOL, TEXT};
+/// SecurityTradingStatus (326) of a halted symbol: 2, trading halt.
+pub const TRADING_STATUS_HALTED: u64 = 2;
+/// SecurityTradingStatus (326) of a symbol trading again after a halt: 17, ready to trade.
+pub const TRADING_STATUS_READY: u64 = 17;
+
+use fix::codec::tag::{SYMBOL, TEXT, TRANSACT_TIME};
 
 /// Deepest MarketDepth (264) accepted other than 0 (full book): a window of N levels is kept
 /// per subscribed symbol, so N is bounded.
@@ -319,6 +325,21 @@ pub trait MdSink {
     fn send(&mut self, session: SessionId, msg_type: &[u8], fields: &mut dyn FnMut(&mut Encoder));
 }
 
+/// Writes a SecurityStatus (35=f) of `symbol`: 55, 326 (2 halted, 17 ready to trade), 60 the
+/// time of the engine event that changed it (or of the subscription, for the status a new
+/// subscriber of a halted symbol is told).
+fn write_status(sink: &mut impl MdSink, session: SessionId, name: &str, halted: bool, ts_ns: u64) {
+    sink.send(session, b"f", &mut |e| {
+        e.str(SYMBOL, name);
+        e.u64(
+            tags::SECURITY_TRADING_STATUS,
+            if halted { TRADING_STATUS_HALTED } else { TRADING_STATUS_READY },
+        );
+        e.time(TRANSACT_TIME, ts_ns);
+        e.str(TEXT, if halted { "halted by the venue" } else { "trading resumed" });
+    });
+}
+
 /// Symbol subscriptions in `subs`.
 fn held_by(subs: &[Subscription]) -> usize {
     subs.iter().map(|s| s.symbols.len()).sum()
@@ -337,6 +358,8 @@ pub struct MdStats {
     pub rejects_by_reason: [u64; REJECT_REASON_LABELS.len()],
     /// Subscriptions made stale by a slow session (each later refreshed by a 35=W).
     pub conflations: u64,
+    /// SecurityStatus (35=f) messages: a halt or resume told to a subscribed session.
+    pub statuses: u64,
 }
 
 /// One entry of a 35=W or 35=X.
@@ -507,6 +530,7 @@ impl MarketDataDesk {
                         &mut self.entries,
                     );
                 }
+                self.status_if_halted(session, &request.symbols, sink);
                 return;
             }
             SubscriptionType::Subscribe => {
@@ -556,11 +580,37 @@ impl MarketDataDesk {
                     }
                     self.held += sub.symbols.len();
                     subs.push(sub);
+                    self.status_if_halted(session, &request.symbols, sink);
                     return;
                 }
             }
         };
         self.reject(session, &refusal, sink);
+    }
+
+    /// After the 35=W of a request: a 35=f for each of its symbols that is halted now (a
+    /// subscriber learns the state it joins, not only the changes after it).
+    fn status_if_halted(&mut self, session: SessionId, symbols: &[engine::SymbolId], sink: &mut impl MdSink) {
+        let projection = self.md.projection();
+        for &symbol in symbols.iter().filter(|&&s| projection.halted(s)) {
+            let name = self.symbols.spec(symbol).map_or("?", |s| s.name.as_str());
+            write_status(sink, session, name, true, projection.last_ts());
+            self.stats.statuses += 1;
+        }
+    }
+
+    /// A halt or resume of `symbol`: a 35=f to every session subscribed to it, stale ones
+    /// included (a status change is rare and a later 35=W does not carry it).
+    fn status_changed(&mut self, symbol: engine::SymbolId, halted: bool, ts_ns: u64, sink: &mut impl MdSink) {
+        let name = self.symbols.spec(symbol).map_or("?", |s| s.name.as_str());
+        for (&session, subs) in &self.sessions {
+            if subs.iter().any(|s| s.symbols.iter().any(|o| o.symbol == symbol))
+                && sink.backlog(session).is_some()
+            {
+                write_status(sink, session, name, halted, ts_ns);
+                self.stats.statuses += 1;
+            }
+        }
     }
 
     /// Sends a 35=Y.
@@ -576,6 +626,15 @@ impl MarketDataDesk {
         self.md.on_event(event, &mut self.scratch)?;
         self.applied_seq = event.seq;
         let Some(symbol) = self.scratch.iter().find_map(|m| m.header.symbol) else { return Ok(()) };
+        if let Some(halted) = self.scratch.iter().find_map(|m| match m.body {
+            Body::TradingStatus { halted } => Some(halted),
+            _ => None,
+        }) {
+            if !self.sessions.is_empty() {
+                self.status_changed(symbol, halted, event.ts, sink);
+            }
+            return Ok(());
+        }
         // Every level change and trade, in order, as a full-depth subscriber sees them.
         self.full.clear();
         let present = &mut self.present[symbol.index()];
@@ -898,6 +957,8 @@ pub struct MdBook {
     pub last_trade: Option<(i64, u64)>,
     /// A fragmented 35=W is being received (its last fragment has 893=Y).
     in_snapshot: bool,
+    /// The last SecurityStatus (35=f) said the symbol is halted.
+    pub halted: bool,
 }
 
 impl MdBook {
@@ -950,7 +1011,7 @@ impl MdBooks {
         self.books.get(symbol)
     }
 
-    /// Applies a 35=W or 35=X (other messages are ignored). After an error the symbol's book
+    /// Applies a 35=W, 35=X or 35=f (other messages are ignored). After an error the symbol's book
     /// waits for its next 35=W (`rpt_seq` is `None`).
     pub fn apply(&mut self, msg: &Message<'_>) -> Result<(), MdBookError> {
         let malformed = |what: &str| MdBookError::Malformed(what.to_owned());
@@ -1026,6 +1087,16 @@ impl MdBooks {
                         _ => return Err(malformed("MDUpdateAction (279)")),
                     }
                 }
+                Ok(())
+            }
+            b"f" => {
+                let symbol = msg.get_str(SYMBOL).ok_or_else(|| malformed("Symbol (55) in a 35=f"))?;
+                let halted = match msg.get_u64(tags::SECURITY_TRADING_STATUS).ok().flatten() {
+                    Some(TRADING_STATUS_HALTED) => true,
+                    Some(_) => false,
+                    None => return Err(malformed("SecurityTradingStatus (326)")),
+                };
+                self.books.entry(symbol.to_owned()).or_default().halted = halted;
                 Ok(())
             }
             _ => Ok(()),
@@ -1214,6 +1285,65 @@ mod tests {
             assert!(book.last_trade.is_some(), "trades are entries too");
         }
         assert_eq!(desk.stats().conflations, 0);
+    }
+
+    #[test]
+    fn halts_and_resumes_reach_the_symbols_subscribers_as_35_f() {
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut evs = Vec::new();
+        let command = |seq, kind| Command { header: CommandHeader { seq, ts: seq * 1_000 }, kind };
+        engine.process(&command(1, CommandKind::Halt { symbol: SymbolId(0) }), &mut evs);
+        let halt = evs.split_off(0);
+        engine.process(&command(2, CommandKind::Resume { symbol: SymbolId(0) }), &mut evs);
+        let resume = evs.split_off(0);
+        let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+        let mut wire = Wire::default();
+        desk.request(1, request(&format!("262=a|263=1|264=0|{BOOK}|146=1|55=BTC-USD")).unwrap(), &mut wire);
+        desk.request(2, request(&format!("262=b|263=1|264=0|{BOOK}|146=1|55=ETH-USD")).unwrap(), &mut wire);
+        wire.take(|_, _| {});
+        // (session, symbol, 326, 60) of every 35=f sent.
+        let statuses = |wire: &mut Wire| {
+            let mut out = Vec::new();
+            wire.take(|session, msg| {
+                if msg.msg_type() == b"f" {
+                    let status = msg.get_u64(tags::SECURITY_TRADING_STATUS).unwrap().unwrap();
+                    let time = msg.get_str(TRANSACT_TIME).unwrap().to_owned();
+                    out.push((session, msg.get_str(SYMBOL).unwrap().to_owned(), status, time));
+                }
+            });
+            out
+        };
+        for event in &halt {
+            desk.on_event(event, &mut wire).unwrap();
+        }
+        let sent = statuses(&mut wire);
+        assert_eq!(sent.len(), 1, "only the BTC-USD subscriber hears of it: {sent:?}");
+        assert_eq!((sent[0].0, sent[0].1.as_str(), sent[0].2), (1, "BTC-USD", TRADING_STATUS_HALTED));
+        assert!(sent[0].3.starts_with("1970"), "60 is the event's time: {}", sent[0].3);
+        // A subscriber joining while halted gets its 35=W, then a 35=f saying so; a one-off
+        // snapshot too.
+        desk.request(3, request(&format!("262=c|263=1|264=0|{BOOK}|146=1|55=BTC-USD")).unwrap(), &mut wire);
+        desk.request(4, request(&format!("262=d|263=0|264=0|{BOOK}|146=1|55=BTC-USD")).unwrap(), &mut wire);
+        let mut kinds = Vec::new();
+        let mut books = MdBooks::new();
+        wire.take(|session, msg| {
+            kinds.push((session, msg.msg_type().to_vec()));
+            if session == 3 {
+                books.apply(msg).unwrap();
+            }
+        });
+        let f = |s| (s, b"f".to_vec());
+        let w = |s| (s, b"W".to_vec());
+        assert_eq!(kinds, vec![w(3), f(3), w(4), f(4)]);
+        assert!(books.book("BTC-USD").unwrap().halted);
+        for event in &resume {
+            desk.on_event(event, &mut wire).unwrap();
+        }
+        let mut sent: Vec<_> = statuses(&mut wire).into_iter().map(|(s, _, st, _)| (s, st)).collect();
+        sent.sort_unstable();
+        // Both BTC-USD subscribers, not the one-off snapshot's session.
+        assert_eq!(sent, vec![(1, TRADING_STATUS_READY), (3, TRADING_STATUS_READY)]);
+        assert_eq!(desk.stats().statuses, 5);
     }
 
     #[test]

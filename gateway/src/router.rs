@@ -23,7 +23,7 @@ use std::time::Instant;
 pub use crate::metrics::RouterMetrics;
 use crate::metrics::{Queues, MATCH_SAMPLE_EVERY};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use engine::{AccountId, Command, CommandKind, Event};
+use engine::{AccountId, Command, CommandKind, Event, SymbolId};
 use journal::JournalProgress;
 use oms::admin::{AdminRequest, SavedState};
 use oms::{OmsConfig, OmsStats, OrderManager};
@@ -70,6 +70,19 @@ pub enum ToRouter {
         account: AccountId,
         /// What it asks.
         request: AdminRequest,
+    },
+    /// An admin's halt or resume of a symbol (AdminRequest `halt` / `resume`).
+    TradingStatus {
+        /// The admin's account (where the answer goes).
+        account: AccountId,
+        /// AdminReqID.
+        req_id: String,
+        /// The symbol.
+        symbol: SymbolId,
+        /// Its name, for the answer.
+        name: String,
+        /// Halt (true) or resume.
+        halted: bool,
     },
     /// An order request from a session.
     Request {
@@ -554,6 +567,10 @@ impl Router {
                     self.admin_saver.save(path, state);
                 }
                 kill
+            }
+            ToRouter::TradingStatus { account, req_id, symbol, name, halted } => {
+                tracing::info!(account = account.0, symbol = %name, halted, "admin halt or resume");
+                Some(self.oms.trading_status(account, req_id, symbol, &name, halted))
             }
             ToRouter::Request { session, request } => self.oms.request(session, request, now_ns),
         };

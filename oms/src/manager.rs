@@ -224,6 +224,24 @@ impl OrderManager {
         })
     }
 
+    /// An admin's halt (`halted`) or resume of `symbol` (AdminRequest `halt` / `resume`, named
+    /// `symbol_name`): the command to push, numbered like any other, and the AdminResponse,
+    /// sent at once; the engine's TradingStatus event that follows is what the feeds publish.
+    pub fn trading_status(
+        &mut self,
+        account: AccountId,
+        req_id: String,
+        symbol: SymbolId,
+        symbol_name: &str,
+        halted: bool,
+    ) -> CommandKind {
+        let verb = if halted { "halt" } else { "resume" };
+        let text = format!("{verb} of {symbol_name} sent to the engine");
+        self.deliver(account, Report::Admin(AdminReply { req_id, outcome: Ok(text), accounts: Vec::new() }));
+        let kind = if halted { CommandKind::Halt { symbol } } else { CommandKind::Resume { symbol } };
+        self.issue(kind, None)
+    }
+
     /// An AdminRequest of admin `account`: applied to risk at once, answered with an
     /// AdminResponse (`warning`, from the host, is added to a successful answer's text); a kill
     /// returns the account's CancelAll.

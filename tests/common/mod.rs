@@ -11,7 +11,10 @@ use std::time::Duration;
 use engine::Side;
 use exchange::serve::{ServeConfig, Server};
 use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient, Received};
+use futures_util::{SinkExt, StreamExt};
 use gateway::server::now_ns;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message as Frame;
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -252,4 +255,41 @@ pub fn count_trades(data: &Path) -> u64 {
         }
     }
     n
+}
+
+/// A WebSocket client of the venue's market-data feed (`GET /ws` on the HTTP port).
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn ws_connect(v: &Venue) -> Ws {
+    let addr = v.server().info.http_addr.expect("http endpoint");
+    tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("ws connects").0
+}
+
+pub async fn ws_send(ws: &mut Ws, value: Value) {
+    ws.send(Frame::Text(value.to_string().into())).await.unwrap();
+}
+
+pub async fn ws_next(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next()).await.expect("a ws message in time");
+        match frame.expect("ws open").expect("ws frame") {
+            Frame::Text(text) => return serde_json::from_str(text.as_str()).expect("json"),
+            Frame::Close(_) => panic!("ws closed"),
+            _ => {}
+        }
+    }
+}
+
+/// An admin's AdminRequest `halt` / `resume` of `symbol` (None: without Symbol), answered.
+pub async fn halt(ops: &mut FixClient, action: &str, symbol: Option<&str>) -> Received {
+    ops.send(fix::codec::MSG_ADMIN_REQUEST, |e| {
+        e.str(fix::codec::tag::ADMIN_REQ_ID, &format!("r-{action}"));
+        e.str(fix::codec::tag::ADMIN_ACTION, action);
+        if let Some(s) = symbol {
+            e.str(fix::codec::tag::SYMBOL, s);
+        }
+    })
+    .await
+    .unwrap();
+    next(ops).await
 }

@@ -3,7 +3,8 @@
 FIX/TCP to the real `exchange serve` with a MarketDataRequest (35=V) it builds itself, parses
 every 35=W, 35=X and 35=Y the venue sends (BodyLength and CheckSum checked on the raw bytes),
 reads their repeating groups entry by entry, rebuilds the book from them with every RptSeq (83)
-checked, and compares it with the orders it sent.
+checked, and compares it with the orders it sent; then reads the SecurityStatus (35=f) of an
+admin's halt and resume of the symbol.
 
 Usage: simplefix_marketdata.py PATH/TO/exchange
 """
@@ -31,6 +32,10 @@ password = "bob"
 name = "watcher"
 password = "watcher"
 market_data_only = true
+[[accounts]]
+name = "admin"
+password = "admin"
+admin = true
 """
 
 
@@ -164,18 +169,35 @@ def main():
         watcher.expect("Y", t262="bad-sym", t281="0")
         request(watcher, "bad-depth", "1", "-1", ["0"], ["BTC-USD"])
         watcher.expect("Y", t262="bad-depth", t281="5")
+        # An admin halts and resumes BTC-USD: the subscriber reads a SecurityStatus (35=f) for each.
+        admin = Session(port, "admin")
+        admin.logon()
+        statuses = []
+        for action, status in (("halt", "2"), ("resume", "17")):
+            admin.send("U1", [(5100, f"r-{action}"), (5101, action), (55, "BTC-USD")])
+            admin.expect("U2", t5100=f"r-{action}", t5103="0")
+            while True:
+                f = watcher.recv()
+                if f.get(35) == b"f":
+                    break
+                if f.get(35) not in (b"W", b"X"):
+                    fail(f"expected 35=f, got {f}")
+            if f.get(55) != b"BTC-USD" or f.get(326) != status.encode() or f.get(60) is None:
+                fail(f"35=f of the {action}: {f}")
+            statuses.append(status)
         # The market-data-only account may not trade.
         order(watcher, "w1", "1", 1, "100.00")
         j = watcher.expect("j", t380="6")
         if b"market-data-only" not in j.get(58):
             fail(f"BusinessMessageReject text: {j}")
-        for s in (alice, bob, watcher):
+        for s in (alice, bob, watcher, admin):
             s.send("5", [])
             while s.recv().get(35) != b"5":
                 pass
         print(f"interop: OK: simplefix subscribed (35=V), parsed 2 snapshots (35=W), {increments} "
-              "incremental refreshes (35=X, RptSeq gapless) and 3 rejects (35=Y); the rebuilt book "
-              "matched the orders sent; the market-data-only account was refused an order")
+              "incremental refreshes (35=X, RptSeq gapless), 3 rejects (35=Y) and the halt and resume "
+              f"(35=f 326={'/'.join(statuses)}); the rebuilt book matched the orders sent; the "
+              "market-data-only account was refused an order")
     finally:
         server.terminate()
         server.wait(timeout=10)
