@@ -152,8 +152,8 @@ async fn run(args: &MdArgs, client: &mut FixClient) -> Result<(), MdError> {
     Ok(())
 }
 
-fn price(units: i64) -> String {
-    Decimal::new(units, engine::PRICE_SCALE).normalize().to_string()
+fn price(units: engine::PriceUnits) -> String {
+    Decimal::new(units.get(), engine::PRICE_SCALE).normalize().to_string()
 }
 
 /// `bids Q@P … | asks Q@P …`, `depth` levels each side.
@@ -184,7 +184,7 @@ fn draw(
     writeln!(out, "{:>12} {:>14} | {:<14} {:<12}", "bid qty", "bid", "ask", "ask qty")?;
     let (bids, asks) = book.map(|b| (b.side(true), b.side(false))).unwrap_or_default();
     for i in 0..args.depth {
-        let cell = |levels: &Vec<(i64, u64)>| levels.get(i).map(|&(p, q)| (q.to_string(), price(p)));
+        let cell = |levels: &Vec<(engine::PriceUnits, u64)>| levels.get(i).map(|&(p, q)| (q.to_string(), price(p)));
         let (bq, bp) = cell(&bids).unwrap_or_default();
         let (aq, ap) = cell(&asks).unwrap_or_default();
         writeln!(out, "{bq:>12} {bp:>14} | {ap:<14} {aq:<12}")?;
@@ -215,6 +215,6 @@ mod tests {
         request(&mut e, "md-BTC-USD", "2", 0, "BTC-USD");
         let text = String::from_utf8_lossy(e.finish()).replace('\x01', "|");
         assert!(text.contains("|262=md-BTC-USD|263=2|10="), "{text}");
-        assert_eq!(price(10_050_000_000), "100.5");
+        assert_eq!(price(engine::PriceUnits(10_050_000_000)), "100.5");
     }
 }

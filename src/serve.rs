@@ -442,7 +442,7 @@ pub fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeErr
         .map(|s| {
             let tick = engine::price_text::parse_units(&s.tick)
                 .map_err(|e| e.to_string())
-                .and_then(|t| if t > 0 { Ok(t) } else { Err("not positive".into()) })
+                .and_then(|t| if t.get() > 0 { Ok(t) } else { Err("not positive".into()) })
                 .map_err(|why| {
                     ServeError::Config(format!(
                         "symbol {}: tick {:?} is not a positive price: {why}",

@@ -154,6 +154,12 @@ impl PriceUnits {
     pub const fn wide(self) -> i128 {
         self.0 as i128
     }
+
+    /// The number's little-endian bytes (what the codecs write).
+    #[inline]
+    pub const fn to_le_bytes(self) -> [u8; 8] {
+        self.0.to_le_bytes()
+    }
 }
 
 impl From<i64> for PriceUnits {
@@ -167,6 +173,13 @@ impl From<PriceUnits> for i64 {
     #[inline]
     fn from(units: PriceUnits) -> i64 {
         units.0
+    }
+}
+
+impl From<PriceUnits> for i128 {
+    #[inline]
+    fn from(units: PriceUnits) -> i128 {
+        i128::from(units.0)
     }
 }
 
