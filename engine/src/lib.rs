@@ -72,7 +72,7 @@ pub use engine::{
     ORDERS_MAX_LIMIT, SYMBOLS_MAX,
 };
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
-pub use id_index::id_hash;
+pub use id_index::{id_hash, IdIndex};
 pub use processor::Processor;
 pub use snapshot::SnapshotError;
 pub use types::{

@@ -314,7 +314,7 @@ impl Engine {
             return Err(SnapshotError::TooBig("orders"));
         }
         let hash = crate::id_index::id_hash(order.account, &id);
-        if self.ids.find(hash, order.account, &id, &self.orders).is_some() {
+        if self.ids.find_order(hash, order.account, &id, &self.orders).is_some() {
             return Err(SnapshotError::Invalid("duplicate client id"));
         }
         Ok(self.orders.alloc(Order { state: OrderState::Active, id_hash: hash, ..order }, id))

@@ -2,13 +2,12 @@
 //! events on the outbound ring.
 
 use engine::{
-    AccountId, ClOrdId, Event, EventKind, NewOrder, OrdType, Price, PriceUnits, Qty, ReplaceOrder, Side,
+    AccountId, IdIndex, ClOrdId, Event, EventKind, NewOrder, OrdType, Price, PriceUnits, Qty, ReplaceOrder, Side,
     SymbolId, SymbolSpec,
 };
 
 use crate::config::{RiskConfig, RiskError};
 use crate::exposure::{Account, AccountExposure, OpenOrder, PendingReplace, SymbolExposure};
-use crate::id_index::IdIndex;
 use crate::id_key::IdKey;
 use crate::id_map::IdMap;
 use crate::limits::{LimitSet, OrderLimits, RiskLimits};
@@ -502,7 +501,7 @@ impl RiskEngine {
         }
         self.orders_tracked -= 1;
         if remember {
-            let seq = self.push_recent(slot, IdIndex::tag(hash));
+            let seq = self.push_recent(slot, IdIndex::<true>::tag(hash));
             *self.ids.get_mut(slot) = IdEntry::Done { seq };
         } else {
             self.ids.remove(slot);
@@ -521,7 +520,7 @@ impl RiskEngine {
         self.forget_oldest_if_full();
         let seq = self.recent_seq + 1;
         let slot = self.put(key, hash, IdEntry::Done { seq });
-        let pushed = self.push_recent(slot, IdIndex::tag(hash));
+        let pushed = self.push_recent(slot, IdIndex::<true>::tag(hash));
         debug_assert_eq!(pushed, seq);
     }
 
@@ -532,7 +531,7 @@ impl RiskEngine {
         let old = std::mem::replace(self.ids.get_mut(slot), entry);
         if let IdEntry::Done { seq } = old {
             let place = self.recent_place(seq);
-            debug_assert_eq!(self.recent[place], recent_entry(slot, IdIndex::tag(hash)));
+            debug_assert_eq!(self.recent[place], recent_entry(slot, IdIndex::<true>::tag(hash)));
             self.recent[place] = 0;
         }
         slot
