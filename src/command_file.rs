@@ -7,9 +7,9 @@
 //! with a sequenced `rejected` event like any other bad order.
 
 use engine::price_text::{self, PriceTextError};
-use engine::{PriceUnits, 
-    AccountId, CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, SymbolId,
-    Tif,
+use engine::{
+    AccountId, CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, PriceUnits, ReplaceOrder, Side, StpMode,
+    SymbolId, Tif,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -230,7 +230,11 @@ fn parse_new(raw: &RawLine, names: &mut Names) -> Result<NewOrder, LineError> {
         price,
         qty: qty("qty", raw.qty.as_ref().ok_or(LineError::MissingField("qty"))?)?,
         // `NewOrder::stop_price` is still a bare number of price units (see its docs).
-        stop_price: raw.stop_price.as_ref().map(|v| price_units("stop_price", v).map(PriceUnits::get)).transpose()?,
+        stop_price: raw
+            .stop_price
+            .as_ref()
+            .map(|v| price_units("stop_price", v).map(PriceUnits::get))
+            .transpose()?,
         display_qty: raw.display_qty.as_ref().map(|v| qty("display_qty", v)).transpose()?,
         expire_ts: raw.expire_ts,
         post_only: raw.post_only.unwrap_or(false),

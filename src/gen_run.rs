@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use engine::price_text::PriceText;
-use engine::{default_symbols, PriceUnits, AccountId, Command, CommandKind, Side, SymbolId, SymbolSpec, Tif};
+use engine::{default_symbols, AccountId, Command, CommandKind, PriceUnits, Side, SymbolId, SymbolSpec, Tif};
 use harness::gen::{generate, GenConfig, Mix, Sweep, MID_TICKS, TICK_UNITS};
 use serde::Serialize;
 
@@ -206,6 +206,9 @@ mod tests {
         let symbols = default_symbols();
         let mid_units = PriceUnits(MID_TICKS * TICK_UNITS);
         assert_eq!(price_text(&symbols[0], mid_units, MIDS_TICKS[0] - MID_TICKS), "60000.00");
-        assert_eq!(price_text(&symbols[2], PriceUnits(mid_units.get() + TICK_UNITS), MIDS_TICKS[2] - MID_TICKS), "190.01");
+        assert_eq!(
+            price_text(&symbols[2], PriceUnits(mid_units.get() + TICK_UNITS), MIDS_TICKS[2] - MID_TICKS),
+            "190.01"
+        );
     }
 }

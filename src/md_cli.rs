@@ -186,8 +186,10 @@ impl Book {
         use BookMismatch::{Missing, OffTick, Unknown};
         let seq = m["symbol_seq"].as_u64().ok_or(Missing("symbol_seq"))?;
         if m["type"] == "snapshot" {
-            self.tick =
-                m["tick_size"].as_str().and_then(|t| price_text::parse_units(t).ok()).filter(|&t| t.get() > 0);
+            self.tick = m["tick_size"]
+                .as_str()
+                .and_then(|t| price_text::parse_units(t).ok())
+                .filter(|&t| t.get() > 0);
             self.levels.clear();
             self.orders.clear();
             for (key, buy) in [("bids", true), ("asks", false)] {

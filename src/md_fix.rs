@@ -184,7 +184,8 @@ fn draw(
     writeln!(out, "{:>12} {:>14} | {:<14} {:<12}", "bid qty", "bid", "ask", "ask qty")?;
     let (bids, asks) = book.map(|b| (b.side(true), b.side(false))).unwrap_or_default();
     for i in 0..args.depth {
-        let cell = |levels: &Vec<(engine::PriceUnits, u64)>| levels.get(i).map(|&(p, q)| (q.to_string(), price(p)));
+        let cell =
+            |levels: &Vec<(engine::PriceUnits, u64)>| levels.get(i).map(|&(p, q)| (q.to_string(), price(p)));
         let (bq, bp) = cell(&bids).unwrap_or_default();
         let (aq, ap) = cell(&asks).unwrap_or_default();
         writeln!(out, "{bq:>12} {bp:>14} | {ap:<14} {aq:<12}")?;

@@ -140,7 +140,8 @@ fn serve_refuses_a_setting_outside_its_values_and_names_them() {
         ("journal", "sync", &["page-cache", "periodic", "group-commit"][..]),
         ("marketdata", "slow_policy", &["conflate", "disconnect"][..]),
     ] {
-        let ports = "quic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\n";
+        let ports =
+            "quic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\n";
         // A near miss (the old spelling of a value, a case slip) and nonsense.
         for bad in ["busy_spin", "Park", "sometimes"] {
             let text = format!("[{section}]\n{key} = \"{bad}\"\n\n[network]\n{ports}");

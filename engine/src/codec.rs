@@ -917,7 +917,14 @@ mod tests {
             ),
             (account(), symbol(), cl_ord_id(), cl_ord_id(), any::<Option<i64>>(), any::<u64>()).prop_map(
                 |(account, symbol, orig_id, id, price, qty)| {
-                    CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id, price: price.map(PriceUnits), qty })
+                    CommandKind::Replace(ReplaceOrder {
+                        account,
+                        symbol,
+                        orig_id,
+                        id,
+                        price: price.map(PriceUnits),
+                        qty,
+                    })
                 }
             ),
             (account(), proptest::option::of((0..SYMBOL_UNKNOWN.0).prop_map(SymbolId)))

@@ -13,7 +13,8 @@ use crate::id_index::{id_hash, OrderIds};
 use crate::level::LevelPool;
 use crate::order::{Order, OrderPool, OrderState, NIL};
 use crate::types::{
-    default_symbols, AccountId, ClOrdId, OrdType, OrderId, Price, PriceUnits, Qty, Side, SymbolId, SymbolSpec, Tif,
+    default_symbols, AccountId, ClOrdId, OrdType, OrderId, Price, PriceUnits, Qty, Side, SymbolId,
+    SymbolSpec, Tif,
 };
 
 /// Bounds and symbols. Every pool is sized from here at construction; nothing grows past it.

@@ -276,7 +276,6 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::HashMap;
 
-
     /// Runs `ops` (slot numbers: insert the slot if absent, else remove it) on an index and on
     /// a `HashMap`, with every slot's tag from `tag_of`, and checks every slot's lookup after
     /// each step.

@@ -9,9 +9,9 @@
 //! width, the order and the endianness of every id field, not only that the value round-trips.
 
 use engine::codec::{COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
-use engine::{PriceUnits, 
+use engine::{
     AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
-    NewOrder, ReplaceOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
+    NewOrder, PriceUnits, ReplaceOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
 };
 
 const CENT: i64 = PRICE_UNITS_PER_ONE / 100;

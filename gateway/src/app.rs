@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, OrderId, PriceUnits, ReplaceOrder, Side, StpMode, Tif};
+use engine::{
+    AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, OrderId, PriceUnits, ReplaceOrder, Side, StpMode, Tif,
+};
 
 use crate::auth::Authenticator;
 use crate::md::{MdReject, MdRequest, MdRequestError, RejectReason};
@@ -631,7 +633,12 @@ impl AppSession {
         let side = side(msg)?;
         let symbol = self.symbol(msg)?;
         Ok(Request::Cancel {
-            cancel: CancelOrder { account, symbol, id: orig, request_id: (request_id != orig).then_some(request_id) },
+            cancel: CancelOrder {
+                account,
+                symbol,
+                id: orig,
+                request_id: (request_id != orig).then_some(request_id),
+            },
             request_id,
             side,
             ref_seq: seq,
@@ -657,7 +664,12 @@ impl AppSession {
     }
 
     /// OrderMassCancelRequest (q): one symbol (type 1) or all (type 7).
-    fn mass_cancel_request(&self, msg: &Message<'_>, account: AccountId, seq: u64) -> Result<Request, Refusal> {
+    fn mass_cancel_request(
+        &self,
+        msg: &Message<'_>,
+        account: AccountId,
+        seq: u64,
+    ) -> Result<Request, Refusal> {
         let request_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
         let request_type = match msg.get(tag::MASS_CANCEL_REQUEST_TYPE) {
             Some(b"1") => b'1',

@@ -21,9 +21,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use engine::{PriceUnits, 
-    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, NewOrder, Qty, ReplaceOrder, Side,
-    SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
+use engine::{
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, NewOrder, PriceUnits, Qty,
+    ReplaceOrder, Side, SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

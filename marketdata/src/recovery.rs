@@ -774,7 +774,11 @@ mod tests {
         let m = message(SymbolId(3), 9, 4);
         for reply in [
             Reply::Subscribed(vec![
-                Listed { symbol: SymbolId(0), tick_units: engine::PriceUnits(1_000_000), name: "BTC-USD".into() },
+                Listed {
+                    symbol: SymbolId(0),
+                    tick_units: engine::PriceUnits(1_000_000),
+                    name: "BTC-USD".into(),
+                },
                 Listed { symbol: SymbolId(2), tick_units: engine::PriceUnits(-1), name: "AAPL".into() },
             ]),
             Reply::Message(m),

@@ -3,8 +3,8 @@
 //! time stepped by the test.
 
 use engine::{
-    AccountId, CancelOrder, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder,
-    PriceUnits, ReplaceOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder, PriceUnits,
+    ReplaceOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
 };
 use oms::admin::AdminConfig;
 use oms::{Delivery, OmsConfig, OrderManager, RateLimits, Report, Request};

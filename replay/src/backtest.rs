@@ -14,9 +14,10 @@
 
 use std::collections::VecDeque;
 
-use engine::{PriceUnits, 
+use engine::{
     AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
-    EventKind, LevelSnapshot, NewOrder, OrdType, Qty, ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec,
+    EventKind, LevelSnapshot, NewOrder, OrdType, PriceUnits, Qty, ReplaceOrder, Side, StpMode, SymbolId,
+    SymbolSpec,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

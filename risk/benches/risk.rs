@@ -12,9 +12,9 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use engine::{PriceUnits, 
-    default_symbols, AccountId, CancelReason, ClOrdId, Event, EventKind, NewOrder, OrderId, Price, Side,
-    SymbolId,
+use engine::{
+    default_symbols, AccountId, CancelReason, ClOrdId, Event, EventKind, NewOrder, OrderId, Price,
+    PriceUnits, Side, SymbolId,
 };
 use risk::{Notional, RiskConfig, RiskEngine, RiskLimits};
 

@@ -134,7 +134,14 @@ impl Account {
 
     /// Books a fill of `qty` at `price` units.
     #[inline]
-    pub(crate) fn fill(&mut self, symbol: SymbolId, side: Side, qty: Qty, price: PriceUnits, symbols_len: usize) {
+    pub(crate) fn fill(
+        &mut self,
+        symbol: SymbolId,
+        side: Side,
+        qty: Qty,
+        price: PriceUnits,
+        symbols_len: usize,
+    ) {
         let exposure = self.symbol_mut(symbol, symbols_len);
         let cost_before = exposure.net_cost.max(0);
         let (qty, notional) = (i128::from(qty), i128::from(qty) * price.wide());

@@ -2,8 +2,8 @@
 //! events on the outbound ring.
 
 use engine::{
-    AccountId, IdIndex, ClOrdId, Event, EventKind, NewOrder, OrdType, Price, PriceUnits, Qty, ReplaceOrder, Side,
-    SymbolId, SymbolSpec,
+    AccountId, ClOrdId, Event, EventKind, IdIndex, NewOrder, OrdType, Price, PriceUnits, Qty, ReplaceOrder,
+    Side, SymbolId, SymbolSpec,
 };
 
 use crate::config::{RiskConfig, RiskError};
@@ -381,7 +381,15 @@ impl RiskEngine {
         }
     }
 
-    fn on_fill(&mut self, key: IdKey, symbol: SymbolId, side: Side, qty: Qty, price: PriceUnits, leaves: Qty) {
+    fn on_fill(
+        &mut self,
+        key: IdKey,
+        symbol: SymbolId,
+        side: Side,
+        qty: Qty,
+        price: PriceUnits,
+        leaves: Qty,
+    ) {
         let symbols_len = self.symbols.len();
         let Some(account) = self.accounts.get_mut(key.account.index()) else { return };
         // The position moves whether or not the order is tracked.

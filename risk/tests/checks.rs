@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use engine::{PriceUnits, AccountId, CommandKind, EventKind, RejectReason, Side, SymbolId};
+use engine::{AccountId, CommandKind, EventKind, PriceUnits, RejectReason, Side, SymbolId};
 use risk::{Notional, RiskConfig, RiskEngine, RiskLimits, RiskReason};
 
 const ALICE: AccountId = AccountId(0);

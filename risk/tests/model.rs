@@ -12,7 +12,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use engine::{PriceUnits, AccountId, CancelOrder, CommandKind, EventKind, Side, Tif};
+use engine::{AccountId, CancelOrder, CommandKind, EventKind, PriceUnits, Side, Tif};
 use proptest::prelude::*;
 use risk::{Notional, RiskConfig, RiskLimits};
 

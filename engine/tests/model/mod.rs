@@ -8,10 +8,10 @@
 //! counter". Nothing here is meant to be fast; everything is meant to be easy to check against
 //! the text, rule by rule (each rule is quoted where it is implemented).
 
-use engine::{PriceUnits, 
+use engine::{
     AccountId, BookSnapshot, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Event, EventKind,
-    LevelSnapshot, NewOrder, OrdType, OrderId, OrderSnapshot, Price, Qty, RejectReason, ReplaceOrder, Side,
-    StpMode, SymbolId, SymbolSpec, Tif,
+    LevelSnapshot, NewOrder, OrdType, OrderId, OrderSnapshot, Price, PriceUnits, Qty, RejectReason,
+    ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif,
 };
 
 /// One live order: resting in a book or waiting as a stop.
