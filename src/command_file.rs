@@ -8,8 +8,8 @@
 
 use engine::price_text::{self, PriceTextError};
 use engine::{
-    AccountId, CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, ReplaceOrder, Side, StpMode, SymbolId,
-    Tif,
+    AccountId, CancelOrder, ClOrdId, CommandKind, NewOrder, OrdType, PriceUnits, ReplaceOrder, Side, StpMode,
+    SymbolId, Tif,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -218,7 +218,7 @@ fn parse_new(raw: &RawLine, names: &mut Names) -> Result<NewOrder, LineError> {
         (OrdType::Limit, Some(v)) => price_units("price", v)?,
         // A market order's price is ignored by the engine; still refuse one that is not a price.
         (OrdType::Market, Some(v)) => price_units("price", v)?,
-        (OrdType::Market, None) => 0,
+        (OrdType::Market, None) => PriceUnits::ZERO,
     };
     Ok(NewOrder {
         account: account(raw, names)?,
@@ -229,7 +229,12 @@ fn parse_new(raw: &RawLine, names: &mut Names) -> Result<NewOrder, LineError> {
         tif,
         price,
         qty: qty("qty", raw.qty.as_ref().ok_or(LineError::MissingField("qty"))?)?,
-        stop_price: raw.stop_price.as_ref().map(|v| price_units("stop_price", v)).transpose()?,
+        // `NewOrder::stop_price` is still a bare number of price units (see its docs).
+        stop_price: raw
+            .stop_price
+            .as_ref()
+            .map(|v| price_units("stop_price", v).map(PriceUnits::get))
+            .transpose()?,
         display_qty: raw.display_qty.as_ref().map(|v| qty("display_qty", v)).transpose()?,
         expire_ts: raw.expire_ts,
         post_only: raw.post_only.unwrap_or(false),
@@ -277,7 +282,7 @@ fn qty(field: &'static str, value: &Value) -> Result<u64, LineError> {
 /// A price as a decimal string (or JSON number) → price units. A price with more decimals than
 /// the engine's scale, or out of range, can never be on tick: it maps to -1, which the engine
 /// rejects `bad_price_tick`.
-pub fn price_units(field: &'static str, value: &Value) -> Result<i64, LineError> {
+pub fn price_units(field: &'static str, value: &Value) -> Result<PriceUnits, LineError> {
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -285,7 +290,7 @@ pub fn price_units(field: &'static str, value: &Value) -> Result<i64, LineError>
     };
     match price_text::parse_units(text.trim()) {
         Ok(units) => Ok(units),
-        Err(PriceTextError::TooManyDecimals { .. } | PriceTextError::Overflow) => Ok(-1),
+        Err(PriceTextError::TooManyDecimals { .. } | PriceTextError::Overflow) => Ok(PriceUnits(-1)),
         Err(e) => Err(bad(field, format!("{text:?} is not a decimal price: {e}"))),
     }
 }
@@ -308,13 +313,13 @@ mod tests {
         )
         .unwrap();
         let CommandKind::New(o) = l.kind else { panic!() };
-        assert_eq!((o.price, o.qty, o.side, o.tif), (10_050_000_000, 10, Side::Buy, Tif::Gtc));
+        assert_eq!((o.price, o.qty, o.side, o.tif), (PriceUnits(10_050_000_000), 10, Side::Buy, Tif::Gtc));
         let l = parse_line(r#"{"op":"new","account":"bob","symbol":"BTC-USD","id":"b1","side":"sell","type":"market","qty":4}"#, &mut n).unwrap();
         let CommandKind::New(o) = l.kind else { panic!() };
         assert_eq!((o.ord_type, o.tif, o.account), (OrdType::Market, Tif::Ioc, AccountId(1)));
         let l = parse_line(r#"{"op":"replace","account":"alice","symbol":"BTC-USD","orig_id":"a1","id":"a2","price":"100.25","qty":8}"#, &mut n).unwrap();
         let CommandKind::Replace(r) = l.kind else { panic!() };
-        assert_eq!((r.price, r.qty), (Some(10_025_000_000), 8));
+        assert_eq!((r.price, r.qty), (Some(PriceUnits(10_025_000_000)), 8));
     }
 
     #[test]
@@ -383,11 +388,11 @@ mod tests {
         )
         .unwrap();
         let CommandKind::New(o) = l.kind else { panic!() };
-        assert_eq!((o.symbol, o.price, o.qty), (engine::SYMBOL_UNKNOWN, 100_100_000, 0));
+        assert_eq!((o.symbol, o.price, o.qty), (engine::SYMBOL_UNKNOWN, PriceUnits(100_100_000), 0));
         let price = |text: &str| price_units("price", &Value::String(text.into()));
-        assert_eq!(price("0.000000001").unwrap(), -1);
-        assert_eq!(price("99999999999999").unwrap(), -1);
-        assert_eq!(price(" 100.50 ").unwrap(), 10_050_000_000);
+        assert_eq!(price("0.000000001").unwrap(), PriceUnits(-1));
+        assert_eq!(price("99999999999999").unwrap(), PriceUnits(-1));
+        assert_eq!(price(" 100.50 ").unwrap(), PriceUnits(10_050_000_000));
         let err = price("+1").unwrap_err().to_string();
         assert!(err.contains("misplaced sign"), "{err}");
     }

@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use engine::price_text::PriceText;
-use engine::{default_symbols, AccountId, Command, CommandKind, Side, SymbolId, SymbolSpec, Tif};
+use engine::{default_symbols, AccountId, Command, CommandKind, PriceUnits, Side, SymbolId, SymbolSpec, Tif};
 use harness::gen::{generate, GenConfig, Mix, Sweep, MID_TICKS, TICK_UNITS};
 use serde::Serialize;
 
@@ -105,8 +105,8 @@ fn account_name(id: AccountId) -> String {
 }
 
 /// Price units of the generator's symbol → the decimal text of `spec`, shifted to its mid.
-fn price_text(spec: &SymbolSpec, units: i64, shift_ticks: i64) -> String {
-    let shifted = units + shift_ticks * TICK_UNITS;
+fn price_text(spec: &SymbolSpec, units: PriceUnits, shift_ticks: i64) -> String {
+    let shifted = units.get() + shift_ticks * TICK_UNITS;
     PriceText::fixed(i128::from(shifted), spec.price_decimals()).to_string()
 }
 
@@ -204,8 +204,11 @@ mod tests {
     #[test]
     fn prices_move_to_each_symbols_mid_on_its_tick() {
         let symbols = default_symbols();
-        let mid_units = MID_TICKS * TICK_UNITS;
+        let mid_units = PriceUnits(MID_TICKS * TICK_UNITS);
         assert_eq!(price_text(&symbols[0], mid_units, MIDS_TICKS[0] - MID_TICKS), "60000.00");
-        assert_eq!(price_text(&symbols[2], mid_units + TICK_UNITS, MIDS_TICKS[2] - MID_TICKS), "190.01");
+        assert_eq!(
+            price_text(&symbols[2], PriceUnits(mid_units.get() + TICK_UNITS), MIDS_TICKS[2] - MID_TICKS),
+            "190.01"
+        );
     }
 }

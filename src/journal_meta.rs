@@ -56,7 +56,7 @@ pub fn read_meta(dir: &Path) -> io::Result<Vec<SymbolSpec>> {
         .into_iter()
         .map(|s| {
             let tick = match price_text::parse_units(&s.tick) {
-                Ok(units) if units > 0 => units,
+                Ok(units) if units.get() > 0 => units,
                 Ok(_) => return Err(bad_tick(&path, &s.tick, "not positive".into())),
                 Err(e) => return Err(bad_tick(&path, &s.tick, e.to_string())),
             };

@@ -74,6 +74,18 @@ struct Status {
     ready: std::sync::OnceLock<monitor::health::CheckHandle>,
 }
 
+/// What the publisher does with a subscriber that falls `queue_len_max` behind
+/// (`marketdata.slow_policy`): an enum, so the TOML parser refuses any other value and names the
+/// two allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlowPolicySetting {
+    /// The subscriber's queue becomes a fresh snapshot.
+    Conflate,
+    /// The subscriber is dropped with the reason.
+    Disconnect,
+}
+
 /// `[marketdata]` of the serve configuration.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -83,7 +95,7 @@ pub struct MarketDataSection {
     pub queue_len_max: usize,
     /// `conflate` (the slow subscriber's queue becomes a fresh snapshot) or `disconnect`
     /// (dropped with the reason).
-    pub slow_policy: String,
+    pub slow_policy: SlowPolicySetting,
     /// Levels per side the book checksum covers; 0 sends no checksums.
     pub checksum_depth: u16,
     /// Subscribers at once, over every feed.
@@ -103,7 +115,7 @@ impl Default for MarketDataSection {
         let d = PublisherConfig::default();
         MarketDataSection {
             queue_len_max: d.queue_len_max,
-            slow_policy: "conflate".to_owned(),
+            slow_policy: SlowPolicySetting::Conflate,
             checksum_depth: d.feed.checksum_depth.unwrap_or(0),
             subscribers_max: d.subscribers_max,
             fix_subscriptions_max: gateway::md::MdConfig::default().subscriptions_max,
@@ -130,9 +142,6 @@ pub fn fix_md_config(section: &MarketDataSection) -> Result<gateway::md::MdConfi
 /// Why a `[marketdata]` setting is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum MarketDataConfigError {
-    /// `slow_policy` is neither `conflate` nor `disconnect`.
-    #[error("marketdata.slow_policy {0:?}: use conflate or disconnect")]
-    SlowPolicy(String),
     /// A bound is zero.
     #[error("marketdata.{0} must be positive")]
     Zero(&'static str),
@@ -143,10 +152,9 @@ pub fn publisher_config(
     section: &MarketDataSection,
     symbols: &[SymbolSpec],
 ) -> Result<PublisherConfig, MarketDataConfigError> {
-    let slow_policy = match section.slow_policy.as_str() {
-        "conflate" => SlowPolicy::Conflate,
-        "disconnect" => SlowPolicy::Disconnect,
-        other => return Err(MarketDataConfigError::SlowPolicy(other.to_owned())),
+    let slow_policy = match section.slow_policy {
+        SlowPolicySetting::Conflate => SlowPolicy::Conflate,
+        SlowPolicySetting::Disconnect => SlowPolicy::Disconnect,
     };
     if section.queue_len_max == 0 {
         return Err(MarketDataConfigError::Zero("queue_len_max"));

@@ -305,7 +305,7 @@ impl BinaryFeedClient {
         });
         for (symbol, price, qty, aggressor) in trades {
             let listed = self.symbols.iter().find(|l| l.symbol == symbol);
-            let tick_units = listed.map_or(1, |l| l.tick_units);
+            let tick_units = listed.map_or(1, |l| l.tick_units.get());
             let price = rust_decimal::Decimal::new(price.0.saturating_mul(tick_units), engine::PRICE_SCALE)
                 .normalize();
             let side = if aggressor == engine::Side::Buy { "buy" } else { "sell" };
@@ -393,7 +393,7 @@ async fn run_cli(args: &crate::md_cli::MdArgs) -> Result<(), crate::md_cli::MdEr
     };
     let first = client.symbols()[0].clone();
     let price = |ticks: i64| {
-        let units = ticks.saturating_mul(first.tick_units);
+        let units = ticks.saturating_mul(first.tick_units.get());
         rust_decimal::Decimal::new(units, engine::PRICE_SCALE).normalize().to_string()
     };
     let mut screen = crate::md_cli::Screen::new(args.depth);

@@ -143,7 +143,7 @@ enum BookMismatch {
 struct Book {
     seq: Option<u64>,
     /// Tick size in price units.
-    tick: Option<i64>,
+    tick: Option<engine::PriceUnits>,
     /// (side is buy, price ticks) -> qty.
     levels: BTreeMap<(bool, i64), u64>,
     /// order id -> (side is buy, price ticks, qty).
@@ -152,8 +152,8 @@ struct Book {
 
 impl Book {
     fn ticks(&self, price: &Value) -> Option<i64> {
-        let units = price_text::parse_units(price.as_str()?).ok()?;
-        let tick = self.tick?;
+        let units = price_text::parse_units(price.as_str()?).ok()?.get();
+        let tick = self.tick?.get();
         (units % tick == 0).then_some(units / tick)
     }
 
@@ -186,8 +186,10 @@ impl Book {
         use BookMismatch::{Missing, OffTick, Unknown};
         let seq = m["symbol_seq"].as_u64().ok_or(Missing("symbol_seq"))?;
         if m["type"] == "snapshot" {
-            self.tick =
-                m["tick_size"].as_str().and_then(|t| price_text::parse_units(t).ok()).filter(|&t| t > 0);
+            self.tick = m["tick_size"]
+                .as_str()
+                .and_then(|t| price_text::parse_units(t).ok())
+                .filter(|&t| t.get() > 0);
             self.levels.clear();
             self.orders.clear();
             for (key, buy) in [("bids", true), ("asks", false)] {

@@ -147,8 +147,8 @@ async fn run(args: &MdArgs, client: &mut FixClient) -> Result<(), MdError> {
     Ok(())
 }
 
-fn price(units: i64) -> String {
-    Decimal::new(units, engine::PRICE_SCALE).normalize().to_string()
+fn price(units: engine::PriceUnits) -> String {
+    Decimal::new(units.get(), engine::PRICE_SCALE).normalize().to_string()
 }
 
 /// `bids Q@P … | asks Q@P …`, `depth` levels each side.
@@ -201,6 +201,6 @@ mod tests {
         request(&mut e, "md-BTC-USD", "2", 0, "BTC-USD");
         let text = String::from_utf8_lossy(e.finish()).replace('\x01', "|");
         assert!(text.contains("|262=md-BTC-USD|263=2|10="), "{text}");
-        assert_eq!(price(10_050_000_000), "100.5");
+        assert_eq!(price(engine::PriceUnits(10_050_000_000)), "100.5");
     }
 }

@@ -165,19 +165,73 @@ pub struct EngineSection {
     pub orders_max: usize,
     /// `park` (default, fits 2 cores: parks when idle, woken by its producers), `backoff` (sleeps and
     /// polls), `yield` or `busy-spin` (only on an isolated core).
-    pub wait: String,
+    pub wait: WaitSetting,
     /// Pin the engine thread to this core (with `thread = "router"`, the router thread, which
     /// then runs the engine).
     pub pin_core: Option<usize>,
     /// Wait strategy of the router thread.
-    pub router_wait: String,
+    pub router_wait: WaitSetting,
     /// Where the matching engine and the router run: `gateway` (default: both on the gateway
     /// thread, so a request is read, checked, matched, journaled and answered without waking
     /// another thread, which is what a machine with few cores needs), `router` (both on a
     /// router thread of their own, the gateway thread hands requests over) or `own` (the
     /// engine on its own thread fed through the command and event rings, the router on
     /// another: for a machine with cores to dedicate).
-    pub thread: String,
+    pub thread: EngineThread,
+}
+
+// The settings below with a fixed set of values are enums, not strings: the TOML parser
+// refuses any other value itself, naming the key's line and the values allowed
+// ("unknown variant `nap`, expected one of `park`, `backoff`, `yield`, `busy-spin`"), and the
+// code that uses them matches exhaustively instead of keeping an `other =>` arm in step.
+
+/// A thread's wait strategy when it has nothing to do (`engine.wait`, `engine.router_wait`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitSetting {
+    /// Park until a producer wakes it (fits 2 cores).
+    Park,
+    /// Sleep and poll.
+    Backoff,
+    /// Yield the core between polls.
+    Yield,
+    /// Poll without pause (only on an isolated core).
+    BusySpin,
+}
+
+impl From<WaitSetting> for WaitStrategy {
+    fn from(setting: WaitSetting) -> WaitStrategy {
+        match setting {
+            WaitSetting::Park => WaitStrategy::Park,
+            WaitSetting::Backoff => WaitStrategy::Backoff,
+            WaitSetting::Yield => WaitStrategy::Yield,
+            WaitSetting::BusySpin => WaitStrategy::BusySpin,
+        }
+    }
+}
+
+/// Where the matching engine and the router run (`engine.thread`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineThread {
+    /// Both on the gateway thread.
+    Gateway,
+    /// Both on a router thread of their own.
+    Router,
+    /// The engine on its own thread, the router on another.
+    Own,
+}
+
+/// When the journal reaches the disk (`journal.sync`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncSetting {
+    /// Written to the page cache; the OS writes it back.
+    PageCache,
+    /// `fdatasync` every `sync_interval_ms`.
+    Periodic,
+    /// A report waits for the sync of its command's group.
+    GroupCommit,
 }
 
 /// The journal.
@@ -185,7 +239,7 @@ pub struct EngineSection {
 #[serde(deny_unknown_fields, default)]
 pub struct JournalSection {
     /// `page-cache` (default), `periodic` or `group-commit`.
-    pub sync: String,
+    pub sync: SyncSetting,
     /// Interval of `periodic`.
     pub sync_interval_ms: u64,
     /// Segment size in MiB.
@@ -355,10 +409,10 @@ impl Default for EngineSection {
     fn default() -> EngineSection {
         EngineSection {
             orders_max: 1 << 20,
-            wait: "park".into(),
+            wait: WaitSetting::Park,
             pin_core: None,
-            router_wait: "park".into(),
-            thread: "gateway".into(),
+            router_wait: WaitSetting::Park,
+            thread: EngineThread::Gateway,
         }
     }
 }
@@ -366,7 +420,7 @@ impl Default for EngineSection {
 impl Default for JournalSection {
     fn default() -> JournalSection {
         JournalSection {
-            sync: "page-cache".into(),
+            sync: SyncSetting::PageCache,
             sync_interval_ms: 10,
             segment_mib: 64,
             snapshot_every: 1_000_000,
@@ -420,18 +474,6 @@ fn checked_password_hash(account: &str, hash: &str) -> Result<String, ServeError
     Ok(hash.to_owned())
 }
 
-fn wait_strategy(name: &str) -> Result<WaitStrategy, ServeError> {
-    match name {
-        "backoff" => Ok(WaitStrategy::Backoff),
-        "park" => Ok(WaitStrategy::Park),
-        "yield" => Ok(WaitStrategy::Yield),
-        "busy-spin" => Ok(WaitStrategy::BusySpin),
-        other => {
-            Err(ServeError::Config(format!("wait strategy {other:?}: use park, backoff, yield or busy-spin")))
-        }
-    }
-}
-
 /// The engine's symbol table from the configured symbols.
 pub fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeError> {
     if entries.is_empty() {
@@ -442,7 +484,7 @@ pub fn symbol_specs(entries: &[SymbolEntry]) -> Result<Vec<SymbolSpec>, ServeErr
         .map(|s| {
             let tick = engine::price_text::parse_units(&s.tick)
                 .map_err(|e| e.to_string())
-                .and_then(|t| if t > 0 { Ok(t) } else { Err("not positive".into()) })
+                .and_then(|t| if t.get() > 0 { Ok(t) } else { Err("not positive".into()) })
                 .map_err(|why| {
                     ServeError::Config(format!(
                         "symbol {}: tick {:?} is not a positive price: {why}",
@@ -754,17 +796,12 @@ impl Server {
         }
 
         // The engine with its journal.
-        let sync = match config.journal.sync.as_str() {
-            "page-cache" => SyncPolicy::PageCache,
-            "periodic" => SyncPolicy::Periodic {
+        let sync = match config.journal.sync {
+            SyncSetting::PageCache => SyncPolicy::PageCache,
+            SyncSetting::Periodic => SyncPolicy::Periodic {
                 interval: std::time::Duration::from_millis(config.journal.sync_interval_ms.max(1)),
             },
-            "group-commit" => SyncPolicy::GroupCommit,
-            other => {
-                return Err(ServeError::Config(format!(
-                    "journal sync {other:?}: use page-cache, periodic or group-commit"
-                )))
-            }
+            SyncSetting::GroupCommit => SyncPolicy::GroupCommit,
         };
         let engine_config = EngineConfig {
             symbols: symbols.clone(),
@@ -851,18 +888,10 @@ impl Server {
         let progress = durable.commands_progress();
         let events_progress = durable.events_progress();
         let engine_error = |e: RunnerError| ServeError::Engine(e.to_string());
-        let engine_wait = wait_strategy(&config.engine.wait)?;
-        let hosted = match config.engine.thread.as_str() {
-            "gateway" => true,
-            "router" | "own" => false,
-            other => {
-                return Err(ServeError::Config(format!(
-                    "engine.thread {other:?}: use gateway, router or own"
-                )));
-            }
-        };
-        let (link, doorbell, engine, router_pin) = match config.engine.thread.as_str() {
-            "own" => {
+        let engine_wait = WaitStrategy::from(config.engine.wait);
+        let hosted = config.engine.thread == EngineThread::Gateway;
+        let (link, doorbell, engine, router_pin) = match config.engine.thread {
+            EngineThread::Own => {
                 let runner_config = RunnerConfig {
                     wait: engine_wait,
                     pin_core: config.engine.pin_core,
@@ -883,7 +912,7 @@ impl Server {
                 (link, Arc::new(Doorbell::new()), None, config.engine.pin_core)
             }
         };
-        let router_wait = wait_strategy(&config.engine.router_wait)?;
+        let router_wait = WaitStrategy::from(config.engine.router_wait);
         let (router_metrics, gateway_metrics) = monitor
             .stage_metrics([("commands", progress.clone()), ("events", events_progress)], &symbols)
             .map_err(|e| data_err(e.to_string()))?;

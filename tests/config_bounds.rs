@@ -125,6 +125,39 @@ fn serve_refuses_every_bound_at_zero_and_past_its_maximum() {
     }
 }
 
+/// Every setting with a fixed set of values, given one outside it, is refused by the TOML parser
+/// itself: exit status 2, the key's line quoted and every allowed value named.
+#[test]
+fn serve_refuses_a_setting_outside_its_values_and_names_them() {
+    let scratch = Scratch::new("choices");
+    let config = scratch.0.join("choices.toml");
+    let data = scratch.0.join("data");
+    let waits: &[&str] = &["park", "backoff", "yield", "busy-spin"];
+    for (section, key, allowed) in [
+        ("engine", "wait", waits),
+        ("engine", "router_wait", waits),
+        ("engine", "thread", &["gateway", "router", "own"][..]),
+        ("journal", "sync", &["page-cache", "periodic", "group-commit"][..]),
+        ("marketdata", "slow_policy", &["conflate", "disconnect"][..]),
+    ] {
+        let ports =
+            "quic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\n";
+        // A near miss (the old spelling of a value, a case slip) and nonsense.
+        for bad in ["busy_spin", "Park", "sometimes"] {
+            let text = format!("[{section}]\n{key} = \"{bad}\"\n\n[network]\n{ports}");
+            std::fs::write(&config, &text).unwrap();
+            let out = exchange(&["serve", "--config", path(&config), "--data", path(&data)]);
+            let case = format!("{section}.{key} = {bad:?}");
+            assert_refused(&out, &case, &format!("{key} = \"{bad}\""));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(&format!("unknown variant `{bad}`")), "{case}: {stderr}");
+            for value in allowed {
+                assert!(stderr.contains(&format!("`{value}`")), "{case}: {value} not named in: {stderr}");
+            }
+        }
+    }
+}
+
 #[test]
 fn the_offline_commands_refuse_an_orders_max_of_zero_and_past_its_maximum() {
     let scratch = Scratch::new("offline");

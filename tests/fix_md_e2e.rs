@@ -16,7 +16,7 @@ use gateway::md::MdBooks;
 use gateway::server::now_ns;
 
 /// (is bid, price units, size), best first, bids then offers.
-type L2 = Vec<(bool, i64, u64)>;
+type L2 = Vec<(bool, engine::PriceUnits, u64)>;
 
 /// The engine's book of `symbol`, from the command journal replayed through a fresh engine.
 fn engine_l2(v: &Venue, specs: &[SymbolSpec], symbol: u32) -> L2 {

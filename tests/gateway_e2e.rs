@@ -456,10 +456,19 @@ fn serve_refuses_a_bad_configuration_with_a_reason() {
     std::fs::create_dir_all(&dir).unwrap();
     for (text, reason) in [
         ("[network]\nquik = \"127.0.0.1:0\"\n", "unknown field `quik`"),
-        ("[engine]\nwait = \"nap\"\n", "wait strategy \"nap\""),
-        ("[engine]\nthread = \"elsewhere\"\n", "engine.thread \"elsewhere\""),
+        (
+            "[engine]\nwait = \"nap\"\n",
+            "unknown variant `nap`, expected one of `park`, `backoff`, `yield`, `busy-spin`",
+        ),
+        (
+            "[engine]\nthread = \"elsewhere\"\n",
+            "unknown variant `elsewhere`, expected one of `gateway`, `router`, `own`",
+        ),
         ("[[symbols]]\nname = \"X\"\ntick = \"-1\"\n", "tick \"-1\" is not a positive price"),
-        ("[journal]\nsync = \"sometimes\"\n", "journal sync \"sometimes\""),
+        (
+            "[journal]\nsync = \"sometimes\"\n",
+            "unknown variant `sometimes`, expected one of `page-cache`, `periodic`, `group-commit`",
+        ),
         ("[network]\npoll_spin_us = 5000000\n", "network.poll_spin_us 5000000: must be within 0..=1000000"),
         ("[network]\npoll_spin_us = -1\n", "poll_spin_us"),
     ] {

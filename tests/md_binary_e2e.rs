@@ -170,7 +170,7 @@ fn a_subscriber_overrun_by_a_burst_is_conflated_and_its_book_stays_exact() {
 fn a_slow_subscriber_under_disconnect_is_cut_off_with_the_reason_and_order_entry_goes_on() {
     let v = venue_with("md-binary-cut", |c| {
         c.marketdata.queue_len_max = 8;
-        c.marketdata.slow_policy = "disconnect".into();
+        c.marketdata.slow_policy = exchange::marketdata_run::SlowPolicySetting::Disconnect;
     });
     rt().block_on(async {
         let mut client = connect(&v, &["BTC-USD"]).await;

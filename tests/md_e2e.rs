@@ -214,8 +214,9 @@ type L2 = Vec<(String, Decimal, u64, u64)>;
 fn engine_book(v: &Venue, symbols: &[SymbolSpec]) -> (L3, L2) {
     let engine = replayed_engine(v, symbols);
     let spec = &symbols[0];
-    let price =
-        |p| Decimal::new(spec.ticks_to_units(p), PRICE_SCALE).round_dp(spec.price_decimals()).normalize();
+    let price = |p| {
+        Decimal::new(spec.ticks_to_units(p).get(), PRICE_SCALE).round_dp(spec.price_decimals()).normalize()
+    };
     let book = engine.book_snapshot(SymbolId(0));
     let (mut l3, mut l2) = (Vec::new(), Vec::new());
     for (side, levels) in [("buy", &book.bids), ("sell", &book.asks)] {

@@ -32,7 +32,7 @@ fn value(scrape: &str, series: &str) -> Option<f64> {
 #[test]
 fn order_flow_moves_the_counters_and_the_scrape_is_valid() {
     // Group commit: the router syncs the command journal, so syncs and their times show.
-    let v = venue_with("monitor", |c| c.journal.sync = "group-commit".into());
+    let v = venue_with("monitor", |c| c.journal.sync = exchange::serve::SyncSetting::GroupCommit);
     let http = v.server().info.http_addr.expect("an HTTP endpoint");
     rt().block_on(async {
         let mut alice = v.login("alice").await;

@@ -38,7 +38,7 @@
 use crate::command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
 use crate::event::{CancelReason, Event, EventKind, RejectReason};
 use crate::types::{
-    AccountId, ClOrdId, OrdType, OrderId, Price, Side, StpMode, SymbolId, Tif, CL_ORD_ID_LEN_MAX,
+    AccountId, ClOrdId, OrdType, OrderId, Price, PriceUnits, Side, StpMode, SymbolId, Tif, CL_ORD_ID_LEN_MAX,
     SYMBOL_UNKNOWN,
 };
 
@@ -452,7 +452,7 @@ impl Command {
                     flags |= NEW_POST_ONLY;
                 }
                 p.u8(flags);
-                p.i64(o.price);
+                p.i64(o.price.get());
                 p.u64(o.qty);
                 if let Some(v) = o.stop_price {
                     p.i64(v);
@@ -479,7 +479,7 @@ impl Command {
                 p.id(&r.id);
                 p.u8(if r.price.is_some() { REPLACE_HAS_PRICE } else { 0 });
                 p.u64(r.qty);
-                if let Some(v) = r.price {
+                if let Some(v) = r.price.map(PriceUnits::get) {
                     p.i64(v);
                 }
             }
@@ -509,7 +509,7 @@ impl Command {
                 let tif = g.enum_u8("new.tif", tif_from)?;
                 let stp = g.enum_u8("new.stp", stp_from)?;
                 let flags = g.flags("new.flags", NEW_FLAGS_ALL)?;
-                let price = g.i64("new.price")?;
+                let price = PriceUnits(g.i64("new.price")?);
                 let qty = g.u64("new.qty")?;
                 let stop_price = match flags & NEW_HAS_STOP_PRICE {
                     0 => None,
@@ -557,7 +557,7 @@ impl Command {
                 let qty = g.u64("replace.qty")?;
                 let price = match flags & REPLACE_HAS_PRICE {
                     0 => None,
-                    _ => Some(g.i64("replace.price")?),
+                    _ => Some(PriceUnits(g.i64("replace.price")?)),
                 };
                 CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id, price, qty })
             }
@@ -893,7 +893,7 @@ mod tests {
                     side,
                     ord_type,
                     tif,
-                    price,
+                    price: PriceUnits(price),
                     qty,
                     stop_price,
                     display_qty,
@@ -917,7 +917,14 @@ mod tests {
             ),
             (account(), symbol(), cl_ord_id(), cl_ord_id(), any::<Option<i64>>(), any::<u64>()).prop_map(
                 |(account, symbol, orig_id, id, price, qty)| {
-                    CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id, price, qty })
+                    CommandKind::Replace(ReplaceOrder {
+                        account,
+                        symbol,
+                        orig_id,
+                        id,
+                        price: price.map(PriceUnits),
+                        qty,
+                    })
                 }
             ),
             (account(), proptest::option::of((0..SYMBOL_UNKNOWN.0).prop_map(SymbolId)))

@@ -1,6 +1,6 @@
 //! Commands into the engine. Plain `Copy` data: they travel through rings and the journal.
 
-use crate::types::{AccountId, ClOrdId, OrdType, Qty, Side, StpMode, SymbolId, Tif};
+use crate::types::{AccountId, ClOrdId, OrdType, PriceUnits, Qty, Side, StpMode, SymbolId, Tif};
 
 /// Header every command carries, stamped by the sequencer before the engine sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -27,10 +27,14 @@ pub struct NewOrder {
     /// Time in force.
     pub tif: Tif,
     /// Limit price in price units ([`crate::PRICE_SCALE`] decimals); ignored for market.
-    pub price: i64,
+    pub price: PriceUnits,
     /// Total quantity in units.
     pub qty: Qty,
     /// Stop trigger price in price units; `None` for a plain order.
+    ///
+    /// Still a bare `i64` (not [`PriceUnits`] like `price`): the matching tests set it from an
+    /// `i64` constant and are being rewritten apart from this change; the engine converts it
+    /// where it turns units into ticks. Typed with them in a follow-up.
     pub stop_price: Option<i64>,
     /// Visible slice of an iceberg; `None` shows everything.
     pub display_qty: Option<Qty>,
@@ -68,7 +72,7 @@ pub struct ReplaceOrder {
     /// New client id (may equal `orig_id`).
     pub id: ClOrdId,
     /// New limit price in price units; `None` keeps the order's price.
-    pub price: Option<i64>,
+    pub price: Option<PriceUnits>,
     /// New total quantity, filled part included.
     pub qty: Qty,
 }
@@ -119,15 +123,17 @@ impl Command {
 }
 
 impl NewOrder {
-    /// A GTC limit order with every optional field at its default.
+    /// A GTC limit order with every optional field at its default; `price` in price units (a
+    /// [`PriceUnits`], or an `i64` of units in tests; never a tick [`crate::Price`]).
     pub fn limit(
         account: AccountId,
         symbol: SymbolId,
         id: ClOrdId,
         side: Side,
-        price: i64,
+        price: impl Into<PriceUnits>,
         qty: Qty,
     ) -> NewOrder {
+        let price = price.into();
         NewOrder {
             account,
             symbol,
@@ -150,8 +156,8 @@ impl NewOrder {
         NewOrder {
             ord_type: OrdType::Market,
             tif: Tif::Ioc,
-            price: 0,
-            ..Self::limit(account, symbol, id, side, 0, qty)
+            price: PriceUnits::ZERO,
+            ..Self::limit(account, symbol, id, side, PriceUnits::ZERO, qty)
         }
     }
 }

@@ -9,11 +9,12 @@ use std::collections::BinaryHeap;
 use crate::book::Book;
 use crate::command::{CancelOrder, Command, CommandKind, NewOrder, ReplaceOrder};
 use crate::event::{CancelReason, Event, EventKind, EventSink, RejectReason};
-use crate::id_index::{id_hash, IdIndex};
+use crate::id_index::{id_hash, OrderIds};
 use crate::level::LevelPool;
 use crate::order::{Order, OrderPool, OrderState, NIL};
 use crate::types::{
-    default_symbols, AccountId, ClOrdId, OrdType, OrderId, Price, Qty, Side, SymbolId, SymbolSpec, Tif,
+    default_symbols, AccountId, ClOrdId, OrdType, OrderId, Price, PriceUnits, Qty, Side, SymbolId,
+    SymbolSpec, Tif,
 };
 
 /// Bounds and symbols. Every pool is sized from here at construction; nothing grows past it.
@@ -82,7 +83,7 @@ pub struct Engine {
     pub(crate) orders: OrderPool,
     pub(crate) levels: LevelPool,
     /// (account, client id) → slot of a resting or stop order.
-    pub(crate) ids: IdIndex,
+    pub(crate) ids: OrderIds,
     /// GTD expiries: (expire_ts, order_id, slot). Entries of orders that left early stay until
     /// popped or compacted; an entry is live only while the slot still holds that order id.
     expiries: BinaryHeap<Reverse<(u64, OrderId, u32)>>,
@@ -108,7 +109,7 @@ impl Engine {
         let levels_max = config
             .orders_max
             .min(config.symbols.len().saturating_mul(2).saturating_mul(config.levels_per_side_max));
-        let ids = IdIndex::with_capacity(config.orders_max);
+        let ids = OrderIds::with_capacity(config.orders_max);
         Engine {
             books: config
                 .symbols
@@ -247,13 +248,13 @@ impl Engine {
         let price = if market { Some(Price(0)) } else { book.spec.units_to_ticks(new.price) };
         let stop_price = match new.stop_price {
             None => Some(Price(0)),
-            Some(units) => book.spec.units_to_ticks(units),
+            Some(units) => book.spec.units_to_ticks(PriceUnits(units)),
         };
         let (Some(price), Some(stop_price)) = (price, stop_price) else {
             return Err(RejectReason::BadPriceTick);
         };
         let hash = id_hash(account, &id);
-        if self.ids.find(hash, account, &id, &self.orders).is_some() {
+        if self.ids.find_order(hash, account, &id, &self.orders).is_some() {
             return Err(RejectReason::DuplicateId);
         }
         if new.post_only && book.crosses(new.side, price) {
@@ -348,7 +349,7 @@ impl Engine {
         if !o.indexed {
             o.indexed = true;
             let hash = o.id_hash;
-            self.ids.insert(hash, slot);
+            self.ids.insert(OrderIds::tag(hash), slot);
         }
     }
 
@@ -376,7 +377,7 @@ impl Engine {
     pub(crate) fn release(&mut self, slot: u32) {
         let o = self.orders.get(slot);
         if o.indexed {
-            self.ids.remove(o.id_hash, slot);
+            self.ids.remove(OrderIds::tag(o.id_hash), slot);
         }
         self.orders.free(slot);
     }
@@ -438,7 +439,7 @@ impl Engine {
     /// Finds a live order of `account` by client id on `symbol`.
     #[inline]
     fn lookup(&self, account: AccountId, id: ClOrdId, symbol: SymbolId) -> Option<u32> {
-        let slot = self.ids.find(id_hash(account, &id), account, &id, &self.orders)?;
+        let slot = self.ids.find_order(id_hash(account, &id), account, &id, &self.orders)?;
         (self.orders.get(slot).symbol == symbol).then_some(slot)
     }
 
@@ -510,7 +511,7 @@ impl Engine {
             _ => o.price,
         };
         let new_hash = if id == replace.orig_id { o.id_hash } else { id_hash(account, &id) };
-        if id != replace.orig_id && self.ids.find(new_hash, account, &id, &self.orders).is_some() {
+        if id != replace.orig_id && self.ids.find_order(new_hash, account, &id, &self.orders).is_some() {
             return Err(RejectReason::DuplicateId);
         }
         let resting = o.state == OrderState::Resting;
@@ -539,10 +540,10 @@ impl Engine {
         let (account, id, symbol) = (replace.account, replace.id, replace.symbol);
         let ReplacePlan { slot, order: o, price, new_hash, moves } = plan;
         if id != replace.orig_id {
-            self.ids.remove(o.id_hash, slot);
+            self.ids.remove(OrderIds::tag(o.id_hash), slot);
             self.orders.set_cl_ord_id(slot, id);
             self.orders.get_mut(slot).id_hash = new_hash;
-            self.ids.insert(new_hash, slot);
+            self.ids.insert(OrderIds::tag(new_hash), slot);
         }
         let done = replace.qty <= o.filled;
         let leaves = if done { 0 } else { replace.qty - o.filled };

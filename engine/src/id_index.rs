@@ -1,4 +1,5 @@
-//! The (account, client order id) → order slot index.
+//! The (account, client order id) → slot index: the engine's orders by id, and (exported) the
+//! risk engine's id map, one table for both.
 //!
 //! An open-addressing table of 8-byte entries (slot and 32 bits of the id's hash), linear
 //! probing, at most half full. It replaced a `hashbrown::HashTable<u32>`, which needs a control
@@ -6,8 +7,14 @@
 //! order (82% of the commands do) and then rehashes in place to clear them. Here a probe reads
 //! one line, the stored hash bits let a probe skip other ids without touching their orders, and
 //! removal shifts the following entries back (no tombstones, so no rehash, ever). Equality is
-//! checked against the order's own id in the pool, and each order keeps its hash so removal
-//! never rehashes the id.
+//! is the caller's (the engine compares the order's own id in the pool), and each order keeps
+//! its hash so removal never rehashes the id.
+//!
+//! Two sizes, told apart at compile time: the engine's index ([`IdIndex<false>`]) is sized once
+//! for the order pool's bound and never grows, so its insert has no growth check; the risk
+//! engine's ([`IdIndex<true>`]) starts small and doubles with its working set (sized for its
+//! bounds up front it was a sparse table in which every new order touched a cold cache line).
+//! The risk crate had a copy of this table; it uses this one now.
 
 use crate::order::OrderPool;
 use crate::types::{AccountId, ClOrdId};
@@ -32,59 +39,71 @@ pub fn id_hash(account: AccountId, id: &ClOrdId) -> u64 {
     fold(h ^ K1, K2 ^ tag)
 }
 
-/// Index of live resting and stop orders by (account, client id).
+/// Index of slots by the hash of their key. Equality is the caller's: [`IdIndex::find`] asks it
+/// about each slot whose stored hash bits match.
 ///
 /// An entry is `(tag << 32) | (slot + 1)`, 0 when empty (so the table starts as zeroed pages the
 /// OS maps lazily). `tag` is the hash's high 32 bits and also picks the home bucket
-/// (`tag & mask`), which is why a removal can shift entries without reading their orders.
-pub(crate) struct IdIndex {
+/// (`tag & mask`), so growing and removing never need the keys. `GROWS`: whether the table
+/// doubles when it would be more than half full (see the module docs).
+pub struct IdIndex<const GROWS: bool> {
     entries: Vec<u64>,
     mask: usize,
+    /// Slots indexed; kept only when `GROWS` (the fixed index has no use for it).
+    len: usize,
 }
 
-impl IdIndex {
-    /// Most buckets: the home bucket comes from the 32-bit tag. With up to `u32::MAX - 1` orders
-    /// (the pool's bound) at least one bucket stays empty, so every probe loop ends.
+impl<const GROWS: bool> IdIndex<GROWS> {
+    /// Most buckets: the home bucket comes from the 32-bit tag. Slots are below `u32::MAX`
+    /// (`slot + 1` must fit the entry's low half), so even a full-size table keeps an empty
+    /// bucket and every probe loop ends.
     const BUCKETS_MAX: usize = 1 << 32;
+    /// Fewest buckets (one cache line of entries).
+    const BUCKETS_MIN: usize = 8;
 
-    /// An index for `capacity` orders: `2 * capacity` buckets rounded up to a power of two (load
-    /// at most 1/2, so a probe rarely leaves its cache line), allocated once, never grown.
-    pub(crate) fn with_capacity(capacity: usize) -> IdIndex {
-        let buckets = capacity.max(1).saturating_mul(2).next_power_of_two().min(Self::BUCKETS_MAX);
-        debug_assert!(capacity < buckets);
-        IdIndex { entries: vec![0; buckets], mask: buckets - 1 }
+    /// An index with room for `capacity` slots (before it first grows, when it grows):
+    /// `2 × capacity` buckets rounded up to a power of two (load at most 1/2, so a probe rarely
+    /// leaves its cache line). A fixed index must not be given more than `capacity` slots.
+    pub fn with_capacity(capacity: usize) -> IdIndex<GROWS> {
+        let buckets = capacity
+            .saturating_mul(2)
+            .checked_next_power_of_two()
+            .unwrap_or(Self::BUCKETS_MAX)
+            .clamp(Self::BUCKETS_MIN, Self::BUCKETS_MAX);
+        debug_assert!(GROWS || capacity < buckets);
+        IdIndex { entries: vec![0; buckets], mask: buckets - 1, len: 0 }
+    }
+
+    /// The bits of `hash` the index keeps: its high half.
+    #[inline]
+    pub fn tag(hash: u64) -> u32 {
+        (hash >> 32) as u32
     }
 
     #[inline]
-    fn tag(hash: u64) -> u64 {
-        hash >> 32
-    }
-
-    #[inline]
-    fn home(&self, tag: u64) -> usize {
+    fn home(&self, tag: u32) -> usize {
         tag as usize & self.mask
     }
 
-    /// The slot of the live order with this id, given `hash = id_hash(account, id)`.
     #[inline]
-    pub(crate) fn find(
-        &self,
-        hash: u64,
-        account: AccountId,
-        id: &ClOrdId,
-        orders: &OrderPool,
-    ) -> Option<u32> {
-        let tag = Self::tag(hash);
+    fn entry(tag: u32, slot: u32) -> u64 {
+        debug_assert!(slot < u32::MAX, "slot {slot} does not fit an entry");
+        (u64::from(tag) << 32) | u64::from(slot + 1)
+    }
+
+    /// The first slot stored under `tag` for which `is_key` holds.
+    #[inline]
+    pub fn find(&self, tag: u32, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
         let mut i = self.home(tag);
-        // Bound: at most every bucket once; an empty bucket always exists (see BUCKETS_MAX).
+        // Bound: at most every bucket once; at most half of them are full.
         loop {
             let e = self.entries[i];
             if e == 0 {
                 return None;
             }
-            if e >> 32 == tag {
+            if (e >> 32) as u32 == tag {
                 let slot = (e as u32).wrapping_sub(1);
-                if orders.get(slot).account == account && orders.cl_ord_id_ref(slot) == id {
+                if is_key(slot) {
                     return Some(slot);
                 }
             }
@@ -92,22 +111,46 @@ impl IdIndex {
         }
     }
 
-    /// Adds `slot`, whose order stores `hash` (the caller checked the id is not present).
+    /// Adds `slot` under `tag` (the caller checked its key is not indexed); a growing index
+    /// first doubles if it would be more than half full.
     #[inline]
-    pub(crate) fn insert(&mut self, hash: u64, slot: u32) {
-        let tag = Self::tag(hash);
-        let mut i = self.home(tag);
+    pub fn insert(&mut self, tag: u32, slot: u32) {
+        if GROWS {
+            if (self.len + 1) * 2 > self.entries.len() && self.entries.len() < Self::BUCKETS_MAX {
+                self.grow();
+            }
+            self.len += 1;
+        }
+        self.place(Self::entry(tag, slot));
+    }
+
+    /// Puts an entry in the first empty bucket from its home.
+    #[inline]
+    fn place(&mut self, entry: u64) {
+        let mut i = self.home((entry >> 32) as u32);
         while self.entries[i] != 0 {
             i = (i + 1) & self.mask;
         }
-        self.entries[i] = (tag << 32) | u64::from(slot + 1);
+        self.entries[i] = entry;
     }
 
-    /// Removes `slot`, stored under `hash`.
+    /// Doubles the table, re-placing every entry from its tag alone.
+    #[cold]
+    fn grow(&mut self) {
+        let buckets = self.entries.len() * 2;
+        let old = std::mem::replace(&mut self.entries, vec![0; buckets]);
+        self.mask = buckets - 1;
+        for e in old.into_iter().filter(|&e| e != 0) {
+            self.place(e);
+        }
+    }
+
+    /// Removes `slot`, stored under `tag`; false (and a failed debug assertion) if it was not
+    /// indexed.
     #[inline]
-    pub(crate) fn remove(&mut self, hash: u64, slot: u32) {
-        let want = (Self::tag(hash) << 32) | u64::from(slot + 1);
-        let mut i = self.home(Self::tag(hash));
+    pub fn remove(&mut self, tag: u32, slot: u32) -> bool {
+        let want = Self::entry(tag, slot);
+        let mut i = self.home(tag);
         loop {
             let e = self.entries[i];
             if e == want {
@@ -115,9 +158,12 @@ impl IdIndex {
             }
             if e == 0 {
                 debug_assert!(false, "slot {slot} was not indexed");
-                return;
+                return false;
             }
             i = (i + 1) & self.mask;
+        }
+        if GROWS {
+            self.len -= 1;
         }
         // Backward-shift deletion: move each following entry of the cluster into the hole
         // unless the hole lies before its home bucket (it would become unreachable).
@@ -129,13 +175,33 @@ impl IdIndex {
             if e == 0 {
                 break;
             }
-            let home = self.home(e >> 32);
+            let home = self.home((e >> 32) as u32);
             if (j.wrapping_sub(home) & self.mask) >= (j.wrapping_sub(hole) & self.mask) {
                 self.entries[hole] = e;
                 hole = j;
             }
         }
         self.entries[hole] = 0;
+        true
+    }
+}
+
+/// The engine's index of live resting and stop orders: its slots are order-pool slots.
+pub(crate) type OrderIds = IdIndex<false>;
+
+impl OrderIds {
+    /// The slot of the live order with this id, given `hash = id_hash(account, id)`.
+    #[inline]
+    pub(crate) fn find_order(
+        &self,
+        hash: u64,
+        account: AccountId,
+        id: &ClOrdId,
+        orders: &OrderPool,
+    ) -> Option<u32> {
+        self.find(Self::tag(hash), |slot| {
+            orders.get(slot).account == account && orders.cl_ord_id_ref(slot) == id
+        })
     }
 }
 
@@ -152,7 +218,7 @@ mod tests {
         // table so clusters form, wrap around, and removals shift entries back across the end.
         const ORDERS: u32 = 64;
         let mut pool = OrderPool::with_capacity(ORDERS as usize);
-        let mut index = IdIndex::with_capacity(ORDERS as usize);
+        let mut index = OrderIds::with_capacity(ORDERS as usize);
         let id = |n: u32| ClOrdId::from_str(&format!("c{n}")).unwrap();
         let hash_of = |n: u32| (u64::from(120 + n % 11) << 32) | u64::from(n);
         for n in 0..ORDERS {
@@ -176,17 +242,17 @@ mod tests {
             x ^= x << 17;
             let n = (x % u64::from(ORDERS)) as u32;
             if live.contains(&n) {
-                index.remove(hash_of(n), n);
+                index.remove(OrderIds::tag(hash_of(n)), n);
                 live.remove(&n);
             } else if live.len() < ORDERS as usize {
-                index.insert(hash_of(n), n);
+                index.insert(OrderIds::tag(hash_of(n)), n);
                 live.insert(n);
             }
             for m in 0..ORDERS {
-                let got = index.find(hash_of(m), AccountId(m % 3), &id(m), &pool);
+                let got = index.find_order(hash_of(m), AccountId(m % 3), &id(m), &pool);
                 assert_eq!(got, live.contains(&m).then_some(m), "order {m}");
                 // Same hash and id, other account: never found.
-                assert_eq!(index.find(hash_of(m), AccountId(m % 3 + 1), &id(m), &pool), None);
+                assert_eq!(index.find_order(hash_of(m), AccountId(m % 3 + 1), &id(m), &pool), None);
             }
         }
     }
@@ -205,5 +271,88 @@ mod tests {
             id_hash(AccountId(1), &id("a")),
             id_hash(AccountId(1), &ClOrdId::from_bytes(b"a\0").unwrap())
         );
+    }
+
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// Runs `ops` (slot numbers: insert the slot if absent, else remove it) on an index and on
+    /// a `HashMap`, with every slot's tag from `tag_of`, and checks every slot's lookup after
+    /// each step.
+    fn agree(index: &mut IdIndex<true>, slots: u32, tag_of: impl Fn(u32) -> u32, ops: &[u32]) {
+        let mut model: HashMap<u32, u32> = HashMap::new();
+        for &op in ops {
+            let slot = op % slots;
+            if model.remove(&slot).is_some() {
+                assert!(index.remove(tag_of(slot), slot));
+            } else {
+                index.insert(tag_of(slot), slot);
+                model.insert(slot, tag_of(slot));
+            }
+            assert_eq!(index.len, model.len());
+            assert!(index.len * 2 <= index.entries.len(), "more than half full");
+            for s in 0..slots {
+                assert_eq!(
+                    index.find(tag_of(s), |t| t == s),
+                    model.contains_key(&s).then_some(s),
+                    "slot {s}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn growing_index_agrees_with_a_map_through_clusters_wraparound_and_growth() {
+        // 64 slots, tags forced into a few home buckets near the end of the table so clusters
+        // form, wrap around, and removals shift entries back across the end; starting at 8
+        // buckets, so the table also grows several times under clustered load.
+        let mut index = IdIndex::<true>::with_capacity(0);
+        assert_eq!(index.entries.len(), IdIndex::<true>::BUCKETS_MIN);
+        let tag_of = |n: u32| 0xffff_fff0 + n % 11;
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let ops: Vec<u32> = (0..20_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u32
+            })
+            .collect();
+        agree(&mut index, 64, tag_of, &ops);
+        assert_eq!(index.entries.len(), 128);
+        // Equal tags are told apart by the caller's equality only.
+        let mut index = IdIndex::<true>::with_capacity(4);
+        index.insert(7, 1);
+        index.insert(7, 2);
+        assert_eq!(index.find(7, |s| s == 2), Some(2));
+        assert_eq!(index.find(7, |_| false), None);
+        assert!(index.remove(7, 1));
+        assert_eq!(index.find(7, |s| s == 2), Some(2));
+        assert_eq!(index.find(7, |s| s == 1), None);
+    }
+
+    proptest! {
+        // Seeded, so a run is reproducible; a failure prints its case rather than writing a
+        // regression file into the source tree.
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x1d_1de7),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Random insert/remove sequences over few or many distinct tags (many collisions or
+        /// few), from a small initial table.
+        #[test]
+        fn growing_index_agrees_with_a_map(
+            slots in 1u32..96,
+            tags in prop::sample::select(vec![1u32, 3, 17, u32::MAX]),
+            spread in any::<u32>(),
+            ops in prop::collection::vec(any::<u32>(), 0..400),
+        ) {
+            let mut index = IdIndex::<true>::with_capacity(2);
+            let tag_of = |n: u32| (n % tags).wrapping_mul(spread | 1).rotate_left(n % 5);
+            agree(&mut index, slots, tag_of, &ops);
+        }
     }
 }

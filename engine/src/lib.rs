@@ -72,10 +72,10 @@ pub use engine::{
     ORDERS_MAX_LIMIT, SYMBOLS_MAX,
 };
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink, RejectReason};
-pub use id_index::id_hash;
+pub use id_index::{id_hash, IdIndex};
 pub use processor::Processor;
 pub use snapshot::SnapshotError;
 pub use types::{
-    default_symbols, AccountId, ClOrdId, ClOrdIdError, OrdType, OrderId, Price, Qty, Side, StpMode, SymbolId,
-    SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
+    default_symbols, AccountId, ClOrdId, ClOrdIdError, OrdType, OrderId, Price, PriceUnits, Qty, Side,
+    StpMode, SymbolId, SymbolSpec, Tif, CL_ORD_ID_LEN_MAX, PRICE_SCALE, PRICE_UNITS_PER_ONE, SYMBOL_UNKNOWN,
 };

@@ -10,7 +10,7 @@
 //! digits, then optionally `.` and digits (`100`, `100.`, `100.50`, `-0.5`). Zeros after the
 //! eighth decimal are accepted (the value is still exact); any other ninth decimal is not.
 
-use crate::types::{Price, SymbolSpec, PRICE_SCALE};
+use crate::types::{Price, PriceUnits, SymbolSpec, PRICE_SCALE};
 
 /// Bytes of the longest text [`PriceText`] holds: a sign, the 39 digits of `i128::MAX` (whole
 /// part and decimals together) and a point fit, and so does `-0.` before [`PRICE_SCALE`] digits.
@@ -46,8 +46,8 @@ pub enum PriceTextError {
 }
 
 /// Parses decimal price text into price units (`"100.50"` is `10_050_000_000`), exactly.
-pub fn parse_units(text: &str) -> Result<i64, PriceTextError> {
-    i64::try_from(parse_units_wide(text)?).map_err(|_| PriceTextError::Overflow)
+pub fn parse_units(text: &str) -> Result<PriceUnits, PriceTextError> {
+    i64::try_from(parse_units_wide(text)?).map(PriceUnits).map_err(|_| PriceTextError::Overflow)
 }
 
 /// [`parse_units`] into an `i128`, for amounts (notionals, money) larger than a price.
@@ -135,7 +135,7 @@ impl PriceText {
 
     /// A price in ticks of `spec`, with the decimals of its tick (`100.50` for a tick of 0.01).
     pub fn ticks(spec: &SymbolSpec, price: Price) -> PriceText {
-        PriceText::fixed(i128::from(price.0) * i128::from(spec.tick_units), spec.price_decimals())
+        PriceText::fixed(i128::from(price.0) * spec.tick_units.wide(), spec.price_decimals())
     }
 
     /// `mantissa / 10^decimals`.
@@ -193,13 +193,14 @@ mod tests {
 
     #[test]
     fn parses_exactly() {
-        assert_eq!(parse_units("100.50"), Ok(10_050_000_000));
-        assert_eq!(parse_units("100"), Ok(100 * PRICE_UNITS_PER_ONE));
-        assert_eq!(parse_units("100."), Ok(100 * PRICE_UNITS_PER_ONE));
-        assert_eq!(parse_units("0.00000001"), Ok(1));
-        assert_eq!(parse_units("-0.5"), Ok(-50_000_000));
-        assert_eq!(parse_units("007.1000000000"), Ok(710_000_000));
-        assert_eq!(parse_units("92233720368.54775807"), Ok(i64::MAX));
+        let ok = |units: i64| Ok(PriceUnits(units));
+        assert_eq!(parse_units("100.50"), ok(10_050_000_000));
+        assert_eq!(parse_units("100"), ok(100 * PRICE_UNITS_PER_ONE));
+        assert_eq!(parse_units("100."), ok(100 * PRICE_UNITS_PER_ONE));
+        assert_eq!(parse_units("0.00000001"), ok(1));
+        assert_eq!(parse_units("-0.5"), ok(-50_000_000));
+        assert_eq!(parse_units("007.1000000000"), ok(710_000_000));
+        assert_eq!(parse_units("92233720368.54775807"), ok(i64::MAX));
     }
 
     #[test]
@@ -264,8 +265,8 @@ mod tests {
         #[test]
         fn print_then_parse_round_trips(units in any::<i64>()) {
             let wide = i128::from(units);
-            prop_assert_eq!(parse_units(PriceText::fixed(wide, PRICE_SCALE).as_str()), Ok(units));
-            prop_assert_eq!(parse_units(PriceText::trimmed(wide, 0).as_str()), Ok(units));
+            prop_assert_eq!(parse_units(PriceText::fixed(wide, PRICE_SCALE).as_str()), Ok(PriceUnits(units)));
+            prop_assert_eq!(parse_units(PriceText::trimmed(wide, 0).as_str()), Ok(PriceUnits(units)));
         }
 
         /// parse ∘ print is the identity on canonical text (no leading zeros, the decimals of
@@ -279,7 +280,7 @@ mod tests {
                 format!("{whole}.{fraction:0width$}", width = decimals as usize)
             };
             let units = parse_units(&text).unwrap();
-            let printed = PriceText::fixed(i128::from(units), decimals);
+            let printed = PriceText::fixed(units.wide(), decimals);
             prop_assert_eq!(printed.as_str(), text.as_str());
         }
 
@@ -288,7 +289,7 @@ mod tests {
         fn ticks_round_trip(tick_units in 1i64..1_000_000_000, ticks in -1_000_000_000i64..1_000_000_000) {
             let spec = SymbolSpec::new("P", tick_units, 1);
             let text = PriceText::ticks(&spec, Price(ticks));
-            prop_assert_eq!(parse_units(text.as_str()), Ok(ticks * tick_units));
+            prop_assert_eq!(parse_units(text.as_str()), Ok(PriceUnits(ticks * tick_units)));
         }
 
         /// Any text that is not digits, an optional point and an optional leading '-' is refused.

@@ -189,7 +189,7 @@ impl Engine {
         w.u32(self.books.len() as u32);
         for book in &self.books {
             w.bytes(book.spec.name.as_bytes());
-            w.i64(book.spec.tick_units);
+            w.i64(book.spec.tick_units.get());
             w.u64(book.spec.lot);
             match book.last_trade {
                 None => w.u8(0),
@@ -253,7 +253,7 @@ impl Engine {
             let tick = r.i64()?;
             let lot = r.u64()?;
             let spec = &engine.books[index].spec;
-            if name != spec.name.as_bytes() || tick != spec.tick_units || lot != spec.lot {
+            if name != spec.name.as_bytes() || tick != spec.tick_units.get() || lot != spec.lot {
                 return Err(SnapshotError::SymbolMismatch {
                     index,
                     found: format!("{} tick {tick} lot {lot}", String::from_utf8_lossy(name)),
@@ -314,7 +314,7 @@ impl Engine {
             return Err(SnapshotError::TooBig("orders"));
         }
         let hash = crate::id_index::id_hash(order.account, &id);
-        if self.ids.find(hash, order.account, &id, &self.orders).is_some() {
+        if self.ids.find_order(hash, order.account, &id, &self.orders).is_some() {
             return Err(SnapshotError::Invalid("duplicate client id"));
         }
         Ok(self.orders.alloc(Order { state: OrderState::Active, id_hash: hash, ..order }, id))
@@ -334,7 +334,7 @@ impl crate::EventSink for NoEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Command, CommandHeader, CommandKind, Event, NewOrder};
+    use crate::{Command, CommandHeader, CommandKind, Event, NewOrder, PriceUnits};
     use rand::{rngs::SmallRng, Rng, SeedableRng};
 
     fn random_command(rng: &mut SmallRng, seq: u64) -> Command {
@@ -368,7 +368,7 @@ mod tests {
                 symbol: new.symbol,
                 orig_id: id,
                 id: ClOrdId::from_str(&format!("o{}", rng.gen_range(0..60))).unwrap(),
-                price: Some(rng.gen_range(95..105) * 1_000_000),
+                price: Some(PriceUnits(rng.gen_range(95..105) * 1_000_000)),
                 qty: rng.gen_range(1..20),
             }),
         };

@@ -121,6 +121,82 @@ pub const SYMBOL_UNKNOWN: SymbolId = SymbolId::MAX;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct Price(pub i64);
 
+/// A price in price units: [`PRICE_SCALE`] decimals, the integer value of the price text
+/// (`100.50` is `10_050_000_000`), the same for every symbol. What crosses the engine boundary.
+///
+/// Kept apart from [`Price`] (ticks of one symbol): both were `i64`, and a tick count passed
+/// where units were meant (or the other way) compiled and was off by the tick size. Going
+/// from one to the other takes the symbol ([`SymbolSpec::units_to_ticks`],
+/// [`SymbolSpec::ticks_to_units`]). `#[repr(transparent)]`: same layout and codec bytes as the
+/// `i64` it wraps, so the newtype costs nothing.
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PriceUnits(pub i64);
+
+impl PriceUnits {
+    /// Zero units (the price field of a market order).
+    pub const ZERO: PriceUnits = PriceUnits(0);
+
+    /// The price with this many units.
+    #[inline]
+    pub const fn new(units: i64) -> PriceUnits {
+        PriceUnits(units)
+    }
+
+    /// The number of units (what the codecs write).
+    #[inline]
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The units widened for notional and money arithmetic (price × quantity).
+    #[inline]
+    pub const fn wide(self) -> i128 {
+        self.0 as i128
+    }
+
+    /// The number's little-endian bytes (what the codecs write).
+    #[inline]
+    pub const fn to_le_bytes(self) -> [u8; 8] {
+        self.0.to_le_bytes()
+    }
+}
+
+impl From<i64> for PriceUnits {
+    #[inline]
+    fn from(units: i64) -> PriceUnits {
+        PriceUnits(units)
+    }
+}
+
+impl From<PriceUnits> for i64 {
+    #[inline]
+    fn from(units: PriceUnits) -> i64 {
+        units.0
+    }
+}
+
+impl From<PriceUnits> for i128 {
+    #[inline]
+    fn from(units: PriceUnits) -> i128 {
+        i128::from(units.0)
+    }
+}
+
+impl fmt::Debug for PriceUnits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for PriceUnits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<PriceUnits>() == core::mem::size_of::<i64>());
+
 /// Buy or sell.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Side {
@@ -270,15 +346,16 @@ pub struct SymbolSpec {
     /// Name, e.g. `BTC-USD`.
     pub name: String,
     /// Tick size in price units ([`PRICE_SCALE`] decimals); `1_000_000` is a tick of 0.01.
-    pub tick_units: i64,
+    pub tick_units: PriceUnits,
     /// Lot size in quantity units; every quantity is a multiple of it.
     pub lot: Qty,
 }
 
 impl SymbolSpec {
     /// A symbol with a tick given in price units and a lot in quantity units.
-    pub fn new(name: &str, tick_units: i64, lot: Qty) -> SymbolSpec {
-        assert!(tick_units > 0, "tick size must be positive");
+    pub fn new(name: &str, tick_units: impl Into<PriceUnits>, lot: Qty) -> SymbolSpec {
+        let tick_units = tick_units.into();
+        assert!(tick_units.0 > 0, "tick size must be positive");
         assert!(lot > 0, "lot size must be positive");
         SymbolSpec { name: name.to_string(), tick_units, lot }
     }
@@ -286,23 +363,24 @@ impl SymbolSpec {
     /// Converts a price in units to ticks, or `None` when it is not a positive multiple of
     /// the tick.
     #[inline]
-    pub fn units_to_ticks(&self, units: i64) -> Option<Price> {
-        if units <= 0 || units % self.tick_units != 0 {
+    pub fn units_to_ticks(&self, units: PriceUnits) -> Option<Price> {
+        let (units, tick) = (units.0, self.tick_units.0);
+        if units <= 0 || units % tick != 0 {
             None
         } else {
-            Some(Price(units / self.tick_units))
+            Some(Price(units / tick))
         }
     }
 
     /// Converts ticks back to price units.
     #[inline]
-    pub fn ticks_to_units(&self, price: Price) -> i64 {
-        price.0 * self.tick_units
+    pub fn ticks_to_units(&self, price: Price) -> PriceUnits {
+        PriceUnits(price.0 * self.tick_units.0)
     }
 
     /// Decimal places needed to print any price of this symbol exactly.
     pub fn price_decimals(&self) -> u32 {
-        let mut tick = self.tick_units;
+        let mut tick = self.tick_units.0;
         let mut decimals = PRICE_SCALE;
         while decimals > 0 && tick % 10 == 0 {
             tick /= 10;
@@ -338,11 +416,11 @@ mod tests {
     #[test]
     fn tick_conversion_rejects_off_tick_and_non_positive() {
         let s = SymbolSpec::new("X", 1_000_000, 1);
-        assert_eq!(s.units_to_ticks(10_050_000_000), Some(Price(10_050)));
-        assert_eq!(s.units_to_ticks(10_050_500_000), None);
-        assert_eq!(s.units_to_ticks(0), None);
-        assert_eq!(s.units_to_ticks(-1_000_000), None);
-        assert_eq!(s.ticks_to_units(Price(10_050)), 10_050_000_000);
+        assert_eq!(s.units_to_ticks(PriceUnits(10_050_000_000)), Some(Price(10_050)));
+        assert_eq!(s.units_to_ticks(PriceUnits(10_050_500_000)), None);
+        assert_eq!(s.units_to_ticks(PriceUnits::ZERO), None);
+        assert_eq!(s.units_to_ticks(PriceUnits(-1_000_000)), None);
+        assert_eq!(s.ticks_to_units(Price(10_050)), PriceUnits(10_050_000_000));
         assert_eq!(s.price_decimals(), 2);
         assert_eq!(SymbolSpec::new("Y", 100_000_000, 1).price_decimals(), 0);
         assert_eq!(SymbolSpec::new("Z", 5, 1).price_decimals(), 8);

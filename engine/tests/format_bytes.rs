@@ -11,7 +11,7 @@
 use engine::codec::{COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 use engine::{
     AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
-    NewOrder, ReplaceOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
+    NewOrder, PriceUnits, ReplaceOrder, Side, SymbolId, Tif, PRICE_UNITS_PER_ONE,
 };
 
 const CENT: i64 = PRICE_UNITS_PER_ONE / 100;
@@ -43,7 +43,7 @@ fn session() -> Vec<CommandKind> {
             symbol: eth,
             orig_id: id("m3"),
             id: id("m4"),
-            price: Some(103 * CENT),
+            price: Some(PriceUnits(103 * CENT)),
             qty: 6,
         }),
         CommandKind::Cancel(CancelOrder {

@@ -157,7 +157,7 @@ fn replace(
         symbol,
         orig_id: id(orig),
         id: id(new),
-        price: price.map(px),
+        price: price.map(|p| px(p).into()),
         qty,
     })
 }
@@ -181,7 +181,7 @@ fn fmt_kind(kind: &CommandKind) -> String {
                 sym_name(o.symbol),
                 o.id.as_str(),
                 o.side,
-                fmt_units(o.price),
+                fmt_units(o.price.get()),
                 o.qty
             );
             if o.ord_type == OrdType::Market {
@@ -216,7 +216,7 @@ fn fmt_kind(kind: &CommandKind) -> String {
             sym_name(r.symbol),
             r.orig_id.as_str(),
             r.id.as_str(),
-            r.price.map(fmt_units),
+            r.price.map(|p| fmt_units(p.get())),
             r.qty
         ),
         CancelAll { account, symbol } => {
@@ -640,7 +640,7 @@ impl Resolver {
                     side: n.side,
                     ord_type: if n.market { OrdType::Market } else { OrdType::Limit },
                     tif: n.tif,
-                    price: n.price.units(),
+                    price: n.price.units().into(),
                     qty,
                     stop_price: n.stop.map(Px::units),
                     display_qty: n.display.map(|d| match d {
@@ -670,7 +670,7 @@ impl Resolver {
                 let new_id = self.pick_id(account, *pick, Some(orig_id));
                 self.used.push((account, symbol, new_id));
                 let qty = qty.qty(lot(symbol));
-                let price = price.map(Px::units);
+                let price = price.map(|p| p.units().into());
                 self.push(
                     dt,
                     CommandKind::Replace(ReplaceOrder { account, symbol, orig_id, id: new_id, price, qty }),
@@ -765,7 +765,7 @@ fn with_terms(expected: EventKind, command: &CommandKind, engine: &Engine) -> Ev
     else {
         return expected;
     };
-    let tick = engine.symbol(n.symbol).map_or(1, |s| s.tick_units);
+    let tick = engine.symbol(n.symbol).map_or(1, |s| s.tick_units.get());
     let tif = if n.ord_type == OrdType::Market && n.tif != Tif::Fok { Tif::Ioc } else { n.tif };
     EventKind::Accepted {
         account,

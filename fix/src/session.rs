@@ -736,32 +736,46 @@ impl Core {
             self.close("first message was not a Logon");
             return Admit::Handled;
         }
-        if let Some(initiator) = &self.initiator {
-            // Initiator: this is the venue's reply.
-            if sender != Some(initiator.target_comp_id.as_str()) {
-                self.close("Logon reply from an unexpected CompID");
-                return Admit::Handled;
-            }
-            self.state = State::Active;
-            if seq > self.in_seq_next && !msg.flag(tag::RESET_SEQ_NUM_FLAG) {
-                // The venue sent what we have not seen (while we were away): ask for it.
-                self.ask_resend(seq, now_ns);
-                self.logon_seq_ahead = Some(seq);
-            } else {
-                self.in_seq_next = seq + 1;
-            }
+        if self.initiator.is_some() {
+            self.admit_logon_reply(msg, seq, sender, now_ns)
+        } else {
+            self.admit_logon_request(msg, seq, sender, target, now_ns)
+        }
+    }
+
+    /// Initiator: the venue's reply to our Logon.
+    fn admit_logon_reply(&mut self, msg: &Message<'_>, seq: u64, sender: Option<&str>, now_ns: u64) -> Admit {
+        let expected = self.initiator.as_ref().map(|i| i.target_comp_id.as_str());
+        if sender != expected {
+            self.close("Logon reply from an unexpected CompID");
             return Admit::Handled;
         }
+        self.state = State::Active;
+        if seq > self.in_seq_next && !msg.flag(tag::RESET_SEQ_NUM_FLAG) {
+            // The venue sent what we have not seen (while we were away): ask for it.
+            self.ask_resend(seq, now_ns);
+            self.logon_seq_ahead = Some(seq);
+        } else {
+            self.in_seq_next = seq + 1;
+        }
+        Admit::Handled
+    }
+
+    /// Acceptor: a counterparty's Logon, checked (HeartBtInt, CompIDs, fields, ResetSeqNumFlag)
+    /// and left pending for the caller to accept with the session's persisted numbers.
+    fn admit_logon_request(
+        &mut self,
+        msg: &Message<'_>,
+        seq: u64,
+        sender: Option<&str>,
+        target: Option<&str>,
+        now_ns: u64,
+    ) -> Admit {
         let heartbeat_s = match msg.get_u64(tag::HEART_BT_INT) {
             Ok(Some(s)) if (1..=HEARTBEAT_S_MAX).contains(&s) => s,
             _ => {
-                self.their_comp_id = sender.unwrap_or_default().to_owned();
-                self.state = State::Active;
-                self.logout_and_close(
-                    &format!("HeartBtInt (108) must be 1 to {HEARTBEAT_S_MAX} seconds"),
-                    now_ns,
-                );
-                return Admit::Handled;
+                let text = format!("HeartBtInt (108) must be 1 to {HEARTBEAT_S_MAX} seconds");
+                return self.refuse_logon(sender.unwrap_or_default(), &text, now_ns);
             }
         };
         let (Some(sender), true) = (sender, target == Some(self.config.our_comp_id.as_str())) else {
@@ -770,16 +784,11 @@ impl Core {
         };
         if let Err(violation) = self.check_fields(msg) {
             // No session exists yet to carry a Reject: refuse the Logon, as QuickFIX does.
-            self.their_comp_id = sender.to_owned();
-            self.state = State::Active;
-            self.logout_and_close(&format!("Logon refused: {violation}"), now_ns);
-            return Admit::Handled;
+            return self.refuse_logon(sender, &format!("Logon refused: {violation}"), now_ns);
         }
         if seq != 1 && msg.flag(tag::RESET_SEQ_NUM_FLAG) {
-            self.their_comp_id = sender.to_owned();
-            self.state = State::Active;
-            self.logout_and_close("ResetSeqNumFlag (141) on a Logon whose MsgSeqNum is not 1", now_ns);
-            return Admit::Handled;
+            let text = "ResetSeqNumFlag (141) on a Logon whose MsgSeqNum is not 1";
+            return self.refuse_logon(sender, text, now_ns);
         }
         self.their_comp_id = sender.to_owned();
         self.heartbeat_ns = heartbeat_s * 1_000_000_000;
@@ -788,6 +797,14 @@ impl Core {
         self.logon_seq = seq;
         self.logon_reset = msg.flag(tag::RESET_SEQ_NUM_FLAG);
         Admit::Logon
+    }
+
+    /// Answers a Logon it refuses with a Logout naming why (addressed to `sender`), then closes.
+    fn refuse_logon(&mut self, sender: &str, text: &str, now_ns: u64) -> Admit {
+        self.their_comp_id = sender.to_owned();
+        self.state = State::Active;
+        self.logout_and_close(text, now_ns);
+        Admit::Handled
     }
 
     fn sequence_reset(&mut self, msg: &Message<'_>, seq: u64, now_ns: u64) -> Admit {

@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use engine::{AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, OrderId, ReplaceOrder, Side, StpMode, Tif};
+use engine::{
+    AccountId, CancelOrder, ClOrdId, NewOrder, OrdType, OrderId, PriceUnits, ReplaceOrder, Side, StpMode, Tif,
+};
 
 use crate::auth::Authenticator;
 use crate::md::{MdReject, MdRequest, MdRequestError, RejectReason};
@@ -630,83 +632,16 @@ impl AppSession {
         });
     }
 
+    /// The request an order-entry message asks for, or why it is refused: one step per
+    /// message type.
     fn translate(&self, msg: &Message<'_>, account: AccountId, seq: u64) -> Result<Request, Refusal> {
         match msg.msg_type() {
             b"D" => self.new_order(msg, account, seq).map(|order| Request::New { order, ref_seq: seq }),
-            b"F" => {
-                let request_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
-                let orig = cl_ord_id(msg, tag::ORIG_CL_ORD_ID, "OrigClOrdID")?;
-                let side = side(msg)?;
-                let symbol = self.symbol(msg)?;
-                Ok(Request::Cancel {
-                    cancel: CancelOrder {
-                        account,
-                        symbol,
-                        id: orig,
-                        request_id: (request_id != orig).then_some(request_id),
-                    },
-                    request_id,
-                    side,
-                    ref_seq: seq,
-                })
-            }
-            b"G" => {
-                let id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
-                let orig_id = cl_ord_id(msg, tag::ORIG_CL_ORD_ID, "OrigClOrdID")?;
-                let side = side(msg)?;
-                let symbol = self.symbol(msg)?;
-                let qty = qty(msg)?;
-                let price = match msg.get_str(tag::PRICE) {
-                    Some(text) => Some(parse_units(text).map_err(|e| bad_price(tag::PRICE, "Price", e))?),
-                    None => None,
-                };
-                if let Some(p) = price {
-                    self.check_tick(symbol, p, tag::PRICE)?;
-                }
-                let replace = ReplaceOrder { account, symbol, orig_id, id, price, qty };
-                Ok(Request::Replace { replace, side, ref_seq: seq })
-            }
-            b"q" => {
-                let request_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
-                let request_type = match msg.get(tag::MASS_CANCEL_REQUEST_TYPE) {
-                    Some(b"1") => b'1',
-                    Some(b"7") => b'7',
-                    Some(other) => {
-                        return Err(bad_value(
-                            tag::MASS_CANCEL_REQUEST_TYPE,
-                            "MassCancelRequestType (1 or 7)",
-                            other,
-                        ))
-                    }
-                    None => return Err(missing(tag::MASS_CANCEL_REQUEST_TYPE, "MassCancelRequestType")),
-                };
-                let symbol = if request_type == b'1' { Some(self.symbol(msg)?) } else { None };
-                Ok(Request::MassCancel { account, symbol, request_id, request_type, ref_seq: seq })
-            }
-            b"H" => {
-                let cl_ord_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
-                let req_id = match msg.get(tag::ORD_STATUS_REQ_ID) {
-                    Some(_) => Some(self::cl_ord_id(msg, tag::ORD_STATUS_REQ_ID, "OrdStatusReqID")?),
-                    None => None,
-                };
-                let side = side(msg)?;
-                let name = msg.get_str(tag::SYMBOL).ok_or_else(|| missing(tag::SYMBOL, "Symbol"))?;
-                // An unknown symbol names no order: the answer is "unknown order", not a reject.
-                let symbol = self.venue.symbols.id(name).unwrap_or(engine::SYMBOL_UNKNOWN);
-                Ok(Request::Status { account, cl_ord_id, req_id, side, symbol })
-            }
-            b"AF" => {
-                let req_id = cl_ord_id(msg, tag::MASS_STATUS_REQ_ID, "MassStatusReqID")?;
-                let symbol = match msg.get(tag::MASS_STATUS_REQ_TYPE) {
-                    Some(b"1") => Some(self.symbol(msg)?),
-                    Some(b"7") => None,
-                    Some(other) => {
-                        return Err(bad_value(tag::MASS_STATUS_REQ_TYPE, "MassStatusReqType (1 or 7)", other))
-                    }
-                    None => return Err(missing(tag::MASS_STATUS_REQ_TYPE, "MassStatusReqType")),
-                };
-                Ok(Request::MassStatus { account, req_id, symbol })
-            }
+            b"F" => self.cancel_request(msg, account, seq),
+            b"G" => self.replace_request(msg, account, seq),
+            b"q" => self.mass_cancel_request(msg, account, seq),
+            b"H" => self.status_request(msg, account),
+            b"AF" => self.mass_status_request(msg, account),
             b"8" | b"9" => Err(Refusal::Business(
                 3,
                 "ExecutionReport and OrderCancelReject are sent by the venue, not to it".into(),
@@ -721,6 +656,91 @@ impl AppSession {
         }
     }
 
+    /// OrderCancelRequest (F).
+    fn cancel_request(&self, msg: &Message<'_>, account: AccountId, seq: u64) -> Result<Request, Refusal> {
+        let request_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
+        let orig = cl_ord_id(msg, tag::ORIG_CL_ORD_ID, "OrigClOrdID")?;
+        let side = side(msg)?;
+        let symbol = self.symbol(msg)?;
+        Ok(Request::Cancel {
+            cancel: CancelOrder {
+                account,
+                symbol,
+                id: orig,
+                request_id: (request_id != orig).then_some(request_id),
+            },
+            request_id,
+            side,
+            ref_seq: seq,
+        })
+    }
+
+    /// OrderCancelReplaceRequest (G).
+    fn replace_request(&self, msg: &Message<'_>, account: AccountId, seq: u64) -> Result<Request, Refusal> {
+        let id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
+        let orig_id = cl_ord_id(msg, tag::ORIG_CL_ORD_ID, "OrigClOrdID")?;
+        let side = side(msg)?;
+        let symbol = self.symbol(msg)?;
+        let qty = qty(msg)?;
+        let price = match msg.get_str(tag::PRICE) {
+            Some(text) => Some(parse_units(text).map_err(|e| bad_price(tag::PRICE, "Price", e))?),
+            None => None,
+        };
+        if let Some(p) = price {
+            self.check_tick(symbol, p, tag::PRICE)?;
+        }
+        let replace = ReplaceOrder { account, symbol, orig_id, id, price, qty };
+        Ok(Request::Replace { replace, side, ref_seq: seq })
+    }
+
+    /// OrderMassCancelRequest (q): one symbol (type 1) or all (type 7).
+    fn mass_cancel_request(
+        &self,
+        msg: &Message<'_>,
+        account: AccountId,
+        seq: u64,
+    ) -> Result<Request, Refusal> {
+        let request_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
+        let request_type = match msg.get(tag::MASS_CANCEL_REQUEST_TYPE) {
+            Some(b"1") => b'1',
+            Some(b"7") => b'7',
+            Some(other) => {
+                return Err(bad_value(tag::MASS_CANCEL_REQUEST_TYPE, "MassCancelRequestType (1 or 7)", other))
+            }
+            None => return Err(missing(tag::MASS_CANCEL_REQUEST_TYPE, "MassCancelRequestType")),
+        };
+        let symbol = if request_type == b'1' { Some(self.symbol(msg)?) } else { None };
+        Ok(Request::MassCancel { account, symbol, request_id, request_type, ref_seq: seq })
+    }
+
+    /// OrderStatusRequest (H).
+    fn status_request(&self, msg: &Message<'_>, account: AccountId) -> Result<Request, Refusal> {
+        let cl_ord_id = cl_ord_id(msg, tag::CL_ORD_ID, "ClOrdID")?;
+        let req_id = match msg.get(tag::ORD_STATUS_REQ_ID) {
+            Some(_) => Some(self::cl_ord_id(msg, tag::ORD_STATUS_REQ_ID, "OrdStatusReqID")?),
+            None => None,
+        };
+        let side = side(msg)?;
+        let name = msg.get_str(tag::SYMBOL).ok_or_else(|| missing(tag::SYMBOL, "Symbol"))?;
+        // An unknown symbol names no order: the answer is "unknown order", not a reject.
+        let symbol = self.venue.symbols.id(name).unwrap_or(engine::SYMBOL_UNKNOWN);
+        Ok(Request::Status { account, cl_ord_id, req_id, side, symbol })
+    }
+
+    /// OrderMassStatusRequest (AF): one symbol (type 1) or all (type 7).
+    fn mass_status_request(&self, msg: &Message<'_>, account: AccountId) -> Result<Request, Refusal> {
+        let req_id = cl_ord_id(msg, tag::MASS_STATUS_REQ_ID, "MassStatusReqID")?;
+        let symbol = match msg.get(tag::MASS_STATUS_REQ_TYPE) {
+            Some(b"1") => Some(self.symbol(msg)?),
+            Some(b"7") => None,
+            Some(other) => {
+                return Err(bad_value(tag::MASS_STATUS_REQ_TYPE, "MassStatusReqType (1 or 7)", other))
+            }
+            None => return Err(missing(tag::MASS_STATUS_REQ_TYPE, "MassStatusReqType")),
+        };
+        Ok(Request::MassStatus { account, req_id, symbol })
+    }
+
     fn symbol(&self, msg: &Message<'_>) -> Result<engine::SymbolId, Refusal> {
         let name = msg.get_str(tag::SYMBOL).ok_or_else(|| missing(tag::SYMBOL, "Symbol"))?;
         self.venue
@@ -730,9 +750,9 @@ impl AppSession {
     }
 
     /// A precise reject for an off-tick price (the engine would refuse it too, less precisely).
-    fn check_tick(&self, symbol: engine::SymbolId, units: i64, t: u32) -> Result<(), Refusal> {
+    fn check_tick(&self, symbol: engine::SymbolId, units: PriceUnits, t: u32) -> Result<(), Refusal> {
         let Some(spec) = self.venue.symbols.spec(symbol) else { return Ok(()) };
-        if units <= 0 || units % spec.tick_units != 0 {
+        if spec.units_to_ticks(units).is_none() {
             let tick = self.venue.symbols.format_ticks(symbol, 1);
             let what = if t == tag::PRICE { "price" } else { "stop price" };
             let text =
@@ -755,7 +775,7 @@ impl AppSession {
             other => return Err(bad_value(tag::ORD_TYPE, "OrdType", other)),
         };
         let price = if market {
-            0
+            PriceUnits::ZERO
         } else {
             let text = msg.get_str(tag::PRICE).ok_or_else(|| missing(tag::PRICE, "Price"))?;
             parse_units(text).map_err(|e| bad_price(tag::PRICE, "Price", e))?
@@ -791,6 +811,8 @@ impl AppSession {
         if let Some(stop) = stop_price {
             self.check_tick(symbol, stop, tag::STOP_PX)?;
         }
+        // `NewOrder::stop_price` is still a bare number of price units (see its docs).
+        let stop_price = stop_price.map(PriceUnits::get);
         Ok(NewOrder {
             account,
             symbol,

@@ -952,9 +952,9 @@ pub struct MdBook {
     /// The last RptSeq applied; `None` until a 35=W (or after a gap).
     pub rpt_seq: Option<u64>,
     /// (is bid, price units) → size.
-    pub levels: std::collections::BTreeMap<(bool, i64), u64>,
+    pub levels: std::collections::BTreeMap<(bool, engine::PriceUnits), u64>,
     /// The last trade (price units, size).
-    pub last_trade: Option<(i64, u64)>,
+    pub last_trade: Option<(engine::PriceUnits, u64)>,
     /// A fragmented 35=W is being received (its last fragment has 893=Y).
     in_snapshot: bool,
     /// The last SecurityStatus (35=f) said the symbol is halted.
@@ -963,7 +963,7 @@ pub struct MdBook {
 
 impl MdBook {
     /// Levels of one side, best first: (price units, size).
-    pub fn side(&self, bid: bool) -> Vec<(i64, u64)> {
+    pub fn side(&self, bid: bool) -> Vec<(engine::PriceUnits, u64)> {
         let side = self.levels.iter().filter(|((b, _), _)| *b == bid).map(|(&(_, p), &q)| (p, q));
         if bid {
             side.rev().collect()
@@ -1244,9 +1244,9 @@ mod tests {
     }
 
     /// The desk's own book of symbol 0, top `depth` per side, in price units.
-    fn top(desk: &MarketDataDesk, depth: usize, side: Side) -> Vec<(i64, u64)> {
+    fn top(desk: &MarketDataDesk, depth: usize, side: Side) -> Vec<(engine::PriceUnits, u64)> {
         let book = desk.md.projection().book(SymbolId(0)).unwrap();
-        book.levels(side).take(depth).map(|l| (l.price.0 * CENT, l.qty)).collect()
+        book.levels(side).take(depth).map(|l| (engine::PriceUnits(l.price.0 * CENT), l.qty)).collect()
     }
 
     fn feed(

@@ -22,8 +22,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use engine::{
-    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, NewOrder, Qty, ReplaceOrder, Side,
-    SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
+    AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, NewOrder, PriceUnits, Qty,
+    ReplaceOrder, Side, SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -827,7 +827,7 @@ impl Generator {
                 symbol: o.symbol,
                 orig_id: cl_ord_id(o.cl_id),
                 id: new_id,
-                price: Some(price * TICK_UNITS),
+                price: Some(PriceUnits(price * TICK_UNITS)),
                 qty: o.qty_total,
             }),
             Op::Move { symbol: o.symbol, order, price_ticks: price, qty: o.qty_total },

@@ -32,7 +32,7 @@ fn commands(seed: u64, n: u64) -> Vec<Command> {
                     symbol,
                     orig_id: id,
                     id: ClOrdId::from_str(&format!("o{}", rng.gen_range(0..80))).unwrap(),
-                    price: Some(price),
+                    price: Some(engine::PriceUnits(price)),
                     qty: rng.gen_range(1..30),
                 }),
             };

@@ -194,7 +194,7 @@ fn commands(ops: &[(u64, Op)]) -> Vec<Command> {
                         symbol,
                         orig_id: id(orig),
                         id: id(n),
-                        price: k.map(px),
+                        price: k.map(|k| engine::PriceUnits(px(k))),
                         qty: Qty::from(lots) * lot(SymbolId(symbol.0 % 2)),
                     })
                 }

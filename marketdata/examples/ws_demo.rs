@@ -33,7 +33,7 @@ fn command(seq: u64) -> Command {
             symbol: SymbolId(0),
             orig_id: id(seq - 6),
             id: id(seq),
-            price: Some((ticks - 1) * CENT),
+            price: Some(engine::PriceUnits((ticks - 1) * CENT)),
             qty: 9,
         }),
         _ => {

@@ -77,7 +77,7 @@ pub struct Listed {
     /// The id every message carries.
     pub symbol: SymbolId,
     /// Its tick in price units (`engine::PRICE_SCALE` decimals): prices on the feed are ticks.
-    pub tick_units: i64,
+    pub tick_units: engine::PriceUnits,
     /// Its name.
     pub name: String,
 }
@@ -330,7 +330,7 @@ impl Reply {
                 let mut symbols = Vec::with_capacity(usize::from(n));
                 for _ in 0..n {
                     let symbol = r.u32().ok_or(bad)?;
-                    let tick_units = r.u64().ok_or(bad)? as i64;
+                    let tick_units = engine::PriceUnits(r.u64().ok_or(bad)? as i64);
                     symbols.push(Listed { symbol: SymbolId(symbol), tick_units, name: r.name().ok_or(bad)? });
                 }
                 Reply::Subscribed(symbols)
@@ -774,8 +774,12 @@ mod tests {
         let m = message(SymbolId(3), 9, 4);
         for reply in [
             Reply::Subscribed(vec![
-                Listed { symbol: SymbolId(0), tick_units: 1_000_000, name: "BTC-USD".into() },
-                Listed { symbol: SymbolId(2), tick_units: -1, name: "AAPL".into() },
+                Listed {
+                    symbol: SymbolId(0),
+                    tick_units: engine::PriceUnits(1_000_000),
+                    name: "BTC-USD".into(),
+                },
+                Listed { symbol: SymbolId(2), tick_units: engine::PriceUnits(-1), name: "AAPL".into() },
             ]),
             Reply::Message(m),
             Reply::Complete { from: 5, count: 7, sent: 2, source: Source::Journal },

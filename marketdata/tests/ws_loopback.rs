@@ -30,7 +30,7 @@ fn flow(engine: &mut Engine, from: u64, to: u64) -> Vec<Event> {
                 symbol: SymbolId(0),
                 orig_id: ClOrdId::from_str(&format!("o{}", seq - 2)).unwrap(),
                 id,
-                price: Some((ticks - 1) * CENT),
+                price: Some(engine::PriceUnits((ticks - 1) * CENT)),
                 qty: 9,
             })
         } else {

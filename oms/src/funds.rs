@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use engine::{AccountId, Event, NewOrder, OrdType, Qty, ReplaceOrder, Side};
+use engine::{AccountId, Event, NewOrder, OrdType, Price, PriceUnits, Qty, ReplaceOrder, Side};
 
 /// Most reservations of orders the follower has not seen yet; past it orders are refused
 /// (the follower is that far behind).
@@ -39,8 +39,8 @@ pub struct FundsRule {
     pub quote_minor_per_tick_qty: u64,
     /// Fee charged on a buy's cash at most (the larger of maker and taker), bps.
     pub fee_bps: u32,
-    /// Price units per tick (engine prices are in price units).
-    pub tick_units: i64,
+    /// Price units per tick (commands carry price units, the cost is counted in ticks).
+    pub tick_units: PriceUnits,
 }
 
 /// The funds gate's configuration.
@@ -97,12 +97,12 @@ impl Funds {
         Funds { config, accounts, reserved: vec![0; cells], reservations: VecDeque::new() }
     }
 
-    /// Checks a new order (after any market cap: `price_ticks` bounds a market order's price,
-    /// `None` when nothing bounds it) and reserves its cost under `command_seq`.
+    /// Checks a new order (after any market cap: `cap` bounds a market order's price, `None`
+    /// when nothing bounds it) and reserves its cost under `command_seq`.
     pub(crate) fn check(
         &mut self,
         order: &NewOrder,
-        cap_ticks: Option<i64>,
+        cap: Option<Price>,
         command_seq: u64,
     ) -> Result<(), FundsReject> {
         self.release_seen();
@@ -112,12 +112,12 @@ impl Funds {
         if order.account.index() >= self.accounts {
             return Ok(());
         }
-        let ticks = match (order.side, order.ord_type, cap_ticks) {
-            (Side::Buy, OrdType::Market, Some(cap)) => cap,
+        let ticks = match (order.side, order.ord_type, cap) {
+            (Side::Buy, OrdType::Market, Some(cap)) => cap.0,
             // A market buy with no band or reference price has no price to bound it;
             // the follower refuses its trade if the buyer cannot pay.
             (Side::Buy, OrdType::Market, None) => return Ok(()),
-            _ => order.price / rule.tick_units.max(1),
+            _ => order.price.get() / rule.tick_units.get().max(1),
         };
         let (asset, amount) = cost(&rule, order.side, ticks, order.qty);
         self.reserve(order.account, asset, amount, command_seq, "")
@@ -139,13 +139,13 @@ impl Funds {
         if replace.account.index() >= self.accounts {
             return Ok(());
         }
-        let tick = rule.tick_units.max(1);
+        let tick = rule.tick_units.get().max(1);
         let old_leaves = old.qty.saturating_sub(old.cum_qty);
         // The engine refuses a quantity below the filled part; nothing is held for it here.
         let new_leaves = replace.qty.saturating_sub(old.cum_qty);
         let (asset, before) = cost(&rule, old.side, old.price_ticks, old_leaves);
         // The replace's price is in price units, like a new order's.
-        let new_ticks = replace.price.map_or(old.price_ticks, |p| p / tick);
+        let new_ticks = replace.price.map_or(old.price_ticks, |p| p.get() / tick);
         let (_, after) = cost(&rule, old.side, new_ticks, new_leaves);
         if after <= before {
             return Ok(());
@@ -262,7 +262,7 @@ mod tests {
             side,
             ord_type: OrdType::Limit,
             tif: Tif::Gtc,
-            price,
+            price: PriceUnits(price),
             qty,
             stop_price: None,
             display_qty: None,
@@ -279,7 +279,7 @@ mod tests {
             base_minor_per_qty: 100,
             quote_minor_per_tick_qty: 1,
             fee_bps: 10,
-            tick_units: 1,
+            tick_units: PriceUnits(1),
         };
         let config = FundsConfig {
             source: table,
@@ -325,7 +325,7 @@ mod tests {
         // A market buy uses the cap.
         let mut market = order(Side::Buy, 0, 1);
         market.ord_type = OrdType::Market;
-        assert!(g.check(&market, Some(1_000_000), 12).is_err());
+        assert!(g.check(&market, Some(Price(1_000_000)), 12).is_err());
     }
 
     fn replace(price: Option<i64>, qty: u64) -> ReplaceOrder {
@@ -334,7 +334,7 @@ mod tests {
             symbol: SymbolId(0),
             orig_id: engine::ClOrdId::from_str("o1").unwrap(),
             id: engine::ClOrdId::from_str("o2").unwrap(),
-            price,
+            price: price.map(PriceUnits),
             qty,
         }
     }

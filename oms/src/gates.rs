@@ -1,7 +1,7 @@
 //! The gates every request passes before the engine: message rate limits (per session and per
 //! account) and pre-trade risk. A refusal is answered at once and never queued.
 
-use engine::{AccountId, NewOrder, OrdType, Tif};
+use engine::{AccountId, NewOrder, OrdType, Price, PriceUnits, SymbolSpec, Tif};
 use std::time::Instant;
 
 use ratelimit::{Decision, KeyedLimiter, LimitConfig};
@@ -188,9 +188,11 @@ impl Gates {
         let Some(funds) = self.funds.as_mut() else { return Ok(()) };
         let checked = match (request, replaced) {
             (Request::New { order, .. }, _) => {
-                // A market order costs at most its band edge, else the reference price.
+                // A market order costs at most its band edge, else the reference price (in ticks,
+                // rounded up: the cost is counted in ticks and must not be understated).
                 let cap = self.risk.as_ref().and_then(|r| {
-                    r.market_cap(order).map(|p| p.0).or_else(|| r.reference_price(order.symbol))
+                    let spec = r.symbols().get(order.symbol.index())?;
+                    r.market_cap(order).or_else(|| r.reference_price(order.symbol).map(|u| ticks_up(spec, u)))
                 });
                 funds.check(order, cap, command_seq)
             }
@@ -221,8 +223,15 @@ impl Gates {
         if let (Some(cap), Some(spec)) = (risk.market_cap(&order), risk.symbols().get(order.symbol.index())) {
             order.ord_type = OrdType::Limit;
             order.tif = Tif::Ioc;
-            order.price = cap.0.saturating_mul(spec.tick_units);
+            order.price = PriceUnits(cap.0.saturating_mul(spec.tick_units.get()));
         }
         order
     }
+}
+
+/// `units` in ticks of `spec`, rounded up (a price between two ticks costs the upper one).
+fn ticks_up(spec: &SymbolSpec, units: PriceUnits) -> Price {
+    let tick = spec.tick_units.get();
+    let (q, r) = (units.get() / tick, units.get() % tick);
+    Price(if r > 0 { q + 1 } else { q })
 }

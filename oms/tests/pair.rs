@@ -3,7 +3,7 @@
 //! time stepped by the test.
 
 use engine::{
-    AccountId, CancelOrder, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder,
+    AccountId, CancelOrder, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder, PriceUnits,
     ReplaceOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
 };
 use oms::admin::AdminConfig;
@@ -268,7 +268,7 @@ fn run(p: &mut Pair, steps: &[(u8, u32, u8, u64, i64, bool)]) -> Vec<Delivery> {
                     symbol: BTC,
                     orig_id: s.cl_ord_id,
                     id: id(&format!("r{i}")),
-                    price: Some(px * 100 * CENT),
+                    price: Some(PriceUnits(px * 100 * CENT)),
                     qty,
                 };
                 Request::Replace { replace, side, ref_seq: 0 }
@@ -325,7 +325,7 @@ fn replace(account: u32, orig: &str, new: &str, cents: Option<i64>, qty: u64) ->
         symbol: BTC,
         orig_id: id(orig),
         id: id(new),
-        price: cents.map(|c| c * CENT),
+        price: cents.map(|c| PriceUnits(c * CENT)),
         qty,
     };
     Request::Replace { replace, side: Side::Buy, ref_seq: 0 }
@@ -343,7 +343,7 @@ fn a_replace_raising_the_hold_beyond_available_funds_is_refused_before_the_book(
         quote: 0,
         base_minor_per_qty: 1,
         // One minor unit per cent: a tick of one cent costs 1 per quantity unit.
-        quote_minor_per_tick_qty: (tick_units / CENT).max(1) as u64,
+        quote_minor_per_tick_qty: (tick_units.get() / CENT).max(1) as u64,
         fee_bps: 0,
         tick_units,
     };
@@ -379,4 +379,41 @@ fn a_replace_raising_the_hold_beyond_available_funds_is_refused_before_the_book(
     // Until the ledger books them the gate counts the order's first 500 and the raise's 450.
     let out = p.send(1, limit(0, "b1", Side::Buy, 2, 100));
     assert!(exec(&out[0]).text.as_deref().unwrap_or("").contains("available 0.50"), "{:?}", out[0].report);
+}
+
+/// A market buy of an account without a price band is valued at the symbol's reference price,
+/// counted in ticks: 5 at a reference of 1.00 needs 5.00 (it was once the reference's price units
+/// taken for ticks, a million times too much, and refused).
+#[test]
+fn a_market_buy_without_a_band_costs_the_reference_price() {
+    let symbols = EngineConfig::default().symbols;
+    let tick_units = symbols[BTC.index()].tick_units;
+    let rule = oms::funds::FundsRule {
+        base: 1,
+        quote: 0,
+        base_minor_per_qty: 1,
+        quote_minor_per_tick_qty: 1,
+        fee_bps: 0,
+        tick_units,
+    };
+    let funds = oms::funds::FundsConfig {
+        source: std::sync::Arc::new(Fixed { usd_minor: 1_000 }),
+        assets: vec![("USD".into(), 2), ("BTC".into(), 8)],
+        rules: vec![Some(rule)],
+    };
+    let mut risk = risk::RiskEngine::new(risk::RiskConfig::new(symbols, 3)).unwrap();
+    risk.set_reference_price(BTC, PriceUnits(100 * CENT)).unwrap();
+    let mut p = Pair::new(OmsConfig { funds: Some(funds), risk: Some(risk), ..config(None) });
+    let market = |cl: &str, qty| Request::New {
+        order: NewOrder::market(AccountId(0), BTC, id(cl), Side::Buy, qty),
+        ref_seq: 0,
+    };
+    let out = p.send(1, market("m1", 5));
+    assert!(!out.is_empty());
+    for d in &out {
+        assert!(!exec(d).text.as_deref().unwrap_or("").contains("risk_funds"), "{:?}", d.report);
+    }
+    let out = p.send(1, market("m2", 20));
+    let text = exec(&out[0]).text.clone().unwrap_or_default();
+    assert!(text.starts_with("risk_funds: USD needed 20.00"), "{text}");
 }

@@ -16,7 +16,8 @@ use std::collections::VecDeque;
 
 use engine::{
     AccountId, CancelOrder, ClOrdId, Command, CommandHeader, CommandKind, Engine, EngineConfig, Event,
-    EventKind, LevelSnapshot, NewOrder, OrdType, Qty, ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec,
+    EventKind, LevelSnapshot, NewOrder, OrdType, PriceUnits, Qty, ReplaceOrder, Side, StpMode, SymbolId,
+    SymbolSpec,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -328,7 +329,7 @@ impl<'s, S: Strategy + ?Sized> Backtest<'s, S> {
                 self.orders.new += 1;
                 let (ord_type, price) = match spec.price {
                     Some(p) => (OrdType::Limit, self.spec.ticks_to_units(p)),
-                    None => (OrdType::Market, 0),
+                    None => (OrdType::Market, PriceUnits::ZERO),
                 };
                 CommandKind::New(NewOrder {
                     account,

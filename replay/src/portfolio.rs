@@ -4,7 +4,7 @@
 //! `i128`: a notional is `price units × quantity`, which overflows `i64` long before any real
 //! trade does. Nothing here is `f64`.
 
-use engine::{Qty, Side};
+use engine::{PriceUnits, Qty, Side};
 
 /// Basis points per 1.
 const BPS_PER_ONE: i128 = 10_000;
@@ -66,8 +66,8 @@ pub struct Portfolio {
 
 impl Portfolio {
     /// Books one fill of `qty` at `price_units` on `side`, paying `fee`.
-    pub fn fill(&mut self, side: Side, price_units: i64, qty: Qty, fee: i128) {
-        let price = i128::from(price_units);
+    pub fn fill(&mut self, side: Side, price_units: PriceUnits, qty: Qty, fee: i128) {
+        let price = price_units.wide();
         let qty_i = i128::from(qty);
         self.notional += price * qty_i;
         self.fees += fee;
@@ -99,15 +99,15 @@ impl Portfolio {
     }
 
     /// PnL of the open position at `mark_units` (zero when flat).
-    pub fn unrealised(&self, mark_units: Option<i64>) -> i128 {
+    pub fn unrealised(&self, mark_units: Option<PriceUnits>) -> i128 {
         match mark_units {
-            Some(mark) if self.position != 0 => i128::from(self.position) * i128::from(mark) - self.open_cost,
+            Some(mark) if self.position != 0 => i128::from(self.position) * mark.wide() - self.open_cost,
             _ => 0,
         }
     }
 
     /// Total PnL after fees, the position marked at `mark_units`.
-    pub fn equity(&self, mark_units: Option<i64>) -> i128 {
+    pub fn equity(&self, mark_units: Option<PriceUnits>) -> i128 {
         self.realised + self.unrealised(mark_units) - self.fees
     }
 }
@@ -199,19 +199,19 @@ mod tests {
     #[test]
     fn round_trip_realises_the_difference() {
         let mut p = Portfolio::default();
-        p.fill(Side::Buy, 100 * ONE, 10, 0);
-        p.fill(Side::Sell, 101 * ONE, 4, 0);
+        p.fill(Side::Buy, PriceUnits(100 * ONE), 10, 0);
+        p.fill(Side::Sell, PriceUnits(101 * ONE), 4, 0);
         assert_eq!(p.position, 6);
         assert_eq!(p.realised, 4 * ONE as i128);
-        assert_eq!(p.unrealised(Some(99 * ONE)), -6 * ONE as i128);
+        assert_eq!(p.unrealised(Some(PriceUnits(99 * ONE))), -6 * ONE as i128);
         // Through zero: closes 6 long, opens 4 short at 102.
-        p.fill(Side::Sell, 102 * ONE, 10, 0);
+        p.fill(Side::Sell, PriceUnits(102 * ONE), 10, 0);
         assert_eq!(p.position, -4);
         assert_eq!(p.realised, (4 + 12) * ONE as i128);
         assert_eq!(p.open_cost, -408 * ONE as i128);
-        p.fill(Side::Buy, 100 * ONE, 4, 3);
+        p.fill(Side::Buy, PriceUnits(100 * ONE), 4, 3);
         assert_eq!((p.position, p.open_cost), (0, 0));
-        assert_eq!(p.equity(Some(1)), 24 * ONE as i128 - 3);
+        assert_eq!(p.equity(Some(PriceUnits(1))), 24 * ONE as i128 - 3);
     }
 
     #[test]
@@ -226,12 +226,12 @@ mod tests {
             (Side::Buy, 3, 1),
         ];
         for (side, price, qty) in fills {
-            p.fill(side, price, qty, 1);
+            p.fill(side, PriceUnits(price), qty, 1);
             let n = i128::from(price) * i128::from(qty);
             cash += if side == Side::Buy { -n } else { n } - 1;
         }
         let mark = 9;
-        assert_eq!(p.equity(Some(mark)), cash + i128::from(p.position) * i128::from(mark));
+        assert_eq!(p.equity(Some(PriceUnits(mark))), cash + i128::from(p.position) * i128::from(mark));
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use engine::{
-    default_symbols, AccountId, CancelReason, ClOrdId, Event, EventKind, NewOrder, OrderId, Price, Side,
-    SymbolId,
+    default_symbols, AccountId, CancelReason, ClOrdId, Event, EventKind, NewOrder, OrderId, Price,
+    PriceUnits, Side, SymbolId,
 };
 use risk::{Notional, RiskConfig, RiskEngine, RiskLimits};
 
@@ -55,7 +55,7 @@ impl Bench {
             ..RiskConfig::new(default_symbols(), accounts)
         };
         let mut risk = RiskEngine::new(config).unwrap();
-        risk.set_reference_price(SymbolId(0), 100_00 * CENT).unwrap();
+        risk.set_reference_price(SymbolId(0), PriceUnits(100_00 * CENT)).unwrap();
         let ids = (0..ID_POOL).map(|n| ClOrdId::from_str(&format!("ord-{n:08}")).unwrap()).collect();
         let live = (0..accounts).map(|_| VecDeque::with_capacity(OPEN_PER_ACCOUNT + 1)).collect();
         let mut bench = Bench { accounts, risk, ids, live, next: 0, order_id: OrderId(0) };

@@ -56,7 +56,7 @@ pub enum RiskError {
     UnknownSymbol(String),
     /// A reference price must be a positive number of price units.
     #[error("reference price {0} is not positive")]
-    BadPrice(i64),
+    BadPrice(engine::PriceUnits),
     /// A notional that is not a non-negative decimal with at most 8 places.
     #[error("{text:?} is not a notional (a non-negative decimal with at most 8 places): {why}")]
     BadNotional {

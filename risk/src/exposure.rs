@@ -6,15 +6,15 @@
 //! decides. The account keeps the sums; each change subtracts an order's old reservation and adds
 //! its new one, so the sums stay exact under any interleaving of fills, cancels and replaces.
 
-use engine::{Qty, Side, SymbolId};
+use engine::{PriceUnits, Qty, Side, SymbolId};
 
 use crate::limits::LimitSet;
 
 /// A replace that passed the checks and awaits the engine's `Replaced` or `Rejected`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PendingReplace {
-    /// New limit price, price units.
-    pub(crate) price: i64,
+    /// New limit price.
+    pub(crate) price: PriceUnits,
     /// New total quantity, filled part included.
     pub(crate) qty: Qty,
 }
@@ -28,8 +28,8 @@ pub(crate) struct OpenOrder {
     pub(crate) market: bool,
     /// The engine accepted it (else it is pending: checked and sent, no answer yet).
     pub(crate) accepted: bool,
-    /// Price units: the limit price, or for a market order the price it was checked at.
-    pub(crate) price: i64,
+    /// The limit price, or for a market order the price it was checked at.
+    pub(crate) price: PriceUnits,
     /// Open quantity, hidden part included.
     pub(crate) leaves: Qty,
     /// Filled quantity.
@@ -50,7 +50,7 @@ impl OpenOrder {
     /// sums meanwhile.
     #[inline]
     pub(crate) fn reserved(&self) -> Reserved {
-        let notional = |leaves: Qty, price: i64| i128::from(leaves) * i128::from(price.max(0));
+        let notional = |leaves: Qty, price: PriceUnits| i128::from(leaves) * price.wide().max(0);
         let mut r = Reserved { qty: i128::from(self.leaves), notional: notional(self.leaves, self.price) };
         if let Some(p) = self.pending {
             let leaves = p.qty.saturating_sub(self.filled);
@@ -134,10 +134,17 @@ impl Account {
 
     /// Books a fill of `qty` at `price` units.
     #[inline]
-    pub(crate) fn fill(&mut self, symbol: SymbolId, side: Side, qty: Qty, price: i64, symbols_len: usize) {
+    pub(crate) fn fill(
+        &mut self,
+        symbol: SymbolId,
+        side: Side,
+        qty: Qty,
+        price: PriceUnits,
+        symbols_len: usize,
+    ) {
         let exposure = self.symbol_mut(symbol, symbols_len);
         let cost_before = exposure.net_cost.max(0);
-        let (qty, notional) = (i128::from(qty), i128::from(qty) * i128::from(price));
+        let (qty, notional) = (i128::from(qty), i128::from(qty) * price.wide());
         match side {
             Side::Buy => {
                 exposure.position += qty;

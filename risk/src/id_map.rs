@@ -6,7 +6,8 @@
 //! its hash bits, so removal never rehashes the id, and the duplicate window can remove a slot
 //! from its (slot, tag) alone without reading it.
 
-use crate::id_index::IdIndex;
+use engine::IdIndex;
+
 use crate::id_key::IdKey;
 
 /// One key and its entry. A free slot keeps its last contents; the index never points to it.
@@ -27,7 +28,8 @@ pub(crate) struct IdMap<V> {
     slots: Vec<Slot<V>>,
     /// Free slots, most recently freed last: reused first, while still in cache.
     free: Vec<u32>,
-    index: IdIndex,
+    /// Grows with the working set (see [`IdIndex`]).
+    index: IdIndex<true>,
 }
 
 impl<V: Copy> IdMap<V> {
@@ -40,7 +42,7 @@ impl<V: Copy> IdMap<V> {
         IdMap {
             slots: Vec::with_capacity(capacity),
             free: Vec::new(),
-            index: IdIndex::with_capacity(capacity),
+            index: IdIndex::<true>::with_capacity(capacity),
         }
     }
 
@@ -53,7 +55,7 @@ impl<V: Copy> IdMap<V> {
     /// The slot of `key`, given `hash = key.id_hash()`.
     #[inline]
     pub(crate) fn find(&self, key: &IdKey, hash: u64) -> Option<u32> {
-        self.index.find(IdIndex::tag(hash), |slot| self.slots[slot as usize].key == *key)
+        self.index.find(IdIndex::<true>::tag(hash), |slot| self.slots[slot as usize].key == *key)
     }
 
     /// The entry in `slot` (a slot [`find`](Self::find) or [`insert`](Self::insert) returned,
@@ -73,7 +75,7 @@ impl<V: Copy> IdMap<V> {
     #[inline]
     pub(crate) fn insert(&mut self, key: IdKey, hash: u64, value: V) -> u32 {
         debug_assert!(self.find(&key, hash).is_none(), "{key:?} is already in the map");
-        let tag = IdIndex::tag(hash);
+        let tag = IdIndex::<true>::tag(hash);
         let slot = match self.free.pop() {
             Some(slot) => {
                 // Field by field, and the new-slot path out of line: built as a whole `Slot` on
@@ -214,7 +216,7 @@ mod tests {
         assert_eq!(map.len(), keys.len());
         // Remove every other key by (slot, tag), as the duplicate window does.
         for (n, key) in keys.iter().enumerate().step_by(2) {
-            map.remove_tagged(slots[n], IdIndex::tag(key.id_hash()));
+            map.remove_tagged(slots[n], IdIndex::<true>::tag(key.id_hash()));
         }
         for (n, key) in keys.iter().enumerate() {
             let want = (n % 2 == 1).then_some(n as u32);

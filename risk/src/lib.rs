@@ -22,7 +22,6 @@
 
 mod config;
 mod exposure;
-mod id_index;
 mod id_key;
 mod id_map;
 mod limits;

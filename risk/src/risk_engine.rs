@@ -2,13 +2,12 @@
 //! events on the outbound ring.
 
 use engine::{
-    AccountId, ClOrdId, Event, EventKind, NewOrder, OrdType, Price, Qty, ReplaceOrder, Side, SymbolId,
-    SymbolSpec,
+    AccountId, ClOrdId, Event, EventKind, IdIndex, NewOrder, OrdType, Price, PriceUnits, Qty, ReplaceOrder,
+    Side, SymbolId, SymbolSpec,
 };
 
 use crate::config::{RiskConfig, RiskError};
 use crate::exposure::{Account, AccountExposure, OpenOrder, PendingReplace, SymbolExposure};
-use crate::id_index::IdIndex;
 use crate::id_key::IdKey;
 use crate::id_map::IdMap;
 use crate::limits::{LimitSet, OrderLimits, RiskLimits};
@@ -60,7 +59,7 @@ enum IdEntry {
 pub struct RiskEngine {
     symbols: Vec<SymbolSpec>,
     /// Reference price per symbol in price units: the last trade, else the configured one.
-    reference: Vec<Option<i64>>,
+    reference: Vec<Option<PriceUnits>>,
     accounts: Vec<Account>,
     default_limits: LimitSet,
     /// Open orders, pending replaces' new ids and recently finished ids, by (account, id).
@@ -131,55 +130,24 @@ impl RiskEngine {
     /// valued at here, whenever the edge is at least a tick, so the reservation covers every
     /// fill.)
     pub fn check_new(&mut self, order: &NewOrder) -> Result<(), RiskReject> {
-        let accounts_len = self.accounts.len();
-        let Some(account) = self.accounts.get_mut(order.account.index()) else {
-            return Err(RiskReject::new(
-                RiskReason::UnknownAccount,
-                accounts_len as i128,
-                i128::from(order.account.0),
-            ));
-        };
-        if account.killed {
-            return Err(RiskReject::bare(RiskReason::Killed));
-        }
+        self.check_account(order.account)?;
         let symbols_len = self.symbols.len();
         if order.symbol.index() >= symbols_len {
             return Ok(());
         }
+        let account = &mut self.accounts[order.account.index()];
         let limits = order_limits(&self.default_limits, account, order.symbol);
         let key = IdKey::new(order.account, order.id);
         let hash = key.id_hash();
         if self.ids.find(&key, hash).is_some() {
             return Err(RiskReject::bare(RiskReason::DuplicateId));
         }
-        if self.orders_tracked >= self.orders_max {
-            return Err(RiskReject::new(
-                RiskReason::Capacity,
-                self.orders_max as i128,
-                self.orders_tracked as i128,
-            ));
-        }
-        let open_orders = i128::from(account.open_orders) + 1;
-        if open_orders > i128::from(limits.open_orders_max) {
-            return Err(RiskReject::new(RiskReason::OpenOrders, limits.open_orders_max.into(), open_orders));
-        }
+        check_room(self.orders_tracked, self.orders_max, account, &limits)?;
         if order.qty > limits.order_qty_max {
             return Err(RiskReject::new(RiskReason::MaxQty, limits.order_qty_max.into(), order.qty.into()));
         }
         let market = order.ord_type == OrdType::Market;
-        let reference = self.reference[order.symbol.index()];
-        let price = if market {
-            match reference {
-                Some(reference) => market_price(reference, order.side, limits.price_band_bps),
-                None if limits.needs_price => return Err(RiskReject::bare(RiskReason::NoReference)),
-                None => 0,
-            }
-        } else {
-            if let (Some(bps), Some(reference)) = (limits.price_band_bps, reference) {
-                check_band(order.side, order.price, reference, bps)?;
-            }
-            order.price
-        };
+        let price = valuation_price(order, self.reference[order.symbol.index()], &limits)?;
         let open = OpenOrder {
             symbol: order.symbol,
             side: order.side,
@@ -190,18 +158,26 @@ impl RiskEngine {
             filled: 0,
             pending: None,
         };
-        let reserved = open.reserved();
-        if reserved.notional > limits.order_notional_max {
-            return Err(RiskReject::new(RiskReason::Notional, limits.order_notional_max, reserved.notional));
-        }
-        check_position(order.side, &account.symbol(order.symbol), reserved.qty, &limits)?;
-        if order.side == Side::Buy {
-            check_credit(account, reserved.notional, &limits)?;
-        }
+        check_new_exposure(account, &open, &limits)?;
         account.reserve(&open, 1, symbols_len);
         account.open_orders += 1;
         self.orders_tracked += 1;
         self.ids.insert(key, hash, IdEntry::Order(open));
+        Ok(())
+    }
+
+    /// The first two checks of every order: `risk_unknown_account`, then `risk_killed`.
+    fn check_account(&self, account: AccountId) -> Result<(), RiskReject> {
+        let Some(state) = self.accounts.get(account.index()) else {
+            return Err(RiskReject::new(
+                RiskReason::UnknownAccount,
+                self.accounts.len() as i128,
+                i128::from(account.0),
+            ));
+        };
+        if state.killed {
+            return Err(RiskReject::bare(RiskReason::Killed));
+        }
         Ok(())
     }
 
@@ -243,17 +219,7 @@ impl RiskEngine {
     /// second one, under the order's current id or chained onto the pending replace's new id,
     /// is refused `risk_replace_pending` until the engine has answered the first.
     pub fn check_replace(&mut self, replace: &ReplaceOrder) -> Result<(), RiskReject> {
-        let accounts_len = self.accounts.len();
-        let Some(account) = self.accounts.get_mut(replace.account.index()) else {
-            return Err(RiskReject::new(
-                RiskReason::UnknownAccount,
-                accounts_len as i128,
-                i128::from(replace.account.0),
-            ));
-        };
-        if account.killed {
-            return Err(RiskReject::bare(RiskReason::Killed));
-        }
+        self.check_account(replace.account)?;
         let symbols_len = self.symbols.len();
         if replace.symbol.index() >= symbols_len {
             return Ok(());
@@ -268,6 +234,7 @@ impl RiskEngine {
                 return Err(RiskReject::bare(RiskReason::DuplicateId));
             }
         }
+        let account = &mut self.accounts[replace.account.index()];
         let limits = order_limits(&self.default_limits, account, replace.symbol);
         let orig = IdKey::new(replace.account, replace.orig_id);
         let Some(slot) = self.ids.find(&orig, orig.id_hash()) else { return Ok(()) };
@@ -281,34 +248,9 @@ impl RiskEngine {
         if order.pending.is_some() {
             return Err(RiskReject::bare(RiskReason::ReplacePending));
         }
-        let total_old = order.filled.saturating_add(order.leaves);
-        if replace.qty > total_old && replace.qty > limits.order_qty_max {
-            return Err(RiskReject::new(RiskReason::MaxQty, limits.order_qty_max.into(), replace.qty.into()));
-        }
-        let price = match replace.price {
-            Some(price) if !order.market => price,
-            _ => order.price,
-        };
-        if price != order.price {
-            let reference = self.reference[replace.symbol.index()];
-            if let (Some(bps), Some(reference)) = (limits.price_band_bps, reference) {
-                check_band(order.side, price, reference, bps)?;
-            }
-        }
-        let notional = |qty: Qty, price: i64| i128::from(qty) * i128::from(price.max(0));
-        let (notional_old, notional_new) = (notional(total_old, order.price), notional(replace.qty, price));
-        if notional_new > notional_old && notional_new > limits.order_notional_max {
-            return Err(RiskReject::new(RiskReason::Notional, limits.order_notional_max, notional_new));
-        }
-        let replaced = OpenOrder { pending: Some(PendingReplace { price, qty: replace.qty }), ..*order };
-        let (before, after) = (order.reserved(), replaced.reserved());
-        let (qty_more, notional_more) = (after.qty - before.qty, after.notional - before.notional);
-        if qty_more > 0 {
-            check_position(order.side, &account.symbol(order.symbol), qty_more, &limits)?;
-        }
-        if order.side == Side::Buy && notional_more > 0 {
-            check_credit(account, notional_more, &limits)?;
-        }
+        let reference = self.reference[replace.symbol.index()];
+        let replaced = replaced_order(order, replace, reference, &limits)?;
+        check_replace_growth(account, order, &replaced, &limits)?;
         account.reserve(order, -1, symbols_len);
         *order = replaced;
         account.reserve(order, 1, symbols_len);
@@ -417,7 +359,7 @@ impl RiskEngine {
                 // The engine reports a market order's price as 0.
                 let market = price == Price(0);
                 let price = if market {
-                    self.reference[symbol.index()].unwrap_or(0)
+                    self.reference[symbol.index()].unwrap_or(PriceUnits::ZERO)
                 } else {
                     spec.ticks_to_units(price)
                 };
@@ -439,7 +381,15 @@ impl RiskEngine {
         }
     }
 
-    fn on_fill(&mut self, key: IdKey, symbol: SymbolId, side: Side, qty: Qty, price: i64, leaves: Qty) {
+    fn on_fill(
+        &mut self,
+        key: IdKey,
+        symbol: SymbolId,
+        side: Side,
+        qty: Qty,
+        price: PriceUnits,
+        leaves: Qty,
+    ) {
         let symbols_len = self.symbols.len();
         let Some(account) = self.accounts.get_mut(key.account.index()) else { return };
         // The position moves whether or not the order is tracked.
@@ -559,7 +509,7 @@ impl RiskEngine {
         }
         self.orders_tracked -= 1;
         if remember {
-            let seq = self.push_recent(slot, IdIndex::tag(hash));
+            let seq = self.push_recent(slot, IdIndex::<true>::tag(hash));
             *self.ids.get_mut(slot) = IdEntry::Done { seq };
         } else {
             self.ids.remove(slot);
@@ -578,7 +528,7 @@ impl RiskEngine {
         self.forget_oldest_if_full();
         let seq = self.recent_seq + 1;
         let slot = self.put(key, hash, IdEntry::Done { seq });
-        let pushed = self.push_recent(slot, IdIndex::tag(hash));
+        let pushed = self.push_recent(slot, IdIndex::<true>::tag(hash));
         debug_assert_eq!(pushed, seq);
     }
 
@@ -589,7 +539,7 @@ impl RiskEngine {
         let old = std::mem::replace(self.ids.get_mut(slot), entry);
         if let IdEntry::Done { seq } = old {
             let place = self.recent_place(seq);
-            debug_assert_eq!(self.recent[place], recent_entry(slot, IdIndex::tag(hash)));
+            debug_assert_eq!(self.recent[place], recent_entry(slot, IdIndex::<true>::tag(hash)));
             self.recent[place] = 0;
         }
         slot
@@ -687,8 +637,8 @@ impl RiskEngine {
 
     /// Sets a symbol's reference price in price units (used until, and replaced by, its next
     /// trade).
-    pub fn set_reference_price(&mut self, symbol: SymbolId, price: i64) -> Result<(), RiskError> {
-        if price <= 0 {
+    pub fn set_reference_price(&mut self, symbol: SymbolId, price: PriceUnits) -> Result<(), RiskError> {
+        if price.get() <= 0 {
             return Err(RiskError::BadPrice(price));
         }
         let slot = self.reference.get_mut(symbol.index()).ok_or(RiskError::UnknownSymbolId(symbol))?;
@@ -697,7 +647,7 @@ impl RiskEngine {
     }
 
     /// A symbol's reference price in price units.
-    pub fn reference_price(&self, symbol: SymbolId) -> Option<i64> {
+    pub fn reference_price(&self, symbol: SymbolId) -> Option<PriceUnits> {
         self.reference.get(symbol.index()).copied().flatten()
     }
 
@@ -741,13 +691,119 @@ fn order_limits(default: &LimitSet, account: &Account, symbol: SymbolId) -> Orde
     account.limits.as_deref().unwrap_or(default).for_symbol(symbol)
 }
 
+/// `risk_capacity` (orders tracked, all accounts) and `risk_open_orders` (this account) for
+/// one more order.
+#[inline]
+fn check_room(
+    orders_tracked: usize,
+    orders_max: usize,
+    account: &Account,
+    limits: &OrderLimits,
+) -> Result<(), RiskReject> {
+    if orders_tracked >= orders_max {
+        return Err(RiskReject::new(RiskReason::Capacity, orders_max as i128, orders_tracked as i128));
+    }
+    let open_orders = i128::from(account.open_orders) + 1;
+    if open_orders > i128::from(limits.open_orders_max) {
+        return Err(RiskReject::new(RiskReason::OpenOrders, limits.open_orders_max.into(), open_orders));
+    }
+    Ok(())
+}
+
+/// The price a new order is valued at: a limit order's limit (after the band check), a market
+/// order's [`market_price`]; `risk_no_reference` when a market order has nothing to be valued
+/// at and its limits need a price.
+#[inline]
+fn valuation_price(
+    order: &NewOrder,
+    reference: Option<PriceUnits>,
+    limits: &OrderLimits,
+) -> Result<PriceUnits, RiskReject> {
+    if order.ord_type == OrdType::Market {
+        return match reference {
+            Some(reference) => Ok(market_price(reference, order.side, limits.price_band_bps)),
+            None if limits.needs_price => Err(RiskReject::bare(RiskReason::NoReference)),
+            None => Ok(PriceUnits::ZERO),
+        };
+    }
+    if let (Some(bps), Some(reference)) = (limits.price_band_bps, reference) {
+        check_band(order.side, order.price, reference, bps)?;
+    }
+    Ok(order.price)
+}
+
+/// `risk_notional`, `risk_position` and (buys) `risk_credit` for a new order's reservation.
+#[inline]
+fn check_new_exposure(account: &Account, open: &OpenOrder, limits: &OrderLimits) -> Result<(), RiskReject> {
+    let reserved = open.reserved();
+    if reserved.notional > limits.order_notional_max {
+        return Err(RiskReject::new(RiskReason::Notional, limits.order_notional_max, reserved.notional));
+    }
+    check_position(open.side, &account.symbol(open.symbol), reserved.qty, limits)?;
+    if open.side == Side::Buy {
+        check_credit(account, reserved.notional, limits)?;
+    }
+    Ok(())
+}
+
+/// The order as it will be while `replace` is pending, after the checks of what the replace
+/// itself grows: `risk_max_qty` (total quantity up), the band (price changed), `risk_notional`
+/// (notional up). A market order keeps its valuation price.
+#[inline]
+fn replaced_order(
+    order: &OpenOrder,
+    replace: &ReplaceOrder,
+    reference: Option<PriceUnits>,
+    limits: &OrderLimits,
+) -> Result<OpenOrder, RiskReject> {
+    let total_old = order.filled.saturating_add(order.leaves);
+    if replace.qty > total_old && replace.qty > limits.order_qty_max {
+        return Err(RiskReject::new(RiskReason::MaxQty, limits.order_qty_max.into(), replace.qty.into()));
+    }
+    let price = match replace.price {
+        Some(price) if !order.market => price,
+        _ => order.price,
+    };
+    if price != order.price {
+        if let (Some(bps), Some(reference)) = (limits.price_band_bps, reference) {
+            check_band(order.side, price, reference, bps)?;
+        }
+    }
+    let notional = |qty: Qty, price: PriceUnits| i128::from(qty) * price.wide().max(0);
+    let (notional_old, notional_new) = (notional(total_old, order.price), notional(replace.qty, price));
+    if notional_new > notional_old && notional_new > limits.order_notional_max {
+        return Err(RiskReject::new(RiskReason::Notional, limits.order_notional_max, notional_new));
+    }
+    Ok(OpenOrder { pending: Some(PendingReplace { price, qty: replace.qty }), ..*order })
+}
+
+/// `risk_position` and (buys) `risk_credit` by what the reservation grows from `order` to
+/// `replaced`; a replace that grows neither passes.
+#[inline]
+fn check_replace_growth(
+    account: &Account,
+    order: &OpenOrder,
+    replaced: &OpenOrder,
+    limits: &OrderLimits,
+) -> Result<(), RiskReject> {
+    let (before, after) = (order.reserved(), replaced.reserved());
+    let (qty_more, notional_more) = (after.qty - before.qty, after.notional - before.notional);
+    if qty_more > 0 {
+        check_position(order.side, &account.symbol(order.symbol), qty_more, limits)?;
+    }
+    if order.side == Side::Buy && notional_more > 0 {
+        check_credit(account, notional_more, limits)?;
+    }
+    Ok(())
+}
+
 /// The price a market order is valued at (see [`RiskEngine::check_new`]).
 #[inline]
-fn market_price(reference: i64, side: Side, band_bps: Option<u32>) -> i64 {
+fn market_price(reference: PriceUnits, side: Side, band_bps: Option<u32>) -> PriceUnits {
     match (side, band_bps) {
         (Side::Buy, Some(bps)) => {
-            let edge = div_ceil(i128::from(reference) * (BPS_PER_ONE + i128::from(bps)), BPS_PER_ONE);
-            i64::try_from(edge).unwrap_or(i64::MAX)
+            let edge = div_ceil(reference.wide() * (BPS_PER_ONE + i128::from(bps)), BPS_PER_ONE);
+            PriceUnits(i64::try_from(edge).unwrap_or(i64::MAX))
         }
         _ => reference,
     }
@@ -757,9 +813,9 @@ fn market_price(reference: i64, side: Side, band_bps: Option<u32>) -> i64 {
 /// `reference × (10000 ± bps) / (10000 × tick_units)` rounded down for a buy and up for a sell,
 /// at least 1, in `i128` (no overflow: at most 2^63 × 2^33).
 #[inline]
-fn band_edge_ticks(side: Side, reference: i64, bps: u32, tick_units: i64) -> Price {
-    let (reference, bps) = (i128::from(reference), i128::from(bps));
-    let per_tick = BPS_PER_ONE * i128::from(tick_units);
+fn band_edge_ticks(side: Side, reference: PriceUnits, bps: u32, tick_units: PriceUnits) -> Price {
+    let (reference, bps) = (reference.wide(), i128::from(bps));
+    let per_tick = BPS_PER_ONE * tick_units.wide();
     let ticks = match side {
         // `reference > 0` (a set or traded price), so the quotient is not negative: `/` floors.
         Side::Buy => reference * (BPS_PER_ONE + bps) / per_tick,
@@ -783,11 +839,11 @@ fn div_ceil(a: i128, b: i128) -> i128 {
 /// Compared as `price × 10000` against `reference × (10000 ± bps)`, exact in `i128`. A
 /// non-positive price passes, for the engine to refuse as `bad_price_tick`.
 #[inline]
-fn check_band(side: Side, price: i64, reference: i64, bps: u32) -> Result<(), RiskReject> {
-    if price <= 0 {
+fn check_band(side: Side, price: PriceUnits, reference: PriceUnits, bps: u32) -> Result<(), RiskReject> {
+    if price.get() <= 0 {
         return Ok(());
     }
-    let (price, reference, bps) = (i128::from(price), i128::from(reference), i128::from(bps));
+    let (price, reference, bps) = (price.wide(), reference.wide(), i128::from(bps));
     match side {
         Side::Buy => {
             let high = reference * (BPS_PER_ONE + bps);
@@ -859,7 +915,7 @@ mod tests {
 
     /// The caps of a buy and a sell on `symbol` with this reference price.
     fn caps(risk: &mut RiskEngine, symbol: SymbolId, reference: i64) -> (Option<Price>, Option<Price>) {
-        risk.set_reference_price(symbol, reference).unwrap();
+        risk.set_reference_price(symbol, PriceUnits(reference)).unwrap();
         (risk.market_cap(&market(symbol, Side::Buy)), risk.market_cap(&market(symbol, Side::Sell)))
     }
 
@@ -891,7 +947,7 @@ mod tests {
     #[test]
     fn market_cap_passes_the_band_and_one_tick_more_does_not() {
         let mut risk = risk(Some(100));
-        risk.set_reference_price(SymbolId(0), 100_01 * CENT).unwrap();
+        risk.set_reference_price(SymbolId(0), PriceUnits(100_01 * CENT)).unwrap();
         let tick = CENT;
         for (n, side) in [Side::Buy, Side::Sell].into_iter().enumerate() {
             let cap = risk.market_cap(&market(SymbolId(0), side)).unwrap();
@@ -926,7 +982,7 @@ mod tests {
         // A band but no reference price.
         let mut risk = risk(Some(100));
         assert_eq!(risk.market_cap(&market(SymbolId(0), Side::Buy)), None);
-        risk.set_reference_price(SymbolId(0), 100_00 * CENT).unwrap();
+        risk.set_reference_price(SymbolId(0), PriceUnits(100_00 * CENT)).unwrap();
         assert!(risk.market_cap(&market(SymbolId(0), Side::Buy)).is_some());
         // A limit order, a stop-market order, an unknown account or symbol.
         let id = ClOrdId::from_str("x").unwrap();

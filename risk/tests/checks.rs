@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use engine::{AccountId, CommandKind, EventKind, RejectReason, Side, SymbolId};
+use engine::{AccountId, CommandKind, EventKind, PriceUnits, RejectReason, Side, SymbolId};
 use risk::{Notional, RiskConfig, RiskEngine, RiskLimits, RiskReason};
 
 const ALICE: AccountId = AccountId(0);
@@ -53,7 +53,7 @@ fn price_band_at_the_boundary_and_following_the_last_trade() {
     assert!(h.check_new(limit(ALICE, "x", Side::Buy, 500_00, 1)).is_ok());
     h.risk.withdraw_new(ALICE, &id("x"));
     h.queue.clear();
-    h.risk.set_reference_price(BTC, 100_00 * CENT).unwrap();
+    h.risk.set_reference_price(BTC, PriceUnits(100_00 * CENT)).unwrap();
     // 1% around 100.00: buys up to 101.00, sells down to 99.00.
     assert!(h.check_new(limit(ALICE, "b1", Side::Buy, 101_00, 1)).is_ok());
     let r = h.risk.check_new(&limit(ALICE, "b2", Side::Buy, 101_01, 1)).unwrap_err();
@@ -68,7 +68,7 @@ fn price_band_at_the_boundary_and_following_the_last_trade() {
     // A trade at 120.00 (between two other accounts) moves the band.
     h.new_order(limit(BOB, "m", Side::Sell, 120_00, 1)).unwrap();
     h.new_order(limit(AccountId(2), "t", Side::Buy, 120_00, 1)).unwrap();
-    assert_eq!(h.risk.reference_price(BTC), Some(120_00 * CENT));
+    assert_eq!(h.risk.reference_price(BTC), Some(PriceUnits(120_00 * CENT)));
     assert!(h.check_new(limit(ALICE, "b3", Side::Buy, 121_20, 1)).is_ok());
     assert_eq!(reason(h.check_new(limit(ALICE, "b4", Side::Buy, 121_21, 1))), RiskReason::PriceBand);
 }
@@ -86,7 +86,7 @@ fn market_orders_are_valued_at_the_band_edge_and_need_a_reference() {
     assert_eq!(r.ord_rej_reason(), 0);
     // Without any price-based limit a market order needs no reference.
     assert!(h.risk.check_new(&market(BOB, "m1", Side::Buy, 1)).is_ok());
-    h.risk.set_reference_price(BTC, 100_00 * CENT).unwrap();
+    h.risk.set_reference_price(BTC, PriceUnits(100_00 * CENT)).unwrap();
     // Valued at 101.00: 10 is exactly 1010.
     assert!(h.risk.check_new(&market(ALICE, "m2", Side::Buy, 10)).is_ok());
     assert_eq!(reason(h.risk.check_new(&market(ALICE, "m3", Side::Buy, 11))), RiskReason::Notional);
@@ -219,7 +219,7 @@ fn replaces_up_down_and_in_price() {
         ..RiskLimits::default()
     };
     let mut h = alice_with(limits);
-    h.risk.set_reference_price(BTC, 100_00 * CENT).unwrap();
+    h.risk.set_reference_price(BTC, PriceUnits(100_00 * CENT)).unwrap();
     h.new_order(limit(ALICE, "a1", Side::Buy, 100_00, 5)).unwrap();
     // Size up to exactly the credit limit, then one cent over.
     assert_eq!(reason(h.check_replace(replace(ALICE, "a1", "a2", None, 11))), RiskReason::Credit);
@@ -381,5 +381,5 @@ fn replaying_the_events_rebuilds_the_same_exposure() {
             h.risk.symbol_exposure(AccountId(account), BTC)
         );
     }
-    assert_eq!(fresh.reference_price(BTC), Some(105_00 * CENT));
+    assert_eq!(fresh.reference_price(BTC), Some(PriceUnits(105_00 * CENT)));
 }

@@ -12,7 +12,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use engine::{AccountId, CancelOrder, CommandKind, EventKind, Side, Tif};
+use engine::{AccountId, CancelOrder, CommandKind, EventKind, PriceUnits, Side, Tif};
 use proptest::prelude::*;
 use risk::{Notional, RiskConfig, RiskLimits};
 
@@ -46,7 +46,7 @@ fn config() -> RiskConfig {
 /// the engine's book.
 fn naive_open(h: &Harness, account: AccountId) -> (i128, i128, i128, u32) {
     let book = h.engine.book_snapshot(BTC);
-    let tick = h.risk.symbols()[BTC.index()].tick_units;
+    let tick = h.risk.symbols()[BTC.index()].tick_units.get();
     let (mut buy, mut sell, mut notional, mut count) = (0i128, 0i128, 0i128, 0u32);
     for (levels, is_buy) in [(&book.bids, true), (&book.asks, false)] {
         for level in levels {
@@ -66,7 +66,7 @@ fn naive_open(h: &Harness, account: AccountId) -> (i128, i128, i128, u32) {
 
 /// Position and net cost of each account from the trade tape.
 fn naive_positions(h: &Harness) -> HashMap<AccountId, (i128, i128)> {
-    let tick = h.risk.symbols()[BTC.index()].tick_units;
+    let tick = h.risk.symbols()[BTC.index()].tick_units.get();
     let mut out: HashMap<AccountId, (i128, i128)> = HashMap::new();
     for e in &h.events {
         if let EventKind::Trade { price, qty, maker_account, taker_account, aggressor, .. } = e.kind {
@@ -88,7 +88,7 @@ proptest! {
     #[test]
     fn exposure_matches_a_naive_recomputation(ops in prop::collection::vec(op(), 1..120)) {
         let mut h = Harness::with_config(config());
-        h.risk.set_reference_price(BTC, 100_00 * CENT).unwrap();
+        h.risk.set_reference_price(BTC, PriceUnits(100_00 * CENT)).unwrap();
         h.risk.set_limits(AccountId(1), RiskLimits { position_max: Some(POSITION_MAX as u64), ..RiskLimits::default() }).unwrap();
         h.risk.set_limits(AccountId(2), RiskLimits {
             credit_max: Some(Notional::from_whole(CREDIT_MAX)),

@@ -45,7 +45,7 @@ fn new_order() -> impl Strategy<Value = CommandKind> {
                     NewOrder::limit(AccountId(account), SymbolId(symbol), cl_id(id), side, price(ticks), qty);
                 if kind < 2 {
                     o.ord_type = OrdType::Market;
-                    o.price = 0;
+                    o.price = engine::PriceUnits::ZERO;
                 }
                 o.tif = match tif {
                     0 | 1 => Tif::Ioc,
@@ -86,7 +86,7 @@ fn command_kind() -> impl Strategy<Value = CommandKind> {
                 symbol: SymbolId(symbol),
                 orig_id: cl_id(orig),
                 id: cl_id(id),
-                price: ticks.map(price),
+                price: ticks.map(|t| engine::PriceUnits(price(t))),
                 qty,
             })
         ),

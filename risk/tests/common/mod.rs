@@ -5,8 +5,8 @@
 #![allow(clippy::inconsistent_digit_grouping)] // prices as dollars_cents: `100_00` is 100.00
 
 use engine::{
-    default_symbols, AccountId, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder, Qty,
-    ReplaceOrder, Side, SymbolId,
+    default_symbols, AccountId, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder,
+    PriceUnits, Qty, ReplaceOrder, Side, SymbolId,
 };
 use risk::{RiskConfig, RiskEngine, RiskLimits, RiskReject};
 
@@ -27,7 +27,14 @@ pub fn market(account: AccountId, name: &str, side: Side, qty: Qty) -> NewOrder 
 }
 
 pub fn replace(account: AccountId, orig: &str, new: &str, cents: Option<i64>, qty: Qty) -> ReplaceOrder {
-    ReplaceOrder { account, symbol: BTC, orig_id: id(orig), id: id(new), price: cents.map(|c| c * CENT), qty }
+    ReplaceOrder {
+        account,
+        symbol: BTC,
+        orig_id: id(orig),
+        id: id(new),
+        price: cents.map(|c| PriceUnits(c * CENT)),
+        qty,
+    }
 }
 
 pub struct Harness {
