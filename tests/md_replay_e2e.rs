@@ -54,7 +54,7 @@ struct Replayed {
 /// Rebuilds symbol 0's market data from the event journal through a fresh `MarketData` with the
 /// feed settings `serve` uses.
 fn replay(v: &Venue, spec: &SymbolSpec, symbols: usize) -> Replayed {
-    let price = |p: engine::Price| Decimal::new(spec.ticks_to_units(p), PRICE_SCALE).normalize();
+    let price = |p: engine::Price| Decimal::new(spec.ticks_to_units(p).get(), PRICE_SCALE).normalize();
     let depth = v.serve_config.marketdata.checksum_depth;
     let mut md = MarketData::new(FeedConfig {
         projection: ProjectionConfig { symbols, ..ProjectionConfig::default() },
