@@ -92,6 +92,33 @@ impl IdIndex {
         }
     }
 
+    /// Prefetches the bucket a probe for `hash` starts at (see `batch.rs`).
+    #[inline]
+    pub(crate) fn prefetch_home(&self, hash: u64) {
+        crate::batch::prefetch(&self.entries[self.home(Self::tag(hash))]);
+    }
+
+    /// The first slot stored under `hash`'s tag within a short probe, without checking the
+    /// id: a guess for prefetching, right unless two ids share the 32-bit tag.
+    #[inline]
+    pub(crate) fn candidate(&self, hash: u64) -> Option<u32> {
+        /// Buckets looked at: at load ≤ 1/2 almost every probe ends within them.
+        const PROBE_GUESS_MAX: usize = 4;
+        let tag = Self::tag(hash);
+        let mut i = self.home(tag);
+        for _ in 0..PROBE_GUESS_MAX {
+            let e = self.entries[i];
+            if e == 0 {
+                return None;
+            }
+            if e >> 32 == tag {
+                return Some((e as u32).wrapping_sub(1));
+            }
+            i = (i + 1) & self.mask;
+        }
+        None
+    }
+
     /// Adds `slot`, whose order stores `hash` (the caller checked the id is not present).
     #[inline]
     pub(crate) fn insert(&mut self, hash: u64, slot: u32) {

@@ -52,6 +52,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod batch;
 mod book;
 pub mod codec;
 mod command;

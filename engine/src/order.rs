@@ -146,6 +146,21 @@ impl OrderPool {
         self.free.push(slot);
     }
 
+    /// The order in `slot` if the slot was ever used; for guesses that may be stale.
+    #[inline]
+    pub(crate) fn try_get(&self, slot: u32) -> Option<&Order> {
+        self.orders.get(slot as usize)
+    }
+
+    /// Prefetches the order in `slot` and its client id.
+    #[inline]
+    pub(crate) fn prefetch(&self, slot: u32) {
+        if let (Some(order), Some(id)) = (self.orders.get(slot as usize), self.cl_ord_ids.get(slot as usize)) {
+            crate::batch::prefetch(order);
+            crate::batch::prefetch(id);
+        }
+    }
+
     #[inline]
     pub(crate) fn get(&self, slot: u32) -> &Order {
         &self.orders[slot as usize]

@@ -238,9 +238,8 @@ impl Venue for EngineVenue<'_> {
 
     fn run(&self, engine: &mut Engine) -> RunCounts {
         let mut sink = StatsSink::default();
-        for cmd in &self.workload.stream {
-            engine.process(cmd, &mut sink);
-        }
+        // The whole stream at once: the engine prefetches for the commands ahead.
+        engine.process_batch(&self.workload.stream, &mut sink);
         sink.into()
     }
 
