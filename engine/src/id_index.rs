@@ -52,7 +52,10 @@ impl IdIndex {
     pub(crate) fn with_capacity(capacity: usize) -> IdIndex {
         let buckets = capacity.max(1).saturating_mul(2).next_power_of_two().min(Self::BUCKETS_MAX);
         debug_assert!(capacity < buckets);
-        IdIndex { entries: vec![0; buckets], mask: buckets - 1 }
+        let entries = vec![0; buckets];
+        // Probed at random: huge pages spare a TLB miss per probe in a deep book.
+        crate::huge_pages::advise(&entries);
+        IdIndex { entries, mask: buckets - 1 }
     }
 
     #[inline]

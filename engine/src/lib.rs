@@ -58,6 +58,7 @@ pub mod codec;
 mod command;
 mod engine;
 mod event;
+mod huge_pages;
 mod id_index;
 mod level;
 mod matching;

@@ -106,12 +106,16 @@ impl OrderPool {
     /// used, so a large bound costs nothing until the book grows into it.
     pub(crate) fn with_capacity(capacity: usize) -> OrderPool {
         assert!(capacity < NIL as usize, "order pool bound must fit a u32 slot");
-        OrderPool {
+        let pool = OrderPool {
             orders: Vec::with_capacity(capacity),
             cl_ord_ids: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             capacity,
-        }
+        };
+        // Read at random in a deep book: huge pages spare a TLB miss per read.
+        crate::huge_pages::advise(&pool.orders);
+        crate::huge_pages::advise(&pool.cl_ord_ids);
+        pool
     }
 
     /// True when no slot is left.
@@ -187,6 +191,7 @@ impl OrderPool {
     }
 
     /// Slots ever used (live or free): the range a full scan must cover.
+    #[inline]
     pub(crate) fn high_water(&self) -> u32 {
         self.orders.len() as u32
     }
