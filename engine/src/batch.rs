@@ -121,7 +121,7 @@ impl Engine {
         match &command.kind {
             CommandKind::New(new) => {
                 let Some(book) = self.books.get(new.symbol.index()) else { return };
-                if let Some(price) = book.spec.units_to_ticks(new.price) {
+                if let Some(price) = book.units_to_ticks(new.price) {
                     self.prefetch_level_tail(new.symbol.index(), new.side, price);
                 }
             }
@@ -139,7 +139,7 @@ impl Engine {
                     return;
                 };
                 let Some(o) = self.orders.try_get(slot) else { return };
-                if let Some(price) = book.spec.units_to_ticks(units) {
+                if let Some(price) = book.units_to_ticks(units) {
                     self.prefetch_level_tail(replace.symbol.index(), o.side, price);
                 }
             }

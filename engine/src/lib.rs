@@ -56,6 +56,7 @@ mod batch;
 mod book;
 pub mod codec;
 mod command;
+mod divisor;
 mod engine;
 mod event;
 mod huge_pages;
