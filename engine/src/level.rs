@@ -206,6 +206,12 @@ impl Ladder {
         self.keys[..scan_end].binary_search(&key)
     }
 
+    /// Prefetches the price-index bucket a [`Ladder::find`] of `price` reads first.
+    #[inline]
+    pub(crate) fn prefetch_index(&self, price: Price) {
+        crate::batch::prefetch(&self.index[self.bucket(price)]);
+    }
+
     /// The level slot at `price`, if the level exists.
     #[inline]
     pub(crate) fn find(&self, price: Price) -> Option<u32> {
