@@ -230,9 +230,7 @@ impl Venue for EngineVenue<'_> {
     fn build(&self) -> (Engine, RunCounts) {
         let mut engine = Engine::new(self.config());
         let mut sink = StatsSink::default();
-        for cmd in &self.workload.setup {
-            engine.process(cmd, &mut sink);
-        }
+        engine.process_batch(&self.workload.setup, &mut sink);
         (engine, sink.into())
     }
 
