@@ -165,6 +165,14 @@ impl OrderPool {
         }
     }
 
+    /// Prefetches only the line holding one field of the order in `slot`.
+    #[inline]
+    pub(crate) fn prefetch_field<F>(&self, slot: u32, field: impl Fn(&Order) -> &F) {
+        if let Some(order) = self.orders.get(slot as usize) {
+            crate::batch::prefetch(field(order));
+        }
+    }
+
     #[inline]
     pub(crate) fn get(&self, slot: u32) -> &Order {
         &self.orders[slot as usize]
