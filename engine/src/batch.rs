@@ -205,7 +205,8 @@ impl Engine {
             self.levels.prefetch(o.level);
             side = side.or(Some(o.side));
         }
-        let (Some(book), Some(price), Some(side)) = (self.books.get(symbol.index()), ahead.price, side) else {
+        let (Some(book), Some(price), Some(side)) = (self.books.get(symbol.index()), ahead.price, side)
+        else {
             return;
         };
         let tail = book.ladder(side).find(price).and_then(|level| self.levels.try_get(level)).map(|l| l.tail);
@@ -247,7 +248,8 @@ mod tests {
                 // Bids 90.00-100.49, asks 99.50-109.99: the overlap makes some orders cross.
                 let ticks = ((r >> 16) % 1050) as i64;
                 let cents = if side == Side::Buy { 9_000 + ticks } else { 9_950 + ticks };
-                let mut new = NewOrder::limit(account, SymbolId(0), id(issued), side, cents * cent, 1 + (r >> 40) % 9);
+                let mut new =
+                    NewOrder::limit(account, SymbolId(0), id(issued), side, cents * cent, 1 + (r >> 40) % 9);
                 if k >= resting && (r >> 50) % 5 == 0 {
                     new.tif = Tif::Ioc;
                 }
@@ -261,7 +263,14 @@ mod tests {
                 let new_id = id(issued);
                 issued += 1;
                 let price = Some((9_500 + ((r >> 20) % 500) as i64) * cent);
-                let replace = ReplaceOrder { account, symbol: SymbolId(0), orig_id, id: new_id, price, qty: 1 + (r >> 40) % 9 };
+                let replace = ReplaceOrder {
+                    account,
+                    symbol: SymbolId(0),
+                    orig_id,
+                    id: new_id,
+                    price,
+                    qty: 1 + (r >> 40) % 9,
+                };
                 CommandKind::Replace(replace)
             };
             out.push(Command { header: CommandHeader { seq: k as u64 + 1, ts: k as u64 + 1 }, kind });

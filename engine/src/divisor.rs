@@ -59,7 +59,8 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let mut divisors = vec![1, 2, 3, 5, 7, 10, 64, 100, 1_000_000, 12_500_000, 1 << 63, u64::MAX, u64::MAX - 1];
+        let mut divisors =
+            vec![1, 2, 3, 5, 7, 10, 64, 100, 1_000_000, 12_500_000, 1 << 63, u64::MAX, u64::MAX - 1];
         divisors.extend((0..200).map(|_| next() >> (next() % 64)).filter(|&d| d > 0));
         for d in divisors {
             let div = ExactDivisor::new(d);

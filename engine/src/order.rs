@@ -159,7 +159,8 @@ impl OrderPool {
     /// Prefetches the order in `slot` and its client id.
     #[inline]
     pub(crate) fn prefetch(&self, slot: u32) {
-        if let (Some(order), Some(id)) = (self.orders.get(slot as usize), self.cl_ord_ids.get(slot as usize)) {
+        if let (Some(order), Some(id)) = (self.orders.get(slot as usize), self.cl_ord_ids.get(slot as usize))
+        {
             crate::batch::prefetch(order);
             crate::batch::prefetch(id);
         }

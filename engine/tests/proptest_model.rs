@@ -297,7 +297,12 @@ fn compare(pools: Pools, cmds: &[Command], model_events: &[Vec<Event>], model: &
 
 /// `Engine::process_batch` over the whole stream must give the events of `process` one command
 /// at a time (the model's) and the same final books and stops as `engine`, which ran that way.
-fn compare_batch(pools: Pools, cmds: &[Command], model_events: &[Vec<Event>], engine: &Engine) -> Result<(), String> {
+fn compare_batch(
+    pools: Pools,
+    cmds: &[Command],
+    model_events: &[Vec<Event>],
+    engine: &Engine,
+) -> Result<(), String> {
     let (mut batched, _) = engine_and_model(pools);
     let mut got = Vec::new();
     batched.process_batch(cmds, &mut got);
