@@ -163,13 +163,14 @@ impl Engine {
         self.command_seq = command.header.seq;
         self.command_ts = command.header.ts;
         self.expire_due(sink);
-        match command.kind {
-            CommandKind::New(new) => self.new_order(&new, sink),
-            CommandKind::Cancel(cancel) => self.cancel_order(&cancel, sink),
-            CommandKind::Replace(replace) => self.replace_order(&replace, sink),
-            CommandKind::CancelAll { account, symbol } => self.cancel_all(account, symbol, sink),
-            CommandKind::Halt { symbol } => self.set_halted(symbol, true, sink),
-            CommandKind::Resume { symbol } => self.set_halted(symbol, false, sink),
+        // By reference: a command is up to ~120 bytes, not worth a copy per command.
+        match &command.kind {
+            CommandKind::New(new) => self.new_order(new, sink),
+            CommandKind::Cancel(cancel) => self.cancel_order(cancel, sink),
+            CommandKind::Replace(replace) => self.replace_order(replace, sink),
+            &CommandKind::CancelAll { account, symbol } => self.cancel_all(account, symbol, sink),
+            &CommandKind::Halt { symbol } => self.set_halted(symbol, true, sink),
+            &CommandKind::Resume { symbol } => self.set_halted(symbol, false, sink),
         }
     }
 
