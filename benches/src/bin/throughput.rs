@@ -5,7 +5,8 @@
 //! For each scenario: generate the workload (untimed), translate it for every venue (untimed);
 //! then per run build fresh books and apply the setup phase (untimed) and time only the
 //! measured stream. One warm-up run, then the median of `--runs`. Prints a table, then one JSON
-//! line per result (`grep '^{'` to collect them).
+//! line per result (`grep '^{'` to collect them). Rates are per wall-clock second and per CPU
+//! second of the measuring thread; on a shared machine only the second compares across runs.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
