@@ -1,8 +1,9 @@
 //! One symbol's order book: two ladders of price levels, the stop list and the last trade.
 
+use crate::divisor::ExactDivisor;
 use crate::level::Ladder;
 use crate::order::NIL;
-use crate::types::{Price, Side, SymbolSpec};
+use crate::types::{Price, PriceUnits, Qty, Side, SymbolSpec};
 
 /// State of one symbol. The level queues and the stop list are linked through the order pool.
 pub(crate) struct Book {
@@ -15,11 +16,16 @@ pub(crate) struct Book {
     /// Price of the last trade; stops compare against it.
     pub(crate) last_trade: Option<Price>,
     pub(crate) halted: bool,
+    /// `spec.tick_units` and `spec.lot`, ready for exact division without a `div`.
+    tick: ExactDivisor,
+    lot: ExactDivisor,
 }
 
 impl Book {
     pub(crate) fn new(spec: SymbolSpec, levels_per_side_max: usize) -> Book {
         Book {
+            tick: ExactDivisor::new(spec.tick_units.get() as u64),
+            lot: ExactDivisor::new(spec.lot),
             spec,
             bids: Ladder::new(Side::Buy, levels_per_side_max),
             asks: Ladder::new(Side::Sell, levels_per_side_max),
@@ -28,6 +34,24 @@ impl Book {
             last_trade: None,
             halted: false,
         }
+    }
+
+    /// [`SymbolSpec::units_to_ticks`] without a divide instruction: `None` unless `units` is a
+    /// positive multiple of the tick.
+    #[inline]
+    pub(crate) fn units_to_ticks(&self, units: PriceUnits) -> Option<Price> {
+        let units = units.get();
+        if units <= 0 {
+            return None;
+        }
+        // A quotient of a positive i64 fits an i64.
+        self.tick.divide(units as u64).map(|ticks| Price(ticks as i64))
+    }
+
+    /// True when `qty` is a whole number of lots (0 included).
+    #[inline]
+    pub(crate) fn whole_lots(&self, qty: Qty) -> bool {
+        self.lot.divide(qty).is_some()
     }
 
     /// The ladder where orders of `side` rest.

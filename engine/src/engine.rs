@@ -164,13 +164,14 @@ impl Engine {
         self.command_seq = command.header.seq;
         self.command_ts = command.header.ts;
         self.expire_due(sink);
-        match command.kind {
-            CommandKind::New(new) => self.new_order(&new, sink),
-            CommandKind::Cancel(cancel) => self.cancel_order(&cancel, sink),
-            CommandKind::Replace(replace) => self.replace_order(&replace, sink),
-            CommandKind::CancelAll { account, symbol } => self.cancel_all(account, symbol, sink),
-            CommandKind::Halt { symbol } => self.set_halted(symbol, true, sink),
-            CommandKind::Resume { symbol } => self.set_halted(symbol, false, sink),
+        // By reference: a command is up to ~120 bytes, not worth a copy per command.
+        match &command.kind {
+            CommandKind::New(new) => self.new_order(new, sink),
+            CommandKind::Cancel(cancel) => self.cancel_order(cancel, sink),
+            CommandKind::Replace(replace) => self.replace_order(replace, sink),
+            &CommandKind::CancelAll { account, symbol } => self.cancel_all(account, symbol, sink),
+            &CommandKind::Halt { symbol } => self.set_halted(symbol, true, sink),
+            &CommandKind::Resume { symbol } => self.set_halted(symbol, false, sink),
         }
     }
 
@@ -240,15 +241,14 @@ impl Engine {
         if bad_order {
             return Err(RejectReason::BadOrder);
         }
-        let lot = book.spec.lot;
-        let bad_display = new.display_qty.is_some_and(|d| d == 0 || d > new.qty || !d.is_multiple_of(lot));
-        if new.qty == 0 || !new.qty.is_multiple_of(lot) || bad_display {
+        let bad_display = new.display_qty.is_some_and(|d| d == 0 || d > new.qty || !book.whole_lots(d));
+        if new.qty == 0 || !book.whole_lots(new.qty) || bad_display {
             return Err(RejectReason::BadQty);
         }
-        let price = if market { Some(Price(0)) } else { book.spec.units_to_ticks(new.price) };
+        let price = if market { Some(Price(0)) } else { book.units_to_ticks(new.price) };
         let stop_price = match new.stop_price {
             None => Some(Price(0)),
-            Some(units) => book.spec.units_to_ticks(PriceUnits(units)),
+            Some(units) => book.units_to_ticks(PriceUnits(units)),
         };
         let (Some(price), Some(stop_price)) = (price, stop_price) else {
             return Err(RejectReason::BadPriceTick);
@@ -354,11 +354,19 @@ impl Engine {
     }
 
     /// Queues a GTD order's expiry once.
+    #[inline]
     pub(crate) fn queue_expiry(&mut self, slot: u32) {
-        let o = *self.orders.get(slot);
+        let o = self.orders.get(slot);
         if o.expire_ts == 0 || o.expiry_queued {
             return;
         }
+        self.push_expiry(slot);
+    }
+
+    /// The rest of [`Engine::queue_expiry`], for the few orders that expire.
+    #[inline(never)]
+    fn push_expiry(&mut self, slot: u32) {
+        let o = *self.orders.get(slot);
         if self.expiries.len() >= self.expiries_max {
             // Every live order has at most one entry and live orders ≤ expiries_max, so dropping
             // the entries of orders that left always makes room.
@@ -500,13 +508,13 @@ impl Engine {
             return Err(RejectReason::Halted);
         }
         let slot = self.lookup(account, replace.orig_id, symbol).ok_or(RejectReason::UnknownOrder)?;
-        if replace.qty == 0 || !replace.qty.is_multiple_of(book.spec.lot) {
+        if replace.qty == 0 || !book.whole_lots(replace.qty) {
             return Err(RejectReason::BadQty);
         }
         let o = *self.orders.get(slot);
         let price = match replace.price {
             Some(units) if o.ord_type == OrdType::Limit => {
-                book.spec.units_to_ticks(units).ok_or(RejectReason::BadPriceTick)?
+                book.units_to_ticks(units).ok_or(RejectReason::BadPriceTick)?
             }
             _ => o.price,
         };

@@ -55,6 +55,20 @@ impl LevelPool {
         self.free.push(slot);
     }
 
+    /// The level in `slot` if the slot was ever used; for guesses that may be stale.
+    #[inline]
+    pub(crate) fn try_get(&self, slot: u32) -> Option<&Level> {
+        self.levels.get(slot as usize)
+    }
+
+    /// Prefetches the level in `slot`, if the slot was ever used.
+    #[inline]
+    pub(crate) fn prefetch(&self, slot: u32) {
+        if let Some(level) = self.levels.get(slot as usize) {
+            crate::batch::prefetch(level);
+        }
+    }
+
     #[inline]
     pub(crate) fn get(&self, slot: u32) -> &Level {
         &self.levels[slot as usize]
@@ -190,6 +204,12 @@ impl Ladder {
             i -= 1;
         }
         self.keys[..scan_end].binary_search(&key)
+    }
+
+    /// Prefetches the price-index bucket a [`Ladder::find`] of `price` reads first.
+    #[inline]
+    pub(crate) fn prefetch_index(&self, price: Price) {
+        crate::batch::prefetch(&self.index[self.bucket(price)]);
     }
 
     /// The level slot at `price`, if the level exists.

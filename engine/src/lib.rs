@@ -52,11 +52,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod batch;
 mod book;
 pub mod codec;
 mod command;
+mod divisor;
 mod engine;
 mod event;
+mod huge_pages;
 mod id_index;
 mod level;
 mod matching;

@@ -106,12 +106,16 @@ impl OrderPool {
     /// used, so a large bound costs nothing until the book grows into it.
     pub(crate) fn with_capacity(capacity: usize) -> OrderPool {
         assert!(capacity < NIL as usize, "order pool bound must fit a u32 slot");
-        OrderPool {
+        let pool = OrderPool {
             orders: Vec::with_capacity(capacity),
             cl_ord_ids: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             capacity,
-        }
+        };
+        // Read at random in a deep book: huge pages spare a TLB miss per read.
+        crate::huge_pages::advise(&pool.orders);
+        crate::huge_pages::advise(&pool.cl_ord_ids);
+        pool
     }
 
     /// True when no slot is left.
@@ -146,6 +150,30 @@ impl OrderPool {
         self.free.push(slot);
     }
 
+    /// The order in `slot` if the slot was ever used; for guesses that may be stale.
+    #[inline]
+    pub(crate) fn try_get(&self, slot: u32) -> Option<&Order> {
+        self.orders.get(slot as usize)
+    }
+
+    /// Prefetches the order in `slot` and its client id.
+    #[inline]
+    pub(crate) fn prefetch(&self, slot: u32) {
+        if let (Some(order), Some(id)) = (self.orders.get(slot as usize), self.cl_ord_ids.get(slot as usize))
+        {
+            crate::batch::prefetch(order);
+            crate::batch::prefetch(id);
+        }
+    }
+
+    /// Prefetches only the line holding one field of the order in `slot`.
+    #[inline]
+    pub(crate) fn prefetch_field<F>(&self, slot: u32, field: impl Fn(&Order) -> &F) {
+        if let Some(order) = self.orders.get(slot as usize) {
+            crate::batch::prefetch(field(order));
+        }
+    }
+
     #[inline]
     pub(crate) fn get(&self, slot: u32) -> &Order {
         &self.orders[slot as usize]
@@ -172,6 +200,7 @@ impl OrderPool {
     }
 
     /// Slots ever used (live or free): the range a full scan must cover.
+    #[inline]
     pub(crate) fn high_water(&self) -> u32 {
         self.orders.len() as u32
     }

@@ -292,6 +292,36 @@ fn compare(pools: Pools, cmds: &[Command], model_events: &[Vec<Event>], model: &
             ));
         }
     }
+    compare_batch(pools, cmds, model_events, &engine)
+}
+
+/// `Engine::process_batch` over the whole stream must give the events of `process` one command
+/// at a time (the model's) and the same final books and stops as `engine`, which ran that way.
+fn compare_batch(
+    pools: Pools,
+    cmds: &[Command],
+    model_events: &[Vec<Event>],
+    engine: &Engine,
+) -> Result<(), String> {
+    let (mut batched, _) = engine_and_model(pools);
+    let mut got = Vec::new();
+    batched.process_batch(cmds, &mut got);
+    let want: Vec<Event> = model_events.iter().flatten().copied().collect();
+    if got != want {
+        let first = got.iter().zip(&want).position(|(g, w)| g != w).unwrap_or(got.len().min(want.len()));
+        return Err(format!(
+            "process_batch disagrees with the model at event {first}: {:?} vs {:?}\ncommands ({pools:?}):\n{}",
+            got.get(first),
+            want.get(first),
+            fmt_stream(cmds)
+        ));
+    }
+    for symbol in [S0, S1] {
+        let same_book = book_text(&batched.book_snapshot(symbol)) == book_text(&engine.book_snapshot(symbol));
+        if !same_book || batched.stops_snapshot(symbol) != engine.stops_snapshot(symbol) {
+            return Err(format!("process_batch: final book of {} differs", sym_name(symbol)));
+        }
+    }
     Ok(())
 }
 

@@ -230,17 +230,14 @@ impl Venue for EngineVenue<'_> {
     fn build(&self) -> (Engine, RunCounts) {
         let mut engine = Engine::new(self.config());
         let mut sink = StatsSink::default();
-        for cmd in &self.workload.setup {
-            engine.process(cmd, &mut sink);
-        }
+        engine.process_batch(&self.workload.setup, &mut sink);
         (engine, sink.into())
     }
 
     fn run(&self, engine: &mut Engine) -> RunCounts {
         let mut sink = StatsSink::default();
-        for cmd in &self.workload.stream {
-            engine.process(cmd, &mut sink);
-        }
+        // The whole stream at once: the engine prefetches for the commands ahead.
+        engine.process_batch(&self.workload.stream, &mut sink);
         sink.into()
     }
 

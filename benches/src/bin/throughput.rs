@@ -5,7 +5,8 @@
 //! For each scenario: generate the workload (untimed), translate it for every venue (untimed);
 //! then per run build fresh books and apply the setup phase (untimed) and time only the
 //! measured stream. One warm-up run, then the median of `--runs`. Prints a table, then one JSON
-//! line per result (`grep '^{'` to collect them).
+//! line per result (`grep '^{'` to collect them). Rates are per wall-clock second and per CPU
+//! second of the measuring thread; on a shared machine only the second compares across runs.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -70,16 +71,38 @@ fn scenarios() -> Vec<Scenario> {
 /// Timings of one venue on one scenario.
 struct Measured {
     venue: &'static str,
+    /// Commands per wall-clock second, per timed run.
     rates: Vec<f64>,
+    /// Commands per CPU second of the measuring thread, per timed run.
+    cpu_rates: Vec<f64>,
     check: String,
 }
 
 impl Measured {
     fn median(&self) -> f64 {
-        let mut r = self.rates.clone();
-        r.sort_by(f64::total_cmp);
-        r[r.len() / 2]
+        median_of(&self.rates)
     }
+
+    fn cpu_median(&self) -> f64 {
+        median_of(&self.cpu_rates)
+    }
+}
+
+fn median_of(rates: &[f64]) -> f64 {
+    let mut r = rates.to_vec();
+    r.sort_by(f64::total_cmp);
+    r[r.len() / 2]
+}
+
+/// CPU seconds this thread has used so far (`CLOCK_THREAD_CPUTIME_ID`). On a machine shared
+/// with other work the wall-clock rate falls with every time slice the loop loses; the rate per
+/// CPU second does not, so it is the one to compare when the machine is loaded.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec and the clock id exists on every Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime failed");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 fn main() {
@@ -113,39 +136,45 @@ fn main() {
             let venue = OrderbookRsVenue::new(&workload);
             results.push(measure(&sc, &venue, &workload, runs));
         }
-        let engine_rate = results.iter().find(|m| m.venue == "engine").map(Measured::median);
+        let engine = results.iter().find(|m| m.venue == "engine").map(|m| (m.median(), m.cpu_median()));
         for m in &results {
-            json_lines.push(json_line(&sc, &workload, m, runs, engine_rate));
+            json_lines.push(json_line(&sc, &workload, m, runs, engine));
         }
         table.push((sc.name.to_string(), results));
     }
 
     println!();
     println!(
-        "{:<14} {:<13} {:>10} {:>8} {:>21} {:>9}  check",
-        "scenario", "venue", "Mcmd/s", "ns/cmd", "min..max Mcmd/s", "engine×"
+        "{:<14} {:<13} {:>10} {:>8} {:>21} {:>9} {:>12} {:>9}  check",
+        "scenario", "venue", "Mcmd/s", "ns/cmd", "min..max Mcmd/s", "engine×", "Mcmd/cpu-s", "cpu eng×"
     );
     for (name, results) in &table {
         let engine_rate = results.iter().find(|m| m.venue == "engine").map(Measured::median);
+        let engine_cpu_rate = results.iter().find(|m| m.venue == "engine").map(Measured::cpu_median);
         for m in results {
             let med = m.median();
             let (lo, hi) = m.rates.iter().fold((f64::MAX, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
             let ratio = engine_rate.map_or("-".to_string(), |e| format!("{:.2}", e / med));
+            let cpu_med = m.cpu_median();
+            let cpu_ratio = engine_cpu_rate.map_or("-".to_string(), |e| format!("{:.2}", e / cpu_med));
             println!(
-                "{:<14} {:<13} {:>10.3} {:>8.1} {:>21} {:>9}  {}",
+                "{:<14} {:<13} {:>10.3} {:>8.1} {:>21} {:>9} {:>12.3} {:>9}  {}",
                 name,
                 m.venue,
                 med / 1e6,
                 1e9 / med,
                 format!("{:.3}..{:.3}", lo / 1e6, hi / 1e6),
                 ratio,
+                cpu_med / 1e6,
+                cpu_ratio,
                 m.check
             );
         }
     }
     println!(
         "\n{commands} commands per stream, {runs} timed runs after 1 warm-up, median shown; \
-         engine× = engine rate / venue rate. Single thread; setup and translation untimed."
+         engine× = engine rate / venue rate; per cpu-s: commands per CPU second of the measuring \
+         thread. Single thread; setup and translation untimed."
     );
     println!();
     for line in json_lines {
@@ -157,12 +186,14 @@ fn main() {
 fn measure<V: Venue>(sc: &Scenario, venue: &V, workload: &Workload, runs: usize) -> Measured {
     let n = workload.stream.len() as f64;
     let mut rates = Vec::with_capacity(runs);
+    let mut cpu_rates = Vec::with_capacity(runs);
     let mut check = String::new();
     for run in 0..=runs {
         let (mut book, setup_counts) = venue.build();
-        let t = Instant::now();
+        let (t, cpu0) = (Instant::now(), thread_cpu_s());
         let counts = venue.run(black_box(&mut book));
         let elapsed = t.elapsed().max(Duration::from_nanos(1));
+        let cpu_elapsed = (thread_cpu_s() - cpu0).max(1e-9);
         let resting = venue.resting(&book);
         // Dropping a million-order book is not part of processing commands.
         drop(book);
@@ -175,18 +206,20 @@ fn measure<V: Venue>(sc: &Scenario, venue: &V, workload: &Workload, runs: usize)
             continue;
         }
         rates.push(n / elapsed.as_secs_f64());
+        cpu_rates.push(n / cpu_elapsed);
         eprintln!(
-            "[{}] {:<13} run {run}/{runs}: {:.3} Mcmd/s",
+            "[{}] {:<13} run {run}/{runs}: {:.3} Mcmd/s, {:.3} Mcmd/cpu-s",
             sc.name,
             venue.name(),
-            n / elapsed.as_secs_f64() / 1e6
+            n / elapsed.as_secs_f64() / 1e6,
+            n / cpu_elapsed / 1e6
         );
     }
-    Measured { venue: venue.name(), rates, check }
+    Measured { venue: venue.name(), rates, cpu_rates, check }
 }
 
-fn json_line(sc: &Scenario, w: &Workload, m: &Measured, runs: usize, engine_rate: Option<f64>) -> String {
-    let med = m.median();
+fn json_line(sc: &Scenario, w: &Workload, m: &Measured, runs: usize, engine: Option<(f64, f64)>) -> String {
+    let (med, cpu_med) = (m.median(), m.cpu_median());
     let s = &w.stats;
     serde_json::json!({
         "bench": "throughput",
@@ -203,7 +236,10 @@ fn json_line(sc: &Scenario, w: &Workload, m: &Measured, runs: usize, engine_rate
         "cmd_per_s_median": med.round(),
         "ns_per_cmd_median": 1e9 / med,
         "cmd_per_s_runs": m.rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
-        "engine_over_venue": engine_rate.map(|e| e / med),
+        "engine_over_venue": engine.map(|(e, _)| e / med),
+        "cmd_per_cpu_s_median": cpu_med.round(),
+        "cmd_per_cpu_s_runs": m.cpu_rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        "engine_over_venue_cpu": engine.map(|(_, e)| e / cpu_med),
         "realized_mix": {
             "gtc_passive": s.gtc_passive,
             "gtc_marketable": s.gtc_marketable,
