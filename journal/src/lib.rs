@@ -88,7 +88,7 @@ pub use durable::{
 pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{
-    Record, RecordFault, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX,
+    Record, RecordFault, RecordKind, ENTRY_HEADER_LEN, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX,
 };
 pub use recovery::{RecoveryReport, TornTail};
 pub use segment::{
@@ -97,7 +97,7 @@ pub use segment::{
 };
 pub use stats::{JournalStats, JournalStatsSnapshot, APPEND_SAMPLE_EVERY};
 pub use tailer::Tailer;
-pub use writer::JournalWriter;
+pub use writer::{JournalWriter, ENTRY_PAYLOAD_LEN_MAX};
 
 /// Most segment files one journal directory may hold (4 TiB at the default segment size).
 /// Opening a directory with more is an error: archive old segments first.
@@ -197,6 +197,16 @@ pub enum JournalError {
         path: PathBuf,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// A segment written in another on-disk format version than this build reads.
+    #[error("{path}: journal format version {found}, this build reads version {expected} only; replay or convert the journal with the build that wrote it")]
+    FormatVersion {
+        /// The segment file.
+        path: PathBuf,
+        /// Version in its header.
+        found: u32,
+        /// [`SEGMENT_FORMAT_VERSION`].
+        expected: u32,
     },
     /// A record that is not the torn tail of the journal failed validation.
     #[error("{segment} offset {offset}: corrupt record: {fault}")]

@@ -20,7 +20,10 @@ use super::{JournalError, IGNORED_FILES_LISTED_MAX, JOURNAL_SEGMENTS_MAX};
 pub const SEGMENT_MAGIC: [u8; 8] = *b"XJOURNL\0";
 
 /// Version of the segment and record layout (and of the `codec` payloads); bumped on change.
-pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+/// 3: records are frames of one or more length-prefixed entries under one CRC (2: one entry
+/// per record). A segment of another version is refused on open with
+/// [`JournalError::FormatVersion`], naming the version found and the one this build reads.
+pub const SEGMENT_FORMAT_VERSION: u32 = 3;
 
 /// Bytes of the segment header; records start right after it.
 pub const SEGMENT_HEADER_LEN: usize = 64;
@@ -141,6 +144,14 @@ impl SegmentHeader {
         let crc = crc32c::crc32c(&h[..HEADER_CRC_AT]);
         h[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
         h
+    }
+
+    /// The format version of a header whose magic and checksum hold (so the version field is
+    /// what a writer put there, not damage).
+    fn version_of(h: &[u8; SEGMENT_HEADER_LEN]) -> Option<u32> {
+        let stored = u32::from_le_bytes(h[HEADER_CRC_AT..HEADER_CRC_AT + 4].try_into().expect("4"));
+        (h[0..8] == SEGMENT_MAGIC && stored == crc32c::crc32c(&h[..HEADER_CRC_AT]))
+            .then(|| u32::from_le_bytes(h[8..12].try_into().expect("4")))
     }
 
     fn decode(h: &[u8; SEGMENT_HEADER_LEN]) -> Result<SegmentHeader, &'static str> {
@@ -376,6 +387,13 @@ fn read_header_from_file(file: &File, path: &Path, name_seq: u64) -> Result<Segm
             return Err(bad("file is shorter than a segment header"))
         }
         Err(e) => return Err(JournalError::io(path, e)),
+    }
+    if let Some(found) = SegmentHeader::version_of(&h).filter(|v| *v != SEGMENT_FORMAT_VERSION) {
+        return Err(JournalError::FormatVersion {
+            path: path.to_path_buf(),
+            found,
+            expected: SEGMENT_FORMAT_VERSION,
+        });
     }
     let header = SegmentHeader::decode(&h).map_err(bad)?;
     if header.first_seq != name_seq {

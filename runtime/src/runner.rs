@@ -352,6 +352,8 @@ impl<P: Processor, C: Clock> Runner<P, C> {
                 processor.process(&cmd, events);
             });
             if count > 0 {
+                // Before the doorbell: a journaling processor publishes the batch here.
+                self.processor.end_batch();
                 if self.wait == WaitStrategy::Park {
                     self.events_doorbell.ring();
                 }
@@ -425,6 +427,7 @@ impl<P: Processor, C: Clock> InlineRunner<P, C> {
         let before = events.len();
         self.sequencer.stamp(&mut command, self.clock.now_ns());
         self.processor.process(&command, events);
+        self.processor.end_batch();
         self.commands_processed += 1;
         self.events_published += (events.len() - before) as u64;
         let stats = &self.stats;
