@@ -515,6 +515,8 @@ impl DurableEngine {
 
     /// Writes a snapshot now, on the calling thread (for tools and shutdown).
     pub fn snapshot_now(&mut self) -> Result<PathBuf, DurableError> {
+        // A snapshot must never cover commands the journal does not show yet.
+        self.publish_batch();
         // Claim the single in-flight slot: a background writer of the same seq would share the
         // temporary file name, and one rename would fail.
         while self.snapshot_in_flight.swap(true, Ordering::AcqRel) {

@@ -335,3 +335,73 @@ fn restart_reads_only_the_segments_past_the_snapshot() {
     drop(durable);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A batch whose last command sweeps many levels: its events fill several event frames while
+/// the batch's commands are still staged. Each full event frame must publish the staged
+/// commands first, or a crash right then would leave events whose commands were never
+/// journaled (and recovery would refuse the directory).
+#[test]
+fn a_sweep_that_fills_event_frames_mid_batch_publishes_its_commands_first() {
+    let dir = temp_dir("sweep");
+    let symbol = SymbolId(0);
+    let mut cmds: Vec<Command> = (1..=120u64)
+        .map(|seq| {
+            let id = ClOrdId::from_str(&format!("s{seq}")).unwrap();
+            let sell = NewOrder::limit(AccountId(1), symbol, id, Side::Sell, (100 + seq as i64) * 1_000_000, 1);
+            Command { header: CommandHeader { seq, ts: seq }, kind: CommandKind::New(sell) }
+        })
+        .collect();
+    let sweep = NewOrder::limit(AccountId(2), symbol, ClOrdId::from_str("sweep").unwrap(), Side::Buy, 1_000 * 1_000_000, 120);
+    cmds.push(Command { header: CommandHeader { seq: 121, ts: 121 }, kind: CommandKind::New(sweep) });
+    let (_, want) = reference(&cmds);
+    let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    let mut got = Vec::new();
+    // The resting orders in batches of one; the sweep in a batch with a few before it.
+    for c in &cmds[..115] {
+        durable.process(c, &mut got).unwrap();
+    }
+    let published_before = durable.commands_progress().written_seq();
+    assert_eq!(published_before, 115);
+    // What the sink has seen when each event arrives, against what the journals show.
+    struct Watch<'a> {
+        events: &'a mut Vec<Event>,
+        progress: (journal::JournalProgress, journal::JournalProgress),
+        checked: usize,
+    }
+    impl engine::EventSink for Watch<'_> {
+        fn event(&mut self, event: &Event) {
+            let (commands, events) = (&self.progress.0, &self.progress.1);
+            // Every journaled event belongs to a journaled command: events of command 121
+            // are in the event journal only once command 121 is in the command journal.
+            if events.written_seq() > 0 && events.written_seq() >= event.seq.saturating_sub(1) {
+                let last_journaled = &self.events[events.written_seq() as usize - 1];
+                assert!(
+                    last_journaled.command_seq <= commands.written_seq(),
+                    "event {} (command {}) journaled before its command (command journal at {})",
+                    last_journaled.seq,
+                    last_journaled.command_seq,
+                    commands.written_seq()
+                );
+                self.checked += 1;
+            }
+            self.events.push(*event);
+        }
+    }
+    let events_before = got.len() as u64;
+    let progress = (durable.commands_progress(), durable.events_progress());
+    let mut watch = Watch { events: &mut got, progress, checked: 0 };
+    for c in &cmds[115..] {
+        durable.process_staged(c, &mut watch).unwrap();
+    }
+    let checked = watch.checked;
+    let events_written = durable.events_progress().written_seq();
+    assert!(events_written > events_before, "event frames filled and were published mid-batch");
+    assert_eq!(durable.commands_progress().written_seq(), 121, "published with the full event frames");
+    assert!(checked > 0);
+    durable.publish_batch();
+    assert_eq!(got, want);
+    drop(durable);
+    let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    assert_eq!((recovery.events_regenerated, durable.engine().next_event_seq()), (0, want.len() as u64 + 1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
