@@ -215,134 +215,39 @@ impl DurableEngine {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(DurableEngine, DurableRecovery), DurableError> {
         let dir = config.dir.clone();
-        fs::create_dir_all(dir.join("snapshots")).map_err(io_err(&dir))?;
-        // One writer per directory: a second would interleave records and corrupt both journals.
-        // The OS releases the lock when the process dies, so a crash never leaves it stuck.
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))
-            .map_err(io_err(&dir))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(DurableError::Locked { dir }),
-            Err(fs::TryLockError::Error(e)) => return Err(io_err(&dir)(e)),
-        }
-        // Records a snapshot covers are never replayed, so opening a journal need not read the
-        // sealed segments that hold only such records (their headers are still checked, and
-        // every record recovery does read is checked by its reader): restart time follows the
-        // journal's tail, not its length. If the newest snapshot turns out unusable, recovery
-        // replays from an older one through a reader, which checks each record it reads.
+        let lock = lock_dir(&dir)?;
+        // Sealed segments holding only records the newest snapshot covers are not read (headers
+        // checked; any record recovery does read, from an older snapshot, is checked by its
+        // reader): restart time follows the journal's tail, not its length.
         let snapshots = list_snapshots(&dir)?;
         let commands_scan_from = snapshots.last().map_or(0, |(seq, _)| seq + 1);
         let (commands, commands_report) =
             JournalWriter::open_scanning_from(dir.join("commands"), config.journal, commands_scan_from)?;
         let last_command = commands_report.next_seq() - 1;
 
-        let load = |path: &Path| {
-            read_snapshot(path).and_then(|bytes| {
-                Engine::from_snapshot(engine_config.clone(), &bytes)
-                    .map_err(|source| DurableError::Snapshot { path: path.to_path_buf(), source })
-            })
-        };
-        let mut snapshots_skipped = Vec::new();
-        let mut usable = Vec::new();
-        for (seq, path) in snapshots.into_iter().rev() {
-            if seq > last_command {
-                snapshots_skipped.push(format!("{}: newer than the command journal", path.display()));
-            } else {
-                usable.push((seq, path));
-            }
-        }
-        let mut candidates = usable.into_iter();
+        let mut choice = SnapshotChoice::new(engine_config.clone(), snapshots, last_command);
         // The newest readable snapshot decides where the event journal is read from.
-        let mut newest_readable = None;
-        for (seq, path) in candidates.by_ref() {
-            match load(&path) {
-                Ok(engine) => {
-                    newest_readable = Some((seq, path, engine));
-                    break;
-                }
-                Err(e) => snapshots_skipped.push(e.to_string()),
-            }
-        }
-        let events_scan_from = newest_readable.as_ref().map_or(0, |(_, _, engine)| engine.next_event_seq());
+        let events_scan_from =
+            choice.newest_readable.as_ref().map_or(0, |(_, _, engine)| engine.next_event_seq());
         let (mut events, events_report) =
             JournalWriter::open_scanning_from(dir.join("events"), config.journal, events_scan_from)?;
         let events_next = events_report.next_seq();
-
-        let mut restored = None;
-        let mut next = newest_readable.map(|(seq, path, engine)| (seq, path, Ok(engine)));
-        loop {
-            let (seq, path, loaded) = match next.take() {
-                Some(candidate) => candidate,
-                None => match candidates.next() {
-                    Some((seq, path)) => {
-                        let loaded = load(&path);
-                        (seq, path, loaded)
-                    }
-                    None => break,
-                },
-            };
-            match loaded {
-                // The event journal is written off the matching thread, so it may end before a
-                // snapshot's first event (a crash with events still in the ring). Replaying from
-                // this snapshot could not regenerate those; an older one (or the start) can.
-                Ok(engine) if engine.next_event_seq() > events_next => snapshots_skipped.push(format!(
-                    "{}: the event journal ends at event {}, before this snapshot's event {}",
-                    path.display(),
-                    events_next - 1,
-                    engine.next_event_seq()
-                )),
-                Ok(engine) => {
-                    restored = Some((seq, engine));
-                    break;
-                }
-                Err(e) => snapshots_skipped.push(e.to_string()),
-            }
-        }
-        let (snapshot_seq, mut engine) = match restored {
+        let (snapshot_seq, mut engine) = match choice.restorable(events_next) {
             Some((seq, engine)) => (Some(seq), engine),
             None => (None, Engine::new(engine_config.clone())),
         };
 
         // Replay the command tail, pairing each event with the journaled one.
-        let first_event = engine.next_event_seq();
-        let verifier = if first_event < events_next {
-            EventVerifier::open(&dir.join("events"), first_event)?
-        } else {
-            EventVerifier::none()
+        let verifier = match engine.next_event_seq() {
+            first_event if first_event < events_next => {
+                EventVerifier::open(&dir.join("events"), first_event)?
+            }
+            _ => EventVerifier::none(),
         };
-        let mut commands_replayed = 0;
         let mut check =
             ReplayCheck { verifier, writer: &mut events, events_next, regenerated: 0, error: None };
         let from = snapshot_seq.map_or(1, |s| s + 1);
-        if from <= last_command {
-            // Read ahead on the feed thread: validating and decoding the next batch overlaps
-            // matching this one.
-            let mut feed =
-                CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_BATCH_DEFAULT)?;
-            loop {
-                let batch = feed.next_batch()?;
-                if batch.is_empty() {
-                    break;
-                }
-                for command in batch {
-                    engine.process(command, &mut check);
-                    if let Some(e) = check.error.take() {
-                        return Err(e);
-                    }
-                    commands_replayed += 1;
-                    if commands_replayed % PROGRESS_EVERY_COMMANDS == 0 {
-                        progress(commands_replayed, last_command - from + 1);
-                    }
-                }
-            }
-        }
-        if from <= last_command {
-            progress(commands_replayed, last_command - from + 1);
-        }
+        let commands_replayed = replay_tail(&mut engine, &dir, from, last_command, &mut check, progress)?;
         let (verified, regenerated) = (check.verifier.verified(), check.regenerated);
         if engine.next_event_seq() < events_next {
             return Err(DurableError::EventsAhead {
@@ -369,7 +274,7 @@ impl DurableEngine {
             commands: commands_report,
             events: events_report,
             snapshot_seq,
-            snapshots_skipped,
+            snapshots_skipped: choice.skipped,
             commands_replayed,
             events_verified: verified,
             events_regenerated: regenerated,
@@ -407,7 +312,9 @@ impl DurableEngine {
             return Err(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
         }
         let staged =
-            self.commands.stage_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| command.encode(buf));
+            self.commands.stage_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| {
+                command.encode(buf)
+            });
         if let Err(e) = staged {
             self.failure.record(format!("command journal: {e}"));
             return Err(e.into());
@@ -415,7 +322,8 @@ impl DurableEngine {
         if self.event_thread {
             self.commands.publish_staged();
         }
-        let mut tee = JournalTee { journal: &mut self.events, commands: &mut self.commands, sink, lost: false };
+        let mut tee =
+            JournalTee { journal: &mut self.events, commands: &mut self.commands, sink, lost: false };
         self.engine.process(command, &mut tee);
         let lost = tee.lost;
         self.events.wake();
@@ -641,6 +549,139 @@ impl EventSink for ReplayCheck<'_> {
             self.error = Some(e);
         }
     }
+}
+
+/// Creates the data directory and takes its single-writer lock. One writer per directory: a
+/// second would interleave records and corrupt both journals. The OS releases the lock when the
+/// process dies, so a crash never leaves it stuck.
+fn lock_dir(dir: &Path) -> Result<fs::File, DurableError> {
+    fs::create_dir_all(dir.join("snapshots")).map_err(io_err(dir))?;
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(io_err(dir))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(DurableError::Locked { dir: dir.to_path_buf() }),
+        Err(fs::TryLockError::Error(e)) => Err(io_err(dir)(e)),
+    }
+}
+
+/// Picking the snapshot recovery starts from, newest first, in two steps: the newest readable
+/// one (found before the event journal is opened: it says where to read that journal from),
+/// then the newest whose first event the event journal reaches.
+struct SnapshotChoice {
+    engine_config: EngineConfig,
+    /// Snapshots not tried yet, newest first, all within the command journal.
+    candidates: std::vec::IntoIter<(u64, PathBuf)>,
+    /// The newest snapshot that loaded: seq, file, engine.
+    newest_readable: Option<(u64, PathBuf, Engine)>,
+    /// Snapshots passed over, with the reason.
+    skipped: Vec<String>,
+}
+
+impl SnapshotChoice {
+    /// Sorts out the snapshots newer than the command journal's `last_command` and loads the
+    /// newest readable one.
+    fn new(engine_config: EngineConfig, snapshots: Vec<(u64, PathBuf)>, last_command: u64) -> Self {
+        let mut skipped = Vec::new();
+        let mut usable = Vec::new();
+        for (seq, path) in snapshots.into_iter().rev() {
+            if seq > last_command {
+                skipped.push(format!("{}: newer than the command journal", path.display()));
+            } else {
+                usable.push((seq, path));
+            }
+        }
+        let mut choice =
+            SnapshotChoice { engine_config, candidates: usable.into_iter(), newest_readable: None, skipped };
+        while let Some((seq, path)) = choice.candidates.next() {
+            match choice.load(&path) {
+                Ok(engine) => {
+                    choice.newest_readable = Some((seq, path, engine));
+                    break;
+                }
+                Err(e) => choice.skipped.push(e.to_string()),
+            }
+        }
+        choice
+    }
+
+    fn load(&self, path: &Path) -> Result<Engine, DurableError> {
+        read_snapshot(path).and_then(|bytes| {
+            Engine::from_snapshot(self.engine_config.clone(), &bytes)
+                .map_err(|source| DurableError::Snapshot { path: path.to_path_buf(), source })
+        })
+    }
+
+    /// The newest loadable snapshot whose first event the event journal (ending before
+    /// `events_next`) reaches, if any.
+    fn restorable(&mut self, events_next: u64) -> Option<(u64, Engine)> {
+        let mut next = self.newest_readable.take().map(|(seq, path, engine)| (seq, path, Ok(engine)));
+        loop {
+            let (seq, path, loaded) = match next.take() {
+                Some(candidate) => candidate,
+                None => {
+                    let (seq, path) = self.candidates.next()?;
+                    let loaded = self.load(&path);
+                    (seq, path, loaded)
+                }
+            };
+            match loaded {
+                // The event journal is written off the matching thread, so it may end before a
+                // snapshot's first event (a crash with events still in the ring). Replaying from
+                // this snapshot could not regenerate those; an older one (or the start) can.
+                Ok(engine) if engine.next_event_seq() > events_next => self.skipped.push(format!(
+                    "{}: the event journal ends at event {}, before this snapshot's event {}",
+                    path.display(),
+                    events_next - 1,
+                    engine.next_event_seq()
+                )),
+                Ok(engine) => return Some((seq, engine)),
+                Err(e) => self.skipped.push(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Replays commands `from..=last_command` of the command journal in `dir` into `engine`, its
+/// events going to `check`; returns how many were replayed. Reads ahead on the feed thread:
+/// validating and decoding the next batch overlaps matching this one.
+fn replay_tail(
+    engine: &mut Engine,
+    dir: &Path,
+    from: u64,
+    last_command: u64,
+    check: &mut ReplayCheck<'_>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64, DurableError> {
+    if from > last_command {
+        return Ok(0);
+    }
+    let to_replay = last_command - from + 1;
+    let mut replayed = 0;
+    let mut feed =
+        CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_BATCH_DEFAULT)?;
+    loop {
+        let batch = feed.next_batch()?;
+        if batch.is_empty() {
+            break;
+        }
+        for command in batch {
+            engine.process(command, check);
+            if let Some(e) = check.error.take() {
+                return Err(e);
+            }
+            replayed += 1;
+            if replayed % PROGRESS_EVERY_COMMANDS == 0 {
+                progress(replayed, to_replay);
+            }
+        }
+    }
+    progress(replayed, to_replay);
+    Ok(replayed)
 }
 
 /// Compares replayed events, in order, with the records of an event journal: the pair check

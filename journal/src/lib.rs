@@ -88,7 +88,8 @@ pub use durable::{
 pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{
-    Record, RecordFault, RecordKind, ENTRY_HEADER_LEN, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX,
+    Record, RecordFault, RecordKind, ENTRY_HEADER_LEN, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX,
+    RECORD_PAYLOAD_LEN_MAX,
 };
 pub use recovery::{RecoveryReport, TornTail};
 pub use segment::{

@@ -8,7 +8,9 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::record::{entry_len, Entry, Record, RecordKind, Slot, ENTRY_HEADER_LEN, KIND_SEGMENT_END, RECORD_HEADER_LEN};
+use super::record::{
+    entry_len, Entry, Record, RecordKind, Slot, ENTRY_HEADER_LEN, KIND_SEGMENT_END, RECORD_HEADER_LEN,
+};
 use super::segment::{segment_file_name, Listing, SegmentMap, SEGMENT_HEADER_LEN};
 use super::JournalError;
 

@@ -200,7 +200,8 @@ impl JournalWriter {
         let frame = match self.open {
             Some(frame) => frame,
             None => {
-                if self.sealed || self.cursor + aligned(RECORD_HEADER_LEN + need) + RECORD_HEADER_LEN > self.active.len()
+                if self.sealed
+                    || self.cursor + aligned(RECORD_HEADER_LEN + need) + RECORD_HEADER_LEN > self.active.len()
                 {
                     self.roll()?;
                 }

@@ -347,11 +347,19 @@ fn a_sweep_that_fills_event_frames_mid_batch_publishes_its_commands_first() {
     let mut cmds: Vec<Command> = (1..=120u64)
         .map(|seq| {
             let id = ClOrdId::from_str(&format!("s{seq}")).unwrap();
-            let sell = NewOrder::limit(AccountId(1), symbol, id, Side::Sell, (100 + seq as i64) * 1_000_000, 1);
+            let sell =
+                NewOrder::limit(AccountId(1), symbol, id, Side::Sell, (100 + seq as i64) * 1_000_000, 1);
             Command { header: CommandHeader { seq, ts: seq }, kind: CommandKind::New(sell) }
         })
         .collect();
-    let sweep = NewOrder::limit(AccountId(2), symbol, ClOrdId::from_str("sweep").unwrap(), Side::Buy, 1_000 * 1_000_000, 120);
+    let sweep = NewOrder::limit(
+        AccountId(2),
+        symbol,
+        ClOrdId::from_str("sweep").unwrap(),
+        Side::Buy,
+        1_000 * 1_000_000,
+        120,
+    );
     cmds.push(Command { header: CommandHeader { seq: 121, ts: 121 }, kind: CommandKind::New(sweep) });
     let (_, want) = reference(&cmds);
     let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();

@@ -16,7 +16,7 @@ use engine::{
 };
 use journal::{
     segment_file_name, JournalConfig, JournalError, JournalReader, JournalWriter, RecordFault, RecordKind,
-    SyncPolicy, Tailer, ENTRY_HEADER_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SEGMENT_FORMAT_VERSION,
+    SyncPolicy, Tailer, ENTRY_HEADER_LEN, RECORD_HEADER_LEN, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN,
 };
 
 const SEGMENT_BYTES: usize = 64 * 1024;
