@@ -10,12 +10,19 @@
 //! - `snapshots/`: `{command_seq:020}.snap`, an engine snapshot after that command, with a
 //!   CRC32C; written on a background thread through a temporary file and a rename.
 //!
-//! Order of work per command, on the matching thread: the command is appended (write-ahead), then
-//! processed; each event is appended to the event journal (or, with an event thread, copied into
-//! its ring) and handed to the caller's sink. So anything a caller sees (and may acknowledge) has
-//! its command in the command journal, durable per the sync policy of
-//! [`DurableEngine::commands_progress`]; the event journal holds a gapless prefix of the events,
-//! complete whenever the engine is between commands unless an event thread is still catching up.
+//! Order of work per command, on the matching thread: the command is staged in the command
+//! journal's open frame (write-ahead: encoded into the mapping before the engine sees it), then
+//! processed; each event is staged in the event journal's open frame (or, with an event thread,
+//! copied into its ring) and handed to the caller's sink. At the end of the runner's batch
+//! ([`engine::Processor::end_batch`], or at once with [`DurableEngine::process`]) the command
+//! frame is published, then the event frame: one CRC and one publication per journal per batch
+//! instead of one per record. A caller may see an event before its command's frame is published,
+//! but may not act on it outside the process before the command is durable per the sync policy
+//! of [`DurableEngine::commands_progress`] (the gateway's router holds reports until then, as it
+//! always has); the runner publishes before it rings the event doorbell. The event journal holds
+//! a gapless prefix of the events and never an event whose command the command journal lacks (an
+//! event frame that fills up mid-batch publishes the staged commands first); it is complete
+//! whenever a batch has ended, unless an event thread is still catching up.
 //!
 //! Opening reads only what recovery needs: the sealed segments that hold nothing but records the
 //! newest snapshot covers are checked by header (their records are checked by whoever reads

@@ -102,7 +102,7 @@ struct Wake {
     ready: AtomicBool,
 }
 
-/// Where a durable engine's events are journaled: on the matching thread, record by record
+/// Where a durable engine's events are journaled: on the matching thread, staged per batch
 /// (`Inline`), or handed to a thread of their own (`Thread`, see the module doc). Measured on a
 /// 2-vCPU VM the handoff of a ~160-byte event to another core cost the matching thread about
 /// what encoding it in place did, and the process more in all, so `Inline` is the default.
