@@ -20,7 +20,7 @@
 //! ```text
 //! segment header (64 bytes, little endian)
 //!   0  magic          [u8; 8] = SEGMENT_MAGIC
-//!   8  format version u32     = SEGMENT_FORMAT_VERSION (3; any other is refused on open)
+//!   8  format version u32     = SEGMENT_FORMAT_VERSION (3; 2 is still read, others refused)
 //!  12  header length  u32     = 64
 //!  16  first seq      u64     (equals the file name)
 //!  24  segment size   u64     (the file's length)
@@ -100,8 +100,9 @@ pub use record::{
 };
 pub use recovery::{RecoveryReport, TornTail};
 pub use segment::{
-    segment_file_name, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_SIZE_ALIGN,
-    SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, SPARE_FILE_NAME,
+    segment_file_name, SEGMENT_FORMAT_VERSION, SEGMENT_FORMAT_VERSION_OLDEST, SEGMENT_HEADER_LEN,
+    SEGMENT_MAGIC, SEGMENT_SIZE_ALIGN, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN,
+    SPARE_FILE_NAME,
 };
 pub use stats::{JournalStats, JournalStatsSnapshot, APPEND_SAMPLE_EVERY};
 pub use tailer::Tailer;
@@ -207,7 +208,7 @@ pub enum JournalError {
         reason: &'static str,
     },
     /// A segment written in another on-disk format version than this build reads.
-    #[error("{path}: journal format version {found}, this build reads version {expected} only; replay or convert the journal with the build that wrote it")]
+    #[error("{path}: journal format version {found}, this build reads versions {oldest} to {expected}; open it with a build that reads version {found}", oldest = SEGMENT_FORMAT_VERSION_OLDEST)]
     FormatVersion {
         /// The segment file.
         path: PathBuf,

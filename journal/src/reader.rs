@@ -131,6 +131,12 @@ impl Cursor {
             }
             if frame.kind != KIND_SEGMENT_END {
                 self.offset += frame.stride;
+                if !frame.prefixed {
+                    // A version 2 record: its payload is its one entry.
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    return Ok(Step::Record(Entry { kind: frame.kind, seq, payload: frame.payload }));
+                }
                 // `validate` passed it, so it holds at least one entry.
                 self.entry_at = frame.payload.start;
                 self.entries_left = frame.count;

@@ -173,6 +173,9 @@ pub(crate) struct Framed {
     pub(crate) payload: Range<usize>,
     /// Bytes from this record's start to the next record's.
     pub(crate) stride: usize,
+    /// The entries carry length prefixes (format version 3); `false` for a version 2 record,
+    /// whose whole payload is its one entry.
+    pub(crate) prefixed: bool,
 }
 
 /// One entry of a validated frame: what a reader hands out as a [`Record`].
@@ -222,6 +225,7 @@ pub(crate) fn validate<'a>(
     len: u32,
     offset: usize,
     segment_len: usize,
+    legacy: bool,
     bytes: impl FnOnce(Range<usize>) -> &'a [u8],
 ) -> Slot {
     if len == 0 {
@@ -246,6 +250,20 @@ pub(crate) fn validate<'a>(
     if kind != KIND_SEGMENT_END && RecordKind::from_u16(kind).is_none() {
         return Slot::Invalid(RecordFault::UnknownKind(kind));
     }
+    if legacy {
+        // Format version 2: bytes 18..24 reserved, one entry per record (none in a marker).
+        if record[COUNT_AT..RECORD_HEADER_LEN].iter().any(|&b| b != 0) {
+            return Slot::Invalid(RecordFault::Reserved);
+        }
+        return Slot::Record(Framed {
+            kind,
+            seq,
+            count: u16::from(kind != KIND_SEGMENT_END),
+            payload: offset + RECORD_HEADER_LEN..offset + len_usize,
+            stride: aligned(len_usize),
+            prefixed: false,
+        });
+    }
     if record[RESERVED_AT..RECORD_HEADER_LEN].iter().any(|&b| b != 0) {
         return Slot::Invalid(RecordFault::Reserved);
     }
@@ -266,6 +284,7 @@ pub(crate) fn validate<'a>(
         count,
         payload: offset + RECORD_HEADER_LEN..offset + len_usize,
         stride: aligned(len_usize),
+        prefixed: true,
     })
 }
 
@@ -298,7 +317,7 @@ mod tests {
 
     fn check(buf: &[u8]) -> Slot {
         let len = u32::from_le_bytes(buf[..4].try_into().unwrap());
-        validate(len, 0, buf.len(), |r| &buf[r])
+        validate(len, 0, buf.len(), false, |r| &buf[r])
     }
 
     #[test]

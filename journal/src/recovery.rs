@@ -303,7 +303,7 @@ fn valid_record_after(seg: &SegmentMap, from: usize, to: usize, next_seq: u64) -
         let kind = u16::from_le_bytes([h[16], h[17]]);
         let plausible = (RECORD_HEADER_LEN..=RECORD_LEN_MAX).contains(&len)
             && (kind == KIND_SEGMENT_END || super::RecordKind::from_u16(kind).is_some())
-            && h[20..24].iter().all(|&b| b == 0)
+            && h[if seg.is_legacy() { 18 } else { 20 }..24].iter().all(|&b| b == 0)
             && (next_seq..=seq_window_max).contains(&seq);
         if plausible && matches!(seg.slot(q), Slot::Record(_)) {
             return Some(q);

@@ -64,6 +64,9 @@ pub struct JournalWriter {
     /// The end marker is written: the next append must roll first (set only when a roll
     /// failed half way, so that a retry does not write a second marker).
     sealed: bool,
+    /// The last segment found at open is of an older format version: the first append seals it
+    /// and continues in a new segment, so no segment mixes two versions.
+    must_roll: bool,
     shared: Arc<Shared>,
     /// The next segment file, being prepared by a helper thread.
     spare: Option<JoinHandle<Result<Spare, JournalError>>>,
@@ -115,6 +118,7 @@ impl JournalWriter {
             SyncPolicy::Periodic { interval } => Some(PeriodicSyncer::start(Arc::clone(&shared), interval)?),
             SyncPolicy::PageCache | SyncPolicy::GroupCommit => None,
         };
+        let must_roll = active.is_legacy();
         let mut writer = JournalWriter {
             spare: None,
             spare_ready: None,
@@ -125,6 +129,7 @@ impl JournalWriter {
             next_seq,
             open: None,
             sealed: false,
+            must_roll,
             durable_on_write: config.sync == SyncPolicy::PageCache,
             shared,
             periodic,
@@ -201,6 +206,7 @@ impl JournalWriter {
             Some(frame) => frame,
             None => {
                 if self.sealed
+                    || self.must_roll
                     || self.cursor + aligned(RECORD_HEADER_LEN + need) + RECORD_HEADER_LEN > self.active.len()
                 {
                     self.roll()?;
@@ -310,6 +316,7 @@ impl JournalWriter {
         let old = std::mem::replace(&mut self.active, Arc::clone(&next));
         self.cursor = SEGMENT_HEADER_LEN;
         self.sealed = false;
+        self.must_roll = false;
         if self.durable_on_write {
             // Nobody syncs the old segment: unmap it on the helper thread, not here.
             self.shared.rolled(None, next)?;

@@ -709,14 +709,14 @@ fn a_flipped_byte_inside_a_frame_names_the_segment_and_the_frame_offset() {
 }
 
 #[test]
-fn a_segment_of_another_format_version_is_refused_naming_both_versions() {
+fn a_segment_of_another_format_version_is_refused_naming_the_versions() {
     let dir = TempDir::new("version");
     write_journal(dir.path(), 10);
     let first = segments(dir.path()).remove(0);
-    // Rewrite the header as format version 2 would have it (checksum included), so the only
+    // Rewrite the header as a format version 1 would have it (checksum included), so the only
     // thing wrong is the version.
     patch(&first, 0, |h| {
-        h[8..12].copy_from_slice(&2u32.to_le_bytes());
+        h[8..12].copy_from_slice(&1u32.to_le_bytes());
         let crc = crc32c::crc32c(&h[..32]);
         h[32..36].copy_from_slice(&crc.to_le_bytes());
     });
@@ -725,12 +725,80 @@ fn a_segment_of_another_format_version_is_refused_naming_both_versions() {
         JournalReader::open_from_start(dir.path()).unwrap_err(),
     ] {
         match &err {
-            JournalError::FormatVersion { path, found: 2, expected } => {
+            JournalError::FormatVersion { path, found: 1, expected } => {
                 assert_eq!((path, *expected), (&first, SEGMENT_FORMAT_VERSION));
             }
             other => panic!("expected a format version error, got {other:?}"),
         }
         let text = err.to_string();
-        assert!(text.contains("format version 2") && text.contains("version 3"), "{text}");
+        assert!(text.contains("format version 1") && text.contains("versions 2 to 3"), "{text}");
+    }
+}
+
+/// A journal of `count` records as format version 2 wrote it (one unprefixed payload per
+/// record, bytes 18..24 of the header zero), byte by byte: one segment, records of
+/// [`payload`].
+fn write_v2_journal(dir: &Path, count: u64) -> PathBuf {
+    let mut f = vec![0u8; SEGMENT_BYTES];
+    f[0..8].copy_from_slice(b"XJOURNL\0");
+    f[8..12].copy_from_slice(&2u32.to_le_bytes());
+    f[12..16].copy_from_slice(&64u32.to_le_bytes());
+    f[16..24].copy_from_slice(&1u64.to_le_bytes());
+    f[24..32].copy_from_slice(&(SEGMENT_BYTES as u64).to_le_bytes());
+    let crc = crc32c::crc32c(&f[..32]);
+    f[32..36].copy_from_slice(&crc.to_le_bytes());
+    let mut at = SEGMENT_HEADER_LEN;
+    for seq in 1..=count {
+        let len = RECORD_HEADER_LEN + 40;
+        f[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+        f[at + 8..at + 16].copy_from_slice(&seq.to_le_bytes());
+        f[at + 16..at + 18].copy_from_slice(&RecordKind::Event.as_u16().to_le_bytes());
+        f[at + RECORD_HEADER_LEN..at + len].copy_from_slice(&payload(seq));
+        let crc = crc32c::crc32c(&f[at + 8..at + len]);
+        f[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        at += len; // 64: already aligned
+    }
+    let path = dir.join(segment_file_name(1));
+    fs::write(&path, &f).unwrap();
+    path
+}
+
+#[test]
+fn a_version_2_journal_is_read_and_continued_in_a_version_3_segment() {
+    let dir = TempDir::new("v2");
+    let old = write_v2_journal(dir.path(), 100);
+    assert_eq!(read_all(dir.path()).unwrap(), (1..=100).collect::<Vec<_>>());
+    let mut t = Tailer::open(dir.path(), 57).unwrap();
+    assert_eq!(t.poll().unwrap().unwrap().payload, payload(57));
+
+    let (mut w, report) = JournalWriter::open(dir.path(), config()).unwrap();
+    assert_eq!((report.last_seq, report.torn_tail.clone()), (Some(100), None));
+    for seq in 101..=160 {
+        w.stage_with(RecordKind::Event, seq, 40, |buf| {
+            buf.copy_from_slice(&payload(seq));
+            40
+        })
+        .unwrap();
+        if seq % 7 == 0 {
+            w.publish_staged();
+        }
+    }
+    w.close().unwrap();
+    // The old segment got an end marker; the new records are in a segment of version 3.
+    let files = segments(dir.path());
+    assert_eq!(files, vec![old.clone(), dir.path().join(segment_file_name(101))]);
+    assert_eq!(fs::read(&files[0]).unwrap()[8..12], 2u32.to_le_bytes());
+    assert_eq!(fs::read(&files[1]).unwrap()[8..12], SEGMENT_FORMAT_VERSION.to_le_bytes());
+    assert_eq!(read_all(dir.path()).unwrap(), (1..=160).collect::<Vec<_>>());
+    let (_, report) = JournalWriter::open(dir.path(), config()).unwrap();
+    assert_eq!((report.records, report.last_seq, report.torn_tail), (160, Some(160), None));
+
+    // Damage in a version 2 record is named by segment and offset, as before.
+    patch(&old, SEGMENT_HEADER_LEN + 64 * 10 + 30, |b| b[0] ^= 0x08);
+    match JournalReader::open_from_start(dir.path()).unwrap().nth(10) {
+        Some(Err(JournalError::Corrupt { segment, offset, fault: RecordFault::Crc { .. } })) => {
+            assert_eq!((segment, offset), (old, (SEGMENT_HEADER_LEN + 640) as u64));
+        }
+        other => panic!("expected the damaged record 11, got {other:?}"),
     }
 }
