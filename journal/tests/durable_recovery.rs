@@ -413,3 +413,69 @@ fn a_sweep_that_fills_event_frames_mid_batch_publishes_its_commands_first() {
     assert_eq!((recovery.events_regenerated, durable.engine().next_event_seq()), (0, want.len() as u64 + 1));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A journal directory as format version 2 wrote it: one segment per journal, one record per
+/// payload (no entry prefix, bytes 18..24 of the header zero).
+fn write_v2_segment(dir: &std::path::Path, kind: u16, payloads: &[Vec<u8>]) {
+    const SIZE: usize = 1 << 20;
+    std::fs::create_dir_all(dir).unwrap();
+    let mut f = vec![0u8; SIZE];
+    f[0..8].copy_from_slice(b"XJOURNL\0");
+    f[8..12].copy_from_slice(&2u32.to_le_bytes());
+    f[12..16].copy_from_slice(&64u32.to_le_bytes());
+    f[16..24].copy_from_slice(&1u64.to_le_bytes());
+    f[24..32].copy_from_slice(&(SIZE as u64).to_le_bytes());
+    let crc = crc32c::crc32c(&f[..32]);
+    f[32..36].copy_from_slice(&crc.to_le_bytes());
+    let mut at = 64;
+    for (i, payload) in payloads.iter().enumerate() {
+        let len = 24 + payload.len();
+        f[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+        f[at + 8..at + 16].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        f[at + 16..at + 18].copy_from_slice(&kind.to_le_bytes());
+        f[at + 24..at + len].copy_from_slice(payload);
+        let crc = crc32c::crc32c(&f[at + 8..at + len]);
+        f[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        at += len.div_ceil(8) * 8;
+    }
+    std::fs::write(dir.join(journal::segment_file_name(1)), &f).unwrap();
+}
+
+/// A data directory written by the version 2 build opens (every event checked against its old
+/// event journal), takes new commands into version 3 segments, and reopens to the same books.
+#[test]
+fn a_data_directory_of_format_version_2_recovers_and_goes_on() {
+    let dir = temp_dir("v2-dir");
+    let cmds = commands(11, 1_200);
+    let (old_part, new_part) = cmds.split_at(800);
+    let (_, old_events) = reference(old_part);
+    let encode_all = |n: usize, enc: &dyn Fn(usize, &mut [u8]) -> usize| {
+        (0..n)
+            .map(|i| {
+                let mut buf = [0u8; 256];
+                let len = enc(i, &mut buf);
+                buf[..len].to_vec()
+            })
+            .collect::<Vec<_>>()
+    };
+    let command_payloads = encode_all(old_part.len(), &|i, buf| old_part[i].encode(buf));
+    let event_payloads = encode_all(old_events.len(), &|i, buf| old_events[i].encode(buf));
+    write_v2_segment(&dir.join("commands"), 1, &command_payloads);
+    write_v2_segment(&dir.join("events"), 2, &event_payloads);
+
+    let (want_engine, want) = reference(&cmds);
+    {
+        let (mut durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+        assert_eq!((recovery.commands_replayed, recovery.events_verified), (800, old_events.len() as u64));
+        let mut got = Vec::new();
+        for c in new_part {
+            durable.process(c, &mut got).unwrap();
+        }
+        assert_eq!(got, want[old_events.len()..]);
+        durable.close().unwrap();
+    }
+    let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
+    assert_eq!(recovery.events_verified, want.len() as u64);
+    assert_same_books(durable.engine(), &want_engine);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
