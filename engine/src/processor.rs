@@ -9,6 +9,12 @@ use crate::event::EventSink;
 pub trait Processor: Send {
     /// Processes one stamped command, writing its events to `sink` in order.
     fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S);
+
+    /// The driver has processed a batch of commands (one or more) and is about to let the
+    /// batch's events be acted on. A journaling processor publishes its staged records here;
+    /// the bare engine has nothing to do.
+    #[inline]
+    fn end_batch(&mut self) {}
 }
 
 impl Processor for crate::Engine {

@@ -10,12 +10,19 @@
 //! - `snapshots/`: `{command_seq:020}.snap`, an engine snapshot after that command, with a
 //!   CRC32C; written on a background thread through a temporary file and a rename.
 //!
-//! Order of work per command, on the matching thread: the command is appended (write-ahead), then
-//! processed; each event is appended to the event journal (or, with an event thread, copied into
-//! its ring) and handed to the caller's sink. So anything a caller sees (and may acknowledge) has
-//! its command in the command journal, durable per the sync policy of
-//! [`DurableEngine::commands_progress`]; the event journal holds a gapless prefix of the events,
-//! complete whenever the engine is between commands unless an event thread is still catching up.
+//! Order of work per command, on the matching thread: the command is staged in the command
+//! journal's open frame (write-ahead: encoded into the mapping before the engine sees it), then
+//! processed; each event is staged in the event journal's open frame (or, with an event thread,
+//! copied into its ring) and handed to the caller's sink. At the end of the runner's batch
+//! ([`engine::Processor::end_batch`], or at once with [`DurableEngine::process`]) the command
+//! frame is published, then the event frame: one CRC and one publication per journal per batch
+//! instead of one per record. A caller may see an event before its command's frame is published,
+//! but may not act on it outside the process before the command is durable per the sync policy
+//! of [`DurableEngine::commands_progress`] (the gateway's router holds reports until then, as it
+//! always has); the runner publishes before it rings the event doorbell. The event journal holds
+//! a gapless prefix of the events and never an event whose command the command journal lacks (an
+//! event frame that fills up mid-batch publishes the staged commands first); it is complete
+//! whenever a batch has ended, unless an event thread is still catching up.
 //!
 //! Opening reads only what recovery needs: the sealed segments that hold nothing but records the
 //! newest snapshot covers are checked by header (their records are checked by whoever reads
@@ -180,6 +187,8 @@ pub struct DurableEngine {
     dir: PathBuf,
     snapshot_every_commands: u64,
     commands_since_snapshot: u64,
+    /// Events are journaled by a thread of their own (commands are then published one by one).
+    event_thread: bool,
     snapshot_in_flight: Arc<AtomicBool>,
     /// Held for the engine's life: the directory's single-writer lock.
     _lock: fs::File,
@@ -213,134 +222,39 @@ impl DurableEngine {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(DurableEngine, DurableRecovery), DurableError> {
         let dir = config.dir.clone();
-        fs::create_dir_all(dir.join("snapshots")).map_err(io_err(&dir))?;
-        // One writer per directory: a second would interleave records and corrupt both journals.
-        // The OS releases the lock when the process dies, so a crash never leaves it stuck.
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))
-            .map_err(io_err(&dir))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(DurableError::Locked { dir }),
-            Err(fs::TryLockError::Error(e)) => return Err(io_err(&dir)(e)),
-        }
-        // Records a snapshot covers are never replayed, so opening a journal need not read the
-        // sealed segments that hold only such records (their headers are still checked, and
-        // every record recovery does read is checked by its reader): restart time follows the
-        // journal's tail, not its length. If the newest snapshot turns out unusable, recovery
-        // replays from an older one through a reader, which checks each record it reads.
+        let lock = lock_dir(&dir)?;
+        // Sealed segments holding only records the newest snapshot covers are not read (headers
+        // checked; any record recovery does read, from an older snapshot, is checked by its
+        // reader): restart time follows the journal's tail, not its length.
         let snapshots = list_snapshots(&dir)?;
         let commands_scan_from = snapshots.last().map_or(0, |(seq, _)| seq + 1);
         let (commands, commands_report) =
             JournalWriter::open_scanning_from(dir.join("commands"), config.journal, commands_scan_from)?;
         let last_command = commands_report.next_seq() - 1;
 
-        let load = |path: &Path| {
-            read_snapshot(path).and_then(|bytes| {
-                Engine::from_snapshot(engine_config.clone(), &bytes)
-                    .map_err(|source| DurableError::Snapshot { path: path.to_path_buf(), source })
-            })
-        };
-        let mut snapshots_skipped = Vec::new();
-        let mut usable = Vec::new();
-        for (seq, path) in snapshots.into_iter().rev() {
-            if seq > last_command {
-                snapshots_skipped.push(format!("{}: newer than the command journal", path.display()));
-            } else {
-                usable.push((seq, path));
-            }
-        }
-        let mut candidates = usable.into_iter();
+        let mut choice = SnapshotChoice::new(engine_config.clone(), snapshots, last_command);
         // The newest readable snapshot decides where the event journal is read from.
-        let mut newest_readable = None;
-        for (seq, path) in candidates.by_ref() {
-            match load(&path) {
-                Ok(engine) => {
-                    newest_readable = Some((seq, path, engine));
-                    break;
-                }
-                Err(e) => snapshots_skipped.push(e.to_string()),
-            }
-        }
-        let events_scan_from = newest_readable.as_ref().map_or(0, |(_, _, engine)| engine.next_event_seq());
+        let events_scan_from =
+            choice.newest_readable.as_ref().map_or(0, |(_, _, engine)| engine.next_event_seq());
         let (mut events, events_report) =
             JournalWriter::open_scanning_from(dir.join("events"), config.journal, events_scan_from)?;
         let events_next = events_report.next_seq();
-
-        let mut restored = None;
-        let mut next = newest_readable.map(|(seq, path, engine)| (seq, path, Ok(engine)));
-        loop {
-            let (seq, path, loaded) = match next.take() {
-                Some(candidate) => candidate,
-                None => match candidates.next() {
-                    Some((seq, path)) => {
-                        let loaded = load(&path);
-                        (seq, path, loaded)
-                    }
-                    None => break,
-                },
-            };
-            match loaded {
-                // The event journal is written off the matching thread, so it may end before a
-                // snapshot's first event (a crash with events still in the ring). Replaying from
-                // this snapshot could not regenerate those; an older one (or the start) can.
-                Ok(engine) if engine.next_event_seq() > events_next => snapshots_skipped.push(format!(
-                    "{}: the event journal ends at event {}, before this snapshot's event {}",
-                    path.display(),
-                    events_next - 1,
-                    engine.next_event_seq()
-                )),
-                Ok(engine) => {
-                    restored = Some((seq, engine));
-                    break;
-                }
-                Err(e) => snapshots_skipped.push(e.to_string()),
-            }
-        }
-        let (snapshot_seq, mut engine) = match restored {
+        let (snapshot_seq, mut engine) = match choice.restorable(events_next) {
             Some((seq, engine)) => (Some(seq), engine),
             None => (None, Engine::new(engine_config.clone())),
         };
 
         // Replay the command tail, pairing each event with the journaled one.
-        let first_event = engine.next_event_seq();
-        let verifier = if first_event < events_next {
-            EventVerifier::open(&dir.join("events"), first_event)?
-        } else {
-            EventVerifier::none()
+        let verifier = match engine.next_event_seq() {
+            first_event if first_event < events_next => {
+                EventVerifier::open(&dir.join("events"), first_event)?
+            }
+            _ => EventVerifier::none(),
         };
-        let mut commands_replayed = 0;
         let mut check =
             ReplayCheck { verifier, writer: &mut events, events_next, regenerated: 0, error: None };
         let from = snapshot_seq.map_or(1, |s| s + 1);
-        if from <= last_command {
-            // Read ahead on the feed thread: validating and decoding the next batch overlaps
-            // matching this one.
-            let mut feed =
-                CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_BATCH_DEFAULT)?;
-            loop {
-                let batch = feed.next_batch()?;
-                if batch.is_empty() {
-                    break;
-                }
-                for command in batch {
-                    engine.process(command, &mut check);
-                    if let Some(e) = check.error.take() {
-                        return Err(e);
-                    }
-                    commands_replayed += 1;
-                    if commands_replayed % PROGRESS_EVERY_COMMANDS == 0 {
-                        progress(commands_replayed, last_command - from + 1);
-                    }
-                }
-            }
-        }
-        if from <= last_command {
-            progress(commands_replayed, last_command - from + 1);
-        }
+        let commands_replayed = replay_tail(&mut engine, &dir, from, last_command, &mut check, progress)?;
         let (verified, regenerated) = (check.verifier.verified(), check.regenerated);
         if engine.next_event_seq() < events_next {
             return Err(DurableError::EventsAhead {
@@ -358,6 +272,7 @@ impl DurableEngine {
             dir,
             snapshot_every_commands: config.snapshot_every_commands,
             commands_since_snapshot: commands_replayed,
+            event_thread: config.event_thread,
             snapshot_in_flight: Arc::new(AtomicBool::new(false)),
             _lock: lock,
             failure,
@@ -366,7 +281,7 @@ impl DurableEngine {
             commands: commands_report,
             events: events_report,
             snapshot_seq,
-            snapshots_skipped,
+            snapshots_skipped: choice.skipped,
             commands_replayed,
             events_verified: verified,
             events_regenerated: regenerated,
@@ -374,9 +289,28 @@ impl DurableEngine {
         Ok((durable, recovery))
     }
 
-    /// Journals `command`, processes it, hands its events to the event-journal thread and to
-    /// `sink`. The command's seq must be [`DurableEngine::next_command_seq`].
+    /// Journals `command`, processes it, journals its events and hands them to `sink`, and
+    /// publishes both journals' records before returning (a batch of one; the runner's path,
+    /// through [`engine::Processor`], publishes once per batch instead). The command's seq must
+    /// be [`DurableEngine::next_command_seq`].
     pub fn process<S: EventSink>(&mut self, command: &Command, sink: &mut S) -> Result<(), DurableError> {
+        let processed = self.process_staged(command, sink);
+        self.publish_batch();
+        processed
+    }
+
+    /// Stages `command` in the command journal (write-ahead: before the engine sees it),
+    /// processes it, and stages its events; nothing is published. Whoever calls this promises
+    /// to call [`DurableEngine::publish_batch`] before anything that depends on the command
+    /// leaves (acknowledgements wait for the command journal's `durable_seq`, which only a
+    /// publication advances). With an event thread the command is published at once: that
+    /// thread publishes events on its own schedule, and they must never be in the event journal
+    /// before their command is in the command journal.
+    pub fn process_staged<S: EventSink>(
+        &mut self,
+        command: &Command,
+        sink: &mut S,
+    ) -> Result<(), DurableError> {
         if self.failure.is_failed() {
             return Err(self.stopped());
         }
@@ -384,15 +318,19 @@ impl DurableEngine {
         if command.header.seq != expected {
             return Err(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
         }
-        if let Err(e) =
-            self.commands.append_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| {
+        let staged =
+            self.commands.stage_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| {
                 command.encode(buf)
-            })
-        {
+            });
+        if let Err(e) = staged {
             self.failure.record(format!("command journal: {e}"));
             return Err(e.into());
         }
-        let mut tee = JournalTee { journal: &mut self.events, sink, lost: false };
+        if self.event_thread {
+            self.commands.publish_staged();
+        }
+        let mut tee =
+            JournalTee { journal: &mut self.events, commands: &mut self.commands, sink, lost: false };
         self.engine.process(command, &mut tee);
         let lost = tee.lost;
         self.events.wake();
@@ -401,9 +339,19 @@ impl DurableEngine {
         }
         self.commands_since_snapshot += 1;
         if self.snapshot_every_commands > 0 && self.commands_since_snapshot >= self.snapshot_every_commands {
+            self.publish_batch();
             self.snapshot_in_background();
         }
         Ok(())
+    }
+
+    /// Publishes what [`DurableEngine::process_staged`] staged: the command frame first, then the
+    /// event frame, so the event journal never holds an event whose command the command journal
+    /// lacks. Costs one CRC and a few atomic stores per journal, no system call.
+    #[inline]
+    pub fn publish_batch(&mut self) {
+        self.commands.publish_staged();
+        self.events.publish();
     }
 
     fn stopped(&self) -> DurableError {
@@ -442,6 +390,7 @@ impl DurableEngine {
     /// Stops the event-journal thread after it has appended every event, and syncs both journals
     /// unless the policy is page-cache. Dropping the engine does the same but cannot report.
     pub fn close(mut self) -> Result<(), DurableError> {
+        self.publish_batch();
         self.events.stop()?;
         if let Some(e) = self.failure.message() {
             return Err(DurableError::Stopped(e));
@@ -481,6 +430,8 @@ impl DurableEngine {
 
     /// Writes a snapshot now, on the calling thread (for tools and shutdown).
     pub fn snapshot_now(&mut self) -> Result<PathBuf, DurableError> {
+        // A snapshot must never cover commands the journal does not show yet.
+        self.publish_batch();
         // Claim the single in-flight slot: a background writer of the same seq would share the
         // temporary file name, and one rename would fail.
         while self.snapshot_in_flight.swap(true, Ordering::AcqRel) {
@@ -530,14 +481,25 @@ impl engine::Processor for DurableEngine {
         // The runner has no error path. A journal failure stops processing, so nothing after it
         // is acknowledged; the cause is in the shared failure slot, which the host watches
         // through `health()` and reports (and stops taking orders).
-        let _ = DurableEngine::process(self, cmd, sink);
+        let _ = DurableEngine::process_staged(self, cmd, sink);
+    }
+
+    /// The runner's batch ends before it lets the batch's events be acted on (it rings the
+    /// event doorbell after this), and acknowledgements wait for `durable_seq` anyway.
+    #[inline]
+    fn end_batch(&mut self) {
+        self.publish_batch();
     }
 }
 
-/// Hands each event to the event-journal thread, then forwards it. Once the event journal has
-/// failed nothing more is forwarded: the venue is stopping.
+/// Stages each event in the event journal (or hands it to the event-journal thread), then
+/// forwards it. Once the event journal has failed nothing more is forwarded: the venue is
+/// stopping.
 struct JournalTee<'a, S> {
     journal: &'a mut EventJournal,
+    /// The command journal: published before an event frame that fills up is, so the event
+    /// journal never runs ahead of it.
+    commands: &'a mut JournalWriter,
     sink: &'a mut S,
     lost: bool,
 }
@@ -547,6 +509,11 @@ impl<S: EventSink> EventSink for JournalTee<'_, S> {
     fn event(&mut self, event: &Event) {
         if self.lost {
             return;
+        }
+        if !self.journal.has_room() {
+            // The event frame is full and will be published: its commands go first.
+            self.commands.publish_staged();
+            self.journal.publish();
         }
         if self.journal.push(event) {
             self.sink.event(event);
@@ -589,6 +556,139 @@ impl EventSink for ReplayCheck<'_> {
             self.error = Some(e);
         }
     }
+}
+
+/// Creates the data directory and takes its single-writer lock. One writer per directory: a
+/// second would interleave records and corrupt both journals. The OS releases the lock when the
+/// process dies, so a crash never leaves it stuck.
+fn lock_dir(dir: &Path) -> Result<fs::File, DurableError> {
+    fs::create_dir_all(dir.join("snapshots")).map_err(io_err(dir))?;
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(io_err(dir))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(DurableError::Locked { dir: dir.to_path_buf() }),
+        Err(fs::TryLockError::Error(e)) => Err(io_err(dir)(e)),
+    }
+}
+
+/// Picking the snapshot recovery starts from, newest first, in two steps: the newest readable
+/// one (found before the event journal is opened: it says where to read that journal from),
+/// then the newest whose first event the event journal reaches.
+struct SnapshotChoice {
+    engine_config: EngineConfig,
+    /// Snapshots not tried yet, newest first, all within the command journal.
+    candidates: std::vec::IntoIter<(u64, PathBuf)>,
+    /// The newest snapshot that loaded: seq, file, engine.
+    newest_readable: Option<(u64, PathBuf, Engine)>,
+    /// Snapshots passed over, with the reason.
+    skipped: Vec<String>,
+}
+
+impl SnapshotChoice {
+    /// Sorts out the snapshots newer than the command journal's `last_command` and loads the
+    /// newest readable one.
+    fn new(engine_config: EngineConfig, snapshots: Vec<(u64, PathBuf)>, last_command: u64) -> Self {
+        let mut skipped = Vec::new();
+        let mut usable = Vec::new();
+        for (seq, path) in snapshots.into_iter().rev() {
+            if seq > last_command {
+                skipped.push(format!("{}: newer than the command journal", path.display()));
+            } else {
+                usable.push((seq, path));
+            }
+        }
+        let mut choice =
+            SnapshotChoice { engine_config, candidates: usable.into_iter(), newest_readable: None, skipped };
+        while let Some((seq, path)) = choice.candidates.next() {
+            match choice.load(&path) {
+                Ok(engine) => {
+                    choice.newest_readable = Some((seq, path, engine));
+                    break;
+                }
+                Err(e) => choice.skipped.push(e.to_string()),
+            }
+        }
+        choice
+    }
+
+    fn load(&self, path: &Path) -> Result<Engine, DurableError> {
+        read_snapshot(path).and_then(|bytes| {
+            Engine::from_snapshot(self.engine_config.clone(), &bytes)
+                .map_err(|source| DurableError::Snapshot { path: path.to_path_buf(), source })
+        })
+    }
+
+    /// The newest loadable snapshot whose first event the event journal (ending before
+    /// `events_next`) reaches, if any.
+    fn restorable(&mut self, events_next: u64) -> Option<(u64, Engine)> {
+        let mut next = self.newest_readable.take().map(|(seq, path, engine)| (seq, path, Ok(engine)));
+        loop {
+            let (seq, path, loaded) = match next.take() {
+                Some(candidate) => candidate,
+                None => {
+                    let (seq, path) = self.candidates.next()?;
+                    let loaded = self.load(&path);
+                    (seq, path, loaded)
+                }
+            };
+            match loaded {
+                // The event journal is written off the matching thread, so it may end before a
+                // snapshot's first event (a crash with events still in the ring). Replaying from
+                // this snapshot could not regenerate those; an older one (or the start) can.
+                Ok(engine) if engine.next_event_seq() > events_next => self.skipped.push(format!(
+                    "{}: the event journal ends at event {}, before this snapshot's event {}",
+                    path.display(),
+                    events_next - 1,
+                    engine.next_event_seq()
+                )),
+                Ok(engine) => return Some((seq, engine)),
+                Err(e) => self.skipped.push(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Replays commands `from..=last_command` of the command journal in `dir` into `engine`, its
+/// events going to `check`; returns how many were replayed. Reads ahead on the feed thread:
+/// validating and decoding the next batch overlaps matching this one.
+fn replay_tail(
+    engine: &mut Engine,
+    dir: &Path,
+    from: u64,
+    last_command: u64,
+    check: &mut ReplayCheck<'_>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64, DurableError> {
+    if from > last_command {
+        return Ok(0);
+    }
+    let to_replay = last_command - from + 1;
+    let mut replayed = 0;
+    let mut feed =
+        CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_BATCH_DEFAULT)?;
+    loop {
+        let batch = feed.next_batch()?;
+        if batch.is_empty() {
+            break;
+        }
+        for command in batch {
+            engine.process(command, check);
+            if let Some(e) = check.error.take() {
+                return Err(e);
+            }
+            replayed += 1;
+            if replayed % PROGRESS_EVERY_COMMANDS == 0 {
+                progress(replayed, to_replay);
+            }
+        }
+    }
+    progress(replayed, to_replay);
+    Ok(replayed)
 }
 
 /// Compares replayed events, in order, with the records of an event journal: the pair check

@@ -102,7 +102,7 @@ struct Wake {
     ready: AtomicBool,
 }
 
-/// Where a durable engine's events are journaled: on the matching thread, record by record
+/// Where a durable engine's events are journaled: on the matching thread, staged per batch
 /// (`Inline`), or handed to a thread of their own (`Thread`, see the module doc). Measured on a
 /// 2-vCPU VM the handoff of a ~160-byte event to another core cost the matching thread about
 /// what encoding it in place did, and the process more in all, so `Inline` is the default.
@@ -142,13 +142,15 @@ impl EventJournal {
         }
     }
 
-    /// Journals `event` (or hands it over); `false` once the event journal has failed.
+    /// Journals `event` (or hands it over); `false` once the event journal has failed. Inline,
+    /// the event is staged: it is published with the batch ([`EventJournal::publish`]), or
+    /// earlier when its frame is full (see [`EventJournal::has_room`]).
     #[inline]
     pub(crate) fn push(&mut self, event: &Event) -> bool {
         match self {
             EventJournal::Inline { writer: Some(writer), failure, .. } => {
                 match writer
-                    .append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
+                    .stage_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
                 {
                     Ok(()) => true,
                     Err(e) => {
@@ -159,6 +161,26 @@ impl EventJournal {
             }
             EventJournal::Inline { writer: None, .. } => false,
             EventJournal::Thread(thread) => thread.push(event),
+        }
+    }
+
+    /// True when the next event joins the open frame without publishing it (always true for
+    /// the thread, which publishes on its own).
+    #[inline]
+    pub(crate) fn has_room(&self) -> bool {
+        match self {
+            EventJournal::Inline { writer: Some(writer), .. } => {
+                writer.staged_room(RecordKind::Event, EVENT_ENCODED_LEN_MAX)
+            }
+            EventJournal::Inline { writer: None, .. } | EventJournal::Thread(_) => true,
+        }
+    }
+
+    /// Publishes the staged events (inline; the thread publishes each batch it takes).
+    #[inline]
+    pub(crate) fn publish(&mut self) {
+        if let EventJournal::Inline { writer: Some(writer), .. } = self {
+            writer.publish_staged();
         }
     }
 
@@ -352,12 +374,15 @@ fn run(
                 return;
             }
             if let Err(e) = writer
-                .append_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
+                .stage_with(RecordKind::Event, event.seq, EVENT_ENCODED_LEN_MAX, |buf| event.encode(buf))
             {
                 failure.record(format!("event journal: {e}"));
                 failed = true;
             }
         });
+        // One frame per batch taken (the matching thread publishes each command before handing
+        // over its events, so these never run ahead of the command journal).
+        writer.publish_staged();
         if taken > 0 {
             idle_rounds = 0;
             continue;

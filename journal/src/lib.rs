@@ -1,7 +1,7 @@
 //! Durability for the matching engine: the write-ahead journal (memory-mapped, preallocated
-//! segment files of checksummed, sequenced records), snapshots on disk, and the
+//! segment files of checksummed, sequenced frames of records), snapshots on disk, and the
 //! [`DurableEngine`] that journals every command before the [`engine::Engine`] processes it
-//! and every event after (on the matching thread, or on a thread of its own: events are
+//! and every event after, a batch of them per frame (on the matching thread, or on a thread of its own: events are
 //! derivable from the commands, and recovery rewrites any a crash cut off before anyone reads
 //! the event journal). Shell code (it does I/O, holds a lock file, runs a snapshot thread and
 //! optionally an event-journal thread); the matching core in `engine` never calls it.
@@ -12,39 +12,46 @@
 //! record, zero padded to 20 digits (`00000000000000000001.journal`), each preallocated to
 //! its segment size and pre-faulted when created. A segment starts with a
 //! [`SEGMENT_HEADER_LEN`]-byte header, then records back to back, each starting on an 8-byte
-//! boundary:
+//! boundary. A record is a *frame* of one or more entries of one kind (format version 3): a
+//! durable engine writes a runner batch of commands as one frame (up to [`RECORD_LEN_MAX`]
+//! bytes, then the next), under one CRC, and each entry keeps its own seq, so readers still hand
+//! out one [`Record`] per command or event.
 //!
 //! ```text
 //! segment header (64 bytes, little endian)
 //!   0  magic          [u8; 8] = SEGMENT_MAGIC
-//!   8  format version u32     = SEGMENT_FORMAT_VERSION
+//!   8  format version u32     = SEGMENT_FORMAT_VERSION (3; 2 is still read, others refused)
 //!  12  header length  u32     = 64
 //!  16  first seq      u64     (equals the file name)
 //!  24  segment size   u64     (the file's length)
 //!  32  header crc     u32     CRC32C of bytes 0..32
 //!  36  zero           [u8; 28]
-//! record (8-byte aligned; RECORD_HEADER_LEN header + payload, zero padded to 8)
-//!   0  len            u32     header + payload bytes; written LAST (Release); 0 = no record
-//!   4  crc            u32     CRC32C of bytes 8..len (seq, kind, reserved, payload)
-//!   8  seq            u64     gapless across the whole journal
-//!  16  kind           u16     RecordKind, or 0xFFFF for the segment end marker
-//!  18  reserved       [u8; 6] zero
-//!  24  payload        [u8; len - 24]
+//! record = frame (8-byte aligned; RECORD_HEADER_LEN header + entries, zero padded to 8)
+//!   0  len            u32     header + entries bytes; written LAST (Release); 0 = no record
+//!   4  crc            u32     CRC32C of bytes 8..len (seq, kind, count, reserved, entries)
+//!   8  seq            u64     seq of the first entry; gapless across the whole journal
+//!  16  kind           u16     RecordKind of every entry, or 0xFFFF for the segment end marker
+//!  18  count          u16     entries (≥ 1; 0 for the end marker), seqs seq..seq+count-1
+//!  20  reserved       [u8; 4] zero
+//!  24  entries        count × (len u16, then len bytes), exactly filling the frame
 //! ```
 //!
 //! The writer keeps room for one more record header at the end of every segment; when a
-//! record does not fit, it writes an *end marker* there (a record of kind `0xFFFF`, no payload,
+//! frame does not fit, it writes an *end marker* there (a record of kind `0xFFFF`, no entries,
 //! whose seq is the first seq of the next segment), then renames a pre-made spare file into
 //! place as the next segment. Readers follow the marker to the next file by name, so they never
 //! list the directory after opening.
 //!
 //! # Why a reader never sees half a record
 //!
-//! Every byte past the writer's position is zero (fresh files are zero; recovery zeroes a torn
-//! tail). The writer writes a record's header fields and payload first, then publishes its
-//! length word with a `Release` store; readers `Acquire`-load the length word and look at
-//! nothing else until it is non-zero. A process crash therefore leaves either a whole record
-//! or a zero length word (possibly with unpublished bytes after it, which recovery zeroes).
+//! Every byte past the writer's published end is zero, apart from the entries of the frame it
+//! is filling (fresh files are zero; recovery zeroes a torn tail). The writer stages entries
+//! past the published end ([`JournalWriter::stage_with`]), then writes the frame's header and
+//! publishes its length word with a `Release` store ([`JournalWriter::publish_staged`]);
+//! readers `Acquire`-load the length word and look at nothing else until it is non-zero, then
+//! check the frame's CRC before handing out any entry of it. A process crash therefore leaves
+//! either a whole frame or a zero length word (possibly with staged bytes after it, which
+//! recovery zeroes): a frame is lost or kept as a whole.
 //!
 //! # Files that are not segments
 //!
@@ -88,16 +95,18 @@ pub use durable::{
 pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{
-    Record, RecordFault, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX,
+    Record, RecordFault, RecordKind, ENTRY_HEADER_LEN, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_LEN_MAX,
+    RECORD_PAYLOAD_LEN_MAX,
 };
 pub use recovery::{RecoveryReport, TornTail};
 pub use segment::{
-    segment_file_name, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_SIZE_ALIGN,
-    SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, SPARE_FILE_NAME,
+    segment_file_name, SEGMENT_FORMAT_VERSION, SEGMENT_FORMAT_VERSION_OLDEST, SEGMENT_HEADER_LEN,
+    SEGMENT_MAGIC, SEGMENT_SIZE_ALIGN, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN,
+    SPARE_FILE_NAME,
 };
 pub use stats::{JournalStats, JournalStatsSnapshot, APPEND_SAMPLE_EVERY};
 pub use tailer::Tailer;
-pub use writer::JournalWriter;
+pub use writer::{JournalWriter, ENTRY_PAYLOAD_LEN_MAX};
 
 /// Most segment files one journal directory may hold (4 TiB at the default segment size).
 /// Opening a directory with more is an error: archive old segments first.
@@ -197,6 +206,16 @@ pub enum JournalError {
         path: PathBuf,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// A segment written in another on-disk format version than this build reads.
+    #[error("{path}: journal format version {found}, this build reads versions {oldest} to {expected}; open it with a build that reads version {found}", oldest = SEGMENT_FORMAT_VERSION_OLDEST)]
+    FormatVersion {
+        /// The segment file.
+        path: PathBuf,
+        /// Version in its header.
+        found: u32,
+        /// [`SEGMENT_FORMAT_VERSION`].
+        expected: u32,
     },
     /// A record that is not the torn tail of the journal failed validation.
     #[error("{segment} offset {offset}: corrupt record: {fault}")]

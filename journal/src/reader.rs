@@ -8,15 +8,17 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::record::{Framed, Record, RecordKind, Slot, KIND_SEGMENT_END, RECORD_HEADER_LEN};
+use super::record::{
+    entry_len, Entry, Record, RecordKind, Slot, ENTRY_HEADER_LEN, KIND_SEGMENT_END, RECORD_HEADER_LEN,
+};
 use super::segment::{segment_file_name, Listing, SegmentMap, SEGMENT_HEADER_LEN};
 use super::JournalError;
 
 /// What the cursor found next.
 #[derive(Clone, Debug)]
 pub(crate) enum Step {
-    /// A record; the cursor has moved past it.
-    Record(Framed),
+    /// A record (one entry of a frame); the cursor has moved past it.
+    Record(Entry),
     /// Nothing written at the cursor yet (zero length word, or the end of a truncated file).
     Empty,
     /// The segment ended with its end marker but the next segment file does not exist (yet).
@@ -31,6 +33,12 @@ pub(crate) struct Cursor {
     seg: SegmentMap,
     offset: usize,
     next_seq: u64,
+    /// Segment offset of the next entry of the frame being walked.
+    entry_at: usize,
+    /// Entries of that frame not handed out yet (0: the next step reads a frame).
+    entries_left: u16,
+    /// Their kind.
+    entries_kind: u16,
     /// Each segment will be read through to its end (a reader, not a tailer waiting at the
     /// live end): ask the kernel for read-ahead and every page mapped at once.
     read_ahead: bool,
@@ -53,6 +61,9 @@ impl Cursor {
             seg,
             offset: SEGMENT_HEADER_LEN,
             next_seq: first_seq,
+            entry_at: 0,
+            entries_left: 0,
+            entries_kind: 0,
             read_ahead,
         })
     }
@@ -67,13 +78,31 @@ impl Cursor {
         &self.seg
     }
 
-    /// Byte offset of the cursor in its segment file.
+    /// Byte offset of the cursor in its segment file (of the next frame).
     pub(crate) fn offset(&self) -> usize {
         self.offset
     }
 
-    /// Moves to the next record, crossing into the next segment at an end marker.
+    /// The next entry of the frame being walked. The frame was validated, so its entries tile
+    /// its payload and each length read here stays inside it.
+    fn next_entry(&mut self) -> Entry {
+        // SAFETY: a length prefix inside a validated, published frame of this segment: in
+        // bounds, and no one writes it again.
+        let len = entry_len(unsafe { self.seg.bytes(self.entry_at..self.entry_at + ENTRY_HEADER_LEN) }, 0);
+        let start = self.entry_at + ENTRY_HEADER_LEN;
+        self.entry_at = start + len;
+        self.entries_left -= 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Entry { kind: self.entries_kind, seq, payload: start..start + len }
+    }
+
+    /// Moves to the next record (the next entry of a frame), crossing into the next segment at
+    /// an end marker.
     pub(crate) fn step(&mut self) -> Result<Step, JournalError> {
+        if self.entries_left > 0 {
+            return Ok(Step::Record(self.next_entry()));
+        }
         // Bounded: each pass either returns or opens the next segment, which starts with a
         // record (a writer never seals an empty segment) or ends the loop at its first slot;
         // a chain of empty segments is at most JOURNAL_SEGMENTS_MAX long.
@@ -102,8 +131,17 @@ impl Cursor {
             }
             if frame.kind != KIND_SEGMENT_END {
                 self.offset += frame.stride;
-                self.next_seq += 1;
-                return Ok(Step::Record(frame));
+                if !frame.prefixed {
+                    // A version 2 record: its payload is its one entry.
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    return Ok(Step::Record(Entry { kind: frame.kind, seq, payload: frame.payload }));
+                }
+                // `validate` passed it, so it holds at least one entry.
+                self.entry_at = frame.payload.start;
+                self.entries_left = frame.count;
+                self.entries_kind = frame.kind;
+                return Ok(Step::Record(self.next_entry()));
             }
             let path = self.dir.join(segment_file_name(self.next_seq));
             match SegmentMap::open_read(&path, self.next_seq) {
@@ -134,13 +172,13 @@ impl Cursor {
     }
 
     /// The record `frame` (returned by [`Cursor::step`] for the current segment).
-    pub(crate) fn record(&self, frame: &Framed) -> Record<'_> {
+    pub(crate) fn record(&self, frame: &Entry) -> Record<'_> {
         Record {
             // `validate` only passes known kinds, and `step` never returns the end marker.
             kind: RecordKind::from_u16(frame.kind).unwrap_or(RecordKind::Command),
             seq: frame.seq,
-            // SAFETY: `frame` was validated in this segment: its payload range is inside the
-            // mapping and belongs to a published record, which no one writes again.
+            // SAFETY: `frame` is an entry of a frame validated in this segment: its range is
+            // inside the mapping and belongs to a published record, which no one writes again.
             payload: unsafe { self.seg.bytes(frame.payload.clone()) },
         }
     }

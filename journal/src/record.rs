@@ -1,9 +1,18 @@
 //! Record framing: the header layout, its checksum and the validation of one record.
+//!
+//! Since format version 3 every record is a *frame* of one or more entries of one kind: the
+//! header's seq is the first entry's, its entry count says how many follow (seq, seq + 1, ...),
+//! and the payload is the entries back to back, each a little-endian `u16` length and that many
+//! bytes. One CRC covers the whole frame, so a writer that stages a batch of commands pays one
+//! checksum and one publication for the batch instead of one per command.
 
 use std::ops::Range;
 
-/// Bytes of a record header: length, CRC, seq, kind, reserved.
+/// Bytes of a record header: length, CRC, seq, kind, entry count, reserved.
 pub const RECORD_HEADER_LEN: usize = 24;
+
+/// Bytes before each entry of a frame: its length, a little-endian `u16`.
+pub const ENTRY_HEADER_LEN: usize = 2;
 
 /// Every record starts on a multiple of this, so its length word is a naturally aligned
 /// `AtomicU32` and its seq an aligned `u64`.
@@ -27,8 +36,10 @@ const CRC_AT: usize = 4;
 pub(crate) const CRC_FROM: usize = 8;
 /// Offset of the kind field.
 const KIND_AT: usize = 16;
+/// Offset of the entry count (`u16`; 0 only for the end marker).
+const COUNT_AT: usize = 18;
 /// Offset of the reserved (zero) bytes.
-const RESERVED_AT: usize = 18;
+const RESERVED_AT: usize = 20;
 
 /// Kind of the end marker the writer puts after the last record of a full segment. Never
 /// returned to readers: it only says "continue in the segment named by my seq".
@@ -99,6 +110,13 @@ pub enum RecordFault {
     /// The checksum holds but reserved header bytes are not zero.
     #[error("reserved header bytes are not zero")]
     Reserved,
+    /// The checksum holds but the entries do not fill the payload as the entry count says
+    /// (a record needs at least one entry; the end marker none).
+    #[error("entry count {count} does not match the payload's entries")]
+    BadEntries {
+        /// The header's entry count.
+        count: u16,
+    },
     /// The length word is zero (nothing written here) yet a valid record follows at the
     /// given offset: a hole in the middle of the data, not a torn tail.
     #[error("zero length word, yet a valid record follows at offset {0}")]
@@ -116,10 +134,11 @@ pub(crate) const fn aligned(len: usize) -> usize {
 /// word, which only atomic accesses may touch) to its end. One CRC pass over the contiguous
 /// seq..payload bytes; the same bytes as [`header_tail`] would give.
 #[inline]
-pub(crate) fn frame_in_place(after_len_word: &mut [u8], kind: u16, seq: u64) {
+pub(crate) fn frame_in_place(after_len_word: &mut [u8], kind: u16, seq: u64, count: u16) {
     const AT: usize = 4;
     after_len_word[CRC_FROM - AT..KIND_AT - AT].copy_from_slice(&seq.to_le_bytes());
-    after_len_word[KIND_AT - AT..RESERVED_AT - AT].copy_from_slice(&kind.to_le_bytes());
+    after_len_word[KIND_AT - AT..COUNT_AT - AT].copy_from_slice(&kind.to_le_bytes());
+    after_len_word[COUNT_AT - AT..RESERVED_AT - AT].copy_from_slice(&count.to_le_bytes());
     after_len_word[RESERVED_AT - AT..RECORD_HEADER_LEN - AT].fill(0);
     let crc = crc32c::crc32c(&after_len_word[CRC_FROM - AT..]);
     after_len_word[CRC_AT - AT..CRC_FROM - AT].copy_from_slice(&crc.to_le_bytes());
@@ -128,10 +147,11 @@ pub(crate) fn frame_in_place(after_len_word: &mut [u8], kind: u16, seq: u64) {
 /// The header bytes after the length word (CRC, seq, kind, reserved), CRC included.
 #[cfg(test)]
 #[inline]
-pub(crate) fn header_tail(kind: u16, seq: u64, payload: &[u8]) -> [u8; RECORD_HEADER_LEN - 4] {
+pub(crate) fn header_tail(kind: u16, seq: u64, count: u16, payload: &[u8]) -> [u8; RECORD_HEADER_LEN - 4] {
     let mut h = [0u8; RECORD_HEADER_LEN];
     h[CRC_FROM..KIND_AT].copy_from_slice(&seq.to_le_bytes());
-    h[KIND_AT..RESERVED_AT].copy_from_slice(&kind.to_le_bytes());
+    h[KIND_AT..COUNT_AT].copy_from_slice(&kind.to_le_bytes());
+    h[COUNT_AT..RESERVED_AT].copy_from_slice(&count.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&h[CRC_FROM..]), payload);
     h[CRC_AT..CRC_FROM].copy_from_slice(&crc.to_le_bytes());
     let mut tail = [0u8; RECORD_HEADER_LEN - 4];
@@ -145,12 +165,46 @@ pub(crate) fn header_tail(kind: u16, seq: u64, payload: &[u8]) -> [u8; RECORD_HE
 pub(crate) struct Framed {
     /// Raw kind (a [`RecordKind`] or [`KIND_SEGMENT_END`]).
     pub(crate) kind: u16,
-    /// Sequence number.
+    /// Sequence number of the first entry.
     pub(crate) seq: u64,
-    /// Payload bytes within the segment.
+    /// Entries in the frame (0 for the end marker).
+    pub(crate) count: u16,
+    /// Payload bytes (the entries) within the segment.
     pub(crate) payload: Range<usize>,
     /// Bytes from this record's start to the next record's.
     pub(crate) stride: usize,
+    /// The entries carry length prefixes (format version 3); `false` for a version 2 record,
+    /// whose whole payload is its one entry.
+    pub(crate) prefixed: bool,
+}
+
+/// One entry of a validated frame: what a reader hands out as a [`Record`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Raw kind (a [`RecordKind`]).
+    pub(crate) kind: u16,
+    /// Its sequence number.
+    pub(crate) seq: u64,
+    /// Its bytes within the segment.
+    pub(crate) payload: Range<usize>,
+}
+
+/// Reads the length prefix of the entry at `at` of a frame payload.
+#[inline]
+pub(crate) fn entry_len(payload: &[u8], at: usize) -> usize {
+    u16::from_le_bytes([payload[at], payload[at + 1]]) as usize
+}
+
+/// True when `payload` is exactly `count` length-prefixed entries.
+fn entries_fill(payload: &[u8], count: u16) -> bool {
+    let mut at = 0;
+    for _ in 0..count {
+        if at + ENTRY_HEADER_LEN > payload.len() {
+            return false;
+        }
+        at += ENTRY_HEADER_LEN + entry_len(payload, at);
+    }
+    at == payload.len()
 }
 
 /// What lies at a record position.
@@ -171,6 +225,7 @@ pub(crate) fn validate<'a>(
     len: u32,
     offset: usize,
     segment_len: usize,
+    legacy: bool,
     bytes: impl FnOnce(Range<usize>) -> &'a [u8],
 ) -> Slot {
     if len == 0 {
@@ -191,18 +246,45 @@ pub(crate) fn validate<'a>(
         return Slot::Invalid(RecordFault::Crc { stored, computed });
     }
     let seq = u64::from_le_bytes(record[CRC_FROM..KIND_AT].try_into().expect("8 bytes"));
-    let kind = u16::from_le_bytes(record[KIND_AT..RESERVED_AT].try_into().expect("2 bytes"));
+    let kind = u16::from_le_bytes(record[KIND_AT..COUNT_AT].try_into().expect("2 bytes"));
     if kind != KIND_SEGMENT_END && RecordKind::from_u16(kind).is_none() {
         return Slot::Invalid(RecordFault::UnknownKind(kind));
+    }
+    if legacy {
+        // Format version 2: bytes 18..24 reserved, one entry per record (none in a marker).
+        if record[COUNT_AT..RECORD_HEADER_LEN].iter().any(|&b| b != 0) {
+            return Slot::Invalid(RecordFault::Reserved);
+        }
+        return Slot::Record(Framed {
+            kind,
+            seq,
+            count: u16::from(kind != KIND_SEGMENT_END),
+            payload: offset + RECORD_HEADER_LEN..offset + len_usize,
+            stride: aligned(len_usize),
+            prefixed: false,
+        });
     }
     if record[RESERVED_AT..RECORD_HEADER_LEN].iter().any(|&b| b != 0) {
         return Slot::Invalid(RecordFault::Reserved);
     }
+    let count = u16::from_le_bytes(record[COUNT_AT..RESERVED_AT].try_into().expect("2 bytes"));
+    // Pair check of the writer's framing: the entries must tile the payload exactly, so a
+    // reader walking them never leaves the frame.
+    let entries_ok = if kind == KIND_SEGMENT_END {
+        count == 0 && len_usize == RECORD_HEADER_LEN
+    } else {
+        count > 0 && entries_fill(&record[RECORD_HEADER_LEN..], count)
+    };
+    if !entries_ok {
+        return Slot::Invalid(RecordFault::BadEntries { count });
+    }
     Slot::Record(Framed {
         kind,
         seq,
+        count,
         payload: offset + RECORD_HEADER_LEN..offset + len_usize,
         stride: aligned(len_usize),
+        prefixed: true,
     })
 }
 
@@ -210,27 +292,41 @@ pub(crate) fn validate<'a>(
 mod tests {
     use super::*;
 
-    fn frame(kind: u16, seq: u64, payload: &[u8]) -> Vec<u8> {
+    /// The payload of a frame holding `entries`.
+    fn entries(entries: &[&[u8]]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        for e in entries {
+            payload.extend_from_slice(&(e.len() as u16).to_le_bytes());
+            payload.extend_from_slice(e);
+        }
+        payload
+    }
+
+    fn frame_of(kind: u16, seq: u64, count: u16, payload: &[u8]) -> Vec<u8> {
         let len = RECORD_HEADER_LEN + payload.len();
         let mut buf = vec![0u8; aligned(len) + 8];
         buf[..4].copy_from_slice(&(len as u32).to_le_bytes());
-        buf[4..RECORD_HEADER_LEN].copy_from_slice(&header_tail(kind, seq, payload));
+        buf[4..RECORD_HEADER_LEN].copy_from_slice(&header_tail(kind, seq, count, payload));
         buf[RECORD_HEADER_LEN..len].copy_from_slice(payload);
         buf
     }
 
+    fn frame(kind: u16, seq: u64, list: &[&[u8]]) -> Vec<u8> {
+        frame_of(kind, seq, list.len() as u16, &entries(list))
+    }
+
     fn check(buf: &[u8]) -> Slot {
         let len = u32::from_le_bytes(buf[..4].try_into().unwrap());
-        validate(len, 0, buf.len(), |r| &buf[r])
+        validate(len, 0, buf.len(), false, |r| &buf[r])
     }
 
     #[test]
     fn a_framed_record_validates_and_any_flipped_bit_does_not() {
-        let buf = frame(RecordKind::Event.as_u16(), 42, b"hello journal");
+        let buf = frame(RecordKind::Event.as_u16(), 42, &[b"hello journal", b"", b"three"]);
         let Slot::Record(f) = check(&buf) else { panic!("valid record refused") };
-        assert_eq!((f.kind, f.seq, f.stride), (2, 42, aligned(RECORD_HEADER_LEN + 13)));
-        assert_eq!(&buf[f.payload], b"hello journal");
-        let len = RECORD_HEADER_LEN + 13;
+        let len = RECORD_HEADER_LEN + 3 * ENTRY_HEADER_LEN + 18;
+        assert_eq!((f.kind, f.seq, f.count, f.stride), (2, 42, 3, aligned(len)));
+        assert_eq!(&buf[f.payload.start + 2..f.payload.start + 15], b"hello journal");
         for bit in 0..len * 8 {
             let mut bad = buf.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
@@ -244,20 +340,39 @@ mod tests {
             let len = RECORD_HEADER_LEN + payload.len();
             let mut rec = vec![0u8; len];
             rec[RECORD_HEADER_LEN..].copy_from_slice(payload);
-            frame_in_place(&mut rec[4..], 2, 0x0102_0304_0506);
-            assert_eq!(rec[4..RECORD_HEADER_LEN], header_tail(2, 0x0102_0304_0506, payload));
+            frame_in_place(&mut rec[4..], 2, 0x0102_0304_0506, 7);
+            assert_eq!(rec[4..RECORD_HEADER_LEN], header_tail(2, 0x0102_0304_0506, 7, payload));
         }
     }
 
     #[test]
     fn empty_payload_and_end_marker_are_records() {
-        let buf = frame(KIND_SEGMENT_END, 7, b"");
-        assert!(matches!(check(&buf), Slot::Record(Framed { kind: KIND_SEGMENT_END, seq: 7, .. })));
+        let buf = frame(KIND_SEGMENT_END, 7, &[]);
+        assert!(matches!(check(&buf), Slot::Record(Framed { kind: KIND_SEGMENT_END, seq: 7, count: 0, .. })));
+        let buf = frame(1, 7, &[b""]);
+        assert!(matches!(check(&buf), Slot::Record(Framed { kind: 1, seq: 7, count: 1, .. })));
+    }
+
+    #[test]
+    fn entries_must_tile_the_payload() {
+        let payload = entries(&[b"abc", b"de"]);
+        for count in [0u16, 1, 3] {
+            let buf = frame_of(1, 1, count, &payload);
+            assert_eq!(check(&buf), Slot::Invalid(RecordFault::BadEntries { count }), "count {count}");
+        }
+        // An entry length running past the payload.
+        let mut bad = payload.clone();
+        bad[0] = 200;
+        assert_eq!(check(&frame_of(1, 1, 2, &bad)), Slot::Invalid(RecordFault::BadEntries { count: 2 }));
+        // An end marker with entries.
+        let buf = frame(KIND_SEGMENT_END, 1, &[b"x"]);
+        assert_eq!(check(&buf), Slot::Invalid(RecordFault::BadEntries { count: 1 }));
+        assert!(matches!(check(&frame_of(1, 1, 2, &payload)), Slot::Record(_)));
     }
 
     #[test]
     fn lengths_are_bounded() {
-        let mut buf = frame(1, 1, b"x");
+        let mut buf = frame(1, 1, &[b"x"]);
         buf[..4].copy_from_slice(&3u32.to_le_bytes());
         assert_eq!(check(&buf), Slot::Invalid(RecordFault::BadLength(3)));
         buf[..4].copy_from_slice(&(RECORD_LEN_MAX as u32 + 1).to_le_bytes());
@@ -270,7 +385,7 @@ mod tests {
 
     #[test]
     fn unknown_kind_with_a_good_crc_is_named() {
-        let buf = frame(9, 1, b"x");
+        let buf = frame(9, 1, &[b"x"]);
         assert_eq!(check(&buf), Slot::Invalid(RecordFault::UnknownKind(9)));
     }
 }

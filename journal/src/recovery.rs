@@ -88,8 +88,8 @@ pub(crate) enum ScanEnd {
     Invalid(usize, RecordFault),
 }
 
-/// Walks a segment's records from its first, checking each against `*next_seq` and advancing
-/// it. Bounded: each step moves at least [`RECORD_HEADER_LEN`] bytes through the mapping.
+/// Walks a segment's frames from its first, checking each against `*next_seq` and advancing
+/// it by the frame's entry count (`*records` counts entries). Bounded: each step moves at least [`RECORD_HEADER_LEN`] bytes through the mapping.
 pub(crate) fn scan(seg: &SegmentMap, next_seq: &mut u64, records: &mut u64) -> Result<ScanEnd, JournalError> {
     let mut offset = SEGMENT_HEADER_LEN;
     loop {
@@ -101,7 +101,8 @@ pub(crate) fn scan(seg: &SegmentMap, next_seq: &mut u64, records: &mut u64) -> R
             Slot::Invalid(fault) => return Ok(ScanEnd::Invalid(offset, fault)),
             Slot::Record(f) => {
                 let is_marker = f.kind == KIND_SEGMENT_END;
-                if f.seq != *next_seq || (!is_marker && f.seq > SEQ_MAX) {
+                let count = u64::from(f.count);
+                if f.seq != *next_seq || (!is_marker && f.seq.saturating_add(count - 1) > SEQ_MAX) {
                     return Err(JournalError::SeqBreak {
                         segment: seg.path().to_path_buf(),
                         offset: offset as u64,
@@ -112,8 +113,8 @@ pub(crate) fn scan(seg: &SegmentMap, next_seq: &mut u64, records: &mut u64) -> R
                 if is_marker {
                     return Ok(ScanEnd::Marker);
                 }
-                *next_seq += 1;
-                *records += 1;
+                *next_seq += count;
+                *records += count;
                 offset += f.stride;
             }
         }
@@ -302,7 +303,7 @@ fn valid_record_after(seg: &SegmentMap, from: usize, to: usize, next_seq: u64) -
         let kind = u16::from_le_bytes([h[16], h[17]]);
         let plausible = (RECORD_HEADER_LEN..=RECORD_LEN_MAX).contains(&len)
             && (kind == KIND_SEGMENT_END || super::RecordKind::from_u16(kind).is_some())
-            && h[18..24].iter().all(|&b| b == 0)
+            && h[if seg.is_legacy() { 18 } else { 20 }..24].iter().all(|&b| b == 0)
             && (next_seq..=seq_window_max).contains(&seq);
         if plausible && matches!(seg.slot(q), Slot::Record(_)) {
             return Some(q);

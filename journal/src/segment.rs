@@ -20,7 +20,15 @@ use super::{JournalError, IGNORED_FILES_LISTED_MAX, JOURNAL_SEGMENTS_MAX};
 pub const SEGMENT_MAGIC: [u8; 8] = *b"XJOURNL\0";
 
 /// Version of the segment and record layout (and of the `codec` payloads); bumped on change.
-pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+/// 3: records are frames of one or more length-prefixed entries under one CRC. Segments of
+/// version [`SEGMENT_FORMAT_VERSION_OLDEST`] (2: one unprefixed entry per record) are still
+/// read, and a writer opening a journal whose last segment is one continues in a new segment of
+/// the current version. A segment of any other version is refused on open with
+/// [`JournalError::FormatVersion`], naming the version found and the ones this build reads.
+pub const SEGMENT_FORMAT_VERSION: u32 = 3;
+
+/// Oldest segment format version this build reads.
+pub const SEGMENT_FORMAT_VERSION_OLDEST: u32 = 2;
 
 /// Bytes of the segment header; records start right after it.
 pub const SEGMENT_HEADER_LEN: usize = 64;
@@ -128,19 +136,29 @@ impl Listing {
 pub(crate) struct SegmentHeader {
     pub(crate) first_seq: u64,
     pub(crate) segment_size: usize,
+    /// Format version (new segments are always [`SEGMENT_FORMAT_VERSION`]).
+    pub(crate) version: u32,
 }
 
 impl SegmentHeader {
     fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut h = [0u8; SEGMENT_HEADER_LEN];
         h[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        h[8..12].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&self.version.to_le_bytes());
         h[12..16].copy_from_slice(&(SEGMENT_HEADER_LEN as u32).to_le_bytes());
         h[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
         h[24..32].copy_from_slice(&(self.segment_size as u64).to_le_bytes());
         let crc = crc32c::crc32c(&h[..HEADER_CRC_AT]);
         h[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
         h
+    }
+
+    /// The format version of a header whose magic and checksum hold (so the version field is
+    /// what a writer put there, not damage).
+    fn version_of(h: &[u8; SEGMENT_HEADER_LEN]) -> Option<u32> {
+        let stored = u32::from_le_bytes(h[HEADER_CRC_AT..HEADER_CRC_AT + 4].try_into().expect("4"));
+        (h[0..8] == SEGMENT_MAGIC && stored == crc32c::crc32c(&h[..HEADER_CRC_AT]))
+            .then(|| u32::from_le_bytes(h[8..12].try_into().expect("4")))
     }
 
     fn decode(h: &[u8; SEGMENT_HEADER_LEN]) -> Result<SegmentHeader, &'static str> {
@@ -151,7 +169,8 @@ impl SegmentHeader {
         if stored != crc32c::crc32c(&h[..HEADER_CRC_AT]) {
             return Err("header checksum mismatch");
         }
-        if u32::from_le_bytes(h[8..12].try_into().expect("4")) != SEGMENT_FORMAT_VERSION {
+        let version = u32::from_le_bytes(h[8..12].try_into().expect("4"));
+        if !(SEGMENT_FORMAT_VERSION_OLDEST..=SEGMENT_FORMAT_VERSION).contains(&version) {
             return Err("unsupported format version");
         }
         if u32::from_le_bytes(h[12..16].try_into().expect("4")) as usize != SEGMENT_HEADER_LEN {
@@ -167,7 +186,7 @@ impl SegmentHeader {
         if !size_ok {
             return Err("segment size out of bounds");
         }
-        Ok(SegmentHeader { first_seq, segment_size: size as usize })
+        Ok(SegmentHeader { first_seq, segment_size: size as usize, version })
     }
 }
 
@@ -263,6 +282,12 @@ impl SegmentMap {
     }
 
     /// Readable bytes (the segment size unless a reader mapped a truncated file).
+    /// A segment of format version 2: one unprefixed entry per record.
+    #[inline]
+    pub(crate) fn is_legacy(&self) -> bool {
+        self.header.version < SEGMENT_FORMAT_VERSION
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -294,7 +319,7 @@ impl SegmentMap {
     #[inline]
     pub(crate) fn slot(&self, offset: usize) -> Slot {
         let len = self.len_word(offset).load(Ordering::Acquire);
-        record::validate(len, offset, self.len, |range| {
+        record::validate(len, offset, self.len, self.is_legacy(), |range| {
             // SAFETY: `validate` asks only for a range inside the mapping
             // (offset + len ≤ self.len, checked before the call). The length word was loaded
             // non-zero with Acquire, and a writer stores it with Release only after every byte
@@ -377,6 +402,14 @@ fn read_header_from_file(file: &File, path: &Path, name_seq: u64) -> Result<Segm
         }
         Err(e) => return Err(JournalError::io(path, e)),
     }
+    let readable = SEGMENT_FORMAT_VERSION_OLDEST..=SEGMENT_FORMAT_VERSION;
+    if let Some(found) = SegmentHeader::version_of(&h).filter(|v| !readable.contains(v)) {
+        return Err(JournalError::FormatVersion {
+            path: path.to_path_buf(),
+            found,
+            expected: SEGMENT_FORMAT_VERSION,
+        });
+    }
     let header = SegmentHeader::decode(&h).map_err(bad)?;
     if header.first_seq != name_seq {
         return Err(bad("header's first seq differs from the file name"));
@@ -425,7 +458,7 @@ impl Spare {
     /// Writes the header for `first_seq` and renames the spare to its segment name. From the
     /// rename on, readers may open it; its header is complete by then.
     pub(crate) fn install(self, dir: &Path, first_seq: u64) -> Result<SegmentMap, JournalError> {
-        let header = SegmentHeader { first_seq, segment_size: self.size };
+        let header = SegmentHeader { first_seq, segment_size: self.size, version: SEGMENT_FORMAT_VERSION };
         let bytes = header.encode();
         // SAFETY: the header range is inside the mapping (size ≥ SEGMENT_SIZE_MIN > 64) and
         // the file still has its temporary name, so no one else maps it.
@@ -467,7 +500,8 @@ mod tests {
 
     #[test]
     fn header_roundtrips_and_rejects_damage() {
-        let h = SegmentHeader { first_seq: 77, segment_size: SEGMENT_SIZE_MIN };
+        let h =
+            SegmentHeader { first_seq: 77, segment_size: SEGMENT_SIZE_MIN, version: SEGMENT_FORMAT_VERSION };
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
         for i in 0..SEGMENT_HEADER_LEN {

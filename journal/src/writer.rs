@@ -1,7 +1,11 @@
 //! The journal writer: appends records to the current segment's mapping and rolls to the next.
 //!
-//! An append is a bounds check, a CRC, a copy into the mapping and three atomic stores: no
-//! system call, no allocation, no lock. Rolling (once per segment) writes an end marker,
+//! Entries are *staged* into an open frame past the published end ([`JournalWriter::stage_with`]:
+//! a bounds check and the caller's encoding straight into the mapping) and become visible when
+//! the frame is published ([`JournalWriter::publish_staged`]: one CRC over the frame and three
+//! atomic stores). A batch of commands thus costs one checksum and one publication; an
+//! [`JournalWriter::append_with`] is a stage and a publish. No system call, no allocation, no
+//! lock. Rolling (once per segment) writes an end marker,
 //! renames a spare file prepared by a helper thread into place, and starts preparing the next
 //! spare; only when that helper has not finished does the appending thread wait for it.
 
@@ -12,11 +16,30 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use super::durability::{JournalProgress, PeriodicSyncer, Shared};
-use super::record::{aligned, frame_in_place, KIND_SEGMENT_END, RECORD_HEADER_LEN};
+use super::record::{aligned, frame_in_place, ENTRY_HEADER_LEN, KIND_SEGMENT_END, RECORD_HEADER_LEN};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{SegmentMap, Spare, SEGMENT_HEADER_LEN};
 use super::stats::APPEND_SAMPLE_EVERY;
-use super::{JournalConfig, JournalError, RecordKind, SyncPolicy, RECORD_PAYLOAD_LEN_MAX, SEQ_MAX};
+use super::{
+    JournalConfig, JournalError, RecordKind, SyncPolicy, RECORD_LEN_MAX, RECORD_PAYLOAD_LEN_MAX, SEQ_MAX,
+};
+
+/// Largest entry payload: an entry and its length prefix fill at most one record's payload.
+pub const ENTRY_PAYLOAD_LEN_MAX: usize = RECORD_PAYLOAD_LEN_MAX - ENTRY_HEADER_LEN;
+
+/// The frame being filled at the writer's cursor: its entries are in the mapping, its header
+/// and length word are not (readers see nothing of it until it is published).
+#[derive(Clone, Copy, Debug)]
+struct OpenFrame {
+    kind: u16,
+    first_seq: u64,
+    count: u16,
+    /// Offset just past the last staged entry.
+    end: usize,
+    /// Offset the frame may not grow past: one record's length, and room for an end marker
+    /// after it in the segment.
+    limit: usize,
+}
 
 /// The single writer of a journal directory.
 ///
@@ -28,16 +51,22 @@ pub struct JournalWriter {
     config: JournalConfig,
     /// The segment being appended to.
     active: Arc<SegmentMap>,
-    /// Offset of the next record in `active`. Invariant: every byte from here on is zero, and
-    /// `cursor + RECORD_HEADER_LEN <= active.len()` (room for the end marker).
+    /// Offset of the next record in `active`. Invariant: every byte from here on is zero (from
+    /// the open frame's end when there is one), and `cursor + RECORD_HEADER_LEN <= active.len()`
+    /// (room for the end marker).
     cursor: usize,
-    /// Seq the next append must carry.
+    /// Seq the next append must carry (staged entries count).
     next_seq: u64,
+    /// Entries staged at the cursor, not published yet.
+    open: Option<OpenFrame>,
     /// `PageCache` policy: a record is durable (per policy) once written.
     durable_on_write: bool,
     /// The end marker is written: the next append must roll first (set only when a roll
     /// failed half way, so that a retry does not write a second marker).
     sealed: bool,
+    /// The last segment found at open is of an older format version: the first append seals it
+    /// and continues in a new segment, so no segment mixes two versions.
+    must_roll: bool,
     shared: Arc<Shared>,
     /// The next segment file, being prepared by a helper thread.
     spare: Option<JoinHandle<Result<Spare, JournalError>>>,
@@ -89,6 +118,7 @@ impl JournalWriter {
             SyncPolicy::Periodic { interval } => Some(PeriodicSyncer::start(Arc::clone(&shared), interval)?),
             SyncPolicy::PageCache | SyncPolicy::GroupCommit => None,
         };
+        let must_roll = active.is_legacy();
         let mut writer = JournalWriter {
             spare: None,
             spare_ready: None,
@@ -97,7 +127,9 @@ impl JournalWriter {
             active,
             cursor,
             next_seq,
+            open: None,
             sealed: false,
+            must_roll,
             durable_on_write: config.sync == SyncPolicy::PageCache,
             shared,
             periodic,
@@ -125,7 +157,8 @@ impl JournalWriter {
 
     /// Appends one record whose payload `fill` writes straight into the mapping (no copy): it
     /// gets a zeroed buffer of `payload_len_max` bytes and returns how many it used, e.g.
-    /// `|buf| command.encode(buf)` with [`engine::codec::COMMAND_ENCODED_LEN_MAX`].
+    /// `|buf| command.encode(buf)` with [`engine::codec::COMMAND_ENCODED_LEN_MAX`]. The record
+    /// is published at once, with any entries staged before it.
     ///
     /// Returning more than `payload_len_max` is [`JournalError::RecordTooLarge`] and appends
     /// nothing. If `fill` panics, the bytes it wrote are zeroed again and nothing is appended.
@@ -136,25 +169,61 @@ impl JournalWriter {
         payload_len_max: usize,
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<(), JournalError> {
+        self.stage_with(kind, seq, payload_len_max, fill)?;
+        self.publish_staged();
+        Ok(())
+    }
+
+    /// Stages one entry: like [`JournalWriter::append_with`], but the entry joins the open frame
+    /// and stays invisible (to readers, to `written_seq`, to `durable_seq`) until
+    /// [`JournalWriter::publish_staged`]. The frame is published early, without being asked,
+    /// when the next entry would not fit it (a frame is at most [`RECORD_LEN_MAX`] bytes) or is
+    /// of another kind; publishing early is always safe, publishing late is the caller's promise
+    /// (nothing that depends on an entry may leave before it is published). `seq` must be
+    /// [`JournalWriter::next_seq`], the entry at most [`ENTRY_PAYLOAD_LEN_MAX`] bytes.
+    #[inline]
+    pub fn stage_with(
+        &mut self,
+        kind: RecordKind,
+        seq: u64,
+        payload_len_max: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<(), JournalError> {
         if seq != self.next_seq || seq > SEQ_MAX {
             return Err(JournalError::SeqOutOfOrder { expected: self.next_seq, found: seq });
         }
-        if payload_len_max > RECORD_PAYLOAD_LEN_MAX {
+        if payload_len_max > ENTRY_PAYLOAD_LEN_MAX {
             return Err(JournalError::RecordTooLarge { len: payload_len_max });
         }
-        // One append in APPEND_SAMPLE_EVERY is timed for monitoring; the others read no clock.
+        // One entry in APPEND_SAMPLE_EVERY is timed for monitoring; the others read no clock.
         let timed = (seq & (APPEND_SAMPLE_EVERY - 1) == 0).then(Instant::now);
-        let stride_max = aligned(RECORD_HEADER_LEN + payload_len_max);
-        if self.sealed || self.cursor + stride_max + RECORD_HEADER_LEN > self.active.len() {
-            self.roll()?;
+        let kind = kind.as_u16();
+        let need = ENTRY_HEADER_LEN + payload_len_max;
+        if !self.has_room(kind, payload_len_max) {
+            self.publish_staged();
         }
-        let payload_at = self.cursor + RECORD_HEADER_LEN;
+        let frame = match self.open {
+            Some(frame) => frame,
+            None => {
+                if self.sealed
+                    || self.must_roll
+                    || self.cursor + aligned(RECORD_HEADER_LEN + need) + RECORD_HEADER_LEN > self.active.len()
+                {
+                    self.roll()?;
+                }
+                // `cursor` and the segment length are multiples of RECORD_ALIGN, so is `limit`:
+                // a frame ending by it still ends by it once padded.
+                let limit = (self.cursor + RECORD_LEN_MAX).min(self.active.len() - RECORD_HEADER_LEN);
+                OpenFrame { kind, first_seq: seq, count: 0, end: self.cursor + RECORD_HEADER_LEN, limit }
+            }
+        };
+        let payload_at = frame.end + ENTRY_HEADER_LEN;
         let used = {
-            // SAFETY: in bounds (the check above leaves room for stride_max and a marker, and a
-            // fresh segment always has it: SEGMENT_SIZE_MIN ≥ header + RECORD_LEN_MAX + marker).
-            // Writable mapping owned by this writer; the range lies past every published
-            // record (it starts after this record's header), and readers only look at bytes of
-            // published records or at length words, none of which are in it.
+            // SAFETY: in bounds (frame.end + need ≤ frame.limit ≤ len, by the room check or,
+            // for a new frame, the roll check: cursor + 24 + need ≤ cursor + RECORD_LEN_MAX and
+            // ≤ len - 24 since need ≤ RECORD_PAYLOAD_LEN_MAX). Writable mapping owned by this
+            // writer; the range lies past every published record, and readers only look at
+            // bytes of published records or at length words, none of which are in it.
             let buf = unsafe { self.active.bytes_mut(payload_at..payload_at + payload_len_max) };
             let mut guard = ZeroOnUnwind(Some(buf));
             let used = fill(guard.buf());
@@ -163,33 +232,65 @@ impl JournalWriter {
                 buf.fill(0);
                 return Err(JournalError::RecordTooLarge { len: used });
             }
-            // Keep the invariant that nothing past the cursor is non-zero.
+            // Keep the invariant that nothing past the open frame's end is non-zero.
             buf[used..].fill(0);
             used
         };
-        self.publish(kind.as_u16(), seq, used);
+        // SAFETY: the two bytes before the payload, in the same unpublished range as above.
+        let prefix = unsafe { self.active.bytes_mut(frame.end..payload_at) };
+        // `used` ≤ ENTRY_PAYLOAD_LEN_MAX < u16::MAX.
+        prefix.copy_from_slice(&(used as u16).to_le_bytes());
+        self.open = Some(OpenFrame { count: frame.count + 1, end: payload_at + used, ..frame });
         self.next_seq = seq + 1;
-        self.shared.set_written(seq);
-        if self.durable_on_write {
-            self.shared.set_durable(seq);
-        }
         if let Some(started) = timed {
             self.shared.stats.append_timed(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
         Ok(())
     }
 
-    /// Writes the header of a record whose `payload_len` bytes are already in place at the
-    /// cursor, publishes its length word with `Release`, and moves the cursor past it.
+    /// True when an entry of at most `payload_len_max` bytes of `kind` would join the open frame
+    /// (no early publication). Without an open frame, true.
     #[inline]
-    fn publish(&mut self, kind: u16, seq: u64, payload_len: usize) {
+    pub fn staged_room(&self, kind: RecordKind, payload_len_max: usize) -> bool {
+        self.has_room(kind.as_u16(), payload_len_max)
+    }
+
+    #[inline]
+    fn has_room(&self, kind: u16, payload_len_max: usize) -> bool {
+        self.open.is_none_or(|f| {
+            f.kind == kind && f.count < u16::MAX && f.end + ENTRY_HEADER_LEN + payload_len_max <= f.limit
+        })
+    }
+
+    /// Publishes the open frame, if any: its header and CRC, then its length word (`Release`),
+    /// then `written_seq` (and `durable_seq` under the page-cache policy) to its last entry.
+    #[inline]
+    pub fn publish_staged(&mut self) {
+        let Some(frame) = self.open.take() else { return };
+        self.publish(frame.kind, frame.first_seq, frame.count, frame.end - self.cursor);
+        let last = frame.first_seq + u64::from(frame.count) - 1;
+        self.shared.set_written(last);
+        if self.durable_on_write {
+            self.shared.set_durable(last);
+        }
+    }
+
+    /// Entries staged and not yet published.
+    pub fn staged(&self) -> u16 {
+        self.open.map_or(0, |f| f.count)
+    }
+
+    /// Writes the header of a record of `len` bytes (header included) whose entries are
+    /// already in place at the cursor, publishes its length word with `Release`, and moves the
+    /// cursor past it.
+    #[inline]
+    fn publish(&mut self, kind: u16, seq: u64, count: u16, len: usize) {
         let at = self.cursor;
-        let len = RECORD_HEADER_LEN + payload_len;
         // SAFETY: bytes 4..len of the unpublished record at the cursor: in bounds (checked by
         // the caller), writable, this writer's alone (the payload was just written by it). The
         // length word (bytes 0..4) is not in the range: readers poll it, and it is only ever
         // stored atomically below.
-        frame_in_place(unsafe { self.active.bytes_mut(at + 4..at + len) }, kind, seq);
+        frame_in_place(unsafe { self.active.bytes_mut(at + 4..at + len) }, kind, seq, count);
         // Publication: everything above happens-before a reader's Acquire load that sees it.
         self.active.len_word(at).store(len as u32, Ordering::Release);
         self.shared.stats.appended(aligned(len));
@@ -202,7 +303,8 @@ impl JournalWriter {
     fn roll(&mut self) -> Result<(), JournalError> {
         if !self.sealed {
             // The end marker always fits: the cursor invariant keeps room for its header.
-            self.publish(KIND_SEGMENT_END, self.next_seq, 0);
+            debug_assert!(self.open.is_none(), "a frame is published before its segment is sealed");
+            self.publish(KIND_SEGMENT_END, self.next_seq, 0, RECORD_HEADER_LEN);
             self.sealed = true;
         }
         let spare = match (self.spare_ready.take(), self.spare.take()) {
@@ -214,6 +316,7 @@ impl JournalWriter {
         let old = std::mem::replace(&mut self.active, Arc::clone(&next));
         self.cursor = SEGMENT_HEADER_LEN;
         self.sealed = false;
+        self.must_roll = false;
         if self.durable_on_write {
             // Nobody syncs the old segment: unmap it on the helper thread, not here.
             self.shared.rolled(None, next)?;
@@ -252,7 +355,7 @@ impl JournalWriter {
         Ok(())
     }
 
-    /// Msyncs everything appended since the last sync (and any segment rolled since), then
+    /// Msyncs everything published since the last sync (and any segment rolled since), then
     /// advances `durable_seq`; returns the seq now durable. Any policy may call it; under
     /// `GroupCommit` it is the only thing that makes records durable.
     pub fn sync(&self) -> Result<u64, JournalError> {
@@ -308,6 +411,8 @@ impl JournalWriter {
     }
 
     fn shutdown(&mut self) -> Result<(), JournalError> {
+        // Staged entries were handed over to be journaled: publishing them late is safe.
+        self.publish_staged();
         if let Some(mut periodic) = self.periodic.take() {
             periodic.stop();
         }

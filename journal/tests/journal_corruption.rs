@@ -16,7 +16,7 @@ use engine::{
 };
 use journal::{
     segment_file_name, JournalConfig, JournalError, JournalReader, JournalWriter, RecordFault, RecordKind,
-    SyncPolicy, Tailer, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    SyncPolicy, Tailer, ENTRY_HEADER_LEN, RECORD_HEADER_LEN, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN,
 };
 
 const SEGMENT_BYTES: usize = 64 * 1024;
@@ -384,7 +384,7 @@ fn garbage_after_the_last_record_is_a_torn_tail() {
     let last = segments(dir.path()).pop().unwrap();
     let end = {
         let offsets = record_offsets(&last);
-        offsets[offsets.len() - 1] + ((RECORD_HEADER_LEN + payload(0).len() + 7) & !7)
+        offsets[offsets.len() - 1] + ((RECORD_HEADER_LEN + ENTRY_HEADER_LEN + payload(0).len() + 7) & !7)
     };
     // Half-written record: header fields and part of a payload, no length word.
     patch(&last, end + 4, |b| b[..50].fill(0xA5));
@@ -588,4 +588,217 @@ fn group_commit_durable_seq_is_visible_to_other_threads() {
     assert_eq!(acker.join().unwrap(), 2_000);
     assert_eq!(w.durable_seq(), 2_000);
     w.close().unwrap();
+}
+
+/// Writes records 1..=count staged `per_frame` at a time (frames of several entries, as the
+/// durable engine writes a batch), and closes the writer.
+fn write_frames(dir: &Path, count: u64, per_frame: u64) {
+    let (mut w, _) = JournalWriter::open(dir, config()).unwrap();
+    for seq in 1..=count {
+        w.stage_with(RecordKind::Event, seq, 40, |buf| {
+            buf.copy_from_slice(&payload(seq));
+            40
+        })
+        .unwrap();
+        if seq % per_frame == 0 {
+            w.publish_staged();
+        }
+    }
+    w.close().unwrap();
+}
+
+#[test]
+fn staged_entries_are_invisible_until_published_then_read_back_one_by_one() {
+    let dir = TempDir::new("staged");
+    let (mut w, _) = JournalWriter::open(dir.path(), config()).unwrap();
+    let progress = w.progress();
+    for seq in 1..=5 {
+        w.stage_with(RecordKind::Event, seq, 40, |buf| {
+            buf.copy_from_slice(&payload(seq));
+            40
+        })
+        .unwrap();
+    }
+    assert_eq!((w.next_seq(), w.staged(), progress.written_seq(), progress.durable_seq()), (6, 5, 0, 0));
+    let mut tailer = Tailer::open(dir.path(), 1).unwrap();
+    assert!(tailer.poll().unwrap().is_none(), "a staged frame is not visible");
+    w.publish_staged();
+    assert_eq!((w.staged(), progress.written_seq(), progress.durable_seq()), (0, 5, 5));
+    for seq in 1..=5 {
+        let rec = tailer.poll().unwrap().expect("published");
+        assert_eq!((rec.seq, rec.payload), (seq, &payload(seq)[..]));
+    }
+    assert!(tailer.poll().unwrap().is_none());
+    // One frame: one record header for the five entries.
+    let last = segments(dir.path()).pop().unwrap();
+    assert_eq!(record_offsets(&last).len(), 1);
+    w.close().unwrap();
+}
+
+#[test]
+fn frames_of_many_entries_roll_across_segments_and_reopen() {
+    let dir = TempDir::new("frames");
+    // 70 entries of 42 bytes do not fit one 4 KiB frame: frames are also published when full.
+    write_frames(dir.path(), 5_000, 70);
+    assert!(segments(dir.path()).len() > 2);
+    assert_eq!(read_all(dir.path()).unwrap(), (1..=5_000).collect::<Vec<_>>());
+    let (_, report) = JournalWriter::open(dir.path(), config()).unwrap();
+    assert_eq!((report.records, report.last_seq, report.torn_tail), (5_000, Some(5_000), None));
+    // A reader or tailer may start in the middle of a frame.
+    let mut r = JournalReader::open(dir.path(), 4_321).unwrap();
+    assert_eq!(r.next_record().unwrap().unwrap().seq, 4_321);
+    let mut t = Tailer::open(dir.path(), 4_999).unwrap();
+    assert_eq!(t.poll().unwrap().unwrap().seq, 4_999);
+}
+
+#[test]
+fn a_frame_cut_in_the_middle_is_a_torn_tail_and_loses_the_whole_frame() {
+    let dir = TempDir::new("frame-cut");
+    write_frames(dir.path(), 1_000, 25);
+    let last = segments(dir.path()).pop().unwrap();
+    let offsets = record_offsets(&last);
+    let torn_at = offsets[offsets.len() - 1];
+    let first_of_file: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    // Cut the last frame (25 entries) in the middle of its tenth entry.
+    let cut = torn_at + RECORD_HEADER_LEN + 9 * (ENTRY_HEADER_LEN + 40) + 20;
+    OpenOptions::new().write(true).open(&last).unwrap().set_len(cut as u64).unwrap();
+
+    let (w, report) = JournalWriter::open(dir.path(), config()).unwrap();
+    let torn = report.torn_tail.clone().expect("a torn tail");
+    assert_eq!((torn.segment, torn.offset), (last.clone(), torn_at as u64));
+    assert!(matches!(torn.fault, Some(RecordFault::PastEnd(_)) | Some(RecordFault::Crc { .. })));
+    // The frame goes as a whole: no entry of a frame is read without its CRC.
+    assert_eq!(report.last_seq, Some(975));
+    assert!(first_of_file <= 976);
+    drop(w);
+    assert_eq!(read_all(dir.path()).unwrap(), (1..=975).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_flipped_byte_inside_a_frame_names_the_segment_and_the_frame_offset() {
+    let dir = TempDir::new("frame-flip");
+    write_frames(dir.path(), 3_000, 30);
+    let files = segments(dir.path());
+    let middle_file = &files[files.len() / 2];
+    let offsets = record_offsets(middle_file);
+    let at = offsets[offsets.len() / 2];
+    let frame_seq = u64::from_le_bytes(fs::read(middle_file).unwrap()[at + 8..at + 16].try_into().unwrap());
+    // A byte of the seventeenth entry of that frame.
+    patch(middle_file, at + RECORD_HEADER_LEN + 16 * (ENTRY_HEADER_LEN + 40) + 7, |b| b[0] ^= 0x01);
+
+    let err = JournalWriter::open(dir.path(), config()).unwrap_err();
+    match &err {
+        JournalError::Corrupt { segment, offset, fault: RecordFault::Crc { .. } } => {
+            assert_eq!((segment, *offset), (middle_file, at as u64));
+        }
+        other => panic!("expected a CRC error, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&format!("offset {at}")));
+    // The reader hands out every entry of the frames before it, none of the damaged frame.
+    let mut reader = JournalReader::open_from_start(dir.path()).unwrap();
+    let mut last = 0;
+    let err = loop {
+        match reader.next_record() {
+            Ok(Some(rec)) => last = rec.seq,
+            Ok(None) => panic!("reader missed the corruption"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, JournalError::Corrupt { offset, .. } if offset == at as u64));
+    assert_eq!(last, frame_seq - 1);
+}
+
+#[test]
+fn a_segment_of_another_format_version_is_refused_naming_the_versions() {
+    let dir = TempDir::new("version");
+    write_journal(dir.path(), 10);
+    let first = segments(dir.path()).remove(0);
+    // Rewrite the header as a format version 1 would have it (checksum included), so the only
+    // thing wrong is the version.
+    patch(&first, 0, |h| {
+        h[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32c::crc32c(&h[..32]);
+        h[32..36].copy_from_slice(&crc.to_le_bytes());
+    });
+    for err in [
+        JournalWriter::open(dir.path(), config()).unwrap_err(),
+        JournalReader::open_from_start(dir.path()).unwrap_err(),
+    ] {
+        match &err {
+            JournalError::FormatVersion { path, found: 1, expected } => {
+                assert_eq!((path, *expected), (&first, SEGMENT_FORMAT_VERSION));
+            }
+            other => panic!("expected a format version error, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("format version 1") && text.contains("versions 2 to 3"), "{text}");
+    }
+}
+
+/// A journal of `count` records as format version 2 wrote it (one unprefixed payload per
+/// record, bytes 18..24 of the header zero), byte by byte: one segment, records of
+/// [`payload`].
+fn write_v2_journal(dir: &Path, count: u64) -> PathBuf {
+    let mut f = vec![0u8; SEGMENT_BYTES];
+    f[0..8].copy_from_slice(b"XJOURNL\0");
+    f[8..12].copy_from_slice(&2u32.to_le_bytes());
+    f[12..16].copy_from_slice(&64u32.to_le_bytes());
+    f[16..24].copy_from_slice(&1u64.to_le_bytes());
+    f[24..32].copy_from_slice(&(SEGMENT_BYTES as u64).to_le_bytes());
+    let crc = crc32c::crc32c(&f[..32]);
+    f[32..36].copy_from_slice(&crc.to_le_bytes());
+    let mut at = SEGMENT_HEADER_LEN;
+    for seq in 1..=count {
+        let len = RECORD_HEADER_LEN + 40;
+        f[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+        f[at + 8..at + 16].copy_from_slice(&seq.to_le_bytes());
+        f[at + 16..at + 18].copy_from_slice(&RecordKind::Event.as_u16().to_le_bytes());
+        f[at + RECORD_HEADER_LEN..at + len].copy_from_slice(&payload(seq));
+        let crc = crc32c::crc32c(&f[at + 8..at + len]);
+        f[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        at += len; // 64: already aligned
+    }
+    let path = dir.join(segment_file_name(1));
+    fs::write(&path, &f).unwrap();
+    path
+}
+
+#[test]
+fn a_version_2_journal_is_read_and_continued_in_a_version_3_segment() {
+    let dir = TempDir::new("v2");
+    let old = write_v2_journal(dir.path(), 100);
+    assert_eq!(read_all(dir.path()).unwrap(), (1..=100).collect::<Vec<_>>());
+    let mut t = Tailer::open(dir.path(), 57).unwrap();
+    assert_eq!(t.poll().unwrap().unwrap().payload, payload(57));
+
+    let (mut w, report) = JournalWriter::open(dir.path(), config()).unwrap();
+    assert_eq!((report.last_seq, report.torn_tail.clone()), (Some(100), None));
+    for seq in 101..=160 {
+        w.stage_with(RecordKind::Event, seq, 40, |buf| {
+            buf.copy_from_slice(&payload(seq));
+            40
+        })
+        .unwrap();
+        if seq % 7 == 0 {
+            w.publish_staged();
+        }
+    }
+    w.close().unwrap();
+    // The old segment got an end marker; the new records are in a segment of version 3.
+    let files = segments(dir.path());
+    assert_eq!(files, vec![old.clone(), dir.path().join(segment_file_name(101))]);
+    assert_eq!(fs::read(&files[0]).unwrap()[8..12], 2u32.to_le_bytes());
+    assert_eq!(fs::read(&files[1]).unwrap()[8..12], SEGMENT_FORMAT_VERSION.to_le_bytes());
+    assert_eq!(read_all(dir.path()).unwrap(), (1..=160).collect::<Vec<_>>());
+    let (_, report) = JournalWriter::open(dir.path(), config()).unwrap();
+    assert_eq!((report.records, report.last_seq, report.torn_tail), (160, Some(160), None));
+
+    // Damage in a version 2 record is named by segment and offset, as before.
+    patch(&old, SEGMENT_HEADER_LEN + 64 * 10 + 30, |b| b[0] ^= 0x08);
+    match JournalReader::open_from_start(dir.path()).unwrap().nth(10) {
+        Some(Err(JournalError::Corrupt { segment, offset, fault: RecordFault::Crc { .. } })) => {
+            assert_eq!((segment, offset), (old, (SEGMENT_HEADER_LEN + 640) as u64));
+        }
+        other => panic!("expected the damaged record 11, got {other:?}"),
+    }
 }

@@ -20,6 +20,13 @@
 //! leave an event journal equal to the live run's events, and give the same books, whatever
 //! snapshots the cut made unusable.
 //!
+//! A third property writes the journals the way the runner does (format version 3): commands
+//! staged in batches of random sizes (up to several frames each) and published at each batch's
+//! end ([`DurableEngine::process_staged`], [`DurableEngine::publish_batch`]); after every
+//! command it checks that the event journal never holds an event whose command the command
+//! journal does not, and at the end that replay and recovery give the live run's events and
+//! books.
+//!
 //! `PROPTEST_CASES=n` changes the case count (default 32: each case writes files).
 
 use std::path::{Path, PathBuf};
@@ -238,6 +245,12 @@ fn state(engine: &Engine) -> Vec<String> {
 }
 
 fn check(cmds: &[Command], event_thread: bool) -> Result<(), TestCaseError> {
+    check_batched(cmds, event_thread, &[])
+}
+
+/// [`check`], the durable run staging `batches[i % len]` commands per published batch (none:
+/// every command published on its own).
+fn check_batched(cmds: &[Command], event_thread: bool, batches: &[usize]) -> Result<(), TestCaseError> {
     let mut plain = Engine::new(engine_config());
     let mut want = Vec::new();
     for c in cmds {
@@ -245,7 +258,7 @@ fn check(cmds: &[Command], event_thread: bool) -> Result<(), TestCaseError> {
     }
 
     let dir = temp_dir();
-    let result = check_in(&dir, cmds, &plain, &want, event_thread);
+    let result = check_in(&dir, cmds, &plain, &want, event_thread, batches);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -256,20 +269,50 @@ fn check_in(
     plain: &Engine,
     want: &[Event],
     event_thread: bool,
+    batches: &[usize],
 ) -> Result<(), TestCaseError> {
     let fail = |what: &str| TestCaseError::fail(format!("{what} ({} commands)", cmds.len()));
     {
         let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
             .map_err(|e| fail(&e.to_string()))?;
         let mut got = Vec::new();
+        // events_after[k]: events produced by commands 1..=k.
+        let mut events_after = vec![0u64];
+        let (mut batch_at, mut in_batch) = (0, 0);
         for (i, c) in cmds.iter().enumerate() {
-            durable.process(c, &mut got).map_err(|e| fail(&e.to_string()))?;
+            if batches.is_empty() {
+                durable.process(c, &mut got).map_err(|e| fail(&e.to_string()))?;
+            } else {
+                durable.process_staged(c, &mut got).map_err(|e| fail(&e.to_string()))?;
+                in_batch += 1;
+                if in_batch == batches[batch_at % batches.len()] {
+                    durable.publish_batch();
+                    (batch_at, in_batch) = (batch_at + 1, 0);
+                }
+            }
+            events_after.push(got.len() as u64);
+            // Pair check of the publication order: whatever the event journal shows, the
+            // command journal shows those events' commands.
+            let commands_written = durable.commands_progress().written_seq();
+            let events_written = durable.events_progress().written_seq();
+            prop_assert!(
+                events_written <= events_after[commands_written as usize],
+                "event journal at {} ahead of the command journal at {} (its events end at {})",
+                events_written,
+                commands_written,
+                events_after[commands_written as usize]
+            );
             // Snapshots on this thread at fixed points, so recovery surely starts from one and
             // replays a tail.
             if i + 1 == cmds.len() / 3 || i + 1 == cmds.len() * 2 / 3 {
                 durable.snapshot_now().map_err(|e| fail(&e.to_string()))?;
             }
         }
+        if !batches.is_empty() {
+            prop_assert!(durable.commands_progress().written_seq() <= cmds.len() as u64);
+            durable.publish_batch();
+        }
+        prop_assert_eq!(durable.commands_progress().written_seq(), cmds.len() as u64, "all published");
         prop_assert_eq!(&got, want, "durable run differs from the plain run");
     }
 
@@ -309,9 +352,10 @@ fn check_in(
     Ok(())
 }
 
-/// Cuts the event journal in `dir` after `keep` events, as a crash leaves it: the bytes from the
-/// record of event `keep + 1` to the end of its segment become zero, later segments go.
-fn cut_event_journal(dir: &Path, keep: u64) {
+/// Cuts the event journal in `dir` after at most `keep` events, as a crash leaves it: the bytes
+/// from the frame holding event `keep + 1` to the end of its segment become zero, later segments
+/// go (a crash loses whole frames). Returns how many events are left.
+fn cut_event_journal(dir: &Path, keep: u64) -> u64 {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -332,24 +376,26 @@ fn cut_event_journal(dir: &Path, keep: u64) {
             if kind == 0xFFFF {
                 break; // end marker: the journal goes on in the next segment
             }
-            if seen == keep {
+            let entries = u64::from(u16::from_le_bytes(bytes[at + 18..at + 20].try_into().unwrap()));
+            if seen + entries > keep {
                 cut_in = Some((i, at));
                 break;
             }
-            seen += 1;
+            seen += entries;
             at += len.div_ceil(journal::RECORD_ALIGN) * journal::RECORD_ALIGN;
         }
         if cut_in.is_some() {
             break;
         }
     }
-    let Some((i, at)) = cut_in else { return };
+    let Some((i, at)) = cut_in else { return seen };
     let mut bytes = std::fs::read(&segments[i]).unwrap();
     bytes[at..].fill(0);
     std::fs::write(&segments[i], &bytes).unwrap();
     for later in &segments[i + 1..] {
         std::fs::remove_file(later).unwrap();
     }
+    seen
 }
 
 fn check_cut(cmds: &[Command], cut_permille: u64, event_thread: bool) -> Result<(), TestCaseError> {
@@ -386,8 +432,7 @@ fn check_cut_in(
         prop_assert_eq!(&got, want, "durable run differs from the plain run");
         durable.close().map_err(|e| fail(&e.to_string()))?;
     }
-    let keep = want.len() as u64 * cut_permille / 1000;
-    cut_event_journal(&dir.join("events"), keep);
+    let keep = cut_event_journal(&dir.join("events"), want.len() as u64 * cut_permille / 1000);
 
     let (durable, recovery) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
         .map_err(|e| fail(&e.to_string()))?;
@@ -420,6 +465,15 @@ proptest! {
         event_thread in any::<bool>(),
     ) {
         check(&commands(&ops), event_thread)?;
+    }
+
+    #[test]
+    fn a_journal_written_in_batches_replays_to_the_live_run(
+        ops in proptest::collection::vec((dt(), op()), 1..400),
+        batches in proptest::collection::vec(prop_oneof![3 => 1usize..8, 1 => 60usize..200], 1..6),
+        event_thread in any::<bool>(),
+    ) {
+        check_batched(&commands(&ops), event_thread, &batches)?;
     }
 
     #[test]

@@ -352,6 +352,8 @@ impl<P: Processor, C: Clock> Runner<P, C> {
                 processor.process(&cmd, events);
             });
             if count > 0 {
+                // Before the doorbell: a journaling processor publishes the batch here.
+                self.processor.end_batch();
                 if self.wait == WaitStrategy::Park {
                     self.events_doorbell.ring();
                 }
@@ -425,6 +427,7 @@ impl<P: Processor, C: Clock> InlineRunner<P, C> {
         let before = events.len();
         self.sequencer.stamp(&mut command, self.clock.now_ns());
         self.processor.process(&command, events);
+        self.processor.end_batch();
         self.commands_processed += 1;
         self.events_published += (events.len() - before) as u64;
         let stats = &self.stats;
@@ -509,9 +512,15 @@ mod tests {
         events_per_command: u64,
         headers_seen: Vec<CommandHeader>,
         event_seq_last: u64,
+        /// Commands seen when each batch ended.
+        batch_ends: Vec<usize>,
     }
 
     impl Processor for EchoProcessor {
+        fn end_batch(&mut self) {
+            self.batch_ends.push(self.headers_seen.len());
+        }
+
         fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S) {
             self.headers_seen.push(cmd.header);
             for _ in 0..self.events_per_command {
@@ -562,6 +571,27 @@ mod tests {
             }
         }
         (received, join.join().expect("runner thread panicked"), stats)
+    }
+
+    /// A journaling processor publishes at `end_batch`: every command must be followed by one,
+    /// within `batch_max` commands, on the thread and inline.
+    #[test]
+    fn every_batch_ends_with_end_batch_within_batch_max() {
+        let (handle, join) = Runner::spawn(echo(1), small_config()).unwrap();
+        let (_, processor, _) = run_to_end(handle, join, 500);
+        let ends = &processor.batch_ends;
+        assert_eq!(ends.last(), Some(&500), "the last command is followed by a batch end");
+        let mut before = 0;
+        for &end in ends {
+            assert!(end > before && end - before <= 8, "batch of {} commands", end - before);
+            before = end;
+        }
+        let mut inline = InlineRunner::new(echo(1), SystemClock, 1).unwrap();
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            inline.submit(halt(), &mut events);
+        }
+        assert_eq!(inline.into_processor().batch_ends, vec![1, 2, 3]);
     }
 
     fn small_config() -> RunnerConfig {
