@@ -10,12 +10,8 @@ Usage: binary_client.py PATH/TO/exchange [SYMBOL] [CHECKSUMS_MIN]
     FIX/TCP (two simplefix sessions) while it reads the binary feed.
 """
 import asyncio
-import os
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import zlib
 
@@ -23,6 +19,7 @@ from aioquic.asyncio import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import DatagramFrameReceived, StreamDataReceived
+from venue import NETWORK, Serve, order_flow
 
 HEADER = struct.Struct("<HBBQQQIQ")  # length, type, channel, epoch, channel_seq, symbol_seq, symbol, ts_ns
 BODIES = {
@@ -249,72 +246,24 @@ async def main(md, cert, symbol, checksums_min):
               f"{book.healed} healed by {feed.retransmissions} retransmissions, {len(book.orders)} orders resting")
 
 
-def start_serve(exe):
-    """`exchange serve` on free ports, dropping every 3rd datagram; returns (process, md address,
-    certificate, FIX/TCP port, temp dir)."""
-    tmp = tempfile.mkdtemp(prefix="exchange-binary-interop-")
-    config = os.path.join(tmp, "serve.toml")
-    with open(config, "w") as f:
-        f.write('[network]\nquic = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\nhttp = ""\nmd = "127.0.0.1:0"\n'
-                '[journal]\nsegment_mib = 1\n[marketdata]\ndrop_datagram_every = 3\n')
-    server = subprocess.Popen([exe, "serve", "--config", config, "--data", os.path.join(tmp, "data")],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    port, md, cert = None, None, None
-    for line in server.stdout:
-        if line.startswith("fix/tcp:"):
-            port = int(line.rsplit(":", 1)[1])
-        if line.startswith("md/quic:"):
-            md = line.split()[1]
-        if line.startswith("certificate:"):
-            cert = line.split()[1]
-        if line.startswith("ready"):
-            break
-    if port is None or md is None or cert is None:
-        server.kill()
-        fail("exchange serve did not print its FIX/TCP and md addresses and its certificate")
-    return server, md, cert, port, tmp
-
-
-def order_flow(port, symbol, stop):
-    """Two FIX sessions (simplefix) entering limit orders on both sides around 100.00 until
-    `stop` is set: they rest, cross and trade."""
-    from simplefix_session import Session  # the FIX interop's client, in this directory
-
-    sessions = [Session(port, "alice"), Session(port, "bob")]
-    for s in sessions:
-        s.logon()
-        s.sock.setblocking(False)
-    i = 0
-    while not stop.is_set():
-        s = sessions[i % 2]
-        side = "1" if (i // 2) % 2 == 0 else "2"
-        off = (i * 7) % 13
-        price = f"{99.94 + off / 100:.2f}" if side == "1" else f"{100.00 + off / 100:.2f}"
-        s.send("D", [(11, f"bin{i}"), (55, symbol), (54, side), (60, "20260101-00:00:00.000"),
-                     (38, 1 + i % 5), (40, "2"), (44, price), (59, "1")])
-        for other in sessions:
-            try:
-                while other.sock.recv(65536):
-                    pass
-            except BlockingIOError:
-                pass
-        i += 1
-        stop.wait(0.002)
-
-
 if __name__ == "__main__":
     exe = sys.argv[1] if len(sys.argv) > 1 else "target/debug/exchange"
     symbol = sys.argv[2] if len(sys.argv) > 2 else "BTC-USD"
     checksums_min = int(sys.argv[3]) if len(sys.argv) > 3 else 200
     stop = threading.Event()
-    server, md, cert, port, tmp = start_serve(exe)
-    flow = threading.Thread(target=order_flow, args=(port, symbol, stop), daemon=True)
+    # Every third datagram dropped: the client must notice the gaps and heal them.
+    serve = Serve(exe, NETWORK.replace('http = "127.0.0.1:0"', 'http = ""')
+                  + '[marketdata]\ndrop_datagram_every = 3\n', "exchange-binary-interop-")
+    port, md, cert = serve.fix_tcp_port(), serve.printed.get("md/quic"), serve.printed.get("certificate")
+    if port is None or md is None or cert is None:
+        serve.stop()
+        fail("exchange serve did not print its FIX/TCP and md addresses and its certificate")
+    md, cert = md.split()[0], cert.split()[0]
+    flow = threading.Thread(target=order_flow, args=(port, symbol, stop, "bin"), daemon=True)
     flow.start()
     try:
         asyncio.run(main(md, cert, symbol, checksums_min))
     finally:
         stop.set()
         flow.join(timeout=10)
-        server.kill()
-        server.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        serve.stop()

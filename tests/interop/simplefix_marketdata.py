@@ -8,21 +8,12 @@ admin's halt and resume of the symbol.
 
 Usage: simplefix_marketdata.py PATH/TO/exchange
 """
-import os
-import subprocess
 import sys
-import tempfile
 
 from simplefix_session import Session, fail
+from venue import NETWORK, Serve
 
-CONFIG = """[network]
-quic = "127.0.0.1:0"
-tcp = "127.0.0.1:0"
-http = "127.0.0.1:0"
-md = "127.0.0.1:0"
-[journal]
-segment_mib = 1
-[[accounts]]
+CONFIG = NETWORK + """[[accounts]]
 name = "alice"
 password = "alice"
 [[accounts]]
@@ -109,19 +100,9 @@ def order(s, cl_ord_id, side, qty, price):
 
 def main():
     exe = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix="exchange-interop-md-")
-    config = os.path.join(tmp, "serve.toml")
-    with open(config, "w") as f:
-        f.write(CONFIG)
-    server = subprocess.Popen([exe, "serve", "--config", config, "--data", os.path.join(tmp, "data")],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    serve = Serve(exe, CONFIG, "exchange-interop-md-")
     try:
-        port = None
-        for line in server.stdout:
-            if line.startswith("fix/tcp:"):
-                port = int(line.rsplit(":", 1)[1])
-            if line.startswith("ready"):
-                break
+        port = serve.fix_tcp_port()
         if port is None:
             fail("server did not print its FIX/TCP port")
         alice, bob, watcher = Session(port, "alice"), Session(port, "bob"), Session(port, "watcher")
@@ -199,8 +180,7 @@ def main():
               f"(35=f 326={'/'.join(statuses)}); the rebuilt book matched the orders sent; the "
               "market-data-only account was refused an order")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        serve.stop()
 
 
 if __name__ == "__main__":

@@ -5,15 +5,14 @@ every message it receives with simplefix, and checks BodyLength and CheckSum its
 
 Usage: simplefix_session.py PATH/TO/exchange
 """
-import os
 import re
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 
 import simplefix
+
+from venue import NETWORK, Serve
 
 SOH = b"\x01"
 
@@ -115,19 +114,9 @@ class Session:
 
 def main():
     exe = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix="exchange-interop-")
-    config = os.path.join(tmp, "serve.toml")
-    with open(config, "w") as f:
-        f.write('[network]\nquic = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\nhttp = "127.0.0.1:0"\nmd = "127.0.0.1:0"\n[journal]\nsegment_mib = 1\n')
-    server = subprocess.Popen([exe, "serve", "--config", config, "--data", os.path.join(tmp, "data")],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    serve = Serve(exe, NETWORK)
     try:
-        port = None
-        for line in server.stdout:
-            if line.startswith("fix/tcp:"):
-                port = int(line.rsplit(":", 1)[1])
-            if line.startswith("ready"):
-                break
+        port = serve.fix_tcp_port()
         if port is None:
             fail("server did not print its FIX/TCP port")
 
@@ -176,8 +165,7 @@ def main():
         print("interop: OK: simplefix drove two sessions (logon, orders, fills, test request, reject, "
               "reconnect with continued numbers and a resend of a fill made while away, logout)")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        serve.stop()
 
 
 if __name__ == "__main__":

@@ -13,15 +13,14 @@ Usage: ws_client.py ws://HOST:PORT/ws [SYMBOL] [CHECKSUMS_MIN]
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import zlib
 from decimal import Decimal
 
 import websockets
+from venue import NETWORK, Serve, order_flow
 
 
 def fail(text):
@@ -131,64 +130,19 @@ async def main(url, symbol, checksums_min):
     )
 
 
-def start_serve(exe):
-    """`exchange serve` on free ports; returns (process, ws url, FIX/TCP port, temp dir)."""
-    tmp = tempfile.mkdtemp(prefix="exchange-ws-interop-")
-    config = os.path.join(tmp, "serve.toml")
-    with open(config, "w") as f:
-        f.write('[network]\nquic = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\nhttp = "127.0.0.1:0"\nmd = "127.0.0.1:0"\n'
-                '[journal]\nsegment_mib = 1\n')
-    server = subprocess.Popen([exe, "serve", "--config", config, "--data", os.path.join(tmp, "data")],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    port, http = None, None
-    for line in server.stdout:
-        if line.startswith("fix/tcp:"):
-            port = int(line.rsplit(":", 1)[1])
-        if line.startswith("http:"):
-            http = line.split("http://", 1)[1].split("/", 1)[0]
-        if line.startswith("ready"):
-            break
-    if port is None or http is None:
-        server.kill()
-        fail("exchange serve did not print its FIX/TCP and HTTP addresses")
-    return server, f"ws://{http}/ws", port, tmp
-
-
-def order_flow(port, symbol, stop):
-    """Two FIX sessions (simplefix) entering limit orders on both sides around 100.00 until
-    `stop` is set: they rest, cross and trade, so the feed has levels, orders and trades."""
-    from simplefix_session import Session  # the FIX interop's client, in this directory
-
-    sessions = [Session(port, "alice"), Session(port, "bob")]
-    for s in sessions:
-        s.logon()
-        s.sock.setblocking(False)
-    i = 0
-    while not stop.is_set():
-        s = sessions[i % 2]
-        side = "1" if (i // 2) % 2 == 0 else "2"
-        off = (i * 7) % 13
-        price = f"{99.94 + off / 100:.2f}" if side == "1" else f"{100.00 + off / 100:.2f}"
-        s.send("D", [(11, f"ws{i}"), (55, symbol), (54, side), (60, "20260101-00:00:00.000"),
-                     (38, 1 + i % 5), (40, "2"), (44, price), (59, "1")])
-        for other in sessions:  # the reports are not this test's subject: keep the socket drained
-            try:
-                while other.sock.recv(65536):
-                    pass
-            except BlockingIOError:
-                pass
-        i += 1
-        stop.wait(0.002)
-
-
 if __name__ == "__main__":
     target = sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:9880/ws"
     symbol = sys.argv[2] if len(sys.argv) > 2 else "BTC-USD"
     checksums_min = int(sys.argv[3]) if len(sys.argv) > 3 else 200
-    server, tmp, stop, flow = None, None, threading.Event(), None
+    server, serve, stop, flow = None, None, threading.Event(), None
     if os.path.basename(target).startswith("exchange"):
-        server, target, port, tmp = start_serve(target)
-        flow = threading.Thread(target=order_flow, args=(port, symbol, stop), daemon=True)
+        serve = Serve(target, NETWORK, "exchange-ws-interop-")
+        port, http = serve.fix_tcp_port(), serve.http_addr()
+        if port is None or http is None:
+            serve.stop()
+            fail("exchange serve did not print its FIX/TCP and HTTP addresses")
+        target = f"ws://{http}/ws"
+        flow = threading.Thread(target=order_flow, args=(port, symbol, stop, "ws"), daemon=True)
         flow.start()
     elif not target.startswith("ws://"):
         server = subprocess.Popen([target, "127.0.0.1:0", "20000"], stdout=subprocess.PIPE, text=True)
@@ -206,5 +160,5 @@ if __name__ == "__main__":
         if server is not None:
             server.kill()
             server.wait()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        if serve is not None:
+            serve.stop()
