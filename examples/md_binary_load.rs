@@ -21,54 +21,14 @@ use engine::Side;
 use engine::SymbolId;
 use exchange::md_binary::BinaryFeedClient;
 use exchange::serve::{ServeConfig, Server};
-use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
+use fixclient::{new_order_fields, FixClient};
 use gateway::server::now_ns;
 
-fn client_config(server: &Server, account: &str) -> ClientConfig {
-    ClientConfig {
-        addr: server.info.quic_addr,
-        transport: ClientTransport::Quic {
-            ca: server.info.cert.clone(),
-            server_name: "localhost".into(),
-            client_cert: None,
-            tuning: Default::default(),
-        },
-        comp_id: account.into(),
-        target_comp_id: "EXCHANGE".into(),
-        username: account.into(),
-        password: account.into(),
-        heartbeat_s: 30,
-    }
-}
+mod common;
+use common::{acked, client_config, thread_cpu_ns};
 
 async fn order(c: &mut FixClient, id: &str, side: Side, price: &str) {
     c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, 1, Some(price), None, now_ns())).await.unwrap();
-}
-
-async fn acked(c: &mut FixClient, id: &str) {
-    loop {
-        let m = c.recv(Duration::from_secs(10)).await.unwrap().expect("a report in time");
-        if m.get(11).as_deref() == Some(id) && m.get(150).as_deref() == Some("0") {
-            return;
-        }
-    }
-}
-
-/// CPU time (user + system, clock ticks) of this process's threads by name, from /proc.
-fn thread_cpu() -> std::collections::BTreeMap<String, u64> {
-    let mut out = std::collections::BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
-        // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let name = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        *out.entry(name).or_insert(0) += ticks;
-    }
-    out
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -87,7 +47,7 @@ async fn run(orders: usize, subscribers: usize, round: usize) {
     config.network.http = String::new();
     config.network.md = "127.0.0.1:0".into();
     config.rate_limit.enabled = false;
-    let cpu_before = thread_cpu();
+    let cpu_before = thread_cpu_ns();
     let server = Server::start(&config, Some(&dir)).expect("venue starts");
     let md_addr = server.info.md_addr.unwrap();
     // Arrival times of subscriber 0's new orders-channel messages.
@@ -162,15 +122,15 @@ async fn run(orders: usize, subscribers: usize, round: usize) {
         md_ns.len(),
         throughput
     );
-    // Where the CPU went during the run (clock ticks, usually 10 ms): the venue's threads are
-    // new each run; the client side (load generator and subscribers) is the tokio workers.
-    let cpu: Vec<String> = thread_cpu()
+    // Where the CPU went during the run (ms): the venue's threads are new each run; the
+    // client side (load generator and subscribers) is the tokio workers.
+    let cpu: Vec<String> = thread_cpu_ns()
         .into_iter()
-        .map(|(name, ticks)| (ticks.saturating_sub(cpu_before.get(&name).copied().unwrap_or(0)), name))
-        .filter(|(ticks, _)| *ticks > 0)
-        .map(|(ticks, name)| format!("{name} {ticks}"))
+        .map(|(name, ns)| (ns.saturating_sub(cpu_before.get(&name).copied().unwrap_or(0)), name))
+        .filter(|(ns, _)| *ns >= 1_000_000)
+        .map(|(ns, name)| format!("{name} {}", ns / 1_000_000))
         .collect();
-    println!("    cpu ticks by thread: {}", cpu.join(", "));
+    println!("    cpu ms by thread: {}", cpu.join(", "));
     for r in readers {
         r.abort();
     }

@@ -14,14 +14,16 @@
 //! workers: the two order sessions and the subscribers, not the venue). Also the load average
 //! and the steal over the run, from /proc.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use engine::Side;
 use exchange::md_binary::BinaryFeedClient;
 use exchange::serve::{ServeConfig, Server};
-use fixclient::{new_order_fields, ClientConfig, ClientTransport, FixClient};
+use fixclient::{new_order_fields, FixClient};
 use gateway::server::now_ns;
+
+mod common;
+use common::{acked, client_config, thread_cpu_ns};
 
 /// The kinds of subscribers a run has.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,55 +33,6 @@ enum Subscribers {
     Binary(usize),
 }
 
-fn client_config(server: &Server, account: &str) -> ClientConfig {
-    ClientConfig {
-        addr: server.info.quic_addr,
-        transport: ClientTransport::Quic {
-            ca: server.info.cert.clone(),
-            server_name: "localhost".into(),
-            client_cert: None,
-            tuning: Default::default(),
-        },
-        comp_id: account.into(),
-        target_comp_id: "EXCHANGE".into(),
-        username: account.into(),
-        password: account.into(),
-        heartbeat_s: 30,
-    }
-}
-
-async fn acked(c: &mut FixClient, id: &str) {
-    loop {
-        let m = c.recv(Duration::from_secs(30)).await.unwrap().expect("a report in time");
-        if m.get(11).as_deref() == Some(id) && m.get(150).as_deref() == Some("0") {
-            return;
-        }
-    }
-}
-
-/// CPU nanoseconds of each thread of this process, summed by thread name. Linux names a
-/// thread's CPU-time clock `(~tid << 3) | 6` (CPUCLOCK_SCHED, per thread): the scheduler's own
-/// nanosecond count, where /proc's utime + stime are 10 ms ticks.
-fn thread_cpu_ns() -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
-    for task in tasks.flatten() {
-        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<i32>().ok()) else { continue };
-        let Ok(name) = std::fs::read_to_string(task.path().join("comm")) else { continue };
-        let clock = ((!tid) << 3) | 6;
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `ts` is a valid, writable timespec; a thread that has just exited makes the
-        // call fail (checked), not write.
-        if unsafe { libc::clock_gettime(clock as libc::clockid_t, &mut ts) } != 0 {
-            continue;
-        }
-        *out.entry(name.trim().to_owned()).or_insert(0) +=
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-    }
-    out
-}
-
-/// (steal, all) jiffies of every CPU, from /proc/stat.
 fn steal() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let cpu: Vec<u64> =
