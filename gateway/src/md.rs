@@ -626,39 +626,13 @@ impl MarketDataDesk {
         self.md.on_event(event, &mut self.scratch)?;
         self.applied_seq = event.seq;
         let Some(symbol) = self.scratch.iter().find_map(|m| m.header.symbol) else { return Ok(()) };
-        if let Some(halted) = self.scratch.iter().find_map(|m| match m.body {
-            Body::TradingStatus { halted } => Some(halted),
-            _ => None,
-        }) {
+        if let Some(halted) = trading_status(&self.scratch) {
             if !self.sessions.is_empty() {
                 self.status_changed(symbol, halted, event.ts, sink);
             }
             return Ok(());
         }
-        // Every level change and trade, in order, as a full-depth subscriber sees them.
-        self.full.clear();
-        let present = &mut self.present[symbol.index()];
-        for m in self.scratch.iter().filter(|m| m.header.channel == Channel::Levels) {
-            match m.body {
-                Body::Level(level) => {
-                    let key = (level.side == Side::Buy, level.price.0);
-                    let action = if level.qty == 0 {
-                        present.remove(&key);
-                        b'2'
-                    } else if present.insert(key) {
-                        b'0'
-                    } else {
-                        b'1'
-                    };
-                    let kind = entry_kind(level.side);
-                    self.full.push(Entry { action, kind, price: level.price.0, qty: level.qty });
-                }
-                Body::Trade { price, qty, .. } => {
-                    self.full.push(Entry { action: b'0', kind: b'2', price: price.0, qty });
-                }
-                _ => {}
-            }
-        }
+        full_depth_entries(&self.scratch, &mut self.present[symbol.index()], &mut self.full);
         if self.full.is_empty() || self.sessions.is_empty() {
             return Ok(());
         }
@@ -695,72 +669,22 @@ impl MarketDataDesk {
                 return true;
             }
             for sub in subs.iter_mut().filter(|s| !s.stale) {
-                let types = sub.types;
                 let Some(one) = sub.symbols.iter_mut().find(|o| o.symbol == symbol) else { continue };
-                entries.clear();
-                match sub.depth {
-                    None => entries.extend(full.iter().filter(|e| match e.kind {
-                        b'0' => types.bid,
-                        b'1' => types.offer,
-                        _ => types.trade,
-                    })),
-                    Some(depth) => {
-                        if types.trade {
-                            entries.extend(full.iter().filter(|e| e.kind == b'2'));
-                        }
-                        for side in [Side::Buy, Side::Sell] {
-                            if types.side(side) {
-                                window_diff(
-                                    &mut one.window[side_index(side)],
-                                    book.levels(side).take(depth),
-                                    side,
-                                    entries,
-                                    window_scratch,
-                                );
-                            }
-                        }
-                    }
-                }
+                subscription_entries(sub.types, sub.depth, full, book, one, entries, window_scratch);
                 if entries.is_empty() {
                     continue;
                 }
                 if sub.full_refresh_updates {
                     // As of the entries a 35=X would have carried: a skipped refresh is a gap.
                     one.rpt_seq += entries.len() as u64;
-                    let request = MdRequest {
-                        req_id: sub.req_id.clone(),
-                        kind: SubscriptionType::Subscribe,
-                        depth: sub.depth,
-                        full_refresh_updates: true,
-                        types,
-                        symbols: Vec::new(),
-                    };
+                    let request = full_refresh_request(&sub.req_id, sub.types, sub.depth);
                     let mut scratch = Vec::new();
                     stats.snapshots +=
                         write_snapshot(md, symbols, &request, one, session, true, sink, &mut scratch);
                     continue;
                 }
-                let name = symbols.spec(symbol).map_or("?", |s| s.name.as_str());
-                for chunk in entries.chunks(INCREMENTAL_ENTRIES_MAX) {
-                    stats.incrementals += 1;
-                    let first = one.rpt_seq + 1;
-                    one.rpt_seq += chunk.len() as u64;
-                    sink.send(session, b"X", &mut |e| {
-                        e.str(tags::MD_REQ_ID, &sub.req_id);
-                        e.u64(tags::NO_MD_ENTRIES, chunk.len() as u64);
-                        for (i, entry) in chunk.iter().enumerate() {
-                            e.char(tags::MD_UPDATE_ACTION, entry.action);
-                            e.char(tags::MD_ENTRY_TYPE, entry.kind);
-                            e.str(SYMBOL, name);
-                            e.bytes(
-                                tags::MD_ENTRY_PX,
-                                symbols.format_ticks(symbol, entry.price).as_str().as_bytes(),
-                            );
-                            e.u64(tags::MD_ENTRY_SIZE, entry.qty);
-                            e.u64(tags::RPT_SEQ, first + i as u64);
-                        }
-                    });
-                }
+                let to = Incremental { session, req_id: &sub.req_id, symbols, symbol };
+                stats.incrementals += send_incrementals(&to, one, entries, sink);
             }
             true
         });
@@ -811,6 +735,136 @@ impl MarketDataDesk {
             self.stale_sessions.remove(&session);
         }
     }
+}
+
+/// The halt (true) or resume (false) among one event's messages, if any.
+fn trading_status(scratch: &[marketdata::Message]) -> Option<bool> {
+    scratch.iter().find_map(|m| match m.body {
+        Body::TradingStatus { halted } => Some(halted),
+        _ => None,
+    })
+}
+
+/// Every level change and trade of one event's messages (`scratch`), in order, as a full-depth
+/// subscriber sees them; `present` (the symbol's levels already announced) tells a new level
+/// from a changed one.
+fn full_depth_entries(
+    scratch: &[marketdata::Message],
+    present: &mut FxHashSet<(bool, i64)>,
+    full: &mut Vec<Entry>,
+) {
+    full.clear();
+    for m in scratch.iter().filter(|m| m.header.channel == Channel::Levels) {
+        match m.body {
+            Body::Level(level) => {
+                let key = (level.side == Side::Buy, level.price.0);
+                let action = if level.qty == 0 {
+                    present.remove(&key);
+                    b'2'
+                } else if present.insert(key) {
+                    b'0'
+                } else {
+                    b'1'
+                };
+                full.push(Entry {
+                    action,
+                    kind: entry_kind(level.side),
+                    price: level.price.0,
+                    qty: level.qty,
+                });
+            }
+            Body::Trade { price, qty, .. } => {
+                full.push(Entry { action: b'0', kind: b'2', price: price.0, qty });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What one subscription of `types` and `depth` hears of an event (into `entries`): the
+/// full-depth entries of its types, or, depth-limited, its trades and the moves of its window
+/// of `book`.
+fn subscription_entries(
+    types: EntryTypes,
+    depth: Option<usize>,
+    full: &[Entry],
+    book: &marketdata::OrderBook,
+    one: &mut SubSymbol,
+    entries: &mut Vec<Entry>,
+    window_scratch: &mut WindowScratch,
+) {
+    entries.clear();
+    let Some(depth) = depth else {
+        entries.extend(full.iter().filter(|e| match e.kind {
+            b'0' => types.bid,
+            b'1' => types.offer,
+            _ => types.trade,
+        }));
+        return;
+    };
+    if types.trade {
+        entries.extend(full.iter().filter(|e| e.kind == b'2'));
+    }
+    for side in [Side::Buy, Side::Sell] {
+        if types.side(side) {
+            let window = &mut one.window[side_index(side)];
+            window_diff(window, book.levels(side).take(depth), side, entries, window_scratch);
+        }
+    }
+}
+
+/// The request a full-refresh subscription (265=0) is answered by again, with a 35=W, for
+/// each update.
+fn full_refresh_request(req_id: &str, types: EntryTypes, depth: Option<usize>) -> MdRequest {
+    MdRequest {
+        req_id: req_id.to_owned(),
+        kind: SubscriptionType::Subscribe,
+        depth,
+        full_refresh_updates: true,
+        types,
+        symbols: Vec::new(),
+    }
+}
+
+/// Where a subscription's 35=X go.
+struct Incremental<'a> {
+    session: SessionId,
+    req_id: &'a str,
+    symbols: &'a Symbols,
+    symbol: engine::SymbolId,
+}
+
+/// Sends `entries` as 35=X messages of at most [`INCREMENTAL_ENTRIES_MAX`] entries, numbering
+/// them on from `one`'s RptSeq; returns how many messages.
+fn send_incrementals(
+    to: &Incremental<'_>,
+    one: &mut SubSymbol,
+    entries: &[Entry],
+    sink: &mut impl MdSink,
+) -> u64 {
+    let name = to.symbols.spec(to.symbol).map_or("?", |s| s.name.as_str());
+    let mut sent = 0;
+    for chunk in entries.chunks(INCREMENTAL_ENTRIES_MAX) {
+        sent += 1;
+        let first = one.rpt_seq + 1;
+        one.rpt_seq += chunk.len() as u64;
+        sink.send(to.session, b"X", &mut |e| {
+            e.str(tags::MD_REQ_ID, to.req_id);
+            e.u64(tags::NO_MD_ENTRIES, chunk.len() as u64);
+            for (i, entry) in chunk.iter().enumerate() {
+                e.char(tags::MD_UPDATE_ACTION, entry.action);
+                e.char(tags::MD_ENTRY_TYPE, entry.kind);
+                e.str(SYMBOL, name);
+                e.bytes(
+                    tags::MD_ENTRY_PX,
+                    to.symbols.format_ticks(to.symbol, entry.price).as_str().as_bytes(),
+                );
+                e.u64(tags::MD_ENTRY_SIZE, entry.qty);
+                e.u64(tags::RPT_SEQ, first + i as u64);
+            }
+        });
+    }
+    sent
 }
 
 /// Brings a depth window to `now` (best first), writing New/Change/Delete entries for what moved.
