@@ -298,103 +298,177 @@ impl Projection {
                 aggressor,
                 ..
             } => {
-                let s = self.state(symbol)?;
                 let trade = TradeTick { seq, ts, price, qty, aggressor, maker_order_id, taker_order_id };
-                if s.tape.len() == tape_len_max {
-                    s.tape.pop_front();
-                }
-                s.tape.push_back(trade);
-                s.bars_1s.record(ts, price, qty);
-                s.bars_1m.record(ts, price, qty);
-                sink.trade(symbol, &trade);
-
-                let maker = s.live.get_mut(&maker_order_id).ok_or(unknown(maker_order_id))?;
-                maker.leaves = maker_leaves_qty;
-                let maker = *maker;
-                let level = s.book.reduce(maker_order_id, qty).map_err(book_err)?;
-                sink.op(symbol, ts, &BookOp::Execute { order_id: maker_order_id, qty }, &[level]);
-                if s.book.order(maker_order_id).is_none() {
-                    if maker.leaves == 0 {
-                        s.live.remove(&maker_order_id);
-                    } else {
-                        // Iceberg: a new slice from the hidden rest, at the back of the level.
-                        let order = BookOrder {
-                            order_id: maker_order_id,
-                            side: maker.side,
-                            price,
-                            qty: maker.slice(),
-                        };
-                        let level = s.book.add(order).map_err(book_err)?;
-                        sink.op(symbol, ts, &BookOp::Add(order), &[level]);
-                    }
-                }
-
-                let taker = s.live.get_mut(&taker_order_id).ok_or(unknown(taker_order_id))?;
-                taker.leaves = taker_leaves_qty;
-                if taker_leaves_qty == 0 {
-                    s.live.remove(&taker_order_id);
-                    s.taker = None;
-                }
-                s.settle(symbol, ts, sink).map_err(book_err)?;
+                let at = At { symbol, seq, ts };
+                let s = self.state(symbol)?;
+                s.record_trade(symbol, &trade, tape_len_max, sink);
+                s.on_trade(at, &trade, maker_leaves_qty, taker_leaves_qty, sink)?;
             }
             EventKind::Canceled { symbol, order_id, .. } | EventKind::Expired { symbol, order_id, .. } => {
-                let s = self.state(symbol)?;
-                let order = s.live.remove(&order_id).ok_or(unknown(order_id))?;
-                if order.place == Place::Resting {
-                    let (_, level) = s.book.remove(order_id).map_err(book_err)?;
-                    sink.op(symbol, ts, &BookOp::Delete { order_id }, &[level]);
-                }
-                if s.taker == Some(order_id) {
-                    s.taker = None;
-                }
-                // Self-trade prevention may cancel a maker while the taker goes on matching.
-                s.settle(symbol, ts, sink).map_err(book_err)?;
+                self.state(symbol)?.on_gone(At { symbol, seq, ts }, order_id, sink)?;
             }
             EventKind::Replaced { symbol, order_id, price, qty, leaves_qty, .. } => {
-                let s = self.state(symbol)?;
-                let old = *s.live.get(&order_id).ok_or(unknown(order_id))?;
-                if leaves_qty == 0 {
-                    s.live.remove(&order_id);
-                    if old.place == Place::Resting {
-                        let (_, level) = s.book.remove(order_id).map_err(book_err)?;
-                        sink.op(symbol, ts, &BookOp::Delete { order_id }, &[level]);
-                    }
-                    return Ok(());
-                }
-                let keeps_place = price == old.price && qty <= old.qty;
-                let order = s.live.get_mut(&order_id).expect("looked up above");
-                order.price = price;
-                order.qty = qty;
-                order.leaves = leaves_qty;
-                match old.place {
-                    Place::Resting if keeps_place => {
-                        let shown = s.book.order(order_id).ok_or(unknown(order_id))?.qty;
-                        let now = if old.display.is_some() { shown.min(leaves_qty) } else { leaves_qty };
-                        if now < shown {
-                            let level = s.book.reduce(order_id, shown - now).map_err(book_err)?;
-                            sink.op(symbol, ts, &BookOp::Reduce { order_id, qty: shown - now }, &[level]);
-                        }
-                    }
-                    Place::Resting => {
-                        let (_, level) = s.book.remove(order_id).map_err(book_err)?;
-                        order.place = Place::Matching;
-                        s.taker = Some(order_id);
-                        s.lifted = Some((order_id, level));
-                        s.settle(symbol, ts, sink).map_err(book_err)?;
-                        if let Some((order_id, level)) = s.lifted.take() {
-                            sink.op(symbol, ts, &BookOp::Delete { order_id }, &[level]);
-                        }
-                    }
-                    // An untriggered stop keeps its place among the stops.
-                    Place::Stop | Place::Matching => {}
-                }
+                let change = Replace { order_id, price, qty, leaves_qty };
+                self.state(symbol)?.on_replace(At { symbol, seq, ts }, change, sink)?;
             }
         }
         Ok(())
     }
 }
 
+/// Where and when an event happened, as the projection's steps name it in their errors.
+#[derive(Clone, Copy, Debug)]
+struct At {
+    symbol: SymbolId,
+    seq: u64,
+    ts: u64,
+}
+
+impl At {
+    fn unknown(self, order_id: OrderId) -> ProjectionError {
+        ProjectionError::UnknownOrder { seq: self.seq, order_id }
+    }
+
+    fn book(self, source: BookError) -> ProjectionError {
+        ProjectionError::Book { seq: self.seq, source }
+    }
+}
+
+/// A replace's new terms.
+#[derive(Clone, Copy, Debug)]
+struct Replace {
+    order_id: OrderId,
+    price: Price,
+    qty: Qty,
+    leaves_qty: Qty,
+}
+
 impl SymbolState {
+    /// A trade on the tape and in the bars, told to the sink.
+    fn record_trade<S: ProjectionSink>(
+        &mut self,
+        symbol: SymbolId,
+        trade: &TradeTick,
+        tape_len_max: usize,
+        sink: &mut S,
+    ) {
+        if self.tape.len() == tape_len_max {
+            self.tape.pop_front();
+        }
+        self.tape.push_back(*trade);
+        self.bars_1s.record(trade.ts, trade.price, trade.qty);
+        self.bars_1m.record(trade.ts, trade.price, trade.qty);
+        sink.trade(symbol, trade);
+    }
+
+    /// A trade's effect on the book: the maker reduced (an iceberg's next slice added at the
+    /// back of its level when the shown one is gone), the taker's leaves, then what rests.
+    fn on_trade<S: ProjectionSink>(
+        &mut self,
+        at: At,
+        trade: &TradeTick,
+        maker_leaves_qty: Qty,
+        taker_leaves_qty: Qty,
+        sink: &mut S,
+    ) -> Result<(), ProjectionError> {
+        let (symbol, ts, maker_order_id) = (at.symbol, at.ts, trade.maker_order_id);
+        let maker = self.live.get_mut(&maker_order_id).ok_or(at.unknown(maker_order_id))?;
+        maker.leaves = maker_leaves_qty;
+        let maker = *maker;
+        let level = self.book.reduce(maker_order_id, trade.qty).map_err(|e| at.book(e))?;
+        sink.op(symbol, ts, &BookOp::Execute { order_id: maker_order_id, qty: trade.qty }, &[level]);
+        if self.book.order(maker_order_id).is_none() {
+            if maker.leaves == 0 {
+                self.live.remove(&maker_order_id);
+            } else {
+                let order = BookOrder {
+                    order_id: maker_order_id,
+                    side: maker.side,
+                    price: trade.price,
+                    qty: maker.slice(),
+                };
+                let level = self.book.add(order).map_err(|e| at.book(e))?;
+                sink.op(symbol, ts, &BookOp::Add(order), &[level]);
+            }
+        }
+        let taker_order_id = trade.taker_order_id;
+        let taker = self.live.get_mut(&taker_order_id).ok_or(at.unknown(taker_order_id))?;
+        taker.leaves = taker_leaves_qty;
+        if taker_leaves_qty == 0 {
+            self.live.remove(&taker_order_id);
+            self.taker = None;
+        }
+        self.settle(symbol, ts, sink).map_err(|e| at.book(e))
+    }
+
+    /// A cancel or an expiry: the order leaves the book if it rested.
+    fn on_gone<S: ProjectionSink>(
+        &mut self,
+        at: At,
+        order_id: OrderId,
+        sink: &mut S,
+    ) -> Result<(), ProjectionError> {
+        let order = self.live.remove(&order_id).ok_or(at.unknown(order_id))?;
+        if order.place == Place::Resting {
+            let (_, level) = self.book.remove(order_id).map_err(|e| at.book(e))?;
+            sink.op(at.symbol, at.ts, &BookOp::Delete { order_id }, &[level]);
+        }
+        if self.taker == Some(order_id) {
+            self.taker = None;
+        }
+        // Self-trade prevention may cancel a maker while the taker goes on matching.
+        self.settle(at.symbol, at.ts, sink).map_err(|e| at.book(e))
+    }
+
+    /// A replace: gone when nothing is left; in place when only its size went down; else lifted
+    /// out of the book and matched again as an incoming order.
+    fn on_replace<S: ProjectionSink>(
+        &mut self,
+        at: At,
+        change: Replace,
+        sink: &mut S,
+    ) -> Result<(), ProjectionError> {
+        let Replace { order_id, price, qty, leaves_qty } = change;
+        let (symbol, ts) = (at.symbol, at.ts);
+        let old = *self.live.get(&order_id).ok_or(at.unknown(order_id))?;
+        if leaves_qty == 0 {
+            self.live.remove(&order_id);
+            if old.place == Place::Resting {
+                let (_, level) = self.book.remove(order_id).map_err(|e| at.book(e))?;
+                sink.op(symbol, ts, &BookOp::Delete { order_id }, &[level]);
+            }
+            return Ok(());
+        }
+        let keeps_place = price == old.price && qty <= old.qty;
+        let order = self.live.get_mut(&order_id).expect("looked up above");
+        order.price = price;
+        order.qty = qty;
+        order.leaves = leaves_qty;
+        match old.place {
+            Place::Resting if keeps_place => {
+                let shown = self.book.order(order_id).ok_or(at.unknown(order_id))?.qty;
+                let now = if old.display.is_some() { shown.min(leaves_qty) } else { leaves_qty };
+                if now < shown {
+                    let level = self.book.reduce(order_id, shown - now).map_err(|e| at.book(e))?;
+                    sink.op(symbol, ts, &BookOp::Reduce { order_id, qty: shown - now }, &[level]);
+                }
+            }
+            Place::Resting => {
+                let (_, level) = self.book.remove(order_id).map_err(|e| at.book(e))?;
+                order.place = Place::Matching;
+                self.taker = Some(order_id);
+                self.lifted = Some((order_id, level));
+                self.settle(symbol, ts, sink).map_err(|e| at.book(e))?;
+                if let Some((order_id, level)) = self.lifted.take() {
+                    sink.op(symbol, ts, &BookOp::Delete { order_id }, &[level]);
+                }
+            }
+            // An untriggered stop keeps its place among the stops.
+            Place::Stop | Place::Matching => {}
+        }
+        Ok(())
+    }
+
     /// Rests the incoming order once nothing opposite crosses it any more (see module docs).
     fn settle<S: ProjectionSink>(
         &mut self,
