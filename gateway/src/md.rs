@@ -221,30 +221,12 @@ pub enum MdRequestError {
 
 /// Parses a MarketDataRequest (35=V) against the venue's symbols.
 pub fn parse_request(msg: &Message<'_>, symbols: &Symbols) -> Result<MdRequest, MdRequestError> {
-    use MdRequestError::{Missing, Reject};
-    let req_id = msg.get_str(tags::MD_REQ_ID).ok_or(Missing(tags::MD_REQ_ID, "MDReqID"))?;
-    let refuse = |reason, text: String| Reject(MdReject::new(req_id, reason, text));
+    let req_id = msg.get_str(tags::MD_REQ_ID).ok_or(MdRequestError::Missing(tags::MD_REQ_ID, "MDReqID"))?;
     if req_id.len() > MD_REQ_ID_BYTES_MAX {
-        return Err(refuse(
-            Some(RejectReason::InsufficientBandwidth),
-            format!("MDReqID (262) longer than {MD_REQ_ID_BYTES_MAX} bytes"),
-        ));
+        let text = format!("MDReqID (262) longer than {MD_REQ_ID_BYTES_MAX} bytes");
+        return Err(refuse(req_id, RejectReason::InsufficientBandwidth, text));
     }
-    let kind = match msg.get(tags::SUBSCRIPTION_REQUEST_TYPE) {
-        Some(b"0") => SubscriptionType::Snapshot,
-        Some(b"1") => SubscriptionType::Subscribe,
-        Some(b"2") => SubscriptionType::Unsubscribe,
-        Some(other) => {
-            return Err(refuse(
-                Some(RejectReason::UnsupportedSubscriptionRequestType),
-                format!(
-                    "unsupported SubscriptionRequestType (263) {}: use 0, 1 or 2",
-                    String::from_utf8_lossy(other)
-                ),
-            ))
-        }
-        None => return Err(Missing(tags::SUBSCRIPTION_REQUEST_TYPE, "SubscriptionRequestType")),
-    };
+    let kind = subscription_type(msg, req_id)?;
     if kind == SubscriptionType::Unsubscribe {
         let request = MdRequest {
             req_id: req_id.to_owned(),
@@ -256,30 +238,72 @@ pub fn parse_request(msg: &Message<'_>, symbols: &Symbols) -> Result<MdRequest, 
         };
         return Ok(request);
     }
-    let depth_text = msg.get(tags::MARKET_DEPTH).ok_or(Missing(tags::MARKET_DEPTH, "MarketDepth"))?;
-    let depth = match fix::codec::parse_u64(depth_text).map(usize::try_from) {
-        Some(Ok(0)) => None,
-        Some(Ok(n)) if n <= MD_DEPTH_MAX => Some(n),
-        _ => {
-            return Err(refuse(
-                Some(RejectReason::UnsupportedMarketDepth),
-                format!(
-                    "unsupported MarketDepth (264) {}: 0 (full book) or 1 to {MD_DEPTH_MAX}",
-                    String::from_utf8_lossy(depth_text)
-                ),
-            ))
-        }
-    };
-    let full_refresh_updates = match msg.get(tags::MD_UPDATE_TYPE) {
-        None | Some(b"1") => false,
-        Some(b"0") => true,
-        Some(other) => {
-            return Err(refuse(
-                Some(RejectReason::UnsupportedMdUpdateType),
-                format!("unsupported MDUpdateType (265) {}: use 0 or 1", String::from_utf8_lossy(other)),
-            ))
-        }
-    };
+    Ok(MdRequest {
+        req_id: req_id.to_owned(),
+        kind,
+        depth: market_depth(msg, req_id)?,
+        full_refresh_updates: full_refresh_updates(msg, req_id)?,
+        types: entry_types(msg, req_id)?,
+        symbols: related_symbols(msg, req_id, symbols)?,
+    })
+}
+
+/// A 35=Y for request `req_id`.
+fn refuse(req_id: &str, reason: RejectReason, text: String) -> MdRequestError {
+    MdRequestError::Reject(MdReject::new(req_id, Some(reason), text))
+}
+
+/// SubscriptionRequestType (263): 0 snapshot, 1 subscribe, 2 unsubscribe.
+fn subscription_type(msg: &Message<'_>, req_id: &str) -> Result<SubscriptionType, MdRequestError> {
+    match msg.get(tags::SUBSCRIPTION_REQUEST_TYPE) {
+        Some(b"0") => Ok(SubscriptionType::Snapshot),
+        Some(b"1") => Ok(SubscriptionType::Subscribe),
+        Some(b"2") => Ok(SubscriptionType::Unsubscribe),
+        Some(other) => Err(refuse(
+            req_id,
+            RejectReason::UnsupportedSubscriptionRequestType,
+            format!(
+                "unsupported SubscriptionRequestType (263) {}: use 0, 1 or 2",
+                String::from_utf8_lossy(other)
+            ),
+        )),
+        None => Err(MdRequestError::Missing(tags::SUBSCRIPTION_REQUEST_TYPE, "SubscriptionRequestType")),
+    }
+}
+
+/// MarketDepth (264): 0 is the full book (None), else 1 to [`MD_DEPTH_MAX`] levels.
+fn market_depth(msg: &Message<'_>, req_id: &str) -> Result<Option<usize>, MdRequestError> {
+    let text =
+        msg.get(tags::MARKET_DEPTH).ok_or(MdRequestError::Missing(tags::MARKET_DEPTH, "MarketDepth"))?;
+    match fix::codec::parse_u64(text).map(usize::try_from) {
+        Some(Ok(0)) => Ok(None),
+        Some(Ok(n)) if n <= MD_DEPTH_MAX => Ok(Some(n)),
+        _ => Err(refuse(
+            req_id,
+            RejectReason::UnsupportedMarketDepth,
+            format!(
+                "unsupported MarketDepth (264) {}: 0 (full book) or 1 to {MD_DEPTH_MAX}",
+                String::from_utf8_lossy(text)
+            ),
+        )),
+    }
+}
+
+/// MDUpdateType (265): 1 incremental (the default) or 0 full refresh.
+fn full_refresh_updates(msg: &Message<'_>, req_id: &str) -> Result<bool, MdRequestError> {
+    match msg.get(tags::MD_UPDATE_TYPE) {
+        None | Some(b"1") => Ok(false),
+        Some(b"0") => Ok(true),
+        Some(other) => Err(refuse(
+            req_id,
+            RejectReason::UnsupportedMdUpdateType,
+            format!("unsupported MDUpdateType (265) {}: use 0 or 1", String::from_utf8_lossy(other)),
+        )),
+    }
+}
+
+/// The NoMDEntryTypes group (267 of 269): bid 0, offer 1, trade 2; at least one.
+fn entry_types(msg: &Message<'_>, req_id: &str) -> Result<EntryTypes, MdRequestError> {
     let mut types = EntryTypes::default();
     for entry in msg.group(tags::NO_MD_ENTRY_TYPES) {
         match entry.get(tags::MD_ENTRY_TYPE) {
@@ -288,32 +312,39 @@ pub fn parse_request(msg: &Message<'_>, symbols: &Symbols) -> Result<MdRequest, 
             Some(b"2") => types.trade = true,
             other => {
                 let text = String::from_utf8_lossy(other.unwrap_or(b""));
-                return Err(refuse(
-                    Some(RejectReason::UnsupportedMdEntryType),
-                    format!(
-                        "unsupported MDEntryType (269) {text}: the venue publishes 0 bid, 1 offer, 2 trade"
-                    ),
-                ));
+                let text = format!(
+                    "unsupported MDEntryType (269) {text}: the venue publishes 0 bid, 1 offer, 2 trade"
+                );
+                return Err(refuse(req_id, RejectReason::UnsupportedMdEntryType, text));
             }
         }
     }
     if types == EntryTypes::default() {
-        return Err(Missing(tags::NO_MD_ENTRY_TYPES, "NoMDEntryTypes"));
+        return Err(MdRequestError::Missing(tags::NO_MD_ENTRY_TYPES, "NoMDEntryTypes"));
     }
+    Ok(types)
+}
+
+/// The NoRelatedSym group (146 of 55): listed symbols, each once; at least one.
+fn related_symbols(
+    msg: &Message<'_>,
+    req_id: &str,
+    symbols: &Symbols,
+) -> Result<Vec<engine::SymbolId>, MdRequestError> {
     let mut ids = Vec::new();
     for entry in msg.group(tags::NO_RELATED_SYM) {
         let name = entry.get_str(SYMBOL).unwrap_or("");
         let id = symbols.id(name).ok_or_else(|| {
-            refuse(Some(RejectReason::UnknownSymbol), format!("unknown symbol {name:?}: not listed"))
+            refuse(req_id, RejectReason::UnknownSymbol, format!("unknown symbol {name:?}: not listed"))
         })?;
         if !ids.contains(&id) {
             ids.push(id);
         }
     }
     if ids.is_empty() {
-        return Err(Missing(tags::NO_RELATED_SYM, "NoRelatedSym"));
+        return Err(MdRequestError::Missing(tags::NO_RELATED_SYM, "NoRelatedSym"));
     }
-    Ok(MdRequest { req_id: req_id.to_owned(), kind, depth, full_refresh_updates, types, symbols: ids })
+    Ok(ids)
 }
 
 /// Where the desk's messages go, and how far behind each session is.
