@@ -534,89 +534,90 @@ impl MarketDataDesk {
 
     /// Answers a MarketDataRequest of `session`.
     pub fn request(&mut self, session: SessionId, request: MdRequest, sink: &mut impl MdSink) {
-        let subs = self.sessions.entry(session).or_default();
         let refusal = match request.kind {
-            SubscriptionType::Unsubscribe => match subs.iter().position(|s| s.req_id == request.req_id) {
-                Some(i) => {
-                    self.held -= subs.remove(i).symbols.len();
-                    return;
-                }
-                None => MdReject::new(
-                    &request.req_id,
-                    None,
-                    format!("unknown MDReqID {:?}: no subscription of this session has it", request.req_id),
-                ),
-            },
+            SubscriptionType::Unsubscribe => self.unsubscribe(session, &request.req_id),
             SubscriptionType::Snapshot => {
-                for &symbol in &request.symbols {
-                    let mut one = SubSymbol { symbol, rpt_seq: 0, window: Default::default() };
-                    self.stats.snapshots += write_snapshot(
-                        &self.md,
-                        &self.symbols,
-                        &request,
-                        &mut one,
-                        session,
-                        false,
-                        sink,
-                        &mut self.entries,
-                    );
-                }
-                self.status_if_halted(session, &request.symbols, sink);
-                return;
+                self.snapshot(session, &request, sink);
+                None
             }
-            SubscriptionType::Subscribe => {
-                let held: usize = subs.iter().map(|s| s.symbols.len()).sum();
-                if subs.iter().any(|s| s.req_id == request.req_id) {
-                    MdReject::new(
-                        &request.req_id,
-                        Some(RejectReason::DuplicateMdReqId),
-                        format!(
-                            "duplicate MDReqID {:?}: a subscription of this session has it",
-                            request.req_id
-                        ),
-                    )
-                } else if held + request.symbols.len() > self.config.subscriptions_max {
-                    MdReject::new(
-                        &request.req_id,
-                        Some(RejectReason::InsufficientBandwidth),
-                        format!(
-                            "too many subscriptions: this session holds {held} of at most {} (one per MDReqID and symbol)",
-                            self.config.subscriptions_max
-                        ),
-                    )
-                } else {
-                    let mut sub = Subscription {
-                        req_id: request.req_id.clone(),
-                        types: request.types,
-                        depth: request.depth,
-                        full_refresh_updates: request.full_refresh_updates,
-                        symbols: request
-                            .symbols
-                            .iter()
-                            .map(|&symbol| SubSymbol { symbol, rpt_seq: 0, window: Default::default() })
-                            .collect(),
-                        stale: false,
-                    };
-                    for one in &mut sub.symbols {
-                        self.stats.snapshots += write_snapshot(
-                            &self.md,
-                            &self.symbols,
-                            &request,
-                            one,
-                            session,
-                            true,
-                            sink,
-                            &mut self.entries,
-                        );
-                    }
-                    self.held += sub.symbols.len();
-                    subs.push(sub);
-                    self.status_if_halted(session, &request.symbols, sink);
-                    return;
-                }
-            }
+            SubscriptionType::Subscribe => self.subscribe(session, &request, sink),
         };
-        self.reject(session, &refusal, sink);
+        if let Some(refusal) = refusal {
+            self.reject(session, &refusal, sink);
+        }
+    }
+
+    /// Ends the session's subscription `req_id`, or says why not.
+    fn unsubscribe(&mut self, session: SessionId, req_id: &str) -> Option<MdReject> {
+        let subs = self.sessions.entry(session).or_default();
+        let Some(i) = subs.iter().position(|s| s.req_id == req_id) else {
+            let text = format!("unknown MDReqID {req_id:?}: no subscription of this session has it");
+            return Some(MdReject::new(req_id, None, text));
+        };
+        self.held -= subs.remove(i).symbols.len();
+        None
+    }
+
+    /// A 35=W of each requested symbol (no RptSeq: nothing follows it), then its status if halted.
+    fn snapshot(&mut self, session: SessionId, request: &MdRequest, sink: &mut impl MdSink) {
+        for &symbol in &request.symbols {
+            let mut one = SubSymbol { symbol, rpt_seq: 0, window: Default::default() };
+            self.stats.snapshots += write_snapshot(
+                &self.md,
+                &self.symbols,
+                request,
+                &mut one,
+                session,
+                false,
+                sink,
+                &mut self.entries,
+            );
+        }
+        self.status_if_halted(session, &request.symbols, sink);
+    }
+
+    /// A new subscription (a 35=W of each symbol, numbered, then updates), or why not: its
+    /// MDReqID is taken, or the session would hold more than `subscriptions_max`.
+    fn subscribe(
+        &mut self,
+        session: SessionId,
+        request: &MdRequest,
+        sink: &mut impl MdSink,
+    ) -> Option<MdReject> {
+        let subs = self.sessions.entry(session).or_default();
+        let held: usize = subs.iter().map(|s| s.symbols.len()).sum();
+        if subs.iter().any(|s| s.req_id == request.req_id) {
+            let text =
+                format!("duplicate MDReqID {:?}: a subscription of this session has it", request.req_id);
+            return Some(MdReject::new(&request.req_id, Some(RejectReason::DuplicateMdReqId), text));
+        }
+        if held + request.symbols.len() > self.config.subscriptions_max {
+            let text = format!(
+                "too many subscriptions: this session holds {held} of at most {} (one per MDReqID and symbol)",
+                self.config.subscriptions_max
+            );
+            return Some(MdReject::new(&request.req_id, Some(RejectReason::InsufficientBandwidth), text));
+        }
+        let mut sub = Subscription {
+            req_id: request.req_id.clone(),
+            types: request.types,
+            depth: request.depth,
+            full_refresh_updates: request.full_refresh_updates,
+            symbols: request
+                .symbols
+                .iter()
+                .map(|&symbol| SubSymbol { symbol, rpt_seq: 0, window: Default::default() })
+                .collect(),
+            stale: false,
+        };
+        for one in &mut sub.symbols {
+            self.stats.snapshots +=
+                write_snapshot(&self.md, &self.symbols, request, one, session, true, sink, &mut self.entries);
+        }
+        self.held += sub.symbols.len();
+        self.sessions.entry(session).or_default().push(sub);
+        self.status_if_halted(session, &request.symbols, sink);
+        None
     }
 
     /// After the 35=W of a request: a 35=f for each of its symbols that is halted now (a
