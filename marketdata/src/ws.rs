@@ -416,93 +416,17 @@ impl Stream {
                 qty: l.qty,
                 count: l.count,
             }),
-            (WsChannel::Level3, body) => {
-                let (op, order_id, order, qty) = match body {
-                    Body::AddOrder(o) => ("add", o.order_id, Some(o), o.qty),
-                    Body::Replace(o) => ("replace", o.order_id, Some(o), o.qty),
-                    Body::Execute { order_id, qty } => ("execute", order_id, None, qty),
-                    Body::Reduce { order_id, qty } => ("reduce", order_id, None, qty),
-                    Body::Delete { order_id } => {
-                        return out.push_back(WsMessage::L3update {
-                            symbol,
-                            seq,
-                            op: "delete".into(),
-                            order_id: order_id.0,
-                            side: None,
-                            price: None,
-                            qty: None,
-                        })
-                    }
-                    Body::Checksum { depth, crc32 } => {
-                        return out.push_back(WsMessage::Checksum { symbol, seq, depth, crc32 })
-                    }
-                    Body::TradingStatus { halted } => {
-                        return out.push_back(WsMessage::Status { symbol, seq, halted })
-                    }
-                    Body::Trade { price: p, qty, aggressor, maker_order_id, taker_order_id } => {
-                        return out.push_back(WsMessage::Trade {
-                            symbol,
-                            seq,
-                            ts_ns: m.header.ts_ns,
-                            price: price(p),
-                            qty,
-                            aggressor: side_str(aggressor),
-                            maker_order_id: maker_order_id.0,
-                            taker_order_id: taker_order_id.0,
-                        })
-                    }
-                    _ => return,
-                };
-                out.push_back(WsMessage::L3update {
-                    symbol,
-                    seq,
-                    op: op.into(),
-                    order_id: order_id.0,
-                    side: order.map(|o| side_str(o.side)),
-                    price: order.map(|o| price(o.price)),
-                    qty: Some(qty),
-                });
-            }
+            (WsChannel::Level3, _) => out.extend(level3_message(feed, id, symbol, seq, m)),
             (WsChannel::Level2, Body::Checksum { depth, crc32 }) => {
                 out.push_back(WsMessage::Checksum { symbol, seq, depth, crc32 })
             }
             (WsChannel::Level2 | WsChannel::Trades, Body::TradingStatus { halted }) => {
                 out.push_back(WsMessage::Status { symbol, seq, halted })
             }
-            (
-                WsChannel::Level2 | WsChannel::Trades,
-                Body::Trade { price: p, qty, aggressor, maker_order_id, taker_order_id },
-            ) => out.push_back(WsMessage::Trade {
-                symbol,
-                seq,
-                ts_ns: m.header.ts_ns,
-                price: price(p),
-                qty,
-                aggressor: side_str(aggressor),
-                maker_order_id: maker_order_id.0,
-                taker_order_id: taker_order_id.0,
-            }),
-            (WsChannel::Ticker, body) => {
-                if let Body::Trade { price: p, .. } = body {
-                    self.last_trade = Some(p);
-                }
-                let Some(book) = self.book.as_ref().filter(|b| b.is_live()) else { return };
-                let top = |side| book.levels(side).next().map(|l| (l.price, l.qty));
-                let bbo = Bbo { bid: top(Side::Buy), ask: top(Side::Sell) };
-                let fresh = matches!(body, Body::SnapshotEnd { .. } | Body::Trade { .. });
-                if fresh || bbo != self.last_bbo {
-                    self.last_bbo = bbo;
-                    out.push_back(WsMessage::Ticker {
-                        symbol,
-                        seq,
-                        bid: bbo.bid.map(|(p, _)| price(p)),
-                        bid_qty: bbo.bid.map(|(_, q)| q),
-                        ask: bbo.ask.map(|(p, _)| price(p)),
-                        ask_qty: bbo.ask.map(|(_, q)| q),
-                        last: self.last_trade.map(price),
-                    });
-                }
+            (WsChannel::Level2 | WsChannel::Trades, Body::Trade { .. }) => {
+                out.extend(trade_message(feed, id, symbol, seq, m))
             }
+            (WsChannel::Ticker, body) => out.extend(self.ticker(feed, symbol, seq, body)),
             (WsChannel::Candles, Body::Trade { price: p, qty, .. }) => {
                 let Some((period, bars)) = self.bars.as_mut() else { return };
                 bars.record(m.header.ts_ns, p, qty);
@@ -513,6 +437,72 @@ impl Stream {
             _ => {}
         }
     }
+
+    /// The ticker after `body`: a message when the best bid or offer moved, or on a trade or a
+    /// fresh snapshot; nothing while the book cannot be shown.
+    fn ticker(&mut self, feed: &WsFeed, symbol: String, seq: WsSeq, body: Body) -> Option<WsMessage> {
+        if let Body::Trade { price: p, .. } = body {
+            self.last_trade = Some(p);
+        }
+        let book = self.book.as_ref().filter(|b| b.is_live())?;
+        let top = |side| book.levels(side).next().map(|l| (l.price, l.qty));
+        let bbo = Bbo { bid: top(Side::Buy), ask: top(Side::Sell) };
+        let fresh = matches!(body, Body::SnapshotEnd { .. } | Body::Trade { .. });
+        if !fresh && bbo == self.last_bbo {
+            return None;
+        }
+        self.last_bbo = bbo;
+        let price = |p| feed.price(self.symbol, p);
+        Some(WsMessage::Ticker {
+            symbol,
+            seq,
+            bid: bbo.bid.map(|(p, _)| price(p)),
+            bid_qty: bbo.bid.map(|(_, q)| q),
+            ask: bbo.ask.map(|(p, _)| price(p)),
+            ask_qty: bbo.ask.map(|(_, q)| q),
+            last: self.last_trade.map(price),
+        })
+    }
+}
+
+/// A `trade` message of `m` (None unless `m` is a trade).
+fn trade_message(feed: &WsFeed, id: SymbolId, symbol: String, seq: WsSeq, m: &Message) -> Option<WsMessage> {
+    let Body::Trade { price, qty, aggressor, maker_order_id, taker_order_id } = m.body else { return None };
+    Some(WsMessage::Trade {
+        symbol,
+        seq,
+        ts_ns: m.header.ts_ns,
+        price: feed.price(id, price),
+        qty,
+        aggressor: side_str(aggressor),
+        maker_order_id: maker_order_id.0,
+        taker_order_id: taker_order_id.0,
+    })
+}
+
+/// What the `level3` channel says of `m`: an order added, replaced, executed, reduced or
+/// deleted, a checksum, a status or a trade (snapshots are gathered by the caller).
+fn level3_message(feed: &WsFeed, id: SymbolId, symbol: String, seq: WsSeq, m: &Message) -> Option<WsMessage> {
+    let (op, order_id, order, qty) = match m.body {
+        Body::AddOrder(o) => ("add", o.order_id, Some(o), o.qty),
+        Body::Replace(o) => ("replace", o.order_id, Some(o), o.qty),
+        Body::Execute { order_id, qty } => ("execute", order_id, None, qty),
+        Body::Reduce { order_id, qty } => ("reduce", order_id, None, qty),
+        Body::Delete { order_id } => ("delete", order_id, None, 0),
+        Body::Checksum { depth, crc32 } => return Some(WsMessage::Checksum { symbol, seq, depth, crc32 }),
+        Body::TradingStatus { halted } => return Some(WsMessage::Status { symbol, seq, halted }),
+        Body::Trade { .. } => return trade_message(feed, id, symbol, seq, m),
+        _ => return None,
+    };
+    Some(WsMessage::L3update {
+        symbol,
+        seq,
+        op: op.into(),
+        order_id: order_id.0,
+        side: order.map(|o| side_str(o.side)),
+        price: order.map(|o| feed.price(id, o.price)),
+        qty: (op != "delete").then_some(qty),
+    })
 }
 
 fn candle(feed: &WsFeed, id: SymbolId, symbol: String, seq: WsSeq, period: WsPeriod, bar: &Bar) -> WsMessage {
