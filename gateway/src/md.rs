@@ -1100,81 +1100,9 @@ impl MdBooks {
     /// Applies a 35=W, 35=X or 35=f (other messages are ignored). After an error the symbol's book
     /// waits for its next 35=W (`rpt_seq` is `None`).
     pub fn apply(&mut self, msg: &Message<'_>) -> Result<(), MdBookError> {
-        let malformed = |what: &str| MdBookError::Malformed(what.to_owned());
-        let units = |entry: &Message<'_>| {
-            let text = entry.get_str(tags::MD_ENTRY_PX).ok_or_else(|| malformed("MDEntryPx (270)"))?;
-            engine::price_text::parse_units(text)
-                .map_err(|e| MdBookError::Malformed(format!("MDEntryPx (270) {text:?}: {e}")))
-        };
-        let size = |entry: &Message<'_>| {
-            entry.get_u64(tags::MD_ENTRY_SIZE).ok().flatten().ok_or_else(|| malformed("MDEntrySize (271)"))
-        };
         match msg.msg_type() {
-            b"W" => {
-                let symbol = msg.get_str(SYMBOL).ok_or_else(|| malformed("Symbol (55) in a 35=W"))?;
-                let book = self.books.entry(symbol.to_owned()).or_default();
-                if !book.in_snapshot {
-                    book.levels.clear();
-                }
-                book.in_snapshot = msg.get(tags::LAST_FRAGMENT) == Some(b"N");
-                for entry in msg.group(tags::NO_MD_ENTRIES) {
-                    match entry.get(tags::MD_ENTRY_TYPE) {
-                        Some(b"0") => drop(book.levels.insert((true, units(&entry)?), size(&entry)?)),
-                        Some(b"1") => drop(book.levels.insert((false, units(&entry)?), size(&entry)?)),
-                        Some(b"2") => book.last_trade = Some((units(&entry)?, size(&entry)?)),
-                        _ => return Err(malformed("MDEntryType (269)")),
-                    }
-                }
-                book.rpt_seq = msg.get_u64(tags::RPT_SEQ).ok().flatten().or(Some(0));
-                Ok(())
-            }
-            b"X" => {
-                for entry in msg.group(tags::NO_MD_ENTRIES) {
-                    let symbol = entry.get_str(SYMBOL).ok_or_else(|| malformed("Symbol (55) in an entry"))?;
-                    let Some(book) = self.books.get_mut(symbol) else { continue };
-                    let Some(last) = book.rpt_seq else { continue };
-                    let got = entry
-                        .get_u64(tags::RPT_SEQ)
-                        .ok()
-                        .flatten()
-                        .ok_or_else(|| malformed("RptSeq (83)"))?;
-                    if got != last + 1 {
-                        book.rpt_seq = None;
-                        return Err(MdBookError::Gap { symbol: symbol.to_owned(), got, last });
-                    }
-                    book.rpt_seq = Some(got);
-                    let bid = match entry.get(tags::MD_ENTRY_TYPE) {
-                        Some(b"0") => true,
-                        Some(b"1") => false,
-                        Some(b"2") => {
-                            book.last_trade = Some((units(&entry)?, size(&entry)?));
-                            continue;
-                        }
-                        _ => return Err(malformed("MDEntryType (269)")),
-                    };
-                    let key = (bid, units(&entry)?);
-                    let mismatch = |what: &str| {
-                        let text = entry.get_str(tags::MD_ENTRY_PX).unwrap_or("");
-                        MdBookError::Mismatch { symbol: symbol.to_owned(), what: format!("{what} at {text}") }
-                    };
-                    let held = book.levels.contains_key(&key);
-                    match entry.get(tags::MD_UPDATE_ACTION) {
-                        Some(b"0") if !held => drop(book.levels.insert(key, size(&entry)?)),
-                        Some(b"1") if held => drop(book.levels.insert(key, size(&entry)?)),
-                        Some(b"2") if held => drop(book.levels.remove(&key)),
-                        Some(b"0") => {
-                            book.rpt_seq = None;
-                            return Err(mismatch("a new level the book already holds"));
-                        }
-                        Some(b"1" | b"2") => {
-                            book.rpt_seq = None;
-                            return Err(mismatch("a change or delete of a level the book does not hold"));
-                        }
-                        _ => return Err(malformed("MDUpdateAction (279)")),
-                    }
-                }
-                Ok(())
-            }
+            b"W" => self.apply_snapshot(msg),
+            b"X" => msg.group(tags::NO_MD_ENTRIES).try_for_each(|entry| self.apply_entry(&entry)),
             b"f" => {
                 let symbol = msg.get_str(SYMBOL).ok_or_else(|| malformed("Symbol (55) in a 35=f"))?;
                 let halted = match msg.get_u64(tags::SECURITY_TRADING_STATUS).ok().flatten() {
@@ -1188,6 +1116,87 @@ impl MdBooks {
             _ => Ok(()),
         }
     }
+
+    /// A 35=W (or one fragment of it): the symbol's book replaced by its entries.
+    fn apply_snapshot(&mut self, msg: &Message<'_>) -> Result<(), MdBookError> {
+        let symbol = msg.get_str(SYMBOL).ok_or_else(|| malformed("Symbol (55) in a 35=W"))?;
+        let book = self.books.entry(symbol.to_owned()).or_default();
+        if !book.in_snapshot {
+            book.levels.clear();
+        }
+        book.in_snapshot = msg.get(tags::LAST_FRAGMENT) == Some(b"N");
+        for entry in msg.group(tags::NO_MD_ENTRIES) {
+            match entry.get(tags::MD_ENTRY_TYPE) {
+                Some(b"0") => drop(book.levels.insert((true, entry_units(&entry)?), entry_size(&entry)?)),
+                Some(b"1") => drop(book.levels.insert((false, entry_units(&entry)?), entry_size(&entry)?)),
+                Some(b"2") => book.last_trade = Some((entry_units(&entry)?, entry_size(&entry)?)),
+                _ => return Err(malformed("MDEntryType (269)")),
+            }
+        }
+        book.rpt_seq = msg.get_u64(tags::RPT_SEQ).ok().flatten().or(Some(0));
+        Ok(())
+    }
+
+    /// One entry of a 35=X: checked against its symbol's RptSeq (a gap stops the book until
+    /// the next 35=W) and against the levels held (a new level already held, or a change of one
+    /// not held, is a mismatch).
+    fn apply_entry(&mut self, entry: &Message<'_>) -> Result<(), MdBookError> {
+        let symbol = entry.get_str(SYMBOL).ok_or_else(|| malformed("Symbol (55) in an entry"))?;
+        let Some(book) = self.books.get_mut(symbol) else { return Ok(()) };
+        let Some(last) = book.rpt_seq else { return Ok(()) };
+        let got = entry.get_u64(tags::RPT_SEQ).ok().flatten().ok_or_else(|| malformed("RptSeq (83)"))?;
+        if got != last + 1 {
+            book.rpt_seq = None;
+            return Err(MdBookError::Gap { symbol: symbol.to_owned(), got, last });
+        }
+        book.rpt_seq = Some(got);
+        let bid = match entry.get(tags::MD_ENTRY_TYPE) {
+            Some(b"0") => true,
+            Some(b"1") => false,
+            Some(b"2") => {
+                book.last_trade = Some((entry_units(entry)?, entry_size(entry)?));
+                return Ok(());
+            }
+            _ => return Err(malformed("MDEntryType (269)")),
+        };
+        let key = (bid, entry_units(entry)?);
+        let mismatch = |what: &str| {
+            let text = entry.get_str(tags::MD_ENTRY_PX).unwrap_or("");
+            MdBookError::Mismatch { symbol: symbol.to_owned(), what: format!("{what} at {text}") }
+        };
+        let held = book.levels.contains_key(&key);
+        match entry.get(tags::MD_UPDATE_ACTION) {
+            Some(b"0") if !held => drop(book.levels.insert(key, entry_size(entry)?)),
+            Some(b"1") if held => drop(book.levels.insert(key, entry_size(entry)?)),
+            Some(b"2") if held => drop(book.levels.remove(&key)),
+            Some(b"0") => {
+                book.rpt_seq = None;
+                return Err(mismatch("a new level the book already holds"));
+            }
+            Some(b"1" | b"2") => {
+                book.rpt_seq = None;
+                return Err(mismatch("a change or delete of a level the book does not hold"));
+            }
+            _ => return Err(malformed("MDUpdateAction (279)")),
+        }
+        Ok(())
+    }
+}
+
+fn malformed(what: &str) -> MdBookError {
+    MdBookError::Malformed(what.to_owned())
+}
+
+/// An entry's MDEntryPx (270) in price units.
+fn entry_units(entry: &Message<'_>) -> Result<engine::PriceUnits, MdBookError> {
+    let text = entry.get_str(tags::MD_ENTRY_PX).ok_or_else(|| malformed("MDEntryPx (270)"))?;
+    engine::price_text::parse_units(text)
+        .map_err(|e| MdBookError::Malformed(format!("MDEntryPx (270) {text:?}: {e}")))
+}
+
+/// An entry's MDEntrySize (271).
+fn entry_size(entry: &Message<'_>) -> Result<u64, MdBookError> {
+    entry.get_u64(tags::MD_ENTRY_SIZE).ok().flatten().ok_or_else(|| malformed("MDEntrySize (271)"))
 }
 
 #[cfg(test)]
