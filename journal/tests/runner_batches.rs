@@ -63,10 +63,14 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn open(dir: &Path, event_thread: bool) -> DurableEngine {
+    open_snapshotting(dir, event_thread, SNAPSHOT_EVERY)
+}
+
+fn open_snapshotting(dir: &Path, event_thread: bool, snapshot_every_commands: u64) -> DurableEngine {
     let config = DurableConfig {
         dir: dir.to_path_buf(),
         journal: JournalConfig { segment_size_bytes: 64 * 1024, ..JournalConfig::default() },
-        snapshot_every_commands: SNAPSHOT_EVERY,
+        snapshot_every_commands,
         event_thread,
     };
     DurableEngine::open(EngineConfig::default(), config).unwrap().0
@@ -210,5 +214,83 @@ fn the_runner_with_a_journal_emits_what_one_command_at_a_time_emits() {
     drop(reopened);
     for dir in [runner_dir, single_dir] {
         std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn a_wrong_seq_inside_a_batch_is_refused_as_one_at_a_time_refuses_it() {
+    let cmds = stamped(&flow(3, 40), 1_000);
+    // 1..=20, then 22 (refused: 21 expected), then 21 (taken), then 23..=40 (all refused:
+    // 22 expected), in one batch.
+    let mut batch: Vec<Command> = cmds[..20].to_vec();
+    batch.extend([cmds[21], cmds[20]]);
+    batch.extend_from_slice(&cmds[22..]);
+    let mut results = Vec::new();
+    for batched in [true, false] {
+        let dir = temp_dir(&format!("seq-{batched}"));
+        let mut durable = open(&dir, false);
+        let mut events = Vec::new();
+        let first_error = if batched {
+            durable.process_batch_staged(&batch, &mut events).err()
+        } else {
+            let errors: Vec<_> =
+                batch.iter().filter_map(|cmd| durable.process_staged(cmd, &mut events).err()).collect();
+            errors.into_iter().next()
+        };
+        durable.publish_batch();
+        let first_error = first_error.map(|e| e.to_string());
+        results.push((events, durable.next_command_seq(), first_error, durable.health().is_failed()));
+        finish(durable);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    assert_eq!(results[0], results[1]);
+    let (_, next_seq, first_error, failed) = &results[0];
+    assert_eq!((*next_seq, *failed), (22, false));
+    assert_eq!(first_error.as_deref(), Some("command seq 22 out of order, expected 21"));
+}
+
+#[test]
+fn a_journal_failure_inside_a_batch_stops_it_there() {
+    for event_thread in [false, true] {
+        let dir = temp_dir(&format!("fail-{event_thread}"));
+        let cmds = stamped(&flow(5, 20_000), 1_000);
+        // No periodic snapshots: a snapshot writer would race the removal below.
+        let mut durable = open_snapshotting(&dir, event_thread, 0);
+        let health = durable.health();
+        let mut sink = Vec::new();
+        durable.process_batch(&cmds[..100], &mut sink);
+        durable.end_batch();
+        // The data directory disappears under the venue: the next segment cannot be put in place.
+        std::fs::remove_dir_all(&dir).unwrap();
+        let mut at = 100;
+        for batch in cmds[100..].chunks(64) {
+            durable.process_batch(batch, &mut sink);
+            durable.end_batch();
+            at += batch.len();
+            if health.is_failed() {
+                break;
+            }
+        }
+        assert!(health.is_failed(), "a journal without its directory must fail at the next segment");
+        let message = health.failure().unwrap();
+        assert!(message.contains("journal") && message.contains("No such file"), "{message}");
+        // What reached the sink is the start of the plain run, and only events of commands the
+        // command journal took (write-ahead held up to the failure).
+        let mut plain = Engine::new(EngineConfig::default());
+        let mut want = Vec::new();
+        for cmd in &cmds {
+            plain.process(cmd, &mut want);
+        }
+        assert_eq!(sink[..], want[..sink.len()]);
+        let journaled_next = durable.next_command_seq();
+        assert!(sink.iter().all(|event| event.command_seq < journaled_next));
+        // Nothing more is processed or forwarded, and the caller that can see errors is told why.
+        let n = sink.len();
+        match durable.process_batch_staged(&cmds[at..at + 10], &mut sink) {
+            Err(journal::DurableError::Stopped(why)) => assert_eq!(why, message),
+            other => panic!("expected Stopped, got {other:?}"),
+        }
+        assert_eq!((sink.len(), durable.next_command_seq()), (n, journaled_next));
+        assert!(durable.close().is_err());
     }
 }
