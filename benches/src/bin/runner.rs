@@ -171,11 +171,15 @@ fn main() {
                 for mode in modes {
                     let dir = root.join(format!("{resting}-{mode}"));
                     let measured = match (journal, mode) {
-                        (false, "one") => run(OneAtATime(bare(&engine_config, &workload)), &workload, args.batch_max),
-                        (false, _) => run(bare(&engine_config, &workload), &workload, args.batch_max),
-                        (true, "one") => {
-                            run(OneAtATime(durable(&engine_config, &workload, &dir)), &workload, args.batch_max)
+                        (false, "one") => {
+                            run(OneAtATime(bare(&engine_config, &workload)), &workload, args.batch_max)
                         }
+                        (false, _) => run(bare(&engine_config, &workload), &workload, args.batch_max),
+                        (true, "one") => run(
+                            OneAtATime(durable(&engine_config, &workload, &dir)),
+                            &workload,
+                            args.batch_max,
+                        ),
                         (true, _) => run(durable(&engine_config, &workload, &dir), &workload, args.batch_max),
                     };
                     let _ = std::fs::remove_dir_all(&dir);
@@ -194,9 +198,12 @@ fn main() {
                         "{{\"bench\":\"runner\",\"resting\":{resting},\"journal\":\"{journal_name}\",\"mode\":\"{mode}\",\"round\":{round},\"cmd_per_cpu_s\":{},\"cmd_per_s\":{},\"events\":{},\"trades\":{}}}",
                         measured.cpu_rate, measured.wall_rate, measured.events.events, measured.events.trades
                     );
-                    counts.push(measured.events);
+                    counts.push((measured.events.events, measured.events.trades));
                 }
-                assert!(counts[0] == counts[1], "the two modes emitted different events: {counts:?}");
+                assert!(
+                    counts[0] == counts[1],
+                    "the two modes emitted different (events, trades): {counts:?}"
+                );
             }
         }
     }
