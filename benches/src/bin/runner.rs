@@ -40,6 +40,14 @@ struct Args {
     /// Journal: `off`, `on` or `both`.
     #[arg(long, default_value = "both")]
     journal: String,
+    /// Which ways to run: `one`, `batch` or both (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "one,batch")]
+    modes: Vec<String>,
+    /// Drive the processor on this thread, `--batch-max` commands at a time, instead of through
+    /// the runner's rings: no other thread, so an instruction count (`valgrind --tool=callgrind
+    /// --toggle-collect='*drive_here*'`) sees only the processor's work.
+    #[arg(long)]
+    on_this_thread: bool,
     /// Where to write journals (default: a directory in the system temp dir, removed at the end).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -117,6 +125,32 @@ fn run<P: Processor + 'static>(processor: P, workload: &Workload, batch_max: usi
     Measured { cpu_rate: n / cpu, wall_rate: n / wall, events: sink }
 }
 
+/// The stream through `processor` on this thread, as the runner hands it batches (no rings).
+#[inline(never)]
+fn drive_here<P: Processor>(
+    processor: &mut P,
+    stream: &[Command],
+    batch_max: usize,
+    sink: &mut CountingSink,
+) {
+    for batch in stream.chunks(batch_max) {
+        processor.process_batch(batch, sink);
+        processor.end_batch();
+    }
+}
+
+/// [`run`] without the runner: [`drive_here`], timed by this thread's CPU clock.
+fn run_here<P: Processor>(mut processor: P, workload: &Workload, batch_max: usize) -> Measured {
+    // SAFETY: pthread_self has no preconditions.
+    let thread = unsafe { libc::pthread_self() };
+    let mut sink = CountingSink::default();
+    let (cpu0, started) = (thread_cpu_s(thread), Instant::now());
+    drive_here(&mut processor, &workload.stream, batch_max, &mut sink);
+    let (cpu, wall) = (thread_cpu_s(thread) - cpu0, started.elapsed().as_secs_f64());
+    let n = workload.stream.len() as f64;
+    Measured { cpu_rate: n / cpu, wall_rate: n / wall, events: sink }
+}
+
 fn bare(engine_config: &EngineConfig, workload: &Workload) -> Engine {
     let mut engine = Engine::new(engine_config.clone());
     engine.process_batch(&workload.setup, &mut CountingSink::default());
@@ -166,21 +200,43 @@ fn main() {
         for round in 1..=args.rounds {
             for &journal in journals {
                 // Alternate which goes first, so neither always gets the warmer machine.
-                let modes = if round % 2 == 1 { ["one", "batch"] } else { ["batch", "one"] };
+                let mut modes: Vec<&str> = args.modes.iter().map(String::as_str).collect();
+                if round % 2 == 0 {
+                    modes.reverse();
+                }
                 let mut counts = Vec::new();
                 for mode in modes {
                     let dir = root.join(format!("{resting}-{mode}"));
-                    let measured = match (journal, mode) {
-                        (false, "one") => {
-                            run(OneAtATime(bare(&engine_config, &workload)), &workload, args.batch_max)
+                    let (batch_max, here) = (args.batch_max, args.on_this_thread);
+                    let measured = match (journal, mode, here) {
+                        (false, "one", false) => {
+                            run(OneAtATime(bare(&engine_config, &workload)), &workload, batch_max)
                         }
-                        (false, _) => run(bare(&engine_config, &workload), &workload, args.batch_max),
-                        (true, "one") => run(
+                        (false, "one", true) => {
+                            run_here(OneAtATime(bare(&engine_config, &workload)), &workload, batch_max)
+                        }
+                        (false, "batch", false) => run(bare(&engine_config, &workload), &workload, batch_max),
+                        (false, "batch", true) => {
+                            run_here(bare(&engine_config, &workload), &workload, batch_max)
+                        }
+                        (true, "one", false) => {
+                            run(OneAtATime(durable(&engine_config, &workload, &dir)), &workload, batch_max)
+                        }
+                        (true, "one", true) => run_here(
                             OneAtATime(durable(&engine_config, &workload, &dir)),
                             &workload,
-                            args.batch_max,
+                            batch_max,
                         ),
-                        (true, _) => run(durable(&engine_config, &workload, &dir), &workload, args.batch_max),
+                        (true, "batch", false) => {
+                            run(durable(&engine_config, &workload, &dir), &workload, batch_max)
+                        }
+                        (true, "batch", true) => {
+                            run_here(durable(&engine_config, &workload, &dir), &workload, batch_max)
+                        }
+                        (_, other, _) => {
+                            eprintln!("--modes takes one and batch, not {other:?}");
+                            std::process::exit(2);
+                        }
                     };
                     let _ = std::fs::remove_dir_all(&dir);
                     let journal_name = if journal { "on" } else { "off" };
