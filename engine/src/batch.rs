@@ -87,6 +87,21 @@ impl Engine {
     /// [`Engine::process`] on each would do, faster on a deep book because the memory of the
     /// next commands is prefetched while the current one runs (see the module docs).
     pub fn process_batch<S: EventSink>(&mut self, commands: &[Command], sink: &mut S) {
+        self.process_batch_with(commands, sink, |_, _| true);
+    }
+
+    /// [`Engine::process_batch`] with a gate: `admit(command, sink)` runs just before each
+    /// command is applied, and when it returns false the batch stops there, that command not
+    /// applied. Returns how many commands were applied. A write-ahead journal stages each
+    /// command in `admit` (so it is journaled before the engine applies it, and a failed write
+    /// stops the batch at that command), and the sink given to `admit` is the one the events go
+    /// to, so the gate can consult it (a journaling sink that lost its journal).
+    pub fn process_batch_with<S: EventSink>(
+        &mut self,
+        commands: &[Command],
+        sink: &mut S,
+        mut admit: impl FnMut(&Command, &mut S) -> bool,
+    ) -> usize {
         let mut ring = [Ahead::default(); AHEAD_RING];
         let mut looking_ahead = false;
         for (i, command) in commands.iter().enumerate() {
@@ -102,8 +117,12 @@ impl Engine {
             if looking_ahead {
                 self.look_ahead(commands, i, &mut ring);
             }
+            if !admit(command, sink) {
+                return i;
+            }
             self.process(command, sink);
         }
+        commands.len()
     }
 
     /// The three stages for the commands ahead of the one at `i`.

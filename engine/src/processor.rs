@@ -10,6 +10,17 @@ pub trait Processor: Send {
     /// Processes one stamped command, writing its events to `sink` in order.
     fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S);
 
+    /// Processes `cmds` in order, writing their events to `sink`: the same events as calling
+    /// [`Processor::process`] on each, which is what this default does. The engine overrides it
+    /// to look ahead (prefetch the memory of the commands behind the current one), which pays
+    /// on a deep book; a journaling processor overrides it to keep its write-ahead order.
+    #[inline]
+    fn process_batch<S: EventSink>(&mut self, cmds: &[Command], sink: &mut S) {
+        for cmd in cmds {
+            self.process(cmd, sink);
+        }
+    }
+
     /// The driver has processed a batch of commands (one or more) and is about to let the
     /// batch's events be acted on. A journaling processor publishes its staged records here;
     /// the bare engine has nothing to do.
@@ -22,5 +33,10 @@ impl Processor for crate::Engine {
     fn process<S: EventSink>(&mut self, cmd: &Command, sink: &mut S) {
         // Inherent methods win over trait methods: this calls `Engine::process`.
         crate::Engine::process(self, cmd, sink);
+    }
+
+    #[inline]
+    fn process_batch<S: EventSink>(&mut self, cmds: &[Command], sink: &mut S) {
+        crate::Engine::process_batch(self, cmds, sink);
     }
 }

@@ -338,11 +338,113 @@ impl DurableEngine {
             return Err(self.stopped());
         }
         self.commands_since_snapshot += 1;
+        self.snapshot_if_due();
+        Ok(())
+    }
+
+    /// [`DurableEngine::process_staged`] on each of `commands` in turn, through the engine's
+    /// look-ahead ([`Engine::process_batch`]): the same records, events, snapshots and errors
+    /// (the first is returned; as one at a time, the commands after it are still offered, and
+    /// after a journal failure refused). Each command is staged in the command journal just
+    /// before the engine applies it (in the engine's gate), so write-ahead holds command by
+    /// command, an event frame that fills up still publishes the staged commands first, and a
+    /// journal failure stops the batch at the command it struck. The batch is cut at each
+    /// periodic snapshot point, so a snapshot is taken after exactly the command it would be one
+    /// at a time (the look-ahead cannot run across it: the snapshot reads the engine).
+    pub fn process_batch_staged<S: EventSink>(
+        &mut self,
+        commands: &[Command],
+        sink: &mut S,
+    ) -> Result<(), DurableError> {
+        let mut rest = commands;
+        while !rest.is_empty() {
+            let chunk_len = match self.snapshot_every_commands {
+                0 => rest.len(),
+                every => {
+                    // At least 1: a snapshot still due (the last one was in flight) is tried
+                    // again after the next command, as one at a time.
+                    let to_snapshot = every.saturating_sub(self.commands_since_snapshot).max(1);
+                    usize::try_from(to_snapshot).map_or(rest.len(), |n| n.min(rest.len()))
+                }
+            };
+            let applied = self.apply_staging(&rest[..chunk_len], sink);
+            // The command that lost its events does not count, as in `process_staged`.
+            self.commands_since_snapshot += (applied.count - usize::from(applied.lost)) as u64;
+            let (mut first_error, next) = if applied.lost {
+                (Some(self.stopped()), applied.count)
+            } else {
+                if applied.count > 0 {
+                    self.snapshot_if_due();
+                }
+                match applied.refused {
+                    Some(e) => (Some(e), applied.count + 1),
+                    None => {
+                        rest = &rest[chunk_len..];
+                        continue;
+                    }
+                }
+            };
+            // Stopped or refused: the rest one at a time, which refuses them as it always has
+            // (a wrong seq refuses only that command; a journal failure, all that follow).
+            for command in &rest[next..] {
+                if let Err(e) = self.process_staged(command, sink) {
+                    first_error.get_or_insert(e);
+                }
+            }
+            return first_error.map_or(Ok(()), Err);
+        }
+        Ok(())
+    }
+
+    /// Stages and applies `chunk` (no snapshot point inside it), stopping at the first command
+    /// the journal refuses or after the one whose events it lost.
+    fn apply_staging<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
+        let failure = &*self.failure;
+        let event_thread = self.event_thread;
+        let mut refused = None;
+        let mut tee =
+            JournalTee { journal: &mut self.events, commands: &mut self.commands, sink, lost: false };
+        let count = self.engine.process_batch_with(chunk, &mut tee, |command, tee| {
+            // What `process_staged` does around each command: wake the event thread for the
+            // previous command's events, stop after a loss, check, stage write-ahead.
+            tee.journal.wake();
+            if tee.lost {
+                return false;
+            }
+            if failure.is_failed() {
+                let message = failure.message().unwrap_or_else(|| "journal failure".into());
+                refused = Some(DurableError::Stopped(message));
+                return false;
+            }
+            let expected = tee.commands.next_seq();
+            if command.header.seq != expected {
+                refused = Some(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
+                return false;
+            }
+            let staged =
+                tee.commands.stage_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| {
+                    command.encode(buf)
+                });
+            if let Err(e) = staged {
+                failure.record(format!("command journal: {e}"));
+                refused = Some(e.into());
+                return false;
+            }
+            if event_thread {
+                tee.commands.publish_staged();
+            }
+            true
+        });
+        let lost = tee.lost;
+        self.events.wake();
+        Applied { count, lost, refused }
+    }
+
+    fn snapshot_if_due(&mut self) {
         if self.snapshot_every_commands > 0 && self.commands_since_snapshot >= self.snapshot_every_commands {
             self.publish_batch();
             self.snapshot_in_background();
         }
-        Ok(())
     }
 
     /// Publishes what [`DurableEngine::process_staged`] staged: the command frame first, then the
@@ -484,12 +586,28 @@ impl engine::Processor for DurableEngine {
         let _ = DurableEngine::process_staged(self, cmd, sink);
     }
 
+    /// The whole batch through the engine's look-ahead, journaled as one at a time (see
+    /// [`DurableEngine::process_batch_staged`]); errors go where `process`'s go.
+    fn process_batch<S: EventSink>(&mut self, cmds: &[Command], sink: &mut S) {
+        let _ = DurableEngine::process_batch_staged(self, cmds, sink);
+    }
+
     /// The runner's batch ends before it lets the batch's events be acted on (it rings the
     /// event doorbell after this), and acknowledgements wait for `durable_seq` anyway.
     #[inline]
     fn end_batch(&mut self) {
         self.publish_batch();
     }
+}
+
+/// How far [`DurableEngine::apply_staging`] got.
+struct Applied {
+    /// Commands the engine applied.
+    count: usize,
+    /// The event journal failed during the last of them.
+    lost: bool,
+    /// Why the command after them was not applied, unless `lost` or the chunk was done.
+    refused: Option<DurableError>,
 }
 
 /// Stages each event in the event journal (or hands it to the event-journal thread), then

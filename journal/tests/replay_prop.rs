@@ -25,7 +25,8 @@
 //! end ([`DurableEngine::process_staged`], [`DurableEngine::publish_batch`]); after every
 //! command it checks that the event journal never holds an event whose command the command
 //! journal does not, and at the end that replay and recovery give the live run's events and
-//! books.
+//! books. The same batches then go through `Processor::process_batch` (the runner's path,
+//! the engine looking ahead), with background snapshots falling inside them.
 //!
 //! `PROPTEST_CASES=n` changes the case count (default 32: each case writes files).
 
@@ -250,7 +251,26 @@ fn check(cmds: &[Command], event_thread: bool) -> Result<(), TestCaseError> {
 
 /// [`check`], the durable run staging `batches[i % len]` commands per published batch (none:
 /// every command published on its own).
+/// How a batched case hands its commands to the durable engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drive {
+    /// `process_staged` per command, `publish_batch` at each batch's end.
+    Staged,
+    /// `Processor::process_batch` per batch (the engine's look-ahead), `end_batch` after it: the
+    /// runner's path.
+    ProcessBatch,
+}
+
 fn check_batched(cmds: &[Command], event_thread: bool, batches: &[usize]) -> Result<(), TestCaseError> {
+    check_driven(cmds, event_thread, batches, Drive::Staged)
+}
+
+fn check_driven(
+    cmds: &[Command],
+    event_thread: bool,
+    batches: &[usize],
+    drive: Drive,
+) -> Result<(), TestCaseError> {
     let mut plain = Engine::new(engine_config());
     let mut want = Vec::new();
     for c in cmds {
@@ -258,7 +278,7 @@ fn check_batched(cmds: &[Command], event_thread: bool, batches: &[usize]) -> Res
     }
 
     let dir = temp_dir();
-    let result = check_in(&dir, cmds, &plain, &want, event_thread, batches);
+    let result = check_in(&dir, cmds, &plain, &want, event_thread, batches, drive);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -270,9 +290,12 @@ fn check_in(
     want: &[Event],
     event_thread: bool,
     batches: &[usize],
+    drive: Drive,
 ) -> Result<(), TestCaseError> {
     let fail = |what: &str| TestCaseError::fail(format!("{what} ({} commands)", cmds.len()));
-    {
+    if drive == Drive::ProcessBatch {
+        write_through_process_batch(dir, cmds, want, event_thread, batches)?;
+    } else {
         let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
             .map_err(|e| fail(&e.to_string()))?;
         let mut got = Vec::new();
@@ -349,6 +372,64 @@ fn check_in(
     if cmds.len() >= 3 {
         prop_assert!(recovery.snapshot_seq.is_some(), "recovery did not use a snapshot");
     }
+    Ok(())
+}
+
+/// Writes `cmds` into `dir` the runner's way: whole batches through
+/// [`engine::Processor::process_batch`] (the engine looks ahead; background snapshots fall
+/// inside batches), `end_batch` after each, `snapshot_now` between batches at the same points as
+/// the other drives. At each batch's end, before its publication (when only the frames that
+/// filled up mid-batch are out), the event journal holds no event whose command the command
+/// journal lacks.
+fn write_through_process_batch(
+    dir: &Path,
+    cmds: &[Command],
+    want: &[Event],
+    event_thread: bool,
+    batches: &[usize],
+) -> Result<(), TestCaseError> {
+    use engine::Processor;
+    let fail = |what: &str| TestCaseError::fail(format!("{what} ({} commands)", cmds.len()));
+    // events_after[k]: events produced by commands 1..=k (from the plain run).
+    let mut events_after = vec![0u64; cmds.len() + 1];
+    for event in want {
+        events_after[event.command_seq as usize] += 1;
+    }
+    for k in 1..events_after.len() {
+        events_after[k] += events_after[k - 1];
+    }
+    let snapshot_points = [cmds.len() / 3, cmds.len() * 2 / 3];
+    let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
+        .map_err(|e| fail(&e.to_string()))?;
+    let mut got = Vec::new();
+    let (mut at, mut batch_at) = (0, 0);
+    while at < cmds.len() {
+        let size = batches.get(batch_at % batches.len().max(1)).copied().unwrap_or(1);
+        batch_at += 1;
+        let mut end = (at + size).min(cmds.len());
+        if let Some(&point) = snapshot_points.iter().find(|&&point| point > at && point < end) {
+            end = point;
+        }
+        durable.process_batch(&cmds[at..end], &mut got);
+        prop_assert!(!durable.health().is_failed(), "journal failed");
+        let commands_written = durable.commands_progress().written_seq();
+        let events_written = durable.events_progress().written_seq();
+        prop_assert!(
+            events_written <= events_after[commands_written as usize],
+            "event journal at {} ahead of the command journal at {} (its events end at {})",
+            events_written,
+            commands_written,
+            events_after[commands_written as usize]
+        );
+        durable.end_batch();
+        at = end;
+        if snapshot_points.contains(&at) {
+            durable.snapshot_now().map_err(|e| fail(&e.to_string()))?;
+        }
+    }
+    prop_assert_eq!(durable.commands_progress().written_seq(), cmds.len() as u64, "all published");
+    prop_assert_eq!(&got[..], want, "process_batch run differs from the plain run");
+    durable.close().map_err(|e| fail(&e.to_string()))?;
     Ok(())
 }
 
@@ -474,6 +555,7 @@ proptest! {
         event_thread in any::<bool>(),
     ) {
         check_batched(&commands(&ops), event_thread, &batches)?;
+        check_driven(&commands(&ops), event_thread, &batches, Drive::ProcessBatch)?;
     }
 
     #[test]
