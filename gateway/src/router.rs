@@ -464,6 +464,9 @@ impl Router {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        if busy {
+            self.end_engine_batch();
+        }
         busy |= self.release_held();
         busy | self.flush_deliveries()
     }
@@ -501,6 +504,7 @@ impl Router {
         for kind in self.oms.start() {
             self.push(kind);
         }
+        self.end_engine_batch();
         self.commands_done();
         self.ring_events_bell();
     }
@@ -621,6 +625,14 @@ impl Router {
                     }
                 }
             }
+        }
+    }
+
+    /// An inline engine: the commands pushed this turn are one batch, published to the journal
+    /// now (their events wait in `held` until then). The engine thread ends its own batches.
+    fn end_engine_batch(&mut self) {
+        if let Link::Inline { engine, .. } = &mut self.engine {
+            engine.end_batch();
         }
     }
 

@@ -429,18 +429,30 @@ impl<P: Processor, C: Clock> InlineRunner<P, C> {
         })
     }
 
-    /// Stamps `command` (sequence number and time) and processes it; its events are appended
-    /// to `events`, in order.
-    pub fn submit(&mut self, mut command: Command, events: &mut Vec<Event>) {
+    /// Stamps `command` (sequence number and time) and processes it, a batch of its own; its
+    /// events are appended to `events`, in order.
+    pub fn submit(&mut self, command: Command, events: &mut Vec<Event>) {
+        self.submit_in_batch(command, events);
+        self.end_batch();
+    }
+
+    /// As [`InlineRunner::submit`], but the command joins the batch that the next
+    /// [`InlineRunner::end_batch`] ends (a journaling processor publishes the batch then, so
+    /// its commands are not durable before).
+    pub fn submit_in_batch(&mut self, mut command: Command, events: &mut Vec<Event>) {
         let before = events.len();
         self.sequencer.stamp(&mut command, self.clock.now_ns());
         self.processor.process(&command, events);
-        self.processor.end_batch();
         self.commands_processed += 1;
         self.events_published += (events.len() - before) as u64;
         let stats = &self.stats;
         stats.commands_processed.store(self.commands_processed, Ordering::Relaxed);
         stats.events_published.store(self.events_published, Ordering::Relaxed);
+    }
+
+    /// Ends the batch of the commands submitted since the last end ([`Processor::end_batch`]).
+    pub fn end_batch(&mut self) {
+        self.processor.end_batch();
     }
 
     /// The counters, as the threaded runner publishes them.
@@ -457,14 +469,24 @@ impl<P: Processor, C: Clock> InlineRunner<P, C> {
 /// An engine its caller drives, behind a trait object so the caller need not be generic over
 /// the processor and the clock ([`InlineRunner`] is the implementation).
 pub trait EngineStep: Send {
-    /// Stamps and processes one command, appending its events to `events`.
+    /// Stamps and processes one command, appending its events to `events`; the command joins
+    /// the batch the next [`EngineStep::end_batch`] ends.
     fn step(&mut self, command: Command, events: &mut Vec<Event>);
+
+    /// Ends the batch: a journaling processor publishes it (its commands become durable under
+    /// the sync policy only then).
+    fn end_batch(&mut self);
 }
 
 impl<P: Processor, C: Clock> EngineStep for InlineRunner<P, C> {
     #[inline]
     fn step(&mut self, command: Command, events: &mut Vec<Event>) {
-        self.submit(command, events);
+        self.submit_in_batch(command, events);
+    }
+
+    #[inline]
+    fn end_batch(&mut self) {
+        InlineRunner::end_batch(self);
     }
 }
 
@@ -600,6 +622,24 @@ mod tests {
             inline.submit(halt(), &mut events);
         }
         assert_eq!(inline.into_processor().batch_ends, vec![1, 2, 3]);
+    }
+
+    /// An inline engine's caller (the router) makes the commands of one turn one batch: a
+    /// step leaves its command in the open batch, `end_batch` closes it.
+    #[test]
+    fn inline_steps_join_the_batch_their_caller_ends() {
+        let mut inline = InlineRunner::new(echo(2), SystemClock, 1).unwrap();
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            EngineStep::step(&mut inline, halt(), &mut events);
+        }
+        assert_eq!(events.len(), 6, "events come back at once, before the batch ends");
+        EngineStep::end_batch(&mut inline);
+        EngineStep::step(&mut inline, halt(), &mut events);
+        EngineStep::end_batch(&mut inline);
+        let processor = inline.into_processor();
+        assert_eq!(processor.batch_ends, vec![3, 4]);
+        assert_eq!(processor.headers_seen.iter().map(|h| h.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     }
 
     fn small_config() -> RunnerConfig {
