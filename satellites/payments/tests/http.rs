@@ -196,25 +196,8 @@ fn run(place: &Place) {
     };
     let service = Service::start(&config, Arc::clone(&settlement), Box::new(gate), system_clock()).unwrap();
     let app = payments::router(Arc::clone(&service));
-    let (addr_tx, addr_rx) = sync_channel(1);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    stop_rx.await.ok();
-                })
-                .await
-                .unwrap();
-        });
-    });
-    let c = Client {
-        base: format!("http://{}", addr_rx.recv().unwrap()),
-        agent: ureq::AgentBuilder::new().build(),
-    };
+    let (addr, stop_tx, server) = serve_app(app);
+    let c = Client { base: format!("http://{addr}"), agent: ureq::AgentBuilder::new().build() };
     let (alice, bob, op) = (Some("alice-key"), Some("bob-key"), Some("op-key"));
 
     // A deposit, and its retry answered byte for byte from the stored result.
@@ -393,20 +376,8 @@ fn concurrent_payments_share_commits_and_are_durable_when_answered() {
         let service =
             Service::start(&config, Arc::clone(&settlement), Box::new(rails), system_clock()).unwrap();
         let app = payments::router(Arc::clone(&service));
-        let (addr_tx, addr_rx) = sync_channel(1);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async { stop_rx.await.ok().unwrap_or(()) })
-                    .await
-                    .unwrap();
-            });
-        });
-        let base = format!("http://{}", addr_rx.recv().unwrap());
+        let (addr, stop_tx, server) = serve_app(app);
+        let base = format!("http://{addr}");
         let answers: Vec<Vec<Value>> = (0..CLIENTS)
             .map(|c| {
                 let base = base.clone();
@@ -517,23 +488,8 @@ fn a_refused_commit_fails_its_request_and_stops_payments_until_a_restart() {
         )
         .unwrap();
         let app = payments::router(Arc::clone(&service));
-        let (addr_tx, addr_rx) = sync_channel(1);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async { stop_rx.await.unwrap_or(()) })
-                    .await
-                    .unwrap();
-            });
-        });
-        let c = Client {
-            base: format!("http://{}", addr_rx.recv().unwrap()),
-            agent: ureq::AgentBuilder::new().build(),
-        };
+        let (addr, stop_tx, server) = serve_app(app);
+        let c = Client { base: format!("http://{addr}"), agent: ureq::AgentBuilder::new().build() };
         let op = Some("op-key");
         let (status, first) =
             c.json("POST", "/v1/deposits", op, Some("a"), Some(pay("alice", "10.00", "bank_transfer")));
@@ -574,4 +530,27 @@ fn a_refused_commit_fails_its_request_and_stops_payments_until_a_restart() {
         assert_eq!((next.id, next.status), (2, payments::Status::Succeeded));
         assert_eq!(common::posted_sum(&s, "USD"), 0);
     }
+}
+
+/// Serves `app` on a loopback port from a thread of its own: the address, the sender that
+/// stops it gracefully, and the thread to join.
+fn serve_app(
+    app: axum::Router,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
+    let (addr_tx, addr_rx) = sync_channel(1);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    stop_rx.await.ok();
+                })
+                .await
+                .unwrap();
+        });
+    });
+    (addr_rx.recv().unwrap(), stop_tx, server)
 }
