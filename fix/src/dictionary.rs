@@ -461,6 +461,14 @@ const MARKET_DATA_SNAPSHOT: TagSet =
 const MARKET_DATA_INCREMENTAL: TagSet = TagSet::of(&[&[262, 813, 268], INSTRUMENT, MD_ENTRY_MEMBERS]);
 /// MarketDataRequestReject: MDReqID, MDReqRejReason, NoAltMDSource, Text.
 const MARKET_DATA_REQUEST_REJECT: TagSet = TagSet::of(&[&[262, 281, 816, 817, 58, 354, 355]]);
+/// SecurityStatus (the venue sends it on a halt or resume): SecurityStatusReqID, Instrument,
+/// Currency, TradingSessionID(s), UnsolicitedIndicator, SecurityTradingStatus, FinancialStatus,
+/// CorporateAction, HaltReason, InViewOfCommon, DueToRelated, Buy/SellVolume, High/LowPx, LastPx,
+/// TransactTime, Adjustment, Text.
+const SECURITY_STATUS: TagSet = TagSet::of(&[
+    &[324, 15, 336, 625, 325, 326, 291, 292, 327, 328, 329, 330, 331, 332, 333, 31, 60, 334, 58, 354, 355],
+    INSTRUMENT,
+]);
 /// News: OrigTime, Urgency, Headline, NoRoutingIDs, NoLinesOfText, URLLink, RawData.
 const NEWS: TagSet = TagSet::of(&[&[42, 61, 148, 358, 359, 215, 216, 217, 33, 58, 354, 355, 149, 95, 96]]);
 
@@ -489,6 +497,7 @@ const CHECKED: &[TagSet] = &[
     MARKET_DATA_SNAPSHOT,
     MARKET_DATA_INCREMENTAL,
     MARKET_DATA_REQUEST_REJECT,
+    SECURITY_STATUS,
     NEWS,
 ];
 
@@ -681,6 +690,7 @@ pub fn body_tags(msg_type: &[u8]) -> Option<&'static TagSet> {
         b"W" => Some(&MARKET_DATA_SNAPSHOT),
         b"X" => Some(&MARKET_DATA_INCREMENTAL),
         b"Y" => Some(&MARKET_DATA_REQUEST_REJECT),
+        b"f" => Some(&SECURITY_STATUS),
         b"B" => Some(&NEWS),
         _ => None,
     }
@@ -971,6 +981,13 @@ mod tests {
     fn header_tags_after_the_body_and_body_tags_after_the_trailer_are_out_of_order() {
         assert_eq!(check_fields("D", "11=a|50=desk|"), Err(FieldViolation::OutOfOrder(50)));
         assert_eq!(check_fields("D", "11=a|93=3|89=sig|55=X|"), Err(FieldViolation::OutOfOrder(55)));
+    }
+
+    #[test]
+    fn security_status_as_the_venue_sends_it_passes_and_an_order_field_in_it_does_not() {
+        let f = "55=BTC-USD|326=2|60=20261205-18:00:00.000|58=halted by the venue|";
+        assert_eq!(check_fields("f", f), Ok(()));
+        assert_eq!(check_fields("f", "55=BTC-USD|326=17|38=5|"), Err(FieldViolation::NotInMessage(38)));
     }
 
     #[test]

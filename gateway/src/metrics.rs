@@ -122,6 +122,7 @@ struct FixMdMetrics {
     snapshots: Counter,
     incrementals: Counter,
     stale: Counter,
+    statuses: Counter,
     rejects: [Counter; REJECT_REASON_LABELS.len()],
     /// The desk's counters at the last copy.
     last: Cell<MdStats>,
@@ -138,6 +139,7 @@ impl FixMdMetrics {
             snapshots: registry.counter(&metrics::MD_SNAPSHOTS, GATEWAY, &[FIX])?,
             incrementals: registry.counter(&metrics::MD_INCREMENTALS, GATEWAY, &[FIX])?,
             stale: registry.counter(&metrics::MD_STALE_SUBSCRIPTIONS, GATEWAY, &[FIX])?,
+            statuses: registry.counter(&metrics::MD_STATUS_MESSAGES, GATEWAY, &[FIX])?,
             rejects: rejects.try_into().expect("one per reason"),
             last: Cell::new(MdStats::default()),
         })
@@ -177,6 +179,7 @@ impl GatewayMetrics {
         md.snapshots.add(stats.snapshots.saturating_sub(last.snapshots));
         md.incrementals.add(stats.incrementals.saturating_sub(last.incrementals));
         md.stale.add(stats.conflations.saturating_sub(last.conflations));
+        md.statuses.add(stats.statuses.saturating_sub(last.statuses));
         for ((counter, now), was) in
             md.rejects.iter().zip(stats.rejects_by_reason).zip(last.rejects_by_reason)
         {
@@ -645,6 +648,7 @@ mod tests {
         m.md_desk(stats, 3);
         stats.incrementals = 15;
         stats.conflations = 1;
+        stats.statuses = 2;
         m.md_desk(stats, 2);
         m.md_desk(stats, 2); // nothing new
         m.md_rejected(Some(RejectReason::UnknownSymbol));
@@ -655,6 +659,7 @@ mod tests {
             "exchange_marketdata_snapshots_total{feed=\"fix\"} 2\n",
             "exchange_marketdata_incrementals_total{feed=\"fix\"} 15\n",
             "exchange_marketdata_stale_subscriptions_total{feed=\"fix\"} 1\n",
+            "exchange_marketdata_status_messages_total{feed=\"fix\"} 2\n",
             "exchange_marketdata_subscriptions{feed=\"fix\"} 2\n",
             "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"duplicate_md_req_id\"} 1\n",
             "exchange_marketdata_refusals_total{feed=\"fix\",reason=\"unknown_symbol\"} 1\n",

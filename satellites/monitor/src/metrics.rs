@@ -89,6 +89,11 @@ pub const MD_STALE_SUBSCRIPTIONS: CounterDef = counter(
     "exchange_marketdata_stale_subscriptions_total",
     "Subscriptions conflated for a slow session, refreshed by a snapshot later [feed].",
 );
+/// Trading status messages sent to subscribers (the FIX desk's 35=f on a halt or resume).
+pub const MD_STATUS_MESSAGES: CounterDef = counter(
+    "exchange_marketdata_status_messages_total",
+    "Halt and resume messages sent to subscribers [feed].",
+);
 /// Times a slow subscriber's queue was replaced by a snapshot.
 pub const MD_CONFLATIONS: CounterDef =
     counter("exchange_marketdata_conflations_total", "Slow subscribers' queues replaced by a snapshot.");
@@ -208,6 +213,7 @@ pub const COUNTERS: &[CounterDef] = &[
     MD_REFUSALS,
     MD_CUTS,
     MD_STALE_SUBSCRIPTIONS,
+    MD_STATUS_MESSAGES,
     MD_CONFLATIONS,
     MD_SLOW_CUTS,
     LEDGER_POSTINGS,
