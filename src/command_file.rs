@@ -229,12 +229,7 @@ fn parse_new(raw: &RawLine, names: &mut Names) -> Result<NewOrder, LineError> {
         tif,
         price,
         qty: qty("qty", raw.qty.as_ref().ok_or(LineError::MissingField("qty"))?)?,
-        // `NewOrder::stop_price` is still a bare number of price units (see its docs).
-        stop_price: raw
-            .stop_price
-            .as_ref()
-            .map(|v| price_units("stop_price", v).map(PriceUnits::get))
-            .transpose()?,
+        stop_price: raw.stop_price.as_ref().map(|v| price_units("stop_price", v)).transpose()?,
         display_qty: raw.display_qty.as_ref().map(|v| qty("display_qty", v)).transpose()?,
         expire_ts: raw.expire_ts,
         post_only: raw.post_only.unwrap_or(false),

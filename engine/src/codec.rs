@@ -455,7 +455,7 @@ impl Command {
                 p.i64(o.price.get());
                 p.u64(o.qty);
                 if let Some(v) = o.stop_price {
-                    p.i64(v);
+                    p.i64(v.get());
                 }
                 if let Some(v) = o.display_qty {
                     p.u64(v);
@@ -513,7 +513,7 @@ impl Command {
                 let qty = g.u64("new.qty")?;
                 let stop_price = match flags & NEW_HAS_STOP_PRICE {
                     0 => None,
-                    _ => Some(g.i64("new.stop_price")?),
+                    _ => Some(PriceUnits(g.i64("new.stop_price")?)),
                 };
                 let display_qty = match flags & NEW_HAS_DISPLAY_QTY {
                     0 => None,
@@ -895,7 +895,7 @@ mod tests {
                     tif,
                     price: PriceUnits(price),
                     qty,
-                    stop_price,
+                    stop_price: stop_price.map(PriceUnits),
                     display_qty,
                     expire_ts,
                     post_only,

@@ -31,11 +31,7 @@ pub struct NewOrder {
     /// Total quantity in units.
     pub qty: Qty,
     /// Stop trigger price in price units; `None` for a plain order.
-    ///
-    /// Still a bare `i64` (not [`PriceUnits`] like `price`): the matching tests set it from an
-    /// `i64` constant and are being rewritten apart from this change; the engine converts it
-    /// where it turns units into ticks. Typed with them in a follow-up.
-    pub stop_price: Option<i64>,
+    pub stop_price: Option<PriceUnits>,
     /// Visible slice of an iceberg; `None` shows everything.
     pub display_qty: Option<Qty>,
     /// Expiry for `Gtd`, in nanoseconds.

@@ -13,8 +13,7 @@ use crate::id_index::{id_hash, OrderIds};
 use crate::level::LevelPool;
 use crate::order::{Order, OrderPool, OrderState, NIL};
 use crate::types::{
-    default_symbols, AccountId, ClOrdId, OrdType, OrderId, Price, PriceUnits, Qty, Side, SymbolId,
-    SymbolSpec, Tif,
+    default_symbols, AccountId, ClOrdId, OrdType, OrderId, Price, Qty, Side, SymbolId, SymbolSpec, Tif,
 };
 
 /// Bounds and symbols. Every pool is sized from here at construction; nothing grows past it.
@@ -248,7 +247,7 @@ impl Engine {
         let price = if market { Some(Price(0)) } else { book.units_to_ticks(new.price) };
         let stop_price = match new.stop_price {
             None => Some(Price(0)),
-            Some(units) => book.units_to_ticks(PriceUnits(units)),
+            Some(units) => book.units_to_ticks(units),
         };
         let (Some(price), Some(stop_price)) = (price, stop_price) else {
             return Err(RejectReason::BadPriceTick);

@@ -434,9 +434,9 @@ mod tests {
         h.limit(AccountId(1), "s2", Side::Sell, 101, 1);
         h.limit(AccountId(1), "s3", Side::Sell, 102, 1);
         let mut stop_a = NewOrder::market(AccountId(2), SymbolId(0), id("stopA"), Side::Buy, 1);
-        stop_a.stop_price = Some(101 * CENT);
+        stop_a.stop_price = Some(crate::PriceUnits(101 * CENT));
         let mut stop_b = NewOrder::market(AccountId(2), SymbolId(0), id("stopB"), Side::Buy, 1);
-        stop_b.stop_price = Some(100 * CENT);
+        stop_b.stop_price = Some(crate::PriceUnits(100 * CENT));
         h.run(CommandKind::New(stop_a));
         h.run(CommandKind::New(stop_b));
         let ev = h.limit(AccountId(3), "t", Side::Buy, 100, 1);

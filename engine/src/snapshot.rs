@@ -351,7 +351,7 @@ mod tests {
         );
         match rng.gen_range(0..10) {
             0 => new.display_qty = Some(new.qty.div_ceil(3)),
-            1 => new.stop_price = Some(rng.gen_range(95..105) * 1_000_000),
+            1 => new.stop_price = Some(PriceUnits(rng.gen_range(95..105) * 1_000_000)),
             2 => {
                 new.tif = Tif::Gtd;
                 new.expire_ts = Some(seq * 10 + rng.gen_range(0..200));

@@ -31,7 +31,7 @@ fn session() -> Vec<CommandKind> {
     gtd.tif = Tif::Gtd;
     gtd.expire_ts = Some(1_000_000);
     let mut stop = NewOrder::market(taker, eth, id("s1"), Side::Buy, 2);
-    stop.stop_price = Some(101 * CENT);
+    stop.stop_price = Some(PriceUnits(101 * CENT));
     vec![
         CommandKind::New(iceberg),
         CommandKind::New(gtd),

@@ -124,7 +124,7 @@ impl OrderExt for NewOrder {
         NewOrder { tif, ..self }
     }
     fn stop(self, price: &str) -> Self {
-        NewOrder { stop_price: Some(px(price)), ..self }
+        NewOrder { stop_price: Some(engine::PriceUnits(px(price))), ..self }
     }
     fn display(self, qty: Qty) -> Self {
         NewOrder { display_qty: Some(qty), ..self }
@@ -191,7 +191,7 @@ fn fmt_kind(kind: &CommandKind) -> String {
                 s += &format!(".tif(Tif::{:?})", o.tif);
             }
             if let Some(p) = o.stop_price {
-                s += &format!(".stop({:?})", fmt_units(p));
+                s += &format!(".stop({:?})", fmt_units(p.get()));
             }
             if let Some(d) = o.display_qty {
                 s += &format!(".display({d})");
@@ -672,7 +672,7 @@ impl Resolver {
                     tif: n.tif,
                     price: n.price.units().into(),
                     qty,
-                    stop_price: n.stop.map(Px::units),
+                    stop_price: n.stop.map(|p| engine::PriceUnits(p.units())),
                     display_qty: n.display.map(|d| match d {
                         DisplayPick::Qty(q) => q.qty(l),
                         DisplayPick::Over => qty + l,
@@ -806,7 +806,7 @@ fn with_terms(expected: EventKind, command: &CommandKind, engine: &Engine) -> Ev
         price,
         qty,
         tif,
-        stop_price: n.stop_price.map(|units| Price(units / tick)),
+        stop_price: n.stop_price.map(|units| Price(units.get() / tick)),
         display_qty: n.display_qty,
     }
 }

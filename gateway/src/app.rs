@@ -812,7 +812,6 @@ impl AppSession {
             self.check_tick(symbol, stop, tag::STOP_PX)?;
         }
         // `NewOrder::stop_price` is still a bare number of price units (see its docs).
-        let stop_price = stop_price.map(PriceUnits::get);
         Ok(NewOrder {
             account,
             symbol,

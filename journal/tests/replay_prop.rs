@@ -183,9 +183,9 @@ fn commands(ops: &[(u64, Op)]) -> Vec<Command> {
                         }
                         Flavor::StopMarket(s) => {
                             new = NewOrder { ord_type: OrdType::Market, tif: Tif::Ioc, ..new };
-                            new.stop_price = Some(px(s));
+                            new.stop_price = Some(engine::PriceUnits(px(s)));
                         }
-                        Flavor::StopLimit(s) => new.stop_price = Some(px(s)),
+                        Flavor::StopLimit(s) => new.stop_price = Some(engine::PriceUnits(px(s))),
                         Flavor::Iceberg(d) => {
                             new.display_qty = Some(Qty::from(d) * lot(SymbolId(symbol.0 % 2)))
                         }

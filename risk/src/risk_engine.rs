@@ -990,7 +990,7 @@ mod tests {
             risk.market_cap(&NewOrder::limit(AccountId(0), SymbolId(0), id, Side::Buy, 100_00 * CENT, 1)),
             None
         );
-        let stop = NewOrder { stop_price: Some(101_00 * CENT), ..market(SymbolId(0), Side::Buy) };
+        let stop = NewOrder { stop_price: Some(PriceUnits(101_00 * CENT)), ..market(SymbolId(0), Side::Buy) };
         assert_eq!(risk.market_cap(&stop), None);
         assert_eq!(
             risk.market_cap(&NewOrder { account: AccountId(9), ..market(SymbolId(0), Side::Buy) }),

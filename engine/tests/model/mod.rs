@@ -10,8 +10,8 @@
 
 use engine::{
     AccountId, BookSnapshot, CancelOrder, CancelReason, ClOrdId, Command, CommandKind, Event, EventKind,
-    LevelSnapshot, NewOrder, OrdType, OrderId, OrderSnapshot, Price, PriceUnits, Qty, RejectReason,
-    ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif,
+    LevelSnapshot, NewOrder, OrdType, OrderId, OrderSnapshot, Price, Qty, RejectReason, ReplaceOrder, Side,
+    StpMode, SymbolId, SymbolSpec, Tif,
 };
 
 /// One live order: resting in a book or waiting as a stop.
@@ -297,7 +297,7 @@ impl Model {
         let spec = self.spec(n.symbol).expect("checked");
         let is_market = n.ord_type == OrdType::Market;
         let price = if is_market { 0 } else { spec.units_to_ticks(n.price).expect("checked").0 };
-        let stop = n.stop_price.map(|s| spec.units_to_ticks(PriceUnits(s)).expect("checked").0);
+        let stop = n.stop_price.map(|s| spec.units_to_ticks(s).expect("checked").0);
         // "A market order's TIF is IOC unless FOK; a GTC/GTD market order is treated as IOC."
         let tif = if is_market && matches!(n.tif, Tif::Gtc | Tif::Gtd) { Tif::Ioc } else { n.tif };
         let order_id = self.next_order_id;
@@ -382,7 +382,7 @@ impl Model {
             Some(spec.units_to_ticks(n.price).ok_or(RejectReason::BadPriceTick)?.0)
         };
         if let Some(s) = n.stop_price {
-            spec.units_to_ticks(PriceUnits(s)).ok_or(RejectReason::BadPriceTick)?;
+            spec.units_to_ticks(s).ok_or(RejectReason::BadPriceTick)?;
         }
         // 6. duplicate_id (any symbol, resting or stop)
         if self.id_is_live(n.account, n.id) {

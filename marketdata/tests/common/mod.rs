@@ -59,7 +59,7 @@ fn new_order() -> impl Strategy<Value = CommandKind> {
                 }
                 let rests = o.ord_type == OrdType::Limit && matches!(o.tif, Tif::Gtc | Tif::Gtd);
                 match extra {
-                    0 | 1 => o.stop_price = Some(price(ticks + if buy { 1 } else { -1 })),
+                    0 | 1 => o.stop_price = Some(engine::PriceUnits(price(ticks + if buy { 1 } else { -1 }))),
                     // Mostly valid combinations: a rejected order tests little of the book.
                     2 if rests || display == 9 => o.post_only = true,
                     _ => {}
