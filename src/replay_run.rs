@@ -170,19 +170,29 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         if batch.is_empty() {
             break;
         }
-        for command in batch {
+        // The whole batch through the engine's look-ahead (a deep book replays faster); the
+        // gate runs before each command: stop at a verification error or past `--until-seq`.
+        let mut past_until = false;
+        engine.process_batch_with(batch, &mut sink, |command, sink| {
             let seq = command.header.seq;
+            if sink.error.is_some() {
+                return false;
+            }
             if seq.is_multiple_of(crate::progress::PROGRESS_STEP) {
                 progress.set(sink.summary.commands);
             }
             if opts.until_seq.is_some_and(|until| seq > until) {
-                break 'replay;
-            }
-            engine.process(command, &mut sink);
-            if let Some(e) = sink.error.take() {
-                return Err(e);
+                past_until = true;
+                return false;
             }
             sink.summary.commands += 1;
+            true
+        });
+        if let Some(e) = sink.error.take() {
+            return Err(e);
+        }
+        if past_until {
+            break 'replay;
         }
     }
     if let Some(out) = &mut sink.out {

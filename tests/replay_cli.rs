@@ -8,11 +8,16 @@ fn exchange(args: &[&str]) -> Output {
 }
 
 fn journal_of_demo(name: &str) -> (PathBuf, PathBuf) {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.jsonl");
+    journal_of(name, &demo)
+}
+
+/// `exchange match` of the command file `commands` into a fresh journal: (its directory, the journal).
+fn journal_of(name: &str, demo: &Path) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("exchange-replay-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let journal = dir.join("journal");
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.jsonl");
     let out = exchange(&[
         "match",
         "--commands",
@@ -43,6 +48,26 @@ fn replay_is_byte_identical_and_stops_at_until_seq() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}"); // accepted, accepted, trade
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Events in the journal that the commands do not produce (another run's, whose first order
+/// was for 9 instead of 10) stop the replay at the first one that differs, with a reason.
+#[test]
+fn events_that_differ_from_the_replayed_ones_stop_the_replay_with_a_reason() {
+    let (dir, journal) = journal_of_demo("differ");
+    let demo =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.jsonl")).unwrap();
+    let other = dir.join("other.jsonl");
+    std::fs::write(&other, demo.replacen("\"qty\":10", "\"qty\":9", 1)).unwrap();
+    let (other_dir, other_journal) = journal_of("differ-other", &other);
+    std::fs::remove_dir_all(journal.join("events")).unwrap();
+    std::fs::rename(other_journal.join("events"), journal.join("events")).unwrap();
+    let out = exchange(&["replay", "--journal", journal.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("replay diverged at event 1") && !stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other_dir);
 }
 
 #[test]
