@@ -229,6 +229,9 @@ pub struct Settlement<S: Store> {
     staged: Vec<crate::store::RecordWrite>,
     /// Commits the store refused since open: what was staged before one is lost.
     commit_failures: u64,
+    /// Why the first refused commit was refused: from then on every commit is refused (see
+    /// [`StoreError::RefusedEarlier`]).
+    refused: Option<String>,
 }
 
 impl<S: Store> Settlement<S> {
@@ -301,6 +304,7 @@ impl<S: Store> Settlement<S> {
             cell_of,
             staged: Vec::new(),
             commit_failures: 0,
+            refused: None,
         })
     }
 
@@ -310,8 +314,14 @@ impl<S: Store> Settlement<S> {
         let mut commit = self.ledger.take_commit();
         // Taken even when the write fails: a record never outlives the commit it went with.
         commit.records = std::mem::take(&mut self.staged);
+        if let Some(first) = &self.refused {
+            // Fail closed: this commit's balances would include the refused one's postings.
+            self.commit_failures += 1;
+            return Err(StoreError::RefusedEarlier(first.clone()));
+        }
         if let Err(e) = self.store.commit(&commit) {
             self.commit_failures += 1;
+            self.refused = Some(e.to_string());
             return Err(e);
         }
         for a in &commit.accounts {

@@ -57,6 +57,11 @@ pub enum StoreError {
     /// A record key that is empty, too long or holds a NUL.
     #[error("record key {0:?} is empty, longer than {RECORD_KEY_LEN_MAX} bytes or holds a NUL")]
     BadRecordKey(String),
+    /// An earlier commit was refused: the ledger in memory holds changes the store does not,
+    /// so nothing more is written (a later commit would carry balances that include them)
+    /// until a restart reloads the ledger from the store.
+    #[error("an earlier commit was refused ({0}); nothing more is written until a restart")]
+    RefusedEarlier(String),
     /// A PostgreSQL schema name that is not a plain identifier.
     #[error("schema {0:?} is not a lower-case identifier")]
     BadSchema(String),
