@@ -434,36 +434,6 @@ fn concurrent_payments_share_commits_and_are_durable_when_answered() {
     }
 }
 
-/// A store that refuses commits while told to (a full disk, a lost database connection).
-struct Refusing {
-    inner: settlement::AnyStore,
-    refuse: Arc<AtomicBool>,
-}
-
-impl settlement::Store for Refusing {
-    fn load(&mut self) -> Result<settlement::Snapshot, settlement::StoreError> {
-        self.inner.load()
-    }
-    fn commit(&mut self, commit: &settlement::Commit) -> Result<(), settlement::StoreError> {
-        if self.refuse.load(Ordering::SeqCst) {
-            return Err(settlement::StoreError::Corrupt {
-                what: "commit",
-                detail: "disk full (simulated)".into(),
-            });
-        }
-        self.inner.commit(commit)
-    }
-    fn cursor(&mut self) -> Result<u64, settlement::StoreError> {
-        self.inner.cursor()
-    }
-    fn records(
-        &mut self,
-        table: settlement::RecordTable,
-    ) -> Result<Vec<(String, Vec<u8>)>, settlement::StoreError> {
-        self.inner.records(table)
-    }
-}
-
 /// A refused commit fails the request whose step it carried (500, never a success), and the
 /// service then refuses new payment work (503) until a restart, so nothing is written over the
 /// lost step: after a restart the store holds exactly what was answered, and payments go on.
@@ -471,7 +441,7 @@ impl settlement::Store for Refusing {
 fn a_refused_commit_fails_its_request_and_stops_payments_until_a_restart() {
     for place in Place::all("refused") {
         let refuse = Arc::new(AtomicBool::new(false));
-        let store = Refusing {
+        let store = settlement::testing::Refusing {
             inner: settlement::AnyStore::open(&place.store()).unwrap(),
             refuse: Arc::clone(&refuse),
         };

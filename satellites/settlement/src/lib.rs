@@ -34,6 +34,7 @@ pub mod config;
 pub mod follower;
 pub mod ledger;
 pub mod store;
+pub mod testing;
 
 pub use asset::{format_amount, parse_amount, AmountError, Asset, AssetId};
 pub use buying_power::BuyingPower;

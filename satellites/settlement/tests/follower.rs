@@ -298,36 +298,6 @@ fn a_two_phase_deposit_is_spendable_only_once_posted_and_expires_otherwise() {
     assert_eq!(avail(&s, "alice", "USD"), 500);
 }
 
-/// A store that refuses every commit while `refuse` is set (a full disk, a lost connection).
-struct Refusing {
-    inner: AnyStore,
-    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl settlement::Store for Refusing {
-    fn load(&mut self) -> Result<settlement::Snapshot, settlement::StoreError> {
-        self.inner.load()
-    }
-    fn commit(&mut self, commit: &settlement::Commit) -> Result<(), settlement::StoreError> {
-        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(settlement::StoreError::Corrupt {
-                what: "commit",
-                detail: "disk full (simulated)".into(),
-            });
-        }
-        self.inner.commit(commit)
-    }
-    fn cursor(&mut self) -> Result<u64, settlement::StoreError> {
-        self.inner.cursor()
-    }
-    fn records(
-        &mut self,
-        table: settlement::RecordTable,
-    ) -> Result<Vec<(String, Vec<u8>)>, settlement::StoreError> {
-        self.inner.records(table)
-    }
-}
-
 /// After a refused commit the ledger in memory holds postings the store does not; a later
 /// commit would write balances that include them. So every later commit is refused too, even
 /// once the store would take it, and a restart finds exactly what was committed.
@@ -336,7 +306,7 @@ fn after_a_refused_commit_nothing_more_is_written_until_a_restart() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let refuse = std::sync::Arc::new(AtomicBool::new(false));
-    let store = Refusing {
+    let store = settlement::testing::Refusing {
         inner: AnyStore::open(&StoreConfig::Redb { path: dir.path().join("ledger.redb") }).unwrap(),
         refuse: std::sync::Arc::clone(&refuse),
     };
