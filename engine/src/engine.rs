@@ -445,8 +445,8 @@ impl Engine {
 
     /// Finds a live order of `account` by client id on `symbol`.
     #[inline]
-    fn lookup(&self, account: AccountId, id: ClOrdId, symbol: SymbolId) -> Option<u32> {
-        let slot = self.ids.find_order(id_hash(account, &id), account, &id, &self.orders)?;
+    fn lookup(&self, account: AccountId, id: &ClOrdId, symbol: SymbolId) -> Option<u32> {
+        let slot = self.ids.find_order(id_hash(account, id), account, id, &self.orders)?;
         (self.orders.get(slot).symbol == symbol).then_some(slot)
     }
 
@@ -457,7 +457,7 @@ impl Engine {
         if self.books.get(symbol.index()).is_none() {
             return self.reject(sink, account, id, symbol, RejectReason::UnknownSymbol);
         }
-        let Some(slot) = self.lookup(account, id, symbol) else {
+        let Some(slot) = self.lookup(account, &id, symbol) else {
             return self.reject(sink, account, id, symbol, RejectReason::UnknownOrder);
         };
         self.unlink(slot);
@@ -506,19 +506,20 @@ impl Engine {
         if book.halted {
             return Err(RejectReason::Halted);
         }
-        let slot = self.lookup(account, replace.orig_id, symbol).ok_or(RejectReason::UnknownOrder)?;
+        let slot = self.lookup(account, &replace.orig_id, symbol).ok_or(RejectReason::UnknownOrder)?;
         if replace.qty == 0 || !book.whole_lots(replace.qty) {
             return Err(RejectReason::BadQty);
         }
-        let o = *self.orders.get(slot);
+        let o = self.orders.get(slot);
         let price = match replace.price {
             Some(units) if o.ord_type == OrdType::Limit => {
                 book.units_to_ticks(units).ok_or(RejectReason::BadPriceTick)?
             }
             _ => o.price,
         };
-        let new_hash = if id == replace.orig_id { o.id_hash } else { id_hash(account, &id) };
-        if id != replace.orig_id && self.ids.find_order(new_hash, account, &id, &self.orders).is_some() {
+        let new_id = id != replace.orig_id;
+        let new_hash = if new_id { id_hash(account, &id) } else { o.id_hash };
+        if new_id && self.ids.find_order(new_hash, account, &id, &self.orders).is_some() {
             return Err(RejectReason::DuplicateId);
         }
         let resting = o.state == OrderState::Resting;
@@ -536,7 +537,8 @@ impl Engine {
                 return Err(RejectReason::BookFull);
             }
         }
-        Ok(ReplacePlan { slot, order: o, price, new_hash, moves })
+        let (order_id, old_hash, filled) = (o.order_id, o.id_hash, o.filled);
+        Ok(ReplacePlan { slot, order_id, old_hash, filled, price, new_hash, new_id, moves })
     }
 
     /// Carries out an accepted replace: re-keys the id, reports `Replaced`, then ends the order
@@ -545,15 +547,15 @@ impl Engine {
     #[inline(always)]
     fn apply_replace<S: EventSink>(&mut self, replace: &ReplaceOrder, plan: ReplacePlan, sink: &mut S) {
         let (account, id, symbol) = (replace.account, replace.id, replace.symbol);
-        let ReplacePlan { slot, order: o, price, new_hash, moves } = plan;
-        if id != replace.orig_id {
-            self.ids.remove(OrderIds::tag(o.id_hash), slot);
+        let ReplacePlan { slot, order_id, old_hash, filled, price, new_hash, new_id, moves } = plan;
+        if new_id {
+            self.ids.remove(OrderIds::tag(old_hash), slot);
             self.orders.set_cl_ord_id(slot, id);
             self.orders.get_mut(slot).id_hash = new_hash;
             self.ids.insert(OrderIds::tag(new_hash), slot);
         }
-        let done = replace.qty <= o.filled;
-        let leaves = if done { 0 } else { replace.qty - o.filled };
+        let done = replace.qty <= filled;
+        let leaves = if done { 0 } else { replace.qty - filled };
         self.emit(
             sink,
             EventKind::Replaced {
@@ -561,7 +563,7 @@ impl Engine {
                 orig_id: replace.orig_id,
                 id,
                 symbol,
-                order_id: o.order_id,
+                order_id,
                 price,
                 qty: replace.qty,
                 leaves_qty: leaves,
@@ -720,14 +722,18 @@ struct NewPrices {
     hash: u64,
 }
 
-/// A replace that passed every check: the order as it was, its new price, its new id's hash,
-/// and whether it loses its place (leaves its level and matches again).
+/// A replace that passed every check: what [`Engine::apply_replace`] needs of the order as it
+/// was (its id, old id hash, filled quantity), its new price, whether the client id changes and
+/// the new one's hash, and whether it loses its place (leaves its level and matches again).
 #[derive(Clone, Copy)]
 struct ReplacePlan {
     slot: u32,
-    order: Order,
+    order_id: OrderId,
+    old_hash: u64,
+    filled: Qty,
     price: Price,
     new_hash: u64,
+    new_id: bool,
     moves: bool,
 }
 
