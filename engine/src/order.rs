@@ -174,29 +174,46 @@ impl OrderPool {
         }
     }
 
+    // The accessors below index without a bounds check. Every slot the engine passes them was
+    // handed out by `alloc` (below `orders.len()`, which never shrinks) and then kept in the id
+    // index, a level's head or tail, an order's links, the stop list, the expiry heap or the
+    // scratch list; `NIL` is compared away before any link is followed. `orders` and
+    // `cl_ord_ids` grow together, so a slot valid for one is valid for the other. The debug
+    // assertion checks this on every access in the tests (the model and property tests run the
+    // engine with debug assertions on). Measured: the checks and the length reloads they need
+    // after each store were about a tenth of the instructions of a move at 1k resting orders.
+
     #[inline]
     pub(crate) fn get(&self, slot: u32) -> &Order {
-        &self.orders[slot as usize]
+        debug_assert!((slot as usize) < self.orders.len(), "order slot {slot} out of range");
+        // SAFETY: `slot < orders.len()`, see the comment above.
+        unsafe { self.orders.get_unchecked(slot as usize) }
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, slot: u32) -> &mut Order {
-        &mut self.orders[slot as usize]
+        debug_assert!((slot as usize) < self.orders.len(), "order slot {slot} out of range");
+        // SAFETY: `slot < orders.len()`, see the comment above.
+        unsafe { self.orders.get_unchecked_mut(slot as usize) }
     }
 
     #[inline]
     pub(crate) fn cl_ord_id(&self, slot: u32) -> ClOrdId {
-        self.cl_ord_ids[slot as usize]
+        *self.cl_ord_id_ref(slot)
     }
 
     #[inline]
     pub(crate) fn cl_ord_id_ref(&self, slot: u32) -> &ClOrdId {
-        &self.cl_ord_ids[slot as usize]
+        debug_assert!((slot as usize) < self.cl_ord_ids.len(), "order slot {slot} out of range");
+        // SAFETY: `slot < cl_ord_ids.len()`, see the comment above.
+        unsafe { self.cl_ord_ids.get_unchecked(slot as usize) }
     }
 
     #[inline]
     pub(crate) fn set_cl_ord_id(&mut self, slot: u32, id: ClOrdId) {
-        self.cl_ord_ids[slot as usize] = id;
+        debug_assert!((slot as usize) < self.cl_ord_ids.len(), "order slot {slot} out of range");
+        // SAFETY: `slot < cl_ord_ids.len()`, see the comment above.
+        unsafe { *self.cl_ord_ids.get_unchecked_mut(slot as usize) = id };
     }
 
     /// Slots ever used (live or free): the range a full scan must cover.
