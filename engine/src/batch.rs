@@ -48,8 +48,11 @@ pub(crate) fn prefetch<T>(value: &T) {
         prefetch_line(start.wrapping_add(offset));
         offset += 64;
     }
-    // A value no larger than its alignment (a u64, a 16-byte bucket) never straddles a line.
-    if size > core::mem::align_of::<T>() {
+    // A value no larger than its alignment (a u64, a 16-byte bucket) never straddles a line,
+    // nor does one aligned to lines and made of whole lines (an order).
+    let align = core::mem::align_of::<T>();
+    let whole_lines = align % 64 == 0 && size % 64 == 0;
+    if size > align && !whole_lines {
         prefetch_line(start.wrapping_add(size - 1));
     }
 }

@@ -234,7 +234,8 @@ impl OrderIds {
         orders: &OrderPool,
     ) -> Option<u32> {
         self.find(Self::tag(hash), |slot| {
-            orders.get(slot).account == account && orders.cl_ord_id_ref(slot) == id
+            let o = orders.get(slot);
+            o.account == account && o.has_cl_ord_id(id)
         })
     }
 }

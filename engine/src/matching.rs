@@ -268,7 +268,6 @@ impl Engine {
         l.tail = slot;
         l.count += 1;
         self.index(slot);
-        self.queue_expiry(slot);
     }
 
     /// Triggers every stop of `symbol` whose condition holds, in acceptance order, round after
