@@ -119,6 +119,10 @@ impl Engine {
             }
             if looking_ahead {
                 self.look_ahead(commands, i, &mut ring);
+            } else if let Some(ahead) = commands.get(i + COMMAND_AHEAD) {
+                // A small book is cached, the command stream is not: its lines arrive from
+                // memory (a TLB miss each new page) unless fetched ahead.
+                prefetch(ahead);
             }
             if !admit(command, sink) {
                 return i;
