@@ -51,7 +51,7 @@ pub(crate) fn prefetch<T>(value: &T) {
     // A value no larger than its alignment (a u64, a 16-byte bucket) never straddles a line,
     // nor does one aligned to lines and made of whole lines (an order).
     let align = core::mem::align_of::<T>();
-    let whole_lines = align % 64 == 0 && size % 64 == 0;
+    let whole_lines = align.is_multiple_of(64) && size.is_multiple_of(64);
     if size > align && !whole_lines {
         prefetch_line(start.wrapping_add(size - 1));
     }
