@@ -265,3 +265,47 @@ impl Order {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "order slot 0 out of range")]
+    fn unchecked_access_to_a_slot_never_handed_out_fails_in_debug_builds() {
+        let pool = OrderPool::with_capacity(4);
+        let _ = pool.get(0);
+    }
+
+    #[test]
+    fn client_id_lives_in_the_second_line_and_round_trips() {
+        let mut pool = OrderPool::with_capacity(4);
+        let order = Order::new(
+            OrderId(1),
+            AccountId(7),
+            SymbolId(0),
+            Side::Buy,
+            OrdType::Limit,
+            Tif::Gtc,
+            Price(5),
+            3,
+        );
+        let short = ClOrdId::from_str("a").unwrap();
+        let long = ClOrdId::from_str("0123456789abcdef0123456789ABCDEF").unwrap();
+        let slot = pool.alloc(order, long);
+        assert_eq!(pool.cl_ord_id(slot), long);
+        assert!(pool.get(slot).has_cl_ord_id(&long));
+        assert!(!pool.get(slot).has_cl_ord_id(&short));
+        pool.get_mut(slot).set_cl_ord_id(&short);
+        assert_eq!(pool.cl_ord_id(slot), short);
+        assert!(!pool.get(slot).has_cl_ord_id(&long));
+        // Same bytes, other length: a different id.
+        assert!(!pool.get(slot).has_cl_ord_id(&ClOrdId::from_bytes(b"a\0").unwrap()));
+        let line = |field: usize| field / 64;
+        assert_eq!(line(core::mem::offset_of!(Order, next)), 0);
+        assert_eq!(line(core::mem::offset_of!(Order, account)), 0);
+        assert_eq!(line(core::mem::offset_of!(Order, id_bytes)), 1);
+        assert_eq!(core::mem::align_of::<Order>(), 64);
+    }
+}
