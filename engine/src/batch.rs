@@ -48,8 +48,11 @@ pub(crate) fn prefetch<T>(value: &T) {
         prefetch_line(start.wrapping_add(offset));
         offset += 64;
     }
-    // A value no larger than its alignment (a u64, a 16-byte bucket) never straddles a line.
-    if size > core::mem::align_of::<T>() {
+    // A value no larger than its alignment (a u64, a 16-byte bucket) never straddles a line,
+    // nor does one aligned to lines and made of whole lines (an order).
+    let align = core::mem::align_of::<T>();
+    let whole_lines = align.is_multiple_of(64) && size.is_multiple_of(64);
+    if size > align && !whole_lines {
         prefetch_line(start.wrapping_add(size - 1));
     }
 }
@@ -116,6 +119,10 @@ impl Engine {
             }
             if looking_ahead {
                 self.look_ahead(commands, i, &mut ring);
+            } else if let Some(ahead) = commands.get(i + COMMAND_AHEAD) {
+                // A small book is cached, the command stream is not: its lines arrive from
+                // memory (a TLB miss each new page) unless fetched ahead.
+                prefetch(ahead);
             }
             if !admit(command, sink) {
                 return i;

@@ -38,7 +38,7 @@ impl Book {
 
     /// [`SymbolSpec::units_to_ticks`] without a divide instruction: `None` unless `units` is a
     /// positive multiple of the tick.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn units_to_ticks(&self, units: PriceUnits) -> Option<Price> {
         let units = units.get();
         if units <= 0 {

@@ -282,7 +282,7 @@ impl Engine {
         let tif = if market && new.tif != Tif::Fok { Tif::Ioc } else { new.tif };
         let mut order = Order::new(order_id, account, symbol, new.side, new.ord_type, tif, price, new.qty);
         order.stp = new.stp;
-        order.id_hash = hash;
+        order.id_tag = OrderIds::tag(hash);
         order.post_only = new.post_only;
         order.stop_price = stop_price;
         if let Some(display) = new.display_qty {
@@ -338,31 +338,24 @@ impl Engine {
         }
         self.books[symbol].stops_tail = slot;
         self.index(slot);
-        self.queue_expiry(slot);
     }
 
-    /// Adds a live order to the `(account, id)` map.
+    /// Adds a live order to the `(account, id)` map, once in its life (when it first rests or
+    /// waits as a stop; a moved order stays in it), and queues a GTD order's expiry then.
     #[inline]
     pub(crate) fn index(&mut self, slot: u32) {
         let o = self.orders.get_mut(slot);
         if !o.indexed {
             o.indexed = true;
-            let hash = o.id_hash;
-            self.ids.insert(OrderIds::tag(hash), slot);
+            let (tag, expires) = (o.id_tag, o.expire_ts != 0);
+            self.ids.insert(tag, slot);
+            if expires {
+                self.push_expiry(slot);
+            }
         }
     }
 
-    /// Queues a GTD order's expiry once.
-    #[inline]
-    pub(crate) fn queue_expiry(&mut self, slot: u32) {
-        let o = self.orders.get(slot);
-        if o.expire_ts == 0 || o.expiry_queued {
-            return;
-        }
-        self.push_expiry(slot);
-    }
-
-    /// The rest of [`Engine::queue_expiry`], for the few orders that expire.
+    /// Queues the expiry of a GTD order being indexed, for the few orders that expire.
     #[inline(never)]
     fn push_expiry(&mut self, slot: u32) {
         let o = *self.orders.get(slot);
@@ -376,7 +369,6 @@ impl Engine {
             });
         }
         self.expiries.push(Reverse((o.expire_ts, o.order_id, slot)));
-        self.orders.get_mut(slot).expiry_queued = true;
     }
 
     /// Releases an order that has left the book: drops it from the id map and frees its slot.
@@ -384,7 +376,7 @@ impl Engine {
     pub(crate) fn release(&mut self, slot: u32) {
         let o = self.orders.get(slot);
         if o.indexed {
-            self.ids.remove(OrderIds::tag(o.id_hash), slot);
+            self.ids.remove(o.id_tag, slot);
         }
         self.orders.free(slot);
     }
@@ -445,8 +437,8 @@ impl Engine {
 
     /// Finds a live order of `account` by client id on `symbol`.
     #[inline]
-    fn lookup(&self, account: AccountId, id: ClOrdId, symbol: SymbolId) -> Option<u32> {
-        let slot = self.ids.find_order(id_hash(account, &id), account, &id, &self.orders)?;
+    fn lookup(&self, account: AccountId, id: &ClOrdId, symbol: SymbolId) -> Option<u32> {
+        let slot = self.ids.find_order(id_hash(account, id), account, id, &self.orders)?;
         (self.orders.get(slot).symbol == symbol).then_some(slot)
     }
 
@@ -457,7 +449,7 @@ impl Engine {
         if self.books.get(symbol.index()).is_none() {
             return self.reject(sink, account, id, symbol, RejectReason::UnknownSymbol);
         }
-        let Some(slot) = self.lookup(account, id, symbol) else {
+        let Some(slot) = self.lookup(account, &id, symbol) else {
             return self.reject(sink, account, id, symbol, RejectReason::UnknownOrder);
         };
         self.unlink(slot);
@@ -506,21 +498,27 @@ impl Engine {
         if book.halted {
             return Err(RejectReason::Halted);
         }
-        let slot = self.lookup(account, replace.orig_id, symbol).ok_or(RejectReason::UnknownOrder)?;
+        let slot = self.lookup(account, &replace.orig_id, symbol).ok_or(RejectReason::UnknownOrder)?;
         if replace.qty == 0 || !book.whole_lots(replace.qty) {
             return Err(RejectReason::BadQty);
         }
-        let o = *self.orders.get(slot);
+        let o = self.orders.get(slot);
         let price = match replace.price {
             Some(units) if o.ord_type == OrdType::Limit => {
                 book.units_to_ticks(units).ok_or(RejectReason::BadPriceTick)?
             }
             _ => o.price,
         };
-        let new_hash = if id == replace.orig_id { o.id_hash } else { id_hash(account, &id) };
-        if id != replace.orig_id && self.ids.find_order(new_hash, account, &id, &self.orders).is_some() {
-            return Err(RejectReason::DuplicateId);
-        }
+        let new_id = id != replace.orig_id;
+        let new_tag = if new_id {
+            let new_hash = id_hash(account, &id);
+            if self.ids.find_order(new_hash, account, &id, &self.orders).is_some() {
+                return Err(RejectReason::DuplicateId);
+            }
+            OrderIds::tag(new_hash)
+        } else {
+            o.id_tag
+        };
         let resting = o.state == OrderState::Resting;
         if o.post_only && resting && book.crosses(o.side, price) {
             return Err(RejectReason::WouldTake);
@@ -536,7 +534,8 @@ impl Engine {
                 return Err(RejectReason::BookFull);
             }
         }
-        Ok(ReplacePlan { slot, order: o, price, new_hash, moves })
+        let (order_id, old_tag, filled) = (o.order_id, o.id_tag, o.filled);
+        Ok(ReplacePlan { slot, order_id, old_tag, filled, price, new_tag, new_id, moves })
     }
 
     /// Carries out an accepted replace: re-keys the id, reports `Replaced`, then ends the order
@@ -545,15 +544,16 @@ impl Engine {
     #[inline(always)]
     fn apply_replace<S: EventSink>(&mut self, replace: &ReplaceOrder, plan: ReplacePlan, sink: &mut S) {
         let (account, id, symbol) = (replace.account, replace.id, replace.symbol);
-        let ReplacePlan { slot, order: o, price, new_hash, moves } = plan;
-        if id != replace.orig_id {
-            self.ids.remove(OrderIds::tag(o.id_hash), slot);
-            self.orders.set_cl_ord_id(slot, id);
-            self.orders.get_mut(slot).id_hash = new_hash;
-            self.ids.insert(OrderIds::tag(new_hash), slot);
+        let ReplacePlan { slot, order_id, old_tag, filled, price, new_tag, new_id, moves } = plan;
+        if new_id {
+            self.ids.remove(old_tag, slot);
+            let o = self.orders.get_mut(slot);
+            o.set_cl_ord_id(&id);
+            o.id_tag = new_tag;
+            self.ids.insert(new_tag, slot);
         }
-        let done = replace.qty <= o.filled;
-        let leaves = if done { 0 } else { replace.qty - o.filled };
+        let done = replace.qty <= filled;
+        let leaves = if done { 0 } else { replace.qty - filled };
         self.emit(
             sink,
             EventKind::Replaced {
@@ -561,7 +561,7 @@ impl Engine {
                 orig_id: replace.orig_id,
                 id,
                 symbol,
-                order_id: o.order_id,
+                order_id,
                 price,
                 qty: replace.qty,
                 leaves_qty: leaves,
@@ -720,14 +720,18 @@ struct NewPrices {
     hash: u64,
 }
 
-/// A replace that passed every check: the order as it was, its new price, its new id's hash,
-/// and whether it loses its place (leaves its level and matches again).
+/// A replace that passed every check: what [`Engine::apply_replace`] needs of the order as it
+/// was (its id, old id tag, filled quantity), its new price, whether the client id changes and
+/// the new one's tag, and whether it loses its place (leaves its level and matches again).
 #[derive(Clone, Copy)]
 struct ReplacePlan {
     slot: u32,
-    order: Order,
+    order_id: OrderId,
+    old_tag: u32,
+    filled: Qty,
     price: Price,
-    new_hash: u64,
+    new_tag: u32,
+    new_id: bool,
     moves: bool,
 }
 

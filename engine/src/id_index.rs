@@ -22,7 +22,7 @@ use crate::types::{AccountId, ClOrdId};
 /// Hash of an (account, client id) pair: two folded 64×64→128 multiplies over the zero-padded
 /// id words, branch-free whatever the id length (ids are at most 32 bytes). Well mixed in every
 /// bit; the risk engine keys its own index with it too.
-#[inline]
+#[inline(always)]
 pub fn id_hash(account: AccountId, id: &ClOrdId) -> u64 {
     const K0: u64 = 0x243f_6a88_85a3_08d3;
     const K1: u64 = 0x1319_8a2e_0370_7344;
@@ -234,7 +234,8 @@ impl OrderIds {
         orders: &OrderPool,
     ) -> Option<u32> {
         self.find(Self::tag(hash), |slot| {
-            orders.get(slot).account == account && orders.cl_ord_id_ref(slot) == id
+            let o = orders.get(slot);
+            o.account == account && o.has_cl_ord_id(id)
         })
     }
 }

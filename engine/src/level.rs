@@ -69,14 +69,22 @@ impl LevelPool {
         }
     }
 
+    // Unchecked like the order pool's accessors: every level slot the engine holds (in a
+    // ladder, in a resting order's `level`) came from `alloc`, below `levels.len()`, which never
+    // shrinks; the debug assertion checks it in the tests.
+
     #[inline]
     pub(crate) fn get(&self, slot: u32) -> &Level {
-        &self.levels[slot as usize]
+        debug_assert!((slot as usize) < self.levels.len(), "level slot {slot} out of range");
+        // SAFETY: `slot < levels.len()`, see the comment above.
+        unsafe { self.levels.get_unchecked(slot as usize) }
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, slot: u32) -> &mut Level {
-        &mut self.levels[slot as usize]
+        debug_assert!((slot as usize) < self.levels.len(), "level slot {slot} out of range");
+        // SAFETY: `slot < levels.len()`, see the comment above.
+        unsafe { self.levels.get_unchecked_mut(slot as usize) }
     }
 }
 

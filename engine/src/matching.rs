@@ -14,7 +14,28 @@ const TRIGGER_ROUNDS_MAX: usize = u32::MAX as usize;
 
 impl Engine {
     /// Matches the `Active` order in `slot` as the taker, then rests or cancels its remainder.
+    #[inline]
     pub(crate) fn execute<S: EventSink>(&mut self, slot: u32, sink: &mut S) {
+        // Most orders (and nearly every move) are limit orders that may rest and do not reach
+        // the opposite best: nothing to match, so straight to the back of their level. This is
+        // exactly what `execute_taking` does for them (no FOK dry run, the walk stops at once,
+        // nothing filled, the slice cut from the whole leaves), with less to set up.
+        let o = self.orders.get(slot);
+        let rests = o.ord_type == OrdType::Limit && matches!(o.tif, Tif::Gtc | Tif::Gtd);
+        if rests && !self.books[o.symbol.index()].crosses(o.side, o.price) {
+            let o = self.orders.get_mut(slot);
+            debug_assert!(o.leaves > 0, "executing a done order {o:?}");
+            o.visible = if o.display > 0 { o.display.min(o.leaves) } else { o.leaves };
+            self.rest(slot, sink);
+            return;
+        }
+        self.execute_taking(slot, sink);
+    }
+
+    /// [`Engine::execute`] for an order that may trade: the FOK dry run, the walk, then the
+    /// remainder rests or is canceled.
+    #[inline(never)]
+    fn execute_taking<S: EventSink>(&mut self, slot: u32, sink: &mut S) {
         let o = *self.orders.get(slot);
         if o.tif == Tif::Fok && !self.fok_fillable(slot) {
             self.emit_canceled(sink, slot, CancelReason::Fok);
@@ -247,7 +268,6 @@ impl Engine {
         l.tail = slot;
         l.count += 1;
         self.index(slot);
-        self.queue_expiry(slot);
     }
 
     /// Triggers every stop of `symbol` whose condition holds, in acceptance order, round after

@@ -317,7 +317,10 @@ impl Engine {
         if self.ids.find_order(hash, order.account, &id, &self.orders).is_some() {
             return Err(SnapshotError::Invalid("duplicate client id"));
         }
-        Ok(self.orders.alloc(Order { state: OrderState::Active, id_hash: hash, ..order }, id))
+        let mut order = order;
+        order.state = OrderState::Active;
+        order.id_tag = crate::id_index::OrderIds::tag(hash);
+        Ok(self.orders.alloc(order, id))
     }
 }
 

@@ -301,6 +301,19 @@ impl ClOrdId {
         [w(0), w(1), w(2), w(3)]
     }
 
+    /// The stored length and bytes (zero past the length), for a slot that keeps them apart.
+    #[inline]
+    pub(crate) fn raw_parts(&self) -> (u8, [u8; CL_ORD_ID_LEN_MAX]) {
+        (self.len, self.bytes)
+    }
+
+    /// An id from [`ClOrdId::raw_parts`]' output.
+    #[inline]
+    pub(crate) fn from_raw_parts(len: u8, bytes: [u8; CL_ORD_ID_LEN_MAX]) -> ClOrdId {
+        debug_assert!(len as usize <= CL_ORD_ID_LEN_MAX && bytes[len as usize..].iter().all(|&b| b == 0));
+        ClOrdId { len, bytes }
+    }
+
     /// Copies `bytes` into an id.
     pub fn from_bytes(bytes: &[u8]) -> Result<ClOrdId, ClOrdIdError> {
         if bytes.is_empty() {
