@@ -287,6 +287,98 @@ impl<T> Consumer<T> {
         count
     }
 
+    /// Takes up to `count_max` of the oldest values in place: `f` gets them as one or two
+    /// mutable slices of the ring's own slots (two when the batch wraps around the end of the
+    /// ring, oldest first), and may change them; they are consumed when `f` returns. Returns how
+    /// many were taken; `f` is not called when there are none.
+    ///
+    /// For a consumer that would otherwise copy a batch out to work on it as a slice (the
+    /// engine thread stamps each command and hands the batch to the engine whole): nothing is
+    /// copied. The slots go back to the producer only when `f` returns, so the producer sees
+    /// the room a little later than with [`Consumer::pop_batch`]. `T: Copy`, so a value needs no
+    /// drop and a panic in `f` leaves the ring as it was (the values are still in it).
+    #[inline]
+    pub fn pop_in_place(&mut self, count_max: usize, f: impl FnOnce(&mut [T], &mut [T])) -> usize
+    where
+        T: Copy,
+    {
+        let mut available = self.tail_cached.wrapping_sub(self.head);
+        if available < count_max {
+            self.tail_cached = self.shared.tail.load(Ordering::Acquire);
+            available = self.tail_cached.wrapping_sub(self.head);
+        }
+        let count = available.min(count_max);
+        if count == 0 {
+            return 0;
+        }
+        let start = self.head & self.shared.index_mask;
+        let first_len = count.min(self.shared.capacity() - start);
+        self.with_slices_mut(start, first_len, count - first_len, f);
+        self.head = self.head.wrapping_add(count);
+        self.shared.head.store(self.head, Ordering::Release);
+        count
+    }
+
+    /// `f` on the slots `start..start + first_len` and `0..second_len` as slices of `T`.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn with_slices_mut(
+        &mut self,
+        start: usize,
+        first_len: usize,
+        second_len: usize,
+        f: impl FnOnce(&mut [T], &mut [T]),
+    ) {
+        debug_assert!(start + first_len <= self.shared.slots.len() && second_len <= start);
+        // `Slot<T>` is `UnsafeCell<MaybeUninit<T>>`, both `repr(transparent)` (ours too, see
+        // `crate::sync`), so the slots are laid out as `[T]`; the pointer comes from the whole
+        // slice, so it may reach every slot, and through the cells, so it may write.
+        let base = self.shared.slots.as_ptr().cast::<T>().cast_mut();
+        // SAFETY: both ranges lie in `[head, head + count)` with `count <= tail - head` (the
+        // caller's Acquire load of `tail` saw them published), so every slot holds an
+        // initialized `T` that the producer will not touch before `head` is published, which
+        // happens after `f` returns; the two ranges do not overlap (`second_len <= start`), and
+        // `&mut self` keeps the consumer from reaching them meanwhile.
+        let (first, second) = unsafe {
+            (
+                core::slice::from_raw_parts_mut(base.add(start), first_len),
+                core::slice::from_raw_parts_mut(base, second_len),
+            )
+        };
+        f(first, second)
+    }
+
+    /// Under loom a slot is loom's cell, not laid out as a `T`: the values are copied out and
+    /// back through each cell's checked access, so the model still sees every slot read and
+    /// written where the real code reads and writes it.
+    #[cfg(loom)]
+    fn with_slices_mut(
+        &mut self,
+        start: usize,
+        first_len: usize,
+        second_len: usize,
+        f: impl FnOnce(&mut [T], &mut [T]),
+    ) where
+        T: Copy,
+    {
+        let positions: Vec<usize> = (start..start + first_len).chain(0..second_len).collect();
+        let mut values: Vec<T> = positions
+            .iter()
+            .map(|&index| {
+                // SAFETY: as in the std version: an initialized slot the producer leaves alone.
+                self.shared.slots[index].with(|slot| unsafe { (*slot).assume_init() })
+            })
+            .collect();
+        let (first, second) = values.split_at_mut(first_len);
+        f(first, second);
+        for (&index, value) in positions.iter().zip(values) {
+            self.shared.slots[index].with_mut(|slot| {
+                // SAFETY: as above; writing a `Copy` value over another needs no drop.
+                unsafe { (*slot).write(value) };
+            });
+        }
+    }
+
     /// Number of values in the ring (a snapshot: the producer may be pushing).
     pub fn len(&self) -> usize {
         self.shared.tail.load(Ordering::Acquire).wrapping_sub(self.head)
@@ -439,6 +531,49 @@ mod tests {
         assert_eq!(seen, (0..11).collect::<Vec<_>>());
         assert_eq!(consumer.pop_batch(100, |_| unreachable!()), 0);
         assert_eq!(consumer.pop_batch(0, |_| unreachable!()), 0);
+    }
+
+    #[test]
+    fn pop_in_place_hands_out_the_slots_as_one_or_two_slices_and_frees_them_after() {
+        let (mut producer, mut consumer) = spsc_ring::<u64>(8);
+        for value in 0..6 {
+            producer.push(value).unwrap();
+        }
+        let taken = consumer.pop_in_place(4, |first, second| {
+            assert_eq!((first.to_vec(), second.len()), (vec![0, 1, 2, 3], 0));
+            assert_eq!(producer.len(), 6, "the slots are not freed while the batch runs");
+            first[0] = 100; // in place: nothing to see after, the slot is consumed
+        });
+        assert_eq!(taken, 4);
+        assert_eq!(producer.len(), 2, "freed once the batch is done");
+        for value in 6..12 {
+            producer.push(value).unwrap();
+        }
+        // Positions 4..12 wrap around the end of the 8 slots: two slices, oldest first.
+        let mut seen = Vec::new();
+        let taken = consumer.pop_in_place(100, |first, second| {
+            assert_eq!((first.len(), second.len()), (4, 4));
+            for value in first.iter_mut().chain(second.iter_mut()) {
+                *value += 1_000;
+                seen.push(*value);
+            }
+        });
+        assert_eq!(taken, 8);
+        assert_eq!(seen, (1_004..1_012).collect::<Vec<_>>());
+        assert_eq!(consumer.pop_in_place(100, |_, _| unreachable!()), 0);
+        assert_eq!(consumer.pop_in_place(0, |_, _| unreachable!()), 0);
+        producer.push(12).unwrap();
+        assert_eq!(consumer.pop(), Some(12), "pop and pop_in_place share the head");
+    }
+
+    #[test]
+    fn a_panic_in_pop_in_place_leaves_the_values_in_the_ring() {
+        let (mut producer, mut consumer) = spsc_ring::<u64>(4);
+        producer.push(1).unwrap();
+        producer.push(2).unwrap();
+        let result = catch_unwind(AssertUnwindSafe(|| consumer.pop_in_place(2, |_, _| panic!("boom"))));
+        assert!(result.is_err());
+        assert_eq!((consumer.pop(), consumer.pop(), consumer.pop()), (Some(1), Some(2), None));
     }
 
     #[test]
