@@ -53,12 +53,8 @@ pub(crate) fn sleep(_duration: std::time::Duration) {
 
 /// `std::cell::UnsafeCell` behind loom's closure API (`with`/`with_mut`), so the ring buffer's
 /// slot accesses compile unchanged under loom, where the same calls are checked for races.
-///
-/// `repr(transparent)`, as std's cell is: a slice of these cells is laid out as a slice of `T`,
-/// which the ring's in-place batches rely on.
 #[cfg(not(loom))]
 #[derive(Debug)]
-#[repr(transparent)]
 pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
 
 #[cfg(not(loom))]

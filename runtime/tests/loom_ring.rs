@@ -100,35 +100,6 @@ fn batch_pop_keeps_order_and_frees_slots_for_the_producer() {
     });
 }
 
-/// The engine thread's way: stamp the batch in its slots, then read it, then free the slots. The
-/// in-place writes and reads must not race with the producer refilling the slots, across the
-/// wraparound (where a batch comes as two slices).
-#[test]
-fn in_place_pop_keeps_order_and_frees_slots_only_after_the_batch() {
-    model(|| {
-        let (mut producer, mut consumer) = spsc_ring::<u32>(CAPACITY);
-        let pusher = thread::spawn(move || {
-            for value in 0..4 {
-                assert!(push_waiting(&mut producer, value));
-            }
-        });
-        let mut received = Vec::new();
-        while received.len() < 4 {
-            let taken = consumer.pop_in_place(4, |first, second| {
-                for value in first.iter_mut().chain(second.iter_mut()) {
-                    *value += 10;
-                }
-                received.extend(first.iter().chain(second.iter()).copied());
-            });
-            if taken == 0 {
-                thread::yield_now();
-            }
-        }
-        pusher.join().unwrap();
-        assert_eq!(received, [10, 11, 12, 13]);
-    });
-}
-
 #[test]
 fn a_consumer_that_sees_the_producer_gone_has_seen_every_value() {
     model(|| {
