@@ -879,16 +879,50 @@ mod tests {
     /// ids, mass cancels, status requests, a cancel-on-disconnect session dropping and coming
     /// back, all in turns of 1 to 300 messages. Returns every delivery in order (wall-clock
     /// times masked) and, journaled, the command journal's records.
-    fn run_script(look_ahead: bool, engine_kind: ScriptEngine) -> (Vec<String>, Vec<String>) {
+    /// A processor that counts the look-ahead hints it is given, so the test knows the
+    /// look-ahead ran (the reports alone could not tell).
+    struct CountingHints<P> {
+        inner: P,
+        hints: Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl<P: engine::Processor> engine::Processor for CountingHints<P> {
+        fn process<S: engine::EventSink>(&mut self, cmd: &Command, sink: &mut S) {
+            self.inner.process(cmd, sink);
+        }
+
+        fn end_batch(&mut self) {
+            self.inner.end_batch();
+        }
+
+        fn prefetch_upcoming(&self, upcoming: &[Command]) {
+            if !upcoming.is_empty() {
+                self.hints.fetch_add(1, Ordering::Relaxed);
+            }
+            self.inner.prefetch_upcoming(upcoming);
+        }
+    }
+
+    /// What a scripted run left: every delivery, the journaled commands, the hints given.
+    struct ScriptRun {
+        deliveries: Vec<String>,
+        journal: Vec<String>,
+        hints: u64,
+    }
+
+    fn run_script(look_ahead: bool, engine_kind: ScriptEngine) -> ScriptRun {
         let engine_config = EngineConfig { orders_max: 1 << 15, ..EngineConfig::default() };
         let symbols = engine_config.symbols.clone();
         let clock = runtime::SteppingClock { next_ns: 1_700_000_000_000_000_000, step_ns: 1_000 };
         let dir = std::env::temp_dir()
             .join(format!("router-script-{}-{look_ahead}-{engine_kind:?}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let hints = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (engine, durability): (Box<dyn EngineStep>, _) = match engine_kind {
             ScriptEngine::Bare => {
-                (Box::new(InlineRunner::new(Engine::new(engine_config.clone()), clock, 1).unwrap()), None)
+                let counted =
+                    CountingHints { inner: Engine::new(engine_config.clone()), hints: hints.clone() };
+                (Box::new(InlineRunner::new(counted, clock, 1).unwrap()), None)
             }
             ScriptEngine::Journaled => {
                 let config =
@@ -896,7 +930,8 @@ mod tests {
                 let (durable, _) = journal::DurableEngine::open(engine_config.clone(), config).unwrap();
                 let progress = durable.commands_progress();
                 let durability = Durability { progress, group_commit: false };
-                (Box::new(InlineRunner::new(durable, clock, 1).unwrap()), Some(durability))
+                let counted = CountingHints { inner: durable, hints: hints.clone() };
+                (Box::new(InlineRunner::new(counted, clock, 1).unwrap()), Some(durability))
             }
         };
         let mut risk =
@@ -1089,15 +1124,18 @@ mod tests {
                 .collect(),
         };
         let _ = std::fs::remove_dir_all(&dir);
-        (deliveries, journal)
+        ScriptRun { deliveries, journal, hints: hints.load(Ordering::Relaxed) }
     }
 
     /// The look-ahead across a turn's requests changes nothing anyone sees: every delivery
     /// (the same reports to the same accounts, in the same order, risk refusals included) and
     /// every journaled command, with each command's seq and time.
     fn looking_ahead_is_invisible(engine_kind: ScriptEngine) {
-        let (with, with_journal) = run_script(true, engine_kind);
-        let (without, without_journal) = run_script(false, engine_kind);
+        let ScriptRun { deliveries: with, journal: with_journal, hints } = run_script(true, engine_kind);
+        assert!(hints > 5_000, "the engine was told what comes next {hints} times");
+        let ScriptRun { deliveries: without, journal: without_journal, hints } =
+            run_script(false, engine_kind);
+        assert_eq!(hints, 0, "one by one, nothing looks ahead");
         let count = |what: &str| without.iter().filter(|d| d.contains(what)).count();
         let (trades, risk_refusals) = (count("exec_type: 70"), count("risk_"));
         let (canceled, replaced) = (count("exec_type: 52"), count("exec_type: 53"));
