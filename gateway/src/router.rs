@@ -873,12 +873,6 @@ mod tests {
         out
     }
 
-    /// A seeded flow through an inline router over a deep book: five sessions (four with risk
-    /// limits tight enough to refuse some orders, and positions that fill up as they trade
-    /// against the book), new limit and market orders, cancels and replaces of live and unknown
-    /// ids, mass cancels, status requests, a cancel-on-disconnect session dropping and coming
-    /// back, all in turns of 1 to 300 messages. Returns every delivery in order (wall-clock
-    /// times masked) and, journaled, the command journal's records.
     /// A processor that counts the look-ahead hints it is given, so the test knows the
     /// look-ahead ran (the reports alone could not tell).
     struct CountingHints<P> {
@@ -910,6 +904,12 @@ mod tests {
         hints: u64,
     }
 
+    /// A seeded flow through an inline router over a deep book: five sessions (four with risk
+    /// limits tight enough to refuse some orders, and positions that fill up as they trade
+    /// against the book), new limit and market orders, cancels and replaces of live and unknown
+    /// ids, mass cancels, status requests, a cancel-on-disconnect session dropping and coming
+    /// back, all in turns of 1 to 300 messages. Returns every delivery in order (wall-clock
+    /// times masked), the command journal's records when journaled, and the hints given.
     fn run_script(look_ahead: bool, engine_kind: ScriptEngine) -> ScriptRun {
         let engine_config = EngineConfig { orders_max: 1 << 15, ..EngineConfig::default() };
         let symbols = engine_config.symbols.clone();
