@@ -132,6 +132,35 @@ impl Engine {
         commands.len()
     }
 
+    /// The look-ahead of [`Engine::process_batch`] for a caller that cannot hand over a batch,
+    /// because it learns each command only after the one before it has run: the gateway's
+    /// router admits each request against the exposure and order state the previous command's
+    /// events left, so it knows the requests behind the current one but not yet which of them
+    /// will become commands. Called just before the next command is processed, with the
+    /// commands expected to follow it (`upcoming[0]` right after it), it issues the same three
+    /// stages at the same distances as `process_batch` does at that point. It only reads and
+    /// prefetches: a guess that never comes (a request refused by risk) costs loads, never a
+    /// different result. On a book below [`PREFETCH_ORDERS_MIN`] order slots it does nothing.
+    pub fn prefetch_upcoming(&self, upcoming: &[Command]) {
+        if self.orders.high_water() < PREFETCH_ORDERS_MIN {
+            return;
+        }
+        // `upcoming[k]` is the command k + 1 places behind the next one. Stages 2 and 3 need
+        // what stage 1 worked out; without `process_batch`'s ring between calls, it is worked
+        // out again (its prefetches then hit lines already on their way: no cost to speak of).
+        if let Some(ahead) = upcoming.get(INDEX_AHEAD - 1) {
+            self.prefetch_index(ahead);
+        }
+        if let Some(ahead) = upcoming.get(ORDER_AHEAD - 1) {
+            let stage_1 = self.prefetch_index(ahead);
+            self.prefetch_order(ahead, &stage_1);
+        }
+        if let Some(ahead) = upcoming.get(LINKS_AHEAD - 1) {
+            let stage_1 = self.prefetch_index(ahead);
+            self.prefetch_links(ahead, &stage_1);
+        }
+    }
+
     /// The three stages for the commands ahead of the one at `i`.
     #[inline(always)]
     fn look_ahead(&self, commands: &[Command], i: usize, ring: &mut [Ahead; AHEAD_RING]) {
@@ -328,5 +357,32 @@ mod tests {
             panic!("event {i}: batch {:?}, one at a time {:?}", got[i], want[i]);
         }
         assert_eq!(batched.book_snapshot(SymbolId(0)), single.book_snapshot(SymbolId(0)));
+    }
+
+    /// The look-ahead of a caller that submits one command at a time: hints about commands
+    /// that come, and about some that never do (every fifth guess is dropped), change nothing.
+    #[test]
+    fn prefetching_upcoming_commands_changes_no_event() {
+        let resting = 2 * super::PREFETCH_ORDERS_MIN as usize;
+        let cmds = deep_stream(resting, 20_000);
+        let config = EngineConfig { orders_max: 2 * resting, ..EngineConfig::default() };
+        let (mut single, mut hinted) = (Engine::new(config.clone()), Engine::new(config));
+        let mut want: Vec<Event> = Vec::new();
+        for cmd in &cmds {
+            single.process(cmd, &mut want);
+        }
+        let mut got: Vec<Event> = Vec::new();
+        for (i, cmd) in cmds.iter().enumerate() {
+            let upcoming = &cmds[(i + 1).min(cmds.len())..(i + 9).min(cmds.len())];
+            if i % 5 == 0 {
+                hinted.prefetch_upcoming(upcoming.get(1..).unwrap_or_default());
+            } else {
+                hinted.prefetch_upcoming(upcoming);
+            }
+            hinted.process(cmd, &mut got);
+        }
+        assert!(single.orders_live() > super::PREFETCH_ORDERS_MIN as usize, "the book must be deep");
+        assert!(got == want, "events differ");
+        assert_eq!(hinted.book_snapshot(SymbolId(0)), single.book_snapshot(SymbolId(0)));
     }
 }

@@ -21,6 +21,15 @@ pub trait Processor: Send {
         }
     }
 
+    /// A hint from a driver that learns commands one at a time (it cannot call
+    /// [`Processor::process_batch`]): `upcoming` are the commands it expects to process after
+    /// the next one, in order. Changes nothing a command's events depend on; this default does
+    /// nothing, and the engine prefetches for them ([`crate::Engine::prefetch_upcoming`]).
+    #[inline]
+    fn prefetch_upcoming(&self, upcoming: &[Command]) {
+        let _ = upcoming;
+    }
+
     /// The driver has processed a batch of commands (one or more) and is about to let the
     /// batch's events be acted on. A journaling processor publishes its staged records here;
     /// the bare engine has nothing to do.
@@ -38,5 +47,10 @@ impl Processor for crate::Engine {
     #[inline]
     fn process_batch<S: EventSink>(&mut self, cmds: &[Command], sink: &mut S) {
         crate::Engine::process_batch(self, cmds, sink);
+    }
+
+    #[inline]
+    fn prefetch_upcoming(&self, upcoming: &[Command]) {
+        crate::Engine::prefetch_upcoming(self, upcoming);
     }
 }

@@ -196,6 +196,14 @@ enum Link {
     Inline {
         engine: Box<dyn EngineStep>,
         events: Vec<Event>,
+        /// Look ahead across a turn's requests ([`Router::set_look_ahead`]).
+        look_ahead: bool,
+        /// The turn's messages, read before any is handled, so the requests behind the one
+        /// being handled are known.
+        turn: VecDeque<ToRouter>,
+        /// The command each of the turn's messages would become if admitted, in order: what
+        /// the engine prefetches for.
+        upcoming: Vec<Command>,
     },
 }
 
@@ -364,7 +372,13 @@ impl Router {
             EngineLink::Rings { commands, events, doorbell } => {
                 Link::Rings { commands, events, doorbell, scratch: Vec::with_capacity(BATCH_MAX) }
             }
-            EngineLink::Inline(engine) => Link::Inline { engine, events: Vec::new() },
+            EngineLink::Inline(engine) => Link::Inline {
+                engine,
+                events: Vec::new(),
+                look_ahead: true,
+                turn: VecDeque::with_capacity(BATCH_MAX),
+                upcoming: Vec::with_capacity(BATCH_MAX),
+            },
         };
         let router = Router {
             engine,
@@ -455,6 +469,21 @@ impl Router {
 
     fn turn_inner(&mut self) -> bool {
         let mut busy = self.drain_events();
+        if matches!(self.engine, Link::Inline { look_ahead: true, .. }) {
+            busy |= self.handle_looking_ahead();
+        } else {
+            busy |= self.handle_one_by_one();
+        }
+        if busy {
+            self.end_engine_batch();
+        }
+        busy |= self.release_held();
+        busy | self.flush_deliveries()
+    }
+
+    /// Up to [`BATCH_MAX`] session messages, each handled as it is read.
+    fn handle_one_by_one(&mut self) -> bool {
+        let mut busy = false;
         for _ in 0..BATCH_MAX {
             match self.inbound.try_recv() {
                 Ok(message) => {
@@ -464,11 +493,55 @@ impl Router {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        if busy {
-            self.end_engine_batch();
+        busy
+    }
+
+    /// With an inline engine: up to [`BATCH_MAX`] session messages read first, then handled in
+    /// the same order and the same way as [`Router::handle_one_by_one`] does, except that
+    /// before each request the engine is told the commands the requests behind it would
+    /// become, and prefetches their memory (the look-ahead `Runner` gets from
+    /// `Processor::process_batch`). Why not hand the engine the turn's commands as one batch:
+    /// order management admits each request against the risk exposure, funds and order state
+    /// the previous command's events left (and, when they are durable at once, reports them
+    /// between two requests), so the commands of a turn are only known one at a time. The
+    /// guesses are the requests as sent; one that a gate refuses costs a few wasted loads.
+    fn handle_looking_ahead(&mut self) -> bool {
+        let Link::Inline { turn, upcoming, .. } = &mut self.engine else {
+            unreachable!("only an inline engine looks ahead here")
+        };
+        while turn.len() < BATCH_MAX {
+            match self.inbound.try_recv() {
+                Ok(message) => turn.push_back(message),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
         }
-        busy |= self.release_held();
-        busy | self.flush_deliveries()
+        if turn.is_empty() {
+            return false;
+        }
+        upcoming.clear();
+        upcoming.extend(turn.iter().filter_map(command_guess));
+        let mut next = 0;
+        loop {
+            let Link::Inline { engine, turn, upcoming, .. } = &mut self.engine else { unreachable!() };
+            let Some(message) = turn.pop_front() else { break };
+            if command_guess(&message).is_some() {
+                next += 1;
+                engine.prefetch_upcoming(&upcoming[next..]);
+            }
+            self.handle(message);
+        }
+        true
+    }
+
+    /// With an inline engine, whether it looks ahead across a turn's requests (on by
+    /// default); off, each message is handled as it is read. The reports, commands and journal
+    /// are the same either way (a test runs a flow both ways); the switch is for that test and
+    /// for measuring what it gains. Through the rings it does nothing: the engine thread looks
+    /// ahead across the batches it pops.
+    pub fn set_look_ahead(&mut self, on: bool) {
+        if let Link::Inline { look_ahead, .. } = &mut self.engine {
+            *look_ahead = on;
+        }
     }
 
     fn ring_events_bell(&mut self) {
@@ -589,7 +662,7 @@ impl Router {
     /// make progress. Inline: the engine matches it now, and its events are taken at once.
     fn push(&mut self, kind: CommandKind) {
         let mut command = Command::new(kind);
-        if let Link::Inline { engine, events } = &mut self.engine {
+        if let Link::Inline { engine, events, .. } = &mut self.engine {
             // One command in MATCH_SAMPLE_EVERY has its engine step timed.
             self.pushed = self.pushed.wrapping_add(1);
             let timed =
@@ -711,6 +784,22 @@ impl Router {
     }
 }
 
+/// The command a session message becomes if order management admits it as sent: what the engine
+/// may prefetch for. (Admission may still change it, as a market order's price cap does, or
+/// refuse it: a guess only.)
+fn command_guess(message: &ToRouter) -> Option<Command> {
+    let ToRouter::Request { request, .. } = message else { return None };
+    let kind = match *request {
+        Request::New { order, .. } => CommandKind::New(order),
+        Request::Cancel { cancel, .. } => CommandKind::Cancel(cancel),
+        Request::Replace { replace, .. } => CommandKind::Replace(replace),
+        // A mass cancel walks the account's orders, which no prefetch of a few lines helps;
+        // status requests never reach the engine.
+        Request::MassCancel { .. } | Request::Status { .. } | Request::MassStatus { .. } => return None,
+    };
+    Some(Command::new(kind))
+}
+
 /// Wall-clock nanoseconds (rate limits and reject timestamps; the engine never sees it).
 fn wall_clock_ns() -> u64 {
     std::time::SystemTime::now()
@@ -751,6 +840,326 @@ mod tests {
             metrics: None,
         };
         Router::new(EngineLink::Inline(Box::new(engine)), config).unwrap()
+    }
+
+    /// Resting orders of account 0 the scripted flow starts from: past the engine's
+    /// look-ahead threshold (8k order slots), so the prefetches really run.
+    const SCRIPT_RESTING: u32 = 9_000;
+    const SCRIPT_ACCOUNTS: u32 = 5;
+
+    /// How the scripted flow's engine runs.
+    #[derive(Clone, Copy, Debug)]
+    enum ScriptEngine {
+        /// The bare engine, no journal.
+        Bare,
+        /// `DurableEngine` with an event thread, acknowledgements gated on the command journal
+        /// (page cache): each command is published, so durable, as it is staged, and its
+        /// reports go out between two requests of a turn.
+        Journaled,
+    }
+
+    fn mask_wall_clock(text: &str) -> String {
+        // Reject and mass-cancel reports carry the router's wall-clock time: masked. (Engine
+        // times come from a stepping clock and are compared.)
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find("transact_ns: ") {
+            let (head, tail) = rest.split_at(at + "transact_ns: ".len());
+            out.push_str(head);
+            out.push('_');
+            rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// A processor that counts the look-ahead hints it is given, so the test knows the
+    /// look-ahead ran (the reports alone could not tell).
+    struct CountingHints<P> {
+        inner: P,
+        hints: Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl<P: engine::Processor> engine::Processor for CountingHints<P> {
+        fn process<S: engine::EventSink>(&mut self, cmd: &Command, sink: &mut S) {
+            self.inner.process(cmd, sink);
+        }
+
+        fn end_batch(&mut self) {
+            self.inner.end_batch();
+        }
+
+        fn prefetch_upcoming(&self, upcoming: &[Command]) {
+            if !upcoming.is_empty() {
+                self.hints.fetch_add(1, Ordering::Relaxed);
+            }
+            self.inner.prefetch_upcoming(upcoming);
+        }
+    }
+
+    /// What a scripted run left: every delivery, the journaled commands, the hints given.
+    struct ScriptRun {
+        deliveries: Vec<String>,
+        journal: Vec<String>,
+        hints: u64,
+    }
+
+    /// A seeded flow through an inline router over a deep book: five sessions (four with risk
+    /// limits tight enough to refuse some orders, and positions that fill up as they trade
+    /// against the book), new limit and market orders, cancels and replaces of live and unknown
+    /// ids, mass cancels, status requests, a cancel-on-disconnect session dropping and coming
+    /// back, all in turns of 1 to 300 messages. Returns every delivery in order (wall-clock
+    /// times masked), the command journal's records when journaled, and the hints given.
+    fn run_script(look_ahead: bool, engine_kind: ScriptEngine) -> ScriptRun {
+        let engine_config = EngineConfig { orders_max: 1 << 15, ..EngineConfig::default() };
+        let symbols = engine_config.symbols.clone();
+        let clock = runtime::SteppingClock { next_ns: 1_700_000_000_000_000_000, step_ns: 1_000 };
+        let dir = std::env::temp_dir()
+            .join(format!("router-script-{}-{look_ahead}-{engine_kind:?}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let hints = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (engine, durability): (Box<dyn EngineStep>, _) = match engine_kind {
+            ScriptEngine::Bare => {
+                let counted =
+                    CountingHints { inner: Engine::new(engine_config.clone()), hints: hints.clone() };
+                (Box::new(InlineRunner::new(counted, clock, 1).unwrap()), None)
+            }
+            ScriptEngine::Journaled => {
+                let config =
+                    journal::DurableConfig { event_thread: true, ..journal::DurableConfig::new(&dir) };
+                let (durable, _) = journal::DurableEngine::open(engine_config.clone(), config).unwrap();
+                let progress = durable.commands_progress();
+                let durability = Durability { progress, group_commit: false };
+                let counted = CountingHints { inner: durable, hints: hints.clone() };
+                (Box::new(InlineRunner::new(counted, clock, 1).unwrap()), Some(durability))
+            }
+        };
+        let mut risk =
+            risk::RiskEngine::new(risk::RiskConfig::new(symbols.clone(), SCRIPT_ACCOUNTS)).unwrap();
+        for account in 1..SCRIPT_ACCOUNTS {
+            let limits = risk::RiskLimits {
+                order_qty_max: Some(60),
+                open_orders_max: Some(12),
+                position_max: Some(150),
+                ..risk::RiskLimits::default()
+            };
+            risk.set_limits(engine::AccountId(account), limits).unwrap();
+        }
+        let config = RouterConfig {
+            oms: OmsConfig {
+                seq_first: 1,
+                accounts: SCRIPT_ACCOUNTS as usize,
+                symbols,
+                risk: Some(risk),
+                rate_limit: None,
+                admin: AdminConfig::default(),
+                cancel_at_start: Vec::new(),
+                drop_copies: vec![(engine::AccountId(1), engine::AccountId(2))],
+                funds: None,
+            },
+            wait: WaitStrategy::BusySpin,
+            durability,
+            doorbell: Arc::new(Doorbell::new()),
+            pin_core: None,
+            metrics: None,
+        };
+        let (mut router, tx) = Router::new(EngineLink::Inline(engine), config).unwrap();
+        router.set_look_ahead(look_ahead);
+        let (out_tx, out_rx) = crossbeam_channel::bounded(OUTBOX_CAPACITY);
+        tx.send(ToRouter::Outbox(Outbox::local(out_tx))).unwrap();
+        let attach = |account: u32| ToRouter::Attach {
+            session: u64::from(account) + 100,
+            account: engine::AccountId(account),
+            cancel_on_disconnect: account == 4,
+        };
+        for account in 0..SCRIPT_ACCOUNTS {
+            tx.send(attach(account)).unwrap();
+        }
+        router.begin();
+        let mut deliveries = Vec::new();
+        let turn = |router: &mut Router, deliveries: &mut Vec<String>| {
+            while router.turn() {}
+            while router.turn_due().is_some() {
+                router.turn();
+            }
+            deliveries.extend(out_rx.try_iter().map(|d| mask_wall_clock(&format!("{d:?}"))));
+        };
+        let cent = PRICE_UNITS_PER_ONE / 100;
+        let id = |n: u64| ClOrdId::from_str(&format!("o{n}")).unwrap();
+        let request =
+            |request: Request| ToRouter::Request { session: u64::from(request.account().0) + 100, request };
+        // The book: account 0's bids 90.00-99.99 and asks 100.01-109.99.
+        for n in 0..u64::from(SCRIPT_RESTING) {
+            let (side, ticks) =
+                if n % 2 == 0 { (Side::Buy, 9_000 + n % 1_000) } else { (Side::Sell, 10_001 + n % 999) };
+            let order = NewOrder::limit(
+                engine::AccountId(0),
+                engine::SymbolId(0),
+                id(n),
+                side,
+                ticks as i64 * cent,
+                5,
+            );
+            tx.send(request(Request::New { order, ref_seq: n })).unwrap();
+            if n % 256 == 255 {
+                turn(&mut router, &mut deliveries);
+            }
+        }
+        turn(&mut router, &mut deliveries);
+        let resting_acks = deliveries.len();
+        assert!(resting_acks >= SCRIPT_RESTING as usize, "{resting_acks} deliveries for the book");
+
+        let mut x: u64 = 0x19_2026_1205;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut issued = u64::from(SCRIPT_RESTING);
+        let mut sent = 0;
+        let mut detached = false;
+        let mut mine: Vec<Vec<u64>> = vec![Vec::new(); SCRIPT_ACCOUNTS as usize];
+        while sent < 6_000 {
+            let chunk = 1 + next() % 300;
+            for _ in 0..chunk {
+                sent += 1;
+                let r = next();
+                let account = engine::AccountId(1 + (r % u64::from(SCRIPT_ACCOUNTS - 1)) as u32);
+                let side = if (r >> 8) % 2 == 0 { Side::Buy } else { Side::Sell };
+                // One of the account's last ids (or, one time in eight, anyone's).
+                let own = &mine[account.index()];
+                let earlier = match own.len() {
+                    n if n > 0 && (r >> 56) % 8 != 0 => id(own[n - 1 - ((r >> 24) as usize % n.min(12))]),
+                    _ => id(issued.saturating_sub((r >> 24) % 40)),
+                };
+                let earlier = || earlier;
+                let message = match (r >> 4) % 20 {
+                    0..=7 => {
+                        // Around the touch, so some cross and trade with the book or each other.
+                        let ticks = 10_000 + ((r >> 12) % 41) as i64 - 20;
+                        let qty = 1 + (r >> 32) % 70;
+                        issued += 1;
+                        mine[account.index()].push(issued);
+                        let order = NewOrder::limit(
+                            account,
+                            engine::SymbolId(0),
+                            id(issued),
+                            side,
+                            ticks * cent,
+                            qty,
+                        );
+                        request(Request::New { order, ref_seq: sent })
+                    }
+                    8 => {
+                        issued += 1;
+                        let order = NewOrder::market(
+                            account,
+                            engine::SymbolId(0),
+                            id(issued),
+                            side,
+                            1 + (r >> 32) % 20,
+                        );
+                        request(Request::New { order, ref_seq: sent })
+                    }
+                    9..=12 => {
+                        let cancel = engine::CancelOrder {
+                            account,
+                            symbol: engine::SymbolId(0),
+                            id: earlier(),
+                            request_id: Some(ClOrdId::from_str(&format!("c{sent}")).unwrap()),
+                        };
+                        let request_id = ClOrdId::from_str(&format!("c{sent}")).unwrap();
+                        request(Request::Cancel { cancel, request_id, side, ref_seq: sent })
+                    }
+                    13..=16 => {
+                        let orig_id = earlier();
+                        issued += 1;
+                        mine[account.index()].push(issued);
+                        let replace = engine::ReplaceOrder {
+                            account,
+                            symbol: engine::SymbolId(0),
+                            orig_id,
+                            id: id(issued),
+                            price: Some(engine::PriceUnits((9_990 + ((r >> 12) % 15) as i64) * cent)),
+                            qty: 1 + (r >> 32) % 70,
+                        };
+                        request(Request::Replace { replace, side, ref_seq: sent })
+                    }
+                    17 => request(Request::Status {
+                        account,
+                        cl_ord_id: earlier(),
+                        req_id: None,
+                        side,
+                        symbol: engine::SymbolId(0),
+                    }),
+                    18 => request(Request::MassCancel {
+                        account,
+                        symbol: None,
+                        request_id: ClOrdId::from_str(&format!("m{sent}")).unwrap(),
+                        request_type: b'7',
+                        ref_seq: sent,
+                    }),
+                    _ => {
+                        // Account 4's session drops without a Logout (its orders are
+                        // canceled) and logs on again.
+                        detached = !detached;
+                        if detached {
+                            ToRouter::Detach { session: 104, graceful: false }
+                        } else {
+                            attach(4)
+                        }
+                    }
+                };
+                tx.send(message).unwrap();
+            }
+            turn(&mut router, &mut deliveries);
+        }
+        router.end();
+        let journal = match engine_kind {
+            ScriptEngine::Bare => Vec::new(),
+            ScriptEngine::Journaled => journal::JournalReader::open_from_start(dir.join("commands"))
+                .unwrap()
+                .map(|record| format!("{:?}", record.unwrap()))
+                .collect(),
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        ScriptRun { deliveries, journal, hints: hints.load(Ordering::Relaxed) }
+    }
+
+    /// The look-ahead across a turn's requests changes nothing anyone sees: every delivery
+    /// (the same reports to the same accounts, in the same order, risk refusals included) and
+    /// every journaled command, with each command's seq and time.
+    fn looking_ahead_is_invisible(engine_kind: ScriptEngine) {
+        let ScriptRun { deliveries: with, journal: with_journal, hints } = run_script(true, engine_kind);
+        assert!(hints > 5_000, "the engine was told what comes next {hints} times");
+        let ScriptRun { deliveries: without, journal: without_journal, hints } =
+            run_script(false, engine_kind);
+        assert_eq!(hints, 0, "one by one, nothing looks ahead");
+        let count = |what: &str| without.iter().filter(|d| d.contains(what)).count();
+        let (trades, risk_refusals) = (count("exec_type: 70"), count("risk_"));
+        let (canceled, replaced) = (count("exec_type: 52"), count("exec_type: 53"));
+        let mass = count("MassCancelReport");
+        assert!(
+            trades > 500 && risk_refusals > 100 && canceled > 500 && replaced > 100 && mass > 50,
+            "a varied flow: {trades} trades, {risk_refusals} risk refusals, {canceled} cancels, \
+             {replaced} replaces, {mass} mass cancels"
+        );
+        assert_eq!(with.len(), without.len(), "deliveries");
+        if let Some(i) = with.iter().zip(&without).position(|(a, b)| a != b) {
+            panic!("delivery {i} differs:\nlooking ahead {}\none by one    {}", with[i], without[i]);
+        }
+        assert_eq!(with_journal, without_journal, "journaled commands");
+    }
+
+    #[test]
+    fn looking_ahead_changes_no_report_bare_engine() {
+        looking_ahead_is_invisible(ScriptEngine::Bare);
+    }
+
+    #[test]
+    fn looking_ahead_changes_no_report_or_journal_record_journaled() {
+        looking_ahead_is_invisible(ScriptEngine::Journaled);
     }
 
     #[test]

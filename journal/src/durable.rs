@@ -592,6 +592,12 @@ impl engine::Processor for DurableEngine {
         let _ = DurableEngine::process_batch_staged(self, cmds, sink);
     }
 
+    /// Only prefetches; the journal has nothing to do until a command is processed.
+    #[inline]
+    fn prefetch_upcoming(&self, upcoming: &[Command]) {
+        self.engine.prefetch_upcoming(upcoming);
+    }
+
     /// The runner's batch ends before it lets the batch's events be acted on (it rings the
     /// event doorbell after this), and acknowledgements wait for `durable_seq` anyway.
     #[inline]

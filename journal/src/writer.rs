@@ -496,6 +496,10 @@ mod tests {
         assert_eq!((report.records, report.last_seq, report.torn_tail.clone()), (10, Some(10), None));
         assert!(report.removed_spare, "the unused spare of the first writer is cleaned up");
         assert_eq!(w.next_seq(), 11);
+        // Closed before the directory goes: opening started a helper thread making the next
+        // spare segment in it, and a file it creates while `remove_dir_all` runs leaves the
+        // directory not empty (this test failed so once). Closing joins the helper.
+        w.close().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

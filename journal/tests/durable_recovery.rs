@@ -285,6 +285,8 @@ fn journal_write_failure_stops_the_engine(event_thread: bool) {
     }
     assert_eq!(health.failure(), None);
     // The data directory disappears under the venue: the next segment cannot be put in place.
+    // The spare segments are made first, so no helper creates a file while it goes.
+    durable.wait_background().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let mut failed_at = None;
     for (i, c) in cmds[100..].iter().enumerate() {
@@ -411,6 +413,8 @@ fn a_sweep_that_fills_event_frames_mid_batch_publishes_its_commands_first() {
     drop(durable);
     let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
     assert_eq!((recovery.events_regenerated, durable.engine().next_event_seq()), (0, want.len() as u64 + 1));
+    // Closed first: its helper threads may still be making spare segments in the directory.
+    drop(durable);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -477,5 +481,7 @@ fn a_data_directory_of_format_version_2_recovers_and_goes_on() {
     let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config(&dir, 0)).unwrap();
     assert_eq!(recovery.events_verified, want.len() as u64);
     assert_same_books(durable.engine(), &want_engine);
+    // Closed first: its helper threads may still be making spare segments in the directory.
+    drop(durable);
     std::fs::remove_dir_all(&dir).unwrap();
 }

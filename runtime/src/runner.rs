@@ -450,6 +450,14 @@ impl<P: Processor, C: Clock> InlineRunner<P, C> {
         stats.events_published.store(self.events_published, Ordering::Relaxed);
     }
 
+    /// Tells the processor which commands are expected after the next one
+    /// ([`Processor::prefetch_upcoming`]): the engine's look-ahead for a caller that submits one
+    /// command at a time. Stamps nothing and processes nothing.
+    #[inline]
+    pub fn prefetch_upcoming(&self, upcoming: &[Command]) {
+        self.processor.prefetch_upcoming(upcoming);
+    }
+
     /// Ends the batch of the commands submitted since the last end ([`Processor::end_batch`]).
     pub fn end_batch(&mut self) {
         self.processor.end_batch();
@@ -476,6 +484,13 @@ pub trait EngineStep: Send {
     /// Ends the batch: a journaling processor publishes it (its commands become durable under
     /// the sync policy only then).
     fn end_batch(&mut self);
+
+    /// The commands the caller expects to step after the next one, in order (see
+    /// [`InlineRunner::prefetch_upcoming`]); a hint that changes no command's events. Does
+    /// nothing unless implemented.
+    fn prefetch_upcoming(&self, upcoming: &[Command]) {
+        let _ = upcoming;
+    }
 }
 
 impl<P: Processor, C: Clock> EngineStep for InlineRunner<P, C> {
@@ -487,6 +502,11 @@ impl<P: Processor, C: Clock> EngineStep for InlineRunner<P, C> {
     #[inline]
     fn end_batch(&mut self) {
         InlineRunner::end_batch(self);
+    }
+
+    #[inline]
+    fn prefetch_upcoming(&self, upcoming: &[Command]) {
+        InlineRunner::prefetch_upcoming(self, upcoming);
     }
 }
 
