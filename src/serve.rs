@@ -1136,6 +1136,15 @@ fn start_md_quic(
         .map_err(|e| ServeError::Config(e.to_string()))
 }
 
+/// Risk's configuration: the venue's default limits, and room to track every open order the
+/// engine may hold (a smaller bound would refuse, `risk_capacity`, orders the engine has room for).
+fn risk_config(config: &ServeConfig, symbols: &[SymbolSpec], names: &Names) -> risk::RiskConfig {
+    let mut risk_config = risk::RiskConfig::new(symbols.to_vec(), names.accounts_len() as u32);
+    risk_config.default_limits = config.risk.clone();
+    risk_config.orders_max = config.engine.orders_max;
+    risk_config
+}
+
 /// The risk engine with the configured limits, then the run-time admin changes saved in
 /// `<data>/risk-admin.json` (limits set and kill switches engaged by `exchange admin`), its
 /// exposure rebuilt from the event journal so a restart keeps every open order's reservation
@@ -1148,9 +1157,8 @@ fn build_risk(
 ) -> Result<(risk::RiskEngine, AdminConfig), ServeError> {
     let journal_dir = data_dir.join("journal");
     let bad = |what: String| ServeError::Config(format!("risk: {what}"));
-    let mut risk_config = risk::RiskConfig::new(symbols.to_vec(), names.accounts_len() as u32);
-    risk_config.default_limits = config.risk.clone();
-    let mut risk = risk::RiskEngine::new(risk_config).map_err(|e| bad(e.to_string()))?;
+    let mut risk =
+        risk::RiskEngine::new(risk_config(config, symbols, names)).map_err(|e| bad(e.to_string()))?;
     for a in &config.accounts {
         if let (Some(limits), Some(id)) = (&a.risk, names.account_id_of(&a.name)) {
             risk.set_limits(id, limits.clone()).map_err(|e| bad(format!("account {}: {e}", a.name)))?;
@@ -1207,6 +1215,18 @@ fn build_risk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn risk_tracks_as_many_open_orders_as_the_engine_holds() {
+        // Risk once kept its own default (65,536) and refused `risk_capacity` on a venue
+        // whose engine had room for a million orders.
+        let mut config = ServeConfig::default();
+        config.engine.orders_max = 300_000;
+        let symbols = symbol_specs(&config.symbols).unwrap();
+        let names = Names::new(&symbols, 4);
+        let risk = risk::RiskEngine::new(risk_config(&config, &symbols, &names)).unwrap();
+        assert_eq!(risk.orders_max(), 300_000);
+    }
 
     #[test]
     fn the_printed_defaults_are_the_embedded_defaults() {

@@ -669,6 +669,11 @@ impl RiskEngine {
         self.orders_tracked
     }
 
+    /// The venue-wide bound on tracked orders (`RiskConfig::orders_max`).
+    pub fn orders_max(&self) -> usize {
+        self.orders_max
+    }
+
     /// The symbols, by id.
     pub fn symbols(&self) -> &[SymbolSpec] {
         &self.symbols
