@@ -9,10 +9,17 @@
 //! marked stale (counted in [`MdStats::conflations`]) and, once its backlog has drained to half
 //! the bound, each gets a fresh 35=W: conflation, never a silent gap.
 //!
-//! Sequencing (docs/fix.md): every subscription keeps a RptSeq (83) per symbol. A 35=W carries
-//! the RptSeq it is as of (at the top, where FIX 5.0 puts it); each 35=X entry carries the next
-//! one, so a client that applies a W and then every X entry whose 83 is one more than the last
-//! holds the book exactly, and sees any gap.
+//! Batches: [`MarketDataDesk::apply`] takes events into the current batch and
+//! [`MarketDataDesk::flush`] sends it (the gateway does once per loop turn): per symbol and
+//! subscription one 35=X (or a few, [`INCREMENTAL_ENTRIES_MAX`] entries each) with every trade of
+//! the batch and each touched level's net change, its body (from 268 on) encoded once per
+//! *stream* (the subscriptions of a symbol with the same entry types and depth) and sent to all
+//! of them behind each one's header and MDReqID.
+//!
+//! Sequencing (docs/fix.md): every stream keeps a RptSeq (83). A 35=W carries the RptSeq it is
+//! as of (at the top, where FIX 5.0 puts it); each 35=X entry carries the next one, so a client
+//! that applies a W and then every X entry whose 83 is one more than the last holds the book
+//! exactly, and sees any gap.
 
 use engine::Event;
 use fix::codec::{Encoder, Message};
