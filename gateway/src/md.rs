@@ -2039,4 +2039,54 @@ mod tests {
         assert_eq!(book.side(true), top(&desk, usize::MAX, Side::Buy));
         assert_eq!(book.side(false), top(&desk, usize::MAX, Side::Sell));
     }
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Whatever the batch boundaries, after every flush each kind of subscriber (full depth,
+        /// depth 3, bids only, and one that joins late) holds the desk's own book, gapless.
+        #[test]
+        fn any_batching_leaves_every_subscriber_with_the_book(
+            seed in 1u64..u64::MAX,
+            cuts in proptest::collection::vec(1usize..80, 1..40),
+            late in 0usize..300,
+        ) {
+            let evs = events(1_200, seed);
+            let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+            let mut wire = Wire::default();
+            let shapes = [(1, "264=0|267=3|269=0|269=1|269=2"), (2, "264=3|267=3|269=0|269=1|269=2"),
+                (3, "264=0|267=1|269=0"), (4, "264=0|267=3|269=0|269=1|269=2")];
+            let mut books: Vec<(SessionId, MdBooks)> = shapes.iter().map(|&(s, _)| (s, MdBooks::new())).collect();
+            let subscribe = |desk: &mut MarketDataDesk, wire: &mut Wire, (session, shape): (SessionId, &str)| {
+                let r = request(&format!("262=r|263=1|{shape}|146=1|55=BTC-USD")).unwrap();
+                desk.request(session, r, wire);
+            };
+            for &shape in &shapes[..3] {
+                subscribe(&mut desk, &mut wire, shape);
+            }
+            let (mut at, mut cut) = (0, 0);
+            while at < evs.len() {
+                let n = cuts[cut % cuts.len()].min(evs.len() - at);
+                cut += 1;
+                for e in &evs[at..at + n] {
+                    desk.apply(e, &mut wire).unwrap();
+                }
+                if at <= late && late < at + n {
+                    subscribe(&mut desk, &mut wire, shapes[3]); // flushes first, then its 35=W
+                }
+                at += n;
+                desk.flush(&mut wire);
+                wire.take(|session, msg| {
+                    let book = &mut books.iter_mut().find(|(s, _)| *s == session).unwrap().1;
+                    book.apply(msg).unwrap_or_else(|e| panic!("session {session}: {e}"));
+                });
+                for (session, b) in &books {
+                    let Some(book) = b.book("BTC-USD") else { continue };
+                    let depth = if *session == 2 { 3 } else { usize::MAX };
+                    proptest::prop_assert_eq!(book.side(true), top(&desk, depth, Side::Buy));
+                    let offers = if *session == 3 { Vec::new() } else { top(&desk, depth, Side::Sell) };
+                    proptest::prop_assert_eq!(book.side(false), offers);
+                }
+            }
+        }
+    }
 }
