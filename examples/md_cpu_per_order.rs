@@ -6,7 +6,8 @@
 //! not depend on who else runs: each round runs, back to back, a fresh venue (`Server::start`,
 //! loopback, rate limits off) with 0 subscribers, with 10 FIX market-data sessions (35=V, full
 //! book, bids, offers and trades of BTC-USD, over QUIC) and with 10 binary-feed subscribers of
-//! BTC-USD; alice and bob then send ORDERS orders each without waiting (prices that rest and
+//! BTC-USD (and, to tell the sessions' own cost from their market data's, with 10 FIX sessions
+//! logged on that subscribe to nothing); alice and bob then send ORDERS orders each without waiting (prices that rest and
 //! cross), and once every acknowledgement is back and the subscribers have caught up, the
 //! example reads each venue thread's CPU clock (`clock_gettime` on the thread's CPU-time clock,
 //! nanoseconds) and prints CPU-µs per order: the whole venue, its `gateway` thread (FIX sessions
@@ -29,6 +30,8 @@ use common::{acked, client_config, thread_cpu_ns};
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Subscribers {
     None,
+    /// FIX sessions logged on that subscribe to nothing: what connected sessions cost alone.
+    FixIdle(usize),
     Fix(usize),
     Binary(usize),
 }
@@ -64,6 +67,14 @@ async fn run(orders: usize, subscribers: Subscribers, round: usize) {
     let mut readers = Vec::new();
     match subscribers {
         Subscribers::None => {}
+        Subscribers::FixIdle(n) => {
+            for i in 0..n {
+                let mut c = FixClient::connect(&client_config(&server, &format!("md{i}"))).await.unwrap();
+                readers.push(tokio::spawn(
+                    async move { while c.recv(Duration::from_secs(60)).await.is_ok() {} },
+                ));
+            }
+        }
         Subscribers::Fix(n) => {
             for i in 0..n {
                 let mut c = FixClient::connect(&client_config(&server, &format!("md{i}"))).await.unwrap();
@@ -149,6 +160,7 @@ async fn run(orders: usize, subscribers: Subscribers, round: usize) {
         "round {round} {:<10} venue {:6.2} µs/order | gateway {:5.2} router {:5.2} marketdata {:5.2} md-quic {:5.2} | others: {} | client side {:6.2} | {:>7.0} orders/s wall | load1 {load} steal {steal_pct:.1}%",
         match subscribers {
             Subscribers::None => "none".to_owned(),
+            Subscribers::FixIdle(n) => format!("fix idle x{n}"),
             Subscribers::Fix(n) => format!("fix x{n}"),
             Subscribers::Binary(n) => format!("binary x{n}"),
         },
@@ -176,7 +188,9 @@ fn main() {
     let rounds = args.get(1).copied().unwrap_or(3);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for round in 0..rounds {
-        for subscribers in [Subscribers::None, Subscribers::Fix(10), Subscribers::Binary(10)] {
+        for subscribers in
+            [Subscribers::None, Subscribers::FixIdle(10), Subscribers::Fix(10), Subscribers::Binary(10)]
+        {
             runtime.block_on(run(orders, subscribers, round));
         }
     }

@@ -81,20 +81,31 @@ async fn flow(alice: &mut FixClient, bob: &mut FixClient, n: u64, seed: u64) {
     }
 }
 
-/// Applies every 35=W/35=X that arrives until `quiet` passes without one.
+/// Applies every 35=W/35=X that arrives until `quiet` passes without one; returns the 35=W
+/// messages and the 35=X entries (a 35=X carries a batch of events: one or many entries).
 async fn rebuild(c: &mut FixClient, books: &mut MdBooks, quiet: Duration) -> (u64, u64) {
-    let (mut snapshots, mut increments) = (0, 0);
+    let (snapshots, entries, _) = rebuild_keeping(c, books, quiet).await;
+    (snapshots, entries)
+}
+
+/// As [`rebuild`], also returning each 35=X from its 268 on (the part every session of one
+/// kind of subscription shares).
+async fn rebuild_keeping(c: &mut FixClient, books: &mut MdBooks, quiet: Duration) -> (u64, u64, Vec<String>) {
+    let (mut snapshots, mut entries, mut bodies) = (0, 0, Vec::new());
     for m in drain(c, quiet).await {
         let msg_type = m.msg_type();
         assert!(msg_type == "W" || msg_type == "X", "unexpected {}", m.text());
         if msg_type == "W" {
             snapshots += 1;
         } else {
-            increments += 1;
+            entries += m.message().group(268).count() as u64;
+            let text = m.text();
+            let at = text.find("|268=").expect("a 268");
+            bodies.push(text[at..text.len() - 7].to_owned());
         }
         books.apply(&m.message()).unwrap_or_else(|e| panic!("{e} at {}", m.text()));
     }
-    (snapshots, increments)
+    (snapshots, entries, bodies)
 }
 
 fn venue_for(name: &str, configure: impl FnOnce(&mut exchange::serve::ServeConfig)) -> Venue {
@@ -130,7 +141,7 @@ fn fix_books_equal_the_engines_book_over_tcp_and_quic() {
         let (w_snapshots, w_increments) = rebuild(&mut watcher, &mut wb, Duration::from_millis(700)).await;
         let (c_snapshots, _) = rebuild(&mut carol, &mut cb, Duration::from_millis(300)).await;
         assert_eq!((w_snapshots, c_snapshots), (2, 1), "one 35=W per symbol, no conflation");
-        assert!(w_increments > 50, "increments: {w_increments}");
+        assert!(w_increments > 50, "35=X entries: {w_increments}");
         let btc = engine_l2(&v, &specs, 0);
         assert!(btc.len() >= 4, "a book worth comparing: {btc:?}");
         assert_eq!(fix_l2(&wb, "BTC-USD"), btc);
@@ -153,6 +164,70 @@ fn fix_books_equal_the_engines_book_over_tcp_and_quic() {
         flow(&mut alice, &mut bob, 10, 3).await;
         assert!(drain(&mut watcher, Duration::from_millis(400)).await.is_empty());
         for c in [alice, bob, watcher, carol] {
+            c.logout().await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn ten_subscribers_rebuild_the_engines_book_from_bodies_encoded_once() {
+    let v = venue_for("fixmd-ten", |c| {
+        for i in 0..10 {
+            let mut md = c.accounts[0].clone();
+            md.name = format!("md{i}");
+            md.password = Some(format!("md{i}"));
+            md.market_data_only = true;
+            c.accounts.push(md);
+        }
+    });
+    let specs = exchange::serve::symbol_specs(&v.serve_config.symbols).unwrap();
+    rt().block_on(async {
+        let mut alice = v.login("alice").await;
+        let mut bob = v.login_tcp("bob").await;
+        flow(&mut alice, &mut bob, 40, 7).await;
+        // Eight full-depth subscribers over QUIC (one kind), two at depth 3 over TCP (another).
+        let mut subscribers = Vec::new();
+        for i in 0..10 {
+            let name = format!("md{i}");
+            let mut c = if i < 8 { v.login(&name).await } else { v.login_tcp(&name).await };
+            let depth = if i < 8 { "0" } else { "3" };
+            subscribe(&mut c, &format!("r{i}"), depth, &["0", "1", "2"], &["BTC-USD", "ETH-USD"]).await;
+            subscribers.push(c);
+        }
+        // Orders sent without waiting: the gateway takes many events a turn, so 35=X carry
+        // batches.
+        flow(&mut alice, &mut bob, 400, 8).await;
+        let _ = drain(&mut alice, Duration::from_millis(300)).await;
+        let _ = drain(&mut bob, Duration::from_millis(300)).await;
+        let btc = engine_l2(&v, &specs, 0);
+        let eth = engine_l2(&v, &specs, 1);
+        assert!(btc.len() >= 4, "a book worth comparing: {btc:?}");
+        let top3 = |book: &L2| -> L2 {
+            [true, false]
+                .iter()
+                .flat_map(|&bid| book.iter().filter(move |l| l.0 == bid).take(3).copied())
+                .collect()
+        };
+        let mut bodies = Vec::new();
+        for (i, c) in subscribers.iter_mut().enumerate() {
+            let mut books = MdBooks::new();
+            let (snapshots, entries, kept) = rebuild_keeping(c, &mut books, Duration::from_millis(700)).await;
+            assert_eq!(snapshots, 2, "md{i}: one 35=W per symbol, no conflation");
+            assert!(entries > 50, "md{i}: 35=X entries: {entries}");
+            if i < 8 {
+                assert_eq!(fix_l2(&books, "BTC-USD"), btc, "md{i}");
+                assert_eq!(fix_l2(&books, "ETH-USD"), eth, "md{i}");
+            } else {
+                assert_eq!(fix_l2(&books, "BTC-USD"), top3(&btc), "md{i}");
+                assert_eq!(fix_l2(&books, "ETH-USD"), top3(&eth), "md{i}");
+            }
+            bodies.push(kept);
+        }
+        // Every session of a kind got the same 35=X from 268 on: the same entries and RptSeqs.
+        assert!(bodies[1..8].iter().all(|b| *b == bodies[0]), "full-depth bodies differ");
+        assert_eq!(bodies[8], bodies[9], "depth-3 bodies differ");
+        assert_ne!(bodies[0], bodies[8]);
+        for c in subscribers.into_iter().chain([alice, bob]) {
             c.logout().await.unwrap();
         }
     });

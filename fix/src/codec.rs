@@ -494,6 +494,9 @@ pub struct Encoder {
     finished_at: Option<usize>,
     /// The last whole second a timestamp was written for, and its `YYYYMMDD-HH:MM:SS.`.
     second_text: (Option<u64>, [u8; 18]),
+    /// Fields appended by [`Encoder::raw_summed`]: where they are in `buf` (start, end) and
+    /// their byte sum, which [`Encoder::finish`] adds instead of summing them again.
+    summed: Option<(usize, usize, u8)>,
 }
 
 /// Tags whose `tag=` text [`TAG_TEXT`] holds.
@@ -535,7 +538,7 @@ const PREFIX_ROOM: usize = PREFIX.len() + 20 + 1;
 
 impl Default for Encoder {
     fn default() -> Encoder {
-        Encoder { buf: vec![0; PREFIX_ROOM], finished_at: None, second_text: (None, [0; 18]) }
+        Encoder { buf: vec![0; PREFIX_ROOM], finished_at: None, second_text: (None, [0; 18]), summed: None }
     }
 }
 
@@ -550,6 +553,7 @@ impl Encoder {
         self.buf.clear();
         self.buf.resize(PREFIX_ROOM, 0);
         self.finished_at = None;
+        self.summed = None;
         self.bytes(tag::MSG_TYPE, msg_type);
         self.str(tag::SENDER_COMP_ID, sender);
         self.str(tag::TARGET_COMP_ID, target);
@@ -639,6 +643,29 @@ impl Encoder {
         self.buf.extend_from_slice(fields);
     }
 
+    /// Starts a run of fields that is not a message of its own (no header): fields encoded once
+    /// and then sent inside many messages with [`Encoder::raw_summed`]. [`Encoder::body`] is
+    /// the run; [`Encoder::finish`] does not apply to it.
+    pub fn begin_fields(&mut self) {
+        self.buf.clear();
+        self.buf.resize(PREFIX_ROOM, 0);
+        self.finished_at = None;
+        self.summed = None;
+    }
+
+    /// Appends already-encoded fields whose byte sum (mod 256, [`checksum`]) is `sum`: the
+    /// CheckSum adds `sum` instead of summing them again. For a body shared by many messages
+    /// (market data to many sessions), encoded once with [`Encoder::begin_fields`]. At most one
+    /// such run per message; a second is summed like any field.
+    pub fn raw_summed(&mut self, fields: &[u8], sum: u8) {
+        debug_assert_eq!(checksum(fields), sum, "the sum given is not the fields' sum");
+        let start = self.buf.len();
+        self.raw(fields);
+        if self.summed.is_none() {
+            self.summed = Some((start, self.buf.len(), sum));
+        }
+    }
+
     /// Body fields written so far, from 35= on.
     pub fn body(&self) -> &[u8] {
         &self.buf[PREFIX_ROOM.min(self.buf.len())..]
@@ -657,7 +684,12 @@ impl Encoder {
         self.buf[at..at + PREFIX.len()].copy_from_slice(PREFIX);
         self.buf[at + PREFIX.len()..PREFIX_ROOM - 1].copy_from_slice(digits);
         self.buf[PREFIX_ROOM - 1] = SOH;
-        let sum = checksum(&self.buf[at..]);
+        let sum = match self.summed {
+            Some((start, end, sum)) => {
+                checksum(&self.buf[at..start]).wrapping_add(sum).wrapping_add(checksum(&self.buf[end..]))
+            }
+            None => checksum(&self.buf[at..]),
+        };
         self.buf.extend_from_slice(&[
             b'1',
             b'0',
@@ -928,6 +960,36 @@ mod tests {
             let sum = checksum(&m[..m.len() - 7]);
             assert!(text.ends_with(&format!("|10={sum:03}|")), "{text}");
             Message::parse(&m, &mut Fields::default()).expect("parses");
+        }
+    }
+
+    #[test]
+    fn fields_encoded_once_make_the_same_message_as_fields_written_in_place() {
+        let mut shared = Encoder::new();
+        shared.begin_fields();
+        shared.u64(268, 2);
+        shared.str(tag::SYMBOL, "BTC-USD");
+        shared.str(270, "100.00");
+        let (fields, sum) = (shared.body().to_vec(), checksum(shared.body()));
+        assert_eq!(String::from_utf8_lossy(&fields).replace('\x01', "|"), "268=2|55=BTC-USD|270=100.00|");
+        for (seq, id) in [(9, "a"), (1_000, "longer-id")] {
+            let mut e = Encoder::new();
+            e.begin(b"X", "EXCHANGE", "md", seq, 1_700_000_000_000_000_000);
+            e.str(262, id);
+            e.raw_summed(&fields, sum);
+            e.str(tag::TEXT, "after");
+            let with_sum = e.finish().to_vec();
+            let mut plain = Encoder::new();
+            plain.begin(b"X", "EXCHANGE", "md", seq, 1_700_000_000_000_000_000);
+            plain.str(262, id);
+            plain.raw(&fields);
+            plain.str(tag::TEXT, "after");
+            assert_eq!(with_sum, plain.finish(), "the same bytes, CheckSum included");
+            assert_eq!(frame(&with_sum, 4096), Ok(Some(with_sum.len())), "the checksum verifies");
+            // A reused encoder forgets the summed run at the next message.
+            e.begin(b"0", "EXCHANGE", "md", seq + 1, 0);
+            let next = e.finish().to_vec();
+            assert_eq!(frame(&next, 4096), Ok(Some(next.len())));
         }
     }
 

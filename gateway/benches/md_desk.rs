@@ -1,7 +1,10 @@
 //! What FIX market data costs the gateway thread per engine event: the desk applying a
 //! generated event stream with no subscriber (the price every venue pays: the projection), and
-//! with 1 and 10 full-depth sessions subscribed to every symbol (each 35=X encoded into a
-//! reused buffer, as a session's encoder does). Throughput counts engine events.
+//! with 1 and 10 full-depth sessions subscribed to every symbol (each 35=X framed into a reused
+//! encoder, as a session's encoder does), sending after every event (`batch_1`: an idle
+//! venue's turn holds one event) and after every 64 (a busy one's turn holds many: one 35=X per
+//! batch, symbol and subscription, the bodies encoded once for all sessions). Throughput
+//! counts engine events.
 //!
 //! `cargo bench -p gateway --bench md_desk -- --warm-up-time 1 --measurement-time 3`
 
@@ -58,13 +61,16 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("md_desk");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.sample_size(10);
-    for sessions in [0u64, 1, 10] {
-        group.bench_function(format!("events_{sessions}_sessions"), |b| {
+    for (sessions, batch) in [(0u64, 1usize), (1, 1), (10, 1), (1, 64), (10, 64)] {
+        group.bench_function(format!("events_{sessions}_sessions_batch_{batch}"), |b| {
             b.iter_batched(
                 || (desk(sessions), Encode { encoder: Encoder::new(), bytes: 0 }),
                 |(mut desk, mut sink)| {
-                    for e in &events {
-                        desk.on_event(e, &mut sink).expect("engine stream");
+                    for chunk in events.chunks(batch) {
+                        for e in chunk {
+                            desk.apply(e, &mut sink).expect("engine stream");
+                        }
+                        desk.flush(&mut sink);
                     }
                     sink.bytes
                 },

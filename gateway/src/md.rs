@@ -9,10 +9,17 @@
 //! marked stale (counted in [`MdStats::conflations`]) and, once its backlog has drained to half
 //! the bound, each gets a fresh 35=W: conflation, never a silent gap.
 //!
-//! Sequencing (docs/fix.md): every subscription keeps a RptSeq (83) per symbol. A 35=W carries
-//! the RptSeq it is as of (at the top, where FIX 5.0 puts it); each 35=X entry carries the next
-//! one, so a client that applies a W and then every X entry whose 83 is one more than the last
-//! holds the book exactly, and sees any gap.
+//! Batches: [`MarketDataDesk::apply`] takes events into the current batch and
+//! [`MarketDataDesk::flush`] sends it (the gateway does once per loop turn): per symbol and
+//! subscription one 35=X (or a few, [`INCREMENTAL_ENTRIES_MAX`] entries each) with every trade of
+//! the batch and each touched level's net change, its body (from 268 on) encoded once per
+//! *stream* (the subscriptions of a symbol with the same entry types and depth) and sent to all
+//! of them behind each one's header and MDReqID.
+//!
+//! Sequencing (docs/fix.md): every stream keeps a RptSeq (83). A 35=W carries the RptSeq it is
+//! as of (at the top, where FIX 5.0 puts it); each 35=X entry carries the next one, so a client
+//! that applies a W and then every X entry whose 83 is one more than the last holds the book
+//! exactly, and sees any gap.
 
 use engine::Event;
 use fix::codec::{Encoder, Message};
@@ -418,13 +425,12 @@ fn side_index(side: Side) -> usize {
     }
 }
 
+/// One symbol of a subscription: the stream it follows.
 #[derive(Debug)]
 struct SubSymbol {
     symbol: engine::SymbolId,
-    /// The RptSeq last sent for this symbol.
-    rpt_seq: u64,
-    /// Depth-limited subscriptions: the top N last sent, best first, per side.
-    window: [Vec<Level>; 2],
+    /// Index of its [`Stream`] in [`MarketDataDesk::streams`].
+    stream: usize,
 }
 
 #[derive(Debug)]
@@ -438,6 +444,57 @@ struct Subscription {
     stale: bool,
 }
 
+/// What every subscription of one symbol with the same entry types and depth hears: one
+/// RptSeq, one depth window, and each batch's 35=X bodies (after 262) encoded once and sent to
+/// all of them.
+#[derive(Debug)]
+struct Stream {
+    symbol: engine::SymbolId,
+    types: EntryTypes,
+    depth: Option<usize>,
+    /// The RptSeq of the last entry encoded.
+    rpt_seq: u64,
+    /// Depth-limited streams: the top N last sent, best first, per side.
+    window: [Vec<Level>; 2],
+    /// Symbol subscriptions following it; the stream ends with the last.
+    users: usize,
+    /// The current batch's 35=X bodies from 268 on, one after the other: each is
+    /// `bytes[previous end..end]` with its byte sum, `(end, sum)` in `chunks`.
+    bytes: Vec<u8>,
+    chunks: Vec<(usize, u8)>,
+}
+
+impl Stream {
+    /// The current batch's 35=X bodies with their byte sums.
+    fn bodies(&self) -> impl Iterator<Item = (&[u8], u8)> + '_ {
+        let starts = std::iter::once(0).chain(self.chunks.iter().map(|&(end, _)| end));
+        starts.zip(&self.chunks).map(|(start, &(end, sum))| (&self.bytes[start..end], sum))
+    }
+}
+
+/// What the events of the current batch did to one symbol, kept while the symbol has streams.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Levels touched, (is bid, price) in the order first touched, with their size before the
+    /// batch (`None`: absent).
+    touched: Vec<((bool, i64), Option<u64>)>,
+    /// The keys in `touched`.
+    seen: FxHashSet<(bool, i64)>,
+    /// Every trade, in order.
+    trades: Vec<Entry>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.touched.is_empty() && self.trades.is_empty()
+    }
+}
+
+/// Trades and touched levels a batch holds before the desk sends it ([`MarketDataDesk::apply`]
+/// flushes at this many; the gateway also ends a batch every turn, at most
+/// `MD_EVENTS_PER_TURN` events).
+pub const BATCH_ENTRIES_MAX: usize = 4096;
+
 /// The FIX market-data side of the gateway; see the module docs.
 #[derive(Debug)]
 pub struct MarketDataDesk {
@@ -445,13 +502,28 @@ pub struct MarketDataDesk {
     symbols: Symbols,
     config: MdConfig,
     sessions: FxHashMap<SessionId, Vec<Subscription>>,
-    /// Per symbol, the (side, price) of every level of the full book: a level update is New
-    /// (279=0) when its price is not there yet, Change (1) when it is.
-    present: Vec<FxHashSet<(bool, i64)>>,
+    /// Per symbol, the size of every level of the full book by (is bid, price): what a
+    /// full-depth subscriber holds once the current batch is sent.
+    present: Vec<FxHashMap<(bool, i64), u64>>,
+    /// Per symbol, the current batch (kept only for symbols with streams).
+    pending: Vec<Pending>,
+    /// Symbols whose `pending` is not empty.
+    dirty: Vec<engine::SymbolId>,
+    /// Trades and touched levels in every `pending` (bounded by [`BATCH_ENTRIES_MAX`]).
+    batch_entries: usize,
+    /// Streams by index (`None`: a free slot, listed in `free_streams`).
+    streams: Vec<Option<Stream>>,
+    free_streams: Vec<usize>,
+    /// Per symbol, the indexes of its streams.
+    by_symbol: Vec<Vec<usize>>,
+    /// Streams with bodies in the current batch.
+    changed: Vec<usize>,
+    /// Encodes the shared bodies.
+    body: Encoder,
     /// Sessions with a stale subscription.
     stale_sessions: FxHashSet<SessionId>,
     scratch: Vec<marketdata::Message>,
-    /// The entries a full-depth subscription gets for the current event (levels and trades).
+    /// The entries a full-depth subscription gets for the current batch (trades, then levels).
     full: Vec<Entry>,
     entries: Vec<Entry>,
     window_scratch: WindowScratch,
@@ -478,7 +550,15 @@ impl MarketDataDesk {
             symbols,
             config,
             sessions: FxHashMap::default(),
-            present: vec![FxHashSet::default(); count],
+            present: vec![FxHashMap::default(); count],
+            pending: (0..count).map(|_| Pending::default()).collect(),
+            dirty: Vec::new(),
+            batch_entries: 0,
+            streams: Vec::new(),
+            free_streams: Vec::new(),
+            by_symbol: vec![Vec::new(); count],
+            changed: Vec::new(),
+            body: Encoder::new(),
             stale_sessions: FxHashSet::default(),
             scratch: Vec::new(),
             full: Vec::new(),
@@ -513,6 +593,11 @@ impl MarketDataDesk {
         self.held
     }
 
+    /// Streams (a symbol × entry types × depth that some subscription follows).
+    pub fn streams(&self) -> usize {
+        self.streams.iter().flatten().count()
+    }
+
     /// True once after a session ended since the last call (its subscriptions went with it).
     pub fn take_ended(&mut self) -> bool {
         std::mem::take(&mut self.ended)
@@ -528,12 +613,17 @@ impl MarketDataDesk {
         if let Some(subs) = self.sessions.remove(&session) {
             self.held -= held_by(&subs);
             self.ended = true;
+            for sub in &subs {
+                release(&mut self.streams, &mut self.free_streams, &mut self.by_symbol, sub);
+            }
         }
         self.stale_sessions.remove(&session);
     }
 
-    /// Answers a MarketDataRequest of `session`.
+    /// Answers a MarketDataRequest of `session` (after sending the batch so far: a new
+    /// subscription's 35=W is as of every event applied).
     pub fn request(&mut self, session: SessionId, request: MdRequest, sink: &mut impl MdSink) {
+        self.flush(sink);
         let refusal = match request.kind {
             SubscriptionType::Unsubscribe => self.unsubscribe(session, &request.req_id),
             SubscriptionType::Snapshot => {
@@ -554,21 +644,23 @@ impl MarketDataDesk {
             let text = format!("unknown MDReqID {req_id:?}: no subscription of this session has it");
             return Some(MdReject::new(req_id, None, text));
         };
-        self.held -= subs.remove(i).symbols.len();
+        let sub = subs.remove(i);
+        self.held -= sub.symbols.len();
+        release(&mut self.streams, &mut self.free_streams, &mut self.by_symbol, &sub);
         None
     }
 
     /// A 35=W of each requested symbol (no RptSeq: nothing follows it), then its status if halted.
     fn snapshot(&mut self, session: SessionId, request: &MdRequest, sink: &mut impl MdSink) {
         for &symbol in &request.symbols {
-            let mut one = SubSymbol { symbol, rpt_seq: 0, window: Default::default() };
+            let shape = Shape { req_id: &request.req_id, types: request.types, depth: request.depth };
             self.stats.snapshots += write_snapshot(
                 &self.md,
                 &self.symbols,
-                request,
-                &mut one,
+                &shape,
+                symbol,
+                None,
                 session,
-                false,
                 sink,
                 &mut self.entries,
             );
@@ -598,26 +690,82 @@ impl MarketDataDesk {
             );
             return Some(MdReject::new(&request.req_id, Some(RejectReason::InsufficientBandwidth), text));
         }
-        let mut sub = Subscription {
+        let mut symbols = Vec::with_capacity(request.symbols.len());
+        for &symbol in &request.symbols {
+            let stream = self.stream_for(symbol, request.types, request.depth);
+            let rpt_seq = self.streams[stream].as_ref().map(|s| s.rpt_seq);
+            let shape = Shape { req_id: &request.req_id, types: request.types, depth: request.depth };
+            self.stats.snapshots += write_snapshot(
+                &self.md,
+                &self.symbols,
+                &shape,
+                symbol,
+                rpt_seq,
+                session,
+                sink,
+                &mut self.entries,
+            );
+            symbols.push(SubSymbol { symbol, stream });
+        }
+        let sub = Subscription {
             req_id: request.req_id.clone(),
             types: request.types,
             depth: request.depth,
             full_refresh_updates: request.full_refresh_updates,
-            symbols: request
-                .symbols
-                .iter()
-                .map(|&symbol| SubSymbol { symbol, rpt_seq: 0, window: Default::default() })
-                .collect(),
+            symbols,
             stale: false,
         };
-        for one in &mut sub.symbols {
-            self.stats.snapshots +=
-                write_snapshot(&self.md, &self.symbols, request, one, session, true, sink, &mut self.entries);
-        }
         self.held += sub.symbols.len();
         self.sessions.entry(session).or_default().push(sub);
         self.status_if_halted(session, &request.symbols, sink);
         None
+    }
+
+    /// The stream of `symbol` with these entry types and depth, one more user counted: the one
+    /// there is, or a new one whose window is the book as it is now (RptSeq 0).
+    fn stream_for(&mut self, symbol: engine::SymbolId, types: EntryTypes, depth: Option<usize>) -> usize {
+        let streams = &mut self.streams;
+        let list = &mut self.by_symbol[symbol.index()];
+        let found = list
+            .iter()
+            .copied()
+            .find(|&i| streams[i].as_ref().is_some_and(|s| s.types == types && s.depth == depth));
+        if let Some(i) = found {
+            if let Some(s) = streams[i].as_mut() {
+                s.users += 1;
+            }
+            return i;
+        }
+        let mut window: [Vec<Level>; 2] = Default::default();
+        if let (Some(depth), Some(book)) = (depth, self.md.projection().book(symbol)) {
+            for side in [Side::Buy, Side::Sell] {
+                if types.side(side) {
+                    window[side_index(side)].extend(book.levels(side).take(depth));
+                }
+            }
+        }
+        let stream = Stream {
+            symbol,
+            types,
+            depth,
+            rpt_seq: 0,
+            window,
+            users: 1,
+            bytes: Vec::new(),
+            chunks: Vec::new(),
+        };
+        let i = match self.free_streams.pop() {
+            Some(i) => {
+                streams[i] = Some(stream);
+                i
+            }
+            None => {
+                streams.push(Some(stream));
+                streams.len() - 1
+            }
+        };
+        list.push(i);
+        i
     }
 
     /// After the 35=W of a request: a 35=f for each of its symbols that is halted now (a
@@ -652,43 +800,131 @@ impl MarketDataDesk {
         sink.send(session, b"Y", &mut |e| refusal.encode(e));
     }
 
-    /// Applies the next engine event and sends what it changed to every subscription.
+    /// Applies the next engine event and sends what it changed at once: [`MarketDataDesk::apply`]
+    /// then [`MarketDataDesk::flush`].
     pub fn on_event(&mut self, event: &Event, sink: &mut impl MdSink) -> Result<(), ProjectionError> {
+        self.apply(event, sink)?;
+        self.flush(sink);
+        Ok(())
+    }
+
+    /// Applies the next engine event to the books and adds what it changed to the current
+    /// batch, which [`MarketDataDesk::flush`] sends (or this call, past
+    /// [`BATCH_ENTRIES_MAX`]). A halt or resume sends the batch so far, then its 35=f.
+    pub fn apply(&mut self, event: &Event, sink: &mut impl MdSink) -> Result<(), ProjectionError> {
         self.scratch.clear();
         self.md.on_event(event, &mut self.scratch)?;
         self.applied_seq = event.seq;
         let Some(symbol) = self.scratch.iter().find_map(|m| m.header.symbol) else { return Ok(()) };
         if let Some(halted) = trading_status(&self.scratch) {
             if !self.sessions.is_empty() {
+                self.flush(sink);
                 self.status_changed(symbol, halted, event.ts, sink);
             }
             return Ok(());
         }
-        full_depth_entries(&self.scratch, &mut self.present[symbol.index()], &mut self.full);
-        if self.full.is_empty() || self.sessions.is_empty() {
-            return Ok(());
+        let i = symbol.index();
+        let pending = (!self.by_symbol[i].is_empty()).then(|| &mut self.pending[i]);
+        let was_empty = pending.as_ref().is_none_or(|p| p.is_empty());
+        let added = track_levels(&self.scratch, &mut self.present[i], pending);
+        if added > 0 {
+            if was_empty {
+                self.dirty.push(symbol);
+            }
+            self.batch_entries += added;
+            if self.batch_entries >= BATCH_ENTRIES_MAX {
+                self.flush(sink);
+            }
         }
+        Ok(())
+    }
+
+    /// Sends the current batch: for each symbol it touched and each of the symbol's streams,
+    /// the net change of the levels the stream shows and every trade, as 35=X bodies of at most
+    /// [`INCREMENTAL_ENTRIES_MAX`] entries encoded once; each subscription of the stream gets
+    /// them behind its own header and MDReqID (a 265=0 subscription gets a fresh 35=W). A slow
+    /// session's subscriptions are made stale instead; a gone session's end.
+    pub fn flush(&mut self, sink: &mut impl MdSink) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        self.encode_batch();
+        self.batch_entries = 0;
+        if !self.changed.is_empty() {
+            self.send_batch(sink);
+        }
+        for i in self.changed.drain(..) {
+            if let Some(stream) = self.streams[i].as_mut() {
+                stream.bytes.clear();
+                stream.chunks.clear();
+            }
+        }
+    }
+
+    /// Every touched symbol's streams get their bodies of the batch (listed in `changed`).
+    fn encode_batch(&mut self) {
+        let Self {
+            md,
+            symbols,
+            present,
+            pending,
+            dirty,
+            streams,
+            by_symbol,
+            changed,
+            body,
+            full,
+            entries,
+            window_scratch,
+            ..
+        } = self;
+        for symbol in dirty.drain(..) {
+            let i = symbol.index();
+            net_entries(&mut pending[i], &present[i], full);
+            let Some(book) = md.projection().book(symbol) else { continue };
+            for &s in &by_symbol[i] {
+                let Some(stream) = streams[s].as_mut() else { continue };
+                stream_entries(stream, full, book, entries, window_scratch);
+                if entries.is_empty() {
+                    continue;
+                }
+                encode_bodies(stream, entries, symbols, body);
+                changed.push(s);
+            }
+        }
+    }
+
+    /// The bodies of `changed` streams to every subscription following them.
+    fn send_batch(&mut self, sink: &mut impl MdSink) {
         let Self {
             md,
             symbols,
             config,
             sessions,
             stale_sessions,
-            full,
+            streams,
+            free_streams,
+            by_symbol,
             entries,
-            window_scratch,
             stats,
             held,
+            ended,
             ..
         } = self;
-        let book = md.projection().book(symbol).expect("an event's symbol is listed");
+        let has_bodies =
+            |streams: &[Option<Stream>], i: usize| streams[i].as_ref().is_some_and(|s| !s.chunks.is_empty());
         sessions.retain(|&session, subs| {
-            let wants = subs.iter().any(|s| !s.stale && s.symbols.iter().any(|o| o.symbol == symbol));
+            let wants =
+                subs.iter().any(|s| !s.stale && s.symbols.iter().any(|o| has_bodies(streams, o.stream)));
             if !wants {
                 return true;
             }
             let Some(backlog) = sink.backlog(session) else {
                 *held -= held_by(subs);
+                *ended = true;
+                for sub in subs.iter() {
+                    release(streams, free_streams, by_symbol, sub);
+                }
                 return false;
             };
             if backlog > config.backlog_bytes_max {
@@ -700,27 +936,36 @@ impl MarketDataDesk {
                 stale_sessions.insert(session);
                 return true;
             }
-            for sub in subs.iter_mut().filter(|s| !s.stale) {
-                let Some(one) = sub.symbols.iter_mut().find(|o| o.symbol == symbol) else { continue };
-                subscription_entries(sub.types, sub.depth, full, book, one, entries, window_scratch);
-                if entries.is_empty() {
-                    continue;
+            for sub in subs.iter().filter(|s| !s.stale) {
+                for one in &sub.symbols {
+                    let Some(stream) = streams[one.stream].as_ref().filter(|s| !s.chunks.is_empty()) else {
+                        continue;
+                    };
+                    if sub.full_refresh_updates {
+                        let shape = Shape { req_id: &sub.req_id, types: sub.types, depth: sub.depth };
+                        stats.snapshots += write_snapshot(
+                            md,
+                            symbols,
+                            &shape,
+                            one.symbol,
+                            Some(stream.rpt_seq),
+                            session,
+                            sink,
+                            entries,
+                        );
+                        continue;
+                    }
+                    for (bytes, sum) in stream.bodies() {
+                        sink.send(session, b"X", &mut |e| {
+                            e.str(tags::MD_REQ_ID, &sub.req_id);
+                            e.raw_summed(bytes, sum);
+                        });
+                        stats.incrementals += 1;
+                    }
                 }
-                if sub.full_refresh_updates {
-                    // As of the entries a 35=X would have carried: a skipped refresh is a gap.
-                    one.rpt_seq += entries.len() as u64;
-                    let request = full_refresh_request(&sub.req_id, sub.types, sub.depth);
-                    let mut scratch = Vec::new();
-                    stats.snapshots +=
-                        write_snapshot(md, symbols, &request, one, session, true, sink, &mut scratch);
-                    continue;
-                }
-                let to = Incremental { session, req_id: &sub.req_id, symbols, symbol };
-                stats.incrementals += send_incrementals(&to, one, entries, sink);
             }
             true
         });
-        Ok(())
     }
 
     /// Sends a fresh 35=W for every stale subscription whose session has drained its backlog
@@ -729,6 +974,7 @@ impl MarketDataDesk {
         if self.stale_sessions.is_empty() {
             return;
         }
+        self.flush(sink);
         let mut done = Vec::new();
         for &session in &self.stale_sessions {
             match sink.backlog(session) {
@@ -738,22 +984,16 @@ impl MarketDataDesk {
                     let Some(subs) = self.sessions.get_mut(&session) else { continue };
                     for sub in subs.iter_mut().filter(|s| s.stale) {
                         sub.stale = false;
-                        let request = MdRequest {
-                            req_id: sub.req_id.clone(),
-                            kind: SubscriptionType::Subscribe,
-                            depth: sub.depth,
-                            full_refresh_updates: sub.full_refresh_updates,
-                            types: sub.types,
-                            symbols: Vec::new(),
-                        };
-                        for one in &mut sub.symbols {
+                        let shape = Shape { req_id: &sub.req_id, types: sub.types, depth: sub.depth };
+                        for one in &sub.symbols {
+                            let rpt_seq = self.streams[one.stream].as_ref().map(|s| s.rpt_seq);
                             self.stats.snapshots += write_snapshot(
                                 &self.md,
                                 &self.symbols,
-                                &request,
-                                one,
+                                &shape,
+                                one.symbol,
+                                rpt_seq,
                                 session,
-                                true,
                                 sink,
                                 &mut self.entries,
                             );
@@ -769,6 +1009,24 @@ impl MarketDataDesk {
     }
 }
 
+/// One user fewer for each stream of `sub`; a stream with none left ends.
+fn release(
+    streams: &mut [Option<Stream>],
+    free: &mut Vec<usize>,
+    by_symbol: &mut [Vec<usize>],
+    sub: &Subscription,
+) {
+    for one in &sub.symbols {
+        let Some(stream) = streams[one.stream].as_mut() else { continue };
+        stream.users -= 1;
+        if stream.users == 0 {
+            by_symbol[stream.symbol.index()].retain(|&i| i != one.stream);
+            streams[one.stream] = None;
+            free.push(one.stream);
+        }
+    }
+}
+
 /// The halt (true) or resume (false) among one event's messages, if any.
 fn trading_status(scratch: &[marketdata::Message]) -> Option<bool> {
     scratch.iter().find_map(|m| match m.body {
@@ -777,56 +1035,72 @@ fn trading_status(scratch: &[marketdata::Message]) -> Option<bool> {
     })
 }
 
-/// Every level change and trade of one event's messages (`scratch`), in order, as a full-depth
-/// subscriber sees them; `present` (the symbol's levels already announced) tells a new level
-/// from a changed one.
-fn full_depth_entries(
+/// Applies one event's level changes (`scratch`) to `present` (the symbol's full book) and, when
+/// the symbol has streams, adds them and its trades to the batch; returns how many trades and
+/// newly touched levels it added.
+fn track_levels(
     scratch: &[marketdata::Message],
-    present: &mut FxHashSet<(bool, i64)>,
-    full: &mut Vec<Entry>,
-) {
-    full.clear();
+    present: &mut FxHashMap<(bool, i64), u64>,
+    mut pending: Option<&mut Pending>,
+) -> usize {
+    let mut added = 0;
     for m in scratch.iter().filter(|m| m.header.channel == Channel::Levels) {
         match m.body {
             Body::Level(level) => {
                 let key = (level.side == Side::Buy, level.price.0);
-                let action = if level.qty == 0 {
-                    present.remove(&key);
-                    b'2'
-                } else if present.insert(key) {
-                    b'0'
-                } else {
-                    b'1'
-                };
-                full.push(Entry {
-                    action,
-                    kind: entry_kind(level.side),
-                    price: level.price.0,
-                    qty: level.qty,
-                });
+                let before =
+                    if level.qty == 0 { present.remove(&key) } else { present.insert(key, level.qty) };
+                if let Some(p) = pending.as_deref_mut() {
+                    if p.seen.insert(key) {
+                        p.touched.push((key, before));
+                        added += 1;
+                    }
+                }
             }
             Body::Trade { price, qty, .. } => {
-                full.push(Entry { action: b'0', kind: b'2', price: price.0, qty });
+                if let Some(p) = pending.as_deref_mut() {
+                    p.trades.push(Entry { action: b'0', kind: b'2', price: price.0, qty });
+                    added += 1;
+                }
             }
             _ => {}
         }
     }
+    added
 }
 
-/// What one subscription of `types` and `depth` hears of an event (into `entries`): the
-/// full-depth entries of its types, or, depth-limited, its trades and the moves of its window
-/// of `book`.
-fn subscription_entries(
-    types: EntryTypes,
-    depth: Option<usize>,
+/// The batch of one symbol as a full-depth subscriber hears it (into `full`, emptying
+/// `pending`): every trade, then each touched level's net change (279=0 a level that was not
+/// there before the batch, 1 a new size, 2 a level gone; nothing for a level back to its size).
+fn net_entries(pending: &mut Pending, present: &FxHashMap<(bool, i64), u64>, full: &mut Vec<Entry>) {
+    full.clear();
+    full.append(&mut pending.trades);
+    for (key, before) in pending.touched.drain(..) {
+        let now = present.get(&key).copied();
+        let action = match (before, now) {
+            (None, Some(_)) => b'0',
+            (Some(a), Some(b)) if a != b => b'1',
+            (Some(_), None) => b'2',
+            _ => continue,
+        };
+        let kind = if key.0 { b'0' } else { b'1' };
+        full.push(Entry { action, kind, price: key.1, qty: now.unwrap_or(0) });
+    }
+    pending.seen.clear();
+}
+
+/// What one stream hears of a batch (into `entries`): the full-depth entries of its types, or,
+/// depth-limited, the batch's trades and the moves of its window of `book`.
+fn stream_entries(
+    stream: &mut Stream,
     full: &[Entry],
     book: &marketdata::OrderBook,
-    one: &mut SubSymbol,
     entries: &mut Vec<Entry>,
     window_scratch: &mut WindowScratch,
 ) {
     entries.clear();
-    let Some(depth) = depth else {
+    let types = stream.types;
+    let Some(depth) = stream.depth else {
         entries.extend(full.iter().filter(|e| match e.kind {
             b'0' => types.bid,
             b'1' => types.offer,
@@ -839,64 +1113,32 @@ fn subscription_entries(
     }
     for side in [Side::Buy, Side::Sell] {
         if types.side(side) {
-            let window = &mut one.window[side_index(side)];
+            let window = &mut stream.window[side_index(side)];
             window_diff(window, book.levels(side).take(depth), side, entries, window_scratch);
         }
     }
 }
 
-/// The request a full-refresh subscription (265=0) is answered by again, with a 35=W, for
-/// each update.
-fn full_refresh_request(req_id: &str, types: EntryTypes, depth: Option<usize>) -> MdRequest {
-    MdRequest {
-        req_id: req_id.to_owned(),
-        kind: SubscriptionType::Subscribe,
-        depth,
-        full_refresh_updates: true,
-        types,
-        symbols: Vec::new(),
-    }
-}
-
-/// Where a subscription's 35=X go.
-struct Incremental<'a> {
-    session: SessionId,
-    req_id: &'a str,
-    symbols: &'a Symbols,
-    symbol: engine::SymbolId,
-}
-
-/// Sends `entries` as 35=X messages of at most [`INCREMENTAL_ENTRIES_MAX`] entries, numbering
-/// them on from `one`'s RptSeq; returns how many messages.
-fn send_incrementals(
-    to: &Incremental<'_>,
-    one: &mut SubSymbol,
-    entries: &[Entry],
-    sink: &mut impl MdSink,
-) -> u64 {
-    let name = to.symbols.spec(to.symbol).map_or("?", |s| s.name.as_str());
-    let mut sent = 0;
+/// Encodes `entries` once as 35=X bodies (268 and its entries) of at most
+/// [`INCREMENTAL_ENTRIES_MAX`] entries each into `stream`, numbering them on from its RptSeq.
+fn encode_bodies(stream: &mut Stream, entries: &[Entry], symbols: &Symbols, body: &mut Encoder) {
+    let symbol = stream.symbol;
+    let name = symbols.spec(symbol).map_or("?", |s| s.name.as_str());
     for chunk in entries.chunks(INCREMENTAL_ENTRIES_MAX) {
-        sent += 1;
-        let first = one.rpt_seq + 1;
-        one.rpt_seq += chunk.len() as u64;
-        sink.send(to.session, b"X", &mut |e| {
-            e.str(tags::MD_REQ_ID, to.req_id);
-            e.u64(tags::NO_MD_ENTRIES, chunk.len() as u64);
-            for (i, entry) in chunk.iter().enumerate() {
-                e.char(tags::MD_UPDATE_ACTION, entry.action);
-                e.char(tags::MD_ENTRY_TYPE, entry.kind);
-                e.str(SYMBOL, name);
-                e.bytes(
-                    tags::MD_ENTRY_PX,
-                    to.symbols.format_ticks(to.symbol, entry.price).as_str().as_bytes(),
-                );
-                e.u64(tags::MD_ENTRY_SIZE, entry.qty);
-                e.u64(tags::RPT_SEQ, first + i as u64);
-            }
-        });
+        body.begin_fields();
+        body.u64(tags::NO_MD_ENTRIES, chunk.len() as u64);
+        for entry in chunk {
+            stream.rpt_seq += 1;
+            body.char(tags::MD_UPDATE_ACTION, entry.action);
+            body.char(tags::MD_ENTRY_TYPE, entry.kind);
+            body.str(SYMBOL, name);
+            body.bytes(tags::MD_ENTRY_PX, symbols.format_ticks(symbol, entry.price).as_str().as_bytes());
+            body.u64(tags::MD_ENTRY_SIZE, entry.qty);
+            body.u64(tags::RPT_SEQ, stream.rpt_seq);
+        }
+        stream.bytes.extend_from_slice(body.body());
+        stream.chunks.push((stream.bytes.len(), fix::codec::checksum(body.body())));
     }
-    sent
 }
 
 /// Brings a depth window to `now` (best first), writing New/Change/Delete entries for what moved.
@@ -958,34 +1200,35 @@ struct WindowScratch {
     adds: Vec<Entry>,
 }
 
-/// Writes the 35=W (in fragments of [`SNAPSHOT_ENTRIES_MAX`]) of one symbol of a request and
-/// resets its depth window to what it shows; returns the messages written. `rpt_seq`: a
-/// subscription's W carries the RptSeq it is as of; a one-off snapshot carries none.
+/// What a 35=W shows and whom it answers.
+struct Shape<'a> {
+    req_id: &'a str,
+    types: EntryTypes,
+    depth: Option<usize>,
+}
+
+/// Writes the 35=W (in fragments of [`SNAPSHOT_ENTRIES_MAX`]) of one symbol; returns the
+/// messages written. `rpt_seq`: a subscription's W carries the RptSeq of its stream (the last
+/// entry sent before it); a one-off snapshot carries none.
 #[allow(clippy::too_many_arguments)]
 fn write_snapshot(
     md: &MarketData,
     symbols: &Symbols,
-    request: &MdRequest,
-    one: &mut SubSymbol,
+    shape: &Shape<'_>,
+    symbol: engine::SymbolId,
+    rpt_seq: Option<u64>,
     session: SessionId,
-    rpt_seq: bool,
     sink: &mut impl MdSink,
     entries: &mut Vec<Entry>,
 ) -> u64 {
-    let symbol = one.symbol;
     let Some(book) = md.projection().book(symbol) else { return 0 };
     entries.clear();
     for side in [Side::Buy, Side::Sell] {
-        let window = &mut one.window[side_index(side)];
-        window.clear();
-        if !request.types.side(side) {
+        if !shape.types.side(side) {
             continue;
         }
-        let depth = request.depth.unwrap_or(usize::MAX);
+        let depth = shape.depth.unwrap_or(usize::MAX);
         for level in book.levels(side).take(depth) {
-            if request.depth.is_some() {
-                window.push(level);
-            }
             entries.push(Entry {
                 action: b'0',
                 kind: entry_kind(side),
@@ -994,7 +1237,7 @@ fn write_snapshot(
             });
         }
     }
-    if request.types.trade {
+    if shape.types.trade {
         if let Some(last) = md.projection().tape(symbol).last() {
             entries.push(Entry { action: b'0', kind: b'2', price: last.price.0, qty: last.qty });
         }
@@ -1005,10 +1248,10 @@ fn write_snapshot(
         let chunk = &entries[(f * SNAPSHOT_ENTRIES_MAX).min(entries.len())
             ..((f + 1) * SNAPSHOT_ENTRIES_MAX).min(entries.len())];
         sink.send(session, b"W", &mut |e| {
-            e.str(tags::MD_REQ_ID, &request.req_id);
+            e.str(tags::MD_REQ_ID, shape.req_id);
             e.str(SYMBOL, name);
-            if rpt_seq {
-                e.u64(tags::RPT_SEQ, one.rpt_seq);
+            if let Some(rpt_seq) = rpt_seq {
+                e.u64(tags::RPT_SEQ, rpt_seq);
             }
             if fragments > 1 {
                 e.char(tags::LAST_FRAGMENT, if f + 1 == fragments { b'Y' } else { b'N' });
@@ -1234,6 +1477,8 @@ mod tests {
         /// included), handed to `each`; then forgotten.
         fn take(&mut self, mut each: impl FnMut(SessionId, &Message<'_>)) {
             for (session, bytes) in std::mem::take(&mut self.sent) {
+                // BodyLength and CheckSum verified, as a counterparty would.
+                assert_eq!(fix::codec::frame(&bytes, 1 << 20), Ok(Some(bytes.len())), "{}", text(&bytes));
                 let mut fields = Fields::default();
                 let msg = Message::parse(&bytes, &mut fields).expect("parses");
                 fix::dictionary::check(&msg).unwrap_or_else(|e| panic!("{e:?} in {}", text(&bytes)));
@@ -1599,5 +1844,249 @@ mod tests {
         assert_eq!(desk.subscriptions(1), 1);
         // The running count (checked against a walk in debug builds) lost session 2's one.
         assert_eq!(desk.subscriptions_held(), 1);
+    }
+    /// The bytes of a framed message from `268=` to the CheckSum: what sessions share.
+    fn shared_part(bytes: &[u8]) -> &[u8] {
+        let start = bytes.windows(5).position(|w| w == b"\x01268=").expect("a 268") + 1;
+        &bytes[start..bytes.len() - 7]
+    }
+
+    #[test]
+    fn a_batch_is_coalesced_netted_and_encoded_once_per_shape() {
+        let evs = events(3_000, 21);
+        let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+        let mut wire = Wire::default();
+        feed(&mut desk, &mut wire, &evs[..300], &mut []);
+        // Ten full-depth sessions (one shape), two at depth 3, one of bids only.
+        let shapes: Vec<(SessionId, &str)> = (1..=10)
+            .map(|s| (s, "264=0|267=3|269=0|269=1|269=2"))
+            .chain([(11, "264=3|267=3|269=0|269=1|269=2"), (12, "264=3|267=3|269=0|269=1|269=2")])
+            .chain([(13, "264=0|267=1|269=0")])
+            .collect();
+        let mut books: Vec<(SessionId, MdBooks)> = shapes.iter().map(|&(s, _)| (s, MdBooks::new())).collect();
+        for &(session, shape) in &shapes {
+            let r = request(&format!("262=r{session}|263=1|{shape}|146=1|55=BTC-USD")).unwrap();
+            desk.request(session, r, &mut wire);
+        }
+        assert_eq!(desk.streams(), 3, "one stream per shape");
+        wire.take(|session, msg| {
+            books.iter_mut().find(|(s, _)| *s == session).unwrap().1.apply(msg).unwrap()
+        });
+        // Batches of 100 events: applied, then sent once.
+        let mut per_session: FxHashMap<SessionId, Vec<Vec<u8>>> = FxHashMap::default();
+        let before = desk.stats().incrementals;
+        let mut entries = 0u64;
+        for batch in evs[300..].chunks(100) {
+            for event in batch {
+                desk.apply(event, &mut wire).unwrap();
+            }
+            assert!(wire.sent.is_empty(), "nothing leaves before the flush");
+            desk.flush(&mut wire);
+            for (session, bytes) in &wire.sent {
+                per_session.entry(*session).or_default().push(bytes.clone());
+            }
+            wire.take(|session, msg| {
+                if session == 1 {
+                    let n = msg.get_u64(tags::NO_MD_ENTRIES).unwrap().unwrap();
+                    assert!(n as usize <= INCREMENTAL_ENTRIES_MAX, "{n} entries in one 35=X");
+                    entries += n;
+                }
+                assert_eq!(msg.get_str(tags::MD_REQ_ID), Some(format!("r{session}").as_str()));
+                books
+                    .iter_mut()
+                    .find(|(s, _)| *s == session)
+                    .unwrap()
+                    .1
+                    .apply(msg)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            });
+        }
+        let sent = desk.stats().incrementals - before;
+        // One 35=X per event would be more than 13 × 2,000 (nearly every event changes the book).
+        assert!(sent < 13 * 300, "coalesced: {sent} 35=X for 27 batches of 100 events");
+        // Each event makes a trade or a level change or both: fewer entries than events is netting.
+        assert!(entries < 2_200, "netted: {entries} entries for 2,700 events");
+        // The same bytes from 268 on in every session of a shape, the headers aside.
+        for (a, b) in [(1, 2), (1, 10), (11, 12)] {
+            let (xa, xb) = (&per_session[&a], &per_session[&b]);
+            assert_eq!(xa.len(), xb.len());
+            assert!(xa.iter().zip(xb).all(|(x, y)| shared_part(x) == shared_part(y)), "sessions {a} and {b}");
+            assert_ne!(xa[0], xb[0], "each with its own header and MDReqID");
+        }
+        let all = |s: SessionId| per_session[&s].iter().map(|m| shared_part(m).to_vec()).collect::<Vec<_>>();
+        assert!(all(1) != all(11), "another shape, other bodies");
+        for (session, b) in &books {
+            let book = b.book("BTC-USD").unwrap();
+            let depth = if *session == 11 || *session == 12 { 3 } else { usize::MAX };
+            assert_eq!(book.side(true), top(&desk, depth, Side::Buy), "session {session}");
+            let offers = if *session == 13 { Vec::new() } else { top(&desk, depth, Side::Sell) };
+            assert_eq!(book.side(false), offers, "session {session}");
+        }
+        // Every trade is an entry of its own: the last one the client saw is the engine's last.
+        let last = desk.md.projection().tape(SymbolId(0)).last().unwrap();
+        let want = (engine::PriceUnits(last.price.0 * CENT), last.qty);
+        assert_eq!(books[0].1.book("BTC-USD").unwrap().last_trade, Some(want));
+    }
+
+    #[test]
+    fn a_level_that_comes_and_goes_within_a_batch_is_no_entry_but_each_trade_is() {
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut evs = Vec::new();
+        let mut seq = 0;
+        let mut order = |side, ticks: i64, qty, evs: &mut Vec<Event>| {
+            seq += 1;
+            let id = ClOrdId::from_str(&format!("o{seq}")).unwrap();
+            let order = NewOrder::limit(AccountId(seq as u32), SymbolId(0), id, side, ticks * CENT, qty);
+            let command = Command { header: CommandHeader { seq, ts: seq }, kind: CommandKind::New(order) };
+            engine.process(&command, evs);
+        };
+        order(Side::Buy, 9_900, 5, &mut evs); // a resting bid at 99.00, before the subscription
+        let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+        let mut wire = Wire::default();
+        for e in evs.drain(..) {
+            desk.on_event(&e, &mut wire).unwrap();
+        }
+        desk.request(1, request(&format!("262=a|263=1|264=0|{BOOK}|146=1|55=BTC-USD")).unwrap(), &mut wire);
+        let mut books = MdBooks::new();
+        wire.take(|_, msg| books.apply(msg).unwrap());
+        // One batch: an offer at 101.00 rests and is taken whole (a level that comes and goes),
+        // then two sells hit the bid at 99.00 (two trades, one change of its size).
+        order(Side::Sell, 10_100, 2, &mut evs);
+        order(Side::Buy, 10_100, 2, &mut evs);
+        order(Side::Sell, 9_900, 1, &mut evs);
+        order(Side::Sell, 9_900, 1, &mut evs);
+        for e in &evs {
+            desk.apply(e, &mut wire).unwrap();
+        }
+        desk.flush(&mut wire);
+        let mut seen = Vec::new();
+        wire.take(|_, msg| {
+            assert_eq!(msg.msg_type(), b"X");
+            for entry in msg.group(tags::NO_MD_ENTRIES) {
+                let field = |t| entry.get_str(t).unwrap().to_owned();
+                seen.push([
+                    field(tags::MD_UPDATE_ACTION),
+                    field(tags::MD_ENTRY_TYPE),
+                    field(tags::MD_ENTRY_PX),
+                    field(tags::MD_ENTRY_SIZE),
+                    field(tags::RPT_SEQ),
+                ]);
+            }
+            books.apply(msg).unwrap();
+        });
+        let row = |a: &str, t: &str, px: &str, qty: &str, rpt: &str| [a, t, px, qty, rpt].map(str::to_owned);
+        assert_eq!(
+            seen,
+            vec![
+                row("0", "2", "101.00", "2", "1"),
+                row("0", "2", "99.00", "1", "2"),
+                row("0", "2", "99.00", "1", "3"),
+                row("1", "0", "99.00", "3", "4"),
+            ],
+            "three trades, then the bid's new size; the offer at 101.00 came and went"
+        );
+        assert_eq!(books.book("BTC-USD").unwrap().side(true), top(&desk, usize::MAX, Side::Buy));
+        assert!(books.book("BTC-USD").unwrap().side(false).is_empty());
+    }
+
+    #[test]
+    fn a_later_subscriber_of_a_shape_joins_its_stream_at_the_streams_rpt_seq() {
+        let evs = events(400, 3);
+        let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+        let mut wire = Wire::default();
+        let mut books: Vec<(SessionId, MdBooks)> = vec![(1, MdBooks::new()), (2, MdBooks::new())];
+        let sub = |id: &str| request(&format!("262={id}|263=1|264=0|{BOOK}|146=1|55=BTC-USD")).unwrap();
+        desk.request(1, sub("first"), &mut wire);
+        feed(&mut desk, &mut wire, &evs[..200], &mut books);
+        let rpt = books[0].1.book("BTC-USD").unwrap().rpt_seq.unwrap();
+        assert!(rpt > 100);
+        desk.request(2, sub("second"), &mut wire);
+        let mut w_rpt = None;
+        wire.take(|_, msg| {
+            w_rpt = msg.get_u64(tags::RPT_SEQ).unwrap();
+            books[1].1.apply(msg).unwrap();
+        });
+        assert_eq!(w_rpt, Some(rpt), "the 35=W is as of the stream's last entry");
+        assert_eq!(desk.streams(), 1);
+        feed(&mut desk, &mut wire, &evs[200..], &mut books);
+        let (a, b) = (books[0].1.book("BTC-USD").unwrap(), books[1].1.book("BTC-USD").unwrap());
+        assert_eq!((a.rpt_seq, &a.levels), (b.rpt_seq, &b.levels));
+        // The stream ends with its last subscriber; a new one starts again from 0.
+        desk.request(1, request("262=first|263=2").unwrap(), &mut wire);
+        desk.end_session(2);
+        assert_eq!(desk.streams(), 0);
+        desk.request(3, sub("third"), &mut wire);
+        wire.take(|_, msg| assert_eq!(msg.get_u64(tags::RPT_SEQ), Ok(Some(0))));
+    }
+
+    #[test]
+    fn a_batch_past_its_bound_is_sent_without_waiting_for_the_flush() {
+        let evs = events(12_000, 17);
+        let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+        let mut wire = Wire::default();
+        let mut books = MdBooks::new();
+        desk.request(1, request(&format!("262=a|263=1|264=0|{BOOK}|146=1|55=BTC-USD")).unwrap(), &mut wire);
+        let mut early = false;
+        for e in &evs {
+            desk.apply(e, &mut wire).unwrap();
+            early |= !wire.sent.is_empty();
+            wire.take(|_, msg| books.apply(msg).unwrap());
+        }
+        assert!(early, "{BATCH_ENTRIES_MAX} trades and levels at most wait for a flush");
+        desk.flush(&mut wire);
+        wire.take(|_, msg| books.apply(msg).unwrap());
+        let book = books.book("BTC-USD").unwrap();
+        assert_eq!(book.side(true), top(&desk, usize::MAX, Side::Buy));
+        assert_eq!(book.side(false), top(&desk, usize::MAX, Side::Sell));
+    }
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Whatever the batch boundaries, after every flush each kind of subscriber (full depth,
+        /// depth 3, bids only, and one that joins late) holds the desk's own book, gapless.
+        #[test]
+        fn any_batching_leaves_every_subscriber_with_the_book(
+            seed in 1u64..u64::MAX,
+            cuts in proptest::collection::vec(1usize..80, 1..40),
+            late in 0usize..300,
+        ) {
+            let evs = events(1_200, seed);
+            let mut desk = MarketDataDesk::new(symbols(), MdConfig::default());
+            let mut wire = Wire::default();
+            let shapes = [(1, "264=0|267=3|269=0|269=1|269=2"), (2, "264=3|267=3|269=0|269=1|269=2"),
+                (3, "264=0|267=1|269=0"), (4, "264=0|267=3|269=0|269=1|269=2")];
+            let mut books: Vec<(SessionId, MdBooks)> = shapes.iter().map(|&(s, _)| (s, MdBooks::new())).collect();
+            let subscribe = |desk: &mut MarketDataDesk, wire: &mut Wire, (session, shape): (SessionId, &str)| {
+                let r = request(&format!("262=r|263=1|{shape}|146=1|55=BTC-USD")).unwrap();
+                desk.request(session, r, wire);
+            };
+            for &shape in &shapes[..3] {
+                subscribe(&mut desk, &mut wire, shape);
+            }
+            let (mut at, mut cut) = (0, 0);
+            while at < evs.len() {
+                let n = cuts[cut % cuts.len()].min(evs.len() - at);
+                cut += 1;
+                for e in &evs[at..at + n] {
+                    desk.apply(e, &mut wire).unwrap();
+                }
+                if at <= late && late < at + n {
+                    subscribe(&mut desk, &mut wire, shapes[3]); // flushes first, then its 35=W
+                }
+                at += n;
+                desk.flush(&mut wire);
+                wire.take(|session, msg| {
+                    let book = &mut books.iter_mut().find(|(s, _)| *s == session).unwrap().1;
+                    book.apply(msg).unwrap_or_else(|e| panic!("session {session}: {e}"));
+                });
+                for (session, b) in &books {
+                    let Some(book) = b.book("BTC-USD") else { continue };
+                    let depth = if *session == 2 { 3 } else { usize::MAX };
+                    proptest::prop_assert_eq!(book.side(true), top(&desk, depth, Side::Buy));
+                    let offers = if *session == 3 { Vec::new() } else { top(&desk, depth, Side::Sell) };
+                    proptest::prop_assert_eq!(book.side(false), offers);
+                }
+            }
+        }
     }
 }

@@ -409,13 +409,15 @@ impl MdFeed {
             let seq = record.seq;
             let applied_ok = engine::Event::decode(record.payload)
                 .map_err(|e| e.to_string())
-                .and_then(|event| self.desk.on_event(&event, sink).map_err(|e| e.to_string()));
+                .and_then(|event| self.desk.apply(&event, sink).map_err(|e| e.to_string()));
             if let Err(e) = applied_ok {
                 self.fail(format!("event {seq}: {e}"));
                 break;
             }
             applied += 1;
         }
+        // One batch: each subscription's 35=X carry what these events changed.
+        self.desk.flush(sink);
         applied > 0
     }
 

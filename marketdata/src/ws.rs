@@ -612,24 +612,22 @@ async fn connection(mut socket: WebSocket, feed: Arc<WsFeed>) {
     let mut batch: Vec<Message> = Vec::with_capacity(DRAIN_BATCH_MAX);
     let mut rendered: VecDeque<WsMessage> = VecDeque::new();
     'connection: loop {
-        // Deliver everything waiting, a batch per lock so the feeding thread never waits long.
+        // Deliver what is waiting: one batch per stream in turn (a batch per lock, so the feeding
+        // thread never waits long), so that a busy stream cannot starve the connection's others
+        // while the feed keeps it full; `more` while some stream had a whole batch.
+        let mut more = false;
         for stream in &mut streams {
             rendered.extend(stream.initial.take());
-            loop {
-                batch.clear();
-                let drained = feed.lock().drain(stream.id, &mut batch, DRAIN_BATCH_MAX);
-                match drained {
-                    Ok(0) => break,
-                    Ok(_) => batch.iter().for_each(|m| stream.render(&feed, m, &mut rendered)),
-                    Err(e @ (DrainError::Disconnected(_) | DrainError::UnknownSubscriber)) => {
-                        let _ = send(&mut socket, &WsMessage::Error { reason: e.to_string() }).await;
-                        break 'connection;
-                    }
+            batch.clear();
+            let drained = feed.lock().drain(stream.id, &mut batch, DRAIN_BATCH_MAX);
+            match drained {
+                Ok(n) => {
+                    more |= n >= DRAIN_BATCH_MAX;
+                    batch.iter().for_each(|m| stream.render(&feed, m, &mut rendered));
                 }
-                while let Some(m) = rendered.pop_front() {
-                    if !send(&mut socket, &m).await {
-                        break 'connection;
-                    }
+                Err(e @ (DrainError::Disconnected(_) | DrainError::UnknownSubscriber)) => {
+                    let _ = send(&mut socket, &WsMessage::Error { reason: e.to_string() }).await;
+                    break 'connection;
                 }
             }
             while let Some(m) = rendered.pop_front() {
@@ -639,6 +637,7 @@ async fn connection(mut socket: WebSocket, feed: Arc<WsFeed>) {
             }
         }
         tokio::select! {
+            biased;
             frame = socket.recv() => match frame {
                 Some(Ok(WsFrame::Text(text))) => {
                     let reply = request(&feed, &mut streams, text.as_str());
@@ -655,6 +654,8 @@ async fn connection(mut socket: WebSocket, feed: Arc<WsFeed>) {
                 Some(Ok(WsFrame::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
+            // Batches still wait: the next pass, without waiting for a change.
+            () = std::future::ready(()), if more => {}
             result = changed.changed() => if result.is_err() { break },
         }
     }
