@@ -74,6 +74,7 @@
 mod command_batches;
 mod durability;
 mod durable;
+mod event_deriver;
 mod event_thread;
 mod reader;
 mod record;
@@ -92,6 +93,7 @@ pub use durability::JournalProgress;
 pub use durable::{
     DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier, PROGRESS_EVERY_COMMANDS,
 };
+pub use event_deriver::DERIVER_PARK;
 pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{
