@@ -45,6 +45,10 @@ struct Args {
     /// engine's look-ahead, as the runner does) instead of one `process_staged` per command.
     #[arg(long)]
     through_batch: bool,
+    /// Measure only the engine alone and this journal-on mode (`inline`, `single`, `thread` or
+    /// `derived`), nothing else: for profiling one mode (`perf record`).
+    #[arg(long, value_parser = ["inline", "single", "thread", "derived"])]
+    only: Option<String>,
 }
 
 /// Where the journal-on runs journal events.
@@ -81,6 +85,10 @@ fn fresh(dir: &Path) {
 }
 
 fn report(name: &str, value: f64, unit: &str, note: &str) {
+    if !value.is_finite() {
+        // A figure of a mode `--only` left out.
+        return;
+    }
     println!("{name:<44} {value:>14.3} {unit:<10} {note}");
     println!(
         "{{\"bench\":\"journal\",\"figure\":\"{name}\",\"value\":{value},\"unit\":\"{unit}\",\"note\":\"{note}\"}}"
@@ -111,53 +119,9 @@ fn main() {
     println!("{:<44} {:>14} {:<10} note", "figure", "value", "unit");
 
     // 1. Raw append: the stream's commands as records, page-cache policy.
-    let dir = root.join("append");
-    fresh(&dir);
-    let (mut writer, _) = JournalWriter::open(&dir, JournalConfig::default()).unwrap();
-    let mut bytes = 0usize;
-    let started = Instant::now();
-    for (i, command) in all.iter().enumerate() {
-        writer
-            .append_with(RecordKind::Command, i as u64 + 1, COMMAND_FIXED_LEN_MAX, |buf| {
-                let n = command.encode_fixed(buf);
-                bytes += n;
-                n
-            })
-            .unwrap();
+    if args.only.is_none() {
+        append(&root, &all, args.batch);
     }
-    let secs = started.elapsed().as_secs_f64();
-    drop(writer);
-    report("append records/s", all.len() as f64 / secs, "records/s", "page-cache policy, 64 MiB segments");
-    report(
-        "append payload bytes/s",
-        bytes as f64 / secs / 1e6,
-        "MB/s",
-        "payload only (headers add 24 B/record, 2 B/entry)",
-    );
-    // The same records staged and published `--batch` at a time (frames of many entries).
-    let dir = root.join("append-staged");
-    fresh(&dir);
-    let (mut writer, _) = JournalWriter::open(&dir, JournalConfig::default()).unwrap();
-    let started = Instant::now();
-    for (i, command) in all.iter().enumerate() {
-        writer
-            .stage_with_zeroed_tail(RecordKind::Command, i as u64 + 1, COMMAND_FIXED_LEN_MAX, |buf| {
-                command.encode_fixed(buf)
-            })
-            .unwrap();
-        if (i + 1) % args.batch.max(1) == 0 {
-            writer.publish_staged();
-        }
-    }
-    writer.publish_staged();
-    let secs = started.elapsed().as_secs_f64();
-    drop(writer);
-    report(
-        "append records/s, staged in batches",
-        all.len() as f64 / secs,
-        "records/s",
-        &format!("published {} at a time", args.batch),
-    );
 
     // 2. Engine alone vs engine + both journals, same stream, alternating runs.
     let (mut off, mut on) = (Vec::new(), Vec::new());
@@ -225,10 +189,15 @@ fn main() {
             let rate = n / started.elapsed().as_secs_f64();
             (rate, cpu_rate, all_cpu_rate)
         };
-        let (on_rate, on_cpu_rate, on_all_cpu_rate) = measure_on(Events::Inline, batch);
-        let (thread_rate, thread_cpu_rate, thread_all_cpu_rate) = measure_on(Events::Thread, batch);
-        let (_, single_cpu_rate, _) = measure_on(Events::Inline, 1);
-        let (derived_rate, derived_cpu_rate, derived_all_cpu_rate) = measure_on(Events::Derived, batch);
+        let want = |mode: &str| args.only.as_deref().is_none_or(|only| only == mode);
+        let skipped = (f64::NAN, f64::NAN, f64::NAN);
+        let (on_rate, on_cpu_rate, on_all_cpu_rate) =
+            if want("inline") { measure_on(Events::Inline, batch) } else { skipped };
+        let (thread_rate, thread_cpu_rate, thread_all_cpu_rate) =
+            if want("thread") { measure_on(Events::Thread, batch) } else { skipped };
+        let (_, single_cpu_rate, _) = if want("single") { measure_on(Events::Inline, 1) } else { skipped };
+        let (derived_rate, derived_cpu_rate, derived_all_cpu_rate) =
+            if want("derived") { measure_on(Events::Derived, batch) } else { skipped };
         if run > 0 {
             off.push(off_rate);
             on.push(on_rate);
@@ -305,6 +274,11 @@ fn main() {
         "%",
         "process CPU (the deriver's engine included) vs engine alone",
     );
+
+    if args.only.is_some() {
+        let _ = std::fs::remove_dir_all(&root);
+        return;
+    }
 
     // 3. Replay speed: read + decode the command journal and run the engine.
     let dir = root.join("durable");
@@ -423,4 +397,56 @@ fn main() {
     assert_eq!(durable.next_command_seq() as usize, total + 1);
     drop(durable);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Raw append: the stream's commands as records, one published at a time, then staged and
+/// published `batch` at a time.
+fn append(root: &Path, all: &[Command], batch: usize) {
+    let dir = root.join("append");
+    fresh(&dir);
+    let (mut writer, _) = JournalWriter::open(&dir, JournalConfig::default()).unwrap();
+    let mut bytes = 0usize;
+    let started = Instant::now();
+    for (i, command) in all.iter().enumerate() {
+        writer
+            .append_with(RecordKind::Command, i as u64 + 1, COMMAND_FIXED_LEN_MAX, |buf| {
+                let n = command.encode_fixed(buf);
+                bytes += n;
+                n
+            })
+            .unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(writer);
+    report("append records/s", all.len() as f64 / secs, "records/s", "page-cache policy, 64 MiB segments");
+    report(
+        "append payload bytes/s",
+        bytes as f64 / secs / 1e6,
+        "MB/s",
+        "payload only (headers add 24 B/record, 2 B/entry)",
+    );
+    // The same records staged and published `--batch` at a time (frames of many entries).
+    let dir = root.join("append-staged");
+    fresh(&dir);
+    let (mut writer, _) = JournalWriter::open(&dir, JournalConfig::default()).unwrap();
+    let started = Instant::now();
+    for (i, command) in all.iter().enumerate() {
+        writer
+            .stage_with_zeroed_tail(RecordKind::Command, i as u64 + 1, COMMAND_FIXED_LEN_MAX, |buf| {
+                command.encode_fixed(buf)
+            })
+            .unwrap();
+        if (i + 1) % batch.max(1) == 0 {
+            writer.publish_staged();
+        }
+    }
+    writer.publish_staged();
+    let secs = started.elapsed().as_secs_f64();
+    drop(writer);
+    report(
+        "append records/s, staged in batches",
+        all.len() as f64 / secs,
+        "records/s",
+        &format!("published {} at a time", batch),
+    );
 }
