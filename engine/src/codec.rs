@@ -674,7 +674,7 @@ impl Command {
     ///
     /// # Panics
     /// When `buf` is shorter than [`COMMAND_FIXED_LEN_MAX`].
-    #[inline]
+    #[inline(always)]
     pub fn encode_fixed(&self, buf: &mut [u8]) -> usize {
         let have = buf.len();
         let buf: &mut [u8; COMMAND_FIXED_LEN_MAX] =

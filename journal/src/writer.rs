@@ -231,18 +231,7 @@ impl JournalWriter {
         }
         let frame = match self.open {
             Some(frame) => frame,
-            None => {
-                if self.sealed
-                    || self.must_roll
-                    || self.cursor + aligned(RECORD_HEADER_LEN + need) + RECORD_HEADER_LEN > self.active.len()
-                {
-                    self.roll()?;
-                }
-                // `cursor` and the segment length are multiples of RECORD_ALIGN, so is `limit`:
-                // a frame ending by it still ends by it once padded.
-                let limit = (self.cursor + RECORD_LEN_MAX).min(self.active.len() - RECORD_HEADER_LEN);
-                OpenFrame { kind, first_seq: seq, count: 0, end: self.cursor + RECORD_HEADER_LEN, limit }
-            }
+            None => self.open_frame(kind, seq, need)?,
         };
         let payload_at = frame.end + ENTRY_HEADER_LEN;
         let used = {
@@ -277,6 +266,23 @@ impl JournalWriter {
             self.shared.stats.append_timed(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
         Ok(())
+    }
+
+    /// A new frame at the cursor for an entry of `need` bytes (prefix included), rolling to the
+    /// next segment first when it would not fit. Once per frame, out of the per-entry path.
+    #[cold]
+    #[inline(never)]
+    fn open_frame(&mut self, kind: u16, seq: u64, need: usize) -> Result<OpenFrame, JournalError> {
+        if self.sealed
+            || self.must_roll
+            || self.cursor + aligned(RECORD_HEADER_LEN + need) + RECORD_HEADER_LEN > self.active.len()
+        {
+            self.roll()?;
+        }
+        // `cursor` and the segment length are multiples of RECORD_ALIGN, so is `limit`: a frame
+        // ending by it still ends by it once padded.
+        let limit = (self.cursor + RECORD_LEN_MAX).min(self.active.len() - RECORD_HEADER_LEN);
+        Ok(OpenFrame { kind, first_seq: seq, count: 0, end: self.cursor + RECORD_HEADER_LEN, limit })
     }
 
     /// True when an entry of at most `payload_len_max` bytes of `kind` would join the open frame
@@ -476,10 +482,12 @@ fn join_spare(helper: JoinHandle<Result<Spare, JournalError>>) -> Result<Spare, 
 struct ZeroOnUnwind<'a>(Option<&'a mut [u8]>);
 
 impl<'a> ZeroOnUnwind<'a> {
+    #[inline]
     fn buf(&mut self) -> &mut [u8] {
         self.0.as_deref_mut().unwrap_or_default()
     }
 
+    #[inline]
     fn disarm(mut self) -> &'a mut [u8] {
         self.0.take().unwrap_or_default()
     }
