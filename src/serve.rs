@@ -861,6 +861,12 @@ impl Server {
             md_metrics,
         )?;
         marketdata.ready_check(monitor.ready_check("marketdata_caught_up")?);
+        // With `journal.events = "derived"` the router rings the market-data thread before the
+        // deriver has written a turn's events: the deriver rings it too, after writing them.
+        durable.on_events_journaled({
+            let bell = marketdata.doorbell().clone();
+            move || bell.ring()
+        });
 
         // Persistent FIX sessions: each account's numbers, sent messages, and the last event
         // reported to it. A new store starts after every event journaled so far.

@@ -536,6 +536,17 @@ impl DurableEngine {
         }
     }
 
+    /// With derived events ([`DurableConfig::derive_events`]), `hook` is called on the deriver's
+    /// thread after each run of event frames it publishes: a reader of the event journal that
+    /// parks (market data) rings its doorbell here, since whoever rings it after a batch of
+    /// commands (the router) does so before the deriver has written that batch's events. Other
+    /// modes write the events before the batch ends, and the hook is not called. Set once.
+    pub fn on_events_journaled(&self, hook: impl Fn() + Send + Sync + 'static) {
+        if let EventJournal::Derived(deriver) = &self.events {
+            deriver.on_published(Box::new(hook));
+        }
+    }
+
     /// Highest event seq the event-journal thread has appended so far (it trails the engine).
     pub fn events_written_seq(&self) -> u64 {
         self.events.written_seq()

@@ -23,7 +23,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ const DERIVE_BATCH_MAX: usize = 256;
 const IDLE_SPINS: u32 = 256;
 const IDLE_YIELDS: u32 = 64;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Flags {
     /// The deriver is about to park (or parked).
     sleeping: AtomicBool,
@@ -51,7 +51,12 @@ struct Flags {
     ready: AtomicBool,
     /// Stop once every command published so far has its events journaled.
     stop: AtomicBool,
+    /// Called after each run of event frames the deriver publishes (a reader's doorbell).
+    on_published: OnceLock<EventsPublishedHook>,
 }
+
+/// What the deriver calls after publishing events: wakes a reader parked on the event journal.
+pub(crate) type EventsPublishedHook = Box<dyn Fn() + Send + Sync>;
 
 /// The matching thread's handle on the deriver thread.
 pub(crate) struct EventDeriver {
@@ -94,6 +99,12 @@ impl EventDeriver {
                 t.thread().unpark();
             }
         }
+    }
+
+    /// Sets what the deriver calls after each run of event frames it publishes (once; a second
+    /// hook is ignored).
+    pub(crate) fn on_published(&self, hook: EventsPublishedHook) {
+        let _ = self.flags.on_published.set(hook);
     }
 
     /// Waits until the deriver has its next segment file ready, or failed.
@@ -218,6 +229,9 @@ fn run(
         }
         if taken > 0 {
             writer.publish_staged();
+            if let Some(hook) = flags.on_published.get() {
+                hook();
+            }
             idle_rounds = 0;
             continue;
         }

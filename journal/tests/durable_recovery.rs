@@ -564,6 +564,14 @@ fn derived_events_equal_the_live_run_and_a_damaged_command_frame_is_named() {
     let config = DurableConfig { derive_events: true, ..config(&dir, 1_000) };
     {
         let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config.clone()).unwrap();
+        // The deriver tells a reader (market data's doorbell) after writing events.
+        let rung = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        durable.on_events_journaled({
+            let rung = rung.clone();
+            move || {
+                rung.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
         let mut got = Vec::new();
         for chunk in cmds.chunks(37) {
             engine::Processor::process_batch(&mut durable, chunk, &mut got);
@@ -572,6 +580,7 @@ fn derived_events_equal_the_live_run_and_a_damaged_command_frame_is_named() {
         assert_eq!(got, want, "the matching engine's own events are the live run's");
         durable.flush_events().unwrap();
         assert_eq!(durable.events_written_seq(), want.len() as u64);
+        assert!(rung.load(std::sync::atomic::Ordering::Relaxed) > 0, "the hook was never called");
         durable.close().unwrap();
     }
     let mut journaled = Vec::new();
