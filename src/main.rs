@@ -201,6 +201,7 @@ impl JournalOpts {
             },
             snapshot_every_commands: self.snapshot_every,
             event_thread: false,
+            derive_events: false,
         }
     }
 }

@@ -234,6 +234,19 @@ pub enum SyncSetting {
     GroupCommit,
 }
 
+/// Where the event journal is written (`journal.events`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventsSetting {
+    /// Encoded and staged on the engine thread, published with each batch.
+    Inline,
+    /// Handed over a ring to a journal thread of their own.
+    Thread,
+    /// Derived again from the command journal by a follower engine on a thread of its own: the
+    /// engine thread journals only commands.
+    Derived,
+}
+
 /// The journal.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -246,6 +259,8 @@ pub struct JournalSection {
     pub segment_mib: usize,
     /// Snapshot every N commands (0: never).
     pub snapshot_every: u64,
+    /// `inline` (default), `thread` or `derived`.
+    pub events: EventsSetting,
 }
 
 /// FIX sessions.
@@ -424,6 +439,7 @@ impl Default for JournalSection {
             sync_interval_ms: 10,
             segment_mib: 64,
             snapshot_every: 1_000_000,
+            events: EventsSetting::Inline,
         }
     }
 }
@@ -817,7 +833,8 @@ impl Server {
                 ..JournalConfig::default()
             },
             snapshot_every_commands: config.journal.snapshot_every,
-            event_thread: false,
+            event_thread: config.journal.events == EventsSetting::Thread,
+            derive_events: config.journal.events == EventsSetting::Derived,
         };
         // A long replay shows its progress on a terminal (never in a pipe or a log).
         let bar = crate::progress::Progress::of("commands replayed", true);
@@ -844,6 +861,12 @@ impl Server {
             md_metrics,
         )?;
         marketdata.ready_check(monitor.ready_check("marketdata_caught_up")?);
+        // With `journal.events = "derived"` the router rings the market-data thread before the
+        // deriver has written a turn's events: the deriver rings it too, after writing them.
+        durable.on_events_journaled({
+            let bell = marketdata.doorbell().clone();
+            move || bell.ring()
+        });
 
         // Persistent FIX sessions: each account's numbers, sent messages, and the last event
         // reported to it. A new store starts after every event journaled so far.

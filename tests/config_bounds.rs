@@ -138,6 +138,7 @@ fn serve_refuses_a_setting_outside_its_values_and_names_them() {
         ("engine", "router_wait", waits),
         ("engine", "thread", &["gateway", "router", "own"][..]),
         ("journal", "sync", &["page-cache", "periodic", "group-commit"][..]),
+        ("journal", "events", &["inline", "thread", "derived"][..]),
         ("marketdata", "slow_policy", &["conflate", "disconnect"][..]),
     ] {
         let ports =

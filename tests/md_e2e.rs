@@ -311,7 +311,19 @@ async fn rebuilt(v: &Venue, next: &mut impl AsyncFnMut() -> Value) -> Books {
 
 #[test]
 fn ws_books_equal_the_engines_book_with_orders_through_the_gateway() {
-    let v = venue("md-ws-book");
+    books_equal_the_engines_book(venue("md-ws-book"));
+}
+
+/// The same with the event journal derived off the engine thread (`journal.events =
+/// "derived"`): the feed follows what the follower engine wrote, and its books are the engine's.
+#[test]
+fn ws_books_equal_the_engines_book_with_derived_events() {
+    books_equal_the_engines_book(venue_with("md-ws-derived", |c| {
+        c.journal.events = exchange::serve::EventsSetting::Derived;
+    }));
+}
+
+fn books_equal_the_engines_book(v: Venue) {
     let specs = exchange::serve::symbol_specs(&v.serve_config.symbols).unwrap();
     rt().block_on(async {
         let mut alice = v.login("alice").await;

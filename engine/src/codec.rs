@@ -33,6 +33,12 @@
 //! id = len:u8 (1..=32) bytes[len]
 //! ```
 //!
+//! Commands also have a **fixed layout** ([`Command::encode_fixed`], tags with the high bit
+//! set): a 48-byte head with every field at a fixed offset, written as whole words, then a new
+//! order's optional block and the ids padded to whole words. It is what the journal stores since
+//! its format version 4: the matching thread writes it with a few stores. [`Command::decode`]
+//! reads both layouts.
+//!
 //! A layout change is a new journal format version (`journal::SEGMENT_FORMAT_VERSION`).
 
 use crate::command::{CancelOrder, Command, CommandHeader, CommandKind, NewOrder, ReplaceOrder};
@@ -493,8 +499,11 @@ impl Command {
         p.pos
     }
 
-    /// Reads exactly one command from `bytes`.
+    /// Reads exactly one command from `bytes`, in either layout (the first byte says which).
     pub fn decode(bytes: &[u8]) -> Result<Command, CodecError> {
+        if bytes.first().is_some_and(|&tag| tag & FIXED_TAG != 0) {
+            return Command::decode_fixed(bytes);
+        }
         let mut g = Get { buf: bytes, pos: 0 };
         let tag_offset = g.pos;
         let tag = g.u8("command.tag")?;
@@ -572,6 +581,362 @@ impl Command {
             }
         };
         g.finish()?;
+        Ok(Command { header, kind })
+    }
+}
+
+/// Bytes of a fixed-layout command's head (see [`Command::encode_fixed`]).
+pub const COMMAND_FIXED_HEAD_LEN: usize = 48;
+
+/// Bytes of a fixed-layout new order's optional block (stop price, display quantity, expiry).
+const FIXED_EXTRAS_LEN: usize = 24;
+
+/// Bytes [`Command::encode_fixed`] may write (not all of them count: it returns the length):
+/// the head, then a new order's optional block and one id, or two ids (replace, cancel with a
+/// request id), each written as four whole words.
+pub const COMMAND_FIXED_LEN_MAX: usize = COMMAND_FIXED_HEAD_LEN + 2 * CL_ORD_ID_LEN_MAX;
+const _: () = assert!(FIXED_EXTRAS_LEN + CL_ORD_ID_LEN_MAX <= 2 * CL_ORD_ID_LEN_MAX);
+const _: () = assert!(CL_ORD_ID_LEN_MAX == 32, "ids are written as four u64 words");
+
+/// The fixed layout's tags are the variable layout's with this bit set, so one decoder reads
+/// both ([`Command::decode`] looks at the first byte).
+const FIXED_TAG: u8 = 0x80;
+const NEW_HAS_EXTRAS: u8 = NEW_HAS_STOP_PRICE | NEW_HAS_DISPLAY_QTY | NEW_HAS_EXPIRE_TS;
+
+/// A client order id's length rounded up to whole words: its bytes in the fixed layout.
+#[inline]
+const fn id_words_len(len: usize) -> usize {
+    (len + 7) & !7
+}
+
+#[inline]
+fn put8(buf: &mut [u8; COMMAND_FIXED_LEN_MAX], at: usize, v: u64) {
+    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+#[inline]
+fn get8(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Writes `id` as its four words at `at` (the words past its length are zero: a `ClOrdId`'s
+/// tail always is); returns the offset after its rounded length.
+#[inline]
+fn put_id_words(buf: &mut [u8; COMMAND_FIXED_LEN_MAX], at: usize, id: &ClOrdId) -> usize {
+    let w = id.words();
+    put8(buf, at, w[0]);
+    put8(buf, at + 8, w[1]);
+    put8(buf, at + 16, w[2]);
+    put8(buf, at + 24, w[3]);
+    at + id_words_len(id.as_bytes().len())
+}
+
+impl Command {
+    /// Number of bytes [`Command::encode_fixed`] counts for this command.
+    pub fn encoded_len_fixed(&self) -> usize {
+        let ids = match &self.kind {
+            CommandKind::New(o) => {
+                let extras = if o.stop_price.is_some() || o.display_qty.is_some() || o.expire_ts.is_some() {
+                    FIXED_EXTRAS_LEN
+                } else {
+                    0
+                };
+                extras + id_words_len(o.id.as_bytes().len())
+            }
+            CommandKind::Cancel(c) => {
+                id_words_len(c.id.as_bytes().len())
+                    + c.request_id.map_or(0, |r| id_words_len(r.as_bytes().len()))
+            }
+            CommandKind::Replace(r) => {
+                id_words_len(r.orig_id.as_bytes().len()) + id_words_len(r.id.as_bytes().len())
+            }
+            CommandKind::CancelAll { .. } | CommandKind::Halt { .. } | CommandKind::Resume { .. } => 0,
+        };
+        COMMAND_FIXED_HEAD_LEN + ids
+    }
+
+    /// Writes the command in the fixed layout (journal format version 4) and returns its
+    /// length: every field at a fixed offset of a 48-byte head, written as whole words, then a
+    /// new order's optional block when it has an optional field, then its client order ids,
+    /// each rounded up to whole words (zero padded):
+    ///
+    /// ```text
+    /// 0 tag:u8 (0x80 | the variable layout's tag)  1 side  2 ord_type  3 tif  4 stp
+    /// 5 flags:u8 (new: as the variable layout; replace: 1 price)  6 id_len:u8  7 id2_len:u8
+    /// 8 seq:u64  16 ts:u64  24 account:u32  28 symbol:u32  32 price:i64  40 qty:u64
+    /// 48 [new with a stop price, display qty or expiry: stop_price:i64 display_qty:u64 expire_ts:u64]
+    /// .. id (new's id, cancel's id, replace's orig_id)  .. id2 (replace's id, cancel's request id)
+    /// ```
+    ///
+    /// Fields a command does not have are zero. Up to [`COMMAND_FIXED_LEN_MAX`] bytes of `buf`
+    /// are written, but every byte past the returned length is written zero, so a caller
+    /// handing in a zeroed buffer gets it back zero past the command (the journal relies on it).
+    ///
+    /// # Panics
+    /// When `buf` is shorter than [`COMMAND_FIXED_LEN_MAX`].
+    #[inline(always)]
+    pub fn encode_fixed(&self, buf: &mut [u8]) -> usize {
+        let have = buf.len();
+        let buf: &mut [u8; COMMAND_FIXED_LEN_MAX] =
+            buf.get_mut(..COMMAND_FIXED_LEN_MAX).and_then(|b| b.try_into().ok()).unwrap_or_else(|| {
+                panic!("the fixed layout needs {COMMAND_FIXED_LEN_MAX} bytes, buffer has {have}")
+            });
+        put8(buf, 8, self.header.seq);
+        put8(buf, 16, self.header.ts);
+        let small = |tag: u8, bytes: [u8; 5], id: usize, id2: usize| {
+            u64::from_le_bytes([
+                tag | FIXED_TAG,
+                bytes[0],
+                bytes[1],
+                bytes[2],
+                bytes[3],
+                bytes[4],
+                id as u8,
+                id2 as u8,
+            ])
+        };
+        let ids = |account: AccountId, symbol: SymbolId| u64::from(account.0) | (u64::from(symbol.0) << 32);
+        match &self.kind {
+            CommandKind::New(o) => {
+                let mut flags = (o.stop_price.is_some() as u8 * NEW_HAS_STOP_PRICE)
+                    | (o.display_qty.is_some() as u8 * NEW_HAS_DISPLAY_QTY)
+                    | (o.expire_ts.is_some() as u8 * NEW_HAS_EXPIRE_TS);
+                let extras = flags != 0;
+                flags |= o.post_only as u8 * NEW_POST_ONLY;
+                let head = [side_u8(o.side), ord_type_u8(o.ord_type), tif_u8(o.tif), stp_u8(o.stp), flags];
+                put8(buf, 0, small(CMD_NEW, head, o.id.as_bytes().len(), 0));
+                put8(buf, 24, ids(o.account, o.symbol));
+                put8(buf, 32, o.price.get() as u64);
+                put8(buf, 40, o.qty);
+                let mut at = COMMAND_FIXED_HEAD_LEN;
+                if extras {
+                    put8(buf, at, o.stop_price.map_or(0, PriceUnits::get) as u64);
+                    put8(buf, at + 8, o.display_qty.unwrap_or(0));
+                    put8(buf, at + 16, o.expire_ts.unwrap_or(0));
+                    at += FIXED_EXTRAS_LEN;
+                }
+                put_id_words(buf, at, &o.id)
+            }
+            CommandKind::Cancel(c) => {
+                let id2 = c.request_id.map_or(0, |r| r.as_bytes().len());
+                put8(buf, 0, small(CMD_CANCEL, [0; 5], c.id.as_bytes().len(), id2));
+                put8(buf, 24, ids(c.account, c.symbol));
+                put8(buf, 32, 0);
+                put8(buf, 40, 0);
+                let at = put_id_words(buf, COMMAND_FIXED_HEAD_LEN, &c.id);
+                match &c.request_id {
+                    Some(r) => put_id_words(buf, at, r),
+                    None => at,
+                }
+            }
+            CommandKind::Replace(r) => {
+                let flags = if r.price.is_some() { REPLACE_HAS_PRICE } else { 0 };
+                let head = [0, 0, 0, 0, flags];
+                put8(buf, 0, small(CMD_REPLACE, head, r.orig_id.as_bytes().len(), r.id.as_bytes().len()));
+                put8(buf, 24, ids(r.account, r.symbol));
+                put8(buf, 32, r.price.map_or(0, PriceUnits::get) as u64);
+                put8(buf, 40, r.qty);
+                let at = put_id_words(buf, COMMAND_FIXED_HEAD_LEN, &r.orig_id);
+                put_id_words(buf, at, &r.id)
+            }
+            CommandKind::CancelAll { account, symbol } => {
+                put8(buf, 0, small(CMD_CANCEL_ALL, [0; 5], 0, 0));
+                put8(buf, 24, ids(*account, symbol.unwrap_or(SYMBOL_UNKNOWN)));
+                put8(buf, 32, 0);
+                put8(buf, 40, 0);
+                COMMAND_FIXED_HEAD_LEN
+            }
+            CommandKind::Halt { symbol } | CommandKind::Resume { symbol } => {
+                let tag = if matches!(self.kind, CommandKind::Halt { .. }) { CMD_HALT } else { CMD_RESUME };
+                put8(buf, 0, small(tag, [0; 5], 0, 0));
+                put8(buf, 24, ids(AccountId(0), *symbol));
+                put8(buf, 32, 0);
+                put8(buf, 40, 0);
+                COMMAND_FIXED_HEAD_LEN
+            }
+        }
+    }
+
+    /// Reads exactly one command in the fixed layout (called by [`Command::decode`] for a tag
+    /// with the high bit set). Every byte is checked: enum bytes, flags, id lengths, the zero
+    /// padding of ids and the zero fields of commands that lack them.
+    fn decode_fixed(bytes: &[u8]) -> Result<Command, CodecError> {
+        let invalid = |field, offset, value| Err(CodecError::InvalidValue { field, offset, value });
+        let tag = bytes[0];
+        if !(FIXED_TAG | CMD_NEW..=FIXED_TAG | CMD_RESUME).contains(&tag) {
+            return invalid("command.tag", 0, tag);
+        }
+        if bytes.len() < COMMAND_FIXED_HEAD_LEN {
+            return Err(CodecError::Truncated { field: "command.head", offset: 0 });
+        }
+        let b = |at: usize| bytes[at];
+        let header = CommandHeader { seq: get8(bytes, 8), ts: get8(bytes, 16) };
+        let account = AccountId(u32::from_le_bytes(bytes[24..28].try_into().expect("4 bytes")));
+        let symbol = SymbolId(u32::from_le_bytes(bytes[28..32].try_into().expect("4 bytes")));
+        let (price, qty) = (get8(bytes, 32), get8(bytes, 40));
+        let tag = tag & !FIXED_TAG;
+        // Bytes 1..=5 (enums and flags) that this tag does not use must be zero, as must the
+        // price and quantity words of commands without them.
+        let unused = match tag {
+            CMD_NEW => 1..1,
+            CMD_REPLACE => 1..5,
+            _ => 1..6,
+        };
+        if let Some(at) = unused.into_iter().find(|&at| b(at) != 0) {
+            return invalid("command.reserved", at, b(at));
+        }
+        let no_price_qty = matches!(tag, CMD_CANCEL | CMD_CANCEL_ALL | CMD_HALT | CMD_RESUME);
+        if no_price_qty && (price != 0 || qty != 0) {
+            let at = if price != 0 { 32 } else { 40 };
+            return invalid(
+                "command.reserved",
+                at,
+                bytes[at..at + 8].iter().copied().find(|&v| v != 0).unwrap_or(0),
+            );
+        }
+        if matches!(tag, CMD_HALT | CMD_RESUME) && account.0 != 0 {
+            return invalid(
+                "command.reserved",
+                24,
+                bytes[24..28].iter().copied().find(|&v| v != 0).unwrap_or(0),
+            );
+        }
+        // Which ids the tag carries: (first required, second: 0 none, 1 optional, 2 required).
+        let (id_needed, id2_allowed) = match tag {
+            CMD_NEW => (true, 0),
+            CMD_CANCEL => (true, 1),
+            CMD_REPLACE => (true, 2),
+            _ => (false, 0),
+        };
+        let (id_len, id2_len) = (b(6), b(7));
+        let id_ok = |len: u8, needed: bool| {
+            if needed {
+                (1..=CL_ORD_ID_LEN_MAX as u8).contains(&len)
+            } else {
+                len == 0
+            }
+        };
+        if !id_ok(id_len, id_needed) {
+            return Err(CodecError::ClOrdIdLen { field: "command.id_len", offset: 6, len: id_len });
+        }
+        let id2_ok = match id2_allowed {
+            0 => id2_len == 0,
+            1 => id2_len == 0 || id_ok(id2_len, true),
+            _ => id_ok(id2_len, true),
+        };
+        if !id2_ok {
+            return Err(CodecError::ClOrdIdLen { field: "command.id2_len", offset: 7, len: id2_len });
+        }
+        let flags = b(5);
+        let extras = tag == CMD_NEW && flags & NEW_HAS_EXTRAS != 0;
+        let ids_at = COMMAND_FIXED_HEAD_LEN + if extras { FIXED_EXTRAS_LEN } else { 0 };
+        let id2_at = ids_at + id_words_len(id_len as usize);
+        let end = id2_at + id_words_len(id2_len as usize);
+        if bytes.len() < end {
+            return Err(CodecError::Truncated { field: "command.ids", offset: bytes.len() });
+        }
+        if bytes.len() > end {
+            return Err(CodecError::TrailingBytes { extra: bytes.len() - end });
+        }
+        let id_at = |field: &'static str, at: usize, len: u8| -> Result<Option<ClOrdId>, CodecError> {
+            if len == 0 {
+                return Ok(None);
+            }
+            let len = len as usize;
+            let padded = id_words_len(len);
+            if let Some(pad) = (at + len..at + padded).find(|&p| bytes[p] != 0) {
+                return Err(CodecError::InvalidValue { field, offset: pad, value: bytes[pad] });
+            }
+            // The length was checked to be 1..=CL_ORD_ID_LEN_MAX above.
+            ClOrdId::from_bytes(&bytes[at..at + len]).map(Some).map_err(|_| CodecError::ClOrdIdLen {
+                field,
+                offset: at,
+                len: len as u8,
+            })
+        };
+        let id = id_at("command.id", ids_at, id_len)?;
+        let id2 = id_at("command.id2", id2_at, id2_len)?;
+        let kind = match tag {
+            CMD_NEW => {
+                fn check<T>(
+                    bytes: &[u8],
+                    at: usize,
+                    field: &'static str,
+                    f: fn(u8) -> Option<T>,
+                ) -> Result<T, CodecError> {
+                    f(bytes[at]).ok_or(CodecError::InvalidValue { field, offset: at, value: bytes[at] })
+                }
+                let side = check(bytes, 1, "new.side", side_from)?;
+                let ord_type = check(bytes, 2, "new.ord_type", ord_type_from)?;
+                let tif = check(bytes, 3, "new.tif", tif_from)?;
+                let stp = check(bytes, 4, "new.stp", stp_from)?;
+                if flags & !NEW_FLAGS_ALL != 0 {
+                    return invalid("new.flags", 5, flags);
+                }
+                let x = |i: usize| get8(bytes, COMMAND_FIXED_HEAD_LEN + 8 * i);
+                let (stop, display, expire) = if extras { (x(0), x(1), x(2)) } else { (0, 0, 0) };
+                // An absent optional field is written zero: anything else is not canonical.
+                for (bit, v, at) in [
+                    (NEW_HAS_STOP_PRICE, stop, 48),
+                    (NEW_HAS_DISPLAY_QTY, display, 56),
+                    (NEW_HAS_EXPIRE_TS, expire, 64),
+                ] {
+                    if flags & bit == 0 && v != 0 {
+                        return invalid(
+                            "new.extras",
+                            at,
+                            bytes[at..at + 8].iter().copied().find(|&v| v != 0).unwrap_or(0),
+                        );
+                    }
+                }
+                CommandKind::New(NewOrder {
+                    account,
+                    symbol,
+                    id: id.expect("checked: a new order has an id"),
+                    side,
+                    ord_type,
+                    tif,
+                    price: PriceUnits(price as i64),
+                    qty,
+                    stop_price: (flags & NEW_HAS_STOP_PRICE != 0).then_some(PriceUnits(stop as i64)),
+                    display_qty: (flags & NEW_HAS_DISPLAY_QTY != 0).then_some(display),
+                    expire_ts: (flags & NEW_HAS_EXPIRE_TS != 0).then_some(expire),
+                    post_only: flags & NEW_POST_ONLY != 0,
+                    stp,
+                })
+            }
+            CMD_CANCEL => CommandKind::Cancel(CancelOrder {
+                account,
+                symbol,
+                id: id.expect("checked: a cancel has an id"),
+                request_id: id2,
+            }),
+            CMD_REPLACE => {
+                if flags & !REPLACE_HAS_PRICE != 0 {
+                    return invalid("replace.flags", 5, flags);
+                }
+                if flags == 0 && price != 0 {
+                    return invalid(
+                        "replace.price",
+                        32,
+                        bytes[32..40].iter().copied().find(|&v| v != 0).unwrap_or(0),
+                    );
+                }
+                CommandKind::Replace(ReplaceOrder {
+                    account,
+                    symbol,
+                    orig_id: id.expect("checked: a replace has an orig_id"),
+                    id: id2.expect("checked: a replace has an id"),
+                    price: (flags != 0).then_some(PriceUnits(price as i64)),
+                    qty,
+                })
+            }
+            CMD_CANCEL_ALL => {
+                CommandKind::CancelAll { account, symbol: Some(symbol).filter(|&s| s != SYMBOL_UNKNOWN) }
+            }
+            CMD_HALT => CommandKind::Halt { symbol },
+            _ => CommandKind::Resume { symbol },
+        };
         Ok(Command { header, kind })
     }
 }
@@ -1069,8 +1434,7 @@ mod tests {
         #[test]
         fn garbage_never_panics_and_is_canonical(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(cmd) = Command::decode(&bytes) {
-                let mut buf = [0u8; COMMAND_ENCODED_LEN_MAX];
-                let len = cmd.encode(&mut buf);
+                let (buf, len) = encode_like(&cmd, bytes[0]);
                 prop_assert_eq!(&buf[..len], &bytes[..]);
             }
             if let Ok(ev) = Event::decode(&bytes) {
@@ -1089,9 +1453,39 @@ mod tests {
             let len = cmd.encode(&mut buf);
             buf[at % len] ^= x;
             if let Ok(decoded) = Command::decode(&buf[..len]) {
-                let mut again = [0u8; COMMAND_ENCODED_LEN_MAX];
-                let len2 = decoded.encode(&mut again);
+                let (again, len2) = encode_like(&decoded, buf[0]);
                 prop_assert_eq!(&again[..len2], &buf[..len]);
+            }
+        }
+
+        #[test]
+        fn fixed_command_roundtrip_leaves_zeros_past_its_length(cmd in command()) {
+            let mut buf = [0u8; COMMAND_FIXED_LEN_MAX];
+            let len = cmd.encode_fixed(&mut buf);
+            prop_assert_eq!(len, cmd.encoded_len_fixed());
+            prop_assert_eq!(len % 8, 0);
+            prop_assert!(buf[len..].iter().all(|&b| b == 0), "bytes past the command are not zero");
+            prop_assert_eq!(Command::decode(&buf[..len]), Ok(cmd));
+            // Over a dirty buffer the command's own bytes are the same.
+            let mut dirty = [0xA5u8; COMMAND_FIXED_LEN_MAX];
+            prop_assert_eq!(cmd.encode_fixed(&mut dirty), len);
+            prop_assert_eq!(&dirty[..len], &buf[..len]);
+        }
+
+        #[test]
+        fn fixed_command_prefixes_suffix_and_flipped_bytes(cmd in command(), at in any::<usize>(), x in 1u8..=255) {
+            let mut buf = [0u8; COMMAND_FIXED_LEN_MAX + 8];
+            let len = cmd.encode_fixed(&mut buf);
+            for cut in 0..len {
+                let is_truncated = matches!(Command::decode(&buf[..cut]), Err(CodecError::Truncated { .. }));
+                prop_assert!(is_truncated || cut == 0, "prefix of {} bytes: {:?}", cut, Command::decode(&buf[..cut]));
+            }
+            prop_assert_eq!(Command::decode(&buf[..len + 8]), Err(CodecError::TrailingBytes { extra: 8 }));
+            let mut bad = buf;
+            bad[at % len] ^= x;
+            if let Ok(decoded) = Command::decode(&bad[..len]) {
+                let (again, len2) = encode_like(&decoded, bad[0]);
+                prop_assert_eq!(&again[..len2], &bad[..len]);
             }
         }
 
@@ -1106,6 +1500,45 @@ mod tests {
                 prop_assert_eq!(&again[..len2], &buf[..len]);
             }
         }
+    }
+
+    /// `cmd` encoded in the layout `tag` says (the fixed one when its high bit is set).
+    fn encode_like(cmd: &Command, tag: u8) -> ([u8; COMMAND_FIXED_LEN_MAX], usize) {
+        let mut buf = [0u8; COMMAND_FIXED_LEN_MAX];
+        let len = if tag & FIXED_TAG != 0 { cmd.encode_fixed(&mut buf) } else { cmd.encode(&mut buf) };
+        (buf, len)
+    }
+
+    #[test]
+    fn fixed_layout_bytes_of_a_new_order_are_pinned() {
+        let mut buf = [0u8; COMMAND_FIXED_LEN_MAX];
+        let len = sample_new().encode_fixed(&mut buf);
+        let mut want = vec![0x81, 0, 1, 0, 0, 0, 2, 0];
+        want.extend_from_slice(&7u64.to_le_bytes());
+        want.extend_from_slice(&9u64.to_le_bytes());
+        want.extend_from_slice(&1u32.to_le_bytes());
+        want.extend_from_slice(&2u32.to_le_bytes());
+        want.extend_from_slice(&100i64.to_le_bytes());
+        want.extend_from_slice(&10u64.to_le_bytes());
+        want.extend_from_slice(b"a1\0\0\0\0\0\0");
+        assert_eq!(&buf[..len], &want[..]);
+        // A non-zero pad byte of the id, an undefined tag and a short head are refused.
+        let mut bad = buf;
+        bad[len - 1] = 1;
+        assert_eq!(
+            Command::decode(&bad[..len]),
+            Err(CodecError::InvalidValue { field: "command.id", offset: len - 1, value: 1 })
+        );
+        bad = buf;
+        bad[0] = 0x87;
+        assert_eq!(
+            Command::decode(&bad[..len]),
+            Err(CodecError::InvalidValue { field: "command.tag", offset: 0, value: 0x87 })
+        );
+        assert_eq!(
+            Command::decode(&buf[..47]),
+            Err(CodecError::Truncated { field: "command.head", offset: 0 })
+        );
     }
 
     fn sample_new() -> Command {

@@ -285,6 +285,7 @@ pub enum ClOrdIdError {
 
 impl ClOrdId {
     /// The id as bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
     }

@@ -38,12 +38,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::command_batches::{CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT};
+use crate::event_deriver::EventDeriver;
 use crate::event_thread::{EventJournal, FailureSlot, JournalHealth};
 use crate::{
     JournalConfig, JournalError, JournalProgress, JournalReader, JournalWriter, RecordKind, RecoveryReport,
     SyncPolicy,
 };
-use engine::codec::{CodecError, COMMAND_ENCODED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
+use engine::codec::{CodecError, COMMAND_FIXED_LEN_MAX, EVENT_ENCODED_LEN_MAX};
 use engine::{Command, Engine, EngineConfig, Event, EventSink, SnapshotError};
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"EXSNAPF1";
@@ -66,6 +67,12 @@ pub struct DurableConfig {
     /// `BENCHMARKS.md`: on a 2-vCPU machine it saves the matching thread little and costs the
     /// process more, so it is off by default; it may pay with a core to spare).
     pub event_thread: bool,
+    /// Journal only commands on the matching thread; a thread of their own derives the events
+    /// again with an engine of its own, from the published command journal, and writes the
+    /// event journal (`event_deriver.rs`; see `BENCHMARKS.md`). Takes precedence over
+    /// `event_thread`. Costs a second engine's CPU on another core; readers of the event
+    /// journal trail the matching engine by the deriver's lag.
+    pub derive_events: bool,
 }
 
 impl DurableConfig {
@@ -77,6 +84,7 @@ impl DurableConfig {
             journal: JournalConfig::default(),
             snapshot_every_commands: 1_000_000,
             event_thread: false,
+            derive_events: false,
         }
     }
 }
@@ -189,6 +197,9 @@ pub struct DurableEngine {
     commands_since_snapshot: u64,
     /// Events are journaled by a thread of their own (commands are then published one by one).
     event_thread: bool,
+    /// Events are derived again from the command journal by a thread of their own: the matching
+    /// thread journals commands only.
+    derive_events: bool,
     snapshot_in_flight: Arc<AtomicBool>,
     /// Held for the engine's life: the directory's single-writer lock.
     _lock: fs::File,
@@ -263,7 +274,23 @@ impl DurableEngine {
             });
         }
         let failure = Arc::new(FailureSlot::default());
-        let events = EventJournal::start(events, Arc::clone(&failure), config.event_thread)?;
+        let events = if config.derive_events {
+            // The deriver's engine starts where the matching engine stands now.
+            let mut state = Vec::new();
+            engine.write_snapshot(&mut state);
+            let copy = Engine::from_snapshot(engine_config.clone(), &state)
+                .map_err(|source| DurableError::Snapshot { path: dir.clone(), source })?;
+            EventJournal::Derived(EventDeriver::start(
+                copy,
+                events,
+                &dir.join("commands"),
+                commands.progress(),
+                last_command + 1,
+                Arc::clone(&failure),
+            )?)
+        } else {
+            EventJournal::start(events, Arc::clone(&failure), config.event_thread)?
+        };
         let durable = DurableEngine {
             engine,
             engine_config,
@@ -272,7 +299,8 @@ impl DurableEngine {
             dir,
             snapshot_every_commands: config.snapshot_every_commands,
             commands_since_snapshot: commands_replayed,
-            event_thread: config.event_thread,
+            event_thread: config.event_thread && !config.derive_events,
+            derive_events: config.derive_events,
             snapshot_in_flight: Arc::new(AtomicBool::new(false)),
             _lock: lock,
             failure,
@@ -318,16 +346,19 @@ impl DurableEngine {
         if command.header.seq != expected {
             return Err(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
         }
-        let staged =
-            self.commands.stage_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| {
-                command.encode(buf)
-            });
+        let staged = stage_command(&mut self.commands, command);
         if let Err(e) = staged {
             self.failure.record(format!("command journal: {e}"));
             return Err(e.into());
         }
         if self.event_thread {
             self.commands.publish_staged();
+        }
+        if self.derive_events {
+            self.engine.process(command, sink);
+            self.commands_since_snapshot += 1;
+            self.snapshot_if_due();
+            return Ok(());
         }
         let mut tee =
             JournalTee { journal: &mut self.events, commands: &mut self.commands, sink, lost: false };
@@ -399,6 +430,9 @@ impl DurableEngine {
     /// Stages and applies `chunk` (no snapshot point inside it), stopping at the first command
     /// the journal refuses or after the one whose events it lost.
     fn apply_staging<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
+        if self.derive_events {
+            return self.apply_staging_commands_only(chunk, sink);
+        }
         let failure = &*self.failure;
         let event_thread = self.event_thread;
         let mut refused = None;
@@ -421,10 +455,7 @@ impl DurableEngine {
                 refused = Some(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
                 return false;
             }
-            let staged =
-                tee.commands.stage_with(RecordKind::Command, expected, COMMAND_ENCODED_LEN_MAX, |buf| {
-                    command.encode(buf)
-                });
+            let staged = stage_command(tee.commands, command);
             if let Err(e) = staged {
                 failure.record(format!("command journal: {e}"));
                 refused = Some(e.into());
@@ -438,6 +469,33 @@ impl DurableEngine {
         let lost = tee.lost;
         self.events.wake();
         Applied { count, lost, refused }
+    }
+
+    /// [`DurableEngine::apply_staging`] when the events are derived by another thread: the
+    /// gate stages each command (write-ahead), the events go straight to `sink`.
+    fn apply_staging_commands_only<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
+        let failure = &*self.failure;
+        let commands = &mut self.commands;
+        let mut refused = None;
+        let count = self.engine.process_batch_with(chunk, sink, |command, _| {
+            if failure.is_failed() {
+                let message = failure.message().unwrap_or_else(|| "journal failure".into());
+                refused = Some(DurableError::Stopped(message));
+                return false;
+            }
+            let expected = commands.next_seq();
+            if command.header.seq != expected {
+                refused = Some(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
+                return false;
+            }
+            if let Err(e) = stage_command(commands, command) {
+                failure.record(format!("command journal: {e}"));
+                refused = Some(e.into());
+                return false;
+            }
+            true
+        });
+        Applied { count, lost: false, refused }
     }
 
     fn snapshot_if_due(&mut self) {
@@ -475,6 +533,17 @@ impl DurableEngine {
         match self.failure.message() {
             Some(e) => Err(DurableError::Stopped(e)),
             None => Ok(()),
+        }
+    }
+
+    /// With derived events ([`DurableConfig::derive_events`]), `hook` is called on the deriver's
+    /// thread after each run of event frames it publishes: a reader of the event journal that
+    /// parks (market data) rings its doorbell here, since whoever rings it after a batch of
+    /// commands (the router) does so before the deriver has written that batch's events. Other
+    /// modes write the events before the batch ends, and the hook is not called. Set once.
+    pub fn on_events_journaled(&self, hook: impl Fn() + Send + Sync + 'static) {
+        if let EventJournal::Derived(deriver) = &self.events {
+            deriver.on_published(Box::new(hook));
         }
     }
 
@@ -604,6 +673,16 @@ impl engine::Processor for DurableEngine {
     fn end_batch(&mut self) {
         self.publish_batch();
     }
+}
+
+/// Stages `command` in the command journal's open frame in the fixed layout (format version 4),
+/// written straight into the mapping.
+#[inline]
+fn stage_command(commands: &mut JournalWriter, command: &Command) -> Result<(), crate::JournalError> {
+    // `encode_fixed` leaves its zeroed buffer zero past the command: no second zeroing.
+    commands.stage_with_zeroed_tail(RecordKind::Command, command.header.seq, COMMAND_FIXED_LEN_MAX, |buf| {
+        command.encode_fixed(buf)
+    })
 }
 
 /// How far [`DurableEngine::apply_staging`] got.
@@ -800,15 +879,16 @@ fn replay_tail(
         if batch.is_empty() {
             break;
         }
-        for command in batch {
-            engine.process(command, check);
-            if let Some(e) = check.error.take() {
-                return Err(e);
-            }
-            replayed += 1;
-            if replayed % PROGRESS_EVERY_COMMANDS == 0 {
-                progress(replayed, to_replay);
-            }
+        // The whole batch through the engine's look-ahead; the gate stops it at the command
+        // after a failed check.
+        let applied = engine.process_batch_with(batch, check, |_, check| check.error.is_none());
+        if let Some(e) = check.error.take() {
+            return Err(e);
+        }
+        let before = replayed;
+        replayed += applied as u64;
+        if replayed / PROGRESS_EVERY_COMMANDS != before / PROGRESS_EVERY_COMMANDS {
+            progress(replayed, to_replay);
         }
     }
     progress(replayed, to_replay);
@@ -844,6 +924,14 @@ impl EventVerifier {
             self.reader = None;
             return Ok(false);
         };
+        // The journaled bytes against the replayed event's encoding (the codec has one
+        // encoding per value): no decode unless they differ.
+        let mut mine = [0u8; EVENT_ENCODED_LEN_MAX];
+        let len = event.encode(&mut mine);
+        if record.payload == &mine[..len] && record.seq == event.seq {
+            self.verified += 1;
+            return Ok(true);
+        }
         let journaled = Event::decode(record.payload).map_err(|source| DurableError::Codec {
             journal: "events",
             seq: record.seq,

@@ -26,6 +26,7 @@ use engine::codec::EVENT_ENCODED_LEN_MAX;
 use engine::Event;
 use runtime::{spsc_ring, Consumer, Producer, PushError};
 
+use super::event_deriver::EventDeriver;
 use super::{JournalError, JournalProgress, JournalWriter, RecordKind};
 
 /// Events the ring between the matching thread and the event-journal thread holds. When it is
@@ -118,6 +119,9 @@ pub(crate) enum EventJournal {
     },
     /// Handed over a ring to the event-journal thread.
     Thread(EventThread),
+    /// Derived again from the command journal by a thread with an engine of its own
+    /// (`event_deriver.rs`): the matching thread hands over nothing.
+    Derived(EventDeriver),
 }
 
 impl EventJournal {
@@ -139,6 +143,7 @@ impl EventJournal {
         match self {
             EventJournal::Inline { progress, .. } => progress.clone(),
             EventJournal::Thread(thread) => thread.progress.clone(),
+            EventJournal::Derived(deriver) => deriver.progress().clone(),
         }
     }
 
@@ -161,6 +166,8 @@ impl EventJournal {
             }
             EventJournal::Inline { writer: None, .. } => false,
             EventJournal::Thread(thread) => thread.push(event),
+            // Never called: a durable engine deriving its events passes them straight on.
+            EventJournal::Derived(_) => true,
         }
     }
 
@@ -172,15 +179,20 @@ impl EventJournal {
             EventJournal::Inline { writer: Some(writer), .. } => {
                 writer.staged_room(RecordKind::Event, EVENT_ENCODED_LEN_MAX)
             }
-            EventJournal::Inline { writer: None, .. } | EventJournal::Thread(_) => true,
+            EventJournal::Inline { writer: None, .. }
+            | EventJournal::Thread(_)
+            | EventJournal::Derived(_) => true,
         }
     }
 
-    /// Publishes the staged events (inline; the thread publishes each batch it takes).
+    /// Publishes the staged events (inline; the thread publishes each batch it takes), or wakes
+    /// the deriver for the commands just published.
     #[inline]
     pub(crate) fn publish(&mut self) {
-        if let EventJournal::Inline { writer: Some(writer), .. } = self {
-            writer.publish_staged();
+        match self {
+            EventJournal::Inline { writer: Some(writer), .. } => writer.publish_staged(),
+            EventJournal::Derived(deriver) => deriver.wake(),
+            EventJournal::Inline { writer: None, .. } | EventJournal::Thread(_) => {}
         }
     }
 
@@ -202,6 +214,7 @@ impl EventJournal {
             }
             EventJournal::Inline { writer: None, .. } => {}
             EventJournal::Thread(thread) => thread.wait_ready(),
+            EventJournal::Derived(deriver) => deriver.wait_ready(),
         }
     }
 
@@ -211,6 +224,7 @@ impl EventJournal {
             EventJournal::Inline { writer: Some(writer), .. } => writer.written_seq(),
             EventJournal::Inline { writer: None, .. } => 0,
             EventJournal::Thread(thread) => thread.written_seq(),
+            EventJournal::Derived(deriver) => deriver.progress().written_seq(),
         }
     }
 
@@ -219,6 +233,7 @@ impl EventJournal {
         match self {
             EventJournal::Inline { failure, .. } => failure.message().map_or(Ok(()), Err),
             EventJournal::Thread(thread) => thread.wait_written(last_seq),
+            EventJournal::Derived(deriver) => deriver.wait_written(last_seq),
         }
     }
 
@@ -227,6 +242,7 @@ impl EventJournal {
         match self {
             EventJournal::Inline { writer, .. } => writer.take().map_or(Ok(()), JournalWriter::close),
             EventJournal::Thread(thread) => thread.stop(),
+            EventJournal::Derived(deriver) => deriver.stop(),
         }
     }
 }

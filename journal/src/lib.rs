@@ -1,9 +1,10 @@
 //! Durability for the matching engine: the write-ahead journal (memory-mapped, preallocated
 //! segment files of checksummed, sequenced frames of records), snapshots on disk, and the
 //! [`DurableEngine`] that journals every command before the [`engine::Engine`] processes it
-//! and every event after, a batch of them per frame (on the matching thread, or on a thread of its own: events are
-//! derivable from the commands, and recovery rewrites any a crash cut off before anyone reads
-//! the event journal). Shell code (it does I/O, holds a lock file, runs a snapshot thread and
+//! and every event after, a batch of them per frame (on the matching thread, on a thread of its
+//! own, or derived again from the command journal by a follower engine: events are derivable
+//! from the commands, and recovery rewrites any a crash cut off before anyone reads the event
+//! journal). Shell code (it does I/O, holds a lock file, runs a snapshot thread and
 //! optionally an event-journal thread); the matching core in `engine` never calls it.
 //!
 //! # On disk
@@ -12,15 +13,17 @@
 //! record, zero padded to 20 digits (`00000000000000000001.journal`), each preallocated to
 //! its segment size and pre-faulted when created. A segment starts with a
 //! [`SEGMENT_HEADER_LEN`]-byte header, then records back to back, each starting on an 8-byte
-//! boundary. A record is a *frame* of one or more entries of one kind (format version 3): a
+//! boundary. A record is a *frame* of one or more entries of one kind (since format version 3): a
 //! durable engine writes a runner batch of commands as one frame (up to [`RECORD_LEN_MAX`]
 //! bytes, then the next), under one CRC, and each entry keeps its own seq, so readers still hand
-//! out one [`Record`] per command or event.
+//! out one [`Record`] per command or event. Since format version 4 a command entry is in
+//! `engine::codec`'s fixed layout (`Command::encode_fixed`: a few word stores on the matching
+//! thread), which `Command::decode` tells from the variable layout by its first byte.
 //!
 //! ```text
 //! segment header (64 bytes, little endian)
 //!   0  magic          [u8; 8] = SEGMENT_MAGIC
-//!   8  format version u32     = SEGMENT_FORMAT_VERSION (3; 2 is still read, others refused)
+//!   8  format version u32     = SEGMENT_FORMAT_VERSION (4; 2 and 3 are still read, others refused)
 //!  12  header length  u32     = 64
 //!  16  first seq      u64     (equals the file name)
 //!  24  segment size   u64     (the file's length)
@@ -74,6 +77,7 @@
 mod command_batches;
 mod durability;
 mod durable;
+mod event_deriver;
 mod event_thread;
 mod reader;
 mod record;
@@ -92,6 +96,7 @@ pub use durability::JournalProgress;
 pub use durable::{
     DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier, PROGRESS_EVERY_COMMANDS,
 };
+pub use event_deriver::DERIVER_PARK;
 pub use event_thread::{JournalHealth, EVENT_RING_CAPACITY, EVENT_THREAD_PARK};
 pub use reader::{JournalReader, RecordBuf};
 pub use record::{

@@ -20,12 +20,15 @@ use super::{JournalError, IGNORED_FILES_LISTED_MAX, JOURNAL_SEGMENTS_MAX};
 pub const SEGMENT_MAGIC: [u8; 8] = *b"XJOURNL\0";
 
 /// Version of the segment and record layout (and of the `codec` payloads); bumped on change.
-/// 3: records are frames of one or more length-prefixed entries under one CRC. Segments of
-/// version [`SEGMENT_FORMAT_VERSION_OLDEST`] (2: one unprefixed entry per record) are still
-/// read, and a writer opening a journal whose last segment is one continues in a new segment of
-/// the current version. A segment of any other version is refused on open with
-/// [`JournalError::FormatVersion`], naming the version found and the ones this build reads.
-pub const SEGMENT_FORMAT_VERSION: u32 = 3;
+/// 3: records are frames of one or more length-prefixed entries under one CRC. 4: the same
+/// frames, and command entries in `engine::codec`'s fixed layout (`Command::encode_fixed`;
+/// `Command::decode` reads both layouts, so readers need no change). Segments of versions
+/// [`SEGMENT_FORMAT_VERSION_OLDEST`] (2: one unprefixed entry per record) and 3 are still read,
+/// and a writer opening a journal whose last segment is older continues in a new segment of the
+/// current version (no segment mixes two versions). A segment of any other version is refused
+/// on open with [`JournalError::FormatVersion`], naming the version found and the ones this
+/// build reads.
+pub const SEGMENT_FORMAT_VERSION: u32 = 4;
 
 /// Oldest segment format version this build reads.
 pub const SEGMENT_FORMAT_VERSION_OLDEST: u32 = 2;
@@ -281,13 +284,20 @@ impl SegmentMap {
         self.header.first_seq
     }
 
-    /// Readable bytes (the segment size unless a reader mapped a truncated file).
     /// A segment of format version 2: one unprefixed entry per record.
     #[inline]
     pub(crate) fn is_legacy(&self) -> bool {
+        self.header.version == 2
+    }
+
+    /// A segment of a format version older than [`SEGMENT_FORMAT_VERSION`]: read, never
+    /// appended to.
+    #[inline]
+    pub(crate) fn is_older_version(&self) -> bool {
         self.header.version < SEGMENT_FORMAT_VERSION
     }
 
+    /// Readable bytes (the segment size unless a reader mapped a truncated file).
     pub(crate) fn len(&self) -> usize {
         self.len
     }

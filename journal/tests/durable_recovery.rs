@@ -47,6 +47,7 @@ fn config(dir: &std::path::Path, snapshot_every: u64) -> DurableConfig {
         journal: JournalConfig { segment_size_bytes: 64 * 1024, ..JournalConfig::default() },
         snapshot_every_commands: snapshot_every,
         event_thread: false,
+        derive_events: false,
     }
 }
 
@@ -267,17 +268,19 @@ fn a_snapshot_past_the_end_of_the_event_journal_is_skipped_and_its_events_regene
 
 #[test]
 fn a_journal_write_failure_stops_the_engine_and_the_host_sees_why() {
-    for event_thread in [false, true] {
-        journal_write_failure_stops_the_engine(event_thread);
+    for (event_thread, derive_events) in [(false, false), (true, false), (false, true)] {
+        journal_write_failure_stops_the_engine(event_thread, derive_events);
     }
 }
 
-fn journal_write_failure_stops_the_engine(event_thread: bool) {
-    let dir = temp_dir(&format!("fail-{event_thread}"));
+fn journal_write_failure_stops_the_engine(event_thread: bool, derive_events: bool) {
+    let dir = temp_dir(&format!("fail-{event_thread}-{derive_events}"));
     let cmds = commands(6, 20_000);
-    let (mut durable, _) =
-        DurableEngine::open(EngineConfig::default(), DurableConfig { event_thread, ..config(&dir, 0) })
-            .unwrap();
+    let (mut durable, _) = DurableEngine::open(
+        EngineConfig::default(),
+        DurableConfig { event_thread, derive_events, ..config(&dir, 0) },
+    )
+    .unwrap();
     let health = durable.health();
     let mut sink = Vec::new();
     for c in &cmds[..100] {
@@ -421,11 +424,17 @@ fn a_sweep_that_fills_event_frames_mid_batch_publishes_its_commands_first() {
 /// A journal directory as format version 2 wrote it: one segment per journal, one record per
 /// payload (no entry prefix, bytes 18..24 of the header zero).
 fn write_v2_segment(dir: &std::path::Path, kind: u16, payloads: &[Vec<u8>]) {
+    write_old_segment(dir, 2, kind, payloads)
+}
+
+/// A journal directory as format version `version` (2 or 3) wrote it: one segment per journal,
+/// one entry per record (version 3: a frame of one length-prefixed entry).
+fn write_old_segment(dir: &std::path::Path, version: u32, kind: u16, payloads: &[Vec<u8>]) {
     const SIZE: usize = 1 << 20;
     std::fs::create_dir_all(dir).unwrap();
     let mut f = vec![0u8; SIZE];
     f[0..8].copy_from_slice(b"XJOURNL\0");
-    f[8..12].copy_from_slice(&2u32.to_le_bytes());
+    f[8..12].copy_from_slice(&version.to_le_bytes());
     f[12..16].copy_from_slice(&64u32.to_le_bytes());
     f[16..24].copy_from_slice(&1u64.to_le_bytes());
     f[24..32].copy_from_slice(&(SIZE as u64).to_le_bytes());
@@ -433,11 +442,16 @@ fn write_v2_segment(dir: &std::path::Path, kind: u16, payloads: &[Vec<u8>]) {
     f[32..36].copy_from_slice(&crc.to_le_bytes());
     let mut at = 64;
     for (i, payload) in payloads.iter().enumerate() {
-        let len = 24 + payload.len();
+        let prefix = if version == 2 { 0 } else { 2 };
+        let len = 24 + prefix + payload.len();
         f[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
         f[at + 8..at + 16].copy_from_slice(&(i as u64 + 1).to_le_bytes());
         f[at + 16..at + 18].copy_from_slice(&kind.to_le_bytes());
-        f[at + 24..at + len].copy_from_slice(payload);
+        if version != 2 {
+            f[at + 18..at + 20].copy_from_slice(&1u16.to_le_bytes());
+            f[at + 24..at + 26].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+        }
+        f[at + 24 + prefix..at + len].copy_from_slice(payload);
         let crc = crc32c::crc32c(&f[at + 8..at + len]);
         f[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
         at += len.div_ceil(8) * 8;
@@ -483,5 +497,124 @@ fn a_data_directory_of_format_version_2_recovers_and_goes_on() {
     assert_same_books(durable.engine(), &want_engine);
     // Closed first: its helper threads may still be making spare segments in the directory.
     drop(durable);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A data directory written by the version 3 build (commands in `engine::codec`'s variable
+/// layout) opens with every event checked, takes new commands into version 4 segments (fixed
+/// layout), and reopens to the same books; so does one whose events are then derived.
+#[test]
+fn a_data_directory_of_format_version_3_recovers_and_goes_on_in_version_4() {
+    for derive_events in [false, true] {
+        let dir = temp_dir(&format!("v3-dir-{derive_events}"));
+        let cmds = commands(12, 1_200);
+        let (old_part, new_part) = cmds.split_at(700);
+        let (_, old_events) = reference(old_part);
+        let encode = |enc: &dyn Fn(&mut [u8]) -> usize| {
+            let mut buf = [0u8; 256];
+            let len = enc(&mut buf);
+            buf[..len].to_vec()
+        };
+        let command_payloads: Vec<_> = old_part.iter().map(|c| encode(&|b| c.encode(b))).collect();
+        let event_payloads: Vec<_> = old_events.iter().map(|e| encode(&|b| e.encode(b))).collect();
+        write_old_segment(&dir.join("commands"), 3, 1, &command_payloads);
+        write_old_segment(&dir.join("events"), 3, 2, &event_payloads);
+
+        let (want_engine, want) = reference(&cmds);
+        let config = DurableConfig { derive_events, ..config(&dir, 0) };
+        {
+            let (mut durable, recovery) =
+                DurableEngine::open(EngineConfig::default(), config.clone()).unwrap();
+            assert_eq!(
+                (recovery.commands_replayed, recovery.events_verified),
+                (700, old_events.len() as u64)
+            );
+            let mut got = Vec::new();
+            for c in new_part {
+                durable.process(c, &mut got).unwrap();
+            }
+            assert_eq!(got, want[old_events.len()..]);
+            durable.close().unwrap();
+        }
+        // The old segment is sealed and kept; the new commands are in a version 4 segment, in
+        // the fixed layout (tag byte with the high bit set).
+        let version_of = |path: std::path::PathBuf| {
+            u32::from_le_bytes(std::fs::read(path).unwrap()[8..12].try_into().unwrap())
+        };
+        let commands = dir.join("commands");
+        assert_eq!(version_of(commands.join(journal::segment_file_name(1))), 3);
+        assert_eq!(
+            version_of(commands.join(journal::segment_file_name(701))),
+            journal::SEGMENT_FORMAT_VERSION
+        );
+        let mut reader = journal::JournalReader::open(&commands, 701).unwrap();
+        let record = reader.next_record().unwrap().unwrap();
+        assert_eq!(record.payload[0] & 0x80, 0x80, "a new command is in the fixed layout");
+        assert_eq!(Command::decode(record.payload).unwrap(), new_part[0]);
+        let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config).unwrap();
+        assert_eq!(recovery.events_verified, want.len() as u64);
+        assert_same_books(durable.engine(), &want_engine);
+        drop(durable);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// With events derived off the matching thread, the event journal ends up holding exactly the
+/// live run's events, and a command journal damaged inside a fixed-layout entry is refused on
+/// open naming the segment file and the frame's offset.
+#[test]
+fn derived_events_equal_the_live_run_and_a_damaged_command_frame_is_named() {
+    let dir = temp_dir("derived");
+    let cmds = commands(13, 4_000);
+    let (want_engine, want) = reference(&cmds);
+    let config = DurableConfig { derive_events: true, ..config(&dir, 1_000) };
+    {
+        let (mut durable, _) = DurableEngine::open(EngineConfig::default(), config.clone()).unwrap();
+        // The deriver tells a reader (market data's doorbell) after writing events.
+        let rung = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        durable.on_events_journaled({
+            let rung = rung.clone();
+            move || {
+                rung.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let mut got = Vec::new();
+        for chunk in cmds.chunks(37) {
+            engine::Processor::process_batch(&mut durable, chunk, &mut got);
+            engine::Processor::end_batch(&mut durable);
+        }
+        assert_eq!(got, want, "the matching engine's own events are the live run's");
+        durable.flush_events().unwrap();
+        assert_eq!(durable.events_written_seq(), want.len() as u64);
+        assert!(rung.load(std::sync::atomic::Ordering::Relaxed) > 0, "the hook was never called");
+        durable.close().unwrap();
+    }
+    let mut journaled = Vec::new();
+    for record in journal::JournalReader::open_from_start(dir.join("events")).unwrap() {
+        journaled.push(Event::decode(&record.unwrap().payload).unwrap());
+    }
+    assert_eq!(journaled, want, "the derived event journal is the live run's events");
+    let (durable, recovery) = DurableEngine::open(EngineConfig::default(), config.clone()).unwrap();
+    assert_same_books(durable.engine(), &want_engine);
+    assert_eq!(recovery.events_regenerated, 0);
+    drop(durable);
+
+    // Flip one byte inside the first command entry of the last segment's first frame.
+    let mut segments: Vec<_> = std::fs::read_dir(dir.join("commands"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "journal"))
+        .collect();
+    segments.sort();
+    let first = segments[0].clone();
+    let mut bytes = std::fs::read(&first).unwrap();
+    let at = journal::SEGMENT_HEADER_LEN;
+    bytes[at + journal::RECORD_HEADER_LEN + journal::ENTRY_HEADER_LEN + 30] ^= 0x40;
+    std::fs::write(&first, &bytes).unwrap();
+    // Restart reads only past the newest snapshot: remove the snapshots so the damage is read.
+    std::fs::remove_dir_all(dir.join("snapshots")).unwrap();
+    let err = DurableEngine::open(EngineConfig::default(), config).err().expect("damage refused");
+    let text = err.to_string();
+    assert!(text.contains(&first.display().to_string()) && text.contains(&format!("offset {at}")), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -710,28 +710,34 @@ fn a_flipped_byte_inside_a_frame_names_the_segment_and_the_frame_offset() {
 
 #[test]
 fn a_segment_of_another_format_version_is_refused_naming_the_versions() {
-    let dir = TempDir::new("version");
-    write_journal(dir.path(), 10);
-    let first = segments(dir.path()).remove(0);
-    // Rewrite the header as a format version 1 would have it (checksum included), so the only
-    // thing wrong is the version.
-    patch(&first, 0, |h| {
-        h[8..12].copy_from_slice(&1u32.to_le_bytes());
-        let crc = crc32c::crc32c(&h[..32]);
-        h[32..36].copy_from_slice(&crc.to_le_bytes());
-    });
-    for err in [
-        JournalWriter::open(dir.path(), config()).unwrap_err(),
-        JournalReader::open_from_start(dir.path()).unwrap_err(),
-    ] {
-        match &err {
-            JournalError::FormatVersion { path, found: 1, expected } => {
-                assert_eq!((path, *expected), (&first, SEGMENT_FORMAT_VERSION));
+    // 1: older than any this build reads; 5: newer than this build (version 4).
+    for version in [1u32, SEGMENT_FORMAT_VERSION + 1] {
+        let dir = TempDir::new(&format!("version-{version}"));
+        write_journal(dir.path(), 10);
+        let first = segments(dir.path()).remove(0);
+        // Rewrite the header as that version would have it (checksum included), so the only
+        // thing wrong is the version.
+        patch(&first, 0, |h| {
+            h[8..12].copy_from_slice(&version.to_le_bytes());
+            let crc = crc32c::crc32c(&h[..32]);
+            h[32..36].copy_from_slice(&crc.to_le_bytes());
+        });
+        for err in [
+            JournalWriter::open(dir.path(), config()).unwrap_err(),
+            JournalReader::open_from_start(dir.path()).unwrap_err(),
+        ] {
+            match &err {
+                JournalError::FormatVersion { path, found, expected } => {
+                    assert_eq!((path, *found, *expected), (&first, version, SEGMENT_FORMAT_VERSION));
+                }
+                other => panic!("expected a format version error, got {other:?}"),
             }
-            other => panic!("expected a format version error, got {other:?}"),
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("format version {version}")) && text.contains("versions 2 to 4"),
+                "{text}"
+            );
         }
-        let text = err.to_string();
-        assert!(text.contains("format version 1") && text.contains("versions 2 to 3"), "{text}");
     }
 }
 

@@ -11,8 +11,10 @@
 //!   stops, and resumes at the next command seq.
 //!
 //!
-//! Each case journals its events either on the matching thread or on the event-journal thread
-//! (`DurableConfig::event_thread`, drawn per case).
+//! Each case journals its events on the matching thread, on the event-journal thread
+//! (`DurableConfig::event_thread`) or derives them again from the command journal with a
+//! follower engine (`DurableConfig::derive_events`), drawn per case; the command journal is in
+//! format version 4 (fixed-layout command entries) in every case.
 //!
 //! A second property plays a crash of the event journal's thread: the event journal (written off
 //! the matching thread, so it may trail the engine) is cut at a random event, as a crash with
@@ -225,7 +227,7 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-fn durable_config(dir: &Path, event_thread: bool) -> DurableConfig {
+fn durable_config(dir: &Path, mode: Mode) -> DurableConfig {
     DurableConfig {
         dir: dir.to_path_buf(),
         // Small segments so that streams roll over several of them.
@@ -233,8 +235,24 @@ fn durable_config(dir: &Path, event_thread: bool) -> DurableConfig {
         // Background snapshots too, so they meet the explicit ones below (this found a race
         // on the shared temporary file, now fixed in `snapshot_now`).
         snapshot_every_commands: 17,
-        event_thread,
+        event_thread: mode == Mode::Thread,
+        derive_events: mode == Mode::Derived,
     }
+}
+
+/// Where a case's durable engine journals its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// On the matching thread.
+    Inline,
+    /// On the event-journal thread (`DurableConfig::event_thread`).
+    Thread,
+    /// Derived from the command journal by a follower engine (`DurableConfig::derive_events`).
+    Derived,
+}
+
+fn mode() -> impl Strategy<Value = Mode> {
+    prop_oneof![Just(Mode::Inline), Just(Mode::Thread), Just(Mode::Derived)]
 }
 
 /// Every state a replay must reproduce: each symbol's book and untriggered stops.
@@ -245,8 +263,8 @@ fn state(engine: &Engine) -> Vec<String> {
         .collect()
 }
 
-fn check(cmds: &[Command], event_thread: bool) -> Result<(), TestCaseError> {
-    check_batched(cmds, event_thread, &[])
+fn check(cmds: &[Command], mode: Mode) -> Result<(), TestCaseError> {
+    check_batched(cmds, mode, &[])
 }
 
 /// [`check`], the durable run staging `batches[i % len]` commands per published batch (none:
@@ -261,16 +279,11 @@ enum Drive {
     ProcessBatch,
 }
 
-fn check_batched(cmds: &[Command], event_thread: bool, batches: &[usize]) -> Result<(), TestCaseError> {
-    check_driven(cmds, event_thread, batches, Drive::Staged)
+fn check_batched(cmds: &[Command], mode: Mode, batches: &[usize]) -> Result<(), TestCaseError> {
+    check_driven(cmds, mode, batches, Drive::Staged)
 }
 
-fn check_driven(
-    cmds: &[Command],
-    event_thread: bool,
-    batches: &[usize],
-    drive: Drive,
-) -> Result<(), TestCaseError> {
+fn check_driven(cmds: &[Command], mode: Mode, batches: &[usize], drive: Drive) -> Result<(), TestCaseError> {
     let mut plain = Engine::new(engine_config());
     let mut want = Vec::new();
     for c in cmds {
@@ -278,7 +291,7 @@ fn check_driven(
     }
 
     let dir = temp_dir();
-    let result = check_in(&dir, cmds, &plain, &want, event_thread, batches, drive);
+    let result = check_in(&dir, cmds, &plain, &want, mode, batches, drive);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -288,15 +301,15 @@ fn check_in(
     cmds: &[Command],
     plain: &Engine,
     want: &[Event],
-    event_thread: bool,
+    mode: Mode,
     batches: &[usize],
     drive: Drive,
 ) -> Result<(), TestCaseError> {
     let fail = |what: &str| TestCaseError::fail(format!("{what} ({} commands)", cmds.len()));
     if drive == Drive::ProcessBatch {
-        write_through_process_batch(dir, cmds, want, event_thread, batches)?;
+        write_through_process_batch(dir, cmds, want, mode, batches)?;
     } else {
-        let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
+        let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, mode))
             .map_err(|e| fail(&e.to_string()))?;
         let mut got = Vec::new();
         // events_after[k]: events produced by commands 1..=k.
@@ -363,8 +376,8 @@ fn check_in(
     prop_assert_eq!(&journaled, want, "event journal differs");
 
     // Recovery: newest snapshot plus the command tail, every event checked on the way.
-    let (durable, recovery) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
-        .map_err(|e| fail(&e.to_string()))?;
+    let (durable, recovery) =
+        DurableEngine::open(engine_config(), durable_config(dir, mode)).map_err(|e| fail(&e.to_string()))?;
     prop_assert_eq!(state(durable.engine()), state(plain), "recovered books differ");
     prop_assert_eq!(durable.next_command_seq(), cmds.len() as u64 + 1);
     prop_assert_eq!(durable.engine().next_event_seq(), want.len() as u64 + 1);
@@ -385,7 +398,7 @@ fn write_through_process_batch(
     dir: &Path,
     cmds: &[Command],
     want: &[Event],
-    event_thread: bool,
+    mode: Mode,
     batches: &[usize],
 ) -> Result<(), TestCaseError> {
     use engine::Processor;
@@ -399,8 +412,8 @@ fn write_through_process_batch(
         events_after[k] += events_after[k - 1];
     }
     let snapshot_points = [cmds.len() / 3, cmds.len() * 2 / 3];
-    let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
-        .map_err(|e| fail(&e.to_string()))?;
+    let (mut durable, _) =
+        DurableEngine::open(engine_config(), durable_config(dir, mode)).map_err(|e| fail(&e.to_string()))?;
     let mut got = Vec::new();
     let (mut at, mut batch_at) = (0, 0);
     while at < cmds.len() {
@@ -479,14 +492,14 @@ fn cut_event_journal(dir: &Path, keep: u64) -> u64 {
     seen
 }
 
-fn check_cut(cmds: &[Command], cut_permille: u64, event_thread: bool) -> Result<(), TestCaseError> {
+fn check_cut(cmds: &[Command], cut_permille: u64, mode: Mode) -> Result<(), TestCaseError> {
     let mut plain = Engine::new(engine_config());
     let mut want = Vec::new();
     for c in cmds {
         plain.process(c, &mut want);
     }
     let dir = temp_dir();
-    let result = check_cut_in(&dir, cmds, &plain, &want, cut_permille, event_thread);
+    let result = check_cut_in(&dir, cmds, &plain, &want, cut_permille, mode);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -497,11 +510,11 @@ fn check_cut_in(
     plain: &Engine,
     want: &[Event],
     cut_permille: u64,
-    event_thread: bool,
+    mode: Mode,
 ) -> Result<(), TestCaseError> {
     let fail = |what: &str| TestCaseError::fail(format!("{what} ({} commands)", cmds.len()));
     {
-        let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
+        let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, mode))
             .map_err(|e| fail(&e.to_string()))?;
         let mut got = Vec::new();
         for (i, c) in cmds.iter().enumerate() {
@@ -515,8 +528,8 @@ fn check_cut_in(
     }
     let keep = cut_event_journal(&dir.join("events"), want.len() as u64 * cut_permille / 1000);
 
-    let (durable, recovery) = DurableEngine::open(engine_config(), durable_config(dir, event_thread))
-        .map_err(|e| fail(&e.to_string()))?;
+    let (durable, recovery) =
+        DurableEngine::open(engine_config(), durable_config(dir, mode)).map_err(|e| fail(&e.to_string()))?;
     prop_assert_eq!(state(durable.engine()), state(plain), "recovered books differ");
     prop_assert_eq!(durable.engine().next_event_seq(), want.len() as u64 + 1);
     prop_assert_eq!(recovery.events.next_seq(), keep + 1, "the cut did not take");
@@ -543,27 +556,27 @@ proptest! {
     #[test]
     fn replay_of_the_journal_is_the_original_run(
         ops in proptest::collection::vec((dt(), op()), 1..300),
-        event_thread in any::<bool>(),
+        mode in mode(),
     ) {
-        check(&commands(&ops), event_thread)?;
+        check(&commands(&ops), mode)?;
     }
 
     #[test]
     fn a_journal_written_in_batches_replays_to_the_live_run(
         ops in proptest::collection::vec((dt(), op()), 1..400),
         batches in proptest::collection::vec(prop_oneof![3 => 1usize..8, 1 => 60usize..200], 1..6),
-        event_thread in any::<bool>(),
+        mode in mode(),
     ) {
-        check_batched(&commands(&ops), event_thread, &batches)?;
-        check_driven(&commands(&ops), event_thread, &batches, Drive::ProcessBatch)?;
+        check_batched(&commands(&ops), mode, &batches)?;
+        check_driven(&commands(&ops), mode, &batches, Drive::ProcessBatch)?;
     }
 
     #[test]
     fn a_cut_event_journal_is_regenerated_to_the_live_run(
         ops in proptest::collection::vec((dt(), op()), 1..300),
         cut_permille in 0u64..=1000,
-        event_thread in any::<bool>(),
+        mode in mode(),
     ) {
-        check_cut(&commands(&ops), cut_permille, event_thread)?;
+        check_cut(&commands(&ops), cut_permille, mode)?;
     }
 }

@@ -72,6 +72,7 @@ fn open_snapshotting(dir: &Path, event_thread: bool, snapshot_every_commands: u6
         journal: JournalConfig { segment_size_bytes: 64 * 1024, ..JournalConfig::default() },
         snapshot_every_commands,
         event_thread,
+        derive_events: false,
     };
     DurableEngine::open(EngineConfig::default(), config).unwrap().0
 }

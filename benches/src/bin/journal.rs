@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
-use engine::codec::COMMAND_ENCODED_LEN_MAX;
+use engine::codec::COMMAND_FIXED_LEN_MAX;
 use engine::{Command, CountingSink, Engine, EngineConfig};
 use harness::gen::{generate, GenConfig, Mix};
 use journal::{
@@ -41,6 +41,25 @@ struct Args {
     /// what a busy venue's engine thread takes from its ring at once).
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Feed the journal-on runs each batch through `DurableEngine::process_batch_staged` (the
+    /// engine's look-ahead, as the runner does) instead of one `process_staged` per command.
+    #[arg(long)]
+    through_batch: bool,
+    /// Measure only the engine alone and this journal-on mode (`inline`, `single`, `thread` or
+    /// `derived`), nothing else: for profiling one mode (`perf record`).
+    #[arg(long, value_parser = ["inline", "single", "thread", "derived"])]
+    only: Option<String>,
+}
+
+/// Where the journal-on runs journal events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Events {
+    /// Staged on the matching thread.
+    Inline,
+    /// Handed to the event-journal thread.
+    Thread,
+    /// Derived again from the command journal by a follower engine.
+    Derived,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -66,6 +85,10 @@ fn fresh(dir: &Path) {
 }
 
 fn report(name: &str, value: f64, unit: &str, note: &str) {
+    if !value.is_finite() {
+        // A figure of a mode `--only` left out.
+        return;
+    }
     println!("{name:<44} {value:>14.3} {unit:<10} {note}");
     println!(
         "{{\"bench\":\"journal\",\"figure\":\"{name}\",\"value\":{value},\"unit\":\"{unit}\",\"note\":\"{note}\"}}"
@@ -96,57 +119,16 @@ fn main() {
     println!("{:<44} {:>14} {:<10} note", "figure", "value", "unit");
 
     // 1. Raw append: the stream's commands as records, page-cache policy.
-    let dir = root.join("append");
-    fresh(&dir);
-    let (mut writer, _) = JournalWriter::open(&dir, JournalConfig::default()).unwrap();
-    let mut bytes = 0usize;
-    let started = Instant::now();
-    for (i, command) in all.iter().enumerate() {
-        writer
-            .append_with(RecordKind::Command, i as u64 + 1, COMMAND_ENCODED_LEN_MAX, |buf| {
-                let n = command.encode(buf);
-                bytes += n;
-                n
-            })
-            .unwrap();
+    if args.only.is_none() {
+        append(&root, &all, args.batch);
     }
-    let secs = started.elapsed().as_secs_f64();
-    drop(writer);
-    report("append records/s", all.len() as f64 / secs, "records/s", "page-cache policy, 64 MiB segments");
-    report(
-        "append payload bytes/s",
-        bytes as f64 / secs / 1e6,
-        "MB/s",
-        "payload only (headers add 24 B/record, 2 B/entry)",
-    );
-    // The same records staged and published `--batch` at a time (frames of many entries).
-    let dir = root.join("append-staged");
-    fresh(&dir);
-    let (mut writer, _) = JournalWriter::open(&dir, JournalConfig::default()).unwrap();
-    let started = Instant::now();
-    for (i, command) in all.iter().enumerate() {
-        writer
-            .stage_with(RecordKind::Command, i as u64 + 1, COMMAND_ENCODED_LEN_MAX, |buf| command.encode(buf))
-            .unwrap();
-        if (i + 1) % args.batch.max(1) == 0 {
-            writer.publish_staged();
-        }
-    }
-    writer.publish_staged();
-    let secs = started.elapsed().as_secs_f64();
-    drop(writer);
-    report(
-        "append records/s, staged in batches",
-        all.len() as f64 / secs,
-        "records/s",
-        &format!("published {} at a time", args.batch),
-    );
 
     // 2. Engine alone vs engine + both journals, same stream, alternating runs.
     let (mut off, mut on) = (Vec::new(), Vec::new());
     let (mut off_cpu, mut on_cpu, mut on_all_cpu) = (Vec::new(), Vec::new(), Vec::new());
     let (mut thread_on, mut thread_cpu, mut thread_all_cpu) = (Vec::new(), Vec::new(), Vec::new());
     let mut single_cpu = Vec::new();
+    let (mut derived, mut derived_cpu, mut derived_all_cpu) = (Vec::new(), Vec::new(), Vec::new());
     let batch = args.batch.max(1);
     let n = workload.stream.len() as f64;
     for run in 0..=args.runs {
@@ -165,16 +147,21 @@ fn main() {
 
         // Journal on, events on the matching thread (the default), then on their own thread;
         // `batch` commands are staged and then published at once, as the runner does.
-        let measure_on = |event_thread: bool, batch: usize| {
-            let name = match (event_thread, batch) {
-                (true, _) => "durable-event-thread",
-                (false, 1) => "durable-single",
-                (false, _) => "durable",
+        let measure_on = |mode: Events, batch: usize| {
+            let name = match (mode, batch) {
+                (Events::Thread, _) => "durable-event-thread",
+                (Events::Derived, _) => "durable-derived",
+                (Events::Inline, 1) => "durable-single",
+                (Events::Inline, _) => "durable",
             };
             let dir = root.join(name);
             fresh(&dir);
-            let config =
-                DurableConfig { snapshot_every_commands: 0, event_thread, ..DurableConfig::new(&dir) };
+            let config = DurableConfig {
+                snapshot_every_commands: 0,
+                event_thread: mode == Events::Thread,
+                derive_events: mode == Events::Derived,
+                ..DurableConfig::new(&dir)
+            };
             let (mut durable, _) = DurableEngine::open(engine_config.clone(), config).unwrap();
             let mut sink = CountingSink::default();
             for c in &workload.setup {
@@ -186,8 +173,12 @@ fn main() {
             let started = Instant::now();
             let (cpu0, all0) = (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID), cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID));
             for chunk in workload.stream.chunks(batch) {
-                for c in chunk {
-                    durable.process_staged(c, &mut sink).unwrap();
+                if args.through_batch {
+                    durable.process_batch_staged(chunk, &mut sink).unwrap();
+                } else {
+                    for c in chunk {
+                        durable.process_staged(c, &mut sink).unwrap();
+                    }
                 }
                 durable.publish_batch();
             }
@@ -198,9 +189,15 @@ fn main() {
             let rate = n / started.elapsed().as_secs_f64();
             (rate, cpu_rate, all_cpu_rate)
         };
-        let (on_rate, on_cpu_rate, on_all_cpu_rate) = measure_on(false, batch);
-        let (thread_rate, thread_cpu_rate, thread_all_cpu_rate) = measure_on(true, batch);
-        let (_, single_cpu_rate, _) = measure_on(false, 1);
+        let want = |mode: &str| args.only.as_deref().is_none_or(|only| only == mode);
+        let skipped = (f64::NAN, f64::NAN, f64::NAN);
+        let (on_rate, on_cpu_rate, on_all_cpu_rate) =
+            if want("inline") { measure_on(Events::Inline, batch) } else { skipped };
+        let (thread_rate, thread_cpu_rate, thread_all_cpu_rate) =
+            if want("thread") { measure_on(Events::Thread, batch) } else { skipped };
+        let (_, single_cpu_rate, _) = if want("single") { measure_on(Events::Inline, 1) } else { skipped };
+        let (derived_rate, derived_cpu_rate, derived_all_cpu_rate) =
+            if want("derived") { measure_on(Events::Derived, batch) } else { skipped };
         if run > 0 {
             off.push(off_rate);
             on.push(on_rate);
@@ -211,6 +208,9 @@ fn main() {
             thread_cpu.push(thread_cpu_rate);
             thread_all_cpu.push(thread_all_cpu_rate);
             single_cpu.push(single_cpu_rate);
+            derived.push(derived_rate);
+            derived_cpu.push(derived_cpu_rate);
+            derived_all_cpu.push(derived_all_cpu_rate);
         }
     }
     let (off, on) = (median(off), median(on));
@@ -253,6 +253,32 @@ fn main() {
         "%",
         "process CPU (event-journal thread included) vs engine alone",
     );
+
+    let (derived, derived_cpu, derived_all_cpu) =
+        (median(derived), median(derived_cpu), median(derived_all_cpu));
+    report(
+        "journaling loss, derived events, matching thread CPU",
+        (1.0 - derived_cpu / off_cpu) * 100.0,
+        "%",
+        "commands only on the matching thread; events derived by a follower engine",
+    );
+    report(
+        "journaling loss, derived events, wall",
+        (1.0 - derived / off) * 100.0,
+        "%",
+        "until every event is journaled",
+    );
+    report(
+        "journaling loss, derived events, all threads CPU",
+        (1.0 - derived_all_cpu / off_cpu) * 100.0,
+        "%",
+        "process CPU (the deriver's engine included) vs engine alone",
+    );
+
+    if args.only.is_some() {
+        let _ = std::fs::remove_dir_all(&root);
+        return;
+    }
 
     // 3. Replay speed: read + decode the command journal and run the engine.
     let dir = root.join("durable");
@@ -306,6 +332,35 @@ fn main() {
         "Mevents/cpu-s",
         "matching thread CPU time; the feed thread reads and decodes",
     );
+    // The same, each batch through the engine's look-ahead (`process_batch`), as `exchange
+    // replay` and recovery feed it.
+    let started = Instant::now();
+    let cpu0 = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID);
+    let mut engine = Engine::new(engine_config.clone());
+    let mut sink = CountingSink::default();
+    let batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
+    let mut feed = CommandFeed::start(batches, COMMAND_BATCH_DEFAULT).unwrap();
+    loop {
+        let batch = feed.next_batch().unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        engine.process_batch(batch, &mut sink);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let feed_cpu = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    report(
+        "replay events/s, read-ahead thread, batches",
+        sink.events as f64 / secs / 1e6,
+        "Mevents/s",
+        "CommandFeed, Engine::process_batch",
+    );
+    report(
+        "replay events per CPU second, read-ahead thread, batches",
+        sink.events as f64 / feed_cpu / 1e6,
+        "Mevents/cpu-s",
+        "matching thread CPU time; target >= 20",
+    );
 
     // 4. Restart time: a large journal with periodic snapshots, then open() again.
     let restart = generate(&GenConfig::new(Mix::exchange_core(), 1, 1_000, args.restart_commands, 2));
@@ -342,4 +397,56 @@ fn main() {
     assert_eq!(durable.next_command_seq() as usize, total + 1);
     drop(durable);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Raw append: the stream's commands as records, one published at a time, then staged and
+/// published `batch` at a time.
+fn append(root: &Path, all: &[Command], batch: usize) {
+    let dir = root.join("append");
+    fresh(&dir);
+    let (mut writer, _) = JournalWriter::open(&dir, JournalConfig::default()).unwrap();
+    let mut bytes = 0usize;
+    let started = Instant::now();
+    for (i, command) in all.iter().enumerate() {
+        writer
+            .append_with(RecordKind::Command, i as u64 + 1, COMMAND_FIXED_LEN_MAX, |buf| {
+                let n = command.encode_fixed(buf);
+                bytes += n;
+                n
+            })
+            .unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(writer);
+    report("append records/s", all.len() as f64 / secs, "records/s", "page-cache policy, 64 MiB segments");
+    report(
+        "append payload bytes/s",
+        bytes as f64 / secs / 1e6,
+        "MB/s",
+        "payload only (headers add 24 B/record, 2 B/entry)",
+    );
+    // The same records staged and published `--batch` at a time (frames of many entries).
+    let dir = root.join("append-staged");
+    fresh(&dir);
+    let (mut writer, _) = JournalWriter::open(&dir, JournalConfig::default()).unwrap();
+    let started = Instant::now();
+    for (i, command) in all.iter().enumerate() {
+        writer
+            .stage_with_zeroed_tail(RecordKind::Command, i as u64 + 1, COMMAND_FIXED_LEN_MAX, |buf| {
+                command.encode_fixed(buf)
+            })
+            .unwrap();
+        if (i + 1) % batch.max(1) == 0 {
+            writer.publish_staged();
+        }
+    }
+    writer.publish_staged();
+    let secs = started.elapsed().as_secs_f64();
+    drop(writer);
+    report(
+        "append records/s, staged in batches",
+        all.len() as f64 / secs,
+        "records/s",
+        &format!("published {} at a time", batch),
+    );
 }
