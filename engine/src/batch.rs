@@ -2,13 +2,13 @@
 //! will touch is already on its way into the cache.
 //!
 //! In a deep book (100k resting orders and more) a cancel or move is a chain of dependent cache
-//! misses: the id index bucket, then the order and its client id, then its queue chunk and its
-//! level, then the last chunk of the level it moves to. [`Engine::process`] takes one command
+//! misses: the id index bucket, then the order and its client id, then its queue neighbours and
+//! its level, then the tail order of the level it moves to. [`Engine::process`] takes one command
 //! at a time, so each miss waits for the one before it. [`Engine::process_batch`] runs the same
 //! code on each command in turn but first issues prefetches for the commands behind it, one link
 //! of the chain per stage: the index bucket for the command [`INDEX_AHEAD`] places ahead, the
 //! order and client id for the one [`ORDER_AHEAD`] ahead (its bucket arrived meanwhile), the
-//! queue chunks for the one [`LINKS_AHEAD`] ahead.
+//! neighbours and levels for the one [`LINKS_AHEAD`] ahead.
 //!
 //! A prefetch is only a hint: it reads state that the commands in between may still change, and
 //! a stale or wrong guess costs a wasted load, never a wrong result. The events are exactly those
@@ -19,6 +19,7 @@ use crate::command::{Command, CommandKind};
 use crate::engine::Engine;
 use crate::event::EventSink;
 use crate::id_index::id_hash;
+use crate::order::NIL;
 use crate::types::{Price, Side};
 
 /// Stage distances in commands. Each stage needs the line the previous stage fetched, and a
@@ -208,8 +209,8 @@ impl Engine {
         }
     }
 
-    /// Stage 3: what taking the named order out of its queue touches (its chunk) and, for a
-    /// move or a new order, the last chunk of the level it will join (resting appends there).
+    /// Stage 3: what unlinking the named order touches (its neighbours and level) and, for a
+    /// move or a new order, the tail order of the level it will join (resting appends there).
     fn prefetch_links(&self, command: &Command, ahead: &Ahead) {
         let (symbol, side) = match &command.kind {
             CommandKind::New(new) => (new.symbol, Some(new.side)),
@@ -220,16 +221,24 @@ impl Engine {
         let mut side = side;
         let named = ahead.hash.and_then(|hash| self.ids.candidate(hash));
         if let Some(o) = named.and_then(|slot| self.orders.try_get(slot)) {
-            // Leaving its queue writes the order's chunk (and its level, a small array).
-            self.levels.prefetch_place(o.place);
+            // Unlinking writes one field of each neighbour: fetch that field's line only.
+            if o.prev != NIL {
+                self.orders.prefetch_field(o.prev, |n| &n.next);
+            }
+            if o.next != NIL {
+                self.orders.prefetch_field(o.next, |n| &n.prev);
+            }
+            self.levels.prefetch(o.level);
             side = side.or(Some(o.side));
         }
         let (Some(book), Some(price), Some(side)) = (self.books.get(symbol.index()), ahead.price, side)
         else {
             return;
         };
-        if let Some(level) = book.ladder(side).find(price) {
-            self.levels.prefetch_back(level);
+        let tail = book.ladder(side).find(price).and_then(|level| self.levels.try_get(level)).map(|l| l.tail);
+        if let Some(tail) = tail.filter(|&t| t != NIL) {
+            // Resting behind it writes its `next` only.
+            self.orders.prefetch_field(tail, |n| &n.next);
         }
     }
 }

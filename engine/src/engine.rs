@@ -116,7 +116,7 @@ impl Engine {
                 .map(|spec| Book::new(spec, config.levels_per_side_max))
                 .collect(),
             orders: OrderPool::with_capacity(config.orders_max),
-            levels: LevelPool::with_capacity(levels_max.max(1), config.orders_max),
+            levels: LevelPool::with_capacity(levels_max.max(1)),
             ids,
             expiries: BinaryHeap::with_capacity(config.orders_max),
             expiries_max: config.orders_max,
@@ -411,14 +411,27 @@ impl Engine {
     pub(crate) fn unlink_from_level(&mut self, slot: u32) {
         let o = *self.orders.get(slot);
         debug_assert_eq!(o.state, OrderState::Resting);
-        let (level, emptied) = self.levels.remove(o.place);
-        if emptied {
-            let price = self.levels.get(level).price;
+        if o.prev == NIL {
+            self.levels.get_mut(o.level).head = o.next;
+        } else {
+            self.orders.get_mut(o.prev).next = o.next;
+        }
+        if o.next == NIL {
+            self.levels.get_mut(o.level).tail = o.prev;
+        } else {
+            self.orders.get_mut(o.next).prev = o.prev;
+        }
+        let level = self.levels.get_mut(o.level);
+        level.count -= 1;
+        if level.count == 0 {
+            let price = level.price;
             self.books[o.symbol.index()].ladder_mut(o.side).remove(price);
-            self.levels.free(level);
+            self.levels.free(o.level);
         }
         let o = self.orders.get_mut(slot);
-        o.place = NIL;
+        o.prev = NIL;
+        o.next = NIL;
+        o.level = NIL;
         o.state = OrderState::Active;
     }
 
@@ -515,7 +528,7 @@ impl Engine {
         let moves = resting && replace.qty > o.filled && !keeps_place;
         if moves {
             let ladder = book.ladder(o.side);
-            let frees_a_level = self.levels.get(self.levels.level_of(o.place)).count == 1;
+            let frees_a_level = self.levels.get(o.level).count == 1;
             let full = (ladder.is_full() || self.levels.is_full()) && !frees_a_level;
             if full && ladder.find(price).is_none() {
                 return Err(RejectReason::BookFull);
@@ -633,7 +646,8 @@ impl Engine {
                 .iter_best_first()
                 .map(|(price, level)| {
                     let mut orders = Vec::with_capacity(self.levels.get(level).count as usize);
-                    for slot in self.levels.queue(level) {
+                    let mut slot = self.levels.get(level).head;
+                    while slot != NIL {
                         let o = self.orders.get(slot);
                         orders.push(OrderSnapshot {
                             account: o.account,
@@ -642,6 +656,7 @@ impl Engine {
                             qty: o.leaves,
                             visible_qty: o.visible,
                         });
+                        slot = o.next;
                     }
                     LevelSnapshot { price, orders }
                 })

@@ -1,5 +1,4 @@
-//! Price levels: a FIFO queue of order slots per price (in chunks of one cache line), and the
-//! per-side ladder of levels.
+//! Price levels: a FIFO queue of order slots per price, and the per-side ladder of levels.
 //!
 //! A [`Ladder`] keeps its levels in a sorted array with the best price at the end, so the hot
 //! operations (look at the best level, drop an emptied best level, add near the top) touch the
@@ -10,85 +9,25 @@
 use crate::order::NIL;
 use crate::types::{Price, Side};
 
-/// One price level: a FIFO of order slots kept in a list of [`Chunk`]s (see [`LevelPool`]).
+/// One price level: a doubly linked FIFO of order slots.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Level {
     pub(crate) price: Price,
-    /// First and last chunk of the queue, `NIL` when the level is empty.
-    head: u32,
-    tail: u32,
-    /// Resting orders in the queue.
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
     pub(crate) count: u32,
 }
 
-/// Order slots one [`Chunk`] holds: what fits one cache line beside the chunk's own fields.
-pub(crate) const CHUNK_SLOTS: usize = 12;
-
-/// Bits of a place (see [`LevelPool`]) that hold the index within the chunk.
-const PLACE_INDEX_BITS: u32 = 4;
-const _: () = assert!(CHUNK_SLOTS <= 1 << PLACE_INDEX_BITS);
-// A chunk number shifted into a place must fit a u32 below NIL for every pool the engine allows.
-const _: () = assert!((crate::engine::ORDERS_MAX_LIMIT as u64) << PLACE_INDEX_BITS < u32::MAX as u64);
-
-/// A run of up to [`CHUNK_SLOTS`] consecutive orders of one level's queue, in one cache line.
-/// Slots are filled in order at `end` (only while the chunk is its level's last); an order that
-/// leaves from anywhere but the front leaves `NIL` in its slot, which the front skips later.
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
-struct Chunk {
-    slots: [u32; CHUNK_SLOTS],
-    /// Neighbouring chunks of the same level, `NIL` at either end.
-    prev: u32,
-    next: u32,
-    /// The level this chunk belongs to.
-    level: u32,
-    /// First slot that may be live: every slot before it has left. While `live > 0`,
-    /// `slots[start]` is live, so the level's first order is read without a scan.
-    start: u8,
-    /// Slots used so far; the next order joins at `end`.
-    end: u8,
-    /// Live orders in the chunk; the chunk is freed when it reaches 0.
-    live: u8,
-}
-
-const _: () = assert!(core::mem::size_of::<Chunk>() == 64);
-
-impl Chunk {
-    const EMPTY: Chunk =
-        Chunk { slots: [NIL; CHUNK_SLOTS], prev: NIL, next: NIL, level: NIL, start: 0, end: 0, live: 0 };
-}
-
-/// Fixed-capacity pool of levels and of the chunks their queues are made of.
-///
-/// A level's queue is a list of chunks, each one cache line of up to [`CHUNK_SLOTS`] order
-/// slots. An order knows its *place*: its chunk's number times 16 plus its index in the chunk.
-/// Joining a queue writes the level's last chunk (which every order joining that level writes,
-/// so it stays cached); leaving it writes the order's own chunk, and its neighbours' chunks only
-/// when its chunk empties. With the queue linked through the orders instead, leaving wrote the
-/// previous and next orders and joining wrote the last order, three lines spread over the whole
-/// order pool (128 MB at a million resting orders). Every chunk in use holds at least one live
-/// order, so the chunks in use never outnumber the resting orders.
+/// Fixed-capacity pool of levels.
 pub(crate) struct LevelPool {
     levels: Vec<Level>,
     free: Vec<u32>,
     capacity: usize,
-    chunks: Vec<Chunk>,
-    chunks_free: Vec<u32>,
 }
 
 impl LevelPool {
-    /// Room for `capacity` levels and queues holding `orders_max` orders in all.
-    pub(crate) fn with_capacity(capacity: usize, orders_max: usize) -> LevelPool {
-        let pool = LevelPool {
-            levels: Vec::with_capacity(capacity),
-            free: Vec::with_capacity(capacity),
-            capacity,
-            chunks: Vec::with_capacity(orders_max),
-            chunks_free: Vec::with_capacity(orders_max),
-        };
-        // Written at random in a deep book, like the order pool.
-        crate::huge_pages::advise(&pool.chunks);
-        pool
+    pub(crate) fn with_capacity(capacity: usize) -> LevelPool {
+        LevelPool { levels: Vec::with_capacity(capacity), free: Vec::with_capacity(capacity), capacity }
     }
 
     #[inline]
@@ -112,9 +51,14 @@ impl LevelPool {
 
     #[inline]
     pub(crate) fn free(&mut self, slot: u32) {
-        let level = &self.levels[slot as usize];
-        debug_assert!(level.count == 0 && level.head == NIL && level.tail == NIL, "{level:?}");
+        debug_assert_eq!(self.levels[slot as usize].count, 0);
         self.free.push(slot);
+    }
+
+    /// The level in `slot` if the slot was ever used; for guesses that may be stale.
+    #[inline]
+    pub(crate) fn try_get(&self, slot: u32) -> Option<&Level> {
+        self.levels.get(slot as usize)
     }
 
     /// Prefetches the level in `slot`, if the slot was ever used.
@@ -126,7 +70,7 @@ impl LevelPool {
     }
 
     // Unchecked like the order pool's accessors: every level slot the engine holds (in a
-    // ladder, in a chunk's `level`) came from `alloc`, below `levels.len()`, which never
+    // ladder, in a resting order's `level`) came from `alloc`, below `levels.len()`, which never
     // shrinks; the debug assertion checks it in the tests.
 
     #[inline]
@@ -137,161 +81,10 @@ impl LevelPool {
     }
 
     #[inline]
-    fn get_mut(&mut self, slot: u32) -> &mut Level {
+    pub(crate) fn get_mut(&mut self, slot: u32) -> &mut Level {
         debug_assert!((slot as usize) < self.levels.len(), "level slot {slot} out of range");
         // SAFETY: `slot < levels.len()`, see the comment above.
         unsafe { self.levels.get_unchecked_mut(slot as usize) }
-    }
-
-    // ---- queues -------------------------------------------------------------------------
-
-    #[inline]
-    fn place(chunk: u32, index: usize) -> u32 {
-        (chunk << PLACE_INDEX_BITS) | index as u32
-    }
-
-    #[inline]
-    fn split(place: u32) -> (usize, usize) {
-        ((place >> PLACE_INDEX_BITS) as usize, (place & ((1 << PLACE_INDEX_BITS) - 1)) as usize)
-    }
-
-    /// Appends order `slot` to the back of `level`'s queue; returns its place. Takes a chunk
-    /// when the last one is full: there is always one, since chunks in use never outnumber
-    /// resting orders and the caller checked the order pool had room for this one.
-    #[inline]
-    pub(crate) fn push_back(&mut self, level: u32, slot: u32) -> u32 {
-        let tail = self.get(level).tail;
-        let chunk = if tail != NIL && (self.chunks[tail as usize].end as usize) < CHUNK_SLOTS {
-            tail
-        } else {
-            self.new_chunk(level, tail)
-        };
-        let c = &mut self.chunks[chunk as usize];
-        let index = c.end as usize;
-        c.slots[index] = slot;
-        c.end += 1;
-        c.live += 1;
-        self.get_mut(level).count += 1;
-        Self::place(chunk, index)
-    }
-
-    /// Takes a chunk and links it after `tail`, the last chunk of `level` (or `NIL`).
-    #[inline(never)]
-    fn new_chunk(&mut self, level: u32, tail: u32) -> u32 {
-        let chunk = Chunk { prev: tail, level, ..Chunk::EMPTY };
-        let n = if let Some(n) = self.chunks_free.pop() {
-            self.chunks[n as usize] = chunk;
-            n
-        } else {
-            assert!(self.chunks.len() < self.chunks.capacity(), "more queue chunks than orders");
-            // Within the reserved capacity: no reallocation.
-            self.chunks.push(chunk);
-            (self.chunks.len() - 1) as u32
-        };
-        if tail == NIL {
-            self.get_mut(level).head = n;
-        } else {
-            self.chunks[tail as usize].next = n;
-        }
-        self.get_mut(level).tail = n;
-        n
-    }
-
-    /// Removes the order at `place` from its queue; returns its level and whether the level
-    /// is now empty (the caller drops it from its ladder and frees it).
-    #[inline]
-    pub(crate) fn remove(&mut self, place: u32) -> (u32, bool) {
-        let (chunk, index) = Self::split(place);
-        let c = &mut self.chunks[chunk];
-        debug_assert!(c.slots[index] != NIL && index < c.end as usize, "stale place {place}");
-        c.slots[index] = NIL;
-        c.live -= 1;
-        let level = c.level;
-        if c.live == 0 {
-            self.drop_chunk(chunk as u32);
-        } else if index == c.start as usize {
-            // Keep `slots[start]` live: a live slot follows, since `live > 0`.
-            let mut start = index + 1;
-            while c.slots[start] == NIL {
-                start += 1;
-            }
-            c.start = start as u8;
-        }
-        let l = self.get_mut(level);
-        l.count -= 1;
-        (level, l.count == 0)
-    }
-
-    /// Unlinks an emptied chunk from its level's list and frees it.
-    #[inline(never)]
-    fn drop_chunk(&mut self, chunk: u32) {
-        let Chunk { prev, next, level, .. } = self.chunks[chunk as usize];
-        if prev == NIL {
-            self.get_mut(level).head = next;
-        } else {
-            self.chunks[prev as usize].next = next;
-        }
-        if next == NIL {
-            self.get_mut(level).tail = prev;
-        } else {
-            self.chunks[next as usize].prev = prev;
-        }
-        self.chunks_free.push(chunk);
-    }
-
-    /// The level of the order at `place`.
-    #[inline]
-    pub(crate) fn level_of(&self, place: u32) -> u32 {
-        self.chunks[Self::split(place).0].level
-    }
-
-    /// The order at the front of `level`'s queue (`NIL` when empty).
-    #[inline]
-    pub(crate) fn front(&self, level: u32) -> u32 {
-        let head = self.get(level).head;
-        if head == NIL {
-            return NIL;
-        }
-        let c = &self.chunks[head as usize];
-        c.slots[c.start as usize]
-    }
-
-    /// True when the order at `place` is the last of its level's queue.
-    #[inline]
-    pub(crate) fn is_back(&self, place: u32) -> bool {
-        let (chunk, index) = Self::split(place);
-        let c = &self.chunks[chunk];
-        c.next == NIL && c.slots[index + 1..c.end as usize].iter().all(|&s| s == NIL)
-    }
-
-    /// The orders of `level`'s queue, front first.
-    pub(crate) fn queue(&self, level: u32) -> impl Iterator<Item = u32> + '_ {
-        let mut chunk = self.get(level).head;
-        core::iter::from_fn(move || {
-            (chunk != NIL).then(|| {
-                let c = &self.chunks[chunk as usize];
-                chunk = c.next;
-                c.slots[c.start as usize..c.end as usize].iter().copied().filter(|&s| s != NIL)
-            })
-        })
-        .flatten()
-    }
-
-    /// Prefetches the chunk of the order at `place` (a guess that may be stale).
-    #[inline]
-    pub(crate) fn prefetch_place(&self, place: u32) {
-        if let Some(c) = self.chunks.get(Self::split(place).0) {
-            crate::batch::prefetch(c);
-        }
-    }
-
-    /// Prefetches the last chunk of `level`, where an order joining it is written.
-    #[inline]
-    pub(crate) fn prefetch_back(&self, level: u32) {
-        let tail = self.levels.get(level as usize).map_or(NIL, |l| l.tail);
-        if let Some(c) = self.chunks.get(tail as usize) {
-            crate::batch::prefetch(c);
-        }
     }
 }
 

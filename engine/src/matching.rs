@@ -74,7 +74,8 @@ impl Engine {
                 break;
             }
             let (mut visible_ahead, mut leaves) = (0, 0);
-            for maker in self.levels.queue(level) {
+            let mut maker = self.levels.get(level).head;
+            while maker != NIL {
                 let m = self.orders.get(maker);
                 if m.account != taker.account {
                     visible_ahead += m.visible;
@@ -82,6 +83,7 @@ impl Engine {
                 } else if stops_at_own {
                     return available + visible_ahead >= taker.leaves;
                 }
+                maker = m.next;
             }
             available += leaves;
             if available >= taker.leaves {
@@ -105,7 +107,7 @@ impl Engine {
             if !market && !limit_crosses(taker.side, taker.price, price) {
                 break;
             }
-            let maker_slot = self.levels.front(level);
+            let maker_slot = self.levels.get(level).head;
             let maker = *self.orders.get(maker_slot);
             debug_assert!(maker.visible > 0 && maker.visible <= maker.leaves, "{maker:?}");
             if maker.account == taker.account {
@@ -209,15 +211,24 @@ impl Engine {
 
     /// Moves a resting order to the back of its own level.
     fn move_to_back(&mut self, slot: u32) {
-        let place = self.orders.get(slot).place;
-        if self.levels.is_back(place) {
+        let o = *self.orders.get(slot);
+        let level = *self.levels.get(o.level);
+        if level.tail == slot {
             return;
         }
-        // Out (the level keeps the order behind this one, so it never empties here)...
-        let (level, emptied) = self.levels.remove(place);
-        debug_assert!(!emptied);
-        // ...and in at the back.
-        self.orders.get_mut(slot).place = self.levels.push_back(level, slot);
+        // Unlink (the level keeps at least this order, so it never empties here)...
+        if o.prev == NIL {
+            self.levels.get_mut(o.level).head = o.next;
+        } else {
+            self.orders.get_mut(o.prev).next = o.next;
+        }
+        self.orders.get_mut(o.next).prev = o.prev;
+        // ...and append.
+        self.orders.get_mut(level.tail).next = slot;
+        let m = self.orders.get_mut(slot);
+        m.prev = level.tail;
+        m.next = NIL;
+        self.levels.get_mut(o.level).tail = slot;
     }
 
     /// Puts the `Active` order in `slot` at the back of its price level.
@@ -240,10 +251,22 @@ impl Engine {
                 level
             }
         };
-        let place = self.levels.push_back(level, slot);
-        let m = self.orders.get_mut(slot);
-        m.state = OrderState::Resting;
-        m.place = place;
+        let tail = self.levels.get(level).tail;
+        {
+            let m = self.orders.get_mut(slot);
+            m.state = OrderState::Resting;
+            m.level = level;
+            m.prev = tail;
+            m.next = NIL;
+        }
+        if tail == NIL {
+            self.levels.get_mut(level).head = slot;
+        } else {
+            self.orders.get_mut(tail).next = slot;
+        }
+        let l = self.levels.get_mut(level);
+        l.tail = slot;
+        l.count += 1;
         self.index(slot);
     }
 

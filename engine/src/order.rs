@@ -3,10 +3,9 @@
 //! Slots never move, so a slot number is a stable handle for the life of an order; the id map
 //! and the level queues store slot numbers, not pointers. An [`Order`] is two cache lines,
 //! aligned: the first holds what matching, resting and unlinking read and write (prices,
-//! quantities, queue place, stop links, owner, flags), the second what events and the rarer
-//! paths read (engine order id, stop price, iceberg slice, expiry) and the client id. A move
-//! touches its own order's two lines and no other order (the level queues are chunks of slots
-//! in `LevelPool`, not links through the orders).
+//! quantities, links, owner, flags), the second what events and the rarer paths read (engine
+//! order id, stop price, iceberg slice, expiry) and the client id. A move touches the first
+//! line of its order and of each queue neighbour, and the second line of its own order only.
 
 use crate::types::{
     AccountId, ClOrdId, OrdType, OrderId, Price, Qty, Side, StpMode, SymbolId, Tif, CL_ORD_ID_LEN_MAX,
@@ -41,12 +40,12 @@ pub(crate) struct Order {
     pub(crate) visible: Qty,
     /// Quantity traded so far.
     pub(crate) filled: Qty,
-    /// Previous slot in the stop list, while a stop.
+    /// Previous slot in the level queue or stop list.
     pub(crate) prev: u32,
-    /// Next slot in the stop list, while a stop.
+    /// Next slot in the level queue or stop list.
     pub(crate) next: u32,
-    /// Place in its level's queue while resting (see `LevelPool`), `NIL` otherwise.
-    pub(crate) place: u32,
+    /// Level slot while resting.
+    pub(crate) level: u32,
     pub(crate) account: AccountId,
     pub(crate) symbol: SymbolId,
     /// The id index's tag of `id_hash(account, client id)` (its high half), kept so removal
@@ -93,7 +92,7 @@ impl Order {
         id_tag: 0,
         prev: NIL,
         next: NIL,
-        place: NIL,
+        level: NIL,
         account: AccountId(0),
         symbol: SymbolId(0),
         side: Side::Buy,
@@ -188,6 +187,14 @@ impl OrderPool {
     pub(crate) fn prefetch(&self, slot: u32) {
         if let Some(order) = self.orders.get(slot as usize) {
             crate::batch::prefetch(order);
+        }
+    }
+
+    /// Prefetches only the line holding one field of the order in `slot`.
+    #[inline]
+    pub(crate) fn prefetch_field<F>(&self, slot: u32, field: impl Fn(&Order) -> &F) {
+        if let Some(order) = self.orders.get(slot as usize) {
+            crate::batch::prefetch(field(order));
         }
     }
 

@@ -204,8 +204,11 @@ impl Engine {
                     book.ladder(side).iter_best_first().map(|(_, l)| self.levels.get(l).count as usize).sum();
                 w.u64(count as u64);
                 for (_, level) in book.ladder(side).iter_best_first() {
-                    for slot in self.levels.queue(level) {
-                        write_order(&mut w, self.orders.get(slot), &self.orders.cl_ord_id(slot));
+                    let mut slot = self.levels.get(level).head;
+                    while slot != NIL {
+                        let o = self.orders.get(slot);
+                        write_order(&mut w, o, &self.orders.cl_ord_id(slot));
+                        slot = o.next;
                     }
                 }
             }
