@@ -77,6 +77,8 @@ struct Ahead {
     hash: Option<u64>,
     /// Where the command may rest: a new limit order's or a replace's price in ticks.
     price: Option<Price>,
+    /// The side a replace's order is guessed to be on (`None`: either), see `replace_side`.
+    side: Option<Side>,
 }
 
 /// Ring of [`Ahead`] entries, indexed by command position modulo its length (a power of two
@@ -181,8 +183,9 @@ impl Engine {
     }
 
     /// Stage 1: the id index buckets the command will probe (its order's, and a new id's) and
-    /// the price-index bucket of the level it may rest at (both sides for a replace, whose side
-    /// is in an order not yet read).
+    /// the price-index bucket of the level it may rest at. A replace's side is in an order not
+    /// yet read: it is guessed from the best prices (`replace_side`), both sides when unsure.
+    /// Fetching both always cost one line per move that no command used (ec-1m 1.03×).
     fn prefetch_index(&self, command: &Command) -> Ahead {
         let mut ahead = Ahead::default();
         match &command.kind {
@@ -209,8 +212,13 @@ impl Engine {
                 let Some(book) = self.books.get(replace.symbol.index()) else { return ahead };
                 ahead.price = replace.price.and_then(|units| book.units_to_ticks(units));
                 if let Some(price) = ahead.price {
-                    book.bids.prefetch_index(price);
-                    book.asks.prefetch_index(price);
+                    ahead.side = replace_side(book, price);
+                    if ahead.side != Some(Side::Sell) {
+                        book.bids.prefetch_index(price);
+                    }
+                    if ahead.side != Some(Side::Buy) {
+                        book.asks.prefetch_index(price);
+                    }
                 }
             }
             CommandKind::CancelAll { .. } | CommandKind::Halt { .. } | CommandKind::Resume { .. } => {}
@@ -224,7 +232,10 @@ impl Engine {
         let (symbol, sides): (_, &[Side]) = match &command.kind {
             CommandKind::New(new) => (new.symbol, core::slice::from_ref(&new.side)),
             CommandKind::Cancel(cancel) => (cancel.symbol, &[]),
-            CommandKind::Replace(replace) => (replace.symbol, &[Side::Buy, Side::Sell]),
+            CommandKind::Replace(replace) => match &ahead.side {
+                Some(side) => (replace.symbol, core::slice::from_ref(side)),
+                None => (replace.symbol, &[Side::Buy, Side::Sell]),
+            },
             _ => return,
         };
         if let Some(slot) = ahead.hash.and_then(|hash| self.ids.candidate(hash)) {
@@ -269,6 +280,21 @@ impl Engine {
             // Resting behind it writes its `next` only.
             self.orders.prefetch_field(tail, |n| &n.next);
         }
+    }
+}
+
+/// The side a replace to `price` most likely moves an order on, before the order is read: a bid
+/// at or below the best bid, an ask at or above the best ask (an order priced there on the
+/// other side would cross). Inside the spread, or with a side empty, `None`: both. A wrong
+/// guess costs a prefetch that misses, never a wrong result.
+#[inline]
+fn replace_side(book: &crate::book::Book, price: Price) -> Option<Side> {
+    let bid = book.bids.best().is_some_and(|(best, _)| price <= best);
+    let ask = book.asks.best().is_some_and(|(best, _)| price >= best);
+    match (bid, ask) {
+        (true, false) => Some(Side::Buy),
+        (false, true) => Some(Side::Sell),
+        _ => None,
     }
 }
 
@@ -331,6 +357,33 @@ mod tests {
             out.push(Command { header: CommandHeader { seq: k as u64 + 1, ts: k as u64 + 1 }, kind });
         }
         out
+    }
+
+    #[test]
+    fn replace_side_guesses_from_the_best_prices() {
+        use super::replace_side;
+        use crate::types::Price;
+        let mut engine = Engine::new(EngineConfig::default());
+        fn book(e: &Engine) -> &crate::book::Book {
+            &e.books[0]
+        }
+        // Empty book: no guess.
+        assert_eq!(replace_side(book(&engine), Price(100)), None);
+        let cent = crate::PRICE_UNITS_PER_ONE / 100;
+        let mut out: Vec<Event> = Vec::new();
+        for (n, (side, cents)) in [(Side::Buy, 100), (Side::Sell, 110)].into_iter().enumerate() {
+            let id = ClOrdId::from_str(&format!("r{n}")).unwrap();
+            let new = NewOrder::limit(AccountId(1), SymbolId(0), id, side, cents * cent, 1);
+            let header = CommandHeader { seq: n as u64 + 1, ts: n as u64 + 1 };
+            engine.process(&Command { header, kind: CommandKind::New(new) }, &mut out);
+        }
+        let ticks = |cents: i64| engine.books[0].units_to_ticks(PriceUnits(cents * cent)).unwrap();
+        let (bid, ask, inside, below, above) = (ticks(100), ticks(110), ticks(105), ticks(90), ticks(120));
+        assert_eq!(replace_side(book(&engine), bid), Some(Side::Buy));
+        assert_eq!(replace_side(book(&engine), below), Some(Side::Buy));
+        assert_eq!(replace_side(book(&engine), ask), Some(Side::Sell));
+        assert_eq!(replace_side(book(&engine), above), Some(Side::Sell));
+        assert_eq!(replace_side(book(&engine), inside), None);
     }
 
     #[test]
