@@ -498,11 +498,19 @@ impl DurableEngine {
         Applied { count, lost: false, refused }
     }
 
+    /// Per command: two compares inline, the snapshot itself out of line.
+    #[inline]
     fn snapshot_if_due(&mut self) {
         if self.snapshot_every_commands > 0 && self.commands_since_snapshot >= self.snapshot_every_commands {
-            self.publish_batch();
-            self.snapshot_in_background();
+            self.snapshot_now_due();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn snapshot_now_due(&mut self) {
+        self.publish_batch();
+        self.snapshot_in_background();
     }
 
     /// Publishes what [`DurableEngine::process_staged`] staged: the command frame first, then the
