@@ -318,6 +318,8 @@ pub struct Router {
     events_bell: Option<Arc<Doorbell>>,
     /// Events taken since the last ring of `events_bell`.
     events_unrung: bool,
+    /// The host rings `events_bell` itself, after its writes ([`Router::hold_events_bell`]).
+    events_bell_held: bool,
     stop: Arc<AtomicBool>,
 }
 
@@ -395,6 +397,7 @@ impl Router {
             metrics,
             pushed: 0,
             events_bell: None,
+            events_bell_held: false,
             events_unrung: false,
             stop: Arc::new(AtomicBool::new(false)),
         };
@@ -407,6 +410,14 @@ impl Router {
     /// plus a futex wake only while that thread is parked.
     pub fn ring_after_events(&mut self, bell: Arc<Doorbell>) {
         self.events_bell = Some(bell);
+    }
+
+    /// A turn no longer rings the events bell: the host calls [`Router::ring_events_bell`]
+    /// once the turn's reports are written. A thread woken on a 2-core machine takes the core
+    /// the reports are still waiting on, so the gateway that hosts the router rings after its
+    /// sockets' writes.
+    pub fn hold_events_bell(&mut self) {
+        self.events_bell_held = true;
     }
 
     /// Counters.
@@ -449,7 +460,9 @@ impl Router {
     pub fn turn(&mut self) -> bool {
         let started = Instant::now();
         let busy = self.turn_inner();
-        self.ring_events_bell();
+        if !self.events_bell_held {
+            self.ring_events_bell();
+        }
         if busy {
             let engine_rings = match &self.engine {
                 Link::Rings { commands, events, .. } => (commands.len(), events.len()),
@@ -544,7 +557,8 @@ impl Router {
         }
     }
 
-    fn ring_events_bell(&mut self) {
+    /// Rings the events bell if a turn took events since the last ring (once however many).
+    pub fn ring_events_bell(&mut self) {
         if std::mem::take(&mut self.events_unrung) {
             if let Some(bell) = &self.events_bell {
                 bell.ring();
@@ -1204,5 +1218,43 @@ mod tests {
         }
         let waited = sleeper.join().unwrap();
         assert!(waited < Duration::from_secs(30), "woken by the ring, not the 60 s park: {waited:?}");
+    }
+
+    #[test]
+    fn a_held_events_bell_rings_when_the_host_says() {
+        let (mut router, tx) = inline_router();
+        let bell = Arc::new(Doorbell::new());
+        router.ring_after_events(bell.clone());
+        router.hold_events_bell();
+        router.begin();
+        tx.send(ToRouter::Attach { session: 1, account: engine::AccountId(0), cancel_on_disconnect: false })
+            .unwrap();
+        while router.turn() {}
+        let woken = Arc::new(AtomicBool::new(false));
+        let sleeper = {
+            let (bell, woken) = (bell.clone(), woken.clone());
+            std::thread::spawn(move || {
+                bell.register();
+                bell.sleep(|| false, Duration::from_secs(60));
+                woken.store(true, Ordering::Release);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let order = NewOrder::limit(
+            engine::AccountId(0),
+            engine::SymbolId(0),
+            ClOrdId::from_str("held").unwrap(),
+            Side::Buy,
+            100 * PRICE_UNITS_PER_ONE,
+            1,
+        );
+        tx.send(ToRouter::Request { session: 1, request: Request::New { order, ref_seq: 1 } }).unwrap();
+        while router.turn() {}
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!woken.load(Ordering::Acquire), "a turn rang a held bell");
+        let started = Instant::now();
+        router.ring_events_bell();
+        sleeper.join().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30), "the host's ring woke the follower");
     }
 }

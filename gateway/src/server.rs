@@ -173,7 +173,11 @@ type RouterLink = (Option<Box<Router>>, RouterTx, Receiver<Delivery>);
 fn connect_router(routing: Routing, waker: &Arc<Waker>) -> Result<RouterLink, ServerError> {
     let (router, router_tx) = match routing {
         Routing::Thread(tx) => (None, tx),
-        Routing::Hosted(router, tx) => (Some(router), tx),
+        Routing::Hosted(mut router, tx) => {
+            // Rung by `Server::turn` after the writes, not by the router's turn.
+            router.hold_events_bell();
+            (Some(router), tx)
+        }
     };
     let (outbox_tx, outbox_rx) = crossbeam_channel::bounded(OUTBOX_CAPACITY);
     let outbox = match router {
@@ -614,6 +618,11 @@ impl GatewayLoop {
         self.end_session_day(now_ns);
         self.service_tcp(now_ns);
         self.service_quic(now, now_ns);
+        // The journal's followers wake once the reports are on their way: on 2 cores a woken
+        // follower would otherwise take the core the reports wait on.
+        if let Some(router) = self.router.as_mut() {
+            router.ring_events_bell();
+        }
         busy
     }
 
