@@ -1176,21 +1176,24 @@ mod tests {
         looking_ahead_is_invisible(ScriptEngine::Journaled);
     }
 
-    #[test]
-    fn a_turn_with_events_rings_the_events_bell() {
+    /// An inline router with session 1 attached whose events bell (held or not) has a sleeper
+    /// parked on it for a minute; the flag says when the sleeper woke.
+    fn router_with_a_parked_follower(
+        held: bool,
+    ) -> (Router, RouterTx, Arc<AtomicBool>, std::thread::JoinHandle<Duration>) {
         let (mut router, tx) = inline_router();
         let bell = Arc::new(Doorbell::new());
         router.ring_after_events(bell.clone());
+        if held {
+            router.hold_events_bell();
+        }
         router.begin();
         tx.send(ToRouter::Attach { session: 1, account: engine::AccountId(0), cancel_on_disconnect: false })
             .unwrap();
         while router.turn() {}
-        // A sleeper parked for a minute: it returns within the test's patience only if a turn
-        // that made events rings it. Orders keep coming until it is awake, so a ring landing
-        // before it parked cannot make the test wait out the minute.
         let woken = Arc::new(AtomicBool::new(false));
         let sleeper = {
-            let (bell, woken) = (bell.clone(), woken.clone());
+            let woken = woken.clone();
             std::thread::spawn(move || {
                 bell.register();
                 let started = Instant::now();
@@ -1199,6 +1202,15 @@ mod tests {
                 started.elapsed()
             })
         };
+        (router, tx, woken, sleeper)
+    }
+
+    #[test]
+    fn a_turn_with_events_rings_the_events_bell() {
+        // The sleeper returns within the test's patience only if a turn that made events rings
+        // it. Orders keep coming until it is awake, so a ring landing before it parked cannot
+        // make the test wait out the minute.
+        let (mut router, tx, woken, sleeper) = router_with_a_parked_follower(false);
         let price = 100 * PRICE_UNITS_PER_ONE;
         for i in 0..400 {
             if woken.load(Ordering::Acquire) {
@@ -1222,23 +1234,7 @@ mod tests {
 
     #[test]
     fn a_held_events_bell_rings_when_the_host_says() {
-        let (mut router, tx) = inline_router();
-        let bell = Arc::new(Doorbell::new());
-        router.ring_after_events(bell.clone());
-        router.hold_events_bell();
-        router.begin();
-        tx.send(ToRouter::Attach { session: 1, account: engine::AccountId(0), cancel_on_disconnect: false })
-            .unwrap();
-        while router.turn() {}
-        let woken = Arc::new(AtomicBool::new(false));
-        let sleeper = {
-            let (bell, woken) = (bell.clone(), woken.clone());
-            std::thread::spawn(move || {
-                bell.register();
-                bell.sleep(|| false, Duration::from_secs(60));
-                woken.store(true, Ordering::Release);
-            })
-        };
+        let (mut router, tx, woken, sleeper) = router_with_a_parked_follower(true);
         std::thread::sleep(Duration::from_millis(100));
         let order = NewOrder::limit(
             engine::AccountId(0),
@@ -1252,9 +1248,8 @@ mod tests {
         while router.turn() {}
         std::thread::sleep(Duration::from_millis(300));
         assert!(!woken.load(Ordering::Acquire), "a turn rang a held bell");
-        let started = Instant::now();
         router.ring_events_bell();
-        sleeper.join().unwrap();
-        assert!(started.elapsed() < Duration::from_secs(30), "the host's ring woke the follower");
+        let waited = sleeper.join().unwrap();
+        assert!(waited < Duration::from_secs(30), "woken by the host's ring, not the 60 s park: {waited:?}");
     }
 }
