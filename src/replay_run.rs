@@ -10,7 +10,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use engine::{Engine, EngineConfig, Event, EventSink};
-use journal::{CommandBatches, CommandFeed, DurableError, EventVerifier, COMMAND_BATCH_DEFAULT};
+use journal::{CommandBatches, CommandFeed, DurableError, EventVerifier, COMMAND_FEED_BATCH};
 
 use crate::event_file::{write_books, write_event};
 use crate::journal_meta::{read_accounts, read_meta};
@@ -157,7 +157,7 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     };
     // The feed thread reads ahead (CRC, seq, decode) while this one matches, batch by batch.
     let batches = CommandBatches::open_from_start(opts.journal.join("commands"))?;
-    let mut commands = CommandFeed::start(batches, COMMAND_BATCH_DEFAULT)?;
+    let mut commands = CommandFeed::start(batches, COMMAND_FEED_BATCH)?;
     let progress = crate::progress::Progress::count("commands", !opts.quiet);
     'replay: loop {
         let batch = commands.next_batch().map_err(|e| match e {

@@ -67,6 +67,12 @@ impl CommandBatches {
     }
 }
 
+/// Commands per batch a [`CommandFeed`] hands over by default. Larger than
+/// [`COMMAND_BATCH_DEFAULT`]: when the feed thread is the slower one, the matching thread waits
+/// (a futex sleep and wake) once per batch, and that wait, not the matching, was a fifth of its
+/// CPU time at 256 (BENCHMARKS.md, "Replay read ahead in larger batches").
+pub const COMMAND_FEED_BATCH: usize = 4096;
+
 /// Batches a [`CommandFeed`] keeps in flight: one being processed, the rest read ahead.
 pub const COMMAND_FEED_DEPTH: usize = 4;
 

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::command_batches::{CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT};
+use crate::command_batches::{CommandBatches, CommandFeed, COMMAND_FEED_BATCH};
 use crate::event_deriver::EventDeriver;
 use crate::event_thread::{EventJournal, FailureSlot, JournalHealth};
 use crate::{
@@ -880,8 +880,7 @@ fn replay_tail(
     }
     let to_replay = last_command - from + 1;
     let mut replayed = 0;
-    let mut feed =
-        CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_BATCH_DEFAULT)?;
+    let mut feed = CommandFeed::start(CommandBatches::open(dir.join("commands"), from)?, COMMAND_FEED_BATCH)?;
     loop {
         let batch = feed.next_batch()?;
         if batch.is_empty() {

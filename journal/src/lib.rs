@@ -91,7 +91,9 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use command_batches::{CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT, COMMAND_FEED_DEPTH};
+pub use command_batches::{
+    CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT, COMMAND_FEED_BATCH, COMMAND_FEED_DEPTH,
+};
 pub use durability::JournalProgress;
 pub use durable::{
     DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier, PROGRESS_EVERY_COMMANDS,

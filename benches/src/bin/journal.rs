@@ -13,7 +13,7 @@ use engine::{Command, CountingSink, Engine, EngineConfig};
 use harness::gen::{generate, GenConfig, Mix};
 use journal::{
     CommandBatches, CommandFeed, DurableConfig, DurableEngine, JournalConfig, JournalWriter, RecordKind,
-    COMMAND_BATCH_DEFAULT,
+    COMMAND_BATCH_DEFAULT, COMMAND_FEED_BATCH,
 };
 
 #[derive(Parser)]
@@ -49,6 +49,10 @@ struct Args {
     /// `derived`), nothing else: for profiling one mode (`perf record`).
     #[arg(long, value_parser = ["inline", "single", "thread", "derived"])]
     only: Option<String>,
+    /// Commands per batch in the replay figures (default: `COMMAND_BATCH_DEFAULT` decoded on
+    /// the matching thread, `COMMAND_FEED_BATCH` handed over by the read-ahead thread).
+    #[arg(long)]
+    replay_batch: Option<usize>,
 }
 
 /// Where the journal-on runs journal events.
@@ -288,9 +292,11 @@ fn main() {
     let mut sink = CountingSink::default();
     // Decoded in batches on this thread, matched batch by batch.
     let mut batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
-    let mut batch = Vec::with_capacity(COMMAND_BATCH_DEFAULT);
+    let one_thread_batch = args.replay_batch.unwrap_or(COMMAND_BATCH_DEFAULT);
+    let feed_batch = args.replay_batch.unwrap_or(COMMAND_FEED_BATCH);
+    let mut batch = Vec::with_capacity(one_thread_batch);
     let mut replayed = 0u64;
-    while batches.next_batch(&mut batch, COMMAND_BATCH_DEFAULT).unwrap() > 0 {
+    while batches.next_batch(&mut batch, one_thread_batch).unwrap() > 0 {
         for command in &batch {
             engine.process(command, &mut sink);
         }
@@ -313,7 +319,7 @@ fn main() {
     let mut engine = Engine::new(engine_config.clone());
     let mut sink = CountingSink::default();
     let batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
-    let mut feed = CommandFeed::start(batches, COMMAND_BATCH_DEFAULT).unwrap();
+    let mut feed = CommandFeed::start(batches, feed_batch).unwrap();
     loop {
         let batch = feed.next_batch().unwrap();
         if batch.is_empty() {
@@ -339,7 +345,7 @@ fn main() {
     let mut engine = Engine::new(engine_config.clone());
     let mut sink = CountingSink::default();
     let batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
-    let mut feed = CommandFeed::start(batches, COMMAND_BATCH_DEFAULT).unwrap();
+    let mut feed = CommandFeed::start(batches, feed_batch).unwrap();
     loop {
         let batch = feed.next_batch().unwrap();
         if batch.is_empty() {
