@@ -17,7 +17,10 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use super::durability::{JournalProgress, PeriodicSyncer, Shared};
-use super::record::{aligned, frame_header_in_place, ENTRY_HEADER_LEN, KIND_SEGMENT_END, RECORD_HEADER_LEN};
+use super::record::{
+    aligned, crc32c_append_short, frame_header_in_place, ENTRY_HEADER_LEN, KIND_SEGMENT_END,
+    RECORD_HEADER_LEN,
+};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{SegmentMap, Spare, SEGMENT_HEADER_LEN};
 use super::stats::APPEND_SAMPLE_EVERY;
@@ -40,10 +43,14 @@ struct OpenFrame {
     /// Offset the frame may not grow past: one record's length, and room for an end marker
     /// after it in the segment.
     limit: usize,
-    /// CRC-32C of the staged entries (prefixes and bytes, in order), appended as each is
-    /// staged while its bytes are still in the cache: publication checksums only the header
-    /// and joins the two, instead of reading the whole frame back.
+    /// CRC-32C of the frame's entries (prefixes and bytes, in order) from its first up to
+    /// `crc_end`. The short staging path appends the entries staged since, before it writes its
+    /// own (one entry later than its own stores, so they are in the cache, no longer in the
+    /// store buffer); publication appends the rest, checksums the header and joins the two
+    /// instead of reading the whole frame back.
     payload_crc: u32,
+    /// Offset up to which `payload_crc` covers the entries (from the frame's first entry).
+    crc_end: usize,
 }
 
 /// The single writer of a journal directory.
@@ -231,6 +238,11 @@ impl JournalWriter {
         }
         // `fast` held only with an open frame.
         let Some(frame) = self.open.as_mut() else { unreachable!() };
+        // SAFETY: entries staged earlier in the open frame: in bounds, written by this writer,
+        // unpublished; only read here.
+        let staged = unsafe { self.active.bytes_mut(frame.crc_end..frame.end) };
+        frame.payload_crc = crc32c_append_short(frame.payload_crc, staged);
+        frame.crc_end = frame.end;
         let payload_at = frame.end + ENTRY_HEADER_LEN;
         // SAFETY: in bounds and unpublished, as in `stage`: frame.end + ENTRY_HEADER_LEN +
         // payload_len_max ≤ frame.limit ≤ len was just checked; the range lies past every
@@ -248,9 +260,6 @@ impl JournalWriter {
         let prefix = unsafe { self.active.bytes_mut(frame.end..payload_at) };
         // `used` ≤ ENTRY_PAYLOAD_LEN_MAX < u16::MAX.
         prefix.copy_from_slice(&(used as u16).to_le_bytes());
-        // SAFETY: the prefix and the entry just written, in the same unpublished range.
-        let entry = unsafe { self.active.bytes_mut(frame.end..payload_at + used) };
-        frame.payload_crc = crc32c::crc32c_append(frame.payload_crc, entry);
         frame.count += 1;
         frame.end = payload_at + used;
         self.next_seq = seq + 1;
@@ -309,10 +318,7 @@ impl JournalWriter {
         let prefix = unsafe { self.active.bytes_mut(frame.end..payload_at) };
         // `used` ≤ ENTRY_PAYLOAD_LEN_MAX < u16::MAX.
         prefix.copy_from_slice(&(used as u16).to_le_bytes());
-        // SAFETY: the prefix and the entry just written, in the same unpublished range.
-        let entry = unsafe { self.active.bytes_mut(frame.end..payload_at + used) };
-        let payload_crc = crc32c::crc32c_append(frame.payload_crc, entry);
-        self.open = Some(OpenFrame { count: frame.count + 1, end: payload_at + used, payload_crc, ..frame });
+        self.open = Some(OpenFrame { count: frame.count + 1, end: payload_at + used, ..frame });
         self.next_seq = seq + 1;
         if let Some(started) = timed {
             self.shared.stats.append_timed(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
@@ -334,7 +340,15 @@ impl JournalWriter {
         // `cursor` and the segment length are multiples of RECORD_ALIGN, so is `limit`: a frame
         // ending by it still ends by it once padded.
         let limit = (self.cursor + RECORD_LEN_MAX).min(self.active.len() - RECORD_HEADER_LEN);
-        Ok(OpenFrame { kind, first_seq: seq, count: 0, end: self.cursor + RECORD_HEADER_LEN, limit, payload_crc: 0 })
+        Ok(OpenFrame {
+            kind,
+            first_seq: seq,
+            count: 0,
+            end: self.cursor + RECORD_HEADER_LEN,
+            limit,
+            payload_crc: 0,
+            crc_end: self.cursor + RECORD_HEADER_LEN,
+        })
     }
 
     /// True when an entry of at most `payload_len_max` bytes of `kind` would join the open frame
@@ -356,7 +370,11 @@ impl JournalWriter {
     #[inline]
     pub fn publish_staged(&mut self) {
         let Some(frame) = self.open.take() else { return };
-        self.publish(frame.kind, frame.first_seq, frame.count, frame.end - self.cursor, frame.payload_crc);
+        // SAFETY: the open frame's entries not yet checksummed: in bounds, written by this
+        // writer, unpublished; only read here.
+        let rest = unsafe { self.active.bytes_mut(frame.crc_end..frame.end) };
+        let payload_crc = crc32c::crc32c_append(frame.payload_crc, rest);
+        self.publish(frame.kind, frame.first_seq, frame.count, frame.end - self.cursor, payload_crc);
         let last = frame.first_seq + u64::from(frame.count) - 1;
         self.shared.set_written(last);
         if self.durable_on_write {
@@ -379,7 +397,13 @@ impl JournalWriter {
         // the caller), writable, this writer's alone (the payload was just written by it). The
         // length word (bytes 0..4) is not in the range: readers poll it, and it is only ever
         // stored atomically below.
-        frame_header_in_place(unsafe { self.active.bytes_mut(at + 4..at + len) }, kind, seq, count, payload_crc);
+        frame_header_in_place(
+            unsafe { self.active.bytes_mut(at + 4..at + len) },
+            kind,
+            seq,
+            count,
+            payload_crc,
+        );
         // Publication: everything above happens-before a reader's Acquire load that sees it.
         self.active.len_word(at).store(len as u32, Ordering::Release);
         self.shared.stats.appended(aligned(len));
