@@ -132,9 +132,8 @@ pub(crate) const fn aligned(len: usize) -> usize {
 /// Writes the header fields after the length word (CRC, seq, kind, reserved) of a record whose
 /// payload is already in place. `after_len_word` is the record from byte 4 (just past the length
 /// word, which only atomic accesses may touch) to its end. One CRC pass over the contiguous
-/// seq..payload bytes; the same bytes as [`header_tail`] would give. The writer uses
-/// [`frame_header_in_place`]; this full pass is the reference it is tested against.
-#[cfg(test)]
+/// seq..payload bytes; the same bytes as [`header_tail`] would give.
+#[inline]
 pub(crate) fn frame_in_place(after_len_word: &mut [u8], kind: u16, seq: u64, count: u16) {
     const AT: usize = 4;
     after_len_word[CRC_FROM - AT..KIND_AT - AT].copy_from_slice(&seq.to_le_bytes());
@@ -142,125 +141,6 @@ pub(crate) fn frame_in_place(after_len_word: &mut [u8], kind: u16, seq: u64, cou
     after_len_word[COUNT_AT - AT..RESERVED_AT - AT].copy_from_slice(&count.to_le_bytes());
     after_len_word[RESERVED_AT - AT..RECORD_HEADER_LEN - AT].fill(0);
     let crc = crc32c::crc32c(&after_len_word[CRC_FROM - AT..]);
-    after_len_word[CRC_AT - AT..CRC_FROM - AT].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// CRC-32C polynomial, reflected (bit 31 is x^0).
-const CRC32C_POLY_REFLECTED: u32 = 0x82F6_3B78;
-
-/// `a * b mod P` for two polynomials in the reflected representation of the CRC register.
-#[inline]
-const fn mul_mod_p(a: u32, mut b: u32) -> u32 {
-    let mut product = 0u32;
-    let mut i = 0;
-    while i < 32 {
-        // Bit 31 - i of `a` is its coefficient of x^i; `b` holds b * x^i mod P.
-        product ^= b & 0u32.wrapping_sub((a >> (31 - i)) & 1);
-        b = (b >> 1) ^ (CRC32C_POLY_REFLECTED & 0u32.wrapping_sub(b & 1));
-        i += 1;
-    }
-    product
-}
-
-/// `x^(8 * n) mod P` for n in 0..64 (`[0]`) and for n in 0, 64, .., 63 * 64 (`[1]`): a shift of
-/// the CRC register over any record length (< 4096 bytes) is two multiplications.
-const ZERO_BYTES_SHIFT: [[u32; 64]; 2] = {
-    const ONE: u32 = 1 << 31;
-    let x8 = 1u32 << (31 - 8);
-    let mut tables = [[0u32; 64]; 2];
-    let mut power = ONE;
-    let mut n = 0;
-    while n < 64 {
-        tables[0][n] = power;
-        power = mul_mod_p(power, x8);
-        n += 1;
-    }
-    // `power` is now x^(8 * 64).
-    let step = power;
-    let mut power = ONE;
-    let mut n = 0;
-    while n < 64 {
-        tables[1][n] = power;
-        power = mul_mod_p(power, step);
-        n += 1;
-    }
-    tables
-};
-
-const _: () = assert!(RECORD_LEN_MAX <= 64 * 64);
-
-/// The CRC-32C of `a` followed by `b`, from `crc_a`, `crc_b` and the length of `b` (below
-/// [`RECORD_LEN_MAX`]): `crc32c_combine` with table-driven shifts instead of zlib's matrices.
-#[inline]
-pub(crate) fn crc32c_concat(crc_a: u32, crc_b: u32, len_b: usize) -> u32 {
-    debug_assert!(len_b < 64 * 64);
-    let shifted =
-        mul_mod_p(mul_mod_p(crc_a, ZERO_BYTES_SHIFT[0][len_b & 63]), ZERO_BYTES_SHIFT[1][(len_b >> 6) & 63]);
-    shifted ^ crc_b
-}
-
-/// `crc32c::crc32c_append(crc, bytes)` for a short run of bytes (one entry): 8 bytes per
-/// instruction from wherever they start, then at most three narrower steps. The crate aligns the
-/// start first, a byte at a time, which for an entry of a few dozen bytes at any offset is a
-/// serial chain of up to twice as many instructions.
-#[inline]
-pub(crate) fn crc32c_append_short(crc: u32, bytes: &[u8]) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("sse4.2") {
-            // SAFETY: the CPU has SSE4.2, just checked.
-            return unsafe { crc32c_append_sse42(crc, bytes) };
-        }
-    }
-    crc32c::crc32c_append(crc, bytes)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse4.2")]
-fn crc32c_append_sse42(crc: u32, bytes: &[u8]) -> u32 {
-    use std::arch::x86_64::{_mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64, _mm_crc32_u8};
-    let mut wide = u64::from(!crc);
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        wide = _mm_crc32_u64(wide, u64::from_le_bytes(word.try_into().expect("8 bytes")));
-    }
-    // The instruction leaves the upper half zero.
-    let mut c = wide as u32;
-    let mut rest = words.remainder();
-    if rest.len() >= 4 {
-        c = _mm_crc32_u32(c, u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")));
-        rest = &rest[4..];
-    }
-    if rest.len() >= 2 {
-        c = _mm_crc32_u16(c, u16::from_le_bytes([rest[0], rest[1]]));
-        rest = &rest[2..];
-    }
-    if let Some(&b) = rest.first() {
-        c = _mm_crc32_u8(c, b);
-    }
-    !c
-}
-
-/// [`frame_in_place`] for a frame whose payload's CRC (`crc32c` of the entries alone, computed
-/// as they were staged, while their bytes were still in the cache) is `payload_crc`: the header
-/// fields are checksummed and joined to it, and the payload is not read again. Gives the same
-/// bytes as [`frame_in_place`] when `payload_crc` is right.
-#[inline]
-pub(crate) fn frame_header_in_place(
-    after_len_word: &mut [u8],
-    kind: u16,
-    seq: u64,
-    count: u16,
-    payload_crc: u32,
-) {
-    const AT: usize = 4;
-    let mut h = [0u8; RECORD_HEADER_LEN - CRC_FROM];
-    h[..KIND_AT - CRC_FROM].copy_from_slice(&seq.to_le_bytes());
-    h[KIND_AT - CRC_FROM..COUNT_AT - CRC_FROM].copy_from_slice(&kind.to_le_bytes());
-    h[COUNT_AT - CRC_FROM..RESERVED_AT - CRC_FROM].copy_from_slice(&count.to_le_bytes());
-    let payload_len = after_len_word.len() - (RECORD_HEADER_LEN - AT);
-    let crc = crc32c_concat(crc32c::crc32c(&h), payload_crc, payload_len);
-    after_len_word[CRC_FROM - AT..RECORD_HEADER_LEN - AT].copy_from_slice(&h);
     after_len_word[CRC_AT - AT..CRC_FROM - AT].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -438,51 +318,6 @@ mod tests {
     fn check(buf: &[u8]) -> Slot {
         let len = u32::from_le_bytes(buf[..4].try_into().unwrap());
         validate(len, 0, buf.len(), false, |r| &buf[r])
-    }
-
-    /// The short-run CRC is the crate's, at every length and start offset an entry can have.
-    #[test]
-    fn short_run_crc_matches_the_crate() {
-        let bytes: Vec<u8> = (0..600u32).map(|i| (i.wrapping_mul(40_503) >> 5) as u8).collect();
-        for start in 0..16 {
-            for len in 0..300 {
-                let run = &bytes[start..start + len];
-                for seed in [0u32, 0xDEAD_BEEF] {
-                    assert_eq!(
-                        crc32c_append_short(seed, run),
-                        crc32c::crc32c_append(seed, run),
-                        "{start}+{len}"
-                    );
-                }
-            }
-        }
-    }
-
-    /// The table-driven join of two CRCs is the crate's `crc32c_combine` and the CRC of the
-    /// concatenation, at every record length; the header written from a payload CRC is the one
-    /// written by a full pass.
-    #[test]
-    fn crc_concat_matches_combine_and_the_full_pass_at_every_length() {
-        let bytes: Vec<u8> =
-            (0..RECORD_LEN_MAX as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        let head = &bytes[..16];
-        let crc_head = crc32c::crc32c(head);
-        for len in 0..RECORD_LEN_MAX {
-            let tail = &bytes[bytes.len() - len..];
-            let crc_tail = crc32c::crc32c(tail);
-            let joined = crc32c_concat(crc_head, crc_tail, len);
-            assert_eq!(joined, crc32c::crc32c_combine(crc_head, crc_tail, len), "len {len}");
-            assert_eq!(joined, crc32c::crc32c_append(crc_head, tail), "len {len}");
-        }
-        for len in [0usize, 1, 7, 300, RECORD_PAYLOAD_LEN_MAX] {
-            let payload = &bytes[..len];
-            let mut full = vec![0u8; RECORD_HEADER_LEN + len];
-            full[RECORD_HEADER_LEN..].copy_from_slice(payload);
-            let mut joined = full.clone();
-            frame_in_place(&mut full[4..], 1, 0x0102_0304_0506_0708, 513);
-            frame_header_in_place(&mut joined[4..], 1, 0x0102_0304_0506_0708, 513, crc32c::crc32c(payload));
-            assert_eq!(full, joined, "payload of {len} bytes");
-        }
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //!
 //! Entries are *staged* into an open frame past the published end ([`JournalWriter::stage_with`]:
 //! a bounds check and the caller's encoding straight into the mapping) and become visible when
-//! the frame is published ([`JournalWriter::publish_staged`]: a CRC of its header joined to the
-//! one built entry by entry as they were staged, and three
+//! the frame is published ([`JournalWriter::publish_staged`]: one CRC over the frame and three
 //! atomic stores). A batch of commands thus costs one checksum and one publication; an
 //! [`JournalWriter::append_with`] is a stage and a publish. No system call, no allocation, no
 //! lock. Rolling (once per segment) writes an end marker,
@@ -17,10 +16,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use super::durability::{JournalProgress, PeriodicSyncer, Shared};
-use super::record::{
-    aligned, crc32c_append_short, frame_header_in_place, ENTRY_HEADER_LEN, KIND_SEGMENT_END,
-    RECORD_HEADER_LEN,
-};
+use super::record::{aligned, frame_in_place, ENTRY_HEADER_LEN, KIND_SEGMENT_END, RECORD_HEADER_LEN};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{SegmentMap, Spare, SEGMENT_HEADER_LEN};
 use super::stats::APPEND_SAMPLE_EVERY;
@@ -43,14 +39,6 @@ struct OpenFrame {
     /// Offset the frame may not grow past: one record's length, and room for an end marker
     /// after it in the segment.
     limit: usize,
-    /// CRC-32C of the frame's entries (prefixes and bytes, in order) from its first up to
-    /// `crc_end`. The short staging path appends the entries staged since, before it writes its
-    /// own (one entry later than its own stores, so they are in the cache, no longer in the
-    /// store buffer); publication appends the rest, checksums the header and joins the two
-    /// instead of reading the whole frame back.
-    payload_crc: u32,
-    /// Offset up to which `payload_crc` covers the entries (from the frame's first entry).
-    crc_end: usize,
 }
 
 /// The single writer of a journal directory.
@@ -238,11 +226,6 @@ impl JournalWriter {
         }
         // `fast` held only with an open frame.
         let Some(frame) = self.open.as_mut() else { unreachable!() };
-        // SAFETY: entries staged earlier in the open frame: in bounds, written by this writer,
-        // unpublished; only read here.
-        let staged = unsafe { self.active.bytes_mut(frame.crc_end..frame.end) };
-        frame.payload_crc = crc32c_append_short(frame.payload_crc, staged);
-        frame.crc_end = frame.end;
         let payload_at = frame.end + ENTRY_HEADER_LEN;
         // SAFETY: in bounds and unpublished, as in `stage`: frame.end + ENTRY_HEADER_LEN +
         // payload_len_max ≤ frame.limit ≤ len was just checked; the range lies past every
@@ -340,15 +323,7 @@ impl JournalWriter {
         // `cursor` and the segment length are multiples of RECORD_ALIGN, so is `limit`: a frame
         // ending by it still ends by it once padded.
         let limit = (self.cursor + RECORD_LEN_MAX).min(self.active.len() - RECORD_HEADER_LEN);
-        Ok(OpenFrame {
-            kind,
-            first_seq: seq,
-            count: 0,
-            end: self.cursor + RECORD_HEADER_LEN,
-            limit,
-            payload_crc: 0,
-            crc_end: self.cursor + RECORD_HEADER_LEN,
-        })
+        Ok(OpenFrame { kind, first_seq: seq, count: 0, end: self.cursor + RECORD_HEADER_LEN, limit })
     }
 
     /// True when an entry of at most `payload_len_max` bytes of `kind` would join the open frame
@@ -370,11 +345,7 @@ impl JournalWriter {
     #[inline]
     pub fn publish_staged(&mut self) {
         let Some(frame) = self.open.take() else { return };
-        // SAFETY: the open frame's entries not yet checksummed: in bounds, written by this
-        // writer, unpublished; only read here.
-        let rest = unsafe { self.active.bytes_mut(frame.crc_end..frame.end) };
-        let payload_crc = crc32c::crc32c_append(frame.payload_crc, rest);
-        self.publish(frame.kind, frame.first_seq, frame.count, frame.end - self.cursor, payload_crc);
+        self.publish(frame.kind, frame.first_seq, frame.count, frame.end - self.cursor);
         let last = frame.first_seq + u64::from(frame.count) - 1;
         self.shared.set_written(last);
         if self.durable_on_write {
@@ -388,22 +359,16 @@ impl JournalWriter {
     }
 
     /// Writes the header of a record of `len` bytes (header included) whose entries are
-    /// already in place at the cursor (`payload_crc` their CRC-32C, 0 for none), publishes its
-    /// length word with `Release`, and moves the cursor past it.
+    /// already in place at the cursor, publishes its length word with `Release`, and moves the
+    /// cursor past it.
     #[inline]
-    fn publish(&mut self, kind: u16, seq: u64, count: u16, len: usize, payload_crc: u32) {
+    fn publish(&mut self, kind: u16, seq: u64, count: u16, len: usize) {
         let at = self.cursor;
         // SAFETY: bytes 4..len of the unpublished record at the cursor: in bounds (checked by
         // the caller), writable, this writer's alone (the payload was just written by it). The
         // length word (bytes 0..4) is not in the range: readers poll it, and it is only ever
         // stored atomically below.
-        frame_header_in_place(
-            unsafe { self.active.bytes_mut(at + 4..at + len) },
-            kind,
-            seq,
-            count,
-            payload_crc,
-        );
+        frame_in_place(unsafe { self.active.bytes_mut(at + 4..at + len) }, kind, seq, count);
         // Publication: everything above happens-before a reader's Acquire load that sees it.
         self.active.len_word(at).store(len as u32, Ordering::Release);
         self.shared.stats.appended(aligned(len));
@@ -417,7 +382,7 @@ impl JournalWriter {
         if !self.sealed {
             // The end marker always fits: the cursor invariant keeps room for its header.
             debug_assert!(self.open.is_none(), "a frame is published before its segment is sealed");
-            self.publish(KIND_SEGMENT_END, self.next_seq, 0, RECORD_HEADER_LEN, 0);
+            self.publish(KIND_SEGMENT_END, self.next_seq, 0, RECORD_HEADER_LEN);
             self.sealed = true;
         }
         let spare = match (self.spare_ready.take(), self.spare.take()) {
@@ -719,84 +684,6 @@ mod tests {
         w.close().unwrap();
         let mut r = JournalReader::open(&dir, 1).unwrap();
         for seq in 1..=3_000u64 {
-            let rec = r.next_record().unwrap().unwrap();
-            assert_eq!((rec.seq, rec.payload), (seq, &payload(seq)[..]));
-        }
-        assert!(r.next_record().unwrap().is_none());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// Every frame on disk, end markers included, walked straight from the segment files:
-    /// (frames, end markers); panics on a frame whose stored CRC is not a full pass over it.
-    fn check_every_frame_crc(dir: &Path) -> (usize, usize) {
-        let (mut frames, mut markers) = (0, 0);
-        for file in std::fs::read_dir(dir).unwrap() {
-            let path = file.unwrap().path();
-            let bytes = std::fs::read(&path).unwrap();
-            if bytes.len() < SEGMENT_HEADER_LEN {
-                continue;
-            }
-            let mut at = SEGMENT_HEADER_LEN;
-            while at + RECORD_HEADER_LEN <= bytes.len() {
-                let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-                if len == 0 {
-                    break;
-                }
-                let stored = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
-                let full = crc32c::crc32c(&bytes[at + 8..at + len]);
-                assert_eq!(stored, full, "{}: frame at {at}", path.display());
-                let kind = u16::from_le_bytes(bytes[at + 16..at + 18].try_into().unwrap());
-                if kind == KIND_SEGMENT_END {
-                    markers += 1;
-                } else {
-                    frames += 1;
-                }
-                at += aligned(len);
-            }
-        }
-        (frames, markers)
-    }
-
-    /// The CRC the writer builds entry by entry as it stages (every staging path: the short
-    /// zeroed-tail path, the general one, `append_with`; frames published by the caller, early
-    /// on a kind change or a full frame, and at a roll; timed seqs) is the full-pass CRC of the
-    /// bytes on disk, frame after frame.
-    #[test]
-    fn a_frame_staged_entry_by_entry_has_the_crc_of_a_full_pass() {
-        let dir = temp_dir("running-crc");
-        let (mut w, _) = JournalWriter::open(&dir, config(SyncPolicy::PageCache)).unwrap();
-        let payload = |seq: u64| -> Vec<u8> {
-            let len = (seq as usize * 13) % 90;
-            (0..len).map(|i| (seq as u8) ^ (i as u8).wrapping_mul(31)).collect()
-        };
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        for seq in 1..=5_000u64 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let want = payload(seq);
-            let kind = if seed % 23 == 0 { RecordKind::Event } else { RecordKind::Command };
-            let fill = |buf: &mut [u8]| {
-                buf[..want.len()].copy_from_slice(&want);
-                want.len()
-            };
-            match (seed >> 8) % 5 {
-                0 => w.stage_with(kind, seq, 120, fill).unwrap(),
-                1 => w.append_with(kind, seq, 100, fill).unwrap(),
-                _ => w.stage_with_zeroed_tail(kind, seq, 96, fill).unwrap(),
-            }
-            if (seed >> 16) % 40 == 0 {
-                w.publish_staged();
-            }
-        }
-        drop(w);
-        let (frames, markers) = check_every_frame_crc(&dir);
-        assert!(frames > 200 && markers > 2, "frames {frames}, end markers {markers}");
-        let (w, report) = JournalWriter::open(&dir, config(SyncPolicy::PageCache)).unwrap();
-        assert_eq!((report.last_seq, report.torn_tail.clone()), (Some(5_000), None));
-        w.close().unwrap();
-        let mut r = JournalReader::open(&dir, 1).unwrap();
-        for seq in 1..=5_000u64 {
             let rec = r.next_record().unwrap().unwrap();
             assert_eq!((rec.seq, rec.payload), (seq, &payload(seq)[..]));
         }
