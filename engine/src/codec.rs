@@ -37,7 +37,8 @@
 //! set): a 48-byte head with every field at a fixed offset, written as whole words, then a new
 //! order's optional block and the ids padded to whole words. It is what the journal stores since
 //! its format version 4: the matching thread writes it with a few stores. [`Command::decode`]
-//! reads both layouts.
+//! reads both layouts; a well-formed fixed-layout command takes a short path that reads whole
+//! words, and anything that path refuses goes to the checking decoder for the precise error.
 //!
 //! A layout change is a new journal format version (`journal::SEGMENT_FORMAT_VERSION`).
 
