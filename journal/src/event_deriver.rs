@@ -30,7 +30,7 @@ use std::time::Duration;
 use engine::codec::EVENT_ENCODED_LEN_MAX;
 use engine::{Command, Engine, Event, EventSink};
 
-use super::event_thread::FailureSlot;
+use super::event_thread::{wait_written, FailureSlot};
 use super::{JournalError, JournalProgress, JournalWriter, RecordKind, Tailer};
 
 /// Longest the deriver sleeps without being woken (bounds a missed wake-up).
@@ -122,16 +122,7 @@ impl EventDeriver {
     /// Waits until the event journal holds every event up to `last_seq`, or a journal failed.
     /// The caller has published the commands that produce them.
     pub(crate) fn wait_written(&self, last_seq: u64) -> Result<(), String> {
-        while self.progress.written_seq() < last_seq {
-            if let Some(e) = self.failure.message() {
-                return Err(e);
-            }
-            if let Some(t) = &self.thread {
-                t.thread().unpark();
-            }
-            thread::yield_now();
-        }
-        Ok(())
+        wait_written(&self.progress, &self.failure, self.thread.as_ref(), last_seq)
     }
 
     /// Stops the deriver once it has journaled the events of every command published so far;

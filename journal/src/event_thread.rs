@@ -77,6 +77,26 @@ impl FailureSlot {
     }
 }
 
+/// Waits until the journal behind `progress` holds everything up to `last_seq`, unparking the
+/// thread that writes it each round, or until a journal failed (its message).
+pub(crate) fn wait_written(
+    progress: &JournalProgress,
+    failure: &FailureSlot,
+    writer: Option<&JoinHandle<Result<(), JournalError>>>,
+    last_seq: u64,
+) -> Result<(), String> {
+    while progress.written_seq() < last_seq {
+        if let Some(e) = failure.message() {
+            return Err(e);
+        }
+        if let Some(t) = writer {
+            t.thread().unpark();
+        }
+        thread::yield_now();
+    }
+    Ok(())
+}
+
 /// A handle the host keeps to learn that the durable engine stopped because a journal write
 /// failed (disk full, a segment that cannot be created, an I/O error). From that moment the
 /// engine processes nothing: a command it cannot journal must not be acknowledged.
@@ -334,16 +354,7 @@ impl EventThread {
     /// Waits until every event pushed so far (up to `last_seq`) is in the event journal, or the
     /// journal failed. Bounded by the ring's content; the thread is woken each round.
     pub(crate) fn wait_written(&self, last_seq: u64) -> Result<(), String> {
-        while self.progress.written_seq() < last_seq {
-            if let Some(e) = self.failure.message() {
-                return Err(e);
-            }
-            if let Some(t) = &self.thread {
-                t.thread().unpark();
-            }
-            thread::yield_now();
-        }
-        Ok(())
+        wait_written(&self.progress, &self.failure, self.thread.as_ref(), last_seq)
     }
 
     /// Stops the thread once it has appended everything pushed; reports its failure if any.
