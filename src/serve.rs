@@ -861,7 +861,7 @@ impl Server {
             md_metrics,
         )?;
         marketdata.ready_check(monitor.ready_check("marketdata_caught_up")?);
-        // With `journal.events = "derived"` the router rings the market-data thread before the
+        // With `journal.events = "derived"` the gateway rings the market-data thread before the
         // deriver has written a turn's events: the deriver rings it too, after writing them.
         durable.on_events_journaled({
             let bell = marketdata.doorbell().clone();
