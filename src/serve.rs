@@ -861,8 +861,9 @@ impl Server {
             md_metrics,
         )?;
         marketdata.ready_check(monitor.ready_check("marketdata_caught_up")?);
-        // With `journal.events = "derived"` the gateway rings the market-data thread before the
-        // deriver has written a turn's events: the deriver rings it too, after writing them.
+        // With `journal.events = "derived"` the router's side (the gateway after its writes, or
+        // the router's own thread) rings the market-data thread before the deriver has written a
+        // turn's events: the deriver rings it too, after writing them.
         durable.on_events_journaled({
             let bell = marketdata.doorbell().clone();
             move || bell.ring()
