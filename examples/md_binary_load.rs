@@ -25,7 +25,7 @@ use fixclient::{new_order_fields, FixClient};
 use gateway::server::now_ns;
 
 mod common;
-use common::{acked, client_config, thread_cpu_ns};
+use common::{acked, client_config, shut_down, thread_cpu_ns};
 
 async fn order(c: &mut FixClient, id: &str, side: Side, price: &str) {
     c.send(b"D", |e| new_order_fields(e, id, "BTC-USD", side, 1, Some(price), None, now_ns())).await.unwrap();
@@ -131,13 +131,7 @@ async fn run(orders: usize, subscribers: usize, round: usize) {
         .map(|(ns, name)| format!("{name} {}", ns / 1_000_000))
         .collect();
     println!("    cpu ms by thread: {}", cpu.join(", "));
-    for r in readers {
-        r.abort();
-    }
-    drop(alice);
-    drop(bob);
-    server.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    shut_down(readers, [alice, bob], server, &dir);
 }
 
 fn main() {

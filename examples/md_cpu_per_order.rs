@@ -24,7 +24,7 @@ use fixclient::{new_order_fields, FixClient};
 use gateway::server::now_ns;
 
 mod common;
-use common::{acked, client_config, thread_cpu_ns};
+use common::{acked, client_config, shut_down, thread_cpu_ns};
 
 /// The kinds of subscribers a run has.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -173,13 +173,7 @@ async fn run(orders: usize, subscribers: Subscribers, round: usize) {
         client_side,
         n / wall.as_secs_f64(),
     );
-    for r in readers {
-        r.abort();
-    }
-    drop(alice);
-    drop(bob);
-    server.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    shut_down(readers, [alice, bob], server, &dir);
 }
 
 fn main() {

@@ -1,7 +1,8 @@
 //! What the load examples share: a FIX client of the in-process venue, waiting for an
-//! acknowledgement, and each thread's CPU time.
+//! acknowledgement, each thread's CPU time, and the end of a round.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use exchange::serve::Server;
@@ -55,4 +56,20 @@ pub fn thread_cpu_ns() -> BTreeMap<String, u64> {
             ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
     }
     out
+}
+
+/// The end of a round: the subscribers' reader tasks stop, the order clients disconnect, the
+/// venue stops and its data directory goes.
+pub fn shut_down<T>(
+    readers: Vec<tokio::task::JoinHandle<T>>,
+    clients: [FixClient; 2],
+    server: Server,
+    dir: &Path,
+) {
+    for r in readers {
+        r.abort();
+    }
+    drop(clients);
+    server.stop();
+    let _ = std::fs::remove_dir_all(dir);
 }
