@@ -30,7 +30,7 @@ use std::time::Duration;
 use engine::codec::EVENT_ENCODED_LEN_MAX;
 use engine::{Command, Engine, Event, EventSink};
 
-use super::event_thread::{wait_written, FailureSlot};
+use super::event_thread::{join_woken, wait_written, FailureSlot};
 use super::{JournalError, JournalProgress, JournalWriter, RecordKind, Tailer};
 
 /// Longest the deriver sleeps without being woken (bounds a missed wake-up).
@@ -130,10 +130,7 @@ impl EventDeriver {
     pub(crate) fn stop(&mut self) -> Result<(), JournalError> {
         let Some(thread) = self.thread.take() else { return Ok(()) };
         self.flags.stop.store(true, Ordering::Release);
-        thread.thread().unpark();
-        thread
-            .join()
-            .unwrap_or_else(|_| Err(JournalError::BackgroundSync("event deriver thread panicked".into())))
+        join_woken(thread, "event deriver thread")
     }
 }
 

@@ -77,6 +77,16 @@ impl FailureSlot {
     }
 }
 
+/// Wakes the journal thread `name` (told to stop already) and waits for its result; a panic is a
+/// journal failure.
+pub(crate) fn join_woken(
+    thread: JoinHandle<Result<(), JournalError>>,
+    name: &str,
+) -> Result<(), JournalError> {
+    thread.thread().unpark();
+    thread.join().unwrap_or_else(|_| Err(JournalError::BackgroundSync(format!("{name} panicked"))))
+}
+
 /// Waits until the journal behind `progress` holds everything up to `last_seq`, unparking the
 /// thread that writes it each round, or until a journal failed (its message).
 pub(crate) fn wait_written(
@@ -362,10 +372,7 @@ impl EventThread {
         // Dropping the producer tells the thread no event will follow.
         self.ring.take();
         let Some(thread) = self.thread.take() else { return Ok(()) };
-        thread.thread().unpark();
-        thread
-            .join()
-            .unwrap_or_else(|_| Err(JournalError::BackgroundSync("event journal thread panicked".into())))
+        join_woken(thread, "event journal thread")
     }
 }
 
