@@ -56,6 +56,10 @@ pub struct SettlementSection {
     pub batch_events_max: usize,
     /// How long the follower sleeps when the journal has nothing new.
     pub idle_wait_ms: u64,
+    /// Shortest time between two of the follower's store transactions while events trickle
+    /// in: events that arrive sooner join the next transaction (a full batch commits at once).
+    /// 0 commits whatever the journal holds each time round.
+    pub commit_interval_ms: u64,
 }
 
 /// One owner's opening balances (`[[settlement.opening]]`).
@@ -105,6 +109,7 @@ impl Default for SettlementSection {
                 .collect(),
             batch_events_max: 4096,
             idle_wait_ms: 5,
+            commit_interval_ms: 20,
         }
     }
 }
@@ -211,6 +216,15 @@ fn fill(
     batch_max: usize,
 ) -> Result<(), SettlementRunError> {
     batch.clear();
+    fill_more(tailer, batch, batch_max)
+}
+
+/// Appends events the journal holds to `batch` until it has `batch_max`.
+fn fill_more(
+    tailer: &mut journal::Tailer,
+    batch: &mut Vec<Event>,
+    batch_max: usize,
+) -> Result<(), SettlementRunError> {
     while batch.len() < batch_max.max(1) {
         let Some(record) = tailer.poll().map_err(|e| SettlementRunError::Journal(e.to_string()))? else {
             break;
@@ -409,14 +423,23 @@ fn follow(
         .ok_or_else(|| SettlementRunError::Config(format!("cutoff_utc {:?}", section.cutoff_utc)))?;
     let mut settled: Option<time::Date> = None;
     let idle = Duration::from_millis(section.idle_wait_ms.max(1));
+    let mut pace = CommitPace::new(Duration::from_millis(section.commit_interval_ms));
     while !stop.load(Ordering::Acquire) {
         if let Some(m) = metrics.as_mut().filter(|m| m.due(std::time::Instant::now())) {
             m.refresh(&lock(ledger), std::time::Instant::now());
             m.refresh_payments();
         }
-        fill(&mut tailer, &mut batch, batch_max)?;
+        fill_more(&mut tailer, &mut batch, batch_max)?;
         if !batch.is_empty() {
-            lock(ledger).apply_batch(&batch)?;
+            let now = std::time::Instant::now();
+            match pace.wait(now, batch.len() >= batch_max) {
+                Some(wait) => std::thread::sleep(wait.min(idle)),
+                None => {
+                    lock(ledger).apply_batch(&batch)?;
+                    batch.clear();
+                    pace.committed(now);
+                }
+            }
             continue;
         }
         // Nothing more to book: caught up with the journal.
@@ -440,7 +463,39 @@ fn follow(
         }
         std::thread::sleep(idle);
     }
+    // Events read but held back by the pace: book them before stopping (the next start would
+    // read them again from the cursor anyway).
+    if !batch.is_empty() {
+        lock(ledger).apply_batch(&batch)?;
+    }
     Ok(())
+}
+
+/// When the follower may commit again: at most one store transaction per interval while
+/// events trickle in, so a venue taking a few thousand orders a second pays for tens of
+/// commits (each an fsync under redb's default durability) a second, not one per turn. A
+/// full batch never waits. The funds check loses nothing by the delay: it keeps its own
+/// reservation of each order until the follower's published cursor passes it.
+#[derive(Debug)]
+struct CommitPace {
+    interval: Duration,
+    last: Option<std::time::Instant>,
+}
+
+impl CommitPace {
+    fn new(interval: Duration) -> CommitPace {
+        CommitPace { interval, last: None }
+    }
+
+    /// How long to wait before committing a batch read by `now` (`None`: commit now).
+    fn wait(&self, now: std::time::Instant, full: bool) -> Option<Duration> {
+        let since = now.saturating_duration_since(self.last?);
+        (!full && since < self.interval).then(|| self.interval - since)
+    }
+
+    fn committed(&mut self, now: std::time::Instant) {
+        self.last = Some(now);
+    }
 }
 
 fn parse_cutoff(text: &str) -> Option<time::Time> {
@@ -560,6 +615,23 @@ mod tests {
         wrong.symbols[1].tick = "1".into();
         let e = check_ticks(&wrong, &venue_symbols()).unwrap_err().to_string();
         assert!(e.contains("symbols[ETH-USD].tick is 1, the venue's tick is 0.01"), "{e}");
+    }
+
+    #[test]
+    fn commits_are_paced_while_events_trickle_in_and_never_hold_a_full_batch() {
+        let t0 = std::time::Instant::now();
+        let ms = Duration::from_millis;
+        let mut pace = CommitPace::new(ms(20));
+        assert_eq!(pace.wait(t0, false), None, "the first batch after start commits at once");
+        pace.committed(t0);
+        assert_eq!(pace.wait(t0 + ms(5), false), Some(ms(15)));
+        assert_eq!(pace.wait(t0 + ms(5), true), None, "a full batch commits at once");
+        assert_eq!(pace.wait(t0 + ms(20), false), None);
+        pace.committed(t0 + ms(21));
+        assert_eq!(pace.wait(t0 + ms(22), false), Some(ms(19)));
+        let mut eager = CommitPace::new(Duration::ZERO);
+        eager.committed(t0);
+        assert_eq!(eager.wait(t0, false), None, "interval 0 commits every time round");
     }
 
     #[test]
