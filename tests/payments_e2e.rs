@@ -701,9 +701,10 @@ fn webhooks_and_payments_at_the_rails_resume_after_a_sigkill() {
     let place = place("resume");
     let hooks = Flaky::start();
     let config = place.dir.join("serve.toml");
-    // The rails take 1.8 s per call (the timeout is 2 s); retries wait 3 s, then 6 s.
+    // The rails take 1.8 s per call (the timeout is 2 s); retries wait 8 s, then 16 s: the kill
+    // below must come before the first retry even on a loaded machine.
     let toml =
-        |sleep_ms| config_toml(&place, hooks.addr, sleep_ms).replace("backoff_ms = 20", "backoff_ms = 3000");
+        |sleep_ms| config_toml(&place, hooks.addr, sleep_ms).replace("backoff_ms = 20", "backoff_ms = 8000");
     std::fs::write(&config, toml(1_800)).unwrap();
     let data = place.dir.join("data");
     let serve = spawn_serve(&data, &config);
@@ -738,8 +739,11 @@ fn webhooks_and_payments_at_the_rails_resume_after_a_sigkill() {
             .map(|r| r.status())
             .map_err(|e| e.to_string())
     });
-    // Let it reach the rails (a third of the call).
-    std::thread::sleep(Duration::from_millis(500));
+    // Kill once it is at the rails (the call takes 1.8 s).
+    until("the second deposit is at the rails", || {
+        let (_, list) = json_call(http, "GET", "/v1/payments?account=dave", "demo-operator", None, None);
+        list["payments"].as_array().is_some_and(|p| p.len() == 2 && p[1]["status"] == "processing")
+    });
     assert_eq!(dave_usd(http)["posted"], "7.00");
     drop(serve); // SIGKILL: one delivery pending, one payment at the rails
     assert!(cut.join().unwrap().is_err(), "the request was cut by the kill");
