@@ -424,15 +424,22 @@ impl Engine {
         let level = self.levels.get_mut(o.level);
         level.count -= 1;
         if level.count == 0 {
-            let price = level.price;
-            self.books[o.symbol.index()].ladder_mut(o.side).remove(price);
-            self.levels.free(o.level);
+            self.drop_level(o.symbol, o.side, o.level);
         }
         let o = self.orders.get_mut(slot);
         o.prev = NIL;
         o.next = NIL;
         o.level = NIL;
         o.state = OrderState::Active;
+    }
+
+    /// Takes an emptied level out of its ladder and frees it.
+    #[inline(never)]
+    pub(crate) fn drop_level(&mut self, symbol: SymbolId, side: Side, level: u32) {
+        let price = self.levels.get(level).price;
+        debug_assert_eq!(self.levels.get(level).count, 0);
+        self.books[symbol.index()].ladder_mut(side).remove(price);
+        self.levels.free(level);
     }
 
     /// Finds a live order of `account` by client id on `symbol`.
@@ -583,14 +590,7 @@ impl Engine {
             o.visible = if o.display > 0 { slice.min(leaves) } else { leaves };
             return;
         }
-        self.unlink_from_level(slot);
-        {
-            let o = self.orders.get_mut(slot);
-            o.price = price;
-            o.leaves = leaves;
-            o.visible = if o.display > 0 { o.display.min(leaves) } else { leaves };
-        }
-        self.execute(slot, sink);
+        self.move_resting(slot, price, leaves, sink);
         if self.books[symbol.index()].stops_head != NIL {
             self.trigger_stops(symbol, sink);
         }
