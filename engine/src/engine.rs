@@ -34,7 +34,7 @@ impl Default for EngineConfig {
 }
 
 /// Most live orders an engine takes ([`EngineConfig::orders_max`]). Every pool is reserved for
-/// the bound at construction (about 160 bytes of address space per order, touched only as the
+/// the bound at construction (about 225 bytes of address space per order, touched only as the
 /// book grows), so the bound is what one allocation of the order pool may ask of the OS.
 pub const ORDERS_MAX_LIMIT: usize = 1 << 24;
 

@@ -2,7 +2,7 @@
 //! risk engine's id map, one table for both.
 //!
 //! An open-addressing table of 8-byte entries (slot and 32 bits of the id's hash), linear
-//! probing, at most half full. It replaced a `hashbrown::HashTable<u32>`, which needs a control
+//! probing, at most half full (the engine's, at most an eighth). It replaced a `hashbrown::HashTable<u32>`, which needs a control
 //! byte group and a bucket (two cache lines) per probe, leaves tombstones when a move re-keys an
 //! order (82% of the commands do) and then rehashes in place to clear them. Here a probe reads
 //! one line, the stored hash bits let a probe skip other ids without touching their orders, and
@@ -61,12 +61,24 @@ impl<const GROWS: bool> IdIndex<GROWS> {
     /// Fewest buckets (one cache line of entries).
     const BUCKETS_MIN: usize = 8;
 
+    /// Buckets per slot of capacity: the table is at most `1 / LOAD_INVERSE_MIN` full.
+    ///
+    /// The growing index doubles at 1/2. The engine's fixed index is sized for the pool's
+    /// bound once, so a book near its bound kept it near 1/2 full too, where linear probing's
+    /// clusters run long: lookups, duplicate checks, inserts and backward shifts walk further,
+    /// and the branch ending each walk mispredicts about as often as the next bucket is taken.
+    /// At most 1/8 full, a walk almost always ends at its first bucket; measured with the
+    /// exchange-core mix (82% moves, each one lookup, one duplicate check, one removal and one
+    /// insert), 1/8 beat 1/4 and 1/2 at 1k, 100k and 1M resting orders (BENCHMARKS.md). It
+    /// costs 64 bytes of (lazily touched) table per order of the bound instead of 16.
+    const LOAD_INVERSE_MIN: usize = if GROWS { 2 } else { 8 };
+
     /// An index with room for `capacity` slots (before it first grows, when it grows):
-    /// `2 × capacity` buckets rounded up to a power of two (load at most 1/2, so a probe rarely
-    /// leaves its cache line). A fixed index must not be given more than `capacity` slots.
+    /// [`Self::LOAD_INVERSE_MIN`] × `capacity` buckets rounded up to a power of two (so a probe
+    /// rarely leaves its cache line). A fixed index must not be given more than `capacity` slots.
     pub fn with_capacity(capacity: usize) -> IdIndex<GROWS> {
         let buckets = capacity
-            .saturating_mul(2)
+            .saturating_mul(Self::LOAD_INVERSE_MIN)
             .checked_next_power_of_two()
             .unwrap_or(Self::BUCKETS_MAX)
             .clamp(Self::BUCKETS_MIN, Self::BUCKETS_MAX);
@@ -249,13 +261,14 @@ mod tests {
     fn index_agrees_with_a_map_through_clusters_and_wraparound() {
         use crate::order::Order;
         use crate::types::{OrdType, Price, Side, Tif};
-        // 64 orders in 128 buckets, hashes forced into a few home buckets near the end of the
-        // table so clusters form, wrap around, and removals shift entries back across the end.
+        // 64 orders, hashes forced into a few home buckets near the end of the table so
+        // clusters form, wrap around, and removals shift entries back across the end.
         const ORDERS: u32 = 64;
         let mut pool = OrderPool::with_capacity(ORDERS as usize);
         let mut index = OrderIds::with_capacity(ORDERS as usize);
+        assert_eq!(index.entries.len(), 512, "at most an eighth full");
         let id = |n: u32| ClOrdId::from_str(&format!("c{n}")).unwrap();
-        let hash_of = |n: u32| (u64::from(120 + n % 11) << 32) | u64::from(n);
+        let hash_of = |n: u32| (u64::from(504 + n % 11) << 32) | u64::from(n);
         for n in 0..ORDERS {
             let order = Order::new(
                 OrderId(u64::from(n)),
