@@ -42,17 +42,21 @@ impl Engine {
     pub(crate) fn move_resting<S: EventSink>(&mut self, slot: u32, price: Price, leaves: Qty, sink: &mut S) {
         let o = *self.orders.get(slot);
         debug_assert!(o.state == OrderState::Resting && o.indexed, "moving {o:?}");
-        // Leave the old level (as `unlink_from_level`)...
-        if o.prev == NIL {
-            self.levels.get_mut(o.level).head = o.next;
+        // Leave the old level (as `unlink_from_level`). Whether the order is its level's head
+        // or tail is a coin toss per move, so each link is one store through a chosen place,
+        // which the compiler makes a conditional move rather than a branch to mispredict.
+        let ahead: &mut u32 = if o.prev == NIL {
+            &mut self.levels.get_mut(o.level).head
         } else {
-            self.orders.get_mut(o.prev).next = o.next;
-        }
-        if o.next == NIL {
-            self.levels.get_mut(o.level).tail = o.prev;
+            &mut self.orders.get_mut(o.prev).next
+        };
+        *ahead = o.next;
+        let behind: &mut u32 = if o.next == NIL {
+            &mut self.levels.get_mut(o.level).tail
         } else {
-            self.orders.get_mut(o.next).prev = o.prev;
-        }
+            &mut self.orders.get_mut(o.next).prev
+        };
+        *behind = o.prev;
         let old = self.levels.get_mut(o.level);
         old.count -= 1;
         if old.count == 0 {
