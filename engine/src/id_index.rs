@@ -371,7 +371,7 @@ mod tests {
             let n = (x % u64::from(ORDERS)) as u32;
             // Every other step through the probe's buckets (what a replace does), so both ways
             // of inserting and removing meet the same clusters.
-            let by_bucket = (x >> 40) % 2 == 0;
+            let by_bucket = (x >> 40).is_multiple_of(2);
             let probe = index.probe_order(hash_of(n), AccountId(n % 3), &id(n), &pool);
             if live.contains(&n) {
                 assert_eq!(probe, Probe::Found { bucket: probe_bucket(probe), slot: n });
