@@ -74,10 +74,10 @@ impl Book {
     /// True when a limit order of `side` at `price` would trade against the best opposite level.
     #[inline]
     pub(crate) fn crosses(&self, side: Side, price: Price) -> bool {
-        match self.ladder(side.opposite()).best() {
-            None => false,
-            Some((best, _)) => limit_crosses(side, price, best),
-        }
+        // `limit_crosses(side, price, best opposite)`, as the opposite ladder's keys: a buy
+        // crosses when the best ask is at or below its price, a sell when the best bid is at
+        // or above.
+        self.ladder(side.opposite()).best_reaches(price)
     }
 }
 

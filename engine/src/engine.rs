@@ -9,7 +9,7 @@ use std::collections::BinaryHeap;
 use crate::book::Book;
 use crate::command::{CancelOrder, Command, CommandKind, NewOrder, ReplaceOrder};
 use crate::event::{CancelReason, Event, EventKind, EventSink, RejectReason};
-use crate::id_index::{id_hash, OrderIds};
+use crate::id_index::{id_hash, OrderIds, Probe};
 use crate::level::LevelPool;
 use crate::order::{Order, OrderPool, OrderState, NIL};
 use crate::types::{
@@ -34,7 +34,7 @@ impl Default for EngineConfig {
 }
 
 /// Most live orders an engine takes ([`EngineConfig::orders_max`]). Every pool is reserved for
-/// the bound at construction (about 160 bytes of address space per order, touched only as the
+/// the bound at construction (about 225 bytes of address space per order, touched only as the
 /// book grows), so the bound is what one allocation of the order pool may ask of the OS.
 pub const ORDERS_MAX_LIMIT: usize = 1 << 24;
 
@@ -424,9 +424,7 @@ impl Engine {
         let level = self.levels.get_mut(o.level);
         level.count -= 1;
         if level.count == 0 {
-            let price = level.price;
-            self.books[o.symbol.index()].ladder_mut(o.side).remove(price);
-            self.levels.free(o.level);
+            self.drop_level(o.symbol, o.side, o.level);
         }
         let o = self.orders.get_mut(slot);
         o.prev = NIL;
@@ -435,11 +433,30 @@ impl Engine {
         o.state = OrderState::Active;
     }
 
+    /// Takes an emptied level out of its ladder and frees it.
+    #[inline(never)]
+    pub(crate) fn drop_level(&mut self, symbol: SymbolId, side: Side, level: u32) {
+        let price = self.levels.get(level).price;
+        debug_assert_eq!(self.levels.get(level).count, 0);
+        self.books[symbol.index()].ladder_mut(side).remove(price);
+        self.levels.free(level);
+    }
+
     /// Finds a live order of `account` by client id on `symbol`.
     #[inline]
     fn lookup(&self, account: AccountId, id: &ClOrdId, symbol: SymbolId) -> Option<u32> {
-        let slot = self.ids.find_order(id_hash(account, id), account, id, &self.orders)?;
-        (self.orders.get(slot).symbol == symbol).then_some(slot)
+        self.lookup_bucket(account, id, symbol).map(|(slot, _)| slot)
+    }
+
+    /// [`Engine::lookup`], with the id index bucket that holds the order.
+    #[inline]
+    fn lookup_bucket(&self, account: AccountId, id: &ClOrdId, symbol: SymbolId) -> Option<(u32, usize)> {
+        match self.ids.probe_order(id_hash(account, id), account, id, &self.orders) {
+            Probe::Found { bucket, slot } => {
+                (self.orders.get(slot).symbol == symbol).then_some((slot, bucket))
+            }
+            Probe::Vacant { .. } => None,
+        }
     }
 
     // ---- cancel -------------------------------------------------------------------------
@@ -498,7 +515,8 @@ impl Engine {
         if book.halted {
             return Err(RejectReason::Halted);
         }
-        let slot = self.lookup(account, &replace.orig_id, symbol).ok_or(RejectReason::UnknownOrder)?;
+        let (slot, old_bucket) =
+            self.lookup_bucket(account, &replace.orig_id, symbol).ok_or(RejectReason::UnknownOrder)?;
         if replace.qty == 0 || !book.whole_lots(replace.qty) {
             return Err(RejectReason::BadQty);
         }
@@ -510,14 +528,14 @@ impl Engine {
             _ => o.price,
         };
         let new_id = id != replace.orig_id;
-        let new_tag = if new_id {
+        let (new_tag, new_bucket) = if new_id {
             let new_hash = id_hash(account, &id);
-            if self.ids.find_order(new_hash, account, &id, &self.orders).is_some() {
-                return Err(RejectReason::DuplicateId);
+            match self.ids.probe_order(new_hash, account, &id, &self.orders) {
+                Probe::Found { .. } => return Err(RejectReason::DuplicateId),
+                Probe::Vacant { bucket } => (OrderIds::tag(new_hash), bucket),
             }
-            OrderIds::tag(new_hash)
         } else {
-            o.id_tag
+            (o.id_tag, old_bucket)
         };
         let resting = o.state == OrderState::Resting;
         if o.post_only && resting && book.crosses(o.side, price) {
@@ -535,7 +553,18 @@ impl Engine {
             }
         }
         let (order_id, old_tag, filled) = (o.order_id, o.id_tag, o.filled);
-        Ok(ReplacePlan { slot, order_id, old_tag, filled, price, new_tag, new_id, moves })
+        Ok(ReplacePlan {
+            slot,
+            order_id,
+            old_tag,
+            old_bucket,
+            filled,
+            price,
+            new_tag,
+            new_bucket,
+            new_id,
+            moves,
+        })
     }
 
     /// Carries out an accepted replace: re-keys the id, reports `Replaced`, then ends the order
@@ -544,13 +573,27 @@ impl Engine {
     #[inline(always)]
     fn apply_replace<S: EventSink>(&mut self, replace: &ReplaceOrder, plan: ReplacePlan, sink: &mut S) {
         let (account, id, symbol) = (replace.account, replace.id, replace.symbol);
-        let ReplacePlan { slot, order_id, old_tag, filled, price, new_tag, new_id, moves } = plan;
+        let ReplacePlan {
+            slot,
+            order_id,
+            old_tag,
+            old_bucket,
+            filled,
+            price,
+            new_tag,
+            new_bucket,
+            new_id,
+            moves,
+        } = plan;
         if new_id {
-            self.ids.remove(old_tag, slot);
+            // Into the vacancy the duplicate check found, then out of the bucket the lookup
+            // found: neither probes again. In this order, since the insert moves no entry
+            // while the removal's backward shift may.
+            self.ids.insert_vacant(new_bucket, new_tag, slot);
+            self.ids.remove_found(old_bucket, old_tag, slot);
             let o = self.orders.get_mut(slot);
             o.set_cl_ord_id(&id);
             o.id_tag = new_tag;
-            self.ids.insert(new_tag, slot);
         }
         let done = replace.qty <= filled;
         let leaves = if done { 0 } else { replace.qty - filled };
@@ -583,14 +626,7 @@ impl Engine {
             o.visible = if o.display > 0 { slice.min(leaves) } else { leaves };
             return;
         }
-        self.unlink_from_level(slot);
-        {
-            let o = self.orders.get_mut(slot);
-            o.price = price;
-            o.leaves = leaves;
-            o.visible = if o.display > 0 { o.display.min(leaves) } else { leaves };
-        }
-        self.execute(slot, sink);
+        self.move_resting(slot, price, leaves, sink);
         if self.books[symbol.index()].stops_head != NIL {
             self.trigger_stops(symbol, sink);
         }
@@ -728,9 +764,13 @@ struct ReplacePlan {
     slot: u32,
     order_id: OrderId,
     old_tag: u32,
+    /// The id index bucket holding the order under its old id.
+    old_bucket: usize,
     filled: Qty,
     price: Price,
     new_tag: u32,
+    /// The empty id index bucket where the new id goes (when `new_id`).
+    new_bucket: usize,
     new_id: bool,
     moves: bool,
 }

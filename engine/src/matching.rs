@@ -6,7 +6,7 @@ use crate::book::{limit_crosses, stop_triggers};
 use crate::engine::Engine;
 use crate::event::{CancelReason, EventKind, EventSink};
 use crate::order::{Order, OrderState, NIL};
-use crate::types::{OrdType, Price, StpMode, SymbolId, Tif};
+use crate::types::{OrdType, Price, Qty, StpMode, SymbolId, Tif};
 
 /// Bound on trigger rounds after one command. Each round removes at least one stop from a list
 /// that only shrinks during the command, so the stop count bounds it; this names that bound.
@@ -30,6 +30,74 @@ impl Engine {
             return;
         }
         self.execute_taking(slot, sink);
+    }
+
+    /// A resting order that loses its place (a replace to another price, or to more quantity):
+    /// takes it off its level, gives it `price` and `leaves`, and matches it again. The same as
+    /// `unlink_from_level`, setting the fields, then `execute`, fused for a move that joins a
+    /// level which exists and does not reach the opposite best (most moves): the order is read
+    /// once and its queue fields written once, without the states and links in between that
+    /// the next step would overwrite. Anything else takes the general path.
+    #[inline(always)]
+    pub(crate) fn move_resting<S: EventSink>(&mut self, slot: u32, price: Price, leaves: Qty, sink: &mut S) {
+        let o = *self.orders.get(slot);
+        debug_assert!(o.state == OrderState::Resting && o.indexed, "moving {o:?}");
+        // Leave the old level (as `unlink_from_level`). Whether the order is its level's head
+        // or tail is a coin toss per move, so each link is one store through a chosen place,
+        // which the compiler makes a conditional move rather than a branch to mispredict.
+        let ahead: &mut u32 = if o.prev == NIL {
+            &mut self.levels.get_mut(o.level).head
+        } else {
+            &mut self.orders.get_mut(o.prev).next
+        };
+        *ahead = o.next;
+        let behind: &mut u32 = if o.next == NIL {
+            &mut self.levels.get_mut(o.level).tail
+        } else {
+            &mut self.orders.get_mut(o.next).prev
+        };
+        *behind = o.prev;
+        let old = self.levels.get_mut(o.level);
+        old.count -= 1;
+        if old.count == 0 {
+            self.drop_level(o.symbol, o.side, o.level);
+        }
+        let visible = if o.display > 0 { o.display.min(leaves) } else { leaves };
+        // ...and join the back of an existing level the order does not cross from (as
+        // `execute`'s first branch, then `rest`).
+        let rests = o.ord_type == OrdType::Limit && matches!(o.tif, Tif::Gtc | Tif::Gtd);
+        let book = &self.books[o.symbol.index()];
+        let level =
+            if rests && !book.crosses(o.side, price) { book.ladder(o.side).find(price) } else { None };
+        let Some(level) = level else {
+            let m = self.orders.get_mut(slot);
+            m.price = price;
+            m.leaves = leaves;
+            m.visible = visible;
+            m.prev = NIL;
+            m.next = NIL;
+            m.level = NIL;
+            m.state = OrderState::Active;
+            return self.execute(slot, sink);
+        };
+        let tail = self.levels.get(level).tail;
+        {
+            let m = self.orders.get_mut(slot);
+            m.price = price;
+            m.leaves = leaves;
+            m.visible = visible;
+            m.level = level;
+            m.prev = tail;
+            m.next = NIL;
+        }
+        if tail == NIL {
+            self.levels.get_mut(level).head = slot;
+        } else {
+            self.orders.get_mut(tail).next = slot;
+        }
+        let l = self.levels.get_mut(level);
+        l.tail = slot;
+        l.count += 1;
     }
 
     /// [`Engine::execute`] for an order that may trade: the FOK dry run, the walk, then the
