@@ -28,7 +28,7 @@ struct Args {
     /// Snapshot interval for the restart test.
     #[arg(long, default_value_t = 1_000_000)]
     snapshot_every: u64,
-    /// Timed runs of the on/off comparison (median shown).
+    /// Timed runs of the on/off comparison and of each replay (medians shown).
     #[arg(long, default_value_t = 5)]
     runs: usize,
     /// Where to write journals.
@@ -64,6 +64,15 @@ enum Events {
     Thread,
     /// Derived again from the command journal by a follower engine.
     Derived,
+}
+
+/// How a replay is fed.
+#[derive(Clone, Copy)]
+enum ReplayHow {
+    /// Read, CRC and decode on the matching thread.
+    OneThread,
+    /// Read ahead by a `CommandFeed` thread; `batched`: each batch through `process_batch`.
+    ReadAhead { batched: bool },
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -284,86 +293,93 @@ fn main() {
         return;
     }
 
-    // 3. Replay speed: read + decode the command journal and run the engine.
+    // 3. Replay speed: read + decode the command journal and run the engine, `runs` times
+    // each way (medians): one replay of the quick stream takes ~10 ms, which one scheduler
+    // decision can move by a fifth.
     let dir = root.join("durable");
-    let started = Instant::now();
-    let cpu0 = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID);
-    let mut engine = Engine::new(engine_config.clone());
-    let mut sink = CountingSink::default();
-    // Decoded in batches on this thread, matched batch by batch.
-    let mut batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
     let one_thread_batch = args.replay_batch.unwrap_or(COMMAND_BATCH_DEFAULT);
     let feed_batch = args.replay_batch.unwrap_or(COMMAND_FEED_BATCH);
-    let mut batch = Vec::with_capacity(one_thread_batch);
-    let mut replayed = 0u64;
-    while batches.next_batch(&mut batch, one_thread_batch).unwrap() > 0 {
-        for command in &batch {
-            engine.process(command, &mut sink);
+    // One replay: (commands, events, wall s, this thread's CPU s).
+    let replay_once = |how: ReplayHow| {
+        let started = Instant::now();
+        let cpu0 = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID);
+        let mut engine = Engine::new(engine_config.clone());
+        let mut sink = CountingSink::default();
+        let mut batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
+        let mut replayed = 0u64;
+        match how {
+            // Decoded in batches on this thread, matched batch by batch.
+            ReplayHow::OneThread => {
+                let mut batch = Vec::with_capacity(one_thread_batch);
+                while batches.next_batch(&mut batch, one_thread_batch).unwrap() > 0 {
+                    for command in &batch {
+                        engine.process(command, &mut sink);
+                    }
+                    replayed += batch.len() as u64;
+                }
+            }
+            // Read ahead on a thread of its own (CommandFeed): gains only when a core is free
+            // for the feed thread; each batch one `process` per command, or through the
+            // engine's look-ahead (`process_batch`), as `exchange replay` and recovery feed it.
+            ReplayHow::ReadAhead { batched } => {
+                let mut feed = CommandFeed::start(batches, feed_batch).unwrap();
+                loop {
+                    let batch = feed.next_batch().unwrap();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    replayed += batch.len() as u64;
+                    if batched {
+                        engine.process_batch(batch, &mut sink);
+                    } else {
+                        for command in batch {
+                            engine.process(command, &mut sink);
+                        }
+                    }
+                }
+            }
         }
-        replayed += batch.len() as u64;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let replay_cpu = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0;
-    report("replay commands/s", replayed as f64 / secs / 1e6, "Mcmd/s", "read + CRC + decode + match");
-    report("replay events/s", sink.events as f64 / secs / 1e6, "Mevents/s", "events produced by replay");
+        let secs = started.elapsed().as_secs_f64();
+        (replayed as f64, sink.events as f64, secs, cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0)
+    };
+    let replay_runs = |how: ReplayHow| -> Vec<(f64, f64, f64, f64)> {
+        (0..args.runs.max(1)).map(|_| replay_once(how)).collect()
+    };
+    let med = |runs: &[(f64, f64, f64, f64)], f: fn(&(f64, f64, f64, f64)) -> f64| {
+        median(runs.iter().map(f).collect())
+    };
+    let one = replay_runs(ReplayHow::OneThread);
+    report("replay commands/s", med(&one, |r| r.0 / r.2 / 1e6), "Mcmd/s", "read + CRC + decode + match");
+    report("replay events/s", med(&one, |r| r.1 / r.2 / 1e6), "Mevents/s", "events produced by replay");
     report(
         "replay events per CPU second",
-        sink.events as f64 / replay_cpu / 1e6,
+        med(&one, |r| r.1 / r.3 / 1e6),
         "Mevents/cpu-s",
         "replay thread CPU time",
     );
-    // The same replay with the journal read ahead on a thread of its own (CommandFeed): it
-    // gains only when a core is free for the feed thread.
-    let started = Instant::now();
-    let cpu0 = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID);
-    let mut engine = Engine::new(engine_config.clone());
-    let mut sink = CountingSink::default();
-    let batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
-    let mut feed = CommandFeed::start(batches, feed_batch).unwrap();
-    loop {
-        let batch = feed.next_batch().unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        for command in batch {
-            engine.process(command, &mut sink);
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let feed_cpu = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0;
-    report("replay events/s, read-ahead thread", sink.events as f64 / secs / 1e6, "Mevents/s", "CommandFeed");
+    let ahead = replay_runs(ReplayHow::ReadAhead { batched: false });
+    report(
+        "replay events/s, read-ahead thread",
+        med(&ahead, |r| r.1 / r.2 / 1e6),
+        "Mevents/s",
+        "CommandFeed",
+    );
     report(
         "replay events per CPU second, read-ahead thread",
-        sink.events as f64 / feed_cpu / 1e6,
+        med(&ahead, |r| r.1 / r.3 / 1e6),
         "Mevents/cpu-s",
         "matching thread CPU time; the feed thread reads and decodes",
     );
-    // The same, each batch through the engine's look-ahead (`process_batch`), as `exchange
-    // replay` and recovery feed it.
-    let started = Instant::now();
-    let cpu0 = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID);
-    let mut engine = Engine::new(engine_config.clone());
-    let mut sink = CountingSink::default();
-    let batches = CommandBatches::open_from_start(dir.join("commands")).unwrap();
-    let mut feed = CommandFeed::start(batches, feed_batch).unwrap();
-    loop {
-        let batch = feed.next_batch().unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        engine.process_batch(batch, &mut sink);
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let feed_cpu = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    let batched = replay_runs(ReplayHow::ReadAhead { batched: true });
     report(
         "replay events/s, read-ahead thread, batches",
-        sink.events as f64 / secs / 1e6,
+        med(&batched, |r| r.1 / r.2 / 1e6),
         "Mevents/s",
         "CommandFeed, Engine::process_batch",
     );
     report(
         "replay events per CPU second, read-ahead thread, batches",
-        sink.events as f64 / feed_cpu / 1e6,
+        med(&batched, |r| r.1 / r.3 / 1e6),
         "Mevents/cpu-s",
         "matching thread CPU time; target >= 20",
     );
