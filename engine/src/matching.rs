@@ -80,16 +80,22 @@ impl Engine {
             m.state = OrderState::Active;
             return self.execute(slot, sink);
         };
+        let m = self.orders.get_mut(slot);
+        m.price = price;
+        m.leaves = leaves;
+        m.visible = visible;
+        self.append_to_level(slot, level);
+    }
+
+    /// Puts `slot` at the back of `level`'s queue: its level and links, its old tail's (or the
+    /// level's head) link to it, the level's tail and count.
+    #[inline(always)]
+    fn append_to_level(&mut self, slot: u32, level: u32) {
         let tail = self.levels.get(level).tail;
-        {
-            let m = self.orders.get_mut(slot);
-            m.price = price;
-            m.leaves = leaves;
-            m.visible = visible;
-            m.level = level;
-            m.prev = tail;
-            m.next = NIL;
-        }
+        let m = self.orders.get_mut(slot);
+        m.level = level;
+        m.prev = tail;
+        m.next = NIL;
         if tail == NIL {
             self.levels.get_mut(level).head = slot;
         } else {
@@ -319,22 +325,8 @@ impl Engine {
                 level
             }
         };
-        let tail = self.levels.get(level).tail;
-        {
-            let m = self.orders.get_mut(slot);
-            m.state = OrderState::Resting;
-            m.level = level;
-            m.prev = tail;
-            m.next = NIL;
-        }
-        if tail == NIL {
-            self.levels.get_mut(level).head = slot;
-        } else {
-            self.orders.get_mut(tail).next = slot;
-        }
-        let l = self.levels.get_mut(level);
-        l.tail = slot;
-        l.count += 1;
+        self.orders.get_mut(slot).state = OrderState::Resting;
+        self.append_to_level(slot, level);
         self.index(slot);
     }
 
