@@ -5,7 +5,9 @@
 //! Values where 0 has a meaning of its own are not bounds and are not refused at 0:
 //! `network.poll_spin_us` (block at once), `journal.snapshot_every` (never), `engine.pin_core`
 //! (core 0), `network.quic_tuning.max_ack_delay_us` and `ack_eliciting_threshold` (acknowledge at
-//! once), `risk.price_band_bps` (at the reference price) and `risk.credit_max`.
+//! once), `risk.price_band_bps` (at the reference price), `risk.credit_max`,
+//! `settlement.idle_wait_ms` (the shortest sleep) and `settlement.commit_interval_ms` (commit
+//! each time round).
 
 use engine::{ORDERS_MAX_LIMIT, SYMBOLS_MAX};
 
@@ -24,6 +26,10 @@ pub const MAX_ACK_DELAY_US_MAX: u64 = (1 << 14) * 1_000 - 1;
 /// Longest `journal.sync_interval_ms` (1 min): a periodic sync rarer than that is page-cache
 /// durability with extra steps.
 pub const SYNC_INTERVAL_MS_MAX: u64 = 60_000;
+
+/// Longest `settlement.idle_wait_ms` and `settlement.commit_interval_ms` (1 min): the ledger
+/// (and the funds check's view of it) would trail the venue by more than that.
+pub const SETTLEMENT_WAIT_MS_MAX: u64 = 60_000;
 
 /// Largest `journal.segment_mib`: the journal's segment size bound.
 pub const SEGMENT_MIB_MAX: usize = journal::SEGMENT_SIZE_MAX >> 20;
@@ -115,6 +121,9 @@ impl ServeConfig {
         }
         within("journal.sync_interval_ms", self.journal.sync_interval_ms, 1, SYNC_INTERVAL_MS_MAX)?;
         within("journal.segment_mib", n(self.journal.segment_mib), 1, n(SEGMENT_MIB_MAX))?;
+        let settlement = &self.settlement;
+        within("settlement.idle_wait_ms", settlement.idle_wait_ms, 0, SETTLEMENT_WAIT_MS_MAX)?;
+        within("settlement.commit_interval_ms", settlement.commit_interval_ms, 0, SETTLEMENT_WAIT_MS_MAX)?;
         let session = &self.session;
         within(
             "session.message_bytes_max",

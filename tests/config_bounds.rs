@@ -11,7 +11,7 @@ use engine::{ORDERS_MAX_LIMIT, SYMBOLS_MAX};
 use exchange::serve::ACCOUNTS_MAX;
 use exchange::serve_bounds::{
     INITIAL_RTT_US_MAX, MAX_ACK_DELAY_US_MAX, MESSAGE_BYTES_MAX, MESSAGE_BYTES_MIN, POLL_SPIN_US_MAX,
-    RATE_LIMIT_KEYS_MAX, RESEND_STORE_MAX, SEGMENT_MIB_MAX, SYNC_INTERVAL_MS_MAX,
+    RATE_LIMIT_KEYS_MAX, RESEND_STORE_MAX, SEGMENT_MIB_MAX, SETTLEMENT_WAIT_MS_MAX, SYNC_INTERVAL_MS_MAX,
 };
 
 struct Scratch(PathBuf);
@@ -68,6 +68,8 @@ fn serve_cases() -> Vec<(String, String)> {
         ("network.quic_tuning", "max_ack_delay_us", 0, MAX_ACK_DELAY_US_MAX),
         ("journal", "sync_interval_ms", 1, SYNC_INTERVAL_MS_MAX),
         ("journal", "segment_mib", 1, SEGMENT_MIB_MAX as u64),
+        ("settlement", "idle_wait_ms", 0, SETTLEMENT_WAIT_MS_MAX),
+        ("settlement", "commit_interval_ms", 0, SETTLEMENT_WAIT_MS_MAX),
         ("session", "message_bytes_max", MESSAGE_BYTES_MIN as u64, MESSAGE_BYTES_MAX as u64),
         ("session", "resend_store_max", 1, RESEND_STORE_MAX as u64),
         ("rate_limit", "keys_max", 1, RATE_LIMIT_KEYS_MAX as u64),
