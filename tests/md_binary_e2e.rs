@@ -92,6 +92,11 @@ async fn flow(alice: &mut fixclient::FixClient, bob: &mut fixclient::FixClient, 
     }
 }
 
+/// Reads `c`'s messages until one reports on the order `id`.
+async fn acked(c: &mut fixclient::FixClient, id: &str) {
+    while next(c).await.get(11).as_deref() != Some(id) {}
+}
+
 /// Lets the client read what arrives for `for_ms`.
 async fn pump(client: &mut BinaryFeedClient, for_ms: u64, notes: &mut Vec<FeedNote>) {
     let until = tokio::time::Instant::now() + Duration::from_millis(for_ms);
@@ -227,6 +232,10 @@ fn bad_requests_get_a_reason_and_the_connection_keeps_serving_old_ranges_come_fr
         for round in 0..4 {
             flow(&mut alice, &mut bob, round).await;
         }
+        // `flow` does not wait for reports: wait for each session's last order to be answered,
+        // so `settled` cannot see a quiet journal while orders are still on their way.
+        acked(&mut alice, "a3-11").await;
+        acked(&mut bob, "b3-11").await;
         tokio::task::block_in_place(|| settled(&v));
         let last = v
             .server()
