@@ -817,7 +817,7 @@ impl OrderManager {
         match *request {
             Request::Status { account, cl_ord_id, req_id, side, symbol } => {
                 let mut report = self.status_report(account, cl_ord_id, side, symbol, now_ns);
-                report.status = Some(StatusInfo { ord_status_req_id: req_id, mass: None });
+                report.status = Some(Box::new(StatusInfo { ord_status_req_id: req_id, mass: None }));
                 self.deliver(account, Report::Exec(report));
             }
             Request::MassStatus { account, req_id, symbol } => {
@@ -831,15 +831,17 @@ impl OrderManager {
                     report.text = Some("no live orders".into());
                     report.ord_rej_reason = None;
                     report.status =
-                        Some(StatusInfo { ord_status_req_id: None, mass: Some((req_id, 0, true)) });
+                        Some(Box::new(StatusInfo { ord_status_req_id: None, mass: Some((req_id, 0, true)) }));
                     self.deliver(account, Report::Exec(report));
                 }
                 for (i, (_, state)) in live.into_iter().enumerate() {
                     let mut report =
                         self.status_report(account, state.cl_ord_id, state.side, state.symbol, now_ns);
                     let last = i as u64 + 1 == total;
-                    report.status =
-                        Some(StatusInfo { ord_status_req_id: None, mass: Some((req_id, total, last)) });
+                    report.status = Some(Box::new(StatusInfo {
+                        ord_status_req_id: None,
+                        mass: Some((req_id, total, last)),
+                    }));
                     self.deliver(account, Report::Exec(report));
                 }
             }

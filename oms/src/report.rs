@@ -70,8 +70,9 @@ pub struct ExecReport {
     pub text: Option<String>,
     /// TransactTime (60), ns.
     pub transact_ns: u64,
-    /// On a status report (150=I): the request's id and, for a mass status, the count.
-    pub status: Option<StatusInfo>,
+    /// On a status report (150=I): the request's id and, for a mass status, the count. Boxed:
+    /// status reports are rare, and every report is moved a few times on its way to a session.
+    pub status: Option<Box<StatusInfo>>,
 }
 
 /// What a status report (ExecType I) echoes of its request.
