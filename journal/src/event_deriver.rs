@@ -30,7 +30,7 @@ use std::time::Duration;
 use engine::codec::EVENT_ENCODED_LEN_MAX;
 use engine::{Command, Engine, Event, EventSink};
 
-use super::event_thread::{join_woken, wait_written, FailureSlot};
+use super::event_thread::{idle_wait, join_woken, wait_written, FailureSlot};
 use super::{JournalError, JournalProgress, JournalWriter, RecordKind, Tailer};
 
 /// Longest the deriver sleeps without being woken (bounds a missed wake-up).
@@ -38,10 +38,6 @@ pub const DERIVER_PARK: Duration = Duration::from_micros(200);
 
 /// Most commands the deriver processes before it publishes their events as one frame run.
 const DERIVE_BATCH_MAX: usize = 256;
-
-/// Spins, then yields, before parking: a busy venue keeps the deriver awake without syscalls.
-const IDLE_SPINS: u32 = 256;
-const IDLE_YIELDS: u32 = 64;
 
 #[derive(Default)]
 struct Flags {
@@ -231,17 +227,7 @@ fn run(
             break;
         }
         idle_rounds += 1;
-        if idle_rounds <= IDLE_SPINS {
-            std::hint::spin_loop();
-        } else if idle_rounds <= IDLE_SPINS + IDLE_YIELDS {
-            thread::yield_now();
-        } else {
-            flags.sleeping.store(true, Ordering::SeqCst);
-            if !flags.stop.load(Ordering::Acquire) {
-                thread::park_timeout(DERIVER_PARK);
-            }
-            flags.sleeping.store(false, Ordering::Relaxed);
-        }
+        idle_wait(idle_rounds, &flags.sleeping, DERIVER_PARK, || !flags.stop.load(Ordering::Acquire));
     }
     writer.close()
 }

@@ -77,6 +77,23 @@ impl FailureSlot {
     }
 }
 
+/// One round of a follower thread's wait for work, its `rounds`-th since it last had some:
+/// spin, then yield, then raise `sleeping` (its producer reads it to know a wake-up is due) and
+/// park for at most `park` if `may_park` still holds once the flag is up.
+pub(crate) fn idle_wait(rounds: u32, sleeping: &AtomicBool, park: Duration, may_park: impl FnOnce() -> bool) {
+    if rounds <= IDLE_SPINS {
+        std::hint::spin_loop();
+    } else if rounds <= IDLE_SPINS + IDLE_YIELDS {
+        thread::yield_now();
+    } else {
+        sleeping.store(true, Ordering::SeqCst);
+        if may_park() {
+            thread::park_timeout(park);
+        }
+        sleeping.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Wakes the journal thread `name` (told to stop already) and waits for its result; a panic is a
 /// journal failure.
 pub(crate) fn join_woken(
@@ -425,17 +442,7 @@ fn run(
             break;
         }
         idle_rounds += 1;
-        if idle_rounds <= IDLE_SPINS {
-            std::hint::spin_loop();
-        } else if idle_rounds <= IDLE_SPINS + IDLE_YIELDS {
-            thread::yield_now();
-        } else {
-            wake.sleeping.store(true, Ordering::SeqCst);
-            if ring.is_empty() && !ring.is_abandoned() {
-                thread::park_timeout(EVENT_THREAD_PARK);
-            }
-            wake.sleeping.store(false, Ordering::Relaxed);
-        }
+        idle_wait(idle_rounds, &wake.sleeping, EVENT_THREAD_PARK, || ring.is_empty() && !ring.is_abandoned());
     }
     writer.close()
 }
