@@ -21,7 +21,7 @@ use engine::{
     AccountId, CancelOrder, ClOrdId, Engine, EngineConfig, NewOrder, Side, SymbolId, PRICE_UNITS_PER_ONE,
 };
 use gateway::metrics::RouterMetrics;
-use gateway::router::{Delivery, Outbox, Request, Router, RouterConfig, RouterTx, ToRouter};
+use gateway::router::{Delivery, Request, Router, RouterConfig, RouterTx, ToRouter};
 use monitor::Registry;
 use oms::admin::AdminConfig;
 use oms::OmsConfig;
@@ -110,16 +110,7 @@ fn router() -> (Router, RouterTx, Receiver<Delivery>) {
     };
     let (mut router, tx) =
         Router::new(gateway::router::EngineLink::Inline(Box::new(engine)), config).unwrap();
-    let (out_tx, out_rx) = crossbeam_channel::bounded(gateway::router::OUTBOX_CAPACITY);
-    tx.send(ToRouter::Outbox(Outbox::local(out_tx))).unwrap();
-    for account in 0..ACCOUNTS as u32 {
-        let attach = ToRouter::Attach {
-            session: u64::from(account) + 1,
-            account: AccountId(account),
-            cancel_on_disconnect: false,
-        };
-        tx.send(attach).unwrap();
-    }
+    let out_rx = tx.attach_local(ACCOUNTS as u32).unwrap();
     router.begin();
     while router.turn() {}
     (router, tx, out_rx)

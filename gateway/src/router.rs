@@ -228,6 +228,21 @@ impl RouterTx {
         self.doorbell.ring();
         Ok(())
     }
+    /// For a driver in the same thread (a benchmark): an outbox it reads, and sessions
+    /// `1..=accounts` attached to accounts `0..accounts`, none canceling on disconnect.
+    pub fn attach_local(&self, accounts: u32) -> Result<Receiver<Delivery>, NotSent> {
+        let (out_tx, out_rx) = crossbeam_channel::bounded(OUTBOX_CAPACITY);
+        self.send(ToRouter::Outbox(Outbox::local(out_tx)))?;
+        for account in 0..accounts {
+            let session = u64::from(account) + 1;
+            self.send(ToRouter::Attach {
+                session,
+                account: AccountId(account),
+                cancel_on_disconnect: false,
+            })?;
+        }
+        Ok(out_rx)
+    }
 }
 
 /// The router did not take a message: its channel was full (`try_send`) or it has stopped.

@@ -22,10 +22,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use crossbeam_channel::Receiver;
-use engine::{AccountId, Command, CommandKind, Engine, EngineConfig, Side};
-use gateway::router::{
-    Delivery, Durability, EngineLink, Outbox, Request, Router, RouterConfig, RouterTx, ToRouter,
-};
+use engine::{Command, CommandKind, Engine, EngineConfig, Side};
+use gateway::router::{Delivery, Durability, EngineLink, Request, Router, RouterConfig, RouterTx, ToRouter};
 use harness::gen::{generate, GenConfig, Mix, Workload};
 use oms::admin::AdminConfig;
 use oms::{OmsConfig, Report};
@@ -119,16 +117,7 @@ fn router(workload: &Workload, journal: Option<&std::path::Path>) -> (Router, Ro
         metrics: None,
     };
     let (mut router, tx) = Router::new(EngineLink::Inline(engine), config).unwrap();
-    let (out_tx, out_rx) = crossbeam_channel::bounded(gateway::router::OUTBOX_CAPACITY);
-    tx.send(ToRouter::Outbox(Outbox::local(out_tx))).unwrap();
-    for account in 0..accounts {
-        let attach = ToRouter::Attach {
-            session: u64::from(account) + 1,
-            account: AccountId(account),
-            cancel_on_disconnect: false,
-        };
-        tx.send(attach).unwrap();
-    }
+    let out_rx = tx.attach_local(accounts).unwrap();
     router.begin();
     while router.turn() {}
     (router, tx, out_rx)
