@@ -108,6 +108,15 @@ async fn rebuild_keeping(c: &mut FixClient, books: &mut MdBooks, quiet: Duration
     (snapshots, entries, bodies)
 }
 
+/// Reads the `n` 35=W a new subscription starts with into `books`.
+async fn snapshots(c: &mut FixClient, books: &mut MdBooks, n: usize) {
+    for _ in 0..n {
+        let m: Received = next(c).await;
+        assert_eq!(m.msg_type(), "W", "{}", m.text());
+        books.apply(&m.message()).unwrap_or_else(|e| panic!("{e} at {}", m.text()));
+    }
+}
+
 fn venue_for(name: &str, configure: impl FnOnce(&mut exchange::serve::ServeConfig)) -> Venue {
     venue_with(name, |c| {
         let mut watcher = c.accounts[0].clone();
@@ -134,14 +143,22 @@ fn fix_books_equal_the_engines_book_over_tcp_and_quic() {
         let mut carol = v.login("carol").await; // QUIC, a trader who also watches
         subscribe(&mut watcher, "w-all", "0", &["0", "1", "2"], &["BTC-USD", "ETH-USD"]).await;
         subscribe(&mut carol, "c-top3", "3", &["0", "1"], &["BTC-USD"]).await;
+        // Both subscriptions are in place (their 35=W read) before the next orders, so those
+        // reach the books only as 35=X.
+        let (mut wb, mut cb) = (MdBooks::new(), MdBooks::new());
+        snapshots(&mut watcher, &mut wb, 2).await;
+        snapshots(&mut carol, &mut cb, 1).await;
+        let before = fix_l2(&wb, "BTC-USD");
         flow(&mut alice, &mut bob, 120, 2).await;
         let _ = drain(&mut alice, Duration::from_millis(300)).await;
         let _ = drain(&mut bob, Duration::from_millis(300)).await;
-        let (mut wb, mut cb) = (MdBooks::new(), MdBooks::new());
         let (w_snapshots, w_increments) = rebuild(&mut watcher, &mut wb, Duration::from_millis(700)).await;
         let (c_snapshots, _) = rebuild(&mut carol, &mut cb, Duration::from_millis(300)).await;
-        assert_eq!((w_snapshots, c_snapshots), (2, 1), "one 35=W per symbol, no conflation");
-        assert!(w_increments > 50, "35=X entries: {w_increments}");
+        assert_eq!((w_snapshots, c_snapshots), (0, 0), "no 35=W after the first, no conflation");
+        // A batch's events are netted per level, so how many entries 120 orders make depends on
+        // how the gateway batched them; the books below changed only through them.
+        assert!(w_increments > 0, "35=X entries: {w_increments}");
+        assert_ne!(fix_l2(&wb, "BTC-USD"), before, "the second flow moved the book");
         let btc = engine_l2(&v, &specs, 0);
         assert!(btc.len() >= 4, "a book worth comparing: {btc:?}");
         assert_eq!(fix_l2(&wb, "BTC-USD"), btc);
@@ -201,11 +218,7 @@ fn ten_subscribers_rebuild_the_engines_book_from_bodies_encoded_once() {
         let mut books = Vec::new();
         for c in subscribers.iter_mut() {
             let mut b = MdBooks::new();
-            for _ in 0..2 {
-                let m: Received = next(c).await;
-                assert_eq!(m.msg_type(), "W", "{}", m.text());
-                b.apply(&m.message()).unwrap_or_else(|e| panic!("{e} at {}", m.text()));
-            }
+            snapshots(c, &mut b, 2).await;
             books.push(b);
         }
         // Orders sent without waiting: the gateway takes many events a turn, so 35=X carry
@@ -226,7 +239,7 @@ fn ten_subscribers_rebuild_the_engines_book_from_bodies_encoded_once() {
         for (i, (c, books)) in subscribers.iter_mut().zip(&mut books).enumerate() {
             let (snapshots, entries, kept) = rebuild_keeping(c, books, Duration::from_millis(700)).await;
             assert_eq!(snapshots, 0, "md{i}: no 35=W after the first two, no conflation");
-            assert!(entries > 50, "md{i}: 35=X entries: {entries}");
+            assert!(entries > 0, "md{i}: 35=X entries: {entries}");
             if i < 8 {
                 assert_eq!(fix_l2(books, "BTC-USD"), btc, "md{i}");
                 assert_eq!(fix_l2(books, "ETH-USD"), eth, "md{i}");
