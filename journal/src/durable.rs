@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::command_batches::{CommandBatches, CommandFeed, COMMAND_FEED_BATCH};
+use crate::command_journal::CommandJournal;
 use crate::event_deriver::EventDeriver;
 use crate::event_thread::{EventJournal, FailureSlot, JournalHealth};
 use crate::{
@@ -156,6 +157,9 @@ pub enum DurableError {
         /// The decoded command's seq.
         command_seq: u64,
     },
+    /// [`DurableEngine::split_command_journal`] was refused.
+    #[error("{0}")]
+    Split(&'static str),
     /// A command arrived with a sequence number other than the next one.
     #[error("command seq {found} out of order, expected {expected}")]
     SeqOutOfOrder {
@@ -189,7 +193,13 @@ pub struct DurableRecovery {
 pub struct DurableEngine {
     engine: Engine,
     engine_config: EngineConfig,
-    commands: JournalWriter,
+    /// The command journal's writer; `None` once [`DurableEngine::split_command_journal`] has
+    /// handed it to the thread that feeds the engine (commands then arrive already journaled).
+    commands: Option<JournalWriter>,
+    /// Its progress, kept for the host whichever thread writes it.
+    commands_progress: JournalProgress,
+    /// The seq the next command must carry.
+    commands_next: u64,
     /// The event journal, on its own thread.
     events: EventJournal,
     dir: PathBuf,
@@ -294,7 +304,9 @@ impl DurableEngine {
         let durable = DurableEngine {
             engine,
             engine_config,
-            commands,
+            commands_progress: commands.progress(),
+            commands_next: commands.next_seq(),
+            commands: Some(commands),
             events,
             dir,
             snapshot_every_commands: config.snapshot_every_commands,
@@ -342,17 +354,26 @@ impl DurableEngine {
         if self.failure.is_failed() {
             return Err(self.stopped());
         }
-        let expected = self.commands.next_seq();
+        let expected = self.commands_next;
         if command.header.seq != expected {
             return Err(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
         }
-        let staged = stage_command(&mut self.commands, command);
+        let Some(commands) = self.commands.as_mut() else {
+            // Journaled before it reached this thread ([`DurableEngine::split_command_journal`]).
+            self.commands_next += 1;
+            self.engine.process(command, sink);
+            self.commands_since_snapshot += 1;
+            self.snapshot_if_due();
+            return Ok(());
+        };
+        let staged = stage_command(commands, command);
         if let Err(e) = staged {
             self.failure.record(format!("command journal: {e}"));
             return Err(e.into());
         }
+        self.commands_next += 1;
         if self.event_thread {
-            self.commands.publish_staged();
+            commands.publish_staged();
         }
         if self.derive_events {
             self.engine.process(command, sink);
@@ -360,8 +381,7 @@ impl DurableEngine {
             self.snapshot_if_due();
             return Ok(());
         }
-        let mut tee =
-            JournalTee { journal: &mut self.events, commands: &mut self.commands, sink, lost: false };
+        let mut tee = JournalTee { journal: &mut self.events, commands, sink, lost: false };
         self.engine.process(command, &mut tee);
         let lost = tee.lost;
         self.events.wake();
@@ -430,14 +450,16 @@ impl DurableEngine {
     /// Stages and applies `chunk` (no snapshot point inside it), stopping at the first command
     /// the journal refuses or after the one whose events it lost.
     fn apply_staging<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
+        let Some(commands) = self.commands.as_mut() else {
+            return self.apply_journaled(chunk, sink);
+        };
         if self.derive_events {
             return self.apply_staging_commands_only(chunk, sink);
         }
         let failure = &*self.failure;
         let event_thread = self.event_thread;
         let mut refused = None;
-        let mut tee =
-            JournalTee { journal: &mut self.events, commands: &mut self.commands, sink, lost: false };
+        let mut tee = JournalTee { journal: &mut self.events, commands, sink, lost: false };
         let count = self.engine.process_batch_with(chunk, &mut tee, |command, tee| {
             // What `process_staged` does around each command: wake the event thread for the
             // previous command's events, stop after a loss, check, stage write-ahead.
@@ -467,6 +489,7 @@ impl DurableEngine {
             true
         });
         let lost = tee.lost;
+        self.commands_next = tee.commands.next_seq();
         self.events.wake();
         Applied { count, lost, refused }
     }
@@ -475,7 +498,7 @@ impl DurableEngine {
     /// gate stages each command (write-ahead), the events go straight to `sink`.
     fn apply_staging_commands_only<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
         let failure = &*self.failure;
-        let commands = &mut self.commands;
+        let Some(commands) = self.commands.as_mut() else { unreachable!("checked by apply_staging") };
         let mut refused = None;
         let count = self.engine.process_batch_with(chunk, sink, |command, _| {
             if failure.is_failed() {
@@ -493,6 +516,30 @@ impl DurableEngine {
                 refused = Some(e.into());
                 return false;
             }
+            true
+        });
+        self.commands_next = commands.next_seq();
+        Applied { count, lost: false, refused }
+    }
+
+    /// [`DurableEngine::apply_staging`] once the command journal is written before the
+    /// commands reach this thread: the gate checks each command's seq, the events go straight
+    /// to `sink` (they are derived by another thread).
+    fn apply_journaled<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
+        let failure = &*self.failure;
+        let next = &mut self.commands_next;
+        let mut refused = None;
+        let count = self.engine.process_batch_with(chunk, sink, |command, _| {
+            if failure.is_failed() {
+                let message = failure.message().unwrap_or_else(|| "journal failure".into());
+                refused = Some(DurableError::Stopped(message));
+                return false;
+            }
+            if command.header.seq != *next {
+                refused = Some(DurableError::SeqOutOfOrder { expected: *next, found: command.header.seq });
+                return false;
+            }
+            *next += 1;
             true
         });
         Applied { count, lost: false, refused }
@@ -518,7 +565,9 @@ impl DurableEngine {
     /// lacks. Costs one CRC and a few atomic stores per journal, no system call.
     #[inline]
     pub fn publish_batch(&mut self) {
-        self.commands.publish_staged();
+        if let Some(commands) = self.commands.as_mut() {
+            commands.publish_staged();
+        }
         self.events.publish();
     }
 
@@ -536,7 +585,9 @@ impl DurableEngine {
     /// journal, made by helper threads): a benchmark calls it before a timed loop so that the
     /// helpers' page zeroing does not compete with it. A venue never needs to.
     pub fn wait_background(&mut self) -> Result<(), DurableError> {
-        self.commands.wait_spare()?;
+        if let Some(commands) = self.commands.as_mut() {
+            commands.wait_spare()?;
+        }
         self.events.wait_ready();
         match self.failure.message() {
             Some(e) => Err(DurableError::Stopped(e)),
@@ -574,15 +625,38 @@ impl DurableEngine {
         if let Some(e) = self.failure.message() {
             return Err(DurableError::Stopped(e));
         }
-        if self.commands.config().sync != SyncPolicy::PageCache {
-            self.commands.sync()?;
+        if let Some(commands) = self.commands.as_ref() {
+            if commands.config().sync != SyncPolicy::PageCache {
+                commands.sync()?;
+            }
         }
         Ok(())
     }
 
+    /// Hands the command journal to the thread that feeds this engine (a router or a producer
+    /// thread, before the engine thread's command ring): from now on that thread journals and
+    /// publishes each command before it passes the command on, and this engine only checks
+    /// each command's seq and matches it. Only with derived events
+    /// ([`DurableConfig::derive_events`]): the event journal then needs nothing from the
+    /// matching thread either, which so does no journal work at all. Anything staged is
+    /// published first. Errors: [`DurableError::Split`] when the mode or an earlier split
+    /// forbids it.
+    pub fn split_command_journal(&mut self) -> Result<CommandJournal, DurableError> {
+        if !self.derive_events {
+            return Err(DurableError::Split(
+                "the command journal can be written before the ring only with derived events",
+            ));
+        }
+        let Some(mut writer) = self.commands.take() else {
+            return Err(DurableError::Split("the command journal was already handed over"));
+        };
+        writer.publish_staged();
+        Ok(CommandJournal::new(writer, Arc::clone(&self.failure)))
+    }
+
     /// The seq the next command must carry (the sequencer resumes from here).
     pub fn next_command_seq(&self) -> u64 {
-        self.commands.next_seq()
+        self.commands_next
     }
 
     /// The engine, for inspection.
@@ -598,7 +672,7 @@ impl DurableEngine {
     /// Durability progress of the command journal: acknowledge a command's events only once
     /// `durable_seq() >= command seq` (always true at once under the page-cache policy).
     pub fn commands_progress(&self) -> JournalProgress {
-        self.commands.progress()
+        self.commands_progress.clone()
     }
 
     /// Progress and counters of the event journal (for monitoring; acknowledgements wait on
@@ -611,6 +685,11 @@ impl DurableEngine {
     pub fn snapshot_now(&mut self) -> Result<PathBuf, DurableError> {
         // A snapshot must never cover commands the journal does not show yet.
         self.publish_batch();
+        if !self.journal_holds_engine_state() {
+            return Err(DurableError::Split(
+                "a snapshot now would cover commands the command journal does not show yet",
+            ));
+        }
         // Claim the single in-flight slot: a background writer of the same seq would share the
         // temporary file name, and one rename would fail.
         while self.snapshot_in_flight.swap(true, Ordering::AcqRel) {
@@ -621,10 +700,17 @@ impl DurableEngine {
         written
     }
 
+    /// A snapshot must never cover a command the command journal does not show: with the
+    /// journal written before the ring that holds by the writer's contract (it publishes before
+    /// it pushes), and is checked here all the same; a snapshot not yet covered is taken later.
+    fn journal_holds_engine_state(&self) -> bool {
+        self.commands.is_some() || self.commands_progress.written_seq() >= self.commands_next - 1
+    }
+
     fn write_snapshot_here(&mut self) -> Result<PathBuf, DurableError> {
         let mut body = Vec::new();
         self.engine.write_snapshot(&mut body);
-        let seq = self.commands.next_seq() - 1;
+        let seq = self.commands_next - 1;
         self.commands_since_snapshot = 0;
         write_snapshot_file(&self.dir, seq, &body)
     }
@@ -633,13 +719,13 @@ impl DurableEngine {
     /// the engine thread does no file I/O for it. At most one snapshot is in flight; a due
     /// snapshot is skipped while the previous one is still being written.
     fn snapshot_in_background(&mut self) {
-        if self.snapshot_in_flight.swap(true, Ordering::AcqRel) {
+        if !self.journal_holds_engine_state() || self.snapshot_in_flight.swap(true, Ordering::AcqRel) {
             return;
         }
         self.commands_since_snapshot = 0;
         let mut body = Vec::new();
         self.engine.write_snapshot(&mut body);
-        let seq = self.commands.next_seq() - 1;
+        let seq = self.commands_next - 1;
         let dir = self.dir.clone();
         let in_flight = Arc::clone(&self.snapshot_in_flight);
         let spawned = std::thread::Builder::new().name("snapshot-writer".into()).spawn(move || {
@@ -686,7 +772,10 @@ impl engine::Processor for DurableEngine {
 /// Stages `command` in the command journal's open frame in the fixed layout (format version 4),
 /// written straight into the mapping.
 #[inline]
-fn stage_command(commands: &mut JournalWriter, command: &Command) -> Result<(), crate::JournalError> {
+pub(crate) fn stage_command(
+    commands: &mut JournalWriter,
+    command: &Command,
+) -> Result<(), crate::JournalError> {
     // `encode_fixed` leaves its zeroed buffer zero past the command: no second zeroing.
     commands.stage_with_zeroed_tail(RecordKind::Command, command.header.seq, COMMAND_FIXED_LEN_MAX, |buf| {
         command.encode_fixed(buf)

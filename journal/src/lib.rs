@@ -75,6 +75,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod command_batches;
+mod command_journal;
 mod durability;
 mod durable;
 mod event_deriver;
@@ -94,6 +95,7 @@ use std::time::Duration;
 pub use command_batches::{
     CommandBatches, CommandFeed, COMMAND_BATCH_DEFAULT, COMMAND_FEED_BATCH, COMMAND_FEED_DEPTH,
 };
+pub use command_journal::CommandJournal;
 pub use durability::JournalProgress;
 pub use durable::{
     DurableConfig, DurableEngine, DurableError, DurableRecovery, EventVerifier, PROGRESS_EVERY_COMMANDS,

@@ -353,6 +353,12 @@ impl<P: Processor, C: Clock> Runner<P, C> {
             let mut batch_now_ns = None;
             batch.clear();
             let count = commands.pop_batch(batch_max, |mut cmd| {
+                // A producer that journals before the ring stamps with a sequencer of its own,
+                // started at the same seq: stamping again changes nothing (the time is kept).
+                debug_assert!(
+                    cmd.header.seq == 0 || cmd.header.seq == sequencer.seq_next(),
+                    "a pre-stamped command out of the runner's order"
+                );
                 let now_ns = *batch_now_ns.get_or_insert_with(|| clock.now_ns());
                 sequencer.stamp(&mut cmd, now_ns);
                 batch.push(cmd);
