@@ -9,12 +9,14 @@ use std::time::Instant;
 
 use clap::Parser;
 use engine::codec::COMMAND_FIXED_LEN_MAX;
+use engine::Processor;
 use engine::{Command, CountingSink, Engine, EngineConfig};
 use harness::gen::{generate, GenConfig, Mix};
 use journal::{
     CommandBatches, CommandFeed, DurableConfig, DurableEngine, JournalConfig, JournalWriter, RecordKind,
     COMMAND_BATCH_DEFAULT, COMMAND_FEED_BATCH,
 };
+use runtime::RunnerConfig;
 
 #[derive(Parser)]
 #[command(about = "Journal append, journaling overhead, replay speed and restart time")]
@@ -45,9 +47,9 @@ struct Args {
     /// engine's look-ahead, as the runner does) instead of one `process_staged` per command.
     #[arg(long)]
     through_batch: bool,
-    /// Measure only the engine alone and this journal-on mode (`inline`, `single`, `thread` or
-    /// `derived`), nothing else: for profiling one mode (`perf record`).
-    #[arg(long, value_parser = ["inline", "single", "thread", "derived"])]
+    /// Measure only the engine alone and this journal-on mode (`inline`, `single`, `thread`,
+    /// `derived` or `before-ring`), nothing else: for profiling one mode (`perf record`).
+    #[arg(long, value_parser = ["inline", "single", "thread", "derived", "before-ring"])]
     only: Option<String>,
     /// Commands per batch in the replay figures (default: `COMMAND_BATCH_DEFAULT` decoded on
     /// the matching thread, `COMMAND_FEED_BATCH` handed over by the read-ahead thread).
@@ -288,6 +290,10 @@ fn main() {
         "process CPU (the deriver's engine included) vs engine alone",
     );
 
+    if args.only.as_deref().is_none_or(|only| only == "before-ring") {
+        before_ring(&args, &workload, &engine_config, &root);
+    }
+
     if args.only.is_some() {
         let _ = std::fs::remove_dir_all(&root);
         return;
@@ -470,5 +476,164 @@ fn append(root: &Path, all: &[Command], batch: usize) {
         all.len() as f64 / secs,
         "records/s",
         &format!("published {} at a time", batch),
+    );
+}
+
+/// The matching side of the before-ring runs: takes the ring's commands in batches of the
+/// runner's size through `process_batch` (as `runtime::Runner` does) until the ring is empty;
+/// returns the thread's CPU seconds and the wall seconds it took.
+fn drain_ring<P: Processor>(processor: &mut P, ring: &mut runtime::Consumer<Command>) -> (f64, f64) {
+    let mut sink = CountingSink::default();
+    let mut batch = Vec::with_capacity(RunnerConfig::default().batch_max);
+    let (started, cpu0) = (Instant::now(), cpu_s(libc::CLOCK_THREAD_CPUTIME_ID));
+    loop {
+        batch.clear();
+        if ring.pop_batch(batch.capacity(), |cmd| batch.push(cmd)) == 0 {
+            break;
+        }
+        processor.process_batch(&batch, &mut sink);
+        processor.end_batch();
+    }
+    (cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0, started.elapsed().as_secs_f64())
+}
+
+/// The command journal written before the engine's ring (`split_command_journal`, events
+/// derived): a producer thread (as the router in `serve`) journals and publishes each batch of
+/// `--batch` commands, then pushes it into the matching thread's command ring; against the
+/// same with the bare engine behind the ring and no journal. The matching thread (this one,
+/// which built the book) starts once the producer has put the whole stream in the ring, so
+/// the two are measured apart, the matching thread with the deriver running beside it.
+/// Figures: the matching thread's CPU per command (the target's measure), the producer's, and
+/// the process's.
+fn before_ring(args: &Args, workload: &harness::gen::Workload, engine_config: &EngineConfig, root: &Path) {
+    let n = workload.stream.len();
+    // One ring for every run (drained by each): its pages are mapped once, outside the runs.
+    let (mut to_engine, mut ring) = runtime::spsc_ring::<Command>(n);
+    let mut run = |journaled: bool| -> (f64, f64, f64, f64) {
+        let mut sink = CountingSink::default();
+        let dir = root.join("before-ring");
+        let (journal, durable, engine) = if journaled {
+            fresh(&dir);
+            let durable_config =
+                DurableConfig { snapshot_every_commands: 0, derive_events: true, ..DurableConfig::new(&dir) };
+            let (mut durable, _) = DurableEngine::open(engine_config.clone(), durable_config).unwrap();
+            for c in &workload.setup {
+                durable.process(c, &mut sink).unwrap();
+            }
+            durable.wait_background().unwrap();
+            let mut journal = durable.split_command_journal().unwrap();
+            journal.wait_background().unwrap();
+            (Some(journal), Some(durable), None)
+        } else {
+            let mut engine = Engine::new(engine_config.clone());
+            for c in &workload.setup {
+                engine.process(c, &mut sink);
+            }
+            (None, None, Some(engine))
+        };
+        let all0 = cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID);
+        let stream = &workload.stream;
+        let batch = args.batch.max(1);
+        let to_engine = &mut to_engine;
+        let (journal, producer_cpu) = std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let mut journal = journal;
+                    let cpu0 = cpu_s(libc::CLOCK_THREAD_CPUTIME_ID);
+                    for chunk in stream.chunks(batch) {
+                        if let Some(journal) = journal.as_mut() {
+                            journal.append(chunk).unwrap();
+                        }
+                        for &cmd in chunk {
+                            if to_engine.push(cmd).is_err() {
+                                unreachable!("the ring holds the whole stream");
+                            }
+                        }
+                    }
+                    (journal, cpu_s(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0)
+                })
+                .join()
+                .unwrap()
+        });
+        let (engine_cpu, wall) = match (durable, engine) {
+            (Some(mut durable), _) => {
+                let measured = drain_ring(&mut durable, &mut ring);
+                // The run ends when the deriver has journaled every event.
+                durable.flush_events().unwrap();
+                measured
+            }
+            (_, Some(mut engine)) => drain_ring(&mut engine, &mut ring),
+            _ => unreachable!(),
+        };
+        let all_cpu = cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID) - all0;
+        if let Some(journal) = journal {
+            journal.close().unwrap();
+        }
+        let n = n as f64;
+        (n / engine_cpu, n / producer_cpu, n / all_cpu, n / wall)
+    };
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for round in 0..=args.runs {
+        // Which goes first alternates: the journal's writeback after an "on" run lands on
+        // whatever runs next.
+        let (a, b) = if round % 2 == 0 {
+            (run(false), run(true))
+        } else {
+            let b = run(true);
+            (run(false), b)
+        };
+        if round > 0 {
+            off.push(a);
+            on.push(b);
+        }
+    }
+    let pick =
+        |v: &[(f64, f64, f64, f64)], f: fn(&(f64, f64, f64, f64)) -> f64| median(v.iter().map(f).collect());
+    let (engine_off, engine_on) = (pick(&off, |r| r.0), pick(&on, |r| r.0));
+    report(
+        "engine behind its ring, per CPU second",
+        engine_off / 1e6,
+        "Mcmd/cpu-s",
+        "bare engine, producer pushes",
+    );
+    report(
+        "engine behind its ring, journal before it",
+        engine_on / 1e6,
+        "Mcmd/cpu-s",
+        "producer journals each batch, events derived",
+    );
+    // The loss of each round (its two runs back to back), median and range: the machine's
+    // speed drifts more between rounds than within one.
+    let mut losses: Vec<f64> = off.iter().zip(&on).map(|(a, b)| (1.0 - b.0 / a.0) * 100.0).collect();
+    losses.sort_by(|a, b| a.total_cmp(b));
+    report(
+        "journaling loss, journal before the ring, matching thread CPU",
+        median(losses.clone()),
+        "%",
+        &format!(
+            "target <= 10%; median of {} rounds' own ratios, range {:.1} to {:.1}",
+            losses.len(),
+            losses[0],
+            losses[losses.len() - 1]
+        ),
+    );
+    let (producer_off, producer_on) = (pick(&off, |r| r.1), pick(&on, |r| r.1));
+    report(
+        "producer, CPU ns per command, journal before the ring",
+        1e9 / producer_on,
+        "ns",
+        &format!("{:.1} ns without the journal", 1e9 / producer_off),
+    );
+    report(
+        "journaling loss, journal before the ring, all threads CPU",
+        (1.0 - pick(&on, |r| r.2) / pick(&off, |r| r.2)) * 100.0,
+        "%",
+        "process CPU (producer, deriver) vs the same without the journal",
+    );
+    report(
+        "journaling loss, journal before the ring, wall",
+        (1.0 - pick(&on, |r| r.3) / pick(&off, |r| r.3)) * 100.0,
+        "%",
+        "the matching thread's run (the producer's came before it)",
     );
 }
