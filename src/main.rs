@@ -415,8 +415,13 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>, listen: Listen) -> Exit
     );
     println!("data: {}", info.data_dir.display());
     println!(
-        "journal: recovered {} commands after snapshot {:?}; next command seq resumes there",
-        r.commands_replayed, r.snapshot_seq
+        "journal: recovered {} commands after snapshot {:?}; next command seq resumes there; commands journaled by the {}",
+        r.commands_replayed,
+        r.snapshot_seq,
+        match config.journal.commands {
+            exchange::serve::CommandsSetting::Engine => "engine thread",
+            exchange::serve::CommandsSetting::Router => "router, before the engine's ring",
+        }
     );
     println!(
         "certificate: {}{}",

@@ -261,6 +261,22 @@ pub struct JournalSection {
     pub snapshot_every: u64,
     /// `inline` (default), `thread` or `derived`.
     pub events: EventsSetting,
+    /// Who writes the command journal: `engine` (default: the engine thread, before it
+    /// matches each command) or `router` (the router, before it pushes each command into the
+    /// engine thread's ring; needs `engine.thread = "own"` and `events = "derived"`).
+    pub commands: CommandsSetting,
+}
+
+/// Who writes the command journal (`journal.commands`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommandsSetting {
+    /// The thread that matches: staged before each command is matched, published with the
+    /// batch.
+    Engine,
+    /// The router, before the engine thread's ring: the engine thread then does no journal
+    /// work at all (with derived events).
+    Router,
 }
 
 /// FIX sessions.
@@ -440,6 +456,7 @@ impl Default for JournalSection {
             segment_mib: 64,
             snapshot_every: 1_000_000,
             events: EventsSetting::Inline,
+            commands: CommandsSetting::Engine,
         }
     }
 }
@@ -825,6 +842,14 @@ impl Server {
             ..EngineConfig::default()
         };
         engine_config.validate().map_err(|e| ServeError::Config(format!("engine: {e}")))?;
+        let router_journals = config.journal.commands == CommandsSetting::Router;
+        if router_journals
+            && (config.engine.thread != EngineThread::Own || config.journal.events != EventsSetting::Derived)
+        {
+            return Err(ServeError::Config(
+                "journal.commands = \"router\" needs engine.thread = \"own\" (a ring between the router and the engine) and journal.events = \"derived\" (no event journal on the engine thread)".into(),
+            ));
+        }
         let durable_config = DurableConfig {
             dir: journal_dir.clone(),
             journal: JournalConfig {
@@ -846,6 +871,11 @@ impl Server {
             DurableEngine::open_with_progress(engine_config, durable_config, &mut progress)
                 .map_err(|e| data_err(format!("journal: {e}")))?;
         drop(bar);
+        let mut durable = durable;
+        let mut router_journal = match router_journals {
+            true => Some(durable.split_command_journal().map_err(|e| data_err(format!("journal: {e}")))?),
+            false => None,
+        };
         let seq_first = durable.next_command_seq();
         let journal_health = durable.health();
         let event_last = durable.engine().next_event_seq() - 1;
@@ -927,6 +957,7 @@ impl Server {
                     commands: handle.commands,
                     events: handle.events,
                     doorbell: handle.commands_doorbell,
+                    journal: router_journal.take().map(Box::new),
                 };
                 (link, handle.events_doorbell, Some(engine), None)
             }

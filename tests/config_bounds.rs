@@ -141,6 +141,7 @@ fn serve_refuses_a_setting_outside_its_values_and_names_them() {
         ("engine", "thread", &["gateway", "router", "own"][..]),
         ("journal", "sync", &["page-cache", "periodic", "group-commit"][..]),
         ("journal", "events", &["inline", "thread", "derived"][..]),
+        ("journal", "commands", &["engine", "router"][..]),
         ("marketdata", "slow_policy", &["conflate", "disconnect"][..]),
     ] {
         let ports =
@@ -158,6 +159,29 @@ fn serve_refuses_a_setting_outside_its_values_and_names_them() {
                 assert!(stderr.contains(&format!("`{value}`")), "{case}: {value} not named in: {stderr}");
             }
         }
+    }
+}
+
+/// `journal.commands = "router"` needs the engine on its own thread and derived events; each
+/// other combination is refused at start, naming what it needs.
+#[test]
+fn serve_refuses_a_router_written_command_journal_without_its_ring_and_derived_events() {
+    let scratch = Scratch::new("router-journal");
+    let config = scratch.0.join("router.toml");
+    let data = scratch.0.join("data");
+    let ports =
+        "quic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\n";
+    for (thread, events) in
+        [("gateway", "derived"), ("router", "derived"), ("own", "inline"), ("own", "thread")]
+    {
+        let text = format!(
+            "[engine]\nthread = \"{thread}\"\n\n[journal]\nevents = \"{events}\"\ncommands = \"router\"\n\n[network]\n{ports}"
+        );
+        std::fs::write(&config, &text).unwrap();
+        let out = exchange(&["serve", "--config", path(&config), "--data", path(&data)]);
+        let case = format!("thread {thread}, events {events}");
+        assert_refused(&out, &case, "journal.commands = \"router\" needs engine.thread = \"own\"");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("journal.events = \"derived\""), "{case}");
     }
 }
 

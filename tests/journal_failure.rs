@@ -29,13 +29,26 @@ fn scratch(name: &str) -> PathBuf {
 
 #[test]
 fn a_journal_that_cannot_be_written_stops_the_venue_with_the_reason() {
-    let dir = scratch("gone");
+    journal_gone("gone", "", "");
+}
+
+/// The same when the router writes the command journal before the engine thread's ring.
+#[test]
+fn a_command_journal_the_router_cannot_write_stops_the_venue_with_the_reason() {
+    journal_gone("gone-router", "thread = \"own\"\n", "events = \"derived\"\ncommands = \"router\"\n");
+}
+
+fn journal_gone(name: &str, engine: &str, journal: &str) {
+    let dir = scratch(name);
     let config = dir.join("venue.toml");
     // 1 MiB segments: the journal needs a new segment file after some thousand orders.
     std::fs::write(
         &config,
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"\"\nmd = \"\"\n\n[journal]\nsegment_mib = 1\n\n\
-         [rate_limit]\nenabled = false\n\n[[accounts]]\nname = \"alice\"\npassword = \"alice\"\n",
+        format!(
+            "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"\"\nmd = \"\"\n\n[engine]\n{engine}\n\
+             [journal]\nsegment_mib = 1\n{journal}\n[rate_limit]\nenabled = false\n\n\
+             [[accounts]]\nname = \"alice\"\npassword = \"alice\"\n"
+        ),
     )
     .unwrap();
     let data = dir.join("data");

@@ -72,8 +72,14 @@ async fn connect(venue: &Serve, over: Over, account: &str, resume: Option<Sessio
 /// A venue configuration: every port chosen by the OS, small journal segments, and `accounts`
 /// (name, cancel_on_disconnect).
 fn write_config(path: &Path, accounts: &[(&str, bool)]) {
-    let mut text =
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\n\n[journal]\nsegment_mib = 1\n".to_owned();
+    write_config_with(path, accounts, "", "");
+}
+
+/// As [`write_config`], with lines added to `[engine]` and to `[journal]`.
+fn write_config_with(path: &Path, accounts: &[(&str, bool)], engine: &str, journal: &str) {
+    let mut text = format!(
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\n\n[engine]\n{engine}\n[journal]\nsegment_mib = 1\n{journal}"
+    );
     for (name, cod) in accounts {
         text.push_str(&format!(
             "\n[[accounts]]\nname = \"{name}\"\npassword = \"{name}\"\ncancel_on_disconnect = {cod}\n"
@@ -261,18 +267,33 @@ impl Book {
 
 #[test]
 fn repeated_sigkills_under_flow_keep_every_acknowledged_order_reachable_and_reports_exactly_once() {
+    repeated_sigkills("flow", "", "");
+}
+
+/// The same with the command journal written by the router before the engine thread's ring
+/// (`journal.commands = "router"`): the engine thread does no journal work, and nothing
+/// acknowledged is lost to a SIGKILL either.
+#[test]
+fn repeated_sigkills_with_the_router_writing_the_command_journal_lose_nothing_acknowledged() {
+    repeated_sigkills("flow-router", "thread = \"own\"\n", "events = \"derived\"\ncommands = \"router\"\n");
+}
+
+fn repeated_sigkills(name: &str, engine: &str, journal: &str) {
     use rand::{rngs::SmallRng, Rng, SeedableRng};
-    let dir = scratch("flow");
+    let dir = scratch(name);
     let config = dir.join("venue.toml");
-    write_config(&config, &[("alice", true), ("bob", false), ("carol", false)]);
+    write_config_with(&config, &[("alice", true), ("bob", false), ("carol", false)], engine, journal);
     let accounts = ["alice", "bob", "carol"];
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut rng = SmallRng::seed_from_u64(11);
     let mut books: Vec<Book> = accounts.iter().map(|_| Book::default()).collect();
     let mut states: Vec<Option<SessionState>> = accounts.iter().map(|_| None).collect();
     let mut next_id = 0u64;
+    let writer = if journal.contains("router") { "by the router" } else { "by the engine thread" };
     for trial in 0..3 {
         let venue = serve(&dir.join("data"), &config);
+        let line = venue.process.printed("journal: ");
+        assert!(line.contains(&format!("commands journaled {writer}")), "{line}");
         let sends: Vec<Vec<(u8, u64, u64, bool)>> = accounts
             .iter()
             .map(|_| {

@@ -24,10 +24,12 @@ pub use crate::metrics::RouterMetrics;
 use crate::metrics::{Queues, MATCH_SAMPLE_EVERY};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use engine::{AccountId, Command, CommandKind, Event, SymbolId};
-use journal::JournalProgress;
+use journal::{CommandJournal, JournalProgress};
 use oms::admin::{AdminRequest, SavedState};
 use oms::{OmsConfig, OmsStats, OrderManager};
-use runtime::{Consumer, Doorbell, EngineStep, Producer, PushError, WaitStrategy, Waiter};
+use runtime::{
+    Clock, Consumer, Doorbell, EngineStep, Producer, PushError, Sequencer, SystemClock, WaitStrategy, Waiter,
+};
 
 pub use oms::{Delivery, Request, SessionId};
 
@@ -160,6 +162,11 @@ pub enum EngineLink {
         /// Rung after every push so a parked engine thread wakes
         /// ([`runtime::RunnerHandle::commands_doorbell`]).
         doorbell: Arc<Doorbell>,
+        /// The command journal, when the router writes it
+        /// ([`journal::DurableEngine::split_command_journal`]): each command is stamped here
+        /// and journaled and published before it is pushed, so the engine thread does no
+        /// journal work.
+        journal: Option<Box<CommandJournal>>,
     },
     /// The engine run on the router's own thread ([`runtime::InlineRunner`]): each command is
     /// matched as the router submits it, saving the two thread hand-offs of the rings.
@@ -184,6 +191,33 @@ pub enum TurnDue {
     Soon,
 }
 
+/// The command journal in the router's hands ([`EngineLink::Rings`]'s `journal`), with the
+/// sequencer that stamps what it journals (the engine thread's, started at the same seq,
+/// stamps the same numbers again and keeps the time).
+struct RouterJournal {
+    journal: CommandJournal,
+    sequencer: Sequencer,
+    failed: bool,
+}
+
+impl RouterJournal {
+    /// Stamps and journals `command`, published: true when it may go to the engine. After a
+    /// write failure nothing may (the venue is stopping: the host watches the journal's health
+    /// and says why); the first is told here too.
+    fn append(&mut self, command: &mut Command) -> bool {
+        self.sequencer.stamp(command, SystemClock.now_ns());
+        match self.journal.append(std::slice::from_ref(command)) {
+            Ok(()) => true,
+            Err(e) => {
+                if !std::mem::replace(&mut self.failed, true) {
+                    eprintln!("router: command journal failed, nothing more reaches the engine: {e}");
+                }
+                false
+            }
+        }
+    }
+}
+
 /// The router's side of [`EngineLink`].
 enum Link {
     /// `scratch` holds a batch read from `events` (kept, so reading allocates nothing).
@@ -192,6 +226,7 @@ enum Link {
         events: Consumer<Event>,
         doorbell: Arc<Doorbell>,
         scratch: Vec<Event>,
+        journal: Option<Box<RouterJournal>>,
     },
     Inline {
         engine: Box<dyn EngineStep>,
@@ -386,9 +421,16 @@ impl Router {
         };
         let (tx, rx) = crossbeam_channel::bounded(INBOUND_CHANNEL_CAPACITY);
         let engine = match engine {
-            EngineLink::Rings { commands, events, doorbell } => {
-                Link::Rings { commands, events, doorbell, scratch: Vec::with_capacity(BATCH_MAX) }
-            }
+            EngineLink::Rings { commands, events, doorbell, journal } => Link::Rings {
+                commands,
+                events,
+                doorbell,
+                scratch: Vec::with_capacity(BATCH_MAX),
+                journal: journal.map(|journal| {
+                    let sequencer = Sequencer::new(journal.next_seq());
+                    Box::new(RouterJournal { journal: *journal, sequencer, failed: false })
+                }),
+            },
             EngineLink::Inline(engine) => Link::Inline {
                 engine,
                 events: Vec::new(),
@@ -709,6 +751,11 @@ impl Router {
                 *scratch = events; // keeps its capacity
             }
             return;
+        }
+        if let Link::Rings { journal: Some(journal), .. } = &mut self.engine {
+            if !journal.append(&mut command) {
+                return;
+            }
         }
         let mut waiter = Waiter::new(self.wait);
         loop {
