@@ -477,8 +477,12 @@ impl Screen {
             return Ok(());
         }
         self.last_draw = Some(Instant::now());
+        // The whole frame in one write: the terminal never shows half of one (stdout alone
+        // would flush it line by line).
+        let mut frame = Vec::with_capacity(4096);
+        self.frame(&shown(self.depth), &mut frame)?;
         let mut out = std::io::stdout().lock();
-        self.frame(&shown(self.depth), &mut out)?;
+        out.write_all(&frame)?;
         out.flush()
     }
 
