@@ -14,7 +14,10 @@
 //! Each case journals its events on the matching thread, on the event-journal thread
 //! (`DurableConfig::event_thread`) or derives them again from the command journal with a
 //! follower engine (`DurableConfig::derive_events`), drawn per case; the command journal is in
-//! format version 4 (fixed-layout command entries) in every case.
+//! format version 4 (fixed-layout command entries) in every case. A fourth mode derives the events
+//! too but has the command journal written before the engine gets each command
+//! (`DurableEngine::split_command_journal`, as `serve`'s router writes it with `journal.commands
+//! = "router"`).
 //!
 //! A second property plays a crash of the event journal's thread: the event journal (written off
 //! the matching thread, so it may trail the engine) is cut at a random event, as a crash with
@@ -40,7 +43,7 @@ use engine::{
     NewOrder, OrdType, Qty, ReplaceOrder, Side, StpMode, SymbolId, SymbolSpec, Tif, PRICE_UNITS_PER_ONE,
     SYMBOL_UNKNOWN,
 };
-use journal::{DurableConfig, DurableEngine, JournalConfig, JournalReader};
+use journal::{CommandJournal, DurableConfig, DurableEngine, JournalConfig, JournalReader};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -236,8 +239,25 @@ fn durable_config(dir: &Path, mode: Mode) -> DurableConfig {
         // on the shared temporary file, now fixed in `snapshot_now`).
         snapshot_every_commands: 17,
         event_thread: mode == Mode::Thread,
-        derive_events: mode == Mode::Derived,
+        derive_events: matches!(mode, Mode::Derived | Mode::BeforeRing),
     }
+}
+
+/// Opens `dir` for writing in `mode`: with [`Mode::BeforeRing`], the command journal handed
+/// over, to be written by [`ahead`] before the engine sees each command.
+fn open_writing(dir: &Path, mode: Mode) -> Result<(DurableEngine, Option<CommandJournal>), String> {
+    let (mut durable, _) =
+        DurableEngine::open(engine_config(), durable_config(dir, mode)).map_err(|e| e.to_string())?;
+    let journal = match mode {
+        Mode::BeforeRing => Some(durable.split_command_journal().map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    Ok((durable, journal))
+}
+
+/// Journals `cmds` before the engine gets them, when the command journal was handed over.
+fn ahead(journal: &mut Option<CommandJournal>, cmds: &[Command]) -> Result<(), String> {
+    journal.as_mut().map_or(Ok(()), |journal| journal.append(cmds).map_err(|e| e.to_string()))
 }
 
 /// Where a case's durable engine journals its events.
@@ -249,10 +269,13 @@ enum Mode {
     Thread,
     /// Derived from the command journal by a follower engine (`DurableConfig::derive_events`).
     Derived,
+    /// Derived, and the command journal written before the engine gets each command
+    /// (`DurableEngine::split_command_journal`), as the router writes it in `serve`.
+    BeforeRing,
 }
 
 fn mode() -> impl Strategy<Value = Mode> {
-    prop_oneof![Just(Mode::Inline), Just(Mode::Thread), Just(Mode::Derived)]
+    prop_oneof![Just(Mode::Inline), Just(Mode::Thread), Just(Mode::Derived), Just(Mode::BeforeRing)]
 }
 
 /// Every state a replay must reproduce: each symbol's book and untriggered stops.
@@ -309,13 +332,13 @@ fn check_in(
     if drive == Drive::ProcessBatch {
         write_through_process_batch(dir, cmds, want, mode, batches)?;
     } else {
-        let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, mode))
-            .map_err(|e| fail(&e.to_string()))?;
+        let (mut durable, mut journal) = open_writing(dir, mode).map_err(|e| fail(&e))?;
         let mut got = Vec::new();
         // events_after[k]: events produced by commands 1..=k.
         let mut events_after = vec![0u64];
         let (mut batch_at, mut in_batch) = (0, 0);
         for (i, c) in cmds.iter().enumerate() {
+            ahead(&mut journal, std::slice::from_ref(c)).map_err(|e| fail(&e))?;
             if batches.is_empty() {
                 durable.process(c, &mut got).map_err(|e| fail(&e.to_string()))?;
             } else {
@@ -350,6 +373,8 @@ fn check_in(
         }
         prop_assert_eq!(durable.commands_progress().written_seq(), cmds.len() as u64, "all published");
         prop_assert_eq!(&got, want, "durable run differs from the plain run");
+        durable.close().map_err(|e| fail(&e.to_string()))?;
+        drop(journal);
     }
 
     // Read the journals back by hand: commands decode to the originals, a fresh engine fed from
@@ -412,8 +437,7 @@ fn write_through_process_batch(
         events_after[k] += events_after[k - 1];
     }
     let snapshot_points = [cmds.len() / 3, cmds.len() * 2 / 3];
-    let (mut durable, _) =
-        DurableEngine::open(engine_config(), durable_config(dir, mode)).map_err(|e| fail(&e.to_string()))?;
+    let (mut durable, mut journal) = open_writing(dir, mode).map_err(|e| fail(&e))?;
     let mut got = Vec::new();
     let (mut at, mut batch_at) = (0, 0);
     while at < cmds.len() {
@@ -423,6 +447,7 @@ fn write_through_process_batch(
         if let Some(&point) = snapshot_points.iter().find(|&&point| point > at && point < end) {
             end = point;
         }
+        ahead(&mut journal, &cmds[at..end]).map_err(|e| fail(&e))?;
         durable.process_batch(&cmds[at..end], &mut got);
         prop_assert!(!durable.health().is_failed(), "journal failed");
         let commands_written = durable.commands_progress().written_seq();
@@ -443,6 +468,7 @@ fn write_through_process_batch(
     prop_assert_eq!(durable.commands_progress().written_seq(), cmds.len() as u64, "all published");
     prop_assert_eq!(&got[..], want, "process_batch run differs from the plain run");
     durable.close().map_err(|e| fail(&e.to_string()))?;
+    drop(journal);
     Ok(())
 }
 
@@ -514,10 +540,10 @@ fn check_cut_in(
 ) -> Result<(), TestCaseError> {
     let fail = |what: &str| TestCaseError::fail(format!("{what} ({} commands)", cmds.len()));
     {
-        let (mut durable, _) = DurableEngine::open(engine_config(), durable_config(dir, mode))
-            .map_err(|e| fail(&e.to_string()))?;
+        let (mut durable, mut journal) = open_writing(dir, mode).map_err(|e| fail(&e))?;
         let mut got = Vec::new();
         for (i, c) in cmds.iter().enumerate() {
+            ahead(&mut journal, std::slice::from_ref(c)).map_err(|e| fail(&e))?;
             durable.process(c, &mut got).map_err(|e| fail(&e.to_string()))?;
             if i + 1 == cmds.len() / 2 {
                 durable.snapshot_now().map_err(|e| fail(&e.to_string()))?;
@@ -525,6 +551,7 @@ fn check_cut_in(
         }
         prop_assert_eq!(&got, want, "durable run differs from the plain run");
         durable.close().map_err(|e| fail(&e.to_string()))?;
+        drop(journal);
     }
     let keep = cut_event_journal(&dir.join("events"), want.len() as u64 * cut_permille / 1000);
 
