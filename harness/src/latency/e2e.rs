@@ -45,9 +45,11 @@ pub const RATES_QUICK: [u64; 3] = [5_000, 20_000, 50_000];
 /// The venue the harness starts: OS-chosen loopback ports, the engine's and router's wait
 /// strategy from `--venue-wait`, where they run from `--venue-engine-thread`, and no rate limit
 /// (the harness measures the venue's capacity, not its flood protection; risk checks stay on).
-fn venue_config(wait: &str, thread: &str, spin_us: u64, quic_tuning: &str) -> String {
+fn venue_config(wait: &str, thread: &str, spin_us: u64, quic_tuning: &str, journal: (&str, &str)) -> String {
+    let (events, commands) = journal;
+    let journal = format!("[journal]\nevents = \"{events}\"\ncommands = \"{commands}\"\n");
     format!(
-        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\npoll_spin_us = {spin_us}\n[network.quic_tuning]\n{quic_tuning}[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\nthread = \"{thread}\"\n[rate_limit]\nenabled = false\n"
+        "[network]\nquic = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmd = \"127.0.0.1:0\"\npoll_spin_us = {spin_us}\n[network.quic_tuning]\n{quic_tuning}[engine]\nwait = \"{wait}\"\nrouter_wait = \"{wait}\"\nthread = \"{thread}\"\n{journal}[rate_limit]\nenabled = false\n"
     )
 }
 
@@ -108,6 +110,15 @@ pub struct E2eArgs {
     /// µs after its last work before it blocks (default 0: blocks at once).
     #[arg(long, default_value_t = 0)]
     pub venue_spin_us: u64,
+    /// Where the started venue writes its event journal (`journal.events`): inline (the
+    /// default), thread or derived.
+    #[arg(long, default_value = "inline", value_parser = ["inline", "thread", "derived"])]
+    pub venue_journal_events: String,
+    /// Who writes the started venue's command journal (`journal.commands`): engine (the
+    /// default: the engine thread) or router (the router, before the engine thread's ring;
+    /// needs `--venue-engine-thread own` and `--venue-journal-events derived`).
+    #[arg(long, default_value = "engine", value_parser = ["engine", "router"])]
+    pub venue_journal_commands: String,
     /// Accounts (password = name) to trade as, one FIX session each, all driven by the harness
     /// thread: `--account alice,bob,carol,dave` spreads the requests over four sessions (a new
     /// order and its cancel go down the same one).
@@ -188,12 +199,13 @@ impl Venue {
         thread: &str,
         spin_us: u64,
         quic_tuning: &str,
+        journal: (&str, &str),
     ) -> Result<Venue, BenchError> {
         let dir = std::env::temp_dir().join(format!("exchange-bench-e2e-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the venue's directory", e))?;
         let config = dir.join("venue.toml");
-        std::fs::write(&config, venue_config(wait, thread, spin_us, quic_tuning))
+        std::fs::write(&config, venue_config(wait, thread, spin_us, quic_tuning, journal))
             .map_err(|e| BenchError::io("write the venue's config", e))?;
         let mut command = Command::new(&bin);
         // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
@@ -692,6 +704,14 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     if args.peer.is_some() && args.transport != TransportArg::Tcp {
         return Err(BenchError::Config("--peer drives FIX over TCP: add --transport tcp".into()));
     }
+    if args.venue_journal_commands == "router"
+        && (args.venue_engine_thread != "own" || args.venue_journal_events != "derived")
+    {
+        return Err(BenchError::Config(
+            "--venue-journal-commands router needs --venue-engine-thread own and --venue-journal-events derived"
+                .into(),
+        ));
+    }
     let peer = match args.peer {
         Some(PeerArg::Quickfix) => Some(PeerAcceptor::start_quickfix(&args.peer_bin)?),
         None => None,
@@ -709,6 +729,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
                 &args.venue_engine_thread,
                 args.venue_spin_us,
                 &tuning_table,
+                (&args.venue_journal_events, &args.venue_journal_commands),
             )?)
         }
     };
@@ -727,7 +748,7 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
     );
     machine.thread(
         "venue",
-        if venue.is_some() { format!("exchange serve started by the harness: embedded defaults, engine.thread {}, waits {} (spins {} µs first), unpinned, page-cache journal, no rate limit", args.venue_engine_thread, args.venue_wait, args.venue_spin_us) } else { format!("running at {addr}") },
+        if venue.is_some() { format!("exchange serve started by the harness: embedded defaults, engine.thread {}, waits {} (spins {} µs first), unpinned, page-cache journal (events {}, commands written by the {}), no rate limit", args.venue_engine_thread, args.venue_wait, args.venue_spin_us, args.venue_journal_events, args.venue_journal_commands) } else { format!("running at {addr}") },
     );
 
     let venue_pid = venue.as_ref().map(|v| v.child.id());
@@ -775,6 +796,8 @@ pub fn run(args: &E2eArgs) -> Result<bool, BenchError> {
             "venue_wait": args.venue_wait,
             "venue_engine_thread": args.venue_engine_thread,
             "venue_spin_us": args.venue_spin_us,
+            "venue_journal_events": args.venue_journal_events,
+            "venue_journal_commands": args.venue_journal_commands,
             "quic_tuning": args.quic_tuning,
             "udp_baseline": args.udp_baseline,
         }),
