@@ -192,6 +192,38 @@ fn e2e_mode_spreads_requests_over_sessions_of_several_accounts() {
     }
 }
 
+/// The venue the harness starts can have its router write the command journal before the
+/// engine thread's ring; asking for it without the ring and derived events is refused up front.
+#[test]
+fn e2e_mode_through_a_venue_whose_router_writes_the_command_journal() {
+    let json = bench(
+        "e2e",
+        &[
+            "--transport",
+            "tcp",
+            "--venue-engine-thread",
+            "own",
+            "--venue-journal-events",
+            "derived",
+            "--venue-journal-commands",
+            "router",
+            "--rates",
+            "3000",
+            "--warmup-ms",
+            "20",
+            "--measure-ms",
+            "200",
+        ],
+    );
+    assert_eq!(json["config"]["venue_journal_commands"], "router");
+    let threads = json["machine"]["threads"].to_string();
+    assert!(threads.contains("events derived, commands written by the router"), "{json:#}");
+    let out = exchange(&["bench", "e2e", "--quick", "--venue-journal-commands", "router"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("--venue-journal-commands router needs --venue-engine-thread own"), "{stderr}");
+}
+
 #[test]
 fn peers_mode_is_not_in_the_venue_binary() {
     // The peer order books are linked only into exchange-bench (`latency peers`, tested there).
