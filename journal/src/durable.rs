@@ -358,29 +358,26 @@ impl DurableEngine {
         if command.header.seq != expected {
             return Err(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
         }
-        let Some(commands) = self.commands.as_mut() else {
-            // Journaled before it reached this thread ([`DurableEngine::split_command_journal`]).
-            self.commands_next += 1;
-            self.engine.process(command, sink);
-            self.commands_since_snapshot += 1;
-            self.snapshot_if_due();
-            return Ok(());
-        };
-        let staged = stage_command(commands, command);
-        if let Err(e) = staged {
-            self.failure.record(format!("command journal: {e}"));
-            return Err(e.into());
+        // `None`: journaled before it reached this thread ([`DurableEngine::split_command_journal`]).
+        if let Some(commands) = self.commands.as_mut() {
+            if let Err(e) = stage_command(commands, command) {
+                self.failure.record(format!("command journal: {e}"));
+                return Err(e.into());
+            }
+            if self.event_thread {
+                commands.publish_staged();
+            }
         }
         self.commands_next += 1;
-        if self.event_thread {
-            commands.publish_staged();
-        }
         if self.derive_events {
             self.engine.process(command, sink);
             self.commands_since_snapshot += 1;
             self.snapshot_if_due();
             return Ok(());
         }
+        let Some(commands) = self.commands.as_mut() else {
+            unreachable!("handed over only with derived events")
+        };
         let mut tee = JournalTee { journal: &mut self.events, commands, sink, lost: false };
         self.engine.process(command, &mut tee);
         let lost = tee.lost;
@@ -450,12 +447,13 @@ impl DurableEngine {
     /// Stages and applies `chunk` (no snapshot point inside it), stopping at the first command
     /// the journal refuses or after the one whose events it lost.
     fn apply_staging<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
-        let Some(commands) = self.commands.as_mut() else {
-            return self.apply_journaled(chunk, sink);
-        };
+        // Handed over only with derived events (`split_command_journal`).
         if self.derive_events {
-            return self.apply_staging_commands_only(chunk, sink);
+            return self.apply_commands_only(chunk, sink);
         }
+        let Some(commands) = self.commands.as_mut() else {
+            unreachable!("the journal is handed over only with derived events")
+        };
         let failure = &*self.failure;
         let event_thread = self.event_thread;
         let mut refused = None;
@@ -495,38 +493,12 @@ impl DurableEngine {
     }
 
     /// [`DurableEngine::apply_staging`] when the events are derived by another thread: the
-    /// gate stages each command (write-ahead), the events go straight to `sink`.
-    fn apply_staging_commands_only<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
+    /// gate checks each command's seq and stages it (write-ahead), unless the command journal
+    /// was handed to the thread before the ring, which has journaled it already; the events go
+    /// straight to `sink`.
+    fn apply_commands_only<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
         let failure = &*self.failure;
-        let Some(commands) = self.commands.as_mut() else { unreachable!("checked by apply_staging") };
-        let mut refused = None;
-        let count = self.engine.process_batch_with(chunk, sink, |command, _| {
-            if failure.is_failed() {
-                let message = failure.message().unwrap_or_else(|| "journal failure".into());
-                refused = Some(DurableError::Stopped(message));
-                return false;
-            }
-            let expected = commands.next_seq();
-            if command.header.seq != expected {
-                refused = Some(DurableError::SeqOutOfOrder { expected, found: command.header.seq });
-                return false;
-            }
-            if let Err(e) = stage_command(commands, command) {
-                failure.record(format!("command journal: {e}"));
-                refused = Some(e.into());
-                return false;
-            }
-            true
-        });
-        self.commands_next = commands.next_seq();
-        Applied { count, lost: false, refused }
-    }
-
-    /// [`DurableEngine::apply_staging`] once the command journal is written before the
-    /// commands reach this thread: the gate checks each command's seq, the events go straight
-    /// to `sink` (they are derived by another thread).
-    fn apply_journaled<S: EventSink>(&mut self, chunk: &[Command], sink: &mut S) -> Applied {
-        let failure = &*self.failure;
+        let mut commands = self.commands.as_mut();
         let next = &mut self.commands_next;
         let mut refused = None;
         let count = self.engine.process_batch_with(chunk, sink, |command, _| {
@@ -538,6 +510,13 @@ impl DurableEngine {
             if command.header.seq != *next {
                 refused = Some(DurableError::SeqOutOfOrder { expected: *next, found: command.header.seq });
                 return false;
+            }
+            if let Some(commands) = commands.as_mut() {
+                if let Err(e) = stage_command(commands, command) {
+                    failure.record(format!("command journal: {e}"));
+                    refused = Some(e.into());
+                    return false;
+                }
             }
             *next += 1;
             true

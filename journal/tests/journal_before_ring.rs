@@ -4,43 +4,15 @@
 //! directory holds the same command journal, event journal and snapshots as a run that
 //! journals on the matching thread.
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use engine::{
-    AccountId, CancelOrder, ClOrdId, Command, CommandKind, Engine, EngineConfig, Event, NewOrder, SymbolId,
-};
-use engine::{Processor, Side};
-use journal::{CommandJournal, DurableConfig, DurableEngine, DurableError, JournalConfig, JournalReader};
+use std::path::Path;
+
+use engine::{Command, Engine, EngineConfig, Event, Processor, SymbolId};
+use journal::{CommandJournal, DurableConfig, DurableEngine, DurableError, JournalConfig};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use runtime::{PushError, Runner, RunnerConfig, RunnerHandle, Sequencer, SteppingClock, WaitStrategy};
-
-const SNAPSHOT_EVERY: u64 = 17;
-
-/// Seeded new orders and cancels on two symbols, unstamped.
-fn flow(seed: u64, count: usize) -> Vec<Command> {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    (0..count)
-        .map(|_| {
-            let account = AccountId(rng.gen_range(0..4));
-            let symbol = SymbolId(rng.gen_range(0..2));
-            let id = ClOrdId::from_str(&format!("o{}", rng.gen_range(0..60))).unwrap();
-            let side = if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
-            let price = rng.gen_range(95..106) * 1_000_000;
-            Command::new(match rng.gen_range(0..10) {
-                0..=6 => {
-                    CommandKind::New(NewOrder::limit(account, symbol, id, side, price, rng.gen_range(1..30)))
-                }
-                _ => CommandKind::Cancel(CancelOrder { account, symbol, id, request_id: None }),
-            })
-        })
-        .collect()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("journal-before-ring-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use support::{assert_snapshots_match, flow, records, temp_dir, SNAPSHOT_EVERY};
 
 fn open(dir: &Path, derive_events: bool) -> DurableEngine {
     let config = DurableConfig {
@@ -51,29 +23,6 @@ fn open(dir: &Path, derive_events: bool) -> DurableEngine {
         derive_events,
     };
     DurableEngine::open(EngineConfig::default(), config).unwrap().0
-}
-
-fn records(dir: &Path, journal: &str) -> Vec<(u64, Vec<u8>)> {
-    JournalReader::open_from_start(dir.join(journal))
-        .unwrap()
-        .map(|record| {
-            let record = record.unwrap();
-            (record.seq, record.payload.to_vec())
-        })
-        .collect()
-}
-
-/// Command seqs of the snapshot files in `dir`, oldest first.
-fn snapshot_seqs(dir: &Path) -> Vec<u64> {
-    let mut seqs: Vec<u64> = std::fs::read_dir(dir.join("snapshots"))
-        .unwrap()
-        .filter_map(|entry| {
-            let name = entry.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".snap").and_then(|seq| seq.parse().ok())
-        })
-        .collect();
-    seqs.sort_unstable();
-    seqs
 }
 
 /// The reference: one command at a time, both journals written on the matching thread.
@@ -156,20 +105,7 @@ fn a_journal_written_before_the_ring_leaves_the_directory_a_matching_thread_jour
     // Every snapshot holds the books after exactly the command it is named after (a point is
     // skipped while the snapshot before it is still being written, so the two runs may differ
     // in which points they hold).
-    let seqs = snapshot_seqs(&split_dir);
-    assert!(seqs.len() > 1 && seqs[0] == SNAPSHOT_EVERY, "periodic snapshots taken: {seqs:?}");
-    let mut plain = Engine::new(EngineConfig::default());
-    let mut done = 0;
-    for seq in seqs {
-        for cmd in &stamped_all[done..seq as usize] {
-            plain.process(cmd, &mut Vec::new());
-        }
-        done = seq as usize;
-        let mut body = Vec::new();
-        plain.write_snapshot(&mut body);
-        let file = std::fs::read(split_dir.join("snapshots").join(format!("{seq:020}.snap"))).unwrap();
-        assert!(file[20..] == body[..], "snapshot {seq} is not the books after command {seq}");
-    }
+    assert_snapshots_match(&split_dir, &stamped_all);
 
     // Reopened the ordinary way, the directory recovers the same books.
     let reopened = open(&split_dir, false);
