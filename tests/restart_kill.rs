@@ -271,11 +271,16 @@ fn repeated_sigkills_under_flow_keep_every_acknowledged_order_reachable_and_repo
 }
 
 /// The same with the command journal written by the router before the engine thread's ring
-/// (`journal.commands = "router"`): the engine thread does no journal work, and nothing
-/// acknowledged is lost to a SIGKILL either.
+/// (`journal.commands = "router"`), under group commit (the router syncs what it wrote before
+/// it releases a report): the engine thread does no journal work, and nothing acknowledged is
+/// lost to a SIGKILL either.
 #[test]
 fn repeated_sigkills_with_the_router_writing_the_command_journal_lose_nothing_acknowledged() {
-    repeated_sigkills("flow-router", "thread = \"own\"\n", "events = \"derived\"\ncommands = \"router\"\n");
+    repeated_sigkills(
+        "flow-router",
+        "thread = \"own\"\n",
+        "events = \"derived\"\ncommands = \"router\"\nsync = \"group-commit\"\n",
+    );
 }
 
 fn repeated_sigkills(name: &str, engine: &str, journal: &str) {
@@ -396,7 +401,15 @@ fn repeated_sigkills(name: &str, engine: &str, journal: &str) {
                 })
                 .await
                 .unwrap();
-                let m = next(&mut c).await;
+                let m = match c.recv(WAIT).await.expect("session alive") {
+                    Some(m) => m,
+                    None => panic!(
+                        "{account}: no answer to the status request for {id} (client session {:?}, expecting {}, sending {})",
+                        c.session().stats(),
+                        c.session().in_seq_next(),
+                        c.session().out_seq_next()
+                    ),
+                };
                 let status = m.get(39).unwrap_or_default();
                 assert!(
                     matches!(status.as_str(), "0" | "1" | "2" | "4" | "C"),

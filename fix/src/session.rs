@@ -18,7 +18,9 @@
 //!   boundary (bad BeginString or BodyLength) or an oversized message ends the session with a
 //!   Logout naming the fault, since the byte stream can no longer be cut reliably.
 //! - MsgSeqNum too low without PossDupFlag: Logout with the reason. Too high: ResendRequest
-//!   for the gap; the message is dropped and arrives again in the resend.
+//!   for the gap (one at a time); the message is dropped and arrives again in the resend. A
+//!   ResendRequest is served even when its own MsgSeqNum is too high, so two sides that each
+//!   missed the other's last messages recover instead of asking each other for ever.
 //! - ResendRequest is answered from a bounded store of sent application messages
 //!   (PossDupFlag=Y, OrigSendingTime); admin messages and messages past the store's bound are
 //!   covered by SequenceReset-GapFill.
@@ -173,7 +175,8 @@ struct Core {
     heartbeat_ns: u64,
     in_seq_next: u64,
     out_seq_next: u64,
-    /// Highest seq asked for in an outstanding ResendRequest (no second request for it).
+    /// MsgSeqNum of the message whose gap the last ResendRequest asked to fill: the request is
+    /// outstanding until the expected MsgSeqNum passes it (no second request meanwhile).
     resend_asked_until: u64,
     /// MsgSeqNum of a Logon that came ahead of the expected number: it was handled already, so
     /// the resend that fills the gap before it skips it.
@@ -660,7 +663,16 @@ impl Core {
                 self.close("counterparty logged out");
                 return Some(Admit::Handled);
             }
-            if self.resend_asked_until < seq {
+            if msg_type == b"2" {
+                // A ResendRequest is served whatever its MsgSeqNum (as QuickFIX does): when
+                // both sides missed the other's last messages (a crash on one side, say), each
+                // waiting for the other's resend before serving the other's request would ask
+                // for ever, every request another gap at the other end.
+                self.serve_resend(msg, seq, now_ns);
+            }
+            // One request at a time: it asks for everything from the expected MsgSeqNum on, so
+            // what arrives while it is outstanding comes again in its answer.
+            if self.in_seq_next > self.resend_asked_until {
                 self.ask_resend(seq, now_ns);
             }
             return Some(Admit::Handled);
@@ -1255,6 +1267,40 @@ mod tests {
         assert!(has(&out[0], "35=4") && has(&out[0], "36=3"), "{out:?}");
         assert!(has(&out[1], "11=b") && has(&out[2], "11=c"), "{out:?}");
         assert!(has(&out[3], "35=B") && out[3].contains("MsgSeqNum 1 to 2 are past"), "{out:?}");
+    }
+
+    /// Both sides missed the other's last message (as after a crash that cut both ways): each
+    /// serves the other's ResendRequest although it arrives past a gap, so both recover with one
+    /// request each, and every application message arrives.
+    #[test]
+    fn crossed_gaps_recover_with_one_resend_request_each() {
+        let (mut c, mut v) = logged_on();
+        app(&mut c, "lost", 1); // client seq 2, never delivered
+        let _ = c.take_tx();
+        v.send(b"8", 1, |e| e.str(tag::CL_ORD_ID, "missed")); // venue seq 2, never delivered
+        let _ = v.take_tx();
+        app(&mut c, "a3", 2); // client seq 3: the venue will ask for 2 on
+        v.send(b"8", 2, |e| e.str(tag::CL_ORD_ID, "x")); // venue seq 3, crossing it
+                                                         // The client only reads (its application sends nothing back); the venue answers each
+                                                         // order with a 35=8 (`pump`).
+        let mut to_client = Vec::new();
+        for round in 0..4 {
+            let now = 3 + round;
+            pump(&mut c, &mut v, now, true);
+            let tx = v.take_tx();
+            to_client.extend(messages(&tx));
+            c.feed(&tx);
+            while let Poll::App(msg) = c.poll(now) {
+                let _ = msg;
+            }
+        }
+        assert!(c.is_active() && v.is_active());
+        assert_eq!(c.in_seq_next(), v.out_seq_next(), "the client has every venue message");
+        assert_eq!(v.in_seq_next(), c.out_seq_next(), "the venue has every client message");
+        assert_eq!((c.stats().resends_requested, v.stats().resends_requested), (1, 1));
+        for id in ["11=missed", "11=x", "11=lost", "11=a3"] {
+            assert!(to_client.iter().any(|m| has(m, "35=8") && has(m, id)), "{id}: {to_client:#?}");
+        }
     }
 
     fn v_state(mut v: Session) -> SessionState {

@@ -683,12 +683,17 @@ impl Router {
     /// After the last turn: shuts the engine down. The engine thread drains its ring and ends
     /// once the producer is gone; an inline engine (and its journal) closes as it is dropped.
     pub fn end(self) {
-        if let Link::Rings { commands, mut events, .. } = self.engine {
+        if let Link::Rings { commands, mut events, journal, .. } = self.engine {
             drop(commands);
             while !(events.is_abandoned() && events.is_empty()) {
                 if events.pop().is_none() {
                     std::thread::yield_now();
                 }
+            }
+            // A command journal written here is synced here (unless page-cache), as the engine
+            // thread's would be when it closes.
+            if let Some(Err(e)) = journal.map(|j| j.journal.close()) {
+                eprintln!("router: closing the command journal: {e}");
             }
         }
     }
