@@ -507,6 +507,13 @@ fn drain_ring<P: Processor>(processor: &mut P, ring: &mut runtime::Consumer<Comm
 /// the process's.
 fn before_ring(args: &Args, workload: &harness::gen::Workload, engine_config: &EngineConfig, root: &Path) {
     let n = workload.stream.len();
+    if n > runtime::RING_CAPACITY_MAX {
+        eprintln!(
+            "before-ring figures skipped: {n} commands do not fit one ring (at most {})",
+            runtime::RING_CAPACITY_MAX
+        );
+        return;
+    }
     // One ring for every run (drained by each): its pages are mapped once, outside the runs.
     let (mut to_engine, mut ring) = runtime::spsc_ring::<Command>(n);
     let mut run = |journaled: bool| -> (f64, f64, f64, f64) {
